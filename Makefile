@@ -1,0 +1,25 @@
+# The two commands of the README. Both create ./.venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test setup lint
+
+$(BIN)/hcdc: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/hcdc
+
+setup: $(BIN)/hcdc
+
+# Main job on the embedded default (SQLite + local storage under ./hcdc-demo).
+demo: setup
+	$(BIN)/hcdc demo ./hcdc-demo
+
+# Whole test suite, on SQLite and PostgreSQL.
+test: setup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks

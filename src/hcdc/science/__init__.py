@@ -1,0 +1,1 @@
+"""hcdc.science."""
