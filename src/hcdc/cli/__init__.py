@@ -22,6 +22,8 @@ app = typer.Typer(
 
 # Modules of hcdc.cli that define commands; each has register(app: typer.Typer) -> None.
 _COMMAND_MODULES: list[str] = [
+    "archive",
+    "simulate",
 ]
 
 

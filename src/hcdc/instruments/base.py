@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -21,6 +22,14 @@ class MetadataError(ValueError):
 
     The message names the keyword and the reason; the archive adds the file name and
     quarantines the file.
+    """
+
+
+class UnreadableFileError(MetadataError):
+    """A file cannot be read at all: not FITS, truncated, corrupt compression, unreadable.
+
+    Raised by :func:`hcdc.instruments.registry.read_file`; the message says the reason and the
+    archive adds the file name.
     """
 
 
@@ -83,11 +92,75 @@ class Instrument:
 
     name: ClassVar[str] = "UNKNOWN"
     priority: ClassVar[int] = 0
+    #: When True, the registry parses the raw primary header block once into a plain
+    #: ``keyword -> value`` dict (fast, see ``eso_headers.parse_header_block``) and passes it
+    #: to :meth:`extract` as ``values``; instruments reading many keywords set it.
+    wants_values: ClassVar[bool] = False
+    #: Calibration-association rules per arm (``None`` = no arm): tuples of
+    #: :class:`hcdc.instruments.rules.Need`, evaluated by ``association.associate``.
+    association_rules: ClassVar[Mapping[str | None, tuple[Any, ...]]] = {}
+    #: Per arm, the metadata keys (besides instrument, arm, night and OB) that define one
+    #: dataset (one instrument setup), used by ``association.dataset_key``.
+    dataset_setup: ClassVar[Mapping[str | None, tuple[str, ...]]] = {}
 
     def identify(self, header: fits.Header, hdul: fits.HDUList) -> bool:
         """True when the file (primary ``header``, whole ``hdul``) belongs to this instrument."""
         raise NotImplementedError
 
-    def extract(self, header: fits.Header, hdul: fits.HDUList) -> FileMetadata:
-        """Normalized metadata; raises :class:`MetadataError` when an essential keyword is bad."""
+    def extract(
+        self, header: fits.Header, hdul: fits.HDUList, values: Mapping[str, Any] | None = None
+    ) -> FileMetadata:
+        """Normalized metadata; raises :class:`MetadataError` when an essential keyword is bad.
+
+        ``values`` (optional) holds the primary header as a plain dict keyed like astropy
+        (``'ESO DPR TYPE'``); when None the instrument reads ``header`` itself.
+        """
         raise NotImplementedError
+
+
+# --- time helpers shared by every instrument module -------------------------------------------
+
+MJD_EPOCH = dt.datetime(1858, 11, 17)
+NIGHT_OFFSET = dt.timedelta(hours=12)
+
+
+def night_of(date_obs: dt.datetime) -> dt.date:
+    """Night a UTC time belongs to: the calendar date of ``date_obs - 12 h``.
+
+    This is the convention of the ESO archive tools read for this project (spherical's
+    ``NIGHT_START``: the previous date when the UT hour is < 12) and of OiDB (night boundary at
+    12:00 UTC). For Chilean sites it names the local evening the night began; daytime
+    calibrations taken after 12:00 UT (morning in Chile) belong to the next night.
+    """
+    return (date_obs - NIGHT_OFFSET).date()
+
+
+def mjd_to_datetime(mjd: float) -> dt.datetime:
+    """UTC datetime (naive) of a Modified Julian Date (no leap-second bookkeeping, like headers)."""
+    return MJD_EPOCH + dt.timedelta(days=float(mjd))
+
+
+def datetime_to_mjd(when: dt.datetime) -> float:
+    """Modified Julian Date (days) of a naive UTC datetime."""
+    return (when - MJD_EPOCH) / dt.timedelta(days=1)
+
+
+def parse_iso_datetime(value: str) -> dt.datetime:
+    """Parse a FITS ``DATE-OBS`` value (``YYYY-MM-DD[Thh:mm:ss[.ffff]]``) as naive UTC.
+
+    Raises :class:`ValueError` on anything else. Fractions of seconds beyond microseconds are
+    rounded (ESO writes 4 decimals).
+    """
+    text = str(value).strip()
+    if len(text) == 10:
+        return dt.datetime.strptime(text, "%Y-%m-%d")
+    date_part, _, time_part = text.partition("T")
+    if not time_part:
+        raise ValueError(f"not an ISO date-time: {text!r}")
+    hms, _, frac = time_part.partition(".")
+    base = dt.datetime.strptime(f"{date_part}T{hms}", "%Y-%m-%dT%H:%M:%S")
+    if frac:
+        if not frac.isdigit():
+            raise ValueError(f"not an ISO date-time: {text!r}")
+        base += dt.timedelta(microseconds=round(float("0." + frac) * 1e6))
+    return base

@@ -1,0 +1,229 @@
+"""Database connection, schema migrations and the data-centre directory.
+
+* :func:`make_engine` builds a SQLAlchemy engine. SQLite gets WAL journaling (readers never
+  block the writer), foreign keys, a busy timeout and real transactions (pysqlite's implicit
+  transaction handling is switched off so that ``BEGIN`` and ``SAVEPOINT`` behave as on
+  PostgreSQL).
+* :func:`upgrade_schema` runs the Alembic migrations shipped in :mod:`hcdc.archive.migrations`
+  (programmatically; ``create_all`` is never used outside tests).
+* :func:`init_data_centre` / :func:`open_data_centre` create and open a data centre: a
+  directory with ``hcdc.toml``, a storage root and a catalogue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from hcdc.config import CONFIG_FILENAME, Settings, load_settings, write_settings
+
+MIGRATIONS_LOCATION = "hcdc.archive:migrations"
+
+
+class ArchiveError(Exception):
+    """A catalogue operation cannot proceed; the message says why, for a person to read."""
+
+
+class NotADataCentreError(ArchiveError):
+    """The directory holds no ``hcdc.toml`` (run ``hcdc init`` first)."""
+
+
+class DatabaseUnreachableError(ArchiveError):
+    """The catalogue database cannot be reached or opened."""
+
+
+class SchemaOutdatedError(ArchiveError):
+    """The catalogue's schema is not at the revision this hcdc version expects."""
+
+
+def _redact(url: str) -> str:
+    """The URL with its password hidden (for error messages)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI objects
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit transactions break SAVEPOINT).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # WAL + NORMAL: a commit is durable against process death (the case ingest must
+        # survive); only an OS crash can lose the last commits, never corrupt the file.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn) -> None:  # noqa: ANN001
+        conn.exec_driver_sql("BEGIN")
+
+
+class EncodedJSON(str):
+    """A value already serialized to JSON text (by an ingest worker): stored as is."""
+
+
+def dump_json(value: object) -> str:
+    """JSON serializer of the engines: passes :class:`EncodedJSON` through, encodes the rest.
+
+    Ingest workers encode the (large) header JSON in parallel; the writing process then only
+    hands the text to the database.
+    """
+    if isinstance(value, EncodedJSON):
+        return str(value)
+    return json.dumps(value, default=str)
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    """A SQLAlchemy engine for ``url`` (SQLite configured as described in the module doc)."""
+    kwargs.setdefault("json_serializer", dump_json)
+    try:
+        sa_url = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseUnreachableError(f"invalid database URL {url!r}: {exc}") from exc
+    if sa_url.get_backend_name() == "postgresql":
+        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
+        kwargs.setdefault("pool_pre_ping", True)
+    try:
+        engine = create_engine(sa_url, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        raise DatabaseUnreachableError(f"cannot use database URL {_redact(url)}: {exc}") from exc
+    if sa_url.get_backend_name() == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def check_reachable(engine: Engine) -> None:
+    """Raise :class:`DatabaseUnreachableError` unless a connection can be opened."""
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        raise DatabaseUnreachableError(
+            f"cannot connect to the catalogue database {engine.url.render_as_string(hide_password=True)}: "
+            f"{reason}"
+        ) from exc
+
+
+def alembic_config() -> Config:
+    """Alembic configuration pointing at the migrations shipped inside the package."""
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS_LOCATION)
+    return config
+
+
+def head_revision() -> str:
+    """The newest migration revision shipped with this version of hcdc."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "hcdc ships at least one migration"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The catalogue's schema revision (None for an empty database)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_schema(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the schema with the packaged Alembic migrations (no-op when current)."""
+    check_reachable(engine)
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+@dataclass
+class Catalogue:
+    """An open data centre: its settings and its database engine."""
+
+    settings: Settings
+    engine: Engine
+
+    @property
+    def storage_root(self) -> Path:
+        return self.settings.resolved_storage_root
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Catalogue:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def init_data_centre(
+    root: str | Path, database_url: str | None = None, storage_root: str | Path | None = None
+) -> Catalogue:
+    """Create (or bring up to date) a data centre in ``root``.
+
+    Makes the directory and the storage root, writes ``hcdc.toml`` and runs the migrations.
+    Running it again on an existing data centre only upgrades the schema. The database is
+    checked before anything is written, so an unreachable URL leaves no half-made data centre.
+    """
+    root_path = Path(root).resolve()
+    settings = Settings(
+        root=root_path,
+        database_url=database_url or "",
+        storage_root=Path(storage_root).resolve() if storage_root else None,
+    )
+    if not database_url:
+        root_path.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        check_reachable(engine)
+        root_path.mkdir(parents=True, exist_ok=True)
+        settings.resolved_storage_root.mkdir(parents=True, exist_ok=True)
+        upgrade_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    write_settings(settings)
+    return Catalogue(settings=settings, engine=engine)
+
+
+def open_data_centre(root: str | Path | None = None, check_schema: bool = True) -> Catalogue:
+    """Open the data centre in ``root`` (default ``$HCDC_ROOT`` or the current directory).
+
+    Raises :class:`NotADataCentreError` when there is no ``hcdc.toml``,
+    :class:`DatabaseUnreachableError` when the database cannot be reached and
+    :class:`SchemaOutdatedError` when the schema is not at this version's head revision.
+    """
+    settings = load_settings(root)
+    if not (settings.root / CONFIG_FILENAME).is_file():
+        raise NotADataCentreError(
+            f"{settings.root} is not an hcdc data centre (no {CONFIG_FILENAME}); "
+            "create one with 'hcdc init DIR' or point to one with --root / HCDC_ROOT"
+        )
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        check_reachable(engine)
+        if check_schema:
+            revision = current_revision(engine)
+            if revision != head_revision():
+                raise SchemaOutdatedError(
+                    f"the catalogue at {engine.url.render_as_string(hide_password=True)} is at schema "
+                    f"revision {revision or '(none)'}, this hcdc expects {head_revision()}: "
+                    f"run 'hcdc init {settings.root}' to upgrade it"
+                )
+    except (OperationalError, ArchiveError):
+        engine.dispose()
+        raise
+    return Catalogue(settings=settings, engine=engine)

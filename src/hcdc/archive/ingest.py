@@ -1,0 +1,463 @@
+"""Ingest: files on disk -> catalogue rows (or quarantine rows), idempotently and resumably.
+
+How a batch runs:
+
+1. :func:`hcdc.archive.storage.discover` expands the arguments into files.
+2. Files whose path is already catalogued as current with the same size and modification
+   time are counted as duplicates without being read (this is what makes a re-run after an
+   interruption cheap); ``rehash=True`` turns that shortcut off.
+3. The remaining files are inspected by :func:`inspect_file` (sha256, size, raw header cards,
+   instrument identification and normalized metadata via
+   :func:`hcdc.instruments.registry.read_file`, dataset key and sequence role), in a process
+   pool for large batches.
+4. The main process writes each result in its own SAVEPOINT: a file is either fully there
+   (file row, superseded flag of the old version, quarantine clean-up, copied bytes) or
+   absent. Savepoints are committed in groups (every ``commit_every`` files or
+   ``commit_interval_s`` seconds) for speed; a process killed between two commits loses only
+   uncommitted files, which the next run ingests again. Uniqueness (sha256 among versions,
+   one current version per path, path + version) is enforced by the database, so even two
+   concurrent runs cannot add the same bytes twice.
+5. Datasets touched by the batch are recomputed (:func:`hcdc.archive.datasets.refresh_datasets`).
+
+Outcomes per file: ``ingested`` (new path), ``new_version`` (changed bytes under a known
+path; the old row is kept with ``is_current`` false), ``duplicate`` (these bytes are already
+catalogued, under any path) or ``quarantined`` (with a reason code and a message naming the
+file).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hcdc.archive.datasets import refresh_datasets
+from hcdc.archive.db import Catalogue, EncodedJSON
+from hcdc.archive.models import File, QuarantinedFile, utcnow
+from hcdc.archive.storage import copy_into_store, discover, raw_primary_cards, read_and_hash
+from hcdc.instruments import association
+from hcdc.instruments.base import FileMetadata, MetadataError, UnreadableFileError
+from hcdc.instruments.registry import read_file
+
+# Reason codes of quarantined files.
+UNREADABLE = "unreadable"  # not FITS, truncated, corrupt compression, I/O error
+INVALID_METADATA = "invalid-metadata"  # essential keyword missing/invalid, invalid OIFITS
+INTERNAL_ERROR = "internal-error"  # an unexpected exception while inspecting the file
+
+# FileMetadata fields stored as their own column; any other field goes into ``extra``.
+METADATA_COLUMNS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(FileMetadata) if f.name != "extra" and f.name in File.__table__.c
+)
+
+# One prepared statement (Core table, parameters passed at execution): building an ORM
+# insert with ~50 values per file costs more than the database write itself.
+_INSERT_FILE = insert(File.__table__).returning(File.__table__.c.id)
+
+# Below this many files to inspect, a process pool costs more than it saves.
+PARALLEL_THRESHOLD = 24
+
+
+@dataclass
+class Inspection:
+    """What a worker learnt about one file (picklable; sent back to the writing process)."""
+
+    path: str
+    size: int | None = None
+    mtime_ns: int | None = None
+    sha256: str | None = None
+    values: dict[str, Any] | None = None  # column values of the files row (metadata, header, grouping)
+    error_code: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one file."""
+
+    path: str
+    status: str  # ingested, new_version, duplicate, quarantined
+    file_id: int | None = None
+    reason_code: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class IngestSummary:
+    """Counts of one ingest run (``as_dict`` is the ``--json`` output)."""
+
+    discovered: int = 0
+    ingested: int = 0
+    new_versions: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    quarantined_files: list[dict[str, str]] = field(default_factory=list)
+    missing_paths: list[str] = field(default_factory=list)
+    datasets_updated: int = 0
+    workers: int = 1
+    elapsed_s: float = 0.0
+
+    def add(self, outcome: FileOutcome) -> None:
+        if outcome.status == "ingested":
+            self.ingested += 1
+        elif outcome.status == "new_version":
+            self.new_versions += 1
+        elif outcome.status == "duplicate":
+            self.duplicates += 1
+        else:
+            self.quarantined += 1
+            code = outcome.reason_code or INTERNAL_ERROR
+            self.quarantine_reasons[code] = self.quarantine_reasons.get(code, 0) + 1
+            self.quarantined_files.append(
+                {"path": outcome.path, "reason_code": code, "reason": outcome.reason or ""}
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with only JSON types (non-finite floats -> None, dates -> ISO strings)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalar
+        return _json_safe(value.item())
+    return str(value)
+
+
+def _column_value(value: Any) -> Any:
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def metadata_values(meta: FileMetadata) -> dict[str, Any]:
+    """Column values of a files row from ``meta`` (fields without a column go into ``extra``)."""
+    values: dict[str, Any] = {}
+    extra = dict(meta.extra or {})
+    for f in dataclasses.fields(meta):
+        if f.name == "extra":
+            continue
+        value = getattr(meta, f.name)
+        if f.name in METADATA_COLUMNS:
+            values[f.name] = _column_value(value)
+        elif value is not None:
+            extra[f.name] = value  # a field added to FileMetadata after this schema: keep it
+    values["extra"] = _json_safe(extra)
+    return values
+
+
+def _header_cards(path: str, content: bytes | None, header) -> list[str]:  # noqa: ANN001 - fits.Header
+    cards = raw_primary_cards(path, content)
+    if cards is None:  # e.g. .fits.Z: render astropy's cards (slower, but rare)
+        cards = [str(card).rstrip() for card in header.cards]
+    return cards
+
+
+def inspect_file(path: str | Path) -> Inspection:
+    """Read one file: hash, size, header cards, metadata and grouping (runs in the workers).
+
+    Never raises: problems become an :class:`Inspection` with ``error_code``/``error`` set,
+    and the message names the file.
+    """
+    path = str(path)
+    result = Inspection(path=path)
+    try:
+        stat = os.stat(path)
+        result.size, result.mtime_ns = stat.st_size, stat.st_mtime_ns
+        result.sha256, content = read_and_hash(path)
+    except OSError as exc:
+        result.error_code, result.error = UNREADABLE, f"{path}: cannot read the file ({exc.strerror or exc})"
+        return result
+    try:
+        meta, header = read_file(path)
+        values = metadata_values(meta)
+        # serialized here, in the worker: the writing process only passes the text on
+        values["header"] = EncodedJSON(json.dumps(_header_cards(path, content, header)))
+        values["extra"] = EncodedJSON(json.dumps(values["extra"]))
+        values["is_calibration"] = bool(association.is_calibration(meta))
+        values["dataset_key"] = association.dataset_key(meta)
+        values["sequence_role"] = association.sequence_role(meta)
+        result.values = values
+    except UnreadableFileError as exc:
+        result.error_code, result.error = UNREADABLE, f"{path}: {exc}"
+    except MetadataError as exc:
+        result.error_code, result.error = INVALID_METADATA, f"{path}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - one bad file must never stop the batch
+        result.error_code = INTERNAL_ERROR
+        result.error = f"{path}: unexpected {type(exc).__name__} while reading: {exc}"
+    return result
+
+
+@dataclass
+class _Current:
+    """The current catalogued version of a path (kept in memory during a run)."""
+
+    id: int
+    version: int
+    size: int
+    mtime_ns: int | None
+    dataset_key: str | None
+
+
+class Ingester:
+    """Ingest files into one catalogue (see the module docstring).
+
+    ``copy``: copy the bytes into the storage root instead of storing the path.
+    ``workers``: processes that inspect files (default: the data centre's setting, one per
+    core); 1 means inline. ``commit_every`` / ``commit_interval_s``: how many per-file
+    savepoints, or how much time, between two commits.
+    """
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        *,
+        copy: bool = False,
+        workers: int | None = None,
+        rehash: bool = False,
+        commit_every: int = 100,
+        commit_interval_s: float = 1.0,
+    ) -> None:
+        self.catalogue = catalogue
+        self.copy = copy
+        self.workers = max(1, workers if workers else catalogue.settings.resolved_workers)
+        self.rehash = rehash
+        self.commit_every = max(1, commit_every)
+        self.commit_interval_s = commit_interval_s
+        self._known_sha: set[str] = set()
+        self._current: dict[str, _Current] = {}
+        self._quarantined_paths: set[str] = set()
+        self._dirty_keys: set[str] = set()
+
+    # -- state -------------------------------------------------------------------------
+    def _load_state(self, conn: Connection) -> None:
+        """Hashes, current versions and quarantined paths already in the catalogue."""
+        self._known_sha = set(conn.scalars(select(File.sha256)))
+        rows = conn.execute(
+            select(File.id, File.path, File.version, File.size, File.mtime_ns, File.dataset_key).where(
+                File.is_current
+            )
+        )
+        self._current = {r.path: _Current(r.id, r.version, r.size, r.mtime_ns, r.dataset_key) for r in rows}
+        self._quarantined_paths = set(conn.scalars(select(QuarantinedFile.path).distinct()))
+
+    def _unchanged(self, path: Path) -> bool:
+        """True when ``path`` is catalogued as current with the same size and mtime."""
+        current = self._current.get(str(path))
+        if current is None or self.rehash:
+            return False
+        try:
+            stat = path.stat()
+        except OSError:
+            return False
+        return current.size == stat.st_size and current.mtime_ns == stat.st_mtime_ns
+
+    # -- writing -----------------------------------------------------------------------
+    def _quarantine(self, conn: Connection, insp: Inspection) -> FileOutcome:
+        now = utcnow()
+        with conn.begin_nested():
+            existing = conn.execute(
+                select(QuarantinedFile.id).where(
+                    QuarantinedFile.path == insp.path,
+                    func.coalesce(QuarantinedFile.sha256, "") == (insp.sha256 or ""),
+                )
+            ).scalar_one_or_none()
+            if existing is None:
+                conn.execute(
+                    insert(QuarantinedFile).values(
+                        path=insp.path,
+                        sha256=insp.sha256,
+                        size=insp.size,
+                        reason_code=insp.error_code,
+                        reason=insp.error,
+                        first_seen=now,
+                        last_seen=now,
+                        attempts=1,
+                    )
+                )
+            else:
+                conn.execute(
+                    update(QuarantinedFile)
+                    .where(QuarantinedFile.id == existing)
+                    .values(
+                        reason_code=insp.error_code,
+                        reason=insp.error,
+                        size=insp.size,
+                        last_seen=now,
+                        attempts=QuarantinedFile.attempts + 1,
+                    )
+                )
+        self._quarantined_paths.add(insp.path)
+        return FileOutcome(insp.path, "quarantined", reason_code=insp.error_code, reason=insp.error)
+
+    def _write(self, conn: Connection, insp: Inspection) -> FileOutcome:
+        """Record one inspected file in its own savepoint; returns what happened."""
+        if insp.error_code is not None or insp.values is None:
+            return self._quarantine(conn, insp)
+        assert insp.sha256 is not None and insp.size is not None
+        if insp.sha256 in self._known_sha:
+            return FileOutcome(insp.path, "duplicate")
+        previous = self._current.get(insp.path)
+        now = utcnow()
+        try:
+            with conn.begin_nested():
+                if self.copy:
+                    stored = str(copy_into_store(insp.path, self.catalogue.storage_root, insp.sha256))
+                else:
+                    stored = insp.path
+                if previous is not None:
+                    conn.execute(
+                        update(File)
+                        .where(File.id == previous.id)
+                        .values(is_current=False, superseded_at=now, dataset_id=None)
+                    )
+                params = {
+                    "path": insp.path,
+                    "version": previous.version + 1 if previous else 1,
+                    "is_current": True,
+                    "sha256": insp.sha256,
+                    "size": insp.size,
+                    "mtime_ns": insp.mtime_ns,
+                    "storage": "copy" if self.copy else "reference",
+                    "stored_path": stored,
+                    "ingested_at": now,
+                    **insp.values,
+                }
+                file_id = conn.execute(_INSERT_FILE, params).scalar_one()
+                if insp.path in self._quarantined_paths:
+                    # the file is good now: its earlier quarantine entries are resolved
+                    conn.execute(delete(QuarantinedFile).where(QuarantinedFile.path == insp.path))
+        except IntegrityError:
+            # Another process catalogued these bytes (or this path's new version) between our
+            # state snapshot and now: the database constraint decided, nothing was written.
+            self._load_conflict(conn, insp)
+            return FileOutcome(insp.path, "duplicate")
+        self._known_sha.add(insp.sha256)
+        self._quarantined_paths.discard(insp.path)
+        if previous is not None and previous.dataset_key:
+            self._dirty_keys.add(previous.dataset_key)
+        if insp.values.get("dataset_key"):
+            self._dirty_keys.add(insp.values["dataset_key"])
+        self._current[insp.path] = _Current(
+            file_id,
+            previous.version + 1 if previous else 1,
+            insp.size,
+            insp.mtime_ns,
+            insp.values.get("dataset_key"),
+        )
+        return FileOutcome(insp.path, "new_version" if previous else "ingested", file_id=file_id)
+
+    def _load_conflict(self, conn: Connection, insp: Inspection) -> None:
+        """Refresh the in-memory view of a path/hash after a lost race."""
+        self._known_sha.add(insp.sha256 or "")
+        row = conn.execute(
+            select(File.id, File.version, File.size, File.mtime_ns, File.dataset_key).where(
+                File.path == insp.path, File.is_current
+            )
+        ).first()
+        if row is not None:
+            self._current[insp.path] = _Current(row.id, row.version, row.size, row.mtime_ns, row.dataset_key)
+
+    # -- running -----------------------------------------------------------------------
+    def _inspections(self, todo: list[str], on_begin: Callable[[int], None] | None) -> Iterable[Inspection]:
+        total = len(todo)
+        if self.workers > 1 and total >= PARALLEL_THRESHOLD:
+            # fork: workers inherit the imported modules (no re-import of astropy per worker).
+            # The pool is created before the caller starts its progress display (on_begin),
+            # so no display thread exists when the workers are forked.
+            context = multiprocessing.get_context("fork")
+            chunksize = max(1, min(16, total // (self.workers * 8)))
+            with context.Pool(self.workers) as pool:
+                if on_begin:
+                    on_begin(total)
+                yield from pool.imap_unordered(inspect_file, todo, chunksize=chunksize)
+            return
+        if on_begin:
+            on_begin(total)
+        for path in todo:
+            yield inspect_file(path)
+
+    def run(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        on_begin: Callable[[int], None] | None = None,
+        on_file: Callable[[FileOutcome], None] | None = None,
+    ) -> IngestSummary:
+        """Ingest ``paths`` (files and folders); returns the summary.
+
+        ``on_begin(n)`` is called once with the number of files to inspect, ``on_file`` after
+        each file is recorded (progress display).
+        """
+        started = time.perf_counter()
+        files, missing = discover(paths)
+        summary = IngestSummary(discovered=len(files), missing_paths=[str(p) for p in missing])
+        engine = self.catalogue.engine
+        with engine.connect() as conn:
+            with conn.begin():
+                self._load_state(conn)
+            todo: list[str] = []
+            for path in files:
+                if self._unchanged(path):
+                    summary.add(FileOutcome(str(path), "duplicate"))
+                else:
+                    todo.append(str(path))
+            summary.workers = self.workers if len(todo) >= PARALLEL_THRESHOLD else 1
+            transaction = conn.begin()
+            pending, last_commit = 0, time.monotonic()
+            try:
+                for insp in self._inspections(todo, on_begin):
+                    outcome = self._write(conn, insp)
+                    summary.add(outcome)
+                    pending += 1
+                    due = time.monotonic() - last_commit >= self.commit_interval_s
+                    if pending >= self.commit_every or due:
+                        transaction.commit()
+                        transaction = conn.begin()
+                        pending, last_commit = 0, time.monotonic()
+                    if on_file:
+                        on_file(outcome)
+                transaction.commit()
+            except BaseException:
+                transaction.rollback()
+                raise
+        summary.datasets_updated = refresh_datasets(engine, self._dirty_keys)
+        summary.elapsed_s = round(time.perf_counter() - started, 3)
+        return summary
+
+
+def ingest(
+    catalogue: Catalogue,
+    paths: Iterable[str | Path],
+    *,
+    copy: bool = False,
+    workers: int | None = None,
+    rehash: bool = False,
+    on_begin: Callable[[int], None] | None = None,
+    on_file: Callable[[FileOutcome], None] | None = None,
+) -> IngestSummary:
+    """Ingest files and folders into ``catalogue`` (see :class:`Ingester`)."""
+    ingester = Ingester(catalogue, copy=copy, workers=workers, rehash=rehash)
+    return ingester.run(paths, on_begin=on_begin, on_file=on_file)

@@ -1,0 +1,168 @@
+"""Files on disk: finding inputs, hashing, raw header cards, and the data centre's file store.
+
+Storage layout (``--copy``): content-addressed under the storage root,
+``<storage_root>/objects/<sha256[:2]>/<sha256>/<original file name>``. The same bytes always
+land at the same place, so a copy interrupted by a crash is simply redone (or found complete)
+on the next run, and two versions of a file never collide. Copies are atomic: the bytes go to a
+temporary file in the destination folder, are flushed to disk, then renamed into place.
+Files ingested without ``--copy`` are stored by reference (their absolute path).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from hcdc.instruments.registry import is_fits_name
+
+BLOCK = 2880  # FITS block size (bytes)
+CARD = 80  # FITS card size (bytes)
+# Files up to this size are read into memory once (hash + header); larger ones are streamed.
+IN_MEMORY_LIMIT = 32 * 1024 * 1024
+OBJECTS_DIR = "objects"
+
+
+def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """Expand ``paths`` into the files to ingest.
+
+    Folders are walked recursively and only FITS-like names are taken (``.fits``,
+    ``.fits.gz``, ``.fits.Z``, ``.oifits``, ``.oifits.gz``, ... see
+    :data:`hcdc.instruments.registry.FITS_SUFFIXES`); files named explicitly are always taken
+    (a non-FITS file given by name is quarantined, not silently skipped). Returns
+    ``(files, missing)`` where ``missing`` are arguments that do not exist. Files are absolute,
+    de-duplicated and sorted.
+    """
+    found: set[Path] = set()
+    missing: list[Path] = []
+    for raw in paths:
+        path = Path(os.path.abspath(Path(raw).expanduser()))  # normalized, symlinks kept
+        if path.is_dir():
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in filenames:
+                    if not name.startswith(".") and is_fits_name(name):
+                        found.add(Path(dirpath) / name)
+        elif path.exists():
+            found.add(path)
+        else:
+            missing.append(path)
+    return sorted(found), missing
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (streamed)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def read_and_hash(path: str | Path) -> tuple[str, bytes | None]:
+    """``(sha256, content)``: the whole content for files under :data:`IN_MEMORY_LIMIT`, else None."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size <= IN_MEMORY_LIMIT:
+            content = handle.read()
+            return hashlib.sha256(content).hexdigest(), content
+        return hashlib.file_digest(handle, "sha256").hexdigest(), None
+
+
+END_CARD = b"END" + b" " * (CARD - 3)
+
+
+def _cards_until_end(data: bytes) -> list[str] | None:
+    """The cards of the first header in ``data`` (trailing blanks removed), None if no END."""
+    offset = data.find(END_CARD)
+    while offset >= 0 and offset % CARD:  # "END" + blanks inside a card's text: not the end
+        offset = data.find(END_CARD, offset + 1)
+    if offset < 0:
+        return None
+    text = data[:offset].decode("ascii", errors="replace")
+    cards = [text[i : i + CARD].rstrip() for i in range(0, offset, CARD)]
+    return [c for c in cards if c]  # blank cards are padding, not content
+
+
+def raw_primary_cards(path: str | Path, content: bytes | None = None) -> list[str] | None:
+    """The primary header's card images as written in the file, blank-stripped, in order.
+
+    Read straight from the bytes (plain or gzip files), which is ~100x cheaper than asking
+    astropy to re-render every card. Returns None when the header cannot be found this way
+    (e.g. Unix-compress ``.Z``); the caller then renders the astropy header instead.
+    """
+    name = str(path).lower()
+    try:
+        if name.endswith((".gz", ".gzip")):
+            if content is not None:
+                decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                head = b""
+                for offset in range(0, len(content), 65536):
+                    head += decompressor.decompress(content[offset : offset + 65536])
+                    cards = _cards_until_end(head)
+                    if cards is not None:
+                        return cards
+                return None
+            with gzip.open(path, "rb") as handle:
+                return _read_cards(handle)
+        if name.endswith(".z") or name.endswith(".bz2"):
+            return None
+        if content is not None:
+            return _cards_until_end(content)  # stops at the first END card
+        with open(path, "rb") as handle:
+            return _read_cards(handle)
+    except (OSError, EOFError, zlib.error):
+        return None
+
+
+def _read_cards(handle) -> list[str] | None:  # noqa: ANN001 - binary file object
+    head = b""
+    while True:
+        block = handle.read(BLOCK * 4)
+        if not block:
+            return None
+        head += block
+        cards = _cards_until_end(head)
+        if cards is not None:
+            return cards
+
+
+def object_relpath(sha256: str, name: str) -> Path:
+    """Path of a copied file relative to the storage root (content-addressed)."""
+    return Path(OBJECTS_DIR) / sha256[:2] / sha256 / name
+
+
+def copy_into_store(source: str | Path, storage_root: str | Path, sha256: str) -> Path:
+    """Copy ``source`` into the store atomically; returns the path relative to the root.
+
+    When the destination already exists with the right size (a previous run copied it before
+    being interrupted, or another path had the same bytes) it is kept: the name contains the
+    content hash, and the temporary-file + rename protocol means a file at that name is
+    always complete.
+    """
+    source = Path(source)
+    relative = object_relpath(sha256, source.name)
+    destination = Path(storage_root) / relative
+    if destination.is_file() and destination.stat().st_size == source.stat().st_size:
+        return relative
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".incoming-", dir=destination.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out, length=1024 * 1024)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, destination)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return relative
+
+
+def resolve_stored_path(storage: str, stored_path: str, storage_root: str | Path) -> Path:
+    """Absolute path of a catalogued file's bytes (see :class:`hcdc.archive.models.File`)."""
+    if storage == "copy":
+        return Path(storage_root) / stored_path
+    return Path(stored_path)

@@ -1,0 +1,360 @@
+"""Archive commands: ``hcdc init / ingest / files / datasets / show / quarantine / associate``.
+
+Every command except ``init`` works on an existing data centre, found from ``--root``,
+``$HCDC_ROOT`` or the current directory. Tables go to stdout for people; ``--json`` prints the
+same content as JSON for scripts; progress bars and errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from sqlalchemy import select
+
+from hcdc.archive.associations import DEFAULT_WINDOW_DAYS, associate_all, association_view
+from hcdc.archive.db import ArchiveError, Catalogue, current_revision, init_data_centre, open_data_centre
+from hcdc.archive.ingest import FileOutcome, IngestSummary, ingest
+from hcdc.archive.models import Dataset
+from hcdc.archive.queries import (
+    DATASET_LIST_COLUMNS,
+    FILE_LIST_COLUMNS,
+    QUARANTINE_LIST_COLUMNS,
+    Filters,
+    QueryError,
+    dataset_detail,
+    file_detail,
+    list_datasets,
+    list_files,
+    list_quarantine,
+)
+from hcdc.cli.output import console, emit_json, err_console, print_table, progress_bar
+
+ROOT_OPTION = typer.Option(
+    None, "--root", envvar="HCDC_ROOT", help="Data-centre directory (default: the current directory)."
+)
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout instead of tables.")
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn catalogue/query errors into a one-line message and exit status 1."""
+    try:
+        yield
+    except (ArchiveError, QueryError, LookupError) as exc:
+        _fail(str(exc))
+
+
+@contextmanager
+def _catalogue(root: Path | None) -> Iterator[Catalogue]:
+    with _errors():
+        catalogue = open_data_centre(root)
+    try:
+        with _errors():
+            yield catalogue
+    finally:
+        catalogue.close()
+
+
+def _filters(night, instrument, type_, target, limit, all_versions: bool = False) -> Filters:  # noqa: ANN001
+    return Filters(
+        night=night, instrument=instrument, type=type_, target=target, limit=limit, all_versions=all_versions
+    )
+
+
+# -- init ---------------------------------------------------------------------------------
+def init_command(
+    directory: Path = typer.Argument(Path("."), help="Directory of the new data centre."),
+    database: str | None = typer.Option(
+        None,
+        "--database",
+        help="SQLAlchemy URL of the catalogue, e.g. postgresql+psycopg://user@host/db "
+        "(default: SQLite file inside DIRECTORY).",
+    ),
+    storage: Path | None = typer.Option(None, "--storage", help="File store (default: DIRECTORY/storage)."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Create a data centre (storage root + catalogue + hcdc.toml), or upgrade its schema."""
+    with _errors():
+        catalogue = init_data_centre(directory, database_url=database, storage_root=storage)
+    try:
+        info = {
+            "root": str(catalogue.settings.root),
+            "database": catalogue.engine.url.render_as_string(hide_password=True),
+            "storage_root": str(catalogue.storage_root),
+            "schema_revision": current_revision(catalogue.engine),
+        }
+    finally:
+        catalogue.close()
+    if json_output:
+        emit_json(info)
+        return
+    console.print(f"[green]data centre ready[/] in {info['root']}", highlight=False)
+    for key in ("database", "storage_root", "schema_revision"):
+        console.print(f"  {key}: {info[key]}", highlight=False)
+
+
+# -- ingest -------------------------------------------------------------------------------
+def _print_ingest_summary(summary: IngestSummary) -> None:
+    rows = [
+        {"outcome": "discovered", "files": summary.discovered},
+        {"outcome": "ingested", "files": summary.ingested},
+        {"outcome": "new versions", "files": summary.new_versions},
+        {"outcome": "duplicates", "files": summary.duplicates},
+        {"outcome": "quarantined", "files": summary.quarantined},
+    ]
+    rows += [
+        {"outcome": f"  quarantined: {code}", "files": n}
+        for code, n in sorted(summary.quarantine_reasons.items())
+    ]
+    rows.append({"outcome": "datasets updated", "files": summary.datasets_updated})
+    print_table(
+        f"Ingest summary ({summary.elapsed_s:.1f} s, {summary.workers} worker(s))", ["outcome", "files"], rows
+    )
+    if summary.quarantined_files:
+        shown = summary.quarantined_files[:20]
+        print_table("Quarantined", ["reason_code", "reason"], shown)
+        if len(summary.quarantined_files) > len(shown):
+            console.print(
+                f"... and {len(summary.quarantined_files) - len(shown)} more: see 'hcdc quarantine'"
+            )
+
+
+def ingest_command(
+    paths: list[Path] = typer.Argument(..., help="Files and folders (folders are searched recursively)."),
+    copy: bool = typer.Option(
+        False, "--copy", help="Copy the files into the storage root (default: by reference)."
+    ),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="Processes reading files (default: one per core)."
+    ),
+    rehash: bool = typer.Option(
+        False,
+        "--rehash",
+        help="Hash every file, even those unchanged (same size and mtime) since last ingest.",
+    ),
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Catalogue FITS/OIFITS files: hash, header, instrument, metadata; bad files are quarantined."""
+    with _catalogue(root) as catalogue:
+        progress = progress_bar(disable=not err_console.is_terminal)
+        task: list[Any] = []
+
+        def on_begin(total: int) -> None:
+            progress.start()
+            task.append(progress.add_task("ingest", total=total))
+
+        def on_file(_outcome: FileOutcome) -> None:
+            progress.advance(task[0])
+
+        try:
+            summary = ingest(
+                catalogue,
+                paths,
+                copy=copy,
+                workers=workers,
+                rehash=rehash,
+                on_begin=on_begin,
+                on_file=on_file,
+            )
+        finally:
+            progress.stop()
+    for missing in summary.missing_paths:
+        err_console.print(f"[bold red]error:[/] {missing}: no such file or directory", highlight=False)
+    if json_output:
+        emit_json(summary.as_dict())
+    else:
+        _print_ingest_summary(summary)
+    if summary.missing_paths:
+        raise typer.Exit(1)
+
+
+# -- listing ------------------------------------------------------------------------------
+NIGHT_OPTION = typer.Option(None, "--night", help="Night start date YYYY-MM-DD.")
+INSTRUMENT_OPTION = typer.Option(None, "--instrument", help="Instrument name, e.g. SPHERE, NACO, OIFITS.")
+TARGET_OPTION = typer.Option(None, "--target", help="Target name (case-insensitive substring).")
+LIMIT_OPTION = typer.Option(100, "--limit", help="At most this many rows.")
+
+
+def files_command(
+    night: str | None = NIGHT_OPTION,
+    instrument: str | None = INSTRUMENT_OPTION,
+    type_: str | None = typer.Option(None, "--type", help="DPR TYPE, e.g. OBJECT, OBJECT,CENTER, DARK."),
+    target: str | None = TARGET_OPTION,
+    limit: int = LIMIT_OPTION,
+    all_versions: bool = typer.Option(False, "--all-versions", help="Include superseded versions."),
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """List catalogued files."""
+    with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+        rows = list_files(conn, _filters(night, instrument, type_, target, limit, all_versions))
+    if json_output:
+        emit_json(rows)
+    else:
+        print_table(f"Files ({len(rows)})", FILE_LIST_COLUMNS, rows)
+
+
+def datasets_command(
+    night: str | None = NIGHT_OPTION,
+    instrument: str | None = INSTRUMENT_OPTION,
+    type_: str | None = typer.Option(None, "--type", help="Datasets holding a file of this DPR TYPE."),
+    target: str | None = TARGET_OPTION,
+    limit: int = LIMIT_OPTION,
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """List datasets (science files grouped into observations)."""
+    with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+        rows = list_datasets(conn, _filters(night, instrument, type_, target, limit))
+    if json_output:
+        emit_json(rows)
+    else:
+        print_table(f"Datasets ({len(rows)})", DATASET_LIST_COLUMNS, rows)
+
+
+def quarantine_command(
+    reason: str | None = typer.Option(
+        None, "--reason", help="Only this reason code (unreadable, invalid-metadata, ...)."
+    ),
+    limit: int = LIMIT_OPTION,
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """List quarantined files with the reason each could not be catalogued."""
+    with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+        rows = list_quarantine(conn, reason, limit)
+    if json_output:
+        emit_json(rows)
+    else:
+        print_table(f"Quarantine ({len(rows)})", QUARANTINE_LIST_COLUMNS, rows)
+
+
+_ID_PATTERN = re.compile(r"^(?:(?P<kind>f|file|d|ds|dataset)[:#]?)?(?P<id>\d+)$", re.IGNORECASE)
+
+
+def parse_object_id(text: str) -> tuple[str, int]:
+    """``"12"``/``"f12"``/``"file:12"`` -> ("file", 12); ``"d3"``/``"dataset:3"`` -> ("dataset", 3)."""
+    match = _ID_PATTERN.match(text.strip())
+    if match is None:
+        raise QueryError(f"not a file or dataset id: {text!r} (use 12, f12 for a file, d3 for a dataset)")
+    kind = "dataset" if (match["kind"] or "f").lower().startswith("d") else "file"
+    return kind, int(match["id"])
+
+
+def _print_mapping(title: str, mapping: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
+    rows = [{"field": k, "value": v} for k, v in mapping.items() if k not in skip]
+    print_table(title, ["field", "value"], rows)
+
+
+def show_command(
+    object_id: str = typer.Argument(..., metavar="ID", help="File id (12 or f12) or dataset id (d3)."),
+    header: bool = typer.Option(False, "--header", help="Include the full primary header (files)."),
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Show one file (metadata, versions, location; header with --header) or one dataset."""
+    with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+        kind, number = parse_object_id(object_id)
+        if kind == "file":
+            detail = file_detail(conn, number, catalogue.storage_root, with_header=header)
+        else:
+            detail = dataset_detail(conn, number)
+        if detail is None:
+            raise LookupError(f"no {kind} with id {number}")
+    if json_output:
+        emit_json(detail)
+        return
+    if kind == "file":
+        _print_mapping(f"File {number}", detail, skip=("header", "versions", "extra"))
+        if detail.get("extra"):
+            _print_mapping("extra", detail["extra"])
+        print_table("Versions", ["id", "version", "is_current", "sha256", "ingested_at"], detail["versions"])
+        if header:
+            console.print("\n".join(detail["header"]), highlight=False, markup=False)
+    else:
+        _print_mapping(f"Dataset {number}", detail, skip=("files", "association"))
+        print_table("Files", ["id", "name", "role", "type", "date_obs", "dit", "ndit"], detail["files"])
+        if detail["association"]:
+            _print_association(detail["association"])
+
+
+# -- associate ----------------------------------------------------------------------------
+def _print_association(view: dict[str, Any]) -> None:
+    title = f"Dataset {view['dataset_id']}: {view['dataset']}"
+    print_table(title, ["need", "kind", "file_id", "file", "dit", "delta_hours", "fallback"], view["chosen"])
+    for warning in view["warnings"]:
+        console.print(f"  [yellow]warning:[/] {warning}", highlight=False)
+
+
+def _resolve_dataset(catalogue: Catalogue, dataset: str) -> int:
+    """Dataset id from ``3`` / ``d3`` / ``dataset:3`` or a dataset key."""
+    match = _ID_PATTERN.match(dataset.strip())
+    with catalogue.engine.connect() as conn:
+        if match and (match["kind"] is None or match["kind"].lower().startswith("d")):
+            found = conn.scalar(select(Dataset.id).where(Dataset.id == int(match["id"])))
+        else:
+            found = conn.scalar(select(Dataset.id).where(Dataset.key == dataset))
+    if found is None:
+        raise LookupError(f"no dataset {dataset!r} (give a dataset id or key; see 'hcdc datasets')")
+    return found
+
+
+def associate_command(
+    dataset: str | None = typer.Argument(None, help="Dataset id or key (default: every dataset)."),
+    window_days: float = typer.Option(
+        DEFAULT_WINDOW_DAYS, "--window-days", min=0.0, help="Consider calibrations within this many nights."
+    ),
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Choose calibrations for science datasets, store them, report what is missing."""
+    with _catalogue(root) as catalogue:
+        ids = [_resolve_dataset(catalogue, dataset)] if dataset else None
+        done = associate_all(catalogue.engine, ids, window_days=window_days)
+        with catalogue.engine.connect() as conn:
+            views = [association_view(conn, dataset_id) for dataset_id in done]
+    missing = [
+        {"dataset_id": v["dataset_id"], "dataset": v["dataset"], "need": m["need"], "reason": m["reason"]}
+        for v in views
+        for m in v["missing"]
+    ]
+    if json_output:
+        emit_json({"datasets": views, "missing": missing})
+        return
+    if not views:
+        console.print("no datasets: ingest science files first")
+        return
+    for view in views:
+        _print_association(view)
+    if missing:
+        print_table("Missing calibrations", ["dataset_id", "dataset", "need", "reason"], missing)
+    else:
+        console.print("[green]every dataset has all the calibrations it needs[/]")
+
+
+COMMANDS: dict[str, Callable[..., None]] = {
+    "init": init_command,
+    "ingest": ingest_command,
+    "files": files_command,
+    "datasets": datasets_command,
+    "show": show_command,
+    "quarantine": quarantine_command,
+    "associate": associate_command,
+}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the archive commands to the ``hcdc`` application."""
+    for name, function in COMMANDS.items():
+        app.command(name)(function)

@@ -1,0 +1,296 @@
+"""``hcdc postprocess``: Level 2 post-processing of a user's own Level 1 cube.
+
+Reads a FITS cube (frames, y, x) or (wavelengths, frames, y, x) with its derotation angles (and
+optionally an off-axis PSF, wavelengths and a reference-star cube), runs one registered algorithm
+through :func:`hcdc.science.postprocessing.run.postprocess`, writes the Level 2 FITS product and
+PNG previews into ``--out`` and prints a summary (``--json`` for scripts).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from astropy.io import fits
+
+from hcdc.cli.output import emit_json, err_console, print_table, progress_bar
+
+__all__ = ["InputError", "read_fits_array", "read_vector", "register"]
+
+STANDARD_SEPARATIONS_ARCSEC = (0.2, 0.3, 0.5, 1.0)
+_TEXT_SUFFIXES = {".txt", ".dat", ".csv", ".lst", ".rdb"}
+
+
+class InputError(ValueError):
+    """A user-supplied input file is unusable; the message names the file and the reason."""
+
+
+def _open_fits(path: Path, what: str) -> fits.HDUList:
+    if not path.exists():
+        raise InputError(f"{what} file {path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{what} file {path}: not a regular file")
+    try:
+        # memmap: a multi-GB cube is read plane by plane by the orchestrator, never loaded whole.
+        return fits.open(path, memmap=True, lazy_load_hdus=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{what} file {path}: not a FITS file ({exc})") from exc
+
+
+def _first_data_hdu(hdul: fits.HDUList, path: Path, what: str) -> fits.hdu.base._BaseHDU:
+    for hdu in hdul:
+        if hdu.is_image and hdu.data is not None and hdu.data.size > 0:
+            return hdu
+    raise InputError(f"{what} file {path}: no image data in any HDU")
+
+
+def _check_finite(data: np.ndarray, path: Path, what: str) -> None:
+    """Raise if ``data`` holds NaN/inf; scans a memory-mapped cube one plane at a time."""
+    planes = data.reshape(-1, *data.shape[-2:]) if data.ndim >= 2 else data.reshape(1, -1)
+    for k in range(planes.shape[0]):
+        plane = planes[k]
+        if not np.all(np.isfinite(plane)):
+            bad = int(np.size(plane) - np.count_nonzero(np.isfinite(plane)))
+            index = np.unravel_index(k, data.shape[:-2]) if data.ndim > 2 else ()
+            where = f" in plane {tuple(int(i) for i in index)}" if index else ""
+            raise InputError(
+                f"{what} file {path}: {bad} NaN or infinite pixel(s){where}; "
+                "replace them (bad-pixel correction) before post-processing"
+            )
+
+
+def read_fits_array(
+    path: Path, what: str, ndims: tuple[int, ...], check_finite: bool = True
+) -> tuple[np.ndarray, fits.Header]:
+    """The image data of the first data HDU of ``path`` (memory-mapped) and its header.
+
+    ``what`` names the input in error messages; ``ndims`` lists the accepted dimensionalities.
+    """
+    path = Path(path)
+    hdul = _open_fits(path, what)
+    try:
+        hdu = _first_data_hdu(hdul, path, what)
+        data, header = hdu.data, hdu.header
+    except InputError:
+        hdul.close()
+        raise
+    except (OSError, ValueError, TypeError) as exc:
+        hdul.close()
+        raise InputError(f"{what} file {path}: unreadable data ({exc})") from exc
+    if data.ndim not in ndims:
+        expected = " or ".join(f"{n}-D" for n in ndims)
+        raise InputError(f"{what} file {path}: expected a {expected} array, got shape {data.shape}")
+    if not np.issubdtype(data.dtype, np.number):
+        raise InputError(f"{what} file {path}: data type {data.dtype} is not numeric")
+    if check_finite:
+        _check_finite(data, path, what)
+    return data, header
+
+
+def read_vector(path: Path, what: str) -> np.ndarray:
+    """A 1-D float vector (angles, wavelengths) from FITS (any shape, flattened) or a text file."""
+    path = Path(path)
+    if path.suffix.lower() in _TEXT_SUFFIXES:
+        if not path.is_file():
+            raise InputError(f"{what} file {path}: no such file")
+        try:
+            values = np.loadtxt(path, dtype=np.float64, delimiter="," if path.suffix == ".csv" else None)
+        except ValueError as exc:
+            raise InputError(f"{what} file {path}: not a column of numbers ({exc})") from exc
+    else:
+        data, _ = read_fits_array(path, what, ndims=(1, 2), check_finite=False)
+        if data.ndim == 2 and 1 not in data.shape:
+            raise InputError(f"{what} file {path}: expected a vector, got a {data.shape} array")
+        values = np.asarray(data, dtype=np.float64)
+    values = values.ravel()
+    if values.size == 0:
+        raise InputError(f"{what} file {path}: empty")
+    if not np.all(np.isfinite(values)):
+        raise InputError(f"{what} file {path}: contains NaN or infinite values")
+    return values
+
+
+def _parse_param(text: str) -> tuple[str, Any]:
+    """``key=value``; the value is read as JSON when it parses (numbers, lists, true/false), else text."""
+    if "=" not in text:
+        raise typer.BadParameter(f"--param {text!r}: expected key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip().replace("-", "_")
+    if not key.isidentifier():
+        raise typer.BadParameter(f"--param {text!r}: {key!r} is not a parameter name")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return format(value, spec)
+
+
+def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
+    scale = summary["pixel_scale_mas"]
+    rows = [
+        {
+            "#": i,
+            "x": _fmt(d["x"], ".2f"),
+            "y": _fmt(d["y"], ".2f"),
+            "sep [px]": _fmt(d["separation_px"], ".2f"),
+            "sep [mas]": _fmt(d["separation_mas"], ".1f"),
+            "PA [deg]": _fmt(d["pa_deg"], ".2f"),
+            "S/N": _fmt(d["snr"], ".2f"),
+            "contrast": _fmt(d["contrast"], ".3e"),
+        }
+        for i, d in enumerate(summary["detections"], start=1)
+    ]
+    threshold = summary["detection_threshold_snr"]
+    title = f"{summary['algorithm']}: {len(rows)} detection(s) above S/N {threshold:g}"
+    print_table(title, ["#", "x", "y", "sep [px]", "sep [mas]", "PA [deg]", "S/N", "contrast"], rows)
+    if summary["contrast_at"]:
+        wavelengths = summary["wavelengths_um"] or []
+        columns = ["separation"] + (
+            [f"{w:.3f} um" for w in wavelengths] if len(wavelengths) > 1 else ["5-sigma contrast"]
+        )
+        crow = []
+        for entry in summary["contrast_at"]:
+            row = {"separation": f'{entry["separation_arcsec"]:g}" ({entry["separation_px"]:.1f} px)'}
+            for name, value in zip(columns[1:], entry["contrast"], strict=False):
+                row[name] = _fmt(value, ".2e")
+            crow.append(row)
+        print_table("contrast at standard separations", columns, crow)
+    elif scale is None:
+        err_console.print("no --pixel-scale: contrast at standard separations not reported")
+    print_table("files written", ["kind", "path"], [{"kind": k, "path": v} for k, v in files.items()])
+
+
+def postprocess_command(
+    cube: Path = typer.Argument(
+        ..., help="Level 1 cube, FITS: (frames, y, x) or (wavelengths, frames, y, x)."
+    ),
+    angles: Path = typer.Option(
+        ..., "--angles", help="Derotation angles [deg], FITS or text, one per frame."
+    ),
+    psf: Path | None = typer.Option(None, "--psf", help="Off-axis PSF, FITS (y, x) or (wavelengths, y, x)."),
+    wavelengths: Path | None = typer.Option(None, "--wavelengths", help="Wavelengths [um], FITS or text."),
+    reference: Path | None = typer.Option(None, "--reference", help="Reference-star cube for RDI, FITS."),
+    algorithm: str = typer.Option("pca", "--algorithm", "-a", help="Registered algorithm name."),
+    ncomp: int | None = typer.Option(None, "--ncomp", help="Number of principal components (PCA family)."),
+    fwhm: float | None = typer.Option(None, "--fwhm", help="PSF FWHM [px]; measured on --psf if omitted."),
+    pixel_scale: float | None = typer.Option(None, "--pixel-scale", help="Plate scale [mas/px]."),
+    star_flux: float | None = typer.Option(
+        None,
+        "--star-flux",
+        help="Star flux in cube units (1-FWHM aperture) for contrasts; default from --psf.",
+    ),
+    param: list[str] = typer.Option([], "--param", help="Extra algorithm parameter key=value (repeatable)."),
+    crop_radius: float | None = typer.Option(
+        None, "--crop-radius", help="Process only the central disc of this radius [px] (saves memory)."
+    ),
+    threshold: float = typer.Option(5.0, "--threshold", help="S/N detection threshold."),
+    contrast: bool = typer.Option(True, "--contrast/--no-contrast", help="Compute contrast curves."),
+    out: Path = typer.Option(..., "--out", help="Output directory (created)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Post-process an ADI/SDI/RDI cube: final image, S/N map, contrast curves, detections."""
+    from hcdc.science.postprocessing.previews import write_previews
+    from hcdc.science.postprocessing.products import file_sha256, write_product
+    from hcdc.science.postprocessing.run import postprocess
+
+    params = dict(_parse_param(p) for p in param)
+    if ncomp is not None:
+        params["ncomp"] = ncomp
+    try:
+        cube_data, cube_header = read_fits_array(cube, "cube", ndims=(3, 4))
+        angle_values = read_vector(angles, "angles")
+        psf_data = read_fits_array(psf, "PSF", ndims=(2, 3))[0] if psf else None
+        wl_values = read_vector(wavelengths, "wavelengths") if wavelengths else None
+        ref_data = read_fits_array(reference, "reference", ndims=(3, 4))[0] if reference else None
+        n_frames = cube_data.shape[-3]
+        if angle_values.size != n_frames:
+            raise InputError(
+                f"angles file {angles}: {angle_values.size} angles for the {n_frames} frames of cube {cube}"
+            )
+        if wl_values is not None and (cube_data.ndim != 4 or wl_values.size != cube_data.shape[0]):
+            planes = cube_data.shape[0] if cube_data.ndim == 4 else "no"
+            raise InputError(
+                f"wavelengths file {wavelengths}: {wl_values.size} values for {planes} "
+                f"wavelength planes of cube {cube} (shape {cube_data.shape})"
+            )
+        if (
+            psf_data is not None
+            and psf_data.ndim == 3
+            and (cube_data.ndim != 4 or psf_data.shape[0] != cube_data.shape[0])
+        ):
+            raise InputError(
+                f"PSF file {psf}: {psf_data.shape[0]} PSF planes do not match cube {cube} "
+                f"of shape {cube_data.shape}"
+            )
+        if ref_data is not None and ref_data.shape[-2:] != cube_data.shape[-2:]:
+            raise InputError(
+                f"reference file {reference}: frame size {ref_data.shape[-2:]} differs from "
+                f"cube {cube} frame size {cube_data.shape[-2:]}"
+            )
+    except InputError as exc:
+        err_console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    if pixel_scale is None and "PIXSCALE" in cube_header:
+        pixel_scale = float(cube_header["PIXSCALE"])
+    unit = str(cube_header.get("BUNIT", "")).strip()
+    inputs = {str(p): file_sha256(p) for p in (cube, angles, psf, wavelengths, reference) if p is not None}
+
+    with progress_bar(disable=as_json) as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        try:
+            result = postprocess(
+                cube_data,
+                angle_values,
+                algorithm=algorithm,
+                psf=psf_data,
+                wavelengths=wl_values,
+                reference=ref_data,
+                fwhm=fwhm,
+                pixel_scale_mas=pixel_scale,
+                star_flux=star_flux,
+                params=params,
+                crop_radius=crop_radius,
+                detection_threshold=threshold,
+                compute_contrast=contrast,
+                image_unit=unit,
+                inputs=inputs,
+                progress=on_progress,
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            err_console.print(f"[red]error:[/red] {message}")
+            raise typer.Exit(2) from None
+
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"{cube.name.removesuffix('.gz').removesuffix('.fits').removesuffix('.fit')}_{algorithm}"
+    product = write_product(result, out / f"{stem}_L2.fits")
+    files = {"product": str(product)}
+    files.update({kind: str(path) for kind, path in write_previews(result, out, stem=stem).items()})
+    summary = result.summary(STANDARD_SEPARATIONS_ARCSEC)
+    summary["files"] = files
+    (out / f"{stem}_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    if as_json:
+        emit_json(summary)
+    else:
+        _print_summary(summary, files)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``hcdc postprocess`` to the CLI."""
+    app.command("postprocess")(postprocess_command)

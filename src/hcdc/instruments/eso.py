@@ -1,0 +1,210 @@
+"""Keyword tables and helpers shared by ESO instruments (SPHERE, NACO, ...).
+
+ESO raw files carry the same dictionary of ``HIERARCH ESO`` keywords for data-product
+classification (DPR), observation blocks (OBS), templates (TPL) and telescope/ambient (TEL)
+whatever the instrument; only the detector and optical keywords differ. Those common parts
+are declared here once, as ``FileMetadata field -> keywords tried in order`` tables.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from astropy.io import fits
+
+from hcdc.instruments.base import (
+    FileMetadata,
+    MetadataError,
+    datetime_to_mjd,
+    mjd_to_datetime,
+    night_of,
+    parse_iso_datetime,
+)
+
+#: Anything with ``.get(keyword)``: an astropy Header or the dict of ``parse_header_block``.
+Source = Mapping[str, Any] | fits.Header
+
+ESO = "ESO "
+
+
+def eso(key: str) -> str:
+    """Keyword of an ESO hierarchical card given as ``'DPR TYPE'``, spelled as astropy keys it
+    (``'ESO DPR TYPE'``): valid both for ``fits.Header.get`` and for the dict of
+    :func:`hcdc.instruments.eso_headers.parse_header_block`."""
+    return ESO + key
+
+
+def _str(value: Any) -> str | None:
+    text = str(value).strip()
+    return text or None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _positive(value: Any) -> float | None:
+    """ESO writes -1 (or 0) when an ambient quantity was not measured: treat as missing."""
+    out = _float(value)
+    return out if out is not None and out > 0 else None
+
+
+def _airmass(value: Any) -> float | None:
+    out = _float(value)
+    return out if out is not None and out >= 1.0 else None
+
+
+#: FileMetadata field -> (keywords tried in order, converter). Shared by all ESO instruments.
+COMMON_FIELDS: dict[str, tuple[tuple[str, ...], Callable[[Any], Any]]] = {
+    "category": ((eso("DPR CATG"),), _str),
+    "type": ((eso("DPR TYPE"),), _str),
+    "technique": ((eso("DPR TECH"),), _str),
+    "target": ((eso("OBS TARG NAME"), "OBJECT"), _str),
+    "prog_id": ((eso("OBS PROG ID"),), _str),
+    "ob_id": ((eso("OBS ID"),), _int),
+    "ob_name": ((eso("OBS NAME"),), _str),
+    "tpl_id": ((eso("TPL ID"),), _str),
+    "tpl_start": ((eso("TPL START"),), _str),
+    "tpl_expno": ((eso("TPL EXPNO"),), _int),
+    "tpl_nexp": ((eso("TPL NEXP"),), _int),
+    "ndit": ((eso("DET NDIT"),), _int),
+    "tau0": ((eso("TEL AMBI TAU0"),), _positive),  # [s]
+    "wind_speed": ((eso("TEL AMBI WINDSP"),), _float),  # [m/s]
+    "ra": (("RA",), _float),  # [deg] J2000 pointing
+    "dec": (("DEC",), _float),  # [deg]
+}
+
+#: FileMetadata field -> (start keyword, end keyword, converter): the mean of the valid values.
+AVERAGED_FIELDS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
+    "airmass": (eso("TEL AIRM START"), eso("TEL AIRM END"), _airmass),
+    "seeing": (eso("TEL AMBI FWHM START"), eso("TEL AMBI FWHM END"), _positive),  # DIMM [arcsec]
+}
+
+#: extra[...] name -> keywords tried in order (kept as written in the header).
+COMMON_EXTRA: dict[str, tuple[str, ...]] = {
+    "arcfile": ("ARCFILE",),
+    "origfile": ("ORIGFILE",),
+    "object": ("OBJECT",),
+    "telescope": ("TELESCOP",),
+    "exptime": ("EXPTIME",),
+    "pi_coi": (eso("OBS PI-COI NAME"),),
+    "parang_start": (eso("TEL PARANG START"),),
+    "parang_end": (eso("TEL PARANG END"),),
+    "altitude": (eso("TEL ALT"),),
+    "ia_fwhm": (eso("TEL IA FWHM"),),
+    "ambient_temp": (eso("TEL AMBI TEMP"),),
+    "wind_dir": (eso("TEL AMBI WINDDIR"),),
+    "humidity": (eso("TEL AMBI RHUM"),),
+    "pressure": (eso("TEL AMBI PRES START"),),
+    "iwv": (eso("TEL AMBI IWV START"),),
+    "pma": (eso("TEL TARG PMA"),),
+    "pmd": (eso("TEL TARG PMD"),),
+}
+
+
+def first(header: Source, keywords: Iterable[str]) -> Any:
+    """Value of the first of ``keywords`` present with a non-empty value, else None."""
+    for key in keywords:
+        value = header.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        if isinstance(value, fits.card.Undefined):
+            continue
+        return value.strip() if isinstance(value, str) else value
+    return None
+
+
+def apply_fields(
+    header: Source,
+    table: Mapping[str, tuple[tuple[str, ...], Callable[[Any], Any]]],
+) -> dict[str, Any]:
+    """Evaluate a ``field -> (keywords, converter)`` table on a header (missing -> None)."""
+    out: dict[str, Any] = {}
+    for name, (keywords, convert) in table.items():
+        value = first(header, keywords)
+        out[name] = None if value is None else convert(value)
+    return out
+
+
+def apply_averaged(header: Source, table: Mapping[str, tuple[str, str, Callable[[Any], Any]]]) -> dict:
+    """Mean of the valid start/end values of each ``field -> (start, end, converter)`` entry."""
+    out: dict[str, Any] = {}
+    for name, (start_key, end_key, convert) in table.items():
+        values = [convert(header.get(k)) for k in (start_key, end_key) if header.get(k) is not None]
+        values = [v for v in values if v is not None]
+        out[name] = round(sum(values) / len(values), 6) if values else None
+    return out
+
+
+def apply_extra(header: Source, table: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+    """Evaluate an ``extra name -> keywords`` table, keeping only present values (JSON types)."""
+    out: dict[str, Any] = {}
+    for name, keywords in table.items():
+        value = first(header, keywords)
+        if value is None:
+            continue
+        out[name] = value if isinstance(value, (str, int, float, bool)) else str(value)
+    return out
+
+
+def observation_time(header: Source) -> tuple[dt.datetime, float]:
+    """(DATE-OBS as naive UTC, MJD-OBS) of a raw file; one is derived from the other if needed.
+
+    Raises :class:`MetadataError` when both are missing or unparsable.
+    """
+    raw_date = header.get("DATE-OBS")
+    raw_mjd = _float(header.get("MJD-OBS"))
+    date_obs: dt.datetime | None = None
+    if raw_date is not None and str(raw_date).strip():
+        try:
+            date_obs = parse_iso_datetime(str(raw_date))
+        except ValueError as exc:
+            if raw_mjd is None:
+                raise MetadataError(f"invalid DATE-OBS {raw_date!r} and no MJD-OBS") from exc
+    if date_obs is None and raw_mjd is None:
+        raise MetadataError("missing essential keyword DATE-OBS (and MJD-OBS)")
+    if date_obs is None:
+        date_obs = mjd_to_datetime(raw_mjd)
+    mjd = raw_mjd if raw_mjd is not None else datetime_to_mjd(date_obs)
+    return date_obs, mjd
+
+
+def require(header: Source, keywords: Iterable[str]) -> None:
+    """Raise :class:`MetadataError` naming the first of ``keywords`` that is missing or empty."""
+    for key in keywords:
+        if first(header, (key,)) is None:
+            raise MetadataError(f"missing essential keyword {key}")
+
+
+def common_metadata(header: Source, instrument: str) -> FileMetadata:
+    """FileMetadata with every ESO-common field filled (DPR, OB/TPL, time, night, ambient)."""
+    date_obs, mjd = observation_time(header)
+    values = apply_fields(header, COMMON_FIELDS)
+    values.update(apply_averaged(header, AVERAGED_FIELDS))
+    meta = FileMetadata(
+        instrument=instrument, date_obs=date_obs, mjd_obs=mjd, night=night_of(date_obs), **values
+    )
+    if meta.category == "CALIB" and first(header, (eso("OBS TARG NAME"),)) is None:
+        # internal calibrations have no target: their OBJECT just repeats the DPR TYPE
+        meta.target = None
+    meta.extra.update(apply_extra(header, COMMON_EXTRA))
+    return meta
+
+
+def round_dit(dit: float | None) -> float | None:
+    """DIT rounded to 0.01 s, the tolerance used to compare DITs (vlt-sphere rounds the same way)."""
+    return None if dit is None else round(dit, 2)

@@ -1,0 +1,518 @@
+"""Provenance: what went into a product, how it was made, and how to make it again.
+
+Every recipe run yields a :class:`ProvenanceRecord` (see :meth:`hcdc.pipeline.recipes.Recipe.run`):
+
+* inputs: per named input, the files (path, sha256, catalogue id when known), the array
+  (shape, dtype, sha256, and the data itself when small enough to embed) or the JSON value;
+* outputs: the same description of what the run produced;
+* the recipe name and version, the workflow name, version and node when run inside a workflow,
+  and the provenance ids of the runs that produced the inputs (``parents``: the tree down to raw
+  files);
+* every parameter, defaults filled in;
+* hcdc's version and git commit (read from the source tree; ``unknown`` when not in a git
+  checkout), Python and key library versions, the host;
+* start and end times (UTC, ISO 8601), status, error and log.
+
+A record round-trips through JSON (:meth:`ProvenanceRecord.to_json` /
+:meth:`ProvenanceRecord.from_json`), and :func:`rerun` rebuilds the outputs from the record
+alone: it finds the recipe by name AND version, re-validates the recorded parameters, and
+checks every input file against its recorded sha256 before running (a clear
+:class:`ProvenanceError` otherwise).
+
+Checksums: files are hashed in 1 MiB chunks; a product directory is hashed as the sha256 of the
+sorted lines ``"<relative path> <file sha256>"``; an array as the sha256 of its dtype, shape and
+C-ordered bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import hashlib
+import io
+import json
+import platform
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+import hcdc
+
+if TYPE_CHECKING:  # the recipe module imports this one at run time
+    import numpy as np
+
+    from hcdc.pipeline.recipes import Port, Recipe, RecipeContext, RecipeParameters, RecipeResult
+
+#: arrays up to this size (bytes) are embedded in the record, so a rerun needs nothing else
+EMBED_ARRAY_MAX_BYTES = 256 * 1024
+
+#: libraries whose versions are recorded (those that decide the numbers of a product)
+KEY_LIBRARIES = ("numpy", "scipy", "astropy", "sqlalchemy", "pydantic", "dask", "distributed")
+
+
+class ProvenanceError(RuntimeError):
+    """A record cannot be replayed: an input changed or vanished, or the recipe is unavailable."""
+
+
+# --------------------------------------------------------------------------------------------
+# checksums
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sha256_path(path: str | Path) -> str:
+    """Hex sha256 of a file, or of a directory (its files' relative paths and sha256s)."""
+    path = Path(path)
+    if path.is_dir():
+        lines = [
+            f"{member.relative_to(path).as_posix()} {sha256_file(member)}"
+            for member in sorted(path.rglob("*"))
+            if member.is_file()
+        ]
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    return sha256_file(path)
+
+
+def sha256_array(array: np.ndarray) -> str:
+    """Hex sha256 of an array's dtype, shape and C-ordered bytes."""
+    import numpy as np
+
+    contiguous = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{contiguous.dtype.str}{contiguous.shape}".encode())
+    digest.update(contiguous.tobytes())
+    return digest.hexdigest()
+
+
+def _encode_array(array: np.ndarray) -> str:
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _decode_array(text: str) -> np.ndarray:
+    import numpy as np
+
+    return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
+
+
+# --------------------------------------------------------------------------------------------
+# the record
+
+
+class FileItem(BaseModel):
+    """One file (or product directory) with its checksum and catalogue id."""
+
+    path: str
+    sha256: str
+    id: int | str | None = None
+
+
+class ArrayItem(BaseModel):
+    """An in-memory array: its shape, dtype, checksum and (when small) the data (base64 .npy)."""
+
+    shape: list[int]
+    dtype: str
+    sha256: str
+    data: str | None = None
+
+
+class DataRecord(BaseModel):
+    """One named input or output of a run: files, an array, or a JSON value."""
+
+    name: str
+    kind: str
+    files: list[FileItem] = Field(default_factory=list)
+    array: ArrayItem | None = None
+    value: Any = None
+
+
+class ProvenanceRecord(BaseModel):
+    """How one product was made (see the module docstring for what each field holds)."""
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    recipe: str
+    recipe_version: str
+    workflow: str | None = None
+    workflow_version: str | None = None
+    node: str | None = None
+    parents: list[str] = Field(default_factory=list)
+    rerun_of: str | None = None
+    parameters: dict[str, Any]
+    inputs: list[DataRecord]
+    outputs: list[DataRecord] = Field(default_factory=list)
+    software_version: str
+    git_commit: str
+    git_dirty: bool | None = None
+    python: str
+    libraries: dict[str, str]
+    host: str
+    platform: str
+    started: str  # UTC, ISO 8601
+    finished: str  # UTC, ISO 8601
+    status: str
+    error: str | None = None
+    log: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def for_run(
+        cls,
+        *,
+        recipe: type[Recipe],
+        params: RecipeParameters,
+        inputs: list[DataRecord],
+        outputs: list[DataRecord],
+        context: RecipeContext,
+        started: dt.datetime,
+        finished: dt.datetime,
+        status: str,
+        error: str | None,
+        log: list[str],
+    ) -> ProvenanceRecord:
+        env = environment()
+        return cls(
+            recipe=recipe.name,
+            recipe_version=recipe.version,
+            workflow=context.workflow,
+            workflow_version=context.workflow_version,
+            node=context.node,
+            parents=list(context.parents),
+            rerun_of=context.rerun_of,
+            parameters=params.model_dump(mode="json"),
+            inputs=inputs,
+            outputs=outputs,
+            software_version=env["software_version"],
+            git_commit=env["git_commit"],
+            git_dirty=env["git_dirty"],
+            python=env["python"],
+            libraries=env["libraries"],
+            host=env["host"],
+            platform=env["platform"],
+            started=started.isoformat(),
+            finished=finished.isoformat(),
+            status=status,
+            error=error,
+            log=list(log),
+        )
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ProvenanceRecord:
+        return cls.model_validate_json(text)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.to_json())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> ProvenanceRecord:
+        try:
+            return cls.from_json(Path(path).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ProvenanceError(f"{path}: not a readable provenance record ({exc})") from exc
+
+    def input(self, name: str) -> DataRecord:
+        return _by_name(self.inputs, name, "input")
+
+    def output(self, name: str) -> DataRecord:
+        return _by_name(self.outputs, name, "output")
+
+    @property
+    def duration_s(self) -> float:
+        return (
+            dt.datetime.fromisoformat(self.finished) - dt.datetime.fromisoformat(self.started)
+        ).total_seconds()
+
+
+def _by_name(records: list[DataRecord], name: str, what: str) -> DataRecord:
+    for rec in records:
+        if rec.name == name:
+            return rec
+    raise KeyError(f"no {what} named {name!r} (have: {', '.join(r.name for r in records)})")
+
+
+# --------------------------------------------------------------------------------------------
+# describing inputs and outputs
+
+
+def describe_value(name: str, kind: str, value: Any, *, embed_arrays: bool) -> DataRecord:
+    """A :class:`DataRecord` for one input/output value (files are checksummed here)."""
+    import numpy as np
+
+    from hcdc.pipeline.recipes import FileRef
+
+    if isinstance(value, np.ndarray):
+        data = _encode_array(value) if embed_arrays and value.nbytes <= EMBED_ARRAY_MAX_BYTES else None
+        item = ArrayItem(
+            shape=list(value.shape), dtype=value.dtype.str, sha256=sha256_array(value), data=data
+        )
+        return DataRecord(name=name, kind=kind, array=item)
+    if kind in ("raw_files", "level1", "level2", "path"):
+        values = value if isinstance(value, list | tuple) else [value]
+        files = []
+        for v in values:
+            ref_id = v.id if isinstance(v, FileRef) else None
+            path = Path(v.path if isinstance(v, FileRef) else v).resolve()
+            files.append(FileItem(path=str(path), sha256=sha256_path(path), id=ref_id))
+        return DataRecord(name=name, kind=kind, files=files)
+    return DataRecord(name=name, kind=kind, value=value)
+
+
+def describe_inputs(ports: Sequence[Port], values: Mapping[str, Any]) -> list[DataRecord]:
+    """Records of the inputs given to a run (small arrays embedded for :func:`rerun`)."""
+    return [
+        describe_value(p.name, p.kind.value, values[p.name], embed_arrays=True)
+        for p in ports
+        if p.name in values
+    ]
+
+
+def describe_outputs(ports: Sequence[Port], values: Mapping[str, Any]) -> list[DataRecord]:
+    """Records of a run's outputs (checksums only: outputs are rebuilt, not stored here)."""
+    return [
+        describe_value(p.name, p.kind.value, values[p.name], embed_arrays=False)
+        for p in ports
+        if p.name in values
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# environment
+
+
+def _package_root() -> Path:
+    return Path(hcdc.__file__).resolve().parent
+
+
+def _find_git_dir(start: Path) -> Path | None:
+    for directory in (start, *start.parents):
+        candidate = directory / ".git"
+        if candidate.is_dir():
+            return candidate
+        if candidate.is_file():  # a worktree: "gitdir: <path>"
+            text = candidate.read_text().strip()
+            if text.startswith("gitdir:"):
+                return (directory / text.split(":", 1)[1].strip()).resolve()
+    return None
+
+
+def read_git_commit(start: Path | None = None) -> str:
+    """The commit the source tree is at, read from ``.git`` (no git binary needed), or 'unknown'.
+
+    Follows ``HEAD`` to its ref, looking in ``refs/`` then ``packed-refs`` (and in the common
+    directory of a worktree).
+    """
+    git_dir = _find_git_dir(start or _package_root())
+    if git_dir is None:
+        return "unknown"
+    try:
+        head = (git_dir / "HEAD").read_text().strip()
+    except OSError:
+        return "unknown"
+    if not head.startswith("ref:"):
+        return head
+    ref = head.split(":", 1)[1].strip()
+    dirs = [git_dir]
+    common = git_dir / "commondir"
+    if common.is_file():
+        dirs.append((git_dir / common.read_text().strip()).resolve())
+    for directory in dirs:
+        ref_file = directory / ref
+        if ref_file.is_file():
+            return ref_file.read_text().strip()
+        packed = directory / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text().splitlines():
+                parts = line.split()
+                if len(parts) == 2 and parts[1] == ref:
+                    return parts[0]
+    return "unknown"  # e.g. a fresh repository with no commit yet
+
+
+def _git_dirty(start: Path) -> bool | None:
+    """True when tracked files differ from the commit (None when git cannot tell)."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(start), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip())
+
+
+def library_versions(names: Sequence[str] = KEY_LIBRARIES) -> dict[str, str]:
+    """Installed versions of ``names`` ('not installed' for absent ones)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = _dist_version(name)
+        except PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> dict[str, Any]:
+    """Software and host description recorded in every record (computed once per process)."""
+    root = _package_root()
+    commit = read_git_commit(root)
+    return {
+        "software_version": hcdc.__version__,
+        "git_commit": commit,
+        "git_dirty": _git_dirty(root) if commit != "unknown" else None,
+        "python": sys.version.split()[0],
+        "libraries": library_versions(),
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# replay
+
+
+def _as_record(record: ProvenanceRecord | str | Path) -> ProvenanceRecord:
+    if isinstance(record, ProvenanceRecord):
+        return record
+    if isinstance(record, Path) or (isinstance(record, str) and not record.lstrip().startswith("{")):
+        return ProvenanceRecord.load(record)
+    return ProvenanceRecord.from_json(record)
+
+
+def _replay_input(record: ProvenanceRecord, rec: DataRecord, supplied: Mapping[str, Any]) -> Any:
+    """The value of one recorded input, checked against its checksum."""
+    from hcdc.pipeline.recipes import FileRef
+
+    where = f"provenance {record.id} (recipe {record.recipe} {record.recipe_version}), input {rec.name!r}"
+    if rec.array is not None:
+        if rec.name in supplied:
+            array = supplied[rec.name]
+        elif rec.array.data is not None:
+            array = _decode_array(rec.array.data)
+        else:
+            raise ProvenanceError(
+                f"{where}: the array ({rec.array.dtype} {rec.array.shape}) was too large to embed; "
+                f"supply it with supplied={{{rec.name!r}: array}}"
+            )
+        actual = sha256_array(array)
+        if actual != rec.array.sha256:
+            raise ProvenanceError(
+                f"{where}: array checksum {actual} differs from the recorded {rec.array.sha256}"
+            )
+        return array
+    if rec.files:
+        refs = []
+        for item in rec.files:
+            path = Path(item.path)
+            if not path.exists():
+                raise ProvenanceError(f"{where}: {path} no longer exists")
+            actual = sha256_path(path)
+            if actual != item.sha256:
+                raise ProvenanceError(
+                    f"{where}: {path} changed since the run (sha256 {actual}, recorded {item.sha256})"
+                )
+            refs.append(FileRef(path, item.id))
+        return refs if rec.kind == "raw_files" else refs[0]
+    return rec.value
+
+
+def rerun(
+    record: ProvenanceRecord | str | Path,
+    work_dir: str | Path,
+    *,
+    supplied: Mapping[str, Any] | None = None,
+) -> RecipeResult:
+    """Run again what ``record`` describes, into ``work_dir``, from the record alone.
+
+    ``record`` is a record, its JSON text, or the path of a JSON file. The recipe is found by
+    name and exact version, the recorded parameters (defaults included) are re-validated, and
+    every input is checked against its recorded sha256. ``supplied`` provides in-memory arrays
+    too large to have been embedded. The new record's ``rerun_of`` is the original's id.
+
+    Raises :class:`ProvenanceError` when the recipe version is unavailable, an input file is
+    missing or changed, or the recorded parameters are no longer valid.
+    """
+    from hcdc.pipeline.recipes import ParameterError, RecipeContext, UnknownRecipeError, get_recipe
+
+    rec = _as_record(record)
+    try:
+        recipe_cls = get_recipe(rec.recipe, rec.recipe_version)
+    except UnknownRecipeError as exc:
+        raise ProvenanceError(f"cannot rerun provenance {rec.id}: {exc}") from None
+    inputs = {item.name: _replay_input(rec, item, supplied or {}) for item in rec.inputs}
+    try:
+        params = recipe_cls.parse_params(rec.parameters)
+    except ParameterError as exc:
+        raise ProvenanceError(
+            f"cannot rerun provenance {rec.id}: recorded parameters invalid: {exc}"
+        ) from None
+    context = RecipeContext(
+        work_dir=Path(work_dir),
+        workflow=rec.workflow,
+        workflow_version=rec.workflow_version,
+        node=rec.node,
+        parents=list(rec.parents),
+        rerun_of=rec.id,
+    )
+    return recipe_cls().run(inputs, params, context)
+
+
+def outputs_differ(a: ProvenanceRecord, b: ProvenanceRecord) -> list[str]:
+    """Names of the outputs whose checksums differ between two records (empty: identical)."""
+    names = {o.name for o in a.outputs} | {o.name for o in b.outputs}
+    differ = []
+    for name in sorted(names):
+        try:
+            oa, ob = a.output(name), b.output(name)
+        except KeyError:
+            differ.append(name)
+            continue
+        sums_a = [f.sha256 for f in oa.files] or [oa.array.sha256 if oa.array else json.dumps(oa.value)]
+        sums_b = [f.sha256 for f in ob.files] or [ob.array.sha256 if ob.array else json.dumps(ob.value)]
+        if sums_a != sums_b:
+            differ.append(name)
+    return differ
+
+
+__all__ = [
+    "ArrayItem",
+    "DataRecord",
+    "FileItem",
+    "ProvenanceError",
+    "ProvenanceRecord",
+    "describe_inputs",
+    "describe_outputs",
+    "environment",
+    "library_versions",
+    "outputs_differ",
+    "read_git_commit",
+    "rerun",
+    "sha256_array",
+    "sha256_file",
+    "sha256_path",
+]

@@ -1,0 +1,1259 @@
+"""Write a night of realistic raw SPHERE/IRDIS files (DBI and CI, pupil tracking) with known truth.
+
+:func:`simulate_irdis_night` writes, for each science sequence (by default DB_H23 dual-band
+imaging and BB_H classical imaging of 51 Eri observed around transit over Paranal):
+
+* the science template: OBJECT,FLUX (through a CPI neutral density), OBJECT,CENTER (waffle
+  spots), coronagraphic OBJECT cubes, a second OBJECT,CENTER and OBJECT,FLUX, and a SKY;
+* the calibrations of the next morning: DARK (Lyot stop closed) and DARK,BACKGROUND (open) at
+  every DIT used, FLAT,LAMP at five lamp fluxes.
+
+Files are ``NDIT x ny x nx`` float32 cubes in ADU with both IRDIS fields side by side (left =
+first filter of the combination, right = second), named like the ESO archive's files
+(``SPHER.YYYY-MM-DDThh:mm:ss.sss.fits``) and carrying the ESO keywords the reduction and the
+archive read (same names and value vocabularies as real SPHERE headers). Pixel content follows
+:mod:`hcdc.science.simulation.irdis`; SPHERE facts come from
+:mod:`hcdc.instruments.sphere_constants`; per-DIT times and parallactic angles from
+:mod:`hcdc.science.calibration.timing`, so that ``TEL PARANG START/END`` are the parallactic
+angles at the start of the first DIT and the end of the last DIT of the timing model.
+
+Everything is deterministic from ``seed``. ``scale`` shrinks the detector (and every detector
+position: centre guesses, dead zones) but not the optics: lambda/D in pixels, the waffle-spot
+radius and companion separations in pixels keep their real values, so a small frame holds a
+smaller field of view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import FK5, SkyCoord
+from astropy.io import fits
+from astropy.time import Time, TimeDelta
+from astropy.utils import iers
+
+from hcdc.instruments import sphere_constants as sc
+from hcdc.science.calibration.timing import (
+    derotation_angles,
+    dit_times,
+    local_apparent_sidereal_time,
+    parallactic_angle,
+)
+from hcdc.science.geometry import mas_to_px
+from hcdc.science.simulation import irdis as sim
+
+# Never download IERS tables (no internet): the bundled astropy-iers-data covers the dates.
+iers.conf.auto_download = False
+
+__all__ = [
+    "Companion",
+    "Target",
+    "SequenceSpec",
+    "SimulationScale",
+    "SCALES",
+    "DEFAULT_COMPANIONS",
+    "DEFAULT_SEQUENCES",
+    "FIFTY_ONE_ERI",
+    "SimulatedFile",
+    "SimulatedNight",
+    "band_labels",
+    "simulate_irdis_night",
+    "archive_name",
+    "pack_sexagesimal",
+]
+
+#: Per-DIT readout overhead of IRDIS (s): IRDAP models a file as NDIT * (DIT + 0.938 s) + 2.4 s.
+DIT_OVERHEAD_S = 0.938
+#: DET DITDELAY of the real headers (s).
+DIT_DELAY_S = 0.2
+#: Gap between two files of one template (s): 12.5 s between the real IFS files.
+FILE_GAP_S = 12.0
+#: Extra time for a configuration change inside a template (ND, waffle, sky offset), s.
+SETUP_GAP_S = 60.0
+#: Simulated read noise (electrons rms per DIT). Assumed typical H2RG value, not a SPHERE figure.
+READ_NOISE_E = 10.0
+#: Radius of the ALC2 apodized Lyot coronagraph mask (mas): 185 mas diameter (N_ALC_YJH_S).
+ALC2_MASK_RADIUS_MAS = 92.5
+#: Empirical INS4 DROT2 BEGIN - TEL ALT (deg) in pupil tracking, from the real IFS headers
+#: (214.51 - 70.05, 215.50 - 71.00). Only used by the pre-2016-07-12 derotator correction.
+DROT2_MINUS_ALT_DEG = 144.5
+
+
+@dataclass(frozen=True)
+class Companion:
+    """A point source bound to the star: separation (mas), PA (deg east of north), contrast.
+
+    ``contrast`` is the flux ratio companion/star of the PSF cores (before coronagraph and ND);
+    ``contrast_by_band`` overrides it per band label (``H2``, ``H3``, ``H``, ``K1``, ... see
+    :func:`band_labels`).
+    """
+
+    separation_mas: float
+    pa_deg: float
+    contrast: float
+    contrast_by_band: dict[str, float] = field(default_factory=dict)
+
+    def contrast_in(self, band: str) -> float:
+        """Contrast in band ``band`` (falls back to :attr:`contrast`)."""
+        return float(self.contrast_by_band.get(band, self.contrast))
+
+
+@dataclass(frozen=True)
+class Target:
+    """Observed star: name and ICRS/J2000 coordinates (deg), proper motion (arcsec/yr)."""
+
+    name: str
+    ra_deg: float
+    dec_deg: float
+    pm_ra_arcsec_yr: float = 0.0
+    pm_dec_arcsec_yr: float = 0.0
+
+
+#: 51 Eri (HIP 21547), J2000 coordinates from SIMBAD rounded to 0.001 s / 0.01"; a young star
+#: with a directly imaged planet, a classic SPHERE target, transiting at Paranal at ~22 deg
+#: from zenith.
+FIFTY_ONE_ERI = Target(
+    name="51 Eri",
+    ra_deg=(4 + 37 / 60 + 36.132 / 3600) * 15.0,
+    dec_deg=-(2 + 28 / 60 + 24.78 / 3600),
+    pm_ra_arcsec_yr=0.04440,
+    pm_dec_arcsec_yr=-0.06380,
+)
+
+#: Default companions (placed to fit the 'small' field of view: < 50 px = 610 mas).
+DEFAULT_COMPANIONS: tuple[Companion, ...] = (
+    Companion(250.0, 60.0, 4e-4, {"H2": 5e-4, "H3": 3e-4, "H": 4e-4}),
+    Companion(480.0, 210.0, 1e-4, {"H2": 1.2e-4, "H3": 0.8e-4, "H": 1e-4}),
+)
+
+
+@dataclass(frozen=True)
+class SequenceSpec:
+    """One science template: filter combination, mode, DITs (s), ND for the flux frames, waffle."""
+
+    filter: str  # INS COMB IFLT, e.g. DB_H23, BB_H
+    mode: str  # DBI or CI
+    object_dit: float
+    n_object_files: int
+    center_dit: float
+    flux_dit: float
+    flux_nd: str  # INS4 FILT2 NAME: ND_1.0, ND_2.0, ND_3.5
+    waffle_orient: str  # OCS WAFFLE ORIENT: '+' or 'x'
+
+
+DEFAULT_SEQUENCES: tuple[SequenceSpec, ...] = (
+    SequenceSpec("DB_H23", "DBI", 64.0, 10, 64.0, 4.0, "ND_2.0", "x"),
+    SequenceSpec("BB_H", "CI", 32.0, 6, 32.0, 8.0, "ND_3.5", "+"),
+)
+
+
+@dataclass(frozen=True)
+class SimulationScale:
+    """Detector size and number of DITs: ``factor`` multiplies the 1024 x 2048 raw frame."""
+
+    name: str
+    factor: float
+    object_ndit: int
+    center_ndit: int
+    flux_ndit: int
+    sky_ndit: int
+    calib_ndit: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Raw frame (rows, columns)."""
+        return (round(sc.IRDIS_RAW_SHAPE[0] * self.factor), round(sc.IRDIS_RAW_SHAPE[1] * self.factor))
+
+    @property
+    def field_width(self) -> int:
+        return round(sc.IRDIS_FIELD_WIDTH * self.factor)
+
+
+SCALES: dict[str, SimulationScale] = {
+    "small": SimulationScale(
+        "small", 1 / 8, object_ndit=3, center_ndit=1, flux_ndit=2, sky_ndit=1, calib_ndit=2
+    ),
+    "medium": SimulationScale(
+        "medium", 1 / 4, object_ndit=4, center_ndit=2, flux_ndit=3, sky_ndit=2, calib_ndit=3
+    ),
+    "full": SimulationScale("full", 1.0, object_ndit=8, center_ndit=4, flux_ndit=6, sky_ndit=4, calib_ndit=5),
+}
+
+#: Lamp signal (ADU per DIT, before the flat) of the five flats: increasing fluxes reveal
+#: non-linear pixels (the ESO flat template takes 5 flats of increasing flux).
+FLAT_LEVELS_ADU = (1000.0, 2500.0, 5000.0, 8000.0, 12000.0)
+FLAT_DIT_S = 2.0
+#: Star core flux per nm of bandwidth (ADU/s/nm) of an H ~ 5 star; DB_H2 gets 52 nm of it.
+STAR_FLUX_PER_NM = 2.0e4
+
+
+def band_labels(filter_combination: str) -> tuple[str, str]:
+    """Band labels (left, right) of an IRDIS filter combination: DB_H23 -> (H2, H3), BB_H -> (H, H)."""
+    name = filter_combination.strip()
+    if name.startswith("DB_"):
+        body = name[3:].replace("ND", "")
+        return f"{body[0]}{body[1]}", f"{body[0]}{body[2]}"
+    if name.startswith("BB_"):
+        return name[3:], name[3:]
+    if name.startswith("NB_"):
+        return name[3:], name[3:]
+    raise ValueError(
+        f"filter combination {filter_combination!r} is not an IRDIS imaging filter (DB_*, BB_*, NB_*)"
+    )
+
+
+def pack_sexagesimal(value: float) -> float:
+    """ESO packed sexagesimal ``(+-)DDMMSS.sss`` of ``value`` (hours or degrees)."""
+    sign = -1.0 if value < 0 else 1.0
+    v = abs(value)
+    units = math.floor(v)
+    minutes = math.floor((v - units) * 60.0)
+    seconds = (v - units - minutes / 60.0) * 3600.0
+    if seconds >= 59.9999995:  # avoid 60.000 from rounding
+        seconds = 0.0
+        minutes += 1
+        if minutes == 60:
+            minutes, units = 0, units + 1
+    return sign * (units * 10000.0 + minutes * 100.0 + seconds)
+
+
+def archive_name(date_obs: str, colon: bool = True) -> str:
+    """ESO archive file name ``SPHER.<DATE-OBS rounded to ms>.fits`` (``':'`` or ``'_'``)."""
+    t = Time(date_obs, scale="utc", precision=3)
+    stamp = t.isot  # astropy rounds to the requested precision
+    if not colon:
+        stamp = stamp.replace(":", "_")
+    return f"SPHER.{stamp}.fits"
+
+
+def _iso(t: Time, precision: int = 4) -> str:
+    return Time(t, precision=precision).isot
+
+
+def _json_array(values: np.ndarray) -> list[Any]:
+    """Nested list with NaN (no star / no angle in calibration files) written as None (JSON null)."""
+    return np.where(np.isnan(values), None, values).tolist()
+
+
+@dataclass
+class SimulatedFile:
+    """One written raw file and its truth.
+
+    ``star_xy`` has shape ``(ndit, 2, 2)``: per DIT, per field (left, right), the exact star
+    position ``(x, y)`` in that field's own pixel coordinates (0-based, field width
+    ``SimulatedNight.field_width``; add the field offset for raw-frame columns). ``parang`` and
+    ``derot`` are at mid-DIT (deg); ``mjd_mid`` is mid-DIT (UTC).
+    """
+
+    path: Path
+    dpr_catg: str
+    dpr_type: str
+    dpr_tech: str
+    filter: str
+    mode: str
+    dit: float
+    ndit: int
+    nd: str
+    date_obs: str
+    fram_utc: str
+    mjd_mid: np.ndarray
+    parang: np.ndarray
+    derot: np.ndarray
+    star_xy: np.ndarray
+    lamp_adu_s: float | None = None
+    waffle_orient: str | None = None
+    waffle_spot_offsets_px: list[list[float]] | None = None
+    sequence: str | None = None
+
+    @property
+    def role(self) -> str:
+        """The DPR TYPE (OBJECT, OBJECT,CENTER, OBJECT,FLUX, SKY, DARK, DARK,BACKGROUND, FLAT,LAMP)."""
+        return self.dpr_type
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "dpr_catg": self.dpr_catg,
+            "dpr_type": self.dpr_type,
+            "dpr_tech": self.dpr_tech,
+            "filter": self.filter,
+            "mode": self.mode,
+            "dit": self.dit,
+            "ndit": self.ndit,
+            "nd": self.nd,
+            "date_obs": self.date_obs,
+            "fram_utc": self.fram_utc,
+            "mjd_mid": self.mjd_mid.tolist(),
+            "parang_deg": _json_array(self.parang),
+            "derot_deg": _json_array(self.derot),
+            "star_xy": _json_array(self.star_xy),
+            "lamp_adu_s": self.lamp_adu_s,
+            "waffle_orient": self.waffle_orient,
+            "waffle_spot_offsets_px": self.waffle_spot_offsets_px,
+            "sequence": self.sequence,
+        }
+
+
+@dataclass
+class SimulatedNight:
+    """Everything :func:`simulate_irdis_night` wrote and the truth it injected.
+
+    Star fluxes are core fluxes in ADU/s per field (left, right) before flat, ND and
+    coronagraph; ``background_adu_s`` per filter is (instrument, sky) in ADU/s/px before the flat.
+    ``center_guess_xy`` are the scaled default centre guesses per field; ``dead_rows`` /
+    ``dead_columns`` the scaled vignetted zones of the raw frame ([start, stop)).
+    """
+
+    out_dir: Path
+    seed: int
+    scale: SimulationScale
+    target: Target
+    files: list[SimulatedFile]
+    companions: tuple[Companion, ...]
+    detector: sim.DetectorModel
+    speckle_seed: int
+    wavelengths_nm: dict[str, tuple[float, float]]
+    star_flux_adu_s: dict[str, tuple[float, float]]
+    background_adu_s: dict[str, tuple[float, float]]
+    center_guess_xy: tuple[tuple[float, float], tuple[float, float]]
+    dead_rows: tuple[tuple[int, int], ...]
+    dead_columns: tuple[tuple[int, int], ...]
+    field_width: int
+    pixel_scale_mas: float
+    pupil_offset_deg: float
+    true_north_deg: float
+    anamorphism_xy: tuple[float, float]
+    coronagraph_leak: float
+    mask_radius_px: float
+    truth_json: Path | None = None
+    truth_fits: Path | None = None
+
+    def select(
+        self, dpr_type: str | None = None, filter: str | None = None, dit: float | None = None
+    ) -> list[SimulatedFile]:
+        """Files of a DPR TYPE / filter combination / DIT (None = any), in time order."""
+        return [
+            f
+            for f in self.files
+            if (dpr_type is None or f.dpr_type == dpr_type)
+            and (filter is None or f.filter == filter)
+            and (dit is None or abs(f.dit - dit) < 0.01)
+        ]
+
+    def companion_truth(self) -> list[dict[str, Any]]:
+        """Injected companions with separations in mas and px and contrasts per band."""
+        rows = []
+        for c in self.companions:
+            bands = sorted({b for flt in self.wavelengths_nm for b in band_labels(flt)})
+            rows.append(
+                {
+                    "separation_mas": c.separation_mas,
+                    "separation_px": c.separation_mas / self.pixel_scale_mas,
+                    "pa_deg": c.pa_deg,
+                    "contrast": {b: c.contrast_in(b) for b in bands},
+                }
+            )
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready truth (arrays of the detector model are in the truth FITS file)."""
+        return {
+            "seed": self.seed,
+            "scale": self.scale.name,
+            "scale_factor": self.scale.factor,
+            "detector_shape": list(self.scale.shape),
+            "field_width": self.field_width,
+            "target": self.target.__dict__,
+            "companions": self.companion_truth(),
+            "speckle_seed": self.speckle_seed,
+            "wavelengths_nm": {k: list(v) for k, v in self.wavelengths_nm.items()},
+            "star_flux_adu_s": {k: list(v) for k, v in self.star_flux_adu_s.items()},
+            "background_adu_s": {k: list(v) for k, v in self.background_adu_s.items()},
+            "center_guess_xy": [[float(v) for v in c] for c in self.center_guess_xy],
+            "dead_rows": [list(r) for r in self.dead_rows],
+            "dead_columns": [list(c) for c in self.dead_columns],
+            "pixel_scale_mas": self.pixel_scale_mas,
+            "pupil_offset_deg": self.pupil_offset_deg,
+            "true_north_deg": self.true_north_deg,
+            "anamorphism_xy": list(self.anamorphism_xy),
+            "coronagraph_leak": self.coronagraph_leak,
+            "mask_radius_px": self.mask_radius_px,
+            "gain_e_per_adu": self.detector.gain,
+            "read_noise_e": self.detector.read_noise_e,
+            "bad_pixel_counts": {
+                "hot": int(np.count_nonzero(self.detector.bad_pixels & sim.DetectorModel.HOT)),
+                "dead": int(np.count_nonzero(self.detector.bad_pixels & sim.DetectorModel.DEAD)),
+                "nonlinear": int(np.count_nonzero(self.detector.bad_pixels & sim.DetectorModel.NONLINEAR)),
+            },
+            "files": [f.to_dict() for f in self.files],
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# Sky geometry
+
+
+def _apparent_radec(target: Target, when: Time) -> tuple[float, float]:
+    """Coordinates of date (precessed + proper motion) as the telescope points them (deg)."""
+    years = when.jyear - 2000.0
+    ra = target.ra_deg + target.pm_ra_arcsec_yr * years / 3600.0 / math.cos(math.radians(target.dec_deg))
+    dec = target.dec_deg + target.pm_dec_arcsec_yr * years / 3600.0
+    coord = SkyCoord(ra * u.deg, dec * u.deg, frame=FK5(equinox="J2000"))
+    of_date = coord.transform_to(FK5(equinox=when))
+    return float(of_date.ra.deg), float(of_date.dec.deg)
+
+
+def _alt_az_airmass(times: Time, ra_deg: float, dec_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Altitude, azimuth (ESO: S=0, W=90) and airmass (sec z) at Paranal (deg)."""
+    ha = np.radians(local_apparent_sidereal_time(times, sc.PARANAL_LON_DEG) - ra_deg)
+    dec, lat = math.radians(dec_deg), math.radians(sc.PARANAL_LAT_DEG)
+    sin_alt = math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * np.cos(ha)
+    alt = np.arcsin(sin_alt)
+    az_north = np.arctan2(
+        -math.cos(dec) * np.sin(ha),
+        math.sin(dec) * math.cos(lat) - math.cos(dec) * math.sin(lat) * np.cos(ha),
+    )
+    az_eso = (np.degrees(az_north) - 180.0) % 360.0
+    return np.degrees(alt), az_eso, 1.0 / np.sin(alt)
+
+
+def _transit_time(target: Target, night: str) -> Time:
+    """UTC of the target's upper transit during the night starting on date ``night`` (local evening)."""
+    t0 = Time(f"{night}T22:00:00", scale="utc")
+    grid = t0 + TimeDelta(np.arange(0, 14 * 3600, 60.0), format="sec")
+    ra, _ = _apparent_radec(target, t0)
+    ha = (local_apparent_sidereal_time(grid, sc.PARANAL_LON_DEG) - ra + 180.0) % 360.0 - 180.0
+    k = int(np.argmin(np.abs(ha)))
+    return grid[k]
+
+
+# ----------------------------------------------------------------------------------------------
+# Planning
+
+
+@dataclass
+class _Exposure:
+    """One file to write (planned): what, when, how."""
+
+    dpr_catg: str
+    dpr_type: str
+    spec: SequenceSpec
+    dit: float
+    ndit: int
+    nd: str
+    date_obs: str
+    fram_utc: str
+    tpl_id: str
+    tpl_name: str
+    tpl_start: str
+    tpl_expno: int
+    tpl_nexp: int
+    obs_id: int
+    obs_name: str
+    prog_id: str
+    origfile: str
+    lamp_adu_s: float | None = None
+    bad_center: bool = False
+
+
+def _file_times(start: Time, dit: float, ndit: int) -> tuple[str, str, Time]:
+    """DATE-OBS and DET FRAM UTC strings (0.1 ms, as in real headers) and the next start time."""
+    date_obs = _iso(start)
+    fram = Time(date_obs, scale="utc") + TimeDelta(ndit * (dit + DIT_OVERHEAD_S), format="sec")
+    fram_utc = _iso(fram)
+    return date_obs, fram_utc, Time(fram_utc, scale="utc")
+
+
+def _science_roles(spec: SequenceSpec, scale: SimulationScale) -> list[tuple[str, str, float, int, str]]:
+    """(DPR CATG, DPR TYPE, DIT, NDIT, ND) of one science template, in observing order."""
+    roles = [
+        ("SCIENCE", "OBJECT,FLUX", spec.flux_dit, scale.flux_ndit, spec.flux_nd),
+        ("SCIENCE", "OBJECT,CENTER", spec.center_dit, scale.center_ndit, "OPEN"),
+    ]
+    roles += [("SCIENCE", "OBJECT", spec.object_dit, scale.object_ndit, "OPEN")] * spec.n_object_files
+    roles += [
+        ("SCIENCE", "OBJECT,CENTER", spec.center_dit, scale.center_ndit, "OPEN"),
+        ("SCIENCE", "OBJECT,FLUX", spec.flux_dit, scale.flux_ndit, spec.flux_nd),
+        ("SCIENCE", "SKY", spec.object_dit, scale.sky_ndit, "OPEN"),
+    ]
+    return roles
+
+
+def _duration_s(roles: list[tuple[str, str, float, int, str]]) -> float:
+    total = 0.0
+    previous = None
+    for _, dpr_type, dit, ndit, nd in roles:
+        total += ndit * (dit + DIT_OVERHEAD_S) + (FILE_GAP_S if (dpr_type, nd) == previous else SETUP_GAP_S)
+        previous = (dpr_type, nd)
+    return total
+
+
+def _plan_night(
+    sequences: tuple[SequenceSpec, ...], scale: SimulationScale, target: Target, night: str, bad_center: bool
+) -> list[_Exposure]:
+    """Science templates centred on the target's transit, then the morning calibrations."""
+    plan: list[_Exposure] = []
+    counters = {"OBS": 0, "CAL_DARK": 0, "CAL_FLAT": 0}
+
+    def origfile(kind: str, when: Time) -> str:
+        counters[kind] += 1
+        doy = when.to_datetime().timetuple().tm_yday
+        return f"SPHERE_IRDIS_{kind}{doy:03d}_{counters[kind]:04d}.fits"
+
+    all_roles = [_science_roles(spec, scale) for spec in sequences]
+    # Start so that the first template is centred on the transit.
+    start = _transit_time(target, night) - TimeDelta(_duration_s(all_roles[0]) / 2.0, format="sec")
+    for k, (spec, roles) in enumerate(zip(sequences, all_roles, strict=True)):
+        tpl_start = Time(start.isot[:19], scale="utc")
+        t = start + TimeDelta(30.0, format="sec")
+        previous = None
+        n_centers = 0
+        for expno, (catg, dpr_type, dit, ndit, nd) in enumerate(roles, start=1):
+            t = t + TimeDelta(
+                0.0 if previous is None else (FILE_GAP_S if (dpr_type, nd) == previous else SETUP_GAP_S),
+                format="sec",
+            )
+            date_obs, fram_utc, t = _file_times(t, dit, ndit)
+            previous = (dpr_type, nd)
+            n_centers += dpr_type == "OBJECT,CENTER"
+            plan.append(
+                _Exposure(
+                    dpr_catg=catg,
+                    dpr_type=dpr_type,
+                    spec=spec,
+                    dit=dit,
+                    ndit=ndit,
+                    nd=nd,
+                    date_obs=date_obs,
+                    fram_utc=fram_utc,
+                    tpl_id=f"SPHERE_irdis_{spec.mode.lower()}_obs",
+                    tpl_name=f"IRDIS {spec.mode} observations",
+                    tpl_start=tpl_start.isot[:19],
+                    tpl_expno=expno,
+                    tpl_nexp=len(roles),
+                    obs_id=2215300 + k,
+                    obs_name=f"{target.name.replace(' ', '')}_IRDIS_{spec.mode}_{spec.filter}",
+                    prog_id="0102.C-0381(A)",
+                    origfile=origfile("OBS", Time(date_obs)),
+                    bad_center=bad_center and k == 0 and dpr_type == "OBJECT,CENTER" and n_centers == 2,
+                )
+            )
+        start = t + TimeDelta(SETUP_GAP_S * 5, format="sec")
+    # Morning calibrations (ESO calibration plan: darks at the science DITs plus 2 s; lamp flats).
+    t = Time(f"{Time(plan[0].date_obs).datetime.date().isoformat()}T10:30:00", scale="utc")
+    if t < Time(plan[-1].fram_utc):
+        t = Time(plan[-1].fram_utc) + TimeDelta(3600.0, format="sec")
+    for spec in sequences:
+        dits = sorted({FLAT_DIT_S, spec.object_dit, spec.center_dit, spec.flux_dit})
+        for dpr_type, dit_list in (
+            ("DARK", dits),
+            ("DARK,BACKGROUND", sorted({spec.object_dit, spec.center_dit, spec.flux_dit})),
+        ):
+            tpl_start = t.isot[:19]
+            for expno, dit in enumerate(dit_list, start=1):
+                date_obs, fram_utc, t = _file_times(
+                    t + TimeDelta(FILE_GAP_S, format="sec"), dit, scale.calib_ndit
+                )
+                plan.append(
+                    _Exposure(
+                        dpr_catg="CALIB",
+                        dpr_type=dpr_type,
+                        spec=spec,
+                        dit=dit,
+                        ndit=scale.calib_ndit,
+                        nd="OPEN",
+                        date_obs=date_obs,
+                        fram_utc=fram_utc,
+                        tpl_id="SPHERE_irdis_cal_dark",
+                        tpl_name="IRDIS darks and backgrounds",
+                        tpl_start=tpl_start,
+                        tpl_expno=expno,
+                        tpl_nexp=len(dit_list),
+                        obs_id=200150000,
+                        obs_name="Calibration",
+                        prog_id="60.A-9255(A)",
+                        origfile=origfile("CAL_DARK", Time(date_obs)),
+                    )
+                )
+            t = t + TimeDelta(SETUP_GAP_S, format="sec")
+        tpl_start = t.isot[:19]
+        for expno, level in enumerate(FLAT_LEVELS_ADU, start=1):
+            date_obs, fram_utc, t = _file_times(
+                t + TimeDelta(FILE_GAP_S, format="sec"), FLAT_DIT_S, scale.calib_ndit
+            )
+            plan.append(
+                _Exposure(
+                    dpr_catg="CALIB",
+                    dpr_type="FLAT,LAMP",
+                    spec=spec,
+                    dit=FLAT_DIT_S,
+                    ndit=scale.calib_ndit,
+                    nd="OPEN",
+                    date_obs=date_obs,
+                    fram_utc=fram_utc,
+                    tpl_id="SPHERE_irdis_cal_dflat",
+                    tpl_name="IRDIS detector flat field",
+                    tpl_start=tpl_start,
+                    tpl_expno=expno,
+                    tpl_nexp=len(FLAT_LEVELS_ADU),
+                    obs_id=200150000,
+                    obs_name="Calibration",
+                    prog_id="60.A-9255(A)",
+                    origfile=origfile("CAL_FLAT", Time(date_obs)),
+                    lamp_adu_s=level / FLAT_DIT_S,
+                )
+            )
+        t = t + TimeDelta(SETUP_GAP_S, format="sec")
+    return plan
+
+
+# ----------------------------------------------------------------------------------------------
+# Headers
+
+
+def _eso(key: str) -> str:
+    return f"HIERARCH ESO {key}"
+
+
+_CALIB_OPTICS = {
+    # DPR TYPE -> (INS1 OPTI1 NAME Lyot stop, INS COMB ICOR, INS4 OPTI11 NAME, INS4 SHUT ST)
+    "DARK": ("CLOSED", "N_NS_OPAQUE", "OPEN", False),
+    "DARK,BACKGROUND": ("OPEN", "N_NS_CLEAR", "OPEN", False),
+    "FLAT,LAMP": ("OPEN", "N_NS_CLEAR", "OPEN", True),
+}
+
+
+def _dpr_tech(exp: _Exposure) -> str:
+    if exp.dpr_catg == "CALIB":
+        return "IMAGE"
+    return "IMAGE,DUAL,CORONOGRAPHY" if exp.spec.mode == "DBI" else "IMAGE,CORONOGRAPHY"
+
+
+def _filter_keywords(spec: SequenceSpec) -> dict[str, Any]:
+    """INS COMB IFLT, INS1 FILT NAME/ID, INS1 OPTI2 NAME/ID for a filter combination."""
+    iflt = spec.filter
+    band = band_labels(iflt)[0][0]  # H for DB_H23/BB_H
+    if iflt.startswith("DB_"):
+        cfw = "B_ND-H" if "NDH" in iflt else f"B_{'Ks' if band == 'K' else band}"
+        dfw = "D_" + iflt[3:].replace("NDH", "H")
+        dfw_id = "FILT_DBF_" + iflt[3:].replace("NDH", "H")
+    elif iflt.startswith("BB_"):
+        cfw, dfw, dfw_id = f"B_{iflt[3:]}", "CLEAR", "FILT_CLEAR"
+    else:
+        cfw, dfw, dfw_id = f"N_{iflt[3:]}", "CLEAR", "FILT_CLEAR"
+    cfw_id = ("FILT_BBF_" + cfw[2:]) if cfw.startswith("B_") else ("FILT_NBF_" + cfw[2:])
+    return {
+        "INS COMB IFLT": (iflt, "Infra-Red filter combination name."),
+        "INS1 FILT ID": (cfw_id, "IRDIS filter unique id."),
+        "INS1 FILT NAME": (cfw, "IRDIS filter name."),
+        "INS1 OPTI2 ID": (dfw_id, "OPTIi unique ID."),
+        "INS1 OPTI2 NAME": (dfw, "IRDIS Dual Filter."),
+    }
+
+
+def _build_header(
+    exp: _Exposure,
+    target: Target,
+    scale: SimulationScale,
+    radec_of_date: tuple[float, float],
+    parang_start_end: tuple[float, float],
+    alt_az_airm: tuple[float, float, float, float],
+    ambient: dict[str, float],
+    seed: int,
+) -> fits.Header:
+    """Primary header of one raw IRDIS file, keyword names and formats as in real SPHERE files."""
+    ny, nx = scale.shape
+    t0 = Time(exp.date_obs, scale="utc")
+    science = exp.dpr_catg == "SCIENCE"
+    h = fits.Header()
+    h["ORIGIN"] = ("ESO-PARANAL", "European Southern Observatory")
+    h["DATE"] = (exp.fram_utc, "Date the file was written")
+    h["TELESCOP"] = ("ESO-VLT-U3", "ESO <TEL>")
+    h["INSTRUME"] = ("SPHERE", "Instrument used.")
+    h["OBJECT"] = (target.name if science else exp.dpr_type, "Original target.")
+    if science:
+        h["RA"] = (round(target.ra_deg, 6), "[deg] RA (J2000) pointing")
+        h["DEC"] = (round(target.dec_deg, 5), "[deg] DEC (J2000) pointing")
+        h["EQUINOX"] = (2000.0, "Standard FK5")
+        h["RADECSYS"] = ("FK5", "Coordinate system")
+    h["EXPTIME"] = (exp.dit, "Integration time")
+    h["MJD-OBS"] = (round(t0.mjd, 8), exp.date_obs)
+    h["DATE-OBS"] = (exp.date_obs, "Observing date")
+    seconds = t0.datetime.hour * 3600 + t0.datetime.minute * 60 + t0.datetime.second
+    h["UTC"] = (float(seconds), "[s] UTC")
+    lst_s = float(local_apparent_sidereal_time(t0, sc.PARANAL_LON_DEG)[0]) / 15.0 * 3600.0
+    h["LST"] = (round(lst_s, 3), "[s] LST")
+    h["PI-COI"] = ("UNKNOWN", "PI-COI name.")
+    h["OBSERVER"] = ("UNKNOWN", "Name of observer.")
+    h["ORIGFILE"] = (exp.origfile, "Original File Name")
+    h["BUNIT"] = ("adu", "Physical Unit")
+    cards: dict[str, Any] = {}
+    ra_h, dec_d = radec_of_date
+    # AO and derotator
+    if science:
+        for key, value in (
+            ("AOS HOLOOP STATE", "CLOSED_LOOP"),
+            ("AOS IRLOOP STATE", "CLOSED_LOOP"),
+            ("AOS PUPLOOP STATE", "CLOSED_LOOP"),
+            ("AOS TTLOOP STATE", "CLOSED_LOOP"),
+            ("AOS IRWFS MODE", "DTTS3"),
+            ("AOS VISWFS MODE", "GAIN_1000_FREQ_1380Hz"),
+        ):
+            cards[key] = (value, "SPARTA loop / WFS state")
+    # Detector
+    cards.update(
+        {
+            "DET CHIP1 GAIN": (sc.IRDIS_GAIN_E_PER_ADU, "Gain in e-/ADU"),
+            "DET CHIP1 ID": ("ESO-Hawaii2RG", "Detector chip identification"),
+            "DET CHIP1 NX": (nx, "number of pixels along x"),
+            "DET CHIP1 NY": (ny, "number of pixels along y"),
+            "DET DITDELAY": (DIT_DELAY_S, "[s] Delay before integration"),
+            "DET FRAM FORMAT": ("cube", "FITS file format"),
+            "DET FRAM NO": (exp.ndit, "Frame number"),
+            "DET FRAM TYPE": ("DIT", "Frame type"),
+            "DET FRAM UTC": (exp.fram_utc, "File Creation Time"),
+            "DET ID": ("IRDIS", "Detector system Id"),
+            "DET NAME": ("IRDIS", "Name of detector system"),
+            "DET NDIT": (exp.ndit, "Number of Sub-Integrations"),
+            "DET NDITSKIP": (0, "DITs skipped at 1st.INT"),
+            "DET READ CURID": (4, "Used readout mode id"),
+            "DET READ CURNAME": ("Nondest", "Used readout mode name"),
+            "DET SEQ UTC": (exp.date_obs, "Sequencer Start Time"),
+            "DET SEQ1 DIT": (exp.dit, "[s] Integration time"),
+            "DET SEQ1 EXPTIME": (
+                round(exp.ndit * (exp.dit + DIT_OVERHEAD_S), 7),
+                "[s] Exposure Sequence Time",
+            ),
+            "DET SEQ1 WIN NX": (nx, "Read-out window NX"),
+            "DET SEQ1 WIN NY": (ny, "Read-out window NY"),
+            "DPR CATG": (exp.dpr_catg, "Observation category"),
+            "DPR TECH": (_dpr_tech(exp), "Observation technique"),
+            "DPR TYPE": (exp.dpr_type, "Observation type"),
+        }
+    )
+    # Instrument configuration
+    lyot, icor, opti11, shutter = _CALIB_OPTICS.get(exp.dpr_type, ("ST_ALC2", "N_ALC_YJH_S", "ALC2", True))
+    cards["INS COMB ICOR"] = (icor, "Infra-Red coronograph combination")
+    cards.update(_filter_keywords(exp.spec))
+    cards["INS COMB POLA"] = ("", "Polarisation combination name.")
+    cards["INS COMB VCOR"] = ("V_NC_WF", "Visible coronograph combination name.")
+    cards["INS1 MODE"] = (exp.spec.mode, "Instrument mode used.")
+    cards["INS1 OPTI1 NAME"] = (lyot, "IRDIS Lyot stop.")
+    cards["INS1 PAC X"] = (0.0, "[um] X-Axis absolute position on the detector")
+    cards["INS1 PAC Y"] = (0.0, "[um] Y-Axis absolute position on the detector")
+    cards["INS4 COMB ROT"] = ("PUPIL" if science else "CAL_ZENITH", "Assembly for derotator and ADC modes")
+    if science:
+        alt, _, _, _ = alt_az_airm
+        drot_begin = (alt + DROT2_MINUS_ALT_DEG) % 360.0
+        drot_end = (ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
+        cards["INS4 DROT2 BEGIN"] = (round(drot_begin, 4), "[deg] Position angle at start.")
+        cards["INS4 DROT2 END"] = (round(drot_end, 4), "[deg] Position angle at end.")
+        cards["INS4 DROT2 MODE"] = ("ELEV", "Derotator mode.")
+    else:
+        cards["INS4 DROT2 BEGIN"] = (0.0, "[deg] Position angle at start.")
+        cards["INS4 DROT2 END"] = (0.0, "[deg] Position angle at end.")
+        cards["INS4 DROT2 MODE"] = ("STAT", "Derotator mode.")
+    cards["INS4 DROT2 POSANG"] = (0.0, "[deg] Position angle.")
+    cards["INS4 DROT2 RA"] = (round(pack_sexagesimal(ra_h / 15.0), 6), "Telescope right ascension.")
+    cards["INS4 DROT2 DEC"] = (round(pack_sexagesimal(dec_d), 5), "Telescope desclination.")
+    cards["INS4 FILT2 ID"] = (exp.nd, "Filter unique id.")
+    cards["INS4 FILT2 NAME"] = (exp.nd, "NIR Neutral Density filters.")
+    cards["INS4 MODE"] = (f"IRDIS_{exp.spec.mode}", "Instrument mode used.")
+    cards["INS4 OPTI10 NAME"] = ("APO1" if science else "OPEN", "Apodizers wheel.")
+    cards["INS4 OPTI11 NAME"] = (opti11, "NIR coronagraphs wheel.")
+    cards["INS4 SHUT ST"] = (shutter, "Shutter open [T] or closed [F].")
+    # Observation block
+    cards.update(
+        {
+            "OBS ID": (exp.obs_id, "Observation block ID"),
+            "OBS NAME": (exp.obs_name, "OB name"),
+            "OBS PI-COI NAME": ("UNKNOWN", "PI-COI name"),
+            "OBS PROG ID": (exp.prog_id, "ESO program identification"),
+            "OBS START": (exp.tpl_start, "OB start time"),
+        }
+    )
+    if science:  # the real calibration headers have no OB target
+        cards["OBS TARG NAME"] = (target.name.replace(" ", ""), "OB target name")
+        letters = "F C O S"
+        cards["OCS OBSTYPE LIST"] = (letters, "User defined list of observ. types")
+        cards["OCS WAFFLE AMPL"] = (0.05, "User defined waffle amplitude")
+        cards["OCS WAFFLE ORIENT"] = (exp.spec.waffle_orient, "User defined waffle orientation")
+    cards["SEQ ARM"] = ("IRDIS", "Name of the sub-system.")
+    # Telescope, site, target and ambient conditions (calibration files taken at zenith carry
+    # none of these, as in the real WAVE,LAMP headers).
+    if science:
+        alt, az, airm_start, airm_end = alt_az_airm
+        cards.update(
+            {
+                "TEL GEOELEV": (sc.PARANAL_HEIGHT_M, "[m] Elevation above sea level"),
+                "TEL GEOLAT": (sc.PARANAL_LAT_DEG, "[deg] Tel geo latitute (+=North)"),
+                "TEL GEOLON": (sc.PARANAL_LON_DEG, "[deg] Tel geo longitude (+=East)"),
+                "TEL AIRM END": (round(airm_end, 3), "Airmass at end"),
+                "TEL AIRM START": (round(airm_start, 3), "Airmass at start"),
+                "TEL ALT": (round(alt, 3), "[deg] Alt angle at start"),
+                "TEL AMBI FWHM END": (round(ambient["fwhm_end"], 2), "[arcsec] Observatory Seeing"),
+                "TEL AMBI FWHM START": (round(ambient["fwhm_start"], 2), "[arcsec] Observatory Seeing"),
+                "TEL AMBI PRES END": (round(ambient["pres"], 2), "[hPa] Observatory air pressure"),
+                "TEL AMBI PRES START": (round(ambient["pres"], 2), "[hPa] Observatory air pressure"),
+                "TEL AMBI RHUM": (round(ambient["rhum"], 1), "[%] Observatory relative humidity"),
+                "TEL AMBI TAU0": (round(ambient["tau0"], 4), "[s] Average coherence time"),
+                "TEL AMBI TEMP": (round(ambient["temp"], 2), "[deg C] Observatory ambient temperature"),
+                "TEL AMBI WINDDIR": (
+                    round(ambient["winddir"], 1),
+                    "[deg] Observatory wind direction",
+                ),
+                "TEL AMBI WINDSP": (round(ambient["windsp"], 2), "[m/s] Observatory ambient wind speed"),
+                "TEL AZ": (round(az, 3), "[deg] Az angle at start S=0,W=90"),
+                "TEL IA FWHM": (
+                    round(ambient["ia_fwhm"], 2),
+                    "[arcsec] Delivered seeing (airmass corr.)",
+                ),
+                "TEL PARANG END": (round(parang_start_end[1], 3), "[deg] Parallactic angle at end"),
+                "TEL PARANG START": (round(parang_start_end[0], 3), "[deg] Parallactic angle at start"),
+                "TEL TARG ALPHA": (
+                    round(pack_sexagesimal(target.ra_deg / 15.0), 3),
+                    "Alpha coordinate for the target",
+                ),
+                "TEL TARG COORDTYPE": ("M", "Coordinate type (M=mean)"),
+                "TEL TARG DELTA": (
+                    round(pack_sexagesimal(target.dec_deg), 3),
+                    "Delta coordinate for the target",
+                ),
+                "TEL TARG EPOCH": (2000.0, "[yr] Epoch 1950 or 2000"),
+                "TEL TARG EQUINOX": (2000.0, "[yr] Equinox"),
+                "TEL TARG PMA": (target.pm_ra_arcsec_yr, "[arcsec/yr] Proper Motion Alpha"),
+                "TEL TARG PMD": (target.pm_dec_arcsec_yr, "[arcsec/yr] Proper motion Delta"),
+            }
+        )
+    cards.update(
+        {
+            "TPL EXPNO": (exp.tpl_expno, "Exposure number within template"),
+            "TPL ID": (exp.tpl_id, "Template signature ID"),
+            "TPL NAME": (exp.tpl_name, "Template name"),
+            "TPL NEXP": (exp.tpl_nexp, "Number of exposures within template"),
+            "TPL START": (exp.tpl_start, "TPL start time"),
+        }
+    )
+    for key, (value, comment) in cards.items():
+        h[_eso(key)] = (value, comment)
+    h["ARCFILE"] = (archive_name(exp.date_obs, colon=True), "Archive File Name")
+    h["HCDCSIM"] = (True, "simulated by hcdc (hcdc.pipeline.simulate)")
+    h["HCDCSEED"] = (seed, "hcdc simulator seed")
+    return h
+
+
+# ----------------------------------------------------------------------------------------------
+# Pixels
+
+
+def _file_rng(seed: int, key: str) -> np.random.Generator:
+    """A generator that depends only on the night seed and a file key (order-independent)."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+@dataclass
+class _NightModel:
+    """Shared state of one simulated night (truth + rendering settings)."""
+
+    scale: SimulationScale
+    detector: sim.DetectorModel
+    speckles: sim.SpeckleModel
+    illumination: np.ndarray
+    center_base_xy: np.ndarray  # (2 fields, 2) star position at t_ref, field coordinates
+    drift_px_per_hour: np.ndarray  # (2,) common drift of the star on the detector
+    jitter_px: float
+    t_ref: Time
+    companions: tuple[Companion, ...]
+    star_flux_per_nm: float
+    field_throughput: tuple[float, float]
+    coronagraph_leak: float
+    mask_radius_px: float
+    anamorphism_xy: tuple[float, float]
+
+
+def _optics(filter_comb: str) -> tuple[sim.BandOptics, sim.BandOptics]:
+    entry = sc.IRDIS_FILTER_COMBINATIONS[filter_comb]
+    return tuple(  # type: ignore[return-value]
+        sim.BandOptics(w, b, sc.IRDIS_PIXEL_SCALE_MAS, sc.TELESCOPE_DIAMETER_M)
+        for w, b in zip(entry["wave_nm"], entry["bandwidth_nm"], strict=True)
+    )
+
+
+def _star_flux(model: _NightModel, filter_comb: str) -> tuple[float, float]:
+    bw = sc.IRDIS_FILTER_COMBINATIONS[filter_comb]["bandwidth_nm"]
+    return (
+        model.star_flux_per_nm * bw[0] * model.field_throughput[0],
+        model.star_flux_per_nm * bw[1] * model.field_throughput[1],
+    )
+
+
+def _background(filter_comb: str) -> tuple[float, float]:
+    """(instrument, sky) background in ADU/s/px: thermal emission rising steeply towards K."""
+    entry = sc.IRDIS_FILTER_COMBINATIONS[filter_comb]
+    wl, bw = entry["wave_nm"][0], entry["bandwidth_nm"][0]
+    instrument = 0.02 * bw * math.exp((wl - 1600.0) / 120.0)
+    return instrument, 0.3 * instrument
+
+
+def _star_positions(model: _NightModel, times: Time, rng: np.random.Generator) -> np.ndarray:
+    """Exact star (x, y) per time and field (n, 2, 2): slow linear drift plus a small jitter."""
+    hours = (times - model.t_ref).to_value(u.hour)
+    pos = model.center_base_xy[None, :, :] + hours[:, None, None] * model.drift_px_per_hour[None, None, :]
+    # The jitter is common to both fields (one star, one tip-tilt residual).
+    jitter = rng.normal(0.0, model.jitter_px, (len(hours), 1, 2))
+    return pos + jitter
+
+
+def _render_exposure(
+    exp: _Exposure,
+    model: _NightModel,
+    ra_dec_of_date: tuple[float, float],
+    seed: int,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Raw cube (ndit, ny, nx) float32 and per-DIT truth for one planned exposure."""
+    rng = _file_rng(seed, exp.date_obs)
+    ny, nx = model.scale.shape
+    fw = model.scale.field_width
+    start, mid, end = dit_times(exp.date_obs, exp.fram_utc, exp.ndit, exp.dit, DIT_DELAY_S)
+    ra, dec = ra_dec_of_date
+    parang_mid = parallactic_angle(mid, ra, dec, sc.PARANAL_LAT_DEG, sc.PARANAL_LON_DEG)
+    derot_mid = derotation_angles(parang_mid, sc.PUPIL_OFFSET_DEG, sc.TRUE_NORTH_DEG)
+    # Three sub-exposures per DIT smear companions along their arc as the sky turns.
+    n_sub_t = 3
+    sub_offsets = (np.arange(n_sub_t) + 0.5) / n_sub_t * exp.dit
+    sub_times = Time(
+        np.concatenate([(start + TimeDelta(o, format="sec")).jd for o in sub_offsets]),
+        format="jd",
+        scale="utc",
+    )
+    derot_sub = derotation_angles(
+        parallactic_angle(sub_times, ra, dec, sc.PARANAL_LAT_DEG, sc.PARANAL_LON_DEG),
+        sc.PUPIL_OFFSET_DEG,
+        sc.TRUE_NORTH_DEG,
+    ).reshape(n_sub_t, exp.ndit)
+    star_xy = _star_positions(model, mid, rng)
+    if exp.dpr_type == "OBJECT,FLUX":
+        star_xy = star_xy + np.array([12.0, 0.0])  # star moved off the coronagraph mask
+    optics = _optics(exp.spec.filter)
+    bands = band_labels(exp.spec.filter)
+    star_flux = _star_flux(model, exp.spec.filter)
+    bg_instrument, bg_sky = _background(exp.spec.filter)
+    spot_offsets = None
+    if exp.bad_center:
+        # A deliberately bad CENTER frame: spot 0 pushed 2.5 px tangentially (a DM glitch), which
+        # moves the intersection of the lines joining opposite spots by ~1.2 px.
+        orient = sc.waffle_orientation_deg(exp.spec.waffle_orient)
+        a = math.radians(orient)
+        spot_offsets = np.zeros((4, 2))
+        spot_offsets[0] = 2.5 * np.array([-math.sin(a), math.cos(a)])
+    cube = np.empty((exp.ndit, ny, nx), dtype=np.float32)
+    for k in range(exp.ndit):
+        light = np.zeros((ny, nx))
+        if exp.dpr_type in {"DARK,BACKGROUND", "SKY", "OBJECT", "OBJECT,CENTER", "OBJECT,FLUX"}:
+            light += bg_instrument
+        if exp.dpr_type in {"SKY", "OBJECT", "OBJECT,CENTER", "OBJECT,FLUX"}:
+            light += bg_sky
+        if exp.dpr_type == "FLAT,LAMP":
+            light += exp.lamp_adu_s
+        if exp.dpr_type in {"OBJECT", "OBJECT,CENTER", "OBJECT,FLUX"}:
+            t_s = (mid[k] - model.t_ref).to_value(u.s)
+            for f in range(2):
+                light[:, f * fw : (f + 1) * fw] += _field_scene(
+                    exp,
+                    model,
+                    optics[f],
+                    bands[f],
+                    star_flux[f],
+                    tuple(star_xy[k, f]),
+                    t_s,
+                    derot_sub[:, k],
+                    spot_offsets,
+                    (ny, fw),
+                )
+        light *= model.illumination
+        cube[k] = model.detector.readout(light, exp.dit, rng)
+    if exp.dpr_catg == "CALIB":
+        # Calibrations are taken at zenith with the derotator stationary: no star, no angles.
+        parang_mid = np.full(exp.ndit, np.nan)
+        derot_mid = np.full(exp.ndit, np.nan)
+        star_xy = np.full_like(star_xy, np.nan)
+    truth = {
+        "mjd_mid": mid.mjd,
+        "parang": parang_mid,
+        "derot": derot_mid,
+        "star_xy": star_xy,
+        "parang_start_end": (
+            float(parallactic_angle(start[:1], ra, dec, sc.PARANAL_LAT_DEG, sc.PARANAL_LON_DEG)[0]),
+            float(parallactic_angle(end[-1:], ra, dec, sc.PARANAL_LAT_DEG, sc.PARANAL_LON_DEG)[0]),
+        ),
+        "waffle_spot_offsets_px": None if spot_offsets is None else spot_offsets.tolist(),
+    }
+    return cube, truth
+
+
+def _field_scene(
+    exp: _Exposure,
+    model: _NightModel,
+    optics: sim.BandOptics,
+    band: str,
+    star_flux: float,
+    star_xy: tuple[float, float],
+    t_s: float,
+    derot_sub: np.ndarray,
+    spot_offsets: np.ndarray | None,
+    shape: tuple[int, int],
+) -> np.ndarray:
+    """Noise-free star scene of one field (ADU/s before the flat)."""
+    kind = {"OBJECT": "coronagraphic", "OBJECT,CENTER": "center", "OBJECT,FLUX": "flux"}[exp.dpr_type]
+    nd = sc.nd_transmission(exp.nd, optics.wavelength_nm)
+    companions = []
+    for c in model.companions:
+        sep_px = mas_to_px(c.separation_mas, optics.pixel_scale_mas)
+        for derot in derot_sub:
+            x, y = sim.companion_detector_xy(star_xy, sep_px, c.pa_deg, float(derot), model.anamorphism_xy)
+            companions.append((x, y, c.contrast_in(band) * star_flux / len(derot_sub)))
+    scene = sim.StarScene(
+        kind=kind,
+        star_xy=star_xy,
+        star_flux=star_flux,
+        optics=optics,
+        speckles=model.speckles,
+        time_s=t_s,
+        nd_transmission=nd,
+        coronagraph_leak=model.coronagraph_leak,
+        mask_radius_px=model.mask_radius_px,
+        companions_xy_flux=companions,
+        waffle_radius_px=sc.waffle_radius_px(optics.wavelength_nm, optics.pixel_scale_mas),
+        waffle_orientation_deg=sc.waffle_orientation_deg(exp.spec.waffle_orient),
+        waffle_spot_offsets_px=spot_offsets,
+    )
+    return sim.render_star_field(shape, scene)
+
+
+def _scaled_zones(zones: tuple[tuple[int, int], ...], factor: float) -> tuple[tuple[int, int], ...]:
+    return tuple((int(math.floor(a * factor)), int(math.ceil(b * factor))) for a, b in zones)
+
+
+def _check_companions(model: _NightModel) -> None:
+    """Refuse companions that would leave the illuminated field (clear error, no silent clipping)."""
+    fw = model.scale.field_width
+    dead_cols = _scaled_zones(sc.IRDIS_DEAD_COLUMNS, model.scale.factor)
+    dead_rows = _scaled_zones(sc.IRDIS_DEAD_ROWS, model.scale.factor)
+    for c in model.companions:
+        sep_px = c.separation_mas / sc.IRDIS_PIXEL_SCALE_MAS
+        for f in range(2):
+            cx, cy = model.center_base_xy[f]
+            x_lo = max(b for a, b in dead_cols if a <= f * fw + 1) - f * fw
+            x_hi = min(a for a, b in dead_cols if b >= (f + 1) * fw - 1) - f * fw
+            room = min(cx - x_lo, x_hi - cx, cy - dead_rows[0][1], dead_rows[-1][0] - cy) - 6.0
+            if sep_px > room:
+                raise ValueError(
+                    f"companion at {c.separation_mas} mas ({sep_px:.1f} px) does not fit in the "
+                    f"'{model.scale.name}' field of view (at most {room * sc.IRDIS_PIXEL_SCALE_MAS:.0f} mas "
+                    f"= {room:.1f} px from the star); use a larger scale or a smaller separation"
+                )
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry point
+
+
+def simulate_irdis_night(
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    scale: str | SimulationScale = "small",
+    companions: tuple[Companion, ...] | list[Companion] | None = None,
+    sequences: tuple[SequenceSpec, ...] | list[SequenceSpec] | None = None,
+    target: Target = FIFTY_ONE_ERI,
+    night: str = "2018-11-30",
+    colon_in_names: bool = True,
+    bad_center: bool = False,
+    star_flux_per_nm: float = STAR_FLUX_PER_NM,
+    anamorphism_xy: tuple[float, float] = sc.IRDIS_ANAMORPHISM_XY,
+    progress: Any = None,
+) -> SimulatedNight:
+    """Write a night of raw IRDIS files into ``out_dir`` and return what was written with its truth.
+
+    ``scale``: 'small' (128 x 256 px, a few DITs: a whole night in seconds), 'medium'
+    (256 x 512) or 'full' (1024 x 2048, real NDITs). ``companions`` default to
+    :data:`DEFAULT_COMPANIONS`; ``sequences`` to :data:`DEFAULT_SEQUENCES` (DB_H23 DBI then
+    BB_H CI). ``night`` is the local evening date (UTC date of the night's start); the first
+    sequence is centred on the target's transit. ``colon_in_names=False`` writes
+    ``SPHER.2018-12-01T04_12_33.123.fits`` (the '_' variant). ``bad_center=True`` spoils the
+    second CENTER file of the first sequence (one waffle spot displaced) to exercise the centring
+    fall-back. ``progress``: optional callable ``(done, total, name)``.
+    Also writes ``simulation_truth.json`` and ``simulation_truth.fits`` (detector truth: BIAS,
+    DARK_CURRENT, FLAT, BADPIX, ILLUMINATION) next to the raw files.
+    """
+    out = Path(out_dir)
+    scale_obj = SCALES[scale] if isinstance(scale, str) else scale
+    if isinstance(scale, str) and scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
+    companions = tuple(DEFAULT_COMPANIONS if companions is None else companions)
+    sequences = tuple(DEFAULT_SEQUENCES if sequences is None else sequences)
+    for spec in sequences:
+        if spec.filter not in sc.IRDIS_FILTER_COMBINATIONS:
+            raise ValueError(f"unknown IRDIS filter combination {spec.filter!r}")
+        band_labels(spec.filter)
+        sc.waffle_orientation_deg(spec.waffle_orient)
+        sc.nd_transmission(spec.flux_nd, 1600.0)
+    shape, fw, factor = scale_obj.shape, scale_obj.field_width, scale_obj.factor
+
+    root = np.random.default_rng(seed)
+    detector_seed, speckle_seed, center_seed = (int(x) for x in root.integers(0, 2**31, 3))
+    detector = sim.make_detector(
+        shape,
+        np.random.default_rng(detector_seed),
+        field_width=fw,
+        gain=sc.IRDIS_GAIN_E_PER_ADU,
+        read_noise_e=READ_NOISE_E,
+        field_response=(1.0, 0.97),
+    )
+    speckles = sim.make_speckles(np.random.default_rng(speckle_seed))
+    crng = np.random.default_rng(center_seed)
+    guess = np.array(sc.IRDIS_CENTER_GUESS_XY) * factor
+    offset = crng.uniform(-1.5, 1.5, 2)  # same pointing offset in both fields
+    center_base = guess + offset[None, :] + crng.uniform(-0.5, 0.5, (2, 2))
+    dead_rows = _scaled_zones(sc.IRDIS_DEAD_ROWS, factor)
+    dead_cols = _scaled_zones(sc.IRDIS_DEAD_COLUMNS, factor)
+    plan = _plan_night(sequences, scale_obj, target, night, bad_center)
+    model = _NightModel(
+        scale=scale_obj,
+        detector=detector,
+        speckles=speckles,
+        illumination=sim.illumination_mask(shape, dead_rows, dead_cols),
+        center_base_xy=center_base,
+        drift_px_per_hour=crng.uniform(-0.3, 0.3, 2),
+        jitter_px=0.01,
+        t_ref=Time(plan[0].date_obs, scale="utc"),
+        companions=companions,
+        star_flux_per_nm=star_flux_per_nm,
+        field_throughput=(1.0, 0.95),
+        coronagraph_leak=3e-3,
+        mask_radius_px=ALC2_MASK_RADIUS_MAS / sc.IRDIS_PIXEL_SCALE_MAS,
+        anamorphism_xy=tuple(anamorphism_xy),  # type: ignore[arg-type]
+    )
+    _check_companions(model)
+    out.mkdir(parents=True, exist_ok=True)
+    ambient_rng = np.random.default_rng(int(root.integers(0, 2**31)))
+    seeing = ambient_rng.uniform(0.5, 0.9)
+
+    files: list[SimulatedFile] = []
+    for i, exp in enumerate(plan):
+        t0, t1 = Time(exp.date_obs, scale="utc"), Time(exp.fram_utc, scale="utc")
+        radec = _apparent_radec(target, t0)
+        # What a reader decodes from INS4 DROT2 RA/DEC is what the angles are computed from.
+        ra_used = sc.parse_packed_sexagesimal(round(pack_sexagesimal(radec[0] / 15.0), 6)) * 15.0
+        dec_used = sc.parse_packed_sexagesimal(round(pack_sexagesimal(radec[1]), 5))
+        cube, truth = _render_exposure(exp, model, (ra_used, dec_used), seed)
+        alt, az, airm = _alt_az_airmass(Time([t0, t1]), ra_used, dec_used)
+        seeing = float(np.clip(seeing + ambient_rng.normal(0.0, 0.03), 0.4, 1.5))
+        ambient = {
+            "fwhm_start": seeing,
+            "fwhm_end": float(np.clip(seeing + ambient_rng.normal(0, 0.03), 0.4, 1.5)),
+            "tau0": 0.0035 / seeing * ambient_rng.uniform(0.8, 1.2),
+            "windsp": ambient_rng.uniform(3.0, 9.0),
+            "winddir": ambient_rng.uniform(0.0, 360.0),
+            "temp": 12.0 + ambient_rng.normal(0, 0.3),
+            "pres": 743.5 + ambient_rng.normal(0, 0.3),
+            "rhum": ambient_rng.uniform(5.0, 25.0),
+            "ia_fwhm": seeing * 0.9,
+            "alt_end": float(alt[1]),
+        }
+        header = _build_header(
+            exp,
+            target,
+            scale_obj,
+            (ra_used, dec_used),
+            truth["parang_start_end"],
+            (float(alt[0]), float(az[0]), float(airm[0]), float(airm[1])),
+            ambient,
+            seed,
+        )
+        path = out / archive_name(exp.date_obs, colon=colon_in_names)
+        fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
+        files.append(
+            SimulatedFile(
+                path=path,
+                dpr_catg=exp.dpr_catg,
+                dpr_type=exp.dpr_type,
+                dpr_tech=_dpr_tech(exp),
+                filter=exp.spec.filter,
+                mode=exp.spec.mode,
+                dit=exp.dit,
+                ndit=exp.ndit,
+                nd=exp.nd,
+                date_obs=exp.date_obs,
+                fram_utc=exp.fram_utc,
+                mjd_mid=np.asarray(truth["mjd_mid"]),
+                parang=np.asarray(truth["parang"]),
+                derot=np.asarray(truth["derot"]),
+                star_xy=np.asarray(truth["star_xy"]),
+                lamp_adu_s=exp.lamp_adu_s,
+                waffle_orient=exp.spec.waffle_orient if exp.dpr_catg == "SCIENCE" else None,
+                waffle_spot_offsets_px=truth["waffle_spot_offsets_px"],
+                sequence=exp.spec.filter,
+            )
+        )
+        if progress is not None:
+            progress(i + 1, len(plan), path.name)
+
+    night_truth = SimulatedNight(
+        out_dir=out,
+        seed=seed,
+        scale=scale_obj,
+        target=target,
+        files=files,
+        companions=companions,
+        detector=detector,
+        speckle_seed=speckle_seed,
+        wavelengths_nm={s.filter: sc.IRDIS_FILTER_COMBINATIONS[s.filter]["wave_nm"] for s in sequences},
+        star_flux_adu_s={s.filter: _star_flux(model, s.filter) for s in sequences},
+        background_adu_s={s.filter: _background(s.filter) for s in sequences},
+        center_guess_xy=(tuple(guess[0]), tuple(guess[1])),  # type: ignore[arg-type]
+        dead_rows=dead_rows,
+        dead_columns=dead_cols,
+        field_width=fw,
+        pixel_scale_mas=sc.IRDIS_PIXEL_SCALE_MAS,
+        pupil_offset_deg=sc.PUPIL_OFFSET_DEG,
+        true_north_deg=sc.TRUE_NORTH_DEG,
+        anamorphism_xy=model.anamorphism_xy,
+        coronagraph_leak=model.coronagraph_leak,
+        mask_radius_px=model.mask_radius_px,
+    )
+    _write_truth(night_truth, model)
+    return night_truth
+
+
+def _write_truth(night: SimulatedNight, model: _NightModel) -> None:
+    """simulation_truth.json (everything but big arrays) and simulation_truth.fits (detector maps)."""
+    night.truth_json = night.out_dir / "simulation_truth.json"
+    night.truth_fits = night.out_dir / "simulation_truth.fits"
+    night.truth_json.write_text(json.dumps(night.to_dict(), indent=1, default=str))
+    det = night.detector
+    hdus = [fits.PrimaryHDU()]
+    for name, data, unit in (
+        ("BIAS", det.bias, "adu"),
+        ("DARK_CURRENT", det.dark_current, "adu/s"),
+        ("FLAT", det.flat, ""),
+        ("BADPIX", det.bad_pixels, ""),
+        ("NONLIN_KNEE", np.where(np.isfinite(det.nonlinear_knee_e), det.nonlinear_knee_e, 0.0), "electron"),
+        ("ILLUMINATION", model.illumination, ""),
+    ):
+        hdu = fits.ImageHDU(
+            np.asarray(data, dtype=np.float32 if data.dtype != np.uint8 else np.uint8), name=name
+        )
+        hdu.header["BUNIT"] = unit
+        hdus.append(hdu)
+    hdus[0].header["HCDCSEED"] = night.seed
+    hdus[0].header["COMMENT"] = "BADPIX bits: 1 hot, 2 dead, 4 non-linear; NONLIN_KNEE 0 = linear pixel"
+    fits.HDUList(hdus).writeto(night.truth_fits, overwrite=True)

@@ -1,0 +1,537 @@
+"""Level 2 high-contrast products: the in-memory result and its FITS file.
+
+A :class:`PostprocessResult` holds everything one post-processing run produces (final image,
+throughput-corrected image, per-wavelength cube, S/N map, contrast curves, detections) plus the
+provenance needed to rebuild it. :func:`write_product` stores it as one FITS file and
+:func:`read_product` reads it back.
+
+FITS layout (one extension per output, all optional except ``IMAGE``)::
+
+    PRIMARY      no data; provenance: HCDCVER (software version), ALGORITHM, PARAMS (JSON,
+                 long-string CONTINUE cards), DATE (creation, UTC), INPUTn / INSHAn (input file
+                 names and sha256), PIXSCALE [mas/px], FWHM [px], STARFLUX, NSIGMA, orientation
+    IMAGE        final image (y, x), all wavelengths combined, BUNIT = image unit
+    IMAGE_TC     IMAGE divided by the algorithmic throughput map (self-subtraction corrected)
+    CUBE         per-wavelength final images (wavelength, y, x)
+    WAVELENGTH   table: WAVELENGTH [um], one row per CUBE plane
+    SNR_MAP      S/N map (Mawet et al. 2014), BUNIT = ''
+    CONTRAST     table: SEP_PX [pix], SEP_MAS [mas], then per wavelength k: CONTRAST_k,
+                 THROUGHPUT_k, NOISE_k [image unit]; header WAVEk [um], NSIGMA
+    DETECTIONS   table: X, Y [pix, 0-based], SEP_PX [pix], SEP_MAS [mas], PA [deg east of north],
+                 SNR, FLUX [image unit], CONTRAST, FPF, FLUX_ERR, CONTRAST_ERR, PHOTOMETRY
+
+Images are north up / east left, the star on pixel ``(n//2, n//2)`` (0-based, i.e. CRPIX = n//2 + 1).
+Each image carries a linear offset WCS in mas (CTYPE ``XOFFSET``/``YOFFSET``, CDELT1 = -PIXSCALE so
+that the first axis counts offsets towards east) when the plate scale is known.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+
+from hcdc import __version__
+from hcdc.science.geometry import frame_center
+
+__all__ = [
+    "ContrastCurves",
+    "Detection",
+    "PostprocessResult",
+    "ProductError",
+    "file_sha256",
+    "read_product",
+    "write_product",
+]
+
+#: Extension names written by :func:`write_product`; the alias names of the issue text are read too.
+EXTNAMES = ("IMAGE", "IMAGE_TC", "CUBE", "WAVELENGTH", "SNR_MAP", "CONTRAST", "DETECTIONS")
+_ALIASES = {
+    "IMAGE_TC": ("IMAGE_TC", "IMAGE_THROUGHPUT_CORRECTED"),
+    "CONTRAST": ("CONTRAST", "CONTRAST_CURVE"),
+}
+PRODUCT_TYPE = "HCDC_L2_HCI"
+
+
+class ProductError(ValueError):
+    """A Level 2 product file is missing, malformed or inconsistent (message names the file)."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One point-source candidate on a north-up / east-left final image.
+
+    ``x``, ``y`` are 0-based pixel coordinates; ``separation_px`` and ``pa_deg`` (east of north) are
+    relative to the star at ``(n//2, n//2)``; ``flux`` is in the image unit (throughput corrected
+    when known) and ``contrast`` = flux / star flux (NaN when either is unknown). ``fpf`` is the
+    false-positive fraction of the S/N under the noise-only hypothesis; ``photometry`` says how the
+    flux was measured: ``'aperture'`` (1-FWHM aperture on the throughput-corrected image) or
+    ``'negfc'`` (negative fake companion fit, with 1-sigma ``flux_err``/``contrast_err``).
+    """
+
+    x: float
+    y: float
+    separation_px: float
+    pa_deg: float
+    snr: float
+    separation_mas: float = math.nan
+    flux: float = math.nan
+    contrast: float = math.nan
+    fpf: float = math.nan
+    flux_err: float = math.nan
+    contrast_err: float = math.nan
+    photometry: str = "aperture"
+
+    def as_dict(self) -> dict[str, float]:
+        """Plain dict (JSON-ready; NaN becomes None)."""
+        return {k: _none_if_nan(v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class ContrastCurves:
+    """N-sigma contrast curves, one per wavelength, on a common separation grid.
+
+    ``separation_px`` has shape (n_sep,); ``contrast``, ``throughput`` and ``noise`` have shape
+    (n_wavelengths, n_sep). ``noise`` is the small-sample corrected residual noise in the image unit
+    (before throughput correction); ``contrast`` is already divided by throughput and star flux.
+    """
+
+    separation_px: np.ndarray
+    contrast: np.ndarray
+    throughput: np.ndarray
+    noise: np.ndarray
+    nsigma: float = 5.0
+    student: bool = True
+
+    def __post_init__(self) -> None:
+        self.separation_px = np.asarray(self.separation_px, dtype=np.float64).ravel()
+        n = self.separation_px.size
+        arrays = {}
+        for name in ("contrast", "throughput", "noise"):
+            a = np.atleast_2d(np.asarray(getattr(self, name), dtype=np.float64))
+            if a.shape[-1] != n:
+                raise ValueError(f"contrast curve column {name} has {a.shape[-1]} separations, expected {n}")
+            arrays[name] = a
+        shapes = {a.shape for a in arrays.values()}
+        if len(shapes) != 1:
+            raise ValueError(f"contrast, throughput and noise shapes differ: {sorted(shapes)}")
+        for name, a in arrays.items():
+            setattr(self, name, a)
+
+    @property
+    def n_wavelengths(self) -> int:
+        return int(self.contrast.shape[0])
+
+    def separation_mas(self, pixel_scale_mas: float | None) -> np.ndarray:
+        """Separations in mas (NaN when the plate scale is unknown)."""
+        if pixel_scale_mas is None or not np.isfinite(pixel_scale_mas):
+            return np.full_like(self.separation_px, np.nan)
+        return self.separation_px * float(pixel_scale_mas)
+
+    def at(self, separation_px: float, wavelength_index: int = 0) -> float:
+        """Contrast linearly interpolated in log10 at ``separation_px`` (NaN outside the curve)."""
+        curve = self.contrast[wavelength_index]
+        good = np.isfinite(curve) & (curve > 0)
+        sep = self.separation_px[good]
+        if sep.size == 0 or separation_px < sep[0] or separation_px > sep[-1]:
+            return math.nan
+        return float(10 ** np.interp(separation_px, sep, np.log10(curve[good])))
+
+
+@dataclass
+class PostprocessResult:
+    """Everything a Level 2 post-processing run produces, with its provenance.
+
+    Arrays: ``image`` (y, x); ``image_throughput_corrected`` (y, x) or None; ``cube``
+    (wavelengths, y, x) or None; ``wavelengths`` (µm) or None; ``snr_map`` (y, x) or None;
+    ``throughput_map`` (y, x) or None (kept in memory only; IMAGE_TC carries its effect).
+    Detections are S/N peaks above ``detection_threshold`` (a fixed S/N) or, when that is None, above
+    the separation-dependent Student threshold of false-positive fraction ``detection_fpf``.
+    ``image_unit`` is the flux unit of the images (FITS BUNIT, e.g. ``'ADU'``, ``'ADU/s'``; ``''``
+    when unknown). ``pixel_scale_mas`` in mas/px, ``fwhm`` in px, ``star_flux`` in ``image_unit``
+    integrated over the PSF as used for contrast (None when unknown). ``inputs`` maps input
+    file names to their sha256 (or None).
+    """
+
+    image: np.ndarray
+    algorithm: str
+    params: dict[str, Any] = field(default_factory=dict)
+    image_throughput_corrected: np.ndarray | None = None
+    cube: np.ndarray | None = None
+    wavelengths: np.ndarray | None = None
+    snr_map: np.ndarray | None = None
+    contrast: ContrastCurves | None = None
+    detections: list[Detection] = field(default_factory=list)
+    throughput_map: np.ndarray | None = None
+    image_unit: str = ""
+    pixel_scale_mas: float | None = None
+    fwhm: float | None = None
+    star_flux: float | None = None
+    detection_threshold: float | None = None
+    detection_fpf: float | None = None
+    inputs: dict[str, str | None] = field(default_factory=dict)
+    software_version: str = __version__
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+
+    @property
+    def separation_unit_known(self) -> bool:
+        return self.pixel_scale_mas is not None and np.isfinite(self.pixel_scale_mas)
+
+    def summary(self, separations_arcsec: Sequence[float] = (0.2, 0.3, 0.5, 1.0)) -> dict[str, Any]:
+        """JSON-ready summary: provenance, detections and contrast at standard separations.
+
+        Contrast at ``separations_arcsec`` is given only when the plate scale is known (one value
+        per wavelength, None outside the curve).
+        """
+        out: dict[str, Any] = {
+            "algorithm": self.algorithm,
+            "params": self.params,
+            "software_version": self.software_version,
+            "created": self.created,
+            "shape": list(self.image.shape),
+            "pixel_scale_mas": self.pixel_scale_mas,
+            "fwhm_px": self.fwhm,
+            "star_flux": self.star_flux,
+            "image_unit": self.image_unit,
+            "wavelengths_um": None if self.wavelengths is None else [float(w) for w in self.wavelengths],
+            "detection_threshold_snr": self.detection_threshold,
+            "detection_fpf": self.detection_fpf,
+            "detections": [d.as_dict() for d in self.detections],
+            "contrast_at": [],
+        }
+        if self.contrast is not None and self.separation_unit_known:
+            for sep_as in separations_arcsec:
+                sep_px = sep_as * 1000.0 / float(self.pixel_scale_mas)
+                values = [
+                    _none_if_nan(self.contrast.at(sep_px, k)) for k in range(self.contrast.n_wavelengths)
+                ]
+                out["contrast_at"].append(
+                    {"separation_arcsec": sep_as, "separation_px": round(sep_px, 3), "contrast": values}
+                )
+        return out
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _none_if_nan(value: Any) -> Any:
+    if isinstance(value, float | np.floating) and not np.isfinite(value):
+        return None
+    if isinstance(value, np.floating | np.integer):
+        return value.item()
+    return value
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks (bounded memory for multi-GB cubes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"parameter value {value!r} of type {type(value).__name__} is not JSON serialisable")
+
+
+def params_to_json(params: dict[str, Any]) -> str:
+    """Canonical JSON of algorithm parameters (sorted keys; numpy values converted)."""
+    return json.dumps(params, sort_keys=True, default=_json_default, separators=(",", ":"))
+
+
+def _image_header(
+    unit: str, pixel_scale_mas: float | None, shape: tuple[int, ...], comment: str
+) -> fits.Header:
+    """Header of an image extension: BUNIT, orientation and the linear offset WCS in mas."""
+    header = fits.Header()
+    header["BUNIT"] = (unit, "unit of the pixel values")
+    cy, cx = frame_center(shape)
+    header["CRPIX1"] = (cx + 1.0, "star x (1-based); star at (n//2, n//2) 0-based")
+    header["CRPIX2"] = (cy + 1.0, "star y (1-based)")
+    header["CRVAL1"] = (0.0, "offset of the star")
+    header["CRVAL2"] = (0.0, "offset of the star")
+    header["CTYPE1"] = ("XOFFSET", "offset from the star towards east")
+    header["CTYPE2"] = ("YOFFSET", "offset from the star towards north")
+    if pixel_scale_mas is not None and np.isfinite(pixel_scale_mas):
+        # East is left: increasing x goes west, so the east offset decreases along axis 1.
+        header["CDELT1"] = (-float(pixel_scale_mas), "[mas/px] east offset per pixel (east left)")
+        header["CDELT2"] = (float(pixel_scale_mas), "[mas/px] north offset per pixel (north up)")
+        header["CUNIT1"] = ("mas", "")
+        header["CUNIT2"] = ("mas", "")
+        header["PIXSCALE"] = (float(pixel_scale_mas), "[mas/px] plate scale")
+    header["ORIENT"] = ("NORTH_UP_EAST_LEFT", "image orientation")
+    header["COMMENT"] = comment
+    return header
+
+
+def _fits_float(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+
+def _primary_hdu(result: PostprocessResult) -> fits.PrimaryHDU:
+    hdu = fits.PrimaryHDU()
+    h = hdu.header
+    h["ORIGIN"] = ("hcdc", "software that wrote this file")
+    h["PRODTYPE"] = (PRODUCT_TYPE, "Level 2 high-contrast imaging product")
+    h["HCDCVER"] = (result.software_version, "hcdc software version")
+    h["ALGORITH"] = (result.algorithm, "post-processing algorithm (hcdc registry name)")
+    h["DATE"] = (result.created, "UTC creation date of this product")
+    # Long strings are written with the FITS long-string (CONTINUE) convention by astropy.
+    h["PARAMS"] = (params_to_json(result.params), "algorithm parameters, JSON")
+    h["BUNIT"] = (result.image_unit, "unit of the images")
+    for key, value, comment in (
+        ("PIXSCALE", result.pixel_scale_mas, "[mas/px] plate scale"),
+        ("FWHM", result.fwhm, "[px] PSF FWHM used"),
+        ("STARFLUX", result.star_flux, "star flux in BUNIT (contrast normalisation)"),
+        ("DETTHR", result.detection_threshold, "fixed S/N detection threshold"),
+        ("DETFPF", result.detection_fpf, "false-positive fraction of detection (Student)"),
+    ):
+        value = _fits_float(value)
+        if value is not None:
+            h[key] = (value, comment)
+    if result.contrast is not None:
+        h["NSIGMA"] = (float(result.contrast.nsigma), "contrast curve confidence (sigma)")
+    h["ORIENT"] = ("NORTH_UP_EAST_LEFT", "orientation of every image")
+    h["PACONV"] = ("EAST_OF_NORTH", "position angles in degrees east of north")
+    cy, cx = frame_center(result.image.shape)
+    h["STARX"] = (cx, "[px] star x, 0-based (n//2)")
+    h["STARY"] = (cy, "[px] star y, 0-based (n//2)")
+    h["NINPUTS"] = (len(result.inputs), "number of input files")
+    for i, (name, sha) in enumerate(result.inputs.items(), start=1):
+        h[f"INPUT{i}"] = (str(name), "input file")
+        if sha:
+            h[f"INSHA{i}"] = sha  # 64 hex digits leave no room for a comment
+    return hdu
+
+
+def _contrast_hdu(
+    curves: ContrastCurves, pixel_scale_mas: float | None, unit: str, wavelengths: np.ndarray | None
+) -> fits.BinTableHDU:
+    cols = [
+        fits.Column(name="SEP_PX", format="D", unit="pix", array=curves.separation_px),
+        fits.Column(name="SEP_MAS", format="D", unit="mas", array=curves.separation_mas(pixel_scale_mas)),
+    ]
+    for k in range(curves.n_wavelengths):
+        cols += [
+            fits.Column(name=f"CONTRAST_{k}", format="D", unit="", array=curves.contrast[k]),
+            fits.Column(name=f"THROUGHPUT_{k}", format="D", unit="", array=curves.throughput[k]),
+            fits.Column(name=f"NOISE_{k}", format="D", unit=unit or None, array=curves.noise[k]),
+        ]
+    hdu = fits.BinTableHDU.from_columns(cols, name="CONTRAST")
+    hdu.header["NSIGMA"] = (float(curves.nsigma), "confidence of the contrast (sigma)")
+    hdu.header["STUDENT"] = (bool(curves.student), "small-sample (Student t) correction applied")
+    hdu.header["NWAVE"] = (curves.n_wavelengths, "number of wavelength curves")
+    if wavelengths is not None and len(wavelengths) == curves.n_wavelengths:
+        for k, wl in enumerate(wavelengths):
+            hdu.header[f"WAVE{k}"] = (float(wl), f"[um] wavelength of CONTRAST_{k}")
+    return hdu
+
+
+def _detections_hdu(detections: Iterable[Detection], unit: str) -> fits.BinTableHDU:
+    dets = list(detections)
+
+    def col(attr: str) -> np.ndarray:
+        return np.array([getattr(d, attr) for d in dets], dtype=np.float64)
+
+    cols = [
+        fits.Column(name="X", format="D", unit="pix", array=col("x")),
+        fits.Column(name="Y", format="D", unit="pix", array=col("y")),
+        fits.Column(name="SEP_PX", format="D", unit="pix", array=col("separation_px")),
+        fits.Column(name="SEP_MAS", format="D", unit="mas", array=col("separation_mas")),
+        fits.Column(name="PA", format="D", unit="deg", array=col("pa_deg")),
+        fits.Column(name="SNR", format="D", unit="", array=col("snr")),
+        fits.Column(name="FLUX", format="D", unit=unit or None, array=col("flux")),
+        fits.Column(name="CONTRAST", format="D", unit="", array=col("contrast")),
+        fits.Column(name="FPF", format="D", unit="", array=col("fpf")),
+        fits.Column(name="FLUX_ERR", format="D", unit=unit or None, array=col("flux_err")),
+        fits.Column(name="CONTRAST_ERR", format="D", unit="", array=col("contrast_err")),
+        fits.Column(name="PHOTOMETRY", format="8A", array=np.array([d.photometry for d in dets], dtype="S8")),
+    ]
+    hdu = fits.BinTableHDU.from_columns(cols, name="DETECTIONS")
+    hdu.header["COMMENT"] = "X, Y 0-based pixels; PA east of north; FLUX throughput corrected"
+    return hdu
+
+
+def write_product(result: PostprocessResult, path: str | Path, overwrite: bool = True) -> Path:
+    """Write ``result`` as a Level 2 FITS product at ``path`` (see module docstring); return the path.
+
+    The file is written to a temporary name and renamed, so a crash never leaves a half-written product.
+    """
+    path = Path(path)
+    image = np.asarray(result.image, dtype=np.float32)
+    if image.ndim != 2:
+        raise ValueError(f"product image must be 2-D (y, x); got shape {image.shape}")
+    unit, scale = result.image_unit, result.pixel_scale_mas
+    hdus: list[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU] = [_primary_hdu(result)]
+    hdus.append(
+        fits.ImageHDU(image, header=_image_header(unit, scale, image.shape, "final image"), name="IMAGE")
+    )
+    if result.image_throughput_corrected is not None:
+        tc = np.asarray(result.image_throughput_corrected, dtype=np.float32)
+        header = _image_header(unit, scale, tc.shape, "final image divided by algorithmic throughput")
+        hdus.append(fits.ImageHDU(tc, header=header, name="IMAGE_TC"))
+    if result.cube is not None:
+        cube = np.asarray(result.cube, dtype=np.float32)
+        if cube.ndim != 3:
+            raise ValueError(f"product cube must be 3-D (wavelength, y, x); got shape {cube.shape}")
+        header = _image_header(unit, scale, cube.shape, "per-wavelength final images")
+        header["CTYPE3"] = ("WAVE-TAB" if result.wavelengths is not None else "INDEX", "see WAVELENGTH table")
+        header["CUNIT3"] = ("um" if result.wavelengths is not None else "", "")
+        hdus.append(fits.ImageHDU(cube, header=header, name="CUBE"))
+    if result.wavelengths is not None:
+        wl = np.asarray(result.wavelengths, dtype=np.float64).ravel()
+        hdus.append(
+            fits.BinTableHDU.from_columns(
+                [fits.Column(name="WAVELENGTH", format="D", unit="um", array=wl)], name="WAVELENGTH"
+            )
+        )
+    if result.snr_map is not None:
+        snr = np.asarray(result.snr_map, dtype=np.float32)
+        hdus.append(
+            fits.ImageHDU(
+                snr, header=_image_header("", scale, snr.shape, "S/N map (Mawet 2014)"), name="SNR_MAP"
+            )
+        )
+    if result.contrast is not None:
+        hdus.append(_contrast_hdu(result.contrast, scale, unit, result.wavelengths))
+    hdus.append(_detections_hdu(result.detections, unit))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path}: product exists and overwrite=False")
+    tmp = path.with_name(path.name + ".partial")
+    fits.HDUList(hdus).writeto(tmp, overwrite=True, checksum=True)
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+def _find(hdul: fits.HDUList, name: str) -> fits.hdu.base.ExtensionHDU | None:
+    for alias in _ALIASES.get(name, (name,)):
+        if alias in hdul:
+            return hdul[alias]
+    return None
+
+
+def _optional_float(header: fits.Header, key: str) -> float | None:
+    return float(header[key]) if key in header else None
+
+
+def _read_contrast(hdu: fits.BinTableHDU, path: Path) -> ContrastCurves:
+    data = hdu.data
+    names = [n.upper() for n in data.columns.names]
+    n_wave = int(hdu.header.get("NWAVE", sum(1 for n in names if n.startswith("CONTRAST_"))))
+    if "SEP_PX" not in names or n_wave < 1:
+        raise ProductError(f"{path}: CONTRAST table lacks SEP_PX or CONTRAST_k columns")
+    try:
+        stack = {
+            name: np.array([np.asarray(data[f"{name}_{k}"], dtype=np.float64) for k in range(n_wave)])
+            for name in ("CONTRAST", "THROUGHPUT", "NOISE")
+        }
+    except KeyError as exc:
+        raise ProductError(f"{path}: CONTRAST table column missing: {exc}") from exc
+    return ContrastCurves(
+        separation_px=np.asarray(data["SEP_PX"], dtype=np.float64),
+        contrast=stack["CONTRAST"],
+        throughput=stack["THROUGHPUT"],
+        noise=stack["NOISE"],
+        nsigma=float(hdu.header.get("NSIGMA", 5.0)),
+        student=bool(hdu.header.get("STUDENT", True)),
+    )
+
+
+def _read_detections(hdu: fits.BinTableHDU) -> list[Detection]:
+    data = hdu.data
+    if data is None or len(data) == 0:
+        return []
+    names = {n.upper() for n in data.columns.names}
+    return [
+        Detection(
+            x=float(row["X"]),
+            y=float(row["Y"]),
+            separation_px=float(row["SEP_PX"]),
+            pa_deg=float(row["PA"]),
+            snr=float(row["SNR"]),
+            separation_mas=float(row["SEP_MAS"]),
+            flux=float(row["FLUX"]),
+            contrast=float(row["CONTRAST"]),
+            fpf=float(row["FPF"]) if "FPF" in names else math.nan,
+            flux_err=float(row["FLUX_ERR"]) if "FLUX_ERR" in names else math.nan,
+            contrast_err=float(row["CONTRAST_ERR"]) if "CONTRAST_ERR" in names else math.nan,
+            photometry=str(row["PHOTOMETRY"]).strip() if "PHOTOMETRY" in names else "aperture",
+        )
+        for row in data
+    ]
+
+
+def read_product(path: str | Path) -> PostprocessResult:
+    """Read a Level 2 FITS product written by :func:`write_product` back into a :class:`PostprocessResult`.
+
+    Raises :class:`ProductError` (naming the file) when the file is not FITS or lacks the IMAGE extension.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ProductError(f"{path}: no such product file")
+    try:
+        hdul = fits.open(path, memmap=False)
+    except OSError as exc:
+        raise ProductError(f"{path}: not a readable FITS file ({exc})") from exc
+    with hdul:
+        primary = hdul[0].header
+        if "IMAGE" not in hdul:
+            raise ProductError(f"{path}: not an hcdc Level 2 product (no IMAGE extension)")
+        try:
+            params = json.loads(primary.get("PARAMS", "{}"))
+        except json.JSONDecodeError as exc:
+            raise ProductError(f"{path}: PARAMS keyword is not valid JSON ({exc})") from exc
+        inputs: dict[str, str | None] = {}
+        for i in range(1, int(primary.get("NINPUTS", 0)) + 1):
+            inputs[str(primary[f"INPUT{i}"])] = primary.get(f"INSHA{i}")
+
+        def image(name: str) -> np.ndarray | None:
+            hdu = _find(hdul, name)
+            return None if hdu is None else np.array(hdu.data, dtype=np.float32)
+
+        wl_hdu = _find(hdul, "WAVELENGTH")
+        contrast_hdu = _find(hdul, "CONTRAST")
+        det_hdu = _find(hdul, "DETECTIONS")
+        return PostprocessResult(
+            image=image("IMAGE"),
+            algorithm=str(primary.get("ALGORITH", "")),
+            params=params,
+            image_throughput_corrected=image("IMAGE_TC"),
+            cube=image("CUBE"),
+            wavelengths=None if wl_hdu is None else np.array(wl_hdu.data["WAVELENGTH"], dtype=np.float64),
+            snr_map=image("SNR_MAP"),
+            contrast=None if contrast_hdu is None else _read_contrast(contrast_hdu, path),
+            detections=[] if det_hdu is None else _read_detections(det_hdu),
+            image_unit=str(primary.get("BUNIT", "")),
+            pixel_scale_mas=_optional_float(primary, "PIXSCALE"),
+            fwhm=_optional_float(primary, "FWHM"),
+            star_flux=_optional_float(primary, "STARFLUX"),
+            detection_threshold=_optional_float(primary, "DETTHR"),
+            detection_fpf=_optional_float(primary, "DETFPF"),
+            inputs=inputs,
+            software_version=str(primary.get("HCDCVER", "")),
+            created=str(primary.get("DATE", "")),
+        )

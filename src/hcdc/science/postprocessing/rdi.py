@@ -1,0 +1,212 @@
+"""Reference star differential imaging (RDI) with a library of reference-star frames.
+
+For every science frame the reference frames whose speckles look most like it are selected by
+Pearson correlation in an annulus (``corr_inner``..``corr_outer`` px), keeping the ``n_keep``
+best or a ``fraction`` of the library; the frame's speckle model is then built from those frames
+only, either by KLIP/PCA (Soummer et al. 2012; ``method='pca'``, the first ``ncomp`` Karhunen-Loève
+modes of the selected frames) or by least squares (``method='lstsq'``, LOCI-like coefficients of
+the selected frames, Tikhonov-regularised). Both work over the region
+``inner_radius``..``outer_radius`` px, with every image's spatial mean over that region removed
+first (KLIP). The residuals are derotated and combined like any ADI reduction (``angles`` are the
+science frames' derotation angles); since the library holds no companion, RDI does not need
+field rotation and does not self-subtract (only the projection of the companion on the library
+is lost).
+
+This is the per-frame library selection of pyKLIP's RDI mode and of Ruane et al. (2019, AJ 157,
+118, Sect. 3); the cost is one science x reference Gram matrix plus one small eigen-decomposition
+(``n_keep`` x ``n_keep``) per science frame, batched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hcdc.science import geometry
+from hcdc.science.postprocessing.base import check_adi_inputs, derotate_and_collapse, register_algorithm
+
+__all__ = ["reference_correlation", "select_references", "rdi_residuals", "rdi"]
+
+RDI_METHODS = ("pca", "lstsq")
+
+
+def _field_limits(
+    shape: tuple[int, ...], inner: float | None, outer: float | None, fwhm: float
+) -> tuple[float, float]:
+    cy, cx = geometry.frame_center(shape)
+    edge = float(min(cy, cx, shape[-2] - 1 - cy, shape[-1] - 1 - cx)) + 0.5
+    r_in = float(fwhm if inner is None else inner)
+    r_out = float(edge if outer is None else outer)
+    if not 0 <= r_in < r_out:
+        raise ValueError(f"empty region: inner radius {r_in} px, outer radius {r_out} px")
+    return r_in, r_out
+
+
+def _standardise(matrix: np.ndarray) -> np.ndarray:
+    """Rows minus their mean, divided by their norm (float64); constant rows become 0."""
+    matrix = matrix.astype(np.float64)
+    matrix = matrix - matrix.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norm > 0, norm, 1.0)
+
+
+def reference_correlation(cube: np.ndarray, reference: np.ndarray, r_in: float, r_out: float) -> np.ndarray:
+    """Pearson correlation (science frames x reference frames) over the annulus ``r_in <= r < r_out`` px."""
+    mask = geometry.annulus_mask(cube.shape, r_in, r_out).ravel()
+    if not mask.any():
+        raise ValueError(f"the correlation annulus {r_in}-{r_out} px holds no pixel")
+    sci = np.nan_to_num(cube.reshape(cube.shape[0], -1)[:, mask])
+    ref = np.nan_to_num(reference.reshape(reference.shape[0], -1)[:, mask])
+    return _standardise(sci) @ _standardise(ref).T
+
+
+def _n_selected(n_ref: int, n_keep: int | None, fraction: float | None) -> int:
+    if n_keep is not None and fraction is not None:
+        raise ValueError("give n_keep or fraction, not both")
+    if fraction is not None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1]; got {fraction}")
+        return max(1, int(round(fraction * n_ref)))
+    if n_keep is None:
+        return n_ref
+    if not 1 <= n_keep <= n_ref:
+        raise ValueError(f"n_keep must be between 1 and the library size ({n_ref}); got {n_keep}")
+    return int(n_keep)
+
+
+def select_references(
+    cube: np.ndarray,
+    reference: np.ndarray,
+    *,
+    r_in: float,
+    r_out: float,
+    n_keep: int | None = None,
+    fraction: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best-correlated reference frames of every science frame.
+
+    Returns ``(indices, correlation)``: ``indices`` (science frames, n) holds, for each science
+    frame, the indices into ``reference`` of its ``n`` most correlated reference frames (Pearson
+    correlation over the annulus ``r_in``..``r_out`` px), best first; ``correlation`` is the full
+    (science frames x reference frames) matrix. ``n = n_keep``, or ``round(fraction * library)``,
+    or the whole library when neither is given.
+    """
+    corr = reference_correlation(cube, reference, r_in, r_out)
+    n = _n_selected(reference.shape[0], n_keep, fraction)
+    order = np.argsort(-corr, axis=1, kind="stable")[:, :n]
+    return order, corr
+
+
+def rdi_residuals(
+    cube: np.ndarray,
+    reference: np.ndarray,
+    *,
+    fwhm: float,
+    ncomp: int = 10,
+    method: str = "pca",
+    n_keep: int | None = None,
+    fraction: float | None = None,
+    corr_inner: float | None = None,
+    corr_outer: float | None = None,
+    inner_radius: float | None = None,
+    outer_radius: float | None = None,
+    regularization: float = 1e-6,
+) -> np.ndarray:
+    """Science frames minus their model from the selected reference frames (frames, y, x).
+
+    NaN outside the processed region.
+    """
+    reference = np.asarray(reference, dtype=np.float32)
+    if reference.ndim != 3 or reference.shape[1:] != cube.shape[1:]:
+        raise ValueError(
+            f"the reference library must be (frames_ref, y, x) with the science frame size {cube.shape[1:]}; "
+            f"got {reference.shape}"
+        )
+    if method not in RDI_METHODS:
+        raise ValueError(f"unknown RDI method {method!r}; use one of {RDI_METHODS}")
+    r_in, r_out = _field_limits(cube.shape, inner_radius, outer_radius, fwhm)
+    c_in = r_in if corr_inner is None else corr_inner
+    c_out = r_out if corr_outer is None else corr_outer
+    indices, _ = select_references(cube, reference, r_in=c_in, r_out=c_out, n_keep=n_keep, fraction=fraction)
+    n_sel = indices.shape[1]
+    if method == "pca" and not 1 <= ncomp <= n_sel:
+        raise ValueError(
+            f"ncomp={ncomp} must be between 1 and the number of selected reference frames ({n_sel})"
+        )
+
+    region = geometry.annulus_mask(cube.shape, r_in, r_out).ravel()
+    sci = np.nan_to_num(cube.reshape(cube.shape[0], -1)[:, region].astype(np.float64))
+    ref = np.nan_to_num(reference.reshape(reference.shape[0], -1)[:, region].astype(np.float64))
+    sci -= sci.mean(axis=1, keepdims=True)
+    ref -= ref.mean(axis=1, keepdims=True)
+    gram = ref @ ref.T  # (n_ref, n_ref)
+    cross = sci @ ref.T  # (n_sci, n_ref): <science_i, reference_j>
+
+    rows = np.arange(cube.shape[0])[:, None]
+    g_sel = gram[indices[:, :, None], indices[:, None, :]]  # (n_sci, n_sel, n_sel)
+    b_sel = cross[rows, indices]  # (n_sci, n_sel)
+    if method == "pca":
+        # KLIP: projection on the first ncomp KL modes of the selected frames, written in the
+        # frame basis: weights = E_k diag(1/lambda_k) E_k^T (L t).
+        values, vectors = np.linalg.eigh(g_sel)
+        values, vectors = values[:, ::-1][:, :ncomp], vectors[:, :, ::-1][:, :, :ncomp]
+        positive = values > values[:, :1] * 1e-12
+        inv = np.where(positive, 1.0 / np.where(positive, values, 1.0), 0.0)
+        weights = np.einsum("fik,fk,fjk,fj->fi", vectors, inv, vectors, b_sel)
+    else:
+        scale = np.mean(np.diagonal(g_sel, axis1=1, axis2=2), axis=1)
+        g_reg = g_sel + (regularization * scale)[:, None, None] * np.eye(n_sel)[None]
+        weights = np.linalg.solve(g_reg, b_sel[:, :, None])[:, :, 0]
+
+    full_weights = np.zeros((cube.shape[0], reference.shape[0]))
+    np.add.at(full_weights, (np.broadcast_to(rows, indices.shape), indices), weights)
+    out = np.full((cube.shape[0], cube.shape[1] * cube.shape[2]), np.nan, dtype=np.float32)
+    out[:, region] = sci - full_weights @ ref
+    return out.reshape(cube.shape)
+
+
+@register_algorithm("rdi", needs_reference=True)
+def rdi(
+    cube: np.ndarray,
+    angles: np.ndarray,
+    *,
+    fwhm: float,
+    reference: np.ndarray,
+    ncomp: int = 10,
+    method: str = "pca",
+    n_keep: int | None = None,
+    fraction: float | None = None,
+    corr_inner: float | None = None,
+    corr_outer: float | None = None,
+    inner_radius: float | None = None,
+    outer_radius: float | None = None,
+    regularization: float = 1e-6,
+    collapse: str = "median",
+    interpolation: str = "bilinear",
+) -> np.ndarray:
+    """RDI: per-frame best-correlated reference frames, PCA (or least-squares) model, derotate, combine.
+
+    ``reference``: (frames_ref, y, x) library on the science frame grid (star on the same pixel).
+    ``n_keep`` / ``fraction``: how many reference frames each science frame keeps (default all),
+    ranked by Pearson correlation over ``corr_inner``..``corr_outer`` px (default: the processed
+    region ``inner_radius``..``outer_radius``, default 1 FWHM to the frame edge). ``method``
+    ``'pca'`` (``ncomp`` KL modes) or ``'lstsq'``. Returns the north-up image (y, x), zero
+    outside the region.
+    """
+    cube, angles = check_adi_inputs(cube, angles, fwhm)
+    residuals = rdi_residuals(
+        cube,
+        reference,
+        fwhm=fwhm,
+        ncomp=ncomp,
+        method=method,
+        n_keep=n_keep,
+        fraction=fraction,
+        corr_inner=corr_inner,
+        corr_outer=corr_outer,
+        inner_radius=inner_radius,
+        outer_radius=outer_radius,
+        regularization=regularization,
+    )
+    return derotate_and_collapse(
+        np.nan_to_num(residuals), angles, collapse=collapse, interpolation=interpolation
+    )

@@ -1,0 +1,187 @@
+"""Signal-to-noise ratio with small-sample statistics (Mawet et al. 2014), at a position and as a map.
+
+Definition (as VIP's ``snr``): for a test position at separation ``r`` px from the star, place
+``n = floor(2 pi / alpha)`` apertures of diameter 1 FWHM on the circle of radius ``r``, separated
+by ``alpha = 2 asin(fwhm / (2 r))`` and starting at the test position (going clockwise). With
+``f0`` the flux in the first aperture and ``f_1..f_{n-1}`` those of the others (exact
+pixel-overlap aperture sums, as photutils ``method='exact'``)::
+
+    S/N = (f0 - mean(f_i)) / (std(f_i, ddof=1) * sqrt(1 + 1 / (n - 1)))
+
+which follows a Student t distribution with ``n - 2`` degrees of freedom under the null
+hypothesis. The map is exact: every pixel gets exactly the statistic above (no convolution
+shortcut). The aperture weights depend only on the frame geometry and are cached; four-fold
+rotational symmetry of the pixel grid about the centre pixel means only one quadrant is computed.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from hcdc.science import geometry
+from hcdc.science.postprocessing.photometry import aperture_sums, aperture_weights
+
+__all__ = ["SnrResult", "aperture_positions", "snr_at", "snr_map", "snr_map_region"]
+
+
+@dataclass(frozen=True)
+class SnrResult:
+    """S/N at one position with its ingredients (fluxes in image units x pixels)."""
+
+    snr: float
+    signal: float  # f0 - mean(background)
+    noise: float  # std(background, ddof=1) * sqrt(1 + 1/(n-1))
+    n_apertures: int
+    source_flux: float
+    background_fluxes: np.ndarray
+
+
+def _n_apertures(separation: np.ndarray | float, fwhm: float) -> tuple[np.ndarray, np.ndarray]:
+    alpha = 2.0 * np.arcsin(np.minimum(fwhm / 2.0 / np.asarray(separation, dtype=np.float64), 1.0))
+    return np.floor(2.0 * np.pi / alpha).astype(np.intp), alpha
+
+
+def aperture_positions(x: float, y: float, fwhm: float, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Centres ``(x, y)`` of the ``n`` apertures of the Mawet test at pixel ``(x, y)``; the first is the source."""
+    cy, cx = geometry.frame_center(shape)
+    dx, dy = x - cx, y - cy
+    separation = float(np.hypot(dx, dy))
+    if not separation > fwhm / 2.0 + 1.0:
+        raise ValueError(f"position ({x:.2f}, {y:.2f}) is {separation:.2f} px from the star; the S/N test "
+                         f"needs more than fwhm/2 + 1 = {fwhm / 2 + 1:.2f} px")
+    n, alpha = _n_apertures(separation, fwhm)
+    phi = -alpha * np.arange(int(n))  # clockwise from the source
+    c, s = np.cos(phi), np.sin(phi)
+    return cx + c * dx - s * dy, cy + s * dx + c * dy
+
+
+def snr_at(image: np.ndarray, x: float, y: float, fwhm: float) -> SnrResult:
+    """Mawet 2014 S/N of ``image`` (north-up, star at the frame centre) at pixel ``(x, y)``."""
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"S/N needs a 2-D image; got shape {image.shape}")
+    xs, ys = aperture_positions(x, y, fwhm, image.shape)
+    fluxes = aperture_sums(image, xs, ys, fwhm / 2.0)
+    background = fluxes[1:]
+    n_bg = background.size
+    if n_bg < 2:
+        raise ValueError(f"only {n_bg} background aperture(s) at this separation; need at least 2")
+    noise = float(background.std(ddof=1) * np.sqrt(1.0 + 1.0 / n_bg))
+    signal = float(fluxes[0] - background.mean())
+    return SnrResult(signal / noise if noise > 0 else np.inf, signal, noise, int(fluxes.size),
+                     float(fluxes[0]), background)
+
+
+def snr_map_region(shape: tuple[int, ...], fwhm: float) -> tuple[float, float]:
+    """Separations ``(r_min, r_max)`` (px) where :func:`snr_map` is computed (VIP ``snrmap``'s annulus)."""
+    r_min = fwhm / 2.0 + 2.0
+    return r_min, r_min + min(shape[-2], shape[-1]) / 2.0 - 1.5 * fwhm
+
+
+@dataclass
+class _Geometry:
+    """Cached aperture weights for the first-quadrant pixels of an odd square frame."""
+
+    size: int  # odd frame size after padding
+    pixel_y: np.ndarray  # first-quadrant pixels (row, col) whose S/N is computed
+    pixel_x: np.ndarray
+    starts: np.ndarray  # query index of each pixel's source aperture (CSR-like offsets)
+    counts: np.ndarray  # apertures per pixel
+    base: np.ndarray  # flat index (in the padded image) of each aperture's lower-left block pixel
+    offsets: np.ndarray  # flat offsets of the block pixels
+    weights: np.ndarray  # (queries, block pixels) float32
+    pad: int
+
+
+_CACHE: OrderedDict[tuple, _Geometry] = OrderedDict()
+_CACHE_SIZE = 8
+
+
+def _geometry(size: int, fwhm: float, r_min: float, r_max: float) -> _Geometry:
+    key = (size, round(float(fwhm), 9), round(float(r_min), 9), round(float(r_max), 9))
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    c = size // 2
+    dy, dx = geometry.offsets_from_center((size, size))
+    r = np.hypot(dy, dx)
+    # First quadrant (dx > 0, dy >= 0); its three 90-degree rotations cover every other pixel once.
+    sel = (dx > 0) & (dy >= 0) & (r >= r_min) & (r < r_max)
+    py, px = np.nonzero(sel)
+    sep = r[py, px]
+    counts, alpha = _n_apertures(sep, fwhm)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pixel_of_query = np.repeat(np.arange(px.size), counts)
+    k = np.arange(counts.sum()) - np.repeat(starts, counts)
+    phi = -alpha[pixel_of_query] * k
+    ddx, ddy = dx[py, px][pixel_of_query], dy[py, px][pixel_of_query]
+    qx = c + np.cos(phi) * ddx - np.sin(phi) * ddy
+    qy = c + np.sin(phi) * ddx + np.cos(phi) * ddy
+    x0, y0, w = aperture_weights(qx, qy, fwhm / 2.0)
+    block = w.shape[-1]
+    pad = block + 1
+    padded_size = size + 2 * pad
+    base = (y0 + pad) * padded_size + (x0 + pad)
+    bj, bi = np.mgrid[0:block, 0:block]
+    offsets = (bj * padded_size + bi).ravel()
+    geo = _Geometry(size, py, px, starts, counts, base, offsets,
+                    w.reshape(w.shape[0], -1).astype(np.float32), pad)
+    _CACHE[key] = geo
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return geo
+
+
+def _quadrant_snr(image: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """S/N of the first-quadrant pixels of ``image`` (odd square, star at the centre)."""
+    padded = np.pad(image.astype(np.float32), geo.pad).ravel()
+    sums = np.einsum("qk,qk->q", padded[geo.base[:, None] + geo.offsets[None, :]], geo.weights,
+                     dtype=np.float64)
+    source = sums[geo.starts]
+    n_bg = geo.counts - 1
+    # Background statistics per pixel: the source aperture is removed from the group sums.
+    total = np.add.reduceat(sums, geo.starts)
+    mean = (total - source) / n_bg
+    dev = sums - np.repeat(mean, geo.counts)
+    dev[geo.starts] = 0.0
+    var = np.add.reduceat(dev * dev, geo.starts) / (n_bg - 1)
+    noise = np.sqrt(var * (1.0 + 1.0 / n_bg))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (source - mean) / noise
+
+
+def snr_map(image: np.ndarray, fwhm: float, r_min: float | None = None, r_max: float | None = None) -> np.ndarray:
+    """Exact Mawet 2014 S/N of every pixel of ``image`` between ``r_min`` and ``r_max`` px (else NaN).
+
+    Defaults: the annulus of VIP's ``snrmap`` (:func:`snr_map_region`). Each pixel's value equals
+    ``snr_at(image, x, y, fwhm).snr``. NaN pixels of ``image`` count as 0.
+    """
+    image = np.nan_to_num(np.asarray(image, dtype=np.float64))
+    if image.ndim != 2:
+        raise ValueError(f"S/N map needs a 2-D image; got shape {image.shape}")
+    if fwhm <= 0:
+        raise ValueError(f"fwhm must be positive; got {fwhm}")
+    ny, nx = image.shape
+    default_min, default_max = snr_map_region(image.shape, fwhm)
+    r_min = max(default_min if r_min is None else r_min, fwhm / 2.0 + 1.0 + 1e-9)
+    r_max = default_max if r_max is None else r_max
+    # Embed in an odd square frame with the star on its centre pixel so that 90-degree
+    # rotations (np.rot90) map the pixel grid onto itself about the star.
+    cy, cx = geometry.frame_center(image.shape)
+    half = max(cy, cx, ny - 1 - cy, nx - 1 - cx)
+    size = 2 * half + 1
+    square = np.zeros((size, size), dtype=np.float64)
+    square[half - cy : half - cy + ny, half - cx : half - cx + nx] = image
+    index = np.full((size, size), -1, dtype=np.intp)
+    index[half - cy : half - cy + ny, half - cx : half - cx + nx] = np.arange(ny * nx).reshape(ny, nx)
+    geo = _geometry(size, fwhm, r_min, r_max)
+    out = np.full(ny * nx, np.nan)
+    for q in range(4):
+        values = _quadrant_snr(np.rot90(square, q), geo)
+        target = np.rot90(index, q)[geo.pixel_y, geo.pixel_x]
+        inside = target >= 0
+        out[target[inside]] = values[inside]
+    return out.reshape(ny, nx)

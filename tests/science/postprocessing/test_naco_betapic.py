@@ -1,0 +1,157 @@
+"""Known answers on real data: beta Pictoris b in the NACO L' ADI cube (../shared/data/naco_betapic).
+
+Preparation as in VIP's tutorials and the README: star re-centred on (50, 50) with a negative 2-D
+Gaussian fit on each frame, PSF re-centred and normalised to unit flux in a 1-FWHM aperture
+(19 px), FWHM 4.6 px, star flux 764939.6 ADU. Raw angles for the comparisons with VIP: VIP's
+``angle_list`` derotates with the opposite sign of :func:`hcdc.science.geometry.derotate`
+(measured here: with ``+pa`` b is smeared, with ``-pa`` it is at VIP's position), so hcdc's
+derotation angles are ``-pa``. Sky orientation (README): frames transposed, derotation angles
+``pa + 104.84 - 0.45``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from hcdc.science import geometry
+from hcdc.science.characterization.detection import detect_candidates, fit_gaussian_2d
+from hcdc.science.characterization.negfc import negfc_fit, remove_companion
+from hcdc.science.postprocessing import adi, contrast, pca, snr
+from hcdc.science.postprocessing.photometry import normalize_psf
+
+pytestmark = pytest.mark.shared_data
+
+FWHM = 4.6
+STAR_FLUX = 764939.6
+PIXEL_SCALE = 0.02719  # arcsec/px (VIP's VLT_NACO plsc)
+VIP_XY = (61.867, 61.882)  # VIP's Gaussian centroid of b on its PCA-10 image
+VIP_NEGFC = (16.61, 44.73)  # (r px, theta deg) VIP 2.1.1 simplex
+PUBLISHED_CONTRAST = 8.47e-4
+VIP_CONTRAST = {0.25: 5.08e-3, 0.30: 3.25e-3, 0.40: 8.43e-4, 0.50: 4.36e-4, 0.60: 2.14e-4, 0.80: 1.34e-4,
+                1.00: 8.67e-5, 1.20: 4.50e-5}
+
+
+def _recenter(cube: np.ndarray) -> np.ndarray:
+    """Shift every frame so that the coronagraphic dark hole (negative Gaussian) lands on (50, 50)."""
+    cy, cx = geometry.frame_center(cube.shape)
+    dy, dx = [], []
+    for frame in cube:
+        fit = fit_gaussian_2d(frame, cx + 1, cy + 1, box=9, fwhm=FWHM, negative=True)
+        dy.append(cy - fit.y)
+        dx.append(cx - fit.x)
+    return geometry.shift_frames(cube, np.array(dy), np.array(dx)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def naco(shared_data):
+    folder = shared_data / "naco_betapic"
+    cube = fits.getdata(folder / "naco_betapic_cube.fits").astype(np.float32)
+    pa = fits.getdata(folder / "naco_betapic_pa.fits").astype(np.float64).ravel()
+    psf = fits.getdata(folder / "naco_betapic_psf.fits").astype(np.float64)
+    c = psf.shape[0] // 2
+    fit = fit_gaussian_2d(psf, c, c, box=9, fwhm=FWHM)
+    psf = geometry.shift_frame(psf, c - fit.y, c - fit.x)
+    return {"cube": _recenter(cube), "pa": pa, "psf": normalize_psf(psf, FWHM, size=19)}
+
+
+@pytest.fixture(scope="module")
+def negfc_raw(naco):
+    """NEGFC of b with raw angles, first guess from the PCA-10 centroid."""
+    image = pca.pca(naco["cube"], -naco["pa"], fwhm=FWHM, ncomp=10)
+    guess = fit_gaussian_2d(image, 62, 62, box=9, fwhm=FWHM)
+    sep, pa = geometry.pixel_to_polar(guess.x, guess.y, image.shape)
+    return negfc_fit(naco["cube"], -naco["pa"], naco["psf"], fwhm=FWHM, separation=sep, pa=pa, star_flux=STAR_FLUX,
+                     uncertainty_trials=3)
+
+
+def test_recentring_moves_the_star_by_about_one_pixel(naco, shared_data):
+    raw = fits.getdata(shared_data / "naco_betapic" / "naco_betapic_cube.fits").astype(np.float32)
+    before = fit_gaussian_2d(np.median(raw, axis=0), 51, 51, box=9, fwhm=FWHM, negative=True)
+    after = fit_gaussian_2d(np.median(naco["cube"], axis=0), 51, 51, box=9, fwhm=FWHM, negative=True)
+    assert np.hypot(before.x - 50, before.y - 50) > 0.9  # README: ~1 px off
+    assert np.hypot(after.x - 50, after.y - 50) < 0.1
+
+
+def test_pca10_snr_of_b_at_least_vip(naco):
+    image = pca.pca(naco["cube"], -naco["pa"], fwhm=FWHM, ncomp=10)
+    value = snr.snr_at(image, *VIP_XY, FWHM).snr
+    assert value >= 9.92, value  # hcdc defaults (KLIP mean subtraction, bilinear): 10.7
+    # VIP's own settings (no mean subtraction, cubic interpolation) reproduce VIP's numbers:
+    matched = pca.pca(naco["cube"], -naco["pa"], fwhm=FWHM, ncomp=[5, 10, 20], scaling=None,
+                      interpolation="bicubic")
+    values = [snr.snr_at(im, *VIP_XY, FWHM).snr for im in matched]
+    assert values == pytest.approx([7.06, 9.92, 10.69], rel=0.1), values
+    assert values[1] >= 9.92
+
+
+def test_annular_pca_and_cadi_snr_similar_to_vip(naco):
+    cube, angles = naco["cube"], -naco["pa"]
+    annular = pca.pca_annular(cube, angles, fwhm=FWHM, ncomp=5)  # VIP defaults: asize 4, delta_rot (0.1, 1)
+    assert snr.snr_at(annular, *VIP_XY, FWHM).snr >= 8.45
+    matched = pca.pca_annular(cube, angles, fwhm=FWHM, ncomp=5, scaling=None, interpolation="bicubic")
+    assert snr.snr_at(matched, *VIP_XY, FWHM).snr == pytest.approx(8.45, rel=0.1)
+    full = adi.cadi(cube, angles, fwhm=FWHM, interpolation="bicubic")
+    assert snr.snr_at(full, *VIP_XY, FWHM).snr == pytest.approx(2.32, rel=0.1)
+    ann = adi.cadi(cube, angles, fwhm=FWHM, mode="annular", asize=4, delta_rot=0.5, nframes=4)
+    assert snr.snr_at(ann, *VIP_XY, FWHM).snr == pytest.approx(5.59, rel=0.15)
+
+
+def test_negfc_matches_vip_position_and_published_contrast(negfc_raw):
+    x_vip, y_vip = geometry.polar_to_pixel(VIP_NEGFC[0], geometry.theta_to_pa(VIP_NEGFC[1]), (101, 101))
+    assert np.hypot(negfc_raw.x - x_vip, negfc_raw.y - y_vip) < 0.3
+    assert negfc_raw.contrast == pytest.approx(PUBLISHED_CONTRAST, rel=0.15)
+    # Uncertainties from injection-recovery are finite, positive and small for an S/N ~10 source.
+    assert 0 < negfc_raw.separation_err < 0.5
+    assert 0 < negfc_raw.pa_err < 2.0
+    assert 0 < negfc_raw.flux_err < 0.3 * negfc_raw.flux
+    # README: PA_sky = (-theta - 104.39) mod 360 for a theta measured with the raw angles.
+    pa_sky = (-negfc_raw.theta - 104.39) % 360
+    assert pa_sky == pytest.approx(211.2, abs=1.0)
+
+
+def test_b_on_the_sky_at_published_separation_and_pa(naco):
+    sky_cube = np.ascontiguousarray(naco["cube"].transpose(0, 2, 1))
+    sky_psf = np.ascontiguousarray(naco["psf"].T)
+    angles = naco["pa"] + 104.84 - 0.45
+    image = pca.pca(sky_cube, angles, fwhm=FWHM, ncomp=10)
+    candidates = detect_candidates(snr.snr_map(image, FWHM), FWHM, image=image)
+    assert len(candidates) == 1  # b is the only 5-sigma (Student, FPF 2.9e-7) source
+    guess = candidates[0]
+    fit = negfc_fit(sky_cube, angles, sky_psf, fwhm=FWHM, separation=guess.separation, pa=guess.pa,
+                    star_flux=STAR_FLUX, uncertainty_trials=0)
+    assert fit.separation * PIXEL_SCALE == pytest.approx(0.452, abs=0.01)
+    assert fit.pa == pytest.approx(211.2, abs=1.0)
+    assert fit.contrast == pytest.approx(PUBLISHED_CONTRAST, rel=0.15)
+
+
+def test_contrast_curve_on_planet_free_cube_matches_vip(naco, negfc_raw):
+    angles = -naco["pa"]
+    free = remove_companion(naco["cube"], angles, naco["psf"], negfc_raw.separation, negfc_raw.pa, negfc_raw.flux)
+    # b is gone: S/N at its position drops to noise level (VIP: -1.35).
+    image = pca.pca(free, angles, fwhm=FWHM, ncomp=10)
+    assert abs(snr.snr_at(image, negfc_raw.x, negfc_raw.y, FWHM).snr) < 3.0
+    # Computed as VIP 2.1.1's was: its PCA (no mean subtraction), fakes at S/N 100 every pixel in
+    # three interleaved passes along theta = 0 (PA 270), the PSF cropped to 15 px (3 FWHM).
+    curve = contrast.contrast_curve(free, angles, normalize_psf(naco["psf"], FWHM, size=15), fwhm=FWHM,
+                                    star_flux=STAR_FLUX, params={"ncomp": 10, "scaling": None},
+                                    throughput_step=1.0, fc_rad_sep=3, pa=270.0)
+    ours = np.array([float(curve.at(sep / PIXEL_SCALE)) for sep in VIP_CONTRAST])
+    ratios = ours / np.array(list(VIP_CONTRAST.values()))
+    assert np.all(np.abs(ratios - 1) <= 0.15), dict(zip(VIP_CONTRAST, np.round(ratios, 3), strict=True))
+    # Student correction makes the curve less deep than the Gaussian one, most at small separations.
+    gain = (curve.contrast / curve.contrast_gaussian)[np.isfinite(curve.contrast)]
+    assert np.all(gain >= 1.0) and gain[0] > 2.0 * gain[-1] > 2.0
+
+
+def test_snr_map_exact_on_naco(naco):
+    image = pca.pca(naco["cube"], -naco["pa"], fwhm=FWHM, ncomp=10)
+    snr_map = snr.snr_map(image, FWHM)
+    rng = np.random.default_rng(3)
+    ys, xs = np.nonzero(np.isfinite(snr_map))
+    for i in rng.choice(xs.size, 40, replace=False):
+        assert snr_map[ys[i], xs[i]] == pytest.approx(snr.snr_at(image, xs[i], ys[i], FWHM).snr, abs=1e-6)
+    # The map peaks on b.
+    peak = np.unravel_index(np.nanargmax(snr_map), snr_map.shape)
+    assert np.hypot(peak[1] - VIP_XY[0], peak[0] - VIP_XY[1]) < FWHM
