@@ -17,9 +17,10 @@ setup: $(BIN)/hcdc
 demo: setup
 	$(BIN)/hcdc demo ./hcdc-demo
 
-# Whole test suite, on SQLite and PostgreSQL.
+# Whole test suite, on SQLite and PostgreSQL. One BLAS thread per test process: two
+# processes share the cores, and threaded BLAS on top of that only slows the SVDs.
 test: setup
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

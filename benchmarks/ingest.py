@@ -25,7 +25,9 @@ import argparse
 import datetime as dt
 import os
 import platform
+import resource
 import shutil
+import statistics
 import tempfile
 import time
 import uuid
@@ -62,12 +64,19 @@ def warm(paths: list[Path]) -> None:
         path.read_bytes()
 
 
-def bare_loop(paths: list[Path]) -> float:
-    """Seconds to read every primary header with astropy (nothing else)."""
-    start = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds used so far by this process and its finished children (pool workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def bare_loop(paths: list[Path]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) to read every primary header with astropy (nothing else)."""
+    start, cpu = time.perf_counter(), _cpu()
     for path in paths:
         fits.getheader(path)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _cpu() - cpu
 
 
 def _pg_database(admin_url: str):
@@ -87,21 +96,22 @@ def _pg_database(admin_url: str):
 
 def timed_ingest(
     folder: Path, work: Path, database: str, pg_admin: str, workers: int | None
-) -> tuple[float, dict]:
+) -> tuple[float, float, dict]:
+    """(wall seconds, CPU seconds incl. workers, summary) of one ingest into a fresh catalogue."""
     drop = None
     url = None
     if database == "postgresql":
         url, drop = _pg_database(pg_admin)
-    catalogue = init_data_centre(work / f"dc-{database}", database_url=url)
+    catalogue = init_data_centre(Path(tempfile.mkdtemp(prefix=f"dc-{database}-", dir=work)), database_url=url)
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu()
         summary = ingest(catalogue, [folder], workers=workers)
-        elapsed = time.perf_counter() - start
+        elapsed, used = time.perf_counter() - start, _cpu() - cpu
     finally:
         catalogue.close()
         if drop:
             drop()
-    return elapsed, summary.as_dict()
+    return elapsed, used, summary.as_dict()
 
 
 def main() -> None:
@@ -113,6 +123,7 @@ def main() -> None:
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--workers", type=int, default=None, help="default: one per core")
     parser.add_argument("--pg-admin-url", default=DEFAULT_PG)
+    parser.add_argument("--rounds", type=int, default=2, help="bare loop + ingest pairs per database")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="hcdc-bench-"))
@@ -126,17 +137,27 @@ def main() -> None:
         )
         warm(paths)
         bare_loop(paths[:50])  # import/first-call costs out of the timing
-        rows = []
+        n = len(paths)
+        print(f"load average before: {os.getloadavg()[0]:.1f}")
+        print(
+            f"\n{'database':<11} {'round':>5} {'bare files/s':>13} {'ingest files/s':>15} {'ratio':>6}"
+            f" {'bare CPU ms/file':>17} {'ingest CPU ms/file':>19} {'workers':>8}"
+        )
+        ratios: dict[str, list[float]] = {}
         for database in [d.strip() for d in args.databases.split(",") if d.strip()]:
-            bare = bare_loop(paths)
-            elapsed, summary = timed_ingest(folder, work, database, args.pg_admin_url, args.workers)
-            assert summary["ingested"] == len(paths), summary
-            rows.append(
-                (database, len(paths) / bare, len(paths) / elapsed, bare / elapsed, summary["workers"])
-            )
-        print(f"\n{'database':<11} {'bare files/s':>13} {'ingest files/s':>15} {'ratio':>6} {'workers':>8}")
-        for database, bare_rate, ingest_rate, ratio, workers in rows:
-            print(f"{database:<11} {bare_rate:>13.0f} {ingest_rate:>15.0f} {ratio:>6.2f} {workers:>8}")
+            for round_ in range(1, args.rounds + 1):
+                bare_wall, bare_cpu = bare_loop(paths)
+                wall, cpu, summary = timed_ingest(folder, work, database, args.pg_admin_url, args.workers)
+                assert summary["ingested"] == n, summary
+                ratios.setdefault(database, []).append(bare_wall / wall)
+                print(
+                    f"{database:<11} {round_:>5} {n / bare_wall:>13.0f} {n / wall:>15.0f}"
+                    f" {bare_wall / wall:>6.2f}"
+                    f" {1e3 * bare_cpu / n:>17.2f} {1e3 * cpu / n:>19.2f} {summary['workers']:>8}"
+                )
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+        for database, values in ratios.items():
+            print(f"{database}: median ratio ingest/bare = {statistics.median(values):.2f}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

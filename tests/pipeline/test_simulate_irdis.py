@@ -280,6 +280,8 @@ def test_parang_start_end_follow_the_timing_model(night: SimulatedNight) -> None
         assert header[_h("ESO TEL PARANG START")] == pytest.approx(pa_start[0], abs=6e-4)
         assert header[_h("ESO TEL PARANG END")] == pytest.approx(pa_end[0], abs=6e-4)
         pa_mid = parallactic_angle(mid, ra, dec, sc.PARANAL_LAT_DEG, sc.PARANAL_LON_DEG)
+        # DET FRAM UTC is the end of the last DIT of the timing model (to the 0.1 ms of the header).
+        assert abs((end[-1] - Time(timing.fram_utc, scale="utc")).to_value(u.ms)) < 0.1
         np.testing.assert_allclose(f.parang, pa_mid, atol=1e-9)
         np.testing.assert_allclose(f.derot, pa_mid + 135.99 - 1.75, atol=1e-9)
     # The DBI sequence is centred on transit: the field turns by > 15 deg through PA 180.
@@ -487,6 +489,12 @@ def test_truth_files_record_everything(night: SimulatedNight) -> None:
         np.testing.assert_allclose(hdul["FLAT"].data, night.detector.flat, rtol=1e-6)
         np.testing.assert_allclose(hdul["DARK_CURRENT"].data, night.detector.dark_current, rtol=1e-6)
     assert truth["bad_pixel_counts"]["hot"] == np.count_nonzero(night.detector.bad_pixels & 1)
+    again, maps = simmod.read_simulation_truth(night.out_dir)
+    assert again == truth
+    np.testing.assert_array_equal(maps["BADPIX"], night.detector.bad_pixels)
+    assert set(maps) == {"BIAS", "DARK_CURRENT", "FLAT", "BADPIX", "NONLIN_KNEE", "ILLUMINATION"}
+    with pytest.raises(FileNotFoundError, match="no simulation truth"):
+        simmod.read_simulation_truth(night.out_dir / "nowhere")
 
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:
@@ -614,7 +622,18 @@ def test_cli_writes_a_night_and_prints_json(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(
         app,
-        ["simulate", "irdis", str(tmp_path / "cli"), "--seed", "4", "--companion", "300,45,1e-3", "--json"],
+        [
+            "simulate",
+            "irdis",
+            str(tmp_path / "cli"),
+            "--seed",
+            "4",
+            "--companion",
+            "300,45,1e-3",
+            "--sequence",
+            "BB_H",
+            "--json",
+        ],
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -623,10 +642,32 @@ def test_cli_writes_a_night_and_prints_json(tmp_path: Path) -> None:
             "separation_mas": 300.0,
             "separation_px": pytest.approx(300 / 12.255),
             "pa_deg": 45.0,
-            "contrast": {"H": 1e-3, "H2": 1e-3, "H3": 1e-3},
+            "contrast": {"H": 1e-3},
         }
     ]
+    assert {f["filter"] for f in payload["files"]} == {"BB_H"} and len(payload["files"]) == 21
     written = sorted(p.name for p in (tmp_path / "cli").glob("SPHER.*.fits"))
     assert written == sorted(Path(f["path"]).name for f in payload["files"])
-    bad = CliRunner().invoke(app, ["simulate", "irdis", str(tmp_path / "bad"), "--companion", "300,45"])
-    assert bad.exit_code != 0
+    for wrong in (["--companion", "300,45"], ["--sequence", "DB_K12"], ["--companion", "900,45,1e-3"]):
+        bad = CliRunner().invoke(app, ["simulate", "irdis", str(tmp_path / "bad"), *wrong])
+        assert bad.exit_code != 0, wrong
+    assert not (tmp_path / "bad").exists()
+
+
+def test_scales_shrink_the_detector_not_the_optics() -> None:
+    assert simmod.SCALES["full"].shape == (1024, 2048) and simmod.SCALES["full"].field_width == 1024
+    assert simmod.SCALES["medium"].shape == (256, 512) and simmod.SCALES["small"].shape == (128, 256)
+    assert simmod._scaled_zones(sc.IRDIS_DEAD_COLUMNS, 1 / 8) == ((0, 7), (117, 135), (245, 256))
+    with pytest.raises(ValueError, match="unknown scale"):
+        simulate_irdis_night("/nonexistent/never-written", scale="huge")
+
+
+def test_packed_sexagesimal_round_trips_and_never_shows_60() -> None:
+    assert simmod.pack_sexagesimal(4.99999999) == 50000.0
+    assert simmod.pack_sexagesimal(-(2 + 28 / 60 + 24.78 / 3600), 3) == -22824.78
+    values = np.random.default_rng(0).uniform(-89.0, 89.0, 2000)
+    packed = [simmod.pack_sexagesimal(v, 5) for v in values]
+    back = np.array([sc.parse_packed_sexagesimal(p) for p in packed])
+    assert np.max(np.abs(back - values)) * 3600 <= 5e-6 + 1e-9
+    seconds = np.abs(np.array(packed)) % 100
+    assert np.all(seconds < 60.0) and np.all((np.abs(np.array(packed)) // 100) % 100 < 60)

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from hcdc.instruments.base import FileMetadata
 from hcdc.pipeline.executors import DaskExecutor, ProcessPoolExecutor
-from hcdc.pipeline.provenance import ProvenanceRecord, rerun, sha256_path
+from hcdc.pipeline.provenance import ProvenanceRecord, provenance_tree, rerun, sha256_path
 from hcdc.pipeline.recipes import DataKind, Port, Recipe, RecipeParameters, register_recipe
 from hcdc.pipeline.workflows import (
     Node,
@@ -237,6 +237,16 @@ def test_run_inline(tmp_path, x_path):
     )
     _check_diamond_result(result, tmp_path)
     assert ("add", "submitted") in events and ("add", "done") in events
+    # the provenance tree of the final total goes down to the input file
+    records = {rec.id: rec for rec in result.provenance.values()}
+    tree = provenance_tree(result.provenance["total"], records)
+    assert tree["node"] == "total" and [p["node"] for p in tree["parents"]] == ["add"]
+    leaves = tree["parents"][0]["parents"]
+    assert sorted(p["node"] for p in leaves) == ["double", "triple"]
+    assert leaves[0]["inputs"][0]["files"][0]["sha256"] == sha256_path(x_path)
+    assert leaves[0]["parents"] == []
+    partial = provenance_tree(result.provenance["total"], {})
+    assert partial["parents"] == [{"id": result.provenance["add"].id, "missing": True}]
     # every node's output can be rebuilt from its provenance.json alone
     again = rerun(tmp_path / "run" / "add" / "provenance.json", tmp_path / "again")
     assert sha256_path(again.outputs["data"]) == sha256_path(result.nodes["add"].result.outputs["data"])
@@ -258,6 +268,11 @@ def test_failing_node_skips_its_descendants_only(tmp_path, x_path):
     assert "Traceback" in result.nodes["add"].traceback
     assert result.nodes["total"].error == "skipped: add failed"
     assert result.outputs == {"total_ten": pytest.approx(150.0)}
+    summary = json.loads(json.dumps(result.summary()))
+    assert summary["status"] == "failed" and summary["nodes"]["total"]["status"] == "skipped"
+    assert summary["nodes"]["add"]["error"].startswith("RuntimeError: add was told to fail")
+    assert summary["nodes"]["double"]["provenance_id"] == result.provenance["double"].id
+    assert summary["outputs"] == {"total_ten": 150.0}
     record = ProvenanceRecord.load(tmp_path / "run" / "add" / "provenance.json")
     assert record.status == "failed"
 

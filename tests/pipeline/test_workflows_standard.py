@@ -30,12 +30,13 @@ def test_standard_workflows_are_listed_with_parameters():
     assert level2["depends_on"] == ["level1"]
 
 
+@pytest.mark.slow
 def test_irdis_dbi_night_level1_to_level2(dbi_night, tmp_path):
     night, raw = dbi_night
     workflow = select_workflow([read_file(p)[0] for p in raw])
     assert workflow.name == "irdis-l1-l2"
-    # kept quick: no contrast curve, the central 50 px radius only (companions at 20 and 39 px)
-    overrides = ["level2.ncomp=5", "previews=false", "compute_contrast=false", "crop_radius=50"]
+    # kept quick: no contrast curve, the central 44 px radius only (companions at 20 and 39 px)
+    overrides = ["level2.ncomp=5", "previews=false", "compute_contrast=false", "crop_radius=44"]
     result = run_workflow(workflow, {"raw": raw}, overrides, work_dir=tmp_path)
     assert result.status == "done", {n: r.error for n, r in result.nodes.items()}
     prov = result.provenance
@@ -51,3 +52,29 @@ def test_irdis_dbi_night_level1_to_level2(dbi_night, tmp_path):
     truth = min(night.companions, key=lambda c: abs(c.separation_mas - best["separation_mas"]))
     assert best["separation_mas"] == pytest.approx(truth.separation_mas, abs=15.0)
     assert abs((best["pa_deg"] - truth.pa_deg + 180) % 360 - 180) < 3.0
+
+
+def test_level2_on_a_user_cube_with_previews(tmp_path):
+    from astropy.io import fits
+
+    from hcdc.pipeline.workflows import get_workflow
+    from hcdc.science.simulation.adi import simulate_adi_cube
+
+    sim = simulate_adi_cube(
+        n_frames=16, size=49, fwhm=4.0, rotation=70.0, companions=[(12.0, 300.0, 1e-2)], seed=4
+    )
+    fits.writeto(tmp_path / "cube.fits", sim.cube)
+    fits.writeto(tmp_path / "angles.fits", sim.angles)
+    fits.writeto(tmp_path / "psf.fits", sim.psf)
+    inputs = {
+        name: tmp_path / f"{name}.fits" for name in ("cube", "angles", "psf")
+    }  # no wavelengths/reference
+    result = run_workflow(
+        get_workflow("l2-user-cube"), inputs, ["ncomp=2", "compute_contrast=false"], work_dir=tmp_path / "out"
+    )
+    assert result.status == "done", result.nodes["level2"].error
+    previews = result.nodes["level2"].result.outputs["previews"]
+    assert previews["image"].endswith(".png") and (tmp_path / "out" / "level2" / previews["image"]).is_file()
+    best = max(result.outputs["summary"]["detections"], key=lambda d: d["snr"])
+    assert best["separation_px"] == pytest.approx(12.0, abs=1.0)
+    assert abs((best["pa_deg"] - 300.0 + 180) % 360 - 180) < 4.0

@@ -119,7 +119,9 @@ class File(Base):
     wavelength_min: Mapped[float | None] = mapped_column(Float)  # micrometres
     wavelength_max: Mapped[float | None] = mapped_column(Float)  # micrometres
     extra: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)
-    header: Mapped[list[Any]] = mapped_column(JSONType, nullable=False)
+    # card images, in order; plain JSON (not JSONB) on PostgreSQL: the list is written once per
+    # file and read whole, and JSONB's binary conversion of ~1000 cards slows ingest markedly
+    header: Mapped[list[Any]] = mapped_column(JSON, nullable=False)
 
     # grouping (computed at ingest from hcdc.instruments.association)
     is_calibration: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)

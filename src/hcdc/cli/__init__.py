@@ -24,6 +24,7 @@ app = typer.Typer(
 _COMMAND_MODULES: list[str] = [
     "archive",
     "simulate",
+    "postprocess",
 ]
 
 

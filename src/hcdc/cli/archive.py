@@ -11,28 +11,19 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from sqlalchemy import select
 
-from hcdc.archive.associations import DEFAULT_WINDOW_DAYS, associate_all, association_view
-from hcdc.archive.db import ArchiveError, Catalogue, current_revision, init_data_centre, open_data_centre
-from hcdc.archive.ingest import FileOutcome, IngestSummary, ingest
-from hcdc.archive.models import Dataset
-from hcdc.archive.queries import (
-    DATASET_LIST_COLUMNS,
-    FILE_LIST_COLUMNS,
-    QUARANTINE_LIST_COLUMNS,
-    Filters,
-    QueryError,
-    dataset_detail,
-    file_detail,
-    list_datasets,
-    list_files,
-    list_quarantine,
-)
 from hcdc.cli.output import console, emit_json, err_console, print_table, progress_bar
+
+if TYPE_CHECKING:
+    from hcdc.archive.db import Catalogue
+    from hcdc.archive.ingest import FileOutcome, IngestSummary
+    from hcdc.archive.queries import Filters
+
+# The archive modules (SQLAlchemy, Alembic, astropy) are imported inside the commands, so that
+# ``hcdc --help`` and unrelated commands start fast.
 
 ROOT_OPTION = typer.Option(
     None, "--root", envvar="HCDC_ROOT", help="Data-centre directory (default: the current directory)."
@@ -48,6 +39,9 @@ def _fail(message: str, code: int = 1) -> None:
 @contextmanager
 def _errors() -> Iterator[None]:
     """Turn catalogue/query errors into a one-line message and exit status 1."""
+    from hcdc.archive.db import ArchiveError
+    from hcdc.archive.queries import QueryError
+
     try:
         yield
     except (ArchiveError, QueryError, LookupError) as exc:
@@ -56,6 +50,8 @@ def _errors() -> Iterator[None]:
 
 @contextmanager
 def _catalogue(root: Path | None) -> Iterator[Catalogue]:
+    from hcdc.archive.db import open_data_centre
+
     with _errors():
         catalogue = open_data_centre(root)
     try:
@@ -66,6 +62,8 @@ def _catalogue(root: Path | None) -> Iterator[Catalogue]:
 
 
 def _filters(night, instrument, type_, target, limit, all_versions: bool = False) -> Filters:  # noqa: ANN001
+    from hcdc.archive.queries import Filters
+
     return Filters(
         night=night, instrument=instrument, type=type_, target=target, limit=limit, all_versions=all_versions
     )
@@ -84,6 +82,8 @@ def init_command(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Create a data centre (storage root + catalogue + hcdc.toml), or upgrade its schema."""
+    from hcdc.archive.db import current_revision, init_data_centre
+
     with _errors():
         catalogue = init_data_centre(directory, database_url=database, storage_root=storage)
     try:
@@ -146,6 +146,8 @@ def ingest_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Catalogue FITS/OIFITS files: hash, header, instrument, metadata; bad files are quarantined."""
+    from hcdc.archive.ingest import ingest
+
     with _catalogue(root) as catalogue:
         progress = progress_bar(disable=not err_console.is_terminal)
         task: list[Any] = []
@@ -197,6 +199,8 @@ def files_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List catalogued files."""
+    from hcdc.archive.queries import FILE_LIST_COLUMNS, list_files
+
     with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         rows = list_files(conn, _filters(night, instrument, type_, target, limit, all_versions))
     if json_output:
@@ -215,6 +219,8 @@ def datasets_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List datasets (science files grouped into observations)."""
+    from hcdc.archive.queries import DATASET_LIST_COLUMNS, list_datasets
+
     with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         rows = list_datasets(conn, _filters(night, instrument, type_, target, limit))
     if json_output:
@@ -232,6 +238,8 @@ def quarantine_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List quarantined files with the reason each could not be catalogued."""
+    from hcdc.archive.queries import QUARANTINE_LIST_COLUMNS, list_quarantine
+
     with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         rows = list_quarantine(conn, reason, limit)
     if json_output:
@@ -245,6 +253,8 @@ _ID_PATTERN = re.compile(r"^(?:(?P<kind>f|file|d|ds|dataset)[:#]?)?(?P<id>\d+)$"
 
 def parse_object_id(text: str) -> tuple[str, int]:
     """``"12"``/``"f12"``/``"file:12"`` -> ("file", 12); ``"d3"``/``"dataset:3"`` -> ("dataset", 3)."""
+    from hcdc.archive.queries import QueryError
+
     match = _ID_PATTERN.match(text.strip())
     if match is None:
         raise QueryError(f"not a file or dataset id: {text!r} (use 12, f12 for a file, d3 for a dataset)")
@@ -264,6 +274,8 @@ def show_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Show one file (metadata, versions, location; header with --header) or one dataset."""
+    from hcdc.archive.queries import dataset_detail, file_detail
+
     with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         kind, number = parse_object_id(object_id)
         if kind == "file":
@@ -299,6 +311,10 @@ def _print_association(view: dict[str, Any]) -> None:
 
 def _resolve_dataset(catalogue: Catalogue, dataset: str) -> int:
     """Dataset id from ``3`` / ``d3`` / ``dataset:3`` or a dataset key."""
+    from sqlalchemy import select
+
+    from hcdc.archive.models import Dataset
+
     match = _ID_PATTERN.match(dataset.strip())
     with catalogue.engine.connect() as conn:
         if match and (match["kind"] is None or match["kind"].lower().startswith("d")):
@@ -312,13 +328,20 @@ def _resolve_dataset(catalogue: Catalogue, dataset: str) -> int:
 
 def associate_command(
     dataset: str | None = typer.Argument(None, help="Dataset id or key (default: every dataset)."),
-    window_days: float = typer.Option(
-        DEFAULT_WINDOW_DAYS, "--window-days", min=0.0, help="Consider calibrations within this many nights."
+    window_days: float | None = typer.Option(
+        None,
+        "--window-days",
+        min=0.0,
+        help="Consider calibrations within this many nights of the dataset's night (default 30).",
     ),
     json_output: bool = JSON_OPTION,
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Choose calibrations for science datasets, store them, report what is missing."""
+    from hcdc.archive.associations import DEFAULT_WINDOW_DAYS, associate_all, association_view
+
+    if window_days is None:
+        window_days = DEFAULT_WINDOW_DAYS
     with _catalogue(root) as catalogue:
         ids = [_resolve_dataset(catalogue, dataset)] if dataset else None
         done = associate_all(catalogue.engine, ids, window_days=window_days)
@@ -329,14 +352,21 @@ def associate_command(
         for v in views
         for m in v["missing"]
     ]
+    optional = [
+        {"dataset_id": v["dataset_id"], "dataset": v["dataset"], "need": m["need"], "reason": m["reason"]}
+        for v in views
+        for m in v.get("optional_missing", [])
+    ]
     if json_output:
-        emit_json({"datasets": views, "missing": missing})
+        emit_json({"datasets": views, "missing": missing, "optional_missing": optional})
         return
     if not views:
         console.print("no datasets: ingest science files first")
         return
     for view in views:
         _print_association(view)
+    if optional:
+        print_table("Optional calibrations not found", ["dataset_id", "dataset", "need", "reason"], optional)
     if missing:
         print_table("Missing calibrations", ["dataset_id", "dataset", "need", "reason"], missing)
     else:

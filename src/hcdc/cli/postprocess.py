@@ -150,7 +150,10 @@ def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
         for i, d in enumerate(summary["detections"], start=1)
     ]
     threshold = summary["detection_threshold_snr"]
-    title = f"{summary['algorithm']}: {len(rows)} detection(s) above S/N {threshold:g}"
+    criterion = (
+        f"S/N {threshold:g}" if threshold is not None else f"false-alarm {summary['detection_fpf']:.2g}"
+    )
+    title = f"{summary['algorithm']}: {len(rows)} detection(s) above {criterion}"
     print_table(title, ["#", "x", "y", "sep [px]", "sep [mas]", "PA [deg]", "S/N", "contrast"], rows)
     if summary["contrast_at"]:
         wavelengths = summary["wavelengths_um"] or []
@@ -174,15 +177,17 @@ def postprocess_command(
         ..., help="Level 1 cube, FITS: (frames, y, x) or (wavelengths, frames, y, x)."
     ),
     angles: Path = typer.Option(
-        ..., "--angles", help="Derotation angles [deg], FITS or text, one per frame."
+        ..., "--angles", help="Derotation angles (deg), FITS or text, one per frame."
     ),
     psf: Path | None = typer.Option(None, "--psf", help="Off-axis PSF, FITS (y, x) or (wavelengths, y, x)."),
-    wavelengths: Path | None = typer.Option(None, "--wavelengths", help="Wavelengths [um], FITS or text."),
+    wavelengths: Path | None = typer.Option(None, "--wavelengths", help="Wavelengths (um), FITS or text."),
     reference: Path | None = typer.Option(None, "--reference", help="Reference-star cube for RDI, FITS."),
     algorithm: str = typer.Option("pca", "--algorithm", "-a", help="Registered algorithm name."),
     ncomp: int | None = typer.Option(None, "--ncomp", help="Number of principal components (PCA family)."),
-    fwhm: float | None = typer.Option(None, "--fwhm", help="PSF FWHM [px]; measured on --psf if omitted."),
-    pixel_scale: float | None = typer.Option(None, "--pixel-scale", help="Plate scale [mas/px]."),
+    fwhm: float | None = typer.Option(None, "--fwhm", help="PSF FWHM (px); measured on --psf if omitted."),
+    pixel_scale: float | None = typer.Option(
+        None, "--pixel-scale", help="Plate scale (mas/px); default: PIXSCALE keyword of the cube."
+    ),
     star_flux: float | None = typer.Option(
         None,
         "--star-flux",
@@ -190,10 +195,23 @@ def postprocess_command(
     ),
     param: list[str] = typer.Option([], "--param", help="Extra algorithm parameter key=value (repeatable)."),
     crop_radius: float | None = typer.Option(
-        None, "--crop-radius", help="Process only the central disc of this radius [px] (saves memory)."
+        None, "--crop-radius", help="Process only the central square of this half-size (px); saves memory."
     ),
-    threshold: float = typer.Option(5.0, "--threshold", help="S/N detection threshold."),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Fixed S/N detection threshold; default: Student criterion of --fpf."
+    ),
+    fpf: float | None = typer.Option(
+        None, "--fpf", help="False-positive fraction of detections (default 2.87e-7, Gaussian 5 sigma)."
+    ),
     contrast: bool = typer.Option(True, "--contrast/--no-contrast", help="Compute contrast curves."),
+    fc_snr: float = typer.Option(
+        10.0, "--fc-snr", help="Brightness of throughput fakes in noise units (VIP uses 100)."
+    ),
+    negfc: bool = typer.Option(
+        False,
+        "--negfc",
+        help="Measure detections by negative-fake-companion fits (slower, single wavelength).",
+    ),
     out: Path = typer.Option(..., "--out", help="Output directory (created)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -267,6 +285,9 @@ def postprocess_command(
                 params=params,
                 crop_radius=crop_radius,
                 detection_threshold=threshold,
+                detection_fpf=fpf,
+                negfc=negfc,
+                contrast_options={"fc_snr": fc_snr},
                 compute_contrast=contrast,
                 image_unit=unit,
                 inputs=inputs,

@@ -39,6 +39,11 @@ def irdis(
     companion: list[str] = typer.Option(
         None, "--companion", help="sep_mas,pa_deg,contrast (repeatable); default: two companions."
     ),
+    sequence: list[str] = typer.Option(
+        None,
+        "--sequence",
+        help="Only these default templates, by filter: DB_H23 (DBI), BB_H (CI). Repeatable.",
+    ),
     underscore: bool = typer.Option(False, "--underscore-names", help="Write ':' as '_' in file names."),
     bad_center: bool = typer.Option(
         False, "--bad-center", help="Spoil one CENTER file (centring fall-back test)."
@@ -46,12 +51,21 @@ def irdis(
     json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
 ) -> None:
     """Write a night of raw IRDIS DBI + CI files (pupil tracking) with calibrations and truth."""
-    from hcdc.pipeline.simulate import SCALES, Companion, simulate_irdis_night
+    from hcdc.pipeline.simulate import DEFAULT_SEQUENCES, SCALES, Companion, simulate_irdis_night
 
     if scale not in SCALES:
         raise typer.BadParameter(
             f"unknown scale {scale!r}; use one of {', '.join(SCALES)}", param_hint="--scale"
         )
+    sequences = None
+    if sequence:
+        known = {spec.filter: spec for spec in DEFAULT_SEQUENCES}
+        unknown = [name for name in sequence if name not in known]
+        if unknown:
+            raise typer.BadParameter(
+                f"unknown sequence {', '.join(unknown)}; use {', '.join(known)}", param_hint="--sequence"
+            )
+        sequences = tuple(known[name] for name in sequence)
     companions = None
     if companion:
         companions = tuple(Companion(*_parse_companion(c)) for c in companion)
@@ -67,6 +81,7 @@ def irdis(
                 seed=seed,
                 scale=scale,
                 companions=companions,
+                sequences=sequences,
                 colon_in_names=not underscore,
                 bad_center=bad_center,
                 progress=report,

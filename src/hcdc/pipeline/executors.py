@@ -31,6 +31,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,9 +208,13 @@ class ProcessPoolExecutor(Executor):
 
     def __init__(self, workers: int | None = None, *, start_method: str = "spawn") -> None:
         self._workers = workers or os.cpu_count() or 1
-        self._pool = cf.ProcessPoolExecutor(
+        self._start_method = start_method
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
             max_workers=self._workers,
-            mp_context=multiprocessing.get_context(start_method),
+            mp_context=multiprocessing.get_context(self._start_method),
             initializer=pin_blas_threads,
             initargs=(1,),
         )
@@ -219,7 +224,14 @@ class ProcessPoolExecutor(Executor):
         return self._workers
 
     def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> cf.Future:
-        return self._pool.submit(fn, *args, **kwargs)
+        try:
+            return self._pool.submit(fn, *args, **kwargs)
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): the tasks it held and those queued with it
+            # were failed with BrokenProcessPool. Start a fresh pool so later tasks still run.
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+            return self._pool.submit(fn, *args, **kwargs)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -261,7 +273,8 @@ class DaskExecutor(Executor):
         elif address is not None:
             self.client = Client(address)
         else:
-            cluster_kwargs.setdefault("dashboard_address", None)  # no web server in batch runs
+            # any free port for the scheduler's HTTP server: 8787 may be taken by another cluster
+            cluster_kwargs.setdefault("dashboard_address", ":0")
             self._cluster = LocalCluster(
                 n_workers=n_workers or os.cpu_count() or 1,
                 threads_per_worker=threads_per_worker,

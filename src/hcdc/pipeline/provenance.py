@@ -37,7 +37,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 from pathlib import Path
@@ -482,6 +482,47 @@ def rerun(
     return recipe_cls().run(inputs, params, context)
 
 
+def provenance_tree(
+    record: ProvenanceRecord,
+    lookup: Mapping[str, ProvenanceRecord] | Callable[[str], ProvenanceRecord | None],
+) -> dict[str, Any]:
+    """How ``record``'s outputs were made, down to the raw files, as a nested dict.
+
+    Each level holds the run's id, recipe and version, workflow node, status, parameters, its
+    input files (path, sha256, catalogue id) and ``parents``: the trees of the runs that
+    produced its inputs, found by id with ``lookup`` (a mapping or a function; the products
+    catalogue in a data centre). A parent that cannot be found appears as
+    ``{"id": ..., "missing": True}``.
+    """
+    find = lookup.get if isinstance(lookup, Mapping) else lookup
+
+    def build(rec: ProvenanceRecord, seen: frozenset[str]) -> dict[str, Any]:
+        parents = []
+        for parent_id in rec.parents:
+            parent = find(parent_id) if parent_id not in seen else None
+            if parent is None:
+                parents.append({"id": parent_id, "missing": True})
+            else:
+                parents.append(build(parent, seen | {rec.id}))
+        return {
+            "id": rec.id,
+            "recipe": rec.recipe,
+            "recipe_version": rec.recipe_version,
+            "workflow": rec.workflow,
+            "node": rec.node,
+            "status": rec.status,
+            "parameters": rec.parameters,
+            "inputs": [
+                {"name": item.name, "kind": item.kind, "files": [f.model_dump() for f in item.files]}
+                for item in rec.inputs
+                if item.files
+            ],
+            "parents": parents,
+        }
+
+    return build(record, frozenset())
+
+
 def outputs_differ(a: ProvenanceRecord, b: ProvenanceRecord) -> list[str]:
     """Names of the outputs whose checksums differ between two records (empty: identical)."""
     names = {o.name for o in a.outputs} | {o.name for o in b.outputs}
@@ -510,6 +551,7 @@ __all__ = [
     "environment",
     "library_versions",
     "outputs_differ",
+    "provenance_tree",
     "read_git_commit",
     "rerun",
     "sha256_array",

@@ -67,12 +67,17 @@ __all__ = [
     "simulate_irdis_night",
     "archive_name",
     "pack_sexagesimal",
+    "read_simulation_truth",
 ]
 
-#: Per-DIT readout overhead of IRDIS (s): IRDAP models a file as NDIT * (DIT + 0.938 s) + 2.4 s.
-DIT_OVERHEAD_S = 0.938
 #: DET DITDELAY of the real headers (s).
 DIT_DELAY_S = 0.2
+#: Time between the starts of two DITs minus the DIT (s). It equals DITDELAY, so that DET FRAM
+#: UTC = DATE-OBS + NDIT * (DIT + DITDELAY) is exactly the end of the last DIT of the vlt-sphere
+#: timing model (start_i = DATE-OBS + i * (FRAM - DATE-OBS) / NDIT + DITDELAY). Real files take
+#: longer per DIT (IFS: DIT + 1.9 s; IRDAP models IRDIS as DIT + 0.938 s), which only changes
+#: the sampling in time, not the geometry.
+DIT_OVERHEAD_S = DIT_DELAY_S
 #: Gap between two files of one template (s): 12.5 s between the real IFS files.
 FILE_GAP_S = 12.0
 #: Extra time for a configuration change inside a template (ND, waffle, sky offset), s.
@@ -209,19 +214,18 @@ def band_labels(filter_combination: str) -> tuple[str, str]:
     )
 
 
-def pack_sexagesimal(value: float) -> float:
-    """ESO packed sexagesimal ``(+-)DDMMSS.sss`` of ``value`` (hours or degrees)."""
+def pack_sexagesimal(value: float, decimals: int = 3) -> float:
+    """ESO packed sexagesimal ``(+-)DDMMSS.sss`` of ``value`` (hours or degrees).
+
+    Seconds are rounded to ``decimals`` first and carried into minutes/units, so that the
+    result never shows 60 seconds or 60 minutes (``4.99999999 h`` -> ``50000.000``).
+    """
     sign = -1.0 if value < 0 else 1.0
-    v = abs(value)
-    units = math.floor(v)
-    minutes = math.floor((v - units) * 60.0)
-    seconds = (v - units - minutes / 60.0) * 3600.0
-    if seconds >= 59.9999995:  # avoid 60.000 from rounding
-        seconds = 0.0
-        minutes += 1
-        if minutes == 60:
-            minutes, units = 0, units + 1
-    return sign * (units * 10000.0 + minutes * 100.0 + seconds)
+    total_seconds = round(abs(value) * 3600.0, decimals)
+    units = math.floor(total_seconds / 3600.0)
+    minutes = math.floor((total_seconds - units * 3600.0) / 60.0)
+    seconds = round(total_seconds - units * 3600.0 - minutes * 60.0, decimals)
+    return round(sign * (units * 10000.0 + minutes * 100.0 + seconds), decimals)
 
 
 def archive_name(date_obs: str, colon: bool = True) -> str:
@@ -540,7 +544,7 @@ def _plan_night(
                     tpl_nexp=len(roles),
                     obs_id=2215300 + k,
                     obs_name=f"{target.name.replace(' ', '')}_IRDIS_{spec.mode}_{spec.filter}",
-                    prog_id="0102.C-0381(A)",
+                    prog_id="0102.C-9999(A)",
                     origfile=origfile("OBS", Time(date_obs)),
                     bad_center=bad_center and k == 0 and dpr_type == "OBJECT,CENTER" and n_centers == 2,
                 )
@@ -761,8 +765,8 @@ def _build_header(
         cards["INS4 DROT2 END"] = (0.0, "[deg] Position angle at end.")
         cards["INS4 DROT2 MODE"] = ("STAT", "Derotator mode.")
     cards["INS4 DROT2 POSANG"] = (0.0, "[deg] Position angle.")
-    cards["INS4 DROT2 RA"] = (round(pack_sexagesimal(ra_h / 15.0), 6), "Telescope right ascension.")
-    cards["INS4 DROT2 DEC"] = (round(pack_sexagesimal(dec_d), 5), "Telescope desclination.")
+    cards["INS4 DROT2 RA"] = (pack_sexagesimal(ra_h / 15.0, 6), "Telescope right ascension.")
+    cards["INS4 DROT2 DEC"] = (pack_sexagesimal(dec_d, 5), "Telescope desclination.")
     cards["INS4 FILT2 ID"] = (exp.nd, "Filter unique id.")
     cards["INS4 FILT2 NAME"] = (exp.nd, "NIR Neutral Density filters.")
     cards["INS4 MODE"] = (f"IRDIS_{exp.spec.mode}", "Instrument mode used.")
@@ -818,12 +822,12 @@ def _build_header(
                 "TEL PARANG END": (round(parang_start_end[1], 3), "[deg] Parallactic angle at end"),
                 "TEL PARANG START": (round(parang_start_end[0], 3), "[deg] Parallactic angle at start"),
                 "TEL TARG ALPHA": (
-                    round(pack_sexagesimal(target.ra_deg / 15.0), 3),
+                    pack_sexagesimal(target.ra_deg / 15.0, 3),
                     "Alpha coordinate for the target",
                 ),
                 "TEL TARG COORDTYPE": ("M", "Coordinate type (M=mean)"),
                 "TEL TARG DELTA": (
-                    round(pack_sexagesimal(target.dec_deg), 3),
+                    pack_sexagesimal(target.dec_deg, 3),
                     "Delta coordinate for the target",
                 ),
                 "TEL TARG EPOCH": (2000.0, "[yr] Epoch 1950 or 2000"),
@@ -1095,9 +1099,9 @@ def simulate_irdis_night(
     DARK_CURRENT, FLAT, BADPIX, ILLUMINATION) next to the raw files.
     """
     out = Path(out_dir)
-    scale_obj = SCALES[scale] if isinstance(scale, str) else scale
     if isinstance(scale, str) and scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
+    scale_obj = SCALES[scale] if isinstance(scale, str) else scale
     companions = tuple(DEFAULT_COMPANIONS if companions is None else companions)
     sequences = tuple(DEFAULT_SEQUENCES if sequences is None else sequences)
     for spec in sequences:
@@ -1152,8 +1156,8 @@ def simulate_irdis_night(
         t0, t1 = Time(exp.date_obs, scale="utc"), Time(exp.fram_utc, scale="utc")
         radec = _apparent_radec(target, t0)
         # What a reader decodes from INS4 DROT2 RA/DEC is what the angles are computed from.
-        ra_used = sc.parse_packed_sexagesimal(round(pack_sexagesimal(radec[0] / 15.0), 6)) * 15.0
-        dec_used = sc.parse_packed_sexagesimal(round(pack_sexagesimal(radec[1]), 5))
+        ra_used = sc.parse_packed_sexagesimal(pack_sexagesimal(radec[0] / 15.0, 6)) * 15.0
+        dec_used = sc.parse_packed_sexagesimal(pack_sexagesimal(radec[1], 5))
         cube, truth = _render_exposure(exp, model, (ra_used, dec_used), seed)
         alt, az, airm = _alt_az_airmass(Time([t0, t1]), ra_used, dec_used)
         seeing = float(np.clip(seeing + ambient_rng.normal(0.0, 0.03), 0.4, 1.5))
@@ -1257,3 +1261,22 @@ def _write_truth(night: SimulatedNight, model: _NightModel) -> None:
     hdus[0].header["HCDCSEED"] = night.seed
     hdus[0].header["COMMENT"] = "BADPIX bits: 1 hot, 2 dead, 4 non-linear; NONLIN_KNEE 0 = linear pixel"
     fits.HDUList(hdus).writeto(night.truth_fits, overwrite=True)
+
+
+def read_simulation_truth(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Truth of a night written earlier: the JSON content and the detector maps by extension name.
+
+    Returns ``(truth, maps)`` where ``maps`` has BIAS, DARK_CURRENT, FLAT, BADPIX, NONLIN_KNEE and
+    ILLUMINATION arrays. Raises ``FileNotFoundError`` naming the missing file.
+    """
+    folder = Path(out_dir)
+    json_path, fits_path = folder / "simulation_truth.json", folder / "simulation_truth.fits"
+    for path in (json_path, fits_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: no simulation truth here (not written by simulate_irdis_night?)"
+            )
+    truth = json.loads(json_path.read_text())
+    with fits.open(fits_path) as hdul:
+        maps = {hdu.name: np.array(hdu.data) for hdu in hdul[1:]}
+    return truth, maps

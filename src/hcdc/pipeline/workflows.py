@@ -373,6 +373,27 @@ class WorkflowResult:
     def status(self) -> str:
         return "done" if all(n.status == "done" for n in self.nodes.values()) else "failed"
 
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready account of the run: status, per-node status/error/timings/provenance id,
+        and the workflow outputs (paths as strings)."""
+        nodes = {}
+        for name, run in self.nodes.items():
+            entry: dict[str, Any] = {"status": run.status, "error": run.error}
+            if run.result is not None:
+                entry["recipe"] = f"{run.result.recipe} {run.result.version}"
+                entry["seconds"] = round(run.result.timings.get("total", 0.0), 3)
+                if run.result.provenance is not None:
+                    entry["provenance_id"] = run.result.provenance.id
+            nodes[name] = entry
+        return {
+            "workflow": self.workflow,
+            "version": self.version,
+            "status": self.status,
+            "work_dir": str(self.work_dir),
+            "nodes": nodes,
+            "outputs": {k: _jsonable_output(v) for k, v in self.outputs.items()},
+        }
+
     @property
     def provenance(self) -> dict[str, Any]:
         """Node name -> provenance record of every node that ran."""
@@ -381,6 +402,16 @@ class WorkflowResult:
             for name, run in self.nodes.items()
             if run.result is not None and run.result.provenance is not None
         }
+
+
+def _jsonable_output(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_jsonable_output(v) for v in value]
+    if hasattr(value, "shape") and hasattr(value, "dtype"):  # an array output: describe, don't dump
+        return {"array": list(value.shape), "dtype": str(value.dtype)}
+    return value
 
 
 EventCallback = Callable[[str, str, NodeRun | None], None]

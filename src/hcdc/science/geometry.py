@@ -14,8 +14,11 @@ Conventions
 * ``derotate(cube, angles)`` turns frame ``k`` **clockwise** by ``angles[k]`` (that is,
   ``rotate_frame(cube[k], -angles[k])``). ``angles`` are *derotation angles*: the angle by
   which a frame must be turned clockwise to put north up. For pupil-tracking ADI they are the
-  parallactic angles plus the instrument's fixed offsets (pupil offset, true north); VIP calls
-  this vector ``angle_list`` and uses the same sign.
+  parallactic angles plus the instrument's fixed offsets (pupil offset, true north).
+  VIP's ``angle_list`` has the **opposite** sign: VIP rotates with OpenCV's convention
+  (positive = clockwise on an origin-lower display) and derotates by ``-angle_list``, so
+  ``hcdc angles = -VIP angle_list`` (checked on the NACO beta Pic data: b is found with
+  ``derotate(cube, -pa)`` and smeared with ``+pa``).
 * "theta" (VIP's convention) is the counter-clockwise angle from +x; on a north-up/east-left
   image ``theta = PA + 90``.
 """

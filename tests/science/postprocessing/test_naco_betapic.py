@@ -29,8 +29,16 @@ PIXEL_SCALE = 0.02719  # arcsec/px (VIP's VLT_NACO plsc)
 VIP_XY = (61.867, 61.882)  # VIP's Gaussian centroid of b on its PCA-10 image
 VIP_NEGFC = (16.61, 44.73)  # (r px, theta deg) VIP 2.1.1 simplex
 PUBLISHED_CONTRAST = 8.47e-4
-VIP_CONTRAST = {0.25: 5.08e-3, 0.30: 3.25e-3, 0.40: 8.43e-4, 0.50: 4.36e-4, 0.60: 2.14e-4, 0.80: 1.34e-4,
-                1.00: 8.67e-5, 1.20: 4.50e-5}
+VIP_CONTRAST = {
+    0.25: 5.08e-3,
+    0.30: 3.25e-3,
+    0.40: 8.43e-4,
+    0.50: 4.36e-4,
+    0.60: 2.14e-4,
+    0.80: 1.34e-4,
+    1.00: 8.67e-5,
+    1.20: 4.50e-5,
+}
 
 
 def _recenter(cube: np.ndarray) -> np.ndarray:
@@ -62,8 +70,16 @@ def negfc_raw(naco):
     image = pca.pca(naco["cube"], -naco["pa"], fwhm=FWHM, ncomp=10)
     guess = fit_gaussian_2d(image, 62, 62, box=9, fwhm=FWHM)
     sep, pa = geometry.pixel_to_polar(guess.x, guess.y, image.shape)
-    return negfc_fit(naco["cube"], -naco["pa"], naco["psf"], fwhm=FWHM, separation=sep, pa=pa, star_flux=STAR_FLUX,
-                     uncertainty_trials=3)
+    return negfc_fit(
+        naco["cube"],
+        -naco["pa"],
+        naco["psf"],
+        fwhm=FWHM,
+        separation=sep,
+        pa=pa,
+        star_flux=STAR_FLUX,
+        uncertainty_trials=3,
+    )
 
 
 def test_recentring_moves_the_star_by_about_one_pixel(naco, shared_data):
@@ -79,8 +95,9 @@ def test_pca10_snr_of_b_at_least_vip(naco):
     value = snr.snr_at(image, *VIP_XY, FWHM).snr
     assert value >= 9.92, value  # hcdc defaults (KLIP mean subtraction, bilinear): 10.7
     # VIP's own settings (no mean subtraction, cubic interpolation) reproduce VIP's numbers:
-    matched = pca.pca(naco["cube"], -naco["pa"], fwhm=FWHM, ncomp=[5, 10, 20], scaling=None,
-                      interpolation="bicubic")
+    matched = pca.pca(
+        naco["cube"], -naco["pa"], fwhm=FWHM, ncomp=[5, 10, 20], scaling=None, interpolation="bicubic"
+    )
     values = [snr.snr_at(im, *VIP_XY, FWHM).snr for im in matched]
     assert values == pytest.approx([7.06, 9.92, 10.69], rel=0.1), values
     assert values[1] >= 9.92
@@ -119,8 +136,16 @@ def test_b_on_the_sky_at_published_separation_and_pa(naco):
     candidates = detect_candidates(snr.snr_map(image, FWHM), FWHM, image=image)
     assert len(candidates) == 1  # b is the only 5-sigma (Student, FPF 2.9e-7) source
     guess = candidates[0]
-    fit = negfc_fit(sky_cube, angles, sky_psf, fwhm=FWHM, separation=guess.separation, pa=guess.pa,
-                    star_flux=STAR_FLUX, uncertainty_trials=0)
+    fit = negfc_fit(
+        sky_cube,
+        angles,
+        sky_psf,
+        fwhm=FWHM,
+        separation=guess.separation,
+        pa=guess.pa,
+        star_flux=STAR_FLUX,
+        uncertainty_trials=0,
+    )
     assert fit.separation * PIXEL_SCALE == pytest.approx(0.452, abs=0.01)
     assert fit.pa == pytest.approx(211.2, abs=1.0)
     assert fit.contrast == pytest.approx(PUBLISHED_CONTRAST, rel=0.15)
@@ -128,15 +153,25 @@ def test_b_on_the_sky_at_published_separation_and_pa(naco):
 
 def test_contrast_curve_on_planet_free_cube_matches_vip(naco, negfc_raw):
     angles = -naco["pa"]
-    free = remove_companion(naco["cube"], angles, naco["psf"], negfc_raw.separation, negfc_raw.pa, negfc_raw.flux)
+    free = remove_companion(
+        naco["cube"], angles, naco["psf"], negfc_raw.separation, negfc_raw.pa, negfc_raw.flux
+    )
     # b is gone: S/N at its position drops to noise level (VIP: -1.35).
     image = pca.pca(free, angles, fwhm=FWHM, ncomp=10)
     assert abs(snr.snr_at(image, negfc_raw.x, negfc_raw.y, FWHM).snr) < 3.0
     # Computed as VIP 2.1.1's was: its PCA (no mean subtraction), fakes at S/N 100 every pixel in
     # three interleaved passes along theta = 0 (PA 270), the PSF cropped to 15 px (3 FWHM).
-    curve = contrast.contrast_curve(free, angles, normalize_psf(naco["psf"], FWHM, size=15), fwhm=FWHM,
-                                    star_flux=STAR_FLUX, params={"ncomp": 10, "scaling": None},
-                                    throughput_step=1.0, fc_rad_sep=3, pa=270.0)
+    curve = contrast.contrast_curve(
+        free,
+        angles,
+        normalize_psf(naco["psf"], FWHM, size=15),
+        fwhm=FWHM,
+        star_flux=STAR_FLUX,
+        params={"ncomp": 10, "scaling": None},
+        throughput_step=1.0,
+        fc_rad_sep=3,
+        pa=270.0,
+    )
     ours = np.array([float(curve.at(sep / PIXEL_SCALE)) for sep in VIP_CONTRAST])
     ratios = ours / np.array(list(VIP_CONTRAST.values()))
     assert np.all(np.abs(ratios - 1) <= 0.15), dict(zip(VIP_CONTRAST, np.round(ratios, 3), strict=True))

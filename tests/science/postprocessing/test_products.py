@@ -53,7 +53,20 @@ def full_result() -> PostprocessResult:
         noise=[np.linspace(5.0, 1.0, sep.size)] * 2,
     )
     params = {"ncomp": 10, "collapse": "median", "list": list(range(40)), "note": "x" * 150}
-    det = Detection(x, y, 16.6, 211.0, 12.3, separation_mas=16.6 * 27.19, flux=648.2, contrast=8.47e-4)
+    det = Detection(
+        x,
+        y,
+        16.6,
+        211.0,
+        12.3,
+        separation_mas=16.6 * 27.19,
+        flux=648.2,
+        contrast=8.47e-4,
+        fpf=1.5e-10,
+        flux_err=21.0,
+        contrast_err=2.7e-5,
+        photometry="negfc",
+    )
     return PostprocessResult(
         image=image,
         algorithm="pca",
@@ -84,8 +97,13 @@ def test_round_trip_keeps_every_output(tmp_path, full_result):
     assert back.inputs == {"cube.fits": "0" * 64, "angles.fits": None}
     assert back.software_version == hcdc.__version__
     assert back.created == full_result.created
-    assert (back.image_unit, back.pixel_scale_mas, back.fwhm, back.star_flux) == ("ADU/s", 27.19, 4.6, 764939.6)
-    assert back.detection_threshold == 5.0
+    assert (back.image_unit, back.pixel_scale_mas, back.fwhm, back.star_flux) == (
+        "ADU/s",
+        27.19,
+        4.6,
+        764939.6,
+    )
+    assert back.detection_threshold == 5.0 and back.detection_fpf is None
     assert back.detections == full_result.detections
     for name in ("separation_px", "contrast", "throughput", "noise"):
         np.testing.assert_array_equal(getattr(back.contrast, name), getattr(full_result.contrast, name))
@@ -97,7 +115,14 @@ def test_headers_carry_units_orientation_and_provenance(tmp_path, full_result):
     path = write_product(full_result, tmp_path / "product.fits")
     with fits.open(path) as hdul:
         assert [h.name for h in hdul] == [
-            "PRIMARY", "IMAGE", "IMAGE_TC", "CUBE", "WAVELENGTH", "SNR_MAP", "CONTRAST", "DETECTIONS",
+            "PRIMARY",
+            "IMAGE",
+            "IMAGE_TC",
+            "CUBE",
+            "WAVELENGTH",
+            "SNR_MAP",
+            "CONTRAST",
+            "DETECTIONS",
         ]
         primary = hdul[0].header
         assert primary["HCDCVER"] == hcdc.__version__
@@ -200,3 +225,13 @@ def test_previews_without_plate_scale(tmp_path, full_result):
     curve_png = plot_contrast_curves(full_result.contrast, tmp_path / "cc.png")
     assert image_png.read_bytes().startswith(PNG_SIGNATURE)
     assert curve_png.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_unknown_values_become_json_null(tmp_path):
+    det = Detection(10.0, 12.0, 5.0, 45.0, 6.2)  # no flux, contrast, FPF: NaN
+    result = PostprocessResult(image=np.zeros((21, 21), dtype=np.float32), algorithm="cadi", detections=[det])
+    text = json.dumps(result.summary(), allow_nan=False)  # strict JSON: NaN would raise
+    row = json.loads(text)["detections"][0]
+    assert row["contrast"] is None and row["flux"] is None and row["snr"] == 6.2
+    back = read_product(write_product(result, tmp_path / "nan.fits"))
+    assert math.isnan(back.detections[0].contrast) and back.detections[0].photometry == "aperture"

@@ -25,8 +25,15 @@ def simulated():
 def result(simulated):
     stages = []
     res = postprocess(
-        simulated.cube, simulated.angles, algorithm="pca", psf=simulated.psf, fwhm=simulated.fwhm,
-        star_flux=simulated.star_flux, pixel_scale_mas=PIXEL_SCALE, params={"ncomp": 5}, image_unit="ADU",
+        simulated.cube,
+        simulated.angles,
+        algorithm="pca",
+        psf=simulated.psf,
+        fwhm=simulated.fwhm,
+        star_flux=simulated.star_flux,
+        pixel_scale_mas=PIXEL_SCALE,
+        params={"ncomp": 5},
+        image_unit="ADU",
         progress=lambda stage, done, total: stages.append((stage, done, total)),
     )
     return res, stages
@@ -79,8 +86,14 @@ def test_progress_is_reported(result):
 
 def test_no_detection_where_nothing_was_injected(simulated):
     res = postprocess(
-        simulated.noise_only, simulated.angles, algorithm="pca", psf=simulated.psf, fwhm=simulated.fwhm,
-        star_flux=simulated.star_flux, params={"ncomp": 5}, compute_contrast=False,
+        simulated.noise_only,
+        simulated.angles,
+        algorithm="pca",
+        psf=simulated.psf,
+        fwhm=simulated.fwhm,
+        star_flux=simulated.star_flux,
+        params={"ncomp": 5},
+        compute_contrast=False,
     )
     assert res.detections == []
     assert np.nanmax(res.snr_map) < 5.0
@@ -88,8 +101,14 @@ def test_no_detection_where_nothing_was_injected(simulated):
 
 
 def test_crop_keeps_the_star_centred_and_the_companion_in_place(simulated):
-    res = postprocess(simulated.cube, simulated.angles, algorithm="pca", params={"ncomp": 5},
-                      fwhm=simulated.fwhm, crop_radius=32)
+    res = postprocess(
+        simulated.cube,
+        simulated.angles,
+        algorithm="pca",
+        params={"ncomp": 5},
+        fwhm=simulated.fwhm,
+        crop_radius=32,
+    )
     assert res.image.shape == (65, 65)
     x, y = polar_to_pixel(*TRUTH[:2], (65, 65))
     assert any(math.hypot(d.x - x, d.y - y) < 1.0 for d in res.detections)
@@ -115,8 +134,13 @@ def test_psf_helpers():
 
 
 def test_star_flux_and_fwhm_default_to_the_psf(simulated):
-    res = postprocess(simulated.noise_only[:, 30:71, 30:71], simulated.angles, algorithm="cadi",
-                      psf=simulated.psf * 3.0e5, compute_contrast=True)
+    res = postprocess(
+        simulated.noise_only[:, 30:71, 30:71],
+        simulated.angles,
+        algorithm="cadi",
+        psf=simulated.psf * 3.0e5,
+        compute_contrast=True,
+    )
     assert res.fwhm == pytest.approx(estimate_fwhm(simulated.psf))
     assert res.fwhm == pytest.approx(4.0, rel=0.03)
     # The PSF's flux in a 1-FWHM aperture (FWHM as measured), i.e. 3e5 up to the FWHM estimate.
@@ -126,10 +150,25 @@ def test_star_flux_and_fwhm_default_to_the_psf(simulated):
 
 
 def test_spectral_input_streams_wavelengths_and_keeps_a_cube():
-    sim = simulate_spectral_cube(wavelengths=(1.0, 1.2, 1.4), n_frames=16, size=81, fwhm_ref=3.5,
-                                 companions=[(22.0, 250.0, 6e-4)], seed=2)
-    res = postprocess(sim.cube, sim.angles, algorithm="pca", psf=sim.psf, wavelengths=sim.wavelengths,
-                      fwhm=sim.fwhm, star_flux=sim.star_flux, params={"ncomp": 3}, pixel_scale_mas=7.46)
+    sim = simulate_spectral_cube(
+        wavelengths=(1.0, 1.2, 1.4),
+        n_frames=16,
+        size=81,
+        fwhm_ref=3.5,
+        companions=[(22.0, 250.0, 6e-4)],
+        seed=2,
+    )
+    res = postprocess(
+        sim.cube,
+        sim.angles,
+        algorithm="pca",
+        psf=sim.psf,
+        wavelengths=sim.wavelengths,
+        fwhm=sim.fwhm,
+        star_flux=sim.star_flux,
+        params={"ncomp": 3},
+        pixel_scale_mas=7.46,
+    )
     assert res.cube.shape == (3, 81, 81)
     np.testing.assert_allclose(res.image, res.cube.mean(axis=0), rtol=1e-5, atol=1e-3)
     assert res.contrast.n_wavelengths == 3
@@ -145,10 +184,18 @@ def test_spectral_algorithm_gets_the_whole_cube():
     spectral = [name for name, spec in ALGORITHMS.items() if spec.spectral]
     if not spectral:
         pytest.skip("no spectral algorithm registered yet")
-    sim = simulate_spectral_cube(wavelengths=(1.0, 1.25, 1.5, 1.75), n_frames=10, size=65, fwhm_ref=3.0, seed=1)
+    sim = simulate_spectral_cube(
+        wavelengths=(1.0, 1.25, 1.5, 1.75), n_frames=10, size=65, fwhm_ref=3.0, seed=1
+    )
     name = "sdi" if "sdi" in spectral else spectral[0]
-    res = postprocess(sim.cube, sim.angles, algorithm=name, wavelengths=sim.wavelengths, fwhm=sim.fwhm,
-                      compute_contrast=False)
+    res = postprocess(
+        sim.cube,
+        sim.angles,
+        algorithm=name,
+        wavelengths=sim.wavelengths,
+        fwhm=sim.fwhm,
+        compute_contrast=False,
+    )
     assert res.image.shape == (65, 65) and res.cube.shape == (4, 65, 65)
     assert res.image_throughput_corrected is None and res.contrast is None
 
@@ -166,9 +213,16 @@ def test_throughput_is_measured_once_and_reused():
 
     try:
         sim = simulate_adi_cube(n_frames=12, size=65, fwhm=4.0, seed=5)
-        postprocess(sim.noise_only, sim.angles, algorithm="test_counting_mean_subtraction", psf=sim.psf,
-                    fwhm=4.0, star_flux=sim.star_flux, detection_threshold=50.0,
-                    contrast_options={"fc_rad_sep": 3, "nbranch": 1})
+        postprocess(
+            sim.noise_only,
+            sim.angles,
+            algorithm="test_counting_mean_subtraction",
+            psf=sim.psf,
+            fwhm=4.0,
+            star_flux=sim.star_flux,
+            detection_threshold=50.0,
+            contrast_options={"fc_rad_sep": 3, "nbranch": 1},
+        )
         # 1 reduction + 3 fake passes (fc_rad_sep) for the throughput; the contrast curve reuses both.
         assert len(calls) == 4
     finally:

@@ -23,7 +23,7 @@ __all__ = ["hot_pixels", "combine_masks", "correct_bad_pixels"]
 
 
 def hot_pixels(
-    master: np.ndarray, sigma: float = 5.0, box: int = 7, exclude: np.ndarray | None = None
+    master: np.ndarray, sigma: float = 5.0, box: int = 5, exclude: np.ndarray | None = None
 ) -> np.ndarray:
     """Boolean map of pixels departing from their ``box`` x ``box`` local median by > ``sigma``.
 

@@ -17,8 +17,14 @@ from scipy import ndimage, optimize, stats
 
 from hcdc.science import geometry
 
-__all__ = ["Candidate", "GaussianFit", "fit_gaussian_2d", "detect_candidates", "student_threshold",
-           "GAUSSIAN_5SIGMA_FPF"]
+__all__ = [
+    "Candidate",
+    "GaussianFit",
+    "fit_gaussian_2d",
+    "detect_candidates",
+    "student_threshold",
+    "GAUSSIAN_5SIGMA_FPF",
+]
 
 GAUSSIAN_5SIGMA_FPF = float(stats.norm.sf(5.0))  # 2.87e-7
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
@@ -64,7 +70,9 @@ def fit_gaussian_2d(
 
     fit = optimize.least_squares(residual, [float(x), float(y), amp0, s0, s0, offset0], method="lm")
     x0, y0, amp, sx, sy, off = fit.x
-    return GaussianFit(float(x0), float(y0), float(amp), abs(sx) / FWHM_TO_SIGMA, abs(sy) / FWHM_TO_SIGMA, float(off))
+    return GaussianFit(
+        float(x0), float(y0), float(amp), abs(sx) / FWHM_TO_SIGMA, abs(sy) / FWHM_TO_SIGMA, float(off)
+    )
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,9 @@ def _dof(separation: np.ndarray, fwhm: float) -> np.ndarray:
     return np.maximum(n - 2.0, 1.0)
 
 
-def student_threshold(separation: np.ndarray | float, fwhm: float, fpf: float = GAUSSIAN_5SIGMA_FPF) -> np.ndarray:
+def student_threshold(
+    separation: np.ndarray | float, fwhm: float, fpf: float = GAUSSIAN_5SIGMA_FPF
+) -> np.ndarray:
     """S/N threshold at ``separation`` px for a false-positive fraction ``fpf`` (Student t, n-2 dof)."""
     if not 0 < fpf < 0.5:
         raise ValueError(f"fpf must be in (0, 0.5); got {fpf}")
@@ -116,9 +126,13 @@ def detect_candidates(
         raise ValueError(f"S/N map must be 2-D; got shape {snr_map.shape}")
     finite = np.where(np.isfinite(snr_map), snr_map, -np.inf)
     r = geometry.distance_map(snr_map.shape)
-    limit = np.full(snr_map.shape, float(threshold)) if threshold is not None else student_threshold(r, fwhm, fpf)
+    limit = (
+        np.full(snr_map.shape, float(threshold)) if threshold is not None else student_threshold(r, fwhm, fpf)
+    )
     size = max(3, int(np.ceil(fwhm)) | 1)
-    peaks = (finite == ndimage.maximum_filter(finite, size=size, mode="constant", cval=-np.inf)) & (finite > limit)
+    peaks = (finite == ndimage.maximum_filter(finite, size=size, mode="constant", cval=-np.inf)) & (
+        finite > limit
+    )
     ys, xs = np.nonzero(peaks)
     order = np.argsort(-finite[ys, xs])
     kept: list[Candidate] = []
@@ -131,9 +145,10 @@ def detect_candidates(
             # The S/N peak can sit a pixel or two off the source (the noise apertures change with
             # radius); the position comes from the image: its brightest pixel within 1 FWHM of
             # the S/N peak, refined by a Gaussian fit that must stay within 1 FWHM.
-            near = (np.hypot(*np.mgrid[-y : snr_map.shape[0] - y, -x : snr_map.shape[1] - x]) <= fwhm)
-            py, px = np.unravel_index(np.argmax(np.where(near, np.nan_to_num(image, nan=-np.inf), -np.inf)),
-                                      snr_map.shape)
+            near = np.hypot(*np.mgrid[-y : snr_map.shape[0] - y, -x : snr_map.shape[1] - x]) <= fwhm
+            py, px = np.unravel_index(
+                np.argmax(np.where(near, np.nan_to_num(image, nan=-np.inf), -np.inf)), snr_map.shape
+            )
             fx, fy = float(px), float(py)
             try:
                 fit = fit_gaussian_2d(image, px, py, box=int(2 * np.ceil(fwhm)) | 1, fwhm=fwhm)
@@ -143,8 +158,17 @@ def detect_candidates(
                 pass  # keep the brightest pixel (fit box off the edge or fit did not converge)
         sep, pa = geometry.pixel_to_polar(fx, fy, snr_map.shape)
         value = float(snr_map[y, x])
-        kept.append(Candidate(fx, fy, sep, pa, value, float(limit[y, x]),
-                              float(stats.t.sf(value, _dof(np.array(r[y, x]), fwhm)))))
+        kept.append(
+            Candidate(
+                fx,
+                fy,
+                sep,
+                pa,
+                value,
+                float(limit[y, x]),
+                float(stats.t.sf(value, _dof(np.array(r[y, x]), fwhm))),
+            )
+        )
         if len(kept) >= max_candidates:
             break
     return kept

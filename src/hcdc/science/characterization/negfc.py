@@ -23,6 +23,7 @@ import numpy as np
 from scipy import optimize
 
 from hcdc.science import geometry
+from hcdc.science.postprocessing.base import blas_threads
 from hcdc.science.postprocessing.fakes import companion_positions, inject_companions, shifted_psfs
 
 __all__ = ["NegfcResult", "NegfcProblem", "negfc_fit", "remove_companion"]
@@ -73,7 +74,9 @@ class NegfcProblem:
         cube = np.asarray(cube, dtype=np.float32)
         angles = np.asarray(angles, dtype=np.float64).ravel()
         if cube.ndim != 3 or cube.shape[0] != angles.size:
-            raise ValueError(f"need a (frames, y, x) cube and one angle per frame; got {cube.shape}, {angles.size}")
+            raise ValueError(
+                f"need a (frames, y, x) cube and one angle per frame; got {cube.shape}, {angles.size}"
+            )
         if collapse not in ("median", "mean"):
             raise ValueError(f"unknown collapse {collapse!r}")
         if scaling not in (None, "temp-mean"):
@@ -124,7 +127,12 @@ class NegfcProblem:
         tx, ty = x_in - x0, y_in - y0
         cols = []
         weights = []
-        for oy, ox, w in ((0, 0, (1 - tx) * (1 - ty)), (0, 1, tx * (1 - ty)), (1, 0, (1 - tx) * ty), (1, 1, tx * ty)):
+        for oy, ox, w in (
+            (0, 0, (1 - tx) * (1 - ty)),
+            (0, 1, tx * (1 - ty)),
+            (1, 0, (1 - tx) * ty),
+            (1, 1, tx * ty),
+        ):
             yy = np.clip(y0 + oy, 0, ny - 1)
             xx = np.clip(x0 + ox, 0, nx - 1)
             col = self.lookup[yy * nx + xx]
@@ -181,8 +189,9 @@ class NegfcProblem:
         return float(np.abs(self.aperture_values(separation, pa, flux)).sum())
 
 
-def _fit_once(problem: NegfcProblem, separation: float, pa: float, flux_guess: float | None,
-              xatol: float) -> tuple[np.ndarray, float]:
+def _fit_once(
+    problem: NegfcProblem, separation: float, pa: float, flux_guess: float | None, xatol: float
+) -> tuple[np.ndarray, float]:
     """Flux from a grid at the first-guess position, then a 3-D Nelder-Mead simplex.
 
     The figure of merit is rough in flux (the PCA basis changes with the residual), so the first
@@ -199,25 +208,32 @@ def _fit_once(problem: NegfcProblem, separation: float, pa: float, flux_guess: f
     start = np.array([separation, pa, 1.0])
     # Simplex steps: ~0.1 FWHM in separation and along the circle, 10 % in flux.
     step_pa = np.degrees(0.1 * problem.fwhm / separation)
-    simplex = np.array([start, start + [0.1 * problem.fwhm, 0, 0], start + [0, step_pa, 0], start + [0, 0, 0.1]])
+    simplex = np.array(
+        [start, start + [0.1 * problem.fwhm, 0, 0], start + [0, step_pa, 0], start + [0, 0, 0.1]]
+    )
     res = optimize.minimize(
         lambda p: problem.metric(p[0], p[1], p[2] * f0),
         start,
         method="Nelder-Mead",
-        options={"initial_simplex": simplex, "xatol": xatol, "fatol": 1e-6 * max(res_scale(problem), 1e-30),
-                 "maxfev": 600},
+        options={
+            "initial_simplex": simplex,
+            "xatol": xatol,
+            "fatol": 1e-6 * max(_metric_scale(problem), 1e-30),
+            "maxfev": 600,
+        },
     )
     best = np.array([res.x[0], res.x[1] % 360.0, res.x[2] * f0])
     return best, float(res.fun)
 
 
-def res_scale(problem: NegfcProblem) -> float:
+def _metric_scale(problem: NegfcProblem) -> float:
     """Typical metric value (used to set an absolute tolerance)."""
     return float(np.abs(problem.data[:, problem.used]).mean() * problem.aperture.size)
 
 
-def remove_companion(cube: np.ndarray, angles: np.ndarray, psf: np.ndarray, separation: float, pa: float,
-                     flux: float) -> np.ndarray:
+def remove_companion(
+    cube: np.ndarray, angles: np.ndarray, psf: np.ndarray, separation: float, pa: float, flux: float
+) -> np.ndarray:
     """The cube with a companion of ``flux`` at (separation px, pa deg) subtracted (planet-free cube)."""
     return inject_companions(cube, angles, psf, separation, pa, -flux)
 
@@ -251,9 +267,57 @@ def negfc_fit(
     """
     if separation <= fwhm:
         raise ValueError(f"separation {separation:.2f} px is within 1 FWHM of the star")
-    problem = NegfcProblem(cube, angles, psf, fwhm=fwhm, separation=separation, pa=pa, ncomp=ncomp,
-                           annulus_width=annulus_width, aperture_radius=aperture_radius, collapse=collapse,
-                           scaling=scaling)
+    with blas_threads(np.asarray(cube).size):
+        return _negfc_fit(
+            cube,
+            angles,
+            psf,
+            fwhm,
+            separation,
+            pa,
+            flux_guess,
+            star_flux,
+            ncomp,
+            annulus_width,
+            aperture_radius,
+            collapse,
+            scaling,
+            uncertainty_trials,
+            xatol,
+        )
+
+
+def _negfc_fit(
+    cube,
+    angles,
+    psf,
+    fwhm,
+    separation,
+    pa,
+    flux_guess,
+    star_flux,
+    ncomp,
+    annulus_width,
+    aperture_radius,
+    collapse,
+    scaling,
+    uncertainty_trials,
+    xatol,
+) -> NegfcResult:
+    """Body of :func:`negfc_fit` (BLAS threads already limited)."""
+    problem = NegfcProblem(
+        cube,
+        angles,
+        psf,
+        fwhm=fwhm,
+        separation=separation,
+        pa=pa,
+        ncomp=ncomp,
+        annulus_width=annulus_width,
+        aperture_radius=aperture_radius,
+        collapse=collapse,
+        scaling=scaling,
+    )
     best, value = _fit_once(problem, separation, pa, flux_guess, xatol)
     evaluations = problem.n_evaluations
     r_fit, pa_fit, f_fit = (float(v) for v in best)
@@ -265,9 +329,19 @@ def negfc_fit(
         rows = []
         for trial_pa in offsets % 360.0:
             trial_cube = inject_companions(empty, angles, psf, r_fit, trial_pa, f_fit)
-            trial = NegfcProblem(trial_cube, angles, psf, fwhm=fwhm, separation=r_fit, pa=trial_pa, ncomp=ncomp,
-                                 annulus_width=annulus_width, aperture_radius=aperture_radius,
-                                 collapse=collapse, scaling=scaling)
+            trial = NegfcProblem(
+                trial_cube,
+                angles,
+                psf,
+                fwhm=fwhm,
+                separation=r_fit,
+                pa=trial_pa,
+                ncomp=ncomp,
+                annulus_width=annulus_width,
+                aperture_radius=aperture_radius,
+                collapse=collapse,
+                scaling=scaling,
+            )
             fit, _ = _fit_once(trial, r_fit, trial_pa, f_fit, xatol)
             evaluations += trial.n_evaluations
             dpa = (fit[1] - trial_pa + 180.0) % 360.0 - 180.0
@@ -278,6 +352,18 @@ def negfc_fit(
     x, y = geometry.polar_to_pixel(r_fit, pa_fit, problem.shape)
     contrast = f_fit / star_flux if star_flux else np.nan
     contrast_err = errs[2] / star_flux if star_flux else np.nan
-    return NegfcResult(r_fit, pa_fit, f_fit, x, y, errs[0], errs[1], errs[2], contrast, contrast_err, value,
-                       evaluations, trials)
-
+    return NegfcResult(
+        r_fit,
+        pa_fit,
+        f_fit,
+        x,
+        y,
+        errs[0],
+        errs[1],
+        errs[2],
+        contrast,
+        contrast_err,
+        value,
+        evaluations,
+        trials,
+    )

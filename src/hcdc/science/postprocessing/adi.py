@@ -49,7 +49,9 @@ def cadi(
         libraries = closest_frames(angles, ann.pa_threshold, nframes)
         for j, lib in enumerate(libraries):
             if lib.size == 0:
-                raise ValueError(f"annulus {ann.radius_in:.1f}-{ann.radius_out:.1f} px: frame {j} has no "
-                                 f"frame rotated by {ann.pa_threshold:.2f} deg or more")
+                raise ValueError(
+                    f"annulus {ann.radius_in:.1f}-{ann.radius_out:.1f} px: frame {j} has no "
+                    f"frame rotated by {ann.pa_threshold:.2f} deg or more"
+                )
             residuals[j, ann.indices] = xa[j] - np.median(xa[lib], axis=0)
     return derotate_and_collapse(residuals.reshape(cube.shape), angles, collapse, interpolation)

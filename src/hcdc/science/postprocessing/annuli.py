@@ -80,7 +80,7 @@ def define_annuli(
 
 
 def exclusion_mask(angles: np.ndarray, threshold: float) -> np.ndarray:
-    """``allowed[j, i]``: frame ``i`` may be in the library of frame ``j`` (|angle difference| >= threshold)."""
+    """``allowed[j, i]``: frame ``i`` may enter frame ``j``'s library (|angle difference| >= threshold)."""
     angles = np.asarray(angles, dtype=np.float64)
     return np.abs(angles[:, None] - angles[None, :]) >= threshold
 

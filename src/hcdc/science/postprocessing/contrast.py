@@ -53,8 +53,11 @@ class ContrastCurve:
     def at(self, separation: np.ndarray | float) -> np.ndarray:
         """Contrast interpolated (log-linearly) at ``separation`` px; NaN outside the curve."""
         finite = np.isfinite(self.contrast) & (self.contrast > 0)
-        return np.exp(np.interp(separation, self.separation[finite], np.log(self.contrast[finite]),
-                                left=np.nan, right=np.nan))
+        return np.exp(
+            np.interp(
+                separation, self.separation[finite], np.log(self.contrast[finite]), left=np.nan, right=np.nan
+            )
+        )
 
     def magnitudes(self) -> np.ndarray:
         """Contrast in magnitudes (-2.5 log10 contrast)."""
@@ -103,9 +106,20 @@ def contrast_curve(
     params = dict(params or {})
     image = run_algorithm(algorithm, cube, angles, fwhm=fwhm, cache=cache, **params)
     shape = np.asarray(cube).shape
-    tp = throughput_curve(cube, angles, psf, fwhm=fwhm, algorithm=algorithm, params=params, nbranch=nbranch,
-                          pa=pa, fc_snr=fc_snr, fc_rad_sep=fc_rad_sep, cache=cache,
-                          separations=default_separations(shape, fwhm, throughput_step or fwhm))
+    tp = throughput_curve(
+        cube,
+        angles,
+        psf,
+        fwhm=fwhm,
+        algorithm=algorithm,
+        params=params,
+        nbranch=nbranch,
+        pa=pa,
+        fc_snr=fc_snr,
+        fc_rad_sep=fc_rad_sep,
+        cache=cache,
+        separations=default_separations(shape, fwhm, throughput_step or fwhm),
+    )
     separations = default_separations(shape, fwhm, step)
     noise, mean = noise_per_annulus(image, fwhm, separations)
     throughput = tp.at(separations)

@@ -47,7 +47,7 @@ def _check_psf(psf: np.ndarray) -> np.ndarray:
 
 
 def add_stamps(cube: np.ndarray, stamps: np.ndarray, ix: np.ndarray, iy: np.ndarray, scale: float) -> None:
-    """Add ``scale * stamps[k]`` centred on integer pixel ``(ix[k], iy[k])`` of frame ``k`` (clipped at edges)."""
+    """Add ``scale * stamps[k]`` centred on pixel ``(ix[k], iy[k])`` of frame ``k`` (clipped at edges)."""
     _, ny, nx = cube.shape
     h = stamps.shape[-1] // 2
     for k in range(cube.shape[0]):
@@ -59,7 +59,12 @@ def add_stamps(cube: np.ndarray, stamps: np.ndarray, ix: np.ndarray, iy: np.ndar
 
 
 def companion_model_cube(
-    shape: tuple[int, int, int], angles: np.ndarray, psf: np.ndarray, separation: float, pa: float, flux: float = 1.0
+    shape: tuple[int, int, int],
+    angles: np.ndarray,
+    psf: np.ndarray,
+    separation: float,
+    pa: float,
+    flux: float = 1.0,
 ) -> np.ndarray:
     """A (frames, y, x) float32 cube holding only the companion (``flux`` x ``psf``) in every frame."""
     model = np.zeros(shape, dtype=np.float32)
@@ -67,7 +72,9 @@ def companion_model_cube(
     return model
 
 
-def _inject_one(cube: np.ndarray, angles: np.ndarray, psf: np.ndarray, separation: float, pa: float, flux: float) -> None:
+def _inject_one(
+    cube: np.ndarray, angles: np.ndarray, psf: np.ndarray, separation: float, pa: float, flux: float
+) -> None:
     x, y = companion_positions(separation, pa, angles, cube.shape)
     ix, iy = np.rint(x).astype(int), np.rint(y).astype(int)
     stamps = shifted_psfs(psf, x - ix, y - iy)
@@ -92,19 +99,25 @@ def inject_companions(
     """
     cube = np.asarray(cube)
     angles = np.asarray(angles, dtype=np.float64).ravel()
-    sep, pas = np.broadcast_arrays(np.atleast_1d(np.asarray(separation, dtype=np.float64)),
-                                   np.atleast_1d(np.asarray(pa, dtype=np.float64)))
+    sep, pas = np.broadcast_arrays(
+        np.atleast_1d(np.asarray(separation, dtype=np.float64)),
+        np.atleast_1d(np.asarray(pa, dtype=np.float64)),
+    )
     if cube.ndim == 4:
         psf = np.asarray(psf, dtype=np.float64)
         if psf.ndim != 3 or psf.shape[0] != cube.shape[0]:
-            raise ValueError(f"a spectral cube {cube.shape} needs one PSF per wavelength; got PSF {psf.shape}")
+            raise ValueError(
+                f"a spectral cube {cube.shape} needs one PSF per wavelength; got PSF {psf.shape}"
+            )
         fl = np.asarray(flux, dtype=np.float64)
         fl = np.broadcast_to(fl.reshape(-1, 1) if fl.ndim < 2 else fl, (sep.size, cube.shape[0]))
-        return np.stack([
-            inject_companions(cube[i], angles, psf[i], sep, pas, fl[:, i]) for i in range(cube.shape[0])
-        ])
+        return np.stack(
+            [inject_companions(cube[i], angles, psf[i], sep, pas, fl[:, i]) for i in range(cube.shape[0])]
+        )
     if cube.ndim != 3 or cube.shape[0] != angles.size:
-        raise ValueError(f"need a (frames, y, x) cube and one angle per frame; got {cube.shape} and {angles.size}")
+        raise ValueError(
+            f"need a (frames, y, x) cube and one angle per frame; got {cube.shape} and {angles.size}"
+        )
     flux_arr = np.broadcast_to(np.asarray(flux, dtype=np.float64), sep.shape)
     psf = _check_psf(psf)
     out = cube.astype(np.float32, copy=True)

@@ -19,8 +19,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from hcdc.science import geometry
-from hcdc.science.postprocessing.annuli import define_annuli, exclusion_mask
-from hcdc.science.postprocessing.base import check_adi_inputs, derotate_and_collapse, register_algorithm
+from hcdc.science.postprocessing.annuli import Annulus, define_annuli, exclusion_mask
+from hcdc.science.postprocessing.base import (
+    blas_threads,
+    check_adi_inputs,
+    derotate_and_collapse,
+    register_algorithm,
+)
 
 __all__ = ["pca", "pca_annular", "pca_residuals", "gram_eigen"]
 
@@ -74,20 +79,26 @@ def pca_residuals(
     """Yield ``(k, residual_cube)`` for each number of components ``k`` (ascending), one pass.
 
     ``residual_cube`` is (frames, y, x) float32: each frame minus its projection on the first
-    ``k`` principal components of the cube itself.
+    ``k`` principal components of the cube itself. To keep memory at one copy of the cube, the
+    same array is updated in place from one ``k`` to the next: use (or copy) it before asking for
+    the next one.
     """
     nfr = cube.shape[0]
     ks = sorted(set(_as_ncomp_list(ncomp, nfr)))
-    matrix = _matrix(cube, scaling, mask_center_px)
-    _, vectors = gram_eigen(matrix)
-    kmax = ks[-1]
-    coeffs = vectors[:, :kmax].T.astype(np.float32) @ matrix  # (kmax, pixels): E_k^T X
-    reconstruction = np.zeros_like(matrix)
+    residual = _matrix(cube, scaling, mask_center_px)
+    _, vectors = gram_eigen(residual)
+    vectors = vectors[:, : ks[-1]].astype(np.float32)
+    npix = residual.shape[1]
+    coeffs = np.empty((ks[-1], npix), dtype=np.float32)  # E_k^T X, before X is overwritten
+    for start in range(0, npix, _PIXEL_CHUNK):
+        coeffs[:, start : start + _PIXEL_CHUNK] = vectors.T @ residual[:, start : start + _PIXEL_CHUNK]
     done = 0
     for k in ks:
-        reconstruction += vectors[:, done:k].astype(np.float32) @ coeffs[done:k]
+        for start in range(0, npix, _PIXEL_CHUNK):
+            block = slice(start, start + _PIXEL_CHUNK)
+            residual[:, block] -= vectors[:, done:k] @ coeffs[done:k, block]
         done = k
-        yield k, (matrix - reconstruction).reshape(cube.shape)
+        yield k, residual.reshape(cube.shape)
 
 
 @register_algorithm("pca")
@@ -110,10 +121,11 @@ def pca(
     """
     cube, angles = check_adi_inputs(cube, angles, fwhm)
     order = _as_ncomp_list(ncomp, cube.shape[0])
-    images = {
-        k: derotate_and_collapse(res, angles, collapse, interpolation)
-        for k, res in pca_residuals(cube, order, scaling=scaling, mask_center_px=mask_center_px)
-    }
+    with blas_threads(cube.size):
+        images = {
+            k: derotate_and_collapse(res, angles, collapse, interpolation)
+            for k, res in pca_residuals(cube, order, scaling=scaling, mask_center_px=mask_center_px)
+        }
     if np.ndim(ncomp) == 0:
         return images[order[0]]
     return np.stack([images[k] for k in order])
@@ -177,22 +189,39 @@ def pca_annular(
     annuli = define_annuli(cube.shape, fwhm, asize, radius_int, delta_rot, angles=angles)
     flat = cube.reshape(nfr, -1)
     residuals = {k: np.zeros_like(flat) for k in ks}
-    for ann in annuli:
-        xa = flat[:, ann.indices].astype(np.float64)
-        if scaling == "temp-mean":
-            xa -= xa.mean(axis=0)
-        allowed = exclusion_mask(angles, ann.pa_threshold)
-        smallest = int(allowed.sum(axis=1).min())
-        if smallest < min_frames_lib:
-            raise ValueError(
-                f"annulus {ann.radius_in:.1f}-{ann.radius_out:.1f} px: a frame has only {smallest} library "
-                f"frames at rotation threshold {ann.pa_threshold:.2f} deg (delta_rot too large for the "
-                f"{np.ptp(angles):.1f} deg field rotation)"
-            )
-        gram = xa @ xa.T
-        for k, w in _annulus_weights(gram, allowed, ks).items():
-            residuals[k][:, ann.indices] = (xa - w @ xa).astype(np.float32)
-    images = {k: derotate_and_collapse(residuals[k].reshape(cube.shape), angles, collapse, interpolation) for k in ks}
+    with blas_threads(cube.size):
+        for ann in annuli:
+            _annulus_residuals(flat, angles, ann, ks, scaling, min_frames_lib, residuals)
+    images = {
+        k: derotate_and_collapse(residuals[k].reshape(cube.shape), angles, collapse, interpolation)
+        for k in ks
+    }
     if np.ndim(ncomp) == 0:
         return images[order[0]]
     return np.stack([images[k] for k in order])
+
+
+def _annulus_residuals(
+    flat: np.ndarray,
+    angles: np.ndarray,
+    ann: Annulus,
+    ks: list[int],
+    scaling: str | None,
+    min_frames_lib: int,
+    residuals: dict[int, np.ndarray],
+) -> None:
+    """Write the residuals of one annulus into ``residuals[k][:, ann.indices]`` for every ``k``."""
+    xa = flat[:, ann.indices].astype(np.float64)
+    if scaling == "temp-mean":
+        xa -= xa.mean(axis=0)
+    allowed = exclusion_mask(angles, ann.pa_threshold)
+    smallest = int(allowed.sum(axis=1).min())
+    if smallest < min_frames_lib:
+        raise ValueError(
+            f"annulus {ann.radius_in:.1f}-{ann.radius_out:.1f} px: a frame has only {smallest} library "
+            f"frames at rotation threshold {ann.pa_threshold:.2f} deg (delta_rot too large for the "
+            f"{np.ptp(angles):.1f} deg field rotation)"
+        )
+    gram = xa @ xa.T
+    for k, w in _annulus_weights(gram, allowed, ks).items():
+        residuals[k][:, ann.indices] = (xa - w @ xa).astype(np.float32)

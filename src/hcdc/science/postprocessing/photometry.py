@@ -46,7 +46,9 @@ def disk_quadrant_area(x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarra
     return area + np.where(y >= 0, outer, 0.0)
 
 
-def aperture_weights(x: np.ndarray, y: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def aperture_weights(
+    x: np.ndarray, y: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Exact pixel weights of circular apertures centred on ``(x, y)`` (pixel coordinates).
 
     Returns ``(x0, y0, weights)``: for aperture ``m`` the weights ``weights[m]`` (shape

@@ -67,7 +67,7 @@ def _nice_length(field_size: float, choices: Sequence[float]) -> float:
 def _draw_compass_and_bar(ax, extent: list[float], unit: str, color: str = "white") -> None:
     """North/east arrows (upper right) and a scale bar (lower left), in axes-fraction positions."""
     # Compass: north is +y (up), east is -x (left) on every hcdc final image.
-    base = (0.9, 0.72)
+    base = (0.9, 0.08)  # lower right: the upper corners often hold labels of detections
     length = 0.14
     style = dict(arrowstyle="-|>", color=color, lw=1.6, mutation_scale=12)
     ax.annotate("", xy=(base[0], base[1] + length), xytext=base, xycoords="axes fraction", arrowprops=style)
@@ -143,14 +143,18 @@ def plot_image(
     cmap: str = "inferno",
     vmin: float | None = None,
     vmax: float | None = None,
+    inner_radius: float | None = None,
 ) -> Path:
     """PNG of a north-up/east-left ``image`` with N/E arrows, a scale bar and a colour bar.
 
-    Colour limits default to robust percentiles of the pixels beyond 1 FWHM of the star.
+    Colour limits default to robust percentiles of the pixels beyond ``inner_radius`` px (default
+    1 FWHM) from the star.
     """
     image = np.asarray(image, dtype=np.float64)
     extent, pixel_size, axis_unit = _extent(image.shape, pixel_scale_mas)
-    lo, hi = _display_limits(image, inner_radius_px=fwhm or 2.0)
+    lo, hi = _display_limits(
+        image, inner_radius_px=inner_radius if inner_radius is not None else (fwhm or 2.0)
+    )
     fig = _new_figure()
     ax = fig.add_subplot()
     ax.set_facecolor("0.25")  # NaN pixels (masked centre, corners) show grey
@@ -163,7 +167,7 @@ def plot_image(
         vmin=lo if vmin is None else vmin,
         vmax=hi if vmax is None else vmax,
     )
-    fig.colorbar(shown, ax=ax, label=unit or "arbitrary unit")
+    fig.colorbar(shown, ax=ax, label=unit or "cube units")
     if detections:
         _mark_detections(ax, detections, image.shape, pixel_size, axis_unit, radius_px=fwhm or 3.0)
     _draw_compass_and_bar(ax, extent, axis_unit)
@@ -211,7 +215,7 @@ def plot_snr_map(
     if threshold is not None:
         label = f"{len(detections)} candidate(s) above S/N {threshold:g}"
     elif fpf is not None:
-        label = f"{len(detections)} candidate(s) above false-alarm {fpf:.2g} (Student)"
+        label = f"{len(detections)} candidate(s) at false-alarm < {fpf:.1e}"
     else:
         label = ""
     ax.set_title(f"{title}\n{label}" if label else title)
@@ -300,6 +304,8 @@ def write_previews(
             out_dir / f"{stem}_image_tc.png",
             title=f"{algo}: throughput-corrected image",
             unit=result.image_unit,
+            # Close to the star the throughput is small and the corrected noise large: scale on the rest.
+            inner_radius=3.0 * (result.fwhm or 2.0),
             **common,
         )
     if result.snr_map is not None:

@@ -41,9 +41,14 @@ import numpy as np
 from scipy import optimize
 
 from hcdc.science import geometry
+from hcdc.science.characterization.detection import GAUSSIAN_5SIGMA_FPF, detect_candidates
+from hcdc.science.characterization.negfc import negfc_fit, remove_companion
 from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm
+from hcdc.science.postprocessing.contrast import contrast_curve
 from hcdc.science.postprocessing.photometry import aperture_sums, normalize_psf
 from hcdc.science.postprocessing.products import ContrastCurves, Detection, PostprocessResult
+from hcdc.science.postprocessing.snr import snr_at, snr_map, snr_map_region
+from hcdc.science.postprocessing.throughput import run_algorithm, throughput_curve
 
 __all__ = [
     "DEFAULT_FC_SNR",
@@ -204,7 +209,7 @@ def _plane(cube: np.ndarray, w: int | None, crop: tuple[slice, slice]) -> np.nda
 
 #: Upper bound on the apertures one S/N-map call evaluates (each holds ~50 float32 weights plus
 #: float64 temporaries): it bounds the S/N map's memory whatever the frame size.
-SNR_MAP_MAX_APERTURES = 100_000
+SNR_MAP_MAX_APERTURES = 10_000
 
 
 def snr_map_bounded(
@@ -222,7 +227,6 @@ def snr_map_bounded(
     ``max_apertures``. The values are identical to one whole-frame call; the peak memory of a
     290 x 290 map drops from ~1.7 GB to a few tens of MB.
     """
-    from hcdc.science.postprocessing.snr import snr_map, snr_map_region
 
     r_min, r_max = snr_map_region(image.shape, fwhm)
     edges = [r_min]
@@ -249,7 +253,6 @@ def _find_candidates(
     pixel_scale_mas: float | None,
 ) -> list[Detection]:
     """S/N peaks above the criterion (positions refined on ``image``), not yet measured."""
-    from hcdc.science.characterization.detection import detect_candidates
 
     return [
         Detection(
@@ -278,7 +281,6 @@ def _local_throughput(
     n_fakes: int,
 ) -> np.ndarray:
     """Throughputs of ``n_fakes`` fakes as bright as ``det`` at its separation, at PAs between it."""
-    from hcdc.science.postprocessing.throughput import throughput_curve
 
     tp = throughput_curve(
         plane,
@@ -317,8 +319,6 @@ def _measure_detections(
     absorbed into the components), so it is measured twice: a first estimate with the companions in
     place, then again on the cube with every companion removed at its first-estimate flux.
     """
-    from hcdc.science.characterization.negfc import remove_companion
-    from hcdc.science.postprocessing.snr import snr_at
 
     signals = [snr_at(image, d.x, d.y, fwhm).signal for d in detections]
     first = []
@@ -362,7 +362,6 @@ def _negfc_measure(
     pixel_scale_mas: float | None,
 ) -> tuple[list[Detection], np.ndarray]:
     """Detections re-measured by negative-fake-companion fits, and the plane with them removed."""
-    from hcdc.science.characterization.negfc import negfc_fit, remove_companion
 
     out = []
     for det in detections:
@@ -434,7 +433,6 @@ def _with_photometry(
 def _aperture_photometry(det: Detection, image: np.ndarray, fwhm: float) -> Detection:
     """Fallback when no throughput can be measured (no PSF, spectral algorithm): the raw 1-FWHM
     aperture signal, not corrected for self-subtraction, and no contrast."""
-    from hcdc.science.postprocessing.snr import snr_at
 
     signal = snr_at(image, det.x, det.y, fwhm).signal
     return Detection(
@@ -503,9 +501,6 @@ def postprocess(
     first. For spectral algorithms (SDI/ASDI) throughput and contrast are not computed and the
     detections carry the uncorrected aperture signal only.
     """
-    from hcdc.science.characterization.detection import GAUSSIAN_5SIGMA_FPF
-    from hcdc.science.postprocessing.contrast import contrast_curve
-    from hcdc.science.postprocessing.throughput import run_algorithm, throughput_curve
 
     spec = get_algorithm(algorithm)
     params = dict(params or {})

@@ -44,14 +44,18 @@ def _n_apertures(separation: np.ndarray | float, fwhm: float) -> tuple[np.ndarra
     return np.floor(2.0 * np.pi / alpha).astype(np.intp), alpha
 
 
-def aperture_positions(x: float, y: float, fwhm: float, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Centres ``(x, y)`` of the ``n`` apertures of the Mawet test at pixel ``(x, y)``; the first is the source."""
+def aperture_positions(
+    x: float, y: float, fwhm: float, shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centres ``(x, y)`` of the ``n`` apertures of the Mawet test at ``(x, y)``; the first is the source."""
     cy, cx = geometry.frame_center(shape)
     dx, dy = x - cx, y - cy
     separation = float(np.hypot(dx, dy))
     if not separation > fwhm / 2.0 + 1.0:
-        raise ValueError(f"position ({x:.2f}, {y:.2f}) is {separation:.2f} px from the star; the S/N test "
-                         f"needs more than fwhm/2 + 1 = {fwhm / 2 + 1:.2f} px")
+        raise ValueError(
+            f"position ({x:.2f}, {y:.2f}) is {separation:.2f} px from the star; the S/N test "
+            f"needs more than fwhm/2 + 1 = {fwhm / 2 + 1:.2f} px"
+        )
     n, alpha = _n_apertures(separation, fwhm)
     phi = -alpha * np.arange(int(n))  # clockwise from the source
     c, s = np.cos(phi), np.sin(phi)
@@ -71,8 +75,9 @@ def snr_at(image: np.ndarray, x: float, y: float, fwhm: float) -> SnrResult:
         raise ValueError(f"only {n_bg} background aperture(s) at this separation; need at least 2")
     noise = float(background.std(ddof=1) * np.sqrt(1.0 + 1.0 / n_bg))
     signal = float(fluxes[0] - background.mean())
-    return SnrResult(signal / noise if noise > 0 else np.inf, signal, noise, int(fluxes.size),
-                     float(fluxes[0]), background)
+    return SnrResult(
+        signal / noise if noise > 0 else np.inf, signal, noise, int(fluxes.size), float(fluxes[0]), background
+    )
 
 
 def snr_map_region(shape: tuple[int, ...], fwhm: float) -> tuple[float, float]:
@@ -127,8 +132,9 @@ def _geometry(size: int, fwhm: float, r_min: float, r_max: float) -> _Geometry:
     base = (y0 + pad) * padded_size + (x0 + pad)
     bj, bi = np.mgrid[0:block, 0:block]
     offsets = (bj * padded_size + bi).ravel()
-    geo = _Geometry(size, py, px, starts, counts, base, offsets,
-                    w.reshape(w.shape[0], -1).astype(np.float32), pad)
+    geo = _Geometry(
+        size, py, px, starts, counts, base, offsets, w.reshape(w.shape[0], -1).astype(np.float32), pad
+    )
     _CACHE[key] = geo
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
@@ -138,8 +144,9 @@ def _geometry(size: int, fwhm: float, r_min: float, r_max: float) -> _Geometry:
 def _quadrant_snr(image: np.ndarray, geo: _Geometry) -> np.ndarray:
     """S/N of the first-quadrant pixels of ``image`` (odd square, star at the centre)."""
     padded = np.pad(image.astype(np.float32), geo.pad).ravel()
-    sums = np.einsum("qk,qk->q", padded[geo.base[:, None] + geo.offsets[None, :]], geo.weights,
-                     dtype=np.float64)
+    sums = np.einsum(
+        "qk,qk->q", padded[geo.base[:, None] + geo.offsets[None, :]], geo.weights, dtype=np.float64
+    )
     source = sums[geo.starts]
     n_bg = geo.counts - 1
     # Background statistics per pixel: the source aperture is removed from the group sums.
@@ -153,7 +160,9 @@ def _quadrant_snr(image: np.ndarray, geo: _Geometry) -> np.ndarray:
         return (source - mean) / noise
 
 
-def snr_map(image: np.ndarray, fwhm: float, r_min: float | None = None, r_max: float | None = None) -> np.ndarray:
+def snr_map(
+    image: np.ndarray, fwhm: float, r_min: float | None = None, r_max: float | None = None
+) -> np.ndarray:
     """Exact Mawet 2014 S/N of every pixel of ``image`` between ``r_min`` and ``r_max`` px (else NaN).
 
     Defaults: the annulus of VIP's ``snrmap`` (:func:`snr_map_region`). Each pixel's value equals

@@ -28,8 +28,16 @@ from hcdc.science.postprocessing.base import get_algorithm
 from hcdc.science.postprocessing.fakes import add_stamps, inject_companions, shifted_psfs
 from hcdc.science.postprocessing.photometry import aperture_sums
 
-__all__ = ["ThroughputCurve", "array_digest", "default_separations", "throughput_corrected_flux", "run_algorithm", "noise_per_annulus", "throughput_curve",
-           "clear_cache"]
+__all__ = [
+    "ThroughputCurve",
+    "array_digest",
+    "default_separations",
+    "throughput_corrected_flux",
+    "run_algorithm",
+    "noise_per_annulus",
+    "throughput_curve",
+    "clear_cache",
+]
 
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
 _CACHE_ITEMS = 32
@@ -67,21 +75,34 @@ def run_algorithm(
     """Final image of a registered ADI ``algorithm`` on ``cube`` (cached on content + parameters)."""
     spec = get_algorithm(algorithm)
     if spec.spectral or spec.needs_reference and "reference" not in params:
-        raise ValueError(f"algorithm {algorithm!r} needs {'a spectral cube' if spec.spectral else 'a reference'}; "
-                         "run it directly")
-    key = ("image", algorithm, _params_key(params), array_digest(cube), array_digest(np.asarray(angles)), float(fwhm))
+        raise ValueError(
+            f"algorithm {algorithm!r} needs {'a spectral cube' if spec.spectral else 'a reference'}; "
+            "run it directly"
+        )
+    key = (
+        "image",
+        algorithm,
+        _params_key(params),
+        array_digest(cube),
+        array_digest(np.asarray(angles)),
+        float(fwhm),
+    )
     if cache and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]  # type: ignore[return-value]
     image = np.asarray(spec.function(cube, angles, fwhm=fwhm, **params))
     if image.ndim != 2:
-        raise ValueError(f"algorithm {algorithm!r} returned shape {image.shape}; throughput needs one image "
-                         "(give a single ncomp)")
+        raise ValueError(
+            f"algorithm {algorithm!r} returned shape {image.shape}; throughput needs one image "
+            "(give a single ncomp)"
+        )
     image.setflags(write=False)
     return _remember(key, image) if cache else image  # type: ignore[return-value]
 
 
-def _fake_map(shape: tuple[int, int], psf: np.ndarray, xs: np.ndarray, ys: np.ndarray, fluxes: np.ndarray) -> np.ndarray:
+def _fake_map(
+    shape: tuple[int, int], psf: np.ndarray, xs: np.ndarray, ys: np.ndarray, fluxes: np.ndarray
+) -> np.ndarray:
     """An image holding only fakes ``fluxes x psf`` at ``(xs, ys)`` (sub-pixel, Fourier-shifted)."""
     image = np.zeros((xs.size, *shape), dtype=np.float64)
     ix, iy = np.rint(xs).astype(int), np.rint(ys).astype(int)
@@ -145,7 +166,7 @@ class ThroughputCurve:
         return out
 
     def correct(self, image: np.ndarray, floor: float = 0.05) -> np.ndarray:
-        """``image`` divided by the throughput at each pixel's separation (NaN where it is below ``floor``)."""
+        """``image`` divided by the throughput at each pixel's separation (NaN where below ``floor``)."""
         t = self.map(image.shape)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(t >= floor, image / t, np.nan)
@@ -191,9 +212,21 @@ def throughput_curve(
     seps = np.asarray(separations, dtype=np.float64)
     if seps.size == 0 or np.any(seps <= fwhm / 2.0):
         raise ValueError(f"separations must be non-empty and larger than fwhm/2 = {fwhm / 2} px")
-    key = ("throughput", algorithm, _params_key(params), array_digest(cube), array_digest(angles),
-           array_digest(np.asarray(psf, dtype=np.float32)), float(fwhm), seps.tobytes(), nbranch, float(pa),
-           float(fc_snr), fc_rad_sep, None if fake_flux is None else float(fake_flux))
+    key = (
+        "throughput",
+        algorithm,
+        _params_key(params),
+        array_digest(cube),
+        array_digest(angles),
+        array_digest(np.asarray(psf, dtype=np.float32)),
+        float(fwhm),
+        seps.tobytes(),
+        nbranch,
+        float(pa),
+        float(fc_snr),
+        fc_rad_sep,
+        None if fake_flux is None else float(fake_flux),
+    )
     if cache and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]  # type: ignore[return-value]
@@ -214,8 +247,10 @@ def throughput_curve(
                 continue
             cube_fc = inject_companions(cube, angles, psf, seps[idx], bpa, fluxes[idx])
             image_fc = np.asarray(get_algorithm(algorithm).function(cube_fc, angles, fwhm=fwhm, **params))
-            xs, ys = (np.array(v) for v in zip(*(geometry.polar_to_pixel(s, bpa, cube.shape) for s in seps[idx]),
-                                               strict=True))
+            xs, ys = (
+                np.array(v)
+                for v in zip(*(geometry.polar_to_pixel(s, bpa, cube.shape) for s in seps[idx]), strict=True)
+            )
             recovered = aperture_sums(image_fc - image_nofc, xs, ys, fwhm / 2.0)
             # Injected flux measured on a map of this pass's fakes (neighbours included when fakes
             # are close enough to overlap, as VIP does), so that recovered/injected is consistent.
@@ -261,9 +296,19 @@ def throughput_corrected_flux(
     pa0 = pa_source + 180.0 / nbranch
 
     def measured(log_flux: float) -> float:
-        tp = throughput_curve(cube if throughput_cube is None else throughput_cube, angles, psf, fwhm=fwhm, algorithm=algorithm, params=params,
-                              separations=[separation], nbranch=nbranch, pa=pa0, fake_flux=float(np.exp(log_flux)),
-                              cache=cache)
+        tp = throughput_curve(
+            cube if throughput_cube is None else throughput_cube,
+            angles,
+            psf,
+            fwhm=fwhm,
+            algorithm=algorithm,
+            params=params,
+            separations=[separation],
+            nbranch=nbranch,
+            pa=pa0,
+            fake_flux=float(np.exp(log_flux)),
+            cache=cache,
+        )
         return float(tp.throughput[0])
 
     def excess(log_flux: float) -> float:

@@ -34,8 +34,14 @@ from scipy import ndimage
 from hcdc.science import geometry
 from hcdc.science.postprocessing.photometry import aperture_sums
 
-__all__ = ["Companion", "SimulatedADI", "SimulatedSpectral", "gaussian_psf", "simulate_adi_cube",
-           "simulate_spectral_cube"]
+__all__ = [
+    "Companion",
+    "SimulatedADI",
+    "SimulatedSpectral",
+    "gaussian_psf",
+    "simulate_adi_cube",
+    "simulate_spectral_cube",
+]
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
@@ -149,8 +155,11 @@ def _companion_truth(
         if separation <= 0:
             raise ValueError(f"companion separation must be positive; got {separation}")
         x, y = geometry.polar_to_pixel(separation, pa, shape)
-        truth.append(Companion(float(separation), float(pa) % 360.0, float(contrast),
-                               float(contrast * star_flux), x, y))
+        truth.append(
+            Companion(
+                float(separation), float(pa) % 360.0, float(contrast), float(contrast * star_flux), x, y
+            )
+        )
     return truth
 
 
@@ -198,8 +207,15 @@ def simulate_adi_cube(
         for k in range(n_frames):
             x, y = geometry.polar_to_pixel(comp.separation, comp.pa + angles[k], shape)
             _place_psf(cube[k], fwhm, x, y, comp.flux)
-    return SimulatedADI(cube=cube, angles=angles, psf=gaussian_psf(fwhm), fwhm=float(fwhm),
-                        star_flux=float(star_flux), companions=truth, noise_only=noise_only)
+    return SimulatedADI(
+        cube=cube,
+        angles=angles,
+        psf=gaussian_psf(fwhm),
+        fwhm=float(fwhm),
+        star_flux=float(star_flux),
+        companions=truth,
+        noise_only=noise_only,
+    )
 
 
 def simulate_spectral_cube(
@@ -260,13 +276,29 @@ def simulate_spectral_cube(
         if spec.size != wl.size:
             raise ValueError(f"spectrum {j} has {spec.size} values for {wl.size} wavelengths")
         x, y = geometry.polar_to_pixel(separation, pa, shape)
-        truth.append(Companion(float(separation), float(pa) % 360.0, float(spec[0]), float(spec[0] * star_flux),
-                               x, y, tuple(float(v) for v in spec)))
+        truth.append(
+            Companion(
+                float(separation),
+                float(pa) % 360.0,
+                float(spec[0]),
+                float(spec[0] * star_flux),
+                x,
+                y,
+                tuple(float(v) for v in spec),
+            )
+        )
         for i in range(wl.size):
             for k in range(n_frames):
                 xk, yk = geometry.polar_to_pixel(separation, pa + angles[k], shape)
                 _place_psf(cube[i, k], fwhm[i], xk, yk, spec[i] * star_flux)
     psf = np.stack([gaussian_psf(f, size=int(2 * np.ceil(2.5 * fwhm.max()) + 1)) for f in fwhm])
-    return SimulatedSpectral(cube=cube, angles=angles, wavelengths=wl, psf=psf, fwhm=fwhm,
-                             star_flux=np.full(wl.size, float(star_flux)), companions=truth,
-                             noise_only=noise_only)
+    return SimulatedSpectral(
+        cube=cube,
+        angles=angles,
+        wavelengths=wl,
+        psf=psf,
+        fwhm=fwhm,
+        star_flux=np.full(wl.size, float(star_flux)),
+        companions=truth,
+        noise_only=noise_only,
+    )

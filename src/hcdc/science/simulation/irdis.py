@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
+from hcdc.science import geometry
+
 __all__ = [
     "RAD_TO_MAS",
     "BandOptics",
@@ -204,10 +206,10 @@ def sky_to_detector_offset(
     (so :func:`hcdc.science.geometry.derotate` with ``derot_deg`` undoes it), then compressed by
     the anamorphism.
     """
-    theta = np.radians(pa_deg + derot_deg)
-    dx = -separation_px * np.sin(theta) / anamorphism_xy[0]
-    dy = separation_px * np.cos(theta) / anamorphism_xy[1]
-    return float(dx), float(dy)
+    # Turning the sky counter-clockwise by derot adds derot to every position angle; on a 1x1
+    # frame the centre is (0, 0), so polar_to_pixel returns the offset from the star.
+    dx, dy = geometry.polar_to_pixel(separation_px, pa_deg + derot_deg, (1, 1))
+    return dx / anamorphism_xy[0], dy / anamorphism_xy[1]
 
 
 def companion_detector_xy(

@@ -117,7 +117,7 @@ def upgrade() -> None:
         sa.Column("wavelength_min", sa.Float(), nullable=True),
         sa.Column("wavelength_max", sa.Float(), nullable=True),
         sa.Column("extra", _json(), nullable=False),
-        sa.Column("header", _json(), nullable=False),
+        sa.Column("header", sa.JSON(), nullable=False),  # plain json on PostgreSQL (see models)
         sa.Column("is_calibration", sa.Boolean(), nullable=False),
         sa.Column("dataset_key", sa.String(length=255), nullable=True),
         sa.Column("sequence_role", sa.String(length=32), nullable=True),

@@ -1,0 +1,86 @@
+"""Fake-companion injection, cached throughput and 5-sigma Student contrast curves (simulated data)."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from hcdc.science import geometry
+from hcdc.science.postprocessing import contrast, pca, snr, throughput
+from hcdc.science.postprocessing.fakes import companion_model_cube, inject_companions
+from hcdc.science.postprocessing.photometry import aperture_sums
+from hcdc.science.simulation.adi import simulate_adi_cube
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_adi_cube(seed=4)  # no companions
+
+
+def test_injected_companion_lands_at_its_sky_position_with_its_flux(sim):
+    cube = inject_companions(np.zeros_like(sim.cube), sim.angles, sim.psf, 20.0, 130.0, 250.0)
+    derotated = geometry.derotate(cube, sim.angles)
+    x, y = geometry.polar_to_pixel(20.0, 130.0, (101, 101))
+    for frame in derotated[::7]:
+        assert aperture_sums(frame, [x], [y], sim.fwhm / 2)[0] == pytest.approx(250.0, rel=0.02)
+    model = companion_model_cube(cube.shape, sim.angles, sim.psf, 20.0, 130.0, 250.0)
+    np.testing.assert_allclose(model, cube, atol=1e-4)
+    negative = inject_companions(cube, sim.angles, sim.psf, 20.0, 130.0, -250.0)
+    assert np.abs(negative).max() < 1e-3
+
+
+def test_throughput_is_cached_and_reused(sim):
+    throughput.clear_cache()
+    args = (sim.cube, sim.angles, sim.psf)
+    first = throughput.throughput_curve(*args, fwhm=sim.fwhm, params={"ncomp": 5})
+    again = throughput.throughput_curve(*args, fwhm=sim.fwhm, params={"ncomp": 5})
+    assert again is first
+    other = throughput.throughput_curve(*args, fwhm=sim.fwhm, params={"ncomp": 8})
+    assert other is not first
+    assert np.all((first.throughput >= 0) & (first.throughput <= 1.05))
+    # More components subtract more of the companion: lower throughput.
+    assert np.mean(other.throughput) < np.mean(first.throughput)
+    # cADI throughput is high far from the star.
+    cadi = throughput.throughput_curve(*args, fwhm=sim.fwhm, algorithm="cadi")
+    assert cadi.at(35.0) > 0.8
+    tmap = first.map((101, 101))
+    assert np.isnan(tmap[50, 50]) and tmap[50, 80] == pytest.approx(first.at(30.0))
+
+
+def test_student_factor():
+    # At large separation the correction tends to sigma; at 1 FWHM it is much larger.
+    assert contrast.student_factor(1000.0, 4.0) == pytest.approx(5.0, rel=0.01)
+    n = np.floor(2 * np.pi * 1.0)
+    expected = stats.t.ppf(stats.norm.cdf(5.0), n - 1) * np.sqrt(1 + 1 / n)
+    assert contrast.student_factor(4.0, 4.0) == pytest.approx(expected)
+    assert contrast.student_factor(4.0, 4.0) > 2 * contrast.student_factor(40.0, 4.0)
+
+
+def test_contrast_curve_predicts_5_sigma_detections(sim):
+    star_flux = sim.star_flux
+    curve = contrast.contrast_curve(
+        sim.cube, sim.angles, sim.psf, fwhm=sim.fwhm, star_flux=star_flux, params={"ncomp": 5}, nbranch=2
+    )
+    assert curve.separation[0] == pytest.approx(sim.fwhm)
+    assert np.all(np.diff(curve.separation) == pytest.approx(1.0))
+    finite = np.isfinite(curve.contrast)
+    assert finite[5:].all()
+    assert np.all(curve.contrast[finite] >= curve.contrast_gaussian[finite])
+    # A companion injected at the 5-sigma contrast, away from the fake-companion branches:
+    # The limit is tau(r) x noise with tau the Student-corrected 5-sigma factor, so the S/N of such
+    # a companion should be ~tau(r).
+    ratios = []
+    for sep, pa in ((15.0, 35.0), (25.0, 160.0), (35.0, 60.0), (20.0, 300.0)):
+        c5 = float(curve.at(sep))
+        cube = inject_companions(sim.cube, sim.angles, sim.psf, sep, pa, c5 * star_flux)
+        image = pca.pca(cube, sim.angles, fwhm=sim.fwhm, ncomp=5)
+        x, y = geometry.polar_to_pixel(sep, pa, (101, 101))
+        ratios.append(snr.snr_at(image, x, y, sim.fwhm).snr / contrast.student_factor(sep, sim.fwhm))
+    assert 0.7 < np.mean(ratios) < 1.6 and min(ratios) > 0.5, ratios
+    assert curve.magnitudes()[20] == pytest.approx(-2.5 * np.log10(curve.contrast[20]))
+
+
+def test_contrast_curve_rejects_bad_input(sim):
+    with pytest.raises(ValueError, match="star_flux"):
+        contrast.contrast_curve(sim.cube, sim.angles, sim.psf, fwhm=sim.fwhm, star_flux=0.0)
+    with pytest.raises(ValueError, match="odd square"):
+        inject_companions(sim.cube, sim.angles, np.ones((4, 4)), 10.0, 0.0, 1.0)
