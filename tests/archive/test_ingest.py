@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 from sqlalchemy import func, select
 
-from hcdc.archive.ingest import INVALID_METADATA, UNREADABLE, ingest
+from hcdc.archive.ingest import INVALID_METADATA, UNREADABLE, Ingester, ingest
 from hcdc.archive.models import Dataset, File, QuarantinedFile
 from hcdc.archive.samples import TimeShiftTemplate, clone_series, write_fits
 from hcdc.archive.storage import resolve_stored_path
@@ -242,3 +242,18 @@ def test_missing_argument_is_reported(catalogue, tmp_path) -> None:
     summary = ingest(catalogue, [tmp_path / "nope"], workers=1)
     assert summary.missing_paths == [str(tmp_path / "nope")]
     assert summary.discovered == 0
+
+
+def test_concurrent_run_conflicts_are_duplicates(catalogue, sphere_files) -> None:
+    """A run whose view of the catalogue is stale: the database constraints decide, nothing breaks."""
+    folder = next(iter(sphere_files.values())).parent
+
+    class StaleIngester(Ingester):
+        def _load_state(self, conn) -> None:
+            super()._load_state(conn)  # snapshot taken: empty catalogue
+            ingest(catalogue, [folder], workers=1)  # ... and another run catalogues everything
+
+    summary = StaleIngester(catalogue, workers=1).run([folder])
+    assert (summary.ingested, summary.duplicates, summary.quarantined) == (0, 8, 0)
+    assert _count(catalogue, File) == 8
+    assert _count(catalogue, Dataset) == 1

@@ -10,13 +10,15 @@ How a batch runs:
    instrument identification and normalized metadata via
    :func:`hcdc.instruments.registry.read_file`, dataset key and sequence role), in a process
    pool for large batches.
-4. The main process writes each result in its own SAVEPOINT: a file is either fully there
-   (file row, superseded flag of the old version, quarantine clean-up, copied bytes) or
-   absent. Savepoints are committed in groups (every ``commit_every`` files or
-   ``commit_interval_s`` seconds) for speed; a process killed between two commits loses only
-   uncommitted files, which the next run ingests again. Uniqueness (sha256 among versions,
-   one current version per path, path + version) is enforced by the database, so even two
-   concurrent runs cannot add the same bytes twice.
+4. The main process writes the results; each file is either fully there or absent. A new
+   file is one row, written with the other new files of the group in one multi-row
+   ``INSERT ... ON CONFLICT DO NOTHING`` (a conflict skips only that file's row); a new
+   version (new row + old row flagged) or a path leaving quarantine is written in its own
+   SAVEPOINT. Groups are committed every ``commit_every`` files or ``commit_interval_s``
+   seconds; a process killed between two commits loses only uncommitted files, which the next
+   run ingests again. Uniqueness (sha256 among versions, one current version per path, path +
+   version) is enforced by the database, so even two concurrent runs cannot add the same
+   bytes twice.
 5. Datasets touched by the batch are recomputed (:func:`hcdc.archive.datasets.refresh_datasets`).
 
 Outcomes per file: ``ingested`` (new path), ``new_version`` (changed bytes under a known
@@ -63,6 +65,24 @@ METADATA_COLUMNS: tuple[str, ...] = tuple(
 # One prepared statement (Core table, parameters passed at execution): building an ORM
 # insert with ~50 values per file costs more than the database write itself.
 _INSERT_FILE = insert(File.__table__).returning(File.__table__.c.id)
+
+
+def _insert_ignoring_conflicts(dialect: str):  # noqa: ANN202 - an SQLAlchemy Insert
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING id, sha256`` into files, or None.
+
+    A row that would break a unique constraint (bytes or current path already catalogued,
+    by a concurrent run) is skipped instead of aborting the transaction; RETURNING tells which
+    rows went in. Supported on PostgreSQL and SQLite >= 3.35.
+    """
+    table = File.__table__
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        return None
+    return dialect_insert(table).on_conflict_do_nothing().returning(table.c.id, table.c.sha256)
+
 
 # Below this many files to inspect, a process pool costs more than it saves.
 PARALLEL_THRESHOLD = 24
@@ -250,6 +270,10 @@ class Ingester:
         self._current: dict[str, _Current] = {}
         self._quarantined_paths: set[str] = set()
         self._dirty_keys: set[str] = set()
+        # new files waiting for the next multi-row insert (see _write / _flush)
+        self._pending: list[tuple[Inspection, dict[str, Any]]] = []
+        self._pending_sha: set[str] = set()
+        self._insert_many = _insert_ignoring_conflicts(catalogue.engine.dialect.name)
 
     # -- state -------------------------------------------------------------------------
     def _load_state(self, conn: Connection) -> None:
@@ -312,39 +336,69 @@ class Ingester:
         self._quarantined_paths.add(insp.path)
         return FileOutcome(insp.path, "quarantined", reason_code=insp.error_code, reason=insp.error)
 
-    def _write(self, conn: Connection, insp: Inspection) -> FileOutcome:
-        """Record one inspected file in its own savepoint; returns what happened."""
+    def _row(self, insp: Inspection, previous: _Current | None, now: dt.datetime) -> dict[str, Any]:
+        """Parameters of the files row of ``insp`` (copying the bytes first with ``--copy``)."""
+        assert insp.sha256 is not None and insp.values is not None
+        if self.copy:
+            stored = str(copy_into_store(insp.path, self.catalogue.storage_root, insp.sha256))
+        else:
+            stored = insp.path
+        return {
+            "path": insp.path,
+            "version": previous.version + 1 if previous else 1,
+            "is_current": True,
+            "sha256": insp.sha256,
+            "size": insp.size,
+            "mtime_ns": insp.mtime_ns,
+            "storage": "copy" if self.copy else "reference",
+            "stored_path": stored,
+            "ingested_at": now,
+            **insp.values,
+        }
+
+    def _recorded(self, insp: Inspection, file_id: int, previous: _Current | None) -> FileOutcome:
+        """Update the in-memory state after ``insp`` was written as row ``file_id``."""
+        assert insp.sha256 is not None and insp.values is not None and insp.size is not None
+        self._known_sha.add(insp.sha256)
+        self._quarantined_paths.discard(insp.path)
+        if previous is not None and previous.dataset_key:
+            self._dirty_keys.add(previous.dataset_key)
+        key = insp.values.get("dataset_key")
+        if key:
+            self._dirty_keys.add(key)
+        version = previous.version + 1 if previous else 1
+        self._current[insp.path] = _Current(file_id, version, insp.size, insp.mtime_ns, key)
+        return FileOutcome(insp.path, "new_version" if previous else "ingested", file_id=file_id)
+
+    def _write(self, conn: Connection, insp: Inspection) -> FileOutcome | None:
+        """Record one inspected file; returns what happened, or None when it was buffered.
+
+        The common case (bytes and path both new) is buffered and written by :meth:`_flush`
+        with the other buffered files in one multi-row ``INSERT ... ON CONFLICT DO NOTHING``
+        (one row per file: each file is whole or absent, and a conflict skips only its row).
+        Other cases (a new version, which also flags the old row; a path leaving quarantine;
+        a quarantined file) are written at once in their own savepoint.
+        """
         if insp.error_code is not None or insp.values is None:
             return self._quarantine(conn, insp)
         assert insp.sha256 is not None and insp.size is not None
-        if insp.sha256 in self._known_sha:
+        if insp.sha256 in self._known_sha or insp.sha256 in self._pending_sha:
             return FileOutcome(insp.path, "duplicate")
         previous = self._current.get(insp.path)
         now = utcnow()
+        if self._insert_many is not None and previous is None and insp.path not in self._quarantined_paths:
+            self._pending.append((insp, self._row(insp, None, now)))
+            self._pending_sha.add(insp.sha256)
+            return None
         try:
             with conn.begin_nested():
-                if self.copy:
-                    stored = str(copy_into_store(insp.path, self.catalogue.storage_root, insp.sha256))
-                else:
-                    stored = insp.path
+                params = self._row(insp, previous, now)
                 if previous is not None:
                     conn.execute(
                         update(File)
                         .where(File.id == previous.id)
                         .values(is_current=False, superseded_at=now, dataset_id=None)
                     )
-                params = {
-                    "path": insp.path,
-                    "version": previous.version + 1 if previous else 1,
-                    "is_current": True,
-                    "sha256": insp.sha256,
-                    "size": insp.size,
-                    "mtime_ns": insp.mtime_ns,
-                    "storage": "copy" if self.copy else "reference",
-                    "stored_path": stored,
-                    "ingested_at": now,
-                    **insp.values,
-                }
                 file_id = conn.execute(_INSERT_FILE, params).scalar_one()
                 if insp.path in self._quarantined_paths:
                     # the file is good now: its earlier quarantine entries are resolved
@@ -354,20 +408,25 @@ class Ingester:
             # state snapshot and now: the database constraint decided, nothing was written.
             self._load_conflict(conn, insp)
             return FileOutcome(insp.path, "duplicate")
-        self._known_sha.add(insp.sha256)
-        self._quarantined_paths.discard(insp.path)
-        if previous is not None and previous.dataset_key:
-            self._dirty_keys.add(previous.dataset_key)
-        if insp.values.get("dataset_key"):
-            self._dirty_keys.add(insp.values["dataset_key"])
-        self._current[insp.path] = _Current(
-            file_id,
-            previous.version + 1 if previous else 1,
-            insp.size,
-            insp.mtime_ns,
-            insp.values.get("dataset_key"),
-        )
-        return FileOutcome(insp.path, "new_version" if previous else "ingested", file_id=file_id)
+        return self._recorded(insp, file_id, previous)
+
+    def _flush(self, conn: Connection) -> list[FileOutcome]:
+        """Write the buffered new files (caller's transaction); returns their outcomes."""
+        if not self._pending:
+            return []
+        assert self._insert_many is not None
+        rows = conn.execute(self._insert_many, [params for _, params in self._pending]).all()
+        inserted = {row.sha256: row.id for row in rows}
+        outcomes = []
+        for insp, _ in self._pending:
+            if insp.sha256 in inserted:
+                outcomes.append(self._recorded(insp, inserted[insp.sha256], None))
+            else:  # a concurrent run catalogued these bytes or this path first
+                self._load_conflict(conn, insp)
+                outcomes.append(FileOutcome(insp.path, "duplicate"))
+        self._pending.clear()
+        self._pending_sha.clear()
+        return outcomes
 
     def _load_conflict(self, conn: Connection, insp: Inspection) -> None:
         """Refresh the in-memory view of a path/hash after a lost race."""
@@ -426,22 +485,33 @@ class Ingester:
                     todo.append(str(path))
             summary.workers = self.workers if len(todo) >= PARALLEL_THRESHOLD else 1
             transaction = conn.begin()
-            pending, last_commit = 0, time.monotonic()
+            handled, last_commit = 0, time.monotonic()
+
+            def record(outcome: FileOutcome) -> None:
+                summary.add(outcome)
+                if on_file:
+                    on_file(outcome)
+
             try:
                 for insp in self._inspections(todo, on_begin):
                     outcome = self._write(conn, insp)
-                    summary.add(outcome)
-                    pending += 1
+                    if outcome is not None:
+                        record(outcome)
+                    handled += 1
                     due = time.monotonic() - last_commit >= self.commit_interval_s
-                    if pending >= self.commit_every or due:
+                    if handled >= self.commit_every or due:
+                        for buffered in self._flush(conn):
+                            record(buffered)
                         transaction.commit()
                         transaction = conn.begin()
-                        pending, last_commit = 0, time.monotonic()
-                    if on_file:
-                        on_file(outcome)
+                        handled, last_commit = 0, time.monotonic()
+                for buffered in self._flush(conn):
+                    record(buffered)
                 transaction.commit()
             except BaseException:
                 transaction.rollback()
+                self._pending.clear()
+                self._pending_sha.clear()
                 raise
         summary.datasets_updated = refresh_datasets(engine, self._dirty_keys)
         summary.elapsed_s = round(time.perf_counter() - started, 3)

@@ -25,6 +25,7 @@ _COMMAND_MODULES: list[str] = [
     "archive",
     "simulate",
     "postprocess",
+    "pipeline",
 ]
 
 

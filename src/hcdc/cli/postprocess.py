@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import typer
 from astropy.io import fits
+from rich.markup import escape
 
 from hcdc.cli.output import emit_json, err_console, print_table, progress_bar
 
@@ -207,6 +208,9 @@ def postprocess_command(
     fc_snr: float = typer.Option(
         10.0, "--fc-snr", help="Brightness of throughput fakes in noise units (VIP uses 100)."
     ),
+    throughput_step: float | None = typer.Option(
+        None, "--throughput-step", help="Throughput sampling (px; default 1 FWHM; VIP samples every px)."
+    ),
     negfc: bool = typer.Option(
         False,
         "--negfc",
@@ -255,7 +259,7 @@ def postprocess_command(
                 f"cube {cube} frame size {cube_data.shape[-2:]}"
             )
     except InputError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
 
     if pixel_scale is None and "PIXSCALE" in cube_header:
@@ -287,7 +291,7 @@ def postprocess_command(
                 detection_threshold=threshold,
                 detection_fpf=fpf,
                 negfc=negfc,
-                contrast_options={"fc_snr": fc_snr},
+                contrast_options={"fc_snr": fc_snr, "throughput_step": throughput_step},
                 compute_contrast=contrast,
                 image_unit=unit,
                 inputs=inputs,
@@ -295,7 +299,7 @@ def postprocess_command(
             )
         except (KeyError, ValueError, TypeError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            err_console.print(f"[red]error:[/red] {message}")
+            err_console.print(f"[red]error:[/red] {escape(str(message))}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from None
 
     out.mkdir(parents=True, exist_ok=True)

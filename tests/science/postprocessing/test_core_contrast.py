@@ -84,3 +84,20 @@ def test_contrast_curve_rejects_bad_input(sim):
         contrast.contrast_curve(sim.cube, sim.angles, sim.psf, fwhm=sim.fwhm, star_flux=0.0)
     with pytest.raises(ValueError, match="odd square"):
         inject_companions(sim.cube, sim.angles, np.ones((4, 4)), 10.0, 0.0, 1.0)
+
+
+def test_injection_broadcasts_and_handles_spectral_cubes():
+    from hcdc.science.simulation.adi import simulate_spectral_cube
+
+    sim = simulate_spectral_cube(wavelengths=(1.0, 1.2), n_frames=5, seed=0)
+    flux = np.array([[100.0, 200.0], [50.0, 80.0]])  # (companion, wavelength)
+    out = inject_companions(sim.cube, sim.angles, sim.psf, [15.0, 25.0], [10.0, 200.0], flux)
+    assert out.shape == sim.cube.shape
+    for i, fwhm in enumerate(sim.fwhm):
+        derotated = geometry.derotate(out[i] - sim.cube[i], sim.angles)
+        for j, (sep, pa) in enumerate(((15.0, 10.0), (25.0, 200.0))):
+            x, y = geometry.polar_to_pixel(sep, pa, (101, 101))
+            assert aperture_sums(derotated[2], [x], [y], fwhm / 2)[0] == pytest.approx(flux[j, i], rel=0.03)
+    # One flux per companion broadcast against a single separation and several position angles.
+    cube = inject_companions(np.zeros((5, 101, 101)), sim.angles, sim.psf[0], 20.0, [0.0, 120.0, 240.0], 10.0)
+    assert cube.sum() == pytest.approx(3 * 5 * 10.0 * sim.psf[0].sum(), rel=1e-4)

@@ -98,3 +98,18 @@ def test_injected_point_source_has_high_snr():
     assert snr_at(image, 42, 45, 4.0).snr > 10
     m = snr_map(image, 4.0)
     assert np.unravel_index(np.nanargmax(m), m.shape) == (45, 42)
+
+
+def test_snr_map_in_small_uncached_chunks_is_identical(monkeypatch):
+    from hcdc.science.postprocessing import snr as snr_module
+
+    rng = np.random.default_rng(9)
+    image = rng.normal(size=(45, 45))
+    reference = snr_map(image, 3.0)
+    monkeypatch.setattr(snr_module, "_CHUNK_QUERIES", 500)
+    monkeypatch.setattr(snr_module, "_CACHE_BYTES", 0)
+    snr_module._CACHE.clear()
+    chunked = snr_map(image, 3.0)
+    np.testing.assert_array_equal(np.isnan(chunked), np.isnan(reference))
+    np.testing.assert_allclose(chunked[np.isfinite(chunked)], reference[np.isfinite(reference)], atol=1e-9)
+    assert not snr_module._CACHE  # too big to keep: recomputed each call

@@ -118,7 +118,7 @@ def inject_companions(
         raise ValueError(
             f"need a (frames, y, x) cube and one angle per frame; got {cube.shape} and {angles.size}"
         )
-    flux_arr = np.broadcast_to(np.asarray(flux, dtype=np.float64), sep.shape)
+    sep, pas, flux_arr = np.broadcast_arrays(sep, pas, np.asarray(flux, dtype=np.float64))
     psf = _check_psf(psf)
     out = cube.astype(np.float32, copy=True)
     for s, p, f in zip(sep.ravel(), pas.ravel(), flux_arr.ravel(), strict=True):

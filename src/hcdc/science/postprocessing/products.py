@@ -73,8 +73,10 @@ class Detection:
     relative to the star at ``(n//2, n//2)``; ``flux`` is in the image unit (throughput corrected
     when known) and ``contrast`` = flux / star flux (NaN when either is unknown). ``fpf`` is the
     false-positive fraction of the S/N under the noise-only hypothesis; ``photometry`` says how the
-    flux was measured: ``'aperture'`` (1-FWHM aperture on the throughput-corrected image) or
-    ``'negfc'`` (negative fake companion fit, with 1-sigma ``flux_err``/``contrast_err``).
+    flux was measured: ``'injection'`` (aperture signal over the throughput of fakes injected for
+    it), ``'negfc'`` (negative fake companion fit), ``'curve'`` (aperture signal over the throughput
+    curve), ``'aperture'`` (raw aperture signal, no throughput known); ``flux_err``/``contrast_err``
+    are 1-sigma.
     """
 
     x: float

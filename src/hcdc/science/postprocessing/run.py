@@ -35,20 +35,29 @@ import inspect
 import math
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import optimize
+from scipy.signal import savgol_filter
 
 from hcdc.science import geometry
 from hcdc.science.characterization.detection import GAUSSIAN_5SIGMA_FPF, detect_candidates
 from hcdc.science.characterization.negfc import negfc_fit, remove_companion
 from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm
-from hcdc.science.postprocessing.contrast import contrast_curve
+from hcdc.science.postprocessing.contrast import ContrastCurve, contrast_curve, student_factor
+from hcdc.science.postprocessing.fakes import inject_companions
 from hcdc.science.postprocessing.photometry import aperture_sums, normalize_psf
 from hcdc.science.postprocessing.products import ContrastCurves, Detection, PostprocessResult
 from hcdc.science.postprocessing.snr import snr_at, snr_map, snr_map_region
-from hcdc.science.postprocessing.throughput import run_algorithm, throughput_curve
+from hcdc.science.postprocessing.throughput import (
+    ThroughputCurve,
+    default_separations,
+    noise_per_annulus,
+    run_algorithm,
+    throughput_curve,
+)
 
 __all__ = [
     "DEFAULT_FC_SNR",
@@ -227,7 +236,6 @@ def snr_map_bounded(
     ``max_apertures``. The values are identical to one whole-frame call; the peak memory of a
     290 x 290 map drops from ~1.7 GB to a few tens of MB.
     """
-
     r_min, r_max = snr_map_region(image.shape, fwhm)
     edges = [r_min]
     while edges[-1] < r_max:
@@ -253,7 +261,6 @@ def _find_candidates(
     pixel_scale_mas: float | None,
 ) -> list[Detection]:
     """S/N peaks above the criterion (positions refined on ``image``), not yet measured."""
-
     return [
         Detection(
             x=c.x,
@@ -281,7 +288,6 @@ def _local_throughput(
     n_fakes: int,
 ) -> np.ndarray:
     """Throughputs of ``n_fakes`` fakes as bright as ``det`` at its separation, at PAs between it."""
-
     tp = throughput_curve(
         plane,
         angles,
@@ -319,7 +325,6 @@ def _measure_detections(
     absorbed into the components), so it is measured twice: a first estimate with the companions in
     place, then again on the cube with every companion removed at its first-estimate flux.
     """
-
     signals = [snr_at(image, d.x, d.y, fwhm).signal for d in detections]
     first = []
     for det, signal in zip(detections, signals, strict=True):
@@ -362,7 +367,6 @@ def _negfc_measure(
     pixel_scale_mas: float | None,
 ) -> tuple[list[Detection], np.ndarray]:
     """Detections re-measured by negative-fake-companion fits, and the plane with them removed."""
-
     out = []
     for det in detections:
         try:
@@ -430,10 +434,31 @@ def _with_photometry(
     )
 
 
+def _throughput_photometry(
+    det: Detection, image: np.ndarray, throughput: ThroughputCurve, fwhm: float, star_flux: float | None
+) -> Detection:
+    """Background-subtracted aperture signal divided by the throughput curve at the detection's
+    separation (spectral algorithms: no per-detection injection, no companion removal)."""
+    aperture_signal = snr_at(image, det.x, det.y, fwhm).signal
+    tp = float(throughput.at(det.separation_px))
+    flux = aperture_signal / tp if tp > 0 else math.nan
+    return Detection(
+        x=det.x,
+        y=det.y,
+        separation_px=det.separation_px,
+        pa_deg=det.pa_deg,
+        snr=det.snr,
+        separation_mas=det.separation_mas,
+        flux=flux,
+        contrast=flux / star_flux if star_flux and np.isfinite(flux) else math.nan,
+        fpf=det.fpf,
+        photometry="curve",
+    )
+
+
 def _aperture_photometry(det: Detection, image: np.ndarray, fwhm: float) -> Detection:
     """Fallback when no throughput can be measured (no PSF, spectral algorithm): the raw 1-FWHM
     aperture signal, not corrected for self-subtraction, and no contrast."""
-
     signal = snr_at(image, det.x, det.y, fwhm).signal
     return Detection(
         x=det.x,
@@ -445,6 +470,131 @@ def _aperture_photometry(det: Detection, image: np.ndarray, fwhm: float) -> Dete
         flux=signal,
         fpf=det.fpf,
         photometry="aperture",
+    )
+
+
+def _common_psf_stack(psfs: list[np.ndarray]) -> np.ndarray:
+    """Per-wavelength PSFs cropped to one common odd size (a spectral injection needs a stack)."""
+    half = min(p.shape[0] for p in psfs) // 2
+    return np.stack(
+        [
+            p[
+                p.shape[0] // 2 - half : p.shape[0] // 2 + half + 1,
+                p.shape[1] // 2 - half : p.shape[1] // 2 + half + 1,
+            ]
+            for p in psfs
+        ]
+    )
+
+
+def _radial_map(shape: tuple[int, ...], separations: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each pixel gets ``values`` interpolated at its separation (NaN outside the sampled range)."""
+    r = geometry.distance_map(shape)
+    out = np.interp(r, separations, values)
+    out[(r < separations[0]) | (r > separations[-1])] = np.nan
+    return out.astype(np.float32)
+
+
+def _divide_by_throughput(image: np.ndarray, throughput_map: np.ndarray, floor: float = 0.05) -> np.ndarray:
+    """``image / throughput`` where the throughput is at least ``floor`` (NaN elsewhere)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(throughput_map >= floor, image / throughput_map, np.nan).astype(np.float32)
+
+
+def _spectral_throughput(
+    cube: np.ndarray,
+    angles: np.ndarray,
+    psf_stack: np.ndarray,
+    *,
+    final: np.ndarray,
+    per_wl: np.ndarray,
+    fwhms: list[float],
+    wavelengths: np.ndarray,
+    spec: AlgorithmSpec,
+    params: Mapping[str, Any],
+    separations: np.ndarray,
+    nbranch: int = 1,
+    pa: float = 270.0,
+    fc_snr: float = DEFAULT_FC_SNR,
+    fc_rad_sep: int = 3,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Throughput of a spectral algorithm from fakes injected at every wavelength (flat spectrum).
+
+    The same fake-companion scheme as :func:`~hcdc.science.postprocessing.throughput.throughput_curve`
+    (which runs ADI algorithms only): fakes ``fc_rad_sep`` samples apart per pass along ``nbranch``
+    branches from position angle ``pa``, each with an aperture flux of ``fc_snr`` x the aperture
+    noise of the final image at its separation, in every wavelength (a flat spectrum in cube units).
+    Returns the throughput of each per-wavelength image (wavelengths, n_sep) and of the final image
+    (n_sep,), set to 0 where negative, and the fake fluxes.
+    """
+    fwhm_mean = float(np.mean(fwhms))
+    noise, _ = noise_per_annulus(final, fwhm_mean, separations)
+    fluxes = fc_snr * noise
+    fwhm_arg = np.asarray(fwhms) if len(fwhms) > 1 else fwhms[0]
+    per = np.zeros((per_wl.shape[0], separations.size))
+    fin = np.zeros(separations.size)
+    for b in range(nbranch):
+        branch_pa = (pa + 360.0 * b / nbranch) % 360.0
+        for start in range(fc_rad_sep):
+            idx = np.arange(start, separations.size, fc_rad_sep)
+            if idx.size == 0:
+                continue
+            cube_fc = inject_companions(cube, angles, psf_stack, separations[idx], branch_pa, fluxes[idx])
+            final_fc, per_fc = spec.function(
+                cube_fc, angles, fwhm=fwhm_arg, wavelengths=wavelengths, **params
+            )
+            del cube_fc
+            xy = [geometry.polar_to_pixel(r, branch_pa, final.shape) for r in separations[idx]]
+            xs, ys = np.array([p[0] for p in xy]), np.array([p[1] for p in xy])
+            fin[idx] += aperture_sums(np.asarray(final_fc) - final, xs, ys, fwhm_mean / 2.0) / fluxes[idx]
+            for w in range(per.shape[0]):
+                per[w, idx] += (
+                    aperture_sums(np.asarray(per_fc[w]) - per_wl[w], xs, ys, fwhms[w] / 2.0) / fluxes[idx]
+                )
+    return np.maximum(per / nbranch, 0.0), np.maximum(fin / nbranch, 0.0), fluxes
+
+
+def _smooth(values: np.ndarray, fwhm: float) -> np.ndarray:
+    """Savitzky-Golay smoothing over ~2 FWHM samples (as the ADI contrast curves are smoothed)."""
+    window = min(values.size - 2, int(2 * fwhm))
+    window += 1 - window % 2
+    if window < 3:
+        return values
+    return savgol_filter(values, window_length=window, polyorder=2, mode="nearest")
+
+
+def _spectral_contrast(
+    image: np.ndarray,
+    throughput: ThroughputCurve,
+    *,
+    fwhm: float,
+    star_flux: float,
+    sigma: float = 5.0,
+    student: bool = True,
+    step: float = 1.0,
+) -> ContrastCurve:
+    """N-sigma contrast of one per-wavelength image of a spectral algorithm, built exactly as
+    :func:`~hcdc.science.postprocessing.contrast.contrast_curve` builds it for ADI algorithms."""
+    separations = default_separations(image.shape, fwhm, step)
+    noise, mean = noise_per_annulus(image, fwhm, separations)
+    noise_s, mean_s = _smooth(noise, fwhm), _smooth(mean, fwhm)
+    tp = throughput.at(separations)
+    factor = student_factor(separations, fwhm, sigma)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        good = tp > 0
+        contrast_t = np.where(good, (factor * noise_s + mean_s) / tp / star_flux, np.nan)
+        contrast_g = np.where(good, (sigma * noise_s + mean_s) / tp / star_flux, np.nan)
+    return ContrastCurve(
+        separation=separations,
+        contrast=contrast_t if student else contrast_g,
+        contrast_gaussian=contrast_g,
+        throughput=tp,
+        noise=noise_s,
+        residual_level=mean_s,
+        sigma=float(sigma),
+        fwhm=float(fwhm),
+        star_flux=float(star_flux),
+        throughput_curve=throughput,
     )
 
 
@@ -498,26 +648,137 @@ def postprocess(
     Throughput and contrast curves are measured on the cube with the detected companions removed
     (VIP/SpeCal practice), per wavelength. The final image is the mean of the per-wavelength
     images; the throughput-corrected image divides each wavelength's image by its throughput map
-    first. For spectral algorithms (SDI/ASDI) throughput and contrast are not computed and the
-    detections carry the uncorrected aperture signal only.
+    first. Spectral algorithms (SDI/ASDI) get the same outputs from fakes injected in every
+    wavelength (flat spectrum, :func:`_spectral_throughput`); their detections are corrected with
+    the final image's throughput curve (``photometry='curve'``) and the cube is not cleaned of
+    them first. Without a PSF there is no throughput: detections carry the raw aperture signal.
     """
+    plan = _make_plan(
+        cube,
+        angles,
+        algorithm=algorithm,
+        psf=psf,
+        wavelengths=wavelengths,
+        reference=reference,
+        fwhm=fwhm,
+        star_flux=star_flux,
+        params=params,
+        crop_radius=crop_radius,
+        contrast_options=contrast_options,
+    )
+    fpf = GAUSSIAN_5SIGMA_FPF if detection_fpf is None else float(detection_fpf)
 
+    images, final, kept, full = _first_pass(plan, progress)
+
+    fwhm_final = float(np.mean(plan.fwhms))
+    snr = snr_map_bounded(final, fwhm_final, progress=progress)
+    candidates = _find_candidates(
+        snr, final, fwhm=fwhm_final, threshold=detection_threshold, fpf=fpf, pixel_scale_mas=pixel_scale_mas
+    )
+
+    if plan.psfs[0] is None:
+        measured = _Measured(detections=[_aperture_photometry(c, final, fwhm_final) for c in candidates])
+    elif plan.spec.spectral:
+        measured = _spectral_pass(plan, full, images, final, candidates, compute_contrast, progress)
+    else:
+        measured = _adi_pass(
+            plan, images, kept, candidates, compute_contrast, negfc, pixel_scale_mas, progress
+        )
+    del full, kept
+
+    present_flux = [s for s in plan.star_fluxes if s]
+    return PostprocessResult(
+        image=final,
+        algorithm=algorithm,
+        params=plan.params,
+        image_throughput_corrected=measured.final_tc,
+        cube=images if plan.spectral_input else None,
+        wavelengths=plan.wavelengths,
+        snr_map=snr,
+        contrast=_merge_curves(measured.curves, student=bool(plan.contrast_options.get("student", True))),
+        detections=measured.detections,
+        throughput_map=_mean_map(measured.throughput_maps),
+        image_unit=image_unit,
+        pixel_scale_mas=pixel_scale_mas,
+        fwhm=fwhm_final,
+        star_flux=float(np.mean(present_flux)) if present_flux else None,
+        detection_threshold=detection_threshold,
+        detection_fpf=None if detection_threshold is not None else fpf,
+        inputs=dict(inputs or {}),
+    )
+
+
+@dataclass
+class _Plan:
+    """Validated inputs of one :func:`postprocess` call, per wavelength where it matters."""
+
+    cube: np.ndarray  # as given (possibly memory-mapped, big-endian); read plane by plane
+    angles: np.ndarray
+    spec: AlgorithmSpec
+    params: dict[str, Any]
+    wavelengths: np.ndarray | None
+    reference: np.ndarray | None
+    psfs: list[np.ndarray | None]  # normalised, per wavelength
+    fwhms: list[float]
+    star_fluxes: list[float | None]
+    crop: tuple[slice, slice]
+    contrast_options: dict[str, Any]
+
+    @property
+    def spectral_input(self) -> bool:
+        return self.cube.ndim == 4
+
+    @property
+    def n_wl(self) -> int:
+        return self.cube.shape[0] if self.spectral_input else 1
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.crop[0].stop - self.crop[0].start, self.crop[1].stop - self.crop[1].start)
+
+    @property
+    def throughput_options(self) -> dict[str, Any]:
+        """The contrast options that define a throughput measurement."""
+        return {k: v for k, v in self.contrast_options.items() if k in _THROUGHPUT_KEYS}
+
+    def plane_and_params(self, w: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """Wavelength plane ``w`` (cropped, float32) and its algorithm parameters (with its reference)."""
+        run_params = dict(self.params)
+        if self.reference is not None:
+            ref = self.reference[w] if self.reference.ndim == 4 else self.reference
+            run_params["reference"] = np.ascontiguousarray(
+                ref[:, self.crop[0], self.crop[1]], dtype=np.float32
+            )
+        return _plane(self.cube, w if self.spectral_input else None, self.crop), run_params
+
+    def throughput_separations(self, fwhm: float) -> np.ndarray:
+        """The throughput sampling of contrast_curve: every ``throughput_step`` px (default 1 FWHM)."""
+        return default_separations(self.shape, fwhm, self.contrast_options.get("throughput_step") or fwhm)
+
+
+def _make_plan(
+    cube: np.ndarray,
+    angles: np.ndarray,
+    *,
+    algorithm: str,
+    psf: np.ndarray | None,
+    wavelengths: np.ndarray | None,
+    reference: np.ndarray | None,
+    fwhm: float | np.ndarray | None,
+    star_flux: float | np.ndarray | None,
+    params: Mapping[str, Any] | None,
+    crop_radius: float | None,
+    contrast_options: Mapping[str, Any] | None,
+) -> _Plan:
+    """Check every input against the cube and the algorithm; raise ``ValueError`` naming the problem."""
     spec = get_algorithm(algorithm)
     params = dict(params or {})
     _check_params(spec, params)
-    # Fakes 10x the noise (VIP uses 100x): PCA absorbs bright fakes into its components, so their
-    # throughput is lower than that of the faint companions a 5-sigma curve is about.
-    contrast_options = {"fc_snr": DEFAULT_FC_SNR, **dict(contrast_options or {})}
-    throughput_options = {k: v for k, v in contrast_options.items() if k in _THROUGHPUT_KEYS}
-    fpf = GAUSSIAN_5SIGMA_FPF if detection_fpf is None else float(detection_fpf)
-
-    # ---- inputs
     if np.ndim(cube) not in (3, 4):
         raise ValueError(
             f"cube must be (frames, y, x) or (wavelengths, frames, y, x); got shape {np.shape(cube)}"
         )
-    spectral_input = cube.ndim == 4
-    n_wl = cube.shape[0] if spectral_input else 1
+    n_wl = cube.shape[0] if cube.ndim == 4 else 1
     n_frames = cube.shape[-3]
     angles = np.asarray(angles, dtype=np.float64).ravel()
     if angles.size != n_frames:
@@ -528,7 +789,7 @@ def postprocess(
         wavelengths = np.asarray(wavelengths, dtype=np.float64).ravel()
         if wavelengths.size != n_wl:
             raise ValueError(f"{wavelengths.size} wavelengths for a cube with {n_wl} wavelength plane(s)")
-    if spec.spectral and (not spectral_input or wavelengths is None):
+    if spec.spectral and (cube.ndim != 4 or wavelengths is None):
         raise ValueError(
             f"algorithm {algorithm!r} is spectral: it needs a (wavelengths, frames, y, x) cube "
             "and the wavelengths"
@@ -549,141 +810,202 @@ def postprocess(
         s if s is not None else p
         for s, p in zip(_per_wavelength(star_flux, n_wl, "star_flux"), psf_fluxes, strict=True)
     ]
-    crop = crop_slices(cube.shape, crop_radius)
-    shape = (crop[0].stop - crop[0].start, crop[1].stop - crop[1].start)
-
-    def plane_and_params(w: int) -> tuple[np.ndarray, dict[str, Any]]:
-        run_params = dict(params)
-        if reference is not None:
-            ref = reference[w] if reference.ndim == 4 else reference
-            run_params["reference"] = np.ascontiguousarray(ref[:, crop[0], crop[1]], dtype=np.float32)
-        return _plane(cube, w if spectral_input else None, crop), run_params
-
-    # ---- pass 1: the algorithm, one wavelength plane at a time (or the whole cube if spectral)
-    images = np.empty((n_wl, *shape), dtype=np.float32)
-    kept: tuple[np.ndarray, dict[str, Any]] | None = None  # a single plane is kept for pass 2
-    candidates_nf: list[Detection] = []
-    _report(progress, "post-processing", 0, n_wl)
-    if spec.spectral:
-        full = np.ascontiguousarray(cube[:, :, crop[0], crop[1]], dtype=np.float32)
-        fwhm_arg = np.asarray(fwhms) if n_wl > 1 else fwhms[0]
-        final, per_wl = spec.function(full, angles, fwhm=fwhm_arg, wavelengths=wavelengths, **params)
-        del full
-        images[:] = np.asarray(per_wl, dtype=np.float32)
-        final = np.asarray(final, dtype=np.float32)
-        _report(progress, "post-processing", n_wl, n_wl)
-    else:
-        for w in range(n_wl):
-            plane, run_params = plane_and_params(w)
-            images[w] = run_algorithm(algorithm, plane, angles, fwhm=fwhms[w], **run_params)
-            if n_wl == 1:
-                kept = (plane, run_params)
-            del plane
-            _report(progress, "post-processing", w + 1, n_wl)
-        final = images.mean(axis=0) if n_wl > 1 else images[0].copy()
-
-    # ---- S/N map and candidates on the final image
-    fwhm_final = float(np.mean(fwhms))
-    snr = snr_map_bounded(final, fwhm_final, progress=progress)
-    candidates = _find_candidates(
-        snr, final, fwhm=fwhm_final, threshold=detection_threshold, fpf=fpf, pixel_scale_mas=pixel_scale_mas
+    # Fakes 10x the noise (VIP uses 100x): PCA absorbs bright fakes into its components, so their
+    # throughput is lower than that of the faint companions a 5-sigma curve is about.
+    options = {"fc_snr": DEFAULT_FC_SNR, **dict(contrast_options or {})}
+    return _Plan(
+        cube,
+        angles,
+        spec,
+        params,
+        wavelengths,
+        reference,
+        psfs,
+        fwhms,
+        star_fluxes,
+        crop_slices(cube.shape, crop_radius),
+        options,
     )
 
-    # ---- pass 2: photometry, companion removal, throughput and contrast, per wavelength
-    measurable = not spec.spectral and psfs[0] is not None
-    corrected = np.full((n_wl, *shape), np.nan, dtype=np.float32) if measurable else None
-    throughput_maps: list[np.ndarray] = []
+
+def _first_pass(
+    plan: _Plan, progress: ProgressCallback | None
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, dict[str, Any]] | None, np.ndarray | None]:
+    """Run the algorithm: one wavelength plane at a time (ADI/RDI) or on the whole cropped cube
+    (spectral). Returns per-wavelength images, the final image, the plane of a single-wavelength
+    cube (kept for pass 2) and the whole cropped cube of a spectral algorithm with a PSF (idem)."""
+    n_wl = plan.n_wl
+    images = np.empty((n_wl, *plan.shape), dtype=np.float32)
+    _report(progress, "post-processing", 0, n_wl)
+    if plan.spec.spectral:
+        full = np.ascontiguousarray(plan.cube[:, :, plan.crop[0], plan.crop[1]], dtype=np.float32)
+        fwhm_arg = np.asarray(plan.fwhms) if n_wl > 1 else plan.fwhms[0]
+        final, per_wl = plan.spec.function(
+            full, plan.angles, fwhm=fwhm_arg, wavelengths=plan.wavelengths, **plan.params
+        )
+        images[:] = np.asarray(per_wl, dtype=np.float32)
+        _report(progress, "post-processing", n_wl, n_wl)
+        return images, np.asarray(final, dtype=np.float32), None, full if plan.psfs[0] is not None else None
+    kept = None
+    for w in range(n_wl):
+        plane, run_params = plan.plane_and_params(w)
+        images[w] = run_algorithm(plan.spec.name, plane, plan.angles, fwhm=plan.fwhms[w], **run_params)
+        if n_wl == 1:
+            kept = (plane, run_params)
+        del plane
+        _report(progress, "post-processing", w + 1, n_wl)
+    final = images.mean(axis=0) if n_wl > 1 else images[0].copy()
+    return images, final, kept, None
+
+
+@dataclass
+class _Measured:
+    """What pass 2 adds to the images: measured detections, throughput, contrast."""
+
+    detections: list[Detection]
+    final_tc: np.ndarray | None = None
+    throughput_maps: list[np.ndarray] = field(default_factory=list)
+    curves: list[Any] = field(default_factory=list)
+
+
+def _adi_pass(
+    plan: _Plan,
+    images: np.ndarray,
+    kept: tuple[np.ndarray, dict[str, Any]] | None,
+    candidates: list[Detection],
+    compute_contrast: bool,
+    negfc: bool,
+    pixel_scale_mas: float | None,
+    progress: ProgressCallback | None,
+) -> _Measured:
+    """Per wavelength plane: photometry of the detections and their removal, then one throughput
+    measurement (the contrast curve's own) for the corrected image and the contrast curve."""
+    n_wl = plan.n_wl
+    corrected = np.full((n_wl, *plan.shape), np.nan, dtype=np.float32)
+    maps: list[np.ndarray] = []
     curves: list[Any] = [None] * n_wl
     fluxes: list[list[tuple[float, float]]] = [[] for _ in candidates]
-    if measurable:
-        for w in range(n_wl):
-            _report(progress, "throughput and contrast", w, n_wl)
-            plane, run_params = kept if kept is not None else plane_and_params(w)
-            clean = plane
-            if candidates:
-                measured, clean = _measure_detections(
-                    candidates,
-                    images[w],
-                    plane,
-                    angles,
-                    psfs[w],
-                    fwhm=fwhms[w],
-                    algorithm=algorithm,
-                    params=run_params,
-                )
-                for i, value in enumerate(measured):
-                    fluxes[i].append(value)
-            if negfc and n_wl == 1 and candidates:
-                ncomp_param = params.get("ncomp", 10)
-                candidates_nf, clean = _negfc_measure(
-                    [_with_photometry(c, f, star_fluxes) for c, f in zip(candidates, fluxes, strict=True)],
-                    plane,
-                    angles,
-                    psfs[w],
-                    fwhm=fwhms[w],
-                    star_flux=star_fluxes[w],
-                    ncomp=int(ncomp_param) if np.ndim(ncomp_param) == 0 else 10,
-                    pixel_scale_mas=pixel_scale_mas,
-                )
-            # Measured once per (algorithm, parameters, data); contrast_curve reuses this very run.
+    refined: list[Detection] | None = None
+    for w in range(n_wl):
+        _report(progress, "throughput and contrast", w, n_wl)
+        plane, run_params = kept if kept is not None else plan.plane_and_params(w)
+        psf, fwhm, star = plan.psfs[w], plan.fwhms[w], plan.star_fluxes[w]
+        clean = plane
+        if candidates:
+            measured, clean = _measure_detections(
+                candidates,
+                images[w],
+                plane,
+                plan.angles,
+                psf,
+                fwhm=fwhm,
+                algorithm=plan.spec.name,
+                params=run_params,
+            )
+            for i, value in enumerate(measured):
+                fluxes[i].append(value)
+        if negfc and n_wl == 1 and candidates:
+            ncomp = plan.params.get("ncomp", 10)
+            refined, clean = _negfc_measure(
+                [_with_photometry(c, f, plan.star_fluxes) for c, f in zip(candidates, fluxes, strict=True)],
+                plane,
+                plan.angles,
+                psf,
+                fwhm=fwhm,
+                star_flux=star,
+                ncomp=int(ncomp) if np.ndim(ncomp) == 0 else 10,
+                pixel_scale_mas=pixel_scale_mas,
+            )
+        # One throughput measurement per (algorithm, parameters, data) serves both outputs: the
+        # contrast curve's own or, when no contrast is wanted, the same measurement made directly.
+        if compute_contrast and star:
+            curves[w] = contrast_curve(
+                clean,
+                plan.angles,
+                psf,
+                fwhm=fwhm,
+                star_flux=star,
+                algorithm=plan.spec.name,
+                params=run_params,
+                **plan.contrast_options,
+            )
+            tp = curves[w].throughput_curve
+        else:
             tp = throughput_curve(
                 clean,
-                angles,
-                psfs[w],
-                fwhm=fwhms[w],
-                algorithm=algorithm,
+                plan.angles,
+                psf,
+                fwhm=fwhm,
+                algorithm=plan.spec.name,
                 params=run_params,
-                **throughput_options,
+                separations=plan.throughput_separations(fwhm),
+                **plan.throughput_options,
             )
-            throughput_maps.append(tp.map(shape).astype(np.float32))
-            corrected[w] = tp.correct(images[w])
-            if compute_contrast and star_fluxes[w]:
-                curves[w] = contrast_curve(
-                    clean,
-                    angles,
-                    psfs[w],
-                    fwhm=fwhms[w],
-                    star_flux=star_fluxes[w],
-                    algorithm=algorithm,
-                    params=run_params,
-                    **contrast_options,
-                )
-            del plane, clean
-            _report(progress, "throughput and contrast", w + 1, n_wl)
-        kept = None
-
-    if measurable and candidates:
-        detections = [_with_photometry(c, f, star_fluxes) for c, f in zip(candidates, fluxes, strict=True)]
-        if negfc and n_wl == 1:
-            detections = candidates_nf
+        maps.append(tp.map(plan.shape).astype(np.float32))
+        corrected[w] = tp.correct(images[w])
+        del plane, clean
+        _report(progress, "throughput and contrast", w + 1, n_wl)
+    if refined is not None:
+        detections = refined
     else:
-        detections = [_aperture_photometry(c, final, fwhm_final) for c in candidates]
+        detections = [
+            _with_photometry(c, f, plan.star_fluxes) for c, f in zip(candidates, fluxes, strict=True)
+        ]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels (no throughput) stay NaN
+        final_tc = np.nanmean(corrected, axis=0) if n_wl > 1 else corrected[0]
+    return _Measured(detections, final_tc, maps, curves)
 
-    final_tc = None
-    if corrected is not None:
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels (no throughput) stay NaN
-            final_tc = np.nanmean(corrected, axis=0) if n_wl > 1 else corrected[0]
 
-    present_flux = [s for s in star_fluxes if s]
-    return PostprocessResult(
-        image=final,
-        algorithm=algorithm,
-        params=params,
-        image_throughput_corrected=final_tc,
-        cube=images if spectral_input else None,
-        wavelengths=wavelengths,
-        snr_map=snr,
-        contrast=_merge_curves(curves, student=bool(contrast_options.get("student", True))),
-        detections=detections,
-        throughput_map=_mean_map(throughput_maps),
-        image_unit=image_unit,
-        pixel_scale_mas=pixel_scale_mas,
-        fwhm=fwhm_final,
-        star_flux=float(np.mean(present_flux)) if present_flux else None,
-        detection_threshold=detection_threshold,
-        detection_fpf=None if detection_threshold is not None else fpf,
-        inputs=dict(inputs or {}),
+def _spectral_pass(
+    plan: _Plan,
+    full: np.ndarray,
+    images: np.ndarray,
+    final: np.ndarray,
+    candidates: list[Detection],
+    compute_contrast: bool,
+    progress: ProgressCallback | None,
+) -> _Measured:
+    """Spectral algorithms: fakes in every wavelength of the whole (cropped) cube give throughput
+    maps per wavelength and for the final image, the corrected images and contrast curves."""
+    _report(progress, "throughput and contrast", 0, 1)
+    fwhm_final = float(np.mean(plan.fwhms))
+    seps = plan.throughput_separations(fwhm_final)
+    per_tp, final_tp, fake_fluxes = _spectral_throughput(
+        full,
+        plan.angles,
+        _common_psf_stack(plan.psfs),
+        final=final,
+        per_wl=images,
+        fwhms=plan.fwhms,
+        wavelengths=plan.wavelengths,
+        spec=plan.spec,
+        params=plan.params,
+        separations=seps,
+        **{k: v for k, v in plan.throughput_options.items() if k != "cache"},
+    )
+    options = plan.contrast_options
+    branch_pas = np.array([float(options.get("pa", 270.0))])
+    maps, curves = [], [None] * plan.n_wl
+    for w in range(plan.n_wl):
+        maps.append(_radial_map(plan.shape, seps, per_tp[w]))
+        if compute_contrast and plan.star_fluxes[w]:
+            curves[w] = _spectral_contrast(
+                images[w],
+                ThroughputCurve(seps, per_tp[w][None, :], branch_pas, fake_fluxes),
+                fwhm=plan.fwhms[w],
+                star_flux=plan.star_fluxes[w],
+                sigma=float(options.get("sigma", 5.0)),
+                student=bool(options.get("student", True)),
+                step=float(options.get("step", 1.0)),
+            )
+    final_curve = ThroughputCurve(seps, final_tp[None, :], branch_pas, fake_fluxes)
+    present = [s for s in plan.star_fluxes if s]
+    mean_star = float(np.mean(present)) if present else None
+    detections = [_throughput_photometry(c, final, final_curve, fwhm_final, mean_star) for c in candidates]
+    _report(progress, "throughput and contrast", 1, 1)
+    return _Measured(
+        detections, _divide_by_throughput(final, _radial_map(plan.shape, seps, final_tp)), maps, curves
     )
 
 
@@ -702,8 +1024,8 @@ def _mean_map(maps: list[np.ndarray]) -> np.ndarray | None:
 
 def _merge_curves(curves: list[Any], student: bool = True) -> ContrastCurves | None:
     """Per-wavelength :class:`~hcdc.science.postprocessing.contrast.ContrastCurve` objects on one
-    separation grid (the longest; curves of other wavelengths differ only in their FWHM-dependent
-    range and are NaN-padded)."""
+    separation grid: the longest curve's separations; the others (which start at their own FWHM)
+    are interpolated onto it (contrast log-linearly) and NaN outside their own range."""
     present = [c for c in curves if c is not None]
     if not present:
         return None
@@ -713,11 +1035,11 @@ def _merge_curves(curves: list[Any], student: bool = True) -> ContrastCurves | N
     for k, c in enumerate(curves):
         if c is None:
             continue
-        idx = np.clip(np.searchsorted(grid, c.separation), 0, grid.size - 1)
-        ok = np.isclose(grid[idx], c.separation)
-        contrast[k, idx[ok]] = c.contrast[ok]
-        throughput[k, idx[ok]] = c.throughput[ok]
-        noise[k, idx[ok]] = c.noise[ok]
+        inside = (grid >= c.separation[0] - 1e-9) & (grid <= c.separation[-1] + 1e-9)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            contrast[k, inside] = np.exp(np.interp(grid[inside], c.separation, np.log(c.contrast)))
+        throughput[k, inside] = np.interp(grid[inside], c.separation, c.throughput)
+        noise[k, inside] = np.interp(grid[inside], c.separation, c.noise)
     return ContrastCurves(
         separation_px=grid,
         contrast=contrast,

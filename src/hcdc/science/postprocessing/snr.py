@@ -17,6 +17,7 @@ rotational symmetry of the pixel grid about the centre pixel means only one quad
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,9 +89,8 @@ def snr_map_region(shape: tuple[int, ...], fwhm: float) -> tuple[float, float]:
 
 @dataclass
 class _Geometry:
-    """Cached aperture weights for the first-quadrant pixels of an odd square frame."""
+    """Aperture weights for a chunk of the first-quadrant pixels of an odd square frame."""
 
-    size: int  # odd frame size after padding
     pixel_y: np.ndarray  # first-quadrant pixels (row, col) whose S/N is computed
     pixel_x: np.ndarray
     starts: np.ndarray  # query index of each pixel's source aperture (CSR-like offsets)
@@ -98,52 +98,67 @@ class _Geometry:
     base: np.ndarray  # flat index (in the padded image) of each aperture's lower-left block pixel
     offsets: np.ndarray  # flat offsets of the block pixels
     weights: np.ndarray  # (queries, block pixels) float32
-    pad: int
 
 
-_CACHE: OrderedDict[tuple, _Geometry] = OrderedDict()
+_CACHE: OrderedDict[tuple, list[_Geometry]] = OrderedDict()
 _CACHE_SIZE = 8
+_CACHE_BYTES = 256 * 2**20  # larger geometries (big frames) are recomputed chunk by chunk, not kept
+_CHUNK_QUERIES = 200_000  # apertures per chunk: bounds the temporary memory
 
 
-def _geometry(size: int, fwhm: float, r_min: float, r_max: float) -> _Geometry:
-    key = (size, round(float(fwhm), 9), round(float(r_min), 9), round(float(r_max), 9))
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
+def _block_pad(fwhm: float) -> tuple[int, int]:
+    """Side of the pixel block touched by one aperture and the padding that keeps blocks inside."""
+    block = 2 * int(np.floor(fwhm / 2.0 + 1.0)) + 1
+    return block, block + 1
+
+
+def _chunk_geometry(
+    size: int, fwhm: float, py: np.ndarray, px: np.ndarray, dy: np.ndarray, dx: np.ndarray
+) -> _Geometry:
     c = size // 2
-    dy, dx = geometry.offsets_from_center((size, size))
-    r = np.hypot(dy, dx)
-    # First quadrant (dx > 0, dy >= 0); its three 90-degree rotations cover every other pixel once.
-    sel = (dx > 0) & (dy >= 0) & (r >= r_min) & (r < r_max)
-    py, px = np.nonzero(sel)
-    sep = r[py, px]
-    counts, alpha = _n_apertures(sep, fwhm)
+    counts, alpha = _n_apertures(np.hypot(dy, dx), fwhm)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     pixel_of_query = np.repeat(np.arange(px.size), counts)
     k = np.arange(counts.sum()) - np.repeat(starts, counts)
     phi = -alpha[pixel_of_query] * k
-    ddx, ddy = dx[py, px][pixel_of_query], dy[py, px][pixel_of_query]
+    ddx, ddy = dx[pixel_of_query], dy[pixel_of_query]
     qx = c + np.cos(phi) * ddx - np.sin(phi) * ddy
     qy = c + np.sin(phi) * ddx + np.cos(phi) * ddy
     x0, y0, w = aperture_weights(qx, qy, fwhm / 2.0)
-    block = w.shape[-1]
-    pad = block + 1
+    block, pad = _block_pad(fwhm)
     padded_size = size + 2 * pad
     base = (y0 + pad) * padded_size + (x0 + pad)
     bj, bi = np.mgrid[0:block, 0:block]
     offsets = (bj * padded_size + bi).ravel()
-    geo = _Geometry(
-        size, py, px, starts, counts, base, offsets, w.reshape(w.shape[0], -1).astype(np.float32), pad
-    )
-    _CACHE[key] = geo
+    return _Geometry(py, px, starts, counts, base, offsets, w.reshape(w.shape[0], -1).astype(np.float32))
+
+
+def _geometries(size: int, fwhm: float, r_min: float, r_max: float) -> Iterable[_Geometry]:
+    """Chunks of first-quadrant pixel geometry; cached when small enough, else generated lazily."""
+    key = (size, round(float(fwhm), 9), round(float(r_min), 9), round(float(r_max), 9))
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    dy, dx = geometry.offsets_from_center((size, size))
+    r = np.hypot(dy, dx)
+    # First quadrant (dx > 0, dy >= 0); its three 90-degree rotations cover every other pixel once.
+    py, px = np.nonzero((dx > 0) & (dy >= 0) & (r >= r_min) & (r < r_max))
+    counts, _ = _n_apertures(r[py, px], fwhm)
+    chunk_id = np.cumsum(counts) // _CHUNK_QUERIES
+    bounds = np.flatnonzero(np.diff(chunk_id)) + 1
+    pieces = np.split(np.arange(py.size), bounds)
+    chunks = (_chunk_geometry(size, fwhm, py[i], px[i], dy[py[i], px[i]], dx[py[i], px[i]]) for i in pieces)
+    if counts.sum() * _block_pad(fwhm)[0] ** 2 * 4 > _CACHE_BYTES:
+        return chunks
+    geos = list(chunks)
+    _CACHE[key] = geos
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
-    return geo
+    return geos
 
 
-def _quadrant_snr(image: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """S/N of the first-quadrant pixels of ``image`` (odd square, star at the centre)."""
-    padded = np.pad(image.astype(np.float32), geo.pad).ravel()
+def _chunk_snr(padded: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """S/N of the chunk's pixels on a padded, flattened (rotated) image."""
     sums = np.einsum(
         "qk,qk->q", padded[geo.base[:, None] + geo.offsets[None, :]], geo.weights, dtype=np.float64
     )
@@ -166,7 +181,8 @@ def snr_map(
     """Exact Mawet 2014 S/N of every pixel of ``image`` between ``r_min`` and ``r_max`` px (else NaN).
 
     Defaults: the annulus of VIP's ``snrmap`` (:func:`snr_map_region`). Each pixel's value equals
-    ``snr_at(image, x, y, fwhm).snr``. NaN pixels of ``image`` count as 0.
+    ``snr_at(image, x, y, fwhm).snr``. NaN pixels of ``image`` count as 0. The cost grows as the
+    cube of the outer radius (pixels x apertures per pixel); memory stays bounded (chunks).
     """
     image = np.nan_to_num(np.asarray(image, dtype=np.float64))
     if image.ndim != 2:
@@ -186,11 +202,14 @@ def snr_map(
     square[half - cy : half - cy + ny, half - cx : half - cx + nx] = image
     index = np.full((size, size), -1, dtype=np.intp)
     index[half - cy : half - cy + ny, half - cx : half - cx + nx] = np.arange(ny * nx).reshape(ny, nx)
-    geo = _geometry(size, fwhm, r_min, r_max)
+    _, pad = _block_pad(fwhm)
+    padded = [np.pad(np.rot90(square, q).astype(np.float32), pad).ravel() for q in range(4)]
+    targets = [np.rot90(index, q) for q in range(4)]
     out = np.full(ny * nx, np.nan)
-    for q in range(4):
-        values = _quadrant_snr(np.rot90(square, q), geo)
-        target = np.rot90(index, q)[geo.pixel_y, geo.pixel_x]
-        inside = target >= 0
-        out[target[inside]] = values[inside]
+    for geo in _geometries(size, fwhm, r_min, r_max):
+        for q in range(4):
+            values = _chunk_snr(padded[q], geo)
+            target = targets[q][geo.pixel_y, geo.pixel_x]
+            inside = target >= 0
+            out[target[inside]] = values[inside]
     return out.reshape(ny, nx)

@@ -1,0 +1,174 @@
+"""The catalogue's pipeline tables: products, their files and provenance, and durable jobs.
+
+Same declarative :class:`~hcdc.archive.models.Base` as the archive tables; created by the
+Alembic migration ``0002_pipeline``.
+
+* ``products``: one row per product *version*. Products of the same ``lineage`` (what the
+  product is of: a dataset and a product type, e.g. ``dataset/3/level2-image``) form a version
+  history; exactly one of them has ``is_current`` true (enforced by a partial unique index).
+  ``(job_id, node)`` is unique, so a job that is retried after its worker died can never
+  register the same workflow node twice.
+* ``product_files``: the files of a product, stored under the storage root (relative path),
+  with sha256, size and media type; ``role`` says what a file is (``product``, ``preview``,
+  ``provenance``, ...).
+* ``provenance``: the full :class:`hcdc.pipeline.provenance.ProvenanceRecord` of each product
+  as JSON, plus the fields one searches on (recipe, workflow, versions, parameters).
+* ``jobs``: the durable job queue (see :mod:`hcdc.pipeline.jobs`): state
+  ``queued -> running -> done | failed | cancelled``, attempts, the worker holding the job and
+  until when (``lease_expires_at``, renewed by heartbeats), progress, timings, error and log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hcdc.archive.models import Base, JSONType, utcnow
+
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+PRODUCT_STATUSES = ("done", "failed")
+
+
+class Job(Base):
+    """One unit of pipeline work: a workflow run on a dataset or on explicit inputs."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    # workflow inputs when the job is not on a catalogued dataset: {"cube": "/path", ...}
+    inputs: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    workflow: Mapped[str | None] = mapped_column(String(64))  # None: chosen from the dataset
+    parameters: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)  # "k=v"
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
+    priority: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    progress: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)  # 0..1
+    stage: Mapped[str | None] = mapped_column(String(255))  # what the job is doing now
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=3)
+    worker_id: Mapped[str | None] = mapped_column(String(255))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    queued_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # last attempt's start
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+    log: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # workflow summary when done
+
+    __table_args__ = (
+        CheckConstraint("state IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="state_valid"),
+        CheckConstraint("max_attempts >= 1", name="max_attempts_positive"),
+        CheckConstraint("dataset_id IS NOT NULL OR inputs IS NOT NULL", name="has_input"),
+        Index("ix_jobs_state_priority", "state", "priority", "id"),
+        Index("ix_jobs_dataset_id", "dataset_id"),
+    )
+
+
+class Product(Base):
+    """One version of a pipeline product (see the module docstring)."""
+
+    __tablename__ = "products"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lineage: Mapped[str] = mapped_column(String(255), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    is_current: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    level: Mapped[int | None] = mapped_column(Integer)  # 0..3 (see DESIGN.md), None if not a level
+    product_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    target: Mapped[str | None] = mapped_column(String(128))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    node: Mapped[str | None] = mapped_column(String(64))  # workflow node that made it
+    recipe: Mapped[str] = mapped_column(String(64), nullable=False)
+    recipe_version: Mapped[str] = mapped_column(String(32), nullable=False)
+    workflow: Mapped[str | None] = mapped_column(String(64))
+    workflow_version: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="done")
+    storage_dir: Mapped[str] = mapped_column(Text, nullable=False)  # relative to the storage root
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # detections, contrast, ...
+    rerun_of_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    superseded_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        UniqueConstraint("lineage", "version", name="uq_products_lineage_version"),
+        # a retried job cannot register the same node twice (NULL job ids never conflict)
+        UniqueConstraint("job_id", "node", name="uq_products_job_node"),
+        CheckConstraint("version >= 1", name="version_positive"),
+        CheckConstraint("status IN ('done', 'failed')", name="status_valid"),
+        Index(
+            "ux_products_current_lineage",
+            "lineage",
+            unique=True,
+            sqlite_where=text("is_current"),
+            postgresql_where=text("is_current"),
+        ),
+        Index("ix_products_dataset_id", "dataset_id"),
+        Index("ix_products_level_type", "level", "product_type"),
+        Index("ix_products_target", "target"),
+    )
+
+
+class ProductFile(Base):
+    """One file of a product, in the data centre's storage."""
+
+    __tablename__ = "product_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), nullable=False)
+    role: Mapped[str] = mapped_column(String(32), nullable=False)  # product, preview, provenance, ...
+    path: Mapped[str] = mapped_column(Text, nullable=False)  # relative to the storage root
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)  # bytes
+    media_type: Mapped[str] = mapped_column(String(64), nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("product_id", "path", name="uq_product_files_path"),
+        Index("ix_product_files_sha256", "sha256"),
+    )
+
+
+class ProvenanceEntry(Base):
+    """The provenance record of one product (the JSON of a ``ProvenanceRecord``)."""
+
+    __tablename__ = "provenance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), nullable=False)
+    record_id: Mapped[str] = mapped_column(String(64), nullable=False)  # ProvenanceRecord.id
+    recipe: Mapped[str] = mapped_column(String(64), nullable=False)
+    recipe_version: Mapped[str] = mapped_column(String(32), nullable=False)
+    workflow: Mapped[str | None] = mapped_column(String(64))
+    workflow_version: Mapped[str | None] = mapped_column(String(32))
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    software_version: Mapped[str | None] = mapped_column(String(64))
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(255))
+    started: Mapped[str | None] = mapped_column(String(40))  # UTC ISO 8601, as in the record
+    finished: Mapped[str | None] = mapped_column(String(40))
+    record: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("product_id", name="uq_provenance_product_id"),
+        UniqueConstraint("record_id", name="uq_provenance_record_id"),
+    )
+
+
+__all__ = ["JOB_STATES", "Job", "Product", "ProductFile", "ProvenanceEntry"]

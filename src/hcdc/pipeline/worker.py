@@ -1,0 +1,738 @@
+"""Workers: execute the catalogue's queued jobs, register their products; watch a folder.
+
+A :class:`Worker` claims jobs (:func:`hcdc.pipeline.jobs.claim_job`), and for each:
+
+1. gathers the inputs: for a dataset job, the dataset's current raw files and the calibration
+   files the catalogue associated with it (as :class:`~hcdc.pipeline.recipes.FileRef` with
+   their catalogue ids, so the provenance names them); for an input job, the recorded paths;
+2. picks the workflow: the job's, or :func:`~hcdc.pipeline.workflows.select_workflow` from the
+   files' classification;
+3. runs it with :func:`~hcdc.pipeline.workflows.run_workflow` on the worker's executor (inline,
+   a local process pool, or a Dask cluster), in a staging directory of the storage root, while
+   a background thread renews the job's lease and records its progress;
+4. publishes the staging directory atomically and registers every node's product, files and
+   provenance and marks the job done, all in one transaction
+   (:func:`hcdc.archive.products.register_products`).
+
+A worker killed at any point leaves no registered product for the attempt; its lease expires
+and another worker retries the job. A workflow failure marks the job failed (error and log
+kept) and the worker goes on with the next job.
+
+:func:`watch` polls a folder: new files are ingested and associated, and reductions are queued
+for datasets that are complete (stable for ``settle_s``, every required calibration
+associated) and have no job yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from hcdc.archive import products as prod
+from hcdc.archive.associations import associate_all, associate_dataset, metadata_from_row
+from hcdc.archive.db import Catalogue
+from hcdc.archive.models import Association, Dataset, File, MissingCalibration, utcnow
+from hcdc.archive.pipeline_models import Job
+from hcdc.archive.storage import resolve_stored_path
+from hcdc.pipeline import jobs as jq
+from hcdc.pipeline.executors import Executor, InlineExecutor, make_executor
+from hcdc.pipeline.provenance import ProvenanceError, ProvenanceRecord, provenance_tree
+from hcdc.pipeline.recipes import FileRef, RecipeError
+from hcdc.pipeline.workflows import (
+    NodeRun,
+    Workflow,
+    WorkflowError,
+    get_workflow,
+    run_workflow,
+    select_workflow,
+)
+
+logger = logging.getLogger(__name__)
+
+# errors that mean the machinery failed (retry the job), not the science
+_INFRASTRUCTURE_ERRORS = ("BrokenProcessPool", "KilledWorker", "CommClosedError", "CancelledError")
+
+
+class JobAbandoned(RuntimeError):
+    """The worker lost the job (lease taken over or job cancelled): nothing is registered."""
+
+
+class InputError(RuntimeError):
+    """A job's inputs cannot be gathered (unknown dataset, missing file): a permanent failure."""
+
+
+# --------------------------------------------------------------------------------------------
+# inputs of a dataset job
+
+_FILE_COLUMNS = [c for c in File.__table__.c if c.name != "header"]
+
+
+def dataset_files(conn: Connection, dataset_id: int, storage_root: Path) -> list[tuple[FileRef, Any]]:
+    """The raw files a dataset job reduces: the dataset's current files and its associated
+    calibrations, as ``(FileRef(path, file id), FileMetadata)``, ordered by file id.
+
+    Raises :class:`InputError` when the dataset does not exist, has no files, or a file is no
+    longer where the catalogue stored it.
+    """
+    if conn.scalar(select(Dataset.id).where(Dataset.id == dataset_id)) is None:
+        raise InputError(f"no dataset with id {dataset_id}")
+    calibration_ids = select(Association.calibration_file_id).where(Association.dataset_id == dataset_id)
+    rows = conn.execute(
+        select(*_FILE_COLUMNS)
+        .where(((File.dataset_id == dataset_id) & File.is_current) | File.id.in_(calibration_ids))
+        .order_by(File.id)
+    ).all()
+    if not rows:
+        raise InputError(f"dataset {dataset_id} has no current files")
+    out = []
+    for row in rows:
+        path = resolve_stored_path(row.storage, row.stored_path, storage_root)
+        if not path.is_file():
+            raise InputError(f"dataset {dataset_id}: file {row.id} is missing from {path}")
+        out.append((FileRef(path, row.id), metadata_from_row(row)))
+    return out
+
+
+def _job_inputs(catalogue: Catalogue, job: jq.JobInfo) -> tuple[Workflow, dict[str, Any], str | None]:
+    """``(workflow, workflow inputs, target)`` of a job."""
+    if job.dataset_id is not None:
+        with catalogue.engine.connect() as conn:
+            associated = conn.scalar(select(Dataset.associated_at).where(Dataset.id == job.dataset_id))
+        if associated is None:  # never associated: do it now (a pure function of the catalogue)
+            try:
+                associate_dataset(catalogue.engine, job.dataset_id)
+            except LookupError as exc:
+                raise InputError(str(exc)) from None
+        with catalogue.engine.connect() as conn:
+            files = dataset_files(conn, job.dataset_id, catalogue.storage_root)
+            target = prod.dataset_target(conn, job.dataset_id)
+        workflow = get_workflow(job.workflow) if job.workflow else select_workflow([m for _, m in files])
+        return workflow, {"raw": [ref for ref, _ in files]}, target
+    if not job.workflow:
+        raise InputError(f"job {job.id} has inputs but no workflow")
+    workflow = get_workflow(job.workflow)
+    inputs: dict[str, Any] = {}
+    for name, value in (job.inputs or {}).items():
+        inputs[name] = [Path(v) for v in value] if isinstance(value, list) else Path(value)
+    return workflow, inputs, None
+
+
+# --------------------------------------------------------------------------------------------
+# heartbeats
+
+
+class _Heartbeat:
+    """Renews a job's lease from a background thread and records progress; notices when the
+    job is no longer this worker's (``lost``)."""
+
+    def __init__(self, catalogue: Catalogue, job_id: int, worker_id: str, lease_s: float) -> None:
+        self.catalogue, self.job_id, self.worker_id, self.lease_s = catalogue, job_id, worker_id, lease_s
+        self.progress: float | None = None
+        self.stage: str | None = None
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"hcdc-heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def beat(self) -> None:
+        try:
+            alive = jq.heartbeat(
+                self.catalogue.engine,
+                self.job_id,
+                self.worker_id,
+                lease_s=self.lease_s,
+                progress=self.progress,
+                stage=self.stage,
+            )
+        except Exception:  # noqa: BLE001 - a database hiccup: try again at the next beat
+            logger.warning("heartbeat of job %s failed", self.job_id, exc_info=True)
+            return
+        if not alive:
+            self.lost.set()
+
+    def _loop(self) -> None:
+        interval = max(self.lease_s / 4.0, 0.2)
+        while not self._stop.wait(interval):
+            self.beat()
+
+
+# --------------------------------------------------------------------------------------------
+# running one job
+
+
+@dataclass
+class JobOutcome:
+    """What became of one job run by this worker."""
+
+    job_id: int
+    state: str  # done, failed, queued (to be retried), abandoned
+    product_ids: list[int] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    workflow: str | None = None
+
+
+ProgressCallback = Callable[[int, float, str], None]
+
+
+def _node_error(runs: dict[str, NodeRun]) -> str:
+    failed = [(name, run) for name, run in runs.items() if run.status == "failed"]
+    return "; ".join(f"node {name}: {run.error}" for name, run in failed) or "workflow failed"
+
+
+def _workflow_log(runs: dict[str, NodeRun]) -> str:
+    lines = []
+    for name, run in runs.items():
+        lines.append(f"== node {name}: {run.status}" + (f" ({run.error})" if run.error else ""))
+        if run.result is not None:
+            lines.extend(run.result.log)
+        elif run.traceback:
+            lines.append(run.traceback)
+    return "\n".join(lines)
+
+
+def _product_specs(
+    job: jq.JobInfo, runs: dict[str, NodeRun], staging: Path, final: Path, target: str | None
+) -> list[prod.ProductSpec]:
+    """Product specs of every node of a successful run, relocated to the published directory."""
+    specs = []
+    for name, run in runs.items():
+        result = run.result
+        if result is None or result.provenance is None:
+            continue
+        record = prod.relocate_record(result.provenance.model_dump(mode="json"), staging, final)
+        node_dir = final / name
+        # the saved record must show where the files are now (the run wrote staging paths)
+        (node_dir / "provenance.json").write_text(json.dumps(record, indent=2))
+        outputs = prod.relocate_value(result.outputs, staging, final)
+        level, product_type = prod.product_kind(result.recipe)
+        lineage = (
+            prod.dataset_lineage(job.dataset_id, product_type)
+            if job.dataset_id is not None
+            else prod.inputs_lineage(record, product_type)
+        )
+        summary = outputs.get("summary") if isinstance(outputs.get("summary"), dict) else None
+        specs.append(
+            prod.ProductSpec(
+                lineage=lineage,
+                recipe=result.recipe,
+                recipe_version=result.version,
+                record=record,
+                storage_dir=node_dir,
+                files=prod.collect_files(node_dir, outputs),
+                level=level,
+                product_type=product_type,
+                dataset_id=job.dataset_id,
+                target=target,
+                job_id=job.id,
+                node=name,
+                workflow=record.get("workflow"),
+                workflow_version=record.get("workflow_version"),
+                summary=json.loads(json.dumps(summary, default=str)) if summary is not None else None,
+            )
+        )
+    return specs
+
+
+def execute_job(
+    catalogue: Catalogue,
+    job: jq.JobInfo,
+    worker_id: str,
+    executor: Executor,
+    *,
+    lease_s: float = jq.DEFAULT_LEASE_S,
+    on_progress: ProgressCallback | None = None,
+) -> JobOutcome:
+    """Run one claimed job to its end (see the module docstring); never raises for job errors."""
+    t0 = time.perf_counter()
+    engine = catalogue.engine
+    # outputs of earlier attempts that died before publishing: this worker now holds the lease
+    for leftover in (catalogue.storage_root / prod.PRODUCTS_DIR / f"job-{job.id}").glob("attempt-*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = prod.staging_dir(catalogue.storage_root, f"job-{job.id}/attempt-{job.attempts}")
+    final = staging.with_name(f"attempt-{job.attempts}")
+    outcome = JobOutcome(job.id, "failed")
+
+    def report(fraction: float, stage: str) -> None:
+        beat.progress, beat.stage = fraction, stage
+        if on_progress is not None:
+            on_progress(job.id, fraction, stage)
+
+    with _Heartbeat(catalogue, job.id, worker_id, lease_s) as beat:
+        try:
+            workflow, inputs, target = _job_inputs(catalogue, job)
+            outcome.workflow = workflow.name
+            total = len(workflow.order)
+            finished: list[str] = []
+
+            def on_event(node: str, event: str, _run: NodeRun | None) -> None:
+                if event == "submitted":
+                    report(len(finished) / total, f"{workflow.name}: {node} running")
+                else:
+                    finished.append(node)
+                    report(len(finished) / total, f"{workflow.name}: {node} {event}")
+                    beat.beat()  # record node completions at once
+
+            report(0.0, f"{workflow.name}: starting")
+            result = run_workflow(
+                workflow, inputs, job.parameters, work_dir=staging, executor=executor, on_event=on_event
+            )
+            log = _workflow_log(result.nodes)
+            if beat.lost.is_set():
+                raise JobAbandoned(f"job {job.id} is no longer held by {worker_id}")
+            if result.status != "done":
+                error = _node_error(result.nodes)
+                retry = any(marker in error for marker in _INFRASTRUCTURE_ERRORS)
+                outcome.state = (
+                    jq.fail_job(engine, job.id, worker_id, error, log=log, retry=retry) or "abandoned"
+                )
+                outcome.error = error
+                return outcome
+            prod.publish_directory(staging, final)
+            specs = _product_specs(job, result.nodes, staging, final, target)
+            summary = result.summary()
+            summary["outputs"] = _relocate_strings(summary["outputs"], str(staging), str(final))
+
+            def complete(conn: Connection, product_ids: list[int]) -> None:
+                summary["product_ids"] = product_ids
+                if not jq.complete_job(engine, job.id, worker_id, log=log, summary=summary, conn=conn):
+                    raise JobAbandoned(f"job {job.id} is no longer held by {worker_id}")
+
+            report(1.0, f"{workflow.name}: registering products")
+            outcome.product_ids = prod.register_products(
+                engine, specs, catalogue.storage_root, within=complete
+            )
+            outcome.state = "done"
+            report(1.0, "done")
+        except JobAbandoned as exc:
+            outcome.state, outcome.error = "abandoned", str(exc)
+        except (InputError, WorkflowError, RecipeError, ProvenanceError, LookupError) as exc:
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            outcome.state = jq.fail_job(
+                engine, job.id, worker_id, outcome.error, log=traceback.format_exc()
+            ) or ("abandoned")
+        except Exception as exc:  # noqa: BLE001 - machinery failure: record it, retry the job
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            outcome.state = (
+                jq.fail_job(engine, job.id, worker_id, outcome.error, log=traceback.format_exc(), retry=True)
+                or "abandoned"
+            )
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            outcome.seconds = round(time.perf_counter() - t0, 3)
+    return outcome
+
+
+# the published value paths are strings in the summary: relocate strings too
+def _relocate_strings(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, str) and (value == old or value.startswith(old + "/")):
+        return new + value[len(old) :]
+    if isinstance(value, list):
+        return [_relocate_strings(v, old, new) for v in value]
+    if isinstance(value, dict):
+        return {k: _relocate_strings(v, old, new) for k, v in value.items()}
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# the worker loop
+
+
+class Worker:
+    """Executes queued jobs of a data centre.
+
+    ``processes``: 0 runs the workflow nodes inline in this process, N >= 1 in a local pool of
+    N processes; ``scheduler``: the address of a Dask scheduler (``tcp://host:8786``), whose
+    workers run the nodes instead. ``executor`` overrides both (e.g. a ``DaskExecutor`` on a
+    LocalCluster or a dask-jobqueue cluster).
+    """
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        *,
+        processes: int = 1,
+        scheduler: str | None = None,
+        executor: Executor | None = None,
+        lease_s: float = jq.DEFAULT_LEASE_S,
+        worker_id: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_job: Callable[[jq.JobInfo], None] | None = None,
+    ) -> None:
+        self.catalogue = catalogue
+        self.lease_s = lease_s
+        self.worker_id = worker_id or jq.new_worker_id()
+        self.on_progress = on_progress
+        self.on_job = on_job
+        self._own_executor = executor is None
+        if executor is not None:
+            self.executor = executor
+        elif scheduler:
+            self.executor = make_executor("dask", address=scheduler)
+        elif processes <= 0:
+            self.executor = InlineExecutor()
+        else:
+            self.executor = make_executor("process", workers=processes)
+
+    def close(self) -> None:
+        if self._own_executor:
+            self.executor.close()
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run_one(self, ids: Sequence[int] | None = None) -> JobOutcome | None:
+        """Claim and run one job (among ``ids`` when given); None when nothing is queued."""
+        job = jq.claim_job(self.catalogue.engine, self.worker_id, lease_s=self.lease_s, ids=ids)
+        if job is None:
+            return None
+        if self.on_job is not None:
+            self.on_job(job)
+        return execute_job(
+            self.catalogue,
+            job,
+            self.worker_id,
+            self.executor,
+            lease_s=self.lease_s,
+            on_progress=self.on_progress,
+        )
+
+    def run(
+        self,
+        *,
+        once: bool = False,
+        ids: Sequence[int] | None = None,
+        poll_s: float = 2.0,
+        stop: threading.Event | None = None,
+    ) -> list[JobOutcome]:
+        """Run jobs until the queue is empty (``once``) or until ``stop`` is set.
+
+        Without ``once`` the worker waits for new jobs, polling every ``poll_s`` seconds.
+        """
+        outcomes = []
+        while stop is None or not stop.is_set():
+            outcome = self.run_one(ids)
+            if outcome is not None:
+                outcomes.append(outcome)
+                continue
+            if once:
+                break
+            if stop is not None:
+                stop.wait(poll_s)
+            else:
+                time.sleep(poll_s)
+        return outcomes
+
+
+# --------------------------------------------------------------------------------------------
+# queueing reductions
+
+
+def _workflow_for_dataset(dataset: Any) -> Workflow:
+    """The standard workflow for a dataset row, from its instrument, arm and mode."""
+    probe = SimpleNamespace(
+        instrument=dataset.instrument, arm=dataset.arm, mode=dataset.mode, file_class="SCIENCE"
+    )
+    return select_workflow([probe])
+
+
+def queue_datasets(
+    catalogue: Catalogue,
+    dataset_ids: Sequence[int],
+    *,
+    workflow: str | None = None,
+    parameters: Sequence[str] = (),
+    max_attempts: int = jq.DEFAULT_MAX_ATTEMPTS,
+) -> list[int]:
+    """Queue one reduction job per dataset; returns the job ids.
+
+    The workflow (given, or chosen from each dataset's classification) is checked before
+    anything is queued, so a dataset no workflow serves is an error naming it.
+    """
+    with catalogue.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(Dataset).where(Dataset.id.in_(list(dataset_ids))))}
+    missing = [d for d in dataset_ids if d not in rows]
+    if missing:
+        raise LookupError(f"no dataset with id {', '.join(map(str, missing))}")
+    if workflow is not None:
+        get_workflow(workflow)
+    else:
+        for dataset_id in dataset_ids:
+            try:
+                _workflow_for_dataset(rows[dataset_id])
+            except WorkflowError as exc:
+                raise WorkflowError(f"dataset {dataset_id} ({rows[dataset_id].key}): {exc}") from None
+    return [
+        jq.queue_job(
+            catalogue.engine,
+            dataset_id=dataset_id,
+            workflow=workflow,
+            parameters=parameters,
+            max_attempts=max_attempts,
+        )
+        for dataset_id in dataset_ids
+    ]
+
+
+def ready_datasets(catalogue: Catalogue, *, settle_s: float = 0.0) -> list[int]:
+    """Datasets to reduce automatically: science OBJECT files present, associated with no
+    required calibration missing, unchanged for ``settle_s`` seconds, a standard workflow
+    serves them, and no job (queued, running, done) exists for them yet."""
+    cutoff = utcnow() - dt.timedelta(seconds=settle_s)
+    with catalogue.engine.connect() as conn:
+        has_job = select(Job.dataset_id).where(
+            Job.dataset_id.is_not(None), Job.state.in_(("queued", "running", "done"))
+        )
+        missing = select(MissingCalibration.dataset_id).where(MissingCalibration.required)
+        rows = conn.execute(
+            select(Dataset)
+            .where(
+                Dataset.associated_at.is_not(None),
+                Dataset.updated_at <= cutoff,
+                Dataset.id.not_in(has_job),
+                Dataset.id.not_in(missing),
+            )
+            .order_by(Dataset.id)
+        ).all()
+    ready = []
+    for row in rows:
+        if not (row.role_counts or {}).get("OBJECT"):
+            continue
+        try:
+            _workflow_for_dataset(row)
+        except WorkflowError:
+            continue  # no standard workflow for this mode (yet): leave it to a person
+        ready.append(row.id)
+    return ready
+
+
+@dataclass
+class WatchPoll:
+    """What one poll of :func:`watch` did."""
+
+    ingested: int
+    new_versions: int
+    quarantined: int
+    new_calibrations: int
+    associated: list[int]
+    queued_jobs: list[int]
+    queued_datasets: list[int]
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def watch_once(
+    catalogue: Catalogue,
+    folder: str | Path,
+    *,
+    settle_s: float = 0.0,
+    workflow: str | None = None,
+    parameters: Sequence[str] = (),
+    copy: bool = False,
+) -> WatchPoll:
+    """One poll: ingest ``folder``, associate the datasets the new files may concern (new
+    science, or new calibrations within the association window), queue ready datasets."""
+    from hcdc.archive.associations import DEFAULT_WINDOW_DAYS
+    from hcdc.archive.ingest import ingest
+
+    started = utcnow()
+    summary = ingest(catalogue, [folder], copy=copy)
+    associated: list[int] = []
+    new_calibrations = 0
+    if summary.ingested or summary.new_versions or summary.datasets_updated:
+        with catalogue.engine.connect() as conn:
+            new = conn.execute(
+                select(File.night, File.is_calibration).where(File.ingested_at >= started, File.is_current)
+            ).all()
+            new_calibrations = sum(1 for r in new if r.is_calibration)
+            nights = {r.night for r in new if r.night is not None}
+            span = dt.timedelta(days=DEFAULT_WINDOW_DAYS)
+            ids = [
+                d.id
+                for d in conn.execute(select(Dataset.id, Dataset.night, Dataset.associated_at))
+                if d.associated_at is None or d.night is None or any(abs(d.night - n) <= span for n in nights)
+            ]
+        associated = associate_all(catalogue.engine, ids) if ids else []
+    ready = ready_datasets(catalogue, settle_s=settle_s)
+    jobs = queue_datasets(catalogue, ready, workflow=workflow, parameters=parameters) if ready else []
+    return WatchPoll(
+        ingested=summary.ingested,
+        new_versions=summary.new_versions,
+        quarantined=summary.quarantined,
+        new_calibrations=new_calibrations,
+        associated=associated,
+        queued_jobs=jobs,
+        queued_datasets=ready,
+    )
+
+
+def watch(
+    catalogue: Catalogue,
+    folder: str | Path,
+    *,
+    interval_s: float = 30.0,
+    once: bool = False,
+    settle_s: float | None = None,
+    workflow: str | None = None,
+    parameters: Sequence[str] = (),
+    on_poll: Callable[[WatchPoll], None] | None = None,
+    stop: threading.Event | None = None,
+) -> list[WatchPoll]:
+    """Poll ``folder`` every ``interval_s`` seconds (see :func:`watch_once`) until ``stop`` is
+    set, or once. A dataset is queued once it has not changed for ``settle_s`` seconds
+    (default: one interval; 0 with ``once``), so files still arriving do not start a
+    reduction of half a sequence."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a folder")
+    if settle_s is None:
+        settle_s = 0.0 if once else interval_s
+    polls = []
+    while True:
+        poll = watch_once(catalogue, folder, settle_s=settle_s, workflow=workflow, parameters=parameters)
+        polls.append(poll)
+        if on_poll is not None:
+            on_poll(poll)
+        if once:
+            return polls
+        if stop is not None:
+            if stop.wait(interval_s):
+                return polls
+        else:
+            time.sleep(interval_s)
+
+
+# --------------------------------------------------------------------------------------------
+# provenance and reruns of catalogued products
+
+
+def provenance_of_product(conn: Connection, product_id: int) -> dict[str, Any]:
+    """The provenance tree of a product down to the raw files (with sha256).
+
+    Each level is :func:`hcdc.pipeline.provenance.provenance_tree`'s plus ``product_id`` (the
+    catalogued product the run made); input files known to the catalogue get their ``id``.
+    """
+    record = ProvenanceRecord.model_validate(prod.get_record(conn, product_id))
+
+    def lookup(record_id: str) -> ProvenanceRecord | None:
+        data = prod.record_by_id(conn, record_id)
+        return None if data is None else ProvenanceRecord.model_validate(data)
+
+    tree = provenance_tree(record, lookup)
+
+    def annotate(node: dict[str, Any]) -> None:
+        if not node.get("missing"):
+            node["product_id"] = prod.product_of_record(conn, node["id"])
+        for item in node.get("inputs", []):
+            for f in item["files"]:
+                if f.get("id") is None:
+                    f["id"] = conn.scalar(select(File.id).where(File.sha256 == f["sha256"]))
+        for parent in node.get("parents", []):
+            annotate(parent)
+
+    annotate(tree)
+    return tree
+
+
+@dataclass
+class RerunOutcome:
+    """A rerun of a product: the new product (a new version of the same lineage) and how it
+    compares with the original (:func:`hcdc.archive.products.compare_products`)."""
+
+    original_id: int
+    product_id: int
+    comparison: dict[str, Any]
+    seconds: float
+
+
+def rerun_product(catalogue: Catalogue, product_id: int) -> RerunOutcome:
+    """Rebuild a product from its catalogued provenance alone into a new version, and compare.
+
+    The recipe is found by name and exact version, the recorded parameters re-validated, every
+    input checked against its sha256 (:func:`hcdc.pipeline.provenance.rerun`); the result is
+    published and registered like a job's product (``rerun_of`` pointing at the original).
+    """
+    from hcdc.archive.pipeline_models import Product
+    from hcdc.pipeline.provenance import rerun
+
+    t0 = time.perf_counter()
+    engine = catalogue.engine
+    with engine.connect() as conn:
+        original = conn.execute(select(Product).where(Product.id == product_id)).first()
+        if original is None:
+            raise LookupError(f"no product with id {product_id}")
+        record = ProvenanceRecord.model_validate(prod.get_record(conn, product_id))
+    stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
+    staging = prod.staging_dir(catalogue.storage_root, f"rerun-{product_id}-{stamp}")
+    final = staging.with_name(f"rerun-{product_id}-{stamp}")
+    try:
+        result = rerun(record, staging)  # raises RecipeFailed / ProvenanceError with the reason
+        prod.publish_directory(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    new_record = prod.relocate_record(result.provenance.model_dump(mode="json"), staging, final)
+    (final / "provenance.json").write_text(json.dumps(new_record, indent=2))
+    outputs = prod.relocate_value(result.outputs, staging, final)
+    summary = outputs.get("summary") if isinstance(outputs.get("summary"), dict) else None
+    spec = prod.ProductSpec(
+        lineage=original.lineage,
+        recipe=result.recipe,
+        recipe_version=result.version,
+        record=new_record,
+        storage_dir=final,
+        files=prod.collect_files(final, outputs),
+        level=original.level,
+        product_type=original.product_type,
+        dataset_id=original.dataset_id,
+        target=original.target,
+        node=original.node,
+        workflow=new_record.get("workflow"),
+        workflow_version=new_record.get("workflow_version"),
+        summary=json.loads(json.dumps(summary, default=str)) if summary is not None else None,
+        rerun_of_id=product_id,
+    )
+    (new_id,) = prod.register_products(engine, [spec], catalogue.storage_root)
+    with engine.connect() as conn:
+        comparison = prod.compare_products(conn, product_id, new_id, catalogue.storage_root)
+    return RerunOutcome(product_id, new_id, comparison, round(time.perf_counter() - t0, 3))
+
+
+__all__ = [
+    "InputError",
+    "JobAbandoned",
+    "JobOutcome",
+    "RerunOutcome",
+    "WatchPoll",
+    "Worker",
+    "dataset_files",
+    "execute_job",
+    "provenance_of_product",
+    "queue_datasets",
+    "ready_datasets",
+    "rerun_product",
+    "watch",
+    "watch_once",
+]
