@@ -257,3 +257,36 @@ def test_concurrent_run_conflicts_are_duplicates(catalogue, sphere_files) -> Non
     assert (summary.ingested, summary.duplicates, summary.quarantined) == (0, 8, 0)
     assert _count(catalogue, File) == 8
     assert _count(catalogue, Dataset) == 1
+
+
+def test_catalogue_row_gives_back_the_extracted_metadata(catalogue, sphere_files) -> None:
+    """metadata_from_row(row) == read_file(path) metadata: nothing lost between extraction and storage."""
+    from hcdc.archive.associations import metadata_from_row
+    from hcdc.instruments.registry import read_file
+
+    ingest(catalogue, list(sphere_files.values()), workers=1)
+    for row in _rows(catalogue):
+        expected, _ = read_file(row.path)
+        assert metadata_from_row(row) == expected
+
+
+def test_a_row_the_database_refuses_is_quarantined_alone(catalogue, sphere_files, monkeypatch) -> None:
+    """A value the database cannot store fails only that file (the group is retried file by file)."""
+    import hcdc.archive.ingest as ingest_module
+
+    victim = "SPHER.2020-03-08T07_20_53.733"
+    original = ingest_module.metadata_values
+
+    def broken(meta):
+        values = original(meta)
+        if meta.date_obs.replace(microsecond=0) == dt.datetime(2020, 3, 8, 7, 20, 53):
+            values["instrument"] = None  # NOT NULL column
+        return values
+
+    monkeypatch.setattr(ingest_module, "metadata_values", broken)
+    summary = ingest(catalogue, list(sphere_files.values()), workers=1)
+    assert (summary.ingested, summary.quarantined) == (7, 1)
+    assert summary.quarantine_reasons == {"database-error": 1}
+    (item,) = summary.quarantined_files
+    assert item["path"] == str(sphere_files[victim]) and "database refused" in item["reason"]
+    assert _count(catalogue, File) == 7

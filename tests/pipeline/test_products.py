@@ -184,3 +184,32 @@ def test_relocate_record_and_compare(catalogue, tmp_path):
     assert not other["identical_data"]
     hdu = next(f for f in other["files"] if f["file"] == "level2.fits")["hdus"][0]
     assert not hdu["identical"] and hdu["max_abs_diff"] == pytest.approx(1e-6, rel=0.2)
+
+
+def test_migration_matches_the_models_and_downgrades(catalogue):
+    """0002_pipeline creates exactly what hcdc.archive.pipeline_models describes, and goes back."""
+    import warnings
+
+    from alembic import command
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy import inspect
+
+    from hcdc.archive.db import alembic_config, current_revision
+    from hcdc.archive.models import Base
+
+    pipeline_tables = {"jobs", "products", "product_files", "provenance"}
+    with catalogue.engine.connect() as conn, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # expression indexes of the archive tables are not compared
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+    assert diff == []
+    config = alembic_config()
+    with catalogue.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001_initial")
+    assert not pipeline_tables & set(inspect(catalogue.engine).get_table_names())
+    with catalogue.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    assert current_revision(catalogue.engine) == "0002_pipeline"
+    assert pipeline_tables <= set(inspect(catalogue.engine).get_table_names())

@@ -213,3 +213,17 @@ def test_watch_queues_a_dataset_once_its_calibrations_arrive(night, tmp_path, sq
     third = watch_once(catalogue, incoming)  # nothing new: nothing queued twice
     assert third.ingested == 0 and third.queued_jobs == []
     catalogue.close()
+
+
+def test_a_job_cancelled_while_running_registers_nothing(user_cube, tmp_path, sqlite_url):
+    catalogue = init_data_centre(tmp_path / "dc", database_url=sqlite_url)
+    job_id = _cube_job(catalogue.engine, user_cube, "ncomp=2")
+    # the cancel arrives right after the worker claimed the job
+    with Worker(catalogue, processes=0, on_job=lambda job: jq.cancel_job(catalogue.engine, job.id)) as worker:
+        (outcome,) = worker.run(once=True)
+    assert outcome.state == "abandoned" and outcome.product_ids == []
+    assert jq.get_job(catalogue.engine, job_id).state == "cancelled"
+    with catalogue.engine.connect() as conn:
+        assert prod.list_products(conn, all_versions=True) == []
+    assert not list((catalogue.storage_root / "products").rglob("*.fits"))
+    catalogue.close()

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hcdc.archive.datasets import refresh_datasets
 from hcdc.archive.db import Catalogue, EncodedJSON
@@ -56,6 +56,7 @@ from hcdc.instruments.registry import read_file
 UNREADABLE = "unreadable"  # not FITS, truncated, corrupt compression, I/O error
 INVALID_METADATA = "invalid-metadata"  # essential keyword missing/invalid, invalid OIFITS
 INTERNAL_ERROR = "internal-error"  # an unexpected exception while inspecting the file
+DATABASE_ERROR = "database-error"  # the database refused the file's row (e.g. a value it cannot store)
 
 # FileMetadata fields stored as their own column; any other field goes into ``extra``.
 METADATA_COLUMNS: tuple[str, ...] = tuple(
@@ -149,7 +150,9 @@ class IngestSummary:
 
 def _json_safe(value: Any) -> Any:
     """``value`` with only JSON types (non-finite floats -> None, dates -> ISO strings)."""
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, str):
+        return value.replace("\x00", "")  # PostgreSQL JSONB rejects NUL characters
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -246,8 +249,8 @@ class Ingester:
 
     ``copy``: copy the bytes into the storage root instead of storing the path.
     ``workers``: processes that inspect files (default: the data centre's setting, one per
-    core); 1 means inline. ``commit_every`` / ``commit_interval_s``: how many per-file
-    savepoints, or how much time, between two commits.
+    core); 1 means inline. ``commit_every`` / ``commit_interval_s``: how many files, or how
+    much time, between two commits.
     """
 
     def __init__(
@@ -415,18 +418,43 @@ class Ingester:
         if not self._pending:
             return []
         assert self._insert_many is not None
-        rows = conn.execute(self._insert_many, [params for _, params in self._pending]).all()
+        pending = list(self._pending)
+        self._pending.clear()
+        self._pending_sha.clear()
+        try:
+            with conn.begin_nested():
+                rows = conn.execute(self._insert_many, [params for _, params in pending]).all()
+        except DBAPIError:
+            # The database refused the group (a value it cannot store): retry file by file
+            # so that only the offending file is quarantined.
+            return [self._insert_one(conn, insp, params) for insp, params in pending]
         inserted = {row.sha256: row.id for row in rows}
         outcomes = []
-        for insp, _ in self._pending:
+        for insp, _ in pending:
             if insp.sha256 in inserted:
                 outcomes.append(self._recorded(insp, inserted[insp.sha256], None))
             else:  # a concurrent run catalogued these bytes or this path first
                 self._load_conflict(conn, insp)
                 outcomes.append(FileOutcome(insp.path, "duplicate"))
-        self._pending.clear()
-        self._pending_sha.clear()
         return outcomes
+
+    def _insert_one(self, conn: Connection, insp: Inspection, params: dict[str, Any]) -> FileOutcome:
+        """Insert one buffered file in its own savepoint; a database refusal quarantines it."""
+        assert self._insert_many is not None
+        try:
+            with conn.begin_nested():
+                row = conn.execute(self._insert_many, params).first()
+        except DBAPIError as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            insp.error_code, insp.error = (
+                DATABASE_ERROR,
+                f"{insp.path}: the database refused the row ({reason})",
+            )
+            return self._quarantine(conn, insp)
+        if row is None:
+            self._load_conflict(conn, insp)
+            return FileOutcome(insp.path, "duplicate")
+        return self._recorded(insp, row.id, None)
 
     def _load_conflict(self, conn: Connection, insp: Inspection) -> None:
         """Refresh the in-memory view of a path/hash after a lost race."""

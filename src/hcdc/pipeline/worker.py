@@ -265,11 +265,9 @@ def execute_job(
     """Run one claimed job to its end (see the module docstring); never raises for job errors."""
     t0 = time.perf_counter()
     engine = catalogue.engine
-    # outputs of earlier attempts that died before publishing: this worker now holds the lease
-    for leftover in (catalogue.storage_root / prod.PRODUCTS_DIR / f"job-{job.id}").glob("attempt-*.tmp"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    staging = prod.staging_dir(catalogue.storage_root, f"job-{job.id}/attempt-{job.attempts}")
-    final = staging.with_name(f"attempt-{job.attempts}")
+    job_dir = catalogue.storage_root / prod.PRODUCTS_DIR / f"job-{job.id}"
+    staging = job_dir / f"attempt-{job.attempts}.tmp"
+    final = job_dir / f"attempt-{job.attempts}"
     outcome = JobOutcome(job.id, "failed")
 
     def report(fraction: float, stage: str) -> None:
@@ -279,6 +277,10 @@ def execute_job(
 
     with _Heartbeat(catalogue, job.id, worker_id, lease_s) as beat:
         try:
+            # outputs of earlier attempts that died before publishing: this worker holds the lease
+            for leftover in job_dir.glob("attempt-*.tmp"):
+                shutil.rmtree(leftover, ignore_errors=True)
+            prod.staging_dir(catalogue.storage_root, f"job-{job.id}/attempt-{job.attempts}")
             workflow, inputs, target = _job_inputs(catalogue, job)
             outcome.workflow = workflow.name
             total = len(workflow.order)
@@ -290,7 +292,9 @@ def execute_job(
                 else:
                     finished.append(node)
                     report(len(finished) / total, f"{workflow.name}: {node} {event}")
-                    beat.beat()  # record node completions at once
+                    beat.beat()  # record node completions at once, and learn of a cancel
+                    if beat.lost.is_set():
+                        raise JobAbandoned(f"job {job.id} is no longer held by {worker_id}")
 
             report(0.0, f"{workflow.name}: starting")
             result = run_workflow(
@@ -499,12 +503,12 @@ def queue_datasets(
 def ready_datasets(catalogue: Catalogue, *, settle_s: float = 0.0) -> list[int]:
     """Datasets to reduce automatically: science OBJECT files present, associated with no
     required calibration missing, unchanged for ``settle_s`` seconds, a standard workflow
-    serves them, and no job (queued, running, done) exists for them yet."""
+    serves them, and no job (in any state) exists for them yet."""
     cutoff = utcnow() - dt.timedelta(seconds=settle_s)
     with catalogue.engine.connect() as conn:
-        has_job = select(Job.dataset_id).where(
-            Job.dataset_id.is_not(None), Job.state.in_(("queued", "running", "done"))
-        )
+        # any job, whatever its state: a failed or cancelled reduction is for a person to
+        # retry ('hcdc jobs --retry'), not for the watcher to queue again at every poll
+        has_job = select(Job.dataset_id).where(Job.dataset_id.is_not(None))
         missing = select(MissingCalibration.dataset_id).where(MissingCalibration.required)
         rows = conn.execute(
             select(Dataset)

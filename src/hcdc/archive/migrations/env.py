@@ -7,10 +7,20 @@ the URL comes from ``-x url=...`` or ``sqlalchemy.url``.
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from alembic import context
 
+import hcdc.archive
 from hcdc.archive.db import make_engine
 from hcdc.archive.models import Base
+
+# Every hcdc.archive module that declares tables on Base (models.py, pipeline_models.py, ...)
+# is imported so that autogenerate sees the whole schema.
+for _module in pkgutil.iter_modules(hcdc.archive.__path__):
+    if _module.name != "migrations":
+        importlib.import_module(f"hcdc.archive.{_module.name}")
 
 config = context.config
 target_metadata = Base.metadata

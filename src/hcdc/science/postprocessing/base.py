@@ -140,12 +140,14 @@ def collapse_frames(cube: np.ndarray, method: str = "median") -> np.ndarray:
     nfr = cube.shape[0]
     flat = cube.reshape(nfr, -1)
     incomplete = np.isnan(flat).any(axis=0)
-    out = np.empty(flat.shape[1], dtype=np.float32)
-    complete = ~incomplete
-    if method == "median":
-        out[complete] = np.median(flat[:, complete], axis=0)
-    else:
-        out[complete] = flat[:, complete].mean(axis=0, dtype=np.float64)
+    # Plain statistics on every column (columns holding NaN come out NaN and are redone below);
+    # cheaper than copying out the complete columns.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if method == "median":
+            out = np.median(flat, axis=0).astype(np.float32, copy=False)
+        else:
+            out = flat.mean(axis=0, dtype=np.float64).astype(np.float32)
     if incomplete.any():
         part = flat[:, incomplete]
         with np.errstate(all="ignore"), warnings.catch_warnings():
