@@ -1,0 +1,119 @@
+"""``hcdc demo DIR``: the main job end to end on the embedded default (see :mod:`hcdc.pipeline.demo`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from hcdc.cli.output import console, emit_json, err_console, print_table, progress_bar
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _print_report(report: Any) -> None:
+    console.print(f"[bold]hcdc data centre[/] in {report.root}  (catalogue: {report.database})", highlight=False)
+    print_table(
+        "Catalogue: raw files by DPR TYPE",
+        ["type", "files"],
+        [{"type": t, "files": n} for t, n in report.files_by_class.items()],
+    )
+    rows = []
+    for view in report.associations:
+        rows.append(
+            {
+                "dataset": f"{view['dataset_id']}: {view['dataset']}",
+                "calibrations": ", ".join(sorted({c["need"] for c in view["chosen"]})) or "-",
+                "missing": ", ".join(m["need"] for m in view["missing"]) or "none",
+                "warnings": len(view["warnings"]),
+            }
+        )
+    print_table("Datasets and calibration associations", ["dataset", "calibrations", "missing", "warnings"], rows)
+    print_table(
+        "Jobs",
+        ["id", "dataset_id", "state", "attempts", "error"],
+        [{**j, "error": (j.get("error") or "")[:60]} for j in report.jobs],
+    )
+    print_table(
+        "Products (current versions)",
+        ["id", "level", "product_type", "dataset_id", "version", "storage_dir"],
+        report.products,
+    )
+    det_rows = [
+        {
+            "product": d["product_id"],
+            "sep_mas": _fmt(d.get("separation_mas"), 4),
+            "pa_deg": _fmt(d.get("pa_deg"), 4),
+            "snr": _fmt(d.get("snr")),
+            "contrast": _fmt(d.get("contrast")),
+            "true sep/pa/contrast": "no injected companion here"
+            if d.get("true_separation_mas") is None
+            else f"{d['true_separation_mas']:.0f} mas / {d['true_pa_deg']:.1f} deg / {d['true_contrast']:.2g}",
+        }
+        for d in report.detections
+    ]
+    print_table(
+        "Detections (Level 2) next to the injected truth",
+        ["product", "sep_mas", "pa_deg", "snr", "contrast", "true sep/pa/contrast"],
+        det_rows,
+    )
+    previews = [p for prod in report.products for p in (prod.get("previews") or [])]
+    if previews:
+        console.print("[bold]PNG previews[/]:", highlight=False)
+        for path in previews:
+            console.print(f"  {path}", highlight=False)
+    console.print(
+        f"Explore it: hcdc --help; e.g. 'hcdc files --root {report.root}', "
+        f"'hcdc products --root {report.root}', 'hcdc provenance ID --root {report.root}'",
+        highlight=False,
+    )
+
+
+def demo_command(
+    directory: Path = typer.Argument(Path("hcdc-demo"), help="Directory of the demo data centre."),
+    seed: int = typer.Option(2026, "--seed", help="Seed of the simulated night."),
+    scale: str = typer.Option("medium", "--scale", help="Simulated detector: small, medium or full."),
+    processes: int = typer.Option(1, "--processes", min=0, help="Local worker processes (0 = inline)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Main job: simulate a night of IRDIS raw data, ingest, associate, reduce to Level 2, report."""
+    from hcdc.pipeline.demo import run_demo
+
+    progress = progress_bar(disable=json_output or not err_console.is_terminal)
+    bars: dict[int, Any] = {}
+
+    def on_stage(text: str) -> None:
+        if not json_output:
+            err_console.print(f"[cyan]>>[/] {text}", highlight=False)
+
+    def on_job_progress(job_id: int, fraction: float, stage: str) -> None:
+        if job_id not in bars:
+            bars[job_id] = progress.add_task(f"job {job_id}", total=100)
+        progress.update(bars[job_id], completed=round(100 * fraction), description=f"job {job_id}: {stage}")
+
+    with progress:
+        report = run_demo(
+            directory,
+            seed=seed,
+            scale=scale,
+            processes=processes,
+            on_stage=on_stage,
+            on_job_progress=on_job_progress,
+        )
+    if json_output:
+        emit_json(report.as_dict())
+    else:
+        _print_report(report)
+    if any(j["state"] != "done" for j in report.jobs):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_command)
