@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -10,8 +12,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+def _width(stream) -> int | None:  # noqa: ANN001 - a text stream
+    """Terminal width for a terminal; a wide fixed width when piped, so tables are not cut at 80."""
+    if stream.isatty():
+        return None
+    return int(os.environ.get("COLUMNS", "200"))
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 
 def emit_json(payload: Any) -> None:
