@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+
 def _width(stream) -> int | None:  # noqa: ANN001 - a text stream
     """Terminal width for a terminal; a wide fixed width when piped, so tables are not cut at 80."""
     if stream.isatty():

@@ -34,12 +34,26 @@ from hcdc.archive.ingest import ingest
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.products import list_products, product_detail
 from hcdc.pipeline import jobs as jq
-from hcdc.pipeline.simulate import SimulatedNight, simulate_irdis_night
+from hcdc.pipeline.simulate import SequenceSpec, SimulatedNight, simulate_irdis_night
 from hcdc.pipeline.worker import Worker, queue_datasets, ready_datasets
 
 #: Scale of the simulated detector for the demo (see ``hcdc.pipeline.simulate.SCALES``).
 DEFAULT_SCALE = "medium"
 DEFAULT_SEED = 2026
+
+#: The demo's observing plan: one sequence per night, each centred on the transit of 51 Eri
+#: (the simulator centres a night's first template on the transit). Angular differential imaging
+#: needs field rotation: 51 Eri passes 22 deg from the zenith at Paranal and its parallactic
+#: angle turns by ~35 deg in the hour around transit, ~36 deg/h at transit but only ~10 deg/h
+#: two hours later. A CI sequence taken after an hour of DBI in the same night rotates by only
+#: ~6 deg (measured: 6.5 deg), which smears a companion at 250 mas (20 px) over 0.7 FWHM: ADI
+#: then subtracts it with the speckles. Hence a second night for CI. The DBI template takes 16
+#: OBJECT files of 64 s DITs (35-45 deg of rotation, depending on the scale's NDIT), the CI
+#: template 12 files of 32 s DITs (25-30 deg); both are typical SPHERE SHINE-like sequences.
+DEMO_NIGHTS: tuple[tuple[str, SequenceSpec], ...] = (
+    ("2018-11-30", SequenceSpec("DB_H23", "DBI", 64.0, 16, 64.0, 4.0, "ND_2.0", "x")),
+    ("2018-12-01", SequenceSpec("BB_H", "CI", 32.0, 12, 32.0, 8.0, "ND_3.5", "+")),
+)
 
 StageCallback = Callable[[str], None]
 JobProgress = Callable[[int, float, str], None]
@@ -141,8 +155,16 @@ def run_demo(
     stage("creating the data centre")
     catalogue = init_data_centre(root)
     try:
-        stage(f"simulating a night of raw IRDIS files ({scale} scale, seed {seed})")
-        night: SimulatedNight = simulate_irdis_night(raw_dir, seed=seed, scale=scale)
+        nights: list[SimulatedNight] = []
+        for date, sequence in DEMO_NIGHTS:
+            stage(
+                f"simulating the night of {date}: raw IRDIS {sequence.mode} {sequence.filter} "
+                f"files ({scale} scale, seed {seed})"
+            )
+            # Same seed every night: same detector (bad pixels, flat) and same companions.
+            nights.append(
+                simulate_irdis_night(raw_dir / date, seed=seed, scale=scale, sequences=(sequence,), night=date)
+            )
 
         stage("ingesting the raw files")
         summary = ingest(catalogue, [raw_dir])
@@ -167,7 +189,7 @@ def run_demo(
             quarantined=summary.quarantined,
             ingest=summary.as_dict(),
             associations=associations,
-            truth=night.companion_truth(),
+            truth=nights[0].companion_truth(),
         )
         report.jobs = [j.as_dict() for j in jq.list_jobs(catalogue.engine, limit=None)]
         with catalogue.engine.connect() as conn:

@@ -733,3 +733,5 @@ __all__ = [
     "select_workflow",
     "unregister_workflow",
 ]
+
+from hcdc.pipeline import calibrations as _calibrations  # noqa: E402, F401 - registers irdis-calibrations

@@ -131,9 +131,7 @@ def _rotation_matrix_yx(angle_deg: float) -> np.ndarray:
     return np.array([[c, -s], [s, c]])
 
 
-def rotate_frame(
-    image: np.ndarray, angle: float, order: int = 3, fill_value: float = np.nan
-) -> np.ndarray:
+def rotate_frame(image: np.ndarray, angle: float, order: int = 3, fill_value: float = np.nan) -> np.ndarray:
     """Rotate ``image`` counter-clockwise by ``angle`` degrees about :func:`frame_center`.
 
     Pixels that come from outside the input are set to ``fill_value`` (NaN by default, so
@@ -150,9 +148,7 @@ def rotate_frame(
     ).astype(np.result_type(image.dtype, np.float32), copy=False)
 
 
-def derotate(
-    cube: np.ndarray, angles: np.ndarray, order: int = 3, fill_value: float = np.nan
-) -> np.ndarray:
+def derotate(cube: np.ndarray, angles: np.ndarray, order: int = 3, fill_value: float = np.nan) -> np.ndarray:
     """Turn frame ``k`` of ``cube`` (frames, y, x) clockwise by ``angles[k]`` degrees.
 
     With derotation angles (see module docstring) the result is north-up / east-left.
@@ -160,8 +156,10 @@ def derotate(
     cube = np.asarray(cube)
     angles = np.asarray(angles, dtype=np.float64).ravel()
     if cube.ndim != 3 or cube.shape[0] != angles.size:
-        raise ValueError(f"derotate needs a (frames, y, x) cube and one angle per frame; "
-                         f"got cube {cube.shape} and {angles.size} angles")
+        raise ValueError(
+            f"derotate needs a (frames, y, x) cube and one angle per frame; "
+            f"got cube {cube.shape} and {angles.size} angles"
+        )
     out = np.empty(cube.shape, dtype=np.result_type(cube.dtype, np.float32))
     for k in range(cube.shape[0]):
         out[k] = rotate_frame(cube[k], -angles[k], order=order, fill_value=fill_value)
