@@ -52,6 +52,7 @@ PRODUCT_KINDS: dict[str, tuple[int | None, str]] = {
     "level1-irdis": (1, "level1-cube"),
     "l2-postprocess": (2, "level2-image"),
     "simulate-irdis": (0, "simulated-raw"),
+    "irdis-masters": (1, "master-calibration"),
 }
 
 _MEDIA_TYPES = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -14,10 +13,10 @@ from rich.table import Table
 
 
 def _width(stream) -> int | None:  # noqa: ANN001 - a text stream
-    """Terminal width for a terminal; a wide fixed width when piped, so tables are not cut at 80."""
-    if stream.isatty():
-        return None
-    return int(os.environ.get("COLUMNS", "200"))
+    """Terminal width for a terminal. When piped, tables are as wide as their content (no value
+    cut with an ellipsis at 80 columns), so that scripts and grep see whole values."""
+    # COLUMNS is not consulted when piped: test runners and CI export COLUMNS=80.
+    return None if stream.isatty() else 1000
 
 
 console = Console(width=_width(sys.stdout))

@@ -508,6 +508,7 @@ def watch_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Ingest new files as they arrive, associate calibrations, queue reductions of new datasets."""
+    from hcdc.pipeline.calibrations import calibration_hook
     from hcdc.pipeline.worker import watch
 
     polls: list[dict[str, Any]] = []
@@ -518,7 +519,8 @@ def watch_command(
             err_console.print(
                 f"ingested {poll.ingested} (+{poll.new_versions} versions, {poll.quarantined} quarantined, "
                 f"{poll.new_calibrations} calibrations); associated {len(poll.associated)} dataset(s); "
-                f"queued jobs {poll.queued_jobs or 'none'}",
+                f"queued jobs {poll.queued_jobs or 'none'}, "
+                f"calibration jobs {poll.calibration_jobs or 'none'}",
                 highlight=False,
             )
 
@@ -532,7 +534,12 @@ def watch_command(
                 settle_s=settle,
                 workflow=workflow,
                 parameters=params or [],
-                on_poll=on_poll,
+                # daily calibrations: queue masters for calibration groups that are new or grew
+                on_poll=calibration_hook(
+                    catalogue,
+                    settle_s=0.0 if once else (interval if settle is None else settle),
+                    on_poll=on_poll,
+                ),
             )
         except KeyboardInterrupt:
             err_console.print("stopped")

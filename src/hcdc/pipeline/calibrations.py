@@ -95,10 +95,9 @@ CALIBRATION_TYPES: dict[str, str] = {
 }
 _DARK_LIKE = ("DARK", "DARK,BACKGROUND", "SKY")
 
-# The catalogue's product registration decides (level, product type) from the recipe name: a
-# master set is a Level 1 calibration product. (Registered here, next to the recipe, so that the
-# mapping exists wherever the recipe does.)
-prod.PRODUCT_KINDS.setdefault(RECIPE_NAME, (1, PRODUCT_TYPE))
+# The catalogue's product registration decides (level, product type) from the recipe name
+# (hcdc.archive.products.PRODUCT_KINDS): a master set is a Level 1 calibration product.
+assert prod.PRODUCT_KINDS[RECIPE_NAME] == (1, PRODUCT_TYPE), "PRODUCT_KINDS and this recipe disagree"
 
 
 # --------------------------------------------------------------------------------------------
@@ -544,10 +543,20 @@ def queue_calibrations(
 @dataclass
 class CalibrationPoll:
     """One poll of the watcher with calibrations: the watcher's own poll (ingest, association,
-    science jobs) and the calibration jobs queued after it."""
+    science jobs) and the calibration jobs queued after it.
+
+    The attributes of the watcher's poll read through (``poll.ingested``, ``poll.queued_jobs``),
+    so an ``on_poll`` callback written for :func:`hcdc.pipeline.worker.watch` takes this too.
+    """
 
     poll: Any  # hcdc.pipeline.worker.WatchPoll, or None when no folder was polled
     calibration_jobs: list[int]
+
+    def __getattr__(self, name: str) -> Any:
+        poll = self.__dict__.get("poll")
+        if poll is None or name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(poll, name)
 
     def as_dict(self) -> dict[str, Any]:
         out = self.poll.as_dict() if self.poll is not None else {}

@@ -52,7 +52,7 @@ DEFAULT_SEED = 2026
 #: template 12 files of 32 s DITs (25-30 deg); both are typical SPHERE SHINE-like sequences.
 DEMO_NIGHTS: tuple[tuple[str, SequenceSpec], ...] = (
     ("2018-11-30", SequenceSpec("DB_H23", "DBI", 64.0, 16, 64.0, 4.0, "ND_2.0", "x")),
-    ("2018-12-01", SequenceSpec("BB_H", "CI", 32.0, 12, 32.0, 8.0, "ND_3.5", "+")),
+    ("2018-12-01", SequenceSpec("BB_H", "CI", 64.0, 12, 64.0, 8.0, "ND_3.5", "+")),
 )
 
 StageCallback = Callable[[str], None]

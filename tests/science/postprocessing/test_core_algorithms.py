@@ -123,3 +123,16 @@ def test_bad_parameters_give_clear_errors(sim):
         adi.cadi(sim.cube, sim.angles, fwhm=sim.fwhm, mode="sectors")
     with pytest.raises(ValueError, match="derotation angles"):
         pca.pca(sim.cube, sim.angles[:-1], fwhm=sim.fwhm)
+
+
+def test_pca_residuals_for_several_component_counts_are_independent_arrays(sim):
+    # Every yielded residual cube can be kept while the next is computed (no in-place aliasing).
+    kept = dict(pca.pca_residuals(sim.cube, [2, 6, 4]))
+    assert sorted(kept) == [2, 4, 6]
+    assert not np.shares_memory(kept[2], kept[4]) and not np.shares_memory(kept[4], kept[6])
+    for k, residual in kept.items():
+        # Same projection, computed in one step instead of several (float32 rounding only).
+        ((_, alone),) = pca.pca_residuals(sim.cube, k)
+        np.testing.assert_allclose(residual, alone, atol=1e-6 * np.abs(sim.cube).max())
+    # More components remove more of the speckle pattern.
+    assert np.std(kept[2]) > np.std(kept[4]) > np.std(kept[6])

@@ -113,3 +113,26 @@ def test_snr_map_in_small_uncached_chunks_is_identical(monkeypatch):
     np.testing.assert_array_equal(np.isnan(chunked), np.isnan(reference))
     np.testing.assert_allclose(chunked[np.isfinite(chunked)], reference[np.isfinite(reference)], atol=1e-9)
     assert not snr_module._CACHE  # too big to keep: recomputed each call
+
+
+def test_snr_map_in_bounded_chunks_reports_progress_and_matches_one_shot(monkeypatch):
+    from hcdc.science.postprocessing import snr as snr_module
+
+    rng = np.random.default_rng(11)
+    image = rng.normal(size=(41, 41))
+    snr_module._CACHE.clear()
+    monkeypatch.setattr(snr_module, "_CHUNK_QUERIES", 10**9)  # one chunk: the whole map at once
+    monkeypatch.setattr(snr_module, "_CHUNK_WEIGHTS", 10**12)
+    calls: list[tuple[int, int]] = []
+    one_shot = snr_map(image, 3.0, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 1)]
+    monkeypatch.setattr(snr_module, "_CHUNK_WEIGHTS", 300 * 25)  # 300 apertures of 5x5 px a chunk
+    snr_module._CACHE.clear()
+    calls.clear()
+    chunked = snr_map(image, 3.0, progress=lambda done, total: calls.append((done, total)))
+    n = calls[-1][1]
+    assert n > 10 and calls == [(i, n) for i in range(1, n + 1)]
+    np.testing.assert_array_equal(np.isnan(chunked), np.isnan(one_shot))
+    np.testing.assert_allclose(chunked[np.isfinite(chunked)], one_shot[np.isfinite(one_shot)], atol=1e-9)
+    # Spot check against the definition (the map sums float32 pixels with float32 weights).
+    assert chunked[20, 31] == pytest.approx(snr_at(image, 31, 20, 3.0).snr, rel=1e-6)

@@ -17,6 +17,7 @@ median over frames of ~100 aperture pixels (a few ms on a 61-frame, 101-px cube)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -267,57 +268,43 @@ def negfc_fit(
     """
     if separation <= fwhm:
         raise ValueError(f"separation {separation:.2f} px is within 1 FWHM of the star")
-    with blas_threads(np.asarray(cube).size):
-        return _negfc_fit(
-            cube,
+
+    def problem_at(data: np.ndarray, r: float, theta: float) -> NegfcProblem:
+        return NegfcProblem(
+            data,
             angles,
             psf,
-            fwhm,
-            separation,
-            pa,
-            flux_guess,
-            star_flux,
-            ncomp,
-            annulus_width,
-            aperture_radius,
-            collapse,
-            scaling,
-            uncertainty_trials,
-            xatol,
+            fwhm=fwhm,
+            separation=r,
+            pa=theta,
+            ncomp=ncomp,
+            annulus_width=annulus_width,
+            aperture_radius=aperture_radius,
+            collapse=collapse,
+            scaling=scaling,
+        )
+
+    with blas_threads(np.asarray(cube).size):
+        return _negfc_fit(
+            problem_at, cube, angles, psf, separation, pa, flux_guess, star_flux, uncertainty_trials, xatol
         )
 
 
 def _negfc_fit(
-    cube,
-    angles,
-    psf,
-    fwhm,
-    separation,
-    pa,
-    flux_guess,
-    star_flux,
-    ncomp,
-    annulus_width,
-    aperture_radius,
-    collapse,
-    scaling,
-    uncertainty_trials,
-    xatol,
+    problem_at: Callable[[np.ndarray, float, float], NegfcProblem],
+    cube: np.ndarray,
+    angles: np.ndarray,
+    psf: np.ndarray,
+    separation: float,
+    pa: float,
+    flux_guess: float | None,
+    star_flux: float | None,
+    uncertainty_trials: int,
+    xatol: float,
 ) -> NegfcResult:
-    """Body of :func:`negfc_fit` (BLAS threads already limited)."""
-    problem = NegfcProblem(
-        cube,
-        angles,
-        psf,
-        fwhm=fwhm,
-        separation=separation,
-        pa=pa,
-        ncomp=ncomp,
-        annulus_width=annulus_width,
-        aperture_radius=aperture_radius,
-        collapse=collapse,
-        scaling=scaling,
-    )
+    """Body of :func:`negfc_fit` (BLAS threads already limited); ``problem_at(cube, r, pa)`` builds
+    the NEGFC problem with the fit's settings around a first guess ``(r, pa)``."""
+    problem = problem_at(cube, separation, pa)
     best, value = _fit_once(problem, separation, pa, flux_guess, xatol)
     evaluations = problem.n_evaluations
     r_fit, pa_fit, f_fit = (float(v) for v in best)
@@ -329,19 +316,7 @@ def _negfc_fit(
         rows = []
         for trial_pa in offsets % 360.0:
             trial_cube = inject_companions(empty, angles, psf, r_fit, trial_pa, f_fit)
-            trial = NegfcProblem(
-                trial_cube,
-                angles,
-                psf,
-                fwhm=fwhm,
-                separation=r_fit,
-                pa=trial_pa,
-                ncomp=ncomp,
-                annulus_width=annulus_width,
-                aperture_radius=aperture_radius,
-                collapse=collapse,
-                scaling=scaling,
-            )
+            trial = problem_at(trial_cube, r_fit, trial_pa)
             fit, _ = _fit_once(trial, r_fit, trial_pa, f_fit, xatol)
             evaluations += trial.n_evaluations
             dpa = (fit[1] - trial_pa + 180.0) % 360.0 - 180.0

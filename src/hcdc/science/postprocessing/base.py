@@ -40,6 +40,7 @@ __all__ = [
     "register_algorithm",
     "get_algorithm",
     "check_adi_inputs",
+    "check_angles",
     "collapse_frames",
     "derotate_and_collapse",
     "COLLAPSE_METHODS",
@@ -102,6 +103,16 @@ def get_algorithm(name: str) -> AlgorithmSpec:
         raise KeyError(f"unknown post-processing algorithm {name!r}; known algorithms: {known}") from None
 
 
+def check_angles(angles: np.ndarray, n_frames: int, what: str) -> np.ndarray:
+    """Derotation angles (deg) as a flat float64 array, one finite value per frame of ``what``."""
+    angles = np.asarray(angles, dtype=np.float64).ravel()
+    if angles.size != n_frames:
+        raise ValueError(f"{what} has {n_frames} frames but {angles.size} derotation angles were given")
+    if not np.all(np.isfinite(angles)):
+        raise ValueError("derotation angles contain NaN or infinite values")
+    return angles
+
+
 def check_adi_inputs(
     cube: np.ndarray, angles: np.ndarray, fwhm: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -112,13 +123,7 @@ def check_adi_inputs(
     cube = np.asarray(cube)
     if cube.ndim != 3:
         raise ValueError(f"an ADI cube must be (frames, y, x); got shape {cube.shape}")
-    angles = np.asarray(angles, dtype=np.float64).ravel()
-    if angles.size != cube.shape[0]:
-        raise ValueError(
-            f"ADI cube has {cube.shape[0]} frames but {angles.size} derotation angles were given"
-        )
-    if not np.all(np.isfinite(angles)):
-        raise ValueError("derotation angles contain NaN or infinite values")
+    angles = check_angles(angles, cube.shape[0], "ADI cube")
     if fwhm is not None and not (np.isfinite(fwhm) and fwhm > 0):
         raise ValueError(f"fwhm must be a positive number of pixels; got {fwhm!r}")
     if cube.dtype != np.float32:

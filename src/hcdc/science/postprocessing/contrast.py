@@ -25,7 +25,14 @@ from hcdc.science.postprocessing.throughput import (
     throughput_curve,
 )
 
-__all__ = ["ContrastCurve", "contrast_curve", "student_factor"]
+__all__ = [
+    "ContrastCurve",
+    "contrast_curve",
+    "image_contrast_curve",
+    "smooth_profile",
+    "smoothing_window",
+    "student_factor",
+]
 
 
 def student_factor(separation: np.ndarray | float, fwhm: float, sigma: float = 5.0) -> np.ndarray:
@@ -65,10 +72,61 @@ class ContrastCurve:
             return -2.5 * np.log10(self.contrast)
 
 
-def _smooth(values: np.ndarray, window: int) -> np.ndarray:
+def smoothing_window(n_samples: int, fwhm: float) -> int:
+    """Odd Savitzky-Golay window of ~2 FWHM samples (at most ``n_samples - 1``) used for curves."""
+    window = min(n_samples - 2, int(2 * fwhm))
+    return window + 1 - window % 2
+
+
+def smooth_profile(values: np.ndarray, window: int) -> np.ndarray:
+    """Savitzky-Golay smoothing (quadratic, ``window`` samples); unchanged when too short to smooth."""
     if window < 3 or values.size <= window:
         return values
     return signal.savgol_filter(values, window_length=window, polyorder=2, mode="nearest")
+
+
+def image_contrast_curve(
+    image: np.ndarray,
+    throughput: ThroughputCurve,
+    *,
+    fwhm: float,
+    star_flux: float,
+    sigma: float = 5.0,
+    student: bool = True,
+    step: float = 1.0,
+    smooth: bool = True,
+) -> ContrastCurve:
+    """``sigma`` contrast curve of a final ``image`` whose algorithm ``throughput`` is known.
+
+    Every ``step`` px from 1 FWHM to the edge: aperture noise and mean of the image
+    (:func:`~hcdc.science.postprocessing.throughput.noise_per_annulus`), smoothed over ~2 FWHM
+    when ``smooth``, and the throughput interpolated linearly. The limit is
+    ``(factor * noise + mean) / throughput / star_flux`` with ``factor`` the Student small-sample
+    factor (:func:`student_factor`) or ``sigma`` (Gaussian); NaN where the throughput is not
+    positive. :func:`contrast_curve` measures the throughput and calls this.
+    """
+    separations = default_separations(image.shape, fwhm, step)
+    noise, mean = noise_per_annulus(image, fwhm, separations)
+    window = smoothing_window(separations.size, fwhm) if smooth else 0
+    noise_s, mean_s = smooth_profile(noise, window), smooth_profile(mean, window)
+    tp = throughput.at(separations)
+    factor = student_factor(separations, fwhm, sigma)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        good = tp > 0
+        contrast_t = np.where(good, (factor * noise_s + mean_s) / tp / star_flux, np.nan)
+        contrast_g = np.where(good, (sigma * noise_s + mean_s) / tp / star_flux, np.nan)
+    return ContrastCurve(
+        separation=separations,
+        contrast=contrast_t if student else contrast_g,
+        contrast_gaussian=contrast_g,
+        throughput=tp,
+        noise=noise_s,
+        residual_level=mean_s,
+        sigma=float(sigma),
+        fwhm=float(fwhm),
+        star_flux=float(star_flux),
+        throughput_curve=throughput,
+    )
 
 
 def contrast_curve(
@@ -120,29 +178,6 @@ def contrast_curve(
         cache=cache,
         separations=default_separations(shape, fwhm, throughput_step or fwhm),
     )
-    separations = default_separations(shape, fwhm, step)
-    noise, mean = noise_per_annulus(image, fwhm, separations)
-    throughput = tp.at(separations)
-    window = 0
-    if smooth:
-        window = min(separations.size - 2, int(2 * fwhm))
-        window += 1 - window % 2  # odd
-    noise_s, mean_s = _smooth(noise, window), _smooth(mean, window)
-    throughput_s = throughput
-    factor = student_factor(separations, fwhm, sigma)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        good = throughput_s > 0
-        contrast_t = np.where(good, (factor * noise_s + mean_s) / throughput_s / star_flux, np.nan)
-        contrast_g = np.where(good, (sigma * noise_s + mean_s) / throughput_s / star_flux, np.nan)
-    return ContrastCurve(
-        separation=separations,
-        contrast=contrast_t if student else contrast_g,
-        contrast_gaussian=contrast_g,
-        throughput=throughput_s,
-        noise=noise_s,
-        residual_level=mean_s,
-        sigma=float(sigma),
-        fwhm=float(fwhm),
-        star_flux=float(star_flux),
-        throughput_curve=tp,
+    return image_contrast_curve(
+        image, tp, fwhm=fwhm, star_flux=star_flux, sigma=sigma, student=student, step=step, smooth=smooth
     )

@@ -86,9 +86,10 @@ def pca_residuals(
     """Yield ``(k, residual_cube)`` for each number of components ``k`` (ascending), one pass.
 
     ``residual_cube`` is (frames, y, x) float32: each frame minus its projection on the first
-    ``k`` principal components of the cube itself. To keep memory at one copy of the cube, the
-    same array is updated in place from one ``k`` to the next: use (or copy) it before asking for
-    the next one.
+    ``k`` principal components of the cube itself. Every yielded array is independent of the
+    others (it may be kept while the next one is computed): the residuals are updated in place
+    from one ``k`` to the next, and each but the last is yielded as a copy, so a single ``k`` (the
+    common case) costs no copy at all.
     """
     nfr = cube.shape[0]
     ks = sorted(set(_as_ncomp_list(ncomp, nfr)))
@@ -105,7 +106,9 @@ def pca_residuals(
             block = slice(start, start + _PIXEL_CHUNK)
             residual[:, block] -= vectors[:, done:k] @ coeffs[done:k, block]
         done = k
-        yield k, residual.reshape(cube.shape)
+        result = residual.reshape(cube.shape)
+        # Later k keep subtracting from ``residual``: hand out a snapshot unless this is the last.
+        yield k, result if k == ks[-1] else result.copy()
 
 
 @register_algorithm("pca")

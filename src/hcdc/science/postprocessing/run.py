@@ -26,7 +26,7 @@ Throughput is measured by fake-companion injection (
 parameters and the data), once per wavelength plane, on the plane with the detected companions
 removed, and used twice: for the throughput-corrected image and for the contrast curve.
 Detections get their own injection-recovery photometry (fakes as bright as them at their
-separation), see :func:`_measure_detections`.
+separation), see :mod:`~hcdc.science.postprocessing.detection_photometry`.
 """
 
 from __future__ import annotations
@@ -40,21 +40,26 @@ from typing import Any
 
 import numpy as np
 from scipy import optimize
-from scipy.signal import savgol_filter
 
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import GAUSSIAN_5SIGMA_FPF, detect_candidates
-from hcdc.science.characterization.negfc import negfc_fit, remove_companion
+from hcdc.science.characterization.detection import GAUSSIAN_5SIGMA_FPF
 from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm
-from hcdc.science.postprocessing.contrast import ContrastCurve, contrast_curve, student_factor
-from hcdc.science.postprocessing.fakes import inject_companions
+from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve
+from hcdc.science.postprocessing.detection_photometry import (
+    aperture_photometry,
+    combine_photometry,
+    curve_photometry,
+    find_candidates,
+    measure_detections,
+    negfc_measure,
+)
 from hcdc.science.postprocessing.photometry import aperture_sums, normalize_psf
 from hcdc.science.postprocessing.products import ContrastCurves, Detection, PostprocessResult
-from hcdc.science.postprocessing.snr import snr_at, snr_map, snr_map_region
+from hcdc.science.postprocessing.snr import snr_map
+from hcdc.science.postprocessing.spectral_throughput import common_psf_stack, spectral_throughput
 from hcdc.science.postprocessing.throughput import (
     ThroughputCurve,
     default_separations,
-    noise_per_annulus,
     run_algorithm,
     throughput_curve,
 )
@@ -65,7 +70,6 @@ __all__ = [
     "crop_slices",
     "estimate_fwhm",
     "postprocess",
-    "snr_map_bounded",
     "star_flux_from_psf",
 ]
 
@@ -216,386 +220,10 @@ def _plane(cube: np.ndarray, w: int | None, crop: tuple[slice, slice]) -> np.nda
     return np.ascontiguousarray(plane[:, crop[0], crop[1]], dtype=np.float32)
 
 
-#: Upper bound on the apertures one S/N-map call evaluates (each holds ~50 float32 weights plus
-#: float64 temporaries): it bounds the S/N map's memory whatever the frame size.
-SNR_MAP_MAX_APERTURES = 10_000
-
-
-def snr_map_bounded(
-    image: np.ndarray,
-    fwhm: float,
-    max_apertures: int = SNR_MAP_MAX_APERTURES,
-    progress: ProgressCallback | None = None,
-) -> np.ndarray:
-    """The exact Mawet (2014) S/N map of :func:`~hcdc.science.postprocessing.snr.snr_map`, computed
-    ring by ring so that no call evaluates more than about ``max_apertures`` apertures.
-
-    A pixel at separation ``r`` needs ``~2 pi r / fwhm`` apertures and the quadrant the map computes
-    holds ``~pi r dr / 2`` pixels between ``r`` and ``r + dr``, so the ring ``[a, b)`` needs
-    ``~pi^2 (b^3 - a^3) / (3 fwhm)`` apertures; ``b`` is chosen to keep that below
-    ``max_apertures``. The values are identical to one whole-frame call; the peak memory of a
-    290 x 290 map drops from ~1.7 GB to a few tens of MB.
-    """
-    r_min, r_max = snr_map_region(image.shape, fwhm)
-    edges = [r_min]
-    while edges[-1] < r_max:
-        a = edges[-1]
-        b = (a**3 + 3.0 * max_apertures * fwhm / math.pi**2) ** (1.0 / 3.0)
-        edges.append(min(max(b, a + 0.5), r_max))
-    out = np.full(image.shape, np.nan, dtype=np.float32)
-    for i, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
-        ring = snr_map(image, fwhm, r_min=a, r_max=b)
-        inside = np.isfinite(ring)
-        out[inside] = ring[inside]
-        _report(progress, "S/N map", i + 1, len(edges) - 1)
-    return out
-
-
-def _find_candidates(
-    snr: np.ndarray,
-    image: np.ndarray,
-    *,
-    fwhm: float,
-    threshold: float | None,
-    fpf: float,
-    pixel_scale_mas: float | None,
-) -> list[Detection]:
-    """S/N peaks above the criterion (positions refined on ``image``), not yet measured."""
-    return [
-        Detection(
-            x=c.x,
-            y=c.y,
-            separation_px=c.separation,
-            pa_deg=c.pa,
-            snr=c.snr,
-            separation_mas=c.separation * pixel_scale_mas if pixel_scale_mas else math.nan,
-            fpf=c.fpf,
-            photometry="none",
-        )
-        for c in detect_candidates(snr, fwhm, fpf=fpf, threshold=threshold, image=image)
-    ]
-
-
-def _local_throughput(
-    plane: np.ndarray,
-    angles: np.ndarray,
-    psf: np.ndarray,
-    det: Detection,
-    *,
-    fwhm: float,
-    algorithm: str,
-    params: Mapping[str, Any],
-    n_fakes: int,
-) -> np.ndarray:
-    """Throughputs of ``n_fakes`` fakes as bright as ``det`` at its separation, at PAs between it."""
-    tp = throughput_curve(
-        plane,
-        angles,
-        psf,
-        fwhm=fwhm,
-        algorithm=algorithm,
-        params=dict(params),
-        separations=[det.separation_px],
-        nbranch=n_fakes,
-        pa=det.pa_deg + 180.0 / n_fakes,
-        fc_snr=float(np.clip(det.snr, 3.0, 50.0)),
-        fc_rad_sep=1,
-    )
-    return tp.branches[:, 0]
-
-
-def _measure_detections(
-    detections: list[Detection],
-    image: np.ndarray,
-    plane: np.ndarray,
-    angles: np.ndarray,
-    psf: np.ndarray,
-    *,
-    fwhm: float,
-    algorithm: str,
-    params: Mapping[str, Any],
-    n_fakes: int = 6,
-) -> tuple[list[tuple[float, float]], np.ndarray]:
-    """Injection-recovery photometry of every detection on one wavelength plane.
-
-    Returns ``[(flux, flux_err)]`` (cube units, 1-FWHM aperture) and the plane with the detections
-    removed. The background-subtracted aperture signal of a detection (Mawet 2014 ``f0 - mean(f_i)``)
-    is divided by the throughput of fakes injected at its separation (other PAs) with its brightness.
-    PCA's throughput depends on what else is in the cube (bright fakes, real companions are partly
-    absorbed into the components), so it is measured twice: a first estimate with the companions in
-    place, then again on the cube with every companion removed at its first-estimate flux.
-    """
-    signals = [snr_at(image, d.x, d.y, fwhm).signal for d in detections]
-    first = []
-    for det, signal in zip(detections, signals, strict=True):
-        tp = float(
-            np.mean(
-                _local_throughput(
-                    plane, angles, psf, det, fwhm=fwhm, algorithm=algorithm, params=params, n_fakes=n_fakes
-                )
-            )
-        )
-        first.append(signal / tp if tp > 0 else 0.0)
-    clean = plane
-    for det, flux in zip(detections, first, strict=True):
-        if flux > 0:
-            clean = remove_companion(clean, angles, psf, det.separation_px, det.pa_deg, flux)
-    results = []
-    for det, signal in zip(detections, signals, strict=True):
-        tps = _local_throughput(
-            clean, angles, psf, det, fwhm=fwhm, algorithm=algorithm, params=params, n_fakes=n_fakes
-        )
-        tp = float(np.mean(tps))
-        if not tp > 0:
-            results.append((math.nan, math.nan))
-            continue
-        flux = signal / tp
-        # The fakes' spread is the throughput's uncertainty at this separation (1 sigma of one position).
-        results.append((flux, abs(flux) * float(np.std(tps, ddof=1)) / tp))
-    return results, np.asarray(clean, dtype=np.float32)
-
-
-def _negfc_measure(
-    detections: list[Detection],
-    plane: np.ndarray,
-    angles: np.ndarray,
-    psf: np.ndarray,
-    *,
-    fwhm: float,
-    star_flux: float | None,
-    ncomp: int,
-    pixel_scale_mas: float | None,
-) -> tuple[list[Detection], np.ndarray]:
-    """Detections re-measured by negative-fake-companion fits, and the plane with them removed."""
-    out = []
-    for det in detections:
-        try:
-            fit = negfc_fit(
-                plane,
-                angles,
-                psf,
-                fwhm=fwhm,
-                separation=det.separation_px,
-                pa=det.pa_deg,
-                flux_guess=det.flux if np.isfinite(det.flux) and det.flux > 0 else None,
-                star_flux=star_flux,
-                ncomp=ncomp,
-            )
-        except ValueError:
-            out.append(det)  # within 1 FWHM of the star or the edge: keep the injection photometry
-            continue
-        plane = remove_companion(plane, angles, psf, fit.separation, fit.pa, fit.flux)
-        out.append(
-            Detection(
-                x=fit.x,
-                y=fit.y,
-                separation_px=fit.separation,
-                pa_deg=fit.pa,
-                snr=det.snr,
-                separation_mas=fit.separation * pixel_scale_mas if pixel_scale_mas else math.nan,
-                flux=fit.flux,
-                contrast=fit.contrast,
-                fpf=det.fpf,
-                flux_err=fit.flux_err,
-                contrast_err=fit.contrast_err,
-                photometry="negfc",
-            )
-        )
-    return out, np.asarray(plane, dtype=np.float32)
-
-
-def _with_photometry(
-    det: Detection, fluxes: list[tuple[float, float]], star_fluxes: list[float | None]
-) -> Detection:
-    """``det`` with the mean flux over wavelengths (and its error) and the mean contrast."""
-    values = np.array([f for f, _ in fluxes], dtype=np.float64)
-    errors = np.array([e for _, e in fluxes], dtype=np.float64)
-    n = max(int(np.isfinite(values).sum()), 1)
-    flux = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
-    flux_err = float(np.sqrt(np.nansum(errors**2)) / n) if np.isfinite(errors).any() else math.nan
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratios = [f / s for (f, _), s in zip(fluxes, star_fluxes, strict=True) if s]
-        ratio_errs = [e / s for (_, e), s in zip(fluxes, star_fluxes, strict=True) if s]
-    contrast = float(np.nanmean(ratios)) if ratios and np.isfinite(ratios).any() else math.nan
-    contrast_err = float(np.sqrt(np.nansum(np.square(ratio_errs))) / n) if ratio_errs else math.nan
-    return Detection(
-        x=det.x,
-        y=det.y,
-        separation_px=det.separation_px,
-        pa_deg=det.pa_deg,
-        snr=det.snr,
-        separation_mas=det.separation_mas,
-        flux=flux,
-        contrast=contrast,
-        fpf=det.fpf,
-        flux_err=flux_err,
-        contrast_err=contrast_err,
-        photometry="injection",
-    )
-
-
-def _throughput_photometry(
-    det: Detection, image: np.ndarray, throughput: ThroughputCurve, fwhm: float, star_flux: float | None
-) -> Detection:
-    """Background-subtracted aperture signal divided by the throughput curve at the detection's
-    separation (spectral algorithms: no per-detection injection, no companion removal)."""
-    aperture_signal = snr_at(image, det.x, det.y, fwhm).signal
-    tp = float(throughput.at(det.separation_px))
-    flux = aperture_signal / tp if tp > 0 else math.nan
-    return Detection(
-        x=det.x,
-        y=det.y,
-        separation_px=det.separation_px,
-        pa_deg=det.pa_deg,
-        snr=det.snr,
-        separation_mas=det.separation_mas,
-        flux=flux,
-        contrast=flux / star_flux if star_flux and np.isfinite(flux) else math.nan,
-        fpf=det.fpf,
-        photometry="curve",
-    )
-
-
-def _aperture_photometry(det: Detection, image: np.ndarray, fwhm: float) -> Detection:
-    """Fallback when no throughput can be measured (no PSF, spectral algorithm): the raw 1-FWHM
-    aperture signal, not corrected for self-subtraction, and no contrast."""
-    signal = snr_at(image, det.x, det.y, fwhm).signal
-    return Detection(
-        x=det.x,
-        y=det.y,
-        separation_px=det.separation_px,
-        pa_deg=det.pa_deg,
-        snr=det.snr,
-        separation_mas=det.separation_mas,
-        flux=signal,
-        fpf=det.fpf,
-        photometry="aperture",
-    )
-
-
-def _common_psf_stack(psfs: list[np.ndarray]) -> np.ndarray:
-    """Per-wavelength PSFs cropped to one common odd size (a spectral injection needs a stack)."""
-    half = min(p.shape[0] for p in psfs) // 2
-    return np.stack(
-        [
-            p[
-                p.shape[0] // 2 - half : p.shape[0] // 2 + half + 1,
-                p.shape[1] // 2 - half : p.shape[1] // 2 + half + 1,
-            ]
-            for p in psfs
-        ]
-    )
-
-
-def _radial_map(shape: tuple[int, ...], separations: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Each pixel gets ``values`` interpolated at its separation (NaN outside the sampled range)."""
-    r = geometry.distance_map(shape)
-    out = np.interp(r, separations, values)
-    out[(r < separations[0]) | (r > separations[-1])] = np.nan
-    return out.astype(np.float32)
-
-
 def _divide_by_throughput(image: np.ndarray, throughput_map: np.ndarray, floor: float = 0.05) -> np.ndarray:
     """``image / throughput`` where the throughput is at least ``floor`` (NaN elsewhere)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(throughput_map >= floor, image / throughput_map, np.nan).astype(np.float32)
-
-
-def _spectral_throughput(
-    cube: np.ndarray,
-    angles: np.ndarray,
-    psf_stack: np.ndarray,
-    *,
-    final: np.ndarray,
-    per_wl: np.ndarray,
-    fwhms: list[float],
-    wavelengths: np.ndarray,
-    spec: AlgorithmSpec,
-    params: Mapping[str, Any],
-    separations: np.ndarray,
-    nbranch: int = 1,
-    pa: float = 270.0,
-    fc_snr: float = DEFAULT_FC_SNR,
-    fc_rad_sep: int = 3,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Throughput of a spectral algorithm from fakes injected at every wavelength (flat spectrum).
-
-    The same fake-companion scheme as :func:`~hcdc.science.postprocessing.throughput.throughput_curve`
-    (which runs ADI algorithms only): fakes ``fc_rad_sep`` samples apart per pass along ``nbranch``
-    branches from position angle ``pa``, each with an aperture flux of ``fc_snr`` x the aperture
-    noise of the final image at its separation, in every wavelength (a flat spectrum in cube units).
-    Returns the throughput of each per-wavelength image (wavelengths, n_sep) and of the final image
-    (n_sep,), set to 0 where negative, and the fake fluxes.
-    """
-    fwhm_mean = float(np.mean(fwhms))
-    noise, _ = noise_per_annulus(final, fwhm_mean, separations)
-    fluxes = fc_snr * noise
-    fwhm_arg = np.asarray(fwhms) if len(fwhms) > 1 else fwhms[0]
-    per = np.zeros((per_wl.shape[0], separations.size))
-    fin = np.zeros(separations.size)
-    for b in range(nbranch):
-        branch_pa = (pa + 360.0 * b / nbranch) % 360.0
-        for start in range(fc_rad_sep):
-            idx = np.arange(start, separations.size, fc_rad_sep)
-            if idx.size == 0:
-                continue
-            cube_fc = inject_companions(cube, angles, psf_stack, separations[idx], branch_pa, fluxes[idx])
-            final_fc, per_fc = spec.function(
-                cube_fc, angles, fwhm=fwhm_arg, wavelengths=wavelengths, **params
-            )
-            del cube_fc
-            xy = [geometry.polar_to_pixel(r, branch_pa, final.shape) for r in separations[idx]]
-            xs, ys = np.array([p[0] for p in xy]), np.array([p[1] for p in xy])
-            fin[idx] += aperture_sums(np.asarray(final_fc) - final, xs, ys, fwhm_mean / 2.0) / fluxes[idx]
-            for w in range(per.shape[0]):
-                per[w, idx] += (
-                    aperture_sums(np.asarray(per_fc[w]) - per_wl[w], xs, ys, fwhms[w] / 2.0) / fluxes[idx]
-                )
-    return np.maximum(per / nbranch, 0.0), np.maximum(fin / nbranch, 0.0), fluxes
-
-
-def _smooth(values: np.ndarray, fwhm: float) -> np.ndarray:
-    """Savitzky-Golay smoothing over ~2 FWHM samples (as the ADI contrast curves are smoothed)."""
-    window = min(values.size - 2, int(2 * fwhm))
-    window += 1 - window % 2
-    if window < 3:
-        return values
-    return savgol_filter(values, window_length=window, polyorder=2, mode="nearest")
-
-
-def _spectral_contrast(
-    image: np.ndarray,
-    throughput: ThroughputCurve,
-    *,
-    fwhm: float,
-    star_flux: float,
-    sigma: float = 5.0,
-    student: bool = True,
-    step: float = 1.0,
-) -> ContrastCurve:
-    """N-sigma contrast of one per-wavelength image of a spectral algorithm, built exactly as
-    :func:`~hcdc.science.postprocessing.contrast.contrast_curve` builds it for ADI algorithms."""
-    separations = default_separations(image.shape, fwhm, step)
-    noise, mean = noise_per_annulus(image, fwhm, separations)
-    noise_s, mean_s = _smooth(noise, fwhm), _smooth(mean, fwhm)
-    tp = throughput.at(separations)
-    factor = student_factor(separations, fwhm, sigma)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        good = tp > 0
-        contrast_t = np.where(good, (factor * noise_s + mean_s) / tp / star_flux, np.nan)
-        contrast_g = np.where(good, (sigma * noise_s + mean_s) / tp / star_flux, np.nan)
-    return ContrastCurve(
-        separation=separations,
-        contrast=contrast_t if student else contrast_g,
-        contrast_gaussian=contrast_g,
-        throughput=tp,
-        noise=noise_s,
-        residual_level=mean_s,
-        sigma=float(sigma),
-        fwhm=float(fwhm),
-        star_flux=float(star_flux),
-        throughput_curve=throughput,
-    )
 
 
 def postprocess(
@@ -638,8 +266,8 @@ def postprocess(
     * Detections: S/N peaks above ``detection_threshold`` (a fixed S/N) or, by default, above the
       separation-dependent Student threshold of false-positive fraction ``detection_fpf``
       (default: the Gaussian 5-sigma tail, 2.87e-7). Their flux is measured by injection-recovery
-      (see :func:`_measure_detections`), or with ``negfc=True`` by negative-fake-companion fits
-      (single-wavelength cubes; PCA inside, with the reduction's ``ncomp``).
+      (see :mod:`~hcdc.science.postprocessing.detection_photometry`), or with ``negfc=True`` by
+      negative-fake-companion fits (single-wavelength cubes; PCA inside, with the reduction's ``ncomp``).
     * ``contrast_options``: passed to :func:`hcdc.science.postprocessing.contrast.contrast_curve`
       (``sigma``, ``nbranch``, ``fc_snr`` (default :data:`DEFAULT_FC_SNR`), ``step``, ...); the
       throughput map of the corrected image is the same measurement (computed once, reused).
@@ -649,9 +277,10 @@ def postprocess(
     (VIP/SpeCal practice), per wavelength. The final image is the mean of the per-wavelength
     images; the throughput-corrected image divides each wavelength's image by its throughput map
     first. Spectral algorithms (SDI/ASDI) get the same outputs from fakes injected in every
-    wavelength (flat spectrum, :func:`_spectral_throughput`); their detections are corrected with
-    the final image's throughput curve (``photometry='curve'``) and the cube is not cleaned of
-    them first. Without a PSF there is no throughput: detections carry the raw aperture signal.
+    wavelength (flat spectrum, :mod:`~hcdc.science.postprocessing.spectral_throughput`); their
+    detections are corrected with the final image's throughput curve (``photometry='curve'``) and
+    the cube is not cleaned of them first. Without a PSF there is no throughput: detections carry
+    the raw aperture signal.
     """
     plan = _make_plan(
         cube,
@@ -671,13 +300,15 @@ def postprocess(
     images, final, kept, full = _first_pass(plan, progress)
 
     fwhm_final = float(np.mean(plan.fwhms))
-    snr = snr_map_bounded(final, fwhm_final, progress=progress)
-    candidates = _find_candidates(
+    snr = snr_map(
+        final, fwhm_final, progress=lambda done, total: _report(progress, "S/N map", done, total)
+    ).astype(np.float32)
+    candidates = find_candidates(
         snr, final, fwhm=fwhm_final, threshold=detection_threshold, fpf=fpf, pixel_scale_mas=pixel_scale_mas
     )
 
     if plan.psfs[0] is None:
-        measured = _Measured(detections=[_aperture_photometry(c, final, fwhm_final) for c in candidates])
+        measured = _Measured(detections=[aperture_photometry(c, final, fwhm_final) for c in candidates])
     elif plan.spec.spectral:
         measured = _spectral_pass(plan, full, images, final, candidates, compute_contrast, progress)
     else:
@@ -892,7 +523,7 @@ def _adi_pass(
         psf, fwhm, star = plan.psfs[w], plan.fwhms[w], plan.star_fluxes[w]
         clean = plane
         if candidates:
-            measured, clean = _measure_detections(
+            measured, clean = measure_detections(
                 candidates,
                 images[w],
                 plane,
@@ -906,8 +537,8 @@ def _adi_pass(
                 fluxes[i].append(value)
         if negfc and n_wl == 1 and candidates:
             ncomp = plan.params.get("ncomp", 10)
-            refined, clean = _negfc_measure(
-                [_with_photometry(c, f, plan.star_fluxes) for c, f in zip(candidates, fluxes, strict=True)],
+            refined, clean = negfc_measure(
+                [combine_photometry(c, f, plan.star_fluxes) for c, f in zip(candidates, fluxes, strict=True)],
                 plane,
                 plan.angles,
                 psf,
@@ -949,7 +580,7 @@ def _adi_pass(
         detections = refined
     else:
         detections = [
-            _with_photometry(c, f, plan.star_fluxes) for c, f in zip(candidates, fluxes, strict=True)
+            combine_photometry(c, f, plan.star_fluxes) for c, f in zip(candidates, fluxes, strict=True)
         ]
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels (no throughput) stay NaN
@@ -971,10 +602,10 @@ def _spectral_pass(
     _report(progress, "throughput and contrast", 0, 1)
     fwhm_final = float(np.mean(plan.fwhms))
     seps = plan.throughput_separations(fwhm_final)
-    per_tp, final_tp, fake_fluxes = _spectral_throughput(
+    per_tp, final_tp, fake_fluxes = spectral_throughput(
         full,
         plan.angles,
-        _common_psf_stack(plan.psfs),
+        common_psf_stack(plan.psfs),
         final=final,
         per_wl=images,
         fwhms=plan.fwhms,
@@ -988,11 +619,13 @@ def _spectral_pass(
     branch_pas = np.array([float(options.get("pa", 270.0))])
     maps, curves = [], [None] * plan.n_wl
     for w in range(plan.n_wl):
-        maps.append(_radial_map(plan.shape, seps, per_tp[w]))
+        curve = ThroughputCurve(seps, per_tp[w][None, :], branch_pas, fake_fluxes)
+        maps.append(curve.map(plan.shape).astype(np.float32))
         if compute_contrast and plan.star_fluxes[w]:
-            curves[w] = _spectral_contrast(
+            # Built exactly as contrast_curve builds the ADI curves, from this throughput.
+            curves[w] = image_contrast_curve(
                 images[w],
-                ThroughputCurve(seps, per_tp[w][None, :], branch_pas, fake_fluxes),
+                curve,
                 fwhm=plan.fwhms[w],
                 star_flux=plan.star_fluxes[w],
                 sigma=float(options.get("sigma", 5.0)),
@@ -1002,11 +635,10 @@ def _spectral_pass(
     final_curve = ThroughputCurve(seps, final_tp[None, :], branch_pas, fake_fluxes)
     present = [s for s in plan.star_fluxes if s]
     mean_star = float(np.mean(present)) if present else None
-    detections = [_throughput_photometry(c, final, final_curve, fwhm_final, mean_star) for c in candidates]
+    detections = [curve_photometry(c, final, final_curve, fwhm_final, mean_star) for c in candidates]
     _report(progress, "throughput and contrast", 1, 1)
-    return _Measured(
-        detections, _divide_by_throughput(final, _radial_map(plan.shape, seps, final_tp)), maps, curves
-    )
+    final_map = final_curve.map(plan.shape).astype(np.float32)
+    return _Measured(detections, _divide_by_throughput(final, final_map), maps, curves)
 
 
 _THROUGHPUT_KEYS = ("nbranch", "pa", "fc_snr", "fc_rad_sep", "cache")

@@ -53,6 +53,7 @@ from scipy import ndimage
 
 from hcdc.science import geometry
 from hcdc.science.postprocessing.base import (
+    check_angles,
     collapse_frames,
     derotate_and_collapse,
     get_algorithm,
@@ -125,13 +126,7 @@ def check_spectral_inputs(
         )
     if wl.size < 2 or np.any(~np.isfinite(wl)) or np.any(wl <= 0):
         raise ValueError(f"wavelengths must be >= 2 positive finite values in µm; got {wl}")
-    angles = np.asarray(angles, dtype=np.float64).ravel()
-    if angles.size != cube.shape[1]:
-        raise ValueError(
-            f"spectral cube has {cube.shape[1]} frames but {angles.size} derotation angles were given"
-        )
-    if not np.all(np.isfinite(angles)):
-        raise ValueError("derotation angles contain NaN or infinite values")
+    angles = check_angles(angles, cube.shape[1], "spectral cube")
     return cube.astype(np.float32, copy=False), angles, wl
 
 

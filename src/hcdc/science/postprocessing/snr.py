@@ -17,7 +17,7 @@ rotational symmetry of the pixel grid about the centre pixel means only one quad
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,7 +103,12 @@ class _Geometry:
 _CACHE: OrderedDict[tuple, list[_Geometry]] = OrderedDict()
 _CACHE_SIZE = 8
 _CACHE_BYTES = 256 * 2**20  # larger geometries (big frames) are recomputed chunk by chunk, not kept
-_CHUNK_QUERIES = 200_000  # apertures per chunk: bounds the temporary memory
+# Apertures per chunk. Each aperture holds block^2 (~50 at fwhm 4) float32 weights plus float64
+# and index temporaries of the same size, so a chunk is bounded both in apertures and in weights:
+# ~30 MB of temporaries whatever the frame size and FWHM (a whole 290 x 290 map at once needed
+# ~1.7 GB). Small chunks are also faster (they stay in cache).
+_CHUNK_QUERIES = 10_000
+_CHUNK_WEIGHTS = 500_000
 
 
 def _block_pad(fwhm: float) -> tuple[int, int]:
@@ -133,28 +138,31 @@ def _chunk_geometry(
     return _Geometry(py, px, starts, counts, base, offsets, w.reshape(w.shape[0], -1).astype(np.float32))
 
 
-def _geometries(size: int, fwhm: float, r_min: float, r_max: float) -> Iterable[_Geometry]:
-    """Chunks of first-quadrant pixel geometry; cached when small enough, else generated lazily."""
+def _geometries(size: int, fwhm: float, r_min: float, r_max: float) -> tuple[int, Iterable[_Geometry]]:
+    """Number of chunks and the chunks of first-quadrant pixel geometry (ordered by separation);
+    cached when small enough, else generated lazily one at a time."""
     key = (size, round(float(fwhm), 9), round(float(r_min), 9), round(float(r_max), 9))
     if key in _CACHE:
         _CACHE.move_to_end(key)
-        return _CACHE[key]
+        return len(_CACHE[key]), _CACHE[key]
     dy, dx = geometry.offsets_from_center((size, size))
     r = np.hypot(dy, dx)
     # First quadrant (dx > 0, dy >= 0); its three 90-degree rotations cover every other pixel once.
     py, px = np.nonzero((dx > 0) & (dy >= 0) & (r >= r_min) & (r < r_max))
     counts, _ = _n_apertures(r[py, px], fwhm)
-    chunk_id = np.cumsum(counts) // _CHUNK_QUERIES
+    block_pixels = _block_pad(fwhm)[0] ** 2
+    per_chunk = max(1, min(_CHUNK_QUERIES, _CHUNK_WEIGHTS // block_pixels))
+    chunk_id = np.cumsum(counts) // per_chunk
     bounds = np.flatnonzero(np.diff(chunk_id)) + 1
     pieces = np.split(np.arange(py.size), bounds)
     chunks = (_chunk_geometry(size, fwhm, py[i], px[i], dy[py[i], px[i]], dx[py[i], px[i]]) for i in pieces)
-    if counts.sum() * _block_pad(fwhm)[0] ** 2 * 4 > _CACHE_BYTES:
-        return chunks
+    if counts.sum() * block_pixels * 4 > _CACHE_BYTES:
+        return len(pieces), chunks
     geos = list(chunks)
     _CACHE[key] = geos
     if len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
-    return geos
+    return len(geos), geos
 
 
 def _chunk_snr(padded: np.ndarray, geo: _Geometry) -> np.ndarray:
@@ -176,13 +184,20 @@ def _chunk_snr(padded: np.ndarray, geo: _Geometry) -> np.ndarray:
 
 
 def snr_map(
-    image: np.ndarray, fwhm: float, r_min: float | None = None, r_max: float | None = None
+    image: np.ndarray,
+    fwhm: float,
+    r_min: float | None = None,
+    r_max: float | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """Exact Mawet 2014 S/N of every pixel of ``image`` between ``r_min`` and ``r_max`` px (else NaN).
 
     Defaults: the annulus of VIP's ``snrmap`` (:func:`snr_map_region`). Each pixel's value equals
     ``snr_at(image, x, y, fwhm).snr``. NaN pixels of ``image`` count as 0. The cost grows as the
-    cube of the outer radius (pixels x apertures per pixel); memory stays bounded (chunks).
+    cube of the outer radius (pixels x apertures per pixel); memory stays bounded: pixels are
+    processed in chunks of consecutive separations of at most ~10,000 apertures each, and
+    ``progress(done, total)`` is called after each chunk.
     """
     image = np.nan_to_num(np.asarray(image, dtype=np.float64))
     if image.ndim != 2:
@@ -206,10 +221,13 @@ def snr_map(
     padded = [np.pad(np.rot90(square, q).astype(np.float32), pad).ravel() for q in range(4)]
     targets = [np.rot90(index, q) for q in range(4)]
     out = np.full(ny * nx, np.nan)
-    for geo in _geometries(size, fwhm, r_min, r_max):
+    n_chunks, chunks = _geometries(size, fwhm, r_min, r_max)
+    for done, geo in enumerate(chunks, start=1):
         for q in range(4):
             values = _chunk_snr(padded[q], geo)
             target = targets[q][geo.pixel_y, geo.pixel_x]
             inside = target >= 0
             out[target[inside]] = values[inside]
+        if progress is not None:
+            progress(done, n_chunks)
     return out.reshape(ny, nx)

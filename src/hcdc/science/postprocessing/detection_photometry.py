@@ -1,0 +1,232 @@
+"""Photometry of the S/N-map detections of a reduction (used by :func:`~.run.postprocess`).
+
+A detection's flux is its background-subtracted 1-FWHM aperture signal (the Mawet 2014 numerator
+``f0 - mean(f_i)``, :func:`~hcdc.science.postprocessing.snr.snr_at`) corrected for the algorithm's
+throughput, measured in one of four ways (``Detection.photometry``):
+
+* ``'injection'``: fakes as bright as the detection injected at its separation (other PAs), on
+  the cube first with and then without the detected companions (:func:`measure_detections`);
+* ``'negfc'``: a negative-fake-companion fit (:func:`negfc_measure`);
+* ``'curve'``: the throughput curve at its separation (spectral algorithms);
+* ``'aperture'``: the raw aperture signal when no throughput can be measured (no PSF).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from hcdc.science.characterization.detection import detect_candidates
+from hcdc.science.characterization.negfc import negfc_fit, remove_companion
+from hcdc.science.postprocessing.products import Detection
+from hcdc.science.postprocessing.snr import snr_at
+from hcdc.science.postprocessing.throughput import ThroughputCurve, throughput_curve
+
+__all__ = [
+    "aperture_photometry",
+    "combine_photometry",
+    "curve_photometry",
+    "find_candidates",
+    "measure_detections",
+    "negfc_measure",
+]
+
+
+def _separation_mas(separation_px: float, pixel_scale_mas: float | None) -> float:
+    return separation_px * pixel_scale_mas if pixel_scale_mas else math.nan
+
+
+def find_candidates(
+    snr: np.ndarray,
+    image: np.ndarray,
+    *,
+    fwhm: float,
+    threshold: float | None,
+    fpf: float,
+    pixel_scale_mas: float | None,
+) -> list[Detection]:
+    """S/N peaks above the criterion (positions refined on ``image``), not yet measured."""
+    return [
+        Detection(
+            x=c.x,
+            y=c.y,
+            separation_px=c.separation,
+            pa_deg=c.pa,
+            snr=c.snr,
+            separation_mas=_separation_mas(c.separation, pixel_scale_mas),
+            fpf=c.fpf,
+            photometry="none",
+        )
+        for c in detect_candidates(snr, fwhm, fpf=fpf, threshold=threshold, image=image)
+    ]
+
+
+def _local_throughput(
+    plane: np.ndarray,
+    angles: np.ndarray,
+    psf: np.ndarray,
+    det: Detection,
+    *,
+    fwhm: float,
+    algorithm: str,
+    params: Mapping[str, Any],
+    n_fakes: int,
+) -> np.ndarray:
+    """Throughputs of ``n_fakes`` fakes as bright as ``det`` at its separation, at PAs between it."""
+    tp = throughput_curve(
+        plane,
+        angles,
+        psf,
+        fwhm=fwhm,
+        algorithm=algorithm,
+        params=dict(params),
+        separations=[det.separation_px],
+        nbranch=n_fakes,
+        pa=det.pa_deg + 180.0 / n_fakes,
+        fc_snr=float(np.clip(det.snr, 3.0, 50.0)),
+        fc_rad_sep=1,
+    )
+    return tp.branches[:, 0]
+
+
+def measure_detections(
+    detections: list[Detection],
+    image: np.ndarray,
+    plane: np.ndarray,
+    angles: np.ndarray,
+    psf: np.ndarray,
+    *,
+    fwhm: float,
+    algorithm: str,
+    params: Mapping[str, Any],
+    n_fakes: int = 6,
+) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """Injection-recovery photometry of every detection on one wavelength plane.
+
+    Returns ``[(flux, flux_err)]`` (cube units, 1-FWHM aperture) and the plane with the detections
+    removed. The background-subtracted aperture signal of a detection (Mawet 2014 ``f0 - mean(f_i)``)
+    is divided by the throughput of fakes injected at its separation (other PAs) with its brightness.
+    PCA's throughput depends on what else is in the cube (bright fakes, real companions are partly
+    absorbed into the components), so it is measured twice: a first estimate with the companions in
+    place, then again on the cube with every companion removed at its first-estimate flux.
+    """
+    signals = [snr_at(image, d.x, d.y, fwhm).signal for d in detections]
+
+    def throughputs(cube: np.ndarray, det: Detection) -> np.ndarray:
+        return _local_throughput(
+            cube, angles, psf, det, fwhm=fwhm, algorithm=algorithm, params=params, n_fakes=n_fakes
+        )
+
+    first = []
+    for det, signal in zip(detections, signals, strict=True):
+        tp = float(np.mean(throughputs(plane, det)))
+        first.append(signal / tp if tp > 0 else 0.0)
+    clean = plane
+    for det, flux in zip(detections, first, strict=True):
+        if flux > 0:
+            clean = remove_companion(clean, angles, psf, det.separation_px, det.pa_deg, flux)
+    results = []
+    for det, signal in zip(detections, signals, strict=True):
+        tps = throughputs(clean, det)
+        tp = float(np.mean(tps))
+        if not tp > 0:
+            results.append((math.nan, math.nan))
+            continue
+        flux = signal / tp
+        # The fakes' spread is the throughput's uncertainty at this separation (1 sigma of one position).
+        results.append((flux, abs(flux) * float(np.std(tps, ddof=1)) / tp))
+    return results, np.asarray(clean, dtype=np.float32)
+
+
+def negfc_measure(
+    detections: list[Detection],
+    plane: np.ndarray,
+    angles: np.ndarray,
+    psf: np.ndarray,
+    *,
+    fwhm: float,
+    star_flux: float | None,
+    ncomp: int,
+    pixel_scale_mas: float | None,
+) -> tuple[list[Detection], np.ndarray]:
+    """Detections re-measured by negative-fake-companion fits, and the plane with them removed."""
+    out = []
+    for det in detections:
+        try:
+            fit = negfc_fit(
+                plane,
+                angles,
+                psf,
+                fwhm=fwhm,
+                separation=det.separation_px,
+                pa=det.pa_deg,
+                flux_guess=det.flux if np.isfinite(det.flux) and det.flux > 0 else None,
+                star_flux=star_flux,
+                ncomp=ncomp,
+            )
+        except ValueError:
+            out.append(det)  # within 1 FWHM of the star or the edge: keep the injection photometry
+            continue
+        plane = remove_companion(plane, angles, psf, fit.separation, fit.pa, fit.flux)
+        out.append(
+            replace(
+                det,
+                x=fit.x,
+                y=fit.y,
+                separation_px=fit.separation,
+                pa_deg=fit.pa,
+                separation_mas=_separation_mas(fit.separation, pixel_scale_mas),
+                flux=fit.flux,
+                contrast=fit.contrast,
+                flux_err=fit.flux_err,
+                contrast_err=fit.contrast_err,
+                photometry="negfc",
+            )
+        )
+    return out, np.asarray(plane, dtype=np.float32)
+
+
+def combine_photometry(
+    det: Detection, fluxes: list[tuple[float, float]], star_fluxes: list[float | None]
+) -> Detection:
+    """``det`` with the mean flux over wavelengths (and its error) and the mean contrast."""
+    values = np.array([f for f, _ in fluxes], dtype=np.float64)
+    errors = np.array([e for _, e in fluxes], dtype=np.float64)
+    n = max(int(np.isfinite(values).sum()), 1)
+    flux = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
+    flux_err = float(np.sqrt(np.nansum(errors**2)) / n) if np.isfinite(errors).any() else math.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = [f / s for (f, _), s in zip(fluxes, star_fluxes, strict=True) if s]
+        ratio_errs = [e / s for (_, e), s in zip(fluxes, star_fluxes, strict=True) if s]
+    contrast = float(np.nanmean(ratios)) if ratios and np.isfinite(ratios).any() else math.nan
+    contrast_err = float(np.sqrt(np.nansum(np.square(ratio_errs))) / n) if ratio_errs else math.nan
+    return replace(
+        det,
+        flux=flux,
+        contrast=contrast,
+        flux_err=flux_err,
+        contrast_err=contrast_err,
+        photometry="injection",
+    )
+
+
+def curve_photometry(
+    det: Detection, image: np.ndarray, throughput: ThroughputCurve, fwhm: float, star_flux: float | None
+) -> Detection:
+    """Background-subtracted aperture signal divided by the throughput curve at the detection's
+    separation (spectral algorithms: no per-detection injection, no companion removal)."""
+    aperture_signal = snr_at(image, det.x, det.y, fwhm).signal
+    tp = float(throughput.at(det.separation_px))
+    flux = aperture_signal / tp if tp > 0 else math.nan
+    contrast = flux / star_flux if star_flux and np.isfinite(flux) else math.nan
+    return replace(det, flux=flux, contrast=contrast, photometry="curve")
+
+
+def aperture_photometry(det: Detection, image: np.ndarray, fwhm: float) -> Detection:
+    """Fallback when no throughput can be measured (no PSF): the raw 1-FWHM aperture signal, not
+    corrected for self-subtraction, and no contrast."""
+    return replace(det, flux=snr_at(image, det.x, det.y, fwhm).signal, photometry="aperture")
