@@ -18,8 +18,17 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _truth_text(det: dict[str, Any]) -> str:
+    """The injected companion a detection matches, or why there is none."""
+    if det.get("true_separation_mas") is None:
+        return "no injected companion here"
+    return f"{det['true_separation_mas']:.0f} mas / {det['true_pa_deg']:.1f} deg / {det['true_contrast']:.2g}"
+
+
 def _print_report(report: Any) -> None:
-    console.print(f"[bold]hcdc data centre[/] in {report.root}  (catalogue: {report.database})", highlight=False)
+    console.print(
+        f"[bold]hcdc data centre[/] in {report.root}  (catalogue: {report.database})", highlight=False
+    )
     print_table(
         "Catalogue: raw files by DPR TYPE",
         ["type", "files"],
@@ -35,7 +44,9 @@ def _print_report(report: Any) -> None:
                 "warnings": len(view["warnings"]),
             }
         )
-    print_table("Datasets and calibration associations", ["dataset", "calibrations", "missing", "warnings"], rows)
+    print_table(
+        "Datasets and calibration associations", ["dataset", "calibrations", "missing", "warnings"], rows
+    )
     print_table(
         "Jobs",
         ["id", "dataset_id", "state", "attempts", "error"],
@@ -49,19 +60,18 @@ def _print_report(report: Any) -> None:
     det_rows = [
         {
             "product": d["product_id"],
+            "filter": d.get("filter") or "-",
             "sep_mas": _fmt(d.get("separation_mas"), 4),
             "pa_deg": _fmt(d.get("pa_deg"), 4),
             "snr": _fmt(d.get("snr")),
             "contrast": _fmt(d.get("contrast")),
-            "true sep/pa/contrast": "no injected companion here"
-            if d.get("true_separation_mas") is None
-            else f"{d['true_separation_mas']:.0f} mas / {d['true_pa_deg']:.1f} deg / {d['true_contrast']:.2g}",
+            "true sep/pa/contrast": _truth_text(d),
         }
         for d in report.detections
     ]
     print_table(
         "Detections (Level 2) next to the injected truth",
-        ["product", "sep_mas", "pa_deg", "snr", "contrast", "true sep/pa/contrast"],
+        ["product", "filter", "sep_mas", "pa_deg", "snr", "contrast", "true sep/pa/contrast"],
         det_rows,
     )
     previews = [p for prod in report.products for p in (prod.get("previews") or [])]
@@ -78,12 +88,12 @@ def _print_report(report: Any) -> None:
 
 def demo_command(
     directory: Path = typer.Argument(Path("hcdc-demo"), help="Directory of the demo data centre."),
-    seed: int = typer.Option(2026, "--seed", help="Seed of the simulated night."),
+    seed: int = typer.Option(2026, "--seed", help="Seed of the simulated nights."),
     scale: str = typer.Option("medium", "--scale", help="Simulated detector: small, medium or full."),
     processes: int = typer.Option(1, "--processes", min=0, help="Local worker processes (0 = inline)."),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Main job: simulate a night of IRDIS raw data, ingest, associate, reduce to Level 2, report."""
+    """Main job: simulate two nights of IRDIS raw data, ingest, associate, reduce to Level 2, report."""
     from hcdc.pipeline.demo import run_demo
 
     progress = progress_bar(disable=json_output or not err_console.is_terminal)

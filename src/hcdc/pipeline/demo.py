@@ -3,14 +3,18 @@
 ``run_demo(directory)`` builds a complete small data centre from files hcdc makes itself:
 
 1. create the data centre (SQLite catalogue and file store in ``directory``);
-2. simulate a night of raw SPHERE/IRDIS files (DBI and CI sequences with their calibrations and
-   companions of known separation, position angle and contrast) into ``directory/raw``;
+2. simulate two nights of raw SPHERE/IRDIS files (a DBI then a CI sequence of 51 Eri centred on
+   its transit, see :data:`DEMO_NIGHTS`, each with its calibrations; companions of known
+   separation, position angle and contrast) into ``directory/raw/<night>``;
 3. ingest them (identification, classification, metadata, datasets);
 4. associate the calibrations of every science dataset;
 5. queue one reduction job per complete dataset (Level 1 -> Level 2) and run them with a local
    worker, registering products with their provenance;
 6. report: catalogue, datasets and associations, products and the detections next to the
    injected truth.
+
+The Level 2 reduction is the standard ``irdis-l1-l2`` workflow with its defaults (classical ADI,
+see :data:`hcdc.pipeline.workflows.IRDIS_LEVEL2_DEFAULTS` for the measurements behind them).
 
 Running it again on the same directory redoes nothing that is done: the simulated bytes are
 identical (same seed), so ingest finds duplicates, and datasets that already have a job are not
@@ -34,7 +38,7 @@ from hcdc.archive.ingest import ingest
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.products import list_products, product_detail
 from hcdc.pipeline import jobs as jq
-from hcdc.pipeline.simulate import SequenceSpec, SimulatedNight, simulate_irdis_night
+from hcdc.pipeline.simulate import SequenceSpec, SimulatedNight, band_labels, simulate_irdis_night
 from hcdc.pipeline.worker import Worker, queue_datasets, ready_datasets
 
 #: Scale of the simulated detector for the demo (see ``hcdc.pipeline.simulate.SCALES``).
@@ -48,8 +52,9 @@ DEFAULT_SEED = 2026
 #: two hours later. A CI sequence taken after an hour of DBI in the same night rotates by only
 #: ~6 deg (measured: 6.5 deg), which smears a companion at 250 mas (20 px) over 0.7 FWHM: ADI
 #: then subtracts it with the speckles. Hence a second night for CI. The DBI template takes 16
-#: OBJECT files of 64 s DITs (35-45 deg of rotation, depending on the scale's NDIT), the CI
-#: template 12 files of 32 s DITs (25-30 deg); both are typical SPHERE SHINE-like sequences.
+#: OBJECT files and the CI template 12, of 64 s DITs (1-1.5 h sequences, as in SPHERE surveys);
+#: measured rotation: DBI 40.5 deg and CI 30.8 deg at the 'medium' scale (4 DITs per file),
+#: DBI ~33 deg and CI ~25 deg at 'small' (3 DITs per file).
 DEMO_NIGHTS: tuple[tuple[str, SequenceSpec], ...] = (
     ("2018-11-30", SequenceSpec("DB_H23", "DBI", 64.0, 16, 64.0, 4.0, "ND_2.0", "x")),
     ("2018-12-01", SequenceSpec("BB_H", "CI", 64.0, 12, 64.0, 8.0, "ND_3.5", "+")),
@@ -101,9 +106,12 @@ def match_detections(
 ) -> list[dict[str, Any]]:
     """Pair each detection with the nearest injected companion (on the sky) within ``max_offset_mas``.
 
-    Returns the detections with ``true_separation_mas``, ``true_pa_deg`` and ``true_contrast``
-    (band mean) added, or None for those that match nothing (a false positive or a real
-    feature of the simulation such as a bright speckle).
+    Returns the detections with ``true_separation_mas``, ``true_pa_deg``, ``true_contrast`` and
+    ``offset_mas`` added, or None for those that match nothing (a false positive or a real
+    feature of the simulation such as a bright speckle). ``true_contrast`` is the companion's
+    mean contrast over the bands of the detection's filter combination (its ``filter`` key, e.g.
+    ``DB_H23`` -> H2 and H3: the final image is the mean of the per-band images) or over every
+    simulated band when the detection has no ``filter``.
     """
     matched = []
     for det in detections:
@@ -116,13 +124,16 @@ def match_detections(
                 best, best_offset = comp, offset
         row = dict(det)
         if best is not None and best_offset <= max_offset_mas:
-            contrasts = list(best["contrast"].values())
+            bands = band_labels(det["filter"]) if det.get("filter") else tuple(best["contrast"])
+            contrasts = [best["contrast"][b] for b in bands if b in best["contrast"]]
+            contrasts = contrasts or list(best["contrast"].values())
             row["true_separation_mas"] = best["separation_mas"]
             row["true_pa_deg"] = best["pa_deg"]
             row["true_contrast"] = sum(contrasts) / len(contrasts)
             row["offset_mas"] = round(best_offset, 2)
         else:
             row["true_separation_mas"] = row["true_pa_deg"] = row["true_contrast"] = None
+            row["offset_mas"] = None
         matched.append(row)
     return matched
 
@@ -162,9 +173,10 @@ def run_demo(
                 f"files ({scale} scale, seed {seed})"
             )
             # Same seed every night: same detector (bad pixels, flat) and same companions.
-            nights.append(
-                simulate_irdis_night(raw_dir / date, seed=seed, scale=scale, sequences=(sequence,), night=date)
+            night = simulate_irdis_night(
+                raw_dir / date, seed=seed, scale=scale, sequences=(sequence,), night=date
             )
+            nights.append(night)
 
         stage("ingesting the raw files")
         summary = ingest(catalogue, [raw_dir])
@@ -192,12 +204,21 @@ def run_demo(
             truth=nights[0].companion_truth(),
         )
         report.jobs = [j.as_dict() for j in jq.list_jobs(catalogue.engine, limit=None)]
+        # The filter combination of each dataset, from the night it was observed (one per night).
+        filters = {date: sequence.filter for date, sequence in DEMO_NIGHTS}
         with catalogue.engine.connect() as conn:
+            nights = {i: n for i, n in conn.execute(select(Dataset.id, Dataset.night))}
             for row in sorted(list_products(conn, limit=None), key=lambda r: r["id"]):
                 detail = product_detail(conn, row["id"], catalogue.storage_root)
                 report.products.append(detail)
+                night_of = nights.get((detail or {}).get("dataset_id"))
+                context = {
+                    "product_id": row["id"],
+                    "dataset_id": (detail or {}).get("dataset_id"),
+                    "filter": filters.get(night_of.isoformat()) if night_of else None,
+                }
                 for det in ((detail or {}).get("summary") or {}).get("detections") or []:
-                    report.detections.append({"product_id": row["id"], **det})
+                    report.detections.append({**context, **det})
         report.detections = match_detections(report.detections, report.truth)
         return report
     finally:

@@ -136,3 +136,18 @@ def test_snr_map_in_bounded_chunks_reports_progress_and_matches_one_shot(monkeyp
     np.testing.assert_allclose(chunked[np.isfinite(chunked)], one_shot[np.isfinite(one_shot)], atol=1e-9)
     # Spot check against the definition (the map sums float32 pixels with float32 weights).
     assert chunked[20, 31] == pytest.approx(snr_at(image, 31, 20, 3.0).snr, rel=1e-6)
+
+
+def test_snr_map_geometry_cache_is_bounded_in_bytes(monkeypatch):
+    from hcdc.science.postprocessing import snr as snr_module
+
+    image = np.random.default_rng(12).normal(size=(41, 41))
+    snr_module._CACHE.clear()
+    first = snr_map(image, 3.0)
+    one_geometry = snr_module._cached_bytes()
+    assert one_geometry > 0
+    monkeypatch.setattr(snr_module, "_CACHE_BYTES", int(1.5 * one_geometry))
+    snr_map(image, 3.2)  # a second geometry of similar size: the oldest is evicted
+    assert len(snr_module._CACHE) == 1
+    assert snr_module._cached_bytes() <= snr_module._CACHE_BYTES
+    np.testing.assert_array_equal(snr_map(image, 3.0), first)  # recomputed, same values

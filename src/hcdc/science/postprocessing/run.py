@@ -521,18 +521,11 @@ def _adi_pass(
         _report(progress, "throughput and contrast", w, n_wl)
         plane, run_params = kept if kept is not None else plan.plane_and_params(w)
         psf, fwhm, star = plan.psfs[w], plan.fwhms[w], plan.star_fluxes[w]
+        # How this plane is reduced: every throughput measurement below runs the same reduction.
+        reduction = {"fwhm": fwhm, "algorithm": plan.spec.name, "params": run_params}
         clean = plane
         if candidates:
-            measured, clean = measure_detections(
-                candidates,
-                images[w],
-                plane,
-                plan.angles,
-                psf,
-                fwhm=fwhm,
-                algorithm=plan.spec.name,
-                params=run_params,
-            )
+            measured, clean = measure_detections(candidates, images[w], plane, plan.angles, psf, **reduction)
             for i, value in enumerate(measured):
                 fluxes[i].append(value)
         if negfc and n_wl == 1 and candidates:
@@ -551,14 +544,7 @@ def _adi_pass(
         # contrast curve's own or, when no contrast is wanted, the same measurement made directly.
         if compute_contrast and star:
             curves[w] = contrast_curve(
-                clean,
-                plan.angles,
-                psf,
-                fwhm=fwhm,
-                star_flux=star,
-                algorithm=plan.spec.name,
-                params=run_params,
-                **plan.contrast_options,
+                clean, plan.angles, psf, star_flux=star, **reduction, **plan.contrast_options
             )
             tp = curves[w].throughput_curve
         else:
@@ -566,10 +552,8 @@ def _adi_pass(
                 clean,
                 plan.angles,
                 psf,
-                fwhm=fwhm,
-                algorithm=plan.spec.name,
-                params=run_params,
                 separations=plan.throughput_separations(fwhm),
+                **reduction,
                 **plan.throughput_options,
             )
         maps.append(tp.map(plan.shape).astype(np.float32))
