@@ -6,7 +6,7 @@ matches nothing, and a second run on the same directory must add nothing.
 
 Truth: the simulator's default companions (250 mas PA 60 deg, contrast 5e-4 in H2 / 3e-4 in H3
 / 4e-4 in H; 480 mas PA 210 deg, 1.2e-4 / 0.8e-4 / 1e-4), observed in a DB_H23 DBI and a BB_H
-CI sequence (33 and 25 deg of field rotation). Both are far above the detection limit (5-sigma
+CI sequence (31 and 24 deg of field rotation). Both are far above the detection limit (5-sigma
 contrast < 2e-5 beyond 200 mas), so every one must come out of both datasets.
 """
 

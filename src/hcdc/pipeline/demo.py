@@ -54,7 +54,7 @@ DEFAULT_SEED = 2026
 #: then subtracts it with the speckles. Hence a second night for CI. The DBI template takes 16
 #: OBJECT files and the CI template 12, of 64 s DITs (1-1.5 h sequences, as in SPHERE surveys);
 #: measured rotation: DBI 40.5 deg and CI 30.8 deg at the 'medium' scale (4 DITs per file),
-#: DBI ~33 deg and CI ~25 deg at 'small' (3 DITs per file).
+#: DBI 31.3 deg and CI 23.5 deg at 'small' (3 DITs per file).
 DEMO_NIGHTS: tuple[tuple[str, SequenceSpec], ...] = (
     ("2018-11-30", SequenceSpec("DB_H23", "DBI", 64.0, 16, 64.0, 4.0, "ND_2.0", "x")),
     ("2018-12-01", SequenceSpec("BB_H", "CI", 64.0, 12, 64.0, 8.0, "ND_3.5", "+")),
