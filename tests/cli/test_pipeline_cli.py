@@ -76,7 +76,8 @@ def test_reduce_products_provenance_rerun(runner, raw_night, tmp_path, sqlite_ur
 
     reduced = _json(
         runner, "reduce", "1", "--wait", "--processes", "0", *root,
-        "-p", "level2.ncomp=5", "-p", "crop_radius=44", "-p", "compute_contrast=false",
+        "-p", "level2.algorithm=pca", "-p", "level2.ncomp=5", "-p", "crop_radius=44",
+        "-p", "compute_contrast=false",
     )  # fmt: skip
     (job,) = reduced["jobs"]
     assert job["state"] == "done" and job["attempts"] == 1
@@ -119,10 +120,17 @@ def test_watch_queues_and_worker_runs(runner, raw_night, tmp_path, sqlite_url):
     _ok(runner.invoke(app, ["init", str(dc), "--database", sqlite_url]))
     polls = _json(runner, "watch", str(raw_night), "--once", *root, "-p", "previews=false")["polls"]
     assert polls[0]["ingested"] > 0 and len(polls[0]["queued_jobs"]) == 1
+    # daily calibrations: the night's dark/background/sky/flat groups are queued too
+    calibration_jobs = polls[0]["calibration_jobs"]
+    assert len(calibration_jobs) >= 4
     again = _json(runner, "watch", str(raw_night), "--once", *root)["polls"]
-    assert again[0]["queued_jobs"] == []  # already queued
+    assert again[0]["queued_jobs"] == [] and again[0]["calibration_jobs"] == []  # already queued
     (job_id,) = polls[0]["queued_jobs"]
     _ok(runner.invoke(app, ["jobs", "--cancel", str(job_id), *root]))
     assert [j["id"] for j in _json(runner, "jobs", "--state", "cancelled", *root)["jobs"]] == [job_id]
     result = runner.invoke(app, ["worker", "--once", "--processes", "0", *root])
-    assert result.exit_code == 0 and "0 job(s) run" in result.stderr  # nothing left to run
+    # only the calibration jobs are left to run
+    assert result.exit_code == 0 and f"{len(calibration_jobs)} job(s) run" in result.stderr
+    products = _json(runner, "products", *root)["products"]
+    assert len(products) == len(calibration_jobs)
+    assert {p["type"] for p in products} == {"master-calibration"}
