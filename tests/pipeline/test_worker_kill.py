@@ -49,7 +49,9 @@ def test_killed_worker_job_is_retried_without_duplicates(night, tmp_path, databa
     ingest(catalogue, [night.out_dir])
     associate_all(engine)
     (job_id,) = queue_datasets(
-        catalogue, [1], parameters=["level2.algorithm=pca", "level2.ncomp=5", "previews=false", "crop_radius=44"]
+        catalogue,
+        [1],
+        parameters=["level2.algorithm=pca", "level2.ncomp=5", "previews=false", "crop_radius=44"],
     )
 
     command = [sys.executable, "-c", "from hcdc.cli import main; main()", "worker", "--once"]

@@ -36,7 +36,13 @@ def test_irdis_dbi_night_level1_to_level2(dbi_night, tmp_path):
     workflow = select_workflow([read_file(p)[0] for p in raw])
     assert workflow.name == "irdis-l1-l2"
     # kept quick: no contrast curve, the central 44 px radius only (companions at 20 and 39 px)
-    overrides = ["level2.algorithm=pca", "level2.ncomp=5", "previews=false", "compute_contrast=false", "crop_radius=44"]
+    overrides = [
+        "level2.algorithm=pca",
+        "level2.ncomp=5",
+        "previews=false",
+        "compute_contrast=false",
+        "crop_radius=44",
+    ]
     result = run_workflow(workflow, {"raw": raw}, overrides, work_dir=tmp_path)
     assert result.status == "done", {n: r.error for n, r in result.nodes.items()}
     prov = result.provenance
