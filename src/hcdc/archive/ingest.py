@@ -8,8 +8,9 @@ How a batch runs:
    interruption cheap); ``rehash=True`` turns that shortcut off.
 3. The remaining files are inspected by :func:`inspect_file` (sha256, size, raw header cards,
    instrument identification and normalized metadata via
-   :func:`hcdc.instruments.registry.read_file`, dataset key and sequence role), in a process
-   pool for large batches.
+   :func:`hcdc.instruments.registry.read_metadata`, which reads plain FITS files' primary
+   header once with the fast card parser and other files with astropy), dataset key and
+   sequence role, in a process pool for large batches.
 4. The main process writes the results; each file is either fully there or absent. A new
    file is one row, written with the other new files of the group in one multi-row
    ``INSERT ... ON CONFLICT DO NOTHING`` (a conflict skips only that file's row); a new
@@ -50,7 +51,7 @@ from hcdc.archive.models import File, QuarantinedFile, utcnow
 from hcdc.archive.storage import copy_into_store, discover, raw_primary_cards, read_and_hash
 from hcdc.instruments import association
 from hcdc.instruments.base import FileMetadata, MetadataError, UnreadableFileError
-from hcdc.instruments.registry import read_file
+from hcdc.instruments.registry import read_file, read_metadata
 
 # Reason codes of quarantined files.
 UNREADABLE = "unreadable"  # not FITS, truncated, corrupt compression, I/O error
@@ -191,9 +192,16 @@ def metadata_values(meta: FileMetadata) -> dict[str, Any]:
     return values
 
 
-def _header_cards(path: str, content: bytes | None, header) -> list[str]:  # noqa: ANN001 - fits.Header
+def _header_cards(path: str, content: bytes | None, header) -> list[str]:  # noqa: ANN001 - fits.Header | None
+    """The primary header's card images as stored in the catalogue (see ``raw_primary_cards``).
+
+    ``header`` is the astropy header when :func:`read_metadata` built one (None on its fast
+    path, which only answers for plain files, whose raw cards are always found).
+    """
     cards = raw_primary_cards(path, content)
     if cards is None:  # e.g. .fits.Z: render astropy's cards (slower, but rare)
+        if header is None:
+            header = read_file(path)[1]
         cards = [str(card).rstrip() for card in header.cards]
     return cards
 
@@ -214,7 +222,7 @@ def inspect_file(path: str | Path) -> Inspection:
         result.error_code, result.error = UNREADABLE, f"{path}: cannot read the file ({exc.strerror or exc})"
         return result
     try:
-        meta, header = read_file(path)
+        meta, header = read_metadata(path, content)
         values = metadata_values(meta)
         # serialized here, in the worker: the writing process only passes the text on
         values["header"] = EncodedJSON(json.dumps(_header_cards(path, content, header)))

@@ -117,6 +117,38 @@ class Instrument:
         """
         raise NotImplementedError
 
+    # -- fast path of ingest: the primary header's values only, no astropy Header ------------
+    #
+    # ``registry.read_metadata`` parses a plain FITS file's primary header once with
+    # ``eso_headers.parse_header_block`` and asks the instruments, by priority, through the two
+    # methods below. An instrument that cannot answer from those values alone (it needs the
+    # extensions or astropy's own card parsing) returns None, and the file is read by the full
+    # astropy path (``registry.read_file``) instead, so both paths give the same result.
+
+    #: Primary-header keywords that :meth:`identify_values` reads. The registry uses the fast
+    #: path only when each of them is written as a plain, single, upper-case value card (the
+    #: form in which the fast parser and astropy are guaranteed to read the same value).
+    identification_keywords: ClassVar[tuple[str, ...]] = ()
+
+    def identify_values(self, values: Mapping[str, Any]) -> bool | None:
+        """Like :meth:`identify` from the primary header's ``values`` (keyword -> value, keyed
+        like astropy); None when the answer needs more than the primary header.
+
+        Must agree with :meth:`identify` whenever it returns True or False. The default (None)
+        sends every file this instrument might claim through the full astropy path.
+        """
+        return None
+
+    def extract_values(self, values: Mapping[str, Any]) -> FileMetadata | None:
+        """Like :meth:`extract` from the primary header's ``values`` alone; None when the
+        instrument needs the file itself (extension tables, astropy cards).
+
+        Must return exactly what :meth:`extract` returns for the same file; raises
+        :class:`MetadataError` as :meth:`extract` does. The default (None) means "always
+        needs the file".
+        """
+        return None
+
 
 # --- time helpers shared by every instrument module -------------------------------------------
 

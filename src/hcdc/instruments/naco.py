@@ -148,13 +148,22 @@ class Naco(Instrument):
     association_rules: ClassVar[Mapping[str | None, tuple[Any, ...]]] = NACO_RULES
     dataset_setup: ClassVar[Mapping[str | None, tuple[str, ...]]] = NACO_DATASET_SETUP
 
+    identification_keywords: ClassVar[tuple[str, ...]] = ("INSTRUME",)
+
     def identify(self, header: fits.Header, hdul: fits.HDUList) -> bool:
-        return str(header.get("INSTRUME", "")).strip().upper() in INSTRUME_VALUES
+        return self.identify_values(header)
+
+    def identify_values(self, values: Mapping[str, Any] | fits.Header) -> bool:
+        return str(values.get("INSTRUME", "")).strip().upper() in INSTRUME_VALUES
 
     def extract(
         self, header: fits.Header, hdul: fits.HDUList, values: Mapping[str, Any] | None = None
     ) -> FileMetadata:
-        src = header if values is None else values
+        return self.extract_values(header if values is None else values)
+
+    def extract_values(self, values: Mapping[str, Any] | fits.Header) -> FileMetadata:
+        # NACO reads the primary header only: both paths end here
+        src = values
         require(src, (eso("DPR CATG"), eso("DPR TYPE")))
         meta = common_metadata(src, INSTRUMENT)
         meta.arm = "CONICA"

@@ -113,17 +113,29 @@ class Oifits(Instrument):
     # GRAVITY, or even NAOS+CONICA for SAM) is still an OIFITS product.
     priority: ClassVar[int] = 200
 
+    identification_keywords: ClassVar[tuple[str, ...]] = ("CONTENT", "NAXIS")
+
     def identify(self, header: fits.Header, hdul: fits.HDUList) -> bool:
-        if str(header.get("CONTENT", "")).strip().upper().startswith("OIFITS"):
-            return True
-        if header.get("NAXIS", 0) != 0:
-            return False  # OIFITS primaries are empty; skip scanning image files
+        decided = self.identify_values(header)
+        if decided is not None:
+            return decided
         try:
             return any(
                 str(hdu.header.get("EXTNAME", "")).strip().upper().startswith("OI_") for hdu in hdul[1:]
             )
         except Exception:  # noqa: BLE001 - unreadable extensions: not recognisable as OIFITS
             return False
+
+    def identify_values(self, values: Mapping[str, Any] | fits.Header) -> bool | None:
+        """True for ``CONTENT='OIFITS*'``, False for a non-empty primary (OIFITS primaries are
+        empty; this skips scanning image files), None otherwise: the extensions decide."""
+        if str(values.get("CONTENT", "")).strip().upper().startswith("OIFITS"):
+            return True
+        if values.get("NAXIS", 0) != 0:
+            return False
+        return None
+
+    # extract_values: the base's None; an OIFITS product is catalogued from its tables.
 
     def extract(
         self, header: fits.Header, hdul: fits.HDUList, values: Mapping[str, Any] | None = None

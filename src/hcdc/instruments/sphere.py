@@ -468,13 +468,26 @@ class Sphere(Instrument):
     association_rules: ClassVar[Mapping[str | None, tuple[Any, ...]]] = SPHERE_RULES
     dataset_setup: ClassVar[Mapping[str | None, tuple[str, ...]]] = SPHERE_DATASET_SETUP
 
+    identification_keywords: ClassVar[tuple[str, ...]] = ("INSTRUME",)
+
     def identify(self, header: fits.Header, hdul: fits.HDUList) -> bool:
-        return str(header.get("INSTRUME", "")).strip().upper() == INSTRUMENT
+        return self.identify_values(header)
+
+    def identify_values(self, values: Mapping[str, Any] | fits.Header) -> bool:
+        return str(values.get("INSTRUME", "")).strip().upper() == INSTRUMENT
 
     def extract(
         self, header: fits.Header, hdul: fits.HDUList, values: Mapping[str, Any] | None = None
     ) -> FileMetadata:
-        src = header if values is None else values
+        return self._extract(header if values is None else values, hdul)
+
+    def extract_values(self, values: Mapping[str, Any]) -> FileMetadata | None:
+        if sphere_arm(values) == "SPARTA":
+            return None  # AO telemetry: the AtmPerfParams extension table is read too
+        return self._extract(values, None)
+
+    def _extract(self, src: Mapping[str, Any] | fits.Header, hdul: fits.HDUList | None) -> FileMetadata:
+        """Metadata from the primary header ``src`` (+ ``hdul`` for SPARTA's table, when given)."""
         arm = sphere_arm(src)
         require(src, ARM_REQUIRED[arm])
         meta = common_metadata(src, INSTRUMENT)
