@@ -38,7 +38,7 @@ from astropy.io import fits
 from hcdc.science import geometry
 from hcdc.science.characterization.detection import fit_gaussian_2d
 from hcdc.science.characterization.negfc import negfc_fit, remove_companion
-from hcdc.science.postprocessing import adi, contrast, pca, snr, throughput
+from hcdc.science.postprocessing import adi, base, contrast, pca, snr, throughput
 from hcdc.science.postprocessing.photometry import normalize_psf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -306,18 +306,30 @@ def main() -> None:
     parser.add_argument("--vip-negfc", action="store_true", help="also run VIP's NEGFC (minutes)")
     parser.add_argument("--only-sphere", action="store_true", help="skip the NACO comparison")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "postprocessing")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        choices=[1, 2],
+        default=None,
+        help="hcdc threads for derotation and annular-PCA eigen-decompositions (default: min(2, cores))",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.workers is not None:
+        base._WORKERS = args.workers  # read at call time by derotate_and_collapse and pca_annular
     print(
         f"# machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"load {os.getloadavg()[0]:.1f}; python {platform.python_version()}, numpy {np.__version__}; "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f"hcdc worker threads {base._WORKERS}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
     )
     if args.only_sphere:
         run_sphere_table(args.sphere)
         return
     naco = load_naco()
     hc = run_hcdc(naco, args.repeats)
+    print(
+        f"# load average after the hcdc runs: {' / '.join(f'{v:.1f}' for v in os.getloadavg())} (1/5/15 min)"
+    )
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         vip = run_vip(args.vip_python, naco, hc, Path(tmp), args.repeats, args.vip_negfc)
     source = "measured now" if vip else "reference numbers (postprocessing.md), VIP not run"

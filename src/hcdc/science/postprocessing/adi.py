@@ -12,7 +12,7 @@ __all__ = ["cadi"]
 MODES = ("fullfr", "annular")
 
 
-@register_algorithm("cadi")
+@register_algorithm("cadi", supports_output_mask=True)
 def cadi(
     cube: np.ndarray,
     angles: np.ndarray,
@@ -25,20 +25,22 @@ def cadi(
     nframes: int = 4,
     collapse: str = "median",
     interpolation: str = "bilinear",
+    output_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Classical ADI: subtract a median reference frame from every frame, derotate, combine.
 
     ``mode='fullfr'``: the reference is the median of the whole cube. ``mode='annular'``: in
     annuli of ``asize`` px from ``radius_int``, frame ``j``'s reference is the median of the
     ``nframes`` frames closest in angle among those rotated by at least ``delta_rot`` FWHM at the
-    annulus radius (VIP ``median_sub`` with ``mode='annular'``).
+    annulus radius (VIP ``median_sub`` with ``mode='annular'``). ``output_mask`` (bool (y, x)):
+    compute only those final pixels, the others are 0 (see :func:`derotate_and_collapse`).
     """
     cube, angles = check_adi_inputs(cube, angles, fwhm)
     if mode not in MODES:
         raise ValueError(f"unknown cADI mode {mode!r}; use one of {MODES}")
     if mode == "fullfr":
         residuals = cube - np.median(cube, axis=0)[None]
-        return derotate_and_collapse(residuals, angles, collapse, interpolation)
+        return derotate_and_collapse(residuals, angles, collapse, interpolation, output_mask=output_mask)
     if nframes < 1:
         raise ValueError(f"nframes must be >= 1; got {nframes}")
     nfr = cube.shape[0]
@@ -54,4 +56,6 @@ def cadi(
                     f"frame rotated by {ann.pa_threshold:.2f} deg or more"
                 )
             residuals[j, ann.indices] = xa[j] - np.median(xa[lib], axis=0)
-    return derotate_and_collapse(residuals.reshape(cube.shape), angles, collapse, interpolation)
+    return derotate_and_collapse(
+        residuals.reshape(cube.shape), angles, collapse, interpolation, output_mask=output_mask
+    )

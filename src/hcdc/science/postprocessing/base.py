@@ -24,8 +24,10 @@ every registered algorithm gets them for free.
 from __future__ import annotations
 
 import inspect
+import os
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -46,6 +48,8 @@ __all__ = [
     "COLLAPSE_METHODS",
     "INTERPOLATION_ORDERS",
     "blas_threads",
+    "derotation_sources",
+    "nan_median_columns",
 ]
 
 COLLAPSE_METHODS = ("median", "mean")
@@ -60,15 +64,21 @@ class AlgorithmSpec:
     spectral: bool
     needs_reference: bool
     doc: str
+    # True when the function accepts the keyword ``output_mask`` (bool (y, x)): only those pixels
+    # of the final image are computed (the others are 0), with the same values as a full run.
+    # Throughput measurements use it to skip derotating and combining pixels they never read.
+    supports_output_mask: bool = False
 
 
 ALGORITHMS: dict[str, AlgorithmSpec] = {}
 
 
 def register_algorithm(
-    name: str, *, spectral: bool = False, needs_reference: bool = False
+    name: str, *, spectral: bool = False, needs_reference: bool = False, supports_output_mask: bool = False
 ) -> Callable[[Callable[..., object]], Callable[..., object]]:
     """Decorator registering ``function`` under ``name`` in :data:`ALGORITHMS`.
+
+    ``supports_output_mask``: the function accepts ``output_mask`` (see :class:`AlgorithmSpec`).
 
     Registering the same name twice with a different function is an error (it would silently
     change what ``get_algorithm(name)`` returns); re-registering the same function (module
@@ -88,6 +98,7 @@ def register_algorithm(
             spectral=spectral,
             needs_reference=needs_reference,
             doc=doc.splitlines()[0] if doc else "",
+            supports_output_mask=supports_output_mask,
         )
         return function
 
@@ -134,30 +145,47 @@ def check_adi_inputs(
 INTERPOLATION_ORDERS = {"bilinear": 1, "bicubic": 3}
 
 
+def nan_median_columns(flat: np.ndarray) -> np.ndarray:
+    """Median of each column of ``flat`` (frames, pixels) ignoring NaN; NaN where all are NaN.
+
+    The same numbers as ``np.nanmedian(flat, axis=0)`` (the middle value, or the mean of the two
+    middle values computed in the input's precision), from one sort of the transposed matrix:
+    numpy's vectorised sort is several times faster than the selection ``np.median`` uses, and
+    NaN sort last, so each column's valid values are its first ``count`` entries.
+    """
+    ordered = np.sort(flat.T, axis=1)  # (pixels, frames), NaN last
+    count = flat.shape[0] - np.count_nonzero(np.isnan(ordered), axis=1)  # valid values per column
+    lo = np.take_along_axis(ordered, np.maximum((count - 1) // 2, 0)[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(ordered, np.maximum(count // 2, 0)[:, None], axis=1)[:, 0]
+    with np.errstate(invalid="ignore"):
+        out = np.where(count % 2 == 1, lo, (lo + hi) / np.asarray(2, dtype=ordered.dtype))
+    out[count == 0] = np.nan
+    return out
+
+
 def collapse_frames(cube: np.ndarray, method: str = "median") -> np.ndarray:
     """Combine a (frames, y, x) cube along frames with ``'median'`` or ``'mean'``, ignoring NaN.
 
-    Pixels that are NaN in every frame stay NaN. NaN-aware statistics are only used on the pixels
-    that need them (frame corners after rotation): ``np.nanmedian`` is several times slower.
+    Pixels that are NaN in every frame stay NaN. The median is :func:`nan_median_columns` (equal
+    to ``np.nanmedian``, ~4x faster than ``np.median`` here); for the mean, NaN-aware statistics
+    are only used on the pixels that need them (frame corners after rotation).
     """
     if method not in COLLAPSE_METHODS:
         raise ValueError(f"unknown collapse method {method!r}; use one of {COLLAPSE_METHODS}")
     nfr = cube.shape[0]
     flat = cube.reshape(nfr, -1)
+    if method == "median":
+        return nan_median_columns(flat).astype(np.float32, copy=False).reshape(cube.shape[1:])
     incomplete = np.isnan(flat).any(axis=0)
-    # Plain statistics on every column (columns holding NaN come out NaN and are redone below);
+    # Plain mean of every column (columns holding NaN come out NaN and are redone below);
     # cheaper than copying out the complete columns.
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        if method == "median":
-            out = np.median(flat, axis=0).astype(np.float32, copy=False)
-        else:
-            out = flat.mean(axis=0, dtype=np.float64).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        out = flat.mean(axis=0, dtype=np.float64).astype(np.float32)
     if incomplete.any():
         part = flat[:, incomplete]
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN on purpose
-            out[incomplete] = np.nanmedian(part, axis=0) if method == "median" else np.nanmean(part, axis=0)
+            out[incomplete] = np.nanmean(part, axis=0)
     return out.reshape(cube.shape[1:])
 
 
@@ -167,6 +195,7 @@ def derotate_and_collapse(
     collapse: str = "median",
     interpolation: str = "bilinear",
     max_chunk: int = 1 << 25,
+    output_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Derotate residual frames to north-up and combine them (the last step of every ADI algorithm).
 
@@ -176,17 +205,105 @@ def derotate_and_collapse(
 
     Cubes larger than ``max_chunk`` elements (SPHERE-sized) are derotated and combined in bands
     of output rows, so that no derotated copy of the whole cube is ever held in memory.
+
+    ``output_mask`` (bool (y, x), optional): compute only these pixels of the final image (the
+    others are 0). Their values are those of the full computation (the same interpolation at the
+    same coordinates); used where only a few pixels are read (throughput from fake companions).
     """
     if interpolation not in INTERPOLATION_ORDERS:
         raise ValueError(f"unknown interpolation {interpolation!r}; use one of {tuple(INTERPOLATION_ORDERS)}")
     order = INTERPOLATION_ORDERS[interpolation]
+    if output_mask is not None:
+        return _derotate_collapse_pixels(residuals, angles, collapse, order, output_mask)
     if residuals.size <= max_chunk:
-        rotated = geometry.derotate(residuals, angles, order=order, fill_value=np.nan)
+        rotated = _derotate_threaded(residuals, np.asarray(angles, dtype=np.float64).ravel(), order)
         image = collapse_frames(rotated, collapse)
     else:
         image = _derotate_collapse_banded(
             residuals, np.asarray(angles, dtype=np.float64), collapse, order, max_chunk
         )
+    return np.nan_to_num(image, nan=0.0)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_PID = -1
+_WORKERS = max(1, min(2, os.cpu_count() or 1))
+
+
+def _pool() -> ThreadPoolExecutor:
+    """A process-wide pool of ``_WORKERS`` threads for GIL-free numerical work (two halves of a
+    task). Recreated in a forked child, whose copy of the parent's pool has no threads."""
+    global _POOL, _POOL_PID
+    if _POOL is None or _POOL_PID != os.getpid():
+        _POOL = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="hcdc-postprocessing")
+        _POOL_PID = os.getpid()
+    return _POOL
+
+
+def _derotate_threaded(residuals: np.ndarray, angles: np.ndarray, order: int) -> np.ndarray:
+    """:func:`geometry.derotate` (NaN outside) with the frames split between two threads.
+
+    scipy.ndimage releases the GIL while interpolating, so on two idle cores this takes ~60 % of
+    the time (no gain, and no loss measured, when other processes keep the cores busy); every
+    frame is rotated by the same call as in ``derotate`` (identical values).
+    """
+    nfr = residuals.shape[0]
+    if _WORKERS < 2 or nfr < 8:
+        return geometry.derotate(residuals, angles, order=order, fill_value=np.nan)
+    if residuals.ndim != 3 or angles.size != nfr:
+        raise ValueError(
+            f"derotation needs a (frames, y, x) cube and one angle per frame; "
+            f"got {residuals.shape} and {angles.size} angles"
+        )
+    out = np.empty(residuals.shape, dtype=np.result_type(residuals.dtype, np.float32))
+    half = (nfr + 1) // 2
+
+    def part(frames: slice) -> None:
+        out[frames] = geometry.derotate(residuals[frames], angles[frames], order=order, fill_value=np.nan)
+
+    for future in [_pool().submit(part, slice(0, half)), _pool().submit(part, slice(half, nfr))]:
+        future.result()
+    return out
+
+
+def derotation_sources(
+    shape: tuple[int, ...], angles: np.ndarray, ys: np.ndarray, xs: np.ndarray
+) -> np.ndarray:
+    """Input coordinates (frames, 2, points) sampled by :func:`geometry.derotate` for output pixels
+    ``(ys, xs)``: frame ``k`` turned clockwise by ``angles[k]`` about :func:`geometry.frame_center`
+    (the matrix and offset of :func:`geometry.rotate_frame` with angle ``-angles[k]``)."""
+    cy, cx = geometry.frame_center(shape)
+    a = np.radians(-np.asarray(angles, dtype=np.float64))
+    c, s = np.cos(a)[:, None], np.sin(a)[:, None]
+    dy = np.asarray(ys, dtype=np.float64)[None, :] - cy
+    dx = np.asarray(xs, dtype=np.float64)[None, :] - cx
+    # rotate_frame's matrix [[c, -s], [s, c]] applied to the (y, x) offsets from the centre.
+    return np.stack([c * dy - s * dx + cy, s * dy + c * dx + cx], axis=1)
+
+
+def _derotate_collapse_pixels(
+    residuals: np.ndarray, angles: np.ndarray, collapse: str, order: int, output_mask: np.ndarray
+) -> np.ndarray:
+    """:func:`derotate_and_collapse` evaluated only on the pixels of ``output_mask`` (others 0)."""
+    nfr, ny, nx = residuals.shape
+    mask = np.asarray(output_mask, dtype=bool)
+    if mask.shape != (ny, nx):
+        raise ValueError(f"output_mask has shape {mask.shape}; the frames are {(ny, nx)}")
+    angles = np.asarray(angles, dtype=np.float64).ravel()
+    image = np.zeros((ny, nx), dtype=np.float32)
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return image
+    coords = derotation_sources((ny, nx), angles, ys, xs)
+    values = np.empty((nfr, ys.size), dtype=np.float32)
+    for k in range(nfr):
+        if angles[k] % 360.0 == 0.0:  # rotate_frame returns the frame itself for a null rotation
+            values[k] = residuals[k][ys, xs]
+            continue
+        values[k] = ndimage.map_coordinates(
+            residuals[k], coords[k], order=order, mode="constant", cval=np.nan, prefilter=order > 1
+        )
+    image[ys, xs] = collapse_frames(values[:, :, None], collapse)[:, 0]
     return np.nan_to_num(image, nan=0.0)
 
 

@@ -7,6 +7,10 @@ them is simply ``E_k E_k^T X``, so the residuals are ``X - E_k (E_k^T X)``. This
 subspace as the thin SVD (Soummer et al. 2012, KLIP) at a fraction of the cost when
 frames << pixels, and evaluating several ``k`` costs one eigen-decomposition.
 
+Annular PCA needs, for every annulus and frame, the leading eigenpairs of the Gram matrix of
+that frame's own library (rotation exclusion): LAPACK ``dsyevr`` computes only those, called
+through ctypes so that two threads share the work (see :func:`_leading_eigh`).
+
 ``scaling``: ``'temp-mean'`` (default, as KLIP: subtract each pixel's temporal mean first) or
 ``None`` (VIP's default: the matrix is used as it is and the first component captures the mean
 frame; use it with ``interpolation='bicubic'`` to reproduce VIP's numbers).
@@ -14,11 +18,14 @@ frame; use it with ``interpolation='bicubic'`` to reproduce VIP's numbers).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ctypes
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy.linalg.lapack import dsyevr as _dsyevr
 
 from hcdc.science import geometry
+from hcdc.science.postprocessing import base as _base
 from hcdc.science.postprocessing.annuli import Annulus, define_annuli, exclusion_mask
 from hcdc.science.postprocessing.base import (
     SMALL_PROBLEM,
@@ -111,7 +118,7 @@ def pca_residuals(
         yield k, result if k == ks[-1] else result.copy()
 
 
-@register_algorithm("pca")
+@register_algorithm("pca", supports_output_mask=True)
 def pca(
     cube: np.ndarray,
     angles: np.ndarray,
@@ -122,23 +129,146 @@ def pca(
     interpolation: str = "bilinear",
     scaling: str | None = "temp-mean",
     mask_center_px: float | None = None,
+    output_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Full-frame PCA (KLIP) ADI: subtract the first ``ncomp`` principal components, derotate, combine.
 
     ``ncomp`` an integer gives one image (y, x); a list gives a stack (len(ncomp), y, x) in the
     order given, computed from one eigen-decomposition. ``fwhm`` (px) is accepted for the common
-    interface (full-frame PCA has no rotation exclusion).
+    interface (full-frame PCA has no rotation exclusion). ``output_mask`` (bool (y, x)): compute
+    only those final pixels, the others are 0 (see :func:`derotate_and_collapse`).
     """
     cube, angles = check_adi_inputs(cube, angles, fwhm)
     order = _as_ncomp_list(ncomp, cube.shape[0])
     with blas_threads(cube.size):
         images = {
-            k: derotate_and_collapse(res, angles, collapse, interpolation)
+            k: derotate_and_collapse(res, angles, collapse, interpolation, output_mask=output_mask)
             for k, res in pca_residuals(cube, order, scaling=scaling, mask_center_px=mask_center_px)
         }
     if np.ndim(ncomp) == 0:
         return images[order[0]]
     return np.stack([images[k] for k in order])
+
+
+def _load_dsyevr() -> Callable[..., None] | None:
+    """LAPACK ``dsyevr`` as a ctypes function (which releases the GIL while it runs), or None.
+
+    Taken from the function table scipy exports for Cython (``scipy.linalg.cython_lapack``);
+    calling it through ctypes avoids the f2py wrapper's per-call overhead (a third of the time
+    for 60 x 60 matrices) and lets two threads decompose matrices at once. Any failure to find
+    it falls back on ``scipy.linalg.lapack.dsyevr`` (same routine, same results).
+    """
+    try:
+        from scipy.linalg import cython_lapack
+
+        capsule = cython_lapack.__pyx_capi__["dsyevr"]
+        api = ctypes.pythonapi
+        api.PyCapsule_GetName.restype = ctypes.c_char_p
+        api.PyCapsule_GetName.argtypes = [ctypes.py_object]
+        api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+        api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+        name = api.PyCapsule_GetName(capsule)
+        # The signature scipy declares: 3 char*, then int/double pointers (21 arguments in all).
+        if (
+            name is None
+            or name.count(b",") != 20
+            or not name.startswith(b"void (char *, char *, char *, int *")
+        ):
+            return None
+        address = api.PyCapsule_GetPointer(capsule, name)
+    except Exception:  # noqa: BLE001 - optional fast path; the f2py wrapper is the fallback
+        return None
+    return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * 21))(address)
+
+
+_DSYEVR_C = _load_dsyevr()
+
+
+def _dsyevr_leading_ctypes(matrices: np.ndarray, count: int, values: np.ndarray, vectors: np.ndarray) -> bool:
+    """Fill ``values`` (group, count) descending and ``vectors`` (group, m, count) with the
+    ``count`` leading eigenpairs of each symmetric ``matrices[g]`` via LAPACK ``dsyevr``.
+
+    Returns False if LAPACK reported a failure (the caller then uses a full ``eigh``).
+    """
+    group, m, _ = matrices.shape
+    a = np.empty((m, m))
+    w = np.empty(m)
+    z = np.empty((count, m))  # Fortran (m, count), column j = row j here
+    isuppz = np.empty(2 * m, dtype=np.int32)
+    lwork, liwork = 26 * m, 10 * m  # LAPACK's documented minimum workspaces
+    work = np.empty(lwork)
+    iwork = np.empty(liwork, dtype=np.int32)
+    # n, lda, il, iu, m (found), ldz, lwork, liwork, info
+    ints = np.array([m, m, m - count + 1, m, 0, m, lwork, liwork, 0], dtype=np.int32)
+    reals = np.zeros(3)  # vl, vu (unused with range 'I'), abstol (0: LAPACK's default)
+    p_int = [ctypes.c_void_p(ints.ctypes.data + 4 * i) for i in range(ints.size)]
+    p_real = [ctypes.c_void_p(reals.ctypes.data + 8 * i) for i in range(reals.size)]
+    p_a, p_w, p_z = (ctypes.c_void_p(v.ctypes.data) for v in (a, w, z))
+    p_isuppz, p_work, p_iwork = (ctypes.c_void_p(v.ctypes.data) for v in (isuppz, work, iwork))
+    jobz, which, uplo = ctypes.c_char_p(b"V"), ctypes.c_char_p(b"I"), ctypes.c_char_p(b"L")
+    for g in range(group):
+        a[...] = matrices[g]  # overwritten by LAPACK; symmetric, so the storage order does not matter
+        _DSYEVR_C(  # type: ignore[misc]
+            jobz, which, uplo, p_int[0], p_a, p_int[1], p_real[0], p_real[1], p_int[2], p_int[3],
+            p_real[2], p_int[4], p_w, p_z, p_int[5], p_isuppz, p_work, p_int[6], p_iwork, p_int[7], p_int[8],
+        )  # fmt: skip
+        if ints[8] != 0 or ints[4] != count:
+            return False
+        values[g] = w[count - 1 :: -1]
+        vectors[g] = z[::-1].T
+    return True
+
+
+def _dsyevr_leading_f2py(matrices: np.ndarray, count: int, values: np.ndarray, vectors: np.ndarray) -> bool:
+    """As :func:`_dsyevr_leading_ctypes` through scipy's f2py wrapper."""
+    m = matrices.shape[1]
+    for g in range(matrices.shape[0]):
+        w, z, found, _, info = _dsyevr(matrices[g], compute_v=1, range="I", il=m - count + 1, iu=m)
+        if info != 0 or found != count:
+            return False
+        values[g] = w[count - 1 :: -1]
+        vectors[g] = z[:, count - 1 :: -1]
+    return True
+
+
+def _leading_eigh(stacks: list[np.ndarray], counts: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``counts[i]`` largest eigenvalues (descending) and eigenvectors of ``stacks[i]``.
+
+    ``stacks[i]`` (group, m, m) float64 symmetric matrices. Only the leading eigenpairs are needed
+    (the largest number of components), so LAPACK ``dsyevr`` computes just those (MRRR: 2-3x
+    faster than a full ``eigh`` for 60 x 60 matrices and 5-20 components); through the GIL-free
+    ctypes entry point the matrices are shared between two threads. A full batched ``eigh`` is
+    used for a stack whose count is more than half of ``m`` or where ``dsyevr`` reports a failure.
+    """
+    out = [
+        (np.empty((st.shape[0], c)), np.empty((st.shape[0], st.shape[1], c)))
+        for st, c in zip(stacks, counts, strict=True)
+    ]
+    fast = [i for i, (st, c) in enumerate(zip(stacks, counts, strict=True)) if 2 * c <= st.shape[1]]
+    failed: set[int] = set(range(len(stacks))) - set(fast)
+    if _DSYEVR_C is None:
+        failed |= {i for i in fast if not _dsyevr_leading_f2py(stacks[i], counts[i], *out[i])}
+    else:
+
+        def work(part: int) -> set[int]:
+            bad = set()
+            for i in fast:
+                g = stacks[i].shape[0]
+                sl = slice(0, (g + 1) // 2) if part == 0 else slice((g + 1) // 2, g)
+                if not _dsyevr_leading_ctypes(stacks[i][sl], counts[i], out[i][0][sl], out[i][1][sl]):
+                    bad.add(i)
+            return bad
+
+        if _base._WORKERS > 1 and sum(stacks[i].shape[0] for i in fast) >= 16:
+            futures = [_base._pool().submit(work, part) for part in (0, 1)]
+            for future in futures:
+                failed |= future.result()
+        else:
+            failed |= work(0) | work(1)
+    for i in failed:
+        values, vectors = np.linalg.eigh(stacks[i])  # ascending
+        out[i] = (values[:, ::-1][:, : counts[i]], vectors[:, :, ::-1][:, :, : counts[i]])
+    return out
 
 
 def _annulus_weights(gram: np.ndarray, allowed: np.ndarray, ks: list[int]) -> dict[int, np.ndarray]:
@@ -147,18 +277,25 @@ def _annulus_weights(gram: np.ndarray, allowed: np.ndarray, ks: list[int]) -> di
     Frame ``j``'s library is ``L = allowed[j]``. With ``G_L = E Lambda E^T`` (top ``k``), the
     projection of frame ``j`` on the library's first ``k`` components is ``X_L^T w`` with
     ``w = E_k Lambda_k^-1 E_k^T G[L, j]``. Frames whose libraries have the same size are
-    decomposed together in one batched ``eigh`` of their library sub-matrices.
+    grouped (batched sub-matrix extraction and projections); the eigen-decompositions of all
+    libraries are done in one :func:`_leading_eigh` call.
     """
     nfr = gram.shape[0]
     weights = {k: np.zeros((nfr, nfr)) for k in ks}
     sizes = allowed.sum(axis=1)
+    groups = []
     for m in np.unique(sizes):
         frames = np.flatnonzero(sizes == m)
-        lib = np.nonzero(allowed[frames])[1].reshape(frames.size, m)  # library indices, ascending
-        sub = gram[lib[:, :, None], lib[:, None, :]]  # (group, m, m)
-        values, vectors = np.linalg.eigh(sub)  # ascending
-        values = values[:, ::-1]
-        vectors = vectors[:, :, ::-1]
+        rows = allowed[frames]
+        lib = np.nonzero(rows)[1].reshape(frames.size, m)  # library indices, ascending
+        # Library sub-matrices (group, m, m) by one boolean selection (4x faster than fancy
+        # indexing with lib x lib): True entries come out in row-major order, i.e. G[L, L].
+        pairs = rows[:, :, None] & rows[:, None, :]
+        groups.append(
+            (int(m), frames, lib, np.broadcast_to(gram, pairs.shape)[pairs].reshape(frames.size, m, m))
+        )
+    eigen = _leading_eigh([g[3] for g in groups], [min(max(ks), g[0]) for g in groups])
+    for (m, frames, lib, _), (values, vectors) in zip(groups, eigen, strict=True):
         target = gram[lib, frames[:, None]]  # G[L, j]
         # Eigenvalues ~0 (library of rank < k) are dropped rather than inverted.
         floor = 1e-10 * np.maximum(values[:, :1], np.finfo(np.float64).tiny)
@@ -171,7 +308,7 @@ def _annulus_weights(gram: np.ndarray, allowed: np.ndarray, ks: list[int]) -> di
     return weights
 
 
-@register_algorithm("pca_annular")
+@register_algorithm("pca_annular", supports_output_mask=True)
 def pca_annular(
     cube: np.ndarray,
     angles: np.ndarray,
@@ -185,6 +322,7 @@ def pca_annular(
     interpolation: str = "bilinear",
     scaling: str | None = "temp-mean",
     min_frames_lib: int = 2,
+    output_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Annular PCA ADI with a rotation-exclusion library per annulus and frame.
 
@@ -194,6 +332,10 @@ def pca_annular(
     outer)`` spread linearly over the annuli, VIP's defaults). ``ncomp`` an integer or a list (then
     a stack is returned). Frames whose library has fewer than ``min_frames_lib`` frames raise
     ``ValueError``; libraries smaller than ``ncomp`` use all their components.
+
+    ``output_mask`` (bool (y, x)): compute only those final pixels, the others are 0. With
+    bilinear derotation only the annuli those pixels are interpolated from are processed (each
+    annulus is independent of the others, so their values are those of a full run).
     """
     cube, angles = check_adi_inputs(cube, angles, fwhm)
     nfr = cube.shape[0]
@@ -202,18 +344,38 @@ def pca_annular(
     if scaling not in SCALINGS:
         raise ValueError(f"unknown scaling {scaling!r}; use one of {SCALINGS}")
     annuli = define_annuli(cube.shape, fwhm, asize, radius_int, delta_rot, angles=angles)
+    if output_mask is not None and interpolation == "bilinear":
+        annuli = _annuli_feeding(annuli, cube.shape, output_mask)
     flat = cube.reshape(nfr, -1)
     residuals = {k: np.zeros_like(flat) for k in ks}
     with blas_threads(cube.size):
         for ann in annuli:
             _annulus_residuals(flat, angles, ann, ks, scaling, min_frames_lib, residuals)
     images = {
-        k: derotate_and_collapse(residuals[k].reshape(cube.shape), angles, collapse, interpolation)
+        k: derotate_and_collapse(
+            residuals[k].reshape(cube.shape), angles, collapse, interpolation, output_mask=output_mask
+        )
         for k in ks
     }
     if np.ndim(ncomp) == 0:
         return images[order[0]]
     return np.stack([images[k] for k in order])
+
+
+def _annuli_feeding(annuli: list[Annulus], shape: tuple[int, ...], output_mask: np.ndarray) -> list[Annulus]:
+    """The annuli holding pixels that bilinear derotation reads for the pixels of ``output_mask``.
+
+    A rotation about the frame centre keeps the separation; bilinear interpolation then reads the
+    four pixels around the rotated position, all within sqrt(2) px of it (1.5 px margin here).
+    """
+    mask = np.asarray(output_mask, dtype=bool)
+    if mask.shape != tuple(shape[-2:]):
+        raise ValueError(f"output_mask has shape {mask.shape}; the frames are {tuple(shape[-2:])}")
+    r = geometry.distance_map(mask.shape)[mask]
+    if r.size == 0:
+        return []
+    lo, hi = r.min() - 1.5, r.max() + 1.5
+    return [a for a in annuli if a.radius_out > lo and a.radius_in <= hi]
 
 
 def _annulus_residuals(

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hcdc.science import geometry
-from hcdc.science.postprocessing.photometry import aperture_sums, aperture_weights
+from hcdc.science.postprocessing.photometry import _chord_primitive, aperture_sums
 
 __all__ = ["SnrResult", "aperture_positions", "snr_at", "snr_map", "snr_map_region"]
 
@@ -120,6 +120,44 @@ def _block_pad(fwhm: float) -> tuple[int, int]:
     return block, block + 1
 
 
+def _rectangle_area(a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
+    """Signed area of the disk of ``radius`` (centred on the origin) inside the rectangle between
+    the origin and the corner ``(a, b)`` (``a``, ``b`` clipped to ``[-R, R]``, broadcasting).
+
+    For ``a, b >= 0``: ``a b`` when the corner lies in the disk, else ``b x_b + H(a) - H(x_b)``
+    with ``x_b = sqrt(R^2 - b^2)`` and ``H`` the primitive of the half-chord; odd in ``a`` and in
+    ``b``. Its mixed second difference over a pixel's corners is the pixel's exact overlap with
+    the disk (the same quantity as :func:`photometry.aperture_weights`, from a primitive that
+    costs a third of the array operations; the two agree to 1e-14).
+    """
+    r2 = radius * radius
+    abs_a, abs_b = np.abs(a), np.abs(b)
+    x_b = np.sqrt(np.maximum(r2 - abs_b * abs_b, 0.0))
+    outside = abs_b * x_b - _chord_primitive(x_b, radius) + _chord_primitive(abs_a, radius)
+    area = np.where(abs_a * abs_a + abs_b * abs_b <= r2, abs_a * abs_b, outside)
+    return area * (np.sign(a) * np.sign(b))
+
+
+def _map_aperture_weights(
+    x: np.ndarray, y: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(x0, y0, weights)`` of exact circular apertures, as :func:`photometry.aperture_weights`
+    (same block layout: ``2K+1`` pixels, ``K = floor(radius + 1)``), for the S/N-map geometry."""
+    k = int(np.floor(radius + 1.0))
+    x0 = np.rint(x).astype(np.intp) - k
+    y0 = np.rint(y).astype(np.intp) - k
+    edges = np.arange(2 * k + 2, dtype=np.float64) - 0.5  # pixel edges relative to x0 / y0
+    ex = np.clip((x0 - x)[:, None] + edges[None, :], -radius, radius)
+    ey = np.clip((y0 - y)[:, None] + edges[None, :], -radius, radius)
+    weights = np.empty((x.size, 2 * k + 1, 2 * k + 1), dtype=np.float64)
+    chunk = 1024  # keeps the (chunk, 2K+2, 2K+2) temporaries in cache
+    for start in range(0, x.size, chunk):
+        sl = slice(start, start + chunk)
+        f = _rectangle_area(ex[sl, None, :], ey[sl, :, None], radius)  # (m, y corners, x corners)
+        weights[sl] = f[:, 1:, 1:] - f[:, :-1, 1:] - f[:, 1:, :-1] + f[:, :-1, :-1]
+    return x0, y0, weights
+
+
 def _chunk_geometry(
     size: int, fwhm: float, py: np.ndarray, px: np.ndarray, dy: np.ndarray, dx: np.ndarray
 ) -> _Geometry:
@@ -132,7 +170,7 @@ def _chunk_geometry(
     ddx, ddy = dx[pixel_of_query], dy[pixel_of_query]
     qx = c + np.cos(phi) * ddx - np.sin(phi) * ddy
     qy = c + np.sin(phi) * ddx + np.cos(phi) * ddy
-    x0, y0, w = aperture_weights(qx, qy, fwhm / 2.0)
+    x0, y0, w = _map_aperture_weights(qx, qy, fwhm / 2.0)
     block, pad = _block_pad(fwhm)
     padded_size = size + 2 * pad
     base = (y0 + pad) * padded_size + (x0 + pad)

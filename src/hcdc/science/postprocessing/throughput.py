@@ -26,7 +26,7 @@ from scipy.optimize import brentq
 from hcdc.science import geometry
 from hcdc.science.postprocessing.base import get_algorithm
 from hcdc.science.postprocessing.fakes import add_stamps, inject_companions, shifted_psfs
-from hcdc.science.postprocessing.photometry import aperture_sums
+from hcdc.science.postprocessing.photometry import aperture_sums, aperture_weights
 
 __all__ = [
     "ThroughputCurve",
@@ -37,6 +37,7 @@ __all__ = [
     "noise_per_annulus",
     "throughput_curve",
     "clear_cache",
+    "aperture_footprint",
 ]
 
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
@@ -111,6 +112,16 @@ def _fake_map(
     return image.sum(axis=0)
 
 
+def aperture_footprint(shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray, radius: float) -> np.ndarray:
+    """Boolean (y, x) mask of every pixel :func:`aperture_sums` reads for apertures at ``(xs, ys)``."""
+    x0, y0, weights = aperture_weights(xs, ys, radius)
+    size = weights.shape[-1]
+    mask = np.zeros(shape, dtype=bool)
+    for xa, ya in zip(x0, y0, strict=True):
+        mask[max(ya, 0) : max(ya + size, 0), max(xa, 0) : max(xa + size, 0)] = True
+    return mask
+
+
 def default_separations(shape: tuple[int, ...], fwhm: float, step: float) -> np.ndarray:
     """Separations (px) every ``step`` px from 1 FWHM to 2 px inside the frame edge."""
     n = min(shape[-2], shape[-1])
@@ -126,17 +137,24 @@ def noise_per_annulus(
     position angle ``pa_start`` (VIP ``noise_per_annulus``).
     """
     radii = np.atleast_1d(np.asarray(radii, dtype=np.float64))
-    std = np.empty(radii.size)
-    mean = np.empty(radii.size)
-    for i, r in enumerate(radii):
-        n = int(2 * np.pi * r / fwhm)
-        if n < 2:
-            raise ValueError(f"separation {r:.2f} px is too small for apertures of {fwhm} px")
-        pas = pa_start + 360.0 * np.arange(n) / n
-        xs, ys = zip(*(geometry.polar_to_pixel(r, p, image.shape) for p in pas), strict=True)
-        fluxes = aperture_sums(image, np.array(xs), np.array(ys), fwhm / 2.0)
-        std[i] = fluxes.std()
-        mean[i] = fluxes.mean()
+    if radii.size == 0:
+        return np.empty(0), np.empty(0)
+    counts = (2 * np.pi * radii / fwhm).astype(int)
+    if counts.min() < 2:
+        r = radii[np.argmin(counts)]
+        raise ValueError(f"separation {r:.2f} px is too small for apertures of {fwhm} px")
+    # Every aperture of every circle in one vectorised aperture-sum call (positions as
+    # geometry.polar_to_pixel), then the statistics per circle.
+    which = np.repeat(np.arange(radii.size), counts)
+    k = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    pa = np.radians(pa_start + 360.0 * k / counts[which])
+    cy, cx = geometry.frame_center(image.shape)
+    xs = cx - radii[which] * np.sin(pa)
+    ys = cy + radii[which] * np.cos(pa)
+    fluxes = aperture_sums(image, xs, ys, fwhm / 2.0)
+    groups = np.split(fluxes, np.cumsum(counts)[:-1])
+    std = np.array([g.std() for g in groups])
+    mean = np.array([g.mean() for g in groups])
     return std, mean
 
 
@@ -239,6 +257,7 @@ def throughput_curve(
             raise ValueError(f"fake_flux must be positive; got {fake_flux}")
         fluxes = np.full(seps.size, float(fake_flux))
     branch_pas = (pa + 360.0 * np.arange(nbranch) / nbranch) % 360.0
+    spec = get_algorithm(algorithm)
     result = np.zeros((nbranch, seps.size))
     for b, bpa in enumerate(branch_pas):
         for start in range(fc_rad_sep):
@@ -246,11 +265,15 @@ def throughput_curve(
             if idx.size == 0:
                 continue
             cube_fc = inject_companions(cube, angles, psf, seps[idx], bpa, fluxes[idx])
-            image_fc = np.asarray(get_algorithm(algorithm).function(cube_fc, angles, fwhm=fwhm, **params))
             xs, ys = (
                 np.array(v)
                 for v in zip(*(geometry.polar_to_pixel(s, bpa, cube.shape) for s in seps[idx]), strict=True)
             )
+            extra = {}
+            if spec.supports_output_mask:
+                # Only the pixels under the measuring apertures are read: skip the others.
+                extra["output_mask"] = aperture_footprint(cube.shape[-2:], xs, ys, fwhm / 2.0)
+            image_fc = np.asarray(spec.function(cube_fc, angles, fwhm=fwhm, **params, **extra))
             recovered = aperture_sums(image_fc - image_nofc, xs, ys, fwhm / 2.0)
             # Injected flux measured on a map of this pass's fakes (neighbours included when fakes
             # are close enough to overlap, as VIP does), so that recovered/injected is consistent.
