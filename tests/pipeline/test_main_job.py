@@ -23,12 +23,13 @@ from hcdc.archive.pipeline_models import Job, Product
 from hcdc.pipeline.demo import DEMO_NIGHTS, DemoReport, run_demo
 from hcdc.pipeline.simulate import DEFAULT_COMPANIONS, band_labels
 
-#: Tolerances. Measured (seed 2026, 'small'): offsets <= 1.6 mas in separation, <= 0.07 deg in
-#: PA, contrast within 6 % of the truth, S/N 180-575.
+#: Tolerances. Measured (seed 2026, 'small', annular PCA with 1 component, the IRDIS default):
+#: offsets <= 0.5 mas in separation, <= 0.03 deg in PA, contrast within 10 % of the truth,
+#: S/N 20.4-26.5 (the 250 mas companion in DB_H23 is the closest to the S/N limit).
 SEPARATION_TOL_MAS = 4.0  # a third of a 12.25 mas pixel
 PA_TOL_DEG = 0.5  # 0.5 deg = 2 mas at 250 mas
 CONTRAST_REL_TOL = 0.15
-MIN_SNR = 20.0
+MIN_SNR = 10.0  # well above the 5-sigma detection criterion; measured 20.4-26.5 (see above)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_every_dataset_is_reduced_to_level2(demo):
     assert all(not v["missing"] for v in report.associations)
     level2 = [p for p in report.products if p["level"] == 2]
     assert len(level2) == len(DEMO_NIGHTS)
-    assert all(p["summary"]["algorithm"] == "cadi" and p["previews"] for p in level2)
+    assert all(p["summary"]["algorithm"] == "pca_annular" and p["previews"] for p in level2)
     assert {d["filter"] for d in report.detections} == {spec.filter for _, spec in DEMO_NIGHTS}
 
 

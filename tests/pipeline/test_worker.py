@@ -23,7 +23,7 @@ from hcdc.pipeline.provenance import sha256_file
 from hcdc.pipeline.worker import Worker, provenance_of_product, queue_datasets, rerun_product, watch_once
 
 # kept quick: Level 2 on the central 44 px radius (companions at 20 and 39 px), no previews
-FAST_L2 = ["level2.ncomp=5", "previews=false", "crop_radius=44"]
+FAST_L2 = ["level2.ncomp=1", "previews=false", "crop_radius=44"]  # the IRDIS default: annular PCA
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_reduce_simulated_night_from_the_queue(night, catalogue):
     assert best["contrast"] == pytest.approx(contrast, rel=0.4)
 
     # provenance: Level 2 <- Level 1 <- the raw files (dataset + associated calibrations)
-    assert tree["product_id"] == l2["id"] and tree["parameters"]["ncomp"] == 5
+    assert tree["product_id"] == l2["id"] and tree["parameters"]["ncomp"] == 1
     (parent,) = tree["parents"]
     assert parent["product_id"] == products[1]["id"] and parent["recipe"] == "level1-irdis"
     raw = {f["sha256"]: f for item in parent["inputs"] for f in item["files"]}

@@ -52,3 +52,155 @@ def test_gaussian_fit_recovers_a_dip_and_a_peak():
     assert fit.fwhm_x == pytest.approx(2.0 * 2.3548, rel=1e-3)
     with pytest.raises(ValueError, match="leaves"):
         fit_gaussian_2d(dip, 2, 2, box=11)
+
+
+def _snr_peaks_near(snr_image: np.ndarray, x: float, y: float, radius: float, fwhm: float) -> int:
+    """Local S/N maxima above the 5-sigma threshold within ``radius`` px of ``(x, y)``."""
+    from scipy import ndimage
+
+    from hcdc.science import geometry
+
+    finite = np.nan_to_num(snr_image, nan=-np.inf)
+    size = max(3, int(np.ceil(fwhm)) | 1)
+    peaks = (finite == ndimage.maximum_filter(finite, size=size)) & (
+        finite > student_threshold(geometry.distance_map(snr_image.shape), fwhm)
+    )
+    ys, xs = np.nonzero(peaks)
+    return int(np.sum(np.hypot(xs - x, ys - y) <= radius))
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_pca_reduced_companion_is_detected_once_where_it_is(seed):
+    from hcdc.science.postprocessing.pca import pca_annular
+    from hcdc.science.simulation.adi import simulate_adi_cube
+
+    fwhm = 4.0
+    sim = simulate_adi_cube(
+        n_frames=40, size=81, fwhm=fwhm, rotation=30.0, companions=[(30.0, 300.0, 3e-2)], seed=seed
+    )
+    image = pca_annular(sim.cube, sim.angles, fwhm=fwhm, ncomp=2)
+    snr_image = snr.snr_map(image, fwhm)
+    truth = sim.companions[0]
+    # The case at hand: self-subtraction splits the companion's S/N into several peaks 1-2 FWHM
+    # apart (they used to be reported as two candidates 1.4 px apart).
+    assert _snr_peaks_near(snr_image, truth.x, truth.y, 2 * fwhm, fwhm) >= 2
+    found = detect_candidates(snr_image, fwhm, image=image)
+    assert len(found) == 1
+    assert np.hypot(found[0].x - truth.x, found[0].y - truth.y) < 0.3
+    # Its S/N is that of its highest peak.
+    iy, ix = round(truth.y), round(truth.x)
+    assert found[0].snr == pytest.approx(np.nanmax(snr_image[iy - 8 : iy + 9, ix - 8 : ix + 9]))
+
+
+def test_two_sources_three_fwhm_apart_are_both_kept():
+    rng = np.random.default_rng(5)
+    fwhm = 4.0
+    image = rng.normal(size=(81, 81))
+    # (20.3, 30.4) and 3 FWHM = 12 px further along x, 4x fainter.
+    image[23:38, 13:28] += 200 * gaussian_psf(fwhm, size=15, dx=0.3, dy=0.4)
+    image[23:38, 25:40] += 50 * gaussian_psf(fwhm, size=15, dx=0.3, dy=0.4)
+    found = detect_candidates(snr.snr_map(image, fwhm), fwhm, image=image)
+    assert len(found) == 2
+    positions = sorted((c.x, c.y) for c in found)
+    assert positions[0] == pytest.approx((20.3, 30.4), abs=0.3)
+    assert positions[1] == pytest.approx((32.3, 30.4), abs=0.3)
+    # Closer than the minimum separation they are one candidate.
+    assert len(detect_candidates(snr.snr_map(image, fwhm), fwhm, image=image, min_separation=3.5 * fwhm)) == 1
+
+
+def _zero_filled_cube(seed: int = 0):
+    """A simulated ADI cube whose columns < 16 and >= 65 hold no light (zeros, as Level 1 fills
+    what the detector does not cover), recentred by sub-pixel Fourier shifts (which make the
+    zeros ring)."""
+    from hcdc.science import geometry
+    from hcdc.science.simulation.adi import simulate_adi_cube
+
+    sim = simulate_adi_cube(
+        n_frames=30, size=81, fwhm=4.0, rotation=60.0, companions=[(15.0, 40.0, 5e-3)], seed=seed
+    )
+    cube = sim.cube.copy()
+    cube[:, :, :16] = 0.0
+    cube[:, :, 65:] = 0.0
+    rng = np.random.default_rng(seed)
+    shifts = rng.uniform(-0.5, 0.5, (2, cube.shape[0]))
+    return sim, geometry.shift_frames(cube, shifts[0], shifts[1]).astype(np.float32)
+
+
+def test_empty_zones_and_the_valid_detection_area():
+    from hcdc.science import geometry
+    from hcdc.science.characterization.detection import empty_pixels, temporal_std, valid_detection_area
+
+    _, cube = _zero_filled_cube()
+    assert np.all(cube[:, :, :16] != 0)  # no exact zeros left: found by their noise
+    empty = empty_pixels(temporal_std(cube))
+    # Next to the data the ringing is stronger: the last 4-5 columns are partly taken for data.
+    assert empty[:, :11].all() and empty[:, 72:].all()
+    assert not empty[:, 15:65].any()
+    # Rings of apertures (diameter 1 FWHM, plus 1 px) that reach an empty pixel are not valid:
+    # the closest are 25-26 px from the star, every pixel of column 10 (30 px) is empty.
+    valid = valid_detection_area(empty, 4.0)
+    r = geometry.distance_map(valid.shape)
+    assert valid[r < 25 - 3 - 0.5].all()
+    assert not valid[(r > 30 - 3 + 0.5) & (r < 40)].any()
+    # Isolated low-noise pixels (interpolated bad pixels) are data.
+    std = temporal_std(_zero_filled_cube()[0].cube)
+    std[30, 30] = std[50, 52] = 0.0
+    assert not empty_pixels(std).any()
+    with pytest.raises(ValueError, match="frames, y, x"):
+        temporal_std(cube[0])
+
+
+def test_detections_stay_where_every_frame_has_data():
+    from hcdc.science.postprocessing.run import postprocess
+
+    sim, cube = _zero_filled_cube()
+    result = postprocess(cube, sim.angles, algorithm="cadi", fwhm=4.0, compute_contrast=False)
+    # Without the valid area, the rings crossing the zero-filled columns have too little noise and
+    # give a false detection near the edge.
+    unrestricted = detect_candidates(result.snr_map, 4.0, image=result.image)
+    assert any(c.separation > 25 for c in unrestricted)
+    (det,) = result.detections
+    truth = sim.companions[0]
+    assert np.hypot(det.x - truth.x, det.y - truth.y) < 0.5
+    restricted = detect_candidates(
+        result.snr_map, 4.0, image=result.image, valid=np.zeros_like(cube[0], bool)
+    )
+    assert restricted == []
+
+
+def test_adi_side_lobes_of_a_bright_companion_are_not_candidates():
+    from hcdc.science.postprocessing.pca import pca_annular
+    from hcdc.science.simulation.adi import simulate_adi_cube
+
+    fwhm = 4.0
+    sim = simulate_adi_cube(
+        n_frames=40,
+        size=81,
+        fwhm=fwhm,
+        rotation=30.0,
+        companions=[(18.0, 50.0, 3e-2), (30.0, 200.0, 1e-2)],
+        speckle_decorrelation=0.05,
+        seed=0,
+    )
+    image = pca_annular(sim.cube, sim.angles, fwhm=fwhm, ncomp=2)
+    snr_image = snr.snr_map(image, fwhm)
+    # Beyond the negative self-subtraction lobes, positive lobes (~20 % of the companion, ~2 FWHM
+    # along the arc) pass the S/N threshold ...
+    unrestricted = detect_candidates(snr_image, fwhm, image=image)
+    assert len(unrestricted) == 3
+    # ... and go away once the field rotation is known.
+    found = detect_candidates(snr_image, fwhm, image=image, rotation=float(np.ptp(sim.angles)))
+    assert len(found) == 2
+    for c, truth in zip(found, sim.companions, strict=True):
+        assert np.hypot(c.x - truth.x, c.y - truth.y) < 0.4
+
+
+def test_s_n_peaks_without_positive_flux_are_not_candidates():
+    rng = np.random.default_rng(3)
+    fwhm = 4.0
+    image = rng.normal(size=(81, 81))
+    image[10:25, 48:63] -= 60 * gaussian_psf(fwhm, size=15)  # a hole centred on (55, 17)
+    fake_snr = np.zeros_like(image)
+    fake_snr[17, 55] = 50.0  # a (mis)computed S/N peak there
+    assert detect_candidates(fake_snr, fwhm) != []  # the S/N map alone
+    assert detect_candidates(fake_snr, fwhm, image=image) == []

@@ -48,8 +48,12 @@ def find_candidates(
     threshold: float | None,
     fpf: float,
     pixel_scale_mas: float | None,
+    valid: np.ndarray | None = None,
+    rotation: float | None = None,
 ) -> list[Detection]:
-    """S/N peaks above the criterion (positions refined on ``image``), not yet measured."""
+    """S/N peaks above the criterion (positions refined on ``image``), not yet measured; with
+    ``valid`` (bool mask) only where it is True, with ``rotation`` (field rotation, deg) without
+    ADI side lobes (see ``detect_candidates``)."""
     return [
         Detection(
             x=c.x,
@@ -61,7 +65,9 @@ def find_candidates(
             fpf=c.fpf,
             photometry="none",
         )
-        for c in detect_candidates(snr, fwhm, fpf=fpf, threshold=threshold, image=image)
+        for c in detect_candidates(
+            snr, fwhm, fpf=fpf, threshold=threshold, image=image, valid=valid, rotation=rotation
+        )
     ]
 
 

@@ -42,7 +42,12 @@ import numpy as np
 from scipy import optimize
 
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import GAUSSIAN_5SIGMA_FPF
+from hcdc.science.characterization.detection import (
+    GAUSSIAN_5SIGMA_FPF,
+    empty_pixels,
+    temporal_std,
+    valid_detection_area,
+)
 from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm
 from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve
 from hcdc.science.postprocessing.detection_photometry import (
@@ -265,7 +270,11 @@ def postprocess(
     * ``crop_radius`` (px): process only the central square of half-size ``ceil(crop_radius)``.
     * Detections: S/N peaks above ``detection_threshold`` (a fixed S/N) or, by default, above the
       separation-dependent Student threshold of false-positive fraction ``detection_fpf``
-      (default: the Gaussian 5-sigma tail, 2.87e-7). Their flux is measured by injection-recovery
+      (default: the Gaussian 5-sigma tail, 2.87e-7), one per source (S/N maxima merged on the
+      image, ADI side lobes of brighter ones dropped), and only at separations whose whole S/N
+      ring holds data in every frame (zero-filled zones are found by their low temporal noise:
+      :func:`~hcdc.science.characterization.detection.valid_detection_area`; the S/N map itself
+      is not masked). Their flux is measured by injection-recovery
       (see :mod:`~hcdc.science.postprocessing.detection_photometry`), or with ``negfc=True`` by
       negative-fake-companion fits (single-wavelength cubes; PCA inside, with the reduction's ``ncomp``).
     * ``contrast_options``: passed to :func:`hcdc.science.postprocessing.contrast.contrast_curve`
@@ -297,14 +306,21 @@ def postprocess(
     )
     fpf = GAUSSIAN_5SIGMA_FPF if detection_fpf is None else float(detection_fpf)
 
-    images, final, kept, full = _first_pass(plan, progress)
+    images, final, kept, full, empty = _first_pass(plan, progress)
 
     fwhm_final = float(np.mean(plan.fwhms))
     snr = snr_map(
         final, fwhm_final, progress=lambda done, total: _report(progress, "S/N map", done, total)
     ).astype(np.float32)
     candidates = find_candidates(
-        snr, final, fwhm=fwhm_final, threshold=detection_threshold, fpf=fpf, pixel_scale_mas=pixel_scale_mas
+        snr,
+        final,
+        fwhm=fwhm_final,
+        threshold=detection_threshold,
+        fpf=fpf,
+        pixel_scale_mas=pixel_scale_mas,
+        valid=valid_detection_area(empty, fwhm_final),
+        rotation=float(np.ptp(plan.angles)),
     )
 
     if plan.psfs[0] is None:
@@ -461,12 +477,15 @@ def _make_plan(
 
 def _first_pass(
     plan: _Plan, progress: ProgressCallback | None
-) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, dict[str, Any]] | None, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, dict[str, Any]] | None, np.ndarray | None, np.ndarray]:
     """Run the algorithm: one wavelength plane at a time (ADI/RDI) or on the whole cropped cube
     (spectral). Returns per-wavelength images, the final image, the plane of a single-wavelength
-    cube (kept for pass 2) and the whole cropped cube of a spectral algorithm with a PSF (idem)."""
+    cube (kept for pass 2), the whole cropped cube of a spectral algorithm with a PSF (idem), and
+    the pixels that hold no data in some plane (detector frame, :func:`empty_pixels`; detections
+    are kept out of the rings that cross them)."""
     n_wl = plan.n_wl
     images = np.empty((n_wl, *plan.shape), dtype=np.float32)
+    empty = np.zeros(plan.shape, dtype=bool)
     _report(progress, "post-processing", 0, n_wl)
     if plan.spec.spectral:
         full = np.ascontiguousarray(plan.cube[:, :, plan.crop[0], plan.crop[1]], dtype=np.float32)
@@ -475,18 +494,22 @@ def _first_pass(
             full, plan.angles, fwhm=fwhm_arg, wavelengths=plan.wavelengths, **plan.params
         )
         images[:] = np.asarray(per_wl, dtype=np.float32)
+        for w in range(n_wl):
+            empty |= empty_pixels(temporal_std(full[w]))
         _report(progress, "post-processing", n_wl, n_wl)
-        return images, np.asarray(final, dtype=np.float32), None, full if plan.psfs[0] is not None else None
+        final = np.asarray(final, dtype=np.float32)
+        return images, final, None, full if plan.psfs[0] is not None else None, empty
     kept = None
     for w in range(n_wl):
         plane, run_params = plan.plane_and_params(w)
         images[w] = run_algorithm(plan.spec.name, plane, plan.angles, fwhm=plan.fwhms[w], **run_params)
+        empty |= empty_pixels(temporal_std(plane))
         if n_wl == 1:
             kept = (plane, run_params)
         del plane
         _report(progress, "post-processing", w + 1, n_wl)
     final = images.mean(axis=0) if n_wl > 1 else images[0].copy()
-    return images, final, kept, None
+    return images, final, kept, None, empty
 
 
 @dataclass
