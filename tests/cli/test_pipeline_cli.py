@@ -96,6 +96,8 @@ def test_reduce_products_provenance_rerun(runner, raw_night, tmp_path, sqlite_ur
     assert best["separation_mas"] == pytest.approx(480.0, abs=12.0)
     text = _ok(runner.invoke(app, ["product", str(l2["id"]), *root]))
     assert "Detections" in text and "level2_pca.fits" in text
+    shown = _ok(runner.invoke(app, ["show", f"p{l2['id']}", *root]))  # 'hcdc show' knows products too
+    assert "Detections" in shown and f"Product {l2['id']}" in shown and ".png" in shown
 
     tree = _json(runner, "provenance", str(l2["id"]), *root)
     raw_files = [f for item in tree["parents"][0]["inputs"] for f in item["files"]]

@@ -248,18 +248,22 @@ def quarantine_command(
         print_table(f"Quarantine ({len(rows)})", QUARANTINE_LIST_COLUMNS, rows)
 
 
-_ID_PATTERN = re.compile(r"^(?:(?P<kind>f|file|d|ds|dataset)[:#]?)?(?P<id>\d+)$", re.IGNORECASE)
+_ID_PATTERN = re.compile(r"^(?:(?P<kind>f|file|d|ds|dataset|p|product)[:#]?)?(?P<id>\d+)$", re.IGNORECASE)
+_KINDS = {"f": "file", "d": "dataset", "p": "product"}
 
 
 def parse_object_id(text: str) -> tuple[str, int]:
-    """``"12"``/``"f12"``/``"file:12"`` -> ("file", 12); ``"d3"``/``"dataset:3"`` -> ("dataset", 3)."""
+    """``"12"``/``"f12"``/``"file:12"`` -> ("file", 12); ``"d3"``/``"dataset:3"`` -> ("dataset", 3);
+    ``"p5"``/``"product:5"`` -> ("product", 5)."""
     from hcdc.archive.queries import QueryError
 
     match = _ID_PATTERN.match(text.strip())
     if match is None:
-        raise QueryError(f"not a file or dataset id: {text!r} (use 12, f12 for a file, d3 for a dataset)")
-    kind = "dataset" if (match["kind"] or "f").lower().startswith("d") else "file"
-    return kind, int(match["id"])
+        raise QueryError(
+            f"not a file, dataset or product id: {text!r} (use 12 or f12 for a file, d3 for a dataset, "
+            "p5 for a product)"
+        )
+    return _KINDS[(match["kind"] or "f")[0].lower()], int(match["id"])
 
 
 def _print_mapping(title: str, mapping: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
@@ -268,26 +272,35 @@ def _print_mapping(title: str, mapping: dict[str, Any], skip: tuple[str, ...] = 
 
 
 def show_command(
-    object_id: str = typer.Argument(..., metavar="ID", help="File id (12 or f12) or dataset id (d3)."),
+    object_id: str = typer.Argument(
+        ..., metavar="ID", help="File id (12 or f12), dataset id (d3) or product id (p5)."
+    ),
     header: bool = typer.Option(False, "--header", help="Include the full primary header (files)."),
     json_output: bool = JSON_OPTION,
     root: Path | None = ROOT_OPTION,
 ) -> None:
-    """Show one file (metadata, versions, location; header with --header) or one dataset."""
+    """Show one file (metadata, versions, location; header with --header), dataset or product."""
+    from hcdc.archive.products import product_detail
     from hcdc.archive.queries import dataset_detail, file_detail
 
     with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         kind, number = parse_object_id(object_id)
         if kind == "file":
             detail = file_detail(conn, number, catalogue.storage_root, with_header=header)
-        else:
+        elif kind == "dataset":
             detail = dataset_detail(conn, number)
+        else:
+            detail = product_detail(conn, number, catalogue.storage_root)
         if detail is None:
             raise LookupError(f"no {kind} with id {number}")
     if json_output:
         emit_json(detail)
         return
-    if kind == "file":
+    if kind == "product":
+        from hcdc.cli.pipeline import print_product  # the product view lives with the pipeline commands
+
+        print_product(number, detail)
+    elif kind == "file":
         _print_mapping(f"File {number}", detail, skip=("header", "versions", "extra"))
         if detail.get("extra"):
             _print_mapping("extra", detail["extra"])

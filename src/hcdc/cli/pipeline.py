@@ -404,6 +404,11 @@ def product_command(
     if json_output:
         emit_json(detail)
         return
+    print_product(product_id, detail)
+
+
+def print_product(product_id: int, detail: dict[str, Any]) -> None:
+    """Tables of one product (as ``hcdc.archive.products.product_detail`` describes it)."""
     _print_mapping(
         f"Product {product_id}", detail, skip=("files", "previews", "versions", "summary", "provenance")
     )
