@@ -54,7 +54,7 @@ def _print_report(report: Any) -> None:
     )
     print_table(
         "Products (current versions)",
-        ["id", "level", "product_type", "dataset_id", "version", "storage_dir"],
+        ["id", "level", "type", "dataset_id", "version", "recipe", "storage_dir"],
         report.products,
     )
     det_rows = [
