@@ -247,6 +247,8 @@ def plot_contrast_curves(
         good = np.isfinite(curves.contrast[k]) & (curves.contrast[k] > 0)
         if wavelengths is not None and len(wavelengths) == n:
             label = f"{wavelengths[k]:.3f} µm"
+            if list(wavelengths).count(wavelengths[k]) > 1:  # e.g. IRDIS CI: both fields, one filter
+                label += f" (plane {k})"
         else:
             label = None if n == 1 else f"channel {k}"
         ax.plot(sep[good], curves.contrast[k][good], color=colours[k] if n > 1 else "C0", lw=1.6, label=label)
