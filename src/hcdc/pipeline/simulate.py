@@ -555,6 +555,21 @@ def _plan_night(
     if t < Time(plan[-1].fram_utc):
         t = Time(plan[-1].fram_utc) + TimeDelta(3600.0, format="sec")
     for spec in sequences:
+
+        def calibration(**fields: Any) -> _Exposure:
+            """A calibration exposure of the current template (the daytime calibration OB)."""
+            return _Exposure(
+                dpr_catg="CALIB",
+                spec=spec,  # noqa: B023 - called in this iteration only
+                ndit=scale.calib_ndit,
+                nd="OPEN",
+                tpl_start=tpl_start,  # noqa: B023 - the template being written
+                obs_id=200150000,
+                obs_name="Calibration",
+                prog_id="60.A-9255(A)",
+                **fields,
+            )
+
         dits = sorted({FLAT_DIT_S, spec.object_dit, spec.center_dit, spec.flux_dit})
         for dpr_type, dit_list in (
             ("DARK", dits),
@@ -566,23 +581,15 @@ def _plan_night(
                     t + TimeDelta(FILE_GAP_S, format="sec"), dit, scale.calib_ndit
                 )
                 plan.append(
-                    _Exposure(
-                        dpr_catg="CALIB",
+                    calibration(
                         dpr_type=dpr_type,
-                        spec=spec,
                         dit=dit,
-                        ndit=scale.calib_ndit,
-                        nd="OPEN",
                         date_obs=date_obs,
                         fram_utc=fram_utc,
                         tpl_id="SPHERE_irdis_cal_dark",
                         tpl_name="IRDIS darks and backgrounds",
-                        tpl_start=tpl_start,
                         tpl_expno=expno,
                         tpl_nexp=len(dit_list),
-                        obs_id=200150000,
-                        obs_name="Calibration",
-                        prog_id="60.A-9255(A)",
                         origfile=origfile("CAL_DARK", Time(date_obs)),
                     )
                 )
@@ -593,23 +600,15 @@ def _plan_night(
                 t + TimeDelta(FILE_GAP_S, format="sec"), FLAT_DIT_S, scale.calib_ndit
             )
             plan.append(
-                _Exposure(
-                    dpr_catg="CALIB",
+                calibration(
                     dpr_type="FLAT,LAMP",
-                    spec=spec,
                     dit=FLAT_DIT_S,
-                    ndit=scale.calib_ndit,
-                    nd="OPEN",
                     date_obs=date_obs,
                     fram_utc=fram_utc,
                     tpl_id="SPHERE_irdis_cal_dflat",
                     tpl_name="IRDIS detector flat field",
-                    tpl_start=tpl_start,
                     tpl_expno=expno,
                     tpl_nexp=len(FLAT_LEVELS_ADU),
-                    obs_id=200150000,
-                    obs_name="Calibration",
-                    prog_id="60.A-9255(A)",
                     origfile=origfile("CAL_FLAT", Time(date_obs)),
                     lamp_adu_s=level / FLAT_DIT_S,
                 )
