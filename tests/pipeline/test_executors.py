@@ -103,6 +103,8 @@ def test_process_pool_survives_a_killed_worker():
 
 def test_dask_task_that_kills_its_worker_is_recorded_and_the_cluster_goes_on():
     import dask
+    import distributed  # noqa: F401 - registers its config defaults BEFORE config.set below: leaving
+    # the `with` block restores the config as it was, and would drop defaults registered inside it
 
     # no retry of a task whose worker died (default: tried on 3 more workers first)
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
