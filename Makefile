@@ -20,6 +20,7 @@ demo: setup
 # Whole test suite, on SQLite and PostgreSQL. One BLAS thread per test process: two
 # processes share the cores, and threaded BLAS on top of that only slows the SVDs.
 test: setup
+	$(BIN)/lint-imports
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 lint: setup
