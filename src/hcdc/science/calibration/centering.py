@@ -91,6 +91,10 @@ def _gaussian(params: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
     return model
 
 
+def _gaussian_residual(params: np.ndarray, yy: np.ndarray, xx: np.ndarray, data: np.ndarray) -> np.ndarray:
+    return _gaussian(params, yy, xx) - data
+
+
 def fit_gaussian_spot(
     image: np.ndarray,
     x0: float,
@@ -628,8 +632,9 @@ def center_negative_gaussian(
         upper = [np.inf, x + r_fit, y + r_fit, 4.0 * fwhm, 4.0 * fwhm, np.inf]
         try:
             result = optimize.least_squares(
-                lambda p: _gaussian(p, sy, sx) - data,
+                _gaussian_residual,
                 start,
+                args=(sy, sx, data),
                 bounds=(lower, upper),
                 method="trf",
                 x_scale="jac",
