@@ -42,6 +42,8 @@ __all__ = [
     "center_psf",
     "center_negative_gaussian",
     "center_by_symmetry",
+    "CENTER_METHODS",
+    "center_image",
     "choose_center",
     "centers_at_times",
 ]
@@ -434,6 +436,8 @@ def _waffle_at(
         "spot_messages": [f.message for f in fits],
     }
     four = CenterEstimate(math.nan, math.nan, math.inf, "waffle", spots, dict(details))
+    if not ok.all():
+        four.details["message"] = "; ".join(f"spot {k}: {fits[k].message}" for k in np.flatnonzero(~ok))
     if ok.all():
         centre, geometric = center_from_spots(spots)
         # The intersection is about the mean of the four spots: error = sqrt(sum var) / 4.
@@ -733,6 +737,60 @@ def center_by_symmetry(
         None,
         {"inner_xy": (gx + dxi, gy + dyi), "outer_xy": (gx + dxo, gy + dyo)},
     )
+
+
+#: Methods of :func:`center_image` (the Level 1 centring methods).
+CENTER_METHODS = ("waffle", "psf", "negative-gaussian", "symmetry")
+
+
+def center_image(
+    image: np.ndarray,
+    method: str,
+    lambda_over_d: float,
+    *,
+    waffle_radius: float | None = None,
+    waffle_orientations_deg: tuple[float, ...] = (0.0, 45.0),
+    fwhm: float | None = None,
+    guess_xy: tuple[float, float] | None = None,
+) -> CenterEstimate:
+    """Star centre of one image by one of :data:`CENTER_METHODS`, with no other prior knowledge.
+
+    ``lambda_over_d`` (px) sets the scales: the PSF ``fwhm`` (default ``1.03 lambda/D``), the
+    waffle spot width, the symmetry annulus (3 to 26 lambda/D, or as much as fits). ``waffle``
+    needs ``waffle_radius`` (px, 13.72 lambda/D for SPHERE) and tries each orientation of
+    ``waffle_orientations_deg`` (default: both '+' and 'x' patterns of IRDIS), keeping the
+    smallest error. ``guess_xy`` defaults to the image centre ``((nx - 1) / 2, (ny - 1) / 2)`` for
+    the methods that need a starting point (negative-gaussian, symmetry); ``waffle`` and ``psf``
+    search the image. Returns the estimate (error infinite when the method failed; its
+    ``details['message']`` or ``details['geometry']`` says why).
+    """
+    image = np.asarray(image, dtype=np.float64)
+    ny, nx = image.shape
+    fwhm = 1.03 * lambda_over_d if fwhm is None else fwhm
+    sigma = fwhm / 2.3548
+    centre = ((nx - 1) / 2.0, (ny - 1) / 2.0) if guess_xy is None else guess_xy
+    if method == "waffle":
+        if waffle_radius is None:
+            raise ValueError("waffle centring needs the spot distance waffle_radius (px)")
+        found = [
+            waffle_center(image, waffle_radius, theta, guess_xy=guess_xy, spot_sigma=sigma)
+            for theta in waffle_orientations_deg
+        ]
+        return min(found, key=lambda e: e.error)
+    if method == "psf":
+        return center_psf(image, guess_xy, box=max(16, 2 * int(math.ceil(2 * fwhm))), sigma0=sigma)
+    if method == "negative-gaussian":
+        return center_negative_gaussian(image, centre, fwhm=fwhm)
+    if method == "symmetry":
+        room = min(centre[0], centre[1], nx - 1 - centre[0], ny - 1 - centre[1]) - 9.0
+        r_out = min(26.0 * lambda_over_d, room)
+        r_in = min(3.0 * lambda_over_d, r_out / 3.0)
+        if r_out < 4.0:
+            return CenterEstimate(
+                math.nan, math.nan, math.inf, "symmetry", None, {"message": "image too small"}
+            )
+        return center_by_symmetry(np.nan_to_num(image), centre, r_in, r_out)
+    raise ValueError(f"unknown centring method {method!r}; use one of {', '.join(CENTER_METHODS)}")
 
 
 def choose_center(*candidates: CenterEstimate | None) -> CenterEstimate:
