@@ -1,19 +1,23 @@
-"""Star centring: waffle spots, PSF Gaussian fit, point-symmetry fallback (pure functions).
+"""Star centring: waffle spots, PSF Gaussian fit, negative Gaussian (vortex dark hole), point symmetry.
 
-Coordinates are pixel ``(x, y)`` of the image passed in (0-based, x = column, y = row).
-Angles are counter-clockwise from +x on the detector, in degrees.
+Pure functions. Coordinates are pixel ``(x, y)`` of the image passed in (0-based, x = column,
+y = row). Angles are counter-clockwise from +x on the detector, in degrees.
 
 Waffle-spot centring (vlt-sphere ``star_centers_from_waffle_img_cube``, sphere.md section d):
 the deformable-mirror waffle puts four satellite spots at ``13.72 lambda/D`` from the star,
-at angles ``theta + k * 90 deg`` (theta from ``OCS WAFFLE ORIENT``). Each spot is fitted by a
-2-D Gaussian plus a constant in a small box; the star is the intersection of the lines joining
-opposite spots (0-2 and 1-3).
+at angles ``theta + k * 90 deg`` (theta from ``OCS WAFFLE ORIENT``). The pattern is found by a
+minimum-of-four matched filter (robust to a central leak tens of times brighter than a spot,
+:func:`waffle_pattern_score`), the leak and halo are modelled by their azimuthal median and
+subtracted, each spot is fitted by a 2-D Gaussian plus a constant, and the star is the
+intersection of the lines joining opposite spots (0-2 and 1-3). The fit is trusted only if the
+spots form the expected square (:func:`check_waffle_geometry`).
 
-Quality: for a perfect square of spots both diagonals' midpoints coincide with that
-intersection. The *centring error* reported here is the larger distance between a diagonal's
-midpoint and the intersection (pixels); a failed spot fit makes it infinite. When it exceeds a
-threshold (0.7 px = 8.6 mas for IRDIS by default) the caller falls back to another method and
-keeps the one with the smallest error (:func:`choose_center`).
+Errors are measured, never fixed: for waffle centres the larger of the geometric disagreement
+(distance between a diagonal's midpoint and the intersection) and the statistical error
+propagated from the spot fits' covariances; for Gaussian fits the covariance scaled by the
+residuals. A failed fit or a wrong geometry gives an infinite error. When it exceeds a threshold
+(0.7 px = 8.6 mas for IRDIS by default) the caller falls back to another method and keeps the
+one with the smallest error (:func:`choose_center`). :func:`center_image` runs any method by name.
 """
 
 from __future__ import annotations
