@@ -275,3 +275,20 @@ def test_automatic_selection_matches_explicit_roles(dbi_night, tmp_path):
     )
     with pytest.raises(level1.Level1Error, match="not found"):
         level1.select_roles(paths, dataset="SPHERE/IRDIS/nope")
+
+
+def test_center_frames_with_a_leak_30_times_a_spot_saturated(tmp_path):
+    """Level 1's unguided waffle call on CENTER frames as on sky: leak 30 x a spot, saturated."""
+    import dataclasses
+
+    seq = dataclasses.replace(DBI, n_object_files=1, center_leak_to_spot=30.0, center_saturation_adu=30000.0)
+    night = simulate_irdis_night(tmp_path / "raw", seed=6, scale="small", sequences=(seq,))
+    rows = level1.read_level1(level1.reduce_irdis(_roles(night, seq.filter), tmp_path / "l1")).center_frames
+    centers = night.select("OBJECT,CENTER", seq.filter)
+    for row, truth in zip(rows, centers, strict=True):
+        for k in range(2):
+            assert row[f"CENTER_METHOD{k}"] == "waffle" and row[f"CENTER_OK{k}"]
+            d = np.hypot(
+                row[f"CENTER_X{k}"] - truth.star_xy[0, k, 0], row[f"CENTER_Y{k}"] - truth.star_xy[0, k, 1]
+            )
+            assert d < 0.05  # measured: 0.004-0.009 px (the former search failed on all four)

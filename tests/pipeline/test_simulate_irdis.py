@@ -671,3 +671,40 @@ def test_packed_sexagesimal_round_trips_and_never_shows_60() -> None:
     assert np.max(np.abs(back - values)) * 3600 <= 5e-6 + 1e-9
     seconds = np.abs(np.array(packed)) % 100
     assert np.all(seconds < 60.0) and np.all((np.abs(np.array(packed)) // 100) % 100 < 60)
+
+
+@pytest.mark.parametrize(("leak", "saturation"), [(0.3, None), (30.0, None), (30.0, 20000.0)])
+def test_center_frames_with_a_bright_or_saturated_leak_are_centred_unguided(
+    tmp_path: Path, leak: float, saturation: float | None
+) -> None:
+    """CENTER frames spanning the real range of leaks (0.3-30 x a spot, saturated or not): Level 1's
+    unguided waffle call finds the true star within 0.05 px in both fields."""
+    from hcdc.science.calibration import centering
+
+    seq = (SequenceSpec("DB_H23", "DBI", 16.0, 1, 16.0, 4.0, "ND_2.0", "x", leak, saturation),)
+    n = simulate_irdis_night(tmp_path, seed=8, sequences=seq)
+    fw = n.field_width
+    for f in n.select("OBJECT,CENTER"):
+        raw = fits.getdata(f.path)[0]
+        if saturation is not None:
+            assert raw.max() == pytest.approx(saturation) and np.count_nonzero(raw >= saturation) >= 4
+        image = _calibrated(n, f, 0)
+        for field in range(2):
+            wl = n.wavelengths_nm["DB_H23"][field]
+            lod = sc.lambda_over_d_px(wl)
+            x0, y0 = f.star_xy[0, field]
+            sub = image[:, field * fw : (field + 1) * fw]
+            if saturation is None:
+                spots = centering.waffle_spot_guesses((x0, y0), sc.waffle_radius_px(wl), 45.0)
+                spot_peak = np.mean(
+                    [np.nanmax(sub[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3]) for x, y in spots]
+                )
+                leak_peak = np.nanmax(sub[int(y0) - 2 : int(y0) + 3, int(x0) - 2 : int(x0) + 3])
+                assert leak_peak / spot_peak == pytest.approx(leak, rel=0.5), spots
+            est = centering.waffle_center(sub, sc.waffle_radius_px(wl), 45.0, spot_sigma=1.03 * lod / 2.3548)
+            assert est.ok and np.hypot(est.x - x0, est.y - y0) < 0.05, (
+                field,
+                est.x - x0,
+                est.y - y0,
+                est.details,
+            )

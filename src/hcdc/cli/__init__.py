@@ -27,6 +27,7 @@ _COMMAND_MODULES: list[str] = [
     "postprocess",
     "pipeline",
     "demo",
+    "center",
 ]
 
 

@@ -151,6 +151,13 @@ class SequenceSpec:
     flux_dit: float
     flux_nd: str  # INS4 FILT2 NAME: ND_1.0, ND_2.0, ND_3.5
     waffle_orient: str  # OCS WAFFLE ORIENT: '+' or 'x'
+    # CENTER frames: central leak / one waffle spot (flux ratio; on sky ~0.3 to ~30); None keeps
+    # the night's coronagraph leak (1.5 times a spot, clean core). When set, the leak also gets
+    # a ring of bright residual speckles at 1.5-3.5 lambda/D carrying as much flux again, as on
+    # sky. Saturation: raw CENTER pixels are clipped at this many ADU (None: no saturation), as
+    # a long DIT without ND saturates a bright leak.
+    center_leak_to_spot: float | None = None
+    center_saturation_adu: float | None = None
 
 
 DEFAULT_SEQUENCES: tuple[SequenceSpec, ...] = (
@@ -957,6 +964,10 @@ def _render_exposure(
         a = math.radians(orient)
         spot_offsets = np.zeros((4, 2))
         spot_offsets[0] = 2.5 * np.array([-math.sin(a), math.cos(a)])
+    leak_residual = None
+    if exp.dpr_type == "OBJECT,CENTER" and exp.spec.center_leak_to_spot is not None:
+        # Own generator: the other random draws (and the default night's bytes) are unchanged.
+        leak_residual = sim.make_leak_residual(_file_rng(seed, f"{exp.date_obs}:leak"))
     cube = np.empty((exp.ndit, ny, nx), dtype=np.float32)
     for k in range(exp.ndit):
         light = np.zeros((ny, nx))
@@ -980,9 +991,12 @@ def _render_exposure(
                     derot_sub[:, k],
                     spot_offsets,
                     (ny, fw),
+                    leak_residual=leak_residual,
                 )
         light *= model.illumination
         cube[k] = model.detector.readout(light, exp.dit, rng)
+        if exp.dpr_type == "OBJECT,CENTER" and exp.spec.center_saturation_adu is not None:
+            np.minimum(cube[k], np.float32(exp.spec.center_saturation_adu), out=cube[k])
     if exp.dpr_catg == "CALIB":
         # Calibrations are taken at zenith with the derotator stationary: no star, no angles.
         parang_mid = np.full(exp.ndit, np.nan)
@@ -1013,6 +1027,7 @@ def _field_scene(
     derot_sub: np.ndarray,
     spot_offsets: np.ndarray | None,
     shape: tuple[int, int],
+    leak_residual: np.ndarray | None = None,
 ) -> np.ndarray:
     """Noise-free star scene of one field (ADU/s before the flat)."""
     kind = {"OBJECT": "coronagraphic", "OBJECT,CENTER": "center", "OBJECT,FLUX": "flux"}[exp.dpr_type]
@@ -1037,6 +1052,8 @@ def _field_scene(
         waffle_radius_px=sc.waffle_radius_px(optics.wavelength_nm, optics.pixel_scale_mas),
         waffle_orientation_deg=sc.waffle_orientation_deg(exp.spec.waffle_orient),
         waffle_spot_offsets_px=spot_offsets,
+        center_leak_to_spot=exp.spec.center_leak_to_spot,
+        leak_residual=leak_residual,
     )
     return sim.render_star_field(shape, scene)
 

@@ -130,3 +130,42 @@ def test_flux_normalisation():
     assert cubes.flux_normalisation(4.0, 0.116) == pytest.approx(1 / 0.464)
     with pytest.raises(ValueError, match="ND transmission"):
         cubes.flux_normalisation(4.0, 0.0)
+
+
+def test_center_psf_error_is_measured_and_matches_the_scatter():
+    """The PSF-fit error is the fit's (covariance x residuals), not a fixed 0.01 px: it follows the
+    real scatter over noise realisations and grows with the noise."""
+    yy, xx = np.indices((64, 64)).astype(np.float64)
+    truth = (31.4, 32.7)
+    clean = _gauss(xx, yy, *truth, 1.6, 500.0)
+    for noise in (2.0, 20.0):
+        rng = np.random.default_rng(int(noise))
+        fits = [centering.center_psf(clean + rng.normal(0, noise, xx.shape)) for _ in range(40)]
+        scatter = np.hypot(*np.std([[f.x, f.y] for f in fits], axis=0))
+        reported = np.median([f.error for f in fits])
+        assert reported == pytest.approx(scatter, rel=0.35), (noise, reported, scatter)
+    # Noise 10 x larger: error ~10 x larger (measured 0.006 -> 0.06 px).
+    assert reported > 0.03
+
+
+def test_choose_center_follows_the_measured_errors():
+    """A bright symmetric halo with a faint PSF core on top: the symmetry fit is the more accurate
+    one here and now says so (with the old fixed 0.01 px the PSF fit always won)."""
+    yy, xx = np.indices((128, 128)).astype(np.float64)
+    truth = (63.6, 64.2)
+    chosen_err, psf_err = [], []
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        image = 1000 * np.exp(-np.hypot(xx - truth[0], yy - truth[1]) / 10.0) + _gauss(
+            xx, yy, *truth, 1.6, 30.0
+        )
+        image += rng.normal(0, 8.0, xx.shape)
+        psf = centering.center_psf(image, guess_xy=(64.0, 64.0), box=8)
+        sym = centering.center_by_symmetry(image, (64.0, 64.0), 4.0, 35.0)
+        best = centering.choose_center(psf, sym)
+        assert best.error == min(psf.error, sym.error)
+        chosen_err.append(np.hypot(best.x - truth[0], best.y - truth[1]))
+        psf_err.append(np.hypot(psf.x - truth[0], psf.y - truth[1]))
+        # Measured: PSF error 0.04 px reported (0.007-0.02 true), symmetry 0.01-0.02 px.
+        assert psf.error > 0.02
+    assert np.sqrt(np.mean(np.square(chosen_err))) < np.sqrt(np.mean(np.square(psf_err)))

@@ -1,19 +1,23 @@
-"""Star centring: waffle spots, PSF Gaussian fit, point-symmetry fallback (pure functions).
+"""Star centring: waffle spots, PSF Gaussian fit, negative Gaussian (vortex dark hole), point symmetry.
 
-Coordinates are pixel ``(x, y)`` of the image passed in (0-based, x = column, y = row).
-Angles are counter-clockwise from +x on the detector, in degrees.
+Pure functions. Coordinates are pixel ``(x, y)`` of the image passed in (0-based, x = column,
+y = row). Angles are counter-clockwise from +x on the detector, in degrees.
 
 Waffle-spot centring (vlt-sphere ``star_centers_from_waffle_img_cube``, sphere.md section d):
 the deformable-mirror waffle puts four satellite spots at ``13.72 lambda/D`` from the star,
-at angles ``theta + k * 90 deg`` (theta from ``OCS WAFFLE ORIENT``). Each spot is fitted by a
-2-D Gaussian plus a constant in a small box; the star is the intersection of the lines joining
-opposite spots (0-2 and 1-3).
+at angles ``theta + k * 90 deg`` (theta from ``OCS WAFFLE ORIENT``). The pattern is found by a
+minimum-of-four matched filter (robust to a central leak tens of times brighter than a spot,
+:func:`waffle_pattern_score`), the leak and halo are modelled by their azimuthal median and
+subtracted, each spot is fitted by a 2-D Gaussian plus a constant, and the star is the
+intersection of the lines joining opposite spots (0-2 and 1-3). The fit is trusted only if the
+spots form the expected square (:func:`check_waffle_geometry`).
 
-Quality: for a perfect square of spots both diagonals' midpoints coincide with that
-intersection. The *centring error* reported here is the larger distance between a diagonal's
-midpoint and the intersection (pixels); a failed spot fit makes it infinite. When it exceeds a
-threshold (0.7 px = 8.6 mas for IRDIS by default) the caller falls back to another method and
-keeps the one with the smallest error (:func:`choose_center`).
+Errors are measured, never fixed: for waffle centres the larger of the geometric disagreement
+(distance between a diagonal's midpoint and the intersection) and the statistical error
+propagated from the spot fits' covariances; for Gaussian fits the covariance scaled by the
+residuals. A failed fit or a wrong geometry gives an infinite error. When it exceeds a threshold
+(0.7 px = 8.6 mas for IRDIS by default) the caller falls back to another method and keeps the
+one with the smallest error (:func:`choose_center`). :func:`center_image` runs any method by name.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage, optimize, signal
+from scipy import ndimage, optimize
 
 __all__ = [
     "CENTERING_ERROR_LIMIT_PX",
@@ -30,13 +34,20 @@ __all__ = [
     "CenterEstimate",
     "fit_gaussian_spot",
     "waffle_spot_guesses",
+    "waffle_pattern_score",
+    "waffle_pattern_candidates",
     "find_waffle_pattern",
+    "subtract_radial_profile",
+    "check_waffle_geometry",
     "line_intersection",
     "center_from_spots",
     "center_from_three_spots",
     "waffle_center",
     "center_psf",
+    "center_negative_gaussian",
     "center_by_symmetry",
+    "CENTER_METHODS",
+    "center_image",
     "choose_center",
     "centers_at_times",
 ]
@@ -57,6 +68,8 @@ class SpotFit:
     background: float
     success: bool
     message: str = ""
+    x_err: float = math.nan  # 1-sigma uncertainty of x (px) from the fit covariance scaled by the residuals
+    y_err: float = math.nan
 
 
 @dataclass
@@ -77,8 +90,15 @@ class CenterEstimate:
 
 
 def _gaussian(params: np.ndarray, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-    amp, x0, y0, sx, sy, bkg = params
-    return amp * np.exp(-0.5 * (((xx - x0) / sx) ** 2 + ((yy - y0) / sy) ** 2)) + bkg
+    amp, x0, y0, sx, sy, bkg = params[:6]
+    model = amp * np.exp(-0.5 * (((xx - x0) / sx) ** 2 + ((yy - y0) / sy) ** 2)) + bkg
+    if params.size == 8:  # tilted-plane background, slopes per px about the box centre
+        model = model + params[6] * (xx - xx.mean()) + params[7] * (yy - yy.mean())
+    return model
+
+
+def _gaussian_residual(params: np.ndarray, yy: np.ndarray, xx: np.ndarray, data: np.ndarray) -> np.ndarray:
+    return _gaussian(params, yy, xx) - data
 
 
 def fit_gaussian_spot(
@@ -89,13 +109,16 @@ def fit_gaussian_spot(
     sigma0: float = 1.5,
     max_offset: float | None = None,
     min_snr: float = 5.0,
+    plane: bool = False,
 ) -> SpotFit:
-    """Fit a 2-D Gaussian + constant in a ``box`` x ``box`` window around ``(x0, y0)``.
+    """Fit a 2-D Gaussian + constant (``plane=True``: + tilted plane) in a ``box`` x ``box`` window.
 
-    The fitted centre must stay within ``max_offset`` px of the window centre (default
-    ``box / 2 - 1``) and the amplitude must exceed ``min_snr`` times the robust noise of the
-    window; otherwise ``success`` is False (with the reason in ``message``). NaN pixels are
-    ignored.
+    The window is centred on the pixel nearest ``(x0, y0)``. The fitted centre must stay within
+    ``max_offset`` px of it (default ``box / 2 - 1``) and the amplitude must exceed ``min_snr``
+    times the robust noise of the residuals; otherwise ``success`` is False (with the reason in
+    ``message``). NaN pixels are ignored. ``x_err``/``y_err`` (px) are the 1-sigma uncertainties of
+    the centre from the fit covariance scaled by the residual variance, so that a model that fits
+    badly (or a spot on speckles) reports a larger error than a clean one.
     """
     image = np.asarray(image, dtype=np.float64)
     ny, nx = image.shape
@@ -110,17 +133,18 @@ def fit_gaussian_spot(
     sub = image[y_lo:y_hi, x_lo:x_hi]
     yy, xx = np.mgrid[y_lo:y_hi, x_lo:x_hi].astype(np.float64)
     good = np.isfinite(sub)
-    if good.sum() < 10:
+    n_par = 8 if plane else 6
+    if good.sum() < max(10, 2 * n_par):
         fail.message = "too few valid pixels in the fitting box"
         return fail
     data, yy, xx = sub[good], yy[good], xx[good]
     bkg0 = float(np.median(data))
     peak = int(np.argmax(data))
     amp0 = max(float(data[peak]) - bkg0, 1e-12)
-    start = np.array([amp0, xx[peak], yy[peak], sigma0, sigma0, bkg0])
+    start = np.array([amp0, xx[peak], yy[peak], sigma0, sigma0, bkg0] + [0.0, 0.0] * plane)
     limit = (box / 2 - 1) if max_offset is None else max_offset
-    lower = [0.0, ix - limit, iy - limit, 0.4, 0.4, -np.inf]
-    upper = [np.inf, ix + limit, iy + limit, 4 * box, 4 * box, np.inf]
+    lower = [0.0, ix - limit, iy - limit, 0.4, 0.4, -np.inf] + [-np.inf, -np.inf] * plane
+    upper = [np.inf, ix + limit, iy + limit, 4 * box, 4 * box, np.inf] + [np.inf, np.inf] * plane
     start[1] = np.clip(start[1], lower[1] + 1e-6, upper[1] - 1e-6)
     start[2] = np.clip(start[2], lower[2] + 1e-6, upper[2] - 1e-6)
     try:
@@ -130,10 +154,11 @@ def fit_gaussian_spot(
     except (ValueError, np.linalg.LinAlgError) as exc:
         fail.message = f"fit failed: {exc}"
         return fail
-    amp, xc, yc, sx, sy, bkg = result.x
+    amp, xc, yc, sx, sy, bkg = result.x[:6]
     residual = result.fun
     noise = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-    fit = SpotFit(float(xc), float(yc), float(sx), float(sy), float(amp), float(bkg), True)
+    x_err, y_err = _centre_uncertainty(result.jac, residual, n_par)
+    fit = SpotFit(float(xc), float(yc), float(sx), float(sy), float(amp), float(bkg), True, "", x_err, y_err)
     if not result.success:
         fit.success, fit.message = False, f"optimizer: {result.message}"
     elif abs(xc - ix) >= limit - 1e-3 or abs(yc - iy) >= limit - 1e-3:
@@ -143,6 +168,26 @@ def fit_gaussian_spot(
     elif sx > box or sy > box:
         fit.success, fit.message = False, "fitted width larger than the box"
     return fit
+
+
+def _centre_uncertainty(jac: np.ndarray, residual: np.ndarray, n_par: int) -> tuple[float, float]:
+    """1-sigma errors (px) of parameters 1 and 2 (x, y) of a least-squares fit.
+
+    Covariance = (J^T J)^-1 * chi2 / (n - p): the residual variance stands in for the unknown
+    pixel noise, so model mismatch (speckles under a spot, a non-Gaussian PSF) inflates it.
+    """
+    dof = residual.size - n_par
+    if dof <= 0:
+        return math.inf, math.inf
+    jac = np.asarray(jac, dtype=np.float64)
+    try:
+        cov = np.linalg.pinv(jac.T @ jac) * float(residual @ residual) / dof
+    except np.linalg.LinAlgError:
+        return math.inf, math.inf
+    var = np.diag(cov)
+    if not (np.isfinite(var[1]) and np.isfinite(var[2])):
+        return math.inf, math.inf
+    return float(np.sqrt(max(var[1], 0.0))), float(np.sqrt(max(var[2], 0.0)))
 
 
 def waffle_spot_guesses(center_xy: tuple[float, float], radius: float, orientation_deg: float) -> np.ndarray:
@@ -157,6 +202,88 @@ def _highpass(image: np.ndarray, sigma: float) -> np.ndarray:
     return img - ndimage.gaussian_filter(img, sigma)
 
 
+#: Score given to star positions whose pattern leaves the image.
+_OUTSIDE = -1e30
+
+
+def waffle_pattern_score(
+    image: np.ndarray,
+    radius: float,
+    orientation_deg: float,
+    spot_sigma: float = 1.5,
+    margin: float = 0.0,
+) -> np.ndarray:
+    """Map of how well a four-spot pattern centred on each pixel matches the image (S/N units).
+
+    The image is cleaned of isolated bad pixels (3 x 3 median), high-passed (Gaussian of
+    ``3 spot_sigma`` subtracted: removes the halo and the wings of the central leak) and
+    matched-filtered with a Gaussian of ``spot_sigma``. The score of a star position is the
+    *smallest* of the four filtered values at its expected spot positions, in units of the
+    map's robust noise: a bright central leak (up to ~30 times a spot on sky) or a bright
+    speckle can raise one of the four values but never all four, whereas a summed template is
+    dominated by it and locks the pattern onto a spot. Positions whose spots fall within
+    ``margin`` px of the edge get a score of -1e30.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    finite = np.isfinite(img)
+    fill = float(np.median(img[finite])) if finite.any() else 0.0
+    img = ndimage.median_filter(np.where(finite, img, fill), size=3)
+    filtered = ndimage.gaussian_filter(img - ndimage.gaussian_filter(img, 3.0 * spot_sigma), spot_sigma)
+    noise = 1.4826 * float(np.median(np.abs(filtered - np.median(filtered))))
+    snr = filtered / noise if noise > 0 else filtered
+    ny, nx = snr.shape
+    score = np.full(snr.shape, np.inf)
+    yy, xx = np.indices(snr.shape)
+    for sx, sy in waffle_spot_guesses((0.0, 0.0), radius, orientation_deg):
+        # Value at (x + sx, y + sy) for every star position (x, y), bilinear.
+        moved = ndimage.shift(snr, (-sy, -sx), order=1, mode="constant", cval=_OUTSIDE)
+        inside = (
+            (xx + sx >= margin)
+            & (xx + sx <= nx - 1 - margin)
+            & (yy + sy >= margin)
+            & (yy + sy <= ny - 1 - margin)
+        )
+        score = np.minimum(score, np.where(inside, moved, _OUTSIDE))
+    return score
+
+
+def waffle_pattern_candidates(
+    image: np.ndarray,
+    radius: float,
+    orientation_deg: float,
+    spot_sigma: float = 1.5,
+    guess_xy: tuple[float, float] | None = None,
+    search_radius: float | None = None,
+    n: int = 5,
+    margin: float = 0.0,
+) -> list[tuple[float, float, float]]:
+    """Up to ``n`` coarse star positions ``(x, y, score)`` (integer px), best first.
+
+    Local maxima of :func:`waffle_pattern_score` at least 3 px apart, restricted to
+    ``search_radius`` px of ``guess_xy`` when both are given (anywhere the whole pattern fits in
+    the image otherwise).
+    """
+    score = waffle_pattern_score(image, radius, orientation_deg, spot_sigma, margin)
+    if guess_xy is not None and search_radius is not None:
+        yy, xx = np.indices(score.shape)
+        far = np.hypot(xx - guess_xy[0], yy - guess_xy[1]) > search_radius
+        score = np.where(far, _OUTSIDE, score)
+    peaks = (score == ndimage.maximum_filter(score, size=7, mode="nearest")) & (score > 0.5 * _OUTSIDE)
+    iy, ix = np.nonzero(peaks)
+    order = np.argsort(score[iy, ix])[::-1]
+    found: list[tuple[float, float, float]] = []
+    for j in order:
+        x, y = float(ix[j]), float(iy[j])
+        if all(math.hypot(x - fx, y - fy) >= 3.0 for fx, fy, _ in found):
+            found.append((x, y, float(score[iy[j], ix[j]])))
+        if len(found) == n:
+            break
+    if not found:  # e.g. a flat image: fall back to the single best position
+        k = int(np.argmax(score))
+        found.append((float(k % score.shape[1]), float(k // score.shape[1]), float(score.flat[k])))
+    return found
+
+
 def find_waffle_pattern(
     image: np.ndarray,
     radius: float,
@@ -167,24 +294,33 @@ def find_waffle_pattern(
 ) -> tuple[float, float]:
     """Coarse star position (integer px) where the four-spot pattern matches the image best.
 
-    The high-passed image is correlated with a template of four Gaussians at ``radius`` and
-    ``orientation_deg``; the best match within ``search_radius`` of ``guess_xy`` (anywhere if
-    not given) is returned. Robust to a default guess that is several pixels off.
+    The best of :func:`waffle_pattern_candidates` (minimum-of-four matched filter, robust to a
+    bright central leak), within ``search_radius`` of ``guess_xy`` (anywhere if not given).
     """
-    hp = _highpass(image, 3.0 * spot_sigma)
-    half = int(math.ceil(radius + 4 * spot_sigma))
-    ty, tx = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float64)
-    template = np.zeros_like(tx)
-    for sx, sy in waffle_spot_guesses((0.0, 0.0), radius, orientation_deg):
-        template += np.exp(-0.5 * ((tx - sx) ** 2 + (ty - sy) ** 2) / spot_sigma**2)
-    # Correlation = convolution with the point-reflected template.
-    score = signal.fftconvolve(hp, template[::-1, ::-1], mode="same")
-    if guess_xy is not None and search_radius is not None:
-        yy, xx = np.indices(score.shape)
-        far = np.hypot(xx - guess_xy[0], yy - guess_xy[1]) > search_radius
-        score = np.where(far, -np.inf, score)
-    iy, ix = np.unravel_index(int(np.argmax(score)), score.shape)
-    return float(ix), float(iy)
+    x, y, _ = waffle_pattern_candidates(
+        image, radius, orientation_deg, spot_sigma, guess_xy, search_radius, 1
+    )[0]
+    return x, y
+
+
+def subtract_radial_profile(image: np.ndarray, center_xy: tuple[float, float], r_max: float) -> np.ndarray:
+    """``image`` minus its azimuthal median profile about ``center_xy`` (1-px annuli up to ``r_max``).
+
+    Models the coronagraphic leak and the halo, which are round to first order, so that spot
+    fits see a flat background instead of the steep wings of a leak many times brighter than
+    the spots. The spots fill a few per cent of each annulus and barely move the median.
+    Pixels beyond ``r_max`` are returned unchanged; NaN pixels stay NaN.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    yy, xx = np.indices(image.shape)
+    r = np.hypot(xx - center_xy[0], yy - center_xy[1])
+    inside = (r <= r_max) & np.isfinite(image)
+    ring = np.floor(r[inside]).astype(np.int64)
+    n_ring = int(ring.max()) + 1 if ring.size else 0
+    profile = np.nan_to_num(np.asarray(ndimage.median(image[inside], labels=ring, index=np.arange(n_ring))))
+    out = image.copy()
+    out[inside] = image[inside] - profile[np.floor(r[inside]).astype(np.int64)]
+    return out
 
 
 def line_intersection(p0: np.ndarray, p2: np.ndarray, p1: np.ndarray, p3: np.ndarray) -> np.ndarray:
@@ -242,6 +378,105 @@ def center_from_three_spots(spots: np.ndarray, usable: np.ndarray | None = None)
     return best
 
 
+def check_waffle_geometry(
+    spots: np.ndarray,
+    center_xy: tuple[float, float],
+    radius: float,
+    orientation_deg: float,
+    usable: np.ndarray | None = None,
+    size_tolerance: float = 0.05,
+    angle_tolerance_deg: float = 5.0,
+) -> str:
+    """Check that fitted spots form the expected pattern about ``center_xy``; '' if they do.
+
+    Each usable spot ``k`` must lie ``radius`` px (within ``size_tolerance``, relative) from the
+    centre at the angle ``orientation_deg + k * 90`` (within ``angle_tolerance_deg``). Otherwise
+    the reason is returned: four Gaussian fits that each converged on *something* (a speckle, the
+    leak's wings) are not trusted unless together they make the square of the right size.
+    """
+    spots = np.asarray(spots, dtype=np.float64)
+    usable = np.ones(len(spots), dtype=bool) if usable is None else np.asarray(usable, dtype=bool)
+    if not np.all(np.isfinite(center_xy)):
+        return "no centre"
+    problems = []
+    for k in np.flatnonzero(usable):
+        dx, dy = spots[k, 0] - center_xy[0], spots[k, 1] - center_xy[1]
+        dist = math.hypot(dx, dy)
+        if abs(dist / radius - 1.0) > size_tolerance:
+            problems.append(f"spot {k} at {dist:.1f} px from the centre (expected {radius:.1f})")
+        turn = (math.degrees(math.atan2(dy, dx)) - orientation_deg - 90.0 * k + 180.0) % 360.0 - 180.0
+        if abs(turn) > angle_tolerance_deg:
+            problems.append(f"spot {k} {turn:+.1f} deg off its expected angle")
+    return "; ".join(problems)
+
+
+def _spots_error(fits: list[SpotFit], use: list[int], weight: float) -> float:
+    """Statistical centre error (px) of a centre = ``weight`` x the sum of the spots ``use``."""
+    var = sum(fits[k].x_err ** 2 + fits[k].y_err ** 2 for k in use)
+    return float(weight * math.sqrt(var)) if np.isfinite(var) else math.inf
+
+
+def _waffle_at(
+    image: np.ndarray,
+    coarse: tuple[float, float],
+    radius: float,
+    orientation_deg: float,
+    box: int,
+    spot_sigma: float,
+    error_limit: float,
+    size_tolerance: float,
+    angle_tolerance_deg: float,
+) -> CenterEstimate:
+    """Fit the four spots around one coarse star position; four-spot or three-spot estimate."""
+    # The leak and the halo (round) are modelled by their azimuthal median and removed first.
+    flat = subtract_radial_profile(image, coarse, radius + box)
+    guesses = waffle_spot_guesses(coarse, radius, orientation_deg)
+    fits = [fit_gaussian_spot(flat, gx, gy, box=box, sigma0=spot_sigma) for gx, gy in guesses]
+    spots = np.array([[f.x, f.y] for f in fits])
+    ok = np.array([f.success for f in fits])
+    details: dict = {
+        "coarse_xy": coarse,
+        "spot_fit_ok": ok.tolist(),
+        "spot_messages": [f.message for f in fits],
+    }
+    four = CenterEstimate(math.nan, math.nan, math.inf, "waffle", spots, dict(details))
+    if not ok.all():
+        four.details["message"] = "; ".join(f"spot {k}: {fits[k].message}" for k in np.flatnonzero(~ok))
+    if ok.all():
+        centre, geometric = center_from_spots(spots)
+        # The intersection is about the mean of the four spots: error = sqrt(sum var) / 4.
+        statistical = _spots_error(fits, [0, 1, 2, 3], 0.25)
+        four = CenterEstimate(
+            float(centre[0]), float(centre[1]), max(geometric, statistical), "waffle", spots, dict(details)
+        )
+        four.details.update(geometric_error=geometric, statistical_error=statistical)
+        reason = check_waffle_geometry(
+            spots, (four.x, four.y), radius, orientation_deg, None, size_tolerance, angle_tolerance_deg
+        )
+        if reason:
+            four.details["geometry"] = reason
+            four.error = math.inf
+    if four.error <= error_limit or ok.sum() < 3:
+        return four
+    three = center_from_three_spots(spots, ok)
+    three.details.update(details)
+    three.details["four_spot_error"] = four.error
+    if np.isfinite(three.error):
+        k = three.details["left_out_spot"]
+        kept = [(k + 1) % 4, (k + 2) % 4, (k + 3) % 4]
+        # The centre is the midpoint of the pair (k+1, k+3): error = sqrt(var_a + var_b) / 2.
+        three.error = max(three.error, _spots_error(fits, [kept[0], kept[2]], 0.5))
+        usable = np.zeros(4, dtype=bool)
+        usable[kept] = True
+        reason = check_waffle_geometry(
+            spots, (three.x, three.y), radius, orientation_deg, usable, size_tolerance, angle_tolerance_deg
+        )
+        if reason:
+            three.details["geometry"] = reason
+            three.error = math.inf
+    return three if three.error < four.error else four
+
+
 def waffle_center(
     image: np.ndarray,
     radius: float,
@@ -252,38 +487,63 @@ def waffle_center(
     search_radius: float | None = None,
     mask_radius: float | None = None,
     error_limit: float = CENTERING_ERROR_LIMIT_PX,
+    size_tolerance: float = 0.05,
+    angle_tolerance_deg: float = 5.0,
+    n_candidates: int = 5,
 ) -> CenterEstimate:
     """Star centre of a waffle (OBJECT,CENTER) image from its four satellite spots.
 
     ``radius`` is the spot distance (px, 13.72 lambda/D at the band's wavelength),
-    ``orientation_deg`` the angle of spot 0; ``spot_sigma`` the expected spot width (px). The
-    pattern is first located (:func:`find_waffle_pattern`) near ``guess_xy``; ``mask_radius``
-    (px) blanks a central disc before fitting (used without coronagraph, vlt-sphere masks
-    5 lambda/D). Falls back to the best three spots when the four-spot geometry is off by more
-    than ``error_limit`` (default :data:`CENTERING_ERROR_LIMIT_PX`) and three spots agree better.
+    ``orientation_deg`` the angle of spot 0; ``spot_sigma`` the expected spot width (px).
+
+    Without ``guess_xy`` (Level 1's call on coronagraphic frames) the search uses only what is
+    known: the spot distance and orientation, and that the star is in the window with its four
+    spots (:func:`waffle_pattern_candidates`, whose minimum-of-four score ignores a central
+    leak tens of times brighter than a spot). Up to ``n_candidates`` coarse positions are tried,
+    best first; at each, the azimuthal median profile (leak and halo) is subtracted, the four
+    spots are fitted, and the result is trusted only if the spots form the expected square
+    (:func:`check_waffle_geometry`: ``size_tolerance`` relative, ``angle_tolerance_deg``).
+    ``guess_xy`` with ``search_radius`` restricts the search; ``mask_radius`` (px) blanks a disc
+    around ``guess_xy`` (used without coronagraph, vlt-sphere masks 5 lambda/D).
+
+    The error (px) is the larger of the geometric disagreement (distance between a diagonal's
+    midpoint and the intersection) and the statistical error propagated from the four fits'
+    covariances. When the four-spot error exceeds ``error_limit`` the best three spots are tried
+    (method ``waffle-3spot``). When no candidate gives the expected geometry the best attempt is
+    returned with an infinite error and the reason in ``details['geometry']``, so that callers
+    fall back to another method (:func:`choose_center`).
     """
     image = np.asarray(image, dtype=np.float64)
     work = image
     if mask_radius is not None and guess_xy is not None:
         yy, xx = np.indices(image.shape)
         work = np.where(np.hypot(xx - guess_xy[0], yy - guess_xy[1]) < mask_radius, np.nan, image)
-    coarse = find_waffle_pattern(work, radius, orientation_deg, spot_sigma, guess_xy, search_radius)
-    guesses = waffle_spot_guesses(coarse, radius, orientation_deg)
-    fits = [fit_gaussian_spot(work, gx, gy, box=box, sigma0=spot_sigma) for gx, gy in guesses]
-    spots = np.array([[f.x, f.y] for f in fits])
-    ok = np.array([f.success for f in fits])
-    details = {"coarse_xy": coarse, "spot_fit_ok": ok.tolist(), "spot_messages": [f.message for f in fits]}
-    if ok.all():
-        centre, error = center_from_spots(spots)
-        four = CenterEstimate(float(centre[0]), float(centre[1]), error, "waffle", spots, details)
-    else:
-        four = CenterEstimate(math.nan, math.nan, math.inf, "waffle", spots, details)
-    if four.error <= error_limit or ok.sum() < 3:
-        return four
-    three = center_from_three_spots(spots, ok)
-    three.details.update(details)
-    three.details["four_spot_error"] = four.error
-    return three if three.error < four.error else four
+    candidates = waffle_pattern_candidates(
+        work, radius, orientation_deg, spot_sigma, guess_xy, search_radius, n_candidates, margin=box / 2
+    )
+    best: CenterEstimate | None = None
+    tried = []
+    for cx, cy, score in candidates:
+        est = _waffle_at(
+            work,
+            (cx, cy),
+            radius,
+            orientation_deg,
+            box,
+            spot_sigma,
+            error_limit,
+            size_tolerance,
+            angle_tolerance_deg,
+        )
+        est.details["pattern_score"] = score
+        tried.append({"coarse_xy": (cx, cy), "score": score, "error": est.error, "method": est.method})
+        if best is None or est.error < best.error:
+            best = est
+        if est.error <= error_limit:
+            break
+    assert best is not None  # waffle_pattern_candidates always returns at least one position
+    best.details["candidates"] = tried
+    return best
 
 
 def center_psf(
@@ -297,7 +557,8 @@ def center_psf(
 
     Without ``guess_xy`` the peak of the smoothed image is searched away from the borders
     (``border_fraction`` of each side excluded, vlt-sphere uses 30 % for IRDIS). The error
-    estimate is the fit's formal centre uncertainty floor of 0.01 px, or infinite on failure.
+    (px) is the measured one, ``hypot(x_err, y_err)`` of the fit (covariance scaled by the
+    residuals: a PSF that a Gaussian describes badly gets a larger error), infinite on failure.
     """
     image = np.asarray(image, dtype=np.float64)
     if guess_xy is None:
@@ -309,8 +570,99 @@ def center_psf(
         iy, ix = np.unravel_index(int(np.argmax(inner)), inner.shape)
         guess_xy = (float(ix), float(iy))
     fit = fit_gaussian_spot(image, guess_xy[0], guess_xy[1], box=box, sigma0=sigma0)
-    error = 0.01 if fit.success else math.inf
-    return CenterEstimate(fit.x, fit.y, error, "psf-gaussian", None, {"message": fit.message})
+    error = math.hypot(fit.x_err, fit.y_err) if fit.success else math.inf
+    return CenterEstimate(
+        fit.x,
+        fit.y,
+        error,
+        "psf-gaussian",
+        None,
+        {"message": fit.message, "sigma_xy": (fit.sigma_x, fit.sigma_y)},
+    )
+
+
+def center_negative_gaussian(
+    image: np.ndarray,
+    guess_xy: tuple[float, float] | None = None,
+    fwhm: float = 4.0,
+    search_radius: float | None = None,
+    fit_radius: float | None = None,
+) -> CenterEstimate:
+    """Star centre of a vortex / AGPM coronagraphic frame: its dark hole fitted by a negative Gaussian.
+
+    A vortex removes the star's light in a small dark hole exactly at the star, surrounded by a
+    ring of residual light about ``0.65 fwhm`` away (VIP re-centres such frames with a negative
+    2-D Gaussian fit). Steps: (1) coarse position = where the mean of that ring exceeds the
+    (1-px-smoothed) image the most, within ``search_radius`` px (default ``1.5 fwhm``) of
+    ``guess_xy`` (default: the image centre ``((nx - 1) / 2, (ny - 1) / 2)``); (2) a 2-D Gaussian
+    + constant is fitted to the negated image over the pixels within ``fit_radius`` (default
+    ``0.75 fwhm``, inside the ring, so that the darker sky beyond the ring does not pull the
+    fit) of the coarse position, then once more around the result. ``fwhm`` (px) is the PSF's.
+    Error (px): ``hypot(x_err, y_err)`` from the fit covariance; infinite on failure.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    ny, nx = image.shape
+    gx, gy = ((nx - 1) / 2.0, (ny - 1) / 2.0) if guess_xy is None else guess_xy
+    search = 1.5 * fwhm if search_radius is None else search_radius
+    r_fit = 0.75 * fwhm if fit_radius is None else fit_radius
+    finite = np.isfinite(image)
+    smooth = ndimage.gaussian_filter(np.where(finite, image, np.median(image[finite])), 1.0)
+    r_ring = 0.65 * fwhm
+    k = int(math.ceil(r_ring + 1))
+    ky, kx = np.mgrid[-k : k + 1, -k : k + 1]
+    ring = (np.abs(np.hypot(kx, ky) - r_ring) <= 0.75).astype(np.float64)
+    depth = ndimage.correlate(smooth, ring / ring.sum(), mode="nearest") - smooth
+    yy, xx = np.indices(image.shape)
+    depth = np.where(np.hypot(xx - gx, yy - gy) <= search, depth, -np.inf)
+    iy, ix = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    x, y = float(ix), float(iy)
+    fail = CenterEstimate(math.nan, math.nan, math.inf, "negative-gaussian", None, {"coarse_xy": (x, y)})
+    result = None
+    for _ in range(2):
+        sel = finite & (np.hypot(xx - x, yy - y) <= r_fit)
+        if sel.sum() < 10:
+            fail.details["message"] = (
+                f"fewer than 10 valid pixels within {r_fit:.1f} px of ({x:.1f}, {y:.1f})"
+            )
+            return fail
+        data, sx, sy = -image[sel], xx[sel].astype(np.float64), yy[sel].astype(np.float64)
+        start = np.array(
+            [
+                max(float(data.max() - data.min()), 1e-12),
+                x,
+                y,
+                fwhm / 2.3548,
+                fwhm / 2.3548,
+                float(data.min()),
+            ]
+        )
+        lower = [0.0, x - r_fit, y - r_fit, 0.3, 0.3, -np.inf]
+        upper = [np.inf, x + r_fit, y + r_fit, 4.0 * fwhm, 4.0 * fwhm, np.inf]
+        try:
+            result = optimize.least_squares(
+                _gaussian_residual,
+                start,
+                args=(sy, sx, data),
+                bounds=(lower, upper),
+                method="trf",
+                x_scale="jac",
+            )
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            fail.details["message"] = f"fit failed: {exc}"
+            return fail
+        moved = math.hypot(result.x[1] - x, result.x[2] - y)
+        x, y = float(result.x[1]), float(result.x[2])
+        if moved < 0.25:
+            break
+    assert result is not None
+    x_err, y_err = _centre_uncertainty(result.jac, result.fun, 6)
+    details = {"coarse_xy": fail.details["coarse_xy"], "sigma_xy": (float(result.x[3]), float(result.x[4]))}
+    if not result.success or math.hypot(
+        x - fail.details["coarse_xy"][0], y - fail.details["coarse_xy"][1]
+    ) >= 0.99 * r_fit * math.sqrt(2):
+        details["message"] = "fit did not converge inside the dark hole"
+        return CenterEstimate(x, y, math.inf, "negative-gaussian", None, details)
+    return CenterEstimate(x, y, math.hypot(x_err, y_err), "negative-gaussian", None, details)
 
 
 def _symmetry_offset(
@@ -389,6 +741,60 @@ def center_by_symmetry(
         None,
         {"inner_xy": (gx + dxi, gy + dyi), "outer_xy": (gx + dxo, gy + dyo)},
     )
+
+
+#: Methods of :func:`center_image` (the Level 1 centring methods).
+CENTER_METHODS = ("waffle", "psf", "negative-gaussian", "symmetry")
+
+
+def center_image(
+    image: np.ndarray,
+    method: str,
+    lambda_over_d: float,
+    *,
+    waffle_radius: float | None = None,
+    waffle_orientations_deg: tuple[float, ...] = (0.0, 45.0),
+    fwhm: float | None = None,
+    guess_xy: tuple[float, float] | None = None,
+) -> CenterEstimate:
+    """Star centre of one image by one of :data:`CENTER_METHODS`, with no other prior knowledge.
+
+    ``lambda_over_d`` (px) sets the scales: the PSF ``fwhm`` (default ``1.03 lambda/D``), the
+    waffle spot width, the symmetry annulus (3 to 26 lambda/D, or as much as fits). ``waffle``
+    needs ``waffle_radius`` (px, 13.72 lambda/D for SPHERE) and tries each orientation of
+    ``waffle_orientations_deg`` (default: both '+' and 'x' patterns of IRDIS), keeping the
+    smallest error. ``guess_xy`` defaults to the image centre ``((nx - 1) / 2, (ny - 1) / 2)`` for
+    the methods that need a starting point (negative-gaussian, symmetry); ``waffle`` and ``psf``
+    search the image. Returns the estimate (error infinite when the method failed; its
+    ``details['message']`` or ``details['geometry']`` says why).
+    """
+    image = np.asarray(image, dtype=np.float64)
+    ny, nx = image.shape
+    fwhm = 1.03 * lambda_over_d if fwhm is None else fwhm
+    sigma = fwhm / 2.3548
+    centre = ((nx - 1) / 2.0, (ny - 1) / 2.0) if guess_xy is None else guess_xy
+    if method == "waffle":
+        if waffle_radius is None:
+            raise ValueError("waffle centring needs the spot distance waffle_radius (px)")
+        found = [
+            waffle_center(image, waffle_radius, theta, guess_xy=guess_xy, spot_sigma=sigma)
+            for theta in waffle_orientations_deg
+        ]
+        return min(found, key=lambda e: e.error)
+    if method == "psf":
+        return center_psf(image, guess_xy, box=max(16, 2 * int(math.ceil(2 * fwhm))), sigma0=sigma)
+    if method == "negative-gaussian":
+        return center_negative_gaussian(image, centre, fwhm=fwhm)
+    if method == "symmetry":
+        room = min(centre[0], centre[1], nx - 1 - centre[0], ny - 1 - centre[1]) - 9.0
+        r_out = min(26.0 * lambda_over_d, room)
+        r_in = min(3.0 * lambda_over_d, r_out / 3.0)
+        if r_out < 4.0:
+            return CenterEstimate(
+                math.nan, math.nan, math.inf, "symmetry", None, {"message": "image too small"}
+            )
+        return center_by_symmetry(np.nan_to_num(image), centre, r_in, r_out)
+    raise ValueError(f"unknown centring method {method!r}; use one of {', '.join(CENTER_METHODS)}")
 
 
 def choose_center(*candidates: CenterEstimate | None) -> CenterEstimate:

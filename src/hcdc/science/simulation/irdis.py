@@ -49,6 +49,7 @@ __all__ = [
     "sky_to_detector_offset",
     "companion_detector_xy",
     "waffle_spot_xy",
+    "make_leak_residual",
     "SpeckleModel",
     "make_speckles",
     "add_speckles",
@@ -352,6 +353,13 @@ class StarScene:
     companions through :func:`coronagraph_transmission`), ``'center'`` (coronagraphic plus the
     four waffle spots) or ``'flux'`` (star off the mask, unattenuated, usually through a neutral
     density ``nd_transmission``).
+
+    ``center_leak_to_spot``: in ``'center'`` scenes, the flux of the central coronagraphic leak
+    divided by the flux of one waffle spot (on sky from ~0.3 to ~30; None keeps
+    ``coronagraph_leak``, i.e. 1.5 with the defaults). It changes only the leak of CENTER frames.
+    ``leak_residual``: optional ``(n, 3)`` rows ``(radius_ld, angle_deg, fraction)`` of bright
+    low-order residual speckles close to the leak (see :func:`make_leak_residual`), each
+    carrying ``fraction`` of the leak's flux; added in ``'center'`` scenes only.
     """
 
     kind: str
@@ -370,6 +378,14 @@ class StarScene:
     waffle_fraction: float = 2e-3
     waffle_spot_offsets_px: np.ndarray | None = None
     n_sub: int = 5
+    center_leak_to_spot: float | None = None
+    leak_residual: np.ndarray | None = None
+
+    def leak_fraction(self) -> float:
+        """Fraction of the star's flux left in the central core (coronagraphic and CENTER scenes)."""
+        if self.kind == "center" and self.center_leak_to_spot is not None:
+            return self.center_leak_to_spot * self.waffle_fraction
+        return self.coronagraph_leak
 
 
 def render_star_field(shape: tuple[int, int], scene: StarScene) -> np.ndarray:
@@ -380,7 +396,7 @@ def render_star_field(shape: tuple[int, int], scene: StarScene) -> np.ndarray:
     flux = scene.star_flux * scene.nd_transmission
     lod = scene.optics.lambda_over_d_px()
     coronagraphic = scene.kind in {"coronagraphic", "center"}
-    core = flux * (scene.coronagraph_leak if coronagraphic else 1.0)
+    core = flux * (scene.leak_fraction() if coronagraphic else 1.0)
     # The unocculted PSF needs wide wings for photometry; the residual core behind the mask not.
     add_polychromatic_airy(
         image,
@@ -392,6 +408,8 @@ def render_star_field(shape: tuple[int, int], scene: StarScene) -> np.ndarray:
     )
     image += halo_image(shape, scene.star_xy, flux, lod, fraction=scene.halo_fraction)
     add_speckles(image, scene.star_xy, flux, scene.speckles, scene.optics, scene.time_s)
+    if scene.kind == "center" and scene.leak_residual is not None:
+        _add_leak_residual(image, scene, core)
     if scene.kind == "center":
         offsets = (
             np.zeros((4, 2))
@@ -416,6 +434,40 @@ def render_star_field(shape: tuple[int, int], scene: StarScene) -> np.ndarray:
             lod_wl = scene.optics.lambda_over_d_px(wl)
             add_airy_many(image, comp[:, 0], comp[:, 1], fluxes / scene.n_sub, lod_wl, 12.0 * lod_wl)
     return image
+
+
+def make_leak_residual(
+    rng: np.random.Generator,
+    n: int = 10,
+    r_range_ld: tuple[float, float] = (1.5, 3.5),
+    total: float = 1.0,
+) -> np.ndarray:
+    """Bright residual speckles around a coronagraphic leak: ``(n, 3)`` rows ``(r_ld, angle_deg, fraction)``.
+
+    On sky the light left behind the mask is not a clean core: low-order aberrations and
+    tip-tilt jitter put a ring of bright speckles at ~1.5-3.5 lambda/D (on a real SPHERE CENTER
+    frame the ring at 2-3 lambda/D peaks at ~6 times a waffle spot, the core at ~15 times).
+    Fractions (of the leak's flux) are exponentially distributed and sum to ``total``.
+    """
+    weight = rng.exponential(1.0, n)
+    return np.column_stack(
+        [
+            rng.uniform(r_range_ld[0], r_range_ld[1], n),
+            rng.uniform(0.0, 360.0, n),
+            total * weight / weight.sum(),
+        ]
+    )
+
+
+def _add_leak_residual(image: np.ndarray, scene: StarScene, leak_flux: float) -> None:
+    """Add ``scene.leak_residual`` (positions in lambda/D, so they scale with lambda) in place."""
+    rows = np.asarray(scene.leak_residual, dtype=np.float64).reshape(-1, 3)
+    angles = np.radians(rows[:, 1])
+    for wl in sub_wavelengths_nm(scene.optics.wavelength_nm, scene.optics.bandwidth_nm, scene.n_sub):
+        lod = scene.optics.lambda_over_d_px(wl)
+        xs = scene.star_xy[0] + rows[:, 0] * lod * np.cos(angles)
+        ys = scene.star_xy[1] + rows[:, 0] * lod * np.sin(angles)
+        add_airy_many(image, xs, ys, leak_flux * rows[:, 2] / scene.n_sub, lod, 4.0 * lod)
 
 
 @dataclass
