@@ -1,9 +1,11 @@
 """``hcdc postprocess``: Level 2 post-processing of a user's own Level 1 cube.
 
-Reads a FITS cube (frames, y, x) or (wavelengths, frames, y, x) with its derotation angles (and
-optionally an off-axis PSF, wavelengths and a reference-star cube), runs one registered algorithm
-through :func:`hcdc.science.postprocessing.run.postprocess`, writes the Level 2 FITS product and
-PNG previews into ``--out`` and prints a summary (``--json`` for scripts).
+Reads a FITS cube (frames, y, x) or (wavelengths, frames, y, x) with its angles (parallactic, as
+VIP/pyKLIP/PynPoint take them, or hcdc derotation angles; orientation on the sky when the
+instrument's offsets are given: docs/conventions.md), and optionally an off-axis PSF, wavelengths
+and a reference-star cube; checks every parameter and the star position, runs one registered
+algorithm through :func:`hcdc.science.postprocessing.run.postprocess`, writes the Level 2 FITS
+product and PNG previews into ``--out`` and prints a summary (``--json`` for scripts).
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
     scale = summary["pixel_scale_mas"]
+    pa_column = "PA sky [deg]" if summary["pa_reference"] == "sky" else "PA det [deg]"
     rows = [
         {
             "#": i,
@@ -144,7 +147,7 @@ def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
             "y": _fmt(d["y"], ".2f"),
             "sep [px]": _fmt(d["separation_px"], ".2f"),
             "sep [mas]": _fmt(d["separation_mas"], ".1f"),
-            "PA [deg]": _fmt(d["pa_deg"], ".2f"),
+            pa_column: _fmt(d["pa_deg"], ".2f"),
             "S/N": _fmt(d["snr"], ".2f"),
             "contrast": _fmt(d["contrast"], ".3e"),
         }
@@ -155,7 +158,8 @@ def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
         f"S/N {threshold:g}" if threshold is not None else f"false-alarm {summary['detection_fpf']:.2g}"
     )
     title = f"{summary['algorithm']}: {len(rows)} detection(s) above {criterion}"
-    print_table(title, ["#", "x", "y", "sep [px]", "sep [mas]", "PA [deg]", "S/N", "contrast"], rows)
+    print_table(title, ["#", "x", "y", "sep [px]", "sep [mas]", pa_column, "S/N", "contrast"], rows)
+    err_console.print(f"orientation: {escape(summary['orientation_text'])}", soft_wrap=True, highlight=False)
     if summary["contrast_at"]:
         wavelengths = summary["wavelengths_um"] or []
         columns = ["separation"] + (
@@ -171,6 +175,8 @@ def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
     elif scale is None:
         err_console.print("no --pixel-scale: contrast at standard separations not reported")
     print_table("files written", ["kind", "path"], [{"kind": k, "path": v} for k, v in files.items()])
+    for text in summary["warnings"]:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(text)}", soft_wrap=True, highlight=False)
 
 
 def postprocess_command(
@@ -178,7 +184,49 @@ def postprocess_command(
         ..., help="Level 1 cube, FITS: (frames, y, x) or (wavelengths, frames, y, x)."
     ),
     angles: Path = typer.Option(
-        ..., "--angles", help="Derotation angles (deg), FITS or text, one per frame."
+        ...,
+        "--angles",
+        help="Angles (deg), FITS or text, one per frame: parallactic angles as VIP's angle_list, "
+        "pyKLIP and PynPoint take them (see --angle-convention).",
+    ),
+    angle_convention: str = typer.Option(
+        "parallactic",
+        "--angle-convention",
+        help="parallactic (VIP/pyKLIP angle_list: frame k derotated by -angle) or derotation "
+        "(hcdc: frame k turned clockwise by angle is north up).",
+    ),
+    pupil_offset: float | None = typer.Option(
+        None,
+        "--pupil-offset",
+        help="Pupil offset (deg) added to the angles (NACO 104.84, IRDIS 135.99); with it the "
+        "image is north up and PAs are on the sky. 0 if the angles include it.",
+    ),
+    true_north: float | None = typer.Option(
+        None,
+        "--true-north",
+        help="True-north correction (deg) added to the angles (NACO -0.45, SPHERE -1.75).",
+    ),
+    transpose: bool = typer.Option(
+        False,
+        "--transpose",
+        help="The detector is a mirror image of the sky with x and y swapped (VIP's NACO cube): "
+        "frames are transposed before derotation. Needs --pupil-offset.",
+    ),
+    ra: float | None = typer.Option(
+        None, "--ra", help="Target RA (deg, ICRS) for a celestial WCS; default: the cube's RA keyword."
+    ),
+    dec: float | None = typer.Option(
+        None, "--dec", help="Target Dec (deg, ICRS) for a celestial WCS; default: the cube's DEC keyword."
+    ),
+    recenter: bool = typer.Option(
+        False,
+        "--recenter",
+        help="Move the star of every frame onto (nx//2, ny//2) (fit per frame, Fourier shift).",
+    ),
+    center_method: str = typer.Option(
+        "auto",
+        "--center-method",
+        help="Star position fit: auto, psf (stellar peak) or negative-gaussian (vortex/AGPM dark hole).",
     ),
     psf: Path | None = typer.Option(None, "--psf", help="Off-axis PSF, FITS (y, x) or (wavelengths, y, x)."),
     wavelengths: Path | None = typer.Option(None, "--wavelengths", help="Wavelengths (um), FITS or text."),
@@ -220,13 +268,42 @@ def postprocess_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Post-process an ADI/SDI/RDI cube: final image, S/N map, contrast curves, detections."""
+    from hcdc.science.calibration.recenter import RECENTER_METHODS
+    from hcdc.science.orientation import derotation_angles, oriented_cube
     from hcdc.science.postprocessing.previews import write_previews
     from hcdc.science.postprocessing.products import file_sha256, write_product
     from hcdc.science.postprocessing.run import postprocess
+    from hcdc.science.postprocessing.sanity import check_positive
 
     params = dict(_parse_param(p) for p in param)
     if ncomp is not None:
         params["ncomp"] = ncomp
+    try:
+        # Every parameter is checked before any file is read or anything computed.
+        if ncomp is not None and ncomp < 1:
+            raise ValueError(f"--ncomp must be at least 1; got {ncomp}")
+        if center_method not in RECENTER_METHODS:
+            raise ValueError(
+                f"--center-method must be one of {', '.join(RECENTER_METHODS)}; got {center_method!r}"
+            )
+        check_positive(
+            {
+                "--pixel-scale (mas/px)": pixel_scale,
+                "--fwhm (px)": fwhm,
+                "--star-flux": star_flux,
+                "--crop-radius (px)": crop_radius,
+                "--threshold (S/N)": threshold,
+                "--fpf": fpf,
+                "--fc-snr": fc_snr,
+                "--throughput-step (px)": throughput_step,
+            }
+        )
+        if fpf is not None and not fpf < 0.5:
+            raise ValueError(f"--fpf must be below 0.5; got {fpf}")
+        derotation_angles(np.zeros(1), angle_convention, pupil_offset, true_north, transpose)
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
     try:
         cube_data, cube_header = read_fits_array(cube, "cube", ndims=(3, 4))
         angle_values = read_vector(angles, "angles")
@@ -262,8 +339,24 @@ def postprocess_command(
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
 
-    if pixel_scale is None and "PIXSCALE" in cube_header:
-        pixel_scale = float(cube_header["PIXSCALE"])
+    try:
+        if pixel_scale is None and "PIXSCALE" in cube_header:
+            pixel_scale = float(cube_header["PIXSCALE"])
+            check_positive({f"PIXSCALE keyword of cube {cube} (mas/px)": pixel_scale})
+        derot, orientation = derotation_angles(
+            angle_values, angle_convention, pupil_offset, true_north, transpose
+        )
+        if orientation.known:
+            ra = ra if ra is not None else _header_float(cube_header, "RA")
+            dec = dec if dec is not None else _header_float(cube_header, "DEC")
+            orientation = orientation.with_pointing(ra, dec)
+        cube_data, notes = _check_star(cube_data, cube, psf_data, fwhm, recenter, center_method)
+    except (ValueError, TypeError) as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    for level, text in notes:
+        if level == "note" and not as_json:
+            err_console.print(f"note: {escape(text)}", soft_wrap=True, highlight=False)
     unit = str(cube_header.get("BUNIT", "")).strip()
     inputs = {str(p): file_sha256(p) for p in (cube, angles, psf, wavelengths, reference) if p is not None}
 
@@ -277,12 +370,12 @@ def postprocess_command(
 
         try:
             result = postprocess(
-                cube_data,
-                angle_values,
+                oriented_cube(cube_data, orientation),
+                derot,
                 algorithm=algorithm,
-                psf=psf_data,
+                psf=None if psf_data is None else oriented_cube(psf_data, orientation),
                 wavelengths=wl_values,
-                reference=ref_data,
+                reference=None if ref_data is None else oriented_cube(ref_data, orientation),
                 fwhm=fwhm,
                 pixel_scale_mas=pixel_scale,
                 star_flux=star_flux,
@@ -296,24 +389,84 @@ def postprocess_command(
                 image_unit=unit,
                 inputs=inputs,
                 progress=on_progress,
+                orientation=orientation,
             )
         except (KeyError, ValueError, TypeError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             err_console.print(f"[red]error:[/red] {escape(str(message))}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from None
 
+    result.warnings[:0] = [text for level, text in notes if level == "warning"]
+    summary = result.summary(STANDARD_SEPARATIONS_ARCSEC)
+    summary["orientation_text"] = result.orientation.describe()
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{cube.name.removesuffix('.gz').removesuffix('.fits').removesuffix('.fit')}_{algorithm}"
     product = write_product(result, out / f"{stem}_L2.fits")
     files = {"product": str(product)}
     files.update({kind: str(path) for kind, path in write_previews(result, out, stem=stem).items()})
-    summary = result.summary(STANDARD_SEPARATIONS_ARCSEC)
     summary["files"] = files
     (out / f"{stem}_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if as_json:
         emit_json(summary)
     else:
         _print_summary(summary, files)
+
+
+def _header_float(header: fits.Header, key: str) -> float | None:
+    """A numeric header value, None when absent or not a number (ESO writes RA/DEC in deg)."""
+    value = header.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _check_star(
+    cube_data: np.ndarray,
+    cube: Path,
+    psf_data: np.ndarray | None,
+    fwhm: float | None,
+    recenter: bool,
+    method: str,
+) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Check (and with ``recenter`` fix) the star position of every wavelength plane of the cube.
+
+    Returns the cube (recentred in memory, float32, when asked) and ``(level, text)`` notes:
+    ``'warning'`` for a star more than 0.3 px off the centre convention, ``'note'`` otherwise.
+    """
+    from hcdc.science.calibration import recenter as rc
+    from hcdc.science.postprocessing.run import estimate_fwhm
+
+    if fwhm is None:
+        if psf_data is None:
+            return cube_data, []  # postprocess() will ask for a FWHM or a PSF
+        first_psf = psf_data if psf_data.ndim == 2 else psf_data[0]
+        fwhm = estimate_fwhm(first_psf)
+    planes = [cube_data] if cube_data.ndim == 3 else list(cube_data)
+    notes: list[tuple[str, str]] = []
+    fixed = []
+    for w, plane in enumerate(planes):
+        what = f"cube {cube}" + (f" plane {w}" if cube_data.ndim == 4 else "")
+        try:
+            position = rc.measure_star(plane, fwhm, method, every_frame=recenter)
+        except ValueError as exc:
+            if recenter:
+                raise ValueError(f"{what}: cannot recentre: {exc}") from None
+            notes.append(("note", f"{what}: star position not checked ({exc})"))
+            continue
+        if recenter:
+            fixed.append(rc.recenter_cube(plane, position))
+            notes.append(
+                (
+                    "note",
+                    f"{what}: recentred ({position.method}): star moved by "
+                    f"({-position.offset[0]:+.2f}, {-position.offset[1]:+.2f}) px (median), "
+                    f"frame-to-frame scatter {position.scatter:.2f} px",
+                )
+            )
+            continue
+        text = rc.star_position_warning(position, what)
+        notes.append(("warning", text) if text else ("note", f"{what}: star within 0.3 px of the centre"))
+    if recenter:
+        cube_data = fixed[0] if cube_data.ndim == 3 else np.stack(fixed)
+    return cube_data, notes
 
 
 def register(app: typer.Typer) -> None:
