@@ -268,11 +268,11 @@ def postprocess_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Post-process an ADI/SDI/RDI cube: final image, S/N map, contrast curves, detections."""
-    from hcdc.science.calibration.recenter import RECENTER_METHODS
+    from hcdc.science.calibration.recenter import RECENTER_METHODS, check_cube_star
     from hcdc.science.orientation import derotation_angles, oriented_cube
     from hcdc.science.postprocessing.previews import write_previews
     from hcdc.science.postprocessing.products import file_sha256, write_product
-    from hcdc.science.postprocessing.run import postprocess
+    from hcdc.science.postprocessing.run import estimate_fwhm, postprocess
     from hcdc.science.postprocessing.sanity import check_positive
 
     params = dict(_parse_param(p) for p in param)
@@ -350,7 +350,12 @@ def postprocess_command(
             ra = ra if ra is not None else _header_float(cube_header, "RA")
             dec = dec if dec is not None else _header_float(cube_header, "DEC")
             orientation = orientation.with_pointing(ra, dec)
-        cube_data, notes = _check_star(cube_data, cube, psf_data, fwhm, recenter, center_method)
+        cube_fwhm = fwhm
+        if cube_fwhm is None and psf_data is not None:
+            cube_fwhm = estimate_fwhm(psf_data if psf_data.ndim == 2 else psf_data[0])
+        notes: list[tuple[str, str]] = []
+        if cube_fwhm is not None:  # else postprocess() stops: it needs a FWHM or a PSF
+            cube_data, notes = check_cube_star(cube_data, cube_fwhm, f"cube {cube}", recenter, center_method)
     except (ValueError, TypeError) as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
@@ -416,57 +421,6 @@ def _header_float(header: fits.Header, key: str) -> float | None:
     """A numeric header value, None when absent or not a number (ESO writes RA/DEC in deg)."""
     value = header.get(key)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _check_star(
-    cube_data: np.ndarray,
-    cube: Path,
-    psf_data: np.ndarray | None,
-    fwhm: float | None,
-    recenter: bool,
-    method: str,
-) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    """Check (and with ``recenter`` fix) the star position of every wavelength plane of the cube.
-
-    Returns the cube (recentred in memory, float32, when asked) and ``(level, text)`` notes:
-    ``'warning'`` for a star more than 0.3 px off the centre convention, ``'note'`` otherwise.
-    """
-    from hcdc.science.calibration import recenter as rc
-    from hcdc.science.postprocessing.run import estimate_fwhm
-
-    if fwhm is None:
-        if psf_data is None:
-            return cube_data, []  # postprocess() will ask for a FWHM or a PSF
-        first_psf = psf_data if psf_data.ndim == 2 else psf_data[0]
-        fwhm = estimate_fwhm(first_psf)
-    planes = [cube_data] if cube_data.ndim == 3 else list(cube_data)
-    notes: list[tuple[str, str]] = []
-    fixed = []
-    for w, plane in enumerate(planes):
-        what = f"cube {cube}" + (f" plane {w}" if cube_data.ndim == 4 else "")
-        try:
-            position = rc.measure_star(plane, fwhm, method, every_frame=recenter)
-        except ValueError as exc:
-            if recenter:
-                raise ValueError(f"{what}: cannot recentre: {exc}") from None
-            notes.append(("note", f"{what}: star position not checked ({exc})"))
-            continue
-        if recenter:
-            fixed.append(rc.recenter_cube(plane, position))
-            notes.append(
-                (
-                    "note",
-                    f"{what}: recentred ({position.method}): star moved by "
-                    f"({-position.offset[0]:+.2f}, {-position.offset[1]:+.2f}) px (median), "
-                    f"frame-to-frame scatter {position.scatter:.2f} px",
-                )
-            )
-            continue
-        text = rc.star_position_warning(position, what)
-        notes.append(("warning", text) if text else ("note", f"{what}: star within 0.3 px of the centre"))
-    if recenter:
-        cube_data = fixed[0] if cube_data.ndim == 3 else np.stack(fixed)
-    return cube_data, notes
 
 
 def register(app: typer.Typer) -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "CENTER_TOLERANCE_PX",
     "RECENTER_METHODS",
     "StarPosition",
+    "check_cube_star",
     "measure_star",
     "recenter_cube",
     "star_position_warning",
@@ -214,3 +215,45 @@ def recenter_cube(cube: np.ndarray, position: StarPosition, method: str = "fouri
         frame = np.nan_to_num(np.asarray(cube[k], dtype=np.float32))  # a Fourier shift spreads NaN
         out[k] = geometry.shift_frame(frame, cy - position.y[k], cx - position.x[k], method=method)
     return out
+
+
+def check_cube_star(
+    cube: np.ndarray, fwhm: float, what: str, recenter: bool = False, method: str = "auto"
+) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Check (and with ``recenter`` fix) the star position of every wavelength plane of a
+    (frames, y, x) or (wavelengths, frames, y, x) cube brought in.
+
+    Returns the cube (a recentred float32 copy when ``recenter``, else ``cube`` itself) and
+    ``(level, text)`` notes naming ``what``: ``'warning'`` for a star more than
+    :data:`CENTER_TOLERANCE_PX` from the centre convention, ``'note'`` otherwise (checked, not
+    measurable, or recentred). Raises ``ValueError`` when recentring is asked and the star cannot be
+    measured.
+    """
+    planes = [cube] if cube.ndim == 3 else [cube[w] for w in range(cube.shape[0])]
+    notes: list[tuple[str, str]] = []
+    fixed = []
+    for w, plane in enumerate(planes):
+        name = what + (f" plane {w}" if cube.ndim == 4 else "")
+        try:
+            position = measure_star(plane, fwhm, method, every_frame=recenter)
+        except ValueError as exc:
+            if recenter:
+                raise ValueError(f"{name}: cannot recentre: {exc}") from None
+            notes.append(("note", f"{name}: star position not checked ({exc})"))
+            continue
+        if recenter:
+            fixed.append(recenter_cube(plane, position))
+            dx, dy = position.offset
+            notes.append(
+                (
+                    "note",
+                    f"{name}: recentred ({position.method} fit per frame): star moved by "
+                    f"({-dx:+.2f}, {-dy:+.2f}) px (median), frame-to-frame scatter {position.scatter:.2f} px",
+                )
+            )
+            continue
+        text = star_position_warning(position, name)
+        notes.append(("warning", text) if text else ("note", f"{name}: star within 0.3 px of the centre"))
+    if recenter:
+        cube = fixed[0] if cube.ndim == 3 else np.stack(fixed)
+    return cube, notes

@@ -47,6 +47,7 @@ import numpy as np
 from astropy.io import fits
 
 from hcdc import __version__
+from hcdc.science.fits_cards import set_card
 from hcdc.science.geometry import frame_center
 from hcdc.science.orientation import Orientation
 
@@ -367,14 +368,14 @@ def _fits_float(value: float | None) -> float | None:
 def _primary_hdu(result: PostprocessResult) -> fits.PrimaryHDU:
     hdu = fits.PrimaryHDU()
     h = hdu.header
-    h["ORIGIN"] = ("hcdc", "software that wrote this file")
-    h["PRODTYPE"] = (PRODUCT_TYPE, "Level 2 high-contrast imaging product")
-    h["HCDCVER"] = (result.software_version, "hcdc software version")
-    h["ALGORITH"] = (result.algorithm, "post-processing algorithm (hcdc registry name)")
-    h["DATE"] = (result.created, "UTC creation date of this product")
-    # Long strings are written with the FITS long-string (CONTINUE) convention by astropy.
-    h["PARAMS"] = (params_to_json(result.params), "algorithm parameters, JSON")
-    h["BUNIT"] = (result.image_unit, "unit of the images")
+    set_card(h, "ORIGIN", "hcdc", "software that wrote this file")
+    set_card(h, "PRODTYPE", PRODUCT_TYPE, "Level 2 high-contrast imaging product")
+    set_card(h, "HCDCVER", result.software_version, "hcdc software version")
+    set_card(h, "ALGORITH", result.algorithm, "post-processing algorithm (hcdc registry name)")
+    set_card(h, "DATE", result.created, "UTC creation date of this product")
+    # Long strings (and strings whose comment does not fit) use the long-string (CONTINUE) convention.
+    set_card(h, "PARAMS", params_to_json(result.params), "algorithm parameters, JSON")
+    set_card(h, "BUNIT", result.image_unit, "unit of the images")
     for key, value, comment in (
         ("PIXSCALE", result.pixel_scale_mas, "[mas/px] plate scale"),
         ("FWHM", result.fwhm, "[px] PSF FWHM used"),
@@ -384,21 +385,21 @@ def _primary_hdu(result: PostprocessResult) -> fits.PrimaryHDU:
     ):
         value = _fits_float(value)
         if value is not None:
-            h[key] = (value, comment)
+            set_card(h, key, value, comment)
     if result.contrast is not None:
-        h["NSIGMA"] = (float(result.contrast.nsigma), "contrast curve confidence (sigma)")
+        set_card(h, "NSIGMA", float(result.contrast.nsigma), "contrast curve confidence (sigma)")
     for key, value, comment in result.orientation.header_cards():
-        h[key] = (value, comment)
+        set_card(h, key, value, comment)
     cy, cx = frame_center(result.image.shape)
-    h["STARX"] = (cx, "[px] star x, 0-based (n//2)")
-    h["STARY"] = (cy, "[px] star y, 0-based (n//2)")
-    h["NINPUTS"] = (len(result.inputs), "number of input files")
+    set_card(h, "STARX", cx, "[px] star x, 0-based (n//2)")
+    set_card(h, "STARY", cy, "[px] star y, 0-based (n//2)")
+    set_card(h, "NINPUTS", len(result.inputs), "number of input files")
     for i, (name, sha) in enumerate(result.inputs.items(), start=1):
-        h[f"INPUT{i}"] = (str(name), "input file")
+        set_card(h, f"INPUT{i}", str(name), "input file")
         if sha:
             h[f"INSHA{i}"] = sha  # 64 hex digits leave no room for a comment
     for i, text in enumerate(result.warnings, start=1):
-        h[f"WARN{i}"] = (text, "warning of the run")
+        set_card(h, f"WARN{i}", text, "warning of the run")
     return hdu
 
 
