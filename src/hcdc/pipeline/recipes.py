@@ -1117,7 +1117,9 @@ class Postprocess(Recipe):
                 "input_names": {Path(inputs["level1"]).name: _prov.sha256_path(inputs["level1"])},
             }
         if "angles" not in inputs:
-            raise RecipeInputError("a user cube needs its angles (input 'angles', parallactic unless angle_convention says)")
+            raise RecipeInputError(
+                "a user cube needs its angles (input 'angles', parallactic unless angle_convention says)"
+            )
         cube, header = _read_image(inputs["cube"], "cube", (3, 4))
         angles = _read_vector(inputs["angles"], "angles")
         if not np.all(np.isfinite(angles)):
