@@ -64,6 +64,10 @@ def test_product_layout_units_and_angles(dbi_night):
     # Same timing model and angles as the simulator's truth (to float rounding).
     assert np.allclose(product.derot, derot, atol=1e-6)
     assert np.allclose(product.frames["DEROT"], product.frames["PARANG"] + 135.99 - 1.75)
+    # The angles say their convention, and the pointing is there for Level 2's WCS (issue 8).
+    assert product.header["HIERARCH HCDC ANGCONV"] == "derotation" and product.header["HIERARCH HCDC ANGSKY"]
+    assert product.header["HIERARCH HCDC RA"] == pytest.approx(69.4006, abs=1e-3)  # 51 Eri, J2000
+    assert product.header["HIERARCH HCDC DEC"] == pytest.approx(-2.4736, abs=1e-3)
     assert len(product.psf_frames) == 2 and product.psf_cube.shape == (2, 2, 100, 100)
     roles = set(product.calibrations["ROLE"])
     assert {"OBJECT", "OBJECT,CENTER", "OBJECT,FLUX", "SKY", "DARK", "DARK,BACKGROUND", "FLAT,LAMP"} <= roles
