@@ -189,11 +189,12 @@ def postprocess_command(
         help="Angles (deg), FITS or text, one per frame: parallactic angles as VIP's angle_list, "
         "pyKLIP and PynPoint take them (see --angle-convention).",
     ),
-    angle_convention: str = typer.Option(
-        "parallactic",
+    angle_convention: str | None = typer.Option(
+        None,
         "--angle-convention",
         help="parallactic (VIP/pyKLIP angle_list: frame k derotated by -angle) or derotation "
-        "(hcdc: frame k turned clockwise by angle is north up).",
+        "(hcdc: frame k turned clockwise by angle is north up). Default: what the angles' or the "
+        "cube's header declares (hcdc Level 1: derotation, offsets included), else parallactic.",
     ),
     pupil_offset: float | None = typer.Option(
         None,
@@ -228,14 +229,19 @@ def postprocess_command(
         "--center-method",
         help="Star position fit: auto, psf (stellar peak) or negative-gaussian (vortex/AGPM dark hole).",
     ),
-    psf: Path | None = typer.Option(None, "--psf", help="Off-axis PSF, FITS (y, x) or (wavelengths, y, x)."),
+    psf: Path | None = typer.Option(
+        None,
+        "--psf",
+        help="Off-axis PSF, FITS (y, x) or (wavelengths, y, x); a (wavelengths, frames, y, x) "
+        "Level 1 PSF cube is averaged over its frames.",
+    ),
     wavelengths: Path | None = typer.Option(None, "--wavelengths", help="Wavelengths (um), FITS or text."),
     reference: Path | None = typer.Option(None, "--reference", help="Reference-star cube for RDI, FITS."),
     algorithm: str = typer.Option("pca", "--algorithm", "-a", help="Registered algorithm name."),
     ncomp: int | None = typer.Option(None, "--ncomp", help="Number of principal components (PCA family)."),
     fwhm: float | None = typer.Option(None, "--fwhm", help="PSF FWHM (px); measured on --psf if omitted."),
     pixel_scale: float | None = typer.Option(
-        None, "--pixel-scale", help="Plate scale (mas/px); default: PIXSCALE keyword of the cube."
+        None, "--pixel-scale", help="Plate scale (mas/px); default: PIXSCALE (or HCDC PIXSCALE) of the cube."
     ),
     star_flux: float | None = typer.Option(
         None,
@@ -269,7 +275,7 @@ def postprocess_command(
 ) -> None:
     """Post-process an ADI/SDI/RDI cube: final image, S/N map, contrast curves, detections."""
     from hcdc.science.calibration.recenter import RECENTER_METHODS, check_cube_star
-    from hcdc.science.orientation import derotation_angles, oriented_cube
+    from hcdc.science.orientation import ANGLE_CONVENTIONS, derotation_angles, oriented_cube
     from hcdc.science.postprocessing.previews import write_previews
     from hcdc.science.postprocessing.products import file_sha256, write_product
     from hcdc.science.postprocessing.run import estimate_fwhm, postprocess
@@ -300,14 +306,19 @@ def postprocess_command(
         )
         if fpf is not None and not fpf < 0.5:
             raise ValueError(f"--fpf must be below 0.5; got {fpf}")
-        derotation_angles(np.zeros(1), angle_convention, pupil_offset, true_north, transpose)
+        if angle_convention is not None and angle_convention not in ANGLE_CONVENTIONS:
+            raise ValueError(
+                f"angle convention must be one of {', '.join(ANGLE_CONVENTIONS)}; got {angle_convention!r}"
+            )
     except ValueError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
     try:
         cube_data, cube_header = read_fits_array(cube, "cube", ndims=(3, 4))
-        angle_values = read_vector(angles, "angles")
-        psf_data = read_fits_array(psf, "PSF", ndims=(2, 3))[0] if psf else None
+        angle_values, angles_header = _read_angles(angles)
+        psf_data = read_fits_array(psf, "PSF", ndims=(2, 3, 4))[0] if psf else None
+        if psf_data is not None and psf_data.ndim == 4:  # hcdc Level 1 psf_cube: (wavelengths, frames, y, x)
+            psf_data = np.asarray(psf_data, dtype=np.float64).mean(axis=1)
         wl_values = read_vector(wavelengths, "wavelengths") if wavelengths else None
         ref_data = read_fits_array(reference, "reference", ndims=(3, 4))[0] if reference else None
         n_frames = cube_data.shape[-3]
@@ -340,15 +351,21 @@ def postprocess_command(
         raise typer.Exit(2) from None
 
     try:
-        if pixel_scale is None and "PIXSCALE" in cube_header:
-            pixel_scale = float(cube_header["PIXSCALE"])
-            check_positive({f"PIXSCALE keyword of cube {cube} (mas/px)": pixel_scale})
+        for key in ("PIXSCALE", "HIERARCH HCDC PIXSCALE"):  # the latter: hcdc Level 1
+            if pixel_scale is None and key in cube_header:
+                pixel_scale = float(cube_header[key])
+                check_positive({f"{key} keyword of cube {cube} (mas/px)": pixel_scale})
+        declared, sky_aligned = _declared_convention(angles_header, cube_header)
+        if sky_aligned and pupil_offset is None and true_north is None:
+            pupil_offset = true_north = 0.0  # the angles already include both (hcdc Level 1)
         derot, orientation = derotation_angles(
-            angle_values, angle_convention, pupil_offset, true_north, transpose
+            angle_values, angle_convention or declared or "parallactic", pupil_offset, true_north, transpose
         )
         if orientation.known:
-            ra = ra if ra is not None else _header_float(cube_header, "RA")
-            dec = dec if dec is not None else _header_float(cube_header, "DEC")
+            for key in ("RA", "HIERARCH HCDC RA"):
+                ra = ra if ra is not None else _header_float(cube_header, key)
+            for key in ("DEC", "HIERARCH HCDC DEC"):
+                dec = dec if dec is not None else _header_float(cube_header, key)
             orientation = orientation.with_pointing(ra, dec)
         cube_fwhm = fwhm
         if cube_fwhm is None and psf_data is not None:
@@ -404,6 +421,7 @@ def postprocess_command(
     result.warnings[:0] = [text for level, text in notes if level == "warning"]
     summary = result.summary(STANDARD_SEPARATIONS_ARCSEC)
     summary["orientation_text"] = result.orientation.describe()
+    summary["notes"] = [text for level, text in notes if level == "note"]
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{cube.name.removesuffix('.gz').removesuffix('.fits').removesuffix('.fit')}_{algorithm}"
     product = write_product(result, out / f"{stem}_L2.fits")
@@ -415,6 +433,35 @@ def postprocess_command(
         emit_json(summary)
     else:
         _print_summary(summary, files)
+
+
+def _read_angles(path: Path) -> tuple[np.ndarray, fits.Header]:
+    """Angles and the header that may declare their convention: the ``DEROT`` HDU of an hcdc
+    Level 1 ``frames.fits``, else the first data HDU of a FITS file (or a text column)."""
+    path = Path(path)
+    if path.suffix.lower() not in _TEXT_SUFFIXES and path.is_file():
+        try:
+            with fits.open(path) as hdul:
+                if "DEROT" in hdul and hdul["DEROT"].data is not None:
+                    values = np.asarray(hdul["DEROT"].data, dtype=np.float64).ravel()
+                    if not np.all(np.isfinite(values)):
+                        raise InputError(f"angles file {path}: DEROT contains NaN or infinite values")
+                    return values, hdul["DEROT"].header.copy()
+        except OSError:
+            pass  # read_vector names the problem
+        _, header = read_fits_array(path, "angles", ndims=(1, 2), check_finite=False)
+        return read_vector(path, "angles"), header
+    return read_vector(path, "angles"), fits.Header()
+
+
+def _declared_convention(angles_header: fits.Header, cube_header: fits.Header) -> tuple[str | None, bool]:
+    """The angle convention an input declares (``ANGCONV`` on the angles, or hcdc Level 1's
+    ``HIERARCH HCDC ANGCONV`` on the cube) and whether the angles include the offsets (``ANGSKY``)."""
+    for header, prefix in ((angles_header, ""), (cube_header, "HIERARCH HCDC ")):
+        convention = header.get(f"{prefix}ANGCONV")
+        if convention is not None:
+            return str(convention).strip(), bool(header.get(f"{prefix}ANGSKY", False))
+    return None, False
 
 
 def _header_float(header: fits.Header, key: str) -> float | None:
