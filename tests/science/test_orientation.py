@@ -17,8 +17,8 @@ def sim():
 
 
 def _peak_pa(cube: np.ndarray, derot: np.ndarray) -> float:
-    image = np.nanmedian(geometry.derotate(cube - np.median(cube, axis=0), derot), axis=0)
-    y, x = np.unravel_index(np.nanargmax(image), image.shape)
+    image = np.median(geometry.derotate(cube - np.median(cube, axis=0), derot, fill_value=0.0), axis=0)
+    y, x = np.unravel_index(np.argmax(image), image.shape)
     return geometry.pixel_to_polar(float(x), float(y), image.shape)[1]
 
 
