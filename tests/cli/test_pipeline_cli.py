@@ -55,7 +55,16 @@ def test_workflows_and_run_a_recipe_alone(runner, tmp_path):
     args = ["run", "l2-postprocess", "--out", str(tmp_path / "out")]
     args += [f"--input={n}={tmp_path / n}.fits" for n in ("cube", "angles", "psf")]
     result = _json(
-        runner, *args, "-p", "ncomp=2", "--param", "compute_contrast=false", "-p", "previews=false"
+        runner,
+        *args,
+        "-p",
+        "ncomp=2",
+        "--param",
+        "compute_contrast=false",
+        "-p",
+        "previews=false",
+        "-p",
+        "angle_convention=derotation",  # the simulation's angles are hcdc derotation angles
     )
     assert result["status"] == "done" and Path(result["outputs"]["product"]).is_file()
     best = max(result["outputs"]["summary"]["detections"], key=lambda d: d["snr"])

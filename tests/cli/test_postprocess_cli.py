@@ -34,7 +34,8 @@ def simulated_files(tmp_path_factory):
     header = fits.Header()
     header["BUNIT"] = "ADU"
     fits.writeto(folder / "cube.fits", sim.cube, header)
-    fits.writeto(folder / "angles.fits", sim.angles.astype(np.float32)[:, None])  # (frames, 1) like NACO
+    # Parallactic angles as VIP's angle_list (the default convention): the negated derotation angles.
+    fits.writeto(folder / "angles.fits", -sim.angles.astype(np.float32)[:, None])  # (frames, 1) like NACO
     fits.writeto(folder / "psf.fits", sim.psf)
     fits.writeto(folder / "empty.fits", sim.noise_only[:, 20:81, 20:81])
     return folder, sim
@@ -78,6 +79,10 @@ def test_simulated_companion_end_to_end(simulated_files, tmp_path):
     assert det["contrast"] == pytest.approx(TRUTH[2], rel=0.10)
     assert det["separation_mas"] == pytest.approx(25.0 * 12.25, abs=0.3 * 12.25)
     assert det["pa_deg"] == pytest.approx(130.0, abs=1.0)
+    # No pupil offset / true north given: the PA is relative to the detector, and says so.
+    assert summary["pa_reference"] == "detector" and summary["orientation"]["known"] is False
+    assert fits.getheader(summary["files"]["product"])["ORIENT"] == "DETECTOR"
+    assert summary["warnings"] == []
     # Contrast at the standard separations that fit in the 101 px frame (0.2" = 16 px, 0.5" = 41 px).
     rows = {row["separation_arcsec"]: row["contrast"][0] for row in summary["contrast_at"]}
     assert set(rows) == {0.2, 0.3, 0.5, 1.0}
@@ -208,11 +213,11 @@ VIP_XY = (61.867, 61.882)  # VIP's centroid of b on its PCA-10 image (re-centred
 
 
 def _recentred_naco(folder: Path, out: Path) -> tuple[Path, Path]:
-    """Level 1 preparation the CLI expects: star on (n//2, n//2) and hcdc derotation angles.
+    """Level 1 preparation as VIP's tutorials do it: star on (n//2, n//2), raw parallactic angles.
 
     The dark hole of the AGPM is fitted with a negative 2-D Gaussian on every frame and moved to
-    (50, 50) (as VIP's tutorials do); hcdc's derotation angles are the raw angles negated (VIP's
-    ``angle_list`` turns frames the other way, see tests/science/postprocessing/test_naco_betapic.py).
+    (50, 50); the angles are passed as a VIP user passes them (``angle_list``, hcdc's default
+    ``--angle-convention parallactic``).
     """
     cube = fits.getdata(folder / "naco_betapic_cube.fits").astype(np.float32)
     pa = fits.getdata(folder / "naco_betapic_pa.fits").astype(np.float64).ravel()
@@ -222,7 +227,7 @@ def _recentred_naco(folder: Path, out: Path) -> tuple[Path, Path]:
         cube, np.array([cy - f.y for f in fits_]), np.array([cx - f.x for f in fits_])
     )
     fits.writeto(out / "naco_l1.fits", centred.astype(np.float32))
-    fits.writeto(out / "naco_angles.fits", -pa)
+    fits.writeto(out / "naco_angles.fits", pa)
     return out / "naco_l1.fits", out / "naco_angles.fits"
 
 
@@ -320,7 +325,7 @@ def test_spectral_cube_with_wavelength_file_and_psf_cube(tmp_path):
         seed=4,
     )
     fits.writeto(tmp_path / "ifs.fits", sim.cube)
-    fits.writeto(tmp_path / "angles.fits", sim.angles)
+    fits.writeto(tmp_path / "angles.fits", -sim.angles)  # parallactic (VIP angle_list)
     fits.writeto(tmp_path / "psf.fits", sim.psf)
     np.savetxt(tmp_path / "wl.txt", sim.wavelengths)
     np.savetxt(tmp_path / "wl_bad.txt", sim.wavelengths[:2])
@@ -384,3 +389,179 @@ def test_rdi_with_a_reference_cube(simulated_files, tmp_path):
     truth = sim.companions[0]
     assert len(detections) == 1
     assert math.hypot(detections[0]["x"] - truth.x, detections[0]["y"] - truth.y) < 0.3
+
+
+# ------------------------------------------------ conventions: angles, orientation, checks (issue 8)
+
+NACO_PUPIL_OFFSET, NACO_TRUE_NORTH = 104.84, -0.45  # README of the NACO data (Absil et al. 2013)
+BETA_PIC = (86.82119, -51.06651)  # deg, ICRS (SIMBAD)
+
+
+@pytest.mark.shared_data
+def test_naco_as_a_vip_user_gives_it_beta_pic_b_on_the_sky(shared_data, tmp_path):
+    """The raw files exactly as VIP's users pass them (raw cube, parallactic angles), plus the
+    instrument's offsets: b at its published PA on the sky, and a WCS that places it there."""
+    from astropy.coordinates import SkyCoord
+    from astropy.wcs import WCS
+
+    folder = shared_data / "naco_betapic"
+    out = tmp_path / "out"
+    common = [
+        folder / "naco_betapic_cube.fits",
+        "--angles",
+        folder / "naco_betapic_pa.fits",
+        "--psf",
+        folder / "naco_betapic_psf.fits",
+        "--ncomp",
+        "10",
+        "--fwhm",
+        str(NACO_FWHM),
+        "--pixel-scale",
+        "27.19",
+        "--star-flux",
+        "764939.6",
+        "--no-contrast",
+        "--json",
+    ]
+    # Without --recenter: the 1.4 px off-centre star is reported, not silently used.
+    plain = _run([*common, "--out", tmp_path / "plain"])
+    assert plain.exit_code == 0, plain.output
+    summary = json.loads(plain.stdout)
+    assert any("1.42 px from the centre convention" in w and "--recenter" in w for w in summary["warnings"])
+    assert summary["pa_reference"] == "detector"
+
+    result = _run(
+        [
+            *common,
+            "--recenter",
+            "--pupil-offset",
+            str(NACO_PUPIL_OFFSET),
+            "--true-north",
+            str(NACO_TRUE_NORTH),
+            "--transpose",
+            "--ra",
+            str(BETA_PIC[0]),
+            "--dec",
+            str(BETA_PIC[1]),
+            "--out",
+            out,
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["warnings"] == [] and summary["pa_reference"] == "sky"
+    assert len(summary["detections"]) == 1
+    b = summary["detections"][0]
+    assert b["pa_deg"] == pytest.approx(211.2, abs=1.5)  # Absil et al. 2013
+    assert b["separation_mas"] / 1000 == pytest.approx(0.452, abs=0.01)
+    assert b["snr"] >= 9.92  # VIP 2.1.1, full-frame PCA 10 components
+    # The product's celestial WCS puts b where the table says, east of south (PA 211).
+    header = fits.getheader(summary["files"]["product"], "IMAGE")
+    assert header["ORIENT"] == "NORTH_UP_EAST_LEFT" and header["CTYPE1"] == "RA---TAN"
+    star = SkyCoord(*BETA_PIC, unit="deg")
+    where = WCS(header).pixel_to_world(b["x"], b["y"])
+    assert star.position_angle(where).deg == pytest.approx(b["pa_deg"], abs=0.01)
+    assert star.separation(where).to_value("mas") == pytest.approx(b["separation_mas"], rel=1e-4)
+
+
+@pytest.mark.shared_data
+def test_naco_psf_in_other_units_is_a_warning_not_a_contrast(shared_data, tmp_path):
+    """The NACO PSF file is not in the cube's units (1-FWHM flux 1.23 vs 764939.6)."""
+    folder = shared_data / "naco_betapic"
+    result = _run(
+        [
+            folder / "naco_betapic_cube.fits",
+            "--angles",
+            folder / "naco_betapic_pa.fits",
+            "--psf",
+            folder / "naco_betapic_psf.fits",
+            "--recenter",
+            "--ncomp",
+            "10",
+            "--fwhm",
+            str(NACO_FWHM),
+            "--pixel-scale",
+            "27.19",
+            "--out",
+            tmp_path / "out",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    text = re.sub(r"\s+", " ", result.output)
+    assert "warning: star flux 1.227 (1-FWHM flux of the PSF) is not above the brightest" in text
+    assert "contrasts are not reported" in text
+    product = read_product(tmp_path / "out" / "naco_betapic_cube_pca_L2.fits")
+    assert product.star_flux is None and product.contrast is None
+    assert all(math.isnan(d.contrast) for d in product.detections) and product.detections
+    assert any("not in the cube's units" in w for w in product.warnings)
+
+
+def test_sky_orientation_from_offsets_on_a_simulation(simulated_files, tmp_path):
+    """Known truth: a companion at PA 130 on the sky; the parallactic angles of the file are the
+    derotation angles without a pupil offset of 30 and a true north of -2 deg."""
+    folder, sim = simulated_files
+    offset, north = 30.0, -2.0
+    fits.writeto(tmp_path / "pa.fits", -sim.angles - offset - north)
+    args = [folder / "cube.fits", "--psf", folder / "psf.fits", "--fwhm", "4", "--star-flux", "1e6"]
+    args += ["--no-contrast", "--pixel-scale", "12.25", "--json"]
+    sky = _run(
+        [*args, "--angles", tmp_path / "pa.fits", "--pupil-offset", str(offset), "--true-north", str(north)]
+        + ["--out", tmp_path / "sky"]
+    )
+    assert sky.exit_code == 0, sky.output
+    summary = json.loads(sky.stdout)
+    assert summary["pa_reference"] == "sky"
+    assert summary["detections"][0]["pa_deg"] == pytest.approx(130.0, abs=1.0)
+    # Without the offsets the same angles leave the image turned by them, relative to the detector.
+    det = _run([*args, "--angles", tmp_path / "pa.fits", "--out", tmp_path / "det"])
+    summary = json.loads(det.stdout)
+    assert summary["pa_reference"] == "detector"
+    assert summary["detections"][0]["pa_deg"] == pytest.approx(130.0 - offset - north, abs=1.0)
+    # hcdc derotation angles, declared as such and sky-aligned (offsets 0): same answer on the sky.
+    fits.writeto(tmp_path / "derot.fits", sim.angles)
+    derot = _run(
+        [*args, "--angles", tmp_path / "derot.fits", "--angle-convention", "derotation"]
+        + ["--pupil-offset", "0", "--out", tmp_path / "derot"]
+    )
+    summary = json.loads(derot.stdout)
+    assert summary["pa_reference"] == "sky"
+    assert summary["detections"][0]["pa_deg"] == pytest.approx(130.0, abs=1.0)
+    # A mirror detector: transposed frames, angles of the other sense.
+    mirrored = tmp_path / "mirrored.fits"
+    fits.writeto(mirrored, np.swapaxes(sim.cube, -1, -2))
+    fits.writeto(tmp_path / "pa_m.fits", sim.angles - offset - north)
+    transposed = _run(
+        [mirrored, *args[1:], "--angles", tmp_path / "pa_m.fits", "--transpose"]
+        + ["--pupil-offset", str(offset), "--true-north", str(north), "--out", tmp_path / "m"]
+    )
+    assert transposed.exit_code == 0, transposed.output
+    d = json.loads(transposed.stdout)["detections"][0]
+    assert d["pa_deg"] == pytest.approx(130.0, abs=1.0)
+    assert math.hypot(d["x"] - sim.companions[0].x, d["y"] - sim.companions[0].y) < 0.3
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--pixel-scale", "0"], "--pixel-scale (mas/px) must be a finite number > 0; got 0.0"),
+        (["--pixel-scale", "-12.25"], "--pixel-scale (mas/px) must be a finite number > 0; got -12.25"),
+        (["--fwhm", "0"], "--fwhm (px) must be a finite number > 0"),
+        (["--star-flux", "-1"], "--star-flux must be a finite number > 0"),
+        (["--crop-radius", "0"], "--crop-radius (px) must be a finite number > 0"),
+        (["--fpf", "0.7"], "--fpf must be below 0.5"),
+        (["--fc-snr", "0"], "--fc-snr must be a finite number > 0"),
+        (["--ncomp", "0"], "--ncomp must be at least 1"),
+        (["--angle-convention", "vip"], "angle convention must be one of parallactic, derotation"),
+        (["--true-north", "-0.45"], "give the pupil offset too"),
+        (["--transpose"], "transposing the frames (mirror detector) needs the pupil offset"),
+        (["--center-method", "waffle"], "--center-method must be one of auto, psf, negative-gaussian"),
+        (["--pupil-offset", "0", "--ra", "400", "--dec", "0"], "target RA must be in [0, 360) deg"),
+    ],
+)
+def test_every_parameter_is_checked_before_any_work(simulated_files, tmp_path, extra, message):
+    folder, _ = simulated_files
+    args = [folder / "cube.fits", "--angles", folder / "angles.fits", "--fwhm", "4"]
+    result = _run([*args, "--out", tmp_path / "out", *extra])
+    assert result.exit_code == 2, result.output
+    assert message.replace(" ", "") in re.sub(r"\s+", "", result.output), result.output
+    assert not (tmp_path / "out").exists()  # nothing written, nothing computed

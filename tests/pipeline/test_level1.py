@@ -36,10 +36,15 @@ def _roles(night, filter_name):
 
 
 @pytest.fixture(scope="module")
-def dbi_night(tmp_path_factory):
+def dbi_l1(tmp_path_factory):
     raw = tmp_path_factory.mktemp("raw")
     night = simulate_irdis_night(raw, seed=3, scale="small", sequences=(DBI,))
-    out = level1.reduce_irdis(_roles(night, DBI.filter), tmp_path_factory.mktemp("l1"))
+    return night, level1.reduce_irdis(_roles(night, DBI.filter), tmp_path_factory.mktemp("l1"))
+
+
+@pytest.fixture(scope="module")
+def dbi_night(dbi_l1):
+    night, out = dbi_l1
     return night, level1.read_level1(out)
 
 
@@ -64,6 +69,10 @@ def test_product_layout_units_and_angles(dbi_night):
     # Same timing model and angles as the simulator's truth (to float rounding).
     assert np.allclose(product.derot, derot, atol=1e-6)
     assert np.allclose(product.frames["DEROT"], product.frames["PARANG"] + 135.99 - 1.75)
+    # The angles say their convention, and the pointing is there for Level 2's WCS (issue 8).
+    assert product.header["HIERARCH HCDC ANGCONV"] == "derotation" and product.header["HIERARCH HCDC ANGSKY"]
+    assert product.header["HIERARCH HCDC RA"] == pytest.approx(69.4006, abs=1e-3)  # 51 Eri, J2000
+    assert product.header["HIERARCH HCDC DEC"] == pytest.approx(-2.4736, abs=1e-3)
     assert len(product.psf_frames) == 2 and product.psf_cube.shape == (2, 2, 100, 100)
     roles = set(product.calibrations["ROLE"])
     assert {"OBJECT", "OBJECT,CENTER", "OBJECT,FLUX", "SKY", "DARK", "DARK,BACKGROUND", "FLAT,LAMP"} <= roles
@@ -292,3 +301,38 @@ def test_center_frames_with_a_leak_30_times_a_spot_saturated(tmp_path):
                 row[f"CENTER_X{k}"] - truth.star_xy[0, k, 0], row[f"CENTER_Y{k}"] - truth.star_xy[0, k, 1]
             )
             assert d < 0.05  # measured: 0.004-0.009 px (the former search failed on all four)
+
+
+def test_postprocess_command_reads_the_level1_angle_convention(dbi_l1, tmp_path):
+    """``hcdc postprocess`` on the Level 1 files themselves: the DEROT HDU declares hcdc derotation
+    angles that include the offsets, so the image is north up, PAs on the sky, with a WCS."""
+    import json
+
+    from astropy.coordinates import SkyCoord
+    from astropy.io import fits
+    from astropy.wcs import WCS
+    from typer.testing import CliRunner
+
+    from hcdc.cli import app
+
+    night, out = dbi_l1
+    args = ["postprocess", str(out / level1.SCIENCE_CUBE), "--angles", str(out / level1.FRAMES)]
+    args += ["--psf", str(out / level1.PSF_CUBE), "--algorithm", "pca_annular", "--ncomp", "1"]
+    args += ["--crop-radius", "50", "--no-contrast", "--out", str(tmp_path), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["pa_reference"] == "sky" and summary["orientation"]["convention"] == "derotation"
+    header = fits.getheader(summary["files"]["product"], "IMAGE")
+    star = SkyCoord(header["CRVAL1"], header["CRVAL2"], unit="deg")
+    for companion in night.companions:
+        sep_px = companion.separation_mas / header["PIXSCALE"]
+        if sep_px > 45:
+            continue  # outside the cropped field
+        found = [
+            d for d in summary["detections"] if abs(d["separation_mas"] - companion.separation_mas) < 12.0
+        ]
+        assert found, companion
+        assert abs(_wrap(found[0]["pa_deg"] - companion.pa_deg)) < 1.0
+        where = WCS(header).pixel_to_world(found[0]["x"], found[0]["y"])
+        assert star.position_angle(where).deg == pytest.approx(found[0]["pa_deg"], abs=0.01)

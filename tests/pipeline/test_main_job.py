@@ -105,3 +105,27 @@ def test_second_run_adds_nothing(demo):
     ]
     assert second.ingest["ingested"] == 0 and second.ingest["new_versions"] == 0
     assert second.detections == first.detections
+
+
+def test_level2_products_are_on_the_sky_with_a_celestial_wcs(demo):
+    """Level 1 writes its angle convention and pointing; Level 2 reads them (issue 8): PAs east of
+    north, and a celestial WCS that puts each detection at its separation and PA from 51 Eri."""
+    from astropy.coordinates import SkyCoord
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    _, report = demo
+    for product in (p for p in report.products if p["level"] == 2):
+        summary = product["summary"]
+        assert summary["pa_reference"] == "sky" and summary["orientation"]["known"]
+        assert summary["warnings"] == []
+        fits_path = next(f["path"] for f in product["files"] if str(f["path"]).endswith(".fits"))
+        header = fits.getheader(fits_path, "IMAGE")
+        assert header["ORIENT"] == "NORTH_UP_EAST_LEFT" and header["CTYPE1"] == "RA---TAN"
+        wcs = WCS(header)
+        star = SkyCoord(header["CRVAL1"], header["CRVAL2"], unit="deg")
+        assert star.separation(SkyCoord(69.40, -2.47, unit="deg")).deg < 0.1  # 51 Eri
+        for det in summary["detections"]:
+            where = wcs.pixel_to_world(det["x"], det["y"])
+            assert star.position_angle(where).deg == pytest.approx(det["pa_deg"], abs=0.01)
+            assert star.separation(where).to_value("mas") == pytest.approx(det["separation_mas"], rel=1e-3)

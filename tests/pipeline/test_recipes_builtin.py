@@ -92,7 +92,8 @@ def test_l2_recipe_finds_the_companion_and_reruns_bit_identically(user_cube, tmp
 
     sim, files = user_cube
     truth = sim.companions[0]
-    params = ["ncomp=3", "previews=false", f"star_flux={sim.star_flux}"]
+    # The simulation's angles are hcdc derotation angles; user cubes default to parallactic ones.
+    params = ["ncomp=3", "previews=false", f"star_flux={sim.star_flux}", "angle_convention=derotation"]
     result = run_recipe("l2-postprocess", files, params, work_dir=tmp_path / "r1")
     assert result.provenance.parameters["algorithm"] == "pca"
     detections = result.outputs["summary"]["detections"]
@@ -115,7 +116,7 @@ def test_l2_recipe_input_errors(user_cube, tmp_path):
     _, files = user_cube
     with pytest.raises(ParameterError, match="unknown algorithm 'pcaa'; known: .*pca"):
         run_recipe("l2-postprocess", files, ["algorithm=pcaa"], work_dir=tmp_path)
-    with pytest.raises(RecipeFailed, match="needs its derotation angles"):
+    with pytest.raises(RecipeFailed, match="needs its angles"):
         run_recipe("l2-postprocess", {"cube": files["cube"]}, work_dir=tmp_path)
     short = tmp_path / "short.txt"
     np.savetxt(short, np.zeros(5))

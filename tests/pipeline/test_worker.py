@@ -51,8 +51,9 @@ def user_cube(tmp_path_factory) -> dict[str, Path]:
     sim = simulate_adi_cube(
         n_frames=16, size=49, fwhm=4.0, rotation=70.0, companions=[(12.0, 300.0, 1e-2)], seed=4
     )
-    for name in ("cube", "angles", "psf"):
+    for name in ("cube", "psf"):
         fits.writeto(folder / f"{name}.fits", getattr(sim, name))
+    fits.writeto(folder / "angles.fits", -sim.angles)  # parallactic, as VIP's angle_list (the default)
     fits.writeto(folder / "bad_angles.fits", sim.angles[:5])  # 5 angles for 16 frames
     return {name: folder / f"{name}.fits" for name in ("cube", "angles", "psf", "bad_angles")}
 

@@ -70,7 +70,7 @@ def test_level2_on_a_user_cube_with_previews(tmp_path):
         n_frames=16, size=49, fwhm=4.0, rotation=70.0, companions=[(12.0, 300.0, 1e-2)], seed=4
     )
     fits.writeto(tmp_path / "cube.fits", sim.cube)
-    fits.writeto(tmp_path / "angles.fits", sim.angles)
+    fits.writeto(tmp_path / "angles.fits", -sim.angles)  # parallactic, as VIP's angle_list (the default)
     fits.writeto(tmp_path / "psf.fits", sim.psf)
     inputs = {
         name: tmp_path / f"{name}.fits" for name in ("cube", "angles", "psf")

@@ -1,9 +1,11 @@
 """``hcdc postprocess``: Level 2 post-processing of a user's own Level 1 cube.
 
-Reads a FITS cube (frames, y, x) or (wavelengths, frames, y, x) with its derotation angles (and
-optionally an off-axis PSF, wavelengths and a reference-star cube), runs one registered algorithm
-through :func:`hcdc.science.postprocessing.run.postprocess`, writes the Level 2 FITS product and
-PNG previews into ``--out`` and prints a summary (``--json`` for scripts).
+Reads a FITS cube (frames, y, x) or (wavelengths, frames, y, x) with its angles (parallactic, as
+VIP/pyKLIP/PynPoint take them, or hcdc derotation angles; orientation on the sky when the
+instrument's offsets are given: docs/conventions.md), and optionally an off-axis PSF, wavelengths
+and a reference-star cube; checks every parameter and the star position, runs one registered
+algorithm through :func:`hcdc.science.postprocessing.run.postprocess`, writes the Level 2 FITS
+product and PNG previews into ``--out`` and prints a summary (``--json`` for scripts).
 """
 
 from __future__ import annotations
@@ -137,6 +139,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
     scale = summary["pixel_scale_mas"]
+    pa_column = "PA sky [deg]" if summary["pa_reference"] == "sky" else "PA det [deg]"
     rows = [
         {
             "#": i,
@@ -144,7 +147,7 @@ def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
             "y": _fmt(d["y"], ".2f"),
             "sep [px]": _fmt(d["separation_px"], ".2f"),
             "sep [mas]": _fmt(d["separation_mas"], ".1f"),
-            "PA [deg]": _fmt(d["pa_deg"], ".2f"),
+            pa_column: _fmt(d["pa_deg"], ".2f"),
             "S/N": _fmt(d["snr"], ".2f"),
             "contrast": _fmt(d["contrast"], ".3e"),
         }
@@ -155,7 +158,8 @@ def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
         f"S/N {threshold:g}" if threshold is not None else f"false-alarm {summary['detection_fpf']:.2g}"
     )
     title = f"{summary['algorithm']}: {len(rows)} detection(s) above {criterion}"
-    print_table(title, ["#", "x", "y", "sep [px]", "sep [mas]", "PA [deg]", "S/N", "contrast"], rows)
+    print_table(title, ["#", "x", "y", "sep [px]", "sep [mas]", pa_column, "S/N", "contrast"], rows)
+    err_console.print(f"orientation: {escape(summary['orientation_text'])}", soft_wrap=True, highlight=False)
     if summary["contrast_at"]:
         wavelengths = summary["wavelengths_um"] or []
         columns = ["separation"] + (
@@ -171,6 +175,8 @@ def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
     elif scale is None:
         err_console.print("no --pixel-scale: contrast at standard separations not reported")
     print_table("files written", ["kind", "path"], [{"kind": k, "path": v} for k, v in files.items()])
+    for text in summary["warnings"]:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(text)}", soft_wrap=True, highlight=False)
 
 
 def postprocess_command(
@@ -178,16 +184,64 @@ def postprocess_command(
         ..., help="Level 1 cube, FITS: (frames, y, x) or (wavelengths, frames, y, x)."
     ),
     angles: Path = typer.Option(
-        ..., "--angles", help="Derotation angles (deg), FITS or text, one per frame."
+        ...,
+        "--angles",
+        help="Angles (deg), FITS or text, one per frame: parallactic angles as VIP's angle_list, "
+        "pyKLIP and PynPoint take them (see --angle-convention).",
     ),
-    psf: Path | None = typer.Option(None, "--psf", help="Off-axis PSF, FITS (y, x) or (wavelengths, y, x)."),
+    angle_convention: str | None = typer.Option(
+        None,
+        "--angle-convention",
+        help="parallactic (VIP/pyKLIP angle_list: frame k derotated by -angle) or derotation "
+        "(hcdc: frame k turned clockwise by angle is north up). Default: what the angles' or the "
+        "cube's header declares (hcdc Level 1: derotation, offsets included), else parallactic.",
+    ),
+    pupil_offset: float | None = typer.Option(
+        None,
+        "--pupil-offset",
+        help="Pupil offset (deg) added to the angles (NACO 104.84, IRDIS 135.99); with it the "
+        "image is north up and PAs are on the sky. 0 if the angles include it.",
+    ),
+    true_north: float | None = typer.Option(
+        None,
+        "--true-north",
+        help="True-north correction (deg) added to the angles (NACO -0.45, SPHERE -1.75).",
+    ),
+    transpose: bool = typer.Option(
+        False,
+        "--transpose",
+        help="The detector is a mirror image of the sky with x and y swapped (VIP's NACO cube): "
+        "frames are transposed before derotation. Needs --pupil-offset.",
+    ),
+    ra: float | None = typer.Option(
+        None, "--ra", help="Target RA (deg, ICRS) for a celestial WCS; default: the cube's RA keyword."
+    ),
+    dec: float | None = typer.Option(
+        None, "--dec", help="Target Dec (deg, ICRS) for a celestial WCS; default: the cube's DEC keyword."
+    ),
+    recenter: bool = typer.Option(
+        False,
+        "--recenter",
+        help="Move the star of every frame onto (nx//2, ny//2) (fit per frame, Fourier shift).",
+    ),
+    center_method: str = typer.Option(
+        "auto",
+        "--center-method",
+        help="Star position fit: auto, psf (stellar peak) or negative-gaussian (vortex/AGPM dark hole).",
+    ),
+    psf: Path | None = typer.Option(
+        None,
+        "--psf",
+        help="Off-axis PSF, FITS (y, x) or (wavelengths, y, x); a (wavelengths, frames, y, x) "
+        "Level 1 PSF cube is averaged over its frames.",
+    ),
     wavelengths: Path | None = typer.Option(None, "--wavelengths", help="Wavelengths (um), FITS or text."),
     reference: Path | None = typer.Option(None, "--reference", help="Reference-star cube for RDI, FITS."),
     algorithm: str = typer.Option("pca", "--algorithm", "-a", help="Registered algorithm name."),
     ncomp: int | None = typer.Option(None, "--ncomp", help="Number of principal components (PCA family)."),
     fwhm: float | None = typer.Option(None, "--fwhm", help="PSF FWHM (px); measured on --psf if omitted."),
     pixel_scale: float | None = typer.Option(
-        None, "--pixel-scale", help="Plate scale (mas/px); default: PIXSCALE keyword of the cube."
+        None, "--pixel-scale", help="Plate scale (mas/px); default: PIXSCALE (or HCDC PIXSCALE) of the cube."
     ),
     star_flux: float | None = typer.Option(
         None,
@@ -220,17 +274,51 @@ def postprocess_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Post-process an ADI/SDI/RDI cube: final image, S/N map, contrast curves, detections."""
+    from hcdc.science.calibration.recenter import RECENTER_METHODS, check_cube_star
+    from hcdc.science.orientation import ANGLE_CONVENTIONS, derotation_angles, oriented_cube
     from hcdc.science.postprocessing.previews import write_previews
     from hcdc.science.postprocessing.products import file_sha256, write_product
-    from hcdc.science.postprocessing.run import postprocess
+    from hcdc.science.postprocessing.run import estimate_fwhm, postprocess
+    from hcdc.science.postprocessing.sanity import check_positive
 
     params = dict(_parse_param(p) for p in param)
     if ncomp is not None:
         params["ncomp"] = ncomp
     try:
+        # Every parameter is checked before any file is read or anything computed.
+        if ncomp is not None and ncomp < 1:
+            raise ValueError(f"--ncomp must be at least 1; got {ncomp}")
+        if center_method not in RECENTER_METHODS:
+            raise ValueError(
+                f"--center-method must be one of {', '.join(RECENTER_METHODS)}; got {center_method!r}"
+            )
+        check_positive(
+            {
+                "--pixel-scale (mas/px)": pixel_scale,
+                "--fwhm (px)": fwhm,
+                "--star-flux": star_flux,
+                "--crop-radius (px)": crop_radius,
+                "--threshold (S/N)": threshold,
+                "--fpf": fpf,
+                "--fc-snr": fc_snr,
+                "--throughput-step (px)": throughput_step,
+            }
+        )
+        if fpf is not None and not fpf < 0.5:
+            raise ValueError(f"--fpf must be below 0.5; got {fpf}")
+        if angle_convention is not None and angle_convention not in ANGLE_CONVENTIONS:
+            raise ValueError(
+                f"angle convention must be one of {', '.join(ANGLE_CONVENTIONS)}; got {angle_convention!r}"
+            )
+    except ValueError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    try:
         cube_data, cube_header = read_fits_array(cube, "cube", ndims=(3, 4))
-        angle_values = read_vector(angles, "angles")
-        psf_data = read_fits_array(psf, "PSF", ndims=(2, 3))[0] if psf else None
+        angle_values, angles_header = _read_angles(angles)
+        psf_data = read_fits_array(psf, "PSF", ndims=(2, 3, 4))[0] if psf else None
+        if psf_data is not None and psf_data.ndim == 4:  # hcdc Level 1 psf_cube: (wavelengths, frames, y, x)
+            psf_data = np.asarray(psf_data, dtype=np.float64).mean(axis=1)
         wl_values = read_vector(wavelengths, "wavelengths") if wavelengths else None
         ref_data = read_fits_array(reference, "reference", ndims=(3, 4))[0] if reference else None
         n_frames = cube_data.shape[-3]
@@ -262,8 +350,35 @@ def postprocess_command(
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from None
 
-    if pixel_scale is None and "PIXSCALE" in cube_header:
-        pixel_scale = float(cube_header["PIXSCALE"])
+    try:
+        for key in ("PIXSCALE", "HIERARCH HCDC PIXSCALE"):  # the latter: hcdc Level 1
+            if pixel_scale is None and key in cube_header:
+                pixel_scale = float(cube_header[key])
+                check_positive({f"{key} keyword of cube {cube} (mas/px)": pixel_scale})
+        declared, sky_aligned = _declared_convention(angles_header, cube_header)
+        if sky_aligned and pupil_offset is None and true_north is None:
+            pupil_offset = true_north = 0.0  # the angles already include both (hcdc Level 1)
+        derot, orientation = derotation_angles(
+            angle_values, angle_convention or declared or "parallactic", pupil_offset, true_north, transpose
+        )
+        if orientation.known:
+            for key in ("RA", "HIERARCH HCDC RA"):
+                ra = ra if ra is not None else _header_float(cube_header, key)
+            for key in ("DEC", "HIERARCH HCDC DEC"):
+                dec = dec if dec is not None else _header_float(cube_header, key)
+            orientation = orientation.with_pointing(ra, dec)
+        cube_fwhm = fwhm
+        if cube_fwhm is None and psf_data is not None:
+            cube_fwhm = estimate_fwhm(psf_data if psf_data.ndim == 2 else psf_data[0])
+        notes: list[tuple[str, str]] = []
+        if cube_fwhm is not None:  # else postprocess() stops: it needs a FWHM or a PSF
+            cube_data, notes = check_cube_star(cube_data, cube_fwhm, f"cube {cube}", recenter, center_method)
+    except (ValueError, TypeError) as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(2) from None
+    for level, text in notes:
+        if level == "note" and not as_json:
+            err_console.print(f"note: {escape(text)}", soft_wrap=True, highlight=False)
     unit = str(cube_header.get("BUNIT", "")).strip()
     inputs = {str(p): file_sha256(p) for p in (cube, angles, psf, wavelengths, reference) if p is not None}
 
@@ -277,12 +392,12 @@ def postprocess_command(
 
         try:
             result = postprocess(
-                cube_data,
-                angle_values,
+                oriented_cube(cube_data, orientation),
+                derot,
                 algorithm=algorithm,
-                psf=psf_data,
+                psf=None if psf_data is None else oriented_cube(psf_data, orientation),
                 wavelengths=wl_values,
-                reference=ref_data,
+                reference=None if ref_data is None else oriented_cube(ref_data, orientation),
                 fwhm=fwhm,
                 pixel_scale_mas=pixel_scale,
                 star_flux=star_flux,
@@ -296,24 +411,63 @@ def postprocess_command(
                 image_unit=unit,
                 inputs=inputs,
                 progress=on_progress,
+                orientation=orientation,
             )
         except (KeyError, ValueError, TypeError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             err_console.print(f"[red]error:[/red] {escape(str(message))}", soft_wrap=True, highlight=False)
             raise typer.Exit(2) from None
 
+    result.warnings[:0] = [text for level, text in notes if level == "warning"]
+    summary = result.summary(STANDARD_SEPARATIONS_ARCSEC)
+    summary["orientation_text"] = result.orientation.describe()
+    summary["notes"] = [text for level, text in notes if level == "note"]
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{cube.name.removesuffix('.gz').removesuffix('.fits').removesuffix('.fit')}_{algorithm}"
     product = write_product(result, out / f"{stem}_L2.fits")
     files = {"product": str(product)}
     files.update({kind: str(path) for kind, path in write_previews(result, out, stem=stem).items()})
-    summary = result.summary(STANDARD_SEPARATIONS_ARCSEC)
     summary["files"] = files
     (out / f"{stem}_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if as_json:
         emit_json(summary)
     else:
         _print_summary(summary, files)
+
+
+def _read_angles(path: Path) -> tuple[np.ndarray, fits.Header]:
+    """Angles and the header that may declare their convention: the ``DEROT`` HDU of an hcdc
+    Level 1 ``frames.fits``, else the first data HDU of a FITS file (or a text column)."""
+    path = Path(path)
+    if path.suffix.lower() not in _TEXT_SUFFIXES and path.is_file():
+        try:
+            with fits.open(path) as hdul:
+                if "DEROT" in hdul and hdul["DEROT"].data is not None:
+                    values = np.asarray(hdul["DEROT"].data, dtype=np.float64).ravel()
+                    if not np.all(np.isfinite(values)):
+                        raise InputError(f"angles file {path}: DEROT contains NaN or infinite values")
+                    return values, hdul["DEROT"].header.copy()
+        except OSError:
+            pass  # read_vector names the problem
+        _, header = read_fits_array(path, "angles", ndims=(1, 2), check_finite=False)
+        return read_vector(path, "angles"), header
+    return read_vector(path, "angles"), fits.Header()
+
+
+def _declared_convention(angles_header: fits.Header, cube_header: fits.Header) -> tuple[str | None, bool]:
+    """The angle convention an input declares (``ANGCONV`` on the angles, or hcdc Level 1's
+    ``HIERARCH HCDC ANGCONV`` on the cube) and whether the angles include the offsets (``ANGSKY``)."""
+    for header, prefix in ((angles_header, ""), (cube_header, "HIERARCH HCDC ")):
+        convention = header.get(f"{prefix}ANGCONV")
+        if convention is not None:
+            return str(convention).strip(), bool(header.get(f"{prefix}ANGSKY", False))
+    return None, False
+
+
+def _header_float(header: fits.Header, key: str) -> float | None:
+    """A numeric header value, None when absent or not a number (ESO writes RA/DEC in deg)."""
+    value = header.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def register(app: typer.Typer) -> None:

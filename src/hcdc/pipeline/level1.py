@@ -51,6 +51,7 @@ import hcdc
 from hcdc.instruments import sphere_constants as sc
 from hcdc.science.calibration import background as bg
 from hcdc.science.calibration import badpixels, centering, cubes, darks, flats, timing
+from hcdc.science.fits_cards import set_card
 
 __all__ = [
     "RECIPE_NAME",
@@ -631,6 +632,7 @@ def reduce_irdis(
     header = fits.Header()
     header["BUNIT"] = "ADU/s"
     _cube_keywords(header, iflt, bands, science_dim)
+    _sky_keywords(header, objects[0].header, opts)
     _provenance_header(header, opts, started, "IRD_SCIENCE_CUBE")
     writer = _CubeWriter(out / SCIENCE_CUBE, (nb, n_frames, science_dim, science_dim), header)
     frame_rows = []
@@ -713,12 +715,33 @@ def _finalise_center(
 
 def _cube_keywords(header: fits.Header, iflt: str, bands: Sequence[_Band], size: int) -> None:
     """Keywords a Level 2 reader needs without the frames file: filter, wavelengths, centre, scale."""
-    header["HIERARCH HCDC FILTER"] = (iflt, "INS COMB IFLT of the sequence")
+    set_card(header, "HIERARCH HCDC FILTER", iflt, "INS COMB IFLT of the sequence")
     for k, band in enumerate(bands):
-        header[f"HIERARCH HCDC WAVE{k}"] = (band.wavelength_nm / 1000.0, "[um] wavelength of plane k")
-    header["HIERARCH HCDC STARX"] = (size // 2, "star x pixel (0-based) = n//2")
-    header["HIERARCH HCDC STARY"] = (size // 2, "star y pixel (0-based) = n//2")
-    header["HIERARCH HCDC PIXSCALE"] = (sc.IRDIS_PIXEL_SCALE_MAS, "[mas/pix] IRDIS plate scale")
+        set_card(header, f"HIERARCH HCDC WAVE{k}", band.wavelength_nm / 1000.0, "[um] wavelength of plane k")
+    set_card(header, "HIERARCH HCDC STARX", size // 2, "star x pixel (0-based) = n//2")
+    set_card(header, "HIERARCH HCDC STARY", size // 2, "star y pixel (0-based) = n//2")
+    set_card(header, "HIERARCH HCDC PIXSCALE", sc.IRDIS_PIXEL_SCALE_MAS, "[mas/pix] IRDIS plate scale")
+
+
+def _sky_keywords(header: fits.Header, raw_header: fits.Header, opts: Level1Options) -> None:
+    """Angle convention and pointing, for Level 2 (docs/conventions.md).
+
+    The frames are pupil-stabilised, so no single celestial WCS describes the cube: frame ``k`` is
+    north up once turned clockwise by ``DEROT[k]`` (frames.fits), which already includes the pupil
+    offset and true north. The pointing (RA/DEC keywords of the raw files, J2000) lets Level 2 put a
+    celestial WCS on its north-up images.
+    """
+    set_card(
+        header, "HIERARCH HCDC ANGCONV", "derotation", "DEROT: frame k turned clockwise by it is north up"
+    )
+    set_card(header, "HIERARCH HCDC ANGSKY", True, "DEROT includes pupil offset and true north")
+    set_card(header, "HIERARCH HCDC PUPOFF", float(opts.pupil_offset_deg), "[deg] pupil offset (ELEV mode)")
+    set_card(header, "HIERARCH HCDC TRUENORTH", float(opts.true_north_deg), "[deg] true north in DEROT")
+    for key in ("RA", "DEC"):
+        value = raw_header.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            set_card(header, f"HIERARCH HCDC {key}", float(value), f"[deg] {key} (J2000) of the pointing")
+    header["COMMENT"] = "pupil-stabilised frames: no celestial WCS; see DEROT in frames.fits"
 
 
 def _write_psf(
@@ -790,7 +813,10 @@ def _write_frames(
     parang.header["BUNIT"] = "deg"
     derot = fits.ImageHDU(np.array(frames["DEROT"], dtype=np.float64), name="DEROT")
     derot.header["BUNIT"] = "deg"
+    derot.header["ANGCONV"] = ("derotation", "hcdc derotation angles (docs/conventions.md)")
+    derot.header["ANGSKY"] = (True, "include pupil offset and true north")
     derot.header["COMMENT"] = "frame k turned clockwise by DEROT[k] is north up / east left"
+    parang.header["COMMENT"] = "TEL PARANG sense: DEROT = PARANG + pupil offset + true north"
     fits.HDUList(hdus + [wave, parang, derot]).writeto(path, overwrite=True)
 
 
@@ -825,7 +851,9 @@ def _write_calibrations(
     files = fits.table_to_hdu(Table(rows=rows))
     files.name = "FILES"
     flat = fits.ImageHDU(cal.flat.astype(np.float32), name="FLAT")
+    flat.header["BUNIT"] = ("", "dimensionless (relative response)")
     badpix = fits.ImageHDU(cal.bad.astype(np.uint8), name="BADPIX")
+    badpix.header["BUNIT"] = ("", "flag")
     badpix.header["COMMENT"] = "1 = bad pixel (hot from darks OR non-linear from flats), interpolated"
     fits.HDUList([primary, files, flat, badpix]).writeto(path, overwrite=True)
 

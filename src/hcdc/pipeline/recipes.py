@@ -31,6 +31,7 @@ Run one alone from Python::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import difflib
 import enum
@@ -902,6 +903,22 @@ class PostprocessParameters(RecipeParameters):
     )
     negfc: bool = Field(False, description="re-measure detections by negative fake companion fit")
     previews: bool = Field(True, description="write PNG previews next to the product")
+    angle_convention: Literal["parallactic", "derotation"] | None = Field(
+        None,
+        description="convention of the angles (docs/conventions.md); None: from the Level 1 header, "
+        "'parallactic' (VIP/pyKLIP angle_list) for a user cube",
+    )
+    pupil_offset_deg: float | None = Field(
+        None, description="pupil offset added to a user cube's angles, deg (orientation known with it)"
+    )
+    true_north_deg: float | None = Field(None, description="true-north correction added to the angles, deg")
+    transpose: bool = Field(False, description="detector mirrored (x<->y swapped): transpose the frames")
+    ra_deg: float | None = Field(None, ge=0, lt=360, description="target RA (ICRS, deg) for a celestial WCS")
+    dec_deg: float | None = Field(None, ge=-90, le=90, description="target Dec (ICRS, deg)")
+    recenter: bool = Field(False, description="move a user cube's star onto (n//2, n//2) first")
+    center_method: Literal["auto", "psf", "negative-gaussian"] = Field(
+        "auto", description="star fit of the position check / recentring"
+    )
 
     @field_validator("algorithm")
     @classmethod
@@ -961,14 +978,16 @@ class Postprocess(Recipe):
     """Level 2 post-processing by :func:`hcdc.science.postprocessing.run.postprocess`.
 
     Input either a Level 1 product (``level1``: cube, derotation angles, PSF and wavelengths
-    read with :func:`hcdc.pipeline.level1.read_level1`; the PSF is the mean of the flux frames)
-    or a user cube (``cube`` FITS (frames, y, x) or (wavelengths, frames, y, x) with ``angles``,
-    and optionally ``psf``, ``wavelengths``, ``reference``). Writes the Level 2 FITS product
+    read with :func:`hcdc.pipeline.level1.read_level1`; the PSF is the mean of the flux frames;
+    the angle convention, whether the angles are sky-aligned and the pointing come from its
+    header) or a user cube (``cube`` FITS (frames, y, x) or (wavelengths, frames, y, x) with
+    ``angles``, parallactic by default, and optionally ``psf``, ``wavelengths``, ``reference``;
+    its star position is checked, and fixed with ``recenter``). Writes the Level 2 FITS product
     (:func:`hcdc.science.postprocessing.products.write_product`) and PNG previews.
     """
 
     name = "l2-postprocess"
-    version = "1.0"
+    version = "1.1"
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
     Parameters = PostprocessParameters
     inputs = (
@@ -979,7 +998,12 @@ class Postprocess(Recipe):
             "user cube, FITS (frames, y, x) or (wavelengths, frames, y, x)",
             optional=True,
         ),
-        Port("angles", DataKind.PATH, "derotation angles of a user cube, deg (FITS or text)", optional=True),
+        Port(
+            "angles",
+            DataKind.PATH,
+            "angles of a user cube, deg (FITS or text), parallactic unless angle_convention says",
+            optional=True,
+        ),
         Port("psf", DataKind.PATH, "off-axis PSF, FITS (y, x) or (wavelengths, y, x)", optional=True),
         Port("wavelengths", DataKind.PATH, "wavelengths of a user cube, um (FITS or text)", optional=True),
         Port("reference", DataKind.PATH, "reference-star cube for RDI, FITS", optional=True),
@@ -991,6 +1015,7 @@ class Postprocess(Recipe):
     )
 
     def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
+        from hcdc.science.orientation import oriented_cube
         from hcdc.science.postprocessing.previews import write_previews
         from hcdc.science.postprocessing.products import write_product
         from hcdc.science.postprocessing.run import postprocess
@@ -998,17 +1023,21 @@ class Postprocess(Recipe):
         assert isinstance(params, PostprocessParameters)
         with context.timer("read"):
             data = self._read_inputs(inputs, params)
+        orientation = data["orientation"]
+        for text in data["notes"]:
+            context.log(text)
         context.log(
             f"cube {tuple(data['cube'].shape)}, algorithm {params.algorithm} {params.algorithm_kwargs()}"
         )
         with context.timer("postprocess"):
+            psf, reference = data.get("psf"), data.get("reference")
             result = postprocess(
-                data["cube"],
+                oriented_cube(data["cube"], orientation),
                 data["angles"],
                 algorithm=params.algorithm,
-                psf=data.get("psf"),
+                psf=None if psf is None else oriented_cube(psf, orientation),
                 wavelengths=data.get("wavelengths"),
-                reference=data.get("reference"),
+                reference=None if reference is None else oriented_cube(reference, orientation),
                 fwhm=params.fwhm,
                 pixel_scale_mas=data["pixel_scale_mas"],
                 star_flux=params.star_flux,
@@ -1021,7 +1050,11 @@ class Postprocess(Recipe):
                 image_unit=data["unit"],
                 inputs=data["input_names"],
                 progress=context.progress,
+                orientation=orientation,
             )
+            result.warnings[:0] = data["warnings"]
+        for text in result.warnings:
+            context.log(f"warning: {text}")
         with context.timer("write"):
             product = write_product(result, context.output_path(f"level2_{params.algorithm}.fits"))
             previews = None
@@ -1034,8 +1067,14 @@ class Postprocess(Recipe):
 
     @staticmethod
     def _read_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> dict[str, Any]:
-        """Arrays for :func:`postprocess` from a Level 1 product or from user files."""
+        """Arrays for :func:`postprocess` from a Level 1 product or from user files, with the
+        derotation angles and orientation (:mod:`hcdc.science.orientation`) and the notes and
+        warnings of the star-position check (user cubes)."""
         import numpy as np
+
+        from hcdc.science.calibration.recenter import check_cube_star
+        from hcdc.science.orientation import derotation_angles
+        from hcdc.science.postprocessing.run import estimate_fwhm
 
         if ("level1" in inputs) == ("cube" in inputs):
             raise RecipeInputError("give either a Level 1 product (level1) or a user cube (cube + angles)")
@@ -1044,9 +1083,33 @@ class Postprocess(Recipe):
 
             product = _level1.read_level1(inputs["level1"])
             psf = product.psf_cube.mean(axis=1) if product.psf_cube.shape[1] else None
+            header = product.header
+            convention = params.angle_convention or str(header.get("HIERARCH HCDC ANGCONV", "derotation"))
+            # Level 1 DEROT includes the pupil offset and true north (products written before the
+            # ANGSKY keyword existed too): the image is north up.
+            sky = bool(header.get("HIERARCH HCDC ANGSKY", True)) and params.pupil_offset_deg is None
+            try:
+                angles, orientation = derotation_angles(
+                    product.derot,
+                    convention,
+                    0.0 if sky else params.pupil_offset_deg,
+                    0.0 if sky else params.true_north_deg,
+                    params.transpose,
+                )
+                if sky:  # offsets already in DEROT: none added here
+                    orientation = dataclasses.replace(orientation, pupil_offset_deg=None, true_north_deg=None)
+                ra = params.ra_deg if params.ra_deg is not None else header.get("HIERARCH HCDC RA")
+                dec = params.dec_deg if params.dec_deg is not None else header.get("HIERARCH HCDC DEC")
+                if orientation.known and ra is not None and dec is not None:
+                    orientation = orientation.with_pointing(float(ra), float(dec))
+            except ValueError as exc:
+                raise RecipeInputError(f"Level 1 product {inputs['level1']}: {exc}") from exc
             return {
                 "cube": product.cube,
-                "angles": product.derot,
+                "angles": angles,
+                "orientation": orientation,
+                "notes": [],
+                "warnings": [],
                 "psf": psf,
                 "wavelengths": product.wavelengths_um,
                 "pixel_scale_mas": params.pixel_scale_mas or IRDIS_PIXEL_SCALE_MAS,
@@ -1054,7 +1117,9 @@ class Postprocess(Recipe):
                 "input_names": {Path(inputs["level1"]).name: _prov.sha256_path(inputs["level1"])},
             }
         if "angles" not in inputs:
-            raise RecipeInputError("a user cube needs its derotation angles (input 'angles')")
+            raise RecipeInputError(
+                "a user cube needs its angles (input 'angles', parallactic unless angle_convention says)"
+            )
         cube, header = _read_image(inputs["cube"], "cube", (3, 4))
         angles = _read_vector(inputs["angles"], "angles")
         if not np.all(np.isfinite(angles)):
@@ -1064,9 +1129,35 @@ class Postprocess(Recipe):
                 f"angles file {inputs['angles']}: {angles.size} angles for the {cube.shape[-3]} frames "
                 f"of cube {inputs['cube']}"
             )
-        data: dict[str, Any] = {"cube": cube, "angles": angles}
+        try:
+            angles, orientation = derotation_angles(
+                angles,
+                params.angle_convention or "parallactic",
+                params.pupil_offset_deg,
+                params.true_north_deg,
+                params.transpose,
+            )
+            if orientation.known:
+                orientation = orientation.with_pointing(params.ra_deg, params.dec_deg)
+        except ValueError as exc:
+            raise RecipeInputError(f"angles file {inputs['angles']}: {exc}") from exc
+        data: dict[str, Any] = {"angles": angles, "orientation": orientation}
         if "psf" in inputs:
             data["psf"] = _read_image(inputs["psf"], "PSF", (2, 3))[0]
+        fwhm = params.fwhm
+        if fwhm is None and data.get("psf") is not None:
+            fwhm = estimate_fwhm(data["psf"] if data["psf"].ndim == 2 else data["psf"][0])
+        notes: list[tuple[str, str]] = []
+        if fwhm is not None:
+            try:
+                cube, notes = check_cube_star(
+                    cube, fwhm, f"cube {inputs['cube']}", params.recenter, params.center_method
+                )
+            except ValueError as exc:
+                raise RecipeInputError(str(exc)) from exc
+        data["cube"] = cube
+        data["notes"] = [text for level, text in notes if level == "note"]
+        data["warnings"] = [text for level, text in notes if level == "warning"]
         if "wavelengths" in inputs:
             data["wavelengths"] = _read_vector(inputs["wavelengths"], "wavelengths")
         if "reference" in inputs:

@@ -1,4 +1,4 @@
-"""Image geometry conventions of hcdc, stated once and used everywhere.
+"""Image geometry conventions of hcdc, stated once and used everywhere (docs/conventions.md).
 
 Conventions
 -----------
@@ -7,8 +7,10 @@ Conventions
 * The star of an ``ny x nx`` frame sits on pixel ``(y, x) = (ny // 2, nx // 2)``
   (:func:`frame_center`), for odd and even sizes alike. Every Level 1 cube is centred this way
   and every Level 2 algorithm assumes it.
-* A final image is oriented **north up, east left**. Position angles (PA) are measured in
-  degrees **east of north**: north (+y) is PA 0, east (-x) is PA 90.
+* A final image is oriented **north up, east left** when its orientation is known (the angles
+  include the pupil offset and true north: :mod:`hcdc.science.orientation`). Position angles (PA)
+  are measured in degrees **east of north**: north (+y) is PA 0, east (-x) is PA 90. When the
+  orientation is not known the same formula gives PAs relative to the detector.
 * ``rotate_frame(image, angle)`` turns the image content **counter-clockwise** by ``angle``
   degrees about the frame centre (the astropy/VIP "positive = counter-clockwise" sense).
 * ``derotate(cube, angles)`` turns frame ``k`` **clockwise** by ``angles[k]`` (that is,
@@ -18,7 +20,8 @@ Conventions
   VIP's ``angle_list`` has the **opposite** sign: VIP rotates with OpenCV's convention
   (positive = clockwise on an origin-lower display) and derotates by ``-angle_list``, so
   ``hcdc angles = -VIP angle_list`` (checked on the NACO beta Pic data: b is found with
-  ``derotate(cube, -pa)`` and smeared with ``+pa``).
+  ``derotate(cube, -pa)`` and smeared with ``+pa``). ``hcdc postprocess`` takes VIP's
+  convention by default and converts (:func:`hcdc.science.orientation.derotation_angles`).
 * "theta" (VIP's convention) is the counter-clockwise angle from +x; on a north-up/east-left
   image ``theta = PA + 90``.
 """

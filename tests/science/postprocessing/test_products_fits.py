@@ -12,6 +12,7 @@ from astropy.io import fits
 
 import hcdc
 from hcdc.science.geometry import distance_map, polar_to_pixel
+from hcdc.science.orientation import Orientation
 from hcdc.science.postprocessing.previews import (
     display_offset,
     plot_contrast_curves,
@@ -83,6 +84,8 @@ def full_result() -> PostprocessResult:
         star_flux=764939.6,
         detection_threshold=5.0,
         inputs={"cube.fits": "0" * 64, "angles.fits": None},
+        # The orientation is declared known (issue 8: products say north up only when it is).
+        orientation=Orientation(True, "derotation", 0.0, 0.0),
     )
 
 

@@ -3,9 +3,11 @@
 Drawn with matplotlib's object API on the Agg canvas (no pyplot global state, no display needed),
 so previews can be made from worker processes and web requests alike.
 
-Images are shown north up / east left with ``origin='lower'``, the star at ``(n//2, n//2)``. When
-the plate scale is known the axes are offsets from the star in arcsec (ΔRA grows to the left,
-towards east), otherwise in pixels.
+Images are shown with ``origin='lower'``, the star at ``(n//2, n//2)``. When the orientation is
+known (``sky=True``, ``result.orientation.known``) they are north up / east left with N/E arrows
+and, with a plate scale, offsets (ΔRA, ΔDec) in arcsec (ΔRA grows to the left, towards east); when
+it is not, they are in the detector frame: no compass, axes Δx, Δy (arcsec or px) growing to the
+right and up, and a "detector frame" label.
 """
 
 from __future__ import annotations
@@ -34,12 +36,16 @@ def _new_figure(size: tuple[float, float] = (6.0, 5.2)) -> Figure:
     return fig
 
 
-def _extent(shape: tuple[int, ...], pixel_scale_mas: float | None) -> tuple[list[float], float, str]:
+def _extent(
+    shape: tuple[int, ...], pixel_scale_mas: float | None, sky: bool = True
+) -> tuple[list[float], float, str]:
     """imshow extent (star at 0), the size of one pixel in display units, and the axis unit."""
     ny, nx = shape[-2:]
     cy, cx = frame_center(shape)
     if pixel_scale_mas:
         s = pixel_scale_mas / 1000.0
+        if not sky:
+            return [-(cx + 0.5) * s, (nx - cx - 0.5) * s, -(cy + 0.5) * s, (ny - cy - 0.5) * s], s, "arcsec"
         # Column 0 is drawn on the left; east is left, so ΔRA there is positive (axis decreases rightwards).
         return [(cx + 0.5) * s, -(nx - cx - 0.5) * s, -(cy + 0.5) * s, (ny - cy - 0.5) * s], s, "arcsec"
     return [-cx - 0.5, nx - cx - 0.5, -cy - 0.5, ny - cy - 0.5], 1.0, "px"
@@ -64,19 +70,27 @@ def _nice_length(field_size: float, choices: Sequence[float]) -> float:
     return fitting[-1] if fitting else choices[0]
 
 
-def _draw_compass_and_bar(ax, extent: list[float], unit: str, color: str = "white") -> None:
-    """North/east arrows (upper right) and a scale bar (lower left), in axes-fraction positions."""
-    # Compass: north is +y (up), east is -x (left) on every hcdc final image.
+def _draw_compass_and_bar(ax, extent: list[float], unit: str, color: str = "white", sky: bool = True) -> None:
+    """North/east arrows (lower right; a "detector frame" label when the orientation is not known)
+    and a scale bar (lower left), in axes-fraction positions."""
     base = (0.9, 0.08)  # lower right: the upper corners often hold labels of detections
     length = 0.14
-    style = dict(arrowstyle="-|>", color=color, lw=1.6, mutation_scale=12)
-    ax.annotate("", xy=(base[0], base[1] + length), xytext=base, xycoords="axes fraction", arrowprops=style)
-    ax.annotate("", xy=(base[0] - length, base[1]), xytext=base, xycoords="axes fraction", arrowprops=style)
     text = dict(
         color=color, fontsize=11, fontweight="bold", xycoords="axes fraction", ha="center", va="center"
     )
-    ax.annotate("N", xy=(base[0], base[1] + length + 0.05), **text)
-    ax.annotate("E", xy=(base[0] - length - 0.05, base[1]), **text)
+    if sky:
+        # Compass: north is +y (up), east is -x (left) on a north-up hcdc final image.
+        style = dict(arrowstyle="-|>", color=color, lw=1.6, mutation_scale=12)
+        ax.annotate(
+            "", xy=(base[0], base[1] + length), xytext=base, xycoords="axes fraction", arrowprops=style
+        )
+        ax.annotate(
+            "", xy=(base[0] - length, base[1]), xytext=base, xycoords="axes fraction", arrowprops=style
+        )
+        ax.annotate("N", xy=(base[0], base[1] + length + 0.05), **text)
+        ax.annotate("E", xy=(base[0] - length - 0.05, base[1]), **text)
+    else:
+        ax.annotate("detector frame", xy=(0.78, base[1]), **{**text, "fontsize": 9})
 
     width = abs(extent[1] - extent[0])
     bar = _nice_length(width, _NICE_ARCSEC if unit == "arcsec" else _NICE_PX)
@@ -98,11 +112,14 @@ def _draw_compass_and_bar(ax, extent: list[float], unit: str, color: str = "whit
 
 
 def display_offset(
-    x: float, y: float, shape: tuple[int, ...], pixel_size: float, unit: str
+    x: float, y: float, shape: tuple[int, ...], pixel_size: float, unit: str, sky: bool = True
 ) -> tuple[float, float]:
     """Plot coordinates of pixel ``(x, y)``: offsets from the star, (ΔRA, ΔDec) in arcsec (ΔRA positive
-    towards east, i.e. towards -x) when ``unit == 'arcsec'``, else (Δx, Δy) in pixels."""
+    towards east, i.e. towards -x) when ``unit == 'arcsec'`` and ``sky``; (Δx, Δy) in arcsec when
+    the orientation is not known, else in pixels."""
     cy, cx = frame_center(shape)
+    if unit == "arcsec" and not sky:
+        return (x - cx) * pixel_size, (y - cy) * pixel_size
     if unit == "arcsec":
         return -(x - cx) * pixel_size, (y - cy) * pixel_size
     return x - cx, y - cy
@@ -116,9 +133,10 @@ def _mark_detections(
     unit: str,
     radius_px: float,
     color: str = "cyan",
+    sky: bool = True,
 ) -> None:
     for i, det in enumerate(detections, start=1):
-        xd, yd = display_offset(det.x, det.y, shape, pixel_size, unit)
+        xd, yd = display_offset(det.x, det.y, shape, pixel_size, unit, sky)
         ax.add_patch(Circle((xd, yd), radius_px * pixel_size, fill=False, color=color, lw=1.5))
         ax.text(
             xd,
@@ -129,6 +147,15 @@ def _mark_detections(
             va="bottom",
             fontsize=8,
         )
+
+
+def _axis_labels(ax, unit: str, sky: bool) -> None:
+    if unit == "arcsec" and sky:
+        ax.set_xlabel("ΔRA [arcsec]")
+        ax.set_ylabel("ΔDec [arcsec]")
+    else:
+        ax.set_xlabel(f"Δx [{unit}]" + ("" if sky else " (detector)"))
+        ax.set_ylabel(f"Δy [{unit}]" + ("" if sky else " (detector)"))
 
 
 def plot_image(
@@ -144,6 +171,7 @@ def plot_image(
     vmin: float | None = None,
     vmax: float | None = None,
     inner_radius: float | None = None,
+    sky: bool = True,
 ) -> Path:
     """PNG of a north-up/east-left ``image`` with N/E arrows, a scale bar and a colour bar.
 
@@ -151,7 +179,7 @@ def plot_image(
     1 FWHM) from the star.
     """
     image = np.asarray(image, dtype=np.float64)
-    extent, pixel_size, axis_unit = _extent(image.shape, pixel_scale_mas)
+    extent, pixel_size, axis_unit = _extent(image.shape, pixel_scale_mas, sky)
     lo, hi = _display_limits(
         image, inner_radius_px=inner_radius if inner_radius is not None else (fwhm or 2.0)
     )
@@ -169,10 +197,9 @@ def plot_image(
     )
     fig.colorbar(shown, ax=ax, label=unit or "cube units")
     if detections:
-        _mark_detections(ax, detections, image.shape, pixel_size, axis_unit, radius_px=fwhm or 3.0)
-    _draw_compass_and_bar(ax, extent, axis_unit)
-    ax.set_xlabel("ΔRA [arcsec]" if axis_unit == "arcsec" else "Δx [px]")
-    ax.set_ylabel("ΔDec [arcsec]" if axis_unit == "arcsec" else "Δy [px]")
+        _mark_detections(ax, detections, image.shape, pixel_size, axis_unit, radius_px=fwhm or 3.0, sky=sky)
+    _draw_compass_and_bar(ax, extent, axis_unit, sky=sky)
+    _axis_labels(ax, axis_unit, sky)
     ax.set_title(title)
     path = Path(path)
     fig.savefig(path, bbox_inches="tight")
@@ -189,6 +216,7 @@ def plot_snr_map(
     pixel_scale_mas: float | None = None,
     fwhm: float | None = None,
     title: str = "S/N map",
+    sky: bool = True,
 ) -> Path:
     """PNG of an S/N map (symmetric colour scale) with detected candidates circled and numbered.
 
@@ -197,7 +225,7 @@ def plot_snr_map(
     snr_map = np.asarray(snr_map, dtype=np.float64)
     finite = snr_map[np.isfinite(snr_map)]
     top = max(float(np.max(np.abs(finite))) if finite.size else 1.0, (threshold or 5.0) * 1.2)
-    extent, pixel_size, axis_unit = _extent(snr_map.shape, pixel_scale_mas)
+    extent, pixel_size, axis_unit = _extent(snr_map.shape, pixel_scale_mas, sky)
     fig = _new_figure()
     ax = fig.add_subplot()
     ax.set_facecolor("0.25")
@@ -208,10 +236,10 @@ def plot_snr_map(
     if threshold is not None:
         bar.ax.axhline(threshold, color="k", lw=1.5)
     _mark_detections(
-        ax, detections, snr_map.shape, pixel_size, axis_unit, radius_px=fwhm or 3.0, color="green"
+        ax, detections, snr_map.shape, pixel_size, axis_unit, radius_px=fwhm or 3.0, color="green", sky=sky
     )
     # The zero level of RdBu is white, so the compass and scale bar are drawn in black here.
-    _draw_compass_and_bar(ax, extent, axis_unit, color="black")
+    _draw_compass_and_bar(ax, extent, axis_unit, color="black", sky=sky)
     if threshold is not None:
         label = f"{len(detections)} candidate(s) above S/N {threshold:g}"
     elif fpf is not None:
@@ -219,8 +247,7 @@ def plot_snr_map(
     else:
         label = ""
     ax.set_title(f"{title}\n{label}" if label else title)
-    ax.set_xlabel("ΔRA [arcsec]" if axis_unit == "arcsec" else "Δx [px]")
-    ax.set_ylabel("ΔDec [arcsec]" if axis_unit == "arcsec" else "Δy [px]")
+    _axis_labels(ax, axis_unit, sky)
     path = Path(path)
     fig.savefig(path, bbox_inches="tight")
     return path
@@ -289,7 +316,7 @@ def write_previews(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     algo = result.algorithm
-    common = dict(pixel_scale_mas=result.pixel_scale_mas, fwhm=result.fwhm)
+    common = dict(pixel_scale_mas=result.pixel_scale_mas, fwhm=result.fwhm, sky=result.orientation.known)
     written = {
         "image": plot_image(
             result.image,

@@ -20,9 +20,16 @@ FITS layout (one extension per output, all optional except ``IMAGE``)::
     DETECTIONS   table: X, Y [pix, 0-based], SEP_PX [pix], SEP_MAS [mas], PA [deg east of north],
                  SNR, FLUX [image unit], CONTRAST, FPF, FLUX_ERR, CONTRAST_ERR, PHOTOMETRY
 
-Images are north up / east left, the star on pixel ``(n//2, n//2)`` (0-based, i.e. CRPIX = n//2 + 1).
-Each image carries a linear offset WCS in mas (CTYPE ``XOFFSET``/``YOFFSET``, CDELT1 = -PIXSCALE so
-that the first axis counts offsets towards east) when the plate scale is known.
+The star is on pixel ``(n//2, n//2)`` (0-based, i.e. CRPIX = n//2 + 1). Every image has a BUNIT.
+Orientation (``docs/conventions.md``): when it is known (``ORIENT = 'NORTH_UP_EAST_LEFT'``) images
+are north up / east left and PAs east of north; each image then carries a celestial WCS (RA---TAN /
+DEC--TAN, CRVAL at the target, CDELT from the plate scale, PC matrix of the orientation) when the
+target's RA/Dec and the plate scale are known, else a linear offset WCS in mas (``XOFFSET`` /
+``YOFFSET``, CDELT1 = -PIXSCALE: the first axis counts offsets towards east). When it is not known
+(``ORIENT = 'DETECTOR'``) the images are in the detector frame, PAs are relative to the detector
+(``PACONV = 'DETECTOR'``) and the linear WCS counts detector offsets (``DETX`` / ``DETY``).
+Warnings of the run (e.g. a star flux not in the cube's units) are kept as ``WARNn`` cards. Long
+strings are written as FITS long-string (CONTINUE) cards, never truncated.
 """
 
 from __future__ import annotations
@@ -40,13 +47,16 @@ import numpy as np
 from astropy.io import fits
 
 from hcdc import __version__
+from hcdc.science.fits_cards import set_card
 from hcdc.science.geometry import frame_center
+from hcdc.science.orientation import Orientation
 
 __all__ = [
     "ContrastCurves",
     "Detection",
     "PostprocessResult",
     "ProductError",
+    "celestial_wcs_cards",
     "file_sha256",
     "read_product",
     "write_product",
@@ -82,7 +92,7 @@ class Detection:
     x: float
     y: float
     separation_px: float
-    pa_deg: float
+    pa_deg: float  # east of north, or relative to the detector: see PostprocessResult.orientation
     snr: float
     separation_mas: float = math.nan
     flux: float = math.nan
@@ -160,7 +170,10 @@ class PostprocessResult:
     ``image_unit`` is the flux unit of the images (FITS BUNIT, e.g. ``'ADU'``, ``'ADU/s'``; ``''``
     when unknown). ``pixel_scale_mas`` in mas/px, ``fwhm`` in px, ``star_flux`` in ``image_unit``
     integrated over the PSF as used for contrast (None when unknown). ``inputs`` maps input
-    file names to their sha256 (or None).
+    file names to their sha256 (or None). ``orientation`` says whether the images are north up /
+    east left (PAs east of north) or in the detector frame (PAs relative to the detector), and
+    the target's RA/Dec when known; ``warnings`` are the run's warnings for people (units, star
+    position, implausible contrasts).
     """
 
     image: np.ndarray
@@ -180,12 +193,14 @@ class PostprocessResult:
     detection_threshold: float | None = None
     detection_fpf: float | None = None
     inputs: dict[str, str | None] = field(default_factory=dict)
+    orientation: Orientation = field(default_factory=Orientation)
+    warnings: list[str] = field(default_factory=list)
     software_version: str = __version__
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
 
     @property
     def separation_unit_known(self) -> bool:
-        return self.pixel_scale_mas is not None and np.isfinite(self.pixel_scale_mas)
+        return _positive(self.pixel_scale_mas)
 
     def summary(self, separations_arcsec: Sequence[float] = (0.2, 0.3, 0.5, 1.0)) -> dict[str, Any]:
         """JSON-ready summary: provenance, detections and contrast at standard separations.
@@ -206,8 +221,11 @@ class PostprocessResult:
             "wavelengths_um": None if self.wavelengths is None else [float(w) for w in self.wavelengths],
             "detection_threshold_snr": self.detection_threshold,
             "detection_fpf": self.detection_fpf,
+            "orientation": self.orientation.as_dict(),
+            "pa_reference": self.orientation.pa_reference,
             "detections": [d.as_dict() for d in self.detections],
             "contrast_at": [],
+            "warnings": list(self.warnings),
         }
         if self.contrast is not None and self.separation_unit_known:
             for sep_as in separations_arcsec:
@@ -256,27 +274,86 @@ def params_to_json(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=_json_default, separators=(",", ":"))
 
 
-def _image_header(
-    unit: str, pixel_scale_mas: float | None, shape: tuple[int, ...], comment: str
-) -> fits.Header:
-    """Header of an image extension: BUNIT, orientation and the linear offset WCS in mas."""
-    header = fits.Header()
-    header["BUNIT"] = (unit, "unit of the pixel values")
+def _positive(value: float | None) -> bool:
+    return value is not None and bool(np.isfinite(value)) and value > 0
+
+
+def celestial_wcs_cards(
+    shape: tuple[int, ...], pixel_scale_mas: float, ra_deg: float, dec_deg: float, north_deg: float = 0.0
+) -> list[tuple[str, Any, str]]:
+    """Celestial WCS cards (gnomonic RA---TAN / DEC--TAN, ICRS) of an image whose star, on pixel
+    :func:`~hcdc.science.geometry.frame_center`, is at ``(ra_deg, dec_deg)``.
+
+    ``north_deg`` is the angle (deg, counter-clockwise) from +y to north; 0 for hcdc's north-up /
+    east-left images. East is left: CDELT1 is negative, and the PC matrix is the rotation.
+    """
     cy, cx = frame_center(shape)
-    header["CRPIX1"] = (cx + 1.0, "star x (1-based); star at (n//2, n//2) 0-based")
-    header["CRPIX2"] = (cy + 1.0, "star y (1-based)")
-    header["CRVAL1"] = (0.0, "offset of the star")
-    header["CRVAL2"] = (0.0, "offset of the star")
-    header["CTYPE1"] = ("XOFFSET", "offset from the star towards east")
-    header["CTYPE2"] = ("YOFFSET", "offset from the star towards north")
-    if pixel_scale_mas is not None and np.isfinite(pixel_scale_mas):
-        # East is left: increasing x goes west, so the east offset decreases along axis 1.
-        header["CDELT1"] = (-float(pixel_scale_mas), "[mas/px] east offset per pixel (east left)")
-        header["CDELT2"] = (float(pixel_scale_mas), "[mas/px] north offset per pixel (north up)")
-        header["CUNIT1"] = ("mas", "")
-        header["CUNIT2"] = ("mas", "")
+    scale_deg = float(pixel_scale_mas) / 3.6e6
+    a = math.radians(north_deg)
+    c, s = math.cos(a), math.sin(a)
+    return [
+        ("WCSAXES", 2, "celestial axes of this image"),
+        ("CTYPE1", "RA---TAN", "gnomonic projection, right ascension"),
+        ("CTYPE2", "DEC--TAN", "gnomonic projection, declination"),
+        ("CRPIX1", cx + 1.0, "star x (1-based); star at (n//2, n//2) 0-based"),
+        ("CRPIX2", cy + 1.0, "star y (1-based)"),
+        ("CRVAL1", float(ra_deg), "[deg] RA of the star (target)"),
+        ("CRVAL2", float(dec_deg), "[deg] Dec of the star (target)"),
+        ("CUNIT1", "deg", ""),
+        ("CUNIT2", "deg", ""),
+        ("CDELT1", -scale_deg, "[deg/px] east is left"),
+        ("CDELT2", scale_deg, "[deg/px] north is up"),
+        ("PC1_1", c, "rotation of the image (orientation)"),
+        ("PC1_2", -s, ""),
+        ("PC2_1", s, ""),
+        ("PC2_2", c, ""),
+        ("RADESYS", "ICRS", "reference frame of RA/Dec"),
+    ]
+
+
+def _image_header(
+    unit: str,
+    pixel_scale_mas: float | None,
+    shape: tuple[int, ...],
+    comment: str,
+    orientation: Orientation,
+    unit_comment: str | None = None,
+) -> fits.Header:
+    """Header of an image extension: BUNIT, orientation and the WCS (celestial when the target,
+    the orientation and the plate scale are known; else linear offsets, in mas when the scale is)."""
+    header = fits.Header()
+    if unit_comment is None:
+        unit_comment = "unit of the pixel values" if unit else "unit unknown (input cube had no BUNIT)"
+    header["BUNIT"] = (unit, unit_comment)
+    scale_known = _positive(pixel_scale_mas)
+    if orientation.known and orientation.has_pointing and scale_known:
+        for key, value, text in celestial_wcs_cards(
+            shape[-2:], float(pixel_scale_mas), float(orientation.ra_deg), float(orientation.dec_deg)
+        ):
+            header[key] = (value, text)
         header["PIXSCALE"] = (float(pixel_scale_mas), "[mas/px] plate scale")
-    header["ORIENT"] = ("NORTH_UP_EAST_LEFT", "image orientation")
+    else:
+        cy, cx = frame_center(shape)
+        header["CRPIX1"] = (cx + 1.0, "star x (1-based); star at (n//2, n//2) 0-based")
+        header["CRPIX2"] = (cy + 1.0, "star y (1-based)")
+        header["CRVAL1"] = (0.0, "offset of the star")
+        header["CRVAL2"] = (0.0, "offset of the star")
+        if orientation.known:
+            header["CTYPE1"] = ("XOFFSET", "offset from the star towards east")
+            header["CTYPE2"] = ("YOFFSET", "offset from the star towards north")
+        else:
+            header["CTYPE1"] = ("DETX", "offset from the star along detector +x")
+            header["CTYPE2"] = ("DETY", "offset from the star along detector +y")
+        if scale_known:
+            # North up / east left: increasing x goes west, so the east offset decreases along axis 1.
+            sign = -1.0 if orientation.known else 1.0
+            header["CDELT1"] = (sign * float(pixel_scale_mas), "[mas/px] offset per pixel along axis 1")
+            header["CDELT2"] = (float(pixel_scale_mas), "[mas/px] offset per pixel along axis 2")
+            header["CUNIT1"] = ("mas", "")
+            header["CUNIT2"] = ("mas", "")
+            header["PIXSCALE"] = (float(pixel_scale_mas), "[mas/px] plate scale")
+    for key, value, text in orientation.header_cards()[:2]:
+        header[key] = (value, text)
     header["COMMENT"] = comment
     return header
 
@@ -291,14 +368,14 @@ def _fits_float(value: float | None) -> float | None:
 def _primary_hdu(result: PostprocessResult) -> fits.PrimaryHDU:
     hdu = fits.PrimaryHDU()
     h = hdu.header
-    h["ORIGIN"] = ("hcdc", "software that wrote this file")
-    h["PRODTYPE"] = (PRODUCT_TYPE, "Level 2 high-contrast imaging product")
-    h["HCDCVER"] = (result.software_version, "hcdc software version")
-    h["ALGORITH"] = (result.algorithm, "post-processing algorithm (hcdc registry name)")
-    h["DATE"] = (result.created, "UTC creation date of this product")
-    # Long strings are written with the FITS long-string (CONTINUE) convention by astropy.
-    h["PARAMS"] = (params_to_json(result.params), "algorithm parameters, JSON")
-    h["BUNIT"] = (result.image_unit, "unit of the images")
+    set_card(h, "ORIGIN", "hcdc", "software that wrote this file")
+    set_card(h, "PRODTYPE", PRODUCT_TYPE, "Level 2 high-contrast imaging product")
+    set_card(h, "HCDCVER", result.software_version, "hcdc software version")
+    set_card(h, "ALGORITH", result.algorithm, "post-processing algorithm (hcdc registry name)")
+    set_card(h, "DATE", result.created, "UTC creation date of this product")
+    # Long strings (and strings whose comment does not fit) use the long-string (CONTINUE) convention.
+    set_card(h, "PARAMS", params_to_json(result.params), "algorithm parameters, JSON")
+    set_card(h, "BUNIT", result.image_unit, "unit of the images")
     for key, value, comment in (
         ("PIXSCALE", result.pixel_scale_mas, "[mas/px] plate scale"),
         ("FWHM", result.fwhm, "[px] PSF FWHM used"),
@@ -308,19 +385,21 @@ def _primary_hdu(result: PostprocessResult) -> fits.PrimaryHDU:
     ):
         value = _fits_float(value)
         if value is not None:
-            h[key] = (value, comment)
+            set_card(h, key, value, comment)
     if result.contrast is not None:
-        h["NSIGMA"] = (float(result.contrast.nsigma), "contrast curve confidence (sigma)")
-    h["ORIENT"] = ("NORTH_UP_EAST_LEFT", "orientation of every image")
-    h["PACONV"] = ("EAST_OF_NORTH", "position angles in degrees east of north")
+        set_card(h, "NSIGMA", float(result.contrast.nsigma), "contrast curve confidence (sigma)")
+    for key, value, comment in result.orientation.header_cards():
+        set_card(h, key, value, comment)
     cy, cx = frame_center(result.image.shape)
-    h["STARX"] = (cx, "[px] star x, 0-based (n//2)")
-    h["STARY"] = (cy, "[px] star y, 0-based (n//2)")
-    h["NINPUTS"] = (len(result.inputs), "number of input files")
+    set_card(h, "STARX", cx, "[px] star x, 0-based (n//2)")
+    set_card(h, "STARY", cy, "[px] star y, 0-based (n//2)")
+    set_card(h, "NINPUTS", len(result.inputs), "number of input files")
     for i, (name, sha) in enumerate(result.inputs.items(), start=1):
-        h[f"INPUT{i}"] = (str(name), "input file")
+        set_card(h, f"INPUT{i}", str(name), "input file")
         if sha:
             h[f"INSHA{i}"] = sha  # 64 hex digits leave no room for a comment
+    for i, text in enumerate(result.warnings, start=1):
+        set_card(h, f"WARN{i}", text, "warning of the run")
     return hdu
 
 
@@ -347,7 +426,7 @@ def _contrast_hdu(
     return hdu
 
 
-def _detections_hdu(detections: Iterable[Detection], unit: str) -> fits.BinTableHDU:
+def _detections_hdu(detections: Iterable[Detection], unit: str, orientation: Orientation) -> fits.BinTableHDU:
     dets = list(detections)
 
     def col(attr: str) -> np.ndarray:
@@ -368,7 +447,10 @@ def _detections_hdu(detections: Iterable[Detection], unit: str) -> fits.BinTable
         fits.Column(name="PHOTOMETRY", format="8A", array=np.array([d.photometry for d in dets], dtype="S8")),
     ]
     hdu = fits.BinTableHDU.from_columns(cols, name="DETECTIONS")
-    hdu.header["COMMENT"] = "X, Y 0-based pixels; PA east of north; FLUX throughput corrected"
+    for key, value, text in orientation.header_cards()[:2]:
+        hdu.header[key] = (value, text)
+    where = "east of north" if orientation.known else "relative to the detector (+y towards -x)"
+    hdu.header["COMMENT"] = f"X, Y 0-based pixels; PA {where}; FLUX throughput corrected"
     return hdu
 
 
@@ -381,20 +463,22 @@ def write_product(result: PostprocessResult, path: str | Path, overwrite: bool =
     image = np.asarray(result.image, dtype=np.float32)
     if image.ndim != 2:
         raise ValueError(f"product image must be 2-D (y, x); got shape {image.shape}")
-    unit, scale = result.image_unit, result.pixel_scale_mas
+    unit, scale, orient = result.image_unit, result.pixel_scale_mas, result.orientation
     hdus: list[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU] = [_primary_hdu(result)]
     hdus.append(
-        fits.ImageHDU(image, header=_image_header(unit, scale, image.shape, "final image"), name="IMAGE")
+        fits.ImageHDU(
+            image, header=_image_header(unit, scale, image.shape, "final image", orient), name="IMAGE"
+        )
     )
     if result.image_throughput_corrected is not None:
         tc = np.asarray(result.image_throughput_corrected, dtype=np.float32)
-        header = _image_header(unit, scale, tc.shape, "final image divided by algorithmic throughput")
+        header = _image_header(unit, scale, tc.shape, "final image divided by algorithmic throughput", orient)
         hdus.append(fits.ImageHDU(tc, header=header, name="IMAGE_TC"))
     if result.cube is not None:
         cube = np.asarray(result.cube, dtype=np.float32)
         if cube.ndim != 3:
             raise ValueError(f"product cube must be 3-D (wavelength, y, x); got shape {cube.shape}")
-        header = _image_header(unit, scale, cube.shape, "per-wavelength final images")
+        header = _image_header(unit, scale, cube.shape, "per-wavelength final images", orient)
         header["CTYPE3"] = ("WAVE-TAB" if result.wavelengths is not None else "INDEX", "see WAVELENGTH table")
         header["CUNIT3"] = ("um" if result.wavelengths is not None else "", "")
         hdus.append(fits.ImageHDU(cube, header=header, name="CUBE"))
@@ -409,12 +493,16 @@ def write_product(result: PostprocessResult, path: str | Path, overwrite: bool =
         snr = np.asarray(result.snr_map, dtype=np.float32)
         hdus.append(
             fits.ImageHDU(
-                snr, header=_image_header("", scale, snr.shape, "S/N map (Mawet 2014)"), name="SNR_MAP"
+                snr,
+                header=_image_header(
+                    "", scale, snr.shape, "S/N map (Mawet 2014)", orient, unit_comment="dimensionless (S/N)"
+                ),
+                name="SNR_MAP",
             )
         )
     if result.contrast is not None:
         hdus.append(_contrast_hdu(result.contrast, scale, unit, result.wavelengths))
-    hdus.append(_detections_hdu(result.detections, unit))
+    hdus.append(_detections_hdu(result.detections, unit, orient))
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and not overwrite:
@@ -486,6 +574,14 @@ def _read_detections(hdu: fits.BinTableHDU) -> list[Detection]:
     ]
 
 
+def _read_warnings(header: fits.Header) -> list[str]:
+    out, i = [], 1
+    while f"WARN{i}" in header:
+        out.append(str(header[f"WARN{i}"]))
+        i += 1
+    return out
+
+
 def read_product(path: str | Path) -> PostprocessResult:
     """Read a Level 2 FITS product written by :func:`write_product` back into a :class:`PostprocessResult`.
 
@@ -534,6 +630,8 @@ def read_product(path: str | Path) -> PostprocessResult:
             detection_threshold=_optional_float(primary, "DETTHR"),
             detection_fpf=_optional_float(primary, "DETFPF"),
             inputs=inputs,
+            orientation=Orientation.from_header(primary),
+            warnings=_read_warnings(primary),
             software_version=str(primary.get("HCDCVER", "")),
             created=str(primary.get("DATE", "")),
         )

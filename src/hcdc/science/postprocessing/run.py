@@ -48,6 +48,7 @@ from hcdc.science.characterization.detection import (
     temporal_std,
     valid_detection_area,
 )
+from hcdc.science.orientation import Orientation
 from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm
 from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve
 from hcdc.science.postprocessing.detection_photometry import (
@@ -60,6 +61,7 @@ from hcdc.science.postprocessing.detection_photometry import (
 )
 from hcdc.science.postprocessing.photometry import aperture_sums, normalize_psf
 from hcdc.science.postprocessing.products import ContrastCurves, Detection, PostprocessResult
+from hcdc.science.postprocessing.sanity import check_positive, contrast_warnings, star_flux_warning
 from hcdc.science.postprocessing.snr import snr_map
 from hcdc.science.postprocessing.spectral_throughput import common_psf_stack, spectral_throughput
 from hcdc.science.postprocessing.throughput import (
@@ -252,6 +254,7 @@ def postprocess(
     image_unit: str = "",
     inputs: Mapping[str, str | None] | None = None,
     progress: ProgressCallback | None = None,
+    orientation: Orientation | None = None,
 ) -> PostprocessResult:
     """Run ``algorithm`` on a Level 1 cube and derive every Level 2 output.
 
@@ -281,6 +284,13 @@ def postprocess(
       (``sigma``, ``nbranch``, ``fc_snr`` (default :data:`DEFAULT_FC_SNR`), ``step``, ...); the
       throughput map of the corrected image is the same measurement (computed once, reused).
     * ``progress(stage, done, total)``: progress callback.
+    * ``orientation``: how the final image sits on the sky (:mod:`hcdc.science.orientation`);
+      default: not known, position angles relative to the detector.
+
+    Every numeric parameter is checked before any work (``ValueError`` naming it). Warnings for
+    people go to ``result.warnings``: a star flux that cannot be in the cube's units (then no
+    contrast is reported: :func:`~hcdc.science.postprocessing.sanity.star_flux_warning`) and
+    contrasts above 1.
 
     Throughput and contrast curves are measured on the cube with the detected companions removed
     (VIP/SpeCal practice), per wavelength. The final image is the mean of the per-wavelength
@@ -291,6 +301,7 @@ def postprocess(
     the cube is not cleaned of them first. Without a PSF there is no throughput: detections carry
     the raw aperture signal.
     """
+    _check_numbers(pixel_scale_mas, fwhm, star_flux, detection_threshold, detection_fpf, contrast_options)
     plan = _make_plan(
         cube,
         angles,
@@ -305,6 +316,7 @@ def postprocess(
         contrast_options=contrast_options,
     )
     fpf = GAUSSIAN_5SIGMA_FPF if detection_fpf is None else float(detection_fpf)
+    warnings_out = _star_flux_check(plan, image_unit, star_flux is None)
 
     images, final, kept, full, empty = _first_pass(plan, progress)
 
@@ -334,6 +346,12 @@ def postprocess(
     del full, kept
 
     present_flux = [s for s in plan.star_fluxes if s]
+    curves = _merge_curves(measured.curves, student=bool(plan.contrast_options.get("student", True)))
+    warnings_out += contrast_warnings(
+        [d.contrast for d in measured.detections],
+        None if curves is None else curves.separation_px,
+        None if curves is None else curves.contrast,
+    )
     return PostprocessResult(
         image=final,
         algorithm=algorithm,
@@ -342,7 +360,7 @@ def postprocess(
         cube=images if plan.spectral_input else None,
         wavelengths=plan.wavelengths,
         snr_map=snr,
-        contrast=_merge_curves(measured.curves, student=bool(plan.contrast_options.get("student", True))),
+        contrast=curves,
         detections=measured.detections,
         throughput_map=_mean_map(measured.throughput_maps),
         image_unit=image_unit,
@@ -352,7 +370,60 @@ def postprocess(
         detection_threshold=detection_threshold,
         detection_fpf=None if detection_threshold is not None else fpf,
         inputs=dict(inputs or {}),
+        orientation=orientation if orientation is not None else Orientation(),
+        warnings=warnings_out,
     )
+
+
+def _check_numbers(
+    pixel_scale_mas: float | None,
+    fwhm: Any,
+    star_flux: Any,
+    detection_threshold: float | None,
+    detection_fpf: float | None,
+    contrast_options: Mapping[str, Any] | None,
+) -> None:
+    """Reject non-positive or non-finite numeric parameters before any work is done."""
+    options = dict(contrast_options or {})
+    check_positive(
+        {
+            "pixel scale (mas/px)": pixel_scale_mas,
+            "FWHM (px)": fwhm,
+            "star flux": star_flux,
+            "detection threshold (S/N)": detection_threshold,
+            "false-positive fraction": detection_fpf,
+            **{f"contrast option {key}": options.get(key) for key in _POSITIVE_OPTIONS},
+        }
+    )
+    if detection_fpf is not None and not detection_fpf < 0.5:
+        raise ValueError(f"false-positive fraction must be below 0.5; got {detection_fpf}")
+
+
+#: Contrast options that must be > 0 when given.
+_POSITIVE_OPTIONS = ("sigma", "fc_snr", "throughput_step", "step", "nbranch")
+
+
+def _star_flux_check(plan: _Plan, unit: str, from_psf: bool) -> list[str]:
+    """Warn, and drop the star flux (no contrasts), where it cannot be in the cube's units.
+
+    Compared with the mean of up to 10 evenly spaced frames of each wavelength plane (cheap on a
+    memory-mapped cube): :func:`~hcdc.science.postprocessing.sanity.star_flux_warning`.
+    """
+    out = []
+    n_frames = plan.cube.shape[-3]
+    picks = np.unique(np.linspace(0, n_frames - 1, min(n_frames, 10)).round().astype(int))
+    for w in range(plan.n_wl):
+        star = plan.star_fluxes[w]
+        if star is None:
+            continue
+        planes = plan.cube[w] if plan.spectral_input else plan.cube
+        mean = np.mean(np.asarray(planes[picks][:, plan.crop[0], plan.crop[1]], dtype=np.float64), axis=0)
+        source = "1-FWHM flux of the PSF" if from_psf else "given"
+        text = star_flux_warning(mean, star, plan.fwhms[w], unit, source)
+        if text is not None:
+            out.append(text if plan.n_wl == 1 else f"wavelength plane {w}: {text}")
+            plan.star_fluxes[w] = None
+    return out
 
 
 @dataclass
