@@ -55,6 +55,7 @@ from hcdc.faults import fault_point
 from hcdc.instruments import association
 from hcdc.instruments.base import FileMetadata, MetadataError, UnreadableFileError
 from hcdc.instruments.registry import read_file, read_metadata
+from hcdc.processes import exit_with_parent
 
 # Reason codes of quarantined files.
 UNREADABLE = "unreadable"  # not FITS, truncated, corrupt compression, I/O error
@@ -527,7 +528,8 @@ class Ingester:
             # so no display thread exists when the workers are forked.
             context = multiprocessing.get_context("fork")
             chunksize = max(1, min(16, total // (self.workers * 8)))
-            with context.Pool(self.workers) as pool:
+            # the readers end with this process, even when it is killed (no orphans left behind)
+            with context.Pool(self.workers, initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
                 if on_begin:
                     on_begin(total)
                 yield from pool.imap_unordered(inspect_file, todo, chunksize=chunksize)
