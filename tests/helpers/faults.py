@@ -66,7 +66,9 @@ def write_user_cube(folder: Path) -> dict[str, Path]:
     from hcdc.science.simulation.adi import simulate_adi_cube
 
     folder.mkdir(parents=True, exist_ok=True)
-    sim = simulate_adi_cube(n_frames=16, size=49, fwhm=4.0, rotation=70.0, companions=[(12.0, 300.0, 1e-2)], seed=4)
+    sim = simulate_adi_cube(
+        n_frames=16, size=49, fwhm=4.0, rotation=70.0, companions=[(12.0, 300.0, 1e-2)], seed=4
+    )
     for name in ("cube", "angles", "psf"):
         fits.writeto(folder / f"{name}.fits", getattr(sim, name), overwrite=True)
     return {name: folder / f"{name}.fits" for name in ("cube", "angles", "psf")}
