@@ -18,27 +18,56 @@ from hcdc.faults import FAULT_POINT_VARIABLE
 HCDC = [sys.executable, "-c", "from hcdc.cli import main; main()"]
 
 
+#: environment variable set on every process the helpers start (inherited by their children),
+#: so that :func:`leftover_processes` finds what a killed process left running
+RUN_MARKER = "HCDC_TEST_RUN"
+
+
+def hcdc_env(root: Path, fault: str | None = None, marker: str = "") -> dict[str, str]:
+    """Environment of an ``hcdc`` process on data centre ``root`` (armed with ``fault``)."""
+    env = {**os.environ, "HCDC_ROOT": str(root), RUN_MARKER: marker}
+    env.pop(FAULT_POINT_VARIABLE, None)
+    if fault is not None:
+        env[FAULT_POINT_VARIABLE] = fault
+    return env
+
+
+def leftover_processes(marker: str) -> list[int]:
+    """Pids of live processes whose environment holds ``HCDC_TEST_RUN=marker``."""
+    needle = f"{RUN_MARKER}={marker}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if needle in (proc / "environ").read_bytes().split(b"\0") and pid_alive(int(proc.name)):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
 def hcdc(
     *args: str,
     root: Path,
     fault: str | None = None,
     timeout: float = 300,
     check: bool = False,
+    marker: str = "",
 ) -> subprocess.CompletedProcess:
-    """Run ``hcdc ARGS --root ROOT`` to its end (with ``HCDC_FAULT_POINT=fault`` when given)."""
-    env = {**os.environ, "HCDC_ROOT": str(root)}
-    env.pop(FAULT_POINT_VARIABLE, None)
-    if fault is not None:
-        env[FAULT_POINT_VARIABLE] = fault
+    """Run ``hcdc ARGS`` on data centre ``root`` to its end (with ``HCDC_FAULT_POINT=fault``)."""
+    env = hcdc_env(root, fault, marker)
     done = subprocess.run([*HCDC, *args], env=env, capture_output=True, text=True, timeout=timeout)
     if check:
         assert done.returncode == 0, f"hcdc {' '.join(args)} exited {done.returncode}:\n{done.stderr[-3000:]}"
     return done
 
 
-def hcdc_killed_at(fault: str, *args: str, root: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def hcdc_killed_at(
+    fault: str, *args: str, root: Path, timeout: float = 300, marker: str = ""
+) -> subprocess.CompletedProcess:
     """Run ``hcdc ARGS`` armed with the fault point ``fault``; assert it died there (SIGKILL)."""
-    done = hcdc(*args, root=root, fault=fault, timeout=timeout)
+    done = hcdc(*args, root=root, fault=fault, timeout=timeout, marker=marker)
     assert done.returncode == -signal.SIGKILL, (
         f"hcdc {' '.join(args)} was to be killed at {fault} but exited {done.returncode}:\n"
         f"{done.stderr[-3000:]}"
