@@ -59,7 +59,7 @@ def test_a_fresh_store_is_clean_and_orphans_are_found_and_removed(catalogue, sph
 
     report = fsck(catalogue)
     orphans = {Path(p.path) for p in report.problems if p.kind == "orphan"}
-    assert orphans == {attempt.parent, staging.parent, partial, stray}
+    assert orphans == {attempt, staging, partial, stray}
     assert set(report.in_progress) == {str(alive), str(young)}
     assert report.counts() == {"orphan": 4, "missing": 0, "checksum": 0, "duplicate": 0}
     assert not report.clean and all(p.exists() for p in orphans)  # a check changes nothing
@@ -67,6 +67,7 @@ def test_a_fresh_store_is_clean_and_orphans_are_found_and_removed(catalogue, sph
     repaired = fsck(catalogue, repair=True)
     assert repaired.clean and all(p.repaired for p in repaired.problems)
     assert not any(p.exists() for p in orphans) and alive.exists() and young.exists()
+    assert not (root / "products" / "job-41").exists()  # the job folders left empty went too
     assert fsck(catalogue).clean
 
 
@@ -123,4 +124,4 @@ def test_cli_exit_status_and_json(catalogue, sphere_files) -> None:
     assert found.returncode == 1 and "orphan" in found.stdout and "NOT clean" in found.stdout
     fixed = hcdc("fsck", "--repair", "--json", root=root)
     assert fixed.returncode == 0 and json.loads(fixed.stdout)["counts"]["orphan"] == 1
-    assert not orphan.parent.exists()
+    assert not orphan.parent.exists()  # nor its job folder, left empty

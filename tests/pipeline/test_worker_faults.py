@@ -62,7 +62,7 @@ def test_killed_between_publish_and_register(catalogue, cube, caplog) -> None:
     assert outcome.state == "done", outcome
     assert not published.exists()
     assert any(
-        str(published.parent) in r.getMessage() and "never registered" in r.getMessage() for r in caplog.records
+        str(published) in r.getMessage() and "never registered" in r.getMessage() for r in caplog.records
     )
     with catalogue.engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(Product)) == 1

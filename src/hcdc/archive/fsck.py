@@ -110,10 +110,16 @@ class FsckReport:
 
 
 def _remove(path: Path) -> None:
+    """Remove a file or folder; then its job folder too, if that is left empty."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+    if _JOB_DIR.match(path.parent.name):
+        try:
+            path.parent.rmdir()  # only when empty: a new attempt's folder is never touched
+        except OSError:
+            pass
 
 
 def _age_s(path: Path) -> float:
@@ -153,40 +159,41 @@ def product_orphans(
 
     A job attempt's folder is in progress while that attempt runs under a valid lease; a rerun
     folder (no lease) while it is younger than ``grace_s``. Other unregistered folders are
-    orphans, and so is a job folder left empty.
+    orphans, and so is the empty folder of a job that is not running.
     """
     root = Path(storage_root) / PRODUCTS_DIR
-    registered = _registered_dirs(conn)
-    running = _running_attempts(conn, utcnow())
-    orphans: list[Path] = []
-    in_progress: list[Path] = []
+    # The folders are listed BEFORE the catalogue is read: a folder that exists at the listing was
+    # made after its attempt's claim committed, so the query below sees that attempt running (or,
+    # later still, registered: running jobs are read before registered products for that reason).
+    # Anything created after the listing is not looked at.
     if job_id is not None:
         job_dirs = [root / f"job-{job_id}"]
     else:
         job_dirs = sorted(p for p in root.glob("job-*") if _JOB_DIR.match(p.name)) if root.is_dir() else []
-    for job_dir in job_dirs:
-        if not job_dir.is_dir():
-            continue
+    listing = {d: sorted(d.iterdir()) for d in job_dirs if d.is_dir()}
+    reruns = sorted(root.glob("rerun-*")) if job_id is None and root.is_dir() else []
+    running = _running_attempts(conn, utcnow())
+    registered = _registered_dirs(conn)
+    orphans: list[Path] = []
+    in_progress: list[Path] = []
+    for job_dir, members in listing.items():
         number = int(_JOB_DIR.match(job_dir.name).group(1))  # type: ignore[union-attr]
-        stale: list[Path] = []
-        for member in sorted(job_dir.iterdir()):
+        if not members and number not in running:
+            orphans.append(job_dir)  # an empty folder of a job that is not running
+        for member in members:
             match = _ATTEMPT.match(member.name)
             if match and running.get(number) == int(match.group(1)):
                 in_progress.append(member)
-            elif not (
-                match and not match.group(2) and member.relative_to(storage_root).as_posix() in registered
-            ):
-                stale.append(member)
-        kept = len(list(job_dir.iterdir())) - len(stale)
-        # a folder with nothing worth keeping goes as one orphan; never the folder of a running job
-        orphans.extend([job_dir] if kept == 0 and number not in running else stale)
-    if job_id is None and root.is_dir():
-        for member in sorted(root.glob("rerun-*")):
-            relative = member.relative_to(storage_root).as_posix()
-            if relative in registered:
-                continue
+            elif not (match and not match.group(2) and _rel(member, storage_root) in registered):
+                orphans.append(member)
+    for member in reruns:
+        if _rel(member, storage_root) not in registered:
             (in_progress if _age_s(member) < grace_s else orphans).append(member)
     return orphans, in_progress
+
+
+def _rel(path: Path, storage_root: Path) -> str:
+    return path.relative_to(storage_root).as_posix()
 
 
 def sweep_product_orphans(engine: Engine, storage_root: Path, *, job_id: int | None = None) -> list[Path]:
