@@ -15,7 +15,7 @@ from hcdc.archive.db import init_data_centre
 from hcdc.archive.fsck import fsck
 from hcdc.archive.ingest import ingest
 from hcdc.archive.models import File
-from hcdc.archive.storage import incoming_prefix
+from hcdc.archive.storage import copy_into_store, incoming_prefix, object_relpath, sha256_file
 
 
 def _age(path: Path, seconds: float = 7200) -> None:
@@ -125,3 +125,19 @@ def test_cli_exit_status_and_json(catalogue, sphere_files) -> None:
     fixed = hcdc("fsck", "--repair", "--json", root=root)
     assert fixed.returncode == 0 and json.loads(fixed.stdout)["counts"]["orphan"] == 1
     assert not orphan.parent.exists()  # nor its job folder, left empty
+
+
+def test_a_copy_clears_partial_copies_of_dead_processes(tmp_path, sphere_files) -> None:
+    source = next(iter(sphere_files.values()))
+    sha = sha256_file(source)
+    folder = tmp_path / "store" / object_relpath(sha, source.name).parent
+    folder.mkdir(parents=True)
+    dead = folder / (incoming_prefix().rsplit("-", 2)[0] + f"-{_dead_pid()}-abc")  # killed mid-copy
+    dead.write_bytes(b"SIMPLE  =")
+    busy = folder / (incoming_prefix() + "def")  # this process's own copy in progress
+    busy.write_bytes(b"SIMPLE  =")
+    foreign = folder / ".incoming-otherhost-12-ghi"  # another host's: liveness unknown, kept
+    foreign.write_bytes(b"SIMPLE  =")
+    stored = copy_into_store(source, tmp_path / "store", sha)
+    assert sha256_file(tmp_path / "store" / stored) == sha
+    assert not dead.exists() and busy.exists() and foreign.exists()
