@@ -15,8 +15,12 @@ A :class:`Worker` claims jobs (:func:`hcdc.pipeline.jobs.claim_job`), and for ea
    (:func:`hcdc.archive.products.register_products`).
 
 A worker killed at any point leaves no registered product for the attempt; its lease expires
-and another worker retries the job. A workflow failure marks the job failed (error and log
-kept) and the worker goes on with the next job.
+and another worker retries the job. What the dead attempt left in storage (its staging folder,
+or results published but not yet registered) is removed with a log line when a worker starts,
+before the job's next attempt, and when an idle worker sweeps (:meth:`Worker.sweep`); pool
+processes end with their worker (:func:`hcdc.pipeline.executors.init_pool_process`).
+A workflow failure marks the job failed (error and log kept) and the worker goes on with the
+next job.
 
 :func:`watch` polls a folder: new files are ingested and associated, and reductions are queued
 for datasets that are complete (stable for ``settle_s``, every required calibration
