@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup lint
+.PHONY: demo test faults setup lint
 
 $(BIN)/hcdc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ demo: setup
 # processes share the cores, and threaded BLAS on top of that only slows the SVDs.
 test: setup
 	$(BIN)/lint-imports
-	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not faults"
+
+# The slow fault-injection suite (kill -9 at named points, concurrent writers), SQLite and PostgreSQL.
+faults: setup
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m faults tests/faults
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

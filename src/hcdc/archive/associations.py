@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 
+from hcdc.archive.db import write_transaction
 from hcdc.archive.models import Association, Dataset, File, MissingCalibration, utcnow
 from hcdc.instruments import association
 from hcdc.instruments.base import FileMetadata
@@ -108,7 +109,7 @@ def associate_dataset(
     engine: Engine, dataset_id: int, window_days: float = DEFAULT_WINDOW_DAYS
 ) -> association.AssociationReport:
     """Run the association rules for one dataset and store the result (one transaction)."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         dataset = conn.execute(select(Dataset).where(Dataset.id == dataset_id)).first()
         if dataset is None:
             raise LookupError(f"no dataset with id {dataset_id}")

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from hcdc.archive.db import write_transaction
 from hcdc.archive.models import Dataset, File, utcnow
 
 _SUMMARY_COLUMNS = (
@@ -112,7 +113,7 @@ def refresh_datasets(engine: Engine, keys: Iterable[str] = ()) -> int:
     files but before grouping them. Runs in one transaction; returns how many keys were
     refreshed.
     """
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         unlinked = conn.scalars(
             select(File.dataset_key)
             .where(File.is_current, File.dataset_key.is_not(None), File.dataset_id.is_(None))

@@ -4,6 +4,12 @@
   block the writer), foreign keys, a busy timeout and real transactions (pysqlite's implicit
   transaction handling is switched off so that ``BEGIN`` and ``SAVEPOINT`` behave as on
   PostgreSQL).
+* :func:`write_transaction` opens a transaction that writes. On SQLite it starts with
+  ``BEGIN IMMEDIATE``: the write lock is taken (waiting up to the busy timeout, then retried)
+  before the first read. A plain deferred ``BEGIN`` that reads and then writes fails at once
+  with "database is locked" when another process committed in between (SQLite cannot upgrade
+  a stale read snapshot, and its busy handler does not apply), which is how concurrent
+  ``ingest`` / ``worker`` / ``watch`` used to crash each other.
 * :func:`upgrade_schema` runs the Alembic migrations shipped in :mod:`hcdc.archive.migrations`
   (programmatically; ``create_all`` is never used outside tests).
 * :func:`init_data_centre` / :func:`open_data_centre` create and open a data centre: a
@@ -13,6 +19,11 @@
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +31,22 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from hcdc.config import CONFIG_FILENAME, Settings, load_settings, write_settings
 
 MIGRATIONS_LOCATION = "hcdc.archive:migrations"
+
+logger = logging.getLogger(__name__)
+
+#: SQLite: how long one attempt waits for a lock (PRAGMA busy_timeout), in ms
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: SQLite: attempts to take the write lock of a write transaction before giving up
+SQLITE_LOCK_ATTEMPTS = 4
+#: execution option marking a connection whose transactions write (see write_transaction)
+_WRITE_OPTION = "hcdc_write"
 
 
 class ArchiveError(Exception):
@@ -64,12 +84,55 @@ def _configure_sqlite(engine: Engine) -> None:
         # WAL + NORMAL: a commit is durable against process death (the case ingest must
         # survive); only an OS crash can lose the last commits, never corrupt the file.
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN")
+        if not conn.get_execution_options().get(_WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN")
+            return
+        # Each attempt waits up to the busy timeout; a writer holding the lock longer than
+        # that (a very slow disk) costs a retry with a log line, not a crashed command.
+        for attempt in range(1, SQLITE_LOCK_ATTEMPTS + 1):
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except OperationalError as exc:
+                if not is_lock_error(exc) or attempt == SQLITE_LOCK_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "catalogue %s is locked by another writer; retrying (%d/%d)",
+                    engine.url.database,
+                    attempt,
+                    SQLITE_LOCK_ATTEMPTS,
+                )
+                time.sleep(0.1 * attempt)
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked" / "database is busy" errors."""
+    orig = getattr(exc, "orig", exc)
+    return isinstance(orig, sqlite3.OperationalError) and any(
+        word in str(orig) for word in ("database is locked", "database is busy")
+    )
+
+
+def mark_writer(conn: Connection) -> Connection:
+    """Make every transaction ``conn`` begins from now on a write transaction (see
+    :func:`write_transaction`); returns ``conn``. No effect on PostgreSQL."""
+    return conn.execution_options(**{_WRITE_OPTION: True})
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """``engine.begin()`` for a unit of work that writes: committed on success, rolled back on
+    error. On SQLite it takes the write lock first (``BEGIN IMMEDIATE``, see the module doc);
+    keep the work inside short (no file I/O), since it blocks every other writer."""
+    with engine.connect() as conn:
+        mark_writer(conn)
+        with conn.begin():
+            yield conn
 
 
 class EncodedJSON(str):

@@ -15,11 +15,13 @@ How a batch runs:
    file is one row, written with the other new files of the group in one multi-row
    ``INSERT ... ON CONFLICT DO NOTHING`` (a conflict skips only that file's row); a new
    version (new row + old row flagged) or a path leaving quarantine is written in its own
-   SAVEPOINT. Groups are committed every ``commit_every`` files or ``commit_interval_s``
-   seconds; a process killed between two commits loses only uncommitted files, which the next
-   run ingests again. Uniqueness (sha256 among versions, one current version per path, path +
-   version) is enforced by the database, so even two concurrent runs cannot add the same
-   bytes twice.
+   SAVEPOINT. Groups of ``commit_every`` files (or ``commit_interval_s`` seconds of reading)
+   are written in one short write transaction, after their files were read (and, with
+   ``--copy``, copied): the catalogue's write lock is held for the database statements only,
+   so a worker or a watcher writing at the same time waits milliseconds. A process killed
+   between two commits loses only uncommitted files, which the next run ingests again.
+   Uniqueness (sha256 among versions, one current version per path, path + version) is
+   enforced by the database, so even two concurrent runs cannot add the same bytes twice.
 5. Datasets touched by the batch are recomputed (:func:`hcdc.archive.datasets.refresh_datasets`).
 
 Outcomes per file: ``ingested`` (new path), ``new_version`` (changed bytes under a known
@@ -46,12 +48,14 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hcdc.archive.datasets import refresh_datasets
-from hcdc.archive.db import Catalogue, EncodedJSON
+from hcdc.archive.db import Catalogue, EncodedJSON, mark_writer
 from hcdc.archive.models import File, QuarantinedFile, utcnow
 from hcdc.archive.storage import copy_into_store, discover, raw_primary_cards, read_and_hash
+from hcdc.faults import fault_point
 from hcdc.instruments import association
 from hcdc.instruments.base import FileMetadata, MetadataError, UnreadableFileError
 from hcdc.instruments.registry import read_file, read_metadata
+from hcdc.processes import exit_with_parent
 
 # Reason codes of quarantined files.
 UNREADABLE = "unreadable"  # not FITS, truncated, corrupt compression, I/O error
@@ -285,6 +289,7 @@ class Ingester:
         self._pending: list[tuple[Inspection, dict[str, Any]]] = []
         self._pending_sha: set[str] = set()
         self._insert_many = _insert_ignoring_conflicts(catalogue.engine.dialect.name)
+        self._stored: dict[str, str] = {}  # --copy: sha256 -> path in the store, copied this run
 
     # -- state -------------------------------------------------------------------------
     def _load_state(self, conn: Connection) -> None:
@@ -351,7 +356,8 @@ class Ingester:
         """Parameters of the files row of ``insp`` (copying the bytes first with ``--copy``)."""
         assert insp.sha256 is not None and insp.values is not None
         if self.copy:
-            stored = str(copy_into_store(insp.path, self.catalogue.storage_root, insp.sha256))
+            self._copy(insp)  # normally done already, before the transaction (see _commit)
+            stored = self._stored[insp.sha256]
         else:
             stored = insp.path
         return {
@@ -475,6 +481,44 @@ class Ingester:
         if row is not None:
             self._current[insp.path] = _Current(row.id, row.version, row.size, row.mtime_ns, row.dataset_key)
 
+    def _commit(self, conn: Connection, batch: list[Inspection]) -> list[FileOutcome]:
+        """Write a batch of inspected files in one short transaction; returns their outcomes.
+
+        Only database statements run inside the transaction (files are read before, and
+        ``--copy`` copies the bytes before it begins), so the write lock is held for
+        milliseconds and concurrent writers (a worker, a watcher, another ingest) wait at most
+        that long. On an error nothing of the batch is committed and the in-memory state may
+        be ahead of the database: the exception ends the run (a re-run starts afresh).
+        """
+        if not batch:
+            return []
+        if self.copy:
+            for insp in batch:
+                self._copy(insp)
+        outcomes: list[FileOutcome] = []
+        try:
+            with conn.begin():
+                for insp in batch:
+                    outcome = self._write(conn, insp)
+                    if outcome is not None:
+                        outcomes.append(outcome)
+                outcomes.extend(self._flush(conn))
+                fault_point("ingest.before_commit")
+        except BaseException:
+            self._pending.clear()
+            self._pending_sha.clear()
+            raise
+        fault_point("ingest.after_commit")
+        return outcomes
+
+    def _copy(self, insp: Inspection) -> None:
+        """``--copy``: put a readable new file's bytes into the store (outside any transaction)."""
+        if insp.error_code is not None or insp.values is None or insp.sha256 is None:
+            return
+        if insp.sha256 in self._known_sha or insp.sha256 in self._stored:
+            return
+        self._stored[insp.sha256] = str(copy_into_store(insp.path, self.catalogue.storage_root, insp.sha256))
+
     # -- running -----------------------------------------------------------------------
     def _inspections(self, todo: list[str], on_begin: Callable[[int], None] | None) -> Iterable[Inspection]:
         total = len(todo)
@@ -484,7 +528,8 @@ class Ingester:
             # so no display thread exists when the workers are forked.
             context = multiprocessing.get_context("fork")
             chunksize = max(1, min(16, total // (self.workers * 8)))
-            with context.Pool(self.workers) as pool:
+            # the readers end with this process, even when it is killed (no orphans left behind)
+            with context.Pool(self.workers, initializer=exit_with_parent, initargs=(os.getpid(),)) as pool:
                 if on_begin:
                     on_begin(total)
                 yield from pool.imap_unordered(inspect_file, todo, chunksize=chunksize)
@@ -520,35 +565,25 @@ class Ingester:
                 else:
                     todo.append(str(path))
             summary.workers = self.workers if len(todo) >= PARALLEL_THRESHOLD else 1
-            transaction = conn.begin()
-            handled, last_commit = 0, time.monotonic()
+            # from here on every transaction of this connection writes (BEGIN IMMEDIATE on SQLite)
+            mark_writer(conn)
+            batch: list[Inspection] = []
+            last_commit = time.monotonic()
 
-            def record(outcome: FileOutcome) -> None:
-                summary.add(outcome)
-                if on_file:
-                    on_file(outcome)
+            def commit_batch() -> None:
+                for outcome in self._commit(conn, batch):
+                    summary.add(outcome)
+                    if on_file:
+                        on_file(outcome)
+                batch.clear()
 
-            try:
-                for insp in self._inspections(todo, on_begin):
-                    outcome = self._write(conn, insp)
-                    if outcome is not None:
-                        record(outcome)
-                    handled += 1
-                    due = time.monotonic() - last_commit >= self.commit_interval_s
-                    if handled >= self.commit_every or due:
-                        for buffered in self._flush(conn):
-                            record(buffered)
-                        transaction.commit()
-                        transaction = conn.begin()
-                        handled, last_commit = 0, time.monotonic()
-                for buffered in self._flush(conn):
-                    record(buffered)
-                transaction.commit()
-            except BaseException:
-                transaction.rollback()
-                self._pending.clear()
-                self._pending_sha.clear()
-                raise
+            for insp in self._inspections(todo, on_begin):
+                batch.append(insp)
+                due = time.monotonic() - last_commit >= self.commit_interval_s
+                if len(batch) >= self.commit_every or due:
+                    commit_batch()
+                    last_commit = time.monotonic()
+            commit_batch()
         summary.datasets_updated = refresh_datasets(engine, self._dirty_keys)
         summary.elapsed_s = round(time.perf_counter() - started, 3)
         return summary

@@ -41,6 +41,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from hcdc.archive.db import write_transaction
 from hcdc.archive.models import Dataset, utcnow
 from hcdc.archive.pipeline_models import Product, ProductFile, ProvenanceEntry
 from hcdc.archive.storage import sha256_file
@@ -320,7 +321,7 @@ def register_products(
         _hash_files(spec)  # outside the transaction: hashing large files must not hold locks
     for attempt in range(1, attempts + 1):
         try:
-            with engine.begin() as conn:
+            with write_transaction(engine) as conn:
                 now = utcnow()
                 ids = [_register_one(conn, spec, storage_root, now) for spec in specs]
                 if within is not None:

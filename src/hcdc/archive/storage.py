@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import shutil
+import socket
 import tempfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from hcdc.faults import fault_point
 from hcdc.instruments.registry import is_fits_name
+
+logger = logging.getLogger(__name__)
 
 BLOCK = 2880  # FITS block size (bytes)
 CARD = 80  # FITS card size (bytes)
@@ -148,9 +153,12 @@ def copy_into_store(source: str | Path, storage_root: str | Path, sha256: str) -
     if destination.is_file() and destination.stat().st_size == source.stat().st_size:
         return relative
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=".incoming-", dir=destination.parent)
+    remove_dead_incoming(destination.parent)
+    fd, temporary = tempfile.mkstemp(prefix=incoming_prefix(), dir=destination.parent)
     try:
         with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            out.write(src.read(BLOCK))
+            fault_point("ingest.during_copy")  # a copy cut short: the temporary file is partial
             shutil.copyfileobj(src, out, length=1024 * 1024)
             out.flush()
             os.fsync(out.fileno())
@@ -159,6 +167,45 @@ def copy_into_store(source: str | Path, storage_root: str | Path, sha256: str) -
         Path(temporary).unlink(missing_ok=True)
         raise
     return relative
+
+
+INCOMING_PREFIX = ".incoming-"
+
+
+def incoming_prefix() -> str:
+    """Name prefix of this process's temporary copies: ``.incoming-<host>-<pid>-``.
+
+    The host and pid tell :func:`incoming_owner_alive` (and ``hcdc fsck``) whether the process
+    that was writing a temporary file is still running or died mid-copy.
+    """
+    return f"{INCOMING_PREFIX}{socket.gethostname()}-{os.getpid()}-"
+
+
+def incoming_owner_alive(name: str) -> bool | None:
+    """Whether the process that writes the temporary copy ``name`` is alive: True/False for a
+    process of this host, None when that cannot be known (another host, an older name)."""
+    host, _, pid_text = name.removeprefix(INCOMING_PREFIX).rpartition("-")[0].rpartition("-")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return None
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def remove_dead_incoming(folder: Path) -> list[Path]:
+    """Remove temporary copies in ``folder`` left by processes of this host that died."""
+    removed = []
+    for member in folder.glob(f"{INCOMING_PREFIX}*"):
+        if incoming_owner_alive(member.name) is False:
+            member.unlink(missing_ok=True)
+            removed.append(member)
+    if removed:
+        logger.warning("removed %d partial copies left by dead processes in %s", len(removed), folder)
+    return removed
 
 
 def resolve_stored_path(storage: str, stored_path: str, storage_root: str | Path) -> Path:

@@ -1,4 +1,4 @@
-"""Archive commands: ``hcdc init / ingest / files / datasets / show / quarantine / associate``.
+"""Archive commands: ``hcdc init / ingest / files / datasets / show / quarantine / associate / fsck``.
 
 Every command except ``init`` works on an existing data centre, found from ``--root``,
 ``$HCDC_ROOT`` or the current directory. Tables go to stdout for people; ``--json`` prints the
@@ -248,6 +248,54 @@ def quarantine_command(
         print_table(f"Quarantine ({len(rows)})", QUARANTINE_LIST_COLUMNS, rows)
 
 
+# -- fsck ---------------------------------------------------------------------------------
+def fsck_command(
+    repair: bool = typer.Option(
+        False,
+        "--repair",
+        help="Remove orphans; copy damaged or missing copied files again from their origin.",
+    ),
+    checksums: bool = typer.Option(
+        True, "--checksums/--no-checksums", help="Hash every file (reads the whole archive)."
+    ),
+    grace: float = typer.Option(
+        3600.0,
+        "--grace",
+        min=0.0,
+        help="Storage entries whose writer cannot be identified count as in progress while younger, s.",
+    ),
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Check storage against the catalogue: orphans, missing files, checksum mismatches, duplicates.
+
+    Exit status 0 when the store is clean (after --repair: when everything found was repaired),
+    1 when problems remain.
+    """
+    from hcdc.archive.fsck import fsck
+
+    with _catalogue(root) as catalogue:
+        report = fsck(catalogue, repair=repair, checksums=checksums, grace_s=grace)
+    if json_output:
+        emit_json(report.as_dict())
+    else:
+        if report.problems:
+            rows = [
+                {"kind": p.kind, "path": p.path, "detail": p.detail, "repaired": "yes" if p.repaired else ""}
+                for p in report.problems
+            ]
+            print_table(f"Problems ({len(rows)})", ["kind", "path", "detail", "repaired"], rows)
+        counts = ", ".join(f"{n} {kind}" for kind, n in report.counts().items())
+        console.print(
+            f"{report.raw_files} raw files, {report.product_files} product files checked"
+            f"{'' if report.checksums_verified else ' (checksums not verified)'}; {counts}; "
+            f"{len(report.in_progress)} in progress; " + ("clean" if report.clean else "NOT clean"),
+            highlight=False,
+        )
+    if not report.clean:
+        raise typer.Exit(1)
+
+
 _ID_PATTERN = re.compile(r"^(?:(?P<kind>f|file|d|ds|dataset|p|product)[:#]?)?(?P<id>\d+)$", re.IGNORECASE)
 _KINDS = {"f": "file", "d": "dataset", "p": "product"}
 
@@ -393,6 +441,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "datasets": datasets_command,
     "show": show_command,
     "quarantine": quarantine_command,
+    "fsck": fsck_command,
     "associate": associate_command,
 }
 

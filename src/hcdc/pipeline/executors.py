@@ -13,7 +13,8 @@ Executors:
 * :class:`InlineExecutor` runs each task immediately in the calling thread (debugging, tests,
   a laptop reducing one dataset);
 * :class:`ProcessPoolExecutor` runs tasks in local worker processes (``spawn`` start method,
-  BLAS pinned to one thread per worker, see :func:`pin_blas_threads`);
+  BLAS pinned to one thread per worker, see :func:`pin_blas_threads`); a worker process ends
+  within a second when its parent dies, even by SIGKILL (:func:`init_pool_process`);
 * :class:`DaskExecutor` runs tasks on a Dask distributed cluster: ``DaskExecutor(address)``
   connects to a running scheduler (``dask scheduler`` + ``dask worker`` on other machines, or
   ``dask-jobqueue`` clusters on SLURM/OAR/PBS), ``DaskExecutor()`` starts a ``LocalCluster``.
@@ -34,6 +35,8 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
+
+from hcdc.processes import exit_with_parent
 
 #: environment variables read by the BLAS / OpenMP libraries when they are loaded
 BLAS_THREAD_VARIABLES = (
@@ -67,6 +70,13 @@ def pin_blas_threads(threads: int = 1) -> None:
     except ImportError:  # env variables alone are enough for a fresh interpreter
         return
     threadpool_limits(limits=threads)
+
+
+def init_pool_process(blas: int, parent_pid: int) -> None:
+    """Initializer of hcdc's pool processes: BLAS pinned to ``blas`` threads, and the process
+    ends when ``parent_pid`` dies (:func:`hcdc.processes.exit_with_parent`)."""
+    pin_blas_threads(blas)
+    exit_with_parent(parent_pid)
 
 
 def blas_threads() -> dict[str, Any]:
@@ -215,8 +225,8 @@ class ProcessPoolExecutor(Executor):
         return cf.ProcessPoolExecutor(
             max_workers=self._workers,
             mp_context=multiprocessing.get_context(self._start_method),
-            initializer=pin_blas_threads,
-            initargs=(1,),
+            initializer=init_pool_process,
+            initargs=(1, os.getpid()),
         )
 
     @property

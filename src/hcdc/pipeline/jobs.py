@@ -42,6 +42,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, insert, or_, select, update
 
+from hcdc.archive.db import write_transaction
 from hcdc.archive.models import utcnow
 from hcdc.archive.pipeline_models import JOB_STATES, Job
 
@@ -141,7 +142,7 @@ def queue_job(
         jsonable_inputs = {
             k: [str(p) for p in v] if isinstance(v, list | tuple) else str(v) for k, v in inputs.items()
         }
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         return conn.execute(
             insert(Job)
             .values(
@@ -229,7 +230,7 @@ def _requeue_expired_in(conn: Any, now: dt.datetime) -> list[int]:
 
 def requeue_expired(engine: Engine, now: dt.datetime | None = None) -> list[int]:
     """Re-queue running jobs whose worker stopped renewing its lease; returns their ids."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         return _requeue_expired_in(conn, now or utcnow())
 
 
@@ -271,7 +272,7 @@ def claim_job(
     now = utcnow()
     if engine.dialect.name == "sqlite":
         return _claim_sqlite(engine, worker_id, now, lease_s, ids)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         _requeue_expired_in(conn, now)
         job_id = conn.scalar(_next_queued(ids).with_for_update(skip_locked=True))
         if job_id is None:
@@ -377,7 +378,7 @@ def heartbeat(
         values["progress"] = float(min(max(progress, 0.0), 1.0))
     if stage is not None:
         values["stage"] = stage[:255]
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         return conn.execute(update(Job).where(_owned(job_id, worker_id)).values(**values)).rowcount == 1
 
 
@@ -411,7 +412,7 @@ def complete_job(
     )
     if conn is not None:
         return conn.execute(statement).rowcount == 1
-    with engine.begin() as own:
+    with write_transaction(engine) as own:
         return own.execute(statement).rowcount == 1
 
 
@@ -421,7 +422,7 @@ def fail_job(
     """Record a failed attempt. With ``retry`` the job goes back to the queue while attempts
     remain; otherwise (or when none remain) it is ``failed``. Returns the new state, or None
     when the worker no longer owns the job."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         row = conn.execute(select(Job.attempts, Job.max_attempts).where(_owned(job_id, worker_id))).first()
         if row is None:
             return None
@@ -443,7 +444,7 @@ def fail_job(
 def cancel_job(engine: Engine, job_id: int) -> bool:
     """Cancel a queued or running job (a running job's worker stops at its next heartbeat and
     registers nothing). False when the job had already finished."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         exists = conn.scalar(select(Job.id).where(Job.id == job_id))
         if exists is None:
             raise JobError(f"no job with id {job_id}")
@@ -457,7 +458,7 @@ def cancel_job(engine: Engine, job_id: int) -> bool:
 
 def retry_job(engine: Engine, job_id: int, *, extra_attempts: int = 1) -> None:
     """Put a failed or cancelled job back in the queue (with ``extra_attempts`` more attempts)."""
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         row = conn.execute(select(Job.state, Job.attempts).where(Job.id == job_id)).first()
         if row is None:
             raise JobError(f"no job with id {job_id}")

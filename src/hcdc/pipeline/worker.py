@@ -15,8 +15,12 @@ A :class:`Worker` claims jobs (:func:`hcdc.pipeline.jobs.claim_job`), and for ea
    (:func:`hcdc.archive.products.register_products`).
 
 A worker killed at any point leaves no registered product for the attempt; its lease expires
-and another worker retries the job. A workflow failure marks the job failed (error and log
-kept) and the worker goes on with the next job.
+and another worker retries the job. What the dead attempt left in storage (its staging folder,
+or results published but not yet registered) is removed with a log line when a worker starts,
+before the job's next attempt, and when an idle worker sweeps (:meth:`Worker.sweep`); pool
+processes end with their worker (:func:`hcdc.pipeline.executors.init_pool_process`).
+A workflow failure marks the job failed (error and log kept) and the worker goes on with the
+next job.
 
 :func:`watch` polls a folder: new files are ingested and associated, and reductions are queued
 for datasets that are complete (stable for ``settle_s``, every required calibration
@@ -43,9 +47,11 @@ from sqlalchemy import Connection, select
 from hcdc.archive import products as prod
 from hcdc.archive.associations import associate_all, associate_dataset, metadata_from_row
 from hcdc.archive.db import Catalogue
+from hcdc.archive.fsck import sweep_product_orphans
 from hcdc.archive.models import Association, Dataset, File, MissingCalibration, utcnow
 from hcdc.archive.pipeline_models import Job
-from hcdc.archive.storage import resolve_stored_path
+from hcdc.archive.storage import resolve_stored_path, sha256_file
+from hcdc.faults import fault_point
 from hcdc.pipeline import jobs as jq
 from hcdc.pipeline.executors import Executor, InlineExecutor, make_executor
 from hcdc.pipeline.provenance import ProvenanceError, ProvenanceRecord, provenance_tree
@@ -60,6 +66,9 @@ from hcdc.pipeline.workflows import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: seconds between two sweeps of orphaned results by an idle worker (see Worker.sweep)
+SWEEP_INTERVAL_S = 300.0
 
 # errors that mean the machinery failed (retry the job), not the science
 _INFRASTRUCTURE_ERRORS = ("BrokenProcessPool", "KilledWorker", "CommClosedError", "CancelledError")
@@ -213,16 +222,28 @@ def _workflow_log(runs: dict[str, NodeRun]) -> str:
 def _product_specs(
     job: jq.JobInfo, runs: dict[str, NodeRun], staging: Path, final: Path, target: str | None
 ) -> list[prod.ProductSpec]:
-    """Product specs of every node of a successful run, relocated to the published directory."""
+    """Product specs of every node of a successful run, for the directory ``final`` where
+    ``staging`` will be published.
+
+    Everything is prepared before publishing: the provenance records are rewritten to the
+    final paths and saved in the staging folder, and every file is hashed there. Publishing
+    and registering then follow each other at once, which keeps the window in which a crash
+    leaves published but unregistered results (swept on the next start) to a rename and a
+    commit.
+    """
     specs = []
     for name, run in runs.items():
         result = run.result
         if result is None or result.provenance is None:
             continue
         record = prod.relocate_record(result.provenance.model_dump(mode="json"), staging, final)
-        node_dir = final / name
-        # the saved record must show where the files are now (the run wrote staging paths)
-        (node_dir / "provenance.json").write_text(json.dumps(record, indent=2))
+        # the saved record must show where the files will be (the run wrote staging paths)
+        (staging / name / "provenance.json").write_text(json.dumps(record, indent=2))
+        files, hashes = [], {}
+        for spec in prod.collect_files(staging / name, result.outputs):
+            moved = final / spec.path.relative_to(staging)
+            files.append(prod.FileSpec(moved, spec.role))
+            hashes[str(moved)] = (sha256_file(spec.path), spec.path.stat().st_size)
         outputs = prod.relocate_value(result.outputs, staging, final)
         level, product_type = prod.product_kind(result.recipe)
         lineage = (
@@ -237,8 +258,8 @@ def _product_specs(
                 recipe=result.recipe,
                 recipe_version=result.version,
                 record=record,
-                storage_dir=node_dir,
-                files=prod.collect_files(node_dir, outputs),
+                storage_dir=final / name,
+                files=files,
                 level=level,
                 product_type=product_type,
                 dataset_id=job.dataset_id,
@@ -248,6 +269,7 @@ def _product_specs(
                 workflow=record.get("workflow"),
                 workflow_version=record.get("workflow_version"),
                 summary=json.loads(json.dumps(summary, default=str)) if summary is not None else None,
+                hashes=hashes,
             )
         )
     return specs
@@ -277,9 +299,10 @@ def execute_job(
 
     with _Heartbeat(catalogue, job.id, worker_id, lease_s) as beat:
         try:
-            # outputs of earlier attempts that died before publishing: this worker holds the lease
-            for leftover in job_dir.glob("attempt-*.tmp"):
-                shutil.rmtree(leftover, ignore_errors=True)
+            # what earlier attempts of this job left unregistered (killed before or after
+            # publishing): this worker holds the lease, so nothing else writes there
+            sweep_product_orphans(engine, catalogue.storage_root, job_id=job.id)
+            fault_point("worker.before_run")
             prod.staging_dir(catalogue.storage_root, f"job-{job.id}/attempt-{job.attempts}")
             workflow, inputs, target = _job_inputs(catalogue, job)
             outcome.workflow = workflow.name
@@ -291,6 +314,7 @@ def execute_job(
                     report(len(finished) / total, f"{workflow.name}: {node} running")
                 else:
                     finished.append(node)
+                    fault_point("worker.during_run")
                     report(len(finished) / total, f"{workflow.name}: {node} {event}")
                     beat.beat()  # record node completions at once, and learn of a cancel
                     if beat.lost.is_set():
@@ -311,8 +335,9 @@ def execute_job(
                 )
                 outcome.error = error
                 return outcome
-            prod.publish_directory(staging, final)
             specs = _product_specs(job, result.nodes, staging, final, target)
+            prod.publish_directory(staging, final)
+            fault_point("worker.after_publish")
             summary = result.summary()
             summary["outputs"] = _relocate_strings(summary["outputs"], str(staging), str(final))
 
@@ -320,6 +345,7 @@ def execute_job(
                 summary["product_ids"] = product_ids
                 if not jq.complete_job(engine, job.id, worker_id, log=log, summary=summary, conn=conn):
                     raise JobAbandoned(f"job {job.id} is no longer held by {worker_id}")
+                fault_point("worker.during_register")  # rows written, not committed
 
             report(1.0, f"{workflow.name}: registering products")
             outcome.product_ids = prod.register_products(
@@ -329,6 +355,8 @@ def execute_job(
             report(1.0, "done")
         except JobAbandoned as exc:
             outcome.state, outcome.error = "abandoned", str(exc)
+            if final.exists() and not outcome.product_ids:  # published, then lost the job
+                shutil.rmtree(final, ignore_errors=True)
         except (InputError, WorkflowError, RecipeError, ProvenanceError, LookupError) as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
             outcome.state = jq.fail_job(
@@ -388,6 +416,7 @@ class Worker:
         self.on_progress = on_progress
         self.on_job = on_job
         self._own_executor = executor is None
+        self._last_sweep: float | None = None
         if executor is not None:
             self.executor = executor
         elif scheduler:
@@ -401,6 +430,15 @@ class Worker:
         if self._own_executor:
             self.executor.close()
 
+    def sweep(self) -> list[Path]:
+        """Clear what killed workers left behind: re-queue (or fail, out of attempts) the jobs
+        whose lease expired, then remove the results folders no running attempt or registered
+        product accounts for (:func:`hcdc.archive.fsck.sweep_product_orphans`, one log line
+        each). Run when the worker starts and, at most every :data:`SWEEP_INTERVAL_S`, when idle."""
+        self._last_sweep = time.monotonic()
+        jq.requeue_expired(self.catalogue.engine)
+        return sweep_product_orphans(self.catalogue.engine, self.catalogue.storage_root)
+
     def __enter__(self) -> Worker:
         return self
 
@@ -409,8 +447,12 @@ class Worker:
 
     def run_one(self, ids: Sequence[int] | None = None) -> JobOutcome | None:
         """Claim and run one job (among ``ids`` when given); None when nothing is queued."""
+        if self._last_sweep is None:
+            self.sweep()
         job = jq.claim_job(self.catalogue.engine, self.worker_id, lease_s=self.lease_s, ids=ids)
         if job is None:
+            if time.monotonic() - self._last_sweep >= SWEEP_INTERVAL_S:
+                self.sweep()
             return None
         if self.on_job is not None:
             self.on_job(job)
@@ -564,6 +606,7 @@ def watch_once(
 
     started = utcnow()
     summary = ingest(catalogue, [folder], copy=copy)
+    fault_point("watch.after_ingest")  # files catalogued, datasets not yet associated nor queued
     associated: list[int] = []
     new_calibrations = 0
     if summary.ingested or summary.new_versions or summary.datasets_updated:
@@ -579,6 +622,12 @@ def watch_once(
                 for d in conn.execute(select(Dataset.id, Dataset.night, Dataset.associated_at))
                 if d.associated_at is None or d.night is None or any(abs(d.night - n) <= span for n in nights)
             ]
+        associated = associate_all(catalogue.engine, ids) if ids else []
+    else:
+        # nothing new: still associate datasets never associated (a watcher killed between
+        # its ingest and the association would otherwise leave them unqueued for ever)
+        with catalogue.engine.connect() as conn:
+            ids = list(conn.scalars(select(Dataset.id).where(Dataset.associated_at.is_(None))))
         associated = associate_all(catalogue.engine, ids) if ids else []
     ready = ready_datasets(catalogue, settle_s=settle_s)
     jobs = queue_datasets(catalogue, ready, workflow=workflow, parameters=parameters) if ready else []
