@@ -399,14 +399,22 @@ def authenticate_token(conn: Connection, secret: str, now: dt.datetime | None = 
     """The principal of an active (not revoked, not expired) token of an active user, else None."""
     now = utc_naive(now) if now else utcnow()
     row = conn.execute(
-        select(ApiToken.id, ApiToken.expires_at, ApiToken.revoked_at, User)
+        select(
+            ApiToken.id.label("token_id"),
+            ApiToken.expires_at,
+            ApiToken.revoked_at,
+            User.id,
+            User.name,
+            User.role,
+            User.is_active,
+        )
         .join(User, User.id == ApiToken.user_id)
         .where(ApiToken.token_hash == _token_hash(secret))
     ).first()
     if row is None or row.revoked_at is not None or row.expires_at <= now or not row.is_active:
         return None
-    conn.execute(update(ApiToken).where(ApiToken.id == row[0]).values(last_used_at=now))
-    return Principal(id=row.User.id, name=row.User.name, role=row.User.role, active=row.User.is_active)
+    conn.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
+    return principal_of(row)
 
 
 # --------------------------------------------------------------------------------------------
