@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, String, delete, insert, literal, select, update
 
 from hcdc.archive import accounts
 from hcdc.archive.access import (
@@ -33,6 +33,8 @@ from hcdc.archive.access import (
     load_principal,
     local_operator,
     mjd_of,
+    programme_key,
+    programme_key_sql,
     visible_datasets_clause,
     visible_files_clause,
     visible_products_clause,
@@ -315,6 +317,13 @@ def test_can_see_accepts_orm_objects_and_rejects_unknown(conn, people) -> None:
         can_see(conn, ANONYMOUS, ("file", 999999))
     with pytest.raises(ValueError, match="unknown kind"):
         can_see(conn, ANONYMOUS, ("job", 1))
+
+
+def test_programme_key_same_in_sql_and_python(conn) -> None:
+    values = [None, "", "0104.C-0007", "0104.C-0007(B)", "A(B)(C)", "(X)", "60.A-9255(A)", "x_%y(1)"]
+    for value in values:
+        in_sql = conn.scalar(select(programme_key_sql(literal(value, String()))))
+        assert in_sql == programme_key(value), value
 
 
 def test_time_conversions() -> None:

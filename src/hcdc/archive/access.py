@@ -39,6 +39,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Float,
+    String,
     and_,
     exists,
     func,
@@ -47,6 +48,8 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from hcdc.archive.access_models import (
     Delegation,
@@ -302,12 +305,39 @@ def _delegated_datasets(uid: int, now: dt.datetime):  # noqa: ANN202 - a Select 
     )
 
 
+class _ProgrammeKey(FunctionElement):
+    """SQL form of :func:`programme_key`: the text before the first ``(`` (NULL stays NULL)."""
+
+    type = String()
+    name = "programme_key"
+    inherit_cache = True
+
+
+@compiles(_ProgrammeKey)
+def _programme_key_default(element: _ProgrammeKey, compiler, **kw) -> str:  # noqa: ANN001
+    # SQLite (and the default): instr() finds the '(' of the value with one appended
+    (column,) = list(element.clauses)
+    arg = compiler.process(column, **kw)
+    return f"substr({arg}, 1, instr({arg} || '(', '(') - 1)"
+
+
+@compiles(_ProgrammeKey, "postgresql")
+def _programme_key_postgresql(element: _ProgrammeKey, compiler, **kw) -> str:  # noqa: ANN001
+    (column,) = list(element.clauses)
+    return f"split_part({compiler.process(column, **kw)}, '(', 1)"
+
+
+def programme_key_sql(prog_id_column) -> ColumnElement[str]:  # noqa: ANN001 - a column
+    """:func:`programme_key` in SQL, on SQLite and PostgreSQL."""
+    return _ProgrammeKey(prog_id_column)
+
+
 def _matches_programme(prog_id_column) -> ColumnElement[bool]:  # noqa: ANN001 - a column
-    """``programmes.prog_id`` is the programme of ``prog_id_column`` (see :func:`programme_key`)."""
-    return or_(
-        Programme.prog_id == prog_id_column,
-        func.substr(prog_id_column, 1, func.length(Programme.prog_id) + 1) == Programme.prog_id + "(",
-    )
+    """``programmes.prog_id`` is the programme of ``prog_id_column`` (see :func:`programme_key`).
+
+    An equality, so the unique index on ``programmes.prog_id`` serves the lookup.
+    """
+    return Programme.prog_id == programme_key_sql(prog_id_column)
 
 
 def _period_months(prog_id_column, policy: Policy):  # noqa: ANN001, ANN202 - SQL expressions
@@ -842,6 +872,7 @@ __all__ = [
     "mjd_of",
     "principal_of",
     "programme_key",
+    "programme_key_sql",
     "visible_datasets_clause",
     "visible_files_clause",
     "visible_products_clause",
