@@ -844,13 +844,6 @@ def can_see(
     return AccessContext(conn, user, now, policy).can_see(obj)
 
 
-def operator_clauses() -> tuple[ColumnElement[bool], ColumnElement[bool], ColumnElement[bool]]:
-    """The (files, datasets, products) filters of the local operator (the CLI): everything."""
-    op = local_operator()
-    now = utcnow()
-    return visible_files_clause(op, now), visible_datasets_clause(op, now), visible_products_clause(op, now)
-
-
 __all__ = [
     "ANONYMOUS",
     "CALIBRATION_PRODUCT_TYPES",
