@@ -685,3 +685,24 @@ def test_group_and_membership_tables_round_trip(conn, people) -> None:
     assert conn.scalar(select(Group.name)) == "survey"
     assert conn.scalar(select(GroupMember.user_id)) == people["member"].id
     assert conn.scalar(select(ProgrammeMember.user_id)) == people["coi"].id
+
+
+def test_migration_0003_downgrades_and_upgrades(catalogue) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from hcdc.archive.db import alembic_config, current_revision, head_revision
+
+    tables = {"users", "programmes", "delegations", "api_tokens", "release_delays", "audit_log", "quotas"}
+    assert tables <= set(inspect(catalogue.engine).get_table_names())
+    config = alembic_config()
+    with catalogue.engine.begin() as c:
+        config.attributes["connection"] = c
+        command.downgrade(config, "0002_pipeline")
+    assert not tables & set(inspect(catalogue.engine).get_table_names())
+    with catalogue.engine.begin() as c:
+        config.attributes["connection"] = c
+        command.upgrade(config, "head")
+    assert current_revision(catalogue.engine) == head_revision()
+    with catalogue.engine.connect() as c:
+        assert c.scalar(select(User.role).where(User.name == "public")) == "public"
