@@ -28,6 +28,18 @@ class Settings(BaseSettings):
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means SQLite inside root")
     storage_root: Path | None = Field(default=None, description="file store; default <root>/storage")
     workers: int = Field(default=0, description="processes for parallel work; 0 means one per core")
+    # access rules (hcdc.archive.access): see docs/access.md
+    access_product_embargo_months: int = Field(
+        default=12, ge=0, description="reduced products become public this long after their raw data"
+    )
+    access_max_delay_months: int = Field(
+        default=24, ge=0, description="a PI may delay a product's release at most this long"
+    )
+    access_token_days: int = Field(default=90, ge=1, description="lifetime of a new personal API token")
+    quota_max_jobs: int = Field(default=2, ge=0, description="default concurrent jobs of an external user")
+    quota_window_days: int = Field(
+        default=0, ge=0, description="default processing window of a new external user; 0: unlimited"
+    )
 
     @property
     def resolved_database_url(self) -> str:

@@ -195,7 +195,7 @@ def test_migration_matches_the_models_and_downgrades(catalogue):
     from alembic.migration import MigrationContext
     from sqlalchemy import inspect
 
-    from hcdc.archive.db import alembic_config, current_revision
+    from hcdc.archive.db import alembic_config, current_revision, head_revision
     from hcdc.archive.models import Base
 
     pipeline_tables = {"jobs", "products", "product_files", "provenance"}
@@ -211,5 +211,5 @@ def test_migration_matches_the_models_and_downgrades(catalogue):
     with catalogue.engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
-    assert current_revision(catalogue.engine) == "0002_pipeline"
+    assert current_revision(catalogue.engine) == head_revision()  # later migrations come back too
     assert pipeline_tables <= set(inspect(catalogue.engine).get_table_names())

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hcdc.archive.db import write_transaction
@@ -379,9 +379,15 @@ def list_products(
     target: str | None = None,
     all_versions: bool = False,
     limit: int | None = 200,
+    visible: ColumnElement[bool] | None = None,
 ) -> list[dict[str, Any]]:
-    """Products (current versions unless ``all_versions``), newest first."""
+    """Products (current versions unless ``all_versions``), newest first.
+
+    ``visible``: the rows the asking user may see (:func:`hcdc.archive.access.visible_products_clause`).
+    """
     query = select(Product).order_by(Product.id.desc())
+    if visible is not None:
+        query = query.where(visible)
     if not all_versions:
         query = query.where(Product.is_current)
     if level is not None:

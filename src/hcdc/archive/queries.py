@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from hcdc.archive.models import Dataset, File, MissingCalibration, QuarantinedFile
 from hcdc.archive.storage import resolve_stored_path
@@ -57,8 +57,13 @@ def _limited(query: Select, limit: int | None) -> Select:
 FILE_LIST_COLUMNS = ("id", "name", "instrument", "arm", "type", "night", "target", "dit", "dataset_id")
 
 
-def list_files(conn: Connection, filters: Filters) -> list[dict[str, Any]]:
-    """Catalogued files (current versions unless ``all_versions``), ordered by time."""
+def list_files(
+    conn: Connection, filters: Filters, visible: ColumnElement[bool] | None = None
+) -> list[dict[str, Any]]:
+    """Catalogued files (current versions unless ``all_versions``), ordered by time.
+
+    ``visible``: the rows the asking user may see (:func:`hcdc.archive.access.visible_files_clause`).
+    """
     query = select(
         File.id,
         File.path,
@@ -79,6 +84,8 @@ def list_files(conn: Connection, filters: Filters) -> list[dict[str, Any]]:
     )
     if not filters.all_versions:
         query = query.where(File.is_current)
+    if visible is not None:
+        query = query.where(visible)
     night = filters.night_date()
     if night is not None:
         query = query.where(File.night == night)
@@ -100,8 +107,13 @@ def list_files(conn: Connection, filters: Filters) -> list[dict[str, Any]]:
 DATASET_LIST_COLUMNS = ("id", "instrument", "arm", "mode", "target", "night", "roles", "missing")
 
 
-def list_datasets(conn: Connection, filters: Filters) -> list[dict[str, Any]]:
-    """Datasets, ordered by night; ``missing`` counts the unmet calibration needs."""
+def list_datasets(
+    conn: Connection, filters: Filters, visible: ColumnElement[bool] | None = None
+) -> list[dict[str, Any]]:
+    """Datasets, ordered by night; ``missing`` counts the unmet calibration needs.
+
+    ``visible``: the rows the asking user may see (:func:`hcdc.archive.access.visible_datasets_clause`).
+    """
     missing = (
         select(func.count())
         .where(MissingCalibration.dataset_id == Dataset.id, MissingCalibration.required)
@@ -109,6 +121,8 @@ def list_datasets(conn: Connection, filters: Filters) -> list[dict[str, Any]]:
         .scalar_subquery()
     )
     query = select(Dataset, missing.label("missing"))
+    if visible is not None:
+        query = query.where(visible)
     night = filters.night_date()
     if night is not None:
         query = query.where(Dataset.night == night)

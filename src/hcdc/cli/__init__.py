@@ -28,6 +28,7 @@ _COMMAND_MODULES: list[str] = [
     "pipeline",
     "demo",
     "center",
+    "accounts",
 ]
 
 

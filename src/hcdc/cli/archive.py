@@ -199,10 +199,13 @@ def files_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List catalogued files."""
+    from hcdc.archive.access import AccessContext, local_operator
     from hcdc.archive.queries import FILE_LIST_COLUMNS, list_files
 
     with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
-        rows = list_files(conn, _filters(night, instrument, type_, target, limit, all_versions))
+        access = AccessContext(conn, local_operator())  # the shell's operator sees everything (R1)
+        filters = _filters(night, instrument, type_, target, limit, all_versions)
+        rows = list_files(conn, filters, visible=access.files_clause())
     if json_output:
         emit_json(rows)
     else:
@@ -219,10 +222,14 @@ def datasets_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List datasets (science files grouped into observations)."""
+    from hcdc.archive.access import AccessContext, local_operator
     from hcdc.archive.queries import DATASET_LIST_COLUMNS, list_datasets
 
     with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
-        rows = list_datasets(conn, _filters(night, instrument, type_, target, limit))
+        access = AccessContext(conn, local_operator())  # the shell's operator sees everything (R1)
+        rows = list_datasets(
+            conn, _filters(night, instrument, type_, target, limit), visible=access.datasets_clause()
+        )
     if json_output:
         emit_json(rows)
     else:

@@ -355,11 +355,13 @@ def products_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List the catalogued products (current versions unless --all-versions)."""
+    from hcdc.archive.access import AccessContext, local_operator
     from hcdc.archive.products import list_products
 
     with _catalogue(root) as catalogue:
         dataset_id = _resolve_dataset(catalogue, dataset) if dataset else None
         with catalogue.engine.connect() as conn:
+            access = AccessContext(conn, local_operator())  # the shell's operator sees everything (R1)
             rows = list_products(
                 conn,
                 level=level,
@@ -368,6 +370,7 @@ def products_command(
                 target=target,
                 all_versions=all_versions,
                 limit=limit,
+                visible=access.products_clause(),
             )
     if json_output:
         emit_json({"products": rows})

@@ -1,0 +1,872 @@
+"""Who sees and does what: the ONE place where hcdc decides.
+
+Every interface (CLI, portal, REST API, VO services, downloads) asks this module. The rules are
+listed in :data:`RULES` (identifiers ``R*`` for seeing, ``A*`` for doing), versioned by
+:data:`RULES_VERSION`, and tabulated in ``docs/access.md``; each has a test in
+``tests/archive/test_access.py``. Change a rule here, bump the version, update the table.
+
+Two forms of the same decision, tested to agree on generated data (SQLite and PostgreSQL):
+
+* per object: :meth:`AccessContext.can_see` (or :func:`can_see`) loads the facts of one file,
+  dataset or product and returns a :class:`Decision` naming the rule that decided;
+* in the database: :func:`visible_files_clause`, :func:`visible_datasets_clause` and
+  :func:`visible_products_clause` return SQLAlchemy boolean expressions to put in a ``WHERE``,
+  so that listings filter in SQL and never load what the user may not see.
+
+Release happens by the clock: every decision is a function of ``now``; no job has to run for a
+file or product to become public.
+
+Time convention: the observation time of a file is its ``mjd_obs`` (MJD, UTC); of a dataset
+its last file (``mjd_end``, else ``mjd_start``). A proprietary period of N months lasts
+N x 30.4375 days (a month is 1/12 of a Julian year), so the public date is
+``mjd + N * 30.4375`` in both Python and SQL, with exactly the same floating-point operations.
+A science file or dataset without an observation time never becomes public by the clock
+(default deny).
+
+Programmes are registered by programme id without the ESO run letter (``0104.C-0007``); a
+file's ``prog_id`` belongs to the programme whose id is the part before the first ``(``
+(``0104.C-0007(B)`` -> ``0104.C-0007``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Float,
+    String,
+    and_,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from hcdc.archive.access_models import (
+    Delegation,
+    GroupMember,
+    JobOwner,
+    ProductReview,
+    Programme,
+    ProgrammeMember,
+    Quota,
+    ReleaseDelay,
+    User,
+    Workspace,
+    WorkspaceItem,
+)
+from hcdc.archive.models import Dataset, File, utcnow
+from hcdc.archive.pipeline_models import Job, Product
+
+if TYPE_CHECKING:
+    from hcdc.config import Settings
+
+RULES_VERSION = "1"
+
+#: days in one month of a proprietary period (1/12 of a Julian year)
+MONTH_DAYS = 30.4375
+MJD_EPOCH = dt.datetime(1858, 11, 17)
+
+#: product types that are calibration masters (public at once, rule R2)
+CALIBRATION_PRODUCT_TYPES = frozenset({"master-calibration"})
+
+STAFF_ROLES = frozenset({"admin", "operator"})
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    summary: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("R0", "An inactive account, or none, is anonymous: it sees public data only."),
+    Rule("R1", "Admins and operators (the data-centre team) see everything."),
+    Rule("R2", "Calibration files and calibration master products are public at once."),
+    Rule(
+        "R3",
+        "A science raw file or dataset is public from its observation time + its programme's "
+        "proprietary period (12 months unless the programme says otherwise).",
+    ),
+    Rule(
+        "R4",
+        "A reduced product is public from its raw data's public date + the product embargo "
+        "(12 months, configurable), or from the PI's release delay if that is later.",
+    ),
+    Rule("R5", "The PI and co-Is of a programme see its files, datasets and products at any time."),
+    Rule("R6", "Members of a programme's survey group see its files, datasets and products."),
+    Rule(
+        "R7",
+        "An active delegation (not revoked, not expired) adds its grantee to one programme or to "
+        "one dataset (its files and products).",
+    ),
+    Rule(
+        "R8",
+        "A product in the public workspace is public; a product in a user's private workspace is "
+        "visible to that user.",
+    ),
+    Rule("R9", "Anything else is hidden (default deny), e.g. a science file without observation time."),
+    Rule("A1", "Only admins manage users, groups, programmes, quotas and other users' tokens."),
+    Rule("A2", "A programme's PI (or an admin) delegates its programme or one of its datasets."),
+    Rule(
+        "A3",
+        "A programme's PI (or an admin) delays a product's release, with a reason, at most the "
+        "configured maximum (24 months) beyond its scheduled public date.",
+    ),
+    Rule("A4", "Admins and operators validate products or flag them bad (with a reason)."),
+    Rule("A5", "Only validated products go on to Level 3."),
+    Rule(
+        "A6",
+        "A user (not staff) may queue a reduction of a dataset they can see, inside their access "
+        "window, while they have fewer queued or running jobs than their quota.",
+    ),
+    Rule("A7", "Users create and revoke their own API tokens; admins those of anyone."),
+    Rule("A8", "Only admins place products in the public workspace; users in their own workspace."),
+)
+
+
+class AccessDenied(PermissionError):
+    """An action is not allowed; the message says which rule and why."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is asking: an account (``id``) or nobody (``id`` None: anonymous or the local shell)."""
+
+    id: int | None
+    name: str
+    role: str  # admin | operator | user | public
+    active: bool = True
+
+    @property
+    def is_staff(self) -> bool:
+        return self.active and self.role in STAFF_ROLES
+
+    @property
+    def is_admin(self) -> bool:
+        return self.active and self.role == "admin"
+
+    @property
+    def member_id(self) -> int | None:
+        """The account id that membership rules (R5-R8) apply to; None for anonymous/public."""
+        if not self.active or self.role == "public":
+            return None
+        return self.id
+
+
+ANONYMOUS = Principal(id=None, name="anonymous", role="public")
+
+
+def local_operator() -> Principal:
+    """The person at the data centre's shell (``local:<os user>``): an admin without account.
+
+    The CLI runs as this principal: whoever can open the catalogue's database already has every
+    right over it, and the audit log records their operating-system name.
+    """
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (containers)
+        user = "unknown"
+    return Principal(id=None, name=f"local:{user}", role="admin")
+
+
+def principal_of(user: User | Any) -> Principal:
+    """The :class:`Principal` of a ``users`` row (ORM object or Core row)."""
+    return Principal(id=user.id, name=user.name, role=user.role, active=bool(user.is_active))
+
+
+def load_principal(conn: Connection, name: str) -> Principal:
+    """The principal of the account called ``name`` (LookupError when there is none)."""
+    row = conn.execute(select(User).where(User.name == name)).first()
+    if row is None:
+        raise LookupError(f"no user called {name!r} (see 'hcdc user list')")
+    return principal_of(row)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The configurable numbers of the rules (defaults as in the rules table)."""
+
+    default_period_months: int = 12  # R3 for files of programmes not registered
+    product_embargo_months: int = 12  # R4
+    max_delay_months: int = 24  # A3
+    quota_max_jobs: int = 2  # A6 default
+    quota_window_days: int = 0  # A6 default: 0 = no window limit
+    token_days: int = 90  # lifetime of a new API token
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Policy:
+        return cls(
+            product_embargo_months=settings.access_product_embargo_months,
+            max_delay_months=settings.access_max_delay_months,
+            quota_max_jobs=settings.quota_max_jobs,
+            quota_window_days=settings.quota_window_days,
+            token_days=settings.access_token_days,
+        )
+
+
+DEFAULT_POLICY = Policy()
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A decision: allowed or not, the rule that decided, and why (for people and logs)."""
+
+    allowed: bool
+    rule: str
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+# --------------------------------------------------------------------------------------------
+# time
+
+
+def utc_naive(moment: dt.datetime) -> dt.datetime:
+    """``moment`` as a naive UTC datetime (the catalogue's convention); naive input is UTC."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
+
+
+def mjd_of(moment: dt.datetime) -> float:
+    """Modified Julian Date (UTC days) of a datetime."""
+    return (utc_naive(moment) - MJD_EPOCH) / dt.timedelta(days=1)
+
+
+def datetime_of_mjd(mjd: float) -> dt.datetime:
+    """Naive UTC datetime of an MJD (to the microsecond)."""
+    return MJD_EPOCH + dt.timedelta(days=mjd)
+
+
+def programme_key(prog_id: str | None) -> str | None:
+    """The programme a file's ``prog_id`` belongs to: the id without its run letter(s)."""
+    if prog_id is None:
+        return None
+    return prog_id.split("(", 1)[0]
+
+
+def _raw_public_mjd(mjd: float | None, period_months: int) -> float | None:
+    """R3: MJD from which raw data observed at ``mjd`` are public (None: never by the clock)."""
+    if mjd is None:
+        return None
+    return mjd + period_months * MONTH_DAYS
+
+
+def _product_public_mjd(mjd: float | None, period_months: int, embargo_months: int) -> float | None:
+    """R4 without delay: MJD from which a product of raw data observed at ``mjd`` is public."""
+    if mjd is None:
+        return None
+    return mjd + (period_months + embargo_months) * MONTH_DAYS
+
+
+# --------------------------------------------------------------------------------------------
+# SQL form
+
+
+def _active_delegation(now: dt.datetime) -> ColumnElement[bool]:
+    return and_(
+        Delegation.revoked_at.is_(None), or_(Delegation.expires_at.is_(None), Delegation.expires_at > now)
+    )
+
+
+def _team_programmes(uid: int, now: dt.datetime):  # noqa: ANN202 - a Select of programme ids
+    """Programme ids whose data the account ``uid`` sees as team (R5, R6) or delegate (R7)."""
+    return select(Programme.id).where(
+        or_(
+            Programme.pi_user_id == uid,
+            Programme.id.in_(select(ProgrammeMember.programme_id).where(ProgrammeMember.user_id == uid)),
+            Programme.group_id.in_(select(GroupMember.group_id).where(GroupMember.user_id == uid)),
+            Programme.id.in_(
+                select(Delegation.programme_id).where(
+                    Delegation.grantee_user_id == uid,
+                    Delegation.programme_id.is_not(None),
+                    _active_delegation(now),
+                )
+            ),
+        )
+    )
+
+
+def _delegated_datasets(uid: int, now: dt.datetime):  # noqa: ANN202 - a Select of dataset ids
+    return select(Delegation.dataset_id).where(
+        Delegation.grantee_user_id == uid, Delegation.dataset_id.is_not(None), _active_delegation(now)
+    )
+
+
+class _ProgrammeKey(FunctionElement):
+    """SQL form of :func:`programme_key`: the text before the first ``(`` (NULL stays NULL)."""
+
+    type = String()
+    name = "programme_key"
+    inherit_cache = True
+
+
+@compiles(_ProgrammeKey)
+def _programme_key_default(element: _ProgrammeKey, compiler, **kw) -> str:  # noqa: ANN001
+    # SQLite (and the default): instr() finds the '(' of the value with one appended
+    (column,) = list(element.clauses)
+    arg = compiler.process(column, **kw)
+    return f"substr({arg}, 1, instr({arg} || '(', '(') - 1)"
+
+
+@compiles(_ProgrammeKey, "postgresql")
+def _programme_key_postgresql(element: _ProgrammeKey, compiler, **kw) -> str:  # noqa: ANN001
+    (column,) = list(element.clauses)
+    return f"split_part({compiler.process(column, **kw)}, '(', 1)"
+
+
+def programme_key_sql(prog_id_column) -> ColumnElement[str]:  # noqa: ANN001 - a column
+    """:func:`programme_key` in SQL, on SQLite and PostgreSQL."""
+    return _ProgrammeKey(prog_id_column)
+
+
+def _matches_programme(prog_id_column) -> ColumnElement[bool]:  # noqa: ANN001 - a column
+    """``programmes.prog_id`` is the programme of ``prog_id_column`` (see :func:`programme_key`).
+
+    An equality, so the unique index on ``programmes.prog_id`` serves the lookup.
+    """
+    return Programme.prog_id == programme_key_sql(prog_id_column)
+
+
+def _period_months(prog_id_column, policy: Policy):  # noqa: ANN001, ANN202 - SQL expressions
+    """The proprietary period (months) of the programme of ``prog_id_column`` (default if none)."""
+    period = select(Programme.period_months).where(_matches_programme(prog_id_column)).scalar_subquery()
+    return func.coalesce(period, policy.default_period_months)
+
+
+def _month_days():  # noqa: ANN202
+    return literal(MONTH_DAYS, Float)
+
+
+def visible_files_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """Boolean SQL expression over ``files``: the rows ``user`` may see at ``now``."""
+    if user.is_staff:
+        return true()  # R1
+    now = utc_naive(now)
+    now_mjd = literal(mjd_of(now), Float)
+    public = and_(
+        File.mjd_obs.is_not(None),
+        File.mjd_obs + _period_months(File.prog_id, policy) * _month_days() <= now_mjd,
+    )  # R3
+    clauses = [File.is_calibration, public]  # R2, R3
+    uid = user.member_id
+    if uid is not None:
+        team = _team_programmes(uid, now).where(_matches_programme(File.prog_id))
+        clauses.append(exists(team))  # R5-R7
+        clauses.append(File.dataset_id.in_(_delegated_datasets(uid, now)))  # R7
+    return or_(*clauses)
+
+
+def _dataset_mjd():  # noqa: ANN202
+    return func.coalesce(Dataset.mjd_end, Dataset.mjd_start)
+
+
+def _dataset_team_clause(uid: int, now: dt.datetime) -> ColumnElement[bool]:
+    """Over ``datasets``: ``uid`` is in the team of the dataset's programme or a delegate of it."""
+    team = _team_programmes(uid, now).where(_matches_programme(Dataset.prog_id))
+    return or_(
+        exists(team),
+        Dataset.id.in_(_delegated_datasets(uid, now)),
+    )
+
+
+def visible_datasets_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """Boolean SQL expression over ``datasets``: the rows ``user`` may see at ``now``."""
+    if user.is_staff:
+        return true()  # R1
+    now = utc_naive(now)
+    now_mjd = literal(mjd_of(now), Float)
+    mjd = _dataset_mjd()
+    public = and_(mjd.is_not(None), mjd + _period_months(Dataset.prog_id, policy) * _month_days() <= now_mjd)
+    clauses = [public]
+    uid = user.member_id
+    if uid is not None:
+        clauses.append(_dataset_team_clause(uid, now))
+    return or_(*clauses)
+
+
+def visible_products_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """Boolean SQL expression over ``products``: the rows ``user`` may see at ``now``."""
+    if user.is_staff:
+        return true()  # R1
+    now = utc_naive(now)
+    now_mjd = literal(mjd_of(now), Float)
+    mjd = _dataset_mjd()
+    months = _period_months(Dataset.prog_id, policy) + policy.product_embargo_months
+    raw_released = exists(
+        select(Dataset.id).where(
+            Dataset.id == Product.dataset_id,
+            mjd.is_not(None),
+            mjd + months * _month_days() <= now_mjd,
+        )
+    )
+    delayed = exists(
+        select(ReleaseDelay.id).where(ReleaseDelay.product_id == Product.id, ReleaseDelay.delayed_until > now)
+    )
+    in_public_workspace = exists(
+        select(WorkspaceItem.id)
+        .join(Workspace, Workspace.id == WorkspaceItem.workspace_id)
+        .where(WorkspaceItem.product_id == Product.id, Workspace.is_public)
+    )
+    clauses = [
+        Product.product_type.in_(sorted(CALIBRATION_PRODUCT_TYPES)),  # R2
+        and_(raw_released, ~delayed),  # R4
+        in_public_workspace,  # R8
+    ]
+    uid = user.member_id
+    if uid is not None:
+        team_datasets = select(Dataset.id).where(
+            Dataset.id == Product.dataset_id, _dataset_team_clause(uid, now)
+        )
+        clauses.append(exists(team_datasets))  # R5-R7
+        clauses.append(
+            exists(
+                select(WorkspaceItem.id)
+                .join(Workspace, Workspace.id == WorkspaceItem.workspace_id)
+                .where(WorkspaceItem.product_id == Product.id, Workspace.owner_user_id == uid)
+            )
+        )  # R8
+    return or_(*clauses)
+
+
+def level3_inputs_clause() -> ColumnElement[bool]:
+    """A5 over ``products``: only validated products may feed Level 3."""
+    return Product.id.in_(select(ProductReview.product_id).where(ProductReview.status == "validated"))
+
+
+# --------------------------------------------------------------------------------------------
+# per-object form
+
+
+@dataclass(frozen=True)
+class _Programme:
+    id: int
+    prog_id: str
+    pi_user_id: int | None
+    period_months: int
+    group_id: int | None
+
+
+class AccessContext:
+    """Decisions for one user at one moment, on one open connection.
+
+    ``now`` defaults to the current UTC time; pass it explicitly to ask "who sees what on that
+    date" (the rules are functions of the clock).
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        user: Principal = ANONYMOUS,
+        now: dt.datetime | None = None,
+        policy: Policy = DEFAULT_POLICY,
+    ) -> None:
+        self.conn = conn
+        self.user = user
+        self.now = utc_naive(now) if now is not None else utcnow()
+        self.now_mjd = mjd_of(self.now)
+        self.policy = policy
+        self._programmes: dict[str, _Programme | None] = {}
+        self._team: dict[int, tuple[str, str]] | None = None
+        self._datasets: set[int] | None = None
+
+    # SQL filters for this context ---------------------------------------------------------
+    def files_clause(self) -> ColumnElement[bool]:
+        return visible_files_clause(self.user, self.now, self.policy)
+
+    def datasets_clause(self) -> ColumnElement[bool]:
+        return visible_datasets_clause(self.user, self.now, self.policy)
+
+    def products_clause(self) -> ColumnElement[bool]:
+        return visible_products_clause(self.user, self.now, self.policy)
+
+    # facts ----------------------------------------------------------------------------------
+    def _programme(self, prog_id: str | None) -> _Programme | None:
+        key = programme_key(prog_id)
+        if key is None:
+            return None
+        if key not in self._programmes:
+            row = self.conn.execute(select(Programme).where(Programme.prog_id == key)).first()
+            self._programmes[key] = (
+                None
+                if row is None
+                else _Programme(row.id, row.prog_id, row.pi_user_id, row.period_months, row.group_id)
+            )
+        return self._programmes[key]
+
+    def _period(self, programme: _Programme | None) -> int:
+        return programme.period_months if programme is not None else self.policy.default_period_months
+
+    def _team_roles(self) -> dict[int, tuple[str, str]]:
+        """programme id -> (rule, how) for every programme the user is in (R5-R7)."""
+        if self._team is None:
+            team: dict[int, tuple[str, str]] = {}
+            uid = self.user.member_id
+            if uid is not None:
+                c = self.conn
+                for row in c.execute(
+                    select(Delegation.programme_id, Delegation.expires_at).where(
+                        Delegation.grantee_user_id == uid,
+                        Delegation.programme_id.is_not(None),
+                        Delegation.revoked_at.is_(None),
+                    )
+                ):
+                    if row.expires_at is None or row.expires_at > self.now:
+                        team[row.programme_id] = ("R7", "delegate of the programme")
+                groups = set(c.scalars(select(GroupMember.group_id).where(GroupMember.user_id == uid)))
+                for row in c.execute(select(Programme.id, Programme.group_id)):
+                    if row.group_id is not None and row.group_id in groups:
+                        team[row.id] = ("R6", "member of the programme's survey group")
+                for pid in c.scalars(
+                    select(ProgrammeMember.programme_id).where(ProgrammeMember.user_id == uid)
+                ):
+                    team[pid] = ("R5", "co-I of the programme")
+                for pid in c.scalars(select(Programme.id).where(Programme.pi_user_id == uid)):
+                    team[pid] = ("R5", "PI of the programme")
+            self._team = team
+        return self._team
+
+    def _delegated_dataset_ids(self) -> set[int]:
+        if self._datasets is None:
+            ids: set[int] = set()
+            uid = self.user.member_id
+            if uid is not None:
+                for row in self.conn.execute(
+                    select(Delegation.dataset_id, Delegation.expires_at).where(
+                        Delegation.grantee_user_id == uid,
+                        Delegation.dataset_id.is_not(None),
+                        Delegation.revoked_at.is_(None),
+                    )
+                ):
+                    if row.expires_at is None or row.expires_at > self.now:
+                        ids.add(row.dataset_id)
+            self._datasets = ids
+        return self._datasets
+
+    def _membership(self, programme: _Programme | None, dataset_id: int | None) -> Decision | None:
+        if programme is not None and programme.id in self._team_roles():
+            rule, how = self._team_roles()[programme.id]
+            return Decision(True, rule, f"{self.user.name} is {how} {programme.prog_id}")
+        if dataset_id is not None and dataset_id in self._delegated_dataset_ids():
+            return Decision(True, "R7", f"{self.user.name} is a delegate of dataset {dataset_id}")
+        return None
+
+    def _before(self) -> Decision | None:
+        if not self.user.active:
+            return None  # R0: falls through to the public rules
+        if self.user.is_staff:
+            return Decision(True, "R1", f"{self.user.name} is {self.user.role}")
+        return None
+
+    # decisions ------------------------------------------------------------------------------
+    def can_see_file(self, file_id: int) -> Decision:
+        """May the user see this raw file (its metadata and bytes)?"""
+        row = self.conn.execute(
+            select(File.id, File.is_calibration, File.mjd_obs, File.prog_id, File.dataset_id).where(
+                File.id == file_id
+            )
+        ).first()
+        if row is None:
+            raise LookupError(f"no file with id {file_id}")
+        if (decided := self._before()) is not None:
+            return decided
+        if row.is_calibration:
+            return Decision(True, "R2", "calibration files are public at once")
+        programme = self._programme(row.prog_id)
+        public = _raw_public_mjd(row.mjd_obs, self._period(programme))
+        if public is not None and public <= self.now_mjd:
+            return Decision(True, "R3", f"public since {datetime_of_mjd(public):%Y-%m-%d %H:%M} UTC")
+        if (member := self._membership(programme, row.dataset_id)) is not None:
+            return member
+        return self._deny(public, "raw data")
+
+    def can_see_dataset(self, dataset_id: int) -> Decision:
+        """May the user see this dataset (its description and file list)?"""
+        row = self.conn.execute(
+            select(Dataset.id, Dataset.prog_id, Dataset.mjd_start, Dataset.mjd_end).where(
+                Dataset.id == dataset_id
+            )
+        ).first()
+        if row is None:
+            raise LookupError(f"no dataset with id {dataset_id}")
+        if (decided := self._before()) is not None:
+            return decided
+        programme = self._programme(row.prog_id)
+        mjd = row.mjd_end if row.mjd_end is not None else row.mjd_start
+        public = _raw_public_mjd(mjd, self._period(programme))
+        if public is not None and public <= self.now_mjd:
+            return Decision(True, "R3", f"public since {datetime_of_mjd(public):%Y-%m-%d %H:%M} UTC")
+        if (member := self._membership(programme, row.id)) is not None:
+            return member
+        return self._deny(public, "dataset")
+
+    def product_public_date(self, product_id: int) -> dt.datetime | None:
+        """When the product becomes (or became) public by R4, delay included; None: never."""
+        row = self.conn.execute(select(Product.dataset_id).where(Product.id == product_id)).first()
+        if row is None:
+            raise LookupError(f"no product with id {product_id}")
+        public, delay = self._product_release(product_id, row.dataset_id)
+        if public is None:
+            return None
+        base = datetime_of_mjd(public)
+        return max(base, delay) if delay is not None else base
+
+    def _product_release(
+        self, product_id: int, dataset_id: int | None
+    ) -> tuple[float | None, dt.datetime | None]:
+        delay = self.conn.scalar(
+            select(ReleaseDelay.delayed_until).where(ReleaseDelay.product_id == product_id)
+        )
+        if dataset_id is None:
+            return None, delay
+        ds = self.conn.execute(
+            select(Dataset.prog_id, Dataset.mjd_start, Dataset.mjd_end).where(Dataset.id == dataset_id)
+        ).first()
+        if ds is None:
+            return None, delay
+        mjd = ds.mjd_end if ds.mjd_end is not None else ds.mjd_start
+        period = self._period(self._programme(ds.prog_id))
+        return _product_public_mjd(mjd, period, self.policy.product_embargo_months), delay
+
+    def can_see_product(self, product_id: int) -> Decision:
+        """May the user see this product (its description, previews and files)?"""
+        row = self.conn.execute(
+            select(Product.id, Product.product_type, Product.dataset_id).where(Product.id == product_id)
+        ).first()
+        if row is None:
+            raise LookupError(f"no product with id {product_id}")
+        if (decided := self._before()) is not None:
+            return decided
+        if row.product_type in CALIBRATION_PRODUCT_TYPES:
+            return Decision(True, "R2", "calibration masters are public at once")
+        public, delay = self._product_release(row.id, row.dataset_id)
+        released = public is not None and public <= self.now_mjd
+        if released and (delay is None or delay <= self.now):
+            return Decision(True, "R4", f"public since {datetime_of_mjd(public):%Y-%m-%d %H:%M} UTC")
+        workspaces = self.conn.execute(
+            select(Workspace.is_public, Workspace.owner_user_id, Workspace.name)
+            .join(WorkspaceItem, WorkspaceItem.workspace_id == Workspace.id)
+            .where(WorkspaceItem.product_id == row.id)
+        ).all()
+        for ws in workspaces:
+            if ws.is_public:
+                return Decision(True, "R8", "in the public workspace")
+        if row.dataset_id is not None:
+            ds_prog = self.conn.scalar(select(Dataset.prog_id).where(Dataset.id == row.dataset_id))
+            if (member := self._membership(self._programme(ds_prog), row.dataset_id)) is not None:
+                return member
+        uid = self.user.member_id
+        for ws in workspaces:
+            if uid is not None and ws.owner_user_id == uid:
+                return Decision(True, "R8", f"in {self.user.name}'s workspace {ws.name}")
+        if released and delay is not None:
+            return Decision(False, "R4", f"release delayed by the PI until {delay:%Y-%m-%d}")
+        return self._deny(public, "product")
+
+    def _deny(self, public_mjd: float | None, what: str) -> Decision:
+        if public_mjd is None:
+            return Decision(False, "R9", f"{what} without observation time or programme: never public")
+        return Decision(False, "R9", f"proprietary until {datetime_of_mjd(public_mjd):%Y-%m-%d %H:%M} UTC")
+
+    def can_see(self, obj: Any) -> Decision:
+        """Decision for a ``File``, ``Dataset`` or ``Product`` (ORM object) or ``(kind, id)``."""
+        if isinstance(obj, tuple):
+            kind, number = obj
+        elif isinstance(obj, File):
+            kind, number = "file", obj.id
+        elif isinstance(obj, Dataset):
+            kind, number = "dataset", obj.id
+        elif isinstance(obj, Product):
+            kind, number = "product", obj.id
+        else:
+            raise TypeError(f"cannot decide access to {type(obj).__name__}")
+        method = {"file": self.can_see_file, "dataset": self.can_see_dataset, "product": self.can_see_product}
+        if kind not in method:
+            raise ValueError(f"unknown kind of object {kind!r} (file, dataset or product)")
+        return method[kind](int(number))
+
+    # actions --------------------------------------------------------------------------------
+    def require(self, decision: Decision) -> None:
+        """Raise :class:`AccessDenied` unless ``decision`` allows."""
+        if not decision:
+            raise AccessDenied(f"{self.user.name}: not allowed ({decision.rule}): {decision.reason}")
+
+    def can_manage(self) -> Decision:
+        """A1: manage users, groups, programmes, quotas."""
+        if self.user.is_admin:
+            return Decision(True, "A1", f"{self.user.name} is admin")
+        return Decision(False, "A1", "only admins manage accounts, groups and programmes")
+
+    def _pi_of(self, programme_id: int | None) -> bool:
+        uid = self.user.member_id
+        if uid is None or programme_id is None:
+            return False
+        return self.conn.scalar(select(Programme.pi_user_id).where(Programme.id == programme_id)) == uid
+
+    def _programme_id_of_dataset(self, dataset_id: int) -> int | None:
+        prog_id = self.conn.scalar(select(Dataset.prog_id).where(Dataset.id == dataset_id))
+        programme = self._programme(prog_id)
+        return programme.id if programme is not None else None
+
+    def can_delegate(self, programme_id: int | None = None, dataset_id: int | None = None) -> Decision:
+        """A2: grant a programme or one of its datasets to someone."""
+        if self.user.is_admin:
+            return Decision(True, "A2", f"{self.user.name} is admin")
+        pid = programme_id if programme_id is not None else self._programme_id_of_dataset(dataset_id or -1)
+        if self._pi_of(pid):
+            return Decision(True, "A2", f"{self.user.name} is the PI")
+        return Decision(False, "A2", "only the programme's PI or an admin delegates it")
+
+    def release_window(self, product_id: int) -> tuple[dt.datetime, dt.datetime]:
+        """A3: (scheduled public date without delay, latest date a delay may reach)."""
+        row = self.conn.execute(select(Product.dataset_id).where(Product.id == product_id)).first()
+        if row is None:
+            raise LookupError(f"no product with id {product_id}")
+        public, _ = self._product_release(product_id, row.dataset_id)
+        if public is None:
+            raise AccessDenied(
+                f"product {product_id} has no dated raw data: it is never public, nothing to delay"
+            )
+        base = datetime_of_mjd(public)
+        return base, base + dt.timedelta(days=self.policy.max_delay_months * MONTH_DAYS)
+
+    def can_delay_release(self, product_id: int, until: dt.datetime) -> Decision:
+        """A3: may the user delay this product's release until ``until``?"""
+        dataset_id = self.conn.scalar(select(Product.dataset_id).where(Product.id == product_id))
+        allowed = self.user.is_admin or (
+            dataset_id is not None and self._pi_of(self._programme_id_of_dataset(dataset_id))
+        )
+        if not allowed:
+            return Decision(False, "A3", "only the PI of the product's programme (or an admin) delays it")
+        base, latest = self.release_window(product_id)
+        until = utc_naive(until)
+        if until > latest:
+            return Decision(
+                False,
+                "A3",
+                f"a delay may reach at most {latest:%Y-%m-%d} ({self.policy.max_delay_months} months after "
+                f"the scheduled public date {base:%Y-%m-%d})",
+            )
+        return Decision(True, "A3", f"scheduled {base:%Y-%m-%d}, delay allowed up to {latest:%Y-%m-%d}")
+
+    def can_review(self) -> Decision:
+        """A4: validate or flag products."""
+        if self.user.is_staff:
+            return Decision(True, "A4", f"{self.user.name} is {self.user.role}")
+        return Decision(False, "A4", "only admins and operators validate or flag products")
+
+    def can_submit_job(self, dataset_id: int | None = None) -> Decision:
+        """A6: may the user queue a reduction now (of ``dataset_id`` if given)?"""
+        if self.user.is_staff:
+            return Decision(True, "A6", f"{self.user.name} is {self.user.role}: no quota")
+        uid = self.user.member_id
+        if uid is None:
+            return Decision(False, "A6", "anonymous and public accounts cannot queue reductions")
+        if dataset_id is not None and not self.can_see_dataset(dataset_id):
+            return Decision(False, "A6", f"{self.user.name} may not see dataset {dataset_id}")
+        quota = self.conn.execute(select(Quota).where(Quota.user_id == uid)).first()
+        if quota is not None:
+            max_jobs, start, end = quota.max_concurrent_jobs, quota.access_from, quota.access_until
+        else:
+            created = self.conn.scalar(select(User.created_at).where(User.id == uid))
+            max_jobs, start = self.policy.quota_max_jobs, None
+            end = (
+                created + dt.timedelta(days=self.policy.quota_window_days)
+                if self.policy.quota_window_days and created is not None
+                else None
+            )
+        if start is not None and self.now < start:
+            return Decision(False, "A6", f"access window opens {start:%Y-%m-%d %H:%M} UTC")
+        if end is not None and self.now >= end:
+            return Decision(False, "A6", f"access window closed {end:%Y-%m-%d %H:%M} UTC")
+        running = self.conn.scalar(
+            select(func.count())
+            .select_from(JobOwner)
+            .join(Job, Job.id == JobOwner.job_id)
+            .where(JobOwner.user_id == uid, Job.state.in_(("queued", "running")))
+        )
+        if running >= max_jobs:
+            return Decision(False, "A6", f"{running} job(s) queued or running, quota {max_jobs}")
+        return Decision(True, "A6", f"{running} of {max_jobs} concurrent job(s) in use")
+
+    def can_manage_tokens_of(self, owner_id: int) -> Decision:
+        """A7: create or revoke the API tokens of account ``owner_id``."""
+        if self.user.is_admin:
+            return Decision(True, "A7", f"{self.user.name} is admin")
+        if self.user.member_id is not None and self.user.member_id == owner_id:
+            return Decision(True, "A7", "own tokens")
+        return Decision(False, "A7", "users manage only their own tokens")
+
+    def can_place_in_workspace(self, workspace_id: int, product_id: int) -> Decision:
+        """A8: put a product in a workspace."""
+        ws = self.conn.execute(select(Workspace).where(Workspace.id == workspace_id)).first()
+        if ws is None:
+            raise LookupError(f"no workspace with id {workspace_id}")
+        if ws.is_public:
+            if self.user.is_admin:
+                return Decision(True, "A8", f"{self.user.name} is admin")
+            return Decision(False, "A8", "only admins publish into the public workspace")
+        if self.user.is_admin or (
+            self.user.member_id is not None and ws.owner_user_id == self.user.member_id
+        ):
+            if not self.user.is_admin and not self.can_see_product(product_id):
+                return Decision(False, "A8", f"{self.user.name} may not see product {product_id}")
+            return Decision(True, "A8", "own workspace")
+        return Decision(False, "A8", "users place products only in their own workspace")
+
+
+def can_see(
+    conn: Connection,
+    user: Principal,
+    obj: Any,
+    now: dt.datetime | None = None,
+    policy: Policy = DEFAULT_POLICY,
+) -> Decision:
+    """One-off per-object decision (see :meth:`AccessContext.can_see`)."""
+    return AccessContext(conn, user, now, policy).can_see(obj)
+
+
+__all__ = [
+    "ANONYMOUS",
+    "CALIBRATION_PRODUCT_TYPES",
+    "DEFAULT_POLICY",
+    "MONTH_DAYS",
+    "RULES",
+    "RULES_VERSION",
+    "AccessContext",
+    "AccessDenied",
+    "Decision",
+    "Policy",
+    "Principal",
+    "Rule",
+    "can_see",
+    "datetime_of_mjd",
+    "level3_inputs_clause",
+    "load_principal",
+    "local_operator",
+    "mjd_of",
+    "principal_of",
+    "programme_key",
+    "programme_key_sql",
+    "visible_datasets_clause",
+    "visible_files_clause",
+    "visible_products_clause",
+]
