@@ -82,7 +82,8 @@ class Settings(BaseSettings):
             mode = path.stat().st_mode
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the database password file ({exc.strerror or exc})") from exc
+            reason = exc.strerror or exc
+            raise ConfigError(f"{path}: cannot read the database password file ({reason})") from exc
         if stat.S_IMODE(mode) & 0o077:
             raise ConfigError(
                 f"{path}: the database password file is readable by other users "
@@ -107,7 +108,7 @@ class Settings(BaseSettings):
             try:
                 return int(self.file_mode, 8) & 0o777
             except ValueError as exc:
-                raise ConfigError(f"file_mode {self.file_mode!r} is not an octal mode such as '0640'") from exc
+                raise ConfigError(f"file_mode {self.file_mode!r} is not an octal mode like '0640'") from exc
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask

@@ -248,7 +248,9 @@ def column_problem(values: dict[str, Any]) -> str | None:
                 return f"{name} = {value!r} is not valid text"
             length = getattr(column_type, "length", None)
             if isinstance(column_type, String) and length is not None and len(value) > length:
-                return f"{name} = {value[:40]!r}... has {len(value)} characters, its catalogue column {length}"
+                return (
+                    f"{name} = {value[:40]!r}... has {len(value)} characters, its catalogue column {length}"
+                )
     return None
 
 
