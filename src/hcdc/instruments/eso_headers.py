@@ -174,6 +174,53 @@ def parse_header_block(raw: bytes | str) -> HeaderValues:
     if end != -1:
         text = text[:end]
     values: dict[str, str] = {}
-    for hkey, key, rest in _VALUE_CARD.findall(text):
-        values.setdefault(hkey or key, rest)
+    if "\nCONTINUE" not in text:
+        for hkey, key, rest in _VALUE_CARD.findall(text):
+            values.setdefault(hkey or key, rest)
+        return HeaderValues(values)
+    # long strings (the CONTINUE convention, FITS 4.0 sect. 4.2.1.2): slower path, only taken
+    # by headers that have such cards
+    for match in _VALUE_CARD.finditer(text):
+        key = match["hkey"] or match["key"]
+        if key not in values:
+            values[key] = _join_continued(match["rest"], text, match.end() + 1)
     return HeaderValues(values)
+
+
+_CONTINUE = "CONTINUE"
+
+
+def _string_part(rest: str) -> str | None:
+    """The text of a string value field (quotes removed, doubled quotes undone, trailing blanks
+    removed as astropy does), None when the field is not a terminated string."""
+    raw = _value_text(rest)
+    if len(raw) < 2 or raw[0] != "'" or raw[-1] != "'":
+        return None
+    return raw[1:-1].replace("''", "'").rstrip()
+
+
+def _join_continued(rest: str, text: str, position: int) -> str:
+    """The value field ``rest`` of a card, joined with the ``CONTINUE`` cards that follow it at
+    ``position`` in ``text`` when it is a string ending with ``&``.
+
+    Like astropy: each part that ends with ``&`` loses it and the next CONTINUE card's string
+    is appended; the join stops at the first part without ``&`` or the first card that is not
+    a CONTINUE card with a string value. Returns a value field (a quoted string) that
+    :func:`_convert` reads as the whole long string.
+    """
+    part = _string_part(rest)
+    if part is None or not part.endswith("&") or not text.startswith(_CONTINUE, position):
+        return rest
+    parts = [part[:-1]]
+    while part.endswith("&") and text.startswith(_CONTINUE, position):
+        end = text.find("\n", position)
+        line = text[position : end if end != -1 else len(text)]
+        following = _string_part(line[len(_CONTINUE) :])
+        if following is None:
+            break
+        part = following
+        parts.append(part[:-1] if part.endswith("&") else part)
+        if end == -1:
+            break
+        position = end + 1
+    return "'" + "".join(parts).replace("'", "''") + "'"
