@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup lint
+.PHONY: demo test faults setup lint
 
 $(BIN)/hcdc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: setup
 # processes share the cores, and threaded BLAS on top of that only slows the SVDs.
 test: setup
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
+
+# The slow part of the fault suite (tests/faults: large hostile batches, generated headers,
+# watch; see docs/reliability.md), on SQLite and PostgreSQL. Its fast part runs in 'make test'.
+faults: setup
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests/faults -m faults -p no:xdist
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

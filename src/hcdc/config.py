@@ -175,6 +175,21 @@ def load_settings(root: str | Path | None = None) -> Settings:
         raise ConfigError(f"{root_path / CONFIG_FILENAME}: invalid setting ({exc})") from exc
 
 
+def without_password(url):  # noqa: ANN001, ANN201 - sqlalchemy URL in and out (lazy import)
+    """``url`` (a SQLAlchemy URL) without its password (``URL.set(password=None)`` keeps it)."""
+    from sqlalchemy.engine import URL
+
+    return URL.create(
+        drivername=url.drivername,
+        username=url.username,
+        password=None,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query,
+    )
+
+
 def _toml_string(value: str) -> str:
     """A TOML basic string (JSON's escapes are valid TOML escapes)."""
     return json.dumps(value, ensure_ascii=False)
@@ -203,7 +218,7 @@ def write_settings(settings: Settings) -> Path:
                 os.fchmod(handle.fileno(), 0o600)
                 handle.write(str(url.password) + "\n")
             lines.append(f"database_password_file = {_toml_string(SECRET_FILENAME)}")
-            url = url.set(password=None)
+            url = without_password(url)
         lines.append(f"database_url = {_toml_string(url.render_as_string(hide_password=False))}")
     elif settings.database_password_file is not None:
         lines.append(f"database_password_file = {_toml_string(str(settings.database_password_file))}")

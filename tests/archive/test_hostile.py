@@ -8,21 +8,29 @@ The slower cases (large batches, many generated headers) are in ``tests/faults``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
-import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.hostile import CORPUS, Expected, card, hierarch, irdis_cards, quoted, raw_fits, write_corpus
+from helpers.hostile import (
+    CORPUS,
+    HOSTILE_CARDS,
+    Expected,
+    card,
+    deadline,
+    hierarch,
+    hostile_header_outcome,
+    irdis_cards,
+    quoted,
+    raw_fits,
+    write_corpus,
+)
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -34,33 +42,6 @@ from hcdc.cli import app
 
 #: Running ``hcdc`` in a subprocess (the CLI as operators run it, with its exit status).
 HCDC = [sys.executable, "-c", "import sys; from hcdc.cli import main; sys.argv[0] = 'hcdc'; main()"]
-
-
-@contextlib.contextmanager
-def deadline(seconds: int) -> Iterator[None]:
-    """Fail (instead of hanging for ever) when the block takes longer than ``seconds``, or
-    allocates more than 3 GiB of address space.
-
-    SIGALRM interrupts a blocking ``open()`` of a FIFO, which is what hcdc before issue 10 did.
-    """
-
-    def expired(_signum, _frame):  # noqa: ANN001
-        raise TimeoutError(f"still running after {seconds} s: blocked on a special file?")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(seconds)
-    # and a memory cap: reading a link to /dev/zero (today's code) must fail, not exhaust the host
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    with open("/proc/self/statm") as handle:
-        used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    cap = used + (3 << 30)
-    resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def _check_corpus(catalogue, folder: Path, cases: dict[str, Expected]) -> dict[str, dict]:
@@ -220,44 +201,6 @@ def test_copied_files_follow_the_configured_mode(catalogue, tmp_path: Path, mode
     expected = int(mode, 8) if mode else 0o666 & ~umask
     assert stat.S_IMODE(stored.stat().st_mode) == expected
     assert expected & 0o040  # group-readable in both cases (the usual umask 022/002)
-
-
-# -- hypothesis: generated header cards --------------------------------------------------------
-
-#: Keywords: standard 8-character ones and HIERARCH ones, including those hcdc reads.
-_KEYWORDS = st.one_of(
-    st.sampled_from(["OBJECT", "EXPTIME", "RA", "DEC", "DATE-OBS", "MJD-OBS", "ORIGFILE", "XX-1_Z"]),
-    st.sampled_from(
-        [
-            hierarch(k)
-            for k in ("DET NDIT", "DET SEQ1 DIT", "OBS ID", "OBS NAME", "OBS TARG NAME", "TPL EXPNO")
-        ]
-    ),
-    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", min_size=1, max_size=8),
-)
-#: Value fields as bytes: numbers of any size, strings with any byte, broken quoting.
-_VALUES = st.one_of(
-    st.integers().map(lambda n: str(n).encode()),
-    st.floats(allow_nan=True, allow_infinity=True).map(lambda x: repr(x).encode()),
-    st.sampled_from([b"T", b"F", b"NaN", b"1e400", b"-1e400", b"(1.0, 2.0)", b"", b"'", b"''", b"'&'"]),
-    st.binary(max_size=70).map(lambda b: b"'" + b.replace(b"'", b"''") + b"'"),
-    st.binary(max_size=70),
-    st.text(max_size=60).map(lambda t: ("'" + t.replace("'", "''") + "'").encode("utf-8", "replace")),
-)
-HOSTILE_CARDS = st.lists(st.tuples(_KEYWORDS, _VALUES), min_size=1, max_size=6)
-
-
-def hostile_header_outcome(catalogue, folder: Path, index: int, cards: list[tuple[str, bytes]]) -> str:
-    """Ingest one IRDIS file with ``cards`` overriding/added to its header: the file must be
-    either catalogued or quarantined with a reason naming it, and never stop the batch."""
-    overrides = {key: value for key, value in cards}
-    path = raw_fits(folder / f"case-{index:05d}.fits", irdis_cards(**overrides))
-    summary = ingest(catalogue, [path], workers=1)
-    assert summary.ingested + summary.quarantined + summary.duplicates == 1
-    if summary.quarantined:
-        assert summary.quarantined_files[0]["reason"].startswith(str(path))
-        return "quarantined"
-    return "ingested" if summary.ingested else "duplicate"
 
 
 def test_generated_header_cards_never_stop_ingest(catalogue, tmp_path: Path) -> None:

@@ -8,10 +8,17 @@ images (``None`` removes a keyword); ``raw_fits(path, cards)`` writes a file fro
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable
+import resource
+import signal
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from hypothesis import strategies as st
+
+from hcdc.archive.ingest import ingest
 
 BLOCK = 2880
 CARD = 80
@@ -254,3 +261,71 @@ def write_corpus(folder: Path, names: Iterable[str] | None = None) -> dict[str, 
     for name in chosen:
         CORPUS[name][0](folder / name)
     return {name: CORPUS[name][1] for name in chosen}
+
+
+# -- running hostile inputs -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail (instead of hanging for ever) when the block takes longer than ``seconds``, or
+    allocates more than 3 GiB of address space.
+
+    SIGALRM interrupts a blocking ``open()`` of a FIFO, which is what hcdc before issue 10 did.
+    """
+
+    def expired(_signum, _frame):  # noqa: ANN001
+        raise TimeoutError(f"still running after {seconds} s: blocked on a special file?")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    # and a memory cap: reading a link to /dev/zero (today's code) must fail, not exhaust the host
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as handle:
+        used = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    cap = used + (3 << 30)
+    resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
+# -- hypothesis: generated header cards ----------------------------------------------------------
+
+#: Keywords: standard 8-character ones and HIERARCH ones, including those hcdc reads.
+_KEYWORDS = st.one_of(
+    st.sampled_from(["OBJECT", "EXPTIME", "RA", "DEC", "DATE-OBS", "MJD-OBS", "ORIGFILE", "XX-1_Z"]),
+    st.sampled_from(
+        [
+            hierarch(k)
+            for k in ("DET NDIT", "DET SEQ1 DIT", "OBS ID", "OBS NAME", "OBS TARG NAME", "TPL EXPNO")
+        ]
+    ),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", min_size=1, max_size=8),
+)
+#: Value fields as bytes: numbers of any size, strings with any byte, broken quoting.
+_VALUES = st.one_of(
+    st.integers().map(lambda n: str(n).encode()),
+    st.floats(allow_nan=True, allow_infinity=True).map(lambda x: repr(x).encode()),
+    st.sampled_from([b"T", b"F", b"NaN", b"1e400", b"-1e400", b"(1.0, 2.0)", b"", b"'", b"''", b"'&'"]),
+    st.binary(max_size=70).map(lambda b: b"'" + b.replace(b"'", b"''") + b"'"),
+    st.binary(max_size=70),
+    st.text(max_size=60).map(lambda t: ("'" + t.replace("'", "''") + "'").encode("utf-8", "replace")),
+)
+HOSTILE_CARDS = st.lists(st.tuples(_KEYWORDS, _VALUES), min_size=1, max_size=6)
+
+
+def hostile_header_outcome(catalogue, folder: Path, index: int, cards: list[tuple[str, bytes]]) -> str:
+    """Ingest one IRDIS file with ``cards`` overriding/added to its header: the file must be
+    either catalogued or quarantined with a reason naming it, and never stop the batch."""
+    overrides = {key: value for key, value in cards}
+    path = raw_fits(folder / f"case-{index:05d}.fits", irdis_cards(**overrides))
+    summary = ingest(catalogue, [path], workers=1)
+    assert summary.ingested + summary.quarantined + summary.duplicates == 1
+    if summary.quarantined:
+        assert summary.quarantined_files[0]["reason"].startswith(str(path))
+        return "quarantined"
+    return "ingested" if summary.ingested else "duplicate"

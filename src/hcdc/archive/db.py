@@ -27,7 +27,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from hcdc.archive.marker import StorageRootError, check_storage_root, read_marker, write_marker
-from hcdc.config import CONFIG_FILENAME, ConfigError, Settings, add_setting, load_settings, write_settings
+from hcdc.config import (
+    CONFIG_FILENAME,
+    ConfigError,
+    Settings,
+    add_setting,
+    load_settings,
+    without_password,
+    write_settings,
+)
 
 MIGRATIONS_LOCATION = "hcdc.archive:migrations"
 
@@ -191,7 +199,7 @@ def _settings_or_error(root: Path) -> Settings:
 def _same_database(a: str, b: str) -> bool:
     """True when two URLs name the same database (the password does not matter)."""
     try:
-        return make_url(a).set(password=None) == make_url(b).set(password=None)
+        return without_password(make_url(a)) == without_password(make_url(b))
     except ArgumentError:
         return a == b
 
