@@ -208,7 +208,7 @@ def test_generated_header_cards_never_stop_ingest(catalogue, tmp_path: Path) -> 
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     @given(cards=HOSTILE_CARDS)
-    def check(cards: list[tuple[str, bytes]]) -> None:
+    def check(cards: tuple[list[tuple[str, bytes]], list[bytes]]) -> None:
         hostile_header_outcome(catalogue, tmp_path / "generated", next(counter), cards)
 
     check()

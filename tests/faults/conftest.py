@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from archive.conftest import catalogue  # noqa: F401 - the same data-centre fixture (SQLite + PostgreSQL)
 
 _HERE = Path(__file__).parent
 

@@ -70,9 +70,9 @@ def test_many_generated_header_cards(catalogue, tmp_path: Path) -> None:
     counter = iter(range(10**6))
     outcomes: list[str] = []
 
-    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
     @given(cards=HOSTILE_CARDS)
-    def check(cards: list[tuple[str, bytes]]) -> None:
+    def check(cards: tuple[list[tuple[str, bytes]], list[bytes]]) -> None:
         outcomes.append(hostile_header_outcome(catalogue, tmp_path / "generated", next(counter), cards))
 
     with deadline(900):

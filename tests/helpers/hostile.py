@@ -315,14 +315,31 @@ _VALUES = st.one_of(
     st.binary(max_size=70),
     st.text(max_size=60).map(lambda t: ("'" + t.replace("'", "''") + "'").encode("utf-8", "replace")),
 )
-HOSTILE_CARDS = st.lists(st.tuples(_KEYWORDS, _VALUES), min_size=1, max_size=6)
+#: Whole extra cards: random 80-byte images, and long strings split over CONTINUE cards.
+_EXTRA_CARDS = st.lists(
+    st.one_of(
+        st.binary(min_size=CARD, max_size=CARD).map(lambda b: [b]),
+        st.tuples(
+            st.sampled_from([hierarch("OBS NAME"), hierarch("OBS TARG NAME"), "LONGSTRN", "HISTORY"]),
+            st.text(
+                alphabet=st.characters(min_codepoint=32, max_codepoint=126, exclude_characters="'"),
+                max_size=300,
+            ),
+        ).map(lambda kv: long_string_cards(*kv)),
+    ),
+    max_size=3,
+).map(lambda groups: [c for group in groups for c in group])
+#: A hostile header: (keyword -> value field overrides, extra card images).
+HOSTILE_CARDS = st.tuples(st.lists(st.tuples(_KEYWORDS, _VALUES), max_size=6), _EXTRA_CARDS)
 
 
-def hostile_header_outcome(catalogue, folder: Path, index: int, cards: list[tuple[str, bytes]]) -> str:
-    """Ingest one IRDIS file with ``cards`` overriding/added to its header: the file must be
-    either catalogued or quarantined with a reason naming it, and never stop the batch."""
-    overrides = {key: value for key, value in cards}
-    path = raw_fits(folder / f"case-{index:05d}.fits", irdis_cards(**overrides))
+def hostile_header_outcome(
+    catalogue, folder: Path, index: int, cards: tuple[list[tuple[str, bytes]], list[bytes]]
+) -> str:
+    """Ingest one IRDIS file with ``cards`` (overrides, extra card images) in its header: the
+    file must be either catalogued or quarantined with a reason naming it, never stop the batch."""
+    overrides = {key: value for key, value in cards[0]}
+    path = raw_fits(folder / f"case-{index:05d}.fits", irdis_cards(**overrides), tuple(cards[1]))
     summary = ingest(catalogue, [path], workers=1)
     assert summary.ingested + summary.quarantined + summary.duplicates == 1
     if summary.quarantined:

@@ -188,39 +188,42 @@ def parse_header_block(raw: bytes | str) -> HeaderValues:
 
 
 _CONTINUE = "CONTINUE"
+#: A string value field as the long-string convention reads it: the text between the opening
+#: quote and the first quote after which only blanks or a comment remain (so a doubled quote
+#: that a writer split between two cards stays in the text, still escaped).
+_LONG_PART = re.compile(r"^ *'(?P<text>.*?)' *(?:/.*)?$")
 
 
 def _string_part(rest: str) -> str | None:
-    """The text of a string value field (quotes removed, doubled quotes undone, trailing blanks
-    removed as astropy does), None when the field is not a terminated string."""
-    raw = _value_text(rest)
-    if len(raw) < 2 or raw[0] != "'" or raw[-1] != "'":
-        return None
-    return raw[1:-1].replace("''", "'").rstrip()
+    """The still-escaped text of a string value field, trailing blanks removed, or None."""
+    match = _LONG_PART.match(rest)
+    return None if match is None else match["text"].rstrip()
 
 
 def _join_continued(rest: str, text: str, position: int) -> str:
-    """The value field ``rest`` of a card, joined with the ``CONTINUE`` cards that follow it at
-    ``position`` in ``text`` when it is a string ending with ``&``.
+    """The value field ``rest`` of a card joined with the ``CONTINUE`` cards that follow it at
+    ``position`` in ``text``; returns a value field that :func:`_convert` reads.
 
-    Like astropy: each part that ends with ``&`` loses it and the next CONTINUE card's string
-    is appended; the join stops at the first part without ``&`` or the first card that is not
-    a CONTINUE card with a string value. Returns a value field (a quoted string) that
-    :func:`_convert` reads as the whole long string.
+    As astropy reads the long-string convention: every CONTINUE card right after a string
+    card belongs to it; each part loses its trailing blanks and one trailing ``&``; the
+    still-escaped parts are joined and read as one string (so a doubled quote that a writer
+    split between two cards is one quote). A first card that is not a string keeps its own
+    value; a CONTINUE card without a string value gives its value field (astropy's reading).
     """
-    part = _string_part(rest)
-    if part is None or not part.endswith("&") or not text.startswith(_CONTINUE, position):
+    if not text.startswith(_CONTINUE, position):
         return rest
-    parts = [part[:-1]]
-    while part.endswith("&") and text.startswith(_CONTINUE, position):
+    first = _string_part(rest)
+    if first is None:
+        return rest
+    parts = [first]
+    while text.startswith(_CONTINUE, position):
         end = text.find("\n", position)
-        line = text[position : end if end != -1 else len(text)]
-        following = _string_part(line[len(_CONTINUE) :])
-        if following is None:
-            break
-        part = following
-        parts.append(part[:-1] if part.endswith("&") else part)
+        field = text[position + len(_CONTINUE) : end if end != -1 else len(text)]
+        part = _string_part(field)
+        if part is None:
+            return field
+        parts.append(part)
         if end == -1:
             break
         position = end + 1
-    return "'" + "".join(parts).replace("'", "''") + "'"
+    return "'" + "".join(p[:-1] if p.endswith("&") else p for p in parts) + "'"
