@@ -39,6 +39,7 @@ from hcdc.archive.ingest import ingest
 from hcdc.archive.models import File, QuarantinedFile
 from hcdc.archive.storage import resolve_stored_path
 from hcdc.cli import app
+from hcdc.cli.output import escape_control
 
 #: Running ``hcdc`` in a subprocess (the CLI as operators run it, with its exit status).
 HCDC = [sys.executable, "-c", "import sys; from hcdc.cli import main; sys.argv[0] = 'hcdc'; main()"]
@@ -182,6 +183,8 @@ def test_listings_escape_terminal_codes(tmp_path: Path) -> None:
     files = runner.invoke(app, ["files", *root]).stdout
     assert "\\x1b]0;pwned\\x07[b]x" in files  # shown escaped, rich markup not interpreted
     assert "\\x1b[31mmany" in runner.invoke(app, ["quarantine", *root]).stdout
+    # a file name that is not UTF-8, in an error message or table, is shown with escapes
+    assert escape_control(os.fsdecode(b"/raw/a\xff\x1b.fits")) == "/raw/a\\xff\\x1b.fits"
     # JSON keeps the exact value (json escapes control characters itself)
     rows = json.loads(runner.invoke(app, ["files", "--json", *root]).stdout)
     assert rows[0]["target"] == "\x1b]0;pwned\x07[b]x"

@@ -36,6 +36,11 @@ def escape_control(text: str) -> str:
     Values come from file headers and names that anyone can write; JSON output is left exact
     (``json.dumps`` escapes control characters itself).
     """
+    # bytes of a file name that are not UTF-8 (surrogates in Python) would make printing fail
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")  # \xff
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
