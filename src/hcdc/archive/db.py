@@ -239,7 +239,7 @@ def init_data_centre(
     if root_path.is_dir() and any(root_path.iterdir()) and not force:
         raise DataCentreConfigError(
             f"{root_path} is not empty and is not an hcdc data centre (no {CONFIG_FILENAME}): "
-            "choose an empty or new folder, or pass --force to create the data centre in it"
+            "choose an empty or new folder, or create the data centre in it with 'hcdc init --force'"
         )
     settings = Settings(
         root=root_path,
