@@ -23,9 +23,11 @@ test: setup
 	$(BIN)/lint-imports
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not faults"
 
-# The slow fault-injection suite (kill -9 at named points, concurrent writers), SQLite and PostgreSQL.
+# The slow part of the fault suite (tests/faults: large hostile batches, generated headers,
+# watch, kill -9 at named points then fsck, concurrent ingest + worker + watch; see
+# docs/reliability.md), on SQLite and PostgreSQL. Its fast part runs in 'make test'.
 faults: setup
-	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m faults tests/faults
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests/faults -m faults -p no:xdist
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -25,15 +25,15 @@ def runner() -> CliRunner:
     return CliRunner(env={"COLUMNS": "240"})  # wide tables: nothing truncated
 
 
-def _ok(result) -> str:
-    assert result.exit_code == 0, (
+def _ok(result, status: int = 0) -> str:
+    assert result.exit_code == status, (
         f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     )
     return result.stdout
 
 
-def _json(runner: CliRunner, *args: str):
-    return json.loads(_ok(runner.invoke(app, [*args, "--json"])))
+def _json(runner: CliRunner, *args: str, status: int = 0):
+    return json.loads(_ok(runner.invoke(app, [*args, "--json"]), status))
 
 
 @pytest.fixture
@@ -119,14 +119,15 @@ def test_quarantine_and_reingest(runner: CliRunner, centre: Path, tmp_path: Path
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "junk.fits").write_bytes(b"\x00" * 100)
-    summary = _json(runner, "ingest", str(bad), str(tmp_path / "night"), *root)
+    # exit status 3: some files were quarantined (issue 10: scripts must notice)
+    summary = _json(runner, "ingest", str(bad), str(tmp_path / "night"), *root, status=3)
     assert (summary["quarantined"], summary["duplicates"]) == (1, 12)
     assert summary["quarantine_reasons"] == {"unreadable": 1}
     rows = _json(runner, "quarantine", *root)
     assert len(rows) == 1 and rows[0]["path"] == str(bad / "junk.fits")
     assert rows[0]["reason"].startswith(str(bad / "junk.fits"))
     assert _json(runner, "quarantine", "--reason", "invalid-metadata", *root) == []
-    table = _ok(runner.invoke(app, ["ingest", str(bad), *root]))
+    table = _ok(runner.invoke(app, ["ingest", str(bad), *root]), 3)
     assert "Ingest summary" in table and "unreadable" in table
 
 

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,11 +33,20 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from hcdc.config import CONFIG_FILENAME, Settings, load_settings, write_settings
+from hcdc.archive.marker import StorageRootError, check_storage_root, read_marker, write_marker
+from hcdc.config import (
+    CONFIG_FILENAME,
+    ConfigError,
+    Settings,
+    add_setting,
+    load_settings,
+    without_password,
+    write_settings,
+)
 
 MIGRATIONS_LOCATION = "hcdc.archive:migrations"
 
@@ -232,34 +243,153 @@ class Catalogue:
         self.close()
 
 
-def init_data_centre(
-    root: str | Path, database_url: str | None = None, storage_root: str | Path | None = None
-) -> Catalogue:
-    """Create (or bring up to date) a data centre in ``root``.
+class DataCentreConfigError(ArchiveError):
+    """``hcdc.toml`` is broken, or ``init`` was asked to change an existing data centre."""
 
-    Makes the directory and the storage root, writes ``hcdc.toml`` and runs the migrations.
-    Running it again on an existing data centre only upgrades the schema. The database is
-    checked before anything is written, so an unreachable URL leaves no half-made data centre.
+
+class StorageMissingError(ArchiveError):
+    """The storage root is missing or belongs to another data centre (see :mod:`hcdc.archive.marker`)."""
+
+
+def _settings_or_error(root: Path) -> Settings:
+    """:func:`load_settings` with configuration problems as :class:`DataCentreConfigError`."""
+    try:
+        return load_settings(root)
+    except ConfigError as exc:
+        raise DataCentreConfigError(str(exc)) from exc
+
+
+def _same_database(a: str, b: str) -> bool:
+    """True when two URLs name the same database (the password does not matter)."""
+    try:
+        return without_password(make_url(a)) == without_password(make_url(b))
+    except ArgumentError:
+        return a == b
+
+
+def _copied_files(engine: Engine) -> int:
+    """Number of catalogued files whose bytes are in the storage root (0 before the schema)."""
+    with engine.connect() as connection:
+        if "files" not in inspect(connection).get_table_names():
+            return 0
+        return connection.execute(text("SELECT count(*) FROM files WHERE storage = 'copy'")).scalar_one()
+
+
+def init_data_centre(
+    root: str | Path,
+    database_url: str | None = None,
+    storage_root: str | Path | None = None,
+    *,
+    force: bool = False,
+) -> Catalogue:
+    """Create a data centre in ``root``, or bring an existing one's schema up to date.
+
+    *New data centre* (no ``hcdc.toml``): ``root`` must be absent, empty, or ``force`` given
+    (hcdc does not mix its files with a folder of someone else's). The database is checked
+    before anything is written, so an unreachable URL leaves no half-made data centre; then the
+    storage root with its marker, the schema, and ``hcdc.toml`` (a password in the URL goes to
+    a mode-600 ``hcdc.secret``, see :mod:`hcdc.config`).
+
+    *Existing data centre*: its configuration is kept as it is and only the schema is
+    upgraded. A ``database_url`` or ``storage_root`` different from the configured one is
+    refused (changing the database is a separate, explicit act: edit ``hcdc.toml``), and a
+    broken ``hcdc.toml`` is an error, never overwritten. A data centre made before ids
+    existed gets one (added to ``hcdc.toml``, every other line kept) and a storage marker.
     """
     root_path = Path(root).resolve()
+    if (root_path / CONFIG_FILENAME).exists():
+        return _upgrade_data_centre(root_path, database_url, storage_root)
+    if root_path.is_dir() and any(root_path.iterdir()) and not force:
+        raise DataCentreConfigError(
+            f"{root_path} is not empty and is not an hcdc data centre (no {CONFIG_FILENAME}): "
+            "choose an empty or new folder, or create the data centre in it with 'hcdc init --force'"
+        )
     settings = Settings(
         root=root_path,
+        id=uuid.uuid4().hex,
         database_url=database_url or "",
         storage_root=Path(storage_root).resolve() if storage_root else None,
     )
+    if settings.resolved_storage_root.exists() and read_marker(settings.resolved_storage_root):
+        raise DataCentreConfigError(
+            f"{settings.resolved_storage_root} is already the storage root of data centre "
+            f"{read_marker(settings.resolved_storage_root)}: choose another storage root"
+        )
     if not database_url:
         root_path.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     try:
         check_reachable(engine)
         root_path.mkdir(parents=True, exist_ok=True)
-        settings.resolved_storage_root.mkdir(parents=True, exist_ok=True)
+        write_marker(settings.resolved_storage_root, settings.id)
         upgrade_schema(engine)
+        write_settings(settings)
+    except ConfigError as exc:
+        engine.dispose()
+        raise DataCentreConfigError(str(exc)) from exc
     except BaseException:
         engine.dispose()
         raise
-    write_settings(settings)
     return Catalogue(settings=settings, engine=engine)
+
+
+def _upgrade_data_centre(
+    root_path: Path, database_url: str | None, storage_root: str | Path | None
+) -> Catalogue:
+    """``init`` on an existing data centre: keep its configuration, upgrade the schema."""
+    settings = _settings_or_error(root_path)
+    config_file = root_path / CONFIG_FILENAME
+    if database_url and not _same_database(database_url, settings.resolved_database_url):
+        raise DataCentreConfigError(
+            f"{root_path} is a data centre whose catalogue is "
+            f"{_redact(settings.resolved_database_url)}; 'hcdc init' does not change it. To move the "
+            f"data centre to another database, copy the catalogue there and edit database_url in "
+            f"{config_file}"
+        )
+    if storage_root and Path(storage_root).resolve() != settings.resolved_storage_root:
+        raise DataCentreConfigError(
+            f"{root_path} keeps its files in {settings.resolved_storage_root}; 'hcdc init' does not "
+            f"change it (move the folder and edit storage_root in {config_file})"
+        )
+    try:
+        url = settings.resolved_database_url
+    except ConfigError as exc:
+        raise DataCentreConfigError(str(exc)) from exc
+    engine = make_engine(url)
+    try:
+        check_reachable(engine)
+        if not settings.id:
+            # a data centre made before ids: give it one, and mark its storage root, unless
+            # the catalogue has copied files and their store is gone (that must be reported)
+            if not settings.resolved_storage_root.is_dir() and _copied_files(engine):
+                raise StorageMissingError(
+                    f"the storage root {settings.resolved_storage_root} is missing but the catalogue "
+                    f"holds copied files: restore it, or correct storage_root in {config_file}"
+                )
+            new_id = uuid.uuid4().hex
+            write_marker(settings.resolved_storage_root, new_id)
+            add_setting(root_path, "id", new_id)
+            settings = _settings_or_error(root_path)
+        else:
+            _check_storage(settings)
+        upgrade_schema(engine)
+    except ConfigError as exc:
+        engine.dispose()
+        raise DataCentreConfigError(str(exc)) from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    return Catalogue(settings=settings, engine=engine)
+
+
+def _check_storage(settings: Settings) -> None:
+    """:func:`hcdc.archive.marker.check_storage_root` for a data centre with an id."""
+    if not settings.id:
+        return  # made before ids: 'hcdc init' adds one
+    try:
+        check_storage_root(settings.resolved_storage_root, settings.id, settings.root / CONFIG_FILENAME)
+    except StorageRootError as exc:
+        raise StorageMissingError(str(exc)) from exc
 
 
 def open_data_centre(root: str | Path | None = None, check_schema: bool = True) -> Catalogue:
@@ -267,15 +397,23 @@ def open_data_centre(root: str | Path | None = None, check_schema: bool = True) 
 
     Raises :class:`NotADataCentreError` when there is no ``hcdc.toml``,
     :class:`DatabaseUnreachableError` when the database cannot be reached and
-    :class:`SchemaOutdatedError` when the schema is not at this version's head revision.
+    :class:`SchemaOutdatedError` when the schema is not at this version's head revision,
+    :class:`DataCentreConfigError` when ``hcdc.toml`` is broken and
+    :class:`StorageMissingError` when the storage root is missing or another data centre's.
     """
-    settings = load_settings(root)
+    root_path = Path(root if root is not None else os.environ.get("HCDC_ROOT", ".")).resolve()
+    settings = _settings_or_error(root_path)
     if not (settings.root / CONFIG_FILENAME).is_file():
         raise NotADataCentreError(
             f"{settings.root} is not an hcdc data centre (no {CONFIG_FILENAME}); "
             "create one with 'hcdc init DIR' or point to one with --root / HCDC_ROOT"
         )
-    engine = make_engine(settings.resolved_database_url)
+    _check_storage(settings)
+    try:
+        url = settings.resolved_database_url
+    except ConfigError as exc:
+        raise DataCentreConfigError(str(exc)) from exc
+    engine = make_engine(url)
     try:
         check_reachable(engine)
         if check_schema:

@@ -44,13 +44,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import BigInteger, Connection, Integer, String, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from hcdc.archive.datasets import refresh_datasets
 from hcdc.archive.db import Catalogue, EncodedJSON, mark_writer
 from hcdc.archive.models import File, QuarantinedFile, utcnow
-from hcdc.archive.storage import copy_into_store, discover, raw_primary_cards, read_and_hash
+from hcdc.archive.storage import (
+    FileChangedError,
+    NotRegularFileError,
+    copy_into_store,
+    discover,
+    raw_primary_cards,
+    read_regular_file,
+)
 from hcdc.faults import fault_point
 from hcdc.instruments import association
 from hcdc.instruments.base import FileMetadata, MetadataError, UnreadableFileError
@@ -62,6 +69,12 @@ UNREADABLE = "unreadable"  # not FITS, truncated, corrupt compression, I/O error
 INVALID_METADATA = "invalid-metadata"  # essential keyword missing/invalid, invalid OIFITS
 INTERNAL_ERROR = "internal-error"  # an unexpected exception while inspecting the file
 DATABASE_ERROR = "database-error"  # the database refused the file's row (e.g. a value it cannot store)
+NOT_REGULAR = "not-regular-file"  # a FIFO, device or socket: never read
+BAD_NAME = "invalid-name"  # the file name cannot be stored (not valid UTF-8)
+
+# Errors a database driver (or SQLAlchemy's parameter processing) raises for one row's values;
+# they quarantine that file. Connection problems (OperationalError) are not among them.
+_ROW_ERRORS = (IntegrityError, DBAPIError, StatementError, OverflowError, ValueError, UnicodeError)
 
 # FileMetadata fields stored as their own column; any other field goes into ``extra``.
 METADATA_COLUMNS: tuple[str, ...] = tuple(
@@ -196,6 +209,55 @@ def metadata_values(meta: FileMetadata) -> dict[str, Any]:
     return values
 
 
+def display_path(path: str) -> str:
+    """``path`` as text that can be stored and printed: bytes that are not UTF-8 in a file
+    name (kept by Python as surrogates) are written as ``\\xNN`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _storable_text(text: str) -> str:
+    """Text any catalogue accepts: no NUL (PostgreSQL refuses it), no lone surrogates."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _integer_range(column_type: Any) -> tuple[int, int]:
+    bits = 63 if isinstance(column_type, BigInteger) else 31
+    return -(2**bits), 2**bits - 1
+
+
+def column_problem(values: dict[str, Any]) -> str | None:
+    """Why one of the files row's ``values`` cannot be stored as it is, or None.
+
+    Checked here, before any database sees the row, so that SQLite (which stores a too-long
+    string, a 3e9 NDIT in an INTEGER column, a NUL byte) and PostgreSQL (which refuses them)
+    treat the file the same way: it is quarantined with this reason.
+    """
+    columns = File.__table__.c
+    for name, value in values.items():
+        if name not in columns or value is None or isinstance(value, EncodedJSON):
+            continue
+        column_type = columns[name].type
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int) and isinstance(column_type, Integer):
+            low, high = _integer_range(column_type)
+            if not low <= value <= high:
+                return f"{name} = {value} is outside the range of its catalogue column [{low}, {high}]"
+        elif isinstance(value, str):
+            if "\x00" in value:
+                return f"{name} = {value!r} holds a NUL character"
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{name} = {value!r} is not valid text"
+            length = getattr(column_type, "length", None)
+            if isinstance(column_type, String) and length is not None and len(value) > length:
+                return (
+                    f"{name} = {value[:40]!r}... has {len(value)} characters, its catalogue column {length}"
+                )
+    return None
+
+
 def _header_cards(path: str, content: bytes | None, header) -> list[str]:  # noqa: ANN001 - fits.Header | None
     """The primary header's card images as stored in the catalogue (see ``raw_primary_cards``).
 
@@ -218,16 +280,31 @@ def inspect_file(path: str | Path) -> Inspection:
     """
     path = str(path)
     result = Inspection(path=path)
+    shown = display_path(path)
+    if shown != path:
+        # the catalogue stores paths as text: such a file could never be found again by its path
+        result.error_code = BAD_NAME
+        result.error = f"{shown}: the file name is not valid UTF-8; rename the file to catalogue it"
+        return result
     try:
-        stat = os.stat(path)
-        result.size, result.mtime_ns = stat.st_size, stat.st_mtime_ns
-        result.sha256, content = read_and_hash(path)
+        info, result.sha256, content = read_regular_file(path)
+        result.size, result.mtime_ns = info.st_size, info.st_mtime_ns
+    except NotRegularFileError as exc:
+        result.error_code, result.error = NOT_REGULAR, f"{path}: {exc}"
+        return result
+    except FileChangedError as exc:
+        result.error_code, result.error = UNREADABLE, f"{path}: {exc}"
+        result.sha256 = None
+        return result
     except OSError as exc:
         result.error_code, result.error = UNREADABLE, f"{path}: cannot read the file ({exc.strerror or exc})"
         return result
     try:
         meta, header = read_metadata(path, content)
         values = metadata_values(meta)
+        problem = column_problem(values)
+        if problem is not None:
+            raise MetadataError(problem)
         # serialized here, in the worker: the writing process only passes the text on
         values["header"] = EncodedJSON(json.dumps(_header_cards(path, content, header)))
         values["extra"] = EncodedJSON(json.dumps(values["extra"]))
@@ -290,6 +367,7 @@ class Ingester:
         self._pending_sha: set[str] = set()
         self._insert_many = _insert_ignoring_conflicts(catalogue.engine.dialect.name)
         self._stored: dict[str, str] = {}  # --copy: sha256 -> path in the store, copied this run
+        self._file_mode = catalogue.settings.resolved_file_mode if copy else None
 
     # -- state -------------------------------------------------------------------------
     def _load_state(self, conn: Connection) -> None:
@@ -317,6 +395,12 @@ class Ingester:
     # -- writing -----------------------------------------------------------------------
     def _quarantine(self, conn: Connection, insp: Inspection) -> FileOutcome:
         now = utcnow()
+        insp = dataclasses.replace(
+            insp,
+            path=display_path(insp.path),
+            error_code=insp.error_code or INTERNAL_ERROR,
+            error=_storable_text(insp.error or f"{display_path(insp.path)}: no reason recorded"),
+        )
         with conn.begin_nested():
             existing = conn.execute(
                 select(QuarantinedFile.id).where(
@@ -358,6 +442,9 @@ class Ingester:
         if self.copy:
             self._copy(insp)  # normally done already, before the transaction (see _commit)
             stored = self._stored[insp.sha256]
+            stored = str(
+                copy_into_store(insp.path, self.catalogue.storage_root, insp.sha256, mode=self._file_mode)
+            )
         else:
             stored = insp.path
         return {
@@ -425,7 +512,18 @@ class Ingester:
             # state snapshot and now: the database constraint decided, nothing was written.
             self._load_conflict(conn, insp)
             return FileOutcome(insp.path, "duplicate")
+        except _ROW_ERRORS as exc:
+            return self._refused(conn, insp, exc)
         return self._recorded(insp, file_id, previous)
+
+    def _refused(self, conn: Connection, insp: Inspection, exc: BaseException) -> FileOutcome:
+        """Quarantine a file whose row the database (or the copy into the store) refused."""
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        insp.error_code, insp.error = (
+            DATABASE_ERROR,
+            f"{insp.path}: the database refused the row ({reason[0] if reason else type(exc).__name__})",
+        )
+        return self._quarantine(conn, insp)
 
     def _flush(self, conn: Connection) -> list[FileOutcome]:
         """Write the buffered new files (caller's transaction); returns their outcomes."""
@@ -438,7 +536,7 @@ class Ingester:
         try:
             with conn.begin_nested():
                 rows = conn.execute(self._insert_many, [params for _, params in pending]).all()
-        except DBAPIError:
+        except _ROW_ERRORS:
             # The database refused the group (a value it cannot store): retry file by file
             # so that only the offending file is quarantined.
             return [self._insert_one(conn, insp, params) for insp, params in pending]
@@ -458,13 +556,8 @@ class Ingester:
         try:
             with conn.begin_nested():
                 row = conn.execute(self._insert_many, params).first()
-        except DBAPIError as exc:
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-            insp.error_code, insp.error = (
-                DATABASE_ERROR,
-                f"{insp.path}: the database refused the row ({reason})",
-            )
-            return self._quarantine(conn, insp)
+        except _ROW_ERRORS as exc:
+            return self._refused(conn, insp, exc)
         if row is None:
             self._load_conflict(conn, insp)
             return FileOutcome(insp.path, "duplicate")
@@ -517,7 +610,9 @@ class Ingester:
             return
         if insp.sha256 in self._known_sha or insp.sha256 in self._stored:
             return
-        self._stored[insp.sha256] = str(copy_into_store(insp.path, self.catalogue.storage_root, insp.sha256))
+        self._stored[insp.sha256] = str(
+            copy_into_store(insp.path, self.catalogue.storage_root, insp.sha256, mode=self._file_mode)
+        )
 
     # -- running -----------------------------------------------------------------------
     def _inspections(self, todo: list[str], on_begin: Callable[[int], None] | None) -> Iterable[Inspection]:

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import zlib
 from collections.abc import Iterable
@@ -74,6 +75,58 @@ def read_and_hash(path: str | Path) -> tuple[str, bytes | None]:
             content = handle.read()
             return hashlib.sha256(content).hexdigest(), content
         return hashlib.file_digest(handle, "sha256").hexdigest(), None
+
+
+class NotRegularFileError(OSError):
+    """The path is a FIFO, a device, a socket...: only regular files are read."""
+
+
+class FileChangedError(OSError):
+    """The file's size changed while it was being read (it is still being written)."""
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a folder",
+}
+
+
+def read_regular_file(path: str | Path) -> tuple[os.stat_result, str, bytes | None]:
+    """``(stat, sha256, content)`` of a regular file; ``content`` as in :func:`read_and_hash`.
+
+    The file is opened without blocking and checked with ``fstat`` on the open descriptor
+    before a byte is read, so a FIFO named ``*.fits`` (which would block a reader for ever) or
+    a link to ``/dev/zero`` (endless) raise :class:`NotRegularFileError` at once, whatever the
+    path pointed to when it was listed. Exactly ``st_size`` bytes are read; a file that grows
+    or shrinks meanwhile raises :class:`FileChangedError` (it is still being written).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+            raise NotRegularFileError(f"{kind}, not a regular file: not read")
+        size = info.st_size
+        digest = hashlib.sha256()
+        chunks: list[bytes] = []
+        keep = size <= IN_MEMORY_LIMIT
+        remaining = size
+        while remaining > 0:
+            chunk = handle.read(min(remaining, 8 * 1024 * 1024))
+            if not chunk:
+                break
+            digest.update(chunk)
+            if keep:
+                chunks.append(chunk)
+            remaining -= len(chunk)
+        if remaining or handle.read(1):
+            raise FileChangedError(
+                f"its size changed while it was read ({size} bytes at the start): still being written?"
+            )
+    return info, digest.hexdigest(), b"".join(chunks) if keep else None
 
 
 END_CARD = b"END" + b" " * (CARD - 3)
@@ -139,8 +192,13 @@ def object_relpath(sha256: str, name: str) -> Path:
     return Path(OBJECTS_DIR) / sha256[:2] / sha256 / name
 
 
-def copy_into_store(source: str | Path, storage_root: str | Path, sha256: str) -> Path:
+def copy_into_store(
+    source: str | Path, storage_root: str | Path, sha256: str, mode: int | None = None
+) -> Path:
     """Copy ``source`` into the store atomically; returns the path relative to the root.
+
+    ``mode``: permission bits of the stored file (the data centre's ``file_mode``; the
+    temporary file is created 0600 and would otherwise keep that).
 
     When the destination already exists with the right size (a previous run copied it before
     being interrupted, or another path had the same bytes) it is kept: the name contains the
@@ -160,6 +218,8 @@ def copy_into_store(source: str | Path, storage_root: str | Path, sha256: str) -
             out.write(src.read(BLOCK))
             fault_point("ingest.during_copy")  # a copy cut short: the temporary file is partial
             shutil.copyfileobj(src, out, length=1024 * 1024)
+            if mode is not None:
+                os.fchmod(out.fileno(), mode)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, destination)

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from hcdc.cli.output import console, emit_json, err_console, print_table, progress_bar
+from hcdc.cli.output import (
+    cell,
+    console,
+    emit_json,
+    err_console,
+    escape_control,
+    print_table,
+    progress_bar,
+)
 
 if TYPE_CHECKING:
     from hcdc.archive.db import Catalogue
@@ -31,8 +39,12 @@ ROOT_OPTION = typer.Option(
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout instead of tables.")
 
 
+#: Exit status of ``hcdc ingest`` when some files were quarantined (documented in its --help).
+QUARANTINED_EXIT = 3
+
+
 def _fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {cell(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -79,13 +91,21 @@ def init_command(
         "(default: SQLite file inside DIRECTORY).",
     ),
     storage: Path | None = typer.Option(None, "--storage", help="File store (default: DIRECTORY/storage)."),
+    force: bool = typer.Option(
+        False, "--force", help="Create the data centre even though DIRECTORY already holds other files."
+    ),
     json_output: bool = JSON_OPTION,
 ) -> None:
-    """Create a data centre (storage root + catalogue + hcdc.toml), or upgrade its schema."""
+    """Create a data centre (storage root + catalogue + hcdc.toml), or upgrade its schema.
+
+    On an existing data centre only the schema is upgraded: its hcdc.toml is kept as it is
+    (changing its database or storage root is done by editing hcdc.toml, never by init). A
+    password in --database is stored in DIRECTORY/hcdc.secret (mode 600), not in hcdc.toml.
+    """
     from hcdc.archive.db import current_revision, init_data_centre
 
     with _errors():
-        catalogue = init_data_centre(directory, database_url=database, storage_root=storage)
+        catalogue = init_data_centre(directory, database_url=database, storage_root=storage, force=force)
     try:
         info = {
             "root": str(catalogue.settings.root),
@@ -145,7 +165,12 @@ def ingest_command(
     json_output: bool = JSON_OPTION,
     root: Path | None = ROOT_OPTION,
 ) -> None:
-    """Catalogue FITS/OIFITS files: hash, header, instrument, metadata; bad files are quarantined."""
+    """Catalogue FITS/OIFITS files: hash, header, instrument, metadata; bad files are quarantined.
+
+    Exit status: 0 when every file was catalogued (or already was), 3 when some files were
+    quarantined (the others are catalogued; see 'hcdc quarantine'), 1 when a path does not
+    exist or the data centre cannot be used. --json reports the counts of each outcome.
+    """
     from hcdc.archive.ingest import ingest
 
     with _catalogue(root) as catalogue:
@@ -172,13 +197,15 @@ def ingest_command(
         finally:
             progress.stop()
     for missing in summary.missing_paths:
-        err_console.print(f"[bold red]error:[/] {missing}: no such file or directory", highlight=False)
+        err_console.print(f"[bold red]error:[/] {cell(missing)}: no such file or directory", highlight=False)
     if json_output:
         emit_json(summary.as_dict())
     else:
         _print_ingest_summary(summary)
     if summary.missing_paths:
         raise typer.Exit(1)
+    if summary.quarantined:
+        raise typer.Exit(QUARANTINED_EXIT)
 
 
 # -- listing ------------------------------------------------------------------------------
@@ -361,7 +388,9 @@ def show_command(
             _print_mapping("extra", detail["extra"])
         print_table("Versions", ["id", "version", "is_current", "sha256", "ingested_at"], detail["versions"])
         if header:
-            console.print("\n".join(detail["header"]), highlight=False, markup=False)
+            console.print(
+                "\n".join(escape_control(card) for card in detail["header"]), highlight=False, markup=False
+            )
     else:
         _print_mapping(f"Dataset {number}", detail, skip=("files", "association"))
         print_table("Files", ["id", "name", "role", "type", "date_obs", "dit", "ndit"], detail["files"])

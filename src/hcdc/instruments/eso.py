@@ -43,18 +43,46 @@ def _str(value: Any) -> str | None:
 
 
 def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
+    """An integer keyword's value; None for text, non-integral or non-finite numbers."""
+    if isinstance(value, bool):
         return None
+    if isinstance(value, int):
+        return value
+    number = _float(value)
+    if number is None or not number.is_integer():
+        return None
+    return int(number)
 
 
 def _float(value: Any) -> float | None:
+    """A real keyword's value; None for text, NaN and infinities (1e400 parses as inf)."""
+    if isinstance(value, bool):
+        return None
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
     return out if math.isfinite(out) else None
+
+
+#: Converters that read numbers: a value present that they cannot read is invalid (not merely
+#: "not measured", which ESO writes as -1 and ``_positive`` also maps to None).
+_NUMBER_READERS: dict[Callable[[Any], Any], Callable[[Any], Any]] = {}
+
+
+def invalid_number(value: Any, convert: Callable[[Any], Any]) -> bool:
+    """True when ``convert`` reads numbers and ``value`` is not a finite number of its kind."""
+    reader = _NUMBER_READERS.get(convert)
+    return reader is not None and reader(value) is None
+
+
+def add_warning(meta: FileMetadata, text: str) -> None:
+    """Record a problem that did not stop cataloguing in ``meta.extra['warnings']``."""
+    meta.extra.setdefault("warnings", []).append(text)
+
+
+def _invalid_warning(key: str, value: Any) -> str:
+    return f"{key} = {value!r} is not a valid number: left empty"
 
 
 def _positive(value: Any) -> float | None:
@@ -66,6 +94,9 @@ def _positive(value: Any) -> float | None:
 def _airmass(value: Any) -> float | None:
     out = _float(value)
     return out if out is not None and out >= 1.0 else None
+
+
+_NUMBER_READERS.update({_int: _int, _float: _float, _positive: _float, _airmass: _float})
 
 
 #: FileMetadata field -> (keywords tried in order, converter). Shared by all ESO instruments.
@@ -128,23 +159,51 @@ def first(header: Source, keywords: Iterable[str]) -> Any:
     return None
 
 
+def first_keyed(header: Source, keywords: Iterable[str]) -> tuple[str | None, Any]:
+    """``(keyword, value)`` of the first of ``keywords`` with a value (see :func:`first`)."""
+    for key in keywords:
+        value = first(header, (key,))
+        if value is not None:
+            return key, value
+    return None, None
+
+
 def apply_fields(
     header: Source,
     table: Mapping[str, tuple[tuple[str, ...], Callable[[Any], Any]]],
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a ``field -> (keywords, converter)`` table on a header (missing -> None)."""
+    """Evaluate a ``field -> (keywords, converter)`` table on a header (missing -> None).
+
+    A value present but not a valid number for a numeric field is left empty, and said in
+    ``warnings`` (when given).
+    """
     out: dict[str, Any] = {}
     for name, (keywords, convert) in table.items():
-        value = first(header, keywords)
+        key, value = first_keyed(header, keywords)
         out[name] = None if value is None else convert(value)
+        if value is not None and warnings is not None and invalid_number(value, convert):
+            warnings.append(_invalid_warning(str(key), value))
     return out
 
 
-def apply_averaged(header: Source, table: Mapping[str, tuple[str, str, Callable[[Any], Any]]]) -> dict:
-    """Mean of the valid start/end values of each ``field -> (start, end, converter)`` entry."""
+def apply_averaged(
+    header: Source,
+    table: Mapping[str, tuple[str, str, Callable[[Any], Any]]],
+    warnings: list[str] | None = None,
+) -> dict:
+    """Mean of the valid start/end values of each ``field -> (start, end, converter)`` entry
+    (invalid numbers are left out and said in ``warnings``, when given)."""
     out: dict[str, Any] = {}
     for name, (start_key, end_key, convert) in table.items():
-        values = [convert(header.get(k)) for k in (start_key, end_key) if header.get(k) is not None]
+        values = []
+        for key in (start_key, end_key):
+            raw = header.get(key)
+            if raw is None:
+                continue
+            values.append(convert(raw))
+            if warnings is not None and invalid_number(raw, convert):
+                warnings.append(_invalid_warning(key, raw))
         values = [v for v in values if v is not None]
         out[name] = round(sum(values) / len(values), 6) if values else None
     return out
@@ -161,10 +220,17 @@ def apply_extra(header: Source, table: Mapping[str, tuple[str, ...]]) -> dict[st
     return out
 
 
-def observation_time(header: Source) -> tuple[dt.datetime, float]:
+#: DATE-OBS and MJD-OBS written by one instrument agree to a millisecond (ESO: 4 decimals of
+#: seconds, 8 of days); a larger difference means one of them is wrong.
+TIME_AGREEMENT_S = 1.0
+
+
+def observation_time(header: Source, warnings: list[str] | None = None) -> tuple[dt.datetime, float]:
     """(DATE-OBS as naive UTC, MJD-OBS) of a raw file; one is derived from the other if needed.
 
-    Raises :class:`MetadataError` when both are missing or unparsable.
+    Raises :class:`MetadataError` when both are missing or unparsable. When both are present
+    and differ by more than :data:`TIME_AGREEMENT_S`, both are kept as written and the
+    difference is said in ``warnings`` (when given): hcdc cannot tell which one is right.
     """
     raw_date = header.get("DATE-OBS")
     raw_mjd = _float(header.get("MJD-OBS"))
@@ -180,24 +246,47 @@ def observation_time(header: Source) -> tuple[dt.datetime, float]:
     if date_obs is None:
         date_obs = mjd_to_datetime(raw_mjd)
     mjd = raw_mjd if raw_mjd is not None else datetime_to_mjd(date_obs)
+    if warnings is not None and raw_mjd is not None:
+        difference_s = (datetime_to_mjd(date_obs) - raw_mjd) * 86400.0
+        if abs(difference_s) > TIME_AGREEMENT_S:
+            warnings.append(
+                f"DATE-OBS {date_obs.isoformat()} and MJD-OBS {raw_mjd} disagree by {difference_s:.1f} s "
+                "(DATE-OBS is used for the night)"
+            )
     return date_obs, mjd
 
 
+#: Essential numeric keywords and their readers: present but unreadable is as bad as missing.
+ESSENTIAL_NUMBERS: dict[str, Callable[[Any], Any]] = {
+    eso("DET SEQ1 DIT"): _float,  # [s]
+    eso("DET DIT"): _float,  # [s]
+    eso("DET NDIT"): _int,
+}
+
+
 def require(header: Source, keywords: Iterable[str]) -> None:
-    """Raise :class:`MetadataError` naming the first of ``keywords`` that is missing or empty."""
+    """Raise :class:`MetadataError` naming the first of ``keywords`` that is missing, empty or
+    (for the numbers of :data:`ESSENTIAL_NUMBERS`) not a valid finite number."""
     for key in keywords:
-        if first(header, (key,)) is None:
+        value = first(header, (key,))
+        if value is None:
             raise MetadataError(f"missing essential keyword {key}")
+        reader = ESSENTIAL_NUMBERS.get(key)
+        if reader is not None and reader(value) is None:
+            raise MetadataError(f"invalid essential keyword {key} = {value!r} (not a valid finite number)")
 
 
 def common_metadata(header: Source, instrument: str) -> FileMetadata:
     """FileMetadata with every ESO-common field filled (DPR, OB/TPL, time, night, ambient)."""
-    date_obs, mjd = observation_time(header)
-    values = apply_fields(header, COMMON_FIELDS)
-    values.update(apply_averaged(header, AVERAGED_FIELDS))
+    warnings: list[str] = []
+    date_obs, mjd = observation_time(header, warnings)
+    values = apply_fields(header, COMMON_FIELDS, warnings)
+    values.update(apply_averaged(header, AVERAGED_FIELDS, warnings))
     meta = FileMetadata(
         instrument=instrument, date_obs=date_obs, mjd_obs=mjd, night=night_of(date_obs), **values
     )
+    for text in warnings:
+        add_warning(meta, text)
     if meta.category == "CALIB" and first(header, (eso("OBS TARG NAME"),)) is None:
         # internal calibrations have no target: their OBJECT just repeats the DPR TYPE
         meta.target = None

@@ -174,6 +174,56 @@ def parse_header_block(raw: bytes | str) -> HeaderValues:
     if end != -1:
         text = text[:end]
     values: dict[str, str] = {}
-    for hkey, key, rest in _VALUE_CARD.findall(text):
-        values.setdefault(hkey or key, rest)
+    if "\nCONTINUE" not in text:
+        for hkey, key, rest in _VALUE_CARD.findall(text):
+            values.setdefault(hkey or key, rest)
+        return HeaderValues(values)
+    # long strings (the CONTINUE convention, FITS 4.0 sect. 4.2.1.2): slower path, only taken
+    # by headers that have such cards
+    for match in _VALUE_CARD.finditer(text):
+        key = match["hkey"] or match["key"]
+        if key not in values:
+            values[key] = _join_continued(match["rest"], text, match.end() + 1)
     return HeaderValues(values)
+
+
+_CONTINUE = "CONTINUE"
+#: A string value field as the long-string convention reads it: the text between the opening
+#: quote and the first quote after which only blanks or a comment remain (so a doubled quote
+#: that a writer split between two cards stays in the text, still escaped).
+_LONG_PART = re.compile(r"^ *'(?P<text>.*?)' *(?:/.*)?$")
+
+
+def _string_part(rest: str) -> str | None:
+    """The still-escaped text of a string value field, trailing blanks removed, or None."""
+    match = _LONG_PART.match(rest)
+    return None if match is None else match["text"].rstrip()
+
+
+def _join_continued(rest: str, text: str, position: int) -> str:
+    """The value field ``rest`` of a card joined with the ``CONTINUE`` cards that follow it at
+    ``position`` in ``text``; returns a value field that :func:`_convert` reads.
+
+    As astropy reads the long-string convention: every CONTINUE card right after a string
+    card belongs to it; each part loses its trailing blanks and one trailing ``&``; the
+    still-escaped parts are joined and read as one string (so a doubled quote that a writer
+    split between two cards is one quote). A first card that is not a string keeps its own
+    value; a CONTINUE card without a string value gives its value field (astropy's reading).
+    """
+    if not text.startswith(_CONTINUE, position):
+        return rest
+    first = _string_part(rest)
+    if first is None:
+        return rest
+    parts = [first]
+    while text.startswith(_CONTINUE, position):
+        end = text.find("\n", position)
+        field = text[position + len(_CONTINUE) : end if end != -1 else len(text)]
+        part = _string_part(field)
+        if part is None:
+            return field
+        parts.append(part)
+        if end == -1:
+            break
+        position = end + 1
+    return "'" + "".join(p[:-1] if p.endswith("&") else p for p in parts) + "'"

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 from astropy.io import fits
 
 from hcdc.instruments.base import FileMetadata, Instrument, MetadataError
-from hcdc.instruments.eso import _float, _str, apply_extra, common_metadata, eso, first, require
+from hcdc.instruments.eso import _float, _str, apply_extra, common_metadata, eso, first_keyed, require
 from hcdc.instruments.registry import register
 from hcdc.instruments.rules import Need
 
@@ -167,9 +167,12 @@ class Naco(Instrument):
         require(src, (eso("DPR CATG"), eso("DPR TYPE")))
         meta = common_metadata(src, INSTRUMENT)
         meta.arm = "CONICA"
-        meta.dit = _float(first(src, (eso("DET DIT"), "EXPTIME")))
-        if meta.dit is None:
+        key, raw_dit = first_keyed(src, (eso("DET DIT"), "EXPTIME"))
+        if raw_dit is None:
             raise MetadataError(f"missing essential keyword {eso('DET DIT')} (and EXPTIME)")
+        meta.dit = _float(raw_dit)
+        if meta.dit is None:
+            raise MetadataError(f"invalid essential keyword {key} = {raw_dit!r} (not a valid finite number)")
         meta.filter = filter_combination(src)
         meta.coronagraph = coronagraph(src)
         pupil = _str(src.get(eso("INS OPTI3 NAME")) or "")

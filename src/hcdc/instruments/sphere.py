@@ -31,10 +31,12 @@ from hcdc.instruments.base import FileMetadata, Instrument, MetadataError
 from hcdc.instruments.eso import (
     _float,
     _str,
+    add_warning,
     apply_extra,
     common_metadata,
     eso,
-    first,
+    first_keyed,
+    invalid_number,
     require,
 )
 from hcdc.instruments.registry import register
@@ -493,10 +495,12 @@ class Sphere(Instrument):
         meta = common_metadata(src, INSTRUMENT)
         meta.arm = arm
         for field_name, keywords in ARM_FIELDS[arm].items():
-            value = first(src, keywords)
+            key, value = first_keyed(src, keywords)
             if value is None:
                 continue
             setattr(meta, field_name, _float(value) if field_name == "dit" else _str(value))
+            if field_name == "dit" and invalid_number(value, _float):
+                add_warning(meta, f"{key} = {value!r} is not a valid number: DIT left empty")
         meta.extra.update(apply_extra(src, SPHERE_EXTRA))
         self._arm_specifics(meta, arm)
         if arm == "SPARTA" and hdul is not None:
