@@ -213,3 +213,18 @@ def test_migration_matches_the_models_and_downgrades(catalogue):
         command.upgrade(config, "head")
     assert current_revision(catalogue.engine) == head_revision()  # later migrations come back too
     assert pipeline_tables <= set(inspect(catalogue.engine).get_table_names())
+
+
+def test_published_product_files_follow_the_data_centre_file_mode(tmp_path):
+    """Products get the data centre's ``file_mode``, as files copied in by ingest do (issue 10)."""
+    import stat
+
+    staging = tmp_path / "attempt-1.tmp"
+    (staging / "sub").mkdir(parents=True)
+    for name in ("product.fits", "sub/preview.png"):
+        (staging / name).write_bytes(b"x")
+        (staging / name).chmod(0o600)
+    final = prod.publish_directory(staging, tmp_path / "attempt-1", mode=0o640)
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in final.rglob("*") if p.is_file()}
+    assert modes == {0o640}
+    assert not staging.exists()

@@ -98,23 +98,27 @@ def staging_dir(storage_root: Path, name: str) -> Path:
     return path
 
 
-def _fsync_tree(root: Path) -> None:
-    """Flush every file of ``root`` to disk (so the rename publishes complete files)."""
+def _fsync_tree(root: Path, mode: int | None = None) -> None:
+    """Flush every file of ``root`` to disk (so the rename publishes complete files), giving each
+    the permission bits ``mode`` when set (the data centre's ``file_mode``, as ingest's copies)."""
     for member in root.rglob("*"):
         if member.is_file():
             fd = os.open(member, os.O_RDONLY)
             try:
+                if mode is not None:
+                    os.fchmod(fd, mode)
                 os.fsync(fd)
             finally:
                 os.close(fd)
 
 
-def publish_directory(staging: Path, final: Path) -> Path:
+def publish_directory(staging: Path, final: Path, mode: int | None = None) -> Path:
     """Rename a complete staging directory to ``final`` atomically (and durably).
 
-    A leftover ``final`` from an earlier, unregistered attempt is replaced.
+    A leftover ``final`` from an earlier, unregistered attempt is replaced. ``mode``: permission
+    bits for every published file (the data centre's ``file_mode``); None keeps what they have.
     """
-    _fsync_tree(staging)
+    _fsync_tree(staging, mode)
     if final.exists():
         shutil.rmtree(final)
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -336,7 +336,7 @@ def execute_job(
                 outcome.error = error
                 return outcome
             specs = _product_specs(job, result.nodes, staging, final, target)
-            prod.publish_directory(staging, final)
+            prod.publish_directory(staging, final, catalogue.settings.resolved_file_mode)
             fault_point("worker.after_publish")
             summary = result.summary()
             summary["outputs"] = _relocate_strings(summary["outputs"], str(staging), str(final))
@@ -743,7 +743,7 @@ def rerun_product(catalogue: Catalogue, product_id: int) -> RerunOutcome:
     final = staging.with_name(f"rerun-{product_id}-{stamp}")
     try:
         result = rerun(record, staging)  # raises RecipeFailed / ProvenanceError with the reason
-        prod.publish_directory(staging, final)
+        prod.publish_directory(staging, final, catalogue.settings.resolved_file_mode)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     new_record = prod.relocate_record(result.provenance.model_dump(mode="json"), staging, final)
