@@ -154,11 +154,16 @@ def radial_noise_profile(
     bad = ndimage.binary_dilation(bad, structure=aperture_kernel(fwhm).astype(bool))
     # Remove the azimuthal mean in 1-px rings first: a radial trend (halo, ADI's negative bowl)
     # is not noise at a given separation (S/N and contrast curves compare apertures at one radius).
-    ring = np.rint(geometry.distance_map(arr.shape)).astype(int)
+    r = geometry.distance_map(arr.shape)
+    ring = np.rint(r).astype(int)
     good = ~bad
     sums = np.bincount(ring[good], weights=smoothed[good], minlength=ring.max() + 1)
-    counts = np.bincount(ring[good], minlength=ring.max() + 1)
-    smoothed = smoothed - np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)[ring]
+    counts = np.bincount(ring[good], weights=r[good], minlength=ring.max() + 1)
+    n = np.bincount(ring[good], minlength=ring.max() + 1)
+    filled = n > 0
+    # Ring means at the rings' mean radii, interpolated linearly at every pixel's radius.
+    profile = np.interp(r, counts[filled] / n[filled], sums[filled] / n[filled])
+    smoothed = smoothed - profile
     out = np.full(np.size(radii), np.nan)
     for i, radius in enumerate(np.asarray(radii, dtype=np.float64)):
         sel = _annulus(arr.shape, float(radius), fwhm, bad)
