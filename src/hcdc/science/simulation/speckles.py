@@ -32,6 +32,7 @@ detector pixels; the fast part is regenerated per exposure from a generator seed
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,7 +62,7 @@ NACO_LIKE_SHARES: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: amplitudes are cached per (field, time)
 class EvolvingSpeckles:
     """A seeded evolving speckle field (see the module docstring for the model).
 
@@ -239,13 +240,20 @@ def speckle_intensity(
     the pattern is magnified with lambda, which smears it radially in broad bands). The same
     ``time_s`` gives the same amplitude, so the two fields of one exposure share their speckles.
     """
-    amplitude = speckles.amplitude(time_s)
-    ny, nx = shape
-    yy, xx = np.mgrid[0:ny, 0:nx].astype(np.float64)
-    dx, dy = xx - star_xy[0], yy - star_xy[1]
+    amplitude = _cached_amplitude(speckles, float(time_s))
     c = speckles.grid_size // 2
     lods = np.atleast_1d(np.asarray(lod_px, dtype=np.float64))
     out = np.zeros(shape)
+    # Only the box around the star that can hold speckles is computed (full frames are 1024 px).
+    reach = float(lods.max()) * min(speckles.control_ld + 2.0, c * speckles.step_ld - 1.0) + 1.0
+    ny, nx = shape
+    y0, y1 = max(int(star_xy[1] - reach), 0), min(int(star_xy[1] + reach) + 2, ny)
+    x0, x1 = max(int(star_xy[0] - reach), 0), min(int(star_xy[0] + reach) + 2, nx)
+    if y0 >= y1 or x0 >= x1:
+        return out
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    dx, dy = xx - star_xy[0], yy - star_xy[1]
+    box = out[y0:y1, x0:x1]
     for lod in lods:
         ux, uy = dx / lod, dy / lod
         r = np.hypot(ux, uy)
@@ -254,5 +262,13 @@ def speckle_intensity(
         re = ndimage.map_coordinates(amplitude.real, coords, order=1, mode="nearest")
         im = ndimage.map_coordinates(amplitude.imag, coords, order=1, mode="nearest")
         # Intensity per (lambda/D)^2 -> per pixel: divide by lod^2.
-        out[inside] += speckles.envelope(r[inside]) * (re**2 + im**2) / lod**2
+        box[inside] += speckles.envelope(r[inside]) * (re**2 + im**2) / lod**2
     return out / lods.size
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_amplitude(speckles: EvolvingSpeckles, time_s: float) -> np.ndarray:
+    """``speckles.amplitude(time_s)``, cached: the two IRDIS fields of one DIT share it."""
+    amplitude = speckles.amplitude(time_s)
+    amplitude.flags.writeable = False
+    return amplitude
