@@ -31,7 +31,9 @@ CANDIDATES: list[tuple[str, dict]] = [
 
 def level1_products(demo: Path) -> list[Path]:
     """Level 1 product folders of a demo directory (one per reduced dataset)."""
-    return sorted({p.parent for p in demo.glob("storage/products/job-*/attempt-*/level1/level1/science_cube.fits")})
+    return sorted(
+        {p.parent for p in demo.glob("storage/products/job-*/attempt-*/level1/level1/science_cube.fits")}
+    )
 
 
 def truth_for(product: Path, demo: Path) -> tuple[str, list[dict]]:
@@ -110,8 +112,9 @@ def main() -> None:
             )
             c = row["contrast_5sigma"]
             print(
-                f"{row['filter']:7s} {label:22s} {found or '-'} | missed {row['missed']} | false {row['false']} | "
-                f"5sig 0.25\" {c.get(0.25)} 0.5\" {c.get(0.5)} | {row['seconds']} s",
+                f"{row['filter']:7s} {label:22s} {found or '-'} | missed {row['missed']} | "
+                f"false {row['false']} | "
+                f'5sig 0.25" {c.get(0.25)} 0.5" {c.get(0.5)} | {row["seconds"]} s',
                 flush=True,
             )
     if args.json:

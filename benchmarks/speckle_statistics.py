@@ -103,14 +103,30 @@ def simulated(model: str, angles: np.ndarray, times: np.ndarray, seed: int = 1) 
         mask_radius_px=92.5 / 12.255,
         seed=seed,
     )
-    return {"cube": sim.cube, "angles": sim.angles, "psf": sim.psf, "fwhm": sim.fwhm, "star_flux": sim.star_flux}
+    return {
+        "cube": sim.cube,
+        "angles": sim.angles,
+        "psf": sim.psf,
+        "fwhm": sim.fwhm,
+        "star_flux": sim.star_flux,
+    }
 
 
 def median_statistics(runs: list[statistics.SequenceStatistics]) -> statistics.SequenceStatistics:
     """Element-wise median of several realisations (same radii and lags)."""
-    fields = ("correlation", "raw_profile", "cadi_profile", "pca_profile", "fake_contrast", "snr_cadi", "snr_pca")
+    fields = (
+        "correlation",
+        "raw_profile",
+        "cadi_profile",
+        "pca_profile",
+        "fake_contrast",
+        "snr_cadi",
+        "snr_pca",
+    )
     med = {f: np.median(np.stack([getattr(r, f) for r in runs]), axis=0) for f in fields}
-    return statistics.SequenceStatistics(radii_ld=runs[0].radii_ld, lags=runs[0].lags, ncomp=runs[0].ncomp, **med)
+    return statistics.SequenceStatistics(
+        radii_ld=runs[0].radii_ld, lags=runs[0].lags, ncomp=runs[0].ncomp, **med
+    )
 
 
 def measure_all(seeds: tuple[int, ...] = (1, 2, 3)) -> dict[str, statistics.SequenceStatistics]:
@@ -162,32 +178,61 @@ def plot(stats: dict[str, statistics.SequenceStatistics], path: Path) -> None:
 
     fig = Figure(figsize=(13, 8.5))
     axes = fig.subplots(2, 3)
-    styles = {"naco": ("k", "-", "NACO L' beta Pic (real)"), "old": ("tab:red", ":", "old simulator"),
-              "new": ("tab:blue", "--", "new simulator")}
+    styles = {
+        "naco": ("k", "-", "NACO L' beta Pic (real)"),
+        "old": ("tab:red", ":", "old simulator"),
+        "new": ("tab:blue", "--", "new simulator"),
+    }
     naco = stats["naco"]
     n_frames = 61
     for key, s in stats.items():
         color, ls, label = styles[key]
         for j, lag in enumerate(s.lags):
             if j in (0, len(s.lags) - 1):
-                axes[0, 0].plot(s.radii_ld, s.correlation[:, j], color=color, ls=ls,
-                                marker="o" if j == 0 else "s", label=f"{label}, lag {lag}")
+                axes[0, 0].plot(
+                    s.radii_ld,
+                    s.correlation[:, j],
+                    color=color,
+                    ls=ls,
+                    marker="o" if j == 0 else "s",
+                    label=f"{label}, lag {lag}",
+                )
         i3 = int(np.argmin(np.abs(s.radii_ld - 3.0)))
         i8 = int(np.argmin(np.abs(s.radii_ld - 8.0)))
-        axes[0, 1].plot(s.lags / (n_frames - 1), s.correlation[i3], color=color, ls=ls, marker="o",
-                        label=f"{label}, 3 l/D")
-        axes[0, 1].plot(s.lags / (n_frames - 1), s.correlation[i8], color=color, ls=ls, marker="s",
-                        label=f"{label}, 8 l/D")
+        axes[0, 1].plot(
+            s.lags / (n_frames - 1),
+            s.correlation[i3],
+            color=color,
+            ls=ls,
+            marker="o",
+            label=f"{label}, 3 l/D",
+        )
+        axes[0, 1].plot(
+            s.lags / (n_frames - 1),
+            s.correlation[i8],
+            color=color,
+            ls=ls,
+            marker="s",
+            label=f"{label}, 8 l/D",
+        )
         axes[0, 2].semilogy(s.radii_ld, s.raw_profile, color=color, ls=ls, marker="o", label=label)
         axes[1, 0].semilogy(s.radii_ld, s.cadi_profile, color=color, ls=ls, marker="o", label=f"{label} cADI")
-        axes[1, 0].semilogy(s.radii_ld, s.pca_profile, color=color, ls=ls, marker="s",
-                            label=f"{label} PCA-{s.ncomp}")
+        axes[1, 0].semilogy(
+            s.radii_ld, s.pca_profile, color=color, ls=ls, marker="s", label=f"{label} PCA-{s.ncomp}"
+        )
         axes[1, 1].plot(s.radii_ld, s.snr_ratio, color=color, ls=ls, marker="o", label=label)
     for key in ("old", "new"):
         color, ls, label = styles[key]
         r = ratios(stats[key], naco)
-        for name, marker in (("raw_profile", "o"), ("cadi_profile", "s"), ("pca_profile", "^"), ("snr_ratio", "D")):
-            axes[1, 2].semilogy(naco.radii_ld, r[name], color=color, ls=ls, marker=marker, label=f"{label}: {name}")
+        for name, marker in (
+            ("raw_profile", "o"),
+            ("cadi_profile", "s"),
+            ("pca_profile", "^"),
+            ("snr_ratio", "D"),
+        ):
+            axes[1, 2].semilogy(
+                naco.radii_ld, r[name], color=color, ls=ls, marker=marker, label=f"{label}: {name}"
+            )
     for y in (1 / FACTOR, FACTOR):
         axes[1, 2].axhline(y, color="grey", lw=0.8)
     titles = [
@@ -222,7 +267,10 @@ def main() -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {time.perf_counter() - start:.0f} s")
     print("| statistic | r (l/D) | " + " | ".join(f"{r:g}" for r in naco.radii_ld) + " |")
     print("|---|---|" + "---|" * naco.radii_ld.size)
-    rows = [("correlation, lag " + str(lag), lambda s, j=j: s.correlation[:, j]) for j, lag in enumerate(naco.lags)]
+    rows = [
+        ("correlation, lag " + str(lag), lambda s, j=j: s.correlation[:, j])
+        for j, lag in enumerate(naco.lags)
+    ]
     rows += [
         ("raw 1-sigma contrast", lambda s: s.raw_profile),
         ("cADI 1-sigma contrast", lambda s: s.cadi_profile),

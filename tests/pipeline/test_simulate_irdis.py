@@ -316,7 +316,8 @@ def test_waffle_spots_at_radius_and_orientation(night: SimulatedNight) -> None:
         # would bias a centroid by ~0.5 px: the next OBJECT frame, minutes later, has nearly the
         # same speckles, so the difference isolates the spots.
         following = min(
-            (o for o in night.select("OBJECT", flt) if o.mjd_mid[0] > f.mjd_mid[0]), key=lambda o: o.mjd_mid[0]
+            (o for o in night.select("OBJECT", flt) if o.mjd_mid[0] > f.mjd_mid[0]),
+            key=lambda o: o.mjd_mid[0],
         )
         center, reference = _calibrated(night, f, 0), _calibrated(night, following, 0)
         fw = night.field_width
@@ -329,7 +330,9 @@ def test_waffle_spots_at_radius_and_orientation(night: SimulatedNight) -> None:
             # reference on a ring inside the spots before subtracting it.
             c_field = center[:, field * fw : (field + 1) * fw]
             r_field = reference[:, field * fw : (field + 1) * fw]
-            r = np.hypot(*(np.mgrid[0 : c_field.shape[0], 0 : c_field.shape[1]] - np.array([y0, x0])[:, None, None]))
+            r = np.hypot(
+                *(np.mgrid[0 : c_field.shape[0], 0 : c_field.shape[1]] - np.array([y0, x0])[:, None, None])
+            )
             ring = (r > 0.5 * radius) & (r < 0.8 * radius) & np.isfinite(c_field) & np.isfinite(r_field)
             scale = np.sum(c_field[ring] * r_field[ring]) / np.sum(r_field[ring] ** 2)
             image = c_field - scale * r_field

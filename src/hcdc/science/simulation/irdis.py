@@ -304,7 +304,10 @@ def add_speckles(
     night simulator); both are sampled at ``n_sub`` wavelengths over the band.
     """
     if isinstance(speckles, EvolvingSpeckles):
-        lods = [optics.lambda_over_d_px(wl) for wl in sub_wavelengths_nm(optics.wavelength_nm, optics.bandwidth_nm, n_sub)]
+        lods = [
+            optics.lambda_over_d_px(wl)
+            for wl in sub_wavelengths_nm(optics.wavelength_nm, optics.bandwidth_nm, n_sub)
+        ]
         image += star_flux * speckle_intensity(speckles, image.shape, star_xy, np.array(lods), time_s)
         return
     fractions = speckles.fractions_at(time_s)

@@ -107,7 +107,13 @@ def simulate_coronagraphic_sequence(
         frames[k] = light * dit_s + noise_e / gain
         clean[k] = without * dit_s + noise_e / gain
     truth = [
-        Companion(float(s), float(p) % 360.0, float(c), float(c * star_aperture), *geometry.polar_to_pixel(s, p, shape))
+        Companion(
+            float(s),
+            float(p) % 360.0,
+            float(c),
+            float(c * star_aperture),
+            *geometry.polar_to_pixel(s, p, shape),
+        )
         for s, p, c in companions
     ]
     return SimulatedADI(

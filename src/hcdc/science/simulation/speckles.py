@@ -201,7 +201,9 @@ def make_evolving_speckles(
     # Lorentzian (Cauchy) angular frequencies give E[cos(omega dt)] = exp(-|dt| / tau). They are
     # stratified (one per quantile bin of the Cauchy law, jittered in its bin) so that even a
     # few of them reproduce that correlation closely in every realisation.
-    quantiles = (np.arange(n_frequencies)[None, :] + rng.uniform(0.0, 1.0, (n_modes, n_frequencies))) / n_frequencies
+    quantiles = (
+        np.arange(n_frequencies)[None, :] + rng.uniform(0.0, 1.0, (n_modes, n_frequencies))
+    ) / n_frequencies
     frequencies = np.tan(np.pi * (quantiles - 0.5)) / timescale_s
     phases = rng.uniform(0.0, 2.0 * np.pi, (n_modes, n_frequencies))
     b_quantiles = (np.arange(n_frequencies) + rng.uniform(0.0, 1.0, n_frequencies)) / n_frequencies

@@ -134,9 +134,9 @@ def radial_noise_profile(
     ``radii``: separations (px); each annulus is 1 FWHM wide. ``star_flux``: the star's flux in a
     1-FWHM-diameter aperture, in the image's units. ``mask`` (bool (y, x), True = excluded):
     pixels (e.g. a companion) to leave out. The azimuthal mean of the aperture sums (in 1-px
-    rings) is removed first, so a radial trend does not count as noise. Apertures overlap, so this is the pixel-level
-    standard deviation of the aperture-smoothed image, not the small-sample noise of Mawet et al.
-    (2014): it is meant for comparing images, not for detection thresholds.
+    rings) is removed first, so a radial trend does not count as noise. Apertures overlap, so
+    this is the pixel-level standard deviation of the aperture-smoothed image, not the
+    small-sample noise of Mawet et al. (2014): it is meant for comparing images, not for detection thresholds.
     """
     arr = np.asarray(image, dtype=np.float64)
     if star_flux <= 0:
