@@ -688,7 +688,7 @@ def _irdis_level1() -> Workflow:
 #: 7.1 / 7.9 / 8.5 / 9.2 / 8.4, none false. Annular PCA 3 has the best 'medium' S/N with the
 #: smallest errors (<= 2.2 mas, 0.43 deg, 11 % in contrast; 5 and 10 full-frame components err
 #: by 17-30 % in contrast, 4-5 annular ones by 4.6-5 mas) and 5-sigma contrasts of 8.2e-5-1.6e-4
-#: at 0.25" and 2.7e-5-6.0e-5 at 0.5" ('medium'). The former default (1 component) was chosen
+#: at 0.25" and 2.7e-5-6.2e-5 at 0.5" ('medium'). The former default (1 component) was chosen
 #: on the old, far too stable simulated speckles, on which cADI reached S/N 170-575.
 IRDIS_LEVEL2_DEFAULTS: dict[str, Any] = {"algorithm": "pca_annular", "ncomp": 3}
 
