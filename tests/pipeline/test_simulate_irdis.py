@@ -363,6 +363,30 @@ def test_waffle_spots_at_radius_and_orientation(night: SimulatedNight) -> None:
         assert np.mean(radii) == pytest.approx(0.0, abs=0.15), (flt, radii)
 
 
+def test_speckle_level_scales_the_speckles(tmp_path: Path) -> None:
+    """``speckle_level`` multiplies the speckle intensity: the azimuthal scatter at 5-10 lambda/D
+    (speckle dominated) falls accordingly."""
+    seq = (SequenceSpec("DB_H23", "DBI", 64.0, 1, 64.0, 4.0, "ND_2.0", "x"),)
+    scatter = []
+    for level in (1.0, 0.25):
+        n = simulate_irdis_night(
+            tmp_path / str(level), seed=8, sequences=seq, companions=[], speckle_level=level
+        )
+        f = n.select("OBJECT")[0]
+        image = _calibrated(n, f, 0)[:, : n.field_width]
+        x0, y0 = f.star_xy[0, 0]
+        lod = sc.lambda_over_d_px(n.wavelengths_nm["DB_H23"][0])
+        r = (
+            np.hypot(*(np.mgrid[0 : image.shape[0], 0 : image.shape[1]] - np.array([y0, x0])[:, None, None]))
+            / lod
+        )
+        ring = (r > 5) & (r < 10) & np.isfinite(image)
+        scatter.append(np.std(image[ring]))
+    assert scatter[1] / scatter[0] == pytest.approx(0.25, abs=0.08)
+    with pytest.raises(ValueError, match="speckle_level"):
+        simulate_irdis_night(tmp_path / "bad", seed=8, sequences=seq, speckle_level=-1.0)
+
+
 def test_star_drifts_sub_pixel_and_differs_between_fields(night: SimulatedNight) -> None:
     xy = np.concatenate([f.star_xy for f in night.files if f.dpr_type in {"OBJECT", "OBJECT,CENTER"}])
     drift = xy.max(axis=0) - xy.min(axis=0)
@@ -712,27 +736,3 @@ def test_packed_sexagesimal_round_trips_and_never_shows_60() -> None:
     assert np.max(np.abs(back - values)) * 3600 <= 5e-6 + 1e-9
     seconds = np.abs(np.array(packed)) % 100
     assert np.all(seconds < 60.0) and np.all((np.abs(np.array(packed)) // 100) % 100 < 60)
-
-
-def test_speckle_level_scales_the_speckles(tmp_path: Path) -> None:
-    """``speckle_level`` multiplies the speckle intensity: the azimuthal scatter at 5-10 lambda/D
-    (speckle dominated) falls accordingly."""
-    seq = (SequenceSpec("DB_H23", "DBI", 64.0, 1, 64.0, 4.0, "ND_2.0", "x"),)
-    scatter = []
-    for level in (1.0, 0.25):
-        n = simulate_irdis_night(
-            tmp_path / str(level), seed=8, sequences=seq, companions=[], speckle_level=level
-        )
-        f = n.select("OBJECT")[0]
-        image = _calibrated(n, f, 0)[:, : n.field_width]
-        x0, y0 = f.star_xy[0, 0]
-        lod = sc.lambda_over_d_px(n.wavelengths_nm["DB_H23"][0])
-        r = (
-            np.hypot(*(np.mgrid[0 : image.shape[0], 0 : image.shape[1]] - np.array([y0, x0])[:, None, None]))
-            / lod
-        )
-        ring = (r > 5) & (r < 10) & np.isfinite(image)
-        scatter.append(np.std(image[ring]))
-    assert scatter[1] / scatter[0] == pytest.approx(0.25, abs=0.08)
-    with pytest.raises(ValueError, match="speckle_level"):
-        simulate_irdis_night(tmp_path / "bad", seed=8, sequences=seq, speckle_level=-1.0)
