@@ -91,10 +91,14 @@ def test_psf_flux_normalised_to_adu_per_second_without_nd(dbi_night):
     c = geometry.frame_center(product.psf_cube.shape)
     for k in range(2):
         lod = sc.lambda_over_d_px(product.wavelengths_um[k] * 1000.0)
-        flux = aperture_sums(product.psf_cube[k].mean(axis=0), np.array([c[1]]), np.array([c[0]]), 3 * lod)[0]
-        ratio = flux / airy_encircled_energy(3.0) / star_flux[k]
-        # Measured: 1.02 (left), 0.99 (right); the AO halo adds ~1-2 % inside 3 lambda/D and the
-        # right field's relative response (0.97) stays in the data after the per-field flat.
+        # 1.5 lambda/D: further out the speckle halo (as on sky, docs/simulation.md) adds 7-11 %
+        # inside 3 lambda/D.
+        flux = aperture_sums(product.psf_cube[k].mean(axis=0), np.array([c[1]]), np.array([c[0]]), 1.5 * lod)[
+            0
+        ]
+        ratio = flux / airy_encircled_energy(1.5) / star_flux[k]
+        # Measured: 1.025 (left), 0.988 (right); halo and speckles add ~1-2 % inside 1.5 lambda/D
+        # and the right field's relative response (0.97) stays in the data after the per-field flat.
         assert abs(ratio - 1.0) < 0.05
 
 
@@ -109,8 +113,10 @@ def test_star_centres_from_waffle_spots(dbi_night):
                 row[f"CENTER_X{k}"] - truth.star_xy[0, k, 0], row[f"CENTER_Y{k}"] - truth.star_xy[0, k, 1]
             )
             worst_center = max(worst_center, d)
-    # Measured (seed 3): 0.006 px on the CENTER frames.
-    assert worst_center < 0.05
+    # Measured (seed 3): 0.114 px on the CENTER frames (0.006 px with the former, far too faint
+    # speckles): static speckles under the spots, as bright as their wings at 13.7 lambda/D with
+    # the NACO-tuned speckle level, bias the unguided waffle fit in both CENTER frames alike.
+    assert worst_center < 0.15
     star_xy, _ = _object_truth(night, DBI.filter)
     for k in range(2):
         d = np.hypot(
@@ -118,8 +124,8 @@ def test_star_centres_from_waffle_spots(dbi_night):
             product.frames[f"CENTER_Y{k}"] - star_xy[:, k, 1],
         )
         # OBJECT frames: interpolated between the two CENTER frames; the star drifts (<0.3 px/h)
-        # and jitters (0.01 px) in between. Measured: 0.03 px.
-        assert d.max() < 0.1
+        # and jitters (0.01 px) in between. Measured: 0.13 px (the CENTER frames' bias above).
+        assert d.max() < 0.2
         assert set(product.frames[f"CENTER_METHOD{k}"]) == {"waffle"}
 
 
@@ -190,16 +196,18 @@ def _measure_companions(product, night, ncomp=1):
 
 def test_end_to_end_companions_recovered(dbi_night):
     night, product = dbi_night
-    results = _measure_companions(product, night)
+    # 3 components: with speckles as unstable as on sky (docs/simulation.md) 1 and 2 components
+    # leave the 480 mas companion at S/N 4.8-4.9 in H3, below the fit's S/N 5 limit.
+    results = _measure_companions(product, night, ncomp=3)
     assert len(results) == 4
     for r in results:
-        # Measured (seed 3): |sep| <= 0.04 px, |PA| <= 0.11 deg, |contrast| <= 3 % (before the
-        # fake-based correction of the PCA position bias: |sep| <= 0.21 px, |PA| <= 0.12 deg).
-        assert abs(r["sep_err_px"]) < 0.3, r
-        assert abs(r["pa_err_deg"]) < 0.3, r
-        assert abs(r["contrast_rel_err"]) < 0.10, r
-        # Whole position (radial and tangential together) also within 0.3 px.
-        assert np.hypot(r["sep_err_px"], r["sep_px"] * np.radians(r["pa_err_deg"])) < 0.3, r
+        # Measured (seed 3, 3 components): |sep| <= 0.25 px, |PA| <= 0.28 deg, |contrast| <= 11.5 %
+        # (with the former, far too stable speckles and 1 component: 0.04 px, 0.11 deg, 3 %).
+        assert abs(r["sep_err_px"]) < 0.4, r
+        assert abs(r["pa_err_deg"]) < 0.5, r
+        assert abs(r["contrast_rel_err"]) < 0.15, r
+        # Whole position (radial and tangential together) within 0.4 px (measured 0.31 px).
+        assert np.hypot(r["sep_err_px"], r["sep_px"] * np.radians(r["pa_err_deg"])) < 0.4, r
 
 
 def test_bad_center_frame_triggers_fallback(tmp_path):

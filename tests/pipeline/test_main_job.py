@@ -6,8 +6,10 @@ matches nothing, and a second run on the same directory must add nothing.
 
 Truth: the simulator's default companions (250 mas PA 60 deg, contrast 5e-4 in H2 / 3e-4 in H3
 / 4e-4 in H; 480 mas PA 210 deg, 1.2e-4 / 0.8e-4 / 1e-4), observed in a DB_H23 DBI and a BB_H
-CI sequence (31 and 24 deg of field rotation). Both are far above the detection limit (5-sigma
-contrast < 2e-5 beyond 200 mas), so every one must come out of both datasets.
+CI sequence (31 and 24 deg of field rotation). With speckles as unstable as on sky (tuned on the
+real NACO beta Pic cube, docs/simulation.md) both stay above the detection limit (5-sigma
+contrast 1.4e-4-3.1e-4 at 0.25" and 3.3e-5-8.6e-5 at 0.5"), so every one must come out of both
+datasets.
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ from hcdc.archive.pipeline_models import Job, Product
 from hcdc.pipeline.demo import DEMO_NIGHTS, DemoReport, run_demo
 from hcdc.pipeline.simulate import DEFAULT_COMPANIONS, band_labels
 
-#: Tolerances. Measured (seed 2026, 'small', annular PCA with 1 component, the IRDIS default):
-#: offsets <= 0.5 mas in separation, <= 0.03 deg in PA, contrast within 10 % of the truth,
-#: S/N 20.4-26.5 (the 250 mas companion in DB_H23 is the closest to the S/N limit).
+#: Tolerances. Measured (seed 2026, 'small', annular PCA with 3 components, the IRDIS default,
+#: realistic speckles; benchmarks/demo_level2_algorithms.py): offsets <= 0.5 mas in separation,
+#: <= 0.43 deg in PA, contrast within 11.2 % of the truth, S/N 8.3-14.2 (the 250 mas companion in
+#: BB_H is the closest to the S/N limit). With the former, far too stable speckles: 0.5 mas,
+#: 0.03 deg, 10 %, S/N 20.4-26.5 (tolerances then 4 mas, 0.5 deg, 15 %, S/N >= 10).
 SEPARATION_TOL_MAS = 4.0  # a third of a 12.25 mas pixel
-PA_TOL_DEG = 0.5  # 0.5 deg = 2 mas at 250 mas
+PA_TOL_DEG = 0.9  # 0.9 deg = 4 mas at 250 mas, as in separation
 CONTRAST_REL_TOL = 0.15
-MIN_SNR = 10.0  # well above the 5-sigma detection criterion; measured 20.4-26.5 (see above)
+MIN_SNR = 7.0  # above the 5-sigma detection criterion; measured 8.3-14.2 (see above)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from hcdc.pipeline.simulate import Companion, SequenceSpec, SimulatedNight, simu
 from hcdc.science import geometry
 from hcdc.science.calibration.timing import dit_times, parallactic_angle
 from hcdc.science.simulation import irdis as sim
+from hcdc.science.simulation.speckles import make_evolving_speckles
 
 iers.conf.auto_download = False
 
@@ -311,31 +312,79 @@ def test_waffle_spots_at_radius_and_orientation(night: SimulatedNight) -> None:
     for flt, orient in (("DB_H23", "x"), ("BB_H", "+")):
         f = night.select("OBJECT,CENTER", flt)[0]
         assert fits.getheader(f.path)[_h("ESO OCS WAFFLE ORIENT")] == orient
-        image = _calibrated(night, f, 0)
+        # The speckles under the spots (as bright as a spot's wings at 13.7 lambda/D, as on sky)
+        # would bias a centroid by ~0.5 px: the next OBJECT frame, minutes later, has nearly the
+        # same speckles, so the difference isolates the spots.
+        following = min(
+            (o for o in night.select("OBJECT", flt) if o.mjd_mid[0] > f.mjd_mid[0]),
+            key=lambda o: o.mjd_mid[0],
+        )
+        center, reference = _calibrated(night, f, 0), _calibrated(night, following, 0)
         fw = night.field_width
+        radii: list[float] = []
         for field in range(2):
             wl = night.wavelengths_nm[flt][field]
             radius = sc.waffle_radius_px(wl)  # 13.72 lambda/D
             x0, y0 = f.star_xy[0, field]
+            # The speckles' brightness changes between the two frames (seeing): scale the
+            # reference on a ring inside the spots before subtracting it.
+            c_field = center[:, field * fw : (field + 1) * fw]
+            r_field = reference[:, field * fw : (field + 1) * fw]
+            r = np.hypot(
+                *(np.mgrid[0 : c_field.shape[0], 0 : c_field.shape[1]] - np.array([y0, x0])[:, None, None])
+            )
+            ring = (r > 0.5 * radius) & (r < 0.8 * radius) & np.isfinite(c_field) & np.isfinite(r_field)
+            scale = np.sum(c_field[ring] * r_field[ring]) / np.sum(r_field[ring] ** 2)
+            image = c_field - scale * r_field
             spots = []
             for k in range(4):
                 ang = np.radians(sc.waffle_orientation_deg(orient) + 90 * k)
                 cx, cy = _centroid(
-                    image[:, field * fw : (field + 1) * fw],
+                    image,
                     x0 + radius * np.cos(ang),
                     y0 + radius * np.sin(ang),
                     half=6,
                 )
                 spots.append((cx, cy))
-                assert np.hypot(cx - x0, cy - y0) == pytest.approx(radius, abs=0.15), (flt, field, k)
+                # One spot's centroid over the residual speckles is good to ~0.3 px (measured up to
+                # 0.31 px in BB_H, seed 3; 0.03 px on the noise-free scene); the mean radius is
+                # checked more tightly below.
+                assert np.hypot(cx - x0, cy - y0) == pytest.approx(radius, abs=0.4), (flt, field, k)
+                radii.append(np.hypot(cx - x0, cy - y0) - radius)
                 measured = np.degrees(np.arctan2(cy - y0, cx - x0))
-                assert (measured - np.degrees(ang) + 180) % 360 - 180 == pytest.approx(0.0, abs=0.3)
+                assert (measured - np.degrees(ang) + 180) % 360 - 180 == pytest.approx(0.0, abs=0.5)
             (xa, ya), (xb, yb), (xc, yc), (xd, yd) = spots
             t, _ = np.linalg.solve(
                 np.array([[xc - xa, -(xd - xb)], [yc - ya, -(yd - yb)]]), np.array([xb - xa, yb - ya])
             )
-            assert xa + t * (xc - xa) == pytest.approx(x0, abs=0.05)
-            assert ya + t * (yc - ya) == pytest.approx(y0, abs=0.05)
+            # 0.1 px: what is left of the evolving speckles in the difference (measured 0.06 px).
+            assert xa + t * (xc - xa) == pytest.approx(x0, abs=0.1)
+            assert ya + t * (yc - ya) == pytest.approx(y0, abs=0.1)
+        assert np.mean(radii) == pytest.approx(0.0, abs=0.15), (flt, radii)
+
+
+def test_speckle_level_scales_the_speckles(tmp_path: Path) -> None:
+    """``speckle_level`` multiplies the speckle intensity: the azimuthal scatter at 5-10 lambda/D
+    (speckle dominated) falls accordingly."""
+    seq = (SequenceSpec("DB_H23", "DBI", 64.0, 1, 64.0, 4.0, "ND_2.0", "x"),)
+    scatter = []
+    for level in (1.0, 0.25):
+        n = simulate_irdis_night(
+            tmp_path / str(level), seed=8, sequences=seq, companions=[], speckle_level=level
+        )
+        f = n.select("OBJECT")[0]
+        image = _calibrated(n, f, 0)[:, : n.field_width]
+        x0, y0 = f.star_xy[0, 0]
+        lod = sc.lambda_over_d_px(n.wavelengths_nm["DB_H23"][0])
+        r = (
+            np.hypot(*(np.mgrid[0 : image.shape[0], 0 : image.shape[1]] - np.array([y0, x0])[:, None, None]))
+            / lod
+        )
+        ring = (r > 5) & (r < 10) & np.isfinite(image)
+        scatter.append(np.std(image[ring]))
+    assert scatter[1] / scatter[0] == pytest.approx(0.25, abs=0.08)
+    with pytest.raises(ValueError, match="speckle_level"):
+        simulate_irdis_night(tmp_path / "bad", seed=8, sequences=seq, speckle_level=-1.0)
 
 
 def test_star_drifts_sub_pixel_and_differs_between_fields(night: SimulatedNight) -> None:
@@ -392,7 +441,22 @@ def test_companion_photometry_matches_contrast(night_pair: tuple[SimulatedNight,
                 assert model[aperture].sum() / flux == pytest.approx(sim.airy_encircled_energy(1.5), abs=0.05)
 
 
+def _speckle_light(night: SimulatedNight, r_ap: float, r_in: float, r_out: float) -> float:
+    """Mean speckle light (fraction of the star's core flux) in a disc of ``r_ap`` lambda/D, minus the
+    annulus ``r_in``-``r_out`` background estimate, from the night's speckle model (its envelope)."""
+    speckles = make_evolving_speckles(np.random.default_rng(night.speckle_seed))
+    r = np.linspace(0.0, r_out, 20001)
+    h = speckles.envelope(r) * 2 * np.pi * r  # per unit radius
+    inner = np.trapezoid(np.where(r <= r_ap, h, 0.0), r)
+    ring = np.trapezoid(np.where(r >= r_in, h, 0.0), r) / (np.pi * (r_out**2 - r_in**2))
+    return float(inner - np.pi * r_ap**2 * ring)
+
+
 def test_flux_frames_go_through_the_neutral_density(night: SimulatedNight) -> None:
+    # Within 3 lambda/D the PSF holds, besides the Airy core, the speckle halo (~7 % at 1.5-3
+    # lambda/D, as on the NACO PSF-subtracted frames; docs/simulation.md).
+    speckle_light = _speckle_light(night, 3.0, 8.0, 11.0)
+    assert 0.0 < speckle_light < 0.15
     for flt, nd in (("DB_H23", "ND_2.0"), ("BB_H", "ND_3.5")):
         for f in night.select("OBJECT,FLUX", flt):
             assert f.nd == nd and fits.getheader(f.path)[_h("ESO INS4 FILT2 NAME")] == nd
@@ -406,9 +470,10 @@ def test_flux_frames_go_through_the_neutral_density(night: SimulatedNight) -> No
                 expected = (
                     night.star_flux_adu_s[flt][field]
                     * sc.nd_transmission(nd, wl)
-                    * sim.airy_encircled_energy(3)
+                    * (sim.airy_encircled_energy(3) + speckle_light)
                 )
-                assert measured / expected == pytest.approx(1.0, abs=0.03), (flt, field)
+                # 4 %: the speckles inside 3 lambda/D are one realisation of the envelope (~1.5 % rms).
+                assert measured / expected == pytest.approx(1.0, abs=0.04), (flt, field)
 
 
 def test_derotating_the_object_frames_puts_north_up_east_left(

@@ -26,7 +26,7 @@ def test_standard_workflows_are_listed_with_parameters():
     assert ["SPHERE", "IRDIS", "DBI"] in l1l2["modes"] and ["SPHERE", "IRDIS", "CI"] in l1l2["modes"]
     level2 = next(n for n in l1l2["nodes"] if n["name"] == "level2")
     params = {p["name"]: p["default"] for p in level2["parameters"]}
-    assert params["algorithm"] == "pca_annular" and params["ncomp"] == 1
+    assert params["algorithm"] == "pca_annular" and params["ncomp"] == 3
     assert level2["depends_on"] == ["level1"]
 
 

@@ -13,8 +13,9 @@
 6. report: catalogue, datasets and associations, products and the detections next to the
    injected truth.
 
-The Level 2 reduction is the standard ``irdis-l1-l2`` workflow with its defaults (classical ADI,
-see :data:`hcdc.pipeline.workflows.IRDIS_LEVEL2_DEFAULTS` for the measurements behind them).
+The Level 2 reduction is the standard ``irdis-l1-l2`` workflow with its defaults (annular PCA,
+3 components, see :data:`hcdc.pipeline.workflows.IRDIS_LEVEL2_DEFAULTS` for the measurements
+behind them).
 
 Running it again on the same directory redoes nothing that is done: the simulated bytes are
 identical (same seed), so ingest finds duplicates, and datasets that already have a job are not

@@ -677,22 +677,20 @@ def _irdis_level1() -> Workflow:
     )
 
 
-#: Level 2 defaults of the IRDIS workflow: annular PCA with 1 component (VIP's pca_annular
-#: default; frames rotated by less than 0.1-1 FWHM excluded from each annulus' library, 4 FWHM
-#: annuli). Measured on the simulated 51 Eri sequences of ``hcdc demo`` (seed 2026; DBI DB_H23
-#: and CI BB_H; companions at 250 mas (contrast 4e-4) and 480 mas (1e-4)), every companion found
-#: once, no other detection, offsets in separation / PA / contrast and S/N:
-#: 'small' DBI 0.1 mas 0.02 deg -4.5 % S/N 20.4 (250 mas), 0.2 mas 0.01 deg +0.3 % S/N 26.5 (480);
-#: CI 0.0 mas 0.01 deg -7.4 % S/N 23.1, 0.5 mas 0.01 deg +10 % S/N 24.5; 'medium' DBI 0.2 mas
-#: 0.00 deg -1.9 % S/N 22.0, 0.0 mas 0.01 deg +0.5 % S/N 29.8; CI 0.0 mas 0.00 deg -4.3 % S/N 24.8,
-#: 0.1 mas 0.02 deg +5.8 % S/N 27.9 (tests/pipeline/test_main_job.py: 4 mas, 0.5 deg, 15 %, S/N 10).
-#: Two components (S/N 21-44) place the CI 250 mas companion 3.2-4.0 mas out; full-frame PCA
-#: with 1-2 components gives S/N 16-20 and, with 2, false detections near the 250 mas companion;
-#: with 10 components (the former default) it keeps 0.03 % of that companion's flux: with a few
-#: tens of frames and slowly evolving speckles the moving companion is the main variation in the
-#: cube. cADI (the previous default) gives S/N 170-575 on these simulated, very stable speckles,
-#: more than it would on sky: ``level2.algorithm=cadi`` is one override away.
-IRDIS_LEVEL2_DEFAULTS: dict[str, Any] = {"algorithm": "pca_annular", "ncomp": 1}
+#: Level 2 defaults of the IRDIS workflow: annular PCA with 3 components (frames rotated by less
+#: than 0.1-1 FWHM excluded from each annulus' library, 4 FWHM annuli). Chosen on the simulated
+#: 51 Eri sequences of ``hcdc demo`` (seed 2026) with speckles tuned on the real NACO beta Pic cube
+#: (docs/simulation.md), run by benchmarks/demo_level2_algorithms.py (2026-12-06, Level 1 with
+#: the robust unguided waffle centring): lowest S/N of the 8 companion detections (small and
+#: medium scale, DBI and CI, 250 and 480 mas) and false detections per candidate:
+#: cADI 8.0, 1 false at 'medium' in each dataset; annular PCA 1/2/3/4/5 components 7.5 / 8.6 /
+#: 8.3 / 8.0 / 7.8 ('medium' only: 8.7 / 10.7 / 12.1 / 12.0 / 12.4); full-frame PCA 1/2/3/5/10
+#: 7.1 / 7.9 / 8.5 / 9.2 / 8.4, none false. Annular PCA 3 has the best 'medium' S/N with the
+#: smallest errors (<= 2.2 mas, 0.43 deg, 11 % in contrast; 5 and 10 full-frame components err
+#: by 17-30 % in contrast, 4-5 annular ones by 4.6-5 mas) and 5-sigma contrasts of 8.2e-5-1.6e-4
+#: at 0.25" and 2.7e-5-6.2e-5 at 0.5" ('medium'). The former default (1 component) was chosen
+#: on the old, far too stable simulated speckles, on which cADI reached S/N 170-575.
+IRDIS_LEVEL2_DEFAULTS: dict[str, Any] = {"algorithm": "pca_annular", "ncomp": 3}
 
 
 @register_workflow("irdis-l1-l2", modes=_IRDIS_IMAGING_MODES, priority=10)

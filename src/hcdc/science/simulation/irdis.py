@@ -36,6 +36,7 @@ import numpy as np
 from scipy import special
 
 from hcdc.science import geometry
+from hcdc.science.simulation.speckles import EvolvingSpeckles, speckle_intensity
 
 __all__ = [
     "RAD_TO_MAS",
@@ -291,13 +292,25 @@ def add_speckles(
     image: np.ndarray,
     star_xy: tuple[float, float],
     star_flux: float,
-    speckles: SpeckleModel,
+    speckles: SpeckleModel | EvolvingSpeckles,
     optics: BandOptics,
     time_s: float,
     *,
     n_sub: int = 3,
 ) -> None:
-    """Add the speckle pattern (in place) around ``star_xy`` at ``time_s``; positions scale with lambda."""
+    """Add the speckle pattern (in place) around ``star_xy`` at ``time_s``; positions scale with lambda.
+
+    ``speckles`` is either the discrete :class:`SpeckleModel` or an evolving field
+    (:class:`hcdc.science.simulation.speckles.EvolvingSpeckles`, the realistic default of the
+    night simulator); both are sampled at ``n_sub`` wavelengths over the band.
+    """
+    if isinstance(speckles, EvolvingSpeckles):
+        lods = [
+            optics.lambda_over_d_px(wl)
+            for wl in sub_wavelengths_nm(optics.wavelength_nm, optics.bandwidth_nm, n_sub)
+        ]
+        image += star_flux * speckle_intensity(speckles, image.shape, star_xy, np.array(lods), time_s)
+        return
     fractions = speckles.fractions_at(time_s)
     angles = np.radians(speckles.angle_deg)
     for wl in sub_wavelengths_nm(optics.wavelength_nm, optics.bandwidth_nm, n_sub):
@@ -366,7 +379,7 @@ class StarScene:
     star_xy: tuple[float, float]
     star_flux: float
     optics: BandOptics
-    speckles: SpeckleModel
+    speckles: SpeckleModel | EvolvingSpeckles
     time_s: float
     nd_transmission: float = 1.0
     coronagraph_leak: float = 3e-3
