@@ -738,16 +738,23 @@ def test_packed_sexagesimal_round_trips_and_never_shows_60() -> None:
     assert np.all(seconds < 60.0) and np.all((np.abs(np.array(packed)) // 100) % 100 < 60)
 
 
+@pytest.mark.parametrize("speckle_level", [0.0, 1.0])
 @pytest.mark.parametrize(("leak", "saturation"), [(0.3, None), (30.0, None), (30.0, 20000.0)])
 def test_center_frames_with_a_bright_or_saturated_leak_are_centred_unguided(
-    tmp_path: Path, leak: float, saturation: float | None
+    tmp_path: Path, leak: float, saturation: float | None, speckle_level: float
 ) -> None:
     """CENTER frames spanning the real range of leaks (0.3-30 x a spot, saturated or not): Level 1's
-    unguided waffle call finds the true star within 0.05 px in both fields."""
+    unguided waffle call finds the true star in both fields.
+
+    Without quasi-static speckles (``speckle_level=0``) the leak alone is tested: within 0.05 px.
+    With the default speckles (tuned on the real NACO L' cube, harsher than SPHERE in H) the spots
+    sit on speckles of comparable brightness: measured 0.22 px off, and the reported error
+    (0.38 px) must cover the true one - an honest error, never a silent wrong centre.
+    """
     from hcdc.science.calibration import centering
 
     seq = (SequenceSpec("DB_H23", "DBI", 16.0, 1, 16.0, 4.0, "ND_2.0", "x", leak, saturation),)
-    n = simulate_irdis_night(tmp_path, seed=8, sequences=seq)
+    n = simulate_irdis_night(tmp_path, seed=8, sequences=seq, speckle_level=speckle_level)
     fw = n.field_width
     for f in n.select("OBJECT,CENTER"):
         raw = fits.getdata(f.path)[0]
@@ -759,7 +766,7 @@ def test_center_frames_with_a_bright_or_saturated_leak_are_centred_unguided(
             lod = sc.lambda_over_d_px(wl)
             x0, y0 = f.star_xy[0, field]
             sub = image[:, field * fw : (field + 1) * fw]
-            if saturation is None:
+            if saturation is None and speckle_level == 0.0:
                 spots = centering.waffle_spot_guesses((x0, y0), sc.waffle_radius_px(wl), 45.0)
                 spot_peak = np.mean(
                     [np.nanmax(sub[int(y) - 2 : int(y) + 3, int(x) - 2 : int(x) + 3]) for x, y in spots]
@@ -767,9 +774,9 @@ def test_center_frames_with_a_bright_or_saturated_leak_are_centred_unguided(
                 leak_peak = np.nanmax(sub[int(y0) - 2 : int(y0) + 3, int(x0) - 2 : int(x0) + 3])
                 assert leak_peak / spot_peak == pytest.approx(leak, rel=0.5), spots
             est = centering.waffle_center(sub, sc.waffle_radius_px(wl), 45.0, spot_sigma=1.03 * lod / 2.3548)
-            assert est.ok and np.hypot(est.x - x0, est.y - y0) < 0.05, (
-                field,
-                est.x - x0,
-                est.y - y0,
-                est.details,
-            )
+            miss = float(np.hypot(est.x - x0, est.y - y0))
+            assert est.ok, (field, est.details)
+            if speckle_level == 0.0:
+                assert miss < 0.05, (field, est.x - x0, est.y - y0, est.details)
+            else:
+                assert miss < 0.3 and miss <= est.error, (field, miss, est.error, est.details)
