@@ -205,8 +205,10 @@ def postprocess_command(
         None, "--fpf", help="False-positive fraction of detections (default 2.87e-7, Gaussian 5 sigma)."
     ),
     contrast: bool = typer.Option(True, "--contrast/--no-contrast", help="Compute contrast curves."),
-    fc_snr: float = typer.Option(
-        10.0, "--fc-snr", help="Brightness of throughput fakes in noise units (VIP uses 100)."
+    fc_snr: float | None = typer.Option(
+        None,
+        "--fc-snr",
+        help="Brightness of throughput fakes in noise units (VIP uses 100); default: at the reported limit.",
     ),
     throughput_step: float | None = typer.Option(
         None, "--throughput-step", help="Throughput sampling (px; default 1 FWHM; VIP samples every px)."

@@ -159,8 +159,10 @@ def test_contrast_curve_on_planet_free_cube_matches_vip(naco, negfc_raw):
     # b is gone: S/N at its position drops to noise level (VIP: -1.35).
     image = pca.pca(free, angles, fwhm=FWHM, ncomp=10)
     assert abs(snr.snr_at(image, negfc_raw.x, negfc_raw.y, FWHM).snr) < 3.0
-    # Computed as VIP 2.1.1's was: its PCA (no mean subtraction), fakes at S/N 100 every pixel in
-    # three interleaved passes along theta = 0 (PA 270), the PSF cropped to 15 px (3 FWHM).
+    # Computed as VIP 2.1.1's was: its formula (criterion 'vip'), its PCA (no mean subtraction),
+    # fakes at S/N 100 every pixel in three interleaved passes along theta = 0 (PA 270), the PSF
+    # cropped to 15 px (3 FWHM). hcdc's default curve is its own detection's limit instead
+    # (test_contrast_curve_self_consistent.py).
     curve = contrast.contrast_curve(
         free,
         angles,
@@ -168,6 +170,8 @@ def test_contrast_curve_on_planet_free_cube_matches_vip(naco, negfc_raw):
         fwhm=FWHM,
         star_flux=STAR_FLUX,
         params={"ncomp": 10, "scaling": None},
+        criterion="vip",
+        fc_snr=100.0,
         throughput_step=1.0,
         fc_rad_sep=3,
         pa=270.0,

@@ -49,7 +49,7 @@ from hcdc.science.characterization.detection import (
     valid_detection_area,
 )
 from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm
-from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve
+from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve, limit_throughput
 from hcdc.science.postprocessing.detection_photometry import (
     aperture_photometry,
     combine_photometry,
@@ -71,6 +71,7 @@ from hcdc.science.postprocessing.throughput import (
 
 __all__ = [
     "DEFAULT_FC_SNR",
+    "SPECTRAL_FC_SNR",
     "ProgressCallback",
     "crop_slices",
     "estimate_fwhm",
@@ -81,8 +82,11 @@ __all__ = [
 #: progress(stage, done, total): called as work advances (the CLI turns it into progress bars).
 ProgressCallback = Callable[[str, int, int], None]
 
-#: Brightness of throughput fakes in units of the aperture noise at their separation.
-DEFAULT_FC_SNR = 10.0
+#: Brightness of throughput fakes in units of the aperture noise at their separation; None: fakes at
+#: the contrast being reported (``contrast.limit_throughput``), so that the curve means what it says.
+DEFAULT_FC_SNR: float | None = None
+#: Spectral algorithms measure their throughput with fakes of fixed brightness (noise units).
+SPECTRAL_FC_SNR = 10.0
 
 _SIGMA_TO_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -278,8 +282,11 @@ def postprocess(
       (see :mod:`~hcdc.science.postprocessing.detection_photometry`), or with ``negfc=True`` by
       negative-fake-companion fits (single-wavelength cubes; PCA inside, with the reduction's ``ncomp``).
     * ``contrast_options``: passed to :func:`hcdc.science.postprocessing.contrast.contrast_curve`
-      (``sigma``, ``nbranch``, ``fc_snr`` (default :data:`DEFAULT_FC_SNR`), ``step``, ...); the
-      throughput map of the corrected image is the same measurement (computed once, reused).
+      (``criterion``, ``sigma`` or ``fpf``, ``nbranch``, ``fc_snr``, ``step``, ...); the
+      throughput map of the corrected image is the same measurement (computed once, reused). By
+      default the curve is the limit of this call's own detection (its ``detection_fpf``), with
+      throughput fakes at that limit (``fc_snr=None``, :data:`DEFAULT_FC_SNR`); spectral
+      algorithms use fakes at :data:`SPECTRAL_FC_SNR` times the noise.
     * ``progress(stage, done, total)``: progress callback.
 
     Throughput and contrast curves are measured on the cube with the detected companions removed
@@ -305,6 +312,9 @@ def postprocess(
         contrast_options=contrast_options,
     )
     fpf = GAUSSIAN_5SIGMA_FPF if detection_fpf is None else float(detection_fpf)
+    if detection_threshold is None and not {"sigma", "fpf"} & set(plan.contrast_options):
+        # The contrast curve is the limit of this call's own detection criterion.
+        plan.contrast_options["fpf"] = fpf
 
     images, final, kept, full, empty = _first_pass(plan, progress)
 
@@ -570,6 +580,17 @@ def _adi_pass(
                 clean, plan.angles, psf, star_flux=star, **reduction, **plan.contrast_options
             )
             tp = curves[w].throughput_curve
+        elif plan.contrast_options.get("fc_snr") is None:
+            # No curve wanted: the same throughput, fakes at the limit (no star flux needed).
+            limit_options = {k: v for k, v in plan.contrast_options.items() if k in _LIMIT_KEYS}
+            tp = limit_throughput(
+                clean,
+                plan.angles,
+                psf,
+                separations=plan.throughput_separations(fwhm),
+                **reduction,
+                **limit_options,
+            )
         else:
             tp = throughput_curve(
                 clean,
@@ -620,7 +641,8 @@ def _spectral_pass(
         spec=plan.spec,
         params=plan.params,
         separations=seps,
-        **{k: v for k, v in plan.throughput_options.items() if k != "cache"},
+        **{k: v for k, v in plan.throughput_options.items() if k not in ("cache", "fc_snr")},
+        fc_snr=plan.contrast_options.get("fc_snr") or SPECTRAL_FC_SNR,
     )
     options = plan.contrast_options
     branch_pas = np.array([float(options.get("pa", 270.0))])
@@ -636,6 +658,8 @@ def _spectral_pass(
                 fwhm=plan.fwhms[w],
                 star_flux=plan.star_fluxes[w],
                 sigma=float(options.get("sigma", 5.0)),
+                fpf=options.get("fpf"),
+                criterion=str(options.get("criterion", "detection")),
                 student=bool(options.get("student", True)),
                 step=float(options.get("step", 1.0)),
             )
@@ -649,6 +673,10 @@ def _spectral_pass(
 
 
 _THROUGHPUT_KEYS = ("nbranch", "pa", "fc_snr", "fc_rad_sep", "cache")
+_LIMIT_KEYS = (
+    *(k for k in _THROUGHPUT_KEYS if k != "fc_snr"),
+    *("sigma", "fpf", "student", "criterion", "step", "smooth", "max_iter", "rtol"),
+)
 
 
 def _mean_map(maps: list[np.ndarray]) -> np.ndarray | None:
