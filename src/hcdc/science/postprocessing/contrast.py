@@ -53,6 +53,7 @@ __all__ = [
     "detection_throughput",
     "limit_flux_profile",
     "noise_profile",
+    "group_fakes",
     "limit_throughput",
     "MAX_FLUX_RATIO",
     "MIN_THROUGHPUT",
@@ -278,9 +279,10 @@ MIN_THROUGHPUT = 0.02
 MAX_FLUX_RATIO = 4.0
 
 
-def _runs(fluxes: np.ndarray, spacing: int) -> list[np.ndarray]:
-    """Indices of fakes (ordered by separation) that share a run: ``spacing`` samples apart at
-    least, fluxes within :data:`MAX_FLUX_RATIO` of one another (first fit, brightest first)."""
+def group_fakes(fluxes: np.ndarray, spacing: int) -> list[np.ndarray]:
+    """Groups of indices of fakes (ordered by separation) that can share a run of the algorithm:
+    ``spacing`` samples apart at least, fluxes within :data:`MAX_FLUX_RATIO` of one another (first
+    fit, brightest first)."""
     runs: list[list[int]] = []
     for i in np.argsort(-fluxes, kind="stable"):
         for run in runs:
@@ -307,7 +309,7 @@ def limit_throughput(
     criterion: str = "detection",
     step: float = 1.0,
     smooth: bool = True,
-    nbranch: int = 6,
+    nbranch: int = 12,
     pa: float = 270.0,
     fc_rad_sep: int = 3,
     max_iter: int = 4,
@@ -363,7 +365,7 @@ def limit_throughput(
     active = np.ones(seps.size, dtype=bool)
     for _ in range(max(1, max_iter)):
         idx = np.flatnonzero(active)
-        for run in _runs(flux[idx], fc_rad_sep):
+        for run in group_fakes(flux[idx], fc_rad_sep):
             tp = throughput_curve(
                 cube,
                 angles,
@@ -428,7 +430,7 @@ def contrast_curve(
     detection criterion (module docstring; by default hcdc's detection at the Gaussian 5-sigma
     false-positive fraction). Throughput sampled every ``throughput_step`` px (default 1 FWHM)
     along ``nbranch`` branches from ``pa``, interpolated linearly to the curve's separations; its
-    fakes are at the reported limit (:func:`limit_throughput`: ``max_iter``, ``rtol``, default 6
+    fakes are at the reported limit (:func:`limit_throughput`: ``max_iter``, ``rtol``, default 12
     branches) unless ``fc_snr`` fixes them at ``fc_snr`` times the aperture
     noise (default 1 branch, fakes ``fc_rad_sep`` = 3 samples apart).
     ``criterion='vip', fc_snr=100, throughput_step=1.0`` with PCA ``scaling=None`` reproduces VIP
@@ -455,7 +457,7 @@ def contrast_curve(
             criterion=criterion,
             step=step,
             smooth=smooth,
-            nbranch=nbranch or 6,
+            nbranch=nbranch or 12,
             fc_rad_sep=fc_rad_sep or 3,
             max_iter=max_iter,
             rtol=rtol,

@@ -49,6 +49,8 @@ __all__ = [
     "throughput_curve",
     "clear_cache",
     "aperture_footprint",
+    "peak_pixels",
+    "ring_snr",
 ]
 
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
@@ -123,23 +125,56 @@ def _fake_map(
     return image.sum(axis=0)
 
 
-def _peak_pixels(x: float, y: float, fwhm: float, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Integer pixels within FWHM/2 of ``(x, y)`` where the Mawet S/N test is defined."""
-    h = int(np.ceil(fwhm))
+def peak_pixels(
+    x: float, y: float, fwhm: float, shape: tuple[int, ...], radius: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Integer pixels ``(xs, ys)`` within ``radius`` px (default FWHM/2) of ``(x, y)``, inside the
+    frame, where the Mawet S/N test is defined (more than FWHM/2 + 1 px from the star)."""
+    radius = fwhm / 2.0 if radius is None else float(radius)
+    h = int(np.ceil(radius))
     yy, xx = np.mgrid[int(round(y)) - h : int(round(y)) + h + 1, int(round(x)) - h : int(round(x)) + h + 1]
     cy, cx = geometry.frame_center(shape)
-    keep = (np.hypot(xx - x, yy - y) <= fwhm / 2.0) & (np.hypot(xx - cx, yy - cy) > fwhm / 2.0 + 1.0)
+    keep = (np.hypot(xx - x, yy - y) <= radius) & (np.hypot(xx - cx, yy - cy) > fwhm / 2.0 + 1.0)
+    keep &= (xx >= 0) & (yy >= 0) & (xx < shape[-1]) & (yy < shape[-2])
     return xx[keep].astype(np.float64), yy[keep].astype(np.float64)
 
 
 def _fake_rings(
     x: float, y: float, fwhm: float, shape: tuple[int, ...]
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The Mawet apertures (first one on the pixel) of every pixel of :func:`_peak_pixels`."""
+    """The Mawet apertures (first one on the pixel) of every pixel of :func:`peak_pixels`."""
     return [
         aperture_positions(px, py, fwhm, shape)
-        for px, py in zip(*_peak_pixels(x, y, fwhm, shape), strict=True)
+        for px, py in zip(*peak_pixels(x, y, fwhm, shape), strict=True)
     ]
+
+
+def ring_snr(
+    signal_image: np.ndarray, noise_image: np.ndarray, rings: list[tuple[np.ndarray, np.ndarray]], fwhm: float
+) -> np.ndarray:
+    """Mawet et al. (2014) S/N of each of ``rings`` (aperture centres, the first one on the test
+    position, :func:`hcdc.science.postprocessing.snr.aperture_positions`): signal ``f0 - mean(f_i)``
+    of ``signal_image``, noise ``std(f_i, ddof=1) * sqrt(1 + 1/(n-1))`` of ``noise_image`` (the same
+    image for the usual S/N). All apertures in one vectorised call; 0 where the noise is 0."""
+    if not rings:
+        return np.empty(0)
+    sizes = np.array([r[0].size for r in rings])
+    xs, ys = np.concatenate([r[0] for r in rings]), np.concatenate([r[1] for r in rings])
+    noise_sums = aperture_sums(noise_image, xs, ys, fwhm / 2.0)
+    signal_sums = (
+        noise_sums if signal_image is noise_image else aperture_sums(signal_image, xs, ys, fwhm / 2.0)
+    )
+    out = np.zeros(len(rings))
+    for k, (a, d) in enumerate(
+        zip(
+            np.split(noise_sums, np.cumsum(sizes)[:-1]),
+            np.split(signal_sums, np.cumsum(sizes)[:-1]),
+            strict=True,
+        )
+    ):
+        noise = a[1:].std(ddof=1) * np.sqrt(1.0 + 1.0 / (a.size - 1))
+        out[k] = (d[0] - d[1:].mean()) / noise if noise > 0 else 0.0
+    return out
 
 
 def _fake_snr(
@@ -147,20 +182,8 @@ def _fake_snr(
 ) -> float:
     """Peak over ``rings`` (:func:`_fake_rings`) of the S/N with the signal of ``image_fc -
     image_nofc`` and the noise of ``image_fc`` (module docstring)."""
-    if not rings:
-        return 0.0
-    sizes = np.array([r[0].size for r in rings])
-    xs, ys = np.concatenate([r[0] for r in rings]), np.concatenate([r[1] for r in rings])
-    with_fake = aperture_sums(image_fc, xs, ys, fwhm / 2.0)
-    difference = with_fake - aperture_sums(image_nofc, xs, ys, fwhm / 2.0)
-    best = 0.0
-    for a, d in zip(
-        np.split(with_fake, np.cumsum(sizes)[:-1]), np.split(difference, np.cumsum(sizes)[:-1]), strict=True
-    ):
-        noise = a[1:].std(ddof=1) * np.sqrt(1.0 + 1.0 / (a.size - 1))
-        if noise > 0:
-            best = max(best, float((d[0] - d[1:].mean()) / noise))
-    return best
+    values = ring_snr(np.asarray(image_fc) - image_nofc, image_fc, rings, fwhm)
+    return float(max(values.max(initial=0.0), 0.0))
 
 
 def aperture_footprint(shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray, radius: float) -> np.ndarray:
