@@ -49,7 +49,7 @@ from hcdc.science.characterization.detection import (
     valid_detection_area,
 )
 from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm
-from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve, limit_throughput
+from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve
 from hcdc.science.postprocessing.detection_photometry import (
     aperture_photometry,
     combine_photometry,
@@ -71,7 +71,7 @@ from hcdc.science.postprocessing.throughput import (
 
 __all__ = [
     "DEFAULT_FC_SNR",
-    "SPECTRAL_FC_SNR",
+    "FIXED_FC_SNR",
     "ProgressCallback",
     "crop_slices",
     "estimate_fwhm",
@@ -85,8 +85,9 @@ ProgressCallback = Callable[[str, int, int], None]
 #: Brightness of throughput fakes in units of the aperture noise at their separation; None: fakes at
 #: the contrast being reported (``contrast.limit_throughput``), so that the curve means what it says.
 DEFAULT_FC_SNR: float | None = None
-#: Spectral algorithms measure their throughput with fakes of fixed brightness (noise units).
-SPECTRAL_FC_SNR = 10.0
+#: Brightness (noise units) of the fakes of spectral algorithms and of the throughput map when no
+#: contrast curve is computed: fixed, not at the limit (see docs/postprocessing.md).
+FIXED_FC_SNR = 10.0
 
 _SIGMA_TO_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -286,7 +287,8 @@ def postprocess(
       throughput map of the corrected image is the same measurement (computed once, reused). By
       default the curve is the limit of this call's own detection (its ``detection_fpf``), with
       throughput fakes at that limit (``fc_snr=None``, :data:`DEFAULT_FC_SNR`); spectral
-      algorithms use fakes at :data:`SPECTRAL_FC_SNR` times the noise.
+      algorithms, and the throughput map when no curve is computed, use fakes at
+      :data:`FIXED_FC_SNR` times the noise.
     * ``progress(stage, done, total)``: progress callback.
 
     Throughput and contrast curves are measured on the cube with the detected companions removed
@@ -397,6 +399,11 @@ class _Plan:
     def throughput_options(self) -> dict[str, Any]:
         """The contrast options that define a throughput measurement."""
         return {k: v for k, v in self.contrast_options.items() if k in _THROUGHPUT_KEYS}
+
+    @property
+    def fixed_throughput_options(self) -> dict[str, Any]:
+        """:attr:`throughput_options` with fakes of fixed brightness (default :data:`FIXED_FC_SNR`)."""
+        return {**self.throughput_options, "fc_snr": self.contrast_options.get("fc_snr") or FIXED_FC_SNR}
 
     def plane_and_params(self, w: int) -> tuple[np.ndarray, dict[str, Any]]:
         """Wavelength plane ``w`` (cropped, float32) and its algorithm parameters (with its reference)."""
@@ -580,25 +587,16 @@ def _adi_pass(
                 clean, plan.angles, psf, star_flux=star, **reduction, **plan.contrast_options
             )
             tp = curves[w].throughput_curve
-        elif plan.contrast_options.get("fc_snr") is None:
-            # No curve wanted: the same throughput, fakes at the limit (no star flux needed).
-            limit_options = {k: v for k, v in plan.contrast_options.items() if k in _LIMIT_KEYS}
-            tp = limit_throughput(
-                clean,
-                plan.angles,
-                psf,
-                separations=plan.throughput_separations(fwhm),
-                **reduction,
-                **limit_options,
-            )
         else:
+            # No curve: the throughput map alone, from fakes of fixed brightness (the limit needs
+            # many more reductions and would only serve the map).
             tp = throughput_curve(
                 clean,
                 plan.angles,
                 psf,
                 separations=plan.throughput_separations(fwhm),
                 **reduction,
-                **plan.throughput_options,
+                **plan.fixed_throughput_options,
             )
         maps.append(tp.map(plan.shape).astype(np.float32))
         corrected[w] = tp.correct(images[w])
@@ -641,8 +639,7 @@ def _spectral_pass(
         spec=plan.spec,
         params=plan.params,
         separations=seps,
-        **{k: v for k, v in plan.throughput_options.items() if k not in ("cache", "fc_snr")},
-        fc_snr=plan.contrast_options.get("fc_snr") or SPECTRAL_FC_SNR,
+        **{k: v for k, v in plan.fixed_throughput_options.items() if k != "cache"},
     )
     options = plan.contrast_options
     branch_pas = np.array([float(options.get("pa", 270.0))])
@@ -673,10 +670,6 @@ def _spectral_pass(
 
 
 _THROUGHPUT_KEYS = ("nbranch", "pa", "fc_snr", "fc_rad_sep", "cache")
-_LIMIT_KEYS = (
-    *(k for k in _THROUGHPUT_KEYS if k != "fc_snr"),
-    *("sigma", "fpf", "student", "criterion", "step", "smooth", "max_iter", "rtol"),
-)
 
 
 def _mean_map(maps: list[np.ndarray]) -> np.ndarray | None:
