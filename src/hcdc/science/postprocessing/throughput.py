@@ -12,10 +12,12 @@ injected flux (``ThroughputCurve.snr_per_flux``): the peak, over the pixels with
 fake, of the Mawet et al. (2014) S/N whose signal ``f0 - mean(f_i)`` is read on the difference
 image (the fake and its own ADI self-subtraction lobes; the background cancels, which keeps the
 estimate steady) and whose noise is read on the image with the fake (the lobes raise the noise
-of the fake's own ring). The detection thresholds the peak of the S/N map, not its value at the
-source: on the NACO cube the peak is ~1 S/N unit above the value at the source at 3 FWHM, and
-this statistic follows the peak of the full S/N map within 0.2 S/N units from 3 to 9 FWHM.
-Contrast curves that mean what they say are built on it (:mod:`~hcdc.science.postprocessing.contrast`).
+of the fake's own ring), each pixel's S/N scaled to the detection threshold at the fake's
+separation (the detection compares every pixel with the threshold at its own separation). The
+detection thresholds the peak of the S/N map, not its value at the source: on the NACO cube the
+peak is ~1 S/N unit above the value at the source at 3 FWHM, and this statistic follows the
+peak of the full S/N map within 0.2 S/N units from 3 to 9 FWHM. Contrast curves that mean what
+they say are built on it (:mod:`~hcdc.science.postprocessing.contrast`).
 
 Runs of the algorithm are cached (keyed by the algorithm, its parameters and digests of the cube,
 angles and PSF), so S/N maps, throughput-corrected images and contrast curves of the same
@@ -34,6 +36,7 @@ import numpy as np
 from scipy.optimize import brentq
 
 from hcdc.science import geometry
+from hcdc.science.characterization.detection import GAUSSIAN_5SIGMA_FPF, student_threshold
 from hcdc.science.postprocessing.base import get_algorithm
 from hcdc.science.postprocessing.fakes import add_stamps, inject_companions, shifted_psfs
 from hcdc.science.postprocessing.photometry import aperture_sums, aperture_weights
@@ -178,12 +181,25 @@ def ring_snr(
 
 
 def _fake_snr(
-    image_fc: np.ndarray, image_nofc: np.ndarray, rings: list[tuple[np.ndarray, np.ndarray]], fwhm: float
+    image_fc: np.ndarray,
+    image_nofc: np.ndarray,
+    rings: list[tuple[np.ndarray, np.ndarray]],
+    fwhm: float,
+    separation: float,
+    fpf: float,
 ) -> float:
     """Peak over ``rings`` (:func:`_fake_rings`) of the S/N with the signal of ``image_fc -
-    image_nofc`` and the noise of ``image_fc`` (module docstring)."""
+    image_nofc`` and the noise of ``image_fc`` (module docstring), each pixel's S/N scaled by the
+    ratio of the detection thresholds at ``separation`` and at the pixel's own separation."""
     values = ring_snr(np.asarray(image_fc) - image_nofc, image_fc, rings, fwhm)
-    return float(max(values.max(initial=0.0), 0.0))
+    if values.size == 0:
+        return 0.0
+    cy, cx = geometry.frame_center(image_fc.shape)
+    radii = np.array([np.hypot(r[0][0] - cx, r[1][0] - cy) for r in rings])
+    # The detection compares each pixel with the threshold at its own separation, which changes
+    # steeply close to the star (Student t with few degrees of freedom).
+    scale = student_threshold(separation, fwhm, fpf) / student_threshold(radii, fwhm, fpf)
+    return float(max((values * scale).max(), 0.0))
 
 
 def aperture_footprint(shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray, radius: float) -> np.ndarray:
@@ -280,6 +296,7 @@ def throughput_curve(
     fc_rad_sep: int = 3,
     fake_flux: float | Sequence[float] | np.ndarray | None = None,
     detection: bool = False,
+    fpf: float = GAUSSIAN_5SIGMA_FPF,
     cache: bool = True,
 ) -> ThroughputCurve:
     """Throughput of ``algorithm`` (with ``params``) on ``cube`` from injected fake companions.
@@ -296,7 +313,8 @@ def throughput_curve(
     algorithms absorb bright sources more, so to correct a companion's photometry use fakes as
     bright as the companion, and for a detection limit fakes at the limit
     (:func:`hcdc.science.postprocessing.contrast.limit_throughput`).
-    ``detection=True`` also measures the detection throughput (module docstring) of every fake.
+    ``detection=True`` also measures the S/N hcdc's detection (false-positive fraction ``fpf``)
+    gives every fake (module docstring).
     Results are cached; the cube should be free of real companions near the branches.
     """
     params = dict(params or {})
@@ -324,6 +342,7 @@ def throughput_curve(
         fc_rad_sep,
         None if fake_flux is None else np.asarray(fake_flux, dtype=np.float64).tobytes(),
         detection,
+        float(fpf),
     )
     if cache and key in _CACHE:
         _CACHE.move_to_end(key)
@@ -378,7 +397,7 @@ def throughput_curve(
             result[b, idx] = np.maximum(recovered / injected, 0.0)
             if seen is not None:
                 for i, ring in zip(idx, rings, strict=True):
-                    seen[b, i] = _fake_snr(image_fc, image_nofc, ring, fwhm) / fluxes[i]
+                    seen[b, i] = _fake_snr(image_fc, image_nofc, ring, fwhm, seps[i], fpf) / fluxes[i]
     curve = ThroughputCurve(seps, result, branch_pas, fluxes, seen)
     return _remember(key, curve) if cache else curve  # type: ignore[return-value]
 
