@@ -248,11 +248,13 @@ def image_contrast_curve(
     seen = tp
     if criterion == "detection":
         sampled = detection_throughput(throughput, image, fwhm, step=step, smooth=smooth)
-        seen = np.interp(separations, throughput.separations, sampled)
-        # Next to a separation where no companion reaches the threshold the limit is unknown, not
-        # an interpolation towards zero.
-        unknown = np.interp(separations, throughput.separations, (sampled <= 0).astype(float)) > 0
-        seen = np.where(unknown, 0.0, seen)
+        known = sampled > 0
+        samples = throughput.separations
+        # Interpolated between the samples where a companion reaches the threshold; NaN (0 here)
+        # nearer to a sample where none does, not an interpolation towards zero.
+        seen = np.interp(separations, samples[known], sampled[known]) if known.any() else np.zeros(tp.shape)
+        nearest = np.argmin(np.abs(separations[:, None] - samples[None, :]), axis=1)
+        seen = np.where(known[nearest], seen, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         good = seen > 0
         contrast = np.where(good, limit / seen / star_flux, np.nan)
@@ -389,7 +391,7 @@ def limit_throughput(
             values[:, run] = tp.snr_per_flux if detection else tp.branches
         return photometric, values
 
-    for _ in range(max(1, max_iter)):
+    for iteration in range(max(1, max_iter)):
         idx = np.flatnonzero(active)
         branches[:, idx], per_flux[:, idx] = measure(idx, flux[idx])
         measured = per_flux[:, idx].mean(axis=0)
@@ -402,8 +404,8 @@ def limit_throughput(
         moving = ~lost & (np.abs(new / flux[idx] - 1.0) > rtol)
         per_flux[:, idx[lost]] = 0.0
         active[idx[~moving]] = False
-        if not moving.any():
-            break
+        if not moving.any() or iteration == max(1, max_iter) - 1:
+            break  # ``flux`` stays the flux of the last measurement
         flux[idx[moving]] = new[moving]
     if detection:
         # Saturation: close to the star a companion's own ADI lobes fill the few apertures of its
