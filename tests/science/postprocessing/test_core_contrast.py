@@ -64,7 +64,8 @@ def test_contrast_curve_predicts_5_sigma_detections(sim):
     assert curve.separation[0] == pytest.approx(sim.fwhm)
     assert np.all(np.diff(curve.separation) == pytest.approx(1.0))
     finite = np.isfinite(curve.contrast)
-    assert finite[5:].all()
+    # From 2.5 FWHM on; nearer, a companion's own ADI lobes cap its S/N below the threshold.
+    assert finite[curve.separation > 2.5 * sim.fwhm].all()
     assert np.all(curve.contrast[finite] >= curve.contrast_gaussian[finite])
     # A companion injected at the 5-sigma contrast, away from the fake-companion branches:
     # The limit is tau(r) x noise with tau the Student-corrected 5-sigma factor, so the S/N of such
