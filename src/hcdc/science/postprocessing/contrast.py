@@ -335,8 +335,9 @@ def limit_throughput(
     ``max_iter`` measurements; a flux is raised at most tenfold per step). Where the photometric
     throughput is below :data:`MIN_THROUGHPUT`, or a brighter fake no longer gains S/N (the
     algorithm absorbs it), or (detection criterion) fakes of twice the limit flux gain less than
-    :data:`SATURATION_GAIN` in S/N (their own ADI lobes fill the few apertures of their ring),
-    no companion reliably reaches the threshold (e.g. within ~2 FWHM of the star with
+    :data:`SATURATION_GAIN` in S/N (their own ADI lobes fill the few apertures of their ring;
+    probed from the star outwards until a separation gains :data:`SATURATION_CLEAR`), no
+    companion reliably reaches the threshold (e.g. within ~2 FWHM of the star with
     full-frame PCA): the separation is given up, its ``snr_per_flux`` set to 0 and the contrast
     curve is NaN there. Returns the last measurement of every separation; its
     ``fake_fluxes`` are the fluxes injected.
