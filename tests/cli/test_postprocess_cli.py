@@ -274,12 +274,15 @@ def test_naco_beta_pic_b_found(naco_inputs, tmp_path):
     assert b["photometry"] == "negfc"
     assert b["contrast"] == pytest.approx(8.47e-4, rel=0.15)  # Absil et al. 2013
     rows = {row["separation_arcsec"]: row["contrast"][0] for row in summary["contrast_at"]}
-    assert rows[0.2] > rows[0.3] > rows[0.5] > rows[1.0] > 0
+    # The default curve is hcdc's detection limit; within 2 FWHM (0.25") full-frame PCA 10 absorbs a
+    # companion of any brightness, so no limit is reported there (None in the JSON).
+    assert rows[0.2] is None
+    assert (rows[0.3] is None or rows[0.3] > rows[0.5]) and rows[0.5] > rows[1.0] > 0
 
 
 @pytest.mark.shared_data
 def test_naco_contrast_with_vip_settings_matches_vip(naco_inputs, tmp_path):
-    """VIP 2.1.1's PCA (no mean subtraction) and fakes (S/N 100, every px) give VIP's 5-sigma curve."""
+    """VIP 2.1.1's formula, PCA (no mean subtraction) and fakes (S/N 100, every px) give VIP's curve."""
     cube, angles, psf = naco_inputs
     result = _run(
         [
@@ -292,6 +295,8 @@ def test_naco_contrast_with_vip_settings_matches_vip(naco_inputs, tmp_path):
             "10",
             "--param",
             "scaling=null",
+            "--contrast-criterion",
+            "vip",
             "--fc-snr",
             "100",
             "--throughput-step",

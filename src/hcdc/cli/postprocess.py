@@ -259,8 +259,15 @@ def postprocess_command(
         None, "--fpf", help="False-positive fraction of detections (default 2.87e-7, Gaussian 5 sigma)."
     ),
     contrast: bool = typer.Option(True, "--contrast/--no-contrast", help="Compute contrast curves."),
-    fc_snr: float = typer.Option(
-        10.0, "--fc-snr", help="Brightness of throughput fakes in noise units (VIP uses 100)."
+    fc_snr: float | None = typer.Option(
+        None,
+        "--fc-snr",
+        help="Brightness of throughput fakes in noise units (VIP uses 100); default: at the reported limit.",
+    ),
+    contrast_criterion: str = typer.Option(
+        "detection",
+        "--contrast-criterion",
+        help="'detection': the limit of hcdc's detection (default); 'vip': VIP 2.1.1's formula.",
     ),
     throughput_step: float | None = typer.Option(
         None, "--throughput-step", help="Throughput sampling (px; default 1 FWHM; VIP samples every px)."
@@ -406,7 +413,11 @@ def postprocess_command(
                 detection_threshold=threshold,
                 detection_fpf=fpf,
                 negfc=negfc,
-                contrast_options={"fc_snr": fc_snr, "throughput_step": throughput_step},
+                contrast_options={
+                    "fc_snr": fc_snr,
+                    "throughput_step": throughput_step,
+                    "criterion": contrast_criterion,
+                },
                 compute_contrast=contrast,
                 image_unit=unit,
                 inputs=inputs,

@@ -73,6 +73,7 @@ from hcdc.science.postprocessing.throughput import (
 
 __all__ = [
     "DEFAULT_FC_SNR",
+    "FIXED_FC_SNR",
     "ProgressCallback",
     "crop_slices",
     "estimate_fwhm",
@@ -83,8 +84,12 @@ __all__ = [
 #: progress(stage, done, total): called as work advances (the CLI turns it into progress bars).
 ProgressCallback = Callable[[str, int, int], None]
 
-#: Brightness of throughput fakes in units of the aperture noise at their separation.
-DEFAULT_FC_SNR = 10.0
+#: Brightness of throughput fakes in units of the aperture noise at their separation; None: fakes at
+#: the contrast being reported (``contrast.limit_throughput``), so that the curve means what it says.
+DEFAULT_FC_SNR: float | None = None
+#: Brightness (noise units) of the fakes of spectral algorithms and of the throughput map when no
+#: contrast curve is computed: fixed, not at the limit (see docs/postprocessing.md).
+FIXED_FC_SNR = 10.0
 
 _SIGMA_TO_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
@@ -281,8 +286,12 @@ def postprocess(
       (see :mod:`~hcdc.science.postprocessing.detection_photometry`), or with ``negfc=True`` by
       negative-fake-companion fits (single-wavelength cubes; PCA inside, with the reduction's ``ncomp``).
     * ``contrast_options``: passed to :func:`hcdc.science.postprocessing.contrast.contrast_curve`
-      (``sigma``, ``nbranch``, ``fc_snr`` (default :data:`DEFAULT_FC_SNR`), ``step``, ...); the
-      throughput map of the corrected image is the same measurement (computed once, reused).
+      (``criterion``, ``sigma`` or ``fpf``, ``nbranch``, ``fc_snr``, ``step``, ...); the
+      throughput map of the corrected image is the same measurement (computed once, reused). By
+      default the curve is the limit of this call's own detection (its ``detection_fpf``), with
+      throughput fakes at that limit (``fc_snr=None``, :data:`DEFAULT_FC_SNR`); spectral
+      algorithms, and the throughput map when no curve is computed, use fakes at
+      :data:`FIXED_FC_SNR` times the noise.
     * ``progress(stage, done, total)``: progress callback.
     * ``orientation``: how the final image sits on the sky (:mod:`hcdc.science.orientation`);
       default: not known, position angles relative to the detector.
@@ -317,6 +326,9 @@ def postprocess(
     )
     fpf = GAUSSIAN_5SIGMA_FPF if detection_fpf is None else float(detection_fpf)
     warnings_out = _star_flux_check(plan, image_unit, star_flux is None)
+    if detection_threshold is None and not {"sigma", "fpf"} & set(plan.contrast_options):
+        # The contrast curve is the limit of this call's own detection criterion.
+        plan.contrast_options["fpf"] = fpf
 
     images, final, kept, full, empty = _first_pass(plan, progress)
 
@@ -458,6 +470,11 @@ class _Plan:
     def throughput_options(self) -> dict[str, Any]:
         """The contrast options that define a throughput measurement."""
         return {k: v for k, v in self.contrast_options.items() if k in _THROUGHPUT_KEYS}
+
+    @property
+    def fixed_throughput_options(self) -> dict[str, Any]:
+        """:attr:`throughput_options` with fakes of fixed brightness (default :data:`FIXED_FC_SNR`)."""
+        return {**self.throughput_options, "fc_snr": self.contrast_options.get("fc_snr") or FIXED_FC_SNR}
 
     def plane_and_params(self, w: int) -> tuple[np.ndarray, dict[str, Any]]:
         """Wavelength plane ``w`` (cropped, float32) and its algorithm parameters (with its reference)."""
@@ -642,13 +659,15 @@ def _adi_pass(
             )
             tp = curves[w].throughput_curve
         else:
+            # No curve: the throughput map alone, from fakes of fixed brightness (the limit needs
+            # many more reductions and would only serve the map).
             tp = throughput_curve(
                 clean,
                 plan.angles,
                 psf,
                 separations=plan.throughput_separations(fwhm),
                 **reduction,
-                **plan.throughput_options,
+                **plan.fixed_throughput_options,
             )
         maps.append(tp.map(plan.shape).astype(np.float32))
         corrected[w] = tp.correct(images[w])
@@ -691,7 +710,7 @@ def _spectral_pass(
         spec=plan.spec,
         params=plan.params,
         separations=seps,
-        **{k: v for k, v in plan.throughput_options.items() if k != "cache"},
+        **{k: v for k, v in plan.fixed_throughput_options.items() if k != "cache"},
     )
     options = plan.contrast_options
     branch_pas = np.array([float(options.get("pa", 270.0))])
@@ -707,6 +726,8 @@ def _spectral_pass(
                 fwhm=plan.fwhms[w],
                 star_flux=plan.star_fluxes[w],
                 sigma=float(options.get("sigma", 5.0)),
+                fpf=options.get("fpf"),
+                criterion=str(options.get("criterion", "detection")),
                 student=bool(options.get("student", True)),
                 step=float(options.get("step", 1.0)),
             )

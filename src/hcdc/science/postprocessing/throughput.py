@@ -5,7 +5,19 @@ survives post-processing: ``(aperture flux of [image(cube + fake) - image(cube)]
 of the injected PSF)``, measured in a 1-FWHM-diameter aperture at the fake's position and set to
 0 where negative (as VIP's ``throughput``). Fakes are injected ``fc_rad_sep`` FWHM apart along
 ``nbranch`` branches, in ``fc_rad_sep`` passes that together sample every FWHM in separation,
-with a flux of ``fc_snr`` times the aperture noise at their separation.
+with a flux of ``fc_snr`` times the aperture noise at their separation (or given fluxes).
+
+With ``detection=True`` the S/N that hcdc's detection gives each fake is measured too, per unit
+injected flux (``ThroughputCurve.snr_per_flux``): the peak, over the pixels within FWHM/2 of the
+fake, of the Mawet et al. (2014) S/N whose signal ``f0 - mean(f_i)`` is read on the difference
+image (the fake and its own ADI self-subtraction lobes; the background cancels, which keeps the
+estimate steady) and whose noise is read on the image with the fake (the lobes raise the noise
+of the fake's own ring), each pixel's S/N scaled to the detection threshold at the fake's
+separation (the detection compares every pixel with the threshold at its own separation). The
+detection thresholds the peak of the S/N map, not its value at the source: on the NACO cube the
+peak is ~1 S/N unit above the value at the source at 3 FWHM, and this statistic follows the
+peak of the full S/N map within 0.2 S/N units from 3 to 9 FWHM. Contrast curves that mean what
+they say are built on it (:mod:`~hcdc.science.postprocessing.contrast`).
 
 Runs of the algorithm are cached (keyed by the algorithm, its parameters and digests of the cube,
 angles and PSF), so S/N maps, throughput-corrected images and contrast curves of the same
@@ -24,9 +36,11 @@ import numpy as np
 from scipy.optimize import brentq
 
 from hcdc.science import geometry
+from hcdc.science.characterization.detection import GAUSSIAN_5SIGMA_FPF, student_threshold
 from hcdc.science.postprocessing.base import get_algorithm
 from hcdc.science.postprocessing.fakes import add_stamps, inject_companions, shifted_psfs
 from hcdc.science.postprocessing.photometry import aperture_sums, aperture_weights
+from hcdc.science.postprocessing.snr import aperture_positions
 
 __all__ = [
     "ThroughputCurve",
@@ -38,6 +52,8 @@ __all__ = [
     "throughput_curve",
     "clear_cache",
     "aperture_footprint",
+    "peak_pixels",
+    "ring_snr",
 ]
 
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
@@ -112,6 +128,80 @@ def _fake_map(
     return image.sum(axis=0)
 
 
+def peak_pixels(
+    x: float, y: float, fwhm: float, shape: tuple[int, ...], radius: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Integer pixels ``(xs, ys)`` within ``radius`` px (default FWHM/2) of ``(x, y)``, inside the
+    frame, where the Mawet S/N test is defined (more than FWHM/2 + 1 px from the star)."""
+    radius = fwhm / 2.0 if radius is None else float(radius)
+    h = int(np.ceil(radius))
+    yy, xx = np.mgrid[int(round(y)) - h : int(round(y)) + h + 1, int(round(x)) - h : int(round(x)) + h + 1]
+    cy, cx = geometry.frame_center(shape)
+    keep = (np.hypot(xx - x, yy - y) <= radius) & (np.hypot(xx - cx, yy - cy) > fwhm / 2.0 + 1.0)
+    keep &= (xx >= 0) & (yy >= 0) & (xx < shape[-1]) & (yy < shape[-2])
+    return xx[keep].astype(np.float64), yy[keep].astype(np.float64)
+
+
+def _fake_rings(
+    x: float, y: float, fwhm: float, shape: tuple[int, ...]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The Mawet apertures (first one on the pixel) of every pixel of :func:`peak_pixels`."""
+    return [
+        aperture_positions(px, py, fwhm, shape)
+        for px, py in zip(*peak_pixels(x, y, fwhm, shape), strict=True)
+    ]
+
+
+def ring_snr(
+    signal_image: np.ndarray, noise_image: np.ndarray, rings: list[tuple[np.ndarray, np.ndarray]], fwhm: float
+) -> np.ndarray:
+    """Mawet et al. (2014) S/N of each of ``rings`` (aperture centres, the first one on the test
+    position, :func:`hcdc.science.postprocessing.snr.aperture_positions`): signal ``f0 - mean(f_i)``
+    of ``signal_image``, noise ``std(f_i, ddof=1) * sqrt(1 + 1/(n-1))`` of ``noise_image`` (the same
+    image for the usual S/N). All apertures in one vectorised call; 0 where the noise is 0."""
+    if not rings:
+        return np.empty(0)
+    sizes = np.array([r[0].size for r in rings])
+    xs, ys = np.concatenate([r[0] for r in rings]), np.concatenate([r[1] for r in rings])
+    noise_sums = aperture_sums(noise_image, xs, ys, fwhm / 2.0)
+    signal_sums = (
+        noise_sums if signal_image is noise_image else aperture_sums(signal_image, xs, ys, fwhm / 2.0)
+    )
+    out = np.zeros(len(rings))
+    for k, (a, d) in enumerate(
+        zip(
+            np.split(noise_sums, np.cumsum(sizes)[:-1]),
+            np.split(signal_sums, np.cumsum(sizes)[:-1]),
+            strict=True,
+        )
+    ):
+        noise = a[1:].std(ddof=1) * np.sqrt(1.0 + 1.0 / (a.size - 1))
+        out[k] = (d[0] - d[1:].mean()) / noise if noise > 0 else 0.0
+    return out
+
+
+def _fake_snr(
+    image_fc: np.ndarray,
+    image_nofc: np.ndarray,
+    rings: list[tuple[np.ndarray, np.ndarray]],
+    fwhm: float,
+    separation: float,
+    fpf: float,
+) -> float:
+    """Peak over ``rings`` (:func:`_fake_rings`) of the S/N with the signal of ``image_fc -
+    image_nofc`` and the noise of ``image_fc`` (module docstring), each pixel's S/N scaled by the
+    ratio of the detection thresholds at ``separation`` and at the pixel's own separation."""
+    values = ring_snr(np.asarray(image_fc) - image_nofc, image_fc, rings, fwhm)
+    if values.size == 0:
+        return 0.0
+    cy, cx = geometry.frame_center(image_fc.shape)
+    radii = np.array([np.hypot(r[0][0] - cx, r[1][0] - cy) for r in rings])
+    # The detection compares each pixel with the threshold at its own separation, which changes
+    # steeply close to the star (Student t with few degrees of freedom).
+    scale = student_threshold(separation, fwhm, fpf) / student_threshold(radii, fwhm, fpf)
+    return float(max((values * scale).max(), 0.0))
+
+
 def aperture_footprint(shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray, radius: float) -> np.ndarray:
     """Boolean (y, x) mask of every pixel :func:`aperture_sums` reads for apertures at ``(xs, ys)``."""
     x0, y0, weights = aperture_weights(xs, ys, radius)
@@ -166,6 +256,7 @@ class ThroughputCurve:
     branches: np.ndarray  # (nbranch, n)
     branch_pas: np.ndarray  # (nbranch,) deg
     fake_fluxes: np.ndarray  # (n,) aperture flux injected
+    snr_per_flux: np.ndarray | None = None  # (nbranch, n) S/N of each fake per injected flux, if measured
 
     @property
     def throughput(self) -> np.ndarray:
@@ -203,7 +294,9 @@ def throughput_curve(
     pa: float = 270.0,
     fc_snr: float = 100.0,
     fc_rad_sep: int = 3,
-    fake_flux: float | None = None,
+    fake_flux: float | Sequence[float] | np.ndarray | None = None,
+    detection: bool = False,
+    fpf: float = GAUSSIAN_5SIGMA_FPF,
     cache: bool = True,
 ) -> ThroughputCurve:
     """Throughput of ``algorithm`` (with ``params``) on ``cube`` from injected fake companions.
@@ -216,8 +309,12 @@ def throughput_curve(
     1.0)`` reproduces it.) Branch ``b`` runs at position angle
     ``pa + 360 b / nbranch`` (the default 270 deg is VIP's ``theta=0``, the +x axis). Each fake's
     flux is ``fc_snr`` x the aperture noise of the fake-free image at its separation, or
-    ``fake_flux`` (aperture flux) when given: PCA-like algorithms absorb bright sources more, so
-    to correct a companion's photometry use fakes as bright as the companion.
+    ``fake_flux`` (aperture flux; one value, or one per separation) when given: PCA-like
+    algorithms absorb bright sources more, so to correct a companion's photometry use fakes as
+    bright as the companion, and for a detection limit fakes at the limit
+    (:func:`hcdc.science.postprocessing.contrast.limit_throughput`).
+    ``detection=True`` also measures the S/N hcdc's detection (false-positive fraction ``fpf``)
+    gives every fake (module docstring).
     Results are cached; the cube should be free of real companions near the branches.
     """
     params = dict(params or {})
@@ -243,7 +340,9 @@ def throughput_curve(
         float(pa),
         float(fc_snr),
         fc_rad_sep,
-        None if fake_flux is None else float(fake_flux),
+        None if fake_flux is None else np.asarray(fake_flux, dtype=np.float64).tobytes(),
+        detection,
+        float(fpf),
     )
     if cache and key in _CACHE:
         _CACHE.move_to_end(key)
@@ -253,12 +352,18 @@ def throughput_curve(
         noise, _ = noise_per_annulus(image_nofc, fwhm, seps)
         fluxes = fc_snr * noise
     else:
-        if not fake_flux > 0:
+        given = np.asarray(fake_flux, dtype=np.float64)
+        if given.ndim > 1 or given.size not in (1, seps.size):
+            raise ValueError(
+                f"fake_flux needs one value or one per separation ({seps.size}); got {given.size}"
+            )
+        if not np.all(given > 0):
             raise ValueError(f"fake_flux must be positive; got {fake_flux}")
-        fluxes = np.full(seps.size, float(fake_flux))
+        fluxes = np.broadcast_to(given.ravel(), seps.shape).copy()
     branch_pas = (pa + 360.0 * np.arange(nbranch) / nbranch) % 360.0
     spec = get_algorithm(algorithm)
     result = np.zeros((nbranch, seps.size))
+    seen = np.zeros((nbranch, seps.size)) if detection else None  # S/N per injected flux
     for b, bpa in enumerate(branch_pas):
         for start in range(fc_rad_sep):
             idx = np.arange(start, seps.size, fc_rad_sep)
@@ -269,17 +374,31 @@ def throughput_curve(
                 np.array(v)
                 for v in zip(*(geometry.polar_to_pixel(s, bpa, cube.shape) for s in seps[idx]), strict=True)
             )
+            rings = (
+                [_fake_rings(x, y, fwhm, cube.shape) for x, y in zip(xs, ys, strict=True)]
+                if detection
+                else []
+            )
             extra = {}
             if spec.supports_output_mask:
-                # Only the pixels under the measuring apertures are read: skip the others.
-                extra["output_mask"] = aperture_footprint(cube.shape[-2:], xs, ys, fwhm / 2.0)
+                # Only the pixels under the measuring apertures are read: skip the others (with
+                # the S/N, the apertures of the fakes' rings: annuli around them).
+                mask = aperture_footprint(cube.shape[-2:], xs, ys, fwhm / 2.0)
+                if detection:
+                    r = geometry.distance_map(cube.shape[-2:])
+                    for sep in seps[idx]:
+                        mask |= np.abs(r - sep) <= fwhm + 1.5
+                extra["output_mask"] = mask
             image_fc = np.asarray(spec.function(cube_fc, angles, fwhm=fwhm, **params, **extra))
             recovered = aperture_sums(image_fc - image_nofc, xs, ys, fwhm / 2.0)
             # Injected flux measured on a map of this pass's fakes (neighbours included when fakes
             # are close enough to overlap, as VIP does), so that recovered/injected is consistent.
             injected = aperture_sums(_fake_map(cube.shape[-2:], psf, xs, ys, fluxes[idx]), xs, ys, fwhm / 2.0)
             result[b, idx] = np.maximum(recovered / injected, 0.0)
-    curve = ThroughputCurve(seps, result, branch_pas, fluxes)
+            if seen is not None:
+                for i, ring in zip(idx, rings, strict=True):
+                    seen[b, i] = _fake_snr(image_fc, image_nofc, ring, fwhm, seps[i], fpf) / fluxes[i]
+    curve = ThroughputCurve(seps, result, branch_pas, fluxes, seen)
     return _remember(key, curve) if cache else curve  # type: ignore[return-value]
 
 
