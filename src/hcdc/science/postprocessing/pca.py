@@ -130,9 +130,17 @@ def _uses_tiles(cube: np.ndarray, interpolation: str) -> bool:
     return cube.size > TILED_ELEMENTS or isinstance(cube, np.memmap) or cube.dtype != np.float32
 
 
-def _tiled_chunk(nfr: int) -> int:
-    """Pixels per chunk in the passes of :func:`tiled_components`: float32 blocks of ~32 MiB."""
-    return max(4096, (32 * 2**20) // (4 * nfr))
+def _working_bytes(cube: np.ndarray) -> int:
+    """Bytes of one working buffer of the tiled route: 1/32 of the cube (as float32), at most
+    32 MiB, at least 1 MiB. Each of the two worker threads holds a few (chunk, tile buffer,
+    residual block and its product), so the extra memory stays a small fraction of the cube
+    (0.2x for an IRDIS cube) whatever its size."""
+    return int(min(32 * 2**20, max(2**20, 4 * cube.size // 32)))
+
+
+def _tiled_chunk(nfr: int, working_bytes: int) -> int:
+    """Pixels per chunk in the passes of :func:`tiled_components` (float32 blocks of ``working_bytes``)."""
+    return max(256, working_bytes // (4 * nfr))
 
 
 def _pixel_block(
@@ -149,7 +157,9 @@ def _pixel_block(
     return block
 
 
-def _over_chunks(flat: np.ndarray, work: Callable[[slice, np.ndarray], object]) -> list[object]:
+def _over_chunks(
+    flat: np.ndarray, work: Callable[[slice, np.ndarray], object], working_bytes: int
+) -> list[object]:
     """``work(chunk, buffer)`` for every pixel chunk of ``flat``, the chunks shared between the
     worker threads (numpy releases the GIL while copying and multiplying); their results in order.
 
@@ -157,7 +167,7 @@ def _over_chunks(flat: np.ndarray, work: Callable[[slice, np.ndarray], object]) 
     slower under load (measured: 0.17 s against 2.9 s per 300 x 65536 chunk at load 5).
     """
     nfr, npix = flat.shape
-    step = _tiled_chunk(nfr)
+    step = _tiled_chunk(nfr, working_bytes)
     chunks = [slice(s, min(s + step, npix)) for s in range(0, npix, step)]
     results: list[object] = [None] * len(chunks)
     n_parts = min(_base._WORKERS, len(chunks))
@@ -193,6 +203,7 @@ def tiled_components(
     flat = cube.reshape(nfr, -1)
     npix = flat.shape[1]
     masked = geometry.circular_mask(cube.shape, mask_center_px).ravel() if mask_center_px else None
+    working = _working_bytes(cube)
     mean = None
     if scaling == "temp-mean":
         mean = np.empty(npix, dtype=np.float32)
@@ -200,7 +211,7 @@ def tiled_components(
         def chunk_mean(sl: slice, buffer: np.ndarray) -> None:
             mean[sl] = _pixel_block(flat, sl, None, masked, buffer).mean(axis=0, dtype=np.float64)
 
-        _over_chunks(flat, chunk_mean)
+        _over_chunks(flat, chunk_mean, working)
     exact = flat.size < SMALL_PROBLEM  # as gram_eigen: float64 products for small problems
 
     def chunk_gram(sl: slice, buffer: np.ndarray) -> np.ndarray:
@@ -209,7 +220,7 @@ def tiled_components(
             block = block.astype(np.float64)
         return (block @ block.T).astype(np.float64)
 
-    gram = np.sum(_over_chunks(flat, chunk_gram), axis=0)
+    gram = np.sum(_over_chunks(flat, chunk_gram, working), axis=0)
     _, vectors = np.linalg.eigh(gram)
     e = np.ascontiguousarray(vectors[:, ::-1][:, :kmax], dtype=np.float32)
     coeffs = np.empty((kmax, npix), dtype=np.float32)
@@ -217,7 +228,7 @@ def tiled_components(
     def chunk_coeffs(sl: slice, buffer: np.ndarray) -> None:
         coeffs[:, sl] = e.T @ _pixel_block(flat, sl, mean, masked, buffer)
 
-    _over_chunks(flat, chunk_coeffs)
+    _over_chunks(flat, chunk_coeffs, working)
     return mean, e, coeffs
 
 
@@ -242,11 +253,14 @@ def _pca_tiled(
     mean2d = None if mean is None else mean.reshape(ny, nx)
     coeffs3d = coeffs.reshape(-1, ny, nx)
     masked = geometry.circular_mask(cube.shape, mask_center_px) if mask_center_px else None
+    working = _working_bytes(cube)
     images = {}
     for k in ks:
 
         def residual_block(frames: np.ndarray, y0: int, y1: int, x0: int, x1: int, k: int = k) -> np.ndarray:
-            block = np.asarray(cube[frames, y0:y1, x0:x1], dtype=np.float32)  # fancy index: a copy
+            block = np.empty((frames.size, y1 - y0, x1 - x0), dtype=np.float32)
+            for j, f in enumerate(frames):  # frame by frame: no second copy in the cube's dtype
+                block[j] = cube[f, y0:y1, x0:x1]
             if masked is not None:
                 block[:, masked[y0:y1, x0:x1]] = 0.0
             if mean2d is not None:
@@ -258,7 +272,14 @@ def _pca_tiled(
         # Two worker threads each run small matrix products: one BLAS thread each.
         with blas_threads(0, limit=1):
             images[k] = tiles.derotate_collapse_tiled(
-                residual_block, nfr, (ny, nx), angles, collapse, output_mask=output_mask
+                residual_block,
+                nfr,
+                (ny, nx),
+                angles,
+                collapse,
+                output_mask=output_mask,
+                buffer_bytes=2 * working,
+                block_bytes=working,
             )
     return images
 

@@ -312,7 +312,8 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
     near_x = np.empty(nb)
     near_y = np.empty(nb)
     f = np.empty((ne, ne))
-    acc = np.zeros(4)
+    side = images.shape[1]
+    flat = images.ravel()
     nmax = 8
     sums = np.empty((nmax, 4))
     for idx in range(py.size):
@@ -361,19 +362,28 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
                 b0 = ey[e]
                 b1 = ey[e + 1]
                 near_y[e] = 0.0 if b0 < 0.0 < b1 else min(abs(b0), abs(b1))
-            acc[:] = 0.0
-            by = y0 + pad
-            bx = x0 + pad
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            # Unsigned flat offsets: no negative-index handling in the innermost loop.
+            row0 = np.uint64(((y0 + pad) * side + x0 + pad) * 4)
             for i in range(nb):
                 ny2 = near_y[i] * near_y[i]
+                row = row0 + np.uint64(i * side * 4)
                 for j in range(nb):
                     if ny2 + near_x[j] * near_x[j] >= r2:  # nearest corner outside: no overlap
                         continue
                     wv = np.float64(np.float32(f[i + 1, j + 1] - f[i, j + 1] - f[i + 1, j] + f[i, j]))
-                    for q in range(4):
-                        acc[q] += np.float64(images[by + i, bx + j, q]) * wv
-            for q in range(4):
-                sums[k, q] = acc[q]
+                    o = row + np.uint64(4 * j)
+                    s0 += np.float64(flat[o]) * wv
+                    s1 += np.float64(flat[o + np.uint64(1)]) * wv
+                    s2 += np.float64(flat[o + np.uint64(2)]) * wv
+                    s3 += np.float64(flat[o + np.uint64(3)]) * wv
+            sums[k, 0] = s0
+            sums[k, 1] = s1
+            sums[k, 2] = s2
+            sums[k, 3] = s3
         n_bg = n - 1
         for q in range(4):
             source = sums[0, q]

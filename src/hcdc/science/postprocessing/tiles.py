@@ -31,9 +31,9 @@ from hcdc.science.postprocessing.base import COLLAPSE_METHODS
 
 __all__ = ["derotate_collapse_tiled", "tile_layout"]
 
-# Buffer of one tile: (tile pixels, frames) float32, per worker thread. 64 MiB keeps the two
-# workers' buffers and residual blocks near 0.15 of an IRDIS cube while each tile still reads
-# its input rectangle only once per frame group.
+# Buffer of one tile: (tile pixels, frames) float32, per worker thread (defaults; callers pass
+# budgets scaled to the cube). 64 MiB keeps the two workers' buffers and residual blocks near
+# 0.15 of an IRDIS cube while each tile still reads its input rectangle once per frame group.
 TILE_BUFFER_BYTES = 64 * 2**20
 # Residual block of one frame group (frames x input rectangle), per worker thread.
 GROUP_BLOCK_BYTES = 32 * 2**20
@@ -181,6 +181,27 @@ def _source_box(
     return y0, max(y1, y0), x0, max(x1, x0)
 
 
+# Largest spread of angles within a frame group: the group's input rectangle is the bounding box
+# of its rotated tiles, ~(1 + 1.4 x spread in rad) times one frame's (5 deg: +12 %).
+GROUP_SPREAD_DEG = 5.0
+
+
+def _frame_groups(angles: np.ndarray, per_group: int) -> list[np.ndarray]:
+    """Frame indices in order of angle, in groups of at most ``per_group`` frames spanning at most
+    ``GROUP_SPREAD_DEG``, so that each group's input rectangle stays near one frame's."""
+    order = np.argsort(angles, kind="stable")
+    groups, start = [], 0
+    for i in range(1, order.size + 1):
+        if (
+            i == order.size
+            or i - start >= per_group
+            or angles[order[i]] - angles[order[start]] > GROUP_SPREAD_DEG
+        ):
+            groups.append(order[start:i])
+            start = i
+    return groups
+
+
 def derotate_collapse_tiled(
     residual_block: ResidualBlock,
     n_frames: int,
@@ -222,10 +243,7 @@ def derotate_collapse_tiled(
         for x in range(0, nx, side)
         if mask is None or mask[y : y + side, x : x + side].any()
     ]
-    # Frames in order of angle, in groups whose input rectangle stays near ``block_bytes``.
-    order = np.argsort(angles, kind="stable")
-    per_group = max(1, min(n_frames, block_bytes // (4 * 2 * side * side)))
-    groups = [order[i : i + per_group] for i in range(0, n_frames, per_group)]
+    groups = _frame_groups(angles, max(1, block_bytes // (4 * 2 * side * side)))
     cy, cx = geometry.frame_center(shape)
     image = np.zeros((ny, nx), dtype=np.float32)
     reduce_rows = _median_rows if collapse == "median" else _mean_rows
