@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from hcdc.science import geometry
-from hcdc.science.postprocessing import base, pca, snr, tiles
+from hcdc.science.postprocessing import base, fakes, pca, snr, throughput, tiles
 
 
 def _speckle_cube(nfr: int, n: int, seed: int = 0) -> np.ndarray:
@@ -188,3 +188,54 @@ def test_real_naco_cube_tiled_pca_and_compiled_snr_map(shared_data):
     np.testing.assert_allclose(compiled, array_route, rtol=1e-10, atol=1e-12)
     # beta Pic b stands out in both (S/N > 5 near (62, 62), as in test_naco_betapic).
     assert np.nanmax(compiled[58:67, 58:67]) > 5
+
+
+def _gaussian_psf(size: int = 15, sigma: float = 1.7) -> np.ndarray:
+    y, x = np.mgrid[0:size, 0:size] - size // 2
+    return np.exp(-(x * x + y * y) / (2 * sigma**2))
+
+
+def test_injected_cube_reads_equal_inject_companions():
+    rng = np.random.default_rng(6)
+    cube = rng.standard_normal((9, 48, 50)).astype(np.float32)
+    before = cube.copy()
+    angles = np.linspace(-30, 30, 9)
+    seps, pas, fluxes = [5.0, 12.0, 21.0], 40.0, [3.0, 2.0, 50.0]  # the last one partly off the frame
+    full = fakes.inject_companions(cube, angles, _gaussian_psf(), seps, pas, fluxes)
+    lazy = fakes.InjectedCube(cube, angles, _gaussian_psf(), seps, pas, fluxes)
+    np.testing.assert_array_equal(np.asarray(lazy), full)
+    frames = np.array([7, 2, 3])
+    np.testing.assert_array_equal(lazy.read(frames, 10, 31, 3, 44), full[frames, 10:31, 3:44])
+    assert lazy.shape == cube.shape and lazy.dtype == np.float32
+    np.testing.assert_array_equal(cube, before)  # the cube itself is untouched
+    with pytest.raises(ValueError, match="one angle per frame"):
+        fakes.InjectedCube(cube, angles[:3], _gaussian_psf(), 5.0, 0.0, 1.0)
+
+
+def test_throughput_of_memory_mapped_cube_without_copy(tmp_path):
+    """Throughput (fakes through the tiled PCA) of a memory-mapped cube equals that of the cube
+    in memory, and the fakes are never injected into a full copy."""
+    nfr, n = 40, 101
+    cube = _speckle_cube(nfr, n, seed=7) * 0.01
+    angles = np.linspace(0, 70, nfr)
+    psf = _gaussian_psf()
+    seps = [10.0, 18.0, 26.0, 34.0]
+    path = tmp_path / "cube.npy"
+    np.save(path, cube)
+    mapped = np.load(path, mmap_mode="r")  # native float32, read-only map
+    params = {"ncomp": 5}
+    reference = throughput.throughput_curve(
+        cube, angles, psf, fwhm=4.0, params=params, separations=seps, cache=False
+    )
+    calls = []
+    original = fakes.inject_companions
+    try:
+        throughput.inject_companions = lambda *a, **k: calls.append(1) or original(*a, **k)
+        lazy = throughput.throughput_curve(
+            mapped, angles, psf, fwhm=4.0, params=params, separations=seps, cache=False
+        )
+    finally:
+        throughput.inject_companions = original
+    assert calls == []  # no materialised copy with fakes
+    np.testing.assert_allclose(lazy.throughput, reference.throughput, rtol=1e-3, atol=1e-4)
+    assert 0.2 < float(reference.throughput.max()) <= 1.0  # fakes are found, not all absorbed

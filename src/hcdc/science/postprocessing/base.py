@@ -50,6 +50,7 @@ __all__ = [
     "blas_threads",
     "derotation_sources",
     "nan_median_columns",
+    "is_memory_mapped",
 ]
 
 COLLAPSE_METHODS = ("median", "mean")
@@ -144,6 +145,20 @@ def check_adi_inputs(
     if as_float32 and cube.dtype != np.float32:
         cube = cube.astype(np.float32)
     return cube, angles
+
+
+def is_memory_mapped(array: object) -> bool:
+    """Whether ``array`` is (a view of) a memory-mapped file: ``np.memmap``, ``np.load(mmap_mode=)``
+    or astropy's ``fits.open(memmap=True)`` data (an ndarray whose base chain ends in ``mmap``)."""
+    import mmap
+
+    seen = 0
+    while array is not None and seen < 32:  # a view's base chain is short; bound it anyway
+        if isinstance(array, (np.memmap, mmap.mmap)):
+            return True
+        array = getattr(array, "base", None)
+        seen += 1
+    return False
 
 
 INTERPOLATION_ORDERS = {"bilinear": 1, "bicubic": 3}

@@ -33,8 +33,10 @@ from hcdc.science.postprocessing.base import (
     blas_threads,
     check_adi_inputs,
     derotate_and_collapse,
+    is_memory_mapped,
     register_algorithm,
 )
+from hcdc.science.postprocessing.fakes import InjectedCube
 
 __all__ = ["pca", "pca_annular", "pca_residuals", "gram_eigen"]
 
@@ -122,15 +124,17 @@ def pca_residuals(
         yield k, result if k == ks[-1] else result.copy()
 
 
-def _uses_tiles(cube: np.ndarray, interpolation: str) -> bool:
+def _uses_tiles(cube: np.ndarray | InjectedCube, interpolation: str) -> bool:
     """Whether :func:`pca` takes the tiled route (bilinear only): cubes above ``TILED_ELEMENTS``
     elements, memory-mapped ones and those not already float32 (no full copy is made)."""
     if interpolation != "bilinear":
         return False
-    return cube.size > TILED_ELEMENTS or isinstance(cube, np.memmap) or cube.dtype != np.float32
+    if isinstance(cube, InjectedCube):
+        return _uses_tiles(cube.base, interpolation)
+    return cube.size > TILED_ELEMENTS or is_memory_mapped(cube) or cube.dtype != np.float32
 
 
-def _working_bytes(cube: np.ndarray) -> int:
+def _working_bytes(cube: np.ndarray | InjectedCube) -> int:
     """Bytes of one working buffer of the tiled route: 1/32 of the cube (as float32), at most
     32 MiB, at least 1 MiB. Each of the two worker threads holds a few (chunk, tile buffer,
     residual block and its product), so the extra memory stays a small fraction of the cube
@@ -138,18 +142,28 @@ def _working_bytes(cube: np.ndarray) -> int:
     return int(min(32 * 2**20, max(2**20, 4 * cube.size // 32)))
 
 
-def _tiled_chunk(nfr: int, working_bytes: int) -> int:
-    """Pixels per chunk in the passes of :func:`tiled_components` (float32 blocks of ``working_bytes``)."""
-    return max(256, working_bytes // (4 * nfr))
-
-
-def _pixel_block(
-    flat: np.ndarray, sl: slice, mean: np.ndarray | None, masked: np.ndarray | None, out: np.ndarray
+def _read(
+    cube: np.ndarray | InjectedCube, frames: np.ndarray, y0: int, y1: int, x0: int, x1: int
 ) -> np.ndarray:
-    """``flat[:, sl]`` (frames, pixels) as float32 in ``out``'s memory, centre-masked and
-    mean-subtracted (the cube is only read: a memory-mapped file is read here)."""
-    block = out[:, : len(range(*sl.indices(flat.shape[1])))]
-    np.copyto(block, flat[:, sl], casting="unsafe")  # any real dtype, byte order included
+    """Float32 copy of ``cube[frames, y0:y1, x0:x1]`` read frame by frame (a memory-mapped cube of
+    any dtype is read here, without a second copy in its own dtype); fakes added for an
+    :class:`~hcdc.science.postprocessing.fakes.InjectedCube`."""
+    if isinstance(cube, InjectedCube):
+        return cube.read(frames, y0, y1, x0, x1)
+    out = np.empty((len(frames), y1 - y0, x1 - x0), dtype=np.float32)
+    for j, f in enumerate(frames):
+        out[j] = cube[f, y0:y1, x0:x1]
+    return out
+
+
+def _row_block(
+    cube: np.ndarray | InjectedCube, rows: slice, mean: np.ndarray | None, masked: np.ndarray | None
+) -> np.ndarray:
+    """Rows ``rows`` of every frame as a float32 (frames, pixels) matrix, centre-masked and
+    mean-subtracted (``mean`` and ``masked`` flat over the frame)."""
+    nfr, _, nx = cube.shape
+    block = _read(cube, np.arange(nfr), rows.start, rows.stop, 0, nx).reshape(nfr, -1)
+    sl = slice(rows.start * nx, rows.stop * nx)
     if masked is not None:
         block[:, masked[sl]] = 0.0
     if mean is not None:
@@ -157,25 +171,25 @@ def _pixel_block(
     return block
 
 
-def _over_chunks(
-    flat: np.ndarray, work: Callable[[slice, np.ndarray], object], working_bytes: int
+def _over_rows(
+    cube: np.ndarray | InjectedCube, work: Callable[[slice], object], working_bytes: int
 ) -> list[object]:
-    """``work(chunk, buffer)`` for every pixel chunk of ``flat``, the chunks shared between the
-    worker threads (numpy releases the GIL while copying and multiplying); their results in order.
+    """``work(rows)`` for every band of rows of ``cube`` (float32 blocks of ``working_bytes``), the
+    bands shared between the worker threads (numpy releases the GIL while copying and
+    multiplying); their results in order.
 
     One BLAS thread each: on two shared cores OpenBLAS's own threads made the Gram product 10-15x
     slower under load (measured: 0.17 s against 2.9 s per 300 x 65536 chunk at load 5).
     """
-    nfr, npix = flat.shape
-    step = _tiled_chunk(nfr, working_bytes)
-    chunks = [slice(s, min(s + step, npix)) for s in range(0, npix, step)]
-    results: list[object] = [None] * len(chunks)
-    n_parts = min(_base._WORKERS, len(chunks))
+    nfr, ny, nx = cube.shape
+    step = max(1, working_bytes // (4 * nfr * nx))
+    bands = [slice(r, min(r + step, ny)) for r in range(0, ny, step)]
+    results: list[object] = [None] * len(bands)
+    n_parts = min(_base._WORKERS, len(bands))
 
     def part(p: int) -> None:
-        buffer = np.empty((nfr, step), dtype=np.float32)
-        for i in range(p, len(chunks), n_parts):
-            results[i] = work(chunks[i], buffer)
+        for i in range(p, len(bands), n_parts):
+            results[i] = work(bands[i])
 
     with blas_threads(0, limit=1):
         if n_parts > 1:
@@ -187,48 +201,52 @@ def _over_chunks(
 
 
 def tiled_components(
-    cube: np.ndarray, kmax: int, *, scaling: str | None = "temp-mean", mask_center_px: float | None = None
+    cube: np.ndarray | InjectedCube,
+    kmax: int,
+    *,
+    scaling: str | None = "temp-mean",
+    mask_center_px: float | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """``(mean, E, C)`` of the cube in three passes over pixel chunks, without copying it whole.
+    """``(mean, E, C)`` of the cube in three passes over bands of rows, without copying it whole.
 
     ``mean`` (pixels,) float32 temporal mean (None without ``'temp-mean'``), ``E`` (frames, kmax)
     float32 leading eigenvectors of the Gram matrix of the (masked, mean-subtracted) frames and
     ``C = E^T X`` (kmax, pixels) float32, so that the residuals of frame ``j`` with ``k``
-    components are ``x_j - mean - E[j, :k] @ C[:k]``. The cube may be memory-mapped and of any
-    real dtype; each pass reads it chunk by chunk into one float32 buffer per worker thread.
+    components are ``x_j - mean - E[j, :k] @ C[:k]``. The cube may be memory-mapped, of any real
+    dtype, or an :class:`InjectedCube`; each pass reads it one band of rows at a time.
     """
     if scaling not in SCALINGS:
         raise ValueError(f"unknown scaling {scaling!r}; use one of {SCALINGS}")
-    nfr = cube.shape[0]
-    flat = cube.reshape(nfr, -1)
-    npix = flat.shape[1]
+    nfr, ny, nx = cube.shape
+    npix = ny * nx
     masked = geometry.circular_mask(cube.shape, mask_center_px).ravel() if mask_center_px else None
     working = _working_bytes(cube)
     mean = None
     if scaling == "temp-mean":
         mean = np.empty(npix, dtype=np.float32)
 
-        def chunk_mean(sl: slice, buffer: np.ndarray) -> None:
-            mean[sl] = _pixel_block(flat, sl, None, masked, buffer).mean(axis=0, dtype=np.float64)
+        def band_mean(rows: slice) -> None:
+            block = _row_block(cube, rows, None, masked)
+            mean[rows.start * nx : rows.stop * nx] = block.mean(axis=0, dtype=np.float64)
 
-        _over_chunks(flat, chunk_mean, working)
-    exact = flat.size < SMALL_PROBLEM  # as gram_eigen: float64 products for small problems
+        _over_rows(cube, band_mean, working)
+    exact = nfr * npix < SMALL_PROBLEM  # as gram_eigen: float64 products for small problems
 
-    def chunk_gram(sl: slice, buffer: np.ndarray) -> np.ndarray:
-        block = _pixel_block(flat, sl, mean, masked, buffer)
+    def band_gram(rows: slice) -> np.ndarray:
+        block = _row_block(cube, rows, mean, masked)
         if exact:
             block = block.astype(np.float64)
         return (block @ block.T).astype(np.float64)
 
-    gram = np.sum(_over_chunks(flat, chunk_gram, working), axis=0)
+    gram = np.sum(_over_rows(cube, band_gram, working), axis=0)
     _, vectors = np.linalg.eigh(gram)
     e = np.ascontiguousarray(vectors[:, ::-1][:, :kmax], dtype=np.float32)
     coeffs = np.empty((kmax, npix), dtype=np.float32)
 
-    def chunk_coeffs(sl: slice, buffer: np.ndarray) -> None:
-        coeffs[:, sl] = e.T @ _pixel_block(flat, sl, mean, masked, buffer)
+    def band_coeffs(rows: slice) -> None:
+        coeffs[:, rows.start * nx : rows.stop * nx] = e.T @ _row_block(cube, rows, mean, masked)
 
-    _over_chunks(flat, chunk_coeffs, working)
+    _over_rows(cube, band_coeffs, working)
     return mean, e, coeffs
 
 
@@ -258,9 +276,7 @@ def _pca_tiled(
     for k in ks:
 
         def residual_block(frames: np.ndarray, y0: int, y1: int, x0: int, x1: int, k: int = k) -> np.ndarray:
-            block = np.empty((frames.size, y1 - y0, x1 - x0), dtype=np.float32)
-            for j, f in enumerate(frames):  # frame by frame: no second copy in the cube's dtype
-                block[j] = cube[f, y0:y1, x0:x1]
+            block = _read(cube, frames, y0, y1, x0, x1)
             if masked is not None:
                 block[:, masked[y0:y1, x0:x1]] = 0.0
             if mean2d is not None:
@@ -310,7 +326,11 @@ def pca(
     tile by tile during derotation (:mod:`hcdc.science.postprocessing.tiles`). Its images equal
     those of the in-memory route to float32 rounding.
     """
-    cube, angles = check_adi_inputs(cube, angles, fwhm, as_float32=False)
+    if isinstance(cube, InjectedCube) and _uses_tiles(cube, interpolation):
+        # A large cube with fakes added on reading (throughput): validated through its base.
+        _, angles = check_adi_inputs(cube.base, angles, fwhm, as_float32=False)
+    else:
+        cube, angles = check_adi_inputs(cube, angles, fwhm, as_float32=False)
     order = _as_ncomp_list(ncomp, cube.shape[0])
     if _uses_tiles(cube, interpolation):
         with blas_threads(cube.size):

@@ -24,8 +24,9 @@ import numpy as np
 from scipy.optimize import brentq
 
 from hcdc.science import geometry
-from hcdc.science.postprocessing.base import get_algorithm
-from hcdc.science.postprocessing.fakes import add_stamps, inject_companions, shifted_psfs
+from hcdc.science.postprocessing.base import get_algorithm, is_memory_mapped
+from hcdc.science.postprocessing.fakes import InjectedCube, add_stamps, inject_companions, shifted_psfs
+from hcdc.science.postprocessing.pca import TILED_ELEMENTS
 from hcdc.science.postprocessing.photometry import aperture_sums, aperture_weights
 
 __all__ = [
@@ -221,7 +222,9 @@ def throughput_curve(
     Results are cached; the cube should be free of real companions near the branches.
     """
     params = dict(params or {})
-    cube = np.asarray(cube, dtype=np.float32)
+    # A memory-mapped cube stays mapped (tiled PCA reads it piece by piece); others as float32.
+    cube = np.asarray(cube) if is_memory_mapped(cube) else np.asarray(cube, dtype=np.float32)
+    lazy = algorithm == "pca" and (is_memory_mapped(cube) or cube.size > TILED_ELEMENTS)
     angles = np.asarray(angles, dtype=np.float64)
     if fc_rad_sep < 1 or nbranch < 1:
         raise ValueError("fc_rad_sep and nbranch must be >= 1")
@@ -264,7 +267,9 @@ def throughput_curve(
             idx = np.arange(start, seps.size, fc_rad_sep)
             if idx.size == 0:
                 continue
-            cube_fc = inject_companions(cube, angles, psf, seps[idx], bpa, fluxes[idx])
+            # Large cubes: the fakes are added as the tiled PCA reads the cube (no full copy).
+            inject = InjectedCube if lazy else inject_companions
+            cube_fc = inject(cube, angles, psf, seps[idx], bpa, fluxes[idx])
             xs, ys = (
                 np.array(v)
                 for v in zip(*(geometry.polar_to_pixel(s, bpa, cube.shape) for s in seps[idx]), strict=True)
