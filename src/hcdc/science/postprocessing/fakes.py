@@ -196,6 +196,8 @@ class InjectedCube:
             out[j] = self.base[k, y0:y1, x0:x1]
         for ix, iy, stamps, flux in self.companions:
             h = stamps.shape[-1] // 2
+            if iy.max() + h < y0 or iy.min() - h >= y1 or ix.max() + h < x0 or ix.min() - h >= x1:
+                continue  # this companion's track misses the window in every frame
             for j, k in enumerate(frames):
                 sy, sx = iy[k] - h, ix[k] - h  # stamp corner; clip to the frame, then to the window
                 ya, yb = max(sy, 0, y0), min(sy + 2 * h + 1, self.base.shape[1], y1)
