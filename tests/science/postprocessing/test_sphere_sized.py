@@ -239,3 +239,16 @@ def test_throughput_of_memory_mapped_cube_without_copy(tmp_path):
     assert calls == []  # no materialised copy with fakes
     np.testing.assert_allclose(lazy.throughput, reference.throughput, rtol=1e-3, atol=1e-4)
     assert 0.2 < float(reference.throughput.max()) <= 1.0  # fakes are found, not all absorbed
+
+
+def test_is_memory_mapped(tmp_path):
+    array = np.zeros((3, 4, 5), dtype=np.float32)
+    np.save(tmp_path / "a.npy", array)
+    fits.writeto(tmp_path / "a.fits", array)
+    assert not base.is_memory_mapped(array) and not base.is_memory_mapped(array[1:])
+    mapped = np.load(tmp_path / "a.npy", mmap_mode="r")
+    assert base.is_memory_mapped(mapped) and base.is_memory_mapped(np.asarray(mapped)[1:, :2])
+    with fits.open(tmp_path / "a.fits", memmap=True) as hdul:
+        assert base.is_memory_mapped(hdul[0].data)
+    with fits.open(tmp_path / "a.fits", memmap=False) as hdul:
+        assert not base.is_memory_mapped(hdul[0].data)
