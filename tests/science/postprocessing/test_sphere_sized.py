@@ -252,3 +252,20 @@ def test_is_memory_mapped(tmp_path):
         assert base.is_memory_mapped(hdul[0].data)
     with fits.open(tmp_path / "a.fits", memmap=False) as hdul:
         assert not base.is_memory_mapped(hdul[0].data)
+
+
+def test_fake_map_equals_sum_of_single_fake_maps():
+    """The throughput's injected-flux map is built fake by fake (no (fakes, y, x) stack): the same
+    numbers as summing one map per fake, overlapping and off-edge fakes included."""
+    rng = np.random.default_rng(8)
+    psf = _gaussian_psf(19, 2.0)
+    xs = np.cumsum(rng.uniform(0, 3, 30)) - 5  # overlapping, the first ones partly off the frame
+    ys = rng.uniform(-3, 103, 30)
+    fluxes = rng.uniform(0.1, 100, 30)
+    single = [
+        throughput._fake_map((101, 101), psf, xs[i : i + 1], ys[i : i + 1], fluxes[i : i + 1])
+        for i in range(30)
+    ]
+    np.testing.assert_array_equal(
+        throughput._fake_map((101, 101), psf, xs, ys, fluxes), np.sum(single, axis=0)
+    )
