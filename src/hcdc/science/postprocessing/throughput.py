@@ -285,6 +285,7 @@ def throughput_curve(
             recovered = aperture_sums(image_fc - image_nofc, xs, ys, fwhm / 2.0)
             # Injected flux measured on a map of this pass's fakes (neighbours included when fakes
             # are close enough to overlap, as VIP does), so that recovered/injected is consistent.
+            del cube_fc  # a full copy, or a large cube's fake stamps: free before the next pass
             injected = aperture_sums(_fake_map(cube.shape[-2:], psf, xs, ys, fluxes[idx]), xs, ys, fwhm / 2.0)
             result[b, idx] = np.maximum(recovered / injected, 0.0)
     curve = ThroughputCurve(seps, result, branch_pas, fluxes)
