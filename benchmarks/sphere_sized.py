@@ -99,6 +99,7 @@ CHILD = textwrap.dedent(
                     part = speckle_cube(min(16, nfr - k0), n, seed=k0)
                     data[k0 : k0 + part.shape[0]] = part
                 hdul.flush()
+                del data  # unmap the writer's view (else its pages stay counted in the RSS)
         angles = np.linspace(-40, 40, nfr)
         # The mapped file's pages count in the resident memory as they are read (page cache,
         # given back under pressure): the bounded quantity is the memory allocated, traced here.
