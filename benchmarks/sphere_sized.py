@@ -70,8 +70,8 @@ CHILD = textwrap.dedent(
         angles = np.linspace(-40, 40, args["frames"])
         if args["route"] == "memory":
             pca.TILED_ELEMENTS = 1 << 62  # the in-memory route (residual cube + banded derotation)
-        # float64 input takes the tiled route: compiles its kernels before the measurement
-        pca.pca(cube[:8, :64, :64].astype(np.float64), angles[:8], fwhm=4.0, ncomp=2)
+        # compile the tiled route's kernels before the measurement
+        pca._pca_tiled(cube[:8, :64, :64], angles[:8], [2], "median", "temp-mean", None, None)
         times, cpu = [], []
         for _ in range(args["repeat"]):
             rss0 = status("VmRSS"); reset_peak()
@@ -108,8 +108,8 @@ CHILD = textwrap.dedent(
         from hcdc.science.postprocessing.photometry import normalize_psf
         with fits.open(path, memmap=True) as hdul:
             cube = hdul[0].data  # big-endian float32, memory-mapped
-            warm = np.ascontiguousarray(cube[:8, :64, :64]).astype(np.float64)
-            pca.pca(warm, angles[:8], fwhm=4.0, ncomp=2)
+            warm = np.ascontiguousarray(cube[:8, :64, :64], dtype=np.float32)
+            pca._pca_tiled(warm, angles[:8], [2], "median", "temp-mean", None, None)
             tracemalloc.start()
             rss0 = status("VmRSS"); reset_peak()
             t = time.perf_counter(); c = time.process_time()

@@ -99,7 +99,7 @@ def test_tiled_pca_matches_in_memory_pca(kwargs):
     assert np.abs(reference).max() > 1000 * tolerance  # not a comparison of two empty images
 
 
-def test_tiled_pca_recovers_injected_companion():
+def test_tiled_pca_recovers_injected_companion(monkeypatch):
     """Known truth: a companion injected in the pupil frame comes out at its sky position."""
     nfr, n = 40, 101
     cube = _speckle_cube(nfr, n, seed=5) * 0.01
@@ -111,7 +111,8 @@ def test_tiled_pca_recovers_injected_companion():
         a = np.radians(angles[k])
         x0, y0 = cx - sep * np.sin(a), cy + sep * np.cos(a)
         cube[k] += flux * np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 1.7**2))
-    image = pca.pca(cube.astype(np.float64), angles, fwhm=4.0, ncomp=3)  # float64: tiled route
+    monkeypatch.setattr(pca, "TILED_ELEMENTS", 0)  # this small cube takes the tiled route
+    image = pca.pca(cube, angles, fwhm=4.0, ncomp=3)
     peak = np.unravel_index(np.argmax(image), image.shape)
     assert abs(peak[0] - (cy + sep)) <= 1 and abs(peak[1] - cx) <= 1
     assert snr.snr_at(image, cx, cy + sep, 4.0).snr > 5
@@ -175,13 +176,14 @@ def test_compiled_snr_map_region_progress_and_snr_at():
 
 
 @pytest.mark.shared_data
-def test_real_naco_cube_tiled_pca_and_compiled_snr_map(shared_data):
+def test_real_naco_cube_tiled_pca_and_compiled_snr_map(shared_data, monkeypatch):
     folder = shared_data / "naco_betapic"
     cube = fits.getdata(folder / "naco_betapic_cube.fits").astype(np.float32)
     pa = fits.getdata(folder / "naco_betapic_pa.fits").astype(np.float64).ravel()
     angles = -pa  # derotation angles (see test_naco_betapic)
     in_memory = pca.pca(cube, angles, fwhm=4.6, ncomp=10)
-    tiled = pca.pca(cube.astype(np.float64), angles, fwhm=4.6, ncomp=10)
+    monkeypatch.setattr(pca, "TILED_ELEMENTS", 0)
+    tiled = pca.pca(cube, angles, fwhm=4.6, ncomp=10)
     assert np.abs(tiled - in_memory).max() < 2e-7 * float(np.abs(cube).max())
     array_route = snr.snr_map(in_memory, 4.6, method="numpy")
     compiled = snr.snr_map(in_memory, 4.6, method="compiled")

@@ -127,12 +127,13 @@ def pca_residuals(
 
 def _uses_tiles(cube: np.ndarray | InjectedCube, interpolation: str) -> bool:
     """Whether :func:`pca` takes the tiled route (bilinear only): cubes above ``TILED_ELEMENTS``
-    elements, memory-mapped ones and those not already float32 (no full copy is made)."""
+    elements and memory-mapped ones (no full copy is made; any real dtype is read piece by piece).
+    Smaller in-memory cubes keep the in-memory route (a float32 copy is cheap there)."""
     if interpolation != "bilinear":
         return False
     if isinstance(cube, InjectedCube):
         return _uses_tiles(cube.base, interpolation)
-    return cube.size > TILED_ELEMENTS or is_memory_mapped(cube) or cube.dtype != np.float32
+    return cube.size > TILED_ELEMENTS or is_memory_mapped(cube)
 
 
 def _working_bytes(cube: np.ndarray | InjectedCube) -> int:
@@ -336,8 +337,8 @@ def pca(
     interface (full-frame PCA has no rotation exclusion). ``output_mask`` (bool (y, x)): compute
     only those final pixels, the others are 0 (see :func:`derotate_and_collapse`).
 
-    Cubes above ``TILED_ELEMENTS`` elements, memory-mapped cubes and cubes that are not float32
-    (with bilinear interpolation) take the tiled route: the cube is read in pixel chunks (three
+    Cubes above ``TILED_ELEMENTS`` elements and memory-mapped cubes of any real dtype (with
+    bilinear interpolation) take the tiled route: the cube is read in bands of rows (three
     passes: mean, Gram matrix, coefficients) and never copied whole; the residuals are formed
     tile by tile during derotation (:mod:`hcdc.science.postprocessing.tiles`). Its images equal
     those of the in-memory route to float32 rounding.
