@@ -50,6 +50,7 @@ __all__ = [
     "blas_threads",
     "derotation_sources",
     "nan_median_columns",
+    "is_memory_mapped",
 ]
 
 COLLAPSE_METHODS = ("median", "mean")
@@ -125,21 +126,39 @@ def check_angles(angles: np.ndarray, n_frames: int, what: str) -> np.ndarray:
 
 
 def check_adi_inputs(
-    cube: np.ndarray, angles: np.ndarray, fwhm: float | None = None
+    cube: np.ndarray, angles: np.ndarray, fwhm: float | None = None, *, as_float32: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate an ADI cube and its derotation angles; return them as float32 cube, float64 angles.
 
     Raises ``ValueError`` naming the problem (shape, angle count, non-finite angles, FWHM).
+    ``as_float32=False`` returns the cube as given (e.g. a memory-mapped FITS cube of any real
+    dtype, read piece by piece by the caller) instead of a float32 copy.
     """
-    cube = np.asarray(cube)
+    cube = np.asarray(cube)  # a view (no copy) of a memory-mapped array
+    if not as_float32 and (not np.issubdtype(cube.dtype, np.number) or np.iscomplexobj(cube)):
+        raise ValueError(f"an ADI cube must hold real numbers; got dtype {cube.dtype}")
     if cube.ndim != 3:
         raise ValueError(f"an ADI cube must be (frames, y, x); got shape {cube.shape}")
     angles = check_angles(angles, cube.shape[0], "ADI cube")
     if fwhm is not None and not (np.isfinite(fwhm) and fwhm > 0):
         raise ValueError(f"fwhm must be a positive number of pixels; got {fwhm!r}")
-    if cube.dtype != np.float32:
+    if as_float32 and cube.dtype != np.float32:
         cube = cube.astype(np.float32)
     return cube, angles
+
+
+def is_memory_mapped(array: object) -> bool:
+    """Whether ``array`` is (a view of) a memory-mapped file: ``np.memmap``, ``np.load(mmap_mode=)``
+    or astropy's ``fits.open(memmap=True)`` data (an ndarray whose base chain ends in ``mmap``)."""
+    import mmap
+
+    seen = 0
+    while array is not None and seen < 32:  # a view's base chain is short; bound it anyway
+        if isinstance(array, (np.memmap, mmap.mmap)):
+            return True
+        array = getattr(array, "base", None)
+        seen += 1
+    return False
 
 
 INTERPOLATION_ORDERS = {"bilinear": 1, "bicubic": 3}

@@ -14,7 +14,14 @@ import numpy as np
 
 from hcdc.science import geometry
 
-__all__ = ["add_stamps", "companion_positions", "shifted_psfs", "inject_companions", "companion_model_cube"]
+__all__ = [
+    "add_stamps",
+    "companion_positions",
+    "shifted_psfs",
+    "inject_companions",
+    "companion_model_cube",
+    "InjectedCube",
+]
 
 
 def companion_positions(
@@ -124,3 +131,84 @@ def inject_companions(
     for s, p, f in zip(sep.ravel(), pas.ravel(), flux_arr.ravel(), strict=True):
         _inject_one(out, angles, psf, float(s), float(p), float(f))
     return out
+
+
+class InjectedCube:
+    """``cube`` with fake companions added as its pixels are read: :func:`inject_companions`
+    without the full copy, for cubes too large to copy (a memory-mapped SPHERE cube).
+
+    ``read(frames, y0, y1, x0, x1)`` returns those frames' rectangle as float32 with the
+    companions' stamps added exactly as :func:`inject_companions` adds them (same stamps, same
+    order, same float32 rounding), so values are identical. Algorithms that read a cube piece by
+    piece (tiled full-frame PCA) use ``read``; any other gets the full copy through
+    ``np.asarray`` (``__array__``), equal to ``inject_companions``'s result. Memory: one
+    (frames, PSF size^2) float64 stack of stamps per companion.
+    """
+
+    def __init__(
+        self,
+        cube: np.ndarray,
+        angles: np.ndarray,
+        psf: np.ndarray,
+        separation: float | Sequence[float],
+        pa: float | Sequence[float],
+        flux: float | Sequence[float],
+    ):
+        self.base = np.asarray(cube)  # a view: a memory-mapped cube stays mapped
+        angles = np.asarray(angles, dtype=np.float64).ravel()
+        if self.base.ndim != 3 or self.base.shape[0] != angles.size:
+            raise ValueError(
+                f"need a (frames, y, x) cube and one angle per frame; got {self.base.shape} and {angles.size}"
+            )
+        sep, pas, fluxes = np.broadcast_arrays(
+            np.atleast_1d(np.asarray(separation, dtype=np.float64)),
+            np.atleast_1d(np.asarray(pa, dtype=np.float64)),
+            np.asarray(flux, dtype=np.float64),
+        )
+        psf = _check_psf(psf)
+        self.companions = []  # (ix, iy, stamps, flux) in injection order
+        for s, p, f in zip(sep.ravel(), pas.ravel(), fluxes.ravel(), strict=True):
+            x, y = companion_positions(float(s), float(p), angles, self.base.shape)
+            ix, iy = np.rint(x).astype(int), np.rint(y).astype(int)
+            self.companions.append((ix, iy, shifted_psfs(psf, x - ix, y - iy), float(f)))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.base.shape
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    @property
+    def size(self) -> int:
+        return self.base.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.float32)
+
+    def read(self, frames: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Frames ``frames`` (int array), rows ``y0:y1``, columns ``x0:x1``, fakes included (float32)."""
+        frames = np.asarray(frames, dtype=np.intp).ravel()
+        out = np.empty((frames.size, y1 - y0, x1 - x0), dtype=np.float32)
+        for j, k in enumerate(frames):  # frame by frame: no copy in the cube's own dtype
+            out[j] = self.base[k, y0:y1, x0:x1]
+        for ix, iy, stamps, flux in self.companions:
+            h = stamps.shape[-1] // 2
+            if iy.max() + h < y0 or iy.min() - h >= y1 or ix.max() + h < x0 or ix.min() - h >= x1:
+                continue  # this companion's track misses the window in every frame
+            for j, k in enumerate(frames):
+                sy, sx = iy[k] - h, ix[k] - h  # stamp corner; clip to the frame, then to the window
+                ya, yb = max(sy, 0, y0), min(sy + 2 * h + 1, self.base.shape[1], y1)
+                xa, xb = max(sx, 0, x0), min(sx + 2 * h + 1, self.base.shape[2], x1)
+                if ya < yb and xa < xb:
+                    out[j, ya - y0 : yb - y0, xa - x0 : xb - x0] += (
+                        flux * stamps[k, ya - sy : yb - sy, xa - sx : xb - sx]
+                    )
+        return out
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The full float32 cube with the fakes (the copy :func:`inject_companions` makes)."""
+        full = self.read(np.arange(self.base.shape[0]), 0, self.base.shape[1], 0, self.base.shape[2])
+        return full if dtype is None else full.astype(dtype, copy=False)
