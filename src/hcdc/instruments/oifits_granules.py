@@ -66,7 +66,7 @@ class Granule:
 def _text(value: Any) -> str:
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
-    return str(value).strip()
+    return str(value).replace("\x00", "").strip()
 
 
 def _finite(value: float) -> float | None:
@@ -191,3 +191,35 @@ def read_granules(path: str | Path) -> list[Granule]:
     """Granules of the OIFITS file at ``path`` (plain or gzipped)."""
     with fits.open(path, memmap=False) as hdul:
         return granules_of(hdul)
+
+
+def oidb_header_fields(header: fits.Header) -> dict[str, Any]:
+    """The granule columns OiDB takes from the primary header (``modules/oifits.xql``).
+
+    ``quality_level`` from ``HIERARCH QUALITY LEVEL`` (0 = Unknown when absent or outside
+    0-5), ``dataproduct_category`` SCIENCE / CALIB from ``HIERARCH PRO SCIENCE`` T / F (None
+    when absent), ``progid`` from ``HIERARCH ESO OBS PROG ID`` or ``HIERARCH OBS PROG ID``.
+    """
+    quality = header.get("HIERARCH QUALITY LEVEL")
+    try:
+        quality_level = int(quality) if quality is not None and not isinstance(quality, bool) else 0
+    except (TypeError, ValueError):
+        quality_level = 0
+    if not 0 <= quality_level <= 5:
+        quality_level = 0
+    science = header.get("HIERARCH PRO SCIENCE")
+    category = None if science is None else ("SCIENCE" if science in (True, "T") else "CALIB")
+    progid = header.get("HIERARCH ESO OBS PROG ID") or header.get("HIERARCH OBS PROG ID")
+    return {
+        "quality_level": quality_level,
+        "dataproduct_category": category,
+        "progid": _text(progid)[:64] if progid else None,
+    }
+
+
+def granule_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of the catalogue's ``granules`` table for the OIFITS file at ``path`` (without
+    ``file_id``): the granules plus the header fields of :func:`oidb_header_fields`."""
+    with fits.open(path, memmap=False) as hdul:
+        shared = oidb_header_fields(hdul[0].header)
+        return [{**granule.as_dict(), **shared} for granule in granules_of(hdul)]
