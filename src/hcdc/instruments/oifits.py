@@ -15,7 +15,9 @@ Catalogued (the rules OiDB applies through JMMC oitools, see
   leaves OI_FLUX out; including it makes the range cover every measurement in the file);
 * wavelength range: min / max ``EFF_WAVE`` over all OI_WAVELENGTH tables, in micrometres;
 * version: 2 when primary ``CONTENT='OIFITS2'``, else 1 (``extra['oifits_version']``);
-  tables with ``OI_REVN=2`` in a v1 file are a known real-world hybrid, accepted with a note.
+  tables with ``OI_REVN=2`` in a v1 file are a known real-world hybrid, accepted with a note;
+* validation: ``extra['oifits_check']``, the report of :func:`hcdc.instruments.oifits_check.check_oifits`
+  (oitools' rule names, JMMC profile severities); SEVERE failures do not reject the file.
 
 Rejected with :class:`MetadataError` (the reason lists every problem found):
 missing OI_TARGET / OI_WAVELENGTH / data table; OIFITS 2-only tables (OI_FLUX, OI_CORR,
@@ -42,6 +44,7 @@ from hcdc.instruments.base import (
     mjd_to_datetime,
     night_of,
 )
+from hcdc.instruments.oifits_check import check_oifits
 from hcdc.instruments.registry import register
 
 INSTRUMENT = "OIFITS"
@@ -242,6 +245,8 @@ class Oifits(Instrument):
                 "instrume": instrume or None,
                 "tables": dict(sorted(counts.items())),
                 "hybrid_revision": hybrid,
+                # oitools' rules under the JMMC profile; SEVERE is reported, never blocking (as in OiDB)
+                "oifits_check": check_oifits(hdul),
             }
         )
         return meta
