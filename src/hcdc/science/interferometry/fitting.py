@@ -9,7 +9,7 @@ so every fit is **global then local**:
   well past its first null (``x = π θ q_min = 12``); or, with a given starting diameter
   (a JSDC UDD, say), the same grid restricted to [θ0/2, 2 θ0]. The best grid point is refined
   with Brent's bounded method between its neighbours;
-* binaries: a grid over the secondary's position (step 1/4 of the resolution λ/B_max, up to
+* binaries: a grid over the secondary's position (step 1/3 of the resolution λ/B_max, up to
   ``max_sep_mas``) and flux ratios, then a Levenberg-Marquardt refinement from the best starts.
 
 Uncertainties are formal (χ² curvature / Jacobian, i.e. ``(JᵀJ)⁻¹`` with the data errors as
@@ -238,7 +238,7 @@ def fit_binary(
     """Fit a binary (primary uniform disk θ1 at the centre, unresolved secondary at (Δα east,
     Δδ north) with flux ratio f = F2/F1) to V² and closure phases.
 
-    Global step: χ² on a grid of positions (step λ_min / (4 B_max), |Δα|, |Δδ| ≤
+    Global step: χ² on a grid of positions (step λ_min / (3 B_max), |Δα|, |Δδ| ≤
     ``max_sep_mas``) x ``flux_ratios``, with θ1 fixed at the uniform-disk fit of the V² (or
     ``theta1_mas``); then Levenberg-Marquardt on (log f, Δα, Δδ, θ1) from the ``starts`` best
     grid points; the lowest χ² wins. Parameters: ``flux_ratio``, ``dra_mas``, ``ddec_mas``,
@@ -253,7 +253,7 @@ def fit_binary(
     if theta1_mas is None:
         theta1_mas = fit_diameter(data, "ud").params["theta_mas"]
     resolution = float(np.min(data.wavelength) / np.max(np.hypot(data.u, data.v))) / MAS
-    step = resolution / 4.0
+    step = resolution / 3.0  # the χ² basin of the true position is ~λ/(2 B_max) wide
     axis = np.arange(-max_sep_mas, max_sep_mas + step / 2, step)
     dra_grid, ddec_grid = (a.ravel() for a in np.meshgrid(axis, axis))
     evaluations = 0
@@ -282,7 +282,7 @@ def fit_binary(
     except np.linalg.LinAlgError:
         sig = np.full(4, math.inf)
     logf, dra, ddec, theta1 = best.x
-    ratio = 10.0**logf
+    ratio = float(10.0**logf)
     sep = math.hypot(dra, ddec)
     params = {
         "flux_ratio": ratio,
