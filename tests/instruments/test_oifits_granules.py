@@ -142,6 +142,13 @@ def test_known_truth_on_a_built_file(tmp_path):
     assert first.nb_channels == 2 and first.nb_vis == first.nb_t3 == 0
 
 
+def test_rows_without_a_time_make_no_granule(tmp_path):
+    path = _granule_file(tmp_path, [59000.30, float("nan")], [3.0, 1.0])
+    with fits.open(path) as hdul:
+        granules = granules_of(hdul)
+    assert [(g.nb_vis2, g.t_min, g.t_exptime) for g in granules] == [(1, 59000.30, 3.0)]
+
+
 # --- recognition: no real OIFITS file ends as UNKNOWN ------------------------------------------
 
 

@@ -145,11 +145,12 @@ def granules_of(hdul: fits.HDUList) -> list[Granule]:
         target_ids = np.asarray(hdu.data["TARGET_ID"], dtype=np.int64)
         mjd = np.asarray(hdu.data["MJD"], dtype=float)
         int_time = np.asarray(hdu.data["INT_TIME"], dtype=float)
-        nights = night_id(mjd)
+        with np.errstate(invalid="ignore"):
+            nights = night_id(np.where(np.isfinite(mjd), mjd, 0.0))
         field = _COUNT_FIELD.get(name)
         for tid, night, t, exptime in zip(target_ids, nights, mjd, int_time, strict=True):
-            if int(tid) not in targets:
-                continue  # a row pointing to no target belongs to no granule
+            if int(tid) not in targets or not math.isfinite(t):
+                continue  # a row pointing to no target, or with no time, belongs to no granule
             key = (int(tid), insname, int(night))
             acc = groups.get(key)
             if acc is None:
