@@ -114,6 +114,50 @@ def test_new_version_has_its_own_granules(catalogue, shared_data: Path, tmp_path
     assert {r["target_name"] for r in every} == {"ss-lep", "T_PYX"}
 
 
+def test_a_granule_the_database_cannot_store_quarantines_its_file(catalogue, tmp_path: Path) -> None:
+    # a granule value outside its column (night_id beyond 32 bits) is refused before any
+    # database sees it, the same way on SQLite (which would store it) and PostgreSQL
+    from astropy.io import fits
+
+    from hcdc.archive.ingest import column_problem
+
+    row = {"night_id": 2**40, "target_name": "X", "progid": "P" * 65}
+    assert "night_id" in column_problem(row, GranuleRow.__table__)
+    assert "progid" in column_problem({"progid": "P" * 65}, GranuleRow.__table__)
+    # a file with an absurd MJD (1e12) is quarantined whole: no file row, no granule
+
+    target = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("TARGET_ID", "I", array=[1]),
+            fits.Column("TARGET", "8A", array=["X"]),
+            fits.Column("RAEP0", "D", array=[1.0]),
+            fits.Column("DECEP0", "D", array=[2.0]),
+        ],
+        name="OI_TARGET",
+    )
+    wave = fits.BinTableHDU.from_columns(
+        [fits.Column("EFF_WAVE", "E", array=[1.6e-6]), fits.Column("EFF_BAND", "E", array=[1e-7])],
+        name="OI_WAVELENGTH",
+    )
+    wave.header["INSNAME"] = "I"
+    vis2 = fits.BinTableHDU.from_columns(
+        [
+            fits.Column("TARGET_ID", "I", array=[1]),
+            fits.Column("MJD", "D", array=[1e12]),
+            fits.Column("INT_TIME", "D", array=[1.0]),
+        ],
+        name="OI_VIS2",
+    )
+    vis2.header["INSNAME"] = "I"
+    path = tmp_path / "hostile.fits"
+    fits.HDUList([fits.PrimaryHDU(), target, wave, vis2]).writeto(path)
+    summary = ingest(catalogue, [path], workers=1)
+    assert summary.quarantined == 1 and "hostile.fits" in summary.quarantined_files[0]["reason"]
+    with catalogue.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(File)) == 0
+        assert conn.scalar(select(func.count()).select_from(GranuleRow)) == 0
+
+
 def test_migration_0004_downgrades_and_upgrades(catalogue) -> None:
     config = alembic_config()
     with catalogue.engine.begin() as conn:

@@ -44,12 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Integer, String, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Connection, Integer, String, Table, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from hcdc.archive.datasets import refresh_datasets
 from hcdc.archive.db import Catalogue, EncodedJSON, mark_writer
-from hcdc.archive.granules import insert_granules
+from hcdc.archive.granules import GranuleRow, insert_granules
 from hcdc.archive.models import File, QuarantinedFile, utcnow
 from hcdc.archive.storage import (
     FileChangedError,
@@ -229,14 +229,15 @@ def _integer_range(column_type: Any) -> tuple[int, int]:
     return -(2**bits), 2**bits - 1
 
 
-def column_problem(values: dict[str, Any]) -> str | None:
-    """Why one of the files row's ``values`` cannot be stored as it is, or None.
+def column_problem(values: dict[str, Any], table: Table = File.__table__) -> str | None:
+    """Why one of the ``table`` row's ``values`` (default: a files row) cannot be stored as it
+    is, or None.
 
     Checked here, before any database sees the row, so that SQLite (which stores a too-long
     string, a 3e9 NDIT in an INTEGER column, a NUL byte) and PostgreSQL (which refuses them)
     treat the file the same way: it is quarantined with this reason.
     """
-    columns = File.__table__.c
+    columns = table.c
     for name, value in values.items():
         if name not in columns or value is None or isinstance(value, EncodedJSON):
             continue
@@ -334,6 +335,10 @@ def _granules(meta: FileMetadata, path: str) -> list[dict[str, Any]]:
         rows = granule_rows(path)
     except (KeyError, ValueError, TypeError) as exc:
         raise MetadataError(f"invalid OIFITS: cannot extract granules ({type(exc).__name__}: {exc})") from exc
+    for row in rows:
+        problem = column_problem(row, GranuleRow.__table__)
+        if problem is not None:
+            raise MetadataError(f"granule of {row['target_name']!r} / {row['instrument_name']!r}: {problem}")
     check = meta.extra.get("oifits_check")
     counts = dict(check["counts"], profile=check["profile"]) if check else None
     return [{**row, "validation": counts} for row in rows]
