@@ -44,11 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Integer, String, delete, func, insert, select, update
+from sqlalchemy import BigInteger, Connection, Integer, String, Table, delete, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from hcdc.archive.datasets import refresh_datasets
 from hcdc.archive.db import Catalogue, EncodedJSON, mark_writer
+from hcdc.archive.granules import GranuleRow, insert_granules
 from hcdc.archive.models import File, QuarantinedFile, utcnow
 from hcdc.archive.storage import (
     FileChangedError,
@@ -61,6 +62,8 @@ from hcdc.archive.storage import (
 from hcdc.faults import fault_point
 from hcdc.instruments import association
 from hcdc.instruments.base import FileMetadata, MetadataError, UnreadableFileError
+from hcdc.instruments.oifits import INSTRUMENT as OIFITS
+from hcdc.instruments.oifits_granules import granule_rows
 from hcdc.instruments.registry import read_file, read_metadata
 from hcdc.processes import exit_with_parent
 
@@ -118,6 +121,7 @@ class Inspection:
     values: dict[str, Any] | None = None  # column values of the files row (metadata, header, grouping)
     error_code: str | None = None
     error: str | None = None
+    granules: list[dict[str, Any]] | None = None  # OIFITS: rows of the granules table
 
 
 @dataclass
@@ -225,14 +229,15 @@ def _integer_range(column_type: Any) -> tuple[int, int]:
     return -(2**bits), 2**bits - 1
 
 
-def column_problem(values: dict[str, Any]) -> str | None:
-    """Why one of the files row's ``values`` cannot be stored as it is, or None.
+def column_problem(values: dict[str, Any], table: Table = File.__table__) -> str | None:
+    """Why one of the ``table`` row's ``values`` (default: a files row) cannot be stored as it
+    is, or None.
 
     Checked here, before any database sees the row, so that SQLite (which stores a too-long
     string, a 3e9 NDIT in an INTEGER column, a NUL byte) and PostgreSQL (which refuses them)
     treat the file the same way: it is quarantined with this reason.
     """
-    columns = File.__table__.c
+    columns = table.c
     for name, value in values.items():
         if name not in columns or value is None or isinstance(value, EncodedJSON):
             continue
@@ -311,6 +316,8 @@ def inspect_file(path: str | Path) -> Inspection:
         values["is_calibration"] = bool(association.is_calibration(meta))
         values["dataset_key"] = association.dataset_key(meta)
         values["sequence_role"] = association.sequence_role(meta)
+        if meta.instrument == OIFITS:
+            result.granules = _granules(meta, path)
         result.values = values
     except UnreadableFileError as exc:
         result.error_code, result.error = UNREADABLE, f"{path}: {exc}"
@@ -320,6 +327,21 @@ def inspect_file(path: str | Path) -> Inspection:
         result.error_code = INTERNAL_ERROR
         result.error = f"{path}: unexpected {type(exc).__name__} while reading: {exc}"
     return result
+
+
+def _granules(meta: FileMetadata, path: str) -> list[dict[str, Any]]:
+    """The granule rows of an OIFITS file, with the file's validation counts on each."""
+    try:
+        rows = granule_rows(path)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise MetadataError(f"invalid OIFITS: cannot extract granules ({type(exc).__name__}: {exc})") from exc
+    for row in rows:
+        problem = column_problem(row, GranuleRow.__table__)
+        if problem is not None:
+            raise MetadataError(f"granule of {row['target_name']!r} / {row['instrument_name']!r}: {problem}")
+    check = meta.extra.get("oifits_check")
+    counts = dict(check["counts"], profile=check["profile"]) if check else None
+    return [{**row, "validation": counts} for row in rows]
 
 
 @dataclass
@@ -367,6 +389,8 @@ class Ingester:
         self._pending_sha: set[str] = set()
         self._insert_many = _insert_ignoring_conflicts(catalogue.engine.dialect.name)
         self._stored: dict[str, str] = {}  # --copy: sha256 -> path in the store, copied this run
+        # (file id, granule rows) of files recorded in the current transaction, written by _commit
+        self._granules_due: list[tuple[int, list[dict[str, Any]]]] = []
         self._file_mode = catalogue.settings.resolved_file_mode if copy else None
 
     # -- state -------------------------------------------------------------------------
@@ -472,6 +496,8 @@ class Ingester:
             self._dirty_keys.add(key)
         version = previous.version + 1 if previous else 1
         self._current[insp.path] = _Current(file_id, version, insp.size, insp.mtime_ns, key)
+        if insp.granules:
+            self._granules_due.append((file_id, insp.granules))
         return FileOutcome(insp.path, "new_version" if previous else "ingested", file_id=file_id)
 
     def _write(self, conn: Connection, insp: Inspection) -> FileOutcome | None:
@@ -596,11 +622,16 @@ class Ingester:
                     if outcome is not None:
                         outcomes.append(outcome)
                 outcomes.extend(self._flush(conn))
+                # the granules of the files recorded above, in the same transaction as their rows
+                for file_id, granules in self._granules_due:
+                    insert_granules(conn, file_id, granules)
                 fault_point("ingest.before_commit")
         except BaseException:
             self._pending.clear()
             self._pending_sha.clear()
             raise
+        finally:
+            self._granules_due.clear()
         fault_point("ingest.after_commit")
         return outcomes
 

@@ -1,7 +1,8 @@
 """OIFITS products (optical interferometry, OIFITS v1 and v2): recognised and catalogued.
 
-Recognition: an empty primary HDU (NAXIS=0) followed by OI_* binary tables, or a primary
-``CONTENT='OIFITS2'``. Catalogued (the rules OiDB applies through JMMC oitools, see
+Recognition: an empty primary HDU (NAXIS=0, or a zero NAXISn such as AMBER's and MATISSE's
+NAXIS=1 / NAXIS1=0) followed by OI_* binary tables, or a primary ``CONTENT='OIFITS2'``.
+Catalogued (the rules OiDB applies through JMMC oitools, see
 ../shared/reference/interferometry.md section 2.2):
 
 * target(s): ``TARGET`` of OI_TARGET (several are joined with ``"; "``, all in
@@ -14,7 +15,9 @@ Recognition: an empty primary HDU (NAXIS=0) followed by OI_* binary tables, or a
   leaves OI_FLUX out; including it makes the range cover every measurement in the file);
 * wavelength range: min / max ``EFF_WAVE`` over all OI_WAVELENGTH tables, in micrometres;
 * version: 2 when primary ``CONTENT='OIFITS2'``, else 1 (``extra['oifits_version']``);
-  tables with ``OI_REVN=2`` in a v1 file are a known real-world hybrid, accepted with a note.
+  tables with ``OI_REVN=2`` in a v1 file are a known real-world hybrid, accepted with a note;
+* validation: ``extra['oifits_check']``, the report of :func:`hcdc.instruments.oifits_check.check_oifits`
+  (oitools' rule names, JMMC profile severities); SEVERE failures do not reject the file.
 
 Rejected with :class:`MetadataError` (the reason lists every problem found):
 missing OI_TARGET / OI_WAVELENGTH / data table; OIFITS 2-only tables (OI_FLUX, OI_CORR,
@@ -41,6 +44,7 @@ from hcdc.instruments.base import (
     mjd_to_datetime,
     night_of,
 )
+from hcdc.instruments.oifits_check import check_oifits
 from hcdc.instruments.registry import register
 
 INSTRUMENT = "OIFITS"
@@ -98,6 +102,18 @@ def validation_problems(version: int, names: list[tuple[str, int | None]]) -> li
     return problems
 
 
+def primary_data_elements(values: Mapping[str, Any] | fits.Header) -> int:
+    """Number of data elements a primary header announces (product of NAXISn; 0 for NAXIS=0)."""
+    naxis = values.get("NAXIS", 0)
+    if not isinstance(naxis, int) or naxis <= 0:
+        return 0
+    elements = 1
+    for axis in range(1, naxis + 1):
+        length = values.get(f"NAXIS{axis}", 0)
+        elements *= length if isinstance(length, int) and length > 0 else 0
+    return elements
+
+
 def _column(hdu: fits.BinTableHDU, name: str) -> np.ndarray | None:
     if hdu.columns is None or name not in hdu.columns.names:
         return None
@@ -113,6 +129,7 @@ class Oifits(Instrument):
     # GRAVITY, or even NAOS+CONICA for SAM) is still an OIFITS product.
     priority: ClassVar[int] = 200
 
+    # NAXISn are read too; the fast path checks them (standard, in place) before asking.
     identification_keywords: ClassVar[tuple[str, ...]] = ("CONTENT", "NAXIS")
 
     def identify(self, header: fits.Header, hdul: fits.HDUList) -> bool:
@@ -127,11 +144,15 @@ class Oifits(Instrument):
             return False
 
     def identify_values(self, values: Mapping[str, Any] | fits.Header) -> bool | None:
-        """True for ``CONTENT='OIFITS*'``, False for a non-empty primary (OIFITS primaries are
-        empty; this skips scanning image files), None otherwise: the extensions decide."""
+        """True for ``CONTENT='OIFITS*'``, False for a primary holding data (OIFITS primaries
+        are empty; this skips scanning image files), None otherwise: the extensions decide.
+
+        An empty primary is ``NAXIS=0`` or any ``NAXISn=0``: real AMBER/MATISSE products write
+        ``NAXIS=1`` / ``NAXIS1=0``, and an OIFITS file is recognised by its tables.
+        """
         if str(values.get("CONTENT", "")).strip().upper().startswith("OIFITS"):
             return True
-        if values.get("NAXIS", 0) != 0:
+        if primary_data_elements(values) != 0:
             return False
         return None
 
@@ -224,6 +245,8 @@ class Oifits(Instrument):
                 "instrume": instrume or None,
                 "tables": dict(sorted(counts.items())),
                 "hybrid_revision": hybrid,
+                # oitools' rules under the JMMC profile; SEVERE is reported, never blocking (as in OiDB)
+                "oifits_check": check_oifits(hdul),
             }
         )
         return meta

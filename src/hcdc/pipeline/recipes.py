@@ -1219,3 +1219,7 @@ class SimulateIrdis(Recipe):
             )
         context.log(f"{len(night.files)} raw files written")
         return {"raw": sorted(f.path for f in night.files), "truth": night.truth_json}
+
+
+# Recipes of other modules, registered on import (kept last: they use the definitions above).
+from hcdc.pipeline import recipes_interferometry as _recipes_interferometry  # noqa: E402, F401
