@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, extract, func, or_, select
+from sqlalchemy.orm import aliased
 
 from hcdc.archive.access import programme_key, programme_key_sql
 from hcdc.archive.models import Dataset, File
@@ -138,26 +139,27 @@ def _file_conditions(c: Criteria) -> list[ColumnElement[bool]]:
     return out
 
 
-def _dataset_conditions(c: Criteria) -> list[ColumnElement[bool]]:
+def _dataset_conditions(c: Criteria, ds: Any = Dataset) -> list[ColumnElement[bool]]:
+    """Conditions over ``datasets`` (or an alias ``ds`` of it)."""
     out: list[ColumnElement[bool]] = []
     if c.target:
-        out.append(_contains(Dataset.target, c.target))
+        out.append(_contains(ds.target, c.target))
     if c.instrument:
-        out.append(func.upper(Dataset.instrument) == c.instrument.upper())
+        out.append(func.upper(ds.instrument) == c.instrument.upper())
     if c.mode:
-        out.append(func.upper(Dataset.mode) == c.mode.upper())
+        out.append(func.upper(ds.mode) == c.mode.upper())
     if c.filter:
-        out.append(_contains(Dataset.setup, c.filter))
+        out.append(_contains(ds.setup, c.filter))
     if c.night_from:
-        out.append(Dataset.night >= c.night_from)
+        out.append(ds.night >= c.night_from)
     if c.night_to:
-        out.append(Dataset.night <= c.night_to)
+        out.append(ds.night <= c.night_to)
     if c.programme:
-        out.append(programme_key_sql(Dataset.prog_id) == programme_key(c.programme))
+        out.append(programme_key_sql(ds.prog_id) == programme_key(c.programme))
     file_conditions = _file_conditions(c)
     if file_conditions:
         out.append(
-            select(File.id).where(File.dataset_id == Dataset.id, File.is_current, *file_conditions).exists()
+            select(File.id).where(File.dataset_id == ds.id, File.is_current, *file_conditions).exists()
         )
     return out
 
@@ -172,7 +174,7 @@ def _sorted(query: Select, columns: dict[str, Any], c: Criteria) -> Select:
 
 
 def _page(conn: Connection, query: Select, key, c: Criteria) -> tuple[int, list[Any]]:  # noqa: ANN001
-    total = conn.scalar(select(func.count()).select_from(query.with_only_columns(key).subquery()))
+    total = conn.scalar(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
     rows = conn.execute(query.offset(c.offset).limit(c.limit)).all()
     return int(total or 0), rows
 
@@ -201,10 +203,29 @@ def search_files(conn: Connection, c: Criteria, visible: ColumnElement[bool]) ->
     if c.programme:
         conditions.append(programme_key_sql(File.prog_id) == programme_key(c.programme))
     query = select(
-        File.id, File.path, File.instrument, File.arm, File.mode, File.type, File.night, File.date_obs,
-        File.target, File.ra, File.dec, File.filter, File.dit, File.ndit, File.prog_id, File.seeing,
-        File.tau0, File.airmass, File.is_calibration, File.dataset_id, File.sha256, File.size,
-    ).where(*conditions)  # fmt: skip
+        File.id,
+        File.path,
+        File.instrument,
+        File.arm,
+        File.mode,
+        File.type,
+        File.night,
+        File.date_obs,
+        File.target,
+        File.ra,
+        File.dec,
+        File.filter,
+        File.dit,
+        File.ndit,
+        File.prog_id,
+        File.seeing,
+        File.tau0,
+        File.airmass,
+        File.is_calibration,
+        File.dataset_id,
+        File.sha256,
+        File.size,
+    ).where(*conditions)
     total, rows = _page(conn, _sorted(query, FILE_SORTS, c), File.id, c)
     out = []
     for r in rows:
@@ -231,24 +252,38 @@ def search_datasets(conn: Connection, c: Criteria, visible: ColumnElement[bool])
     """Datasets matching ``c`` that ``visible`` lets through."""
     c.check()
     query = select(
-        Dataset.id, Dataset.instrument, Dataset.arm, Dataset.mode, Dataset.target, Dataset.night,
-        Dataset.setup, Dataset.prog_id, Dataset.n_files, Dataset.exposure_s, Dataset.mjd_start,
+        Dataset.id,
+        Dataset.instrument,
+        Dataset.arm,
+        Dataset.mode,
+        Dataset.target,
+        Dataset.night,
+        Dataset.setup,
+        Dataset.prog_id,
+        Dataset.n_files,
+        Dataset.exposure_s,
+        Dataset.mjd_start,
         Dataset.mjd_end,
-    ).where(visible, *_dataset_conditions(c))  # fmt: skip
+    ).where(visible, *_dataset_conditions(c))
     total, rows = _page(conn, _sorted(query, DATASET_SORTS, c), Dataset.id, c)
     return Page(total, c.offset, c.limit, [dict(r._mapping) for r in rows])
 
 
 # -- products ---------------------------------------------------------------------------------
 
-PRODUCT_SORTS = {
-    "id": Product.id,
-    "target": Product.target,
-    "night": Dataset.night,
-    "level": Product.level,
-    "instrument": Dataset.instrument,
-    "created": Product.created_at,
-}
+
+def _product_sorts(ds: Any) -> dict[str, Any]:
+    return {
+        "id": Product.id,
+        "target": Product.target,
+        "night": ds.night,
+        "level": Product.level,
+        "instrument": ds.instrument,
+        "created": Product.created_at,
+    }
+
+
+PRODUCT_SORTS = tuple(_product_sorts(Dataset))
 
 
 def _algorithm(summary: dict[str, Any] | None) -> str | None:
@@ -271,10 +306,13 @@ def search_products(conn: Connection, c: Criteria, visible: ColumnElement[bool])
     in SQL, the same way on SQLite and PostgreSQL.
     """
     c.check()
+    # the dataset columns come from an alias: the visibility clause has its own correlated
+    # subqueries over ``datasets``, which must not be correlated to the joined table
+    ds = aliased(Dataset)
     conditions: list[ColumnElement[bool]] = [Product.is_current, visible]
-    dataset_conditions = _dataset_conditions(Criteria(**{**c.__dict__, "target": None}))
+    dataset_conditions = _dataset_conditions(Criteria(**{**c.__dict__, "target": None}), ds)
     if c.target:
-        conditions.append(or_(_contains(Product.target, c.target), _contains(Dataset.target, c.target)))
+        conditions.append(or_(_contains(Product.target, c.target), _contains(ds.target, c.target)))
     conditions.extend(dataset_conditions)
     if c.level is not None:
         conditions.append(Product.level == c.level)
@@ -300,23 +338,23 @@ def search_products(conn: Connection, c: Criteria, visible: ColumnElement[bool])
             Product.status,
             Product.created_at,
             Product.summary,
-            Dataset.instrument,
-            Dataset.arm,
-            Dataset.mode,
-            Dataset.night,
-            Dataset.setup,
-            Dataset.prog_id,
-        )  # fmt: skip
-        .outerjoin(Dataset, Dataset.id == Product.dataset_id)
+            ds.instrument,
+            ds.arm,
+            ds.mode,
+            ds.night,
+            ds.setup,
+            ds.prog_id,
+        )
+        .outerjoin(ds, ds.id == Product.dataset_id)
         .where(*conditions)
     )
     if c.contrast_05_max is not None:
         # the contrast lives in a JSON list: filter this part in Python, over every match
-        rows = [r for r in conn.execute(_sorted(query, PRODUCT_SORTS, c)).all()]
+        rows = [r for r in conn.execute(_sorted(query, _product_sorts(ds), c)).all()]
         rows = [r for r in rows if (v := contrast_at(r.summary)) is not None and v <= c.contrast_05_max]
         total, rows = len(rows), rows[c.offset : c.offset + c.limit]
     else:
-        total, rows = _page(conn, _sorted(query, PRODUCT_SORTS, c), Product.id, c)
+        total, rows = _page(conn, _sorted(query, _product_sorts(ds), c), Product.id, c)
     out = []
     for r in rows:
         row = dict(r._mapping)
@@ -352,12 +390,13 @@ def archive_counts(
         .where(Product.is_current, products_visible)
         .group_by(Product.level)
     ).all()
+    ds = aliased(Dataset)  # not correlated with the visibility clause's own subqueries
     products_by_instrument = conn.execute(
-        select(Dataset.instrument, func.count())
+        select(ds.instrument, func.count())
         .select_from(Product)
-        .outerjoin(Dataset, Dataset.id == Product.dataset_id)
+        .outerjoin(ds, ds.id == Product.dataset_id)
         .where(Product.is_current, products_visible)
-        .group_by(Dataset.instrument)
+        .group_by(ds.instrument)
     ).all()
     return {
         "files_by_instrument": {
@@ -383,9 +422,19 @@ def search_jobs(
     c = Criteria(offset=offset, limit=limit)
     c.check()
     query = select(
-        Job.id, Job.dataset_id, Job.workflow, Job.parameters, Job.state, Job.progress, Job.stage,
-        Job.attempts, Job.queued_at, Job.started_at, Job.finished_at, Job.error,
-    ).where(visible)  # fmt: skip
+        Job.id,
+        Job.dataset_id,
+        Job.workflow,
+        Job.parameters,
+        Job.state,
+        Job.progress,
+        Job.stage,
+        Job.attempts,
+        Job.queued_at,
+        Job.started_at,
+        Job.finished_at,
+        Job.error,
+    ).where(visible)
     if state:
         query = query.where(Job.state == state)
     total, rows = _page(conn, query.order_by(Job.id.desc()), Job.id, c)

@@ -29,6 +29,7 @@ _COMMAND_MODULES: list[str] = [
     "demo",
     "center",
     "accounts",
+    "web",
 ]
 
 
