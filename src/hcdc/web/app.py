@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import BaseRoute
 
 from hcdc import __version__
 from hcdc.archive.access import Policy, utc_naive
@@ -49,6 +50,26 @@ SECURITY_HEADERS = {
 def plotly_js_path() -> Path:
     """plotly.min.js of the installed plotly package."""
     return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def iter_routes(app: FastAPI) -> Iterator[BaseRoute]:
+    """Every route of the application, those of included routers too (newer FastAPI versions
+    keep included routers as one lazy entry of ``app.routes``)."""
+
+    def walk(routes: list[BaseRoute], prefix: str) -> Iterator[BaseRoute]:
+        for route in routes:
+            original = getattr(route, "original_router", None)
+            if original is not None:
+                context_prefix = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+                yield from walk(original.routes, prefix + context_prefix)
+            elif prefix:
+                raise NotImplementedError(
+                    "routers included with a prefix: build them with APIRouter(prefix=...)"
+                )
+            else:
+                yield route
+
+    yield from walk(list(app.routes), "")
 
 
 def create_app(
@@ -127,4 +148,4 @@ def create_app(
     return app
 
 
-__all__ = ["CONTENT_SECURITY_POLICY", "SECURITY_HEADERS", "create_app", "plotly_js_path"]
+__all__ = ["CONTENT_SECURITY_POLICY", "SECURITY_HEADERS", "create_app", "iter_routes", "plotly_js_path"]
