@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test faults setup lint
+.PHONY: demo test faults setup lint browser
 
 $(BIN)/hcdc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: setup
 # The slow fault-injection suite (kill -9 at named points, concurrent writers), SQLite and PostgreSQL.
 faults: setup
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup -m faults tests/faults
+
+# Debian's chromium for the browser tests (root; a no-op when installed). CI runs it from .ci/run.
+browser:
+	.ci/setup-browser
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

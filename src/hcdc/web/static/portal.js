@@ -24,7 +24,7 @@ function drawCharts() {
     yaxis: { title: { text: "contrast" }, type: "log", exponentformat: "e" }, margin: { t: 40 },
   }, { responsive: true, displaylogo: false }).then(() => document.getElementById("contrast-chart").dataset.drawn = "1");
   if (data.snr_map) {
-    Plotly.newPlot("snr-chart", [{ z: data.snr_map.z, type: "heatmap", colorscale: "RdBu", reversescale: true,
+    Plotly.newPlot("snr-chart", [{ z: data.snr_map.z, type: "heatmap", colorscale: "RdBu", reversescale: false,
       zmid: 0, colorbar: { title: { text: "S/N" } } }], {
       title: { text: "S/N map" + (data.snr_map.binning > 1 ? " (binned " + data.snr_map.binning + "×)" : "") },
       yaxis: { scaleanchor: "x" }, margin: { t: 40 },
