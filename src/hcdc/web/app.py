@@ -126,10 +126,11 @@ def create_app(
         https_only=secure_cookies,
     )
 
-    from hcdc.web import api, portal
+    from hcdc.web import admin, api, portal
 
     app.include_router(api.router)
     app.include_router(portal.router)
+    app.include_router(admin.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
 

@@ -357,7 +357,7 @@ async def delay_release(request: Request, product_id: int, who: Viewer = Depends
             accounts.delay_release(conn, who.user, product_id, until, reason, who.state.policy)
     except (AccessDenied, accounts.AccountError) as exc:
         raise PortalError(403 if isinstance(exc, AccessDenied) else 422, str(exc)) from None
-    return RedirectResponse(f"/products/{product_id}", status_code=303)
+    return RedirectResponse(_local(str(form.get("next") or f"/products/{product_id}")), status_code=303)
 
 
 # -- my data, reductions ----------------------------------------------------------------------------
