@@ -87,8 +87,8 @@ class Criteria:
     def check(self) -> None:
         if self.limit < 1 or self.limit > MAX_PAGE_SIZE:
             raise SearchError(f"limit must be between 1 and {MAX_PAGE_SIZE}, got {self.limit}")
-        if self.offset < 0:
-            raise SearchError(f"offset must be >= 0, got {self.offset}")
+        if not 0 <= self.offset < 2**31:
+            raise SearchError(f"offset must be between 0 and 2**31 - 1, got {self.offset}")
         cone = (self.ra, self.dec, self.radius)
         if any(v is not None for v in cone) and any(v is None for v in cone):
             raise SearchError("a cone search needs ra, dec and radius together")

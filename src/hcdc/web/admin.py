@@ -29,6 +29,7 @@ from hcdc.archive.pipeline_models import Job
 from hcdc.archive.search import Criteria, archive_counts, search_jobs, search_products
 from hcdc.pipeline import jobs as jq
 from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
+from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render
 
 router = APIRouter(include_in_schema=False)
@@ -160,7 +161,9 @@ async def admin_change_user(request: Request, name: str, who: Viewer = Depends(v
 
 
 @router.post("/admin/jobs/{job_id}/{action}")
-async def admin_job(request: Request, job_id: int, action: str, who: Viewer = Depends(viewer)) -> Response:
+async def admin_job(
+    request: Request, job_id: ObjectId, action: str, who: Viewer = Depends(viewer)
+) -> Response:
     await _form(request, who)
     engine = who.state.catalogue.engine
     try:

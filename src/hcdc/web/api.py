@@ -32,7 +32,7 @@ from hcdc.web import views
 from hcdc.web.actions import ActionError, dataset_workflows, request_reduction
 from hcdc.web.auth import Viewer, check_api_write, viewer
 from hcdc.web.downloads import file_response, zip_response
-from hcdc.web.params import api_criteria
+from hcdc.web.params import MAX_ID, ObjectId, api_criteria
 
 router = APIRouter(prefix="/api/v1")
 
@@ -79,7 +79,7 @@ def files(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criter
 
 
 @router.get("/files/{file_id}", tags=["files"], summary="One file's metadata")
-def file(file_id: int, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+def file(file_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
         return views.file_view(who, file_id)
     except views.NotFound as exc:
@@ -87,7 +87,7 @@ def file(file_id: int, who: Viewer = Depends(viewer)) -> dict[str, Any]:
 
 
 @router.get("/files/{file_id}/download", tags=["files"], summary="Download a file (streamed)")
-def file_download(file_id: int, who: Viewer = Depends(viewer)) -> Any:
+def file_download(file_id: ObjectId, who: Viewer = Depends(viewer)) -> Any:
     try:
         path, name, sha256 = views.file_location(who, file_id)
     except views.NotFound as exc:
@@ -106,7 +106,7 @@ def datasets(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_cri
 
 
 @router.get("/datasets/{dataset_id}", tags=["datasets"], summary="A dataset: files, calibrations, products")
-def dataset(dataset_id: int, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+def dataset(dataset_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
         return views.dataset_view(who, dataset_id)
     except views.NotFound as exc:
@@ -122,7 +122,7 @@ def products(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_cri
 
 
 @router.get("/products/{product_id}", tags=["products"], summary="A product: files, detections, status")
-def product(product_id: int, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+def product(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
         return views.product_view(who, product_id)
     except views.NotFound as exc:
@@ -134,7 +134,7 @@ def product(product_id: int, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     tags=["products"],
     summary="Contrast curves, S/N map and detections of a Level 2 product",
 )
-def product_charts(product_id: int, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+def product_charts(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
         charts = views.product_charts(who, product_id)
     except views.NotFound as exc:
@@ -147,7 +147,7 @@ def product_charts(product_id: int, who: Viewer = Depends(viewer)) -> dict[str, 
 @router.get(
     "/products/{product_id}/provenance", tags=["products"], summary="Provenance tree to the raw files"
 )
-def product_provenance(product_id: int, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+def product_provenance(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
         return views.provenance_tree(who, product_id)
     except views.NotFound as exc:
@@ -156,8 +156,8 @@ def product_provenance(product_id: int, who: Viewer = Depends(viewer)) -> dict[s
 
 @router.get("/products/{product_id}/files/{file_id}", tags=["products"], summary="Download one product file")
 def product_file(
-    product_id: int,
-    file_id: int,
+    product_id: ObjectId,
+    file_id: ObjectId,
     who: Viewer = Depends(viewer),
     inline: bool = Query(False, description="show in the browser (previews) instead of saving"),
 ) -> Any:
@@ -173,7 +173,7 @@ def product_file(
     tags=["products"],
     summary="The whole product as a streamed zip with MANIFEST.sha256",
 )
-def product_zip(product_id: int, who: Viewer = Depends(viewer)) -> Any:
+def product_zip(product_id: ObjectId, who: Viewer = Depends(viewer)) -> Any:
     try:
         members = views.product_files_for_zip(who, product_id)
     except views.NotFound as exc:
@@ -190,7 +190,7 @@ def workflows() -> list[dict[str, Any]]:
 
 
 class JobRequest(BaseModel):
-    dataset_id: int = Field(description="a dataset you may see")
+    dataset_id: int = Field(ge=1, le=MAX_ID, description="a dataset you may see")
     workflow: str = Field("irdis-l1-l2", description="see GET /workflows")
     parameters: dict[str, Any] = Field(
         default_factory=dict,
@@ -203,7 +203,7 @@ class JobRequest(BaseModel):
 def jobs(
     who: Viewer = Depends(viewer),
     state: str | None = Query(None, description=f"one of {', '.join(JOB_STATES)}"),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_ID),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
     if state is not None and state not in JOB_STATES:
@@ -212,7 +212,7 @@ def jobs(
 
 
 @router.get("/jobs/{job_id}", tags=["processing"], summary="A job: state, progress, log, products")
-def job(job_id: int, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+def job(job_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
         return views.job_view(who, job_id)
     except views.NotFound as exc:

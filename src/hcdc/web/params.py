@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Path, Query
 
 from hcdc.archive.search import MAX_PAGE_SIZE, Criteria, SearchError
 
@@ -28,6 +28,9 @@ _TYPES: dict[str, type] = {
     "has_detections": bool,
     "descending": bool,
 }
+#: ids are 32-bit integer columns (PostgreSQL ``integer``); larger numbers name nothing
+MAX_ID = 2**31 - 1
+ObjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="catalogue id")]
 CRITERIA_FIELDS = tuple(f.name for f in fields(Criteria))
 
 
@@ -80,7 +83,7 @@ def api_criteria(
     contrast_05_max: float | None = Query(None, gt=0, description='5-sigma contrast reached at 0.5" at most'),
     sort: str = Query("id", description="sort key (id, target, night, level, instrument, created, ...)"),
     descending: bool = Query(True, description="sort in descending order"),
-    offset: int = Query(0, ge=0, description="first result (0-based)"),
+    offset: int = Query(0, ge=0, le=MAX_ID, description="first result (0-based)"),
     limit: int = Query(50, ge=1, le=MAX_PAGE_SIZE, description="results per page"),
 ) -> Criteria:
     """FastAPI dependency: the search criteria of an API call."""
@@ -88,4 +91,4 @@ def api_criteria(
     return Criteria(**{k: values[k] for k in CRITERIA_FIELDS})
 
 
-__all__ = ["CRITERIA_FIELDS", "api_criteria", "criteria_from_mapping"]
+__all__ = ["CRITERIA_FIELDS", "MAX_ID", "ObjectId", "api_criteria", "criteria_from_mapping"]

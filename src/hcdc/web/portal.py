@@ -45,7 +45,7 @@ from hcdc.web.auth import (
     state_of,
     viewer,
 )
-from hcdc.web.params import CRITERIA_FIELDS, criteria_from_mapping
+from hcdc.web.params import CRITERIA_FIELDS, ObjectId, criteria_from_mapping
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -309,17 +309,17 @@ def votable_bytes(rows: list[dict[str, Any]], columns: list[str], kind: str) -> 
 
 
 @router.get("/files/{file_id}", response_class=HTMLResponse)
-def file_page(request: Request, file_id: int, who: Viewer = Depends(viewer)) -> HTMLResponse:
+def file_page(request: Request, file_id: ObjectId, who: Viewer = Depends(viewer)) -> HTMLResponse:
     return render(request, who, "file.html", f=_found(views.file_view, who, file_id))
 
 
 @router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
-def dataset_page(request: Request, dataset_id: int, who: Viewer = Depends(viewer)) -> HTMLResponse:
+def dataset_page(request: Request, dataset_id: ObjectId, who: Viewer = Depends(viewer)) -> HTMLResponse:
     return render(request, who, "dataset.html", d=_found(views.dataset_view, who, dataset_id))
 
 
 @router.get("/products/{product_id}", response_class=HTMLResponse)
-def product_page(request: Request, product_id: int, who: Viewer = Depends(viewer)) -> HTMLResponse:
+def product_page(request: Request, product_id: ObjectId, who: Viewer = Depends(viewer)) -> HTMLResponse:
     p = _found(views.product_view, who, product_id)
     charts = _found(views.product_charts, who, product_id)
     tree = _found(views.provenance_tree, who, product_id)
@@ -343,7 +343,7 @@ def product_page(request: Request, product_id: int, who: Viewer = Depends(viewer
 
 
 @router.post("/products/{product_id}/delay")
-async def delay_release(request: Request, product_id: int, who: Viewer = Depends(viewer)) -> Response:
+async def delay_release(request: Request, product_id: ObjectId, who: Viewer = Depends(viewer)) -> Response:
     form = await request.form()
     check_csrf(request, str(form.get(CSRF_FIELD) or ""))
     _found(views.product_view, who, product_id)
@@ -388,7 +388,7 @@ def my_data(request: Request, who: Viewer = Depends(viewer)) -> Response:
 
 
 @router.get("/datasets/{dataset_id}/reduce", response_class=HTMLResponse)
-def reduce_form(request: Request, dataset_id: int, who: Viewer = Depends(viewer)) -> Response:
+def reduce_form(request: Request, dataset_id: ObjectId, who: Viewer = Depends(viewer)) -> Response:
     if not who.signed_in:
         return RedirectResponse(f"/login?next=/datasets/{dataset_id}/reduce", status_code=303)
     d = _found(views.dataset_view, who, dataset_id)
@@ -422,7 +422,7 @@ def _defaults() -> dict[str, dict[str, str]]:
 
 
 @router.post("/datasets/{dataset_id}/reduce", response_class=HTMLResponse)
-async def reduce(request: Request, dataset_id: int, who: Viewer = Depends(viewer)) -> Response:
+async def reduce(request: Request, dataset_id: ObjectId, who: Viewer = Depends(viewer)) -> Response:
     form = await request.form()
     check_csrf(request, str(form.get(CSRF_FIELD) or ""))
     if not who.signed_in:
@@ -457,7 +457,7 @@ async def reduce(request: Request, dataset_id: int, who: Viewer = Depends(viewer
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: int, who: Viewer = Depends(viewer)) -> HTMLResponse:
+def job_page(request: Request, job_id: ObjectId, who: Viewer = Depends(viewer)) -> HTMLResponse:
     return render(request, who, "job.html", j=_found(views.job_view, who, job_id))
 
 
