@@ -13,9 +13,10 @@ $(BIN)/hcdc: pyproject.toml
 
 setup: $(BIN)/hcdc
 
-# Main job on the embedded default (SQLite + local storage under ./hcdc-demo).
+# Main job on the embedded default (SQLite + local storage under ./hcdc-demo), then served at
+# http://127.0.0.1:8000/ until Ctrl-C ('hcdc demo DIR' without --serve only builds it).
 demo: setup
-	$(BIN)/hcdc demo ./hcdc-demo
+	$(BIN)/hcdc demo ./hcdc-demo --serve
 
 # Whole test suite, on SQLite and PostgreSQL. One BLAS thread per test process: two
 # processes share the cores, and threaded BLAS on top of that only slows the SVDs.
