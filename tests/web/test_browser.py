@@ -1,7 +1,7 @@
 """A real browser (Playwright driving Debian's chromium, no browser download) against a real
 uvicorn server on the access world: sign in, search, open a product page and see its charts
 drawn by plotly (served by the portal, CSP without inline scripts), download a file and check
-its checksum, request a reduction and see its job page.
+its checksum, request a reduction and see its job page, cancel it from the admin page.
 
 chromium comes from the project's set-up (``.ci/setup-browser``, run by ``.ci/run`` and ``make
 browser``). Without it the test is skipped with a reason, except under CI (``CI=true``), where
@@ -127,6 +127,20 @@ def test_sign_in_search_product_charts_download(chromium, server, world, tmp_pat
             page.goto(server + "/my")
             expect(page.locator("#my-jobs")).to_contain_text("irdis-l1-l2")
             _shot(page, "my-data")
+            # the administrator cancels that job from the admin page; the action is in the audit log
+            page.click("#logout")
+            page.goto(server + "/login")
+            page.fill("#name", "admin")
+            page.fill("#password", PASSWORD)
+            page.click("#sign-in")
+            expect(page.locator("#who")).to_contain_text("admin")
+            page.click("#admin-link")
+            expect(page.locator("#health-table")).to_contain_text("reachable (sqlite)")
+            page.locator("#jobs-table tr", has_text="irdis-l1-l2").first.locator(
+                "button", has_text="Cancel"
+            ).click()
+            expect(page.locator("#audit-table")).to_contain_text("job.cancel")
+            expect(page.locator("#jobs-table")).to_contain_text("cancelled")
             assert not errors, errors  # no CSP violation, no script error
         finally:
             browser.close()
