@@ -173,9 +173,23 @@ def _sorted(query: Select, columns: dict[str, Any], c: Criteria) -> Select:
     return query.order_by(order.nulls_last(), tie)
 
 
-def _page(conn: Connection, query: Select, key, c: Criteria) -> tuple[int, list[Any]]:  # noqa: ANN001
-    total = conn.scalar(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
-    rows = conn.execute(query.offset(c.offset).limit(c.limit)).all()
+def _page(conn: Connection, query: Select, c: Criteria) -> tuple[int, list[dict[str, Any]]]:
+    """(total matches, rows of the page as dicts). The total comes with the page as a window
+    count (``count(*) OVER ()``): the visibility clause is evaluated once, not twice; a page past
+    the end needs a separate count."""
+    total_column = func.count().over().label("_total")
+    rows = [
+        dict(r._mapping)
+        for r in conn.execute(query.add_columns(total_column).offset(c.offset).limit(c.limit))
+    ]
+    if rows:
+        total = rows[0]["_total"]
+    elif c.offset == 0:
+        total = 0
+    else:
+        total = conn.scalar(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
+    for row in rows:
+        del row["_total"]
     return int(total or 0), rows
 
 
@@ -226,12 +240,12 @@ def search_files(conn: Connection, c: Criteria, visible: ColumnElement[bool]) ->
         File.sha256,
         File.size,
     ).where(*conditions)
-    total, rows = _page(conn, _sorted(query, FILE_SORTS, c), File.id, c)
+    total, rows = _page(conn, _sorted(query, FILE_SORTS, c), c)
     out = []
     for r in rows:
-        if c.ra is not None and not _in_cone(r.ra, r.dec, c):
+        if c.ra is not None and not _in_cone(r["ra"], r["dec"], c):
             continue
-        row = dict(r._mapping)
+        row = r
         row["name"] = Path(row.pop("path")).name
         out.append(row)
     return Page(total, c.offset, c.limit, out)
@@ -265,8 +279,8 @@ def search_datasets(conn: Connection, c: Criteria, visible: ColumnElement[bool])
         Dataset.mjd_start,
         Dataset.mjd_end,
     ).where(visible, *_dataset_conditions(c))
-    total, rows = _page(conn, _sorted(query, DATASET_SORTS, c), Dataset.id, c)
-    return Page(total, c.offset, c.limit, [dict(r._mapping) for r in rows])
+    total, rows = _page(conn, _sorted(query, DATASET_SORTS, c), c)
+    return Page(total, c.offset, c.limit, rows)
 
 
 # -- products ---------------------------------------------------------------------------------
@@ -351,13 +365,13 @@ def search_products(conn: Connection, c: Criteria, visible: ColumnElement[bool])
     if c.contrast_05_max is not None:
         # the contrast lives in a JSON list: filter this part in Python, over every match
         rows = [r for r in conn.execute(_sorted(query, _product_sorts(ds), c)).all()]
-        rows = [r for r in rows if (v := contrast_at(r.summary)) is not None and v <= c.contrast_05_max]
+        rows = [dict(r._mapping) for r in rows]
+        rows = [r for r in rows if (v := contrast_at(r["summary"])) is not None and v <= c.contrast_05_max]
         total, rows = len(rows), rows[c.offset : c.offset + c.limit]
     else:
-        total, rows = _page(conn, _sorted(query, _product_sorts(ds), c), Product.id, c)
+        total, rows = _page(conn, _sorted(query, _product_sorts(ds), c), c)
     out = []
-    for r in rows:
-        row = dict(r._mapping)
+    for row in rows:
         summary = row.pop("summary") or {}
         row["algorithm"] = _algorithm(summary)
         row["n_detections"] = len(summary.get("detections") or [])
@@ -437,8 +451,8 @@ def search_jobs(
     ).where(visible)
     if state:
         query = query.where(Job.state == state)
-    total, rows = _page(conn, query.order_by(Job.id.desc()), Job.id, c)
-    return Page(total, offset, limit, [dict(r._mapping) for r in rows])
+    total, rows = _page(conn, query.order_by(Job.id.desc()), c)
+    return Page(total, offset, limit, rows)
 
 
 __all__ = [

@@ -43,7 +43,7 @@ def _not_found(exc: Exception) -> HTTPException:
 
 def _search(function: Any, who: Viewer, criteria: Criteria, clause: Any) -> dict[str, Any]:
     try:
-        return views._jsonable(function(who.conn, criteria, clause).as_dict())
+        return views.jsonable(function(who.conn, criteria, clause).as_dict())
     except SearchError as exc:
         raise HTTPException(422, str(exc)) from None
 
@@ -186,7 +186,7 @@ def product_zip(product_id: ObjectId, who: Viewer = Depends(viewer)) -> Any:
 
 @router.get("/workflows", tags=["processing"], summary="Workflows that reduce a dataset, with parameters")
 def workflows() -> list[dict[str, Any]]:
-    return views._jsonable(dataset_workflows())
+    return views.jsonable(dataset_workflows())
 
 
 class JobRequest(BaseModel):
@@ -208,7 +208,7 @@ def jobs(
 ) -> dict[str, Any]:
     if state is not None and state not in JOB_STATES:
         raise HTTPException(422, f"state must be one of {', '.join(JOB_STATES)}")
-    return views._jsonable(search_jobs(who.conn, who.access.jobs_clause(), state, offset, limit).as_dict())
+    return views.jsonable(search_jobs(who.conn, who.access.jobs_clause(), state, offset, limit).as_dict())
 
 
 @router.get("/jobs/{job_id}", tags=["processing"], summary="A job: state, progress, log, products")
@@ -245,7 +245,7 @@ def _admin(who: Viewer) -> None:
 @router.get("/admin/users", tags=["admin"], summary="Accounts (admins only)")
 def admin_users(who: Viewer = Depends(viewer)) -> list[dict[str, Any]]:
     _admin(who)
-    return views._jsonable(accounts.list_users(who.conn))
+    return views.jsonable(accounts.list_users(who.conn))
 
 
 class NewUser(BaseModel):
@@ -309,7 +309,7 @@ def admin_audit(
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
     _admin(who)
-    return views._jsonable(accounts.list_audit(who.conn, limit=limit, action=action))
+    return views.jsonable(accounts.list_audit(who.conn, limit=limit, action=action))
 
 
 __all__ = ["router"]

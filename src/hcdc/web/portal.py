@@ -112,10 +112,12 @@ class PortalError(Exception):
 def render(
     request: Request, who: Viewer | None, name: str, status: int = 200, **context: Any
 ) -> HTMLResponse:
+    # error pages have no Viewer: the principal the request was resolved to, if it got that far
+    user = who.user if who is not None else getattr(request.state, "principal", None)
     context.update(
         request=request,
-        user=None if who is None else who.user,
-        signed_in=bool(who and who.signed_in),
+        user=user,
+        signed_in=bool(who.signed_in) if who is not None else user is not None and user.member_id is not None,
         csrf=csrf_token(request),
         csrf_field=CSRF_FIELD,
         version=__version__,

@@ -9,7 +9,6 @@ same rules. No absolute server path is ever returned: files are named and addres
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from pathlib import Path
 from typing import Any
@@ -37,8 +36,13 @@ class NotFound(LookupError):
 
 
 def _visible(who: Viewer, kind: str, number: int) -> None:
-    method = {"file": who.access.can_see_file, "dataset": who.access.can_see_dataset}.get(kind)
-    method = method or {"product": who.access.can_see_product, "job": who.access.can_see_job}[kind]
+    """Raise :class:`NotFound` unless access.py lets the user see this object."""
+    method = {
+        "file": who.access.can_see_file,
+        "dataset": who.access.can_see_dataset,
+        "product": who.access.can_see_product,
+        "job": who.access.can_see_job,
+    }[kind]
     try:
         decision = method(number)
     except LookupError:
@@ -47,13 +51,14 @@ def _visible(who: Viewer, kind: str, number: int) -> None:
         raise NotFound(f"no {kind} {number}")
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with non-finite floats as None (JSON has no NaN), containers walked."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -71,7 +76,7 @@ def file_view(who: Viewer, file_id: int) -> dict[str, Any]:
     out = {k: v for k, v in detail.items() if k not in _FILE_HIDDEN}
     out["name"] = Path(detail["path"]).name
     out["versions"] = [v for v in detail["versions"] if who.access.can_see_file(v["id"])]
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def file_location(who: Viewer, file_id: int) -> tuple[Path, str, str]:
@@ -123,7 +128,7 @@ def dataset_view(who: Viewer, dataset_id: int) -> dict[str, Any]:
         )
     ]
     detail["can_request_reduction"] = bool(who.access.can_submit_job(dataset_id)) and who.signed_in
-    return _jsonable(detail)
+    return jsonable(detail)
 
 
 def _stats(values: list[float | None]) -> dict[str, float | None]:
@@ -197,7 +202,7 @@ def product_view(who: Viewer, product_id: int) -> dict[str, Any]:
     provenance["parent_products"] = [
         p for p in provenance.get("parent_products") or [] if p is not None and who.access.can_see_product(p)
     ]
-    return _jsonable(detail)
+    return jsonable(detail)
 
 
 def product_file_location(who: Viewer, product_id: int, file_id: int) -> tuple[Path, dict[str, Any]]:
@@ -301,7 +306,7 @@ def _charts_of(result: Any, name: str) -> dict[str, Any]:
         "nsigma": None if result.contrast is None else result.contrast.nsigma,
         "curves": curves,
         "snr_map": snr,
-        "detections": [_jsonable(d.as_dict()) for d in result.detections],
+        "detections": [jsonable(d.as_dict()) for d in result.detections],
     }
 
 
@@ -344,7 +349,7 @@ def provenance_tree(who: Viewer, product_id: int, depth: int = 0) -> dict[str, A
             node["parents"].append(provenance_tree(who, parent, depth + 1))
         else:
             node["parents"].append({"product_id": None, "hidden": True})
-    return _jsonable(node)
+    return jsonable(node)
 
 
 # -- jobs ---------------------------------------------------------------------------------------
@@ -369,8 +374,4 @@ def job_view(who: Viewer, job_id: int) -> dict[str, Any]:
             .order_by(Product.id)
         )
     ]
-    return _jsonable(out)
-
-
-def now_utc() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return jsonable(out)
