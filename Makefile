@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test faults setup lint
+.PHONY: demo test faults setup lint browser
 
 $(BIN)/hcdc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +13,10 @@ $(BIN)/hcdc: pyproject.toml
 
 setup: $(BIN)/hcdc
 
-# Main job on the embedded default (SQLite + local storage under ./hcdc-demo).
+# Main job on the embedded default (SQLite + local storage under ./hcdc-demo), then served at
+# http://127.0.0.1:8000/ until Ctrl-C ('hcdc demo DIR' without --serve only builds it).
 demo: setup
-	$(BIN)/hcdc demo ./hcdc-demo
+	$(BIN)/hcdc demo ./hcdc-demo --serve
 
 # Whole test suite, on SQLite and PostgreSQL. One BLAS thread per test process: two
 # processes share the cores, and threaded BLAS on top of that only slows the SVDs.
@@ -28,6 +29,10 @@ test: setup
 # docs/reliability.md), on SQLite and PostgreSQL. Its fast part runs in 'make test'.
 faults: setup
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest tests/faults -m faults -p no:xdist
+
+# Debian's chromium for the browser tests (root; a no-op when installed). CI runs it from .ci/run.
+browser:
+	.ci/setup-browser
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -37,6 +37,7 @@ from hcdc.archive.access import (
     programme_key_sql,
     visible_datasets_clause,
     visible_files_clause,
+    visible_jobs_clause,
     visible_products_clause,
 )
 from hcdc.archive.access_models import (
@@ -291,6 +292,30 @@ def test_rule_R8_A8_workspaces(conn, people) -> None:
     assert not decide(conn, people["coi"], "product", orphan, now)
     with pytest.raises(AccessDenied, match="A8"):  # a user cannot place what they may not see
         accounts.place_in_workspace(conn, people["other"], "other", mine)
+
+
+def test_rule_R10_jobs_are_seen_by_who_queued_them(conn, people) -> None:
+    from hcdc.archive.pipeline_models import Job
+
+    def new_job() -> int:
+        return conn.execute(
+            insert(Job)
+            .values(inputs={"cube": "/c.fits"}, workflow="l2-user-cube", parameters=[])
+            .returning(Job.id)
+        ).scalar_one()
+
+    mine, shell = new_job(), new_job()
+    accounts.record_job_owner(conn, mine, people["pi"])
+    accounts.record_job_owner(conn, shell, local_operator())  # no account: nobody owns it
+    expected = {"pi": {mine}, "coi": set(), "other": set(), "public": set(), "admin": {mine, shell}}
+    for name, jobs in expected.items():
+        user = people[name]
+        ctx = AccessContext(conn, user)
+        assert {j for j in (mine, shell) if ctx.can_see_job(j)} == jobs, name
+        in_sql = set(conn.scalars(select(Job.id).where(visible_jobs_clause(user))))
+        assert in_sql == jobs, name
+    assert AccessContext(conn, people["coi"]).can_see_job(mine).rule == "R10"
+    assert not AccessContext(conn, ANONYMOUS).can_see_job(mine)
 
 
 def test_rule_R9_default_deny(conn, people) -> None:

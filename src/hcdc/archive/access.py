@@ -42,6 +42,7 @@ from sqlalchemy import (
     String,
     and_,
     exists,
+    false,
     func,
     literal,
     or_,
@@ -70,7 +71,7 @@ from hcdc.archive.pipeline_models import Job, Product
 if TYPE_CHECKING:
     from hcdc.config import Settings
 
-RULES_VERSION = "1"
+RULES_VERSION = "2"
 
 #: days in one month of a proprietary period (1/12 of a Julian year)
 MONTH_DAYS = 30.4375
@@ -113,6 +114,11 @@ RULES: tuple[Rule, ...] = (
         "R8",
         "A product in the public workspace is public; a product in a user's private workspace is "
         "visible to that user.",
+    ),
+    Rule(
+        "R10",
+        "A job (its dataset, parameters, progress and log) is visible to the account that queued it "
+        "and to admins and operators.",
     ),
     Rule("R9", "Anything else is hidden (default deny), e.g. a science file without observation time."),
     Rule("A1", "Only admins manage users, groups, programmes, quotas and other users' tokens."),
@@ -447,6 +453,16 @@ def visible_products_clause(
     return or_(*clauses)
 
 
+def visible_jobs_clause(user: Principal) -> ColumnElement[bool]:
+    """R10 over ``jobs``: the rows ``user`` may see (those it queued; staff: all)."""
+    if user.is_staff:
+        return true()
+    uid = user.member_id
+    if uid is None:
+        return false()
+    return exists(select(JobOwner.job_id).where(JobOwner.job_id == Job.id, JobOwner.user_id == uid))
+
+
 def level3_inputs_clause() -> ColumnElement[bool]:
     """A5 over ``products``: only validated products may feed Level 3."""
     return Product.id.in_(select(ProductReview.product_id).where(ProductReview.status == "validated"))
@@ -497,6 +513,9 @@ class AccessContext:
 
     def products_clause(self) -> ColumnElement[bool]:
         return visible_products_clause(self.user, self.now, self.policy)
+
+    def jobs_clause(self) -> ColumnElement[bool]:
+        return visible_jobs_clause(self.user)
 
     # facts ----------------------------------------------------------------------------------
     def _programme(self, prog_id: str | None) -> _Programme | None:
@@ -703,6 +722,16 @@ class AccessContext:
             raise ValueError(f"unknown kind of object {kind!r} (file, dataset or product)")
         return method[kind](int(number))
 
+    def can_see_job(self, job_id: int) -> Decision:
+        """R10: a job is visible to the account that queued it and to staff."""
+        if self.user.is_staff:
+            return Decision(True, "R1", f"{self.user.name} is {self.user.role}")
+        uid = self.user.member_id
+        owner = self.conn.scalar(select(JobOwner.user_id).where(JobOwner.job_id == job_id))
+        if uid is not None and owner == uid:
+            return Decision(True, "R10", f"{self.user.name} queued job {job_id}")
+        return Decision(False, "R10", f"job {job_id} was not queued by {self.user.name}")
+
     # actions --------------------------------------------------------------------------------
     def require(self, decision: Decision) -> None:
         """Raise :class:`AccessDenied` unless ``decision`` allows."""
@@ -868,5 +897,6 @@ __all__ = [
     "programme_key_sql",
     "visible_datasets_clause",
     "visible_files_clause",
+    "visible_jobs_clause",
     "visible_products_clause",
 ]

@@ -892,6 +892,43 @@ def record_job_owner(conn: Connection, job_id: int, user: Principal) -> None:
         conn.execute(insert(JobOwner).values(job_id=job_id, user_id=user.id))
 
 
+def place_job_products(conn: Connection, job_id: int, product_ids: Iterable[int]) -> str | None:
+    """Put the products of a job in the private workspace of the account that queued it (R8: the
+    results of a reduction someone requested stay theirs); returns the workspace name, None for
+    jobs nobody owns (queued from the shell). Runs in the worker's registration transaction."""
+    owner = conn.execute(
+        select(
+            User.id,
+            User.name,
+            User.role,
+            User.is_active,
+            Workspace.id.label("ws_id"),
+            Workspace.name.label("ws"),
+        )
+        .join(JobOwner, JobOwner.user_id == User.id)
+        .join(Workspace, Workspace.owner_user_id == User.id)
+        .where(JobOwner.job_id == job_id)
+    ).first()
+    if owner is None:
+        return None
+    now = utcnow()
+    for product_id in product_ids:
+        conn.execute(
+            insert(WorkspaceItem).values(
+                workspace_id=owner.ws_id, product_id=product_id, added_by_user_id=owner.id, added_at=now
+            )
+        )
+        audit(
+            conn,
+            principal_of(owner),
+            "workspace.place",
+            "product",
+            product_id,
+            {"workspace": owner.ws, "job": job_id},
+        )
+    return owner.ws
+
+
 def place_in_workspace(conn: Connection, actor: Principal, workspace: str, product_id: int) -> None:
     """Put a product in a workspace (A8); the public workspace publishes it (rule R8)."""
     _product_exists(conn, product_id)

@@ -92,8 +92,11 @@ def demo_command(
     scale: str = typer.Option("medium", "--scale", help="Simulated detector: small, medium or full."),
     processes: int = typer.Option(1, "--processes", min=0, help="Local worker processes (0 = inline)."),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    serve: bool = typer.Option(False, "--serve", help="Then serve it (portal + API) until Ctrl-C."),
+    port: int = typer.Option(8000, "--port", help="Port of --serve (on 127.0.0.1)."),
 ) -> None:
-    """Main job: simulate two nights of IRDIS raw data, ingest, associate, reduce to Level 2, report."""
+    """Main job: simulate two nights of IRDIS raw data, ingest, associate, reduce to Level 2, report;
+    with --serve, then serve the demo data centre at http://127.0.0.1:PORT/ with demo accounts."""
     from hcdc.pipeline.demo import run_demo
 
     progress = progress_bar(disable=json_output or not err_console.is_terminal)
@@ -125,6 +128,24 @@ def demo_command(
         _print_report(report)
     if any(j["state"] != "done" for j in report.jobs):
         raise typer.Exit(1)
+    if serve:
+        _serve_demo(directory, port)
+
+
+def _serve_demo(directory: Path, port: int) -> None:
+    from hcdc.archive.db import open_data_centre
+    from hcdc.cli.web import serve
+    from hcdc.web.demo import demo_accounts
+
+    with open_data_centre(directory) as catalogue:
+        rows = demo_accounts(catalogue)
+    console.print(f"\n[bold]Portal[/]: http://127.0.0.1:{port}/  (Ctrl-C stops it)", highlight=False)
+    print_table(
+        "Demo accounts",
+        ["name", "role", "password"],
+        [dict(zip(("name", "role", "password"), r, strict=True)) for r in rows],
+    )
+    serve(host="127.0.0.1", port=port, workers=1, secure_cookies=False, root=directory)
 
 
 def register(app: typer.Typer) -> None:

@@ -44,6 +44,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from hcdc.archive import accounts
 from hcdc.archive import products as prod
 from hcdc.archive.associations import associate_all, associate_dataset, metadata_from_row
 from hcdc.archive.db import Catalogue
@@ -345,6 +346,8 @@ def execute_job(
                 summary["product_ids"] = product_ids
                 if not jq.complete_job(engine, job.id, worker_id, log=log, summary=summary, conn=conn):
                     raise JobAbandoned(f"job {job.id} is no longer held by {worker_id}")
+                # a reduction requested by an account lands in that account's workspace
+                accounts.place_job_products(conn, job.id, product_ids)
                 fault_point("worker.during_register")  # rows written, not committed
 
             report(1.0, f"{workflow.name}: registering products")

@@ -1,0 +1,203 @@
+"""Load on the portal and the REST API (issue 11): product search and product pages on a large
+PostgreSQL catalogue, served by ``hcdc serve``, driven from a second process. Not a test.
+
+Builds (with ``benchmarks/access_filters.py``'s catalogue: N files, N/10 datasets and products
+over 60 programmes with PIs, co-Is, survey groups and delegations) a data centre on a fresh
+PostgreSQL database, gives datasets and products targets and nights and products provenance,
+starts ``hcdc serve --workers W``, then a separate client process keeps C requests in flight for
+D seconds, alternating: product search (``/api/v1/products?target=...``, anonymous and with a
+PI's token) and product pages (``/products/{id}``, the HTML page, anonymous and as the PI).
+Reports requests/s, latency percentiles and errors per kind.
+
+    python benchmarks/web_load.py --url postgresql+psycopg://postgres@127.0.0.1/hcdc_web_bench \\
+        --files 100000 --workers 2 --concurrency 16 --duration 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def _recreate_database(url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = target.set(drivername="postgresql", database="postgres").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{target.database}"')
+        conn.execute(f'CREATE DATABASE "{target.database}"')
+
+
+def prepare(url: str, n_files: int, root: Path) -> dict:
+    """The data centre, its catalogue, a PI's token and product ids to ask for."""
+    from access_filters import build
+    from sqlalchemy import func, insert, select, update
+
+    from hcdc.archive import accounts
+    from hcdc.archive.access import ANONYMOUS, AccessContext, load_principal, local_operator
+    from hcdc.archive.db import init_data_centre
+    from hcdc.archive.models import Dataset
+    from hcdc.archive.pipeline_models import Product, ProvenanceEntry
+    from hcdc.archive.search import Criteria, search_products
+
+    _recreate_database(url)
+    catalogue = init_data_centre(root, database_url=url)
+    engine = catalogue.engine
+    start = time.perf_counter()
+    build(engine, n_files)
+    with engine.begin() as conn:
+        conn.execute(
+            update(Dataset).values(target=func.concat("T", Dataset.id % 500), mode="DBI", setup="DB_H23")
+        )
+        conn.execute(update(Product).values(target=func.concat("T", Product.dataset_id % 500), level=2))
+        ids = list(conn.scalars(select(Product.id)))
+        record = {"recipe": "r", "recipe_version": "1", "parameters": {}, "inputs": [], "parents": []}
+        for chunk in range(0, len(ids), 5000):
+            conn.execute(
+                insert(ProvenanceEntry),
+                [
+                    {"product_id": i, "record_id": f"rec{i}", "recipe": "r", "recipe_version": "1",
+                     "parameters": {}, "record": {**record, "id": f"rec{i}"}}
+                    for i in ids[chunk : chunk + 5000]
+                ],
+            )  # fmt: skip
+        token = accounts.create_token(conn, local_operator(), "u0", days=1).secret
+        pi = load_principal(conn, "u0")
+        anonymous_clause = AccessContext(conn, ANONYMOUS).products_clause()
+        pi_clause = AccessContext(conn, pi).products_clause()
+        public_ids = [r["id"] for r in search_products(conn, Criteria(limit=500), anonymous_clause).rows]
+        mine = Criteria(limit=500, programme="100.C-0000")  # u0 leads programme 100.C-0000
+        pi_ids = [r["id"] for r in search_products(conn, mine, pi_clause).rows]
+    catalogue.close()
+    return {
+        "build_s": round(time.perf_counter() - start, 1),
+        "token": token,
+        "public_ids": public_ids,
+        "pi_ids": pi_ids or public_ids,
+    }
+
+
+async def _client(base: str, plan: dict, concurrency: int, duration: float) -> dict:
+    import httpx
+
+    rng = random.Random(3)
+    results: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    auth = {"Authorization": f"Bearer {plan['token']}"}
+    kinds = ["search-anon", "search-pi", "page-anon", "page-pi"]
+
+    def request() -> tuple[str, str, dict]:
+        kind = rng.choice(kinds)
+        if kind.startswith("search"):
+            url = f"/api/v1/products?target=T{rng.randrange(500)}&limit=50"
+        else:
+            url = f"/products/{rng.choice(plan['public_ids' if kind == 'page-anon' else 'pi_ids'])}"
+        return kind, url, auth if kind.endswith("pi") else {}
+
+    deadline = time.perf_counter() + duration
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                kind, url, headers = request()
+                t0 = time.perf_counter()
+                try:
+                    response = await client.get(url, headers=headers)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                results.setdefault(kind, []).append(time.perf_counter() - t0)
+                if not ok:
+                    errors[kind] = errors.get(kind, 0) + 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    out = {"elapsed_s": elapsed, "kinds": {}}
+    every = [t for values in results.values() for t in values]
+    for kind, values in sorted(results.items()) + [("all", every)]:
+        values = sorted(values)
+        out["kinds"][kind] = {
+            "requests": len(values),
+            "rps": len(values) / elapsed,
+            "p50_ms": 1e3 * statistics.median(values),
+            "p99_ms": 1e3 * values[min(len(values) - 1, int(0.99 * len(values)))],
+            "errors": sum(errors.values()) if kind == "all" else errors.get(kind, 0),
+        }
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1/hcdc_web_bench")
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2, help="hcdc serve --workers")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
+    parser.add_argument("--port", type=int, default=18555)
+    parser.add_argument("--client", help=argparse.SUPPRESS)  # the load process: its plan (JSON file)
+    args = parser.parse_args()
+    base = f"http://127.0.0.1:{args.port}"
+    if args.client:
+        plan = json.loads(Path(args.client).read_text())
+        print(json.dumps(asyncio.run(_client(base, plan, args.concurrency, args.duration))))
+        return
+    root = Path(tempfile.mkdtemp(prefix="hcdc-web-bench-"))
+    plan = prepare(args.url, args.files, root / "dc")
+    print(
+        f"catalogue: {args.files} files, {args.files // 10} products; built in {plan['build_s']} s",
+        flush=True,
+    )
+    (root / "plan.json").write_text(json.dumps(plan))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from hcdc.cli import main; main()", "serve", "--root", str(root / "dc"),
+         "--port", str(args.port), "--workers", str(args.workers)],
+        env={**env, "UVICORN_LOG_LEVEL": "warning"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(base + "/health", timeout=2).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        load = subprocess.run(
+            [sys.executable, __file__, "--client", str(root / "plan.json"), "--port", str(args.port),
+             "--concurrency", str(args.concurrency), "--duration", str(args.duration)],
+            env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(30)
+    report = json.loads(load.stdout)
+    print(
+        f"hcdc serve --workers {args.workers}; {args.concurrency} requests in flight "
+        f"for {args.duration:.0f} s"
+    )
+    print("| kind | requests | requests/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|")
+    for kind, k in report["kinds"].items():
+        print(
+            f"| {kind} | {k['requests']} | {k['rps']:.0f} | {k['p50_ms']:.0f} | {k['p99_ms']:.0f} "
+            f"| {k['errors']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

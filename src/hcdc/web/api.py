@@ -1,0 +1,315 @@
+"""The REST API, ``/api/v1`` (JSON; the OpenAPI document is ``/api/v1/openapi.json``).
+
+Authentication: ``Authorization: Bearer <token>`` (``hcdc user token NAME``) or the portal's
+session cookie (writes then need the ``X-CSRF-Token`` header); without either, the caller is the
+public account. Every route asks :mod:`hcdc.archive.access` through the request's
+:class:`~hcdc.web.auth.Viewer`; an object the caller may not see is answered 404, exactly as one
+that does not exist. Lists are paginated: ``{"total", "offset", "limit", "items"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from hcdc.archive import accounts
+from hcdc.archive.access import RULES_VERSION, AccessDenied
+from hcdc.archive.accounts import AccountError
+from hcdc.archive.db import write_transaction
+from hcdc.archive.search import (
+    Criteria,
+    SearchError,
+    archive_counts,
+    search_datasets,
+    search_files,
+    search_jobs,
+    search_products,
+)
+from hcdc.pipeline.jobs import JOB_STATES
+from hcdc.web import views
+from hcdc.web.actions import ActionError, dataset_workflows, request_reduction
+from hcdc.web.auth import Viewer, check_api_write, viewer
+from hcdc.web.downloads import file_response, zip_response
+from hcdc.web.params import MAX_ID, ObjectId, api_criteria
+
+router = APIRouter(prefix="/api/v1")
+
+
+def _not_found(exc: Exception) -> HTTPException:
+    return HTTPException(404, str(exc))
+
+
+def _search(function: Any, who: Viewer, criteria: Criteria, clause: Any) -> dict[str, Any]:
+    try:
+        return views.jsonable(function(who.conn, criteria, clause).as_dict())
+    except SearchError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+class Page(BaseModel):
+    total: int = Field(description="matches the caller may see")
+    offset: int
+    limit: int
+    items: list[dict[str, Any]]
+
+
+@router.get("/me", tags=["account"], summary="Who the API thinks you are")
+def me(who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    return {
+        "name": who.user.name,
+        "role": who.user.role,
+        "authenticated_by": who.via,
+        "rules_version": RULES_VERSION,
+    }
+
+
+@router.get("/stats", tags=["archive"], summary="What the archive holds that you may see")
+def stats(who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    return archive_counts(who.conn, who.access.files_clause(), who.access.products_clause())
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+
+@router.get("/files", tags=["files"], summary="Search raw and calibration files", response_model=Page)
+def files(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> dict[str, Any]:
+    return _search(search_files, who, criteria, who.access.files_clause())
+
+
+@router.get("/files/{file_id}", tags=["files"], summary="One file's metadata")
+def file(file_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    try:
+        return views.file_view(who, file_id)
+    except views.NotFound as exc:
+        raise _not_found(exc) from None
+
+
+@router.get("/files/{file_id}/download", tags=["files"], summary="Download a file (streamed)")
+def file_download(file_id: ObjectId, who: Viewer = Depends(viewer)) -> Any:
+    try:
+        path, name, sha256 = views.file_location(who, file_id)
+    except views.NotFound as exc:
+        raise _not_found(exc) from None
+    if not path.is_file():
+        raise HTTPException(410, f"file {file_id} is catalogued but its bytes are not reachable")
+    return file_response(path, name, "application/fits", sha256)
+
+
+# -- datasets -------------------------------------------------------------------------------------
+
+
+@router.get("/datasets", tags=["datasets"], summary="Search datasets", response_model=Page)
+def datasets(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> dict[str, Any]:
+    return _search(search_datasets, who, criteria, who.access.datasets_clause())
+
+
+@router.get("/datasets/{dataset_id}", tags=["datasets"], summary="A dataset: files, calibrations, products")
+def dataset(dataset_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    try:
+        return views.dataset_view(who, dataset_id)
+    except views.NotFound as exc:
+        raise _not_found(exc) from None
+
+
+# -- products -------------------------------------------------------------------------------------
+
+
+@router.get("/products", tags=["products"], summary="Search products", response_model=Page)
+def products(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> dict[str, Any]:
+    return _search(search_products, who, criteria, who.access.products_clause())
+
+
+@router.get("/products/{product_id}", tags=["products"], summary="A product: files, detections, status")
+def product(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    try:
+        return views.product_view(who, product_id)
+    except views.NotFound as exc:
+        raise _not_found(exc) from None
+
+
+@router.get(
+    "/products/{product_id}/charts",
+    tags=["products"],
+    summary="Contrast curves, S/N map and detections of a Level 2 product",
+)
+def product_charts(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    try:
+        charts = views.product_charts(who, product_id)
+    except views.NotFound as exc:
+        raise _not_found(exc) from None
+    if charts is None:
+        raise HTTPException(404, f"product {product_id} has no Level 2 FITS file")
+    return charts
+
+
+@router.get(
+    "/products/{product_id}/provenance", tags=["products"], summary="Provenance tree to the raw files"
+)
+def product_provenance(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    try:
+        return views.provenance_tree(who, product_id)
+    except views.NotFound as exc:
+        raise _not_found(exc) from None
+
+
+@router.get("/products/{product_id}/files/{file_id}", tags=["products"], summary="Download one product file")
+def product_file(
+    product_id: ObjectId,
+    file_id: ObjectId,
+    who: Viewer = Depends(viewer),
+    inline: bool = Query(False, description="show in the browser (previews) instead of saving"),
+) -> Any:
+    try:
+        path, info = views.product_file_location(who, product_id, file_id)
+    except views.NotFound as exc:
+        raise _not_found(exc) from None
+    return file_response(path, info["name"], info["media_type"], info["sha256"], inline=inline)
+
+
+@router.get(
+    "/products/{product_id}/download",
+    tags=["products"],
+    summary="The whole product as a streamed zip with MANIFEST.sha256",
+)
+def product_zip(product_id: ObjectId, who: Viewer = Depends(viewer)) -> Any:
+    try:
+        members = views.product_files_for_zip(who, product_id)
+    except views.NotFound as exc:
+        raise _not_found(exc) from None
+    return zip_response(members, f"hcdc-product-{product_id}")
+
+
+# -- processing -----------------------------------------------------------------------------------
+
+
+@router.get("/workflows", tags=["processing"], summary="Workflows that reduce a dataset, with parameters")
+def workflows() -> list[dict[str, Any]]:
+    return views.jsonable(dataset_workflows())
+
+
+class JobRequest(BaseModel):
+    dataset_id: int = Field(ge=1, le=MAX_ID, description="a dataset you may see")
+    workflow: str = Field("irdis-l1-l2", description="see GET /workflows")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description='overrides, "node.parameter" or "parameter": value, validated by the recipes',
+        examples=[{"level2.ncomp": 2}],
+    )
+
+
+@router.get("/jobs", tags=["processing"], summary="Your jobs (all jobs for staff)", response_model=Page)
+def jobs(
+    who: Viewer = Depends(viewer),
+    state: str | None = Query(None, description=f"one of {', '.join(JOB_STATES)}"),
+    offset: int = Query(0, ge=0, le=MAX_ID),
+    limit: int = Query(50, ge=1, le=500),
+) -> dict[str, Any]:
+    if state is not None and state not in JOB_STATES:
+        raise HTTPException(422, f"state must be one of {', '.join(JOB_STATES)}")
+    return views.jsonable(search_jobs(who.conn, who.access.jobs_clause(), state, offset, limit).as_dict())
+
+
+@router.get("/jobs/{job_id}", tags=["processing"], summary="A job: state, progress, log, products")
+def job(job_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    try:
+        return views.job_view(who, job_id)
+    except views.NotFound as exc:
+        raise _not_found(exc) from None
+
+
+@router.post("/jobs", tags=["processing"], status_code=201, summary="Request a reduction of a dataset")
+def submit_job(body: JobRequest, request: Request, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    check_api_write(request, who)
+    try:
+        job_id = request_reduction(who, body.dataset_id, body.workflow, body.parameters)
+    except LookupError as exc:
+        raise _not_found(exc) from None
+    except ActionError as exc:
+        raise HTTPException(422, str(exc)) from None
+    except AccessDenied as exc:
+        raise HTTPException(403, str(exc)) from None
+    return {"id": job_id, "url": f"/api/v1/jobs/{job_id}"}
+
+
+# -- administration -------------------------------------------------------------------------------
+
+
+def _admin(who: Viewer) -> None:
+    decision = who.access.can_manage()
+    if not decision:
+        raise HTTPException(403, f"not allowed ({decision.rule}): {decision.reason}")
+
+
+@router.get("/admin/users", tags=["admin"], summary="Accounts (admins only)")
+def admin_users(who: Viewer = Depends(viewer)) -> list[dict[str, Any]]:
+    _admin(who)
+    return views.jsonable(accounts.list_users(who.conn))
+
+
+class NewUser(BaseModel):
+    name: str
+    role: str = Field("user", description="admin, operator, user or public")
+    password: str | None = Field(None, description="none: token login only")
+    full_name: str | None = None
+    email: str | None = None
+
+
+class UserChange(BaseModel):
+    role: str | None = None
+    active: bool | None = None
+
+
+def _account_action(request: Request, who: Viewer, action: Any) -> Any:
+    check_api_write(request, who)
+    _admin(who)
+    try:
+        with write_transaction(who.state.catalogue.engine) as conn:
+            return action(conn)
+    except (AccountError, AccessDenied) as exc:
+        raise HTTPException(422 if isinstance(exc, AccountError) else 403, str(exc)) from None
+
+
+@router.post("/admin/users", tags=["admin"], status_code=201, summary="Create an account (admins only)")
+def admin_add_user(body: NewUser, request: Request, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    def add(conn: Any) -> dict[str, Any]:
+        uid = accounts.add_user(
+            conn,
+            who.user,
+            body.name,
+            role=body.role,
+            password=body.password,
+            full_name=body.full_name,
+            email=body.email,
+        )
+        return {"id": uid, "name": body.name, "role": body.role}
+
+    return _account_action(request, who, add)
+
+
+@router.patch(
+    "/admin/users/{name}", tags=["admin"], summary="Change an account's role or state (admins only)"
+)
+def admin_change_user(name: str, body: UserChange, request: Request, who: Viewer = Depends(viewer)) -> dict:
+    def change(conn: Any) -> dict[str, Any]:
+        if body.role is not None:
+            accounts.set_role(conn, who.user, name, body.role)
+        if body.active is not None:
+            accounts.set_active(conn, who.user, name, body.active)
+        return {"name": name, "role": body.role, "active": body.active}
+
+    return _account_action(request, who, change)
+
+
+@router.get("/admin/audit", tags=["admin"], summary="The audit log, newest first (admins only)")
+def admin_audit(
+    who: Viewer = Depends(viewer),
+    action: str | None = Query(None, description="action prefix, e.g. user."),
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    _admin(who)
+    return views.jsonable(accounts.list_audit(who.conn, limit=limit, action=action))
+
+
+__all__ = ["router"]

@@ -1,0 +1,152 @@
+"""The hcdc web application: portal pages (``/``) and the REST API (``/api/v1``).
+
+:func:`create_app` opens a data centre and returns a FastAPI application; ``hcdc serve`` runs
+it with uvicorn. Everything is served from the installed package (templates, CSS, the portal's
+script, plotly's JavaScript): the portal works offline.
+
+Security headers on every response: a Content-Security-Policy allowing only this origin's
+scripts (no inline script), ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY``,
+``Referrer-Policy: same-origin``, ``Cross-Origin-Opener-Policy: same-origin`` and, over https,
+``Strict-Transport-Security``. Responses of signed-in users and of the API are not cached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterator
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import BaseRoute
+
+from hcdc import __version__
+from hcdc.archive.access import Policy, utc_naive
+from hcdc.archive.db import Catalogue, open_data_centre
+from hcdc.archive.models import utcnow
+from hcdc.web.auth import SESSION_COOKIE, SESSION_MAX_AGE_S, WebState, load_secret_key
+
+logger = logging.getLogger(__name__)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+    "font-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+def plotly_js_path() -> Path:
+    """plotly.min.js of the installed plotly package."""
+    return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def iter_routes(app: FastAPI) -> Iterator[BaseRoute]:
+    """Every route of the application, those of included routers too (newer FastAPI versions
+    keep included routers as one lazy entry of ``app.routes``)."""
+
+    def walk(routes: list[BaseRoute], prefix: str) -> Iterator[BaseRoute]:
+        for route in routes:
+            original = getattr(route, "original_router", None)
+            if original is not None:
+                context_prefix = getattr(getattr(route, "include_context", None), "prefix", "") or ""
+                yield from walk(original.routes, prefix + context_prefix)
+            elif prefix:
+                raise NotImplementedError(
+                    "routers included with a prefix: build them with APIRouter(prefix=...)"
+                )
+            else:
+                yield route
+
+    yield from walk(list(app.routes), "")
+
+
+def create_app(
+    catalogue_root: str | Path | None = None,
+    *,
+    catalogue: Catalogue | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+    secure_cookies: bool = False,
+    secret_key: str | None = None,
+) -> FastAPI:
+    """The web application of the data centre in ``catalogue_root`` (or of an open ``catalogue``).
+
+    ``clock`` returns "now" (naive UTC) for every access decision: the default is the real clock;
+    tests pass a fixed date to ask who sees what before and after a release. ``secure_cookies``
+    marks the session cookie ``Secure`` (set it when the portal is served over https).
+    """
+    if catalogue is None:
+        catalogue = open_data_centre(catalogue_root)
+    state = WebState(
+        catalogue=catalogue,
+        policy=Policy.from_settings(catalogue.settings),
+        clock=(lambda: utc_naive(clock())) if clock is not None else utcnow,
+        secure_cookies=secure_cookies,
+    )
+    app = FastAPI(
+        title="hcdc",
+        version=__version__,
+        description="REST API of an hcdc data centre: search, products, downloads, reductions. "
+        "Authenticate with 'Authorization: Bearer <token>' (hcdc user token NAME).",
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,  # Swagger UI and ReDoc load their scripts from a CDN: not offline
+        redoc_url=None,
+    )
+    app.state.hcdc = state
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if secure_cookies:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if request.url.path.startswith("/api/") or "uid" in request.session:
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    # added after the headers middleware, so it wraps it: request.session is set there
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret_key or load_secret_key(catalogue.settings.root),
+        session_cookie=SESSION_COOKIE,
+        max_age=SESSION_MAX_AGE_S,
+        same_site="lax",
+        https_only=secure_cookies,
+    )
+
+    from hcdc.web import admin, api, portal
+
+    app.include_router(api.router)
+    app.include_router(portal.router)
+    app.include_router(admin.router)
+    static = Path(__file__).parent / "static"
+    app.mount("/static", StaticFiles(directory=static), name="static")
+
+    @app.get("/static-lib/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(plotly_js_path(), media_type="text/javascript")
+
+    @app.exception_handler(portal.PortalError)
+    async def portal_error(request: Request, exc: portal.PortalError) -> Response:
+        return portal.error_page(request, exc)
+
+    @app.get("/health", include_in_schema=False)
+    def health() -> JSONResponse:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    return app
+
+
+__all__ = ["CONTENT_SECURITY_POLICY", "SECURITY_HEADERS", "create_app", "iter_routes", "plotly_js_path"]

@@ -1,0 +1,225 @@
+"""Who is asking: session cookies, personal API tokens, CSRF tokens, the login rate limit.
+
+The web layer never decides rights: it only finds out *who* asks (a
+:class:`~hcdc.archive.access.Principal`) and hands an
+:class:`~hcdc.archive.access.AccessContext` to the routes, which ask it.
+
+* ``Authorization: Bearer hcdc_...``: a personal token (``hcdc user token``); a token that is
+  unknown, revoked or expired is refused (401), it never falls back to anonymous.
+* Otherwise the session cookie (signed, HttpOnly, SameSite=Lax; ``Secure`` when the portal is
+  served over https): it holds the account id, re-read on every request so that a disabled
+  account loses its session at once (rule R0), and the session's CSRF token.
+* Otherwise the public account (``public``), which sees exactly what anonymous sees.
+
+CSRF: every form carries the session's token (``csrf_token`` field); a cookie-authenticated
+API call that writes sends it as the ``X-CSRF-Token`` header. Token-authenticated calls need
+none (a browser never attaches a bearer token by itself).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import HTTPException, Request
+from sqlalchemy import Connection, select
+
+from hcdc.archive.access import ANONYMOUS, AccessContext, Policy, Principal, principal_of
+from hcdc.archive.access_models import User
+from hcdc.archive.accounts import authenticate_token
+from hcdc.archive.db import Catalogue
+
+SESSION_COOKIE = "hcdc_session"
+SESSION_MAX_AGE_S = 8 * 3600
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+SECRET_FILE = "web-secret.key"
+
+
+def load_secret_key(root: Path) -> str:
+    """The key that signs session cookies: ``$HCDC_WEB_SECRET_KEY``, else ``<root>/web-secret.key``
+    (created once, mode 0600, shared by every worker process of the server)."""
+    from_env = os.environ.get("HCDC_WEB_SECRET_KEY")
+    if from_env:
+        return from_env
+    path = Path(root) / SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+class LoginLimiter:
+    """At most ``max_failures`` failed logins per ``window_s`` per (client address, account name)
+    and ``4 * max_failures`` per address; in memory, per server process."""
+
+    def __init__(self, max_failures: int = 5, window_s: float = 300.0) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        times = self._failures.setdefault(key, deque())
+        while times and times[0] <= now - self.window_s:
+            times.popleft()
+        return times
+
+    def retry_after(self, client: str, name: str) -> int:
+        """Seconds to wait before trying again (0: go ahead)."""
+        now = time.monotonic()
+        with self._lock:
+            for key, limit in (
+                ((client, name.lower()), self.max_failures),
+                ((client, ""), 4 * self.max_failures),
+            ):
+                times = self._recent(key, now)
+                if len(times) >= limit:
+                    return max(1, int(times[0] + self.window_s - now) + 1)
+        return 0
+
+    def failed(self, client: str, name: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for key in ((client, name.lower()), (client, "")):
+                self._recent(key, now).append(now)
+
+    def succeeded(self, client: str, name: str) -> None:
+        with self._lock:
+            self._failures.pop((client, name.lower()), None)
+
+
+@dataclass
+class WebState:
+    """What every request needs: the open catalogue, the rules' numbers, the clock."""
+
+    catalogue: Catalogue
+    policy: Policy
+    clock: Callable[[], dt.datetime]
+    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    secure_cookies: bool = False
+
+    def public_principal(self, conn: Connection) -> Principal:
+        row = conn.execute(select(User).where(User.name == "public")).first()
+        return principal_of(row) if row is not None else ANONYMOUS
+
+
+def state_of(request: Request) -> WebState:
+    return request.app.state.hcdc
+
+
+@dataclass
+class Viewer:
+    """The asking user, an open read connection and the access decisions for both."""
+
+    user: Principal
+    conn: Connection
+    access: AccessContext
+    via: str  # "token", "session" or "anonymous"
+    state: WebState
+
+    @property
+    def signed_in(self) -> bool:
+        return self.via != "anonymous"
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise HTTPException(
+            401, "Authorization header must be 'Bearer <token>'", {"WWW-Authenticate": "Bearer"}
+        )
+    return value.strip()
+
+
+def resolve_principal(request: Request, state: WebState) -> tuple[Principal, str]:
+    """The principal of this request and how it was authenticated (see the module docstring)."""
+    engine = state.catalogue.engine
+    secret = _bearer(request)
+    if secret is not None:
+        with engine.begin() as conn:  # records the token's last use
+            principal = authenticate_token(conn, secret, now=state.clock())
+        if principal is None:
+            raise HTTPException(401, "invalid, revoked or expired token", {"WWW-Authenticate": "Bearer"})
+        return principal, "token"
+    uid = request.session.get("uid")
+    with engine.connect() as conn:
+        if isinstance(uid, int):
+            row = conn.execute(select(User).where(User.id == uid)).first()
+            if row is not None and row.is_active:
+                return principal_of(row), "session"
+            request.session.pop("uid", None)  # disabled or deleted account: the session ends
+        return state.public_principal(conn), "anonymous"
+
+
+def viewer(request: Request) -> Iterator[Viewer]:
+    """FastAPI dependency: the :class:`Viewer` of this request (connection closed afterwards)."""
+    state = state_of(request)
+    user, via = resolve_principal(request, state)
+    request.state.principal = user
+    with state.catalogue.engine.connect() as conn:
+        yield Viewer(user, conn, AccessContext(conn, user, state.clock(), state.policy), via, state)
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token (created on first use)."""
+    token = request.session.get("csrf")
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        request.session["csrf"] = token
+    return token
+
+
+def check_csrf(request: Request, submitted: str | None) -> None:
+    """403 unless ``submitted`` is this session's CSRF token."""
+    expected = request.session.get("csrf")
+    if not isinstance(expected, str) or not submitted or not hmac.compare_digest(expected, submitted):
+        raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+
+
+def check_api_write(request: Request, who: Viewer) -> None:
+    """Writes through the API: token calls go ahead; session calls need the CSRF header."""
+    if who.via == "token":
+        return
+    if who.via == "anonymous":
+        raise HTTPException(
+            401, "sign in or send 'Authorization: Bearer <token>'", {"WWW-Authenticate": "Bearer"}
+        )
+    check_csrf(request, request.headers.get(CSRF_HEADER))
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+__all__ = [
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "SESSION_MAX_AGE_S",
+    "LoginLimiter",
+    "Viewer",
+    "WebState",
+    "check_api_write",
+    "check_csrf",
+    "client_address",
+    "csrf_token",
+    "load_secret_key",
+    "resolve_principal",
+    "state_of",
+    "viewer",
+]

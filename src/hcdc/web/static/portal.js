@@ -1,0 +1,55 @@
+// hcdc portal: draws a product's charts with plotly (served by the portal) and follows a job.
+// No inline scripts (Content-Security-Policy 'self'): data come from a JSON <script> element.
+"use strict";
+
+function drawCharts() {
+  const holder = document.getElementById("chart-data");
+  if (!holder || typeof Plotly === "undefined") return;
+  const data = JSON.parse(holder.textContent);
+  const unit = data.separation_unit;
+  const curves = data.curves.map((c) => ({
+    x: c.separation, y: c.contrast, name: c.label, type: "scatter", mode: "lines",
+  }));
+  const detections = data.detections.filter((d) => d.contrast > 0);
+  if (detections.length) {
+    curves.push({
+      x: detections.map((d) => (unit === "mas" ? d.separation_mas : d.separation_px)),
+      y: detections.map((d) => d.contrast), name: "detections", type: "scatter", mode: "markers",
+      marker: { size: 10, symbol: "star" },
+    });
+  }
+  const sigma = data.nsigma || 5;
+  Plotly.newPlot("contrast-chart", curves, {
+    title: { text: sigma + "σ contrast" }, xaxis: { title: { text: "separation (" + unit + ")" } },
+    yaxis: { title: { text: "contrast" }, type: "log", exponentformat: "e" }, margin: { t: 40 },
+  }, { responsive: true, displaylogo: false }).then(() => document.getElementById("contrast-chart").dataset.drawn = "1");
+  if (data.snr_map) {
+    Plotly.newPlot("snr-chart", [{ z: data.snr_map.z, type: "heatmap", colorscale: "RdBu", reversescale: false,
+      zmid: 0, colorbar: { title: { text: "S/N" } } }], {
+      title: { text: "S/N map" + (data.snr_map.binning > 1 ? " (binned " + data.snr_map.binning + "×)" : "") },
+      yaxis: { scaleanchor: "x" }, margin: { t: 40 },
+    }, { responsive: true, displaylogo: false }).then(() => document.getElementById("snr-chart").dataset.drawn = "1");
+  }
+}
+
+function followJob() {
+  const box = document.getElementById("job");
+  if (!box) return;
+  const id = box.dataset.job;
+  const tick = async () => {
+    const response = await fetch("/api/v1/jobs/" + id, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const job = await response.json();
+    document.getElementById("job-state").textContent = job.state;
+    document.getElementById("job-progress").value = job.progress;
+    document.getElementById("job-stage").textContent = job.stage || "";
+    if (job.state === "queued" || job.state === "running") {
+      setTimeout(tick, 2000);
+    } else {
+      window.location.reload();  // show products, log and error as rendered by the server
+    }
+  };
+  setTimeout(tick, 2000);
+}
+
+document.addEventListener("DOMContentLoaded", () => { drawCharts(); followJob(); });
