@@ -92,12 +92,12 @@ def test_request_a_reduction_from_the_form(client_at, world):
     assert bad.status_code == 422 and "ncomp" in bad.text
     done = client.post(
         f"/datasets/{ds}/reduce",
-        data={"csrf_token": token, "workflow": "irdis-l1-l2", "irdis-l1-l2:level2.ncomp": "3"},
+        data={"csrf_token": token, "workflow": "irdis-l1-l2", "irdis-l1-l2:level2.ncomp": "2"},
         follow_redirects=False,
     )
     assert done.status_code == 303 and done.headers["location"].startswith("/jobs/")
     job = client.get(done.headers["location"]).text
-    assert "queued" in job and "level2.ncomp=3" in job and 'src="/static/portal.js"' in job
+    assert "queued" in job and "level2.ncomp=2" in job and 'src="/static/portal.js"' in job
 
 
 def test_pi_delays_a_release_from_the_product_page(client_at, world):
