@@ -36,9 +36,9 @@ import numpy as np
 from astropy.io import fits
 
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import fit_gaussian_2d
-from hcdc.science.characterization.negfc import negfc_fit, remove_companion
 from hcdc.science.postprocessing import adi, base, contrast, pca, snr, throughput
+from hcdc.science.postprocessing.detection import fit_gaussian_2d
+from hcdc.science.postprocessing.negfc import negfc_fit, remove_companion
 from hcdc.science.postprocessing.photometry import normalize_psf
 
 ROOT = Path(__file__).resolve().parents[1]

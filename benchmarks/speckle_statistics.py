@@ -54,7 +54,7 @@ FACTOR = 1.5
 def naco_planet_free() -> dict:
     """NACO cube re-centred, beta Pic b subtracted; derotation angles (hcdc sign); PSF."""
     from hcdc.science import geometry
-    from hcdc.science.characterization.negfc import remove_companion
+    from hcdc.science.postprocessing.negfc import remove_companion
 
     naco = load_naco()
     angles = -naco["pa"]

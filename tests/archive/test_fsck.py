@@ -15,7 +15,8 @@ from hcdc.archive.db import init_data_centre
 from hcdc.archive.fsck import fsck
 from hcdc.archive.ingest import ingest
 from hcdc.archive.models import File
-from hcdc.archive.storage import copy_into_store, incoming_prefix, object_relpath, sha256_file
+from hcdc.archive.storage import copy_into_store, incoming_prefix, object_relpath
+from hcdc.science.checksums import sha256_file
 
 
 def _age(path: Path, seconds: float = 7200) -> None:

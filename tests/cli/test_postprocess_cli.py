@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from hcdc.cli import app
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import fit_gaussian_2d
+from hcdc.science.postprocessing.detection import fit_gaussian_2d
 from hcdc.science.postprocessing.products import read_product
 from hcdc.science.postprocessing.run import estimate_fwhm
 from hcdc.science.simulation.adi import simulate_adi_cube, simulate_spectral_cube

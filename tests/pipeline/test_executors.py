@@ -9,11 +9,11 @@ import time
 
 import pytest
 
+from hcdc.blas import blas_info
 from hcdc.pipeline.executors import (
     DaskExecutor,
     InlineExecutor,
     ProcessPoolExecutor,
-    blas_threads,
     make_executor,
 )
 
@@ -75,7 +75,7 @@ def test_workers_are_other_processes_with_one_blas_thread(executor):
 def _blas_info_after_pause(_):
     # a short pause so that the two workers both get tasks
     time.sleep(0.3)
-    return blas_threads()
+    return blas_info()
 
 
 def test_parallel_tasks_overlap(process_pool):

@@ -20,11 +20,11 @@ from hcdc.pipeline.provenance import (
     describe_value,
     outputs_differ,
     read_git_commit,
-    rerun,
     sha256_array,
     sha256_path,
 )
 from hcdc.pipeline.recipes import DataKind, FileRef, Port, Recipe, RecipeParameters, register_recipe
+from hcdc.pipeline.replay import rerun
 from hcdc.science.geometry import derotate
 
 

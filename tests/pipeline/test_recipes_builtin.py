@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from hcdc.pipeline.level1 import Level1Options, read_level1, reduce_irdis, roles_from_headers
-from hcdc.pipeline.provenance import ProvenanceRecord, rerun, sha256_file
+from hcdc.pipeline.provenance import ProvenanceRecord, sha256_file
 from hcdc.pipeline.recipes import ParameterError, RecipeFailed, get_recipe, list_recipes, run_recipe
+from hcdc.pipeline.replay import rerun
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,19 @@ def test_builtin_recipes_are_registered():
     assert params["center_mode"]["enum"] == ["interpolate", "nearest"]
     with pytest.raises(ParameterError, match="did you mean 'science_dim'"):
         get_recipe("level1-irdis").parse_params(["sciencedim=64"])
+
+
+def test_level1_recipe_parameters_are_level1_options_field_by_field():
+    """Every field of Level1Options is a parameter of the recipe, with the same default, so a
+    new option cannot be left at its default by a recipe run (as symmetry_annulus_ld once was)."""
+    recipe = get_recipe("level1-irdis")
+    defaults = recipe.parse_params([]).model_dump()
+    assert defaults == dataclasses.asdict(Level1Options())
+    changed = recipe.parse_params(["symmetry_annulus_ld=[10, 20]", "memory_budget_mb=64"]).model_dump()
+    options = Level1Options(**changed)
+    assert options.symmetry_annulus_ld == (10.0, 20.0) and options.memory_budget_mb == 64.0
+    with pytest.raises(ParameterError, match="inner < outer"):
+        recipe.parse_params(["symmetry_annulus_ld=[20, 10]"])
 
 
 def test_level1_recipe_wraps_reduce_irdis_and_reruns_identically(irdis_sequence, tmp_path):

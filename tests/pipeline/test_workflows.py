@@ -10,8 +10,9 @@ from pydantic import Field
 
 from hcdc.instruments.base import FileMetadata
 from hcdc.pipeline.executors import DaskExecutor, ProcessPoolExecutor
-from hcdc.pipeline.provenance import ProvenanceRecord, provenance_tree, rerun, sha256_path
+from hcdc.pipeline.provenance import ProvenanceRecord, provenance_tree, sha256_path
 from hcdc.pipeline.recipes import DataKind, Port, Recipe, RecipeParameters, register_recipe
+from hcdc.pipeline.replay import rerun
 from hcdc.pipeline.workflows import (
     Node,
     Workflow,

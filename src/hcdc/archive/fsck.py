@@ -52,8 +52,8 @@ from hcdc.archive.storage import (
     copy_into_store,
     incoming_owner_alive,
     resolve_stored_path,
-    sha256_file,
 )
+from hcdc.science.checksums import sha256_file
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from hcdc.archive.db import write_transaction
 from hcdc.archive.models import Dataset, utcnow
 from hcdc.archive.pipeline_models import Product, ProductFile, ProvenanceEntry
-from hcdc.archive.storage import sha256_file
+from hcdc.science.checksums import sha256_file
 
 PRODUCTS_DIR = "products"
 

@@ -61,12 +61,6 @@ def discover(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
     return sorted(found), missing
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes (streamed)."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def read_and_hash(path: str | Path) -> tuple[str, bytes | None]:
     """``(sha256, content)``: the whole content for files under :data:`IN_MEMORY_LIMIT`, else None."""
     with open(path, "rb") as handle:

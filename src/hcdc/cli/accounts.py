@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from hcdc.cli.archive import JSON_OPTION, ROOT_OPTION, _catalogue, _fail, _print_mapping, parse_object_id
+from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, fail, open_catalogue, parse_object_id, print_mapping
 from hcdc.cli.output import console, emit_json, print_table
 
 if TYPE_CHECKING:
@@ -41,11 +41,11 @@ def _transaction(
     from hcdc.archive.accounts import AccountError
 
     try:
-        with _catalogue(root) as catalogue, catalogue.engine.begin() as conn:
+        with open_catalogue(root) as catalogue, catalogue.engine.begin() as conn:
             actor = load_principal(conn, as_user) if as_user else local_operator()
             yield conn, actor, Policy.from_settings(catalogue.settings)
     except (AccountError, AccessDenied) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _date(text: str | None, option: str) -> dt.datetime | None:
@@ -57,14 +57,14 @@ def _date(text: str | None, option: str) -> dt.datetime | None:
     try:
         return utc_naive(dt.datetime.fromisoformat(text))
     except ValueError:
-        _fail(f"{option} must be a date YYYY-MM-DD or an ISO date-time, got {text!r}")
+        fail(f"{option} must be a date YYYY-MM-DD or an ISO date-time, got {text!r}")
         raise AssertionError("unreachable") from None
 
 
 def _read_password_stdin() -> str:
     password = sys.stdin.readline().rstrip("\r\n")
     if not password:
-        _fail("--password-stdin: no password on standard input")
+        fail("--password-stdin: no password on standard input")
     return password
 
 
@@ -504,10 +504,10 @@ def _product_id(text: str) -> int:
     try:
         kind, number = parse_object_id(text if not text.isdigit() else f"p{text}")
     except QueryError as exc:
-        _fail(str(exc))
+        fail(str(exc))
         raise AssertionError("unreachable") from None
     if kind != "product":
-        _fail(f"{text!r} is a {kind}, not a product")
+        fail(f"{text!r} is a {kind}, not a product")
     return number
 
 
@@ -571,7 +571,7 @@ def release_show(
     if json_output:
         emit_json(info)
     else:
-        _print_mapping(f"Product {product_id}", info)
+        print_mapping(f"Product {product_id}", info)
 
 
 # -- review -------------------------------------------------------------------------------

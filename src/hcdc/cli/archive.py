@@ -7,14 +7,26 @@ same content as JSON for scripts; progress bars and errors go to stderr.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
+from hcdc.cli.common import (
+    INSTRUMENT_OPTION,
+    JSON_OPTION,
+    LIMIT_OPTION,
+    NIGHT_OPTION,
+    ROOT_OPTION,
+    TARGET_OPTION,
+    errors,
+    open_catalogue,
+    parse_object_id,
+    print_mapping,
+    print_product,
+    resolve_dataset,
+)
 from hcdc.cli.output import (
     cell,
     console,
@@ -26,51 +38,11 @@ from hcdc.cli.output import (
 )
 
 if TYPE_CHECKING:
-    from hcdc.archive.db import Catalogue
     from hcdc.archive.ingest import FileOutcome, IngestSummary
     from hcdc.archive.queries import Filters
 
-# The archive modules (SQLAlchemy, Alembic, astropy) are imported inside the commands, so that
-# ``hcdc --help`` and unrelated commands start fast.
-
-ROOT_OPTION = typer.Option(
-    None, "--root", envvar="HCDC_ROOT", help="Data-centre directory (default: the current directory)."
-)
-JSON_OPTION = typer.Option(False, "--json", help="Print JSON on stdout instead of tables.")
-
-
 #: Exit status of ``hcdc ingest`` when some files were quarantined (documented in its --help).
 QUARANTINED_EXIT = 3
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {cell(message)}", highlight=False)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn catalogue/query errors into a one-line message and exit status 1."""
-    from hcdc.archive.db import ArchiveError
-    from hcdc.archive.queries import QueryError
-
-    try:
-        yield
-    except (ArchiveError, QueryError, LookupError) as exc:
-        _fail(str(exc))
-
-
-@contextmanager
-def _catalogue(root: Path | None) -> Iterator[Catalogue]:
-    from hcdc.archive.db import open_data_centre
-
-    with _errors():
-        catalogue = open_data_centre(root)
-    try:
-        with _errors():
-            yield catalogue
-    finally:
-        catalogue.close()
 
 
 def _filters(night, instrument, type_, target, limit, all_versions: bool = False) -> Filters:  # noqa: ANN001
@@ -104,7 +76,7 @@ def init_command(
     """
     from hcdc.archive.db import current_revision, init_data_centre
 
-    with _errors():
+    with errors():
         catalogue = init_data_centre(directory, database_url=database, storage_root=storage, force=force)
     try:
         info = {
@@ -173,7 +145,7 @@ def ingest_command(
     """
     from hcdc.archive.ingest import ingest
 
-    with _catalogue(root) as catalogue:
+    with open_catalogue(root) as catalogue:
         progress = progress_bar(disable=not err_console.is_terminal)
         task: list[Any] = []
 
@@ -209,12 +181,6 @@ def ingest_command(
 
 
 # -- listing ------------------------------------------------------------------------------
-NIGHT_OPTION = typer.Option(None, "--night", help="Night start date YYYY-MM-DD.")
-INSTRUMENT_OPTION = typer.Option(None, "--instrument", help="Instrument name, e.g. SPHERE, NACO, OIFITS.")
-TARGET_OPTION = typer.Option(None, "--target", help="Target name (case-insensitive substring).")
-LIMIT_OPTION = typer.Option(100, "--limit", help="At most this many rows.")
-
-
 def files_command(
     night: str | None = NIGHT_OPTION,
     instrument: str | None = INSTRUMENT_OPTION,
@@ -229,7 +195,7 @@ def files_command(
     from hcdc.archive.access import AccessContext, local_operator
     from hcdc.archive.queries import FILE_LIST_COLUMNS, list_files
 
-    with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         access = AccessContext(conn, local_operator())  # the shell's operator sees everything (R1)
         filters = _filters(night, instrument, type_, target, limit, all_versions)
         rows = list_files(conn, filters, visible=access.files_clause())
@@ -252,7 +218,7 @@ def datasets_command(
     from hcdc.archive.access import AccessContext, local_operator
     from hcdc.archive.queries import DATASET_LIST_COLUMNS, list_datasets
 
-    with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         access = AccessContext(conn, local_operator())  # the shell's operator sees everything (R1)
         rows = list_datasets(
             conn, _filters(night, instrument, type_, target, limit), visible=access.datasets_clause()
@@ -274,7 +240,7 @@ def quarantine_command(
     """List quarantined files with the reason each could not be catalogued."""
     from hcdc.archive.queries import QUARANTINE_LIST_COLUMNS, list_quarantine
 
-    with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         rows = list_quarantine(conn, reason, limit)
     if json_output:
         emit_json(rows)
@@ -308,7 +274,7 @@ def fsck_command(
     """
     from hcdc.archive.fsck import fsck
 
-    with _catalogue(root) as catalogue:
+    with open_catalogue(root) as catalogue:
         report = fsck(catalogue, repair=repair, checksums=checksums, grace_s=grace)
     if json_output:
         emit_json(report.as_dict())
@@ -330,29 +296,6 @@ def fsck_command(
         raise typer.Exit(1)
 
 
-_ID_PATTERN = re.compile(r"^(?:(?P<kind>f|file|d|ds|dataset|p|product)[:#]?)?(?P<id>\d+)$", re.IGNORECASE)
-_KINDS = {"f": "file", "d": "dataset", "p": "product"}
-
-
-def parse_object_id(text: str) -> tuple[str, int]:
-    """``"12"``/``"f12"``/``"file:12"`` -> ("file", 12); ``"d3"``/``"dataset:3"`` -> ("dataset", 3);
-    ``"p5"``/``"product:5"`` -> ("product", 5)."""
-    from hcdc.archive.queries import QueryError
-
-    match = _ID_PATTERN.match(text.strip())
-    if match is None:
-        raise QueryError(
-            f"not a file, dataset or product id: {text!r} (use 12 or f12 for a file, d3 for a dataset, "
-            "p5 for a product)"
-        )
-    return _KINDS[(match["kind"] or "f")[0].lower()], int(match["id"])
-
-
-def _print_mapping(title: str, mapping: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
-    rows = [{"field": k, "value": v} for k, v in mapping.items() if k not in skip]
-    print_table(title, ["field", "value"], rows)
-
-
 def show_command(
     object_id: str = typer.Argument(
         ..., metavar="ID", help="File id (12 or f12), dataset id (d3) or product id (p5)."
@@ -365,7 +308,7 @@ def show_command(
     from hcdc.archive.products import product_detail
     from hcdc.archive.queries import dataset_detail, file_detail
 
-    with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         kind, number = parse_object_id(object_id)
         if kind == "file":
             detail = file_detail(conn, number, catalogue.storage_root, with_header=header)
@@ -379,20 +322,18 @@ def show_command(
         emit_json(detail)
         return
     if kind == "product":
-        from hcdc.cli.pipeline import print_product  # the product view lives with the pipeline commands
-
         print_product(number, detail)
     elif kind == "file":
-        _print_mapping(f"File {number}", detail, skip=("header", "versions", "extra"))
+        print_mapping(f"File {number}", detail, skip=("header", "versions", "extra"))
         if detail.get("extra"):
-            _print_mapping("extra", detail["extra"])
+            print_mapping("extra", detail["extra"])
         print_table("Versions", ["id", "version", "is_current", "sha256", "ingested_at"], detail["versions"])
         if header:
             console.print(
                 "\n".join(escape_control(card) for card in detail["header"]), highlight=False, markup=False
             )
     else:
-        _print_mapping(f"Dataset {number}", detail, skip=("files", "association"))
+        print_mapping(f"Dataset {number}", detail, skip=("files", "association"))
         print_table("Files", ["id", "name", "role", "type", "date_obs", "dit", "ndit"], detail["files"])
         if detail["association"]:
             _print_association(detail["association"])
@@ -404,23 +345,6 @@ def _print_association(view: dict[str, Any]) -> None:
     print_table(title, ["need", "kind", "file_id", "file", "dit", "delta_hours", "fallback"], view["chosen"])
     for warning in view["warnings"]:
         console.print(f"  [yellow]warning:[/] {warning}", highlight=False)
-
-
-def _resolve_dataset(catalogue: Catalogue, dataset: str) -> int:
-    """Dataset id from ``3`` / ``d3`` / ``dataset:3`` or a dataset key."""
-    from sqlalchemy import select
-
-    from hcdc.archive.models import Dataset
-
-    match = _ID_PATTERN.match(dataset.strip())
-    with catalogue.engine.connect() as conn:
-        if match and (match["kind"] is None or match["kind"].lower().startswith("d")):
-            found = conn.scalar(select(Dataset.id).where(Dataset.id == int(match["id"])))
-        else:
-            found = conn.scalar(select(Dataset.id).where(Dataset.key == dataset))
-    if found is None:
-        raise LookupError(f"no dataset {dataset!r} (give a dataset id or key; see 'hcdc datasets')")
-    return found
 
 
 def associate_command(
@@ -439,8 +363,8 @@ def associate_command(
 
     if window_days is None:
         window_days = DEFAULT_WINDOW_DAYS
-    with _catalogue(root) as catalogue:
-        ids = [_resolve_dataset(catalogue, dataset)] if dataset else None
+    with open_catalogue(root) as catalogue:
+        ids = [resolve_dataset(catalogue, dataset)] if dataset else None
         done = associate_all(catalogue.engine, ids, window_days=window_days)
         with catalogue.engine.connect() as conn:
             views = [association_view(conn, dataset_id) for dataset_id in done]

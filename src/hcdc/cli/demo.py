@@ -111,9 +111,9 @@ def demo_command(
             bars[job_id] = progress.add_task(f"job {job_id}", total=100)
         progress.update(bars[job_id], completed=round(100 * fraction), description=f"job {job_id}: {stage}")
 
-    from hcdc.cli.archive import _errors  # a data centre that cannot be used: one-line error
+    from hcdc.cli.common import errors  # a data centre that cannot be used: one-line error
 
-    with _errors(), progress:
+    with errors(), progress:
         report = run_demo(
             directory,
             seed=seed,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from hcdc.cli.archive import JSON_OPTION, LIMIT_OPTION, ROOT_OPTION, TARGET_OPTION, _catalogue
+from hcdc.cli.common import JSON_OPTION, LIMIT_OPTION, ROOT_OPTION, TARGET_OPTION, open_catalogue
 from hcdc.cli.output import emit_json, print_table
 
 #: Columns of the table view (``--json`` prints every field, the validation counts included).
@@ -52,7 +52,7 @@ def granules_command(
     from hcdc.archive.access import AccessContext, local_operator
     from hcdc.archive.granules import list_granules
 
-    with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         access = AccessContext(conn, local_operator())  # the shell's operator sees everything (R1)
         rows = list_granules(
             conn,

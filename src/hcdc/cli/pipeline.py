@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from hcdc.cli.archive import JSON_OPTION, ROOT_OPTION, _catalogue, _fail, _print_mapping, _resolve_dataset
+from hcdc.cli.common import (
+    JSON_OPTION,
+    ROOT_OPTION,
+    fail,
+    open_catalogue,
+    print_mapping,
+    print_product,
+    resolve_dataset,
+)
 from hcdc.cli.output import console, emit_json, err_console, print_table, progress_bar
 
 if TYPE_CHECKING:
@@ -39,7 +47,7 @@ def _pipeline_errors() -> Iterator[None]:
     try:
         yield
     except (JobError, ProvenanceError, RecipeError, InputError, WorkflowError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 # -- workflows ----------------------------------------------------------------------------
@@ -115,7 +123,7 @@ def run_command(
             result = recipe_cls().run(given, params or [], work_dir=out)
         except RecipeFailed as exc:
             exc.result.provenance.save(out / "provenance.json")
-            _fail(f"{exc} (log and provenance in {out / 'provenance.json'})")
+            fail(f"{exc} (log and provenance in {out / 'provenance.json'})")
             return
     result.provenance.save(out / "provenance.json")
     payload = {
@@ -147,7 +155,7 @@ def _dataset_ids(catalogue: Catalogue, dataset: str | None, night: str | None, a
     if chosen != 1:
         raise typer.BadParameter("give exactly one of DATASET, --night N or --all")
     if dataset is not None:
-        return [_resolve_dataset(catalogue, dataset)]
+        return [resolve_dataset(catalogue, dataset)]
     query = select(Dataset.id).order_by(Dataset.id)
     if night is not None:
         try:
@@ -229,7 +237,7 @@ def reduce_command(
     from hcdc.pipeline import jobs as jq
     from hcdc.pipeline.worker import queue_datasets
 
-    with _catalogue(root) as catalogue, _pipeline_errors():
+    with open_catalogue(root) as catalogue, _pipeline_errors():
         dataset_ids = _dataset_ids(catalogue, dataset, night, all_)
         ids = queue_datasets(
             catalogue, dataset_ids, workflow=workflow, parameters=params or [], max_attempts=max_attempts
@@ -260,7 +268,7 @@ def jobs_command(
     """Show the jobs (newest first) with state, progress, attempts and errors."""
     from hcdc.pipeline import jobs as jq
 
-    with _catalogue(root) as catalogue, _pipeline_errors():
+    with open_catalogue(root) as catalogue, _pipeline_errors():
         if cancel is not None:
             done = jq.cancel_job(catalogue.engine, cancel)
             err_console.print(f"job {cancel} " + ("cancelled" if done else "had already finished"))
@@ -272,7 +280,7 @@ def jobs_command(
             if json_output:
                 emit_json(job.as_dict(with_log=True))
             else:
-                _print_mapping(f"Job {job_id}", job.as_dict(), skip=("summary",))
+                print_mapping(f"Job {job_id}", job.as_dict(), skip=("summary",))
                 if job.log:
                     console.print(job.log, highlight=False, markup=False)
             return
@@ -304,7 +312,7 @@ def worker_command(
         )
 
     outcomes = []
-    with _catalogue(root) as catalogue, _pipeline_errors():
+    with open_catalogue(root) as catalogue, _pipeline_errors():
         with Worker(
             catalogue, processes=processes, scheduler=scheduler, lease_s=lease, on_job=on_job
         ) as worker:
@@ -358,8 +366,8 @@ def products_command(
     from hcdc.archive.access import AccessContext, local_operator
     from hcdc.archive.products import list_products
 
-    with _catalogue(root) as catalogue:
-        dataset_id = _resolve_dataset(catalogue, dataset) if dataset else None
+    with open_catalogue(root) as catalogue:
+        dataset_id = resolve_dataset(catalogue, dataset) if dataset else None
         with catalogue.engine.connect() as conn:
             access = AccessContext(conn, local_operator())  # the shell's operator sees everything (R1)
             rows = list_products(
@@ -378,20 +386,6 @@ def products_command(
     print_table("Products", PRODUCT_COLUMNS, rows)
 
 
-def _detection_rows(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
-    rows = []
-    for d in (summary or {}).get("detections", []) or []:
-        rows.append(
-            {
-                "sep_mas": f"{d.get('separation_mas', float('nan')):.1f}",
-                "pa_deg": f"{d.get('pa_deg', float('nan')):.2f}",
-                "snr": f"{d.get('snr', float('nan')):.1f}",
-                "contrast": f"{d['contrast']:.3g}" if d.get("contrast") is not None else None,
-            }
-        )
-    return rows
-
-
 def product_command(
     product_id: int = typer.Argument(..., metavar="ID", help="Product id."),
     json_output: bool = JSON_OPTION,
@@ -400,7 +394,7 @@ def product_command(
     """Show one product: files (sha256), previews, versions, summary and provenance."""
     from hcdc.archive.products import product_detail
 
-    with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         detail = product_detail(conn, product_id, catalogue.storage_root)
         if detail is None:
             raise LookupError(f"no product with id {product_id}")
@@ -408,23 +402,6 @@ def product_command(
         emit_json(detail)
         return
     print_product(product_id, detail)
-
-
-def print_product(product_id: int, detail: dict[str, Any]) -> None:
-    """Tables of one product (as ``hcdc.archive.products.product_detail`` describes it)."""
-    _print_mapping(
-        f"Product {product_id}", detail, skip=("files", "previews", "versions", "summary", "provenance")
-    )
-    print_table("Files", ["role", "path", "size", "sha256", "media_type"], detail["files"])
-    print_table("Versions", ["id", "version", "current", "created_at"], detail["versions"])
-    prov = {k: v for k, v in detail["provenance"].items() if k != "parameters"}
-    _print_mapping("Provenance", prov)
-    _print_mapping("Parameters", detail["provenance"]["parameters"] or {})
-    detections = _detection_rows(detail["summary"])
-    if detections:
-        print_table("Detections", ["sep_mas", "pa_deg", "snr", "contrast"], detections)
-    for preview in detail["previews"]:
-        console.print(f"  preview: {preview}", highlight=False)
 
 
 def _print_tree(node: dict[str, Any], depth: int = 0) -> None:
@@ -455,7 +432,7 @@ def provenance_command(
     """Show how a product was made: the tree of runs down to the raw files (with sha256)."""
     from hcdc.pipeline.worker import provenance_of_product
 
-    with _catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         tree = provenance_of_product(conn, product_id)
     if json_output:
         emit_json(tree)
@@ -471,7 +448,7 @@ def rerun_command(
     """Rebuild a product from its provenance alone into a new version; compare with the original."""
     from hcdc.pipeline.worker import rerun_product
 
-    with _catalogue(root) as catalogue, _pipeline_errors():
+    with open_catalogue(root) as catalogue, _pipeline_errors():
         outcome = rerun_product(catalogue, product_id)
     payload = {
         "original": outcome.original_id,
@@ -532,7 +509,7 @@ def watch_command(
                 highlight=False,
             )
 
-    with _catalogue(root) as catalogue, _pipeline_errors():
+    with open_catalogue(root) as catalogue, _pipeline_errors():
         try:
             watch(
                 catalogue,

@@ -282,9 +282,10 @@ def postprocess_command(
 ) -> None:
     """Post-process an ADI/SDI/RDI cube: final image, S/N map, contrast curves, detections."""
     from hcdc.science.calibration.recenter import RECENTER_METHODS, check_cube_star
+    from hcdc.science.checksums import sha256_file
     from hcdc.science.orientation import ANGLE_CONVENTIONS, derotation_angles, oriented_cube
     from hcdc.science.postprocessing.previews import write_previews
-    from hcdc.science.postprocessing.products import file_sha256, write_product
+    from hcdc.science.postprocessing.products import write_product
     from hcdc.science.postprocessing.run import estimate_fwhm, postprocess
     from hcdc.science.postprocessing.sanity import check_positive
 
@@ -387,7 +388,7 @@ def postprocess_command(
         if level == "note" and not as_json:
             err_console.print(f"note: {escape(text)}", soft_wrap=True, highlight=False)
     unit = str(cube_header.get("BUNIT", "")).strip()
-    inputs = {str(p): file_sha256(p) for p in (cube, angles, psf, wavelengths, reference) if p is not None}
+    inputs = {str(p): sha256_file(p) for p in (cube, angles, psf, wavelengths, reference) if p is not None}
 
     with progress_bar(disable=as_json) as bar:
         tasks: dict[str, Any] = {}

@@ -165,10 +165,6 @@ def dataset_key(meta: FileMetadata) -> str | None:
     return "/".join(parts)
 
 
-def _mjd(meta: FileMetadata) -> float | None:
-    return meta.mjd_obs
-
-
 def _applies(need: Need, meta: FileMetadata) -> bool:
     return all(value_of(meta, key) in allowed for key, allowed in need.when.items())
 

@@ -292,8 +292,3 @@ def common_metadata(header: Source, instrument: str) -> FileMetadata:
         meta.target = None
     meta.extra.update(apply_extra(header, COMMON_EXTRA))
     return meta
-
-
-def round_dit(dit: float | None) -> float | None:
-    """DIT rounded to 0.01 s, the tolerance used to compare DITs (vlt-sphere rounds the same way)."""
-    return None if dit is None else round(dit, 2)

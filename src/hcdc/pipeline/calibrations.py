@@ -54,7 +54,7 @@ from hcdc.archive.storage import resolve_stored_path
 from hcdc.instruments import sphere_constants as sc
 from hcdc.pipeline import jobs as jq
 from hcdc.pipeline import level1 as _level1
-from hcdc.pipeline.provenance import read_git_commit, sha256_file
+from hcdc.pipeline.provenance import read_git_commit
 from hcdc.pipeline.recipes import (
     DataKind,
     Port,
@@ -67,6 +67,7 @@ from hcdc.pipeline.recipes import (
 from hcdc.pipeline.workflows import Node, Workflow, register_workflow
 from hcdc.science.calibration import background as bg
 from hcdc.science.calibration import badpixels, flats
+from hcdc.science.checksums import sha256_file
 
 __all__ = [
     "CALIBRATION_TYPES",

@@ -13,7 +13,7 @@ Executors:
 * :class:`InlineExecutor` runs each task immediately in the calling thread (debugging, tests,
   a laptop reducing one dataset);
 * :class:`ProcessPoolExecutor` runs tasks in local worker processes (``spawn`` start method,
-  BLAS pinned to one thread per worker, see :func:`pin_blas_threads`); a worker process ends
+  BLAS pinned to one thread per worker, see :func:`hcdc.blas.pin_blas_threads`); a worker process ends
   within a second when its parent dies, even by SIGKILL (:func:`init_pool_process`);
 * :class:`DaskExecutor` runs tasks on a Dask distributed cluster: ``DaskExecutor(address)``
   connects to a running scheduler (``dask scheduler`` + ``dask worker`` on other machines, or
@@ -36,40 +36,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from hcdc.blas import pin_blas_threads
 from hcdc.processes import exit_with_parent
-
-#: environment variables read by the BLAS / OpenMP libraries when they are loaded
-BLAS_THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
-
-
-def pin_blas_threads(threads: int = 1) -> None:
-    """Limit the BLAS/OpenMP thread pools of THIS process to ``threads``.
-
-    Why: a worker process runs one task at a time, and there are as many workers as cores. If
-    each worker's numpy/scipy BLAS (OpenBLAS, MKL) also started one thread per core, N workers
-    would run N x N threads on N cores, and the context switching and cache thrashing make
-    the whole batch several times slower. One BLAS thread per worker process keeps exactly one
-    busy thread per core.
-
-    The variables are read by the libraries when they are LOADED, so they only take effect if
-    set before numpy is imported in the process: that is the case in a worker initializer of a
-    ``spawn`` process pool, which starts a fresh interpreter. When numpy is already loaded
-    (a ``fork`` pool, a Dask worker that imported numpy, a parent script re-imported by
-    ``spawn``), threadpoolctl -- when installed -- resizes the loaded pools at run time too.
-    """
-    for name in BLAS_THREAD_VARIABLES:
-        os.environ[name] = str(threads)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # env variables alone are enough for a fresh interpreter
-        return
-    threadpool_limits(limits=threads)
 
 
 def init_pool_process(blas: int, parent_pid: int) -> None:
@@ -77,21 +45,6 @@ def init_pool_process(blas: int, parent_pid: int) -> None:
     ends when ``parent_pid`` dies (:func:`hcdc.processes.exit_with_parent`)."""
     pin_blas_threads(blas)
     exit_with_parent(parent_pid)
-
-
-def blas_threads() -> dict[str, Any]:
-    """This process's BLAS settings: pid, the variables above and, with threadpoolctl, the
-    number of threads of each loaded BLAS/OpenMP pool (used by tests and ``hcdc worker`` logs)."""
-    import numpy  # noqa: F401 - load BLAS so that its pool is reported
-
-    info: dict[str, Any] = {"pid": os.getpid(), "env": {v: os.environ.get(v) for v in BLAS_THREAD_VARIABLES}}
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        info["pools"] = None
-    else:
-        info["pools"] = {pool["internal_api"]: pool["num_threads"] for pool in threadpool_info()}
-    return info
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,7 +209,7 @@ class DaskExecutor(Executor):
     ``threads_per_worker`` threads (1: one task per process, like the process pool).
 
     BLAS threads: Dask's nanny starts worker processes with OMP/MKL/OPENBLAS_NUM_THREADS=1
-    (``distributed.nanny.pre-spawn-environ``); :func:`pin_blas_threads` is also run on every
+    (``distributed.nanny.pre-spawn-environ``); :func:`~hcdc.blas.pin_blas_threads` is also run on every
     worker present at connection, for workers started without a nanny.
     Tasks are submitted with ``pure=False``: two runs of the same recipe on the same inputs are
     two tasks, never deduplicated by Dask.
@@ -347,14 +300,11 @@ def make_executor(
 
 
 __all__ = [
-    "BLAS_THREAD_VARIABLES",
     "DaskExecutor",
     "Executor",
     "InlineExecutor",
     "ProcessPoolExecutor",
     "TaskOutcome",
-    "blas_threads",
     "make_executor",
     "outcome_of",
-    "pin_blas_threads",
 ]

@@ -49,8 +49,10 @@ from astropy.time import Time
 
 import hcdc
 from hcdc.instruments import sphere_constants as sc
+from hcdc.pipeline.provenance import read_git_commit
 from hcdc.science.calibration import background as bg
 from hcdc.science.calibration import badpixels, centering, cubes, darks, flats, timing
+from hcdc.science.checksums import sha256_file
 from hcdc.science.fits_cards import set_card
 
 __all__ = [
@@ -479,12 +481,7 @@ def _planned_centers(
 
 
 def _provenance_header(header: fits.Header, opts: Level1Options, started: str, product: str) -> None:
-    try:
-        from hcdc.pipeline.provenance import read_git_commit
-
-        commit = read_git_commit()
-    except ImportError:  # provenance module absent in a minimal install
-        commit = "unknown"
+    commit = read_git_commit()
     header["HIERARCH HCDC PRODUCT"] = product
     header["HIERARCH HCDC RECIPE"] = RECIPE_NAME
     header["HIERARCH HCDC RECIPE VERSION"] = RECIPE_VERSION
@@ -493,12 +490,6 @@ def _provenance_header(header: fits.Header, opts: Level1Options, started: str, p
     header["HIERARCH HCDC START"] = started
     header["HIERARCH HCDC END"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     header["HIERARCH HCDC PARAMS"] = json.dumps(opts.as_dict(), sort_keys=True)
-
-
-def _sha256(path: Path) -> str:
-    from hcdc.pipeline.provenance import sha256_file
-
-    return sha256_file(path)
 
 
 class _CubeWriter:
@@ -844,7 +835,7 @@ def _write_calibrations(
                     "FILE": f.name,
                     "DIT": f.dit,
                     "NDIT": f.ndit,
-                    "SHA256": _sha256(f.path),
+                    "SHA256": sha256_file(f.path),
                     "USE": use,
                 }
             )

@@ -14,8 +14,8 @@ Every recipe run yields a :class:`ProvenanceRecord` (see :meth:`hcdc.pipeline.re
 * start and end times (UTC, ISO 8601), status, error and log.
 
 A record round-trips through JSON (:meth:`ProvenanceRecord.to_json` /
-:meth:`ProvenanceRecord.from_json`), and :func:`rerun` rebuilds the outputs from the record
-alone: it finds the recipe by name AND version, re-validates the recorded parameters, and
+:meth:`ProvenanceRecord.from_json`), and :func:`hcdc.pipeline.replay.rerun` rebuilds the outputs
+from the record alone: it finds the recipe by name AND version, re-validates the recorded parameters, and
 checks every input file against its recorded sha256 before running (a clear
 :class:`ProvenanceError` otherwise).
 
@@ -38,19 +38,19 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
 
 import hcdc
+from hcdc.science.checksums import sha256_file
 
-if TYPE_CHECKING:  # the recipe module imports this one at run time
+if TYPE_CHECKING:
     import numpy as np
-
-    from hcdc.pipeline.recipes import Port, Recipe, RecipeContext, RecipeParameters, RecipeResult
 
 #: arrays up to this size (bytes) are embedded in the record, so a rerun needs nothing else
 EMBED_ARRAY_MAX_BYTES = 256 * 1024
@@ -59,21 +59,52 @@ EMBED_ARRAY_MAX_BYTES = 256 * 1024
 KEY_LIBRARIES = ("numpy", "scipy", "astropy", "sqlalchemy", "pydantic", "dask", "distributed")
 
 
+@dataclass(frozen=True)
+class FileRef:
+    """A file (or product directory) input with its catalogue id, when it has one.
+
+    Plain ``str``/``Path`` inputs are accepted too; a ``FileRef`` lets the provenance record
+    keep the catalogue id next to the path and checksum.
+    """
+
+    path: Path
+    id: int | str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+
+# What a record needs to know of a recipe run, written as protocols: the recipe module
+# (:class:`~hcdc.pipeline.recipes.Recipe`, ``Port``, ``RecipeContext``) builds on this module,
+# so this one must not import it.
+class _RecipeIdentity(Protocol):
+    name: str
+    version: str
+
+
+class _RunContext(Protocol):
+    workflow: str | None
+    workflow_version: str | None
+    node: str | None
+    parents: Sequence[str]
+    rerun_of: str | None
+
+
+class _PortKind(Protocol):
+    value: str
+
+
+class _Port(Protocol):
+    name: str
+    kind: _PortKind
+
+
 class ProvenanceError(RuntimeError):
     """A record cannot be replayed: an input changed or vanished, or the recipe is unavailable."""
 
 
 # --------------------------------------------------------------------------------------------
 # checksums
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def sha256_path(path: str | Path) -> str:
@@ -107,7 +138,8 @@ def _encode_array(array: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _decode_array(text: str) -> np.ndarray:
+def decode_array(text: str) -> np.ndarray:
+    """The array that ``_encode_array`` embedded in a record (base64 of its ``.npy`` bytes)."""
     import numpy as np
 
     return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
@@ -175,11 +207,11 @@ class ProvenanceRecord(BaseModel):
     def for_run(
         cls,
         *,
-        recipe: type[Recipe],
-        params: RecipeParameters,
+        recipe: _RecipeIdentity,
+        params: BaseModel,
         inputs: list[DataRecord],
         outputs: list[DataRecord],
-        context: RecipeContext,
+        context: _RunContext,
         started: dt.datetime,
         finished: dt.datetime,
         status: str,
@@ -260,8 +292,6 @@ def describe_value(name: str, kind: str, value: Any, *, embed_arrays: bool) -> D
     """A :class:`DataRecord` for one input/output value (files are checksummed here)."""
     import numpy as np
 
-    from hcdc.pipeline.recipes import FileRef
-
     if isinstance(value, np.ndarray):
         data = _encode_array(value) if embed_arrays and value.nbytes <= EMBED_ARRAY_MAX_BYTES else None
         item = ArrayItem(
@@ -279,8 +309,9 @@ def describe_value(name: str, kind: str, value: Any, *, embed_arrays: bool) -> D
     return DataRecord(name=name, kind=kind, value=value)
 
 
-def describe_inputs(ports: Sequence[Port], values: Mapping[str, Any]) -> list[DataRecord]:
-    """Records of the inputs given to a run (small arrays embedded for :func:`rerun`)."""
+def describe_inputs(ports: Sequence[_Port], values: Mapping[str, Any]) -> list[DataRecord]:
+    """Records of the inputs given to a run (small arrays embedded, for
+    :func:`~hcdc.pipeline.replay.rerun`)."""
     return [
         describe_value(p.name, p.kind.value, values[p.name], embed_arrays=True)
         for p in ports
@@ -288,7 +319,7 @@ def describe_inputs(ports: Sequence[Port], values: Mapping[str, Any]) -> list[Da
     ]
 
 
-def describe_outputs(ports: Sequence[Port], values: Mapping[str, Any]) -> list[DataRecord]:
+def describe_outputs(ports: Sequence[_Port], values: Mapping[str, Any]) -> list[DataRecord]:
     """Records of a run's outputs (checksums only: outputs are rebuilt, not stored here)."""
     return [
         describe_value(p.name, p.kind.value, values[p.name], embed_arrays=False)
@@ -392,96 +423,6 @@ def environment() -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------------------------
-# replay
-
-
-def _as_record(record: ProvenanceRecord | str | Path) -> ProvenanceRecord:
-    if isinstance(record, ProvenanceRecord):
-        return record
-    if isinstance(record, Path) or (isinstance(record, str) and not record.lstrip().startswith("{")):
-        return ProvenanceRecord.load(record)
-    return ProvenanceRecord.from_json(record)
-
-
-def _replay_input(record: ProvenanceRecord, rec: DataRecord, supplied: Mapping[str, Any]) -> Any:
-    """The value of one recorded input, checked against its checksum."""
-    from hcdc.pipeline.recipes import FileRef
-
-    where = f"provenance {record.id} (recipe {record.recipe} {record.recipe_version}), input {rec.name!r}"
-    if rec.array is not None:
-        if rec.name in supplied:
-            array = supplied[rec.name]
-        elif rec.array.data is not None:
-            array = _decode_array(rec.array.data)
-        else:
-            raise ProvenanceError(
-                f"{where}: the array ({rec.array.dtype} {rec.array.shape}) was too large to embed; "
-                f"supply it with supplied={{{rec.name!r}: array}}"
-            )
-        actual = sha256_array(array)
-        if actual != rec.array.sha256:
-            raise ProvenanceError(
-                f"{where}: array checksum {actual} differs from the recorded {rec.array.sha256}"
-            )
-        return array
-    if rec.files:
-        refs = []
-        for item in rec.files:
-            path = Path(item.path)
-            if not path.exists():
-                raise ProvenanceError(f"{where}: {path} no longer exists")
-            actual = sha256_path(path)
-            if actual != item.sha256:
-                raise ProvenanceError(
-                    f"{where}: {path} changed since the run (sha256 {actual}, recorded {item.sha256})"
-                )
-            refs.append(FileRef(path, item.id))
-        return refs if rec.kind == "raw_files" else refs[0]
-    return rec.value
-
-
-def rerun(
-    record: ProvenanceRecord | str | Path,
-    work_dir: str | Path,
-    *,
-    supplied: Mapping[str, Any] | None = None,
-) -> RecipeResult:
-    """Run again what ``record`` describes, into ``work_dir``, from the record alone.
-
-    ``record`` is a record, its JSON text, or the path of a JSON file. The recipe is found by
-    name and exact version, the recorded parameters (defaults included) are re-validated, and
-    every input is checked against its recorded sha256. ``supplied`` provides in-memory arrays
-    too large to have been embedded. The new record's ``rerun_of`` is the original's id.
-
-    Raises :class:`ProvenanceError` when the recipe version is unavailable, an input file is
-    missing or changed, or the recorded parameters are no longer valid.
-    """
-    from hcdc.pipeline.recipes import ParameterError, RecipeContext, UnknownRecipeError, get_recipe
-
-    rec = _as_record(record)
-    try:
-        recipe_cls = get_recipe(rec.recipe, rec.recipe_version)
-    except UnknownRecipeError as exc:
-        raise ProvenanceError(f"cannot rerun provenance {rec.id}: {exc}") from None
-    inputs = {item.name: _replay_input(rec, item, supplied or {}) for item in rec.inputs}
-    try:
-        params = recipe_cls.parse_params(rec.parameters)
-    except ParameterError as exc:
-        raise ProvenanceError(
-            f"cannot rerun provenance {rec.id}: recorded parameters invalid: {exc}"
-        ) from None
-    context = RecipeContext(
-        work_dir=Path(work_dir),
-        workflow=rec.workflow,
-        workflow_version=rec.workflow_version,
-        node=rec.node,
-        parents=list(rec.parents),
-        rerun_of=rec.id,
-    )
-    return recipe_cls().run(inputs, params, context)
-
-
 def provenance_tree(
     record: ProvenanceRecord,
     lookup: Mapping[str, ProvenanceRecord] | Callable[[str], ProvenanceRecord | None],
@@ -548,12 +489,13 @@ __all__ = [
     "ProvenanceRecord",
     "describe_inputs",
     "describe_outputs",
+    "decode_array",
     "environment",
     "library_versions",
     "outputs_differ",
     "provenance_tree",
     "read_git_commit",
-    "rerun",
+    "FileRef",
     "sha256_array",
     "sha256_file",
     "sha256_path",

@@ -35,6 +35,7 @@ import dataclasses
 import datetime as dt
 import difflib
 import enum
+import importlib
 import json
 import logging
 import re
@@ -52,6 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hcdc.pipeline import level1 as _level1
 from hcdc.pipeline import provenance as _prov
+from hcdc.pipeline.provenance import FileRef
 
 logger = logging.getLogger(__name__)
 
@@ -138,21 +140,6 @@ class Port:
             "description": self.description,
             "optional": self.optional,
         }
-
-
-@dataclass(frozen=True)
-class FileRef:
-    """A file (or product directory) input with its catalogue id, when it has one.
-
-    Plain ``str``/``Path`` inputs are accepted too; a ``FileRef`` lets the provenance record
-    keep the catalogue id next to the path and checksum.
-    """
-
-    path: Path
-    id: int | str | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
 
 
 def _as_path(value: Any) -> Path:
@@ -265,7 +252,7 @@ class RecipeContext:
     ``work_dir`` receives the output files. ``workflow``/``workflow_version``/``node`` name the
     workflow invocation this run belongs to (None when run alone); ``parents`` are the
     provenance ids of the runs that produced this run's inputs; ``rerun_of`` the id of the
-    record a :func:`~hcdc.pipeline.provenance.rerun` replays. ``on_progress(stage, done, total)``
+    record a :func:`~hcdc.pipeline.replay.rerun` replays. ``on_progress(stage, done, total)``
     receives the step's progress (progress bars); it is not sent to other processes.
     """
 
@@ -663,6 +650,20 @@ def _jsonable(value: Any) -> Any:
 
 _RECIPES: dict[str, dict[str, type[Recipe]]] = {}
 
+#: modules whose recipes register themselves on import; loaded on the first registry lookup (not
+#: at import time: they import this module, so importing them here would make an import circle)
+_RECIPE_MODULES = ("hcdc.pipeline.calibrations", "hcdc.pipeline.recipes_interferometry")
+_loaded = False
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _RECIPE_MODULES:
+        importlib.import_module(module)
+
 
 def _version_key(version: str) -> tuple[int, ...]:
     return tuple(int(part) for part in version.split("."))
@@ -698,6 +699,7 @@ def register_recipe(cls: type[Recipe]) -> type[Recipe]:
 
 def unregister_recipe(name: str, version: str | None = None) -> None:
     """Remove a recipe (all versions when ``version`` is None); used by tests and plugins."""
+    _load()
     if version is None:
         _RECIPES.pop(name, None)
     else:
@@ -708,6 +710,7 @@ def unregister_recipe(name: str, version: str | None = None) -> None:
 
 def get_recipe(name: str, version: str | None = None) -> type[Recipe]:
     """The recipe class called ``name`` (its newest version unless ``version`` is given)."""
+    _load()
     versions = _RECIPES.get(name)
     if not versions:
         close = difflib.get_close_matches(name, list(_RECIPES), n=1)
@@ -727,6 +730,7 @@ def get_recipe(name: str, version: str | None = None) -> type[Recipe]:
 
 def list_recipes() -> list[type[Recipe]]:
     """Every registered recipe (newest version of each), sorted by name."""
+    _load()
     return [get_recipe(name) for name in sorted(_RECIPES)]
 
 
@@ -788,7 +792,15 @@ _IRDIS_ROLE_INPUTS = {
 
 
 class IrdisLevel1Parameters(RecipeParameters):
-    """Parameters of :func:`hcdc.pipeline.level1.reduce_irdis` (see ``Level1Options``)."""
+    """Parameters of :func:`hcdc.pipeline.level1.reduce_irdis`: one per field of ``Level1Options``,
+    same names and defaults (``tests/pipeline/test_recipes_builtin.py`` checks that none is lost)."""
+
+    @field_validator("symmetry_annulus_ld")
+    @classmethod
+    def _ordered_annulus(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] < value[1]:
+            raise ValueError(f"annulus must be 0 <= inner < outer (lambda/D), got {value}")
+        return value
 
     science_dim: int = Field(_L1_DEFAULTS.science_dim, gt=0, description="science frame size, px")
     psf_dim: int = Field(_L1_DEFAULTS.psf_dim, gt=0, description="PSF (flux) frame size, px")
@@ -813,6 +825,10 @@ class IrdisLevel1Parameters(RecipeParameters):
     )
     true_north_deg: float = Field(_L1_DEFAULTS.true_north_deg, description="true north correction, deg")
     pupil_offset_deg: float = Field(_L1_DEFAULTS.pupil_offset_deg, description="pupil offset, deg")
+    symmetry_annulus_ld: tuple[float, float] = Field(
+        _L1_DEFAULTS.symmetry_annulus_ld,
+        description="annulus (inner, outer) of the point-symmetry centring fallback, lambda/D",
+    )
     memory_budget_mb: float = Field(_L1_DEFAULTS.memory_budget_mb, gt=0, description="memory for masters, MB")
 
 
@@ -1219,7 +1235,3 @@ class SimulateIrdis(Recipe):
             )
         context.log(f"{len(night.files)} raw files written")
         return {"raw": sorted(f.path for f in night.files), "truth": night.truth_json}
-
-
-# Recipes of other modules, registered on import (kept last: they use the definitions above).
-from hcdc.pipeline import recipes_interferometry as _recipes_interferometry  # noqa: E402, F401

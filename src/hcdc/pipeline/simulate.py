@@ -37,7 +37,6 @@ from astropy import units as u
 from astropy.coordinates import FK5, SkyCoord
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
-from astropy.utils import iers
 
 from hcdc.instruments import sphere_constants as sc
 from hcdc.science.calibration.timing import (
@@ -49,9 +48,6 @@ from hcdc.science.calibration.timing import (
 from hcdc.science.geometry import mas_to_px
 from hcdc.science.simulation import irdis as sim
 from hcdc.science.simulation.speckles import NACO_LIKE_ENVELOPE, EvolvingSpeckles, make_evolving_speckles
-
-# Never download IERS tables (no internet): the bundled astropy-iers-data covers the dates.
-iers.conf.auto_download = False
 
 __all__ = [
     "Companion",

@@ -51,7 +51,7 @@ from hcdc.archive.db import Catalogue
 from hcdc.archive.fsck import sweep_product_orphans
 from hcdc.archive.models import Association, Dataset, File, MissingCalibration, utcnow
 from hcdc.archive.pipeline_models import Job
-from hcdc.archive.storage import resolve_stored_path, sha256_file
+from hcdc.archive.storage import resolve_stored_path
 from hcdc.faults import fault_point
 from hcdc.pipeline import jobs as jq
 from hcdc.pipeline.executors import Executor, InlineExecutor, make_executor
@@ -65,6 +65,7 @@ from hcdc.pipeline.workflows import (
     run_workflow,
     select_workflow,
 )
+from hcdc.science.checksums import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -728,11 +729,11 @@ def rerun_product(catalogue: Catalogue, product_id: int) -> RerunOutcome:
     """Rebuild a product from its catalogued provenance alone into a new version, and compare.
 
     The recipe is found by name and exact version, the recorded parameters re-validated, every
-    input checked against its sha256 (:func:`hcdc.pipeline.provenance.rerun`); the result is
+    input checked against its sha256 (:func:`hcdc.pipeline.replay.rerun`); the result is
     published and registered like a job's product (``rerun_of`` pointing at the original).
     """
     from hcdc.archive.pipeline_models import Product
-    from hcdc.pipeline.provenance import rerun
+    from hcdc.pipeline.replay import rerun
 
     t0 = time.perf_counter()
     engine = catalogue.engine

@@ -26,6 +26,7 @@ its files' classification by :func:`select_workflow`.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -572,6 +573,21 @@ class WorkflowEntry:
 
 _WORKFLOWS: dict[str, WorkflowEntry] = {}
 
+#: modules whose workflows register themselves on import (``irdis-calibrations``); loaded on the
+#: first registry lookup (not at import time: they import this module, so importing them here
+#: would make an import circle)
+_WORKFLOW_MODULES = ("hcdc.pipeline.calibrations",)
+_loaded = False
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in _WORKFLOW_MODULES:
+        importlib.import_module(module)
+
 
 def register_workflow(
     name: str, *, modes: Sequence[tuple[str | None, str | None, str | None]] = (), priority: int = 0
@@ -593,11 +609,13 @@ def register_workflow(
 
 
 def unregister_workflow(name: str) -> None:
+    _load()
     _WORKFLOWS.pop(name, None)
 
 
 def get_workflow(name: str) -> Workflow:
     """Build the standard workflow ``name`` (validated)."""
+    _load()
     entry = _WORKFLOWS.get(name)
     if entry is None:
         raise WorkflowError(
@@ -611,6 +629,7 @@ def get_workflow(name: str) -> Workflow:
 
 def list_workflows() -> list[Workflow]:
     """The standard workflows whose recipes are available, sorted by name."""
+    _load()
     available = []
     for name in sorted(_WORKFLOWS):
         try:
@@ -622,6 +641,7 @@ def list_workflows() -> list[Workflow]:
 
 def describe_workflows() -> list[dict[str, Any]]:
     """:meth:`Workflow.describe` of every available workflow, with the modes it serves."""
+    _load()
     described = []
     for workflow in list_workflows():
         info = workflow.describe()
@@ -645,6 +665,7 @@ def select_workflow(files: Sequence[Any]) -> Workflow:
     if len(keys) != 1:
         raise WorkflowError(f"the dataset mixes instrument modes {keys}; reduce each mode separately")
     instrument, arm, mode = keys[0]
+    _load()
     candidates = sorted(_WORKFLOWS.values(), key=lambda e: (-e.priority, e.name))
     for entry in candidates:
         for inst, a, m in entry.modes:
@@ -749,5 +770,3 @@ __all__ = [
     "select_workflow",
     "unregister_workflow",
 ]
-
-from hcdc.pipeline import calibrations as _calibrations  # noqa: E402, F401 - registers irdis-calibrations

@@ -11,8 +11,8 @@ from scipy import ndimage
 
 from hcdc.science import geometry
 from hcdc.science.calibration.recenter import check_cube_star, measure_star, recenter_cube
-from hcdc.science.characterization.detection import fit_gaussian_2d
 from hcdc.science.postprocessing import pca
+from hcdc.science.postprocessing.detection import fit_gaussian_2d
 from hcdc.science.postprocessing.fakes import inject_companions
 from hcdc.science.postprocessing.photometry import aperture_sums, normalize_psf
 from hcdc.science.simulation.adi import simulate_adi_cube

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from hcdc.science.characterization.detection import GAUSSIAN_5SIGMA_FPF, detect_candidates
 from hcdc.science.postprocessing import snr
+from hcdc.science.postprocessing.detection import GAUSSIAN_5SIGMA_FPF, detect_candidates
 
 
 def _inject(

@@ -7,8 +7,8 @@ import pytest
 from astropy.io import fits
 
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import detect_candidates, fit_gaussian_2d
 from hcdc.science.postprocessing import get_algorithm
+from hcdc.science.postprocessing.detection import detect_candidates, fit_gaussian_2d
 from hcdc.science.postprocessing.loci import loci, loci_residuals, loci_zones, psf_overlap, tloci
 from hcdc.science.postprocessing.photometry import aperture_sums
 from hcdc.science.postprocessing.snr import snr_at, snr_map

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hcdc.science.characterization.detection import detect_candidates, fit_gaussian_2d
 from hcdc.science.postprocessing import get_algorithm
+from hcdc.science.postprocessing.detection import detect_candidates, fit_gaussian_2d
 from hcdc.science.postprocessing.photometry import aperture_sums
 from hcdc.science.postprocessing.rdi import rdi, rdi_residuals, select_references
 from hcdc.science.postprocessing.snr import snr_map

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import detect_candidates, fit_gaussian_2d
 from hcdc.science.postprocessing import get_algorithm
 from hcdc.science.postprocessing.adi import cadi
+from hcdc.science.postprocessing.detection import detect_candidates, fit_gaussian_2d
 from hcdc.science.postprocessing.loci import tloci_asdi
 from hcdc.science.postprocessing.photometry import aperture_sums
 from hcdc.science.postprocessing.sdi import asdi, reference_fwhm, rescale_frames, sdi, sdi_residuals

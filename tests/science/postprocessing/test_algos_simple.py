@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import fit_gaussian_2d
 from hcdc.science.postprocessing import get_algorithm
+from hcdc.science.postprocessing.detection import fit_gaussian_2d
 from hcdc.science.postprocessing.photometry import aperture_sums
 from hcdc.science.postprocessing.simple import (
     azimuthal_median_profile,

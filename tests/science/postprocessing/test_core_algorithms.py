@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 
-from hcdc.science.characterization.detection import detect_candidates, fit_gaussian_2d
 from hcdc.science.postprocessing import adi, pca, snr
 from hcdc.science.postprocessing.annuli import (
     closest_frames,
@@ -11,6 +10,7 @@ from hcdc.science.postprocessing.annuli import (
     exclusion_mask,
     rotation_threshold,
 )
+from hcdc.science.postprocessing.detection import detect_candidates, fit_gaussian_2d
 from hcdc.science.postprocessing.throughput import throughput_corrected_flux
 from hcdc.science.simulation.adi import simulate_adi_cube
 

@@ -5,8 +5,8 @@ import pytest
 from scipy import stats
 
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import student_threshold
 from hcdc.science.postprocessing import contrast, pca, snr, throughput
+from hcdc.science.postprocessing.detection import student_threshold
 from hcdc.science.postprocessing.fakes import companion_model_cube, inject_companions
 from hcdc.science.postprocessing.photometry import aperture_sums
 from hcdc.science.simulation.adi import simulate_adi_cube

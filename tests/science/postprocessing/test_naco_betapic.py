@@ -16,9 +16,9 @@ import pytest
 from astropy.io import fits
 
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import detect_candidates, fit_gaussian_2d
-from hcdc.science.characterization.negfc import negfc_fit, remove_companion
 from hcdc.science.postprocessing import adi, completeness, contrast, pca, snr
+from hcdc.science.postprocessing.detection import detect_candidates, fit_gaussian_2d
+from hcdc.science.postprocessing.negfc import negfc_fit, remove_companion
 from hcdc.science.postprocessing.photometry import normalize_psf
 
 pytestmark = pytest.mark.shared_data

@@ -23,7 +23,7 @@ import numpy as np
 
 from hcdc.science import geometry
 from hcdc.science.calibration.centering import center_psf
-from hcdc.science.characterization.detection import fit_gaussian_2d
+from hcdc.science.postprocessing.detection import fit_gaussian_2d
 
 __all__ = [
     "CENTER_TOLERANCE_PX",

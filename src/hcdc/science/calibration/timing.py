@@ -17,18 +17,22 @@ INSTRUMENT_OFFSET")::
 
 It follows :func:`hcdc.science.geometry.derotate`: frame ``k`` turned clockwise by ``derot[k]``
 is north up / east left. Angles in degrees, times as :class:`astropy.time.Time` (UTC).
-No IERS table is ever downloaded: the bundled ``astropy-iers-data`` tables are used.
+No IERS table is ever downloaded: the bundled ``astropy-iers-data`` tables are used (only
+while hcdc computes a sidereal time: astropy's settings are not changed at import).
 """
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 from astropy import units as u
 from astropy.time import Time, TimeDelta
 from astropy.utils import iers
 
-# Never download IERS tables (no internet in the data centre); astropy-iers-data is bundled.
-iers.conf.auto_download = False
+# Serialises the temporary IERS setting below: ``set_temp`` restores the previous value on exit,
+# so two threads interleaving could restore auto-download while the other still computes.
+_IERS_LOCK = threading.Lock()
 
 __all__ = [
     "dit_times",
@@ -68,7 +72,9 @@ def dit_times(
 
 def local_apparent_sidereal_time(times: Time, lon_deg: float) -> np.ndarray:
     """Local apparent sidereal time in degrees at east longitude ``lon_deg``."""
-    lst = Time(times).sidereal_time("apparent", longitude=lon_deg * u.deg)
+    # Never download IERS tables (no internet in the data centre): astropy-iers-data is bundled.
+    with _IERS_LOCK, iers.conf.set_temp("auto_download", False):
+        lst = Time(times).sidereal_time("apparent", longitude=lon_deg * u.deg)
     return np.atleast_1d(lst.to_value(u.deg))
 
 

@@ -16,15 +16,10 @@ from hcdc.science.postprocessing.base import (
     register_algorithm,
 )
 
-# Algorithm modules register themselves on import. Modules written by other engineers are imported
-# when present so that this package works at every stage of development.
+# Algorithm modules register themselves on import.
 _ALGORITHM_MODULES = ("adi", "pca", "loci", "sdi", "rdi", "simple")
 for _module in _ALGORITHM_MODULES:
-    try:
-        importlib.import_module(f"{__name__}.{_module}")
-    except ModuleNotFoundError as _error:
-        if _error.name != f"{__name__}.{_module}":
-            raise
+    importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = [
     "ALGORITHMS",

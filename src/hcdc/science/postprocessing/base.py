@@ -26,9 +26,8 @@ from __future__ import annotations
 import inspect
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +46,6 @@ __all__ = [
     "derotate_and_collapse",
     "COLLAPSE_METHODS",
     "INTERPOLATION_ORDERS",
-    "blas_threads",
     "derotation_sources",
     "nan_median_columns",
     "is_memory_mapped",
@@ -352,35 +350,3 @@ def _derotate_collapse_banded(
             )
         image[r0:r1] = collapse_frames(band, collapse)
     return image
-
-
-_THREADPOOLS = None
-SMALL_PROBLEM = 50_000_000  # frames x pixels below which BLAS threads only add overhead
-
-
-@contextmanager
-def blas_threads(size: int, limit: int = 1) -> Iterator[None]:
-    """Limit BLAS to ``limit`` threads while working on a matrix of ``size`` elements, if it is small.
-
-    The matrices of ADI post-processing are tall and skinny (frames x pixels) or tiny (frames x
-    frames, batched); on a few cores multi-threaded BLAS makes them slower (2 threads on 2 cores:
-    SVD 2x slower, batched ``eigh`` 3x slower measured here). Large problems (>= 5e7 elements,
-    e.g. SPHERE IRDIS cubes) keep the default threads. Needs ``threadpoolctl``; without it this
-    does nothing (set ``OPENBLAS_NUM_THREADS=1`` instead).
-    """
-    global _THREADPOOLS
-    if size >= SMALL_PROBLEM:
-        yield
-        return
-    if _THREADPOOLS is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # optional: behaviour unchanged, only speed
-            _THREADPOOLS = False
-        else:
-            _THREADPOOLS = ThreadpoolController()
-    if not _THREADPOOLS:
-        yield
-        return
-    with _THREADPOOLS.limit(limits=limit, user_api="blas"):
-        yield

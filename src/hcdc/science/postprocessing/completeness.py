@@ -6,7 +6,7 @@ companions are detected at the same false-alarm rate (Jensen-Clem et al. 2018, A
 true-positive fraction at a fixed false-positive fraction). Here it is measured, not modelled:
 fakes are injected at ``n_fakes`` position angles per separation, at a ladder of contrasts starting
 from the detection limit, the cube is reduced, and each fake counts as recovered when hcdc's
-detection (:func:`~hcdc.science.characterization.detection.detect_candidates`, Student threshold
+detection (:func:`~hcdc.science.postprocessing.detection.detect_candidates`, Student threshold
 of false-positive fraction ``fpf``, positions refined on the image, ADI side lobes dropped) reports
 a candidate within ``match_radius`` of it. The completeness contrast is interpolated (in log
 contrast) between the last level below and the first level at or above the wanted fraction.
@@ -23,13 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import (
+from hcdc.science.postprocessing.base import get_algorithm
+from hcdc.science.postprocessing.contrast import ContrastCurve, contrast_curve, group_fakes
+from hcdc.science.postprocessing.detection import (
     GAUSSIAN_5SIGMA_FPF,
     SEARCH_RADIUS_FWHM,
     detect_candidates,
 )
-from hcdc.science.postprocessing.base import get_algorithm
-from hcdc.science.postprocessing.contrast import ContrastCurve, contrast_curve, group_fakes
 from hcdc.science.postprocessing.fakes import inject_companions
 from hcdc.science.postprocessing.snr import aperture_positions, snr_map_region
 from hcdc.science.postprocessing.throughput import peak_pixels, ring_snr

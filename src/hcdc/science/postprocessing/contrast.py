@@ -7,11 +7,11 @@ limit in aperture flux, divided by the algorithm throughput (fake companions, :m
 and the star's aperture flux, is the contrast. Two criteria (``criterion``):
 
 * ``'detection'`` (default): the flux of a companion whose expected S/N equals the threshold of
-  hcdc's own detection (:func:`hcdc.science.characterization.detection.detect_candidates`) at
+  hcdc's own detection (:func:`hcdc.science.postprocessing.detection.detect_candidates`) at
   the false-positive fraction ``fpf`` (default the Gaussian tail of ``sigma``: 2.87e-7 for 5).
   The noise is the Mawet et al. (2014) S/N denominator ``std(ddof=1) * sqrt(1 + 1/(n-1))`` of
   the fake-free image's apertures (``= noise * n / (n - 1)``), the threshold the Student
-  ``t.isf(fpf, n - 2)`` of :func:`~hcdc.science.characterization.detection.student_threshold`
+  ``t.isf(fpf, n - 2)`` of :func:`~hcdc.science.postprocessing.detection.student_threshold`
   (Gaussian ``norm.isf(fpf)`` with ``student=False``); ``mu`` is not added because the S/N
   subtracts the background mean.
 * ``'vip'``: VIP 2.1.1's formula ``t_{n-1}^{-1}(1 - p) * sqrt(1 + 1/n) * noise + mu`` with
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal, stats
 
-from hcdc.science.characterization.detection import student_threshold
+from hcdc.science.postprocessing.detection import student_threshold
 from hcdc.science.postprocessing.throughput import (
     ThroughputCurve,
     default_separations,
@@ -458,7 +458,7 @@ def contrast_curve(
     """Detection-limit contrast curve of ``algorithm`` on ``cube`` every ``step`` px from 1 FWHM to the edge.
 
     ``cube`` must be free of real companions (remove them first, e.g. with
-    :func:`hcdc.science.characterization.negfc.negfc_fit` and a negative injection). ``psf``:
+    :func:`hcdc.science.postprocessing.negfc.negfc_fit` and a negative injection). ``psf``:
     odd square with unit flux in a 1-FWHM aperture; ``star_flux``: the star's flux in the same
     aperture and units as the cube. ``criterion``, ``sigma``, ``fpf`` and ``student``: the
     detection criterion (module docstring; by default hcdc's detection at the Gaussian 5-sigma

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from hcdc.science.characterization.detection import detect_candidates
-from hcdc.science.characterization.negfc import negfc_fit, remove_companion
+from hcdc.science.postprocessing.detection import detect_candidates
+from hcdc.science.postprocessing.negfc import negfc_fit, remove_companion
 from hcdc.science.postprocessing.products import Detection
 from hcdc.science.postprocessing.snr import snr_at
 from hcdc.science.postprocessing.throughput import ThroughputCurve, throughput_curve

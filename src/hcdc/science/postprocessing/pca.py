@@ -25,13 +25,12 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg.lapack import dsyevr as _dsyevr
 
+from hcdc.blas import SMALL_PROBLEM, blas_threads
 from hcdc.science import geometry
 from hcdc.science.postprocessing import base as _base
 from hcdc.science.postprocessing import tiles
 from hcdc.science.postprocessing.annuli import Annulus, define_annuli, exclusion_mask
 from hcdc.science.postprocessing.base import (
-    SMALL_PROBLEM,
-    blas_threads,
     check_adi_inputs,
     derotate_and_collapse,
     is_memory_mapped,

@@ -35,7 +35,6 @@ strings are written as FITS long-string (CONTINUE) cards, never truncated.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import math
 from collections.abc import Iterable, Sequence
@@ -57,7 +56,6 @@ __all__ = [
     "PostprocessResult",
     "ProductError",
     "celestial_wcs_cards",
-    "file_sha256",
     "read_product",
     "write_product",
 ]
@@ -248,15 +246,6 @@ def _none_if_nan(value: Any) -> Any:
     if isinstance(value, np.floating | np.integer):
         return value.item()
     return value
-
-
-def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks (bounded memory for multi-GB cubes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _json_default(value: Any) -> Any:

@@ -42,15 +42,15 @@ import numpy as np
 from scipy import optimize
 
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import (
+from hcdc.science.orientation import Orientation
+from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm
+from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve
+from hcdc.science.postprocessing.detection import (
     GAUSSIAN_5SIGMA_FPF,
     empty_pixels,
     temporal_std,
     valid_detection_area,
 )
-from hcdc.science.orientation import Orientation
-from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm
-from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve
 from hcdc.science.postprocessing.detection_photometry import (
     aperture_photometry,
     combine_photometry,
@@ -281,7 +281,7 @@ def postprocess(
       (default: the Gaussian 5-sigma tail, 2.87e-7), one per source (S/N maxima merged on the
       image, ADI side lobes of brighter ones dropped), and only at separations whose whole S/N
       ring holds data in every frame (zero-filled zones are found by their low temporal noise:
-      :func:`~hcdc.science.characterization.detection.valid_detection_area`; the S/N map itself
+      :func:`~hcdc.science.postprocessing.detection.valid_detection_area`; the S/N map itself
       is not masked). Their flux is measured by injection-recovery
       (see :mod:`~hcdc.science.postprocessing.detection_photometry`), or with ``negfc=True`` by
       negative-fake-companion fits (single-wavelength cubes; PCA inside, with the reduction's ``ncomp``).

@@ -36,8 +36,8 @@ import numpy as np
 from scipy.optimize import brentq
 
 from hcdc.science import geometry
-from hcdc.science.characterization.detection import GAUSSIAN_5SIGMA_FPF, student_threshold
 from hcdc.science.postprocessing.base import get_algorithm, is_memory_mapped
+from hcdc.science.postprocessing.detection import GAUSSIAN_5SIGMA_FPF, student_threshold
 from hcdc.science.postprocessing.fakes import InjectedCube, add_stamps, inject_companions, shifted_psfs
 from hcdc.science.postprocessing.pca import TILED_ELEMENTS
 from hcdc.science.postprocessing.photometry import aperture_sums, aperture_weights

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from hcdc.science.characterization.negfc import NegfcProblem, negfc_fit, remove_companion
 from hcdc.science.postprocessing import pca, snr
+from hcdc.science.postprocessing.negfc import NegfcProblem, negfc_fit, remove_companion
 from hcdc.science.simulation.adi import simulate_adi_cube
 
 

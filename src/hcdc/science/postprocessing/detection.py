@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage, optimize, stats
 
 from hcdc.science import geometry
+from hcdc.science.postprocessing.snr import snr_at
 
 __all__ = [
     "Candidate",
@@ -171,8 +172,6 @@ def refine_position(
 
 def _positive_source(image: np.ndarray, x: float, y: float, fwhm: float) -> bool:
     """Whether the Mawet signal ``f0 - mean(f_i)`` of ``image`` at ``(x, y)`` is positive."""
-    from hcdc.science.postprocessing.snr import snr_at  # postprocessing imports this module
-
     try:
         return snr_at(np.asarray(image, dtype=np.float64), x, y, fwhm).signal > 0
     except ValueError:

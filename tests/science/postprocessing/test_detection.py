@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from hcdc.science.characterization.detection import (
+from hcdc.science.postprocessing import snr
+from hcdc.science.postprocessing.detection import (
     GAUSSIAN_5SIGMA_FPF,
     detect_candidates,
     fit_gaussian_2d,
     student_threshold,
 )
-from hcdc.science.postprocessing import snr
 from hcdc.science.simulation.adi import gaussian_psf
 
 
@@ -128,7 +128,7 @@ def _zero_filled_cube(seed: int = 0):
 
 def test_empty_zones_and_the_valid_detection_area():
     from hcdc.science import geometry
-    from hcdc.science.characterization.detection import empty_pixels, temporal_std, valid_detection_area
+    from hcdc.science.postprocessing.detection import empty_pixels, temporal_std, valid_detection_area
 
     _, cube = _zero_filled_cube()
     assert np.all(cube[:, :, :16] != 0)  # no exact zeros left: found by their noise

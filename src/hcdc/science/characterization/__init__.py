@@ -1,1 +1,0 @@
-"""hcdc.science.characterization."""
