@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from hcdc.cli.archive import ROOT_OPTION, _errors, _fail
+from hcdc.cli.common import ROOT_OPTION, errors, fail
 
 
 def serve(
@@ -25,7 +25,7 @@ def serve(
     from hcdc.archive.db import open_data_centre
     from hcdc.config import load_settings
 
-    with _errors():
+    with errors():
         open_data_centre(root).close()  # fail early, with the archive's message, if it cannot open
     settings_root = load_settings(root).root
     # every worker process builds its own app (and engine) from these
@@ -43,7 +43,7 @@ def serve(
             log_level="info",
         )
     except OSError as exc:
-        _fail(f"cannot listen on {host}:{port}: {exc}")
+        fail(f"cannot listen on {host}:{port}: {exc}")
 
 
 def app_from_environment():  # noqa: ANN201 - a FastAPI app (imported lazily)

@@ -11,6 +11,7 @@ import pytest
 from astropy.io import fits
 
 import hcdc
+from hcdc.science.checksums import sha256_file
 from hcdc.science.geometry import distance_map, polar_to_pixel
 from hcdc.science.orientation import Orientation
 from hcdc.science.postprocessing.previews import (
@@ -24,7 +25,6 @@ from hcdc.science.postprocessing.products import (
     Detection,
     PostprocessResult,
     ProductError,
-    file_sha256,
     read_product,
     write_product,
 )
@@ -175,11 +175,11 @@ def test_bad_files_are_reported_with_their_name(tmp_path):
         read_product(tmp_path / "missing.fits")
 
 
-def test_file_sha256_matches_hashlib(tmp_path):
+def test_sha256_file_matches_hashlib(tmp_path):
     data = np.random.default_rng(0).bytes(3_000_000)
     path = tmp_path / "blob.bin"
     path.write_bytes(data)
-    assert file_sha256(path, chunk_size=65536) == hashlib.sha256(data).hexdigest()
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
 
 
 def test_contrast_interpolation_and_summary(full_result):
