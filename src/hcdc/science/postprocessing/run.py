@@ -49,7 +49,8 @@ from hcdc.science.characterization.detection import (
     valid_detection_area,
 )
 from hcdc.science.orientation import Orientation
-from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm
+from hcdc.science.postprocessing import pca
+from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm, is_memory_mapped
 from hcdc.science.postprocessing.completeness import CompletenessCurve, completeness_curve
 from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve
 from hcdc.science.postprocessing.detection_photometry import (
@@ -228,8 +229,18 @@ def _prepare_psfs(
 
 
 def _plane(cube: np.ndarray, w: int | None, crop: tuple[slice, slice]) -> np.ndarray:
-    """One (frames, y, x) plane, cropped, as native float32 (the only full-resolution copy made)."""
+    """One (frames, y, x) plane, cropped, as native float32 (the only full-resolution copy made).
+
+    A memory-mapped floating-point plane that is not cropped and is large enough for the tiled
+    PCA route (above :data:`~hcdc.science.postprocessing.pca.TILED_ELEMENTS` elements) is passed
+    through as it is, big-endian FITS data included: the tiled PCA and its throughput fakes
+    (:class:`~hcdc.science.postprocessing.fakes.InjectedCube`) read it block by block, so the
+    command stays memory-bounded. Smaller planes are copied (the in-memory routes are faster and
+    the copy is small), so their results do not change."""
     plane = cube[w] if w is not None else cube
+    whole = all(s.start == 0 and s.stop == n for s, n in zip(crop, plane.shape[-2:], strict=True))
+    if whole and plane.dtype.kind == "f" and plane.size > pca.TILED_ELEMENTS and is_memory_mapped(plane):
+        return plane
     return np.ascontiguousarray(plane[:, crop[0], crop[1]], dtype=np.float32)
 
 
