@@ -100,6 +100,35 @@ def test_simulated_companion_end_to_end(simulated_files, tmp_path):
     assert json.loads((out / "cube_pca_summary.json").read_text())["detections"][0]["x"] == det["x"]
 
 
+def test_completeness_curve_in_the_product_and_the_table(simulated_files, tmp_path):
+    """``--completeness`` writes the completeness curve (COMPL_0) next to the detection limit; the
+    curve's provenance (criterion, false-positive fraction, fakes at the limit) is in the header."""
+    folder, sim = simulated_files
+    common = ["--angles", folder / "angles.fits", "--psf", folder / "psf.fits", "--ncomp", "3"]
+    common += ["--fwhm", "4", "--pixel-scale", "12.25", "--star-flux", str(sim.star_flux)]
+    result = _run(
+        [folder / "empty.fits", *common, "--completeness", "0.75", "--completeness-fakes", "3"]
+        + ["--out", tmp_path / "out"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "75 % complete" in result.stdout
+    product = tmp_path / "out" / "empty_pca_L2.fits"
+    with fits.open(product) as hdul:
+        header = hdul["CONTRAST"].header
+        assert (header["CRITERIO"], header["FAKES"], header["COMPLETE"], header["COMPNFAK"]) == (
+            "detection",
+            "LIMIT",
+            0.75,
+            3,
+        )
+        assert header["CURVEFPF"] == pytest.approx(2.87e-7, rel=1e-2)
+    curves = read_product(product).contrast
+    reached = np.isfinite(curves.completeness[0])
+    assert reached.sum() >= 3, curves.completeness  # most separations reach 3 of 3 fakes recovered
+    # Recovering 3 of 3 fakes takes more than the limit, where they are found about half the time.
+    assert np.all(curves.completeness[0][reached] >= 0.9 * curves.contrast[0][reached])
+
+
 def test_table_output_and_no_false_alarm(simulated_files, tmp_path):
     folder, _ = simulated_files
     np.savetxt(tmp_path / "angles.txt", fits.getdata(folder / "angles.fits").ravel())
@@ -556,6 +585,9 @@ def test_sky_orientation_from_offsets_on_a_simulation(simulated_files, tmp_path)
         (["--fpf", "0.7"], "--fpf must be below 0.5"),
         (["--fc-snr", "0"], "--fc-snr must be a finite number > 0"),
         (["--ncomp", "0"], "--ncomp must be at least 1"),
+        (["--completeness", "95"], "--completeness must be a fraction in (0, 1)"),
+        (["--completeness", "0.95"], "--completeness needs --psf and the contrast curve"),
+        (["--completeness-fakes", "5"], "--completeness-fakes needs --completeness"),
         (["--angle-convention", "vip"], "angle convention must be one of parallactic, derotation"),
         (["--true-north", "-0.45"], "give the pupil offset too"),
         (["--transpose"], "transposing the frames (mirror detector) needs the pupil offset"),

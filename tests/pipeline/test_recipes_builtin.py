@@ -127,6 +127,28 @@ def test_l2_recipe_finds_the_companion_and_reruns_bit_identically(user_cube, tmp
     assert json.dumps(again.outputs["summary"]["detections"]) == json.dumps(detections)  # NaN-safe
 
 
+def test_l2_recipe_completeness_curve(user_cube, tmp_path):
+    from hcdc.science.postprocessing.products import read_product
+
+    sim, files = user_cube
+    params = ["ncomp=3", "previews=false", f"star_flux={sim.star_flux}", "angle_convention=derotation"]
+    options = '{"n_fakes": 3, "separations": [22.0, 27.0]}'  # away from the companion at 15 px
+    result = run_recipe(
+        "l2-postprocess",
+        files,
+        [*params, "completeness=0.6", f"completeness_options={options}"],
+        work_dir=tmp_path,
+    )
+    curves = read_product(result.outputs["product"]).contrast
+    assert (curves.completeness_level, curves.completeness_fakes) == (0.6, 3)
+    # The FWHM is measured on the PSF here, so the curve's grid (from 1 FWHM) is not on whole pixels.
+    at = np.array([curves.at(s, completeness=True) for s in (22.5, 25.5)])
+    limit = np.array([curves.at(s) for s in (22.5, 25.5)])
+    assert np.all(np.isfinite(at)) and np.all(at >= 0.9 * limit), (at, limit)
+    with pytest.raises(ParameterError, match="completeness"):
+        run_recipe("l2-postprocess", files, [*params, "completeness=95"], work_dir=tmp_path / "bad")
+
+
 def test_l2_recipe_input_errors(user_cube, tmp_path):
     _, files = user_cube
     with pytest.raises(ParameterError, match="unknown algorithm 'pcaa'; known: .*pca"):

@@ -161,6 +161,8 @@ def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
     print_table(title, ["#", "x", "y", "sep [px]", "sep [mas]", pa_column, "S/N", "contrast"], rows)
     err_console.print(f"orientation: {escape(summary['orientation_text'])}", soft_wrap=True, highlight=False)
     if summary["contrast_at"]:
+        described = summary.get("contrast_curve") or {}
+        completeness_label = f"{100 * (described.get('completeness') or 0):g} % complete"
         wavelengths = summary["wavelengths_um"] or []
         columns = ["separation"] + (
             [f"{w:.3f} um" for w in wavelengths] if len(wavelengths) > 1 else ["5-sigma contrast"]
@@ -170,7 +172,11 @@ def _print_summary(summary: dict[str, Any], files: dict[str, str]) -> None:
             row = {"separation": f'{entry["separation_arcsec"]:g}" ({entry["separation_px"]:.1f} px)'}
             for name, value in zip(columns[1:], entry["contrast"], strict=False):
                 row[name] = _fmt(value, ".2e")
+            for name, value in zip(columns[1:], entry.get("completeness_contrast", []), strict=False):
+                row[f"{name} ({completeness_label})"] = _fmt(value, ".2e")
             crow.append(row)
+        if "completeness_contrast" in summary["contrast_at"][0]:
+            columns += [f"{name} ({completeness_label})" for name in columns[1:]]
         print_table("contrast at standard separations", columns, crow)
     elif scale is None:
         err_console.print("no --pixel-scale: contrast at standard separations not reported")
@@ -272,6 +278,17 @@ def postprocess_command(
     throughput_step: float | None = typer.Option(
         None, "--throughput-step", help="Throughput sampling (px; default 1 FWHM; VIP samples every px)."
     ),
+    completeness: float | None = typer.Option(
+        None,
+        "--completeness",
+        help="Also measure the completeness curve: the contrast at which this fraction (e.g. 0.95) "
+        "of fakes is recovered by hcdc's detection (Jensen-Clem et al. 2018). Costly (NACO: ~50 s).",
+    ),
+    completeness_fakes: int | None = typer.Option(
+        None,
+        "--completeness-fakes",
+        help="Fakes per separation and contrast level of the completeness curve (default 20).",
+    ),
     negfc: bool = typer.Option(
         False,
         "--negfc",
@@ -314,6 +331,12 @@ def postprocess_command(
         )
         if fpf is not None and not fpf < 0.5:
             raise ValueError(f"--fpf must be below 0.5; got {fpf}")
+        if completeness is not None and not 0 < completeness < 1:
+            raise ValueError(f"--completeness must be a fraction in (0, 1), e.g. 0.95; got {completeness}")
+        if completeness_fakes is not None and (completeness is None or completeness_fakes < 1):
+            raise ValueError("--completeness-fakes needs --completeness and must be at least 1")
+        if completeness is not None and (psf is None or not contrast):
+            raise ValueError("--completeness needs --psf and the contrast curve (not --no-contrast)")
         if angle_convention is not None and angle_convention not in ANGLE_CONVENTIONS:
             raise ValueError(
                 f"angle convention must be one of {', '.join(ANGLE_CONVENTIONS)}; got {angle_convention!r}"
@@ -420,6 +443,8 @@ def postprocess_command(
                     "criterion": contrast_criterion,
                 },
                 compute_contrast=contrast,
+                completeness=completeness,
+                completeness_options=None if completeness_fakes is None else {"n_fakes": completeness_fakes},
                 image_unit=unit,
                 inputs=inputs,
                 progress=on_progress,

@@ -917,6 +917,17 @@ class PostprocessParameters(RecipeParameters):
     contrast_options: dict[str, Any] = Field(
         default_factory=dict, description="options of the contrast curve (sigma, nbranch, fc_snr, step, ...)"
     )
+    completeness: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="also the completeness curve: contrast at which this fraction (e.g. 0.95) of fakes "
+        "is recovered by hcdc's detection (costly: ~20 reductions per separation and level)",
+    )
+    completeness_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="options of the completeness curve (n_fakes, ladder, max_levels, ...)",
+    )
     negfc: bool = Field(False, description="re-measure detections by negative fake companion fit")
     previews: bool = Field(True, description="write PNG previews next to the product")
     angle_convention: Literal["parallactic", "derotation"] | None = Field(
@@ -1062,6 +1073,8 @@ class Postprocess(Recipe):
                 detection_threshold=params.detection_threshold,
                 compute_contrast=params.compute_contrast,
                 contrast_options=params.contrast_options or None,
+                completeness=params.completeness,
+                completeness_options=params.completeness_options or None,
                 negfc=params.negfc,
                 image_unit=data["unit"],
                 inputs=data["input_names"],

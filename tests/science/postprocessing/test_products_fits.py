@@ -200,6 +200,57 @@ def test_contrast_interpolation_and_summary(full_result):
     assert full_result.summary()["contrast_at"] == []
 
 
+def test_contrast_provenance_round_trip(tmp_path, full_result):
+    """How the curve was made (criterion, fpf, throughput fakes) survives the FITS round trip, in
+    commented header keywords of the CONTRAST extension; so does a completeness curve."""
+    default = read_product(write_product(full_result, tmp_path / "default.fits")).contrast
+    assert (default.criterion, default.fpf, default.fc_snr, default.completeness) == (
+        "detection",
+        None,
+        None,
+        None,
+    )
+    assert default.fakes_at_limit
+    curves = full_result.contrast
+    curves.criterion, curves.fpf, curves.fc_snr = "vip", 2.87e-7, 100.0
+    curves.completeness = 3.0 * curves.contrast
+    curves.completeness[1, :4] = np.nan  # not reached there
+    curves.completeness_level, curves.completeness_fakes = 0.95, 20
+    path = write_product(full_result, tmp_path / "vip.fits")
+    with fits.open(path) as hdul:
+        header = hdul["CONTRAST"].header
+        assert (header["CRITERIO"], header["CURVEFPF"], header["FAKES"], header["FCSNR"]) == (
+            "vip",
+            2.87e-7,
+            "FIXED",
+            100.0,
+        )
+        assert (header["COMPLETE"], header["COMPNFAK"]) == (0.95, 20)
+        for key in ("CRITERIO", "CURVEFPF", "FAKES", "FCSNR", "COMPLETE", "COMPNFAK"):
+            assert header.comments[key], key
+        assert "COMPL_1" in hdul["CONTRAST"].columns.names
+    back = read_product(path).contrast
+    assert (back.criterion, back.fpf, back.fc_snr, back.fakes_at_limit) == ("vip", 2.87e-7, 100.0, False)
+    assert (back.completeness_level, back.completeness_fakes) == (0.95, 20)
+    np.testing.assert_array_equal(back.completeness, curves.completeness)
+    # The summary says how the curve was made and gives the completeness contrast.
+    summary = full_result.summary()
+    assert summary["contrast_curve"]["throughput_fakes"] == "fixed S/N"
+    assert summary["contrast_curve"]["completeness"] == 0.95
+    row = next(r for r in summary["contrast_at"] if r["separation_arcsec"] == 0.3)
+    assert row["completeness_contrast"][0] == pytest.approx(3.0 * row["contrast"][0], rel=1e-9)
+    with pytest.raises(ValueError, match="level"):
+        ContrastCurves(np.arange(3.0), np.ones(3), np.ones(3), np.ones(3), completeness=np.ones(3))
+
+
+def test_contrast_with_bad_fakes_keyword_is_reported(tmp_path, full_result):
+    path = write_product(full_result, tmp_path / "p.fits")
+    with fits.open(path, mode="update") as hdul:
+        hdul["CONTRAST"].header["FAKES"] = "FIXED"  # but no FCSNR
+    with pytest.raises(ProductError, match="p.fits.*FAKES"):
+        read_product(path)
+
+
 def test_contrast_curves_reject_inconsistent_shapes():
     with pytest.raises(ValueError, match="separations"):
         ContrastCurves(np.arange(5.0), np.ones(4), np.ones(5), np.ones(5))

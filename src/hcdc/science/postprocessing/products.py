@@ -16,7 +16,11 @@ FITS layout (one extension per output, all optional except ``IMAGE``)::
     WAVELENGTH   table: WAVELENGTH [um], one row per CUBE plane
     SNR_MAP      S/N map (Mawet et al. 2014), BUNIT = ''
     CONTRAST     table: SEP_PX [pix], SEP_MAS [mas], then per wavelength k: CONTRAST_k,
-                 THROUGHPUT_k, NOISE_k [image unit]; header WAVEk [um], NSIGMA
+                 THROUGHPUT_k, NOISE_k [image unit] (and COMPL_k, the completeness curve, when
+                 computed); header WAVEk [um], NSIGMA, STUDENT, how the curve was made: CRITERIO
+                 ('detection' or 'vip'), CURVEFPF (false-positive fraction), FAKES ('LIMIT':
+                 throughput fakes at the reported contrast, or 'FIXED' at FCSNR times the noise),
+                 and for the completeness curve COMPLETE (fraction recovered), COMPNFAK (fakes)
     DETECTIONS   table: X, Y [pix, 0-based], SEP_PX [pix], SEP_MAS [mas], PA [deg east of north],
                  SNR, FLUX [image unit], CONTRAST, FPF, FLUX_ERR, CONTRAST_ERR, PHOTOMETRY
 
@@ -120,16 +124,38 @@ class ContrastCurves:
     noise: np.ndarray
     nsigma: float = 5.0
     student: bool = True
+    #: How the contrast was made: ``'detection'`` (the limit of hcdc's detection at ``fpf``) or
+    #: ``'vip'`` (VIP 2.1.1's formula at ``nsigma``); see :mod:`~hcdc.science.postprocessing.contrast`.
+    criterion: str = "detection"
+    #: False-positive fraction of the criterion (None: not recorded, e.g. an old product).
+    fpf: float | None = None
+    #: Throughput fakes: None = injected at the contrast being reported (iterated to the limit);
+    #: a number = fixed at that many times the aperture noise (VIP: 100).
+    fc_snr: float | None = None
+    #: Completeness curve (:mod:`~hcdc.science.postprocessing.completeness`), shape
+    #: (n_wavelengths, n_sep): contrast at which ``completeness_level`` of fakes are recovered by
+    #: hcdc's detection at ``fpf`` (NaN where not reached or not measured); None when not computed.
+    completeness: np.ndarray | None = None
+    completeness_level: float | None = None
+    #: Fakes per separation and contrast level of the completeness curve.
+    completeness_fakes: int | None = None
 
     def __post_init__(self) -> None:
         self.separation_px = np.asarray(self.separation_px, dtype=np.float64).ravel()
         n = self.separation_px.size
         arrays = {}
-        for name in ("contrast", "throughput", "noise"):
+        names = ("contrast", "throughput", "noise") + (
+            ("completeness",) if self.completeness is not None else ()
+        )
+        for name in names:
             a = np.atleast_2d(np.asarray(getattr(self, name), dtype=np.float64))
             if a.shape[-1] != n:
                 raise ValueError(f"contrast curve column {name} has {a.shape[-1]} separations, expected {n}")
             arrays[name] = a
+        if self.completeness is not None and not (
+            self.completeness_level is not None and 0 < self.completeness_level < 1
+        ):
+            raise ValueError(f"a completeness curve needs its level in (0, 1); got {self.completeness_level}")
         shapes = {a.shape for a in arrays.values()}
         if len(shapes) != 1:
             raise ValueError(f"contrast, throughput and noise shapes differ: {sorted(shapes)}")
@@ -146,9 +172,30 @@ class ContrastCurves:
             return np.full_like(self.separation_px, np.nan)
         return self.separation_px * float(pixel_scale_mas)
 
-    def at(self, separation_px: float, wavelength_index: int = 0) -> float:
-        """Contrast linearly interpolated in log10 at ``separation_px`` (NaN outside the curve)."""
-        curve = self.contrast[wavelength_index]
+    @property
+    def fakes_at_limit(self) -> bool:
+        """Whether the throughput fakes were injected at the reported contrast (not a fixed S/N)."""
+        return self.fc_snr is None
+
+    def description(self) -> dict[str, Any]:
+        """How the curve was made (JSON-ready): criterion, sigma, fpf, throughput fakes, completeness."""
+        return {
+            "criterion": self.criterion,
+            "nsigma": float(self.nsigma),
+            "fpf": self.fpf,
+            "student": bool(self.student),
+            "throughput_fakes": "at the reported limit" if self.fakes_at_limit else "fixed S/N",
+            "fc_snr": self.fc_snr,
+            "completeness": self.completeness_level if self.completeness is not None else None,
+            "completeness_fakes": self.completeness_fakes,
+        }
+
+    def at(self, separation_px: float, wavelength_index: int = 0, completeness: bool = False) -> float:
+        """Contrast linearly interpolated in log10 at ``separation_px`` (NaN outside the curve);
+        with ``completeness=True`` the completeness curve's (NaN when there is none)."""
+        if completeness and self.completeness is None:
+            return math.nan
+        curve = (self.completeness if completeness else self.contrast)[wavelength_index]
         good = np.isfinite(curve) & (curve > 0)
         sep = self.separation_px[good]
         if sep.size == 0 or separation_px < sep[0] or separation_px > sep[-1]:
@@ -225,15 +272,22 @@ class PostprocessResult:
             "contrast_at": [],
             "warnings": list(self.warnings),
         }
-        if self.contrast is not None and self.separation_unit_known:
+        curves = self.contrast
+        out["contrast_curve"] = None if curves is None else curves.description()
+        if curves is not None and self.separation_unit_known:
             for sep_as in separations_arcsec:
                 sep_px = sep_as * 1000.0 / float(self.pixel_scale_mas)
-                values = [
-                    _none_if_nan(self.contrast.at(sep_px, k)) for k in range(self.contrast.n_wavelengths)
-                ]
-                out["contrast_at"].append(
-                    {"separation_arcsec": sep_as, "separation_px": round(sep_px, 3), "contrast": values}
-                )
+                entry = {
+                    "separation_arcsec": sep_as,
+                    "separation_px": round(sep_px, 3),
+                    "contrast": [_none_if_nan(curves.at(sep_px, k)) for k in range(curves.n_wavelengths)],
+                }
+                if curves.completeness is not None:
+                    entry["completeness_contrast"] = [
+                        _none_if_nan(curves.at(sep_px, k, completeness=True))
+                        for k in range(curves.n_wavelengths)
+                    ]
+                out["contrast_at"].append(entry)
         return out
 
 
@@ -405,9 +459,25 @@ def _contrast_hdu(
             fits.Column(name=f"THROUGHPUT_{k}", format="D", unit="", array=curves.throughput[k]),
             fits.Column(name=f"NOISE_{k}", format="D", unit=unit or None, array=curves.noise[k]),
         ]
+        if curves.completeness is not None:
+            cols.append(fits.Column(name=f"COMPL_{k}", format="D", unit="", array=curves.completeness[k]))
     hdu = fits.BinTableHDU.from_columns(cols, name="CONTRAST")
-    hdu.header["NSIGMA"] = (float(curves.nsigma), "confidence of the contrast (sigma)")
-    hdu.header["STUDENT"] = (bool(curves.student), "small-sample (Student t) correction applied")
+    h = hdu.header
+    h["NSIGMA"] = (float(curves.nsigma), "confidence of the contrast (sigma)")
+    h["STUDENT"] = (bool(curves.student), "small-sample (Student t) correction applied")
+    h["CRITERIO"] = (curves.criterion, "detection (hcdc limit at CURVEFPF) or vip")
+    if curves.fpf is not None:
+        h["CURVEFPF"] = (float(curves.fpf), "false-positive fraction of the criterion")
+    h["FAKES"] = (
+        "LIMIT" if curves.fakes_at_limit else "FIXED",
+        "LIMIT: fakes at the contrast; FIXED: FCSNR",
+    )
+    if not curves.fakes_at_limit:
+        h["FCSNR"] = (float(curves.fc_snr), "[noise] throughput fakes' brightness")
+    if curves.completeness is not None:
+        h["COMPLETE"] = (float(curves.completeness_level), "COMPL_k: contrast with this fraction recovered")
+        if curves.completeness_fakes is not None:
+            h["COMPNFAK"] = (int(curves.completeness_fakes), "completeness fakes per separation and level")
     hdu.header["NWAVE"] = (curves.n_wavelengths, "number of wavelength curves")
     if wavelengths is not None and len(wavelengths) == curves.n_wavelengths:
         for k, wl in enumerate(wavelengths):
@@ -529,13 +599,29 @@ def _read_contrast(hdu: fits.BinTableHDU, path: Path) -> ContrastCurves:
         }
     except KeyError as exc:
         raise ProductError(f"{path}: CONTRAST table column missing: {exc}") from exc
+    header = hdu.header
+    completeness = None
+    if "COMPLETE" in header:
+        try:
+            completeness = np.array([np.asarray(data[f"COMPL_{k}"], dtype=np.float64) for k in range(n_wave)])
+        except KeyError as exc:
+            raise ProductError(f"{path}: CONTRAST has COMPLETE but lacks column {exc}") from exc
+    fakes = str(header.get("FAKES", "LIMIT")).strip().upper()
+    if fakes not in ("LIMIT", "FIXED") or (fakes == "FIXED" and "FCSNR" not in header):
+        raise ProductError(f"{path}: CONTRAST FAKES = {fakes!r} (expected LIMIT, or FIXED with FCSNR)")
     return ContrastCurves(
         separation_px=np.asarray(data["SEP_PX"], dtype=np.float64),
         contrast=stack["CONTRAST"],
         throughput=stack["THROUGHPUT"],
         noise=stack["NOISE"],
-        nsigma=float(hdu.header.get("NSIGMA", 5.0)),
-        student=bool(hdu.header.get("STUDENT", True)),
+        nsigma=float(header.get("NSIGMA", 5.0)),
+        student=bool(header.get("STUDENT", True)),
+        criterion=str(header.get("CRITERIO", "detection")).strip(),
+        fpf=_optional_float(header, "CURVEFPF"),
+        fc_snr=float(header["FCSNR"]) if fakes == "FIXED" else None,
+        completeness=completeness,
+        completeness_level=_optional_float(header, "COMPLETE"),
+        completeness_fakes=int(header["COMPNFAK"]) if "COMPNFAK" in header else None,
     )
 
 

@@ -43,7 +43,9 @@ from scipy import optimize
 
 from hcdc.science import geometry
 from hcdc.science.orientation import Orientation
-from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm
+from hcdc.science.postprocessing import pca
+from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm, is_memory_mapped
+from hcdc.science.postprocessing.completeness import CompletenessCurve, completeness_curve
 from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve
 from hcdc.science.postprocessing.detection import (
     GAUSSIAN_5SIGMA_FPF,
@@ -227,8 +229,18 @@ def _prepare_psfs(
 
 
 def _plane(cube: np.ndarray, w: int | None, crop: tuple[slice, slice]) -> np.ndarray:
-    """One (frames, y, x) plane, cropped, as native float32 (the only full-resolution copy made)."""
+    """One (frames, y, x) plane, cropped, as native float32 (the only full-resolution copy made).
+
+    A memory-mapped floating-point plane that is not cropped and is large enough for the tiled
+    PCA route (above :data:`~hcdc.science.postprocessing.pca.TILED_ELEMENTS` elements) is passed
+    through as it is, big-endian FITS data included: the tiled PCA and its throughput fakes
+    (:class:`~hcdc.science.postprocessing.fakes.InjectedCube`) read it block by block, so the
+    command stays memory-bounded. Smaller planes are copied (the in-memory routes are faster and
+    the copy is small), so their results do not change."""
     plane = cube[w] if w is not None else cube
+    whole = all(s.start == 0 and s.stop == n for s, n in zip(crop, plane.shape[-2:], strict=True))
+    if whole and plane.dtype.kind == "f" and plane.size > pca.TILED_ELEMENTS and is_memory_mapped(plane):
+        return plane
     return np.ascontiguousarray(plane[:, crop[0], crop[1]], dtype=np.float32)
 
 
@@ -260,6 +272,8 @@ def postprocess(
     inputs: Mapping[str, str | None] | None = None,
     progress: ProgressCallback | None = None,
     orientation: Orientation | None = None,
+    completeness: float | None = None,
+    completeness_options: Mapping[str, Any] | None = None,
 ) -> PostprocessResult:
     """Run ``algorithm`` on a Level 1 cube and derive every Level 2 output.
 
@@ -292,6 +306,13 @@ def postprocess(
       throughput fakes at that limit (``fc_snr=None``, :data:`DEFAULT_FC_SNR`); spectral
       algorithms, and the throughput map when no curve is computed, use fakes at
       :data:`FIXED_FC_SNR` times the noise.
+    * ``completeness`` (e.g. 0.95): also measure the completeness curve, the contrast at which
+      this fraction of fakes is recovered by this call's detection at the contrast curve's
+      false-positive fraction (:func:`~hcdc.science.postprocessing.completeness.completeness_curve`,
+      Jensen-Clem et al. 2018), per wavelength, on the cube with the companions removed, starting
+      from the contrast curve; ``completeness_options`` go to that function (``n_fakes``,
+      ``ladder``, ``max_levels``, ``separations``, ...). ADI/RDI algorithms with a PSF and
+      contrast curves only; costs about ``n_fakes`` (default 20) x levels reductions.
     * ``progress(stage, done, total)``: progress callback.
     * ``orientation``: how the final image sits on the sky (:mod:`hcdc.science.orientation`);
       default: not known, position angles relative to the detector.
@@ -311,6 +332,7 @@ def postprocess(
     the raw aperture signal.
     """
     _check_numbers(pixel_scale_mas, fwhm, star_flux, detection_threshold, detection_fpf, contrast_options)
+    _check_completeness(completeness, completeness_options, algorithm, psf, compute_contrast)
     plan = _make_plan(
         cube,
         angles,
@@ -353,12 +375,26 @@ def postprocess(
         measured = _spectral_pass(plan, full, images, final, candidates, compute_contrast, progress)
     else:
         measured = _adi_pass(
-            plan, images, kept, candidates, compute_contrast, negfc, pixel_scale_mas, progress
+            plan,
+            images,
+            kept,
+            candidates,
+            compute_contrast,
+            negfc,
+            pixel_scale_mas,
+            progress,
+            (completeness, dict(completeness_options or {})) if completeness is not None else None,
         )
     del full, kept
 
     present_flux = [s for s in plan.star_fluxes if s]
-    curves = _merge_curves(measured.curves, student=bool(plan.contrast_options.get("student", True)))
+    curves = _merge_curves(
+        measured.curves,
+        student=bool(plan.contrast_options.get("student", True)),
+        # Spectral algorithms' fakes are always of fixed brightness (FIXED_FC_SNR by default).
+        fc_snr=(plan.fixed_throughput_options if plan.spec.spectral else plan.contrast_options).get("fc_snr"),
+        completeness=measured.completeness,
+    )
     warnings_out += contrast_warnings(
         [d.contrast for d in measured.detections],
         None if curves is None else curves.separation_px,
@@ -410,6 +446,40 @@ def _check_numbers(
     if detection_fpf is not None and not detection_fpf < 0.5:
         raise ValueError(f"false-positive fraction must be below 0.5; got {detection_fpf}")
 
+
+def _check_completeness(
+    level: float | None,
+    options: Mapping[str, Any] | None,
+    algorithm: str,
+    psf: np.ndarray | None,
+    compute_contrast: bool,
+) -> None:
+    """Reject a completeness request that cannot be honoured, before any work is done."""
+    if level is None:
+        if options:
+            raise ValueError("completeness options given without a completeness level")
+        return
+    if not 0 < level < 1:
+        raise ValueError(f"completeness must be a fraction in (0, 1), e.g. 0.95; got {level}")
+    if get_algorithm(algorithm).spectral:
+        raise ValueError(f"completeness curves are measured for ADI/RDI algorithms, not {algorithm!r}")
+    if psf is None or not compute_contrast:
+        raise ValueError("a completeness curve needs a PSF and the contrast curve (its starting point)")
+    unknown = sorted(set(options or {}) - _COMPLETENESS_OPTIONS)
+    if unknown:
+        raise ValueError(
+            f"unknown completeness option(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(_COMPLETENESS_OPTIONS))}"
+        )
+    check_positive(
+        {f"completeness option {key}": (options or {}).get(key) for key in ("n_fakes", "max_levels")}
+    )
+
+
+#: Options of :func:`completeness_curve` that postprocess() passes through.
+_COMPLETENESS_OPTIONS = frozenset(
+    {"n_fakes", "ladder", "max_levels", "separations", "fc_rad_sep", "match_radius", "pa"}
+)
 
 #: Contrast options that must be > 0 when given.
 _POSITIVE_OPTIONS = ("sigma", "fc_snr", "throughput_step", "step", "nbranch")
@@ -608,6 +678,7 @@ class _Measured:
     final_tc: np.ndarray | None = None
     throughput_maps: list[np.ndarray] = field(default_factory=list)
     curves: list[Any] = field(default_factory=list)
+    completeness: list[CompletenessCurve | None] = field(default_factory=list)
 
 
 def _adi_pass(
@@ -619,10 +690,13 @@ def _adi_pass(
     negfc: bool,
     pixel_scale_mas: float | None,
     progress: ProgressCallback | None,
+    completeness: tuple[float, dict[str, Any]] | None = None,
 ) -> _Measured:
     """Per wavelength plane: photometry of the detections and their removal, then one throughput
-    measurement (the contrast curve's own) for the corrected image and the contrast curve."""
+    measurement (the contrast curve's own) for the corrected image and the contrast curve, and
+    the completeness curve (from the contrast curve) when ``completeness`` = (level, options)."""
     n_wl = plan.n_wl
+    complete: list[CompletenessCurve | None] = [None] * n_wl
     corrected = np.full((n_wl, *plan.shape), np.nan, dtype=np.float32)
     maps: list[np.ndarray] = []
     curves: list[Any] = [None] * n_wl
@@ -658,6 +732,21 @@ def _adi_pass(
                 clean, plan.angles, psf, star_flux=star, **reduction, **plan.contrast_options
             )
             tp = curves[w].throughput_curve
+            if completeness is not None:
+                level, options = completeness
+                complete[w] = completeness_curve(
+                    clean,
+                    plan.angles,
+                    psf,
+                    fwhm=fwhm,
+                    star_flux=star,
+                    algorithm=plan.spec.name,
+                    params=run_params,
+                    completeness=level,
+                    fpf=curves[w].fpf,
+                    start=curves[w],
+                    **options,
+                )
         else:
             # No curve: the throughput map alone, from fakes of fixed brightness (the limit needs
             # many more reductions and would only serve the map).
@@ -682,7 +771,7 @@ def _adi_pass(
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels (no throughput) stay NaN
         final_tc = np.nanmean(corrected, axis=0) if n_wl > 1 else corrected[0]
-    return _Measured(detections, final_tc, maps, curves)
+    return _Measured(detections, final_tc, maps, curves, complete)
 
 
 def _spectral_pass(
@@ -753,10 +842,28 @@ def _mean_map(maps: list[np.ndarray]) -> np.ndarray | None:
         return np.nanmean(np.stack(maps), axis=0).astype(np.float32)
 
 
-def _merge_curves(curves: list[Any], student: bool = True) -> ContrastCurves | None:
+def _on_grid(grid: np.ndarray, separation: np.ndarray, values: np.ndarray, log: bool = False) -> np.ndarray:
+    """``values`` sampled at ``separation`` interpolated onto ``grid`` (log-linearly with ``log``;
+    a NaN sample makes its neighbourhood NaN), NaN outside ``separation``'s range."""
+    out = np.full(grid.size, np.nan)
+    inside = (grid >= separation[0] - 1e-9) & (grid <= separation[-1] + 1e-9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = np.log(values) if log else values
+        out[inside] = np.interp(grid[inside], separation, y)
+    return np.exp(out) if log else out
+
+
+def _merge_curves(
+    curves: list[Any],
+    student: bool = True,
+    fc_snr: float | None = None,
+    completeness: list[CompletenessCurve | None] | None = None,
+) -> ContrastCurves | None:
     """Per-wavelength :class:`~hcdc.science.postprocessing.contrast.ContrastCurve` objects on one
     separation grid: the longest curve's separations; the others (which start at their own FWHM)
-    are interpolated onto it (contrast log-linearly) and NaN outside their own range."""
+    are interpolated onto it (contrast log-linearly) and NaN outside their own range. The
+    completeness curves (their own grid, from 2 FWHM) are interpolated onto it the same way.
+    ``fc_snr``: the throughput fakes' brightness (None: at the limit), recorded with the curve."""
     present = [c for c in curves if c is not None]
     if not present:
         return None
@@ -766,11 +873,16 @@ def _merge_curves(curves: list[Any], student: bool = True) -> ContrastCurves | N
     for k, c in enumerate(curves):
         if c is None:
             continue
-        inside = (grid >= c.separation[0] - 1e-9) & (grid <= c.separation[-1] + 1e-9)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            contrast[k, inside] = np.exp(np.interp(grid[inside], c.separation, np.log(c.contrast)))
-        throughput[k, inside] = np.interp(grid[inside], c.separation, c.throughput)
-        noise[k, inside] = np.interp(grid[inside], c.separation, c.noise)
+        contrast[k] = _on_grid(grid, c.separation, c.contrast, log=True)
+        throughput[k] = _on_grid(grid, c.separation, c.throughput)
+        noise[k] = _on_grid(grid, c.separation, c.noise)
+    complete = [c for c in (completeness or []) if c is not None]
+    compl = None
+    if complete:
+        compl = np.full((n, grid.size), np.nan)
+        for k, c in enumerate(completeness or []):
+            if c is not None:
+                compl[k] = _on_grid(grid, c.separation, c.contrast, log=True)
     return ContrastCurves(
         separation_px=grid,
         contrast=contrast,
@@ -778,4 +890,10 @@ def _merge_curves(curves: list[Any], student: bool = True) -> ContrastCurves | N
         noise=noise,
         nsigma=present[0].sigma,
         student=student,
+        criterion=present[0].criterion,
+        fpf=float(present[0].fpf),
+        fc_snr=None if fc_snr is None else float(fc_snr),
+        completeness=compl,
+        completeness_level=complete[0].completeness if complete else None,
+        completeness_fakes=complete[0].n_fakes if complete else None,
     )
