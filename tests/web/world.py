@@ -40,8 +40,8 @@ from hcdc.archive.access import load_principal, local_operator, mjd_of
 from hcdc.archive.db import Catalogue, init_data_centre
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.pipeline_models import Product, ProductFile
-from hcdc.archive.storage import sha256_file
 from hcdc.pipeline import jobs as jq
+from hcdc.science.checksums import sha256_file
 
 BEFORE = dt.datetime(2026, 6, 1)
 AFTER = dt.datetime(2029, 6, 1)
