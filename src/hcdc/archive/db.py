@@ -318,19 +318,27 @@ def init_data_centre(
     if not database_url:
         root_path.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
-    try:
+    with _disposed_on_error(engine):
         check_reachable(engine)
         root_path.mkdir(parents=True, exist_ok=True)
         write_marker(settings.resolved_storage_root, settings.id)
         upgrade_schema(engine)
         write_settings(settings)
+    return Catalogue(settings=settings, engine=engine)
+
+
+@contextmanager
+def _disposed_on_error(engine: Engine) -> Iterator[Engine]:
+    """Dispose ``engine`` when the block fails (a half-opened data centre keeps no connection);
+    a :class:`ConfigError` raised inside becomes a :class:`DataCentreConfigError`."""
+    try:
+        yield engine
     except ConfigError as exc:
         engine.dispose()
         raise DataCentreConfigError(str(exc)) from exc
     except BaseException:
         engine.dispose()
         raise
-    return Catalogue(settings=settings, engine=engine)
 
 
 def _upgrade_data_centre(
@@ -356,7 +364,7 @@ def _upgrade_data_centre(
     except ConfigError as exc:
         raise DataCentreConfigError(str(exc)) from exc
     engine = make_engine(url)
-    try:
+    with _disposed_on_error(engine):
         check_reachable(engine)
         if not settings.id:
             # a data centre made before ids: give it one, and mark its storage root, unless
@@ -373,12 +381,6 @@ def _upgrade_data_centre(
         else:
             _check_storage(settings)
         upgrade_schema(engine)
-    except ConfigError as exc:
-        engine.dispose()
-        raise DataCentreConfigError(str(exc)) from exc
-    except BaseException:
-        engine.dispose()
-        raise
     return Catalogue(settings=settings, engine=engine)
 
 
