@@ -7,8 +7,8 @@ detection under either hypothesis of the motion test:
   (per-axis rms circular speed at the detection's separation times the time elapsed, see
   :func:`hcdc.science.level3.motion_test.orbital_scale_at`);
 * stationary background: the offset moved by minus the host's displacement (proper motion and
-  parallax), within the errors plus a background star's own proper motion (rms
-  ``background_pm_sigma``) times the time elapsed.
+  parallax), within the errors plus a background star's own proper motion (the largest rms of
+  ``MotionTestSettings.background_pm_sigmas``) times the time elapsed.
 
 "Match" means a Mahalanobis distance of at most ``n_sigma`` under the better of the two; among
 several matching candidates the closest wins, and an unmatched detection starts a new candidate.
@@ -82,7 +82,7 @@ def match_distance(
         d_ra, d_dec = host_displacement(host, [new.mjd], previous.mjd)
         delta_bg = delta + np.array([d_ra[0], d_dec[0]])
         cov_bg = base + background_track_error(host, previous.mjd, [new.mjd])[0]
-        cov_bg += ((settings.background_pm_sigma * dt_yr) ** 2 + radius_mas**2) * np.eye(2)
+        cov_bg += ((max(settings.background_pm_sigmas) * dt_yr) ** 2 + radius_mas**2) * np.eye(2)
         best = min(best, _distance2(delta_bg, cov_bg))
     return math.sqrt(best)
 

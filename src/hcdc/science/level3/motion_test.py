@@ -63,7 +63,9 @@ class MotionTestSettings:
     """Priors and thresholds of the test (units: Msun, mas/yr, mas)."""
 
     host_mass_msun: float = 1.0  # used when the HostStar has no mass
-    background_pm_sigma: float = 10.0  # per-axis rms proper motion of background stars, hypothesis (c)
+    # per-axis rms proper motions of background stars, hypothesis (c): an equal-weight mixture of
+    # Gaussians (heavier tails than one Gaussian: most background stars are slow, a few are fast)
+    background_pm_sigmas: tuple[float, ...] = (5.0, 15.0, 45.0)
     background_parallax_sigma: float = 0.5  # rms parallax of background stars, hypothesis (c)
     min_power_chi2: float = 25.0  # the background track must move >= 5 sigma relative to a static object
     ln_bayes_threshold: float = 5.0  # |ln B| needed for a verdict (odds ~150:1)
@@ -219,6 +221,15 @@ def _fit(name: str, y: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> Hypothe
     return HypothesisFit(name, chi2, dof, p, ln_z, float(x0[0]), float(x0[1]))
 
 
+def _mixture_fit(name: str, components: list[HypothesisFit]) -> HypothesisFit:
+    """An equal-weight mixture of priors: its evidence is the mean of the components' evidences;
+    chi2 and the fitted offset are those of the most probable component."""
+    ln_z = np.array([f.ln_evidence for f in components])
+    best = components[int(np.argmax(ln_z))]
+    mixed = float(np.logaddexp.reduce(ln_z) - math.log(len(components)))
+    return HypothesisFit(name, best.chi2, best.dof, best.p_value, mixed, best.ra0, best.dec0)
+
+
 def fit_hypotheses(
     astro: RelativeAstrometry,
     host: HostStar,
@@ -238,16 +249,21 @@ def fit_hypotheses(
         + host.pmdec_err**2 * np.outer(g["pmdec"], g["pmdec"])
         + host.parallax_err**2 * np.outer(g["parallax"], g["parallax"])
     )
-    own_cov = settings.background_pm_sigma**2 * (
-        np.outer(g["pmra"], g["pmra"]) + np.outer(g["pmdec"], g["pmdec"])
-    ) + settings.background_parallax_sigma**2 * np.outer(g["parallax"], g["parallax"])
+    pm_outer = np.outer(g["pmra"], g["pmra"]) + np.outer(g["pmdec"], g["pmdec"])
+    own_plx = settings.background_parallax_sigma**2 * np.outer(g["parallax"], g["parallax"])
     scale = orbital_scale(astro, host, settings)
     dt = (astro.mjd[:, None] - astro.mjd[None, :]) / DAYS_PER_YEAR
     orbit_cov = np.kron(scale.amplitude_mas**2 * np.exp(-0.5 * (dt / scale.timescale_yr) ** 2), np.eye(2))
     fits = {
         "comoving": _fit("comoving", y, np.zeros_like(y), c + orbit_cov),
         "background": _fit("background", y, bg_mean, c + host_cov),
-        "background_pm": _fit("background_pm", y, bg_mean, c + host_cov + own_cov),
+        "background_pm": _mixture_fit(
+            "background_pm",
+            [
+                _fit("background_pm", y, bg_mean, c + host_cov + own_plx + sigma**2 * pm_outer)
+                for sigma in settings.background_pm_sigmas
+            ],
+        ),
     }
     # Power: chi2 of a motionless companion under (b), with the measurement errors only.
     power, _, _ = _gls(np.zeros_like(y), -bg_mean, c)
