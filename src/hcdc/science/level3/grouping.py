@@ -10,11 +10,11 @@ detection under either hypothesis of the motion test:
   parallax), within the errors plus a background star's own proper motion (the largest rms of
   ``MotionTestSettings.background_pm_sigmas``) times the time elapsed.
 
-"Match" means a Mahalanobis distance of at most ``n_sigma`` under the better of the two; among
-several matching candidates the closest wins, and an unmatched detection starts a new candidate.
-Detections are taken in time order (several detections of one candidate at one epoch, e.g. from
-two reductions or two filters, all join it). Without a host star only the co-moving prediction
-is used, with ``radius_mas`` as the orbital allowance.
+"Match" means a Mahalanobis distance of at most ``n_sigma`` under the better of the two. Epochs
+are taken in time order and paired with the candidates one to one by the smallest total distance;
+several detections of one candidate at one epoch (two reductions, two filters) all join it; an
+unmatched detection starts a new candidate. Without a host star only the co-moving prediction is
+used, with ``radius_mas`` as the orbital allowance.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from hcdc.science.level3.astrometry import RelativeAstrometry, radec_covariance
 from hcdc.science.level3.background import DAYS_PER_YEAR, HostStar, background_track_error, host_displacement
@@ -87,30 +88,66 @@ def match_distance(
     return math.sqrt(best)
 
 
+def _epochs(detections: Sequence[Detection], same_epoch_days: float) -> list[list[Detection]]:
+    """Detections in time order, cut into epochs (a new epoch starts more than
+    ``same_epoch_days`` after the first detection of the current one)."""
+    epochs: list[list[Detection]] = []
+    for det in sorted(detections, key=lambda d: (d.mjd, math.hypot(d.ra, d.dec))):
+        if epochs and det.mjd - epochs[-1][0].mjd <= same_epoch_days:
+            epochs[-1].append(det)
+        else:
+            epochs.append([det])
+    return epochs
+
+
 def group_detections(
     detections: Sequence[Detection],
     host: HostStar | None = None,
     *,
     n_sigma: float = 5.0,
     radius_mas: float = 5.0,
+    same_epoch_days: float = 1.0,
     settings: MotionTestSettings | None = None,
 ) -> list[Candidate]:
     """Group ``detections`` (any order) of one target into candidates (module docstring).
 
-    ``radius_mas``: extra tolerance [mas] added to both predictions (systematic errors between
-    instruments); ``n_sigma``: the match threshold in Mahalanobis distance.
+    Epoch by epoch, detections and existing candidates are paired one to one by the smallest
+    total distance (Hungarian algorithm); a further detection of the same epoch joins a candidate
+    that it matches and whose detection of this epoch it coincides with (a second reduction or
+    filter); the rest start new candidates. ``radius_mas``: extra tolerance [mas] for systematic
+    errors between instruments; ``n_sigma``: the match threshold (Mahalanobis distance);
+    ``same_epoch_days``: detections this close in time belong to one epoch.
     """
     settings = settings or MotionTestSettings()
     ids = [d.id for d in detections]
     if len(set(ids)) != len(ids):
         raise ValueError("detection ids must be unique")
     groups: list[list[Detection]] = []
-    for det in sorted(detections, key=lambda d: (d.mjd, math.hypot(d.ra, d.dec))):
-        scores = [match_distance(group[-1], det, host, settings, radius_mas) for group in groups]
-        if scores and min(scores) <= n_sigma:
-            groups[int(np.argmin(scores))].append(det)
-        else:
-            groups.append([det])
+    for epoch in _epochs(detections, same_epoch_days):
+        previous = [group[-1] for group in groups]  # each candidate's latest detection before this epoch
+        joined: dict[int, Detection] = {}
+        unmatched = list(range(len(epoch)))
+        if previous:
+            cost = np.array(
+                [[match_distance(p, d, host, settings, radius_mas) for d in epoch] for p in previous]
+            )
+            rows, cols = linear_sum_assignment(np.where(cost <= n_sigma, cost, 1e6))
+            for r, c in zip(rows, cols, strict=True):
+                if cost[r, c] <= n_sigma:
+                    joined[int(r)] = epoch[c]
+                    unmatched.remove(int(c))
+            for c in list(unmatched):
+                for r, det in joined.items():
+                    same = match_distance(det, epoch[c], None, settings, radius_mas) <= n_sigma
+                    if same and cost[r, c] <= n_sigma:
+                        groups[r].append(epoch[c])
+                        unmatched.remove(c)
+                        break
+        for r, det in joined.items():
+            groups[r].append(det)
+        groups.extend([epoch[c]] for c in unmatched)
+    for group in groups:
+        group.sort(key=lambda d: d.mjd)
     groups.sort(key=lambda g: (g[0].mjd, math.hypot(g[0].ra, g[0].dec)))
     candidates = []
     for i, group in enumerate(groups, start=1):
