@@ -91,6 +91,7 @@ def test_table_output_and_chart(level3: Path, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "51 Eri b: bound" in result.stdout
+    assert "background RA, Dec at last (mas)" in result.stdout  # units survive rich's markup
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 10_000
 
 
@@ -118,6 +119,11 @@ def test_simulated_background_star_and_short_baseline(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     verdicts = {o["name"]: o["verdict"] for o in json.loads(result.stdout)["objects"]}
     assert verdicts == {"cc1": "background", "cc2": "undetermined"}
+
+
+def test_help_shows_units() -> None:
+    result = runner.invoke(app, ["motion-test", "--help"])
+    assert result.exit_code == 0 and "(deg, ICRS)" in result.stdout and "(mas/yr)" in result.stdout
 
 
 def test_bad_astrometry_file_is_named(tmp_path: Path) -> None:

@@ -35,11 +35,11 @@ def _motion_rows(results: list[Any]) -> list[dict[str, str]]:
                 "chi2 bg+pm": f"{h['background_pm'].chi2:.1f}/{h['background_pm'].dof}" if h else "",
                 "track sigma": _fmt(r.power_chi2**0.5),
                 "last MJD": _fmt(r.last_mjd, 2),
-                "background RA, Dec at last [mas]": (
+                "background RA, Dec at last (mas)": (
                     f"{r.predicted_background_ra:.1f}±{r.predicted_background_ra_err:.1f}, "
                     f"{r.predicted_background_dec:.1f}±{r.predicted_background_dec_err:.1f}"
                 ),
-                "observed RA, Dec [mas]": f"{r.observed_last_ra:.1f}, {r.observed_last_dec:.1f}",
+                "observed RA, Dec (mas)": f"{r.observed_last_ra:.1f}, {r.observed_last_dec:.1f}",
             }
         )
     return rows
@@ -49,16 +49,16 @@ def motion_test_command(
     astrometry: Path = typer.Argument(
         ..., help="Relative astrometry in orbitize's CSV format (sep/pa, raoff/decoff or quant1/quant2)."
     ),
-    host_ra: float = typer.Option(..., "--host-ra", help="Host right ascension [deg, ICRS]."),
-    host_dec: float = typer.Option(..., "--host-dec", help="Host declination [deg, ICRS]."),
-    pmra: float = typer.Option(..., "--pmra", help="Host proper motion in RA x cos(Dec) [mas/yr]."),
-    pmdec: float = typer.Option(..., "--pmdec", help="Host proper motion in Dec [mas/yr]."),
-    parallax: float = typer.Option(..., "--parallax", help="Host parallax [mas]."),
-    pmra_err: float = typer.Option(0.0, "--pmra-err", help="Error of --pmra [mas/yr]."),
-    pmdec_err: float = typer.Option(0.0, "--pmdec-err", help="Error of --pmdec [mas/yr]."),
-    parallax_err: float = typer.Option(0.0, "--parallax-err", help="Error of --parallax [mas]."),
+    host_ra: float = typer.Option(..., "--host-ra", help="Host right ascension (deg, ICRS)."),
+    host_dec: float = typer.Option(..., "--host-dec", help="Host declination (deg, ICRS)."),
+    pmra: float = typer.Option(..., "--pmra", help="Host proper motion in RA x cos(Dec) (mas/yr)."),
+    pmdec: float = typer.Option(..., "--pmdec", help="Host proper motion in Dec (mas/yr)."),
+    parallax: float = typer.Option(..., "--parallax", help="Host parallax (mas)."),
+    pmra_err: float = typer.Option(0.0, "--pmra-err", help="Error of --pmra (mas/yr)."),
+    pmdec_err: float = typer.Option(0.0, "--pmdec-err", help="Error of --pmdec (mas/yr)."),
+    parallax_err: float = typer.Option(0.0, "--parallax-err", help="Error of --parallax (mas)."),
     host_mass: float | None = typer.Option(
-        None, "--host-mass", help="Host mass [Msun]: sets the orbital-motion scale (default 1)."
+        None, "--host-mass", help="Host mass (Msun): sets the orbital-motion scale (default 1)."
     ),
     host_name: str = typer.Option("", "--host-name", help="Host name, for the chart's title."),
     plot: Path | None = typer.Option(None, "--plot", help="Write the astrometry chart to this PNG file."),
@@ -119,13 +119,14 @@ def motion_test_command(
 
 def cmd_command(
     photometry: Path = typer.Argument(
-        ..., help="CSV with columns object, band (or filter), mag, mag_err [, parallax, parallax_err]."
+        ...,
+        help="CSV with columns object, band (or filter), mag, mag_err, optionally parallax, parallax_err.",
     ),
     diagram: list[str] = typer.Option(
         [], "--diagram", help="H2-H3, K1-K2, J-H, J-K or H-K (repeat; default: every one the data allow)."
     ),
-    parallax: float | None = typer.Option(None, "--parallax", help="Parallax [mas] for rows without one."),
-    parallax_err: float = typer.Option(0.0, "--parallax-err", help="Its error [mas]."),
+    parallax: float | None = typer.Option(None, "--parallax", help="Parallax (mas) for rows without one."),
+    parallax_err: float = typer.Option(0.0, "--parallax-err", help="Its error (mas)."),
     references: Path | None = typer.Option(
         None,
         "--references",
