@@ -21,8 +21,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.sessions import SessionMiddleware
 from sqlalchemy import Engine, event
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute
 
 from hcdc import __version__
