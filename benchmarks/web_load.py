@@ -7,7 +7,14 @@ PostgreSQL database, gives datasets and products targets and nights and products
 starts ``hcdc serve --workers W``, then a separate client process keeps C requests in flight for
 D seconds, alternating: product search (``/api/v1/products?target=...``, anonymous and with a
 PI's token) and product pages (``/products/{id}``, the HTML page, anonymous and as the PI).
-Reports requests/s, latency percentiles and errors per kind.
+Reports requests/s, latency percentiles and errors per kind, and the CPU time the server spent
+per request (its worker processes and their PostgreSQL backends, from /proc): on a shared machine
+the rate depends on what else runs, the CPU time per request much less.
+
+Two load clients: ``--client wrk`` (the default when ``wrk`` is installed: written in C, it
+leaves the cores to the server; one mixed run, latencies over all kinds) and ``--client httpx``
+(Python asyncio; latencies per kind, but the client itself takes a large share of the CPU).
+``--keep DIR`` builds the data centre in DIR once and reuses it on later runs.
 
     python benchmarks/web_load.py --url postgresql+psycopg://postgres@127.0.0.1/hcdc_web_bench \\
         --files 100000 --workers 2 --concurrency 16 --duration 30
@@ -20,6 +27,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -142,6 +150,106 @@ async def _client(base: str, plan: dict, concurrency: int, duration: float) -> d
     return out
 
 
+WRK_SCRIPT = """
+-- requests drawn at random from the plan's list (one per line: kind, path, token or -)
+local lines = {}
+for line in io.lines(os.getenv("HCDC_WRK_PLAN")) do lines[#lines + 1] = line end
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+request = function()
+  local kind, path, token = lines[math.random(#lines)]:match("(%S+) (%S+) (%S+)")
+  local headers = {}
+  if token ~= "-" then headers["Authorization"] = "Bearer " .. token end
+  return wrk.format("GET", path, headers)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests": %d, "duration_us": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, '
+    .. '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, e.connect, e.read, e.write, e.status, e.timeout))
+end
+"""
+
+
+def _wrk_plan(plan: dict, path: Path, n: int = 4000) -> None:
+    """``n`` requests in the same mix as the httpx client, one per line for the Lua script."""
+    rng = random.Random(3)
+    lines = []
+    for _ in range(n):
+        kind = rng.choice(["search-anon", "search-pi", "page-anon", "page-pi"])
+        if kind.startswith("search"):
+            url = f"/api/v1/products?target=T{rng.randrange(500)}&limit=50"
+        else:
+            url = f"/products/{rng.choice(plan['public_ids' if kind == 'page-anon' else 'pi_ids'])}"
+        lines.append(f"{kind} {url} {plan['token'] if kind.endswith('pi') else '-'}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _run_wrk(base: str, plan_file: Path, concurrency: int, duration: float, threads: int) -> dict:
+    script = plan_file.with_suffix(".lua")
+    script.write_text(WRK_SCRIPT)
+    lines = plan_file.with_suffix(".txt")
+    _wrk_plan(json.loads(plan_file.read_text()), lines)
+    run = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(concurrency), "-d", f"{duration:.0f}s", "--timeout", "10s",
+         "-s", str(script), base],
+        env={**os.environ, "HCDC_WRK_PLAN": str(lines)}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    elapsed = summary["duration_us"] / 1e6
+    errors = sum(summary["errors"].values())
+    return {
+        "elapsed_s": elapsed,
+        "kinds": {
+            "all (mixed)": {
+                "requests": summary["requests"],
+                "rps": summary["requests"] / elapsed,
+                "p50_ms": summary["p50_us"] / 1e3,
+                "p99_ms": summary["p99_us"] / 1e3,
+                "errors": errors,
+            }
+        },
+        "wrk": summary,
+    }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time (s) of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_pids(server_pid: int, url: str) -> list[int]:
+    """The server's processes (uvicorn's supervisor and workers) and the PostgreSQL backends
+    connected to the benchmark's database (the server's pools: the client never connects)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    target = make_url(url)
+    dsn = target.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backends = [
+            r[0]
+            for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (target.database,),
+            )
+        ]
+    return [server_pid, *map(int, children), *backends]
+
+
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    out = {}
+    for pid in pids:
+        try:
+            out[pid] = _cpu_seconds(pid)
+        except OSError:  # a backend that ended
+            pass
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="postgresql+psycopg://postgres@127.0.0.1/hcdc_web_bench")
@@ -150,20 +258,33 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     parser.add_argument("--port", type=int, default=18555)
-    parser.add_argument("--client", help=argparse.SUPPRESS)  # the load process: its plan (JSON file)
+    parser.add_argument(
+        "--client",
+        choices=("wrk", "httpx"),
+        default="wrk" if shutil.which("wrk") else "httpx",
+        help="load generator (wrk: C, light; httpx: Python, per-kind latencies)",
+    )
+    parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="build the data centre here once, reuse it afterwards")
+    parser.add_argument("--plan", help=argparse.SUPPRESS)  # the httpx load process: its plan (JSON file)
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
-    if args.client:
-        plan = json.loads(Path(args.client).read_text())
+    if args.plan:
+        plan = json.loads(Path(args.plan).read_text())
         print(json.dumps(asyncio.run(_client(base, plan, args.concurrency, args.duration))))
         return
-    root = Path(tempfile.mkdtemp(prefix="hcdc-web-bench-"))
-    plan = prepare(args.url, args.files, root / "dc")
-    print(
-        f"catalogue: {args.files} files, {args.files // 10} products; built in {plan['build_s']} s",
-        flush=True,
-    )
-    (root / "plan.json").write_text(json.dumps(plan))
+    root = args.keep or Path(tempfile.mkdtemp(prefix="hcdc-web-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    if args.keep and (root / "plan.json").exists():
+        plan = json.loads((root / "plan.json").read_text())
+        print(f"catalogue: reusing {root}", flush=True)
+    else:
+        plan = prepare(args.url, args.files, root / "dc")
+        print(
+            f"catalogue: {args.files} files, {args.files // 10} products; built in {plan['build_s']} s",
+            flush=True,
+        )
+        (root / "plan.json").write_text(json.dumps(plan))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     server = subprocess.Popen(
         [sys.executable, "-c", "from hcdc.cli import main; main()", "serve", "--root", str(root / "dc"),
@@ -177,18 +298,32 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.5)
-        load = subprocess.run(
-            [sys.executable, __file__, "--client", str(root / "plan.json"), "--port", str(args.port),
-             "--concurrency", str(args.concurrency), "--duration", str(args.duration)],
-            env=env, capture_output=True, text=True, check=True,
-        )  # fmt: skip
+        # warm up: every worker opens its pool and compiles its queries before the clock starts
+        if args.client == "wrk":
+            _run_wrk(base, root / "plan.json", args.concurrency, 5, 1)
+        pids = _server_pids(server.pid, args.url)
+        cpu_before = _cpu_of(pids)
+        load_start = os.getloadavg()
+        if args.client == "wrk":
+            report = _run_wrk(base, root / "plan.json", args.concurrency, args.duration, args.wrk_threads)
+        else:
+            load = subprocess.run(
+                [sys.executable, __file__, "--plan", str(root / "plan.json"), "--port", str(args.port),
+                 "--concurrency", str(args.concurrency), "--duration", str(args.duration)],
+                env=env, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            report = json.loads(load.stdout)
+        pids = _server_pids(server.pid, args.url)  # backends opened during the run count too
+        cpu_after = _cpu_of(pids)
+        load_end = os.getloadavg()
     finally:
         server.terminate()
         server.wait(30)
-    report = json.loads(load.stdout)
+    cpu = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after)
+    every = list(report["kinds"].values())[-1]
     print(
-        f"hcdc serve --workers {args.workers}; {args.concurrency} requests in flight "
-        f"for {args.duration:.0f} s"
+        f"hcdc serve --workers {args.workers}; client {args.client}, {args.concurrency} requests in flight "
+        f"for {args.duration:.0f} s; load average {load_start[0]:.1f} before, {load_end[0]:.1f} after"
     )
     print("| kind | requests | requests/s | p50 ms | p99 ms | errors |")
     print("|---|---|---|---|---|---|")
@@ -197,6 +332,11 @@ def main() -> None:
             f"| {kind} | {k['requests']} | {k['rps']:.0f} | {k['p50_ms']:.0f} | {k['p99_ms']:.0f} "
             f"| {k['errors']} |"
         )
+    print(
+        f"server CPU: {cpu:.1f} s for {every['requests']} requests = {1e3 * cpu / every['requests']:.1f} ms "
+        f"per request (uvicorn workers + PostgreSQL backends) -> at most "
+        f"{every['requests'] / cpu:.0f} requests/s per core"
+    )
 
 
 if __name__ == "__main__":

@@ -501,6 +501,49 @@ def test_rule_A7_tokens(conn, people) -> None:
         accounts.create_token(conn, ADMIN, "public")
 
 
+def test_token_last_use_is_written_once_a_minute(conn, people) -> None:
+    """A busy client does not write the token's row on every call (portal under load)."""
+    now = dt.datetime(2026, 6, 1, 12)
+    token = accounts.create_token(conn, people["pi"], "pi", now=now)
+
+    def last_used() -> dt.datetime | None:
+        return conn.scalar(select(accounts.ApiToken.last_used_at))
+
+    assert last_used() is None
+    assert accounts.authenticate_token(conn, token.secret, now) == people["pi"]
+    assert last_used() == now
+    assert accounts.authenticate_token(conn, token.secret, now + dt.timedelta(seconds=59))
+    assert last_used() == now
+    later = now + accounts.TOKEN_LAST_USED_RESOLUTION
+    assert accounts.authenticate_token(conn, token.secret, later)
+    assert last_used() == later
+    earlier = now - dt.timedelta(hours=1)  # a clock that went back is written too
+    assert accounts.authenticate_token(conn, token.secret, earlier)
+    assert last_used() == earlier
+
+
+def test_memo_context_answers_as_a_fresh_one(conn, people) -> None:
+    """``memo=True`` gives the same decisions and dates as a fresh context, asked once each, and
+    keeps them for its lifetime (the facts changed afterwards are for the next context)."""
+    d = add_dataset(conn, _PROGS[0] + "(A)", mjd_end=OBS)
+    p = add_product(conn, d)
+    released = at(OBS + 2 * YEAR + 1)
+    for user in (ANONYMOUS, people["pi"], people["other"]):
+        memo = AccessContext(conn, user, released, memo=True)
+        for _ in range(2):
+            assert memo.can_see_product(p) == AccessContext(conn, user, released).can_see_product(p)
+            assert memo.can_see_dataset(d) == AccessContext(conn, user, released).can_see_dataset(d)
+            assert memo.product_public_date(p) == AccessContext(conn, user, released).product_public_date(p)
+    memo = AccessContext(conn, ANONYMOUS, released, memo=True)
+    assert memo.can_see_product(p)
+    conn.execute(insert(ReleaseDelay).values(product_id=p, delayed_until=released + dt.timedelta(days=30),
+                                             reason="r", set_by="pi"))  # fmt: skip
+    assert memo.can_see_product(p)  # remembered
+    assert not AccessContext(conn, ANONYMOUS, released).can_see_product(p)  # the new fact
+    with pytest.raises(LookupError):
+        memo.can_see_product(10**9)
+
+
 # --------------------------------------------------------------------------------------------
 # accounts
 

@@ -407,6 +407,24 @@ def visible_datasets_clause(
     return or_(*clauses)
 
 
+def _released_datasets(now_mjd: ColumnElement[float], policy: Policy):  # noqa: ANN202 - a Select of ids
+    """The datasets whose products are released by the clock at ``now_mjd`` (R4, no delay).
+
+    The programme's period comes from an outer join (one hash join over the datasets, or one
+    indexed probe per product when the query has few candidates), not from a scalar subquery
+    per dataset: the same value (``prog_id`` is unique), the same floating-point operations
+    (``mjd + (period + embargo) * 30.4375``) as :func:`_product_public_mjd`.
+    """
+    mjd = _dataset_mjd()
+    period = func.coalesce(Programme.period_months, policy.default_period_months)
+    months = period + policy.product_embargo_months
+    return (
+        select(Dataset.id)
+        .outerjoin(Programme, _matches_programme(Dataset.prog_id))
+        .where(mjd.is_not(None), mjd + months * _month_days() <= now_mjd)
+    )
+
+
 def visible_products_clause(
     user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
 ) -> ColumnElement[bool]:
@@ -415,15 +433,7 @@ def visible_products_clause(
         return true()  # R1
     now = utc_naive(now)
     now_mjd = literal(mjd_of(now), Float)
-    mjd = _dataset_mjd()
-    months = _period_months(Dataset.prog_id, policy) + policy.product_embargo_months
-    raw_released = exists(
-        select(Dataset.id).where(
-            Dataset.id == Product.dataset_id,
-            mjd.is_not(None),
-            mjd + months * _month_days() <= now_mjd,
-        )
-    )
+    raw_released = exists(_released_datasets(now_mjd, policy).where(Dataset.id == Product.dataset_id))
     delayed = exists(
         select(ReleaseDelay.id).where(ReleaseDelay.product_id == Product.id, ReleaseDelay.delayed_until > now)
     )
@@ -486,6 +496,10 @@ class AccessContext:
 
     ``now`` defaults to the current UTC time; pass it explicitly to ask "who sees what on that
     date" (the rules are functions of the clock).
+
+    ``memo=True`` remembers every per-object decision and release date of this context: for a
+    context that only reads (one web request asks about the same product several times), not
+    for one that changes the facts between two questions.
     """
 
     def __init__(
@@ -494,6 +508,8 @@ class AccessContext:
         user: Principal = ANONYMOUS,
         now: dt.datetime | None = None,
         policy: Policy = DEFAULT_POLICY,
+        *,
+        memo: bool = False,
     ) -> None:
         self.conn = conn
         self.user = user
@@ -503,6 +519,15 @@ class AccessContext:
         self._programmes: dict[str, _Programme | None] = {}
         self._team: dict[int, tuple[str, str]] | None = None
         self._datasets: set[int] | None = None
+        self._memo: dict[tuple[str, int], Any] | None = {} if memo else None
+
+    def _remembered(self, key: tuple[str, int], compute: Any) -> Any:
+        """``compute()``, or its earlier value for ``key`` when this context memoises."""
+        if self._memo is None:
+            return compute()
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     # SQL filters for this context ---------------------------------------------------------
     def files_clause(self) -> ColumnElement[bool]:
@@ -598,6 +623,9 @@ class AccessContext:
     # decisions ------------------------------------------------------------------------------
     def can_see_file(self, file_id: int) -> Decision:
         """May the user see this raw file (its metadata and bytes)?"""
+        return self._remembered(("file", file_id), lambda: self._decide_file(file_id))
+
+    def _decide_file(self, file_id: int) -> Decision:
         row = self.conn.execute(
             select(File.id, File.is_calibration, File.mjd_obs, File.prog_id, File.dataset_id).where(
                 File.id == file_id
@@ -619,6 +647,9 @@ class AccessContext:
 
     def can_see_dataset(self, dataset_id: int) -> Decision:
         """May the user see this dataset (its description and file list)?"""
+        return self._remembered(("dataset", dataset_id), lambda: self._decide_dataset(dataset_id))
+
+    def _decide_dataset(self, dataset_id: int) -> Decision:
         row = self.conn.execute(
             select(Dataset.id, Dataset.prog_id, Dataset.mjd_start, Dataset.mjd_end).where(
                 Dataset.id == dataset_id
@@ -639,16 +670,35 @@ class AccessContext:
 
     def product_public_date(self, product_id: int) -> dt.datetime | None:
         """When the product becomes (or became) public by R4, delay included; None: never."""
-        row = self.conn.execute(select(Product.dataset_id).where(Product.id == product_id)).first()
-        if row is None:
-            raise LookupError(f"no product with id {product_id}")
+        row = self._product_row(product_id)
         public, delay = self._product_release(product_id, row.dataset_id)
         if public is None:
             return None
         base = datetime_of_mjd(public)
         return max(base, delay) if delay is not None else base
 
+    def _product_row(self, product_id: int) -> Any:
+        """(id, product_type, dataset_id) of a product; LookupError when there is none."""
+
+        def load() -> Any:
+            row = self.conn.execute(
+                select(Product.id, Product.product_type, Product.dataset_id).where(Product.id == product_id)
+            ).first()
+            if row is None:
+                raise LookupError(f"no product with id {product_id}")
+            return row
+
+        return self._remembered(("product-row", product_id), load)
+
     def _product_release(
+        self, product_id: int, dataset_id: int | None
+    ) -> tuple[float | None, dt.datetime | None]:
+        """(R4 public MJD without delay or None, the PI's delay or None) of a product."""
+        return self._remembered(
+            ("release", product_id), lambda: self._load_product_release(product_id, dataset_id)
+        )
+
+    def _load_product_release(
         self, product_id: int, dataset_id: int | None
     ) -> tuple[float | None, dt.datetime | None]:
         delay = self.conn.scalar(
@@ -667,11 +717,10 @@ class AccessContext:
 
     def can_see_product(self, product_id: int) -> Decision:
         """May the user see this product (its description, previews and files)?"""
-        row = self.conn.execute(
-            select(Product.id, Product.product_type, Product.dataset_id).where(Product.id == product_id)
-        ).first()
-        if row is None:
-            raise LookupError(f"no product with id {product_id}")
+        return self._remembered(("product", product_id), lambda: self._decide_product(product_id))
+
+    def _decide_product(self, product_id: int) -> Decision:
+        row = self._product_row(product_id)
         if (decided := self._before()) is not None:
             return decided
         if row.product_type in CALIBRATION_PRODUCT_TYPES:
@@ -766,9 +815,7 @@ class AccessContext:
 
     def release_window(self, product_id: int) -> tuple[dt.datetime, dt.datetime]:
         """A3: (scheduled public date without delay, latest date a delay may reach)."""
-        row = self.conn.execute(select(Product.dataset_id).where(Product.id == product_id)).first()
-        if row is None:
-            raise LookupError(f"no product with id {product_id}")
+        row = self._product_row(product_id)
         public, _ = self._product_release(product_id, row.dataset_id)
         if public is None:
             raise AccessDenied(
@@ -779,7 +826,7 @@ class AccessContext:
 
     def can_delay_release(self, product_id: int, until: dt.datetime) -> Decision:
         """A3: may the user delay this product's release until ``until``?"""
-        dataset_id = self.conn.scalar(select(Product.dataset_id).where(Product.id == product_id))
+        dataset_id = self._product_row(product_id).dataset_id
         allowed = self.user.is_admin or (
             dataset_id is not None and self._pi_of(self._programme_id_of_dataset(dataset_id))
         )

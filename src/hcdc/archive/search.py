@@ -16,6 +16,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, extract, func, or_, select
@@ -286,18 +287,19 @@ def search_datasets(conn: Connection, c: Criteria, visible: ColumnElement[bool])
 # -- products ---------------------------------------------------------------------------------
 
 
-def _product_sorts(ds: Any) -> dict[str, Any]:
+def _product_sorts(columns: Any) -> dict[str, Any]:
+    """Sort keys over the columns of a product search (``Product`` and dataset columns)."""
     return {
-        "id": Product.id,
-        "target": Product.target,
-        "night": ds.night,
-        "level": Product.level,
-        "instrument": ds.instrument,
-        "created": Product.created_at,
+        "id": columns.id,
+        "target": columns.target,
+        "night": columns.night,
+        "level": columns.level,
+        "instrument": columns.instrument,
+        "created": columns.created_at,
     }
 
 
-PRODUCT_SORTS = tuple(_product_sorts(Dataset))
+PRODUCT_SORTS = ("id", "target", "night", "level", "instrument", "created")
 
 
 def _algorithm(summary: dict[str, Any] | None) -> str | None:
@@ -323,10 +325,14 @@ def search_products(conn: Connection, c: Criteria, visible: ColumnElement[bool])
     # the dataset columns come from an alias: the visibility clause has its own correlated
     # subqueries over ``datasets``, which must not be correlated to the joined table
     ds = aliased(Dataset)
-    conditions: list[ColumnElement[bool]] = [Product.is_current, visible]
+    conditions: list[ColumnElement[bool]] = [Product.is_current]
     dataset_conditions = _dataset_conditions(Criteria(**{**c.__dict__, "target": None}), ds)
     if c.target:
-        conditions.append(or_(_contains(Product.target, c.target), _contains(ds.target, c.target)))
+        # the product's target or its dataset's; the dataset side as a subquery of ids, so that
+        # both tests run on their own table before any join (a join then only for the matches)
+        named = aliased(Dataset)
+        of_dataset = select(named.id).where(_contains(named.target, c.target))
+        conditions.append(or_(_contains(Product.target, c.target), Product.dataset_id.in_(of_dataset)))
     conditions.extend(dataset_conditions)
     if c.level is not None:
         conditions.append(Product.level == c.level)
@@ -338,38 +344,55 @@ def search_products(conn: Connection, c: Criteria, visible: ColumnElement[bool])
         detections = Product.summary["detections"].as_string()
         has = and_(detections.is_not(None), detections != "[]")
         conditions.append(has if c.has_detections else ~has)
+    # The criteria select the candidates first, in a subquery that the planner keeps apart
+    # (OFFSET 0); the visibility clause is then evaluated on the candidates only (per row, with
+    # indexed lookups) rather than on every product before the criteria that join the datasets
+    # (~20x less work for a target search on 10 000 products, see benchmarks/RESULTS.md).
+    candidates = select(
+        Product.id,
+        Product.level,
+        Product.product_type,
+        Product.target,
+        Product.dataset_id,
+        Product.recipe,
+        Product.recipe_version,
+        Product.workflow,
+        Product.job_id,
+        Product.status,
+        Product.created_at,
+        Product.summary,
+    )
+    if dataset_conditions:  # the datasets are joined here only when a criterion needs them
+        candidates = candidates.outerjoin(ds, ds.id == Product.dataset_id)
+    candidates = candidates.where(*conditions).offset(0).subquery("candidates")
+    shown = aliased(Dataset)  # the dataset columns of the results, joined for the visible ones
     query = (
         select(
-            Product.id,
-            Product.level,
-            Product.product_type,
-            Product.target,
-            Product.dataset_id,
-            Product.recipe,
-            Product.recipe_version,
-            Product.workflow,
-            Product.job_id,
-            Product.status,
-            Product.created_at,
-            Product.summary,
-            ds.instrument,
-            ds.arm,
-            ds.mode,
-            ds.night,
-            ds.setup,
-            ds.prog_id,
+            *candidates.c,
+            shown.instrument,
+            shown.arm,
+            shown.mode,
+            shown.night,
+            shown.setup,
+            shown.prog_id,
         )
-        .outerjoin(ds, ds.id == Product.dataset_id)
-        .where(*conditions)
+        .select_from(
+            candidates.join(Product, Product.id == candidates.c.id).outerjoin(
+                shown, shown.id == candidates.c.dataset_id
+            )
+        )
+        .where(visible)
     )
+    sort_columns = {**dict(candidates.c.items()), **{k: getattr(shown, k) for k in ("night", "instrument")}}
+    sorts = _product_sorts(SimpleNamespace(**sort_columns))
     if c.contrast_05_max is not None:
         # the contrast lives in a JSON list: filter this part in Python, over every match
-        rows = [r for r in conn.execute(_sorted(query, _product_sorts(ds), c)).all()]
+        rows = [r for r in conn.execute(_sorted(query, sorts, c)).all()]
         rows = [dict(r._mapping) for r in rows]
         rows = [r for r in rows if (v := contrast_at(r["summary"])) is not None and v <= c.contrast_05_max]
         total, rows = len(rows), rows[c.offset : c.offset + c.limit]
     else:
-        total, rows = _page(conn, _sorted(query, _product_sorts(ds), c), c)
+        total, rows = _page(conn, _sorted(query, sorts, c), c)
     out = []
     for row in rows:
         summary = row.pop("summary") or {}

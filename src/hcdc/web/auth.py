@@ -146,33 +146,36 @@ def _bearer(request: Request) -> str | None:
     return value.strip()
 
 
-def resolve_principal(request: Request, state: WebState) -> tuple[Principal, str]:
-    """The principal of this request and how it was authenticated (see the module docstring)."""
-    engine = state.catalogue.engine
+def resolve_principal(request: Request, state: WebState, conn: Connection) -> tuple[Principal, str]:
+    """The principal of this request and how it was authenticated (see the module docstring).
+
+    Reads on ``conn``; a token's use is recorded (``last_used_at``) and committed there.
+    """
     secret = _bearer(request)
     if secret is not None:
-        with engine.begin() as conn:  # records the token's last use
-            principal = authenticate_token(conn, secret, now=state.clock())
+        principal = authenticate_token(conn, secret, now=state.clock())
+        conn.commit()  # the token's last use, if written; the request then reads afresh
         if principal is None:
             raise HTTPException(401, "invalid, revoked or expired token", {"WWW-Authenticate": "Bearer"})
         return principal, "token"
     uid = request.session.get("uid")
-    with engine.connect() as conn:
-        if isinstance(uid, int):
-            row = conn.execute(select(User).where(User.id == uid)).first()
-            if row is not None and row.is_active:
-                return principal_of(row), "session"
-            request.session.pop("uid", None)  # disabled or deleted account: the session ends
-        return state.public_principal(conn), "anonymous"
+    if isinstance(uid, int):
+        row = conn.execute(select(User).where(User.id == uid)).first()
+        if row is not None and row.is_active:
+            return principal_of(row), "session"
+        request.session.pop("uid", None)  # disabled or deleted account: the session ends
+    return state.public_principal(conn), "anonymous"
 
 
 def viewer(request: Request) -> Iterator[Viewer]:
-    """FastAPI dependency: the :class:`Viewer` of this request (connection closed afterwards)."""
+    """FastAPI dependency: the :class:`Viewer` of this request (one connection, closed afterwards)."""
     state = state_of(request)
-    user, via = resolve_principal(request, state)
-    request.state.principal = user
     with state.catalogue.engine.connect() as conn:
-        yield Viewer(user, conn, AccessContext(conn, user, state.clock(), state.policy), via, state)
+        user, via = resolve_principal(request, state, conn)
+        request.state.principal = user
+        # one request reads: its context remembers each decision (a product page asks several times)
+        access = AccessContext(conn, user, state.clock(), state.policy, memo=True)
+        yield Viewer(user, conn, access, via, state)
 
 
 def csrf_token(request: Request) -> str:
