@@ -503,8 +503,11 @@ def _collection_granule_clause(user: Principal, now: dt.datetime) -> ColumnEleme
     if uid is not None:
         team = _team_programmes(uid, now).where(_matches_programme(GranuleRow.progid)).correlate(GranuleRow)
         clauses += [OiCollection.owner_user_id == uid, exists(team), _granule_delegates(uid, now)]  # R13
+    # its own collection row, even inside a query that joins oi_collections (listings)
     return exists(
-        select(OiCollection.id).where(OiCollection.name == GranuleRow.obs_collection, or_(*clauses))
+        select(OiCollection.id)
+        .where(OiCollection.name == GranuleRow.obs_collection, or_(*clauses))
+        .correlate(GranuleRow)
     )
 
 
