@@ -52,9 +52,27 @@ def test_collection_embargo_and_listing_as_users(spica) -> None:
     root, _ = spica
     # five years of embargo: still embargoed today for everyone but the data PI
     added = json.loads(
-        _run(root, "oi", "collection", "add", "spica-issp", "--coltype", "chara", "--owner", "pi",
-             "--facility", "CHARA", "--instrument", "SPICA", "--embargo-months", "60", "--level", "2", "--json")
-    )  # fmt: skip
+        _run(
+            root,
+            "oi",
+            "collection",
+            "add",
+            "spica-issp",
+            "--coltype",
+            "chara",
+            "--owner",
+            "pi",
+            "--facility",
+            "CHARA",
+            "--instrument",
+            "SPICA",
+            "--embargo-months",
+            "60",
+            "--level",
+            "2",
+            "--json",
+        )
+    )
     assert added["granules"] == 1 and added["data_rights"] == "secure"
     mine = json.loads(_run(root, "granules", "--json", "--as", "pi"))
     assert len(mine) == 1 and mine[0]["collection"] == "spica-issp" and mine[0]["calib_level"] == 2
@@ -97,9 +115,20 @@ def test_validation_writes_a_new_archived_version(spica, catalogue) -> None:
         or True
     )
     record = json.loads(
-        _run(root, "oi", "validate", str(source), "--quality", "4", "--comment", "V2 and T3 fine, 5 baselines",
-             "--as", "pi", "--json")
-    )  # fmt: skip
+        _run(
+            root,
+            "oi",
+            "validate",
+            str(source),
+            "--quality",
+            "4",
+            "--comment",
+            "V2 and T3 fine, 5 baselines",
+            "--as",
+            "pi",
+            "--json",
+        )
+    )
     assert (record["file"], record["new_file"], record["version"]) == (1, 2, 2)
     assert (record["quality"], record["quality_level"], record["category"]) == (4, 4, "SCIENCE")
     with catalogue.engine.connect() as conn:
@@ -138,9 +167,14 @@ def test_validation_writes_a_new_archived_version(spica, catalogue) -> None:
 
 def test_check_reports_a_file_not_catalogued(catalogue, shared_data: Path) -> None:
     out = json.loads(
-        _run(str(catalogue.settings.root), "oi", "check", str(shared_data / "oifits/real/IOTA_alfBoo_1.52um_2006.fits"),
-             "--json")
-    )  # fmt: skip
+        _run(
+            str(catalogue.settings.root),
+            "oi",
+            "check",
+            str(shared_data / "oifits/real/IOTA_alfBoo_1.52um_2006.fits"),
+            "--json",
+        )
+    )
     assert out["file_id"] is None and out["counts"]["SEVERE"] == 5 and out["validations"] == []
     assert "not a catalogued file" in _run(
         str(catalogue.settings.root), "oi", "check", "/nonexistent.fits", ok=False
