@@ -65,17 +65,21 @@ from hcdc.archive.access_models import (
     Workspace,
     WorkspaceItem,
 )
+from hcdc.archive.interferometry_models import GranuleRow, OiCollection, OiDelegation
 from hcdc.archive.models import Dataset, File, utcnow
 from hcdc.archive.pipeline_models import Job, Product
 
 if TYPE_CHECKING:
     from hcdc.config import Settings
 
-RULES_VERSION = "2"
+RULES_VERSION = "3"
 
 #: days in one month of a proprietary period (1/12 of a Julian year)
 MONTH_DAYS = 30.4375
 MJD_EPOCH = dt.datetime(1858, 11, 17)
+
+#: ``dataproduct_category`` of calibrator granules (``HIERARCH PRO SCIENCE = F``; rule R11)
+CALIBRATOR_CATEGORY = "CALIB"
 
 #: product types that are calibration masters (public at once, rule R2)
 CALIBRATION_PRODUCT_TYPES = frozenset({"master-calibration"})
@@ -120,6 +124,27 @@ RULES: tuple[Rule, ...] = (
         "A job (its dataset, parameters, progress and log) is visible to the account that queued it "
         "and to admins and operators.",
     ),
+    Rule(
+        "R11",
+        "A calibrator granule (HIERARCH PRO SCIENCE = F) of a collection is public at once, unless its "
+        "data rights are proprietary.",
+    ),
+    Rule(
+        "R12",
+        "A science granule of a collection is public if its data rights are public; if secure, from "
+        "t_max + the collection's embargo (CHARA 18 months, ESO 12, ...), and not before the "
+        "collection's or the granule's release date; if proprietary, never by the clock.",
+    ),
+    Rule(
+        "R13",
+        "The data PI of a collection (its owner), the team of a granule's programme (R5-R7) and the "
+        "active delegates of the collection, of its programme or of its sub-programme see its granules.",
+    ),
+    Rule(
+        "R14",
+        "An OIFITS file whose granules are in a collection is visible when all its granules are "
+        "(the granule rules replace R2/R3 for it); other granules are visible with their file.",
+    ),
     Rule("R9", "Anything else is hidden (default deny), e.g. a science file without observation time."),
     Rule("A1", "Only admins manage users, groups, programmes, quotas and other users' tokens."),
     Rule("A2", "A programme's PI (or an admin) delegates its programme or one of its datasets."),
@@ -137,6 +162,16 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("A7", "Users create and revoke their own API tokens; admins those of anyone."),
     Rule("A8", "Only admins place products in the public workspace; users in their own workspace."),
+    Rule(
+        "A9",
+        "A collection's data PI (or an admin) delegates the collection, one of its programmes or "
+        "sub-programmes; only admins create and change collections.",
+    ),
+    Rule(
+        "A10",
+        "Admins, operators, and those who see an OIFITS file's granules as data PI, team or delegate "
+        "(R13) validate the file (quality flag) and publish it as Level 3.",
+    ),
 )
 
 
@@ -277,6 +312,38 @@ def _product_public_mjd(mjd: float | None, period_months: int, embargo_months: i
     return mjd + (period_months + embargo_months) * MONTH_DAYS
 
 
+def granule_release(granule: Any, collection: Any) -> tuple[str, dt.datetime | None]:
+    """R11/R12 facts of a collection granule: (its data rights, its public date or None).
+
+    ``granule`` and ``collection`` are rows (or objects) of ``granules`` and ``oi_collections``.
+    Data rights are the granule's own, else the collection's. The public date of a secure
+    science granule is the latest of ``t_max + embargo`` (months of 30.4375 days), the
+    collection's release date and the granule's own ``obs_release_date``; calibrators and
+    public granules have none (public at once), proprietary ones none (never by the clock).
+    Computed when asked, so a changed embargo applies at once and nothing has to run.
+    """
+    rights = granule.data_rights or collection.data_rights
+    if rights != "secure" or granule.dataproduct_category == CALIBRATOR_CATEGORY:
+        return rights, None
+    dates = [datetime_of_mjd(granule.t_max + collection.embargo_months * MONTH_DAYS)]
+    dates += [d for d in (collection.release_date, granule.obs_release_date) if d is not None]
+    return rights, max(dates)
+
+
+def release_passed(granule: Any, collection: Any, now: dt.datetime) -> bool:
+    """R12 at ``now`` (naive UTC): the embargo of a secure granule has ended.
+
+    The same comparisons as the SQL form (MJD for ``t_max``, datetimes for the dates), so both
+    forms agree to the microsecond.
+    """
+    embargo_end = granule.t_max + collection.embargo_months * MONTH_DAYS
+    return (
+        embargo_end <= mjd_of(now)
+        and (collection.release_date is None or collection.release_date <= now)
+        and (granule.obs_release_date is None or granule.obs_release_date <= now)
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # SQL form
 
@@ -356,13 +423,8 @@ def _month_days():  # noqa: ANN202
     return literal(MONTH_DAYS, Float)
 
 
-def visible_files_clause(
-    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
-) -> ColumnElement[bool]:
-    """Boolean SQL expression over ``files``: the rows ``user`` may see at ``now``."""
-    if user.is_staff:
-        return true()  # R1
-    now = utc_naive(now)
+def _files_base_clause(user: Principal, now: dt.datetime, policy: Policy) -> ColumnElement[bool]:
+    """R2, R3, R5-R7 over ``files`` (for a non-staff ``user``; ``now`` naive UTC)."""
     now_mjd = literal(mjd_of(now), Float)
     public = and_(
         File.mjd_obs.is_not(None),
@@ -375,6 +437,96 @@ def visible_files_clause(
         clauses.append(exists(team))  # R5-R7
         clauses.append(File.dataset_id.in_(_delegated_datasets(uid, now)))  # R7
     return or_(*clauses)
+
+
+def visible_files_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """Boolean SQL expression over ``files``: the rows ``user`` may see at ``now``."""
+    if user.is_staff:
+        return true()  # R1
+    now = utc_naive(now)
+    in_collection = GranuleRow.obs_collection.is_not(None)
+    of_file = GranuleRow.file_id == File.id
+    # correlated to files only: these subqueries may sit in a query that also joins granules
+    has_collection = exists(select(GranuleRow.id).where(of_file, in_collection).correlate(File))
+    # R14: counts, not NOT EXISTS(... NOT visible): a NULL in the granule clause must hide
+    collection_granules = (
+        select(func.count()).select_from(GranuleRow).where(of_file, in_collection).correlate(File)
+    )
+    visible_granules = collection_granules.where(_collection_granule_clause(user, now))
+    return or_(
+        and_(~has_collection, _files_base_clause(user, now, policy)),
+        and_(has_collection, visible_granules.scalar_subquery() == collection_granules.scalar_subquery()),
+    )
+
+
+def _granule_delegates(uid: int, now: dt.datetime) -> ColumnElement[bool]:
+    """R13 over ``granules`` x ``oi_collections``: ``uid`` holds an active delegation covering it."""
+    active = and_(
+        OiDelegation.revoked_at.is_(None),
+        or_(OiDelegation.expires_at.is_(None), OiDelegation.expires_at > now),
+    )
+    return exists(
+        select(OiDelegation.id)
+        .where(
+            OiDelegation.grantee_user_id == uid,
+            OiDelegation.collection_id == OiCollection.id,
+            active,
+            or_(OiDelegation.progid.is_(None), OiDelegation.progid == programme_key_sql(GranuleRow.progid)),
+            or_(
+                OiDelegation.proposal_subid.is_(None),
+                OiDelegation.proposal_subid == GranuleRow.proposal_subid,
+            ),
+        )
+        # two levels below the granule: auto-correlation reaches only the enclosing select
+        .correlate(GranuleRow, OiCollection)
+    )
+
+
+def _collection_granule_clause(user: Principal, now: dt.datetime) -> ColumnElement[bool]:
+    """R11-R13 over ``granules`` (rows of a collection), for a non-staff ``user`` at naive ``now``."""
+    now_mjd = literal(mjd_of(now), Float)
+    rights = func.coalesce(GranuleRow.data_rights, OiCollection.data_rights)
+    released = and_(
+        rights == "secure",
+        GranuleRow.t_max + OiCollection.embargo_months * _month_days() <= now_mjd,
+        or_(OiCollection.release_date.is_(None), OiCollection.release_date <= now),
+        or_(GranuleRow.obs_release_date.is_(None), GranuleRow.obs_release_date <= now),
+    )
+    clauses = [
+        and_(GranuleRow.dataproduct_category == CALIBRATOR_CATEGORY, rights != "proprietary"),  # R11
+        rights == "public",  # R12
+        released,  # R12
+    ]
+    uid = user.member_id
+    if uid is not None:
+        team = _team_programmes(uid, now).where(_matches_programme(GranuleRow.progid)).correlate(GranuleRow)
+        clauses += [OiCollection.owner_user_id == uid, exists(team), _granule_delegates(uid, now)]  # R13
+    # its own collection row, even inside a query that joins oi_collections (listings)
+    return exists(
+        select(OiCollection.id)
+        .where(OiCollection.name == GranuleRow.obs_collection, or_(*clauses))
+        .correlate(GranuleRow)
+    )
+
+
+def visible_granules_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """Boolean SQL expression over ``granules``: the rows ``user`` may see at ``now`` (R11-R14)."""
+    if user.is_staff:
+        return true()  # R1
+    now = utc_naive(now)
+    of_visible_file = exists(
+        select(File.id)
+        .where(File.id == GranuleRow.file_id, _files_base_clause(user, now, policy))
+        .correlate_except(File)  # its own files row, even in a query that joins files
+    )
+    return or_(
+        and_(GranuleRow.obs_collection.is_(None), of_visible_file),
+        and_(GranuleRow.obs_collection.is_not(None), _collection_granule_clause(user, now)),
+    )
 
 
 def _dataset_mjd():  # noqa: ANN202
@@ -542,6 +694,9 @@ class AccessContext:
     def jobs_clause(self) -> ColumnElement[bool]:
         return visible_jobs_clause(self.user)
 
+    def granules_clause(self) -> ColumnElement[bool]:
+        return visible_granules_clause(self.user, self.now, self.policy)
+
     # facts ----------------------------------------------------------------------------------
     def _programme(self, prog_id: str | None) -> _Programme | None:
         key = programme_key(prog_id)
@@ -635,6 +790,21 @@ class AccessContext:
             raise LookupError(f"no file with id {file_id}")
         if (decided := self._before()) is not None:
             return decided
+        granules = self.conn.scalars(
+            select(GranuleRow.id)
+            .where(GranuleRow.file_id == file_id, GranuleRow.obs_collection.is_not(None))
+            .order_by(GranuleRow.id)
+        ).all()
+        if granules:  # R14: the granule rules decide
+            for granule_id in granules:
+                decision = self.can_see_granule(granule_id)
+                if not decision:
+                    return Decision(False, "R14", f"granule {granule_id}: {decision.reason}")
+            return Decision(True, "R14", f"all {len(granules)} granule(s) of the file are visible")
+        return self._file_base_decision(row)
+
+    def _file_base_decision(self, row: Any) -> Decision:
+        """R2, R3, R5-R7 for a files row (id, is_calibration, mjd_obs, prog_id, dataset_id)."""
         if row.is_calibration:
             return Decision(True, "R2", "calibration files are public at once")
         programme = self._programme(row.prog_id)
@@ -644,6 +814,64 @@ class AccessContext:
         if (member := self._membership(programme, row.dataset_id)) is not None:
             return member
         return self._deny(public, "raw data")
+
+    def can_see_granule(self, granule_id: int) -> Decision:
+        """May the user see this OiDB granule (its metadata and, with R14, its file)?"""
+        g = self.conn.execute(select(GranuleRow).where(GranuleRow.id == granule_id)).first()
+        if g is None:
+            raise LookupError(f"no granule with id {granule_id}")
+        if (decided := self._before()) is not None:
+            return decided
+        if g.obs_collection is None:  # R14: visible with its file
+            row = self.conn.execute(
+                select(File.id, File.is_calibration, File.mjd_obs, File.prog_id, File.dataset_id).where(
+                    File.id == g.file_id
+                )
+            ).first()
+            return self._file_base_decision(row)
+        c = self.conn.execute(select(OiCollection).where(OiCollection.name == g.obs_collection)).first()
+        if c is None:
+            return Decision(False, "R9", f"collection {g.obs_collection!r} is not registered")
+        rights, release = granule_release(g, c)
+        if g.dataproduct_category == CALIBRATOR_CATEGORY and rights != "proprietary":
+            return Decision(True, "R11", "calibrator granules are public at once")
+        if rights == "public":
+            return Decision(True, "R12", f"public data rights ({c.name})")
+        if rights == "secure" and release is not None and release_passed(g, c, self.now):
+            return Decision(True, "R12", f"embargo of {c.name} ended {release:%Y-%m-%d %H:%M} UTC")
+        if (member := self._granule_membership(g, c)) is not None:
+            return member
+        if release is None:
+            return Decision(False, "R9", f"proprietary data rights in {c.name}: never public by the clock")
+        return Decision(False, "R9", f"embargoed in {c.name} until {release:%Y-%m-%d %H:%M} UTC")
+
+    def _granule_membership(self, g: Any, c: Any) -> Decision | None:
+        """R13: data PI of the collection, team of the granule's programme, or delegate."""
+        uid = self.user.member_id
+        if uid is None:
+            return None
+        if c.owner_user_id == uid:
+            return Decision(True, "R13", f"{self.user.name} is the data PI of {c.name}")
+        programme = self._programme(g.progid)
+        if programme is not None and programme.id in self._team_roles():
+            _, how = self._team_roles()[programme.id]
+            return Decision(True, "R13", f"{self.user.name} is {how} {programme.prog_id}")
+        for d in self.conn.execute(
+            select(OiDelegation).where(
+                OiDelegation.grantee_user_id == uid,
+                OiDelegation.collection_id == c.id,
+                OiDelegation.revoked_at.is_(None),
+            )
+        ):
+            if d.expires_at is not None and d.expires_at <= self.now:
+                continue
+            if d.progid is not None and d.progid != programme_key(g.progid):
+                continue
+            if d.proposal_subid is not None and d.proposal_subid != g.proposal_subid:
+                continue
+            scope = " / ".join(x for x in (c.name, d.progid, d.proposal_subid) if x)
+            return Decision(True, "R13", f"{self.user.name} is a delegate for {scope}")
+        return None
 
     def can_see_dataset(self, dataset_id: int) -> Decision:
         """May the user see this dataset (its description and file list)?"""
@@ -764,11 +992,18 @@ class AccessContext:
             kind, number = "dataset", obj.id
         elif isinstance(obj, Product):
             kind, number = "product", obj.id
+        elif isinstance(obj, GranuleRow):
+            kind, number = "granule", obj.id
         else:
             raise TypeError(f"cannot decide access to {type(obj).__name__}")
-        method = {"file": self.can_see_file, "dataset": self.can_see_dataset, "product": self.can_see_product}
+        method = {
+            "file": self.can_see_file,
+            "dataset": self.can_see_dataset,
+            "product": self.can_see_product,
+            "granule": self.can_see_granule,
+        }
         if kind not in method:
-            raise ValueError(f"unknown kind of object {kind!r} (file, dataset or product)")
+            raise ValueError(f"unknown kind of object {kind!r} (file, dataset, product or granule)")
         return method[kind](int(number))
 
     def can_see_job(self, job_id: int) -> Decision:
@@ -849,6 +1084,36 @@ class AccessContext:
             return Decision(True, "A4", f"{self.user.name} is {self.user.role}")
         return Decision(False, "A4", "only admins and operators validate or flag products")
 
+    def can_delegate_collection(self, collection_id: int) -> Decision:
+        """A9: grant a collection (or a programme / sub-programme of it) to a delegate."""
+        if self.user.is_admin:
+            return Decision(True, "A9", f"{self.user.name} is admin")
+        owner = self.conn.scalar(select(OiCollection.owner_user_id).where(OiCollection.id == collection_id))
+        if self.user.member_id is not None and owner == self.user.member_id:
+            return Decision(True, "A9", f"{self.user.name} is the collection's data PI")
+        return Decision(False, "A9", "only the collection's data PI or an admin delegates it")
+
+    def can_validate_file(self, file_id: int) -> Decision:
+        """A10: set the quality flag of an OIFITS file, or publish it as Level 3."""
+        if self.user.is_staff:
+            return Decision(True, "A10", f"{self.user.name} is {self.user.role}")
+        granules = self.conn.execute(
+            select(GranuleRow).where(GranuleRow.file_id == file_id).order_by(GranuleRow.id)
+        ).all()
+        if not granules:
+            return Decision(False, "A10", f"file {file_id} has no OIFITS granule")
+        for g in granules:
+            c = None
+            if g.obs_collection is not None:
+                c = self.conn.execute(
+                    select(OiCollection).where(OiCollection.name == g.obs_collection)
+                ).first()
+            if c is None or self._granule_membership(g, c) is None:
+                return Decision(
+                    False, "A10", f"{self.user.name} is not data PI, team or delegate of granule {g.id}"
+                )
+        return Decision(True, "A10", f"{self.user.name} is data PI, team or delegate of every granule")
+
     def can_submit_job(self, dataset_id: int | None = None) -> Decision:
         """A6: may the user queue a reduction now (of ``dataset_id`` if given)?"""
         if self.user.is_staff:
@@ -923,6 +1188,7 @@ def can_see(
 __all__ = [
     "ANONYMOUS",
     "CALIBRATION_PRODUCT_TYPES",
+    "CALIBRATOR_CATEGORY",
     "DEFAULT_POLICY",
     "MONTH_DAYS",
     "RULES",
@@ -935,6 +1201,7 @@ __all__ = [
     "Rule",
     "can_see",
     "datetime_of_mjd",
+    "granule_release",
     "level3_inputs_clause",
     "load_principal",
     "local_operator",
@@ -942,8 +1209,10 @@ __all__ = [
     "principal_of",
     "programme_key",
     "programme_key_sql",
+    "release_passed",
     "visible_datasets_clause",
     "visible_files_clause",
+    "visible_granules_clause",
     "visible_jobs_clause",
     "visible_products_clause",
 ]

@@ -7,89 +7,37 @@ header keywords OiDB maps (``HIERARCH QUALITY LEVEL``, ``HIERARCH PRO SCIENCE``,
 programme id). The rows of a file version are written in the same transaction as the file's
 row (whole or absent) and removed with it.
 
-Not decided here yet (NULL until the embargo/levels work lands): ``calib_level``,
-``data_rights``, ``obs_release_date`` and ``obs_collection``. A granule is visible to whoever
-may see its file: listings join ``files`` and apply ``archive.access``'s file clause.
+Collections (:class:`~hcdc.archive.interferometry_models.OiCollection`) take a file's
+granules at ingest when the file matches their rules (ARRNAME, INSNAME prefix, programme),
+or later with :func:`assign_collections`; a granule's level defaults to its collection's.
+Who sees a granule, its effective data rights and its release date are decided by
+:mod:`hcdc.archive.access` (rules R11-R14), computed when asked: listings filter with
+``visible_granules_clause`` and show :func:`~hcdc.archive.access.granule_release`.
+
+Versions: a new version of a file (same path, new bytes) has its own granules; and a granule
+of a collection whose key (collection, target, INSNAME, night, level) reappears in a file
+ingested later is superseded by it (a new reduction of the same granule). Listings return current granules
+unless ``all_versions``; superseded ones keep their id (and publisher DID), so they stay
+retrievable and citable.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import (
-    CheckConstraint,
-    Connection,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    insert,
-    select,
-)
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Connection, and_, exists, func, insert, select, update
+from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from hcdc.archive.models import Base, File, JSONType
-
-#: Quality levels of OiDB (``quality_level``): 0 Unknown ... 5 Outstanding.
-QUALITY_LABELS: dict[int, str] = {
-    0: "Unknown",
-    1: "Trash",
-    2: "To be reduced again",
-    3: "Quick look (risky to publish)",
-    4: "Science ready",
-    5: "Outstanding quality",
-}
-DATA_RIGHTS = ("public", "secure", "proprietary")
-
-
-class GranuleRow(Base):
-    """One OiDB granule (ObsCore + OiDB column names; units in the comments)."""
-
-    __tablename__ = "granules"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), nullable=False)
-    target_name: Mapped[str] = mapped_column(Text, nullable=False)
-    s_ra: Mapped[float | None] = mapped_column(Float)  # deg
-    s_dec: Mapped[float | None] = mapped_column(Float)  # deg
-    t_exptime: Mapped[float | None] = mapped_column(Float)  # s, minimum INT_TIME
-    t_min: Mapped[float] = mapped_column(Float, nullable=False)  # MJD
-    t_max: Mapped[float] = mapped_column(Float, nullable=False)  # MJD
-    em_min: Mapped[float | None] = mapped_column(Float)  # m
-    em_max: Mapped[float | None] = mapped_column(Float)  # m
-    em_res_power: Mapped[float | None] = mapped_column(Float)
-    facility_name: Mapped[str | None] = mapped_column(Text)
-    instrument_name: Mapped[str] = mapped_column(Text, nullable=False)  # raw INSNAME
-    nb_vis: Mapped[int] = mapped_column(Integer, nullable=False)  # table rows
-    nb_vis2: Mapped[int] = mapped_column(Integer, nullable=False)
-    nb_t3: Mapped[int] = mapped_column(Integer, nullable=False)
-    nb_channels: Mapped[int] = mapped_column(Integer, nullable=False)
-    night_id: Mapped[int] = mapped_column(Integer, nullable=False)  # round(MJD)
-    calib_level: Mapped[int | None] = mapped_column(Integer)  # 0-3; NULL: not decided yet
-    quality_level: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # OiDB 0-5
-    dataproduct_category: Mapped[str | None] = mapped_column(String(16))  # SCIENCE / CALIB
-    progid: Mapped[str | None] = mapped_column(String(64))
-    data_rights: Mapped[str | None] = mapped_column(String(16))
-    obs_release_date: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    obs_collection: Mapped[str | None] = mapped_column(String(128))
-    validation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # counts per severity
-
-    __table_args__ = (
-        CheckConstraint("quality_level BETWEEN 0 AND 5", name="quality_level_range"),
-        CheckConstraint("calib_level IS NULL OR calib_level BETWEEN 0 AND 3", name="calib_level_range"),
-        CheckConstraint(
-            "data_rights IS NULL OR data_rights IN ('public', 'secure', 'proprietary')", name="data_rights"
-        ),
-        Index("ix_granules_file_id", "file_id"),
-        Index("ix_granules_target_name", "target_name"),
-        Index("ix_granules_t_min", "t_min"),
-    )
-
+from hcdc.archive.access import granule_release, programme_key
+from hcdc.archive.interferometry_models import (
+    DATA_RIGHTS,
+    QUALITY_LABELS,
+    GranuleRow,
+    OiCollection,
+)
+from hcdc.archive.models import File
 
 #: Columns of ``hcdc granules`` (table and JSON), in order.
 GRANULE_FIELDS: tuple[str, ...] = (
@@ -117,15 +65,116 @@ GRANULE_FIELDS: tuple[str, ...] = (
     "obs_release_date",
     "collection",
     "validation",
+    "proposal_subid",
+    "bib_reference",
+    "superseded",
 )
 
 _INSERT = insert(GranuleRow.__table__)
 
 
+def _matches(collection: Any, granules: list[dict[str, Any]]) -> bool:
+    """Does a file with these granules belong to ``collection`` (every rule it sets holds)?"""
+    rules = (collection.match_facility, collection.match_instrument, collection.match_progid)
+    if all(rule is None for rule in rules):
+        return False  # a collection without rules takes files only by assign_collections(file_id=)
+    facility = (collection.match_facility or "").upper()
+    prefix = (collection.match_instrument or "").upper()
+    return any(
+        (not facility or (g.get("facility_name") or "").upper() == facility)
+        and (not prefix or (g.get("instrument_name") or "").upper().startswith(prefix))
+        and (collection.match_progid is None or programme_key(g.get("progid")) == collection.match_progid)
+        for g in granules
+    )
+
+
+def collection_for(conn: Connection, granules: list[dict[str, Any]]) -> Any | None:
+    """The first registered collection (by id) whose rules match the file of ``granules``."""
+    for collection in conn.execute(select(OiCollection).order_by(OiCollection.id)):
+        if _matches(collection, granules):
+            return collection
+    return None
+
+
 def insert_granules(conn: Connection, file_id: int, granules: list[dict[str, Any]]) -> None:
-    """Write the granules of file row ``file_id`` (caller's transaction)."""
-    if granules:
-        conn.execute(_INSERT, [{**g, "file_id": file_id} for g in granules])
+    """Write the granules of file row ``file_id`` (caller's transaction).
+
+    All granules of a file go to one collection (the first whose rules match); a granule
+    without a level from its file (``CALSTAT``) takes the collection's default level.
+    """
+    if not granules:
+        return
+    collection = collection_for(conn, granules)
+    rows = []
+    for g in granules:
+        row = {**g, "file_id": file_id}
+        if collection is not None:
+            row["obs_collection"] = collection.name
+            if row.get("calib_level") is None:
+                row["calib_level"] = collection.calib_level
+        rows.append(row)
+    conn.execute(_INSERT, rows)
+
+
+def assign_collections(conn: Connection, *, file_id: int | None = None, collection: str | None = None) -> int:
+    """Put granules without a collection into the matching one; returns how many moved.
+
+    With ``file_id`` and ``collection``: put that file's granules into that collection
+    (whatever its rules). Without: apply every collection's rules to the unassigned granules.
+    """
+    g = GranuleRow.__table__.c
+    if file_id is not None and collection is not None:
+        target = conn.execute(select(OiCollection).where(OiCollection.name == collection)).first()
+        if target is None:
+            raise LookupError(f"no collection called {collection!r} (see 'hcdc oi collection list')")
+        return _move(conn, file_id, target)
+    moved = 0
+    unassigned = conn.scalars(select(g.file_id).where(g.obs_collection.is_(None)).distinct()).all()
+    for fid in unassigned:
+        rows = [
+            dict(r) for r in conn.execute(select(GranuleRow.__table__).where(g.file_id == fid)).mappings()
+        ]
+        match = collection_for(conn, rows)
+        if match is not None:
+            moved += _move(conn, fid, match)
+    return moved
+
+
+def _move(conn: Connection, file_id: int, collection: Any) -> int:
+    g = GranuleRow.__table__.c
+    result = conn.execute(
+        update(GranuleRow.__table__)
+        .where(g.file_id == file_id)
+        .values(
+            obs_collection=collection.name, calib_level=func.coalesce(g.calib_level, collection.calib_level)
+        )
+    )
+    return result.rowcount
+
+
+def _granule_key(g) -> list[ColumnElement[Any]]:  # noqa: ANN001 - a granules table or alias
+    return [g.obs_collection, g.target_name, g.instrument_name, g.night_id, func.coalesce(g.calib_level, -1)]
+
+
+def superseded_clause() -> ColumnElement[bool]:
+    """Over ``granules``: a current file ingested later holds a granule with the same key.
+
+    Only inside a collection (a survey's reductions): two files outside any collection are two
+    granules, as in OiDB (e.g. a MATISSE pipeline product and its OiXP re-processing).
+    """
+    newer = aliased(GranuleRow)
+    newer_file = aliased(File)
+    same_key = and_(*(a == b for a, b in zip(_granule_key(newer), _granule_key(GranuleRow), strict=True)))
+    return exists(
+        select(newer.id)
+        .join(newer_file, newer_file.id == newer.file_id)
+        .where(
+            GranuleRow.obs_collection.is_not(None),
+            same_key,
+            newer.file_id > GranuleRow.file_id,
+            newer_file.is_current,
+        )
+    )
 
 
 def list_granules(
@@ -135,39 +184,81 @@ def list_granules(
     target: str | None = None,
     instrument: str | None = None,
     file_id: int | None = None,
+    collection: str | None = None,
+    level: int | None = None,
     all_versions: bool = False,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Granules of the files ``visible`` lets the caller see, oldest first.
+    """Granules ``visible`` (``access.visible_granules_clause``) lets the caller see, oldest first.
 
     ``target``: case-insensitive substring of ``target_name``; ``instrument``: prefix of the
-    INSNAME (OiDB's ``LIKE 'PIONIER%'``), case-insensitive; only current file versions unless
-    ``all_versions``.
+    INSNAME (OiDB's ``LIKE 'PIONIER%'``), case-insensitive; ``level``: calib_level; only
+    current granules (current file version, not superseded by a later reduction) unless
+    ``all_versions``. ``data_rights`` and ``obs_release_date`` are the effective ones
+    (:func:`~hcdc.archive.access.granule_release`); ``superseded`` is true for a granule of an
+    old file version or one a later reduction replaced.
     """
     g = GranuleRow.__table__.c
+    c = OiCollection.__table__.c
     query = (
-        select(GranuleRow.__table__, File.path.label("file"))
+        select(
+            GranuleRow.__table__,
+            File.path.label("file"),
+            File.is_current.label("file_is_current"),
+            c.data_rights.label("collection_rights"),
+            c.embargo_months,
+            c.release_date.label("collection_release_date"),
+            superseded_clause().label("superseded"),
+        )
         .join(File, File.id == g.file_id)
+        .outerjoin(OiCollection, c.name == g.obs_collection)
         .where(visible)
         .order_by(g.t_min, g.id)
     )
     if not all_versions:
-        query = query.where(File.is_current)
+        query = query.where(File.is_current, ~superseded_clause())
     if target:
         query = query.where(g.target_name.ilike(f"%{_escape_like(target)}%", escape="\\"))
     if instrument:
         query = query.where(g.instrument_name.ilike(f"{_escape_like(instrument)}%", escape="\\"))
     if file_id is not None:
         query = query.where(g.file_id == file_id)
+    if collection is not None:
+        query = query.where(g.obs_collection == collection)
+    if level is not None:
+        query = query.where(g.calib_level == level)
     if limit is not None:
         query = query.limit(limit)
-    rows = []
-    for row in conn.execute(query).mappings():
-        item = {name: row.get(name) for name in GRANULE_FIELDS if name in row}
-        item["collection"] = row["obs_collection"]
-        rows.append({name: item.get(name) for name in GRANULE_FIELDS})
-    return rows
+    return [_listed(row) for row in conn.execute(query).mappings()]
+
+
+def _listed(row: Any) -> dict[str, Any]:
+    item = {name: row.get(name) for name in GRANULE_FIELDS if name in row}
+    item["collection"] = row["obs_collection"]
+    if row["obs_collection"] is not None and row["collection_rights"] is not None:
+        collection = SimpleNamespace(
+            data_rights=row["collection_rights"],
+            embargo_months=row["embargo_months"],
+            release_date=row["collection_release_date"],
+        )
+        item["data_rights"], release = granule_release(SimpleNamespace(**row), collection)
+        item["obs_release_date"] = release or row["obs_release_date"]
+    item["superseded"] = bool(row["superseded"]) or not row["file_is_current"]
+    return {name: item.get(name) for name in GRANULE_FIELDS}
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+__all__ = [
+    "DATA_RIGHTS",
+    "GRANULE_FIELDS",
+    "QUALITY_LABELS",
+    "GranuleRow",
+    "assign_collections",
+    "collection_for",
+    "insert_granules",
+    "list_granules",
+    "superseded_clause",
+]

@@ -1,17 +1,82 @@
-"""Interferometry commands: ``hcdc granules`` (OiDB granules of the catalogued OIFITS files).
+"""Interferometry commands: ``hcdc granules`` (OiDB granules of the catalogued OIFITS files)
+and ``hcdc oi ...`` (collections, delegations, validation by a person, Level 3 publication,
+validation reports).
 
-Thin: the listing is :func:`hcdc.archive.granules.list_granules`, filtered by
-``archive.access`` like every other listing.
+Thin: the work is in :mod:`hcdc.archive.granules` and :mod:`hcdc.archive.interferometry`;
+every listing is filtered and every change checked by ``archive.access``. Commands a data PI
+would do take ``--as USER`` (default: the local operator, an admin).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from hcdc.cli.common import JSON_OPTION, LIMIT_OPTION, ROOT_OPTION, TARGET_OPTION, open_catalogue
+from hcdc.cli.common import (
+    JSON_OPTION,
+    LIMIT_OPTION,
+    ROOT_OPTION,
+    TARGET_OPTION,
+    fail,
+    open_catalogue,
+    print_mapping,
+)
 from hcdc.cli.output import emit_json, print_table
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from hcdc.archive.access import Principal
+    from hcdc.archive.db import Catalogue
+
+AS_OPTION = typer.Option(
+    None, "--as", help="Act as (or, for listings, see as) this account; default: the local operator (admin)."
+)
+oi_app = typer.Typer(help="OIFITS: collections, delegations, validation, publication.", no_args_is_help=True)
+collection_app = typer.Typer(help="OiDB collections (embargo, data rights, data PI).", no_args_is_help=True)
+delegate_app = typer.Typer(
+    help="Delegations of a collection / programme / sub-programme.", no_args_is_help=True
+)
+oi_app.add_typer(collection_app, name="collection")
+oi_app.add_typer(delegate_app, name="delegate")
+
+
+@contextmanager
+def _acting(
+    root: Path | None, as_user: str | None, write: bool = True
+) -> Iterator[tuple[Catalogue, Connection, Principal]]:
+    """The catalogue, a connection (in a transaction when ``write``) and the acting principal;
+    refusals and bad input become one-line errors."""
+    from hcdc.archive.access import AccessDenied, load_principal, local_operator
+    from hcdc.archive.accounts import AccountError
+    from hcdc.archive.interferometry import InterferometryError
+
+    try:
+        with open_catalogue(root) as catalogue:
+            with catalogue.engine.begin() if write else catalogue.engine.connect() as conn:
+                actor = load_principal(conn, as_user) if as_user else local_operator()
+                yield catalogue, conn, actor
+    except (AccountError, AccessDenied, InterferometryError) as exc:
+        fail(str(exc))
+
+
+def _when(text: str | None, option: str) -> dt.datetime | None:
+    """``YYYY-MM-DD`` or an ISO 8601 date-time (UTC) -> naive UTC datetime."""
+    if text is None:
+        return None
+    from hcdc.archive.access import utc_naive
+
+    try:
+        return utc_naive(dt.datetime.fromisoformat(text))
+    except ValueError:
+        fail(f"{option} must be a date YYYY-MM-DD or an ISO date-time, got {text!r}")
+        raise AssertionError("unreachable") from None
+
 
 #: Columns of the table view (``--json`` prints every field, the validation counts included).
 TABLE_COLUMNS = (
@@ -38,28 +103,36 @@ def granules_command(
         None, "--instrument", help="INSNAME prefix, case-insensitive (OiDB's LIKE 'PIONIER%')."
     ),
     file_id: int | None = typer.Option(None, "--file", help="Only the granules of this file id."),
-    all_versions: bool = typer.Option(False, "--all-versions", help="Include superseded file versions."),
+    collection: str | None = typer.Option(None, "--collection", help="Only this collection's granules."),
+    level: int | None = typer.Option(None, "--level", min=0, max=3, help="Only this calib_level (0-3)."),
+    all_versions: bool = typer.Option(
+        False, "--all-versions", help="Include superseded versions (old file versions, earlier reductions)."
+    ),
     limit: int = LIMIT_OPTION,
+    as_user: str | None = AS_OPTION,
     json_output: bool = JSON_OPTION,
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List OiDB granules (one target x INSNAME x night x OIFITS file).
 
     Fields and units as in OiDB: s_ra/s_dec deg, t_min/t_max MJD, t_exptime s (minimum
-    INT_TIME), em_min/em_max m, nb_* table rows. calib_level, data_rights, obs_release_date and
-    collection stay empty until collections and embargoes apply to granules.
+    INT_TIME), em_min/em_max m, nb_* table rows. data_rights and obs_release_date are the
+    effective ones (collection embargo from t_max, computed now); --as USER lists what that
+    account may see today.
     """
-    from hcdc.archive.access import AccessContext, local_operator
+    from hcdc.archive.access import AccessContext
     from hcdc.archive.granules import list_granules
 
-    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
-        access = AccessContext(conn, local_operator())  # the shell's operator sees everything (R1)
+    with _acting(root, as_user, write=False) as (_, conn, actor):
+        access = AccessContext(conn, actor)
         rows = list_granules(
             conn,
-            visible=access.files_clause(),
+            visible=access.granules_clause(),
             target=target,
             instrument=instrument,
             file_id=file_id,
+            collection=collection,
+            level=level,
             all_versions=all_versions,
             limit=limit,
         )
@@ -72,6 +145,263 @@ def granules_command(
     print_table(f"Granules ({len(rows)})", TABLE_COLUMNS, rows)
 
 
+@collection_app.command("add")
+def collection_add(
+    name: str = typer.Argument(..., help="Collection name, e.g. spica-issp."),
+    coltype: str = typer.Option(
+        ..., "--coltype", help="OiDB type: chara (18 months), eso, pionier (12), suv (24), ..."
+    ),
+    owner: str | None = typer.Option(None, "--owner", help="The data PI (an account)."),
+    embargo_months: int | None = typer.Option(
+        None, "--embargo-months", min=0, help="Default: the coltype's."
+    ),
+    rights: str | None = typer.Option(
+        None, "--rights", help="public | secure | proprietary (default: secure with an embargo)."
+    ),
+    release_date: str | None = typer.Option(None, "--release-date", help="Nothing public before this date."),
+    level: int | None = typer.Option(
+        None, "--level", min=0, max=3, help="Default calib_level of its granules."
+    ),
+    facility: str | None = typer.Option(None, "--facility", help="Take files of this ARRNAME (e.g. CHARA)."),
+    instrument: str | None = typer.Option(None, "--instrument", help="Take files with this INSNAME prefix."),
+    progid: str | None = typer.Option(None, "--progid", help="Take files of this programme."),
+    title: str | None = typer.Option(None, "--title"),
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Register a collection (admins); granules already catalogued that match join it."""
+    from hcdc.archive.interferometry import CollectionSpec, add_collection, list_collections
+
+    spec = CollectionSpec(
+        name,
+        coltype,
+        owner,
+        embargo_months,
+        rights,
+        _when(release_date, "--release-date"),
+        level,
+        facility,
+        instrument,
+        progid.split("(", 1)[0] if progid else None,
+        title,
+    )
+    with _acting(root, None) as (_, conn, actor):
+        add_collection(conn, actor, spec)
+        row = next(c for c in list_collections(conn) if c["name"] == name)
+    if json_output:
+        emit_json(row)
+    else:
+        print_mapping(f"Collection {name}", row)
+
+
+@collection_app.command("list")
+def collection_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
+    """Collections with their embargo, data rights, data PI, rules and granule counts."""
+    from hcdc.archive.interferometry import list_collections
+
+    with _acting(root, None, write=False) as (_, conn, _actor):
+        rows = list_collections(conn)
+    if json_output:
+        emit_json(rows)
+    else:
+        columns = (
+            "name",
+            "coltype",
+            "embargo_months",
+            "data_rights",
+            "data_pi",
+            "facility",
+            "instrument",
+            "granules",
+        )
+        print_table(f"Collections ({len(rows)})", columns, rows)
+
+
+@collection_app.command("assign")
+def collection_assign(
+    name: str = typer.Argument(..., help="Collection name."),
+    file: str = typer.Argument(..., help="File id or ingested path."),
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Put one OIFITS file's granules into a collection, whatever its rules (admins)."""
+    from hcdc.archive.interferometry import assign_file, resolve_file
+
+    with _acting(root, None) as (_, conn, actor):
+        moved = assign_file(conn, actor, resolve_file(conn, file), name)
+    typer.echo(f"{moved} granule(s) now in {name}")
+
+
+@delegate_app.command("grant")
+def delegate_grant(
+    user: str = typer.Argument(..., help="The delegate (an account)."),
+    collection: str = typer.Option(..., "--collection", help="The collection delegated (or narrowed below)."),
+    progid: str | None = typer.Option(None, "--progid", help="Only this programme of the collection."),
+    subid: str | None = typer.Option(None, "--subid", help="Only this sub-programme (HIERARCH SPICADB-ID)."),
+    expires: str | None = typer.Option(None, "--expires", help="Date the delegation ends."),
+    reason: str | None = typer.Option(None, "--reason"),
+    as_user: str | None = AS_OPTION,
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Let a delegate see a collection's embargoed granules (the data PI or an admin, A9)."""
+    from hcdc.archive.interferometry import delegate_granules
+
+    with _acting(root, as_user) as (_, conn, actor):
+        number = delegate_granules(
+            conn, actor, user, collection, progid, subid, _when(expires, "--expires"), reason
+        )
+    if json_output:
+        emit_json({"id": number})
+    else:
+        typer.echo(f"delegation {number}: {user} sees {collection} {progid or ''} {subid or ''}".rstrip())
+
+
+@delegate_app.command("revoke")
+def delegate_revoke(
+    delegation_id: int = typer.Argument(...),
+    as_user: str | None = AS_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Revoke a granule delegation (the data PI or an admin, A9)."""
+    from hcdc.archive.interferometry import revoke_granule_delegation
+
+    with _acting(root, as_user) as (_, conn, actor):
+        revoke_granule_delegation(conn, actor, delegation_id)
+    typer.echo(f"delegation {delegation_id} revoked")
+
+
+@delegate_app.command("list")
+def delegate_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
+    """Every granule delegation, newest first."""
+    from hcdc.archive.interferometry import list_granule_delegations
+
+    with _acting(root, None, write=False) as (_, conn, _actor):
+        rows = list_granule_delegations(conn)
+    if json_output:
+        emit_json(rows)
+    else:
+        columns = (
+            "id",
+            "grantee",
+            "collection",
+            "progid",
+            "proposal_subid",
+            "granted_by",
+            "expires_at",
+            "revoked_at",
+        )
+        print_table(f"Granule delegations ({len(rows)})", columns, rows)
+
+
+@oi_app.command("validate")
+def validate_command(
+    file: str = typer.Argument(..., help="File id or ingested path of an OIFITS file."),
+    quality: int = typer.Option(
+        ..., "--quality", min=1, max=4, help="SPICA-DB: 1 trash, 2 poor, 3 medium, 4 science ready."
+    ),
+    comment: str = typer.Option(..., "--comment", help="Why (kept with the validation)."),
+    calibrator: bool | None = typer.Option(
+        None, "--calibrator/--science", help="Category written (HIERARCH PRO SCIENCE); default: the file's."
+    ),
+    as_user: str | None = AS_OPTION,
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Validate an OIFITS file: record who, when, the flag and the comment, and archive a new
+    version whose header carries HIERARCH QUALITY LEVEL and HIERARCH PRO SCIENCE."""
+    from hcdc.archive.interferometry import resolve_file, validate_file
+
+    with _acting(root, as_user, write=False) as (catalogue, conn, actor):
+        file_id = resolve_file(conn, file)
+        conn.rollback()
+        record = validate_file(catalogue, actor, file_id, quality, comment, calibrator)
+    if json_output:
+        emit_json(record)
+    else:
+        print_mapping(f"Validation {record['validation']}", record)
+
+
+@oi_app.command("publish")
+def publish_command(
+    file: str = typer.Argument(..., help="File id or ingested path of an OIFITS file."),
+    bibcode: str = typer.Option(..., "--bibcode", help="ADS bibcode of the article (19 characters)."),
+    as_user: str | None = AS_OPTION,
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Make a file's granules Level 3 (published), attached to an article's bibcode."""
+    from hcdc.archive.interferometry import publish_file, resolve_file
+
+    with _acting(root, as_user) as (_, conn, actor):
+        file_id = resolve_file(conn, file)
+        count = publish_file(conn, actor, file_id, bibcode)
+    if json_output:
+        emit_json({"file": file_id, "granules": count, "calib_level": 3, "bib_reference": bibcode})
+    else:
+        typer.echo(f"file {file_id}: {count} granule(s) now Level 3 ({bibcode})")
+
+
+@oi_app.command("check")
+def check_command(
+    file: str = typer.Argument(..., help="File id or path (catalogued or not) of an OIFITS file."),
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """The oitools-rule validation report of an OIFITS file (JMMC profile) and, for a
+    catalogued file, the validations by people."""
+    report, validations = _report(file, root)
+    if json_output:
+        emit_json({**report, "validations": validations})
+        return
+    counts = report.get("counts", {})
+    summary = ", ".join(f"{n} {severity}" for severity, n in counts.items())
+    typer.echo(f"{report.get('file')}: {summary} ({report.get('profile')} profile)")
+    print_table("Failures", ("severity", "rule", "table", "member", "message"), report.get("failures", []))
+    if validations:
+        print_table(
+            "Validations", ("validated_at", "actor", "quality", "quality_level", "comment"), validations
+        )
+
+
+def _report(file: str, root: Path | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(check report, validations) of a catalogued file (id or ingested path), else the
+    report of the file on disk."""
+    from sqlalchemy import select
+
+    from hcdc.archive.interferometry import InterferometryError, list_validations, resolve_file
+    from hcdc.archive.models import File
+
+    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+        try:
+            file_id = resolve_file(conn, file)
+        except InterferometryError as exc:
+            if Path(file).is_file():
+                return _check_on_disk(Path(file)), []
+            fail(str(exc))
+            raise AssertionError("unreachable") from None
+        row = conn.execute(select(File.path, File.extra).where(File.id == file_id)).first()
+        if row is None:
+            fail(f"no file with id {file_id}")
+        report = (row.extra or {}).get("oifits_check")
+        if report is None:
+            fail(f"{row.path} (file {file_id}): no OIFITS validation report (not an OIFITS file)")
+        return {"file": row.path, "file_id": file_id, **report}, list_validations(conn, file_id)
+
+
+def _check_on_disk(path: Path) -> dict[str, Any]:
+    from astropy.io import fits
+
+    from hcdc.instruments.oifits_check import check_oifits
+
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            return {"file": str(path), "file_id": None, **check_oifits(hdul)}
+    except OSError as exc:
+        fail(f"{path}: not a readable FITS file ({exc})")
+        raise AssertionError("unreachable") from None
+
+
 def register(app: typer.Typer) -> None:
     """Add the interferometry commands to the ``hcdc`` application."""
     app.command("granules")(granules_command)
+    app.add_typer(oi_app, name="oi")

@@ -199,7 +199,8 @@ def oidb_header_fields(header: fits.Header) -> dict[str, Any]:
 
     ``quality_level`` from ``HIERARCH QUALITY LEVEL`` (0 = Unknown when absent or outside
     0-5), ``dataproduct_category`` SCIENCE / CALIB from ``HIERARCH PRO SCIENCE`` T / F (None
-    when absent), ``progid`` from ``HIERARCH ESO OBS PROG ID`` or ``HIERARCH OBS PROG ID``.
+    when absent), ``progid`` from ``HIERARCH ESO OBS PROG ID`` or ``HIERARCH OBS PROG ID``,
+    ``proposal_subid`` (SPICA-DB sub-programme) from ``HIERARCH SPICADB-ID``.
     """
     quality = header.get("HIERARCH QUALITY LEVEL")
     try:
@@ -211,16 +212,37 @@ def oidb_header_fields(header: fits.Header) -> dict[str, Any]:
     science = header.get("HIERARCH PRO SCIENCE")
     category = None if science is None else ("SCIENCE" if science in (True, "T") else "CALIB")
     progid = header.get("HIERARCH ESO OBS PROG ID") or header.get("HIERARCH OBS PROG ID")
+    subid = header.get("HIERARCH SPICADB-ID")
     return {
         "quality_level": quality_level,
         "dataproduct_category": category,
         "progid": _text(progid)[:64] if progid else None,
+        "proposal_subid": _text(subid)[:64] if subid not in (None, "") else None,
     }
+
+
+#: ``CALSTAT`` of OIFITS 2 data tables: C calibrated (Level 2), U uncalibrated (Level 1).
+CALSTAT_LEVELS = {"C": 2, "U": 1}
+
+
+def calib_level_of(hdul: fits.HDUList) -> int | None:
+    """The level the file's data tables declare (``CALSTAT``), None when none says.
+
+    OIFITS 1 has no ``CALSTAT``: its level is then the collection's (OiDB takes it from the
+    upload form). Mixed C and U tables count as uncalibrated (the lower level).
+    """
+    levels = {
+        CALSTAT_LEVELS[str(hdu.header["CALSTAT"]).strip().upper()]
+        for hdu in hdul[1:]
+        if str(hdu.header.get("CALSTAT", "")).strip().upper() in CALSTAT_LEVELS
+    }
+    return min(levels) if levels else None
 
 
 def granule_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows of the catalogue's ``granules`` table for the OIFITS file at ``path`` (without
-    ``file_id``): the granules plus the header fields of :func:`oidb_header_fields`."""
+    ``file_id``): the granules plus the header fields of :func:`oidb_header_fields` and the
+    level of :func:`calib_level_of`."""
     with fits.open(path, memmap=False) as hdul:
-        shared = oidb_header_fields(hdul[0].header)
+        shared = {**oidb_header_fields(hdul[0].header), "calib_level": calib_level_of(hdul)}
         return [{**granule.as_dict(), **shared} for granule in granules_of(hdul)]

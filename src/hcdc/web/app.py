@@ -147,9 +147,10 @@ def create_app(
         https_only=secure_cookies,
     )
 
-    from hcdc.web import admin, api, portal
+    from hcdc.web import admin, api, interferometry, portal
 
     app.include_router(api.router)
+    app.include_router(interferometry.router)
     app.include_router(portal.router)
     app.include_router(admin.router)
     static = Path(__file__).parent / "static"
