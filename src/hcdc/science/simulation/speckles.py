@@ -25,6 +25,12 @@ and the speckle intensity as ``h(|u|) |E(u, t)|^2``, where
   log-log interpolation through ``envelope_r_ld``/``envelope_level``, zero inside the
   coronagraph's inner radius taper and beyond the AO control radius.
 
+Added incoherently to ``|E|^2``: a low-order field ``|L(u, t)|^2`` (share ``w_l`` of the mean
+intensity, ``L`` a sum of a few fields of the same kind drawn from a *smaller* pupil disc, so its
+blobs are several lambda/D wide, with coefficients of their own time scale): slowly varying
+low-order aberrations of the halo, which classical ADI leaves and PCA removes (without it cADI
+kept 2-4 times less on the model than on the NACO cube).
+
 All fields are tabulated on a grid of ``step_ld`` lambda/D and interpolated (bilinearly) at the
 detector pixels; the fast part is regenerated per exposure from a generator seeded by
 ``(seed, round(t * 1000))``.
