@@ -167,3 +167,28 @@ def test_simulator_matches_the_sky_within_the_documented_factors(measured):
         assert worst(q) < 1.9, name
     # The old model was ~100 times too faint and too stable.
     assert worst(r_old["raw_profile"]) > 20 and worst(r_old["cadi_profile"]) > 100
+
+
+def test_low_order_field_keeps_the_mean_and_adds_large_blobs():
+    # Half of the light in the low-order field: the time-averaged intensity is still the
+    # envelope, and the pattern is smoother (a larger share of its variance survives a
+    # 2-lambda/D box filter) than without it.
+    from scipy import ndimage
+
+    lod = 3.3
+    plain = _speckles(brightness_rms=0.0)
+    low = _speckles(brightness_rms=0.0, low_order_share=0.5, low_order_pupil=0.1)
+    times = np.arange(40) * 1.0e5
+    mean = np.mean([speckle_intensity(low, (121, 121), (60.0, 60.0), lod, t) for t in times], axis=0)
+    r = np.hypot(*np.mgrid[-60:61, -60:61]) / lod
+    ring = (r >= 6.0) & (r < 12.0)
+    assert mean[ring].mean() == pytest.approx((low.envelope(r[ring]) / lod**2).mean(), rel=0.2)
+
+    def smooth_fraction(sp: EvolvingSpeckles) -> float:
+        img = speckle_intensity(sp, (121, 121), (60.0, 60.0), lod, 0.0) / (sp.envelope(r) + 1e-30)
+        sel = (r >= 4.0) & (r < 14.0)
+        return float(ndimage.uniform_filter(img, 7)[sel].var() / img[sel].var())
+
+    assert smooth_fraction(low) > 1.5 * smooth_fraction(plain)
+    with pytest.raises(ValueError, match="low_order_share"):
+        _speckles(low_order_share=1.0)

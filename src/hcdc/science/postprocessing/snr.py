@@ -395,7 +395,9 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
                     inside = sq_x[j] + sq_b <= r2
                     area = abs_x[j] * abs_b if inside else g + hx[j]
                     f[i, j] = area * (sign_x[j] * sb)
-            for e in range(j_lo, j_hi + 1):  # distance from the centre to the nearest edge of each column / row
+            for e in range(
+                j_lo, j_hi + 1
+            ):  # distance from the centre to the nearest edge of each column / row
                 a0 = ex[e]
                 a1 = ex[e + 1]
                 near_x[e] = 0.0 if a0 < 0.0 < a1 else min(abs(a0), abs(a1))
