@@ -32,7 +32,7 @@ import numpy as np
 
 from hcdc.science.simulation import irdis, statistics
 from hcdc.science.simulation.sequence import simulate_coronagraphic_sequence
-from hcdc.science.simulation.speckles import make_evolving_speckles
+from hcdc.science.simulation.speckles import NACO_LIKE_WITH_LOW_ORDER, make_evolving_speckles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from postprocessing_vs_vip import FWHM, ROOT, STAR_FLUX, load_naco  # noqa: E402
@@ -89,9 +89,15 @@ def hour_angles_s(parallactic_deg: np.ndarray, dec_deg: float, lat_deg: float) -
 
 
 def simulated(model: str, angles: np.ndarray, times: np.ndarray, seed: int = 1) -> dict:
-    """A simulated IRDIS H2 sequence with the ``'old'`` or ``'new'`` speckle model."""
+    """A simulated IRDIS H2 sequence with the ``'old'`` (Airy speckles), ``'evolving'`` (the night
+    simulator's default) or ``'new'`` (evolving + low-order field) speckle model."""
     rng = np.random.default_rng(seed)
-    speckles = irdis.make_speckles(rng) if model == "old" else make_evolving_speckles(rng)
+    if model == "old":
+        speckles = irdis.make_speckles(rng)
+    elif model == "evolving":  # the night simulator's default (no low-order field)
+        speckles = make_evolving_speckles(rng)
+    else:  # "new": with the low-order field
+        speckles = make_evolving_speckles(rng, **NACO_LIKE_WITH_LOW_ORDER)
     sim = simulate_coronagraphic_sequence(
         optics=H2,
         times_s=times,

@@ -156,17 +156,39 @@ def test_simulator_matches_the_sky_within_the_documented_factors(measured):
         return float(np.nanmax(np.maximum(q, 1 / q)))
 
     r_new, r_old = bench.ratios(new, naco), bench.ratios(old, naco)
-    # Issue 8's goal, a factor 1.5: correlation at every lag and separation, the raw noise profile.
-    assert worst(r_new["correlation"]) < 1.5
+    # Issue 8's goal is a factor 1.5. Met for the raw noise profile at every separation and for
+    # every statistic at the median separation; at worst within 1.8 (correlation 1.54 at 15-30
+    # frames and 5-6 lambda/D, cADI 1.74 and PCA-10 1.67 at 4 and 12 lambda/D, S/N ratio 1.67 at
+    # 5-6 lambda/D; docs/simulation.md). Bounded here so that a change shows.
     assert worst(r_new["raw_profile"]) < 1.5
-    # PCA residuals and the cADI/PCA S/N ratio: within 1.5 at the median separation, <= 4 at worst
-    # (3 lambda/D; see docs/simulation.md).
-    for name in ("pca_profile", "snr_ratio"):
+    for name in ("correlation", "cadi_profile", "pca_profile", "snr_ratio"):
         q = r_new[name]
         assert float(np.nanmedian(np.maximum(q, 1 / q))) < 1.5, name
-        assert worst(q) < 4.0, name
-    # cADI keeps more of the real cube than of the model (a factor ~2.7, not understood; the beta
-    # Pic disk is masked): documented, bounded here so that a change shows.
-    assert worst(r_new["cadi_profile"]) < 4.5
+        assert worst(q) < 1.9, name
     # The old model was ~100 times too faint and too stable.
     assert worst(r_old["raw_profile"]) > 20 and worst(r_old["cadi_profile"]) > 100
+
+
+def test_low_order_field_keeps_the_mean_and_adds_large_blobs():
+    # Half of the light in the low-order field: the time-averaged intensity is still the
+    # envelope, and the pattern is smoother (a larger share of its variance survives a
+    # 2-lambda/D box filter) than without it.
+    from scipy import ndimage
+
+    lod = 3.3
+    plain = _speckles(brightness_rms=0.0)
+    low = _speckles(brightness_rms=0.0, low_order_share=0.5, low_order_pupil=0.1)
+    times = np.arange(40) * 1.0e5
+    mean = np.mean([speckle_intensity(low, (121, 121), (60.0, 60.0), lod, t) for t in times], axis=0)
+    r = np.hypot(*np.mgrid[-60:61, -60:61]) / lod
+    ring = (r >= 6.0) & (r < 12.0)
+    assert mean[ring].mean() == pytest.approx((low.envelope(r[ring]) / lod**2).mean(), rel=0.2)
+
+    def smooth_fraction(sp: EvolvingSpeckles) -> float:
+        img = speckle_intensity(sp, (121, 121), (60.0, 60.0), lod, 0.0) / (sp.envelope(r) + 1e-30)
+        sel = (r >= 4.0) & (r < 14.0)
+        return float(ndimage.uniform_filter(img, 7)[sel].var() / img[sel].var())
+
+    assert smooth_fraction(low) > 1.5 * smooth_fraction(plain)
+    with pytest.raises(ValueError, match="low_order_share"):
+        _speckles(low_order_share=1.0)

@@ -25,6 +25,12 @@ and the speckle intensity as ``h(|u|) |E(u, t)|^2``, where
   log-log interpolation through ``envelope_r_ld``/``envelope_level``, zero inside the
   coronagraph's inner radius taper and beyond the AO control radius.
 
+Added incoherently to ``|E|^2``: a low-order field ``|L(u, t)|^2`` (share ``w_l`` of the mean
+intensity, ``L`` a sum of a few fields of the same kind drawn from a *smaller* pupil disc, so its
+blobs are several lambda/D wide, with coefficients of their own time scale): slowly varying
+low-order aberrations of the halo, which classical ADI leaves and PCA removes (without it cADI
+kept 2-4 times less on the model than on the NACO cube).
+
 All fields are tabulated on a grid of ``step_ld`` lambda/D and interpolated (bilinearly) at the
 detector pixels; the fast part is regenerated per exposure from a generator seeded by
 ``(seed, round(t * 1000))``.
@@ -40,7 +46,9 @@ from scipy import ndimage
 
 __all__ = [
     "NACO_LIKE_ENVELOPE",
+    "NACO_LIKE_LOW_ORDER",
     "NACO_LIKE_SHARES",
+    "NACO_LIKE_WITH_LOW_ORDER",
     "EvolvingSpeckles",
     "make_evolving_speckles",
     "speckle_intensity",
@@ -60,6 +68,24 @@ NACO_LIKE_SHARES: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]
     (0.8, 0.8, 0.55, 0.55, 0.6),
     (0.02, 0.01, 0.01, 0.05, 0.05),
 )
+#: ``(share, pupil radius (cycles per lambda/D), e-folding time (s), modes)`` of the low-order
+#: field (none by default: the night simulator's Level 1 tests are tuned without it).
+NACO_LIKE_LOW_ORDER: tuple[float, float, float, int] = (0.0, 0.129, 4000.0, 2)
+#: Keyword arguments of :func:`make_evolving_speckles` for the model *with* a low-order field,
+#: which matches the NACO cube's cADI residuals much better (``docs/simulation.md``): 38 % of the
+#: light in blobs ~4 lambda/D wide evolving over 4,000 s, the envelope 1.53 times brighter and the
+#: static share 1.03 times larger than the defaults.
+NACO_LIKE_WITH_LOW_ORDER: dict = {
+    "envelope": (
+        NACO_LIKE_ENVELOPE[0],
+        (1.1e-02, 7.7e-03, 2.0e-03, 1.0e-03, 5.4e-04, 4.3e-04, 2.9e-04, 2.4e-04, 1.0e-04, 6.1e-05, 3.8e-05),
+    ),
+    "shares": (NACO_LIKE_SHARES[0], (0.82, 0.82, 0.57, 0.57, 0.62), NACO_LIKE_SHARES[2]),
+    "low_order_share": 0.38,
+    "low_order_pupil": 0.129,
+    "low_order_timescale_s": 4000.0,
+    "low_order_modes": 2,
+}
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: amplitudes are cached per (field, time)
@@ -96,6 +122,10 @@ class EvolvingSpeckles:
     brightness_rms: float = 0.0
     brightness_frequencies: np.ndarray = field(default_factory=lambda: np.zeros(0))
     brightness_phases: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    low_order: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1), complex))
+    low_order_share: float = 0.0
+    low_order_frequencies: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    low_order_phases: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def grid_size(self) -> int:
@@ -103,8 +133,7 @@ class EvolvingSpeckles:
 
     def coefficients(self, time_s: float) -> np.ndarray:
         """Complex ``a_k(t)`` (K,) at ``time_s`` seconds: unit variance, ``exp(-|dt|/tau)`` memory."""
-        m = self.frequencies.shape[1]
-        return np.exp(1j * (self.frequencies * time_s + self.phases)).sum(axis=1) / np.sqrt(m)
+        return _random_process(self.frequencies, self.phases, time_s)
 
     def brightness(self, time_s: float) -> float:
         """Common brightness factor of the pattern at ``time_s`` (log-normal, mean 1)."""
@@ -132,25 +161,63 @@ class EvolvingSpeckles:
         return w_s, 1.0 - w_s - w_f, w_f
 
     def amplitude(self, time_s: float) -> np.ndarray:
-        """Complex amplitude ``E(u, t)`` (n, n) on the lambda/D grid, unit mean intensity."""
+        """Complex amplitudes (2, n, n) on the lambda/D grid: the speckle field ``E(u, t)`` and the
+        low-order field ``L(u, t)``, mutually incoherent (intensity ``|E|^2 + |L|^2``, unit mean)."""
+        out = np.zeros((2, self.grid_size, self.grid_size), dtype=complex)
+        scale = np.sqrt(self.brightness(time_s))
+        out[0] = self._speckle_amplitude(time_s) * (np.sqrt(1.0 - self.low_order_share) * scale)
+        k = self.low_order.shape[0]
+        if k and self.low_order_share > 0.0:
+            coeffs = _random_process(self.low_order_frequencies, self.low_order_phases, time_s)
+            out[1] = np.tensordot(coeffs, self.low_order, axes=1) * (
+                np.sqrt(self.low_order_share / k) * scale
+            )
+        return out
+
+    def _speckle_amplitude(self, time_s: float) -> np.ndarray:
+        """``E(u, t)`` (n, n) before the brightness and low-order scalings, unit mean intensity."""
         w_s, w_q, w_f = self.shares()
         k = self.quasi.shape[0]
         field_ = np.sqrt(w_s) * self.static
         if k:
             field_ = field_ + np.sqrt(w_q / k) * np.tensordot(self.coefficients(time_s), self.quasi, axes=1)
         rng = np.random.default_rng([self.seed, int(round(time_s * 1000.0)) & 0x7FFFFFFFFFFF])
-        field_ = field_ + np.sqrt(w_f) * _coherent_field(rng, self.grid_size, self.step_ld)
-        return field_ * np.sqrt(self.brightness(time_s))
+        return field_ + np.sqrt(w_f) * _coherent_field(rng, self.grid_size, self.step_ld)
 
 
-def _coherent_field(rng: np.random.Generator, n: int, step_ld: float, count: int | None = None) -> np.ndarray:
+def _random_process(frequencies: np.ndarray, phases: np.ndarray, time_s: float) -> np.ndarray:
+    """Unit-variance complex processes (K,) at ``time_s``: random-phase sums of ``M`` frequencies."""
+    m = frequencies.shape[1]
+    return np.exp(1j * (frequencies * time_s + phases)).sum(axis=1) / np.sqrt(m)
+
+
+def _lorentzian_synthesis(
+    rng: np.random.Generator, count: int, n_frequencies: int, timescale_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Angular frequencies and phases (count, M) of processes with correlation ``exp(-|dt|/tau)``.
+
+    Lorentzian (Cauchy) angular frequencies give E[cos(omega dt)] = exp(-|dt| / tau). They are
+    stratified (one per quantile bin of the Cauchy law, jittered in its bin) so that even a few
+    of them reproduce that correlation closely in every realisation.
+    """
+    quantiles = (
+        np.arange(n_frequencies)[None, :] + rng.uniform(0.0, 1.0, (count, n_frequencies))
+    ) / n_frequencies
+    frequencies = np.tan(np.pi * (quantiles - 0.5)) / timescale_s
+    return frequencies, rng.uniform(0.0, 2.0 * np.pi, (count, n_frequencies))
+
+
+def _coherent_field(
+    rng: np.random.Generator, n: int, step_ld: float, count: int | None = None, pupil_radius: float = 0.5
+) -> np.ndarray:
     """Unit-variance complex Gaussian field(s) with the coherence of speckles (circular pupil).
 
-    White complex noise on the pupil disc (frequencies up to 0.5 cycle per lambda/D, i.e. the
-    pupil of diameter D), Fourier transformed to the focal plane sampled at ``step_ld``.
+    White complex noise on the pupil disc (frequencies up to ``pupil_radius`` cycle per lambda/D;
+    0.5 is the pupil of diameter D, smaller values give proportionally larger blobs: the
+    low-order, large-scale part), Fourier transformed to the focal plane sampled at ``step_ld``.
     """
     freq = np.fft.fftfreq(n, d=step_ld)  # cycles per lambda/D
-    pupil = np.hypot(freq[None, :], freq[:, None]) <= 0.5
+    pupil = np.hypot(freq[None, :], freq[:, None]) <= pupil_radius
     shape = (n, n) if count is None else (count, n, n)
     noise = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * pupil
     out = np.fft.fftshift(np.fft.ifft2(noise), axes=(-2, -1))
@@ -172,6 +239,10 @@ def make_evolving_speckles(
     envelope: tuple[tuple[float, ...], tuple[float, ...]] = NACO_LIKE_ENVELOPE,
     inner_ld: float = 1.6,
     control_ld: float = 20.0,
+    low_order_share: float = NACO_LIKE_LOW_ORDER[0],
+    low_order_pupil: float = NACO_LIKE_LOW_ORDER[1],
+    low_order_timescale_s: float = NACO_LIKE_LOW_ORDER[2],
+    low_order_modes: int = NACO_LIKE_LOW_ORDER[3],
 ) -> EvolvingSpeckles:
     """Draw an evolving speckle field.
 
@@ -182,7 +253,10 @@ def make_evolving_speckles(
     brightness changes;
     ``n_modes`` (K), ``n_frequencies`` (M): size of the quasi-static synthesis; ``step_ld``,
     ``extent_ld``: grid step and half-width (lambda/D); ``envelope``: ``(r_ld, level)`` anchor
-    points of the mean intensity; ``inner_ld``, ``control_ld``: inner taper and control radius.
+    points of the mean intensity; ``inner_ld``, ``control_ld``: inner taper and control radius;
+    ``low_order_share``: share of the mean intensity in the low-order field (large blobs from
+    pupil frequencies up to ``low_order_pupil`` cycle per lambda/D, ``low_order_modes`` modes
+    evolving with e-folding time ``low_order_timescale_s``).
     Defaults reproduce the NACO beta Pic statistics (``docs/simulation.md``).
     """
     r_sh, w_s, w_f = (np.asarray(a, dtype=np.float64) for a in shares)
@@ -190,25 +264,29 @@ def make_evolving_speckles(
         raise ValueError("shares need increasing radii and one static and one fast share per radius")
     if np.any(w_s < 0) or np.any(w_f < 0) or np.any(w_s + w_f > 1.0):
         raise ValueError(f"static and fast shares must be >= 0 with a sum <= 1; got {shares}")
-    if timescale_s <= 0:
-        raise ValueError(f"timescale_s must be positive; got {timescale_s}")
+    if timescale_s <= 0 or low_order_timescale_s <= 0:
+        raise ValueError(f"timescales must be positive; got {timescale_s}, {low_order_timescale_s}")
+    if not 0.0 <= low_order_share < 1.0 or not 0.0 < low_order_pupil <= 0.5:
+        raise ValueError(
+            f"low_order_share must lie in [0, 1) and low_order_pupil in (0, 0.5]; "
+            f"got {low_order_share}, {low_order_pupil}"
+        )
     r_env, level = (np.asarray(a, dtype=np.float64) for a in envelope)
     if r_env.shape != level.shape or r_env.size < 2 or np.any(np.diff(r_env) <= 0) or np.any(level <= 0):
         raise ValueError("envelope needs >= 2 increasing radii and positive levels of the same length")
     n = int(2 * round(extent_ld / step_ld))
     static = _coherent_field(rng, n, step_ld)
     quasi = _coherent_field(rng, n, step_ld, count=n_modes) if n_modes else np.zeros((0, n, n), complex)
-    # Lorentzian (Cauchy) angular frequencies give E[cos(omega dt)] = exp(-|dt| / tau). They are
-    # stratified (one per quantile bin of the Cauchy law, jittered in its bin) so that even a
-    # few of them reproduce that correlation closely in every realisation.
-    quantiles = (
-        np.arange(n_frequencies)[None, :] + rng.uniform(0.0, 1.0, (n_modes, n_frequencies))
-    ) / n_frequencies
-    frequencies = np.tan(np.pi * (quantiles - 0.5)) / timescale_s
-    phases = rng.uniform(0.0, 2.0 * np.pi, (n_modes, n_frequencies))
+    frequencies, phases = _lorentzian_synthesis(rng, n_modes, n_frequencies, timescale_s)
     b_quantiles = (np.arange(n_frequencies) + rng.uniform(0.0, 1.0, n_frequencies)) / n_frequencies
     b_frequencies = np.tan(np.pi * (b_quantiles - 0.5)) / brightness_timescale_s
     b_phases = rng.uniform(0.0, 2.0 * np.pi, n_frequencies)
+    seed = int(rng.integers(0, 2**31))
+    # Drawn after everything above, so that the other fields do not depend on the low-order part.
+    low_order = _coherent_field(rng, n, step_ld, count=low_order_modes, pupil_radius=low_order_pupil)
+    lo_frequencies, lo_phases = _lorentzian_synthesis(
+        rng, low_order_modes, n_frequencies, low_order_timescale_s
+    )
     return EvolvingSpeckles(
         static=static,
         quasi=quasi,
@@ -222,10 +300,14 @@ def make_evolving_speckles(
         envelope_level=level,
         inner_ld=float(inner_ld),
         control_ld=float(control_ld),
-        seed=int(rng.integers(0, 2**31)),
+        seed=seed,
         brightness_rms=float(brightness_rms),
         brightness_frequencies=b_frequencies,
         brightness_phases=b_phases,
+        low_order=low_order,
+        low_order_share=float(low_order_share),
+        low_order_frequencies=lo_frequencies,
+        low_order_phases=lo_phases,
     )
 
 
@@ -261,10 +343,12 @@ def speckle_intensity(
         r = np.hypot(ux, uy)
         inside = r < min(speckles.control_ld + 2.0, c * speckles.step_ld - 1.0)
         coords = np.array([c + uy[inside] / speckles.step_ld, c + ux[inside] / speckles.step_ld])
-        re = ndimage.map_coordinates(amplitude.real, coords, order=1, mode="nearest")
-        im = ndimage.map_coordinates(amplitude.imag, coords, order=1, mode="nearest")
+        intensity = np.zeros(coords.shape[1])
+        for part in amplitude[: 2 if speckles.low_order_share > 0.0 else 1]:  # incoherent sum
+            intensity += ndimage.map_coordinates(part.real, coords, order=1, mode="nearest") ** 2
+            intensity += ndimage.map_coordinates(part.imag, coords, order=1, mode="nearest") ** 2
         # Intensity per (lambda/D)^2 -> per pixel: divide by lod^2.
-        box[inside] += speckles.envelope(r[inside]) * (re**2 + im**2) / lod**2
+        box[inside] += speckles.envelope(r[inside]) * intensity / lod**2
     return out / lods.size
 
 
