@@ -24,7 +24,7 @@ from hcdc.instruments.eso_headers import HeaderValues, parse_header_block
 
 # One line per instrument module; each module registers its classes with @register on import.
 _INSTRUMENT_MODULES: tuple[str, ...] = (
-    "hcdc.instruments.sphere",
+    "hcdc.instruments.sphere.metadata",
     "hcdc.instruments.naco",
     "hcdc.instruments.oifits",
     "hcdc.instruments.generic",
