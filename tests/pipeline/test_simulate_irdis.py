@@ -1,4 +1,5 @@
-"""The raw IRDIS night simulator (hcdc.instruments.sphere.irdis.simulate): files, headers, truth, geometry, photometry."""
+"""The raw IRDIS night simulator (hcdc.instruments.sphere.irdis.simulate): files, headers, truth,
+geometry, photometry."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``hcdc demo DIR``: the main job end to end on the embedded default (see :mod:`hcdc.pipeline.operations.demo`)."""
+"""``hcdc demo DIR``: the main job end to end on the embedded default
+(see :mod:`hcdc.pipeline.operations.demo`)."""
 
 from __future__ import annotations
 

@@ -209,8 +209,8 @@ class DaskExecutor(Executor):
     ``threads_per_worker`` threads (1: one task per process, like the process pool).
 
     BLAS threads: Dask's nanny starts worker processes with OMP/MKL/OPENBLAS_NUM_THREADS=1
-    (``distributed.nanny.pre-spawn-environ``); :func:`~hcdc.runtime.blas.pin_blas_threads` is also run on every
-    worker present at connection, for workers started without a nanny.
+    (``distributed.nanny.pre-spawn-environ``); :func:`~hcdc.runtime.blas.pin_blas_threads` is also run on
+    every worker present at connection, for workers started without a nanny.
     Tasks are submitted with ``pure=False``: two runs of the same recipe on the same inputs are
     two tasks, never deduplicated by Dask.
     """

@@ -14,8 +14,9 @@ science layer with what a data centre needs around it:
   directory), and returns a :class:`RecipeResult` with the outputs, the log, the timings and the
   :class:`~hcdc.pipeline.provenance.ProvenanceRecord` of the run.
 
-Recipes never re-implement science: ``process`` reads inputs, calls ``hcdc.science`` (or
-``an instrument's reduction, e.g. :mod:`hcdc.instruments.sphere.irdis.level1```), and writes outputs. Recipes register themselves with
+Recipes never re-implement science: ``process`` reads inputs, calls ``hcdc.science`` (or an
+instrument's reduction, e.g. :mod:`hcdc.instruments.sphere.irdis.level1`), and writes outputs.
+Recipes register themselves with
 :func:`register_recipe`; :func:`get_recipe` finds one by name (and version) and
 :func:`list_recipes` lists them. The recipes shipped with hcdc are defined at the
 end of this module.

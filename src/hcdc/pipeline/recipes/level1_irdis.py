@@ -1,4 +1,5 @@
-"""``level1-irdis``: IRDIS DBI/CI raw files -> Level 1 product (:mod:`hcdc.instruments.sphere.irdis.level1`)."""
+"""``level1-irdis``: IRDIS DBI/CI raw files -> Level 1 product
+(:mod:`hcdc.instruments.sphere.irdis.level1`)."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ _IRDIS_ROLE_INPUTS = {
 
 
 class IrdisLevel1Parameters(RecipeParameters):
-    """Parameters of :func:`hcdc.instruments.sphere.irdis.level1.reduce_irdis`: one per field of ``Level1Options``,
-    same names and defaults (``tests/pipeline/test_recipes_builtin.py`` checks that none is lost)."""
+    """Parameters of :func:`hcdc.instruments.sphere.irdis.level1.reduce_irdis`: one per field of
+    ``Level1Options``, same names and defaults (``tests/pipeline/test_recipes_builtin.py`` checks that
+    none is lost)."""
 
     @field_validator("symmetry_annulus_ld")
     @classmethod
@@ -70,11 +72,12 @@ class IrdisLevel1Parameters(RecipeParameters):
 
 @register_recipe
 class IrdisLevel1(Recipe):
-    """IRDIS DBI/CI raw files -> Level 1 product, by :func:`hcdc.instruments.sphere.irdis.level1.reduce_irdis`.
+    """IRDIS DBI/CI raw files -> Level 1 product, by
+    :func:`hcdc.instruments.sphere.irdis.level1.reduce_irdis`.
 
     Raw files come either all together in ``raw`` (grouped by role from their DPR TYPE with
-    :func:`hcdc.instruments.sphere.irdis.level1.roles_from_headers`) or per role; files given for a role replace
-    the automatically grouped ones of that role.
+    :func:`hcdc.instruments.sphere.irdis.level1.roles_from_headers`) or per role; files given for a role
+    replace the automatically grouped ones of that role.
     """
 
     name = "level1-irdis"

@@ -138,8 +138,8 @@ class Postprocess(Recipe):
     """Level 2 post-processing by :func:`hcdc.science.postprocessing.run.postprocess`.
 
     Input either a Level 1 product (``level1``: cube, derotation angles, PSF and wavelengths
-    read with :func:`hcdc.instruments.sphere.irdis.level1.read_level1`; the PSF is the mean of the flux frames;
-    the angle convention, whether the angles are sky-aligned and the pointing come from its
+    read with :func:`hcdc.instruments.sphere.irdis.level1.read_level1`; the PSF is the mean of the flux
+    frames; the angle convention, whether the angles are sky-aligned and the pointing come from its
     header) or a user cube (``cube`` FITS (frames, y, x) or (wavelengths, frames, y, x) with
     ``angles``, parallactic by default, and optionally ``psf``, ``wavelengths``, ``reference``;
     its star position is checked, and fixed with ``recenter``). Writes the Level 2 FITS product

@@ -29,7 +29,8 @@ class SimulateIrdisParameters(RecipeParameters):
 @register_recipe
 class SimulateIrdis(Recipe):
     """A night of raw IRDIS files with injected companions, by
-    :func:`hcdc.instruments.sphere.irdis.simulate.simulate_irdis_night` (its truth in ``simulation_truth.json``)."""
+    :func:`hcdc.instruments.sphere.irdis.simulate.simulate_irdis_night` (its truth in
+    ``simulation_truth.json``)."""
 
     name = "simulate-irdis"
     version = "1.0"

@@ -37,7 +37,8 @@ def irdis_mode(iflt: str | None, ins1_mode: str | None, technique: str | None) -
 def irdis_wavelength_range(iflt: str | None) -> tuple[float, float] | None:
     """(min, max) wavelength [µm] covered by an IRDIS filter combination, None if unknown.
 
-    Centre ± half bandwidth of the left/right channels (:mod:`hcdc.instruments.sphere.constants`, from vlt-sphere).
+    Centre ± half bandwidth of the left/right channels (:mod:`hcdc.instruments.sphere.constants`,
+    from vlt-sphere).
     """
     if not iflt:
         return None
