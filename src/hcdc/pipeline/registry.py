@@ -4,7 +4,6 @@ version), :func:`list_recipes`, :func:`run_recipe`."""
 from __future__ import annotations
 
 import difflib
-import importlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,13 +12,16 @@ from typing import Any
 from hcdc.pipeline.errors import UnknownRecipeError
 from hcdc.pipeline.parameters import RecipeParameters
 from hcdc.pipeline.recipe import Recipe, RecipeResult
+from hcdc.runtime.plugins import GROUPS
+from hcdc.runtime.plugins import load_plugins as _load_plugins
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
 _RECIPES: dict[str, dict[str, type[Recipe]]] = {}
 
-#: modules whose recipes register themselves on import; loaded on the first registry lookup (not
-#: at import time: they import this module, so importing them here would make an import circle)
+#: hcdc's recipe modules (they register themselves on import); loaded with the ``hcdc.recipes``
+#: entry points on the first registry lookup (not at import time: they import this module, so
+#: importing them here would make an import circle)
 _RECIPE_MODULES = (
     "hcdc.pipeline.recipes.level1_irdis",
     "hcdc.pipeline.recipes.postprocess",
@@ -34,9 +36,14 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
+    load_plugins()
     _loaded = True
-    for module in _RECIPE_MODULES:
-        importlib.import_module(module)
+
+
+def load_plugins() -> list[str]:
+    """Import hcdc's recipe modules and the ``hcdc.recipes`` entry points not imported yet
+    (:func:`hcdc.runtime.plugins.load_plugins`); returns what was newly imported."""
+    return _load_plugins(GROUPS["recipes"], _RECIPE_MODULES)
 
 
 def _version_key(version: str) -> tuple[int, ...]:

@@ -26,7 +26,6 @@ its files' classification by :func:`select_workflow`.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,8 @@ from hcdc.pipeline.parameters import RecipeParameters, parse_kv_strings
 from hcdc.pipeline.ports import Port, check_port_value, kinds_compatible
 from hcdc.pipeline.recipe import Recipe, RecipeContext, RecipeResult
 from hcdc.pipeline.registry import get_recipe
+from hcdc.runtime.plugins import GROUPS
+from hcdc.runtime.plugins import load_plugins as _load_plugins
 
 _NODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 WORKFLOW_INPUTS = "inputs"  # the reserved source name of workflow inputs in bindings
@@ -562,9 +563,9 @@ class WorkflowEntry:
 
 _WORKFLOWS: dict[str, WorkflowEntry] = {}
 
-#: modules whose workflows register themselves on import (``irdis-calibrations``); loaded on the
-#: first registry lookup (not at import time: they import this module, so importing them here
-#: would make an import circle)
+#: hcdc's standard workflows (they register themselves on import); loaded with the
+#: ``hcdc.workflows`` entry points on the first registry lookup (not at import time: they import
+#: this module, so importing them here would make an import circle)
 _WORKFLOW_MODULES = ("hcdc.pipeline.workflows.irdis", "hcdc.pipeline.workflows.user_cube")
 _loaded = False
 
@@ -573,9 +574,14 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
+    load_plugins()
     _loaded = True
-    for module in _WORKFLOW_MODULES:
-        importlib.import_module(module)
+
+
+def load_plugins() -> list[str]:
+    """Import hcdc's standard workflows and the ``hcdc.workflows`` entry points not imported yet
+    (:func:`hcdc.runtime.plugins.load_plugins`); returns what was newly imported."""
+    return _load_plugins(GROUPS["workflows"], _WORKFLOW_MODULES)
 
 
 def register_workflow(
