@@ -169,7 +169,9 @@ class Recipe:
 
     Class attributes: ``name`` (lower-case, ``a-z0-9_.-``), ``version`` (dotted integers, e.g.
     ``"1.0"``), ``description`` (one line), ``Parameters`` (a :class:`RecipeParameters`
-    subclass), ``inputs`` and ``outputs`` (tuples of :class:`Port`).
+    subclass), ``inputs`` and ``outputs`` (tuples of :class:`Port`), and what the catalogue
+    registers its product as: ``product_level`` (data level 0-3, None when not a data product)
+    and ``product_type`` (default: the recipe's name), see :meth:`product_kind`.
     """
 
     name: ClassVar[str] = ""
@@ -178,6 +180,8 @@ class Recipe:
     Parameters: ClassVar[type[RecipeParameters]] = RecipeParameters
     inputs: ClassVar[tuple[Port, ...]] = ()
     outputs: ClassVar[tuple[Port, ...]] = ()
+    product_level: ClassVar[int | None] = None
+    product_type: ClassVar[str] = ""
 
     # -- what a recipe implements -------------------------------------------------------------
 
@@ -294,6 +298,11 @@ class Recipe:
             "outputs": [p.describe() for p in cls.outputs],
             "parameters": describe_parameters(cls.Parameters),
         }
+
+    @classmethod
+    def product_kind(cls) -> tuple[int | None, str]:
+        """``(level, product type)`` under which the catalogue registers this recipe's product."""
+        return cls.product_level, cls.product_type or cls.name
 
     # -- running ------------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ from hcdc.pipeline.errors import RecipeError
 from hcdc.pipeline.executors import Executor, InlineExecutor, make_executor
 from hcdc.pipeline.operations import jobs as jq
 from hcdc.pipeline.provenance import FileRef, ProvenanceError
+from hcdc.pipeline.registry import get_recipe
 from hcdc.pipeline.workflow import (
     NodeRun,
     Workflow,
@@ -246,7 +247,8 @@ def _product_specs(
             files.append(prod.FileSpec(moved, spec.role))
             hashes[str(moved)] = (sha256_file(spec.path), spec.path.stat().st_size)
         outputs = prod.relocate_value(result.outputs, staging, final)
-        level, product_type = prod.product_kind(result.recipe)
+        # the recipe declares what its product is (hcdc.pipeline.recipe.Recipe.product_kind)
+        level, product_type = get_recipe(result.recipe, result.version).product_kind()
         lineage = (
             prod.dataset_lineage(job.dataset_id, product_type)
             if job.dataset_id is not None

@@ -15,7 +15,6 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from hcdc.archive import products as prod
 from hcdc.instruments.sphere.irdis import masters as _masters
 from hcdc.instruments.sphere.irdis.raw import dit_key, master_from_files
 from hcdc.pipeline.errors import RecipeInputError
@@ -27,10 +26,6 @@ from hcdc.science.calibration import badpixels, flats
 
 RECIPE_NAME = _masters.RECIPE_NAME
 PRODUCT_TYPE = "master-calibration"
-
-# The catalogue's product registration decides (level, product type) from the recipe name
-# (hcdc.archive.products.PRODUCT_KINDS): a master set is a Level 1 calibration product.
-assert prod.PRODUCT_KINDS[RECIPE_NAME] == (1, PRODUCT_TYPE), "PRODUCT_KINDS and this recipe disagree"
 
 
 class IrdisMastersParameters(RecipeParameters):
@@ -60,6 +55,8 @@ class IrdisMasters(Recipe):
     """
 
     name = RECIPE_NAME
+    product_level = 1  # a master set is a Level 1 calibration product
+    product_type = PRODUCT_TYPE
     version = "1.0"
     description = "IRDIS calibration group of a night -> master dark/background/sky/flat + bad-pixel map"
     Parameters = IrdisMastersParameters

@@ -82,6 +82,8 @@ class IrdisLevel1(Recipe):
 
     name = "level1-irdis"
     version = "1.0"
+    product_level = 1
+    product_type = "level1-cube"
     description = (
         "IRDIS DBI/CI raw sequence -> calibrated Level 1 master cube (hcdc.instruments.sphere.irdis.level1)"
     )

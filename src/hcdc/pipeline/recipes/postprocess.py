@@ -147,6 +147,8 @@ class Postprocess(Recipe):
     """
 
     name = "l2-postprocess"
+    product_level = 2
+    product_type = "level2-image"
     version = "1.1"
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
     Parameters = PostprocessParameters

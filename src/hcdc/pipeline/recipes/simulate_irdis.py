@@ -34,6 +34,8 @@ class SimulateIrdis(Recipe):
 
     name = "simulate-irdis"
     version = "1.0"
+    product_level = 0
+    product_type = "simulated-raw"
     description = (
         "simulate a night of raw SPHERE/IRDIS files with companions (hcdc.instruments.sphere.irdis.simulate)"
     )
