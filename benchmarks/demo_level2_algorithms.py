@@ -17,9 +17,9 @@ import json
 import time
 from pathlib import Path
 
-from hcdc.instruments.sphere_constants import IRDIS_PIXEL_SCALE_MAS
-from hcdc.pipeline.demo import match_detections
-from hcdc.pipeline.level1 import read_level1
+from hcdc.instruments.sphere.constants import IRDIS_PIXEL_SCALE_MAS
+from hcdc.instruments.sphere.irdis.level1 import read_level1
+from hcdc.pipeline.operations.demo import match_detections
 from hcdc.science.postprocessing.run import postprocess
 
 CANDIDATES: list[tuple[str, dict]] = [

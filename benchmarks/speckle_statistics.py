@@ -45,7 +45,7 @@ DISK_HALF_WIDTH_FWHM = 1.5
 BETA_PIC_DEC_DEG, PARANAL_LAT_DEG = -51.066, -24.627
 #: IRDIS H2 (DB_H23 left field) as the night simulator sees it.
 H2 = irdis.BandOptics(1593.0, 52.0, 12.255, 8.0)
-STAR_FLUX_ADU_S = 2.0e4 * 52.0  # STAR_FLUX_PER_NM x bandwidth (hcdc.pipeline.simulate)
+STAR_FLUX_ADU_S = 2.0e4 * 52.0  # STAR_FLUX_PER_NM x bandwidth (hcdc.instruments.sphere.irdis.simulate)
 DIT_S = 64.0
 #: Acceptance: every simulated statistic within this factor of the real one.
 FACTOR = 1.5

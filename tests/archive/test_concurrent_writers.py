@@ -14,7 +14,7 @@ from hcdc.archive.db import make_engine
 from hcdc.archive.ingest import ingest
 from hcdc.archive.models import File, QuarantinedFile
 from hcdc.archive.samples import clone_series
-from hcdc.pipeline import jobs as jq
+from hcdc.pipeline.operations import jobs as jq
 
 N_GOOD, N_BAD = 40, 40
 

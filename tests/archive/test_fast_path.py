@@ -54,7 +54,7 @@ def test_real_headers_same_rows(sphere_files, sphere_headers, monkeypatch):
 @pytest.fixture(scope="module")
 def irdis_night(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """The simulated IRDIS night (scale 'small'): science sequences and calibrations."""
-    from hcdc.pipeline.simulate import simulate_irdis_night
+    from hcdc.instruments.sphere.irdis.simulate import simulate_irdis_night
 
     folder = tmp_path_factory.mktemp("irdis_night")
     night = simulate_irdis_night(folder, scale="small")

@@ -122,7 +122,7 @@ def test_outcomes_are_the_same_on_sqlite_and_postgresql(tmp_path: Path, sqlite_u
 
 
 def test_watch_goes_on_past_hostile_files(catalogue, tmp_path: Path) -> None:
-    from hcdc.pipeline.worker import watch_once
+    from hcdc.pipeline.operations.watch import watch_once
 
     folder = tmp_path / "incoming"
     cases = write_corpus(folder)

@@ -46,7 +46,7 @@ def test_cube_of_shifted_real_waffle_frames(tmp_path: Path) -> None:
 
 def test_raw_irdis_center_file_gives_both_fields(tmp_path: Path) -> None:
     """A simulated raw CENTER file (header with INS COMB IFLT, two fields, leak 30 x a spot)."""
-    from hcdc.pipeline.simulate import SequenceSpec, simulate_irdis_night
+    from hcdc.instruments.sphere.irdis.simulate import SequenceSpec, simulate_irdis_night
 
     seq = (SequenceSpec("DB_H23", "DBI", 16.0, 1, 16.0, 4.0, "ND_2.0", "x", 30.0),)
     night = simulate_irdis_night(tmp_path / "night", seed=4, sequences=seq)

@@ -31,7 +31,7 @@ def _json(runner: CliRunner, *args: str):
 
 @pytest.fixture(scope="module")
 def raw_night(tmp_path_factory) -> Path:
-    from hcdc.pipeline.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
+    from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
 
     out = tmp_path_factory.mktemp("night") / "raw"
     simulate_irdis_night(out, seed=5, scale="small", sequences=DEFAULT_SEQUENCES[:1])

@@ -22,7 +22,7 @@ from hcdc.archive.models import File, QuarantinedFile
 from hcdc.archive.pipeline_models import Product
 from hcdc.archive.samples import clone_series
 from hcdc.instruments.eso_headers import read_header_text
-from hcdc.pipeline import jobs as jq
+from hcdc.pipeline.operations import jobs as jq
 
 pytestmark = pytest.mark.faults
 

@@ -1,7 +1,7 @@
 """kill -9 at named points of ``hcdc ingest``, ``hcdc worker`` and ``hcdc watch``, then a restart:
 the store must be clean (``hcdc fsck``: 0 orphans, 0 missing, 0 damaged, 0 duplicates), every
 file catalogued once, every job's products registered once, and no process of the killed
-command left running; on SQLite and PostgreSQL. Fault points: :mod:`hcdc.faults`."""
+command left running; on SQLite and PostgreSQL. Fault points: :mod:`hcdc.runtime.faults`."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from hcdc.archive.models import Dataset, File, QuarantinedFile
 from hcdc.archive.pipeline_models import Product, ProductFile
 from hcdc.archive.samples import clone_series
 from hcdc.instruments.eso_headers import read_header_text
-from hcdc.pipeline import jobs as jq
+from hcdc.pipeline.operations import jobs as jq
 
 pytestmark = pytest.mark.faults
 

@@ -1,5 +1,5 @@
 """Helpers of the fault tests: real ``hcdc`` processes, killed at named fault points
-(:mod:`hcdc.faults`), and the store check that must follow every restart."""
+(:mod:`hcdc.runtime.faults`), and the store check that must follow every restart."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from astropy.io import fits
 
-from hcdc.faults import FAULT_POINT_VARIABLE
+from hcdc.runtime.faults import FAULT_POINT_VARIABLE
 
 HCDC = [sys.executable, "-c", "from hcdc.cli import main; main()"]
 
@@ -105,7 +105,7 @@ def write_user_cube(folder: Path) -> dict[str, Path]:
 
 def queue_cube_job(engine, files: dict[str, Path], *params: str, max_attempts: int = 3) -> int:  # noqa: ANN001
     """Queue an ``l2-user-cube`` job on ``files`` (quick: no contrast curve, no previews)."""
-    from hcdc.pipeline import jobs as jq
+    from hcdc.pipeline.operations import jobs as jq
 
     return jq.queue_job(
         engine,

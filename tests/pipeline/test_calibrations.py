@@ -16,13 +16,18 @@ from astropy.io import fits
 from hcdc.archive import products as prod
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.ingest import ingest
-from hcdc.pipeline import calibrations as cal
-from hcdc.pipeline import jobs as jq
+from hcdc.instruments.sphere.irdis import masters as irdis_masters
+from hcdc.instruments.sphere.irdis.simulate import read_simulation_truth
+from hcdc.pipeline.errors import RecipeFailed
+from hcdc.pipeline.operations import calibrations as cal
+from hcdc.pipeline.operations import jobs as jq
+from hcdc.pipeline.operations.watch import watch
+from hcdc.pipeline.operations.worker import Worker
 from hcdc.pipeline.provenance import sha256_file
-from hcdc.pipeline.recipes import RecipeFailed, get_recipe
-from hcdc.pipeline.simulate import read_simulation_truth
-from hcdc.pipeline.worker import Worker, watch
-from hcdc.pipeline.workflows import get_workflow
+from hcdc.pipeline.recipes.irdis_masters import PRODUCT_TYPE
+from hcdc.pipeline.registry import get_recipe
+from hcdc.pipeline.workflow import get_workflow
+from hcdc.pipeline.workflows.irdis import CALIBRATION_WORKFLOW
 
 NIGHT = "2018-11-30"
 HOT, DEAD, NONLINEAR = 1, 2, 4  # bits of the simulator's BADPIX truth map
@@ -31,7 +36,7 @@ HOT, DEAD, NONLINEAR = 1, 2, 4  # bits of the simulator's BADPIX truth map
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
     """One DBI sequence (DB_H23) of a small simulated night and its morning calibrations."""
-    from hcdc.pipeline.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
+    from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
 
     out = tmp_path_factory.mktemp("night") / "raw"
     return simulate_irdis_night(out, seed=5, scale="small", sequences=DEFAULT_SEQUENCES[:1])
@@ -99,19 +104,19 @@ def test_night_calibrations_reduce_to_masters_matching_the_truth(night, catalogu
         # one product type for every master set, or the kind itself once the worker takes the
         # type from the summary (see docs/jobs.md, "Calibration workflows")
         assert detail["level"] == 1
-        assert detail["type"] in (cal.PRODUCT_TYPE, detail["summary"]["product_type"])
-        assert detail["workflow"] == cal.CALIBRATION_WORKFLOW
+        assert detail["type"] in (PRODUCT_TYPE, detail["summary"]["product_type"])
+        assert detail["workflow"] == CALIBRATION_WORKFLOW
         for f in detail["files"]:
             assert sha256_file(f["path"]) == f["sha256"]
 
     truth, maps = read_simulation_truth(night.out_dir)
     badpix = maps["BADPIX"].astype(int)
-    dead_zones = cal._dead_zones(badpix.shape)
+    dead_zones = irdis_masters.dead_zones(badpix.shape)
     clean = ~dead_zones & (badpix == 0)
 
     # master dark at 64 s = bias + dark current x DIT, within the read noise of 2 DITs
     dark64 = masters[("master-dark", 64.0)]
-    data, header = cal.read_master(dark64["paths"]["master"])
+    data, header = irdis_masters.read_master(dark64["paths"]["master"])
     assert header["BUNIT"] == "ADU" and header["HIERARCH HCDC RECIPE"] == "irdis-masters"
     residual = (data - (maps["BIAS"] + maps["DARK_CURRENT"] * 64.0))[clean]
     ndit = dark64["summary"]["ndit"]
@@ -131,19 +136,19 @@ def test_night_calibrations_reduce_to_masters_matching_the_truth(night, catalogu
         assert inputs["SHA256"][0] == sha256_file(raw64.path)
 
     # static bad-pixel map of the 64 s dark: every hot pixel (2-200 ADU/s) found, nothing else
-    static, map_header = cal.read_master(dark64["paths"]["badpixels"])
+    static, map_header = irdis_masters.read_master(dark64["paths"]["badpixels"])
     hot = ((badpix & HOT) > 0) & ~dead_zones
     recall, precision = _recall_precision(static.astype(bool), hot)
     assert (recall, precision) == (1.0, 1.0)  # measured (seed 5): 48 of 48, no false positive
     assert map_header["HIERARCH HCDC NBAD"] == int(static.sum())
     # at 2 s the faintest hot pixels (2 ADU/s x 2 s) drown in the 4 ADU read noise
-    short, _ = cal.read_master(masters[("master-dark", 2.0)]["paths"]["badpixels"])
+    short, _ = irdis_masters.read_master(masters[("master-dark", 2.0)]["paths"]["badpixels"])
     recall_2s, precision_2s = _recall_precision(short.astype(bool), hot)
     assert 0.4 < recall_2s < 1.0 and precision_2s == 1.0  # measured: 0.58, 1.0
 
     # master flat: the injected pixel response, and the dead + non-linear pixels
     flat = masters[("master-flat", None)]
-    flat_data, flat_header = cal.read_master(flat["paths"]["master"])
+    flat_data, flat_header = irdis_masters.read_master(flat["paths"]["master"])
     assert flat_header["BUNIT"] == "" and flat["summary"]["dark_subtracted"]
     width = flat_data.shape[1] // 2
     for field in (slice(0, width), slice(width, None)):
@@ -152,7 +157,7 @@ def test_night_calibrations_reduce_to_masters_matching_the_truth(night, catalogu
         ratio = flat_data[:, field][good] / true_flat
         assert np.median(ratio) == pytest.approx(1.0, abs=2e-3)
         assert np.std(ratio) < 0.01  # measured: 0.0053
-    nonlinear_map, _ = cal.read_master(flat["paths"]["badpixels"])
+    nonlinear_map, _ = irdis_masters.read_master(flat["paths"]["badpixels"])
     injected = ((badpix & (DEAD | NONLINEAR)) > 0) & ~dead_zones
     recall, precision = _recall_precision(nonlinear_map.astype(bool), injected)
     assert recall >= 0.95 and precision >= 0.95  # measured (seed 5): 58 of 58, no false positive
@@ -160,7 +165,7 @@ def test_night_calibrations_reduce_to_masters_matching_the_truth(night, catalogu
     # the job summary lists the product; a rerun from provenance gives the same master bit for bit
     job = jq.get_job(engine, job_ids[0])
     assert job.state == "done" and len(job.summary["product_ids"]) == 1
-    from hcdc.pipeline.worker import rerun_product
+    from hcdc.pipeline.operations.reruns import rerun_product
 
     again = rerun_product(catalogue, dark64["id"])
     assert again.comparison["identical_data"], again.comparison

@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-from hcdc.blas import blas_info
 from hcdc.pipeline.executors import (
     DaskExecutor,
     InlineExecutor,
     ProcessPoolExecutor,
     make_executor,
 )
+from hcdc.runtime.blas import blas_info
 
 
 @pytest.fixture(scope="module")

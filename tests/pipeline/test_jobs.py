@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.pipeline_models import Job
-from hcdc.pipeline import jobs as jq
+from hcdc.pipeline.operations import jobs as jq
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ _CLAIMER = textwrap.dedent(
     """
     import json, sys, time
     from hcdc.archive.db import make_engine
-    from hcdc.pipeline import jobs as jq
+    from hcdc.pipeline.operations import jobs as jq
 
     url, name, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
     engine = make_engine(url)

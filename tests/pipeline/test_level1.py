@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from hcdc.instruments import sphere_constants as sc
-from hcdc.pipeline import level1
-from hcdc.pipeline.simulate import DEFAULT_SEQUENCES, band_labels, simulate_irdis_night
+from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.irdis import level1
+from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, band_labels, simulate_irdis_night
 from hcdc.science import geometry
 from hcdc.science.calibration import centering
 from hcdc.science.calibration.background import dead_zone_mask

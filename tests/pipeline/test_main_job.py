@@ -22,8 +22,8 @@ from sqlalchemy import func, select
 from hcdc.archive.db import open_data_centre
 from hcdc.archive.models import File
 from hcdc.archive.pipeline_models import Job, Product
-from hcdc.pipeline.demo import DEMO_NIGHTS, DemoReport, run_demo
-from hcdc.pipeline.simulate import DEFAULT_COMPANIONS, band_labels
+from hcdc.instruments.sphere.irdis.simulate import DEFAULT_COMPANIONS, band_labels
+from hcdc.pipeline.operations.demo import DEMO_NIGHTS, DemoReport, run_demo
 
 #: Tolerances. Measured (seed 2026, 'small', annular PCA with 3 components, the IRDIS default,
 #: realistic speckles; benchmarks/demo_level2_algorithms.py): offsets <= 0.5 mas in separation,

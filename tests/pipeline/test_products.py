@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from hcdc.archive import products as prod
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.pipeline_models import Product, ProductFile, ProvenanceEntry
-from hcdc.pipeline import jobs as jq
+from hcdc.pipeline.operations import jobs as jq
 
 
 @pytest.fixture

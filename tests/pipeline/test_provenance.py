@@ -13,18 +13,22 @@ import pytest
 from pydantic import Field
 
 import hcdc
+from hcdc.pipeline.parameters import RecipeParameters
+from hcdc.pipeline.ports import DataKind, Port
 from hcdc.pipeline.provenance import (
     EMBED_ARRAY_MAX_BYTES,
+    FileRef,
     ProvenanceError,
     ProvenanceRecord,
     describe_value,
     outputs_differ,
-    read_git_commit,
     sha256_array,
     sha256_path,
 )
-from hcdc.pipeline.recipes import DataKind, FileRef, Port, Recipe, RecipeParameters, register_recipe
+from hcdc.pipeline.recipe import Recipe
+from hcdc.pipeline.registry import register_recipe
 from hcdc.pipeline.replay import rerun
+from hcdc.runtime.versions import read_git_commit
 from hcdc.science.geometry import derotate
 
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from hcdc.pipeline.recipes import ParameterError, get_recipe
+from hcdc.pipeline.errors import ParameterError
+from hcdc.pipeline.registry import get_recipe
 
 pytestmark = pytest.mark.shared_data
 

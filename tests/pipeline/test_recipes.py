@@ -9,24 +9,12 @@ import numpy as np
 import pytest
 from pydantic import Field
 
-from hcdc.pipeline.recipes import (
-    DataKind,
-    FileRef,
-    ParameterError,
-    Port,
-    Recipe,
-    RecipeContext,
-    RecipeFailed,
-    RecipeInputError,
-    RecipeParameters,
-    UnknownRecipeError,
-    get_recipe,
-    list_recipes,
-    parse_kv_strings,
-    register_recipe,
-    run_recipe,
-    unregister_recipe,
-)
+from hcdc.pipeline.errors import ParameterError, RecipeFailed, RecipeInputError, UnknownRecipeError
+from hcdc.pipeline.parameters import RecipeParameters, parse_kv_strings
+from hcdc.pipeline.ports import DataKind, Port
+from hcdc.pipeline.provenance import FileRef
+from hcdc.pipeline.recipe import Recipe, RecipeContext
+from hcdc.pipeline.registry import get_recipe, list_recipes, register_recipe, run_recipe, unregister_recipe
 from hcdc.science.geometry import derotate
 
 

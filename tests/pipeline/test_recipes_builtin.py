@@ -8,16 +8,17 @@ import json
 import numpy as np
 import pytest
 
-from hcdc.pipeline.level1 import Level1Options, read_level1, reduce_irdis, roles_from_headers
+from hcdc.instruments.sphere.irdis.level1 import Level1Options, read_level1, reduce_irdis, roles_from_headers
+from hcdc.pipeline.errors import ParameterError, RecipeFailed
 from hcdc.pipeline.provenance import ProvenanceRecord, sha256_file
-from hcdc.pipeline.recipes import ParameterError, RecipeFailed, get_recipe, list_recipes, run_recipe
+from hcdc.pipeline.registry import get_recipe, list_recipes, run_recipe
 from hcdc.pipeline.replay import rerun
 
 
 @pytest.fixture(scope="module")
 def irdis_sequence(tmp_path_factory):
     """A small simulated IRDIS DBI sequence with its calibrations (raw files)."""
-    from hcdc.pipeline.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
+    from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
 
     out = tmp_path_factory.mktemp("night")
     night = simulate_irdis_night(out / "raw", seed=3, scale="small", sequences=DEFAULT_SEQUENCES[:1])

@@ -1,4 +1,5 @@
-"""The raw IRDIS night simulator (hcdc.pipeline.simulate): files, headers, truth, geometry, photometry."""
+"""The raw IRDIS night simulator (hcdc.instruments.sphere.irdis.simulate): files, headers, truth,
+geometry, photometry."""
 
 from __future__ import annotations
 
@@ -15,9 +16,14 @@ from astropy.time import Time
 from astropy.utils import iers
 from scipy import ndimage
 
-from hcdc.instruments import sphere_constants as sc
-from hcdc.pipeline import simulate as simmod
-from hcdc.pipeline.simulate import Companion, SequenceSpec, SimulatedNight, simulate_irdis_night
+from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.irdis import simulate as simmod
+from hcdc.instruments.sphere.irdis.simulate import (
+    Companion,
+    SequenceSpec,
+    SimulatedNight,
+    simulate_irdis_night,
+)
 from hcdc.science import geometry
 from hcdc.science.calibration.timing import dit_times, parallactic_angle
 from hcdc.science.simulation import irdis as sim

@@ -18,9 +18,11 @@ from hcdc.archive.associations import associate_all
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.ingest import ingest
 from hcdc.archive.models import Dataset
-from hcdc.pipeline import jobs as jq
+from hcdc.pipeline.operations import jobs as jq
+from hcdc.pipeline.operations.reruns import provenance_of_product, rerun_product
+from hcdc.pipeline.operations.watch import watch_once
+from hcdc.pipeline.operations.worker import Worker, queue_datasets
 from hcdc.pipeline.provenance import sha256_file
-from hcdc.pipeline.worker import Worker, provenance_of_product, queue_datasets, rerun_product, watch_once
 
 # kept quick: Level 2 on the central 44 px radius (companions at 20 and 39 px), no previews
 FAST_L2 = ["level2.ncomp=1", "previews=false", "crop_radius=44"]  # the IRDIS default: annular PCA
@@ -29,7 +31,7 @@ FAST_L2 = ["level2.ncomp=1", "previews=false", "crop_radius=44"]  # the IRDIS de
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
     """One DBI sequence of a small simulated night (companions at 250 and 480 mas)."""
-    from hcdc.pipeline.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
+    from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
 
     out = tmp_path_factory.mktemp("night") / "raw"
     return simulate_irdis_night(out, seed=5, scale="small", sequences=DEFAULT_SEQUENCES[:1])

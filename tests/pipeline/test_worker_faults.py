@@ -25,8 +25,8 @@ from sqlalchemy import func, select
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.fsck import fsck
 from hcdc.archive.pipeline_models import Product, ProductFile
-from hcdc.pipeline import jobs as jq
-from hcdc.pipeline.worker import Worker
+from hcdc.pipeline.operations import jobs as jq
+from hcdc.pipeline.operations.worker import Worker
 
 LEASE_S = 1.0
 

@@ -18,16 +18,16 @@ from hcdc.archive.associations import associate_all
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.ingest import ingest
 from hcdc.archive.pipeline_models import Product, ProductFile, ProvenanceEntry
-from hcdc.pipeline import jobs as jq
+from hcdc.pipeline.operations import jobs as jq
+from hcdc.pipeline.operations.worker import Worker, queue_datasets
 from hcdc.pipeline.provenance import sha256_file
-from hcdc.pipeline.worker import Worker, queue_datasets
 
 LEASE_S = 2.0
 
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
-    from hcdc.pipeline.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
+    from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
 
     out = tmp_path_factory.mktemp("night") / "raw"
     return simulate_irdis_night(out, seed=5, scale="small", sequences=DEFAULT_SEQUENCES[:1])

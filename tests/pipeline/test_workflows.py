@@ -10,10 +10,13 @@ from pydantic import Field
 
 from hcdc.instruments.base import FileMetadata
 from hcdc.pipeline.executors import DaskExecutor, ProcessPoolExecutor
+from hcdc.pipeline.parameters import RecipeParameters
+from hcdc.pipeline.ports import DataKind, Port
 from hcdc.pipeline.provenance import ProvenanceRecord, provenance_tree, sha256_path
-from hcdc.pipeline.recipes import DataKind, Port, Recipe, RecipeParameters, register_recipe
+from hcdc.pipeline.recipe import Recipe
+from hcdc.pipeline.registry import register_recipe
 from hcdc.pipeline.replay import rerun
-from hcdc.pipeline.workflows import (
+from hcdc.pipeline.workflow import (
     Node,
     Workflow,
     WorkflowError,

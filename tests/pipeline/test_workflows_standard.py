@@ -7,12 +7,12 @@ import pytest
 
 from hcdc.instruments.registry import read_file
 from hcdc.pipeline.provenance import sha256_file
-from hcdc.pipeline.workflows import describe_workflows, run_workflow, select_workflow
+from hcdc.pipeline.workflow import describe_workflows, run_workflow, select_workflow
 
 
 @pytest.fixture(scope="module")
 def dbi_night(tmp_path_factory):
-    from hcdc.pipeline.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
+    from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
 
     out = tmp_path_factory.mktemp("night")
     night = simulate_irdis_night(out / "raw", seed=5, scale="small", sequences=DEFAULT_SEQUENCES[:1])
@@ -63,7 +63,7 @@ def test_irdis_dbi_night_level1_to_level2(dbi_night, tmp_path):
 def test_level2_on_a_user_cube_with_previews(tmp_path):
     from astropy.io import fits
 
-    from hcdc.pipeline.workflows import get_workflow
+    from hcdc.pipeline.workflow import get_workflow
     from hcdc.science.simulation.adi import simulate_adi_cube
 
     sim = simulate_adi_cube(

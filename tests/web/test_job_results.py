@@ -10,8 +10,8 @@ from sqlalchemy import select
 from hcdc.archive import accounts
 from hcdc.archive.access import load_principal
 from hcdc.archive.access_models import Workspace, WorkspaceItem
-from hcdc.pipeline import jobs as jq
-from hcdc.pipeline.worker import Worker
+from hcdc.pipeline.operations import jobs as jq
+from hcdc.pipeline.operations.worker import Worker
 from hcdc.science.simulation.adi import simulate_adi_cube
 
 

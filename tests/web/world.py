@@ -40,7 +40,7 @@ from hcdc.archive.access import load_principal, local_operator, mjd_of
 from hcdc.archive.db import Catalogue, init_data_centre
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.pipeline_models import Product, ProductFile
-from hcdc.pipeline import jobs as jq
+from hcdc.pipeline.operations import jobs as jq
 from hcdc.science.checksums import sha256_file
 
 BEFORE = dt.datetime(2026, 6, 1)
@@ -75,7 +75,7 @@ class L2Source:
 
 def make_l2_source(tmp: Path) -> L2Source:
     """Run the ``l2-user-cube`` workflow on a small simulated ADI cube (one companion)."""
-    from hcdc.pipeline.worker import Worker
+    from hcdc.pipeline.operations.worker import Worker
     from hcdc.science.simulation.adi import simulate_adi_cube
 
     sim = simulate_adi_cube(

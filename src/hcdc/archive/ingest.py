@@ -59,13 +59,13 @@ from hcdc.archive.storage import (
     raw_primary_cards,
     read_regular_file,
 )
-from hcdc.faults import fault_point
 from hcdc.instruments import association
 from hcdc.instruments.base import FileMetadata, MetadataError, UnreadableFileError
 from hcdc.instruments.oifits import INSTRUMENT as OIFITS
 from hcdc.instruments.oifits_granules import granule_rows
 from hcdc.instruments.registry import read_file, read_metadata
-from hcdc.processes import exit_with_parent
+from hcdc.runtime.faults import fault_point
+from hcdc.runtime.processes import exit_with_parent
 
 # Reason codes of quarantined files.
 UNREADABLE = "unreadable"  # not FITS, truncated, corrupt compression, I/O error

@@ -13,7 +13,7 @@ Alembic migration ``0002_pipeline``.
   ``provenance``, ...).
 * ``provenance``: the full :class:`hcdc.pipeline.provenance.ProvenanceRecord` of each product
   as JSON, plus the fields one searches on (recipe, workflow, versions, parameters).
-* ``jobs``: the durable job queue (see :mod:`hcdc.pipeline.jobs`): state
+* ``jobs``: the durable job queue (see :mod:`hcdc.pipeline.operations.jobs`): state
   ``queued -> running -> done | failed | cancelled``, attempts, the worker holding the job and
   until when (``lease_expires_at``, renewed by heartbeats), progress, timings, error and log.
 """

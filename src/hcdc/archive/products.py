@@ -48,14 +48,6 @@ from hcdc.science.checksums import sha256_file
 
 PRODUCTS_DIR = "products"
 
-#: recipe name -> (data level, product type) of what it produces
-PRODUCT_KINDS: dict[str, tuple[int | None, str]] = {
-    "level1-irdis": (1, "level1-cube"),
-    "l2-postprocess": (2, "level2-image"),
-    "simulate-irdis": (0, "simulated-raw"),
-    "irdis-masters": (1, "master-calibration"),
-}
-
 _MEDIA_TYPES = {
     ".fits": "application/fits",
     ".fit": "application/fits",
@@ -69,11 +61,6 @@ _MEDIA_TYPES = {
 
 class ProductError(RuntimeError):
     """A product operation cannot proceed; the message says why."""
-
-
-def product_kind(recipe: str) -> tuple[int | None, str]:
-    """``(level, product_type)`` of a recipe's product (unknown recipes: no level, the recipe name)."""
-    return PRODUCT_KINDS.get(recipe, (None, recipe))
 
 
 def media_type(path: str | Path) -> str:
@@ -580,7 +567,6 @@ def compare_products(conn: Connection, first: int, second: int, storage_root: Pa
 
 __all__ = [
     "PRODUCTS_DIR",
-    "PRODUCT_KINDS",
     "FileSpec",
     "ProductError",
     "ProductSpec",
@@ -595,7 +581,6 @@ __all__ = [
     "media_type",
     "product_detail",
     "product_files",
-    "product_kind",
     "product_of_record",
     "record_by_id",
     "publish_directory",

@@ -22,8 +22,8 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from hcdc.faults import fault_point
 from hcdc.instruments.registry import is_fits_name
+from hcdc.runtime.faults import fault_point
 
 logger = logging.getLogger(__name__)
 

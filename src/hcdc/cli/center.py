@@ -22,7 +22,7 @@ from rich.markup import escape
 
 from hcdc.cli.output import emit_json, err_console, print_table
 from hcdc.cli.postprocess import InputError, read_fits_array
-from hcdc.instruments import sphere_constants as sc
+from hcdc.instruments.sphere import constants as sc
 from hcdc.science.calibration import centering
 
 __all__ = ["register", "center_command"]

@@ -1,4 +1,5 @@
-"""``hcdc demo DIR``: the main job end to end on the embedded default (see :mod:`hcdc.pipeline.demo`)."""
+"""``hcdc demo DIR``: the main job end to end on the embedded default
+(see :mod:`hcdc.pipeline.operations.demo`)."""
 
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def demo_command(
 ) -> None:
     """Main job: simulate two nights of IRDIS raw data, ingest, associate, reduce to Level 2, report;
     with --serve, then serve the demo data centre at http://127.0.0.1:PORT/ with demo accounts."""
-    from hcdc.pipeline.demo import run_demo
+    from hcdc.pipeline.operations.demo import run_demo
 
     progress = progress_bar(disable=json_output or not err_console.is_terminal)
     bars: dict[int, Any] = {}

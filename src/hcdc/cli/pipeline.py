@@ -38,11 +38,11 @@ PARAM_OPTION = typer.Option(
 @contextmanager
 def _pipeline_errors() -> Iterator[None]:
     """Turn pipeline errors (bad parameters, unknown workflow, ...) into one-line messages."""
-    from hcdc.pipeline.jobs import JobError
+    from hcdc.pipeline.errors import RecipeError
+    from hcdc.pipeline.operations.jobs import JobError
+    from hcdc.pipeline.operations.worker import InputError
     from hcdc.pipeline.provenance import ProvenanceError
-    from hcdc.pipeline.recipes import RecipeError
-    from hcdc.pipeline.worker import InputError
-    from hcdc.pipeline.workflows import WorkflowError
+    from hcdc.pipeline.workflow import WorkflowError
 
     try:
         yield
@@ -53,8 +53,8 @@ def _pipeline_errors() -> Iterator[None]:
 # -- workflows ----------------------------------------------------------------------------
 def workflows_command(json_output: bool = JSON_OPTION) -> None:
     """List the standard workflows, the modes they serve and their parameters."""
-    from hcdc.pipeline.recipes import list_recipes
-    from hcdc.pipeline.workflows import describe_workflows
+    from hcdc.pipeline.registry import list_recipes
+    from hcdc.pipeline.workflow import describe_workflows
 
     described = describe_workflows()
     recipes = [r.describe() for r in list_recipes()]
@@ -106,7 +106,9 @@ def run_command(
     json_output: bool = JSON_OPTION,
 ) -> None:
     """Run one recipe alone on files (no data centre needed); writes outputs + provenance.json."""
-    from hcdc.pipeline.recipes import DataKind, RecipeFailed, get_recipe
+    from hcdc.pipeline.errors import RecipeFailed
+    from hcdc.pipeline.ports import DataKind
+    from hcdc.pipeline.registry import get_recipe
 
     with _pipeline_errors():
         recipe_cls = get_recipe(recipe, version)
@@ -174,8 +176,8 @@ def _dataset_ids(catalogue: Catalogue, dataset: str | None, night: str | None, a
 def _follow(catalogue: Catalogue, ids: list[int], processes: int, scheduler: str | None, quiet: bool) -> None:
     """Run the jobs ``ids`` in this process (those another worker holds are followed), with
     one progress bar per job."""
-    from hcdc.pipeline import jobs as jq
-    from hcdc.pipeline.worker import Worker
+    from hcdc.pipeline.operations import jobs as jq
+    from hcdc.pipeline.operations.worker import Worker
 
     progress = progress_bar(disable=quiet or not err_console.is_terminal)
     tasks = {job_id: progress.add_task(f"job {job_id}", total=100) for job_id in ids}
@@ -234,8 +236,8 @@ def reduce_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Queue reductions of datasets (jobs in the catalogue); --wait runs and follows them."""
-    from hcdc.pipeline import jobs as jq
-    from hcdc.pipeline.worker import queue_datasets
+    from hcdc.pipeline.operations import jobs as jq
+    from hcdc.pipeline.operations.worker import queue_datasets
 
     with open_catalogue(root) as catalogue, _pipeline_errors():
         dataset_ids = _dataset_ids(catalogue, dataset, night, all_)
@@ -266,7 +268,7 @@ def jobs_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Show the jobs (newest first) with state, progress, attempts and errors."""
-    from hcdc.pipeline import jobs as jq
+    from hcdc.pipeline.operations import jobs as jq
 
     with open_catalogue(root) as catalogue, _pipeline_errors():
         if cancel is not None:
@@ -304,7 +306,7 @@ def worker_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Execute queued jobs (Ctrl-C to stop); several workers may share a PostgreSQL catalogue."""
-    from hcdc.pipeline.worker import Worker
+    from hcdc.pipeline.operations.worker import Worker
 
     def on_job(job: Any) -> None:
         err_console.print(
@@ -430,7 +432,7 @@ def provenance_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Show how a product was made: the tree of runs down to the raw files (with sha256)."""
-    from hcdc.pipeline.worker import provenance_of_product
+    from hcdc.pipeline.operations.reruns import provenance_of_product
 
     with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
         tree = provenance_of_product(conn, product_id)
@@ -446,7 +448,7 @@ def rerun_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Rebuild a product from its provenance alone into a new version; compare with the original."""
-    from hcdc.pipeline.worker import rerun_product
+    from hcdc.pipeline.operations.reruns import rerun_product
 
     with open_catalogue(root) as catalogue, _pipeline_errors():
         outcome = rerun_product(catalogue, product_id)
@@ -493,8 +495,8 @@ def watch_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Ingest new files as they arrive, associate calibrations, queue reductions of new datasets."""
-    from hcdc.pipeline.calibrations import calibration_hook
-    from hcdc.pipeline.worker import watch
+    from hcdc.pipeline.operations.calibrations import calibration_hook
+    from hcdc.pipeline.operations.watch import watch
 
     polls: list[dict[str, Any]] = []
 

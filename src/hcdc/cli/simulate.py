@@ -1,6 +1,6 @@
 """Simulator commands: ``hcdc simulate irdis OUTDIR``.
 
-Writes a night of realistic raw SPHERE/IRDIS files (see :mod:`hcdc.pipeline.simulate`) and
+Writes a night of realistic raw SPHERE/IRDIS files (see :mod:`hcdc.instruments.sphere.irdis.simulate`) and
 prints what was written with the injected truth: a table for people, ``--json`` for scripts.
 """
 
@@ -51,7 +51,12 @@ def irdis(
     json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
 ) -> None:
     """Write a night of raw IRDIS DBI + CI files (pupil tracking) with calibrations and truth."""
-    from hcdc.pipeline.simulate import DEFAULT_SEQUENCES, SCALES, Companion, simulate_irdis_night
+    from hcdc.instruments.sphere.irdis.simulate import (
+        DEFAULT_SEQUENCES,
+        SCALES,
+        Companion,
+        simulate_irdis_night,
+    )
 
     if scale not in SCALES:
         raise typer.BadParameter(

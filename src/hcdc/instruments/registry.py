@@ -9,7 +9,6 @@ never rejected for being unknown.
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
 from pathlib import Path
@@ -21,10 +20,12 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from hcdc.instruments.base import FileMetadata, Instrument, MetadataError, UnreadableFileError
 from hcdc.instruments.eso_headers import HeaderValues, parse_header_block
+from hcdc.runtime.plugins import GROUPS
+from hcdc.runtime.plugins import load_plugins as _load_plugins
 
 # One line per instrument module; each module registers its classes with @register on import.
 _INSTRUMENT_MODULES: tuple[str, ...] = (
-    "hcdc.instruments.sphere",
+    "hcdc.instruments.sphere.metadata",
     "hcdc.instruments.naco",
     "hcdc.instruments.oifits",
     "hcdc.instruments.generic",
@@ -62,9 +63,14 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
-    for module in _INSTRUMENT_MODULES:
-        importlib.import_module(module)
+    load_plugins()
     _loaded = True
+
+
+def load_plugins() -> list[str]:
+    """Import hcdc's instrument modules and the ``hcdc.instruments`` entry points not imported yet
+    (:func:`hcdc.runtime.plugins.load_plugins`); returns what was newly imported."""
+    return _load_plugins(GROUPS["instruments"], _INSTRUMENT_MODULES)
 
 
 def instruments() -> list[Instrument]:

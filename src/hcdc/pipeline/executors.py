@@ -13,14 +13,14 @@ Executors:
 * :class:`InlineExecutor` runs each task immediately in the calling thread (debugging, tests,
   a laptop reducing one dataset);
 * :class:`ProcessPoolExecutor` runs tasks in local worker processes (``spawn`` start method,
-  BLAS pinned to one thread per worker, see :func:`hcdc.blas.pin_blas_threads`); a worker process ends
+  BLAS pinned to one thread per worker, see :func:`hcdc.runtime.blas.pin_blas_threads`); a worker process ends
   within a second when its parent dies, even by SIGKILL (:func:`init_pool_process`);
 * :class:`DaskExecutor` runs tasks on a Dask distributed cluster: ``DaskExecutor(address)``
   connects to a running scheduler (``dask scheduler`` + ``dask worker`` on other machines, or
   ``dask-jobqueue`` clusters on SLURM/OAR/PBS), ``DaskExecutor()`` starts a ``LocalCluster``.
 
 Functions and arguments sent to process-pool and Dask workers must be picklable: module-level
-functions of importable modules (as recipes and :mod:`hcdc.pipeline.workflows` tasks are).
+functions of importable modules (as recipes and :mod:`hcdc.pipeline.workflow` tasks are).
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
-from hcdc.blas import pin_blas_threads
-from hcdc.processes import exit_with_parent
+from hcdc.runtime.blas import pin_blas_threads
+from hcdc.runtime.processes import exit_with_parent
 
 
 def init_pool_process(blas: int, parent_pid: int) -> None:
     """Initializer of hcdc's pool processes: BLAS pinned to ``blas`` threads, and the process
-    ends when ``parent_pid`` dies (:func:`hcdc.processes.exit_with_parent`)."""
+    ends when ``parent_pid`` dies (:func:`hcdc.runtime.processes.exit_with_parent`)."""
     pin_blas_threads(blas)
     exit_with_parent(parent_pid)
 
@@ -209,8 +209,8 @@ class DaskExecutor(Executor):
     ``threads_per_worker`` threads (1: one task per process, like the process pool).
 
     BLAS threads: Dask's nanny starts worker processes with OMP/MKL/OPENBLAS_NUM_THREADS=1
-    (``distributed.nanny.pre-spawn-environ``); :func:`~hcdc.blas.pin_blas_threads` is also run on every
-    worker present at connection, for workers started without a nanny.
+    (``distributed.nanny.pre-spawn-environ``); :func:`~hcdc.runtime.blas.pin_blas_threads` is also run on
+    every worker present at connection, for workers started without a nanny.
     Tasks are submitted with ``pure=False``: two runs of the same recipe on the same inputs are
     two tasks, never deduplicated by Dask.
     """

@@ -1,6 +1,6 @@
 """Provenance: what went into a product, how it was made, and how to make it again.
 
-Every recipe run yields a :class:`ProvenanceRecord` (see :meth:`hcdc.pipeline.recipes.Recipe.run`):
+Every recipe run yields a :class:`ProvenanceRecord` (see :meth:`hcdc.pipeline.recipe.Recipe.run`):
 
 * inputs: per named input, the files (path, sha256, catalogue id when known), the array
   (shape, dtype, sha256, and the data itself when small enough to embed) or the JSON value;
@@ -28,25 +28,18 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import hashlib
 import io
 import json
-import platform
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _dist_version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
 
-import hcdc
+from hcdc.runtime.versions import environment
 from hcdc.science.checksums import sha256_file
 
 if TYPE_CHECKING:
@@ -54,9 +47,6 @@ if TYPE_CHECKING:
 
 #: arrays up to this size (bytes) are embedded in the record, so a rerun needs nothing else
 EMBED_ARRAY_MAX_BYTES = 256 * 1024
-
-#: libraries whose versions are recorded (those that decide the numbers of a product)
-KEY_LIBRARIES = ("numpy", "scipy", "astropy", "sqlalchemy", "pydantic", "dask", "distributed")
 
 
 @dataclass(frozen=True)
@@ -75,7 +65,7 @@ class FileRef:
 
 
 # What a record needs to know of a recipe run, written as protocols: the recipe module
-# (:class:`~hcdc.pipeline.recipes.Recipe`, ``Port``, ``RecipeContext``) builds on this module,
+# (:class:`~hcdc.pipeline.recipe.Recipe`, ``Port``, ``RecipeContext``) builds on this module,
 # so this one must not import it.
 class _RecipeIdentity(Protocol):
     name: str
@@ -328,101 +318,6 @@ def describe_outputs(ports: Sequence[_Port], values: Mapping[str, Any]) -> list[
     ]
 
 
-# --------------------------------------------------------------------------------------------
-# environment
-
-
-def _package_root() -> Path:
-    return Path(hcdc.__file__).resolve().parent
-
-
-def _find_git_dir(start: Path) -> Path | None:
-    for directory in (start, *start.parents):
-        candidate = directory / ".git"
-        if candidate.is_dir():
-            return candidate
-        if candidate.is_file():  # a worktree: "gitdir: <path>"
-            text = candidate.read_text().strip()
-            if text.startswith("gitdir:"):
-                return (directory / text.split(":", 1)[1].strip()).resolve()
-    return None
-
-
-def read_git_commit(start: Path | None = None) -> str:
-    """The commit the source tree is at, read from ``.git`` (no git binary needed), or 'unknown'.
-
-    Follows ``HEAD`` to its ref, looking in ``refs/`` then ``packed-refs`` (and in the common
-    directory of a worktree).
-    """
-    git_dir = _find_git_dir(start or _package_root())
-    if git_dir is None:
-        return "unknown"
-    try:
-        head = (git_dir / "HEAD").read_text().strip()
-    except OSError:
-        return "unknown"
-    if not head.startswith("ref:"):
-        return head
-    ref = head.split(":", 1)[1].strip()
-    dirs = [git_dir]
-    common = git_dir / "commondir"
-    if common.is_file():
-        dirs.append((git_dir / common.read_text().strip()).resolve())
-    for directory in dirs:
-        ref_file = directory / ref
-        if ref_file.is_file():
-            return ref_file.read_text().strip()
-        packed = directory / "packed-refs"
-        if packed.is_file():
-            for line in packed.read_text().splitlines():
-                parts = line.split()
-                if len(parts) == 2 and parts[1] == ref:
-                    return parts[0]
-    return "unknown"  # e.g. a fresh repository with no commit yet
-
-
-def _git_dirty(start: Path) -> bool | None:
-    """True when tracked files differ from the commit (None when git cannot tell)."""
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(start), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip())
-
-
-def library_versions(names: Sequence[str] = KEY_LIBRARIES) -> dict[str, str]:
-    """Installed versions of ``names`` ('not installed' for absent ones)."""
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = _dist_version(name)
-        except PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-@functools.lru_cache(maxsize=1)
-def environment() -> dict[str, Any]:
-    """Software and host description recorded in every record (computed once per process)."""
-    root = _package_root()
-    commit = read_git_commit(root)
-    return {
-        "software_version": hcdc.__version__,
-        "git_commit": commit,
-        "git_dirty": _git_dirty(root) if commit != "unknown" else None,
-        "python": sys.version.split()[0],
-        "libraries": library_versions(),
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-    }
-
-
 def provenance_tree(
     record: ProvenanceRecord,
     lookup: Mapping[str, ProvenanceRecord] | Callable[[str], ProvenanceRecord | None],
@@ -490,11 +385,8 @@ __all__ = [
     "describe_inputs",
     "describe_outputs",
     "decode_array",
-    "environment",
-    "library_versions",
     "outputs_differ",
     "provenance_tree",
-    "read_git_commit",
     "FileRef",
     "sha256_array",
     "sha256_file",

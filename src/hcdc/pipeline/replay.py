@@ -3,7 +3,7 @@
 :func:`rerun` finds the recipe by name AND version, re-validates the recorded parameters, and
 checks every input file (and array) against its recorded sha256 before running; a clear
 :class:`~hcdc.pipeline.provenance.ProvenanceError` otherwise. It sits above both the records
-(:mod:`hcdc.pipeline.provenance`) and the recipes (:mod:`hcdc.pipeline.recipes`), which is why
+(:mod:`hcdc.pipeline.provenance`) and the recipe registry (:mod:`hcdc.pipeline.registry`), which is why
 it is not part of either.
 """
 
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hcdc.pipeline.errors import ParameterError, UnknownRecipeError
 from hcdc.pipeline.provenance import (
     DataRecord,
     FileRef,
@@ -22,7 +23,8 @@ from hcdc.pipeline.provenance import (
     sha256_array,
     sha256_path,
 )
-from hcdc.pipeline.recipes import ParameterError, RecipeContext, RecipeResult, UnknownRecipeError, get_recipe
+from hcdc.pipeline.recipe import RecipeContext, RecipeResult
+from hcdc.pipeline.registry import get_recipe
 
 
 def _as_record(record: ProvenanceRecord | str | Path) -> ProvenanceRecord:

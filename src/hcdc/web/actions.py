@@ -2,7 +2,7 @@
 
 Rights are decided by :mod:`hcdc.archive.access` (A6 for reductions, A3 for release delays,
 through :mod:`hcdc.archive.accounts`); parameters by the recipes' own parameter models
-(:meth:`hcdc.pipeline.workflows.Workflow.resolve_params`, the same validation the worker does).
+(:meth:`hcdc.pipeline.workflow.Workflow.resolve_params`, the same validation the worker does).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from hcdc.archive import accounts
 from hcdc.archive.access import AccessContext, AccessDenied
 from hcdc.archive.db import write_transaction
-from hcdc.pipeline import jobs as jq
-from hcdc.pipeline.recipes import DataKind
-from hcdc.pipeline.workflows import WorkflowError, describe_workflows, get_workflow
+from hcdc.pipeline.operations import jobs as jq
+from hcdc.pipeline.ports import DataKind
+from hcdc.pipeline.workflow import WorkflowError, describe_workflows, get_workflow
 from hcdc.web.auth import Viewer
 
 

@@ -27,7 +27,7 @@ from hcdc.archive.db import current_revision, head_revision, write_transaction
 from hcdc.archive.models import Dataset, File, MissingCalibration
 from hcdc.archive.pipeline_models import Job
 from hcdc.archive.search import Criteria, archive_counts, search_jobs, search_products
-from hcdc.pipeline import jobs as jq
+from hcdc.pipeline.operations import jobs as jq
 from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render

@@ -27,7 +27,7 @@ from hcdc.archive.search import (
     search_jobs,
     search_products,
 )
-from hcdc.pipeline.jobs import JOB_STATES
+from hcdc.pipeline.operations.jobs import JOB_STATES
 from hcdc.web import views
 from hcdc.web.actions import ActionError, dataset_workflows, request_reduction
 from hcdc.web.auth import Viewer, check_api_write, viewer

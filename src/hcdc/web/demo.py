@@ -12,7 +12,8 @@ from hcdc.archive import accounts
 from hcdc.archive.access import local_operator
 from hcdc.archive.db import Catalogue, write_transaction
 
-#: the programme of the simulated nights (hcdc.pipeline.simulate), registered without run letter
+#: the programme of the simulated nights (hcdc.instruments.sphere.irdis.simulate), registered without
+#: run letter
 DEMO_PROGRAMME = "0102.C-9999"
 ACCOUNTS_FILE = "demo-accounts.txt"
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from astropy.time import Time, TimeDelta
 
-from hcdc.instruments import sphere_constants as sc
 from hcdc.instruments.eso_headers import read_header_text
+from hcdc.instruments.sphere import constants as sc
 from hcdc.science.calibration import timing
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hcdc.instruments import sphere_constants as sc
+from hcdc.instruments.sphere import constants as sc
 from hcdc.science.calibration import centering
 from hcdc.science.simulation import irdis as sim
 

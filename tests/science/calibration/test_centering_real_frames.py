@@ -10,7 +10,7 @@ import pytest
 from astropy.io import fits
 from scipy import ndimage
 
-from hcdc.instruments import sphere_constants as sc
+from hcdc.instruments.sphere import constants as sc
 from hcdc.science.calibration import centering
 
 SPHERE_FRAME = (

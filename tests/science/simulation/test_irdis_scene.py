@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hcdc.instruments import sphere_constants as sc
+from hcdc.instruments.sphere import constants as sc
 from hcdc.science import geometry
 from hcdc.science.simulation import irdis as sim
 

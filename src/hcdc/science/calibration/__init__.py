@@ -9,5 +9,5 @@
 * :mod:`~hcdc.science.calibration.cubes`: recentring, anamorphism, flux normalisation.
 
 No file I/O and no instrument imports here: SPHERE constants are passed in by
-:mod:`hcdc.pipeline.level1` from :mod:`hcdc.instruments.sphere_constants`.
+:mod:`hcdc.instruments.sphere.irdis.level1` from :mod:`hcdc.instruments.sphere.constants`.
 """

@@ -1,12 +1,14 @@
 """hcdc.science.postprocessing: Level 2 high-contrast post-processing (pure functions on arrays).
 
-Importing this package registers every algorithm in :data:`base.ALGORITHMS`.
+Importing this package registers every algorithm in :data:`base.ALGORITHMS`: hcdc's own and
+those of the ``hcdc.algorithms`` entry points of installed plugins
+(:func:`hcdc.runtime.plugins.load_plugins`; :func:`load_plugins` again after installing one).
 """
 
 from __future__ import annotations
 
-import importlib
-
+from hcdc.runtime.plugins import GROUPS
+from hcdc.runtime.plugins import load_plugins as _load_plugins
 from hcdc.science.postprocessing.base import (
     ALGORITHMS,
     AlgorithmSpec,
@@ -17,9 +19,16 @@ from hcdc.science.postprocessing.base import (
 )
 
 # Algorithm modules register themselves on import.
-_ALGORITHM_MODULES = ("adi", "pca", "loci", "sdi", "rdi", "simple")
-for _module in _ALGORITHM_MODULES:
-    importlib.import_module(f"{__name__}.{_module}")
+_ALGORITHM_MODULES = tuple(f"{__name__}.{m}" for m in ("adi", "pca", "loci", "sdi", "rdi", "simple"))
+
+
+def load_plugins() -> list[str]:
+    """Import hcdc's algorithm modules and the ``hcdc.algorithms`` entry points not imported yet;
+    returns what was newly imported."""
+    return _load_plugins(GROUPS["algorithms"], _ALGORITHM_MODULES)
+
+
+load_plugins()
 
 __all__ = [
     "ALGORITHMS",
@@ -27,5 +36,6 @@ __all__ = [
     "collapse_frames",
     "derotate_and_collapse",
     "get_algorithm",
+    "load_plugins",
     "register_algorithm",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
-from hcdc.blas import blas_threads
+from hcdc.runtime.blas import blas_threads
 from hcdc.science import geometry
 from hcdc.science.postprocessing.fakes import companion_positions, inject_companions, shifted_psfs
 

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg.lapack import dsyevr as _dsyevr
 
-from hcdc.blas import SMALL_PROBLEM, blas_threads
+from hcdc.runtime.blas import SMALL_PROBLEM, blas_threads
 from hcdc.science import geometry
 from hcdc.science.postprocessing import base as _base
 from hcdc.science.postprocessing import tiles

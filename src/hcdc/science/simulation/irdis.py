@@ -1,8 +1,8 @@
 """Pure scene and detector models for simulating raw SPHERE/IRDIS frames.
 
 Arrays in, arrays out: no file I/O, no instrument imports (every SPHERE constant is passed as an
-argument; :mod:`hcdc.pipeline.simulate` supplies them from
-:mod:`hcdc.instruments.sphere_constants`).
+argument; :mod:`hcdc.instruments.sphere.irdis.simulate` supplies them from
+:mod:`hcdc.instruments.sphere.constants`).
 
 Conventions
 -----------

@@ -1,6 +1,6 @@
 """A calibrated IRDIS-like coronagraphic ADI sequence rendered with the night simulator's frame model.
 
-The night simulator (:mod:`hcdc.pipeline.simulate`) writes raw files through the whole
+The night simulator (:mod:`hcdc.instruments.sphere.irdis.simulate`) writes raw files through the whole
 instrument; to compare its speckles with a real cube one wants the same frame model
 (:func:`hcdc.science.simulation.irdis.render_star_field`: coronagraphic leak, AO halo, speckles)
 for an arbitrary sequence of times and angles, already calibrated (bias, dark, flat and

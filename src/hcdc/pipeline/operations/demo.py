@@ -14,7 +14,7 @@
    injected truth.
 
 The Level 2 reduction is the standard ``irdis-l1-l2`` workflow with its defaults (annular PCA,
-3 components, see :data:`hcdc.pipeline.workflows.IRDIS_LEVEL2_DEFAULTS` for the measurements
+3 components, see :data:`hcdc.pipeline.workflows.irdis.IRDIS_LEVEL2_DEFAULTS` for the measurements
 behind them).
 
 Running it again on the same directory redoes nothing that is done: the simulated bytes are
@@ -38,11 +38,16 @@ from hcdc.archive.db import Catalogue, init_data_centre
 from hcdc.archive.ingest import ingest
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.products import list_products, product_detail
-from hcdc.pipeline import jobs as jq
-from hcdc.pipeline.simulate import SequenceSpec, SimulatedNight, band_labels, simulate_irdis_night
-from hcdc.pipeline.worker import Worker, queue_datasets, ready_datasets
+from hcdc.instruments.sphere.irdis.simulate import (
+    SequenceSpec,
+    SimulatedNight,
+    band_labels,
+    simulate_irdis_night,
+)
+from hcdc.pipeline.operations import jobs as jq
+from hcdc.pipeline.operations.worker import Worker, queue_datasets, ready_datasets
 
-#: Scale of the simulated detector for the demo (see ``hcdc.pipeline.simulate.SCALES``).
+#: Scale of the simulated detector for the demo (see ``hcdc.instruments.sphere.irdis.simulate.SCALES``).
 DEFAULT_SCALE = "medium"
 DEFAULT_SEED = 2026
 

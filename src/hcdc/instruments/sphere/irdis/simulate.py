@@ -13,7 +13,7 @@ first filter of the combination, right = second), named like the ESO archive's f
 (``SPHER.YYYY-MM-DDThh:mm:ss.sss.fits``) and carrying the ESO keywords the reduction and the
 archive read (same names and value vocabularies as real SPHERE headers). Pixel content follows
 :mod:`hcdc.science.simulation.irdis`; SPHERE facts come from
-:mod:`hcdc.instruments.sphere_constants`; per-DIT times and parallactic angles from
+:mod:`hcdc.instruments.sphere.constants`; per-DIT times and parallactic angles from
 :mod:`hcdc.science.calibration.timing`, so that ``TEL PARANG START/END`` are the parallactic
 angles at the start of the first DIT and the end of the last DIT of the timing model.
 
@@ -38,7 +38,7 @@ from astropy.coordinates import FK5, SkyCoord
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
-from hcdc.instruments import sphere_constants as sc
+from hcdc.instruments.sphere import constants as sc
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
@@ -851,6 +851,9 @@ def _build_header(
     for key, (value, comment) in cards.items():
         h[_eso(key)] = (value, comment)
     h["ARCFILE"] = (archive_name(exp.date_obs, colon=True), "Archive File Name")
+    # The comment names the simulator's module before it moved to hcdc.instruments.sphere.irdis:
+    # frozen, so that the same seed keeps giving byte-identical raw files across releases (the
+    # catalogue recognises re-simulated files as duplicates by their sha256).
     h["HCDCSIM"] = (True, "simulated by hcdc (hcdc.pipeline.simulate)")
     h["HCDCSEED"] = (seed, "hcdc simulator seed")
     return h

@@ -1,4 +1,8 @@
-"""VLT/SPHERE: IRDIS, IFS, ZIMPOL raw frames and SPARTA AO-telemetry files.
+"""VLT/SPHERE: IRDIS, IFS, ZIMPOL raw frames and SPARTA AO-telemetry files (the instrument plugin).
+
+What all arms share is here (routing to the arm, file classes, keyword maps, ZIMPOL); the
+arm-specific vocabularies, modes and association rules are in :mod:`hcdc.instruments.sphere.irdis.metadata`,
+:mod:`hcdc.instruments.sphere.ifs.metadata` and :mod:`hcdc.instruments.sphere.sparta`.
 
 Everything here follows ../shared/reference/sphere.md (sections a.1-a.8, gotchas), itself
 sourced from vlt-sphere (A. Vigan), spherical (M. Samland), IRDAP, ESO QC pages and 8 real
@@ -20,11 +24,9 @@ Normalized vocabularies (``FileMetadata.file_class`` / ``mode``):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import numpy as np
 from astropy.io import fits
 
 from hcdc.instruments.base import FileMetadata, Instrument, MetadataError
@@ -41,7 +43,9 @@ from hcdc.instruments.eso import (
 )
 from hcdc.instruments.registry import register
 from hcdc.instruments.rules import Need
-from hcdc.instruments.sphere_constants import IRDIS_FILTER_COMBINATIONS
+from hcdc.instruments.sphere.ifs.metadata import IFS_RULES, IFS_WAVELENGTHS_UM, ifs_flat_lamp, ifs_mode
+from hcdc.instruments.sphere.irdis.metadata import IRDIS_RULES, irdis_mode, irdis_wavelength_range
+from hcdc.instruments.sphere.sparta import apply_sparta_summary
 
 INSTRUMENT = "SPHERE"
 ARMS = ("IRDIS", "IFS", "ZIMPOL", "SPARTA")
@@ -77,37 +81,6 @@ FILE_CLASS_BY_CATEGORY: dict[str, str] = {"ACQUISITION": "ACQUISITION", "TEST": 
 
 #: Science-side classes (files that belong to a dataset sequence).
 SCIENCE_CLASSES = frozenset({"SCIENCE", "CENTER", "FLUX", "SKY"})
-
-#: IRDIS: filter-combination prefix -> mode (INS COMB IFLT; ESO irdis_flat_qc1: CI = CLEAR DFW).
-IRDIS_MODE_BY_FILTER_PREFIX: tuple[tuple[str, str], ...] = (
-    ("DB_", "DBI"),
-    ("BB_", "CI"),
-    ("NB_", "CI"),
-    ("DP_", "DPI"),
-    ("S_LR", "LSS"),
-    ("S_MR", "LSS"),
-)
-#: IRDIS: INS1 MODE values that name the mode directly (vlt-sphere classify_irdis_dataset).
-IRDIS_MODE_BY_INS1: dict[str, str] = {"DBI": "DBI", "CI": "CI", "DPI": "DPI", "LSS": "LSS"}
-
-#: IFS: INS2 COMB IFS / INS2 MODE -> mode. OBS_H and IFS-H mean YJH (sphere.md gotcha).
-IFS_MODE_BY_COMB: dict[str, str] = {"OBS_YJ": "IFS-YJ", "OBS_H": "IFS-YJH"}
-IFS_MODE_BY_INS2: dict[str, str] = {"NIROBS": "IFS-YJ", "IFS-H": "IFS-YJH"}
-
-#: IFS detector-flat lamps: INS2 COMB IFS ``CAL_<lamp>_<YJ|YJH>`` (vlt-sphere sph_ifs_cal_detector_flat).
-IFS_FLAT_LAMPS: dict[str, str] = {
-    "CAL_BB_2": "BB",  # white lamp 5
-    "CAL_NB1_1": "NB1",  # 1020 nm, lamp 1
-    "CAL_NB2_1": "NB2",  # 1230 nm, lamp 2
-    "CAL_NB3_1": "NB3",  # 1300 nm, lamp 3
-    "CAL_NB4_2": "NB4",  # 1550 nm, lamp 4 (YJH only)
-}
-
-#: IFS extraction ranges [µm] (charis-dep, sphere.md a.4): YJ 940-1370 nm, YJH 920-1700 nm.
-IFS_WAVELENGTHS_UM: dict[str, tuple[float, float]] = {"IFS-YJ": (0.94, 1.37), "IFS-YJH": (0.92, 1.70)}
-
-#: IRDIS long-slit usable ranges [µm] (vlt-sphere: LRS 940-2330 nm, MRS 940-1820 nm).
-IRDIS_LSS_UM: dict[str, tuple[float, float]] = {"S_LR": (0.94, 2.33), "S_MR": (0.94, 1.82)}
 
 #: Per-arm keyword maps: FileMetadata field -> keywords tried in order.
 ARM_FIELDS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -229,147 +202,11 @@ def classify(
     return cls
 
 
-def irdis_mode(iflt: str | None, ins1_mode: str | None, technique: str | None) -> str | None:
-    """IRDIS observing mode (DBI, CI, DPI, LSS) from INS1 MODE, DPR TECH and INS COMB IFLT."""
-    if ins1_mode in IRDIS_MODE_BY_INS1:
-        return IRDIS_MODE_BY_INS1[ins1_mode]
-    if technique and "POLARIMETRY" in technique:
-        return "DPI"
-    for prefix, mode in IRDIS_MODE_BY_FILTER_PREFIX:
-        if iflt and iflt.startswith(prefix):
-            return mode
-    return None
-
-
-def ifs_mode(comb: str | None, ins2_mode: str | None) -> str | None:
-    """IFS spectral mode (IFS-YJ or IFS-YJH) from INS2 COMB IFS, else INS2 MODE."""
-    if comb in IFS_MODE_BY_COMB:
-        return IFS_MODE_BY_COMB[comb]
-    if comb and comb.startswith("CAL_"):
-        if comb.endswith("_YJH"):
-            return "IFS-YJH"
-        if comb.endswith("_YJ"):
-            return "IFS-YJ"
-    return IFS_MODE_BY_INS2.get(ins2_mode or "")
-
-
-def ifs_flat_lamp(comb: str | None) -> str | None:
-    """Lamp tag (BB, NB1..NB4) of an IFS detector flat from ``CAL_<lamp>_<YJ|YJH>``."""
-    if not comb or not comb.startswith("CAL_"):
-        return None
-    stem = comb.rsplit("_", 1)[0]
-    return IFS_FLAT_LAMPS.get(stem)
-
-
-def irdis_wavelength_range(iflt: str | None) -> tuple[float, float] | None:
-    """(min, max) wavelength [µm] covered by an IRDIS filter combination, None if unknown.
-
-    Centre ± half bandwidth of the left/right channels (``sphere_constants``, from vlt-sphere).
-    """
-    if not iflt:
-        return None
-    if iflt in IRDIS_LSS_UM:
-        return IRDIS_LSS_UM[iflt]
-    # DPI combinations DP_0_<filter> / DP_45_<filter> use the same CFW filter as imaging.
-    name = iflt.split("_", 2)[2] if iflt.startswith("DP_") and iflt.count("_") >= 2 else iflt
-    combination = IRDIS_FILTER_COMBINATIONS.get(name)
-    if not combination:
-        return None
-    channels = list(zip(combination["wave_nm"], combination["bandwidth_nm"], strict=True))
-    low = min(c - w / 2 for c, w in channels) / 1000.0
-    high = max(c + w / 2 for c, w in channels) / 1000.0
-    return round(low, 4), round(high, 4)
-
-
 # --- calibration association (sphere.md section b) ------------------------------------------
 
-_BACKGROUND_SOURCE = (
-    "vlt-sphere sph_ird/ifs_preprocess_science (SKY > DARK,BACKGROUND > DARK, same DIT); "
-    "spherical irdis/ifs_observation (SKY also matches filter and ND; warning > 1 day)"
-)
-
-#: IFS detector-flat lamps per mode: YJ uses BB + NB1-3, YJH adds NB4 (vlt-sphere).
-IFS_LAMPS_BY_MODE: dict[str, tuple[str, ...]] = {
-    "IFS-YJ": ("BB", "NB1", "NB2", "NB3"),
-    "IFS-YJH": ("BB", "NB1", "NB2", "NB3", "NB4"),
-}
-
-#: The IFS calibration dark: DIT 1.65 s (actual 1.650726 s), DARK or DARK,BACKGROUND.
-IFS_CALIB_DARK_DIT_S = 1.65
-
-
-def _ifs_detector_flat(lamp: str) -> Need:
-    modes = tuple(mode for mode, lamps in IFS_LAMPS_BY_MODE.items() if lamp in lamps)
-    return Need(
-        f"detector_flat:{lamp}",
-        kinds=("DETECTOR_FLAT",),
-        match=("mode",),
-        fixed={"extra.ifs_flat_lamp": lamp},
-        when={"mode": modes},
-        count=2,
-        min_count=2,
-        distinct="dit",
-        source="vlt-sphere check_files_association: 2 raw FLAT,LAMP per lamp (two DITs), closest in time",
-    )
-
-
 SPHERE_RULES: dict[str | None, tuple[Need, ...]] = {
-    "IRDIS": (
-        Need(
-            "background",
-            kinds=("SKY", "BACKGROUND", "DARK"),
-            match=("dit", "readout_mode"),
-            match_by_kind={
-                "SKY": ("dit", "filter", "nd_filter", "readout_mode"),
-                # IRDIS backgrounds depend on ND, filter and dual filter (ESO irdis_background_qc1)
-                "BACKGROUND": ("dit", "filter", "nd_filter", "readout_mode"),
-            },
-            source=_BACKGROUND_SOURCE,
-        ),
-        Need(
-            "flat",
-            kinds=("FLAT",),
-            match=("filter",),
-            when={"mode": ("DBI", "CI", "DPI")},
-            count=5,
-            min_count=2,
-            source="vlt-sphere: >1 raw FLAT,LAMP with the same INS COMB IFLT (ESO template: 5)",
-        ),
-        Need(
-            "wave",
-            kinds=("WAVE",),
-            match=("filter",),
-            when={"mode": ("LSS",)},
-            source="vlt-sphere SpectroReduction: LAMP,WAVE with the same S_LR/S_MR, closest in time",
-        ),
-        Need(
-            "distortion",
-            kinds=("DISTORTION",),
-            match=("filter",),
-            window_days=20.0,
-            required=False,
-            source="spherical: nearest LAMP,DISTORT, warning > 20 days (disabled by default in EDPS)",
-        ),
-    ),
-    "IFS": (
-        Need(
-            "background",
-            kinds=("SKY", "BACKGROUND", "DARK"),
-            match=("dit", "readout_mode"),
-            match_by_kind={"SKY": ("dit", "filter", "nd_filter", "readout_mode")},
-            source=_BACKGROUND_SOURCE,
-        ),
-        *(_ifs_detector_flat(lamp) for lamp in IFS_FLAT_LAMPS.values()),
-        Need("specpos", kinds=("SPECPOS",), match=("mode",), source="vlt-sphere; spherical (1 day)"),
-        Need("wave", kinds=("WAVE",), match=("mode",), source="vlt-sphere; spherical (1 day)"),
-        Need("ifu_flat", kinds=("IFU_FLAT",), match=("mode",), source="vlt-sphere: FLAT,LAMP DPR TECH=IFU"),
-        Need(
-            "calib_dark",
-            kinds=(("DARK", "BACKGROUND"),),
-            fixed={"dit": IFS_CALIB_DARK_DIT_S},
-            source="vlt-sphere: dark for specpos/wave/flats, DIT 1.65 s (mandatory)",
-        ),
-    ),
+    "IRDIS": IRDIS_RULES,
+    "IFS": IFS_RULES,
     "ZIMPOL": (
         # ZIMPOL was not read in depth (sphere.md a.5): setup keys from ESO's calChecker
         # (INS3 OPTI2/5/6 NAME, readout mode); bias, dark and flat per setup.
@@ -392,72 +229,6 @@ SPHERE_DATASET_SETUP: dict[str | None, tuple[str, ...]] = {
     "IFS": ("mode",),
     "ZIMPOL": ("mode", "filter"),
 }
-
-
-# --- SPARTA atmospheric telemetry (sphere.md section 2) ----------------------------------------
-
-#: EXTNAME of the SPARTA table of atmospheric parameters and its validity limits
-#: (vlt-sphere SPARTA.py / jmilou sparta: 0.05 < SR <= 0.98, 0 < r0 <= 0.9 m, 0 < v <= 50 m/s).
-SPARTA_ATM_TABLE = "AtmPerfParams"
-SPARTA_LIMITS = {"StrehlRatio": (0.05, 0.98), "R0": (0.0, 0.9), "WindSpeed": (0.0, 50.0)}
-SEEING_WAVELENGTH_M = 500e-9  # r0 is given at 500 nm
-RAD_TO_ARCSEC = 180.0 / math.pi * 3600.0
-UNIX_EPOCH_MJD = 40587.0
-
-
-def sparta_summary(table: fits.BinTableHDU) -> dict[str, Any]:
-    """Medians of the valid rows of a SPARTA ``AtmPerfParams`` table.
-
-    Returns ``ao_samples``, ``ao_r0_m``, ``ao_seeing_arcsec`` (= 500 nm / r0),
-    ``ao_tau0_s`` (= 0.314 r0 / v), ``ao_wind_speed``, ``ao_strehl`` and the MJD range of the
-    valid samples (``Sec + USec·1e-6`` is Unix time). Empty dict when no row is valid.
-    """
-    names = set(table.columns.names)
-    data = table.data
-    if not {"Sec", "R0", "WindSpeed", "StrehlRatio"} <= names or data is None or len(data) == 0:
-        return {}
-    valid = np.ones(len(data), dtype=bool)
-    for column, (low, high) in SPARTA_LIMITS.items():
-        values = np.asarray(data[column], dtype=float)
-        valid &= (values > low) & (values <= high)
-    if not valid.any():
-        return {"ao_samples": 0}
-    r0 = np.asarray(data["R0"], dtype=float)[valid]
-    wind = np.asarray(data["WindSpeed"], dtype=float)[valid]
-    strehl = np.asarray(data["StrehlRatio"], dtype=float)[valid]
-    seconds = np.asarray(data["Sec"], dtype=float)[valid]
-    if "USec" in names:
-        seconds = seconds + np.asarray(data["USec"], dtype=float)[valid] * 1e-6
-    mjd = UNIX_EPOCH_MJD + seconds / 86400.0
-    return {
-        "ao_samples": int(valid.sum()),
-        "ao_r0_m": float(np.median(r0)),
-        "ao_seeing_arcsec": float(np.median(SEEING_WAVELENGTH_M / r0 * RAD_TO_ARCSEC)),
-        "ao_tau0_s": float(np.median(0.314 * r0 / wind)),
-        "ao_wind_speed": float(np.median(wind)),
-        "ao_strehl": float(np.median(strehl)),
-        "ao_mjd_start": float(mjd.min()),
-        "ao_mjd_end": float(mjd.max()),
-    }
-
-
-def apply_sparta_summary(meta: FileMetadata, hdul: fits.HDUList) -> None:
-    """Add the AtmPerfParams medians to ``meta.extra``; fill seeing / tau0 / wind / mjd_end
-    from them when the primary header has none (SPARTA headers carry no TEL AMBI values)."""
-    try:
-        table = hdul[SPARTA_ATM_TABLE]
-    except (KeyError, IndexError):
-        return
-    except Exception as exc:  # noqa: BLE001 - astropy raises several types on broken tables
-        raise MetadataError(f"unreadable SPARTA table {SPARTA_ATM_TABLE} ({exc})") from exc
-    summary = sparta_summary(table)
-    meta.extra.update(summary)
-    if summary.get("ao_samples"):
-        meta.seeing = meta.seeing if meta.seeing is not None else round(summary["ao_seeing_arcsec"], 4)
-        meta.tau0 = meta.tau0 if meta.tau0 is not None else round(summary["ao_tau0_s"], 6)
-        if meta.wind_speed is None:
-            meta.wind_speed = round(summary["ao_wind_speed"], 3)
-        meta.mjd_end = summary["ao_mjd_end"]
 
 
 @register

@@ -45,13 +45,13 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
-from astropy.time import Time
 
 import hcdc
-from hcdc.instruments import sphere_constants as sc
-from hcdc.pipeline.provenance import read_git_commit
+from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.irdis.raw import Level1Error, RawFile, dit_key, master_from_files, open_raw
+from hcdc.runtime.versions import read_git_commit
 from hcdc.science.calibration import background as bg
-from hcdc.science.calibration import badpixels, centering, cubes, darks, flats, timing
+from hcdc.science.calibration import badpixels, centering, cubes, flats, timing
 from hcdc.science.checksums import sha256_file
 from hcdc.science.fits_cards import set_card
 
@@ -77,10 +77,6 @@ FRAMES = "frames.fits"
 CALIBRATIONS = "calibrations.fits"
 
 Progress = Callable[[str, int, int], None]
-
-
-class Level1Error(ValueError):
-    """A Level 1 reduction cannot proceed; the message names the file and the reason."""
 
 
 @dataclass
@@ -119,117 +115,7 @@ class Level1Options:
 
 
 # --------------------------------------------------------------------------------------------
-# raw file access
-
-
-@dataclass
-class _RawFile:
-    """Header facts of one raw file and lazy, scaled access to its DITs."""
-
-    path: Path
-    role: str
-    header: fits.Header
-    ndit: int
-    dit: float
-    shape: tuple[int, int]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    def _open(self) -> fits.HDUList:
-        return fits.open(self.path, memmap=True, do_not_scale_image_data=True)
-
-    def _image_hdu(self, hdul: fits.HDUList) -> fits.ImageHDU | fits.PrimaryHDU:
-        for hdu in hdul:
-            if hdu.is_image and hdu.header.get("NAXIS", 0) >= 2:
-                return hdu
-        raise Level1Error(f"{self.path}: no image data in the file")
-
-    def read(self, dits: slice | int = slice(None), rows: slice = slice(None)) -> np.ndarray:
-        """DIT(s) ``dits`` restricted to detector ``rows``, as float32 (BSCALE/BZERO applied).
-
-        An integer ``dits`` gives one frame ``(rows, x)``; a slice gives ``(n, rows, x)``.
-        """
-        with self._open() as hdul:
-            hdu = self._image_hdu(hdul)
-            data = hdu.data
-            if data.ndim == 2:
-                data = data[np.newaxis]
-            out = np.array(data[dits, rows, :], dtype=np.float32)
-            bscale = float(hdu.header.get("BSCALE", 1.0))
-            bzero = float(hdu.header.get("BZERO", 0.0))
-        if bscale != 1.0:
-            out *= np.float32(bscale)
-        if bzero != 0.0:
-            out += np.float32(bzero)
-        return out
-
-    def mean(self) -> np.ndarray:
-        """Mean of all DITs (y, x), accumulated one DIT at a time."""
-        total = np.zeros(self.shape, dtype=np.float64)
-        for i in range(self.ndit):
-            total += self.read(i)
-        return (total / self.ndit).astype(np.float32)
-
-    def timing(self) -> tuple[Time, Time, Time]:
-        t = sc.read_timing(self.header)
-        return timing.dit_times(t.date_obs, t.fram_utc, self.ndit, t.dit, t.ditdelay)
-
-
-def _open_raw(path: str | Path, role: str) -> _RawFile:
-    path = Path(path)
-    if not path.is_file():
-        raise Level1Error(f"{path}: raw file not found (role {role})")
-    try:
-        header = fits.getheader(path, 0)
-    except (OSError, ValueError) as exc:
-        raise Level1Error(f"{path}: not a readable FITS file ({exc})") from exc
-    try:
-        t = sc.read_timing(header)
-    except (KeyError, ValueError) as exc:
-        raise Level1Error(f"{path}: {exc}") from exc
-    dpr_type = str(header.get("HIERARCH ESO DPR TYPE", role)).strip()
-    if dpr_type != role:
-        raise Level1Error(f"{path}: given as {role} but its DPR TYPE is {dpr_type!r}")
-    arm = str(header.get("HIERARCH ESO SEQ ARM", "IRDIS")).strip()
-    if arm != "IRDIS":
-        raise Level1Error(f"{path}: SEQ ARM is {arm!r}, not an IRDIS file")
-    try:
-        with fits.open(path, memmap=True, do_not_scale_image_data=True) as hdul:
-            hdu = next((h for h in hdul if h.is_image and h.header.get("NAXIS", 0) >= 2), None)
-            if hdu is None:
-                raise Level1Error(f"{path}: no image data in the file")
-            dims = hdu.shape
-    except OSError as exc:
-        raise Level1Error(f"{path}: cannot read the image data ({exc})") from exc
-    ndit = dims[0] if len(dims) == 3 else 1
-    if ndit != t.ndit:
-        raise Level1Error(f"{path}: data hold {ndit} DITs but DET NDIT = {t.ndit}")
-    return _RawFile(path, role, header, ndit, t.dit, (int(dims[-2]), int(dims[-1])))
-
-
-def _dit_key(dit: float) -> float:
-    """DITs match when equal after rounding to 0.01 s (vlt-sphere)."""
-    return round(float(dit), 2)
-
-
-# --------------------------------------------------------------------------------------------
 # masters
-
-
-def _master_from_files(files: Sequence[_RawFile], opts: Level1Options) -> np.ndarray:
-    """Sigma-clipped master of all DITs of ``files``, built on bands of rows to bound memory."""
-    ny, nx = files[0].shape
-    n_total = sum(f.ndit for f in files)
-    bytes_per_row = n_total * nx * 4 * 4  # float32 stack and working copies inside master_frame
-    rows_per_band = max(1, min(ny, int(opts.memory_budget_mb * 1e6 // bytes_per_row)))
-    master = np.empty((ny, nx), dtype=np.float32)
-    for r0 in range(0, ny, rows_per_band):
-        rows = slice(r0, min(r0 + rows_per_band, ny))
-        stack = np.concatenate([f.read(slice(None), rows) for f in files], axis=0)
-        master[rows] = darks.master_frame(stack, opts.master_method, opts.master_sigma)
-    return master
 
 
 @dataclass
@@ -240,8 +126,8 @@ class _Calibrations:
     dead: np.ndarray
     notes: list[str] = field(default_factory=list)
 
-    def background_for(self, raw: _RawFile) -> tuple[str, np.ndarray]:
-        key = _dit_key(raw.dit)
+    def background_for(self, raw: RawFile) -> tuple[str, np.ndarray]:
+        key = dit_key(raw.dit)
         available = {kind: m for (kind, d), m in self.masters.items() if d == key}
         try:
             return bg.select_background(available)
@@ -250,35 +136,37 @@ class _Calibrations:
                 f"{raw.path}: no SKY, DARK,BACKGROUND or DARK with DIT {raw.dit} s ({exc})"
             ) from exc
 
-    def calibrate(self, raw: _RawFile, frame: np.ndarray) -> np.ndarray:
+    def calibrate(self, raw: RawFile, frame: np.ndarray) -> np.ndarray:
         _kind, master = self.background_for(raw)
         return bg.calibrate_frame(frame, master, self.flat, self.bad, self.dead)
 
 
 def _build_calibrations(
-    by_role: Mapping[str, list[_RawFile]], shape: tuple[int, int], opts: Level1Options, progress: Progress
+    by_role: Mapping[str, list[RawFile]], shape: tuple[int, int], opts: Level1Options, progress: Progress
 ) -> _Calibrations:
     dead = bg.dead_zone_mask(
         shape, sc.IRDIS_DEAD_ROWS, sc.IRDIS_DEAD_COLUMNS, reference_shape=sc.IRDIS_RAW_SHAPE
     )
     needed_dits = {
-        _dit_key(f.dit)
+        dit_key(f.dit)
         for role in ("OBJECT", "OBJECT,CENTER", "OBJECT,FLUX", "FLAT,LAMP")
         for f in by_role[role]
     }
     masters: dict[tuple[str, float], np.ndarray] = {}
-    groups: dict[tuple[str, float], list[_RawFile]] = {}
+    groups: dict[tuple[str, float], list[RawFile]] = {}
     for kind in bg.BACKGROUND_PRIORITY:
         for f in by_role[kind]:
             if f.shape != shape:
                 raise Level1Error(
                     f"{f.path}: detector shape {f.shape} differs from the science files' {shape}"
                 )
-            groups.setdefault((kind, _dit_key(f.dit)), []).append(f)
+            groups.setdefault((kind, dit_key(f.dit)), []).append(f)
     todo = [k for k in groups if k[1] in needed_dits or k[0] != "SKY"]
     for i, key in enumerate(todo):
         progress("masters", i, len(todo))
-        masters[key] = _master_from_files(groups[key], opts)
+        masters[key] = master_from_files(
+            groups[key], opts.master_method, opts.master_sigma, opts.memory_budget_mb
+        )
     progress("masters", len(todo), len(todo))
 
     # Static bad pixels from the masters of the most detector-like type available (DARK, else
@@ -295,7 +183,7 @@ def _build_calibrations(
         frames = []
         for i, f in enumerate(flat_files):
             progress("flats", i, len(flat_files))
-            key = _dit_key(f.dit)
+            key = dit_key(f.dit)
             dark = next((masters[(k, key)] for k in ("DARK", "DARK,BACKGROUND") if (k, key) in masters), None)
             mean = f.mean()
             frames.append(mean - dark if dark is not None else mean)
@@ -313,7 +201,7 @@ def _build_calibrations(
 # angles
 
 
-def _file_angles(raw: _RawFile, opts: Level1Options) -> dict[str, np.ndarray]:
+def _file_angles(raw: RawFile, opts: Level1Options) -> dict[str, np.ndarray]:
     """Per-DIT times (MJD), parallactic and derotation angles (deg) of one OBJECT file."""
     start, mid, end = raw.timing()
     try:
@@ -354,7 +242,7 @@ class _Band:
     guess_xy: tuple[float, float]
 
 
-def _bands(science: _RawFile, field_shape: tuple[int, int]) -> tuple[str, list[_Band]]:
+def _bands(science: RawFile, field_shape: tuple[int, int]) -> tuple[str, list[_Band]]:
     """Filter combination and per-field optics (wavelength, lambda/D, waffle radius, guesses)."""
     try:
         iflt = str(sc.header_value(science.header, "ESO INS COMB IFLT")).strip()
@@ -380,7 +268,7 @@ def _bands(science: _RawFile, field_shape: tuple[int, int]) -> tuple[str, list[_
 
 
 def _center_frame_estimates(
-    files: Sequence[_RawFile],
+    files: Sequence[RawFile],
     cal: _Calibrations,
     bands: Sequence[_Band],
     opts: Level1Options,
@@ -557,7 +445,7 @@ def reduce_irdis(
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise Level1Error(f"unknown role(s) {sorted(unknown)}; use {', '.join(ROLES)}")
-    by_role = {role: [_open_raw(p, role) for p in roles.get(role, ())] for role in ROLES}
+    by_role = {role: [open_raw(p, role) for p in roles.get(role, ())] for role in ROLES}
     objects = by_role["OBJECT"]
     if not objects:
         raise Level1Error("no OBJECT file given: nothing to reduce")
@@ -812,7 +700,7 @@ def _write_frames(
 
 
 def _write_calibrations(
-    path: Path, by_role: Mapping[str, list[_RawFile]], cal: _Calibrations, opts: Level1Options, started: str
+    path: Path, by_role: Mapping[str, list[RawFile]], cal: _Calibrations, opts: Level1Options, started: str
 ) -> None:
     primary = fits.PrimaryHDU()
     _provenance_header(primary.header, opts, started, "IRD_CALIBRATIONS")
@@ -827,7 +715,7 @@ def _write_calibrations(
                 if role.startswith("OBJECT")
                 else "flat field"
                 if role == "FLAT,LAMP"
-                else ("background master" if (role, _dit_key(f.dit)) in used_masters else "unused")
+                else ("background master" if (role, dit_key(f.dit)) in used_masters else "unused")
             )
             rows.append(
                 {

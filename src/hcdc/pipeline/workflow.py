@@ -1,6 +1,6 @@
 """Workflows: graphs of recipe invocations, validated, run in dependency order by an executor.
 
-A :class:`Workflow` has declared inputs (:class:`~hcdc.pipeline.recipes.Port`), nodes
+A :class:`Workflow` has declared inputs (:class:`~hcdc.pipeline.ports.Port`), nodes
 (:class:`Node`: a recipe, parameter defaults, and where each recipe input comes from) and named
 outputs. Bindings are strings: ``"inputs.cube"`` is the workflow input ``cube``;
 ``"level1.product"`` is the output ``product`` of node ``level1``. Construction validates the
@@ -26,30 +26,20 @@ its files' classification by :func:`select_workflow`.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hcdc.pipeline.errors import ParameterError, RecipeFailed, RecipeInputError, UnknownRecipeError
 from hcdc.pipeline.executors import Executor, InlineExecutor, outcome_of
-from hcdc.pipeline.recipes import (
-    DataKind,
-    ParameterError,
-    Port,
-    Recipe,
-    RecipeContext,
-    RecipeFailed,
-    RecipeInputError,
-    RecipeParameters,
-    RecipeResult,
-    UnknownRecipeError,
-    check_port_value,
-    get_recipe,
-    kinds_compatible,
-    parse_kv_strings,
-)
+from hcdc.pipeline.parameters import RecipeParameters, parse_kv_strings
+from hcdc.pipeline.ports import Port, check_port_value, kinds_compatible
+from hcdc.pipeline.recipe import Recipe, RecipeContext, RecipeResult
+from hcdc.pipeline.registry import get_recipe
+from hcdc.runtime.plugins import GROUPS
+from hcdc.runtime.plugins import load_plugins as _load_plugins
 
 _NODE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 WORKFLOW_INPUTS = "inputs"  # the reserved source name of workflow inputs in bindings
@@ -573,10 +563,10 @@ class WorkflowEntry:
 
 _WORKFLOWS: dict[str, WorkflowEntry] = {}
 
-#: modules whose workflows register themselves on import (``irdis-calibrations``); loaded on the
-#: first registry lookup (not at import time: they import this module, so importing them here
-#: would make an import circle)
-_WORKFLOW_MODULES = ("hcdc.pipeline.calibrations",)
+#: hcdc's standard workflows (they register themselves on import); loaded with the
+#: ``hcdc.workflows`` entry points on the first registry lookup (not at import time: they import
+#: this module, so importing them here would make an import circle)
+_WORKFLOW_MODULES = ("hcdc.pipeline.workflows.irdis", "hcdc.pipeline.workflows.user_cube")
 _loaded = False
 
 
@@ -584,9 +574,14 @@ def _load() -> None:
     global _loaded
     if _loaded:
         return
+    load_plugins()
     _loaded = True
-    for module in _WORKFLOW_MODULES:
-        importlib.import_module(module)
+
+
+def load_plugins() -> list[str]:
+    """Import hcdc's standard workflows and the ``hcdc.workflows`` entry points not imported yet
+    (:func:`hcdc.runtime.plugins.load_plugins`); returns what was newly imported."""
+    return _load_plugins(GROUPS["workflows"], _WORKFLOW_MODULES)
 
 
 def register_workflow(
@@ -678,79 +673,6 @@ def select_workflow(files: Sequence[Any]) -> Workflow:
     raise WorkflowError(
         f"no available standard workflow for {instrument}/{arm}/{mode}; "
         f"modes served: {', '.join(served) or 'none'}"
-    )
-
-
-# the standard workflows of hcdc ------------------------------------------------------------
-
-_IRDIS_IMAGING_MODES = [("SPHERE", "IRDIS", "DBI"), ("SPHERE", "IRDIS", "CI")]
-
-
-@register_workflow("irdis-level1", modes=_IRDIS_IMAGING_MODES, priority=0)
-def _irdis_level1() -> Workflow:
-    return Workflow(
-        name="irdis-level1",
-        version="1.0",
-        description="IRDIS DBI/CI raw sequence -> Level 1 master cube",
-        inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one sequence and its calibrations"),),
-        nodes=(Node("level1", "level1-irdis", {"raw": "inputs.raw"}),),
-        outputs={"level1": "level1.product"},
-    )
-
-
-#: Level 2 defaults of the IRDIS workflow: annular PCA with 3 components (frames rotated by less
-#: than 0.1-1 FWHM excluded from each annulus' library, 4 FWHM annuli). Chosen on the simulated
-#: 51 Eri sequences of ``hcdc demo`` (seed 2026) with speckles tuned on the real NACO beta Pic cube
-#: (docs/simulation.md), run by benchmarks/demo_level2_algorithms.py (2026-12-06, Level 1 with
-#: the robust unguided waffle centring): lowest S/N of the 8 companion detections (small and
-#: medium scale, DBI and CI, 250 and 480 mas) and false detections per candidate:
-#: cADI 8.0, 1 false at 'medium' in each dataset; annular PCA 1/2/3/4/5 components 7.5 / 8.6 /
-#: 8.3 / 8.0 / 7.8 ('medium' only: 8.7 / 10.7 / 12.1 / 12.0 / 12.4); full-frame PCA 1/2/3/5/10
-#: 7.1 / 7.9 / 8.5 / 9.2 / 8.4, none false. Annular PCA 3 has the best 'medium' S/N with the
-#: smallest errors (<= 2.2 mas, 0.43 deg, 11 % in contrast; 5 and 10 full-frame components err
-#: by 17-30 % in contrast, 4-5 annular ones by 4.6-5 mas) and 5-sigma contrasts of 8.2e-5-1.6e-4
-#: at 0.25" and 2.7e-5-6.2e-5 at 0.5" ('medium'). The former default (1 component) was chosen
-#: on the old, far too stable simulated speckles, on which cADI reached S/N 170-575.
-IRDIS_LEVEL2_DEFAULTS: dict[str, Any] = {"algorithm": "pca_annular", "ncomp": 3}
-
-
-@register_workflow("irdis-l1-l2", modes=_IRDIS_IMAGING_MODES, priority=10)
-def _irdis_l1_l2() -> Workflow:
-    return Workflow(
-        name="irdis-l1-l2",
-        version="1.0",
-        description="IRDIS DBI/CI raw sequence -> Level 1 master cube -> Level 2 (annular PCA by default)",
-        inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one sequence and its calibrations"),),
-        nodes=(
-            Node("level1", "level1-irdis", {"raw": "inputs.raw"}),
-            Node("level2", "l2-postprocess", {"level1": "level1.product"}, dict(IRDIS_LEVEL2_DEFAULTS)),
-        ),
-        outputs={"level1": "level1.product", "level2": "level2.product", "summary": "level2.summary"},
-    )
-
-
-@register_workflow("l2-user-cube", priority=0)
-def _l2_user_cube() -> Workflow:
-    return Workflow(
-        name="l2-user-cube",
-        version="1.0",
-        description="Level 2 post-processing of a user-supplied cube (FITS) with its angles",
-        inputs=(
-            Port("cube", DataKind.PATH, "FITS cube (frames, y, x) or (wavelengths, frames, y, x)"),
-            Port("angles", DataKind.PATH, "derotation angles, deg (FITS or text)"),
-            Port("psf", DataKind.PATH, "off-axis PSF (FITS)", optional=True),
-            Port("wavelengths", DataKind.PATH, "wavelengths, um (FITS or text)", optional=True),
-            Port("reference", DataKind.PATH, "reference-star cube for RDI (FITS)", optional=True),
-        ),
-        nodes=(
-            Node(
-                "level2",
-                "l2-postprocess",
-                {name: f"inputs.{name}" for name in ("cube", "angles", "psf", "wavelengths", "reference")},
-                {"algorithm": "pca", "ncomp": 10},
-            ),
-        ),
-        outputs={"level2": "level2.product", "summary": "level2.summary"},
     )
 
 

@@ -1,13 +1,13 @@
 """Workers: execute the catalogue's queued jobs, register their products; watch a folder.
 
-A :class:`Worker` claims jobs (:func:`hcdc.pipeline.jobs.claim_job`), and for each:
+A :class:`Worker` claims jobs (:func:`hcdc.pipeline.operations.jobs.claim_job`), and for each:
 
 1. gathers the inputs: for a dataset job, the dataset's current raw files and the calibration
-   files the catalogue associated with it (as :class:`~hcdc.pipeline.recipes.FileRef` with
+   files the catalogue associated with it (as :class:`~hcdc.pipeline.provenance.FileRef` with
    their catalogue ids, so the provenance names them); for an input job, the recorded paths;
-2. picks the workflow: the job's, or :func:`~hcdc.pipeline.workflows.select_workflow` from the
+2. picks the workflow: the job's, or :func:`~hcdc.pipeline.workflow.select_workflow` from the
    files' classification;
-3. runs it with :func:`~hcdc.pipeline.workflows.run_workflow` on the worker's executor (inline,
+3. runs it with :func:`~hcdc.pipeline.workflow.run_workflow` on the worker's executor (inline,
    a local process pool, or a Dask cluster), in a staging directory of the storage root, while
    a background thread renews the job's lease and records its progress;
 4. publishes the staging directory atomically and registers every node's product, files and
@@ -22,9 +22,8 @@ processes end with their worker (:func:`hcdc.pipeline.executors.init_pool_proces
 A workflow failure marks the job failed (error and log kept) and the worker goes on with the
 next job.
 
-:func:`watch` polls a folder: new files are ingested and associated, and reductions are queued
-for datasets that are complete (stable for ``settle_s``, every required calibration
-associated) and have no job yet.
+:func:`queue_datasets` / :func:`ready_datasets` queue the reductions of complete datasets (the
+folder watcher, :mod:`hcdc.pipeline.operations.watch`, calls them after each poll).
 """
 
 from __future__ import annotations
@@ -46,18 +45,18 @@ from sqlalchemy import Connection, select
 
 from hcdc.archive import accounts
 from hcdc.archive import products as prod
-from hcdc.archive.associations import associate_all, associate_dataset, metadata_from_row
+from hcdc.archive.associations import associate_dataset, metadata_from_row
 from hcdc.archive.db import Catalogue
 from hcdc.archive.fsck import sweep_product_orphans
 from hcdc.archive.models import Association, Dataset, File, MissingCalibration, utcnow
 from hcdc.archive.pipeline_models import Job
 from hcdc.archive.storage import resolve_stored_path
-from hcdc.faults import fault_point
-from hcdc.pipeline import jobs as jq
+from hcdc.pipeline.errors import RecipeError
 from hcdc.pipeline.executors import Executor, InlineExecutor, make_executor
-from hcdc.pipeline.provenance import ProvenanceError, ProvenanceRecord, provenance_tree
-from hcdc.pipeline.recipes import FileRef, RecipeError
-from hcdc.pipeline.workflows import (
+from hcdc.pipeline.operations import jobs as jq
+from hcdc.pipeline.provenance import FileRef, ProvenanceError
+from hcdc.pipeline.registry import get_recipe
+from hcdc.pipeline.workflow import (
     NodeRun,
     Workflow,
     WorkflowError,
@@ -65,6 +64,7 @@ from hcdc.pipeline.workflows import (
     run_workflow,
     select_workflow,
 )
+from hcdc.runtime.faults import fault_point
 from hcdc.science.checksums import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -247,7 +247,8 @@ def _product_specs(
             files.append(prod.FileSpec(moved, spec.role))
             hashes[str(moved)] = (sha256_file(spec.path), spec.path.stat().st_size)
         outputs = prod.relocate_value(result.outputs, staging, final)
-        level, product_type = prod.product_kind(result.recipe)
+        # the recipe declares what its product is (hcdc.pipeline.recipe.Recipe.product_kind)
+        level, product_type = get_recipe(result.recipe, result.version).product_kind()
         lineage = (
             prod.dataset_lineage(job.dataset_id, product_type)
             if job.dataset_id is not None
@@ -578,218 +579,13 @@ def ready_datasets(catalogue: Catalogue, *, settle_s: float = 0.0) -> list[int]:
     return ready
 
 
-@dataclass
-class WatchPoll:
-    """What one poll of :func:`watch` did."""
-
-    ingested: int
-    new_versions: int
-    quarantined: int
-    new_calibrations: int
-    associated: list[int]
-    queued_jobs: list[int]
-    queued_datasets: list[int]
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def watch_once(
-    catalogue: Catalogue,
-    folder: str | Path,
-    *,
-    settle_s: float = 0.0,
-    workflow: str | None = None,
-    parameters: Sequence[str] = (),
-    copy: bool = False,
-) -> WatchPoll:
-    """One poll: ingest ``folder``, associate the datasets the new files may concern (new
-    science, or new calibrations within the association window), queue ready datasets."""
-    from hcdc.archive.associations import DEFAULT_WINDOW_DAYS
-    from hcdc.archive.ingest import ingest
-
-    started = utcnow()
-    summary = ingest(catalogue, [folder], copy=copy)
-    fault_point("watch.after_ingest")  # files catalogued, datasets not yet associated nor queued
-    associated: list[int] = []
-    new_calibrations = 0
-    if summary.ingested or summary.new_versions or summary.datasets_updated:
-        with catalogue.engine.connect() as conn:
-            new = conn.execute(
-                select(File.night, File.is_calibration).where(File.ingested_at >= started, File.is_current)
-            ).all()
-            new_calibrations = sum(1 for r in new if r.is_calibration)
-            nights = {r.night for r in new if r.night is not None}
-            span = dt.timedelta(days=DEFAULT_WINDOW_DAYS)
-            ids = [
-                d.id
-                for d in conn.execute(select(Dataset.id, Dataset.night, Dataset.associated_at))
-                if d.associated_at is None or d.night is None or any(abs(d.night - n) <= span for n in nights)
-            ]
-        associated = associate_all(catalogue.engine, ids) if ids else []
-    else:
-        # nothing new: still associate datasets never associated (a watcher killed between
-        # its ingest and the association would otherwise leave them unqueued for ever)
-        with catalogue.engine.connect() as conn:
-            ids = list(conn.scalars(select(Dataset.id).where(Dataset.associated_at.is_(None))))
-        associated = associate_all(catalogue.engine, ids) if ids else []
-    ready = ready_datasets(catalogue, settle_s=settle_s)
-    jobs = queue_datasets(catalogue, ready, workflow=workflow, parameters=parameters) if ready else []
-    return WatchPoll(
-        ingested=summary.ingested,
-        new_versions=summary.new_versions,
-        quarantined=summary.quarantined,
-        new_calibrations=new_calibrations,
-        associated=associated,
-        queued_jobs=jobs,
-        queued_datasets=ready,
-    )
-
-
-def watch(
-    catalogue: Catalogue,
-    folder: str | Path,
-    *,
-    interval_s: float = 30.0,
-    once: bool = False,
-    settle_s: float | None = None,
-    workflow: str | None = None,
-    parameters: Sequence[str] = (),
-    on_poll: Callable[[WatchPoll], None] | None = None,
-    stop: threading.Event | None = None,
-) -> list[WatchPoll]:
-    """Poll ``folder`` every ``interval_s`` seconds (see :func:`watch_once`) until ``stop`` is
-    set, or once. A dataset is queued once it has not changed for ``settle_s`` seconds
-    (default: one interval; 0 with ``once``), so files still arriving do not start a
-    reduction of half a sequence."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"{folder} is not a folder")
-    if settle_s is None:
-        settle_s = 0.0 if once else interval_s
-    polls = []
-    while True:
-        poll = watch_once(catalogue, folder, settle_s=settle_s, workflow=workflow, parameters=parameters)
-        polls.append(poll)
-        if on_poll is not None:
-            on_poll(poll)
-        if once:
-            return polls
-        if stop is not None:
-            if stop.wait(interval_s):
-                return polls
-        else:
-            time.sleep(interval_s)
-
-
-# --------------------------------------------------------------------------------------------
-# provenance and reruns of catalogued products
-
-
-def provenance_of_product(conn: Connection, product_id: int) -> dict[str, Any]:
-    """The provenance tree of a product down to the raw files (with sha256).
-
-    Each level is :func:`hcdc.pipeline.provenance.provenance_tree`'s plus ``product_id`` (the
-    catalogued product the run made); input files known to the catalogue get their ``id``.
-    """
-    record = ProvenanceRecord.model_validate(prod.get_record(conn, product_id))
-
-    def lookup(record_id: str) -> ProvenanceRecord | None:
-        data = prod.record_by_id(conn, record_id)
-        return None if data is None else ProvenanceRecord.model_validate(data)
-
-    tree = provenance_tree(record, lookup)
-
-    def annotate(node: dict[str, Any]) -> None:
-        if not node.get("missing"):
-            node["product_id"] = prod.product_of_record(conn, node["id"])
-        for item in node.get("inputs", []):
-            for f in item["files"]:
-                if f.get("id") is None:
-                    f["id"] = conn.scalar(select(File.id).where(File.sha256 == f["sha256"]))
-        for parent in node.get("parents", []):
-            annotate(parent)
-
-    annotate(tree)
-    return tree
-
-
-@dataclass
-class RerunOutcome:
-    """A rerun of a product: the new product (a new version of the same lineage) and how it
-    compares with the original (:func:`hcdc.archive.products.compare_products`)."""
-
-    original_id: int
-    product_id: int
-    comparison: dict[str, Any]
-    seconds: float
-
-
-def rerun_product(catalogue: Catalogue, product_id: int) -> RerunOutcome:
-    """Rebuild a product from its catalogued provenance alone into a new version, and compare.
-
-    The recipe is found by name and exact version, the recorded parameters re-validated, every
-    input checked against its sha256 (:func:`hcdc.pipeline.replay.rerun`); the result is
-    published and registered like a job's product (``rerun_of`` pointing at the original).
-    """
-    from hcdc.archive.pipeline_models import Product
-    from hcdc.pipeline.replay import rerun
-
-    t0 = time.perf_counter()
-    engine = catalogue.engine
-    with engine.connect() as conn:
-        original = conn.execute(select(Product).where(Product.id == product_id)).first()
-        if original is None:
-            raise LookupError(f"no product with id {product_id}")
-        record = ProvenanceRecord.model_validate(prod.get_record(conn, product_id))
-    stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
-    staging = prod.staging_dir(catalogue.storage_root, f"rerun-{product_id}-{stamp}")
-    final = staging.with_name(f"rerun-{product_id}-{stamp}")
-    try:
-        result = rerun(record, staging)  # raises RecipeFailed / ProvenanceError with the reason
-        prod.publish_directory(staging, final, catalogue.settings.resolved_file_mode)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    new_record = prod.relocate_record(result.provenance.model_dump(mode="json"), staging, final)
-    (final / "provenance.json").write_text(json.dumps(new_record, indent=2))
-    outputs = prod.relocate_value(result.outputs, staging, final)
-    summary = outputs.get("summary") if isinstance(outputs.get("summary"), dict) else None
-    spec = prod.ProductSpec(
-        lineage=original.lineage,
-        recipe=result.recipe,
-        recipe_version=result.version,
-        record=new_record,
-        storage_dir=final,
-        files=prod.collect_files(final, outputs),
-        level=original.level,
-        product_type=original.product_type,
-        dataset_id=original.dataset_id,
-        target=original.target,
-        node=original.node,
-        workflow=new_record.get("workflow"),
-        workflow_version=new_record.get("workflow_version"),
-        summary=json.loads(json.dumps(summary, default=str)) if summary is not None else None,
-        rerun_of_id=product_id,
-    )
-    (new_id,) = prod.register_products(engine, [spec], catalogue.storage_root)
-    with engine.connect() as conn:
-        comparison = prod.compare_products(conn, product_id, new_id, catalogue.storage_root)
-    return RerunOutcome(product_id, new_id, comparison, round(time.perf_counter() - t0, 3))
-
-
 __all__ = [
     "InputError",
     "JobAbandoned",
     "JobOutcome",
-    "RerunOutcome",
-    "WatchPoll",
     "Worker",
     "dataset_files",
     "execute_job",
-    "provenance_of_product",
     "queue_datasets",
     "ready_datasets",
-    "rerun_product",
-    "watch",
-    "watch_once",
 ]

@@ -4,7 +4,7 @@ Reads every target of every file (:func:`hcdc.instruments.oifits_data.read_obser
 one model to each with :mod:`hcdc.science.interferometry.fitting` (global grid, then local
 refinement: no local minima from a bad start), inline or in a process pool, and writes one JSON
 document with a row per (file, target): parameters, formal and scaled errors, χ², χ²_r, points,
-or the reason a target could not be fitted. Registered by :mod:`hcdc.pipeline.recipes`.
+or the reason a target could not be fitted. Loaded by the recipe registry (:mod:`hcdc.pipeline.registry`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ from pydantic import Field
 from hcdc.instruments.base import MetadataError
 from hcdc.instruments.oifits_data import read_observables
 from hcdc.instruments.oifits_granules import read_granules
-from hcdc.pipeline.recipes import DataKind, Port, Recipe, RecipeContext, RecipeParameters, register_recipe
+from hcdc.pipeline.parameters import RecipeParameters
+from hcdc.pipeline.ports import DataKind, Port
+from hcdc.pipeline.recipe import Recipe, RecipeContext
+from hcdc.pipeline.registry import register_recipe
 from hcdc.science.interferometry.fitting import FitError, FitResult, fit_binary, fit_diameter, fit_many
 
 

@@ -1,0 +1,1 @@
+"""SPHERE/IFS: metadata (modes, lamps, association rules); the place for an IFS reduction."""

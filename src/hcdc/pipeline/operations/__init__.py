@@ -1,0 +1,2 @@
+"""Running the pipeline on a data centre: durable jobs, workers, folder watching, the daily
+calibrations and the demo (what an operator starts; the framework is :mod:`hcdc.pipeline`)."""

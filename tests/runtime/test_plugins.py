@@ -1,0 +1,128 @@
+"""The walk-throughs of docs/extending.md: a plugin package (a module + an installed
+distribution's entry points) adds an instrument and an algorithm to hcdc."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from hcdc.instruments import registry
+from hcdc.runtime import plugins
+from hcdc.science import postprocessing
+from hcdc.science.postprocessing.base import ALGORITHMS
+from hcdc.science.postprocessing.run import postprocess
+
+INSTRUMENT = """
+from typing import ClassVar
+from hcdc.instruments.base import FileMetadata, Instrument, night_of
+from hcdc.instruments.eso import _float, _str, observation_time
+from hcdc.instruments.registry import register
+
+@register
+class ToyScope(Instrument):
+    name: ClassVar[str] = "TOYSCOPE"
+    priority: ClassVar[int] = 50
+
+    def identify(self, header, hdul):
+        return str(header.get("INSTRUME", "")).strip() == "TOYSCOPE"
+
+    def extract(self, header, hdul, values=None):
+        meta = FileMetadata(instrument="TOYSCOPE", file_class="SCIENCE", arm="CAM")
+        meta.date_obs, meta.mjd_obs = observation_time(header)
+        meta.night = night_of(meta.date_obs)
+        meta.target = _str(header.get("OBJECT") or "")
+        meta.dit = _float(header.get("EXPTIME"))
+        return meta
+"""
+
+ALGORITHM = '''
+import numpy as np
+from hcdc.science.postprocessing.base import check_adi_inputs, derotate_and_collapse, register_algorithm
+
+@register_algorithm("toy_median_adi")
+def toy_median_adi(cube, angles, *, fwhm):
+    """Classical ADI: subtract the median frame, derotate, take the median."""
+    cube, angles = check_adi_inputs(cube, angles, fwhm)
+    return derotate_and_collapse(cube - np.median(cube, axis=0), angles, collapse="median")
+'''
+
+
+def _install(site, name: str, modules: dict[str, str], entry_points: str) -> None:
+    """A package and its ``*.dist-info`` (METADATA + entry_points.txt) under ``site``."""
+    package = site / "toyscope_hcdc"
+    package.mkdir(exist_ok=True)
+    (package / "__init__.py").write_text("")
+    for module, text in modules.items():
+        (package / f"{module}.py").write_text(textwrap.dedent(text))
+    dist = site / f"{name}-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A fresh ``site-packages`` on sys.path; the registries are restored afterwards."""
+    registry.instruments()  # hcdc's own instruments loaded before the plugin exists
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_REGISTRY", list(registry._REGISTRY))
+    monkeypatch.setattr(plugins, "_loaded", set(plugins._loaded))
+    before = set(ALGORITHMS)
+    yield tmp_path
+    for name in set(ALGORITHMS) - before:
+        del ALGORITHMS[name]
+    for module in [m for m in sys.modules if m.startswith("toyscope_hcdc")]:
+        del sys.modules[module]
+
+
+def test_a_plugin_adds_an_instrument_and_an_algorithm(site, tmp_path):
+    _install(
+        site,
+        "toyscope-hcdc",
+        {"instrument": INSTRUMENT, "algorithm": ALGORITHM},
+        """
+        [hcdc.instruments]
+        toyscope = toyscope_hcdc.instrument
+
+        [hcdc.algorithms]
+        toy_median_adi = toyscope_hcdc.algorithm
+        """,
+    )
+    path = tmp_path / "toy.fits"
+    header = fits.Header({"INSTRUME": "TOYSCOPE", "DATE-OBS": "2024-05-01T03:00:00", "OBJECT": "HD 1"})
+    header["EXPTIME"] = 2.5
+    fits.PrimaryHDU(np.zeros((4, 4), np.float32), header).writeto(path)
+    assert registry.read_file(path)[0].instrument == "UNKNOWN"  # not installed yet: generic
+
+    assert registry.load_plugins() == ["toyscope_hcdc.instrument"]
+    meta, _ = registry.read_file(path)
+    assert (meta.instrument, meta.arm, meta.target, meta.dit) == ("TOYSCOPE", "CAM", "HD 1", 2.5)
+    assert "TOYSCOPE" in registry.instrument_names()
+
+    assert postprocessing.load_plugins() == ["toyscope_hcdc.algorithm"]
+    rng = np.random.default_rng(1)
+    cube = rng.normal(0.0, 1.0, (8, 33, 33)).astype(np.float32)
+    angles = np.linspace(0.0, 40.0, 8)
+    result = postprocess(cube, angles, algorithm="toy_median_adi", fwhm=4.0, compute_contrast=False)
+    assert result.image.shape == (33, 33)
+    assert np.isfinite(result.image).any()
+
+
+def test_a_broken_plugin_names_its_entry_point(site):
+    _install(
+        site,
+        "broken-hcdc",
+        {"broken": "import hcdc_no_such_module\n"},
+        """
+        [hcdc.algorithms]
+        broken = toyscope_hcdc.broken
+        """,
+    )
+    expected = r"entry point broken = 'toyscope_hcdc.broken' \(group 'hcdc.algorithms', broken-hcdc 0.1\)"
+    with pytest.raises(plugins.PluginError, match=expected) as err:
+        postprocessing.load_plugins()
+    assert isinstance(err.value.__cause__, ModuleNotFoundError)
