@@ -234,7 +234,8 @@ def receive_product(conn: Connection, product_id: int) -> int | None:
         )
         obs_values.update(
             date_jd=None if dataset.mjd_start is None else dataset.mjd_start + MJD_TO_JD,
-            filter=first_filter,
+            # the files' filter, else the dataset's setup summary starts with it ("DB_H23 / ...")
+            filter=first_filter or (dataset.setup.split("/")[0].strip()[:64] if dataset.setup else None),
             setup=dataset.setup,
             prog_id=dataset.prog_id,
             survey=_survey_of(conn, dataset.prog_id),
@@ -373,7 +374,7 @@ def detections_table(
     access clause over reductions (:func:`hcdc.archive.access.visible_tdb_reductions_clause`)."""
     query = (
         select(
-            Detection,
+            *Detection.__table__.columns,
             Reduction.uid.label("reduction_uid"),
             Reduction.algorithm,
             Reduction.validated,
@@ -411,10 +412,9 @@ def detections_table(
         query = query.where(Observation.survey == survey)
     out = []
     for row in conn.execute(query):
-        det = row.Detection
-        item = {k: getattr(det, k) for k in DETECTION_FIELDS}
+        item = {k: getattr(row, k) for k in DETECTION_FIELDS}
         item.update(
-            id=det.id,
+            id=row.id,
             reduction_uid=row.reduction_uid,
             algorithm=row.algorithm,
             validated=row.validated,

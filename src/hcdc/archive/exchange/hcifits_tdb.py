@@ -152,15 +152,11 @@ def export_reduction(conn: Connection, reduction_id: int, storage_root: Path, pa
     """Write the reduction ``reduction_id`` (from an hcdc Level 2 product) as HCI-FITS at ``path``."""
     from hcdc.science.postprocessing.products import read_product
 
-    row = conn.execute(
-        select(Reduction, Observation, Target)
-        .join(Observation, Observation.id == Reduction.observation_id)
-        .join(Target, Target.id == Observation.target_id)
-        .where(Reduction.id == reduction_id)
-    ).first()
-    if row is None:
+    red = conn.execute(select(Reduction).where(Reduction.id == reduction_id)).first()
+    if red is None:
         raise HciFitsError(f"no reduction {reduction_id}")
-    red, obs, target = row.Reduction, row.Observation, row.Target
+    obs = conn.execute(select(Observation).where(Observation.id == red.observation_id)).one()
+    target = conn.execute(select(Target).where(Target.id == obs.target_id)).one()
     if red.product_id is None:
         raise HciFitsError(
             f"reduction {red.uid} has no Level 2 product (imported): HCI-FITS needs its images "
