@@ -205,6 +205,18 @@ def parse_identifiers_table(table: Any) -> list[str]:
     return out
 
 
+def _connection_failed(exc: BaseException) -> bool:
+    """pyvo wraps network errors (requests' are OSErrors) in its own: look down the chain."""
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        if isinstance(current, OSError):
+            return True
+        current = getattr(current, "cause", None) or current.__cause__
+        seen += 1
+    return False
+
+
 def _run(endpoint: str, adql: str, timeout_s: float) -> Any:
     """Run ``adql`` synchronously on the TAP service; an astropy Table."""
     import pyvo
@@ -216,6 +228,8 @@ def _run(endpoint: str, adql: str, timeout_s: float) -> Any:
     except (DALServiceError, OSError) as exc:
         raise SimbadError(f"SIMBAD TAP service {endpoint} did not answer: {exc}") from exc
     except Exception as exc:  # noqa: BLE001 - pyvo raises parser errors of many kinds on bad answers
+        if _connection_failed(exc):
+            raise SimbadError(f"SIMBAD TAP service {endpoint} did not answer: {exc}") from exc
         raise SimbadError(
             f"SIMBAD TAP service {endpoint}: unreadable answer ({type(exc).__name__}: {exc})"
         ) from exc

@@ -315,6 +315,18 @@ def _target_from_answer(conn: Connection, name: str, answer: SimbadAnswer) -> in
     )
 
 
+def _fill_missing(
+    conn: Connection, target_id: int, values: dict[str, Any], source: str, resolved: str
+) -> None:
+    """Give a target the ``values`` it lacks (from ``source``); an unresolved one becomes ``resolved``."""
+    row = conn.execute(select(Target).where(Target.id == target_id)).one()
+    missing = {k: v for k, v in values.items() if k in VALUE_FIELDS and getattr(row, k) is None}
+    if missing:
+        set_values(conn, target_id, missing, source)
+    if row.resolved == "unresolved":
+        conn.execute(update(Target).where(Target.id == target_id).values(resolved=resolved))
+
+
 def fill_from_simbad(conn: Connection, target_id: int, answer: SimbadAnswer) -> list[str]:
     """Fill the values a target lacks from SIMBAD's ``answer``; returns the fields filled."""
     row = conn.execute(select(Target).where(Target.id == target_id)).first()
@@ -396,6 +408,10 @@ def resolve(
                 {k: f"dictionary ({entry.added_by})" for k in values},
                 resolved="dictionary",
                 alias_origin="dictionary",
+            )
+        else:
+            _fill_missing(
+                conn, target_id, dict(entry.values or {}), f"dictionary ({entry.added_by})", "dictionary"
             )
         add_aliases(conn, target_id, [name], "dictionary")
         return target_id
