@@ -32,6 +32,7 @@ _COMMAND_MODULES: list[str] = [
     "interferometry",
     "web",
     "tdb",
+    "level3",
 ]
 
 
