@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jsonschema_rs
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from web.world import AFTER, BEFORE, L2Source, World, build_world, make_l2_source
 
 from hcdc.archive import accounts, targets
@@ -30,7 +30,7 @@ from hcdc.archive.exchange import hcifits, tdb_json
 from hcdc.archive.exchange.hcifits_tdb import export_reduction, read_as_exchange
 from hcdc.archive.pipeline_models import Product
 from hcdc.archive.tdb import MJD_TO_JD, detections_table
-from hcdc.archive.tdb_models import Detection, Observation, Reduction, TargetLink
+from hcdc.archive.tdb_models import Candidate, Detection, Observation, Reduction, TargetLink
 
 ALICE = "level3/hcifits/hlsp_alice_hst_nicmos_10849-1rxs-j161410.6-230542_f110w_v1_multi-roll.fits"
 
@@ -332,3 +332,63 @@ def test_detection_filters(world: World) -> None:
         assert detections_table(conn, status="bound") == []
         assert len(detections_table(conn, status="ungrouped")) == len(every)
         assert Detection.__tablename__ == "tdb_detections"
+
+
+def test_real_bound_companion_is_grouped_and_found_bound(catalogue, shared_data: Path) -> None:
+    """51 Eri b (De Rosa et al. 2020, 14 epochs) imported as NIRC2/GPI detections of one target,
+    with its host's Gaia DR3 astrometry: grouped into one candidate, verdict bound."""
+    import csv
+
+    from hcdc.archive.tdb import group_candidates
+    from hcdc.science.level3.astrometry import RelativeAstrometry
+
+    rows = list(csv.DictReader((shared_data / "level3/bound/51eri_b_derosa2020_table2.csv").open()))
+    observations = []
+    for n, row in enumerate(rows):
+        one = RelativeAstrometry.from_seppa(
+            "b", [float(row["epoch_mjd"])], [float(row["sep_mas"])], [float(row["sep_err_mas"])],
+            [float(row["pa_deg"])], [float(row["pa_err_deg"])],
+        )  # fmt: skip
+        detection = {
+            "uid": f"derosa:{n}",
+            "separation_mas": float(row["sep_mas"]),
+            "pa_deg": float(row["pa_deg"]),
+            "dra_mas": float(one.ra[0]),
+            "ddec_mas": float(one.dec[0]),
+            "dra_err_mas": float(one.cov[0, 0, 0] ** 0.5),
+            "ddec_err_mas": float(one.cov[0, 1, 1] ** 0.5),
+        }
+        observations.append(
+            {
+                "uid": f"derosa:{n}:obs",
+                "date_jd": float(row["epoch_mjd"]) + MJD_TO_JD,
+                "instrument": row["instrument"],
+                "filter": row["filter"],
+                "reductions": [{"uid": f"derosa:{n}:red", "validated": True, "detections": [detection]}],
+            }
+        )
+    host = {  # Gaia DR3 (hosts.csv)
+        "ra_deg": 69.40074849308137,
+        "dec_deg": -2.473833383625505,
+        "pmra_masyr": 44.04884090373149,
+        "pmdec_masyr": -64.02842203088811,
+        "parallax_mas": 33.4390,
+        "parallax_err_mas": 0.0777,
+    }
+    data = {
+        "format": "hcdc-tdb",
+        "version": 1,
+        "targets": [{"name": "51 Eri", **host, "observations": observations}],
+    }
+    with catalogue.engine.begin() as conn:
+        tdb_json.import_tdb(conn, data)
+        tid = targets.find_target(conn, "51 Eri")
+        counts = group_candidates(conn, tid)
+        (row,) = conn.execute(select(Candidate)).all()
+        members = conn.scalar(
+            select(func.count()).select_from(Detection).where(Detection.candidate_id == row.id)
+        )
+    assert counts == {"candidates": 1, "grouped": len(rows), "ungrouped": 0}
+    assert members == len(rows)
+    assert row.status == "bound", row.statistic["reason"]
+    assert row.statistic["verdict"] == "bound" and row.statistic["n_epochs"] == len(rows)

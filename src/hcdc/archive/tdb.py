@@ -431,6 +431,84 @@ def detections_table(
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# candidates (grouping and the proper-motion test: hcdc.science.level3)
+
+
+def _host(conn: Connection, target_id: int) -> Any:
+    """The target as a :class:`~hcdc.science.level3.background.HostStar`, None without astrometry."""
+    from hcdc.science.level3.background import HostStar
+
+    t = conn.execute(select(Target).where(Target.id == target_id)).one()
+    needed = (t.ra_deg, t.dec_deg, t.pmra_masyr, t.pmdec_masyr, t.parallax_mas)
+    if any(v is None for v in needed):
+        return None
+    return HostStar(
+        t.ra_deg, t.dec_deg, t.pmra_masyr, t.pmdec_masyr, t.parallax_mas,
+        parallax_err=t.parallax_err_mas or 0.0, name=t.name,
+    )  # fmt: skip
+
+
+def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> dict[str, Any]:
+    """Group a target's detections into candidates by predicted position, and test each one.
+
+    Detections already placed by an admin (candidate ``grouped_by`` ``admin``) keep their
+    candidate; the others are regrouped (:func:`hcdc.science.level3.grouping.group_detections`).
+    Only detections with sky offsets and their errors can be grouped; the rest stay ungrouped.
+    Each candidate with the host's astrometry gets the proper-motion test's verdict
+    (:func:`hcdc.science.level3.motion_test.motion_test`) as ``status`` and its statistic.
+    Returns ``{"candidates": n, "grouped": n, "ungrouped": n}``.
+    """
+    from hcdc.science.level3.grouping import Detection as GroupDetection
+    from hcdc.science.level3.grouping import group_detections
+    from hcdc.science.level3.motion_test import motion_test
+
+    admin = select(Candidate.id).where(Candidate.target_id == target_id, Candidate.grouped_by == "admin")
+    rows = conn.execute(
+        select(
+            Detection.id,
+            Detection.dra_mas,
+            Detection.ddec_mas,
+            Detection.dra_err_mas,
+            Detection.ddec_err_mas,
+            Observation.date_jd,
+        )
+        .join(Reduction, Reduction.id == Detection.reduction_id)
+        .join(Observation, Observation.id == Reduction.observation_id)
+        .where(Observation.target_id == target_id, Reduction.validated)
+        .where((Detection.candidate_id.is_(None)) | (Detection.candidate_id.not_in(admin)))
+    ).all()
+    usable = [
+        GroupDetection(r.id, r.date_jd - MJD_TO_JD, r.dra_mas, r.ddec_mas, r.dra_err_mas, r.ddec_err_mas)
+        for r in rows
+        if None not in (r.dra_mas, r.ddec_mas, r.dra_err_mas, r.ddec_err_mas, r.date_jd)
+        and r.dra_err_mas > 0
+        and r.ddec_err_mas > 0
+    ]
+    conn.execute(update(Detection).where(Detection.id.in_([r.id for r in rows])).values(candidate_id=None))
+    conn.execute(delete(Candidate).where(Candidate.target_id == target_id, Candidate.grouped_by == "auto"))
+    host = _host(conn, target_id)
+    taken = set(conn.scalars(select(Candidate.label).where(Candidate.target_id == target_id)))
+    groups = group_detections(usable, host, n_sigma=n_sigma)
+    for n, group in enumerate(groups, start=1):
+        label = group.label if group.label not in taken else f"{group.label}-auto{n}"
+        status, statistic = "undetermined", None
+        if host is not None and len(group.detection_ids) >= 2:
+            result = motion_test(group.astrometry, host)
+            status, statistic = str(result.verdict), result.to_dict()
+        candidate_id = conn.execute(
+            insert(Candidate)
+            .values(target_id=target_id, label=label, status=status, statistic=statistic, grouped_by="auto")
+            .returning(Candidate.id)
+        ).scalar_one()
+        conn.execute(
+            update(Detection)
+            .where(Detection.id.in_(list(group.detection_ids)))
+            .values(candidate_id=candidate_id)
+        )
+    return {"candidates": len(groups), "grouped": len(usable), "ungrouped": len(rows) - len(usable)}
+
+
 def jd_to_datetime(jd: float) -> dt.datetime:
     """UTC datetime (naive) of a Julian date."""
     return dt.datetime(1858, 11, 17) + dt.timedelta(days=jd - MJD_TO_JD)
@@ -444,6 +522,7 @@ __all__ = [
     "TdbError",
     "band_of_filter",
     "detections_table",
+    "group_candidates",
     "offsets_from_polar",
     "receive_product",
     "receive_validated",
