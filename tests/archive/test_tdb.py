@@ -392,3 +392,48 @@ def test_real_bound_companion_is_grouped_and_found_bound(catalogue, shared_data:
     assert members == len(rows)
     assert row.status == "bound", row.statistic["reason"]
     assert row.statistic["verdict"] == "bound" and row.statistic["n_epochs"] == len(rows)
+
+
+def test_admin_regrouping_is_kept_by_automatic_grouping(catalogue) -> None:
+    from hcdc.archive.tdb import assign_detection, group_candidates
+
+    data = {
+        "format": "hcdc-tdb",
+        "version": 1,
+        "targets": [
+            {
+                "name": "HR 8799",
+                "observations": [
+                    {
+                        "uid": f"o{n}",
+                        "date_jd": 2455000.5 + 365 * n,
+                        "reductions": [
+                            {
+                                "uid": f"r{n}",
+                                "validated": True,
+                                "detections": [
+                                    {"uid": f"d{n}", "dra_mas": 1500.0, "ddec_mas": 700.0, "dra_err_mas": 5.0,
+                                     "ddec_err_mas": 5.0},
+                                ],
+                            }
+                        ],
+                    }
+                    for n in range(2)
+                ],
+            }
+        ],
+    }  # fmt: skip
+    with catalogue.engine.begin() as conn:
+        tdb_json.import_tdb(conn, data)
+        tid = targets.find_target(conn, "HR 8799")
+        assert group_candidates(conn, tid)["candidates"] == 1  # no host astrometry: co-moving only
+        first = conn.scalar(select(Detection.id).where(Detection.uid == "d0"))
+        assign_detection(conn, first, "b")
+        group_candidates(conn, tid)
+        joined = select(Detection.uid, Candidate.label).join(
+            Candidate, Candidate.id == Detection.candidate_id
+        )
+        labels = {r.uid: r.label for r in conn.execute(joined)}
+        statuses = set(conn.scalars(select(Candidate.status)))
+    assert labels["d0"] == "b" and labels["d1"] != "b"
+    assert statuses == {"undetermined"}  # without the host's astrometry no test is run

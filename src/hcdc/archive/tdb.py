@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, delete, insert, select, true, update
 
 from hcdc.archive.access_models import Group, Programme
-from hcdc.archive.models import Dataset, File
+from hcdc.archive.models import Dataset, File, utcnow
 from hcdc.archive.pipeline_models import Product
 from hcdc.archive.targets import link, object_target
 from hcdc.archive.tdb_models import Candidate, Detection, Observation, Reduction, Target
@@ -509,6 +509,38 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
     return {"candidates": len(groups), "grouped": len(usable), "ungrouped": len(rows) - len(usable)}
 
 
+def assign_detection(conn: Connection, detection_id: int, label: str | None) -> int | None:
+    """An admin's regrouping: put a detection in the candidate ``label`` of its target (made if
+    new), or none (``label`` None). The candidate becomes ``grouped_by = 'admin'``, so automatic
+    regrouping keeps it. Rights (A1, admins) are checked by the caller. Returns the candidate id."""
+    row = conn.execute(
+        select(Observation.target_id)
+        .join(Reduction, Reduction.observation_id == Observation.id)
+        .join(Detection, Detection.reduction_id == Reduction.id)
+        .where(Detection.id == detection_id)
+    ).first()
+    if row is None:
+        raise TdbError(f"no detection {detection_id}")
+    candidate_id = None
+    if label:
+        candidate_id = conn.scalar(
+            select(Candidate.id).where(Candidate.target_id == row.target_id, Candidate.label == label)
+        )
+        if candidate_id is None:
+            candidate_id = conn.execute(
+                insert(Candidate)
+                .values(target_id=row.target_id, label=label, grouped_by="admin")
+                .returning(Candidate.id)
+            ).scalar_one()
+        conn.execute(
+            update(Candidate)
+            .where(Candidate.id == candidate_id)
+            .values(grouped_by="admin", updated_at=utcnow())
+        )
+    conn.execute(update(Detection).where(Detection.id == detection_id).values(candidate_id=candidate_id))
+    return candidate_id
+
+
 def jd_to_datetime(jd: float) -> dt.datetime:
     """UTC datetime (naive) of a Julian date."""
     return dt.datetime(1858, 11, 17) + dt.timedelta(days=jd - MJD_TO_JD)
@@ -520,6 +552,7 @@ __all__ = [
     "OBSERVATION_FIELDS",
     "REDUCTION_FIELDS",
     "TdbError",
+    "assign_detection",
     "band_of_filter",
     "detections_table",
     "group_candidates",

@@ -334,6 +334,56 @@ def tdb_detections(
     )
 
 
+@tdb_app.command("group")
+def tdb_group(
+    target: str = typer.Argument(..., help="Target id or name."),
+    n_sigma: float = typer.Option(5.0, "--n-sigma", help="Match threshold (Mahalanobis distance)."),
+    json_output: bool = JSON_OPTION,
+    as_user: str | None = AS_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Group a target's detections into candidates and run the proper-motion test (admins)."""
+    from sqlalchemy import select
+
+    from hcdc.archive.tdb import group_candidates
+    from hcdc.archive.tdb_models import Candidate
+
+    with _session(root, as_user) as (conn, actor, _, _):
+        _require_admin(conn, actor)
+        target_id = _target_id(conn, target)
+        counts = group_candidates(conn, target_id, n_sigma=n_sigma)
+        rows = [
+            {"label": r.label, "status": r.status, "grouped_by": r.grouped_by}
+            for r in conn.execute(
+                select(Candidate).where(Candidate.target_id == target_id).order_by(Candidate.label)
+            )
+        ]
+    if json_output:
+        emit_json({**counts, "candidate_list": rows})
+        return
+    print_table(
+        f"Candidates ({counts['grouped']} grouped, {counts['ungrouped']} ungrouped)",
+        ["label", "status", "grouped_by"],
+        rows,
+    )
+
+
+@tdb_app.command("assign")
+def tdb_assign(
+    detection: int = typer.Argument(..., help="Detection id."),
+    label: str = typer.Argument(..., help="Candidate label of its target ('-': none)."),
+    as_user: str | None = AS_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Regroup by hand: put a detection into a candidate (admins; kept by later 'tdb group')."""
+    from hcdc.archive.tdb import assign_detection
+
+    with _session(root, as_user) as (conn, actor, _, _):
+        _require_admin(conn, actor)
+        assign_detection(conn, detection, None if label == "-" else label)
+    console.print(f"detection {detection} -> {label}", highlight=False)
+
+
 @tdb_app.command("receive")
 def tdb_receive(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """Send every validated Level 2 product to the TDB (catch-up; validation does it by itself)."""
