@@ -776,3 +776,47 @@ def test_migration_0003_downgrades_and_upgrades(catalogue) -> None:
     assert current_revision(catalogue.engine) == head_revision()
     with catalogue.engine.connect() as c:
         assert c.scalar(select(User.role).where(User.name == "public")) == "public"
+
+
+# --------------------------------------------------------------------------------------------
+# R15: the Target Data Base (product-backed rows: tests/archive/test_tdb.py on real products)
+
+
+def test_R15_imported_tdb_rows_by_release_date_and_survey(conn: Connection, people) -> None:
+    from hcdc.archive.access import visible_tdb_reductions_clause
+    from hcdc.archive.exchange.tdb_json import import_tdb
+    from hcdc.archive.tdb_models import Reduction
+
+    def observation(uid: str, release: str | None) -> dict:
+        return {"uid": uid, "survey": "survey", "release_date": release, "reductions": [{"uid": f"{uid}/r"}]}
+
+    import_tdb(
+        conn,
+        {
+            "format": "hcdc-tdb",
+            "version": 1,
+            "targets": [
+                {
+                    "name": "HR 8799",
+                    "observations": [observation("open", None), observation("later", "2027-01-01T00:00:00")],
+                }
+            ],
+        },
+    )
+    now = dt.datetime(2026, 6, 1)
+    for name, expected in [("public", {"open/r"}), ("other", {"open/r"}), ("member", {"open/r", "later/r"}),
+                           ("admin", {"open/r", "later/r"})]:  # fmt: skip
+        user = people[name]
+        sql = set(conn.scalars(select(Reduction.uid).where(visible_tdb_reductions_clause(user, now))))
+        ctx = AccessContext(conn, user, now)
+        per_object = {
+            uid
+            for rid, uid in conn.execute(select(Reduction.id, Reduction.uid))
+            if ctx.can_see_tdb_reduction(rid)
+        }
+        assert sql == per_object == expected, name
+    later = conn.scalar(select(Reduction.id).where(Reduction.uid == "later/r"))
+    assert (
+        AccessContext(conn, people["other"], dt.datetime(2027, 1, 2)).can_see_tdb_reduction(later).rule
+        == "R15"
+    )

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_interferometry"
-down_revision = "0004_granules"
+down_revision = "0006_tdb"
 branch_labels = None
 depends_on = None
 
