@@ -131,9 +131,10 @@ def create_app(
     app.include_router(api.router)
     app.include_router(portal.router)
     app.include_router(admin.router)
-    from hcdc.web.vo import datalink
+    from hcdc.web.vo import datalink, registry
 
     app.include_router(datalink.router)
+    app.include_router(registry.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
 

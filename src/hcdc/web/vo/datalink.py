@@ -53,6 +53,7 @@ from hcdc.archive.prov_model import file_provenance, product_provenance
 from hcdc.web import views
 from hcdc.web.auth import Viewer, viewer
 from hcdc.web.params import MAX_ID
+from hcdc.web.vo.registry import DATALINK_ID, Capability, vo_authority, vosi_availability, vosi_capabilities, xml_response
 
 router = APIRouter(prefix="/datalink", tags=["vo"])
 
@@ -72,11 +73,6 @@ AUXILIARY_HDUS = {
 #: product file roles that are the product itself (#this)
 MAIN_ROLES = ("product", "cube")
 PROV_JSON_MEDIA_TYPE = "application/json"
-
-
-def vo_authority(settings: Any) -> str:
-    """The IVOA authority of this data centre's publisher DIDs (the ``vo_authority`` setting)."""
-    return getattr(settings, "vo_authority", None) or "hcdc.invalid"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -581,6 +577,17 @@ async def links(request: Request, who: Viewer = Depends(viewer)) -> Response:
     for did in ids:
         rows += linker.links(did)
     return votable_response(links_votable(rows))
+
+
+@router.get("/capabilities", summary="VOSI capabilities of the DataLink service")
+def capabilities(request: Request) -> Response:
+    base = str(request.base_url).rstrip("/")
+    return xml_response(vosi_capabilities(base, Capability(DATALINK_ID, f"{base}/datalink", version="1.1")))
+
+
+@router.get("/availability", summary="VOSI availability of the DataLink service")
+def availability() -> Response:
+    return xml_response(vosi_availability())
 
 
 @router.get("/prov", summary="Provenance of a product or file: IVOA Provenance DM as W3C PROV-JSON")
