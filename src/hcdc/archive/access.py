@@ -54,6 +54,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from hcdc.archive.access_models import (
     Delegation,
+    Group,
     GroupMember,
     JobOwner,
     ProductReview,
@@ -67,11 +68,12 @@ from hcdc.archive.access_models import (
 )
 from hcdc.archive.models import Dataset, File, utcnow
 from hcdc.archive.pipeline_models import Job, Product
+from hcdc.archive.tdb_models import Observation, Reduction
 
 if TYPE_CHECKING:
     from hcdc.config import Settings
 
-RULES_VERSION = "2"
+RULES_VERSION = "3"
 
 #: days in one month of a proprietary period (1/12 of a Julian year)
 MONTH_DAYS = 30.4375
@@ -119,6 +121,13 @@ RULES: tuple[Rule, ...] = (
         "R10",
         "A job (its dataset, parameters, progress and log) is visible to the account that queued it "
         "and to admins and operators.",
+    ),
+    Rule(
+        "R11",
+        "Target Data Base: targets are public; a reduction (with its detections) made from a Level 2 "
+        "product is visible with that product; an imported one from its observation's release date "
+        "(none: at once), and always to members of its observation's survey group; an observation when "
+        "one of its reductions is, or when imported by the same rule.",
     ),
     Rule("R9", "Anything else is hidden (default deny), e.g. a science file without observation time."),
     Rule("A1", "Only admins manage users, groups, programmes, quotas and other users' tokens."),
@@ -463,6 +472,62 @@ def visible_jobs_clause(user: Principal) -> ColumnElement[bool]:
     return exists(select(JobOwner.job_id).where(JobOwner.job_id == Job.id, JobOwner.user_id == uid))
 
 
+def _imported_observation_visible(user: Principal, now: dt.datetime) -> ColumnElement[bool]:
+    """R11 over ``tdb_observations`` of imported rows: released, or the user is in its survey."""
+    released = or_(Observation.release_date.is_(None), Observation.release_date <= now)
+    uid = user.member_id
+    if uid is None:
+        return released
+    member = exists(
+        select(GroupMember.id)
+        .join(Group, Group.id == GroupMember.group_id)
+        .where(Group.name == Observation.survey, GroupMember.user_id == uid)
+    )
+    return or_(released, member)
+
+
+def visible_tdb_reductions_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """R11 over ``tdb_reductions`` (and so their detections): the rows ``user`` may see at ``now``."""
+    if user.is_staff:
+        return true()  # R1
+    now = utc_naive(now)
+    from_product = and_(
+        Reduction.product_id.is_not(None),
+        exists(
+            select(Product.id).where(
+                Product.id == Reduction.product_id, visible_products_clause(user, now, policy)
+            )
+        ),
+    )
+    imported = and_(
+        Reduction.product_id.is_(None),
+        exists(
+            select(Observation.id).where(
+                Observation.id == Reduction.observation_id, _imported_observation_visible(user, now)
+            )
+        ),
+    )
+    return or_(from_product, imported)
+
+
+def visible_tdb_observations_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """R11 over ``tdb_observations``: one of its reductions is visible, or (imported) released or
+    the user's survey."""
+    if user.is_staff:
+        return true()  # R1
+    now = utc_naive(now)
+    some_reduction = exists(
+        select(Reduction.id).where(
+            Reduction.observation_id == Observation.id, visible_tdb_reductions_clause(user, now, policy)
+        )
+    )
+    return or_(some_reduction, and_(Observation.origin != "level2", _imported_observation_visible(user, now)))
+
+
 def level3_inputs_clause() -> ColumnElement[bool]:
     """A5 over ``products``: only validated products may feed Level 3."""
     return Product.id.in_(select(ProductReview.product_id).where(ProductReview.status == "validated"))
@@ -722,6 +787,33 @@ class AccessContext:
             raise ValueError(f"unknown kind of object {kind!r} (file, dataset or product)")
         return method[kind](int(number))
 
+    def can_see_tdb_reduction(self, reduction_id: int) -> Decision:
+        """R11: may the user see this Target Data Base reduction (and its detections)?"""
+        row = self.conn.execute(
+            select(Reduction.product_id, Observation.release_date, Observation.survey)
+            .join(Observation, Observation.id == Reduction.observation_id)
+            .where(Reduction.id == reduction_id)
+        ).first()
+        if row is None:
+            raise LookupError(f"no TDB reduction with id {reduction_id}")
+        if (decided := self._before()) is not None:
+            return decided
+        if row.product_id is not None:
+            product = self.can_see_product(row.product_id)
+            return Decision(product.allowed, "R11", f"with its Level 2 product: {product.reason}")
+        if row.release_date is None or row.release_date <= self.now:
+            return Decision(True, "R11", "imported, released")
+        uid = self.user.member_id
+        if uid is not None and row.survey is not None:
+            member = self.conn.scalar(
+                select(GroupMember.id)
+                .join(Group, Group.id == GroupMember.group_id)
+                .where(Group.name == row.survey, GroupMember.user_id == uid)
+            )
+            if member is not None:
+                return Decision(True, "R11", f"{self.user.name} is in survey {row.survey}")
+        return Decision(False, "R11", f"imported, survey data until {row.release_date:%Y-%m-%d}")
+
     def can_see_job(self, job_id: int) -> Decision:
         """R10: a job is visible to the account that queued it and to staff."""
         if self.user.is_staff:
@@ -889,6 +981,8 @@ __all__ = [
     "can_see",
     "datetime_of_mjd",
     "level3_inputs_clause",
+    "visible_tdb_observations_clause",
+    "visible_tdb_reductions_clause",
     "load_principal",
     "local_operator",
     "mjd_of",

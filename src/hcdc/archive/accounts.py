@@ -827,6 +827,13 @@ def review_product(
         product_id,
         {"reason": reason},
     )
+    # the Processing Center sends validated reductions on to the Target Data Base (A5)
+    from hcdc.archive import tdb
+
+    if status == "validated":
+        tdb.receive_product(conn, product_id)
+    else:
+        tdb.withdraw_product(conn, product_id)
 
 
 def product_status(conn: Connection, product_ids: Iterable[int]) -> dict[int, dict[str, Any]]:

@@ -44,7 +44,7 @@ def parse_publisher_did(did: str, authority: str | None = None) -> PublisherDid:
     text = did.strip()
     if not text.lower().startswith("ivo://"):
         raise IdentifierError(f"not an IVOA identifier: {did!r}")
-    rest = text[len("ivo://"):]
+    rest = text[len("ivo://") :]
     head, sep, key = rest.partition("?")
     found_authority, slash, kind = head.partition("/")
     if not (sep and slash and found_authority and kind in KINDS and key.isdigit()):

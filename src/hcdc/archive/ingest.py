@@ -59,6 +59,7 @@ from hcdc.archive.storage import (
     raw_primary_cards,
     read_regular_file,
 )
+from hcdc.archive.targets import link as link_targets
 from hcdc.faults import fault_point
 from hcdc.instruments import association
 from hcdc.instruments.base import FileMetadata, MetadataError, UnreadableFileError
@@ -391,6 +392,9 @@ class Ingester:
         self._stored: dict[str, str] = {}  # --copy: sha256 -> path in the store, copied this run
         # (file id, granule rows) of files recorded in the current transaction, written by _commit
         self._granules_due: list[tuple[int, list[dict[str, Any]]]] = []
+        # (file id, OBJECT name) of science files recorded in the current transaction: linked to
+        # their Target Data Base target by _commit (hcdc.archive.targets.link)
+        self._targets_due: list[tuple[int, str | None]] = []
         self._file_mode = catalogue.settings.resolved_file_mode if copy else None
 
     # -- state -------------------------------------------------------------------------
@@ -498,6 +502,8 @@ class Ingester:
         self._current[insp.path] = _Current(file_id, version, insp.size, insp.mtime_ns, key)
         if insp.granules:
             self._granules_due.append((file_id, insp.granules))
+        if insp.values.get("target") and not insp.values.get("is_calibration"):
+            self._targets_due.append((file_id, insp.values["target"]))
         return FileOutcome(insp.path, "new_version" if previous else "ingested", file_id=file_id)
 
     def _write(self, conn: Connection, insp: Inspection) -> FileOutcome | None:
@@ -625,6 +631,7 @@ class Ingester:
                 # the granules of the files recorded above, in the same transaction as their rows
                 for file_id, granules in self._granules_due:
                     insert_granules(conn, file_id, granules)
+                link_targets(conn, "file", self._targets_due)
                 fault_point("ingest.before_commit")
         except BaseException:
             self._pending.clear()
@@ -632,6 +639,7 @@ class Ingester:
             raise
         finally:
             self._granules_due.clear()
+            self._targets_due.clear()
         fault_point("ingest.after_commit")
         return outcomes
 

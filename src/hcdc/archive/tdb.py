@@ -1,0 +1,451 @@
+"""The Target Data Base: Observation -> Reduction -> Detection, filled and read.
+
+* :func:`receive_product` is the Processing Center -> TDB hand-over: called when a Level 2
+  product is validated (:func:`hcdc.archive.accounts.review_product`), it writes (or rewrites) the
+  product's observation, its reduction and the detections of its DETECTIONS table (kept in the
+  product's summary), linked to the target of the product's OBJECT name. It is idempotent: the
+  same product gives the same rows (unique ids ``hcdc:dataset/<id>``, ``hcdc:product/<id>``,
+  ``hcdc:product/<id>/detection/<n>``). :func:`withdraw_product` marks a flagged product's
+  reduction not validated.
+* :func:`detections_table` lists detections with their reduction, observation and target, the
+  rows a user may see (rule R11 of :mod:`hcdc.archive.access`).
+
+Conventions: dates are Julian dates (UTC); offsets ``dra_mas`` (east positive) and
+``ddec_mas`` (north positive) in mas, ``dra = sep sin(PA)``, ``ddec = sep cos(PA)`` with PA east
+of north; magnitudes apparent, ``magnitude = host magnitude in the band - 2.5 log10(contrast)``
+when the host's magnitude in that band is known.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, delete, insert, select, true, update
+
+from hcdc.archive.access_models import Group, Programme
+from hcdc.archive.models import Dataset, File
+from hcdc.archive.pipeline_models import Product
+from hcdc.archive.targets import link, object_target
+from hcdc.archive.tdb_models import Candidate, Detection, Observation, Reduction, Target
+
+#: offset between Julian date and modified Julian date (days)
+MJD_TO_JD = 2400000.5
+#: product types whose summary carries detections (hcdc's Level 2 high-contrast images)
+DETECTION_PRODUCT_TYPES = frozenset({"level2-image"})
+
+#: band of a filter name -> the target's magnitude column (SPHERE IRDIS/IFS and 2MASS/MKO names)
+_FILTER_BANDS = (
+    ("K", "mag_k"),
+    ("H", "mag_h"),
+    ("J", "mag_j"),
+    ("Y", None),
+    ("I", "mag_i"),
+    ("R", "mag_r"),
+    ("V", "mag_v"),
+    ("B", "mag_b"),
+)
+
+OBSERVATION_FIELDS = (
+    "uid",
+    "date_jd",
+    "instrument",
+    "telescope",
+    "survey",
+    "filter",
+    "true_north_deg",
+    "true_north_err_deg",
+    "parallactic_angle_deg",
+    "pixel_scale_mas",
+    "pixel_scale_err_mas",
+    "setup",
+    "prog_id",
+    "release_date",
+    "origin",
+    "extra",
+)
+REDUCTION_FIELDS = (
+    "uid",
+    "validated",
+    "software",
+    "software_version",
+    "algorithm",
+    "date",
+    "location",
+    "detection_limits",
+    "extra",
+)
+DETECTION_FIELDS = (
+    "uid",
+    "wavelength_um",
+    "filter",
+    "magnitude",
+    "magnitude_err",
+    "contrast",
+    "contrast_err",
+    "snr",
+    "dra_mas",
+    "dra_err_mas",
+    "ddec_mas",
+    "ddec_err_mas",
+    "separation_mas",
+    "separation_err_mas",
+    "pa_deg",
+    "pa_err_deg",
+    "extra",
+)
+
+
+class TdbError(ValueError):
+    """A TDB operation cannot be done (the message says why)."""
+
+
+def band_of_filter(name: str | None) -> str | None:
+    """The target magnitude column matching a filter name ("DB_H23" -> ``mag_h``, "K12" -> ``mag_k``)."""
+    if not name:
+        return None
+    text = name.upper()
+    for prefix in ("DB_", "BB_", "NB_", "D_", "B_", "N_"):
+        text = text.removeprefix(prefix)
+    for letter, column in _FILTER_BANDS:
+        if text.startswith(letter):
+            return column
+    return None
+
+
+def offsets_from_polar(sep_mas: float | None, pa_deg: float | None) -> tuple[float | None, float | None]:
+    """(east, north) offsets in mas of a separation and a PA east of north."""
+    if sep_mas is None or pa_deg is None:
+        return None, None
+    pa = math.radians(pa_deg)
+    return sep_mas * math.sin(pa), sep_mas * math.cos(pa)
+
+
+def _finite(value: Any) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# --------------------------------------------------------------------------------------------
+# receiving validated products
+
+
+def _header_values(conn: Connection, dataset_id: int) -> dict[str, Any]:
+    """TELESCOP and the mean parallactic angle of a dataset's files (from their stored headers)."""
+    from astropy.io import fits
+
+    telescope, angles = None, []
+    rows = conn.execute(
+        select(File.header).where(File.dataset_id == dataset_id, File.is_current).order_by(File.mjd_obs)
+    )
+    for row in rows:
+        cards = {}
+        for image in row.header or []:
+            text = image if isinstance(image, str) else ""
+            if not text.startswith(("TELESCOP", "HIERARCH ESO TEL PARANG")):
+                continue
+            try:
+                card = fits.Card.fromstring(text)
+                cards[card.keyword] = card.value
+            except (ValueError, fits.VerifyError):
+                continue
+        telescope = telescope or cards.get("TELESCOP")
+        for key in ("ESO TEL PARANG START", "ESO TEL PARANG END"):
+            if isinstance(cards.get(key), int | float):
+                angles.append(float(cards[key]))
+    return {
+        "telescope": telescope,
+        "parallactic_angle_deg": sum(angles) / len(angles) if angles else None,
+    }
+
+
+def _survey_of(conn: Connection, prog_id: str | None) -> str | None:
+    """Name of the survey group of a programme (``0104.C-0007(B)`` -> its programme's group)."""
+    from hcdc.archive.access import programme_key
+
+    key = programme_key(prog_id)
+    if key is None:
+        return None
+    return conn.scalar(
+        select(Group.name).join(Programme, Programme.group_id == Group.id).where(Programme.prog_id == key)
+    )
+
+
+def _upsert(conn: Connection, table: Any, uid: str, values: dict[str, Any]) -> int:
+    existing = conn.scalar(select(table.id).where(table.uid == uid))
+    if existing is None:
+        return conn.execute(insert(table).values(uid=uid, **values).returning(table.id)).scalar_one()
+    conn.execute(update(table).where(table.id == existing).values(**values))
+    return existing
+
+
+def _detection_limits(summary: dict[str, Any]) -> dict[str, Any] | None:
+    entries = summary.get("contrast_at") or []
+    if not entries:
+        return None
+    curve = summary.get("contrast_curve") or {}
+    return {
+        "separation_mas": [1000.0 * e["separation_arcsec"] for e in entries],
+        "contrast": [e.get("contrast") for e in entries],  # one list per separation: per wavelength
+        "nsigma": curve.get("nsigma"),
+        "wavelength_um": summary.get("wavelengths_um"),
+    }
+
+
+def receive_product(conn: Connection, product_id: int) -> int | None:
+    """Write the TDB rows of a validated Level 2 product; returns its reduction id.
+
+    Returns None (nothing written) for products that carry no detections table (not a Level 2
+    high-contrast image) or have no target name. Detections already there for this product are
+    replaced, so a re-validation after a rerun gives the current rows. Only call it for products
+    that :func:`hcdc.archive.access.level3_inputs_clause` admits (A5).
+    """
+    product = conn.execute(select(Product).where(Product.id == product_id)).first()
+    if product is None:
+        raise TdbError(f"no product {product_id}")
+    if product.product_type not in DETECTION_PRODUCT_TYPES or product.status != "done":
+        return None
+    dataset = None
+    if product.dataset_id is not None:
+        dataset = conn.execute(select(Dataset).where(Dataset.id == product.dataset_id)).first()
+    name = product.target or (dataset.target if dataset else None)
+    target_id = object_target(conn, name)
+    if target_id is None:
+        return None
+    link(conn, "product", [(product_id, name)])
+    summary = dict(product.summary or {})
+    orientation = summary.get("orientation") or {}
+    obs_values: dict[str, Any] = {
+        "target_id": target_id,
+        "dataset_id": product.dataset_id,
+        "instrument": dataset.instrument if dataset else None,
+        "filter": None,
+        "true_north_deg": orientation.get("true_north_deg"),
+        "pixel_scale_mas": summary.get("pixel_scale_mas"),
+        "origin": "level2",
+    }
+    if dataset is not None:
+        link(conn, "dataset", [(dataset.id, name)])
+        first_filter = conn.scalar(
+            select(File.filter).where(File.dataset_id == dataset.id, File.filter.is_not(None)).limit(1)
+        )
+        obs_values.update(
+            date_jd=None if dataset.mjd_start is None else dataset.mjd_start + MJD_TO_JD,
+            filter=first_filter,
+            setup=dataset.setup,
+            prog_id=dataset.prog_id,
+            survey=_survey_of(conn, dataset.prog_id),
+            **_header_values(conn, dataset.id),
+        )
+    obs_uid = (
+        f"hcdc:dataset/{dataset.id}" if dataset is not None else f"hcdc:product/{product_id}/observation"
+    )
+    observation_id = _upsert(conn, Observation, obs_uid, obs_values)
+    reduction_uid = f"hcdc:product/{product_id}"
+    reduction_id = _upsert(
+        conn,
+        Reduction,
+        reduction_uid,
+        {
+            "observation_id": observation_id,
+            "product_id": product_id,
+            "validated": True,
+            "software": "hcdc",
+            "software_version": summary.get("software_version") or product.recipe_version,
+            "algorithm": summary.get("algorithm"),
+            "date": product.created_at,
+            "location": f"hcdc:{product.storage_dir}",
+            "detection_limits": _detection_limits(summary),
+            "extra": {
+                "lineage": product.lineage,
+                "version": product.version,
+                "pa_reference": summary.get("pa_reference"),
+            },
+        },
+    )
+    _write_detections(conn, reduction_id, reduction_uid, summary, target_id, obs_values.get("filter"))
+    return reduction_id
+
+
+def _write_detections(
+    conn: Connection,
+    reduction_id: int,
+    reduction_uid: str,
+    summary: dict[str, Any],
+    target_id: int,
+    filter_name: str | None,
+) -> None:
+    """Replace the detections of ``reduction_id`` with those of a Level 2 summary."""
+    kept = {
+        r.uid: r.candidate_id
+        for r in conn.execute(
+            select(Detection.uid, Detection.candidate_id).where(Detection.reduction_id == reduction_id)
+        )
+    }
+    conn.execute(delete(Detection).where(Detection.reduction_id == reduction_id))
+    sky = summary.get("pa_reference", "sky") == "sky"
+    wavelengths = [w for w in summary.get("wavelengths_um") or [] if w is not None]
+    band = band_of_filter(filter_name)
+    host_mag = conn.scalar(select(getattr(Target, band)).where(Target.id == target_id)) if band else None
+    rows = []
+    for n, det in enumerate(summary.get("detections") or [], start=1):
+        sep = _finite(det.get("separation_mas"))
+        pa = _finite(det.get("pa_deg")) if sky else None
+        dra, ddec = offsets_from_polar(sep, pa)
+        contrast = _finite(det.get("contrast"))
+        contrast_err = _finite(det.get("contrast_err"))
+        magnitude = magnitude_err = None
+        if host_mag is not None and contrast is not None and contrast > 0:
+            magnitude = host_mag - 2.5 * math.log10(contrast)
+            if contrast_err is not None:
+                magnitude_err = 2.5 / math.log(10) * contrast_err / contrast
+        uid = f"{reduction_uid}/detection/{n}"
+        rows.append(
+            {
+                "uid": uid,
+                "reduction_id": reduction_id,
+                "candidate_id": kept.get(uid),
+                "wavelength_um": sum(wavelengths) / len(wavelengths) if wavelengths else None,
+                "filter": filter_name,
+                "magnitude": magnitude,
+                "magnitude_err": magnitude_err,
+                "contrast": contrast,
+                "contrast_err": contrast_err,
+                "snr": _finite(det.get("snr")),
+                "dra_mas": dra,
+                "ddec_mas": ddec,
+                "separation_mas": sep,
+                "pa_deg": pa,
+                "extra": {
+                    k: det.get(k)
+                    for k in ("x", "y", "separation_px", "flux", "flux_err", "fpf", "photometry")
+                    if det.get(k) is not None
+                }
+                | ({} if sky else {"pa_detector_deg": det.get("pa_deg")}),
+            }
+        )
+    if rows:
+        conn.execute(insert(Detection), rows)
+
+
+def withdraw_product(conn: Connection, product_id: int) -> int:
+    """A flagged product's reductions are no longer validated (rows kept, marked); returns how many."""
+    return conn.execute(
+        update(Reduction).where(Reduction.product_id == product_id).values(validated=False)
+    ).rowcount
+
+
+def receive_validated(conn: Connection) -> list[int]:
+    """Receive every validated Level 2 product (catch-up after an upgrade); the reduction ids."""
+    from hcdc.archive.access import level3_inputs_clause
+
+    ids = conn.scalars(
+        select(Product.id)
+        .where(level3_inputs_clause(), Product.product_type.in_(sorted(DETECTION_PRODUCT_TYPES)))
+        .order_by(Product.id)
+    ).all()
+    out = []
+    for pid in ids:
+        reduction = receive_product(conn, pid)
+        if reduction is not None:
+            out.append(reduction)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def detections_table(
+    conn: Connection,
+    visible: ColumnElement[bool] | None = None,
+    target_id: int | None = None,
+    min_snr: float | None = None,
+    min_separation_mas: float | None = None,
+    max_separation_mas: float | None = None,
+    status: str | None = None,
+    survey: str | None = None,
+) -> list[dict[str, Any]]:
+    """Detections with their target, observation and reduction, filtered; ``visible`` is the
+    access clause over reductions (:func:`hcdc.archive.access.visible_tdb_reductions_clause`)."""
+    query = (
+        select(
+            Detection,
+            Reduction.uid.label("reduction_uid"),
+            Reduction.algorithm,
+            Reduction.validated,
+            Observation.uid.label("observation_uid"),
+            Observation.date_jd,
+            Observation.instrument,
+            Observation.survey,
+            Target.id.label("target_id"),
+            Target.name.label("target"),
+            Candidate.label.label("candidate"),
+            Candidate.status.label("status"),
+        )
+        .join(Reduction, Reduction.id == Detection.reduction_id)
+        .join(Observation, Observation.id == Reduction.observation_id)
+        .join(Target, Target.id == Observation.target_id)
+        .outerjoin(Candidate, Candidate.id == Detection.candidate_id)
+        .where(true() if visible is None else visible)
+        .order_by(Target.name, Observation.date_jd, Detection.id)
+    )
+    if target_id is not None:
+        query = query.where(Target.id == target_id)
+    if min_snr is not None:
+        query = query.where(Detection.snr >= min_snr)
+    if min_separation_mas is not None:
+        query = query.where(Detection.separation_mas >= min_separation_mas)
+    if max_separation_mas is not None:
+        query = query.where(Detection.separation_mas <= max_separation_mas)
+    if status is not None:
+        query = (
+            query.where(Candidate.status == status)
+            if status != "ungrouped"
+            else query.where(Detection.candidate_id.is_(None))
+        )
+    if survey is not None:
+        query = query.where(Observation.survey == survey)
+    out = []
+    for row in conn.execute(query):
+        det = row.Detection
+        item = {k: getattr(det, k) for k in DETECTION_FIELDS}
+        item.update(
+            id=det.id,
+            reduction_uid=row.reduction_uid,
+            algorithm=row.algorithm,
+            validated=row.validated,
+            observation_uid=row.observation_uid,
+            date_jd=row.date_jd,
+            instrument=row.instrument,
+            survey=row.survey,
+            target_id=row.target_id,
+            target=row.target,
+            candidate=row.candidate,
+            status=row.status,
+        )
+        out.append(item)
+    return out
+
+
+def jd_to_datetime(jd: float) -> dt.datetime:
+    """UTC datetime (naive) of a Julian date."""
+    return dt.datetime(1858, 11, 17) + dt.timedelta(days=jd - MJD_TO_JD)
+
+
+__all__ = [
+    "DETECTION_FIELDS",
+    "MJD_TO_JD",
+    "OBSERVATION_FIELDS",
+    "REDUCTION_FIELDS",
+    "TdbError",
+    "band_of_filter",
+    "detections_table",
+    "offsets_from_polar",
+    "receive_product",
+    "receive_validated",
+    "withdraw_product",
+]
