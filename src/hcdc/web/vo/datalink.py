@@ -479,20 +479,35 @@ def _calibration_semantics(need: str) -> str:
 
 def links_votable(links: Iterable[Link]) -> bytes:
     """A DataLink 1.1 VOTable (RESOURCE type="results", QUERY_STATUS OK) of ``links``."""
+    fields = [(FIELD_NAMES.get(name, name), *rest) for name, *rest in FIELDS]
+    infos = [("standardID", "ivo://ivoa.net/std/DataLink#links-1.1")]
+    return table_votable(fields, [link.row() for link in links], "links", infos)
+
+
+def table_votable(
+    fields: list[tuple[str, str, str | None, str | None, str]],
+    rows: list[tuple[Any, ...]],
+    name: str,
+    infos: Iterable[tuple[str, str]] = (),
+) -> bytes:
+    """A VOTable 1.4 result document: RESOURCE type="results", INFO QUERY_STATUS=OK (then
+    ``infos``), one TABLE with ``fields`` (name, VOTable datatype, UCD, unit, description; ``char``
+    columns are variable-length ASCII) and ``rows`` (None: null)."""
     from astropy.io.votable.tree import Field, Info, Resource, TableElement, VOTableFile
 
-    rows = [link.row() for link in links]
     vot = VOTableFile(version="1.4")
     resource = Resource(type="results")
     vot.resources.append(resource)
     resource.infos.append(Info(name="QUERY_STATUS", value="OK"))
-    resource.infos.append(Info(name="standardID", value="ivo://ivoa.net/std/DataLink#links-1.1"))
-    table = TableElement(vot, name="links")
+    for info_name, value in infos:
+        resource.infos.append(Info(name=info_name, value=value))
+    table = TableElement(vot, name=name)
     resource.tables.append(table)
-    for name, datatype, ucd, unit, description in FIELDS:
+    datatypes = [spec[1] for spec in fields]
+    for field_name, datatype, ucd, unit, description in fields:
         field = Field(
             vot,
-            name=FIELD_NAMES.get(name, name),
+            name=field_name,
             datatype=datatype,
             arraysize="*" if datatype == "char" else None,
             ucd=ucd,
@@ -501,14 +516,10 @@ def links_votable(links: Iterable[Link]) -> bytes:
         field.description = description
         table.fields.append(field)
     table.create_arrays(len(rows))
+    blanks = {"char": "", "boolean": False}
     for i, row in enumerate(rows):
-        values = [
-            _ascii(v) if FIELDS[k][1] == "char" and v is not None else v for k, v in enumerate(row)
-        ]
-        table.array[i] = tuple(
-            v if v is not None else ("" if FIELDS[k][1] == "char" else 0 if FIELDS[k][1] == "long" else False)
-            for k, v in enumerate(values)
-        )
+        values = [_ascii(v) if datatypes[k] == "char" and v is not None else v for k, v in enumerate(row)]
+        table.array[i] = tuple(v if v is not None else blanks.get(datatypes[k], 0) for k, v in enumerate(values))
         table.array.mask[i] = tuple(v is None for v in values)
     out = io.BytesIO()
     vot.to_xml(out, tabledata_format="tabledata")
@@ -647,6 +658,7 @@ __all__ = [
     "Linker",
     "error_votable",
     "links_votable",
+    "table_votable",
     "router",
     "vo_authority",
 ]
