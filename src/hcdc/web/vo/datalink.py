@@ -34,6 +34,7 @@ listed).
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,8 @@ from hcdc.archive.prov_model import file_provenance, product_provenance
 from hcdc.web import views
 from hcdc.web.auth import Viewer, viewer
 from hcdc.web.params import MAX_ID
+from hcdc.web.vo.votable import Field as VOField
+from hcdc.web.vo.votable import error_document, votable_document
 from hcdc.web.vo.registry import DATALINK_ID, Capability, vo_authority, vosi_availability, vosi_capabilities, xml_response
 
 router = APIRouter(prefix="/datalink", tags=["vo"])
@@ -490,60 +493,36 @@ def table_votable(
     name: str,
     infos: Iterable[tuple[str, str]] = (),
 ) -> bytes:
-    """A VOTable 1.4 result document: RESOURCE type="results", INFO QUERY_STATUS=OK (then
-    ``infos``), one TABLE with ``fields`` (name, VOTable datatype, UCD, unit, description; ``char``
-    columns are variable-length ASCII) and ``rows`` (None: null)."""
-    from astropy.io.votable.tree import Field, Info, Resource, TableElement, VOTableFile
-
-    vot = VOTableFile(version="1.4")
-    resource = Resource(type="results")
-    vot.resources.append(resource)
-    resource.infos.append(Info(name="QUERY_STATUS", value="OK"))
-    for info_name, value in infos:
-        resource.infos.append(Info(name=info_name, value=value))
-    table = TableElement(vot, name=name)
-    resource.tables.append(table)
-    datatypes = [spec[1] for spec in fields]
-    for field_name, datatype, ucd, unit, description in fields:
-        field = Field(
-            vot,
-            name=field_name,
-            datatype=datatype,
-            arraysize="*" if datatype == "char" else None,
-            ucd=ucd,
-            unit=unit,
-        )
-        field.description = description
-        table.fields.append(field)
-    table.create_arrays(len(rows))
-    blanks = {"char": "", "boolean": False}
-    for i, row in enumerate(rows):
-        values = [_ascii(v) if datatypes[k] == "char" and v is not None else v for k, v in enumerate(row)]
-        table.array[i] = tuple(v if v is not None else blanks.get(datatypes[k], 0) for k, v in enumerate(values))
-        table.array.mask[i] = tuple(v is None for v in values)
-    out = io.BytesIO()
-    vot.to_xml(out, tabledata_format="tabledata")
-    return out.getvalue()
-
-
-def _ascii(text: str) -> str:
-    """VOTable ``char`` is ASCII: other characters become ``?`` (names are rarely outside it)."""
-    return str(text).encode("ascii", "replace").decode("ascii")
+    """A VOTable 1.4 result document (TABLEDATA, :func:`hcdc.web.vo.votable.votable_document`) with
+    ``fields`` (name, VOTable datatype, UCD, unit, description; ``char`` columns variable-length)
+    and ``rows`` (None: null), ``infos`` (name, value) after QUERY_STATUS=OK."""
+    columns = [
+        VOField(n, datatype, "*" if datatype == "char" else None, unit=unit, ucd=ucd, description=text)
+        for n, datatype, ucd, unit, text in fields
+    ]
+    kinds = [spec[1] for spec in fields]
+    rows = [tuple(_xml_safe(v) if kinds[k] == "char" else v for k, v in enumerate(row)) for row in rows]
+    return votable_document(
+        columns,
+        rows,
+        serialization="tabledata",
+        infos=[(key, value, None) for key, value in infos],
+        table_name=name,
+    )
 
 
 def error_votable(message: str) -> bytes:
     """A DALI error document: RESOURCE type="results" with one QUERY_STATUS=ERROR INFO."""
-    from astropy.io.votable.tree import Info, Resource, VOTableFile
+    return error_document(_xml_safe(message))
 
-    vot = VOTableFile(version="1.4")
-    resource = Resource(type="results")
-    vot.resources.append(resource)
-    info = Info(name="QUERY_STATUS", value="ERROR")
-    info.content = _ascii(message)
-    resource.infos.append(info)
-    out = io.BytesIO()
-    vot.to_xml(out)
-    return out.getvalue()
+
+#: characters XML 1.0 forbids even escaped (C0 controls but tab, newline, carriage return)
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _xml_safe(value: Any) -> Any:
+    """A string with the characters XML cannot carry replaced by ``?`` (hostile IDs are echoed)."""
+    return _XML_FORBIDDEN.sub("?", value) if isinstance(value, str) else value
 
 
 def votable_response(body: bytes, status: int = 200, media_type: str = DATALINK_MEDIA_TYPE) -> Response:
