@@ -131,10 +131,11 @@ def create_app(
     app.include_router(api.router)
     app.include_router(portal.router)
     app.include_router(admin.router)
-    from hcdc.web.vo import datalink, registry
+    from hcdc.web.vo import datalink, registry, scs
 
     app.include_router(datalink.router)
     app.include_router(registry.router)
+    app.include_router(scs.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
 
