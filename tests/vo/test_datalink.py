@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the fixtures of dl_world are imported by name
 """DataLink 1.1 (/datalink): the links of products and raw files, followed to their bytes; rights
 for every account and access state; hostile IDs; votlint; pyvo's DatalinkResults."""
 
@@ -51,7 +52,9 @@ def rows_of(response) -> list[dict]:
         for name in COLUMNS:
             value = row[name]
             masked = bool(np.ma.is_masked(value))
-            values[name] = None if masked or value == "" else value.item() if hasattr(value, "item") else value
+            values[name] = (
+                None if masked or value == "" else value.item() if hasattr(value, "item") else value
+            )
         out.append(values)
     return out
 
@@ -77,8 +80,9 @@ def test_product_links_cover_files_previews_parts_progenitors_and_provenance(vo_
     progenitors = by_semantics(rows, "#progenitor")
     level1 = [r for r in progenitors if r["local_semantics"] == "level1"]
     assert len(level1) == 1 and level1[0]["content_type"] == DATALINK_MEDIA_TYPE
-    assert vo_world.did("product", chain.level1).replace("?", "%3F").replace("/", "%2F").replace(":", "%3A") in (
-        level1[0]["access_url"]
+    assert (
+        vo_world.did("product", chain.level1).replace("?", "%3F").replace("/", "%2F").replace(":", "%3A")
+        in (level1[0]["access_url"])
     )
     raw = [r for r in progenitors if r["local_semantics"] == "raw"]
     calib = [r for r in progenitors if r["local_semantics"] == "calibration"]
@@ -128,7 +132,10 @@ def test_raw_file_links_this_calibrations_and_derived_products(vo_world, vo_clie
     (this,) = by_semantics(rows, "#this")
     assert this["access_url"].endswith(f"/api/v1/files/{chain.raw}/download")
     (dark,) = by_semantics(rows, "#dark")
-    assert dark["access_url"].endswith(f"/api/v1/files/{chain.dark}/download") and dark["local_semantics"] == "dark"
+    assert (
+        dark["access_url"].endswith(f"/api/v1/files/{chain.dark}/download")
+        and dark["local_semantics"] == "dark"
+    )
     derived = {r["access_url"].rsplit("%3F", 1)[1] for r in by_semantics(rows, "#derivation")}
     assert {str(chain.level1), str(chain.level2), str(vo_world.world.ids["public"]["product"])} == derived
 
@@ -216,7 +223,8 @@ def test_rights_every_account_and_state_and_no_existence_leak(vo_world, vo_clien
     world = vo_world.world
     with world.catalogue.engine.connect() as conn:
         raw_sums = {
-            label: conn.scalar(select(File.sha256).where(File.id == ids["file"])) for label, ids in world.ids.items()
+            label: conn.scalar(select(File.sha256).where(File.id == ids["file"]))
+            for label, ids in world.ids.items()
         }
     for user in [None, *USERS]:
         client = vo_client(user, when)
@@ -235,7 +243,9 @@ def test_rights_every_account_and_state_and_no_existence_leak(vo_world, vo_clien
                     # exactly what a nonexistent id answers
                     absent = vo_world.did(kind, 999_999)
                     (ghost,) = rows_of(client.get("/datalink", params={"ID": absent}))
-                    assert rows == [{**ghost, "ID": did, "error_message": ghost["error_message"].replace(absent, did)}]
+                    assert rows == [
+                        {**ghost, "ID": did, "error_message": ghost["error_message"].replace(absent, did)}
+                    ]
                 # links only to what the caller may see: no hidden raw checksum anywhere
                 for other, sha in raw_sums.items():
                     if not _expected_visible(world, user, "file", world.ids[other]["file"], when):
@@ -271,7 +281,9 @@ def test_hdu_route_checks_rights_and_names(vo_world, vo_client):
     assert vo_client("owner").get(url).status_code == 200
     assert vo_client().get(url).status_code == 404
     assert vo_client("owner").get(url.replace("EXTNAME=", "EXTNAME=PRIMARY&X=")).status_code == 400
-    assert vo_client("owner").get(url.split("&FILE=")[0] + "&FILE=99999999999&EXTNAME=SNR_MAP").status_code in (
+    assert vo_client("owner").get(
+        url.split("&FILE=")[0] + "&FILE=99999999999&EXTNAME=SNR_MAP"
+    ).status_code in (
         404,
         422,
     )
@@ -288,7 +300,10 @@ def votlint(data: bytes, tmp_path: Path) -> str:
     target = tmp_path / "doc.vot"
     target.write_bytes(data)
     done = subprocess.run(
-        [stilts(), "votlint", "validate=true", f"votable={target}"], capture_output=True, text=True, timeout=120
+        [stilts(), "votlint", "validate=true", f"votable={target}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return (done.stdout + done.stderr).strip()
 
@@ -322,10 +337,13 @@ def test_pyvo_walks_from_a_did_to_the_file(vo_world, vo_server):
     data = session.get(this[0].access_url).content
     with vo_world.world.catalogue.engine.connect() as conn:
         expected = conn.scalar(
-            select(ProductFile.sha256).where(ProductFile.product_id == chain.level2, ProductFile.role == "product")
+            select(ProductFile.sha256).where(
+                ProductFile.product_id == chain.level2, ProductFile.role == "product"
+            )
         )
     assert hashlib.sha256(data).hexdigest() == expected
-    # (include_narrower=False: pyvo would download the vocabulary; the tests run offline) #progenitor rows of the chain, one of them a DataLink document
+    # #progenitor rows of the chain, one of them a DataLink document (include_narrower=False:
+    # pyvo would download the vocabulary; the tests run offline)
     progenitors = list(results.bysemantics("#progenitor", include_narrower=False))
     assert {p.content_type for p in progenitors} >= {DATALINK_MEDIA_TYPE, "application/fits"}
     # pyvo follows the Level 1 progenitor's own DataLink document
@@ -339,3 +357,34 @@ def test_pyvo_walks_from_a_did_to_the_file(vo_world, vo_server):
 
 def test_fields_match_the_standard_table():
     assert [n if n != "id" else "ID" for n, *_ in FIELDS] == COLUMNS
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_pyvo_walk_from_an_obscore_row_to_the_file(vo_world, vo_server):
+    """The ObsCore row of the owner's private Level 2 product (h2's published_select, as TAP
+    serves it) -> its access_url (our DataLink) -> pyvo -> #this -> the catalogued bytes."""
+    from pyvo.dal.adhoc import DatalinkResults
+
+    from hcdc.archive.access import load_principal
+    from hcdc.archive.obscore import published_select, rebuild_obscore
+
+    chain = vo_world.chains["private"]
+    did = vo_world.did("product", chain.level2)
+    engine = vo_world.world.catalogue.engine
+    with engine.begin() as conn:
+        rebuild_obscore(conn)
+    with engine.connect() as conn:
+        query = published_select(
+            load_principal(conn, "owner"), BEFORE, authority=vo_world.authority, base_url=vo_server
+        ).subquery()
+        row = conn.execute(select(query).where(query.c.obs_publisher_did == did)).one()._mapping
+        expected = conn.scalar(
+            select(ProductFile.sha256).where(
+                ProductFile.product_id == chain.level2, ProductFile.role == "product"
+            )
+        )
+    assert row["access_format"] == DATALINK_MEDIA_TYPE
+    session = token_session(vo_world, "owner")
+    links = DatalinkResults.from_result_url(row["access_url"], session=session)
+    (this,) = list(links.bysemantics("#this", include_narrower=False))
+    assert hashlib.sha256(session.get(this.access_url).content).hexdigest() == expected

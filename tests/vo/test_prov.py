@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the fixtures of dl_world are imported by name
 """Provenance as the IVOA Provenance DM in W3C PROV-JSON (/datalink/prov): read back by the ``prov``
 package (the W3C PROV reference library), compared with hcdc's own provenance tables, down to the
 raw files; hidden inputs withheld; hostile and hidden IDs answered like nonexistent ones."""
@@ -42,7 +43,11 @@ PROV_JSON_KEYS = {
 REFERENCES = {
     "used": (("prov:activity", "activity"), ("prov:entity", "entity")),
     "wasGeneratedBy": (("prov:entity", "entity"), ("prov:activity", "activity")),
-    "wasDerivedFrom": (("prov:generatedEntity", "entity"), ("prov:usedEntity", "entity"), ("prov:activity", "activity")),
+    "wasDerivedFrom": (
+        ("prov:generatedEntity", "entity"),
+        ("prov:usedEntity", "entity"),
+        ("prov:activity", "activity"),
+    ),
     "wasAssociatedWith": (("prov:activity", "activity"), ("prov:agent", "agent"), ("prov:plan", "entity")),
     "wasAttributedTo": (("prov:entity", "entity"), ("prov:agent", "agent")),
 }
@@ -114,23 +119,33 @@ def test_prov_json_of_a_level2_product_down_to_the_raw_files(vo_world, vo_client
     for product_id, entry in entries.items():
         run = f"hcdc:run-{entry.record_id}"
         activity = document["activity"][run]
-        assert activity["voprov:name"] == entry.recipe and activity["hcdc:recipe_version"] == entry.recipe_version
+        assert (
+            activity["voprov:name"] == entry.recipe
+            and activity["hcdc:recipe_version"] == entry.recipe_version
+        )
         assert activity["prov:startTime"] == entry.started and activity["prov:endTime"] == entry.finished
-        generated = [r["prov:entity"] for r in document["wasGeneratedBy"].values() if r["prov:activity"] == run]
+        generated = [
+            r["prov:entity"] for r in document["wasGeneratedBy"].values() if r["prov:activity"] == run
+        ]
         assert f"hcdc:product-{product_id}" in generated
         params = {
-            document["entity"][r["prov:entity"]]["voprov:name"]: document["entity"][r["prov:entity"]]["prov:value"]
+            document["entity"][r["prov:entity"]]["voprov:name"]: document["entity"][r["prov:entity"]][
+                "prov:value"
+            ]
             for r in document["used"].values()
             if r["prov:activity"] == run and r["prov:role"] == "voprov:parameter"
         }
         expected = {
-            k: v if isinstance(v, str | int | float | bool) else json.dumps(v) for k, v in entry.parameters.items()
+            k: v if isinstance(v, str | int | float | bool) else json.dumps(v)
+            for k, v in entry.parameters.items()
         }
         assert params == expected
         (association,) = [a for a in document["wasAssociatedWith"].values() if a["prov:activity"] == run]
         agent = document["agent"][association["prov:agent"]]
         assert agent["prov:type"] == "prov:SoftwareAgent"
-        assert agent["hcdc:version"] == entry.software_version and agent["hcdc:git_commit"] == entry.git_commit
+        assert (
+            agent["hcdc:version"] == entry.software_version and agent["hcdc:git_commit"] == entry.git_commit
+        )
     # the raw file and the dark, with their catalogue checksums, used by the Level 1 run
     l1_run = f"hcdc:run-{entries[chain.level1].record_id}"
     used_by_l1 = {r["prov:entity"] for r in document["used"].values() if r["prov:activity"] == l1_run}
@@ -158,7 +173,9 @@ def test_hidden_inputs_are_withheld(vo_world, vo_client):
         accounts.place_in_workspace(conn, local_operator(), "member", chain.level2)
         hidden = {
             "raw": conn.scalar(select(File.sha256).where(File.id == chain.raw)),
-            "level1": conn.scalar(select(ProvenanceEntry.record_id).where(ProvenanceEntry.product_id == chain.level1)),
+            "level1": conn.scalar(
+                select(ProvenanceEntry.record_id).where(ProvenanceEntry.product_id == chain.level1)
+            ),
         }
     did = vo_world.did("product", chain.level2)
     member = get_prov(vo_client("member"), did)
@@ -182,7 +199,13 @@ def test_hidden_unknown_and_hostile_ids(vo_world, vo_client):
     got_hidden, got_absent = get_prov(client, hidden), get_prov(client, absent)
     assert got_hidden.status_code == got_absent.status_code == 404
     assert got_hidden.json()["error"] == got_absent.json()["error"].replace(absent, hidden)
-    for hostile in ("", "garbage", "ivo://x/product?1", f"ivo://{vo_world.authority}/product?1' OR 1=1", "ivo://" + "a" * 5000):
+    for hostile in (
+        "",
+        "garbage",
+        "ivo://x/product?1",
+        f"ivo://{vo_world.authority}/product?1' OR 1=1",
+        "ivo://" + "a" * 5000,
+    ):
         response = get_prov(client, hostile)
         assert response.status_code in (400, 404), hostile
         assert response.json()["error"].startswith(("UsageFault: ", "NotFoundFault: "))

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the fixtures of dl_world are imported by name
 """Simple Cone Search 1.03 (/scs/targets, /scs/detections) on the Target Data Base: the cone
 against a brute-force great-circle selection (wrap-around at RA 0/360, a pole), the SCS columns,
 detections filtered by rule R11 for each account, errors, votlint."""
@@ -48,7 +49,9 @@ def table(response) -> list[dict]:
     assert {"ID_MAIN", "POS_EQ_RA_MAIN", "POS_EQ_DEC_MAIN"} <= ucds
     assert sum(f.ucd == "ID_MAIN" for f in parsed.fields) == 1
     rows = parsed.to_table()
-    return [{name: (None if np.ma.is_masked(row[name]) else row[name]) for name in rows.colnames} for row in rows]
+    return [
+        {name: (None if np.ma.is_masked(row[name]) else row[name]) for name in rows.colnames} for row in rows
+    ]
 
 
 def brute_force(ra: float, dec: float, sr: float) -> set[str]:
@@ -85,9 +88,10 @@ def test_verbosity_levels(tdb_world, vo_client):
 
 
 def _visible_detection_ids(world, user: str | None) -> set[int]:
+    from web.world import BEFORE
+
     from hcdc.archive.access import ANONYMOUS, load_principal, visible_tdb_reductions_clause
     from hcdc.archive.tdb_models import Reduction
-    from web.world import BEFORE
 
     with world.catalogue.engine.connect() as conn:
         principal = ANONYMOUS if user is None else load_principal(conn, user)
@@ -116,7 +120,9 @@ def test_detections_follow_rule_r11(tdb_world, vo_client, user):
             if det.dra_mas is not None:
                 # the row's position is the host's plus the measured offsets, to 1 mas
                 dra = (r["ra"] - host.ra_deg) * math.cos(math.radians(host.dec_deg)) * 3.6e6
-                assert abs(dra - det.dra_mas) < 1 and abs((r["dec"] - host.dec_deg) * 3.6e6 - det.ddec_mas) < 1
+                assert (
+                    abs(dra - det.dra_mas) < 1 and abs((r["dec"] - host.dec_deg) * 3.6e6 - det.ddec_mas) < 1
+                )
     anonymous = _visible_detection_ids(world, None)
     if user == "owner":
         assert expected > anonymous  # the owner also sees the private product's detections
@@ -124,8 +130,15 @@ def test_detections_follow_rule_r11(tdb_world, vo_client, user):
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"RA": 10, "DEC": 10}, {"RA": "x", "DEC": 1, "SR": 1}, {"RA": 10, "DEC": 95, "SR": 1},
-     {"RA": 10, "DEC": 1, "SR": -1}, {"RA": "nan", "DEC": 1, "SR": 1}, {"RA": 10, "DEC": 1, "SR": "1e400"}],
+    [
+        {},
+        {"RA": 10, "DEC": 10},
+        {"RA": "x", "DEC": 1, "SR": 1},
+        {"RA": 10, "DEC": 95, "SR": 1},
+        {"RA": 10, "DEC": 1, "SR": -1},
+        {"RA": "nan", "DEC": 1, "SR": 1},
+        {"RA": 10, "DEC": 1, "SR": "1e400"},
+    ],
 )
 def test_errors_are_info_error_documents(tdb_world, vo_client, params):
     response = vo_client().get("/scs/targets", params=params)

@@ -17,7 +17,9 @@ from hcdc.web.vo.registry import DATALINK_ID, NS, SCS_ID, SIA2_ID, TAP_ID
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "vo_xsd"
 XSD_DIR = Path(
-    __import__("os").environ.get("HCDC_VO_XSD", REFERENCE if REFERENCE.is_dir() else "/work/shared/reference/vo_xsd")
+    __import__("os").environ.get(
+        "HCDC_VO_XSD", REFERENCE if REFERENCE.is_dir() else "/work/shared/reference/vo_xsd"
+    )
 )
 
 #: RegistryInterface 1.0 declares its global element ri:Resource of type vr:Resource; the XSD is not

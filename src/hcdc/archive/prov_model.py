@@ -248,7 +248,9 @@ class ProvenanceGraph:
                 "voprov:name": name,
                 "prov:value": value if isinstance(value, str | int | float | bool) else json.dumps(value),
             }
-            self._relation("used", {"prov:activity": key, "prov:entity": param, "prov:role": "voprov:parameter"})
+            self._relation(
+                "used", {"prov:activity": key, "prov:entity": param, "prov:role": "voprov:parameter"}
+            )
         return key
 
 

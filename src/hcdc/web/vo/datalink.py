@@ -54,9 +54,16 @@ from hcdc.archive.prov_model import file_provenance, product_provenance
 from hcdc.web import views
 from hcdc.web.auth import Viewer, viewer
 from hcdc.web.params import MAX_ID
+from hcdc.web.vo.registry import (
+    DATALINK_ID,
+    Capability,
+    vo_authority,
+    vosi_availability,
+    vosi_capabilities,
+    xml_response,
+)
 from hcdc.web.vo.votable import Field as VOField
 from hcdc.web.vo.votable import error_document, votable_document
-from hcdc.web.vo.registry import DATALINK_ID, Capability, vo_authority, vosi_availability, vosi_capabilities, xml_response
 
 router = APIRouter(prefix="/datalink", tags=["vo"])
 
@@ -311,7 +318,9 @@ class Linker:
         queue = [product_id]
         while queue:
             current = queue.pop(0)
-            record = self.conn.scalar(select(ProvenanceEntry.record).where(ProvenanceEntry.product_id == current))
+            record = self.conn.scalar(
+                select(ProvenanceEntry.record).where(ProvenanceEntry.product_id == current)
+            )
             if not record:
                 continue
             for parent_record in record.get("parents") or []:
@@ -355,16 +364,24 @@ class Linker:
                     if row.is_calibration:
                         out.append(
                             self._file_link(
-                                did, row.id, "#progenitor", "calibration file applied", local_semantics="calibration"
+                                did,
+                                row.id,
+                                "#progenitor",
+                                "calibration file applied",
+                                local_semantics="calibration",
                             )
                         )
                     else:
-                        out.append(self._file_link(did, row.id, "#progenitor", "raw file", local_semantics="raw"))
+                        out.append(
+                            self._file_link(did, row.id, "#progenitor", "raw file", local_semantics="raw")
+                        )
         return out
 
     def _derivation_links(self, did: str, product_id: int, dataset_id: int | None) -> list[Link]:
         """Current products whose provenance names this product's run as a parent."""
-        record_id = self.conn.scalar(select(ProvenanceEntry.record_id).where(ProvenanceEntry.product_id == product_id))
+        record_id = self.conn.scalar(
+            select(ProvenanceEntry.record_id).where(ProvenanceEntry.product_id == product_id)
+        )
         if dataset_id is None or record_id is None:
             return []
         rows = self.conn.execute(
@@ -374,7 +391,9 @@ class Linker:
             .order_by(Product.id)
         ).all()
         children = [r for r in rows if record_id in ((r.record or {}).get("parents") or [])]
-        links = [self._product_link(did, r.id, r.product_type, "#derivation", "made from it") for r in children]
+        links = [
+            self._product_link(did, r.id, r.product_type, "#derivation", "made from it") for r in children
+        ]
         return [link for link in links if link is not None]
 
     def _product_link(self, did: str, pid: int, product_type: str, semantics: str, how: str) -> Link | None:
@@ -419,7 +438,9 @@ class Linker:
                 .order_by(Product.id)
             ).all()
             for p in products:
-                link = self._product_link(did, p.id, p.product_type, "#derivation", "made from this file's dataset")
+                link = self._product_link(
+                    did, p.id, p.product_type, "#derivation", "made from this file's dataset"
+                )
                 if link is not None:
                     out.append(link)
         out.append(
@@ -557,10 +578,14 @@ async def links(request: Request, who: Viewer = Depends(viewer)) -> Response:
         )
     ids = [i for i in params.get("ID", []) if i.strip()]
     if not ids:
-        return votable_response(error_votable(Faults.usage("the ID parameter is required")), 400, VOTABLE_MEDIA_TYPE)
+        return votable_response(
+            error_votable(Faults.usage("the ID parameter is required")), 400, VOTABLE_MEDIA_TYPE
+        )
     if len(ids) > MAX_IDS:
         return votable_response(
-            error_votable(Faults.usage(f"{len(ids)} IDs: at most {MAX_IDS} per request")), 400, VOTABLE_MEDIA_TYPE
+            error_votable(Faults.usage(f"{len(ids)} IDs: at most {MAX_IDS} per request")),
+            400,
+            VOTABLE_MEDIA_TYPE,
         )
     linker = Linker(who, str(request.base_url))
     rows: list[Link] = []
@@ -586,7 +611,9 @@ def provenance(request: Request, ID: str = "", who: Viewer = Depends(viewer)) ->
     try:
         parsed = parse_publisher_did(ID, linker.authority)
     except IdentifierError as exc:
-        status, message = (404, Faults.not_found(ID)) if "authority" in str(exc) else (400, Faults.usage(str(exc)))
+        status, message = (
+            (404, Faults.not_found(ID)) if "authority" in str(exc) else (400, Faults.usage(str(exc)))
+        )
         return JSONResponse({"error": message}, status_code=status)
     try:
         if parsed.key > MAX_ID or parsed.kind == "granule":

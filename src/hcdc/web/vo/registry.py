@@ -116,7 +116,11 @@ def _tap_details(element: ET.Element) -> None:
     _sub(language, "description", "ADQL 2.1 on the catalogue (pgSphere geometry on PostgreSQL)")
     for mime, ivo_id, alias in (
         ("application/x-votable+xml", "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2", "votable"),
-        ("application/x-votable+xml;serialization=TABLEDATA", "ivo://ivoa.net/std/TAPRegExt#output-votable-td", "votable/td"),
+        (
+            "application/x-votable+xml;serialization=TABLEDATA",
+            "ivo://ivoa.net/std/TAPRegExt#output-votable-td",
+            "votable/td",
+        ),
         ("text/csv", "ivo://ivoa.net/std/TAPRegExt#output-csv", "csv"),
     ):
         output = _sub(element, "outputFormat", **{"ivo-id": ivo_id})

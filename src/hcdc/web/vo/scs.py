@@ -168,7 +168,9 @@ def target_rows(who: Viewer, ra: float, dec: float, sr: float, verb: int) -> tup
     return [tuple(v[n] for n in names) for v in found[:MAX_ROWS]], len(found) > MAX_ROWS
 
 
-def detection_position(ra: float, dec: float, dra_mas: float | None, ddec_mas: float | None) -> tuple[float, float]:
+def detection_position(
+    ra: float, dec: float, dra_mas: float | None, ddec_mas: float | None
+) -> tuple[float, float]:
     """The sky position of a detection offset by (dRA*, dDec) mas from its host at (ra, dec) deg."""
     if dra_mas is None or ddec_mas is None:
         return ra, dec
@@ -248,7 +250,7 @@ def error_response(message: str) -> Response:
     body = (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3">\n'
-        f"<RESOURCE type=\"results\">\n<INFO name=\"Error\" value={quoteattr(message)}/>\n"
+        f'<RESOURCE type="results">\n<INFO name="Error" value={quoteattr(message)}/>\n'
         "</RESOURCE>\n</VOTABLE>\n"
     )
     return Response(body.encode(), media_type="text/xml")
