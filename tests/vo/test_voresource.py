@@ -106,3 +106,15 @@ def test_datalink_vosi_documents_are_valid(client, tmp_path):
     done = xsdvalidate(availability.content, tmp_path)
     assert done.returncode == 0 and not errors(done), errors(done)
     assert ET.fromstring(availability.content).findtext(f"{{{NS['avl']}}}available") == "true"
+
+
+def test_cone_search_vosi_documents_are_valid(client, tmp_path):
+    for table in ("targets", "detections"):
+        for document in ("capabilities", "availability"):
+            response = client.get(f"/scs/{table}/{document}")
+            assert response.status_code == 200
+            done = xsdvalidate(response.content, tmp_path)
+            assert done.returncode == 0 and not errors(done), (table, document, errors(done))
+        root = ET.fromstring(client.get(f"/scs/{table}/capabilities").content)
+        urls = {c.get("standardID"): c.find("interface/accessURL").text for c in root.findall("capability")}
+        assert urls[SCS_ID] == f"http://vo.example.org/scs/{table}"

@@ -279,20 +279,26 @@ def detections(request: Request, who: Viewer = Depends(viewer)) -> Response:
     return _cone(request, who, DETECTION_FIELDS, detection_rows, "detections")
 
 
-@router.get("/{table}/capabilities", summary="VOSI capabilities of a cone-search service")
-def capabilities(table: str, request: Request) -> Response:
-    if table not in ("targets", "detections"):
-        return Response("not found", status_code=404)
+def _vosi_capabilities(request: Request, table: str) -> Response:
     base = str(request.base_url).rstrip("/")
     return xml_response(
         vosi_capabilities(base, Capability(SCS_ID, f"{base}/scs/{table}", use="base", version="1.03"))
     )
 
 
-@router.get("/{table}/availability", summary="VOSI availability of a cone-search service")
-def availability(table: str) -> Response:
-    if table not in ("targets", "detections"):
-        return Response("not found", status_code=404)
+@router.get("/targets/capabilities", summary="VOSI capabilities of the target cone search")
+def targets_capabilities(request: Request) -> Response:
+    return _vosi_capabilities(request, "targets")
+
+
+@router.get("/detections/capabilities", summary="VOSI capabilities of the detection cone search")
+def detections_capabilities(request: Request) -> Response:
+    return _vosi_capabilities(request, "detections")
+
+
+@router.get("/targets/availability", summary="VOSI availability of the target cone search")
+@router.get("/detections/availability", summary="VOSI availability of the detection cone search")
+def availability() -> Response:
     return xml_response(vosi_availability())
 
 
