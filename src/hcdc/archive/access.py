@@ -624,6 +624,28 @@ def visible_products_clause(
     return or_(*clauses)
 
 
+def visible_sources_clause(
+    user: Principal,
+    now: dt.datetime,
+    policy: Policy = DEFAULT_POLICY,
+    *,
+    file_id: ColumnElement[Any],
+    product_id: ColumnElement[Any],
+) -> ColumnElement[bool]:
+    """Over a table of published rows (ObsCore): the rows whose source ``user`` may see at ``now``.
+
+    A row publishes either a file (``file_id`` not NULL: a raw file or one of its OIFITS granules)
+    or a product (``product_id``); it is visible exactly when that file or product is, by
+    :func:`visible_files_clause` / :func:`visible_products_clause` (so the VO services answer what
+    the portal shows). A row with neither is hidden (R9).
+    """
+    if user.is_staff:
+        return true()  # R1
+    files = select(File.id).where(File.id == file_id, visible_files_clause(user, now, policy))
+    products = select(Product.id).where(Product.id == product_id, visible_products_clause(user, now, policy))
+    return or_(and_(file_id.is_not(None), exists(files)), and_(product_id.is_not(None), exists(products)))
+
+
 def visible_jobs_clause(user: Principal) -> ColumnElement[bool]:
     """R10 over ``jobs``: the rows ``user`` may see (those it queued; staff: all)."""
     if user.is_staff:
@@ -960,6 +982,18 @@ class AccessContext:
         if (member := self._membership(programme, row.id)) is not None:
             return member
         return self._deny(public, "dataset")
+
+    def file_public_date(self, file_id: int) -> dt.datetime | None:
+        """When the raw file becomes (or became) public by R2/R3; None: never by the clock."""
+        row = self.conn.execute(
+            select(File.is_calibration, File.mjd_obs, File.prog_id).where(File.id == file_id)
+        ).first()
+        if row is None:
+            raise LookupError(f"no file with id {file_id}")
+        if row.is_calibration:
+            return datetime_of_mjd(row.mjd_obs) if row.mjd_obs is not None else None
+        public = _raw_public_mjd(row.mjd_obs, self._period(self._programme(row.prog_id)))
+        return datetime_of_mjd(public) if public is not None else None
 
     def product_public_date(self, product_id: int) -> dt.datetime | None:
         """When the product becomes (or became) public by R4, delay included; None: never."""
@@ -1309,4 +1343,5 @@ __all__ = [
     "visible_granules_clause",
     "visible_jobs_clause",
     "visible_products_clause",
+    "visible_sources_clause",
 ]

@@ -51,6 +51,7 @@ from hcdc.archive.datasets import refresh_datasets
 from hcdc.archive.db import Catalogue, EncodedJSON, mark_writer
 from hcdc.archive.granules import GranuleRow, insert_granules
 from hcdc.archive.models import File, QuarantinedFile, utcnow
+from hcdc.archive.obscore import sync_file_rows
 from hcdc.archive.storage import (
     FileChangedError,
     NotRegularFileError,
@@ -632,6 +633,8 @@ class Ingester:
                 for file_id, granules in self._granules_due:
                     insert_granules(conn, file_id, granules)
                 link_targets(conn, "file", self._targets_due)
+                # their ObsCore rows (ivoa.obscore), in the same transaction too
+                sync_file_rows(conn, [o.file_id for o in outcomes if o.file_id is not None])
                 fault_point("ingest.before_commit")
         except BaseException:
             self._pending.clear()

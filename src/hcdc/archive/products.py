@@ -43,6 +43,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hcdc.archive.db import write_transaction
 from hcdc.archive.models import Dataset, utcnow
+from hcdc.archive.obscore import sync_product_rows
 from hcdc.archive.pipeline_models import Product, ProductFile, ProvenanceEntry
 from hcdc.science.checksums import sha256_file
 
@@ -315,6 +316,7 @@ def register_products(
             with write_transaction(engine) as conn:
                 now = utcnow()
                 ids = [_register_one(conn, spec, storage_root, now) for spec in specs]
+                sync_product_rows(conn, ids)  # their ObsCore rows (ivoa.obscore)
                 if within is not None:
                     within(conn, ids)
             return ids

@@ -153,6 +153,11 @@ def create_app(
     app.include_router(interferometry.router)
     app.include_router(portal.router)
     app.include_router(admin.router)
+    from hcdc.web.vo import datalink, registry, scs
+
+    app.include_router(datalink.router)
+    app.include_router(registry.router)
+    app.include_router(scs.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
 
