@@ -1,7 +1,7 @@
 # ruff: noqa: F811 - the fixtures of dl_world are imported by name
 """Simple Cone Search 1.03 (/scs/targets, /scs/detections) on the Target Data Base: the cone
 against a brute-force great-circle selection (wrap-around at RA 0/360, a pole), the SCS columns,
-detections filtered by rule R11 for each account, errors, votlint."""
+detections filtered by rule R15 for each account, errors, votlint."""
 
 from __future__ import annotations
 

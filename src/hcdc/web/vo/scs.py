@@ -7,7 +7,7 @@ and the distance ``_r`` (deg). ``/scs/detections`` does the same for companion d
 detection's position is its host target's plus its measured offsets (dRA*, dDec in mas; the host's
 position when the offsets are unknown, i.e. the PA was measured in the detector frame).
 
-Rights: targets are public (rule R11); detections are filtered by
+Rights: targets are public (rule R15); detections are filtered by
 :func:`hcdc.archive.access.visible_tdb_reductions_clause` for the caller (bearer token or session).
 Errors (missing or out-of-range parameters) are a VOTable with ``INFO name="Error"`` (SCS 1.03
 section 3.3), HTTP 200 as the standard asks.

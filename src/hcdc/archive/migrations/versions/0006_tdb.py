@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0006_tdb"
-down_revision = "0005_obscore"  # chained after h2 in this branch (the lead re-chains)
+down_revision = "0005_obscore"
 branch_labels = None
 depends_on = None
 
