@@ -341,7 +341,7 @@ def _dataset_pointing(conn: Connection, dataset_id: int | None) -> _Pointing | N
 
 def _filter_band_um(setup: str) -> tuple[float, float] | None:
     """(min, max) wavelength in micrometres of a SPHERE/IRDIS filter combination named in ``setup``."""
-    from hcdc.instruments.sphere import irdis_wavelength_range
+    from hcdc.instruments.sphere.irdis.metadata import irdis_wavelength_range
 
     for word in setup.replace("/", " ").split():
         band = irdis_wavelength_range(word)
