@@ -9,7 +9,7 @@ queries them as literal subqueries (:func:`literal_select`), so they never go ou
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hcdc.archive.obscore import OBSCORE_COLUMNS, ColumnSpec
@@ -22,6 +22,8 @@ class TableSpec:
     description: str
     columns: tuple[ColumnSpec, ...]
     utype: str | None = None
+    #: (key id, target table, from column, target column)
+    foreign_keys: tuple[tuple[str, str, str, str], ...] = ()
 
     @property
     def qualified(self) -> str:
@@ -76,7 +78,7 @@ TAP_SCHEMA_TABLES: tuple[TableSpec, ...] = (
             _col("datatype", "char", "VOTable datatype"),
             _col("arraysize", "char", "VOTable arraysize"),
             _col("xtype", "char", "DALI xtype"),
-            _col("size", "int", "length of fixed-size arrays (TAP 1.0; deprecated)"),
+            _col('"size"', "int", "length of fixed-size arrays (TAP 1.0; deprecated; an ADQL reserved word)"),
             _col("description", "char", "description of the column"),
             _col("utype", "char", "utype of the column"),
             _col("unit", "char", "unit (VOUnit)"),
@@ -109,6 +111,20 @@ TAP_SCHEMA_TABLES: tuple[TableSpec, ...] = (
             _col("target_column", "char", "column of target_table"),
         ),
     ),
+)
+
+#: TAP_SCHEMA's own foreign keys (TAP 1.1 §4): table -> (key id, target, from column, target column)
+_TAP_SCHEMA_KEYS = {
+    "tables": (("tables_schema", "TAP_SCHEMA.schemas", "schema_name", "schema_name"),),
+    "columns": (("columns_table", "TAP_SCHEMA.tables", "table_name", "table_name"),),
+    "keys": (
+        ("keys_from", "TAP_SCHEMA.tables", "from_table", "table_name"),
+        ("keys_target", "TAP_SCHEMA.tables", "target_table", "table_name"),
+    ),
+    "key_columns": (("key_columns_key", "TAP_SCHEMA.keys", "key_id", "key_id"),),
+}
+TAP_SCHEMA_TABLES = tuple(
+    replace(t, foreign_keys=_TAP_SCHEMA_KEYS.get(t.name, ())) for t in TAP_SCHEMA_TABLES
 )
 
 OBSCORE_TABLE = TableSpec(
@@ -151,7 +167,18 @@ def schema_rows() -> dict[str, list[tuple[Any, ...]]]:
                     j,
                 )
             )
-    return {"schemas": schemas, "tables": tables, "columns": columns, "keys": [], "key_columns": []}
+    keys, key_columns = [], []
+    for table in PUBLISHED_TABLES:
+        for key_id, target, from_column, target_column in table.foreign_keys:
+            keys.append((key_id, table.qualified, target, None, None))
+            key_columns.append((key_id, from_column, target_column))
+    return {
+        "schemas": schemas,
+        "tables": tables,
+        "columns": columns,
+        "keys": keys,
+        "key_columns": key_columns,
+    }
 
 
 def _literal(value: Any) -> str:
@@ -178,7 +205,7 @@ def literal_select(table: TableSpec, rows: Sequence[tuple[Any, ...]]) -> str:
 
 
 def _quote(name: str) -> str:
-    return f'"{name}"'
+    return f'"{name.strip(chr(34))}"'
 
 
 __all__ = [

@@ -47,8 +47,8 @@ class TableSource:
         return self.name.split(".", 1)[-1]
 
     def column(self, name: str) -> ColumnSpec | None:
-        lowered = name.lower()
-        return next((c for c in self.columns if c.name.lower() == lowered), None)
+        lowered = name.strip('"').lower()
+        return next((c for c in self.columns if c.name.strip('"').lower() == lowered), None)
 
 
 @dataclass
@@ -106,7 +106,10 @@ def _expand_stars(select: exp.Select, tables) -> None:  # noqa: ANN001
             if source is None or (star_of and alias != star_of):
                 continue
             matched = True
-            expanded += [exp.column(c.name, table=alias) for c in source.columns]
+            expanded += [
+                exp.column(exp.to_identifier(c.name.strip('"'), quoted=c.name.startswith('"')), table=alias)
+                for c in source.columns
+            ]
         if not matched:
             raise AdqlError(f"cannot expand {item.sql()}: no published table {star_of!r} in FROM")
     if changed:

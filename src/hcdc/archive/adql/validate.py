@@ -15,7 +15,13 @@ _ALLOWED_NAMES = (
     "Abs Ceil Floor Round Sqrt Exp Ln Log Pow Sin Cos Tan Asin Acos Atan Atan2 Cot Degrees Radians Pi "
     "Mod Trunc Rand Count Sum Avg Min Max Upper Lower Coalesce Cast Contains Length"
 ).split()
-ALLOWED_FUNCTIONS = tuple(getattr(exp, name) for name in _ALLOWED_NAMES if hasattr(exp, name))
+#: operators and clauses that sqlglot models as functions (AND, BETWEEN, IN, CASE ...)
+_OPERATOR_NAMES = (
+    "Connector Binary Not Paren Neg Case If Between In Is Like ILike Exists Distinct Any All".split()
+)
+ALLOWED_FUNCTIONS = tuple(
+    getattr(exp, name) for name in _ALLOWED_NAMES + _OPERATOR_NAMES if hasattr(exp, name)
+)
 #: node types never allowed anywhere in a query
 FORBIDDEN_NODES = tuple(
     getattr(exp, name)

@@ -382,6 +382,12 @@ def tables_document(detail_min: bool = False, only: str | None = None) -> str:
         if only is not None and table.qualified.lower() != only.lower():
             continue
         columns = "" if detail_min else "".join(_column_xml(c) for c in table.columns)
+        if not detail_min:
+            columns += "".join(
+                f"<foreignKey><targetTable>{escape(target)}</targetTable><fkColumn><fromColumn>{escape(a)}"
+                f"</fromColumn><targetColumn>{escape(b)}</targetColumn></fkColumn></foreignKey>"
+                for _key, target, a, b in table.foreign_keys
+            )
         utype = f"<utype>{escape(table.utype)}</utype>" if table.utype else ""
         schemas.setdefault(table.schema, []).append(
             f'<table type="table"><name>{escape(table.qualified)}</name>'

@@ -1,0 +1,75 @@
+"""STILTS taplint against a live uvicorn server on loopback with the access world in it.
+
+The report is kept as an artefact (``tests/artifacts/taplint.txt``, path printed). Without
+stilts the test skips with the reason (fails under CI=true)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+from web.world import BEFORE, build_world
+
+from hcdc.archive.obscore import rebuild_obscore
+from hcdc.web.app import create_app
+
+from .vo_tools import require_stilts
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def live_tap(tmp_path, sqlite_url, l2_source):
+    world = build_world(tmp_path, sqlite_url, l2_source)
+    with world.catalogue.engine.begin() as conn:
+        rebuild_obscore(conn)
+    app = create_app(catalogue=world.catalogue, clock=lambda: BEFORE, secret_key="taplint")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}/tap"
+    server.should_exit = True
+    thread.join(10)
+    world.catalogue.close()
+
+
+def run_taplint(url: str) -> tuple[str, dict[str, int]]:
+    stilts = require_stilts()
+    done = subprocess.run(
+        [stilts, "taplint", f"tapurl={url}", "report=EWFI", "maxrepeat=20"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report = done.stdout + done.stderr
+    line = next((x for x in report.splitlines() if x.startswith("Totals:")), None)
+    assert line, report[-2000:]
+    totals = {key.lower(): int(value) for key, value in re.findall(r"(\w+): (\d+)", line)}
+    return report, totals
+
+
+@pytest.mark.slow
+def test_taplint(live_tap) -> None:
+    report, totals = run_taplint(live_tap)
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / "taplint.txt"
+    path.write_text(report)
+    print(f"taplint report: {path} {totals}")
+    assert totals["errors"] == 0, [line for line in report.splitlines() if line.startswith("E-")]
