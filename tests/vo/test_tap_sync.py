@@ -91,7 +91,8 @@ def test_geometry_and_errors(world, tap) -> None:
     # region around nothing; geometry must run (and agree) on both databases
     response = _query(
         admin,
-        "SELECT COUNT(*) AS n FROM ivoa.obscore WHERE 1 = CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 10, 20, 1))",
+        "SELECT COUNT(*) AS n FROM ivoa.obscore "
+        "WHERE 1 = CONTAINS(POINT('ICRS', s_ra, s_dec), CIRCLE('ICRS', 10, 20, 1))",
     )
     assert response.status_code == 200, response.text
     assert int(_table(response)["n"][0]) == 0

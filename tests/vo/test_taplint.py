@@ -73,3 +73,49 @@ def test_taplint(live_tap) -> None:
     path.write_text(report)
     print(f"taplint report: {path} {totals}")
     assert totals["errors"] == 0, [line for line in report.splitlines() if line.startswith("E-")]
+
+
+@pytest.fixture
+def live_world_tap(tmp_path, sqlite_url, l2_source):
+    """A live server and its world (for tokens)."""
+    world = build_world(tmp_path, sqlite_url, l2_source)
+    with world.catalogue.engine.begin() as conn:
+        rebuild_obscore(conn)
+    app = create_app(catalogue=world.catalogue, clock=lambda: BEFORE, secret_key="pyvo")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.1)
+    yield world, f"http://127.0.0.1:{port}/tap"
+    server.should_exit = True
+    thread.join(10)
+    world.catalogue.close()
+
+
+def test_pyvo_sync_async_and_authenticated(live_world_tap) -> None:
+    import pyvo
+    import requests
+
+    world, url = live_world_tap
+    anonymous = pyvo.dal.TAPService(url)
+    rows = anonymous.search("SELECT obs_publisher_did, s_region FROM ivoa.obscore").to_table()
+    job = anonymous.submit_job("SELECT TOP 3 obs_publisher_did FROM ivoa.obscore ORDER BY obs_publisher_did")
+    job.run().wait(timeout=60)
+    job.raise_if_error()
+    async_rows = job.fetch_result().to_table()
+    job.delete()
+    assert len(async_rows) == min(3, len(rows))
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {world.tokens['owner']}"
+    owner = pyvo.dal.TAPService(url, session=session)
+    owner_rows = owner.search("SELECT obs_publisher_did FROM ivoa.obscore").to_table()
+    assert len(owner_rows) > len(rows)
+    private = f"product?{world.ids['private']['product']}"
+    assert any(str(d).endswith(private) for d in owner_rows["obs_publisher_did"])
+    assert not any(str(d).endswith(private) for d in rows["obs_publisher_did"])
+    with pytest.raises(pyvo.dal.DALQueryError):
+        anonymous.search("SELECT * FROM files")

@@ -28,8 +28,8 @@ from hcdc.archive.obscore import ColumnSpec
 GEOMETRY_VALUES = frozenset({"POINT", "CIRCLE", "POLYGON", "BOX"})
 #: STC-S polygon text of ObsCore's s_region -> pgSphere spoly (vertices in degrees)
 _PG_REGION = (
-    "CAST('{{' || regexp_replace(trim(substring({col} from 14)), "
-    "'([-0-9.eE+]+) ([-0-9.eE+]+)( |$)', '(\\1d,\\2d),', 'g') || '}}' AS spoly)"
+    "CAST('{{' || rtrim(regexp_replace(trim(substring({col} from 14)), "
+    "'([-0-9.eE+]+) ([-0-9.eE+]+)( |$)', '(\\1d,\\2d),', 'g'), ',') || '}}' AS spoly)"
 )
 
 

@@ -25,7 +25,9 @@ ALLOWED_FUNCTIONS = tuple(
 #: node types never allowed anywhere in a query
 FORBIDDEN_NODES = tuple(
     getattr(exp, name)
-    for name in "With Into Command Insert Update Delete Drop Create Alter Merge Lock Placeholder Parameter".split()
+    for name in (
+        "With Into Command Insert Update Delete Drop Create Alter Merge Lock Placeholder Parameter"
+    ).split()
     if hasattr(exp, name)
 )
 

@@ -96,7 +96,7 @@ def vo_principal(request: Request, state: WebState) -> Principal:
 def table_sources(
     user: Principal, now: dt.datetime, dialect: str, *, authority: str, base_url: str, policy: Policy
 ) -> dict[str, TableSource]:
-    """The tables ``user`` may query, as SQL for ``dialect``: ivoa.obscore (rights-filtered) and TAP_SCHEMA."""
+    """The tables ``user`` may query, as SQL for ``dialect``: ivoa.obscore (rights-filtered), TAP_SCHEMA."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     compiler = postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()
@@ -313,27 +313,33 @@ def capabilities_document(base: str) -> str:
     def vosi(standard: str, path: str) -> str:
         return (
             f'<capability standardID="ivo://ivoa.net/std/VOSI#{standard}">'
-            f'<interface xsi:type="vs:ParamHTTP"><accessURL use="full">{escape(tap)}/{path}</accessURL></interface>'
+            '<interface xsi:type="vs:ParamHTTP">'
+            f'<accessURL use="full">{escape(tap)}/{path}</accessURL></interface>'
             "</capability>"
         )
 
     formats = "".join(
-        f"<outputFormat{' ivo-id=' + quoteattr(ivo) if ivo else ''}><mime>{escape(mime)}</mime><alias>{alias}</alias></outputFormat>"
+        f"<outputFormat{' ivo-id=' + quoteattr(ivo) if ivo else ''}><mime>{escape(mime)}</mime>"
+        f"<alias>{alias}</alias></outputFormat>"
         for mime, alias, ivo in OUTPUT_FORMATS
     )
     geometry = "".join(f"<feature><form>{form}</form></feature>" for form in GEOMETRY_FORMS)
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<cap:capabilities xmlns:cap="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '
-        'xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0" xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0" '
-        'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        'xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0" '
+        'xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0" '
+        'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
         '<capability standardID="ivo://ivoa.net/std/TAP" xsi:type="tr:TableAccess">'
-        f'<interface role="std" version="1.1" xsi:type="vs:ParamHTTP"><accessURL use="full">{escape(tap)}</accessURL></interface>'
+        '<interface role="std" version="1.1" xsi:type="vs:ParamHTTP">'
+        f'<accessURL use="full">{escape(tap)}</accessURL></interface>'
         '<dataModel ivo-id="ivo://ivoa.net/std/ObsCore#core-1.1">ObsCore-1.1</dataModel>'
         "<language><name>ADQL</name>"
         '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>'
         '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.1">2.1</version>'
-        "<description>ADQL 2.1 parsed by sqlglot; geometry by pgSphere (PostgreSQL) or hcdc's functions (SQLite)</description>"
+        "<description>ADQL 2.1 parsed by sqlglot; geometry by pgSphere (PostgreSQL) "
+        "or hcdc's functions (SQLite)</description>"
         f'<languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-adqlgeo">{geometry}</languageFeatures>'
         '<languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-adql-string">'
         "<feature><form>LOWER</form></feature><feature><form>UPPER</form></feature>"
@@ -343,10 +349,13 @@ def capabilities_document(base: str) -> str:
         "</language>"
         f"{formats}"
         f"<retentionPeriod><default>{7 * 86400}</default><hard>{30 * 86400}</hard></retentionPeriod>"
-        f"<executionDuration><default>{STATEMENT_TIMEOUT_S}</default><hard>{STATEMENT_TIMEOUT_S}</hard></executionDuration>"
-        f'<outputLimit><default unit="row">{DEFAULT_MAXREC}</default><hard unit="row">{HARD_MAXREC}</hard></outputLimit>'
+        f"<executionDuration><default>{STATEMENT_TIMEOUT_S}</default>"
+        f"<hard>{STATEMENT_TIMEOUT_S}</hard></executionDuration>"
+        f'<outputLimit><default unit="row">{DEFAULT_MAXREC}</default>'
+        f'<hard unit="row">{HARD_MAXREC}</hard></outputLimit>'
         "</capability>"
-        f"{vosi('capabilities', 'capabilities')}{vosi('availability', 'availability')}{vosi('tables-1.1', 'tables')}"
+        f"{vosi('capabilities', 'capabilities')}{vosi('availability', 'availability')}"
+        f"{vosi('tables-1.1', 'tables')}"
         "</cap:capabilities>\n"
     )
 
@@ -394,7 +403,8 @@ def tables_document(detail_min: bool = False, only: str | None = None) -> str:
             f"<description>{escape(table.description)}</description>{utype}{columns}</table>"
         )
     ns = (
-        'xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0" xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" '
+        'xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0" '
+        'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
     )
     if only is not None:
