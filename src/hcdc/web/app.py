@@ -131,10 +131,11 @@ def create_app(
     app.include_router(api.router)
     app.include_router(portal.router)
     app.include_router(admin.router)
-    from hcdc.web.vo import tap, uws  # the VO services (TAP, UWS, VOSI): docs/vo.md
+    from hcdc.web.vo import examples, tap, uws  # the VO services (TAP, UWS, VOSI): docs/vo.md
 
     app.include_router(tap.router)
     app.include_router(uws.router)
+    app.include_router(examples.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
 
