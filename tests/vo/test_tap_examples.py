@@ -6,10 +6,10 @@ import io
 
 from astropy.io.votable import parse
 from fastapi.testclient import TestClient
+from web.world import BEFORE
 
 from hcdc.web.app import create_app
 from hcdc.web.vo.examples import EXAMPLES
-from web.world import BEFORE
 
 
 def test_examples_run(world) -> None:

@@ -357,7 +357,8 @@ def capabilities_document(base: str) -> str:
         f"{vosi('capabilities', 'capabilities')}{vosi('availability', 'availability')}"
         f"{vosi('tables-1.1', 'tables')}"
         '<capability standardID="ivo://ivoa.net/std/DALI#examples">'
-        f'<interface xsi:type="vr:WebBrowser"><accessURL use="full">{escape(tap)}/examples</accessURL></interface>'
+        '<interface xsi:type="vr:WebBrowser">'
+        f'<accessURL use="full">{escape(tap)}/examples</accessURL></interface>'
         "</capability>"
         "</cap:capabilities>\n"
     )
