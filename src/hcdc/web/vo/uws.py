@@ -248,8 +248,9 @@ async def create_job(request: Request) -> Response:
     return RedirectResponse(f"{base}/tap/async/{job_id}", status_code=303)
 
 
-@router.get("/tap/async/{job_id}", include_in_schema=False)
-def get_job(request: Request, job_id: str) -> Response:
+@router.get("/tap/async/{uws_job}", include_in_schema=False)
+def get_job(request: Request, uws_job: str) -> Response:
+    job_id = uws_job
     state, _, row = _job(request, job_id)
     wait = request.query_params.get("WAIT")
     if wait is not None and row.phase in ("PENDING", *ACTIVE):
@@ -273,8 +274,9 @@ def _delete(state: WebState, row: Any, base: str) -> Response:
     return RedirectResponse(f"{base}/tap/async", status_code=303)
 
 
-@router.post("/tap/async/{job_id}", include_in_schema=False)
-async def post_job(request: Request, job_id: str) -> Response:
+@router.post("/tap/async/{uws_job}", include_in_schema=False)
+async def post_job(request: Request, uws_job: str) -> Response:
+    job_id = uws_job
     state, _, row = _job(request, job_id)
     form = {k.upper(): v for k, v in (await _form(request)).items()}
     if form.get("ACTION", "").upper() == "DELETE":
@@ -282,14 +284,16 @@ async def post_job(request: Request, job_id: str) -> Response:
     raise HTTPException(400, "POST to a job takes ACTION=DELETE")
 
 
-@router.delete("/tap/async/{job_id}", include_in_schema=False)
-def delete_job(request: Request, job_id: str) -> Response:
+@router.delete("/tap/async/{uws_job}", include_in_schema=False)
+def delete_job(request: Request, uws_job: str) -> Response:
+    job_id = uws_job
     state, _, row = _job(request, job_id)
     return _delete(state, row, service_base(request))
 
 
-@router.api_route("/tap/async/{job_id}/phase", methods=["GET", "POST"], include_in_schema=False)
-async def job_phase(request: Request, job_id: str) -> Response:
+@router.api_route("/tap/async/{uws_job}/phase", methods=["GET", "POST"], include_in_schema=False)
+async def job_phase(request: Request, uws_job: str) -> Response:
+    job_id = uws_job
     state, user, row = _job(request, job_id)
     if request.method == "GET":
         return Response(row.phase, media_type="text/plain")
@@ -311,8 +315,9 @@ def _timestamp(text: str) -> dt.datetime:
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
-@router.api_route("/tap/async/{job_id}/{item}", methods=["GET", "POST"], include_in_schema=False)
-async def job_item(request: Request, job_id: str, item: str) -> Response:
+@router.api_route("/tap/async/{uws_job}/{item}", methods=["GET", "POST"], include_in_schema=False)
+async def job_item(request: Request, uws_job: str, item: str) -> Response:
+    job_id = uws_job
     state, _, row = _job(request, job_id)
     base = service_base(request)
     form = {k.upper(): v for k, v in (await _form(request)).items()}
@@ -367,8 +372,9 @@ async def job_item(request: Request, job_id: str, item: str) -> Response:
     raise HTTPException(404, f"no {item!r} in a job")
 
 
-@router.get("/tap/async/{job_id}/results/result", include_in_schema=False)
-def job_result(request: Request, job_id: str) -> Response:
+@router.get("/tap/async/{uws_job}/results/result", include_in_schema=False)
+def job_result(request: Request, uws_job: str) -> Response:
+    job_id = uws_job
     state, _, row = _job(request, job_id)
     if row.phase != "COMPLETED" or not row.result_path:
         raise HTTPException(404, f"job {job_id} has no result (phase {row.phase})")
