@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     )
     access_token_days: int = Field(default=90, ge=1, description="lifetime of a new personal API token")
     quota_max_jobs: int = Field(default=2, ge=0, description="default concurrent jobs of an external user")
+    vo_authority: str = Field(
+        default="", description="IVOA authority of publisher DIDs (ivo://AUTHORITY/...); default hcdc-<id>"
+    )
     quota_window_days: int = Field(
         default=0, ge=0, description="default processing window of a new external user; 0: unlimited"
     )

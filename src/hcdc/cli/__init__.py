@@ -33,6 +33,7 @@ _COMMAND_MODULES: list[str] = [
     "web",
     "tdb",
     "level3",
+    "vo",
 ]
 
 

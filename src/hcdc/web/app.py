@@ -153,6 +153,12 @@ def create_app(
     app.include_router(interferometry.router)
     app.include_router(portal.router)
     app.include_router(admin.router)
+    from hcdc.web.vo import examples, tap, uws  # the VO services (TAP, UWS, VOSI): docs/vo.md
+
+    app.include_router(tap.router)
+    app.include_router(uws.router)
+    app.include_router(examples.router)
+
     from hcdc.web.vo import datalink, registry, scs
 
     app.include_router(datalink.router)

@@ -124,6 +124,14 @@ def timestamp(value: dt.datetime | dt.date) -> str:
     return value.strftime("%Y-%m-%dT00:00:00")
 
 
+def _timestamp_text(value: str) -> str:
+    """A database's text timestamp (SQLite: ``YYYY-MM-DD HH:MM:SS.ffffff``) as a DALI timestamp."""
+    try:
+        return timestamp(dt.datetime.fromisoformat(value))
+    except ValueError:
+        return value
+
+
 def _is_null(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -136,6 +144,8 @@ def cell_text(field: Field, value: Any) -> str:
         return "T" if value else "F"
     if isinstance(value, dt.datetime | dt.date):
         return timestamp(value)
+    if field.xtype == "timestamp" and isinstance(value, str):
+        return _timestamp_text(value)
     if field.datatype in ("double", "float"):
         return repr(float(value))
     if field.datatype in ("short", "int", "long", "unsignedByte"):
@@ -272,6 +282,8 @@ def _json_value(field: Field, value: Any) -> Any:
         return None
     if isinstance(value, dt.datetime | dt.date):
         return timestamp(value)
+    if field.xtype == "timestamp" and isinstance(value, str):
+        return _timestamp_text(value)
     if field.datatype in ("double", "float"):
         return float(value)
     if field.datatype in ("short", "int", "long", "unsignedByte"):

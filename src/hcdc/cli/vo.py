@@ -1,0 +1,42 @@
+"""VO commands: ``hcdc vo rebuild-obscore`` (rewrite every ivoa.obscore row from the catalogue).
+
+Ingest and product registration keep ObsCore in sync in their own transactions; the rebuild is
+for a catalogue made before the VO layer, or after a change of the publishing rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, open_catalogue
+from hcdc.cli.output import emit_json
+
+vo_app = typer.Typer(
+    help="Virtual Observatory services (TAP, ObsCore): see docs/vo.md.", no_args_is_help=True
+)
+
+
+@vo_app.command("rebuild-obscore")
+def rebuild_obscore_command(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
+    """Delete and rewrite every ObsCore row (raw science files, Level 1/2 products, OIFITS granules)
+    in one transaction, with the access rules' release dates."""
+    from hcdc.archive.access import Policy
+    from hcdc.archive.db import write_transaction
+    from hcdc.archive.obscore import rebuild_obscore
+
+    with open_catalogue(root) as catalogue, write_transaction(catalogue.engine) as conn:
+        summary = rebuild_obscore(conn, Policy.from_settings(catalogue.settings))
+    if json_output:
+        emit_json(summary.as_dict())
+    else:
+        typer.echo(
+            f"ivoa.obscore: {summary.total} rows ({summary.files} raw files, {summary.products} products, "
+            f"{summary.granules} granules)"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``hcdc vo`` to the ``hcdc`` application."""
+    app.add_typer(vo_app, name="vo")

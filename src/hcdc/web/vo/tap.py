@@ -1,0 +1,452 @@
+"""TAP 1.1 service at ``/tap``: synchronous ADQL queries, VOSI capabilities, availability and tables.
+
+Who asks: ``Authorization: Basic`` (account name and password), ``Authorization: Bearer`` (a
+personal token, as the REST API) or nobody (the public account). Every query is compiled by
+:func:`hcdc.archive.adql.compile_adql` with ``ivoa.obscore`` replaced by the caller's
+rights-filtered subquery (``archive/access.py`` decides), run in a read-only transaction with a
+statement timeout, and truncated at MAXREC (with the OVERFLOW INFO).
+
+Parameters (names case-insensitive, unknown ones ignored): ``REQUEST=doQuery`` (optional),
+``LANG`` = ADQL, ADQL-2.0 or ADQL-2.1, ``QUERY``, ``MAXREC`` (default 10 000, at most 1 000 000;
+0 returns the metadata only), ``FORMAT``/``RESPONSEFORMAT`` (see :data:`hcdc.web.vo.votable.FORMATS`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import decimal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import Engine
+
+from hcdc.archive.access import Policy, Principal
+from hcdc.archive.accounts import authenticate_password
+from hcdc.archive.adql import AdqlError, CompiledQuery, TableSource, compile_adql
+from hcdc.archive.adql.geometry import register_sqlite_functions
+from hcdc.archive.obscore import ColumnSpec, published_select
+from hcdc.archive.tap_schema import (
+    OBSCORE_TABLE,
+    PUBLISHED_TABLES,
+    TAP_SCHEMA_TABLES,
+    literal_select,
+    schema_rows,
+)
+from hcdc.config import Settings
+from hcdc.web.auth import WebState, resolve_principal, state_of
+from hcdc.web.vo.votable import Field, FormatError, error_document, field_for_values, render, serialization_of
+
+DEFAULT_MAXREC = 10_000
+HARD_MAXREC = 1_000_000
+STATEMENT_TIMEOUT_S = 60
+LANGS = ("ADQL", "ADQL-2.0", "ADQL-2.1")
+VOTABLE = "application/x-votable+xml"
+
+router = APIRouter()
+
+
+def vo_authority(settings: Settings) -> str:
+    """The IVOA authority of this data centre's DIDs: ``vo_authority``, else ``hcdc-<id>``."""
+    if settings.vo_authority:
+        return settings.vo_authority
+    return f"hcdc-{settings.id[:12]}" if settings.id else "hcdc.local"
+
+
+def service_base(request: Request) -> str:
+    """The absolute URL under which the VO services are served (no trailing slash)."""
+    return str(request.base_url).rstrip("/")
+
+
+# --------------------------------------------------------------------------------------------
+# who asks
+
+
+def vo_principal(request: Request, state: WebState) -> Principal:
+    """HTTP Basic (name:password), else the web app's bearer token / session / public account."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            name, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            name = password = ""
+        with state.catalogue.engine.begin() as conn:
+            principal = authenticate_password(conn, name, password, now=state.clock()) if name else None
+        if principal is None:
+            raise HTTPException(
+                401, "wrong account name or password", {"WWW-Authenticate": 'Basic realm="hcdc"'}
+            )
+        return principal
+    principal, _ = resolve_principal(request, state)
+    return principal
+
+
+# --------------------------------------------------------------------------------------------
+# queries
+
+
+def table_sources(
+    user: Principal, now: dt.datetime, dialect: str, *, authority: str, base_url: str, policy: Policy
+) -> dict[str, TableSource]:
+    """The tables ``user`` may query, as SQL for ``dialect``: ivoa.obscore (rights-filtered), TAP_SCHEMA."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    compiler = postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()
+    obscore = published_select(user, now, authority=authority, base_url=base_url, policy=policy)
+    sql = str(obscore.compile(dialect=compiler, compile_kwargs={"literal_binds": True}))
+    sources = {"ivoa.obscore": TableSource("ivoa.obscore", sql, OBSCORE_TABLE.columns)}
+    rows = schema_rows()
+    for table in TAP_SCHEMA_TABLES:
+        sources[table.qualified.lower()] = TableSource(
+            table.qualified, literal_select(table, rows[table.name]), table.columns
+        )
+    return sources
+
+
+def _field(name: str, spec: ColumnSpec | None, values: list[Any]) -> Field:
+    if spec is None:
+        return field_for_values(name, values)
+    return Field(
+        name, spec.datatype, spec.arraysize, spec.unit, spec.ucd, spec.utype, spec.xtype, spec.description
+    )
+
+
+def _plain(value: Any) -> Any:
+    return float(value) if isinstance(value, decimal.Decimal) else value
+
+
+@dataclass
+class QueryResult:
+    fields: list[Field]
+    rows: list[tuple[Any, ...]]
+    overflow: bool
+
+
+def _prepare(conn: Connection, timeout_s: float) -> float:
+    """Read-only transaction with a statement timeout; returns the deadline (monotonic)."""
+    deadline = time.monotonic() + timeout_s
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET TRANSACTION READ ONLY"))
+        conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}"))
+    else:
+        raw = conn.connection.driver_connection
+        register_sqlite_functions(raw)
+        raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
+    return deadline
+
+
+def run_adql(
+    engine: Engine,
+    query: str,
+    user: Principal,
+    now: dt.datetime,
+    *,
+    maxrec: int,
+    authority: str,
+    base_url: str,
+    policy: Policy,
+    timeout_s: float = STATEMENT_TIMEOUT_S,
+) -> QueryResult:
+    """Run one ADQL query for ``user`` (raises :class:`AdqlError` with a clear message)."""
+    dialect = engine.dialect.name
+    sources = table_sources(user, now, dialect, authority=authority, base_url=base_url, policy=policy)
+    compiled: CompiledQuery = compile_adql(query, sources, dialect)
+    with engine.connect() as conn:
+        with conn.begin():
+            _prepare(conn, timeout_s)
+            try:
+                result = (
+                    conn.exec_driver_sql(compiled.sql)
+                    if dialect != "postgresql"
+                    else conn.execution_options(stream_results=True).exec_driver_sql(
+                        compiled.sql.replace("%", "%%")
+                    )
+                )
+                rows = [tuple(_plain(v) for v in row) for row in result.fetchmany(maxrec + 1)]
+                result.close()
+            except Exception as exc:  # the database refused or timed out: say so, never leak SQL
+                raise AdqlError(_database_message(exc, timeout_s)) from None
+            finally:
+                if dialect == "sqlite":
+                    conn.connection.driver_connection.set_progress_handler(None, 0)
+    overflow = len(rows) > maxrec
+    rows = rows[:maxrec]
+    fields = [
+        _field(name, spec, [row[i] for row in rows])
+        for i, (name, spec) in enumerate(zip(compiled.names, compiled.columns, strict=True))
+    ]
+    return QueryResult(fields, rows, overflow)
+
+
+def _database_message(exc: Exception, timeout_s: float) -> str:
+    raw = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = raw[0] if raw else type(exc).__name__
+    if (
+        "interrupted" in first.lower()
+        or "statement timeout" in first.lower()
+        or "canceling statement" in first.lower()
+    ):
+        return f"the query ran longer than {timeout_s:g} s and was stopped: narrow it (TOP, a smaller region)"
+    return f"the database could not run the query: {first}"
+
+
+def tap_parameters(request: Request, form: Mapping[str, Any] | None) -> dict[str, str]:
+    """Request parameters, names upper-cased (TAP: case-insensitive names); form values win."""
+    params = {k.upper(): v for k, v in request.query_params.items()}
+    if form:
+        params.update({k.upper(): v for k, v in form.items() if isinstance(v, str)})
+    return params
+
+
+def check_parameters(params: Mapping[str, str]) -> tuple[str, int, str]:
+    """(query, maxrec, serialization) of a TAP request, or AdqlError naming the bad parameter."""
+    lang = params.get("LANG")
+    if lang is None:
+        raise AdqlError("LANG is missing: use LANG=ADQL")
+    if lang.upper() not in LANGS:
+        raise AdqlError(f"unsupported LANG {lang!r}: use one of {', '.join(LANGS)}")
+    query = params.get("QUERY")
+    if not query:
+        raise AdqlError("QUERY is missing")
+    maxrec = params.get("MAXREC", str(DEFAULT_MAXREC))
+    try:
+        limit = int(maxrec)
+    except ValueError:
+        raise AdqlError(f"MAXREC must be an integer, not {maxrec!r}") from None
+    if limit < 0:
+        raise AdqlError("MAXREC must not be negative")
+    try:
+        serialization = serialization_of(params.get("RESPONSEFORMAT") or params.get("FORMAT"))
+    except FormatError as exc:
+        raise AdqlError(str(exc)) from None
+    return query, min(limit, HARD_MAXREC), serialization
+
+
+def error_response(message: str, status: int = 400) -> Response:
+    return Response(error_document(message), status_code=status, media_type=VOTABLE)
+
+
+async def _form(request: Request) -> Mapping[str, Any] | None:
+    if request.method == "POST":
+        return await request.form()
+    return None
+
+
+def execute_request(request: Request, params: Mapping[str, str]) -> tuple[bytes, str]:
+    """Run a sync/async TAP request for the caller; (body, media type) or AdqlError."""
+    state = state_of(request)
+    user = vo_principal(request, state)
+    query, maxrec, serialization = check_parameters(params)
+    result = run_adql(
+        state.catalogue.engine,
+        query,
+        user,
+        state.clock(),
+        maxrec=maxrec,
+        authority=vo_authority(state.catalogue.settings),
+        base_url=service_base(request),
+        policy=state.policy,
+    )
+    return render(result.fields, result.rows, serialization, overflow=result.overflow)
+
+
+@router.api_route("/tap/sync", methods=["GET", "POST"], include_in_schema=False)
+async def tap_sync(request: Request) -> Response:
+    params = tap_parameters(request, await _form(request))
+    try:
+        body, media_type = execute_request(request, params)
+    except AdqlError as exc:
+        return error_response(str(exc))
+    return Response(body, media_type=media_type)
+
+
+# --------------------------------------------------------------------------------------------
+# VOSI
+
+
+@router.get("/tap/availability", include_in_schema=False)
+def tap_availability() -> Response:
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<avl:availability xmlns:avl="http://www.ivoa.net/xml/VOSIAvailability/v1.0">'
+        "<avl:available>true</avl:available>"
+        "<avl:note>hcdc TAP service is accepting queries</avl:note></avl:availability>\n"
+    )
+    return Response(body, media_type="text/xml")
+
+
+OUTPUT_FORMATS = (
+    ("application/x-votable+xml", "votable", "ivo://ivoa.net/std/TAPRegExt#output-votable-binary2"),
+    (
+        "application/x-votable+xml;serialization=tabledata",
+        "votable/td",
+        "ivo://ivoa.net/std/TAPRegExt#output-votable-td",
+    ),
+    ("text/csv;header=present", "csv", None),
+    ("application/json", "json", None),
+)
+GEOMETRY_FORMS = (
+    "POINT",
+    "CIRCLE",
+    "POLYGON",
+    "BOX",
+    "CONTAINS",
+    "INTERSECTS",
+    "DISTANCE",
+    "AREA",
+    "COORD1",
+    "COORD2",
+)
+
+
+def capabilities_document(base: str) -> str:
+    tap = f"{base}/tap"
+
+    def vosi(standard: str, path: str) -> str:
+        return (
+            f'<capability standardID="ivo://ivoa.net/std/VOSI#{standard}">'
+            '<interface xsi:type="vs:ParamHTTP">'
+            f'<accessURL use="full">{escape(tap)}/{path}</accessURL></interface>'
+            "</capability>"
+        )
+
+    formats = "".join(
+        f"<outputFormat{' ivo-id=' + quoteattr(ivo) if ivo else ''}><mime>{escape(mime)}</mime>"
+        f"<alias>{alias}</alias></outputFormat>"
+        for mime, alias, ivo in OUTPUT_FORMATS
+    )
+    geometry = "".join(f"<feature><form>{form}</form></feature>" for form in GEOMETRY_FORMS)
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<cap:capabilities xmlns:cap="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '
+        'xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0" '
+        'xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0" '
+        'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        '<capability standardID="ivo://ivoa.net/std/TAP" xsi:type="tr:TableAccess">'
+        '<interface role="std" version="1.1" xsi:type="vs:ParamHTTP">'
+        f'<accessURL use="full">{escape(tap)}</accessURL></interface>'
+        '<dataModel ivo-id="ivo://ivoa.net/std/ObsCore#core-1.1">ObsCore-1.1</dataModel>'
+        "<language><name>ADQL</name>"
+        '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.0">2.0</version>'
+        '<version ivo-id="ivo://ivoa.net/std/ADQL#v2.1">2.1</version>'
+        "<description>ADQL 2.1 parsed by sqlglot; geometry by pgSphere (PostgreSQL) "
+        "or hcdc's functions (SQLite)</description>"
+        f'<languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-adqlgeo">{geometry}</languageFeatures>'
+        '<languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-adql-string">'
+        "<feature><form>LOWER</form></feature><feature><form>UPPER</form></feature>"
+        "<feature><form>ILIKE</form></feature></languageFeatures>"
+        '<languageFeatures type="ivo://ivoa.net/std/TAPRegExt#features-adql-offset">'
+        "<feature><form>OFFSET</form></feature></languageFeatures>"
+        "</language>"
+        f"{formats}"
+        f"<retentionPeriod><default>{7 * 86400}</default><hard>{30 * 86400}</hard></retentionPeriod>"
+        f"<executionDuration><default>{STATEMENT_TIMEOUT_S}</default>"
+        f"<hard>{STATEMENT_TIMEOUT_S}</hard></executionDuration>"
+        f'<outputLimit><default unit="row">{DEFAULT_MAXREC}</default>'
+        f'<hard unit="row">{HARD_MAXREC}</hard></outputLimit>'
+        "</capability>"
+        f"{vosi('capabilities', 'capabilities')}{vosi('availability', 'availability')}"
+        f"{vosi('tables-1.1', 'tables')}"
+        '<capability standardID="ivo://ivoa.net/std/DALI#examples">'
+        '<interface xsi:type="vr:WebBrowser">'
+        f'<accessURL use="full">{escape(tap)}/examples</accessURL></interface>'
+        "</capability>"
+        "</cap:capabilities>\n"
+    )
+
+
+@router.get("/tap/capabilities", include_in_schema=False)
+def tap_capabilities(request: Request) -> Response:
+    return Response(capabilities_document(service_base(request)), media_type="text/xml")
+
+
+def _column_xml(c: ColumnSpec) -> str:
+    parts = [f"<column><name>{escape(c.name)}</name>"]
+    if c.description:
+        parts.append(f"<description>{escape(c.description)}</description>")
+    if c.unit:
+        parts.append(f"<unit>{escape(c.unit)}</unit>")
+    if c.ucd:
+        parts.append(f"<ucd>{escape(c.ucd)}</ucd>")
+    if c.utype:
+        parts.append(f"<utype>{escape(c.utype)}</utype>")
+    size = f" arraysize={quoteattr(c.arraysize)}" if c.arraysize else ""
+    xtype = f" extendedType={quoteattr(c.xtype)}" if c.xtype else ""
+    parts.append(f'<dataType xsi:type="vs:VOTableType"{size}{xtype}>{c.datatype}</dataType>')
+    for flag, on in (("indexed", c.indexed), ("primary", c.principal), ("std", c.std)):
+        if on:
+            parts.append(f"<flag>{flag}</flag>")
+    parts.append("</column>")
+    return "".join(parts)
+
+
+def tables_document(detail_min: bool = False, only: str | None = None) -> str:
+    schemas: dict[str, list[str]] = {}
+    for table in PUBLISHED_TABLES:
+        if only is not None and table.qualified.lower() != only.lower():
+            continue
+        columns = "" if detail_min else "".join(_column_xml(c) for c in table.columns)
+        if not detail_min:
+            columns += "".join(
+                f"<foreignKey><targetTable>{escape(target)}</targetTable><fkColumn><fromColumn>{escape(a)}"
+                f"</fromColumn><targetColumn>{escape(b)}</targetColumn></fkColumn></foreignKey>"
+                for _key, target, a, b in table.foreign_keys
+            )
+        utype = f"<utype>{escape(table.utype)}</utype>" if table.utype else ""
+        schemas.setdefault(table.schema, []).append(
+            f'<table type="table"><name>{escape(table.qualified)}</name>'
+            f"<description>{escape(table.description)}</description>{utype}{columns}</table>"
+        )
+    ns = (
+        'xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0" '
+        'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"'
+    )
+    if only is not None:
+        tables = [t for ts in schemas.values() for t in ts]
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + tables[0].replace(
+            "<table ", f"<vosi:table {ns} ", 1
+        ).replace("</table>", "</vosi:table>")
+    body = "".join(
+        f"<schema><name>{escape(name)}</name>{''.join(tables)}</schema>" for name, tables in schemas.items()
+    )
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<vosi:tableset {ns}>{body}</vosi:tableset>\n'
+
+
+@router.get("/tap/tables", include_in_schema=False)
+def tap_tables(request: Request) -> Response:
+    detail = request.query_params.get("detail", "").lower()
+    return Response(tables_document(detail_min=detail == "min"), media_type="text/xml")
+
+
+@router.get("/tap/tables/{name}", include_in_schema=False)
+def tap_table(name: str) -> Response:
+    if not any(t.qualified.lower() == name.lower() for t in PUBLISHED_TABLES):
+        raise HTTPException(404, f"no table {name!r} (see /tap/tables)")
+    return Response(tables_document(only=name), media_type="text/xml")
+
+
+__all__ = [
+    "DEFAULT_MAXREC",
+    "HARD_MAXREC",
+    "QueryResult",
+    "capabilities_document",
+    "check_parameters",
+    "execute_request",
+    "router",
+    "run_adql",
+    "service_base",
+    "table_sources",
+    "tables_document",
+    "vo_authority",
+    "vo_principal",
+]
