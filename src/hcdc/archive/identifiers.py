@@ -10,6 +10,7 @@ that the VO services publish is named ``ivo://AUTHORITY/KIND?KEY``, where KIND i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 KINDS = ("file", "product", "granule")
 
@@ -55,3 +56,15 @@ def parse_publisher_did(did: str, authority: str | None = None) -> PublisherDid:
     if authority is not None and found_authority.lower() != authority.lower():
         raise IdentifierError(f"{did!r} belongs to authority {found_authority!r}, not {authority!r}")
     return PublisherDid(found_authority, kind, int(key))
+
+
+def vo_authority(settings: Any) -> str:
+    """This data centre's IVOA authority: the ``vo_authority`` setting, else ``hcdc-<id>``.
+
+    The one source of the authority for ObsCore's DIDs, DataLink, the registry record and TAP.
+    """
+    configured = getattr(settings, "vo_authority", None)
+    if configured:
+        return str(configured)
+    centre_id = getattr(settings, "id", None)
+    return f"hcdc-{centre_id[:12]}" if centre_id else "hcdc.local"

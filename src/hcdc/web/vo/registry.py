@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from hcdc import __version__
+from hcdc.archive.identifiers import vo_authority
 
 router = APIRouter(tags=["vo"])
 
@@ -60,11 +61,6 @@ DESCRIPTION = (
     "provenance; OIFITS granules of optical interferometry. Proprietary and embargoed data are "
     "served only to authorised accounts (HTTP bearer tokens)."
 )
-
-
-def vo_authority(settings: Any) -> str:
-    """The IVOA authority of the data centre's identifiers (setting ``vo_authority``)."""
-    return getattr(settings, "vo_authority", None) or "hcdc.invalid"
 
 
 def setting(settings: Any, name: str) -> str:

@@ -32,6 +32,7 @@ from hcdc.archive.access import Policy, Principal
 from hcdc.archive.accounts import authenticate_password
 from hcdc.archive.adql import AdqlError, CompiledQuery, TableSource, compile_adql
 from hcdc.archive.adql.geometry import register_sqlite_functions
+from hcdc.archive.identifiers import vo_authority
 from hcdc.archive.obscore import ColumnSpec, published_select
 from hcdc.archive.tap_schema import (
     OBSCORE_TABLE,
@@ -40,7 +41,6 @@ from hcdc.archive.tap_schema import (
     literal_select,
     schema_rows,
 )
-from hcdc.config import Settings
 from hcdc.web.auth import WebState, resolve_principal, state_of
 from hcdc.web.vo.votable import Field, FormatError, error_document, field_for_values, render, serialization_of
 
@@ -51,13 +51,6 @@ LANGS = ("ADQL", "ADQL-2.0", "ADQL-2.1")
 VOTABLE = "application/x-votable+xml"
 
 router = APIRouter()
-
-
-def vo_authority(settings: Settings) -> str:
-    """The IVOA authority of this data centre's DIDs: ``vo_authority``, else ``hcdc-<id>``."""
-    if settings.vo_authority:
-        return settings.vo_authority
-    return f"hcdc-{settings.id[:12]}" if settings.id else "hcdc.local"
 
 
 def service_base(request: Request) -> str:
