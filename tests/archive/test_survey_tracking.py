@@ -124,3 +124,22 @@ def test_reimport_updates_and_bad_input(survey, tmp_path: Path) -> None:
     assert result.exit_code != 0 and "t.csv row 1" in result.output
     result = _run(survey, "survey", "import", "NEW", str(TARGETS))
     assert result.exit_code != 0 and "--group" in result.output
+
+
+def test_migration_0009_downgrades_and_upgrades(catalogue) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from hcdc.archive.db import alembic_config, current_revision, head_revision
+
+    tables = {"surveys", "survey_targets", "oi_calibrators", "oi_bad_calibrators"}
+    config = alembic_config()
+    with catalogue.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0007_interferometry")
+    assert not tables & set(inspect(catalogue.engine).get_table_names())
+    with catalogue.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    assert tables <= set(inspect(catalogue.engine).get_table_names())
+    assert current_revision(catalogue.engine) == head_revision()
