@@ -21,7 +21,7 @@ only those have their own V²/T3 in the file, so only they get the residual test
 Flags per calibrator (:func:`vet_file`): ``be_star`` (SIMBAD object types Be*/Em*/Ae*, which
 JSDC's CalFlag does not cover), ``bad_list``, ``binary_calflag`` (CalFlag bit 2: SB9 or WDS
 companion < 2″), ``calflag_chi2`` (bit 1), ``calflag_otype`` (bit 4), ``binary_residuals``
-(closure phases against a uniform disk:
+(closure phases against centro-symmetry, diameter against a uniform disk:
 :func:`hcdc.science.interferometry.vetting.residual_test`), ``diameter_inconsistent``,
 ``not_in_catalogue``. Verdict: ``reject`` for a Be star, a bad-list member or a binary;
 ``suspect`` for the other flags; ``ok`` otherwise.

@@ -27,7 +27,7 @@ import datetime as dt
 import math
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, delete, or_, select
+from sqlalchemy import ColumnElement, Connection, or_, select
 
 from hcdc.archive.access import Principal, can_see_survey, datetime_of_mjd, utc_naive, visible_surveys_clause
 from hcdc.archive.access_models import Group
@@ -112,13 +112,6 @@ def import_targets(
             conn.execute(table.update().where(table.c.id == found).values(**values))
             counts["updated"] += 1
     return counts
-
-
-def delete_survey(conn: Connection, actor: Principal, survey: str) -> None:
-    """Remove a survey and its target list (staff only; the catalogue is not touched)."""
-    if not actor.is_staff:
-        raise SurveyError(f"{actor.name}: only admins and operators remove surveys")
-    conn.execute(delete(Survey).where(Survey.name == survey))
 
 
 def _survey(conn: Connection, user: Principal, name: str) -> Any:

@@ -457,7 +457,8 @@ def vet_command(
 ) -> None:
     """Vet the calibrators an OIFITS file uses (ESO PRO JSDC CALn keywords; the file's own
     targets when it is a calibrator file): Be / emission-line stars, bad-list members,
-    binarity (JSDC CalFlag bit 2, closure phases against a uniform disk), diameter."""
+    binarity (JSDC CalFlag bit 2, own closure phases against centro-symmetry), diameter
+    against a uniform disk of the JSDC diameter."""
     from hcdc.archive.interferometry_calibrators import CalibratorError, vet_file
 
     try:

@@ -1,4 +1,4 @@
-"""Survey tracking commands: ``hcdc survey import|status|list|remove``.
+"""Survey tracking commands: ``hcdc survey import|status|list``.
 
 Thin: the work is in :mod:`hcdc.archive.interferometry_survey`; who sees a survey is decided
 by ``archive.access`` (the survey's group and staff). ``--as USER`` shows what that account
