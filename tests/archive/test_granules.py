@@ -164,4 +164,4 @@ def test_migration_0004_downgrades_and_upgrades(catalogue) -> None:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
     assert "granules" in inspect(catalogue.engine).get_table_names()
-    assert current_revision(catalogue.engine) == head_revision() == "0007_interferometry"
+    assert current_revision(catalogue.engine) == head_revision()  # later migrations come back too

@@ -1311,6 +1311,31 @@ def can_see(
     return AccessContext(conn, user, now, policy).can_see(obj)
 
 
+def visible_surveys_clause(user: Principal, group_id_column) -> ColumnElement[bool]:  # noqa: ANN001 - a column
+    """Survey tracking (a survey's targets, their progress, what is late) is visible to admins
+    and operators (R1) and to the active members of the survey's group, to no one else
+    (issue 14; docs/interferometry.md "Survey tracking"). ``group_id_column``: the survey's
+    ``group_id``."""
+    if user.is_staff:
+        return true()
+    uid = user.member_id
+    if uid is None:
+        return false()
+    return group_id_column.in_(select(GroupMember.group_id).where(GroupMember.user_id == uid))
+
+
+def can_see_survey(conn: Connection, user: Principal, group_id: int) -> Decision:
+    """The per-object form of :func:`visible_surveys_clause` (same rule)."""
+    if user.is_staff:
+        return Decision(True, "R1", f"{user.role} sees every survey")
+    uid = user.member_id
+    if uid is not None and conn.scalar(
+        select(GroupMember.id).where(GroupMember.group_id == group_id, GroupMember.user_id == uid)
+    ):
+        return Decision(True, "S1", "member of the survey's group")
+    return Decision(False, "S1", "survey tracking is visible to the survey's group only")
+
+
 __all__ = [
     "ANONYMOUS",
     "CALIBRATION_PRODUCT_TYPES",
@@ -1326,6 +1351,7 @@ __all__ = [
     "Principal",
     "Rule",
     "can_see",
+    "can_see_survey",
     "datetime_of_mjd",
     "granule_release",
     "level3_inputs_clause",
@@ -1344,4 +1370,5 @@ __all__ = [
     "visible_jobs_clause",
     "visible_products_clause",
     "visible_sources_clause",
+    "visible_surveys_clause",
 ]

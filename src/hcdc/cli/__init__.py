@@ -30,6 +30,7 @@ _COMMAND_MODULES: list[str] = [
     "center",
     "accounts",
     "interferometry",
+    "survey",
     "web",
     "tdb",
     "level3",

@@ -42,7 +42,11 @@ collection_app = typer.Typer(help="OiDB collections (embargo, data rights, data 
 delegate_app = typer.Typer(
     help="Delegations of a collection / programme / sub-programme.", no_args_is_help=True
 )
+calibrators_app = typer.Typer(
+    help="Calibrator catalogue (JSDC v2 columns) and bad-calibrator list.", no_args_is_help=True
+)
 oi_app.add_typer(collection_app, name="collection")
+oi_app.add_typer(calibrators_app, name="calibrators")
 oi_app.add_typer(delegate_app, name="delegate")
 
 
@@ -399,6 +403,111 @@ def _check_on_disk(path: Path) -> dict[str, Any]:
     except OSError as exc:
         fail(f"{path}: not a readable FITS file ({exc})")
         raise AssertionError("unreachable") from None
+
+
+@calibrators_app.command("import")
+def calibrators_import(
+    table: Path = typer.Argument(..., help="CSV or VOTable (.xml/.vot) file."),
+    bad_list: bool = typer.Option(
+        False, "--bad-list", help="TABLE is a bad-calibrator list (columns name[, ra, dec, reason])."
+    ),
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Import a calibrator catalogue in JSDC v2 columns (Name, RAJ2000, DEJ2000, LDD, e_LDD,
+    UDDB..UDDN, ObjTypes_SIMBAD, CalFlag, ...) or, with --bad-list, a bad-calibrator list.
+    A star already imported (same normalised name) is replaced."""
+    from hcdc.archive.interferometry_calibrators import CalibratorError, import_bad_list, import_catalogue
+
+    try:
+        with open_catalogue(root) as catalogue, catalogue.engine.begin() as conn:
+            count = (import_bad_list if bad_list else import_catalogue)(conn, table)
+    except CalibratorError as exc:
+        fail(str(exc))
+    kind = "bad-calibrator list" if bad_list else "calibrator catalogue"
+    if json_output:
+        emit_json({"file": str(table), "kind": kind, "rows": count})
+    else:
+        typer.echo(f"{table}: {count} row(s) imported into the {kind}")
+
+
+@calibrators_app.command("list")
+def calibrators_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
+    """The imported calibrators (diameters in mas)."""
+    from hcdc.archive.interferometry_calibrators import list_calibrators
+
+    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+        rows = list_calibrators(conn)
+    if json_output:
+        emit_json(rows)
+        return
+    print_table(
+        "Calibrators", ("name", "ra", "dec", "ldd", "e_ldd", "calflag", "objtypes_simbad", "source"), rows
+    )
+
+
+@oi_app.command("vet")
+def vet_command(
+    file: str = typer.Argument(..., help="OIFITS file: a path on disk, or a catalogued file's id or path."),
+    as_calibrator: bool = typer.Option(
+        False, "--as-calibrator", help="Vet the file's own targets as calibrators whatever its header says."
+    ),
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Vet the calibrators an OIFITS file uses (ESO PRO JSDC CALn keywords; the file's own
+    targets when it is a calibrator file): Be / emission-line stars, bad-list members,
+    binarity (JSDC CalFlag bit 2, own closure phases against centro-symmetry), diameter
+    against a uniform disk of the JSDC diameter."""
+    from hcdc.archive.interferometry_calibrators import CalibratorError, vet_file
+
+    try:
+        with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+            path = _vetted_path(catalogue, conn, file)
+            report = vet_file(conn, path, as_calibrator=as_calibrator)
+    except CalibratorError as exc:
+        fail(str(exc))
+        raise AssertionError("unreachable") from None
+    if json_output:
+        emit_json(report)
+        return
+    typer.echo(f"{report['file']}: {report['verdict']}")
+    rows = [
+        {
+            "calibrator": c["name"],
+            "origin": c["origin"],
+            "verdict": c["verdict"],
+            "flags": ", ".join(c["flags"]) or "-",
+            "cp_chi2_r": (c.get("residuals") or {}).get("cp_chi2_r"),
+            "fitted_ud_mas": (c.get("residuals") or {}).get("fitted_ud_mas"),
+        }
+        for c in report["calibrators"]
+    ]
+    print_table(
+        "Calibrators", ("calibrator", "origin", "verdict", "flags", "cp_chi2_r", "fitted_ud_mas"), rows
+    )
+
+
+def _vetted_path(catalogue: Catalogue, conn: Connection, ref: str) -> Path:
+    """The stored bytes of the catalogued file ``ref`` (id, or ingested path: its current
+    version, e.g. the copy written by a validation), else the file on disk as given."""
+    from sqlalchemy import select
+
+    from hcdc.archive.interferometry import InterferometryError, resolve_file
+    from hcdc.archive.models import File
+    from hcdc.archive.storage import resolve_stored_path
+
+    try:
+        file_id = resolve_file(conn, ref)
+    except InterferometryError as exc:
+        if Path(ref).is_file():
+            return Path(ref)
+        fail(str(exc))
+        raise AssertionError("unreachable") from None
+    row = conn.execute(select(File.storage, File.stored_path).where(File.id == file_id)).first()
+    if row is None:
+        fail(f"no file with id {file_id}")
+    return resolve_stored_path(row.storage, row.stored_path, catalogue.storage_root)
 
 
 def register(app: typer.Typer) -> None:

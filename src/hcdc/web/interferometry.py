@@ -43,3 +43,66 @@ def granules(
         limit=limit,
     )
     return {"count": len(rows), "limit": limit, "items": views.jsonable(rows)}
+
+
+# --------------------------------------------------------------------------------------------
+# survey tracking: visible to the survey's group (and staff) only, see archive.access
+
+
+def _survey_status(who: Viewer, name: str) -> dict[str, Any]:
+    from fastapi import HTTPException
+
+    from hcdc.archive.interferometry_survey import SurveyError, survey_status
+
+    try:
+        return survey_status(
+            who.conn, who.user, name, visible=who.access.granules_clause(), now=who.access.now
+        )
+    except SurveyError:
+        # the same answer for a missing survey and one of another group
+        raise HTTPException(status_code=404, detail=f"no survey {name!r}") from None
+
+
+@router.get("/surveys", tags=["interferometry"], summary="Surveys the caller follows")
+def surveys(who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    from hcdc.archive.interferometry_survey import list_surveys
+
+    rows = list_surveys(who.conn, who.user)
+    return {"count": len(rows), "items": views.jsonable(rows)}
+
+
+@router.get(
+    "/surveys/{name}", tags=["interferometry"], summary="A survey's counts per stage and late targets"
+)
+def survey_summary(name: str, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    status = _survey_status(who, name)
+    keep = ("survey", "group", "as_of", "targets", "counts", "reached", "late")
+    return views.jsonable({k: status[k] for k in keep})
+
+
+@router.get("/surveys/{name}/targets", tags=["interferometry"], summary="Every target's stage and history")
+def survey_targets(name: str, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    status = _survey_status(who, name)
+    return {"count": len(status["items"]), "items": views.jsonable(status["items"])}
+
+
+@router.get("/surveys/{name}/targets/{target}", tags=["interferometry"], summary="One target's history")
+def survey_target(name: str, target: str, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    from fastapi import HTTPException
+
+    from hcdc.archive.interferometry_calibrators import name_key
+
+    status = _survey_status(who, name)
+    for item in status["items"]:
+        if name_key(item["name"]) == name_key(target):
+            return views.jsonable(item)
+    raise HTTPException(status_code=404, detail=f"no target {target!r} in survey {name!r}")
+
+
+@router.get(
+    "/surveys/{name}/late", tags=["interferometry"], summary="Targets past their due date, not validated"
+)
+def survey_late(name: str, who: Viewer = Depends(viewer)) -> dict[str, Any]:
+    status = _survey_status(who, name)
+    late = [i for i in status["items"] if i["late"]]
+    return {"count": len(late), "items": views.jsonable(late)}
