@@ -347,12 +347,15 @@ def create_token(
     return NewToken(token_id, prefix, secret, expires)
 
 
-def list_tokens(conn: Connection, name: str | None = None) -> list[dict[str, Any]]:
-    """API tokens (never their secrets), of one user or of all."""
+def list_tokens(
+    conn: Connection, name: str | None = None, now: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """API tokens (never their secrets), of one user or of all; ``state`` as of ``now`` (naive
+    UTC, default: the clock), the moment :func:`authenticate_token` is asked about."""
     query = select(ApiToken, User.name.label("user")).join(User, User.id == ApiToken.user_id)
     if name:
         query = query.where(User.name == name)
-    now = utcnow()
+    now = utc_naive(now) if now else utcnow()
     out = []
     for r in conn.execute(query.order_by(ApiToken.id)):
         state = "revoked" if r.revoked_at else ("expired" if r.expires_at <= now else "active")

@@ -147,12 +147,13 @@ def create_app(
         https_only=secure_cookies,
     )
 
-    from hcdc.web import admin, api, interferometry, portal
+    from hcdc.web import admin, api, interferometry, portal, tokens
 
     app.include_router(api.router)
     app.include_router(interferometry.router)
     app.include_router(portal.router)
     app.include_router(admin.router)
+    app.include_router(tokens.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
 
