@@ -13,7 +13,11 @@ from .test_portal import _signed_in, token_of
 
 def _audit(world) -> list[tuple[str, str | None]]:
     with world.catalogue.engine.connect() as conn:
-        return [(a["action"], (a["object"] or "").partition(":")[2]) for a in accounts.list_audit(conn, limit=None) if a["actor"] == "admin"]
+        return [
+            (a["action"], (a["object"] or "").partition(":")[2])
+            for a in accounts.list_audit(conn, limit=None)
+            if a["actor"] == "admin"
+        ]
 
 
 def test_admin_manages_groups_programmes_delegations(client_at, world):
@@ -21,18 +25,38 @@ def test_admin_manages_groups_programmes_delegations(client_at, world):
     _signed_in(admin, "admin")
     csrf = token_of(admin, "/admin/groups")
     ok = {"follow_redirects": False}
-    assert admin.post("/admin/groups", data={"csrf_token": csrf, "name": "gpies", "description": "GPIES"}, **ok).status_code == 303
-    assert admin.post("/admin/groups/gpies/members", data={"csrf_token": csrf, "add": "coi, other_pi"}, **ok).status_code == 303
+    assert (
+        admin.post(
+            "/admin/groups", data={"csrf_token": csrf, "name": "gpies", "description": "GPIES"}, **ok
+        ).status_code
+        == 303
+    )
+    assert (
+        admin.post(
+            "/admin/groups/gpies/members", data={"csrf_token": csrf, "add": "coi, other_pi"}, **ok
+        ).status_code
+        == 303
+    )
     admin.post("/admin/groups/gpies/members", data={"csrf_token": csrf, "remove": "other_pi"}, **ok)
     page = admin.get("/admin/groups").text
     assert re.search(r'data-group="gpies">.*?class="members">coi<', page)
     assert admin.post("/admin/groups", data={"csrf_token": csrf, "name": "gpies"}).status_code == 422
-    assert admin.post("/admin/groups/nogroup/members", data={"csrf_token": csrf, "add": "coi"}).status_code == 422
+    assert (
+        admin.post("/admin/groups/nogroup/members", data={"csrf_token": csrf, "add": "coi"}).status_code
+        == 422
+    )
 
     saved = admin.post(
         "/admin/programmes",
-        data={"csrf_token": csrf, "prog_id": "0110.C-0001(A)", "pi": "other_pi", "cois": "coi delegate",
-              "period_months": "18", "title": "a new one", "group": "gpies"},
+        data={
+            "csrf_token": csrf,
+            "prog_id": "0110.C-0001(A)",
+            "pi": "other_pi",
+            "cois": "coi delegate",
+            "period_months": "18",
+            "title": "a new one",
+            "group": "gpies",
+        },
         **ok,
     )
     assert saved.status_code == 303
@@ -54,7 +78,10 @@ def test_admin_manages_groups_programmes_delegations(client_at, world):
         files={"csv": ("bad.csv", b"prog_id,pi\n0110.C-0003,nobody\n", "text/csv")},
     )
     assert bad.status_code == 422 and "uploaded file bad.csv" in bad.text and "nobody" in bad.text
-    assert admin.post("/admin/programmes", data={"csrf_token": csrf, "prog_id": "0110.C-0001"}).status_code == 422
+    assert (
+        admin.post("/admin/programmes", data={"csrf_token": csrf, "prog_id": "0110.C-0001"}).status_code
+        == 422
+    )
 
     # a delegation of a dataset of the private programme: the other PI sees it, then not
     dataset = world.ids["private"]["dataset"]
@@ -71,7 +98,9 @@ def test_admin_manages_groups_programmes_delegations(client_at, world):
     delegation = int(re.findall(r'data-delegation="(\d+)"', page)[-1])
     admin.post(f"/admin/delegations/{delegation}/revoke", data={"csrf_token": csrf}, **ok)
     assert other.get(f"/api/v1/datasets/{dataset}").status_code == 404
-    assert re.search(rf'data-delegation="{delegation}">.*?class="state">revoked<', admin.get("/admin/delegations").text)
+    assert re.search(
+        rf'data-delegation="{delegation}">.*?class="state">revoked<', admin.get("/admin/delegations").text
+    )
     both = {"csrf_token": csrf, "grantee": "other_pi", "dataset_id": str(dataset), "prog_id": "0104.C-0007"}
     assert admin.post("/admin/delegations", data=both).status_code == 422
 

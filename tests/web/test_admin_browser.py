@@ -11,8 +11,8 @@ from .world import PASSWORD
 pytestmark = pytest.mark.browser
 
 
-def _sign_in(page, server: str, name: str, target: str) -> None:
-    page.goto(f"{server}/login?next={target}")
+def _sign_in(page, base: str, name: str, target: str) -> None:
+    page.goto(f"{base}/login?next={target}")
     page.fill("#name", name)
     page.fill("#password", PASSWORD)
     page.click("#sign-in")
@@ -75,8 +75,14 @@ def test_admin_pages_in_the_browser(chromium, server, world, tmp_path):  # noqa:
             )
             page.goto(server + "/admin")
             audit = page.locator("#audit-table").inner_text()
-            for action in ("group.add", "group.members", "programme.add", "programme.import",
-                           "delegation.grant", "delegation.revoke"):
+            for action in (
+                "group.add",
+                "group.members",
+                "programme.add",
+                "programme.import",
+                "delegation.grant",
+                "delegation.revoke",
+            ):
                 assert action in audit, action
             assert errors == []
 

@@ -44,7 +44,9 @@ def test_create_list_revoke_and_the_api_follows(client_at, world):
     assert not any(f'data-prefix="{p}"' in listing for p in theirs)
     revoked = coi.post(f"/my/tokens/{token_id}/revoke", data={"csrf_token": csrf}, follow_redirects=False)
     assert revoked.status_code == 303
-    assert re.search(rf'data-prefix="{prefix}"><td>{token_id}</td>.*?class="state">revoked<', coi.get("/my/tokens").text)
+    assert re.search(
+        rf'data-prefix="{prefix}"><td>{token_id}</td>.*?class="state">revoked<', coi.get("/my/tokens").text
+    )
     assert api.get("/api/v1/me").status_code == 401  # at once, on every worker (the database says so)
     with world.catalogue.engine.connect() as conn:
         actions = [(a["action"], a["actor"]) for a in accounts.list_audit(conn)]

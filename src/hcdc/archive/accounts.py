@@ -642,7 +642,9 @@ def import_programmes(conn: Connection, actor: Principal, path: Path) -> list[st
     return import_programme_specs(conn, actor, read_programme_csv(path), str(path))
 
 
-def import_programme_specs(conn: Connection, actor: Principal, specs: list[ProgrammeSpec], path: str) -> list[str]:
+def import_programme_specs(
+    conn: Connection, actor: Principal, specs: list[ProgrammeSpec], path: str
+) -> list[str]:
     """Create or update the programmes read from the CSV file ``path`` (A1, audited)."""
     done = []
     for number, spec in enumerate(specs, start=1):

@@ -79,7 +79,9 @@ class LoginLimiter:
         client, account = self._key(client, name)
         now = self.clock()
         with write_transaction(self.engine) as conn:
-            conn.execute(delete(LoginFailure).where(LoginFailure.at <= now - dt.timedelta(seconds=self.window_s)))
+            conn.execute(
+                delete(LoginFailure).where(LoginFailure.at <= now - dt.timedelta(seconds=self.window_s))
+            )
             conn.execute(insert(LoginFailure).values(client=client, account=account, at=now))
 
     def succeeded(self, client: str, name: str) -> None:

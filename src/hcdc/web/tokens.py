@@ -27,7 +27,9 @@ router = APIRouter(include_in_schema=False)
 MAX_TOKEN_DAYS = 366
 
 
-def _tokens_page(request: Request, who: Viewer, new: accounts.NewToken | None = None, status: int = 200) -> Response:
+def _tokens_page(
+    request: Request, who: Viewer, new: accounts.NewToken | None = None, status: int = 200
+) -> Response:
     tokens = accounts.list_tokens(who.conn, who.user.name, now=who.state.clock())
     return render(
         request,
@@ -83,7 +85,13 @@ async def create_token(request: Request, who: Viewer = Depends(viewer)) -> Respo
     new = _write(
         who,
         lambda conn: accounts.create_token(
-            conn, who.user, who.user.name, label=label, days=days, policy=who.state.policy, now=who.state.clock()
+            conn,
+            who.user,
+            who.user.name,
+            label=label,
+            days=days,
+            policy=who.state.policy,
+            now=who.state.clock(),
         ),
     )
     who.conn.rollback()  # end the read transaction begun before the write: the list shows the new token
