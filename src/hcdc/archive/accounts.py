@@ -347,12 +347,15 @@ def create_token(
     return NewToken(token_id, prefix, secret, expires)
 
 
-def list_tokens(conn: Connection, name: str | None = None) -> list[dict[str, Any]]:
-    """API tokens (never their secrets), of one user or of all."""
+def list_tokens(
+    conn: Connection, name: str | None = None, now: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """API tokens (never their secrets), of one user or of all; ``state`` as of ``now`` (naive
+    UTC, default: the clock), the moment :func:`authenticate_token` is asked about."""
     query = select(ApiToken, User.name.label("user")).join(User, User.id == ApiToken.user_id)
     if name:
         query = query.where(User.name == name)
-    now = utcnow()
+    now = utc_naive(now) if now else utcnow()
     out = []
     for r in conn.execute(query.order_by(ApiToken.id)):
         state = "revoked" if r.revoked_at else ("expired" if r.expires_at <= now else "active")
@@ -588,6 +591,13 @@ def read_programme_csv(path: Path) -> list[ProgrammeSpec]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise AccountError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    return parse_programme_csv(text, str(path))
+
+
+def parse_programme_csv(text: str, path: str) -> list[ProgrammeSpec]:
+    """Programmes from the text of a CSV file (see :func:`read_programme_csv`); ``path`` names
+    the file in error messages (an uploaded file's name, from the portal)."""
+    text = text.removeprefix("\ufeff")
     reader = csv.DictReader(text.splitlines())
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = {"prog_id", "pi"} - set(header)
@@ -629,7 +639,13 @@ def read_programme_csv(path: Path) -> list[ProgrammeSpec]:
 
 def import_programmes(conn: Connection, actor: Principal, path: Path) -> list[str]:
     """Create or update every programme of a CSV file (all or nothing: one transaction)."""
-    specs = read_programme_csv(path)
+    return import_programme_specs(conn, actor, read_programme_csv(path), str(path))
+
+
+def import_programme_specs(
+    conn: Connection, actor: Principal, specs: list[ProgrammeSpec], path: str
+) -> list[str]:
+    """Create or update the programmes read from the CSV file ``path`` (A1, audited)."""
     done = []
     for number, spec in enumerate(specs, start=1):
         try:
@@ -637,7 +653,7 @@ def import_programmes(conn: Connection, actor: Principal, path: Path) -> list[st
         except AccountError as exc:
             raise AccountError(f"{path}, programme {number} ({spec.prog_id}): {exc}") from exc
         done.append(normalize_prog_id(spec.prog_id))
-    audit(conn, actor, "programme.import", "file", str(path), {"programmes": done})
+    audit(conn, actor, "programme.import", "file", path, {"programmes": done})
     return done
 
 

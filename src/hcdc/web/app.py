@@ -147,12 +147,15 @@ def create_app(
         https_only=secure_cookies,
     )
 
-    from hcdc.web import admin, api, interferometry, portal
+    from hcdc.web import admin, admin_access, api, interferometry, portal, tokens
 
     app.include_router(api.router)
     app.include_router(interferometry.router)
     app.include_router(portal.router)
     app.include_router(admin.router)
+    app.include_router(tokens.router)
+    app.include_router(admin_access.router)
+
     from hcdc.web.vo import examples, tap, uws  # the VO services (TAP, UWS, VOSI): docs/vo.md
 
     app.include_router(tap.router)

@@ -1,4 +1,5 @@
-"""Who is asking: session cookies, personal API tokens, CSRF tokens, the login rate limit.
+"""Who is asking: session cookies, personal API tokens, CSRF tokens; the login rate limit
+(:class:`hcdc.archive.ratelimit.LoginLimiter`, in the catalogue, shared by every worker process).
 
 The web layer never decides rights: it only finds out *who* asks (a
 :class:`~hcdc.archive.access.Principal`) and hands an
@@ -22,9 +23,6 @@ import datetime as dt
 import hmac
 import os
 import secrets
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ from hcdc.archive.access import ANONYMOUS, AccessContext, Policy, Principal, pri
 from hcdc.archive.access_models import User
 from hcdc.archive.accounts import authenticate_token
 from hcdc.archive.db import Catalogue
+from hcdc.archive.ratelimit import LoginLimiter
 
 SESSION_COOKIE = "hcdc_session"
 SESSION_MAX_AGE_S = 8 * 3600
@@ -60,46 +59,6 @@ def load_secret_key(root: Path) -> str:
     return path.read_text().strip()
 
 
-class LoginLimiter:
-    """At most ``max_failures`` failed logins per ``window_s`` per (client address, account name)
-    and ``4 * max_failures`` per address; in memory, per server process."""
-
-    def __init__(self, max_failures: int = 5, window_s: float = 300.0) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._failures: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        times = self._failures.setdefault(key, deque())
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
-        return times
-
-    def retry_after(self, client: str, name: str) -> int:
-        """Seconds to wait before trying again (0: go ahead)."""
-        now = time.monotonic()
-        with self._lock:
-            for key, limit in (
-                ((client, name.lower()), self.max_failures),
-                ((client, ""), 4 * self.max_failures),
-            ):
-                times = self._recent(key, now)
-                if len(times) >= limit:
-                    return max(1, int(times[0] + self.window_s - now) + 1)
-        return 0
-
-    def failed(self, client: str, name: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for key in ((client, name.lower()), (client, "")):
-                self._recent(key, now).append(now)
-
-    def succeeded(self, client: str, name: str) -> None:
-        with self._lock:
-            self._failures.pop((client, name.lower()), None)
-
-
 @dataclass
 class WebState:
     """What every request needs: the open catalogue, the rules' numbers, the clock."""
@@ -107,8 +66,12 @@ class WebState:
     catalogue: Catalogue
     policy: Policy
     clock: Callable[[], dt.datetime]
-    limiter: LoginLimiter = field(default_factory=LoginLimiter)
     secure_cookies: bool = False
+    limiter: LoginLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        # failed sign-ins live in the catalogue: every worker process of the server counts them
+        self.limiter = LoginLimiter(self.catalogue.engine)
 
     def public_principal(self, conn: Connection) -> Principal:
         row = conn.execute(select(User).where(User.name == "public")).first()
