@@ -136,3 +136,14 @@ def test_vosi_documents(tap) -> None:
         response = client.get(path)
         assert response.status_code == 200 and response.text.startswith("<?xml"), path
     assert "ivo://ivoa.net/std/ObsCore#core-1.1" in client.get("/tap/capabilities").text
+
+
+def test_basic_auth_guessing_is_limited_like_the_portal_login(tap) -> None:
+    """HTTP Basic on TAP counts failed passwords in the same shared limiter as the portal's login."""
+    guesser = tap()
+    guesser.headers["Authorization"] = "Basic " + base64.b64encode(b"admin:wrong").decode()
+    codes = [_query(guesser, "SELECT TOP 1 * FROM ivoa.obscore").status_code for _ in range(6)]
+    assert codes == [401] * 5 + [429]
+    # the right password is refused too while the window lasts: no oracle for the guesser
+    right = tap("admin", basic=True)
+    assert _query(right, "SELECT TOP 1 * FROM ivoa.obscore").status_code == 429

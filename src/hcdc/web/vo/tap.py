@@ -41,7 +41,7 @@ from hcdc.archive.tap_schema import (
     literal_select,
     schema_rows,
 )
-from hcdc.web.auth import WebState, resolve_principal, state_of
+from hcdc.web.auth import WebState, client_address, resolve_principal, state_of
 from hcdc.web.vo.votable import Field, FormatError, error_document, field_for_values, render, serialization_of
 
 DEFAULT_MAXREC = 10_000
@@ -71,12 +71,20 @@ def vo_principal(request: Request, state: WebState) -> Principal:
             name, _, password = base64.b64decode(value.strip()).decode("utf-8").partition(":")
         except (binascii.Error, UnicodeDecodeError):
             name = password = ""
+        client = client_address(request)
+        wait = state.limiter.retry_after(client, name)  # the portal's limit on guessing passwords
+        if wait:
+            raise HTTPException(
+                429, f"too many failed sign-ins: try again in {wait} s", {"Retry-After": str(wait)}
+            )
         with state.catalogue.engine.begin() as conn:
             principal = authenticate_password(conn, name, password, now=state.clock()) if name else None
         if principal is None:
+            state.limiter.failed(client, name)
             raise HTTPException(
                 401, "wrong account name or password", {"WWW-Authenticate": 'Basic realm="hcdc"'}
             )
+        state.limiter.succeeded(client, name)
         return principal
     with state.catalogue.engine.connect() as conn:
         principal, _ = resolve_principal(request, state, conn)
