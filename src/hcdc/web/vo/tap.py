@@ -78,7 +78,8 @@ def vo_principal(request: Request, state: WebState) -> Principal:
                 401, "wrong account name or password", {"WWW-Authenticate": 'Basic realm="hcdc"'}
             )
         return principal
-    principal, _ = resolve_principal(request, state)
+    with state.catalogue.engine.connect() as conn:  # resolve_principal reads (and commits a token's use)
+        principal, _ = resolve_principal(request, state, conn)
     return principal
 
 
