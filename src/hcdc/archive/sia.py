@@ -257,6 +257,8 @@ def build_query(published: Select, params: Mapping[str, Sequence[str]]) -> SiaQu
         values = [v for v in values if v is not None]
         if name not in KNOWN or not values:
             continue
+        if any("\x00" in v for v in values):  # no database stores it; PostgreSQL refuses it in SQL
+            raise SiaError(name, "the value contains a NUL character")
         alternatives: list[ColumnElement]
         if name in INTERVALS:
             column = o[INTERVALS[name][0]]
