@@ -162,11 +162,12 @@ def create_app(
     app.include_router(uws.router)
     app.include_router(examples.router)
 
-    from hcdc.web.vo import datalink, registry, scs
+    from hcdc.web.vo import datalink, registry, scs, sia
 
     app.include_router(datalink.router)
     app.include_router(registry.router)
     app.include_router(scs.router)
+    app.include_router(sia.router)
     static = Path(__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
 

@@ -86,7 +86,7 @@ def vo_principal(request: Request, state: WebState) -> Principal:
             )
         state.limiter.succeeded(client, name)
         return principal
-    with state.catalogue.engine.connect() as conn:
+    with state.catalogue.engine.connect() as conn:  # resolve_principal reads (and commits a token's use)
         principal, _ = resolve_principal(request, state, conn)
     return principal
 
