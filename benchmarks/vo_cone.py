@@ -43,7 +43,10 @@ def rows(n: int, seed: int = 1):
             hcdc_kind="product", hcdc_key=i + 1, dataproduct_type="image", calib_level=3,
             obs_collection="BENCH L2", obs_id=f"obs-{i}", access_format=DATALINK_FORMAT,
             target_name=f"t{i}", s_ra=ra, s_dec=dec, s_fov=0.0035,
-            s_region=f"POLYGON ICRS {ra:.6f} {dec:.6f} {ra + 0.003:.6f} {dec:.6f} {ra + 0.003:.6f} {dec + 0.003:.6f}",
+            s_region=(
+                f"POLYGON ICRS {ra:.6f} {dec:.6f} {ra + 0.003:.6f} {dec:.6f} "
+                f"{ra + 0.003:.6f} {dec + 0.003:.6f}"
+            ),
             t_min=60000.0 + i * 1e-3, t_max=60000.01 + i * 1e-3, em_min=1.5e-6, em_max=1.8e-6,
             obs_release_date=dt.datetime(2020, 1, 1),
         )
@@ -79,7 +82,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=9)
-    parser.add_argument("--database", default="", help="PostgreSQL URL (dropped and recreated); default SQLite")
+    parser.add_argument(
+        "--database", default="", help="PostgreSQL URL (dropped and recreated); default SQLite"
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="vo-cone-"))
     url = args.database
@@ -104,7 +109,10 @@ def main() -> None:
 
     rng = random.Random(7)
     for label, radius in (("1 arcmin", 1 / 60), ("1 degree", 1.0)):
-        centres = [(rng.uniform(0, 360), math.degrees(math.asin(rng.uniform(-0.9, 0.9)))) for _ in range(args.repeat)]
+        centres = [
+            (rng.uniform(0, 360), math.degrees(math.asin(rng.uniform(-0.9, 0.9))))
+            for _ in range(args.repeat)
+        ]
         times, counts = [], []
         for ra, dec in centres:
             adql = (f"SELECT obs_publisher_did, s_ra, s_dec FROM ivoa.obscore WHERE "

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from helpers.live_server import serve_app
 from sqlalchemy import insert, select
 from web.world import BEFORE, L2Source, World, build_world, make_l2_source
 
@@ -184,26 +185,10 @@ def product_level(world: World, product_id: int) -> int | None:
 @pytest.fixture
 def vo_server(vo_world: VOWorld):
     """A real uvicorn server of the VO world on loopback (for pyvo, which needs requests)."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
 
     app = create_app(catalogue=vo_world.world.catalogue, clock=lambda: BEFORE, secret_key="vo-test")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(app) as base:
+        yield base
 
 
 def token_session(vo_world: VOWorld, user: str | None):

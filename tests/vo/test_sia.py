@@ -12,15 +12,12 @@ from __future__ import annotations
 import io
 import math
 import random
-import socket
-import threading
-import time
 
 import numpy as np
 import pytest
-import uvicorn
 from astropy.io.votable import parse
 from fastapi.testclient import TestClient
+from helpers.live_server import serve_app
 from matplotlib.path import Path as PlanePath
 from sqlalchemy import insert, select, update
 from web.world import BEFORE
@@ -373,26 +370,11 @@ def test_vosi(sia) -> None:
         assert avail.status_code == 200 and "<avl:available>true</avl:available>" in avail.text
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def live_sia(sky):
     app = create_app(catalogue=sky.catalogue, clock=lambda: BEFORE, secret_key="pyvo")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.1)
-    yield sky, f"http://127.0.0.1:{port}/sia"
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(app) as base:
+        yield sky, f"{base}/sia"
 
 
 def test_pyvo_sia2(live_sia, sia, everything) -> None:

@@ -6,14 +6,11 @@ stilts the test skips with the reason (fails under CI=true)."""
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import pytest
-import uvicorn
+from helpers.live_server import serve_app
 from web.world import BEFORE, build_world
 
 from hcdc.archive.obscore import rebuild_obscore
@@ -24,29 +21,14 @@ from .vo_tools import require_stilts
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def live_tap(tmp_path, sqlite_url, l2_source):
     world = build_world(tmp_path, sqlite_url, l2_source)
     with world.catalogue.engine.begin() as conn:
         rebuild_obscore(conn)
     app = create_app(catalogue=world.catalogue, clock=lambda: BEFORE, secret_key="taplint")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/tap"
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(app) as base:
+        yield f"{base}/tap"
     world.catalogue.close()
 
 
@@ -86,17 +68,8 @@ def live_world_tap(tmp_path, sqlite_url, l2_source):
     with world.catalogue.engine.begin() as conn:
         rebuild_obscore(conn)
     app = create_app(catalogue=world.catalogue, clock=lambda: BEFORE, secret_key="pyvo")
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.1)
-    yield world, f"http://127.0.0.1:{port}/tap"
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(app) as base:
+        yield world, f"{base}/tap"
     world.catalogue.close()
 
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
+from helpers.live_server import serve_app
 
 from .world import PASSWORD
 
@@ -45,27 +43,14 @@ def chromium() -> Path:
 
 @pytest.fixture
 def server(world):
-    import uvicorn
 
     from hcdc.web.app import create_app
 
     from .world import BEFORE
 
     app = create_app(catalogue=world.catalogue, clock=lambda: BEFORE, secret_key="browser-test")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(10)
+    with serve_app(app) as base:
+        yield base
 
 
 def _shot(page, name: str) -> None:

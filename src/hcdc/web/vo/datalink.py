@@ -47,7 +47,7 @@ from sqlalchemy import select
 from hcdc.archive.access import ANONYMOUS, AccessContext
 from hcdc.archive.associations import association_view
 from hcdc.archive.granules import GranuleRow
-from hcdc.archive.identifiers import IdentifierError, parse_publisher_did, publisher_did
+from hcdc.archive.identifiers import IdentifierError, parse_publisher_did, publisher_did, vo_authority
 from hcdc.archive.models import File
 from hcdc.archive.pipeline_models import Product, ProductFile, ProvenanceEntry
 from hcdc.archive.prov_model import file_provenance, product_provenance
@@ -57,7 +57,6 @@ from hcdc.web.params import MAX_ID
 from hcdc.web.vo.registry import (
     DATALINK_ID,
     Capability,
-    vo_authority,
     vosi_availability,
     vosi_capabilities,
     xml_response,
@@ -666,5 +665,4 @@ __all__ = [
     "links_votable",
     "table_votable",
     "router",
-    "vo_authority",
 ]

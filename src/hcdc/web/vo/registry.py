@@ -216,7 +216,6 @@ __all__ = [
     "capabilities",
     "resource_record",
     "router",
-    "vo_authority",
     "vosi_availability",
     "vosi_capabilities",
 ]

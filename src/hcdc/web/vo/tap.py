@@ -449,6 +449,5 @@ __all__ = [
     "service_base",
     "table_sources",
     "tables_document",
-    "vo_authority",
     "vo_principal",
 ]

@@ -24,6 +24,7 @@ from sqlalchemy import delete, select, update
 
 from hcdc.archive.access import Principal
 from hcdc.archive.adql import AdqlError
+from hcdc.archive.identifiers import vo_authority
 from hcdc.archive.models import utcnow
 from hcdc.archive.tap_jobs import TapJob
 from hcdc.web.auth import WebState, state_of
@@ -33,7 +34,6 @@ from hcdc.web.vo.tap import (
     run_adql,
     service_base,
     tap_parameters,
-    vo_authority,
     vo_principal,
 )
 from hcdc.web.vo.votable import error_document, render
