@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, fail, open_catalogue, parse_object_id, print_mapping
+from hcdc.cli.common import (
+    JSON_OPTION,
+    ROOT_OPTION,
+    acting,
+    fail,
+    parse_object_id,
+    print_mapping,
+)
 from hcdc.cli.output import console, emit_json, print_table
 
 if TYPE_CHECKING:
@@ -37,15 +44,11 @@ def _transaction(
     root: Path | None, as_user: str | None = None
 ) -> Iterator[tuple[Connection, Principal, Policy]]:
     """An open transaction on the catalogue, the acting principal and the configured policy."""
-    from hcdc.archive.access import AccessDenied, Policy, load_principal, local_operator
+    from hcdc.archive.access import Policy
     from hcdc.archive.accounts import AccountError
 
-    try:
-        with open_catalogue(root) as catalogue, catalogue.engine.begin() as conn:
-            actor = load_principal(conn, as_user) if as_user else local_operator()
-            yield conn, actor, Policy.from_settings(catalogue.settings)
-    except (AccountError, AccessDenied) as exc:
-        fail(str(exc))
+    with acting(root, as_user, (AccountError,)) as (catalogue, conn, actor):
+        yield conn, actor, Policy.from_settings(catalogue.settings)
 
 
 def _date(text: str | None, option: str) -> dt.datetime | None:

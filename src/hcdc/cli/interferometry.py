@@ -22,6 +22,7 @@ from hcdc.cli.common import (
     LIMIT_OPTION,
     ROOT_OPTION,
     TARGET_OPTION,
+    acting,
     fail,
     open_catalogue,
     print_mapping,
@@ -56,17 +57,11 @@ def _acting(
 ) -> Iterator[tuple[Catalogue, Connection, Principal]]:
     """The catalogue, a connection (in a transaction when ``write``) and the acting principal;
     refusals and bad input become one-line errors."""
-    from hcdc.archive.access import AccessDenied, load_principal, local_operator
     from hcdc.archive.accounts import AccountError
     from hcdc.archive.interferometry import InterferometryError
 
-    try:
-        with open_catalogue(root) as catalogue:
-            with catalogue.engine.begin() if write else catalogue.engine.connect() as conn:
-                actor = load_principal(conn, as_user) if as_user else local_operator()
-                yield catalogue, conn, actor
-    except (AccountError, AccessDenied, InterferometryError) as exc:
-        fail(str(exc))
+    with acting(root, as_user, (AccountError, InterferometryError), write=write) as opened:
+        yield opened
 
 
 def _when(text: str | None, option: str) -> dt.datetime | None:

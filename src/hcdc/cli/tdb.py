@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, fail, open_catalogue, print_mapping
+from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, acting, fail, print_mapping
 from hcdc.cli.output import console, emit_json, print_table
 
 if TYPE_CHECKING:
@@ -60,19 +60,16 @@ def _session(
 ) -> Iterator[tuple[Connection, Principal, Policy, Any]]:
     """A transaction on the catalogue, the acting principal, the policy and the catalogue; TDB,
     SIMBAD and rights errors become one-line messages."""
-    from hcdc.archive.access import AccessDenied, Policy, load_principal, local_operator
+    from hcdc.archive.access import Policy
     from hcdc.archive.exchange.hcifits import HciFitsError
     from hcdc.archive.exchange.tdb_json import ExchangeError
     from hcdc.archive.simbad import SimbadError
     from hcdc.archive.targets import TargetError
     from hcdc.archive.tdb import TdbError
 
-    try:
-        with open_catalogue(root) as catalogue, catalogue.engine.begin() as conn:
-            actor = load_principal(conn, as_user) if as_user else local_operator()
-            yield conn, actor, Policy.from_settings(catalogue.settings), catalogue
-    except (TargetError, SimbadError, TdbError, ExchangeError, HciFitsError, AccessDenied) as exc:
-        fail(str(exc))
+    refusals = (TargetError, SimbadError, TdbError, ExchangeError, HciFitsError)
+    with acting(root, as_user, refusals) as (catalogue, conn, actor):
+        yield conn, actor, Policy.from_settings(catalogue.settings), catalogue
 
 
 def _require_admin(conn: Connection, actor: Principal) -> None:
