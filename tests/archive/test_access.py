@@ -820,3 +820,30 @@ def test_R15_imported_tdb_rows_by_release_date_and_survey(conn: Connection, peop
         AccessContext(conn, people["other"], dt.datetime(2027, 1, 2)).can_see_tdb_reduction(later).rule
         == "R15"
     )
+
+
+def test_rule_R16_survey_tracking_only_for_the_survey_group(conn: Connection, people) -> None:
+    from hcdc.archive.access import can_see_survey, visible_surveys_clause
+
+    survey_group = conn.scalar(select(Group.id).where(Group.name == "survey"))
+    accounts.add_group(conn, ADMIN, "elsewhere")
+    accounts.set_group_members(conn, ADMIN, "elsewhere", add=["other"])
+
+    def sees(name: str) -> Decision:
+        user = people[name]
+        decision = can_see_survey(conn, user, survey_group)
+        in_sql = conn.scalar(
+            select(Group.id).where(Group.id == survey_group, visible_surveys_clause(user, Group.id))
+        )
+        assert (in_sql is not None) == decision.allowed, (name, decision)
+        return decision
+
+    assert sees("member").rule == "R16" and sees("member").allowed
+    assert sees("admin").rule == sees("operator").rule == "R1"
+    # the PI of the survey's programme, another group's member and the public account: not in the group
+    for name in ("pi", "other", "coi", "public"):
+        assert not sees(name) and sees(name).rule == "R16", name
+    assert not can_see_survey(conn, ANONYMOUS, survey_group)
+    accounts.set_active(conn, ADMIN, "member", False)
+    people["member"] = load_principal(conn, "member")
+    assert not sees("member")  # R0: an inactive account is anonymous

@@ -148,5 +148,7 @@ def test_multiple_inspol_and_nonstandard_table_rejected(shared_data):
 
 
 def test_truncated_oifits_is_unreadable(shared_data):
-    with pytest.raises(UnreadableFileError, match="not a readable FITS file"):
+    with pytest.raises(
+        UnreadableFileError, match="truncated FITS file: the primary header stops after 1234 bytes"
+    ):
         read_file(shared_data / "oifits" / "invalid" / "testdata_opt_TRUNC.fits")

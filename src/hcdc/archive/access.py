@@ -74,7 +74,7 @@ from hcdc.archive.tdb_models import Observation, Reduction
 if TYPE_CHECKING:
     from hcdc.config import Settings
 
-RULES_VERSION = "4"
+RULES_VERSION = "5"
 
 #: days in one month of a proprietary period (1/12 of a Julian year)
 MONTH_DAYS = 30.4375
@@ -153,6 +153,12 @@ RULES: tuple[Rule, ...] = (
         "product is visible with that product; an imported one from its observation's release date "
         "(none: at once), and always to members of its observation's survey group; an observation when "
         "one of its reductions is, or when imported by the same rule.",
+    ),
+    Rule(
+        "R16",
+        "Survey tracking (a survey's targets, their progress, history and what is late) is visible to "
+        "the active members of the survey's group and to admins and operators, to no one else (not the "
+        "public, not the data PI or delegates of a collection unless they are in the group).",
     ),
     Rule("R9", "Anything else is hidden (default deny), e.g. a science file without observation time."),
     Rule("A1", "Only admins manage users, groups, programmes, quotas and other users' tokens."),
@@ -1312,28 +1318,28 @@ def can_see(
 
 
 def visible_surveys_clause(user: Principal, group_id_column) -> ColumnElement[bool]:  # noqa: ANN001 - a column
-    """Survey tracking (a survey's targets, their progress, what is late) is visible to admins
-    and operators (R1) and to the active members of the survey's group, to no one else
-    (issue 14; docs/interferometry.md "Survey tracking"). ``group_id_column``: the survey's
-    ``group_id``."""
+    """R16 (with R0/R1) in SQL: survey tracking is visible to admins and operators and to the
+    active members of the survey's group, to no one else. ``group_id_column``: the survey's
+    ``group_id`` (any column holding a group id)."""
     if user.is_staff:
-        return true()
+        return true()  # R1
     uid = user.member_id
     if uid is None:
-        return false()
-    return group_id_column.in_(select(GroupMember.group_id).where(GroupMember.user_id == uid))
+        return false()  # R0 / the public account
+    return group_id_column.in_(select(GroupMember.group_id).where(GroupMember.user_id == uid))  # R16
 
 
 def can_see_survey(conn: Connection, user: Principal, group_id: int) -> Decision:
-    """The per-object form of :func:`visible_surveys_clause` (same rule)."""
+    """R16 per object: the same decision as :func:`visible_surveys_clause` for one survey
+    (given by its group's id)."""
     if user.is_staff:
         return Decision(True, "R1", f"{user.role} sees every survey")
     uid = user.member_id
-    if uid is not None and conn.scalar(
-        select(GroupMember.id).where(GroupMember.group_id == group_id, GroupMember.user_id == uid)
-    ):
-        return Decision(True, "S1", "member of the survey's group")
-    return Decision(False, "S1", "survey tracking is visible to the survey's group only")
+    if uid is None:
+        return Decision(False, "R16", "survey tracking is visible to the survey's group only (anonymous)")
+    if conn.scalar(select(GroupMember.id).where(GroupMember.group_id == group_id, GroupMember.user_id == uid)):
+        return Decision(True, "R16", f"{user.name} is a member of the survey's group")
+    return Decision(False, "R16", "survey tracking is visible to the survey's group only")
 
 
 __all__ = [

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from astropy.io import fits
 from sqlalchemy import Connection, insert, select, update
 
 from hcdc.archive.access import AccessContext, Principal, utc_naive
@@ -42,6 +41,8 @@ from hcdc.archive.interferometry_models import (
 )
 from hcdc.archive.models import File, utcnow
 from hcdc.archive.storage import copy_into_store, resolve_stored_path
+from hcdc.instruments.base import UnreadableFileError
+from hcdc.instruments.fits_file import open_whole
 from hcdc.science.checksums import sha256_file
 
 #: An ADS bibcode: YYYYJJJJJVVVVMPPPPA, 19 characters (dots pad the journal/volume/page).
@@ -263,19 +264,35 @@ def resolve_file(conn: Connection, ref: str) -> int:
     path = os.path.abspath(ref)
     found = conn.scalar(select(File.id).where(File.path == path, File.is_current))
     if found is None:
-        raise InterferometryError(f"{ref}: not a catalogued file (give its id or its ingested path)")
+        raise InterferometryError(
+            f"{ref}: {_unreadable_reason(path) or 'not a catalogued file'} (give its id or its ingested path)"
+        )
     return found
+
+
+def _unreadable_reason(path: str) -> str | None:
+    """Why the file at ``path`` could never have been catalogued (truncated, corrupt), if so."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open_whole(path):
+            return None
+    except UnreadableFileError as exc:
+        return f"{exc}; not catalogued"
 
 
 def _write_flagged_copy(source: Path, out: Path, quality: int, science: bool, actor: str) -> Path:
     """Write to ``out`` a copy of ``source`` with the OiDB keywords in its primary header."""
-    with fits.open(source, memmap=False) as hdul:
-        header = hdul[0].header
-        header["HIERARCH QUALITY LEVEL"] = (quality, "OiDB quality 0-5 (4 science ready)")
-        header["HIERARCH PRO SCIENCE"] = (science, "T science, F calibrator (OiDB category)")
-        header["HIERARCH HCDC VALIDATED BY"] = actor[:40]
-        header["HIERARCH HCDC VALIDATED AT"] = utcnow().strftime("%Y-%m-%dT%H:%M:%S")
-        hdul.writeto(out, overwrite=True, output_verify="silentfix")
+    try:
+        with open_whole(source) as hdul:
+            header = hdul[0].header
+            header["HIERARCH QUALITY LEVEL"] = (quality, "OiDB quality 0-5 (4 science ready)")
+            header["HIERARCH PRO SCIENCE"] = (science, "T science, F calibrator (OiDB category)")
+            header["HIERARCH HCDC VALIDATED BY"] = actor[:40]
+            header["HIERARCH HCDC VALIDATED AT"] = utcnow().strftime("%Y-%m-%dT%H:%M:%S")
+            hdul.writeto(out, overwrite=True, output_verify="silentfix")
+    except UnreadableFileError as exc:
+        raise InterferometryError(f"{source}: {exc}") from exc
     return out
 
 

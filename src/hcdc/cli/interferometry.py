@@ -388,15 +388,15 @@ def _report(file: str, root: Path | None) -> tuple[dict[str, Any], list[dict[str
 
 
 def _check_on_disk(path: Path) -> dict[str, Any]:
-    from astropy.io import fits
-
+    from hcdc.instruments.base import UnreadableFileError
+    from hcdc.instruments.fits_file import open_whole
     from hcdc.instruments.oifits_check import check_oifits
 
     try:
-        with fits.open(path, memmap=False) as hdul:
+        with open_whole(path) as hdul:
             return {"file": str(path), "file_id": None, **check_oifits(hdul)}
-    except OSError as exc:
-        fail(f"{path}: not a readable FITS file ({exc})")
+    except UnreadableFileError as exc:
+        fail(f"{path}: {exc}")
         raise AssertionError("unreachable") from None
 
 

@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from hcdc.instruments.base import MetadataError
+from hcdc.instruments.base import MetadataError, UnreadableFileError
 from hcdc.instruments.eso_headers import parse_header_block
+from hcdc.instruments.fits_file import open_whole
 from hcdc.science.interferometry.fitting import Observables
 
 
@@ -212,8 +213,10 @@ def read_observables(path: str | Path, target: str | None = None, *, fast: bool 
                 return observables_of(list(_raw_tables(raw)), target, name=path.name)
             except _Unsupported:
                 pass  # astropy below
-        with fits.open(path, memmap=False) as hdul:
+        with open_whole(path) as hdul:
             return observables_of(list(_astropy_tables(hdul)), target, name=path.name)
+    except UnreadableFileError as exc:
+        raise UnreadableFileError(f"{path.name}: {exc}") from exc
     except MetadataError:
         raise
     except (KeyError, ValueError, OSError, gzip.BadGzipFile) as exc:

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
+from hcdc.instruments.fits_file import open_whole
+
 #: Data tables whose rows make granules. OI_FLUX rows make granules and widen their time
 #: range and exposure like the others but are not counted (no ``nb_flux`` column in OiDB).
 GRANULE_TABLES: tuple[str, ...] = ("OI_VIS", "OI_VIS2", "OI_T3", "OI_FLUX")
@@ -190,7 +192,7 @@ def granules_of(hdul: fits.HDUList) -> list[Granule]:
 
 def read_granules(path: str | Path) -> list[Granule]:
     """Granules of the OIFITS file at ``path`` (plain or gzipped)."""
-    with fits.open(path, memmap=False) as hdul:
+    with open_whole(path) as hdul:
         return granules_of(hdul)
 
 
@@ -243,6 +245,6 @@ def granule_rows(path: str | Path) -> list[dict[str, Any]]:
     """Rows of the catalogue's ``granules`` table for the OIFITS file at ``path`` (without
     ``file_id``): the granules plus the header fields of :func:`oidb_header_fields` and the
     level of :func:`calib_level_of`."""
-    with fits.open(path, memmap=False) as hdul:
+    with open_whole(path) as hdul:
         shared = {**oidb_header_fields(hdul[0].header), "calib_level": calib_level_of(hdul)}
         return [{**granule.as_dict(), **shared} for granule in granules_of(hdul)]

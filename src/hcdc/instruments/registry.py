@@ -20,6 +20,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 
 from hcdc.instruments.base import FileMetadata, Instrument, MetadataError, UnreadableFileError
 from hcdc.instruments.eso_headers import HeaderValues, parse_header_block
+from hcdc.instruments.fits_file import open_fits
 from hcdc.runtime.plugins import GROUPS
 from hcdc.runtime.plugins import load_plugins as _load_plugins
 
@@ -388,18 +389,7 @@ def _header_values(hdul: fits.HDUList) -> HeaderValues | None:
 
 
 def _open(path: Path) -> fits.HDUList:
-    try:
-        return fits.open(path, lazy_load_hdus=True, memmap=False)
-    except FileNotFoundError as exc:
-        raise UnreadableFileError(f"file not found: {path}") from exc
-    except PermissionError as exc:
-        raise UnreadableFileError(f"permission denied: {path}") from exc
-    except (OSError, EOFError, ValueError, TypeError) as exc:
-        # astropy: OSError("Empty or corrupt FITS file"), ValueError for a bad first card,
-        # EOFError / zlib.error (an OSError... or not) for broken compression.
-        raise UnreadableFileError(f"not a readable FITS file ({exc})") from exc
-    except Exception as exc:  # noqa: BLE001 - e.g. zlib.error, lzw errors: still unreadable
-        raise UnreadableFileError(f"not a readable FITS file ({type(exc).__name__}: {exc})") from exc
+    return open_fits(path, lazy=True)
 
 
 def _primary_header(path: Path, hdul: fits.HDUList) -> fits.Header:
