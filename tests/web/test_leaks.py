@@ -8,6 +8,11 @@ agrees with :mod:`hcdc.archive.access`; (2) each route that names an object answ
 those who may see it and 404 (or a redirect to the sign-in page) for the others; (3) no
 response of any route, listings and exports included, carries a marker (raw file checksum,
 provenance record id, product id link) of an object its caller may not see.
+
+Interferometry joins the same world (tests/web/oi_world.py): OiDB granules of real OIFITS files
+in a secure collection under embargo (with a delegate), a calibrator, a proprietary and a public
+collection, and a survey followed by one group; the granule and survey routes (portal and API)
+are in the matrix like the others, and the raw-file routes cover the OIFITS files (R14).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from hcdc.archive.access import ANONYMOUS, AccessContext, load_principal
 from hcdc.archive.pipeline_models import ProvenanceEntry
 from hcdc.web.app import iter_routes
 
+from .oi_world import REAL, SURVEY, SURVEY_MARKER, add_interferometry
 from .world import AFTER, BEFORE, OBJECTS
 
 CALLERS = [None, "member", "other_pi", "delegate", "coi", "owner", "admin"]
@@ -41,6 +47,23 @@ PRODUCTS_BEFORE = {
 RAW_BEFORE = {k: v | {"embargoed", "delayed"} for k, v in PRODUCTS_BEFORE.items()}
 RAW_BEFORE["admin"] = set(OBJECTS)
 
+#: granules (by oi_world label) each caller may see at BEFORE
+GRANULES_BEFORE = {
+    None: {"oi-calibrator", "oi-open"},
+    "member": {"oi-calibrator", "oi-open"},
+    "other_pi": {"oi-calibrator", "oi-open", "oi-private"},  # data PI of the proprietary collection
+    "delegate": {"oi-calibrator", "oi-open", "oi-embargoed"},  # a grant of the secure collection
+    "coi": {"oi-calibrator", "oi-open"},  # a co-I of the owner's ESO programme is not in the collection
+    "owner": {"oi-calibrator", "oi-open", "oi-embargoed"},  # data PI of the secure collection
+    "admin": set(REAL),
+}
+#: after the embargo: the secure collection's science granule is public; proprietary never
+GRANULES_AFTER = {k: v | {"oi-embargoed"} for k, v in GRANULES_BEFORE.items()}
+#: the survey's label among the world's objects ("survey" is the ESO survey programme's data)
+SURVEY_LABEL = "oi-survey"
+#: who follows the survey (R16), at any date
+SURVEY_FOLLOWERS = {"member", "admin"}
+
 #: path parameters -> which object of the world fills them
 KNOWN_PARAMS = {
     ("file_id",): "file",
@@ -53,10 +76,9 @@ KNOWN_PARAMS = {
     ("name",): "vo",
     ("uws_job",): "vo",
     ("item", "uws_job"): "vo",
-    # a survey and its targets (interferometry survey tracking): this world holds no survey; who sees
-    # one (its group and staff only, unknown and hidden answered alike) is tested in
-    # tests/web/test_survey_api.py and tests/archive/test_survey_tracking.py
+    # a survey and its targets (survey tracking, R16); ("name",) under /surveys too, see _kind
     ("name", "target"): "survey",
+    ("granule_id",): "granule",
 }
 #: query strings tried on routes without path parameters (default: none)
 VARIANTS = {
@@ -67,6 +89,8 @@ VARIANTS = {
     "/api/v1/products": ["?limit=500"],
     "/api/v1/datasets": ["?limit=500"],
     "/api/v1/files": ["?limit=500"],
+    "/api/v1/granules": ["?limit=1000", "?instrument=pionier&wavelength=1.6e-6"],
+    "/granules": ["", "?all_versions=true", "?target=a&instrument=PIONIER&wavelength=1.7&night=2016-05-31"],
     "/tap/sync": ["?LANG=ADQL&QUERY=SELECT%20*%20FROM%20ivoa.obscore&MAXREC=1000&FORMAT=votable/td"],
 }
 #: VO routes addressed by publisher DIDs in the query: without one they answer a usage error
@@ -86,12 +110,22 @@ def _routes(app) -> tuple[list[tuple[str, str]], list[str]]:
             listing.append(route.path)
             continue
         assert params in KNOWN_PARAMS, f"route {route.path} is not covered by the leak matrix: add it"
-        if KNOWN_PARAMS[params] not in ("vo", "survey"):
-            detail.append((route.path, KNOWN_PARAMS[params]))
+        kind = "survey" if "/surveys/" in route.path else KNOWN_PARAMS[params]
+        if kind != "vo":
+            detail.append((route.path, kind))
     return detail, listing
 
 
 def _fill(path: str, kind: str, world, label: str) -> list[str]:
+    if kind == "survey" or label == SURVEY_LABEL:
+        if kind == "survey" and label == SURVEY_LABEL:
+            return [path.replace("{name}", SURVEY).replace("{target}", "AX Cir")]
+        return []
+    if kind == "granule":
+        granules = world.oi.granules.get(label, [])
+        return [path.replace("{granule_id}", str(g)) for g in granules]
+    if label in REAL:  # an OIFITS file: the raw-file routes only
+        return [path.replace("{file_id}", str(world.oi.files[label]))] if kind == "file" else []
     ids = world.ids[label]
     if kind == "product-file":
         pid = ids["product"]
@@ -119,10 +153,18 @@ def _markers(world, label: str) -> list[str]:
 
 def _visibility(world, caller: str | None, when) -> dict[str, set[str]]:
     """What access.py says, per kind, at ``when``."""
+    from hcdc.archive.access import can_see_survey
+    from hcdc.archive.interferometry_survey_models import Survey
+
     with world.catalogue.engine.connect() as conn:
         user = ANONYMOUS if caller is None else load_principal(conn, caller)
         ctx = AccessContext(conn, user, when)
+        group = conn.scalar(select(Survey.group_id).where(Survey.name == SURVEY))
+        oi = world.oi
         return {
+            "granule": {k for k in REAL if all(ctx.can_see_granule(g) for g in oi.granules[k])},
+            "oi-file": {k for k in REAL if ctx.can_see_file(oi.files[k])},
+            "survey": {SURVEY_LABEL} if can_see_survey(conn, user, group) else set(),
             "product": {k for k in OBJECTS if ctx.can_see_product(world.ids[k]["product"])},
             "dataset": {k for k in OBJECTS if ctx.can_see_dataset(world.ids[k]["dataset"])},
             "file": {k for k in OBJECTS if ctx.can_see_file(world.ids[k]["file"])},
@@ -130,12 +172,38 @@ def _visibility(world, caller: str | None, when) -> dict[str, set[str]]:
         }
 
 
+@pytest.fixture
+def world(world, shared_data, tmp_path):
+    """The access world of tests/web/world.py with interferometry added (tests/web/oi_world.py)."""
+    world.oi = add_interferometry(world, shared_data, tmp_path)
+    return world
+
+
+def _visible(kind: str, label: str, seen: dict[str, set[str]]) -> bool:
+    if kind == "survey":
+        return label in seen["survey"]
+    if kind == "granule":
+        return label in seen["granule"]
+    if label in REAL:
+        return label in seen["oi-file"]
+    return label in seen["product" if kind == "product-file" else kind]
+
+
+def _oi_markers(world, label: str) -> list[str]:
+    """Strings only a response about this OIFITS file or its granules would contain."""
+    return [world.oi.sha256[label], *(f'href="/granules/{g}"' for g in world.oi.granules[label])]
+
+
 @pytest.mark.parametrize("when", [BEFORE, AFTER], ids=["before-release", "after-release"])
 def test_leak_matrix(world, client_at, when):
     app = client_at(when).app
     detail, listing = _routes(app)
-    assert len(detail) >= 12 and len(listing) >= 10, (detail, listing)
+    assert len(detail) >= 14 and len(listing) >= 12, (detail, listing)
+    assert {kind for _, kind in detail} >= {"granule", "survey", "file", "product"}
     markers = {label: _markers(world, label) for label in OBJECTS}
+    markers |= {label: _oi_markers(world, label) for label in REAL}
+    markers[SURVEY_LABEL] = [SURVEY_MARKER]
+    labels = [*OBJECTS, *REAL, SURVEY_LABEL]
     checked = 0
     for caller in CALLERS:
         seen = _visibility(world, caller, when)
@@ -144,13 +212,18 @@ def test_leak_matrix(world, client_at, when):
         assert seen["product"] == expected_products, caller
         assert seen["dataset"] == seen["file"] == expected_raw, caller
         assert (seen["job"] == {"private"}) == (caller in ("owner", "admin")), caller
+        expected_granules = (GRANULES_BEFORE if when == BEFORE else GRANULES_AFTER)[caller]
+        assert seen["granule"] == seen["oi-file"] == expected_granules, caller  # R14: file with granules
+        assert bool(seen["survey"]) == (caller in SURVEY_FOLLOWERS), caller
         client = client_at(when, caller)
         hidden_markers = [m for label in OBJECTS if label not in seen["product"] for m in markers[label][1:]]
         hidden_markers += [markers[label][0] for label in OBJECTS if label not in seen["file"]]
+        hidden_markers += [m for label in REAL if label not in seen["granule"] for m in markers[label]]
+        hidden_markers += [] if seen["survey"] else markers[SURVEY_LABEL]
         # (2) routes naming an object
         for template, kind in detail:
-            for label in OBJECTS:
-                visible = label in seen["product" if kind == "product-file" else kind]
+            for label in labels:
+                visible = _visible(kind, label, seen)
                 for url in _fill(template, kind, world, label):
                     response = client.get(url, follow_redirects=False)
                     checked += 1
@@ -175,9 +248,9 @@ def test_leak_matrix(world, client_at, when):
                 allowed = (200, 303, 401, 403) + ((400,) if path in QUERY_ADDRESSED else ())
                 assert response.status_code in allowed, f"{where}: {response.status_code}"
                 body = response.text
-                assert not any(m in body for m in hidden_markers), f"{where} leaks a hidden object's marker"
+                assert not any(m in body for m in hidden_markers), (where, [m for m in hidden_markers if m in body])
                 _check_listing(path, query, response, world, seen, where)
-    assert checked > 500
+    assert checked > 600
 
 
 def _ids(world, labels: set[str], kind: str) -> set[int]:
@@ -192,6 +265,7 @@ def _check_listing(path, query, response, world, seen, where) -> None:
         expected = _ids(world, seen[kind], kind)
         if kind == "file":
             got -= {world.calibration_file}  # public at once (R2)
+            expected |= {world.oi.files[label] for label in seen["oi-file"]}
         assert got == expected, where
     elif path == "/search" or path == "/search/export":
         kind = kinds[re.search(r"kind=(\w+)", query).group(1)]
@@ -203,10 +277,20 @@ def _check_listing(path, query, response, world, seen, where) -> None:
             from astropy.io.votable import parse_single_table
 
             got = {int(i) for i in parse_single_table(io.BytesIO(response.content)).to_table()["id"]}
+        expected = _ids(world, seen[kind], kind)
         if kind == "file":
             got -= {world.calibration_file}
-        assert got == _ids(world, seen[kind], kind), where
+            expected |= {world.oi.files[label] for label in seen["oi-file"]}
+        assert got == expected, where
     elif path == "/api/v1/jobs":
         assert {j["id"] for j in response.json()["items"]} == ({world.job} if seen["job"] else set()), where
+    elif path == "/api/v1/granules" and query == "?limit=1000":
+        got = {row["id"] for row in response.json()["items"]}
+        assert got == {g for label in seen["granule"] for g in world.oi.granules[label]}, where
+    elif path == "/granules" and query in ("", "?all_versions=true"):
+        got = {int(i) for i in re.findall(r'href="/granules/(\d+)" class="granule-link"', response.text)}
+        assert got == {g for label in seen["granule"] for g in world.oi.granules[label]}, where
+    elif path in ("/surveys", "/api/v1/surveys") and response.status_code == 200:
+        assert (SURVEY in response.text) == bool(seen["survey"]), where
     elif path == "/api/v1/stats":
         assert response.json()["products_by_level"].get("L2", 0) == len(seen["product"]), where

@@ -23,6 +23,7 @@ retrievable and citable.
 
 from __future__ import annotations
 
+import datetime as dt
 from types import SimpleNamespace
 from typing import Any
 
@@ -186,13 +187,18 @@ def list_granules(
     file_id: int | None = None,
     collection: str | None = None,
     level: int | None = None,
+    night_id: int | None = None,
+    wavelength: float | None = None,
+    granule_id: int | None = None,
     all_versions: bool = False,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Granules ``visible`` (``access.visible_granules_clause``) lets the caller see, oldest first.
 
     ``target``: case-insensitive substring of ``target_name``; ``instrument``: prefix of the
-    INSNAME (OiDB's ``LIKE 'PIONIER%'``), case-insensitive; ``level``: calib_level; only
+    INSNAME (OiDB's ``LIKE 'PIONIER%'``), case-insensitive; ``level``: calib_level;
+    ``night_id``: OiDB's night, round(MJD) (see :func:`night_id_of_date`); ``wavelength`` (m):
+    granules whose ``[em_min, em_max]`` holds it; ``granule_id``: that granule only; only
     current granules (current file version, not superseded by a later reduction) unless
     ``all_versions``. ``data_rights`` and ``obs_release_date`` are the effective ones
     (:func:`~hcdc.archive.access.granule_release`); ``superseded`` is true for a granule of an
@@ -227,6 +233,12 @@ def list_granules(
         query = query.where(g.obs_collection == collection)
     if level is not None:
         query = query.where(g.calib_level == level)
+    if night_id is not None:
+        query = query.where(g.night_id == night_id)
+    if wavelength is not None:
+        query = query.where(g.em_min <= wavelength, g.em_max >= wavelength)
+    if granule_id is not None:
+        query = query.where(g.id == granule_id)
     if limit is not None:
         query = query.limit(limit)
     return [_listed(row) for row in conn.execute(query).mappings()]
@@ -247,6 +259,22 @@ def _listed(row: Any) -> dict[str, Any]:
     return {name: item.get(name) for name in GRANULE_FIELDS}
 
 
+#: MJD of 1970-01-01 00:00 UTC
+_MJD_UNIX_EPOCH = 40587
+
+
+def night_id_of_date(day: dt.date) -> int:
+    """OiDB's ``night_id`` (round(MJD) of the granule's data) for the UTC date ``day``: the MJD of
+    ``day`` at 00:00 UTC, which rounds every observation from ``day - 1`` 12:00 to ``day`` 12:00
+    UTC (a whole night in Chile or California: evening and morning fall in the same id)."""
+    return (day - dt.date(1970, 1, 1)).days + _MJD_UNIX_EPOCH
+
+
+def date_of_night_id(night_id: int) -> dt.date:
+    """The UTC date whose 00:00 is MJD ``night_id`` (inverse of :func:`night_id_of_date`)."""
+    return dt.date(1970, 1, 1) + dt.timedelta(days=night_id - _MJD_UNIX_EPOCH)
+
+
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -259,6 +287,8 @@ __all__ = [
     "assign_collections",
     "collection_for",
     "insert_granules",
+    "date_of_night_id",
     "list_granules",
+    "night_id_of_date",
     "superseded_clause",
 ]

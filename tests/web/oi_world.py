@@ -1,0 +1,101 @@
+"""Interferometry in the web tests' access world (tests/web/world.py): real OIFITS files ingested
+into collections in every access state, a calibrator granule, a survey followed by a group.
+
+============ ==================================== ============================== ==============
+label        file (real, ../shared/data/oifits)   state at BEFORE (2026-06-01)   at AFTER (2029)
+============ ==================================== ============================== ==============
+oi-embargoed PIONIER alf Cen A 2016-05-31,        secure, embargo 144 months     public
+             collection "oi-secure" (PI owner,    from t_max (to 2028-05-31):
+             delegate holds a collection grant)   owner, delegate, staff
+oi-calibr.   PIONIER alf Eri 2014-09-21 flagged   calibrator: public at once     public
+             HIERARCH PRO SCIENCE = F, oi-secure  (R11)
+oi-private   PIONIER AX Cir, "oi-proprietary"     proprietary: other_pi (its     same (never
+             (PI other_pi)                        data PI) and staff             by the clock)
+oi-open      PIONIER HD142527 2013-06-04,         public rights (R12)            public
+             "oi-public"
+============ ==================================== ============================== ==============
+
+The embargo of 144 months is synthetic: the real files are 10-16 years old, and the matrix needs
+a release between BEFORE and AFTER. The survey "ISSP-W" (group "shine": the member; targets of
+tests/data/survey/issp_targets.csv plus one marker name) is seen by the member and staff only
+(R16), at any date.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from astropy.io import fits
+from sqlalchemy import select
+
+from hcdc.archive.access import local_operator
+from hcdc.archive.ingest import ingest
+from hcdc.archive.interferometry import CollectionSpec, add_collection, assign_file, delegate_granules
+from hcdc.archive.interferometry_models import GranuleRow
+from hcdc.archive.interferometry_survey import import_targets
+from hcdc.archive.models import File
+
+from .world import World
+
+REAL = {
+    "oi-embargoed": ("PIONIER_alfCenA_2016-05-31.fits", "oi-secure"),
+    "oi-calibrator": ("PIONIER_alfEri_2014-09-21.fits", "oi-secure"),
+    "oi-private": ("PIONIER_AXCir_merged.oifits", "oi-proprietary"),
+    "oi-open": ("PIONIER_HD142527_2013-06-04.fits", "oi-public"),
+}
+SURVEY = "ISSP-W"
+#: a target name only the survey's pages and API show (a marker of the survey)
+SURVEY_MARKER = "Survey_Marker_Star_7731"
+TARGETS = Path(__file__).parents[1] / "data" / "survey" / "issp_targets.csv"
+
+
+@dataclass
+class OiWorld:
+    granules: dict[str, list[int]] = field(default_factory=dict)  # label -> granule ids
+    files: dict[str, int] = field(default_factory=dict)  # label -> file id
+    sha256: dict[str, str] = field(default_factory=dict)  # label -> file checksum (a marker)
+
+
+def add_interferometry(world: World, shared_data: Path, tmp: Path) -> OiWorld:
+    """Ingest the four real files into their collections and create the survey (see above)."""
+    admin = local_operator()
+    catalogue = world.catalogue
+    incoming = tmp / "oi-incoming"
+    incoming.mkdir()
+    sources = {}
+    for label, (name, _collection) in REAL.items():
+        target = incoming / name
+        shutil.copy(shared_data / "oifits" / "real" / name, target)
+        if label == "oi-calibrator":
+            with fits.open(target, mode="update") as hdul:
+                hdul[0].header["HIERARCH PRO SCIENCE"] = False
+        sources[label] = target
+    with catalogue.engine.begin() as conn:
+        add_collection(
+            conn,
+            admin,
+            CollectionSpec("oi-secure", "vlti", owner="owner", embargo_months=144, data_rights="secure"),
+        )
+        add_collection(
+            conn, admin, CollectionSpec("oi-proprietary", "vlti", owner="other_pi", data_rights="proprietary")
+        )
+        add_collection(conn, admin, CollectionSpec("oi-public", "vlti", data_rights="public"))
+        delegate_granules(conn, admin, "delegate", "oi-secure", reason="analysis")
+    report = ingest(catalogue, list(sources.values()), workers=1, copy=True)
+    assert report.ingested == len(sources), report
+    oi = OiWorld()
+    with catalogue.engine.begin() as conn:
+        for label, path in sources.items():
+            file_id = conn.scalar(select(File.id).where(File.path == str(path), File.is_current))
+            assign_file(conn, admin, file_id, REAL[label][1])
+            oi.files[label] = file_id
+            oi.sha256[label] = conn.scalar(select(File.sha256).where(File.id == file_id))
+            oi.granules[label] = list(
+                conn.scalars(select(GranuleRow.id).where(GranuleRow.file_id == file_id))
+            )
+        targets = tmp / "survey.csv"
+        targets.write_text(TARGETS.read_text() + f"{SURVEY_MARKER},,,2020-01-01,marker\n")
+        import_targets(conn, admin, SURVEY, str(targets), "shine")
+    return oi
