@@ -27,6 +27,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from astropy.io import fits
 from sqlalchemy import select
 
@@ -99,3 +100,11 @@ def add_interferometry(world: World, shared_data: Path, tmp: Path) -> OiWorld:
         targets.write_text(TARGETS.read_text() + f"{SURVEY_MARKER},,,2020-01-01,marker\n")
         import_targets(conn, admin, SURVEY, str(targets), "shine")
     return oi
+
+
+@pytest.fixture(name="world")
+def world_with_interferometry(world, shared_data, tmp_path):
+    """The access world of tests/web/world.py with interferometry added (``world.oi``); import it
+    into a test module to override ``world`` there."""
+    world.oi = add_interferometry(world, shared_data, tmp_path)
+    return world

@@ -28,7 +28,7 @@ from hcdc.archive.access import ANONYMOUS, AccessContext, load_principal
 from hcdc.archive.pipeline_models import ProvenanceEntry
 from hcdc.web.app import iter_routes
 
-from .oi_world import REAL, SURVEY, SURVEY_MARKER, add_interferometry
+from .oi_world import REAL, SURVEY, SURVEY_MARKER, world_with_interferometry  # noqa: F401 - fixture
 from .world import AFTER, BEFORE, OBJECTS
 
 CALLERS = [None, "member", "other_pi", "delegate", "coi", "owner", "admin"]
@@ -172,13 +172,6 @@ def _visibility(world, caller: str | None, when) -> dict[str, set[str]]:
         }
 
 
-@pytest.fixture
-def world(world, shared_data, tmp_path):
-    """The access world of tests/web/world.py with interferometry added (tests/web/oi_world.py)."""
-    world.oi = add_interferometry(world, shared_data, tmp_path)
-    return world
-
-
 def _visible(kind: str, label: str, seen: dict[str, set[str]]) -> bool:
     if kind == "survey":
         return label in seen["survey"]
@@ -248,7 +241,10 @@ def test_leak_matrix(world, client_at, when):
                 allowed = (200, 303, 401, 403) + ((400,) if path in QUERY_ADDRESSED else ())
                 assert response.status_code in allowed, f"{where}: {response.status_code}"
                 body = response.text
-                assert not any(m in body for m in hidden_markers), (where, [m for m in hidden_markers if m in body])
+                assert not any(m in body for m in hidden_markers), (
+                    where,
+                    [m for m in hidden_markers if m in body],
+                )
                 _check_listing(path, query, response, world, seen, where)
     assert checked > 600
 

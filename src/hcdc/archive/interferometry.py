@@ -402,6 +402,38 @@ def validate_file(
     }
 
 
+def collection_files(
+    catalogue: Catalogue, conn: Connection, actor: Principal, name: str
+) -> list[dict[str, Any]]:
+    """The current files of collection ``name`` whose granules ``actor`` sees (rules R11-R14),
+    oldest first: ``{"file_id", "path", "stored", "targets"}`` with ``stored`` the archived bytes
+    to read (the job system's input). Raises InterferometryError for an unknown collection."""
+    _collection(conn, name)
+    ctx = AccessContext(conn, actor)
+    g = GranuleRow.__table__.c
+    rows = conn.execute(
+        select(File.id, File.path, File.storage, File.stored_path, g.target_name)
+        .join(GranuleRow, GranuleRow.file_id == File.id)
+        .where(g.obs_collection == name, File.is_current, ctx.granules_clause())
+        .order_by(g.t_min, File.id)
+    )
+    files: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        item = files.setdefault(
+            row.id,
+            {
+                "file_id": row.id,
+                "path": row.path,
+                "stored": str(resolve_stored_path(row.storage, row.stored_path, catalogue.storage_root)),
+                "targets": [],
+            },
+        )
+        if row.target_name not in item["targets"]:
+            item["targets"].append(row.target_name)
+    # R14: a file is read only when all its granules are visible
+    return [item for fid, item in files.items() if ctx.can_see_file(fid)]
+
+
 def list_validations(conn: Connection, file_id: int | None = None) -> list[dict[str, Any]]:
     """Validations by people, newest first (of one file version, or of all)."""
     query = select(OiValidation).order_by(OiValidation.id.desc())
@@ -448,6 +480,7 @@ __all__ = [
     "delegate_granules",
     "list_collections",
     "list_granule_delegations",
+    "collection_files",
     "list_validations",
     "publish_file",
     "resolve_file",

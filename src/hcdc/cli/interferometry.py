@@ -320,6 +320,56 @@ def validate_command(
         print_mapping(f"Validation {record['validation']}", record)
 
 
+@oi_app.command("fit")
+def fit_command(
+    collection: str = typer.Option(..., "--collection", help="Fit every current file of this collection."),
+    model: str = typer.Option("ud", "--model", help="ud (uniform disk), ld (limb-darkened disk) or binary."),
+    ld_coefficient: float | None = typer.Option(None, "--ld-coefficient", help="ld: linear coefficient."),
+    theta0_mas: float | None = typer.Option(
+        None, "--theta0-mas", help="Starting diameter, mas (searched in [θ0/2, 2θ0]); default: a global grid."
+    ),
+    as_user: str | None = AS_OPTION,
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Queue homogeneous model fits of a collection: one job per current OIFITS file the caller
+    may see (workflow oifits-fit); 'hcdc worker' runs them, each fit a Level 3 product with
+    provenance (χ², χ²_r, errors per target in fits.json)."""
+    from hcdc.archive import accounts
+    from hcdc.archive.interferometry import collection_files
+    from hcdc.pipeline.operations import jobs as jq
+
+    if model not in ("ud", "ld", "binary"):
+        fail(f"--model must be ud, ld or binary, not {model!r}")
+    parameters = [f"fit.model={model}"]
+    if ld_coefficient is not None:
+        parameters.append(f"fit.ld_coefficient={ld_coefficient}")
+    if theta0_mas is not None:
+        parameters.append(f"fit.theta0_mas={theta0_mas}")
+    with _acting(root, as_user) as (catalogue, conn, actor):
+        files = collection_files(catalogue, conn, actor, collection)
+        if not files:
+            fail(f"collection {collection!r}: no current file you may see")
+    queued = []
+    for item in files:
+        job_id = jq.queue_job(
+            catalogue.engine,
+            inputs={"oifits": [item["stored"]]},
+            workflow="oifits-fit",
+            parameters=parameters,
+        )
+        if actor.id is not None:
+            with catalogue.engine.begin() as conn:
+                accounts.record_job_owner(conn, job_id, actor)
+        queued.append(
+            {"job": job_id, "file_id": item["file_id"], "file": item["path"], "targets": item["targets"]}
+        )
+    if json_output:
+        emit_json({"collection": collection, "model": model, "jobs": queued})
+    else:
+        print_table(f"{len(queued)} fit job(s) queued", ["job", "file_id", "file", "targets"], queued)
+
+
 @oi_app.command("publish")
 def publish_command(
     file: str = typer.Argument(..., help="File id or ingested path of an OIFITS file."),

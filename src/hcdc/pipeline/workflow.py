@@ -566,7 +566,11 @@ _WORKFLOWS: dict[str, WorkflowEntry] = {}
 #: hcdc's standard workflows (they register themselves on import); loaded with the
 #: ``hcdc.workflows`` entry points on the first registry lookup (not at import time: they import
 #: this module, so importing them here would make an import circle)
-_WORKFLOW_MODULES = ("hcdc.pipeline.workflows.irdis", "hcdc.pipeline.workflows.user_cube")
+_WORKFLOW_MODULES = (
+    "hcdc.pipeline.workflows.irdis",
+    "hcdc.pipeline.workflows.user_cube",
+    "hcdc.pipeline.workflows.interferometry",
+)
 _loaded = False
 
 

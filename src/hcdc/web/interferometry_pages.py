@@ -7,6 +7,9 @@
   validations people recorded (who, when, flag, comment), its file's versions, its data rights
   and embargo end, and a download link when the caller may read the file (R14); a granule the
   caller may not see is answered 404, as one that does not exist;
+* ``POST /granules/{granule_id}/validate``: a person's validation of the granule's file (the
+  SPICA ``spica_L2gen`` step, as ``hcdc oi validate``): quality 1-4 and a comment, allowed by
+  rule A10; a new archived version with ``HIERARCH QUALITY LEVEL`` results;
 * ``/surveys`` and ``/surveys/{name}``: survey tracking (planned → observed → reduced →
   calibrated → validated → published per target, late targets) for the survey's group and staff
   only (rule R16; others get 404, anonymous callers the sign-in page).
@@ -28,7 +31,7 @@ from sqlalchemy import select
 from hcdc.archive.granules import QUALITY_LABELS, date_of_night_id, list_granules, night_id_of_date
 from hcdc.archive.interferometry_models import GranuleRow
 from hcdc.archive.models import File
-from hcdc.web.auth import Viewer, viewer
+from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render
 
@@ -177,10 +180,53 @@ def granule_page(request: Request, granule_id: ObjectId, who: Viewer = Depends(v
         g=granule,
         file_id=file_id,
         can_download=who.access.can_see_file(file_id).allowed,
+        can_validate=who.signed_in and who.access.can_validate_file(file_id).allowed,
         validations=list_validations(who.conn, file_id),
         versions=versions,
         now=who.access.now,
     )
+
+
+@router.post("/granules/{granule_id}/validate")
+async def validate_granule(request: Request, granule_id: ObjectId, who: Viewer = Depends(viewer)) -> Response:
+    from hcdc.archive.access import AccessDenied
+    from hcdc.archive.interferometry import InterferometryError, validate_file
+
+    form = await request.form()
+    check_csrf(request, str(form.get(CSRF_FIELD) or ""))
+    if not list_granules(
+        who.conn, visible=who.access.granules_clause(), granule_id=granule_id, all_versions=True
+    ):
+        raise PortalError(404, f"no granule {granule_id}")
+    if not who.signed_in:
+        raise PortalError(403, "sign in to validate")
+    try:
+        quality = int(str(form.get("quality") or ""))
+    except ValueError:
+        raise PortalError(422, "quality: 1 (trash), 2 (poor), 3 (medium) or 4 (science ready)") from None
+    calibrator = {"science": False, "calibrator": True}.get(str(form.get("category") or ""))
+    file_id = who.conn.scalar(select(GranuleRow.file_id).where(GranuleRow.id == granule_id))
+    try:
+        record = validate_file(
+            who.state.catalogue, who.user, file_id, quality, str(form.get("comment") or ""), calibrator
+        )
+    except AccessDenied as exc:
+        raise PortalError(403, str(exc)) from None
+    except (InterferometryError, ValueError) as exc:
+        raise PortalError(422, str(exc)) from None
+    # the granule of the new version that matches this one (same target and instrument mode),
+    # read on a fresh connection: the request's one may hold a snapshot from before the write
+    g = GranuleRow.__table__.c
+    with who.state.catalogue.engine.connect() as conn:
+        old = conn.execute(select(g.target_name, g.instrument_name).where(g.id == granule_id)).one()
+        new_id = conn.scalar(
+            select(g.id).where(
+                g.file_id == record["new_file"],
+                g.target_name == old.target_name,
+                g.instrument_name == old.instrument_name,
+            )
+        )
+    return RedirectResponse(f"/granules/{new_id or granule_id}", status_code=303)
 
 
 @router.get("/surveys", response_class=HTMLResponse)

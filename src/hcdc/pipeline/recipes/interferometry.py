@@ -57,6 +57,9 @@ class OifitsFit(Recipe):
     version = "1.0"
     description = "homogeneous UD / LD / binary fits of many OIFITS files (hcdc.science.interferometry)"
     Parameters = OifitsFitParameters
+    # a model fit of calibrated data is a Level 3 (science) product, registered by the worker
+    product_level = 3
+    product_type = "oifits-model-fit"
     inputs = (Port("oifits", DataKind.RAW_FILES, "calibrated OIFITS files"),)
     outputs = (
         Port("fits", DataKind.PATH, "fits.json: one row per (file, target)"),
