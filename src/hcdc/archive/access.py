@@ -1337,7 +1337,8 @@ def can_see_survey(conn: Connection, user: Principal, group_id: int) -> Decision
     uid = user.member_id
     if uid is None:
         return Decision(False, "R16", "survey tracking is visible to the survey's group only (anonymous)")
-    if conn.scalar(select(GroupMember.id).where(GroupMember.group_id == group_id, GroupMember.user_id == uid)):
+    member = select(GroupMember.id).where(GroupMember.group_id == group_id, GroupMember.user_id == uid)
+    if conn.scalar(member):
         return Decision(True, "R16", f"{user.name} is a member of the survey's group")
     return Decision(False, "R16", "survey tracking is visible to the survey's group only")
 

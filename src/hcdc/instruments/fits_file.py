@@ -98,11 +98,12 @@ def _label(index: int, hdu: fits.hdu.base._BaseHDU) -> str:
 def check_whole(hdul: fits.HDUList) -> None:
     """Raise UnreadableFileError("truncated FITS file: ...") when ``hdul`` stops short.
 
-    Every HDU is read (``len`` loads the lazy ones). Two cuts are seen: the last HDU's data
-    ending past the end of the file (or its header inside its last 2880-byte block), and bytes left after the last complete HDU that begin a
-    new extension header (``XTENSION``) which astropy could not finish. A file cut exactly at
-    an HDU boundary is indistinguishable from a shorter valid file and is not reported here.
-    Works on plain and compressed files (reads through the decompressed stream).
+    Every HDU is read (``len`` loads the lazy ones). Three cuts are seen: the last HDU's header
+    stopping inside its last 2880-byte block (astropy accepts that and pads it), its data
+    ending past the end of the file, and bytes left after the last complete HDU that begin a
+    new extension header (``XTENSION``) which astropy could not finish. Not seen: a cut exactly
+    at an HDU boundary (a valid shorter file) or inside a data section's final padding (which
+    writers sometimes omit). Works on plain and compressed files (the decompressed stream).
     """
     with _quiet():
         _check_whole(hdul)
