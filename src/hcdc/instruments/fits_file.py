@@ -40,7 +40,7 @@ def _read_start(path: Path, size: int) -> bytes:
     try:
         with opener(path, "rb") as handle:
             return handle.read(size)
-    except (OSError, EOFError):
+    except Exception:  # noqa: BLE001 - OSError, EOFError, zlib.error: nothing readable to judge
         return b""
 
 

@@ -29,6 +29,7 @@ _INSTRUMENT_MODULES: tuple[str, ...] = (
     "hcdc.instruments.sphere.metadata",
     "hcdc.instruments.naco",
     "hcdc.instruments.oifits",
+    "hcdc.instruments.mircx",
     "hcdc.instruments.generic",
 )
 

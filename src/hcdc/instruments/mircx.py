@@ -1,0 +1,202 @@
+"""CHARA/MIRC-X raw frames (Level 0: the observation log).
+
+No raw MIRC-X file or header dump is public (../shared/data/oifits/README.md). The keywords
+below are those the public MIRC-X/MYSTIC reduction pipeline reads from raw headers
+(github.com/jdmonnier/mircx_mystic, ``headers.py``: ``load``, ``get_mjd``, ``summary``,
+``frame_mjd``; ``setup.py``: ``detmode``, ``insmode``, ``beam_tel``, ``lbd0``; ``mircx.py``):
+
+* ``FILETYPE``: ``DATA`` (fringes on the target), ``FOREGROUND``, ``BACKGROUND``,
+  ``BEAM1_MAP`` ... ``BEAM6_MAP``, ``FLAT_MAP``; file names ``mircx*.fits[.fz]``;
+* ``OBJECT``; ``DATE-OBS`` (``YYYY-MM-DD``; older files ``YYYY/MM/DD`` or ``MM/DD/YYYY``) and
+  ``UTC-OBS`` (``hh:mm:ss.sss``, GPS time), ``TIME_S`` + ``TIME_US`` (Linux time; "US" holds
+  nanoseconds), ``MJD-OBS`` when present;
+* ``EXPOSURE`` (ms), ``HIERARCH MIRC FRAME_RATE`` (Hz; 1000/EXPOSURE when absent),
+  ``STARTFR`` / ``LASTFR`` (older ``ENDFR``) frame counters;
+* detector mode ``NREADS``, ``NLOOPS``, ``NBIN``, ``GAIN``, ``FRMPRST``; window ``CROPROWS``,
+  ``CROPCOLS``; instrument mode ``FILTER1``, ``FILTER2``, ``CONF_NA`` (spectral setup,
+  ``H_PRISM``, ``H_PRISM20/40/50``, ``H_GRISM150/200``);
+* array: ``BEAMORD0`` ... ``BEAMORD5`` (CHARA beam of each MIRC beam), ``TEL_KEY``
+  (``S1=0,S2=1,E1=2,E2=3,W1=4,W2=5``), ``U_<T1>-<T2>`` / ``V_<T1>-<T2>``,
+  ``HIERARCH CHARA <tel>_BASELINE_X|Y|Z``.
+
+No ``INSTRUME`` keyword appears in that code, so a MIRC-X raw file is recognised by
+``FILETYPE`` together with ``CONF_NA`` (both written by the MIRC-X acquisition). MYSTIC
+shares the pipeline, but no MYSTIC-specific keyword or value could be told apart there, and
+nothing of the kind was found for SPICA: neither is recognised here.
+
+Normalised values: ``category`` SCIENCE for DATA, CALIB otherwise; ``file_class`` SCIENCE,
+FOREGROUND, BACKGROUND, BEAM_MAP, FLAT; ``dit`` = EXPOSURE / 1000 (s); ``ndit`` = frames in the
+file (LASTFR - STARTFR + 1); ``mode`` = CONF_NA; ``filter`` = FILTER1[+FILTER2];
+``readout_mode`` = ``G<GAIN>-L<NLOOPS>-R<NREADS>`` (the pipeline's own summary); the night is
+the date of DATE-OBS+UTC-OBS - 12 h, as for every instrument here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from astropy.io import fits
+
+from hcdc.instruments.base import FileMetadata, Instrument, MetadataError, datetime_to_mjd, night_of
+from hcdc.instruments.registry import register
+
+INSTRUMENT = "MIRC-X"
+FACILITY = "CHARA"
+#: FILETYPE -> file_class
+FILE_CLASS: dict[str, str] = {
+    "DATA": "SCIENCE",
+    "FOREGROUND": "FOREGROUND",
+    "BACKGROUND": "BACKGROUND",
+    "FLAT_MAP": "FLAT",
+    **{f"BEAM{i}_MAP": "BEAM_MAP" for i in range(1, 7)},
+}
+#: CHARA telescopes in ``TEL_KEY`` order (the only configuration the pipeline accepts)
+TEL_KEY = "S1=0,S2=1,E1=2,E2=3,W1=4,W2=5"
+TELESCOPES = ("S1", "S2", "E1", "E2", "W1", "W2")
+#: extra[...] name -> keyword
+EXTRA: dict[str, str] = {
+    "frame_rate_hz": "MIRC FRAME_RATE",
+    "nbin": "NBIN",
+    "nreads": "NREADS",
+    "nloops": "NLOOPS",
+    "gain": "GAIN",
+    "frmprst": "FRMPRST",
+    "croprows": "CROPROWS",
+    "cropcols": "CROPCOLS",
+    "startfr": "STARTFR",
+    "lastfr": "LASTFR",
+}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def observation_date(values: Mapping[str, Any] | fits.Header) -> dt.date:
+    """DATE-OBS as a date, from any of the three forms the pipeline accepts."""
+    text = _text(values.get("DATE-OBS"))
+    for pattern, order in (
+        (r"(\d{4})-(\d{2})-(\d{2})", (0, 1, 2)),
+        (r"(\d{4})/(\d{2})/(\d{2})", (0, 1, 2)),
+        (r"(\d{2})/(\d{2})/(\d{4})", (2, 0, 1)),
+    ):
+        match = re.fullmatch(pattern, text[:10])
+        if match:
+            year, month, day = (int(match.group(i + 1)) for i in order)
+            try:
+                return dt.date(year, month, day)
+            except ValueError:
+                break
+    raise MetadataError(f"DATE-OBS {text!r}: not YYYY-MM-DD, YYYY/MM/DD or MM/DD/YYYY")
+
+
+def observation_time(values: Mapping[str, Any] | fits.Header) -> dt.datetime:
+    """UTC start of the file: DATE-OBS + UTC-OBS (the pipeline's 'gps' time)."""
+    day = observation_date(values)
+    text = _text(values.get("UTC-OBS"))
+    match = re.fullmatch(r"(\d{1,2}):(\d{2}):(\d{2})(\.\d+)?", text)
+    if not match:
+        raise MetadataError(f"UTC-OBS {text!r}: not hh:mm:ss[.sss]")
+    hours, minutes, seconds = (int(match.group(i)) for i in (1, 2, 3))
+    fraction = float(match.group(4) or 0.0)
+    if hours > 23 or minutes > 59 or seconds > 60:
+        raise MetadataError(f"UTC-OBS {text!r}: not a time of day")
+    return dt.datetime.combine(day, dt.time()) + dt.timedelta(
+        hours=hours, minutes=minutes, seconds=seconds + fraction
+    )
+
+
+def stations(values: Mapping[str, Any] | fits.Header) -> str | None:
+    """The CHARA telescopes of MIRC beams 1-6 (``BEAMORDi`` through ``TEL_KEY``), e.g.
+    ``S1-S2-E1-E2-W1-W2``; None when the header does not say or uses another TEL_KEY."""
+    if _text(values.get("TEL_KEY")) != TEL_KEY:
+        return None
+    try:
+        order = [int(values[f"BEAMORD{i}"]) for i in range(6)]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if sorted(order) != list(range(6)):
+        return None
+    return "-".join(TELESCOPES[i] for i in order)
+
+
+@register
+class MircxRaw(Instrument):
+    """A MIRC-X raw frame file (any FILETYPE)."""
+
+    name: ClassVar[str] = INSTRUMENT
+    priority: ClassVar[int] = 50  # above the generic fallback; OIFITS products are claimed first
+    identification_keywords: ClassVar[tuple[str, ...]] = ("FILETYPE", "CONF_NA")
+
+    def identify(self, header: fits.Header, hdul: fits.HDUList) -> bool:
+        return bool(self.identify_values(header))
+
+    def identify_values(self, values: Mapping[str, Any] | fits.Header) -> bool | None:
+        return bool(_text(values.get("FILETYPE"))) and bool(_text(values.get("CONF_NA")))
+
+    def extract(
+        self, header: fits.Header, hdul: fits.HDUList, values: Mapping[str, Any] | None = None
+    ) -> FileMetadata:
+        return self._metadata(header)
+
+    def extract_values(self, values: Mapping[str, Any]) -> FileMetadata | None:
+        return self._metadata(values)
+
+    def _metadata(self, values: Mapping[str, Any] | fits.Header) -> FileMetadata:
+        filetype = _text(values.get("FILETYPE")).upper()
+        if filetype not in FILE_CLASS:
+            raise MetadataError(f"FILETYPE {filetype!r}: not one of {', '.join(FILE_CLASS)}")
+        start = observation_time(values)
+        exposure = _number(values, "EXPOSURE")
+        first, last = values.get("STARTFR"), values.get("LASTFR", values.get("ENDFR"))
+        frames = None
+        if isinstance(first, int) and isinstance(last, int):
+            if last < first:
+                raise MetadataError(f"LASTFR {last} < STARTFR {first}")
+            frames = last - first + 1
+        filters = [f for f in (_text(values.get("FILTER1")), _text(values.get("FILTER2"))) if f]
+        gain, loops, reads = (values.get(k) for k in ("GAIN", "NLOOPS", "NREADS"))
+        extra: dict[str, Any] = {
+            k: values.get(key) for k, key in EXTRA.items() if values.get(key) is not None
+        }
+        extra["facility"] = FACILITY
+        if (tels := stations(values)) is not None:
+            extra["stations"] = tels
+        mjd = datetime_to_mjd(start)
+        duration_days = None
+        rate = _number(values, "MIRC FRAME_RATE") or (1000.0 / exposure if exposure else None)
+        if frames is not None and rate:
+            duration_days = frames / rate / 86400.0
+        return FileMetadata(
+            instrument=INSTRUMENT,
+            category="SCIENCE" if filetype == "DATA" else "CALIB",
+            type=filetype,
+            file_class=FILE_CLASS[filetype],
+            date_obs=start,
+            mjd_obs=mjd,
+            mjd_end=None if duration_days is None else mjd + duration_days,
+            night=night_of(start),
+            dit=None if exposure is None else exposure / 1000.0,
+            ndit=frames,
+            filter="+".join(filters) or None,
+            mode=_text(values.get("CONF_NA")) or None,
+            readout_mode=None if None in (gain, loops, reads) else f"G{gain}-L{loops}-R{reads}",
+            target=_text(values.get("OBJECT")) or None,
+            extra=extra,
+        )
+
+
+def _number(values: Mapping[str, Any] | fits.Header, key: str) -> float | None:
+    value = values.get(key)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise MetadataError(f"{key} {value!r}: not a number") from None
+    if number <= 0:
+        raise MetadataError(f"{key} {number}: must be positive")
+    return number
