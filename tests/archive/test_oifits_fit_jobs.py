@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from hcdc.archive import accounts
 from hcdc.archive import products as prod
-from hcdc.archive.access import local_operator
+from hcdc.archive.access import AccessContext, load_principal, local_operator
 from hcdc.archive.ingest import ingest
 from hcdc.archive.interferometry import CollectionSpec, add_collection
 from hcdc.archive.pipeline_models import Product
@@ -72,6 +72,11 @@ def test_fit_jobs_make_level3_products_with_provenance(survey) -> None:
     with catalogue.engine.connect() as conn:
         rows = conn.execute(select(Product).where(Product.product_type == "oifits-model-fit")).all()
         assert len(rows) == len(FILES) and {r.level for r in rows} == {3}
+        # the fits land in the private workspace of the account that queued them (R8), and
+        # follow no other rule: another user sees none of them
+        pi, other = (load_principal(conn, name) for name in ("pi", "other"))
+        assert all(AccessContext(conn, pi).can_see_product(r.id).rule == "R8" for r in rows)
+        assert not any(AccessContext(conn, other).can_see_product(r.id) for r in rows)
         fitted: dict[str, float] = {}
         for row in rows:
             record = prod.get_record(conn, row.id)
