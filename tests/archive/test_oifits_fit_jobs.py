@@ -93,3 +93,46 @@ def test_fit_jobs_make_level3_products_with_provenance(survey) -> None:
                     fitted[f"{source.name}:{result['target']}"] = result["params"]["theta_mas"]
     assert fitted["PIONIER_alfCenA_2016-05-31.fits:Alpha_Cen_A"] == pytest.approx(8.28, abs=0.01)
     assert fitted["PIONIER_AXCir_merged.oifits:AX_CIR"] == pytest.approx(0.9315, abs=0.002)
+
+
+def test_fits_start_from_the_catalogue_diameter(survey, tmp_path: Path) -> None:
+    """--from-catalogue: the single-target file whose star is in the imported JSDC-column table
+    starts from its diameter (α Cen A θ_LD = 8.502 ± 0.038 mas, Kervella et al. 2017, A&A 597,
+    A137, matched by position: the file calls it Alpha_Cen_A); AX Cir, absent, from the grid."""
+    catalogue, _ = survey
+    table = tmp_path / "jsdc.csv"
+    table.write_text("Name,RAJ2000,DEJ2000,LDD,e_LDD\nalf Cen A,219.869413,-60.834730,8.502,0.038\n")
+    _run(catalogue, "oi", "calibrators", "import", str(table))
+    queued = json.loads(
+        _run(
+            catalogue, "oi", "fit", "--collection", "pionier-l2", "--from-catalogue", "--as", "pi", "--json"
+        ).stdout
+    )
+    starts = {job["targets"][0]: job["start"] for job in queued["jobs"]}
+    assert starts == {"Alpha_Cen_A": "8.502 mas (LDD of alf Cen A)", "AX_CIR": "grid"}
+    bad = _run(
+        catalogue,
+        "oi",
+        "fit",
+        "--collection",
+        "pionier-l2",
+        "--from-catalogue",
+        "--model",
+        "binary",
+        ok=False,
+    )
+    assert "--from-catalogue" in bad.stderr
+    with Worker(catalogue, processes=0) as worker:
+        assert [o.state for o in worker.run(once=True)] == ["done", "done"]
+    with catalogue.engine.connect() as conn:
+        for row in conn.execute(select(Product.id)).all():
+            record = prod.get_record(conn, row.id)
+            (fits_file,) = [
+                f for f in prod.product_files(conn, row.id, catalogue.storage_root) if f["role"] == "fits"
+            ]
+            (result,) = json.loads(Path(fits_file["path"]).read_text())["results"]
+            if result["target"] == "Alpha_Cen_A":
+                assert record["parameters"]["theta0_mas"] == pytest.approx(8.502)
+                assert result["params"]["theta_mas"] == pytest.approx(8.28, abs=0.01)
+            else:
+                assert record["parameters"]["theta0_mas"] is None

@@ -406,13 +406,25 @@ def collection_files(
     catalogue: Catalogue, conn: Connection, actor: Principal, name: str
 ) -> list[dict[str, Any]]:
     """The current files of collection ``name`` whose granules ``actor`` sees (rules R11-R14),
-    oldest first: ``{"file_id", "path", "stored", "targets"}`` with ``stored`` the archived bytes
-    to read (the job system's input). Raises InterferometryError for an unknown collection."""
+    oldest first: ``{"file_id", "path", "stored", "targets", "positions"}`` with ``stored`` the
+    archived bytes to read (the job system's input) and ``positions`` target -> (s_ra, s_dec
+    [deg], middle wavelength [m]) of its first granule. Raises InterferometryError for an
+    unknown collection."""
     _collection(conn, name)
     ctx = AccessContext(conn, actor)
     g = GranuleRow.__table__.c
     rows = conn.execute(
-        select(File.id, File.path, File.storage, File.stored_path, g.target_name)
+        select(
+            File.id,
+            File.path,
+            File.storage,
+            File.stored_path,
+            g.target_name,
+            g.s_ra,
+            g.s_dec,
+            g.em_min,
+            g.em_max,
+        )
         .join(GranuleRow, GranuleRow.file_id == File.id)
         .where(g.obs_collection == name, File.is_current, ctx.granules_clause())
         .order_by(g.t_min, File.id)
@@ -426,10 +438,13 @@ def collection_files(
                 "path": row.path,
                 "stored": str(resolve_stored_path(row.storage, row.stored_path, catalogue.storage_root)),
                 "targets": [],
+                "positions": {},
             },
         )
         if row.target_name not in item["targets"]:
             item["targets"].append(row.target_name)
+            middle = None if None in (row.em_min, row.em_max) else (row.em_min + row.em_max) / 2
+            item["positions"][row.target_name] = (row.s_ra, row.s_dec, middle)
     # R14: a file is read only when all its granules are visible
     return [item for fid, item in files.items() if ctx.can_see_file(fid)]
 

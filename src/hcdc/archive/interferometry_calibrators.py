@@ -372,6 +372,23 @@ def band_udd(calibrator: Any, wavelength_m: float | None) -> tuple[float | None,
     return (float(calibrator.ldd), "LDD") if calibrator.ldd else (None, "")
 
 
+def catalogue_diameter(
+    conn: Connection, target: str, ra: float | None, dec: float | None, wavelength_m: float | None
+) -> dict[str, Any] | None:
+    """The imported catalogue's diameter for a science target (to start a model fit from):
+    matched by normalised name, else within MATCH_RADIUS_ARCSEC of (``ra``, ``dec``) [deg];
+    the UD diameter of the band nearest ``wavelength_m`` [m], else the LDD [mas]. None when the
+    star is not in the catalogue or has no diameter. Returns ``{"name", "match", "theta_mas",
+    "column"}``."""
+    row, how = _find(conn, OiCalibrator, UsedCalibrator(target, "target", ra, dec))
+    if row is None:
+        return None
+    theta, column = band_udd(row, wavelength_m)
+    if theta is None:
+        return None
+    return {"name": row.name, "match": how, "theta_mas": theta, "column": column}
+
+
 def vet_file(conn: Connection, path: str | Path, *, as_calibrator: bool = False) -> dict[str, Any]:
     """The vetting report of the calibrators of the OIFITS file ``path`` (see the module
     docstring): one entry per calibrator with its flags, verdict and residual test."""

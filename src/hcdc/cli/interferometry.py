@@ -328,6 +328,12 @@ def fit_command(
     theta0_mas: float | None = typer.Option(
         None, "--theta0-mas", help="Starting diameter, mas (searched in [θ0/2, 2θ0]); default: a global grid."
     ),
+    from_catalogue: bool = typer.Option(
+        False,
+        "--from-catalogue",
+        help="Start each single-target file from the imported JSDC diameter of its target "
+        "(band nearest its wavelengths); a global grid for the others.",
+    ),
     as_user: str | None = AS_OPTION,
     json_output: bool = JSON_OPTION,
     root: Path | None = ROOT_OPTION,
@@ -337,8 +343,11 @@ def fit_command(
     provenance (χ², χ²_r, errors per target in fits.json)."""
     from hcdc.archive import accounts
     from hcdc.archive.interferometry import collection_files
+    from hcdc.archive.interferometry_calibrators import catalogue_diameter
     from hcdc.pipeline.operations import jobs as jq
 
+    if from_catalogue and (theta0_mas is not None or model == "binary"):
+        fail("--from-catalogue starts a disk fit from the catalogue: not with --theta0-mas or --model binary")
     if model not in ("ud", "ld", "binary"):
         fail(f"--model must be ud, ld or binary, not {model!r}")
     parameters = [f"fit.model={model}"]
@@ -350,24 +359,43 @@ def fit_command(
         files = collection_files(catalogue, conn, actor, collection)
         if not files:
             fail(f"collection {collection!r}: no current file you may see")
+        starts = [
+            catalogue_diameter(conn, item["targets"][0], *item["positions"][item["targets"][0]])
+            if from_catalogue and len(item["targets"]) == 1
+            else None
+            for item in files
+        ]
     queued = []
-    for item in files:
+    for item, start in zip(files, starts, strict=True):
         job_id = jq.queue_job(
             catalogue.engine,
             inputs={"oifits": [item["stored"]]},
             workflow="oifits-fit",
-            parameters=parameters,
+            parameters=parameters + ([] if start is None else [f"fit.theta0_mas={start['theta_mas']}"]),
         )
         if actor.id is not None:
             with catalogue.engine.begin() as conn:
                 accounts.record_job_owner(conn, job_id, actor)
+        how = (
+            "grid"
+            if start is None
+            else f"{start['theta_mas']:.4g} mas ({start['column']} of {start['name']})"
+        )
         queued.append(
-            {"job": job_id, "file_id": item["file_id"], "file": item["path"], "targets": item["targets"]}
+            {
+                "job": job_id,
+                "file_id": item["file_id"],
+                "file": item["path"],
+                "targets": item["targets"],
+                "start": how,
+            }
         )
     if json_output:
         emit_json({"collection": collection, "model": model, "jobs": queued})
     else:
-        print_table(f"{len(queued)} fit job(s) queued", ["job", "file_id", "file", "targets"], queued)
+        print_table(
+            f"{len(queued)} fit job(s) queued", ["job", "file_id", "file", "targets", "start"], queued
+        )
 
 
 @oi_app.command("publish")
