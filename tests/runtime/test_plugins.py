@@ -11,6 +11,7 @@ import pytest
 from astropy.io import fits
 
 from hcdc.instruments import registry
+from hcdc.pipeline.registry import run_recipe
 from hcdc.runtime import plugins
 from hcdc.science import postprocessing
 from hcdc.science.postprocessing.base import ALGORITHMS
@@ -18,7 +19,9 @@ from hcdc.science.postprocessing.run import postprocess
 
 INSTRUMENT = """
 from typing import ClassVar
-from hcdc.instruments.base import FileMetadata, Instrument, night_of
+import numpy as np
+from astropy.io import fits
+from hcdc.instruments.base import FileMetadata, Instrument, Level1Cube, night_of
 from hcdc.instruments.eso import _float, _str, observation_time
 from hcdc.instruments.registry import register
 
@@ -37,6 +40,15 @@ class ToyScope(Instrument):
         meta.target = _str(header.get("OBJECT") or "")
         meta.dit = _float(header.get("EXPTIME"))
         return meta
+
+    def read_level1(self, path):
+        # its Level 1 product: one FITS file, the cube (frames, y, x) with a DEROT extension
+        if path.suffix != ".fits" or not path.is_file() or fits.getval(path, "INSTRUME") != "TOYSCOPE":
+            return None
+        with fits.open(path) as hdul:
+            cube, derot = hdul[0].data[None].astype(np.float32), hdul["DEROT"].data.astype(float)
+            header = hdul[0].header.copy()
+        return Level1Cube(cube, None, derot, np.array([2.2]), 27.2, "ADU/s", header)
 """
 
 ALGORITHM = '''
@@ -110,6 +122,16 @@ def test_a_plugin_adds_an_instrument_and_an_algorithm(site, tmp_path):
     result = postprocess(cube, angles, algorithm="toy_median_adi", fwhm=4.0, compute_contrast=False)
     assert result.image.shape == (33, 33)
     assert np.isfinite(result.image).any()
+
+    # Its Level 1 product goes through the l2-postprocess recipe with ToyScope's plate scale.
+    level1 = tmp_path / "toy_l1.fits"
+    fits.HDUList(
+        [fits.PrimaryHDU(cube, fits.Header({"INSTRUME": "TOYSCOPE"})), fits.ImageHDU(angles, name="DEROT")]
+    ).writeto(level1)
+    params = ["algorithm=toy_median_adi", "fwhm=4", "compute_contrast=false", "previews=false"]
+    run = run_recipe("l2-postprocess", {"level1": level1}, params, work_dir=tmp_path / "l2")
+    assert run.outputs["summary"]["pixel_scale_mas"] == 27.2
+    assert run.outputs["summary"]["algorithm"] == "toy_median_adi"
 
 
 def test_a_broken_plugin_names_its_entry_point(site):

@@ -18,7 +18,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-from hcdc.instruments.base import FileMetadata, Instrument, MetadataError, UnreadableFileError
+from hcdc.instruments.base import FileMetadata, Instrument, Level1Cube, MetadataError, UnreadableFileError
 from hcdc.instruments.eso_headers import HeaderValues, parse_header_block
 from hcdc.runtime.plugins import GROUPS
 from hcdc.runtime.plugins import load_plugins as _load_plugins
@@ -100,6 +100,26 @@ def identify(header: fits.Header, hdul: fits.HDUList) -> Instrument:
         if inst.identify(header, hdul):
             return inst
     raise MetadataError("no instrument module recognises this file")  # generic fallback missing
+
+
+class UnknownLevel1Error(ValueError):
+    """No registered instrument reads a Level 1 product (the message names the path)."""
+
+
+def read_level1(path: str | Path) -> Level1Cube:
+    """The Level 1 product at ``path`` read by the first registered instrument that claims it
+    (:meth:`~hcdc.instruments.base.Instrument.read_level1`): cube, PSF, angles, wavelengths and
+    the instrument's plate scale. Raises :class:`UnknownLevel1Error` when none does."""
+    path = Path(path)
+    for inst in instruments():
+        product = inst.read_level1(path)
+        if product is not None:
+            return product
+    raise UnknownLevel1Error(
+        f"{path}: not a Level 1 product of any registered instrument "
+        f"({', '.join(instrument_names())}); post-process it as a user cube (cube + angles) "
+        "and give its pixel scale"
+    )
 
 
 def _check_primary_complete(path: Path, hdul: fits.HDUList) -> None:
