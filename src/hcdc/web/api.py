@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from hcdc.archive import accounts
 from hcdc.archive.access import RULES_VERSION, AccessDenied
 from hcdc.archive.accounts import AccountError
+from hcdc.archive.catalogue import NotFound
 from hcdc.archive.db import write_transaction
 from hcdc.archive.search import (
     Criteria,
@@ -25,7 +26,6 @@ from hcdc.archive.search import (
     search_datasets,
     search_files,
     search_jobs,
-    search_products,
 )
 from hcdc.pipeline.operations.jobs import JOB_STATES
 from hcdc.web import views
@@ -116,16 +116,22 @@ def dataset(dataset_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, An
 # -- products -------------------------------------------------------------------------------------
 
 
+# Product routes read through the catalogue facade (who.catalogue: hcdc.archive.catalogue.UserCatalogue).
+
+
 @router.get("/products", tags=["products"], summary="Search products", response_model=Page)
 def products(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> dict[str, Any]:
-    return _search(search_products, who, criteria, who.access.products_clause())
+    try:
+        return views.jsonable(who.catalogue.search_products(criteria).as_dict())
+    except SearchError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/products/{product_id}", tags=["products"], summary="A product: files, detections, status")
 def product(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
-        return views.product_view(who, product_id)
-    except views.NotFound as exc:
+        return views.jsonable(who.catalogue.product(product_id))
+    except NotFound as exc:
         raise _not_found(exc) from None
 
 
@@ -149,8 +155,8 @@ def product_charts(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[
 )
 def product_provenance(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
-        return views.provenance_tree(who, product_id)
-    except views.NotFound as exc:
+        return views.jsonable(who.catalogue.provenance(product_id))
+    except NotFound as exc:
         raise _not_found(exc) from None
 
 
@@ -162,8 +168,8 @@ def product_file(
     inline: bool = Query(False, description="show in the browser (previews) instead of saving"),
 ) -> Any:
     try:
-        path, info = views.product_file_location(who, product_id, file_id)
-    except views.NotFound as exc:
+        path, info = who.catalogue.product_file(product_id, file_id)
+    except NotFound as exc:
         raise _not_found(exc) from None
     return file_response(path, info["name"], info["media_type"], info["sha256"], inline=inline)
 
@@ -175,8 +181,8 @@ def product_file(
 )
 def product_zip(product_id: ObjectId, who: Viewer = Depends(viewer)) -> Any:
     try:
-        members = views.product_files_for_zip(who, product_id)
-    except views.NotFound as exc:
+        members = who.catalogue.product_zip_members(product_id)
+    except NotFound as exc:
         raise _not_found(exc) from None
     return zip_response(members, f"hcdc-product-{product_id}")
 
