@@ -148,3 +148,45 @@ def test_a_broken_plugin_names_its_entry_point(site):
     with pytest.raises(plugins.PluginError, match=expected) as err:
         postprocessing.load_plugins()
     assert isinstance(err.value.__cause__, ModuleNotFoundError)
+
+
+def test_hcdc_declares_its_own_modules_as_entry_points():
+    """hcdc's own instruments, algorithms, recipes and workflows are the entry points of its
+    pyproject.toml (read from the source tree here: the tests run with PYTHONPATH=src)."""
+    import tomllib
+    from pathlib import Path
+
+    from hcdc.pipeline.registry import list_recipes
+    from hcdc.pipeline.workflow import describe_workflows
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    assert plugins.source_pyproject() == pyproject
+    declared = tomllib.loads(pyproject.read_text())["project"]["entry-points"]
+    for group in plugins.GROUPS.values():
+        assert plugins.builtin_modules(group) == tuple(declared[group].values())
+    registry.instruments(), list_recipes(), describe_workflows()
+    assert all(m in sys.modules for g in plugins.GROUPS.values() for m in plugins.builtin_modules(g))
+    assert {"SPHERE", "NACO", "OIFITS", "UNKNOWN"} <= set(registry.instrument_names())
+    assert {"pca", "cadi", "loci", "rdi", "sdi"} <= set(ALGORITHMS)
+
+
+def test_a_checkout_ignores_the_installed_metadata_of_another(site):
+    """Installed hcdc metadata naming a module this checkout does not have (another checkout's,
+    or an older install) is not imported: a source tree reads its own pyproject.toml."""
+    _install(site, "hcdc", {}, "[hcdc.recipes]\ngone = hcdc.pipeline.recipes.no_such_module\n")
+    loaded = plugins.load_plugins("hcdc.recipes")  # no PluginError for the missing module
+    assert "hcdc.pipeline.recipes.no_such_module" not in loaded
+    assert all(m in sys.modules for m in plugins.builtin_modules("hcdc.recipes"))
+
+
+def test_an_installed_hcdc_reads_its_own_entry_points(site, monkeypatch):
+    """Without a source tree (a wheel), hcdc's modules are its distribution's entry points."""
+    _install(site, "hcdc", {}, "[hcdc.workflows]\nirdis = hcdc.pipeline.workflows.irdis\n")
+    monkeypatch.setattr(plugins, "source_pyproject", lambda: None)
+    plugins.builtin_modules.cache_clear()
+    try:
+        assert plugins.builtin_modules("hcdc.workflows") == ("hcdc.pipeline.workflows.irdis",)
+        with pytest.raises(plugins.PluginError, match="declare none of hcdc's own modules; reinstall"):
+            plugins.builtin_modules("hcdc.recipes")
+    finally:
+        plugins.builtin_modules.cache_clear()

@@ -1,10 +1,10 @@
 """The one registry of instruments, and :func:`read_file`, the single entry point of ingest.
 
 Adding an instrument = writing one module that defines :class:`~hcdc.instruments.base.Instrument`
-subclasses decorated with :func:`register`, plus one line naming that module in
-``_INSTRUMENT_MODULES`` below. Identification tries instruments by decreasing ``priority``;
-the generic fallback (priority -1000) accepts any readable FITS file, so a readable file is
-never rejected for being unknown.
+subclasses decorated with :func:`register`, plus one line naming that module in the
+``hcdc.instruments`` entry points of ``pyproject.toml`` (:mod:`hcdc.runtime.plugins`).
+Identification tries instruments by decreasing ``priority``; the generic fallback (priority
+-1000) accepts any readable FITS file, so a readable file is never rejected for being unknown.
 """
 
 from __future__ import annotations
@@ -22,14 +22,6 @@ from hcdc.instruments.base import FileMetadata, Instrument, Level1Cube, Metadata
 from hcdc.instruments.eso_headers import HeaderValues, parse_header_block
 from hcdc.runtime.plugins import GROUPS
 from hcdc.runtime.plugins import load_plugins as _load_plugins
-
-# One line per instrument module; each module registers its classes with @register on import.
-_INSTRUMENT_MODULES: tuple[str, ...] = (
-    "hcdc.instruments.sphere.metadata",
-    "hcdc.instruments.naco",
-    "hcdc.instruments.oifits",
-    "hcdc.instruments.generic",
-)
 
 #: File name endings read by :func:`read_file` (astropy reads gzip, bzip2 and, with the
 #: ``uncompresspy`` package, Unix ``compress`` .Z files).
@@ -70,7 +62,7 @@ def _load() -> None:
 def load_plugins() -> list[str]:
     """Import hcdc's instrument modules and the ``hcdc.instruments`` entry points not imported yet
     (:func:`hcdc.runtime.plugins.load_plugins`); returns what was newly imported."""
-    return _load_plugins(GROUPS["instruments"], _INSTRUMENT_MODULES)
+    return _load_plugins(GROUPS["instruments"])
 
 
 def instruments() -> list[Instrument]:
