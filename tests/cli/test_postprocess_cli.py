@@ -653,3 +653,21 @@ def test_an_input_error_writes_no_record(simulated_files, tmp_path):
     assert result.exit_code == 2
     assert "5 angles for the 40 frames" in re.sub(r"\s+", " ", result.output)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_crash_inside_the_run_leaves_its_failed_record(simulated_files, tmp_path, monkeypatch):
+    from hcdc.pipeline.provenance import ProvenanceRecord
+    from hcdc.science.postprocessing import run as science_run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(science_run, "postprocess", broken)
+    folder, _ = simulated_files
+    out = tmp_path / "out"
+    result = _run([folder / "cube.fits", "--angles", folder / "angles.fits", "--fwhm", "4", "--out", out])
+    assert result.exit_code == 1
+    assert "disk on fire" in result.output and "cube_pca_provenance.json" in re.sub(r"\s+", "", result.output)
+    record = ProvenanceRecord.load(out / "cube_pca_provenance.json")
+    assert record.status == "failed" and "RuntimeError: disk on fire" in record.error
+    assert any("Traceback" in line for line in record.log)
