@@ -108,3 +108,40 @@ def test_the_command_line_reads_through_the_facade_as_the_account_named(world, m
     listed = runner.invoke(app, ["products", "--json", "--as", "other_pi", *root])
     ids = {row["id"] for row in json.loads(listed.stdout)["products"]}
     assert other in ids and private not in ids
+
+
+@pytest.mark.parametrize("name", [None, "other_pi", "owner"])
+def test_files_and_datasets_through_the_facade(world, name):
+    from hcdc.archive.models import Dataset, File
+
+    with world.catalogue.engine.connect() as conn:
+        files = list(conn.scalars(select(File.id).where(File.is_current)))
+        datasets = list(conn.scalars(select(Dataset.id)))
+    with world.catalogue.as_user(_principal(world, name), now=BEFORE) as view:
+        with world.catalogue.engine.connect() as conn:
+            access = AccessContext(conn, view.user, BEFORE)
+            seen_files = {f for f in files if access.can_see_file(f)}
+            seen_datasets = {d for d in datasets if access.can_see_dataset(d)}
+        assert {r["id"] for r in view.search_files(Criteria(limit=500)).rows} == seen_files
+        assert {r["id"] for r in view.search_datasets(Criteria(limit=500)).rows} == seen_datasets
+        if name is None:
+            assert seen_files < set(files) and seen_datasets < set(datasets)
+        for file_id in files:
+            if file_id in seen_files:
+                shown = view.file(file_id)
+                assert "path" not in shown and "header" not in shown
+                with view.open_file(file_id) as handle:
+                    assert hashlib.sha256(handle.read()).hexdigest() == shown["sha256"]
+            else:
+                with pytest.raises(NotFound, match=f"^no file with id {file_id}$"):
+                    view.open_file(file_id)
+        for dataset_id in datasets:
+            if dataset_id in seen_datasets:
+                shown = view.dataset(dataset_id)
+                assert {f["id"] for f in shown["files"]} <= seen_files
+                assert {p["id"] for p in shown["products"]} <= {
+                    r["id"] for r in view.list_products(limit=None, all_versions=True)
+                }
+            else:
+                with pytest.raises(NotFound, match=f"^no dataset with id {dataset_id}$"):
+                    view.dataset(dataset_id)

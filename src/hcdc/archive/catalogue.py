@@ -4,9 +4,10 @@ In the spirit of Rubin's ``daf_butler.Butler``, one object puts the three parts 
 behind one interface, so that callers stop threading ``(conn, storage_root)`` and a principal
 through every function:
 
-* the **registry** (SQL): search products, a product's description, its files and versions;
-* the **datastore** (files under the storage root): where a product's file is, opened for
-  reading, the members of a product's zip — never outside the storage root;
+* the **registry** (SQL): search files, datasets and products; a file's metadata, a dataset
+  (files, calibrations, conditions, products, jobs), a product (files, versions, detections);
+* the **datastore** (the bytes): where a raw file or a product's file is, opened for reading,
+  the members of a product's zip — a product file never outside the storage root;
 * **provenance**: a product's record and its tree of parent products down to the raw files.
 
 A :class:`UserCatalogue` is opened *for one principal*: with
@@ -21,22 +22,28 @@ What goes through the facade today, and what does not yet, is listed in docs/arc
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 from sqlalchemy import Connection, select
 
-from hcdc.archive import accounts
+from hcdc.archive import accounts, queries
 from hcdc.archive import products as prod
 from hcdc.archive.access import AccessContext, Principal
+from hcdc.archive.associations import association_view
 from hcdc.archive.models import Dataset, File
-from hcdc.archive.pipeline_models import Product, ProductFile
-from hcdc.archive.search import Criteria, Page, search_products
+from hcdc.archive.pipeline_models import Job, Product, ProductFile
+from hcdc.archive.search import Criteria, Page, search_datasets, search_files, search_products
+from hcdc.archive.storage import resolve_stored_path
 
 __all__ = ["MAX_PROVENANCE_DEPTH", "NotFound", "UserCatalogue"]
 
 #: how deep a provenance tree goes (products made from products ...)
 MAX_PROVENANCE_DEPTH = 6
+#: file metadata a service never shows (server paths, the raw header)
+_FILE_HIDDEN = ("location", "stored_path", "path", "header", "extra", "mtime_ns", "dataset_key")
 
 
 class NotFound(LookupError):
@@ -73,7 +80,88 @@ class UserCatalogue:
         if not decision:
             raise NotFound(f"no {kind} with id {number}")
 
-    # -- registry -------------------------------------------------------------------------------
+    # -- registry: files and datasets -----------------------------------------------------------
+
+    def search_files(self, criteria: Criteria) -> Page:
+        """One page of the catalogued files matching ``criteria`` that the user may see."""
+        return search_files(self.conn, criteria, self.access.files_clause())
+
+    def search_datasets(self, criteria: Criteria) -> Page:
+        """One page of the datasets matching ``criteria`` that the user may see."""
+        return search_datasets(self.conn, criteria, self.access.datasets_clause())
+
+    def list_files(self, filters: queries.Filters) -> list[dict[str, Any]]:
+        """Catalogued files the user may see (:func:`hcdc.archive.queries.list_files`)."""
+        return queries.list_files(self.conn, filters, visible=self.access.files_clause())
+
+    def list_datasets(self, filters: queries.Filters) -> list[dict[str, Any]]:
+        """Datasets the user may see (:func:`hcdc.archive.queries.list_datasets`)."""
+        return queries.list_datasets(self.conn, filters, visible=self.access.datasets_clause())
+
+    def file_detail(self, file_id: int, *, with_header: bool = False) -> dict[str, Any]:
+        """The catalogue's whole record of a file the user may see, location included
+        (:func:`hcdc.archive.queries.file_detail`): for tools next to the store; services show
+        :meth:`file`."""
+        self._require("file", file_id)
+        detail = queries.file_detail(self.conn, file_id, self.storage_root, with_header=with_header)
+        if detail is None:
+            raise NotFound(f"no file with id {file_id}")
+        return detail
+
+    def dataset_detail(self, dataset_id: int) -> dict[str, Any]:
+        """The catalogue's record of a dataset the user may see, all its files listed
+        (:func:`hcdc.archive.queries.dataset_detail`); services show :meth:`dataset`."""
+        self._require("dataset", dataset_id)
+        detail = queries.dataset_detail(self.conn, dataset_id)
+        if detail is None:
+            raise NotFound(f"no dataset with id {dataset_id}")
+        return detail
+
+    def file(self, file_id: int) -> dict[str, Any]:
+        """A catalogued file's metadata (its name, no server path) and the versions the user may see."""
+        self._require("file", file_id)
+        detail = self.file_detail(file_id)
+        out = {k: v for k, v in detail.items() if k not in _FILE_HIDDEN}
+        out["name"] = Path(detail["path"]).name
+        out["versions"] = [v for v in detail["versions"] if self.access.can_see_file(v["id"])]
+        return out
+
+    def dataset(self, dataset_id: int) -> dict[str, Any]:
+        """A dataset: its files (those the user may see), calibrations chosen (those the user may
+        see) and missing, observing conditions of its visible files, products and jobs the user
+        may see."""
+        detail = self.dataset_detail(dataset_id)
+        visible = set(
+            self.conn.scalars(
+                select(File.id).where(File.dataset_id == dataset_id, self.access.files_clause())
+            )
+        )
+        detail["files"] = [f for f in detail["files"] if f["id"] in visible]
+        conditions = self.conn.execute(
+            select(File.seeing, File.tau0, File.airmass).where(File.id.in_(visible or {-1}))
+        ).all()
+        detail["conditions"] = {
+            name: _stats([getattr(r, name) for r in conditions]) for name in ("seeing", "tau0", "airmass")
+        }
+        association = association_view(self.conn, dataset_id) if detail.get("associated_at") else None
+        if association is not None:
+            association["chosen"] = [
+                c for c in association["chosen"] if self.access.can_see_file(c["file_id"])
+            ]
+        detail["association"] = association
+        detail.pop("association_warnings", None)
+        detail["products"] = self.list_products(dataset_id=dataset_id, limit=None)
+        detail["jobs"] = [
+            dict(r._mapping)
+            for r in self.conn.execute(
+                select(Job.id, Job.workflow, Job.state, Job.progress, Job.queued_at)
+                .where(Job.dataset_id == dataset_id, self.access.jobs_clause())
+                .order_by(Job.id.desc())
+            )
+        ]
+        return detail
+
+    # -- registry: products ---------------------------------------------------------------------
 
     def search_products(self, criteria: Criteria) -> Page:
         """One page of the current products matching ``criteria`` that the user may see
@@ -157,6 +245,22 @@ class UserCatalogue:
         ]
 
     # -- datastore ------------------------------------------------------------------------------
+
+    def file_location(self, file_id: int) -> tuple[Path, str, str]:
+        """(path of the bytes, download name, sha256) of a catalogued file the user may see (a file
+        ingested by reference stays where it was; one copied in is in the storage root)."""
+        self._require("file", file_id)
+        row = self.conn.execute(
+            select(File.path, File.storage, File.stored_path, File.sha256).where(File.id == file_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"no file with id {file_id}")
+        path = resolve_stored_path(row.storage, row.stored_path, self.storage_root)
+        return Path(path), Path(row.path).name, row.sha256
+
+    def open_file(self, file_id: int) -> IO[bytes]:
+        """The bytes of a catalogued file the user may see, opened for reading; close it."""
+        return self.file_location(file_id)[0].open("rb")
 
     def stored_path(self, relative: str) -> Path:
         """The storage root joined with a catalogued relative path; it must stay inside the
@@ -256,3 +360,11 @@ class UserCatalogue:
             else:
                 node["parents"].append({"product_id": None, "hidden": True})
         return node
+
+
+def _stats(values: list[float | None]) -> dict[str, float | None]:
+    """min, median and max of the finite values (None each when there is none)."""
+    good = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not good:
+        return {"min": None, "median": None, "max": None}
+    return {"min": min(good), "median": float(np.median(good)), "max": max(good)}

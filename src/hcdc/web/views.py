@@ -16,12 +16,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from hcdc.archive.associations import association_view
 from hcdc.archive.catalogue import NotFound
-from hcdc.archive.models import File
 from hcdc.archive.pipeline_models import Job, Product
-from hcdc.archive.queries import dataset_detail, file_detail
-from hcdc.archive.storage import resolve_stored_path
 from hcdc.web.auth import Viewer
 
 #: an S/N map larger than this (pixels per side) is block-averaged down for the chart
@@ -55,78 +51,25 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-# -- files --------------------------------------------------------------------------------------
-
-_FILE_HIDDEN = ("location", "stored_path", "path", "header", "extra", "mtime_ns", "dataset_key")
+# -- files and datasets: through the catalogue facade (who.catalogue) ---------------------------
 
 
 def file_view(who: Viewer, file_id: int) -> dict[str, Any]:
     """A catalogued file's metadata (no server paths)."""
-    _visible(who, "file", file_id)
-    detail = file_detail(who.conn, file_id, who.state.catalogue.storage_root)
-    if detail is None:
-        raise NotFound(f"no file {file_id}")
-    out = {k: v for k, v in detail.items() if k not in _FILE_HIDDEN}
-    out["name"] = Path(detail["path"]).name
-    out["versions"] = [v for v in detail["versions"] if who.access.can_see_file(v["id"])]
-    return jsonable(out)
+    return jsonable(who.catalogue.file(file_id))
 
 
 def file_location(who: Viewer, file_id: int) -> tuple[Path, str, str]:
     """(path on disk, download name, sha256) of a file the user may see."""
-    _visible(who, "file", file_id)
-    row = who.conn.execute(
-        select(File.path, File.storage, File.stored_path, File.sha256).where(File.id == file_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"no file {file_id}")
-    path = resolve_stored_path(row.storage, row.stored_path, who.state.catalogue.storage_root)
-    return Path(path), Path(row.path).name, row.sha256
-
-
-# -- datasets -----------------------------------------------------------------------------------
+    return who.catalogue.file_location(file_id)
 
 
 def dataset_view(who: Viewer, dataset_id: int) -> dict[str, Any]:
-    """A dataset: its files (those the user may see), calibrations chosen and missing, conditions,
-    products and (for those who may see them) jobs."""
-    _visible(who, "dataset", dataset_id)
-    detail = dataset_detail(who.conn, dataset_id)
-    if detail is None:
-        raise NotFound(f"no dataset {dataset_id}")
-    visible_files = set(
-        who.conn.scalars(select(File.id).where(File.dataset_id == dataset_id, who.access.files_clause()))
-    )
-    detail["files"] = [f for f in detail["files"] if f["id"] in visible_files]
-    conditions = who.conn.execute(
-        select(File.seeing, File.tau0, File.airmass).where(File.id.in_(visible_files or {-1}))
-    ).all()
-    detail["conditions"] = {
-        name: _stats([getattr(r, name) for r in conditions]) for name in ("seeing", "tau0", "airmass")
-    }
-    association = association_view(who.conn, dataset_id) if detail.get("associated_at") else None
-    if association is not None:
-        association["chosen"] = [c for c in association["chosen"] if who.access.can_see_file(c["file_id"])]
-    detail["association"] = association
-    detail.pop("association_warnings", None)
-    detail["products"] = who.catalogue.list_products(dataset_id=dataset_id, limit=None)
-    detail["jobs"] = [
-        dict(r._mapping)
-        for r in who.conn.execute(
-            select(Job.id, Job.workflow, Job.state, Job.progress, Job.queued_at)
-            .where(Job.dataset_id == dataset_id, who.access.jobs_clause())
-            .order_by(Job.id.desc())
-        )
-    ]
+    """A dataset as :meth:`~hcdc.archive.catalogue.UserCatalogue.dataset` describes it, and
+    whether this user may ask for its reduction."""
+    detail = who.catalogue.dataset(dataset_id)
     detail["can_request_reduction"] = bool(who.access.can_submit_job(dataset_id)) and who.signed_in
     return jsonable(detail)
-
-
-def _stats(values: list[float | None]) -> dict[str, float | None]:
-    good = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not good:
-        return {"min": None, "median": None, "max": None}
-    return {"min": min(good), "median": float(np.median(good)), "max": max(good)}
 
 
 # -- products -----------------------------------------------------------------------------------
