@@ -190,6 +190,8 @@ def test_l2_recipe_input_errors(user_cube, tmp_path):
     _, files = user_cube
     with pytest.raises(ParameterError, match="unknown algorithm 'pcaa'; known: .*pca"):
         run_recipe("l2-postprocess", files, ["algorithm=pcaa"], work_dir=tmp_path)
+    with pytest.raises(ParameterError, match="output_stem"):  # a file name, never a path
+        run_recipe("l2-postprocess", files, ["output_stem=../elsewhere"], work_dir=tmp_path)
     with pytest.raises(RecipeFailed, match="needs its angles"):
         run_recipe("l2-postprocess", {"cube": files["cube"]}, work_dir=tmp_path)
     short = tmp_path / "short.txt"
