@@ -24,8 +24,9 @@ def _known_algorithms() -> dict[str, Any]:
     return postprocessing.ALGORITHMS
 
 
-class PostprocessParameters(RecipeParameters):
-    """Parameters of :func:`hcdc.science.postprocessing.run.postprocess`."""
+class PostprocessParametersV11(RecipeParameters):
+    """Parameters of :func:`hcdc.science.postprocessing.run.postprocess` as ``l2-postprocess`` 1.1
+    took them (1.2 added ``detection_fpf`` and ``output_stem``: :class:`PostprocessParameters`)."""
 
     algorithm: str = Field("pca", description="registered Level 2 algorithm (hcdc.science.postprocessing)")
     ncomp: int | None = Field(
@@ -48,9 +49,6 @@ class PostprocessParameters(RecipeParameters):
     detection_threshold: float | None = Field(
         None, gt=0, description="fixed S/N detection threshold (None: Student threshold at 5-sigma FPF)"
     )
-    detection_fpf: float | None = Field(
-        None, gt=0, lt=0.5, description="false-positive fraction of detections (None: Gaussian 5 sigma)"
-    )
     compute_contrast: bool = Field(True, description="compute 5-sigma contrast curves")
     contrast_options: dict[str, Any] = Field(
         default_factory=dict, description="options of the contrast curve (sigma, nbranch, fc_snr, step, ...)"
@@ -68,12 +66,6 @@ class PostprocessParameters(RecipeParameters):
     )
     negfc: bool = Field(False, description="re-measure detections by negative fake companion fit")
     previews: bool = Field(True, description="write PNG previews next to the product")
-    output_stem: str | None = Field(
-        None,
-        pattern=r"^[^/\\\x00]+$",
-        description="file names <stem>_L2.fits and <stem>_<preview>.png (hcdc postprocess: "
-        "<cube>_<algorithm>); None: level2_<algorithm>.fits",
-    )
     angle_convention: Literal["parallactic", "derotation"] | None = Field(
         None,
         description="convention of the angles (docs/conventions.md); None: from the Level 1 header, "
@@ -104,6 +96,20 @@ class PostprocessParameters(RecipeParameters):
         if self.ncomp is not None:
             kwargs["ncomp"] = self.ncomp
         return kwargs
+
+
+class PostprocessParameters(PostprocessParametersV11):
+    """Parameters of :func:`hcdc.science.postprocessing.run.postprocess` (``l2-postprocess`` 1.2)."""
+
+    detection_fpf: float | None = Field(
+        None, gt=0, lt=0.5, description="false-positive fraction of detections (None: Gaussian 5 sigma)"
+    )
+    output_stem: str | None = Field(
+        None,
+        pattern=r"^[^/\\\x00]+$",
+        description="file names <stem>_L2.fits and <stem>_<preview>.png (hcdc postprocess: "
+        "<cube>_<algorithm>); None: level2_<algorithm>.fits",
+    )
 
 
 @register_recipe
@@ -157,7 +163,7 @@ class Postprocess(Recipe):
         from hcdc.science.postprocessing.products import write_product
         from hcdc.science.postprocessing.run import postprocess
 
-        assert isinstance(params, PostprocessParameters)
+        assert isinstance(params, PostprocessParametersV11)
         with context.timer("read"):
             data = self._read_inputs(inputs, params)
         orientation = data["orientation"]
@@ -181,7 +187,7 @@ class Postprocess(Recipe):
                 params=params.algorithm_kwargs(),
                 crop_radius=params.crop_radius,
                 detection_threshold=params.detection_threshold,
-                detection_fpf=params.detection_fpf,
+                detection_fpf=getattr(params, "detection_fpf", None),  # 1.1: Gaussian 5 sigma
                 compute_contrast=params.compute_contrast,
                 contrast_options=params.contrast_options or None,
                 completeness=params.completeness,
@@ -196,7 +202,7 @@ class Postprocess(Recipe):
         for text in result.warnings:
             context.log(f"warning: {text}")
         with context.timer("write"):
-            stem = params.output_stem
+            stem = getattr(params, "output_stem", None)  # 1.1: level2_<algorithm>
             name = f"{stem}_L2.fits" if stem else f"level2_{params.algorithm}.fits"
             product = write_product(result, context.output_path(name))
             previews = None
@@ -210,7 +216,7 @@ class Postprocess(Recipe):
         return {"product": product, "summary": summary, "previews": previews}
 
     @staticmethod
-    def _read_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> dict[str, Any]:
+    def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
         """Arrays for :func:`postprocess` from a Level 1 product or from user files, with the
         derotation angles and orientation (:mod:`hcdc.science.orientation`) and the notes and
         warnings of the star-position check (user cubes)."""
@@ -221,7 +227,7 @@ class Postprocess(Recipe):
         return _user_cube_inputs(inputs, params)
 
 
-def _level1_inputs(path: Path, params: PostprocessParameters) -> dict[str, Any]:
+def _level1_inputs(path: Path, params: PostprocessParametersV11) -> dict[str, Any]:
     """A Level 1 product, read by the instrument that wrote it (:func:`hcdc.instruments.registry.read_level1`,
     which also gives the plate scale); its header says the angles' convention and the pointing."""
     from hcdc.instruments.registry import read_level1
@@ -383,4 +389,98 @@ def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> 
         "unit": str(header.get("BUNIT", "")).strip(),
         # as given (the paths name the inputs in the product's header; provenance resolves them)
         "input_names": {str(p): _prov.sha256_path(p) for p in inputs.values()},
+    }
+
+
+@register_recipe
+class PostprocessV11(Postprocess):
+    """``l2-postprocess`` 1.1, kept so that Level 2 products made before 1.2 rerun from their
+    provenance bit for bit: no ``detection_fpf`` (Gaussian 5 sigma) nor ``output_stem``
+    (``level2_<algorithm>.fits``); a user cube is read as 1.1 read it
+    (:func:`_user_cube_inputs_v11`). A Level 1 product is read as in 1.2, which gives 1.1's arrays
+    for the IRDIS products, the only ones 1.1 read."""
+
+    version = "1.1"
+    Parameters = PostprocessParametersV11
+
+    @staticmethod
+    def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
+        if ("level1" in inputs) == ("cube" in inputs):
+            raise RecipeInputError("give either a Level 1 product (level1) or a user cube (cube + angles)")
+        if "level1" in inputs:
+            return _level1_inputs(inputs["level1"], params)
+        return _user_cube_inputs_v11(inputs, params)
+
+
+def _user_cube_inputs_v11(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
+    """A user cube as ``l2-postprocess`` 1.1 read it, frozen (1.2 reads the files' headers too):
+    images cast to float32, angles parallactic unless ``angle_convention`` says (headers not
+    consulted), pointing and offsets from the parameters only, the plate scale from the
+    parameters or ``PIXSCALE``, inputs named by file name in the product."""
+    import numpy as np
+
+    from hcdc.science.calibration.recenter import check_cube_star
+    from hcdc.science.fits_inputs import InputError, read_fits_array, read_vector
+    from hcdc.science.orientation import derotation_angles
+    from hcdc.science.postprocessing.run import estimate_fwhm
+
+    def image(name: str, what: str, ndims: tuple[int, ...]) -> tuple[Any, Any]:
+        data, header = read_fits_array(inputs[name], what, ndims, check_finite=False)
+        return np.asarray(data, dtype=np.float32), header
+
+    if "angles" not in inputs:
+        raise RecipeInputError(
+            "a user cube needs its angles (input 'angles', parallactic unless angle_convention says)"
+        )
+    try:
+        cube, header = image("cube", "cube", (3, 4))
+        angles = read_vector(inputs["angles"], "angles")
+        psf = image("psf", "PSF", (2, 3))[0] if "psf" in inputs else None
+        wavelengths = read_vector(inputs["wavelengths"], "wavelengths") if "wavelengths" in inputs else None
+        reference = image("reference", "reference", (3, 4))[0] if "reference" in inputs else None
+    except InputError as exc:
+        raise RecipeInputError(str(exc)) from exc
+    if angles.size != cube.shape[-3]:
+        raise RecipeInputError(
+            f"angles file {inputs['angles']}: {angles.size} angles for the {cube.shape[-3]} frames "
+            f"of cube {inputs['cube']}"
+        )
+    try:
+        angles, orientation = derotation_angles(
+            angles,
+            params.angle_convention or "parallactic",
+            params.pupil_offset_deg,
+            params.true_north_deg,
+            params.transpose,
+        )
+        if orientation.known:
+            orientation = orientation.with_pointing(params.ra_deg, params.dec_deg)
+    except ValueError as exc:
+        raise RecipeInputError(f"angles file {inputs['angles']}: {exc}") from exc
+    fwhm = params.fwhm
+    if fwhm is None and psf is not None:
+        fwhm = estimate_fwhm(psf if psf.ndim == 2 else psf[0])
+    notes: list[tuple[str, str]] = []
+    if fwhm is not None:
+        try:
+            cube, notes = check_cube_star(
+                cube, fwhm, f"cube {inputs['cube']}", params.recenter, params.center_method
+            )
+        except ValueError as exc:
+            raise RecipeInputError(str(exc)) from exc
+    scale = params.pixel_scale_mas
+    if scale is None and "PIXSCALE" in header:
+        scale = float(header["PIXSCALE"])
+    return {
+        "cube": cube,
+        "angles": angles,
+        "orientation": orientation,
+        "notes": [text for level, text in notes if level == "note"],
+        "warnings": [text for level, text in notes if level == "warning"],
+        "psf": psf,
+        "wavelengths": wavelengths,
+        "reference": reference,
+        "pixel_scale_mas": scale,
+        "unit": str(header.get("BUNIT", "")).strip(),
+        "input_names": {Path(p).name: _prov.sha256_path(p) for p in inputs.values()},
     }
