@@ -602,3 +602,72 @@ def test_every_parameter_is_checked_before_any_work(simulated_files, tmp_path, e
     assert result.exit_code == 2, result.output
     assert message.replace(" ", "") in re.sub(r"\s+", "", result.output), result.output
     assert not (tmp_path / "out").exists()  # nothing written, nothing computed
+
+
+def test_a_run_leaves_a_provenance_record_that_replays(simulated_files, tmp_path):
+    """``hcdc postprocess`` is the ``l2-postprocess`` recipe: its record (parameters, inputs'
+    sha256, software versions) is the one a data centre's worker keeps, and it replays."""
+    import hashlib
+
+    import hcdc
+    from hcdc.pipeline.provenance import ProvenanceRecord, provenance_tree
+    from hcdc.pipeline.registry import get_recipe
+    from hcdc.pipeline.replay import rerun
+
+    folder, _ = simulated_files
+    out = tmp_path / "out"
+    args = [folder / "cube.fits", "--angles", folder / "angles.fits", "--psf", folder / "psf.fits"]
+    args += ["--algorithm", "pca", "--ncomp", "5", "--fwhm", "4", "--pixel-scale", "12.25"]
+    result = _run([*args, "--no-contrast", "--out", out, "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["files"]["provenance"] == str(out / "cube_pca_provenance.json")
+
+    record = ProvenanceRecord.load(out / "cube_pca_provenance.json")
+    assert (record.recipe, record.recipe_version) == ("l2-postprocess", get_recipe("l2-postprocess").version)
+    assert record.status == "done" and record.software_version == hcdc.__version__
+    assert {"numpy", "astropy"} <= set(record.libraries)
+    params = record.parameters
+    assert params["algorithm"] == "pca" and params["algorithm_params"] == {"ncomp": 5}
+    assert (params["pixel_scale_mas"], params["fwhm"], params["compute_contrast"]) == (12.25, 4.0, False)
+    for name in ("cube", "angles", "psf"):
+        item = record.input(name).files[0]
+        assert item.path == str((folder / f"{name}.fits").resolve())
+        assert item.sha256 == hashlib.sha256((folder / f"{name}.fits").read_bytes()).hexdigest()
+    product = Path(summary["files"]["product"])
+    assert record.output("product").files[0].sha256 == hashlib.sha256(product.read_bytes()).hexdigest()
+    tree = provenance_tree(record, {})  # how the catalogue shows a worker's product
+    assert [i["name"] for i in tree["inputs"]] == ["cube", "angles", "psf"]
+
+    again = rerun(record, tmp_path / "again")  # from the record alone, same file names
+    assert again.provenance.rerun_of == record.id
+    assert Path(again.outputs["product"]).name == product.name == "cube_pca_L2.fits"
+    assert read_product(again.outputs["product"]).image.tobytes() == read_product(product).image.tobytes()
+
+
+def test_an_input_error_writes_no_record(simulated_files, tmp_path):
+    folder, sim = simulated_files
+    short = tmp_path / "short.txt"
+    np.savetxt(short, sim.angles[:5])
+    result = _run([folder / "cube.fits", "--angles", short, "--fwhm", "4", "--out", tmp_path / "out"])
+    assert result.exit_code == 2
+    assert "5 angles for the 40 frames" in re.sub(r"\s+", " ", result.output)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_crash_inside_the_run_leaves_its_failed_record(simulated_files, tmp_path, monkeypatch):
+    from hcdc.pipeline.provenance import ProvenanceRecord
+    from hcdc.science.postprocessing import run as science_run
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(science_run, "postprocess", broken)
+    folder, _ = simulated_files
+    out = tmp_path / "out"
+    result = _run([folder / "cube.fits", "--angles", folder / "angles.fits", "--fwhm", "4", "--out", out])
+    assert result.exit_code == 1
+    assert "disk on fire" in result.output and "cube_pca_provenance.json" in re.sub(r"\s+", "", result.output)
+    record = ProvenanceRecord.load(out / "cube_pca_provenance.json")
+    assert record.status == "failed" and "RuntimeError: disk on fire" in record.error
+    assert any("Traceback" in line for line in record.log)

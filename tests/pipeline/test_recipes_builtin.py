@@ -85,6 +85,42 @@ def test_level1_recipe_reports_bad_input(irdis_sequence, tmp_path):
 # -- Level 2 --------------------------------------------------------------------------------------
 
 
+def test_l2_recipe_reads_a_level1_product_through_its_instrument(irdis_sequence, tmp_path):
+    """The instrument that wrote a Level 1 product reads it and gives its plate scale; a product
+    that no registered instrument claims is refused with a message naming it."""
+    import shutil
+
+    from astropy.io import fits
+
+    from hcdc.instruments.sphere.constants import IRDIS_PIXEL_SCALE_MAS
+    from hcdc.instruments.sphere.irdis.level1 import SCIENCE_CUBE
+
+    _, raw = irdis_sequence
+    level1 = run_recipe(
+        "level1-irdis", {"raw": raw}, ["science_dim=64", "psf_dim=32"], work_dir=tmp_path / "l1"
+    )
+    params = ["algorithm=cadi", "compute_contrast=false", "previews=false", "fwhm=4"]
+    result = run_recipe(
+        "l2-postprocess", {"level1": level1.outputs["product"]}, params, work_dir=tmp_path / "l2"
+    )
+    assert result.outputs["summary"]["pixel_scale_mas"] == IRDIS_PIXEL_SCALE_MAS
+    assert result.outputs["summary"]["pa_reference"] == "sky"  # DEROT includes the offsets
+    mine = run_recipe(
+        "l2-postprocess",
+        {"level1": level1.outputs["product"]},
+        [*params, "pixel_scale_mas=12.0"],
+        work_dir=tmp_path,
+    )
+    assert mine.outputs["summary"]["pixel_scale_mas"] == 12.0
+
+    foreign = tmp_path / "foreign"
+    shutil.copytree(level1.outputs["product"], foreign)
+    with fits.open(foreign / SCIENCE_CUBE, mode="update") as hdul:
+        hdul[0].header["HIERARCH HCDC RECIPE"] = "someone.elses.level1"
+    with pytest.raises(RecipeFailed, match="foreign: not a Level 1 product of any registered instrument"):
+        run_recipe("l2-postprocess", {"level1": foreign}, params, work_dir=tmp_path / "f")
+
+
 @pytest.fixture(scope="module")
 def user_cube(tmp_path_factory):
     """A simulated ADI cube with one companion, written as the FITS files a user would give."""
@@ -154,6 +190,8 @@ def test_l2_recipe_input_errors(user_cube, tmp_path):
     _, files = user_cube
     with pytest.raises(ParameterError, match="unknown algorithm 'pcaa'; known: .*pca"):
         run_recipe("l2-postprocess", files, ["algorithm=pcaa"], work_dir=tmp_path)
+    with pytest.raises(ParameterError, match="output_stem"):  # a file name, never a path
+        run_recipe("l2-postprocess", files, ["output_stem=../elsewhere"], work_dir=tmp_path)
     with pytest.raises(RecipeFailed, match="needs its angles"):
         run_recipe("l2-postprocess", {"cube": files["cube"]}, work_dir=tmp_path)
     short = tmp_path / "short.txt"

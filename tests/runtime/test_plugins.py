@@ -11,6 +11,7 @@ import pytest
 from astropy.io import fits
 
 from hcdc.instruments import registry
+from hcdc.pipeline.registry import run_recipe
 from hcdc.runtime import plugins
 from hcdc.science import postprocessing
 from hcdc.science.postprocessing.base import ALGORITHMS
@@ -18,7 +19,9 @@ from hcdc.science.postprocessing.run import postprocess
 
 INSTRUMENT = """
 from typing import ClassVar
-from hcdc.instruments.base import FileMetadata, Instrument, night_of
+import numpy as np
+from astropy.io import fits
+from hcdc.instruments.base import FileMetadata, Instrument, Level1Cube, night_of
 from hcdc.instruments.eso import _float, _str, observation_time
 from hcdc.instruments.registry import register
 
@@ -37,6 +40,15 @@ class ToyScope(Instrument):
         meta.target = _str(header.get("OBJECT") or "")
         meta.dit = _float(header.get("EXPTIME"))
         return meta
+
+    def read_level1(self, path):
+        # its Level 1 product: one FITS file, the cube (frames, y, x) with a DEROT extension
+        if path.suffix != ".fits" or not path.is_file() or fits.getval(path, "INSTRUME") != "TOYSCOPE":
+            return None
+        with fits.open(path) as hdul:
+            cube, derot = hdul[0].data[None].astype(np.float32), hdul["DEROT"].data.astype(float)
+            header = hdul[0].header.copy()
+        return Level1Cube(cube, None, derot, np.array([2.2]), 27.2, "ADU/s", header)
 """
 
 ALGORITHM = '''
@@ -111,6 +123,16 @@ def test_a_plugin_adds_an_instrument_and_an_algorithm(site, tmp_path):
     assert result.image.shape == (33, 33)
     assert np.isfinite(result.image).any()
 
+    # Its Level 1 product goes through the l2-postprocess recipe with ToyScope's plate scale.
+    level1 = tmp_path / "toy_l1.fits"
+    fits.HDUList(
+        [fits.PrimaryHDU(cube, fits.Header({"INSTRUME": "TOYSCOPE"})), fits.ImageHDU(angles, name="DEROT")]
+    ).writeto(level1)
+    params = ["algorithm=toy_median_adi", "fwhm=4", "compute_contrast=false", "previews=false"]
+    run = run_recipe("l2-postprocess", {"level1": level1}, params, work_dir=tmp_path / "l2")
+    assert run.outputs["summary"]["pixel_scale_mas"] == 27.2
+    assert run.outputs["summary"]["algorithm"] == "toy_median_adi"
+
 
 def test_a_broken_plugin_names_its_entry_point(site):
     _install(
@@ -126,3 +148,45 @@ def test_a_broken_plugin_names_its_entry_point(site):
     with pytest.raises(plugins.PluginError, match=expected) as err:
         postprocessing.load_plugins()
     assert isinstance(err.value.__cause__, ModuleNotFoundError)
+
+
+def test_hcdc_declares_its_own_modules_as_entry_points():
+    """hcdc's own instruments, algorithms, recipes and workflows are the entry points of its
+    pyproject.toml (read from the source tree here: the tests run with PYTHONPATH=src)."""
+    import tomllib
+    from pathlib import Path
+
+    from hcdc.pipeline.registry import list_recipes
+    from hcdc.pipeline.workflow import describe_workflows
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    assert plugins.source_pyproject() == pyproject
+    declared = tomllib.loads(pyproject.read_text())["project"]["entry-points"]
+    for group in plugins.GROUPS.values():
+        assert plugins.builtin_modules(group) == tuple(declared[group].values())
+    registry.instruments(), list_recipes(), describe_workflows()
+    assert all(m in sys.modules for g in plugins.GROUPS.values() for m in plugins.builtin_modules(g))
+    assert {"SPHERE", "NACO", "OIFITS", "UNKNOWN"} <= set(registry.instrument_names())
+    assert {"pca", "cadi", "loci", "rdi", "sdi"} <= set(ALGORITHMS)
+
+
+def test_a_checkout_ignores_the_installed_metadata_of_another(site):
+    """Installed hcdc metadata naming a module this checkout does not have (another checkout's,
+    or an older install) is not imported: a source tree reads its own pyproject.toml."""
+    _install(site, "hcdc", {}, "[hcdc.recipes]\ngone = hcdc.pipeline.recipes.no_such_module\n")
+    loaded = plugins.load_plugins("hcdc.recipes")  # no PluginError for the missing module
+    assert "hcdc.pipeline.recipes.no_such_module" not in loaded
+    assert all(m in sys.modules for m in plugins.builtin_modules("hcdc.recipes"))
+
+
+def test_an_installed_hcdc_reads_its_own_entry_points(site, monkeypatch):
+    """Without a source tree (a wheel), hcdc's modules are its distribution's entry points."""
+    _install(site, "hcdc", {}, "[hcdc.workflows]\nirdis = hcdc.pipeline.workflows.irdis\n")
+    monkeypatch.setattr(plugins, "source_pyproject", lambda: None)
+    plugins.builtin_modules.cache_clear()
+    try:
+        assert plugins.builtin_modules("hcdc.workflows") == ("hcdc.pipeline.workflows.irdis",)
+        with pytest.raises(plugins.PluginError, match="declare none of hcdc's own modules; reinstall"):
+            plugins.builtin_modules("hcdc.recipes")
+    finally:
+        plugins.builtin_modules.cache_clear()

@@ -21,8 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 
-from hcdc.archive.db import write_transaction
 from hcdc.archive.models import Association, Dataset, File, MissingCalibration, utcnow
+from hcdc.archive.transactions import write_transaction
 from hcdc.instruments import association
 from hcdc.instruments.base import FileMetadata
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hcdc.archive.db import write_transaction
 from hcdc.archive.models import Dataset, File, utcnow
+from hcdc.archive.transactions import write_transaction
 
 _SUMMARY_COLUMNS = (
     File.id,

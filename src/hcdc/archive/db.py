@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -33,11 +34,16 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
+from hcdc.archive.access import AccessContext, Policy, Principal
+from hcdc.archive.catalogue import UserCatalogue
 from hcdc.archive.marker import StorageRootError, check_storage_root, read_marker, write_marker
+from hcdc.archive.transactions import WRITE_OPTION as _WRITE_OPTION
+from hcdc.archive.transactions import mark_writer as mark_writer  # re-exported
+from hcdc.archive.transactions import write_transaction as write_transaction  # re-exported
 from hcdc.config import (
     CONFIG_FILENAME,
     ConfigError,
@@ -56,8 +62,6 @@ logger = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: SQLite: attempts to take the write lock of a write transaction before giving up
 SQLITE_LOCK_ATTEMPTS = 4
-#: execution option marking a connection whose transactions write (see write_transaction)
-_WRITE_OPTION = "hcdc_write"
 
 
 class ArchiveError(Exception):
@@ -127,23 +131,6 @@ def is_lock_error(exc: BaseException) -> bool:
     return isinstance(orig, sqlite3.OperationalError) and any(
         word in str(orig) for word in ("database is locked", "database is busy")
     )
-
-
-def mark_writer(conn: Connection) -> Connection:
-    """Make every transaction ``conn`` begins from now on a write transaction (see
-    :func:`write_transaction`); returns ``conn``. No effect on PostgreSQL."""
-    return conn.execution_options(**{_WRITE_OPTION: True})
-
-
-@contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """``engine.begin()`` for a unit of work that writes: committed on success, rolled back on
-    error. On SQLite it takes the write lock first (``BEGIN IMMEDIATE``, see the module doc);
-    keep the work inside short (no file I/O), since it blocks every other writer."""
-    with engine.connect() as conn:
-        mark_writer(conn)
-        with conn.begin():
-            yield conn
 
 
 class EncodedJSON(str):
@@ -232,6 +219,20 @@ class Catalogue:
     @property
     def storage_root(self) -> Path:
         return self.settings.resolved_storage_root
+
+    @contextmanager
+    def as_user(self, principal: Principal, *, now: dt.datetime | None = None) -> Iterator[UserCatalogue]:
+        """The catalogue facade (:class:`~hcdc.archive.catalogue.UserCatalogue`: registry,
+        datastore, provenance) as ``principal`` sees it, on its own read connection, closed on
+        exit. Decisions follow this data centre's policy at ``now`` (default: the current UTC
+        time) and are remembered for the life of the connection (it only reads)."""
+        with self.engine.connect() as conn:
+            access = AccessContext(conn, principal, now, Policy.from_settings(self.settings), memo=True)
+            yield UserCatalogue(conn, self.storage_root, access)
+
+    def for_access(self, access: AccessContext) -> UserCatalogue:
+        """The facade on the connection and decisions a caller already holds (a web request's)."""
+        return UserCatalogue(access.conn, self.storage_root, access)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -41,10 +41,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from hcdc.archive.db import write_transaction
 from hcdc.archive.models import Dataset, utcnow
 from hcdc.archive.obscore import sync_product_rows
 from hcdc.archive.pipeline_models import Product, ProductFile, ProvenanceEntry
+from hcdc.archive.transactions import write_transaction
 from hcdc.science.checksums import sha256_file
 
 PRODUCTS_DIR = "products"

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from hcdc.cli.common import (
+    AS_OPTION,
     INSTRUMENT_OPTION,
     JSON_OPTION,
     LIMIT_OPTION,
@@ -26,6 +27,7 @@ from hcdc.cli.common import (
     print_mapping,
     print_product,
     resolve_dataset,
+    viewing,
 )
 from hcdc.cli.output import (
     cell,
@@ -189,16 +191,14 @@ def files_command(
     limit: int = LIMIT_OPTION,
     all_versions: bool = typer.Option(False, "--all-versions", help="Include superseded versions."),
     json_output: bool = JSON_OPTION,
+    as_user: str | None = AS_OPTION,
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List catalogued files."""
-    from hcdc.archive.access import AccessContext, local_operator
-    from hcdc.archive.queries import FILE_LIST_COLUMNS, list_files
+    from hcdc.archive.queries import FILE_LIST_COLUMNS
 
-    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
-        access = AccessContext(conn, local_operator())  # the shell's operator sees everything (R1)
-        filters = _filters(night, instrument, type_, target, limit, all_versions)
-        rows = list_files(conn, filters, visible=access.files_clause())
+    with viewing(root, as_user) as (_, view):  # the shell's operator sees everything (R1)
+        rows = view.list_files(_filters(night, instrument, type_, target, limit, all_versions))
     if json_output:
         emit_json(rows)
     else:
@@ -212,17 +212,14 @@ def datasets_command(
     target: str | None = TARGET_OPTION,
     limit: int = LIMIT_OPTION,
     json_output: bool = JSON_OPTION,
+    as_user: str | None = AS_OPTION,
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List datasets (science files grouped into observations)."""
-    from hcdc.archive.access import AccessContext, local_operator
-    from hcdc.archive.queries import DATASET_LIST_COLUMNS, list_datasets
+    from hcdc.archive.queries import DATASET_LIST_COLUMNS
 
-    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
-        access = AccessContext(conn, local_operator())  # the shell's operator sees everything (R1)
-        rows = list_datasets(
-            conn, _filters(night, instrument, type_, target, limit), visible=access.datasets_clause()
-        )
+    with viewing(root, as_user) as (_, view):  # the shell's operator sees everything (R1)
+        rows = view.list_datasets(_filters(night, instrument, type_, target, limit))
     if json_output:
         emit_json(rows)
     else:
@@ -302,22 +299,18 @@ def show_command(
     ),
     header: bool = typer.Option(False, "--header", help="Include the full primary header (files)."),
     json_output: bool = JSON_OPTION,
+    as_user: str | None = AS_OPTION,
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Show one file (metadata, versions, location; header with --header), dataset or product."""
-    from hcdc.archive.products import product_detail
-    from hcdc.archive.queries import dataset_detail, file_detail
-
-    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+    with viewing(root, as_user) as (_, view):
         kind, number = parse_object_id(object_id)
         if kind == "file":
-            detail = file_detail(conn, number, catalogue.storage_root, with_header=header)
+            detail = view.file_detail(number, with_header=header)
         elif kind == "dataset":
-            detail = dataset_detail(conn, number)
+            detail = view.dataset_detail(number)
         else:
-            detail = product_detail(conn, number, catalogue.storage_root)
-        if detail is None:
-            raise LookupError(f"no {kind} with id {number}")
+            detail = view.product_detail(number)
     if json_output:
         emit_json(detail)
         return

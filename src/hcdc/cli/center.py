@@ -21,9 +21,9 @@ from astropy.io import fits
 from rich.markup import escape
 
 from hcdc.cli.output import emit_json, err_console, print_table
-from hcdc.cli.postprocess import InputError, read_fits_array
 from hcdc.instruments.sphere import constants as sc
 from hcdc.science.calibration import centering
+from hcdc.science.fits_inputs import InputError, read_fits_array
 
 __all__ = ["register", "center_command"]
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from hcdc.archive.access import Principal
+    from hcdc.archive.catalogue import UserCatalogue
     from hcdc.archive.db import Catalogue
 
 ROOT_OPTION = typer.Option(
@@ -32,6 +33,9 @@ NIGHT_OPTION = typer.Option(None, "--night", help="Night start date YYYY-MM-DD."
 INSTRUMENT_OPTION = typer.Option(None, "--instrument", help="Instrument name, e.g. SPHERE, NACO, OIFITS.")
 TARGET_OPTION = typer.Option(None, "--target", help="Target name (case-insensitive substring).")
 LIMIT_OPTION = typer.Option(100, "--limit", help="At most this many rows.")
+AS_OPTION = typer.Option(
+    None, "--as", help="See as this account (its rights are checked); default: the local operator (admin)."
+)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -85,6 +89,26 @@ def acting(
                 actor = load_principal(conn, as_user) if as_user else local_operator()
                 yield catalogue, conn, actor
     except (AccessDenied, *refusals) as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def viewing(root: Path | None, as_user: str | None = None) -> Iterator[tuple[Catalogue, UserCatalogue]]:
+    """The data centre and its catalogue facade (:class:`~hcdc.archive.catalogue.UserCatalogue`)
+    as the account ``--as`` names sees it, else as the shell's operator (who sees everything).
+    Objects it may not see are answered as missing; both become one-line errors."""
+    from hcdc.archive.access import AccessDenied, load_principal, local_operator
+
+    try:
+        with open_catalogue(root) as catalogue:
+            if as_user:
+                with catalogue.engine.connect() as conn:
+                    actor = load_principal(conn, as_user)
+            else:
+                actor = local_operator()
+            with catalogue.as_user(actor) as view:
+                yield catalogue, view
+    except AccessDenied as exc:
         fail(str(exc))
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from hcdc.cli.common import (
+    AS_OPTION,
     JSON_OPTION,
     ROOT_OPTION,
     fail,
@@ -24,6 +25,7 @@ from hcdc.cli.common import (
     print_mapping,
     print_product,
     resolve_dataset,
+    viewing,
 )
 from hcdc.cli.output import console, emit_json, err_console, print_table, progress_bar
 
@@ -362,26 +364,20 @@ def products_command(
     all_versions: bool = typer.Option(False, "--all-versions", help="Include superseded versions."),
     limit: int = typer.Option(200, "--limit", help="At most this many products."),
     json_output: bool = JSON_OPTION,
+    as_user: str | None = AS_OPTION,
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List the catalogued products (current versions unless --all-versions)."""
-    from hcdc.archive.access import AccessContext, local_operator
-    from hcdc.archive.products import list_products
-
-    with open_catalogue(root) as catalogue:
+    with viewing(root, as_user) as (catalogue, view):
         dataset_id = resolve_dataset(catalogue, dataset) if dataset else None
-        with catalogue.engine.connect() as conn:
-            access = AccessContext(conn, local_operator())  # the shell's operator sees everything (R1)
-            rows = list_products(
-                conn,
-                level=level,
-                dataset_id=dataset_id,
-                product_type=product_type,
-                target=target,
-                all_versions=all_versions,
-                limit=limit,
-                visible=access.products_clause(),
-            )
+        rows = view.list_products(
+            level=level,
+            dataset_id=dataset_id,
+            product_type=product_type,
+            target=target,
+            all_versions=all_versions,
+            limit=limit,
+        )
     if json_output:
         emit_json({"products": rows})
         return
@@ -391,15 +387,12 @@ def products_command(
 def product_command(
     product_id: int = typer.Argument(..., metavar="ID", help="Product id."),
     json_output: bool = JSON_OPTION,
+    as_user: str | None = AS_OPTION,
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Show one product: files (sha256), previews, versions, summary and provenance."""
-    from hcdc.archive.products import product_detail
-
-    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
-        detail = product_detail(conn, product_id, catalogue.storage_root)
-        if detail is None:
-            raise LookupError(f"no product with id {product_id}")
+    with viewing(root, as_user) as (_, view):
+        detail = view.product_detail(product_id)
     if json_output:
         emit_json(detail)
         return
@@ -429,13 +422,15 @@ def _print_tree(node: dict[str, Any], depth: int = 0) -> None:
 def provenance_command(
     product_id: int = typer.Argument(..., metavar="PRODUCT", help="Product id."),
     json_output: bool = JSON_OPTION,
+    as_user: str | None = AS_OPTION,
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Show how a product was made: the tree of runs down to the raw files (with sha256)."""
     from hcdc.pipeline.operations.reruns import provenance_of_product
 
-    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
-        tree = provenance_of_product(conn, product_id)
+    with viewing(root, as_user) as (_, view):
+        view.provenance_record(product_id)  # visible to the user (else: "no product with id")
+        tree = provenance_of_product(view.conn, product_id)
     if json_output:
         emit_json(tree)
         return

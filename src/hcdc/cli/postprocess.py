@@ -3,9 +3,13 @@
 Reads a FITS cube (frames, y, x) or (wavelengths, frames, y, x) with its angles (parallactic, as
 VIP/pyKLIP/PynPoint take them, or hcdc derotation angles; orientation on the sky when the
 instrument's offsets are given: docs/conventions.md), and optionally an off-axis PSF, wavelengths
-and a reference-star cube; checks every parameter and the star position, runs one registered
-algorithm through :func:`hcdc.science.postprocessing.run.postprocess`, writes the Level 2 FITS
-product and PNG previews into ``--out`` and prints a summary (``--json`` for scripts).
+and a reference-star cube. The options are checked here (messages name the option); the run is the
+``l2-postprocess`` recipe (:mod:`hcdc.pipeline.recipes.postprocess`), exactly as a data centre's
+worker runs it: it writes the Level 2 FITS product and PNG previews into ``--out``, and this
+command adds ``<cube>_<algorithm>_summary.json`` and the run's provenance record
+``<cube>_<algorithm>_provenance.json`` (parameters, inputs' sha256, software versions; readable
+with :meth:`hcdc.pipeline.provenance.ProvenanceRecord.load`, replayable with
+:func:`hcdc.pipeline.replay.rerun`), then prints a summary (``--json`` for scripts).
 """
 
 from __future__ import annotations
@@ -13,108 +17,14 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import numpy as np
 import typer
-from astropy.io import fits
 from rich.markup import escape
 
 from hcdc.cli.output import emit_json, err_console, print_table, progress_bar
 
-__all__ = ["InputError", "read_fits_array", "read_vector", "register"]
-
-STANDARD_SEPARATIONS_ARCSEC = (0.2, 0.3, 0.5, 1.0)
-_TEXT_SUFFIXES = {".txt", ".dat", ".csv", ".lst", ".rdb"}
-
-
-class InputError(ValueError):
-    """A user-supplied input file is unusable; the message names the file and the reason."""
-
-
-def _open_fits(path: Path, what: str) -> fits.HDUList:
-    if not path.exists():
-        raise InputError(f"{what} file {path}: no such file")
-    if not path.is_file():
-        raise InputError(f"{what} file {path}: not a regular file")
-    try:
-        # memmap: a multi-GB cube is read plane by plane by the orchestrator, never loaded whole.
-        return fits.open(path, memmap=True, lazy_load_hdus=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{what} file {path}: not a FITS file ({exc})") from exc
-
-
-def _first_data_hdu(hdul: fits.HDUList, path: Path, what: str) -> fits.hdu.base._BaseHDU:
-    for hdu in hdul:
-        if hdu.is_image and hdu.data is not None and hdu.data.size > 0:
-            return hdu
-    raise InputError(f"{what} file {path}: no image data in any HDU")
-
-
-def _check_finite(data: np.ndarray, path: Path, what: str) -> None:
-    """Raise if ``data`` holds NaN/inf; scans a memory-mapped cube one plane at a time."""
-    planes = data.reshape(-1, *data.shape[-2:]) if data.ndim >= 2 else data.reshape(1, -1)
-    for k in range(planes.shape[0]):
-        plane = planes[k]
-        if not np.all(np.isfinite(plane)):
-            bad = int(np.size(plane) - np.count_nonzero(np.isfinite(plane)))
-            index = np.unravel_index(k, data.shape[:-2]) if data.ndim > 2 else ()
-            where = f" in plane {tuple(int(i) for i in index)}" if index else ""
-            raise InputError(
-                f"{what} file {path}: {bad} NaN or infinite pixel(s){where}; "
-                "replace them (bad-pixel correction) before post-processing"
-            )
-
-
-def read_fits_array(
-    path: Path, what: str, ndims: tuple[int, ...], check_finite: bool = True
-) -> tuple[np.ndarray, fits.Header]:
-    """The image data of the first data HDU of ``path`` (memory-mapped) and its header.
-
-    ``what`` names the input in error messages; ``ndims`` lists the accepted dimensionalities.
-    """
-    path = Path(path)
-    hdul = _open_fits(path, what)
-    try:
-        hdu = _first_data_hdu(hdul, path, what)
-        data, header = hdu.data, hdu.header
-    except InputError:
-        hdul.close()
-        raise
-    except (OSError, ValueError, TypeError) as exc:
-        hdul.close()
-        raise InputError(f"{what} file {path}: unreadable data ({exc})") from exc
-    if data.ndim not in ndims:
-        expected = " or ".join(f"{n}-D" for n in ndims)
-        raise InputError(f"{what} file {path}: expected a {expected} array, got shape {data.shape}")
-    if not np.issubdtype(data.dtype, np.number):
-        raise InputError(f"{what} file {path}: data type {data.dtype} is not numeric")
-    if check_finite:
-        _check_finite(data, path, what)
-    return data, header
-
-
-def read_vector(path: Path, what: str) -> np.ndarray:
-    """A 1-D float vector (angles, wavelengths) from FITS (any shape, flattened) or a text file."""
-    path = Path(path)
-    if path.suffix.lower() in _TEXT_SUFFIXES:
-        if not path.is_file():
-            raise InputError(f"{what} file {path}: no such file")
-        try:
-            values = np.loadtxt(path, dtype=np.float64, delimiter="," if path.suffix == ".csv" else None)
-        except ValueError as exc:
-            raise InputError(f"{what} file {path}: not a column of numbers ({exc})") from exc
-    else:
-        data, _ = read_fits_array(path, what, ndims=(1, 2), check_finite=False)
-        if data.ndim == 2 and 1 not in data.shape:
-            raise InputError(f"{what} file {path}: expected a vector, got a {data.shape} array")
-        values = np.asarray(data, dtype=np.float64)
-    values = values.ravel()
-    if values.size == 0:
-        raise InputError(f"{what} file {path}: empty")
-    if not np.all(np.isfinite(values)):
-        raise InputError(f"{what} file {path}: contains NaN or infinite values")
-    return values
+__all__ = ["register"]
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
@@ -298,19 +208,19 @@ def postprocess_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Post-process an ADI/SDI/RDI cube: final image, S/N map, contrast curves, detections."""
-    from hcdc.science.calibration.recenter import RECENTER_METHODS, check_cube_star
-    from hcdc.science.checksums import sha256_file
-    from hcdc.science.orientation import ANGLE_CONVENTIONS, derotation_angles, oriented_cube
-    from hcdc.science.postprocessing.previews import write_previews
-    from hcdc.science.postprocessing.products import write_product
-    from hcdc.science.postprocessing.run import estimate_fwhm, postprocess
+    from hcdc.pipeline.errors import ParameterError, RecipeFailed, RecipeInputError
+    from hcdc.pipeline.recipe import RecipeContext
+    from hcdc.pipeline.registry import get_recipe
+    from hcdc.science.calibration.recenter import RECENTER_METHODS
+    from hcdc.science.orientation import ANGLE_CONVENTIONS, check_pointing
+    from hcdc.science.postprocessing import get_algorithm  # the package registers the algorithms
     from hcdc.science.postprocessing.sanity import check_positive
 
     params = dict(_parse_param(p) for p in param)
     if ncomp is not None:
         params["ncomp"] = ncomp
     try:
-        # Every parameter is checked before any file is read or anything computed.
+        # Every option is checked before any file is read or anything computed.
         if ncomp is not None and ncomp < 1:
             raise ValueError(f"--ncomp must be at least 1; got {ncomp}")
         if center_method not in RECENTER_METHODS:
@@ -341,78 +251,51 @@ def postprocess_command(
             raise ValueError(
                 f"angle convention must be one of {', '.join(ANGLE_CONVENTIONS)}; got {angle_convention!r}"
             )
-    except ValueError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
-    try:
-        cube_data, cube_header = read_fits_array(cube, "cube", ndims=(3, 4))
-        angle_values, angles_header = _read_angles(angles)
-        psf_data = read_fits_array(psf, "PSF", ndims=(2, 3, 4))[0] if psf else None
-        if psf_data is not None and psf_data.ndim == 4:  # hcdc Level 1 psf_cube: (wavelengths, frames, y, x)
-            psf_data = np.asarray(psf_data, dtype=np.float64).mean(axis=1)
-        wl_values = read_vector(wavelengths, "wavelengths") if wavelengths else None
-        ref_data = read_fits_array(reference, "reference", ndims=(3, 4))[0] if reference else None
-        n_frames = cube_data.shape[-3]
-        if angle_values.size != n_frames:
-            raise InputError(
-                f"angles file {angles}: {angle_values.size} angles for the {n_frames} frames of cube {cube}"
-            )
-        if wl_values is not None and (cube_data.ndim != 4 or wl_values.size != cube_data.shape[0]):
-            planes = cube_data.shape[0] if cube_data.ndim == 4 else "no"
-            raise InputError(
-                f"wavelengths file {wavelengths}: {wl_values.size} values for {planes} "
-                f"wavelength planes of cube {cube} (shape {cube_data.shape})"
-            )
-        if (
-            psf_data is not None
-            and psf_data.ndim == 3
-            and (cube_data.ndim != 4 or psf_data.shape[0] != cube_data.shape[0])
-        ):
-            raise InputError(
-                f"PSF file {psf}: {psf_data.shape[0]} PSF planes do not match cube {cube} "
-                f"of shape {cube_data.shape}"
-            )
-        if ref_data is not None and ref_data.shape[-2:] != cube_data.shape[-2:]:
-            raise InputError(
-                f"reference file {reference}: frame size {ref_data.shape[-2:]} differs from "
-                f"cube {cube} frame size {cube_data.shape[-2:]}"
-            )
-    except InputError as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
+        check_pointing(ra, dec)
+        get_algorithm(algorithm)
+    except (KeyError, ValueError) as exc:
+        _fail(exc)
+    files_in = {
+        "cube": cube,
+        "angles": angles,
+        "psf": psf,
+        "wavelengths": wavelengths,
+        "reference": reference,
+    }
+    for what, path in (("PSF" if k == "psf" else k, v) for k, v in files_in.items()):
+        if path is not None and not path.exists():
+            _fail(f"{what} file {path}: no such file")
 
-    try:
-        for key in ("PIXSCALE", "HIERARCH HCDC PIXSCALE"):  # the latter: hcdc Level 1
-            if pixel_scale is None and key in cube_header:
-                pixel_scale = float(cube_header[key])
-                check_positive({f"{key} keyword of cube {cube} (mas/px)": pixel_scale})
-        declared, sky_aligned = _declared_convention(angles_header, cube_header)
-        if sky_aligned and pupil_offset is None and true_north is None:
-            pupil_offset = true_north = 0.0  # the angles already include both (hcdc Level 1)
-        derot, orientation = derotation_angles(
-            angle_values, angle_convention or declared or "parallactic", pupil_offset, true_north, transpose
-        )
-        if orientation.known:
-            for key in ("RA", "HIERARCH HCDC RA"):
-                ra = ra if ra is not None else _header_float(cube_header, key)
-            for key in ("DEC", "HIERARCH HCDC DEC"):
-                dec = dec if dec is not None else _header_float(cube_header, key)
-            orientation = orientation.with_pointing(ra, dec)
-        cube_fwhm = fwhm
-        if cube_fwhm is None and psf_data is not None:
-            cube_fwhm = estimate_fwhm(psf_data if psf_data.ndim == 2 else psf_data[0])
-        notes: list[tuple[str, str]] = []
-        if cube_fwhm is not None:  # else postprocess() stops: it needs a FWHM or a PSF
-            cube_data, notes = check_cube_star(cube_data, cube_fwhm, f"cube {cube}", recenter, center_method)
-    except (ValueError, TypeError) as exc:
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(2) from None
-    for level, text in notes:
-        if level == "note" and not as_json:
-            err_console.print(f"note: {escape(text)}", soft_wrap=True, highlight=False)
-    unit = str(cube_header.get("BUNIT", "")).strip()
-    inputs = {str(p): sha256_file(p) for p in (cube, angles, psf, wavelengths, reference) if p is not None}
-
+    stem = f"{cube.name.removesuffix('.gz').removesuffix('.fits').removesuffix('.fit')}_{algorithm}"
+    recipe_params = {
+        "algorithm": algorithm,
+        "algorithm_params": params,
+        "fwhm": fwhm,
+        "pixel_scale_mas": pixel_scale,
+        "star_flux": star_flux,
+        "crop_radius": crop_radius,
+        "detection_threshold": threshold,
+        "detection_fpf": fpf,
+        "compute_contrast": contrast,
+        "contrast_options": {
+            "fc_snr": fc_snr,
+            "throughput_step": throughput_step,
+            "criterion": contrast_criterion,
+        },
+        "completeness": completeness,
+        "completeness_options": {} if completeness_fakes is None else {"n_fakes": completeness_fakes},
+        "negfc": negfc,
+        "output_stem": stem,
+        "angle_convention": angle_convention,
+        "pupil_offset_deg": pupil_offset,
+        "true_north_deg": true_north,
+        "transpose": transpose,
+        "ra_deg": ra,
+        "dec_deg": dec,
+        "recenter": recenter,
+        "center_method": center_method,
+    }
+    record_path = out / f"{stem}_provenance.json"
     with progress_bar(disable=as_json) as bar:
         tasks: dict[str, Any] = {}
 
@@ -421,49 +304,25 @@ def postprocess_command(
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
+        context = RecipeContext(work_dir=out, on_progress=on_progress)
         try:
-            result = postprocess(
-                oriented_cube(cube_data, orientation),
-                derot,
-                algorithm=algorithm,
-                psf=None if psf_data is None else oriented_cube(psf_data, orientation),
-                wavelengths=wl_values,
-                reference=None if ref_data is None else oriented_cube(ref_data, orientation),
-                fwhm=fwhm,
-                pixel_scale_mas=pixel_scale,
-                star_flux=star_flux,
-                params=params,
-                crop_radius=crop_radius,
-                detection_threshold=threshold,
-                detection_fpf=fpf,
-                negfc=negfc,
-                contrast_options={
-                    "fc_snr": fc_snr,
-                    "throughput_step": throughput_step,
-                    "criterion": contrast_criterion,
-                },
-                compute_contrast=contrast,
-                completeness=completeness,
-                completeness_options=None if completeness_fakes is None else {"n_fakes": completeness_fakes},
-                image_unit=unit,
-                inputs=inputs,
-                progress=on_progress,
-                orientation=orientation,
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            err_console.print(f"[red]error:[/red] {escape(str(message))}", soft_wrap=True, highlight=False)
-            raise typer.Exit(2) from None
+            result = get_recipe("l2-postprocess")().run(files_in, recipe_params, context)
+        except (ParameterError, RecipeInputError) as exc:
+            _fail(exc)
+        except RecipeFailed as exc:
+            cause = exc.__cause__
+            if isinstance(cause, KeyError | ValueError | TypeError):  # bad input: nothing written
+                _fail(cause.args[0] if isinstance(cause, KeyError) and cause.args else cause)
+            exc.result.provenance.save(record_path)
+            _fail(f"{exc} (log and provenance in {record_path})", code=1)
 
-    result.warnings[:0] = [text for level, text in notes if level == "warning"]
-    summary = result.summary(STANDARD_SEPARATIONS_ARCSEC)
-    summary["orientation_text"] = result.orientation.describe()
-    summary["notes"] = [text for level, text in notes if level == "note"]
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{cube.name.removesuffix('.gz').removesuffix('.fits').removesuffix('.fit')}_{algorithm}"
-    product = write_product(result, out / f"{stem}_L2.fits")
-    files = {"product": str(product)}
-    files.update({kind: str(path) for kind, path in write_previews(result, out, stem=stem).items()})
+    summary = result.outputs["summary"]
+    if not as_json:
+        for text in summary["notes"]:
+            err_console.print(f"note: {escape(text)}", soft_wrap=True, highlight=False)
+    files = {"product": str(result.outputs["product"])}
+    files.update(result.outputs.get("previews") or {})
+    files["provenance"] = str(result.provenance.save(record_path))
     summary["files"] = files
     (out / f"{stem}_summary.json").write_text(json.dumps(summary, indent=2, default=str))
     if as_json:
@@ -472,39 +331,10 @@ def postprocess_command(
         _print_summary(summary, files)
 
 
-def _read_angles(path: Path) -> tuple[np.ndarray, fits.Header]:
-    """Angles and the header that may declare their convention: the ``DEROT`` HDU of an hcdc
-    Level 1 ``frames.fits``, else the first data HDU of a FITS file (or a text column)."""
-    path = Path(path)
-    if path.suffix.lower() not in _TEXT_SUFFIXES and path.is_file():
-        try:
-            with fits.open(path) as hdul:
-                if "DEROT" in hdul and hdul["DEROT"].data is not None:
-                    values = np.asarray(hdul["DEROT"].data, dtype=np.float64).ravel()
-                    if not np.all(np.isfinite(values)):
-                        raise InputError(f"angles file {path}: DEROT contains NaN or infinite values")
-                    return values, hdul["DEROT"].header.copy()
-        except OSError:
-            pass  # read_vector names the problem
-        _, header = read_fits_array(path, "angles", ndims=(1, 2), check_finite=False)
-        return read_vector(path, "angles"), header
-    return read_vector(path, "angles"), fits.Header()
-
-
-def _declared_convention(angles_header: fits.Header, cube_header: fits.Header) -> tuple[str | None, bool]:
-    """The angle convention an input declares (``ANGCONV`` on the angles, or hcdc Level 1's
-    ``HIERARCH HCDC ANGCONV`` on the cube) and whether the angles include the offsets (``ANGSKY``)."""
-    for header, prefix in ((angles_header, ""), (cube_header, "HIERARCH HCDC ")):
-        convention = header.get(f"{prefix}ANGCONV")
-        if convention is not None:
-            return str(convention).strip(), bool(header.get(f"{prefix}ANGSKY", False))
-    return None, False
-
-
-def _header_float(header: fits.Header, key: str) -> float | None:
-    """A numeric header value, None when absent or not a number (ESO writes RA/DEC in deg)."""
-    value = header.get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _fail(message: object, code: int = 2) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code`` (2: bad options or input)."""
+    err_console.print(f"[red]error:[/red] {escape(str(message))}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,8 +12,10 @@ import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 from astropy.io import fits
 
 
@@ -82,6 +84,27 @@ class FileMetadata:
         return dataclasses.asdict(self)
 
 
+@dataclass
+class Level1Cube:
+    """What Level 2 post-processing needs of an instrument's Level 1 product.
+
+    ``cube`` is (wavelengths, frames, y, x) in ``unit``; ``psf`` the off-axis PSF per wavelength
+    (wavelengths, y, x; the mean of the flux frames), None when the product has none; ``derot``
+    the per-frame angles (deg) in the convention the product's header declares (hcdc Level 1:
+    ``HIERARCH HCDC ANGCONV``/``ANGSKY``, docs/conventions.md); ``wavelengths_um`` one value per
+    plane; ``pixel_scale_mas`` the instrument's plate scale (mas/px); ``header`` the primary header
+    of the cube (pointing, conventions, provenance).
+    """
+
+    cube: np.ndarray
+    psf: np.ndarray | None
+    derot: np.ndarray
+    wavelengths_um: np.ndarray
+    pixel_scale_mas: float
+    unit: str
+    header: fits.Header
+
+
 class Instrument:
     """Base class of an instrument (or instrument arm) definition.
 
@@ -116,6 +139,18 @@ class Instrument:
         (``'ESO DPR TYPE'``); when None the instrument reads ``header`` itself.
         """
         raise NotImplementedError
+
+    # -- Level 1 products, for Level 2 ----------------------------------------------------------
+
+    def read_level1(self, path: Path) -> Level1Cube | None:
+        """The Level 1 product at ``path`` (a product directory or one of its files) as Level 2
+        reads it, or None when ``path`` is not a Level 1 product of this instrument.
+
+        An instrument that writes Level 1 products implements it (the default: None, no Level 1
+        format); :func:`hcdc.instruments.registry.read_level1` asks every instrument in turn.
+        Raises ``ValueError`` naming the file when the product is this instrument's but unreadable.
+        """
+        return None
 
     # -- fast path of ingest: the primary header's values only, no astropy Header ------------
     #

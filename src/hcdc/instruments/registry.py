@@ -1,10 +1,10 @@
 """The one registry of instruments, and :func:`read_file`, the single entry point of ingest.
 
 Adding an instrument = writing one module that defines :class:`~hcdc.instruments.base.Instrument`
-subclasses decorated with :func:`register`, plus one line naming that module in
-``_INSTRUMENT_MODULES`` below. Identification tries instruments by decreasing ``priority``;
-the generic fallback (priority -1000) accepts any readable FITS file, so a readable file is
-never rejected for being unknown.
+subclasses decorated with :func:`register`, plus one line naming that module in the
+``hcdc.instruments`` entry points of ``pyproject.toml`` (:mod:`hcdc.runtime.plugins`).
+Identification tries instruments by decreasing ``priority``; the generic fallback (priority
+-1000) accepts any readable FITS file, so a readable file is never rejected for being unknown.
 """
 
 from __future__ import annotations
@@ -18,20 +18,11 @@ import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-from hcdc.instruments.base import FileMetadata, Instrument, MetadataError, UnreadableFileError
+from hcdc.instruments.base import FileMetadata, Instrument, Level1Cube, MetadataError, UnreadableFileError
 from hcdc.instruments.eso_headers import HeaderValues, parse_header_block
 from hcdc.instruments.fits_file import open_fits
 from hcdc.runtime.plugins import GROUPS
 from hcdc.runtime.plugins import load_plugins as _load_plugins
-
-# One line per instrument module; each module registers its classes with @register on import.
-_INSTRUMENT_MODULES: tuple[str, ...] = (
-    "hcdc.instruments.sphere.metadata",
-    "hcdc.instruments.naco",
-    "hcdc.instruments.oifits",
-    "hcdc.instruments.mircx",
-    "hcdc.instruments.generic",
-)
 
 #: File name endings read by :func:`read_file` (astropy reads gzip, bzip2 and, with the
 #: ``uncompresspy`` package, Unix ``compress`` .Z files).
@@ -72,7 +63,7 @@ def _load() -> None:
 def load_plugins() -> list[str]:
     """Import hcdc's instrument modules and the ``hcdc.instruments`` entry points not imported yet
     (:func:`hcdc.runtime.plugins.load_plugins`); returns what was newly imported."""
-    return _load_plugins(GROUPS["instruments"], _INSTRUMENT_MODULES)
+    return _load_plugins(GROUPS["instruments"])
 
 
 def instruments() -> list[Instrument]:
@@ -102,6 +93,26 @@ def identify(header: fits.Header, hdul: fits.HDUList) -> Instrument:
         if inst.identify(header, hdul):
             return inst
     raise MetadataError("no instrument module recognises this file")  # generic fallback missing
+
+
+class UnknownLevel1Error(ValueError):
+    """No registered instrument reads a Level 1 product (the message names the path)."""
+
+
+def read_level1(path: str | Path) -> Level1Cube:
+    """The Level 1 product at ``path`` read by the first registered instrument that claims it
+    (:meth:`~hcdc.instruments.base.Instrument.read_level1`): cube, PSF, angles, wavelengths and
+    the instrument's plate scale. Raises :class:`UnknownLevel1Error` when none does."""
+    path = Path(path)
+    for inst in instruments():
+        product = inst.read_level1(path)
+        if product is not None:
+            return product
+    raise UnknownLevel1Error(
+        f"{path}: not a Level 1 product of any registered instrument "
+        f"({', '.join(instrument_names())}); post-process it as a user cube (cube + angles) "
+        "and give its pixel scale"
+    )
 
 
 def _check_primary_complete(path: Path, hdul: fits.HDUList) -> None:

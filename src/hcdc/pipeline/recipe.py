@@ -337,12 +337,13 @@ class Recipe:
         hcdc_logger.addHandler(capture)
         t0 = time.perf_counter()
         status, error, outputs = "done", None, {}
+        failure: Exception | None = None
         try:
             with context.timer("process"):
                 produced = self.process(plain_paths(checked), parsed, context)
             outputs = self._check_outputs(produced)
         except Exception as exc:  # noqa: BLE001 - recorded in the result, re-raised below
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            status, error, failure = "failed", f"{type(exc).__name__}: {exc}", exc
             context.log(f"recipe {cls.name} failed: {error}\n{traceback.format_exc()}", level="ERROR")
         finally:
             hcdc_logger.removeHandler(capture)
@@ -375,7 +376,8 @@ class Recipe:
             log=result.log,
         )
         if status == "failed":
-            raise RecipeFailed(f"recipe {cls.name!r} failed: {error}", result)
+            # chained: an interface tells a user's bad input (RecipeInputError) from a crash
+            raise RecipeFailed(f"recipe {cls.name!r} failed: {error}", result) from failure
         return result
 
     def _check_outputs(self, produced: Any) -> dict[str, Any]:

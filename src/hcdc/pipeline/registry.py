@@ -19,16 +19,9 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
 _RECIPES: dict[str, dict[str, type[Recipe]]] = {}
 
-#: hcdc's recipe modules (they register themselves on import); loaded with the ``hcdc.recipes``
-#: entry points on the first registry lookup (not at import time: they import this module, so
-#: importing them here would make an import circle)
-_RECIPE_MODULES = (
-    "hcdc.pipeline.recipes.level1_irdis",
-    "hcdc.pipeline.recipes.postprocess",
-    "hcdc.pipeline.recipes.simulate_irdis",
-    "hcdc.pipeline.recipes.irdis_masters",
-    "hcdc.pipeline.recipes.interferometry",
-)
+# hcdc's recipe modules and the plugins' are ``hcdc.recipes`` entry points, imported on the first
+# registry lookup (not at import time: they import this module, so importing them here would
+# make an import circle)
 _loaded = False
 
 
@@ -43,7 +36,7 @@ def _load() -> None:
 def load_plugins() -> list[str]:
     """Import hcdc's recipe modules and the ``hcdc.recipes`` entry points not imported yet
     (:func:`hcdc.runtime.plugins.load_plugins`); returns what was newly imported."""
-    return _load_plugins(GROUPS["recipes"], _RECIPE_MODULES)
+    return _load_plugins(GROUPS["recipes"])
 
 
 def _version_key(version: str) -> tuple[int, ...]:

@@ -563,14 +563,9 @@ class WorkflowEntry:
 
 _WORKFLOWS: dict[str, WorkflowEntry] = {}
 
-#: hcdc's standard workflows (they register themselves on import); loaded with the
-#: ``hcdc.workflows`` entry points on the first registry lookup (not at import time: they import
-#: this module, so importing them here would make an import circle)
-_WORKFLOW_MODULES = (
-    "hcdc.pipeline.workflows.irdis",
-    "hcdc.pipeline.workflows.user_cube",
-    "hcdc.pipeline.workflows.interferometry",
-)
+# hcdc's standard workflows and the plugins' are ``hcdc.workflows`` entry points, imported on the
+# first registry lookup (not at import time: they import this module, so importing them here
+# would make an import circle)
 _loaded = False
 
 
@@ -585,7 +580,7 @@ def _load() -> None:
 def load_plugins() -> list[str]:
     """Import hcdc's standard workflows and the ``hcdc.workflows`` entry points not imported yet
     (:func:`hcdc.runtime.plugins.load_plugins`); returns what was newly imported."""
-    return _load_plugins(GROUPS["workflows"], _WORKFLOW_MODULES)
+    return _load_plugins(GROUPS["workflows"])
 
 
 def register_workflow(

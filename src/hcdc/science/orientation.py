@@ -42,12 +42,21 @@ __all__ = [
     "ANGLE_CONVENTIONS",
     "AngleConvention",
     "Orientation",
+    "check_pointing",
     "derotation_angles",
     "oriented_cube",
 ]
 
 AngleConvention = Literal["parallactic", "derotation"]
 ANGLE_CONVENTIONS: tuple[str, ...] = ("parallactic", "derotation")
+
+
+def check_pointing(ra_deg: float | None, dec_deg: float | None) -> None:
+    """Raise ValueError when a given RA (deg, [0, 360)) or Dec (deg, [-90, 90]) is out of range."""
+    if ra_deg is not None and not (math.isfinite(ra_deg) and 0.0 <= ra_deg < 360.0):
+        raise ValueError(f"target RA must be in [0, 360) deg; got {ra_deg}")
+    if dec_deg is not None and not (math.isfinite(dec_deg) and -90.0 <= dec_deg <= 90.0):
+        raise ValueError(f"target Dec must be in [-90, 90] deg; got {dec_deg}")
 
 
 @dataclass(frozen=True)
@@ -82,11 +91,7 @@ class Orientation:
         """The same orientation with the target's RA/Dec (deg); checks their ranges."""
         if (ra_deg is None) != (dec_deg is None):
             raise ValueError("give both the target's RA and Dec (deg), or neither")
-        if ra_deg is not None and dec_deg is not None:
-            if not (math.isfinite(ra_deg) and 0.0 <= ra_deg < 360.0):
-                raise ValueError(f"target RA must be in [0, 360) deg; got {ra_deg}")
-            if not (math.isfinite(dec_deg) and -90.0 <= dec_deg <= 90.0):
-                raise ValueError(f"target Dec must be in [-90, 90] deg; got {dec_deg}")
+        check_pointing(ra_deg, dec_deg)
         return Orientation(
             self.known,
             self.convention,

@@ -1,5 +1,8 @@
 """The REST API, ``/api/v1`` (JSON; the OpenAPI document is ``/api/v1/openapi.json``).
 
+Files, datasets and products are read through the catalogue facade (``who.catalogue``,
+:class:`hcdc.archive.catalogue.UserCatalogue`).
+
 Authentication: ``Authorization: Bearer <token>`` (``hcdc user token NAME``) or the portal's
 session cookie (writes then need the ``X-CSRF-Token`` header); without either, the caller is the
 public account. Every route asks :mod:`hcdc.archive.access` through the request's
@@ -17,15 +20,13 @@ from pydantic import BaseModel, Field
 from hcdc.archive import accounts
 from hcdc.archive.access import RULES_VERSION, AccessDenied
 from hcdc.archive.accounts import AccountError
+from hcdc.archive.catalogue import NotFound
 from hcdc.archive.db import write_transaction
 from hcdc.archive.search import (
     Criteria,
     SearchError,
     archive_counts,
-    search_datasets,
-    search_files,
     search_jobs,
-    search_products,
 )
 from hcdc.pipeline.operations.jobs import JOB_STATES
 from hcdc.web import views
@@ -41,9 +42,10 @@ def _not_found(exc: Exception) -> HTTPException:
     return HTTPException(404, str(exc))
 
 
-def _search(function: Any, who: Viewer, criteria: Criteria, clause: Any) -> dict[str, Any]:
+def _search(search: Any, criteria: Criteria) -> dict[str, Any]:
+    """One page of a catalogue facade search (``who.catalogue.search_*``), JSON-ready."""
     try:
-        return views.jsonable(function(who.conn, criteria, clause).as_dict())
+        return views.jsonable(search(criteria).as_dict())
     except SearchError as exc:
         raise HTTPException(422, str(exc)) from None
 
@@ -75,22 +77,22 @@ def stats(who: Viewer = Depends(viewer)) -> dict[str, Any]:
 
 @router.get("/files", tags=["files"], summary="Search raw and calibration files", response_model=Page)
 def files(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> dict[str, Any]:
-    return _search(search_files, who, criteria, who.access.files_clause())
+    return _search(who.catalogue.search_files, criteria)
 
 
 @router.get("/files/{file_id}", tags=["files"], summary="One file's metadata")
 def file(file_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
-        return views.file_view(who, file_id)
-    except views.NotFound as exc:
+        return views.jsonable(who.catalogue.file(file_id))
+    except NotFound as exc:
         raise _not_found(exc) from None
 
 
 @router.get("/files/{file_id}/download", tags=["files"], summary="Download a file (streamed)")
 def file_download(file_id: ObjectId, who: Viewer = Depends(viewer)) -> Any:
     try:
-        path, name, sha256 = views.file_location(who, file_id)
-    except views.NotFound as exc:
+        path, name, sha256 = who.catalogue.file_location(file_id)
+    except NotFound as exc:
         raise _not_found(exc) from None
     if not path.is_file():
         raise HTTPException(410, f"file {file_id} is catalogued but its bytes are not reachable")
@@ -102,14 +104,14 @@ def file_download(file_id: ObjectId, who: Viewer = Depends(viewer)) -> Any:
 
 @router.get("/datasets", tags=["datasets"], summary="Search datasets", response_model=Page)
 def datasets(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> dict[str, Any]:
-    return _search(search_datasets, who, criteria, who.access.datasets_clause())
+    return _search(who.catalogue.search_datasets, criteria)
 
 
 @router.get("/datasets/{dataset_id}", tags=["datasets"], summary="A dataset: files, calibrations, products")
 def dataset(dataset_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
-        return views.dataset_view(who, dataset_id)
-    except views.NotFound as exc:
+        return views.dataset_view(who, dataset_id)  # + whether the caller may request a reduction
+    except NotFound as exc:
         raise _not_found(exc) from None
 
 
@@ -118,14 +120,14 @@ def dataset(dataset_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, An
 
 @router.get("/products", tags=["products"], summary="Search products", response_model=Page)
 def products(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> dict[str, Any]:
-    return _search(search_products, who, criteria, who.access.products_clause())
+    return _search(who.catalogue.search_products, criteria)
 
 
 @router.get("/products/{product_id}", tags=["products"], summary="A product: files, detections, status")
 def product(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
-        return views.product_view(who, product_id)
-    except views.NotFound as exc:
+        return views.jsonable(who.catalogue.product(product_id))
+    except NotFound as exc:
         raise _not_found(exc) from None
 
 
@@ -149,8 +151,8 @@ def product_charts(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[
 )
 def product_provenance(product_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
-        return views.provenance_tree(who, product_id)
-    except views.NotFound as exc:
+        return views.jsonable(who.catalogue.provenance(product_id))
+    except NotFound as exc:
         raise _not_found(exc) from None
 
 
@@ -162,8 +164,8 @@ def product_file(
     inline: bool = Query(False, description="show in the browser (previews) instead of saving"),
 ) -> Any:
     try:
-        path, info = views.product_file_location(who, product_id, file_id)
-    except views.NotFound as exc:
+        path, info = who.catalogue.product_file(product_id, file_id)
+    except NotFound as exc:
         raise _not_found(exc) from None
     return file_response(path, info["name"], info["media_type"], info["sha256"], inline=inline)
 
@@ -175,8 +177,8 @@ def product_file(
 )
 def product_zip(product_id: ObjectId, who: Viewer = Depends(viewer)) -> Any:
     try:
-        members = views.product_files_for_zip(who, product_id)
-    except views.NotFound as exc:
+        members = who.catalogue.product_zip_members(product_id)
+    except NotFound as exc:
         raise _not_found(exc) from None
     return zip_response(members, f"hcdc-product-{product_id}")
 

@@ -33,6 +33,7 @@ from sqlalchemy import Connection, select
 from hcdc.archive.access import ANONYMOUS, AccessContext, Policy, Principal, principal_of
 from hcdc.archive.access_models import User
 from hcdc.archive.accounts import authenticate_token
+from hcdc.archive.catalogue import UserCatalogue
 from hcdc.archive.db import Catalogue
 from hcdc.archive.ratelimit import LoginLimiter
 
@@ -95,6 +96,12 @@ class Viewer:
     @property
     def signed_in(self) -> bool:
         return self.via != "anonymous"
+
+    @property
+    def catalogue(self) -> UserCatalogue:
+        """The catalogue facade (registry, datastore, provenance) as this request's user sees it,
+        on the request's connection and decisions."""
+        return self.state.catalogue.for_access(self.access)
 
 
 def _bearer(request: Request) -> str | None:

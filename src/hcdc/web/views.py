@@ -16,23 +16,12 @@ from typing import Any
 import numpy as np
 from sqlalchemy import select
 
-from hcdc.archive import accounts
-from hcdc.archive import products as prod
-from hcdc.archive.associations import association_view
-from hcdc.archive.models import Dataset, File
-from hcdc.archive.pipeline_models import Job, Product, ProductFile
-from hcdc.archive.queries import dataset_detail, file_detail
-from hcdc.archive.storage import resolve_stored_path
+from hcdc.archive.catalogue import NotFound
+from hcdc.archive.pipeline_models import Job, Product
 from hcdc.web.auth import Viewer
 
 #: an S/N map larger than this (pixels per side) is block-averaged down for the chart
 MAX_MAP_SIDE = 160
-#: how deep the provenance tree goes (products made from products ...)
-MAX_PROVENANCE_DEPTH = 6
-
-
-class NotFound(LookupError):
-    """No such object, or one the user may not see (the same answer for both)."""
 
 
 def _visible(who: Viewer, kind: str, number: int) -> None:
@@ -62,193 +51,55 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-# -- files --------------------------------------------------------------------------------------
-
-_FILE_HIDDEN = ("location", "stored_path", "path", "header", "extra", "mtime_ns", "dataset_key")
+# -- files and datasets: through the catalogue facade (who.catalogue) ---------------------------
 
 
 def file_view(who: Viewer, file_id: int) -> dict[str, Any]:
     """A catalogued file's metadata (no server paths)."""
-    _visible(who, "file", file_id)
-    detail = file_detail(who.conn, file_id, who.state.catalogue.storage_root)
-    if detail is None:
-        raise NotFound(f"no file {file_id}")
-    out = {k: v for k, v in detail.items() if k not in _FILE_HIDDEN}
-    out["name"] = Path(detail["path"]).name
-    out["versions"] = [v for v in detail["versions"] if who.access.can_see_file(v["id"])]
-    return jsonable(out)
+    return jsonable(who.catalogue.file(file_id))
 
 
 def file_location(who: Viewer, file_id: int) -> tuple[Path, str, str]:
     """(path on disk, download name, sha256) of a file the user may see."""
-    _visible(who, "file", file_id)
-    row = who.conn.execute(
-        select(File.path, File.storage, File.stored_path, File.sha256).where(File.id == file_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"no file {file_id}")
-    path = resolve_stored_path(row.storage, row.stored_path, who.state.catalogue.storage_root)
-    return Path(path), Path(row.path).name, row.sha256
-
-
-# -- datasets -----------------------------------------------------------------------------------
+    return who.catalogue.file_location(file_id)
 
 
 def dataset_view(who: Viewer, dataset_id: int) -> dict[str, Any]:
-    """A dataset: its files (those the user may see), calibrations chosen and missing, conditions,
-    products and (for those who may see them) jobs."""
-    _visible(who, "dataset", dataset_id)
-    detail = dataset_detail(who.conn, dataset_id)
-    if detail is None:
-        raise NotFound(f"no dataset {dataset_id}")
-    visible_files = set(
-        who.conn.scalars(select(File.id).where(File.dataset_id == dataset_id, who.access.files_clause()))
-    )
-    detail["files"] = [f for f in detail["files"] if f["id"] in visible_files]
-    conditions = who.conn.execute(
-        select(File.seeing, File.tau0, File.airmass).where(File.id.in_(visible_files or {-1}))
-    ).all()
-    detail["conditions"] = {
-        name: _stats([getattr(r, name) for r in conditions]) for name in ("seeing", "tau0", "airmass")
-    }
-    association = association_view(who.conn, dataset_id) if detail.get("associated_at") else None
-    if association is not None:
-        association["chosen"] = [c for c in association["chosen"] if who.access.can_see_file(c["file_id"])]
-    detail["association"] = association
-    detail.pop("association_warnings", None)
-    detail["products"] = prod.list_products(
-        who.conn, dataset_id=dataset_id, limit=None, visible=who.access.products_clause()
-    )
-    detail["jobs"] = [
-        dict(r._mapping)
-        for r in who.conn.execute(
-            select(Job.id, Job.workflow, Job.state, Job.progress, Job.queued_at)
-            .where(Job.dataset_id == dataset_id, who.access.jobs_clause())
-            .order_by(Job.id.desc())
-        )
-    ]
+    """A dataset as :meth:`~hcdc.archive.catalogue.UserCatalogue.dataset` describes it, and
+    whether this user may ask for its reduction."""
+    detail = who.catalogue.dataset(dataset_id)
     detail["can_request_reduction"] = bool(who.access.can_submit_job(dataset_id)) and who.signed_in
     return jsonable(detail)
-
-
-def _stats(values: list[float | None]) -> dict[str, float | None]:
-    good = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not good:
-        return {"min": None, "median": None, "max": None}
-    return {"min": min(good), "median": float(np.median(good)), "max": max(good)}
 
 
 # -- products -----------------------------------------------------------------------------------
 
 
+# Products are read through the catalogue facade (hcdc.archive.catalogue.UserCatalogue, the
+# request's ``who.catalogue``); these names stay for the portal pages and the VO services.
+
+
 def product_file_rows(who: Viewer, product_id: int) -> list[dict[str, Any]]:
-    rows = who.conn.execute(
-        select(
-            ProductFile.id,
-            ProductFile.role,
-            ProductFile.path,
-            ProductFile.sha256,
-            ProductFile.size,
-            ProductFile.media_type,
-        )
-        .where(ProductFile.product_id == product_id)
-        .order_by(ProductFile.role, ProductFile.path)
-    ).all()
-    return [
-        {
-            "id": r.id,
-            "name": Path(r.path).name,
-            "role": r.role,
-            "sha256": r.sha256,
-            "size": r.size,
-            "media_type": r.media_type,
-        }
-        for r in rows
-    ]
+    return who.catalogue.product_files(product_id)
 
 
 def product_view(who: Viewer, product_id: int) -> dict[str, Any]:
-    """A product: description, files (by id), previews, detections, contrast at standard
-    separations, review mark, release date, versions the user may see, provenance summary."""
-    _visible(who, "product", product_id)
-    detail = prod.product_detail(who.conn, product_id, who.state.catalogue.storage_root)
-    if detail is None:
-        raise NotFound(f"no product {product_id}")
-    for key in ("storage_dir", "previews"):
-        detail.pop(key, None)
-    detail["files"] = product_file_rows(who, product_id)
-    detail["versions"] = [v for v in detail["versions"] if who.access.can_see_product(v["id"])]
-    summary = detail.get("summary") or {}
-    summary.pop("outputs", None)  # worker-side paths
-    detail["detections"] = summary.get("detections") or []
-    detail["contrast_at"] = summary.get("contrast_at") or []
-    status = accounts.product_status(who.conn, [product_id])[product_id]
-    detail["review"] = status["review"]
-    detail["review_reason"] = status["reason"]
-    detail["delayed_until"] = status["delayed_until"]
-    detail["public_date"] = who.access.product_public_date(product_id)
-    if detail.get("dataset_id") is not None:
-        ds = who.conn.execute(
-            select(Dataset.instrument, Dataset.mode, Dataset.night, Dataset.setup, Dataset.prog_id).where(
-                Dataset.id == detail["dataset_id"]
-            )
-        ).first()
-        detail["dataset"] = dict(ds._mapping) if ds is not None else None
-        if not who.access.can_see_dataset(detail["dataset_id"]):
-            detail["dataset_visible"] = False
-        else:
-            detail["dataset_visible"] = True
-    provenance = detail.get("provenance") or {}
-    provenance["parent_products"] = [
-        p for p in provenance.get("parent_products") or [] if p is not None and who.access.can_see_product(p)
-    ]
-    return jsonable(detail)
+    """A product as :meth:`~hcdc.archive.catalogue.UserCatalogue.product` describes it, JSON-ready."""
+    return jsonable(who.catalogue.product(product_id))
 
 
 def product_file_location(who: Viewer, product_id: int, file_id: int) -> tuple[Path, dict[str, Any]]:
-    """(path on disk, file row) of one file of a product the user may see.
-
-    The path is the storage root joined with the catalogued relative path and must stay inside
-    the storage root once resolved (symbolic links included): no traversal, whatever the row says.
-    """
-    _visible(who, "product", product_id)
-    row = who.conn.execute(
-        select(ProductFile).where(ProductFile.id == file_id, ProductFile.product_id == product_id)
-    ).first()
-    if row is None:
-        raise NotFound(f"no file {file_id} in product {product_id}")
-    return safe_storage_path(who, row.path), {
-        "id": row.id,
-        "name": Path(row.path).name,
-        "path": row.path,
-        "role": row.role,
-        "sha256": row.sha256,
-        "size": row.size,
-        "media_type": row.media_type,
-    }
+    """(path on disk, file row) of one file of a product the user may see (inside the store)."""
+    return who.catalogue.product_file(product_id, file_id)
 
 
 def safe_storage_path(who: Viewer, relative: str) -> Path:
-    root = Path(who.state.catalogue.storage_root).resolve()
-    path = (root / relative).resolve()
-    if not path.is_relative_to(root) or not path.is_file():
-        raise NotFound(f"file {relative!r} is not in the store")
-    return path
+    return who.catalogue.stored_path(relative)
 
 
 def product_files_for_zip(who: Viewer, product_id: int) -> list[tuple[Path, dict[str, Any]]]:
     """Every file of a product the user may see, with its path inside the zip."""
-    _visible(who, "product", product_id)
-    storage_dir = who.conn.scalar(select(Product.storage_dir).where(Product.id == product_id))
-    out = []
-    for row in product_file_rows(who, product_id):
-        path, info = product_file_location(who, product_id, row["id"])
-        try:
-            inside = Path(info["path"]).relative_to(storage_dir).as_posix()
-        except ValueError:
-            inside = info["name"]
-        out.append((path, {**info, "arcname": inside}))
-    return out
+    return who.catalogue.product_zip_members(product_id)
 
 
 def product_charts(who: Viewer, product_id: int) -> dict[str, Any] | None:
@@ -310,46 +161,10 @@ def _charts_of(result: Any, name: str) -> dict[str, Any]:
     }
 
 
-def provenance_tree(who: Viewer, product_id: int, depth: int = 0) -> dict[str, Any]:
-    """The product, its parent products (those the user may see; others named as hidden) and, at
-    the leaves, the raw input files with their checksums and catalogue ids."""
-    _visible(who, "product", product_id)
-    record = prod.get_record(who.conn, product_id)
-    node: dict[str, Any] = {
-        "product_id": product_id,
-        "recipe": f"{record['recipe']} {record['recipe_version']}",
-        "parameters": record.get("parameters"),
-        "software_version": record.get("software_version"),
-        "git_commit": record.get("git_commit"),
-        "started": record.get("started"),
-        "finished": record.get("finished"),
-        "inputs": [],
-        "parents": [],
-    }
-    for item in record.get("inputs") or []:
-        files = []
-        for f in item.get("files") or []:
-            file_id = who.conn.scalar(
-                select(File.id)
-                .where(File.sha256 == f.get("sha256"), File.is_current)
-                .order_by(File.id)
-                .limit(1)
-            )
-            if file_id is not None and not who.access.can_see_file(file_id):
-                file_id = None
-            files.append(
-                {"name": Path(str(f.get("path", ""))).name, "sha256": f.get("sha256"), "file_id": file_id}
-            )
-        node["inputs"].append({"name": item.get("name"), "kind": item.get("kind"), "files": files})
-    for parent_record in record.get("parents") or []:
-        parent = prod.product_of_record(who.conn, parent_record)
-        if parent is None or depth >= MAX_PROVENANCE_DEPTH:
-            continue
-        if who.access.can_see_product(parent):
-            node["parents"].append(provenance_tree(who, parent, depth + 1))
-        else:
-            node["parents"].append({"product_id": None, "hidden": True})
-    return jsonable(node)
+def provenance_tree(who: Viewer, product_id: int) -> dict[str, Any]:
+    """The product's provenance as :meth:`~hcdc.archive.catalogue.UserCatalogue.provenance`
+    gives it (parents the user may not see named as hidden), JSON-ready."""
+    return jsonable(who.catalogue.provenance(product_id))
 
 
 # -- jobs ---------------------------------------------------------------------------------------

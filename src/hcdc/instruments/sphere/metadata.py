@@ -25,11 +25,12 @@ Normalized vocabularies (``FileMetadata.file_class`` / ``mode``):
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, ClassVar
 
 from astropy.io import fits
 
-from hcdc.instruments.base import FileMetadata, Instrument, MetadataError
+from hcdc.instruments.base import FileMetadata, Instrument, Level1Cube, MetadataError
 from hcdc.instruments.eso import (
     _float,
     _str,
@@ -253,6 +254,12 @@ class Sphere(Instrument):
         self, header: fits.Header, hdul: fits.HDUList, values: Mapping[str, Any] | None = None
     ) -> FileMetadata:
         return self._extract(header if values is None else values, hdul)
+
+    def read_level1(self, path: Path) -> Level1Cube | None:
+        """An IRDIS Level 1 product (:mod:`hcdc.instruments.sphere.irdis.level1`); IFS has none yet."""
+        from hcdc.instruments.sphere.irdis import level1  # the reduction: imported when needed
+
+        return level1.level1_cube(path) if level1.is_level1_product(path) else None
 
     def extract_values(self, values: Mapping[str, Any]) -> FileMetadata | None:
         if sphere_arm(values) == "SPARTA":

@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from hcdc.instruments.sphere.irdis import level1 as _level1
 from hcdc.pipeline import provenance as _prov
 from hcdc.pipeline.errors import RecipeInputError
 from hcdc.pipeline.parameters import RecipeParameters
@@ -25,8 +24,9 @@ def _known_algorithms() -> dict[str, Any]:
     return postprocessing.ALGORITHMS
 
 
-class PostprocessParameters(RecipeParameters):
-    """Parameters of :func:`hcdc.science.postprocessing.run.postprocess`."""
+class PostprocessParametersV11(RecipeParameters):
+    """Parameters of :func:`hcdc.science.postprocessing.run.postprocess` as ``l2-postprocess`` 1.1
+    took them (1.2 added ``detection_fpf`` and ``output_stem``: :class:`PostprocessParameters`)."""
 
     algorithm: str = Field("pca", description="registered Level 2 algorithm (hcdc.science.postprocessing)")
     ncomp: int | None = Field(
@@ -37,7 +37,10 @@ class PostprocessParameters(RecipeParameters):
     )
     fwhm: float | None = Field(None, gt=0, description="PSF FWHM, px (measured on the PSF when None)")
     pixel_scale_mas: float | None = Field(
-        None, gt=0, description="plate scale, mas/px (Level 1 IRDIS input: 12.255 when None)"
+        None,
+        gt=0,
+        description="plate scale, mas/px; None: the instrument's (Level 1 input) or the cube's PIXSCALE "
+        "keyword (user cube; without either, separations and contrasts are in pixels only)",
     )
     star_flux: float | None = Field(
         None, gt=0, description="star flux in a 1-FWHM aperture (from the PSF when None)"
@@ -95,61 +98,39 @@ class PostprocessParameters(RecipeParameters):
         return kwargs
 
 
-def _read_image(path: Path, what: str, ndims: tuple[int, ...]) -> tuple[Any, Any]:
-    """Data and header of the first image HDU with data; errors name the file."""
-    import numpy as np
-    from astropy.io import fits
+class PostprocessParameters(PostprocessParametersV11):
+    """Parameters of :func:`hcdc.science.postprocessing.run.postprocess` (``l2-postprocess`` 1.2)."""
 
-    try:
-        with fits.open(path) as hdul:
-            for hdu in hdul:
-                if hdu.is_image and hdu.data is not None and hdu.data.size:
-                    data, header = np.asarray(hdu.data, dtype=np.float32), hdu.header.copy()
-                    break
-            else:
-                raise RecipeInputError(f"{what} file {path}: no image data")
-    except OSError as exc:
-        raise RecipeInputError(f"{what} file {path}: not a readable FITS file ({exc})") from exc
-    if data.ndim not in ndims:
-        raise RecipeInputError(
-            f"{what} file {path}: expected {' or '.join(map(str, ndims))}-D data, got {data.shape}"
-        )
-    return data, header
-
-
-def _read_vector(path: Path, what: str) -> Any:
-    """A float vector from a FITS image or a text column; errors name the file."""
-    import numpy as np
-
-    if path.suffix.lower() in (".txt", ".dat", ".csv"):
-        try:
-            values = np.loadtxt(
-                path, dtype=np.float64, delimiter="," if path.suffix.lower() == ".csv" else None
-            )
-        except ValueError as exc:
-            raise RecipeInputError(f"{what} file {path}: not a column of numbers ({exc})") from exc
-    else:
-        values = _read_image(path, what, (1, 2))[0].astype(np.float64)
-    return np.ravel(values)
+    detection_fpf: float | None = Field(
+        None, gt=0, lt=0.5, description="false-positive fraction of detections (None: Gaussian 5 sigma)"
+    )
+    output_stem: str | None = Field(
+        None,
+        pattern=r"^[^/\\\x00]+$",
+        description="file names <stem>_L2.fits and <stem>_<preview>.png (hcdc postprocess: "
+        "<cube>_<algorithm>); None: level2_<algorithm>.fits",
+    )
 
 
 @register_recipe
 class Postprocess(Recipe):
     """Level 2 post-processing by :func:`hcdc.science.postprocessing.run.postprocess`.
 
-    Input either a Level 1 product (``level1``: cube, derotation angles, PSF and wavelengths
-    read with :func:`hcdc.instruments.sphere.irdis.level1.read_level1`; the PSF is the mean of the flux
-    frames; the angle convention, whether the angles are sky-aligned and the pointing come from its
-    header) or a user cube (``cube`` FITS (frames, y, x) or (wavelengths, frames, y, x) with
-    ``angles``, parallactic by default, and optionally ``psf``, ``wavelengths``, ``reference``;
-    its star position is checked, and fixed with ``recenter``). Writes the Level 2 FITS product
-    (:func:`hcdc.science.postprocessing.products.write_product`) and PNG previews.
+    Input either a Level 1 product (``level1``), read by the instrument that wrote it
+    (:func:`hcdc.instruments.registry.read_level1`: cube, angles, PSF, wavelengths and the
+    instrument's plate scale; the angle convention, whether the angles are sky-aligned and the
+    pointing come from its header), or a user cube (``cube`` FITS (frames, y, x) or (wavelengths,
+    frames, y, x) with ``angles``, parallactic by default, and optionally ``psf``, ``wavelengths``,
+    ``reference``; read by :mod:`hcdc.science.fits_inputs`; its star position is checked, and fixed
+    with ``recenter``). Writes the Level 2 FITS product
+    (:func:`hcdc.science.postprocessing.products.write_product`) and PNG previews; ``hcdc
+    postprocess`` is this recipe run on a user's files.
     """
 
     name = "l2-postprocess"
     product_level = 2
     product_type = "level2-image"
-    version = "1.1"
+    version = "1.2"
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
     Parameters = PostprocessParameters
     inputs = (
@@ -182,7 +163,7 @@ class Postprocess(Recipe):
         from hcdc.science.postprocessing.products import write_product
         from hcdc.science.postprocessing.run import postprocess
 
-        assert isinstance(params, PostprocessParameters)
+        assert isinstance(params, PostprocessParametersV11)
         with context.timer("read"):
             data = self._read_inputs(inputs, params)
         orientation = data["orientation"]
@@ -206,6 +187,7 @@ class Postprocess(Recipe):
                 params=params.algorithm_kwargs(),
                 crop_radius=params.crop_radius,
                 detection_threshold=params.detection_threshold,
+                detection_fpf=getattr(params, "detection_fpf", None),  # 1.1: Gaussian 5 sigma
                 compute_contrast=params.compute_contrast,
                 contrast_options=params.contrast_options or None,
                 completeness=params.completeness,
@@ -220,116 +202,285 @@ class Postprocess(Recipe):
         for text in result.warnings:
             context.log(f"warning: {text}")
         with context.timer("write"):
-            product = write_product(result, context.output_path(f"level2_{params.algorithm}.fits"))
+            stem = getattr(params, "output_stem", None)  # 1.1: level2_<algorithm>
+            name = f"{stem}_L2.fits" if stem else f"level2_{params.algorithm}.fits"
+            product = write_product(result, context.output_path(name))
             previews = None
             if params.previews:
-                written = write_previews(result, context.work_dir, stem=f"level2_{params.algorithm}")
+                written = write_previews(result, context.work_dir, stem=stem or f"level2_{params.algorithm}")
                 previews = {kind: str(path) for kind, path in written.items()}
         summary = result.summary()
+        summary["orientation_text"] = result.orientation.describe()
+        summary["notes"] = data["notes"]
         context.log(f"{len(summary['detections'])} detection(s)")
         return {"product": product, "summary": summary, "previews": previews}
 
     @staticmethod
-    def _read_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> dict[str, Any]:
+    def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
         """Arrays for :func:`postprocess` from a Level 1 product or from user files, with the
         derotation angles and orientation (:mod:`hcdc.science.orientation`) and the notes and
         warnings of the star-position check (user cubes)."""
-        import numpy as np
-
-        from hcdc.science.calibration.recenter import check_cube_star
-        from hcdc.science.orientation import derotation_angles
-        from hcdc.science.postprocessing.run import estimate_fwhm
-
         if ("level1" in inputs) == ("cube" in inputs):
             raise RecipeInputError("give either a Level 1 product (level1) or a user cube (cube + angles)")
         if "level1" in inputs:
-            from hcdc.instruments.sphere.constants import IRDIS_PIXEL_SCALE_MAS
+            return _level1_inputs(inputs["level1"], params)
+        return _user_cube_inputs(inputs, params)
 
-            product = _level1.read_level1(inputs["level1"])
-            psf = product.psf_cube.mean(axis=1) if product.psf_cube.shape[1] else None
-            header = product.header
-            convention = params.angle_convention or str(header.get("HIERARCH HCDC ANGCONV", "derotation"))
-            # Level 1 DEROT includes the pupil offset and true north (products written before the
-            # ANGSKY keyword existed too): the image is north up.
-            sky = bool(header.get("HIERARCH HCDC ANGSKY", True)) and params.pupil_offset_deg is None
-            try:
-                angles, orientation = derotation_angles(
-                    product.derot,
-                    convention,
-                    0.0 if sky else params.pupil_offset_deg,
-                    0.0 if sky else params.true_north_deg,
-                    params.transpose,
-                )
-                if sky:  # offsets already in DEROT: none added here
-                    orientation = dataclasses.replace(orientation, pupil_offset_deg=None, true_north_deg=None)
-                ra = params.ra_deg if params.ra_deg is not None else header.get("HIERARCH HCDC RA")
-                dec = params.dec_deg if params.dec_deg is not None else header.get("HIERARCH HCDC DEC")
-                if orientation.known and ra is not None and dec is not None:
-                    orientation = orientation.with_pointing(float(ra), float(dec))
-            except ValueError as exc:
-                raise RecipeInputError(f"Level 1 product {inputs['level1']}: {exc}") from exc
-            return {
-                "cube": product.cube,
-                "angles": angles,
-                "orientation": orientation,
-                "notes": [],
-                "warnings": [],
-                "psf": psf,
-                "wavelengths": product.wavelengths_um,
-                "pixel_scale_mas": params.pixel_scale_mas or IRDIS_PIXEL_SCALE_MAS,
-                "unit": str(product.header.get("BUNIT", "ADU/s")),
-                "input_names": {Path(inputs["level1"]).name: _prov.sha256_path(inputs["level1"])},
-            }
-        if "angles" not in inputs:
-            raise RecipeInputError(
-                "a user cube needs its angles (input 'angles', parallactic unless angle_convention says)"
-            )
-        cube, header = _read_image(inputs["cube"], "cube", (3, 4))
-        angles = _read_vector(inputs["angles"], "angles")
-        if not np.all(np.isfinite(angles)):
-            raise RecipeInputError(f"angles file {inputs['angles']}: contains NaN or infinite values")
-        if angles.size != cube.shape[-3]:
-            raise RecipeInputError(
-                f"angles file {inputs['angles']}: {angles.size} angles for the {cube.shape[-3]} frames "
-                f"of cube {inputs['cube']}"
-            )
-        try:
-            angles, orientation = derotation_angles(
-                angles,
-                params.angle_convention or "parallactic",
-                params.pupil_offset_deg,
-                params.true_north_deg,
-                params.transpose,
-            )
-            if orientation.known:
-                orientation = orientation.with_pointing(params.ra_deg, params.dec_deg)
-        except ValueError as exc:
-            raise RecipeInputError(f"angles file {inputs['angles']}: {exc}") from exc
-        data: dict[str, Any] = {"angles": angles, "orientation": orientation}
-        if "psf" in inputs:
-            data["psf"] = _read_image(inputs["psf"], "PSF", (2, 3))[0]
-        fwhm = params.fwhm
-        if fwhm is None and data.get("psf") is not None:
-            fwhm = estimate_fwhm(data["psf"] if data["psf"].ndim == 2 else data["psf"][0])
-        notes: list[tuple[str, str]] = []
-        if fwhm is not None:
-            try:
-                cube, notes = check_cube_star(
-                    cube, fwhm, f"cube {inputs['cube']}", params.recenter, params.center_method
-                )
-            except ValueError as exc:
-                raise RecipeInputError(str(exc)) from exc
-        data["cube"] = cube
-        data["notes"] = [text for level, text in notes if level == "note"]
-        data["warnings"] = [text for level, text in notes if level == "warning"]
-        if "wavelengths" in inputs:
-            data["wavelengths"] = _read_vector(inputs["wavelengths"], "wavelengths")
-        if "reference" in inputs:
-            data["reference"] = _read_image(inputs["reference"], "reference", (3, 4))[0]
+
+def _level1_inputs(path: Path, params: PostprocessParametersV11) -> dict[str, Any]:
+    """A Level 1 product, read by the instrument that wrote it (:func:`hcdc.instruments.registry.read_level1`,
+    which also gives the plate scale); its header says the angles' convention and the pointing."""
+    from hcdc.instruments.registry import read_level1
+    from hcdc.science.orientation import derotation_angles
+
+    try:
+        product = read_level1(path)
+    except ValueError as exc:
+        raise RecipeInputError(f"Level 1 product {path}: {exc}") from exc
+    header = product.header
+    convention = params.angle_convention or str(header.get("HIERARCH HCDC ANGCONV", "derotation"))
+    # Level 1 DEROT includes the pupil offset and true north (products written before the
+    # ANGSKY keyword existed too): the image is north up.
+    sky = bool(header.get("HIERARCH HCDC ANGSKY", True)) and params.pupil_offset_deg is None
+    try:
+        angles, orientation = derotation_angles(
+            product.derot,
+            convention,
+            0.0 if sky else params.pupil_offset_deg,
+            0.0 if sky else params.true_north_deg,
+            params.transpose,
+        )
+        if sky:  # offsets already in DEROT: none added here
+            orientation = dataclasses.replace(orientation, pupil_offset_deg=None, true_north_deg=None)
+        ra = params.ra_deg if params.ra_deg is not None else header.get("HIERARCH HCDC RA")
+        dec = params.dec_deg if params.dec_deg is not None else header.get("HIERARCH HCDC DEC")
+        if orientation.known and ra is not None and dec is not None:
+            orientation = orientation.with_pointing(float(ra), float(dec))
+    except ValueError as exc:
+        raise RecipeInputError(f"Level 1 product {path}: {exc}") from exc
+    return {
+        "cube": product.cube,
+        "angles": angles,
+        "orientation": orientation,
+        "notes": [],
+        "warnings": [],
+        "psf": product.psf,
+        "wavelengths": product.wavelengths_um,
+        "pixel_scale_mas": params.pixel_scale_mas or product.pixel_scale_mas,
+        "unit": product.unit,
+        "input_names": {Path(path).name: _prov.sha256_path(path)},
+    }
+
+
+def _read_user_files(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The user's files (cube memory-mapped), checked against each other; errors name the file."""
+    import numpy as np
+
+    from hcdc.science.fits_inputs import read_angles, read_fits_array, read_vector
+
+    cube_path = inputs["cube"]
+    cube, cube_header = read_fits_array(cube_path, "cube", ndims=(3, 4))
+    angles, angles_header = read_angles(inputs["angles"])
+    psf = read_fits_array(inputs["psf"], "PSF", ndims=(2, 3, 4))[0] if "psf" in inputs else None
+    if psf is not None and psf.ndim == 4:  # hcdc Level 1 psf_cube: (wavelengths, frames, y, x)
+        psf = np.asarray(psf, dtype=np.float64).mean(axis=1)
+    wavelengths = read_vector(inputs["wavelengths"], "wavelengths") if "wavelengths" in inputs else None
+    reference = (
+        read_fits_array(inputs["reference"], "reference", ndims=(3, 4))[0] if "reference" in inputs else None
+    )
+    n_frames = cube.shape[-3]
+    if angles.size != n_frames:
+        raise RecipeInputError(
+            f"angles file {inputs['angles']}: {angles.size} angles for the {n_frames} frames "
+            f"of cube {cube_path}"
+        )
+    if wavelengths is not None and (cube.ndim != 4 or wavelengths.size != cube.shape[0]):
+        planes = cube.shape[0] if cube.ndim == 4 else "no"
+        raise RecipeInputError(
+            f"wavelengths file {inputs['wavelengths']}: {wavelengths.size} values for {planes} "
+            f"wavelength planes of cube {cube_path} (shape {cube.shape})"
+        )
+    if psf is not None and psf.ndim == 3 and (cube.ndim != 4 or psf.shape[0] != cube.shape[0]):
+        raise RecipeInputError(
+            f"PSF file {inputs['psf']}: {psf.shape[0]} PSF planes do not match cube {cube_path} "
+            f"of shape {cube.shape}"
+        )
+    if reference is not None and reference.shape[-2:] != cube.shape[-2:]:
+        raise RecipeInputError(
+            f"reference file {inputs['reference']}: frame size {reference.shape[-2:]} differs from "
+            f"cube {cube_path} frame size {cube.shape[-2:]}"
+        )
+    return {
+        "cube": cube,
+        "cube_header": cube_header,
+        "angles": angles,
+        "angles_header": angles_header,
+        "psf": psf,
+        "wavelengths": wavelengths,
+        "reference": reference,
+    }
+
+
+def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> dict[str, Any]:
+    """A user's cube and angles (parallactic unless the parameters or the files' headers declare
+    otherwise), optional PSF, wavelengths and reference cube; the plate scale from the parameters
+    or the cube's ``PIXSCALE`` / ``HIERARCH HCDC PIXSCALE`` (none: results in pixels only); the
+    star position checked (and fixed with ``recenter``) when the FWHM is known."""
+    from hcdc.science.calibration.recenter import check_cube_star
+    from hcdc.science.fits_inputs import InputError, declared_convention, header_float
+    from hcdc.science.orientation import derotation_angles
+    from hcdc.science.postprocessing.run import estimate_fwhm
+    from hcdc.science.postprocessing.sanity import check_positive
+
+    if "angles" not in inputs:
+        raise RecipeInputError(
+            "a user cube needs its angles (input 'angles', parallactic unless angle_convention says)"
+        )
+    try:
+        files = _read_user_files(inputs)
+    except InputError as exc:
+        raise RecipeInputError(str(exc)) from exc
+    cube, header = files["cube"], files["cube_header"]
+    try:
         scale = params.pixel_scale_mas
-        if scale is None and "PIXSCALE" in header:
-            scale = float(header["PIXSCALE"])
-        data["pixel_scale_mas"] = scale
-        data["unit"] = str(header.get("BUNIT", "")).strip()
-        data["input_names"] = {Path(p).name: _prov.sha256_path(p) for p in inputs.values()}
-        return data
+        for key in ("PIXSCALE", "HIERARCH HCDC PIXSCALE"):  # the latter: hcdc Level 1
+            if scale is None and key in header:
+                scale = float(header[key])
+                check_positive({f"{key} keyword of cube {inputs['cube']} (mas/px)": scale})
+        declared, sky_aligned = declared_convention(files["angles_header"], header)
+        pupil_offset, true_north = params.pupil_offset_deg, params.true_north_deg
+        if sky_aligned and pupil_offset is None and true_north is None:
+            pupil_offset = true_north = 0.0  # the angles already include both (hcdc Level 1)
+        angles, orientation = derotation_angles(
+            files["angles"],
+            params.angle_convention or declared or "parallactic",
+            pupil_offset,
+            true_north,
+            params.transpose,
+        )
+        if orientation.known:
+            ra, dec = params.ra_deg, params.dec_deg
+            for key in ("RA", "HIERARCH HCDC RA"):
+                ra = ra if ra is not None else header_float(header, key)
+            for key in ("DEC", "HIERARCH HCDC DEC"):
+                dec = dec if dec is not None else header_float(header, key)
+            orientation = orientation.with_pointing(ra, dec)
+        fwhm = params.fwhm
+        psf = files["psf"]
+        if fwhm is None and psf is not None:
+            fwhm = estimate_fwhm(psf if psf.ndim == 2 else psf[0])
+        notes: list[tuple[str, str]] = []
+        if fwhm is not None:  # else postprocess() stops: it needs a FWHM or a PSF
+            cube, notes = check_cube_star(
+                cube, fwhm, f"cube {inputs['cube']}", params.recenter, params.center_method
+            )
+    except (ValueError, TypeError) as exc:
+        raise RecipeInputError(str(exc)) from exc
+    return {
+        "cube": cube,
+        "angles": angles,
+        "orientation": orientation,
+        "notes": [text for level, text in notes if level == "note"],
+        "warnings": [text for level, text in notes if level == "warning"],
+        "psf": psf,
+        "wavelengths": files["wavelengths"],
+        "reference": files["reference"],
+        "pixel_scale_mas": scale,
+        "unit": str(header.get("BUNIT", "")).strip(),
+        # as given (the paths name the inputs in the product's header; provenance resolves them)
+        "input_names": {str(p): _prov.sha256_path(p) for p in inputs.values()},
+    }
+
+
+@register_recipe
+class PostprocessV11(Postprocess):
+    """``l2-postprocess`` 1.1, kept so that Level 2 products made before 1.2 rerun from their
+    provenance bit for bit: no ``detection_fpf`` (Gaussian 5 sigma) nor ``output_stem``
+    (``level2_<algorithm>.fits``); a user cube is read as 1.1 read it
+    (:func:`_user_cube_inputs_v11`). A Level 1 product is read as in 1.2, which gives 1.1's arrays
+    for the IRDIS products, the only ones 1.1 read."""
+
+    version = "1.1"
+    Parameters = PostprocessParametersV11
+
+    @staticmethod
+    def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
+        if ("level1" in inputs) == ("cube" in inputs):
+            raise RecipeInputError("give either a Level 1 product (level1) or a user cube (cube + angles)")
+        if "level1" in inputs:
+            return _level1_inputs(inputs["level1"], params)
+        return _user_cube_inputs_v11(inputs, params)
+
+
+def _user_cube_inputs_v11(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
+    """A user cube as ``l2-postprocess`` 1.1 read it, frozen (1.2 reads the files' headers too):
+    images cast to float32, angles parallactic unless ``angle_convention`` says (headers not
+    consulted), pointing and offsets from the parameters only, the plate scale from the
+    parameters or ``PIXSCALE``, inputs named by file name in the product."""
+    import numpy as np
+
+    from hcdc.science.calibration.recenter import check_cube_star
+    from hcdc.science.fits_inputs import InputError, read_fits_array, read_vector
+    from hcdc.science.orientation import derotation_angles
+    from hcdc.science.postprocessing.run import estimate_fwhm
+
+    def image(name: str, what: str, ndims: tuple[int, ...]) -> tuple[Any, Any]:
+        data, header = read_fits_array(inputs[name], what, ndims, check_finite=False)
+        return np.asarray(data, dtype=np.float32), header
+
+    if "angles" not in inputs:
+        raise RecipeInputError(
+            "a user cube needs its angles (input 'angles', parallactic unless angle_convention says)"
+        )
+    try:
+        cube, header = image("cube", "cube", (3, 4))
+        angles = read_vector(inputs["angles"], "angles")
+        psf = image("psf", "PSF", (2, 3))[0] if "psf" in inputs else None
+        wavelengths = read_vector(inputs["wavelengths"], "wavelengths") if "wavelengths" in inputs else None
+        reference = image("reference", "reference", (3, 4))[0] if "reference" in inputs else None
+    except InputError as exc:
+        raise RecipeInputError(str(exc)) from exc
+    if angles.size != cube.shape[-3]:
+        raise RecipeInputError(
+            f"angles file {inputs['angles']}: {angles.size} angles for the {cube.shape[-3]} frames "
+            f"of cube {inputs['cube']}"
+        )
+    try:
+        angles, orientation = derotation_angles(
+            angles,
+            params.angle_convention or "parallactic",
+            params.pupil_offset_deg,
+            params.true_north_deg,
+            params.transpose,
+        )
+        if orientation.known:
+            orientation = orientation.with_pointing(params.ra_deg, params.dec_deg)
+    except ValueError as exc:
+        raise RecipeInputError(f"angles file {inputs['angles']}: {exc}") from exc
+    fwhm = params.fwhm
+    if fwhm is None and psf is not None:
+        fwhm = estimate_fwhm(psf if psf.ndim == 2 else psf[0])
+    notes: list[tuple[str, str]] = []
+    if fwhm is not None:
+        try:
+            cube, notes = check_cube_star(
+                cube, fwhm, f"cube {inputs['cube']}", params.recenter, params.center_method
+            )
+        except ValueError as exc:
+            raise RecipeInputError(str(exc)) from exc
+    scale = params.pixel_scale_mas
+    if scale is None and "PIXSCALE" in header:
+        scale = float(header["PIXSCALE"])
+    return {
+        "cube": cube,
+        "angles": angles,
+        "orientation": orientation,
+        "notes": [text for level, text in notes if level == "note"],
+        "warnings": [text for level, text in notes if level == "warning"],
+        "psf": psf,
+        "wavelengths": wavelengths,
+        "reference": reference,
+        "pixel_scale_mas": scale,
+        "unit": str(header.get("BUNIT", "")).strip(),
+        "input_names": {Path(p).name: _prov.sha256_path(p) for p in inputs.values()},
+    }

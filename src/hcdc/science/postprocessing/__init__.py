@@ -1,7 +1,7 @@
 """hcdc.science.postprocessing: Level 2 high-contrast post-processing (pure functions on arrays).
 
-Importing this package registers every algorithm in :data:`base.ALGORITHMS`: hcdc's own and
-those of the ``hcdc.algorithms`` entry points of installed plugins
+Importing this package registers every algorithm in :data:`base.ALGORITHMS`: hcdc's own modules
+and those of installed plugins, all declared as ``hcdc.algorithms`` entry points
 (:func:`hcdc.runtime.plugins.load_plugins`; :func:`load_plugins` again after installing one).
 """
 
@@ -18,14 +18,11 @@ from hcdc.science.postprocessing.base import (
     register_algorithm,
 )
 
-# Algorithm modules register themselves on import.
-_ALGORITHM_MODULES = tuple(f"{__name__}.{m}" for m in ("adi", "pca", "loci", "sdi", "rdi", "simple"))
-
 
 def load_plugins() -> list[str]:
     """Import hcdc's algorithm modules and the ``hcdc.algorithms`` entry points not imported yet;
     returns what was newly imported."""
-    return _load_plugins(GROUPS["algorithms"], _ALGORITHM_MODULES)
+    return _load_plugins(GROUPS["algorithms"])
 
 
 load_plugins()

@@ -47,6 +47,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 import hcdc
+from hcdc.instruments.base import Level1Cube
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.irdis.raw import Level1Error, RawFile, dit_key, master_from_files, open_raw
 from hcdc.runtime.versions import read_git_commit
@@ -788,6 +789,39 @@ def read_level1(path: str | Path) -> Level1Product:
         bad = np.array(hdul["BADPIX"].data).astype(bool)
     return Level1Product(
         cube, psf, wave, parang, derot, frames, psf_frames, center_frames, calibrations, flat, bad, header
+    )
+
+
+def is_level1_product(path: str | Path) -> bool:
+    """True when ``path`` (a directory or one of its files) holds an IRDIS Level 1 product: a
+    science cube written by :func:`reduce_irdis` (its ``HIERARCH HCDC RECIPE`` card names this
+    reduction). A science cube whose header cannot be read is claimed too, so that
+    :func:`read_level1` names the problem."""
+    path = Path(path)
+    cube = (path if path.is_dir() else path.parent) / SCIENCE_CUBE
+    if not cube.is_file():
+        return False
+    try:
+        header = fits.getheader(cube, 0)
+    except (OSError, ValueError):
+        return True
+    return str(header.get("HIERARCH HCDC RECIPE", "")).strip() == RECIPE_NAME
+
+
+def level1_cube(path: str | Path) -> Level1Cube:
+    """The Level 1 product at ``path`` as Level 2 post-processing reads it: the science cube, the
+    mean of the flux frames as PSF (None without flux frames), DEROT, the wavelengths and the
+    IRDIS plate scale (:data:`~hcdc.instruments.sphere.constants.IRDIS_PIXEL_SCALE_MAS`)."""
+    product = read_level1(path)
+    psf = product.psf_cube.mean(axis=1) if product.psf_cube.shape[1] else None
+    return Level1Cube(
+        cube=product.cube,
+        psf=psf,
+        derot=product.derot,
+        wavelengths_um=product.wavelengths_um,
+        pixel_scale_mas=sc.IRDIS_PIXEL_SCALE_MAS,
+        unit=str(product.header.get("BUNIT", "ADU/s")),
+        header=product.header,
     )
 
 

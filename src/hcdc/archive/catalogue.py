@@ -1,0 +1,370 @@
+"""The catalogue facade: a data centre as one user sees it.
+
+In the spirit of Rubin's ``daf_butler.Butler``, one object puts the three parts of the archive
+behind one interface, so that callers stop threading ``(conn, storage_root)`` and a principal
+through every function:
+
+* the **registry** (SQL): search files, datasets and products; a file's metadata, a dataset
+  (files, calibrations, conditions, products, jobs), a product (files, versions, detections);
+* the **datastore** (the bytes): where a raw file or a product's file is, opened for reading,
+  the members of a product's zip — a product file never outside the storage root;
+* **provenance**: a product's record and its tree of parent products down to the raw files.
+
+A :class:`UserCatalogue` is opened *for one principal*: with
+:meth:`hcdc.archive.db.Catalogue.as_user` (its own read connection), or on a connection and an
+:class:`~hcdc.archive.access.AccessContext` that a caller already holds (a web request). It never
+decides anything itself: every "may this user see it" goes to :mod:`hcdc.archive.access`. An
+object the user may not see is answered exactly as one that does not exist (:class:`NotFound`),
+so nobody learns that a hidden id exists.
+
+What goes through the facade today, and what does not yet, is listed in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from sqlalchemy import Connection, select
+
+from hcdc.archive import accounts, queries
+from hcdc.archive import products as prod
+from hcdc.archive.access import AccessContext, Principal
+from hcdc.archive.associations import association_view
+from hcdc.archive.models import Dataset, File
+from hcdc.archive.pipeline_models import Job, Product, ProductFile
+from hcdc.archive.search import Criteria, Page, search_datasets, search_files, search_products
+from hcdc.archive.storage import resolve_stored_path
+
+__all__ = ["MAX_PROVENANCE_DEPTH", "NotFound", "UserCatalogue"]
+
+#: how deep a provenance tree goes (products made from products ...)
+MAX_PROVENANCE_DEPTH = 6
+#: file metadata a service never shows (server paths, the raw header)
+_FILE_HIDDEN = ("location", "stored_path", "path", "header", "extra", "mtime_ns", "dataset_key")
+
+
+class NotFound(LookupError):
+    """No such object, or one the user may not see (the same answer for both)."""
+
+
+class UserCatalogue:
+    """The registry, the datastore and provenance of a data centre, as ``access.user`` sees them.
+
+    ``conn`` is an open connection (reads only), ``storage_root`` the data centre's storage root,
+    ``access`` the decisions for the user on that connection (its clock and policy).
+    """
+
+    def __init__(self, conn: Connection, storage_root: str | Path, access: AccessContext) -> None:
+        self.conn = conn
+        self.storage_root = Path(storage_root)
+        self.access = access
+
+    @property
+    def user(self) -> Principal:
+        return self.access.user
+
+    def _require(self, kind: str, number: int) -> None:
+        """Raise :class:`NotFound` unless access.py lets the user see this object."""
+        method = {
+            "file": self.access.can_see_file,
+            "dataset": self.access.can_see_dataset,
+            "product": self.access.can_see_product,
+        }[kind]
+        try:
+            decision = method(number)
+        except LookupError:
+            raise NotFound(f"no {kind} with id {number}") from None
+        if not decision:
+            raise NotFound(f"no {kind} with id {number}")
+
+    # -- registry: files and datasets -----------------------------------------------------------
+
+    def search_files(self, criteria: Criteria) -> Page:
+        """One page of the catalogued files matching ``criteria`` that the user may see."""
+        return search_files(self.conn, criteria, self.access.files_clause())
+
+    def search_datasets(self, criteria: Criteria) -> Page:
+        """One page of the datasets matching ``criteria`` that the user may see."""
+        return search_datasets(self.conn, criteria, self.access.datasets_clause())
+
+    def list_files(self, filters: queries.Filters) -> list[dict[str, Any]]:
+        """Catalogued files the user may see (:func:`hcdc.archive.queries.list_files`)."""
+        return queries.list_files(self.conn, filters, visible=self.access.files_clause())
+
+    def list_datasets(self, filters: queries.Filters) -> list[dict[str, Any]]:
+        """Datasets the user may see (:func:`hcdc.archive.queries.list_datasets`)."""
+        return queries.list_datasets(self.conn, filters, visible=self.access.datasets_clause())
+
+    def file_detail(self, file_id: int, *, with_header: bool = False) -> dict[str, Any]:
+        """The catalogue's whole record of a file the user may see, location included
+        (:func:`hcdc.archive.queries.file_detail`): for tools next to the store; services show
+        :meth:`file`."""
+        self._require("file", file_id)
+        detail = queries.file_detail(self.conn, file_id, self.storage_root, with_header=with_header)
+        if detail is None:
+            raise NotFound(f"no file with id {file_id}")
+        return detail
+
+    def dataset_detail(self, dataset_id: int) -> dict[str, Any]:
+        """The catalogue's record of a dataset the user may see, all its files listed
+        (:func:`hcdc.archive.queries.dataset_detail`); services show :meth:`dataset`."""
+        self._require("dataset", dataset_id)
+        detail = queries.dataset_detail(self.conn, dataset_id)
+        if detail is None:
+            raise NotFound(f"no dataset with id {dataset_id}")
+        return detail
+
+    def file(self, file_id: int) -> dict[str, Any]:
+        """A catalogued file's metadata (its name, no server path) and the versions the user may see."""
+        self._require("file", file_id)
+        detail = self.file_detail(file_id)
+        out = {k: v for k, v in detail.items() if k not in _FILE_HIDDEN}
+        out["name"] = Path(detail["path"]).name
+        out["versions"] = [v for v in detail["versions"] if self.access.can_see_file(v["id"])]
+        return out
+
+    def dataset(self, dataset_id: int) -> dict[str, Any]:
+        """A dataset: its files (those the user may see), calibrations chosen (those the user may
+        see) and missing, observing conditions of its visible files, products and jobs the user
+        may see."""
+        detail = self.dataset_detail(dataset_id)
+        visible = set(
+            self.conn.scalars(
+                select(File.id).where(File.dataset_id == dataset_id, self.access.files_clause())
+            )
+        )
+        detail["files"] = [f for f in detail["files"] if f["id"] in visible]
+        conditions = self.conn.execute(
+            select(File.seeing, File.tau0, File.airmass).where(File.id.in_(visible or {-1}))
+        ).all()
+        detail["conditions"] = {
+            name: _stats([getattr(r, name) for r in conditions]) for name in ("seeing", "tau0", "airmass")
+        }
+        association = association_view(self.conn, dataset_id) if detail.get("associated_at") else None
+        if association is not None:
+            association["chosen"] = [
+                c for c in association["chosen"] if self.access.can_see_file(c["file_id"])
+            ]
+        detail["association"] = association
+        detail.pop("association_warnings", None)
+        detail["products"] = self.list_products(dataset_id=dataset_id, limit=None)
+        detail["jobs"] = [
+            dict(r._mapping)
+            for r in self.conn.execute(
+                select(Job.id, Job.workflow, Job.state, Job.progress, Job.queued_at)
+                .where(Job.dataset_id == dataset_id, self.access.jobs_clause())
+                .order_by(Job.id.desc())
+            )
+        ]
+        return detail
+
+    # -- registry: products ---------------------------------------------------------------------
+
+    def search_products(self, criteria: Criteria) -> Page:
+        """One page of the current products matching ``criteria`` that the user may see
+        (:func:`hcdc.archive.search.search_products`; raises its ``SearchError``)."""
+        return search_products(self.conn, criteria, self.access.products_clause())
+
+    def list_products(self, **filters: Any) -> list[dict[str, Any]]:
+        """Products the user may see, newest first (:func:`hcdc.archive.products.list_products`
+        filters: level, dataset_id, product_type, target, all_versions, limit)."""
+        return prod.list_products(self.conn, visible=self.access.products_clause(), **filters)
+
+    def product_detail(self, product_id: int) -> dict[str, Any]:
+        """The catalogue's whole record of a product the user may see, storage paths included
+        (:func:`hcdc.archive.products.product_detail`): for tools that run next to the store
+        (the command line); services show :meth:`product` instead."""
+        self._require("product", product_id)
+        detail = prod.product_detail(self.conn, product_id, self.storage_root)
+        if detail is None:
+            raise NotFound(f"no product with id {product_id}")
+        return detail
+
+    def product(self, product_id: int) -> dict[str, Any]:
+        """A product as a service shows it: description, files (by id, no server path),
+        detections, contrast at standard separations, review mark, release date, the versions
+        and parent products the user may see, its dataset (flagged when hidden)."""
+        detail = self.product_detail(product_id)
+        for key in ("storage_dir", "previews"):
+            detail.pop(key, None)
+        detail["files"] = self.product_files(product_id)
+        detail["versions"] = [v for v in detail["versions"] if self.access.can_see_product(v["id"])]
+        summary = detail.get("summary") or {}
+        summary.pop("outputs", None)  # worker-side paths
+        detail["detections"] = summary.get("detections") or []
+        detail["contrast_at"] = summary.get("contrast_at") or []
+        status = accounts.product_status(self.conn, [product_id])[product_id]
+        detail["review"] = status["review"]
+        detail["review_reason"] = status["reason"]
+        detail["delayed_until"] = status["delayed_until"]
+        detail["public_date"] = self.access.product_public_date(product_id)
+        if detail.get("dataset_id") is not None:
+            ds = self.conn.execute(
+                select(Dataset.instrument, Dataset.mode, Dataset.night, Dataset.setup, Dataset.prog_id).where(
+                    Dataset.id == detail["dataset_id"]
+                )
+            ).first()
+            detail["dataset"] = dict(ds._mapping) if ds is not None else None
+            detail["dataset_visible"] = bool(self.access.can_see_dataset(detail["dataset_id"]))
+        provenance = detail.get("provenance") or {}
+        provenance["parent_products"] = [
+            p
+            for p in provenance.get("parent_products") or []
+            if p is not None and self.access.can_see_product(p)
+        ]
+        return detail
+
+    def product_files(self, product_id: int) -> list[dict[str, Any]]:
+        """The files of a product the user may see, by id: name, role, sha256, size, media type."""
+        self._require("product", product_id)
+        rows = self.conn.execute(
+            select(
+                ProductFile.id,
+                ProductFile.role,
+                ProductFile.path,
+                ProductFile.sha256,
+                ProductFile.size,
+                ProductFile.media_type,
+            )
+            .where(ProductFile.product_id == product_id)
+            .order_by(ProductFile.role, ProductFile.path)
+        ).all()
+        return [
+            {
+                "id": r.id,
+                "name": Path(r.path).name,
+                "role": r.role,
+                "sha256": r.sha256,
+                "size": r.size,
+                "media_type": r.media_type,
+            }
+            for r in rows
+        ]
+
+    # -- datastore ------------------------------------------------------------------------------
+
+    def file_location(self, file_id: int) -> tuple[Path, str, str]:
+        """(path of the bytes, download name, sha256) of a catalogued file the user may see (a file
+        ingested by reference stays where it was; one copied in is in the storage root)."""
+        self._require("file", file_id)
+        row = self.conn.execute(
+            select(File.path, File.storage, File.stored_path, File.sha256).where(File.id == file_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"no file with id {file_id}")
+        path = resolve_stored_path(row.storage, row.stored_path, self.storage_root)
+        return Path(path), Path(row.path).name, row.sha256
+
+    def open_file(self, file_id: int) -> IO[bytes]:
+        """The bytes of a catalogued file the user may see, opened for reading; close it."""
+        return self.file_location(file_id)[0].open("rb")
+
+    def stored_path(self, relative: str) -> Path:
+        """The storage root joined with a catalogued relative path; it must stay inside the
+        storage root once resolved (symbolic links included) and be a file: no traversal,
+        whatever the row says."""
+        root = self.storage_root.resolve()
+        path = (root / relative).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            raise NotFound(f"file {relative!r} is not in the store")
+        return path
+
+    def product_file(self, product_id: int, file_id: int) -> tuple[Path, dict[str, Any]]:
+        """(path in the store, file row) of one file of a product the user may see."""
+        self._require("product", product_id)
+        row = self.conn.execute(
+            select(ProductFile).where(ProductFile.id == file_id, ProductFile.product_id == product_id)
+        ).first()
+        if row is None:
+            raise NotFound(f"no file {file_id} in product {product_id}")
+        return self.stored_path(row.path), {
+            "id": row.id,
+            "name": Path(row.path).name,
+            "path": row.path,
+            "role": row.role,
+            "sha256": row.sha256,
+            "size": row.size,
+            "media_type": row.media_type,
+        }
+
+    def open_product_file(self, product_id: int, file_id: int) -> IO[bytes]:
+        """One file of a product the user may see, opened for reading (binary); close it."""
+        path, _ = self.product_file(product_id, file_id)
+        return path.open("rb")
+
+    def product_zip_members(self, product_id: int) -> list[tuple[Path, dict[str, Any]]]:
+        """Every file of a product the user may see, with its path inside the product's zip
+        (``arcname``: relative to the product's directory)."""
+        storage_dir = self.conn.scalar(select(Product.storage_dir).where(Product.id == product_id))
+        out = []
+        for row in self.product_files(product_id):
+            path, info = self.product_file(product_id, row["id"])
+            try:
+                inside = Path(info["path"]).relative_to(storage_dir).as_posix()
+            except ValueError:
+                inside = info["name"]
+            out.append((path, {**info, "arcname": inside}))
+        return out
+
+    # -- provenance -----------------------------------------------------------------------------
+
+    def provenance_record(self, product_id: int) -> dict[str, Any]:
+        """The provenance record of a product the user may see (JSON dict of a
+        :class:`hcdc.pipeline.provenance.ProvenanceRecord`, as the worker stored it)."""
+        self._require("product", product_id)
+        try:
+            return prod.get_record(self.conn, product_id)
+        except LookupError:
+            raise NotFound(f"no product with id {product_id}") from None
+
+    def provenance(self, product_id: int, depth: int = 0) -> dict[str, Any]:
+        """A product the user may see, its parent products (those the user may see; others
+        named as hidden) and, at the leaves, the input files with their checksums and catalogue
+        ids (None for a file the user may not see)."""
+        record = self.provenance_record(product_id)
+        node: dict[str, Any] = {
+            "product_id": product_id,
+            "recipe": f"{record['recipe']} {record['recipe_version']}",
+            "parameters": record.get("parameters"),
+            "software_version": record.get("software_version"),
+            "git_commit": record.get("git_commit"),
+            "started": record.get("started"),
+            "finished": record.get("finished"),
+            "inputs": [],
+            "parents": [],
+        }
+        for item in record.get("inputs") or []:
+            files = []
+            for f in item.get("files") or []:
+                file_id = self.conn.scalar(
+                    select(File.id)
+                    .where(File.sha256 == f.get("sha256"), File.is_current)
+                    .order_by(File.id)
+                    .limit(1)
+                )
+                if file_id is not None and not self.access.can_see_file(file_id):
+                    file_id = None
+                files.append(
+                    {"name": Path(str(f.get("path", ""))).name, "sha256": f.get("sha256"), "file_id": file_id}
+                )
+            node["inputs"].append({"name": item.get("name"), "kind": item.get("kind"), "files": files})
+        for parent_record in record.get("parents") or []:
+            parent = prod.product_of_record(self.conn, parent_record)
+            if parent is None or depth >= MAX_PROVENANCE_DEPTH:
+                continue
+            if self.access.can_see_product(parent):
+                node["parents"].append(self.provenance(parent, depth + 1))
+            else:
+                node["parents"].append({"product_id": None, "hidden": True})
+        return node
+
+
+def _stats(values: list[float | None]) -> dict[str, float | None]:
+    """min, median and max of the finite values (None each when there is none)."""
+    good = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not good:
+        return {"min": None, "median": None, "max": None}
+    return {"min": min(good), "median": float(np.median(good)), "max": max(good)}
