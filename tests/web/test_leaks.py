@@ -21,8 +21,10 @@ from sqlalchemy import select
 
 from hcdc.archive.access import ANONYMOUS, AccessContext, load_principal
 from hcdc.archive.pipeline_models import ProvenanceEntry
+from hcdc.archive.tdb_models import Candidate
 from hcdc.web.app import iter_routes
 
+from .tdb_world import add_product_candidates, detection_uid
 from .world import AFTER, BEFORE, OBJECTS
 
 CALLERS = [None, "member", "other_pi", "delegate", "coi", "owner", "admin"]
@@ -48,6 +50,10 @@ KNOWN_PARAMS = {
     ("product_id",): "product",
     ("file_id", "product_id"): "product-file",
     ("job_id",): "job",
+    # the Target Data Base (rule R15): the world's target is public; each object's product has its
+    # detection in a candidate of its own (tests/web/tdb_world.py), visible with the product
+    ("target_id",): "target",
+    ("candidate_id",): "candidate",
     # VO routes name no catalogue object (a table name, a UWS job of the caller): TAP's rights are
     # tested row by row in tests/vo (test_tap_sync, test_obscore)
     ("name",): "vo",
@@ -67,6 +73,9 @@ VARIANTS = {
     "/api/v1/products": ["?limit=500"],
     "/api/v1/datasets": ["?limit=500"],
     "/api/v1/files": ["?limit=500"],
+    "/api/v1/candidates": ["", "?verdict=undetermined"],
+    "/api/v1/detections": ["?limit=1000"],
+    "/targets": ["", "?name=eri"],
     "/tap/sync": ["?LANG=ADQL&QUERY=SELECT%20*%20FROM%20ivoa.obscore&MAXREC=1000&FORMAT=votable/td"],
 }
 #: VO routes addressed by publisher DIDs in the query: without one they answer a usage error
@@ -101,6 +110,8 @@ def _fill(path: str, kind: str, world, label: str) -> list[str]:
         ]
     if kind == "job":
         return [path.replace("{job_id}", str(world.job))] if label == "private" else []
+    if kind in ("target", "candidate"):
+        return [path.replace("{" + f"{kind}_id" + "}", str(ids[kind]))]
     number = ids["file" if kind == "file" else kind]
     return [path.replace("{" + f"{kind}_id" + "}", str(number))]
 
@@ -114,7 +125,8 @@ def _markers(world, label: str) -> list[str]:
         record = conn.scalar(
             select(ProvenanceEntry.record_id).where(ProvenanceEntry.product_id == world.ids[label]["product"])
         )
-    return [sha, record]
+    # the uid of the product's TDB detection appears only where that detection is shown
+    return [sha, record, detection_uid(world.ids[label]["product"])]
 
 
 def _visibility(world, caller: str | None, when) -> dict[str, set[str]]:
@@ -127,11 +139,22 @@ def _visibility(world, caller: str | None, when) -> dict[str, set[str]]:
             "dataset": {k for k in OBJECTS if ctx.can_see_dataset(world.ids[k]["dataset"])},
             "file": {k for k in OBJECTS if ctx.can_see_file(world.ids[k]["file"])},
             "job": {"private"} if ctx.can_see_job(world.job) else set(),
+            "target": set(OBJECTS),  # R15: targets are public
+            "candidate": {
+                k
+                for k in OBJECTS
+                if conn.scalar(
+                    select(Candidate.id).where(
+                        Candidate.id == world.ids[k]["candidate"], ctx.tdb_candidates_clause()
+                    )
+                )
+            },
         }
 
 
 @pytest.mark.parametrize("when", [BEFORE, AFTER], ids=["before-release", "after-release"])
 def test_leak_matrix(world, client_at, when):
+    add_product_candidates(world)
     app = client_at(when).app
     detail, listing = _routes(app)
     assert len(detail) >= 12 and len(listing) >= 10, (detail, listing)
@@ -144,6 +167,7 @@ def test_leak_matrix(world, client_at, when):
         assert seen["product"] == expected_products, caller
         assert seen["dataset"] == seen["file"] == expected_raw, caller
         assert (seen["job"] == {"private"}) == (caller in ("owner", "admin")), caller
+        assert seen["candidate"] == seen["product"], caller
         client = client_at(when, caller)
         hidden_markers = [m for label in OBJECTS if label not in seen["product"] for m in markers[label][1:]]
         hidden_markers += [markers[label][0] for label in OBJECTS if label not in seen["file"]]
@@ -162,6 +186,9 @@ def test_leak_matrix(world, client_at, when):
                         assert response.status_code == 200, (
                             f"{where}: {response.status_code} {response.text[:200]}"
                         )
+                        if kind in ("target", "candidate"):  # a public target lists its detections
+                            leaked = [m for m in hidden_markers if m in response.text]
+                            assert not leaked, f"{where} leaks {leaked}"
                     else:
                         assert response.status_code == 404, f"{where}: {response.status_code}"
                         body = response.text
@@ -206,6 +233,12 @@ def _check_listing(path, query, response, world, seen, where) -> None:
         if kind == "file":
             got -= {world.calibration_file}
         assert got == _ids(world, seen[kind], kind), where
+    elif path == "/api/v1/candidates":
+        got = {c["id"] for c in response.json()["items"]}
+        assert got == _ids(world, seen["candidate"], "candidate"), where
+    elif path == "/api/v1/detections":
+        got = {d["uid"] for d in response.json()["items"]}
+        assert got == {detection_uid(world.ids[label]["product"]) for label in seen["product"]}, where
     elif path == "/api/v1/jobs":
         assert {j["id"] for j in response.json()["items"]} == ({world.job} if seen["job"] else set()), where
     elif path == "/api/v1/stats":

@@ -369,9 +369,20 @@ def detections_table(
     max_separation_mas: float | None = None,
     status: str | None = None,
     survey: str | None = None,
+    *,
+    date_from_jd: float | None = None,
+    date_to_jd: float | None = None,
+    min_contrast: float | None = None,
+    max_contrast: float | None = None,
+    candidate_id: int | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Detections with their target, observation and reduction, filtered; ``visible`` is the
-    access clause over reductions (:func:`hcdc.archive.access.visible_tdb_reductions_clause`)."""
+    access clause over reductions (:func:`hcdc.archive.access.visible_tdb_reductions_clause`).
+
+    Dates are Julian dates of the observation (inclusive); contrasts are flux ratios to the star;
+    separations in mas. ``status`` is a candidate verdict or ``ungrouped``."""
     query = (
         select(
             *Detection.__table__.columns,
@@ -410,6 +421,20 @@ def detections_table(
         )
     if survey is not None:
         query = query.where(Observation.survey == survey)
+    if date_from_jd is not None:
+        query = query.where(Observation.date_jd >= date_from_jd)
+    if date_to_jd is not None:
+        query = query.where(Observation.date_jd <= date_to_jd)
+    if min_contrast is not None:
+        query = query.where(Detection.contrast >= min_contrast)
+    if max_contrast is not None:
+        query = query.where(Detection.contrast <= max_contrast)
+    if candidate_id is not None:
+        query = query.where(Detection.candidate_id == candidate_id)
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
     out = []
     for row in conn.execute(query):
         item = {k: getattr(row, k) for k in DETECTION_FIELDS}
@@ -435,7 +460,7 @@ def detections_table(
 # candidates (grouping and the proper-motion test: hcdc.science.level3)
 
 
-def _host(conn: Connection, target_id: int) -> Any:
+def host_star(conn: Connection, target_id: int) -> Any:
     """The target as a :class:`~hcdc.science.level3.background.HostStar`, None without astrometry."""
     from hcdc.science.level3.background import HostStar
 
@@ -487,7 +512,7 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
     ]
     conn.execute(update(Detection).where(Detection.id.in_([r.id for r in rows])).values(candidate_id=None))
     conn.execute(delete(Candidate).where(Candidate.target_id == target_id, Candidate.grouped_by == "auto"))
-    host = _host(conn, target_id)
+    host = host_star(conn, target_id)
     taken = set(conn.scalars(select(Candidate.label).where(Candidate.target_id == target_id)))
     groups = group_detections(usable, host, n_sigma=n_sigma)
     for n, group in enumerate(groups, start=1):
@@ -556,6 +581,7 @@ __all__ = [
     "band_of_filter",
     "detections_table",
     "group_candidates",
+    "host_star",
     "offsets_from_polar",
     "receive_product",
     "receive_validated",
