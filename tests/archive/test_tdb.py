@@ -388,7 +388,9 @@ def test_real_bound_companion_is_grouped_and_found_bound(catalogue, shared_data:
         members = conn.scalar(
             select(func.count()).select_from(Detection).where(Detection.candidate_id == row.id)
         )
-    assert counts == {"candidates": 1, "grouped": len(rows), "ungrouped": 0}
+    assert counts == {
+        "candidates": 1, "grouped": len(rows), "ungrouped": 0, "untested": 0, "missing_host_values": []
+    }  # fmt: skip
     assert members == len(rows)
     assert row.status == "bound", row.statistic["reason"]
     assert row.statistic["verdict"] == "bound" and row.statistic["n_epochs"] == len(rows)

@@ -150,7 +150,7 @@ def test_candidate_without_host_astrometry_or_photometry_says_why(world, tdb, cl
     cid = tdb["products"]["public"]
     page = client_at(BEFORE).get(f"/candidates/{cid}")
     assert page.status_code == 200
-    assert 'id="no-astrometry-chart"' in page.text and "no proper motion and parallax" in page.text
+    assert 'id="no-astrometry-chart"' in page.text and "pmra_masyr" in page.text
     assert 'id="no-cmd"' in page.text
 
 

@@ -460,13 +460,33 @@ def detections_table(
 # candidates (grouping and the proper-motion test: hcdc.science.level3)
 
 
+#: what the proper-motion test needs of the host (columns of ``tdb_targets``)
+HOST_FIELDS = ("ra_deg", "dec_deg", "pmra_masyr", "pmdec_masyr", "parallax_mas")
+
+
+def missing_host_values(conn: Connection, target_id: int) -> list[str]:
+    """The values of :data:`HOST_FIELDS` the target lacks (the test cannot run without them)."""
+    t = conn.execute(select(Target).where(Target.id == target_id)).one()
+    return [f for f in HOST_FIELDS if getattr(t, f) is None]
+
+
+def untested_reason(missing: list[str], n_epochs: int) -> str:
+    """Why a candidate's proper-motion test did not run (stored as its statistic's ``reason``)."""
+    if missing:
+        return (
+            f"not tested: the host's {', '.join(missing)} unknown (set them with 'hcdc target set' "
+            "or resolve the target with SIMBAD)"
+        )
+    return f"not tested: {n_epochs} detection with offset errors (two epochs are needed)"
+
+
 def host_star(conn: Connection, target_id: int) -> Any:
-    """The target as a :class:`~hcdc.science.level3.background.HostStar`, None without astrometry."""
+    """The target as a :class:`~hcdc.science.level3.background.HostStar`, None without astrometry
+    (:func:`missing_host_values` says which)."""
     from hcdc.science.level3.background import HostStar
 
     t = conn.execute(select(Target).where(Target.id == target_id)).one()
-    needed = (t.ra_deg, t.dec_deg, t.pmra_masyr, t.pmdec_masyr, t.parallax_mas)
-    if any(v is None for v in needed):
+    if missing_host_values(conn, target_id):
         return None
     return HostStar(
         t.ra_deg, t.dec_deg, t.pmra_masyr, t.pmdec_masyr, t.parallax_mas,
@@ -481,8 +501,10 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
     candidate; the others are regrouped (:func:`hcdc.science.level3.grouping.group_detections`).
     Only detections with sky offsets and their errors can be grouped; the rest stay ungrouped.
     Each candidate with the host's astrometry gets the proper-motion test's verdict
-    (:func:`hcdc.science.level3.motion_test.motion_test`) as ``status`` and its statistic.
-    Returns ``{"candidates": n, "grouped": n, "ungrouped": n}``.
+    (:func:`hcdc.science.level3.motion_test.motion_test`) as ``status`` and its statistic; the
+    others are ``undetermined`` with a statistic ``{"tested": False, "reason": ...}`` naming what
+    is missing (e.g. the host's proper motion). Returns ``{"candidates": n, "grouped": n,
+    "ungrouped": n, "untested": n, "missing_host_values": [...]}``.
     """
     from hcdc.science.level3.grouping import Detection as GroupDetection
     from hcdc.science.level3.grouping import group_detections
@@ -513,14 +535,17 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
     conn.execute(update(Detection).where(Detection.id.in_([r.id for r in rows])).values(candidate_id=None))
     conn.execute(delete(Candidate).where(Candidate.target_id == target_id, Candidate.grouped_by == "auto"))
     host = host_star(conn, target_id)
+    missing = missing_host_values(conn, target_id)
     taken = set(conn.scalars(select(Candidate.label).where(Candidate.target_id == target_id)))
     groups = group_detections(usable, host, n_sigma=n_sigma)
     for n, group in enumerate(groups, start=1):
         label = group.label if group.label not in taken else f"{group.label}-auto{n}"
-        status, statistic = "undetermined", None
         if host is not None and len(group.detection_ids) >= 2:
             result = motion_test(group.astrometry, host)
             status, statistic = str(result.verdict), result.to_dict()
+        else:  # say why, rather than an unexplained "undetermined"
+            reason = untested_reason(missing, len(group.detection_ids))
+            status, statistic = "undetermined", {"verdict": "undetermined", "reason": reason, "tested": False}
         candidate_id = conn.execute(
             insert(Candidate)
             .values(target_id=target_id, label=label, status=status, statistic=statistic, grouped_by="auto")
@@ -531,7 +556,14 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
             .where(Detection.id.in_(list(group.detection_ids)))
             .values(candidate_id=candidate_id)
         )
-    return {"candidates": len(groups), "grouped": len(usable), "ungrouped": len(rows) - len(usable)}
+    untested = sum(1 for g in groups if host is None or len(g.detection_ids) < 2)
+    return {
+        "candidates": len(groups),
+        "grouped": len(usable),
+        "ungrouped": len(rows) - len(usable),
+        "untested": untested,
+        "missing_host_values": missing,
+    }
 
 
 def assign_detection(conn: Connection, detection_id: int, label: str | None) -> int | None:
@@ -581,7 +613,10 @@ __all__ = [
     "band_of_filter",
     "detections_table",
     "group_candidates",
+    "HOST_FIELDS",
     "host_star",
+    "missing_host_values",
+    "untested_reason",
     "offsets_from_polar",
     "receive_product",
     "receive_validated",

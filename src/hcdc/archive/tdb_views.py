@@ -23,7 +23,15 @@ import numpy as np
 from sqlalchemy import ColumnElement, Connection, func, select
 
 from hcdc.archive.targets import TargetError, normalize_name, target_dict
-from hcdc.archive.tdb import DETECTION_FIELDS, MJD_TO_JD, detections_table, host_star, jd_to_datetime
+from hcdc.archive.tdb import (
+    DETECTION_FIELDS,
+    MJD_TO_JD,
+    detections_table,
+    host_star,
+    jd_to_datetime,
+    missing_host_values,
+    untested_reason,
+)
 from hcdc.archive.tdb_models import (
     CANDIDATE_STATUSES,
     Candidate,
@@ -395,7 +403,8 @@ def _recomputed_verdict(
     host = host_star(conn, target_id)
     astro = candidate_astrometry(label, detections)
     if host is None or astro is None or len(astro) < 2:
-        return "undetermined", None
+        reason = untested_reason(missing_host_values(conn, target_id), 0 if astro is None else len(astro))
+        return "undetermined", {"verdict": "undetermined", "reason": reason, "tested": False}
     result = motion_test(astro, host)
     return str(result.verdict), result.to_dict()
 
@@ -408,7 +417,8 @@ def astrometry_chart(conn: Connection, visible: Visibility, candidate_id: int) -
     view = candidate_view(conn, visible, candidate_id)
     host = host_star(conn, view["target_id"])
     if host is None:
-        return {"figure": None, "reason": "the target has no proper motion and parallax: no background track"}
+        missing = ", ".join(missing_host_values(conn, view["target_id"]))
+        return {"figure": None, "reason": f"no background track: the host's {missing} unknown"}
     astro = candidate_astrometry(view["label"], view["detections"])
     if astro is None:
         return {"figure": None, "reason": "no detection with offsets and their errors"}
