@@ -267,8 +267,44 @@ def receive_product(conn: Connection, product_id: int) -> int | None:
             },
         },
     )
-    _write_detections(conn, reduction_id, reduction_uid, summary, target_id, obs_values.get("filter"))
+    _write_detections(conn, reduction_id, reduction_uid, summary, target_id, obs_values)
     return reduction_id
+
+
+def sky_errors(
+    sep_mas: float,
+    pa_deg: float,
+    sep_err_mas: float | None,
+    pa_err_deg: float | None,
+    calibration: dict[str, Any],
+) -> dict[str, float] | None:
+    """1-sigma errors of a detection on the sky from its measured errors on the image, with the
+    calibration's plate-scale and true-north errors added in quadrature when the observation has
+    them (``pixel_scale_mas``, ``pixel_scale_err_mas``, ``true_north_err_deg``).
+
+    Returns separation/PA errors and the (dra, ddec) errors and their correlation (first-order
+    Jacobian of ``dra = sep sin PA``, ``ddec = sep cos PA``), or None when the image errors were
+    not measured (older products): no error is made up.
+    """
+    from hcdc.science.level3.astrometry import seppa_to_radec
+
+    if sep_err_mas is None or pa_err_deg is None or not (sep_err_mas > 0 and pa_err_deg > 0):
+        return None
+    scale, scale_err = calibration.get("pixel_scale_mas"), calibration.get("pixel_scale_err_mas")
+    if scale and scale_err:
+        sep_err_mas = math.hypot(sep_err_mas, sep_mas * scale_err / scale)
+    north_err = calibration.get("true_north_err_deg")
+    if north_err:
+        pa_err_deg = math.hypot(pa_err_deg, north_err)
+    _, _, cov = seppa_to_radec(sep_mas, pa_deg, sep_err_mas, pa_err_deg)
+    dra_err, ddec_err = math.sqrt(cov[0, 0, 0]), math.sqrt(cov[0, 1, 1])
+    return {
+        "separation_err_mas": sep_err_mas,
+        "pa_err_deg": pa_err_deg,
+        "dra_err_mas": dra_err,
+        "ddec_err_mas": ddec_err,
+        "radec_corr": float(cov[0, 0, 1] / (dra_err * ddec_err)),
+    }
 
 
 def _write_detections(
@@ -277,9 +313,11 @@ def _write_detections(
     reduction_uid: str,
     summary: dict[str, Any],
     target_id: int,
-    filter_name: str | None,
+    observation: dict[str, Any],
 ) -> None:
-    """Replace the detections of ``reduction_id`` with those of a Level 2 summary."""
+    """Replace the detections of ``reduction_id`` with those of a Level 2 summary (``observation``:
+    the observation's values: filter, plate scale and calibration errors)."""
+    filter_name = observation.get("filter")
     kept = {
         r.uid: r.candidate_id
         for r in conn.execute(
@@ -296,6 +334,11 @@ def _write_detections(
         sep = _finite(det.get("separation_mas"))
         pa = _finite(det.get("pa_deg")) if sky else None
         dra, ddec = offsets_from_polar(sep, pa)
+        errors = None
+        if sep is not None and pa is not None:
+            errors = sky_errors(
+                sep, pa, _finite(det.get("separation_err_mas")), _finite(det.get("pa_err_deg")), observation
+            )
         contrast = _finite(det.get("contrast"))
         contrast_err = _finite(det.get("contrast_err"))
         magnitude = magnitude_err = None
@@ -320,12 +363,26 @@ def _write_detections(
                 "ddec_mas": ddec,
                 "separation_mas": sep,
                 "pa_deg": pa,
+                "separation_err_mas": errors and errors["separation_err_mas"],
+                "pa_err_deg": errors and errors["pa_err_deg"],
+                "dra_err_mas": errors and errors["dra_err_mas"],
+                "ddec_err_mas": errors and errors["ddec_err_mas"],
                 "extra": {
                     k: det.get(k)
-                    for k in ("x", "y", "separation_px", "flux", "flux_err", "fpf", "photometry")
+                    for k in (
+                        "x",
+                        "y",
+                        "separation_px",
+                        "separation_err_px",
+                        "flux",
+                        "flux_err",
+                        "fpf",
+                        "photometry",
+                    )
                     if det.get(k) is not None
                 }
-                | ({} if sky else {"pa_detector_deg": det.get("pa_deg")}),
+                | ({} if sky else {"pa_detector_deg": det.get("pa_deg")})
+                | ({"radec_corr": errors["radec_corr"]} if errors else {}),
             }
         )
     if rows:
@@ -494,6 +551,13 @@ def host_star(conn: Connection, target_id: int) -> Any:
     )  # fmt: skip
 
 
+def radec_correlation(extra: dict[str, Any] | None) -> float:
+    """The correlation of a detection's (dra, ddec) errors (kept in ``extra`` when they come from
+    separation/PA errors), 0 when not known."""
+    value = (extra or {}).get("radec_corr")
+    return float(value) if isinstance(value, int | float) and -1.0 < value < 1.0 else 0.0
+
+
 def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> dict[str, Any]:
     """Group a target's detections into candidates by predicted position, and test each one.
 
@@ -518,6 +582,7 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
             Detection.ddec_mas,
             Detection.dra_err_mas,
             Detection.ddec_err_mas,
+            Detection.extra,
             Observation.date_jd,
         )
         .join(Reduction, Reduction.id == Detection.reduction_id)
@@ -526,7 +591,15 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
         .where((Detection.candidate_id.is_(None)) | (Detection.candidate_id.not_in(admin)))
     ).all()
     usable = [
-        GroupDetection(r.id, r.date_jd - MJD_TO_JD, r.dra_mas, r.ddec_mas, r.dra_err_mas, r.ddec_err_mas)
+        GroupDetection(
+            r.id,
+            r.date_jd - MJD_TO_JD,
+            r.dra_mas,
+            r.ddec_mas,
+            r.dra_err_mas,
+            r.ddec_err_mas,
+            radec_correlation(r.extra),
+        )  # fmt: skip
         for r in rows
         if None not in (r.dra_mas, r.ddec_mas, r.dra_err_mas, r.ddec_err_mas, r.date_jd)
         and r.dra_err_mas > 0
@@ -619,6 +692,8 @@ __all__ = [
     "untested_reason",
     "offsets_from_polar",
     "receive_product",
+    "radec_correlation",
     "receive_validated",
+    "sky_errors",
     "withdraw_product",
 ]

@@ -30,6 +30,7 @@ from hcdc.archive.tdb import (
     host_star,
     jd_to_datetime,
     missing_host_values,
+    radec_correlation,
     untested_reason,
 )
 from hcdc.archive.tdb_models import (
@@ -345,6 +346,7 @@ def candidate_astrometry(label: str, detections: list[dict[str, Any]]) -> Any:
         [d["ddec_mas"] for d in usable],
         [d["dra_err_mas"] for d in usable],
         [d["ddec_err_mas"] for d in usable],
+        [radec_correlation(d["extra"]) for d in usable],
     )
 
 
