@@ -112,6 +112,14 @@ def test_north_oriented_products_give_sky_offsets(world: World, l2_source: L2Sou
     assert det["pa_deg"] == pytest.approx(src["pa_deg"])
     assert det["dra_mas"] == pytest.approx(src["separation_mas"] * math.sin(pa))
     assert det["ddec_mas"] == pytest.approx(src["separation_mas"] * math.cos(pa))
+    # the errors Level 2 measured (fake injection), carried to the sky offsets with the Jacobian
+    assert src["separation_err_mas"] > 0 and src["pa_err_deg"] > 0
+    assert det["separation_err_mas"] == pytest.approx(src["separation_err_mas"])
+    assert det["pa_err_deg"] == pytest.approx(src["pa_err_deg"])
+    s_sep, s_pa = src["separation_err_mas"], math.radians(src["pa_err_deg"]) * src["separation_mas"]
+    assert det["dra_err_mas"] == pytest.approx(math.hypot(s_sep * math.sin(pa), s_pa * math.cos(pa)))
+    assert det["ddec_err_mas"] == pytest.approx(math.hypot(s_sep * math.cos(pa), s_pa * math.sin(pa)))
+    assert -1 < det["extra"]["radec_corr"] < 1
 
 
 def _visible(conn, user, when) -> set[str]:
