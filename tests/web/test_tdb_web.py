@@ -40,6 +40,13 @@ def test_target_search_by_alias_cone_and_verdict(world, tdb, client_at) -> None:
     response = client.get("/api/v1/targets", params={"ra": 10, "dec": 5})
     assert response.status_code == 422 and "ra, dec and radius" in response.text
     assert client.get("/api/v1/targets", params={"verdict": "maybe"}).status_code == 422
+    # a NUL character (PostgreSQL refuses it) is a named parameter error, on the page too
+    for path, key in (("/api/v1/targets", "name"), ("/api/v1/targets", "spectral_type"),
+                      ("/api/v1/detections", "target"), ("/api/v1/detections", "survey")):  # fmt: skip
+        response = client.get(path, params={key: "51\x00Eri"})
+        assert response.status_code == 422 and "NUL" in response.text, (path, key)
+    page = client.get("/targets", params={"name": "a\x00b"})
+    assert page.status_code == 200 and "NUL character" in page.text
 
 
 def test_target_page_and_api_show_values_sources_and_what_the_caller_may_see(world, tdb, client_at) -> None:

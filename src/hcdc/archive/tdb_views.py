@@ -71,6 +71,14 @@ class Visibility:
         )
 
 
+def check_text(**values: str | None) -> None:
+    """Raise :class:`TdbQueryError` naming a text criterion that holds a NUL character (PostgreSQL
+    refuses it in a parameter; no name contains one)."""
+    for key, value in values.items():
+        if value is not None and "\x00" in value:
+            raise TdbQueryError(f"{key} must not contain a NUL character")
+
+
 # --------------------------------------------------------------------------------------------
 # targets
 
@@ -132,6 +140,7 @@ def search_targets(
     ("M", "A5"); ``verdict``: targets with a visible candidate of that verdict ("stars with a bound
     companion"). Returns ``{"total": n, "items": [...]}``.
     """
+    check_text(name=name, spectral_type=spectral_type)
     cone = (ra, dec, radius_arcsec)
     if any(v is not None for v in cone) and any(v is None for v in cone):
         raise TdbQueryError("a cone needs ra, dec and radius together")
@@ -513,6 +522,7 @@ __all__ = [
     "astrometry_chart",
     "candidate_astrometry",
     "candidate_view",
+    "check_text",
     "cmd_charts",
     "list_candidates",
     "load_references",

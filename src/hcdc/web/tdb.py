@@ -176,6 +176,10 @@ def api_detections(
     limit: int = Query(100, ge=1, le=MAX_DETECTIONS),
     offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> dict[str, Any]:
+    try:
+        tv.check_text(target=target, survey=survey)
+    except tv.TdbQueryError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
     if target is not None:
         found = find_target(who.conn, target)
         if found is None or (target_id is not None and found != target_id):
