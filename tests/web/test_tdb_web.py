@@ -166,3 +166,49 @@ def test_script_json_cannot_close_its_element() -> None:
 
     text = script_json({"name": "</script><script>alert(1)</script>", "at": dt.date(2020, 1, 1)})
     assert "<" not in text and json.loads(text)["name"].startswith("</script>")
+
+
+def test_admin_regroups_a_detection_and_the_candidates_are_tested_again(world, tdb, client_at) -> None:
+    from sqlalchemy import select
+
+    from hcdc.archive import accounts
+    from hcdc.archive.tdb_models import Candidate, Detection
+
+    from .test_portal import _signed_in, token_of
+
+    tid, cid = tdb["eri"]["target"], tdb["eri"]["candidate"]
+    with world.catalogue.engine.connect() as conn:
+        last = conn.scalar(select(Detection.id).where(Detection.uid == "derosa:13"))
+    owner = client_at(BEFORE)
+    _signed_in(owner, "owner")
+    assert 'id="regroup-form"' not in owner.get(f"/targets/{tid}").text
+    denied = owner.post(f"/targets/{tid}/regroup", data={"csrf_token": token_of(owner), "detection": last})
+    assert denied.status_code == 403
+    admin = client_at(BEFORE)
+    _signed_in(admin, "admin")
+    page = admin.get(f"/targets/{tid}")
+    assert 'id="regroup-form"' in page.text
+    token = token_of(admin, f"/targets/{tid}")
+    assert admin.post(f"/targets/{tid}/regroup", data={"detection": last}).status_code == 403  # no CSRF
+    moved = admin.post(
+        f"/targets/{tid}/regroup",
+        data={"csrf_token": token, "detection": last, "label": "b"},
+        follow_redirects=False,
+    )
+    assert moved.status_code == 303
+    with world.catalogue.engine.connect() as conn:
+        b = conn.execute(select(Candidate).where(Candidate.target_id == tid, Candidate.label == "b")).one()
+        rest = conn.execute(select(Candidate).where(Candidate.id == cid)).one()
+        audit = accounts.list_audit(conn, limit=5)
+    # one epoch alone cannot be tested; the 13 left are tested again (still bound)
+    assert b.grouped_by == "admin" and b.status == "undetermined" and b.statistic["tested"] is False
+    assert rest.status == "bound" and rest.statistic["n_epochs"] == 13
+    assert any(a["action"] == "tdb.regroup" for a in audit)
+    # a detection of another target is refused
+    other = tdb["products"]["public"]
+    with world.catalogue.engine.connect() as conn:
+        foreign = conn.scalar(select(Detection.id).where(Detection.candidate_id == other))
+    response = admin.post(
+        f"/targets/{tid}/regroup", data={"csrf_token": token, "detection": foreign, "label": "x"}
+    )
+    assert response.status_code == 404

@@ -639,6 +639,69 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
     }
 
 
+def candidate_astrometry(label: str, detections: list[dict[str, Any]]) -> Any:
+    """The :class:`~hcdc.science.level3.astrometry.RelativeAstrometry` of detections (dicts with
+    ``dra_mas``, ``ddec_mas``, their errors, ``extra`` and the observation's ``date_jd``) that have
+    offsets, errors and a date (None when none has)."""
+    from hcdc.science.level3.astrometry import RelativeAstrometry
+
+    usable = [
+        d
+        for d in detections
+        if None not in (d["dra_mas"], d["ddec_mas"], d["dra_err_mas"], d["ddec_err_mas"], d["date_jd"])
+        and d["dra_err_mas"] > 0
+        and d["ddec_err_mas"] > 0
+    ]
+    if not usable:
+        return None
+    return RelativeAstrometry.from_radec(
+        label,
+        [d["date_jd"] - MJD_TO_JD for d in usable],
+        [d["dra_mas"] for d in usable],
+        [d["ddec_mas"] for d in usable],
+        [d["dra_err_mas"] for d in usable],
+        [d["ddec_err_mas"] for d in usable],
+        [radec_correlation(d["extra"]) for d in usable],
+    )
+
+
+def retest_candidate(conn: Connection, candidate_id: int) -> str:
+    """Run the proper-motion test again on all the detections of a candidate (after an admin moved
+    detections in or out of it) and store its verdict and statistic; returns the verdict."""
+    from hcdc.science.level3.motion_test import motion_test
+
+    cand = conn.execute(select(Candidate).where(Candidate.id == candidate_id)).one()
+    rows = conn.execute(
+        select(
+            Detection.dra_mas,
+            Detection.ddec_mas,
+            Detection.dra_err_mas,
+            Detection.ddec_err_mas,
+            Detection.extra,
+            Observation.date_jd,
+        )  # fmt: skip
+        .join(Reduction, Reduction.id == Detection.reduction_id)
+        .join(Observation, Observation.id == Reduction.observation_id)
+        .where(Detection.candidate_id == candidate_id, Reduction.validated)
+    ).all()
+    astro = candidate_astrometry(cand.label, [dict(r._mapping) for r in rows])
+    host = host_star(conn, cand.target_id)
+    if host is None or astro is None or len(astro) < 2:
+        reason = untested_reason(
+            missing_host_values(conn, cand.target_id), 0 if astro is None else len(astro)
+        )
+        status, statistic = "undetermined", {"verdict": "undetermined", "reason": reason, "tested": False}
+    else:
+        result = motion_test(astro, host)
+        status, statistic = str(result.verdict), result.to_dict()
+    conn.execute(
+        update(Candidate)
+        .where(Candidate.id == candidate_id)
+        .values(status=status, statistic=statistic, updated_at=utcnow())
+    )
+    return status
+
+
 def assign_detection(conn: Connection, detection_id: int, label: str | None) -> int | None:
     """An admin's regrouping: put a detection in the candidate ``label`` of its target (made if
     new), or none (``label`` None). The candidate becomes ``grouped_by = 'admin'``, so automatic
@@ -683,6 +746,7 @@ __all__ = [
     "REDUCTION_FIELDS",
     "TdbError",
     "assign_detection",
+    "candidate_astrometry",
     "band_of_filter",
     "detections_table",
     "group_candidates",
@@ -694,6 +758,7 @@ __all__ = [
     "receive_product",
     "radec_correlation",
     "receive_validated",
+    "retest_candidate",
     "sky_errors",
     "withdraw_product",
 ]

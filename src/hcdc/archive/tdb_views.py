@@ -25,12 +25,11 @@ from sqlalchemy import ColumnElement, Connection, func, select
 from hcdc.archive.targets import TargetError, normalize_name, target_dict
 from hcdc.archive.tdb import (
     DETECTION_FIELDS,
-    MJD_TO_JD,
+    candidate_astrometry,
     detections_table,
     host_star,
     jd_to_datetime,
     missing_host_values,
-    radec_correlation,
     untested_reason,
 )
 from hcdc.archive.tdb_models import (
@@ -334,31 +333,6 @@ def _candidate_detections(conn: Connection, visible: Visibility, candidate_id: i
     return out
 
 
-def candidate_astrometry(label: str, detections: list[dict[str, Any]]) -> Any:
-    """The :class:`~hcdc.science.level3.astrometry.RelativeAstrometry` of the detections that have
-    offsets, errors and a date (None when none has)."""
-    from hcdc.science.level3.astrometry import RelativeAstrometry
-
-    usable = [
-        d
-        for d in detections
-        if None not in (d["dra_mas"], d["ddec_mas"], d["dra_err_mas"], d["ddec_err_mas"], d["date_jd"])
-        and d["dra_err_mas"] > 0
-        and d["ddec_err_mas"] > 0
-    ]
-    if not usable:
-        return None
-    return RelativeAstrometry.from_radec(
-        label,
-        [d["date_jd"] - MJD_TO_JD for d in usable],
-        [d["dra_mas"] for d in usable],
-        [d["ddec_mas"] for d in usable],
-        [d["dra_err_mas"] for d in usable],
-        [d["ddec_err_mas"] for d in usable],
-        [radec_correlation(d["extra"]) for d in usable],
-    )
-
-
 def candidate_view(
     conn: Connection, visible: Visibility, candidate_id: int, *, with_detections: bool = True
 ) -> dict[str, Any]:
@@ -520,7 +494,6 @@ __all__ = [
     "TdbQueryError",
     "Visibility",
     "astrometry_chart",
-    "candidate_astrometry",
     "candidate_view",
     "check_text",
     "cmd_charts",

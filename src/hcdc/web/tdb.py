@@ -19,14 +19,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from hcdc.archive import tdb_views as tv
 from hcdc.archive.targets import find_target
 from hcdc.archive.tdb import MJD_TO_JD, detections_table
 from hcdc.archive.tdb_models import CANDIDATE_STATUSES
 from hcdc.web import views
-from hcdc.web.auth import Viewer, viewer
+from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
 from hcdc.web.params import MAX_ID, ObjectId
 from hcdc.web.portal import PortalError, render
 
@@ -265,7 +266,51 @@ def target_page(request: Request, target_id: ObjectId, who: Viewer = Depends(vie
         t = tv.target_view(who.conn, _visibility(who), target_id)
     except tv.TdbNotFound as exc:
         raise PortalError(404, str(exc)) from None
-    return render(request, who, "tdb_target.html", t=t)
+    return render(request, who, "tdb_target.html", t=t, can_regroup=bool(who.access.can_manage()))
+
+
+@router.post("/targets/{target_id}/regroup", include_in_schema=False)
+async def regroup(request: Request, target_id: ObjectId, who: Viewer = Depends(viewer)) -> Response:
+    """An admin's regrouping (A1): put a detection of this target in the candidate ``label`` (new
+    if needed; empty: in none), test the candidates it left and joined again, audit it."""
+    from hcdc.archive import accounts
+    from hcdc.archive.db import write_transaction
+    from hcdc.archive.tdb import assign_detection, retest_candidate
+    from hcdc.archive.tdb_models import Detection, Observation, Reduction
+
+    form = await request.form()
+    check_csrf(request, str(form.get(CSRF_FIELD) or ""))
+    decision = who.access.can_manage()
+    if not decision:
+        raise PortalError(403 if who.signed_in else 401, f"not allowed ({decision.rule}): {decision.reason}")
+    label = str(form.get("label") or "").strip()
+    if len(label) > 64 or "\x00" in label:
+        raise PortalError(422, "a candidate label has at most 64 characters")
+    try:
+        detection_id = int(str(form.get("detection") or ""))
+    except ValueError:
+        raise PortalError(422, "choose a detection") from None
+    with write_transaction(who.state.catalogue.engine) as conn:
+        row = conn.execute(
+            select(Detection.candidate_id)
+            .join(Reduction, Reduction.id == Detection.reduction_id)
+            .join(Observation, Observation.id == Reduction.observation_id)
+            .where(Detection.id == detection_id, Observation.target_id == target_id)
+        ).first()
+        if row is None:
+            raise PortalError(404, f"no detection {detection_id} of target {target_id}")
+        joined = assign_detection(conn, detection_id, label or None)
+        for candidate_id in {row.candidate_id, joined} - {None}:
+            retest_candidate(conn, candidate_id)
+        accounts.audit(
+            conn,
+            who.user,
+            "tdb.regroup",
+            "detection",
+            detection_id,
+            {"target": target_id, "label": label or None},
+        )
+    return RedirectResponse(f"/targets/{target_id}#candidates", status_code=303)
 
 
 @router.get("/candidates/{candidate_id}", response_class=HTMLResponse, include_in_schema=False)
