@@ -236,6 +236,9 @@ def _check_listing(path, query, response, world, seen, where) -> None:
     elif path == "/api/v1/candidates":
         got = {c["id"] for c in response.json()["items"]}
         assert got == _ids(world, seen["candidate"], "candidate"), where
+    elif path == "/candidates":
+        got = {int(i) for i in re.findall(r'href="/candidates/(\d+)" class="candidate-link"', response.text)}
+        assert got == _ids(world, seen["candidate"], "candidate"), where
     elif path == "/api/v1/detections":
         got = {d["uid"] for d in response.json()["items"]}
         assert got == {detection_uid(world.ids[label]["product"]) for label in seen["product"]}, where

@@ -85,6 +85,14 @@ def test_candidates_by_verdict_follow_the_products_rights(world, tdb, client_at)
     assert listed("member") == {"c-public", "c-survey", "cc1"}
     assert listed("owner") == {"c-public", "c-private", "c-embargoed", "c-delayed", "cc1"}
     assert listed(None, verdict="bound") == {"cc1"}
+    # "still undetermined, not observed since": the products' epochs are 2020-2026, 51 Eri b's 2014-2018
+    assert listed("owner", verdict="undetermined", last_epoch_before="2024-06-01") == {
+        "c-delayed",
+        "c-public",
+    }
+    assert listed("owner", last_epoch_before="2014-12-19") == set()
+    page = client_at(BEFORE, "member").get("/candidates").text
+    assert set(re.findall(r'class="candidate-link">([^<]+)<', page)) == {"c-public", "c-survey", "cc1"}
     assert listed("member", verdict="undetermined") == {"c-public", "c-survey"}
     hidden = tdb["products"]["private"]
     assert client_at(BEFORE).get(f"/api/v1/candidates/{hidden}").status_code == 404
@@ -151,6 +159,24 @@ def test_candidate_page_charts_the_astrometry_and_the_cmd(world, tdb, client_at,
     anonymous = client_at(BEFORE).get(f"/candidates/{cid}")
     assert "recomputed" in anonymous.text
     assert len([t for t in _figures(anonymous.text)["astrometry"]["data"] if "error_x" in t][0]["x"]) == 10
+
+
+def test_target_and_archive_cmds_gather_the_candidates(world, tdb, client_at, shared_data) -> None:
+    from hcdc.web.tdb import _references
+
+    world.catalogue.settings.level3_references = shared_data / "level3" / "cmd"
+    _references.cache_clear()
+    for path in (f"/targets/{tdb['eri']['target']}", "/candidates"):
+        (cmd,) = _figures(client_at(BEFORE).get(path).text)["cmd"]  # J-H: the only diagram with data
+        (point,) = [t for t in cmd["data"] if t["name"] == "detection"]
+        assert point["text"][0].startswith(f"{NAME} cc1") and len(point["x"]) == 1
+    # a target without photometry says so
+    assert (
+        'id="no-cmd"'
+        in client_at(BEFORE)
+        .get(f"/targets/{world.ids['public']['target']}")
+        .text
+    )
 
 
 def test_candidate_without_host_astrometry_or_photometry_says_why(world, tdb, client_at) -> None:

@@ -14,6 +14,7 @@ east of north, dates JD (UTC); ``distance_pc = 1000 / parallax_mas``.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,10 +289,13 @@ def list_candidates(
     *,
     target_id: int | None = None,
     verdict: str | None = None,
+    last_epoch_before: dt.datetime | None = None,
     limit: int = MAX_ROWS,
     offset: int = 0,
 ) -> dict[str, Any]:
-    """Candidates the caller may see, with the verdict of the detections it may see."""
+    """Candidates the caller may see, with the verdict of the detections it may see;
+    ``last_epoch_before``: only those whose latest visible epoch is earlier (not observed since:
+    "undetermined candidates observed more than a year ago")."""
     if verdict is not None and verdict not in CANDIDATE_STATUSES:
         raise TdbQueryError(f"verdict must be one of {', '.join(CANDIDATE_STATUSES)}, got {verdict!r}")
     query = (
@@ -306,6 +310,8 @@ def list_candidates(
     items = [candidate_view(conn, visible, r.id, with_detections=False) for r in rows]
     if verdict is not None:  # on the verdict the caller is shown, which may be a recomputed one
         items = [c for c in items if c["status"] == verdict]
+    if last_epoch_before is not None:
+        items = [c for c in items if c["last_date"] is not None and c["last_date"] < last_epoch_before]
     return {"total": len(items), "items": items[offset : offset + limit]}
 
 
@@ -450,12 +456,12 @@ def load_references(folder: Path | None) -> list[Any]:
     )
 
 
-def cmd_charts(
-    conn: Connection, visible: Visibility, candidate_id: int, references: list[Any]
-) -> dict[str, Any]:
-    """Colour-magnitude diagrams of a candidate (its visible detections' photometry at the target's
-    parallax) over the reference objects: ``{"diagrams": [{name, figure, point}], "reason": ...}``."""
-    from hcdc.science.level3.cmd import DIAGRAMS, absolute_photometry, cmd_figure, cmd_points
+def _candidate_photometry(
+    conn: Connection, visible: Visibility, candidate_id: int
+) -> tuple[Any | None, dict[str, tuple[float, float]], str | None]:
+    """(absolute photometry or None, apparent magnitudes per band, why none) of a candidate's
+    visible detections at its target's parallax."""
+    from hcdc.science.level3.cmd import absolute_photometry
 
     view = candidate_view(conn, visible, candidate_id)
     target = conn.execute(
@@ -463,29 +469,63 @@ def cmd_charts(
     ).one()
     bands = _band_photometry(view["detections"])
     if not target.parallax_mas or target.parallax_mas <= 0:
-        return {"diagrams": [], "bands": bands, "reason": "the target has no parallax"}
+        return None, bands, "the target has no parallax"
     if not bands:
-        return {
-            "diagrams": [],
-            "bands": bands,
-            "reason": "no detection with a magnitude and its error in a band of the diagrams",
-        }
-    obj = absolute_photometry(
-        f"{view['target']} {view['label']}", bands, target.parallax_mas, target.parallax_err_mas or 0.0
-    )
-    diagrams = []
+        return None, bands, "no detection with a magnitude and its error in a band of the diagrams"
+    name = f"{view['target']} {view['label']}"
+    return absolute_photometry(name, bands, target.parallax_mas, target.parallax_err_mas or 0.0), bands, None
+
+
+def _diagrams(objects: list[Any], references: list[Any], title: str) -> list[dict[str, Any]]:
+    """Every diagram in which one of ``objects`` has its bands, with the references under them."""
+    from hcdc.science.level3.cmd import DIAGRAMS, cmd_figure, cmd_points
+
+    out = []
     for diagram in DIAGRAMS.values():
-        points = cmd_points([obj], diagram)
+        points = cmd_points(objects, diagram)
         if not points:
             continue
         figure = cmd_figure(
             cmd_points(references, diagram) + points,
             diagram,
-            title=f"{obj.name}: {diagram.y_label} vs {diagram.x_label}",
+            title=f"{title}: {diagram.y_label} vs {diagram.x_label}",
         )
-        diagrams.append({"name": diagram.name, "figure": figure, "point": points[0].to_dict()})
+        out.append({"name": diagram.name, "figure": figure, "points": [p.to_dict() for p in points]})
+    return out
+
+
+def cmd_charts(
+    conn: Connection, visible: Visibility, candidate_id: int, references: list[Any]
+) -> dict[str, Any]:
+    """Colour-magnitude diagrams of a candidate (its visible detections' photometry at the target's
+    parallax) over the reference objects: ``{"diagrams": [{name, figure, points}], "reason": ...}``."""
+    from hcdc.science.level3.cmd import DIAGRAMS
+
+    obj, bands, reason = _candidate_photometry(conn, visible, candidate_id)
+    if obj is None:
+        return {"diagrams": [], "bands": bands, "reason": reason}
+    diagrams = _diagrams([obj], references, obj.name)
     reason = None if diagrams else f"bands {', '.join(sorted(bands))} make no diagram ({', '.join(DIAGRAMS)})"
     return {"diagrams": diagrams, "bands": bands, "reason": reason}
+
+
+def cmd_of_candidates(
+    conn: Connection,
+    visible: Visibility,
+    references: list[Any],
+    target_id: int | None = None,
+    title: str = "",
+) -> dict[str, Any]:
+    """The diagrams of every visible candidate with photometry, of one target or of the whole
+    archive (``target_id`` None): ``{"diagrams": [...], "n_candidates": n, "reason": ...}``."""
+    objects = []
+    for item in list_candidates(conn, visible, target_id=target_id)["items"]:
+        obj, _, _ = _candidate_photometry(conn, visible, item["id"])
+        if obj is not None:
+            objects.append(obj)
+    diagrams = _diagrams(objects, references, title or "all candidates")
+    reason = None if diagrams else "no candidate with magnitudes in the bands of a diagram and a parallax"
+    return {"diagrams": diagrams, "n_candidates": len(objects), "reason": reason}
 
 
 __all__ = [
@@ -497,6 +537,7 @@ __all__ = [
     "candidate_view",
     "check_text",
     "cmd_charts",
+    "cmd_of_candidates",
     "list_candidates",
     "load_references",
     "search_targets",

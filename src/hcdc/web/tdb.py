@@ -137,11 +137,21 @@ def api_candidates(
         None, pattern=_VERDICT_PATTERN, description="bound, background, undetermined"
     ),
     target_id: int | None = Query(None, ge=1, le=MAX_ID, description="of this target"),
+    last_epoch_before: dt.date | None = Query(
+        None, description="latest epoch you may see before this date (not observed since), YYYY-MM-DD"
+    ),
     limit: int = Query(100, ge=1, le=tv.MAX_ROWS),
     offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> dict[str, Any]:
+    before = None if last_epoch_before is None else dt.datetime.combine(last_epoch_before, dt.time())
     page = tv.list_candidates(
-        who.conn, _visibility(who), target_id=target_id, verdict=verdict, limit=limit, offset=offset
+        who.conn,
+        _visibility(who),
+        target_id=target_id,
+        verdict=verdict,
+        last_epoch_before=before,
+        limit=limit,
+        offset=offset,
     )
     return {"total": page["total"], "limit": limit, "offset": offset, "items": views.jsonable(page["items"])}
 
@@ -266,7 +276,32 @@ def target_page(request: Request, target_id: ObjectId, who: Viewer = Depends(vie
         t = tv.target_view(who.conn, _visibility(who), target_id)
     except tv.TdbNotFound as exc:
         raise PortalError(404, str(exc)) from None
-    return render(request, who, "tdb_target.html", t=t, can_regroup=bool(who.access.can_manage()))
+    cmds = tv.cmd_of_candidates(who.conn, _visibility(who), references_of(who), target_id, t["name"])
+    return render(
+        request,
+        who,
+        "tdb_target.html",
+        t=t,
+        cmds=cmds,
+        figures_json=script_json({"astrometry": None, "cmd": [d["figure"] for d in cmds["diagrams"]]}),
+        can_regroup=bool(who.access.can_manage()),
+    )
+
+
+@router.get("/candidates", response_class=HTMLResponse, include_in_schema=False)
+def archive_cmd_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
+    """Every candidate the caller may see, by verdict, and the archive's colour-magnitude diagrams."""
+    visible = _visibility(who)
+    candidates = tv.list_candidates(who.conn, visible)["items"]
+    cmds = tv.cmd_of_candidates(who.conn, visible, references_of(who))
+    return render(
+        request,
+        who,
+        "tdb_candidates.html",
+        candidates=candidates,
+        cmds=cmds,
+        figures_json=script_json({"astrometry": None, "cmd": [d["figure"] for d in cmds["diagrams"]]}),
+    )
 
 
 @router.post("/targets/{target_id}/regroup", include_in_schema=False)
