@@ -447,3 +447,30 @@ def test_admin_regrouping_is_kept_by_automatic_grouping(catalogue) -> None:
         statuses = set(conn.scalars(select(Candidate.status)))
     assert labels["d0"] == "b" and labels["d1"] != "b"
     assert statuses == {"undetermined"}  # without the host's astrometry no test is run
+
+
+def test_own_level2_detections_with_measured_errors_are_grouped_and_tested(
+    world: World, l2_source: L2Source
+) -> None:
+    """The six products of the world (epochs 2020-2026) carry the same real Level 2 detection with
+    the errors Level 2 measured; as north-oriented products of 51 Eri (Gaia DR3 motion) they are
+    grouped automatically into one candidate, which does not follow the background track: bound."""
+    from hcdc.archive.tdb import group_candidates
+
+    summary = {**l2_source.summary, "pa_reference": "sky"}
+    assert summary["detections"][0]["separation_err_mas"] > 0
+    with world.catalogue.engine.begin() as conn:
+        conn.execute(update(Product).values(summary=summary))
+    _validate(world, *world.ids)
+    with world.catalogue.engine.begin() as conn:
+        tid = targets.find_target(conn, "51 Eri")
+        targets.set_values(
+            conn, tid, {"ra_deg": 69.40074849308137, "dec_deg": -2.473833383625505, "pmra_masyr": 44.0488,
+                        "pmdec_masyr": -64.0284, "parallax_mas": 33.439}, "Gaia DR3",
+        )  # fmt: skip
+        counts = group_candidates(conn, tid)
+        (cand,) = conn.execute(select(Candidate).where(Candidate.target_id == tid)).all()
+    assert counts["grouped"] == 6 and counts["candidates"] == 1 and counts["untested"] == 0
+    assert cand.status == "bound", cand.statistic["reason"]
+    # six reductions (three of one night, 2026-01-10) over six years
+    assert cand.statistic["n_epochs"] == 6 and cand.statistic["baseline_yr"] > 5
