@@ -76,6 +76,7 @@ VARIANTS = {
     "/api/v1/candidates": ["", "?verdict=undetermined"],
     "/api/v1/detections": ["?limit=1000"],
     "/targets": ["", "?name=eri"],
+    "/detections": [""],
     "/tap/sync": ["?LANG=ADQL&QUERY=SELECT%20*%20FROM%20ivoa.obscore&MAXREC=1000&FORMAT=votable/td"],
 }
 #: VO routes addressed by publisher DIDs in the query: without one they answer a usage error
@@ -239,8 +240,11 @@ def _check_listing(path, query, response, world, seen, where) -> None:
     elif path == "/candidates":
         got = {int(i) for i in re.findall(r'href="/candidates/(\d+)" class="candidate-link"', response.text)}
         assert got == _ids(world, seen["candidate"], "candidate"), where
-    elif path == "/api/v1/detections":
-        got = {d["uid"] for d in response.json()["items"]}
+    elif path in ("/api/v1/detections", "/detections"):
+        if path == "/detections":
+            got = set(re.findall(r"<code>(hcdc:product/\d+/detection/\d+)</code>", response.text))
+        else:
+            got = {d["uid"] for d in response.json()["items"]}
         assert got == {detection_uid(world.ids[label]["product"]) for label in seen["product"]}, where
     elif path == "/api/v1/jobs":
         assert {j["id"] for j in response.json()["items"]} == ({world.job} if seen["job"] else set()), where

@@ -123,6 +123,13 @@ def test_detection_filters(world, tdb, client_at) -> None:
     assert uids(status="bound") == eri
     product_detections = {detection_uid(world.ids[k]["product"]) for k in ("public", "survey")}
     assert uids(status="undetermined") == product_detections
+    # the portal's form gives the same rows
+    page = client.get(
+        "/detections", params={"target": NAME, "date_from": "2014-12-19", "date_to": "2015-01-30"}
+    )
+    assert re.findall(r"<code>(derosa:\d+)</code>", page.text) == ["derosa:1"]
+    bad = client.get("/detections", params={"date_from": "yesterday"})
+    assert bad.status_code == 200 and 'id="search-error"' in bad.text
     # R15: anonymous sees no survey epoch
     anonymous = client_at(BEFORE).get("/api/v1/detections", params={"target": NAME}).json()
     assert {d["uid"] for d in anonymous["items"]} == {f"derosa:{n}" for n in range(10)}
@@ -171,12 +178,7 @@ def test_target_and_archive_cmds_gather_the_candidates(world, tdb, client_at, sh
         (point,) = [t for t in cmd["data"] if t["name"] == "detection"]
         assert point["text"][0].startswith(f"{NAME} cc1") and len(point["x"]) == 1
     # a target without photometry says so
-    assert (
-        'id="no-cmd"'
-        in client_at(BEFORE)
-        .get(f"/targets/{world.ids['public']['target']}")
-        .text
-    )
+    assert 'id="no-cmd"' in client_at(BEFORE).get(f"/targets/{world.ids['public']['target']}").text
 
 
 def test_candidate_without_host_astrometry_or_photometry_says_why(world, tdb, client_at) -> None:

@@ -187,16 +187,41 @@ def api_detections(
     limit: int = Query(100, ge=1, le=MAX_DETECTIONS),
     offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> dict[str, Any]:
+    criteria = dict(locals())
+    criteria.pop("who")
     try:
-        tv.check_text(target=target, survey=survey)
+        rows = find_detections(who, **criteria)
     except tv.TdbQueryError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
+    return {"count": len(rows), "limit": limit, "offset": offset, "items": views.jsonable(rows)}
+
+
+def find_detections(
+    who: Viewer,
+    *,
+    target: str | None = None,
+    target_id: int | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    min_separation: float | None = None,
+    max_separation: float | None = None,
+    min_contrast: float | None = None,
+    max_contrast: float | None = None,
+    min_snr: float | None = None,
+    status: str | None = None,
+    survey: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """The caller's visible detections matching the criteria of ``/api/v1/detections`` (dates UTC,
+    inclusive; separations mas; contrasts flux ratios); raises :class:`TdbQueryError`."""
+    tv.check_text(target=target, survey=survey)
     if target is not None:
         found = find_target(who.conn, target)
         if found is None or (target_id is not None and found != target_id):
-            return {"count": 0, "limit": limit, "offset": offset, "items": []}
+            return []
         target_id = found
-    rows = detections_table(
+    return detections_table(
         who.conn,
         who.access.tdb_reductions_clause(),
         target_id=target_id,
@@ -212,7 +237,6 @@ def api_detections(
         limit=limit,
         offset=offset,
     )
-    return {"count": len(rows), "limit": limit, "offset": offset, "items": views.jsonable(rows)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -246,6 +270,44 @@ def _form_criteria(request: Request) -> tuple[dict[str, Any], dict[str, str], st
     if "radius" in criteria:
         criteria["radius_arcsec"] = criteria.pop("radius")
     return criteria, values, None
+
+
+_DETECTION_FIELDS: dict[str, Any] = {
+    "target": str,
+    "date_from": dt.date.fromisoformat,
+    "date_to": dt.date.fromisoformat,
+    "min_separation": float,
+    "max_separation": float,
+    "min_contrast": float,
+    "max_contrast": float,
+    "min_snr": float,
+    "status": str,
+    "survey": str,
+}
+
+
+@router.get("/detections", response_class=HTMLResponse, include_in_schema=False)
+def detections_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
+    """Search the detections the caller may see (the filters of ``/api/v1/detections``)."""
+    values = {k: request.query_params.get(k, "").strip() for k in _DETECTION_FIELDS}
+    rows, error = None, None
+    try:
+        criteria = {k: kind(values[k]) for k, kind in _DETECTION_FIELDS.items() if values[k]}
+        if criteria.get("status") not in (None, "bound", "background", "undetermined", "ungrouped"):
+            raise tv.TdbQueryError("status must be bound, background, undetermined or ungrouped")
+        rows = find_detections(who, **criteria, limit=MAX_DETECTIONS)
+    except ValueError as exc:  # TdbQueryError, or a date / number that does not parse
+        error = str(exc) if isinstance(exc, tv.TdbQueryError) else f"bad value: {exc}"
+    query = urlencode({k: v for k, v in values.items() if v})
+    return render(
+        request,
+        who,
+        "tdb_detections.html",
+        rows=rows,
+        error=error,
+        values=values,
+        api_link="/api/v1/detections" + (f"?{query}" if query else ""),
+    )
 
 
 @router.get("/targets", response_class=HTMLResponse, include_in_schema=False)
@@ -369,4 +431,4 @@ def candidate_page(request: Request, candidate_id: ObjectId, who: Viewer = Depen
     )
 
 
-__all__ = ["MAX_DETECTIONS", "references_of", "router", "script_json"]
+__all__ = ["MAX_DETECTIONS", "find_detections", "references_of", "router", "script_json"]
