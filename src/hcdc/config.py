@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     vo_authority: str = Field(
         default="", description="IVOA authority of publisher DIDs (ivo://AUTHORITY/...); default hcdc-<id>"
     )
+    level3_references: Path | None = Field(
+        default=None,
+        description="folder of the colour-magnitude diagrams' reference tables (UltracoolSheet, species), "
+        "e.g. shared/data/level3/cmd; none: the portal's CMDs show the detections only",
+    )
     quota_window_days: int = Field(
         default=0, ge=0, description="default processing window of a new external user; 0: unlimited"
     )

@@ -112,6 +112,14 @@ def test_north_oriented_products_give_sky_offsets(world: World, l2_source: L2Sou
     assert det["pa_deg"] == pytest.approx(src["pa_deg"])
     assert det["dra_mas"] == pytest.approx(src["separation_mas"] * math.sin(pa))
     assert det["ddec_mas"] == pytest.approx(src["separation_mas"] * math.cos(pa))
+    # the errors Level 2 measured (fake injection), carried to the sky offsets with the Jacobian
+    assert src["separation_err_mas"] > 0 and src["pa_err_deg"] > 0
+    assert det["separation_err_mas"] == pytest.approx(src["separation_err_mas"])
+    assert det["pa_err_deg"] == pytest.approx(src["pa_err_deg"])
+    s_sep, s_pa = src["separation_err_mas"], math.radians(src["pa_err_deg"]) * src["separation_mas"]
+    assert det["dra_err_mas"] == pytest.approx(math.hypot(s_sep * math.sin(pa), s_pa * math.cos(pa)))
+    assert det["ddec_err_mas"] == pytest.approx(math.hypot(s_sep * math.cos(pa), s_pa * math.sin(pa)))
+    assert -1 < det["extra"]["radec_corr"] < 1
 
 
 def _visible(conn, user, when) -> set[str]:
@@ -388,7 +396,9 @@ def test_real_bound_companion_is_grouped_and_found_bound(catalogue, shared_data:
         members = conn.scalar(
             select(func.count()).select_from(Detection).where(Detection.candidate_id == row.id)
         )
-    assert counts == {"candidates": 1, "grouped": len(rows), "ungrouped": 0}
+    assert counts == {
+        "candidates": 1, "grouped": len(rows), "ungrouped": 0, "untested": 0, "missing_host_values": []
+    }  # fmt: skip
     assert members == len(rows)
     assert row.status == "bound", row.statistic["reason"]
     assert row.statistic["verdict"] == "bound" and row.statistic["n_epochs"] == len(rows)
@@ -437,3 +447,30 @@ def test_admin_regrouping_is_kept_by_automatic_grouping(catalogue) -> None:
         statuses = set(conn.scalars(select(Candidate.status)))
     assert labels["d0"] == "b" and labels["d1"] != "b"
     assert statuses == {"undetermined"}  # without the host's astrometry no test is run
+
+
+def test_own_level2_detections_with_measured_errors_are_grouped_and_tested(
+    world: World, l2_source: L2Source
+) -> None:
+    """The six products of the world (epochs 2020-2026) carry the same real Level 2 detection with
+    the errors Level 2 measured; as north-oriented products of 51 Eri (Gaia DR3 motion) they are
+    grouped automatically into one candidate, which does not follow the background track: bound."""
+    from hcdc.archive.tdb import group_candidates
+
+    summary = {**l2_source.summary, "pa_reference": "sky"}
+    assert summary["detections"][0]["separation_err_mas"] > 0
+    with world.catalogue.engine.begin() as conn:
+        conn.execute(update(Product).values(summary=summary))
+    _validate(world, *world.ids)
+    with world.catalogue.engine.begin() as conn:
+        tid = targets.find_target(conn, "51 Eri")
+        targets.set_values(
+            conn, tid, {"ra_deg": 69.40074849308137, "dec_deg": -2.473833383625505, "pmra_masyr": 44.0488,
+                        "pmdec_masyr": -64.0284, "parallax_mas": 33.439}, "Gaia DR3",
+        )  # fmt: skip
+        counts = group_candidates(conn, tid)
+        (cand,) = conn.execute(select(Candidate).where(Candidate.target_id == tid)).all()
+    assert counts["grouped"] == 6 and counts["candidates"] == 1 and counts["untested"] == 0
+    assert cand.status == "bound", cand.statistic["reason"]
+    # six reductions (three of one night, 2026-01-10) over six years
+    assert cand.statistic["n_epochs"] == 6 and cand.statistic["baseline_yr"] > 5

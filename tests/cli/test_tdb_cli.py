@@ -82,3 +82,65 @@ def test_target_resolve_with_simbad_and_offline(root: Path, shared_data: Path) -
     assert made["parallax_mas"] == 9.3 and made["resolved"] == "dictionary"
     listed = json.loads(_run(root, "target", "list", "--json").output)
     assert {t["name"] for t in listed} == {"M 1", "HIP 65426"}
+
+
+def _hd4747_exchange(shared_data: Path) -> dict:
+    """HD 4747 B as the shared data give it: its three imaging epochs (orbitize_HD4747.csv), the
+    host's Gaia DR3 parallax (species' companion_data.json) and position (the UltracoolSheet's row
+    of the companion, 0.6" from its star) -- and no proper motion anywhere in those files."""
+    import csv
+
+    from hcdc.archive.tdb import MJD_TO_JD
+    from hcdc.science.level3.orbitize_format import read_orbitize
+
+    level3 = shared_data / "level3"
+    (b,) = read_orbitize(level3 / "bound" / "orbitize_HD4747.csv")
+    species = json.loads((level3 / "cmd" / "species_companion_data.json").read_text())["HD 4747 B"]
+    (ucs,) = [
+        r
+        for r in csv.DictReader((level3 / "cmd" / "ucs_cold_objects_absmag.csv").open())
+        if r["name"] == "HD 4747 B"
+    ]
+    observations = [
+        {
+            "uid": f"crepp:{n}",
+            "date_jd": float(b.mjd[n]) + MJD_TO_JD,
+            "reductions": [
+                {
+                    "uid": f"crepp:{n}:r",
+                    "validated": True,
+                    "detections": [
+                        {"uid": f"crepp:{n}:d", "dra_mas": float(b.ra[n]), "ddec_mas": float(b.dec[n]),
+                         "dra_err_mas": float(b.ra_err[n]), "ddec_err_mas": float(b.dec_err[n])}
+                    ],
+                }
+            ],
+        }
+        for n in range(len(b))
+    ]  # fmt: skip
+    target = {
+        "name": "HD 4747",
+        "ra_deg": float(ucs["ra_deg"]),
+        "dec_deg": float(ucs["dec_deg"]),
+        "parallax_mas": species["parallax"][0],
+        "parallax_err_mas": species["parallax"][1],
+        "observations": observations,
+    }
+    return {"format": "hcdc-tdb", "version": 1, "targets": [target]}
+
+
+def test_hd4747_without_host_proper_motion_is_reported_not_silently_undetermined(
+    root: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    exchange = tmp_path / "hd4747.json"
+    exchange.write_text(json.dumps(_hd4747_exchange(shared_data)))
+    assert _run(root, "tdb", "import", str(exchange)).exit_code == 0
+    result = _run(root, "tdb", "group", "HD 4747")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "not tested: the host's pmra_masyr, pmdec_masyr unknown" in text
+    assert "warning: 1 candidate(s) not tested" in text
+    data = json.loads(_run(root, "tdb", "group", "HD 4747", "--json").output)
+    assert data["missing_host_values"] == ["pmra_masyr", "pmdec_masyr"] and data["untested"] == 1
+    (candidate,) = data["candidate_list"]
+    assert candidate["status"] == "undetermined" and "pmra_masyr" in candidate["reason"]

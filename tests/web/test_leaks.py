@@ -26,9 +26,11 @@ from sqlalchemy import select
 
 from hcdc.archive.access import ANONYMOUS, AccessContext, load_principal
 from hcdc.archive.pipeline_models import ProvenanceEntry
+from hcdc.archive.tdb_models import Candidate
 from hcdc.web.app import iter_routes
 
 from .oi_world import REAL, SURVEY, SURVEY_MARKER, world_with_interferometry  # noqa: F401 - fixture
+from .tdb_world import add_product_candidates, detection_uid
 from .world import AFTER, BEFORE, OBJECTS
 
 CALLERS = [None, "member", "other_pi", "delegate", "coi", "owner", "admin"]
@@ -71,6 +73,10 @@ KNOWN_PARAMS = {
     ("product_id",): "product",
     ("file_id", "product_id"): "product-file",
     ("job_id",): "job",
+    # the Target Data Base (rule R15): the world's target is public; each object's product has its
+    # detection in a candidate of its own (tests/web/tdb_world.py), visible with the product
+    ("target_id",): "target",
+    ("candidate_id",): "candidate",
     # VO routes name no catalogue object (a table name, a UWS job of the caller): TAP's rights are
     # tested row by row in tests/vo (test_tap_sync, test_obscore)
     ("name",): "vo",
@@ -91,6 +97,10 @@ VARIANTS = {
     "/api/v1/files": ["?limit=500"],
     "/api/v1/granules": ["?limit=1000", "?instrument=pionier&wavelength=1.6e-6"],
     "/granules": ["", "?all_versions=true", "?target=a&instrument=PIONIER&wavelength=1.7&night=2016-05-31"],
+    "/api/v1/candidates": ["", "?verdict=undetermined"],
+    "/api/v1/detections": ["?limit=1000"],
+    "/targets": ["", "?name=eri"],
+    "/detections": [""],
     "/tap/sync": ["?LANG=ADQL&QUERY=SELECT%20*%20FROM%20ivoa.obscore&MAXREC=1000&FORMAT=votable/td"],
 }
 #: VO routes addressed by publisher DIDs in the query: without one they answer a usage error
@@ -135,6 +145,8 @@ def _fill(path: str, kind: str, world, label: str) -> list[str]:
         ]
     if kind == "job":
         return [path.replace("{job_id}", str(world.job))] if label == "private" else []
+    if kind in ("target", "candidate"):
+        return [path.replace("{" + f"{kind}_id" + "}", str(ids[kind]))]
     number = ids["file" if kind == "file" else kind]
     return [path.replace("{" + f"{kind}_id" + "}", str(number))]
 
@@ -148,7 +160,8 @@ def _markers(world, label: str) -> list[str]:
         record = conn.scalar(
             select(ProvenanceEntry.record_id).where(ProvenanceEntry.product_id == world.ids[label]["product"])
         )
-    return [sha, record]
+    # the uid of the product's TDB detection appears only where that detection is shown
+    return [sha, record, detection_uid(world.ids[label]["product"])]
 
 
 def _visibility(world, caller: str | None, when) -> dict[str, set[str]]:
@@ -169,6 +182,16 @@ def _visibility(world, caller: str | None, when) -> dict[str, set[str]]:
             "dataset": {k for k in OBJECTS if ctx.can_see_dataset(world.ids[k]["dataset"])},
             "file": {k for k in OBJECTS if ctx.can_see_file(world.ids[k]["file"])},
             "job": {"private"} if ctx.can_see_job(world.job) else set(),
+            "target": set(OBJECTS),  # R15: targets are public
+            "candidate": {
+                k
+                for k in OBJECTS
+                if conn.scalar(
+                    select(Candidate.id).where(
+                        Candidate.id == world.ids[k]["candidate"], ctx.tdb_candidates_clause()
+                    )
+                )
+            },
         }
 
 
@@ -189,6 +212,7 @@ def _oi_markers(world, label: str) -> list[str]:
 
 @pytest.mark.parametrize("when", [BEFORE, AFTER], ids=["before-release", "after-release"])
 def test_leak_matrix(world, client_at, when):
+    add_product_candidates(world)
     app = client_at(when).app
     detail, listing = _routes(app)
     assert len(detail) >= 14 and len(listing) >= 12, (detail, listing)
@@ -208,6 +232,7 @@ def test_leak_matrix(world, client_at, when):
         expected_granules = (GRANULES_BEFORE if when == BEFORE else GRANULES_AFTER)[caller]
         assert seen["granule"] == seen["oi-file"] == expected_granules, caller  # R14: file with granules
         assert bool(seen["survey"]) == (caller in SURVEY_FOLLOWERS), caller
+        assert seen["candidate"] == seen["product"], caller
         client = client_at(when, caller)
         hidden_markers = [m for label in OBJECTS if label not in seen["product"] for m in markers[label][1:]]
         hidden_markers += [markers[label][0] for label in OBJECTS if label not in seen["file"]]
@@ -228,6 +253,9 @@ def test_leak_matrix(world, client_at, when):
                         assert response.status_code == 200, (
                             f"{where}: {response.status_code} {response.text[:200]}"
                         )
+                        if kind in ("target", "candidate"):  # a public target lists its detections
+                            leaked = [m for m in hidden_markers if m in response.text]
+                            assert not leaked, f"{where} leaks {leaked}"
                     else:
                         assert response.status_code == 404, f"{where}: {response.status_code}"
                         body = response.text
@@ -278,6 +306,18 @@ def _check_listing(path, query, response, world, seen, where) -> None:
             got -= {world.calibration_file}
             expected |= {world.oi.files[label] for label in seen["oi-file"]}
         assert got == expected, where
+    elif path == "/api/v1/candidates":
+        got = {c["id"] for c in response.json()["items"]}
+        assert got == _ids(world, seen["candidate"], "candidate"), where
+    elif path == "/candidates":
+        got = {int(i) for i in re.findall(r'href="/candidates/(\d+)" class="candidate-link"', response.text)}
+        assert got == _ids(world, seen["candidate"], "candidate"), where
+    elif path in ("/api/v1/detections", "/detections"):
+        if path == "/detections":
+            got = set(re.findall(r"<code>(hcdc:product/\d+/detection/\d+)</code>", response.text))
+        else:
+            got = {d["uid"] for d in response.json()["items"]}
+        assert got == {detection_uid(world.ids[label]["product"]) for label in seen["product"]}, where
     elif path == "/api/v1/jobs":
         assert {j["id"] for j in response.json()["items"]} == ({world.job} if seen["job"] else set()), where
     elif path == "/api/v1/granules" and query == "?limit=1000":

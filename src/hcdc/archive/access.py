@@ -69,7 +69,7 @@ from hcdc.archive.access_models import (
 from hcdc.archive.interferometry_models import GranuleRow, OiCollection, OiDelegation
 from hcdc.archive.models import Dataset, File, utcnow
 from hcdc.archive.pipeline_models import Job, Product
-from hcdc.archive.tdb_models import Observation, Reduction
+from hcdc.archive.tdb_models import Candidate, Detection, Observation, Reduction
 
 if TYPE_CHECKING:
     from hcdc.config import Settings
@@ -152,7 +152,8 @@ RULES: tuple[Rule, ...] = (
         "Target Data Base: targets are public; a reduction (with its detections) made from a Level 2 "
         "product is visible with that product; an imported one from its observation's release date "
         "(none: at once), and always to members of its observation's survey group; an observation when "
-        "one of its reductions is, or when imported by the same rule.",
+        "one of its reductions is, or when imported by the same rule; a candidate when one of its "
+        "detections is (its pages show only those detections).",
     ),
     Rule(
         "R16",
@@ -691,12 +692,14 @@ def visible_tdb_reductions_clause(
             )
         ),
     )
+    # correlate_except: the reduction's own observation, also when the enclosing query joins
+    # tdb_observations (a detections listing) -- auto-correlation would leave this select no FROM
     imported = and_(
         Reduction.product_id.is_(None),
         exists(
-            select(Observation.id).where(
-                Observation.id == Reduction.observation_id, _imported_observation_visible(user, now)
-            )
+            select(Observation.id)
+            .where(Observation.id == Reduction.observation_id, _imported_observation_visible(user, now))
+            .correlate_except(Observation)
         ),
     )
     return or_(from_product, imported)
@@ -711,11 +714,27 @@ def visible_tdb_observations_clause(
         return true()  # R1
     now = utc_naive(now)
     some_reduction = exists(
-        select(Reduction.id).where(
-            Reduction.observation_id == Observation.id, visible_tdb_reductions_clause(user, now, policy)
-        )
+        select(Reduction.id)
+        .where(Reduction.observation_id == Observation.id, visible_tdb_reductions_clause(user, now, policy))
+        .correlate_except(Reduction)
     )
     return or_(some_reduction, and_(Observation.origin != "level2", _imported_observation_visible(user, now)))
+
+
+def visible_tdb_candidates_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """R15 over ``tdb_candidates``: one of the candidate's detections is in a visible reduction.
+
+    (A candidate gathers detections of several reductions; whoever sees none of them must not
+    learn that it exists. Its pages list only the visible detections.)"""
+    if user.is_staff:
+        return true()  # R1
+    return exists(
+        select(Detection.id)
+        .join(Reduction, Reduction.id == Detection.reduction_id)
+        .where(Detection.candidate_id == Candidate.id, visible_tdb_reductions_clause(user, now, policy))
+    )
 
 
 def level3_inputs_clause() -> ColumnElement[bool]:
@@ -789,6 +808,15 @@ class AccessContext:
 
     def granules_clause(self) -> ColumnElement[bool]:
         return visible_granules_clause(self.user, self.now, self.policy)
+
+    def tdb_reductions_clause(self) -> ColumnElement[bool]:
+        return visible_tdb_reductions_clause(self.user, self.now, self.policy)
+
+    def tdb_observations_clause(self) -> ColumnElement[bool]:
+        return visible_tdb_observations_clause(self.user, self.now, self.policy)
+
+    def tdb_candidates_clause(self) -> ColumnElement[bool]:
+        return visible_tdb_candidates_clause(self.user, self.now, self.policy)
 
     # facts ----------------------------------------------------------------------------------
     def _programme(self, prog_id: str | None) -> _Programme | None:
@@ -1362,6 +1390,7 @@ __all__ = [
     "datetime_of_mjd",
     "granule_release",
     "level3_inputs_clause",
+    "visible_tdb_candidates_clause",
     "visible_tdb_observations_clause",
     "visible_tdb_reductions_clause",
     "load_principal",

@@ -267,8 +267,44 @@ def receive_product(conn: Connection, product_id: int) -> int | None:
             },
         },
     )
-    _write_detections(conn, reduction_id, reduction_uid, summary, target_id, obs_values.get("filter"))
+    _write_detections(conn, reduction_id, reduction_uid, summary, target_id, obs_values)
     return reduction_id
+
+
+def sky_errors(
+    sep_mas: float,
+    pa_deg: float,
+    sep_err_mas: float | None,
+    pa_err_deg: float | None,
+    calibration: dict[str, Any],
+) -> dict[str, float] | None:
+    """1-sigma errors of a detection on the sky from its measured errors on the image, with the
+    calibration's plate-scale and true-north errors added in quadrature when the observation has
+    them (``pixel_scale_mas``, ``pixel_scale_err_mas``, ``true_north_err_deg``).
+
+    Returns separation/PA errors and the (dra, ddec) errors and their correlation (first-order
+    Jacobian of ``dra = sep sin PA``, ``ddec = sep cos PA``), or None when the image errors were
+    not measured (older products): no error is made up.
+    """
+    from hcdc.science.level3.astrometry import seppa_to_radec
+
+    if sep_err_mas is None or pa_err_deg is None or not (sep_err_mas > 0 and pa_err_deg > 0):
+        return None
+    scale, scale_err = calibration.get("pixel_scale_mas"), calibration.get("pixel_scale_err_mas")
+    if scale and scale_err:
+        sep_err_mas = math.hypot(sep_err_mas, sep_mas * scale_err / scale)
+    north_err = calibration.get("true_north_err_deg")
+    if north_err:
+        pa_err_deg = math.hypot(pa_err_deg, north_err)
+    _, _, cov = seppa_to_radec(sep_mas, pa_deg, sep_err_mas, pa_err_deg)
+    dra_err, ddec_err = math.sqrt(cov[0, 0, 0]), math.sqrt(cov[0, 1, 1])
+    return {
+        "separation_err_mas": sep_err_mas,
+        "pa_err_deg": pa_err_deg,
+        "dra_err_mas": dra_err,
+        "ddec_err_mas": ddec_err,
+        "radec_corr": float(cov[0, 0, 1] / (dra_err * ddec_err)),
+    }
 
 
 def _write_detections(
@@ -277,9 +313,11 @@ def _write_detections(
     reduction_uid: str,
     summary: dict[str, Any],
     target_id: int,
-    filter_name: str | None,
+    observation: dict[str, Any],
 ) -> None:
-    """Replace the detections of ``reduction_id`` with those of a Level 2 summary."""
+    """Replace the detections of ``reduction_id`` with those of a Level 2 summary (``observation``:
+    the observation's values: filter, plate scale and calibration errors)."""
+    filter_name = observation.get("filter")
     kept = {
         r.uid: r.candidate_id
         for r in conn.execute(
@@ -296,6 +334,11 @@ def _write_detections(
         sep = _finite(det.get("separation_mas"))
         pa = _finite(det.get("pa_deg")) if sky else None
         dra, ddec = offsets_from_polar(sep, pa)
+        errors = None
+        if sep is not None and pa is not None:
+            errors = sky_errors(
+                sep, pa, _finite(det.get("separation_err_mas")), _finite(det.get("pa_err_deg")), observation
+            )
         contrast = _finite(det.get("contrast"))
         contrast_err = _finite(det.get("contrast_err"))
         magnitude = magnitude_err = None
@@ -320,12 +363,26 @@ def _write_detections(
                 "ddec_mas": ddec,
                 "separation_mas": sep,
                 "pa_deg": pa,
+                "separation_err_mas": errors and errors["separation_err_mas"],
+                "pa_err_deg": errors and errors["pa_err_deg"],
+                "dra_err_mas": errors and errors["dra_err_mas"],
+                "ddec_err_mas": errors and errors["ddec_err_mas"],
                 "extra": {
                     k: det.get(k)
-                    for k in ("x", "y", "separation_px", "flux", "flux_err", "fpf", "photometry")
+                    for k in (
+                        "x",
+                        "y",
+                        "separation_px",
+                        "separation_err_px",
+                        "flux",
+                        "flux_err",
+                        "fpf",
+                        "photometry",
+                    )
                     if det.get(k) is not None
                 }
-                | ({} if sky else {"pa_detector_deg": det.get("pa_deg")}),
+                | ({} if sky else {"pa_detector_deg": det.get("pa_deg")})
+                | ({"radec_corr": errors["radec_corr"]} if errors else {}),
             }
         )
     if rows:
@@ -369,9 +426,20 @@ def detections_table(
     max_separation_mas: float | None = None,
     status: str | None = None,
     survey: str | None = None,
+    *,
+    date_from_jd: float | None = None,
+    date_to_jd: float | None = None,
+    min_contrast: float | None = None,
+    max_contrast: float | None = None,
+    candidate_id: int | None = None,
+    limit: int | None = None,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Detections with their target, observation and reduction, filtered; ``visible`` is the
-    access clause over reductions (:func:`hcdc.archive.access.visible_tdb_reductions_clause`)."""
+    access clause over reductions (:func:`hcdc.archive.access.visible_tdb_reductions_clause`).
+
+    Dates are Julian dates of the observation (inclusive); contrasts are flux ratios to the star;
+    separations in mas. ``status`` is a candidate verdict or ``ungrouped``."""
     query = (
         select(
             *Detection.__table__.columns,
@@ -410,6 +478,20 @@ def detections_table(
         )
     if survey is not None:
         query = query.where(Observation.survey == survey)
+    if date_from_jd is not None:
+        query = query.where(Observation.date_jd >= date_from_jd)
+    if date_to_jd is not None:
+        query = query.where(Observation.date_jd <= date_to_jd)
+    if min_contrast is not None:
+        query = query.where(Detection.contrast >= min_contrast)
+    if max_contrast is not None:
+        query = query.where(Detection.contrast <= max_contrast)
+    if candidate_id is not None:
+        query = query.where(Detection.candidate_id == candidate_id)
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
     out = []
     for row in conn.execute(query):
         item = {k: getattr(row, k) for k in DETECTION_FIELDS}
@@ -435,18 +517,45 @@ def detections_table(
 # candidates (grouping and the proper-motion test: hcdc.science.level3)
 
 
-def _host(conn: Connection, target_id: int) -> Any:
-    """The target as a :class:`~hcdc.science.level3.background.HostStar`, None without astrometry."""
+#: what the proper-motion test needs of the host (columns of ``tdb_targets``)
+HOST_FIELDS = ("ra_deg", "dec_deg", "pmra_masyr", "pmdec_masyr", "parallax_mas")
+
+
+def missing_host_values(conn: Connection, target_id: int) -> list[str]:
+    """The values of :data:`HOST_FIELDS` the target lacks (the test cannot run without them)."""
+    t = conn.execute(select(Target).where(Target.id == target_id)).one()
+    return [f for f in HOST_FIELDS if getattr(t, f) is None]
+
+
+def untested_reason(missing: list[str], n_epochs: int) -> str:
+    """Why a candidate's proper-motion test did not run (stored as its statistic's ``reason``)."""
+    if missing:
+        return (
+            f"not tested: the host's {', '.join(missing)} unknown (set them with 'hcdc target set' "
+            "or resolve the target with SIMBAD)"
+        )
+    return f"not tested: {n_epochs} detection with offset errors (two epochs are needed)"
+
+
+def host_star(conn: Connection, target_id: int) -> Any:
+    """The target as a :class:`~hcdc.science.level3.background.HostStar`, None without astrometry
+    (:func:`missing_host_values` says which)."""
     from hcdc.science.level3.background import HostStar
 
     t = conn.execute(select(Target).where(Target.id == target_id)).one()
-    needed = (t.ra_deg, t.dec_deg, t.pmra_masyr, t.pmdec_masyr, t.parallax_mas)
-    if any(v is None for v in needed):
+    if missing_host_values(conn, target_id):
         return None
     return HostStar(
         t.ra_deg, t.dec_deg, t.pmra_masyr, t.pmdec_masyr, t.parallax_mas,
         parallax_err=t.parallax_err_mas or 0.0, name=t.name,
     )  # fmt: skip
+
+
+def radec_correlation(extra: dict[str, Any] | None) -> float:
+    """The correlation of a detection's (dra, ddec) errors (kept in ``extra`` when they come from
+    separation/PA errors), 0 when not known."""
+    value = (extra or {}).get("radec_corr")
+    return float(value) if isinstance(value, int | float) and -1.0 < value < 1.0 else 0.0
 
 
 def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> dict[str, Any]:
@@ -456,8 +565,10 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
     candidate; the others are regrouped (:func:`hcdc.science.level3.grouping.group_detections`).
     Only detections with sky offsets and their errors can be grouped; the rest stay ungrouped.
     Each candidate with the host's astrometry gets the proper-motion test's verdict
-    (:func:`hcdc.science.level3.motion_test.motion_test`) as ``status`` and its statistic.
-    Returns ``{"candidates": n, "grouped": n, "ungrouped": n}``.
+    (:func:`hcdc.science.level3.motion_test.motion_test`) as ``status`` and its statistic; the
+    others are ``undetermined`` with a statistic ``{"tested": False, "reason": ...}`` naming what
+    is missing (e.g. the host's proper motion). Returns ``{"candidates": n, "grouped": n,
+    "ungrouped": n, "untested": n, "missing_host_values": [...]}``.
     """
     from hcdc.science.level3.grouping import Detection as GroupDetection
     from hcdc.science.level3.grouping import group_detections
@@ -471,6 +582,7 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
             Detection.ddec_mas,
             Detection.dra_err_mas,
             Detection.ddec_err_mas,
+            Detection.extra,
             Observation.date_jd,
         )
         .join(Reduction, Reduction.id == Detection.reduction_id)
@@ -479,7 +591,15 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
         .where((Detection.candidate_id.is_(None)) | (Detection.candidate_id.not_in(admin)))
     ).all()
     usable = [
-        GroupDetection(r.id, r.date_jd - MJD_TO_JD, r.dra_mas, r.ddec_mas, r.dra_err_mas, r.ddec_err_mas)
+        GroupDetection(
+            r.id,
+            r.date_jd - MJD_TO_JD,
+            r.dra_mas,
+            r.ddec_mas,
+            r.dra_err_mas,
+            r.ddec_err_mas,
+            radec_correlation(r.extra),
+        )  # fmt: skip
         for r in rows
         if None not in (r.dra_mas, r.ddec_mas, r.dra_err_mas, r.ddec_err_mas, r.date_jd)
         and r.dra_err_mas > 0
@@ -487,15 +607,18 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
     ]
     conn.execute(update(Detection).where(Detection.id.in_([r.id for r in rows])).values(candidate_id=None))
     conn.execute(delete(Candidate).where(Candidate.target_id == target_id, Candidate.grouped_by == "auto"))
-    host = _host(conn, target_id)
+    host = host_star(conn, target_id)
+    missing = missing_host_values(conn, target_id)
     taken = set(conn.scalars(select(Candidate.label).where(Candidate.target_id == target_id)))
     groups = group_detections(usable, host, n_sigma=n_sigma)
     for n, group in enumerate(groups, start=1):
         label = group.label if group.label not in taken else f"{group.label}-auto{n}"
-        status, statistic = "undetermined", None
         if host is not None and len(group.detection_ids) >= 2:
             result = motion_test(group.astrometry, host)
             status, statistic = str(result.verdict), result.to_dict()
+        else:  # say why, rather than an unexplained "undetermined"
+            reason = untested_reason(missing, len(group.detection_ids))
+            status, statistic = "undetermined", {"verdict": "undetermined", "reason": reason, "tested": False}
         candidate_id = conn.execute(
             insert(Candidate)
             .values(target_id=target_id, label=label, status=status, statistic=statistic, grouped_by="auto")
@@ -506,7 +629,77 @@ def group_candidates(conn: Connection, target_id: int, n_sigma: float = 5.0) -> 
             .where(Detection.id.in_(list(group.detection_ids)))
             .values(candidate_id=candidate_id)
         )
-    return {"candidates": len(groups), "grouped": len(usable), "ungrouped": len(rows) - len(usable)}
+    untested = sum(1 for g in groups if host is None or len(g.detection_ids) < 2)
+    return {
+        "candidates": len(groups),
+        "grouped": len(usable),
+        "ungrouped": len(rows) - len(usable),
+        "untested": untested,
+        "missing_host_values": missing,
+    }
+
+
+def candidate_astrometry(label: str, detections: list[dict[str, Any]]) -> Any:
+    """The :class:`~hcdc.science.level3.astrometry.RelativeAstrometry` of detections (dicts with
+    ``dra_mas``, ``ddec_mas``, their errors, ``extra`` and the observation's ``date_jd``) that have
+    offsets, errors and a date (None when none has)."""
+    from hcdc.science.level3.astrometry import RelativeAstrometry
+
+    usable = [
+        d
+        for d in detections
+        if None not in (d["dra_mas"], d["ddec_mas"], d["dra_err_mas"], d["ddec_err_mas"], d["date_jd"])
+        and d["dra_err_mas"] > 0
+        and d["ddec_err_mas"] > 0
+    ]
+    if not usable:
+        return None
+    return RelativeAstrometry.from_radec(
+        label,
+        [d["date_jd"] - MJD_TO_JD for d in usable],
+        [d["dra_mas"] for d in usable],
+        [d["ddec_mas"] for d in usable],
+        [d["dra_err_mas"] for d in usable],
+        [d["ddec_err_mas"] for d in usable],
+        [radec_correlation(d["extra"]) for d in usable],
+    )
+
+
+def retest_candidate(conn: Connection, candidate_id: int) -> str:
+    """Run the proper-motion test again on all the detections of a candidate (after an admin moved
+    detections in or out of it) and store its verdict and statistic; returns the verdict."""
+    from hcdc.science.level3.motion_test import motion_test
+
+    cand = conn.execute(select(Candidate).where(Candidate.id == candidate_id)).one()
+    rows = conn.execute(
+        select(
+            Detection.dra_mas,
+            Detection.ddec_mas,
+            Detection.dra_err_mas,
+            Detection.ddec_err_mas,
+            Detection.extra,
+            Observation.date_jd,
+        )  # fmt: skip
+        .join(Reduction, Reduction.id == Detection.reduction_id)
+        .join(Observation, Observation.id == Reduction.observation_id)
+        .where(Detection.candidate_id == candidate_id, Reduction.validated)
+    ).all()
+    astro = candidate_astrometry(cand.label, [dict(r._mapping) for r in rows])
+    host = host_star(conn, cand.target_id)
+    if host is None or astro is None or len(astro) < 2:
+        reason = untested_reason(
+            missing_host_values(conn, cand.target_id), 0 if astro is None else len(astro)
+        )
+        status, statistic = "undetermined", {"verdict": "undetermined", "reason": reason, "tested": False}
+    else:
+        result = motion_test(astro, host)
+        status, statistic = str(result.verdict), result.to_dict()
+    conn.execute(
+        update(Candidate)
+        .where(Candidate.id == candidate_id)
+        .values(status=status, statistic=statistic, updated_at=utcnow())
+    )
+    return status
 
 
 def assign_detection(conn: Connection, detection_id: int, label: str | None) -> int | None:
@@ -553,11 +746,19 @@ __all__ = [
     "REDUCTION_FIELDS",
     "TdbError",
     "assign_detection",
+    "candidate_astrometry",
     "band_of_filter",
     "detections_table",
     "group_candidates",
+    "HOST_FIELDS",
+    "host_star",
+    "missing_host_values",
+    "untested_reason",
     "offsets_from_polar",
     "receive_product",
+    "radec_correlation",
     "receive_validated",
+    "retest_candidate",
+    "sky_errors",
     "withdraw_product",
 ]

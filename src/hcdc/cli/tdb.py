@@ -350,7 +350,12 @@ def tdb_group(
         target_id = _target_id(conn, target)
         counts = group_candidates(conn, target_id, n_sigma=n_sigma)
         rows = [
-            {"label": r.label, "status": r.status, "grouped_by": r.grouped_by}
+            {
+                "label": r.label,
+                "status": r.status,
+                "grouped_by": r.grouped_by,
+                "reason": (r.statistic or {}).get("reason", ""),
+            }
             for r in conn.execute(
                 select(Candidate).where(Candidate.target_id == target_id).order_by(Candidate.label)
             )
@@ -360,9 +365,17 @@ def tdb_group(
         return
     print_table(
         f"Candidates ({counts['grouped']} grouped, {counts['ungrouped']} ungrouped)",
-        ["label", "status", "grouped_by"],
+        ["label", "status", "grouped_by", "reason"],
         rows,
     )
+    if counts["missing_host_values"]:  # the test could not run: say so, not a bare "undetermined"
+        console.print(
+            f"warning: {counts['untested']} candidate(s) not tested: the host's "
+            f"{', '.join(counts['missing_host_values'])} unknown "
+            "('hcdc target set' or 'hcdc target resolve')",
+            highlight=False,
+            markup=False,
+        )
 
 
 @tdb_app.command("assign")

@@ -147,10 +147,11 @@ def create_app(
         https_only=secure_cookies,
     )
 
-    from hcdc.web import admin, admin_access, api, interferometry, interferometry_pages, portal, tokens
+    from hcdc.web import admin, admin_access, api, interferometry, interferometry_pages, portal, tdb, tokens
 
     app.include_router(api.router)
     app.include_router(interferometry.router)
+    app.include_router(tdb.router)
     app.include_router(portal.router)
     app.include_router(interferometry_pages.router)
     app.include_router(admin.router)

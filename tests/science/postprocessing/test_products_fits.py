@@ -67,6 +67,9 @@ def full_result() -> PostprocessResult:
         flux_err=21.0,
         contrast_err=2.7e-5,
         photometry="negfc",
+        separation_err_px=0.21,
+        separation_err_mas=0.21 * 27.19,
+        pa_err_deg=0.35,
     )
     return PostprocessResult(
         image=image,

@@ -22,7 +22,8 @@ FITS layout (one extension per output, all optional except ``IMAGE``)::
                  throughput fakes at the reported contrast, or 'FIXED' at FCSNR times the noise),
                  and for the completeness curve COMPLETE (fraction recovered), COMPNFAK (fakes)
     DETECTIONS   table: X, Y [pix, 0-based], SEP_PX [pix], SEP_MAS [mas], PA [deg east of north],
-                 SNR, FLUX [image unit], CONTRAST, FPF, FLUX_ERR, CONTRAST_ERR, PHOTOMETRY
+                 SNR, FLUX [image unit], CONTRAST, FPF, FLUX_ERR, CONTRAST_ERR, PHOTOMETRY,
+                 SEP_ERR_PX [pix], SEP_ERR_MAS [mas], PA_ERR [deg] (1-sigma astrometric errors)
 
 The star is on pixel ``(n//2, n//2)`` (0-based, i.e. CRPIX = n//2 + 1). Every image has a BUNIT.
 Orientation (``docs/conventions.md``): when it is known (``ORIENT = 'NORTH_UP_EAST_LEFT'``) images
@@ -88,7 +89,10 @@ class Detection:
     flux was measured: ``'injection'`` (aperture signal over the throughput of fakes injected for
     it), ``'negfc'`` (negative fake companion fit), ``'curve'`` (aperture signal over the throughput
     curve), ``'aperture'`` (raw aperture signal, no throughput known); ``flux_err``/``contrast_err``
-    are 1-sigma.
+    are 1-sigma. ``separation_err_px`` (and ``_mas``) and ``pa_err_deg`` are the 1-sigma astrometric
+    errors of the measured position on the image (speckle noise and centroid bias, from fakes
+    injected and recovered like it, or from the NEGFC fit's injection trials; NaN when not
+    measured); the calibration's true-north and plate-scale errors are not included.
     """
 
     x: float
@@ -103,6 +107,9 @@ class Detection:
     flux_err: float = math.nan
     contrast_err: float = math.nan
     photometry: str = "aperture"
+    separation_err_px: float = math.nan
+    separation_err_mas: float = math.nan
+    pa_err_deg: float = math.nan
 
     def as_dict(self) -> dict[str, float]:
         """Plain dict (JSON-ready; NaN becomes None)."""
@@ -504,6 +511,9 @@ def _detections_hdu(detections: Iterable[Detection], unit: str, orientation: Ori
         fits.Column(name="FLUX_ERR", format="D", unit=unit or None, array=col("flux_err")),
         fits.Column(name="CONTRAST_ERR", format="D", unit="", array=col("contrast_err")),
         fits.Column(name="PHOTOMETRY", format="8A", array=np.array([d.photometry for d in dets], dtype="S8")),
+        fits.Column(name="SEP_ERR_PX", format="D", unit="pix", array=col("separation_err_px")),
+        fits.Column(name="SEP_ERR_MAS", format="D", unit="mas", array=col("separation_err_mas")),
+        fits.Column(name="PA_ERR", format="D", unit="deg", array=col("pa_err_deg")),
     ]
     hdu = fits.BinTableHDU.from_columns(cols, name="DETECTIONS")
     for key, value, text in orientation.header_cards()[:2]:
@@ -644,6 +654,10 @@ def _read_detections(hdu: fits.BinTableHDU) -> list[Detection]:
             flux_err=float(row["FLUX_ERR"]) if "FLUX_ERR" in names else math.nan,
             contrast_err=float(row["CONTRAST_ERR"]) if "CONTRAST_ERR" in names else math.nan,
             photometry=str(row["PHOTOMETRY"]).strip() if "PHOTOMETRY" in names else "aperture",
+            # products written before astrometric errors were measured have no such columns
+            separation_err_px=float(row["SEP_ERR_PX"]) if "SEP_ERR_PX" in names else math.nan,
+            separation_err_mas=float(row["SEP_ERR_MAS"]) if "SEP_ERR_MAS" in names else math.nan,
+            pa_err_deg=float(row["PA_ERR"]) if "PA_ERR" in names else math.nan,
         )
         for row in data
     ]

@@ -55,9 +55,11 @@ from hcdc.science.postprocessing.detection import (
 )
 from hcdc.science.postprocessing.detection_photometry import (
     aperture_photometry,
+    combine_astrometry,
     combine_photometry,
     curve_photometry,
     find_candidates,
+    measure_astrometry,
     measure_detections,
     negfc_measure,
 )
@@ -701,6 +703,7 @@ def _adi_pass(
     maps: list[np.ndarray] = []
     curves: list[Any] = [None] * n_wl
     fluxes: list[list[tuple[float, float]]] = [[] for _ in candidates]
+    astrometry: list[list[tuple[float, float]]] = [[] for _ in candidates]
     refined: list[Detection] | None = None
     for w in range(n_wl):
         _report(progress, "throughput and contrast", w, n_wl)
@@ -713,10 +716,18 @@ def _adi_pass(
             measured, clean = measure_detections(candidates, images[w], plane, plan.angles, psf, **reduction)
             for i, value in enumerate(measured):
                 fluxes[i].append(value)
+            errors = measure_astrometry(
+                candidates, [f for f, _ in measured], clean, plan.angles, psf, **reduction
+            )
+            for i, value in enumerate(errors):
+                astrometry[i].append(value)
         if negfc and n_wl == 1 and candidates:
             ncomp = plan.params.get("ncomp", 10)
             refined, clean = negfc_measure(
-                [combine_photometry(c, f, plan.star_fluxes) for c, f in zip(candidates, fluxes, strict=True)],
+                [
+                    combine_astrometry(combine_photometry(c, f, plan.star_fluxes), a, pixel_scale_mas)
+                    for c, f, a in zip(candidates, fluxes, astrometry, strict=True)
+                ],
                 plane,
                 plan.angles,
                 psf,
@@ -766,7 +777,8 @@ def _adi_pass(
         detections = refined
     else:
         detections = [
-            combine_photometry(c, f, plan.star_fluxes) for c, f in zip(candidates, fluxes, strict=True)
+            combine_astrometry(combine_photometry(c, f, plan.star_fluxes), a, pixel_scale_mas)
+            for c, f, a in zip(candidates, fluxes, astrometry, strict=True)
         ]
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels (no throughput) stay NaN
