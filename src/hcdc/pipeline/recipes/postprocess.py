@@ -131,6 +131,8 @@ class Postprocess(Recipe):
     product_level = 2
     product_type = "level2-image"
     version = "1.2"
+    #: 1.2 measures each detection's astrometric errors by fake injection; 1.1 did not
+    measures_astrometric_errors = True
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
     Parameters = PostprocessParameters
     inputs = (
@@ -193,6 +195,7 @@ class Postprocess(Recipe):
                 completeness=params.completeness,
                 completeness_options=params.completeness_options or None,
                 negfc=params.negfc,
+                astrometric_errors=self.measures_astrometric_errors,
                 image_unit=data["unit"],
                 inputs=data["input_names"],
                 progress=context.progress,
@@ -402,6 +405,7 @@ class PostprocessV11(Postprocess):
 
     version = "1.1"
     Parameters = PostprocessParametersV11
+    measures_astrometric_errors = False
 
     @staticmethod
     def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:

@@ -23,7 +23,8 @@ FITS layout (one extension per output, all optional except ``IMAGE``)::
                  and for the completeness curve COMPLETE (fraction recovered), COMPNFAK (fakes)
     DETECTIONS   table: X, Y [pix, 0-based], SEP_PX [pix], SEP_MAS [mas], PA [deg east of north],
                  SNR, FLUX [image unit], CONTRAST, FPF, FLUX_ERR, CONTRAST_ERR, PHOTOMETRY,
-                 SEP_ERR_PX [pix], SEP_ERR_MAS [mas], PA_ERR [deg] (1-sigma astrometric errors)
+                 SEP_ERR_PX [pix], SEP_ERR_MAS [mas], PA_ERR [deg] (1-sigma astrometric errors; these
+                 three columns only when measured)
 
 The star is on pixel ``(n//2, n//2)`` (0-based, i.e. CRPIX = n//2 + 1). Every image has a BUNIT.
 Orientation (``docs/conventions.md``): when it is known (``ORIENT = 'NORTH_UP_EAST_LEFT'``) images
@@ -511,10 +512,14 @@ def _detections_hdu(detections: Iterable[Detection], unit: str, orientation: Ori
         fits.Column(name="FLUX_ERR", format="D", unit=unit or None, array=col("flux_err")),
         fits.Column(name="CONTRAST_ERR", format="D", unit="", array=col("contrast_err")),
         fits.Column(name="PHOTOMETRY", format="8A", array=np.array([d.photometry for d in dets], dtype="S8")),
-        fits.Column(name="SEP_ERR_PX", format="D", unit="pix", array=col("separation_err_px")),
-        fits.Column(name="SEP_ERR_MAS", format="D", unit="mas", array=col("separation_err_mas")),
-        fits.Column(name="PA_ERR", format="D", unit="deg", array=col("pa_err_deg")),
     ]
+    if any(math.isfinite(d.separation_err_px) or math.isfinite(d.pa_err_deg) for d in dets):
+        # only when measured: a product of a run without them (l2-postprocess 1.1) keeps 1.1's table
+        cols += [
+            fits.Column(name="SEP_ERR_PX", format="D", unit="pix", array=col("separation_err_px")),
+            fits.Column(name="SEP_ERR_MAS", format="D", unit="mas", array=col("separation_err_mas")),
+            fits.Column(name="PA_ERR", format="D", unit="deg", array=col("pa_err_deg")),
+        ]
     hdu = fits.BinTableHDU.from_columns(cols, name="DETECTIONS")
     for key, value, text in orientation.header_cards()[:2]:
         hdu.header[key] = (value, text)

@@ -35,7 +35,7 @@ import inspect
 import math
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -269,6 +269,7 @@ def postprocess(
     detection_threshold: float | None = None,
     detection_fpf: float | None = None,
     negfc: bool = False,
+    astrometric_errors: bool = True,
     contrast_options: Mapping[str, Any] | None = None,
     image_unit: str = "",
     inputs: Mapping[str, str | None] | None = None,
@@ -301,6 +302,10 @@ def postprocess(
       is not masked). Their flux is measured by injection-recovery
       (see :mod:`~hcdc.science.postprocessing.detection_photometry`), or with ``negfc=True`` by
       negative-fake-companion fits (single-wavelength cubes; PCA inside, with the reduction's ``ncomp``).
+      With ``astrometric_errors`` (default) each detection also gets its 1-sigma separation and PA
+      errors, measured by injecting fakes like it
+      (:func:`~hcdc.science.postprocessing.detection_photometry.measure_astrometry`);
+      ``False`` reproduces the outputs made before those errors were measured (``l2-postprocess`` 1.1).
     * ``contrast_options``: passed to :func:`hcdc.science.postprocessing.contrast.contrast_curve`
       (``criterion``, ``sigma`` or ``fpf``, ``nbranch``, ``fc_snr``, ``step``, ...); the
       throughput map of the corrected image is the same measurement (computed once, reused). By
@@ -385,6 +390,7 @@ def postprocess(
             negfc,
             pixel_scale_mas,
             progress,
+            astrometric_errors,
             (completeness, dict(completeness_options or {})) if completeness is not None else None,
         )
     del full, kept
@@ -683,6 +689,10 @@ class _Measured:
     completeness: list[CompletenessCurve | None] = field(default_factory=list)
 
 
+def _without_astrometric_errors(det: Detection) -> Detection:
+    return replace(det, separation_err_px=math.nan, separation_err_mas=math.nan, pa_err_deg=math.nan)
+
+
 def _adi_pass(
     plan: _Plan,
     images: np.ndarray,
@@ -692,6 +702,7 @@ def _adi_pass(
     negfc: bool,
     pixel_scale_mas: float | None,
     progress: ProgressCallback | None,
+    astrometric_errors: bool = True,
     completeness: tuple[float, dict[str, Any]] | None = None,
 ) -> _Measured:
     """Per wavelength plane: photometry of the detections and their removal, then one throughput
@@ -716,11 +727,12 @@ def _adi_pass(
             measured, clean = measure_detections(candidates, images[w], plane, plan.angles, psf, **reduction)
             for i, value in enumerate(measured):
                 fluxes[i].append(value)
-            errors = measure_astrometry(
-                candidates, [f for f, _ in measured], clean, plan.angles, psf, **reduction
-            )
-            for i, value in enumerate(errors):
-                astrometry[i].append(value)
+            if astrometric_errors:
+                errors = measure_astrometry(
+                    candidates, [f for f, _ in measured], clean, plan.angles, psf, **reduction
+                )
+                for i, value in enumerate(errors):
+                    astrometry[i].append(value)
         if negfc and n_wl == 1 and candidates:
             ncomp = plan.params.get("ncomp", 10)
             refined, clean = negfc_measure(
@@ -774,7 +786,8 @@ def _adi_pass(
         del plane, clean
         _report(progress, "throughput and contrast", w + 1, n_wl)
     if refined is not None:
-        detections = refined
+        # the NEGFC fit measures position errors from its own trials: dropped when not asked for
+        detections = refined if astrometric_errors else [_without_astrometric_errors(d) for d in refined]
     else:
         detections = [
             combine_astrometry(combine_photometry(c, f, plan.star_fluxes), a, pixel_scale_mas)
