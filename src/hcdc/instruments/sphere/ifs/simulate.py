@@ -48,6 +48,7 @@ from hcdc.instruments.sphere.ifs.metadata import IFS_LAMPS_BY_MODE
 from hcdc.instruments.sphere.irdis.simulate import (
     DIT_DELAY_S,
     DIT_OVERHEAD_S,
+    DROT2_MINUS_ALT_DEG,
     FIFTY_ONE_ERI,
     FILE_GAP_S,
     SETUP_GAP_S,
@@ -553,9 +554,13 @@ def _build_header(
     radec_of_date: tuple[float, float],
     parang_start_end: tuple[float, float],
     alt_az_airm: tuple[float, float, float, float],
+    ambient: dict[str, float],
     seed: int,
 ) -> fits.Header:
-    """Primary header of one raw IFS file: keyword names, formats and values as the real ones."""
+    """Primary header of one raw IFS file: keyword names, formats and values as the real ones.
+
+    ``ambient``: seeing (start, end), tau0, wind, temperature, pressure, humidity, IWV and the
+    altitude at the end (science files only, as in the real calibration headers)."""
     ny, nx = shape
     t0 = Time(exp.date_obs, scale="utc")
     science = exp.dpr_catg == "SCIENCE"
@@ -583,11 +588,13 @@ def _build_header(
     ra_d, dec_d = radec_of_date
     icor, lyot, opti11, shutter = _OPTICS["SCIENCE" if science else exp.dpr_type]
     cards: dict[str, tuple[Any, str]] = {}
-    if science:
-        for key in ("HOLOOP", "IRLOOP", "PUPLOOP", "TTLOOP"):
-            cards[f"AOS {key} STATE"] = ("CLOSED_LOOP", "SPARTA loop state")
-        cards["AOS IRWFS MODE"] = ("DTTS3", "SPARTA Infrared WFS detector mode")
-        cards["AOS VISWFS MODE"] = ("GAIN_1000_FREQ_1380Hz", "SPARTA Visible WFS detector mode")
+    # SPARTA loops: closed on sky (IR loop open, sphere.md a.7), idle for calibrations (real
+    # WAVE,LAMP headers, with DTTS2)
+    for key in ("HOLOOP", "PUPLOOP", "TTLOOP"):
+        cards[f"AOS {key} STATE"] = ("CLOSED_LOOP" if science else "IDLE", "SPARTA loop state")
+    cards["AOS IRLOOP STATE"] = ("OPEN_LOOP" if science else "IDLE", "SPARTA loop state")
+    cards["AOS IRWFS MODE"] = ("DTTS3" if science else "DTTS2", "SPARTA Infrared WFS detector mode")
+    cards["AOS VISWFS MODE"] = ("GAIN_1000_FREQ_1380Hz", "SPARTA Visible WFS dete")
     cards.update(
         {
             "DET CHIP1 GAIN": (sc.IFS_GAIN_E_PER_ADU, "Gain in e-/ADU"),
@@ -632,14 +639,23 @@ def _build_header(
         }
     )
     cards.update(_irdis_filter_keywords(mode.irdis_filter))
+    cards["INS1 PAC X"] = (0.0, "[um] X-Axis absolute position on the detec")
+    cards["INS1 PAC Y"] = (0.0, "[um] Y-Axis absolute position on the detect")
     if science:
-        alt, _, _, _ = alt_az_airm
-        cards["INS4 DROT2 BEGIN"] = ((alt + 144.5) % 360.0, "[deg] Position angle at start.")
+        # INS4 DROT2 BEGIN - TEL ALT as in the real pupil-tracking headers (IRDIS simulator)
+        begin = (alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
+        end = (ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
         cards["INS4 DROT2 MODE"] = ("ELEV", "Derotator mode.")
     else:
-        cards["INS4 DROT2 BEGIN"] = (0.0, "[deg] Position angle at start.")
+        begin = end = 0.0
         cards["INS4 DROT2 MODE"] = ("STAT", "Derotator mode.")
-    cards["INS4 DROT2 BEGIN"] = (round(cards["INS4 DROT2 BEGIN"][0], 4), cards["INS4 DROT2 BEGIN"][1])
+    cards["INS4 DROT2 BEGIN"] = (round(begin, 4), "[deg] Position angle at start.")
+    cards["INS4 DROT2 END"] = (round(end, 4), "[deg] Position angle at end.")
+    # IRDIS half-wave plate 2 out of the beam, its rotator parked (real IRDIFS headers)
+    cards["INS4 DROT3 BEGIN"] = (152.15, "[deg] Position angle at start.")
+    cards["INS4 DROT3 END"] = (152.15, "[deg] Position angle at end.")
+    cards["INS4 DROT3 MODE"] = ("STAT", "Half-Wave Plate 2 rotation mode.")
+    cards["INS4 OPTI8 NAME"] = ("OPEN", "Half-Wave Plate 2 selector.")
     cards["INS4 DROT2 POSANG"] = (0.0, "[deg] Position angle.")
     cards["INS4 DROT2 RA"] = (pack_sexagesimal(ra_d / 15.0, 6), "Telescope right ascension.")
     cards["INS4 DROT2 DEC"] = (pack_sexagesimal(dec_d, 5), "Telescope desclination.")
@@ -651,7 +667,7 @@ def _build_header(
     cards["INS4 OPTI13 NAME"] = (mode.dichroic, "IRDIS-IFS selector.")
     cards["INS4 SHUT ST"] = (shutter, "Shutter open [T] or closed [F].")
     if exp.dpr_type == "WAVE,LAMP":
-        cards["INS4 COMB CAL"] = ("SPECTR_ISPH_CAL_WAVE_IFS", "Calibration devices in common path")
+        cards["INS4 COMB CAL"] = ("SPECTR_ISPH_CAL_WAVE_IFS", "Calibration devices in")
         for (index, lamp_id, comment), _line in zip(_LASER_CARDS, mode.lasers_nm, strict=False):
             cards[f"INS4 LAMP{index} ID"] = (lamp_id, "Lamp ID.")
             cards[f"INS4 LAMP{index} NAME"] = (lamp_id, comment)
@@ -678,10 +694,22 @@ def _build_header(
                 "TEL AIRM END": (round(airm_end, 3), "Airmass at end"),
                 "TEL AIRM START": (round(airm_start, 3), "Airmass at start"),
                 "TEL ALT": (round(alt, 3), "[deg] Alt angle at start"),
+                "TEL AMBI FWHM END": (round(ambient["fwhm_end"], 2), "[arcsec] Observatory Seeing"),
+                "TEL AMBI FWHM START": (round(ambient["fwhm_start"], 2), "[arcsec] Observatory Seeing"),
+                "TEL AMBI IWV END": (round(ambient["iwv"], 2), "Integrated Water Vapor"),
+                "TEL AMBI IWV START": (round(ambient["iwv"], 2), "Integrated Water Vapor"),
+                "TEL AMBI PRES END": (round(ambient["pres"], 2), "[hPa] Observatory air pressure"),
+                "TEL AMBI PRES START": (round(ambient["pres"], 2), "[hPa] Observatory air pressure"),
+                "TEL AMBI RHUM": (round(ambient["rhum"], 1), "[%] Observatory relative humidity"),
+                "TEL AMBI TAU0": (round(ambient["tau0"], 4), "[s] Average coherence time"),
+                "TEL AMBI TEMP": (round(ambient["temp"], 2), "[deg C] Observatory ambient temperature"),
+                "TEL AMBI WINDDIR": (round(ambient["winddir"], 1), "[deg] Observatory wind direction"),
+                "TEL AMBI WINDSP": (round(ambient["windsp"], 2), "[m/s] Observatory ambient wind speed"),
                 "TEL AZ": (round(az, 3), "[deg] Az angle at start S=0,W=90"),
                 "TEL GEOELEV": (sc.PARANAL_HEIGHT_M, "[m] Elevation above sea level"),
                 "TEL GEOLAT": (sc.PARANAL_LAT_DEG, "[deg] Tel geo latitute (+=North)"),
                 "TEL GEOLON": (sc.PARANAL_LON_DEG, "[deg] Tel geo longitude (+=East)"),
+                "TEL IA FWHM": (round(ambient["fwhm_start"] * 0.9, 2), "[arcsec] Delivered seeing (airmass"),
                 "TEL PARANG END": (round(parang_start_end[1], 3), "[deg] Parallactic angle at end"),
                 "TEL PARANG START": (round(parang_start_end[0], 3), "[deg] Parallactic angle at start"),
                 "TEL TARG ALPHA": (
@@ -967,6 +995,8 @@ def simulate_ifs_night(
         t_ref=Time(plan[0].date_obs, scale="utc"),
     )
     out.mkdir(parents=True, exist_ok=True)
+    ambient_rng = np.random.default_rng(int(root.integers(0, 2**31)))
+    seeing = ambient_rng.uniform(0.5, 0.9)
     files: list[SimulatedIfsFile] = []
     for i, exp in enumerate(plan):
         t0, t1 = Time(exp.date_obs, scale="utc"), Time(exp.fram_utc, scale="utc")
@@ -976,6 +1006,19 @@ def simulate_ifs_night(
         dec_used = sc.parse_packed_sexagesimal(pack_sexagesimal(radec[1], 5))
         cube, truth = _render(exp, model, (ra_used, dec_used), seed)
         alt, az, airm = _alt_az_airmass(Time([t0, t1]), ra_used, dec_used)
+        seeing = float(np.clip(seeing + ambient_rng.normal(0.0, 0.03), 0.4, 1.5))
+        ambient = {
+            "fwhm_start": seeing,
+            "fwhm_end": float(np.clip(seeing + ambient_rng.normal(0.0, 0.03), 0.4, 1.5)),
+            "tau0": 0.0035 / seeing * ambient_rng.uniform(0.8, 1.2),
+            "windsp": ambient_rng.uniform(3.0, 9.0),
+            "winddir": ambient_rng.uniform(0.0, 360.0),
+            "temp": 12.0 + ambient_rng.normal(0.0, 0.3),
+            "pres": 743.5 + ambient_rng.normal(0.0, 0.3),
+            "rhum": ambient_rng.uniform(5.0, 25.0),
+            "iwv": ambient_rng.uniform(1.0, 6.0),
+            "alt_end": float(alt[1]),
+        }
         header = _build_header(
             exp,
             optics,
@@ -984,6 +1027,7 @@ def simulate_ifs_night(
             (ra_used, dec_used),
             truth["parang_start_end"],
             (float(alt[0]), float(az[0]), float(airm[0]), float(airm[1])),
+            ambient,
             seed,
         )
         path = out / archive_name(exp.date_obs, colon=colon_in_names)
