@@ -109,14 +109,22 @@ def measure_trace_positions(
     across = np.clip(across, 0.0, None)
     dx = np.arange(-half_width, half_width + 1)
     x = x0 + (across * dx[None, :]).sum(axis=1) / np.maximum(across.sum(axis=1), 1e-300)
-    # y: half-maximum edges of the row profile
+    # y: half-maximum edges of the row profile. The spectra of one column follow each other
+    # closely (SPHERE/IFS: ~2 px between the end of one and the start of the next), so each
+    # edge is searched from the dip between the two spectra, near the predicted edge.
     profile = boxes.sum(axis=2)  # (n, nr)
-    quarter = max(int(spectrum_length_px / 4.0), 2)
-    mid = half_len
-    low_plateau = np.median(profile[:, mid - 2 * quarter + 1 : mid - quarter + 1], axis=1)
-    high_plateau = np.median(profile[:, mid + quarter : mid + 2 * quarter], axis=1)
-    y_low = _crossing(profile[:, : mid + 1], 0.5 * low_plateau, rising=True)
-    y_high = _crossing(profile[:, mid:], 0.5 * high_plateau, rising=False) + mid
+    half = spectrum_length_px / 2.0
+    mid = half_len  # index of the predicted centre row
+    lo_edge, hi_edge = int(round(mid - half)), int(round(mid + half))
+    low_plateau = np.median(profile[:, lo_edge + 3 : lo_edge + 9], axis=1)
+    high_plateau = np.median(profile[:, hi_edge - 8 : hi_edge - 2], axis=1)
+    dip_low = lo_edge - 3 + np.argmin(profile[:, lo_edge - 3 : lo_edge + 2], axis=1)
+    dip_high = hi_edge - 1 + np.argmin(profile[:, hi_edge - 1 : hi_edge + 4], axis=1)
+    cols = np.arange(profile.shape[1])[None, :]
+    y_low = _crossing(np.where(cols >= dip_low[:, None], profile, -np.inf), 0.5 * low_plateau, rising=True)
+    y_high = _crossing(
+        np.where(cols <= dip_high[:, None], profile, -np.inf), 0.5 * high_plateau, rising=False
+    )
     y = (y0 - half_len) + 0.5 * (y_low + y_high)
     return np.column_stack((x, y)), profile.sum(axis=1)
 
@@ -126,6 +134,14 @@ def _crossing(profile: np.ndarray, level: np.ndarray, rising: bool) -> np.ndarra
     crossing from the start, or last falling one towards the end), by linear interpolation."""
     above = profile >= level[:, None]
     n, m = profile.shape
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return _interpolate_crossing(profile, level, above, n, m, rising)
+
+
+def _interpolate_crossing(
+    profile: np.ndarray, level: np.ndarray, above: np.ndarray, n: int, m: int, rising: bool
+) -> np.ndarray:
+    """Helper of :func:`_crossing` (NaN where a crossing lies next to a masked sample)."""
     if rising:
         idx = np.argmax(above, axis=1)  # first index above
         idx = np.clip(idx, 1, m - 1)
@@ -137,7 +153,9 @@ def _crossing(profile: np.ndarray, level: np.ndarray, rising: bool) -> np.ndarra
     return idx + (a - level) / np.where(a != b, a - b, 1.0)
 
 
-def fit_affine(predicted_xy: np.ndarray, measured_xy: np.ndarray, clip_px: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def fit_affine(
+    predicted_xy: np.ndarray, measured_xy: np.ndarray, clip_px: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares affine map ``measured ~ predicted @ A.T + b`` (one sigma-clip pass).
 
     Returns ``(model_xy, residual_xy)``: the grid the fit predicts for every lenslet and the

@@ -1,0 +1,160 @@
+"""SPHERE/IFS spectral extraction: from calibrated raw frames to (39, y, x) spectral cubes.
+
+What exists (first steps of the IFS Level 1, issue 16):
+
+* :func:`detector_flat` -- the detector flat of one lamp from its two DITs (vlt-sphere
+  ``compute_detector_flat``: long minus short DIT, normalised), with the pixels outside
+  [0.9, 1.1] flagged;
+* :func:`calibrate_ifs` -- from a white-lamp frame (SPECPOS), the laser frame (WAVE,LAMP) and
+  the IFU flat, all background subtracted and flat fielded: the spectra positions (grid
+  registration, per-spectrum measurement, affine grid model and its residual map), the
+  wavelength solution (quadratic common law + per-lenslet zero point from the lasers) and the
+  lenslet-to-lenslet response per channel (IFU flat);
+* :func:`extract_cube` -- one calibrated frame to the (39, size, size) cube in the lenslet frame
+  at 7.46 mas/px (flux per cube pixel per nm).
+
+Not yet: bad-pixel interpolation along the spectral direction, cross-talk correction, the
+wavelength recalibration from the waffle spots, star centres, the Level 1 product and recipe
+(see docs/ifs.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.ifs import geometry as geo
+from hcdc.science.calibration import ifs as cal
+
+__all__ = [
+    "IfsCalibration",
+    "mean_frame",
+    "detector_flat",
+    "calibrate_ifs",
+    "extract_cube",
+    "CUBE_SIZE_FULL",
+]
+
+#: Cube size of the full detector: the ESO product is 291 x 291 (vlt-sphere crops it to 290).
+CUBE_SIZE_FULL = 291
+
+
+def mean_frame(path: str | Path) -> np.ndarray:
+    """Mean over the DITs of a raw IFS cube (float64), with a clear error for a bad file."""
+    try:
+        data = fits.getdata(path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the IFS frame ({exc})") from None
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim == 2:
+        return data
+    if data.ndim != 3:
+        raise ValueError(f"{path}: expected a 2-D frame or a cube of DITs, got shape {data.shape}")
+    return data.mean(axis=0)
+
+
+def detector_flat(
+    long_dit: np.ndarray, short_dit: np.ndarray, margin: int = geo.IFS_REFERENCE_PIXELS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Detector flat (median 1) and bad-pixel mask from a lamp's long- and short-DIT frames.
+
+    The difference removes bias and dark (vlt-sphere); pixels outside [0.9, 1.1] or in the
+    unlit border are bad (their flat is set to 1 so that division leaves them as they are).
+    """
+    flat = np.asarray(long_dit, dtype=np.float64) - np.asarray(short_dit, dtype=np.float64)
+    lit = np.zeros(flat.shape, dtype=bool)
+    lit[margin:-margin, margin:-margin] = True
+    flat = flat / np.median(flat[lit])
+    bad = ~lit | (flat < 0.9) | (flat > 1.1)
+    return np.where(bad, 1.0, flat), bad
+
+
+@dataclass(frozen=True)
+class IfsCalibration:
+    """Everything extraction needs for one IFS mode.
+
+    ``trace_xy`` (n, 2): spectra trace centres (px; x from the affine grid model, y the model's,
+    the wavelength solution's zero points carrying the per-lenslet correction);
+    ``lenslet_xy_mas`` (n, 2): the lenslets in the lenslet frame; ``solution``: the wavelength
+    solution; ``response`` (n, 39): lenslet response per channel (IFU flat, median 1);
+    ``residual_xy`` (n, 2): measured - model spectra positions (the residual map);
+    ``grid_shift_px``: whole-pixel shift of the nominal grid found on the white lamp.
+    """
+
+    mode: geo.IfsModeOptics
+    trace_xy: np.ndarray
+    lenslet_xy_mas: np.ndarray
+    solution: cal.WavelengthSolution
+    response: np.ndarray
+    residual_xy: np.ndarray
+    grid_shift_px: tuple[int, int]
+
+    @property
+    def wavelengths_nm(self) -> np.ndarray:
+        return geo.output_wavelengths_nm(self.mode.name)
+
+    def channel_rows(self) -> np.ndarray:
+        """Detector row (n, 39) of every output channel of every lenslet."""
+        return self.trace_xy[:, 1:2] + self.solution.offset(self.wavelengths_nm)
+
+
+def calibrate_ifs(white: np.ndarray, lasers: np.ndarray, ifu_flat: np.ndarray, mode: str) -> IfsCalibration:
+    """Spectra positions, wavelength solution and lenslet response from three calibrated frames.
+
+    ``white`` (SPECPOS), ``lasers`` (WAVE,LAMP) and ``ifu_flat`` (FLAT,LAMP, DPR TECH=IFU) are
+    background-subtracted, flat-fielded frames of one mode. The nominal grid
+    (:func:`hcdc.instruments.sphere.ifs.geometry.lenslet_grid` centred on the detector) must be
+    within 4 px in x and 6 px in y of the truth.
+    """
+    optics = geo.ifs_mode_optics(mode)
+    shape = white.shape
+    if lasers.shape != shape or ifu_flat.shape != shape:
+        raise ValueError(f"calibration frames differ in shape: {shape}, {lasers.shape}, {ifu_flat.shape}")
+    grid = geo.lenslet_grid(shape)
+    # the order-sorting filter edges are 1 px beyond the first/last channel (simulator and doc)
+    edge_length = geo.SPECTRUM_LENGTH_PX + 2.0
+    shift = cal.register_grid(white, grid.trace_xy, edge_length)
+    predicted = grid.trace_xy + np.asarray(shift, dtype=np.float64)
+    measured, _ = cal.measure_trace_positions(white, predicted, edge_length)
+    model, residual = cal.fit_affine(predicted, measured)
+    lines = np.asarray(optics.lasers_nm)
+    solution = cal.fit_wavelength_solution(lasers, model, lines, optics.trace_offset_px(lines))
+    waves = geo.output_wavelengths_nm(optics.name)
+    ifu = cal.extract_spectra(ifu_flat, model, solution, waves)
+    response = ifu / np.nanmedian(ifu, axis=0)
+    response = np.where(response > 0.2, response, np.nan)  # unlit / off-detector lenslets
+    return IfsCalibration(
+        mode=optics,
+        trace_xy=model,
+        lenslet_xy_mas=grid.sky_xy_mas,
+        solution=solution,
+        response=response,
+        residual_xy=residual,
+        grid_shift_px=(int(shift[0]), int(shift[1])),
+    )
+
+
+def extract_cube(image: np.ndarray, calibration: IfsCalibration, size: int | None = None) -> np.ndarray:
+    """The (39, size, size) spectral cube of one calibrated frame (flux per cube pixel per nm).
+
+    Each lenslet's spectrum is extracted (:func:`hcdc.science.calibration.ifs.extract_spectra`),
+    divided by its response, converted from flux per lenslet to flux per cube pixel (pixel area /
+    hexagonal lenslet area) and resampled at 7.46 mas/px. ``size`` defaults to 291 for a
+    full detector, smaller detectors in proportion (odd sizes, the lenslet frame's origin on
+    pixel ``size // 2``).
+    """
+    spectra = cal.extract_spectra(
+        image, calibration.trace_xy, calibration.solution, calibration.wavelengths_nm
+    )
+    spectra = spectra / calibration.response
+    if size is None:
+        size = 2 * int(round(CUBE_SIZE_FULL * image.shape[1] / geo.IFS_RAW_SHAPE[1] / 2.0)) + 1
+    lenslet_area = geo.LENSLET_PITCH_SKY_MAS**2 * math.sqrt(3.0) / 2.0
+    per_pixel = spectra * (sc.IFS_PIXEL_SCALE_MAS**2 / lenslet_area)
+    ok = np.all(np.isfinite(per_pixel), axis=1)
+    return cal.lenslets_to_cube(per_pixel[ok], calibration.lenslet_xy_mas[ok], size, sc.IFS_PIXEL_SCALE_MAS)
