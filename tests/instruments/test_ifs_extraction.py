@@ -133,7 +133,7 @@ def test_extracted_star_spectrum_and_cube_match_the_input(calibrated) -> None:
     assert 0.7 < ratio[0] < 0.95 and 0.7 < ratio[-1] < 0.95  # the order-sorting filter edges
     # the resampled (39, y, x) cube holds the same star flux as the input cube at 7.46 mas/px
     cube = extract_cube(image, calibration)
-    assert cube.shape == (39, 147, 147)
+    assert cube.shape == (39, 145, 145)
     size = cube.shape[1]
     grid = (np.arange(size) - size // 2) * 7.46
     gx, gy = np.meshgrid(grid, grid)
@@ -170,3 +170,16 @@ def test_mean_frame_names_a_bad_file(tmp_path: Path) -> None:
     bad.write_bytes(b"not a FITS file")
     with pytest.raises(ValueError, match="broken.fits: cannot read the IFS frame"):
         mean_frame(bad)
+
+
+def test_cube_resampler_is_linear_interpolation_on_the_lenslet_triangles() -> None:
+    from scipy.interpolate import LinearNDInterpolator
+
+    grid = geo.lenslet_grid((512, 512))
+    values = np.random.default_rng(2).normal(size=(len(grid), 3))
+    cube = cal.lenslets_to_cube(values, grid.sky_xy_mas, 71, 7.46)
+    axis = (np.arange(71) - 35) * 7.46
+    gx, gy = np.meshgrid(axis, axis)
+    ref = LinearNDInterpolator(grid.sky_xy_mas, values)(np.column_stack((gx.ravel(), gy.ravel())))
+    np.testing.assert_allclose(cube, ref.T.reshape(3, 71, 71), atol=1e-12)
+    assert np.isnan(cube[:, 0, 0]).all() == np.isnan(ref[0]).all()

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.interpolate import LinearNDInterpolator
+from scipy.spatial import Delaunay
 
 __all__ = [
     "register_grid",
@@ -37,6 +37,8 @@ __all__ = [
     "WavelengthSolution",
     "fit_wavelength_solution",
     "extract_spectra",
+    "CubeResampler",
+    "cube_resampler",
     "lenslets_to_cube",
 ]
 
@@ -288,18 +290,55 @@ def extract_spectra(
     return a * (1.0 - frac) + b * frac
 
 
+@dataclass(frozen=True)
+class CubeResampler:
+    """Linear interpolation weights from lenslet centres to a square grid, computed once.
+
+    ``vertices`` (P, 3) lenslet indices and ``weights`` (P, 3) barycentric weights of the
+    Delaunay triangle holding each of the P = size^2 cube pixels; ``inside`` (P,) False where
+    the pixel is outside the lenslet field (NaN in the cube).
+    """
+
+    size: int
+    vertices: np.ndarray
+    weights: np.ndarray
+    inside: np.ndarray
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        """Cube (n_wave, size, size) of lenslet ``values`` (n, n_wave)."""
+        vals = np.asarray(values, dtype=np.float64)
+        out = np.einsum("pk,pkw->pw", self.weights, vals[self.vertices])
+        out[~self.inside] = np.nan
+        return out.T.reshape(vals.shape[1], self.size, self.size)
+
+
+def cube_resampler(lenslet_xy_mas: np.ndarray, size: int, pixel_scale_mas: float) -> CubeResampler:
+    """The :class:`CubeResampler` of a lenslet grid onto a ``size x size`` grid.
+
+    Cube pixel ``(ix, iy)`` is at ``((ix - size // 2), (iy - size // 2)) * pixel_scale_mas`` in
+    the lenslet frame (the frame's origin on pixel ``size // 2``).
+    """
+    points = np.asarray(lenslet_xy_mas, dtype=np.float64)
+    tri = Delaunay(points)
+    grid = (np.arange(size) - size // 2) * pixel_scale_mas
+    gx, gy = np.meshgrid(grid, grid)
+    pix = np.column_stack((gx.ravel(), gy.ravel()))
+    simplex = tri.find_simplex(pix)
+    inside = simplex >= 0
+    s = np.where(inside, simplex, 0)
+    transform = tri.transform[s]  # (P, 3, 2)
+    bary = np.einsum("pij,pj->pi", transform[:, :2], pix - transform[:, 2])
+    weights = np.column_stack((bary, 1.0 - bary.sum(axis=1)))
+    return CubeResampler(size, tri.simplices[s], np.where(inside[:, None], weights, 0.0), inside)
+
+
 def lenslets_to_cube(
     values: np.ndarray, lenslet_xy_mas: np.ndarray, size: int, pixel_scale_mas: float
 ) -> np.ndarray:
     """Resample lenslet values (n, n_wave) onto a ``size x size`` grid: cube (n_wave, size, size).
 
-    Cube pixel ``(ix, iy)`` is at ``((ix - size // 2), (iy - size // 2)) * pixel_scale_mas`` in
-    the lenslet frame (the frame's origin on pixel ``size // 2``). Linear interpolation over the
-    Delaunay triangles of the lenslet centres; NaN outside the lenslet field.
+    Linear interpolation over the Delaunay triangles of the lenslet centres (see
+    :func:`cube_resampler`, which a chain reducing many frames builds once); NaN outside the
+    lenslet field.
     """
-    vals = np.asarray(values, dtype=np.float64)
-    interp = LinearNDInterpolator(np.asarray(lenslet_xy_mas, dtype=np.float64), vals)
-    grid = (np.arange(size) - size // 2) * pixel_scale_mas
-    gx, gy = np.meshgrid(grid, grid)
-    out = interp(np.column_stack((gx.ravel(), gy.ravel())))  # (size^2, n_wave)
-    return out.T.reshape(vals.shape[1], size, size)
+    return cube_resampler(lenslet_xy_mas, size, pixel_scale_mas)(values)
