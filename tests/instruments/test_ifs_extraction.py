@@ -19,6 +19,8 @@ from scipy.spatial import cKDTree
 from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.extraction import (
     IfsCalibration,
+    bad_pixel_map,
+    calibrate_frame,
     calibrate_ifs,
     detector_flat,
     extract_cube,
@@ -26,6 +28,7 @@ from hcdc.instruments.sphere.ifs.extraction import (
 )
 from hcdc.instruments.sphere.ifs.simulate import (
     LENSLET_RESPONSE_RMS,
+    WHITE_LAMP_ADU_S_NM,
     SimulatedIfsNight,
     science_scene,
     simulate_ifs_night,
@@ -183,3 +186,65 @@ def test_cube_resampler_is_linear_interpolation_on_the_lenslet_triangles() -> No
     ref = LinearNDInterpolator(grid.sky_xy_mas, values)(np.column_stack((gx.ravel(), gy.ravel())))
     np.testing.assert_allclose(cube, ref.T.reshape(3, 71, 71), atol=1e-12)
     assert np.isnan(cube[:, 0, 0]).all() == np.isnan(ref[0]).all()
+
+
+def test_bad_pixels_interpolated_along_the_spectra(calibrated) -> None:
+    """Hot and dead pixels (found in the background and the detector flat, not taken from the
+    truth) spoil the spectra that cross them; interpolating them along the columns repairs them."""
+    night, calibration, index, flat = calibrated
+    _, flat_bad = detector_flat(
+        mean_frame(night.select("FLAT,LAMP", lamp="BB", dit=10.0)[0].path),
+        mean_frame(night.select("FLAT,LAMP", lamp="BB", dit=1.65)[0].path),
+    )
+    background = mean_frame(night.select("DARK,BACKGROUND", dit=4.0)[0].path)
+    bad = bad_pixel_map(background, flat_bad)
+    truth_bad = night.detector.bad_pixels > 0  # hot, dead or non-linear (the long flat shows them)
+    found = bad & truth_bad
+    lit = np.zeros_like(bad)
+    lit[4:-4, 4:-4] = True  # the unlit reference-pixel border is flagged as a whole
+    # most bad pixels are found (hot ones > 5 sigma in one 4 s DIT); few good ones flagged (the
+    # vlt-sphere flat rule [0.9, 1.1] also takes the 2 % response tails: ~6 % of the flags)
+    assert found.sum() > 0.8 * truth_bad.sum()
+    assert (bad & ~truth_bad & lit).sum() < 0.1 * (bad & lit).sum()
+    # the white-lamp SPECPOS frame: every spectrum bright, input known (lamp x lenslet response)
+    white = night.select("SPECPOS,LAMP")[0]
+    dark = mean_frame(night.select("DARK")[0].path)
+    raw = mean_frame(white.path)
+    plain = calibrate_frame(raw, dark, flat) / white.dit
+    repaired = calibrate_frame(raw, dark, flat, bad) / white.dit
+    waves = calibration.wavelengths_nm
+    matched = index >= 0
+    truth = WHITE_LAMP_ADU_S_NM * night.lenslet_response[index[matched]]
+    # lenslets with a dead pixel (response 0-5 %; found in the flat) on their trace's central
+    # columns: in a bright frame they matter (a hot pixel's few ADU do not)
+    dead = found & ((night.detector.bad_pixels & 2) > 0)
+    rows = calibration.channel_rows()[matched]
+    cols = np.rint(calibration.trace_xy[matched, 0]).astype(int)
+    r0, r1 = np.floor(rows.min(axis=1)).astype(int), np.ceil(rows.max(axis=1)).astype(int)
+    hit = np.array([dead[r0[k] : r1[k] + 1, cols[k] - 1 : cols[k] + 2].any() for k in range(len(cols))])
+    assert hit.sum() > 50
+
+    def error(image: np.ndarray) -> float:
+        spectra = cal.extract_spectra(image, calibration.trace_xy, calibration.solution, waves)[matched]
+        # the worst channel of each lenslet (a bad pixel spoils one or two), median over lenslets
+        worst = np.max(np.abs(spectra[hit][:, 3:-3] / truth[hit, None] - 1.0), axis=1)
+        return float(np.median(worst))
+
+    # measured (seed 5): 20 % -> 1.5-1.8 % (the noise of one 1.65 s white-lamp DIT)
+    assert error(repaired) < 0.03
+    assert error(repaired) < 0.5 * error(plain)
+
+
+def test_interpolation_along_columns_only() -> None:
+    image = np.tile(np.arange(20.0)[:, None], (1, 5))  # a ramp along y, constant along x
+    image[:, 2] *= 3.0
+    bad = np.zeros_like(image, dtype=bool)
+    bad[7:9, 2] = True
+    spoiled = image.copy()
+    spoiled[bad] = 1e6
+    fixed = cal.interpolate_along_columns(spoiled, bad)
+    np.testing.assert_allclose(fixed, image)  # the neighbouring columns played no part
+    far = np.zeros_like(bad)
+    far[0:15, 4] = True  # rows 0-14 bad: rows 0-4 are > 10 px from the first good row
+    fixed = cal.interpolate_along_columns(spoiled, far)
+    assert np.all(fixed[0:5, 4] == spoiled[0:5, 4]) and np.allclose(fixed[5:15, 4], 15.0)

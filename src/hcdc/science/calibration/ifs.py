@@ -31,6 +31,7 @@ import numpy as np
 from scipy.spatial import Delaunay
 
 __all__ = [
+    "interpolate_along_columns",
     "register_grid",
     "measure_trace_positions",
     "fit_affine",
@@ -41,6 +42,34 @@ __all__ = [
     "cube_resampler",
     "lenslets_to_cube",
 ]
+
+
+def interpolate_along_columns(image: np.ndarray, bad: np.ndarray, max_gap_px: int = 10) -> np.ndarray:
+    """Replace bad pixels by linear interpolation along their column (the spectral direction).
+
+    A lenslet spectrum changes slowly along ``y`` but falls off within a pixel across it, so a
+    2-D kernel would mix spectra; vlt-sphere interpolates IFS bad pixels "along the spectral
+    (column) direction, +-10 px". Pixels farther than ``max_gap_px`` from a good pixel on either
+    side keep the nearest good value within reach, or stay as they are when there is none.
+    """
+    out = np.array(image, dtype=np.float64, copy=True)
+    bad = np.asarray(bad, dtype=bool) | ~np.isfinite(out)
+    if bad.shape != out.shape:
+        raise ValueError(f"bad-pixel map {bad.shape} does not match image {out.shape}")
+    rows = np.arange(out.shape[0])
+    for col in np.flatnonzero(bad.any(axis=0)):
+        good = ~bad[:, col]
+        if good.sum() < 2:
+            continue
+        g_rows = rows[good]
+        targets = rows[~good]
+        # distance to the nearest good row on each side
+        right = np.searchsorted(g_rows, targets)
+        below = np.where(right > 0, targets - g_rows[np.maximum(right - 1, 0)], np.inf)
+        above = np.where(right < g_rows.size, g_rows[np.minimum(right, g_rows.size - 1)] - targets, np.inf)
+        reach = np.minimum(below, above) <= max_gap_px
+        out[targets[reach], col] = np.interp(targets[reach], g_rows, out[good, col])
+    return out
 
 
 def _column_boxes(image: np.ndarray, x0: np.ndarray, rows: np.ndarray, half_width: int) -> np.ndarray:

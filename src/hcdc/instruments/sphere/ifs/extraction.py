@@ -13,7 +13,10 @@ What exists (first steps of the IFS Level 1, issue 16):
 * :func:`extract_cube` -- one calibrated frame to the (39, size, size) cube in the lenslet frame
   at 7.46 mas/px (flux per cube pixel per nm).
 
-Not yet: bad-pixel interpolation along the spectral direction, cross-talk correction, the
+* :func:`calibrate_frame` / :func:`bad_pixel_map` -- background, flat and bad pixels
+  (interpolated along the spectral direction).
+
+Not yet: cross-talk correction, the
 wavelength recalibration from the waffle spots, star centres, the Level 1 product and recipe
 (see docs/ifs.md).
 """
@@ -30,10 +33,13 @@ from astropy.io import fits
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.science.calibration import ifs as cal
+from hcdc.science.calibration.badpixels import hot_pixels
 
 __all__ = [
     "IfsCalibration",
     "mean_frame",
+    "calibrate_frame",
+    "bad_pixel_map",
     "detector_flat",
     "calibrate_ifs",
     "extract_cube",
@@ -56,6 +62,21 @@ def mean_frame(path: str | Path) -> np.ndarray:
     if data.ndim != 3:
         raise ValueError(f"{path}: expected a 2-D frame or a cube of DITs, got shape {data.shape}")
     return data.mean(axis=0)
+
+
+def calibrate_frame(
+    frame: np.ndarray, background: np.ndarray, flat: np.ndarray, bad: np.ndarray | None = None
+) -> np.ndarray:
+    """``(frame - background) / flat`` with bad pixels interpolated along the spectral direction
+    (:func:`hcdc.science.calibration.ifs.interpolate_along_columns`, +-10 px)."""
+    image = (np.asarray(frame, dtype=np.float64) - background) / flat
+    return image if bad is None else cal.interpolate_along_columns(image, bad)
+
+
+def bad_pixel_map(background: np.ndarray, flat_bad: np.ndarray) -> np.ndarray:
+    """Static bad pixels: hot/cold pixels of a master dark or background (5 sigma from their
+    5x5 median, :func:`hcdc.science.calibration.badpixels.hot_pixels`) or of the detector flat."""
+    return hot_pixels(background) | np.asarray(flat_bad, dtype=bool)
 
 
 def detector_flat(
