@@ -16,6 +16,8 @@ What exists (first steps of the IFS Level 1, issue 16):
 * :func:`calibrate_frame` / :func:`bad_pixel_map` -- background, flat and bad pixels
   (interpolated along the spectral direction).
 
+* :func:`waffle_centers` -- the star centre per channel of an OBJECT,CENTER cube.
+
 Not yet: cross-talk correction, the
 wavelength recalibration from the waffle spots, star centres, the Level 1 product and recipe
 (see docs/ifs.md).
@@ -34,6 +36,7 @@ from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.science.calibration import ifs as cal
 from hcdc.science.calibration.badpixels import hot_pixels
+from hcdc.science.calibration.centering import waffle_center
 
 __all__ = [
     "IfsCalibration",
@@ -43,6 +46,7 @@ __all__ = [
     "detector_flat",
     "calibrate_ifs",
     "extract_cube",
+    "waffle_centers",
     "CUBE_SIZE_FULL",
 ]
 
@@ -77,6 +81,45 @@ def bad_pixel_map(background: np.ndarray, flat_bad: np.ndarray) -> np.ndarray:
     """Static bad pixels: hot/cold pixels of a master dark or background (5 sigma from their
     5x5 median, :func:`hcdc.science.calibration.badpixels.hot_pixels`) or of the detector flat."""
     return hot_pixels(background) | np.asarray(flat_bad, dtype=bool)
+
+
+def waffle_centers(
+    cube: np.ndarray, wavelengths_nm: np.ndarray, waffle_orient: str, search_radius_px: float = 6.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Star centre per channel of an OBJECT,CENTER cube from its four waffle spots.
+
+    Channel by channel: spots at 13.72 lambda/D (:func:`hcdc.instruments.sphere.constants.
+    waffle_radius_px` at 7.46 mas/px), first spot at 102 deg (+45 deg for ``OCS WAFFLE ORIENT =
+    'x'``, vlt-sphere's IFS orientation), Gaussian width 0.42 lambda/D, searched within
+    ``search_radius_px`` of the cube centre (:func:`hcdc.science.calibration.centering.
+    waffle_center`). Returns centres (n_wave, 2) ``(x, y)`` in cube pixels, their errors (px;
+    infinite where the spots were not found, e.g. outside the field) and the mean spot distance
+    from the centre (px): it scales with wavelength, which is what the SPHERE DC's wavelength
+    recalibration uses (vlt-sphere: scale_k = d_k / d_0).
+    """
+    orientation = sc.waffle_orientation_deg(waffle_orient, "IFS")
+    size = cube.shape[-1]
+    centres = np.full((len(wavelengths_nm), 2), np.nan)
+    errors = np.full(len(wavelengths_nm), np.inf)
+    radii = np.full(len(wavelengths_nm), np.nan)
+    for k, wl in enumerate(np.asarray(wavelengths_nm, dtype=np.float64)):
+        image = np.nan_to_num(cube[k])
+        radius = sc.waffle_radius_px(wl, sc.IFS_PIXEL_SCALE_MAS)
+        if radius + 8 > size // 2:
+            continue  # the spots (and their fitting boxes) leave the cube
+        est = waffle_center(
+            image,
+            radius,
+            orientation,
+            guess_xy=(size // 2, size // 2),
+            spot_sigma=0.42 * sc.lambda_over_d_px(wl, sc.IFS_PIXEL_SCALE_MAS),
+            search_radius=search_radius_px,
+        )
+        centres[k] = (est.x, est.y)
+        errors[k] = est.error
+        if est.spots is not None:
+            radii[k] = float(np.mean(np.hypot(est.spots[:, 0] - est.x, est.spots[:, 1] - est.y)))
+    return centres, errors, radii
 
 
 def detector_flat(
