@@ -292,3 +292,15 @@ def test_companion_outside_the_small_field_is_refused(tmp_path: Path) -> None:
         simulate_ifs_night(tmp_path, companions=[IfsCompanion(700.0, 10.0, 1e-4)])
     with pytest.raises(ValueError, match="unknown companion spectrum 'blue'"):
         simulate_ifs_night(tmp_path, companions=[IfsCompanion(100.0, 10.0, 1e-4, "blue")])
+
+
+def test_dit_angles_from_the_headers_equal_the_simulated_truth(night: tuple[Path, dict]) -> None:
+    from hcdc.instruments.sphere.angles import dit_angles
+
+    out, truth = night
+    for f in truth["files"]:
+        if f["dpr_type"] not in {"OBJECT", "OBJECT,CENTER"}:
+            continue
+        angles = dit_angles(fits.getheader(f["path"]), f["ndit"], arm="IFS", name=f["path"])
+        np.testing.assert_allclose(angles["derot"], f["derot_deg"], atol=1e-6)
+        np.testing.assert_allclose(angles["mjd"], f["mjd_mid"], atol=1e-9)
