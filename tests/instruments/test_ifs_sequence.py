@@ -118,3 +118,34 @@ def test_sequence_cube_angles_and_companions(center_cube) -> None:
     assert band_ratio(methane_comp) < 0.75 * band_ratio(flat_comp)
     with pytest.raises(ValueError, match="no OBJECT,CENTER file"):
         reduce_sequence([objects[0].path], [], calibration, lambda dit: background, flat)
+
+
+def test_level1_ifs_recipe_on_the_whole_night(center_cube, tmp_path) -> None:
+    """All raw files of the night (science and calibrations) through the ``level1-ifs`` recipe."""
+    from hcdc.instruments.sphere.ifs.level1 import read_level1_ifs, roles_from_headers
+    from hcdc.pipeline.errors import RecipeFailed
+    from hcdc.pipeline.registry import run_recipe
+
+    night = center_cube[0]
+    raw = [f.path for f in night.files]
+    roles = roles_from_headers(raw)
+    assert len(roles["DETECTOR_FLAT:BB"]) == 2 and len(roles["OBJECT"]) == len(night.select("OBJECT"))
+    result = run_recipe("level1-ifs", {"raw": raw}, work_dir=tmp_path / "run")
+    product = read_level1_ifs(result.outputs["product"])
+    objects = night.select("OBJECT")
+    n = sum(f.ndit for f in objects)
+    assert product.cube.shape == (39, n, 219, 219) and product.header["BUNIT"] == "ADU/s/nm"
+    assert result.outputs["summary"]["wavelength_range_nm"] == [960.0, 1350.0]
+    np.testing.assert_allclose(product.derot, np.concatenate([f.derot for f in objects]), atol=1e-6)
+    assert np.all((product.center_errors > 0) & (product.center_errors < 0.3))
+    assert set(product.frames["CENTER_FILE"]) <= {f.path.name for f in night.select("OBJECT,CENTER")}
+    # the star pixel recorded for the post-processing (the centring itself is checked above)
+    assert (product.header["HIERARCH HCDC STARX"], product.header["HIERARCH HCDC STARY"]) == (109, 109)
+    with pytest.raises(ValueError, match="not a Level 1 IFS product"):
+        read_level1_ifs(night.truth_fits)
+    with pytest.raises(RecipeFailed, match="no OBJECT file"):
+        run_recipe(
+            "level1-ifs",
+            {"raw": [f.path for f in night.files if f.dpr_catg == "CALIB"]},
+            work_dir=tmp_path / "x",
+        )

@@ -27,6 +27,7 @@ _RECIPE_MODULES = (
     "hcdc.pipeline.recipes.postprocess",
     "hcdc.pipeline.recipes.simulate_irdis",
     "hcdc.pipeline.recipes.simulate_ifs",
+    "hcdc.pipeline.recipes.level1_ifs",
     "hcdc.pipeline.recipes.irdis_masters",
     "hcdc.pipeline.recipes.interferometry",
 )
