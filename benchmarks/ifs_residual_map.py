@@ -71,7 +71,7 @@ def main() -> None:
         print(f"{title}: median {np.nanmedian(values):+.4f}, rms {np.nanstd(values):.4f}, 99% |.| {lim:.4f}")
     axes[0].set_ylabel("detector y (px)")
     fig.suptitle(f"IFS-{args.mode}, simulated small night (seed {args.seed}), {ok.sum()} spectra")
-    fig.savefig(args.out, dpi=80)
+    fig.savefig(args.out, dpi=56)
     print(f"wrote {args.out}")
 
 
