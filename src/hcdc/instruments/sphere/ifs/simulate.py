@@ -46,20 +46,22 @@ from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.metadata import IFS_LAMPS_BY_MODE
 from hcdc.instruments.sphere.irdis.simulate import (
-    DIT_DELAY_S,
-    DIT_OVERHEAD_S,
     DROT2_MINUS_ALT_DEG,
     FIFTY_ONE_ERI,
     FILE_GAP_S,
     SETUP_GAP_S,
     Target,
-    _alt_az_airmass,
-    _apparent_radec,
-    _file_rng,
-    _file_times,
-    _transit_time,
     archive_name,
     pack_sexagesimal,
+)
+from hcdc.instruments.sphere.observing import (
+    DIT_DELAY_S,
+    DIT_OVERHEAD_S,
+    alt_az_airmass,
+    apparent_radec,
+    file_rng,
+    file_times,
+    transit_time,
 )
 from hcdc.science.calibration.timing import (
     derotation_angles,
@@ -366,14 +368,14 @@ def _plan(mode: geo.IfsModeOptics, scale: IfsScale, target: Target, night: str) 
 
     roles = _science_roles(scale)
     duration = sum(ndit * (dit + DIT_OVERHEAD_S) + SETUP_GAP_S for _, dit, ndit, _ in roles)
-    start = _transit_time(target, night) - TimeDelta(duration / 2.0, format="sec")
+    start = transit_time(target, night) - TimeDelta(duration / 2.0, format="sec")
     tpl_start = Time(start.isot[:19], scale="utc").isot[:19]
     t = start + TimeDelta(30.0, format="sec")
     previous = None
     for expno, (dpr_type, dit, ndit, nd) in enumerate(roles, start=1):
         if previous is not None:
             t = t + TimeDelta(FILE_GAP_S if (dpr_type, nd) == previous else SETUP_GAP_S, format="sec")
-        date_obs, fram_utc, t = _file_times(t, dit, ndit)
+        date_obs, fram_utc, t = file_times(t, dit, ndit)
         previous = (dpr_type, nd)
         plan.append(
             _Exposure(
@@ -480,7 +482,7 @@ def _plan(mode: geo.IfsModeOptics, scale: IfsScale, target: Target, night: str) 
         ),
     ]
     for dpr_type, tech, comb, dit, tpl_id, tpl_name, kind, lamp in calibs:
-        date_obs, fram_utc, t = _file_times(t + TimeDelta(FILE_GAP_S, format="sec"), dit, scale.calib_ndit)
+        date_obs, fram_utc, t = file_times(t + TimeDelta(FILE_GAP_S, format="sec"), dit, scale.calib_ndit)
         plan.append(
             _Exposure(
                 "CALIB",
@@ -803,7 +805,7 @@ def _render(
     exp: _Exposure, model: _Model, radec: tuple[float, float], seed: int
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Raw cube (ndit, ny, nx) float32 and per-DIT truth of one planned exposure."""
-    rng = _file_rng(seed, exp.date_obs)
+    rng = file_rng(seed, exp.date_obs)
     ny, nx = model.scale.shape
     start, mid, end = dit_times(exp.date_obs, exp.fram_utc, exp.ndit, exp.dit, DIT_DELAY_S)
     ra, dec = radec
@@ -1000,12 +1002,12 @@ def simulate_ifs_night(
     files: list[SimulatedIfsFile] = []
     for i, exp in enumerate(plan):
         t0, t1 = Time(exp.date_obs, scale="utc"), Time(exp.fram_utc, scale="utc")
-        radec = _apparent_radec(target, t0)
+        radec = apparent_radec(target, t0)
         # what a reader decodes from INS4 DROT2 RA/DEC is what the angles are computed from
         ra_used = sc.parse_packed_sexagesimal(pack_sexagesimal(radec[0] / 15.0, 6)) * 15.0
         dec_used = sc.parse_packed_sexagesimal(pack_sexagesimal(radec[1], 5))
         cube, truth = _render(exp, model, (ra_used, dec_used), seed)
-        alt, az, airm = _alt_az_airmass(Time([t0, t1]), ra_used, dec_used)
+        alt, az, airm = alt_az_airmass(Time([t0, t1]), ra_used, dec_used)
         seeing = float(np.clip(seeing + ambient_rng.normal(0.0, 0.03), 0.4, 1.5))
         ambient = {
             "fwhm_start": seeing,
