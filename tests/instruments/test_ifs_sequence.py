@@ -66,19 +66,27 @@ def test_star_centre_per_wavelength_from_the_waffle_spots(center_cube) -> None:
     np.testing.assert_allclose(radii / scale, waves, rtol=3e-3)
 
 
-def test_sequence_cube_angles_and_companions(center_cube) -> None:
-    night, calibration, _, _, (background, flat, bad) = center_cube
-    objects = night.select("OBJECT")
-    seq = reduce_sequence(
-        [f.path for f in objects],
-        [f.path for f in night.select("OBJECT,CENTER")],
-        calibration,
-        lambda dit: background,  # one 64 s background for the 64 s OBJECT frames
-        flat,
-        bad,
+@pytest.fixture(scope="module")
+def level1(center_cube, tmp_path_factory):
+    """The whole night through the ``level1-ifs`` recipe, once for the module: the recipe runs
+    :func:`reduce_sequence` on the OBJECT files, so the science checks below are made on its
+    product (a second, direct reduction of the same files would double the module's time)."""
+    from hcdc.instruments.sphere.ifs.level1 import read_level1_ifs
+    from hcdc.pipeline.registry import run_recipe
+
+    night = center_cube[0]
+    result = run_recipe(
+        "level1-ifs", {"raw": [f.path for f in night.files]}, work_dir=tmp_path_factory.mktemp("l1")
     )
+    return result, read_level1_ifs(result.outputs["product"])
+
+
+def test_sequence_cube_angles_and_companions(center_cube, level1) -> None:
+    night, calibration, _, _, (background, flat, bad) = center_cube
+    seq = level1[1]
+    objects = night.select("OBJECT")
     n = sum(f.ndit for f in objects)
-    assert seq.cube.shape == (39, n, 219, 219) and len(seq.files) == n
+    assert seq.cube.shape == (39, n, 219, 219) and len(seq.frames) == n
     np.testing.assert_allclose(seq.derot, np.concatenate([f.derot for f in objects]), atol=1e-6)
     assert seq.derot.max() - seq.derot.min() > 5.0  # field rotation near transit
     # classical ADI per channel (median of the frames subtracted), derotated, channels averaged
@@ -120,18 +128,16 @@ def test_sequence_cube_angles_and_companions(center_cube) -> None:
         reduce_sequence([objects[0].path], [], calibration, lambda dit: background, flat)
 
 
-def test_level1_ifs_recipe_on_the_whole_night(center_cube, tmp_path) -> None:
+def test_level1_ifs_recipe_on_the_whole_night(center_cube, level1, tmp_path) -> None:
     """All raw files of the night (science and calibrations) through the ``level1-ifs`` recipe."""
     from hcdc.instruments.sphere.ifs.level1 import read_level1_ifs, roles_from_headers
     from hcdc.pipeline.errors import RecipeFailed
     from hcdc.pipeline.registry import run_recipe
 
     night = center_cube[0]
-    raw = [f.path for f in night.files]
-    roles = roles_from_headers(raw)
+    roles = roles_from_headers([f.path for f in night.files])
     assert len(roles["DETECTOR_FLAT:BB"]) == 2 and len(roles["OBJECT"]) == len(night.select("OBJECT"))
-    result = run_recipe("level1-ifs", {"raw": raw}, work_dir=tmp_path / "run")
-    product = read_level1_ifs(result.outputs["product"])
+    result, product = level1
     objects = night.select("OBJECT")
     n = sum(f.ndit for f in objects)
     assert product.cube.shape == (39, n, 219, 219) and product.header["BUNIT"] == "ADU/s/nm"
