@@ -1,7 +1,8 @@
-"""Simulator commands: ``hcdc simulate irdis OUTDIR``.
+"""Simulator commands: ``hcdc simulate irdis OUTDIR`` and ``hcdc simulate ifs OUTDIR``.
 
-Writes a night of realistic raw SPHERE/IRDIS files (see :mod:`hcdc.instruments.sphere.irdis.simulate`) and
-prints what was written with the injected truth: a table for people, ``--json`` for scripts.
+Write a night of realistic raw SPHERE/IRDIS files (see :mod:`hcdc.instruments.sphere.irdis.simulate`)
+or SPHERE/IFS files (:mod:`hcdc.instruments.sphere.ifs.simulate`) and print what was written with
+the injected truth: a table for people, ``--json`` for scripts.
 """
 
 from __future__ import annotations
@@ -125,6 +126,80 @@ def irdis(
         for c in night.companion_truth()
     ]
     print_table("injected companions", ["sep (mas)", "sep (px)", "PA (deg)", "contrast"], comp_rows)
+    console.print(f"truth: {night.truth_json} and {night.truth_fits}")
+
+
+@simulate_app.command("ifs")
+def ifs(
+    out_dir: Path = typer.Argument(..., help="Folder to write the raw files and the truth into."),
+    mode: str = typer.Option("YJ", "--mode", help="IFS mode: YJ (IRDIFS) or YJH (IRDIFS_EXT)."),
+    scale: str = typer.Option(
+        "small", "--scale", help="small (1024x1024 px), medium (1536x1536) or full (2048x2048)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same bytes."),
+    underscore: bool = typer.Option(False, "--underscore-names", help="Write ':' as '_' in file names."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
+) -> None:
+    """Write a night of raw IFS files (science with waffle spots, darks, detector flats, SPECPOS,
+    WAVE,LAMP, IFU flat) with a flat-spectrum and a methane companion, and the truth."""
+    from hcdc.instruments.sphere.ifs.simulate import SCALES, simulate_ifs_night
+
+    if mode.upper() not in {"YJ", "YJH"}:
+        raise typer.BadParameter(f"unknown IFS mode {mode!r}; use YJ or YJH", param_hint="--mode")
+    if scale not in SCALES:
+        raise typer.BadParameter(
+            f"unknown scale {scale!r}; use one of {', '.join(SCALES)}", param_hint="--scale"
+        )
+    with progress_bar(disable=json_output) as bar:
+        task = bar.add_task("simulating", total=None)
+
+        def report(done: int, total: int, name: str) -> None:
+            bar.update(task, completed=done, total=total, description=name)
+
+        try:
+            night = simulate_ifs_night(
+                out_dir,
+                mode=mode.upper(),
+                seed=seed,
+                scale=scale,
+                colon_in_names=not underscore,
+                progress=report,
+            )
+        except ValueError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+    if json_output:
+        emit_json(
+            night.to_dict() | {"truth_json": str(night.truth_json), "truth_fits": str(night.truth_fits)}
+        )
+        return
+    rows = [
+        {
+            "file": f.path.name,
+            "type": f.dpr_type,
+            "tech": f.dpr_tech,
+            "IFS comb": f.comb,
+            "DIT": f.dit,
+            "NDIT": f.ndit,
+            "ND": f.nd,
+        }
+        for f in night.files
+    ]
+    print_table(
+        f"{len(rows)} raw IFS-{night.mode.name} files in {night.out_dir} ({len(night.grid)} lenslet spectra)",
+        ["file", "type", "tech", "IFS comb", "DIT", "NDIT", "ND"],
+        rows,
+    )
+    comp_rows = [
+        {
+            "sep (mas)": c["separation_mas"],
+            "PA (deg)": c["pa_deg"],
+            "contrast": f"{c['contrast']:.1e}",
+            "spectrum": c["spectrum"],
+        }
+        for c in night.companion_truth()
+    ]
+    print_table("injected companions", ["sep (mas)", "PA (deg)", "contrast", "spectrum"], comp_rows)
     console.print(f"truth: {night.truth_json} and {night.truth_fits}")
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "EvolvingSpeckles",
     "make_evolving_speckles",
     "speckle_intensity",
+    "speckle_intensity_at",
 ]
 
 #: Mean speckle intensity (fraction of the star's core flux per (lambda/D)^2) versus separation
@@ -358,3 +359,27 @@ def _cached_amplitude(speckles: EvolvingSpeckles, time_s: float) -> np.ndarray:
     amplitude = speckles.amplitude(time_s)
     amplitude.flags.writeable = False
     return amplitude
+
+
+def speckle_intensity_at(
+    speckles: EvolvingSpeckles, ux: np.ndarray, uy: np.ndarray, time_s: float
+) -> np.ndarray:
+    """Speckle intensity (fraction of the star's core flux per (lambda/D)^2) at points.
+
+    ``ux``, ``uy``: offsets from the star in lambda/D (any shape). The point-sampled
+    counterpart of :func:`speckle_intensity`, for detectors that do not sample the focal plane
+    on a pixel grid (the IFS lenslets); zero beyond the tabulated field.
+    """
+    amplitude = _cached_amplitude(speckles, float(time_s))
+    c = speckles.grid_size // 2
+    ux, uy = np.asarray(ux, dtype=np.float64), np.asarray(uy, dtype=np.float64)
+    r = np.hypot(ux, uy)
+    out = np.zeros(r.shape)
+    inside = r < min(speckles.control_ld + 2.0, c * speckles.step_ld - 1.0)
+    coords = np.array([c + uy[inside] / speckles.step_ld, c + ux[inside] / speckles.step_ld])
+    intensity = np.zeros(coords.shape[1])
+    for part in amplitude[: 2 if speckles.low_order_share > 0.0 else 1]:  # incoherent sum
+        intensity += ndimage.map_coordinates(part.real, coords, order=1, mode="nearest") ** 2
+        intensity += ndimage.map_coordinates(part.imag, coords, order=1, mode="nearest") ** 2
+    out[inside] = speckles.envelope(r[inside]) * intensity
+    return out

@@ -49,10 +49,11 @@ from astropy.table import Table
 import hcdc
 from hcdc.instruments.base import Level1Cube
 from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.angles import dit_angles
 from hcdc.instruments.sphere.irdis.raw import Level1Error, RawFile, dit_key, master_from_files, open_raw
 from hcdc.runtime.versions import read_git_commit
 from hcdc.science.calibration import background as bg
-from hcdc.science.calibration import badpixels, centering, cubes, flats, timing
+from hcdc.science.calibration import badpixels, centering, cubes, flats
 from hcdc.science.checksums import sha256_file
 from hcdc.science.fits_cards import set_card
 
@@ -203,31 +204,19 @@ def _build_calibrations(
 
 
 def _file_angles(raw: RawFile, opts: Level1Options) -> dict[str, np.ndarray]:
-    """Per-DIT times (MJD), parallactic and derotation angles (deg) of one OBJECT file."""
-    start, mid, end = raw.timing()
+    """Per-DIT times (MJD), parallactic and derotation angles (deg) of one OBJECT file
+    (:func:`hcdc.instruments.sphere.angles.dit_angles`, shared with the IFS chain)."""
     try:
-        ra, dec = sc.read_pointing(raw.header)
-        rot = sc.read_derotator(raw.header)
-    except KeyError as exc:
-        raise Level1Error(f"{raw.path}: {exc}") from exc
-    lat = float(sc.header_value(raw.header, "ESO TEL GEOLAT", sc.PARANAL_LAT_DEG))
-    lon = float(sc.header_value(raw.header, "ESO TEL GEOLON", sc.PARANAL_LON_DEG))
-    parang = timing.parallactic_angle(mid, ra, dec, lat, lon)
-    if timing.needs_derotator_correction(start[0], sc.DEROTATOR_FIX_DATE):
-        alt = float(sc.header_value(raw.header, "ESO TEL ALT"))
-        if rot.begin_deg is None:
-            raise Level1Error(f"{raw.path}: pre-2016-07-12 data need INS4 DROT2 BEGIN for the derotator fix")
-        parang = parang + timing.derotator_drift_correction(alt, rot.begin_deg)
-    if rot.mode == "ELEV":
-        pupil = opts.pupil_offset_deg
-    elif rot.mode == "SKY":
-        pupil = sc.IFS_INSTRUMENT_OFFSET_DEG + (rot.posang_deg or 0.0)
-    elif rot.mode == "STAT":
-        pupil = sc.IFS_INSTRUMENT_OFFSET_DEG
-    else:
-        raise Level1Error(f"{raw.path}: unsupported INS4 DROT2 MODE {rot.mode!r}")
-    derot = timing.derotation_angles(parang, pupil, opts.true_north_deg, instrument_offset=0.0)
-    return {"mjd_start": start.mjd, "mjd": mid.mjd, "mjd_end": end.mjd, "parang": parang, "derot": derot}
+        return dit_angles(
+            raw.header,
+            raw.ndit,
+            arm="IRDIS",
+            pupil_offset_deg=opts.pupil_offset_deg,
+            true_north_deg=opts.true_north_deg,
+            name=str(raw.path),
+        )
+    except ValueError as exc:
+        raise Level1Error(str(exc)) from exc
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ smaller field of view.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -34,11 +33,16 @@ from typing import Any
 
 import numpy as np
 from astropy import units as u
-from astropy.coordinates import FK5, SkyCoord
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.observing import DIT_DELAY_S, DIT_OVERHEAD_S
+from hcdc.instruments.sphere.observing import alt_az_airmass as _alt_az_airmass
+from hcdc.instruments.sphere.observing import apparent_radec as _apparent_radec
+from hcdc.instruments.sphere.observing import file_rng as _file_rng
+from hcdc.instruments.sphere.observing import file_times as _file_times
+from hcdc.instruments.sphere.observing import transit_time as _transit_time
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
@@ -67,14 +71,6 @@ __all__ = [
     "read_simulation_truth",
 ]
 
-#: DET DITDELAY of the real headers (s).
-DIT_DELAY_S = 0.2
-#: Time between the starts of two DITs minus the DIT (s). It equals DITDELAY, so that DET FRAM
-#: UTC = DATE-OBS + NDIT * (DIT + DITDELAY) is exactly the end of the last DIT of the vlt-sphere
-#: timing model (start_i = DATE-OBS + i * (FRAM - DATE-OBS) / NDIT + DITDELAY). Real files take
-#: longer per DIT (IFS: DIT + 1.9 s; IRDAP models IRDIS as DIT + 0.938 s), which only changes
-#: the sampling in time, not the geometry.
-DIT_OVERHEAD_S = DIT_DELAY_S
 #: Gap between two files of one template (s): 12.5 s between the real IFS files.
 FILE_GAP_S = 12.0
 #: Extra time for a configuration change inside a template (ND, waffle, sky offset), s.
@@ -241,10 +237,6 @@ def archive_name(date_obs: str, colon: bool = True) -> str:
     return f"SPHER.{stamp}.fits"
 
 
-def _iso(t: Time, precision: int = 4) -> str:
-    return Time(t, precision=precision).isot
-
-
 def _json_array(values: np.ndarray) -> list[Any]:
     """Nested list with NaN (no star / no angle in calibration files) written as None (JSON null)."""
     return np.where(np.isnan(values), None, values).tolist()
@@ -408,40 +400,6 @@ class SimulatedNight:
 # Sky geometry
 
 
-def _apparent_radec(target: Target, when: Time) -> tuple[float, float]:
-    """Coordinates of date (precessed + proper motion) as the telescope points them (deg)."""
-    years = when.jyear - 2000.0
-    ra = target.ra_deg + target.pm_ra_arcsec_yr * years / 3600.0 / math.cos(math.radians(target.dec_deg))
-    dec = target.dec_deg + target.pm_dec_arcsec_yr * years / 3600.0
-    coord = SkyCoord(ra * u.deg, dec * u.deg, frame=FK5(equinox="J2000"))
-    of_date = coord.transform_to(FK5(equinox=when))
-    return float(of_date.ra.deg), float(of_date.dec.deg)
-
-
-def _alt_az_airmass(times: Time, ra_deg: float, dec_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Altitude, azimuth (ESO: S=0, W=90) and airmass (sec z) at Paranal (deg)."""
-    ha = np.radians(local_apparent_sidereal_time(times, sc.PARANAL_LON_DEG) - ra_deg)
-    dec, lat = math.radians(dec_deg), math.radians(sc.PARANAL_LAT_DEG)
-    sin_alt = math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * np.cos(ha)
-    alt = np.arcsin(sin_alt)
-    az_north = np.arctan2(
-        -math.cos(dec) * np.sin(ha),
-        math.sin(dec) * math.cos(lat) - math.cos(dec) * math.sin(lat) * np.cos(ha),
-    )
-    az_eso = (np.degrees(az_north) - 180.0) % 360.0
-    return np.degrees(alt), az_eso, 1.0 / np.sin(alt)
-
-
-def _transit_time(target: Target, night: str) -> Time:
-    """UTC of the target's upper transit during the night starting on date ``night`` (local evening)."""
-    t0 = Time(f"{night}T22:00:00", scale="utc")
-    grid = t0 + TimeDelta(np.arange(0, 14 * 3600, 60.0), format="sec")
-    ra, _ = _apparent_radec(target, t0)
-    ha = (local_apparent_sidereal_time(grid, sc.PARANAL_LON_DEG) - ra + 180.0) % 360.0 - 180.0
-    k = int(np.argmin(np.abs(ha)))
-    return grid[k]
-
-
 # ----------------------------------------------------------------------------------------------
 # Planning
 
@@ -469,14 +427,6 @@ class _Exposure:
     origfile: str
     lamp_adu_s: float | None = None
     bad_center: bool = False
-
-
-def _file_times(start: Time, dit: float, ndit: int) -> tuple[str, str, Time]:
-    """DATE-OBS and DET FRAM UTC strings (0.1 ms, as in real headers) and the next start time."""
-    date_obs = _iso(start)
-    fram = Time(date_obs, scale="utc") + TimeDelta(ndit * (dit + DIT_OVERHEAD_S), format="sec")
-    fram_utc = _iso(fram)
-    return date_obs, fram_utc, Time(fram_utc, scale="utc")
 
 
 def _science_roles(spec: SequenceSpec, scale: SimulationScale) -> list[tuple[str, str, float, int, str]]:
@@ -861,12 +811,6 @@ def _build_header(
 
 # ----------------------------------------------------------------------------------------------
 # Pixels
-
-
-def _file_rng(seed: int, key: str) -> np.random.Generator:
-    """A generator that depends only on the night seed and a file key (order-independent)."""
-    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
 @dataclass

@@ -1,0 +1,213 @@
+"""IFS raw files of one sequence and its calibrations -> a first Level 1 product file.
+
+:func:`reduce_ifs` sorts the files by their DPR keywords (:func:`roles_from_headers`), builds the
+calibrations (calibration dark, backgrounds per DIT with SKY > DARK,BACKGROUND > DARK, the
+broad-band detector flat from its two DITs, bad pixels), calibrates the spectra positions,
+wavelengths and lenslet response (:func:`hcdc.instruments.sphere.ifs.extraction.calibrate_ifs`)
+and reduces the OBJECT files (:func:`hcdc.instruments.sphere.ifs.sequence.reduce_sequence`).
+
+The product, ``level1_ifs.fits``: primary HDU the cube ``(39, frames, y, x)`` in ADU/s/nm per
+pixel with the star on pixel ``(size // 2, size // 2)``; ``WAVELENGTH`` (nm); ``FRAMES`` table
+(file, MJD mid-DIT, parallactic and derotation angles in deg, CENTER file used); ``CENTERS``
+``(n_center, 39, 2)`` the waffle-spot centres (cube px before recentring) and ``CENTER_ERR``.
+A first version: no PSF cube, no narrow-band flats, no cross-talk correction (docs/ifs.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+import hcdc
+from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.ifs.extraction import (
+    bad_pixel_map,
+    calibrate_frame,
+    calibrate_ifs,
+    detector_flat,
+    mean_frame,
+)
+from hcdc.instruments.sphere.ifs.metadata import IFS_CALIB_DARK_DIT_S, ifs_flat_lamp, ifs_mode
+from hcdc.instruments.sphere.ifs.sequence import reduce_sequence
+
+__all__ = ["RECIPE_NAME", "IfsLevel1", "roles_from_headers", "reduce_ifs", "read_level1_ifs"]
+
+RECIPE_NAME = "level1-ifs"
+PRODUCT_NAME = "level1_ifs.fits"
+
+
+def _role(header: fits.Header) -> str | None:
+    """Role of one raw IFS file from its DPR keywords (the classification of ingest)."""
+    dpr_type = str(header.get("HIERARCH ESO DPR TYPE", "")).strip()
+    tech = str(header.get("HIERARCH ESO DPR TECH", "")).strip()
+    if dpr_type == "FLAT,LAMP":
+        comb = str(header.get("HIERARCH ESO INS2 COMB IFS", "")).strip()
+        if comb.startswith("CAL_") or tech.startswith("IMAGE"):
+            lamp = ifs_flat_lamp(comb)
+            return f"DETECTOR_FLAT:{lamp}" if lamp else None
+        return "IFU_FLAT"
+    known = {"OBJECT", "OBJECT,CENTER", "OBJECT,FLUX", "SKY", "DARK", "DARK,BACKGROUND"}
+    return dpr_type if dpr_type in known | {"SPECPOS,LAMP", "WAVE,LAMP"} else None
+
+
+def roles_from_headers(paths: Sequence[str | Path]) -> dict[str, list[Path]]:
+    """Raw IFS files by role (DPR TYPE, ``DETECTOR_FLAT:<lamp>``, ``IFU_FLAT``), in time order.
+
+    Raises ``ValueError`` naming a file that is not an IFS file or has no known role, and when
+    the files mix IFS modes.
+    """
+    roles: dict[str, list[tuple[str, Path]]] = {}
+    modes = set()
+    for path in paths:
+        try:
+            header = fits.getheader(path)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: cannot read the header ({exc})") from None
+        if str(header.get("HIERARCH ESO SEQ ARM", "")).strip() != "IFS":
+            raise ValueError(f"{path}: not a SPHERE/IFS file (SEQ ARM is not IFS)")
+        role = _role(header)
+        if role is None:
+            raise ValueError(
+                f"{path}: no IFS Level 1 role for DPR TYPE {header.get('HIERARCH ESO DPR TYPE')!r}"
+            )
+        comb = str(header.get("HIERARCH ESO INS2 COMB IFS", "")).strip()
+        modes.add(ifs_mode(comb, str(header.get("HIERARCH ESO INS2 MODE", "")).strip()))
+        roles.setdefault(role, []).append((str(header.get("DATE-OBS", "")), Path(path)))
+    if len(modes - {None}) > 1:
+        raise ValueError(f"the files mix IFS modes: {', '.join(sorted(m for m in modes if m))}")
+    return {role: [p for _, p in sorted(items)] for role, items in roles.items()}
+
+
+def _dit(path: Path) -> float:
+    return float(fits.getheader(path)["HIERARCH ESO DET SEQ1 DIT"])
+
+
+def _first(roles: dict[str, list[Path]], role: str) -> Path:
+    if not roles.get(role):
+        raise ValueError(f"no {role} file: the IFS Level 1 needs one")
+    return roles[role][0]
+
+
+@dataclass
+class IfsLevel1:
+    """A Level 1 IFS product read back (see the module doc for the layout)."""
+
+    path: Path
+    cube: np.ndarray
+    wavelengths_nm: np.ndarray
+    frames: Table
+    centers_xy: np.ndarray
+    center_errors: np.ndarray
+    header: fits.Header
+
+    @property
+    def derot(self) -> np.ndarray:
+        return np.asarray(self.frames["DEROT"], dtype=np.float64)
+
+
+def reduce_ifs(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
+    """Reduce one IFS sequence (raw files of the sequence and its calibrations) to
+    ``out_dir/level1_ifs.fits``; returns its path. Errors name the missing role or bad file."""
+    roles = roles_from_headers(paths)
+    objects, centers = roles.get("OBJECT", []), roles.get("OBJECT,CENTER", [])
+    if not objects:
+        raise ValueError("no OBJECT file: nothing to reduce")
+    mode = ifs_mode(str(fits.getheader(objects[0]).get("HIERARCH ESO INS2 COMB IFS", "")).strip(), None)
+    if mode is None:
+        raise ValueError(f"{objects[0]}: unknown IFS mode (INS2 COMB IFS)")
+    darks = [
+        p
+        for p in roles.get("DARK", []) + roles.get("DARK,BACKGROUND", [])
+        if abs(_dit(p) - IFS_CALIB_DARK_DIT_S) < 0.01
+    ]
+    if not darks:
+        raise ValueError("no DARK or DARK,BACKGROUND at the 1.65 s calibration DIT")
+    calib_dark = mean_frame(darks[0])
+    flats = sorted(roles.get("DETECTOR_FLAT:BB", []), key=_dit)
+    if len(flats) < 2:
+        raise ValueError(f"{len(flats)} broad-band detector flat(s) (CAL_BB_2): need 2 DITs")
+    flat, flat_bad = detector_flat(mean_frame(flats[-1]), mean_frame(flats[0]))
+    backgrounds: dict[float, np.ndarray] = {}
+
+    def background_for_dit(dit: float) -> np.ndarray:
+        key = round(dit, 2)
+        if key not in backgrounds:
+            for role in ("SKY", "DARK,BACKGROUND", "DARK"):  # vlt-sphere's priority
+                match = [p for p in roles.get(role, []) if abs(_dit(p) - dit) < 0.01]
+                if match:
+                    backgrounds[key] = mean_frame(match[0])
+                    break
+            else:
+                raise ValueError(f"no SKY, DARK,BACKGROUND or DARK with DIT {dit} s")
+        return backgrounds[key]
+
+    bad = bad_pixel_map(background_for_dit(_dit(objects[0])), flat_bad)
+    calibration = calibrate_ifs(
+        calibrate_frame(mean_frame(_first(roles, "SPECPOS,LAMP")), calib_dark, flat, bad),
+        calibrate_frame(mean_frame(_first(roles, "WAVE,LAMP")), calib_dark, flat, bad),
+        calibrate_frame(mean_frame(_first(roles, "IFU_FLAT")), calib_dark, flat, bad),
+        mode,
+    )
+    seq = reduce_sequence(objects, centers, calibration, background_for_dit, flat, bad)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    primary = fits.PrimaryHDU(seq.cube.astype(np.float32))
+    h = primary.header
+    h["BUNIT"] = ("ADU/s/nm", "per cube pixel, per nm")
+    h["HIERARCH HCDC RECIPE"] = (RECIPE_NAME, "recipe that wrote this product")
+    h["HIERARCH HCDC VERSION"] = (hcdc.__version__, "hcdc version")
+    h["HIERARCH HCDC IFSMODE"] = (mode, "IFS mode")
+    h["HIERARCH HCDC PIXSCAL"] = (sc.IFS_PIXEL_SCALE_MAS, "[mas/px] cube sampling")
+    h["HIERARCH HCDC STARX"] = (seq.cube.shape[-1] // 2, "star pixel x (0-based)")
+    h["HIERARCH HCDC STARY"] = (seq.cube.shape[-2] // 2, "star pixel y (0-based)")
+    h["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT: turn clockwise for north up")
+    frames = Table(
+        {
+            "FILE": seq.files,
+            "MJD": seq.mjd,
+            "PARANG": seq.parang,
+            "DEROT": seq.derot,
+            "CENTER_FILE": [Path(centers[i]).name for i in seq.frame_center],
+        }
+    )
+    hdus = fits.HDUList(
+        [
+            primary,
+            fits.ImageHDU(seq.wavelengths_nm, name="WAVELENGTH"),
+            fits.BinTableHDU(frames, name="FRAMES"),
+            fits.ImageHDU(seq.centers_xy, name="CENTERS"),
+            fits.ImageHDU(
+                np.where(np.isfinite(seq.center_errors), seq.center_errors, -1.0), name="CENTER_ERR"
+            ),
+        ]
+    )
+    path = out / PRODUCT_NAME
+    hdus.writeto(path, overwrite=True)
+    return path
+
+
+def read_level1_ifs(path: str | Path) -> IfsLevel1:
+    """Read a product written by :func:`reduce_ifs` (a file or its directory)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / PRODUCT_NAME
+    try:
+        with fits.open(p) as hdul:
+            if hdul[0].header.get("HIERARCH HCDC RECIPE") != RECIPE_NAME:
+                raise ValueError(f"{p}: not a Level 1 IFS product (HCDC RECIPE is not {RECIPE_NAME})")
+            return IfsLevel1(
+                path=p,
+                cube=np.array(hdul[0].data),
+                wavelengths_nm=np.array(hdul["WAVELENGTH"].data),
+                frames=Table(hdul["FRAMES"].data),
+                centers_xy=np.array(hdul["CENTERS"].data),
+                center_errors=np.array(hdul["CENTER_ERR"].data),
+                header=hdul[0].header.copy(),
+            )
+    except (OSError, KeyError) as exc:
+        raise ValueError(f"{p}: cannot read the Level 1 IFS product ({exc})") from None

@@ -1,0 +1,146 @@
+"""An IFS science sequence reduced to a (39, frames, y, x) cube, star centred per channel, with
+per-DIT angles: the core of the IFS Level 1 (issue 16), without its product file and recipe.
+
+For every DIT of every OBJECT file: background subtraction, flat field and bad pixels
+(:func:`hcdc.instruments.sphere.ifs.extraction.calibrate_frame`), division by the DIT (ADU/s),
+extraction to the spectral cube (:func:`extract_cube`), and recentring of each channel on the
+star centre measured from the waffle spots of the OBJECT,CENTER file nearest in time
+(:func:`waffle_centers`; channels whose spots were not found take the median centre of the
+others). Angles are the per-DIT parallactic and derotation angles with the IFS instrument offset
+(:func:`hcdc.instruments.sphere.angles.dit_angles`). Not done: anamorphism correction,
+interpolation of the centre between CENTER files, the OBJECT,FLUX PSF cube, cross-talk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.time import Time
+
+from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.angles import dit_angles
+from hcdc.instruments.sphere.ifs.extraction import (
+    IfsCalibration,
+    calibrate_frame,
+    extract_cube,
+    waffle_centers,
+)
+from hcdc.science.calibration.cubes import recenter_frame
+
+__all__ = ["IfsSequence", "reduce_sequence"]
+
+
+@dataclass
+class IfsSequence:
+    """A reduced IFS sequence.
+
+    ``cube`` (39, frames, size, size) in ADU/s/nm per pixel with the star on pixel
+    ``(size // 2, size // 2)`` of every channel; ``wavelengths_nm`` (39,); ``mjd`` (mid-DIT),
+    ``parang`` and ``derot`` (deg) per frame; ``centers_xy`` (n_center_files, 39, 2) the centres
+    measured on each CENTER file (cube pixels before recentring) and ``center_errors`` their
+    errors (px); ``frame_center`` (frames,) which CENTER file each frame used; ``files`` the
+    OBJECT file of each frame.
+    """
+
+    cube: np.ndarray
+    wavelengths_nm: np.ndarray
+    mjd: np.ndarray
+    parang: np.ndarray
+    derot: np.ndarray
+    centers_xy: np.ndarray
+    center_errors: np.ndarray
+    frame_center: np.ndarray
+    files: list[str]
+
+
+def _mjd_mid(header: fits.Header) -> float:
+    t = sc.read_timing(header)
+    return float((Time(t.date_obs, scale="utc").mjd + Time(t.fram_utc, scale="utc").mjd) / 2.0)
+
+
+def _cube_of(
+    frame: np.ndarray,
+    dit: float,
+    background: np.ndarray,
+    flat: np.ndarray,
+    bad: np.ndarray | None,
+    calibration: IfsCalibration,
+) -> np.ndarray:
+    return extract_cube(calibrate_frame(frame, background, flat, bad) / dit, calibration)
+
+
+def reduce_sequence(
+    object_paths: Sequence[str | Path],
+    center_paths: Sequence[str | Path],
+    calibration: IfsCalibration,
+    background_for_dit: Callable[[float], np.ndarray],
+    flat: np.ndarray,
+    bad: np.ndarray | None = None,
+) -> IfsSequence:
+    """Reduce OBJECT files with the star centres of the CENTER files (see module doc).
+
+    ``background_for_dit(dit)`` returns the master background (ADU) for a DIT (s). Raises
+    ``ValueError`` naming the file when a CENTER file gives no usable centre or a header lacks a
+    timing/pointing keyword.
+    """
+    if not object_paths:
+        raise ValueError("no OBJECT file to reduce")
+    if not center_paths:
+        raise ValueError("no OBJECT,CENTER file: the IFS star centre comes from the waffle spots")
+    waves = calibration.wavelengths_nm
+    centers, errors, center_mjd = [], [], []
+    for path in center_paths:
+        header = fits.getheader(path)
+        dit = float(header["HIERARCH ESO DET SEQ1 DIT"])
+        data = np.asarray(fits.getdata(path), dtype=np.float64)
+        frame = data.mean(axis=0) if data.ndim == 3 else data
+        cube = _cube_of(frame, dit, background_for_dit(dit), flat, bad, calibration)
+        orient = str(header.get("HIERARCH ESO OCS WAFFLE ORIENT", "+")).strip()
+        xy, err, _ = waffle_centers(cube, waves, orient)
+        good = np.isfinite(err)
+        if not good.any():
+            raise ValueError(f"{path}: no waffle spots found in any channel")
+        xy[~good] = np.median(xy[good], axis=0)
+        centers.append(xy)
+        errors.append(err)
+        center_mjd.append(_mjd_mid(header))
+    frames, mjd, parang, derot, which, names = [], [], [], [], [], []
+    for path in object_paths:
+        header = fits.getheader(path)
+        dit = float(header["HIERARCH ESO DET SEQ1 DIT"])
+        data = np.asarray(fits.getdata(path), dtype=np.float64)
+        data = data[np.newaxis] if data.ndim == 2 else data
+        angles = dit_angles(header, data.shape[0], arm="IFS", name=str(path))
+        background = background_for_dit(dit)
+        for k in range(data.shape[0]):
+            nearest = int(np.argmin(np.abs(np.asarray(center_mjd) - angles["mjd"][k])))
+            cube = _cube_of(data[k], dit, background, flat, bad, calibration)
+            size = cube.shape[-1]
+            frames.append(
+                np.stack(
+                    [
+                        recenter_frame(np.nan_to_num(cube[c]), tuple(centers[nearest][c]), size)
+                        for c in range(cube.shape[0])
+                    ]
+                )
+            )
+            mjd.append(angles["mjd"][k])
+            parang.append(angles["parang"][k])
+            derot.append(angles["derot"][k])
+            which.append(nearest)
+            names.append(Path(path).name)
+    return IfsSequence(
+        cube=np.stack(frames, axis=1),
+        wavelengths_nm=waves,
+        mjd=np.asarray(mjd),
+        parang=np.asarray(parang),
+        derot=np.asarray(derot),
+        centers_xy=np.asarray(centers),
+        center_errors=np.asarray(errors),
+        frame_center=np.asarray(which),
+        files=names,
+    )

@@ -1,0 +1,129 @@
+"""Observing helpers shared by the SPHERE night simulators (IRDIS and IFS).
+
+Where the telescope points (coordinates of date), where the star is in the Paranal sky
+(altitude, azimuth, airmass), when it transits, how DATE-OBS and DET FRAM UTC of a file follow
+from its start, DIT and NDIT, and the per-file random generator that makes a simulated night
+reproducible file by file. Both simulators call these, so that an IRDIS and an IFS night of
+the same target and date share one time line and one sky.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Protocol
+
+import numpy as np
+from astropy import units as u
+from astropy.coordinates import FK5, SkyCoord
+from astropy.time import Time, TimeDelta
+
+from hcdc.instruments.sphere import constants as sc
+from hcdc.science.calibration.timing import local_apparent_sidereal_time
+
+__all__ = [
+    "DIT_DELAY_S",
+    "DIT_OVERHEAD_S",
+    "PointedTarget",
+    "alt_az_airmass",
+    "apparent_radec",
+    "file_rng",
+    "file_times",
+    "iso_utc",
+    "transit_time",
+]
+
+#: DET DITDELAY of the real headers (s).
+DIT_DELAY_S = 0.2
+#: Time between the starts of two DITs minus the DIT (s). It equals DITDELAY, so that DET FRAM
+#: UTC = DATE-OBS + NDIT * (DIT + DITDELAY) is exactly the end of the last DIT of the vlt-sphere
+#: timing model (start_i = DATE-OBS + i * (FRAM - DATE-OBS) / NDIT + DITDELAY). Real files take
+#: longer per DIT (IFS: DIT + 1.9 s; IRDAP models IRDIS as DIT + 0.938 s), which only changes
+#: the sampling in time, not the geometry.
+DIT_OVERHEAD_S = DIT_DELAY_S
+
+
+class PointedTarget(Protocol):
+    """What the sky helpers need of a target: J2000 coordinates (deg), proper motion (arcsec/yr)."""
+
+    @property
+    def ra_deg(self) -> float: ...
+    @property
+    def dec_deg(self) -> float: ...
+    @property
+    def pm_ra_arcsec_yr(self) -> float: ...
+    @property
+    def pm_dec_arcsec_yr(self) -> float: ...
+
+
+def iso_utc(t: Time, precision: int = 4) -> str:
+    """ISO UTC string of ``t`` with ``precision`` decimals of seconds (4: 0.1 ms, as in real headers)."""
+    return Time(t, precision=precision).isot
+
+
+def apparent_radec(target: PointedTarget, when: Time) -> tuple[float, float]:
+    """Coordinates of date (precessed + proper motion) as the telescope points them (deg).
+
+    The proper motion is applied linearly from J2000.0 to ``when``, then FK5 J2000 is precessed
+    to the equinox of ``when``.
+    """
+    years = when.jyear - 2000.0
+    ra = target.ra_deg + target.pm_ra_arcsec_yr * years / 3600.0 / math.cos(math.radians(target.dec_deg))
+    dec = target.dec_deg + target.pm_dec_arcsec_yr * years / 3600.0
+    coord = SkyCoord(ra * u.deg, dec * u.deg, frame=FK5(equinox="J2000"))
+    of_date = coord.transform_to(FK5(equinox=when))
+    return float(of_date.ra.deg), float(of_date.dec.deg)
+
+
+def alt_az_airmass(times: Time, ra_deg: float, dec_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Altitude (deg), azimuth (deg, ESO convention: S=0, W=90) and airmass (sec z) at Paranal.
+
+    ``ra_deg``/``dec_deg`` are coordinates of date; the hour angle uses the local apparent
+    sidereal time. No refraction.
+    """
+    ha = np.radians(local_apparent_sidereal_time(times, sc.PARANAL_LON_DEG) - ra_deg)
+    dec, lat = math.radians(dec_deg), math.radians(sc.PARANAL_LAT_DEG)
+    sin_alt = math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * np.cos(ha)
+    alt = np.arcsin(sin_alt)
+    az_north = np.arctan2(
+        -math.cos(dec) * np.sin(ha),
+        math.sin(dec) * math.cos(lat) - math.cos(dec) * math.sin(lat) * np.cos(ha),
+    )
+    az_eso = (np.degrees(az_north) - 180.0) % 360.0
+    return np.degrees(alt), az_eso, 1.0 / np.sin(alt)
+
+
+def transit_time(target: PointedTarget, night: str) -> Time:
+    """UTC of the target's upper transit at Paranal during the night starting on date ``night``.
+
+    ``night`` is the local evening date (YYYY-MM-DD); the transit is searched on a 1 min grid
+    from 22:00 UTC for 14 h, so the result is rounded to the minute.
+    """
+    t0 = Time(f"{night}T22:00:00", scale="utc")
+    grid = t0 + TimeDelta(np.arange(0, 14 * 3600, 60.0), format="sec")
+    ra, _ = apparent_radec(target, t0)
+    ha = (local_apparent_sidereal_time(grid, sc.PARANAL_LON_DEG) - ra + 180.0) % 360.0 - 180.0
+    k = int(np.argmin(np.abs(ha)))
+    return grid[k]
+
+
+def file_times(start: Time, dit: float, ndit: int) -> tuple[str, str, Time]:
+    """DATE-OBS and DET FRAM UTC strings of a file starting at ``start``, and the next start time.
+
+    DET FRAM UTC = DATE-OBS + NDIT * (DIT + :data:`DIT_OVERHEAD_S`) (``dit`` in s); both are
+    rounded to 0.1 ms as in real headers, and the next file starts at the rounded FRAM UTC.
+    """
+    date_obs = iso_utc(start)
+    fram = Time(date_obs, scale="utc") + TimeDelta(ndit * (dit + DIT_OVERHEAD_S), format="sec")
+    fram_utc = iso_utc(fram)
+    return date_obs, fram_utc, Time(fram_utc, scale="utc")
+
+
+def file_rng(seed: int, key: str) -> np.random.Generator:
+    """A generator that depends only on the night seed and a file key (order-independent).
+
+    The key is usually the file's DATE-OBS, so regenerating one file of a night, or the files
+    in another order, draws the same noise.
+    """
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))

@@ -1,0 +1,50 @@
+"""``level1-ifs``: IFS raw files of one sequence and its calibrations -> a first Level 1 product
+(:mod:`hcdc.instruments.sphere.ifs.level1`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hcdc.pipeline.parameters import RecipeParameters
+from hcdc.pipeline.ports import DataKind, Port
+from hcdc.pipeline.recipe import Recipe, RecipeContext
+from hcdc.pipeline.registry import register_recipe
+
+
+class IfsLevel1Parameters(RecipeParameters):
+    """No parameters yet: the first IFS Level 1 uses the documented defaults (docs/ifs.md)."""
+
+
+@register_recipe
+class IfsLevel1Recipe(Recipe):
+    """IFS raw sequence + calibrations -> ``level1_ifs.fits`` (cube (39, frames, y, x), angles,
+    wavelengths, waffle centres), by :func:`hcdc.instruments.sphere.ifs.level1.reduce_ifs`."""
+
+    name = "level1-ifs"
+    version = "0.1"
+    product_level = 1
+    product_type = "level1-ifs-cube"
+    description = (
+        "IFS raw sequence -> spectral Level 1 cube (hcdc.instruments.sphere.ifs.level1), first version"
+    )
+    Parameters = IfsLevel1Parameters
+    inputs = (Port("raw", DataKind.RAW_FILES, "raw IFS files of one sequence and its calibrations"),)
+    outputs = (
+        Port("product", DataKind.LEVEL1, "level1_ifs.fits (read with hcdc.instruments.sphere.ifs.level1)"),
+        Port("summary", DataKind.VALUE, "cube shape, mode, wavelength range (nm), frames"),
+    )
+
+    def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
+        from hcdc.instruments.sphere.ifs import level1
+
+        with context.timer("reduce"):
+            path = level1.reduce_ifs(inputs["raw"], context.work_dir / "level1")
+        product = level1.read_level1_ifs(path)
+        summary = {
+            "shape": list(product.cube.shape),
+            "mode": product.header["HIERARCH HCDC IFSMODE"],
+            "wavelength_range_nm": [float(product.wavelengths_nm[0]), float(product.wavelengths_nm[-1])],
+            "frames": len(product.frames),
+        }
+        context.log(f"Level 1 IFS cube {summary['shape']}")
+        return {"product": path, "summary": summary}
