@@ -69,7 +69,7 @@ from hcdc.archive.access_models import (
 from hcdc.archive.interferometry_models import GranuleRow, OiCollection, OiDelegation
 from hcdc.archive.models import Dataset, File, utcnow
 from hcdc.archive.pipeline_models import Job, Product
-from hcdc.archive.tdb_models import Observation, Reduction
+from hcdc.archive.tdb_models import Candidate, Detection, Observation, Reduction
 
 if TYPE_CHECKING:
     from hcdc.config import Settings
@@ -152,7 +152,8 @@ RULES: tuple[Rule, ...] = (
         "Target Data Base: targets are public; a reduction (with its detections) made from a Level 2 "
         "product is visible with that product; an imported one from its observation's release date "
         "(none: at once), and always to members of its observation's survey group; an observation when "
-        "one of its reductions is, or when imported by the same rule.",
+        "one of its reductions is, or when imported by the same rule; a candidate with one of its "
+        "detections.",
     ),
     Rule("R9", "Anything else is hidden (default deny), e.g. a science file without observation time."),
     Rule("A1", "Only admins manage users, groups, programmes, quotas and other users' tokens."),
@@ -710,6 +711,31 @@ def visible_tdb_observations_clause(
         )
     )
     return or_(some_reduction, and_(Observation.origin != "level2", _imported_observation_visible(user, now)))
+
+
+def visible_tdb_detections_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """R15 over ``tdb_detections``: the detections of the reductions ``user`` may see."""
+    if user.is_staff:
+        return true()  # R1
+    return Detection.reduction_id.in_(
+        select(Reduction.id).where(visible_tdb_reductions_clause(user, now, policy))
+    )
+
+
+def visible_tdb_candidates_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """R15 over ``tdb_candidates``: a candidate (and its verdict) is seen with one of its
+    detections, so a candidate made only of hidden detections stays hidden."""
+    if user.is_staff:
+        return true()  # R1
+    return exists(
+        select(Detection.id).where(
+            Detection.candidate_id == Candidate.id, visible_tdb_detections_clause(user, now, policy)
+        )
+    )
 
 
 def level3_inputs_clause() -> ColumnElement[bool]:
@@ -1355,6 +1381,8 @@ __all__ = [
     "datetime_of_mjd",
     "granule_release",
     "level3_inputs_clause",
+    "visible_tdb_candidates_clause",
+    "visible_tdb_detections_clause",
     "visible_tdb_observations_clause",
     "visible_tdb_reductions_clause",
     "load_principal",

@@ -50,6 +50,7 @@ from hcdc.archive.tap_upload import (
     read_upload,
     upload_select,
 )
+from hcdc.archive.tdb_tap import TDB_TABLES
 from hcdc.web.auth import WebState, client_address, resolve_principal, state_of
 from hcdc.web.vo.votable import Field, FormatError, error_document, field_for_values, render, serialization_of
 
@@ -114,14 +115,22 @@ def table_sources(
     policy: Policy,
     uploads: Sequence[UploadedTable] = (),
 ) -> dict[str, TableSource]:
-    """The tables ``user`` may query, as SQL for ``dialect``: ivoa.obscore (rights-filtered),
-    TAP_SCHEMA and the tables uploaded with this query (``TAP_UPLOAD.name``)."""
+    """The tables ``user`` may query, as SQL for ``dialect``: ivoa.obscore and the Target Data
+    Base's tables (rights-filtered), TAP_SCHEMA and the tables uploaded with this query
+    (``TAP_UPLOAD.name``)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     compiler = postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()
+
+    def sql_of(query: Any) -> str:
+        return str(query.compile(dialect=compiler, compile_kwargs={"literal_binds": True}))
+
     obscore = published_select(user, now, authority=authority, base_url=base_url, policy=policy)
-    sql = str(obscore.compile(dialect=compiler, compile_kwargs={"literal_binds": True}))
-    sources = {"ivoa.obscore": TableSource("ivoa.obscore", sql, OBSCORE_TABLE.columns)}
+    sources = {"ivoa.obscore": TableSource("ivoa.obscore", sql_of(obscore), OBSCORE_TABLE.columns)}
+    for tdb in TDB_TABLES:  # rule R15: each the caller's rights-filtered SELECT
+        sources[tdb.spec.qualified.lower()] = TableSource(
+            tdb.spec.qualified, sql_of(tdb.select_for(user, now, policy)), tdb.spec.columns
+        )
     rows = schema_rows()
     for table in TAP_SCHEMA_TABLES:
         sources[table.qualified.lower()] = TableSource(
