@@ -134,9 +134,10 @@ def test_tap_schema_describes_the_tdb_from_the_models(tdb_world):
     assert by_name[("tdb.targets", "ra_deg")][2:5] == ("double", "deg", "pos.eq.ra;meta.main")
     assert by_name[("tdb.detections", "separation_mas")][2:4] == ("double", "mas")
     assert by_name[("tdb.detections", "reduction_id")][5] == 1  # indexed in the model
+    assert ("tdb.reductions", '"date"') in by_name  # an ADQL reserved word, delimited
     for table in TDB_TABLES:
         model_columns = {c.name for c in table.model.__table__.columns}
-        published = {r[1] for r in rows if r[0] == table.spec.qualified}
+        published = {r[1].strip('"') for r in rows if r[0] == table.spec.qualified}
         assert published == model_columns - set(WITHHELD[table.model.__tablename__])
     keys = _tap(
         world, None, "SELECT from_table, target_table FROM TAP_SCHEMA.keys WHERE from_table LIKE 'tdb.%'"

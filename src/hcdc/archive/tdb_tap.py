@@ -156,6 +156,37 @@ WITHHELD = {
 }
 
 
+#: ADQL 2.1 reserved words (§2.1.2, the SQL-92 ones included) that a column of ours could be
+#: named: published as delimited identifiers (``"date"``), as TAP 1.1 asks
+ADQL_RESERVED = frozenset(
+    """ABS ACOS AREA ASIN ATAN ATAN2 BOX CEILING CENTROID CIRCLE CONTAINS COORD1 COORD2 COORDSYS COS
+    COT DEGREES DISTANCE EXP FLOOR INTERSECTS LOG LOG10 MOD PI POINT POLYGON POWER RADIANS REGION
+    RAND ROUND SIN SQRT TAN TOP TRUNCATE ABSOLUTE ACTION ALL ALLOCATE ALTER AND ANY ARE AS ASC
+    ASSERTION AT AUTHORIZATION AVG BEGIN BETWEEN BIT BIT_LENGTH BOTH BY CASCADE CASCADED CASE CAST
+    CATALOG CHAR CHARACTER CHAR_LENGTH CHARACTER_LENGTH CHECK CLOSE COALESCE COLLATE COLLATION COLUMN
+    COMMIT CONNECT CONNECTION CONSTRAINT CONSTRAINTS CONTINUE CONVERT CORRESPONDING COUNT CREATE
+    CROSS CURRENT CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP CURRENT_USER CURSOR DATE DAY DEALLOCATE
+    DECIMAL DECLARE DEFAULT DEFERRABLE DEFERRED DELETE DESC DESCRIBE DESCRIPTOR DIAGNOSTICS DISCONNECT
+    DISTINCT DOMAIN DOUBLE DROP ELSE END END-EXEC ESCAPE EXCEPT EXCEPTION EXEC EXECUTE EXISTS EXTERNAL
+    EXTRACT FALSE FETCH FIRST FLOAT FOR FOREIGN FOUND FROM FULL GET GLOBAL GO GOTO GRANT GROUP HAVING
+    HOUR IDENTITY IMMEDIATE IN INDICATOR INITIALLY INNER INPUT INSENSITIVE INSERT INT INTEGER
+    INTERSECT INTERVAL INTO IS ISOLATION JOIN KEY LANGUAGE LAST LEADING LEFT LEVEL LIKE LOCAL LOWER
+    MATCH MAX MIN MINUTE MODULE MONTH NAMES NATIONAL NATURAL NCHAR NEXT NO NOT NULL NULLIF NUMERIC
+    OCTET_LENGTH OF ON ONLY OPEN OPTION OR ORDER OUTER OUTPUT OVERLAPS PAD PARTIAL POSITION PRECISION
+    PREPARE PRESERVE PRIMARY PRIOR PRIVILEGES PROCEDURE PUBLIC READ REAL REFERENCES RELATIVE RESTRICT
+    REVOKE RIGHT ROLLBACK ROWS SCHEMA SCROLL SECOND SECTION SELECT SESSION SESSION_USER SET SIZE
+    SMALLINT SOME SPACE SQL SQLCODE SQLERROR SQLSTATE SUBSTRING SUM SYSTEM_USER TABLE TEMPORARY THEN
+    TIME TIMESTAMP TIMEZONE_HOUR TIMEZONE_MINUTE TO TRAILING TRANSACTION TRANSLATE TRANSLATION TRIM
+    TRUE UNION UNIQUE UNKNOWN UPDATE UPPER USAGE USER USING VALUE VALUES VARCHAR VARYING VIEW WHEN
+    WHENEVER WHERE WITH WORK WRITE YEAR ZONE""".split()
+)
+
+
+def adql_name(column: str) -> str:
+    """The column's name in ADQL: delimited (``"date"``) when it is a reserved word."""
+    return f'"{column}"' if column.upper() in ADQL_RESERVED else column
+
+
 def _votable_type(sql_type: object) -> tuple[str, str | None, str | None]:
     """(datatype, arraysize, xtype) of a column's SQL type."""
     if isinstance(sql_type, Boolean):
@@ -182,7 +213,7 @@ class TdbTable:
     def select_for(self, user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY) -> Select:
         """The rows ``user`` may see at ``now``, with the published columns in order."""
         table = self.model.__table__
-        query = select(*(table.c[c.name] for c in self.spec.columns))
+        query = select(*(table.c[c.name.strip('"')] for c in self.spec.columns))
         return query if self.visible is None else query.where(self.visible(user, now, policy))
 
 
@@ -213,7 +244,7 @@ def _publish(model: type, name: str, description: str, meta: Meta, visible) -> T
         datatype, arraysize, xtype = _votable_type(columns[column_name].type)
         specs.append(
             ColumnSpec(
-                column_name,
+                adql_name(column_name),
                 datatype,
                 text,
                 unit=unit,
@@ -277,4 +308,4 @@ TDB_TABLES: tuple[TdbTable, ...] = (
     ),
 )
 
-__all__ = ["TDB_SCHEMA", "TDB_TABLES", "WITHHELD", "TdbTable"]
+__all__ = ["ADQL_RESERVED", "TDB_SCHEMA", "TDB_TABLES", "WITHHELD", "TdbTable", "adql_name"]
