@@ -65,7 +65,9 @@ def format_of(params: Mapping[str, Sequence[str]]) -> str:
         raise SiaError("RESPONSEFORMAT", str(exc)) from None
 
 
-@router.api_route("/query", methods=["GET", "POST"], summary="SIA 2.0 query over ObsCore")
+# one route per method: FastAPI would give a GET+POST route one operation id for both
+@router.get("/query", summary="SIA 2.0 query over ObsCore", operation_id="sia_query_get")
+@router.post("/query", summary="SIA 2.0 query over ObsCore (form parameters)", operation_id="sia_query_post")
 async def query(request: Request) -> Response:
     params = await request_parameters(request)
     state = state_of(request)
