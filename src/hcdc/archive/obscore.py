@@ -163,6 +163,7 @@ class ObsCoreRow(Base):
         # on spoint(radians(s_ra), radians(s_dec)), created by the migration)
         Index("ix_obscore_s_dec_s_ra", "s_dec", "s_ra"),
         Index("ix_obscore_t_min", "t_min"),
+        Index("ix_obscore_s_fov", "s_fov"),  # SIA: MAX(s_fov) widens the POS prefilter
         Index("ix_obscore_target_name", "target_name"),
         Index("ix_obscore_file_id", "hcdc_file_id"),
         Index("ix_obscore_product_id", "hcdc_product_id"),
