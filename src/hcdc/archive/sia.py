@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, literal, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, func, literal, or_, select
 
 from hcdc.archive.adql.geometry import (
     contains,
@@ -309,7 +309,7 @@ def _prefilter(o: Any, region: Region, dialect: str, margin: float) -> ColumnEle
 
         # the expression of the GiST index ix_obscore_spoint
         reach = func.scircle(point(literal(ra), literal(dec)), func.radians(literal(radius + margin)))
-        return point(o.s_ra, o.s_dec).op("@")(reach).is_(true())
+        return point(o.s_ra, o.s_dec).op("@", is_comparison=True)(reach)
     low, high = region.dec_band()
     return and_(o.s_dec >= low - margin, o.s_dec <= high + margin)
 
