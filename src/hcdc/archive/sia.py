@@ -12,8 +12,8 @@ The parameters (SIA 2.0 section 2.1; names case-insensitive, values as the stand
   ``s_fov``, indexed) of the region: on PostgreSQL with pgSphere (``spoint @ scircle`` around
   the region's bounding circle: the GiST index ``ix_obscore_spoint``), otherwise (SQLite, and
   RANGE, whose pgSphere ``sbox`` overlaps disagree with exact geometry for wide fields) by the
-  region's declination band (the index on ``s_dec``). This relies on ObsCore's ``s_fov`` being
-  the diameter of the field, as hcdc's rows are.
+  region's declination band and right-ascension window (the index on ``(s_dec, s_ra)``). This
+  relies on ObsCore's ``s_fov`` being the diameter of the field, as hcdc's rows are.
 * intervals ``lo hi`` (a single number ``v`` is ``v v``; ``-Inf``/``+Inf`` open a side):
   ``BAND`` (m, overlaps ``em_min..em_max``), ``TIME`` (MJD, overlaps ``t_min..t_max``), ``FOV``
   (deg, ``s_fov``), ``SPATRES`` (arcsec, ``s_resolution``), ``EXPTIME`` (s, ``t_exptime``);
@@ -300,9 +300,9 @@ def build_query(
 
 def _prefilter(o: Any, region: Region, dialect: str, margin: float) -> ColumnElement:
     """Rows whose position is within ``margin`` deg of ``region`` (a superset of the matches)."""
-    circle = region.bounding_circle() if dialect == "postgresql" else None
-    if circle is not None and circle[2] + margin < 90.0:  # pgSphere circles: at most 90 deg
-        ra, dec, radius = circle
+    circle = region.bounding_circle()
+    if dialect == "postgresql" and circle is not None and circle[2] + margin < 90.0:
+        ra, dec, radius = circle  # pgSphere circles: at most 90 deg
 
         def point(lon: Any, lat: Any) -> Any:
             return func.spoint(func.radians(lon), func.radians(lat))
@@ -311,7 +311,34 @@ def _prefilter(o: Any, region: Region, dialect: str, margin: float) -> ColumnEle
         reach = func.scircle(point(literal(ra), literal(dec)), func.radians(literal(radius + margin)))
         return point(o.s_ra, o.s_dec).op("@", is_comparison=True)(reach)
     low, high = region.dec_band()
-    return and_(o.s_dec >= low - margin, o.s_dec <= high + margin)
+    low, high = low - margin, high + margin
+    clauses = [o.s_dec >= low, o.s_dec <= high]
+    if region.shape == "RANGE":
+        ra1, ra2 = region.numbers[0], region.numbers[1]
+    elif circle is not None:
+        ra1 = ra2 = circle[0]
+        margin += circle[2]
+    else:
+        ra1, ra2 = 0.0, 360.0
+    window = _ra_window(o.s_ra, ra1, ra2, max(abs(low), abs(high)), margin)
+    if window is not None:
+        clauses.append(window)
+    return and_(*clauses)
+
+
+def _ra_window(s_ra: Any, ra1: float, ra2: float, max_abs_dec: float, margin: float) -> ColumnElement | None:
+    """``s_ra`` within ``margin`` deg (on the sky) of ra1..ra2 at declinations up to
+    ``max_abs_dec``; None when that reaches a pole or all right ascensions (no RA constraint)."""
+    if max_abs_dec >= 89.0 or ra2 - ra1 >= 360.0:
+        return None
+    # on the parallel nearest the pole an angle m spans at most m / cos(dec) of right ascension
+    half = margin / math.cos(math.radians(max_abs_dec)) if margin else 0.0
+    low, high = ra1 - half, ra2 + half
+    if high - low >= 360.0:
+        return None
+    if low < 0.0 or high > 360.0:
+        return or_(s_ra >= low % 360.0, s_ra <= high % 360.0)
+    return and_(s_ra >= low, s_ra <= high)
 
 
 def run_query(conn: Any, query: SiaQuery, maxrec: int) -> tuple[list[tuple[Any, ...]], bool]:
