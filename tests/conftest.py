@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -54,17 +56,38 @@ def postgres_available() -> bool:
         return False
 
 
-@pytest.fixture
-def postgres_url(postgres_available: bool):
-    """URL of a fresh, empty PostgreSQL database (SQLAlchemy + psycopg 3), dropped afterwards."""
-    _need(postgres_available, f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+@contextmanager
+def _fresh_postgres_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (SQLAlchemy + psycopg 3 URL), dropped afterwards."""
     name = f"hcdc_test_{uuid.uuid4().hex[:12]}"
     with _pg_connect() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    yield f"{base}/{name}"
-    with _pg_connect() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with _pg_connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_available: bool):
+    """URL of a fresh, empty PostgreSQL database (SQLAlchemy + psycopg 3), dropped afterwards."""
+    _need(postgres_available, f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+    with _fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_database_url(request, tmp_path_factory, postgres_available: bool):
+    """Like ``database_url``, but one database for a whole test module: for modules whose tests
+    only read what a module-scoped fixture built once."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'catalog.sqlite'}"
+        return
+    _need(postgres_available, f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+    with _fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -152,3 +152,44 @@ def test_hostile_queries_are_refused(positioned) -> None:
             policy=DEFAULT_POLICY,
             timeout_s=1,
         )
+
+
+@pytest.fixture
+def positioned_targets(positioned):
+    """The ObsCore rows' positions as Target Data Base targets (tdb.targets is public)."""
+    from hcdc.archive.tdb_models import Target
+
+    catalogue, rows = positioned
+    with catalogue.engine.begin() as conn:
+        conn.execute(
+            insert(Target),
+            [
+                dict(
+                    name=r["target_name"], ra_deg=r["s_ra"], dec_deg=r["s_dec"], sources={}, resolved="manual"
+                )
+                for r in rows
+            ],
+        )
+    return catalogue, rows
+
+
+@pytest.mark.parametrize("ra,dec,radius", CONES)
+def test_tdb_target_cone_and_upload_join(positioned_targets, ra, dec, radius) -> None:
+    """A cone over tdb.targets, and the same cone as a join with ObsCore, on both databases."""
+    catalogue, rows = positioned_targets
+    expected = sorted(
+        r["target_name"] for r in rows if distance_deg(r["s_ra"], r["s_dec"], ra, dec) <= radius
+    )
+    got = _ids(
+        catalogue,
+        f"SELECT name FROM tdb.targets WHERE 1 = CONTAINS(POINT('ICRS', ra_deg, dec_deg), "
+        f"CIRCLE('ICRS', {ra}, {dec}, {radius})) ORDER BY name",
+    )
+    assert got == expected
+    joined = _ids(
+        catalogue,
+        "SELECT t.name FROM tdb.targets AS t JOIN ivoa.obscore AS o ON o.target_name = t.name "
+        f"WHERE DISTANCE(POINT('ICRS', t.ra_deg, t.dec_deg), POINT('ICRS', {ra}, {dec})) <= {radius} "
+        "ORDER BY t.name",
+    )
+    assert joined == expected

@@ -5,6 +5,7 @@ per-object decision lets them see (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import math
 
 import pytest
@@ -122,3 +123,40 @@ def _rows(conn, name, when):
     for row in conn.execute(published_select(user, when, authority="hcdc.test", base_url="http://x")):
         did = parse_publisher_did(row.obs_publisher_did)
         yield did
+
+
+def _stored_release(conn) -> dict[tuple[str, int], dt.datetime | None]:
+    return {
+        (r.hcdc_kind, r.hcdc_key): r.obs_release_date
+        for r in conn.execute(select(ObsCoreRow.hcdc_kind, ObsCoreRow.hcdc_key, ObsCoreRow.obs_release_date))
+    }
+
+
+def test_release_changes_reach_obscore_in_their_transaction(world) -> None:
+    """A PI's delay, its removal and a new proprietary period rewrite obs_release_date at once
+    (no 'hcdc vo rebuild-obscore' needed): the stored rows always equal a rebuild's."""
+    from hcdc.archive import accounts
+    from hcdc.archive.access import local_operator
+
+    delayed = world.ids["delayed"]["product"]
+    public_file = world.ids["public"]["file"]
+    with world.catalogue.engine.begin() as conn:
+        owner = load_principal(conn, "owner")
+        assert _stored_release(conn)[("product", delayed)] == dt.datetime(2027, 6, 1)
+        accounts.cancel_delay(conn, owner, delayed)
+        scheduled = _stored_release(conn)[("product", delayed)]
+        assert scheduled < dt.datetime(2027, 6, 1)
+        accounts.delay_release(conn, owner, delayed, dt.datetime(2026, 11, 1), "referee report")
+        assert _stored_release(conn)[("product", delayed)] == dt.datetime(2026, 11, 1)
+        file_before = _stored_release(conn)[("file", public_file)]
+        accounts.save_programme(
+            conn,
+            local_operator(),
+            accounts.ProgrammeSpec("0104.C-0007", pi="owner", cois=("coi",), period_months=24),
+            replace=True,
+        )
+        file_after = _stored_release(conn)[("file", public_file)]
+        assert file_after - file_before > dt.timedelta(days=300)  # 12 more months of proprietary time
+        stored = _stored_release(conn)
+        rebuild_obscore(conn)
+        assert _stored_release(conn) == stored

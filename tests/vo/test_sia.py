@@ -4,7 +4,9 @@ MAXREC/OVERFLOW, hostile values, votlint, VOSI, and pyvo's SIA2Service against a
 
 The access world's ObsCore rows all lack positions, so the test spreads them (and 80 extra
 granule rows of a public raw file, visible through that file's rights) over the sky, bands,
-epochs and the other columns with a seeded random generator.
+epochs and the other columns with a seeded random generator, and adds a few rows with wide
+fields (degrees to tens of degrees) whose overlaps are checked against an independent oracle.
+The sky is built once per module and database (the tests only read it).
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from fastapi.testclient import TestClient
 from helpers.live_server import serve_app
 from matplotlib.path import Path as PlanePath
 from sqlalchemy import insert, select, update
-from web.world import BEFORE
+from web.world import BEFORE, build_world
 
-from hcdc.archive.obscore import ObsCoreRow, square_region
+from hcdc.archive.obscore import ObsCoreRow, rebuild_obscore, square_region
 from hcdc.web.app import create_app
 
 from .vo_tools import votlint
@@ -74,9 +76,24 @@ def _values(rng: random.Random) -> dict:
     }
 
 
-@pytest.fixture
+#: rows with wide fields: (ra, dec, fov in deg); their centres lie far outside the regions tested,
+#: so only a prefilter that knows the table's widest field finds them
+WIDE = ((10.0, -29.0, 16.0), (115.0, 52.0, 30.0), (300.0, 70.0, 40.0), (180.0, -60.0, 5.0))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, module_database_url, l2_source):
+    w = build_world(tmp_path_factory.mktemp("sia-world"), module_database_url, l2_source)
+    with w.catalogue.engine.begin() as conn:
+        rebuild_obscore(conn)
+    yield w
+    w.catalogue.close()
+
+
+@pytest.fixture(scope="module")
 def sky(world):
-    """The world with its ObsCore rows spread out, plus EXTRA granule rows of a public file."""
+    """The world with its ObsCore rows spread out, plus EXTRA granule rows of a public file and
+    the WIDE rows."""
     rng = random.Random(12)
     table = ObsCoreRow.__table__
     with world.catalogue.engine.begin() as conn:
@@ -93,10 +110,16 @@ def sky(world):
                     {**template, "hcdc_kind": "granule", "hcdc_key": 9000 + key, **_values(rng)}
                 )
             )
+        for key, (ra, dec, fov) in enumerate(WIDE, start=9500):
+            values = {**_values(rng), "s_ra": ra, "s_dec": dec, "s_fov": fov}
+            values["s_region"] = square_region(ra, dec, fov)
+            conn.execute(
+                insert(table).values({**template, "hcdc_kind": "granule", "hcdc_key": key, **values})
+            )
     return world
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def sia(sky):
     def make(user: str | None = None) -> TestClient:
         client = TestClient(create_app(catalogue=sky.catalogue, clock=lambda: BEFORE, secret_key="t"))
@@ -121,7 +144,7 @@ def _value(row, name):
     return None if np.ma.is_masked(value) else (value.item() if hasattr(value, "item") else value)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def everything(sia):
     """Every row the admin sees (the brute force selects from these), as dicts."""
     table = _table(sia("admin").get("/sia/query", params={"MAXREC": "100000"}))
@@ -147,7 +170,11 @@ def _gnomonic(ra0, dec0, ra, dec) -> tuple[float, float]:
 
 def _check_sure(found: set[str], rows, inside, margin: float) -> None:
     """``inside(row)`` is a signed distance (deg, > 0 inside): rows clearly in are found, rows
-    clearly out are not; rows within ``margin`` of the boundary (the field's size) may go either way."""
+    clearly out are not; rows within ``margin`` of the boundary (the field's size) may go either way.
+    The WIDE rows are left to :func:`test_wide_fields_against_an_independent_oracle`."""
+    wide = {r["obs_publisher_did"] for r in rows if r["s_fov"] > FOV}
+    rows = [r for r in rows if r["obs_publisher_did"] not in wide]
+    found = found - wide
     sure_in = {r["obs_publisher_did"] for r in rows if inside(r) > margin}
     sure_out = {r["obs_publisher_did"] for r in rows if inside(r) < -margin}
     assert sure_in, "the test data should put rows inside the region"
@@ -156,7 +183,7 @@ def _check_sure(found: set[str], rows, inside, margin: float) -> None:
 
 
 def test_no_parameters_all_visible_rows(sky, everything) -> None:
-    assert len(everything) == 12 + EXTRA
+    assert len(everything) == 12 + EXTRA + len(WIDE)
 
 
 @pytest.mark.parametrize(
@@ -212,6 +239,137 @@ def test_pos_range(sia, everything, text, bounds) -> None:
         return min(ra_margin, dec - dec1, dec2 - dec)
 
     _check_sure(found, everything, inside, FOV)
+
+
+def _field_corners(row) -> list[tuple[float, float]]:
+    words = row["s_region"].split()[2:]
+    return [(float(words[i]), float(words[i + 1])) for i in range(0, len(words), 2)]
+
+
+def _oracle(row, region_points, region_has) -> bool:
+    """Independent overlap test of a row's square field and a region: a sample point of the
+    region inside the field (tangent plane at the field's centre, where its edges are straight),
+    or a field corner inside the region."""
+    ra0, dec0 = row["s_ra"], row["s_dec"]
+    plane = PlanePath([_gnomonic(ra0, dec0, ra, dec) for ra, dec in _field_corners(row)])
+    near = [(ra, dec) for ra, dec in region_points if _sep(ra0, dec0, ra, dec) < 80]
+    if any(plane.contains_point(_gnomonic(ra0, dec0, ra, dec)) for ra, dec in near):
+        return True
+    return any(region_has(ra, dec) for ra, dec in _field_corners(row))
+
+
+WIDE_REGIONS = [
+    # the first wide field reaches dec -21 from its centre at -29: a cone at -20 touches it
+    ("CIRCLE 10 -20 1.5", lambda ra, dec: _sep(10, -20, ra, dec) <= 1.5),
+    ("CIRCLE 10 -12 1.5", lambda ra, dec: _sep(10, -12, ra, dec) <= 1.5),
+    ("POLYGON 120 64 140 64 130 70", None),
+    ("RANGE 126 130 50 54", lambda ra, dec: 126 <= ra <= 130 and 50 <= dec <= 54),
+    ("RANGE 150 155 50 54", lambda ra, dec: 150 <= ra <= 155 and 50 <= dec <= 54),
+    ("RANGE 100 110 89 +Inf", lambda ra, dec: 100 <= ra <= 110 and dec >= 89),
+    ("RANGE -Inf +Inf -57 -56", lambda ra, dec: -57 <= dec <= -56),
+]
+
+
+def _region_points(text: str) -> list[tuple[float, float]]:
+    """Dense samples (boundary and inside) of a region, in degrees."""
+    shape, *words = text.split()
+    numbers = [float(w.replace("Inf", "inf")) for w in words]
+    if shape == "CIRCLE":
+        ra0, dec0, r = numbers
+        return [
+            (
+                (
+                    ra0
+                    + math.degrees(
+                        math.atan2(
+                            math.sin(t) * math.sin(math.radians(k * r / 20)),
+                            math.cos(math.radians(dec0)) * math.cos(math.radians(k * r / 20))
+                            - math.sin(math.radians(dec0)) * math.sin(math.radians(k * r / 20)) * math.cos(t),
+                        )
+                    )
+                )
+                % 360,
+                math.degrees(
+                    math.asin(
+                        math.sin(math.radians(dec0)) * math.cos(math.radians(k * r / 20))
+                        + math.cos(math.radians(dec0)) * math.sin(math.radians(k * r / 20)) * math.cos(t)
+                    )
+                ),
+            )
+            for k in range(21)
+            for t in np.linspace(0, 2 * math.pi, 180)
+        ]
+    if shape == "RANGE":
+        ra1, ra2, dec1, dec2 = (
+            max(numbers[0], 0),
+            min(numbers[1], 360),
+            max(numbers[2], -90),
+            min(numbers[3], 90),
+        )
+        return [(ra, dec) for ra in np.linspace(ra1, ra2, 200) for dec in np.linspace(dec1, dec2, 60)]
+    # a polygon: its edges and a fan towards its first vertex, in its tangent plane at vertex 0
+    corners = [(numbers[i], numbers[i + 1]) for i in range(0, len(numbers), 2)]
+    return [
+        _slerp(_slerp(a, b, t), corners[0], u)
+        for a, b in zip(corners, corners[1:] + corners[:1], strict=True)
+        for t in np.linspace(0, 1, 60)
+        for u in np.linspace(0, 1, 30)
+    ]
+
+
+def _slerp(p, q, t) -> tuple[float, float]:
+    """The point a fraction t along the great circle from p to q (degrees)."""
+    a = np.array(
+        [
+            math.cos(math.radians(p[1])) * math.cos(math.radians(p[0])),
+            math.cos(math.radians(p[1])) * math.sin(math.radians(p[0])),
+            math.sin(math.radians(p[1])),
+        ]
+    )
+    b = np.array(
+        [
+            math.cos(math.radians(q[1])) * math.cos(math.radians(q[0])),
+            math.cos(math.radians(q[1])) * math.sin(math.radians(q[0])),
+            math.sin(math.radians(q[1])),
+        ]
+    )
+    v = (1 - t) * a + t * b
+    v /= np.linalg.norm(v)
+    return math.degrees(math.atan2(v[1], v[0])) % 360, math.degrees(math.asin(v[2]))
+
+
+@pytest.mark.parametrize(("text", "has"), WIDE_REGIONS, ids=[r[0] for r in WIDE_REGIONS])
+def test_wide_fields_against_an_independent_oracle(sia, everything, text, has) -> None:
+    """Fields degrees wide are found when they reach the region (the prefilter knows the widest
+    field), RANGE is the exact meridian/parallel box, and both databases agree with an oracle
+    that shares no code with the service."""
+    points = _region_points(text)
+    if has is None:  # the polygon: its own samples decide (corner inside: tangent-plane test)
+        corners = [float(w) for w in text.split()[1:]]
+        poly = PlanePath(
+            [_gnomonic(corners[0], corners[1], corners[i], corners[i + 1]) for i in range(0, 6, 2)]
+        )
+
+        def has(ra, dec):
+            return _sep(corners[0], corners[1], ra, dec) < 60 and poly.contains_point(
+                _gnomonic(corners[0], corners[1], ra, dec)
+            )
+
+    wide = [r for r in everything if r["s_fov"] > FOV]
+    assert len(wide) == len(WIDE)
+    expected = {r["obs_publisher_did"] for r in wide if _oracle(r, points, has)}
+    found = _search(sia("admin"), {"POS": text}) & {r["obs_publisher_did"] for r in wide}
+    assert found == expected
+
+
+def test_wide_regions_are_discriminating(everything) -> None:
+    """The oracle cases above are not vacuous: some wide fields overlap, some do not."""
+    wide = [r for r in everything if r["s_fov"] > FOV]
+    outcomes = set()
+    for text, has in WIDE_REGIONS:
+        if has is not None:
+            outcomes |= {_oracle(r, _region_points(text), has) for r in wide}
+    assert outcomes == {True, False}
 
 
 def _brute(rows, keep) -> set[str]:
@@ -370,7 +528,7 @@ def test_vosi(sia) -> None:
         assert avail.status_code == 200 and "<avl:available>true</avl:available>" in avail.text
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def live_sia(sky):
     app = create_app(catalogue=sky.catalogue, clock=lambda: BEFORE, secret_key="pyvo")
     with serve_app(app) as base:
@@ -387,7 +545,9 @@ def test_pyvo_sia2(live_sia, sia, everything) -> None:
     cone = anonymous.search(pos=(10 * u.deg, -20 * u.deg, 2 * u.deg), calib_level=[0, 1, 2, 3], maxrec=1000)
     dids = {str(d) for d in cone.to_table()["obs_publisher_did"]}
     assert dids and all(
-        _sep(10, -20, r["s_ra"], r["s_dec"]) <= 2 + FOV for r in everything if r["obs_publisher_did"] in dids
+        _sep(10, -20, r["s_ra"], r["s_dec"]) <= 2 + max(FOV, r["s_fov"])
+        for r in everything
+        if r["obs_publisher_did"] in dids
     )
     band = anonymous.search(band=(1.5e-6, 1.7e-6), instrument=["NACO", "GRAVITY"], maxrec=1000).to_table()
     expected = _brute(

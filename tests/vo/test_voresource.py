@@ -51,6 +51,10 @@ def xsdvalidate(document: bytes, tmp_path: Path) -> subprocess.CompletedProcess:
         NS["cap"]: XSD_DIR / "VOSICapabilities-v1.0.xsd",
         NS["avl"]: XSD_DIR / "VOSIAvailability-v1.0.xsd",
         "http://www.ivoa.net/xml/STC/stc-v1.30.xsd": XSD_DIR / "stc-v1.30.xsd",
+        "http://www.ivoa.net/xml/VOSITables/v1.0": XSD_DIR / "VOSITables-v1.1.xsd",
+        "http://www.ivoa.net/xml/UWS/v1.0": XSD_DIR / "UWS-v1.1.xsd",
+        "http://www.w3.org/1999/xlink": XSD_DIR / "xlink.xsd",
+        "http://www.w3.org/XML/1998/namespace": XSD_DIR / "xmlnamespace.xsd",
     }
     args = [f"schemaloc={ns}={path}" for ns, path in locations.items()]
     return subprocess.run(

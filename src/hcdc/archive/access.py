@@ -721,19 +721,28 @@ def visible_tdb_observations_clause(
     return or_(some_reduction, and_(Observation.origin != "level2", _imported_observation_visible(user, now)))
 
 
+def visible_tdb_detections_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """R15 over ``tdb_detections``: the detections of the reductions ``user`` may see."""
+    if user.is_staff:
+        return true()  # R1
+    return Detection.reduction_id.in_(
+        select(Reduction.id).where(visible_tdb_reductions_clause(user, now, policy))
+    )
+
+
 def visible_tdb_candidates_clause(
     user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
 ) -> ColumnElement[bool]:
-    """R15 over ``tdb_candidates``: one of the candidate's detections is in a visible reduction.
-
-    (A candidate gathers detections of several reductions; whoever sees none of them must not
-    learn that it exists. Its pages list only the visible detections.)"""
+    """R15 over ``tdb_candidates``: a candidate (and its verdict) is seen with one of its
+    detections, so a candidate made only of hidden detections stays hidden."""
     if user.is_staff:
         return true()  # R1
     return exists(
-        select(Detection.id)
-        .join(Reduction, Reduction.id == Detection.reduction_id)
-        .where(Detection.candidate_id == Candidate.id, visible_tdb_reductions_clause(user, now, policy))
+        select(Detection.id).where(
+            Detection.candidate_id == Candidate.id, visible_tdb_detections_clause(user, now, policy)
+        )
     )
 
 
@@ -1391,6 +1400,7 @@ __all__ = [
     "granule_release",
     "level3_inputs_clause",
     "visible_tdb_candidates_clause",
+    "visible_tdb_detections_clause",
     "visible_tdb_observations_clause",
     "visible_tdb_reductions_clause",
     "load_principal",

@@ -56,6 +56,7 @@ from hcdc.archive.access_models import (
     WorkspaceItem,
 )
 from hcdc.archive.models import Dataset, utcnow
+from hcdc.archive.obscore import refresh_release_dates
 from hcdc.archive.pipeline_models import Product
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -566,6 +567,9 @@ def save_programme(conn: Connection, actor: Principal, spec: ProgrammeSpec, repl
             values["period_months"] = spec.period_months
         programme_id = existing.id
         conn.execute(update(Programme).where(Programme.id == programme_id).values(**values))
+        if spec.period_months is not None and spec.period_months != existing.period_months:
+            # a new proprietary period moves the release of the programme's files and products
+            refresh_release_dates(conn, prog_id=key)
         conn.execute(delete(ProgrammeMember).where(ProgrammeMember.programme_id == programme_id))
     for uid in coi_ids:
         if uid != pi_id:
@@ -812,6 +816,7 @@ def delay_release(
             "reason": reason.strip(),
         },
     )
+    refresh_release_dates(conn, product_ids=[product_id], policy=policy)  # ObsCore, same transaction
     return {"product_id": product_id, "scheduled": base, "delayed_until": until, "latest_allowed": latest}
 
 
@@ -824,6 +829,7 @@ def cancel_delay(
     base, _ = ctx.release_window(product_id)
     _require(ctx, ctx.can_delay_release(product_id, base))
     conn.execute(delete(ReleaseDelay).where(ReleaseDelay.product_id == product_id))
+    refresh_release_dates(conn, product_ids=[product_id], policy=policy)  # ObsCore, same transaction
     audit(conn, actor, "release.cancel", "product", product_id)
 
 

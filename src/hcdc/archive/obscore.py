@@ -55,13 +55,16 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     case,
     delete,
     func,
     insert,
     literal,
+    or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -71,6 +74,8 @@ from hcdc.archive.access import (
     Policy,
     Principal,
     local_operator,
+    programme_key,
+    programme_key_sql,
     utc_naive,
     visible_sources_clause,
 )
@@ -158,6 +163,7 @@ class ObsCoreRow(Base):
         # on spoint(radians(s_ra), radians(s_dec)), created by the migration)
         Index("ix_obscore_s_dec_s_ra", "s_dec", "s_ra"),
         Index("ix_obscore_t_min", "t_min"),
+        Index("ix_obscore_s_fov", "s_fov"),  # SIA: MAX(s_fov) widens the POS prefilter
         Index("ix_obscore_target_name", "target_name"),
         Index("ix_obscore_file_id", "hcdc_file_id"),
         Index("ix_obscore_product_id", "hcdc_product_id"),
@@ -510,9 +516,37 @@ def sync_product_rows(conn: Connection, product_ids: Iterable[int], policy: Poli
     return _write(conn, rows)
 
 
-def refresh_release_dates(conn: Connection, product_id: int, policy: Policy = DEFAULT_POLICY) -> None:
-    """Recompute one product's row after its release changed (a PI's delay)."""
-    sync_product_rows(conn, [product_id], policy)
+def refresh_release_dates(
+    conn: Connection,
+    *,
+    product_ids: Iterable[int] = (),
+    prog_id: str | None = None,
+    policy: Policy = DEFAULT_POLICY,
+) -> int:
+    """Rewrite ``obs_release_date`` of the stored rows whose release may have changed, in the
+    caller's transaction: the rows of ``product_ids`` (a PI's release delay, or its removal) and
+    every row of programme ``prog_id`` (a new proprietary period). Only that column changes; the
+    rows of other versions are left alone. Returns the number of rows rewritten."""
+    o = ObsCoreRow.__table__.c
+    conditions = []
+    ids = sorted({int(i) for i in product_ids})
+    if ids:
+        conditions.append(and_(o.hcdc_kind == "product", o.hcdc_product_id.in_(ids)))
+    if prog_id is not None:  # a programme: its runs' rows too ("0104.C-0123(A)")
+        conditions.append(programme_key_sql(o.hcdc_prog_id) == programme_key(prog_id))
+    if not conditions:
+        return 0
+    access = _access(conn, policy)
+    rows = conn.execute(
+        select(o.id, o.hcdc_kind, o.hcdc_file_id, o.hcdc_product_id).where(or_(*conditions))
+    ).all()
+    for row in rows:
+        if row.hcdc_kind == "product":
+            released = access.product_public_date(row.hcdc_product_id)
+        else:  # a raw file or a granule: released with its file
+            released = access.file_public_date(row.hcdc_file_id)
+        conn.execute(update(ObsCoreRow).where(o.id == row.id).values(obs_release_date=released))
+    return len(rows)
 
 
 @dataclass

@@ -4,11 +4,16 @@ The parameters (SIA 2.0 section 2.1; names case-insensitive, values as the stand
 
 * ``POS``: ``CIRCLE ra dec radius``, ``RANGE ra1 ra2 dec1 dec2`` or ``POLYGON ra1 dec1 ra2 dec2
   ...`` (ICRS degrees; RANGE bounds may be ``-Inf``/``+Inf``). A row matches when its field
-  (``s_region``) overlaps the region: CIRCLE and POLYGON with the spherical geometry of
-  :mod:`hcdc.archive.adql.geometry` (the functions ADQL uses on SQLite, so both databases give
-  the same answer); RANGE when the field's vertices' coordinate box overlaps the ranges (exact
-  for the arcsecond fields of the instruments served here). The SQL keeps rows whose ``s_dec``
-  lies within the region's declination band widened by :data:`FIELD_MARGIN_DEG` (indexed).
+  (``s_region``) overlaps the region, decided exactly in Python by the spherical geometry of
+  :mod:`hcdc.archive.adql.geometry` on both databases (so they give the same answer): CIRCLE
+  and POLYGON with great-circle edges, RANGE as the box between two meridians and two parallels.
+  The SQL only prefilters and never drops a match: it keeps rows whose position (``s_ra``,
+  ``s_dec``) lies within the table's widest field (:func:`max_field_deg`, the largest
+  ``s_fov``, indexed) of the region: on PostgreSQL with pgSphere (``spoint @ scircle`` around
+  the region's bounding circle: the GiST index ``ix_obscore_spoint``), otherwise (SQLite, and
+  RANGE, whose pgSphere ``sbox`` overlaps disagree with exact geometry for wide fields) by the
+  region's declination band and right-ascension window (the index on ``(s_dec, s_ra)``). This
+  relies on ObsCore's ``s_fov`` being the diameter of the field, as hcdc's rows are.
 * intervals ``lo hi`` (a single number ``v`` is ``v v``; ``-Inf``/``+Inf`` open a side):
   ``BAND`` (m, overlaps ``em_min..em_max``), ``TIME`` (MJD, overlaps ``t_min..t_max``), ``FOV``
   (deg, ``s_fov``), ``SPATRES`` (arcsec, ``s_resolution``), ``EXPTIME`` (s, ``t_exptime``);
@@ -27,11 +32,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, false, func, literal, or_, select
 
-from hcdc.archive.adql.geometry import contains, distance_deg, intersects, region_of_stcs
+from hcdc.archive.adql.geometry import (
+    contains,
+    distance_deg,
+    intersects,
+    range_intersects,
+    region_of_stcs,
+    vec,
+)
 
-#: the widest field (deg) of a row that a POS query is sure to find (instrument fields are arcsec)
+#: prefilter margin (deg) when the caller does not give the table's widest field
 FIELD_MARGIN_DEG = 1.0
 POL_STATES = ("I", "Q", "U", "V", "RR", "LL", "RL", "LR", "XX", "YY", "XY", "YX", "POLI", "POLA")
 #: SIA parameter -> (obscore column, unit word for messages) of the plain interval parameters
@@ -91,39 +103,25 @@ class Region:
         if field is None:
             return False
         if self.shape == "RANGE":
-            return _range_overlaps(self.numbers, field)
+            return range_intersects(field, *self.numbers)
         code = "C" if self.shape == "CIRCLE" else "G"
         return bool(intersects(field, " ".join([code, *(repr(v) for v in self.numbers)])))
 
-
-def _range_overlaps(rng: Sequence[float], field: str) -> bool:
-    """RANGE ra1 ra2 dec1 dec2 against a serialized field (``G``/``C``/``P``): box overlap."""
-    kind, *words = field.split()
-    values = [float(w) for w in words]
-    ra1, ra2, dec1, dec2 = rng
-    if kind == "C":
-        ra, dec, r = values
-        decs, ras = (dec - r, dec + r), _ra_span([ra], r / max(math.cos(math.radians(dec)), 1e-9))
-    else:
-        decs = (min(values[1::2]), max(values[1::2]))
-        ras = _ra_span(values[0::2], 0.0)
-    if decs[1] < dec1 or decs[0] > dec2:
-        return False
-    if ra2 - ra1 >= 360.0:
-        return True
-    low, high = ras
-    # compare on the circle: shift the field's span next to the range's start
-    for shift in (-360.0, 0.0, 360.0):
-        if low + shift <= ra2 and high + shift >= ra1:
-            return True
-    return False
-
-
-def _ra_span(ras: Sequence[float], pad: float) -> tuple[float, float]:
-    """(low, high) RA of a set of nearby right ascensions (degrees; high may exceed 360)."""
-    base = ras[0]
-    unwrapped = [base + ((r - base + 180.0) % 360.0 - 180.0) for r in ras]
-    return min(unwrapped) - pad, max(unwrapped) + pad
+    def bounding_circle(self) -> tuple[float, float, float] | None:
+        """(ra, dec, radius) in degrees of a circle holding a CIRCLE or POLYGON region (None for
+        RANGE); a convex polygon's farthest point from its vertices' centroid is a vertex."""
+        n = self.numbers
+        if self.shape == "CIRCLE":
+            return n[0], n[1], n[2]
+        if self.shape == "RANGE":
+            return None
+        vectors = [vec(n[i], n[i + 1]) for i in range(0, len(n), 2)]
+        x, y, z = (sum(v[k] for v in vectors) for k in range(3))
+        norm = math.sqrt(x * x + y * y + z * z)
+        if norm < 1e-9:
+            return None
+        ra, dec = math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.asin(z / norm))
+        return ra, dec, max(distance_deg(ra, dec, n[i], n[i + 1]) for i in range(0, len(n), 2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -245,11 +243,28 @@ class SiaQuery:
         return not self.regions or any(region.overlaps(s_region) for region in self.regions)
 
 
-def build_query(published: Select, params: Mapping[str, Sequence[str]]) -> SiaQuery:
+def max_field_deg(conn: Any) -> float:
+    """The widest field (``s_fov``, deg) of any ObsCore row (0 when none): how far a field's
+    region can reach from its row's position (indexed: ``ix_obscore_s_fov``)."""
+    from hcdc.archive.obscore import ObsCoreRow
+
+    return float(conn.scalar(select(func.max(ObsCoreRow.s_fov))) or 0.0)
+
+
+def build_query(
+    published: Select,
+    params: Mapping[str, Sequence[str]],
+    *,
+    dialect: str = "sqlite",
+    field_margin: float = FIELD_MARGIN_DEG,
+) -> SiaQuery:
     """The SIA query over ``published`` (the caller's rights-filtered ObsCore SELECT).
 
     ``params`` maps upper-case parameter names to their values (repeated parameters: several).
-    Unknown parameters are ignored (DALI); :class:`SiaError` names a bad one.
+    Unknown parameters are ignored (DALI); :class:`SiaError` names a bad one. ``field_margin``
+    (deg) is the widest field of the table (:func:`max_field_deg`): the POS prefilter keeps
+    every row whose position lies within it of the region; ``dialect`` ``postgresql`` uses
+    pgSphere's index for it.
     """
     o = published.subquery("obscore").c
     clauses: list[ColumnElement] = []
@@ -274,18 +289,56 @@ def build_query(published: Select, params: Mapping[str, Sequence[str]]) -> SiaQu
             alternatives = [_pol(o.pol_states, v) for v in values]
         elif name == "CALIB":
             alternatives = [_calib(o.calib_level, v) for v in values]
-        else:  # POS: the declination band here, the exact overlap in SiaQuery.keeps
+        else:  # POS: an indexed prefilter here, the exact overlap in SiaQuery.keeps
             regions = tuple(parse_pos(v) for v in values)
-            alternatives = [_dec_prefilter(o.s_dec, region) for region in regions]
+            alternatives = [_prefilter(o, region, dialect, field_margin) for region in regions]
         clauses.append(or_(*alternatives) if alternatives else false())
     regions = tuple(parse_pos(v) for v in params.get("POS", ()) if v is not None)
     statement = select(o).where(*clauses).order_by(o.obs_publisher_did)
     return SiaQuery(statement, regions)
 
 
-def _dec_prefilter(s_dec: ColumnElement, region: Region) -> ColumnElement:
+def _prefilter(o: Any, region: Region, dialect: str, margin: float) -> ColumnElement:
+    """Rows whose position is within ``margin`` deg of ``region`` (a superset of the matches)."""
+    circle = region.bounding_circle()
+    if dialect == "postgresql" and circle is not None and circle[2] + margin < 90.0:
+        ra, dec, radius = circle  # pgSphere circles: at most 90 deg
+
+        def point(lon: Any, lat: Any) -> Any:
+            return func.spoint(func.radians(lon), func.radians(lat))
+
+        # the expression of the GiST index ix_obscore_spoint
+        reach = func.scircle(point(literal(ra), literal(dec)), func.radians(literal(radius + margin)))
+        return point(o.s_ra, o.s_dec).op("@", is_comparison=True)(reach)
     low, high = region.dec_band()
-    return and_(s_dec >= low - FIELD_MARGIN_DEG, s_dec <= high + FIELD_MARGIN_DEG)
+    low, high = low - margin, high + margin
+    clauses = [o.s_dec >= low, o.s_dec <= high]
+    if region.shape == "RANGE":
+        ra1, ra2 = region.numbers[0], region.numbers[1]
+    elif circle is not None:
+        ra1 = ra2 = circle[0]
+        margin += circle[2]
+    else:
+        ra1, ra2 = 0.0, 360.0
+    window = _ra_window(o.s_ra, ra1, ra2, max(abs(low), abs(high)), margin)
+    if window is not None:
+        clauses.append(window)
+    return and_(*clauses)
+
+
+def _ra_window(s_ra: Any, ra1: float, ra2: float, max_abs_dec: float, margin: float) -> ColumnElement | None:
+    """``s_ra`` within ``margin`` deg (on the sky) of ra1..ra2 at declinations up to
+    ``max_abs_dec``; None when that reaches a pole or all right ascensions (no RA constraint)."""
+    if max_abs_dec >= 89.0 or ra2 - ra1 >= 360.0:
+        return None
+    # on the parallel nearest the pole an angle m spans at most m / cos(dec) of right ascension
+    half = margin / math.cos(math.radians(max_abs_dec)) if margin else 0.0
+    low, high = ra1 - half, ra2 + half
+    if high - low >= 360.0:
+        return None
+    if low < 0.0 or high > 360.0:
+        return or_(s_ra >= low % 360.0, s_ra <= high % 360.0)
+    return and_(s_ra >= low, s_ra <= high)
 
 
 def run_query(conn: Any, query: SiaQuery, maxrec: int) -> tuple[list[tuple[Any, ...]], bool]:
@@ -308,6 +361,7 @@ __all__ = [
     "SiaError",
     "SiaQuery",
     "build_query",
+    "max_field_deg",
     "parse_interval",
     "parse_pos",
     "run_query",

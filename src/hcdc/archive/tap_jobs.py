@@ -9,12 +9,22 @@ The web layer (:mod:`hcdc.web.vo.uws`) creates, runs, aborts and deletes them; a
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hcdc.archive.models import Base, JSONType, utcnow
+
+#: folder (under the storage root) of job results (``<job id>``) and inline uploads (``<job id>.uploads/``)
+RESULTS_DIR = "tap-results"
+
+
+def uploads_folder(storage_root: Path, job_id: str) -> Path:
+    """Where the inline uploads (multipart parts) of async job ``job_id`` are kept until it runs."""
+    return storage_root / RESULTS_DIR / f"{job_id}.uploads"
+
 
 UWS_PHASES = (
     "PENDING",
@@ -59,4 +69,4 @@ class TapJob(Base):
     )
 
 
-__all__ = ["UWS_PHASES", "TapJob"]
+__all__ = ["RESULTS_DIR", "UWS_PHASES", "TapJob", "uploads_folder"]

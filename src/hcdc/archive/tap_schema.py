@@ -1,7 +1,8 @@
 """TAP_SCHEMA (TAP 1.1 §4), generated from the published tables' column definitions.
 
 Nothing is written by hand: the rows of ``TAP_SCHEMA.schemas``, ``tables``, ``columns``, ``keys``
-and ``key_columns`` come from :data:`hcdc.archive.obscore.OBSCORE_COLUMNS` and from the
+and ``key_columns`` come from :data:`hcdc.archive.obscore.OBSCORE_COLUMNS`, from the Target Data
+Base's models (:mod:`hcdc.archive.tdb_tap`) and from the
 definitions of TAP_SCHEMA's own columns below (TAP_SCHEMA describes itself). The TAP service
 queries them as literal subqueries (:func:`literal_select`), so they never go out of date.
 """
@@ -9,25 +10,12 @@ queries them as literal subqueries (:func:`literal_select`), so they never go ou
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from hcdc.archive.obscore import OBSCORE_COLUMNS, ColumnSpec
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    schema: str
-    name: str  # without the schema
-    description: str
-    columns: tuple[ColumnSpec, ...]
-    utype: str | None = None
-    #: (key id, target table, from column, target column)
-    foreign_keys: tuple[tuple[str, str, str, str], ...] = ()
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.schema}.{self.name}"
+from hcdc.archive.tap_tables import TableSpec
+from hcdc.archive.tdb_tap import TDB_SCHEMA, TDB_TABLES
 
 
 def _col(
@@ -137,9 +125,10 @@ OBSCORE_TABLE = TableSpec(
 )
 SCHEMAS = (
     ("ivoa", "IVOA standard data models (ObsCore)", "ivo://ivoa.net/std/obscore#schema"),
+    (TDB_SCHEMA, "Target Data Base: targets, observations, reductions, detections, candidates", None),
     ("TAP_SCHEMA", "Metadata of this TAP service", None),
 )
-PUBLISHED_TABLES: tuple[TableSpec, ...] = (OBSCORE_TABLE, *TAP_SCHEMA_TABLES)
+PUBLISHED_TABLES: tuple[TableSpec, ...] = (OBSCORE_TABLE, *(t.spec for t in TDB_TABLES), *TAP_SCHEMA_TABLES)
 
 
 def schema_rows() -> dict[str, list[tuple[Any, ...]]]:

@@ -76,11 +76,21 @@ def _vertices(numbers: Sequence[float]) -> list[Vector]:
 
 
 def _inside_polygon(p: Vector, vertices: list[Vector]) -> bool:
-    signs = []
+    """Whether p is inside a convex polygon given in either orientation.
+
+    The inside is the side of the edges that holds the vertices' centroid (a convex polygon
+    smaller than a hemisphere): testing "all on one side, either side" instead would also
+    accept the region around the polygon's antipode.
+    """
     n = len(vertices)
+    centre = (sum(v[0] for v in vertices), sum(v[1] for v in vertices), sum(v[2] for v in vertices))
+    orientation = 0.0
     for i in range(n):
-        signs.append(_dot(_cross(vertices[i], vertices[(i + 1) % n]), p))
-    return all(s >= -EPS for s in signs) or all(s <= EPS for s in signs)
+        orientation = _dot(_cross(vertices[i], vertices[(i + 1) % n]), centre)
+        if abs(orientation) > EPS:
+            break
+    sign = 1.0 if orientation >= 0 else -1.0
+    return all(sign * _dot(_cross(vertices[i], vertices[(i + 1) % n]), p) >= -EPS for i in range(n))
 
 
 def _arc_distance(p: Vector, a: Vector, b: Vector) -> float:
@@ -172,6 +182,77 @@ def intersects(first: str | None, second: str | None) -> int | None:
     if any(_inside_polygon(p, vb) for p in va) or any(_inside_polygon(p, va) for p in vb):
         return 1
     return int(any(_arcs_cross(a1, a2, b1, b2) for a1, a2 in _edges(va) for b1, b2 in _edges(vb)))
+
+
+def _in_range(ra: float, dec: float, ra1: float, ra2: float, dec1: float, dec2: float) -> bool:
+    """Whether (ra, dec) lies in the box ra1..ra2 (eastwards, degrees) x dec1..dec2."""
+    if not dec1 - 1e-12 <= dec <= dec2 + 1e-12:
+        return False
+    return ra2 - ra1 >= 360.0 or (ra - ra1) % 360.0 <= (ra2 - ra1) + 1e-12
+
+
+def _parallel_crossings(a: Vector, b: Vector, dec: float) -> list[float]:
+    """Right ascensions (deg) where the great-circle arc a-b meets the parallel ``dec``."""
+    normal = _cross(a, b)
+    norm = math.sqrt(_dot(normal, normal))
+    if norm < EPS or abs(dec) >= 90.0:
+        return []
+    nx, ny, nz = (c / norm for c in normal)
+    # points (cos d cos l, cos d sin l, sin d) of the great circle: nx cos l + ny sin l = -nz tan d
+    radius, rhs = math.hypot(nx, ny), -nz * math.tan(math.radians(dec))
+    if radius < EPS or abs(rhs) > radius:
+        return []
+    phi, delta = math.atan2(ny, nx), math.acos(max(-1.0, min(1.0, rhs / radius)))
+    found = []
+    for lon in (phi + delta, phi - delta):
+        p = vec(math.degrees(lon), dec)
+        n = (nx, ny, nz)
+        if _dot(_cross(a, p), n) >= -EPS and _dot(_cross(p, b), n) >= -EPS:
+            found.append(math.degrees(lon) % 360.0)
+    return found
+
+
+def _meridian_arcs(ra: float, dec1: float, dec2: float) -> list[tuple[Vector, Vector]]:
+    """The meridian ``ra`` from dec1 to dec2 as two great-circle arcs (never a degenerate 180°)."""
+    middle = (dec1 + dec2) / 2
+    return [(vec(ra, dec1), vec(ra, middle)), (vec(ra, middle), vec(ra, dec2))]
+
+
+def range_intersects(field: str | None, ra1: float, ra2: float, dec1: float, dec2: float) -> bool:
+    """Whether a region (serialized ``P``/``C``/``G``) overlaps the coordinate box of SIA's
+    ``RANGE``: right ascensions ra1..ra2 (eastwards; a width of 360 is every RA) and declinations
+    dec1..dec2, bounded by meridians (great circles) and parallels (small circles). Exact."""
+    parsed = _parse(field)
+    if parsed is None:
+        return False
+    kind, n = parsed
+    full = ra2 - ra1 >= 360.0
+    box = (ra1, ra2, dec1, dec2)
+    if kind == "P":
+        return _in_range(n[0], n[1], *box)
+    meridians = [] if full else [arc for ra in (ra1, ra2) for arc in _meridian_arcs(ra, dec1, dec2)]
+    if kind == "C":
+        ra, dec, radius = n
+        if _in_range(ra, dec, *box):
+            return True
+        centre = vec(ra, dec)
+        gaps = [math.degrees(_arc_distance(centre, u, v)) for u, v in meridians]
+        if full or (ra - ra1) % 360.0 <= ra2 - ra1:  # the nearest point of a parallel is on this meridian
+            gaps += [abs(dec - dec1), abs(dec - dec2)]
+        return min(gaps) <= radius + 1e-12
+    vertices = _vertices(n)
+    if any(_in_range(n[i], n[i + 1], *box) for i in range(0, len(n) - 1, 2)):
+        return True
+    corners = [(ra1, dec1), (ra1, dec2)] if full else [(ra1, dec1), (ra2, dec1), (ra2, dec2), (ra1, dec2)]
+    if any(_inside_polygon(vec(ra, dec), vertices) for ra, dec in corners):
+        return True
+    for a, b in _edges(vertices):
+        if any(_arcs_cross(a, b, u, v) for u, v in meridians):
+            return True
+        for dec in (dec1, dec2):
+            if any(_in_range(ra, dec, *box) for ra in _parallel_crossings(a, b, dec)):
+                return True
+    return False
 
 
 def distance(first: str | None, second: str | None) -> float | None:

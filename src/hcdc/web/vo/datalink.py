@@ -565,7 +565,11 @@ async def _parameters(request: Request) -> dict[str, list[str]]:
     return params
 
 
-@router.api_route("", methods=["GET", "POST"], summary="DataLink 1.1 links of publisher DIDs")
+# one route per method: FastAPI would give a GET+POST route one operation id for both
+@router.get("", summary="DataLink 1.1 links of publisher DIDs", operation_id="datalink_links_get")
+@router.post(
+    "", summary="DataLink 1.1 links of publisher DIDs (form parameters)", operation_id="datalink_links_post"
+)
 async def links(request: Request, who: Viewer = Depends(viewer)) -> Response:
     params = await _parameters(request)
     formats = params.get("RESPONSEFORMAT", [])

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 
 from hcdc.archive.identifiers import vo_authority
 from hcdc.archive.obscore import OBSCORE_COLUMNS, published_select
-from hcdc.archive.sia import SiaError, build_query, run_query
+from hcdc.archive.sia import SiaError, build_query, max_field_deg, run_query
 from hcdc.web.auth import state_of
 from hcdc.web.vo.registry import SIA2_ID, Capability, vosi_availability, vosi_capabilities, xml_response
 from hcdc.web.vo.tap import error_response, service_base, vo_principal
@@ -65,24 +65,29 @@ def format_of(params: Mapping[str, Sequence[str]]) -> str:
         raise SiaError("RESPONSEFORMAT", str(exc)) from None
 
 
-@router.api_route("/query", methods=["GET", "POST"], summary="SIA 2.0 query over ObsCore")
+# one route per method: FastAPI would give a GET+POST route one operation id for both
+@router.get("/query", summary="SIA 2.0 query over ObsCore", operation_id="sia_query_get")
+@router.post("/query", summary="SIA 2.0 query over ObsCore (form parameters)", operation_id="sia_query_post")
 async def query(request: Request) -> Response:
     params = await request_parameters(request)
     state = state_of(request)
     user = vo_principal(request, state)
-    try:
-        maxrec, serialization = maxrec_of(params), format_of(params)
-        published = published_select(
-            user,
-            state.clock(),
-            authority=vo_authority(state.catalogue.settings),
-            base_url=service_base(request),
-            policy=state.policy,
-        )
-        sia = build_query(published, params)
-    except SiaError as exc:
-        return error_response(str(exc))
-    with state.catalogue.engine.connect() as conn:
+    engine = state.catalogue.engine
+    with engine.connect() as conn:
+        try:
+            maxrec, serialization = maxrec_of(params), format_of(params)
+            published = published_select(
+                user,
+                state.clock(),
+                authority=vo_authority(state.catalogue.settings),
+                base_url=service_base(request),
+                policy=state.policy,
+            )
+            sia = build_query(
+                published, params, dialect=engine.dialect.name, field_margin=max_field_deg(conn)
+            )
+        except SiaError as exc:
+            return error_response(str(exc))
         rows, overflow = run_query(conn, sia, maxrec)
     body, media_type = render(FIELDS, rows, serialization, overflow=overflow)
     return Response(body, media_type=media_type)

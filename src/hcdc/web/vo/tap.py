@@ -18,14 +18,14 @@ import binascii
 import datetime as dt
 import decimal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.engine import Engine
 
 from hcdc.archive.access import Policy, Principal
@@ -34,6 +34,7 @@ from hcdc.archive.adql import AdqlError, CompiledQuery, TableSource, compile_adq
 from hcdc.archive.adql.geometry import register_sqlite_functions
 from hcdc.archive.identifiers import vo_authority
 from hcdc.archive.obscore import ColumnSpec, published_select
+from hcdc.archive.tap_jobs import RESULTS_DIR, TapJob
 from hcdc.archive.tap_schema import (
     OBSCORE_TABLE,
     PUBLISHED_TABLES,
@@ -41,6 +42,15 @@ from hcdc.archive.tap_schema import (
     literal_select,
     schema_rows,
 )
+from hcdc.archive.tap_upload import (
+    MAX_UPLOAD_BYTES,
+    UploadedTable,
+    UploadError,
+    parse_upload_parameter,
+    read_upload,
+    upload_select,
+)
+from hcdc.archive.tdb_tap import TDB_TABLES
 from hcdc.web.auth import WebState, client_address, resolve_principal, state_of
 from hcdc.web.vo.votable import Field, FormatError, error_document, field_for_values, render, serialization_of
 
@@ -96,19 +106,39 @@ def vo_principal(request: Request, state: WebState) -> Principal:
 
 
 def table_sources(
-    user: Principal, now: dt.datetime, dialect: str, *, authority: str, base_url: str, policy: Policy
+    user: Principal,
+    now: dt.datetime,
+    dialect: str,
+    *,
+    authority: str,
+    base_url: str,
+    policy: Policy,
+    uploads: Sequence[UploadedTable] = (),
 ) -> dict[str, TableSource]:
-    """The tables ``user`` may query, as SQL for ``dialect``: ivoa.obscore (rights-filtered), TAP_SCHEMA."""
+    """The tables ``user`` may query, as SQL for ``dialect``: ivoa.obscore and the Target Data
+    Base's tables (rights-filtered), TAP_SCHEMA and the tables uploaded with this query
+    (``TAP_UPLOAD.name``)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     compiler = postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()
+
+    def sql_of(query: Any) -> str:
+        return str(query.compile(dialect=compiler, compile_kwargs={"literal_binds": True}))
+
     obscore = published_select(user, now, authority=authority, base_url=base_url, policy=policy)
-    sql = str(obscore.compile(dialect=compiler, compile_kwargs={"literal_binds": True}))
-    sources = {"ivoa.obscore": TableSource("ivoa.obscore", sql, OBSCORE_TABLE.columns)}
+    sources = {"ivoa.obscore": TableSource("ivoa.obscore", sql_of(obscore), OBSCORE_TABLE.columns)}
+    for tdb in TDB_TABLES:  # rule R15: each the caller's rights-filtered SELECT
+        sources[tdb.spec.qualified.lower()] = TableSource(
+            tdb.spec.qualified, sql_of(tdb.select_for(user, now, policy)), tdb.spec.columns
+        )
     rows = schema_rows()
     for table in TAP_SCHEMA_TABLES:
         sources[table.qualified.lower()] = TableSource(
             table.qualified, literal_select(table, rows[table.name]), table.columns
+        )
+    for upload in uploads:
+        sources[upload.qualified.lower()] = TableSource(
+            upload.qualified, upload_select(upload, dialect), upload.columns
         )
     return sources
 
@@ -156,10 +186,14 @@ def run_adql(
     base_url: str,
     policy: Policy,
     timeout_s: float = STATEMENT_TIMEOUT_S,
+    uploads: Sequence[UploadedTable] = (),
 ) -> QueryResult:
-    """Run one ADQL query for ``user`` (raises :class:`AdqlError` with a clear message)."""
+    """Run one ADQL query for ``user`` (raises :class:`AdqlError` with a clear message);
+    ``uploads`` are the tables sent with it (``TAP_UPLOAD.name``)."""
     dialect = engine.dialect.name
-    sources = table_sources(user, now, dialect, authority=authority, base_url=base_url, policy=policy)
+    sources = table_sources(
+        user, now, dialect, authority=authority, base_url=base_url, policy=policy, uploads=uploads
+    )
     compiled: CompiledQuery = compile_adql(query, sources, dialect)
     with engine.connect() as conn:
         with conn.begin():
@@ -200,12 +234,104 @@ def _database_message(exc: Exception, timeout_s: float) -> str:
     return f"the database could not run the query: {first}"
 
 
-def tap_parameters(request: Request, form: Mapping[str, Any] | None) -> dict[str, str]:
-    """Request parameters, names upper-cased (TAP: case-insensitive names); form values win."""
-    params = {k.upper(): v for k, v in request.query_params.items()}
+def tap_parameters(request: Request, form: Any | None) -> dict[str, str]:
+    """Request parameters, names upper-cased (TAP: case-insensitive names); form values win.
+
+    Repeated ``UPLOAD`` parameters are joined with ``;`` (DALI allows both forms); multipart file
+    parts are not parameters (inline uploads, read by :func:`form_parts`)."""
+    items = [(k.upper(), v) for k, v in request.query_params.multi_items()]
     if form:
-        params.update({k.upper(): v for k, v in form.items() if isinstance(v, str)})
+        pairs = form.multi_items() if hasattr(form, "multi_items") else form.items()
+        items += [(k.upper(), v) for k, v in pairs if isinstance(v, str)]
+    params: dict[str, str] = {}
+    uploads: list[str] = []
+    for key, value in items:
+        if key == "UPLOAD":
+            uploads.append(value)
+        else:
+            params[key] = value
+    if uploads:
+        params["UPLOAD"] = ";".join(u for u in uploads if u.strip())
     return params
+
+
+#: reads the bytes of one multipart part by name (None when absent)
+PartReader = Callable[[str], bytes | None]
+
+
+def form_parts(form: Any | None) -> PartReader:
+    """A :data:`PartReader` over a parsed multipart form (file parts and, as UTF-8, text parts)."""
+
+    def read(name: str) -> bytes | None:
+        if not form:
+            return None
+        value = form.get(name)
+        if value is None:  # part names are case-insensitive, as TAP parameter names
+            value = next((v for k, v in form.multi_items() if k.lower() == name.lower()), None)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        value.file.seek(0)
+        return value.file.read(MAX_UPLOAD_BYTES + 1)
+
+    return read
+
+
+def job_result_bytes(engine: Engine, storage_root: Any, job_id: str, user: Principal) -> bytes | None:
+    """The result file of ``user``'s completed async job ``job_id`` (None: no such result of theirs)."""
+    with engine.connect() as conn:
+        row = conn.execute(select(TapJob).where(TapJob.id == job_id)).first()
+    if row is None or row.owner_user_id != user.id or row.phase != "COMPLETED" or not row.result_path:
+        return None
+    if not str(row.result_path).startswith(RESULTS_DIR + "/"):
+        return None
+    path = storage_root / row.result_path
+    return path.read_bytes() if path.is_file() else None
+
+
+def load_uploads(
+    upload: str | None, parts: PartReader, *, user: Principal, state: WebState, base_url: str
+) -> list[UploadedTable]:
+    """The tables of the UPLOAD parameter: inline parts (``param:X``) or results of the caller's own
+    async jobs on this service (``{base}/tap/async/JOB/results/result``); any other URL is refused
+    (the server does not reach other hosts). UploadError names the table and the reason."""
+    if not upload:
+        return []
+    tables, total = [], 0
+    for ref in parse_upload_parameter([upload]):
+        part = ref.inline_part
+        if part is not None:
+            data = parts(part)
+            if data is None:
+                raise UploadError(
+                    f"UPLOAD {ref.name}: the request has no part named {part!r} "
+                    "(send the VOTable as a multipart/form-data part of that name)"
+                )
+        else:
+            data = _own_job_result(ref.uri, user=user, state=state, base_url=base_url)
+            if data is None:
+                raise UploadError(
+                    f"UPLOAD {ref.name}: {ref.uri!r} cannot be read: this server does not fetch other "
+                    f"hosts; send the table inline (UPLOAD={ref.name},param:{ref.name} with a multipart part "
+                    f"{ref.name!r}) or name a completed result of your own jobs here "
+                    f"({base_url}/tap/async/JOB/results/result)"
+                )
+        total += len(data)
+        if total > MAX_UPLOAD_BYTES:
+            raise UploadError(f"the uploaded tables exceed the limit of {MAX_UPLOAD_BYTES} bytes together")
+        tables.append(read_upload(ref.name, data))
+    return tables
+
+
+def _own_job_result(uri: str, *, user: Principal, state: WebState, base_url: str) -> bytes | None:
+    prefix, suffix = f"{base_url}/tap/async/", "/results/result"
+    if not (uri.startswith(prefix) and uri.endswith(suffix)):
+        return None
+    job_id = uri[len(prefix) : -len(suffix)]
+    if not job_id or "/" in job_id:
+        return None
+    return job_result_bytes(state.catalogue.engine, state.catalogue.storage_root, job_id, user)
 
 
 def check_parameters(params: Mapping[str, str]) -> tuple[str, int, str]:
@@ -236,17 +362,24 @@ def error_response(message: str, status: int = 400) -> Response:
     return Response(error_document(message), status_code=status, media_type=VOTABLE)
 
 
-async def _form(request: Request) -> Mapping[str, Any] | None:
-    if request.method == "POST":
-        return await request.form()
-    return None
+async def read_form(request: Request) -> Any | None:
+    """The POST form (multipart parts up to the upload limit), None for GET; UploadError when the
+    body is larger than the upload limit allows."""
+    if request.method != "POST":
+        return None
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_UPLOAD_BYTES + 1_000_000:
+        raise UploadError(f"request body of {length} bytes: uploads are limited to {MAX_UPLOAD_BYTES} bytes")
+    return await request.form(max_part_size=MAX_UPLOAD_BYTES + 1)
 
 
-def execute_request(request: Request, params: Mapping[str, str]) -> tuple[bytes, str]:
-    """Run a sync/async TAP request for the caller; (body, media type) or AdqlError."""
+def execute_request(request: Request, params: Mapping[str, str], parts: PartReader) -> tuple[bytes, str]:
+    """Run a sync TAP request for the caller; (body, media type) or AdqlError."""
     state = state_of(request)
     user = vo_principal(request, state)
     query, maxrec, serialization = check_parameters(params)
+    base = service_base(request)
+    uploads = load_uploads(params.get("UPLOAD"), parts, user=user, state=state, base_url=base)
     result = run_adql(
         state.catalogue.engine,
         query,
@@ -254,17 +387,22 @@ def execute_request(request: Request, params: Mapping[str, str]) -> tuple[bytes,
         state.clock(),
         maxrec=maxrec,
         authority=vo_authority(state.catalogue.settings),
-        base_url=service_base(request),
+        base_url=base,
         policy=state.policy,
+        uploads=uploads,
     )
     return render(result.fields, result.rows, serialization, overflow=result.overflow)
 
 
 @router.api_route("/tap/sync", methods=["GET", "POST"], include_in_schema=False)
 async def tap_sync(request: Request) -> Response:
-    params = tap_parameters(request, await _form(request))
     try:
-        body, media_type = execute_request(request, params)
+        form = await read_form(request)
+    except UploadError as exc:
+        return error_response(str(exc), 413)
+    params = tap_parameters(request, form)
+    try:
+        body, media_type = execute_request(request, params, form_parts(form))
     except AdqlError as exc:
         return error_response(str(exc))
     return Response(body, media_type=media_type)
@@ -350,11 +488,15 @@ def capabilities_document(base: str) -> str:
         "<feature><form>OFFSET</form></feature></languageFeatures>"
         "</language>"
         f"{formats}"
+        '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>'
+        # mandatory with uploads (TAPRegExt §2.4); only this service's own job results are read
+        '<uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>'
         f"<retentionPeriod><default>{7 * 86400}</default><hard>{30 * 86400}</hard></retentionPeriod>"
         f"<executionDuration><default>{STATEMENT_TIMEOUT_S}</default>"
         f"<hard>{STATEMENT_TIMEOUT_S}</hard></executionDuration>"
         f'<outputLimit><default unit="row">{DEFAULT_MAXREC}</default>'
         f'<hard unit="row">{HARD_MAXREC}</hard></outputLimit>'
+        f'<uploadLimit><hard unit="byte">{MAX_UPLOAD_BYTES}</hard></uploadLimit>'
         "</capability>"
         f"{vosi('capabilities', 'capabilities')}{vosi('availability', 'availability')}"
         f"{vosi('tables-1.1', 'tables')}"
@@ -444,6 +586,9 @@ __all__ = [
     "capabilities_document",
     "check_parameters",
     "execute_request",
+    "form_parts",
+    "load_uploads",
+    "read_form",
     "router",
     "run_adql",
     "service_base",

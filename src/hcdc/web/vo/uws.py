@@ -11,6 +11,7 @@ to the account that created them only (anonymous jobs to anonymous callers). A j
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 import threading
 import time
@@ -26,11 +27,16 @@ from hcdc.archive.access import Principal
 from hcdc.archive.adql import AdqlError
 from hcdc.archive.identifiers import vo_authority
 from hcdc.archive.models import utcnow
-from hcdc.archive.tap_jobs import TapJob
+from hcdc.archive.tap_jobs import RESULTS_DIR, TapJob, uploads_folder
+from hcdc.archive.tap_upload import MAX_UPLOAD_BYTES, UploadError, parse_upload_parameter
 from hcdc.web.auth import WebState, state_of
 from hcdc.web.vo.tap import (
     STATEMENT_TIMEOUT_S,
+    PartReader,
     check_parameters,
+    form_parts,
+    load_uploads,
+    read_form,
     run_adql,
     service_base,
     tap_parameters,
@@ -39,7 +45,6 @@ from hcdc.web.vo.tap import (
 from hcdc.web.vo.votable import error_document, render
 
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
-RESULTS_DIR = "tap-results"
 DEFAULT_DESTRUCTION = dt.timedelta(days=7)
 ACTIVE = ("QUEUED", "EXECUTING")
 router = APIRouter()
@@ -137,6 +142,13 @@ def _execute(state: WebState, job_id: str, user: Principal, base: str) -> None:
     _set(state, job_id, phase="EXECUTING", start_time=utcnow())
     try:
         query, maxrec, serialization = check_parameters(row.parameters)
+        uploads = load_uploads(
+            row.parameters.get("UPLOAD"),
+            _stored_parts(state, job_id),
+            user=user,
+            state=state,
+            base_url=base,
+        )
         result = run_adql(
             state.catalogue.engine,
             query,
@@ -147,6 +159,7 @@ def _execute(state: WebState, job_id: str, user: Principal, base: str) -> None:
             base_url=base,
             policy=state.policy,
             timeout_s=min(row.execution_duration or STATEMENT_TIMEOUT_S, STATEMENT_TIMEOUT_S),
+            uploads=uploads,
         )
         body, media_type = render(result.fields, result.rows, serialization, overflow=result.overflow)
     except AdqlError as exc:
@@ -171,6 +184,54 @@ def _execute(state: WebState, job_id: str, user: Principal, base: str) -> None:
         )
 
 
+def _stored_parts(state: WebState, job_id: str) -> PartReader:
+    """Reads the inline uploads kept for a job (see :func:`_keep_parts`)."""
+    folder = uploads_folder(state.catalogue.storage_root, job_id)
+
+    def read(name: str) -> bytes | None:
+        path = folder / name.lower()
+        return path.read_bytes() if _PART_NAME.match(name) and path.is_file() else None
+
+    return read
+
+
+def _keep_parts(state: WebState, job_id: str, upload: str | None, form: Any) -> None:
+    """Keep the multipart parts that UPLOAD names (``param:X``) with the job, so that they outlive
+    the request that created it (the job may run much later). A malformed UPLOAD is kept as it
+    is: the job fails with the reason when it runs (UWS: errors at run time)."""
+    if not upload or not form:
+        return
+    try:
+        refs = parse_upload_parameter([upload])
+    except UploadError:
+        return
+    parts, total = form_parts(form), 0
+    for ref in refs:
+        name = ref.inline_part
+        data = parts(name) if name and _PART_NAME.match(name) else None
+        if data is None:
+            continue
+        total += len(data)
+        if total > MAX_UPLOAD_BYTES:
+            return  # load_uploads refuses it at run time, naming the limit
+        folder = uploads_folder(state.catalogue.storage_root, job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name.lower()).write_bytes(data)
+
+
+def _remove_files(state: WebState, job_id: str, result_path: str | None) -> None:
+    if result_path:
+        (state.catalogue.storage_root / result_path).unlink(missing_ok=True)
+    folder = uploads_folder(state.catalogue.storage_root, job_id)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            path.unlink(missing_ok=True)
+        folder.rmdir()
+
+
+_PART_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
+
+
 def _start(state: WebState, job_id: str, user: Principal, base: str) -> None:
     _set(state, job_id, phase="QUEUED")
     threading.Thread(target=_execute, args=(state, job_id, user, base), daemon=True).start()
@@ -181,8 +242,7 @@ def _purge(state: WebState) -> None:
     with state.catalogue.engine.begin() as conn:
         expired = conn.execute(select(TapJob.id, TapJob.result_path).where(TapJob.destruction < now)).all()
         for job in expired:
-            if job.result_path:
-                (state.catalogue.storage_root / job.result_path).unlink(missing_ok=True)
+            _remove_files(state, job.id, job.result_path)
         if expired:
             conn.execute(delete(TapJob).where(TapJob.id.in_([j.id for j in expired])))
 
@@ -222,7 +282,11 @@ def job_list(request: Request) -> Response:
 async def create_job(request: Request) -> Response:
     state = state_of(request)
     user = vo_principal(request, state)
-    params = tap_parameters(request, await _form(request))
+    try:
+        form = await read_form(request)
+    except UploadError as exc:
+        return Response(error_document(str(exc)), status_code=413, media_type="application/x-votable+xml")
+    params = tap_parameters(request, form)
     job_id = secrets.token_hex(8)
     now = utcnow()
     run_id = params.pop("RUNID", None)
@@ -242,6 +306,7 @@ async def create_job(request: Request) -> Response:
                 overflow=False,
             )
         )
+    _keep_parts(state, job_id, params.get("UPLOAD"), form)
     base = service_base(request)
     if phase == "RUN":
         _start(state, job_id, user, base)
@@ -267,8 +332,7 @@ def get_job(request: Request, uws_job: str) -> Response:
 
 
 def _delete(state: WebState, row: Any, base: str) -> Response:
-    if row.result_path:
-        (state.catalogue.storage_root / row.result_path).unlink(missing_ok=True)
+    _remove_files(state, row.id, row.result_path)
     with state.catalogue.engine.begin() as conn:
         conn.execute(delete(TapJob).where(TapJob.id == row.id))
     return RedirectResponse(f"{base}/tap/async", status_code=303)
