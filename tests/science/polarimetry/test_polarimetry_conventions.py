@@ -128,3 +128,28 @@ def test_instrumental_polarisation_exact_on_noise_free_maps():
     np.testing.assert_allclose(ip.u, 0.0, atol=1e-10)
     dolp = degree_of_linear_polarisation(i, q, u)
     np.testing.assert_allclose(dolp, np.hypot(0.02, 0.01), rtol=1e-12)
+
+
+def test_hwp_stokes_label_of_nominal_and_wrapped_angles():
+    from hcdc.science.polarimetry import hwp_stokes_label
+
+    assert [hwp_stokes_label(a) for a in (0.0, 45.0, 22.5, 67.5)] == ["Qplus", "Qminus", "Uplus", "Uminus"]
+    assert hwp_stokes_label(90.3) == "Qplus" and hwp_stokes_label(-22.5) == "Uminus"
+    assert hwp_stokes_label(359.6) == "Qplus"
+    with pytest.raises(ValueError, match="not within"):
+        hwp_stokes_label(10.0)
+
+
+@pytest.mark.shared_data
+def test_real_headers_hwp_encoder_offset_gives_qplus(shared_data):
+    """Real IRDIS/IFS headers (HWP parked): INS4 DROT3 BEGIN - 152.15 (IRDAP's offset) = POSANG = 0."""
+    from hcdc.instruments.eso_headers import read_header_text
+    from hcdc.science.polarimetry import hwp_stokes_label
+
+    headers = [read_header_text(p) for p in sorted((shared_data / "sphere_headers").glob("*.hdr.txt"))]
+    with_hwp = [h for h in headers if "HIERARCH ESO INS4 DROT3 BEGIN" in h]
+    assert len(with_hwp) == 8
+    for h in with_hwp:
+        angle = h["HIERARCH ESO INS4 DROT3 BEGIN"] - 152.15
+        assert angle == pytest.approx(h["HIERARCH ESO INS4 DROT3 POSANG"], abs=1e-4)
+        assert hwp_stokes_label(angle) == "Qplus"

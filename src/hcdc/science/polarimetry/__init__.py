@@ -33,6 +33,7 @@ from hcdc.science.polarimetry.stokes import (
     StokesImages,
     double_difference,
     double_ratio,
+    hwp_stokes_label,
     stokes_from_beams,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "degree_of_linear_polarisation",
     "double_difference",
     "double_ratio",
+    "hwp_stokes_label",
     "polarised_intensity",
     "position_angle_from_star",
     "stokes_from_beams",

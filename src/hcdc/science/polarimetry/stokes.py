@@ -30,6 +30,7 @@ __all__ = [
     "double_difference",
     "double_ratio",
     "stokes_from_beams",
+    "hwp_stokes_label",
 ]
 
 #: Order of the HWP positions along the ``hwp`` axis of a beam array; values of the header keyword
@@ -118,3 +119,20 @@ def stokes_from_beams(beams: np.ndarray, method: Method = "double_difference") -
     q, i_q = combine(qp[..., 0, :, :], qp[..., 1, :, :], qm[..., 0, :, :], qm[..., 1, :, :])
     u, i_u = combine(up[..., 0, :, :], up[..., 1, :, :], um[..., 0, :, :], um[..., 1, :, :])
     return StokesImages(i=0.5 * (i_q + i_u), q=q, u=u, i_q=i_q, i_u=i_u)
+
+
+def hwp_stokes_label(hwp_angle_deg: float, tolerance_deg: float = 1.0) -> str:
+    """HWP position label (``"Qplus"``, ``"Qminus"``, ``"Uplus"``, ``"Uminus"``) of a HWP angle.
+
+    ``hwp_angle_deg`` is the half-wave-plate angle in degrees **after** removing the encoder
+    offset (IRDIS: ``INS4 DROT3 BEGIN - 152.15``, IRDAP's value). A HWP at ``a`` turns the
+    polarisation by ``2a``, so ``a`` and ``a + 90`` are the same position. Raises ``ValueError``
+    when the angle is not within ``tolerance_deg`` of 0, 22.5, 45 or 67.5 (mod 90).
+    """
+    for label, nominal in zip(HWP_STOKES, HWP_ANGLES_DEG, strict=True):
+        if abs((hwp_angle_deg - nominal + 45.0) % 90.0 - 45.0) <= tolerance_deg:
+            return label
+    raise ValueError(
+        f"HWP angle {hwp_angle_deg:.3f} deg is not within {tolerance_deg} deg of a Q+/Q-/U+/U- position "
+        "(0, 45, 22.5, 67.5 deg mod 90)"
+    )
