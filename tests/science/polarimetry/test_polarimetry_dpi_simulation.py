@@ -45,13 +45,16 @@ def _rings(shape, edges):
 def test_qphi_recovers_disc_polarised_intensity_in_rings_within_5_percent(sim, method):
     _, _, _, ip = _reduce(sim, method)
     qphi, _ = azimuthal_stokes(ip.q, ip.u)
-    p = sim.disc_polarised
-    checked = 0
-    for ring in _rings(p.shape, np.arange(22.0, 40.0, 2.0)):  # where P > 13 % of its peak
-        true = p[ring].mean()
-        assert qphi[ring].mean() == pytest.approx(true, rel=0.05)  # measured worst: 2.6 %
-        checked += 1
-    assert checked == 8
+    # The Stokes maps are in units of the mean beam throughput (t_o + t_e) / 2 = 0.985: without
+    # this factor the rings come out 1.5 % low (a flux calibration on I removes it in a pipeline).
+    throughput = 0.5 * (sim.scene.t_ordinary + sim.scene.t_extraordinary)
+    p = throughput * sim.disc_polarised
+    worst = 0.0
+    rings = _rings(p.shape, np.arange(26.0, 40.0, 2.0))  # 2-px rings where P >= 25 % of its peak
+    for ring in rings:
+        worst = max(worst, abs(qphi[ring].mean() / p[ring].mean() - 1.0))
+    assert len(rings) == 6
+    assert worst < 0.05  # measured (seed 0): 2.3 % (DD and DR); noise per ring 1-2.7 %
 
 
 @pytest.mark.parametrize("method", ["double_difference", "double_ratio"])
