@@ -27,6 +27,7 @@ from hcdc.science.polarimetry.maps import (
     polarised_intensity,
     position_angle_from_star,
 )
+from hcdc.science.polarimetry.rotation import derotate_stokes, rotate_stokes
 from hcdc.science.polarimetry.stokes import (
     HWP_ANGLES_DEG,
     HWP_STOKES,
@@ -46,10 +47,12 @@ __all__ = [
     "azimuthal_stokes",
     "correct_instrumental_polarisation",
     "degree_of_linear_polarisation",
+    "derotate_stokes",
     "double_difference",
     "double_ratio",
     "hwp_stokes_label",
     "polarised_intensity",
     "position_angle_from_star",
+    "rotate_stokes",
     "stokes_from_beams",
 ]
