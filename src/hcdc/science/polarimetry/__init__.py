@@ -31,9 +31,11 @@ from hcdc.science.polarimetry.rotation import derotate_stokes, rotate_stokes
 from hcdc.science.polarimetry.stokes import (
     HWP_ANGLES_DEG,
     HWP_STOKES,
+    HWPCycles,
     StokesImages,
     double_difference,
     double_ratio,
+    group_hwp_cycles,
     hwp_stokes_label,
     stokes_from_beams,
 )
@@ -41,6 +43,7 @@ from hcdc.science.polarimetry.stokes import (
 __all__ = [
     "HWP_ANGLES_DEG",
     "HWP_STOKES",
+    "HWPCycles",
     "InstrumentalPolarisation",
     "StokesImages",
     "angle_of_linear_polarisation",
@@ -50,6 +53,7 @@ __all__ = [
     "derotate_stokes",
     "double_difference",
     "double_ratio",
+    "group_hwp_cycles",
     "hwp_stokes_label",
     "polarised_intensity",
     "position_angle_from_star",

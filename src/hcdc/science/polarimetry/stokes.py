@@ -31,6 +31,8 @@ __all__ = [
     "double_ratio",
     "stokes_from_beams",
     "hwp_stokes_label",
+    "HWPCycles",
+    "group_hwp_cycles",
 ]
 
 #: Order of the HWP positions along the ``hwp`` axis of a beam array; values of the header keyword
@@ -136,3 +138,38 @@ def hwp_stokes_label(hwp_angle_deg: float, tolerance_deg: float = 1.0) -> str:
         f"HWP angle {hwp_angle_deg:.3f} deg is not within {tolerance_deg} deg of a Q+/Q-/U+/U- position "
         "(0, 45, 22.5, 67.5 deg mod 90)"
     )
+
+
+@dataclass(frozen=True)
+class HWPCycles:
+    """Complete HWP cycles found in a time-ordered frame sequence.
+
+    ``cycles``: one ``(i_qplus, i_qminus, i_uplus, i_uminus)`` tuple of frame indices per complete
+    cycle; ``dropped``: indices of frames in no complete cycle (sorted).
+    """
+
+    cycles: list[tuple[int, int, int, int]]
+    dropped: list[int]
+
+
+def group_hwp_cycles(labels: list[str]) -> HWPCycles:
+    """Group a **time-ordered** list of HWP labels (:data:`HWP_STOKES` values) into complete cycles.
+
+    A cycle is ``Qplus, Qminus, Uplus, Uminus`` in this order, consecutive in the list (the IRDIS
+    DPI template order). A cycle broken by a missing or out-of-order position is dropped whole, as
+    IRDAP removes incomplete HWP cycles: the double difference/ratio needs the ``+`` and ``-``
+    frames close in time. Raises ``ValueError`` naming an unknown label.
+    """
+    for k, label in enumerate(labels):
+        if label not in HWP_STOKES:
+            raise ValueError(f"frame {k}: unknown HWP label {label!r} (expected one of {HWP_STOKES})")
+    cycles: list[tuple[int, int, int, int]] = []
+    k = 0
+    while k + 4 <= len(labels):
+        if tuple(labels[k : k + 4]) == HWP_STOKES:
+            cycles.append((k, k + 1, k + 2, k + 3))
+            k += 4
+        else:
+            k += 1
+    used = {i for cycle in cycles for i in cycle}
+    return HWPCycles(cycles=cycles, dropped=[i for i in range(len(labels)) if i not in used])
