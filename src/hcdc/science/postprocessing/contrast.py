@@ -322,6 +322,7 @@ def limit_throughput(
     max_iter: int = 4,
     rtol: float = 0.05,
     cache: bool = True,
+    threads: int | None = None,
 ) -> ThroughputCurve:
     """Throughput of fakes injected at the detection limit they define (a fixed point).
 
@@ -346,6 +347,8 @@ def limit_throughput(
     :data:`MAX_FLUX_RATIO` in flux: the limit flux falls steeply with separation, and in
     full-frame PCA one bright inner fake lowers the throughput of the fainter ones in its run
     (measured on NACO: a 2-FWHM fake at its limit lowers the throughput at 5 FWHM by ~30 %).
+    The branches of each measurement run on up to ``threads`` threads
+    (:func:`~hcdc.science.postprocessing.throughput.throughput_curve`; same result as serially).
     """
     params = dict(params or {})
     shape = np.asarray(cube).shape
@@ -364,7 +367,7 @@ def limit_throughput(
     # The detection criterion aims at the threshold S/N itself (measured on each fake); VIP's at the
     # recovered aperture flux ``target``. Both as "wanted value / (value per injected flux)".
     wanted = _thresholds(seps, fwhm, sigma, fpf, student, criterion)[0] if detection else target
-    reduction = {"fwhm": fwhm, "algorithm": algorithm, "params": params, "cache": cache}
+    reduction = {"fwhm": fwhm, "algorithm": algorithm, "params": params, "cache": cache, "threads": threads}
     first = throughput_curve(
         cube, angles, psf, **reduction, separations=seps, pa=pa, fc_rad_sep=fc_rad_sep, fake_flux=target
     )
@@ -454,6 +457,7 @@ def contrast_curve(
     max_iter: int = 5,
     rtol: float = 0.05,
     cache: bool = True,
+    threads: int | None = None,
 ) -> ContrastCurve:
     """Detection-limit contrast curve of ``algorithm`` on ``cube`` every ``step`` px from 1 FWHM to the edge.
 
@@ -468,7 +472,8 @@ def contrast_curve(
     branches) unless ``fc_snr`` fixes them at ``fc_snr`` times the aperture
     noise (default 1 branch, fakes ``fc_rad_sep`` = 3 samples apart).
     ``criterion='vip', fc_snr=100, throughput_step=1.0`` with PCA ``scaling=None`` reproduces VIP
-    2.1.1's ``contrast_curve`` (its fakes overlap).
+    2.1.1's ``contrast_curve`` (its fakes overlap). The fake-injection reductions run on up to
+    ``threads`` threads (default :func:`hcdc.runtime.blas.task_threads`), with the same result.
     """
     if star_flux <= 0:
         raise ValueError(f"star_flux must be positive; got {star_flux}")
@@ -477,7 +482,7 @@ def contrast_curve(
     image = run_algorithm(algorithm, cube, angles, fwhm=fwhm, cache=cache, **params)
     shape = np.asarray(cube).shape
     separations = default_separations(shape, fwhm, throughput_step or fwhm)
-    common = {"fwhm": fwhm, "algorithm": algorithm, "params": params, "pa": pa}
+    common = {"fwhm": fwhm, "algorithm": algorithm, "params": params, "pa": pa, "threads": threads}
     if fc_snr is None:
         tp = limit_throughput(
             cube,
