@@ -54,6 +54,7 @@ __all__ = [
     "throughput_curve",
     "clear_cache",
     "aperture_footprint",
+    "fake_snr",
     "peak_pixels",
     "ring_snr",
 ]
@@ -205,6 +206,20 @@ def _fake_snr(
     # steeply close to the star (Student t with few degrees of freedom).
     scale = student_threshold(separation, fwhm, fpf) / student_threshold(radii, fwhm, fpf)
     return float(max((values * scale).max(), 0.0))
+
+
+def fake_snr(
+    image_fc: np.ndarray,
+    image_nofc: np.ndarray,
+    x: float,
+    y: float,
+    fwhm: float,
+    separation: float,
+    fpf: float,
+) -> float:
+    """The S/N hcdc's detection gives a fake at ``(x, y)`` (separation ``separation`` px) of the
+    final image ``image_fc`` whose fake-free version is ``image_nofc`` (module docstring)."""
+    return _fake_snr(image_fc, image_nofc, _fake_rings(x, y, fwhm, image_fc.shape), fwhm, separation, fpf)
 
 
 def aperture_footprint(shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray, radius: float) -> np.ndarray:
@@ -414,8 +429,7 @@ def throughput_curve(
             return np.maximum(recovered / injected, 0.0), None
         snrs = np.array(
             [
-                _fake_snr(image_fc, image_nofc, _fake_rings(x, y, fwhm, cube.shape), fwhm, seps[i], fpf)
-                / fluxes[i]
+                fake_snr(image_fc, image_nofc, x, y, fwhm, seps[i], fpf) / fluxes[i]
                 for x, y, i in zip(xs, ys, idx, strict=True)
             ]
         )
