@@ -57,10 +57,10 @@ def measure(night) -> list[dict]:
     fw = night.field_width
     for flt, orient in (("DB_H23", "x"), ("BB_H", "+")):
         for f in night.select("OBJECT,CENTER", flt):
-            following = min(
-                (o for o in night.select("OBJECT", flt) if o.mjd_mid[0] > f.mjd_mid[0]),
-                key=lambda o: o.mjd_mid[0],
-            )
+            later = [o for o in night.select("OBJECT", flt) if o.mjd_mid[0] > f.mjd_mid[0]]
+            if not later:
+                continue  # a CENTER frame after the sequence: no OBJECT frame to subtract
+            following = min(later, key=lambda o: o.mjd_mid[0])
             center, reference = calibrated(night, f), calibrated(night, following)
             for field in range(2):
                 wl = night.wavelengths_nm[flt][field]
