@@ -452,6 +452,7 @@ def fixed_point_throughput(
     branches = np.zeros((outputs, nbranch, seps.size))
     per_flux = np.zeros((outputs, nbranch, seps.size))
     reached = np.zeros(seps.size)  # value (S/N or recovered flux) at the last flux
+    reached_flux = np.zeros(seps.size)  # ... and that flux
 
     def measure_runs(idx: np.ndarray, fluxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Photometric throughput and value per flux (outputs, nbranch, n) of fakes ``fluxes`` at
@@ -471,10 +472,12 @@ def fixed_point_throughput(
         branches[:, :, idx], per_flux[:, :, idx] = measure_runs(idx, flux[idx])
         measured = per_flux[0][:, idx].mean(axis=0)
         value = measured * flux[idx]
-        # Given up: destroyed, or brighter without gaining (the algorithm absorbs the excess).
+        # Given up: destroyed, or brighter without gaining (the algorithm absorbs the excess). Only
+        # a *brighter* fake: after an overshoot the flux comes down, and its value with it.
         lost = (branches[0][:, idx].mean(axis=0) < MIN_THROUGHPUT) | (measured <= 0)
-        lost |= (reached[idx] > 0) & (value <= reached[idx]) & (value < wanted[idx] * (1.0 - rtol))
-        reached[idx] = value
+        brighter = (reached[idx] > 0) & (flux[idx] > reached_flux[idx])
+        lost |= brighter & (value <= reached[idx]) & (value < wanted[idx] * (1.0 - rtol))
+        reached[idx], reached_flux[idx] = value, flux[idx]
         new = np.minimum(wanted[idx] / np.where(lost, 1.0, measured), 10.0 * flux[idx])
         moving = ~lost & (np.abs(new / flux[idx] - 1.0) > rtol)
         per_flux[:, :, idx[lost]] = 0.0
