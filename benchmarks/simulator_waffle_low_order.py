@@ -29,7 +29,6 @@ from astropy.io import fits
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.irdis import simulate as simmod
 from hcdc.science.calibration import centering
-from hcdc.science.simulation import speckles
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,18 +102,13 @@ def measure(night) -> list[dict]:
 
 
 def run(model: str, seed: int, root: Path) -> list[dict]:
-    original = simmod.make_evolving_speckles
-    level = 0.0 if model == "none" else 1.0
-    if model == "low-order":
-        # The preset carries its own (brighter) envelope: the night simulator's speckle_level 1.
-        def with_low_order(rng, envelope):  # noqa: ARG001 - the preset's envelope replaces it
-            return original(rng, **speckles.NACO_LIKE_WITH_LOW_ORDER)
-
-        simmod.make_evolving_speckles = with_low_order
-    try:
-        night = simmod.simulate_irdis_night(root / model, seed=seed, scale="small", speckle_level=level)
-    finally:
-        simmod.make_evolving_speckles = original
+    night = simmod.simulate_irdis_night(
+        root / model,
+        seed=seed,
+        scale="small",
+        speckle_level=0.0 if model == "none" else 1.0,
+        low_order_speckles=model == "low-order",
+    )
     return measure(night)
 
 
