@@ -36,7 +36,12 @@ from hcdc.science.postprocessing.contrast import curve_fpf, fixed_point_throughp
 from hcdc.science.postprocessing.detection import GAUSSIAN_5SIGMA_FPF
 from hcdc.science.postprocessing.fakes import inject_companions
 from hcdc.science.postprocessing.photometry import aperture_sums
-from hcdc.science.postprocessing.throughput import ThroughputCurve, fake_snr, noise_per_annulus
+from hcdc.science.postprocessing.throughput import (
+    ThroughputCurve,
+    fake_passes,
+    fake_snr,
+    noise_per_annulus,
+)
 
 __all__ = [
     "common_psf_stack",
@@ -85,17 +90,6 @@ def _reduced_fakes(
     return xs, ys, np.asarray(final_fc), np.asarray(per_fc)
 
 
-def _passes(n_sep: int, nbranch: int, pa: float, fc_rad_sep: int) -> list[tuple[int, float, np.ndarray]]:
-    """(branch, position angle, separation indices) of every pass: the fakes of one branch that
-    are ``fc_rad_sep`` samples apart, reduced together."""
-    return [
-        (b, (pa + 360.0 * b / nbranch) % 360.0, idx)
-        for b in range(nbranch)
-        for start in range(fc_rad_sep)
-        if (idx := np.arange(start, n_sep, fc_rad_sep)).size
-    ]
-
-
 def spectral_throughput(
     cube: np.ndarray,
     angles: np.ndarray,
@@ -128,7 +122,8 @@ def spectral_throughput(
     noise, _ = noise_per_annulus(final, fwhm_mean, separations)
     fluxes = fc_snr * noise
     reduction = {"spec": spec, "params": params, "fwhms": fwhms, "wavelengths": wavelengths}
-    passes = _passes(separations.size, nbranch, pa, fc_rad_sep)
+    branch_pas = (pa + 360.0 * np.arange(nbranch) / nbranch) % 360.0
+    passes = fake_passes(separations.size, branch_pas, fc_rad_sep)
 
     def one_pass(task: tuple[int, float, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         _, branch_pa, idx = task
@@ -191,7 +186,8 @@ def spectral_throughput_curves(
     fluxes = np.broadcast_to(np.asarray(fake_flux, dtype=np.float64).ravel(), separations.shape)
     fwhm_mean = float(np.mean(fwhms))
     reduction = {"spec": spec, "params": params, "fwhms": fwhms, "wavelengths": wavelengths}
-    passes = _passes(separations.size, nbranch, pa, fc_rad_sep)
+    branch_pas = (pa + 360.0 * np.arange(nbranch) / nbranch) % 360.0
+    passes = fake_passes(separations.size, branch_pas, fc_rad_sep)
 
     def one_pass(task: tuple[int, float, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         _, branch_pa, idx = task
@@ -227,7 +223,6 @@ def spectral_throughput_curves(
         per_tp[:, b, idx] = p
         if seen is not None:
             seen[b, idx] = snrs
-    branch_pas = (pa + 360.0 * np.arange(nbranch) / nbranch) % 360.0
     curves = [ThroughputCurve(separations, final_tp, branch_pas, fluxes.copy(), seen)]
     curves += [ThroughputCurve(separations, per_tp[w], branch_pas, fluxes * weights[w]) for w in range(n_wl)]
     return curves

@@ -54,6 +54,7 @@ __all__ = [
     "throughput_curve",
     "clear_cache",
     "aperture_footprint",
+    "fake_passes",
     "fake_snr",
     "peak_pixels",
     "ring_snr",
@@ -118,6 +119,18 @@ def run_algorithm(
         )
     image.setflags(write=False)
     return _remember(key, image) if cache else image  # type: ignore[return-value]
+
+
+def fake_passes(n_sep: int, branch_pas: np.ndarray, fc_rad_sep: int) -> list[tuple[int, float, np.ndarray]]:
+    """``(branch, position angle (deg), separation indices)`` of every pass of a throughput
+    measurement: the fakes of one branch ``fc_rad_sep`` samples apart, reduced together; the
+    passes of all branches, branch by branch (the order results are gathered in)."""
+    return [
+        (b, float(bpa), idx)
+        for b, bpa in enumerate(branch_pas)
+        for start in range(fc_rad_sep)
+        if (idx := np.arange(start, n_sep, fc_rad_sep)).size
+    ]
 
 
 def _fake_map(
@@ -393,12 +406,7 @@ def throughput_curve(
     # passes are independent: they run on up to task_threads() threads (map_tasks), each the
     # same operations as in a serial loop. Large or memory-mapped cubes (BLAS on all cores, the
     # tiled PCA's buffers, a fake-injected copy per pass) run one pass at a time.
-    passes = [
-        (b, float(bpa), idx)
-        for b, bpa in enumerate(branch_pas)
-        for start in range(fc_rad_sep)
-        if (idx := np.arange(start, seps.size, fc_rad_sep)).size
-    ]
+    passes = fake_passes(seps.size, branch_pas, fc_rad_sep)
 
     def one_pass(task: tuple[int, float, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         _, bpa, idx = task
