@@ -16,9 +16,10 @@ It imports nothing of hcdc, so every layer may use it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from threadpoolctl import ThreadpoolController, threadpool_info, threadpool_limits
 
@@ -34,7 +35,14 @@ BLAS_THREAD_VARIABLES = (
 #: matrix size (elements, e.g. frames x pixels) below which BLAS threads only add overhead
 SMALL_PROBLEM = 50_000_000
 
+#: environment variable capping the threads of :func:`map_tasks` (e.g. 1 to run everything serially)
+TASK_THREADS_VARIABLE = "HCDC_TASK_THREADS"
+
 _controller: ThreadpoolController | None = None  # created on first use: it inspects loaded libraries
+_pinned: int | None = None  # the limit of pin_blas_threads, when this process is one of N workers
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def pin_blas_threads(threads: int = 1) -> None:
@@ -52,9 +60,11 @@ def pin_blas_threads(threads: int = 1) -> None:
     (a ``fork`` pool, a Dask worker that imported numpy, a parent script re-imported by
     ``spawn``), threadpoolctl resizes the loaded pools at run time too.
     """
+    global _pinned
     for name in BLAS_THREAD_VARIABLES:
         os.environ[name] = str(threads)
     threadpool_limits(limits=threads)
+    _pinned = threads
 
 
 @contextmanager
@@ -76,6 +86,54 @@ def blas_threads(size: int, limit: int = 1) -> Iterator[None]:
         yield
 
 
+def task_threads() -> int:
+    """How many independent numerical tasks this process should run at once (:func:`map_tasks`).
+
+    ``$HCDC_TASK_THREADS`` when set; else the limit of :func:`pin_blas_threads` when this
+    process is one of a pool's workers (the pool already keeps one busy thread per core: more
+    would only oversubscribe them); else the number of cores.
+    """
+    value = os.environ.get(TASK_THREADS_VARIABLE)
+    if value:
+        try:
+            threads = int(value)
+        except ValueError:
+            raise ValueError(f"${TASK_THREADS_VARIABLE} must be a whole number; got {value!r}") from None
+        return max(1, threads)
+    if _pinned is not None:
+        return max(1, _pinned)
+    return max(1, os.cpu_count() or 1)
+
+
+def map_tasks(function: Callable[[T], R], items: Sequence[T], threads: int | None = None) -> list[R]:
+    """``[function(item) for item in items]``, the items run on up to ``threads`` threads at once.
+
+    For independent pieces of numerical work (a reduction per fake-injection pass, per
+    wavelength plane) whose time goes mostly into numpy, scipy and LAPACK calls that release
+    the GIL. While they run, BLAS is limited to one thread per task (``threads`` tasks x the
+    default BLAS threads would oversubscribe the cores), so give only problems that already run
+    BLAS on one thread (below :data:`SMALL_PROBLEM` elements, :func:`blas_threads`) when the
+    results must not depend on ``threads``: each item is then computed by exactly the same
+    operations as in the serial loop, and the results are identical. ``threads`` defaults to
+    :func:`task_threads`; 1 (or a single item) runs the plain loop in this thread. Results in
+    the order of ``items``; the first exception raised by a task is raised here (the other
+    tasks are still waited for).
+    """
+    items = list(items)
+    threads = min(task_threads() if threads is None else max(1, int(threads)), len(items))
+    if threads <= 1:
+        return [function(item) for item in items]
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    with (
+        _controller.limit(limits=1, user_api="blas"),
+        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="hcdc-task") as pool,
+    ):
+        futures = [pool.submit(function, item) for item in items]
+        return [future.result() for future in futures]
+
+
 def blas_info() -> dict[str, Any]:
     """This process's BLAS settings: ``pid``, ``env`` (the variables of
     :data:`BLAS_THREAD_VARIABLES`) and ``pools`` (the number of threads of each loaded
@@ -89,4 +147,13 @@ def blas_info() -> dict[str, Any]:
     }
 
 
-__all__ = ["BLAS_THREAD_VARIABLES", "SMALL_PROBLEM", "blas_info", "blas_threads", "pin_blas_threads"]
+__all__ = [
+    "BLAS_THREAD_VARIABLES",
+    "SMALL_PROBLEM",
+    "TASK_THREADS_VARIABLE",
+    "blas_info",
+    "blas_threads",
+    "map_tasks",
+    "pin_blas_threads",
+    "task_threads",
+]

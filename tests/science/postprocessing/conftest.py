@@ -24,7 +24,13 @@ def _inject(
     """A copy of ``cube`` with ``flux x psf`` at (``separation`` px, ``pa`` deg east of north) on the
     final image. The star is on pixel (n//2, n//2); hcdc's derotation angles turn frame k clockwise by
     ``angles[k]``, so the companion sits at position angle ``pa + angles[k]`` in frame k, i.e. at
-    x = c - r sin(pa + angle), y = c + r cos(pa + angle) (north up, east left)."""
+    x = c - r sin(pa + angle), y = c + r cos(pa + angle) (north up, east left). A spectral cube
+    (wavelengths, frames, y, x) takes one PSF (wavelengths, size, size) and one flux per wavelength."""
+    if np.ndim(cube) == 4:
+        fluxes = np.broadcast_to(np.asarray(flux, dtype=np.float64).ravel(), (len(cube),))
+        return np.stack(
+            [_inject(cube[w], angles, psf[w], separation, pa, fluxes[w]) for w in range(len(cube))]
+        )
     out = np.array(cube, dtype=np.float64)
     c = cube.shape[-1] // 2
     pad = 3  # room for the spline shift
@@ -59,7 +65,8 @@ def _count_recoveries(
     """Recovered count per separation of ``n_pa`` fakes (one per reduction, PAs spread over the
     circle and turned by the golden angle from one separation to the next) of aperture flux
     ``fluxes``: a fake is recovered when hcdc's detection (S/N map, Student threshold of ``fpf``,
-    positions refined on the image, ADI side lobes dropped) reports a candidate within 1 FWHM."""
+    positions refined on the image, ADI side lobes dropped) reports a candidate within 1 FWHM.
+    Spectral cubes: one flux per (separation, wavelength), ``reduce`` returns the final image."""
     hits = np.zeros(len(separations), dtype=int)
     rotation = float(np.ptp(angles))
     c = cube.shape[-1] // 2

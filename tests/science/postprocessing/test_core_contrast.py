@@ -211,3 +211,38 @@ def test_criteria_and_fpf(sim):
         contrast.contrast_curve(*args, **kw, criterion="mawet")
     with pytest.raises(ValueError, match="false-positive fraction"):
         contrast.contrast_curve(*args, **kw, fpf=0.7)
+
+
+def test_parallel_fake_injections_give_the_serial_result(sim):
+    """The fake-injection reductions of the throughput, the self-consistent limit and the
+    completeness ladder run on several threads with exactly the serial numbers."""
+    from hcdc.science.postprocessing.completeness import completeness_curve
+
+    args = (sim.cube, sim.angles, sim.psf)
+    options = {"fwhm": sim.fwhm, "params": {"ncomp": 5}, "cache": False}
+    curves = {}
+    for threads in (1, 3):
+        curves[threads] = (
+            throughput.throughput_curve(*args, **options, nbranch=3, detection=True, threads=threads),
+            contrast.contrast_curve(*args, **options, star_flux=sim.star_flux, nbranch=4, threads=threads),
+        )
+    (tp1, cc1), (tp3, cc3) = curves[1], curves[3]
+    assert np.array_equal(tp1.branches, tp3.branches) and np.array_equal(tp1.snr_per_flux, tp3.snr_per_flux)
+    assert np.array_equal(cc1.contrast, cc3.contrast, equal_nan=True)
+    assert np.array_equal(cc1.throughput_curve.snr_per_flux, cc3.throughput_curve.snr_per_flux)
+    ladders = [
+        completeness_curve(
+            *args,
+            fwhm=sim.fwhm,
+            star_flux=sim.star_flux,
+            params={"ncomp": 5},
+            separations=np.array([15.0, 30.0]),
+            n_fakes=4,
+            max_levels=2,
+            start=cc1,
+            threads=threads,
+        )
+        for threads in (1, 3)
+    ]
+    assert np.array_equal(ladders[0].recovered, ladders[1].recovered, equal_nan=True)
+    assert np.array_equal(ladders[0].contrast, ladders[1].contrast, equal_nan=True)

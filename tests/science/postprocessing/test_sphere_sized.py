@@ -158,6 +158,17 @@ def test_compiled_snr_map_equals_array_route(shape, fwhm):
     np.testing.assert_array_equal(snr.snr_map(image, fwhm), array_route)
 
 
+def test_compiled_snr_map_is_the_same_on_any_number_of_threads(monkeypatch):
+    """The pixels are dealt out to task_threads() threads; each is computed alone: same bits."""
+    image = np.random.default_rng(5).standard_normal((97, 97)).astype(np.float32)
+    maps = []
+    for threads in ("1", "2", "5"):
+        monkeypatch.setenv("HCDC_TASK_THREADS", threads)
+        maps.append(snr.snr_map(image, 4.0, method="compiled"))
+    for other in maps[1:]:
+        np.testing.assert_array_equal(other, maps[0])
+
+
 def test_compiled_snr_map_region_progress_and_snr_at():
     rng = np.random.default_rng(4)
     image = rng.standard_normal((90, 90))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hcdc.runtime.blas import SMALL_PROBLEM, map_tasks
 from hcdc.science import geometry
 from hcdc.science.postprocessing.base import get_algorithm
 from hcdc.science.postprocessing.contrast import ContrastCurve, contrast_curve, group_fakes
@@ -106,6 +107,7 @@ def completeness_curve(
     fc_rad_sep: int = 3,
     match_radius: float | None = None,
     pa: float = 0.0,
+    threads: int | None = None,
 ) -> CompletenessCurve:
     """Contrast at which ``completeness`` of fakes are recovered by hcdc's detection (module docstring).
 
@@ -117,7 +119,9 @@ def completeness_curve(
     a golden-angle turn per separation), up to ``max_levels`` levels; separations drop out once
     they reach ``completeness``. Fakes share a run when ``fc_rad_sep`` samples apart and of similar
     flux (:func:`~hcdc.science.postprocessing.contrast.group_fakes`). ``match_radius``: default 1 FWHM.
-    Cost: about ``n_fakes x levels x runs per level`` reductions.
+    Cost: about ``n_fakes x levels x runs per level`` reductions, run on up to ``threads``
+    threads (default :func:`hcdc.runtime.blas.task_threads`; cubes below
+    :data:`~hcdc.runtime.blas.SMALL_PROBLEM` elements), with the same result as serially.
     """
     if not 0 < completeness < 1:
         raise ValueError(f"completeness must be in (0, 1); got {completeness}")
@@ -150,22 +154,32 @@ def completeness_curve(
         contrast = base[idx] * ladder**level
         levels[level, idx] = contrast
         hits = np.zeros(idx.size)
-        for j in range(n_fakes):
-            pas = (pa + 360.0 * j / n_fakes + _GOLDEN_ANGLE * idx) % 360.0
-            for run in group_fakes(contrast * star_flux, fc_rad_sep):
-                fake_cube = inject_companions(
-                    cube, angles, psf, seps[idx[run]], pas[run], contrast[run] * star_flux
-                )
-                image = np.asarray(spec.function(fake_cube, angles, fwhm=fwhm, **params))
-                xy = [
-                    geometry.polar_to_pixel(s, p, shape)
-                    for s, p in zip(seps[idx[run]], pas[run], strict=True)
-                ]
-                xs, ys = np.array([q[0] for q in xy]), np.array([q[1] for q in xy])
-                snr = local_snr_map(image, xs, ys, fwhm, radius)
-                found = detect_candidates(snr, fwhm, fpf=fpf, image=image, rotation=rotation)
-                for k, (x, y) in zip(run, xy, strict=True):
-                    hits[k] += any(np.hypot(c.x - x, c.y - y) <= match for c in found)
+        # Every (position-angle set, run) of the level is an independent reduction: on up to
+        # ``threads`` threads (hcdc.runtime.blas.map_tasks), each counting its own hits.
+        runs = [
+            (
+                run,
+                seps[idx[run]],
+                (pa + 360.0 * j / n_fakes + _GOLDEN_ANGLE * idx[run]) % 360.0,
+                contrast[run],
+            )
+            for j in range(n_fakes)
+            for run in group_fakes(contrast * star_flux, fc_rad_sep)
+        ]
+
+        def found_fakes(task: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+            _, run_seps, pas, run_contrast = task
+            fake_cube = inject_companions(cube, angles, psf, run_seps, pas, run_contrast * star_flux)
+            image = np.asarray(spec.function(fake_cube, angles, fwhm=fwhm, **params))
+            xy = [geometry.polar_to_pixel(s, p, shape) for s, p in zip(run_seps, pas, strict=True)]
+            xs, ys = np.array([q[0] for q in xy]), np.array([q[1] for q in xy])
+            snr = local_snr_map(image, xs, ys, fwhm, radius)
+            found = detect_candidates(snr, fwhm, fpf=fpf, image=image, rotation=rotation)
+            return np.array([any(np.hypot(c.x - x, c.y - y) <= match for c in found) for x, y in xy])
+
+        small = cube.size < SMALL_PROBLEM
+        for (run, *_), hit in zip(runs, map_tasks(found_fakes, runs, threads if small else 1), strict=True):
+            hits[run] += hit
         recovered[level, idx] = hits / n_fakes
         todo[idx[hits / n_fakes >= completeness]] = False
     result = np.array(

@@ -30,6 +30,7 @@ the contrast at which a chosen fraction of fakes is recovered.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,8 @@ __all__ = [
     "curve_fpf",
     "image_contrast_curve",
     "detection_throughput",
+    "FakeMeasure",
+    "fixed_point_throughput",
     "limit_flux_profile",
     "noise_profile",
     "group_fakes",
@@ -322,6 +325,7 @@ def limit_throughput(
     max_iter: int = 4,
     rtol: float = 0.05,
     cache: bool = True,
+    threads: int | None = None,
 ) -> ThroughputCurve:
     """Throughput of fakes injected at the detection limit they define (a fixed point).
 
@@ -346,6 +350,8 @@ def limit_throughput(
     :data:`MAX_FLUX_RATIO` in flux: the limit flux falls steeply with separation, and in
     full-frame PCA one bright inner fake lowers the throughput of the fainter ones in its run
     (measured on NACO: a 2-FWHM fake at its limit lowers the throughput at 5 FWHM by ~30 %).
+    The branches of each measurement run on up to ``threads`` threads
+    (:func:`~hcdc.science.postprocessing.throughput.throughput_curve`; same result as serially).
     """
     params = dict(params or {})
     shape = np.asarray(cube).shape
@@ -353,7 +359,83 @@ def limit_throughput(
     seps = np.asarray(
         default_separations(shape, fwhm, fwhm) if separations is None else separations, dtype=np.float64
     )
-    grid = default_separations(shape, fwhm, step)
+    reduction = {"fwhm": fwhm, "algorithm": algorithm, "params": params, "cache": cache, "threads": threads}
+
+    def measure(
+        separations: np.ndarray, fluxes: np.ndarray, nbranch: int, fc_rad_sep: int, detection: bool
+    ) -> list[ThroughputCurve]:
+        return [
+            throughput_curve(
+                cube,
+                angles,
+                psf,
+                **reduction,
+                separations=separations,
+                nbranch=nbranch,
+                pa=pa,
+                fc_rad_sep=fc_rad_sep,
+                fake_flux=fluxes,
+                detection=detection,
+                fpf=curve_fpf(sigma, fpf),
+            )
+        ]
+
+    return fixed_point_throughput(
+        measure,
+        image,
+        fwhm=fwhm,
+        separations=seps,
+        sigma=sigma,
+        fpf=fpf,
+        student=student,
+        criterion=criterion,
+        step=step,
+        smooth=smooth,
+        nbranch=nbranch,
+        pa=pa,
+        fc_rad_sep=fc_rad_sep,
+        max_iter=max_iter,
+        rtol=rtol,
+    )[0]
+
+
+#: measure(separations, fake fluxes, nbranch, fc_rad_sep, detection) -> throughput curves of the
+#: fakes, one per output image of the reduction; the first is the image the limit is defined on.
+FakeMeasure = Callable[[np.ndarray, np.ndarray, int, int, bool], list[ThroughputCurve]]
+
+
+def fixed_point_throughput(
+    measure: FakeMeasure,
+    image: np.ndarray,
+    *,
+    fwhm: float,
+    separations: np.ndarray,
+    sigma: float = 5.0,
+    fpf: float | None = None,
+    student: bool = True,
+    criterion: str = "detection",
+    step: float = 1.0,
+    smooth: bool = True,
+    nbranch: int = 12,
+    pa: float = 270.0,
+    fc_rad_sep: int = 3,
+    max_iter: int = 4,
+    rtol: float = 0.05,
+) -> list[ThroughputCurve]:
+    """The fixed point of :func:`limit_throughput` for any reduction, given as ``measure``.
+
+    ``image`` is the fake-free output the limit is defined on (the first curve ``measure``
+    returns); ``measure`` injects fakes of the given fluxes at ``separations`` on ``nbranch``
+    branches from ``pa`` (fakes ``fc_rad_sep`` samples apart in one run), reduces the cube the way
+    ``image`` was made and returns one :class:`ThroughputCurve` per output image (with
+    ``snr_per_flux`` when ``detection``). The fixed point, the given-up separations and the
+    saturation probe are decided on the first output; the other outputs (e.g. the per-wavelength
+    images of a spectral algorithm, :mod:`~hcdc.science.postprocessing.spectral_throughput`)
+    keep the measurements of the same fakes, and are zeroed where the first is given up.
+    Returns one curve per output.
+    """
+    seps = np.asarray(separations, dtype=np.float64)
+    grid = default_separations(image.shape, fwhm, step)
     limit, *_ = limit_flux_profile(
         image, grid, fwhm=fwhm, sigma=sigma, fpf=fpf, student=student, criterion=criterion, smooth=smooth
     )
@@ -364,49 +446,41 @@ def limit_throughput(
     # The detection criterion aims at the threshold S/N itself (measured on each fake); VIP's at the
     # recovered aperture flux ``target``. Both as "wanted value / (value per injected flux)".
     wanted = _thresholds(seps, fwhm, sigma, fpf, student, criterion)[0] if detection else target
-    reduction = {"fwhm": fwhm, "algorithm": algorithm, "params": params, "cache": cache}
-    first = throughput_curve(
-        cube, angles, psf, **reduction, separations=seps, pa=pa, fc_rad_sep=fc_rad_sep, fake_flux=target
-    )
-    flux = target / np.maximum(first.throughput, MIN_THROUGHPUT)
-    branches = np.zeros((nbranch, seps.size))
-    per_flux = np.zeros((nbranch, seps.size))
+    first = measure(seps, target, 1, fc_rad_sep, False)
+    flux = target / np.maximum(first[0].throughput, MIN_THROUGHPUT)
+    outputs = len(first)
+    branches = np.zeros((outputs, nbranch, seps.size))
+    per_flux = np.zeros((outputs, nbranch, seps.size))
     reached = np.zeros(seps.size)  # value (S/N or recovered flux) at the last flux
-    active = np.ones(seps.size, dtype=bool)
+    reached_flux = np.zeros(seps.size)  # ... and that flux
 
-    def measure(idx: np.ndarray, fluxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Photometric throughput and value per flux (nbranch, n) of fakes ``fluxes`` at ``seps[idx]``."""
-        photometric, values = np.zeros((nbranch, idx.size)), np.zeros((nbranch, idx.size))
+    def measure_runs(idx: np.ndarray, fluxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Photometric throughput and value per flux (outputs, nbranch, n) of fakes ``fluxes`` at
+        ``seps[idx]``, in runs of fakes that can share a reduction (:func:`group_fakes`)."""
+        photometric = np.zeros((outputs, nbranch, idx.size))
+        values = np.zeros((outputs, nbranch, idx.size))
         for run in group_fakes(fluxes, fc_rad_sep):
-            tp = throughput_curve(
-                cube,
-                angles,
-                psf,
-                **reduction,
-                separations=seps[idx[run]],
-                nbranch=nbranch,
-                pa=pa,
-                fc_rad_sep=1,
-                fake_flux=fluxes[run],
-                detection=detection,
-                fpf=curve_fpf(sigma, fpf),
-            )
-            photometric[:, run] = tp.branches
-            values[:, run] = tp.snr_per_flux if detection else tp.branches
+            for o, tp in enumerate(measure(seps[idx[run]], fluxes[run], nbranch, 1, detection)):
+                photometric[o][:, run] = tp.branches
+                if tp.snr_per_flux is not None or not detection:
+                    values[o][:, run] = tp.snr_per_flux if detection else tp.branches
         return photometric, values
 
+    active = np.ones(seps.size, dtype=bool)
     for iteration in range(max(1, max_iter)):
         idx = np.flatnonzero(active)
-        branches[:, idx], per_flux[:, idx] = measure(idx, flux[idx])
-        measured = per_flux[:, idx].mean(axis=0)
+        branches[:, :, idx], per_flux[:, :, idx] = measure_runs(idx, flux[idx])
+        measured = per_flux[0][:, idx].mean(axis=0)
         value = measured * flux[idx]
-        # Given up: destroyed, or brighter without gaining (the algorithm absorbs the excess).
-        lost = (branches[:, idx].mean(axis=0) < MIN_THROUGHPUT) | (measured <= 0)
-        lost |= (reached[idx] > 0) & (value <= reached[idx]) & (value < wanted[idx] * (1.0 - rtol))
-        reached[idx] = value
+        # Given up: destroyed, or brighter without gaining (the algorithm absorbs the excess). Only
+        # a *brighter* fake: after an overshoot the flux comes down, and its value with it.
+        lost = (branches[0][:, idx].mean(axis=0) < MIN_THROUGHPUT) | (measured <= 0)
+        brighter = (reached[idx] > 0) & (flux[idx] > reached_flux[idx])
+        lost |= brighter & (value <= reached[idx]) & (value < wanted[idx] * (1.0 - rtol))
+        reached[idx], reached_flux[idx] = value, flux[idx]
         new = np.minimum(wanted[idx] / np.where(lost, 1.0, measured), 10.0 * flux[idx])
         moving = ~lost & (np.abs(new / flux[idx] - 1.0) > rtol)
-        per_flux[:, idx[lost]] = 0.0
+        per_flux[:, :, idx[lost]] = 0.0
         active[idx[~moving]] = False
         if not moving.any() or iteration == max(1, max_iter) - 1:
             break  # ``flux`` stays the flux of the last measurement
@@ -419,16 +493,19 @@ def limit_throughput(
         # The gain grows with separation (NACO and simulations: 0.6-0.7 at 2 FWHM, 1.25-1.4 at 3,
         # 1.5-1.9 beyond), so separations are probed from the star outwards, two at a time (fakes
         # 2 samples apart do not share a run), until one gains SATURATION_CLEAR.
-        reachable = np.flatnonzero(per_flux.mean(axis=0) > 0)
+        reachable = np.flatnonzero(per_flux[0].mean(axis=0) > 0)
         for start in range(0, reachable.size, 2):
             idx = reachable[start : start + 2]
-            doubled = measure(idx, 2.0 * flux[idx])[1].mean(axis=0) * 2.0 * flux[idx]
-            gain = doubled / (per_flux[:, idx].mean(axis=0) * flux[idx])
-            per_flux[:, idx[gain < SATURATION_GAIN]] = 0.0
+            doubled = measure_runs(idx, 2.0 * flux[idx])[1][0].mean(axis=0) * 2.0 * flux[idx]
+            gain = doubled / (per_flux[0][:, idx].mean(axis=0) * flux[idx])
+            per_flux[:, :, idx[gain < SATURATION_GAIN]] = 0.0
             if np.any(gain >= SATURATION_CLEAR):
                 break
     branch_pas = (pa + 360.0 * np.arange(nbranch) / nbranch) % 360.0
-    return ThroughputCurve(seps, branches, branch_pas, flux, per_flux if detection else None)
+    return [
+        ThroughputCurve(seps, branches[o], branch_pas, flux, per_flux[o] if detection else None)
+        for o in range(outputs)
+    ]
 
 
 def contrast_curve(
@@ -454,6 +531,7 @@ def contrast_curve(
     max_iter: int = 5,
     rtol: float = 0.05,
     cache: bool = True,
+    threads: int | None = None,
 ) -> ContrastCurve:
     """Detection-limit contrast curve of ``algorithm`` on ``cube`` every ``step`` px from 1 FWHM to the edge.
 
@@ -468,7 +546,8 @@ def contrast_curve(
     branches) unless ``fc_snr`` fixes them at ``fc_snr`` times the aperture
     noise (default 1 branch, fakes ``fc_rad_sep`` = 3 samples apart).
     ``criterion='vip', fc_snr=100, throughput_step=1.0`` with PCA ``scaling=None`` reproduces VIP
-    2.1.1's ``contrast_curve`` (its fakes overlap).
+    2.1.1's ``contrast_curve`` (its fakes overlap). The fake-injection reductions run on up to
+    ``threads`` threads (default :func:`hcdc.runtime.blas.task_threads`), with the same result.
     """
     if star_flux <= 0:
         raise ValueError(f"star_flux must be positive; got {star_flux}")
@@ -477,7 +556,7 @@ def contrast_curve(
     image = run_algorithm(algorithm, cube, angles, fwhm=fwhm, cache=cache, **params)
     shape = np.asarray(cube).shape
     separations = default_separations(shape, fwhm, throughput_step or fwhm)
-    common = {"fwhm": fwhm, "algorithm": algorithm, "params": params, "pa": pa}
+    common = {"fwhm": fwhm, "algorithm": algorithm, "params": params, "pa": pa, "threads": threads}
     if fc_snr is None:
         tp = limit_throughput(
             cube,

@@ -31,6 +31,7 @@ separation), see :mod:`~hcdc.science.postprocessing.detection_photometry`.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import warnings
@@ -67,7 +68,11 @@ from hcdc.science.postprocessing.photometry import aperture_sums, normalize_psf
 from hcdc.science.postprocessing.products import ContrastCurves, Detection, PostprocessResult
 from hcdc.science.postprocessing.sanity import check_positive, contrast_warnings, star_flux_warning
 from hcdc.science.postprocessing.snr import snr_map
-from hcdc.science.postprocessing.spectral_throughput import common_psf_stack, spectral_throughput
+from hcdc.science.postprocessing.spectral_throughput import (
+    common_psf_stack,
+    spectral_limit_throughput,
+    spectral_throughput,
+)
 from hcdc.science.postprocessing.throughput import (
     ThroughputCurve,
     default_separations,
@@ -91,8 +96,9 @@ ProgressCallback = Callable[[str, int, int], None]
 #: Brightness of throughput fakes in units of the aperture noise at their separation; None: fakes at
 #: the contrast being reported (``contrast.limit_throughput``), so that the curve means what it says.
 DEFAULT_FC_SNR: float | None = None
-#: Brightness (noise units) of the fakes of spectral algorithms and of the throughput map when no
-#: contrast curve is computed: fixed, not at the limit (see docs/postprocessing.md).
+#: Brightness (noise units) of the throughput fakes when no contrast curve is computed (and of
+#: spectral algorithms without a star flux per wavelength): fixed, not at the limit
+#: (see docs/postprocessing.md).
 FIXED_FC_SNR = 10.0
 
 _SIGMA_TO_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))
@@ -310,9 +316,10 @@ def postprocess(
       (``criterion``, ``sigma`` or ``fpf``, ``nbranch``, ``fc_snr``, ``step``, ...); the
       throughput map of the corrected image is the same measurement (computed once, reused). By
       default the curve is the limit of this call's own detection (its ``detection_fpf``), with
-      throughput fakes at that limit (``fc_snr=None``, :data:`DEFAULT_FC_SNR`); spectral
-      algorithms, and the throughput map when no curve is computed, use fakes at
-      :data:`FIXED_FC_SNR` times the noise.
+      throughput fakes at that limit (``fc_snr=None``, :data:`DEFAULT_FC_SNR`); for spectral
+      algorithms that limit is the final image's, for a companion of flat contrast, reported in
+      every wavelength's row. The throughput map when no curve is computed (and spectral
+      algorithms without a star flux per wavelength) uses fakes at :data:`FIXED_FC_SNR` x the noise.
     * ``completeness`` (e.g. 0.95): also measure the completeness curve, the contrast at which
       this fraction of fakes is recovered by this call's detection at the contrast curve's
       false-positive fraction (:func:`~hcdc.science.postprocessing.completeness.completeness_curve`,
@@ -333,7 +340,8 @@ def postprocess(
     (VIP/SpeCal practice), per wavelength. The final image is the mean of the per-wavelength
     images; the throughput-corrected image divides each wavelength's image by its throughput map
     first. Spectral algorithms (SDI/ASDI) get the same outputs from fakes injected in every
-    wavelength (flat spectrum, :mod:`~hcdc.science.postprocessing.spectral_throughput`); their
+    wavelength and reduced by the same algorithm
+    (:mod:`~hcdc.science.postprocessing.spectral_throughput`); their
     detections are corrected with the final image's throughput curve (``photometry='curve'``) and
     the cube is not cleaned of them first. Without a PSF there is no throughput: detections carry
     the raw aperture signal.
@@ -399,8 +407,12 @@ def postprocess(
     curves = _merge_curves(
         measured.curves,
         student=bool(plan.contrast_options.get("student", True)),
-        # Spectral algorithms' fakes are always of fixed brightness (FIXED_FC_SNR by default).
-        fc_snr=(plan.fixed_throughput_options if plan.spec.spectral else plan.contrast_options).get("fc_snr"),
+        # Spectral algorithms' fakes are of fixed brightness (FIXED_FC_SNR) unless at the limit.
+        fc_snr=(
+            plan.fixed_throughput_options
+            if plan.spec.spectral and not _spectral_at_limit(plan, compute_contrast)
+            else plan.contrast_options
+        ).get("fc_snr"),
         completeness=measured.completeness,
     )
     warnings_out += contrast_warnings(
@@ -799,6 +811,16 @@ def _adi_pass(
     return _Measured(detections, final_tc, maps, curves, complete)
 
 
+def _spectral_at_limit(plan: _Plan, compute_contrast: bool) -> bool:
+    """Whether a spectral algorithm's throughput fakes sit at the contrast being reported (a
+    curve is wanted, every wavelength has a star flux and ``fc_snr`` does not fix the fakes)."""
+    return (
+        compute_contrast
+        and all(plan.star_fluxes)
+        and plan.contrast_options.get("fc_snr", DEFAULT_FC_SNR) is None
+    )
+
+
 def _spectral_pass(
     plan: _Plan,
     full: np.ndarray,
@@ -809,45 +831,78 @@ def _spectral_pass(
     progress: ProgressCallback | None,
 ) -> _Measured:
     """Spectral algorithms: fakes in every wavelength of the whole (cropped) cube give throughput
-    maps per wavelength and for the final image, the corrected images and contrast curves."""
+    maps per wavelength and for the final image, the corrected images and contrast curves.
+
+    By default (:func:`_spectral_at_limit`) the fakes have a flat contrast spectrum and sit at the
+    detection limit of the final image, where hcdc detects
+    (:func:`~hcdc.science.postprocessing.spectral_throughput.spectral_limit_throughput`); every
+    wavelength's curve is then that limit (the contrast of a flat-contrast companion found about
+    half the time), with the throughput of its own image. Otherwise fakes of fixed brightness
+    (:data:`FIXED_FC_SNR`) and one curve per wavelength image."""
     _report(progress, "throughput and contrast", 0, 1)
     fwhm_final = float(np.mean(plan.fwhms))
     seps = plan.throughput_separations(fwhm_final)
-    per_tp, final_tp, fake_fluxes = spectral_throughput(
-        full,
-        plan.angles,
-        common_psf_stack(plan.psfs),
-        final=final,
-        per_wl=images,
-        fwhms=plan.fwhms,
-        wavelengths=plan.wavelengths,
-        spec=plan.spec,
-        params=plan.params,
-        separations=seps,
-        **{k: v for k, v in plan.fixed_throughput_options.items() if k != "cache"},
-    )
     options = plan.contrast_options
-    branch_pas = np.array([float(options.get("pa", 270.0))])
-    maps, curves = [], [None] * plan.n_wl
-    for w in range(plan.n_wl):
-        curve = ThroughputCurve(seps, per_tp[w][None, :], branch_pas, fake_fluxes)
-        maps.append(curve.map(plan.shape).astype(np.float32))
-        if compute_contrast and plan.star_fluxes[w]:
-            # Built exactly as contrast_curve builds the ADI curves, from this throughput.
-            curves[w] = image_contrast_curve(
-                images[w],
-                curve,
-                fwhm=plan.fwhms[w],
-                star_flux=plan.star_fluxes[w],
-                sigma=float(options.get("sigma", 5.0)),
-                fpf=options.get("fpf"),
-                criterion=str(options.get("criterion", "detection")),
-                student=bool(options.get("student", True)),
-                step=float(options.get("step", 1.0)),
-            )
-    final_curve = ThroughputCurve(seps, final_tp[None, :], branch_pas, fake_fluxes)
+    spectral = {
+        "final": final,
+        "per_wl": images,
+        "fwhms": plan.fwhms,
+        "wavelengths": plan.wavelengths,
+        "spec": plan.spec,
+        "params": plan.params,
+        "separations": seps,
+    }
+    criterion = {
+        "sigma": float(options.get("sigma", 5.0)),
+        "fpf": options.get("fpf"),
+        "criterion": str(options.get("criterion", "detection")),
+        "student": bool(options.get("student", True)),
+        "step": float(options.get("step", 1.0)),
+    }
     present = [s for s in plan.star_fluxes if s]
     mean_star = float(np.mean(present)) if present else None
+    at_limit = _spectral_at_limit(plan, compute_contrast)
+    if at_limit:
+        final_curve, *per_curves = spectral_limit_throughput(
+            full,
+            plan.angles,
+            common_psf_stack(plan.psfs),
+            **spectral,
+            **criterion,
+            spectrum=np.asarray(plan.star_fluxes, dtype=np.float64),
+            nbranch=int(options.get("nbranch") or 12),
+            pa=float(options.get("pa", 270.0)),
+            fc_rad_sep=int(options.get("fc_rad_sep") or 3),
+            max_iter=int(options.get("max_iter", 5)),
+            rtol=float(options.get("rtol", 0.05)),
+        )
+    else:
+        per_tp, final_tp, fake_fluxes = spectral_throughput(
+            full,
+            plan.angles,
+            common_psf_stack(plan.psfs),
+            **spectral,
+            **{k: v for k, v in plan.fixed_throughput_options.items() if k != "cache"},
+        )
+        branch_pas = np.array([float(options.get("pa", 270.0))])
+        per_curves = [ThroughputCurve(seps, tp[None, :], branch_pas, fake_fluxes) for tp in per_tp]
+        final_curve = ThroughputCurve(seps, final_tp[None, :], branch_pas, fake_fluxes)
+    maps = [curve.map(plan.shape).astype(np.float32) for curve in per_curves]
+    curves: list[Any] = [None] * plan.n_wl
+    if at_limit and mean_star:
+        # The final image's limit; a flat-contrast companion has it in every wavelength.
+        limit = image_contrast_curve(final, final_curve, fwhm=fwhm_final, star_flux=mean_star, **criterion)
+        curves = [
+            dataclasses.replace(limit, throughput=curve.at(limit.separation), throughput_curve=curve)
+            for curve in per_curves
+        ]
+    elif compute_contrast:
+        for w in range(plan.n_wl):
+            if plan.star_fluxes[w]:
+                # Built exactly as contrast_curve builds the ADI curves, from this throughput.
+                curves[w] = image_contrast_curve(
+                    images[w], per_curves[w], fwhm=plan.fwhms[w], star_flux=plan.star_fluxes[w], **criterion
+                )
     detections = [curve_photometry(c, final, final_curve, fwhm_final, mean_star) for c in candidates]
     _report(progress, "throughput and contrast", 1, 1)
     final_map = final_curve.map(plan.shape).astype(np.float32)

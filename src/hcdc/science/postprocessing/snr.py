@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from hcdc.runtime.blas import map_tasks, task_threads
 from hcdc.science import geometry
-from hcdc.science.postprocessing import base as _base
 from hcdc.science.postprocessing.photometry import _chord_primitive, aperture_sums
 
 __all__ = ["SnrResult", "aperture_positions", "snr_at", "snr_map", "snr_map_region", "SNR_MAP_METHODS"]
@@ -450,7 +450,9 @@ def _snr_map_compiled(
     the worker threads."""
     images = np.stack([p.reshape(size + 2 * pad, size + 2 * pad) for p in padded], axis=-1)
     out = np.empty((4, py.size))
-    n_parts = _base._WORKERS if py.size >= 256 else 1
+    # One part per core (hcdc.runtime.blas.task_threads): every pixel's value is computed alone
+    # (the shared rotations depend on its separation only), so the parts do not change a bit.
+    n_parts = task_threads() if py.size >= 256 else 1
     # Pixels of one separation consecutively (the kernel reuses their aperture rotations), the
     # separations dealt out in turn to the threads so that both get as many large ones.
     sep2 = (py.astype(np.int64) - size // 2) ** 2 + (px.astype(np.int64) - size // 2) ** 2
@@ -464,11 +466,7 @@ def _snr_map_compiled(
                              px[idx].astype(np.float64), float(fwhm), values)  # fmt: skip
         out[:, idx] = values
 
-    if n_parts > 1:
-        for future in [_base._pool().submit(work, idx) for idx in parts]:
-            future.result()
-    else:
-        work(parts[0])
+    map_tasks(work, parts, n_parts)
     return out
 
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
+from hcdc.runtime.blas import SMALL_PROBLEM, map_tasks
 from hcdc.science import geometry
 from hcdc.science.postprocessing.base import get_algorithm, is_memory_mapped
 from hcdc.science.postprocessing.detection import GAUSSIAN_5SIGMA_FPF, student_threshold
@@ -53,6 +54,8 @@ __all__ = [
     "throughput_curve",
     "clear_cache",
     "aperture_footprint",
+    "fake_passes",
+    "fake_snr",
     "peak_pixels",
     "ring_snr",
 ]
@@ -116,6 +119,18 @@ def run_algorithm(
         )
     image.setflags(write=False)
     return _remember(key, image) if cache else image  # type: ignore[return-value]
+
+
+def fake_passes(n_sep: int, branch_pas: np.ndarray, fc_rad_sep: int) -> list[tuple[int, float, np.ndarray]]:
+    """``(branch, position angle (deg), separation indices)`` of every pass of a throughput
+    measurement: the fakes of one branch ``fc_rad_sep`` samples apart, reduced together; the
+    passes of all branches, branch by branch (the order results are gathered in)."""
+    return [
+        (b, float(bpa), idx)
+        for b, bpa in enumerate(branch_pas)
+        for start in range(fc_rad_sep)
+        if (idx := np.arange(start, n_sep, fc_rad_sep)).size
+    ]
 
 
 def _fake_map(
@@ -204,6 +219,20 @@ def _fake_snr(
     # steeply close to the star (Student t with few degrees of freedom).
     scale = student_threshold(separation, fwhm, fpf) / student_threshold(radii, fwhm, fpf)
     return float(max((values * scale).max(), 0.0))
+
+
+def fake_snr(
+    image_fc: np.ndarray,
+    image_nofc: np.ndarray,
+    x: float,
+    y: float,
+    fwhm: float,
+    separation: float,
+    fpf: float,
+) -> float:
+    """The S/N hcdc's detection gives a fake at ``(x, y)`` (separation ``separation`` px) of the
+    final image ``image_fc`` whose fake-free version is ``image_nofc`` (module docstring)."""
+    return _fake_snr(image_fc, image_nofc, _fake_rings(x, y, fwhm, image_fc.shape), fwhm, separation, fpf)
 
 
 def aperture_footprint(shape: tuple[int, int], xs: np.ndarray, ys: np.ndarray, radius: float) -> np.ndarray:
@@ -302,6 +331,7 @@ def throughput_curve(
     detection: bool = False,
     fpf: float = GAUSSIAN_5SIGMA_FPF,
     cache: bool = True,
+    threads: int | None = None,
 ) -> ThroughputCurve:
     """Throughput of ``algorithm`` (with ``params``) on ``cube`` from injected fake companions.
 
@@ -320,6 +350,10 @@ def throughput_curve(
     ``detection=True`` also measures the S/N hcdc's detection (false-positive fraction ``fpf``)
     gives every fake (module docstring).
     Results are cached; the cube should be free of real companions near the branches.
+    The passes (one branch's fakes reduced together) run on up to ``threads`` threads
+    (default :func:`hcdc.runtime.blas.task_threads`; cubes below
+    :data:`~hcdc.runtime.blas.SMALL_PROBLEM` elements only), with results identical to a
+    serial run (:func:`hcdc.runtime.blas.map_tasks`).
     """
     params = dict(params or {})
     # A memory-mapped cube stays mapped (tiled PCA reads it piece by piece); others as float32.
@@ -368,45 +402,56 @@ def throughput_curve(
         fluxes = np.broadcast_to(given.ravel(), seps.shape).copy()
     branch_pas = (pa + 360.0 * np.arange(nbranch) / nbranch) % 360.0
     spec = get_algorithm(algorithm)
+    # One pass = the fakes of one branch ``fc_rad_sep`` samples apart, reduced together. The
+    # passes are independent: they run on up to task_threads() threads (map_tasks), each the
+    # same operations as in a serial loop. Large or memory-mapped cubes (BLAS on all cores, the
+    # tiled PCA's buffers, a fake-injected copy per pass) run one pass at a time.
+    passes = fake_passes(seps.size, branch_pas, fc_rad_sep)
+
+    def one_pass(task: tuple[int, float, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        _, bpa, idx = task
+        # Large cubes: the fakes are added as the tiled PCA reads the cube (no full copy).
+        inject = InjectedCube if lazy else inject_companions
+        cube_fc = inject(cube, angles, psf, seps[idx], bpa, fluxes[idx])
+        xs, ys = (
+            np.array(v)
+            for v in zip(*(geometry.polar_to_pixel(s, bpa, cube.shape) for s in seps[idx]), strict=True)
+        )
+        extra = {}
+        if spec.supports_output_mask:
+            # Only the pixels under the measuring apertures are read: skip the others (with
+            # the S/N, the apertures of the fakes' rings: annuli around them).
+            mask = aperture_footprint(cube.shape[-2:], xs, ys, fwhm / 2.0)
+            if detection:
+                r = geometry.distance_map(cube.shape[-2:])
+                for sep in seps[idx]:
+                    mask |= np.abs(r - sep) <= fwhm + 1.5
+            extra["output_mask"] = mask
+        image_fc = np.asarray(spec.function(cube_fc, angles, fwhm=fwhm, **params, **extra))
+        recovered = aperture_sums(image_fc - image_nofc, xs, ys, fwhm / 2.0)
+        # Injected flux measured on a map of this pass's fakes (neighbours included when fakes
+        # are close enough to overlap, as VIP does), so that recovered/injected is consistent.
+        del cube_fc  # a full copy, or a large cube's fake stamps: free before the next pass
+        injected = aperture_sums(_fake_map(cube.shape[-2:], psf, xs, ys, fluxes[idx]), xs, ys, fwhm / 2.0)
+        if not detection:
+            return np.maximum(recovered / injected, 0.0), None
+        snrs = np.array(
+            [
+                fake_snr(image_fc, image_nofc, x, y, fwhm, seps[i], fpf) / fluxes[i]
+                for x, y, i in zip(xs, ys, idx, strict=True)
+            ]
+        )
+        return np.maximum(recovered / injected, 0.0), snrs
+
+    small = not lazy and cube.size < SMALL_PROBLEM
     result = np.zeros((nbranch, seps.size))
     seen = np.zeros((nbranch, seps.size)) if detection else None  # S/N per injected flux
-    for b, bpa in enumerate(branch_pas):
-        for start in range(fc_rad_sep):
-            idx = np.arange(start, seps.size, fc_rad_sep)
-            if idx.size == 0:
-                continue
-            # Large cubes: the fakes are added as the tiled PCA reads the cube (no full copy).
-            inject = InjectedCube if lazy else inject_companions
-            cube_fc = inject(cube, angles, psf, seps[idx], bpa, fluxes[idx])
-            xs, ys = (
-                np.array(v)
-                for v in zip(*(geometry.polar_to_pixel(s, bpa, cube.shape) for s in seps[idx]), strict=True)
-            )
-            rings = (
-                [_fake_rings(x, y, fwhm, cube.shape) for x, y in zip(xs, ys, strict=True)]
-                if detection
-                else []
-            )
-            extra = {}
-            if spec.supports_output_mask:
-                # Only the pixels under the measuring apertures are read: skip the others (with
-                # the S/N, the apertures of the fakes' rings: annuli around them).
-                mask = aperture_footprint(cube.shape[-2:], xs, ys, fwhm / 2.0)
-                if detection:
-                    r = geometry.distance_map(cube.shape[-2:])
-                    for sep in seps[idx]:
-                        mask |= np.abs(r - sep) <= fwhm + 1.5
-                extra["output_mask"] = mask
-            image_fc = np.asarray(spec.function(cube_fc, angles, fwhm=fwhm, **params, **extra))
-            recovered = aperture_sums(image_fc - image_nofc, xs, ys, fwhm / 2.0)
-            # Injected flux measured on a map of this pass's fakes (neighbours included when fakes
-            # are close enough to overlap, as VIP does), so that recovered/injected is consistent.
-            del cube_fc  # a full copy, or a large cube's fake stamps: free before the next pass
-            injected = aperture_sums(_fake_map(cube.shape[-2:], psf, xs, ys, fluxes[idx]), xs, ys, fwhm / 2.0)
-            result[b, idx] = np.maximum(recovered / injected, 0.0)
-            if seen is not None:
-                for i, ring in zip(idx, rings, strict=True):
-                    seen[b, i] = _fake_snr(image_fc, image_nofc, ring, fwhm, seps[i], fpf) / fluxes[i]
+    for (b, _, idx), (tp, snrs) in zip(
+        passes, map_tasks(one_pass, passes, threads if small else 1), strict=True
+    ):
+        result[b, idx] = tp
+        if seen is not None:
+            seen[b, idx] = snrs
     curve = ThroughputCurve(seps, result, branch_pas, fluxes, seen)
     return _remember(key, curve) if cache else curve  # type: ignore[return-value]
 

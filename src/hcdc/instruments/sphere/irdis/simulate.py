@@ -51,7 +51,12 @@ from hcdc.science.calibration.timing import (
 )
 from hcdc.science.geometry import mas_to_px
 from hcdc.science.simulation import irdis as sim
-from hcdc.science.simulation.speckles import NACO_LIKE_ENVELOPE, EvolvingSpeckles, make_evolving_speckles
+from hcdc.science.simulation.speckles import (
+    NACO_LIKE_ENVELOPE,
+    NACO_LIKE_WITH_LOW_ORDER,
+    EvolvingSpeckles,
+    make_evolving_speckles,
+)
 
 __all__ = [
     "Companion",
@@ -1045,6 +1050,7 @@ def simulate_irdis_night(
     anamorphism_xy: tuple[float, float] = sc.IRDIS_ANAMORPHISM_XY,
     progress: Any = None,
     speckle_level: float = 1.0,
+    low_order_speckles: bool = False,
 ) -> SimulatedNight:
     """Write a night of raw IRDIS files into ``out_dir`` and return what was written with its truth.
 
@@ -1058,8 +1064,12 @@ def simulate_irdis_night(
     fall-back. ``progress``: optional callable ``(done, total, name)``. ``speckle_level``
     multiplies the mean speckle intensity (1: tuned on the real NACO L' beta Pic cube,
     docs/simulation.md; SPHERE in H is deeper, so values below 1 are plausible too; 0: no
-    speckles). Also writes ``simulation_truth.json`` and ``simulation_truth.fits`` (detector truth: BIAS,
-    DARK_CURRENT, FLAT, BADPIX, ILLUMINATION) next to the raw files.
+    speckles). ``low_order_speckles=True`` adds the slow low-order halo field of
+    :data:`~hcdc.science.simulation.speckles.NACO_LIKE_WITH_LOW_ORDER` (its brighter envelope,
+    times ``speckle_level``), which matches the NACO cube's cADI residuals better
+    (docs/simulation.md; not the default yet). Also writes ``simulation_truth.json`` and
+    ``simulation_truth.fits`` (detector truth: BIAS, DARK_CURRENT, FLAT, BADPIX, ILLUMINATION)
+    next to the raw files.
     """
     out = Path(out_dir)
     if isinstance(scale, str) and scale not in SCALES:
@@ -1090,10 +1100,12 @@ def simulate_irdis_night(
     # far too stable (classical ADI reached S/N 170-575 on the demo's companions).
     if not speckle_level >= 0.0:
         raise ValueError(f"speckle_level must be >= 0; got {speckle_level}")
-    r_env, level_env = NACO_LIKE_ENVELOPE
+    model = dict(NACO_LIKE_WITH_LOW_ORDER) if low_order_speckles else {"envelope": NACO_LIKE_ENVELOPE}
+    r_env, level_env = model.pop("envelope")
     speckles = make_evolving_speckles(
         np.random.default_rng(speckle_seed),
         envelope=(r_env, tuple(max(v * speckle_level, 1e-300) for v in level_env)),
+        **model,
     )
     crng = np.random.default_rng(center_seed)
     guess = np.array(sc.IRDIS_CENTER_GUESS_XY) * factor
