@@ -415,7 +415,7 @@ def product_of_record(conn: Connection, record_id: str) -> int | None:
 
 
 def product_files(conn: Connection, product_id: int, storage_root: Path) -> list[dict[str, Any]]:
-    """The files of a product with absolute paths."""
+    """The files of a product with absolute paths (and their catalogue ids), by role and path."""
     rows = conn.execute(
         select(ProductFile)
         .where(ProductFile.product_id == product_id)
@@ -423,6 +423,7 @@ def product_files(conn: Connection, product_id: int, storage_root: Path) -> list
     )
     return [
         {
+            "id": r.id,
             "role": r.role,
             "path": str(Path(storage_root) / r.path),
             "sha256": r.sha256,

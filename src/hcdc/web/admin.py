@@ -31,6 +31,7 @@ from hcdc.pipeline.operations import jobs as jq
 from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render
+from hcdc.web.review import ReviewError, job_action
 
 router = APIRouter(include_in_schema=False)
 
@@ -108,6 +109,7 @@ def admin_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
         jobs=search_jobs(who.conn, true(), None, 0, 50).rows,
         audit=accounts.list_audit(who.conn, limit=50),
         roles=("admin", "operator", "user", "public"),
+        default_quota=who.state.policy.quota_max_jobs,
     )
 
 
@@ -165,20 +167,10 @@ async def admin_job(
     request: Request, job_id: ObjectId, action: str, who: Viewer = Depends(viewer)
 ) -> Response:
     await _form(request, who)
-    engine = who.state.catalogue.engine
     try:
-        if action == "cancel":
-            changed = jq.cancel_job(engine, job_id)
-        elif action == "retry":
-            jq.retry_job(engine, job_id)
-            changed = True
-        else:
-            raise PortalError(404, f"no job action {action!r} (cancel or retry)")
-    except jq.JobError as exc:
-        raise PortalError(422, str(exc)) from None
-    if changed:
-        with write_transaction(engine) as conn:
-            accounts.audit(conn, who.user, f"job.{action}", "job", job_id)
+        job_action(who, job_id, action)  # audited there
+    except ReviewError as exc:
+        raise PortalError(exc.status, exc.message) from None
     return RedirectResponse("/admin#jobs", status_code=303)
 
 

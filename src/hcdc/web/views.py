@@ -141,6 +141,18 @@ def _stats(values: list[float | None]) -> dict[str, float | None]:
 # -- products -----------------------------------------------------------------------------------
 
 
+def _shown_file(row: Any) -> dict[str, Any]:
+    """A product file as pages and the API show it: by id and name, never its storage path."""
+    return {
+        "id": row["id"],
+        "name": Path(row["path"]).name,
+        "role": row["role"],
+        "sha256": row["sha256"],
+        "size": row["size"],
+        "media_type": row["media_type"],
+    }
+
+
 def product_file_rows(who: Viewer, product_id: int) -> list[dict[str, Any]]:
     rows = who.conn.execute(
         select(
@@ -154,17 +166,7 @@ def product_file_rows(who: Viewer, product_id: int) -> list[dict[str, Any]]:
         .where(ProductFile.product_id == product_id)
         .order_by(ProductFile.role, ProductFile.path)
     ).all()
-    return [
-        {
-            "id": r.id,
-            "name": Path(r.path).name,
-            "role": r.role,
-            "sha256": r.sha256,
-            "size": r.size,
-            "media_type": r.media_type,
-        }
-        for r in rows
-    ]
+    return [_shown_file(r._mapping) for r in rows]
 
 
 def product_view(who: Viewer, product_id: int) -> dict[str, Any]:
@@ -176,7 +178,7 @@ def product_view(who: Viewer, product_id: int) -> dict[str, Any]:
         raise NotFound(f"no product {product_id}")
     for key in ("storage_dir", "previews"):
         detail.pop(key, None)
-    detail["files"] = product_file_rows(who, product_id)
+    detail["files"] = [_shown_file(f) for f in detail["files"]]  # read by product_detail already
     detail["versions"] = [v for v in detail["versions"] if who.access.can_see_product(v["id"])]
     summary = detail.get("summary") or {}
     summary.pop("outputs", None)  # worker-side paths
@@ -251,14 +253,18 @@ def product_files_for_zip(who: Viewer, product_id: int) -> list[tuple[Path, dict
     return out
 
 
-def product_charts(who: Viewer, product_id: int) -> dict[str, Any] | None:
+def product_charts(
+    who: Viewer, product_id: int, files: list[dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
     """Contrast curves and S/N map of a Level 2 product, read from its FITS file (None when the
     product has no Level 2 FITS file). Separations in mas when the plate scale is known, else px.
+    ``files``: the product's :func:`product_file_rows` when the caller has them already.
     """
     from hcdc.science.postprocessing.products import ProductError, read_product
 
     _visible(who, "product", product_id)
-    candidates = [r for r in product_file_rows(who, product_id) if r["role"] == "product"]
+    rows = files if files is not None else product_file_rows(who, product_id)
+    candidates = [r for r in rows if r["role"] == "product"]
     candidates = [r for r in candidates if r["name"].lower().endswith((".fits", ".fits.gz"))]
     for row in candidates:
         path, _ = product_file_location(who, product_id, row["id"])
