@@ -78,16 +78,22 @@ def worker(data_centre):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a test run started in the background by a shell ignores SIGINT, and children inherit
+        # that: give the worker the default disposition, so that Python turns Ctrl-C into
+        # KeyboardInterrupt and the worker stops as an operator's would
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     yield process
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
     try:
-        _, err = process.communicate(timeout=30)
-    except subprocess.TimeoutExpired:  # not what this test is about: stop it, keep its log
-        process.kill()
-        _, err = process.communicate(timeout=30)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # it did not stop: leave nothing running
+            process.kill()
+            process.communicate()
     assert "Traceback" not in err, err[-3000:]
+    assert process.returncode == 0 and "interrupted" in err, err[-3000:]
 
 
 def _dataset_id(catalogue) -> int:
