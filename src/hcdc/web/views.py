@@ -169,11 +169,21 @@ def product_file_rows(who: Viewer, product_id: int) -> list[dict[str, Any]]:
     return [_shown_file(r._mapping) for r in rows]
 
 
-def product_view(who: Viewer, product_id: int) -> dict[str, Any]:
-    """A product: description, files (by id), previews, detections, contrast at standard
-    separations, review mark, release date, versions the user may see, provenance summary."""
+def product_record(who: Viewer, product_id: int) -> dict[str, Any]:
+    """The provenance record of a product the user may see (for a page that shows it twice)."""
     _visible(who, "product", product_id)
-    detail = prod.product_detail(who.conn, product_id, who.state.catalogue.storage_root)
+    try:
+        return prod.get_record(who.conn, product_id)
+    except LookupError:
+        raise NotFound(f"no product {product_id}") from None
+
+
+def product_view(who: Viewer, product_id: int, record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A product: description, files (by id), previews, detections, contrast at standard
+    separations, review mark, release date, versions the user may see, provenance summary.
+    ``record``: its provenance record, from :func:`product_record`, if read already."""
+    _visible(who, "product", product_id)
+    detail = prod.product_detail(who.conn, product_id, who.state.catalogue.storage_root, record)
     if detail is None:
         raise NotFound(f"no product {product_id}")
     for key in ("storage_dir", "previews"):
@@ -316,11 +326,14 @@ def _charts_of(result: Any, name: str) -> dict[str, Any]:
     }
 
 
-def provenance_tree(who: Viewer, product_id: int, depth: int = 0) -> dict[str, Any]:
+def provenance_tree(
+    who: Viewer, product_id: int, depth: int = 0, record: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The product, its parent products (those the user may see; others named as hidden) and, at
-    the leaves, the raw input files with their checksums and catalogue ids."""
+    the leaves, the raw input files with their checksums and catalogue ids. ``record``: the
+    product's provenance record, from :func:`product_record`, if read already."""
     _visible(who, "product", product_id)
-    record = prod.get_record(who.conn, product_id)
+    record = record if record is not None else prod.get_record(who.conn, product_id)
     node: dict[str, Any] = {
         "product_id": product_id,
         "recipe": f"{record['recipe']} {record['recipe_version']}",
