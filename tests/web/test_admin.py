@@ -70,3 +70,25 @@ def test_pi_page_lists_release_dates_and_delays(client_at, world):
     other = client_at()
     _signed_in(other, "other_pi")
     assert str(pid) not in re.findall(r'href="/products/(\d+)"', other.get("/pi").text)
+
+
+def test_processing_times_per_workflow(client_at, world):
+    import datetime as dt
+
+    from sqlalchemy import update
+
+    from hcdc.archive.pipeline_models import Job
+
+    start = dt.datetime(2026, 5, 1, 12, 0)
+    with world.catalogue.engine.begin() as conn:  # the world's job, as if a worker had run it
+        conn.execute(
+            update(Job)
+            .where(Job.id == world.job)
+            .values(state="done", started_at=start, finished_at=start + dt.timedelta(seconds=12.5))
+        )
+    admin = client_at()
+    _signed_in(admin, "admin")
+    table = admin.get("/admin").text.split('id="processing-times"')[1].split("</table>")[0]
+    row = re.search(r"<tr><td>([^<]+)</td>((?:<td class=\"num\">[^<]*</td>){5})</tr>", table)
+    cells = re.findall(r">([^<]*)</td>", row.group(2))
+    assert cells == ["1", "0", "12.5", "12.5", "12.5"], table

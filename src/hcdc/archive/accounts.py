@@ -224,7 +224,7 @@ def set_active(conn: Connection, actor: Principal, name: str, active: bool) -> N
 
 
 def list_users(conn: Connection) -> list[dict[str, Any]]:
-    """Every account with its groups and programmes (as PI / co-I)."""
+    """Every account with its groups, programmes (as PI / co-I) and own quota (None: default)."""
     groups: dict[int, list[str]] = {}
     for r in conn.execute(
         select(GroupMember.user_id, Group.name).join(Group, Group.id == GroupMember.group_id)
@@ -249,12 +249,21 @@ def list_users(conn: Connection) -> list[dict[str, Any]]:
             .group_by(ApiToken.user_id)
         ).all()
     )
+    quotas = {
+        q.user_id: {
+            "max_jobs": q.max_concurrent_jobs,
+            "access_from": q.access_from,
+            "access_until": q.access_until,
+        }
+        for q in conn.execute(select(Quota))
+    }
     return [
         {
             "id": u.id,
             "name": u.name,
             "role": u.role,
             "active": u.is_active,
+            "quota": quotas.get(u.id),  # None: the configured default (A6)
             "password": u.password_hash is not None,
             "full_name": u.full_name,
             "email": u.email,

@@ -23,6 +23,7 @@ What goes through the facade today, and what does not yet, is listed in docs/arc
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -173,24 +174,26 @@ class UserCatalogue:
         filters: level, dataset_id, product_type, target, all_versions, limit)."""
         return prod.list_products(self.conn, visible=self.access.products_clause(), **filters)
 
-    def product_detail(self, product_id: int) -> dict[str, Any]:
+    def product_detail(self, product_id: int, record: dict[str, Any] | None = None) -> dict[str, Any]:
         """The catalogue's whole record of a product the user may see, storage paths included
         (:func:`hcdc.archive.products.product_detail`): for tools that run next to the store
-        (the command line); services show :meth:`product` instead."""
+        (the command line); services show :meth:`product` instead. ``record``: the product's
+        provenance record (:meth:`provenance_record`) when the caller has read it already."""
         self._require("product", product_id)
-        detail = prod.product_detail(self.conn, product_id, self.storage_root)
+        detail = prod.product_detail(self.conn, product_id, self.storage_root, record)
         if detail is None:
             raise NotFound(f"no product with id {product_id}")
         return detail
 
-    def product(self, product_id: int) -> dict[str, Any]:
+    def product(self, product_id: int, record: dict[str, Any] | None = None) -> dict[str, Any]:
         """A product as a service shows it: description, files (by id, no server path),
         detections, contrast at standard separations, review mark, release date, the versions
-        and parent products the user may see, its dataset (flagged when hidden)."""
-        detail = self.product_detail(product_id)
+        and parent products the user may see, its dataset (flagged when hidden). ``record``: as
+        for :meth:`product_detail`."""
+        detail = self.product_detail(product_id, record)
         for key in ("storage_dir", "previews"):
             detail.pop(key, None)
-        detail["files"] = self.product_files(product_id)
+        detail["files"] = [_shown_file(f) for f in detail["files"]]  # read by product_detail already
         detail["versions"] = [v for v in detail["versions"] if self.access.can_see_product(v["id"])]
         summary = detail.get("summary") or {}
         summary.pop("outputs", None)  # worker-side paths
@@ -232,17 +235,7 @@ class UserCatalogue:
             .where(ProductFile.product_id == product_id)
             .order_by(ProductFile.role, ProductFile.path)
         ).all()
-        return [
-            {
-                "id": r.id,
-                "name": Path(r.path).name,
-                "role": r.role,
-                "sha256": r.sha256,
-                "size": r.size,
-                "media_type": r.media_type,
-            }
-            for r in rows
-        ]
+        return [_shown_file(r._mapping) for r in rows]
 
     # -- datastore ------------------------------------------------------------------------------
 
@@ -320,11 +313,17 @@ class UserCatalogue:
         except LookupError:
             raise NotFound(f"no product with id {product_id}") from None
 
-    def provenance(self, product_id: int, depth: int = 0) -> dict[str, Any]:
+    def provenance(
+        self, product_id: int, depth: int = 0, record: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """A product the user may see, its parent products (those the user may see; others
         named as hidden) and, at the leaves, the input files with their checksums and catalogue
-        ids (None for a file the user may not see)."""
-        record = self.provenance_record(product_id)
+        ids (None for a file the user may not see). ``record``: the product's provenance record
+        when the caller has read it already."""
+        if record is None:
+            record = self.provenance_record(product_id)
+        else:
+            self._require("product", product_id)
         node: dict[str, Any] = {
             "product_id": product_id,
             "recipe": f"{record['recipe']} {record['recipe_version']}",
@@ -360,6 +359,18 @@ class UserCatalogue:
             else:
                 node["parents"].append({"product_id": None, "hidden": True})
         return node
+
+
+def _shown_file(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A product file as services show it: by id and name, never its storage path."""
+    return {
+        "id": row["id"],
+        "name": Path(row["path"]).name,
+        "role": row["role"],
+        "sha256": row["sha256"],
+        "size": row["size"],
+        "media_type": row["media_type"],
+    }
 
 
 def _stats(values: list[float | None]) -> dict[str, float | None]:

@@ -415,7 +415,7 @@ def product_of_record(conn: Connection, record_id: str) -> int | None:
 
 
 def product_files(conn: Connection, product_id: int, storage_root: Path) -> list[dict[str, Any]]:
-    """The files of a product with absolute paths."""
+    """The files of a product with absolute paths (and their catalogue ids), by role and path."""
     rows = conn.execute(
         select(ProductFile)
         .where(ProductFile.product_id == product_id)
@@ -423,6 +423,7 @@ def product_files(conn: Connection, product_id: int, storage_root: Path) -> list
     )
     return [
         {
+            "id": r.id,
             "role": r.role,
             "path": str(Path(storage_root) / r.path),
             "sha256": r.sha256,
@@ -433,8 +434,11 @@ def product_files(conn: Connection, product_id: int, storage_root: Path) -> list
     ]
 
 
-def product_detail(conn: Connection, product_id: int, storage_root: Path) -> dict[str, Any] | None:
-    """A product with its files, previews, versions and a provenance summary (None if absent)."""
+def product_detail(
+    conn: Connection, product_id: int, storage_root: Path, record: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """A product with its files, previews, versions and a provenance summary (None if absent).
+    ``record``: the product's provenance record when the caller has read it already."""
     row = conn.execute(select(Product).where(Product.id == product_id)).first()
     if row is None:
         return None
@@ -453,7 +457,7 @@ def product_detail(conn: Connection, product_id: int, storage_root: Path) -> dic
             .order_by(Product.version)
         )
     ]
-    record = get_record(conn, product_id)
+    record = record if record is not None else get_record(conn, product_id)
     started, finished = record.get("started"), record.get("finished")
     duration = None
     if started and finished:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import statistics
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -31,6 +32,7 @@ from hcdc.pipeline.operations import jobs as jq
 from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render
+from hcdc.web.review import ReviewError, job_action
 
 router = APIRouter(include_in_schema=False)
 
@@ -69,6 +71,37 @@ def health(who: Viewer) -> dict[str, Any]:
     return out
 
 
+def processing_times(who: Viewer, last: int = 1000) -> list[dict[str, Any]]:
+    """Wall time (s) of the ``last`` finished jobs, per workflow: count, median, mean, longest;
+    and how many of them failed. Computed in Python from start and end times (the same on
+    SQLite and PostgreSQL)."""
+    rows = who.conn.execute(
+        select(Job.workflow, Job.state, Job.started_at, Job.finished_at)
+        .where(Job.state.in_(("done", "failed")), Job.started_at.is_not(None), Job.finished_at.is_not(None))
+        .order_by(Job.finished_at.desc())
+        .limit(last)
+    ).all()
+    per: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        entry = per.setdefault(r.workflow or "(default)", {"seconds": [], "failed": 0})
+        entry["seconds"].append((r.finished_at - r.started_at).total_seconds())
+        entry["failed"] += r.state == "failed"
+    out = []
+    for name, entry in sorted(per.items()):
+        seconds = entry["seconds"]
+        out.append(
+            {
+                "workflow": name,
+                "jobs": len(seconds),
+                "failed": entry["failed"],
+                "median_s": statistics.median(seconds),
+                "mean_s": statistics.fmean(seconds),
+                "max_s": max(seconds),
+            }
+        )
+    return out
+
+
 def quality(who: Viewer) -> dict[str, Any]:
     """Quality-control figures: failed jobs, flagged products, missing calibrations per night."""
     missing = who.conn.execute(
@@ -104,10 +137,12 @@ def admin_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
         health=health(who),
         stats=archive_counts(who.conn, true(), true()),
         qc=quality(who),
+        times=processing_times(who),
         users=accounts.list_users(who.conn),
         jobs=search_jobs(who.conn, true(), None, 0, 50).rows,
         audit=accounts.list_audit(who.conn, limit=50),
         roles=("admin", "operator", "user", "public"),
+        default_quota=who.state.policy.quota_max_jobs,
     )
 
 
@@ -165,20 +200,10 @@ async def admin_job(
     request: Request, job_id: ObjectId, action: str, who: Viewer = Depends(viewer)
 ) -> Response:
     await _form(request, who)
-    engine = who.state.catalogue.engine
     try:
-        if action == "cancel":
-            changed = jq.cancel_job(engine, job_id)
-        elif action == "retry":
-            jq.retry_job(engine, job_id)
-            changed = True
-        else:
-            raise PortalError(404, f"no job action {action!r} (cancel or retry)")
-    except jq.JobError as exc:
-        raise PortalError(422, str(exc)) from None
-    if changed:
-        with write_transaction(engine) as conn:
-            accounts.audit(conn, who.user, f"job.{action}", "job", job_id)
+        job_action(who, job_id, action)  # audited there
+    except ReviewError as exc:
+        raise PortalError(exc.status, exc.message) from None
     return RedirectResponse("/admin#jobs", status_code=303)
 
 

@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, event
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hcdc import __version__
 from hcdc.archive.access import Policy, utc_naive
@@ -46,6 +47,43 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: adds :data:`SECURITY_HEADERS` (and HSTS when ``hsts``) to every
+    response, and ``Cache-Control: no-store`` to the API's and to signed-in users' responses.
+
+    Not ``@app.middleware("http")``: Starlette's BaseHTTPMiddleware runs every request in an
+    extra task with memory streams, ~10 % of the CPU time of a product page (py-spy,
+    benchmarks/RESULTS.md). It must sit inside the session middleware, which sets
+    ``scope["session"]``.
+    """
+
+    def __init__(self, app: ASGIApp, hsts: bool = False) -> None:
+        self.app, self.hsts = app, hsts
+        self.fixed = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
+        if hsts:
+            self.fixed.append((b"strict-transport-security", b"max-age=31536000"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in self.fixed:
+                    if name not in present:
+                        headers.append((name, value))
+                private = scope["path"].startswith("/api/") or "uid" in scope.get("session", {})
+                if private and b"cache-control" not in present:
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def plotly_js_path() -> Path:
@@ -126,17 +164,7 @@ def create_app(
     app.state.hcdc = state
     without_jit(catalogue.engine)
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Callable) -> Response:
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if secure_cookies:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if request.url.path.startswith("/api/") or "uid" in request.session:
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
+    app.add_middleware(SecurityHeaders, hsts=secure_cookies)
     # added after the headers middleware, so it wraps it: request.session is set there
     app.add_middleware(
         SessionMiddleware,
@@ -147,7 +175,17 @@ def create_app(
         https_only=secure_cookies,
     )
 
-    from hcdc.web import admin, admin_access, api, interferometry, interferometry_pages, portal, tdb, tokens
+    from hcdc.web import (
+        admin,
+        admin_access,
+        api,
+        interferometry,
+        interferometry_pages,
+        portal,
+        review,
+        tdb,
+        tokens,
+    )
 
     app.include_router(api.router)
     app.include_router(interferometry.router)
@@ -157,6 +195,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(tokens.router)
     app.include_router(admin_access.router)
+    app.include_router(review.router)
 
     from hcdc.web.vo import examples, tap, uws  # the VO services (TAP, UWS, VOSI): docs/vo.md
 

@@ -322,9 +322,10 @@ def dataset_page(request: Request, dataset_id: ObjectId, who: Viewer = Depends(v
 
 @router.get("/products/{product_id}", response_class=HTMLResponse)
 def product_page(request: Request, product_id: ObjectId, who: Viewer = Depends(viewer)) -> HTMLResponse:
-    p = _found(views.product_view, who, product_id)
-    charts = _found(views.product_charts, who, product_id)
-    tree = _found(views.provenance_tree, who, product_id)
+    record = _found(views.product_record, who, product_id)  # read once, shown twice
+    p = _found(views.product_view, who, product_id, record)
+    charts = _found(views.product_charts, who, product_id, p["files"])
+    tree = _found(views.provenance_tree, who, product_id, 0, record)
     delay = None
     if who.signed_in and p.get("public_date") is not None:
         try:

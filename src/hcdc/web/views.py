@@ -83,9 +83,15 @@ def product_file_rows(who: Viewer, product_id: int) -> list[dict[str, Any]]:
     return who.catalogue.product_files(product_id)
 
 
-def product_view(who: Viewer, product_id: int) -> dict[str, Any]:
-    """A product as :meth:`~hcdc.archive.catalogue.UserCatalogue.product` describes it, JSON-ready."""
-    return jsonable(who.catalogue.product(product_id))
+def product_record(who: Viewer, product_id: int) -> dict[str, Any]:
+    """The provenance record of a product the user may see (for a page that shows it twice)."""
+    return who.catalogue.provenance_record(product_id)
+
+
+def product_view(who: Viewer, product_id: int, record: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A product as :meth:`~hcdc.archive.catalogue.UserCatalogue.product` describes it, JSON-ready.
+    ``record``: its provenance record, from :func:`product_record`, if read already."""
+    return jsonable(who.catalogue.product(product_id, record))
 
 
 def product_file_location(who: Viewer, product_id: int, file_id: int) -> tuple[Path, dict[str, Any]]:
@@ -102,14 +108,18 @@ def product_files_for_zip(who: Viewer, product_id: int) -> list[tuple[Path, dict
     return who.catalogue.product_zip_members(product_id)
 
 
-def product_charts(who: Viewer, product_id: int) -> dict[str, Any] | None:
+def product_charts(
+    who: Viewer, product_id: int, files: list[dict[str, Any]] | None = None
+) -> dict[str, Any] | None:
     """Contrast curves and S/N map of a Level 2 product, read from its FITS file (None when the
     product has no Level 2 FITS file). Separations in mas when the plate scale is known, else px.
+    ``files``: the product's :func:`product_file_rows` when the caller has them already.
     """
     from hcdc.science.postprocessing.products import ProductError, read_product
 
     _visible(who, "product", product_id)
-    candidates = [r for r in product_file_rows(who, product_id) if r["role"] == "product"]
+    rows = files if files is not None else product_file_rows(who, product_id)
+    candidates = [r for r in rows if r["role"] == "product"]
     candidates = [r for r in candidates if r["name"].lower().endswith((".fits", ".fits.gz"))]
     for row in candidates:
         path, _ = product_file_location(who, product_id, row["id"])
@@ -161,10 +171,13 @@ def _charts_of(result: Any, name: str) -> dict[str, Any]:
     }
 
 
-def provenance_tree(who: Viewer, product_id: int) -> dict[str, Any]:
+def provenance_tree(
+    who: Viewer, product_id: int, depth: int = 0, record: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The product's provenance as :meth:`~hcdc.archive.catalogue.UserCatalogue.provenance`
-    gives it (parents the user may not see named as hidden), JSON-ready."""
-    return jsonable(who.catalogue.provenance(product_id))
+    gives it (parents the user may not see named as hidden), JSON-ready. ``record``: the
+    product's provenance record, from :func:`product_record`, if read already."""
+    return jsonable(who.catalogue.provenance(product_id, depth, record))
 
 
 # -- jobs ---------------------------------------------------------------------------------------

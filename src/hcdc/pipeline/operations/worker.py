@@ -144,6 +144,10 @@ def _job_inputs(catalogue: Catalogue, job: jq.JobInfo) -> tuple[Workflow, dict[s
 # heartbeats
 
 
+#: at most this often (s), a job's new progress or stage is written to the catalogue
+PROGRESS_WRITE_S = 1.0
+
+
 class _Heartbeat:
     """Renews a job's lease from a background thread and records progress; notices when the
     job is no longer this worker's (``lost``)."""
@@ -181,9 +185,15 @@ class _Heartbeat:
             self.lost.set()
 
     def _loop(self) -> None:
+        # the lease is renewed every lease/4; a change of progress or stage is written within
+        # PROGRESS_WRITE_S (so that a job page follows a job), never more often
         interval = max(self.lease_s / 4.0, 0.2)
-        while not self._stop.wait(interval):
-            self.beat()
+        last_beat, written = time.monotonic(), (None, None)
+        while not self._stop.wait(min(interval, PROGRESS_WRITE_S)):
+            shown = (self.progress, self.stage)
+            if shown != written or time.monotonic() - last_beat >= interval:
+                self.beat()
+                last_beat, written = time.monotonic(), shown
 
 
 # --------------------------------------------------------------------------------------------

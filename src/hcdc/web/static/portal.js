@@ -33,23 +33,34 @@ function drawCharts() {
 }
 
 function followJob() {
+  // polls the job's JSON (1 s at first, slowing to 5 s) and redraws state, progress and stage;
+  // reloads once the job has ended, to show its products, log and error as the server renders them
   const box = document.getElementById("job");
   if (!box) return;
   const id = box.dataset.job;
+  let delay = 1000;
   const tick = async () => {
-    const response = await fetch("/api/v1/jobs/" + id, { credentials: "same-origin" });
-    if (!response.ok) return;
-    const job = await response.json();
-    document.getElementById("job-state").textContent = job.state;
-    document.getElementById("job-progress").value = job.progress;
-    document.getElementById("job-stage").textContent = job.stage || "";
-    if (job.state === "queued" || job.state === "running") {
-      setTimeout(tick, 2000);
-    } else {
-      window.location.reload();  // show products, log and error as rendered by the server
+    let job = null;
+    try {
+      const response = await fetch("/api/v1/jobs/" + id, { credentials: "same-origin" });
+      if (response.status >= 400 && response.status < 500) return;  // signed out, or no such job
+      if (response.ok) job = await response.json();
+    } catch (e) { /* the server restarts: try again later */ }
+    if (job !== null) {
+      box.dataset.state = job.state;
+      document.getElementById("job-state").textContent = job.state;
+      document.getElementById("job-progress").value = job.progress;
+      document.getElementById("job-percent").textContent = Math.round(100 * (job.progress || 0)) + " %";
+      document.getElementById("job-stage").textContent = job.stage || "";
+      if (job.state !== "queued" && job.state !== "running") {
+        window.location.reload();
+        return;
+      }
     }
+    delay = Math.min(5000, delay * 1.2);
+    setTimeout(tick, delay);
   };
-  setTimeout(tick, 2000);
+  setTimeout(tick, delay);
 }
 
 document.addEventListener("DOMContentLoaded", () => { drawCharts(); followJob(); });
