@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from hcdc.instruments.sphere.irdis import frame_conditions as _conditions
 from hcdc.instruments.sphere.irdis import level1 as _level1
 from hcdc.pipeline.parameters import RecipeParameters
 from hcdc.pipeline.ports import DataKind, Port
@@ -81,7 +82,7 @@ class IrdisLevel1(Recipe):
     """
 
     name = "level1-irdis"
-    version = "1.0"
+    version = "1.1"  # 1.1: per-frame AO conditions (CONDITIONS table of frames.fits)
     product_level = 1
     product_type = "level1-cube"
     description = (
@@ -116,6 +117,13 @@ class IrdisLevel1(Recipe):
         out_dir = context.work_dir / "level1"
         with context.timer("reduce"):
             _level1.reduce_irdis(roles, out_dir, options, context.progress)
+        sparta = _conditions.telemetry_files(inputs.get("raw", []))
+        with context.timer("conditions"):
+            conditions = _conditions.add_conditions(out_dir, sparta)
+        context.log(
+            f"AO conditions: {len(sparta)} SPARTA file(s), "
+            f"{int((~conditions['NO_TELEMETRY']).sum())}/{len(conditions)} frames with telemetry"
+        )
         with context.timer("read_back"):
             product = _level1.read_level1(out_dir)
         summary = {
@@ -124,5 +132,7 @@ class IrdisLevel1(Recipe):
             "frames": int(product.cube.shape[1]),
             "psf_frames": int(product.psf_cube.shape[1]),
             "files_per_role": {role: len(files) for role, files in roles.items()},
+            "ao_telemetry_files": len(sparta),
+            "frames_with_ao_telemetry": int((~conditions["NO_TELEMETRY"]).sum()),
         }
         return {"product": out_dir, "summary": summary}

@@ -39,7 +39,9 @@ from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.irdis import simulate_ao
 from hcdc.science.calibration.timing import (
+    altitude_azimuth_airmass,
     derotation_angles,
     dit_times,
     local_apparent_sidereal_time,
@@ -342,6 +344,7 @@ class SimulatedNight:
     mask_radius_px: float
     truth_json: Path | None = None
     truth_fits: Path | None = None
+    ao_telemetry: simulate_ao.SimulatedTelemetry | None = None  # SPARTA files and true conditions
 
     def select(
         self, dpr_type: str | None = None, filter: str | None = None, dit: float | None = None
@@ -401,6 +404,7 @@ class SimulatedNight:
                 "nonlinear": int(np.count_nonzero(self.detector.bad_pixels & sim.DetectorModel.NONLINEAR)),
             },
             "files": [f.to_dict() for f in self.files],
+            "ao_telemetry": None if self.ao_telemetry is None else self.ao_telemetry.to_dict(),
         }
 
 
@@ -420,16 +424,7 @@ def _apparent_radec(target: Target, when: Time) -> tuple[float, float]:
 
 def _alt_az_airmass(times: Time, ra_deg: float, dec_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Altitude, azimuth (ESO: S=0, W=90) and airmass (sec z) at Paranal (deg)."""
-    ha = np.radians(local_apparent_sidereal_time(times, sc.PARANAL_LON_DEG) - ra_deg)
-    dec, lat = math.radians(dec_deg), math.radians(sc.PARANAL_LAT_DEG)
-    sin_alt = math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * np.cos(ha)
-    alt = np.arcsin(sin_alt)
-    az_north = np.arctan2(
-        -math.cos(dec) * np.sin(ha),
-        math.sin(dec) * math.cos(lat) - math.cos(dec) * math.sin(lat) * np.cos(ha),
-    )
-    az_eso = (np.degrees(az_north) - 180.0) % 360.0
-    return np.degrees(alt), az_eso, 1.0 / np.sin(alt)
+    return altitude_azimuth_airmass(times, ra_deg, dec_deg, sc.PARANAL_LAT_DEG, sc.PARANAL_LON_DEG)
 
 
 def _transit_time(target: Target, night: str) -> Time:
@@ -1101,6 +1096,7 @@ def simulate_irdis_night(
     anamorphism_xy: tuple[float, float] = sc.IRDIS_ANAMORPHISM_XY,
     progress: Any = None,
     speckle_level: float = 1.0,
+    ao_telemetry: bool | simulate_ao.AoTelemetrySpec = False,
 ) -> SimulatedNight:
     """Write a night of raw IRDIS files into ``out_dir`` and return what was written with its truth.
 
@@ -1114,7 +1110,10 @@ def simulate_irdis_night(
     fall-back. ``progress``: optional callable ``(done, total, name)``. ``speckle_level``
     multiplies the mean speckle intensity (1: tuned on the real NACO L' beta Pic cube,
     docs/simulation.md; SPHERE in H is deeper, so values below 1 are plausible too; 0: no
-    speckles). Also writes ``simulation_truth.json`` and ``simulation_truth.fits`` (detector truth: BIAS,
+    speckles). ``ao_telemetry`` (True or a ``simulate_ao.AoTelemetrySpec``) also writes SPARTA
+    ``OBJECT,AO`` files with time-correlated conditions during each science template and makes
+    the speckle brightness follow their Strehl (:mod:`hcdc.instruments.sphere.irdis.simulate_ao`).
+    Also writes ``simulation_truth.json`` and ``simulation_truth.fits`` (detector truth: BIAS,
     DARK_CURRENT, FLAT, BADPIX, ILLUMINATION) next to the raw files.
     """
     out = Path(out_dir)
@@ -1158,6 +1157,14 @@ def simulate_irdis_night(
     dead_rows = _scaled_zones(sc.IRDIS_DEAD_ROWS, factor)
     dead_cols = _scaled_zones(sc.IRDIS_DEAD_COLUMNS, factor)
     plan = _plan_night(sequences, scale_obj, target, night, bad_center)
+    telemetry = None
+    if ao_telemetry:
+        ao_spec = ao_telemetry if isinstance(ao_telemetry, simulate_ao.AoTelemetrySpec) else None
+        # own generator: the other draws (and so every existing simulation) stay the same
+        telemetry = simulate_ao.simulate_telemetry(
+            np.random.default_rng([seed, 15]), simulate_ao.windows_from_plan(plan), ao_spec
+        )
+        speckles = simulate_ao.condition_speckles(speckles, telemetry, Time(plan[0].date_obs, scale="utc"))
     model = _NightModel(
         scale=scale_obj,
         detector=detector,
@@ -1239,6 +1246,10 @@ def simulate_irdis_night(
         if progress is not None:
             progress(i + 1, len(plan), path.name)
 
+    if telemetry is not None:
+        simulate_ao.write_telemetry_files(
+            out, telemetry, target, lambda date_obs: archive_name(date_obs, colon=colon_in_names)
+        )
     night_truth = SimulatedNight(
         out_dir=out,
         seed=seed,
@@ -1261,6 +1272,7 @@ def simulate_irdis_night(
         anamorphism_xy=model.anamorphism_xy,
         coronagraph_leak=model.coronagraph_leak,
         mask_radius_px=model.mask_radius_px,
+        ao_telemetry=telemetry,
     )
     _write_truth(night_truth, model)
     return night_truth

@@ -1,0 +1,110 @@
+"""Per-frame AO conditions of an IRDIS Level 1 product, from the SPARTA files of its sequence.
+
+:func:`add_conditions` interpolates the telemetry of the given SPARTA files to the mid-DIT time
+of every OBJECT frame (the ``MJD`` column of ``frames.fits`` ``FRAMES``) with
+:func:`hcdc.instruments.sphere.sparta.frame_conditions`, and writes into ``frames.fits``:
+
+``CONDITIONS``
+    one row per OBJECT frame, same order as ``FRAMES``: Strehl, seeing, tau0, r0 (line of sight
+    and zenith), wind, DTTS flux, airmass, distance to the nearest sample and ``NO_TELEMETRY``;
+    header ``AO_DT`` (sampling interval, s), ``AO_NFILE``, ``AO_REJECT`` (invalid samples
+    discarded), ``AO_COVER`` (fraction of frames with telemetry).
+``AO_FILES``
+    the SPARTA files used (name, sha256).
+
+A product whose sequence has no telemetry still gets the table, every row flagged
+``NO_TELEMETRY`` (so a reader never confuses "not looked for" with "none found").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from hcdc.instruments.sphere.irdis.raw import Level1Error
+from hcdc.instruments.sphere.sparta import (
+    CONDITIONS_EXTNAME,
+    SpartaError,
+    frame_conditions,
+    is_sparta_header,
+    read_sparta,
+)
+from hcdc.science.checksums import sha256_file
+
+__all__ = ["AO_FILES_EXTNAME", "telemetry_files", "add_conditions", "read_conditions"]
+
+AO_FILES_EXTNAME = "AO_FILES"
+_FRAMES_FILE = "frames.fits"
+_CUBE_FILE = "science_cube.fits"
+
+
+def telemetry_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The SPARTA (``DPR TYPE = 'OBJECT,AO'``) files among ``paths`` (unreadable files skipped:
+    the reduction reports them)."""
+    out = []
+    for p in paths:
+        try:
+            header = fits.getheader(p, 0)
+        except (OSError, ValueError):
+            continue
+        if is_sparta_header(header):
+            out.append(Path(p))
+    return sorted(out)
+
+
+def _pointing(product: Path) -> tuple[float | None, float | None]:
+    header = fits.getheader(product / _CUBE_FILE, 0)
+    ra, dec = header.get("HIERARCH HCDC RA"), header.get("HIERARCH HCDC DEC")
+    return (float(ra) if ra is not None else None, float(dec) if dec is not None else None)
+
+
+def add_conditions(
+    product_dir: str | Path, sparta_files: Sequence[str | Path], max_gap_s: float | None = None
+) -> Table:
+    """Write the ``CONDITIONS`` and ``AO_FILES`` tables into the product's ``frames.fits``
+    (replacing earlier ones) and return the conditions table. Raises :class:`Level1Error`
+    naming the file when a SPARTA file cannot be read."""
+    folder = Path(product_dir)
+    frames_path = folder / _FRAMES_FILE
+    if not frames_path.is_file():
+        raise Level1Error(f"{folder}: not a Level 1 product (no {_FRAMES_FILE})")
+    telemetries = []
+    for path in sparta_files:
+        try:
+            telemetries.append(read_sparta(path))
+        except SpartaError as exc:
+            raise Level1Error(str(exc)) from exc
+    with fits.open(frames_path) as hdul:
+        frame_mjd = np.asarray(hdul["FRAMES"].data["MJD"], dtype=float)
+    ra, dec = _pointing(folder)
+    table = frame_conditions(telemetries, frame_mjd, ra, dec, max_gap_s)
+    table.meta["AO_COVER"] = float(np.mean(~table["NO_TELEMETRY"])) if len(table) else 0.0
+    hdu = fits.table_to_hdu(table)
+    hdu.name = CONDITIONS_EXTNAME
+    hdu.header["COMMENT"] = "per-frame AO conditions interpolated from SPARTA telemetry (docs/monitoring.md)"
+    files = Table(
+        {
+            "FILE": [t.path.name for t in telemetries if t.path is not None] or np.zeros(0, "U64"),
+            "SHA256": [sha256_file(t.path) for t in telemetries if t.path is not None] or np.zeros(0, "U64"),
+        }
+    )
+    files_hdu = fits.table_to_hdu(files)
+    files_hdu.name = AO_FILES_EXTNAME
+    with fits.open(frames_path) as hdul:
+        kept = [h.copy() for h in hdul if h.name not in (CONDITIONS_EXTNAME, AO_FILES_EXTNAME)]
+    fits.HDUList([*kept, hdu, files_hdu]).writeto(frames_path, overwrite=True)
+    return table
+
+
+def read_conditions(product_dir: str | Path) -> Table | None:
+    """The ``CONDITIONS`` table of a Level 1 product, None when the product has none."""
+    path = Path(product_dir)
+    frames_path = path / _FRAMES_FILE if path.is_dir() else path.parent / _FRAMES_FILE
+    with fits.open(frames_path) as hdul:
+        if CONDITIONS_EXTNAME not in hdul:
+            return None
+        return Table.read(hdul[CONDITIONS_EXTNAME])
