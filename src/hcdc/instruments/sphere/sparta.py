@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy import units as u
+from astropy.coordinates import FK5, SkyCoord
 from astropy.io import fits
 from astropy.table import Table
 from astropy.time import Time
@@ -304,12 +306,18 @@ def apply_sparta_summary(meta: FileMetadata, hdul: fits.HDUList) -> None:
 
 
 def _airmass(mjd: np.ndarray, ra_deg: float | None, dec_deg: float | None) -> np.ndarray:
-    """Airmass at Paranal of ``(ra_deg, dec_deg)`` (J2000, precession neglected: < 0.1 % in
-    airmass) at each MJD; NaN when the coordinates are unknown."""
+    """Airmass at Paranal of ``(ra_deg, dec_deg)`` (J2000, precessed to the equinox of the
+    middle time: 20 years of precession move a star by ~0.3 deg) at each MJD; NaN when the
+    coordinates are unknown."""
     if ra_deg is None or dec_deg is None or mjd.size == 0:
         return np.full(mjd.shape, np.nan)
     times = Time(mjd, format="mjd", scale="utc")
-    return altitude_azimuth_airmass(times, ra_deg, dec_deg, sc.PARANAL_LAT_DEG, sc.PARANAL_LON_DEG)[2]
+    mid = Time(float(np.median(mjd)), format="mjd", scale="utc")
+    of_date = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame=FK5(equinox="J2000")).transform_to(
+        FK5(equinox=mid)
+    )
+    ra, dec = float(of_date.ra.deg), float(of_date.dec.deg)
+    return altitude_azimuth_airmass(times, ra, dec, sc.PARANAL_LAT_DEG, sc.PARANAL_LON_DEG)[2]
 
 
 def conditions_series(telemetries: Sequence[SpartaTelemetry]) -> dict[str, np.ndarray]:
