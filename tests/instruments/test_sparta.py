@@ -112,7 +112,7 @@ def test_frame_conditions_recover_the_true_conditions(night):
     assert not table["NO_TELEMETRY"].any()
     assert table.meta["AO_DT"] == pytest.approx(30.0, abs=1e-3)
     written = telemetry.written_mask()
-    assert table.meta["AO_REJECT"] == int((telemetry.invalid & written).sum()) > 0
+    assert table.meta["AO_NREJ"] == int((telemetry.invalid & written).sum()) > 0
     # measurement noise is 2-5 % per sample; the conditions drift over ~25 min
     np.testing.assert_allclose(table["STREHL"], truth["strehl"], rtol=0.05)
     np.testing.assert_allclose(table["SEEING"], truth["seeing"], rtol=0.07)

@@ -389,7 +389,7 @@ def frame_conditions(
     (:func:`hcdc.science.monitoring.conditions.interpolate_series`; gaps longer than
     ``max_gap_s``, by default three sampling intervals, are not bridged); zenith values use the
     frame's airmass. ``meta``: ``AO_DT`` / ``DTTS_DT`` (median sampling intervals, s),
-    ``AO_NFILE``, ``AO_REJECT`` (discarded invalid samples).
+    ``AO_NFILE``, ``AO_NREJ`` (discarded invalid samples).
     """
     frames = np.atleast_1d(np.asarray(frame_mjd, dtype=float))
     series = conditions_series(telemetries)
@@ -421,5 +421,5 @@ def frame_conditions(
     table.meta["AO_DT"] = atm.interval_s if np.isfinite(atm.interval_s) else -1.0
     table.meta["DTTS_DT"] = dtts.interval_s if np.isfinite(dtts.interval_s) else -1.0
     table.meta["AO_NFILE"] = len(telemetries)
-    table.meta["AO_REJECT"] = int(series["rejected"][0])
+    table.meta["AO_NREJ"] = int(series["rejected"][0])
     return table

@@ -7,7 +7,7 @@ of every OBJECT frame (the ``MJD`` column of ``frames.fits`` ``FRAMES``) with
 ``CONDITIONS``
     one row per OBJECT frame, same order as ``FRAMES``: Strehl, seeing, tau0, r0 (line of sight
     and zenith), wind, DTTS flux, airmass, distance to the nearest sample and ``NO_TELEMETRY``;
-    header ``AO_DT`` (sampling interval, s), ``AO_NFILE``, ``AO_REJECT`` (invalid samples
+    header ``AO_DT`` (sampling interval, s), ``AO_NFILE``, ``AO_NREJ`` (invalid samples
     discarded), ``AO_COVER`` (fraction of frames with telemetry).
 ``AO_FILES``
     the SPARTA files used (name, sha256).
@@ -107,4 +107,4 @@ def read_conditions(product_dir: str | Path) -> Table | None:
     with fits.open(frames_path) as hdul:
         if CONDITIONS_EXTNAME not in hdul:
             return None
-        return Table.read(hdul[CONDITIONS_EXTNAME])
+        return Table.read(hdul[CONDITIONS_EXTNAME], mask_invalid=False)  # NaN = no telemetry

@@ -1,0 +1,50 @@
+"""The IRDIS Level 1 recipe writes a per-frame AO conditions table from the sequence's SPARTA
+files, matching the simulator's true conditions; without telemetry every frame says so."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from hcdc.instruments.sphere.irdis.frame_conditions import AO_FILES_EXTNAME, read_conditions
+from hcdc.instruments.sphere.irdis.level1 import read_level1
+from hcdc.pipeline.registry import run_recipe
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
+
+    out = tmp_path_factory.mktemp("night")
+    return simulate_irdis_night(out / "raw", seed=7, sequences=DEFAULT_SEQUENCES[:1], ao_telemetry=True)
+
+
+def test_level1_product_has_per_frame_conditions(night, tmp_path):
+    raw = sorted([f.path for f in night.files] + night.ao_telemetry.files)
+    result = run_recipe("level1-irdis", {"raw": raw}, ["science_dim=32", "psf_dim=16"], work_dir=tmp_path)
+    summary = result.outputs["summary"]
+    product = read_level1(result.outputs["product"])
+    table = read_conditions(result.outputs["product"])
+    n = product.cube.shape[1]
+    assert len(table) == n and summary["frames_with_ao_telemetry"] == n
+    assert summary["ao_telemetry_files"] == len(night.ao_telemetry.files)
+    np.testing.assert_allclose(table["MJD"], product.frames["MJD"])
+    truth = night.ao_telemetry.truth_at(np.asarray(product.frames["MJD"]))
+    np.testing.assert_allclose(table["STREHL"], truth["strehl"], rtol=0.05)
+    np.testing.assert_allclose(table["SEEING"], truth["seeing"], rtol=0.07)
+    np.testing.assert_allclose(table["TAU0"], truth["tau0_s"], rtol=0.15)
+    with fits.open(result.outputs["product"] / "frames.fits") as hdul:
+        assert hdul["CONDITIONS"].header["AO_DT"] == pytest.approx(30.0, abs=1e-3)
+        assert hdul["CONDITIONS"].header["AO_COVER"] == 1.0
+        files = hdul[AO_FILES_EXTNAME].data
+        assert sorted(files["FILE"]) == sorted(p.name for p in night.ao_telemetry.files)
+        assert all(len(s) == 64 for s in files["SHA256"])
+
+
+def test_level1_product_without_telemetry_flags_every_frame(night, tmp_path):
+    raw = sorted(f.path for f in night.files)
+    result = run_recipe("level1-irdis", {"raw": raw}, ["science_dim=32", "psf_dim=16"], work_dir=tmp_path)
+    table = read_conditions(result.outputs["product"])
+    assert len(table) > 0 and table["NO_TELEMETRY"].all() and np.isnan(table["STREHL"]).all()
+    assert result.outputs["summary"]["frames_with_ao_telemetry"] == 0
