@@ -7,7 +7,9 @@ Maintenance telemetry (``OBS PROG ID = 'Maintenance'``) never does (vlt-sphere d
 
 The night overview (:func:`night_overview`) reads the SPARTA files of a night that the
 principal may see (:func:`hcdc.archive.access.visible_files_clause`) and lists the science
-sequences (datasets) of that night the principal may see, with the ESO ambient (DIMM) seeing
+sequences of that night whose dataset the principal may see
+(:func:`~hcdc.archive.access.visible_datasets_clause`; a public SKY frame of a private sequence
+does not reveal it), with the ESO ambient (DIMM) seeing
 of their headers for comparison.
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, and_, func, or_, select
 
-from hcdc.archive.access import Principal, visible_files_clause
+from hcdc.archive.access import Principal, visible_datasets_clause, visible_files_clause
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.storage import resolve_stored_path
 from hcdc.instruments.sphere.sparta import SpartaError, conditions_series, read_sparta
@@ -169,7 +171,9 @@ def night_overview(
             File.seeing,
         )
         .join(Dataset, Dataset.id == File.dataset_id)
+        # the sequence must be visible as a dataset (its public SKY frames alone do not reveal it)
         .where(File.night == night, File.is_current, File.mjd_obs.is_not(None), visible)
+        .where(visible_datasets_clause(user, now))
         .where(or_(File.arm.is_(None), File.arm != "SPARTA"))
         .order_by(File.mjd_obs)
     ).all()
