@@ -22,6 +22,17 @@ def _datetimes(mjd: np.ndarray) -> np.ndarray:
     return Time(np.asarray(mjd, dtype=float), format="mjd", scale="utc").to_datetime()
 
 
+def _with_gaps(mjd: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Insert a NaN where consecutive samples are more than three median intervals apart, so
+    that lines are not drawn across telemetry gaps (between OBs)."""
+    mjd, values = np.asarray(mjd, dtype=float), np.asarray(values, dtype=float)
+    if mjd.size < 3:
+        return mjd, values
+    step = np.diff(mjd)
+    gaps = np.flatnonzero(step > 3.0 * np.median(step)) + 1
+    return np.insert(mjd, gaps, mjd[gaps - 1] + step[gaps - 1] / 2), np.insert(values, gaps, np.nan)
+
+
 def night_overview_png(
     path: str | Path,
     series: Mapping[str, np.ndarray],
@@ -50,20 +61,14 @@ def night_overview_png(
         ax_seeing.plot(
             t, series["seeing"], ".", ms=3, color="tab:blue", label="SPARTA seeing (line of sight)"
         )
-        ax_seeing.plot(
-            t, series["seeing_zenith"], "-", lw=0.8, color="tab:cyan", label="SPARTA seeing (zenith)"
-        )
+        tz, seeing_zenith = _with_gaps(series["mjd"], series["seeing_zenith"])
+        _, tau0_zenith = _with_gaps(series["mjd"], series["tau0_zenith_s"])
+        tz = _datetimes(tz)
+        ax_seeing.plot(tz, seeing_zenith, "-", lw=0.8, color="tab:cyan", label="SPARTA seeing (zenith)")
         ax_tau0.plot(
             t, np.asarray(series["tau0_s"]) * 1e3, ".", ms=3, color="tab:green", label="tau0 (line of sight)"
         )
-        ax_tau0.plot(
-            t,
-            np.asarray(series["tau0_zenith_s"]) * 1e3,
-            "-",
-            lw=0.8,
-            color="tab:olive",
-            label="tau0 (zenith)",
-        )
+        ax_tau0.plot(tz, tau0_zenith * 1e3, "-", lw=0.8, color="tab:olive", label="tau0 (zenith)")
         ax_strehl.plot(t, series["strehl"], ".", ms=3, color="tab:red", label="SPARTA Strehl")
     else:
         ax_seeing.text(0.5, 0.5, "no valid AO telemetry", transform=ax_seeing.transAxes, ha="center")
