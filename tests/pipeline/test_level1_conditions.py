@@ -48,6 +48,9 @@ def test_level1_product_without_telemetry_flags_every_frame(night, tmp_path):
     table = read_conditions(result.outputs["product"])
     assert len(table) > 0 and table["NO_TELEMETRY"].all() and np.isnan(table["STREHL"]).all()
     assert result.outputs["summary"]["frames_with_ao_telemetry"] == 0
+    summary = result.outputs["summary"]["ao_conditions"]
+    assert summary["frames_with_telemetry"] == 0 and summary["frames"] == len(table)
+    assert summary["strehl_median"] is None and summary["sampling_interval_s"] is None
 
 
 def test_residual_halo_of_level1_frames_follows_the_strehl(tmp_path):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from astropy.io import fits
 from sqlalchemy import select
 
@@ -46,6 +47,12 @@ def test_dataset_job_writes_conditions_from_associated_telemetry(tmp_path: Path,
         truth = night.ao_telemetry.truth_at(mjd)
         np.testing.assert_allclose(conditions["STREHL"], truth["strehl"], rtol=0.05)
         assert used == sorted(p.name for p in night.ao_telemetry.files)
+        # the medians are in the catalogue (the product's summary), for queries across the archive
+        stored = detail["summary"]["ao_conditions"]
+        assert stored["frames"] == stored["frames_with_telemetry"] == len(mjd)
+        assert stored["strehl_median"] == pytest.approx(np.median(truth["strehl"]), rel=0.03)
+        assert stored["seeing_median_arcsec"] == pytest.approx(np.median(truth["seeing"]), rel=0.05)
+        assert stored["sampling_interval_s"] == pytest.approx(30.0, abs=1e-3)
         inputs = {Path(f["path"]).name for item in tree["inputs"] for f in item["files"]}
         assert set(used) <= inputs  # the telemetry is in the product's provenance
     finally:

@@ -134,5 +134,6 @@ class IrdisLevel1(Recipe):
             "files_per_role": {role: len(files) for role, files in roles.items()},
             "ao_telemetry_files": len(sparta),
             "frames_with_ao_telemetry": int((~conditions["NO_TELEMETRY"]).sum()),
+            "ao_conditions": _conditions.conditions_summary(conditions),
         }
         return {"product": out_dir, "summary": summary}

@@ -35,7 +35,7 @@ from hcdc.instruments.sphere.sparta import (
 )
 from hcdc.science.checksums import sha256_file
 
-__all__ = ["AO_FILES_EXTNAME", "telemetry_files", "add_conditions", "read_conditions"]
+__all__ = ["AO_FILES_EXTNAME", "telemetry_files", "add_conditions", "read_conditions", "conditions_summary"]
 
 AO_FILES_EXTNAME = "AO_FILES"
 _FRAMES_FILE = "frames.fits"
@@ -108,3 +108,33 @@ def read_conditions(product_dir: str | Path) -> Table | None:
         if CONDITIONS_EXTNAME not in hdul:
             return None
         return Table.read(hdul[CONDITIONS_EXTNAME], mask_invalid=False)  # NaN = no telemetry
+
+
+#: summary key -> (CONDITIONS column, unit in the key's name)
+_SUMMARY_COLUMNS = {
+    "strehl_median": "STREHL",
+    "seeing_median_arcsec": "SEEING",
+    "seeing_zenith_median_arcsec": "SEEING_ZENITH",
+    "tau0_median_s": "TAU0",
+    "tau0_zenith_median_s": "TAU0_ZENITH",
+    "r0_median_m": "R0",
+    "wind_median_m_s": "WIND",
+    "dtts_flux_median_adu": "DTTS_FLUX",
+}
+
+
+def conditions_summary(table: Table) -> dict[str, float | int | None]:
+    """Medians over the frames with telemetry (None when none has), the number of frames with
+    and without telemetry and the sampling interval (s, None without samples): what a product's
+    catalogue summary records (``ao_conditions``)."""
+    covered = ~np.asarray(table["NO_TELEMETRY"], dtype=bool)
+    out: dict[str, float | int | None] = {
+        "frames": len(table),
+        "frames_with_telemetry": int(covered.sum()),
+        "sampling_interval_s": float(table.meta["AO_DT"]) if table.meta.get("AO_DT", -1) > 0 else None,
+    }
+    for key, column in _SUMMARY_COLUMNS.items():
+        values = np.asarray(table[column], dtype=float)[covered]
+        values = values[np.isfinite(values)]
+        out[key] = float(np.median(values)) if values.size else None
+    return out
