@@ -77,3 +77,32 @@ def test_residual_halo_of_level1_frames_follows_the_strehl(tmp_path):
     residual = np.array([frame[ring].mean() for frame in cube])
     assert np.ptp(table["STREHL"]) > 0.08
     assert np.corrcoef(residual, 1.0 - np.asarray(table["STREHL"]))[0, 1] > 0.6
+
+
+def test_unreadable_telemetry_is_reported_without_stopping_level1(night, tmp_path):
+    """A SPARTA file whose IRLoopParams lost its Flux_avg column: the science is reduced, the
+    file is listed as not used with the reason naming it, the other files still cover frames."""
+    broken = tmp_path / "broken_sparta.fits"
+    with fits.open(night.ao_telemetry.files[0]) as hdul:
+        ir = hdul["IRLoopParams"]
+        cols = [c for c in ir.columns if c.name != "Flux_avg"]
+        hdus = [
+            hdul[0].copy(),
+            hdul["AtmPerfParams"].copy(),
+            fits.BinTableHDU.from_columns(cols, name="IRLoopParams"),
+        ]
+        fits.HDUList(hdus).writeto(broken)
+    raw = sorted([f.path for f in night.files] + [broken] + night.ao_telemetry.files[1:])
+    result = run_recipe(
+        "level1-irdis", {"raw": raw}, ["science_dim=32", "psf_dim=16"], work_dir=tmp_path / "r"
+    )
+    table = read_conditions(result.outputs["product"])
+    with fits.open(result.outputs["product"] / "frames.fits") as hdul:
+        files = {row["FILE"]: row for row in hdul[AO_FILES_EXTNAME].data}
+        assert hdul["CONDITIONS"].header["AO_NBAD"] == 1
+    assert not files["broken_sparta.fits"]["USED"]
+    assert "broken_sparta.fits" in files["broken_sparta.fits"]["PROBLEM"]
+    assert "Flux_avg" in files["broken_sparta.fits"]["PROBLEM"]
+    assert all(files[p.name]["USED"] for p in night.ao_telemetry.files[1:])
+    assert 0 < int((~table["NO_TELEMETRY"]).sum()) < len(table)  # the first 10 min lost their telemetry
+    assert any("SPARTA file not used: " in line and "broken_sparta.fits" in line for line in result.log)

@@ -120,6 +120,8 @@ class IrdisLevel1(Recipe):
         sparta = _conditions.telemetry_files(inputs.get("raw", []))
         with context.timer("conditions"):
             conditions = _conditions.add_conditions(out_dir, sparta)
+        for problem in conditions.meta["problems"]:
+            context.log(f"SPARTA file not used: {problem}", level="WARNING")
         context.log(
             f"AO conditions: {len(sparta)} SPARTA file(s), "
             f"{int((~conditions['NO_TELEMETRY']).sum())}/{len(conditions)} frames with telemetry"

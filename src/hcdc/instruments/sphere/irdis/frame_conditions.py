@@ -10,7 +10,7 @@ of every OBJECT frame (the ``MJD`` column of ``frames.fits`` ``FRAMES``) with
     header ``AO_DT`` (sampling interval, s), ``AO_NFILE``, ``AO_NREJ`` (invalid samples
     discarded), ``AO_COVER`` (fraction of frames with telemetry).
 ``AO_FILES``
-    the SPARTA files used (name, sha256).
+    the SPARTA files given (name, sha256, ``USED``, ``PROBLEM``: why an unreadable one was not).
 
 A product whose sequence has no telemetry still gets the table, every row flagged
 ``NO_TELEMETRY`` (so a reader never confuses "not looked for" with "none found").
@@ -66,37 +66,47 @@ def add_conditions(
     product_dir: str | Path, sparta_files: Sequence[str | Path], max_gap_s: float | None = None
 ) -> Table:
     """Write the ``CONDITIONS`` and ``AO_FILES`` tables into the product's ``frames.fits``
-    (replacing earlier ones) and return the conditions table. Raises :class:`Level1Error`
-    naming the file when a SPARTA file cannot be read."""
+    (replacing earlier ones) and return the conditions table.
+
+    A SPARTA file that cannot be read does not stop the science reduction: it is listed in
+    ``AO_FILES`` with ``USED = False`` and the reason (naming the file), counted in the
+    conditions header ``AO_NBAD`` and in ``table.meta["problems"]``; its frames then show as
+    ``NO_TELEMETRY`` unless other files cover them.
+    """
     folder = Path(product_dir)
     frames_path = folder / _FRAMES_FILE
     if not frames_path.is_file():
         raise Level1Error(f"{folder}: not a Level 1 product (no {_FRAMES_FILE})")
-    telemetries = []
+    telemetries, rows, problems = [], [], []
     for path in sparta_files:
+        path = Path(path)
         try:
             telemetries.append(read_sparta(path))
+            rows.append((path.name, sha256_file(path), True, ""))
         except SpartaError as exc:
-            raise Level1Error(str(exc)) from exc
+            problems.append(str(exc))
+            sha = sha256_file(path) if path.is_file() else ""
+            rows.append((path.name, sha, False, str(exc)[:200]))
     with fits.open(frames_path) as hdul:
         frame_mjd = np.asarray(hdul["FRAMES"].data["MJD"], dtype=float)
     ra, dec = _pointing(folder)
     table = frame_conditions(telemetries, frame_mjd, ra, dec, max_gap_s)
     table.meta["AO_COVER"] = float(np.mean(~table["NO_TELEMETRY"])) if len(table) else 0.0
+    table.meta["AO_NBAD"] = len(problems)
     hdu = fits.table_to_hdu(table)
     hdu.name = CONDITIONS_EXTNAME
     hdu.header["COMMENT"] = "per-frame AO conditions interpolated from SPARTA telemetry (docs/monitoring.md)"
-    files = Table(
-        {
-            "FILE": [t.path.name for t in telemetries if t.path is not None] or np.zeros(0, "U64"),
-            "SHA256": [sha256_file(t.path) for t in telemetries if t.path is not None] or np.zeros(0, "U64"),
-        }
+    files = (
+        Table(rows=rows, names=("FILE", "SHA256", "USED", "PROBLEM"))
+        if rows
+        else Table(names=("FILE", "SHA256", "USED", "PROBLEM"), dtype=("U64", "U64", bool, "U200"))
     )
     files_hdu = fits.table_to_hdu(files)
     files_hdu.name = AO_FILES_EXTNAME
     with fits.open(frames_path) as hdul:
         kept = [h.copy() for h in hdul if h.name not in (CONDITIONS_EXTNAME, AO_FILES_EXTNAME)]
     fits.HDUList([*kept, hdu, files_hdu]).writeto(frames_path, overwrite=True)
+    table.meta["problems"] = problems
     return table
 
 
