@@ -205,3 +205,17 @@ def test_airmass_of_the_zenith_correction_matches_real_headers(shared_data: Path
         assert table["AIRMASS"][0] == pytest.approx(h["HIERARCH ESO TEL AIRM START"], abs=0.0015), path.name
         assert table["AIRMASS"][1] == pytest.approx(h["HIERARCH ESO TEL AIRM END"], abs=0.0015), path.name
         assert table["NO_TELEMETRY"].all()
+
+
+def test_simulated_dimm_seeing_agrees_with_the_zenith_sparta_seeing(night):
+    """The science headers' ESO ambient seeing (DIMM, zenith) comes from the same simulated
+    atmosphere: SPARTA's zenith seeing at DATE-OBS agrees within the estimates' noise."""
+    tels = [read_sparta(p) for p in night.ao_telemetry.files]
+    for f in night.select("OBJECT"):
+        h = fits.getheader(f.path)
+        start_end = Time([h["DATE-OBS"], h["HIERARCH ESO DET FRAM UTC"]], scale="utc").mjd
+        table = frame_conditions(tels, start_end, h["RA"], h["DEC"])
+        assert h["HIERARCH ESO TEL AMBI FWHM START"] == pytest.approx(table["SEEING_ZENITH"][0], rel=0.07)
+        assert h["HIERARCH ESO TEL AMBI FWHM END"] == pytest.approx(table["SEEING_ZENITH"][1], rel=0.07)
+        # TEL AMBI TAU0: the file's average (start and end)
+        assert h["HIERARCH ESO TEL AMBI TAU0"] == pytest.approx(np.mean(table["TAU0_ZENITH"]), rel=0.12)

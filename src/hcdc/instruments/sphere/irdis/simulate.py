@@ -1208,6 +1208,8 @@ def simulate_irdis_night(
             "ia_fwhm": seeing * 0.9,
             "alt_end": float(alt[1]),
         }
+        if telemetry is not None and exp.dpr_catg == "SCIENCE":
+            ambient.update(simulate_ao.ambient_conditions(telemetry, (t0, t1), airm))
         header = _build_header(
             exp,
             target,

@@ -53,6 +53,7 @@ __all__ = [
     "simulate_telemetry",
     "condition_speckles",
     "write_telemetry_files",
+    "ambient_conditions",
 ]
 
 _DAY_S = 86400.0
@@ -229,6 +230,25 @@ def condition_speckles(
         factor_times_s=(telemetry.mjd - t_ref.mjd) * _DAY_S,
         factor_values=halo_factor(telemetry.truth["strehl"], telemetry.reference_strehl),
     )
+
+
+def ambient_conditions(
+    telemetry: SimulatedTelemetry, start_end: tuple[Time, Time], airmass: np.ndarray
+) -> dict[str, float]:
+    """ESO ambient keywords of a science file consistent with the simulated atmosphere: the
+    observatory's DIMM reports seeing and tau0 corrected to zenith (``TEL AMBI FWHM START/END``,
+    ``TEL AMBI TAU0``), here the true line-of-sight values times airmass^-0.6 / ^0.6 at the
+    file's start and end (the same turbulence SPARTA sees; real DIMM and SPARTA values differ
+    more, being measured on other stars and volumes)."""
+    mjd = np.array([start_end[0].mjd, start_end[1].mjd])
+    truth = telemetry.truth_at(mjd)
+    x = np.asarray(airmass, dtype=float)
+    seeing = truth["seeing"] * x**-0.6
+    return {
+        "fwhm_start": round(float(seeing[0]), 2),
+        "fwhm_end": round(float(seeing[1]), 2),
+        "tau0": round(float(np.mean(truth["tau0_s"] * x**0.6)), 5),
+    }
 
 
 def _header(
