@@ -7,9 +7,14 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from hcdc.instruments.sphere.irdis.frame_conditions import AO_FILES_EXTNAME, read_conditions
+from hcdc.instruments.sphere.irdis.frame_conditions import (
+    AO_FILES_EXTNAME,
+    read_conditions,
+    residual_intensity,
+)
 from hcdc.instruments.sphere.irdis.level1 import read_level1
 from hcdc.pipeline.registry import run_recipe
+from hcdc.science.monitoring.residuals import correlation
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +61,8 @@ def test_level1_product_without_telemetry_flags_every_frame(night, tmp_path):
 def test_residual_halo_of_level1_frames_follows_the_strehl(tmp_path):
     """End to end: in a night whose seeing varies fast (log-sigma 0.5, 5 min correlation) the
     Level 1 frames' coronagraphic residual intensity (8-20 px from the star) follows 1 - Strehl
-    of the per-frame conditions table (measured correlation 0.81 for this seed)."""
+    of the per-frame conditions table (measured Pearson r = 0.81 for this seed) and anti-
+    correlates with tau0."""
     from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
     from hcdc.instruments.sphere.irdis.simulate_ao import AoTelemetrySpec
     from hcdc.science.simulation.ao_conditions import TurbulenceModel
@@ -69,40 +75,13 @@ def test_residual_halo_of_level1_frames_follows_the_strehl(tmp_path):
     result = run_recipe(
         "level1-irdis", {"raw": raw}, ["science_dim=64", "psf_dim=16"], work_dir=tmp_path / "l1"
     )
-    cube = read_level1(result.outputs["product"]).cube[0]
     table = read_conditions(result.outputs["product"])
-    n = cube.shape[-1]
-    y, x = np.mgrid[:n, :n] - n // 2
-    ring = (np.hypot(x, y) > 8) & (np.hypot(x, y) < 20)
-    residual = np.array([frame[ring].mean() for frame in cube])
-    assert np.ptp(table["STREHL"]) > 0.08
-    assert np.corrcoef(residual, 1.0 - np.asarray(table["STREHL"]))[0, 1] > 0.6
-
-
-def test_unreadable_telemetry_is_reported_without_stopping_level1(night, tmp_path):
-    """A SPARTA file whose IRLoopParams lost its Flux_avg column: the science is reduced, the
-    file is listed as not used with the reason naming it, the other files still cover frames."""
-    broken = tmp_path / "broken_sparta.fits"
-    with fits.open(night.ao_telemetry.files[0]) as hdul:
-        ir = hdul["IRLoopParams"]
-        cols = [c for c in ir.columns if c.name != "Flux_avg"]
-        hdus = [
-            hdul[0].copy(),
-            hdul["AtmPerfParams"].copy(),
-            fits.BinTableHDU.from_columns(cols, name="IRLoopParams"),
-        ]
-        fits.HDUList(hdus).writeto(broken)
-    raw = sorted([f.path for f in night.files] + [broken] + night.ao_telemetry.files[1:])
-    result = run_recipe(
-        "level1-irdis", {"raw": raw}, ["science_dim=32", "psf_dim=16"], work_dir=tmp_path / "r"
+    # 2.4-6 lambda/D (8-20 px at H2): the servo-lag halo inside the 64 px test frames
+    residual, annulus = residual_intensity(result.outputs["product"], radius_ld=4.2, width_ld=3.6)
+    assert annulus["inner_px"] == pytest.approx(8.0, abs=0.3) and annulus["outer_px"] == pytest.approx(
+        20.0, abs=0.6
     )
-    table = read_conditions(result.outputs["product"])
-    with fits.open(result.outputs["product"] / "frames.fits") as hdul:
-        files = {row["FILE"]: row for row in hdul[AO_FILES_EXTNAME].data}
-        assert hdul["CONDITIONS"].header["AO_NBAD"] == 1
-    assert not files["broken_sparta.fits"]["USED"]
-    assert "broken_sparta.fits" in files["broken_sparta.fits"]["PROBLEM"]
-    assert "Flux_avg" in files["broken_sparta.fits"]["PROBLEM"]
-    assert all(files[p.name]["USED"] for p in night.ao_telemetry.files[1:])
-    assert 0 < int((~table["NO_TELEMETRY"]).sum()) < len(table)  # the first 10 min lost their telemetry
-    assert any("SPARTA file not used: " in line and "broken_sparta.fits" in line for line in result.log)
+    assert np.ptp(table["STREHL"]) > 0.08
+    assert correlation(residual, 1.0 - np.asarray(table["STREHL"])).pearson_r > 0.6
+    # the turbulence speed drives it too (through the servo-lag term of the Strehl)
+    assert correlation(residual, table["TAU0"]).spearman_rho < -0.3

@@ -23,12 +23,25 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, and_, func, or_, select
 
-from hcdc.archive.access import Principal, visible_datasets_clause, visible_files_clause
+from hcdc.archive import products as prod
+from hcdc.archive.access import (
+    AccessDenied,
+    Principal,
+    can_see,
+    visible_datasets_clause,
+    visible_files_clause,
+)
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.storage import resolve_stored_path
 from hcdc.instruments.sphere.sparta import SpartaError, conditions_series, read_sparta
 
-__all__ = ["TELEMETRY_CLASS", "telemetry_file_ids", "NightOverview", "night_overview"]
+__all__ = [
+    "TELEMETRY_CLASS",
+    "telemetry_file_ids",
+    "NightOverview",
+    "night_overview",
+    "product_conditions_dir",
+]
 
 TELEMETRY_CLASS = "AO_TELEMETRY"
 #: Widening (s) of a dataset's time span when looking for overlapping telemetry: covers the
@@ -212,3 +225,31 @@ def night_overview(
         ambient=ambient,
         problems=problems,
     )
+
+
+def product_conditions_dir(
+    conn: Connection,
+    user: Principal,
+    product_id: int,
+    storage_root: str | Path,
+    now: dt.datetime | None = None,
+) -> Path:
+    """The folder of Level 1 product ``product_id`` holding its per-frame conditions
+    (``frames.fits``), after :func:`hcdc.archive.access.can_see` allowed ``user`` to see it
+    (at ``now``, default the present).
+
+    Raises ``AccessDenied`` (the rule and reason), ``LookupError`` when the product does not
+    exist or has no ``frames.fits`` (not an IRDIS Level 1 product).
+    """
+    decision = can_see(conn, user, ("product", product_id), now=now)
+    if not decision:
+        raise AccessDenied(f"product {product_id}: {decision.reason}")
+    detail = prod.product_detail(conn, product_id, Path(storage_root))
+    if detail is None:
+        raise LookupError(f"no product with id {product_id}")
+    frames = [Path(f["path"]) for f in detail["files"] if Path(f["path"]).name == "frames.fits"]
+    if not frames:
+        raise LookupError(
+            f"product {product_id} ({detail.get('type')}) has no frames.fits: not a Level 1 cube"
+        )
+    return frames[0].parent

@@ -1,4 +1,6 @@
-"""Monitoring commands: ``hcdc monitor night DATE`` (the night's AO conditions and sequences).
+"""Monitoring commands: ``hcdc monitor night DATE`` (the night's AO conditions and sequences) and
+``hcdc monitor frames PRODUCT`` (a Level 1 product's per-frame conditions, residual intensity
+at ~10 lambda/D and their correlations).
 
 Thin: the catalogue query is :func:`hcdc.archive.telemetry.night_overview` (what the acting
 account may see), the figure :func:`hcdc.science.monitoring.night_plot.night_overview_png`.
@@ -7,6 +9,7 @@ account may see), the figure :func:`hcdc.science.monitoring.night_plot.night_ove
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 
 import typer
@@ -97,6 +100,96 @@ def night_command(
         console.print(f"warning: {problem}", highlight=False)
     if png is not None:
         console.print(f"figure: {png}", highlight=False)
+
+
+def _product_id(text: str) -> int:
+    from hcdc.cli.common import parse_object_id
+
+    kind, number = parse_object_id(text if text.strip()[:1].isalpha() else f"p{text.strip()}")
+    if kind != "product":
+        fail(f"{text!r} is a {kind} id; give a Level 1 product (p12 or 12)")
+    return number
+
+
+#: conditions columns correlated with the residual intensity (name in output -> column)
+_CORRELATED = {"wind": "WIND", "tau0": "TAU0", "strehl": "STREHL", "seeing": "SEEING"}
+
+
+@monitor_app.command("frames")
+def frames_command(
+    product: str = typer.Argument(..., help="Level 1 product id (p12 or 12)."),
+    radius_ld: float = typer.Option(10.0, "--radius-ld", help="Residual annulus centre, lambda/D."),
+    width_ld: float = typer.Option(3.0, "--width-ld", help="Residual annulus width, lambda/D."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Per-frame AO conditions of a Level 1 product, the coronagraphic residual intensity at
+    ~10 lambda/D, and how it correlates with wind, tau0, Strehl and seeing."""
+    from hcdc.archive.telemetry import product_conditions_dir
+    from hcdc.instruments.sphere.irdis.frame_conditions import read_conditions, residual_intensity
+    from hcdc.science.monitoring.residuals import correlation
+
+    product_id = _product_id(product)
+    with acting(root, as_user, write=False) as (catalogue, conn, actor):
+        folder = product_conditions_dir(conn, actor, product_id, catalogue.storage_root)
+    table = read_conditions(folder)
+    if table is None:
+        fail(f"product {product_id} has no CONDITIONS table (reduced before level1-irdis 1.1?)")
+    try:
+        residual, annulus = residual_intensity(folder, radius_ld, width_ld)
+    except ValueError as exc:
+        fail(f"product {product_id}: {exc}")
+    correlations = {name: correlation(residual, table[col]).as_dict() for name, col in _CORRELATED.items()}
+    interval = float(table.meta["AO_DT"]) if table.meta.get("AO_DT", -1.0) > 0 else None  # -1: no samples
+    columns = ["MJD", "STREHL", "SEEING", "TAU0", "WIND", "R0", "DTTS_FLUX", "NO_TELEMETRY"]
+    if json_out:
+        rows = [
+            {c.lower(): (bool(r[c]) if c == "NO_TELEMETRY" else _finite(r[c])) for c in columns}
+            | {"residual": _finite(v)}
+            for r, v in zip(table, residual, strict=True)
+        ]
+        emit_json(
+            {
+                "product_id": product_id,
+                "sampling_interval_s": interval,
+                "annulus": annulus,
+                "frames": rows,
+                "correlation_with_residual": correlations,
+            }
+        )
+        return
+    print_table(
+        f"product p{product_id}: per-frame conditions (sampling {_fmt(interval, 1, 1) or 'none'} s)",
+        ["UTC", "Strehl", "seeing", "tau0 ms", "wind", "DTTS", "residual", "telemetry"],
+        [
+            {
+                "UTC": _time(float(r["MJD"])),
+                "Strehl": _fmt(_finite(r["STREHL"]), 1, 3),
+                "seeing": _fmt(_finite(r["SEEING"])),
+                "tau0 ms": _fmt(_finite(r["TAU0"]), 1e3, 1),
+                "wind": _fmt(_finite(r["WIND"]), 1, 1),
+                "DTTS": _fmt(_finite(r["DTTS_FLUX"]), 1, 0),
+                "residual": f"{v:.4g}",
+                "telemetry": "no" if r["NO_TELEMETRY"] else "yes",
+            }
+            for r, v in zip(table, residual, strict=True)
+        ],
+    )
+    for name, c in correlations.items():
+        console.print(
+            f"residual at {radius_ld:g} lambda/D vs {name}: Pearson r = {c['pearson_r']:.2f}, "
+            f"Spearman rho = {c['spearman_rho']:.2f} ({c['n']} frames)",
+            highlight=False,
+        )
+
+
+def _finite(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def register(app: typer.Typer) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.irdis.raw import Level1Error
 from hcdc.instruments.sphere.sparta import (
     CONDITIONS_EXTNAME,
@@ -34,8 +35,16 @@ from hcdc.instruments.sphere.sparta import (
     read_sparta,
 )
 from hcdc.science.checksums import sha256_file
+from hcdc.science.monitoring.residuals import annulus_mean
 
-__all__ = ["AO_FILES_EXTNAME", "telemetry_files", "add_conditions", "read_conditions", "conditions_summary"]
+__all__ = [
+    "AO_FILES_EXTNAME",
+    "telemetry_files",
+    "add_conditions",
+    "read_conditions",
+    "conditions_summary",
+    "residual_intensity",
+]
 
 AO_FILES_EXTNAME = "AO_FILES"
 _FRAMES_FILE = "frames.fits"
@@ -148,3 +157,23 @@ def conditions_summary(table: Table) -> dict[str, float | int | None]:
         values = values[np.isfinite(values)]
         out[key] = float(np.median(values)) if values.size else None
     return out
+
+
+def residual_intensity(
+    product_dir: str | Path, radius_ld: float = 10.0, width_ld: float = 3.0, band: int = 0
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Per-frame mean of the Level 1 science cube (ADU/s) of wavelength ``band`` in an annulus
+    of ``width_ld`` lambda/D centred ``radius_ld`` lambda/D from the star: the coronagraphic
+    residual the turbulence speed drives. Returns the values and the annulus in px and lambda/D.
+    """
+    folder = Path(product_dir)
+    with fits.open(folder / _FRAMES_FILE) as hdul:
+        wavelengths_um = np.asarray(hdul["WAVELENGTH"].data, dtype=float)
+    if not 0 <= band < wavelengths_um.size:
+        raise Level1Error(f"{folder}: no wavelength {band} (the product has {wavelengths_um.size})")
+    with fits.open(folder / _CUBE_FILE, memmap=True) as hdul:
+        scale = float(hdul[0].header.get("HIERARCH HCDC PIXSCALE", sc.IRDIS_PIXEL_SCALE_MAS))
+        lod = sc.lambda_over_d_px(wavelengths_um[band] * 1000.0, scale)
+        inner, outer = (radius_ld - width_ld / 2) * lod, (radius_ld + width_ld / 2) * lod
+        values = annulus_mean(hdul[0].data[band], inner, outer)
+    return values, {"inner_px": inner, "outer_px": outer, "radius_ld": radius_ld, "lambda_over_d_px": lod}
