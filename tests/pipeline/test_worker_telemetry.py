@@ -22,7 +22,7 @@ from hcdc.archive.associations import associate_all
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.ingest import ingest
 from hcdc.archive.models import Dataset
-from hcdc.archive.telemetry import product_conditions_dir
+from hcdc.archive.telemetry import product_conditions_dir, products_conditions
 from hcdc.cli import app
 from hcdc.pipeline.operations.reruns import provenance_of_product
 from hcdc.pipeline.operations.worker import Worker, queue_datasets
@@ -96,6 +96,18 @@ def test_dataset_job_writes_conditions_from_associated_telemetry(tmp_path: Path,
                 product_conditions_dir(conn, local_operator(), l1["id"], catalogue.storage_root)
                 == frames.parent
             )
+        listed = runner.invoke(app, ["monitor", "products", "--json", *root])
+        (row,) = json.loads(listed.stdout)
+        assert row["product_id"] == l1["id"] and row["strehl_median"] == stored["strehl_median"]
+        assert row["night"] == "2018-11-30" and row["frames_with_telemetry"] == len(mjd)
+        assert (
+            json.loads(
+                runner.invoke(app, ["monitor", "products", "--target", "vega", "--json", *root]).stdout
+            )
+            == []
+        )
+        with catalogue.engine.connect() as conn:
+            assert products_conditions(conn, stranger, now=dt.datetime(2019, 1, 1)) == []  # proprietary then
         missing = runner.invoke(app, ["monitor", "frames", "p999", *root])
         assert missing.exit_code == 1 and "999" in missing.output
     finally:

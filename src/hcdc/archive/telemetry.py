@@ -30,8 +30,10 @@ from hcdc.archive.access import (
     can_see,
     visible_datasets_clause,
     visible_files_clause,
+    visible_products_clause,
 )
 from hcdc.archive.models import Dataset, File
+from hcdc.archive.pipeline_models import Product
 from hcdc.archive.storage import resolve_stored_path
 from hcdc.instruments.sphere.sparta import SpartaError, conditions_series, read_sparta
 
@@ -253,3 +255,52 @@ def product_conditions_dir(
             f"product {product_id} ({detail.get('type')}) has no frames.fits: not a Level 1 cube"
         )
     return frames[0].parent
+
+
+def products_conditions(
+    conn: Connection,
+    user: Principal,
+    target: str | None = None,
+    limit: int | None = 200,
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Current Level 1 products ``user`` may see (:func:`hcdc.archive.access.visible_products_clause`)
+    with the AO condition medians of their summary (``ao_conditions``, written by
+    ``level1-irdis`` >= 1.1; products without it are left out), newest first: the archive-wide
+    table that contrast-versus-conditions studies start from. ``target``: case-insensitive
+    substring."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    # the datasets are read in a second query: the visibility clause correlates on datasets
+    query = (
+        select(Product.id, Product.dataset_id, Product.target, Product.summary)
+        .where(Product.level == 1, Product.is_current, visible_products_clause(user, now))
+        .order_by(Product.id.desc())
+    )
+    if target:
+        query = query.where(func.lower(Product.target).contains(target.lower()))
+    found = []
+    for r in conn.execute(query):
+        conditions = (r.summary or {}).get("ao_conditions")
+        if isinstance(conditions, dict):
+            found.append((r, conditions))
+            if limit is not None and len(found) >= limit:
+                break
+    ids = {r.dataset_id for r, _ in found if r.dataset_id is not None}
+    datasets = {
+        d.id: d
+        for d in conn.execute(select(Dataset.id, Dataset.night, Dataset.key).where(Dataset.id.in_(ids)))
+    }
+    rows = []
+    for r, conditions in found:
+        d = datasets.get(r.dataset_id)
+        rows.append(
+            {
+                "product_id": r.id,
+                "dataset_id": r.dataset_id,
+                "dataset": d.key if d else None,
+                "night": d.night.isoformat() if d and d.night else None,
+                "target": r.target,
+                **conditions,
+            }
+        )
+    return rows

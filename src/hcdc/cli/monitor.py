@@ -184,6 +184,42 @@ def frames_command(
         )
 
 
+@monitor_app.command("products")
+def products_command(
+    target: str | None = typer.Option(None, "--target", help="Target name (case-insensitive substring)."),
+    limit: int = typer.Option(200, "--limit", help="At most this many products."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Level 1 products with the median AO conditions of their frames (those the account may see)."""
+    from hcdc.archive.telemetry import products_conditions
+
+    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
+        rows = products_conditions(conn, actor, target=target, limit=limit)
+    if json_out:
+        emit_json(rows)
+        return
+    print_table(
+        f"{len(rows)} Level 1 product(s) with AO conditions",
+        ["product", "night", "target", "frames", "with AO", "Strehl", "seeing", "tau0 ms", "wind"],
+        [
+            {
+                "product": f"p{r['product_id']}",
+                "night": r["night"] or "",
+                "target": r["target"] or "",
+                "frames": str(r["frames"]),
+                "with AO": str(r["frames_with_telemetry"]),
+                "Strehl": _fmt(r["strehl_median"], 1, 3),
+                "seeing": _fmt(r["seeing_median_arcsec"]),
+                "tau0 ms": _fmt(r["tau0_median_s"], 1e3, 1),
+                "wind": _fmt(r["wind_median_m_s"], 1, 1),
+            }
+            for r in rows
+        ],
+    )
+
+
 def _finite(value: object) -> float | None:
     try:
         number = float(value)  # type: ignore[arg-type]
