@@ -85,3 +85,13 @@ def test_residual_halo_of_level1_frames_follows_the_strehl(tmp_path):
     assert correlation(residual, 1.0 - np.asarray(table["STREHL"])).pearson_r > 0.6
     # the turbulence speed drives it too (through the servo-lag term of the Strehl)
     assert correlation(residual, table["TAU0"]).spearman_rho < -0.3
+
+
+def test_version_1_0_still_reruns_without_conditions(night, tmp_path):
+    """Products of level1-irdis 1.0 (before the conditions) can be rerun by their version."""
+    raw = sorted([f.path for f in night.files] + night.ao_telemetry.files)
+    result = run_recipe(
+        "level1-irdis", {"raw": raw}, ["science_dim=32", "psf_dim=16"], work_dir=tmp_path, version="1.0"
+    )
+    assert result.version == "1.0" and read_conditions(result.outputs["product"]) is None
+    assert "ao_conditions" not in result.outputs["summary"]
