@@ -40,6 +40,7 @@ from hcdc.instruments.sphere.sparta import SpartaError, conditions_series, read_
 __all__ = [
     "TELEMETRY_CLASS",
     "telemetry_file_ids",
+    "dataset_time_span",
     "NightOverview",
     "night_overview",
     "product_conditions_dir",
@@ -63,15 +64,21 @@ def _span_end():  # noqa: ANN202 - an SQL expression
     )
 
 
-def telemetry_file_ids(conn: Connection, dataset_id: int, margin_s: float = DEFAULT_MARGIN_S) -> list[int]:
-    """Ids of the current SPARTA files that belong to dataset ``dataset_id`` (see module doc),
-    in time order; empty when the dataset has no dated file."""
-    span = conn.execute(
+def dataset_time_span(conn: Connection, dataset_id: int) -> tuple[float | None, float | None, dt.date | None]:
+    """(first DATE-OBS, end of the last exposure) as MJD, and the night, of a dataset's current
+    files; Nones when it has no dated file."""
+    start, end, night = conn.execute(
         select(func.min(File.mjd_obs), func.max(_span_end()), func.min(File.night)).where(
             File.dataset_id == dataset_id, File.is_current, File.mjd_obs.is_not(None)
         )
     ).one()
-    start, end, night = span
+    return start, end, night
+
+
+def telemetry_file_ids(conn: Connection, dataset_id: int, margin_s: float = DEFAULT_MARGIN_S) -> list[int]:
+    """Ids of the current SPARTA files that belong to dataset ``dataset_id`` (see module doc),
+    in time order; empty when the dataset has no dated file."""
+    start, end, night = dataset_time_span(conn, dataset_id)
     if start is None or night is None:
         return []
     obs = [

@@ -1,6 +1,7 @@
 """Monitoring commands: ``hcdc monitor night DATE`` (the night's AO conditions and sequences) and
 ``hcdc monitor frames PRODUCT`` (a Level 1 product's per-frame conditions, residual intensity
-at ~10 lambda/D and their correlations).
+at ~10 lambda/D and their correlations), ``hcdc monitor products`` and ``hcdc monitor report``
+(missing calibrations and bad conditions per night or period, :mod:`hcdc.archive.monitoring_report`).
 
 Thin: the catalogue query is :func:`hcdc.archive.telemetry.night_overview` (what the acting
 account may see), the figure :func:`hcdc.science.monitoring.night_plot.night_overview_png`.
@@ -218,6 +219,104 @@ def products_command(
             for r in rows
         ],
     )
+
+
+def _period(night: str | None, first: str | None, last: str | None) -> tuple[dt.date, dt.date]:
+    """The nights asked for: ``--night D`` or ``--from D1 --to D2`` (one of them alone: one night)."""
+    if night and (first or last):
+        fail("give either --night or --from/--to, not both")
+    if not (night or first or last):
+        fail("give --night YYYY-MM-DD or --from YYYY-MM-DD --to YYYY-MM-DD")
+    try:
+        if night:
+            date = dt.date.fromisoformat(night)
+            return date, date
+        start = dt.date.fromisoformat(first or last)  # type: ignore[arg-type]
+        end = dt.date.fromisoformat(last or first)  # type: ignore[arg-type]
+    except ValueError as exc:
+        fail(f"nights must be dates YYYY-MM-DD: {exc}")
+    if end < start:
+        fail(f"--to {end} is before --from {start}")
+    return start, end
+
+
+@monitor_app.command("report")
+def report_command(
+    night: str | None = typer.Option(None, "--night", help="One night (the evening's date YYYY-MM-DD)."),
+    first: str | None = typer.Option(None, "--from", help="First night of the period (YYYY-MM-DD)."),
+    last: str | None = typer.Option(None, "--to", help="Last night of the period (YYYY-MM-DD, included)."),
+    strehl_min: float = typer.Option(
+        0.5, "--strehl-min", help="Report datasets whose median Strehl is below."
+    ),
+    seeing_max: float = typer.Option(
+        1.2, "--seeing-max", help="Report datasets whose median zenith seeing (arcsec) is above."
+    ),
+    tau0_min_ms: float = typer.Option(
+        2.0, "--tau0-min-ms", help="Report datasets whose median zenith tau0 (ms) is below."
+    ),
+    csv_out: Path | None = typer.Option(
+        None, "--csv", help="Also write one row per problem to this CSV file."
+    ),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Quality-control report per night or period: missing calibrations per science dataset (the
+    association rules on the catalogue as it is now) and datasets whose median AO conditions are
+    outside the thresholds (the report a data centre sends to the observatory)."""
+    from hcdc.archive.monitoring_report import Thresholds, monitoring_report, problem_rows, write_problems_csv
+
+    start, end = _period(night, first, last)
+    limits = Thresholds(strehl_min=strehl_min, seeing_max_arcsec=seeing_max, tau0_min_s=tau0_min_ms / 1e3)
+    with acting(root, as_user, write=False) as (catalogue, conn, actor):
+        report = monitoring_report(conn, actor, start, end, catalogue.storage_root, limits)
+    problems = problem_rows(report)
+    if csv_out is not None:
+        write_problems_csv(csv_out, problems)
+    if json_out:
+        emit_json(report | {"problems": problems} | ({"csv": str(csv_out)} if csv_out else {}))
+        return
+    print_table(
+        f"nights {report['from']} to {report['to']}",
+        ["night", "datasets", "missing calib.", "bad conditions", "no telemetry"],
+        [
+            {
+                "night": n["night"],
+                "datasets": str(n["datasets"]),
+                "missing calib.": str(n["missing_calibrations"]),
+                "bad conditions": str(n["bad_conditions"]),
+                "no telemetry": str(n["no_telemetry"]),
+            }
+            for n in report["nights"]
+        ],
+    )
+    print_table(
+        "datasets",
+        ["dataset", "night", "target", "setup", "Strehl", "seeing z", "tau0 z ms", "DIMM", "missing"],
+        [
+            {
+                "dataset": f"d{e['dataset_id']}",
+                "night": e["night"] or "",
+                "target": e["target"] or "",
+                "setup": e["setup"] or "",
+                "Strehl": _fmt(e["conditions"]["strehl_median"], 1, 3),
+                "seeing z": _fmt(e["conditions"]["seeing_zenith_median_arcsec"]),
+                "tau0 z ms": _fmt(e["conditions"]["tau0_zenith_median_s"], 1e3, 1),
+                "DIMM": _fmt(e["conditions"]["dimm_seeing_median_arcsec"]),
+                "missing": ", ".join(m["need"] for m in e["missing_calibrations"]),
+            }
+            for e in report["datasets"]
+        ],
+    )
+    for p in problems:
+        limit = f" (limit {p['limit']})" if p["limit"] is not None else ""
+        value = f" {p['value']}" if p["value"] is not None else ""
+        line = f"d{p['dataset_id']} {p['night']}: {p['category']} {p['item']}{value}{limit} {p['detail']}"
+        console.print(line.rstrip(), highlight=False)
+    if not problems:
+        console.print("no problem found", highlight=False)
+    if csv_out is not None:
+        console.print(f"CSV: {csv_out} ({len(problems)} row(s))", highlight=False)
 
 
 def _finite(value: object) -> float | None:
