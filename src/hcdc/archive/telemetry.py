@@ -33,7 +33,7 @@ from hcdc.archive.access import (
     visible_products_clause,
 )
 from hcdc.archive.models import Dataset, File
-from hcdc.archive.pipeline_models import Product
+from hcdc.archive.pipeline_models import Product, ProvenanceEntry
 from hcdc.archive.storage import resolve_stored_path
 from hcdc.instruments.sphere.sparta import SpartaError, conditions_series, read_sparta
 
@@ -44,6 +44,8 @@ __all__ = [
     "NightOverview",
     "night_overview",
     "product_conditions_dir",
+    "products_conditions",
+    "contrast_conditions",
 ]
 
 TELEMETRY_CLASS = "AO_TELEMETRY"
@@ -310,4 +312,99 @@ def products_conditions(
                 **conditions,
             }
         )
+    return rows
+
+
+#: Median conditions of a Level 1 summary (``ao_conditions``) carried into contrast rows.
+CONTRAST_CONDITION_KEYS = (
+    "strehl_median",
+    "seeing_median_arcsec",
+    "seeing_zenith_median_arcsec",
+    "tau0_median_s",
+    "tau0_zenith_median_s",
+    "wind_median_m_s",
+    "frames",
+    "frames_with_telemetry",
+)
+
+
+def _level1_ancestor(conn: Connection, record: dict[str, Any] | None, max_depth: int = 4) -> int | None:
+    """Id of the nearest Level 1 product among the provenance parents of ``record`` (breadth
+    first, at most ``max_depth`` generations): the cube a Level 2 product was made from."""
+    frontier = list((record or {}).get("parents") or [])
+    for _ in range(max_depth):
+        if not frontier:
+            return None
+        rows = conn.execute(
+            select(ProvenanceEntry.product_id, ProvenanceEntry.record, Product.level)
+            .join(Product, Product.id == ProvenanceEntry.product_id)
+            .where(ProvenanceEntry.record_id.in_(frontier))
+        ).all()
+        for row in rows:
+            if row.level == 1:
+                return int(row.product_id)
+        frontier = [p for row in rows for p in (row.record.get("parents") or [])]
+    return None
+
+
+def contrast_conditions(
+    conn: Connection,
+    user: Principal,
+    target: str | None = None,
+    limit: int | None = 500,
+    now: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Current Level 2 products ``user`` may see with their contrast at the standard separations
+    (summary ``contrast_at``: 5-sigma contrast per wavelength, None outside the curve) joined
+    with the median AO conditions of the Level 1 product they were made from (found through
+    their provenance parents; the Level 1 product must be visible too and carry
+    ``ao_conditions``, else the Level 2 product is left out). Newest first."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    visible = visible_products_clause(user, now)
+    query = (
+        select(Product.id, Product.dataset_id, Product.target, Product.summary, ProvenanceEntry.record)
+        .join(ProvenanceEntry, ProvenanceEntry.product_id == Product.id)
+        .where(Product.level == 2, Product.is_current, visible)
+        .order_by(Product.id.desc())
+    )
+    if target:
+        query = query.where(func.lower(Product.target).contains(target.lower()))
+    rows = []
+    for r in conn.execute(query):
+        summary = r.summary or {}
+        contrast = summary.get("contrast_at") or []
+        if not contrast:
+            continue
+        level1_id = _level1_ancestor(conn, r.record)
+        if level1_id is None:
+            continue
+        level1 = conn.execute(
+            select(Product.summary).where(Product.id == level1_id, visible_products_clause(user, now))
+        ).first()
+        conditions = ((level1.summary or {}) if level1 else {}).get("ao_conditions")
+        if not isinstance(conditions, dict):
+            continue
+        rows.append(
+            {
+                "product_id": r.id,
+                "level1_product_id": level1_id,
+                "dataset_id": r.dataset_id,
+                "target": r.target,
+                "algorithm": summary.get("algorithm"),
+                "wavelengths_um": summary.get("wavelengths_um"),
+                "contrast": [
+                    {"separation_arcsec": c["separation_arcsec"], "contrast": c["contrast"]} for c in contrast
+                ],
+                **{k: conditions.get(k) for k in CONTRAST_CONDITION_KEYS},
+            }
+        )
+        if limit is not None and len(rows) >= limit:
+            break
+    ids = {row["dataset_id"] for row in rows if row["dataset_id"] is not None}
+    nights = (
+        dict(conn.execute(select(Dataset.id, Dataset.night).where(Dataset.id.in_(ids))).all()) if ids else {}
+    )
+    for row in rows:
+        night = nights.get(row["dataset_id"])
+        row["night"] = night.isoformat() if night else None
     return rows

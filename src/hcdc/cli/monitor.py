@@ -221,6 +221,77 @@ def products_command(
     )
 
 
+@monitor_app.command("contrast")
+def contrast_command(
+    target: str | None = typer.Option(None, "--target", help="Target name (case-insensitive substring)."),
+    limit: int = typer.Option(500, "--limit", help="At most this many Level 2 products."),
+    wavelength: int = typer.Option(0, "--wavelength", help="Wavelength index of the contrast (0: first)."),
+    plot: Path | None = typer.Option(None, "--plot", "--png", help="Write contrast-versus-conditions PNG."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Level 2 contrast at the standard separations against the median AO conditions of the
+    Level 1 cube each product was made from (products the account may see), with the
+    correlations of log contrast with Strehl, seeing, tau0 and wind."""
+    from hcdc.archive.telemetry import contrast_conditions
+    from hcdc.science.monitoring.contrast import contrast_at, contrast_correlations, separations
+
+    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
+        rows = contrast_conditions(conn, actor, target=target, limit=limit)
+    correlations = contrast_correlations(rows, wavelength)
+    if plot is not None:
+        from hcdc.science.monitoring.contrast import contrast_conditions_png
+
+        contrast_conditions_png(plot, rows, wavelength)
+    if json_out:
+        emit_json(
+            {"wavelength_index": wavelength, "products": rows, "correlations": correlations}
+            | ({"png": str(plot)} if plot is not None else {})
+        )
+        return
+    seps = separations(rows)
+    values = {sep: contrast_at(rows, sep, wavelength) for sep in seps}
+    print_table(
+        f"{len(rows)} Level 2 product(s) with conditions (contrast: wavelength {wavelength})",
+        [
+            "product",
+            "level 1",
+            "night",
+            "target",
+            "Strehl",
+            "seeing",
+            "tau0 ms",
+            "wind",
+            *(f'{s:g}"' for s in seps),
+        ],
+        [
+            {
+                "product": f"p{r['product_id']}",
+                "level 1": f"p{r['level1_product_id']}",
+                "night": r["night"] or "",
+                "target": r["target"] or "",
+                "Strehl": _fmt(r["strehl_median"], 1, 3),
+                "seeing": _fmt(r["seeing_median_arcsec"]),
+                "tau0 ms": _fmt(r["tau0_median_s"], 1e3, 1),
+                "wind": _fmt(r["wind_median_m_s"], 1, 1),
+                **{f'{s:g}"': "" if not math.isfinite(values[s][i]) else f"{values[s][i]:.2e}" for s in seps},
+            }
+            for i, r in enumerate(rows)
+        ],
+    )
+    for sep, by_condition in correlations.items():
+        parts = [
+            f"{name} rho = {c['spearman_rho']:.2f}"
+            for name, c in by_condition.items()
+            if c["spearman_rho"] is not None
+        ]
+        if parts:
+            console.print(f'log contrast at {sep}": ' + ", ".join(parts), highlight=False)
+    if plot is not None:
+        console.print(f"figure: {plot}", highlight=False)
+
+
 def _period(night: str | None, first: str | None, last: str | None) -> tuple[dt.date, dt.date]:
     """The nights asked for: ``--night D`` or ``--from D1 --to D2`` (one of them alone: one night)."""
     if night and (first or last):
