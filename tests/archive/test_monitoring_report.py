@@ -90,6 +90,7 @@ def test_report_finds_the_removed_flat_and_the_true_conditions(catalogue, night_
             "missing_calibrations": 1,
             "bad_conditions": 0,
             "no_telemetry": 0,
+            "failed_jobs": 0,
         }
     ]
     rows = problem_rows(report)
@@ -208,3 +209,35 @@ def test_report_on_the_real_ifs_night(catalogue, sphere_headers, tmp_path):
     assert 0.3 < entry["conditions"]["dimm_seeing_median_arcsec"] < 3.0
     categories = [r["category"] for r in problem_rows(report)]
     assert categories.count("missing_calibration") == len(expected) and categories.count("no_telemetry") == 1
+
+
+def test_report_lists_failed_jobs_until_a_run_succeeds(catalogue, night_without_ci_flat):
+    from hcdc.pipeline.operations.jobs import claim_job, complete_job, fail_job, queue_job
+
+    ingest(catalogue, [night_without_ci_flat.out_dir], workers=1)
+    root = catalogue.storage_root
+    with catalogue.engine.connect() as conn:
+        before = monitoring_report(conn, local_operator(), NIGHT, NIGHT, root)
+    ci = next(e for e in before["datasets"] if "BB_H" in e["setup"])
+    assert all(e["failed_jobs"] == [] for e in before["datasets"])
+    job = queue_job(catalogue.engine, dataset_id=ci["dataset_id"], workflow="irdis-level1")
+    assert claim_job(catalogue.engine, "w1", ids=[job]).id == job
+    assert fail_job(catalogue.engine, job, "w1", "Traceback ...\nValueError: no FLAT for BB_H") == "failed"
+    with catalogue.engine.connect() as conn:
+        failed = monitoring_report(conn, local_operator(), NIGHT, NIGHT, root)
+        # jobs are visible to their owner and staff only: the public report does not list them
+        public = monitoring_report(conn, ANONYMOUS, NIGHT, NIGHT, root, now=dt.datetime(2026, 1, 1))
+    entry = next(e for e in failed["datasets"] if e["dataset_id"] == ci["dataset_id"])
+    assert [(j["job_id"], j["workflow"], j["error"]) for j in entry["failed_jobs"]] == [
+        (job, "irdis-level1", "ValueError: no FLAT for BB_H")
+    ]
+    assert failed["nights"][0]["failed_jobs"] == 1
+    assert [r["item"] for r in problem_rows(failed) if r["category"] == "failed_job"] == [f"j{job}"]
+    assert all(e["failed_jobs"] == [] for e in public["datasets"])
+    # a later successful run of the same workflow repairs it
+    again = queue_job(catalogue.engine, dataset_id=ci["dataset_id"], workflow="irdis-level1")
+    assert claim_job(catalogue.engine, "w1", ids=[again]).id == again
+    assert complete_job(catalogue.engine, again, "w1")
+    with catalogue.engine.connect() as conn:
+        repaired = monitoring_report(conn, local_operator(), NIGHT, NIGHT, root)
+    assert all(e["failed_jobs"] == [] for e in repaired["datasets"])

@@ -12,7 +12,10 @@ For every science dataset of the nights asked for that the principal may see
   invalid samples discarded as everywhere, :mod:`hcdc.instruments.sphere.sparta`) -- Strehl,
   zenith seeing (arcsec), zenith tau0 (s), wind (m/s) -- and the median ESO DIMM seeing of the
   science headers; a median outside :class:`Thresholds` is a problem, and so is a dataset with
-  no valid AO sample at all.
+  no valid AO sample at all;
+* **failed jobs**: pipeline jobs of the dataset that failed and were not followed by a
+  successful run of the same workflow (only jobs the principal may see,
+  :func:`hcdc.archive.access.visible_jobs_clause`).
 
 :func:`problem_rows` flattens the report to one row per problem (the CSV sent to ESO).
 """
@@ -29,9 +32,15 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, select
 
-from hcdc.archive.access import Principal, visible_datasets_clause, visible_files_clause
+from hcdc.archive.access import (
+    Principal,
+    visible_datasets_clause,
+    visible_files_clause,
+    visible_jobs_clause,
+)
 from hcdc.archive.associations import DEFAULT_WINDOW_DAYS, association_report
 from hcdc.archive.models import Dataset, File
+from hcdc.archive.pipeline_models import Job
 from hcdc.archive.storage import resolve_stored_path
 from hcdc.archive.telemetry import dataset_time_span, telemetry_file_ids
 from hcdc.instruments.sphere.sparta import SpartaError, SpartaTelemetry, conditions_series, read_sparta
@@ -126,6 +135,30 @@ def _dataset_conditions(
     }
 
 
+def _failed_jobs(conn: Connection, user: Principal, dataset_id: int) -> list[dict[str, Any]]:
+    """Failed jobs of a dataset (those ``user`` may see) not followed by a successful run of
+    the same workflow: a failure already repaired is not a problem any more."""
+    jobs = conn.execute(
+        select(Job.id, Job.workflow, Job.state, Job.error, Job.finished_at)
+        .where(Job.dataset_id == dataset_id, visible_jobs_clause(user))
+        .order_by(Job.id)
+    ).all()
+    done_after: dict[str | None, int] = {}
+    for job in jobs:
+        if job.state == "done":
+            done_after[job.workflow] = job.id
+    return [
+        {
+            "job_id": job.id,
+            "workflow": job.workflow,
+            "error": (job.error or "").strip().splitlines()[-1] if job.error else None,
+            "finished_at": job.finished_at.isoformat(timespec="seconds") if job.finished_at else None,
+        }
+        for job in jobs
+        if job.state == "failed" and done_after.get(job.workflow, -1) < job.id
+    ]
+
+
 def _outside(conditions: dict[str, Any], limits: Thresholds) -> list[dict[str, Any]]:
     """The medians beyond their limit (missing medians are not judged here)."""
     checks = (
@@ -194,6 +227,7 @@ def monitoring_report(
                     for need, c in report.chosen.items()
                     if c.fallback
                 ],
+                "failed_jobs": _failed_jobs(conn, user, d.id),
                 "conditions": conditions,
                 "conditions_outside": _outside(conditions, limits),
             }
@@ -201,12 +235,20 @@ def monitoring_report(
     nights: dict[str, dict[str, int]] = {}
     for e in entries:
         n = nights.setdefault(
-            e["night"], {"datasets": 0, "missing_calibrations": 0, "bad_conditions": 0, "no_telemetry": 0}
+            e["night"],
+            {
+                "datasets": 0,
+                "missing_calibrations": 0,
+                "bad_conditions": 0,
+                "no_telemetry": 0,
+                "failed_jobs": 0,
+            },
         )
         n["datasets"] += 1
         n["missing_calibrations"] += bool(e["missing_calibrations"])
         n["bad_conditions"] += bool(e["conditions_outside"])
         n["no_telemetry"] += e["conditions"]["samples"] == 0
+        n["failed_jobs"] += len(e["failed_jobs"])
     return {
         "from": first_night.isoformat(),
         "to": last_night.isoformat(),
@@ -231,7 +273,7 @@ def _problem(
 def problem_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per problem of ``report`` (columns :data:`CSV_COLUMNS`): categories
     ``missing_calibration``, ``optional_calibration``, ``calibration_fallback``,
-    ``conditions``, ``no_telemetry`` and ``unreadable_telemetry``."""
+    ``conditions``, ``no_telemetry``, ``unreadable_telemetry`` and ``failed_job``."""
     rows = []
     for e in report["datasets"]:
         base = {k: e[k] for k in ("night", "dataset_id", "dataset", "target", "setup")}
@@ -270,6 +312,10 @@ def problem_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         rows += [
             _problem(base, "unreadable_telemetry", "ao_telemetry", detail=p)
             for p in e["conditions"]["problems"]
+        ]
+        rows += [
+            _problem(base, "failed_job", f"j{j['job_id']}", value=j["workflow"], detail=j["error"])
+            for j in e["failed_jobs"]
         ]
     return rows
 

@@ -349,7 +349,7 @@ def report_command(
         return
     print_table(
         f"nights {report['from']} to {report['to']}",
-        ["night", "datasets", "missing calib.", "bad conditions", "no telemetry"],
+        ["night", "datasets", "missing calib.", "bad conditions", "no telemetry", "failed jobs"],
         [
             {
                 "night": n["night"],
@@ -357,6 +357,7 @@ def report_command(
                 "missing calib.": str(n["missing_calibrations"]),
                 "bad conditions": str(n["bad_conditions"]),
                 "no telemetry": str(n["no_telemetry"]),
+                "failed jobs": str(n["failed_jobs"]),
             }
             for n in report["nights"]
         ],
