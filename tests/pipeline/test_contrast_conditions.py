@@ -1,7 +1,9 @@
 """Contrast versus conditions end to end: a simulated IRDIS sequence with SPARTA files goes
 through the queue (``irdis-l1-l2``: Level 1 then annular PCA); its Level 2 contrast at the
 standard separations is joined with the Level 1 cube's median conditions through provenance,
-for those who may see both, and ``hcdc monitor contrast`` shows and plots it."""
+for those who may see both, and ``hcdc monitor contrast`` shows and plots it. Its second
+CENTER frame is spoiled (one waffle spot displaced), so the monitoring report must list the
+Level 1 product's centring fall-backs."""
 
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ from hcdc.archive.associations import associate_all
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.ingest import ingest
 from hcdc.archive.models import Dataset
+from hcdc.archive.monitoring_report import monitoring_report, problem_rows
 from hcdc.archive.telemetry import contrast_conditions
 from hcdc.cli import app
+from hcdc.instruments.sphere.irdis.centring_report import is_fallback
 from hcdc.pipeline.operations.worker import Worker, queue_datasets
 
 
@@ -30,7 +34,9 @@ def night(tmp_path_factory):
     from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, simulate_irdis_night
 
     out = tmp_path_factory.mktemp("night") / "raw"
-    return simulate_irdis_night(out, seed=9, sequences=DEFAULT_SEQUENCES[:1], ao_telemetry=True)
+    return simulate_irdis_night(
+        out, seed=9, sequences=DEFAULT_SEQUENCES[:1], ao_telemetry=True, bad_center=True
+    )
 
 
 def test_level2_contrast_joined_with_level1_conditions(night, tmp_path: Path, database_url: str):
@@ -86,5 +92,36 @@ def test_level2_contrast_joined_with_level1_conditions(night, tmp_path: Path, da
             # proprietary in 2019: nothing; public by now
             assert contrast_conditions(conn, stranger, now=dt.datetime(2019, 1, 1)) == []
             assert [r["product_id"] for r in contrast_conditions(conn, stranger)] == [l2["id"]]
+        # the spoiled (last) CENTER frame is rescued by three spots; every OBJECT frame lies
+        # between the two CENTER frames and interpolates with it: all fell back
+        with catalogue.engine.connect() as conn:
+            report = monitoring_report(
+                conn, local_operator(), dt.date(2018, 11, 30), dt.date(2018, 11, 30), catalogue.storage_root
+            )
+        (entry,) = report["datasets"]
+        (centring,) = entry["centring"]
+        frames = l1["summary"]["frames"]
+        assert centring["product_id"] == l1["id"] and centring["frames"] == frames > 0
+        assert centring["fallback_frames"] == frames and centring["not_ok_frames"] == 0
+        assert centring["methods"] == {"waffle+waffle-3spot": 2 * frames}  # two DBI wavelengths
+        (row,) = [r for r in problem_rows(report) if r["category"] == "centring_fallback"]
+        assert (row["item"], row["value"], row["limit"]) == (f"p{l1['id']}", frames, frames)
+        assert report["nights"][0]["centring_fallbacks"] == 1
+        # as the stranger saw nothing in 2019, the product's centring is not in that report
+        with catalogue.engine.connect() as conn:
+            hidden = monitoring_report(
+                conn,
+                stranger,
+                dt.date(2018, 11, 30),
+                dt.date(2018, 11, 30),
+                catalogue.storage_root,
+                now=dt.datetime(2019, 1, 1),
+            )
+        assert hidden["datasets"] == []
     finally:
         catalogue.close()
+
+
+def test_planned_and_fallback_centring_methods():
+    assert not is_fallback("waffle") and not is_fallback("waffle+waffle")
+    assert is_fallback("waffle+waffle-3spot") and is_fallback("symmetry") and is_fallback("default")

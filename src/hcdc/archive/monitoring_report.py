@@ -15,7 +15,10 @@ For every science dataset of the nights asked for that the principal may see
   no valid AO sample at all;
 * **failed jobs**: pipeline jobs of the dataset that failed and were not followed by a
   successful run of the same workflow (only jobs the principal may see,
-  :func:`hcdc.archive.access.visible_jobs_clause`).
+  :func:`hcdc.archive.access.visible_jobs_clause`);
+* **centring fall-backs**: for each current Level 1 product of the dataset the principal may
+  see, how many OBJECT frames were centred by a fall-back rather than the four-spot waffle fit
+  (:func:`hcdc.instruments.sphere.irdis.centring_report.centring_summary`).
 
 :func:`problem_rows` flattens the report to one row per problem (the CSV sent to ESO).
 """
@@ -32,17 +35,20 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, select
 
+from hcdc.archive import products as prod
 from hcdc.archive.access import (
     Principal,
     visible_datasets_clause,
     visible_files_clause,
     visible_jobs_clause,
+    visible_products_clause,
 )
 from hcdc.archive.associations import DEFAULT_WINDOW_DAYS, association_report
 from hcdc.archive.models import Dataset, File
-from hcdc.archive.pipeline_models import Job
+from hcdc.archive.pipeline_models import Job, Product
 from hcdc.archive.storage import resolve_stored_path
 from hcdc.archive.telemetry import dataset_time_span, telemetry_file_ids
+from hcdc.instruments.sphere.irdis.centring_report import centring_summary
 from hcdc.instruments.sphere.sparta import SpartaError, SpartaTelemetry, conditions_series, read_sparta
 
 __all__ = ["Thresholds", "monitoring_report", "problem_rows", "write_problems_csv", "CSV_COLUMNS"]
@@ -159,6 +165,32 @@ def _failed_jobs(conn: Connection, user: Principal, dataset_id: int) -> list[dic
     ]
 
 
+def _centring(
+    conn: Connection, user: Principal, now: dt.datetime, dataset_id: int, storage_root: Path
+) -> list[dict[str, Any]]:
+    """Centring summary of each current Level 1 product of the dataset that ``user`` may see
+    and that has a per-frame table (IRDIS; others are skipped, unreadable ones say why)."""
+    out = []
+    ids = conn.scalars(
+        select(Product.id)
+        .where(Product.dataset_id == dataset_id, Product.level == 1, Product.is_current)
+        .where(visible_products_clause(user, now))
+        .order_by(Product.id)
+    ).all()
+    for product_id in ids:
+        detail = prod.product_detail(conn, product_id, storage_root)
+        frames = [
+            Path(f["path"]) for f in (detail or {}).get("files", []) if Path(f["path"]).name == "frames.fits"
+        ]
+        if not frames:
+            continue
+        try:
+            out.append({"product_id": product_id, **centring_summary(frames[0].parent)})
+        except (OSError, ValueError) as exc:
+            out.append({"product_id": product_id, "problem": str(exc)})
+    return out
+
+
 def _outside(conditions: dict[str, Any], limits: Thresholds) -> list[dict[str, Any]]:
     """The medians beyond their limit (missing medians are not judged here)."""
     checks = (
@@ -228,6 +260,7 @@ def monitoring_report(
                     if c.fallback
                 ],
                 "failed_jobs": _failed_jobs(conn, user, d.id),
+                "centring": _centring(conn, user, now, d.id, Path(storage_root)),
                 "conditions": conditions,
                 "conditions_outside": _outside(conditions, limits),
             }
@@ -242,6 +275,7 @@ def monitoring_report(
                 "bad_conditions": 0,
                 "no_telemetry": 0,
                 "failed_jobs": 0,
+                "centring_fallbacks": 0,
             },
         )
         n["datasets"] += 1
@@ -249,6 +283,7 @@ def monitoring_report(
         n["bad_conditions"] += bool(e["conditions_outside"])
         n["no_telemetry"] += e["conditions"]["samples"] == 0
         n["failed_jobs"] += len(e["failed_jobs"])
+        n["centring_fallbacks"] += any(c.get("fallback_frames") for c in e["centring"])
     return {
         "from": first_night.isoformat(),
         "to": last_night.isoformat(),
@@ -273,7 +308,9 @@ def _problem(
 def problem_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per problem of ``report`` (columns :data:`CSV_COLUMNS`): categories
     ``missing_calibration``, ``optional_calibration``, ``calibration_fallback``,
-    ``conditions``, ``no_telemetry``, ``unreadable_telemetry`` and ``failed_job``."""
+    ``conditions``, ``no_telemetry``, ``unreadable_telemetry``, ``failed_job``,
+    ``centring_fallback`` (value: frames that fell back, limit: frames) and
+    ``centring_unreadable``."""
     rows = []
     for e in report["datasets"]:
         base = {k: e[k] for k in ("night", "dataset_id", "dataset", "target", "setup")}
@@ -317,6 +354,21 @@ def problem_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
             _problem(base, "failed_job", f"j{j['job_id']}", value=j["workflow"], detail=j["error"])
             for j in e["failed_jobs"]
         ]
+        for c in e["centring"]:
+            if c.get("problem"):
+                rows.append(_problem(base, "centring_unreadable", f"p{c['product_id']}", detail=c["problem"]))
+            elif c["fallback_frames"]:
+                methods = ", ".join(f"{m}: {n}" for m, n in c["methods"].items())
+                rows.append(
+                    _problem(
+                        base,
+                        "centring_fallback",
+                        f"p{c['product_id']}",
+                        value=c["fallback_frames"],
+                        limit=c["frames"],
+                        detail=f"{c['not_ok_frames']} frame(s) above the error limit; methods {methods}",
+                    )
+                )
     return rows
 
 

@@ -349,7 +349,7 @@ def report_command(
         return
     print_table(
         f"nights {report['from']} to {report['to']}",
-        ["night", "datasets", "missing calib.", "bad conditions", "no telemetry", "failed jobs"],
+        ["night", "datasets", "missing calib.", "bad conditions", "no telemetry", "failed jobs", "centring"],
         [
             {
                 "night": n["night"],
@@ -358,6 +358,7 @@ def report_command(
                 "bad conditions": str(n["bad_conditions"]),
                 "no telemetry": str(n["no_telemetry"]),
                 "failed jobs": str(n["failed_jobs"]),
+                "centring": str(n["centring_fallbacks"]),
             }
             for n in report["nights"]
         ],
