@@ -72,7 +72,8 @@ class Thresholds:
     """Limits on a dataset's median conditions; a median beyond one is reported.
 
     Seeing and tau0 are zenith values (comparable across airmasses and with the DIMM).
-    Defaults: the SPHERE DC's usual "bad conditions" marks (assumed, adjustable)."""
+    Defaults: assumed "bad conditions" marks (not taken from a SPHERE DC or ESO document);
+    adjust them per programme."""
 
     strehl_min: float = 0.5
     seeing_max_arcsec: float = 1.2
