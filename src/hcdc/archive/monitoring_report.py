@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 from sqlalchemy import Connection, select
@@ -51,7 +52,14 @@ from hcdc.archive.telemetry import dataset_time_span, telemetry_file_ids
 from hcdc.instruments.sphere.irdis.centring_report import centring_summary
 from hcdc.instruments.sphere.sparta import SpartaError, SpartaTelemetry, conditions_series, read_sparta
 
-__all__ = ["Thresholds", "monitoring_report", "problem_rows", "write_problems_csv", "CSV_COLUMNS"]
+__all__ = [
+    "CSV_COLUMNS",
+    "Thresholds",
+    "monitoring_report",
+    "problem_rows",
+    "problems_csv",
+    "write_problems_csv",
+]
 
 CSV_COLUMNS = (
     "night",
@@ -373,12 +381,23 @@ def problem_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _write_problems(handle: TextIO, rows: Iterable[dict[str, Any]]) -> None:
+    writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in CSV_COLUMNS})
+
+
 def write_problems_csv(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
     """Write ``rows`` (from :func:`problem_rows`) as CSV with a header line; returns the path."""
     out = Path(path)
     with out.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if row.get(k) is None else row[k] for k in CSV_COLUMNS})
+        _write_problems(handle, rows)
     return out
+
+
+def problems_csv(rows: Iterable[dict[str, Any]]) -> str:
+    """``rows`` (from :func:`problem_rows`) as CSV text, as :func:`write_problems_csv` writes it."""
+    buffer = io.StringIO(newline="")
+    _write_problems(buffer, rows)
+    return buffer.getvalue()

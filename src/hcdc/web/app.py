@@ -147,7 +147,7 @@ def create_app(
         https_only=secure_cookies,
     )
 
-    from hcdc.web import admin, admin_access, api, interferometry, portal, tokens
+    from hcdc.web import admin, admin_access, api, interferometry, monitoring, portal, tokens
 
     app.include_router(api.router)
     app.include_router(interferometry.router)
@@ -155,6 +155,7 @@ def create_app(
     app.include_router(admin.router)
     app.include_router(tokens.router)
     app.include_router(admin_access.router)
+    app.include_router(monitoring.router)
 
     from hcdc.web.vo import examples, tap, uws  # the VO services (TAP, UWS, VOSI): docs/vo.md
 
