@@ -24,7 +24,7 @@ function drawNight() {
     showarrow: false, xanchor: "left", yanchor: "bottom", font: { size: 10 } }));
   Plotly.newPlot("night-chart", traces, {
     title: { text: "AO conditions, night " + d.night },
-    xaxis: { title: { text: "UTC" }, type: "date" },
+    xaxis: { title: { text: "UTC" }, type: "date", anchor: "y3" },
     yaxis: { title: { text: "seeing (″)" }, domain: [0.68, 1] },
     yaxis2: { title: { text: "τ0 (ms)" }, domain: [0.35, 0.63] },
     yaxis3: { title: { text: "Strehl" }, domain: [0, 0.3] },
