@@ -125,6 +125,9 @@ def test_staff_get_the_report_and_its_csv(monitored, client_at):
         assert bad.status_code == 422 and words in bad.text, (query, bad.status_code)
 
 
-def test_admin_page_links_the_monitoring(monitored, client_at):
+def test_admin_page_and_staff_navigation_link_the_monitoring(monitored, client_at):
     page = client_at(BEFORE, "admin").get("/admin")
     assert 'href="/admin/monitoring/report" id="monitoring-link"' in page.text
+    for user, shown in (("admin", True), ("night_operator", True), ("owner", False), (None, False)):
+        home = client_at(BEFORE, user).get("/")
+        assert ('id="monitoring-nav"' in home.text) is shown, user
