@@ -163,6 +163,16 @@ def test_rule_R1_staff_see_everything(conn, people) -> None:
         assert not decide(conn, people[who], "product", p, now)
 
 
+def test_rule_R1_only_staff_monitor(conn, people) -> None:
+    for who in ("admin", "operator"):
+        decision = AccessContext(conn, people[who]).can_monitor()
+        assert decision and decision.rule == "R1"
+    # a PI of every programme is still not the data-centre team
+    for who in (ANONYMOUS, people["pi"], people["member"], people["public"]):
+        decision = AccessContext(conn, who).can_monitor()
+        assert not decision and decision.rule == "R1" and "operators" in decision.reason
+
+
 def test_rule_R2_calibrations_are_public_at_once(conn, people) -> None:
     cal = add_file(conn, "60.A-9255(A)", OBS, is_calibration=True)
     master = add_product(conn, None, product_type="master-calibration")

@@ -85,7 +85,11 @@ KNOWN_PARAMS = {
     # a survey and its targets (survey tracking, R16); ("name",) under /surveys too, see _kind
     ("name", "target"): "survey",
     ("granule_id",): "granule",
+    # a night (the staff monitoring page): filled with the world's nights and tried as a listing below
+    ("night",): "night",
 }
+#: nights tried on routes naming a night: every night of the world's objects
+NIGHTS = sorted({when.date().isoformat() for _prog, when in OBJECTS.values()})
 #: query strings tried on routes without path parameters (default: none)
 VARIANTS = {
     "/search": ["?kind=products", "?kind=datasets", "?kind=files", "?kind=products&target=eri&limit=500"],
@@ -101,6 +105,11 @@ VARIANTS = {
     "/api/v1/detections": ["?limit=1000"],
     "/targets": ["", "?name=eri"],
     "/detections": [""],
+    "/admin/monitoring/report": [
+        "?from=2026-01-01&to=2026-01-31",
+        "?from=2026-01-01&to=2026-01-31&format=csv",
+        "?from=2019-12-15&to=2020-01-15",
+    ],
     "/tap/sync": ["?LANG=ADQL&QUERY=SELECT%20*%20FROM%20ivoa.obscore&MAXREC=1000&FORMAT=votable/td"],
 }
 #: VO routes addressed by publisher DIDs in the query: without one they answer a usage error
@@ -120,6 +129,9 @@ def _routes(app) -> tuple[list[tuple[str, str]], list[str]]:
             listing.append(route.path)
             continue
         assert params in KNOWN_PARAMS, f"route {route.path} is not covered by the leak matrix: add it"
+        if KNOWN_PARAMS[params] == "night":
+            listing += [route.path.replace("{night}", night) for night in NIGHTS]
+            continue
         kind = "survey" if "/surveys/" in route.path else KNOWN_PARAMS[params]
         if kind != "vo":
             detail.append((route.path, kind))

@@ -1197,6 +1197,13 @@ class AccessContext:
             return Decision(True, "A1", f"{self.user.name} is admin")
         return Decision(False, "A1", "only admins manage accounts, groups and programmes")
 
+    def can_monitor(self) -> Decision:
+        """R1: the monitoring pages (every night's conditions and quality problems, whoever's data)
+        are the data-centre team's (admins and operators)."""
+        if self.user.is_staff:
+            return Decision(True, "R1", f"{self.user.name} is {self.user.role}")
+        return Decision(False, "R1", "only admins and operators (the data-centre team) see monitoring")
+
     def _pi_of(self, programme_id: int | None) -> bool:
         uid = self.user.member_id
         if uid is None or programme_id is None:

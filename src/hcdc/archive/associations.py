@@ -105,17 +105,25 @@ def store_report(conn: Connection, dataset_id: int, report: association.Associat
     )
 
 
+def association_report(
+    conn: Connection, dataset_id: int, window_days: float = DEFAULT_WINDOW_DAYS
+) -> association.AssociationReport:
+    """Run the association rules for one dataset on the catalogue as it is now, storing nothing
+    (the monitoring report reads the catalogue's present state this way)."""
+    dataset = conn.execute(select(Dataset).where(Dataset.id == dataset_id)).first()
+    if dataset is None:
+        raise LookupError(f"no dataset with id {dataset_id}")
+    science = _metadata_rows(conn, File.dataset_id == dataset_id, File.is_current)
+    candidates = candidate_calibrations(conn, dataset.instrument, dataset.night, window_days)
+    return association.associate(science, candidates)
+
+
 def associate_dataset(
     engine: Engine, dataset_id: int, window_days: float = DEFAULT_WINDOW_DAYS
 ) -> association.AssociationReport:
     """Run the association rules for one dataset and store the result (one transaction)."""
     with write_transaction(engine) as conn:
-        dataset = conn.execute(select(Dataset).where(Dataset.id == dataset_id)).first()
-        if dataset is None:
-            raise LookupError(f"no dataset with id {dataset_id}")
-        science = _metadata_rows(conn, File.dataset_id == dataset_id, File.is_current)
-        candidates = candidate_calibrations(conn, dataset.instrument, dataset.night, window_days)
-        report = association.associate(science, candidates)
+        report = association_report(conn, dataset_id, window_days)
         store_report(conn, dataset_id, report)
     return report
 

@@ -35,6 +35,7 @@ _COMMAND_MODULES: list[str] = [
     "tdb",
     "level3",
     "vo",
+    "monitor",
 ]
 
 

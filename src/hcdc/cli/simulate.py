@@ -49,6 +49,11 @@ def irdis(
     bad_center: bool = typer.Option(
         False, "--bad-center", help="Spoil one CENTER file (centring fall-back test)."
     ),
+    ao_telemetry: bool = typer.Option(
+        False,
+        "--ao-telemetry",
+        help="Also write SPARTA AO telemetry (OBJECT,AO) files; speckles follow their Strehl.",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
 ) -> None:
     """Write a night of raw IRDIS DBI + CI files (pupil tracking) with calibrations and truth."""
@@ -91,6 +96,7 @@ def irdis(
                 colon_in_names=not underscore,
                 bad_center=bad_center,
                 progress=report,
+                ao_telemetry=ao_telemetry,
             )
         except ValueError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
@@ -126,6 +132,8 @@ def irdis(
         for c in night.companion_truth()
     ]
     print_table("injected companions", ["sep (mas)", "sep (px)", "PA (deg)", "contrast"], comp_rows)
+    if night.ao_telemetry is not None:
+        console.print(f"{len(night.ao_telemetry.files)} SPARTA AO telemetry files", highlight=False)
     console.print(f"truth: {night.truth_json} and {night.truth_fits}")
 
 

@@ -181,6 +181,7 @@ def create_app(
         api,
         interferometry,
         interferometry_pages,
+        monitoring,
         portal,
         review,
         tdb,
@@ -196,6 +197,7 @@ def create_app(
     app.include_router(tokens.router)
     app.include_router(admin_access.router)
     app.include_router(review.router)
+    app.include_router(monitoring.router)
 
     from hcdc.web.vo import examples, tap, uws  # the VO services (TAP, UWS, VOSI): docs/vo.md
 

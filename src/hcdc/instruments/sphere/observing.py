@@ -19,7 +19,7 @@ from astropy.coordinates import FK5, SkyCoord
 from astropy.time import Time, TimeDelta
 
 from hcdc.instruments.sphere import constants as sc
-from hcdc.science.calibration.timing import local_apparent_sidereal_time
+from hcdc.science.calibration.timing import altitude_azimuth_airmass, local_apparent_sidereal_time
 
 __all__ = [
     "DIT_DELAY_S",
@@ -81,16 +81,7 @@ def alt_az_airmass(times: Time, ra_deg: float, dec_deg: float) -> tuple[np.ndarr
     ``ra_deg``/``dec_deg`` are coordinates of date; the hour angle uses the local apparent
     sidereal time. No refraction.
     """
-    ha = np.radians(local_apparent_sidereal_time(times, sc.PARANAL_LON_DEG) - ra_deg)
-    dec, lat = math.radians(dec_deg), math.radians(sc.PARANAL_LAT_DEG)
-    sin_alt = math.sin(lat) * math.sin(dec) + math.cos(lat) * math.cos(dec) * np.cos(ha)
-    alt = np.arcsin(sin_alt)
-    az_north = np.arctan2(
-        -math.cos(dec) * np.sin(ha),
-        math.sin(dec) * math.cos(lat) - math.cos(dec) * math.sin(lat) * np.cos(ha),
-    )
-    az_eso = (np.degrees(az_north) - 180.0) % 360.0
-    return np.degrees(alt), az_eso, 1.0 / np.sin(alt)
+    return altitude_azimuth_airmass(times, ra_deg, dec_deg, sc.PARANAL_LAT_DEG, sc.PARANAL_LON_DEG)
 
 
 def transit_time(target: PointedTarget, night: str) -> Time:

@@ -51,6 +51,7 @@ from hcdc.archive.fsck import sweep_product_orphans
 from hcdc.archive.models import Association, Dataset, File, MissingCalibration, utcnow
 from hcdc.archive.pipeline_models import Job
 from hcdc.archive.storage import resolve_stored_path
+from hcdc.archive.telemetry import telemetry_file_ids
 from hcdc.pipeline.errors import RecipeError
 from hcdc.pipeline.executors import Executor, InlineExecutor, make_executor
 from hcdc.pipeline.operations import jobs as jq
@@ -91,8 +92,9 @@ _FILE_COLUMNS = [c for c in File.__table__.c if c.name != "header"]
 
 
 def dataset_files(conn: Connection, dataset_id: int, storage_root: Path) -> list[tuple[FileRef, Any]]:
-    """The raw files a dataset job reduces: the dataset's current files and its associated
-    calibrations, as ``(FileRef(path, file id), FileMetadata)``, ordered by file id.
+    """The raw files a dataset job reduces: the dataset's current files, its associated
+    calibrations and its AO telemetry (:func:`hcdc.archive.telemetry.telemetry_file_ids`), as
+    ``(FileRef(path, file id), FileMetadata)``, ordered by file id.
 
     Raises :class:`InputError` when the dataset does not exist, has no files, or a file is no
     longer where the catalogue stored it.
@@ -100,9 +102,14 @@ def dataset_files(conn: Connection, dataset_id: int, storage_root: Path) -> list
     if conn.scalar(select(Dataset.id).where(Dataset.id == dataset_id)) is None:
         raise InputError(f"no dataset with id {dataset_id}")
     calibration_ids = select(Association.calibration_file_id).where(Association.dataset_id == dataset_id)
+    telemetry_ids = telemetry_file_ids(conn, dataset_id)  # SPARTA files: per-frame AO conditions
     rows = conn.execute(
         select(*_FILE_COLUMNS)
-        .where(((File.dataset_id == dataset_id) & File.is_current) | File.id.in_(calibration_ids))
+        .where(
+            ((File.dataset_id == dataset_id) & File.is_current)
+            | File.id.in_(calibration_ids)
+            | File.id.in_(telemetry_ids)
+        )
         .order_by(File.id)
     ).all()
     if not rows:

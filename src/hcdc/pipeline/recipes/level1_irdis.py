@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from hcdc.instruments.sphere.irdis import frame_conditions as _conditions
 from hcdc.instruments.sphere.irdis import level1 as _level1
 from hcdc.pipeline.parameters import RecipeParameters
 from hcdc.pipeline.ports import DataKind, Port
@@ -81,7 +82,7 @@ class IrdisLevel1(Recipe):
     """
 
     name = "level1-irdis"
-    version = "1.0"
+    version = "1.1"  # 1.1: per-frame AO conditions (CONDITIONS table of frames.fits)
     product_level = 1
     product_type = "level1-cube"
     description = (
@@ -116,6 +117,7 @@ class IrdisLevel1(Recipe):
         out_dir = context.work_dir / "level1"
         with context.timer("reduce"):
             _level1.reduce_irdis(roles, out_dir, options, context.progress)
+        conditions_summary = self._conditions(inputs, out_dir, context)
         with context.timer("read_back"):
             product = _level1.read_level1(out_dir)
         summary = {
@@ -124,5 +126,35 @@ class IrdisLevel1(Recipe):
             "frames": int(product.cube.shape[1]),
             "psf_frames": int(product.psf_cube.shape[1]),
             "files_per_role": {role: len(files) for role, files in roles.items()},
+            **conditions_summary,
         }
         return {"product": out_dir, "summary": summary}
+
+    def _conditions(self, inputs: dict[str, Any], out_dir: Path, context: RecipeContext) -> dict[str, Any]:
+        """Per-frame AO conditions from the SPARTA files among the raw inputs (1.1); the summary
+        entries they add."""
+        sparta = _conditions.telemetry_files(inputs.get("raw", []))
+        with context.timer("conditions"):
+            conditions = _conditions.add_conditions(out_dir, sparta)
+        for problem in conditions.meta["problems"]:
+            context.log(f"SPARTA file not used: {problem}", level="WARNING")
+        covered = int((~conditions["NO_TELEMETRY"]).sum())
+        context.log(
+            f"AO conditions: {len(sparta)} SPARTA file(s), {covered}/{len(conditions)} frames with telemetry"
+        )
+        return {
+            "ao_telemetry_files": len(sparta),
+            "frames_with_ao_telemetry": covered,
+            "ao_conditions": _conditions.conditions_summary(conditions),
+        }
+
+
+@register_recipe
+class IrdisLevel1V10(IrdisLevel1):
+    """``level1-irdis`` 1.0, kept so that products made before the per-frame conditions can be
+    rerun from their provenance bit for bit: no ``CONDITIONS`` table, SPARTA inputs ignored."""
+
+    version = "1.0"
+
+    def _conditions(self, inputs: dict[str, Any], out_dir: Path, context: RecipeContext) -> dict[str, Any]:
+        return {}

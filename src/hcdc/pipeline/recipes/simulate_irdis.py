@@ -24,6 +24,7 @@ class SimulateIrdisParameters(RecipeParameters):
     companions: list[tuple[float, float, float]] | None = Field(
         None, description="(separation mas, PA deg, contrast) of each companion; None: the default two"
     )
+    ao_telemetry: bool = Field(False, description="also write SPARTA AO telemetry files (OBJECT,AO)")
 
 
 @register_recipe
@@ -62,6 +63,8 @@ class SimulateIrdis(Recipe):
                 companions=companions,
                 sequences=sequences,
                 night=params.night,
+                ao_telemetry=params.ao_telemetry,
             )
         context.log(f"{len(night.files)} raw files written")
-        return {"raw": sorted(f.path for f in night.files), "truth": night.truth_json}
+        raw = [f.path for f in night.files] + (night.ao_telemetry.files if night.ao_telemetry else [])
+        return {"raw": sorted(raw), "truth": night.truth_json}

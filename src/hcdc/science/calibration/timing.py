@@ -38,6 +38,7 @@ __all__ = [
     "dit_times",
     "local_apparent_sidereal_time",
     "parallactic_angle",
+    "altitude_azimuth_airmass",
     "derotation_angles",
     "derotator_drift_correction",
     "needs_derotator_correction",
@@ -97,6 +98,26 @@ def parallactic_angle(
         ha_wrapped = (np.degrees(ha) + 180.0) % 360.0 - 180.0
         pa_deg = np.where(ha_wrapped < 0, pa_deg + 360.0, pa_deg)
     return pa_deg
+
+
+def altitude_azimuth_airmass(
+    times: Time, ra_deg: float, dec_deg: float, lat_deg: float, lon_deg: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Altitude (deg), azimuth (deg, ESO convention: S = 0, W = 90) and airmass (sec z, plane
+    parallel) of a target at apparent ``(ra_deg, dec_deg)`` for each time, seen from the site at
+    latitude ``lat_deg`` and east longitude ``lon_deg``. Airmass is NaN below the horizon."""
+    ha = np.radians(local_apparent_sidereal_time(times, lon_deg) - ra_deg)
+    dec, lat = np.radians(dec_deg), np.radians(lat_deg)
+    sin_alt = np.sin(lat) * np.sin(dec) + np.cos(lat) * np.cos(dec) * np.cos(ha)
+    alt = np.arcsin(np.clip(sin_alt, -1.0, 1.0))
+    az_north = np.arctan2(
+        -np.cos(dec) * np.sin(ha),
+        np.sin(dec) * np.cos(lat) - np.cos(dec) * np.sin(lat) * np.cos(ha),
+    )
+    az_eso = (np.degrees(az_north) - 180.0) % 360.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        airmass = np.where(alt > 0, 1.0 / np.sin(alt), np.nan)
+    return np.degrees(alt), az_eso, airmass
 
 
 def derotation_angles(

@@ -37,6 +37,7 @@ from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.irdis import simulate_ao
 from hcdc.instruments.sphere.observing import DIT_DELAY_S, DIT_OVERHEAD_S
 from hcdc.instruments.sphere.observing import alt_az_airmass as _alt_az_airmass
 from hcdc.instruments.sphere.observing import apparent_radec as _apparent_radec
@@ -339,6 +340,7 @@ class SimulatedNight:
     mask_radius_px: float
     truth_json: Path | None = None
     truth_fits: Path | None = None
+    ao_telemetry: simulate_ao.SimulatedTelemetry | None = None  # SPARTA files and true conditions
 
     def select(
         self, dpr_type: str | None = None, filter: str | None = None, dit: float | None = None
@@ -398,6 +400,7 @@ class SimulatedNight:
                 "nonlinear": int(np.count_nonzero(self.detector.bad_pixels & sim.DetectorModel.NONLINEAR)),
             },
             "files": [f.to_dict() for f in self.files],
+            "ao_telemetry": None if self.ao_telemetry is None else self.ao_telemetry.to_dict(),
         }
 
 
@@ -1051,6 +1054,7 @@ def simulate_irdis_night(
     progress: Any = None,
     speckle_level: float = 1.0,
     low_order_speckles: bool = False,
+    ao_telemetry: bool | simulate_ao.AoTelemetrySpec = False,
 ) -> SimulatedNight:
     """Write a night of raw IRDIS files into ``out_dir`` and return what was written with its truth.
 
@@ -1067,7 +1071,10 @@ def simulate_irdis_night(
     speckles). ``low_order_speckles=True`` adds the slow low-order halo field of
     :data:`~hcdc.science.simulation.speckles.NACO_LIKE_WITH_LOW_ORDER` (its brighter envelope,
     times ``speckle_level``), which matches the NACO cube's cADI residuals better
-    (docs/simulation.md; not the default yet). Also writes ``simulation_truth.json`` and
+    (docs/simulation.md; not the default yet). ``ao_telemetry`` (True or a
+    ``simulate_ao.AoTelemetrySpec``) also writes SPARTA ``OBJECT,AO`` files with time-correlated
+    conditions during each science template and makes the speckle brightness follow their Strehl
+    (:mod:`hcdc.instruments.sphere.irdis.simulate_ao`). Also writes ``simulation_truth.json`` and
     ``simulation_truth.fits`` (detector truth: BIAS, DARK_CURRENT, FLAT, BADPIX, ILLUMINATION)
     next to the raw files.
     """
@@ -1114,6 +1121,14 @@ def simulate_irdis_night(
     dead_rows = _scaled_zones(sc.IRDIS_DEAD_ROWS, factor)
     dead_cols = _scaled_zones(sc.IRDIS_DEAD_COLUMNS, factor)
     plan = _plan_night(sequences, scale_obj, target, night, bad_center)
+    telemetry = None
+    if ao_telemetry:
+        ao_spec = ao_telemetry if isinstance(ao_telemetry, simulate_ao.AoTelemetrySpec) else None
+        # own generator: the other draws (and so every existing simulation) stay the same
+        telemetry = simulate_ao.simulate_telemetry(
+            np.random.default_rng([seed, 15]), simulate_ao.windows_from_plan(plan), ao_spec
+        )
+        speckles = simulate_ao.condition_speckles(speckles, telemetry, Time(plan[0].date_obs, scale="utc"))
     model = _NightModel(
         scale=scale_obj,
         detector=detector,
@@ -1157,6 +1172,8 @@ def simulate_irdis_night(
             "ia_fwhm": seeing * 0.9,
             "alt_end": float(alt[1]),
         }
+        if telemetry is not None and exp.dpr_catg == "SCIENCE":
+            ambient.update(simulate_ao.ambient_conditions(telemetry, (t0, t1), airm))
         header = _build_header(
             exp,
             target,
@@ -1195,6 +1212,10 @@ def simulate_irdis_night(
         if progress is not None:
             progress(i + 1, len(plan), path.name)
 
+    if telemetry is not None:
+        simulate_ao.write_telemetry_files(
+            out, telemetry, target, lambda date_obs: archive_name(date_obs, colon=colon_in_names)
+        )
     night_truth = SimulatedNight(
         out_dir=out,
         seed=seed,
@@ -1217,6 +1238,7 @@ def simulate_irdis_night(
         anamorphism_xy=model.anamorphism_xy,
         coronagraph_leak=model.coronagraph_leak,
         mask_radius_px=model.mask_radius_px,
+        ao_telemetry=telemetry,
     )
     _write_truth(night_truth, model)
     return night_truth

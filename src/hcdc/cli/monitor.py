@@ -1,0 +1,404 @@
+"""Monitoring commands: ``hcdc monitor night DATE`` (the night's AO conditions and sequences) and
+``hcdc monitor frames PRODUCT`` (a Level 1 product's per-frame conditions, residual intensity
+at ~10 lambda/D and their correlations), ``hcdc monitor products`` and ``hcdc monitor report``
+(missing calibrations and bad conditions per night or period, :mod:`hcdc.archive.monitoring_report`).
+
+Thin: the catalogue query is :func:`hcdc.archive.telemetry.night_overview` (what the acting
+account may see), the figure :func:`hcdc.science.monitoring.night_plot.night_overview_png`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import typer
+
+from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, acting, fail
+from hcdc.cli.output import console, emit_json, print_table
+
+monitor_app = typer.Typer(help="Instrument and conditions monitoring (AO telemetry).", no_args_is_help=True)
+
+AS_OPTION = typer.Option(
+    None, "--as", help="See as this account (only files it may see are used); default: the local operator."
+)
+
+
+def _time(mjd: float | None) -> str:
+    if mjd is None:
+        return ""
+    from astropy.time import Time
+
+    return Time(mjd, format="mjd", scale="utc").isot[11:19]
+
+
+def _fmt(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
+    return "" if value is None else f"{value * scale:.{digits}f}"
+
+
+@monitor_app.command("night")
+def night_command(
+    night: str = typer.Argument(..., help="Night start date YYYY-MM-DD (the evening's date)."),
+    png: Path | None = typer.Option(
+        None, "--png", "--plot", help="Write the overview figure to this PNG file."
+    ),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """A night's AO conditions (SPARTA seeing, tau0, Strehl) and its science sequences."""
+    from hcdc.archive.telemetry import night_overview
+
+    try:
+        date = dt.date.fromisoformat(night)
+    except ValueError:
+        fail(f"night must be a date YYYY-MM-DD, got {night!r}")
+    with acting(root, as_user, write=False) as (catalogue, conn, actor):
+        overview = night_overview(conn, actor, date, catalogue.storage_root)
+    if png is not None:
+        from hcdc.science.monitoring.night_plot import night_overview_png
+
+        night_overview_png(
+            png,
+            overview.series,
+            overview.sequences,
+            overview.ambient,
+            title=f"SPHERE night {date.isoformat()}",
+        )
+    if json_out:
+        payload = overview.to_dict()
+        if png is not None:
+            payload["png"] = str(png)
+        emit_json(payload)
+        return
+    s = overview.summary()
+    console.print(
+        f"night {date.isoformat()}: {len(overview.telemetry_files)} SPARTA file(s), {s['samples']} valid "
+        f'sample(s), {s["rejected_samples"]} rejected; median seeing {_fmt(s["seeing_median"])}" '
+        f'(zenith {_fmt(s["seeing_zenith_median"])}"), tau0 {_fmt(s["tau0_median_s"], 1e3, 1)} ms, '
+        f"Strehl {_fmt(s['strehl_median'])}",
+        highlight=False,
+    )
+    print_table(
+        "science sequences",
+        ["dataset", "target", "mode", "filter", "start", "end", "files", "DIMM seeing"],
+        [
+            {
+                "dataset": f"d{q['dataset_id']}",
+                "target": q["target"] or "",
+                "mode": q["mode"] or "",
+                "filter": q["filter"] or "",
+                "start": _time(q["mjd_start"]),
+                "end": _time(q["mjd_end"]),
+                "files": str(q["files"]),
+                "DIMM seeing": _fmt(q["ambient_seeing"]),
+            }
+            for q in overview.sequences
+        ],
+    )
+    for problem in overview.problems:
+        console.print(f"warning: {problem}", highlight=False)
+    if png is not None:
+        console.print(f"figure: {png}", highlight=False)
+
+
+def _product_id(text: str) -> int:
+    from hcdc.cli.common import parse_object_id
+
+    kind, number = parse_object_id(text if text.strip()[:1].isalpha() else f"p{text.strip()}")
+    if kind != "product":
+        fail(f"{text!r} is a {kind} id; give a Level 1 product (p12 or 12)")
+    return number
+
+
+#: conditions columns correlated with the residual intensity (name in output -> column)
+_CORRELATED = {"wind": "WIND", "tau0": "TAU0", "strehl": "STREHL", "seeing": "SEEING"}
+
+
+@monitor_app.command("frames")
+def frames_command(
+    product: str = typer.Argument(..., help="Level 1 product id (p12 or 12)."),
+    radius_ld: float = typer.Option(10.0, "--radius-ld", help="Residual annulus centre, lambda/D."),
+    width_ld: float = typer.Option(3.0, "--width-ld", help="Residual annulus width, lambda/D."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Per-frame AO conditions of a Level 1 product, the coronagraphic residual intensity at
+    ~10 lambda/D, and how it correlates with wind, tau0, Strehl and seeing."""
+    from hcdc.archive.telemetry import product_conditions_dir
+    from hcdc.instruments.sphere.irdis.frame_conditions import read_conditions, residual_intensity
+    from hcdc.science.monitoring.residuals import correlation
+
+    product_id = _product_id(product)
+    with acting(root, as_user, write=False) as (catalogue, conn, actor):
+        folder = product_conditions_dir(conn, actor, product_id, catalogue.storage_root)
+    table = read_conditions(folder)
+    if table is None:
+        fail(f"product {product_id} has no CONDITIONS table (reduced before level1-irdis 1.1?)")
+    try:
+        residual, annulus = residual_intensity(folder, radius_ld, width_ld)
+    except ValueError as exc:
+        fail(f"product {product_id}: {exc}")
+    correlations = {name: correlation(residual, table[col]).as_dict() for name, col in _CORRELATED.items()}
+    interval = float(table.meta["AO_DT"]) if table.meta.get("AO_DT", -1.0) > 0 else None  # -1: no samples
+    columns = ["MJD", "STREHL", "SEEING", "TAU0", "WIND", "R0", "DTTS_FLUX", "NO_TELEMETRY"]
+    if json_out:
+        rows = [
+            {c.lower(): (bool(r[c]) if c == "NO_TELEMETRY" else _finite(r[c])) for c in columns}
+            | {"residual": _finite(v)}
+            for r, v in zip(table, residual, strict=True)
+        ]
+        emit_json(
+            {
+                "product_id": product_id,
+                "sampling_interval_s": interval,
+                "annulus": annulus,
+                "frames": rows,
+                "correlation_with_residual": correlations,
+            }
+        )
+        return
+    print_table(
+        f"product p{product_id}: per-frame conditions (sampling {_fmt(interval, 1, 1) or 'none'} s)",
+        ["UTC", "Strehl", "seeing", "tau0 ms", "wind", "DTTS", "residual", "telemetry"],
+        [
+            {
+                "UTC": _time(float(r["MJD"])),
+                "Strehl": _fmt(_finite(r["STREHL"]), 1, 3),
+                "seeing": _fmt(_finite(r["SEEING"])),
+                "tau0 ms": _fmt(_finite(r["TAU0"]), 1e3, 1),
+                "wind": _fmt(_finite(r["WIND"]), 1, 1),
+                "DTTS": _fmt(_finite(r["DTTS_FLUX"]), 1, 0),
+                "residual": f"{v:.4g}",
+                "telemetry": "no" if r["NO_TELEMETRY"] else "yes",
+            }
+            for r, v in zip(table, residual, strict=True)
+        ],
+    )
+    for name, c in correlations.items():
+        console.print(
+            f"residual at {radius_ld:g} lambda/D vs {name}: Pearson r = {c['pearson_r']:.2f}, "
+            f"Spearman rho = {c['spearman_rho']:.2f} ({c['n']} frames)",
+            highlight=False,
+        )
+
+
+@monitor_app.command("products")
+def products_command(
+    target: str | None = typer.Option(None, "--target", help="Target name (case-insensitive substring)."),
+    limit: int = typer.Option(200, "--limit", help="At most this many products."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Level 1 products with the median AO conditions of their frames (those the account may see)."""
+    from hcdc.archive.telemetry import products_conditions
+
+    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
+        rows = products_conditions(conn, actor, target=target, limit=limit)
+    if json_out:
+        emit_json(rows)
+        return
+    print_table(
+        f"{len(rows)} Level 1 product(s) with AO conditions",
+        ["product", "night", "target", "frames", "with AO", "Strehl", "seeing", "tau0 ms", "wind"],
+        [
+            {
+                "product": f"p{r['product_id']}",
+                "night": r["night"] or "",
+                "target": r["target"] or "",
+                "frames": str(r["frames"]),
+                "with AO": str(r["frames_with_telemetry"]),
+                "Strehl": _fmt(r["strehl_median"], 1, 3),
+                "seeing": _fmt(r["seeing_median_arcsec"]),
+                "tau0 ms": _fmt(r["tau0_median_s"], 1e3, 1),
+                "wind": _fmt(r["wind_median_m_s"], 1, 1),
+            }
+            for r in rows
+        ],
+    )
+
+
+@monitor_app.command("contrast")
+def contrast_command(
+    target: str | None = typer.Option(None, "--target", help="Target name (case-insensitive substring)."),
+    limit: int = typer.Option(500, "--limit", help="At most this many Level 2 products."),
+    wavelength: int = typer.Option(0, "--wavelength", help="Wavelength index of the contrast (0: first)."),
+    plot: Path | None = typer.Option(None, "--plot", "--png", help="Write contrast-versus-conditions PNG."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Level 2 contrast at the standard separations against the median AO conditions of the
+    Level 1 cube each product was made from (products the account may see), with the
+    correlations of log contrast with Strehl, seeing, tau0 and wind."""
+    from hcdc.archive.telemetry import contrast_conditions
+    from hcdc.science.monitoring.contrast import contrast_at, contrast_correlations, separations
+
+    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
+        rows = contrast_conditions(conn, actor, target=target, limit=limit)
+    correlations = contrast_correlations(rows, wavelength)
+    if plot is not None:
+        from hcdc.science.monitoring.contrast import contrast_conditions_png
+
+        contrast_conditions_png(plot, rows, wavelength)
+    if json_out:
+        emit_json(
+            {"wavelength_index": wavelength, "products": rows, "correlations": correlations}
+            | ({"png": str(plot)} if plot is not None else {})
+        )
+        return
+    seps = separations(rows)
+    values = {sep: contrast_at(rows, sep, wavelength) for sep in seps}
+    print_table(
+        f"{len(rows)} Level 2 product(s) with conditions (contrast: wavelength {wavelength})",
+        [
+            "product",
+            "level 1",
+            "night",
+            "target",
+            "Strehl",
+            "seeing",
+            "tau0 ms",
+            "wind",
+            *(f'{s:g}"' for s in seps),
+        ],
+        [
+            {
+                "product": f"p{r['product_id']}",
+                "level 1": f"p{r['level1_product_id']}",
+                "night": r["night"] or "",
+                "target": r["target"] or "",
+                "Strehl": _fmt(r["strehl_median"], 1, 3),
+                "seeing": _fmt(r["seeing_median_arcsec"]),
+                "tau0 ms": _fmt(r["tau0_median_s"], 1e3, 1),
+                "wind": _fmt(r["wind_median_m_s"], 1, 1),
+                **{f'{s:g}"': "" if not math.isfinite(values[s][i]) else f"{values[s][i]:.2e}" for s in seps},
+            }
+            for i, r in enumerate(rows)
+        ],
+    )
+    for sep, by_condition in correlations.items():
+        parts = [
+            f"{name} rho = {c['spearman_rho']:.2f}"
+            for name, c in by_condition.items()
+            if c["spearman_rho"] is not None
+        ]
+        if parts:
+            console.print(f'log contrast at {sep}": ' + ", ".join(parts), highlight=False)
+    if plot is not None:
+        console.print(f"figure: {plot}", highlight=False)
+
+
+def _period(night: str | None, first: str | None, last: str | None) -> tuple[dt.date, dt.date]:
+    """The nights asked for: ``--night D`` or ``--from D1 --to D2`` (one of them alone: one night)."""
+    if night and (first or last):
+        fail("give either --night or --from/--to, not both")
+    if not (night or first or last):
+        fail("give --night YYYY-MM-DD or --from YYYY-MM-DD --to YYYY-MM-DD")
+    try:
+        if night:
+            date = dt.date.fromisoformat(night)
+            return date, date
+        start = dt.date.fromisoformat(first or last)  # type: ignore[arg-type]
+        end = dt.date.fromisoformat(last or first)  # type: ignore[arg-type]
+    except ValueError as exc:
+        fail(f"nights must be dates YYYY-MM-DD: {exc}")
+    if end < start:
+        fail(f"--to {end} is before --from {start}")
+    return start, end
+
+
+@monitor_app.command("report")
+def report_command(
+    night: str | None = typer.Option(None, "--night", help="One night (the evening's date YYYY-MM-DD)."),
+    first: str | None = typer.Option(None, "--from", help="First night of the period (YYYY-MM-DD)."),
+    last: str | None = typer.Option(None, "--to", help="Last night of the period (YYYY-MM-DD, included)."),
+    strehl_min: float = typer.Option(
+        0.5, "--strehl-min", help="Report datasets whose median Strehl is below."
+    ),
+    seeing_max: float = typer.Option(
+        1.2, "--seeing-max", help="Report datasets whose median zenith seeing (arcsec) is above."
+    ),
+    tau0_min_ms: float = typer.Option(
+        2.0, "--tau0-min-ms", help="Report datasets whose median zenith tau0 (ms) is below."
+    ),
+    csv_out: Path | None = typer.Option(
+        None, "--csv", help="Also write one row per problem to this CSV file."
+    ),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Quality-control report per night or period: missing calibrations per science dataset (the
+    association rules on the catalogue as it is now) and datasets whose median AO conditions are
+    outside the thresholds (the report a data centre sends to the observatory)."""
+    from hcdc.archive.monitoring_report import Thresholds, monitoring_report, problem_rows, write_problems_csv
+
+    start, end = _period(night, first, last)
+    limits = Thresholds(strehl_min=strehl_min, seeing_max_arcsec=seeing_max, tau0_min_s=tau0_min_ms / 1e3)
+    with acting(root, as_user, write=False) as (catalogue, conn, actor):
+        report = monitoring_report(conn, actor, start, end, catalogue.storage_root, limits)
+    problems = problem_rows(report)
+    if csv_out is not None:
+        write_problems_csv(csv_out, problems)
+    if json_out:
+        emit_json(report | {"problems": problems} | ({"csv": str(csv_out)} if csv_out else {}))
+        return
+    print_table(
+        f"nights {report['from']} to {report['to']}",
+        ["night", "datasets", "missing calib.", "bad conditions", "no telemetry", "failed jobs", "centring"],
+        [
+            {
+                "night": n["night"],
+                "datasets": str(n["datasets"]),
+                "missing calib.": str(n["missing_calibrations"]),
+                "bad conditions": str(n["bad_conditions"]),
+                "no telemetry": str(n["no_telemetry"]),
+                "failed jobs": str(n["failed_jobs"]),
+                "centring": str(n["centring_fallbacks"]),
+            }
+            for n in report["nights"]
+        ],
+    )
+    print_table(
+        "datasets",
+        ["dataset", "night", "target", "setup", "Strehl", "seeing z", "tau0 z ms", "DIMM", "missing"],
+        [
+            {
+                "dataset": f"d{e['dataset_id']}",
+                "night": e["night"] or "",
+                "target": e["target"] or "",
+                "setup": e["setup"] or "",
+                "Strehl": _fmt(e["conditions"]["strehl_median"], 1, 3),
+                "seeing z": _fmt(e["conditions"]["seeing_zenith_median_arcsec"]),
+                "tau0 z ms": _fmt(e["conditions"]["tau0_zenith_median_s"], 1e3, 1),
+                "DIMM": _fmt(e["conditions"]["dimm_seeing_median_arcsec"]),
+                "missing": ", ".join(m["need"] for m in e["missing_calibrations"]),
+            }
+            for e in report["datasets"]
+        ],
+    )
+    for p in problems:
+        limit = f" (limit {p['limit']})" if p["limit"] is not None else ""
+        value = f" {p['value']}" if p["value"] is not None else ""
+        line = f"d{p['dataset_id']} {p['night']}: {p['category']} {p['item']}{value}{limit} {p['detail']}"
+        console.print(line.rstrip(), highlight=False)
+    if not problems:
+        console.print("no problem found", highlight=False)
+    if csv_out is not None:
+        console.print(f"CSV: {csv_out} ({len(problems)} row(s))", highlight=False)
+
+
+def _finite(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(monitor_app, name="monitor")

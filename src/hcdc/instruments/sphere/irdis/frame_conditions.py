@@ -1,0 +1,179 @@
+"""Per-frame AO conditions of an IRDIS Level 1 product, from the SPARTA files of its sequence.
+
+:func:`add_conditions` interpolates the telemetry of the given SPARTA files to the mid-DIT time
+of every OBJECT frame (the ``MJD`` column of ``frames.fits`` ``FRAMES``) with
+:func:`hcdc.instruments.sphere.sparta.frame_conditions`, and writes into ``frames.fits``:
+
+``CONDITIONS``
+    one row per OBJECT frame, same order as ``FRAMES``: Strehl, seeing, tau0, r0 (line of sight
+    and zenith), wind, DTTS flux, airmass, distance to the nearest sample and ``NO_TELEMETRY``;
+    header ``AO_DT`` (sampling interval, s), ``AO_NFILE``, ``AO_NREJ`` (invalid samples
+    discarded), ``AO_COVER`` (fraction of frames with telemetry).
+``AO_FILES``
+    the SPARTA files given (name, sha256, ``USED``, ``PROBLEM``: why an unreadable one was not).
+
+A product whose sequence has no telemetry still gets the table, every row flagged
+``NO_TELEMETRY`` (so a reader never confuses "not looked for" with "none found").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.irdis.raw import Level1Error
+from hcdc.instruments.sphere.sparta import (
+    CONDITIONS_EXTNAME,
+    SpartaError,
+    frame_conditions,
+    is_sparta_header,
+    read_sparta,
+)
+from hcdc.science.checksums import sha256_file
+from hcdc.science.monitoring.residuals import annulus_mean
+
+__all__ = [
+    "AO_FILES_EXTNAME",
+    "telemetry_files",
+    "add_conditions",
+    "read_conditions",
+    "conditions_summary",
+    "residual_intensity",
+]
+
+AO_FILES_EXTNAME = "AO_FILES"
+_FRAMES_FILE = "frames.fits"
+_CUBE_FILE = "science_cube.fits"
+
+
+def telemetry_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The SPARTA (``DPR TYPE = 'OBJECT,AO'``) files among ``paths`` (unreadable files skipped:
+    the reduction reports them)."""
+    out = []
+    for p in paths:
+        try:
+            header = fits.getheader(p, 0)
+        except (OSError, ValueError):
+            continue
+        if is_sparta_header(header):
+            out.append(Path(p))
+    return sorted(out)
+
+
+def _pointing(product: Path) -> tuple[float | None, float | None]:
+    header = fits.getheader(product / _CUBE_FILE, 0)
+    ra, dec = header.get("HIERARCH HCDC RA"), header.get("HIERARCH HCDC DEC")
+    return (float(ra) if ra is not None else None, float(dec) if dec is not None else None)
+
+
+def add_conditions(
+    product_dir: str | Path, sparta_files: Sequence[str | Path], max_gap_s: float | None = None
+) -> Table:
+    """Write the ``CONDITIONS`` and ``AO_FILES`` tables into the product's ``frames.fits``
+    (replacing earlier ones) and return the conditions table.
+
+    A SPARTA file that cannot be read does not stop the science reduction: it is listed in
+    ``AO_FILES`` with ``USED = False`` and the reason (naming the file), counted in the
+    conditions header ``AO_NBAD`` and in ``table.meta["problems"]``; its frames then show as
+    ``NO_TELEMETRY`` unless other files cover them.
+    """
+    folder = Path(product_dir)
+    frames_path = folder / _FRAMES_FILE
+    if not frames_path.is_file():
+        raise Level1Error(f"{folder}: not a Level 1 product (no {_FRAMES_FILE})")
+    telemetries, rows, problems = [], [], []
+    for path in sparta_files:
+        path = Path(path)
+        try:
+            telemetries.append(read_sparta(path))
+            rows.append((path.name, sha256_file(path), True, ""))
+        except SpartaError as exc:
+            problems.append(str(exc))
+            sha = sha256_file(path) if path.is_file() else ""
+            rows.append((path.name, sha, False, str(exc)[:200]))
+    with fits.open(frames_path) as hdul:
+        frame_mjd = np.asarray(hdul["FRAMES"].data["MJD"], dtype=float)
+    ra, dec = _pointing(folder)
+    table = frame_conditions(telemetries, frame_mjd, ra, dec, max_gap_s)
+    table.meta["AO_COVER"] = float(np.mean(~table["NO_TELEMETRY"])) if len(table) else 0.0
+    table.meta["AO_NBAD"] = len(problems)
+    hdu = fits.table_to_hdu(table)
+    hdu.name = CONDITIONS_EXTNAME
+    hdu.header["COMMENT"] = "per-frame AO conditions interpolated from SPARTA telemetry (docs/monitoring.md)"
+    files = (
+        Table(rows=rows, names=("FILE", "SHA256", "USED", "PROBLEM"))
+        if rows
+        else Table(names=("FILE", "SHA256", "USED", "PROBLEM"), dtype=("U64", "U64", bool, "U200"))
+    )
+    files_hdu = fits.table_to_hdu(files)
+    files_hdu.name = AO_FILES_EXTNAME
+    with fits.open(frames_path) as hdul:
+        kept = [h.copy() for h in hdul if h.name not in (CONDITIONS_EXTNAME, AO_FILES_EXTNAME)]
+    fits.HDUList([*kept, hdu, files_hdu]).writeto(frames_path, overwrite=True)
+    table.meta["problems"] = problems
+    return table
+
+
+def read_conditions(product_dir: str | Path) -> Table | None:
+    """The ``CONDITIONS`` table of a Level 1 product, None when the product has none."""
+    path = Path(product_dir)
+    frames_path = path / _FRAMES_FILE if path.is_dir() else path.parent / _FRAMES_FILE
+    with fits.open(frames_path) as hdul:
+        if CONDITIONS_EXTNAME not in hdul:
+            return None
+        return Table.read(hdul[CONDITIONS_EXTNAME], mask_invalid=False)  # NaN = no telemetry
+
+
+#: summary key -> (CONDITIONS column, unit in the key's name)
+_SUMMARY_COLUMNS = {
+    "strehl_median": "STREHL",
+    "seeing_median_arcsec": "SEEING",
+    "seeing_zenith_median_arcsec": "SEEING_ZENITH",
+    "tau0_median_s": "TAU0",
+    "tau0_zenith_median_s": "TAU0_ZENITH",
+    "r0_median_m": "R0",
+    "wind_median_m_s": "WIND",
+    "dtts_flux_median_adu": "DTTS_FLUX",
+}
+
+
+def conditions_summary(table: Table) -> dict[str, float | int | None]:
+    """Medians over the frames with telemetry (None when none has), the number of frames with
+    and without telemetry and the sampling interval (s, None without samples): what a product's
+    catalogue summary records (``ao_conditions``)."""
+    covered = ~np.asarray(table["NO_TELEMETRY"], dtype=bool)
+    out: dict[str, float | int | None] = {
+        "frames": len(table),
+        "frames_with_telemetry": int(covered.sum()),
+        "sampling_interval_s": float(table.meta["AO_DT"]) if table.meta.get("AO_DT", -1) > 0 else None,
+    }
+    for key, column in _SUMMARY_COLUMNS.items():
+        values = np.asarray(table[column], dtype=float)[covered]
+        values = values[np.isfinite(values)]
+        out[key] = float(np.median(values)) if values.size else None
+    return out
+
+
+def residual_intensity(
+    product_dir: str | Path, radius_ld: float = 10.0, width_ld: float = 3.0, band: int = 0
+) -> tuple[np.ndarray, dict[str, float]]:
+    """Per-frame mean of the Level 1 science cube (ADU/s) of wavelength ``band`` in an annulus
+    of ``width_ld`` lambda/D centred ``radius_ld`` lambda/D from the star: the coronagraphic
+    residual the turbulence speed drives. Returns the values and the annulus in px and lambda/D.
+    """
+    folder = Path(product_dir)
+    with fits.open(folder / _FRAMES_FILE) as hdul:
+        wavelengths_um = np.asarray(hdul["WAVELENGTH"].data, dtype=float)
+    if not 0 <= band < wavelengths_um.size:
+        raise Level1Error(f"{folder}: no wavelength {band} (the product has {wavelengths_um.size})")
+    with fits.open(folder / _CUBE_FILE, memmap=True) as hdul:
+        scale = float(hdul[0].header.get("HIERARCH HCDC PIXSCALE", sc.IRDIS_PIXEL_SCALE_MAS))
+        lod = sc.lambda_over_d_px(wavelengths_um[band] * 1000.0, scale)
+        inner, outer = (radius_ld - width_ld / 2) * lod, (radius_ld + width_ld / 2) * lod
+        values = annulus_mean(hdul[0].data[band], inner, outer)
+    return values, {"inner_px": inner, "outer_px": outer, "radius_ld": radius_ld, "lambda_over_d_px": lod}

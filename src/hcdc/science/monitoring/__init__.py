@@ -1,0 +1,1 @@
+"""Monitoring: atmospheric and AO conditions, night overviews (pure functions)."""
