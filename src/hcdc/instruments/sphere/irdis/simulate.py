@@ -37,17 +37,17 @@ from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere import simulated_headers as hdr
 from hcdc.instruments.sphere.irdis import simulate_ao
-from hcdc.instruments.sphere.observing import DIT_DELAY_S, DIT_OVERHEAD_S
+from hcdc.instruments.sphere.observing import DIT_DELAY_S, DIT_OVERHEAD_S, AmbientConditions, PlannedExposure
 from hcdc.instruments.sphere.observing import alt_az_airmass as _alt_az_airmass
-from hcdc.instruments.sphere.observing import apparent_radec as _apparent_radec
 from hcdc.instruments.sphere.observing import file_rng as _file_rng
 from hcdc.instruments.sphere.observing import file_times as _file_times
 from hcdc.instruments.sphere.observing import transit_time as _transit_time
+from hcdc.instruments.sphere.simulated_headers import pack_sexagesimal
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
-    local_apparent_sidereal_time,
     parallactic_angle,
 )
 from hcdc.science.geometry import mas_to_px
@@ -218,20 +218,6 @@ def band_labels(filter_combination: str) -> tuple[str, str]:
     raise ValueError(
         f"filter combination {filter_combination!r} is not an IRDIS imaging filter (DB_*, BB_*, NB_*)"
     )
-
-
-def pack_sexagesimal(value: float, decimals: int = 3) -> float:
-    """ESO packed sexagesimal ``(+-)DDMMSS.sss`` of ``value`` (hours or degrees).
-
-    Seconds are rounded to ``decimals`` first and carried into minutes/units, so that the
-    result never shows 60 seconds or 60 minutes (``4.99999999 h`` -> ``50000.000``).
-    """
-    sign = -1.0 if value < 0 else 1.0
-    total_seconds = round(abs(value) * 3600.0, decimals)
-    units = math.floor(total_seconds / 3600.0)
-    minutes = math.floor((total_seconds - units * 3600.0) / 60.0)
-    seconds = round(total_seconds - units * 3600.0 - minutes * 60.0, decimals)
-    return round(sign * (units * 10000.0 + minutes * 100.0 + seconds), decimals)
 
 
 def archive_name(date_obs: str, colon: bool = True) -> str:
@@ -413,26 +399,10 @@ class SimulatedNight:
 
 
 @dataclass
-class _Exposure:
-    """One file to write (planned): what, when, how."""
+class _Exposure(PlannedExposure):
+    """One file to write (planned): what, when, how (``spec``: the sequence it belongs to)."""
 
-    dpr_catg: str
-    dpr_type: str
     spec: SequenceSpec
-    dit: float
-    ndit: int
-    nd: str
-    date_obs: str
-    fram_utc: str
-    tpl_id: str
-    tpl_name: str
-    tpl_start: str
-    tpl_expno: int
-    tpl_nexp: int
-    obs_id: int
-    obs_name: str
-    prog_id: str
-    origfile: str
     lamp_adu_s: float | None = None
     bad_center: bool = False
 
@@ -583,10 +553,6 @@ def _plan_night(
 # Headers
 
 
-def _eso(key: str) -> str:
-    return f"HIERARCH ESO {key}"
-
-
 _CALIB_OPTICS = {
     # DPR TYPE -> (INS1 OPTI1 NAME Lyot stop, INS COMB ICOR, INS4 OPTI11 NAME, INS4 SHUT ST)
     "DARK": ("CLOSED", "N_NS_OPAQUE", "OPEN", False),
@@ -634,33 +600,9 @@ def _build_header(
     seed: int,
 ) -> fits.Header:
     """Primary header of one raw IRDIS file, keyword names and formats as in real SPHERE files."""
-    ny, nx = scale.shape
-    t0 = Time(exp.date_obs, scale="utc")
     science = exp.dpr_catg == "SCIENCE"
-    h = fits.Header()
-    h["ORIGIN"] = ("ESO-PARANAL", "European Southern Observatory")
-    h["DATE"] = (exp.fram_utc, "Date the file was written")
-    h["TELESCOP"] = ("ESO-VLT-U3", "ESO <TEL>")
-    h["INSTRUME"] = ("SPHERE", "Instrument used.")
-    h["OBJECT"] = (target.name if science else exp.dpr_type, "Original target.")
-    if science:
-        h["RA"] = (round(target.ra_deg, 6), "[deg] RA (J2000) pointing")
-        h["DEC"] = (round(target.dec_deg, 5), "[deg] DEC (J2000) pointing")
-        h["EQUINOX"] = (2000.0, "Standard FK5")
-        h["RADECSYS"] = ("FK5", "Coordinate system")
-    h["EXPTIME"] = (exp.dit, "Integration time")
-    h["MJD-OBS"] = (round(t0.mjd, 8), exp.date_obs)
-    h["DATE-OBS"] = (exp.date_obs, "Observing date")
-    seconds = t0.datetime.hour * 3600 + t0.datetime.minute * 60 + t0.datetime.second
-    h["UTC"] = (float(seconds), "[s] UTC")
-    lst_s = float(local_apparent_sidereal_time(t0, sc.PARANAL_LON_DEG)[0]) / 15.0 * 3600.0
-    h["LST"] = (round(lst_s, 3), "[s] LST")
-    h["PI-COI"] = ("UNKNOWN", "PI-COI name.")
-    h["OBSERVER"] = ("UNKNOWN", "Name of observer.")
-    h["ORIGFILE"] = (exp.origfile, "Original File Name")
-    h["BUNIT"] = ("adu", "Physical Unit")
+    h = hdr.primary_header(exp, target, observer=True)
     cards: dict[str, Any] = {}
-    ra_h, dec_d = radec_of_date
     # AO and derotator
     if science:
         for key, value in (
@@ -674,30 +616,12 @@ def _build_header(
             cards[key] = (value, "SPARTA loop / WFS state")
     # Detector
     cards.update(
+        hdr.detector_cards(
+            exp, detector="IRDIS", gain_e_per_adu=sc.IRDIS_GAIN_E_PER_ADU, shape=scale.shape, window=True
+        )
+    )
+    cards.update(
         {
-            "DET CHIP1 GAIN": (sc.IRDIS_GAIN_E_PER_ADU, "Gain in e-/ADU"),
-            "DET CHIP1 ID": ("ESO-Hawaii2RG", "Detector chip identification"),
-            "DET CHIP1 NX": (nx, "number of pixels along x"),
-            "DET CHIP1 NY": (ny, "number of pixels along y"),
-            "DET DITDELAY": (DIT_DELAY_S, "[s] Delay before integration"),
-            "DET FRAM FORMAT": ("cube", "FITS file format"),
-            "DET FRAM NO": (exp.ndit, "Frame number"),
-            "DET FRAM TYPE": ("DIT", "Frame type"),
-            "DET FRAM UTC": (exp.fram_utc, "File Creation Time"),
-            "DET ID": ("IRDIS", "Detector system Id"),
-            "DET NAME": ("IRDIS", "Name of detector system"),
-            "DET NDIT": (exp.ndit, "Number of Sub-Integrations"),
-            "DET NDITSKIP": (0, "DITs skipped at 1st.INT"),
-            "DET READ CURID": (4, "Used readout mode id"),
-            "DET READ CURNAME": ("Nondest", "Used readout mode name"),
-            "DET SEQ UTC": (exp.date_obs, "Sequencer Start Time"),
-            "DET SEQ1 DIT": (exp.dit, "[s] Integration time"),
-            "DET SEQ1 EXPTIME": (
-                round(exp.ndit * (exp.dit + DIT_OVERHEAD_S), 7),
-                "[s] Exposure Sequence Time",
-            ),
-            "DET SEQ1 WIN NX": (nx, "Read-out window NX"),
-            "DET SEQ1 WIN NY": (ny, "Read-out window NY"),
             "DPR CATG": (exp.dpr_catg, "Observation category"),
             "DPR TECH": (_dpr_tech(exp), "Observation technique"),
             "DPR TYPE": (exp.dpr_type, "Observation type"),
@@ -725,9 +649,7 @@ def _build_header(
         cards["INS4 DROT2 BEGIN"] = (0.0, "[deg] Position angle at start.")
         cards["INS4 DROT2 END"] = (0.0, "[deg] Position angle at end.")
         cards["INS4 DROT2 MODE"] = ("STAT", "Derotator mode.")
-    cards["INS4 DROT2 POSANG"] = (0.0, "[deg] Position angle.")
-    cards["INS4 DROT2 RA"] = (pack_sexagesimal(ra_h / 15.0, 6), "Telescope right ascension.")
-    cards["INS4 DROT2 DEC"] = (pack_sexagesimal(dec_d, 5), "Telescope desclination.")
+    cards.update(hdr.derotator_pointing_cards(radec_of_date))
     cards["INS4 FILT2 ID"] = (exp.nd, "Filter unique id.")
     cards["INS4 FILT2 NAME"] = (exp.nd, "NIR Neutral Density filters.")
     cards["INS4 MODE"] = (f"IRDIS_{exp.spec.mode}", "Instrument mode used.")
@@ -735,79 +657,22 @@ def _build_header(
     cards["INS4 OPTI11 NAME"] = (opti11, "NIR coronagraphs wheel.")
     cards["INS4 SHUT ST"] = (shutter, "Shutter open [T] or closed [F].")
     # Observation block
-    cards.update(
-        {
-            "OBS ID": (exp.obs_id, "Observation block ID"),
-            "OBS NAME": (exp.obs_name, "OB name"),
-            "OBS PI-COI NAME": ("UNKNOWN", "PI-COI name"),
-            "OBS PROG ID": (exp.prog_id, "ESO program identification"),
-            "OBS START": (exp.tpl_start, "OB start time"),
-        }
-    )
+    cards.update(hdr.observation_block_cards(exp))
     if science:  # the real calibration headers have no OB target
-        cards["OBS TARG NAME"] = (target.name.replace(" ", ""), "OB target name")
-        letters = "F C O S"
-        cards["OCS OBSTYPE LIST"] = (letters, "User defined list of observ. types")
-        cards["OCS WAFFLE AMPL"] = (0.05, "User defined waffle amplitude")
-        cards["OCS WAFFLE ORIENT"] = (exp.spec.waffle_orient, "User defined waffle orientation")
+        cards.update(hdr.science_target_cards(target, exp.spec.waffle_orient))
     cards["SEQ ARM"] = ("IRDIS", "Name of the sub-system.")
     # Telescope, site, target and ambient conditions (calibration files taken at zenith carry
     # none of these, as in the real WAVE,LAMP headers).
     if science:
-        alt, az, airm_start, airm_end = alt_az_airm
-        cards.update(
-            {
-                "TEL GEOELEV": (sc.PARANAL_HEIGHT_M, "[m] Elevation above sea level"),
-                "TEL GEOLAT": (sc.PARANAL_LAT_DEG, "[deg] Tel geo latitute (+=North)"),
-                "TEL GEOLON": (sc.PARANAL_LON_DEG, "[deg] Tel geo longitude (+=East)"),
-                "TEL AIRM END": (round(airm_end, 3), "Airmass at end"),
-                "TEL AIRM START": (round(airm_start, 3), "Airmass at start"),
-                "TEL ALT": (round(alt, 3), "[deg] Alt angle at start"),
-                "TEL AMBI FWHM END": (round(ambient["fwhm_end"], 2), "[arcsec] Observatory Seeing"),
-                "TEL AMBI FWHM START": (round(ambient["fwhm_start"], 2), "[arcsec] Observatory Seeing"),
-                "TEL AMBI PRES END": (round(ambient["pres"], 2), "[hPa] Observatory air pressure"),
-                "TEL AMBI PRES START": (round(ambient["pres"], 2), "[hPa] Observatory air pressure"),
-                "TEL AMBI RHUM": (round(ambient["rhum"], 1), "[%] Observatory relative humidity"),
-                "TEL AMBI TAU0": (round(ambient["tau0"], 4), "[s] Average coherence time"),
-                "TEL AMBI TEMP": (round(ambient["temp"], 2), "[deg C] Observatory ambient temperature"),
-                "TEL AMBI WINDDIR": (
-                    round(ambient["winddir"], 1),
-                    "[deg] Observatory wind direction",
-                ),
-                "TEL AMBI WINDSP": (round(ambient["windsp"], 2), "[m/s] Observatory ambient wind speed"),
-                "TEL AZ": (round(az, 3), "[deg] Az angle at start S=0,W=90"),
-                "TEL IA FWHM": (
-                    round(ambient["ia_fwhm"], 2),
-                    "[arcsec] Delivered seeing (airmass corr.)",
-                ),
-                "TEL PARANG END": (round(parang_start_end[1], 3), "[deg] Parallactic angle at end"),
-                "TEL PARANG START": (round(parang_start_end[0], 3), "[deg] Parallactic angle at start"),
-                "TEL TARG ALPHA": (
-                    pack_sexagesimal(target.ra_deg / 15.0, 3),
-                    "Alpha coordinate for the target",
-                ),
-                "TEL TARG COORDTYPE": ("M", "Coordinate type (M=mean)"),
-                "TEL TARG DELTA": (
-                    pack_sexagesimal(target.dec_deg, 3),
-                    "Delta coordinate for the target",
-                ),
-                "TEL TARG EPOCH": (2000.0, "[yr] Epoch 1950 or 2000"),
-                "TEL TARG EQUINOX": (2000.0, "[yr] Equinox"),
-                "TEL TARG PMA": (target.pm_ra_arcsec_yr, "[arcsec/yr] Proper Motion Alpha"),
-                "TEL TARG PMD": (target.pm_dec_arcsec_yr, "[arcsec/yr] Proper motion Delta"),
-            }
-        )
-    cards.update(
-        {
-            "TPL EXPNO": (exp.tpl_expno, "Exposure number within template"),
-            "TPL ID": (exp.tpl_id, "Template signature ID"),
-            "TPL NAME": (exp.tpl_name, "Template name"),
-            "TPL NEXP": (exp.tpl_nexp, "Number of exposures within template"),
-            "TPL START": (exp.tpl_start, "TPL start time"),
+        cards.update(hdr.paranal_site_cards())
+        irdis_tel_cards = {
+            "TEL IA FWHM": (round(ambient["ia_fwhm"], 2), "[arcsec] Delivered seeing (airmass corr.)"),
+            "TEL TARG COORDTYPE": ("M", "Coordinate type (M=mean)"),
         }
-    )
+        cards.update(hdr.telescope_cards(target, alt_az_airm, parang_start_end, ambient, irdis_tel_cards))
+    cards.update(hdr.template_cards(exp))
     for key, (value, comment) in cards.items():
-        h[_eso(key)] = (value, comment)
+        h[hdr.eso_keyword(key)] = (value, comment)
     h["ARCFILE"] = (archive_name(exp.date_obs, colon=True), "Archive File Name")
     # The comment names the simulator's module before it moved to hcdc.instruments.sphere.irdis:
     # frozen, so that the same seed keeps giving byte-identical raw files across releases (the
@@ -1147,31 +1012,15 @@ def simulate_irdis_night(
     )
     _check_companions(model)
     out.mkdir(parents=True, exist_ok=True)
-    ambient_rng = np.random.default_rng(int(root.integers(0, 2**31)))
-    seeing = ambient_rng.uniform(0.5, 0.9)
+    conditions = AmbientConditions(np.random.default_rng(int(root.integers(0, 2**31))))
 
     files: list[SimulatedFile] = []
     for i, exp in enumerate(plan):
         t0, t1 = Time(exp.date_obs, scale="utc"), Time(exp.fram_utc, scale="utc")
-        radec = _apparent_radec(target, t0)
-        # What a reader decodes from INS4 DROT2 RA/DEC is what the angles are computed from.
-        ra_used = sc.parse_packed_sexagesimal(pack_sexagesimal(radec[0] / 15.0, 6)) * 15.0
-        dec_used = sc.parse_packed_sexagesimal(pack_sexagesimal(radec[1], 5))
+        ra_used, dec_used = hdr.pointing_as_written(target, t0)
         cube, truth = _render_exposure(exp, model, (ra_used, dec_used), seed)
         alt, az, airm = _alt_az_airmass(Time([t0, t1]), ra_used, dec_used)
-        seeing = float(np.clip(seeing + ambient_rng.normal(0.0, 0.03), 0.4, 1.5))
-        ambient = {
-            "fwhm_start": seeing,
-            "fwhm_end": float(np.clip(seeing + ambient_rng.normal(0, 0.03), 0.4, 1.5)),
-            "tau0": 0.0035 / seeing * ambient_rng.uniform(0.8, 1.2),
-            "windsp": ambient_rng.uniform(3.0, 9.0),
-            "winddir": ambient_rng.uniform(0.0, 360.0),
-            "temp": 12.0 + ambient_rng.normal(0, 0.3),
-            "pres": 743.5 + ambient_rng.normal(0, 0.3),
-            "rhum": ambient_rng.uniform(5.0, 25.0),
-            "ia_fwhm": seeing * 0.9,
-            "alt_end": float(alt[1]),
-        }
+        ambient = conditions.draw(float(alt[1]))
         if telemetry is not None and exp.dpr_catg == "SCIENCE":
             ambient.update(simulate_ao.ambient_conditions(telemetry, (t0, t1), airm))
         header = _build_header(
