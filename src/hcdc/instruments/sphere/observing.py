@@ -27,10 +27,12 @@ __all__ = [
     "AmbientConditions",
     "DIT_DELAY_S",
     "DIT_OVERHEAD_S",
+    "FileConditions",
     "PlannedExposure",
     "PointedTarget",
     "alt_az_airmass",
     "apparent_radec",
+    "file_conditions",
     "file_rng",
     "file_times",
     "iso_utc",
@@ -190,3 +192,40 @@ class AmbientConditions:
         ambient["ia_fwhm"] = seeing * 0.9
         ambient["alt_end"] = alt_end_deg
         return ambient
+
+
+@dataclass(frozen=True)
+class FileConditions:
+    """Where the telescope pointed and in which conditions during one raw file (header input).
+
+    ``radec_of_date``: coordinates of date (deg) as written in the header; ``parang_start_end``:
+    parallactic angles (deg) at the start of the first and the end of the last DIT;
+    ``alt_az_airm``: altitude and azimuth (deg, ESO azimuth) at the start, airmass at start
+    and end; ``ambient``: :meth:`AmbientConditions.draw` (a simulator may overwrite keys with
+    telemetry-derived values).
+    """
+
+    radec_of_date: tuple[float, float]
+    parang_start_end: tuple[float, float]
+    alt_az_airm: tuple[float, float, float, float]
+    ambient: dict[str, float]
+
+
+def file_conditions(
+    start: Time,
+    end: Time,
+    radec_of_date: tuple[float, float],
+    parang_start_end: tuple[float, float],
+    conditions: AmbientConditions,
+    *,
+    water_vapour: bool = False,
+) -> FileConditions:
+    """The :class:`FileConditions` of a file from ``start`` to ``end`` (UTC) at ``radec_of_date``.
+
+    Altitude, azimuth and airmass at Paranal come from :func:`alt_az_airmass`; the ambient
+    conditions are the next draw of ``conditions`` (``water_vapour``: with the IWV).
+    """
+    alt, az, airm = alt_az_airmass(Time([start, end]), radec_of_date[0], radec_of_date[1])
+    ambient = conditions.draw(float(alt[1]), water_vapour=water_vapour)
+    alt_az_airm = (float(alt[0]), float(az[0]), float(airm[0]), float(airm[1]))
+    return FileConditions(radec_of_date, parang_start_end, alt_az_airm, ambient)

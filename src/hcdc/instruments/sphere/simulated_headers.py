@@ -24,6 +24,7 @@ from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.observing import (
     DIT_DELAY_S,
     DIT_OVERHEAD_S,
+    FileConditions,
     PlannedExposure,
     PointedTarget,
     apparent_radec,
@@ -225,23 +226,17 @@ def paranal_site_cards() -> Cards:
     }
 
 
-def telescope_cards(
-    target: SimulatedTarget,
-    alt_az_airm: tuple[float, float, float, float],
-    parang_start_end: tuple[float, float],
-    ambient: dict[str, float],
-    extra: Cards | None = None,
-) -> Cards:
+def telescope_cards(target: SimulatedTarget, sky: FileConditions, extra: Cards | None = None) -> Cards:
     """TEL pointing, airmass, ambient, parallactic-angle and target cards of a science file.
 
-    ``alt_az_airm``: altitude and azimuth at the start (deg, ESO azimuth S=0, W=90), airmass at
-    start and end. ``parang_start_end`` (deg). ``ambient``: the keys of
-    :meth:`hcdc.instruments.sphere.observing.AmbientConditions.draw` (seeing in arcsec, tau0 in
-    s, wind m/s and deg, temperature deg C, pressure hPa, humidity %). ``extra`` cards (each
-    instrument's own TEL cards) join them; all are returned sorted by key, the order of the
-    real headers.
+    ``sky``: the file's :class:`~hcdc.instruments.sphere.observing.FileConditions` (altitude
+    and azimuth at the start in deg, ESO azimuth S=0, W=90; airmass at start and end;
+    parallactic angles in deg; ambient conditions: seeing in arcsec, tau0 in s, wind m/s and
+    deg, temperature deg C, pressure hPa, humidity %). ``extra`` cards (each instrument's own
+    TEL cards) join them; all are returned sorted by key, the order of the real headers.
     """
-    alt, az, airm_start, airm_end = alt_az_airm
+    alt, az, airm_start, airm_end = sky.alt_az_airm
+    ambient, parang_start_end = sky.ambient, sky.parang_start_end
     cards: Cards = {
         "TEL AIRM END": (round(airm_end, 3), "Airmass at end"),
         "TEL AIRM START": (round(airm_start, 3), "Airmass at start"),

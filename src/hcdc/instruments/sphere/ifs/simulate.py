@@ -43,6 +43,7 @@ from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere import observing as obs
 from hcdc.instruments.sphere import simulated_headers as hdr
 from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.metadata import IFS_LAMPS_BY_MODE
@@ -57,9 +58,6 @@ from hcdc.instruments.sphere.irdis.simulate import (
 from hcdc.instruments.sphere.observing import (
     DIT_DELAY_S,
     DIT_OVERHEAD_S,
-    AmbientConditions,
-    PlannedExposure,
-    alt_az_airmass,
     file_rng,
     file_times,
     transit_time,
@@ -316,7 +314,7 @@ class SimulatedIfsNight:
 
 
 @dataclass
-class _Exposure(PlannedExposure):
+class _Exposure(obs.PlannedExposure):
     dpr_tech: str
     comb: str  # INS2 COMB IFS
     lamp: str | None = None  # detector-flat lamp (BB, NB1..NB4)
@@ -533,15 +531,12 @@ def _build_header(
     mode: geo.IfsModeOptics,
     target: Target,
     shape: tuple[int, int],
-    radec_of_date: tuple[float, float],
-    parang_start_end: tuple[float, float],
-    alt_az_airm: tuple[float, float, float, float],
-    ambient: dict[str, float],
+    sky: obs.FileConditions,
     seed: int,
 ) -> fits.Header:
     """Primary header of one raw IFS file: keyword names, formats and values as the real ones.
 
-    ``ambient``: seeing (start, end), tau0, wind, temperature, pressure, humidity, IWV and the
+    ``sky.ambient``: seeing (start, end), tau0, wind, temperature, pressure, humidity, IWV and the
     altitude at the end (science files only, as in the real calibration headers)."""
     science = exp.dpr_catg == "SCIENCE"
     h = hdr.primary_header(exp, target, observer=False)
@@ -585,8 +580,8 @@ def _build_header(
     cards["INS1 PAC Y"] = (0.0, "[um] Y-Axis absolute position on the detect")
     if science:
         # INS4 DROT2 BEGIN - TEL ALT as in the real pupil-tracking headers (IRDIS simulator)
-        begin = (alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
-        end = (ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
+        begin = (sky.alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
+        end = (sky.ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
         cards["INS4 DROT2 MODE"] = ("ELEV", "Derotator mode.")
     else:
         begin = end = 0.0
@@ -598,7 +593,7 @@ def _build_header(
     cards["INS4 DROT3 END"] = (152.15, "[deg] Position angle at end.")
     cards["INS4 DROT3 MODE"] = ("STAT", "Half-Wave Plate 2 rotation mode.")
     cards["INS4 OPTI8 NAME"] = ("OPEN", "Half-Wave Plate 2 selector.")
-    cards.update(hdr.derotator_pointing_cards(radec_of_date))
+    cards.update(hdr.derotator_pointing_cards(sky.radec_of_date))
     cards["INS4 FILT2 ID"] = ("OPEN" if exp.nd == "OPEN" else f"FILT_{exp.nd}", "Filter unique id.")
     cards["INS4 FILT2 NAME"] = (exp.nd, "NIR Neutral Density filters.")
     cards["INS4 MODE"] = (mode.ins4_mode, "Instrument mode used.")
@@ -619,11 +614,11 @@ def _build_header(
     if science:
         ifs_tel_cards = {
             **hdr.paranal_site_cards(),
-            "TEL AMBI IWV END": (round(ambient["iwv"], 2), "Integrated Water Vapor"),
-            "TEL AMBI IWV START": (round(ambient["iwv"], 2), "Integrated Water Vapor"),
-            "TEL IA FWHM": (round(ambient["ia_fwhm"], 2), "[arcsec] Delivered seeing (airmass"),
+            "TEL AMBI IWV END": (round(sky.ambient["iwv"], 2), "Integrated Water Vapor"),
+            "TEL AMBI IWV START": (round(sky.ambient["iwv"], 2), "Integrated Water Vapor"),
+            "TEL IA FWHM": (round(sky.ambient["ia_fwhm"], 2), "[arcsec] Delivered seeing (airmass"),
         }
-        cards.update(hdr.telescope_cards(target, alt_az_airm, parang_start_end, ambient, ifs_tel_cards))
+        cards.update(hdr.telescope_cards(target, sky, ifs_tel_cards))
     cards.update(hdr.template_cards(exp))
     for key, (value, comment) in cards.items():
         h[hdr.eso_keyword(key)] = (value, comment)
@@ -888,25 +883,16 @@ def simulate_ifs_night(
         t_ref=Time(plan[0].date_obs, scale="utc"),
     )
     out.mkdir(parents=True, exist_ok=True)
-    conditions = AmbientConditions(np.random.default_rng(int(root.integers(0, 2**31))))
+    conditions = obs.AmbientConditions(np.random.default_rng(int(root.integers(0, 2**31))))
     files: list[SimulatedIfsFile] = []
     for i, exp in enumerate(plan):
         t0, t1 = Time(exp.date_obs, scale="utc"), Time(exp.fram_utc, scale="utc")
         ra_used, dec_used = hdr.pointing_as_written(target, t0)
         cube, truth = _render(exp, model, (ra_used, dec_used), seed)
-        alt, az, airm = alt_az_airmass(Time([t0, t1]), ra_used, dec_used)
-        ambient = conditions.draw(float(alt[1]), water_vapour=True)
-        header = _build_header(
-            exp,
-            optics,
-            target,
-            shape,
-            (ra_used, dec_used),
-            truth["parang_start_end"],
-            (float(alt[0]), float(az[0]), float(airm[0]), float(airm[1])),
-            ambient,
-            seed,
+        sky = obs.file_conditions(
+            t0, t1, (ra_used, dec_used), truth["parang_start_end"], conditions, water_vapour=True
         )
+        header = _build_header(exp, optics, target, shape, sky, seed)
         path = out / archive_name(exp.date_obs, colon=colon_in_names)
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(

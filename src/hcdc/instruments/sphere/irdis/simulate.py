@@ -39,8 +39,14 @@ from astropy.time import Time, TimeDelta
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere import simulated_headers as hdr
 from hcdc.instruments.sphere.irdis import simulate_ao
-from hcdc.instruments.sphere.observing import DIT_DELAY_S, DIT_OVERHEAD_S, AmbientConditions, PlannedExposure
-from hcdc.instruments.sphere.observing import alt_az_airmass as _alt_az_airmass
+from hcdc.instruments.sphere.observing import (
+    DIT_DELAY_S,
+    DIT_OVERHEAD_S,
+    AmbientConditions,
+    FileConditions,
+    PlannedExposure,
+    file_conditions,
+)
 from hcdc.instruments.sphere.observing import file_rng as _file_rng
 from hcdc.instruments.sphere.observing import file_times as _file_times
 from hcdc.instruments.sphere.observing import transit_time as _transit_time
@@ -593,10 +599,7 @@ def _build_header(
     exp: _Exposure,
     target: Target,
     scale: SimulationScale,
-    radec_of_date: tuple[float, float],
-    parang_start_end: tuple[float, float],
-    alt_az_airm: tuple[float, float, float, float],
-    ambient: dict[str, float],
+    sky: FileConditions,
     seed: int,
 ) -> fits.Header:
     """Primary header of one raw IRDIS file, keyword names and formats as in real SPHERE files."""
@@ -639,9 +642,8 @@ def _build_header(
     cards["INS1 PAC Y"] = (0.0, "[um] Y-Axis absolute position on the detector")
     cards["INS4 COMB ROT"] = ("PUPIL" if science else "CAL_ZENITH", "Assembly for derotator and ADC modes")
     if science:
-        alt, _, _, _ = alt_az_airm
-        drot_begin = (alt + DROT2_MINUS_ALT_DEG) % 360.0
-        drot_end = (ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
+        drot_begin = (sky.alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
+        drot_end = (sky.ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
         cards["INS4 DROT2 BEGIN"] = (round(drot_begin, 4), "[deg] Position angle at start.")
         cards["INS4 DROT2 END"] = (round(drot_end, 4), "[deg] Position angle at end.")
         cards["INS4 DROT2 MODE"] = ("ELEV", "Derotator mode.")
@@ -649,7 +651,7 @@ def _build_header(
         cards["INS4 DROT2 BEGIN"] = (0.0, "[deg] Position angle at start.")
         cards["INS4 DROT2 END"] = (0.0, "[deg] Position angle at end.")
         cards["INS4 DROT2 MODE"] = ("STAT", "Derotator mode.")
-    cards.update(hdr.derotator_pointing_cards(radec_of_date))
+    cards.update(hdr.derotator_pointing_cards(sky.radec_of_date))
     cards["INS4 FILT2 ID"] = (exp.nd, "Filter unique id.")
     cards["INS4 FILT2 NAME"] = (exp.nd, "NIR Neutral Density filters.")
     cards["INS4 MODE"] = (f"IRDIS_{exp.spec.mode}", "Instrument mode used.")
@@ -666,10 +668,10 @@ def _build_header(
     if science:
         cards.update(hdr.paranal_site_cards())
         irdis_tel_cards = {
-            "TEL IA FWHM": (round(ambient["ia_fwhm"], 2), "[arcsec] Delivered seeing (airmass corr.)"),
+            "TEL IA FWHM": (round(sky.ambient["ia_fwhm"], 2), "[arcsec] Delivered seeing (airmass corr.)"),
             "TEL TARG COORDTYPE": ("M", "Coordinate type (M=mean)"),
         }
-        cards.update(hdr.telescope_cards(target, alt_az_airm, parang_start_end, ambient, irdis_tel_cards))
+        cards.update(hdr.telescope_cards(target, sky, irdis_tel_cards))
     cards.update(hdr.template_cards(exp))
     for key, (value, comment) in cards.items():
         h[hdr.eso_keyword(key)] = (value, comment)
@@ -1019,20 +1021,11 @@ def simulate_irdis_night(
         t0, t1 = Time(exp.date_obs, scale="utc"), Time(exp.fram_utc, scale="utc")
         ra_used, dec_used = hdr.pointing_as_written(target, t0)
         cube, truth = _render_exposure(exp, model, (ra_used, dec_used), seed)
-        alt, az, airm = _alt_az_airmass(Time([t0, t1]), ra_used, dec_used)
-        ambient = conditions.draw(float(alt[1]))
+        sky = file_conditions(t0, t1, (ra_used, dec_used), truth["parang_start_end"], conditions)
         if telemetry is not None and exp.dpr_catg == "SCIENCE":
-            ambient.update(simulate_ao.ambient_conditions(telemetry, (t0, t1), airm))
-        header = _build_header(
-            exp,
-            target,
-            scale_obj,
-            (ra_used, dec_used),
-            truth["parang_start_end"],
-            (float(alt[0]), float(az[0]), float(airm[0]), float(airm[1])),
-            ambient,
-            seed,
-        )
+            airmass = np.array(sky.alt_az_airm[2:])
+            sky.ambient.update(simulate_ao.ambient_conditions(telemetry, (t0, t1), airmass))
+        header = _build_header(exp, target, scale_obj, sky, seed)
         path = out / archive_name(exp.date_obs, colon=colon_in_names)
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(
