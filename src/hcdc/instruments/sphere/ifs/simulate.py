@@ -62,6 +62,7 @@ from hcdc.instruments.sphere.observing import (
     file_times,
     transit_time,
 )
+from hcdc.instruments.sphere.simulated_truth import detector_map_hdus, write_truth_json
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
@@ -937,22 +938,8 @@ def simulate_ifs_night(
 
 def _write_truth(night: SimulatedIfsNight) -> None:
     """simulation_truth.json and simulation_truth.fits (detector maps, lenslet table, spectra)."""
-    night.truth_json = night.out_dir / "simulation_truth.json"
-    night.truth_fits = night.out_dir / "simulation_truth.fits"
-    night.truth_json.write_text(json.dumps(night.to_dict(), indent=1, default=str))
-    det = night.detector
-    hdus: list[Any] = [fits.PrimaryHDU()]
-    for name, data, unit in (
-        ("BIAS", det.bias, "adu"),
-        ("DARK_CURRENT", det.dark_current, "adu/s"),
-        ("FLAT", det.flat, ""),
-        ("BADPIX", det.bad_pixels, ""),
-    ):
-        hdu = fits.ImageHDU(
-            np.asarray(data, dtype=np.uint8 if data.dtype == np.uint8 else np.float32), name=name
-        )
-        hdu.header["BUNIT"] = unit
-        hdus.append(hdu)
+    truth_fits = write_truth_json(night)
+    hdus = detector_map_hdus(night.detector)
     g = night.grid
     hdus.append(
         fits.BinTableHDU.from_columns(
@@ -982,7 +969,7 @@ def _write_truth(night: SimulatedIfsNight) -> None:
     hdus[0].header["HCDCSEED"] = night.seed
     hdus[0].header["IFSMODE"] = night.mode.name
     hdus[0].header["COMMENT"] = "BADPIX bits: 1 hot, 2 dead, 4 non-linear; WAVELENGTHS in nm"
-    fits.HDUList(hdus).writeto(night.truth_fits, overwrite=True)
+    fits.HDUList(hdus).writeto(truth_fits, overwrite=True)
 
 
 def read_ifs_truth(out_dir: str | Path) -> tuple[dict[str, Any], fits.HDUList]:

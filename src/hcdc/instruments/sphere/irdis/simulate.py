@@ -51,6 +51,7 @@ from hcdc.instruments.sphere.observing import file_rng as _file_rng
 from hcdc.instruments.sphere.observing import file_times as _file_times
 from hcdc.instruments.sphere.observing import transit_time as _transit_time
 from hcdc.instruments.sphere.simulated_headers import pack_sexagesimal
+from hcdc.instruments.sphere.simulated_truth import detector_map_hdus, write_truth_json
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
@@ -1088,27 +1089,15 @@ def simulate_irdis_night(
 
 def _write_truth(night: SimulatedNight, model: _NightModel) -> None:
     """simulation_truth.json (everything but big arrays) and simulation_truth.fits (detector maps)."""
-    night.truth_json = night.out_dir / "simulation_truth.json"
-    night.truth_fits = night.out_dir / "simulation_truth.fits"
-    night.truth_json.write_text(json.dumps(night.to_dict(), indent=1, default=str))
+    truth_fits = write_truth_json(night)
     det = night.detector
-    hdus = [fits.PrimaryHDU()]
-    for name, data, unit in (
-        ("BIAS", det.bias, "adu"),
-        ("DARK_CURRENT", det.dark_current, "adu/s"),
-        ("FLAT", det.flat, ""),
-        ("BADPIX", det.bad_pixels, ""),
-        ("NONLIN_KNEE", np.where(np.isfinite(det.nonlinear_knee_e), det.nonlinear_knee_e, 0.0), "electron"),
-        ("ILLUMINATION", model.illumination, ""),
-    ):
-        hdu = fits.ImageHDU(
-            np.asarray(data, dtype=np.float32 if data.dtype != np.uint8 else np.uint8), name=name
-        )
-        hdu.header["BUNIT"] = unit
-        hdus.append(hdu)
+    knee = np.where(np.isfinite(det.nonlinear_knee_e), det.nonlinear_knee_e, 0.0)
+    hdus = detector_map_hdus(
+        det, [("NONLIN_KNEE", knee, "electron"), ("ILLUMINATION", model.illumination, "")]
+    )
     hdus[0].header["HCDCSEED"] = night.seed
     hdus[0].header["COMMENT"] = "BADPIX bits: 1 hot, 2 dead, 4 non-linear; NONLIN_KNEE 0 = linear pixel"
-    fits.HDUList(hdus).writeto(night.truth_fits, overwrite=True)
+    fits.HDUList(hdus).writeto(truth_fits, overwrite=True)
 
 
 def read_simulation_truth(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
