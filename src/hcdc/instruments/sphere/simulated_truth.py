@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,10 +20,67 @@ from astropy.io import fits
 
 from hcdc.science.simulation import irdis as sim
 
-__all__ = ["SimulatedNightTruth", "detector_map_hdus", "write_truth_json"]
+__all__ = ["SimulatedNightTruth", "SimulatedRawFile", "detector_map_hdus", "json_array", "write_truth_json"]
 
 #: File names of the truth written next to the raw files.
 TRUTH_JSON, TRUTH_FITS = "simulation_truth.json", "simulation_truth.fits"
+
+
+def json_array(values: np.ndarray) -> list[Any]:
+    """Nested list with NaN (no star / no angle in calibration files) written as None (JSON null)."""
+    return np.where(np.isnan(values), None, values).tolist()
+
+
+@dataclass
+class SimulatedRawFile:
+    """One written raw SPHERE file and the truth of its timing and angles.
+
+    ``dit`` in s; ``mjd_mid`` (UTC), ``parang`` and ``derot`` (deg; NaN for calibrations) are
+    per DIT, at mid-DIT. Each simulator's file class adds its instrument's setup and star
+    truth, and says where their keys go in :meth:`to_dict` (:meth:`setup_dict`, :meth:`truth_dict`).
+    """
+
+    path: Path
+    dpr_catg: str
+    dpr_type: str
+    dpr_tech: str
+    mode: str
+    dit: float
+    ndit: int
+    nd: str
+    date_obs: str
+    fram_utc: str
+    mjd_mid: np.ndarray
+    parang: np.ndarray
+    derot: np.ndarray
+
+    def setup_dict(self) -> dict[str, Any]:
+        """Instrument setup keys of :meth:`to_dict`, written after ``dpr_tech`` (none here)."""
+        return {}
+
+    def truth_dict(self) -> dict[str, Any]:
+        """Instrument truth keys of :meth:`to_dict`, written after ``derot_deg`` (none here)."""
+        return {}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record of the file (angles as ``parang_deg``/``derot_deg``, NaN as null)."""
+        return {
+            "path": str(self.path),
+            "dpr_catg": self.dpr_catg,
+            "dpr_type": self.dpr_type,
+            "dpr_tech": self.dpr_tech,
+            **self.setup_dict(),
+            "mode": self.mode,
+            "dit": self.dit,
+            "ndit": self.ndit,
+            "nd": self.nd,
+            "date_obs": self.date_obs,
+            "fram_utc": self.fram_utc,
+            "mjd_mid": self.mjd_mid.tolist(),
+            "parang_deg": json_array(self.parang),
+            "derot_deg": json_array(self.derot),
+            **self.truth_dict(),
+        }
 
 
 class SimulatedNightTruth(Protocol):

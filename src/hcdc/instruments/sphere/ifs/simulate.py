@@ -45,6 +45,7 @@ from astropy.time import Time, TimeDelta
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere import observing as obs
 from hcdc.instruments.sphere import simulated_headers as hdr
+from hcdc.instruments.sphere import simulated_truth
 from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.metadata import IFS_LAMPS_BY_MODE
 from hcdc.instruments.sphere.irdis.simulate import (
@@ -62,7 +63,6 @@ from hcdc.instruments.sphere.observing import (
     file_times,
     transit_time,
 )
-from hcdc.instruments.sphere.simulated_truth import detector_map_hdus, write_truth_json
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
@@ -177,49 +177,19 @@ def star_flux_adu_s_nm(
 
 
 @dataclass
-class SimulatedIfsFile:
+class SimulatedIfsFile(simulated_truth.SimulatedRawFile):
     """One written raw IFS file and its truth (``star_xy_mas``: per DIT, the star in the lenslet
     frame; angles at mid-DIT in deg, NaN for calibrations)."""
 
-    path: Path
-    dpr_catg: str
-    dpr_type: str
-    dpr_tech: str
     comb: str
-    mode: str
-    dit: float
-    ndit: int
-    nd: str
-    date_obs: str
-    fram_utc: str
-    mjd_mid: np.ndarray
-    parang: np.ndarray
-    derot: np.ndarray
     star_xy_mas: np.ndarray
     lamp: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        def clean(a: np.ndarray) -> list[Any]:
-            return np.where(np.isnan(a), None, a).tolist()
+    def setup_dict(self) -> dict[str, Any]:
+        return {"comb": self.comb}
 
-        return {
-            "path": str(self.path),
-            "dpr_catg": self.dpr_catg,
-            "dpr_type": self.dpr_type,
-            "dpr_tech": self.dpr_tech,
-            "comb": self.comb,
-            "mode": self.mode,
-            "dit": self.dit,
-            "ndit": self.ndit,
-            "nd": self.nd,
-            "date_obs": self.date_obs,
-            "fram_utc": self.fram_utc,
-            "mjd_mid": self.mjd_mid.tolist(),
-            "parang_deg": clean(self.parang),
-            "derot_deg": clean(self.derot),
-            "star_xy_mas": clean(self.star_xy_mas),
-            "lamp": self.lamp,
-        }
+    def truth_dict(self) -> dict[str, Any]:
+        return {"star_xy_mas": simulated_truth.json_array(self.star_xy_mas), "lamp": self.lamp}
 
 
 @dataclass
@@ -938,8 +908,8 @@ def simulate_ifs_night(
 
 def _write_truth(night: SimulatedIfsNight) -> None:
     """simulation_truth.json and simulation_truth.fits (detector maps, lenslet table, spectra)."""
-    truth_fits = write_truth_json(night)
-    hdus = detector_map_hdus(night.detector)
+    truth_fits = simulated_truth.write_truth_json(night)
+    hdus = simulated_truth.detector_map_hdus(night.detector)
     g = night.grid
     hdus.append(
         fits.BinTableHDU.from_columns(

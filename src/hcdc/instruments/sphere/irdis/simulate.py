@@ -51,7 +51,12 @@ from hcdc.instruments.sphere.observing import file_rng as _file_rng
 from hcdc.instruments.sphere.observing import file_times as _file_times
 from hcdc.instruments.sphere.observing import transit_time as _transit_time
 from hcdc.instruments.sphere.simulated_headers import pack_sexagesimal
-from hcdc.instruments.sphere.simulated_truth import detector_map_hdus, write_truth_json
+from hcdc.instruments.sphere.simulated_truth import (
+    SimulatedRawFile,
+    detector_map_hdus,
+    json_array,
+    write_truth_json,
+)
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
@@ -236,13 +241,8 @@ def archive_name(date_obs: str, colon: bool = True) -> str:
     return f"SPHER.{stamp}.fits"
 
 
-def _json_array(values: np.ndarray) -> list[Any]:
-    """Nested list with NaN (no star / no angle in calibration files) written as None (JSON null)."""
-    return np.where(np.isnan(values), None, values).tolist()
-
-
 @dataclass
-class SimulatedFile:
+class SimulatedFile(SimulatedRawFile):
     """One written raw file and its truth.
 
     ``star_xy`` has shape ``(ndit, 2, 2)``: per DIT, per field (left, right), the exact star
@@ -251,20 +251,7 @@ class SimulatedFile:
     ``derot`` are at mid-DIT (deg); ``mjd_mid`` is mid-DIT (UTC).
     """
 
-    path: Path
-    dpr_catg: str
-    dpr_type: str
-    dpr_tech: str
     filter: str
-    mode: str
-    dit: float
-    ndit: int
-    nd: str
-    date_obs: str
-    fram_utc: str
-    mjd_mid: np.ndarray
-    parang: np.ndarray
-    derot: np.ndarray
     star_xy: np.ndarray
     lamp_adu_s: float | None = None
     waffle_orient: str | None = None
@@ -276,23 +263,12 @@ class SimulatedFile:
         """The DPR TYPE (OBJECT, OBJECT,CENTER, OBJECT,FLUX, SKY, DARK, DARK,BACKGROUND, FLAT,LAMP)."""
         return self.dpr_type
 
-    def to_dict(self) -> dict[str, Any]:
+    def setup_dict(self) -> dict[str, Any]:
+        return {"filter": self.filter}
+
+    def truth_dict(self) -> dict[str, Any]:
         return {
-            "path": str(self.path),
-            "dpr_catg": self.dpr_catg,
-            "dpr_type": self.dpr_type,
-            "dpr_tech": self.dpr_tech,
-            "filter": self.filter,
-            "mode": self.mode,
-            "dit": self.dit,
-            "ndit": self.ndit,
-            "nd": self.nd,
-            "date_obs": self.date_obs,
-            "fram_utc": self.fram_utc,
-            "mjd_mid": self.mjd_mid.tolist(),
-            "parang_deg": _json_array(self.parang),
-            "derot_deg": _json_array(self.derot),
-            "star_xy": _json_array(self.star_xy),
+            "star_xy": json_array(self.star_xy),
             "lamp_adu_s": self.lamp_adu_s,
             "waffle_orient": self.waffle_orient,
             "waffle_spot_offsets_px": self.waffle_spot_offsets_px,
