@@ -10,17 +10,24 @@ maps of the :class:`hcdc.science.simulation.irdis.DetectorModel` the raw files w
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from astropy.io import fits
 
 from hcdc.science.simulation import irdis as sim
 
-__all__ = ["SimulatedNightTruth", "SimulatedRawFile", "detector_map_hdus", "json_array", "write_truth_json"]
+__all__ = [
+    "SimulatedNightTruth",
+    "SimulatedRawFile",
+    "detector_map_hdus",
+    "json_array",
+    "select_files",
+    "write_truth_json",
+]
 
 #: File names of the truth written next to the raw files.
 TRUTH_JSON, TRUTH_FITS = "simulation_truth.json", "simulation_truth.fits"
@@ -81,6 +88,26 @@ class SimulatedRawFile:
             "derot_deg": json_array(self.derot),
             **self.truth_dict(),
         }
+
+
+FileT = TypeVar("FileT", bound=SimulatedRawFile)
+
+
+def select_files(
+    files: Sequence[FileT], dpr_type: str | None = None, dit: float | None = None, **attributes: Any
+) -> list[FileT]:
+    """The ``files`` of a DPR TYPE and DIT (s, within 0.01 s) whose ``attributes`` equal the given values.
+
+    None (for ``dpr_type``, ``dit`` or any attribute) selects any value; the order of ``files``
+    (time order) is kept.
+    """
+    return [
+        f
+        for f in files
+        if (dpr_type is None or f.dpr_type == dpr_type)
+        and all(value is None or getattr(f, name) == value for name, value in attributes.items())
+        and (dit is None or abs(f.dit - dit) < 0.01)
+    ]
 
 
 class SimulatedNightTruth(Protocol):

@@ -219,13 +219,7 @@ class SimulatedIfsNight:
         self, dpr_type: str | None = None, lamp: str | None = None, dit: float | None = None
     ) -> list[SimulatedIfsFile]:
         """Files of a DPR TYPE / detector-flat lamp / DIT (None = any), in time order."""
-        return [
-            f
-            for f in self.files
-            if (dpr_type is None or f.dpr_type == dpr_type)
-            and (lamp is None or f.lamp == lamp)
-            and (dit is None or abs(f.dit - dit) < 0.01)
-        ]
+        return simulated_truth.select_files(self.files, dpr_type, dit, lamp=lamp)
 
     def companion_truth(self) -> list[dict[str, Any]]:
         waves = self.wavelengths_nm

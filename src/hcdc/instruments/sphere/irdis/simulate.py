@@ -55,6 +55,7 @@ from hcdc.instruments.sphere.simulated_truth import (
     SimulatedRawFile,
     detector_map_hdus,
     json_array,
+    select_files,
     write_truth_json,
 )
 from hcdc.science.calibration.timing import (
@@ -315,13 +316,7 @@ class SimulatedNight:
         self, dpr_type: str | None = None, filter: str | None = None, dit: float | None = None
     ) -> list[SimulatedFile]:
         """Files of a DPR TYPE / filter combination / DIT (None = any), in time order."""
-        return [
-            f
-            for f in self.files
-            if (dpr_type is None or f.dpr_type == dpr_type)
-            and (filter is None or f.filter == filter)
-            and (dit is None or abs(f.dit - dit) < 0.01)
-        ]
+        return select_files(self.files, dpr_type, dit, filter=filter)
 
     def companion_truth(self) -> list[dict[str, Any]]:
         """Injected companions with separations in mas and px and contrasts per band."""
