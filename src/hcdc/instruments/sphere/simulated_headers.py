@@ -32,6 +32,8 @@ from hcdc.instruments.sphere.observing import (
 from hcdc.science.calibration.timing import local_apparent_sidereal_time
 
 __all__ = [
+    "archive_name",
+    "close_header",
     "Cards",
     "SimulatedTarget",
     "derotator_pointing_cards",
@@ -75,6 +77,40 @@ def pack_sexagesimal(value: float, decimals: int = 3) -> float:
     minutes = math.floor((total_seconds - units * 3600.0) / 60.0)
     seconds = round(total_seconds - units * 3600.0 - minutes * 60.0, decimals)
     return round(sign * (units * 10000.0 + minutes * 100.0 + seconds), decimals)
+
+
+def archive_name(date_obs: str, colon: bool = True) -> str:
+    """ESO archive file name ``SPHER.<DATE-OBS rounded to ms>.fits`` (``':'`` or ``'_'``)."""
+    t = Time(date_obs, scale="utc", precision=3)
+    stamp = t.isot  # astropy rounds to the requested precision
+    if not colon:
+        stamp = stamp.replace(":", "_")
+    return f"SPHER.{stamp}.fits"
+
+
+def close_header(
+    h: fits.Header,
+    cards: Cards,
+    *,
+    date_obs: str,
+    simulator: str,
+    seed: int,
+    plain: Cards | None = None,
+) -> fits.Header:
+    """Append ``cards`` as ``HIERARCH ESO`` cards, the ``plain`` cards, ARCFILE and the hcdc cards.
+
+    ARCFILE is :func:`archive_name` of ``date_obs``; HCDCSIM (True, commented with the
+    ``simulator`` module name) and HCDCSEED (the night seed) mark the file as simulated.
+    Returns ``h``.
+    """
+    for key, (value, comment) in cards.items():
+        h[eso_keyword(key)] = (value, comment)
+    for key, (value, comment) in (plain or {}).items():
+        h[key] = (value, comment)
+    h["ARCFILE"] = (archive_name(date_obs, colon=True), "Archive File Name")
+    h["HCDCSIM"] = (True, f"simulated by hcdc ({simulator})")
+    h["HCDCSEED"] = (seed, "hcdc simulator seed")
+    return h
 
 
 def primary_header(exp: PlannedExposure, target: SimulatedTarget, *, observer: bool) -> fits.Header:

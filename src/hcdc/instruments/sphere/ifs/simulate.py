@@ -54,7 +54,6 @@ from hcdc.instruments.sphere.irdis.simulate import (
     FILE_GAP_S,
     SETUP_GAP_S,
     Target,
-    archive_name,
 )
 from hcdc.instruments.sphere.observing import (
     DIT_DELAY_S,
@@ -63,6 +62,7 @@ from hcdc.instruments.sphere.observing import (
     file_times,
     transit_time,
 )
+from hcdc.instruments.sphere.simulated_headers import archive_name
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
@@ -585,13 +585,14 @@ def _build_header(
         }
         cards.update(hdr.telescope_cards(target, sky, ifs_tel_cards))
     cards.update(hdr.template_cards(exp))
-    for key, (value, comment) in cards.items():
-        h[hdr.eso_keyword(key)] = (value, comment)
-    h["PIXSCAL"] = (sc.IFS_PIXEL_SCALE_MAS, "[mas/pixel] IFS pixel scale")
-    h["ARCFILE"] = (archive_name(exp.date_obs, colon=True), "Archive File Name")
-    h["HCDCSIM"] = (True, "simulated by hcdc (hcdc.instruments.sphere.ifs)")
-    h["HCDCSEED"] = (seed, "hcdc simulator seed")
-    return h
+    return hdr.close_header(
+        h,
+        cards,
+        date_obs=exp.date_obs,
+        simulator="hcdc.instruments.sphere.ifs",
+        seed=seed,
+        plain={"PIXSCAL": (sc.IFS_PIXEL_SCALE_MAS, "[mas/pixel] IFS pixel scale")},
+    )
 
 
 # ----------------------------------------------------------------------------------------------

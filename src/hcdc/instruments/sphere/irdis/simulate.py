@@ -50,7 +50,7 @@ from hcdc.instruments.sphere.observing import (
 from hcdc.instruments.sphere.observing import file_rng as _file_rng
 from hcdc.instruments.sphere.observing import file_times as _file_times
 from hcdc.instruments.sphere.observing import transit_time as _transit_time
-from hcdc.instruments.sphere.simulated_headers import pack_sexagesimal
+from hcdc.instruments.sphere.simulated_headers import archive_name, pack_sexagesimal
 from hcdc.instruments.sphere.simulated_truth import (
     SimulatedRawFile,
     detector_map_hdus,
@@ -231,15 +231,6 @@ def band_labels(filter_combination: str) -> tuple[str, str]:
     raise ValueError(
         f"filter combination {filter_combination!r} is not an IRDIS imaging filter (DB_*, BB_*, NB_*)"
     )
-
-
-def archive_name(date_obs: str, colon: bool = True) -> str:
-    """ESO archive file name ``SPHER.<DATE-OBS rounded to ms>.fits`` (``':'`` or ``'_'``)."""
-    t = Time(date_obs, scale="utc", precision=3)
-    stamp = t.isot  # astropy rounds to the requested precision
-    if not colon:
-        stamp = stamp.replace(":", "_")
-    return f"SPHER.{stamp}.fits"
 
 
 @dataclass
@@ -645,15 +636,10 @@ def _build_header(
         }
         cards.update(hdr.telescope_cards(target, sky, irdis_tel_cards))
     cards.update(hdr.template_cards(exp))
-    for key, (value, comment) in cards.items():
-        h[hdr.eso_keyword(key)] = (value, comment)
-    h["ARCFILE"] = (archive_name(exp.date_obs, colon=True), "Archive File Name")
-    # The comment names the simulator's module before it moved to hcdc.instruments.sphere.irdis:
-    # frozen, so that the same seed keeps giving byte-identical raw files across releases (the
-    # catalogue recognises re-simulated files as duplicates by their sha256).
-    h["HCDCSIM"] = (True, "simulated by hcdc (hcdc.pipeline.simulate)")
-    h["HCDCSEED"] = (seed, "hcdc simulator seed")
-    return h
+    # The HCDCSIM comment names the simulator's module before it moved to
+    # hcdc.instruments.sphere.irdis: frozen, so that the same seed keeps giving byte-identical
+    # raw files across releases (the catalogue recognises re-simulated files by their sha256).
+    return hdr.close_header(h, cards, date_obs=exp.date_obs, simulator="hcdc.pipeline.simulate", seed=seed)
 
 
 # ----------------------------------------------------------------------------------------------
