@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 from astropy.io import fits
 
+from hcdc.instruments.sphere.observing import PlannedExposure
 from hcdc.science.simulation import irdis as sim
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "SimulatedRawFile",
     "detector_map_hdus",
     "json_array",
+    "raw_file_fields",
     "select_files",
     "write_truth_json",
 ]
@@ -88,6 +90,27 @@ class SimulatedRawFile:
             "derot_deg": json_array(self.derot),
             **self.truth_dict(),
         }
+
+
+def raw_file_fields(path: Path, exp: PlannedExposure, truth: dict[str, Any]) -> dict[str, Any]:
+    """The :class:`SimulatedRawFile` fields taken from the plan entry ``exp`` and the rendering truth.
+
+    ``truth`` holds ``mjd_mid``, ``parang`` and ``derot`` per DIT; the instrument's setup
+    (DPR TECH, mode) is the caller's.
+    """
+    return {
+        "path": path,
+        "dpr_catg": exp.dpr_catg,
+        "dpr_type": exp.dpr_type,
+        "dit": exp.dit,
+        "ndit": exp.ndit,
+        "nd": exp.nd,
+        "date_obs": exp.date_obs,
+        "fram_utc": exp.fram_utc,
+        "mjd_mid": np.asarray(truth["mjd_mid"]),
+        "parang": np.asarray(truth["parang"]),
+        "derot": np.asarray(truth["derot"]),
+    }
 
 
 FileT = TypeVar("FileT", bound=SimulatedRawFile)

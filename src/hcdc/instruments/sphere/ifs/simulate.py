@@ -863,20 +863,10 @@ def simulate_ifs_night(
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(
             SimulatedIfsFile(
-                path=path,
-                dpr_catg=exp.dpr_catg,
-                dpr_type=exp.dpr_type,
+                **simulated_truth.raw_file_fields(path, exp, truth),
                 dpr_tech=exp.dpr_tech,
                 comb=exp.comb,
                 mode=optics.hcdc_mode,
-                dit=exp.dit,
-                ndit=exp.ndit,
-                nd=exp.nd,
-                date_obs=exp.date_obs,
-                fram_utc=exp.fram_utc,
-                mjd_mid=np.asarray(truth["mjd_mid"]),
-                parang=np.asarray(truth["parang"]),
-                derot=np.asarray(truth["derot"]),
                 star_xy_mas=np.asarray(truth["star_xy_mas"]),
                 lamp=exp.lamp,
             )

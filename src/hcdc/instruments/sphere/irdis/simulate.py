@@ -55,6 +55,7 @@ from hcdc.instruments.sphere.simulated_truth import (
     SimulatedRawFile,
     detector_map_hdus,
     json_array,
+    raw_file_fields,
     select_files,
     write_truth_json,
 )
@@ -988,20 +989,10 @@ def simulate_irdis_night(
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(
             SimulatedFile(
-                path=path,
-                dpr_catg=exp.dpr_catg,
-                dpr_type=exp.dpr_type,
+                **raw_file_fields(path, exp, truth),
                 dpr_tech=_dpr_tech(exp),
                 filter=exp.spec.filter,
                 mode=exp.spec.mode,
-                dit=exp.dit,
-                ndit=exp.ndit,
-                nd=exp.nd,
-                date_obs=exp.date_obs,
-                fram_utc=exp.fram_utc,
-                mjd_mid=np.asarray(truth["mjd_mid"]),
-                parang=np.asarray(truth["parang"]),
-                derot=np.asarray(truth["derot"]),
                 star_xy=np.asarray(truth["star_xy"]),
                 lamp_adu_s=exp.lamp_adu_s,
                 waffle_orient=exp.spec.waffle_orient if exp.dpr_catg == "SCIENCE" else None,
