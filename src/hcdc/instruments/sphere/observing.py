@@ -2,15 +2,17 @@
 
 Where the telescope points (coordinates of date), where the star is in the Paranal sky
 (altitude, azimuth, airmass), when it transits, how DATE-OBS and DET FRAM UTC of a file follow
-from its start, DIT and NDIT, and the per-file random generator that makes a simulated night
-reproducible file by file. Both simulators call these, so that an IRDIS and an IFS night of
-the same target and date share one time line and one sky.
+from its start, DIT and NDIT, the ambient conditions drawn file after file, and the per-file
+random generator that makes a simulated night reproducible file by file. Both simulators call
+these, so that an IRDIS and an IFS night of the same target and date share one time line and
+one sky.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -22,11 +24,15 @@ from hcdc.instruments.sphere import constants as sc
 from hcdc.science.calibration.timing import altitude_azimuth_airmass, local_apparent_sidereal_time
 
 __all__ = [
+    "AmbientConditions",
     "DIT_DELAY_S",
     "DIT_OVERHEAD_S",
+    "FileConditions",
+    "PlannedExposure",
     "PointedTarget",
     "alt_az_airmass",
     "apparent_radec",
+    "file_conditions",
     "file_rng",
     "file_times",
     "iso_utc",
@@ -54,6 +60,34 @@ class PointedTarget(Protocol):
     def pm_ra_arcsec_yr(self) -> float: ...
     @property
     def pm_dec_arcsec_yr(self) -> float: ...
+
+
+@dataclass
+class PlannedExposure:
+    """One raw file of a simulated night as planned: what, when, in which template and OB.
+
+    ``dit`` in s; ``nd`` the neutral density (``'OPEN'`` or ``'ND_x.y'``); ``date_obs`` and
+    ``fram_utc`` ISO UTC (see :func:`file_times`); ``tpl_*`` the template (TPL keywords),
+    ``obs_*``/``prog_id`` the observation block; ``origfile`` the name written at Paranal.
+    Each simulator's plan adds its instrument's own fields in a subclass.
+    """
+
+    dpr_catg: str
+    dpr_type: str
+    dit: float
+    ndit: int
+    nd: str
+    date_obs: str
+    fram_utc: str
+    tpl_id: str
+    tpl_name: str
+    tpl_start: str
+    tpl_expno: int
+    tpl_nexp: int
+    obs_id: int
+    obs_name: str
+    prog_id: str
+    origfile: str
 
 
 def iso_utc(t: Time, precision: int = 4) -> str:
@@ -118,3 +152,80 @@ def file_rng(seed: int, key: str) -> np.random.Generator:
     """
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+class AmbientConditions:
+    """Paranal ambient conditions drawn file after file: a seeing random walk and its companions.
+
+    The seeing (arcsec) starts uniform in [0.5, 0.9] and takes a step of rms 0.03 arcsec per
+    file, clipped to [0.4, 1.5]; each file also draws the seeing at its end, the coherence time
+    tau0 (s, ~3.5 ms / seeing), wind speed (m/s) and direction (deg), temperature (deg C),
+    pressure (hPa), relative humidity (%) and, on request, the integrated water vapour (mm).
+    The draws come from ``rng`` in this fixed order (the simulated bytes depend on it).
+    """
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self.seeing_arcsec = rng.uniform(0.5, 0.9)
+
+    def draw(self, alt_end_deg: float, *, water_vapour: bool = False) -> dict[str, float]:
+        """The conditions of the next file; ``alt_end_deg`` is the altitude at its end (deg).
+
+        Keys: fwhm_start, fwhm_end (seeing, arcsec), tau0 (s), windsp (m/s), winddir (deg),
+        temp (deg C), pres (hPa), rhum (%), iwv (mm, only with ``water_vapour``), ia_fwhm (the
+        delivered seeing: 0.9 x the seeing at the start, arcsec) and alt_end.
+        """
+        rng = self._rng
+        seeing = self.seeing_arcsec = float(np.clip(self.seeing_arcsec + rng.normal(0.0, 0.03), 0.4, 1.5))
+        ambient = {
+            "fwhm_start": seeing,
+            "fwhm_end": float(np.clip(seeing + rng.normal(0.0, 0.03), 0.4, 1.5)),
+            "tau0": 0.0035 / seeing * rng.uniform(0.8, 1.2),
+            "windsp": rng.uniform(3.0, 9.0),
+            "winddir": rng.uniform(0.0, 360.0),
+            "temp": 12.0 + rng.normal(0.0, 0.3),
+            "pres": 743.5 + rng.normal(0.0, 0.3),
+            "rhum": rng.uniform(5.0, 25.0),
+        }
+        if water_vapour:
+            ambient["iwv"] = rng.uniform(1.0, 6.0)
+        ambient["ia_fwhm"] = seeing * 0.9
+        ambient["alt_end"] = alt_end_deg
+        return ambient
+
+
+@dataclass(frozen=True)
+class FileConditions:
+    """Where the telescope pointed and in which conditions during one raw file (header input).
+
+    ``radec_of_date``: coordinates of date (deg) as written in the header; ``parang_start_end``:
+    parallactic angles (deg) at the start of the first and the end of the last DIT;
+    ``alt_az_airm``: altitude and azimuth (deg, ESO azimuth) at the start, airmass at start
+    and end; ``ambient``: :meth:`AmbientConditions.draw` (a simulator may overwrite keys with
+    telemetry-derived values).
+    """
+
+    radec_of_date: tuple[float, float]
+    parang_start_end: tuple[float, float]
+    alt_az_airm: tuple[float, float, float, float]
+    ambient: dict[str, float]
+
+
+def file_conditions(
+    start: Time,
+    end: Time,
+    radec_of_date: tuple[float, float],
+    parang_start_end: tuple[float, float],
+    conditions: AmbientConditions,
+    *,
+    water_vapour: bool = False,
+) -> FileConditions:
+    """The :class:`FileConditions` of a file from ``start`` to ``end`` (UTC) at ``radec_of_date``.
+
+    Altitude, azimuth and airmass at Paranal come from :func:`alt_az_airmass`; the ambient
+    conditions are the next draw of ``conditions`` (``water_vapour``: with the IWV).
+    """
+    alt, az, airm = alt_az_airmass(Time([start, end]), radec_of_date[0], radec_of_date[1])
+    ambient = conditions.draw(float(alt[1]), water_vapour=water_vapour)
+    alt_az_airm = (float(alt[0]), float(az[0]), float(airm[0]), float(airm[1]))
+    return FileConditions(radec_of_date, parang_start_end, alt_az_airm, ambient)

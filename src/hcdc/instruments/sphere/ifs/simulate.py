@@ -43,6 +43,9 @@ from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere import observing as obs
+from hcdc.instruments.sphere import simulated_headers as hdr
+from hcdc.instruments.sphere import simulated_truth
 from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.metadata import IFS_LAMPS_BY_MODE
 from hcdc.instruments.sphere.irdis.simulate import (
@@ -51,22 +54,18 @@ from hcdc.instruments.sphere.irdis.simulate import (
     FILE_GAP_S,
     SETUP_GAP_S,
     Target,
-    archive_name,
-    pack_sexagesimal,
 )
 from hcdc.instruments.sphere.observing import (
     DIT_DELAY_S,
     DIT_OVERHEAD_S,
-    alt_az_airmass,
-    apparent_radec,
     file_rng,
     file_times,
     transit_time,
 )
+from hcdc.instruments.sphere.simulated_headers import archive_name
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
-    local_apparent_sidereal_time,
     parallactic_angle,
 )
 from hcdc.science.simulation import ifs as ifsim
@@ -178,49 +177,19 @@ def star_flux_adu_s_nm(
 
 
 @dataclass
-class SimulatedIfsFile:
+class SimulatedIfsFile(simulated_truth.SimulatedRawFile):
     """One written raw IFS file and its truth (``star_xy_mas``: per DIT, the star in the lenslet
     frame; angles at mid-DIT in deg, NaN for calibrations)."""
 
-    path: Path
-    dpr_catg: str
-    dpr_type: str
-    dpr_tech: str
     comb: str
-    mode: str
-    dit: float
-    ndit: int
-    nd: str
-    date_obs: str
-    fram_utc: str
-    mjd_mid: np.ndarray
-    parang: np.ndarray
-    derot: np.ndarray
     star_xy_mas: np.ndarray
     lamp: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        def clean(a: np.ndarray) -> list[Any]:
-            return np.where(np.isnan(a), None, a).tolist()
+    def setup_dict(self) -> dict[str, Any]:
+        return {"comb": self.comb}
 
-        return {
-            "path": str(self.path),
-            "dpr_catg": self.dpr_catg,
-            "dpr_type": self.dpr_type,
-            "dpr_tech": self.dpr_tech,
-            "comb": self.comb,
-            "mode": self.mode,
-            "dit": self.dit,
-            "ndit": self.ndit,
-            "nd": self.nd,
-            "date_obs": self.date_obs,
-            "fram_utc": self.fram_utc,
-            "mjd_mid": self.mjd_mid.tolist(),
-            "parang_deg": clean(self.parang),
-            "derot_deg": clean(self.derot),
-            "star_xy_mas": clean(self.star_xy_mas),
-            "lamp": self.lamp,
-        }
+    def truth_dict(self) -> dict[str, Any]:
+        return {"star_xy_mas": simulated_truth.json_array(self.star_xy_mas), "lamp": self.lamp}
 
 
 @dataclass
@@ -250,13 +219,7 @@ class SimulatedIfsNight:
         self, dpr_type: str | None = None, lamp: str | None = None, dit: float | None = None
     ) -> list[SimulatedIfsFile]:
         """Files of a DPR TYPE / detector-flat lamp / DIT (None = any), in time order."""
-        return [
-            f
-            for f in self.files
-            if (dpr_type is None or f.dpr_type == dpr_type)
-            and (lamp is None or f.lamp == lamp)
-            and (dit is None or abs(f.dit - dit) < 0.01)
-        ]
+        return simulated_truth.select_files(self.files, dpr_type, dit, lamp=lamp)
 
     def companion_truth(self) -> list[dict[str, Any]]:
         waves = self.wavelengths_nm
@@ -316,25 +279,9 @@ class SimulatedIfsNight:
 
 
 @dataclass
-class _Exposure:
-    dpr_catg: str
-    dpr_type: str
+class _Exposure(obs.PlannedExposure):
     dpr_tech: str
-    comb: str
-    dit: float
-    ndit: int
-    nd: str
-    date_obs: str
-    fram_utc: str
-    tpl_id: str
-    tpl_name: str
-    tpl_start: str
-    tpl_expno: int
-    tpl_nexp: int
-    obs_id: int
-    obs_name: str
-    prog_id: str
-    origfile: str
+    comb: str  # INS2 COMB IFS
     lamp: str | None = None  # detector-flat lamp (BB, NB1..NB4)
 
 
@@ -379,24 +326,24 @@ def _plan(mode: geo.IfsModeOptics, scale: IfsScale, target: Target, night: str) 
         previous = (dpr_type, nd)
         plan.append(
             _Exposure(
-                "SCIENCE",
-                dpr_type,
-                "IFU",
-                mode.comb,
-                dit,
-                ndit,
-                nd,
-                date_obs,
-                fram_utc,
-                "SPHERE_irdifs_obs",
-                "IFS and IRDIS observations",
-                tpl_start,
-                expno,
-                len(roles),
-                2485392,
-                f"{target.name.replace(' ', '')}_IFS",
-                "0104.C-9999(A)",
-                origfile("OBS", date_obs),
+                dpr_catg="SCIENCE",
+                dpr_type=dpr_type,
+                dpr_tech="IFU",
+                comb=mode.comb,
+                dit=dit,
+                ndit=ndit,
+                nd=nd,
+                date_obs=date_obs,
+                fram_utc=fram_utc,
+                tpl_id="SPHERE_irdifs_obs",
+                tpl_name="IFS and IRDIS observations",
+                tpl_start=tpl_start,
+                tpl_expno=expno,
+                tpl_nexp=len(roles),
+                obs_id=2485392,
+                obs_name=f"{target.name.replace(' ', '')}_IFS",
+                prog_id="0104.C-9999(A)",
+                origfile=origfile("OBS", date_obs),
             )
         )
     # Morning calibrations (calibration plan: darks at the calibration DIT and the science DITs,
@@ -485,25 +432,25 @@ def _plan(mode: geo.IfsModeOptics, scale: IfsScale, target: Target, night: str) 
         date_obs, fram_utc, t = file_times(t + TimeDelta(FILE_GAP_S, format="sec"), dit, scale.calib_ndit)
         plan.append(
             _Exposure(
-                "CALIB",
-                dpr_type,
-                tech,
-                comb,
-                dit,
-                scale.calib_ndit,
-                "ND_1.0" if dpr_type == "WAVE,LAMP" else "OPEN",
-                date_obs,
-                fram_utc,
-                tpl_id,
-                tpl_name,
-                t.isot[:19],
-                1,
-                1,
-                200313600,
-                "Calibration",
-                "60.A-9255(A)",
-                origfile(kind, date_obs),
-                lamp,
+                dpr_catg="CALIB",
+                dpr_type=dpr_type,
+                dpr_tech=tech,
+                comb=comb,
+                dit=dit,
+                ndit=scale.calib_ndit,
+                nd="ND_1.0" if dpr_type == "WAVE,LAMP" else "OPEN",
+                date_obs=date_obs,
+                fram_utc=fram_utc,
+                tpl_id=tpl_id,
+                tpl_name=tpl_name,
+                tpl_start=t.isot[:19],
+                tpl_expno=1,
+                tpl_nexp=1,
+                obs_id=200313600,
+                obs_name="Calibration",
+                prog_id="60.A-9255(A)",
+                origfile=origfile(kind, date_obs),
+                lamp=lamp,
             )
         )
     return plan
@@ -511,10 +458,6 @@ def _plan(mode: geo.IfsModeOptics, scale: IfsScale, target: Target, night: str) 
 
 # ----------------------------------------------------------------------------------------------
 # Headers
-
-
-def _eso(key: str) -> str:
-    return f"HIERARCH ESO {key}"
 
 
 def _irdis_filter_keywords(iflt: str) -> dict[str, tuple[Any, str]]:
@@ -553,41 +496,15 @@ def _build_header(
     mode: geo.IfsModeOptics,
     target: Target,
     shape: tuple[int, int],
-    radec_of_date: tuple[float, float],
-    parang_start_end: tuple[float, float],
-    alt_az_airm: tuple[float, float, float, float],
-    ambient: dict[str, float],
+    sky: obs.FileConditions,
     seed: int,
 ) -> fits.Header:
     """Primary header of one raw IFS file: keyword names, formats and values as the real ones.
 
-    ``ambient``: seeing (start, end), tau0, wind, temperature, pressure, humidity, IWV and the
+    ``sky.ambient``: seeing (start, end), tau0, wind, temperature, pressure, humidity, IWV and the
     altitude at the end (science files only, as in the real calibration headers)."""
-    ny, nx = shape
-    t0 = Time(exp.date_obs, scale="utc")
     science = exp.dpr_catg == "SCIENCE"
-    h = fits.Header()
-    h["ORIGIN"] = ("ESO-PARANAL", "European Southern Observatory")
-    h["DATE"] = (exp.fram_utc, "Date the file was written")
-    h["TELESCOP"] = ("ESO-VLT-U3", "ESO <TEL>")
-    h["INSTRUME"] = ("SPHERE", "Instrument used.")
-    h["OBJECT"] = (target.name if science else exp.dpr_type, "Original target.")
-    if science:
-        h["RA"] = (round(target.ra_deg, 6), "[deg] RA (J2000) pointing")
-        h["DEC"] = (round(target.dec_deg, 5), "[deg] DEC (J2000) pointing")
-        h["EQUINOX"] = (2000.0, "Standard FK5")
-        h["RADECSYS"] = ("FK5", "Coordinate system")
-    h["EXPTIME"] = (exp.dit, "Integration time")
-    h["MJD-OBS"] = (round(t0.mjd, 8), exp.date_obs)
-    h["DATE-OBS"] = (exp.date_obs, "Observing date")
-    d = t0.datetime
-    h["UTC"] = (float(d.hour * 3600 + d.minute * 60 + d.second), "[s] UTC")
-    lst_s = float(local_apparent_sidereal_time(t0, sc.PARANAL_LON_DEG)[0]) / 15.0 * 3600.0
-    h["LST"] = (round(lst_s, 3), "[s] LST")
-    h["PI-COI"] = ("UNKNOWN", "PI-COI name.")
-    h["ORIGFILE"] = (exp.origfile, "Original File Name")
-    h["BUNIT"] = ("adu", "Physical Unit")
-    ra_d, dec_d = radec_of_date
+    h = hdr.primary_header(exp, target, observer=False)
     icor, lyot, opti11, shutter = _OPTICS["SCIENCE" if science else exp.dpr_type]
     cards: dict[str, tuple[Any, str]] = {}
     # SPARTA loops: closed on sky (IR loop open, sphere.md a.7), idle for calibrations (real
@@ -598,29 +515,12 @@ def _build_header(
     cards["AOS IRWFS MODE"] = ("DTTS3" if science else "DTTS2", "SPARTA Infrared WFS detector mode")
     cards["AOS VISWFS MODE"] = ("GAIN_1000_FREQ_1380Hz", "SPARTA Visible WFS dete")
     cards.update(
+        hdr.detector_cards(
+            exp, detector="IFS", gain_e_per_adu=sc.IFS_GAIN_E_PER_ADU, shape=shape, pixel_spacing_m=1.8e-05
+        )
+    )
+    cards.update(
         {
-            "DET CHIP1 GAIN": (sc.IFS_GAIN_E_PER_ADU, "Gain in e-/ADU"),
-            "DET CHIP1 ID": ("ESO-Hawaii2RG", "Detector chip identification"),
-            "DET CHIP1 NX": (nx, "number of pixels along x"),
-            "DET CHIP1 NY": (ny, "number of pixels along y"),
-            "DET CHIP1 PXSPACE": (1.8e-05, "Pixel-Pixel Spacing"),
-            "DET DITDELAY": (DIT_DELAY_S, "[s] Delay before integration"),
-            "DET FRAM FORMAT": ("cube", "FITS file format"),
-            "DET FRAM NO": (exp.ndit, "Frame number"),
-            "DET FRAM TYPE": ("DIT", "Frame type"),
-            "DET FRAM UTC": (exp.fram_utc, "File Creation Time"),
-            "DET ID": ("IFS", "Detector system Id"),
-            "DET NAME": ("IFS", "Name of detector system"),
-            "DET NDIT": (exp.ndit, "Number of Sub-Integrations"),
-            "DET NDITSKIP": (0, "DITs skipped at 1st.INT"),
-            "DET READ CURID": (4, "Used readout mode id"),
-            "DET READ CURNAME": ("Nondest", "Used readout mode name"),
-            "DET SEQ UTC": (exp.date_obs, "Sequencer Start Time"),
-            "DET SEQ1 DIT": (exp.dit, "[s] Integration time"),
-            "DET SEQ1 EXPTIME": (
-                round(exp.ndit * (exp.dit + DIT_OVERHEAD_S), 7),
-                "[s] Exposure Sequence Time",
-            ),
             "DPR CATG": (exp.dpr_catg, "Observation category"),
             "DPR TECH": (exp.dpr_tech, "Observation technique"),
             "DPR TYPE": (exp.dpr_type, "Observation type"),
@@ -645,8 +545,8 @@ def _build_header(
     cards["INS1 PAC Y"] = (0.0, "[um] Y-Axis absolute position on the detect")
     if science:
         # INS4 DROT2 BEGIN - TEL ALT as in the real pupil-tracking headers (IRDIS simulator)
-        begin = (alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
-        end = (ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
+        begin = (sky.alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
+        end = (sky.ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
         cards["INS4 DROT2 MODE"] = ("ELEV", "Derotator mode.")
     else:
         begin = end = 0.0
@@ -658,9 +558,7 @@ def _build_header(
     cards["INS4 DROT3 END"] = (152.15, "[deg] Position angle at end.")
     cards["INS4 DROT3 MODE"] = ("STAT", "Half-Wave Plate 2 rotation mode.")
     cards["INS4 OPTI8 NAME"] = ("OPEN", "Half-Wave Plate 2 selector.")
-    cards["INS4 DROT2 POSANG"] = (0.0, "[deg] Position angle.")
-    cards["INS4 DROT2 RA"] = (pack_sexagesimal(ra_d / 15.0, 6), "Telescope right ascension.")
-    cards["INS4 DROT2 DEC"] = (pack_sexagesimal(dec_d, 5), "Telescope desclination.")
+    cards.update(hdr.derotator_pointing_cards(sky.radec_of_date))
     cards["INS4 FILT2 ID"] = ("OPEN" if exp.nd == "OPEN" else f"FILT_{exp.nd}", "Filter unique id.")
     cards["INS4 FILT2 NAME"] = (exp.nd, "NIR Neutral Density filters.")
     cards["INS4 MODE"] = (mode.ins4_mode, "Instrument mode used.")
@@ -674,73 +572,27 @@ def _build_header(
             cards[f"INS4 LAMP{index} ID"] = (lamp_id, "Lamp ID.")
             cards[f"INS4 LAMP{index} NAME"] = (lamp_id, comment)
             cards[f"INS4 LAMP{index} ST"] = (True, "Lamp activated.")
-    cards.update(
-        {
-            "OBS ID": (exp.obs_id, "Observation block ID"),
-            "OBS NAME": (exp.obs_name, "OB name"),
-            "OBS PI-COI NAME": ("UNKNOWN", "PI-COI name"),
-            "OBS PROG ID": (exp.prog_id, "ESO program identification"),
-            "OBS START": (exp.tpl_start, "OB start time"),
-        }
-    )
+    cards.update(hdr.observation_block_cards(exp))
     if science:
-        cards["OBS TARG NAME"] = (target.name.replace(" ", ""), "OB target name")
-        cards["OCS OBSTYPE LIST"] = ("F C O S", "User defined list of observ. types")
-        cards["OCS WAFFLE AMPL"] = (0.05, "User defined waffle amplitude")
-        cards["OCS WAFFLE ORIENT"] = ("x", "User defined waffle orientation")
+        cards.update(hdr.science_target_cards(target, "x"))
     cards["SEQ ARM"] = ("IFS", "Name of the sub-system.")
     if science:
-        alt, az, airm_start, airm_end = alt_az_airm
-        cards.update(
-            {
-                "TEL AIRM END": (round(airm_end, 3), "Airmass at end"),
-                "TEL AIRM START": (round(airm_start, 3), "Airmass at start"),
-                "TEL ALT": (round(alt, 3), "[deg] Alt angle at start"),
-                "TEL AMBI FWHM END": (round(ambient["fwhm_end"], 2), "[arcsec] Observatory Seeing"),
-                "TEL AMBI FWHM START": (round(ambient["fwhm_start"], 2), "[arcsec] Observatory Seeing"),
-                "TEL AMBI IWV END": (round(ambient["iwv"], 2), "Integrated Water Vapor"),
-                "TEL AMBI IWV START": (round(ambient["iwv"], 2), "Integrated Water Vapor"),
-                "TEL AMBI PRES END": (round(ambient["pres"], 2), "[hPa] Observatory air pressure"),
-                "TEL AMBI PRES START": (round(ambient["pres"], 2), "[hPa] Observatory air pressure"),
-                "TEL AMBI RHUM": (round(ambient["rhum"], 1), "[%] Observatory relative humidity"),
-                "TEL AMBI TAU0": (round(ambient["tau0"], 4), "[s] Average coherence time"),
-                "TEL AMBI TEMP": (round(ambient["temp"], 2), "[deg C] Observatory ambient temperature"),
-                "TEL AMBI WINDDIR": (round(ambient["winddir"], 1), "[deg] Observatory wind direction"),
-                "TEL AMBI WINDSP": (round(ambient["windsp"], 2), "[m/s] Observatory ambient wind speed"),
-                "TEL AZ": (round(az, 3), "[deg] Az angle at start S=0,W=90"),
-                "TEL GEOELEV": (sc.PARANAL_HEIGHT_M, "[m] Elevation above sea level"),
-                "TEL GEOLAT": (sc.PARANAL_LAT_DEG, "[deg] Tel geo latitute (+=North)"),
-                "TEL GEOLON": (sc.PARANAL_LON_DEG, "[deg] Tel geo longitude (+=East)"),
-                "TEL IA FWHM": (round(ambient["fwhm_start"] * 0.9, 2), "[arcsec] Delivered seeing (airmass"),
-                "TEL PARANG END": (round(parang_start_end[1], 3), "[deg] Parallactic angle at end"),
-                "TEL PARANG START": (round(parang_start_end[0], 3), "[deg] Parallactic angle at start"),
-                "TEL TARG ALPHA": (
-                    pack_sexagesimal(target.ra_deg / 15.0, 3),
-                    "Alpha coordinate for the target",
-                ),
-                "TEL TARG DELTA": (pack_sexagesimal(target.dec_deg, 3), "Delta coordinate for the target"),
-                "TEL TARG EPOCH": (2000.0, "[yr] Epoch 1950 or 2000"),
-                "TEL TARG EQUINOX": (2000.0, "[yr] Equinox"),
-                "TEL TARG PMA": (target.pm_ra_arcsec_yr, "[arcsec/yr] Proper Motion Alpha"),
-                "TEL TARG PMD": (target.pm_dec_arcsec_yr, "[arcsec/yr] Proper motion Delta"),
-            }
-        )
-    cards.update(
-        {
-            "TPL EXPNO": (exp.tpl_expno, "Exposure number within template"),
-            "TPL ID": (exp.tpl_id, "Template signature ID"),
-            "TPL NAME": (exp.tpl_name, "Template name"),
-            "TPL NEXP": (exp.tpl_nexp, "Number of exposures within template"),
-            "TPL START": (exp.tpl_start, "TPL start time"),
+        ifs_tel_cards = {
+            **hdr.paranal_site_cards(),
+            "TEL AMBI IWV END": (round(sky.ambient["iwv"], 2), "Integrated Water Vapor"),
+            "TEL AMBI IWV START": (round(sky.ambient["iwv"], 2), "Integrated Water Vapor"),
+            "TEL IA FWHM": (round(sky.ambient["ia_fwhm"], 2), "[arcsec] Delivered seeing (airmass"),
         }
+        cards.update(hdr.telescope_cards(target, sky, ifs_tel_cards))
+    cards.update(hdr.template_cards(exp))
+    return hdr.close_header(
+        h,
+        cards,
+        date_obs=exp.date_obs,
+        simulator="hcdc.instruments.sphere.ifs",
+        seed=seed,
+        plain={"PIXSCAL": (sc.IFS_PIXEL_SCALE_MAS, "[mas/pixel] IFS pixel scale")},
     )
-    for key, (value, comment) in cards.items():
-        h[_eso(key)] = (value, comment)
-    h["PIXSCAL"] = (sc.IFS_PIXEL_SCALE_MAS, "[mas/pixel] IFS pixel scale")
-    h["ARCFILE"] = (archive_name(exp.date_obs, colon=True), "Archive File Name")
-    h["HCDCSIM"] = (True, "simulated by hcdc (hcdc.instruments.sphere.ifs)")
-    h["HCDCSEED"] = (seed, "hcdc simulator seed")
-    return h
 
 
 # ----------------------------------------------------------------------------------------------
@@ -997,59 +849,24 @@ def simulate_ifs_night(
         t_ref=Time(plan[0].date_obs, scale="utc"),
     )
     out.mkdir(parents=True, exist_ok=True)
-    ambient_rng = np.random.default_rng(int(root.integers(0, 2**31)))
-    seeing = ambient_rng.uniform(0.5, 0.9)
+    conditions = obs.AmbientConditions(np.random.default_rng(int(root.integers(0, 2**31))))
     files: list[SimulatedIfsFile] = []
     for i, exp in enumerate(plan):
         t0, t1 = Time(exp.date_obs, scale="utc"), Time(exp.fram_utc, scale="utc")
-        radec = apparent_radec(target, t0)
-        # what a reader decodes from INS4 DROT2 RA/DEC is what the angles are computed from
-        ra_used = sc.parse_packed_sexagesimal(pack_sexagesimal(radec[0] / 15.0, 6)) * 15.0
-        dec_used = sc.parse_packed_sexagesimal(pack_sexagesimal(radec[1], 5))
+        ra_used, dec_used = hdr.pointing_as_written(target, t0)
         cube, truth = _render(exp, model, (ra_used, dec_used), seed)
-        alt, az, airm = alt_az_airmass(Time([t0, t1]), ra_used, dec_used)
-        seeing = float(np.clip(seeing + ambient_rng.normal(0.0, 0.03), 0.4, 1.5))
-        ambient = {
-            "fwhm_start": seeing,
-            "fwhm_end": float(np.clip(seeing + ambient_rng.normal(0.0, 0.03), 0.4, 1.5)),
-            "tau0": 0.0035 / seeing * ambient_rng.uniform(0.8, 1.2),
-            "windsp": ambient_rng.uniform(3.0, 9.0),
-            "winddir": ambient_rng.uniform(0.0, 360.0),
-            "temp": 12.0 + ambient_rng.normal(0.0, 0.3),
-            "pres": 743.5 + ambient_rng.normal(0.0, 0.3),
-            "rhum": ambient_rng.uniform(5.0, 25.0),
-            "iwv": ambient_rng.uniform(1.0, 6.0),
-            "alt_end": float(alt[1]),
-        }
-        header = _build_header(
-            exp,
-            optics,
-            target,
-            shape,
-            (ra_used, dec_used),
-            truth["parang_start_end"],
-            (float(alt[0]), float(az[0]), float(airm[0]), float(airm[1])),
-            ambient,
-            seed,
+        sky = obs.file_conditions(
+            t0, t1, (ra_used, dec_used), truth["parang_start_end"], conditions, water_vapour=True
         )
+        header = _build_header(exp, optics, target, shape, sky, seed)
         path = out / archive_name(exp.date_obs, colon=colon_in_names)
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(
             SimulatedIfsFile(
-                path=path,
-                dpr_catg=exp.dpr_catg,
-                dpr_type=exp.dpr_type,
+                **simulated_truth.raw_file_fields(path, exp, truth),
                 dpr_tech=exp.dpr_tech,
                 comb=exp.comb,
                 mode=optics.hcdc_mode,
-                dit=exp.dit,
-                ndit=exp.ndit,
-                nd=exp.nd,
-                date_obs=exp.date_obs,
-                fram_utc=exp.fram_utc,
-                mjd_mid=np.asarray(truth["mjd_mid"]),
-                parang=np.asarray(truth["parang"]),
-                derot=np.asarray(truth["derot"]),
                 star_xy_mas=np.asarray(truth["star_xy_mas"]),
                 lamp=exp.lamp,
             )
@@ -1076,22 +893,8 @@ def simulate_ifs_night(
 
 def _write_truth(night: SimulatedIfsNight) -> None:
     """simulation_truth.json and simulation_truth.fits (detector maps, lenslet table, spectra)."""
-    night.truth_json = night.out_dir / "simulation_truth.json"
-    night.truth_fits = night.out_dir / "simulation_truth.fits"
-    night.truth_json.write_text(json.dumps(night.to_dict(), indent=1, default=str))
-    det = night.detector
-    hdus: list[Any] = [fits.PrimaryHDU()]
-    for name, data, unit in (
-        ("BIAS", det.bias, "adu"),
-        ("DARK_CURRENT", det.dark_current, "adu/s"),
-        ("FLAT", det.flat, ""),
-        ("BADPIX", det.bad_pixels, ""),
-    ):
-        hdu = fits.ImageHDU(
-            np.asarray(data, dtype=np.uint8 if data.dtype == np.uint8 else np.float32), name=name
-        )
-        hdu.header["BUNIT"] = unit
-        hdus.append(hdu)
+    truth_fits = simulated_truth.write_truth_json(night)
+    hdus = simulated_truth.detector_map_hdus(night.detector)
     g = night.grid
     hdus.append(
         fits.BinTableHDU.from_columns(
@@ -1121,7 +924,7 @@ def _write_truth(night: SimulatedIfsNight) -> None:
     hdus[0].header["HCDCSEED"] = night.seed
     hdus[0].header["IFSMODE"] = night.mode.name
     hdus[0].header["COMMENT"] = "BADPIX bits: 1 hot, 2 dead, 4 non-linear; WAVELENGTHS in nm"
-    fits.HDUList(hdus).writeto(night.truth_fits, overwrite=True)
+    fits.HDUList(hdus).writeto(truth_fits, overwrite=True)
 
 
 def read_ifs_truth(out_dir: str | Path) -> tuple[dict[str, Any], fits.HDUList]:

@@ -37,17 +37,31 @@ from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere import simulated_headers as hdr
 from hcdc.instruments.sphere.irdis import simulate_ao
-from hcdc.instruments.sphere.observing import DIT_DELAY_S, DIT_OVERHEAD_S
-from hcdc.instruments.sphere.observing import alt_az_airmass as _alt_az_airmass
-from hcdc.instruments.sphere.observing import apparent_radec as _apparent_radec
+from hcdc.instruments.sphere.observing import (
+    DIT_DELAY_S,
+    DIT_OVERHEAD_S,
+    AmbientConditions,
+    FileConditions,
+    PlannedExposure,
+    file_conditions,
+)
 from hcdc.instruments.sphere.observing import file_rng as _file_rng
 from hcdc.instruments.sphere.observing import file_times as _file_times
 from hcdc.instruments.sphere.observing import transit_time as _transit_time
+from hcdc.instruments.sphere.simulated_headers import archive_name, pack_sexagesimal
+from hcdc.instruments.sphere.simulated_truth import (
+    SimulatedRawFile,
+    detector_map_hdus,
+    json_array,
+    raw_file_fields,
+    select_files,
+    write_truth_json,
+)
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
-    local_apparent_sidereal_time,
     parallactic_angle,
 )
 from hcdc.science.geometry import mas_to_px
@@ -220,36 +234,8 @@ def band_labels(filter_combination: str) -> tuple[str, str]:
     )
 
 
-def pack_sexagesimal(value: float, decimals: int = 3) -> float:
-    """ESO packed sexagesimal ``(+-)DDMMSS.sss`` of ``value`` (hours or degrees).
-
-    Seconds are rounded to ``decimals`` first and carried into minutes/units, so that the
-    result never shows 60 seconds or 60 minutes (``4.99999999 h`` -> ``50000.000``).
-    """
-    sign = -1.0 if value < 0 else 1.0
-    total_seconds = round(abs(value) * 3600.0, decimals)
-    units = math.floor(total_seconds / 3600.0)
-    minutes = math.floor((total_seconds - units * 3600.0) / 60.0)
-    seconds = round(total_seconds - units * 3600.0 - minutes * 60.0, decimals)
-    return round(sign * (units * 10000.0 + minutes * 100.0 + seconds), decimals)
-
-
-def archive_name(date_obs: str, colon: bool = True) -> str:
-    """ESO archive file name ``SPHER.<DATE-OBS rounded to ms>.fits`` (``':'`` or ``'_'``)."""
-    t = Time(date_obs, scale="utc", precision=3)
-    stamp = t.isot  # astropy rounds to the requested precision
-    if not colon:
-        stamp = stamp.replace(":", "_")
-    return f"SPHER.{stamp}.fits"
-
-
-def _json_array(values: np.ndarray) -> list[Any]:
-    """Nested list with NaN (no star / no angle in calibration files) written as None (JSON null)."""
-    return np.where(np.isnan(values), None, values).tolist()
-
-
 @dataclass
-class SimulatedFile:
+class SimulatedFile(SimulatedRawFile):
     """One written raw file and its truth.
 
     ``star_xy`` has shape ``(ndit, 2, 2)``: per DIT, per field (left, right), the exact star
@@ -258,20 +244,7 @@ class SimulatedFile:
     ``derot`` are at mid-DIT (deg); ``mjd_mid`` is mid-DIT (UTC).
     """
 
-    path: Path
-    dpr_catg: str
-    dpr_type: str
-    dpr_tech: str
     filter: str
-    mode: str
-    dit: float
-    ndit: int
-    nd: str
-    date_obs: str
-    fram_utc: str
-    mjd_mid: np.ndarray
-    parang: np.ndarray
-    derot: np.ndarray
     star_xy: np.ndarray
     lamp_adu_s: float | None = None
     waffle_orient: str | None = None
@@ -283,23 +256,12 @@ class SimulatedFile:
         """The DPR TYPE (OBJECT, OBJECT,CENTER, OBJECT,FLUX, SKY, DARK, DARK,BACKGROUND, FLAT,LAMP)."""
         return self.dpr_type
 
-    def to_dict(self) -> dict[str, Any]:
+    def setup_dict(self) -> dict[str, Any]:
+        return {"filter": self.filter}
+
+    def truth_dict(self) -> dict[str, Any]:
         return {
-            "path": str(self.path),
-            "dpr_catg": self.dpr_catg,
-            "dpr_type": self.dpr_type,
-            "dpr_tech": self.dpr_tech,
-            "filter": self.filter,
-            "mode": self.mode,
-            "dit": self.dit,
-            "ndit": self.ndit,
-            "nd": self.nd,
-            "date_obs": self.date_obs,
-            "fram_utc": self.fram_utc,
-            "mjd_mid": self.mjd_mid.tolist(),
-            "parang_deg": _json_array(self.parang),
-            "derot_deg": _json_array(self.derot),
-            "star_xy": _json_array(self.star_xy),
+            "star_xy": json_array(self.star_xy),
             "lamp_adu_s": self.lamp_adu_s,
             "waffle_orient": self.waffle_orient,
             "waffle_spot_offsets_px": self.waffle_spot_offsets_px,
@@ -346,13 +308,7 @@ class SimulatedNight:
         self, dpr_type: str | None = None, filter: str | None = None, dit: float | None = None
     ) -> list[SimulatedFile]:
         """Files of a DPR TYPE / filter combination / DIT (None = any), in time order."""
-        return [
-            f
-            for f in self.files
-            if (dpr_type is None or f.dpr_type == dpr_type)
-            and (filter is None or f.filter == filter)
-            and (dit is None or abs(f.dit - dit) < 0.01)
-        ]
+        return select_files(self.files, dpr_type, dit, filter=filter)
 
     def companion_truth(self) -> list[dict[str, Any]]:
         """Injected companions with separations in mas and px and contrasts per band."""
@@ -413,26 +369,10 @@ class SimulatedNight:
 
 
 @dataclass
-class _Exposure:
-    """One file to write (planned): what, when, how."""
+class _Exposure(PlannedExposure):
+    """One file to write (planned): what, when, how (``spec``: the sequence it belongs to)."""
 
-    dpr_catg: str
-    dpr_type: str
     spec: SequenceSpec
-    dit: float
-    ndit: int
-    nd: str
-    date_obs: str
-    fram_utc: str
-    tpl_id: str
-    tpl_name: str
-    tpl_start: str
-    tpl_expno: int
-    tpl_nexp: int
-    obs_id: int
-    obs_name: str
-    prog_id: str
-    origfile: str
     lamp_adu_s: float | None = None
     bad_center: bool = False
 
@@ -583,10 +523,6 @@ def _plan_night(
 # Headers
 
 
-def _eso(key: str) -> str:
-    return f"HIERARCH ESO {key}"
-
-
 _CALIB_OPTICS = {
     # DPR TYPE -> (INS1 OPTI1 NAME Lyot stop, INS COMB ICOR, INS4 OPTI11 NAME, INS4 SHUT ST)
     "DARK": ("CLOSED", "N_NS_OPAQUE", "OPEN", False),
@@ -627,40 +563,13 @@ def _build_header(
     exp: _Exposure,
     target: Target,
     scale: SimulationScale,
-    radec_of_date: tuple[float, float],
-    parang_start_end: tuple[float, float],
-    alt_az_airm: tuple[float, float, float, float],
-    ambient: dict[str, float],
+    sky: FileConditions,
     seed: int,
 ) -> fits.Header:
     """Primary header of one raw IRDIS file, keyword names and formats as in real SPHERE files."""
-    ny, nx = scale.shape
-    t0 = Time(exp.date_obs, scale="utc")
     science = exp.dpr_catg == "SCIENCE"
-    h = fits.Header()
-    h["ORIGIN"] = ("ESO-PARANAL", "European Southern Observatory")
-    h["DATE"] = (exp.fram_utc, "Date the file was written")
-    h["TELESCOP"] = ("ESO-VLT-U3", "ESO <TEL>")
-    h["INSTRUME"] = ("SPHERE", "Instrument used.")
-    h["OBJECT"] = (target.name if science else exp.dpr_type, "Original target.")
-    if science:
-        h["RA"] = (round(target.ra_deg, 6), "[deg] RA (J2000) pointing")
-        h["DEC"] = (round(target.dec_deg, 5), "[deg] DEC (J2000) pointing")
-        h["EQUINOX"] = (2000.0, "Standard FK5")
-        h["RADECSYS"] = ("FK5", "Coordinate system")
-    h["EXPTIME"] = (exp.dit, "Integration time")
-    h["MJD-OBS"] = (round(t0.mjd, 8), exp.date_obs)
-    h["DATE-OBS"] = (exp.date_obs, "Observing date")
-    seconds = t0.datetime.hour * 3600 + t0.datetime.minute * 60 + t0.datetime.second
-    h["UTC"] = (float(seconds), "[s] UTC")
-    lst_s = float(local_apparent_sidereal_time(t0, sc.PARANAL_LON_DEG)[0]) / 15.0 * 3600.0
-    h["LST"] = (round(lst_s, 3), "[s] LST")
-    h["PI-COI"] = ("UNKNOWN", "PI-COI name.")
-    h["OBSERVER"] = ("UNKNOWN", "Name of observer.")
-    h["ORIGFILE"] = (exp.origfile, "Original File Name")
-    h["BUNIT"] = ("adu", "Physical Unit")
+    h = hdr.primary_header(exp, target, observer=True)
     cards: dict[str, Any] = {}
-    ra_h, dec_d = radec_of_date
     # AO and derotator
     if science:
         for key, value in (
@@ -674,30 +583,12 @@ def _build_header(
             cards[key] = (value, "SPARTA loop / WFS state")
     # Detector
     cards.update(
+        hdr.detector_cards(
+            exp, detector="IRDIS", gain_e_per_adu=sc.IRDIS_GAIN_E_PER_ADU, shape=scale.shape, window=True
+        )
+    )
+    cards.update(
         {
-            "DET CHIP1 GAIN": (sc.IRDIS_GAIN_E_PER_ADU, "Gain in e-/ADU"),
-            "DET CHIP1 ID": ("ESO-Hawaii2RG", "Detector chip identification"),
-            "DET CHIP1 NX": (nx, "number of pixels along x"),
-            "DET CHIP1 NY": (ny, "number of pixels along y"),
-            "DET DITDELAY": (DIT_DELAY_S, "[s] Delay before integration"),
-            "DET FRAM FORMAT": ("cube", "FITS file format"),
-            "DET FRAM NO": (exp.ndit, "Frame number"),
-            "DET FRAM TYPE": ("DIT", "Frame type"),
-            "DET FRAM UTC": (exp.fram_utc, "File Creation Time"),
-            "DET ID": ("IRDIS", "Detector system Id"),
-            "DET NAME": ("IRDIS", "Name of detector system"),
-            "DET NDIT": (exp.ndit, "Number of Sub-Integrations"),
-            "DET NDITSKIP": (0, "DITs skipped at 1st.INT"),
-            "DET READ CURID": (4, "Used readout mode id"),
-            "DET READ CURNAME": ("Nondest", "Used readout mode name"),
-            "DET SEQ UTC": (exp.date_obs, "Sequencer Start Time"),
-            "DET SEQ1 DIT": (exp.dit, "[s] Integration time"),
-            "DET SEQ1 EXPTIME": (
-                round(exp.ndit * (exp.dit + DIT_OVERHEAD_S), 7),
-                "[s] Exposure Sequence Time",
-            ),
-            "DET SEQ1 WIN NX": (nx, "Read-out window NX"),
-            "DET SEQ1 WIN NY": (ny, "Read-out window NY"),
             "DPR CATG": (exp.dpr_catg, "Observation category"),
             "DPR TECH": (_dpr_tech(exp), "Observation technique"),
             "DPR TYPE": (exp.dpr_type, "Observation type"),
@@ -715,9 +606,8 @@ def _build_header(
     cards["INS1 PAC Y"] = (0.0, "[um] Y-Axis absolute position on the detector")
     cards["INS4 COMB ROT"] = ("PUPIL" if science else "CAL_ZENITH", "Assembly for derotator and ADC modes")
     if science:
-        alt, _, _, _ = alt_az_airm
-        drot_begin = (alt + DROT2_MINUS_ALT_DEG) % 360.0
-        drot_end = (ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
+        drot_begin = (sky.alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
+        drot_end = (sky.ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
         cards["INS4 DROT2 BEGIN"] = (round(drot_begin, 4), "[deg] Position angle at start.")
         cards["INS4 DROT2 END"] = (round(drot_end, 4), "[deg] Position angle at end.")
         cards["INS4 DROT2 MODE"] = ("ELEV", "Derotator mode.")
@@ -725,9 +615,7 @@ def _build_header(
         cards["INS4 DROT2 BEGIN"] = (0.0, "[deg] Position angle at start.")
         cards["INS4 DROT2 END"] = (0.0, "[deg] Position angle at end.")
         cards["INS4 DROT2 MODE"] = ("STAT", "Derotator mode.")
-    cards["INS4 DROT2 POSANG"] = (0.0, "[deg] Position angle.")
-    cards["INS4 DROT2 RA"] = (pack_sexagesimal(ra_h / 15.0, 6), "Telescope right ascension.")
-    cards["INS4 DROT2 DEC"] = (pack_sexagesimal(dec_d, 5), "Telescope desclination.")
+    cards.update(hdr.derotator_pointing_cards(sky.radec_of_date))
     cards["INS4 FILT2 ID"] = (exp.nd, "Filter unique id.")
     cards["INS4 FILT2 NAME"] = (exp.nd, "NIR Neutral Density filters.")
     cards["INS4 MODE"] = (f"IRDIS_{exp.spec.mode}", "Instrument mode used.")
@@ -735,86 +623,24 @@ def _build_header(
     cards["INS4 OPTI11 NAME"] = (opti11, "NIR coronagraphs wheel.")
     cards["INS4 SHUT ST"] = (shutter, "Shutter open [T] or closed [F].")
     # Observation block
-    cards.update(
-        {
-            "OBS ID": (exp.obs_id, "Observation block ID"),
-            "OBS NAME": (exp.obs_name, "OB name"),
-            "OBS PI-COI NAME": ("UNKNOWN", "PI-COI name"),
-            "OBS PROG ID": (exp.prog_id, "ESO program identification"),
-            "OBS START": (exp.tpl_start, "OB start time"),
-        }
-    )
+    cards.update(hdr.observation_block_cards(exp))
     if science:  # the real calibration headers have no OB target
-        cards["OBS TARG NAME"] = (target.name.replace(" ", ""), "OB target name")
-        letters = "F C O S"
-        cards["OCS OBSTYPE LIST"] = (letters, "User defined list of observ. types")
-        cards["OCS WAFFLE AMPL"] = (0.05, "User defined waffle amplitude")
-        cards["OCS WAFFLE ORIENT"] = (exp.spec.waffle_orient, "User defined waffle orientation")
+        cards.update(hdr.science_target_cards(target, exp.spec.waffle_orient))
     cards["SEQ ARM"] = ("IRDIS", "Name of the sub-system.")
     # Telescope, site, target and ambient conditions (calibration files taken at zenith carry
     # none of these, as in the real WAVE,LAMP headers).
     if science:
-        alt, az, airm_start, airm_end = alt_az_airm
-        cards.update(
-            {
-                "TEL GEOELEV": (sc.PARANAL_HEIGHT_M, "[m] Elevation above sea level"),
-                "TEL GEOLAT": (sc.PARANAL_LAT_DEG, "[deg] Tel geo latitute (+=North)"),
-                "TEL GEOLON": (sc.PARANAL_LON_DEG, "[deg] Tel geo longitude (+=East)"),
-                "TEL AIRM END": (round(airm_end, 3), "Airmass at end"),
-                "TEL AIRM START": (round(airm_start, 3), "Airmass at start"),
-                "TEL ALT": (round(alt, 3), "[deg] Alt angle at start"),
-                "TEL AMBI FWHM END": (round(ambient["fwhm_end"], 2), "[arcsec] Observatory Seeing"),
-                "TEL AMBI FWHM START": (round(ambient["fwhm_start"], 2), "[arcsec] Observatory Seeing"),
-                "TEL AMBI PRES END": (round(ambient["pres"], 2), "[hPa] Observatory air pressure"),
-                "TEL AMBI PRES START": (round(ambient["pres"], 2), "[hPa] Observatory air pressure"),
-                "TEL AMBI RHUM": (round(ambient["rhum"], 1), "[%] Observatory relative humidity"),
-                "TEL AMBI TAU0": (round(ambient["tau0"], 4), "[s] Average coherence time"),
-                "TEL AMBI TEMP": (round(ambient["temp"], 2), "[deg C] Observatory ambient temperature"),
-                "TEL AMBI WINDDIR": (
-                    round(ambient["winddir"], 1),
-                    "[deg] Observatory wind direction",
-                ),
-                "TEL AMBI WINDSP": (round(ambient["windsp"], 2), "[m/s] Observatory ambient wind speed"),
-                "TEL AZ": (round(az, 3), "[deg] Az angle at start S=0,W=90"),
-                "TEL IA FWHM": (
-                    round(ambient["ia_fwhm"], 2),
-                    "[arcsec] Delivered seeing (airmass corr.)",
-                ),
-                "TEL PARANG END": (round(parang_start_end[1], 3), "[deg] Parallactic angle at end"),
-                "TEL PARANG START": (round(parang_start_end[0], 3), "[deg] Parallactic angle at start"),
-                "TEL TARG ALPHA": (
-                    pack_sexagesimal(target.ra_deg / 15.0, 3),
-                    "Alpha coordinate for the target",
-                ),
-                "TEL TARG COORDTYPE": ("M", "Coordinate type (M=mean)"),
-                "TEL TARG DELTA": (
-                    pack_sexagesimal(target.dec_deg, 3),
-                    "Delta coordinate for the target",
-                ),
-                "TEL TARG EPOCH": (2000.0, "[yr] Epoch 1950 or 2000"),
-                "TEL TARG EQUINOX": (2000.0, "[yr] Equinox"),
-                "TEL TARG PMA": (target.pm_ra_arcsec_yr, "[arcsec/yr] Proper Motion Alpha"),
-                "TEL TARG PMD": (target.pm_dec_arcsec_yr, "[arcsec/yr] Proper motion Delta"),
-            }
-        )
-    cards.update(
-        {
-            "TPL EXPNO": (exp.tpl_expno, "Exposure number within template"),
-            "TPL ID": (exp.tpl_id, "Template signature ID"),
-            "TPL NAME": (exp.tpl_name, "Template name"),
-            "TPL NEXP": (exp.tpl_nexp, "Number of exposures within template"),
-            "TPL START": (exp.tpl_start, "TPL start time"),
+        cards.update(hdr.paranal_site_cards())
+        irdis_tel_cards = {
+            "TEL IA FWHM": (round(sky.ambient["ia_fwhm"], 2), "[arcsec] Delivered seeing (airmass corr.)"),
+            "TEL TARG COORDTYPE": ("M", "Coordinate type (M=mean)"),
         }
-    )
-    for key, (value, comment) in cards.items():
-        h[_eso(key)] = (value, comment)
-    h["ARCFILE"] = (archive_name(exp.date_obs, colon=True), "Archive File Name")
-    # The comment names the simulator's module before it moved to hcdc.instruments.sphere.irdis:
-    # frozen, so that the same seed keeps giving byte-identical raw files across releases (the
-    # catalogue recognises re-simulated files as duplicates by their sha256).
-    h["HCDCSIM"] = (True, "simulated by hcdc (hcdc.pipeline.simulate)")
-    h["HCDCSEED"] = (seed, "hcdc simulator seed")
-    return h
+        cards.update(hdr.telescope_cards(target, sky, irdis_tel_cards))
+    cards.update(hdr.template_cards(exp))
+    # The HCDCSIM comment names the simulator's module before it moved to
+    # hcdc.instruments.sphere.irdis: frozen, so that the same seed keeps giving byte-identical
+    # raw files across releases (the catalogue recognises re-simulated files by their sha256).
+    return hdr.close_header(h, cards, date_obs=exp.date_obs, simulator="hcdc.pipeline.simulate", seed=seed)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1147,61 +973,26 @@ def simulate_irdis_night(
     )
     _check_companions(model)
     out.mkdir(parents=True, exist_ok=True)
-    ambient_rng = np.random.default_rng(int(root.integers(0, 2**31)))
-    seeing = ambient_rng.uniform(0.5, 0.9)
+    conditions = AmbientConditions(np.random.default_rng(int(root.integers(0, 2**31))))
 
     files: list[SimulatedFile] = []
     for i, exp in enumerate(plan):
         t0, t1 = Time(exp.date_obs, scale="utc"), Time(exp.fram_utc, scale="utc")
-        radec = _apparent_radec(target, t0)
-        # What a reader decodes from INS4 DROT2 RA/DEC is what the angles are computed from.
-        ra_used = sc.parse_packed_sexagesimal(pack_sexagesimal(radec[0] / 15.0, 6)) * 15.0
-        dec_used = sc.parse_packed_sexagesimal(pack_sexagesimal(radec[1], 5))
+        ra_used, dec_used = hdr.pointing_as_written(target, t0)
         cube, truth = _render_exposure(exp, model, (ra_used, dec_used), seed)
-        alt, az, airm = _alt_az_airmass(Time([t0, t1]), ra_used, dec_used)
-        seeing = float(np.clip(seeing + ambient_rng.normal(0.0, 0.03), 0.4, 1.5))
-        ambient = {
-            "fwhm_start": seeing,
-            "fwhm_end": float(np.clip(seeing + ambient_rng.normal(0, 0.03), 0.4, 1.5)),
-            "tau0": 0.0035 / seeing * ambient_rng.uniform(0.8, 1.2),
-            "windsp": ambient_rng.uniform(3.0, 9.0),
-            "winddir": ambient_rng.uniform(0.0, 360.0),
-            "temp": 12.0 + ambient_rng.normal(0, 0.3),
-            "pres": 743.5 + ambient_rng.normal(0, 0.3),
-            "rhum": ambient_rng.uniform(5.0, 25.0),
-            "ia_fwhm": seeing * 0.9,
-            "alt_end": float(alt[1]),
-        }
+        sky = file_conditions(t0, t1, (ra_used, dec_used), truth["parang_start_end"], conditions)
         if telemetry is not None and exp.dpr_catg == "SCIENCE":
-            ambient.update(simulate_ao.ambient_conditions(telemetry, (t0, t1), airm))
-        header = _build_header(
-            exp,
-            target,
-            scale_obj,
-            (ra_used, dec_used),
-            truth["parang_start_end"],
-            (float(alt[0]), float(az[0]), float(airm[0]), float(airm[1])),
-            ambient,
-            seed,
-        )
+            airmass = np.array(sky.alt_az_airm[2:])
+            sky.ambient.update(simulate_ao.ambient_conditions(telemetry, (t0, t1), airmass))
+        header = _build_header(exp, target, scale_obj, sky, seed)
         path = out / archive_name(exp.date_obs, colon=colon_in_names)
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(
             SimulatedFile(
-                path=path,
-                dpr_catg=exp.dpr_catg,
-                dpr_type=exp.dpr_type,
+                **raw_file_fields(path, exp, truth),
                 dpr_tech=_dpr_tech(exp),
                 filter=exp.spec.filter,
                 mode=exp.spec.mode,
-                dit=exp.dit,
-                ndit=exp.ndit,
-                nd=exp.nd,
-                date_obs=exp.date_obs,
-                fram_utc=exp.fram_utc,
-                mjd_mid=np.asarray(truth["mjd_mid"]),
-                parang=np.asarray(truth["parang"]),
-                derot=np.asarray(truth["derot"]),
                 star_xy=np.asarray(truth["star_xy"]),
                 lamp_adu_s=exp.lamp_adu_s,
                 waffle_orient=exp.spec.waffle_orient if exp.dpr_catg == "SCIENCE" else None,
@@ -1246,27 +1037,15 @@ def simulate_irdis_night(
 
 def _write_truth(night: SimulatedNight, model: _NightModel) -> None:
     """simulation_truth.json (everything but big arrays) and simulation_truth.fits (detector maps)."""
-    night.truth_json = night.out_dir / "simulation_truth.json"
-    night.truth_fits = night.out_dir / "simulation_truth.fits"
-    night.truth_json.write_text(json.dumps(night.to_dict(), indent=1, default=str))
+    truth_fits = write_truth_json(night)
     det = night.detector
-    hdus = [fits.PrimaryHDU()]
-    for name, data, unit in (
-        ("BIAS", det.bias, "adu"),
-        ("DARK_CURRENT", det.dark_current, "adu/s"),
-        ("FLAT", det.flat, ""),
-        ("BADPIX", det.bad_pixels, ""),
-        ("NONLIN_KNEE", np.where(np.isfinite(det.nonlinear_knee_e), det.nonlinear_knee_e, 0.0), "electron"),
-        ("ILLUMINATION", model.illumination, ""),
-    ):
-        hdu = fits.ImageHDU(
-            np.asarray(data, dtype=np.float32 if data.dtype != np.uint8 else np.uint8), name=name
-        )
-        hdu.header["BUNIT"] = unit
-        hdus.append(hdu)
+    knee = np.where(np.isfinite(det.nonlinear_knee_e), det.nonlinear_knee_e, 0.0)
+    hdus = detector_map_hdus(
+        det, [("NONLIN_KNEE", knee, "electron"), ("ILLUMINATION", model.illumination, "")]
+    )
     hdus[0].header["HCDCSEED"] = night.seed
     hdus[0].header["COMMENT"] = "BADPIX bits: 1 hot, 2 dead, 4 non-linear; NONLIN_KNEE 0 = linear pixel"
-    fits.HDUList(hdus).writeto(night.truth_fits, overwrite=True)
+    fits.HDUList(hdus).writeto(truth_fits, overwrite=True)
 
 
 def read_simulation_truth(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
