@@ -188,7 +188,7 @@ def test_reduction_refused_without_rights(chromium, server, data_centre):  # noq
             _sign_in(page, server, "stranger")
             response = page.goto(f"{server}/datasets/{dataset_id}/reduce")
             assert response.status == 404
-            expect(page.locator("body")).to_contain_text(f"no dataset {dataset_id}")
+            expect(page.locator("body")).to_contain_text(f"no dataset with id {dataset_id}")
             _shot(page, "reduce-refused")
             # a forged request (with a valid CSRF token from the stranger's own session) is refused too
             page.goto(server + "/my")
