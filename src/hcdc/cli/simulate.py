@@ -7,7 +7,9 @@ the injected truth: a table for people, ``--json`` for scripts.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -64,10 +66,7 @@ def irdis(
         simulate_irdis_night,
     )
 
-    if scale not in SCALES:
-        raise typer.BadParameter(
-            f"unknown scale {scale!r}; use one of {', '.join(SCALES)}", param_hint="--scale"
-        )
+    _check_scale(scale, SCALES)
     sequences = None
     if sequence:
         known = {spec.filter: spec for spec in DEFAULT_SEQUENCES}
@@ -80,31 +79,21 @@ def irdis(
     companions = None
     if companion:
         companions = tuple(Companion(*_parse_companion(c)) for c in companion)
-    with progress_bar(disable=json_output) as bar:
-        task = bar.add_task("simulating", total=None)
-
-        def report(done: int, total: int, name: str) -> None:
-            bar.update(task, completed=done, total=total, description=name)
-
-        try:
-            night = simulate_irdis_night(
-                out_dir,
-                seed=seed,
-                scale=scale,
-                companions=companions,
-                sequences=sequences,
-                colon_in_names=not underscore,
-                bad_center=bad_center,
-                progress=report,
-                ao_telemetry=ao_telemetry,
-            )
-        except ValueError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-    if json_output:
-        emit_json(
-            night.to_dict() | {"truth_json": str(night.truth_json), "truth_fits": str(night.truth_fits)}
-        )
+    night = _simulated_night(
+        json_output,
+        lambda report: simulate_irdis_night(
+            out_dir,
+            seed=seed,
+            scale=scale,
+            companions=companions,
+            sequences=sequences,
+            colon_in_names=not underscore,
+            bad_center=bad_center,
+            progress=report,
+            ao_telemetry=ao_telemetry,
+        ),
+    )
+    if night is None:
         return
     rows = [
         {
@@ -154,32 +143,14 @@ def ifs(
 
     if mode.upper() not in {"YJ", "YJH"}:
         raise typer.BadParameter(f"unknown IFS mode {mode!r}; use YJ or YJH", param_hint="--mode")
-    if scale not in SCALES:
-        raise typer.BadParameter(
-            f"unknown scale {scale!r}; use one of {', '.join(SCALES)}", param_hint="--scale"
-        )
-    with progress_bar(disable=json_output) as bar:
-        task = bar.add_task("simulating", total=None)
-
-        def report(done: int, total: int, name: str) -> None:
-            bar.update(task, completed=done, total=total, description=name)
-
-        try:
-            night = simulate_ifs_night(
-                out_dir,
-                mode=mode.upper(),
-                seed=seed,
-                scale=scale,
-                colon_in_names=not underscore,
-                progress=report,
-            )
-        except ValueError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-            raise typer.Exit(1) from None
-    if json_output:
-        emit_json(
-            night.to_dict() | {"truth_json": str(night.truth_json), "truth_fits": str(night.truth_fits)}
-        )
+    _check_scale(scale, SCALES)
+    night = _simulated_night(
+        json_output,
+        lambda report: simulate_ifs_night(
+            out_dir, mode=mode.upper(), seed=seed, scale=scale, colon_in_names=not underscore, progress=report
+        ),
+    )
+    if night is None:
         return
     rows = [
         {
@@ -209,6 +180,36 @@ def ifs(
     ]
     print_table("injected companions", ["sep (mas)", "PA (deg)", "contrast", "spectrum"], comp_rows)
     console.print(f"truth: {night.truth_json} and {night.truth_fits}")
+
+
+def _check_scale(scale: str, scales: Iterable[str]) -> None:
+    if scale not in scales:
+        raise typer.BadParameter(
+            f"unknown scale {scale!r}; use one of {', '.join(scales)}", param_hint="--scale"
+        )
+
+
+def _simulated_night(json_output: bool, simulate: Callable[[Callable[[int, int, str], None]], Any]) -> Any:
+    """Run ``simulate(progress)`` behind a progress bar; a ValueError is a one-line error (exit 1).
+    With ``--json`` the night and its truth files are printed and None is returned (nothing more
+    to show); otherwise the night, for the caller's tables."""
+    with progress_bar(disable=json_output) as bar:
+        task = bar.add_task("simulating", total=None)
+
+        def report(done: int, total: int, name: str) -> None:
+            bar.update(task, completed=done, total=total, description=name)
+
+        try:
+            night = simulate(report)
+        except ValueError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(1) from None
+    if json_output:
+        emit_json(
+            night.to_dict() | {"truth_json": str(night.truth_json), "truth_fits": str(night.truth_fits)}
+        )
+        return None
+    return night
 
 
 def register(app: typer.Typer) -> None:
