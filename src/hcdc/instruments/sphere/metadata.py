@@ -47,6 +47,7 @@ from hcdc.instruments.rules import Need
 from hcdc.instruments.sphere.ifs.metadata import IFS_RULES, IFS_WAVELENGTHS_UM, ifs_flat_lamp, ifs_mode
 from hcdc.instruments.sphere.irdis.metadata import IRDIS_RULES, irdis_mode, irdis_wavelength_range
 from hcdc.instruments.sphere.sparta import apply_sparta_summary
+from hcdc.instruments.sphere.zimpol.metadata import ZIMPOL_EXTRA, ZIMPOL_RULES, apply_zimpol, zimpol_mode
 
 INSTRUMENT = "SPHERE"
 ARMS = ("IRDIS", "IFS", "ZIMPOL", "SPARTA")
@@ -167,6 +168,7 @@ SPHERE_EXTRA: dict[str, tuple[str, ...]] = {
     "ao_irwfs_mode": (eso("AOS IRWFS MODE"),),
     "ao_holoop_state": (eso("AOS HOLOOP STATE"),),
     "ao_ttloop_state": (eso("AOS TTLOOP STATE"),),
+    **ZIMPOL_EXTRA,
 }
 
 
@@ -208,18 +210,7 @@ def classify(
 SPHERE_RULES: dict[str | None, tuple[Need, ...]] = {
     "IRDIS": IRDIS_RULES,
     "IFS": IFS_RULES,
-    "ZIMPOL": (
-        # ZIMPOL was not read in depth (sphere.md a.5): setup keys from ESO's calChecker
-        # (INS3 OPTI2/5/6 NAME, readout mode); bias, dark and flat per setup.
-        Need("bias", kinds=("BIAS",), match=("readout_mode",), source="ESO QC ZPL_BIAS_IMG/POL"),
-        Need("dark", kinds=("DARK",), match=("dit", "readout_mode"), source="ESO QC ZPL_DARK_IMG/POL"),
-        Need(
-            "flat",
-            kinds=("FLAT",),
-            match=("filter", "readout_mode", "extra.zimpol_opti2"),
-            source="ESO QC ZPL_IFLAT_IMG/POL; calChecker setup keys",
-        ),
-    ),
+    "ZIMPOL": ZIMPOL_RULES,
     "SPARTA": (),
 }
 
@@ -256,10 +247,16 @@ class Sphere(Instrument):
         return self._extract(header if values is None else values, hdul)
 
     def read_level1(self, path: Path) -> Level1Cube | None:
-        """An IRDIS Level 1 product (:mod:`hcdc.instruments.sphere.irdis.level1`); IFS has none yet."""
-        from hcdc.instruments.sphere.irdis import level1  # the reduction: imported when needed
+        """An IRDIS (:mod:`hcdc.instruments.sphere.irdis.level1`) or ZIMPOL imaging
+        (:mod:`hcdc.instruments.sphere.zimpol.level1`) Level 1 product; IFS has none yet."""
+        from hcdc.instruments.sphere.irdis import level1  # the reductions: imported when needed
+        from hcdc.instruments.sphere.zimpol import level1 as zimpol_level1
 
-        return level1.level1_cube(path) if level1.is_level1_product(path) else None
+        if level1.is_level1_product(path):
+            return level1.level1_cube(path)
+        if zimpol_level1.is_level1_product(path):
+            return zimpol_level1.level1_cube(path)
+        return None
 
     def extract_values(self, values: Mapping[str, Any]) -> FileMetadata | None:
         if sphere_arm(values) == "SPARTA":
@@ -303,7 +300,8 @@ class Sphere(Instrument):
             if meta.file_class == "DETECTOR_FLAT" and lamp:
                 extra["ifs_flat_lamp"] = lamp
         elif arm == "ZIMPOL":
-            meta.mode = "ZIMPOL-POL" if meta.technique and "POLARIMETRY" in meta.technique else "ZIMPOL-IMG"
+            meta.mode = zimpol_mode(meta.technique, meta.readout_mode)
+            apply_zimpol(extra, meta.mode, meta.file_class)
             cams = [extra.get("zimpol_cam1_filter"), extra.get("zimpol_cam2_filter")]
             if any(cams):
                 meta.filter = "/".join(c or "-" for c in cams)
