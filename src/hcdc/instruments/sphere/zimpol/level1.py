@@ -145,13 +145,19 @@ def read_raw(path: str | Path) -> ZimpolRaw:
             if str(header.get("HIERARCH ESO SEQ ARM", "")).strip() != "ZIMPOL":
                 raise ZimpolError(f"{path}: not a ZIMPOL file (SEQ ARM is not 'ZIMPOL')")
             if len(hdul) < 3:
-                raise ZimpolError(f"{path}: a raw ZIMPOL file has one image extension per camera; found {len(hdul) - 1}")
+                raise ZimpolError(
+                    f"{path}: a raw ZIMPOL file has one image extension per camera; found {len(hdul) - 1}"
+                )
             cubes = {}
             for camera in zc.CAMERAS:
                 data = hdul[camera].data
-                chip = str(hdul[camera].header.get("HIERARCH ESO DET CHIP NAME", zc.CHIP_NAMES[camera])).strip()
+                chip = str(
+                    hdul[camera].header.get("HIERARCH ESO DET CHIP NAME", zc.CHIP_NAMES[camera])
+                ).strip()
                 if chip != zc.CHIP_NAMES[camera]:
-                    raise ZimpolError(f"{path}: extension {camera} is chip {chip!r}, expected {zc.CHIP_NAMES[camera]}")
+                    raise ZimpolError(
+                        f"{path}: extension {camera} is chip {chip!r}, expected {zc.CHIP_NAMES[camera]}"
+                    )
                 if data is None or data.ndim not in (2, 3):
                     raise ZimpolError(f"{path}: extension {camera} holds no image cube")
                 cube = np.asarray(data, dtype=np.float64)
@@ -180,9 +186,9 @@ class SortedFiles:
 
 def sort_files(paths: Sequence[str | Path]) -> SortedFiles:
     """Pick the ZIMPOL science files (DPR CATG SCIENCE, TYPE OBJECT; OBJECT,FLUX apart) and the
-    calibrations of their read-out mode: BIAS, DARK at the science DIT (optional), FLAT,LAMP with the same filters --
-    the association rules of :mod:`.metadata` applied to one folder. Files of other arms are skipped.
-    :class:`ZimpolError` when there is no science, several setups, or a needed calibration is missing.
+    calibrations of their read-out mode: BIAS, DARK at the science DIT (optional), FLAT,LAMP with
+    the same filters -- the association rules of :mod:`.metadata` applied to one folder. Files of
+    other arms are skipped. :class:`ZimpolError` when there is no science, several setups, or a needed calibration is missing.
     """
     headers: list[tuple[Path, fits.Header]] = []
     for p in paths:
@@ -197,8 +203,12 @@ def sort_files(paths: Sequence[str | Path]) -> SortedFiles:
     def key(h: fits.Header, k: str) -> str:
         return str(h.get(f"HIERARCH ESO {k}", "")).strip()
 
-    science = [(p, h) for p, h in headers if key(h, "DPR CATG") == "SCIENCE" and key(h, "DPR TYPE") == "OBJECT"]
-    flux = [(p, h) for p, h in headers if key(h, "DPR CATG") == "SCIENCE" and key(h, "DPR TYPE") == "OBJECT,FLUX"]
+    science = [
+        (p, h) for p, h in headers if key(h, "DPR CATG") == "SCIENCE" and key(h, "DPR TYPE") == "OBJECT"
+    ]
+    flux = [
+        (p, h) for p, h in headers if key(h, "DPR CATG") == "SCIENCE" and key(h, "DPR TYPE") == "OBJECT,FLUX"
+    ]
     if not science:
         raise ZimpolError(f"no ZIMPOL science (OBJECT) file among the {len(list(paths))} inputs")
     setups = {
@@ -206,7 +216,9 @@ def sort_files(paths: Sequence[str | Path]) -> SortedFiles:
         for _, h in science + flux
     }
     if len(setups) > 1:
-        raise ZimpolError(f"ZIMPOL science files of several setups (read-out, CAM1, CAM2 filters): {sorted(setups)}")
+        raise ZimpolError(
+            f"ZIMPOL science files of several setups (read-out, CAM1, CAM2 filters): {sorted(setups)}"
+        )
     readout, f1, f2 = setups.pop()
     dits = {float(h.get("HIERARCH ESO DET DIT1", 0.0)) for _, h in science + flux}
 
@@ -234,11 +246,15 @@ def sort_files(paths: Sequence[str | Path]) -> SortedFiles:
     if not sorted_files.bias:
         raise ZimpolError(f"no ZIMPOL BIAS in read-out mode {readout!r} among the inputs")
     if not sorted_files.flat:
-        raise ZimpolError(f"no ZIMPOL FLAT,LAMP in read-out mode {readout!r} with filters {f1}/{f2} among the inputs")
+        raise ZimpolError(
+            f"no ZIMPOL FLAT,LAMP in read-out mode {readout!r} with filters {f1}/{f2} among the inputs"
+        )
     dark_dits = {float(fits.getheader(p, 0).get("HIERARCH ESO DET DIT1", -1.0)) for p in sorted_files.dark}
     missing = sorted(d for d in dits if all(abs(d - x) > 0.01 for x in dark_dits))
     if missing:
-        sorted_files.notes.append(f"no DARK at DIT {missing} s: the dark current of another DIT (or none) is used")
+        sorted_files.notes.append(
+            f"no DARK at DIT {missing} s: the dark current of another DIT (or none) is used"
+        )
     return sorted_files
 
 
@@ -313,7 +329,9 @@ def calibrate_frames(f: ZimpolRaw, camera: int, masters: CameraMasters) -> np.nd
     cube = f.cubes[camera]
     layout = raw.layout_for_shape(cube.shape)
     if masters.bias.shape != layout.shape:
-        raise ZimpolError(f"{f.path}: camera {camera} frame {layout.shape} differs from the bias {masters.bias.shape}")
+        raise ZimpolError(
+            f"{f.path}: camera {camera} frame {layout.shape} differs from the bias {masters.bias.shape}"
+        )
     cube = _subtract_overscan_change(cube, layout, masters.bias_overscan)
     cube = cube - masters.bias[None] - masters.dark_rate[None] * f.dit
     data = raw.data_region(cube, layout) / masters.flat[None]
@@ -352,7 +370,11 @@ def frame_angles(f: ZimpolRaw, ndit: int) -> dict[str, np.ndarray]:
         derot = np.full(ndit, float(f.keyword("INS4 DROT2 POSANG", 0.0)) + sc.TRUE_NORTH_DEG)
     else:
         raise ZimpolError(f"{f.path}: unsupported INS4 DROT2 MODE {mode!r} (ELEV or SKY)")
-    return {"mjd": mid.mjd, "parang": np.asarray(parang, dtype=float), "derot": np.asarray(derot, dtype=float)}
+    return {
+        "mjd": mid.mjd,
+        "parang": np.asarray(parang, dtype=float),
+        "derot": np.asarray(derot, dtype=float),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -373,7 +395,9 @@ def _fit_star(images: list[np.ndarray], dithers: list[tuple[float, float]]) -> d
     return {"x": float(fit.x), "y": float(fit.y), "error_px": float(fit.error)}
 
 
-def _to_centre(shape: tuple[int, ...], star: dict[str, Any], dither: tuple[float, float]) -> tuple[float, float]:
+def _to_centre(
+    shape: tuple[int, ...], star: dict[str, Any], dither: tuple[float, float]
+) -> tuple[float, float]:
     """(dy, dx) that moves the star of a file dithered by ``dither`` (x, y physical px) to frame_center."""
     cy, cx = frame_center(shape)
     return cy - star["y"] - dither[1] / 2.0, cx - star["x"] - dither[0] / 2.0
@@ -457,7 +481,9 @@ def reduce_imaging(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         report["on"] = "OBJECT,FLUX" if per_flux else "OBJECT"
         centring[camera] = report
 
-        def centred(c: np.ndarray, f: ZimpolRaw, report: dict[str, Any] = report) -> np.ndarray:
+        def centred(
+            c: np.ndarray, f: ZimpolRaw, report: dict[str, Any] = report, camera: int = camera
+        ) -> np.ndarray:
             dy, dx = _to_centre(c.shape, report, f.dither(camera))
             return np.stack([_shift(fr, dy, dx) for fr in c])
 
@@ -465,7 +491,9 @@ def reduce_imaging(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         planes.append(cube)
         cy, cx = frame_center(cube.shape)
         h = PSF_HALF_SIZE
-        psf_source = np.concatenate([centred(c, f) for c, f in zip(per_flux, flux, strict=True)]) if per_flux else cube
+        psf_source = (
+            np.concatenate([centred(c, f) for c, f in zip(per_flux, flux, strict=True)]) if per_flux else cube
+        )
         psfs.append(np.median(psf_source, axis=0)[cy - h : cy + h + 1, cx - h : cx + h + 1])
     cube = np.stack(planes).astype(np.float32)
     parang = np.concatenate([a["parang"] for a in angles])
@@ -599,7 +627,9 @@ class _quiet:
         self._ctx.__exit__(*exc)
 
 
-def _image_hdu(name: str, data: np.ndarray, unit: str, wcs: list[tuple[str, Any, str]], comment: str) -> fits.ImageHDU:
+def _image_hdu(
+    name: str, data: np.ndarray, unit: str, wcs: list[tuple[str, Any, str]], comment: str
+) -> fits.ImageHDU:
     hdu = fits.ImageHDU(np.asarray(data, dtype=np.float32), name=name)
     hdu.header["BUNIT"] = unit
     for key, value, text in wcs:
@@ -631,23 +661,37 @@ def reduce_polarimetry(
     labels = []
     for f in science:
         if f.stokes not in HWP_STOKES:
-            raise ZimpolError(f"{f.path}: OCS3 ZIMPOL POL STOKES is {f.stokes!r}, expected one of {HWP_STOKES}")
+            raise ZimpolError(
+                f"{f.path}: OCS3 ZIMPOL POL STOKES is {f.stokes!r}, expected one of {HWP_STOKES}"
+            )
         labels.append(f.stokes)
     cycles = group_hwp_cycles(labels)
     if not cycles.cycles:
-        raise ZimpolError(f"no complete Qplus/Qminus/Uplus/Uminus cycle among {len(science)} files ({labels})")
+        raise ZimpolError(
+            f"no complete Qplus/Qminus/Uplus/Uminus cycle among {len(science)} files ({labels})"
+        )
     derot_file = [float(np.mean(frame_angles(f, f.cubes[1].shape[0])["derot"])) for f in science]
     bias, dark, flat = _load(files.bias), _load(files.dark), _load(files.flat)
     ra, dec = _pointing(science[0].header)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = PolarimetryResult(paths={}, summary={"cycles": len(cycles.cycles), "dropped_files": [science[i].path.name for i in cycles.dropped], "method": method, "cameras": {}})
+    result = PolarimetryResult(
+        paths={},
+        summary={
+            "cycles": len(cycles.cycles),
+            "dropped_files": [science[i].path.name for i in cycles.dropped],
+            "method": method,
+            "cameras": {},
+        },
+    )
     for camera in zc.CAMERAS:
         masters = build_masters(bias, dark, flat, camera, polarimetric=True)
         states = [_states(f, camera, masters) for f in science]
         centring = _fit_star([a + b for a, b in states], [f.dither(camera) for f in science])
         shifts = [_to_centre(states[0][0].shape, centring, f.dither(camera)) for f in science]
-        states = [(_shift(a, dy, dx), _shift(b, dy, dx)) for (a, b), (dy, dx) in zip(states, shifts, strict=True)]
+        states = [
+            (_shift(a, dy, dx), _shift(b, dy, dx)) for (a, b), (dy, dx) in zip(states, shifts, strict=True)
+        ]
         # CAM1: A = ordinary (I+S)/2; CAM2 sees the other beam-splitter output: roles swapped
         beams = np.stack(
             [
@@ -701,15 +745,28 @@ def reduce_polarimetry(
                 ("Q_PHI", q_phi, "ADU/s", conv),
                 ("U_PHI", u_phi, "ADU/s", conv),
                 ("PI", polarised_intensity(q_map, u_map), "ADU/s", "polarised intensity sqrt(Q^2+U^2)"),
-                ("DOLP", degree_of_linear_polarisation(i_map, q_map, u_map), "", "degree of linear polarisation"),
-                ("AOLP", angle_of_linear_polarisation(q_map, u_map), "deg", "angle of linear polarisation, east of north"),
+                (
+                    "DOLP",
+                    degree_of_linear_polarisation(i_map, q_map, u_map),
+                    "",
+                    "degree of linear polarisation",
+                ),
+                (
+                    "AOLP",
+                    angle_of_linear_polarisation(q_map, u_map),
+                    "deg",
+                    "angle of linear polarisation, east of north",
+                ),
             )
         for name, data, unit, comment in maps:
             hdus.append(_image_hdu(name, data, unit, wcs, comment))
         cyc = Table(
             {
                 "CYCLE": np.arange(n),
-                **{lab.upper(): [science[c[j]].path.name for c in cycles.cycles] for j, lab in enumerate(HWP_STOKES)},
+                **{
+                    lab.upper(): [science[c[j]].path.name for c in cycles.cycles]
+                    for j, lab in enumerate(HWP_STOKES)
+                },
                 "DEROT": [float(np.mean([derot_file[j] for j in c])) for c in cycles.cycles],
             }
         )

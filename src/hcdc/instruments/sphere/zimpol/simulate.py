@@ -281,7 +281,12 @@ def _plan(mode: str, scale: ZimpolScale, target: Target, night: str) -> list[_Ex
         ]
     else:
         flux = ("OBJECT,FLUX", "IMAGE", None, FLUX_DIT_S, 2)
-        roles = [flux] + [("OBJECT", "IMAGE,CORONOGRAPHY", None, SCIENCE_DIT_S[mode], scale.img_ndit)] * scale.img_files + [flux]
+        roles = (
+            [flux]
+            + [("OBJECT", "IMAGE,CORONOGRAPHY", None, SCIENCE_DIT_S[mode], scale.img_ndit)] * scale.img_files
+            + [flux]
+        )
+
     def gap(dpr_type: str) -> float:
         return IMAGING_FILE_SPACING_S if mode == "imaging" and dpr_type == "OBJECT" else FILE_GAP_S
 
@@ -544,7 +549,10 @@ def _star_xy(model: _Model, exp: _Exposure) -> tuple[float, float]:
     rows, cols = model.scale.layout.data_shape
     cy, cx = frame_center((rows, cols))
     if model.mode == "imaging":
-        return (cx + model.star_offset_px[0] + exp.dither_px[0], cy + model.star_offset_px[1] + exp.dither_px[1])
+        return (
+            cx + model.star_offset_px[0] + exp.dither_px[0],
+            cy + model.star_offset_px[1] + exp.dither_px[1],
+        )
     n = model.disc_iqu[0].shape[0] if model.disc_iqu is not None else 0
     c = frame_center((n, n))
     # padded-grid star (c) seen through the window starting at pad - dither
@@ -612,7 +620,9 @@ def simulate_zimpol_night(
         n = disc.shape[0]
         pad = (n - max(layout.data_shape)) // 2
         if disc.shape[0] != disc.shape[1] or pad < max(max(abs(a), abs(b)) for a, b in DITHER_PATTERN_PX):
-            raise ValueError(f"disc grid {disc.shape} must be square and larger than the data {layout.data_shape}")
+            raise ValueError(
+                f"disc grid {disc.shape} must be square and larger than the data {layout.data_shape}"
+            )
         truth = simulate_dpi_beams(disc, seed=0).truth  # noiseless: only the sky maps are used
         i = truth.i
         # polarisation created before the half-wave plate, then the field orientation (True North)
