@@ -188,7 +188,8 @@ def sort_files(paths: Sequence[str | Path]) -> SortedFiles:
     """Pick the ZIMPOL science files (DPR CATG SCIENCE, TYPE OBJECT; OBJECT,FLUX apart) and the
     calibrations of their read-out mode: BIAS, DARK at the science DIT (optional), FLAT,LAMP with
     the same filters -- the association rules of :mod:`.metadata` applied to one folder. Files of
-    other arms are skipped. :class:`ZimpolError` when there is no science, several setups, or a needed calibration is missing.
+    other arms are skipped. :class:`ZimpolError` when there is no science, several setups, or a
+    needed calibration is missing.
     """
     headers: list[tuple[Path, fits.Header]] = []
     for p in paths:
