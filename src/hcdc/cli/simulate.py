@@ -1,4 +1,5 @@
-"""Simulator commands: ``hcdc simulate irdis OUTDIR`` and ``hcdc simulate ifs OUTDIR``.
+"""Simulator commands: ``hcdc simulate irdis OUTDIR``, ``hcdc simulate ifs OUTDIR`` and
+``hcdc simulate zimpol OUTDIR`` (:mod:`hcdc.instruments.sphere.zimpol.simulate`).
 
 Write a night of realistic raw SPHERE/IRDIS files (see :mod:`hcdc.instruments.sphere.irdis.simulate`)
 or SPHERE/IFS files (:mod:`hcdc.instruments.sphere.ifs.simulate`) and print what was written with
@@ -179,6 +180,72 @@ def ifs(
         for c in night.companion_truth()
     ]
     print_table("injected companions", ["sep (mas)", "PA (deg)", "contrast", "spectrum"], comp_rows)
+    console.print(f"truth: {night.truth_json} and {night.truth_fits}")
+
+
+@simulate_app.command("zimpol")
+def zimpol(
+    out_dir: Path = typer.Argument(..., help="Folder to write the raw files and the truth into."),
+    mode: str = typer.Option(
+        "polarimetry", "--mode", help="polarimetry (disc, HWP cycles) or imaging (companion, ADI)."
+    ),
+    polarimetry: bool = typer.Option(False, "--polarimetry", help="Same as --mode polarimetry."),
+    scale: str = typer.Option(
+        "small", "--scale", help="small (256x388 px per camera), medium (512x644) or full (1024x1156)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same bytes."),
+    underscore: bool = typer.Option(False, "--underscore-names", help="Write ':' as '_' in file names."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
+) -> None:
+    """Write a night of raw ZIMPOL files (both cameras, stripe-mask rows) with BIAS, DARK and
+    FLAT,LAMP calibrations and the truth: a ring disc of known polarised brightness
+    (polarimetry) or a companion (imaging)."""
+    from hcdc.instruments.sphere.zimpol.simulate import MODES, SCALES, simulate_zimpol_night
+
+    mode = "polarimetry" if polarimetry else mode.lower()
+    if mode not in MODES:
+        raise typer.BadParameter(
+            f"unknown ZIMPOL mode {mode!r}; use {' or '.join(MODES)}", param_hint="--mode"
+        )
+    _check_scale(scale, SCALES)
+    night = _simulated_night(
+        json_output,
+        lambda report: simulate_zimpol_night(
+            out_dir, mode=mode, seed=seed, scale=scale, colon_in_names=not underscore, progress=report
+        ),
+    )
+    if night is None:
+        return
+    rows = [
+        {
+            "file": f.path.name,
+            "type": f.dpr_type,
+            "read-out": f.readout,
+            "Stokes": f.stokes or "",
+            "DIT": f.dit,
+            "NDIT": f.ndit,
+            "dither": f"{f.dither_px[0]},{f.dither_px[1]}",
+        }
+        for f in night.files
+    ]
+    print_table(
+        f"{len(rows)} raw ZIMPOL {mode} files in {night.out_dir}",
+        ["file", "type", "read-out", "Stokes", "DIT", "NDIT", "dither"],
+        rows,
+    )
+    disc = night.disc_truth()
+    if disc is not None:
+        console.print(
+            f"disc: ring at {disc['radius_mas']:.0f} mas, polarised peak "
+            f"{disc['polarised_peak_adu_s']:.0f} ADU/s per 7.2 mas px, DoLP {disc['dolp']}, instrumental Q/I {disc['ip_q']}, U/I {disc['ip_u']}",
+            highlight=False,
+        )
+    comp_rows = [
+        {"sep (mas)": c["separation_mas"], "PA (deg)": c["pa_deg"], "contrast": f"{c['contrast']:.1e}"}
+        for c in night.companion_truth()
+    ]
+    if comp_rows:
+        print_table("injected companions", ["sep (mas)", "PA (deg)", "contrast"], comp_rows)
     console.print(f"truth: {night.truth_json} and {night.truth_fits}")
 
 

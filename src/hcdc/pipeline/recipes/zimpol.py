@@ -1,0 +1,122 @@
+"""ZIMPOL recipes (:mod:`hcdc.instruments.sphere.zimpol.level1`):
+
+* ``level1-zimpol``: an imaging sequence (OBJECT, OBJECT,FLUX) and its BIAS / DARK / FLAT,LAMP ->
+  a Level 1 cube (cameras, frames, y, x) that ``l2-postprocess`` reads (one plane per camera);
+* ``zimpol-polarimetry``: a polarimetric sequence (Qplus/Qminus/Uplus/Uminus files) and its
+  calibrations -> one Level 2 Stokes product per camera (I, Q, U, Q_phi, U_phi, PI, DoLP, AoLP).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from hcdc.pipeline.errors import RecipeInputError
+from hcdc.pipeline.parameters import RecipeParameters
+from hcdc.pipeline.ports import DataKind, Port
+from hcdc.pipeline.recipe import Recipe, RecipeContext
+from hcdc.pipeline.registry import register_recipe
+
+
+class ZimpolLevel1Parameters(RecipeParameters):
+    """No parameters: the documented steps of docs/zimpol.md."""
+
+
+@register_recipe
+class ZimpolLevel1(Recipe):
+    """ZIMPOL imaging raw files + calibrations -> ``zimpol_level1.fits``
+    (:func:`hcdc.instruments.sphere.zimpol.level1.reduce_imaging`)."""
+
+    name = "level1-zimpol"
+    version = "0.1"
+    product_level = 1
+    product_type = "level1-zimpol-cube"
+    description = (
+        "ZIMPOL imaging raw sequence -> Level 1 cube per camera (bias, dark, flat, de-dither, centre)"
+    )
+    Parameters = ZimpolLevel1Parameters
+    inputs = (
+        Port("raw", DataKind.RAW_FILES, "raw ZIMPOL imaging files of one sequence and its calibrations"),
+    )
+    outputs = (
+        Port("product", DataKind.LEVEL1, "zimpol_level1.fits (cube, PSF, DEROT, WAVELENGTH, FRAMES)"),
+        Port("summary", DataKind.VALUE, "cube shape, filters, frames, field rotation (deg)"),
+    )
+
+    def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
+        from hcdc.instruments.sphere.zimpol import level1
+
+        try:
+            with context.timer("reduce"):
+                path = level1.reduce_imaging(inputs["raw"], context.work_dir / "level1")
+        except level1.ZimpolError as exc:
+            raise RecipeInputError(str(exc)) from exc
+        product = level1.read_level1_zimpol(path)
+        summary = {
+            "shape": list(product.cube.shape),
+            "filters": str(product.header.get("HIERARCH HCDC FILTERS", "")),
+            "frames": int(product.cube.shape[1]),
+            "field_rotation_deg": float(product.derot.max() - product.derot.min()),
+        }
+        context.log(f"Level 1 ZIMPOL cube {summary['shape']}")
+        return {"product": path, "summary": summary}
+
+
+class ZimpolPolarimetryParameters(RecipeParameters):
+    """Parameters of :func:`hcdc.instruments.sphere.zimpol.level1.reduce_polarimetry`."""
+
+    method: Literal["double_difference", "double_ratio"] = Field(
+        "double_difference", description="Stokes Q/U from the HWP cycles"
+    )
+    ip_correction: bool = Field(True, description="measure and remove the instrumental polarisation")
+    ip_annulus_px: tuple[float, float] = Field(
+        (3.0, 15.0), description="annulus (inner, outer) where Q/I and U/I are measured, px (7.2 mas)"
+    )
+
+    @field_validator("ip_annulus_px")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 <= value[0] < value[1]:
+            raise ValueError(f"annulus must be 0 <= inner < outer (px), got {value}")
+        return value
+
+
+@register_recipe
+class ZimpolPolarimetry(Recipe):
+    """ZIMPOL polarimetric raw files + calibrations -> ``zimpol_pol_cam1.fits`` and
+    ``zimpol_pol_cam2.fits`` (:func:`hcdc.instruments.sphere.zimpol.level1.reduce_polarimetry`)."""
+
+    name = "zimpol-polarimetry"
+    version = "0.1"
+    product_level = 2
+    product_type = "level2-zimpol-stokes"
+    description = (
+        "ZIMPOL polarimetric raw sequence -> Stokes I, Q, U, Q_phi, U_phi, PI, DoLP, AoLP per camera"
+    )
+    Parameters = ZimpolPolarimetryParameters
+    inputs = (
+        Port("raw", DataKind.RAW_FILES, "raw ZIMPOL polarimetric files (HWP cycles) and their calibrations"),
+    )
+    outputs = (
+        Port("product", DataKind.LEVEL2, "folder with zimpol_pol_cam1.fits and zimpol_pol_cam2.fits"),
+        Port("summary", DataKind.VALUE, "cycles, instrumental polarisation removed, centring per camera"),
+    )
+
+    def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
+        from hcdc.instruments.sphere.zimpol import level1
+
+        assert isinstance(params, ZimpolPolarimetryParameters)
+        out = context.work_dir / "level2"
+        try:
+            with context.timer("reduce"):
+                result = level1.reduce_polarimetry(
+                    inputs["raw"],
+                    out,
+                    method=params.method,
+                    ip_annulus_px=params.ip_annulus_px if params.ip_correction else None,
+                )
+        except level1.ZimpolError as exc:
+            raise RecipeInputError(str(exc)) from exc
+        context.log(f"ZIMPOL Stokes maps from {result.summary['cycles']} HWP cycles")
+        return {"product": out, "summary": result.summary}
