@@ -237,7 +237,8 @@ def zimpol(
     if disc is not None:
         console.print(
             f"disc: ring at {disc['radius_mas']:.0f} mas, polarised peak "
-            f"{disc['polarised_peak_adu_s']:.0f} ADU/s per 7.2 mas px, DoLP {disc['dolp']}, instrumental Q/I {disc['ip_q']}, U/I {disc['ip_u']}",
+            f"{disc['polarised_peak_adu_s']:.0f} ADU/s per 7.2 mas px, DoLP {disc['dolp']}, "
+            f"instrumental Q/I {disc['ip_q']}, U/I {disc['ip_u']}",
             highlight=False,
         )
     comp_rows = [
