@@ -134,7 +134,7 @@ class ZimpolScale:
 
 
 SCALES: dict[str, ZimpolScale] = {
-    "small": ZimpolScale("small", 256, 128, 2, 2, 4, 4, 2),
+    "small": ZimpolScale("small", 256, 128, 2, 2, 2, 4, 2),
     "medium": ZimpolScale("medium", 512, 256, 4, 3, 6, 6, 4),
     "full": ZimpolScale("full", zc.RAW_ROWS, zc.DATA_COLUMNS_PER_ADC, 10, 4, 20, 12, 10),
 }
@@ -394,7 +394,7 @@ def _build_header(
         "DPR TYPE": (exp.dpr_type, "Observation type"),
         "INS COMB VCOR": (
             CORONAGRAPH if "CORONOGRAPHY" in exp.dpr_tech else "V_NC_WF",
-            "Visible coronograph combination name.",
+            "Visible coronograph combination",
         ),
         zc.FILTER_KEYWORDS[0]: ("OPEN", "ZIMPOL common filter wheel."),
         zc.FILTER_KEYWORDS[1]: (cam1, "ZIMPOL camera 1 filter."),
@@ -465,10 +465,28 @@ def _polarimetric_states(model: _Model, exp: _Exposure, camera: int) -> tuple[np
     return (plus, minus) if camera == 1 else (minus, plus)
 
 
-def _imaging_light(model: _Model, exp: _Exposure, camera: int, derot_deg: float, time_s: float) -> np.ndarray:
-    """Image rows (m, x) in ADU/s of one camera for one frame: Airy star, AO halo, speckles
-    (:func:`hcdc.science.simulation.speckles.make_evolving_speckles`, the IRDIS/IFS simulators'
-    field), companions."""
+def _speckle_light(model: _Model, exp: _Exposure, camera: int, time_s: float) -> np.ndarray:
+    """Speckles (physical grid, ADU/s) of one camera at ``time_s``: the evolving field of
+    :func:`hcdc.science.simulation.speckles.make_evolving_speckles` (the IRDIS/IFS simulators'),
+    fixed on the detector (pupil tracking). Drawn once per file: the field evolves over hours,
+    a file lasts seconds."""
+    rows, cols = model.scale.layout.data_shape
+    image = np.zeros((rows, cols))
+    if model.speckles is None:
+        return image
+    wave = zc.filter_wavelength_nm(FILTERS[model.mode][camera - 1])
+    cy, cx = frame_center((rows, cols))
+    star = (cx + model.star_offset_px[0] + exp.dither_px[0], cy + model.star_offset_px[1] + exp.dither_px[1])
+    optics = sim.BandOptics(wave, SPECKLE_BANDWIDTH_NM, zc.PIXEL_SCALE_MAS, sc.TELESCOPE_DIAMETER_M)
+    sim.add_speckles(image, star, STAR_FLUX_ADU_S, model.speckles, optics, time_s)
+    return image
+
+
+def _imaging_light(
+    model: _Model, exp: _Exposure, camera: int, derot_deg: float, speckles: np.ndarray
+) -> np.ndarray:
+    """Image rows (m, x) in ADU/s of one camera for one frame: Airy star (none behind the
+    coronagraph), AO halo, the file's ``speckles`` (:func:`_speckle_light`), companions."""
     rows, cols = model.scale.layout.data_shape
     wave = zc.filter_wavelength_nm(FILTERS[model.mode][camera - 1])
     lod = sc.lambda_over_d_px(wave, zc.PIXEL_SCALE_MAS)
@@ -480,9 +498,7 @@ def _imaging_light(model: _Model, exp: _Exposure, camera: int, derot_deg: float,
     mask_px = CORONAGRAPH_RADIUS_MAS / zc.PIXEL_SCALE_MAS
     if not coronagraphic:  # behind the Lyot mask the star core is removed (transmission ~0)
         sim.add_airy(fine, star[0], star[1], STAR_FLUX_ADU_S * (1.0 - HALO_FRACTION), lod, radius)
-    if model.speckles is not None:
-        optics = sim.BandOptics(wave, SPECKLE_BANDWIDTH_NM, zc.PIXEL_SCALE_MAS, sc.TELESCOPE_DIAMETER_M)
-        sim.add_speckles(fine, star, STAR_FLUX_ADU_S, model.speckles, optics, time_s)
+    fine += speckles
     for c in model.companions:
         sep_px = c.separation_mas / zc.PIXEL_SCALE_MAS
         x, y = sim.companion_detector_xy(star, sep_px, c.pa_deg, derot_deg)
@@ -513,6 +529,12 @@ def _render(
     for camera in zc.CAMERAS:
         cube = np.empty((exp.ndit,) + layout.shape, dtype=np.uint16)
         states = _polarimetric_states(model, exp, camera) if science and polarimetric else None
+        speckles = None
+        if science and not polarimetric:
+            t_mid = (
+                float((mid[exp.ndit // 2] - model.t_ref).to_value("s")) if model.t_ref is not None else 0.0
+            )
+            speckles = _speckle_light(model, exp, camera, t_mid)
         for k in range(exp.ndit):
             if exp.dpr_type in {"BIAS", "DARK"}:
                 data = np.zeros(layout.data_shape)
@@ -525,8 +547,8 @@ def _render(
             elif states is not None:
                 data = raw.interleave_polarimetry(states[0], states[1], int(phases[k])) * flux[k]
             else:
-                t_s = float((mid[k] - model.t_ref).to_value("s")) if model.t_ref is not None else 0.0
-                light = _imaging_light(model, exp, camera, float(derot[k]), t_s)
+                assert speckles is not None
+                light = _imaging_light(model, exp, camera, float(derot[k]), speckles)
                 data = raw.interleave_imaging(light) * flux[k]
             light = raw.insert_data(data, layout)
             adu = model.detectors[camera].readout(light, exp.dit, rng)
