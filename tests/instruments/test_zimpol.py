@@ -24,7 +24,8 @@ from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.zimpol import constants as zc
 from hcdc.instruments.sphere.zimpol import level1, raw
 from hcdc.instruments.sphere.zimpol.simulate import simulate_zimpol_night, true_polarised_map
-from hcdc.pipeline.registry import run_recipe
+from hcdc.pipeline.provenance import sha256_file
+from hcdc.pipeline.workflow import run_workflow, select_workflow
 from hcdc.science.geometry import frame_center
 from hcdc.science.polarimetry import position_angle_from_star
 
@@ -56,10 +57,16 @@ def test_raw_layout_of_the_real_detector_and_round_trips() -> None:
 
 @pytest.fixture(scope="module")
 def polarimetry(tmp_path_factory):
+    """The simulated night through the workflow ``hcdc reduce`` chooses from the classification."""
     night = simulate_zimpol_night(tmp_path_factory.mktemp("zpl_pol"), mode="polarimetry", seed=5)
-    result = run_recipe(
-        "zimpol-polarimetry", {"raw": [f.path for f in night.files]}, work_dir=tmp_path_factory.mktemp("w")
-    )
+    raw_files = [f.path for f in night.files]
+    workflow = select_workflow([read_file(p)[0] for p in raw_files])
+    assert workflow.name == "zimpol-polarimetry-l2"
+    result = run_workflow(workflow, {"raw": raw_files}, work_dir=tmp_path_factory.mktemp("w"))
+    assert result.status == "done", {n: r.error for n, r in result.nodes.items()}
+    assert {f.sha256 for f in result.provenance["stokes"].input("raw").files} == {
+        sha256_file(p) for p in raw_files
+    }
     return night, result
 
 
@@ -88,10 +95,10 @@ def _rings(image: np.ndarray, radii: np.ndarray, width: float = 2.0) -> np.ndarr
 
 def test_polarimetry_recovers_the_disc(polarimetry) -> None:
     night, result = polarimetry
-    assert result.outputs["summary"]["cycles"] == 2
+    assert result.outputs["summary"]["cycles"] == 2 and result.outputs["summary"]["dropped_files"] == []
     disc = night.disc_truth()
     for camera in zc.CAMERAS:
-        with fits.open(result.outputs["product"] / f"zimpol_pol_cam{camera}.fits") as hdul:
+        with fits.open(result.outputs["level2"] / f"zimpol_pol_cam{camera}.fits") as hdul:
             maps = {h.name: h.data.astype(float) for h in hdul[1:] if h.is_image}
             header, wcs = hdul[0].header, hdul["Q_PHI"].header
         assert wcs["CTYPE1"] == "RA---TAN" and wcs["CDELT2"] == pytest.approx(7.2 / 3.6e6)
@@ -126,24 +133,23 @@ def test_polarimetry_recovers_the_disc(polarimetry) -> None:
         assert header["HIERARCH HCDC CENTER Y"] == pytest.approx((star[1] - dither[1] - 0.5) / 2, abs=0.05)
 
 
+@pytest.mark.slow
 def test_imaging_companion_through_level1_and_level2(tmp_path_factory) -> None:
     night = simulate_zimpol_night(tmp_path_factory.mktemp("zpl_img"), mode="imaging", seed=2)
-    l1 = run_recipe(
-        "level1-zimpol", {"raw": [f.path for f in night.files]}, work_dir=tmp_path_factory.mktemp("l1")
-    )
-    product = level1.read_level1_zimpol(l1.outputs["product"])
+    raw_files = [f.path for f in night.files]
+    workflow = select_workflow([read_file(p)[0] for p in raw_files])
+    assert workflow.name == "zimpol-l1-l2"
+    overrides = ["previews=false", "compute_contrast=false"]
+    result = run_workflow(workflow, {"raw": raw_files}, overrides, work_dir=tmp_path_factory.mktemp("w"))
+    assert result.status == "done", {n: r.error for n, r in result.nodes.items()}
+    product = level1.read_level1_zimpol(result.outputs["level1"])
     objects = night.select("OBJECT")
     assert product.cube.shape == (2, sum(f.ndit for f in objects), 128, 128)
     np.testing.assert_allclose(product.derot, np.concatenate([f.derot for f in objects]), atol=1e-6)
-    assert l1.outputs["summary"]["field_rotation_deg"] > 10.0
-    l2 = run_recipe(
-        "l2-postprocess",
-        {"level1": l1.outputs["product"]},
-        {"algorithm": "cadi", "compute_contrast": False, "previews": False},
-        work_dir=tmp_path_factory.mktemp("l2"),
-    )
-    summary = l2.outputs["summary"]
-    assert summary["pixel_scale_mas"] == zc.REDUCED_PIXEL_SCALE_MAS
+    assert product.derot.max() - product.derot.min() > 10.0  # field rotation for ADI
+    assert result.provenance["level2"].parents == [result.provenance["level1"].id]
+    summary = result.outputs["summary"]
+    assert summary["pixel_scale_mas"] == zc.REDUCED_PIXEL_SCALE_MAS and summary["algorithm"] == "cadi"
     truth = night.companion_truth()[0]
     found = [d for d in summary["detections"] if abs(d["separation_mas"] - truth["separation_mas"]) < 10]
     assert len(found) == 1, summary["detections"]
