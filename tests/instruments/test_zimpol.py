@@ -96,6 +96,8 @@ def _rings(image: np.ndarray, radii: np.ndarray, width: float = 2.0) -> np.ndarr
 def test_polarimetry_recovers_the_disc(polarimetry) -> None:
     night, result = polarimetry
     assert result.outputs["summary"]["cycles"] == 2 and result.outputs["summary"]["dropped_files"] == []
+    previews = sorted(p.name for p in result.outputs["level2"].glob("*.png"))
+    assert previews == [f"zimpol_pol_cam{c}_{m}.png" for c in (1, 2) for m in ("pi", "q_phi", "u_phi")]
     disc = night.disc_truth()
     for camera in zc.CAMERAS:
         with fits.open(result.outputs["level2"] / f"zimpol_pol_cam{camera}.fits") as hdul:

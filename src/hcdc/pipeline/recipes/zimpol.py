@@ -73,6 +73,7 @@ class ZimpolPolarimetryParameters(RecipeParameters):
     ip_annulus_px: tuple[float, float] = Field(
         (3.0, 15.0), description="annulus (inner, outer) where Q/I and U/I are measured, px (7.2 mas)"
     )
+    previews: bool = Field(True, description="write PNG previews (Q_phi, U_phi, PI per camera)")
 
     @field_validator("ip_annulus_px")
     @classmethod
@@ -101,6 +102,7 @@ class ZimpolPolarimetry(Recipe):
     outputs = (
         Port("product", DataKind.LEVEL2, "folder with zimpol_pol_cam1.fits and zimpol_pol_cam2.fits"),
         Port("summary", DataKind.VALUE, "cycles, instrumental polarisation removed, centring per camera"),
+        Port("previews", DataKind.VALUE, "PNG previews {camN_map: path}", optional=True),
     )
 
     def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
@@ -119,4 +121,39 @@ class ZimpolPolarimetry(Recipe):
         except level1.ZimpolError as exc:
             raise RecipeInputError(str(exc)) from exc
         context.log(f"ZIMPOL Stokes maps from {result.summary['cycles']} HWP cycles")
-        return {"product": out, "summary": result.summary}
+        outputs: dict[str, Any] = {"product": out, "summary": result.summary}
+        if params.previews:
+            with context.timer("previews"):
+                outputs["previews"] = _stokes_previews(result.paths)
+        return outputs
+
+
+def _stokes_previews(paths: dict[int, Any]) -> dict[str, str]:
+    """PNGs of Q_phi and U_phi (one symmetric colour scale: U_phi's residuals show against Q_phi)
+    and PI of each camera's product, next to it."""
+    import numpy as np
+    from astropy.io import fits
+
+    from hcdc.science.postprocessing.previews import plot_image
+
+    previews: dict[str, str] = {}
+    for camera, path in paths.items():
+        with fits.open(path) as hdul:
+            maps = {name: np.asarray(hdul[name].data, dtype=float) for name in ("Q_PHI", "U_PHI", "PI")}
+            scale = float(hdul[0].header.get("HIERARCH HCDC PIXSCALE", 7.2))
+        finite = np.abs(maps["Q_PHI"][np.isfinite(maps["Q_PHI"])])
+        top = float(np.percentile(finite, 99.5)) if finite.size else 1.0
+        for name, limits in (("Q_PHI", (-top, top)), ("U_PHI", (-top, top)), ("PI", (0.0, top))):
+            png = path.with_name(f"{path.stem}_{name.lower()}.png")
+            plot_image(
+                maps[name],
+                png,
+                pixel_scale_mas=scale,
+                title=f"CAM{camera} {name}",
+                unit="ADU/s",
+                cmap="RdBu_r" if name != "PI" else "inferno",
+                vmin=limits[0],
+                vmax=limits[1],
+            )
+            previews[f"cam{camera}_{name.lower()}"] = str(png)
+    return previews
