@@ -332,6 +332,7 @@ class SimulatedNight:
     truth_json: Path | None = None
     truth_fits: Path | None = None
     ao_telemetry: simulate_ao.SimulatedTelemetry | None = None  # SPARTA files and true conditions
+    polarimetry: dict[str, Any] | None = None  # DPI truth (simulate_dpi), JSON-ready
 
     def select(
         self, dpr_type: str | None = None, filter: str | None = None, dit: float | None = None
@@ -386,7 +387,7 @@ class SimulatedNight:
             },
             "files": [f.to_dict() for f in self.files],
             "ao_telemetry": None if self.ao_telemetry is None else self.ao_telemetry.to_dict(),
-        }
+        } | ({} if self.polarimetry is None else {"polarimetry": self.polarimetry})
 
 
 # ----------------------------------------------------------------------------------------------

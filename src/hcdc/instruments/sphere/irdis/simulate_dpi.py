@@ -28,7 +28,6 @@ is written next to the raw files.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from hcdc.instruments.sphere.irdis.simulate import (
     Target,
     simulate_irdis_night,
 )
+from hcdc.instruments.sphere.simulated_truth import write_truth_json
 from hcdc.science.simulation.dpi import PolarisedRing
 
 __all__ = [
@@ -140,9 +140,8 @@ def _write_polarimetric_truth(night: SimulatedNight, spec: SequenceSpec) -> None
     """Add the ring and the IP to the truth JSON (``polarimetry``) and ``RING_P`` to the truth FITS."""
     pol = spec.polarimetry
     assert pol is not None and night.truth_json is not None and night.truth_fits is not None
-    truth = json.loads(night.truth_json.read_text())
     transmission = tuple(t * r for t, r in zip(FIELD_THROUGHPUT, FIELD_RESPONSE, strict=True))
-    truth["polarimetry"] = {
+    night.polarimetry = {
         "filter": spec.filter,
         "ring": {
             "peak_adu_s": pol.ring.peak,
@@ -161,10 +160,10 @@ def _write_polarimetric_truth(night: SimulatedNight, spec: SequenceSpec) -> None
         "stokes_scale": float(np.mean(transmission)),
         "hwp_sequence": [f.hwp for f in night.files if f.dpr_type == "OBJECT"],
     }
-    night.truth_json.write_text(json.dumps(truth, indent=1, default=str))
+    write_truth_json(night)
     size = night.field_width
     hdu = fits.ImageHDU(ring_truth_map(pol.ring, size).astype(np.float32), name="RING_P")
-    hdu.header["BUNIT"] = ("adu/s", "polarised brightness at field throughput 1, per px")
+    hdu.header["BUNIT"] = ("adu/s", "per px, at transmission 1")
     hdu.header["COMMENT"] = "true Q_phi (U_phi = 0), north up / east left, star at (n//2, n//2)"
     with fits.open(night.truth_fits, mode="append") as hdul:
         hdul.append(hdu)
