@@ -48,7 +48,9 @@ def reduced(tmp_path_factory):
     _ok(runner.invoke(app, ["init", str(dc), "--database", f"sqlite:///{base / 'cat.sqlite'}"]))
     _ok(runner.invoke(app, ["ingest", str(base / "raw"), *root]))
     _ok(runner.invoke(app, ["associate", *root]))
-    done = json.loads(_ok(runner.invoke(app, ["reduce", "--all", "--wait", "--processes", "0", "--json", *root])))
+    done = json.loads(
+        _ok(runner.invoke(app, ["reduce", "--all", "--wait", "--processes", "0", "--json", *root]))
+    )
     listed = json.loads(_ok(runner.invoke(app, ["products", "--json", *root])))["products"]
     products = {
         p["level"]: json.loads(_ok(runner.invoke(app, ["product", str(p["id"]), "--json", *root])))

@@ -228,7 +228,9 @@ def irdis_dpi(
         for f in night.files
     ]
     print_table(
-        f"{len(rows)} raw IRDIS DPI files in {night.out_dir}", ["file", "type", "HWP", "DIT", "NDIT", "ND"], rows
+        f"{len(rows)} raw IRDIS DPI files in {night.out_dir}",
+        ["file", "type", "HWP", "DIT", "NDIT", "ND"],
+        rows,
     )
     console.print(f"truth: {night.truth_json} and {night.truth_fits}")
 

@@ -49,11 +49,15 @@ class IrdisDpi(Recipe):
     version = "1.0"
     product_level = 2
     product_type = "level2-polarimetry"
-    description = "IRDIS DPI Level 1 beams -> Stokes, Qphi/Uphi, PI, DoLP, AoLP maps (double difference/ratio)"
+    description = (
+        "IRDIS DPI Level 1 beams -> Stokes, Qphi/Uphi, PI, DoLP, AoLP maps (double difference/ratio)"
+    )
     Parameters = IrdisDpiParameters
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 product of the DPI sequence (level1-irdis)"),
-        Port("raw", DataKind.RAW_FILES, "raw files of the sequence (the OBJECT files give the HWP positions)"),
+        Port(
+            "raw", DataKind.RAW_FILES, "raw files of the sequence (the OBJECT files give the HWP positions)"
+        ),
     )
     outputs = (
         Port("product", DataKind.LEVEL2, "Level 2 FITS product dpi_stokes.fits"),

@@ -12,7 +12,7 @@ def _irdis_dpi() -> Workflow:
     return Workflow(
         name="irdis-dpi",
         version="1.0",
-        description="IRDIS DPI raw sequence -> Level 1 ordinary/extraordinary beams -> Stokes, Qphi/Uphi maps",
+        description="IRDIS DPI raw sequence -> Level 1 beams (ordinary/extraordinary) -> Stokes, Qphi/Uphi",
         inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one DPI sequence and its calibrations"),),
         nodes=(
             Node("level1", "level1-irdis", {"raw": "inputs.raw"}),

@@ -124,7 +124,8 @@ class PolarisedRing:
     """A face-on ring disc polarised azimuthally (true ``Q_phi = P``, ``U_phi = 0``).
 
     Polarised brightness (ADU/s per pixel at throughput 1, before flat and ND)
-    ``P(r, PA) = peak * exp(-(r - radius_px)^2 / (2 width_px^2)) * (1 + asymmetry cos(PA - asymmetry_pa_deg))``
+    ``P(r, PA) = peak * exp(-(r - radius_px)^2 / (2 width_px^2))
+    * (1 + asymmetry cos(PA - asymmetry_pa_deg))``
     with ``PA`` the position angle on the sky (deg east of north): the azimuthal brightness
     asymmetry makes the derotation visible (a wrong sense or angle moves the bright side).
     Total intensity ``P / dolp``. ``radius_px``/``width_px`` in pixels of the IRDIS plate scale.
@@ -152,7 +153,8 @@ class PolarisedRing:
         return self.peak * radial * side
 
     def truth_map(self, shape: tuple[int, int]) -> np.ndarray:
-        """``P`` (= true ``Q_phi``) north up / east left, star at :func:`~hcdc.science.geometry.frame_center`."""
+        """``P`` (= true ``Q_phi``) north up / east left, star at
+        :func:`~hcdc.science.geometry.frame_center`."""
         return self.polarised_brightness(distance_map(shape), position_angle_from_star(shape))
 
 

@@ -191,7 +191,6 @@ def reduce_dpi(
             f"{level1_dir}: no complete HWP cycle Q+ Q- U+ U- among the {len(names)} OBJECT files "
             f"(positions in time order: {', '.join(labels)})"
         )
-    n = beams.shape[-1]
     cycles_i, cycles_q, cycles_u, cycle_rows = [], [], [], []
     for c, idx in enumerate(grouping.cycles):
         report("HWP cycles", c, len(grouping.cycles))
@@ -233,9 +232,7 @@ def reduce_dpi(
     out.mkdir(parents=True, exist_ok=True)
     cycle_of = {k: c for c, idx in enumerate(grouping.cycles) for k in idx}
     files = Table(
-        rows=[
-            (names[k], labels[k], float(derot[k]), cycle_of.get(k, -1)) for k in range(len(names))
-        ],
+        rows=[(names[k], labels[k], float(derot[k]), cycle_of.get(k, -1)) for k in range(len(names))],
         names=("FILE", "HWP", "DEROT", "CYCLE"),
     )
     files["DEROT"].unit = "deg"
@@ -365,4 +362,3 @@ def summary(product: DPIProduct) -> dict[str, Any]:
         "shape": list(product.q_phi.shape),
         "method": str(product.header.get("HIERARCH HCDC METHOD", "")),
     }
-

@@ -38,8 +38,8 @@ from astropy.time import Time, TimeDelta
 
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere import simulated_headers as hdr
-from hcdc.instruments.sphere.irdis.dpi import HWP_ENCODER_OFFSET_DEG
 from hcdc.instruments.sphere.irdis import simulate_ao
+from hcdc.instruments.sphere.irdis.dpi import HWP_ENCODER_OFFSET_DEG
 from hcdc.instruments.sphere.observing import (
     DIT_DELAY_S,
     DIT_OVERHEAD_S,
@@ -921,9 +921,12 @@ def _polarised_field(
     sign = 1.0 if beam == 0 else -1.0
     optics = _optics(exp.spec.filter)[beam]
     scale = model.field_throughput[beam] * sc.nd_transmission(exp.nd, optics.wavelength_nm)
-    i, q, u = (scale * a for a in dpi_sim.ring_stokes_on_detector(
-        pol.ring, star_field.shape, star_xy, derot_deg, model.anamorphism_xy
-    ))
+    i, q, u = (
+        scale * a
+        for a in dpi_sim.ring_stokes_on_detector(
+            pol.ring, star_field.shape, star_xy, derot_deg, model.anamorphism_xy
+        )
+    )
     star_s = dpi_sim.hwp_measured_stokes(star_field, 0.0, 0.0, exp.hwp, pol.ip_q, pol.ip_u)
     ring_s = dpi_sim.hwp_measured_stokes(i, q, u, exp.hwp, pol.ip_q, pol.ip_u)
     return 0.5 * (star_field + i + sign * (star_s + ring_s))
