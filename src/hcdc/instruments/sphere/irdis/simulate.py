@@ -651,6 +651,9 @@ def _build_header(
     dpi = exp.spec.polarimetry is not None
     cards["INS COMB POLA"] = (exp.spec.filter if dpi else "", "Polarisation combination name.")
     cards["INS COMB VCOR"] = ("V_NC_WF", "Visible coronograph combination name.")
+    if dpi and science:  # no dithering (IRDAP reads these on OBJECT and FLUX files)
+        cards["INS1 DITH POSX"] = (0, "[pix] Dithering X position")
+        cards["INS1 DITH POSY"] = (0, "[pix] Dithering Y position")
     cards["INS1 MODE"] = (exp.spec.mode, "Instrument mode used.")
     cards["INS1 OPTI1 NAME"] = (lyot, "IRDIS Lyot stop.")
     cards["INS1 PAC X"] = (0.0, "[um] X-Axis absolute position on the detector")

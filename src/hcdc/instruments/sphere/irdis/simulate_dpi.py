@@ -43,6 +43,7 @@ from hcdc.instruments.sphere.irdis.simulate import (
     DPIPolarimetry,
     SequenceSpec,
     SimulatedNight,
+    SimulationScale,
     Target,
     simulate_irdis_night,
 )
@@ -88,7 +89,7 @@ def simulate_irdis_dpi_night(
     out_dir: str | Path,
     *,
     seed: int = 0,
-    scale: str = "small",
+    scale: str | SimulationScale = "small",
     n_cycles: int = 4,
     ring: PolarisedRing = DEFAULT_RING,
     ip_q: float = 0.01,
@@ -100,20 +101,23 @@ def simulate_irdis_dpi_night(
 ) -> SimulatedNight:
     """Write a raw IRDIS DPI night into ``out_dir`` (see module doc) and return it with its truth.
 
-    ``scale``: 'small' (128 x 256 px), 'medium' or 'full' (:data:`SCALES`); ``n_cycles`` HWP
+    ``scale``: 'small' (128 x 256 px), 'medium' or 'full' (:data:`SCALES`) or a
+    :class:`~hcdc.instruments.sphere.irdis.simulate.SimulationScale` (e.g. full size with one DIT
+    per file, for IRDAP, which needs 1024 x 2048 frames); ``n_cycles`` HWP
     cycles (>= 1); ``ring`` the disc; ``ip_q``/``ip_u`` the instrumental polarisation (fractions of
     I, |p| < 0.2). Raises ``ValueError`` on a bad parameter (message names it).
     """
-    if scale not in SCALES:
+    if isinstance(scale, str) and scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
+    scale_obj = SCALES[scale] if isinstance(scale, str) else scale
     if n_cycles < 1:
         raise ValueError(f"n_cycles must be >= 1, got {n_cycles}")
     if not (abs(ip_q) < 0.2 and abs(ip_u) < 0.2):
         raise ValueError(f"instrumental polarisation must be below 20 % of I, got ip_q={ip_q}, ip_u={ip_u}")
-    field = SCALES[scale].field_width
+    field = scale_obj.field_width
     if ring.radius_px + 3.0 * ring.width_px > 0.45 * field:
         raise ValueError(
-            f"ring at {ring.radius_px} px (width {ring.width_px} px) does not fit in the '{scale}' "
+            f"ring at {ring.radius_px} px (width {ring.width_px} px) does not fit in the '{scale_obj.name}' "
             f"field of {field} px; use a larger scale or a smaller ring"
         )
     spec = replace(
@@ -124,7 +128,7 @@ def simulate_irdis_dpi_night(
     result = simulate_irdis_night(
         out_dir,
         seed=seed,
-        scale=scale,
+        scale=scale_obj,
         companions=(),
         sequences=(spec,),
         target=target,
