@@ -50,8 +50,8 @@ IRDAP_SCALE = SimulationScale(
 )
 
 
-def _ring_stats(q_phi, u_phi, aolp, center_yx, truth_fn, radii):
-    """Per 2-px ring: mean Qphi, mean truth; disc-wide Uphi rms and AoLP offset (deg)."""
+def _ring_stats(q_phi, u_phi, aolp, pi, center_yx, truth_fn, radii):
+    """Per 2-px ring: mean Qphi, mean truth, mean PI; disc-wide Uphi rms and AoLP offset (deg)."""
     y, x = np.indices(q_phi.shape, dtype=float)
     dy, dx = y - center_yx[0], x - center_yx[1]
     r = np.hypot(dx, dy)
@@ -60,7 +60,7 @@ def _ring_stats(q_phi, u_phi, aolp, center_yx, truth_fn, radii):
     rows = []
     for r0 in radii:
         ring = (r >= r0) & (r < r0 + 2) & np.isfinite(q_phi)
-        rows.append((r0, float(np.mean(q_phi[ring])), float(np.mean(truth[ring]))))
+        rows.append((r0, float(np.mean(q_phi[ring])), float(np.mean(truth[ring])), float(np.mean(pi[ring]))))
     disc = (truth > 0.3 * truth.max()) & np.isfinite(q_phi)
     offset = (aolp - (pa + 90.0) + 90.0) % 180.0 - 90.0
     return (
@@ -149,9 +149,11 @@ def main() -> None:
     product = read_dpi_product(hcdc_path)
     n = product.q_phi.shape[0]
     results = {
-        "hcdc": _ring_stats(product.q_phi, product.u_phi, product.aolp, (n // 2, n // 2), ring_truth, radii)
+        "hcdc": _ring_stats(
+            product.q_phi, product.u_phi, product.aolp, product.pi, (n // 2, n // 2), ring_truth, radii
+        )
     }
-    ip_q, ip_u = (list(np.round(product.cycles[c], 5)) for c in ("IP_Q", "IP_U"))
+    ip_q, ip_u = (np.round(np.asarray(product.cycles[c]), 5).tolist() for c in ("IP_Q", "IP_U"))
     print(f"hcdc IP per cycle: q {ip_q} u {ip_u}")
     if args.irdap_python:
         q_phi_path = _irdap(raw_dir, args.work, args.irdap_python, not args.skip_irdap_run)
@@ -159,30 +161,34 @@ def main() -> None:
         q_phi = fits.getdata(q_phi_path).astype(float)
         u_phi = fits.getdata(f"{stem}_U_phi_star_pol_subtr.fits").astype(float)
         aolp = fits.getdata(f"{stem}_AoLP_star_pol_subtr.fits").astype(float)
+        pi = fits.getdata(f"{stem}_I_pol_star_pol_subtr.fits").astype(float)
         m = q_phi.shape[0]
-        results["IRDAP"] = _ring_stats(q_phi, u_phi, aolp, ((m - 1) / 2, (m - 1) / 2), ring_truth, radii)
+        results["IRDAP"] = _ring_stats(q_phi, u_phi, aolp, pi, ((m - 1) / 2, (m - 1) / 2), ring_truth, radii)
     print(f"truth: ring {DEFAULT_RING}; hcdc maps expected at {scale:.4f} x truth (mean beam transmission)")
-    scales = {}
-    for name, (rows, _u, _a, _m) in results.items():
-        scales[name] = float(np.median([q / t for _r, q, t in rows]))
-    header = "ring (px) " + " ".join(f"{name + ' Qphi/truth/scale':>28}" for name in results)
-    if len(results) == 2:
-        header += f" {'IRDAP/hcdc':>12}"
-    print(header)
-    for k, r0 in enumerate(radii):
-        line = f"{r0:>2}-{r0 + 2:<6}"
-        values = []
-        for name, (rows, *_rest) in results.items():
-            value = rows[k][1] / rows[k][2] / scales[name]
-            values.append(value)
-            line += f" {value:>28.4f}"
-        if len(values) == 2:
-            line += f" {values[1] / values[0]:>12.4f}"
-        print(line)
+    for column, label in ((1, "Qphi"), (3, "PI")):
+        # one scale factor per pipeline (units differ), then the ring-by-ring shape
+        scales = {
+            name: float(np.median([row[column] / row[2] for row in rows]))
+            for name, (rows, *_rest) in results.items()
+        }
+        header = "ring (px) " + " ".join(f"{name + f' {label}/truth/scale':>26}" for name in results)
+        if len(results) == 2:
+            header += f" {'IRDAP/hcdc':>12}"
+        print(header)
+        for k, r0 in enumerate(radii):
+            line = f"{r0:>2}-{r0 + 2:<6}"
+            values = []
+            for name, (rows, *_rest) in results.items():
+                values.append(rows[k][column] / rows[k][2] / scales[name])
+                line += f" {values[-1]:>26.4f}"
+            if len(values) == 2:
+                line += f" {values[1] / values[0]:>12.4f}"
+            print(line)
+        print(f"scale {label}/truth: " + ", ".join(f"{name} {value:.4g}" for name, value in scales.items()))
     for name, (rows, u_rms, aolp_mean, aolp_med) in results.items():
-        peak = max(q for _r, q, _t in rows)
+        peak = max(row[1] for row in rows)
         print(
-            f"{name}: scale Qphi/truth {scales[name]:.4g}; Uphi rms / Qphi ring peak {u_rms / peak:.4f}; "
+            f"{name}: Uphi rms / Qphi ring peak {u_rms / peak:.4f}; "
             f"AoLP offset mean {aolp_mean:+.3f} deg, median |offset| {aolp_med:.3f} deg"
         )
 
