@@ -29,6 +29,12 @@ Not done (IRDAP does): the Mueller-matrix model of telescope and instrument (cro
 polarimetric efficiency, IP that changes with derotator and altitude), which the simple annulus
 correction cannot replace for data with a strongly changing IP; field-tracking data.
 
+**Caveat on real pupil-tracking data**: step 5 assumes that the polarisation turns with the image
+(an ideal instrument, as the hcdc simulator draws it). In SPHERE the HWP sits upstream of the
+derotator and IRDAP converts the detector-frame Stokes to the sky with its instrument model; run on
+the same simulated files, IRDAP's angles differ from these by 37 deg (docs/polarimetry.md, IRDAP).
+The angles of this reduction on real data are therefore unverified.
+
 Product (``dpi_stokes.fits``): primary ``(3, n, n)`` cube of Stokes I, Q, U (FITS ``STOKES`` axis
 1, 2, 3) in ADU/s, extensions ``Q_PHI``, ``U_PHI``, ``PI`` (ADU/s), ``DOLP`` (fraction), ``AOLP``
 (deg east of north), ``CYCLES`` (one row per HWP cycle: files, derotation angle, measured IP) and
