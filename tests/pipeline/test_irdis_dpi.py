@@ -192,3 +192,13 @@ def test_bad_input_names_the_file(reduced, tmp_path):
         hdul.writeto(spoiled)
     with pytest.raises(DPIError, match="encoder says 'Qplus'"):
         reduce_dpi(level1, [spoiled, *objects[1:]], tmp_path / "b")
+
+
+def test_derotation_angles_straddling_360_are_averaged_on_the_circle():
+    from hcdc.instruments.sphere.irdis.dpi_reduction import _mean_angle
+
+    # a cycle whose files straddle 0/360 deg: the plain mean (180) would turn the maps upside down
+    assert (_mean_angle(np.array([358.0, 359.0, 1.0, 2.0])) + 180.0) % 360.0 - 180.0 == pytest.approx(
+        0.0, abs=1e-9
+    )
+    assert _mean_angle(np.array([10.0, 20.0])) == pytest.approx(15.0)

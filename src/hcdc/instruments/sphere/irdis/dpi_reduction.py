@@ -54,6 +54,7 @@ from typing import Any, Literal
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
+from scipy.stats import circmean
 
 import hcdc
 from hcdc.instruments.sphere import constants as sc
@@ -165,9 +166,13 @@ def _file_beams(level1: Level1Product) -> tuple[list[str], np.ndarray, np.ndarra
     for name in order:
         rows = np.array([k for k, n in enumerate(names) if n == name])
         beams.append(np.nanmean(level1.cube[:, rows], axis=1))
-        # small angles within a file: unwrap before averaging
-        angles.append(float(np.mean(np.unwrap(np.radians(level1.derot[rows])))))
-    return order, np.stack(beams), np.degrees(np.array(angles))
+        angles.append(_mean_angle(level1.derot[rows]))
+    return order, np.stack(beams), np.array(angles)
+
+
+def _mean_angle(angles_deg: np.ndarray) -> float:
+    """Circular mean (deg, in [0, 360)) of angles that may straddle 0/360."""
+    return float(circmean(np.asarray(angles_deg, dtype=float), high=360.0, low=0.0))
 
 
 def reduce_dpi(
@@ -210,7 +215,7 @@ def reduce_dpi(
             except ValueError as exc:
                 raise DPIError(f"{level1_dir}: cycle {c}: {exc}") from exc
             q, u, p_q, p_u = ip.q, ip.u, ip.p_q, ip.p_u
-        angle = float(np.mean(derot[list(idx)]))
+        angle = _mean_angle(derot[list(idx)])
         cycles_i.append(derotate(stokes.i[None], [angle], fill_value=0.0)[0])
         q_r, u_r = derotate_stokes(q[None], u[None], [angle], fill_value=0.0)
         cycles_q.append(q_r[0])
@@ -220,7 +225,7 @@ def reduce_dpi(
                 "CYCLE": c,
                 "FILES": ",".join(names[k] for k in idx),
                 "DEROT": angle,
-                "DEROT_SPREAD": float(np.ptp(derot[list(idx)])),
+                "DEROT_SPREAD": float(np.ptp(np.unwrap(np.radians(derot[list(idx)])))) * 180.0 / np.pi,
                 "IP_Q": p_q,
                 "IP_U": p_u,
             }
