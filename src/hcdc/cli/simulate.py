@@ -1,5 +1,5 @@
-"""Simulator commands: ``hcdc simulate irdis OUTDIR``, ``hcdc simulate ifs OUTDIR`` and
-``hcdc simulate zimpol OUTDIR`` (:mod:`hcdc.instruments.sphere.zimpol.simulate`).
+"""Simulator commands: ``hcdc simulate irdis OUTDIR``, ``hcdc simulate irdis-dpi OUTDIR``,
+``hcdc simulate ifs OUTDIR`` and ``hcdc simulate zimpol OUTDIR`` (:mod:`hcdc.instruments.sphere.zimpol.simulate`).
 
 Write a night of realistic raw SPHERE/IRDIS files (see :mod:`hcdc.instruments.sphere.irdis.simulate`)
 or SPHERE/IFS files (:mod:`hcdc.instruments.sphere.ifs.simulate`) and print what was written with
@@ -247,6 +247,58 @@ def zimpol(
     ]
     if comp_rows:
         print_table("injected companions", ["sep (mas)", "PA (deg)", "contrast"], comp_rows)
+    console.print(f"truth: {night.truth_json} and {night.truth_fits}")
+
+
+@simulate_app.command("irdis-dpi")
+def irdis_dpi(
+    out_dir: Path = typer.Argument(..., help="Folder to write the raw files and the truth into."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same bytes."),
+    scale: str = typer.Option(
+        "small", "--scale", help="small (128x256 px), medium (256x512) or full (1024x2048)."
+    ),
+    cycles: int = typer.Option(4, "--cycles", min=1, help="Number of HWP cycles Q+ Q- U+ U-."),
+    ip_q: float = typer.Option(0.01, "--ip-q", help="Instrumental polarisation Q/I (fraction)."),
+    ip_u: float = typer.Option(-0.005, "--ip-u", help="Instrumental polarisation U/I (fraction)."),
+    underscore: bool = typer.Option(False, "--underscore-names", help="Write ':' as '_' in file names."),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
+) -> None:
+    """Write a raw IRDIS DPI sequence (pupil tracking, HWP cycles, polarised ring disc,
+    instrumental polarisation) with CENTER/FLUX/SKY, darks, backgrounds, flats and the truth."""
+    from hcdc.instruments.sphere.irdis.simulate_dpi import SCALES, simulate_irdis_dpi_night
+
+    _check_scale(scale, SCALES)
+    night = _simulated_night(
+        json_output,
+        lambda report: simulate_irdis_dpi_night(
+            out_dir,
+            seed=seed,
+            scale=scale,
+            n_cycles=cycles,
+            ip_q=ip_q,
+            ip_u=ip_u,
+            colon_in_names=not underscore,
+            progress=report,
+        ),
+    )
+    if night is None:
+        return
+    rows = [
+        {
+            "file": f.path.name,
+            "type": f.dpr_type,
+            "HWP": f.hwp or "",
+            "DIT": f.dit,
+            "NDIT": f.ndit,
+            "ND": f.nd,
+        }
+        for f in night.files
+    ]
+    print_table(
+        f"{len(rows)} raw IRDIS DPI files in {night.out_dir}",
+        ["file", "type", "HWP", "DIT", "NDIT", "ND"],
+        rows,
+    )
     console.print(f"truth: {night.truth_json} and {night.truth_fits}")
 
 

@@ -134,6 +134,17 @@ IRDIS_FILTER_COMBINATIONS: dict[str, dict[str, tuple[float, float]]] = {
     "NB_HeI": {"wave_nm": (1085.0, 1085.0), "bandwidth_nm": (14.0, 14.0)},
     "NB_PaB": {"wave_nm": (1283.0, 1283.0), "bandwidth_nm": (18.0, 18.0)},
 }
+# DPI: INS COMB IFLT ``DP_0_<BB/NB>`` (polariser P0-90) and ``DP_45_<BB/NB>`` (P45-135) use the
+# broad/narrow-band filter of the same name in both fields (sphere.md a.3; ESO archive form
+# vocabulary of INS COMB IFLT/POLA in shared/data/sphere_headers/wdb_sphere_form_vocabularies.json).
+IRDIS_FILTER_COMBINATIONS.update(
+    {
+        f"DP_{pol}_{name}": dict(entry)
+        for pol in ("0", "45")
+        for name, entry in list(IRDIS_FILTER_COMBINATIONS.items())
+        if name.startswith(("BB_", "NB_"))
+    }
+)
 
 # CPI near-infrared neutral densities (INS4 FILT2 NAME): transmission at 1593 nm and 2110 nm
 # (vlt-sphere sphere/data/SPHERE_CPI_ND.txt, sampled at these two wavelengths in sphere.md).

@@ -34,7 +34,14 @@ from hcdc.science.geometry import distance_map
 from hcdc.science.polarimetry.maps import position_angle_from_star
 from hcdc.science.polarimetry.stokes import StokesImages
 
-__all__ = ["DPIScene", "DPISimulation", "simulate_dpi_beams"]
+__all__ = [
+    "DPIScene",
+    "DPISimulation",
+    "PolarisedRing",
+    "hwp_measured_stokes",
+    "ring_stokes_on_detector",
+    "simulate_dpi_beams",
+]
 
 
 @dataclass(frozen=True)
@@ -105,3 +112,91 @@ def simulate_dpi_beams(scene: DPIScene | None = None, seed: int = 0) -> DPISimul
     beams = counts + scene.read_noise * rng.standard_normal(expected.shape)
     truth = StokesImages(i=i, q=q, u=u, i_q=i, i_u=i)
     return DPISimulation(beams=beams, truth=truth, disc_polarised=p, scene=scene)
+
+
+# ----------------------------------------------------------------------------------------------
+# A polarised ring on the detector, for the raw-file simulator
+# (hcdc.instruments.sphere.irdis.simulate_dpi)
+
+
+@dataclass(frozen=True)
+class PolarisedRing:
+    """A face-on ring disc polarised azimuthally (true ``Q_phi = P``, ``U_phi = 0``).
+
+    Polarised brightness (ADU/s per pixel at throughput 1, before flat and ND)
+    ``P(r, PA) = peak * exp(-(r - radius_px)^2 / (2 width_px^2))
+    * (1 + asymmetry cos(PA - asymmetry_pa_deg))``
+    with ``PA`` the position angle on the sky (deg east of north): the azimuthal brightness
+    asymmetry makes the derotation visible (a wrong sense or angle moves the bright side).
+    Total intensity ``P / dolp``. ``radius_px``/``width_px`` in pixels of the IRDIS plate scale.
+    """
+
+    peak: float
+    radius_px: float = 30.0
+    width_px: float = 4.0
+    dolp: float = 0.3
+    asymmetry: float = 0.5
+    asymmetry_pa_deg: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.dolp <= 1:
+            raise ValueError(f"ring dolp must be in (0, 1], got {self.dolp}")
+        if not 0 <= self.asymmetry < 1:
+            raise ValueError(f"ring asymmetry must be in [0, 1), got {self.asymmetry}")
+        if self.peak < 0 or self.radius_px <= 0 or self.width_px <= 0:
+            raise ValueError("ring peak must be >= 0, radius and width > 0 px")
+
+    def polarised_brightness(self, separation_px: np.ndarray, pa_deg: np.ndarray) -> np.ndarray:
+        """``P`` at separations (px) and sky position angles (deg east of north)."""
+        radial = np.exp(-0.5 * ((np.asarray(separation_px) - self.radius_px) / self.width_px) ** 2)
+        side = 1.0 + self.asymmetry * np.cos(np.radians(np.asarray(pa_deg) - self.asymmetry_pa_deg))
+        return self.peak * radial * side
+
+    def truth_map(self, shape: tuple[int, int]) -> np.ndarray:
+        """``P`` (= true ``Q_phi``) north up / east left, star at
+        :func:`~hcdc.science.geometry.frame_center`."""
+        return self.polarised_brightness(distance_map(shape), position_angle_from_star(shape))
+
+
+def ring_stokes_on_detector(
+    ring: PolarisedRing,
+    shape: tuple[int, int],
+    star_xy: tuple[float, float],
+    derot_deg: float,
+    anamorphism_xy: tuple[float, float] = (1.0, 1.0),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stokes I, Q, U (ADU/s per px) of ``ring`` on a detector field of ``shape``.
+
+    The detector image is the north-up sky turned counter-clockwise by ``derot_deg`` and
+    compressed by ``anamorphism_xy`` (the convention of
+    :func:`hcdc.science.simulation.irdis.sky_to_detector_offset`, so that
+    :func:`hcdc.science.geometry.derotate` with ``derot_deg`` undoes it); the star is at
+    ``star_xy`` = (x, y). Q and U are in the **detector** frame (reference direction +y): an
+    azimuthal polarisation stays azimuthal about the star in any rotated frame, so
+    ``Q = -P cos 2 phi_det``, ``U = -P sin 2 phi_det`` with ``phi_det`` the position angle on the
+    detector; the sky position angle ``phi_det - derot_deg`` sets the brightness.
+    """
+    y, x = np.indices(shape, dtype=float)
+    dx = (x - star_xy[0]) * anamorphism_xy[0]
+    dy = (y - star_xy[1]) * anamorphism_xy[1]
+    r = np.hypot(dx, dy)
+    pa_det = np.degrees(np.arctan2(-dx, dy)) % 360.0
+    p = ring.polarised_brightness(r, pa_det - derot_deg)
+    two_phi = np.radians(2.0 * pa_det)
+    return p / ring.dolp, -p * np.cos(two_phi), -p * np.sin(two_phi)
+
+
+def hwp_measured_stokes(
+    i: np.ndarray, q: np.ndarray, u: np.ndarray, label: str, ip_q: float = 0.0, ip_u: float = 0.0
+) -> np.ndarray:
+    """The Stokes parameter ``S`` the beams measure at HWP position ``label``, IP included.
+
+    ``Qplus`` -> ``Q + ip_q I``, ``Qminus`` -> ``-(Q + ip_q I)``, ``Uplus`` -> ``U + ip_u I``,
+    ``Uminus`` -> ``-(U + ip_u I)`` (instrumental polarisation as fractions of I, created before
+    the HWP). Then the ordinary beam is ``(I + S)/2`` and the extraordinary ``(I - S)/2``.
+    """
+    signs = {"Qplus": (1.0, "q"), "Qminus": (-1.0, "q"), "Uplus": (1.0, "u"), "Uminus": (-1.0, "u")}
+    if label not in signs:
+        raise ValueError(f"unknown HWP position {label!r}; use one of {', '.join(signs)}")
+    sign, which = signs[label]
+    return sign * (q + ip_q * i) if which == "q" else sign * (u + ip_u * i)

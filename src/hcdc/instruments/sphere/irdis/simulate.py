@@ -39,6 +39,7 @@ from astropy.time import Time, TimeDelta
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere import simulated_headers as hdr
 from hcdc.instruments.sphere.irdis import simulate_ao
+from hcdc.instruments.sphere.irdis.dpi import HWP_ENCODER_OFFSET_DEG
 from hcdc.instruments.sphere.observing import (
     DIT_DELAY_S,
     DIT_OVERHEAD_S,
@@ -65,7 +66,10 @@ from hcdc.science.calibration.timing import (
     parallactic_angle,
 )
 from hcdc.science.geometry import mas_to_px
+from hcdc.science.polarimetry.stokes import HWP_ANGLES_DEG, HWP_STOKES
+from hcdc.science.simulation import dpi as dpi_sim
 from hcdc.science.simulation import irdis as sim
+from hcdc.science.simulation.dpi import PolarisedRing
 from hcdc.science.simulation.speckles import (
     NACO_LIKE_ENVELOPE,
     NACO_LIKE_WITH_LOW_ORDER,
@@ -171,6 +175,24 @@ class SequenceSpec:
     # a long DIT without ND saturates a bright leak.
     center_leak_to_spot: float | None = None
     center_saturation_adu: float | None = None
+    # DPI (mode 'DPI', filter DP_0_*): the polarised scene and instrumental polarisation; the
+    # OBJECT files cycle through the HWP positions Q+ Q- U+ U- (n_object_files a multiple of 4).
+    polarimetry: DPIPolarimetry | None = None
+
+
+@dataclass(frozen=True)
+class DPIPolarimetry:
+    """Polarised content of a DPI sequence (:mod:`hcdc.instruments.sphere.irdis.simulate_dpi`).
+
+    ``ring``: the azimuthally polarised disc; ``ip_q``/``ip_u``: instrumental polarisation
+    (fractions of I, fixed in the instrument frame, created before the HWP), applied to all the
+    light (star and disc). The left field is the ordinary beam (P0), the right one the
+    extraordinary beam (P90); the field throughputs make the beam mismatch.
+    """
+
+    ring: PolarisedRing
+    ip_q: float = 0.01
+    ip_u: float = -0.005
 
 
 DEFAULT_SEQUENCES: tuple[SequenceSpec, ...] = (
@@ -215,6 +237,10 @@ SCALES: dict[str, SimulationScale] = {
 #: non-linear pixels (the ESO flat template takes 5 flats of increasing flux).
 FLAT_LEVELS_ADU = (1000.0, 2500.0, 5000.0, 8000.0, 12000.0)
 FLAT_DIT_S = 2.0
+#: Relative optical throughput of the (left, right) fields (in DPI: ordinary, extraordinary beam)
+#: and the detector response of the two halves (the master flat, normalised per field, keeps it).
+FIELD_THROUGHPUT = (1.0, 0.95)
+FIELD_RESPONSE = (1.0, 0.97)
 #: Star core flux per nm of bandwidth (ADU/s/nm) of an H ~ 5 star; DB_H2 gets 52 nm of it.
 STAR_FLUX_PER_NM = 2.0e4
 
@@ -222,6 +248,8 @@ STAR_FLUX_PER_NM = 2.0e4
 def band_labels(filter_combination: str) -> tuple[str, str]:
     """Band labels (left, right) of an IRDIS filter combination: DB_H23 -> (H2, H3), BB_H -> (H, H)."""
     name = filter_combination.strip()
+    if name.startswith(("DP_0_", "DP_45_")):  # DPI: the broad/narrow-band filter in both beams
+        return band_labels(name.split("_", 2)[2])
     if name.startswith("DB_"):
         body = name[3:].replace("ND", "")
         return f"{body[0]}{body[1]}", f"{body[0]}{body[2]}"
@@ -250,6 +278,7 @@ class SimulatedFile(SimulatedRawFile):
     waffle_orient: str | None = None
     waffle_spot_offsets_px: list[list[float]] | None = None
     sequence: str | None = None
+    hwp: str | None = None  # DPI: OCS DPI H2RT STOKES of the file
 
     @property
     def role(self) -> str:
@@ -266,7 +295,7 @@ class SimulatedFile(SimulatedRawFile):
             "waffle_orient": self.waffle_orient,
             "waffle_spot_offsets_px": self.waffle_spot_offsets_px,
             "sequence": self.sequence,
-        }
+        } | ({} if self.hwp is None else {"hwp": self.hwp})
 
 
 @dataclass
@@ -303,6 +332,7 @@ class SimulatedNight:
     truth_json: Path | None = None
     truth_fits: Path | None = None
     ao_telemetry: simulate_ao.SimulatedTelemetry | None = None  # SPARTA files and true conditions
+    polarimetry: dict[str, Any] | None = None  # DPI truth (simulate_dpi), JSON-ready
 
     def select(
         self, dpr_type: str | None = None, filter: str | None = None, dit: float | None = None
@@ -357,7 +387,7 @@ class SimulatedNight:
             },
             "files": [f.to_dict() for f in self.files],
             "ao_telemetry": None if self.ao_telemetry is None else self.ao_telemetry.to_dict(),
-        }
+        } | ({} if self.polarimetry is None else {"polarimetry": self.polarimetry})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -375,6 +405,7 @@ class _Exposure(PlannedExposure):
     spec: SequenceSpec
     lamp_adu_s: float | None = None
     bad_center: bool = False
+    hwp: str | None = None  # DPI science files: Qplus, Qminus, Uplus or Uminus
 
 
 def _science_roles(spec: SequenceSpec, scale: SimulationScale) -> list[tuple[str, str, float, int, str]]:
@@ -420,7 +451,7 @@ def _plan_night(
         tpl_start = Time(start.isot[:19], scale="utc")
         t = start + TimeDelta(30.0, format="sec")
         previous = None
-        n_centers = 0
+        n_centers = n_objects = 0
         for expno, (catg, dpr_type, dit, ndit, nd) in enumerate(roles, start=1):
             t = t + TimeDelta(
                 0.0 if previous is None else (FILE_GAP_S if (dpr_type, nd) == previous else SETUP_GAP_S),
@@ -429,6 +460,11 @@ def _plan_night(
             date_obs, fram_utc, t = _file_times(t, dit, ndit)
             previous = (dpr_type, nd)
             n_centers += dpr_type == "OBJECT,CENTER"
+            hwp = None
+            if spec.polarimetry is not None:
+                # OBJECT files cycle Q+ Q- U+ U-; the other science files are taken at Q+.
+                hwp = HWP_STOKES[n_objects % 4] if dpr_type == "OBJECT" else HWP_STOKES[0]
+                n_objects += dpr_type == "OBJECT"
             plan.append(
                 _Exposure(
                     dpr_catg=catg,
@@ -449,6 +485,7 @@ def _plan_night(
                     prog_id="0102.C-9999(A)",
                     origfile=origfile("OBS", Time(date_obs)),
                     bad_center=bad_center and k == 0 and dpr_type == "OBJECT,CENTER" and n_centers == 2,
+                    hwp=hwp,
                 )
             )
         start = t + TimeDelta(SETUP_GAP_S * 5, format="sec")
@@ -534,6 +571,8 @@ _CALIB_OPTICS = {
 def _dpr_tech(exp: _Exposure) -> str:
     if exp.dpr_catg == "CALIB":
         return "IMAGE"
+    if exp.spec.mode == "DPI":
+        return "POLARIMETRY,CORONOGRAPHY"
     return "IMAGE,DUAL,CORONOGRAPHY" if exp.spec.mode == "DBI" else "IMAGE,CORONOGRAPHY"
 
 
@@ -541,6 +580,17 @@ def _filter_keywords(spec: SequenceSpec) -> dict[str, Any]:
     """INS COMB IFLT, INS1 FILT NAME/ID, INS1 OPTI2 NAME/ID for a filter combination."""
     iflt = spec.filter
     band = band_labels(iflt)[0][0]  # H for DB_H23/BB_H
+    if iflt.startswith(("DP_0_", "DP_45_")):
+        # DPI: the BB/NB filter in the CFW, the polariser pair in the DFW (IRDAP checks P0-90).
+        name = iflt.split("_", 2)[2]
+        cfw = ("B_" if name.startswith("BB_") else "N_") + name[3:]
+        cfw_id = ("FILT_BBF_" if name.startswith("BB_") else "FILT_NBF_") + name[3:]
+        return {
+            "INS COMB IFLT": (iflt, "Infra-Red filter combination name."),
+            "INS1 FILT ID": (cfw_id, "IRDIS filter unique id."),
+            "INS1 FILT NAME": (cfw, "IRDIS filter name."),
+            "INS1 OPTI2 NAME": ("P0-90" if iflt.startswith("DP_0_") else "P45-135", "IRDIS Dual Filter."),
+        }
     if iflt.startswith("DB_"):
         cfw = "B_ND-H" if "NDH" in iflt else f"B_{'Ks' if band == 'K' else band}"
         dfw = "D_" + iflt[3:].replace("NDH", "H")
@@ -598,8 +648,12 @@ def _build_header(
     lyot, icor, opti11, shutter = _CALIB_OPTICS.get(exp.dpr_type, ("ST_ALC2", "N_ALC_YJH_S", "ALC2", True))
     cards["INS COMB ICOR"] = (icor, "Infra-Red coronograph combination")
     cards.update(_filter_keywords(exp.spec))
-    cards["INS COMB POLA"] = ("", "Polarisation combination name.")
+    dpi = exp.spec.polarimetry is not None
+    cards["INS COMB POLA"] = (exp.spec.filter if dpi else "", "Polarisation combination name.")
     cards["INS COMB VCOR"] = ("V_NC_WF", "Visible coronograph combination name.")
+    if dpi and science:  # no dithering (IRDAP reads these on OBJECT and FLUX files)
+        cards["INS1 DITH POSX"] = (0, "[pix] Dithering X position")
+        cards["INS1 DITH POSY"] = (0, "[pix] Dithering Y position")
     cards["INS1 MODE"] = (exp.spec.mode, "Instrument mode used.")
     cards["INS1 OPTI1 NAME"] = (lyot, "IRDIS Lyot stop.")
     cards["INS1 PAC X"] = (0.0, "[um] X-Axis absolute position on the detector")
@@ -618,14 +672,25 @@ def _build_header(
     cards.update(hdr.derotator_pointing_cards(sky.radec_of_date))
     cards["INS4 FILT2 ID"] = (exp.nd, "Filter unique id.")
     cards["INS4 FILT2 NAME"] = (exp.nd, "NIR Neutral Density filters.")
+    if dpi and science:
+        # NIR half-wave plate (IRDAP: INS4 OPTI8 NAME = H_NIR; encoder INS4 DROT3 = angle + 152.15)
+        angle = HWP_ANGLES_DEG[HWP_STOKES.index(exp.hwp)]
+        encoder = round(angle + HWP_ENCODER_OFFSET_DEG, 4)
+        cards["INS4 DROT3 BEGIN"] = (encoder, "[deg] Position angle at start.")
+        cards["INS4 DROT3 END"] = (encoder, "[deg] Position angle at end.")
+        cards["INS4 DROT3 POSANG"] = (angle, "[deg] Position angle.")
     cards["INS4 MODE"] = (f"IRDIS_{exp.spec.mode}", "Instrument mode used.")
     cards["INS4 OPTI10 NAME"] = ("APO1" if science else "OPEN", "Apodizers wheel.")
     cards["INS4 OPTI11 NAME"] = (opti11, "NIR coronagraphs wheel.")
+    if dpi and science:
+        cards["INS4 OPTI8 NAME"] = ("H_NIR", "NIR half-wave plate.")
     cards["INS4 SHUT ST"] = (shutter, "Shutter open [T] or closed [F].")
     # Observation block
     cards.update(hdr.observation_block_cards(exp))
     if science:  # the real calibration headers have no OB target
         cards.update(hdr.science_target_cards(target, exp.spec.waffle_orient))
+    if dpi and science:
+        cards["OCS DPI H2RT STOKES"] = (exp.hwp, "HWP Stokes position")
     cards["SEQ ARM"] = ("IRDIS", "Name of the sub-system.")
     # Telescope, site, target and ambient conditions (calibration files taken at zenith carry
     # none of these, as in the real WAVE,LAMP headers).
@@ -758,7 +823,7 @@ def _render_exposure(
         if exp.dpr_type in {"OBJECT", "OBJECT,CENTER", "OBJECT,FLUX"}:
             t_s = (mid[k] - model.t_ref).to_value(u.s)
             for f in range(2):
-                light[:, f * fw : (f + 1) * fw] += _field_scene(
+                field = _field_scene(
                     exp,
                     model,
                     optics[f],
@@ -771,6 +836,9 @@ def _render_exposure(
                     (ny, fw),
                     leak_residual=leak_residual,
                 )
+                if exp.spec.polarimetry is not None:
+                    field = _polarised_field(exp, model, field, f, tuple(star_xy[k, f]), float(derot_mid[k]))
+                light[:, f * fw : (f + 1) * fw] += field
         light *= model.illumination
         cube[k] = model.detector.readout(light, exp.dit, rng)
         if exp.dpr_type == "OBJECT,CENTER" and exp.spec.center_saturation_adu is not None:
@@ -834,6 +902,37 @@ def _field_scene(
         leak_residual=leak_residual,
     )
     return sim.render_star_field(shape, scene)
+
+
+def _polarised_field(
+    exp: _Exposure,
+    model: _NightModel,
+    star_field: np.ndarray,
+    beam: int,
+    star_xy: tuple[float, float],
+    derot_deg: float,
+) -> np.ndarray:
+    """DPI beam ``beam`` (0 = ordinary/left, 1 = extraordinary/right) of one field, ADU/s.
+
+    The unpolarised star light (``star_field``, field throughput included) and the ring
+    (:func:`~hcdc.science.simulation.dpi.ring_stokes_on_detector`, times the field throughput and
+    the ND) are split as ``(I +- S)/2`` with ``S`` the Stokes parameter of the HWP position, the
+    instrumental polarisation included (:func:`~hcdc.science.simulation.dpi.hwp_measured_stokes`).
+    """
+    pol = exp.spec.polarimetry
+    assert pol is not None and exp.hwp is not None
+    sign = 1.0 if beam == 0 else -1.0
+    optics = _optics(exp.spec.filter)[beam]
+    scale = model.field_throughput[beam] * sc.nd_transmission(exp.nd, optics.wavelength_nm)
+    i, q, u = (
+        scale * a
+        for a in dpi_sim.ring_stokes_on_detector(
+            pol.ring, star_field.shape, star_xy, derot_deg, model.anamorphism_xy
+        )
+    )
+    star_s = dpi_sim.hwp_measured_stokes(star_field, 0.0, 0.0, exp.hwp, pol.ip_q, pol.ip_u)
+    ring_s = dpi_sim.hwp_measured_stokes(i, q, u, exp.hwp, pol.ip_q, pol.ip_u)
+    return 0.5 * (star_field + i + sign * (star_s + ring_s))
 
 
 def _scaled_zones(zones: tuple[tuple[int, int], ...], factor: float) -> tuple[tuple[int, int], ...]:
@@ -926,7 +1025,7 @@ def simulate_irdis_night(
         field_width=fw,
         gain=sc.IRDIS_GAIN_E_PER_ADU,
         read_noise_e=READ_NOISE_E,
-        field_response=(1.0, 0.97),
+        field_response=FIELD_RESPONSE,
     )
     # Evolving speckles (static + quasi-static drift + per-exposure part) whose statistics match
     # the real NACO beta Pic cube (docs/simulation.md); the discrete sim.make_speckles model was
@@ -966,7 +1065,7 @@ def simulate_irdis_night(
         t_ref=Time(plan[0].date_obs, scale="utc"),
         companions=companions,
         star_flux_per_nm=star_flux_per_nm,
-        field_throughput=(1.0, 0.95),
+        field_throughput=FIELD_THROUGHPUT,
         coronagraph_leak=3e-3,
         mask_radius_px=ALC2_MASK_RADIUS_MAS / sc.IRDIS_PIXEL_SCALE_MAS,
         anamorphism_xy=tuple(anamorphism_xy),  # type: ignore[arg-type]
@@ -998,6 +1097,7 @@ def simulate_irdis_night(
                 waffle_orient=exp.spec.waffle_orient if exp.dpr_catg == "SCIENCE" else None,
                 waffle_spot_offsets_px=truth["waffle_spot_offsets_px"],
                 sequence=exp.spec.filter,
+                hwp=exp.hwp,
             )
         )
         if progress is not None:

@@ -1,0 +1,375 @@
+"""IRDIS DPI polarimetric reduction: Level 1 beams -> Stokes and polarisation maps (Level 2).
+
+Input: an IRDIS Level 1 product of a DPI sequence (:func:`hcdc.instruments.sphere.irdis.level1.reduce_irdis`
+did dark/background, flat, bad pixels, the left/right split into the ordinary (P0, left field,
+"wavelength" 0) and extraordinary (P90, right field, 1) beams, the waffle centring of each beam,
+the anamorphism correction and the normalisation to ADU/s) and the raw OBJECT files, whose headers
+give each file's HWP position (:func:`hcdc.instruments.sphere.irdis.dpi.read_hwp_position`:
+``OCS DPI H2RT STOKES`` checked against the encoder ``INS4 DROT3``).
+
+Steps (:func:`reduce_dpi`):
+
+1. the DITs of each OBJECT file are averaged per beam (the HWP does not move within a file); the
+   file's derotation angle is the mean of its DITs' ``DEROT`` (deg, the Level 1 convention:
+   turning the frame clockwise by it puts north up);
+2. files in time order are grouped into complete HWP cycles Q+ Q- U+ U-
+   (:func:`hcdc.science.polarimetry.group_hwp_cycles`; broken cycles are dropped whole, as IRDAP);
+3. per cycle, in the detector frame: Stokes I, Q, U by the double difference or the double ratio
+   (:func:`hcdc.science.polarimetry.stokes_from_beams`);
+4. per cycle, the **simple instrumental-polarisation correction**: ``Q -= median(Q/I) I``,
+   ``U -= median(U/I) I`` in an annulus on the stellar halo free of disc signal
+   (:func:`hcdc.science.polarimetry.correct_instrumental_polarisation`); done in the detector
+   frame, where the simulated (and, to first order, the real) IP is fixed;
+5. per cycle, derotation to north up of I as an image and of Q, U as images **and** vectors
+   (:func:`hcdc.science.polarimetry.derotate_stokes`) with the cycle's mean derotation angle;
+6. mean (or median) over the cycles; then PI, DoLP, AoLP and the azimuthal Qφ, Uφ about the star
+   (:mod:`hcdc.science.polarimetry.maps`).
+
+Not done (IRDAP does): the Mueller-matrix model of telescope and instrument (cross-talk,
+polarimetric efficiency, IP that changes with derotator and altitude), which the simple annulus
+correction cannot replace for data with a strongly changing IP; field-tracking data.
+
+**Caveat on real pupil-tracking data**: step 5 assumes that the polarisation turns with the image
+(an ideal instrument, as the hcdc simulator draws it). In SPHERE the HWP sits upstream of the
+derotator and IRDAP converts the detector-frame Stokes to the sky with its instrument model; run on
+the same simulated files, IRDAP's angles differ from these by 37 deg (docs/polarimetry.md, IRDAP).
+The angles of this reduction on real data are therefore unverified.
+
+Product (``dpi_stokes.fits``): primary ``(3, n, n)`` cube of Stokes I, Q, U (FITS ``STOKES`` axis
+1, 2, 3) in ADU/s, extensions ``Q_PHI``, ``U_PHI``, ``PI`` (ADU/s), ``DOLP`` (fraction), ``AOLP``
+(deg east of north), ``CYCLES`` (one row per HWP cycle: files, derotation angle, measured IP) and
+``FILES`` (every OBJECT file: HWP position, derotation, cycle or dropped); celestial WCS on every
+image (north up, east left, star on pixel ``(n//2, n//2)``). Previews: PNGs of Qφ, Uφ, PI and I.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from scipy.stats import circmean
+
+import hcdc
+from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.irdis.dpi import is_dpi, read_hwp_position
+from hcdc.instruments.sphere.irdis.level1 import Level1Error, Level1Product, read_level1
+from hcdc.science.geometry import derotate
+from hcdc.science.polarimetry import (
+    angle_of_linear_polarisation,
+    azimuthal_stokes,
+    correct_instrumental_polarisation,
+    degree_of_linear_polarisation,
+    derotate_stokes,
+    group_hwp_cycles,
+    polarised_intensity,
+    stokes_from_beams,
+)
+from hcdc.science.postprocessing.previews import plot_image
+from hcdc.science.postprocessing.products import celestial_wcs_cards
+
+__all__ = [
+    "DPI_PRODUCT",
+    "RECIPE_NAME",
+    "DPIError",
+    "DPIOptions",
+    "DPIProduct",
+    "read_dpi_product",
+    "reduce_dpi",
+    "summary",
+]
+
+RECIPE_NAME = "hcdc.level2.irdis_dpi"
+DPI_PRODUCT = "dpi_stokes.fits"
+MAP_EXTENSIONS = ("Q_PHI", "U_PHI", "PI", "DOLP", "AOLP")
+
+
+class DPIError(Level1Error):
+    """Bad DPI input (message names the file and the reason)."""
+
+
+@dataclass
+class DPIOptions:
+    """Parameters of :func:`reduce_dpi` (recorded in the product's provenance header).
+
+    ``method``: ``double_difference`` or ``double_ratio``. ``ip_annulus_px``: (inner, outer) radii
+    in px of the annulus where the instrumental polarisation is measured (on the stellar halo,
+    outside the coronagraph mask and inside the disc); ``None`` skips the IP correction.
+    ``combine``: mean or median over the HWP cycles. ``previews``: write the PNGs.
+    """
+
+    method: Literal["double_difference", "double_ratio"] = "double_difference"
+    ip_annulus_px: tuple[float, float] | None = (10.0, 18.0)
+    combine: Literal["mean", "median"] = "mean"
+    previews: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DPIProduct:
+    """A DPI product read back: Stokes maps (ADU/s), polarisation maps, tables and header."""
+
+    i: np.ndarray
+    q: np.ndarray
+    u: np.ndarray
+    q_phi: np.ndarray
+    u_phi: np.ndarray
+    pi: np.ndarray
+    dolp: np.ndarray
+    aolp: np.ndarray
+    cycles: Table
+    files: Table
+    header: fits.Header
+
+
+Progress = Callable[[str, int, int], None]
+
+
+def _hwp_positions(level1: Level1Product, raw_paths: Sequence[str | Path]) -> dict[str, str]:
+    """HWP position of every OBJECT file of the Level 1 product, from the raw headers (by name)."""
+    by_name = {Path(p).name: Path(p) for p in raw_paths}
+    positions: dict[str, str] = {}
+    for name in dict.fromkeys(str(n).strip() for n in level1.frames["FILE"]):
+        path = by_name.get(name)
+        if path is None:
+            raise DPIError(f"{name}: OBJECT file of the Level 1 product is not among the raw files given")
+        try:
+            header = fits.getheader(path, 0)
+        except (OSError, ValueError) as exc:
+            raise DPIError(f"{path}: not a readable FITS file ({exc})") from exc
+        if not is_dpi(header):
+            raise DPIError(f"{path}: not an IRDIS DPI file (DPR TECH without POLARIMETRY, INS1 MODE not DPI)")
+        try:
+            positions[name] = read_hwp_position(header, path)
+        except ValueError as exc:
+            raise DPIError(str(exc)) from exc
+    return positions
+
+
+def _file_beams(level1: Level1Product) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Per OBJECT file in time order: name, the DIT-averaged beams ``(files, 2, n, n)`` and the
+    mean derotation angle (deg)."""
+    if level1.cube.shape[0] != 2:
+        raise DPIError(f"Level 1 cube has {level1.cube.shape[0]} fields; DPI needs the two beams")
+    names = [str(n).strip() for n in level1.frames["FILE"]]
+    mjd = np.asarray(level1.frames["MJD"], dtype=float)
+    order = sorted(dict.fromkeys(names), key=lambda n: mjd[names.index(n)])
+    beams, angles = [], []
+    for name in order:
+        rows = np.array([k for k, n in enumerate(names) if n == name])
+        beams.append(np.nanmean(level1.cube[:, rows], axis=1))
+        angles.append(_mean_angle(level1.derot[rows]))
+    return order, np.stack(beams), np.array(angles)
+
+
+def _mean_angle(angles_deg: np.ndarray) -> float:
+    """Circular mean (deg, in [0, 360)) of angles that may straddle 0/360."""
+    return float(circmean(np.asarray(angles_deg, dtype=float), high=360.0, low=0.0))
+
+
+def reduce_dpi(
+    level1_dir: str | Path,
+    raw_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    options: DPIOptions | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Reduce the Level 1 product of a DPI sequence to Stokes/polarisation maps in ``out_dir``.
+
+    ``raw_paths``: the raw files of the sequence (at least its OBJECT files, matched by name to the
+    ``FILE`` column of the Level 1 frames). Returns the product path (``out_dir/dpi_stokes.fits``).
+    Raises :class:`DPIError` naming the file and the reason on bad input (not DPI, HWP keywords
+    missing or inconsistent, no complete HWP cycle).
+    """
+    opts = options or DPIOptions()
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    report = progress or (lambda stage, done, total: None)
+    level1 = read_level1(level1_dir)
+    positions = _hwp_positions(level1, raw_paths)
+    names, beams, derot = _file_beams(level1)
+    labels = [positions[n] for n in names]
+    grouping = group_hwp_cycles(labels)
+    if not grouping.cycles:
+        raise DPIError(
+            f"{level1_dir}: no complete HWP cycle Q+ Q- U+ U- among the {len(names)} OBJECT files "
+            f"(positions in time order: {', '.join(labels)})"
+        )
+    cycles_i, cycles_q, cycles_u, cycle_rows = [], [], [], []
+    for c, idx in enumerate(grouping.cycles):
+        report("HWP cycles", c, len(grouping.cycles))
+        cycle = np.nan_to_num(beams[list(idx)], nan=0.0)  # (4, 2, n, n); masked pixels -> 0
+        stokes = stokes_from_beams(cycle, opts.method)
+        q, u = np.nan_to_num(stokes.q), np.nan_to_num(stokes.u)
+        p_q = p_u = 0.0
+        if opts.ip_annulus_px is not None:
+            try:
+                ip = correct_instrumental_polarisation(stokes.i, q, u, *opts.ip_annulus_px)
+            except ValueError as exc:
+                raise DPIError(f"{level1_dir}: cycle {c}: {exc}") from exc
+            q, u, p_q, p_u = ip.q, ip.u, ip.p_q, ip.p_u
+        angle = _mean_angle(derot[list(idx)])
+        cycles_i.append(derotate(stokes.i[None], [angle], fill_value=0.0)[0])
+        q_r, u_r = derotate_stokes(q[None], u[None], [angle], fill_value=0.0)
+        cycles_q.append(q_r[0])
+        cycles_u.append(u_r[0])
+        cycle_rows.append(
+            {
+                "CYCLE": c,
+                "FILES": ",".join(names[k] for k in idx),
+                "DEROT": angle,
+                "DEROT_SPREAD": float(np.ptp(np.unwrap(np.radians(derot[list(idx)])))) * 180.0 / np.pi,
+                "IP_Q": p_q,
+                "IP_U": p_u,
+            }
+        )
+    report("HWP cycles", len(grouping.cycles), len(grouping.cycles))
+    combine = np.mean if opts.combine == "mean" else np.median
+    i, q, u = (combine(np.stack(a), axis=0) for a in (cycles_i, cycles_q, cycles_u))
+    q_phi, u_phi = azimuthal_stokes(q, u)
+    pi = polarised_intensity(q, u)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dolp = degree_of_linear_polarisation(i, q, u)
+    aolp = angle_of_linear_polarisation(q, u)
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cycle_of = {k: c for c, idx in enumerate(grouping.cycles) for k in idx}
+    files = Table(
+        rows=[(names[k], labels[k], float(derot[k]), cycle_of.get(k, -1)) for k in range(len(names))],
+        names=("FILE", "HWP", "DEROT", "CYCLE"),
+    )
+    files["DEROT"].unit = "deg"
+    cycles = Table(rows=cycle_rows)
+    for col in ("DEROT", "DEROT_SPREAD"):
+        cycles[col].unit = "deg"
+    path = out / DPI_PRODUCT
+    _write_product(path, (i, q, u), (q_phi, u_phi, pi, dolp, aolp), cycles, files, level1, opts, started)
+    if opts.previews:
+        _write_previews(out, i, q_phi, u_phi, pi)
+    return path
+
+
+def _add_wcs(header: fits.Header, shape: tuple[int, ...], level1: Level1Product) -> None:
+    """Celestial WCS (north up, east left, star on the centre pixel) from the pointing that the
+    Level 1 product recorded (``HCDC RA``/``HCDC DEC``, J2000 deg); a COMMENT when it has none."""
+    ra, dec = level1.header.get("HIERARCH HCDC RA"), level1.header.get("HIERARCH HCDC DEC")
+    if ra is None or dec is None:
+        header["COMMENT"] = "no pointing in the Level 1 product: no celestial WCS"
+        return
+    for key, value, text in celestial_wcs_cards(shape[-2:], sc.IRDIS_PIXEL_SCALE_MAS, float(ra), float(dec)):
+        header[key] = (value, text)
+
+
+def _write_product(
+    path: Path,
+    stokes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    maps: tuple[np.ndarray, ...],
+    cycles: Table,
+    files: Table,
+    level1: Level1Product,
+    opts: DPIOptions,
+    started: str,
+) -> None:
+    primary = fits.PrimaryHDU(np.stack(stokes).astype(np.float32))
+    h = primary.header
+    _add_wcs(h, stokes[0].shape, level1)
+    if "CTYPE1" in h:
+        h["WCSAXES"] = (3, "RA, Dec, Stokes")
+        h["CTYPE3"] = ("STOKES", "FITS Stokes axis: 1 = I, 2 = Q, 3 = U")
+        h["CRPIX3"], h["CRVAL3"], h["CDELT3"] = 1.0, 1.0, 1.0
+    h["BUNIT"] = ("ADU/s", "Stokes I, Q, U per second of DIT")
+    h["PIXSCALE"] = (sc.IRDIS_PIXEL_SCALE_MAS, "[mas/px] plate scale")
+    h["HIERARCH HCDC PRODUCT"] = ("IRD_DPI_STOKES", "hcdc product type")
+    h["HIERARCH HCDC RECIPE"] = (RECIPE_NAME, "hcdc reduction")
+    h["HIERARCH HCDC VERSION"] = (hcdc.__version__, "hcdc version")
+    h["HIERARCH HCDC PARAMS"] = (json.dumps(opts.as_dict(), sort_keys=True), "parameters (JSON)")
+    h["HIERARCH HCDC START"] = (started, "reduction start (UTC)")
+    h["HIERARCH HCDC FILTER"] = (str(level1.header.get("HIERARCH HCDC FILTER", "")), "INS COMB IFLT")
+    h["HIERARCH HCDC METHOD"] = (opts.method, "Stokes from the beams")
+    h["HIERARCH HCDC NCYCLES"] = (len(cycles), "complete HWP cycles combined")
+    h["COMMENT"] = "Stokes sign (IAU): Q > 0 along north-south; U > 0 along 45 deg east of north"
+    h["COMMENT"] = "Q_phi = -Q cos 2phi - U sin 2phi, U_phi = Q sin 2phi - U cos 2phi (phi = PA)"
+    hdus: list[Any] = [primary]
+    units = {"Q_PHI": "ADU/s", "U_PHI": "ADU/s", "PI": "ADU/s", "DOLP": "", "AOLP": "deg"}
+    for name, data in zip(MAP_EXTENSIONS, maps, strict=True):
+        hdu = fits.ImageHDU(np.asarray(data, dtype=np.float32), name=name)
+        _add_wcs(hdu.header, data.shape, level1)
+        hdu.header["BUNIT"] = units[name]
+        if name == "AOLP":
+            hdu.header["COMMENT"] = "angle of linear polarisation, deg east of north, in [0, 180)"
+        hdus.append(hdu)
+    for name, table in (("CYCLES", cycles), ("FILES", files)):
+        hdu = fits.table_to_hdu(table)
+        hdu.name = name
+        hdus.append(hdu)
+    fits.HDUList(hdus).writeto(path, overwrite=True)
+
+
+def _write_previews(out: Path, i: np.ndarray, q_phi: np.ndarray, u_phi: np.ndarray, pi: np.ndarray) -> None:
+    # Qphi and Uphi on one colour scale, so that a Uphi "consistent with zero" reads as such.
+    lim = float(np.nanpercentile(np.abs(q_phi), 99.5)) or 1.0
+    for name, data, title, vmin, vmax in (
+        ("q_phi", q_phi, "Q_phi", -lim, lim),
+        ("u_phi", u_phi, "U_phi (same scale as Q_phi)", -lim, lim),
+        ("pi", pi, "polarised intensity", None, None),
+        ("i", i, "Stokes I", None, None),
+    ):
+        plot_image(
+            data,
+            out / f"dpi_{name}.png",
+            pixel_scale_mas=sc.IRDIS_PIXEL_SCALE_MAS,
+            title=title,
+            unit="ADU/s",
+            cmap="RdBu_r" if vmin is not None else "inferno",
+            vmin=vmin,
+            vmax=vmax,
+        )
+
+
+def read_dpi_product(path: str | Path) -> DPIProduct:
+    """Read ``dpi_stokes.fits`` (or the folder holding it) written by :func:`reduce_dpi`."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / DPI_PRODUCT
+    if not path.is_file():
+        raise DPIError(f"{path}: no DPI product here")
+    with fits.open(path) as hdul:
+        cube = np.asarray(hdul[0].data, dtype=float)
+        maps = {name: np.asarray(hdul[name].data, dtype=float) for name in MAP_EXTENSIONS}
+        cycles = Table.read(hdul["CYCLES"])
+        files = Table.read(hdul["FILES"])
+        header = hdul[0].header.copy()
+    return DPIProduct(
+        i=cube[0],
+        q=cube[1],
+        u=cube[2],
+        q_phi=maps["Q_PHI"],
+        u_phi=maps["U_PHI"],
+        pi=maps["PI"],
+        dolp=maps["DOLP"],
+        aolp=maps["AOLP"],
+        cycles=cycles,
+        files=files,
+        header=header,
+    )
+
+
+def summary(product: DPIProduct) -> dict[str, Any]:
+    """JSON-ready summary of a product: cycles, measured IP, map shape."""
+    return {
+        "cycles": len(product.cycles),
+        "files": len(product.files),
+        "dropped_files": int(np.sum(np.asarray(product.files["CYCLE"]) < 0)),
+        "ip_q": [float(v) for v in product.cycles["IP_Q"]],
+        "ip_u": [float(v) for v in product.cycles["IP_U"]],
+        "shape": list(product.q_phi.shape),
+        "method": str(product.header.get("HIERARCH HCDC METHOD", "")),
+    }

@@ -1,0 +1,56 @@
+"""A simulated raw IRDIS DPI night is ingested, classified (mode DPI) and associated like IRDIS
+imaging, on SQLite and PostgreSQL: one DPI dataset whose background (SKY or DARK,BACKGROUND at each
+DIT) and lamp-flat needs (DP_0_BB_H flats) are all met by the simulated calibrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from hcdc.archive.associations import associate_all, association_view
+from hcdc.archive.ingest import ingest
+from hcdc.archive.models import Association, Dataset, File
+from hcdc.instruments.sphere.irdis.simulate import SimulatedNight
+from hcdc.instruments.sphere.irdis.simulate_dpi import simulate_irdis_dpi_night
+
+
+@pytest.fixture(scope="module")
+def dpi_night(tmp_path_factory: pytest.TempPathFactory) -> SimulatedNight:
+    return simulate_irdis_dpi_night(tmp_path_factory.mktemp("dpi"), seed=4, n_cycles=1)
+
+
+def test_simulated_dpi_night_ingests_and_associates(catalogue, dpi_night: SimulatedNight) -> None:
+    summary = ingest(catalogue, [f.path for f in dpi_night.files], workers=1)
+    assert (summary.ingested, summary.quarantined) == (len(dpi_night.files), 0)
+    with catalogue.engine.connect() as conn:
+        rows = conn.execute(select(File.id, File.path, File.file_class, File.mode, File.arm)).all()
+        dataset_ids = list(conn.scalars(select(Dataset.id)))
+    by_name = {Path(path).name: (file_id, cls, mode, arm) for file_id, path, cls, mode, arm in rows}
+    expected_class = {
+        "OBJECT": "SCIENCE",
+        "OBJECT,CENTER": "CENTER",
+        "OBJECT,FLUX": "FLUX",
+        "SKY": "SKY",
+        "DARK": "DARK",
+        "DARK,BACKGROUND": "BACKGROUND",
+        "FLAT,LAMP": "FLAT",
+    }
+    for f in dpi_night.files:
+        _, cls, mode, arm = by_name[f.path.name]
+        assert (cls, mode, arm) == (expected_class[f.dpr_type], "DPI", "IRDIS"), f.path.name
+    assert len(dataset_ids) == 1  # one DPI sequence; calibrations form no dataset
+    assert associate_all(catalogue.engine) == dataset_ids
+    with catalogue.engine.connect() as conn:
+        view = association_view(conn, dataset_ids[0])
+        stored = {fid for (fid,) in conn.execute(select(Association.calibration_file_id))}
+    assert view["missing"] == [], view["missing"]
+    chosen = {item["need"].split(":")[0] for item in view["chosen"]}
+    assert {"background", "flat"} <= chosen
+    ids = {name: v[0] for name, v in by_name.items()}
+    flats = {ids[f.path.name] for f in dpi_night.files if f.dpr_type == "FLAT,LAMP"}
+    assert flats <= stored  # the five DP_0_BB_H lamp flats
+    science = {ids[f.path.name] for f in dpi_night.files if f.dpr_catg == "SCIENCE"}
+    sky = {ids[f.path.name] for f in dpi_night.files if f.dpr_type == "SKY"}
+    assert science.isdisjoint(stored - sky)
