@@ -46,6 +46,7 @@ __all__ = [
     "product_conditions_dir",
     "products_conditions",
     "contrast_conditions",
+    "expected_contrast",
 ]
 
 TELEMETRY_CLASS = "AO_TELEMETRY"
@@ -358,7 +359,11 @@ def contrast_conditions(
     (summary ``contrast_at``: 5-sigma contrast per wavelength, None outside the curve) joined
     with the median AO conditions of the Level 1 product they were made from (found through
     their provenance parents; the Level 1 product must be visible too and carry
-    ``ao_conditions``, else the Level 2 product is left out). Newest first."""
+    ``ao_conditions``, else the Level 2 product is left out). The conditions are the medians over
+    the frames the Level 2 product used when its summary records them (``l2-postprocess`` >= 1.3,
+    ``conditions_source = "level2"``), else the Level 1 cube's; ``field_rotation_deg``,
+    ``variant`` and ``frames_used`` come from the Level 2 summary (None before 1.3). Newest
+    first."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     visible = visible_products_clause(user, now)
     query = (
@@ -384,6 +389,11 @@ def contrast_conditions(
         conditions = ((level1.summary or {}) if level1 else {}).get("ao_conditions")
         if not isinstance(conditions, dict):
             continue
+        # l2-postprocess >= 1.3 records the medians over the frames it used (a selected
+        # variant's differ from its Level 1 cube's)
+        used = summary.get("conditions")
+        source = "level2" if isinstance(used, dict) else "level1"
+        selection = summary.get("frame_selection")
         rows.append(
             {
                 "product_id": r.id,
@@ -391,11 +401,15 @@ def contrast_conditions(
                 "dataset_id": r.dataset_id,
                 "target": r.target,
                 "algorithm": summary.get("algorithm"),
+                "variant": summary.get("variant"),
+                "frames_used": selection.get("kept") if isinstance(selection, dict) else None,
+                "field_rotation_deg": summary.get("field_rotation_deg"),
+                "conditions_source": source,
                 "wavelengths_um": summary.get("wavelengths_um"),
                 "contrast": [
                     {"separation_arcsec": c["separation_arcsec"], "contrast": c["contrast"]} for c in contrast
                 ],
-                **{k: conditions.get(k) for k in CONTRAST_CONDITION_KEYS},
+                **{k: (used if source == "level2" else conditions).get(k) for k in CONTRAST_CONDITION_KEYS},
             }
         )
         if limit is not None and len(rows) >= limit:
@@ -408,3 +422,38 @@ def contrast_conditions(
         night = nights.get(row["dataset_id"])
         row["night"] = night.isoformat() if night else None
     return rows
+
+
+def expected_contrast(
+    conn: Connection,
+    user: Principal,
+    wavelength: int = 0,
+    factor: float = 3.0,
+    nsigma: float = 3.0,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The expected-contrast model (:mod:`hcdc.science.monitoring.expected`) fitted on every
+    Level 2 product ``user`` may see (:func:`contrast_conditions`), and per product the
+    leave-one-out expected contrast and whether it is flagged (measured worse than expected by
+    more than ``max(factor, 10^(nsigma scatter))``). Returns ``{"wavelength", "factor",
+    "nsigma", "models": [ContrastModel.as_dict() or None per separation], "products": [row +
+    {"expected": flags}], "flagged": [product ids]}``."""
+    from hcdc.science.monitoring.contrast import separations
+    from hcdc.science.monitoring.expected import expected_contrast_flags, fit_contrast_model
+
+    rows = contrast_conditions(conn, user, limit=None, now=now)
+    seps = separations(rows)
+    flags = expected_contrast_flags(rows, seps, wavelength, factor, nsigma)
+    models = []
+    for sep in seps:
+        model = fit_contrast_model(rows, sep, wavelength)
+        models.append({"separation_arcsec": sep, "model": model.as_dict() if model else None})
+    products = [row | {"expected": flag} for row, flag in zip(rows, flags, strict=True)]
+    return {
+        "wavelength": wavelength,
+        "factor": factor,
+        "nsigma": nsigma,
+        "models": models,
+        "products": products,
+        "flagged": [p["product_id"] for p in products if p["expected"]["flagged"]],
+    }

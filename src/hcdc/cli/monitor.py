@@ -325,6 +325,12 @@ def report_command(
     tau0_min_ms: float = typer.Option(
         2.0, "--tau0-min-ms", help="Report datasets whose median zenith tau0 (ms) is below."
     ),
+    contrast_factor: float = typer.Option(
+        3.0, "--contrast-factor", help="Flag Level 2 products whose contrast is worse than expected by more."
+    ),
+    contrast_nsigma: float = typer.Option(
+        3.0, "--contrast-nsigma", help="... or by more than this many times the model's scatter."
+    ),
     csv_out: Path | None = typer.Option(
         None, "--csv", help="Also write one row per problem to this CSV file."
     ),
@@ -338,7 +344,15 @@ def report_command(
     from hcdc.archive.monitoring_report import Thresholds, monitoring_report, problem_rows, write_problems_csv
 
     start, end = _period(night, first, last)
-    limits = Thresholds(strehl_min=strehl_min, seeing_max_arcsec=seeing_max, tau0_min_s=tau0_min_ms / 1e3)
+    if contrast_factor < 1 or contrast_nsigma <= 0:
+        fail(f"--contrast-factor must be >= 1 and --contrast-nsigma > 0; got {contrast_factor}, {contrast_nsigma}")
+    limits = Thresholds(
+        strehl_min=strehl_min,
+        seeing_max_arcsec=seeing_max,
+        tau0_min_s=tau0_min_ms / 1e3,
+        contrast_factor=contrast_factor,
+        contrast_nsigma=contrast_nsigma,
+    )
     with acting(root, as_user, write=False) as (catalogue, conn, actor):
         report = monitoring_report(conn, actor, start, end, catalogue.storage_root, limits)
     problems = problem_rows(report)
@@ -349,7 +363,16 @@ def report_command(
         return
     print_table(
         f"nights {report['from']} to {report['to']}",
-        ["night", "datasets", "missing calib.", "bad conditions", "no telemetry", "failed jobs", "centring"],
+        [
+            "night",
+            "datasets",
+            "missing calib.",
+            "bad conditions",
+            "no telemetry",
+            "failed jobs",
+            "centring",
+            "contrast",
+        ],
         [
             {
                 "night": n["night"],
@@ -359,6 +382,7 @@ def report_command(
                 "no telemetry": str(n["no_telemetry"]),
                 "failed jobs": str(n["failed_jobs"]),
                 "centring": str(n["centring_fallbacks"]),
+                "contrast": str(n["contrast_problems"]),
             }
             for n in report["nights"]
         ],
@@ -390,6 +414,68 @@ def report_command(
         console.print("no problem found", highlight=False)
     if csv_out is not None:
         console.print(f"CSV: {csv_out} ({len(problems)} row(s))", highlight=False)
+
+
+@monitor_app.command("expected")
+def expected_command(
+    wavelength: int = typer.Option(0, "--wavelength", min=0, help="Wavelength index of the contrast."),
+    factor: float = typer.Option(3.0, "--factor", help="Flag when measured / expected contrast exceeds this."),
+    nsigma: float = typer.Option(3.0, "--nsigma", help="... and this many times the model's scatter (dex)."),
+    flagged_only: bool = typer.Option(False, "--flagged", help="List only the flagged products."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Expected 5-sigma contrast from the conditions (seeing, tau0, field rotation), fitted on the
+    archive's own Level 2 products, and the products much worse than their conditions predict
+    (leave-one-out; hcdc.science.monitoring.expected)."""
+    from hcdc.archive.telemetry import expected_contrast
+
+    if factor < 1 or nsigma <= 0:
+        fail(f"--factor must be >= 1 and --nsigma > 0; got {factor}, {nsigma}")
+    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
+        result = expected_contrast(conn, actor, wavelength, factor, nsigma)
+    if json_out:
+        emit_json(result)
+        return
+    for entry in result["models"]:
+        model = entry["model"]
+        if model is None:
+            console.print(f'{entry["separation_arcsec"]:g}": too few products for a model', highlight=False)
+            continue
+        terms = " ".join(f"{c:+.2f} log {n}" for n, c in model["coefficients"].items() if n != "intercept")
+        console.print(
+            f'{entry["separation_arcsec"]:g}": log10 C = {model["coefficients"]["intercept"]:.2f} {terms} '
+            f'(scatter {model["scatter_dex"]:.2f} dex, {model["products"]} products)',
+            highlight=False,
+        )
+    products = [p for p in result["products"] if p["expected"]["flagged"] or not flagged_only]
+    seps = [e["separation_arcsec"] for e in result["models"]]
+
+    def cell(p: dict, i: int) -> str:
+        e = p["expected"]["separations"][i]
+        if e["ratio"] is None:
+            return ""
+        return f"{e['ratio']:.2f}" + (" !" if e["flagged"] else "")
+
+    print_table(
+        f"{len(products)} product(s): measured / expected contrast (! flagged)",
+        ["product", "night", "target", "variant", "seeing", "tau0 ms", "rotation", *(f'{s:g}"' for s in seps)],
+        [
+            {
+                "product": f"p{p['product_id']}",
+                "night": p["night"] or "",
+                "target": p["target"] or "",
+                "variant": p["variant"] or "all frames",
+                "seeing": _fmt(p["seeing_median_arcsec"]),
+                "tau0 ms": _fmt(p["tau0_median_s"], 1e3, 1),
+                "rotation": _fmt(p["field_rotation_deg"], 1, 1),
+                **{f'{s:g}"': cell(p, i) for i, s in enumerate(seps)},
+            }
+            for p in products
+        ],
+    )
+    console.print(f"flagged: {', '.join(f'p{i}' for i in result['flagged']) or 'none'}", highlight=False)
 
 
 def _finite(value: object) -> float | None:
