@@ -32,4 +32,45 @@ function drawNight() {
   }, { responsive: true, displaylogo: false }).then(() => { document.getElementById("night-chart").dataset.drawn = "1"; });
 }
 
+// Contrast versus conditions: measured against expected contrast (log-log, one colour per
+// separation, flagged products as crosses) and measured contrast against seeing and tau0.
+function drawContrast() {
+  const holder = document.getElementById("contrast-data");
+  if (!holder || typeof Plotly === "undefined") return;
+  const d = JSON.parse(holder.textContent);
+  const traces = [];
+  d.separations.forEach((sep, i) => {
+    const rows = d.products.filter((p) => p.measured[i] !== null);
+    if (!rows.length) return;
+    const name = sep + "″";
+    const marker = (p) => (p.flagged[i] ? "x" : "circle");
+    const withModel = rows.filter((p) => p.expected[i] !== null);
+    traces.push({ x: withModel.map((p) => p.expected[i]), y: withModel.map((p) => p.measured[i]),
+      text: withModel.map((p) => p.label), name: name + " measured vs expected", legendgroup: name,
+      type: "scatter", mode: "markers", marker: { symbol: withModel.map(marker), size: 9 }, xaxis: "x", yaxis: "y" });
+    traces.push({ x: rows.map((p) => p.seeing), y: rows.map((p) => p.measured[i]), text: rows.map((p) => p.label),
+      name: name + " vs seeing", legendgroup: name, showlegend: false, type: "scatter", mode: "markers",
+      marker: { symbol: rows.map(marker), size: 7 }, xaxis: "x2", yaxis: "y2" });
+    traces.push({ x: rows.map((p) => p.tau0_ms), y: rows.map((p) => p.measured[i]), text: rows.map((p) => p.label),
+      name: name + " vs τ0", legendgroup: name, showlegend: false, type: "scatter", mode: "markers",
+      marker: { symbol: rows.map(marker), size: 7 }, xaxis: "x3", yaxis: "y3" });
+  });
+  const all = d.products.flatMap((p) => p.expected.concat(p.measured)).filter((v) => v !== null && v > 0);
+  if (all.length) {
+    const lo = Math.min(...all) / 2, hi = Math.max(...all) * 2;
+    traces.push({ x: [lo, hi], y: [lo, hi], name: "measured = expected", type: "scatter", mode: "lines",
+      line: { dash: "dot", color: "grey" }, xaxis: "x", yaxis: "y" });
+  }
+  Plotly.newPlot("contrast-chart", traces, {
+    title: { text: "5σ contrast versus conditions (× = flagged)" },
+    grid: { rows: 1, columns: 3, pattern: "independent" },
+    xaxis: { title: { text: "expected contrast" }, type: "log" },
+    yaxis: { title: { text: "measured contrast" }, type: "log" },
+    xaxis2: { title: { text: "seeing (″, line of sight)" } }, yaxis2: { type: "log" },
+    xaxis3: { title: { text: "τ0 (ms, line of sight)" } }, yaxis3: { type: "log" },
+    height: 480, margin: { t: 60 },
+  }, { responsive: true, displaylogo: false }).then(() => { document.getElementById("contrast-chart").dataset.drawn = "1"; });
+}
+
 document.addEventListener("DOMContentLoaded", drawNight);
+document.addEventListener("DOMContentLoaded", drawContrast);
