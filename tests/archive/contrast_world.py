@@ -7,9 +7,9 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-from archive.access_world import add_dataset
 from sqlalchemy import update
 
+from archive.access_world import add_dataset
 from hcdc.archive import products as prod
 from hcdc.archive.access import mjd_of
 from hcdc.archive.db import Catalogue
@@ -48,8 +48,14 @@ def build_contrast_world(catalogue: Catalogue, seed: int = 5) -> dict[str, list[
             datasets.append(ds)
     for i, ds in enumerate(datasets):
         seeing, tau0, rotation = rng.uniform(0.5, 1.5), rng.uniform(1.5e-3, 8e-3), rng.uniform(10, 80)
-        conditions = {"strehl_median": 0.8, "seeing_median_arcsec": seeing, "tau0_median_s": tau0,
-                      "wind_median_m_s": 10.0, "frames": 30, "frames_with_telemetry": 30}
+        conditions = {
+            "strehl_median": 0.8,
+            "seeing_median_arcsec": seeing,
+            "tau0_median_s": tau0,
+            "wind_median_m_s": 10.0,
+            "frames": 30,
+            "frames_with_telemetry": 30,
+        }
         contrast = []
         for sep, offset in ((0.2, 0.0), (0.5, -0.7)):
             value = 10 ** (_log_contrast(seeing, tau0, rotation, offset) + rng.normal(0, 0.05))
@@ -57,12 +63,25 @@ def build_contrast_world(catalogue: Catalogue, seed: int = 5) -> dict[str, list[
                 value *= 8.0
             contrast.append({"separation_arcsec": sep, "separation_px": sep / 0.01225, "contrast": [value]})
         l1_record = {"id": f"l1-{ds}", "recipe": "level1-irdis", "recipe_version": "1.1", "parents": []}
-        l2_record = {"id": f"l2-{ds}", "recipe": "l2-postprocess", "recipe_version": "1.3",
-                     "parents": [l1_record["id"]]}
+        l2_record = {
+            "id": f"l2-{ds}",
+            "recipe": "l2-postprocess",
+            "recipe_version": "1.3",
+            "parents": [l1_record["id"]],
+        }
         for level, record, summary in (
             (1, l1_record, {"ao_conditions": conditions}),
-            (2, l2_record, {"algorithm": "pca_annular", "contrast_at": contrast, "field_rotation_deg": rotation,
-                            "conditions": conditions, "frame_selection": None}),
+            (
+                2,
+                l2_record,
+                {
+                    "algorithm": "pca_annular",
+                    "contrast_at": contrast,
+                    "field_rotation_deg": rotation,
+                    "conditions": conditions,
+                    "frame_selection": None,
+                },
+            ),
         ):
             specs.append(
                 prod.ProductSpec(

@@ -7,9 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from archive.contrast_world import DEGRADED, LAW, NIGHT0, build_contrast_world
 from typer.testing import CliRunner
 
+from archive.contrast_world import DEGRADED, LAW, NIGHT0, build_contrast_world
 from hcdc.archive.access import local_operator
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.monitoring_report import monitoring_report, problem_rows

@@ -81,7 +81,9 @@ def test_strehl_selection_rejects_the_degraded_frames(night, level1, tmp_path):
         header = hdul[0].header
         assert header["HIERARCH HCDC FRSEL"] is True
         assert header["HIERARCH HCDC FRSEL NUSED"] == used.sum()
-        assert json.loads(header["HIERARCH HCDC FRSEL CRITERIA"])["strehl_min"] == pytest.approx(limit, abs=1e-4)
+        assert json.loads(header["HIERARCH HCDC FRSEL CRITERIA"])["strehl_min"] == pytest.approx(
+            limit, abs=1e-4
+        )
         rows = hdul[SELECTION_EXTNAME].data
         assert list(rows["USED"]) == list(used)
         assert all(r.startswith("strehl ") for r in rows["REASON"][~used])
@@ -91,7 +93,9 @@ def test_strehl_selection_rejects_the_degraded_frames(night, level1, tmp_path):
 
 
 def test_all_frames_variant_and_version_1_2(level1, tmp_path):
-    current = run_recipe("l2-postprocess", {"level1": level1.outputs["product"]}, FAST, work_dir=tmp_path / "a")
+    current = run_recipe(
+        "l2-postprocess", {"level1": level1.outputs["product"]}, FAST, work_dir=tmp_path / "a"
+    )
     summary = current.outputs["summary"]
     assert summary["frame_selection"] is None and "variant" not in summary
     assert summary["conditions"]["frames"] == summary["conditions"]["frames_with_telemetry"] > 0
@@ -132,11 +136,18 @@ def test_user_cube_without_conditions_refuses_ao_criteria(tmp_path):
     fits.writeto(tmp_path / "psf.fits", sim.psf)
     inputs = {"cube": tmp_path / "cube.fits", "angles": tmp_path / "angles.txt", "psf": tmp_path / "psf.fits"}
     with pytest.raises(RecipeFailed, match="per-frame CONDITIONS table"):
-        run_recipe("l2-postprocess", inputs, [*FAST, 'frame_selection={"strehl_quantile": 0.2}'],
-                   work_dir=tmp_path / "x")
+        run_recipe(
+            "l2-postprocess",
+            inputs,
+            [*FAST, 'frame_selection={"strehl_quantile": 0.2}'],
+            work_dir=tmp_path / "x",
+        )
     # an image criterion needs no telemetry
     result = run_recipe(
-        "l2-postprocess", inputs, [*FAST, 'frame_selection={"correlation_min": -1.0}'], work_dir=tmp_path / "y"
+        "l2-postprocess",
+        inputs,
+        [*FAST, 'frame_selection={"correlation_min": -1.0}'],
+        work_dir=tmp_path / "y",
     )
     assert result.outputs["summary"]["frame_selection"]["kept"] == 6
 

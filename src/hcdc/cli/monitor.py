@@ -345,7 +345,10 @@ def report_command(
 
     start, end = _period(night, first, last)
     if contrast_factor < 1 or contrast_nsigma <= 0:
-        fail(f"--contrast-factor must be >= 1 and --contrast-nsigma > 0; got {contrast_factor}, {contrast_nsigma}")
+        fail(
+            "--contrast-factor must be >= 1 and --contrast-nsigma > 0; "
+            f"got {contrast_factor}, {contrast_nsigma}"
+        )
     limits = Thresholds(
         strehl_min=strehl_min,
         seeing_max_arcsec=seeing_max,
@@ -419,7 +422,9 @@ def report_command(
 @monitor_app.command("expected")
 def expected_command(
     wavelength: int = typer.Option(0, "--wavelength", min=0, help="Wavelength index of the contrast."),
-    factor: float = typer.Option(3.0, "--factor", help="Flag when measured / expected contrast exceeds this."),
+    factor: float = typer.Option(
+        3.0, "--factor", help="Flag when measured / expected contrast exceeds this."
+    ),
     nsigma: float = typer.Option(3.0, "--nsigma", help="... and this many times the model's scatter (dex)."),
     flagged_only: bool = typer.Option(False, "--flagged", help="List only the flagged products."),
     json_out: bool = JSON_OPTION,
@@ -446,7 +451,7 @@ def expected_command(
         terms = " ".join(f"{c:+.2f} log {n}" for n, c in model["coefficients"].items() if n != "intercept")
         console.print(
             f'{entry["separation_arcsec"]:g}": log10 C = {model["coefficients"]["intercept"]:.2f} {terms} '
-            f'(scatter {model["scatter_dex"]:.2f} dex, {model["products"]} products)',
+            f"(scatter {model['scatter_dex']:.2f} dex, {model['products']} products)",
             highlight=False,
         )
     products = [p for p in result["products"] if p["expected"]["flagged"] or not flagged_only]
@@ -460,7 +465,16 @@ def expected_command(
 
     print_table(
         f"{len(products)} product(s): measured / expected contrast (! flagged)",
-        ["product", "night", "target", "variant", "seeing", "tau0 ms", "rotation", *(f'{s:g}"' for s in seps)],
+        [
+            "product",
+            "night",
+            "target",
+            "variant",
+            "seeing",
+            "tau0 ms",
+            "rotation",
+            *(f'{s:g}"' for s in seps),
+        ],
         [
             {
                 "product": f"p{p['product_id']}",

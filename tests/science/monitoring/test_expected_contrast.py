@@ -20,11 +20,25 @@ def _rows(n: int = 24, seed: int = 3, noise_dex: float = 0.05, rotation: bool = 
         rot = rng.uniform(10.0, 80.0)
         contrasts = []
         for sep, offset in ((0.2, 0.0), (0.5, -0.7)):
-            log_c = (TRUE["intercept"] + offset + TRUE["seeing"] * np.log10(seeing)
-                     + TRUE["tau0"] * np.log10(tau0 / 1e-3) + TRUE["field_rotation"] * np.log10(rot))
-            contrasts.append({"separation_arcsec": sep, "contrast": [10 ** (log_c + rng.normal(0, noise_dex))]})
-        rows.append({"product_id": i + 1, "seeing_median_arcsec": seeing, "tau0_median_s": tau0,
-                     "field_rotation_deg": rot if rotation else None, "contrast": contrasts})
+            log_c = (
+                TRUE["intercept"]
+                + offset
+                + TRUE["seeing"] * np.log10(seeing)
+                + TRUE["tau0"] * np.log10(tau0 / 1e-3)
+                + TRUE["field_rotation"] * np.log10(rot)
+            )
+            contrasts.append(
+                {"separation_arcsec": sep, "contrast": [10 ** (log_c + rng.normal(0, noise_dex))]}
+            )
+        rows.append(
+            {
+                "product_id": i + 1,
+                "seeing_median_arcsec": seeing,
+                "tau0_median_s": tau0,
+                "field_rotation_deg": rot if rotation else None,
+                "contrast": contrasts,
+            }
+        )
     return rows
 
 

@@ -269,7 +269,9 @@ class Postprocess(Recipe):
         return _user_cube_inputs(inputs, params)
 
 
-def _select_frames(data: dict[str, Any], spec: dict[str, Any] | None, inputs: dict[str, Any]) -> dict[str, Any]:
+def _select_frames(
+    data: dict[str, Any], spec: dict[str, Any] | None, inputs: dict[str, Any]
+) -> dict[str, Any]:
     """The frames a 1.3 product uses: all of them, or those ``spec`` (criteria of
     :class:`~hcdc.science.monitoring.selection.SelectionCriteria`) keeps, judged on the Level 1
     per-frame conditions (``data["conditions"]``) and/or on each frame's correlation with the
@@ -300,8 +302,14 @@ def _select_frames(data: dict[str, Any], spec: dict[str, Any] | None, inputs: di
     if spec is None:
         summary["frame_selection"] = None
         cards = [("HIERARCH HCDC FRSEL", False, "all frames used (no frame selection)")]
-        return {"cube": cube, "angles": angles, "cards": cards, "hdus": [], "summary": summary,
-                "log": f"all {n} frames used (field rotation {rotation_all:.1f} deg)"}
+        return {
+            "cube": cube,
+            "angles": angles,
+            "cards": cards,
+            "hdus": [],
+            "summary": summary,
+            "log": f"all {n} frames used (field rotation {rotation_all:.1f} deg)",
+        }
     criteria = SelectionCriteria.from_mapping(spec)
     if criteria.needs_conditions and conditions is None:
         raise RecipeInputError(
@@ -343,7 +351,11 @@ def _select_frames(data: dict[str, Any], spec: dict[str, Any] | None, inputs: di
         ("HIERARCH HCDC FRSEL NFRAMES", n, "frames of the Level 1 sequence"),
         ("HIERARCH HCDC FRSEL NUSED", selection.kept, "frames used"),
         ("HIERARCH HCDC FRSEL KEY", criteria.key(), "criteria id (variant name)"),
-        ("HIERARCH HCDC FRSEL CRITERIA", json.dumps(criteria.as_dict(), sort_keys=True, separators=(",", ":")), "selection criteria, JSON"),
+        (
+            "HIERARCH HCDC FRSEL CRITERIA",
+            json.dumps(criteria.as_dict(), sort_keys=True, separators=(",", ":")),
+            "selection criteria, JSON",
+        ),
     ]
     hdus = [selection_hdu(selection, table, scores)]
     return {
@@ -353,7 +365,8 @@ def _select_frames(data: dict[str, Any], spec: dict[str, Any] | None, inputs: di
         "hdus": hdus,
         "summary": summary,
         "log": f"frame selection ({criteria.describe()}): {selection.kept} of {n} frames kept, "
-        f"field rotation {rotation:.1f} of {rotation_all:.1f} deg; rejected by {selection.summary()['rejected_by']}",
+        f"field rotation {rotation:.1f} of {rotation_all:.1f} deg; "
+        f"rejected by {selection.summary()['rejected_by']}",
     }
 
 

@@ -187,7 +187,9 @@ SUMMARY_COLUMNS = {
 }
 
 
-def conditions_medians(table: Mapping[str, object], keep: np.ndarray | None = None) -> dict[str, float | int | None]:
+def conditions_medians(
+    table: Mapping[str, object], keep: np.ndarray | None = None
+) -> dict[str, float | int | None]:
     """Medians of a per-frame conditions table (columns of :data:`SUMMARY_COLUMNS` and
     ``NO_TELEMETRY``; an astropy Table or a mapping of arrays) over the frames with telemetry
     (and in ``keep`` when given), None where no frame has a finite value; with the counts

@@ -121,7 +121,10 @@ def fit_contrast_model(
             separation_arcsec=float(separation_arcsec),
             wavelength=int(wavelength),
             features=tuple(names),
-            coefficients={"intercept": float(coef[0]), **{n: float(c) for n, c in zip(names, coef[1:], strict=True)}},
+            coefficients={
+                "intercept": float(coef[0]),
+                **{n: float(c) for n, c in zip(names, coef[1:], strict=True)},
+            },
             scatter_dex=_robust_scatter(residuals),
             products=int(ok.sum()),
         )

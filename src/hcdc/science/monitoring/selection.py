@@ -107,7 +107,9 @@ class SelectionCriteria:
             "strehl_quantile": "strehl >= its {:g} quantile",
             "correlation_min": "correlation with the median frame >= {:g}",
         }
-        parts = [fmt.format(getattr(self, name)) for name, fmt in words.items() if getattr(self, name) is not None]
+        parts = [
+            fmt.format(getattr(self, name)) for name, fmt in words.items() if getattr(self, name) is not None
+        ]
         if self.require_telemetry and self.needs_conditions:
             parts.append("telemetry required")
         return ", ".join(parts)
@@ -245,7 +247,9 @@ def selection_hdu(
     for name, unit in units.items():
         if name in names:
             columns.append(
-                fits.Column(name=name, format="D", unit=unit or None, array=np.asarray(conditions[name], float))
+                fits.Column(
+                    name=name, format="D", unit=unit or None, array=np.asarray(conditions[name], float)
+                )
             )
     columns.append(
         fits.Column(name="NO_TELEMETRY", format="L", array=np.asarray(conditions["NO_TELEMETRY"], bool))

@@ -138,7 +138,11 @@ class SimulatedTelemetry:
         return {
             "sample_s": self.spec.sample_s,
             "file_s": self.spec.file_s,
-            **({"bad_stretches": [list(b) for b in self.spec.bad_stretches]} if self.spec.bad_stretches else {}),
+            **(
+                {"bad_stretches": [list(b) for b in self.spec.bad_stretches]}
+                if self.spec.bad_stretches
+                else {}
+            ),
             "reference_strehl": self.reference_strehl,
             "mjd": self.mjd.tolist(),
             "truth": {k: v.tolist() for k, v in self.truth.items()},
@@ -185,8 +189,10 @@ def simulate_telemetry(
         since_start = times_s - (s.margin_s - 0.137)
         for start_s, end_s, seeing_factor, wind_factor in s.bad_stretches:
             if not (end_s > start_s and seeing_factor > 0 and wind_factor > 0):
-                raise ValueError(f"bad stretch {(start_s, end_s, seeing_factor, wind_factor)}: need end > start "
-                                 "and positive factors")
+                raise ValueError(
+                    f"bad stretch {(start_s, end_s, seeing_factor, wind_factor)}: need end > start "
+                    "and positive factors"
+                )
             inside = (since_start >= start_s) & (since_start < end_s)
             truth["seeing"] = np.where(inside, truth["seeing"] * seeing_factor, truth["seeing"])
             truth["wind_m_s"] = np.where(inside, truth["wind_m_s"] * wind_factor, truth["wind_m_s"])
