@@ -19,6 +19,8 @@ LAW = {"intercept": -4.2, "seeing": 1.5, "tau0": -0.8, "field_rotation": -0.5}
 N_PRODUCTS = 14
 DEGRADED = 4  # index of the product made worse
 NIGHT0 = dt.date(2025, 3, 1)
+#: even products belong to the first programme, odd ones to the second
+PROGRAMMES = ("0114.C-0001(A)", "0114.C-0002(B)")
 
 
 def _log_contrast(seeing: float, tau0: float, rotation: float, offset: float) -> float:
@@ -32,14 +34,15 @@ def _log_contrast(seeing: float, tau0: float, rotation: float, offset: float) ->
 
 
 def build_contrast_world(catalogue: Catalogue, seed: int = 5) -> dict[str, list[int]]:
-    """Register the products; returns ``{"datasets": [...], "level2": [...]}`` (same order)."""
+    """Register the products; returns ``{"datasets": [...], "level2": [...], "seeing": [...],
+    "contrast_02": [...]}`` (same order; the last two: the known values)."""
     rng = np.random.default_rng(seed)
-    datasets, specs = [], []
+    datasets, specs, seeings, contrasts_02 = [], [], [], []
     with catalogue.engine.begin() as conn:
         for i in range(N_PRODUCTS):
             night = NIGHT0 + dt.timedelta(days=i)
             when = dt.datetime.combine(night, dt.time(3, 0))
-            ds = add_dataset(conn, None, mjd_end=mjd_of(when), mjd_start=mjd_of(when))
+            ds = add_dataset(conn, PROGRAMMES[i % 2], mjd_end=mjd_of(when), mjd_start=mjd_of(when))
             conn.execute(
                 update(Dataset)
                 .where(Dataset.id == ds)
@@ -48,6 +51,7 @@ def build_contrast_world(catalogue: Catalogue, seed: int = 5) -> dict[str, list[
             datasets.append(ds)
     for i, ds in enumerate(datasets):
         seeing, tau0, rotation = rng.uniform(0.5, 1.5), rng.uniform(1.5e-3, 8e-3), rng.uniform(10, 80)
+        seeings.append(seeing)
         conditions = {
             "strehl_median": 0.8,
             "seeing_median_arcsec": seeing,
@@ -61,6 +65,8 @@ def build_contrast_world(catalogue: Catalogue, seed: int = 5) -> dict[str, list[
             value = 10 ** (_log_contrast(seeing, tau0, rotation, offset) + rng.normal(0, 0.05))
             if i == DEGRADED and sep == 0.2:
                 value *= 8.0
+            if sep == 0.2:
+                contrasts_02.append(value)
             contrast.append({"separation_arcsec": sep, "separation_px": sep / 0.01225, "contrast": [value]})
         l1_record = {"id": f"l1-{ds}", "recipe": "level1-irdis", "recipe_version": "1.1", "parents": []}
         l2_record = {
@@ -99,4 +105,4 @@ def build_contrast_world(catalogue: Catalogue, seed: int = 5) -> dict[str, list[
                 )
             )
     ids = prod.register_products(catalogue.engine, specs, catalogue.storage_root)
-    return {"datasets": datasets, "level2": ids[1::2]}
+    return {"datasets": datasets, "level2": ids[1::2], "seeing": seeings, "contrast_02": contrasts_02}

@@ -49,3 +49,45 @@ def test_degraded_product_flagged(tmp_path, database_url):
         assert refused.exit_code != 0 and "--factor" in refused.output
     finally:
         catalogue.close()
+
+
+def test_programme_overview(tmp_path, database_url):
+    import numpy as np
+
+    from archive.contrast_world import N_PRODUCTS, PROGRAMMES
+    from hcdc.archive.access import load_principal
+    from hcdc.archive.accounts import add_user
+    from hcdc.archive.programme_overview import programme_overview
+
+    catalogue = init_data_centre(tmp_path / "dc", database_url=database_url)
+    try:
+        known = build_contrast_world(catalogue)
+        with catalogue.engine.begin() as conn:
+            add_user(conn, local_operator(), "stranger")
+        with catalogue.engine.connect() as conn:
+            entries = programme_overview(conn, local_operator())
+            stranger = load_principal(conn, "stranger")
+            hidden = programme_overview(conn, stranger, now=dt.datetime(2025, 6, 1))
+            only = programme_overview(conn, local_operator(), PROGRAMMES[1])
+        assert [e["prog_id"] for e in entries] == list(PROGRAMMES) and hidden == []
+        assert [e["prog_id"] for e in only] == [PROGRAMMES[1]]
+        for k, e in enumerate(entries):
+            mine = list(range(k, N_PRODUCTS, 2))
+            assert e["datasets"] == len(mine) == len(e["nights"])
+            assert e["nights"][0] == (NIGHT0 + dt.timedelta(days=k)).isoformat()
+            assert e["products"] == {"1": len(mine), "2": len(mine)} and e["level1_with_conditions"] == len(
+                mine
+            )
+            assert e["conditions"]["seeing_arcsec"] == np.median([known["seeing"][i] for i in mine])
+            (c02,) = [c for c in e["contrast"] if c["separation_arcsec"] == 0.2]
+            values = [known["contrast_02"][i] for i in mine]
+            assert c02["median"] == np.median(values) and c02["best"] == min(values)
+        root = ["--root", str(catalogue.settings.root)]
+        shown = CliRunner().invoke(app, ["monitor", "programmes", "--json", *root])
+        assert shown.exit_code == 0 and len(json.loads(shown.stdout)["programmes"]) == 2
+        text = CliRunner().invoke(app, ["monitor", "programmes", *root])
+        assert text.exit_code == 0 and PROGRAMMES[0] in text.stdout
+        missing = CliRunner().invoke(app, ["monitor", "programmes", "--programme", "9999.Z-0000", *root])
+        assert missing.exit_code != 0 and "9999.Z-0000" in missing.output
+    finally:
+        catalogue.close()

@@ -43,3 +43,19 @@ def test_contrast_page(contrast_world, client_at):
     report = client_at(BEFORE, "admin").get(f"/admin/monitoring/report?from={night}&to={night}")
     assert 'id="contrast-link"' in report.text
     assert 'data-category="contrast_worse_than_expected"' in report.text and f"p{bad}" in report.text
+
+
+def test_programmes_page(contrast_world, client_at):
+    from archive.contrast_world import PROGRAMMES
+
+    url = "/admin/monitoring/programmes"
+    assert client_at().get(url, follow_redirects=False).status_code == 401
+    assert client_at(BEFORE, "owner").get(url, follow_redirects=False).status_code == 403
+    page = client_at(BEFORE, "admin").get(url)
+    assert page.status_code == 200
+    for prog in PROGRAMMES:
+        assert f'data-programme="{prog}"' in page.text
+    one = client_at(BEFORE, "admin").get(f"{url}?programme={PROGRAMMES[0]}")
+    assert one.status_code == 200 and f'data-programme="{PROGRAMMES[1]}"' not in one.text
+    assert f'href="/admin/monitoring/night/{NIGHT0}"' in one.text
+    assert client_at(BEFORE, "admin").get(f"{url}?programme=9999.Z-0000").status_code == 404

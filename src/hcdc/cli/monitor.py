@@ -492,6 +492,67 @@ def expected_command(
     console.print(f"flagged: {', '.join(f'p{i}' for i in result['flagged']) or 'none'}", highlight=False)
 
 
+@monitor_app.command("programmes")
+def programmes_command(
+    programme: str | None = typer.Option(
+        None, "--programme", help="Only this programme (e.g. 0104.C-0007(A))."
+    ),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Programme overview: per programme its nights, datasets, reductions (jobs by state, current
+    products by level), median AO conditions of its Level 1 products and the 5-sigma contrast
+    (median and best) of its Level 2 products (hcdc.archive.programme_overview)."""
+    from hcdc.archive.programme_overview import programme_overview
+
+    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
+        entries = programme_overview(conn, actor, programme)
+    if programme is not None and not entries:
+        fail(f"no science dataset of programme {programme!r} is visible to this account")
+    if json_out:
+        emit_json({"programmes": entries})
+        return
+
+    def contrast(e: dict, sep: float) -> str:
+        found = [c for c in e["contrast"] if abs(c["separation_arcsec"] - sep) < 1e-9]
+        return "" if not found else f"{found[0]['median']:.1e} ({found[0]['best']:.1e})"
+
+    conditions = lambda e, key, scale, digits: _fmt((e["conditions"] or {}).get(key), scale, digits)  # noqa: E731
+    print_table(
+        f"{len(entries)} programme(s)",
+        [
+            "programme",
+            "nights",
+            "datasets",
+            "jobs",
+            "L1",
+            "L2",
+            "Strehl",
+            "seeing",
+            "tau0 ms",
+            'C 0.2" med (best)',
+            'C 0.5" med (best)',
+        ],
+        [
+            {
+                "programme": e["prog_id"] or "(none)",
+                "nights": str(len(e["nights"])),
+                "datasets": str(e["datasets"]),
+                "jobs": ", ".join(f"{k} {v}" for k, v in sorted(e["jobs"].items())),
+                "L1": str(e["products"].get("1", 0)),
+                "L2": str(e["products"].get("2", 0)),
+                "Strehl": conditions(e, "strehl", 1, 3),
+                "seeing": conditions(e, "seeing_arcsec", 1, 2),
+                "tau0 ms": conditions(e, "tau0_s", 1e3, 1),
+                'C 0.2" med (best)': contrast(e, 0.2),
+                'C 0.5" med (best)': contrast(e, 0.5),
+            }
+            for e in entries
+        ],
+    )
+
+
 def _finite(value: object) -> float | None:
     try:
         number = float(value)  # type: ignore[arg-type]

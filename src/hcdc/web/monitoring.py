@@ -13,7 +13,9 @@ administration pages):
 * ``/admin/monitoring/contrast?wavelength=&factor=&nsigma=``: contrast versus conditions across
   the archive with the expected-contrast model and the flagged products
   (:func:`hcdc.archive.telemetry.expected_contrast`), plotly: measured against expected contrast
-  per separation, and contrast against seeing and tau0.
+  per separation, and contrast against seeing and tau0;
+* ``/admin/monitoring/programmes?programme=``: the programme overview
+  (:func:`hcdc.archive.programme_overview.programme_overview`).
 
 Both show what the signed-in staff member sees, i.e. everything (R1), at the app's clock.
 """
@@ -29,6 +31,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from hcdc.archive.access import datetime_of_mjd
 from hcdc.archive.monitoring_report import Thresholds, monitoring_report, problem_rows, problems_csv
+from hcdc.archive.programme_overview import programme_overview
 from hcdc.archive.telemetry import NightOverview, expected_contrast, night_overview
 from hcdc.web.auth import Viewer, viewer
 from hcdc.web.portal import PortalError, render
@@ -208,6 +211,16 @@ def contrast_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLRespon
         wavelength=int(wavelength),
         chart_json=json.dumps(chart) if chart["products"] else None,
     )
+
+
+@router.get("/admin/monitoring/programmes", response_class=HTMLResponse)
+def programmes_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
+    _require_staff(who)
+    programme = request.query_params.get("programme") or None
+    entries = programme_overview(who.conn, who.user, programme, now=who.state.clock())
+    if programme is not None and not entries:
+        raise PortalError(404, f"no science dataset of programme {programme!r}")
+    return render(request, who, "monitoring_programmes.html", programmes=entries, programme=programme)
 
 
 __all__ = ["MAX_REPORT_NIGHTS", "contrast_chart", "night_chart", "router"]
