@@ -35,7 +35,7 @@ from hcdc.archive.access import (
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.pipeline_models import Product, ProvenanceEntry
 from hcdc.archive.storage import resolve_stored_path
-from hcdc.instruments.sphere.sparta import SpartaError, conditions_series, read_sparta
+from hcdc.instruments.sphere.sparta import SpartaError, conditions_series, frame_conditions, read_sparta
 
 __all__ = [
     "TELEMETRY_CLASS",
@@ -47,6 +47,7 @@ __all__ = [
     "products_conditions",
     "contrast_conditions",
     "expected_contrast",
+    "dataset_frame_conditions",
 ]
 
 TELEMETRY_CLASS = "AO_TELEMETRY"
@@ -456,4 +457,93 @@ def expected_contrast(
         "models": models,
         "products": products,
         "flagged": [p["product_id"] for p in products if p["expected"]["flagged"]],
+    }
+
+
+def dataset_frame_conditions(
+    conn: Connection,
+    user: Principal,
+    dataset_id: int,
+    storage_root: str | Path,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Per-DIT AO conditions of a science dataset of any SPHERE arm (IRDIS, IFS, ...), from the
+    SPARTA files associated with it (:func:`telemetry_file_ids`; only files ``user`` may see)
+    and its raw OBJECT files, without a Level 1 product: each DIT's mid time is DATE-OBS +
+    (k + 0.5) DIT (k = 0 .. NDIT-1; read-out overheads between DITs neglected, < 1 s each), and
+    the conditions are interpolated to it (:func:`hcdc.instruments.sphere.sparta.frame_conditions`,
+    same columns, gap rule and ``NO_TELEMETRY`` flag as a Level 1 ``CONDITIONS`` table).
+
+    Returns ``{"dataset_id", "telemetry_files", "problems" (unreadable SPARTA files),
+    "sampling_interval_s", "frames": [{"file_id", "file", "dit_index", "mjd", "strehl",
+    "seeing_arcsec", "seeing_zenith_arcsec", "tau0_s", "tau0_zenith_s", "r0_m", "wind_m_s",
+    "dtts_flux_adu", "airmass", "no_telemetry"}]}``; raises LookupError when the dataset does not
+    exist or ``user`` may not see it."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    dataset = conn.execute(
+        select(Dataset.id).where(Dataset.id == dataset_id, visible_datasets_clause(user, now))
+    ).first()
+    if dataset is None:
+        raise LookupError(f"no dataset with id {dataset_id}")
+    ids = telemetry_file_ids(conn, dataset_id)
+    telemetries, problems = [], []
+    if ids:
+        for row in conn.execute(
+            select(File.id, File.storage, File.stored_path).where(
+                File.id.in_(ids), visible_files_clause(user, now)
+            )
+        ):
+            try:
+                telemetries.append(
+                    read_sparta(resolve_stored_path(row.storage, row.stored_path, storage_root))
+                )
+            except SpartaError as exc:
+                problems.append(f"file {row.id}: {exc}")
+    science = conn.execute(
+        select(File.id, File.path, File.mjd_obs, File.dit, File.ndit, File.ra, File.dec)
+        .where(
+            File.dataset_id == dataset_id,
+            File.is_current,
+            File.sequence_role == "OBJECT",
+            File.mjd_obs.is_not(None),
+            visible_files_clause(user, now),
+        )
+        .order_by(File.mjd_obs, File.id)
+    ).all()
+    frames: list[dict[str, Any]] = []
+    mjds: list[float] = []
+    for f in science:
+        dit, ndit = (f.dit or 0.0), max(int(f.ndit or 1), 1)
+        for k in range(ndit):
+            mjds.append(f.mjd_obs + (k + 0.5) * dit / _DAY_S)
+            frames.append({"file_id": f.id, "file": Path(f.path).name, "dit_index": k})
+    ra = next((f.ra for f in science if f.ra is not None), None)
+    dec = next((f.dec for f in science if f.dec is not None), None)
+    sampling = None
+    if frames:
+        table = frame_conditions(telemetries, np.asarray(mjds), ra, dec)
+        sampling = float(table.meta["AO_DT"]) if table.meta.get("AO_DT", -1) > 0 else None
+        columns = {
+            "mjd": "MJD",
+            "strehl": "STREHL",
+            "seeing_arcsec": "SEEING",
+            "seeing_zenith_arcsec": "SEEING_ZENITH",
+            "tau0_s": "TAU0",
+            "tau0_zenith_s": "TAU0_ZENITH",
+            "r0_m": "R0",
+            "wind_m_s": "WIND",
+            "dtts_flux_adu": "DTTS_FLUX",
+            "airmass": "AIRMASS",
+        }
+        for i, frame in enumerate(frames):
+            for key, column in columns.items():
+                value = float(table[column][i])
+                frame[key] = value if np.isfinite(value) else None
+            frame["no_telemetry"] = bool(table["NO_TELEMETRY"][i])
+    return {
+        "dataset_id": dataset_id,
+        "telemetry_files": len(telemetries),
+        "problems": problems,
+        "sampling_interval_s": sampling,
+        "frames": frames,
     }

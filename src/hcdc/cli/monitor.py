@@ -553,6 +553,60 @@ def programmes_command(
     )
 
 
+@monitor_app.command("dataset")
+def dataset_command(
+    dataset: str = typer.Argument(..., help="Science dataset id (d12 or 12), any SPHERE arm (IRDIS, IFS)."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Per-DIT AO conditions of a science dataset from its associated SPARTA files, without a
+    Level 1 product (IFS sequences included): per raw file the median conditions and the DITs
+    without telemetry; --json every DIT (hcdc.archive.telemetry.dataset_frame_conditions)."""
+    from hcdc.archive.telemetry import dataset_frame_conditions
+    from hcdc.cli.common import parse_object_id
+
+    kind, number = parse_object_id(dataset if dataset.strip()[:1].isalpha() else f"d{dataset.strip()}")
+    if kind != "dataset":
+        fail(f"{dataset!r} is a {kind} id; give a dataset (d12 or 12)")
+    with acting(root, as_user, write=False) as (catalogue, conn, actor):
+        try:
+            result = dataset_frame_conditions(conn, actor, number, catalogue.storage_root)
+        except LookupError as exc:
+            fail(str(exc))
+    if json_out:
+        emit_json(result)
+        return
+    by_file: dict[int, list[dict]] = {}
+    for frame in result["frames"]:
+        by_file.setdefault(frame["file_id"], []).append(frame)
+
+    def median(rows: list[dict], key: str) -> float | None:
+        values = [r[key] for r in rows if r[key] is not None]
+        return float(sorted(values)[len(values) // 2]) if values else None
+
+    print_table(
+        f"d{number}: {len(result['frames'])} DIT(s), {result['telemetry_files']} SPARTA file(s)"
+        + (f", sampling {result['sampling_interval_s']:.0f} s" if result["sampling_interval_s"] else ""),
+        ["file", "DITs", "UTC", "Strehl", "seeing", "tau0 ms", "wind", "no telemetry"],
+        [
+            {
+                "file": rows[0]["file"],
+                "DITs": str(len(rows)),
+                "UTC": _time(rows[0]["mjd"]),
+                "Strehl": _fmt(median(rows, "strehl"), 1, 3),
+                "seeing": _fmt(median(rows, "seeing_arcsec")),
+                "tau0 ms": _fmt(median(rows, "tau0_s"), 1e3, 1),
+                "wind": _fmt(median(rows, "wind_m_s"), 1, 1),
+                "no telemetry": str(sum(r["no_telemetry"] for r in rows)),
+            }
+            for rows in by_file.values()
+        ],
+    )
+    for problem in result["problems"]:
+        console.print(f"unreadable telemetry: {problem}", highlight=False)
+
+
 def _finite(value: object) -> float | None:
     try:
         number = float(value)  # type: ignore[arg-type]
