@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -605,6 +606,184 @@ def dataset_command(
     )
     for problem in result["problems"]:
         console.print(f"unreadable telemetry: {problem}", highlight=False)
+
+
+astrometry_app = typer.Typer(
+    help="True North and plate-scale monitoring: measured values with their sources.", no_args_is_help=True
+)
+monitor_app.add_typer(astrometry_app, name="astrometry")
+
+#: CSV columns of ``hcdc monitor astrometry import`` (epoch, instrument and source required)
+ASTROMETRY_CSV_COLUMNS = (
+    "epoch",
+    "instrument",
+    "arm",
+    "filter",
+    "true_north_deg",
+    "true_north_err_deg",
+    "plate_scale_mas",
+    "plate_scale_err_mas",
+    "source",
+    "product_id",
+)
+
+
+@astrometry_app.command("add")
+def astrometry_add_command(
+    epoch: str = typer.Option(..., "--epoch", help="Date of the calibration field, YYYY-MM-DD."),
+    source: str = typer.Option(..., "--source", help="Where the value comes from (paper, report, product)."),
+    instrument: str = typer.Option("SPHERE", "--instrument"),
+    arm: str | None = typer.Option(None, "--arm", help="Instrument arm, e.g. IRDIS or IFS."),
+    filter_name: str | None = typer.Option(None, "--filter", help="Filter of the measurement, e.g. H2."),
+    true_north: float | None = typer.Option(None, "--true-north", help="True North correction, deg."),
+    true_north_err: float | None = typer.Option(None, "--true-north-err", help="Its 1-sigma error, deg."),
+    plate_scale: float | None = typer.Option(None, "--plate-scale", help="Plate scale, mas/px."),
+    plate_scale_err: float | None = typer.Option(
+        None, "--plate-scale-err", help="Its 1-sigma error, mas/px."
+    ),
+    product: int | None = typer.Option(None, "--product", help="hcdc product id it was measured on."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Store one measured True North and/or plate-scale value (staff only, audited)."""
+    from hcdc.archive.astrometry_monitor import add_astrometric_calibration
+
+    try:
+        date = dt.date.fromisoformat(epoch)
+    except ValueError:
+        fail(f"--epoch must be a date YYYY-MM-DD, got {epoch!r}")
+    with acting(root, as_user, refusals=(ValueError,)) as (_catalogue, conn, actor):
+        new_id = add_astrometric_calibration(
+            conn,
+            actor,
+            instrument=instrument,
+            arm=arm,
+            filter=filter_name,
+            epoch=date,
+            source=source,
+            true_north_deg=true_north,
+            true_north_err_deg=true_north_err,
+            plate_scale_mas=plate_scale,
+            plate_scale_err_mas=plate_scale_err,
+            product_id=product,
+        )
+    if json_out:
+        emit_json({"id": new_id})
+    else:
+        console.print(f"stored astrometric calibration {new_id}", highlight=False)
+
+
+@astrometry_app.command("import")
+def astrometry_import_command(
+    csv_file: Path = typer.Argument(..., help="CSV with columns " + ", ".join(ASTROMETRY_CSV_COLUMNS)),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Store the measurements of a CSV file (one transaction: a bad row stores none and names its line)."""
+    import csv
+
+    from hcdc.archive.astrometry_monitor import add_astrometric_calibration
+
+    try:
+        with csv_file.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"epoch", "instrument", "source"} - set(reader.fieldnames or [])
+            if missing:
+                fail(f"{csv_file}: missing column(s) {', '.join(sorted(missing))}")
+            unknown = set(reader.fieldnames or []) - set(ASTROMETRY_CSV_COLUMNS)
+            if unknown:
+                fail(f"{csv_file}: unknown column(s) {', '.join(sorted(unknown))}")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        fail(f"{csv_file}: cannot read it as CSV ({exc})")
+
+    def number(row: dict, key: str, line: int, kind: type = float) -> Any:
+        text = (row.get(key) or "").strip()
+        if not text:
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            fail(f"{csv_file} line {line}: {key} must be a number, got {text!r}")
+
+    ids = []
+    with acting(root, as_user) as (_catalogue, conn, actor):
+        for line, row in enumerate(rows, start=2):
+            try:
+                ids.append(
+                    add_astrometric_calibration(
+                        conn,
+                        actor,
+                        instrument=row["instrument"],
+                        arm=row.get("arm") or None,
+                        filter=row.get("filter") or None,
+                        epoch=dt.date.fromisoformat((row.get("epoch") or "").strip()),
+                        source=row.get("source") or "",
+                        true_north_deg=number(row, "true_north_deg", line),
+                        true_north_err_deg=number(row, "true_north_err_deg", line),
+                        plate_scale_mas=number(row, "plate_scale_mas", line),
+                        plate_scale_err_mas=number(row, "plate_scale_err_mas", line),
+                        product_id=number(row, "product_id", line, int),
+                    )
+                )
+            except ValueError as exc:
+                fail(f"{csv_file} line {line}: {exc}")
+    if json_out:
+        emit_json({"ids": ids})
+    else:
+        console.print(f"stored {len(ids)} astrometric calibration(s) from {csv_file}", highlight=False)
+
+
+@astrometry_app.command("list")
+def astrometry_list_command(
+    instrument: str | None = typer.Option(None, "--instrument"),
+    arm: str | None = typer.Option(None, "--arm"),
+    nsigma: float = typer.Option(
+        3.0, "--nsigma", help="Flag values this many errors from the assumed constant."
+    ),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """The True North / plate-scale time series, each value against the constant the pipeline assumes."""
+    from hcdc.archive.astrometry_monitor import astrometric_series
+
+    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
+        series = astrometric_series(conn, actor, instrument, arm, nsigma)
+    if json_out:
+        emit_json(series)
+        return
+
+    def value(v: float | None, err: float | None, dev: dict, digits: int) -> str:
+        if v is None:
+            return ""
+        text = f"{v:.{digits}f}" + (f" ± {err:.{digits}f}" if err is not None else "")
+        return text + (
+            f"  ({dev['difference']:+.{digits}f}{' !' if dev['flagged'] else ''})"
+            if dev["difference"] is not None
+            else ""
+        )
+
+    print_table(
+        f"{len(series['measurements'])} measurement(s) "
+        f"(difference from the assumed constant; ! > {nsigma:g} sigma)",
+        ["epoch", "instrument", "filter", "True North (deg)", "plate scale (mas/px)", "source"],
+        [
+            {
+                "epoch": m["epoch"],
+                "instrument": f"{m['instrument']}/{m['arm'] or ''}",
+                "filter": m["filter"] or "",
+                "True North (deg)": value(m["true_north_deg"], m["true_north_err_deg"], m["true_north"], 3),
+                "plate scale (mas/px)": value(
+                    m["plate_scale_mas"], m["plate_scale_err_mas"], m["plate_scale"], 4
+                ),
+                "source": m["source"],
+            }
+            for m in series["measurements"]
+        ],
+    )
 
 
 def _finite(value: object) -> float | None:

@@ -15,7 +15,9 @@ administration pages):
   (:func:`hcdc.archive.telemetry.expected_contrast`), plotly: measured against expected contrast
   per separation, and contrast against seeing and tau0;
 * ``/admin/monitoring/programmes?programme=``: the programme overview
-  (:func:`hcdc.archive.programme_overview.programme_overview`).
+  (:func:`hcdc.archive.programme_overview.programme_overview`);
+* ``/admin/monitoring/astrometry``: the measured True North and plate-scale values against time,
+  with the constants the pipeline assumes (:func:`hcdc.archive.astrometry_monitor.astrometric_series`).
 
 Both show what the signed-in staff member sees, i.e. everything (R1), at the app's clock.
 """
@@ -30,6 +32,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hcdc.archive.access import datetime_of_mjd
+from hcdc.archive.astrometry_monitor import astrometric_series
 from hcdc.archive.monitoring_report import Thresholds, monitoring_report, problem_rows, problems_csv
 from hcdc.archive.programme_overview import programme_overview
 from hcdc.archive.telemetry import NightOverview, expected_contrast, night_overview
@@ -221,6 +224,24 @@ def programmes_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResp
     if programme is not None and not entries:
         raise PortalError(404, f"no science dataset of programme {programme!r}")
     return render(request, who, "monitoring_programmes.html", programmes=entries, programme=programme)
+
+
+@router.get("/admin/monitoring/astrometry", response_class=HTMLResponse)
+def astrometry_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
+    _require_staff(who)
+    nsigma = _number(request.query_params.get("nsigma"), "nsigma", 3.0)
+    if nsigma <= 0:
+        raise PortalError(422, "nsigma must be > 0")
+    series = astrometric_series(who.conn, who.user, nsigma=nsigma)
+    chart = {"assumed": series["assumed"], "measurements": series["measurements"]}
+    return render(
+        request,
+        who,
+        "monitoring_astrometry.html",
+        series=series,
+        nsigma=nsigma,
+        chart_json=json.dumps(chart) if series["measurements"] else None,
+    )
 
 
 __all__ = ["MAX_REPORT_NIGHTS", "contrast_chart", "night_chart", "router"]

@@ -72,5 +72,45 @@ function drawContrast() {
   }, { responsive: true, displaylogo: false }).then(() => { document.getElementById("contrast-chart").dataset.drawn = "1"; });
 }
 
+// True North and plate scale against time: one trace per instrument arm (and filter), error
+// bars, and the constant the pipeline assumes as a dotted line.
+function drawAstrometry() {
+  const holder = document.getElementById("astrometry-data");
+  if (!holder || typeof Plotly === "undefined") return;
+  const d = JSON.parse(holder.textContent);
+  const groups = {};
+  d.measurements.forEach((m) => {
+    const key = m.instrument + "/" + (m.arm || "") + (m.filter ? " " + m.filter : "");
+    (groups[key] = groups[key] || []).push(m);
+  });
+  const traces = [];
+  const epochs = d.measurements.map((m) => m.epoch);
+  const span = [epochs[0], epochs[epochs.length - 1]];
+  Object.entries(groups).forEach(([key, rows]) => {
+    [["true_north_deg", "true_north_err_deg", "y"], ["plate_scale_mas", "plate_scale_err_mas", "y2"]].forEach(([v, e, axis]) => {
+      const use = rows.filter((m) => m[v] !== null);
+      if (!use.length) return;
+      traces.push({ x: use.map((m) => m.epoch), y: use.map((m) => m[v]), text: use.map((m) => m.source),
+        error_y: { type: "data", array: use.map((m) => m[e] || 0), visible: true },
+        name: key + (axis === "y" ? " True North" : " plate scale"), yaxis: axis, type: "scatter", mode: "markers" });
+    });
+  });
+  Object.entries(d.assumed).forEach(([key, a]) => {
+    if (!d.measurements.some((m) => m.instrument + "/" + (m.arm || "") === key)) return;
+    traces.push({ x: span, y: [a.true_north_deg, a.true_north_deg], name: key + " assumed True North", yaxis: "y",
+      type: "scatter", mode: "lines", line: { dash: "dot" } });
+    traces.push({ x: span, y: [a.plate_scale_mas, a.plate_scale_mas], name: key + " assumed plate scale", yaxis: "y2",
+      type: "scatter", mode: "lines", line: { dash: "dot" } });
+  });
+  Plotly.newPlot("astrometry-chart", traces, {
+    title: { text: "True North and plate scale" },
+    xaxis: { title: { text: "epoch" }, type: "date", anchor: "y2" },
+    yaxis: { title: { text: "True North (deg)" }, domain: [0.55, 1] },
+    yaxis2: { title: { text: "plate scale (mas/px)" }, domain: [0, 0.45] },
+    height: 560, margin: { t: 60 },
+  }, { responsive: true, displaylogo: false }).then(() => { document.getElementById("astrometry-chart").dataset.drawn = "1"; });
+}
+
 document.addEventListener("DOMContentLoaded", drawNight);
+document.addEventListener("DOMContentLoaded", drawAstrometry);
 document.addEventListener("DOMContentLoaded", drawContrast);
