@@ -59,3 +59,38 @@ def test_programmes_page(contrast_world, client_at):
     assert one.status_code == 200 and f'data-programme="{PROGRAMMES[1]}"' not in one.text
     assert f'href="/admin/monitoring/night/{NIGHT0}"' in one.text
     assert client_at(BEFORE, "admin").get(f"{url}?programme=9999.Z-0000").status_code == 404
+
+
+def test_astrometry_page(world, client_at):
+    import datetime as dt
+
+    from hcdc.archive.access import local_operator
+    from hcdc.archive.astrometry_monitor import add_astrometric_calibration
+
+    url = "/admin/monitoring/astrometry"
+    empty = client_at(BEFORE, "admin").get(url)
+    assert (
+        empty.status_code == 200
+        and "no measured value stored" in empty.text
+        and "astrometry-data" not in empty.text
+    )
+    with world.catalogue.engine.begin() as conn:
+        for epoch, tn in ((dt.date(2016, 3, 1), -1.75), (dt.date(2019, 5, 1), -2.25)):
+            add_astrometric_calibration(
+                conn,
+                local_operator(),
+                instrument="SPHERE",
+                arm="IRDIS",
+                epoch=epoch,
+                true_north_deg=tn,
+                true_north_err_deg=0.08,
+                plate_scale_mas=12.255,
+                source=f"source {epoch}",
+            )
+    assert client_at().get(url, follow_redirects=False).status_code == 401
+    assert client_at(BEFORE, "owner").get(url, follow_redirects=False).status_code == 403
+    page = client_at(BEFORE, "admin").get(url)
+    assert page.text.count('data-flagged="1"') == 1 and "source 2019-05-01" in page.text
+    found = re.search(r'<script type="application/json" id="astrometry-data">(.*?)</script>', page.text, re.S)
+    assert len(json.loads(found.group(1))["measurements"]) == 2
+    assert client_at(BEFORE, "admin").get(f"{url}?nsigma=0").status_code == 422
