@@ -258,6 +258,7 @@ def contrast_command(
         [
             "product",
             "level 1",
+            "frames",
             "night",
             "target",
             "Strehl",
@@ -270,6 +271,7 @@ def contrast_command(
             {
                 "product": f"p{r['product_id']}",
                 "level 1": f"p{r['level1_product_id']}",
+                "frames": "all" if not r.get("variant") else f"selected ({r.get('frames_used')})",
                 "night": r["night"] or "",
                 "target": r["target"] or "",
                 "Strehl": _fmt(r["strehl_median"], 1, 3),
