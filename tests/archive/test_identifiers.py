@@ -13,8 +13,16 @@ def test_round_trip():
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "http://x/product?1", "ivo://x/product?", "ivo://x/product?1;DROP", "ivo://x/table?1",
-     "ivo://x?1", "ivo:///product?1", "ivo://x/product?-1"],
+    [
+        "",
+        "http://x/product?1",
+        "ivo://x/product?",
+        "ivo://x/product?1;DROP",
+        "ivo://x/table?1",
+        "ivo://x?1",
+        "ivo:///product?1",
+        "ivo://x/product?-1",
+    ],
 )
 def test_refuses_what_is_not_ours(bad):
     with pytest.raises(IdentifierError):

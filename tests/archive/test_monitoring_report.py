@@ -92,6 +92,7 @@ def test_report_finds_the_removed_flat_and_the_true_conditions(catalogue, night_
             "no_telemetry": 0,
             "failed_jobs": 0,
             "centring_fallbacks": 0,
+            "contrast_problems": 0,
         }
     ]
     rows = problem_rows(report)

@@ -47,7 +47,8 @@ def _same_arrays(a: Path, b: Path) -> bool:
 
 
 def test_both_versions_registered():
-    assert get_recipe("l2-postprocess").version == "1.2"
+    assert get_recipe("l2-postprocess").version == "1.3"
+    assert get_recipe("l2-postprocess", "1.2").version == "1.2"
     old = get_recipe("l2-postprocess", "1.1")
     assert old.version == "1.1"
     with pytest.raises(ParameterError):  # 1.1 had no detection_fpf / output_stem

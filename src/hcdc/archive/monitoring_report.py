@@ -48,7 +48,7 @@ from hcdc.archive.associations import DEFAULT_WINDOW_DAYS, association_report
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.pipeline_models import Job, Product
 from hcdc.archive.storage import resolve_stored_path
-from hcdc.archive.telemetry import dataset_time_span, telemetry_file_ids
+from hcdc.archive.telemetry import dataset_time_span, expected_contrast, telemetry_file_ids
 from hcdc.instruments.sphere.irdis.centring_report import centring_summary
 from hcdc.instruments.sphere.sparta import SpartaError, SpartaTelemetry, conditions_series, read_sparta
 
@@ -86,6 +86,11 @@ class Thresholds:
     strehl_min: float = 0.5
     seeing_max_arcsec: float = 1.2
     tau0_min_s: float = 0.002
+    #: a Level 2 product is flagged when its contrast is worse than the expected-contrast model's
+    #: (hcdc.science.monitoring.expected) by more than max(contrast_factor, 10^(contrast_nsigma
+    #: x scatter in dex)); assumed defaults
+    contrast_factor: float = 3.0
+    contrast_nsigma: float = 3.0
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -245,6 +250,20 @@ def monitoring_report(
         .order_by(Dataset.night, Dataset.mjd_start, Dataset.id)
     ).all()
     cache: dict[int, SpartaTelemetry | str] = {}
+    # the expected-contrast model is fitted on every product the user may see, not only the period's
+    expected = expected_contrast(
+        conn, user, factor=limits.contrast_factor, nsigma=limits.contrast_nsigma, now=now
+    )
+    flagged_by_dataset: dict[int, list[dict[str, Any]]] = {}
+    for p in expected["products"]:
+        if p["expected"]["flagged"] and p["dataset_id"] is not None:
+            flagged_by_dataset.setdefault(p["dataset_id"], []).append(
+                {
+                    "product_id": p["product_id"],
+                    "variant": p["variant"],
+                    "separations": [e for e in p["expected"]["separations"] if e["flagged"]],
+                }
+            )
     entries = []
     for d in datasets:
         report = association_report(conn, d.id, window_days)
@@ -272,6 +291,7 @@ def monitoring_report(
                 "centring": _centring(conn, user, now, d.id, Path(storage_root)),
                 "conditions": conditions,
                 "conditions_outside": _outside(conditions, limits),
+                "contrast_worse_than_expected": flagged_by_dataset.get(d.id, []),
             }
         )
     nights: dict[str, dict[str, int]] = {}
@@ -285,6 +305,7 @@ def monitoring_report(
                 "no_telemetry": 0,
                 "failed_jobs": 0,
                 "centring_fallbacks": 0,
+                "contrast_problems": 0,
             },
         )
         n["datasets"] += 1
@@ -293,11 +314,13 @@ def monitoring_report(
         n["no_telemetry"] += e["conditions"]["samples"] == 0
         n["failed_jobs"] += len(e["failed_jobs"])
         n["centring_fallbacks"] += any(c.get("fallback_frames") for c in e["centring"])
+        n["contrast_problems"] += len(e["contrast_worse_than_expected"])
     return {
         "from": first_night.isoformat(),
         "to": last_night.isoformat(),
         "thresholds": limits.as_dict(),
         "association_window_days": window_days,
+        "contrast_models": expected["models"],
         "nights": [{"night": k, **v} for k, v in nights.items()],
         "datasets": entries,
     }
@@ -318,8 +341,9 @@ def problem_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per problem of ``report`` (columns :data:`CSV_COLUMNS`): categories
     ``missing_calibration``, ``optional_calibration``, ``calibration_fallback``,
     ``conditions``, ``no_telemetry``, ``unreadable_telemetry``, ``failed_job``,
-    ``centring_fallback`` (value: frames that fell back, limit: frames) and
-    ``centring_unreadable``."""
+    ``centring_fallback`` (value: frames that fell back, limit: frames),
+    ``centring_unreadable`` and ``contrast_worse_than_expected`` (value: measured / expected
+    contrast, limit: the ratio allowed; one row per flagged separation)."""
     rows = []
     for e in report["datasets"]:
         base = {k: e[k] for k in ("night", "dataset_id", "dataset", "target", "setup")}
@@ -376,6 +400,20 @@ def problem_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                         value=c["fallback_frames"],
                         limit=c["frames"],
                         detail=f"{c['not_ok_frames']} frame(s) above the error limit; methods {methods}",
+                    )
+                )
+        for flagged in e["contrast_worse_than_expected"]:
+            for sep in flagged["separations"]:
+                rows.append(
+                    _problem(
+                        base,
+                        "contrast_worse_than_expected",
+                        f"p{flagged['product_id']}",
+                        value=round(sep["ratio"], 3),
+                        limit=round(sep["limit_ratio"], 3),
+                        detail=f"at {sep['separation_arcsec']:g} arcsec: measured {sep['measured']:.3g}, "
+                        f"expected {sep['expected']:.3g} from the conditions (model of {sep['fitted_on']} "
+                        f"products: {', '.join(sep['features'])})",
                     )
                 )
     return rows

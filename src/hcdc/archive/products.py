@@ -332,6 +332,15 @@ def dataset_lineage(dataset_id: int, product_type: str) -> str:
     return f"dataset/{dataset_id}/{product_type}"
 
 
+def variant_lineage(lineage: str, variant: str) -> str:
+    """Lineage of a complementary variant of the products of ``lineage`` (e.g. a Level 2 product
+    from selected frames, ``frames-selected-<criteria id>``): versions of the variant supersede
+    each other, never the products of ``lineage``."""
+    if not variant or "/" in variant:
+        raise ValueError(f"a product variant is a non-empty name without '/'; got {variant!r}")
+    return f"{lineage}/{variant}"
+
+
 def inputs_lineage(record: dict[str, Any], product_type: str) -> str:
     """Lineage of a product made from explicit input files: keyed by the inputs' checksums."""
     sums = sorted(f["sha256"] for item in record.get("inputs", []) for f in item.get("files", []))
@@ -583,6 +592,7 @@ __all__ = [
     "dataset_target",
     "get_record",
     "inputs_lineage",
+    "variant_lineage",
     "list_products",
     "media_type",
     "product_detail",

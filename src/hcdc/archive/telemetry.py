@@ -35,7 +35,7 @@ from hcdc.archive.access import (
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.pipeline_models import Product, ProvenanceEntry
 from hcdc.archive.storage import resolve_stored_path
-from hcdc.instruments.sphere.sparta import SpartaError, conditions_series, read_sparta
+from hcdc.instruments.sphere.sparta import SpartaError, conditions_series, frame_conditions, read_sparta
 
 __all__ = [
     "TELEMETRY_CLASS",
@@ -46,6 +46,8 @@ __all__ = [
     "product_conditions_dir",
     "products_conditions",
     "contrast_conditions",
+    "expected_contrast",
+    "dataset_frame_conditions",
 ]
 
 TELEMETRY_CLASS = "AO_TELEMETRY"
@@ -358,7 +360,11 @@ def contrast_conditions(
     (summary ``contrast_at``: 5-sigma contrast per wavelength, None outside the curve) joined
     with the median AO conditions of the Level 1 product they were made from (found through
     their provenance parents; the Level 1 product must be visible too and carry
-    ``ao_conditions``, else the Level 2 product is left out). Newest first."""
+    ``ao_conditions``, else the Level 2 product is left out). The conditions are the medians over
+    the frames the Level 2 product used when its summary records them (``l2-postprocess`` >= 1.3,
+    ``conditions_source = "level2"``), else the Level 1 cube's; ``field_rotation_deg``,
+    ``variant`` and ``frames_used`` come from the Level 2 summary (None before 1.3). Newest
+    first."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     visible = visible_products_clause(user, now)
     query = (
@@ -384,6 +390,11 @@ def contrast_conditions(
         conditions = ((level1.summary or {}) if level1 else {}).get("ao_conditions")
         if not isinstance(conditions, dict):
             continue
+        # l2-postprocess >= 1.3 records the medians over the frames it used (a selected
+        # variant's differ from its Level 1 cube's)
+        used = summary.get("conditions")
+        source = "level2" if isinstance(used, dict) else "level1"
+        selection = summary.get("frame_selection")
         rows.append(
             {
                 "product_id": r.id,
@@ -391,11 +402,15 @@ def contrast_conditions(
                 "dataset_id": r.dataset_id,
                 "target": r.target,
                 "algorithm": summary.get("algorithm"),
+                "variant": summary.get("variant"),
+                "frames_used": selection.get("kept") if isinstance(selection, dict) else None,
+                "field_rotation_deg": summary.get("field_rotation_deg"),
+                "conditions_source": source,
                 "wavelengths_um": summary.get("wavelengths_um"),
                 "contrast": [
                     {"separation_arcsec": c["separation_arcsec"], "contrast": c["contrast"]} for c in contrast
                 ],
-                **{k: conditions.get(k) for k in CONTRAST_CONDITION_KEYS},
+                **{k: (used if source == "level2" else conditions).get(k) for k in CONTRAST_CONDITION_KEYS},
             }
         )
         if limit is not None and len(rows) >= limit:
@@ -408,3 +423,127 @@ def contrast_conditions(
         night = nights.get(row["dataset_id"])
         row["night"] = night.isoformat() if night else None
     return rows
+
+
+def expected_contrast(
+    conn: Connection,
+    user: Principal,
+    wavelength: int = 0,
+    factor: float = 3.0,
+    nsigma: float = 3.0,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The expected-contrast model (:mod:`hcdc.science.monitoring.expected`) fitted on every
+    Level 2 product ``user`` may see (:func:`contrast_conditions`), and per product the
+    leave-one-out expected contrast and whether it is flagged (measured worse than expected by
+    more than ``max(factor, 10^(nsigma scatter))``). Returns ``{"wavelength", "factor",
+    "nsigma", "models": [ContrastModel.as_dict() or None per separation], "products": [row +
+    {"expected": flags}], "flagged": [product ids]}``."""
+    from hcdc.science.monitoring.contrast import separations
+    from hcdc.science.monitoring.expected import expected_contrast_flags, fit_contrast_model
+
+    rows = contrast_conditions(conn, user, limit=None, now=now)
+    seps = separations(rows)
+    flags = expected_contrast_flags(rows, seps, wavelength, factor, nsigma)
+    models = []
+    for sep in seps:
+        model = fit_contrast_model(rows, sep, wavelength)
+        models.append({"separation_arcsec": sep, "model": model.as_dict() if model else None})
+    products = [row | {"expected": flag} for row, flag in zip(rows, flags, strict=True)]
+    return {
+        "wavelength": wavelength,
+        "factor": factor,
+        "nsigma": nsigma,
+        "models": models,
+        "products": products,
+        "flagged": [p["product_id"] for p in products if p["expected"]["flagged"]],
+    }
+
+
+def dataset_frame_conditions(
+    conn: Connection,
+    user: Principal,
+    dataset_id: int,
+    storage_root: str | Path,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Per-DIT AO conditions of a science dataset of any SPHERE arm (IRDIS, IFS, ...), from the
+    SPARTA files associated with it (:func:`telemetry_file_ids`; only files ``user`` may see)
+    and its raw OBJECT files, without a Level 1 product: each DIT's mid time is DATE-OBS +
+    (k + 0.5) DIT (k = 0 .. NDIT-1; read-out overheads between DITs neglected, < 1 s each), and
+    the conditions are interpolated to it (:func:`hcdc.instruments.sphere.sparta.frame_conditions`,
+    same columns, gap rule and ``NO_TELEMETRY`` flag as a Level 1 ``CONDITIONS`` table).
+
+    Returns ``{"dataset_id", "telemetry_files", "problems" (unreadable SPARTA files),
+    "sampling_interval_s", "frames": [{"file_id", "file", "dit_index", "mjd", "strehl",
+    "seeing_arcsec", "seeing_zenith_arcsec", "tau0_s", "tau0_zenith_s", "r0_m", "wind_m_s",
+    "dtts_flux_adu", "airmass", "no_telemetry"}]}``; raises LookupError when the dataset does not
+    exist or ``user`` may not see it."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    dataset = conn.execute(
+        select(Dataset.id).where(Dataset.id == dataset_id, visible_datasets_clause(user, now))
+    ).first()
+    if dataset is None:
+        raise LookupError(f"no dataset with id {dataset_id}")
+    ids = telemetry_file_ids(conn, dataset_id)
+    telemetries, problems = [], []
+    if ids:
+        for row in conn.execute(
+            select(File.id, File.storage, File.stored_path).where(
+                File.id.in_(ids), visible_files_clause(user, now)
+            )
+        ):
+            try:
+                telemetries.append(
+                    read_sparta(resolve_stored_path(row.storage, row.stored_path, storage_root))
+                )
+            except SpartaError as exc:
+                problems.append(f"file {row.id}: {exc}")
+    science = conn.execute(
+        select(File.id, File.path, File.mjd_obs, File.dit, File.ndit, File.ra, File.dec)
+        .where(
+            File.dataset_id == dataset_id,
+            File.is_current,
+            File.sequence_role == "OBJECT",
+            File.mjd_obs.is_not(None),
+            visible_files_clause(user, now),
+        )
+        .order_by(File.mjd_obs, File.id)
+    ).all()
+    frames: list[dict[str, Any]] = []
+    mjds: list[float] = []
+    for f in science:
+        dit, ndit = (f.dit or 0.0), max(int(f.ndit or 1), 1)
+        for k in range(ndit):
+            mjds.append(f.mjd_obs + (k + 0.5) * dit / _DAY_S)
+            frames.append({"file_id": f.id, "file": Path(f.path).name, "dit_index": k})
+    ra = next((f.ra for f in science if f.ra is not None), None)
+    dec = next((f.dec for f in science if f.dec is not None), None)
+    sampling = None
+    if frames:
+        table = frame_conditions(telemetries, np.asarray(mjds), ra, dec)
+        sampling = float(table.meta["AO_DT"]) if table.meta.get("AO_DT", -1) > 0 else None
+        columns = {
+            "mjd": "MJD",
+            "strehl": "STREHL",
+            "seeing_arcsec": "SEEING",
+            "seeing_zenith_arcsec": "SEEING_ZENITH",
+            "tau0_s": "TAU0",
+            "tau0_zenith_s": "TAU0_ZENITH",
+            "r0_m": "R0",
+            "wind_m_s": "WIND",
+            "dtts_flux_adu": "DTTS_FLUX",
+            "airmass": "AIRMASS",
+        }
+        for i, frame in enumerate(frames):
+            for key, column in columns.items():
+                value = float(table[column][i])
+                frame[key] = value if np.isfinite(value) else None
+            frame["no_telemetry"] = bool(table["NO_TELEMETRY"][i])
+    return {
+        "dataset_id": dataset_id,
+        "telemetry_files": len(telemetries),
+        "problems": problems,
+        "sampling_interval_s": sampling,
+        "frames": frames,
+    }

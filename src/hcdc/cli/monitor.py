@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -257,6 +258,7 @@ def contrast_command(
         [
             "product",
             "level 1",
+            "frames",
             "night",
             "target",
             "Strehl",
@@ -269,6 +271,7 @@ def contrast_command(
             {
                 "product": f"p{r['product_id']}",
                 "level 1": f"p{r['level1_product_id']}",
+                "frames": "all" if not r.get("variant") else f"selected ({r.get('frames_used')})",
                 "night": r["night"] or "",
                 "target": r["target"] or "",
                 "Strehl": _fmt(r["strehl_median"], 1, 3),
@@ -325,6 +328,12 @@ def report_command(
     tau0_min_ms: float = typer.Option(
         2.0, "--tau0-min-ms", help="Report datasets whose median zenith tau0 (ms) is below."
     ),
+    contrast_factor: float = typer.Option(
+        3.0, "--contrast-factor", help="Flag Level 2 products whose contrast is worse than expected by more."
+    ),
+    contrast_nsigma: float = typer.Option(
+        3.0, "--contrast-nsigma", help="... or by more than this many times the model's scatter."
+    ),
     csv_out: Path | None = typer.Option(
         None, "--csv", help="Also write one row per problem to this CSV file."
     ),
@@ -338,7 +347,18 @@ def report_command(
     from hcdc.archive.monitoring_report import Thresholds, monitoring_report, problem_rows, write_problems_csv
 
     start, end = _period(night, first, last)
-    limits = Thresholds(strehl_min=strehl_min, seeing_max_arcsec=seeing_max, tau0_min_s=tau0_min_ms / 1e3)
+    if contrast_factor < 1 or contrast_nsigma <= 0:
+        fail(
+            "--contrast-factor must be >= 1 and --contrast-nsigma > 0; "
+            f"got {contrast_factor}, {contrast_nsigma}"
+        )
+    limits = Thresholds(
+        strehl_min=strehl_min,
+        seeing_max_arcsec=seeing_max,
+        tau0_min_s=tau0_min_ms / 1e3,
+        contrast_factor=contrast_factor,
+        contrast_nsigma=contrast_nsigma,
+    )
     with acting(root, as_user, write=False) as (catalogue, conn, actor):
         report = monitoring_report(conn, actor, start, end, catalogue.storage_root, limits)
     problems = problem_rows(report)
@@ -349,7 +369,16 @@ def report_command(
         return
     print_table(
         f"nights {report['from']} to {report['to']}",
-        ["night", "datasets", "missing calib.", "bad conditions", "no telemetry", "failed jobs", "centring"],
+        [
+            "night",
+            "datasets",
+            "missing calib.",
+            "bad conditions",
+            "no telemetry",
+            "failed jobs",
+            "centring",
+            "contrast",
+        ],
         [
             {
                 "night": n["night"],
@@ -359,6 +388,7 @@ def report_command(
                 "no telemetry": str(n["no_telemetry"]),
                 "failed jobs": str(n["failed_jobs"]),
                 "centring": str(n["centring_fallbacks"]),
+                "contrast": str(n["contrast_problems"]),
             }
             for n in report["nights"]
         ],
@@ -390,6 +420,372 @@ def report_command(
         console.print("no problem found", highlight=False)
     if csv_out is not None:
         console.print(f"CSV: {csv_out} ({len(problems)} row(s))", highlight=False)
+
+
+@monitor_app.command("expected")
+def expected_command(
+    wavelength: int = typer.Option(0, "--wavelength", min=0, help="Wavelength index of the contrast."),
+    factor: float = typer.Option(
+        3.0, "--factor", help="Flag when measured / expected contrast exceeds this."
+    ),
+    nsigma: float = typer.Option(3.0, "--nsigma", help="... and this many times the model's scatter (dex)."),
+    flagged_only: bool = typer.Option(False, "--flagged", help="List only the flagged products."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Expected 5-sigma contrast from the conditions (seeing, tau0, field rotation), fitted on the
+    archive's own Level 2 products, and the products much worse than their conditions predict
+    (leave-one-out; hcdc.science.monitoring.expected)."""
+    from hcdc.archive.telemetry import expected_contrast
+
+    if factor < 1 or nsigma <= 0:
+        fail(f"--factor must be >= 1 and --nsigma > 0; got {factor}, {nsigma}")
+    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
+        result = expected_contrast(conn, actor, wavelength, factor, nsigma)
+    if json_out:
+        emit_json(result)
+        return
+    for entry in result["models"]:
+        model = entry["model"]
+        if model is None:
+            console.print(f'{entry["separation_arcsec"]:g}": too few products for a model', highlight=False)
+            continue
+        terms = " ".join(f"{c:+.2f} log {n}" for n, c in model["coefficients"].items() if n != "intercept")
+        console.print(
+            f'{entry["separation_arcsec"]:g}": log10 C = {model["coefficients"]["intercept"]:.2f} {terms} '
+            f"(scatter {model['scatter_dex']:.2f} dex, {model['products']} products)",
+            highlight=False,
+        )
+    products = [p for p in result["products"] if p["expected"]["flagged"] or not flagged_only]
+    seps = [e["separation_arcsec"] for e in result["models"]]
+
+    def cell(p: dict, i: int) -> str:
+        e = p["expected"]["separations"][i]
+        if e["ratio"] is None:
+            return ""
+        return f"{e['ratio']:.2f}" + (" !" if e["flagged"] else "")
+
+    print_table(
+        f"{len(products)} product(s): measured / expected contrast (! flagged)",
+        [
+            "product",
+            "night",
+            "target",
+            "variant",
+            "seeing",
+            "tau0 ms",
+            "rotation",
+            *(f'{s:g}"' for s in seps),
+        ],
+        [
+            {
+                "product": f"p{p['product_id']}",
+                "night": p["night"] or "",
+                "target": p["target"] or "",
+                "variant": p["variant"] or "all frames",
+                "seeing": _fmt(p["seeing_median_arcsec"]),
+                "tau0 ms": _fmt(p["tau0_median_s"], 1e3, 1),
+                "rotation": _fmt(p["field_rotation_deg"], 1, 1),
+                **{f'{s:g}"': cell(p, i) for i, s in enumerate(seps)},
+            }
+            for p in products
+        ],
+    )
+    console.print(f"flagged: {', '.join(f'p{i}' for i in result['flagged']) or 'none'}", highlight=False)
+
+
+@monitor_app.command("programmes")
+def programmes_command(
+    programme: str | None = typer.Option(
+        None, "--programme", help="Only this programme (e.g. 0104.C-0007(A))."
+    ),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Programme overview: per programme its nights, datasets, reductions (jobs by state, current
+    products by level), median AO conditions of its Level 1 products and the 5-sigma contrast
+    (median and best) of its Level 2 products (hcdc.archive.programme_overview)."""
+    from hcdc.archive.programme_overview import programme_overview
+
+    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
+        entries = programme_overview(conn, actor, programme)
+    if programme is not None and not entries:
+        fail(f"no science dataset of programme {programme!r} is visible to this account")
+    if json_out:
+        emit_json({"programmes": entries})
+        return
+
+    def contrast(e: dict, sep: float) -> str:
+        found = [c for c in e["contrast"] if abs(c["separation_arcsec"] - sep) < 1e-9]
+        return "" if not found else f"{found[0]['median']:.1e} ({found[0]['best']:.1e})"
+
+    conditions = lambda e, key, scale, digits: _fmt((e["conditions"] or {}).get(key), scale, digits)  # noqa: E731
+    print_table(
+        f"{len(entries)} programme(s)",
+        [
+            "programme",
+            "nights",
+            "datasets",
+            "jobs",
+            "L1",
+            "L2",
+            "Strehl",
+            "seeing",
+            "tau0 ms",
+            'C 0.2" med (best)',
+            'C 0.5" med (best)',
+        ],
+        [
+            {
+                "programme": e["prog_id"] or "(none)",
+                "nights": str(len(e["nights"])),
+                "datasets": str(e["datasets"]),
+                "jobs": ", ".join(f"{k} {v}" for k, v in sorted(e["jobs"].items())),
+                "L1": str(e["products"].get("1", 0)),
+                "L2": str(e["products"].get("2", 0)),
+                "Strehl": conditions(e, "strehl", 1, 3),
+                "seeing": conditions(e, "seeing_arcsec", 1, 2),
+                "tau0 ms": conditions(e, "tau0_s", 1e3, 1),
+                'C 0.2" med (best)': contrast(e, 0.2),
+                'C 0.5" med (best)': contrast(e, 0.5),
+            }
+            for e in entries
+        ],
+    )
+
+
+@monitor_app.command("dataset")
+def dataset_command(
+    dataset: str = typer.Argument(..., help="Science dataset id (d12 or 12), any SPHERE arm (IRDIS, IFS)."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Per-DIT AO conditions of a science dataset from its associated SPARTA files, without a
+    Level 1 product (IFS sequences included): per raw file the median conditions and the DITs
+    without telemetry; --json every DIT (hcdc.archive.telemetry.dataset_frame_conditions)."""
+    from hcdc.archive.telemetry import dataset_frame_conditions
+    from hcdc.cli.common import parse_object_id
+
+    kind, number = parse_object_id(dataset if dataset.strip()[:1].isalpha() else f"d{dataset.strip()}")
+    if kind != "dataset":
+        fail(f"{dataset!r} is a {kind} id; give a dataset (d12 or 12)")
+    with acting(root, as_user, write=False) as (catalogue, conn, actor):
+        try:
+            result = dataset_frame_conditions(conn, actor, number, catalogue.storage_root)
+        except LookupError as exc:
+            fail(str(exc))
+    if json_out:
+        emit_json(result)
+        return
+    by_file: dict[int, list[dict]] = {}
+    for frame in result["frames"]:
+        by_file.setdefault(frame["file_id"], []).append(frame)
+
+    def median(rows: list[dict], key: str) -> float | None:
+        values = [r[key] for r in rows if r[key] is not None]
+        return float(sorted(values)[len(values) // 2]) if values else None
+
+    print_table(
+        f"d{number}: {len(result['frames'])} DIT(s), {result['telemetry_files']} SPARTA file(s)"
+        + (f", sampling {result['sampling_interval_s']:.0f} s" if result["sampling_interval_s"] else ""),
+        ["file", "DITs", "UTC", "Strehl", "seeing", "tau0 ms", "wind", "no telemetry"],
+        [
+            {
+                "file": rows[0]["file"],
+                "DITs": str(len(rows)),
+                "UTC": _time(rows[0]["mjd"]),
+                "Strehl": _fmt(median(rows, "strehl"), 1, 3),
+                "seeing": _fmt(median(rows, "seeing_arcsec")),
+                "tau0 ms": _fmt(median(rows, "tau0_s"), 1e3, 1),
+                "wind": _fmt(median(rows, "wind_m_s"), 1, 1),
+                "no telemetry": str(sum(r["no_telemetry"] for r in rows)),
+            }
+            for rows in by_file.values()
+        ],
+    )
+    for problem in result["problems"]:
+        console.print(f"unreadable telemetry: {problem}", highlight=False)
+
+
+astrometry_app = typer.Typer(
+    help="True North and plate-scale monitoring: measured values with their sources.", no_args_is_help=True
+)
+monitor_app.add_typer(astrometry_app, name="astrometry")
+
+#: CSV columns of ``hcdc monitor astrometry import`` (epoch, instrument and source required)
+ASTROMETRY_CSV_COLUMNS = (
+    "epoch",
+    "instrument",
+    "arm",
+    "filter",
+    "true_north_deg",
+    "true_north_err_deg",
+    "plate_scale_mas",
+    "plate_scale_err_mas",
+    "source",
+    "product_id",
+)
+
+
+@astrometry_app.command("add")
+def astrometry_add_command(
+    epoch: str = typer.Option(..., "--epoch", help="Date of the calibration field, YYYY-MM-DD."),
+    source: str = typer.Option(..., "--source", help="Where the value comes from (paper, report, product)."),
+    instrument: str = typer.Option("SPHERE", "--instrument"),
+    arm: str | None = typer.Option(None, "--arm", help="Instrument arm, e.g. IRDIS or IFS."),
+    filter_name: str | None = typer.Option(None, "--filter", help="Filter of the measurement, e.g. H2."),
+    true_north: float | None = typer.Option(None, "--true-north", help="True North correction, deg."),
+    true_north_err: float | None = typer.Option(None, "--true-north-err", help="Its 1-sigma error, deg."),
+    plate_scale: float | None = typer.Option(None, "--plate-scale", help="Plate scale, mas/px."),
+    plate_scale_err: float | None = typer.Option(
+        None, "--plate-scale-err", help="Its 1-sigma error, mas/px."
+    ),
+    product: int | None = typer.Option(None, "--product", help="hcdc product id it was measured on."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Store one measured True North and/or plate-scale value (staff only, audited)."""
+    from hcdc.archive.astrometry_monitor import add_astrometric_calibration
+
+    try:
+        date = dt.date.fromisoformat(epoch)
+    except ValueError:
+        fail(f"--epoch must be a date YYYY-MM-DD, got {epoch!r}")
+    with acting(root, as_user, refusals=(ValueError,)) as (_catalogue, conn, actor):
+        new_id = add_astrometric_calibration(
+            conn,
+            actor,
+            instrument=instrument,
+            arm=arm,
+            filter=filter_name,
+            epoch=date,
+            source=source,
+            true_north_deg=true_north,
+            true_north_err_deg=true_north_err,
+            plate_scale_mas=plate_scale,
+            plate_scale_err_mas=plate_scale_err,
+            product_id=product,
+        )
+    if json_out:
+        emit_json({"id": new_id})
+    else:
+        console.print(f"stored astrometric calibration {new_id}", highlight=False)
+
+
+@astrometry_app.command("import")
+def astrometry_import_command(
+    csv_file: Path = typer.Argument(..., help="CSV with columns " + ", ".join(ASTROMETRY_CSV_COLUMNS)),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Store the measurements of a CSV file (one transaction: a bad row stores none and names its line)."""
+    import csv
+
+    from hcdc.archive.astrometry_monitor import add_astrometric_calibration
+
+    try:
+        with csv_file.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"epoch", "instrument", "source"} - set(reader.fieldnames or [])
+            if missing:
+                fail(f"{csv_file}: missing column(s) {', '.join(sorted(missing))}")
+            unknown = set(reader.fieldnames or []) - set(ASTROMETRY_CSV_COLUMNS)
+            if unknown:
+                fail(f"{csv_file}: unknown column(s) {', '.join(sorted(unknown))}")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        fail(f"{csv_file}: cannot read it as CSV ({exc})")
+
+    def number(row: dict, key: str, line: int, kind: type = float) -> Any:
+        text = (row.get(key) or "").strip()
+        if not text:
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            fail(f"{csv_file} line {line}: {key} must be a number, got {text!r}")
+
+    ids = []
+    with acting(root, as_user) as (_catalogue, conn, actor):
+        for line, row in enumerate(rows, start=2):
+            try:
+                ids.append(
+                    add_astrometric_calibration(
+                        conn,
+                        actor,
+                        instrument=row["instrument"],
+                        arm=row.get("arm") or None,
+                        filter=row.get("filter") or None,
+                        epoch=dt.date.fromisoformat((row.get("epoch") or "").strip()),
+                        source=row.get("source") or "",
+                        true_north_deg=number(row, "true_north_deg", line),
+                        true_north_err_deg=number(row, "true_north_err_deg", line),
+                        plate_scale_mas=number(row, "plate_scale_mas", line),
+                        plate_scale_err_mas=number(row, "plate_scale_err_mas", line),
+                        product_id=number(row, "product_id", line, int),
+                    )
+                )
+            except ValueError as exc:
+                fail(f"{csv_file} line {line}: {exc}")
+    if json_out:
+        emit_json({"ids": ids})
+    else:
+        console.print(f"stored {len(ids)} astrometric calibration(s) from {csv_file}", highlight=False)
+
+
+@astrometry_app.command("list")
+def astrometry_list_command(
+    instrument: str | None = typer.Option(None, "--instrument"),
+    arm: str | None = typer.Option(None, "--arm"),
+    nsigma: float = typer.Option(
+        3.0, "--nsigma", help="Flag values this many errors from the assumed constant."
+    ),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """The True North / plate-scale time series, each value against the constant the pipeline assumes."""
+    from hcdc.archive.astrometry_monitor import astrometric_series
+
+    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
+        series = astrometric_series(conn, actor, instrument, arm, nsigma)
+    if json_out:
+        emit_json(series)
+        return
+
+    def value(v: float | None, err: float | None, dev: dict, digits: int) -> str:
+        if v is None:
+            return ""
+        text = f"{v:.{digits}f}" + (f" ± {err:.{digits}f}" if err is not None else "")
+        return text + (
+            f"  ({dev['difference']:+.{digits}f}{' !' if dev['flagged'] else ''})"
+            if dev["difference"] is not None
+            else ""
+        )
+
+    print_table(
+        f"{len(series['measurements'])} measurement(s) "
+        f"(difference from the assumed constant; ! > {nsigma:g} sigma)",
+        ["epoch", "instrument", "filter", "True North (deg)", "plate scale (mas/px)", "source"],
+        [
+            {
+                "epoch": m["epoch"],
+                "instrument": f"{m['instrument']}/{m['arm'] or ''}",
+                "filter": m["filter"] or "",
+                "True North (deg)": value(m["true_north_deg"], m["true_north_err_deg"], m["true_north"], 3),
+                "plate scale (mas/px)": value(
+                    m["plate_scale_mas"], m["plate_scale_err_mas"], m["plate_scale"], 4
+                ),
+                "source": m["source"],
+            }
+            for m in series["measurements"]
+        ],
+    )
 
 
 def _finite(value: object) -> float | None:

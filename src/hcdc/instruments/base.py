@@ -103,6 +103,9 @@ class Level1Cube:
     pixel_scale_mas: float
     unit: str
     header: fits.Header
+    #: per-frame conditions (columns ``STREHL``, ``TAU0``, ``SEEING``, ``DTTS_FLUX``,
+    #: ``NO_TELEMETRY``, ... one row per frame, astropy Table), None when the product has none
+    conditions: Any = None
 
 
 class Instrument:

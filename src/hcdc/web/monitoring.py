@@ -9,7 +9,15 @@ administration pages):
 * ``/admin/monitoring/report?from=&to=``: the monitoring report of a period (missing calibrations,
   conditions outside thresholds, failed jobs, centring fall-backs;
   :func:`hcdc.archive.monitoring_report.monitoring_report`), ``&format=csv`` the problem rows as
-  the CSV ``hcdc monitor report --csv`` writes.
+  the CSV ``hcdc monitor report --csv`` writes;
+* ``/admin/monitoring/contrast?wavelength=&factor=&nsigma=``: contrast versus conditions across
+  the archive with the expected-contrast model and the flagged products
+  (:func:`hcdc.archive.telemetry.expected_contrast`), plotly: measured against expected contrast
+  per separation, and contrast against seeing and tau0;
+* ``/admin/monitoring/programmes?programme=``: the programme overview
+  (:func:`hcdc.archive.programme_overview.programme_overview`);
+* ``/admin/monitoring/astrometry``: the measured True North and plate-scale values against time,
+  with the constants the pipeline assumes (:func:`hcdc.archive.astrometry_monitor.astrometric_series`).
 
 Both show what the signed-in staff member sees, i.e. everything (R1), at the app's clock.
 """
@@ -24,8 +32,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hcdc.archive.access import datetime_of_mjd
+from hcdc.archive.astrometry_monitor import astrometric_series
 from hcdc.archive.monitoring_report import Thresholds, monitoring_report, problem_rows, problems_csv
-from hcdc.archive.telemetry import NightOverview, night_overview
+from hcdc.archive.programme_overview import programme_overview
+from hcdc.archive.telemetry import NightOverview, expected_contrast, night_overview
 from hcdc.web.auth import Viewer, viewer
 from hcdc.web.portal import PortalError, render
 
@@ -161,4 +171,77 @@ def report_page(request: Request, who: Viewer = Depends(viewer)) -> Response:
     )
 
 
-__all__ = ["MAX_REPORT_NIGHTS", "night_chart", "router"]
+def contrast_chart(result: dict[str, Any]) -> dict[str, Any]:
+    """Chart data of the contrast page: per product its label, seeing (arcsec), tau0 (ms), field
+    rotation (deg) and per separation the measured and expected contrast and the flag."""
+    seps = [m["separation_arcsec"] for m in result["models"]]
+    products = []
+    for p in result["products"]:
+        products.append(
+            {
+                "label": f"p{p['product_id']} {p['target'] or ''} {p['night'] or ''}".strip()
+                + (" (selected frames)" if p["variant"] else ""),
+                "seeing": p["seeing_median_arcsec"],
+                "tau0_ms": None if p["tau0_median_s"] is None else p["tau0_median_s"] * 1e3,
+                "rotation": p["field_rotation_deg"],
+                "measured": [e["measured"] for e in p["expected"]["separations"]],
+                "expected": [e["expected"] for e in p["expected"]["separations"]],
+                "flagged": [e["flagged"] for e in p["expected"]["separations"]],
+            }
+        )
+    return {"separations": seps, "products": products}
+
+
+@router.get("/admin/monitoring/contrast", response_class=HTMLResponse)
+def contrast_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
+    _require_staff(who)
+    q = request.query_params
+    defaults = Thresholds()
+    factor = _number(q.get("factor"), "factor", defaults.contrast_factor)
+    nsigma = _number(q.get("nsigma"), "nsigma", defaults.contrast_nsigma)
+    wavelength = _number(q.get("wavelength"), "wavelength", 0)
+    if factor < 1 or nsigma <= 0 or wavelength < 0 or wavelength != int(wavelength):
+        raise PortalError(422, "factor must be >= 1, nsigma > 0 and wavelength an index >= 0")
+    result = expected_contrast(who.conn, who.user, int(wavelength), factor, nsigma, now=who.state.clock())
+    chart = contrast_chart(result)
+    return render(
+        request,
+        who,
+        "monitoring_contrast.html",
+        result=result,
+        factor=factor,
+        nsigma=nsigma,
+        wavelength=int(wavelength),
+        chart_json=json.dumps(chart) if chart["products"] else None,
+    )
+
+
+@router.get("/admin/monitoring/programmes", response_class=HTMLResponse)
+def programmes_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
+    _require_staff(who)
+    programme = request.query_params.get("programme") or None
+    entries = programme_overview(who.conn, who.user, programme, now=who.state.clock())
+    if programme is not None and not entries:
+        raise PortalError(404, f"no science dataset of programme {programme!r}")
+    return render(request, who, "monitoring_programmes.html", programmes=entries, programme=programme)
+
+
+@router.get("/admin/monitoring/astrometry", response_class=HTMLResponse)
+def astrometry_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
+    _require_staff(who)
+    nsigma = _number(request.query_params.get("nsigma"), "nsigma", 3.0)
+    if nsigma <= 0:
+        raise PortalError(422, "nsigma must be > 0")
+    series = astrometric_series(who.conn, who.user, nsigma=nsigma)
+    chart = {"assumed": series["assumed"], "measurements": series["measurements"]}
+    return render(
+        request,
+        who,
+        "monitoring_astrometry.html",
+        series=series,
+        nsigma=nsigma,
+        chart_json=json.dumps(chart) if series["measurements"] else None,
+    )
+
+
+__all__ = ["MAX_REPORT_NIGHTS", "contrast_chart", "night_chart", "router"]

@@ -272,6 +272,10 @@ def _product_specs(
             else prod.inputs_lineage(record, product_type)
         )
         summary = outputs.get("summary") if isinstance(outputs.get("summary"), dict) else None
+        if summary is not None and summary.get("variant"):
+            # a complementary product (e.g. frames selected): its own lineage next to the
+            # unselected one, so neither supersedes the other
+            lineage = prod.variant_lineage(lineage, str(summary["variant"]))
         specs.append(
             prod.ProductSpec(
                 lineage=lineage,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -112,6 +113,28 @@ class PostprocessParameters(PostprocessParametersV11):
     )
 
 
+class PostprocessParametersV13(PostprocessParameters):
+    """Parameters of ``l2-postprocess`` 1.3: 1.2's and ``frame_selection``."""
+
+    frame_selection: dict[str, Any] | None = Field(
+        None,
+        description="make a variant from selected frames only: criteria of "
+        "hcdc.science.monitoring.selection.SelectionCriteria, e.g. "
+        '{"strehl_quantile": 0.3} (best 70 % by Strehl), {"strehl_min": 0.8, "tau0_min_s": 0.003}, '
+        '{"correlation_min": 0.9}; AO criteria need the Level 1 per-frame CONDITIONS table. '
+        "None: all frames",
+    )
+
+    @field_validator("frame_selection")
+    @classmethod
+    def _criteria(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        from hcdc.science.monitoring.selection import SelectionCriteria
+
+        return SelectionCriteria.from_mapping(value).as_dict()  # ValueError -> validation error
+
+
 @register_recipe
 class Postprocess(Recipe):
     """Level 2 post-processing by :func:`hcdc.science.postprocessing.run.postprocess`.
@@ -130,11 +153,14 @@ class Postprocess(Recipe):
     name = "l2-postprocess"
     product_level = 2
     product_type = "level2-image"
-    version = "1.2"
+    version = "1.3"
     #: 1.2 measures each detection's astrometric errors by fake injection; 1.1 did not
     measures_astrometric_errors = True
+    #: 1.3 selects frames (``frame_selection``), records the frames used (``FRSEL*`` cards,
+    #: ``FRAMESEL`` table) and the conditions and field rotation of the frames used in the summary
+    records_frames = True
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
-    Parameters = PostprocessParameters
+    Parameters = PostprocessParametersV13
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 product (instead of cube + angles)", optional=True),
         Port(
@@ -168,6 +194,12 @@ class Postprocess(Recipe):
         assert isinstance(params, PostprocessParametersV11)
         with context.timer("read"):
             data = self._read_inputs(inputs, params)
+        frames = None
+        if self.records_frames:
+            with context.timer("select"):
+                frames = _select_frames(data, getattr(params, "frame_selection", None), inputs)
+            data["cube"], data["angles"] = frames.pop("cube"), frames.pop("angles")
+            context.log(frames["log"])
         orientation = data["orientation"]
         for text in data["notes"]:
             context.log(text)
@@ -207,7 +239,12 @@ class Postprocess(Recipe):
         with context.timer("write"):
             stem = getattr(params, "output_stem", None)  # 1.1: level2_<algorithm>
             name = f"{stem}_L2.fits" if stem else f"level2_{params.algorithm}.fits"
-            product = write_product(result, context.output_path(name))
+            product = write_product(
+                result,
+                context.output_path(name),
+                extra_cards=frames["cards"] if frames else (),
+                extra_hdus=frames["hdus"] if frames else (),
+            )
             previews = None
             if params.previews:
                 written = write_previews(result, context.work_dir, stem=stem or f"level2_{params.algorithm}")
@@ -215,6 +252,8 @@ class Postprocess(Recipe):
         summary = result.summary()
         summary["orientation_text"] = result.orientation.describe()
         summary["notes"] = data["notes"]
+        if frames:
+            summary.update(frames["summary"])
         context.log(f"{len(summary['detections'])} detection(s)")
         return {"product": product, "summary": summary, "previews": previews}
 
@@ -228,6 +267,107 @@ class Postprocess(Recipe):
         if "level1" in inputs:
             return _level1_inputs(inputs["level1"], params)
         return _user_cube_inputs(inputs, params)
+
+
+def _select_frames(
+    data: dict[str, Any], spec: dict[str, Any] | None, inputs: dict[str, Any]
+) -> dict[str, Any]:
+    """The frames a 1.3 product uses: all of them, or those ``spec`` (criteria of
+    :class:`~hcdc.science.monitoring.selection.SelectionCriteria`) keeps, judged on the Level 1
+    per-frame conditions (``data["conditions"]``) and/or on each frame's correlation with the
+    median frame (first wavelength). Returns the cube and angles to use, the header cards and
+    ``FRAMESEL`` table of the product, the summary entries (``frame_selection``, ``variant``,
+    ``conditions`` (medians over the frames used), ``field_rotation_deg``) and a log line."""
+    import numpy as np
+
+    from hcdc.science.monitoring.conditions import conditions_medians
+    from hcdc.science.monitoring.selection import (
+        SelectionCriteria,
+        field_rotation_deg,
+        image_correlation,
+        select_frames,
+        selection_hdu,
+    )
+
+    cube, angles, conditions = data["cube"], np.asarray(data["angles"], dtype=float), data.get("conditions")
+    n = angles.size
+    source = inputs.get("level1") or inputs.get("cube")
+    if conditions is not None and len(conditions) != n:
+        raise RecipeInputError(f"{source}: CONDITIONS has {len(conditions)} rows for {n} frames")
+    rotation_all = field_rotation_deg(angles)
+    summary: dict[str, Any] = {
+        "field_rotation_deg": rotation_all,
+        "conditions": None if conditions is None else conditions_medians(conditions),
+    }
+    if spec is None:
+        summary["frame_selection"] = None
+        cards = [("HIERARCH HCDC FRSEL", False, "all frames used (no frame selection)")]
+        return {
+            "cube": cube,
+            "angles": angles,
+            "cards": cards,
+            "hdus": [],
+            "summary": summary,
+            "log": f"all {n} frames used (field rotation {rotation_all:.1f} deg)",
+        }
+    criteria = SelectionCriteria.from_mapping(spec)
+    if criteria.needs_conditions and conditions is None:
+        raise RecipeInputError(
+            f"{source}: frame selection by AO conditions ({criteria.describe()}) needs a Level 1 "
+            "product with a per-frame CONDITIONS table (level1-irdis >= 1.1); this input has none"
+        )
+    table = conditions if conditions is not None else {"NO_TELEMETRY": np.zeros(n, dtype=bool)}
+    scores = None
+    if criteria.correlation_min is not None:
+        first = cube[0] if cube.ndim == 4 else cube
+        scores = image_correlation(first)
+    selection = select_frames(table, criteria, scores)
+    if selection.kept < 2:
+        raise RecipeInputError(
+            f"{source}: frame selection ({criteria.describe()}) keeps {selection.kept} of {n} frames; "
+            "Level 2 needs at least 2"
+        )
+    keep = selection.keep
+    used = np.flatnonzero(keep)
+    rotation = field_rotation_deg(angles[keep])
+    record = {
+        "criteria": criteria.as_dict(),
+        "description": criteria.describe(),
+        **selection.summary(),
+        "frames_used": used.tolist(),
+        "field_rotation_all_deg": rotation_all,
+    }
+    summary.update(
+        {
+            "frame_selection": record,
+            "variant": f"frames-selected-{criteria.key()}",
+            "field_rotation_deg": rotation,
+            "conditions": None if conditions is None else conditions_medians(conditions, keep),
+            "conditions_all_frames": summary["conditions"],
+        }
+    )
+    cards = [
+        ("HIERARCH HCDC FRSEL", True, "frames selected (FRAMESEL table)"),
+        ("HIERARCH HCDC FRSEL NFRAMES", n, "frames of the Level 1 sequence"),
+        ("HIERARCH HCDC FRSEL NUSED", selection.kept, "frames used"),
+        ("HIERARCH HCDC FRSEL KEY", criteria.key(), "criteria id (variant name)"),
+        (
+            "HIERARCH HCDC FRSEL CRITERIA",
+            json.dumps(criteria.as_dict(), sort_keys=True, separators=(",", ":")),
+            "selection criteria, JSON",
+        ),
+    ]
+    hdus = [selection_hdu(selection, table, scores)]
+    return {
+        "cube": np.compress(keep, np.asarray(cube), axis=-3),
+        "angles": angles[keep],
+        "cards": cards,
+        "hdus": hdus,
+        "summary": summary,
+        "log": f"frame selection ({criteria.describe()}): {selection.kept} of {n} frames kept, "
+        f"field rotation {rotation:.1f} of {rotation_all:.1f} deg; "
+        f"rejected by {selection.summary()['rejected_by']}",
+    }
 
 
 def _level1_inputs(path: Path, params: PostprocessParametersV11) -> dict[str, Any]:
@@ -270,6 +410,7 @@ def _level1_inputs(path: Path, params: PostprocessParametersV11) -> dict[str, An
         "psf": product.psf,
         "wavelengths": product.wavelengths_um,
         "pixel_scale_mas": params.pixel_scale_mas or product.pixel_scale_mas,
+        "conditions": product.conditions,
         "unit": product.unit,
         "input_names": {Path(path).name: _prov.sha256_path(path)},
     }
@@ -396,6 +537,17 @@ def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> 
 
 
 @register_recipe
+class PostprocessV12(Postprocess):
+    """``l2-postprocess`` 1.2, kept so that products made before 1.3 rerun from their provenance
+    bit for bit: no ``frame_selection``, no ``FRSEL`` cards, no conditions nor field rotation in
+    the summary."""
+
+    version = "1.2"
+    Parameters = PostprocessParameters
+    records_frames = False
+
+
+@register_recipe
 class PostprocessV11(Postprocess):
     """``l2-postprocess`` 1.1, kept so that Level 2 products made before 1.2 rerun from their
     provenance bit for bit: no ``detection_fpf`` (Gaussian 5 sigma) nor ``output_stem``
@@ -406,6 +558,7 @@ class PostprocessV11(Postprocess):
     version = "1.1"
     Parameters = PostprocessParametersV11
     measures_astrometric_errors = False
+    records_frames = False
 
     @staticmethod
     def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:

@@ -38,6 +38,8 @@ __all__ = [
     "valid_samples",
     "sampling_interval_s",
     "FrameConditions",
+    "SUMMARY_COLUMNS",
+    "conditions_medians",
     "interpolate_series",
 ]
 
@@ -170,3 +172,40 @@ def interpolate_series(
             interpolated = np.interp(frames, unique_t, column)  # np.interp holds the end values
         values[name] = np.where(covered, interpolated, np.nan)
     return FrameConditions(values, covered, nearest, interval)
+
+
+#: summary key -> per-frame conditions column (units in the key's name)
+SUMMARY_COLUMNS = {
+    "strehl_median": "STREHL",
+    "seeing_median_arcsec": "SEEING",
+    "seeing_zenith_median_arcsec": "SEEING_ZENITH",
+    "tau0_median_s": "TAU0",
+    "tau0_zenith_median_s": "TAU0_ZENITH",
+    "r0_median_m": "R0",
+    "wind_median_m_s": "WIND",
+    "dtts_flux_median_adu": "DTTS_FLUX",
+}
+
+
+def conditions_medians(
+    table: Mapping[str, object], keep: np.ndarray | None = None
+) -> dict[str, float | int | None]:
+    """Medians of a per-frame conditions table (columns of :data:`SUMMARY_COLUMNS` and
+    ``NO_TELEMETRY``; an astropy Table or a mapping of arrays) over the frames with telemetry
+    (and in ``keep`` when given), None where no frame has a finite value; with the counts
+    ``frames`` (in ``keep``) and ``frames_with_telemetry``. Absent columns give None."""
+    covered = ~np.asarray(table["NO_TELEMETRY"], dtype=bool)
+    use = np.ones(covered.size, dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    out: dict[str, float | int | None] = {
+        "frames": int(use.sum()),
+        "frames_with_telemetry": int((covered & use).sum()),
+    }
+    names = getattr(table, "colnames", table)  # an astropy Table iterates over rows
+    for key, column in SUMMARY_COLUMNS.items():
+        if column not in names:
+            out[key] = None
+            continue
+        values = np.asarray(table[column], dtype=float)[covered & use]
+        values = values[np.isfinite(values)]
+        out[key] = float(np.median(values)) if values.size else None
+    return out

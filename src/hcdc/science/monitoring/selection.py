@@ -9,13 +9,30 @@ frames by Strehl, and a minimum correlation of each frame with the sequence's me
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SelectionCriteria", "FrameSelection", "image_correlation", "select_frames"]
+__all__ = [
+    "AO_CRITERIA",
+    "SelectionCriteria",
+    "FrameSelection",
+    "image_correlation",
+    "select_frames",
+    "field_rotation_deg",
+    "selection_hdu",
+    "SELECTION_EXTNAME",
+]
+
+#: extension of a Level 2 product listing every frame of the sequence and whether it was used
+SELECTION_EXTNAME = "FRAMESEL"
+
+#: criteria that need a per-frame conditions table (the others judge the images)
+AO_CRITERIA = ("strehl_min", "tau0_min_s", "seeing_max", "dtts_flux_min", "strehl_quantile")
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,62 @@ class SelectionCriteria:
             raise ValueError(f"strehl_quantile must be in [0, 1); got {self.strehl_quantile}")
         if self.correlation_min is not None and not -1.0 <= self.correlation_min <= 1.0:
             raise ValueError(f"correlation_min must be in [-1, 1]; got {self.correlation_min}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> SelectionCriteria:
+        """Criteria from a mapping of the field names (a recipe parameter); unknown names and
+        values that are not numbers are refused with a ValueError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown frame-selection criteria {unknown}; known: {sorted(known)}")
+        clean: dict[str, Any] = {}
+        for name, value in values.items():
+            if name == "require_telemetry":
+                if not isinstance(value, bool):
+                    raise ValueError(f"require_telemetry must be true or false; got {value!r}")
+                clean[name] = value
+            elif value is not None:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError(f"frame-selection criterion {name} must be a number; got {value!r}")
+                clean[name] = float(value)
+        criteria = cls(**clean)
+        if not criteria.active:
+            raise ValueError("frame selection needs at least one criterion (e.g. strehl_quantile)")
+        return criteria
+
+    @property
+    def active(self) -> bool:
+        """True when at least one threshold or quantile is set."""
+        return any(getattr(self, f.name) is not None for f in fields(self) if f.name != "require_telemetry")
+
+    @property
+    def needs_conditions(self) -> bool:
+        """True when a criterion judges the per-frame AO conditions."""
+        return any(getattr(self, name) is not None for name in AO_CRITERIA)
+
+    def key(self) -> str:
+        """Short stable identifier of these criteria (8 hex digits of the SHA-256 of their JSON),
+        used to name a Level 2 variant: the same criteria give the same variant."""
+        text = json.dumps(self.as_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+    def describe(self) -> str:
+        """The criteria in words, e.g. ``strehl >= quantile 0.3, tau0 >= 0.003 s``."""
+        words = {
+            "strehl_min": "strehl >= {:g}",
+            "tau0_min_s": "tau0 >= {:g} s",
+            "seeing_max": "seeing <= {:g} arcsec",
+            "dtts_flux_min": "DTTS flux >= {:g} ADU",
+            "strehl_quantile": "strehl >= its {:g} quantile",
+            "correlation_min": "correlation with the median frame >= {:g}",
+        }
+        parts = [
+            fmt.format(getattr(self, name)) for name, fmt in words.items() if getattr(self, name) is not None
+        ]
+        if self.require_telemetry and self.needs_conditions:
+            parts.append("telemetry required")
+        return ", ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,7 +156,7 @@ def image_correlation(cube: np.ndarray, mask: np.ndarray | None = None) -> np.nd
 
 
 def _column(conditions: Mapping[str, Any], name: str, n: int) -> np.ndarray:
-    if name not in conditions:
+    if name not in getattr(conditions, "colnames", conditions):
         raise KeyError(f"the conditions table has no {name} column")
     values = np.asarray(conditions[name], dtype=float)
     if values.shape != (n,):
@@ -143,3 +216,47 @@ def select_frames(
         reject(bad, "correlation", f"< {criteria.correlation_min:g}", scores)
     keep = np.array([not why for why in reasons], dtype=bool)
     return FrameSelection(keep, reasons)
+
+
+def field_rotation_deg(angles_deg: np.ndarray) -> float:
+    """Field rotation (deg) spanned by derotation angles: the largest minus the smallest after
+    unwrapping (a sequence through the meridian at 180 deg stays continuous)."""
+    a = np.unwrap(np.radians(np.asarray(angles_deg, dtype=float)))
+    return float(np.degrees(a.max() - a.min())) if a.size else 0.0
+
+
+def selection_hdu(
+    selection: FrameSelection, conditions: Mapping[str, Any], image_scores: np.ndarray | None = None
+) -> Any:
+    """The ``FRAMESEL`` binary table: one row per frame of the sequence, ``FRAME`` (0-based index
+    in the Level 1 cube), ``USED``, ``REASON`` (why rejected, '; '-separated), and where present
+    the conditions that were judged (``MJD``, ``STREHL``, ``TAU0`` (s), ``SEEING`` (arcsec),
+    ``DTTS_FLUX`` (ADU), ``NO_TELEMETRY``) and ``CORRELATION`` with the median frame."""
+    from astropy.io import fits
+
+    n = selection.keep.size
+    reasons = ["; ".join(why) for why in selection.reasons]
+    width = max([1, *(len(r) for r in reasons)])
+    columns = [
+        fits.Column(name="FRAME", format="J", array=np.arange(n)),
+        fits.Column(name="USED", format="L", array=selection.keep),
+        fits.Column(name="REASON", format=f"{width}A", array=np.array(reasons, dtype=f"U{width}")),
+    ]
+    units = {"MJD": "d", "STREHL": "", "TAU0": "s", "SEEING": "arcsec", "DTTS_FLUX": "adu"}
+    names = getattr(conditions, "colnames", conditions)  # an astropy Table iterates over rows
+    for name, unit in units.items():
+        if name in names:
+            columns.append(
+                fits.Column(
+                    name=name, format="D", unit=unit or None, array=np.asarray(conditions[name], float)
+                )
+            )
+    columns.append(
+        fits.Column(name="NO_TELEMETRY", format="L", array=np.asarray(conditions["NO_TELEMETRY"], bool))
+    )
+    if image_scores is not None:
+        columns.append(fits.Column(name="CORRELATION", format="D", array=np.asarray(image_scores, float)))
+    hdu = fits.BinTableHDU.from_columns(columns, name=SELECTION_EXTNAME)
+    hdu.header["NFRAMES"] = (n, "frames of the sequence")
+    hdu.header["NUSED"] = (selection.kept, "frames used in this product")
+    return hdu

@@ -528,8 +528,17 @@ def _detections_hdu(detections: Iterable[Detection], unit: str, orientation: Ori
     return hdu
 
 
-def write_product(result: PostprocessResult, path: str | Path, overwrite: bool = True) -> Path:
+def write_product(
+    result: PostprocessResult,
+    path: str | Path,
+    overwrite: bool = True,
+    extra_cards: Sequence[tuple[str, Any, str]] = (),
+    extra_hdus: Sequence[fits.hdu.base.ExtensionHDU] = (),
+) -> Path:
     """Write ``result`` as a Level 2 FITS product at ``path`` (see module docstring); return the path.
+
+    ``extra_cards`` ((key, value, comment), e.g. the frame selection of a variant) go into the
+    primary header, ``extra_hdus`` after the standard extensions.
 
     The file is written to a temporary name and renamed, so a crash never leaves a half-written product.
     """
@@ -538,7 +547,10 @@ def write_product(result: PostprocessResult, path: str | Path, overwrite: bool =
     if image.ndim != 2:
         raise ValueError(f"product image must be 2-D (y, x); got shape {image.shape}")
     unit, scale, orient = result.image_unit, result.pixel_scale_mas, result.orientation
-    hdus: list[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU] = [_primary_hdu(result)]
+    primary = _primary_hdu(result)
+    for key, value, comment in extra_cards:
+        set_card(primary.header, key, value, comment)
+    hdus: list[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU] = [primary]
     hdus.append(
         fits.ImageHDU(
             image, header=_image_header(unit, scale, image.shape, "final image", orient), name="IMAGE"
@@ -577,6 +589,7 @@ def write_product(result: PostprocessResult, path: str | Path, overwrite: bool =
     if result.contrast is not None:
         hdus.append(_contrast_hdu(result.contrast, scale, unit, result.wavelengths))
     hdus.append(_detections_hdu(result.detections, unit, orient))
+    hdus.extend(extra_hdus)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and not overwrite:

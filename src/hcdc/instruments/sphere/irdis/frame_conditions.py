@@ -35,6 +35,7 @@ from hcdc.instruments.sphere.sparta import (
     read_sparta,
 )
 from hcdc.science.checksums import sha256_file
+from hcdc.science.monitoring.conditions import conditions_medians
 from hcdc.science.monitoring.residuals import annulus_mean
 
 __all__ = [
@@ -129,33 +130,18 @@ def read_conditions(product_dir: str | Path) -> Table | None:
         return Table.read(hdul[CONDITIONS_EXTNAME], mask_invalid=False)  # NaN = no telemetry
 
 
-#: summary key -> (CONDITIONS column, unit in the key's name)
-_SUMMARY_COLUMNS = {
-    "strehl_median": "STREHL",
-    "seeing_median_arcsec": "SEEING",
-    "seeing_zenith_median_arcsec": "SEEING_ZENITH",
-    "tau0_median_s": "TAU0",
-    "tau0_zenith_median_s": "TAU0_ZENITH",
-    "r0_median_m": "R0",
-    "wind_median_m_s": "WIND",
-    "dtts_flux_median_adu": "DTTS_FLUX",
-}
-
-
 def conditions_summary(table: Table) -> dict[str, float | int | None]:
     """Medians over the frames with telemetry (None when none has), the number of frames with
     and without telemetry and the sampling interval (s, None without samples): what a product's
-    catalogue summary records (``ao_conditions``)."""
-    covered = ~np.asarray(table["NO_TELEMETRY"], dtype=bool)
+    catalogue summary records (``ao_conditions``;
+    :func:`hcdc.science.monitoring.conditions.conditions_medians`)."""
+    medians = conditions_medians(table)
     out: dict[str, float | int | None] = {
-        "frames": len(table),
-        "frames_with_telemetry": int(covered.sum()),
+        "frames": medians.pop("frames"),
+        "frames_with_telemetry": medians.pop("frames_with_telemetry"),
         "sampling_interval_s": float(table.meta["AO_DT"]) if table.meta.get("AO_DT", -1) > 0 else None,
     }
-    for key, column in _SUMMARY_COLUMNS.items():
-        values = np.asarray(table[column], dtype=float)[covered]
-        values = values[np.isfinite(values)]
-        out[key] = float(np.median(values)) if values.size else None
+    out.update(medians)
     return out
 
 

@@ -800,7 +800,10 @@ def is_level1_product(path: str | Path) -> bool:
 def level1_cube(path: str | Path) -> Level1Cube:
     """The Level 1 product at ``path`` as Level 2 post-processing reads it: the science cube, the
     mean of the flux frames as PSF (None without flux frames), DEROT, the wavelengths and the
-    IRDIS plate scale (:data:`~hcdc.instruments.sphere.constants.IRDIS_PIXEL_SCALE_MAS`)."""
+    IRDIS plate scale (:data:`~hcdc.instruments.sphere.constants.IRDIS_PIXEL_SCALE_MAS`), and the
+    per-frame AO conditions (``CONDITIONS`` of ``frames.fits``, ``level1-irdis`` >= 1.1; else None)."""
+    from hcdc.instruments.sphere.irdis.frame_conditions import read_conditions
+
     product = read_level1(path)
     psf = product.psf_cube.mean(axis=1) if product.psf_cube.shape[1] else None
     return Level1Cube(
@@ -811,6 +814,7 @@ def level1_cube(path: str | Path) -> Level1Cube:
         pixel_scale_mas=sc.IRDIS_PIXEL_SCALE_MAS,
         unit=str(product.header.get("BUNIT", "ADU/s")),
         header=product.header,
+        conditions=read_conditions(path),
     )
 
 

@@ -34,7 +34,7 @@ from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from hcdc.instruments.sphere.sparta import write_sparta
-from hcdc.science.monitoring.conditions import r0_from_seeing
+from hcdc.science.monitoring.conditions import r0_from_seeing, tau0_s
 from hcdc.science.simulation.ao_conditions import (
     AoSystem,
     TurbulenceModel,
@@ -68,7 +68,11 @@ class AoTelemetrySpec:
     drawn this long before the first and after the last template; ``invalid_fraction``: share
     of samples written outside the validity limits; ``dtts_flux_adu``: DTTS ``Flux_avg`` at
     Strehl 1 (the DTTS sees the PSF core, so its flux follows the Strehl); ``vis_flux_adu``:
-    visible WFS ``Flux_avg``; ``modulate_speckles``: let the science speckles follow the Strehl.
+    visible WFS ``Flux_avg``; ``modulate_speckles``: let the science speckles follow the Strehl;
+    ``bad_stretches``: ``(start_s, end_s, seeing_factor, wind_factor)`` tuples, times in seconds
+    since the first template's start, during which the true seeing and wind are multiplied by
+    the factors (a passing bad layer: known stretches of degraded frames for frame-selection
+    tests; default none).
     """
 
     turbulence: TurbulenceModel = field(default_factory=TurbulenceModel)
@@ -83,6 +87,7 @@ class AoTelemetrySpec:
     dtts_flux_adu: float = 4.0e4
     vis_flux_adu: float = 2.0e3
     modulate_speckles: bool = True
+    bad_stretches: tuple[tuple[float, float, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +138,11 @@ class SimulatedTelemetry:
         return {
             "sample_s": self.spec.sample_s,
             "file_s": self.spec.file_s,
+            **(
+                {"bad_stretches": [list(b) for b in self.spec.bad_stretches]}
+                if self.spec.bad_stretches
+                else {}
+            ),
             "reference_strehl": self.reference_strehl,
             "mjd": self.mjd.tolist(),
             "truth": {k: v.tolist() for k, v in self.truth.items()},
@@ -175,6 +185,19 @@ def simulate_telemetry(
     times_s = np.arange(0.0, span, s.sample_s)
     mjd = t0.mjd + times_s / _DAY_S
     truth = simulate_turbulence(rng, times_s, s.turbulence)
+    if s.bad_stretches:
+        since_start = times_s - (s.margin_s - 0.137)
+        for start_s, end_s, seeing_factor, wind_factor in s.bad_stretches:
+            if not (end_s > start_s and seeing_factor > 0 and wind_factor > 0):
+                raise ValueError(
+                    f"bad stretch {(start_s, end_s, seeing_factor, wind_factor)}: need end > start "
+                    "and positive factors"
+                )
+            inside = (since_start >= start_s) & (since_start < end_s)
+            truth["seeing"] = np.where(inside, truth["seeing"] * seeing_factor, truth["seeing"])
+            truth["wind_m_s"] = np.where(inside, truth["wind_m_s"] * wind_factor, truth["wind_m_s"])
+        truth["r0_m"] = r0_from_seeing(truth["seeing"])
+        truth["tau0_s"] = tau0_s(truth["r0_m"], truth["wind_m_s"])
     truth["strehl"] = expected_strehl(truth["r0_m"], truth["wind_m_s"], s.system)
     n = times_s.size
     measured = {

@@ -1,0 +1,93 @@
+"""The expected-contrast model fitted on the catalogue's own products flags the one product
+whose contrast is much worse than its conditions predict, in ``hcdc monitor expected`` and in
+the quality-control report (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from typer.testing import CliRunner
+
+from archive.contrast_world import DEGRADED, LAW, NIGHT0, build_contrast_world
+from hcdc.archive.access import local_operator
+from hcdc.archive.db import init_data_centre
+from hcdc.archive.monitoring_report import monitoring_report, problem_rows
+from hcdc.archive.telemetry import expected_contrast
+from hcdc.cli import app
+
+
+def test_degraded_product_flagged(tmp_path, database_url):
+    catalogue = init_data_centre(tmp_path / "dc", database_url=database_url)
+    try:
+        ids = build_contrast_world(catalogue)
+        bad = ids["level2"][DEGRADED]
+        with catalogue.engine.connect() as conn:
+            result = expected_contrast(conn, local_operator())
+            assert result["flagged"] == [bad]
+            (model_02, model_05) = (m["model"] for m in result["models"])
+            assert model_05["features"] == ["seeing", "tau0", "field_rotation"] and model_05["products"] == 14
+            for name in ("seeing", "tau0", "field_rotation"):
+                assert abs(model_05["coefficients"][name] - LAW[name]) < 0.3
+            night = NIGHT0 + dt.timedelta(days=DEGRADED)
+            report = monitoring_report(conn, local_operator(), night, night, catalogue.storage_root)
+        (entry,) = report["datasets"]
+        assert [f["product_id"] for f in entry["contrast_worse_than_expected"]] == [bad]
+        (row,) = [r for r in problem_rows(report) if r["category"] == "contrast_worse_than_expected"]
+        assert row["item"] == f"p{bad}" and 4 < row["value"] < 16 and row["limit"] == 3.0
+        assert "at 0.2 arcsec" in row["detail"] and report["nights"][0]["contrast_problems"] == 1
+        root = ["--root", str(catalogue.settings.root)]
+        shown = CliRunner().invoke(app, ["monitor", "expected", "--json", *root])
+        assert shown.exit_code == 0, shown.output
+        assert json.loads(shown.stdout)["flagged"] == [bad]
+        text = CliRunner().invoke(app, ["monitor", "expected", "--flagged", *root])
+        assert text.exit_code == 0 and f"p{bad}" in text.stdout and "flagged: p" in text.stdout
+        # a stricter factor and scatter limit flag nothing
+        strict = CliRunner().invoke(app, ["monitor", "expected", "--factor", "20", "--json", *root])
+        assert json.loads(strict.stdout)["flagged"] == []
+        refused = CliRunner().invoke(app, ["monitor", "expected", "--factor", "0.5", *root])
+        assert refused.exit_code != 0 and "--factor" in refused.output
+    finally:
+        catalogue.close()
+
+
+def test_programme_overview(tmp_path, database_url):
+    import numpy as np
+
+    from archive.contrast_world import N_PRODUCTS, PROGRAMMES
+    from hcdc.archive.access import load_principal
+    from hcdc.archive.accounts import add_user
+    from hcdc.archive.programme_overview import programme_overview
+
+    catalogue = init_data_centre(tmp_path / "dc", database_url=database_url)
+    try:
+        known = build_contrast_world(catalogue)
+        with catalogue.engine.begin() as conn:
+            add_user(conn, local_operator(), "stranger")
+        with catalogue.engine.connect() as conn:
+            entries = programme_overview(conn, local_operator())
+            stranger = load_principal(conn, "stranger")
+            hidden = programme_overview(conn, stranger, now=dt.datetime(2025, 6, 1))
+            only = programme_overview(conn, local_operator(), PROGRAMMES[1])
+        assert [e["prog_id"] for e in entries] == list(PROGRAMMES) and hidden == []
+        assert [e["prog_id"] for e in only] == [PROGRAMMES[1]]
+        for k, e in enumerate(entries):
+            mine = list(range(k, N_PRODUCTS, 2))
+            assert e["datasets"] == len(mine) == len(e["nights"])
+            assert e["nights"][0] == (NIGHT0 + dt.timedelta(days=k)).isoformat()
+            assert e["products"] == {"1": len(mine), "2": len(mine)} and e["level1_with_conditions"] == len(
+                mine
+            )
+            assert e["conditions"]["seeing_arcsec"] == np.median([known["seeing"][i] for i in mine])
+            (c02,) = [c for c in e["contrast"] if c["separation_arcsec"] == 0.2]
+            values = [known["contrast_02"][i] for i in mine]
+            assert c02["median"] == np.median(values) and c02["best"] == min(values)
+        root = ["--root", str(catalogue.settings.root)]
+        shown = CliRunner().invoke(app, ["monitor", "programmes", "--json", *root])
+        assert shown.exit_code == 0 and len(json.loads(shown.stdout)["programmes"]) == 2
+        text = CliRunner().invoke(app, ["monitor", "programmes", *root])
+        assert text.exit_code == 0 and PROGRAMMES[0] in text.stdout
+        missing = CliRunner().invoke(app, ["monitor", "programmes", "--programme", "9999.Z-0000", *root])
+        assert missing.exit_code != 0 and "9999.Z-0000" in missing.output
+    finally:
+        catalogue.close()
