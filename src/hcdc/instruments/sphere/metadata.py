@@ -256,10 +256,14 @@ class Sphere(Instrument):
         return self._extract(header if values is None else values, hdul)
 
     def read_level1(self, path: Path) -> Level1Cube | None:
-        """An IRDIS Level 1 product (:mod:`hcdc.instruments.sphere.irdis.level1`); IFS has none yet."""
-        from hcdc.instruments.sphere.irdis import level1  # the reduction: imported when needed
+        """An IRDIS (:mod:`hcdc.instruments.sphere.irdis.level1`) or IFS
+        (:mod:`hcdc.instruments.sphere.ifs.level1`) Level 1 product."""
+        from hcdc.instruments.sphere.ifs import level1 as ifs_level1  # reductions: imported when needed
+        from hcdc.instruments.sphere.irdis import level1
 
-        return level1.level1_cube(path) if level1.is_level1_product(path) else None
+        if level1.is_level1_product(path):
+            return level1.level1_cube(path)
+        return ifs_level1.level1_cube(path) if ifs_level1.is_level1_product(path) else None
 
     def extract_values(self, values: Mapping[str, Any]) -> FileMetadata | None:
         if sphere_arm(values) == "SPARTA":
