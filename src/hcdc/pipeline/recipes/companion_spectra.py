@@ -134,7 +134,9 @@ class CompanionSpectra(Recipe):
                     "separation_px": float(s.separation_px),
                     "pa_deg": float(s.pa_deg),
                     "level2_snr": float(det.snr),
-                    "median_contrast": float(np.nanmedian(s.contrast)) if np.isfinite(s.contrast).any() else None,
+                    "median_contrast": float(np.nanmedian(s.contrast))
+                    if np.isfinite(s.contrast).any()
+                    else None,
                     "median_snr": float(np.nanmedian(s.snr)) if np.isfinite(s.snr).any() else None,
                 }
                 for i, (det, s) in enumerate(zip(detections, spectra, strict=True))
@@ -143,7 +145,9 @@ class CompanionSpectra(Recipe):
         return {"product": path, "summary": summary}
 
 
-def _write(path: Path, level2: Any, detections: list[Any], spectra: list[Any], params: Any, inputs: dict) -> Path:
+def _write(
+    path: Path, level2: Any, detections: list[Any], spectra: list[Any], params: Any, inputs: dict
+) -> Path:
     import numpy as np
     from astropy.io import fits
 
@@ -171,7 +175,9 @@ def _write(path: Path, level2: Any, detections: list[Any], spectra: list[Any], p
             fits.Column(name="X", format="D", unit="pix", array=[d.x for d in detections]),
             fits.Column(name="Y", format="D", unit="pix", array=[d.y for d in detections]),
             fits.Column(name="SEP_PX", format="D", unit="pix", array=[s.separation_px for s in spectra]),
-            fits.Column(name="SEP_MAS", format="D", unit="mas", array=[s.separation_px * scale for s in spectra]),
+            fits.Column(
+                name="SEP_MAS", format="D", unit="mas", array=[s.separation_px * scale for s in spectra]
+            ),
             fits.Column(name="PA", format="D", unit="deg", array=[s.pa_deg for s in spectra]),
             fits.Column(name="SNR", format="D", array=[d.snr for d in detections]),
             fits.Column(name="C0", format="D", array=[s.c0 for s in spectra]),
@@ -184,7 +190,11 @@ def _write(path: Path, level2: Any, detections: list[Any], spectra: list[Any], p
         arrays = [np.asarray(getattr(s, attr), dtype=np.float64) for s in spectra]
         return np.concatenate(arrays) if arrays else np.zeros(0)
 
-    ids = np.concatenate([np.full(s.wavelengths_um.size, i + 1) for i, s in enumerate(spectra)]) if spectra else []
+    ids = (
+        np.concatenate([np.full(s.wavelengths_um.size, i + 1) for i, s in enumerate(spectra)])
+        if spectra
+        else []
+    )
     spectrum = fits.BinTableHDU.from_columns(
         [
             fits.Column(name="ID", format="J", array=np.asarray(ids, dtype=np.int32)),

@@ -19,13 +19,18 @@ of the channel, :func:`~hcdc.science.postprocessing.photometry.aperture_sums`) o
 per-wavelength image of the difference (reduction with fakes − reduction without), which isolates
 each fake's own signal ``r[k, w]`` from the speckles. With ``a[w]`` the companion's signal on the
 reduction without fakes and ``n[k, w]`` that reduction's signal in the fakes' apertures (empty sky
-at the companion's separation):
+at the companion's separation, ``N`` of them):
 
 * throughput ``t[w] = mean_k r[k, w] / (c0 · S[w])`` (``S`` the star's aperture flux, from the PSF);
-* contrast ``c[w] = a[w] / (t[w] · S[w])`` (companion / star flux in the same aperture);
-* error ``σ[w]² = (std_k n[k, w] / (t[w] S[w]))² + (c[w] · std_k r[k, w] / mean_k r[k, w])²``: the
-  noise of the residual speckles at that separation and channel, and the throughput's change
-  with position angle, both measured on this reduction rather than assumed.
+* contrast ``c[w] = (a[w] − mean_k n[k, w]) / (t[w] · S[w])`` (companion / star flux in the same
+  aperture, above the mean residual level at that separation);
+* error ``σ[w]² = (std_k n[k, w] · sqrt(1 + 1/N) / (t[w] S[w]))² + (c[w] · std_k r[k, w] /
+  mean_k r[k, w])²``: the noise of the residual speckles at that separation and channel, and the
+  throughput's change with position angle, both measured on this reduction rather than assumed.
+
+The fakes have a flat contrast spectrum. Using the measured spectrum for a second round of fakes
+was tried and rejected: on the 'small' IFS night it made the fainter (flat, S/N 16) companion's
+spectrum worse (noisy channels feed noisy fakes).
 
 Fakes are placed in passes of fakes at least 3 FWHM apart (one reduction per pass). This is
 not a negative-fake-companion fit (the issue's wording): a per-channel NEGFC needs one
@@ -85,9 +90,9 @@ def fake_position_angles(
             f"need a positive separation and FWHM and >= 2 fakes; got {separation_px} px, "
             f"{fwhm_px} px, {n_fakes}"
         )
-    step = math.degrees(2.0 * math.asin(min(1.0, spacing_fwhm * fwhm_px / (2.0 * separation_px))))
-    slots = int(360.0 // step) - 1  # positions per pass, the companion's slot left free
-    if slots < 1:
+    half_chord = spacing_fwhm * fwhm_px / (2.0 * separation_px)
+    slots = int(360.0 // math.degrees(2.0 * math.asin(half_chord))) - 1 if half_chord <= 1.0 else 0
+    if slots < 1:  # positions per pass, the companion's slot left free
         raise ValueError(
             f"separation {separation_px:.1f} px is too small for fakes {spacing_fwhm} FWHM "
             f"({fwhm_px:.1f} px) from the companion"
@@ -104,7 +109,11 @@ def fake_position_angles(
 
 
 def _reduce(
-    cube: np.ndarray, angles: np.ndarray, wavelengths: np.ndarray, fwhm: np.ndarray, algorithm: str,
+    cube: np.ndarray,
+    angles: np.ndarray,
+    wavelengths: np.ndarray,
+    fwhm: np.ndarray,
+    algorithm: str,
     params: Mapping[str, Any],
 ) -> np.ndarray:
     spec = get_algorithm(algorithm)
@@ -117,6 +126,43 @@ def _reduce(
 def _signals(images: np.ndarray, x: np.ndarray, y: np.ndarray, fwhm: np.ndarray) -> np.ndarray:
     """Aperture sums (1-FWHM diameter) at ``(x, y)`` in every per-wavelength image: (points, wl)."""
     return np.stack([aperture_sums(images[w], x, y, fwhm[w] / 2.0) for w in range(images.shape[0])], axis=1)
+
+
+def _calibrate(
+    cube: np.ndarray,
+    angles: np.ndarray,
+    wl: np.ndarray,
+    psfs: np.ndarray,
+    star: np.ndarray,
+    fwhm: np.ndarray,
+    algorithm: str,
+    params: Mapping[str, Any],
+    images: np.ndarray,
+    signal: np.ndarray,
+    sep: float,
+    passes: list[np.ndarray],
+    fake_contrast: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One calibration by fakes of contrast ``fake_contrast`` per wavelength: (contrast, error,
+    throughput) per wavelength (module doc)."""
+    recovered, empty = [], []
+    for pas in passes:
+        flux = np.broadcast_to(fake_contrast * star, (pas.size, wl.size))
+        injected = inject_companions(cube, angles, psfs, np.full(pas.size, sep), pas, flux)
+        reduced = _reduce(injected, angles, wl, fwhm, algorithm, params)
+        points = np.array([geometry.polar_to_pixel(sep, p, cube.shape) for p in pas], dtype=np.float64)
+        recovered.append(_signals(reduced - images, points[:, 0], points[:, 1], fwhm))
+        empty.append(_signals(np.asarray(images, dtype=np.float64), points[:, 0], points[:, 1], fwhm))
+    r, noise = np.concatenate(recovered), np.concatenate(empty)  # (fakes, wl)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        throughput = r.mean(axis=0) / (fake_contrast * star)
+        unit = np.where(throughput > 0, throughput * star, np.nan)  # companion signal per unit contrast
+        # the companion's signal above the mean residual of the empty apertures at its separation
+        contrast = (signal - noise.mean(axis=0)) / unit
+        spread = r.std(axis=0, ddof=1) / r.mean(axis=0)
+        background = noise.std(axis=0, ddof=1) * math.sqrt(1.0 + 1.0 / noise.shape[0])
+        err = np.hypot(background / unit, contrast * spread)
+    return contrast, err, throughput
 
 
 def companion_spectrum(
@@ -157,7 +203,9 @@ def companion_spectrum(
     cy, cx = geometry.frame_center(cube.shape)
     sep = float(math.hypot(x - cx, y - cy))
     pa = float(geometry.pixel_to_polar(x, y, cube.shape)[1])
-    images = per_wavelength if per_wavelength is not None else _reduce(cube, angles, wl, fwhm, algorithm, params)
+    images = (
+        per_wavelength if per_wavelength is not None else _reduce(cube, angles, wl, fwhm, algorithm, params)
+    )
     signal = _signals(np.asarray(images, dtype=np.float64), np.array([x]), np.array([y]), fwhm)[0]
     if c0 is None:
         # the raw aperture contrast underestimates the companion (self-subtraction): start above
@@ -166,22 +214,21 @@ def companion_spectrum(
     if not (np.isfinite(c0) and c0 > 0):
         raise ValueError(f"no positive signal at ({x:.1f}, {y:.1f}): cannot scale the fakes (c0={c0})")
     passes = fake_position_angles(sep, pa, float(fwhm.max()), n_fakes)
-    recovered, empty = [], []
-    for pas in passes:
-        flux = np.broadcast_to(c0 * star, (pas.size, wl.size))
-        injected = inject_companions(cube, angles, psfs, np.full(pas.size, sep), pas, flux)
-        reduced = _reduce(injected, angles, wl, fwhm, algorithm, params)
-        points = np.array([geometry.polar_to_pixel(sep, p, cube.shape) for p in pas], dtype=np.float64)
-        recovered.append(_signals(reduced - images, points[:, 0], points[:, 1], fwhm))
-        empty.append(_signals(np.asarray(images, dtype=np.float64), points[:, 0], points[:, 1], fwhm))
-    r, noise = np.concatenate(recovered), np.concatenate(empty)  # (fakes, wl)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        throughput = r.mean(axis=0) / (c0 * star)
-        ok = throughput > 0
-        unit = np.where(ok, throughput * star, np.nan)  # companion signal per unit contrast
-        contrast = signal / unit
-        spread = r.std(axis=0, ddof=1) / r.mean(axis=0)
-        err = np.hypot(noise.std(axis=0, ddof=1) / unit, contrast * spread)
+    contrast, err, throughput = _calibrate(
+        cube,
+        angles,
+        wl,
+        psfs,
+        star,
+        fwhm,
+        algorithm,
+        params,
+        images,
+        signal,
+        sep,
+        passes,
+        np.full(wl.size, c0),
+    )
     return CompanionSpectrum(
         wavelengths_um=wl,
         contrast=contrast,

@@ -236,7 +236,8 @@ def reduce_ifs(
         hdus.append(psf_hdu)
         hdus.append(
             fits.BinTableHDU(
-                Table({"FILE": flux.files, "MJD": flux.mjd, "DIT": flux.dit, "ND": flux.nd}), name="PSF_FRAMES"
+                Table({"FILE": flux.files, "MJD": flux.mjd, "DIT": flux.dit, "ND": flux.nd}),
+                name="PSF_FRAMES",
             )
         )
     path = out / PRODUCT_NAME

@@ -216,7 +216,9 @@ def reduce_flux(
                     raise ValueError(
                         f"{path}: star not found in IFS channel {c} ({waves[c]:.0f} nm) of DIT {k + 1}"
                     )
-                planes.append(_destretch(recenter_frame(cube[c], (est.x, est.y), size), anamorphism) * norm[c])
+                planes.append(
+                    _destretch(recenter_frame(cube[c], (est.x, est.y), size), anamorphism) * norm[c]
+                )
                 xy.append((est.x, est.y))
             frames.append(np.stack(planes))
             centers.append(xy)
@@ -226,7 +228,9 @@ def reduce_flux(
             nds.append(nd)
     n = len(waves)
     return IfsPsf(
-        cube=np.stack(frames, axis=1).astype(np.float32) if frames else np.zeros((n, 0, size, size), np.float32),
+        cube=np.stack(frames, axis=1).astype(np.float32)
+        if frames
+        else np.zeros((n, 0, size, size), np.float32),
         files=files,
         mjd=np.asarray(mjd, dtype=np.float64),
         dit=np.asarray(dits, dtype=np.float64),
