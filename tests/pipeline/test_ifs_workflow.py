@@ -93,6 +93,19 @@ def test_ifs_night_reduces_to_level3_with_known_answers(night, tmp_path: Path, d
     assert set(records[3]["parents"]) == {records[1]["id"], records[2]["id"]}
     assert records[2]["parents"] == [records[1]["id"]]
 
+    # the Level 1 PSF (OBJECT,FLUX, ND removed): star on the central pixel, its flux that of the
+    # simulated star within the extraction's accuracy (measured 0.93-1.12 of the truth per channel)
+    from hcdc.instruments.sphere.ifs.level1 import read_level1_ifs
+    from hcdc.instruments.sphere.ifs.simulate import star_flux_adu_s_nm
+
+    l1_file = next(Path(f["path"]) for f in l1["files"] if Path(f["path"]).name == "level1_ifs.fits")
+    product = read_level1_ifs(l1_file)
+    assert product.psf.shape == (39, 2, 31, 31) and list(product.psf_frames["ND"]) == ["ND_2.0"] * 2
+    assert np.unravel_index(np.argmax(product.psf[20, 0]), (31, 31)) == (15, 15)
+    ratio = product.psf.sum(axis=(2, 3)) / star_flux_adu_s_nm(product.wavelengths_nm)[:, None]
+    assert np.all((ratio > 0.85) & (ratio < 1.2)), np.round(ratio, 3)
+    assert product.header["HIERARCH HCDC ANGSKY"] and "HIERARCH HCDC RA" in product.header
+
     scale = 7.46
     detections = l2["summary"]["detections"]
     for comp in night.companions:
