@@ -25,8 +25,10 @@ from hcdc.archive.associations import associate_all
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.ingest import ingest
 from hcdc.archive.models import Dataset
+from hcdc.pipeline.errors import RecipeError
 from hcdc.pipeline.operations.worker import Worker, queue_datasets
 from hcdc.pipeline.provenance import sha256_file
+from hcdc.pipeline.registry import run_recipe
 from hcdc.pipeline.workflow import describe_workflows, select_workflow
 
 
@@ -145,3 +147,20 @@ def test_ifs_night_reduces_to_level3_with_known_answers(night, tmp_path: Path, d
         chi2 = {name: _template_chi2(measured[ok], err[ok], t[ok]) for name, t in templates.items()}
         other = next(name for name in templates if name != comp.spectrum)
         assert chi2[comp.spectrum] < chi2[other], (comp.spectrum, chi2)
+
+
+def test_spectra_recipe_refuses_a_non_spectral_level2_product(tmp_path) -> None:
+    """``l3-companion-spectra`` needs a spectral (SDI/ASDI) Level 2 product; the error names it."""
+    data = Path(__file__).parents[1] / "data" / "l2_postprocess_1_1"
+    with pytest.raises(RecipeError, match="level2_pca.fits: algorithm 'pca' is not spectral"):
+        run_recipe(
+            "l3-companion-spectra",
+            {"level1": data / "cube.fits", "level2": data / "level2_pca.fits"},
+            work_dir=tmp_path / "a",
+        )
+    with pytest.raises(RecipeError, match="cube.fits"):
+        run_recipe(
+            "l3-companion-spectra",
+            {"level1": data / "cube.fits", "level2": data / "cube.fits"},
+            work_dir=tmp_path / "b",
+        )

@@ -101,27 +101,32 @@ class CompanionSpectra(Recipe):
         detections = detections[: params.max_companions]
         context.log(f"{len(detections)} companion(s), {params.n_fakes} fakes each, {level2.algorithm}")
         per_wl = level2.cube if level2.cube is not None and level2.cube.shape[0] == wavelengths.size else None
-        spectra = []
+        spectra, measured = [], []
         with context.timer("spectra"):
             for i, det in enumerate(detections):
                 context.progress("companion spectra", i, len(detections))
-                spectra.append(
-                    companion_spectrum(
-                        cube,
-                        data["angles"],
-                        wavelengths,
-                        np.stack(psfs),
-                        np.asarray(fluxes),
-                        np.asarray(fwhms),
-                        algorithm=level2.algorithm,
-                        params=algo_params,
-                        x=det.x,
-                        y=det.y,
-                        n_fakes=params.n_fakes,
-                        per_wavelength=per_wl,
+                try:
+                    spectra.append(
+                        companion_spectrum(
+                            cube,
+                            data["angles"],
+                            wavelengths,
+                            np.stack(psfs),
+                            np.asarray(fluxes),
+                            np.asarray(fwhms),
+                            algorithm=level2.algorithm,
+                            params=algo_params,
+                            x=det.x,
+                            y=det.y,
+                            n_fakes=params.n_fakes,
+                            per_wavelength=per_wl,
+                        )
                     )
-                )
+                    measured.append(det)
+                except ValueError as exc:  # too close to the star for fakes, no positive signal
+                    context.log(f"detection at ({det.x:.1f}, {det.y:.1f}) px skipped: {exc}")
             context.progress("companion spectra", len(detections), len(detections))
+        detections = measured
         with context.timer("write"):
             path = _write(context.output_path(PRODUCT_NAME), level2, detections, spectra, params, inputs)
         summary = {
