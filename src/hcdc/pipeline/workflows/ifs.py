@@ -9,6 +9,7 @@ the catalogue associated (darks, detector flats, SPECPOS, WAVE, IFU flat, backgr
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hcdc.pipeline.ports import DataKind, Port
@@ -52,7 +53,9 @@ def _ifs_l1_l2() -> Workflow:
         inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one IFS sequence and its calibrations"),),
         nodes=(
             Node("level1", "level1-ifs", {"raw": "inputs.raw"}),
-            Node("level2", "l2-postprocess", {"level1": "level1.product"}, dict(IFS_LEVEL2_DEFAULTS)),
+            Node(
+                "level2", "l2-postprocess", {"level1": "level1.product"}, copy.deepcopy(IFS_LEVEL2_DEFAULTS)
+            ),
             Node(
                 "spectra",
                 "l3-companion-spectra",
