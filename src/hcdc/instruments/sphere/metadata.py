@@ -247,15 +247,17 @@ class Sphere(Instrument):
         return self._extract(header if values is None else values, hdul)
 
     def read_level1(self, path: Path) -> Level1Cube | None:
-        """An IRDIS (:mod:`hcdc.instruments.sphere.irdis.level1`) or ZIMPOL imaging
-        (:mod:`hcdc.instruments.sphere.zimpol.level1`) Level 1 product; IFS has none yet."""
-        from hcdc.instruments.sphere.irdis import level1  # the reductions: imported when needed
+        """An IRDIS (:mod:`hcdc.instruments.sphere.irdis.level1`), IFS
+        (:mod:`hcdc.instruments.sphere.ifs.level1`) or ZIMPOL imaging
+        (:mod:`hcdc.instruments.sphere.zimpol.level1`) Level 1 product, else None."""
+        # the reductions: imported when needed
+        from hcdc.instruments.sphere.ifs import level1 as ifs_level1
+        from hcdc.instruments.sphere.irdis import level1 as irdis_level1
         from hcdc.instruments.sphere.zimpol import level1 as zimpol_level1
 
-        if level1.is_level1_product(path):
-            return level1.level1_cube(path)
-        if zimpol_level1.is_level1_product(path):
-            return zimpol_level1.level1_cube(path)
+        for arm in (irdis_level1, ifs_level1, zimpol_level1):
+            if arm.is_level1_product(path):
+                return arm.level1_cube(path)
         return None
 
     def extract_values(self, values: Mapping[str, Any]) -> FileMetadata | None:

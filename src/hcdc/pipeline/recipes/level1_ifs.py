@@ -1,5 +1,11 @@
-"""``level1-ifs``: IFS raw files of one sequence and its calibrations -> a first Level 1 product
-(:mod:`hcdc.instruments.sphere.ifs.level1`)."""
+"""``level1-ifs``: IFS raw files of one sequence and its calibrations -> the Level 1 product
+(:mod:`hcdc.instruments.sphere.ifs.level1`).
+
+0.2 adds the PSF cube of the OBJECT,FLUX files, the anamorphism correction and the angle
+convention / pointing keywords that Level 2 reads (``hcdc reduce`` runs it: ``ifs-l1-l2``);
+0.1 (spectral cube, angles, wavelengths, waffle centres only) stays registered so that its
+products rerun from their provenance.
+"""
 
 from __future__ import annotations
 
@@ -12,33 +18,37 @@ from hcdc.pipeline.registry import register_recipe
 
 
 class IfsLevel1Parameters(RecipeParameters):
-    """No parameters yet: the first IFS Level 1 uses the documented defaults (docs/ifs.md)."""
+    """No parameters: the IFS Level 1 uses the documented defaults (docs/ifs.md)."""
 
 
 @register_recipe
 class IfsLevel1Recipe(Recipe):
     """IFS raw sequence + calibrations -> ``level1_ifs.fits`` (cube (39, frames, y, x), angles,
-    wavelengths, waffle centres), by :func:`hcdc.instruments.sphere.ifs.level1.reduce_ifs`."""
+    wavelengths, waffle centres, PSF cube of the OBJECT,FLUX files), by
+    :func:`hcdc.instruments.sphere.ifs.level1.reduce_ifs`."""
 
     name = "level1-ifs"
-    version = "0.1"
+    version = "0.2"
     product_level = 1
     product_type = "level1-ifs-cube"
-    description = (
-        "IFS raw sequence -> spectral Level 1 cube (hcdc.instruments.sphere.ifs.level1), first version"
-    )
+    description = "IFS raw sequence -> spectral Level 1 cube with PSF (hcdc.instruments.sphere.ifs.level1)"
     Parameters = IfsLevel1Parameters
     inputs = (Port("raw", DataKind.RAW_FILES, "raw IFS files of one sequence and its calibrations"),)
     outputs = (
         Port("product", DataKind.LEVEL1, "level1_ifs.fits (read with hcdc.instruments.sphere.ifs.level1)"),
-        Port("summary", DataKind.VALUE, "cube shape, mode, wavelength range (nm), frames"),
+        Port("summary", DataKind.VALUE, "cube shape, mode, wavelength range (nm), frames, PSF frames"),
     )
+    #: reduce_ifs options of this version
+    with_psf = True
+    anamorphism = True
 
     def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
         from hcdc.instruments.sphere.ifs import level1
 
         with context.timer("reduce"):
-            path = level1.reduce_ifs(inputs["raw"], context.work_dir / "level1")
+            path = level1.reduce_ifs(
+                inputs["raw"], context.work_dir / "level1", psf=self.with_psf, anamorphism=self.anamorphism
+            )
         product = level1.read_level1_ifs(path)
         summary = {
             "shape": list(product.cube.shape),
@@ -46,5 +56,17 @@ class IfsLevel1Recipe(Recipe):
             "wavelength_range_nm": [float(product.wavelengths_nm[0]), float(product.wavelengths_nm[-1])],
             "frames": len(product.frames),
         }
+        if self.with_psf:
+            summary["psf_frames"] = 0 if product.psf is None else int(product.psf.shape[1])
         context.log(f"Level 1 IFS cube {summary['shape']}")
         return {"product": path, "summary": summary}
+
+
+@register_recipe
+class IfsLevel1RecipeV01(IfsLevel1Recipe):
+    """``level1-ifs`` 0.1: no PSF cube, no anamorphism correction (kept for reruns)."""
+
+    version = "0.1"
+    description = "IFS raw sequence -> spectral Level 1 cube (first version: no PSF, no anamorphism)"
+    with_psf = False
+    anamorphism = False

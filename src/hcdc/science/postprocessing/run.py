@@ -86,6 +86,8 @@ __all__ = [
     "ProgressCallback",
     "crop_slices",
     "estimate_fwhm",
+    "prepare_psfs",
+    "spectral_empty_pixels",
     "postprocess",
     "star_flux_from_psf",
 ]
@@ -234,6 +236,33 @@ def _prepare_psfs(
         normalised.append(normalize_psf(square, f))
         fwhms.append(f)
     return normalised, fwhms, fluxes
+
+
+def spectral_empty_pixels(cube: np.ndarray) -> np.ndarray:
+    """Pixels of a spectral cube (wavelengths, frames, y, x) that hold no data (detection area).
+
+    With up to 2 wavelengths (IRDIS DBI) a pixel empty in any channel
+    (:func:`~hcdc.science.postprocessing.detection.empty_pixels`) is empty. With more (IFS, 39
+    channels) a pixel is empty when it is empty in more than half of them: zones outside the
+    detector or the lenslet field are empty in every channel, while a short sequence's noisy
+    temporal deviation leaves, by chance, a low 3x3 patch in one channel or another (on the 4-frame
+    'small' IFS simulation, one channel out of 39 had one at 24 px, which took the whole 20-27 px
+    ring, and an injected companion in it, out of detection).
+    """
+    counts = np.zeros(cube.shape[-2:], dtype=np.int32)
+    for w in range(cube.shape[0]):
+        counts += empty_pixels(temporal_std(cube[w]))
+    return counts > (0 if cube.shape[0] <= 2 else cube.shape[0] // 2)
+
+
+def prepare_psfs(
+    psf: np.ndarray, n_wl: int, fwhm: float | np.ndarray | None = None
+) -> tuple[list[np.ndarray], list[float], list[float]]:
+    """Per wavelength, as :func:`postprocess` prepares them: the PSF normalised to unit
+    1-FWHM-aperture flux (odd square centred on its peak), its FWHM (px; measured when ``fwhm`` is
+    None) and its own 1-FWHM-aperture flux (the star flux of contrasts)."""
+    normalised, fwhms, fluxes = _prepare_psfs(psf, n_wl, _per_wavelength(fwhm, n_wl, "fwhm"))
+    return normalised, fwhms, fluxes  # type: ignore[return-value]
 
 
 def _plane(cube: np.ndarray, w: int | None, crop: tuple[slice, slice]) -> np.ndarray:
@@ -672,8 +701,7 @@ def _first_pass(
             full, plan.angles, fwhm=fwhm_arg, wavelengths=plan.wavelengths, **plan.params
         )
         images[:] = np.asarray(per_wl, dtype=np.float32)
-        for w in range(n_wl):
-            empty |= empty_pixels(temporal_std(full[w]))
+        empty = spectral_empty_pixels(full)
         _report(progress, "post-processing", n_wl, n_wl)
         final = np.asarray(final, dtype=np.float32)
         return images, final, None, full if plan.psfs[0] is not None else None, empty

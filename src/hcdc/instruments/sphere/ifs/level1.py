@@ -10,7 +10,13 @@ The product, ``level1_ifs.fits``: primary HDU the cube ``(39, frames, y, x)`` in
 pixel with the star on pixel ``(size // 2, size // 2)``; ``WAVELENGTH`` (nm); ``FRAMES`` table
 (file, MJD mid-DIT, parallactic and derotation angles in deg, CENTER file used); ``CENTERS``
 ``(n_center, 39, 2)`` the waffle-spot centres (cube px before recentring) and ``CENTER_ERR``.
-A first version: no PSF cube, no narrow-band flats, no cross-talk correction (docs/ifs.md).
+With ``psf=True`` (``level1-ifs`` 0.2) also ``PSF`` ``(39, flux_frames, 31, 31)`` the OBJECT,FLUX
+frames in the cube's unit without the neutral density (:func:`~hcdc.instruments.sphere.ifs.
+sequence.reduce_flux`) and ``PSF_FRAMES`` (file, MJD, DIT, ND); with ``anamorphism=True`` the
+cube and PSF are corrected for the IFS anamorphism. The primary header then carries the angle
+convention and pointing for Level 2 (``HCDC ANGSKY``, ``HCDC RA``/``DEC``).
+:func:`level1_cube` gives Level 2 what it reads (:class:`hcdc.instruments.base.Level1Cube`).
+No narrow-band flats, no cross-talk correction (docs/ifs.md).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 import hcdc
+from hcdc.instruments.base import Level1Cube
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.ifs.extraction import (
     bad_pixel_map,
@@ -33,9 +40,18 @@ from hcdc.instruments.sphere.ifs.extraction import (
     mean_frame,
 )
 from hcdc.instruments.sphere.ifs.metadata import IFS_CALIB_DARK_DIT_S, ifs_flat_lamp, ifs_mode
-from hcdc.instruments.sphere.ifs.sequence import reduce_sequence
+from hcdc.instruments.sphere.ifs.sequence import reduce_flux, reduce_sequence
+from hcdc.science.fits_cards import set_card
 
-__all__ = ["RECIPE_NAME", "IfsLevel1", "roles_from_headers", "reduce_ifs", "read_level1_ifs"]
+__all__ = [
+    "RECIPE_NAME",
+    "IfsLevel1",
+    "roles_from_headers",
+    "reduce_ifs",
+    "read_level1_ifs",
+    "is_level1_product",
+    "level1_cube",
+]
 
 RECIPE_NAME = "level1-ifs"
 PRODUCT_NAME = "level1_ifs.fits"
@@ -58,8 +74,10 @@ def _role(header: fits.Header) -> str | None:
 def roles_from_headers(paths: Sequence[str | Path]) -> dict[str, list[Path]]:
     """Raw IFS files by role (DPR TYPE, ``DETECTOR_FLAT:<lamp>``, ``IFU_FLAT``), in time order.
 
-    Raises ``ValueError`` naming a file that is not an IFS file or has no known role, and when
-    the files mix IFS modes.
+    Files of another SPHERE arm (the IRDIS half of an IRDIFS night) and files of no instrument
+    (no ``INSTRUME``: a simulation's truth files) are skipped. Raises ``ValueError`` naming a file
+    that cannot be read, that belongs to another instrument, or that is an IFS file with no known
+    role, and when the files mix IFS modes.
     """
     roles: dict[str, list[tuple[str, Path]]] = {}
     modes = set()
@@ -68,8 +86,13 @@ def roles_from_headers(paths: Sequence[str | Path]) -> dict[str, list[Path]]:
             header = fits.getheader(path)
         except (OSError, ValueError) as exc:
             raise ValueError(f"{path}: cannot read the header ({exc})") from None
+        instrument = str(header.get("INSTRUME", "")).strip()
+        if not instrument:
+            continue
+        if instrument != "SPHERE":
+            raise ValueError(f"{path}: not a SPHERE file (INSTRUME = {instrument!r})")
         if str(header.get("HIERARCH ESO SEQ ARM", "")).strip() != "IFS":
-            raise ValueError(f"{path}: not a SPHERE/IFS file (SEQ ARM is not IFS)")
+            continue
         role = _role(header)
         if role is None:
             raise ValueError(
@@ -104,15 +127,23 @@ class IfsLevel1:
     centers_xy: np.ndarray
     center_errors: np.ndarray
     header: fits.Header
+    psf: np.ndarray | None = None
+    psf_frames: Table | None = None
 
     @property
     def derot(self) -> np.ndarray:
         return np.asarray(self.frames["DEROT"], dtype=np.float64)
 
 
-def reduce_ifs(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
+def reduce_ifs(
+    paths: Sequence[str | Path], out_dir: str | Path, *, psf: bool = False, anamorphism: bool = False
+) -> Path:
     """Reduce one IFS sequence (raw files of the sequence and its calibrations) to
-    ``out_dir/level1_ifs.fits``; returns its path. Errors name the missing role or bad file."""
+    ``out_dir/level1_ifs.fits``; returns its path. Errors name the missing role or bad file.
+
+    ``psf``: also the PSF cube of the OBJECT,FLUX files (at least one needed), the angle
+    convention and pointing keywords; ``anamorphism``: correct the IFS anamorphism (module doc).
+    Both False reproduce ``level1-ifs`` 0.1."""
     roles = roles_from_headers(paths)
     objects, centers = roles.get("OBJECT", []), roles.get("OBJECT,CENTER", [])
     if not objects:
@@ -153,7 +184,12 @@ def reduce_ifs(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         calibrate_frame(mean_frame(_first(roles, "IFU_FLAT")), calib_dark, flat, bad),
         mode,
     )
-    seq = reduce_sequence(objects, centers, calibration, background_for_dit, flat, bad)
+    seq = reduce_sequence(objects, centers, calibration, background_for_dit, flat, bad, anamorphism)
+    flux = None
+    if psf:
+        if not roles.get("OBJECT,FLUX"):
+            raise ValueError("no OBJECT,FLUX file: the Level 1 PSF (and Level 2 photometry) needs one")
+        flux = reduce_flux(roles["OBJECT,FLUX"], calibration, background_for_dit, flat, bad, anamorphism)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     primary = fits.PrimaryHDU(seq.cube.astype(np.float32))
@@ -166,6 +202,14 @@ def reduce_ifs(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     h["HIERARCH HCDC STARX"] = (seq.cube.shape[-1] // 2, "star pixel x (0-based)")
     h["HIERARCH HCDC STARY"] = (seq.cube.shape[-2] // 2, "star pixel y (0-based)")
     h["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT: turn clockwise for north up")
+    if flux is not None:
+        set_card(h, "HIERARCH HCDC ANGSKY", True, "DEROT includes pupil offset and true north")
+        set_card(h, "HIERARCH HCDC ANAMORPH", bool(anamorphism), "IFS anamorphism corrected")
+        raw_header = fits.getheader(objects[0])
+        for key in ("RA", "DEC"):
+            value = raw_header.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                set_card(h, f"HIERARCH HCDC {key}", float(value), f"[deg] {key} (J2000) of the pointing")
     frames = Table(
         {
             "FILE": seq.files,
@@ -186,6 +230,16 @@ def reduce_ifs(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
             ),
         ]
     )
+    if flux is not None:
+        psf_hdu = fits.ImageHDU(flux.cube, name="PSF")
+        psf_hdu.header["BUNIT"] = ("ADU/s/nm", "per cube pixel, per nm, without neutral density")
+        hdus.append(psf_hdu)
+        hdus.append(
+            fits.BinTableHDU(
+                Table({"FILE": flux.files, "MJD": flux.mjd, "DIT": flux.dit, "ND": flux.nd}),
+                name="PSF_FRAMES",
+            )
+        )
     path = out / PRODUCT_NAME
     hdus.writeto(path, overwrite=True)
     return path
@@ -208,6 +262,41 @@ def read_level1_ifs(path: str | Path) -> IfsLevel1:
                 centers_xy=np.array(hdul["CENTERS"].data),
                 center_errors=np.array(hdul["CENTER_ERR"].data),
                 header=hdul[0].header.copy(),
+                psf=np.array(hdul["PSF"].data) if "PSF" in hdul else None,
+                psf_frames=Table(hdul["PSF_FRAMES"].data) if "PSF_FRAMES" in hdul else None,
             )
     except (OSError, KeyError) as exc:
         raise ValueError(f"{p}: cannot read the Level 1 IFS product ({exc})") from None
+
+
+def is_level1_product(path: str | Path) -> bool:
+    """True when ``path`` (``level1_ifs.fits`` or its directory) is a product of :func:`reduce_ifs`
+    (its ``HCDC RECIPE`` card); a file of that name whose header cannot be read is claimed too, so
+    that :func:`level1_cube` names the problem."""
+    p = Path(path)
+    p = p / PRODUCT_NAME if p.is_dir() else p
+    if p.name != PRODUCT_NAME or not p.is_file():
+        return False
+    try:
+        return str(fits.getheader(p, 0).get("HIERARCH HCDC RECIPE", "")).strip() == RECIPE_NAME
+    except (OSError, ValueError):
+        return True
+
+
+def level1_cube(path: str | Path) -> Level1Cube:
+    """The Level 1 IFS product at ``path`` as Level 2 reads it: the (39, frames, y, x) cube, the
+    mean of the PSF frames per channel (None for a 0.1 product without PSF), DEROT, the
+    wavelengths in µm and the IFS plate scale (7.46 mas/px)."""
+    product = read_level1_ifs(path)
+    psf = None
+    if product.psf is not None and product.psf.shape[1]:
+        psf = product.psf.mean(axis=1)
+    return Level1Cube(
+        cube=product.cube,
+        psf=psf,
+        derot=product.derot,
+        wavelengths_um=product.wavelengths_nm / 1000.0,
+        pixel_scale_mas=float(product.header.get("HIERARCH HCDC PIXSCAL", sc.IFS_PIXEL_SCALE_MAS)),
+        unit=str(product.header.get("BUNIT", "ADU/s/nm")),
+        header=product.header,
+    )

@@ -7,8 +7,13 @@ extraction to the spectral cube (:func:`extract_cube`), and recentring of each c
 star centre measured from the waffle spots of the OBJECT,CENTER file nearest in time
 (:func:`waffle_centers`; channels whose spots were not found take the median centre of the
 others). Angles are the per-DIT parallactic and derotation angles with the IFS instrument offset
-(:func:`hcdc.instruments.sphere.angles.dit_angles`). Not done: anamorphism correction,
-interpolation of the centre between CENTER files, the OBJECT,FLUX PSF cube, cross-talk.
+(:func:`hcdc.instruments.sphere.angles.dit_angles`). With ``anamorphism=True`` every channel is
+stretched about the star by :data:`~hcdc.instruments.sphere.constants.IFS_ANAMORPHISM_XY`
+(vlt-sphere's IFS factors), so that separations are isotropic at 7.46 mas/px.
+
+:func:`reduce_flux` makes the PSF cube of the OBJECT,FLUX files the same way (each channel
+centred by a Gaussian fit of the unocculted star, normalised to ADU/s/nm without the CPI neutral
+density). Not done: interpolation of the centre between CENTER files.
 """
 
 from __future__ import annotations
@@ -29,9 +34,14 @@ from hcdc.instruments.sphere.ifs.extraction import (
     extract_cube,
     waffle_centers,
 )
-from hcdc.science.calibration.cubes import recenter_frame
+from hcdc.science.calibration.centering import center_psf
+from hcdc.science.calibration.cubes import correct_anamorphism, flux_normalisation, recenter_frame
 
-__all__ = ["IfsSequence", "reduce_sequence"]
+__all__ = ["IfsSequence", "IfsPsf", "reduce_sequence", "reduce_flux", "PSF_SIZE_PX"]
+
+#: Side of the PSF frames (px): 31 px = 231 mas, about 7 lambda/D at 1.35 um, the whole core
+#: and first rings.
+PSF_SIZE_PX = 31
 
 
 @dataclass
@@ -80,6 +90,7 @@ def reduce_sequence(
     background_for_dit: Callable[[float], np.ndarray],
     flat: np.ndarray,
     bad: np.ndarray | None = None,
+    anamorphism: bool = False,
 ) -> IfsSequence:
     """Reduce OBJECT files with the star centres of the CENTER files (see module doc).
 
@@ -123,7 +134,10 @@ def reduce_sequence(
             frames.append(
                 np.stack(
                     [
-                        recenter_frame(np.nan_to_num(cube[c]), tuple(centers[nearest][c]), size)
+                        _destretch(
+                            recenter_frame(np.nan_to_num(cube[c]), tuple(centers[nearest][c]), size),
+                            anamorphism,
+                        )
                         for c in range(cube.shape[0])
                     ]
                 )
@@ -143,4 +157,83 @@ def reduce_sequence(
         center_errors=np.asarray(errors),
         frame_center=np.asarray(which),
         files=names,
+    )
+
+
+def _destretch(frame: np.ndarray, anamorphism: bool) -> np.ndarray:
+    return correct_anamorphism(frame, sc.IFS_ANAMORPHISM_XY) if anamorphism else frame
+
+
+@dataclass
+class IfsPsf:
+    """The PSF of a sequence: ``cube`` (39, flux_frames, PSF_SIZE_PX, PSF_SIZE_PX) in ADU/s/nm per
+    pixel without the neutral density, the star on the central pixel; per frame ``files``,
+    ``mjd`` (mid-DIT), ``dit`` (s), ``nd`` (CPI neutral density name) and ``centers_xy``
+    (frames, 39, 2) the fitted centres (cube px)."""
+
+    cube: np.ndarray
+    files: list[str]
+    mjd: np.ndarray
+    dit: np.ndarray
+    nd: list[str]
+    centers_xy: np.ndarray
+
+
+def reduce_flux(
+    flux_paths: Sequence[str | Path],
+    calibration: IfsCalibration,
+    background_for_dit: Callable[[float], np.ndarray],
+    flat: np.ndarray,
+    bad: np.ndarray | None = None,
+    anamorphism: bool = False,
+    size: int = PSF_SIZE_PX,
+) -> IfsPsf:
+    """PSF cube of the OBJECT,FLUX files (see the module doc). Every DIT of every file is one
+    frame; each channel is centred on its own Gaussian fit
+    (:func:`hcdc.science.calibration.centering.center_psf`) and multiplied by
+    ``1 / (DIT x ND transmission(lambda))``. Raises ``ValueError`` naming the file when the star is
+    not found in a channel or the neutral density is unknown."""
+    waves = calibration.wavelengths_nm
+    frames, files, mjd, dits, nds, centers = [], [], [], [], [], []
+    for path in flux_paths:
+        header = fits.getheader(path)
+        dit = float(header["HIERARCH ESO DET SEQ1 DIT"])
+        nd = str(header.get("HIERARCH ESO INS4 FILT2 NAME", "OPEN")).strip()
+        try:
+            norm = np.array([flux_normalisation(1.0, sc.nd_transmission(nd, float(w))) for w in waves])
+        except KeyError as exc:
+            raise ValueError(f"{path}: {exc.args[0]}") from None
+        data = np.asarray(fits.getdata(path), dtype=np.float64)
+        data = data[np.newaxis] if data.ndim == 2 else data
+        angles = dit_angles(header, data.shape[0], arm="IFS", name=str(path))
+        background = background_for_dit(dit)
+        for k in range(data.shape[0]):
+            cube = np.nan_to_num(_cube_of(data[k], dit, background, flat, bad, calibration))
+            planes, xy = [], []
+            for c in range(cube.shape[0]):
+                est = center_psf(cube[c], sigma0=1.5)
+                if not np.isfinite(est.error):
+                    raise ValueError(
+                        f"{path}: star not found in IFS channel {c} ({waves[c]:.0f} nm) of DIT {k + 1}"
+                    )
+                planes.append(
+                    _destretch(recenter_frame(cube[c], (est.x, est.y), size), anamorphism) * norm[c]
+                )
+                xy.append((est.x, est.y))
+            frames.append(np.stack(planes))
+            centers.append(xy)
+            files.append(Path(path).name)
+            mjd.append(angles["mjd"][k])
+            dits.append(dit)
+            nds.append(nd)
+    n = len(waves)
+    return IfsPsf(
+        cube=np.stack(frames, axis=1).astype(np.float32)
+        if frames
+        else np.zeros((n, 0, size, size), np.float32),
+        files=files,
+        mjd=np.asarray(mjd, dtype=np.float64),
+        dit=np.asarray(dits, dtype=np.float64),
+        nd=nds,
+        centers_xy=np.asarray(centers, dtype=np.float64).reshape(-1, n, 2),
     )

@@ -1,0 +1,215 @@
+"""``l3-companion-spectra``: the contrast spectrum (per wavelength, with errors) of every companion
+detected in a spectral Level 2 product, measured on its Level 1 cube
+(:func:`hcdc.science.postprocessing.spectrum.companion_spectrum`), written as a Level 3 FITS
+product ``companion_spectra.fits``:
+
+* primary header: ``PRODTYPE`` ``companion-spectra``, the Level 2 algorithm (``ALGORITH``) and its
+  parameters (``PARAMS``, JSON), ``PIXSCALE`` (mas/px), ``NFAKES``, the Level 1 and Level 2 inputs;
+* ``COMPANIONS`` table, one row per companion: ``ID``, ``X``/``Y`` (px on the Level 2 image),
+  ``SEP_PX``, ``SEP_MAS``, ``PA`` (deg east of north), ``SNR`` (Level 2), ``C0`` (contrast of the
+  fakes), ``NFAKES``;
+* ``SPECTRUM`` table, one row per companion and wavelength: ``ID``, ``WAVELENGTH`` (µm),
+  ``CONTRAST`` (companion / star flux in a 1-FWHM aperture), ``CONTRAST_ERR`` (1 sigma), ``SNR``
+  (contrast / error), ``THROUGHPUT`` (of the Level 2 algorithm at the companion's separation).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from hcdc.pipeline.errors import RecipeInputError
+from hcdc.pipeline.parameters import RecipeParameters
+from hcdc.pipeline.ports import DataKind, Port
+from hcdc.pipeline.recipe import Recipe, RecipeContext
+from hcdc.pipeline.registry import register_recipe
+
+PRODUCT_NAME = "companion_spectra.fits"
+PRODUCT_TYPE = "companion-spectra"
+
+
+class CompanionSpectraParameters(RecipeParameters):
+    """Parameters of the companion spectra."""
+
+    n_fakes: int = Field(8, ge=3, le=40, description="fakes per companion (throughput and error)")
+    max_companions: int = Field(5, ge=1, description="at most this many detections, highest S/N first")
+    min_snr: float | None = Field(
+        None, gt=0, description="only detections of at least this Level 2 S/N (None: every detection)"
+    )
+
+
+@register_recipe
+class CompanionSpectra(Recipe):
+    """Level 1 spectral cube + its Level 2 product -> Level 3 companion spectra (module doc)."""
+
+    name = "l3-companion-spectra"
+    version = "1.0"
+    product_level = 3
+    product_type = PRODUCT_TYPE
+    description = "Spectral Level 2 detections -> contrast spectra with errors (fake injection per channel)"
+    Parameters = CompanionSpectraParameters
+    inputs = (
+        Port("level1", DataKind.LEVEL1, "Level 1 spectral product (wavelengths, frames, y, x) with PSF"),
+        Port("level2", DataKind.LEVEL2, "Level 2 product of a spectral algorithm on that Level 1"),
+    )
+    outputs = (
+        Port("product", DataKind.PATH, "companion_spectra.fits (Level 3)"),
+        Port("summary", DataKind.VALUE, "per companion: separation, PA, spectrum summary"),
+    )
+
+    def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
+        import numpy as np
+
+        from hcdc.pipeline.recipes.postprocess import PostprocessParameters, _level1_inputs
+        from hcdc.science.orientation import oriented_cube
+        from hcdc.science.postprocessing.base import get_algorithm
+        from hcdc.science.postprocessing.products import ProductError, read_product
+        from hcdc.science.postprocessing.run import crop_slices, prepare_psfs
+        from hcdc.science.postprocessing.spectrum import companion_spectrum
+
+        assert isinstance(params, CompanionSpectraParameters)
+        try:
+            level2 = read_product(inputs["level2"])
+        except (ProductError, OSError) as exc:
+            raise RecipeInputError(f"Level 2 product {inputs['level2']}: {exc}") from exc
+        spec = get_algorithm(level2.algorithm)
+        if not spec.spectral:
+            raise RecipeInputError(
+                f"Level 2 product {inputs['level2']}: algorithm {level2.algorithm!r} is not spectral "
+                "(companion spectra need SDI/ASDI on a spectral cube)"
+            )
+        with context.timer("read"):
+            data = _level1_inputs(inputs["level1"], PostprocessParameters(algorithm=level2.algorithm))
+        if data.get("psf") is None or data.get("wavelengths") is None:
+            raise RecipeInputError(f"Level 1 product {inputs['level1']}: no PSF or no wavelengths")
+        cube = oriented_cube(data["cube"], data["orientation"])
+        size = level2.image.shape[-1]
+        ys, xs = crop_slices(cube.shape, (size - 1) / 2)
+        cube = np.ascontiguousarray(cube[:, :, ys, xs], dtype=np.float32)
+        if cube.shape[-1] != size:
+            raise RecipeInputError(
+                f"Level 2 image is {size} px wide but the Level 1 cube {cube.shape[-1]} px: not its Level 1"
+            )
+        wavelengths = np.asarray(data["wavelengths"], dtype=np.float64)
+        psfs, fwhms, fluxes = prepare_psfs(oriented_cube(data["psf"], data["orientation"]), wavelengths.size)
+        algo_params = {k: v for k, v in level2.params.items() if k not in {"fwhm", "wavelengths"}}
+        detections = sorted(level2.detections, key=lambda d: -d.snr)
+        if params.min_snr is not None:
+            detections = [d for d in detections if d.snr >= params.min_snr]
+        detections = detections[: params.max_companions]
+        context.log(f"{len(detections)} companion(s), {params.n_fakes} fakes each, {level2.algorithm}")
+        per_wl = level2.cube if level2.cube is not None and level2.cube.shape[0] == wavelengths.size else None
+        spectra, measured = [], []
+        with context.timer("spectra"):
+            for i, det in enumerate(detections):
+                context.progress("companion spectra", i, len(detections))
+                try:
+                    spectra.append(
+                        companion_spectrum(
+                            cube,
+                            data["angles"],
+                            wavelengths,
+                            np.stack(psfs),
+                            np.asarray(fluxes),
+                            np.asarray(fwhms),
+                            algorithm=level2.algorithm,
+                            params=algo_params,
+                            x=det.x,
+                            y=det.y,
+                            n_fakes=params.n_fakes,
+                            per_wavelength=per_wl,
+                        )
+                    )
+                    measured.append(det)
+                except ValueError as exc:  # too close to the star for fakes, no positive signal
+                    context.log(f"detection at ({det.x:.1f}, {det.y:.1f}) px skipped: {exc}")
+            context.progress("companion spectra", len(detections), len(detections))
+        detections = measured
+        with context.timer("write"):
+            path = _write(context.output_path(PRODUCT_NAME), level2, detections, spectra, params, inputs)
+        summary = {
+            "companions": [
+                {
+                    "id": i + 1,
+                    "separation_mas": None
+                    if level2.pixel_scale_mas is None
+                    else float(s.separation_px * level2.pixel_scale_mas),
+                    "separation_px": float(s.separation_px),
+                    "pa_deg": float(s.pa_deg),
+                    "level2_snr": float(det.snr),
+                    "median_contrast": float(np.nanmedian(s.contrast))
+                    if np.isfinite(s.contrast).any()
+                    else None,
+                    "median_snr": float(np.nanmedian(s.snr)) if np.isfinite(s.snr).any() else None,
+                }
+                for i, (det, s) in enumerate(zip(detections, spectra, strict=True))
+            ]
+        }
+        return {"product": path, "summary": summary}
+
+
+def _write(
+    path: Path, level2: Any, detections: list[Any], spectra: list[Any], params: Any, inputs: dict
+) -> Path:
+    import numpy as np
+    from astropy.io import fits
+
+    import hcdc
+    from hcdc.science.fits_cards import set_card
+    from hcdc.science.postprocessing.products import params_to_json
+
+    primary = fits.PrimaryHDU()
+    h = primary.header
+    set_card(h, "ORIGIN", "hcdc", "software that wrote this file")
+    set_card(h, "PRODTYPE", PRODUCT_TYPE, "Level 3 companion spectra")
+    set_card(h, "HCDCVER", hcdc.__version__, "hcdc software version")
+    set_card(h, "ALGORITH", level2.algorithm, "Level 2 algorithm (hcdc registry name)")
+    set_card(h, "PARAMS", params_to_json(level2.params), "Level 2 algorithm parameters, JSON")
+    if level2.pixel_scale_mas:
+        set_card(h, "PIXSCALE", float(level2.pixel_scale_mas), "[mas/px] plate scale")
+    set_card(h, "NFAKES", int(params.n_fakes), "fakes per companion")
+    set_card(h, "METHOD", "fake injection per channel", "see hcdc.science.postprocessing.spectrum")
+    set_card(h, "LEVEL1", Path(inputs["level1"]).name, "Level 1 input")
+    set_card(h, "LEVEL2", Path(inputs["level2"]).name, "Level 2 input")
+    scale = level2.pixel_scale_mas or np.nan
+    companions = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="ID", format="J", array=np.arange(1, len(spectra) + 1)),
+            fits.Column(name="X", format="D", unit="pix", array=[d.x for d in detections]),
+            fits.Column(name="Y", format="D", unit="pix", array=[d.y for d in detections]),
+            fits.Column(name="SEP_PX", format="D", unit="pix", array=[s.separation_px for s in spectra]),
+            fits.Column(
+                name="SEP_MAS", format="D", unit="mas", array=[s.separation_px * scale for s in spectra]
+            ),
+            fits.Column(name="PA", format="D", unit="deg", array=[s.pa_deg for s in spectra]),
+            fits.Column(name="SNR", format="D", array=[d.snr for d in detections]),
+            fits.Column(name="C0", format="D", array=[s.c0 for s in spectra]),
+            fits.Column(name="NFAKES", format="J", array=[s.fake_pas_deg.size for s in spectra]),
+        ],
+        name="COMPANIONS",
+    )
+
+    def column(attr: str) -> np.ndarray:
+        arrays = [np.asarray(getattr(s, attr), dtype=np.float64) for s in spectra]
+        return np.concatenate(arrays) if arrays else np.zeros(0)
+
+    ids = (
+        np.concatenate([np.full(s.wavelengths_um.size, i + 1) for i, s in enumerate(spectra)])
+        if spectra
+        else []
+    )
+    spectrum = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="ID", format="J", array=np.asarray(ids, dtype=np.int32)),
+            fits.Column(name="WAVELENGTH", format="D", unit="um", array=column("wavelengths_um")),
+            fits.Column(name="CONTRAST", format="D", array=column("contrast")),
+            fits.Column(name="CONTRAST_ERR", format="D", array=column("contrast_err")),
+            fits.Column(name="SNR", format="D", array=column("snr")),
+            fits.Column(name="THROUGHPUT", format="D", array=column("throughput")),
+        ],
+        name="SPECTRUM",
+    )
+    fits.HDUList([primary, companions, spectrum]).writeto(path, overwrite=True)
+    return path

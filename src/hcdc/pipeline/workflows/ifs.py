@@ -1,0 +1,71 @@
+"""The standard IFS workflows: raw sequence -> Level 1 spectral cube, and -> Level 2 (spectral
+differential imaging on the 39 channels) -> Level 3 companion spectra.
+
+``hcdc reduce`` (and the worker, for a dataset whose science files are SPHERE/IFS in IFS-YJ or
+IFS-YJH) picks ``ifs-l1-l2``: its ``raw`` input is the dataset's files with the calibrations that
+the catalogue associated (darks, detector flats, SPECPOS, WAVE, IFU flat, backgrounds), which
+``level1-ifs`` sorts by their DPR keywords.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hcdc.pipeline.ports import DataKind, Port
+from hcdc.pipeline.workflow import Node, Workflow, register_workflow
+
+_IFS_MODES = [("SPHERE", "IFS", "IFS-YJ"), ("SPHERE", "IFS", "IFS-YJH")]
+
+#: Level 2 defaults of the IFS workflow: ASDI, one full-frame PCA on the library of every
+#: wavelength x frame after the spectral rescaling (``mode='single'``), 5 components, the star's
+#: core (2 FWHM at the longest wavelength, ~9 px) masked. Chosen because it works on short
+#: sequences with little field rotation (where ADI alone cannot separate a companion from the
+#: speckles) as on long ones: on the simulated 'small' YJ night (4 frames, 2 deg of rotation)
+#: both injected companions are found where they were put (tests/pipeline/test_ifs_workflow.py,
+#: docs/ifs.md for the numbers).
+IFS_LEVEL2_DEFAULTS: dict[str, Any] = {
+    "algorithm": "asdi",
+    "ncomp": 5,
+    "algorithm_params": {"mode": "single", "mask_center_px": 9},
+}
+
+
+@register_workflow("ifs-level1", modes=_IFS_MODES, priority=0)
+def _ifs_level1() -> Workflow:
+    return Workflow(
+        name="ifs-level1",
+        version="1.0",
+        description="IFS YJ/YJH raw sequence -> Level 1 spectral cube (39 channels) with PSF",
+        inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one IFS sequence and its calibrations"),),
+        nodes=(Node("level1", "level1-ifs", {"raw": "inputs.raw"}),),
+        outputs={"level1": "level1.product"},
+    )
+
+
+@register_workflow("ifs-l1-l2", modes=_IFS_MODES, priority=10)
+def _ifs_l1_l2() -> Workflow:
+    return Workflow(
+        name="ifs-l1-l2",
+        version="1.0",
+        description="IFS raw sequence -> Level 1 spectral cube -> Level 2 (ASDI by default) -> "
+        "Level 3 companion spectra",
+        inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one IFS sequence and its calibrations"),),
+        nodes=(
+            Node("level1", "level1-ifs", {"raw": "inputs.raw"}),
+            Node(
+                "level2", "l2-postprocess", {"level1": "level1.product"}, copy.deepcopy(IFS_LEVEL2_DEFAULTS)
+            ),
+            Node(
+                "spectra",
+                "l3-companion-spectra",
+                {"level1": "level1.product", "level2": "level2.product"},
+            ),
+        ),
+        outputs={
+            "level1": "level1.product",
+            "level2": "level2.product",
+            "summary": "level2.summary",
+            "spectra": "spectra.product",
+        },
+    )
