@@ -176,7 +176,9 @@ def test_a_failing_job_records_its_error_and_does_not_block_others(user_cube, ca
     text = {j: [(x["node"], x["level"], x["message"]) for x in lines] for j, lines in logs.items()}
     assert text[good][0] == (None, "info", "attempt 1 of 3 started"), text[good]
     assert ("level2", "info", "node level2 submitted") in text[good]
-    assert any(n == "level2" and m.startswith("recipe l2-postprocess") and "started" in m for n, _, m in text[good])
+    assert any(
+        n == "level2" and m.startswith("recipe l2-postprocess") and "started" in m for n, _, m in text[good]
+    )
     assert any(n == "level2" and m.startswith("node level2 done in") for n, _, m in text[good])
     assert text[good][-1][2].startswith("done: product(s) ") and "registered" in text[good][-1][2]
     assert {x["attempt"] for x in logs[good]} == {1}
