@@ -14,7 +14,7 @@ from sqlalchemy import update
 from typer.testing import CliRunner
 
 from hcdc.archive import accounts
-from hcdc.archive.access import local_operator
+from hcdc.archive.access import load_principal, local_operator
 from hcdc.archive.batches import batch_state
 from hcdc.archive.pipeline_models import Job
 from hcdc.cli import app
@@ -73,7 +73,7 @@ def test_batches_through_the_api(client_at, world):
     assert sorted(j["id"] for j in shown["jobs"]) == sorted(job_ids)
     assert shown["state"] == "queued" and shown["counts"]["queued"] == 4 and shown["progress"] == 0
     assert shown["owner"] == "owner" and shown["selection"] == {"target": "51eri"}
-    assert owner.get("/api/v1/batches").json()["total"] == 1
+    assert owner.get("/api/v1/batches").json()["total"] == 2  # and the world's batch
     # R10: nobody else sees it (404, as a batch that does not exist); staff see every batch
     assert other.get("/api/v1/batches").json() == {"total": 0, "offset": 0, "limit": 50, "items": []}
     for client in (other, client_at()):
@@ -116,10 +116,13 @@ def test_batches_through_the_api(client_at, world):
 def test_job_logs_are_the_owners_and_tracebacks_the_staffs(client_at, world):
     engine = world.catalogue.engine
     secret = "/srv/hcdc/storage/products/job-1/attempt-1.tmp/level2"
-    jq.append_log(engine, world.job, 1, [("info", "attempt 1 of 3 started")])
+    job = jq.queue_job(engine, dataset_id=world.ids["public"]["dataset"], workflow="irdis-l1-l2")
+    with engine.begin() as conn:
+        accounts.record_job_owner(conn, job, load_principal(conn, "owner"))
+    jq.append_log(engine, job, 1, [("info", "attempt 1 of 3 started")])
     jq.append_log(
         engine,
-        world.job,
+        job,
         1,
         [
             ("error", "node level2 failed: ValueError: bad"),
@@ -127,7 +130,7 @@ def test_job_logs_are_the_owners_and_tracebacks_the_staffs(client_at, world):
         ],
         node="level2",
     )
-    url = f"/api/v1/jobs/{world.job}/log"
+    url = f"/api/v1/jobs/{job}/log"
     owner = client_at(user="owner").get(url).json()["lines"]
     assert [(x["node"], x["level"]) for x in owner] == [(None, "info"), ("level2", "error")]
     admin = client_at(user="admin").get(url).json()["lines"]
@@ -138,11 +141,11 @@ def test_job_logs_are_the_owners_and_tracebacks_the_staffs(client_at, world):
         assert client_at(user=caller).get(url).status_code == 404, caller
     assert client_at(user="admin").get("/api/v1/jobs/999999/log").status_code == 404
     # the job itself: the whole-run log (tracebacks) for staff only
-    assert "log" not in client_at(user="owner").get(f"/api/v1/jobs/{world.job}").json()
-    assert "log" in client_at(user="admin").get(f"/api/v1/jobs/{world.job}").json()
+    assert "log" not in client_at(user="owner").get(f"/api/v1/jobs/{job}").json()
+    assert "log" in client_at(user="admin").get(f"/api/v1/jobs/{job}").json()
     page = client_at()
     _signed_in(page, "owner")
-    text = page.get(f"/jobs/{world.job}").text
+    text = page.get(f"/jobs/{job}").text
     assert "attempt 1 of 3 started" in text and "node level2 failed" in text and secret not in text
     _batch_pages(client_at, world)
 
@@ -166,7 +169,10 @@ def _batch_pages(client_at, world):
     assert f"every dataset of night {night}" in page and page.count('<tr data-job="') == 1
     assert 'id="batch-state">queued<' in page
     listed = owner.get("/batches").text
-    assert re.findall(r'href="/batches/(\d+)" class="batch-link"', listed) == [str(batch_id)]
+    assert re.findall(r'href="/batches/(\d+)" class="batch-link"', listed) == [
+        str(batch_id),
+        str(world.batch),
+    ]
     none = owner.post(
         "/batches",
         data={"target": "nobody", "workflow": "irdis-l1-l2", "csrf_token": token_of(owner, "/batches")},
@@ -187,8 +193,6 @@ def _batch_and_job_log_commands(world):
     from hcdc.pipeline.operations.batches import submit_batch
 
     with world.catalogue.engine.connect() as conn:
-        from hcdc.archive.access import load_principal
-
         owner = load_principal(conn, "owner")
     batch_id, job_ids = submit_batch(
         world.catalogue,
@@ -208,7 +212,7 @@ def _batch_and_job_log_commands(world):
         assert result.exit_code == 0, result.stderr
         return json.loads(result.stdout)
 
-    assert run("batch", "list", "--as", "owner")["total"] == 1
+    assert run("batch", "list", "--as", "owner")["total"] == 3  # this one, the API's, the world's
     assert run("batch", "list", "--as", "other_pi")["total"] == 0
     shown = run("batch", "show", str(batch_id))
     assert shown["state"] == "queued" and [j["id"] for j in shown["jobs"]] == job_ids
