@@ -13,7 +13,7 @@ catalogue facade (``who.catalogue``: :meth:`~hcdc.archive.catalogue.UserCatalogu
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -85,6 +85,9 @@ def submit(
     """Queue a batch for the asking user; returns ``(batch id, job ids)``."""
     if not who.signed_in:
         raise BatchRefused(401, "sign in to submit a batch")
+    for name, text in (("target", target), ("night", night), ("instrument", instrument), ("label", label)):
+        if text is not None and "\x00" in text:
+            raise BatchRefused(422, f"{name}: a NUL character is not allowed")
     names = {w["name"] for w in dataset_workflows()}
     if workflow not in names:
         raise BatchRefused(
@@ -235,7 +238,7 @@ async def batch_action_form(
 
 
 class BatchRequest(BaseModel):
-    dataset_ids: list[int] | None = Field(
+    dataset_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] | None = Field(
         None, max_length=ops.MAX_BATCH_JOBS, description="datasets you may see (or select below)"
     )
     target: str | None = Field(None, max_length=128, description="every dataset of this target you may see")
