@@ -67,7 +67,12 @@ def batch_show(
     row["counts"] = "  ".join(f"{k}: {v}" for k, v in batch["counts"].items())
     print_mapping(f"Batch {batch_id}", row, skip=("jobs", "done", "failed", "jobs_total"))
     jobs = [
-        {**j, "progress": f"{100 * j['progress']:.0f}%", "attempts": f"{j['attempts']}/{j['max_attempts']}"}
+        {
+            **j,
+            "workflow": j["workflow"] or "(auto)",
+            "progress": f"{100 * j['progress']:.0f}%",
+            "attempts": f"{j['attempts']}/{j['max_attempts']}",
+        }
         for j in batch["jobs"]
     ]
     print_table("Jobs", JOB_COLUMNS, jobs)
