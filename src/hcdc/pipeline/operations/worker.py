@@ -265,7 +265,8 @@ class JobLog:
     away) is reported on the worker's own log and does not stop the job.
 
     Used as a context manager, it also records what the :data:`JOB_LOG_LOGGERS` loggers emit
-    from this thread (level INFO and above)."""
+    from this thread, INFO and above (what those loggers pass: warnings and errors unless
+    logging is configured at INFO)."""
 
     def __init__(self, engine: Any, job_id: int, attempt: int) -> None:
         self.engine, self.job_id, self.attempt = engine, job_id, attempt
