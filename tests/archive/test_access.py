@@ -35,9 +35,9 @@ from hcdc.archive.access import (
     mjd_of,
     programme_key,
     programme_key_sql,
+    visible_batches_clause,
     visible_datasets_clause,
     visible_files_clause,
-    visible_batches_clause,
     visible_jobs_clause,
     visible_products_clause,
 )
