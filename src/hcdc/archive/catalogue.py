@@ -391,7 +391,6 @@ class UserCatalogue:
         return batch_reads.job_log_lines(self.conn, job_id, tracebacks=tracebacks, after=after, limit=limit)
 
 
-
 def _shown_file(row: Mapping[str, Any]) -> dict[str, Any]:
     """A product file as services show it: by id and name, never its storage path."""
     return {
