@@ -119,6 +119,9 @@ def test_job_logs_are_the_owners_and_tracebacks_the_staffs(client_at, world):
     job = jq.queue_job(engine, dataset_id=world.ids["public"]["dataset"], workflow="irdis-l1-l2")
     with engine.begin() as conn:
         accounts.record_job_owner(conn, job, load_principal(conn, "owner"))
+        conn.execute(
+            update(Job).where(Job.id == job).values(state="failed", attempts=1, error="ValueError: bad")
+        )
     jq.append_log(engine, job, 1, [("info", "attempt 1 of 3 started")])
     jq.append_log(
         engine,
