@@ -35,6 +35,7 @@ from hcdc.archive.access import (
     mjd_of,
     programme_key,
     programme_key_sql,
+    visible_batches_clause,
     visible_datasets_clause,
     visible_files_clause,
     visible_jobs_clause,
@@ -53,7 +54,7 @@ from hcdc.archive.access_models import (
     WorkspaceItem,
 )
 from hcdc.archive.models import Dataset, File
-from hcdc.archive.pipeline_models import Job, Product
+from hcdc.archive.pipeline_models import Batch, Job, Product
 
 from .access_world import add_dataset, add_file, add_product, mjd
 
@@ -328,6 +329,23 @@ def test_rule_R10_jobs_are_seen_by_who_queued_them(conn, people) -> None:
         assert in_sql == jobs, name
     assert AccessContext(conn, people["coi"]).can_see_job(mine).rule == "R10"
     assert not AccessContext(conn, ANONYMOUS).can_see_job(mine)
+    # a batch: its submitter and staff; tracebacks in job logs: staff only
+    batch = conn.execute(
+        insert(Batch)
+        .values(label="b", owner_user_id=people["pi"].id, created_by="pi", parameters=[], selection={})
+        .returning(Batch.id)
+    ).scalar_one()
+    for name in expected:
+        ctx = AccessContext(conn, people[name])
+        sees = name in ("pi", "admin")
+        assert bool(ctx.can_see_batch(batch)) == sees, name
+        assert set(conn.scalars(select(Batch.id).where(visible_batches_clause(people[name])))) == (
+            {batch} if sees else set()
+        ), name
+        assert bool(ctx.can_see_tracebacks()) == (name == "admin"), name
+    assert not AccessContext(conn, ANONYMOUS).can_see_batch(batch)
+    with pytest.raises(LookupError):
+        AccessContext(conn, people["admin"]).can_see_batch(batch + 1000)
 
 
 def test_rule_R9_default_deny(conn, people) -> None:
@@ -455,6 +473,27 @@ def _queue_job(conn: Connection, dataset_id: int, owner: Principal, state: str =
     job_id = job.scalar_one()
     accounts.record_job_owner(conn, job_id, owner)
     return job_id
+
+
+def test_rule_A11_batches_are_controlled_by_their_submitter_and_staff(conn, people) -> None:
+    d = add_dataset(conn, "0104.C-0007", mjd_end=OBS)
+    now = at(OBS, 60)
+    batch = conn.execute(
+        insert(Batch)
+        .values(label="b", owner_user_id=people["pi"].id, created_by="pi", parameters=[], selection={})
+        .returning(Batch.id)
+    ).scalar_one()
+    allowed = {name: bool(AccessContext(conn, people[name], now).can_control_batch(batch)) for name in people}
+    assert {name for name, ok in allowed.items() if ok} == {"pi", "admin", "operator"}
+    assert AccessContext(conn, people["coi"], now).can_control_batch(batch).rule == "A11"
+    # a batch takes as many places of the quota as it has jobs (default quota 2)
+    pi = AccessContext(conn, people["pi"], now)
+    assert pi.can_submit_job(d, count=2)
+    refused = pi.can_submit_job(d, count=3)
+    assert not refused and "3 more asked, quota 2" in refused.reason
+    _queue_job(conn, d, people["pi"])
+    assert not AccessContext(conn, people["pi"], now).can_submit_job(d, count=2)
+    assert AccessContext(conn, people["operator"], now).can_submit_job(d, count=500)  # staff: no quota
 
 
 def test_rule_A6_quotas(conn, people) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from hcdc.archive import products as prod
 from hcdc.archive.associations import associate_all
+from hcdc.archive.batches import job_log_lines
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.ingest import ingest
 from hcdc.archive.models import Dataset
@@ -168,6 +169,24 @@ def test_a_failing_job_records_its_error_and_does_not_block_others(user_cube, ca
         (good, 1, False),
     ]
     assert not list((catalogue.storage_root / "products").glob(f"job-{bad}/*"))  # nothing left behind
+    # each job keeps its own log: worker lines, the node's recipe log, errors with their traceback
+    with engine.connect() as conn:
+        logs = {j: job_log_lines(conn, j, tracebacks=True) for j in (good, bad, unknown)}
+        public_bad = job_log_lines(conn, bad, tracebacks=False)
+    text = {j: [(x["node"], x["level"], x["message"]) for x in lines] for j, lines in logs.items()}
+    assert text[good][0] == (None, "info", "attempt 1 of 3 started"), text[good]
+    assert ("level2", "info", "node level2 submitted") in text[good]
+    assert any(
+        n == "level2" and m.startswith("recipe l2-postprocess") and "started" in m for n, _, m in text[good]
+    )
+    assert any(n == "level2" and m.startswith("node level2 done in") for n, _, m in text[good])
+    assert text[good][-1][2].startswith("done: product(s) ") and "registered" in text[good][-1][2]
+    assert {x["attempt"] for x in logs[good]} == {1}
+    levels_bad = [lv for _, lv, _ in text[bad]]
+    assert "error" in levels_bad and "traceback" in levels_bad, text[bad]
+    assert any("Traceback (most recent call last)" in m for _, lv, m in text[bad] if lv == "traceback")
+    assert all(x["level"] != "traceback" for x in public_bad) and len(public_bad) < len(logs[bad])
+    assert any("no-such-workflow" in m for _, lv, m in text[unknown] if lv == "error"), text[unknown]
 
 
 def test_worker_on_a_dask_local_cluster(user_cube, tmp_path, sqlite_url):

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from hcdc.archive import products as prod
 from hcdc.archive.associations import associate_all
+from hcdc.archive.batches import job_log_lines
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.ingest import ingest
 from hcdc.archive.pipeline_models import Product, ProductFile, ProvenanceEntry
@@ -75,6 +76,15 @@ def test_killed_worker_job_is_retried_without_duplicates(night, tmp_path, databa
     staging = catalogue.storage_root / "products" / f"job-{job_id}" / "attempt-1.tmp"
     assert staging.is_dir()  # the dead worker's half-written outputs, never registered
 
+    # what the killed worker had written of the job's log is still there
+    with engine.connect() as conn:
+        before = [
+            (x["attempt"], x["node"], x["message"]) for x in job_log_lines(conn, job_id, tracebacks=True)
+        ]
+    assert before[0] == (1, None, "attempt 1 of 3 started"), before
+    assert any(n == "level1" and m.startswith("node level1 done") for _, n, m in before), before
+    assert any(n == "level1" and m.startswith("recipe level1-irdis") for _, n, m in before), before
+
     # a second worker takes the job over once the dead worker's lease has expired
     assert Worker(catalogue, processes=0).run_one() is None  # lease still valid: nothing to take
     time.sleep(LEASE_S + 0.5)
@@ -84,6 +94,14 @@ def test_killed_worker_job_is_retried_without_duplicates(night, tmp_path, databa
     job = jq.get_job(engine, job_id)
     assert (job.state, job.attempts) == ("done", 2)
     assert job.error is None and not staging.exists()  # the dead attempt's leftovers are cleared
+    with engine.connect() as conn:
+        after = [
+            (x["attempt"], x["level"], x["message"]) for x in job_log_lines(conn, job_id, tracebacks=True)
+        ]
+    assert [(a, m) for a, _, m in after[: len(before)]] == [(a, m) for a, _, m in before]  # kept as written
+    lost = [m for a, lv, m in after if a == 1 and lv == "warning" and "stopped renewing its lease" in m]
+    assert lost and "re-queued" in lost[0], after
+    assert (2, "info", "attempt 2 of 3 started") in after and after[-1][2].startswith("done: product(s)")
 
     with engine.connect() as conn:
         rows = conn.execute(select(Product.job_id, Product.node, Product.version)).all()

@@ -31,7 +31,7 @@ from hcdc.web.app import iter_routes
 
 from .oi_world import REAL, SURVEY, SURVEY_MARKER, world_with_interferometry  # noqa: F401 - fixture
 from .tdb_world import add_product_candidates, detection_uid
-from .world import AFTER, BEFORE, OBJECTS
+from .world import AFTER, BEFORE, JOB_LOG_MARKER, OBJECTS, TRACEBACK_MARKER
 
 CALLERS = [None, "member", "other_pi", "delegate", "coi", "owner", "admin"]
 OWN = {"private", "embargoed", "delayed", "public"}
@@ -73,6 +73,8 @@ KNOWN_PARAMS = {
     ("product_id",): "product",
     ("file_id", "product_id"): "product-file",
     ("job_id",): "job",
+    # a batch of jobs (R10: its submitter and staff); the world's holds the owner's job
+    ("batch_id",): "batch",
     # the Target Data Base (rule R15): the world's target is public; each object's product has its
     # detection in a candidate of its own (tests/web/tdb_world.py), visible with the product
     ("target_id",): "target",
@@ -157,6 +159,8 @@ def _fill(path: str, kind: str, world, label: str) -> list[str]:
         ]
     if kind == "job":
         return [path.replace("{job_id}", str(world.job))] if label == "private" else []
+    if kind == "batch":
+        return [path.replace("{batch_id}", str(world.batch))] if label == "private" else []
     if kind in ("target", "candidate"):
         return [path.replace("{" + f"{kind}_id" + "}", str(ids[kind]))]
     number = ids["file" if kind == "file" else kind]
@@ -194,6 +198,7 @@ def _visibility(world, caller: str | None, when) -> dict[str, set[str]]:
             "dataset": {k for k in OBJECTS if ctx.can_see_dataset(world.ids[k]["dataset"])},
             "file": {k for k in OBJECTS if ctx.can_see_file(world.ids[k]["file"])},
             "job": {"private"} if ctx.can_see_job(world.job) else set(),
+            "batch": {"private"} if ctx.can_see_batch(world.batch) else set(),
             "target": set(OBJECTS),  # R15: targets are public
             "candidate": {
                 k
@@ -241,6 +246,7 @@ def test_leak_matrix(world, client_at, when):
         assert seen["product"] == expected_products, caller
         assert seen["dataset"] == seen["file"] == expected_raw, caller
         assert (seen["job"] == {"private"}) == (caller in ("owner", "admin")), caller
+        assert seen["batch"] == seen["job"], caller
         expected_granules = (GRANULES_BEFORE if when == BEFORE else GRANULES_AFTER)[caller]
         assert seen["granule"] == seen["oi-file"] == expected_granules, caller  # R14: file with granules
         assert bool(seen["survey"]) == (caller in SURVEY_FOLLOWERS), caller
@@ -250,6 +256,8 @@ def test_leak_matrix(world, client_at, when):
         hidden_markers += [markers[label][0] for label in OBJECTS if label not in seen["file"]]
         hidden_markers += [m for label in REAL if label not in seen["granule"] for m in markers[label]]
         hidden_markers += [] if seen["survey"] else markers[SURVEY_LABEL]
+        hidden_markers += [] if seen["job"] else [JOB_LOG_MARKER]
+        hidden_markers += [] if caller == "admin" else [TRACEBACK_MARKER]  # R10: tracebacks are staff's
         # (2) routes naming an object
         for template, kind in detail:
             for label in labels:
@@ -265,6 +273,9 @@ def test_leak_matrix(world, client_at, when):
                         assert response.status_code == 200, (
                             f"{where}: {response.status_code} {response.text[:200]}"
                         )
+                        if kind in ("job", "batch"):  # the owner's job log, without the tracebacks
+                            leaked = [m for m in hidden_markers if m in response.text]
+                            assert not leaked, f"{where} leaks {leaked}"
                         if kind in ("target", "candidate"):  # a public target lists its detections
                             leaked = [m for m in hidden_markers if m in response.text]
                             assert not leaked, f"{where} leaks {leaked}"
@@ -332,6 +343,12 @@ def _check_listing(path, query, response, world, seen, where) -> None:
         assert got == {detection_uid(world.ids[label]["product"]) for label in seen["product"]}, where
     elif path == "/api/v1/jobs":
         assert {j["id"] for j in response.json()["items"]} == ({world.job} if seen["job"] else set()), where
+    elif path == "/api/v1/batches":
+        got = {b["id"] for b in response.json()["items"]}
+        assert got == ({world.batch} if seen["batch"] else set()), where
+    elif path == "/batches" and response.status_code == 200:
+        got = {int(i) for i in re.findall(r'href="/batches/(\d+)" class="batch-link"', response.text)}
+        assert got == ({world.batch} if seen["batch"] else set()), where
     elif path == "/api/v1/granules" and query == "?limit=1000":
         got = {row["id"] for row in response.json()["items"]}
         assert got == {g for label in seen["granule"] for g in world.oi.granules[label]}, where

@@ -153,6 +153,9 @@ def test_pi_requests_a_reduction_and_watches_it_finish(chromium, server, data_ce
             expect(page.locator("#job-percent")).to_have_text("100 %")
             products = page.locator("#job-products a")
             expect(products).to_have_count(2)  # the Level 1 master cube and the Level 2 product
+            # the job's own log, written by the worker as it ran: each node's lines
+            expect(page.locator("#job-log")).to_contain_text("node level2 done")
+            expect(page.locator("#job-log")).to_contain_text("recipe level1-irdis")
             _shot(page, "job-done")
             page.locator("#job-products li", has_text="L2").locator("a").click()
             expect(page.locator("h1")).to_contain_text("Product")
@@ -202,3 +205,55 @@ def test_reduction_refused_without_rights(chromium, server, data_centre):  # noq
         finally:
             browser.close()
     assert {j.id for j in jq.list_jobs(catalogue.engine)} == before  # nothing was queued
+
+
+def test_pi_follows_and_cancels_a_batch(chromium, server, data_centre):  # noqa: F811
+    """A batch from the portal ("every dataset of this night"): its page follows the batch's jobs
+    as their state changes in the catalogue (here written as a worker would), and cancels it."""
+    from playwright.sync_api import expect, sync_playwright
+    from sqlalchemy import select, update
+
+    from hcdc.archive.db import write_transaction
+    from hcdc.archive.models import Dataset
+    from hcdc.archive.pipeline_models import Job
+
+    _, catalogue = data_centre
+    with catalogue.engine.connect() as conn:
+        night = conn.scalar(select(Dataset.night).where(Dataset.id == _dataset_id(catalogue)))
+    with sync_playwright() as p:
+        browser, page, errors = _browser_page(p, chromium)
+        try:
+            page.goto(server + "/batches")
+            expect(page).to_have_url(server + "/login?next=/batches")
+            _sign_in(page, server, "pi")
+            page.goto(server + "/batches")
+            page.fill('#batch-form input[name="night"]', night.isoformat())
+            page.click("#batch-submit")
+            expect(page.locator("#batch-state")).to_have_text("queued")
+            batch_id = int(page.url.rsplit("/", 1)[-1])
+            rows = page.locator("#batch-jobs tr[data-job]")
+            expect(rows).to_have_count(1)  # the night's science dataset (the PI's)
+            job_id = int(rows.first.get_attribute("data-job"))
+            with write_transaction(catalogue.engine) as conn:  # a worker takes the job half-way
+                conn.execute(
+                    update(Job)
+                    .where(Job.id == job_id)
+                    .values(state="running", progress=0.5, stage="irdis-l1-l2: level2 running")
+                )
+            # the page redraws by itself (it polls /api/v1/batches/{id})
+            expect(page.locator("#batch-state")).to_have_text("running", timeout=30_000)
+            expect(page.locator("#batch-percent")).to_have_text("50 %")
+            expect(rows.first.locator(".job-stage")).to_have_text("irdis-l1-l2: level2 running")
+            _shot(page, "batch-running")
+            page.click("#batch-cancel")
+            expect(page.locator("#batch-state")).to_have_text("cancelled")
+            expect(rows.first.locator(".job-state")).to_have_text("cancelled")
+            page.goto(server + "/batches")
+            expect(page.locator("#batches")).to_contain_text("cancelled")
+            # a stranger does not see it
+            page.context.clear_cookies()
+            _sign_in(page, server, "stranger")
+            assert page.goto(f"{server}/batches/{batch_id}").status == 404
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -17,7 +17,8 @@ other       other's 0999.C-0001  observed 2026-01-10: other PI only      public
 public      owner's 0104.C-0007  observed 2020-01-01: everything public  public
 =========== ==================== ============================================================
 
-plus a calibration file (public at once) and a job queued by the owner.
+plus a calibration file (public at once) and a job queued by the owner, in a batch of the owner's
+with a log (one line a traceback naming a server path: staff only).
 """
 
 from __future__ import annotations
@@ -32,20 +33,23 @@ from typing import Any
 import numpy as np
 from archive.access_world import add_dataset, add_file
 from astropy.io import fits
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from hcdc.archive import accounts
 from hcdc.archive import products as prod
 from hcdc.archive.access import load_principal, local_operator, mjd_of
 from hcdc.archive.db import Catalogue, init_data_centre
 from hcdc.archive.models import Dataset, File
-from hcdc.archive.pipeline_models import Product, ProductFile
+from hcdc.archive.pipeline_models import Batch, Job, Product, ProductFile
 from hcdc.pipeline.operations import jobs as jq
 from hcdc.science.checksums import sha256_file
 
 BEFORE = dt.datetime(2026, 6, 1)
 AFTER = dt.datetime(2029, 6, 1)
 PASSWORD = "correct horse battery"
+#: the owner's job log: a line for the owner and staff, a traceback (server path) for staff only
+JOB_LOG_MARKER = "job-log-marker-7f3a"
+TRACEBACK_MARKER = "/srv/hcdc-traceback-marker/recipe.py"
 USERS = {
     "admin": "admin",
     "owner": "user",
@@ -128,6 +132,7 @@ class World:
     tokens: dict[str, str] = field(default_factory=dict)  # user -> bearer token
     calibration_file: int = 0
     job: int = 0
+    batch: int = 0
     product_files: dict[int, list[int]] = field(default_factory=dict)
 
 
@@ -243,5 +248,27 @@ def build_world(tmp: Path, database_url: str, source: L2Source) -> World:
         catalogue.engine, dataset_id=world.ids["private"]["dataset"], workflow="irdis-l1-l2"
     )
     with catalogue.engine.begin() as conn:
-        accounts.record_job_owner(conn, world.job, load_principal(conn, "owner"))
+        owner = load_principal(conn, "owner")
+        accounts.record_job_owner(conn, world.job, owner)
+        world.batch = conn.execute(
+            insert(Batch)
+            .values(
+                label="the owner's batch",
+                owner_user_id=owner.id,
+                created_by=owner.name,
+                parameters=[],
+                selection={"datasets": [world.ids["private"]["dataset"]]},
+            )
+            .returning(Batch.id)
+        ).scalar_one()
+        conn.execute(update(Job).where(Job.id == world.job).values(batch_id=world.batch))
+    jq.append_log(
+        catalogue.engine,
+        world.job,
+        1,
+        [
+            ("info", JOB_LOG_MARKER),
+            ("traceback", f'Traceback (most recent call last):\n  File "{TRACEBACK_MARKER}"'),
+        ],
+    )
     return world

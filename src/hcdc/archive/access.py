@@ -68,13 +68,13 @@ from hcdc.archive.access_models import (
 )
 from hcdc.archive.interferometry_models import GranuleRow, OiCollection, OiDelegation
 from hcdc.archive.models import Dataset, File, utcnow
-from hcdc.archive.pipeline_models import Job, Product
+from hcdc.archive.pipeline_models import Batch, Job, Product
 from hcdc.archive.tdb_models import Candidate, Detection, Observation, Reduction
 
 if TYPE_CHECKING:
     from hcdc.config import Settings
 
-RULES_VERSION = "5"
+RULES_VERSION = "6"
 
 #: days in one month of a proprietary period (1/12 of a Julian year)
 MONTH_DAYS = 30.4375
@@ -123,8 +123,9 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "R10",
-        "A job (its dataset, parameters, progress and log) is visible to the account that queued it "
-        "and to admins and operators.",
+        "A job (its dataset, parameters, progress and log) and a batch of jobs are visible to the "
+        "account that queued them and to admins and operators; the tracebacks in a job's log (server "
+        "paths) to admins and operators only.",
     ),
     Rule(
         "R11",
@@ -187,6 +188,11 @@ RULES: tuple[Rule, ...] = (
         "A10",
         "Admins, operators, and those who see an OIFITS file's granules as data PI, team or delegate "
         "(R13) validate the file (quality flag) and publish it as Level 3.",
+    ),
+    Rule(
+        "A11",
+        "The account that submitted a batch, and admins and operators, cancel or retry its jobs; a "
+        "user's batch takes as many places of their job quota (A6) as it has jobs.",
     ),
 )
 
@@ -663,6 +669,16 @@ def visible_jobs_clause(user: Principal) -> ColumnElement[bool]:
     return exists(select(JobOwner.job_id).where(JobOwner.job_id == Job.id, JobOwner.user_id == uid))
 
 
+def visible_batches_clause(user: Principal) -> ColumnElement[bool]:
+    """R10 over ``batches``: the rows ``user`` may see (those it submitted; staff: all)."""
+    if user.is_staff:
+        return true()
+    uid = user.member_id
+    if uid is None:
+        return false()
+    return Batch.owner_user_id == uid
+
+
 def _imported_observation_visible(user: Principal, now: dt.datetime) -> ColumnElement[bool]:
     """R15 over ``tdb_observations`` of imported rows: released, or the user is in its survey."""
     released = or_(Observation.release_date.is_(None), Observation.release_date <= now)
@@ -814,6 +830,9 @@ class AccessContext:
 
     def jobs_clause(self) -> ColumnElement[bool]:
         return visible_jobs_clause(self.user)
+
+    def batches_clause(self) -> ColumnElement[bool]:
+        return visible_batches_clause(self.user)
 
     def granules_clause(self) -> ColumnElement[bool]:
         return visible_granules_clause(self.user, self.now, self.policy)
@@ -1185,6 +1204,31 @@ class AccessContext:
             return Decision(True, "R10", f"{self.user.name} queued job {job_id}")
         return Decision(False, "R10", f"job {job_id} was not queued by {self.user.name}")
 
+    def can_see_batch(self, batch_id: int) -> Decision:
+        """R10: a batch is visible to the account that submitted it and to staff."""
+        owner = self.conn.execute(select(Batch.owner_user_id).where(Batch.id == batch_id)).first()
+        if owner is None:
+            raise LookupError(f"no batch with id {batch_id}")
+        if self.user.is_staff:
+            return Decision(True, "R1", f"{self.user.name} is {self.user.role}")
+        uid = self.user.member_id
+        if uid is not None and owner[0] == uid:
+            return Decision(True, "R10", f"{self.user.name} submitted batch {batch_id}")
+        return Decision(False, "R10", f"batch {batch_id} was not submitted by {self.user.name}")
+
+    def can_see_tracebacks(self) -> Decision:
+        """R10: the tracebacks of job logs (server paths) are for admins and operators."""
+        if self.user.is_staff:
+            return Decision(True, "R10", f"{self.user.name} is {self.user.role}")
+        return Decision(False, "R10", "tracebacks in job logs are shown to admins and operators only")
+
+    def can_control_batch(self, batch_id: int) -> Decision:
+        """A11: cancel or retry the jobs of a batch (its submitter, or staff)."""
+        seen = self.can_see_batch(batch_id)
+        if not seen:
+            return Decision(False, "A11", seen.reason)
+        return Decision(True, "A11", seen.reason)
+
     # actions --------------------------------------------------------------------------------
     def require(self, decision: Decision) -> None:
         """Raise :class:`AccessDenied` unless ``decision`` allows."""
@@ -1290,8 +1334,9 @@ class AccessContext:
                 )
         return Decision(True, "A10", f"{self.user.name} is data PI, team or delegate of every granule")
 
-    def can_submit_job(self, dataset_id: int | None = None) -> Decision:
-        """A6: may the user queue a reduction now (of ``dataset_id`` if given)?"""
+    def can_submit_job(self, dataset_id: int | None = None, count: int = 1) -> Decision:
+        """A6: may the user queue a reduction now (of ``dataset_id`` if given)? ``count``: the
+        number of jobs queued together (a batch, A11), each taking a place of the quota."""
         if self.user.is_staff:
             return Decision(True, "A6", f"{self.user.name} is {self.user.role}: no quota")
         uid = self.user.member_id
@@ -1320,8 +1365,9 @@ class AccessContext:
             .join(Job, Job.id == JobOwner.job_id)
             .where(JobOwner.user_id == uid, Job.state.in_(("queued", "running")))
         )
-        if running >= max_jobs:
-            return Decision(False, "A6", f"{running} job(s) queued or running, quota {max_jobs}")
+        if running + count > max_jobs:
+            asked = f", {count} more asked" if count > 1 else ""
+            return Decision(False, "A6", f"{running} job(s) queued or running{asked}, quota {max_jobs}")
         return Decision(True, "A6", f"{running} of {max_jobs} concurrent job(s) in use")
 
     def can_manage_tokens_of(self, owner_id: int) -> Decision:
@@ -1420,6 +1466,7 @@ __all__ = [
     "visible_datasets_clause",
     "visible_files_clause",
     "visible_granules_clause",
+    "visible_batches_clause",
     "visible_jobs_clause",
     "visible_products_clause",
     "visible_sources_clause",

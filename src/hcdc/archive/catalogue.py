@@ -8,7 +8,8 @@ through every function:
   (files, calibrations, conditions, products, jobs), a product (files, versions, detections);
 * the **datastore** (the bytes): where a raw file or a product's file is, opened for reading,
   the members of a product's zip — a product file never outside the storage root;
-* **provenance**: a product's record and its tree of parent products down to the raw files.
+* **provenance**: a product's record and its tree of parent products down to the raw files;
+* **processing**: batches of jobs (their state computed from their jobs) and each job's log.
 
 A :class:`UserCatalogue` is opened *for one principal*: with
 :meth:`hcdc.archive.db.Catalogue.as_user` (its own read connection), or on a connection and an
@@ -31,6 +32,7 @@ import numpy as np
 from sqlalchemy import Connection, select
 
 from hcdc.archive import accounts, queries
+from hcdc.archive import batches as batch_reads
 from hcdc.archive import products as prod
 from hcdc.archive.access import AccessContext, Principal
 from hcdc.archive.associations import association_view
@@ -73,6 +75,8 @@ class UserCatalogue:
             "file": self.access.can_see_file,
             "dataset": self.access.can_see_dataset,
             "product": self.access.can_see_product,
+            "job": self.access.can_see_job,
+            "batch": self.access.can_see_batch,
         }[kind]
         try:
             decision = method(number)
@@ -359,6 +363,32 @@ class UserCatalogue:
             else:
                 node["parents"].append({"product_id": None, "hidden": True})
         return node
+
+    # -- processing: batches and job logs -------------------------------------------------------
+
+    def batches(self, *, offset: int = 0, limit: int = 50) -> Page:
+        """One page of the batches the user may see (R10), newest first, each with its state, job
+        counts per state and progress (:func:`hcdc.archive.batches.batch_rows`)."""
+        visible = self.access.batches_clause()
+        rows = batch_reads.batch_rows(self.conn, visible, offset=offset, limit=limit)
+        return Page(batch_reads.count_batches(self.conn, visible), offset, limit, rows)
+
+    def batch(self, batch_id: int) -> dict[str, Any]:
+        """A batch the user may see, with its jobs (those the user may see: all of them for its
+        submitter and staff)."""
+        self._require("batch", batch_id)
+        (row,) = batch_reads.batch_rows(self.conn, self.access.batches_clause(), ids=[batch_id], limit=None)
+        row["jobs"] = batch_reads.batch_jobs(self.conn, batch_id, self.access.jobs_clause())
+        return row
+
+    def job_log(self, job_id: int, *, after: int = 0, limit: int | None = 5000) -> list[dict[str, Any]]:
+        """The log of a job the user may see (R10), oldest line first; tracebacks (server paths)
+        only for admins and operators (:func:`hcdc.archive.batches.job_log_lines`)."""
+        self._require("job", job_id)
+        if self.conn.scalar(select(Job.id).where(Job.id == job_id)) is None:
+            raise NotFound(f"no job with id {job_id}")
+        tracebacks = bool(self.access.can_see_tracebacks())
+        return batch_reads.job_log_lines(self.conn, job_id, tracebacks=tracebacks, after=after, limit=limit)
 
 
 def _shown_file(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,14 @@ Alembic migration ``0002_pipeline``.
   as JSON, plus the fields one searches on (recipe, workflow, versions, parameters).
 * ``jobs``: the durable job queue (see :mod:`hcdc.pipeline.operations.jobs`): state
   ``queued -> running -> done | failed | cancelled``, attempts, the worker holding the job and
-  until when (``lease_expires_at``, renewed by heartbeats), progress, timings, error and log.
+  until when (``lease_expires_at``, renewed by heartbeats), progress, timings, error and log;
+  ``batch_id`` when the job is one of a batch.
+* ``batches``: jobs submitted together (``hcdc reduce`` over several datasets, "reduce every
+  dataset of target X / night Y" from the portal): who asked, when, what was selected; the batch's
+  state is computed from its jobs' states when asked (:mod:`hcdc.archive.batches`).
+* ``job_log``: each job's own log, one row per line, appended by the worker while the job runs
+  (worker lines, each workflow node's recipe log, errors with their traceback): a committed line
+  stays when the worker is killed. Created by the migration ``0016_batches``.
 """
 
 from __future__ import annotations
@@ -71,6 +78,7 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text)
     log: Mapped[str | None] = mapped_column(Text)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # workflow summary when done
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"))
 
     __table_args__ = (
         CheckConstraint("state IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="state_valid"),
@@ -78,6 +86,48 @@ class Job(Base):
         CheckConstraint("dataset_id IS NOT NULL OR inputs IS NOT NULL", name="has_input"),
         Index("ix_jobs_state_priority", "state", "priority", "id"),
         Index("ix_jobs_dataset_id", "dataset_id"),
+        Index("ix_jobs_batch_id", "batch_id"),
+    )
+
+
+class Batch(Base):
+    """Jobs submitted together (see the module docstring)."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    label: Mapped[str] = mapped_column(String(255), nullable=False)  # what the batch reduces, for people
+    # the account that submitted it (None: the shell's operator); it sees and controls the batch
+    owner_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by: Mapped[str] = mapped_column(String(128), nullable=False)  # account name or local:<os user>
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    workflow: Mapped[str | None] = mapped_column(String(64))  # None: chosen per dataset
+    parameters: Mapped[list[str]] = mapped_column(JSONType, nullable=False, default=list)  # "k=v"
+    selection: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)  # as asked
+
+    __table_args__ = (Index("ix_batches_owner_user_id", "owner_user_id"),)
+
+
+JOB_LOG_LEVELS = ("debug", "info", "warning", "error", "traceback")
+
+
+class JobLogLine(Base):
+    """One line of a job's log (see the module docstring). ``level`` ``traceback`` holds a
+    Python traceback (server paths): shown to admins and operators only (rule R10)."""
+
+    __tablename__ = "job_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    node: Mapped[str | None] = mapped_column(String(64))  # workflow node; None: the worker itself
+    at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    level: Mapped[str] = mapped_column(String(16), nullable=False)
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+
+    __table_args__ = (
+        CheckConstraint("level IN ('debug', 'info', 'warning', 'error', 'traceback')", name="level_valid"),
+        Index("ix_job_log_job_id", "job_id", "id"),
     )
 
 
@@ -171,4 +221,13 @@ class ProvenanceEntry(Base):
     )
 
 
-__all__ = ["JOB_STATES", "Job", "Product", "ProductFile", "ProvenanceEntry"]
+__all__ = [
+    "JOB_LOG_LEVELS",
+    "JOB_STATES",
+    "Batch",
+    "Job",
+    "JobLogLine",
+    "Product",
+    "ProductFile",
+    "ProvenanceEntry",
+]

@@ -26,6 +26,7 @@ _COMMAND_MODULES: list[str] = [
     "simulate",
     "postprocess",
     "pipeline",
+    "batches",
     "demo",
     "center",
     "accounts",

@@ -234,26 +234,53 @@ def reduce_command(
     wait: bool = typer.Option(False, "--wait", help="Run the jobs here and follow them to the end."),
     processes: int = typer.Option(1, "--processes", min=0, help="With --wait: local processes (0 = inline)."),
     scheduler: str | None = typer.Option(None, "--scheduler", help="With --wait: Dask scheduler address."),
+    batch: bool | None = typer.Option(
+        None, "--batch/--no-batch", help="Queue the jobs as one batch (default: when several datasets)."
+    ),
+    label: str | None = typer.Option(None, "--label", help="A name for the batch."),
     json_output: bool = JSON_OPTION,
     root: Path | None = ROOT_OPTION,
 ) -> None:
-    """Queue reductions of datasets (jobs in the catalogue); --wait runs and follows them."""
+    """Queue reductions of datasets (jobs in the catalogue, several as one batch: 'hcdc batch');
+    --wait runs and follows them."""
+    from hcdc.archive.access import local_operator
+    from hcdc.pipeline.operations import batches as ops
     from hcdc.pipeline.operations import jobs as jq
     from hcdc.pipeline.operations.worker import queue_datasets
 
+    batch_id = None
     with open_catalogue(root) as catalogue, _pipeline_errors():
         dataset_ids = _dataset_ids(catalogue, dataset, night, all_)
-        ids = queue_datasets(
-            catalogue, dataset_ids, workflow=workflow, parameters=params or [], max_attempts=max_attempts
-        )
+        if batch or (batch is None and len(dataset_ids) > 1):
+            what = {"night": night} if night else {"all": True} if all_ else {"datasets": dataset_ids}
+            try:
+                batch_id, ids = ops.submit_batch(
+                    catalogue,
+                    local_operator(),
+                    dataset_ids,
+                    workflow=workflow,
+                    parameters=params or [],
+                    label=label,
+                    selection=what,
+                    max_attempts=max_attempts,
+                )
+            except ops.BatchError as exc:
+                fail(str(exc))
+        else:
+            ids = queue_datasets(
+                catalogue, dataset_ids, workflow=workflow, parameters=params or [], max_attempts=max_attempts
+            )
         if not json_output:
-            err_console.print(f"queued {len(ids)} job(s): {', '.join(map(str, ids))}", highlight=False)
+            in_batch = f" in batch {batch_id}" if batch_id is not None else ""
+            err_console.print(
+                f"queued {len(ids)} job(s){in_batch}: {', '.join(map(str, ids))}", highlight=False
+            )
         if wait:
             _follow(catalogue, ids, processes, scheduler, quiet=json_output)
         jobs = jq.list_jobs(catalogue.engine, ids=ids, limit=None)
     jobs.sort(key=lambda j: j.id)
     if json_output:
-        emit_json({"jobs": [j.as_dict() for j in jobs]})
+        emit_json({"batch_id": batch_id, "jobs": [j.as_dict() for j in jobs]})
     else:
         print_table("Jobs", JOB_COLUMNS, _job_rows(jobs))
     if wait and any(j.state != "done" for j in jobs):

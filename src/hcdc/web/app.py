@@ -179,6 +179,7 @@ def create_app(
         admin,
         admin_access,
         api,
+        batches,
         interferometry,
         interferometry_pages,
         monitoring,
@@ -198,6 +199,7 @@ def create_app(
     app.include_router(admin_access.router)
     app.include_router(review.router)
     app.include_router(monitoring.router)
+    app.include_router(batches.router)
 
     from hcdc.web.vo import examples, tap, uws  # the VO services (TAP, UWS, VOSI): docs/vo.md
 

@@ -461,7 +461,8 @@ async def reduce(request: Request, dataset_id: ObjectId, who: Viewer = Depends(v
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(request: Request, job_id: ObjectId, who: Viewer = Depends(viewer)) -> HTMLResponse:
-    return render(request, who, "job.html", j=_found(views.job_view, who, job_id))
+    j = _found(views.job_view, who, job_id)
+    return render(request, who, "job.html", j=j, log=views.jsonable(who.catalogue.job_log(job_id)))
 
 
 __all__ = ["PortalError", "error_page", "router", "votable_bytes"]

@@ -184,7 +184,8 @@ def provenance_tree(
 
 
 def job_view(who: Viewer, job_id: int) -> dict[str, Any]:
-    """A job the user may see (R10), with its log and the products it made that the user may see."""
+    """A job the user may see (R10), with the products it made that the user may see; the
+    whole-run log (tracebacks included) for staff only."""
     _visible(who, "job", job_id)
     row = who.conn.execute(select(Job).where(Job.id == job_id)).first()
     if row is None:
@@ -192,6 +193,8 @@ def job_view(who: Viewer, job_id: int) -> dict[str, Any]:
     out = {
         c.name: getattr(row, c.name) for c in Job.__table__.columns if c.name not in ("worker_id", "inputs")
     }
+    if not who.access.can_see_tracebacks():  # the whole-run log holds tracebacks (server paths)
+        out.pop("log")  # R10: others read the job's log without them (UserCatalogue.job_log)
     summary = out.get("summary") or {}
     summary.pop("outputs", None)
     out["products"] = [

@@ -28,6 +28,12 @@ Faults:
   the log at once: re-running deterministic code on the same input would fail again. Failures
   of the machinery (worker pool broken, database glitch) are retried (:func:`fail_job` with
   ``retry=True``).
+
+Each job keeps its own log in ``job_log`` (:func:`append_log`): the worker appends its lines,
+each node's recipe log and errors (tracebacks as their own ``traceback`` lines) while the job
+runs, each in a committed transaction, so a worker killed with SIGKILL leaves what it had
+written. ``Job.log`` keeps the whole workflow log of the last attempt, as before.
+Jobs submitted together belong to a batch (``batch_id``, :mod:`hcdc.pipeline.operations.batches`).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ import datetime as dt
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,12 +50,13 @@ from sqlalchemy import Engine, and_, func, insert, or_, select, update
 
 from hcdc.archive.db import write_transaction
 from hcdc.archive.models import utcnow
-from hcdc.archive.pipeline_models import JOB_STATES, Job
+from hcdc.archive.pipeline_models import JOB_LOG_LEVELS, JOB_STATES, Job, JobLogLine
 
 DEFAULT_LEASE_S = 60.0  # a worker renews its lease every DEFAULT_LEASE_S / 4 seconds
 DEFAULT_MAX_ATTEMPTS = 3
 ACTIVE_STATES = ("queued", "running")
 MAX_LOG_CHARS = 200_000  # keep the job log bounded (the full logs live in the provenance)
+MAX_LOG_LINE_CHARS = 20_000  # one line of the job_log table (a traceback is one line)
 
 
 class JobError(RuntimeError):
@@ -80,6 +87,7 @@ class JobInfo:
     error: str | None
     log: str | None
     summary: dict[str, Any] | None
+    batch_id: int | None
 
     @classmethod
     def from_row(cls, row: Any) -> JobInfo:
@@ -120,13 +128,16 @@ def queue_job(
     parameters: Sequence[str] = (),
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     priority: int = 0,
+    batch_id: int | None = None,
+    conn: Any = None,
 ) -> int:
     """Queue a workflow run; returns the job id.
 
     Either ``dataset_id`` (a catalogued dataset: the worker gathers its files and associated
     calibrations, and chooses the workflow from their classification when ``workflow`` is
     None) or ``inputs`` (workflow input name -> path or list of paths; ``workflow`` required).
-    ``parameters`` are ``node.param=value`` / ``param=value`` overrides.
+    ``parameters`` are ``node.param=value`` / ``param=value`` overrides. ``batch_id``: the
+    batch the job belongs to. ``conn``: queue inside the caller's transaction.
     """
     if dataset_id is None and not inputs:
         raise JobError("a job needs a dataset or workflow inputs")
@@ -142,23 +153,27 @@ def queue_job(
         jsonable_inputs = {
             k: [str(p) for p in v] if isinstance(v, list | tuple) else str(v) for k, v in inputs.items()
         }
-    with write_transaction(engine) as conn:
-        return conn.execute(
-            insert(Job)
-            .values(
-                dataset_id=dataset_id,
-                inputs=jsonable_inputs,
-                workflow=workflow,
-                parameters=list(parameters),
-                state="queued",
-                priority=priority,
-                progress=0.0,
-                attempts=0,
-                max_attempts=max_attempts,
-                queued_at=utcnow(),
-            )
-            .returning(Job.id)
-        ).scalar_one()
+    statement = (
+        insert(Job)
+        .values(
+            dataset_id=dataset_id,
+            inputs=jsonable_inputs,
+            workflow=workflow,
+            parameters=list(parameters),
+            state="queued",
+            priority=priority,
+            progress=0.0,
+            attempts=0,
+            max_attempts=max_attempts,
+            queued_at=utcnow(),
+            batch_id=batch_id,
+        )
+        .returning(Job.id)
+    )
+    if conn is not None:
+        return conn.execute(statement).scalar_one()
+    with write_transaction(engine) as own:
+        return own.execute(statement).scalar_one()
 
 
 def get_job(engine: Engine, job_id: int) -> JobInfo:
@@ -176,9 +191,10 @@ def list_jobs(
     *,
     dataset_id: int | None = None,
     ids: Sequence[int] | None = None,
+    batch_id: int | None = None,
     limit: int | None = 200,
 ) -> list[JobInfo]:
-    """Jobs, newest first, optionally of one ``state``, one dataset or given ``ids``."""
+    """Jobs, newest first, optionally of one ``state``, one dataset, one batch or given ``ids``."""
     if state is not None and state not in JOB_STATES:
         raise JobError(f"unknown job state {state!r}; states: {', '.join(JOB_STATES)}")
     query = select(*_JOB_COLUMNS).order_by(Job.id.desc())
@@ -188,6 +204,8 @@ def list_jobs(
         query = query.where(Job.dataset_id == dataset_id)
     if ids is not None:
         query = query.where(Job.id.in_(list(ids)))
+    if batch_id is not None:
+        query = query.where(Job.batch_id == batch_id)
     if limit is not None:
         query = query.limit(limit)
     with engine.connect() as conn:
@@ -207,6 +225,20 @@ def count_by_state(engine: Engine) -> dict[str, int]:
 # claiming
 
 
+def _lease_lost_line(job_id: int, attempts: int, failed: bool, now: dt.datetime) -> dict[str, Any]:
+    """The job-log line written when a dead worker's lease expires (no worker id: a host and
+    pid are the data centre's business, not the job owner's)."""
+    outcome = "no attempts left: failed" if failed else "re-queued"
+    return {
+        "job_id": job_id,
+        "attempt": attempts,
+        "node": None,
+        "at": now,
+        "level": "error" if failed else "warning",
+        "message": f"attempt {attempts}: the worker stopped renewing its lease (killed or lost); {outcome}",
+    }
+
+
 def _requeue_expired_in(conn: Any, now: dt.datetime) -> list[int]:
     """Re-queue (or fail, when out of attempts) running jobs whose lease expired."""
     expired = conn.execute(
@@ -220,11 +252,15 @@ def _requeue_expired_in(conn: Any, now: dt.datetime) -> list[int]:
             values = {"state": "failed", "finished_at": now, "error": f"{note}; no attempts left"}
         else:
             values = {"state": "queued", "error": note}
-        conn.execute(
+        changed = conn.execute(
             update(Job)
             .where(Job.id == job_id, Job.state == "running", Job.lease_expires_at < now)
             .values(worker_id=None, lease_expires_at=None, **values)
-        )
+        ).rowcount
+        if changed:
+            conn.execute(
+                insert(JobLogLine).values(**_lease_lost_line(job_id, attempts, attempts >= max_attempts, now))
+            )
     return [row[0] for row in expired]
 
 
@@ -333,6 +369,8 @@ def _claim_sqlite(
                     .where(Job.id == job_id)
                     .values(worker_id=None, lease_expires_at=None, **values),
                 )
+                line = _lease_lost_line(job_id, attempts, attempts >= max_attempts, now)
+                run(cursor, insert(JobLogLine).values(**line))
             found = run(cursor, _next_queued(ids))
             if not found:
                 cursor.execute("COMMIT")
@@ -478,6 +516,52 @@ def retry_job(engine: Engine, job_id: int, *, extra_attempts: int = 1) -> None:
         )
 
 
+# --------------------------------------------------------------------------------------------
+# the job log
+
+
+def append_log(
+    engine: Engine,
+    job_id: int,
+    attempt: int,
+    lines: Iterable[tuple[str, str] | tuple[str, str, dt.datetime | None]],
+    *,
+    node: str | None = None,
+) -> int:
+    """Append ``(level, message[, at])`` lines to a job's log (``node``: the workflow node
+    they are about; None: the worker) in one committed transaction; returns how many.
+
+    ``level`` is one of ``debug info warning error traceback`` (``critical`` counts as error);
+    ``at`` (UTC, naive) defaults to now; a message longer than :data:`MAX_LOG_LINE_CHARS` keeps
+    its end. Committed lines survive the worker (SIGKILL included).
+    """
+    now = utcnow()
+    rows = []
+    for line in lines:
+        level, message = line[0].lower(), line[1]
+        at = (line[2] if len(line) > 2 else None) or now  # type: ignore[misc]
+        level = "error" if level == "critical" else level
+        if level not in JOB_LOG_LEVELS:
+            raise JobError(f"job log level {level!r} is not one of {', '.join(JOB_LOG_LEVELS)}")
+        if len(message) > MAX_LOG_LINE_CHARS:
+            message = "[... truncated ...]" + message[-MAX_LOG_LINE_CHARS:]
+        node_name = node[:64] if node else None
+        rows.append(
+            {
+                "job_id": job_id,
+                "attempt": attempt,
+                "node": node_name,
+                "at": at,
+                "level": level,
+                "message": message,
+            }
+        )
+    if rows:
+        with write_transaction(engine) as conn:
+            conn.execute(insert(JobLogLine), rows)
+    return len(rows)
+
+
 def all_finished(jobs: Sequence[JobInfo]) -> bool:
     """True when none of ``jobs`` is queued or running."""
     return all(job.state not in ACTIVE_STATES for job in jobs)
@@ -490,6 +574,7 @@ __all__ = [
     "JobError",
     "JobInfo",
     "all_finished",
+    "append_log",
     "cancel_job",
     "claim_job",
     "complete_job",

@@ -22,6 +22,12 @@ processes end with their worker (:func:`hcdc.pipeline.executors.init_pool_proces
 A workflow failure marks the job failed (error and log kept) and the worker goes on with the
 next job.
 
+Each job keeps its own log (:class:`JobLog`, the ``job_log`` table): the worker's lines about the
+job (attempt started, inputs, each node submitted and ended, products registered, errors and
+their tracebacks), each node's recipe log when the node ends, and the worker-thread records of
+the ``hcdc.pipeline.operations`` and ``hcdc.archive`` loggers while the job runs. Every write is
+committed at once, so a worker killed with SIGKILL leaves what it had written.
+
 :func:`queue_datasets` / :func:`ready_datasets` queue the reductions of complete datasets (the
 folder watcher, :mod:`hcdc.pipeline.operations.watch`, calls them after each poll).
 """
@@ -31,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 import threading
 import time
@@ -204,6 +211,133 @@ class _Heartbeat:
 
 
 # --------------------------------------------------------------------------------------------
+# the job's own log
+
+#: loggers whose records, emitted by the worker's thread while it runs a job, go to the job's log
+#: (the recipes' own records reach it through each node's recipe log)
+JOB_LOG_LOGGERS = ("hcdc.pipeline.operations", "hcdc.archive")
+
+_RECIPE_LINE = re.compile(
+    r"^(?P<at>\d{4}-\d\d-\d\dT[\d:.]+(?:[+-]\d\d:\d\d|Z)?) (?P<level>[A-Z]+) (?P<msg>.*)$", re.S
+)
+_TRACEBACK = "\nTraceback (most recent call last):"
+
+
+def _split_traceback(
+    level: str, message: str, at: dt.datetime | None
+) -> list[tuple[str, str, dt.datetime | None]]:
+    """A log message that carries a Python traceback: its text, then the traceback as a line of
+    its own (level ``traceback``: staff only, rule R10)."""
+    head, sep, tail = message.partition(_TRACEBACK)
+    out = [(level, head, at)]
+    if sep:
+        out.append(("traceback", sep.lstrip("\n") + tail, at))
+    return out
+
+
+def recipe_log_lines(lines: Sequence[str]) -> list[tuple[str, str, dt.datetime | None]]:
+    """A recipe's log (:attr:`hcdc.pipeline.recipe.RecipeResult.log`, lines
+    ``"<UTC ISO time> <LEVEL> <message>"``) as ``(level, message, at)`` for
+    :func:`hcdc.pipeline.operations.jobs.append_log`; a line in another form is kept whole (info)."""
+    out: list[tuple[str, str, dt.datetime | None]] = []
+    for line in lines:
+        match = _RECIPE_LINE.match(line)
+        if match is None:
+            out.extend(_split_traceback("info", line, None))
+            continue
+        level = match["level"].lower()
+        level = {"critical": "error", "warn": "warning"}.get(level, level)
+        if level not in ("debug", "info", "warning", "error"):
+            level = "info"
+        if level == "info" and match["msg"][:8].lower() == "warning:":  # a recipe's warning line
+            level = "warning"
+        try:
+            at = dt.datetime.fromisoformat(match["at"]).astimezone(dt.UTC).replace(tzinfo=None)
+        except ValueError:
+            at = None
+        out.extend(_split_traceback(level, match["msg"], at))
+    return out
+
+
+class JobLog:
+    """Appends to one attempt of a job's log; every call is committed at once
+    (:func:`hcdc.pipeline.operations.jobs.append_log`). A write that fails (the database is
+    away) is reported on the worker's own log and does not stop the job.
+
+    Used as a context manager, it also records what the :data:`JOB_LOG_LOGGERS` loggers emit
+    from this thread, INFO and above (what those loggers pass: warnings and errors unless
+    logging is configured at INFO)."""
+
+    def __init__(self, engine: Any, job_id: int, attempt: int) -> None:
+        self.engine, self.job_id, self.attempt = engine, job_id, attempt
+        self._writing = threading.local()
+        self._handler = _JobLogHandler(self)
+
+    def write(self, level: str, message: str, *, node: str | None = None) -> None:
+        self.lines([(level, message, None)], node=node)
+
+    def lines(self, lines: Sequence[tuple[str, str, dt.datetime | None]], *, node: str | None = None) -> None:
+        if getattr(self._writing, "busy", False):
+            return  # a record emitted while writing (the warning below): not into the job log
+        self._writing.busy = True
+        try:
+            jq.append_log(self.engine, self.job_id, self.attempt, lines, node=node)
+        except Exception:  # noqa: BLE001 - the job goes on; the worker's log says what was lost
+            logger.warning("job %s: %d log line(s) not written", self.job_id, len(lines), exc_info=True)
+        finally:
+            self._writing.busy = False
+
+    def node_ended(self, node: str, event: str, run: NodeRun | None) -> None:
+        """A node's recipe log, then how it ended (error, traceback)."""
+        lines: list[tuple[str, str, dt.datetime | None]] = []
+        if run is not None and run.result is not None:
+            lines += recipe_log_lines(run.result.log)
+        seconds = ""
+        if run is not None and run.result is not None:
+            seconds = f" in {run.result.timings.get('total', 0.0):.1f} s"
+        if event == "done":
+            lines.append(("info", f"node {node} done{seconds}", None))
+        else:
+            lines.append(
+                (
+                    "error" if event == "failed" else "warning",
+                    f"node {node} {event}: {run.error if run else ''}",
+                    None,
+                )
+            )
+            if run is not None and run.result is None and run.traceback:
+                lines.append(("traceback", run.traceback, None))
+        self.lines(lines, node=node)
+
+    def __enter__(self) -> JobLog:
+        for name in JOB_LOG_LOGGERS:
+            logging.getLogger(name).addHandler(self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for name in JOB_LOG_LOGGERS:
+            logging.getLogger(name).removeHandler(self._handler)
+
+
+class _JobLogHandler(logging.Handler):
+    """Sends the records of the thread that runs a job to that job's log."""
+
+    def __init__(self, log: JobLog) -> None:
+        super().__init__(level=logging.INFO)
+        self._log = log
+        self._thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self._thread:
+            return
+        at = dt.datetime.fromtimestamp(record.created, dt.UTC).replace(tzinfo=None)
+        message = f"[{record.name}] {record.getMessage()}"
+        if record.exc_info:
+            message += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        self._log.lines(_split_traceback(record.levelname.lower(), message, at))
+
+
+# --------------------------------------------------------------------------------------------
 # running one job
 
 
@@ -321,8 +455,10 @@ def execute_job(
         if on_progress is not None:
             on_progress(job.id, fraction, stage)
 
-    with _Heartbeat(catalogue, job.id, worker_id, lease_s) as beat:
+    jlog = JobLog(engine, job.id, job.attempts)
+    with _Heartbeat(catalogue, job.id, worker_id, lease_s) as beat, jlog:
         try:
+            jlog.write("info", f"attempt {job.attempts} of {job.max_attempts} started")
             # what earlier attempts of this job left unregistered (killed before or after
             # publishing): this worker holds the lease, so nothing else writes there
             sweep_product_orphans(engine, catalogue.storage_root, job_id=job.id)
@@ -330,13 +466,17 @@ def execute_job(
             prod.staging_dir(catalogue.storage_root, f"job-{job.id}/attempt-{job.attempts}")
             workflow, inputs, target = _job_inputs(catalogue, job)
             outcome.workflow = workflow.name
+            n_inputs = sum(len(v) if isinstance(v, list) else 1 for v in inputs.values())
+            jlog.write("info", f"workflow {workflow.name} {workflow.version}: {n_inputs} input file(s)")
             total = len(workflow.order)
             finished: list[str] = []
 
             def on_event(node: str, event: str, _run: NodeRun | None) -> None:
                 if event == "submitted":
+                    jlog.write("info", f"node {node} submitted", node=node)
                     report(len(finished) / total, f"{workflow.name}: {node} running")
                 else:
+                    jlog.node_ended(node, event, _run)  # committed before anything can kill us
                     finished.append(node)
                     fault_point("worker.during_run")
                     report(len(finished) / total, f"{workflow.name}: {node} {event}")
@@ -358,6 +498,8 @@ def execute_job(
                     jq.fail_job(engine, job.id, worker_id, error, log=log, retry=retry) or "abandoned"
                 )
                 outcome.error = error
+                again = "; re-queued for another attempt" if outcome.state == "queued" else ""
+                jlog.write("error", f"failed: {error}{again}")
                 return outcome
             specs = _product_specs(job, result.nodes, staging, final, target)
             prod.publish_directory(staging, final, catalogue.settings.resolved_file_mode)
@@ -378,18 +520,31 @@ def execute_job(
                 engine, specs, catalogue.storage_root, within=complete
             )
             outcome.state = "done"
+            jlog.write(
+                "info", f"done: product(s) {', '.join(map(str, outcome.product_ids)) or 'none'} registered"
+            )
             report(1.0, "done")
         except JobAbandoned as exc:
             outcome.state, outcome.error = "abandoned", str(exc)
+            jlog.write("warning", "abandoned: the job was cancelled or taken over by another worker")
             if final.exists() and not outcome.product_ids:  # published, then lost the job
                 shutil.rmtree(final, ignore_errors=True)
         except (InputError, WorkflowError, RecipeError, ProvenanceError, LookupError) as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
+            jlog.lines(
+                [("error", f"failed: {outcome.error}", None), ("traceback", traceback.format_exc(), None)]
+            )
             outcome.state = jq.fail_job(
                 engine, job.id, worker_id, outcome.error, log=traceback.format_exc()
             ) or ("abandoned")
         except Exception as exc:  # noqa: BLE001 - machinery failure: record it, retry the job
             outcome.error = f"{type(exc).__name__}: {exc}"
+            jlog.lines(
+                [
+                    ("error", f"machinery failure: {outcome.error}", None),
+                    ("traceback", traceback.format_exc(), None),
+                ]
+            )
             outcome.state = (
                 jq.fail_job(engine, job.id, worker_id, outcome.error, log=traceback.format_exc(), retry=True)
                 or "abandoned"
@@ -530,6 +685,28 @@ def _workflow_for_dataset(dataset: Any) -> Workflow:
     return select_workflow([probe])
 
 
+def dataset_workflows(
+    conn: Connection, dataset_ids: Sequence[int], workflow: str | None = None
+) -> dict[int, Workflow]:
+    """The workflow that will reduce each dataset: ``workflow`` when given, else the standard
+    one for the dataset's classification. Raises :class:`LookupError` for an unknown dataset
+    and :class:`WorkflowError` naming a dataset no workflow serves."""
+    rows = {r.id: r for r in conn.execute(select(Dataset).where(Dataset.id.in_(list(dataset_ids))))}
+    missing = [d for d in dataset_ids if d not in rows]
+    if missing:
+        raise LookupError(f"no dataset with id {', '.join(map(str, missing))}")
+    if workflow is not None:
+        chosen = get_workflow(workflow)
+        return dict.fromkeys(dataset_ids, chosen)
+    out = {}
+    for dataset_id in dataset_ids:
+        try:
+            out[dataset_id] = _workflow_for_dataset(rows[dataset_id])
+        except WorkflowError as exc:
+            raise WorkflowError(f"dataset {dataset_id} ({rows[dataset_id].key}): {exc}") from None
+    return out
+
+
 def queue_datasets(
     catalogue: Catalogue,
     dataset_ids: Sequence[int],
@@ -541,21 +718,11 @@ def queue_datasets(
     """Queue one reduction job per dataset; returns the job ids.
 
     The workflow (given, or chosen from each dataset's classification) is checked before
-    anything is queued, so a dataset no workflow serves is an error naming it.
+    anything is queued (:func:`dataset_workflows`), so a dataset no workflow serves is an error
+    naming it. :func:`hcdc.pipeline.operations.batches.submit_batch` queues them as one batch.
     """
     with catalogue.engine.connect() as conn:
-        rows = {r.id: r for r in conn.execute(select(Dataset).where(Dataset.id.in_(list(dataset_ids))))}
-    missing = [d for d in dataset_ids if d not in rows]
-    if missing:
-        raise LookupError(f"no dataset with id {', '.join(map(str, missing))}")
-    if workflow is not None:
-        get_workflow(workflow)
-    else:
-        for dataset_id in dataset_ids:
-            try:
-                _workflow_for_dataset(rows[dataset_id])
-            except WorkflowError as exc:
-                raise WorkflowError(f"dataset {dataset_id} ({rows[dataset_id].key}): {exc}") from None
+        dataset_workflows(conn, dataset_ids, workflow)
     return [
         jq.queue_job(
             catalogue.engine,
@@ -606,7 +773,10 @@ __all__ = [
     "JobOutcome",
     "Worker",
     "dataset_files",
+    "dataset_workflows",
+    "JobLog",
     "execute_job",
+    "recipe_log_lines",
     "queue_datasets",
     "ready_datasets",
 ]

@@ -64,3 +64,45 @@ function followJob() {
 }
 
 document.addEventListener("DOMContentLoaded", () => { drawCharts(); followJob(); });
+
+function followBatch() {
+  // polls the batch's JSON (1 s at first, slowing to 5 s) and redraws its state, counts, progress
+  // and each job's state, progress and stage, until no job of the batch is queued or running
+  const box = document.getElementById("batch");
+  if (!box) return;
+  const id = box.dataset.batch;
+  let delay = 1000;
+  const active = (state) => state === "queued" || state === "running";
+  const tick = async () => {
+    let batch = null;
+    try {
+      const response = await fetch("/api/v1/batches/" + id, { credentials: "same-origin" });
+      if (response.status >= 400 && response.status < 500) return;  // signed out, or no such batch
+      if (response.ok) batch = await response.json();
+    } catch (e) { /* the server restarts: try again later */ }
+    if (batch !== null) {
+      box.dataset.state = batch.state;
+      document.getElementById("batch-state").textContent = batch.state;
+      document.getElementById("batch-progress").value = batch.progress;
+      document.getElementById("batch-percent").textContent = Math.round(100 * batch.progress) + " %";
+      for (const [state, n] of Object.entries(batch.counts)) {
+        const cell = box.querySelector('[data-count="' + state + '"]');
+        if (cell) cell.textContent = n;
+      }
+      for (const job of batch.jobs) {
+        const row = box.querySelector('tr[data-job="' + job.id + '"]');
+        if (!row) continue;
+        row.querySelector(".job-state").textContent = job.state;
+        row.querySelector(".job-percent").textContent = Math.round(100 * (job.progress || 0)) + " %";
+        row.querySelector(".job-stage").textContent = job.stage || "";
+        row.querySelector(".job-error").textContent = job.error || "";
+      }
+      if (!active(batch.state)) return;
+    }
+    delay = Math.min(5000, delay * 1.2);
+    setTimeout(tick, delay);
+  };
+  if (active(box.dataset.state)) setTimeout(tick, delay);
+}
+
+document.addEventListener("DOMContentLoaded", followBatch);
