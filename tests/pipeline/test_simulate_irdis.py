@@ -27,7 +27,7 @@ from hcdc.instruments.sphere.irdis.simulate import (
 from hcdc.science import geometry
 from hcdc.science.calibration.timing import dit_times, parallactic_angle
 from hcdc.science.simulation import irdis as sim
-from hcdc.science.simulation.speckles import make_evolving_speckles
+from hcdc.science.simulation.speckles import NACO_LIKE_WITH_LOW_ORDER, make_evolving_speckles
 
 iers.conf.auto_download = False
 
@@ -498,7 +498,8 @@ def test_companion_photometry_matches_contrast(night_pair: tuple[SimulatedNight,
 def _speckle_light(night: SimulatedNight, r_ap: float, r_in: float, r_out: float) -> float:
     """Mean speckle light (fraction of the star's core flux) in a disc of ``r_ap`` lambda/D, minus the
     annulus ``r_in``-``r_out`` background estimate, from the night's speckle model (its envelope)."""
-    speckles = make_evolving_speckles(np.random.default_rng(night.speckle_seed))
+    preset = dict(NACO_LIKE_WITH_LOW_ORDER) if night.low_order_speckles else {}  # the night's model
+    speckles = make_evolving_speckles(np.random.default_rng(night.speckle_seed), **preset)
     r = np.linspace(0.0, r_out, 20001)
     h = speckles.envelope(r) * 2 * np.pi * r  # per unit radius
     inner = np.trapezoid(np.where(r <= r_ap, h, 0.0), r)

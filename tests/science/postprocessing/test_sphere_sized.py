@@ -4,6 +4,7 @@ and the tiled route reads a memory-mapped cube without copying it."""
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 
 import numpy as np
@@ -282,3 +283,96 @@ def test_fake_map_equals_sum_of_single_fake_maps():
     np.testing.assert_array_equal(
         throughput._fake_map((101, 101), psf, xs, ys, fluxes), np.sum(single, axis=0)
     )
+
+
+# An S/N map written out plainly for the tests below, independent of hcdc's code: the Mawet
+# 2014 test at each pixel with apertures placed by hand and exact disk-pixel overlaps from the
+# area of the disk below and left of a point (one closed form, math.asin from the C library).
+
+
+def _corner_area(u: np.ndarray, v: np.ndarray, radius: float) -> np.ndarray:
+    """Area of the disk (radius ``radius``, centre 0) inside ``0 <= x <= |u|, 0 <= y <= |v|``,
+    signed as ``sign(u) sign(v)``."""
+    a, b = np.minimum(np.abs(u), radius), np.minimum(np.abs(v), radius)
+    x_cut = np.sqrt(radius * radius - b * b)  # where the circle's height equals b
+
+    def under_circle(x):  # integral of sqrt(R^2 - t^2) from 0 to x
+        return 0.5 * (
+            x * np.sqrt(np.maximum(radius * radius - x * x, 0.0)) + radius * radius * np.arcsin(x / radius)
+        )
+
+    area = np.where(a <= x_cut, a * b, b * x_cut + under_circle(a) - under_circle(x_cut))
+    return np.sign(u) * np.sign(v) * area
+
+
+def _plain_aperture_flux(image: np.ndarray, x: float, y: float, radius: float) -> float:
+    rows = np.arange(int(math.floor(y - radius - 1)), int(math.ceil(y + radius + 1)) + 1)[:, None]
+    cols = np.arange(int(math.floor(x - radius - 1)), int(math.ceil(x + radius + 1)) + 1)[None, :]
+    x0, x1, y0, y1 = cols - 0.5 - x, cols + 0.5 - x, rows - 0.5 - y, rows + 0.5 - y
+    overlap = (
+        _corner_area(x1, y1, radius) - _corner_area(x0, y1, radius)
+        - _corner_area(x1, y0, radius) + _corner_area(x0, y0, radius)
+    )  # fmt: skip
+    inside = (rows >= 0) & (rows < image.shape[0]) & (cols >= 0) & (cols < image.shape[1])
+    values = image[np.clip(rows, 0, image.shape[0] - 1), np.clip(cols, 0, image.shape[1] - 1)]
+    return float(np.sum(np.where(inside & (overlap > 0), overlap * values, 0.0)))
+
+
+def _plain_snr(image: np.ndarray, x: int, y: int, fwhm: float) -> float:
+    cy, cx = image.shape[0] // 2, image.shape[1] // 2  # the star's pixel (hcdc's convention)
+    r = math.hypot(x - cx, y - cy)
+    alpha = 2 * math.asin(fwhm / 2 / r)
+    n = int(2 * math.pi // alpha)
+    theta = math.atan2(y - cy, x - cx)
+    fluxes = [
+        _plain_aperture_flux(
+            image, cx + r * math.cos(theta - k * alpha), cy + r * math.sin(theta - k * alpha), fwhm / 2
+        )
+        for k in range(n)
+    ]
+    background = np.array(fluxes[1:])
+    return (fluxes[0] - background.mean()) / (background.std(ddof=1) * math.sqrt(1 + 1 / background.size))
+
+
+@pytest.mark.parametrize(("shape", "fwhm"), [((41, 41), 4.0), ((36, 40), 3.3)])
+def test_compiled_snr_map_equals_a_plain_implementation(shape, fwhm):
+    """80 pixels of the compiled map (the first and last separations among them) against the
+    plain loop above (the map's image and weights are float32, the loop's float64: ~1e-7
+    relative apart); the region is the one of VIP's snrmap."""
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    source = np.exp(
+        -((yy - shape[0] // 2 + 9) ** 2 + (xx - shape[1] // 2 - 6) ** 2) / (2 * (fwhm / 2.355) ** 2)
+    )
+    image = (np.random.default_rng(11).standard_normal(shape) + 4.0 * source).astype(np.float32)
+    fast = snr.snr_map(image, fwhm, method="compiled")
+    r = geometry.distance_map(shape)
+    r_min, r_max = snr.snr_map_region(shape, fwhm)
+    np.testing.assert_array_equal(np.isfinite(fast), (r >= r_min) & (r < r_max))
+    ys, xs = np.nonzero(np.isfinite(fast))
+    order = np.argsort(r[ys, xs])
+    pick = np.concatenate([order[:4], order[-4:], np.random.default_rng(3).choice(order, 72, replace=False)])
+    for y, x in zip(ys[pick], xs[pick], strict=True):
+        assert fast[y, x] == pytest.approx(_plain_snr(image, int(x), int(y), fwhm), rel=1e-5, abs=1e-5), (
+            y,
+            x,
+        )
+    assert fast[shape[0] // 2 - 9, shape[1] // 2 + 6] > 5  # the source
+
+
+@pytest.mark.shared_data
+def test_compiled_snr_map_of_real_naco_image_equals_a_plain_implementation(shared_data):
+    """The real NACO beta Pic PCA image: 40 pixels (around b and elsewhere)."""
+    folder = shared_data / "naco_betapic"
+    cube = fits.getdata(folder / "naco_betapic_cube.fits").astype(np.float32)
+    pa = fits.getdata(folder / "naco_betapic_pa.fits").astype(np.float64).ravel()
+    image = pca.pca(cube, -pa, fwhm=4.6, ncomp=10).astype(np.float32)
+    fast = snr.snr_map(image, 4.6, method="compiled")
+    rng = np.random.default_rng(2)
+    ys, xs = np.nonzero(np.isfinite(fast))
+    pick = rng.choice(ys.size, 30, replace=False)
+    points = list(zip(ys[pick], xs[pick], strict=True)) + [
+        (y, x) for y in range(60, 65) for x in range(60, 62)
+    ]
+    for y, x in points:
+        assert fast[y, x] == pytest.approx(_plain_snr(image, int(x), int(y), 4.6), rel=1e-5, abs=1e-5), (y, x)
+    assert np.nanmax(fast[58:67, 58:67]) > 5

@@ -268,16 +268,19 @@ _QS = (-2.40339491173441421878e00, 2.02094576023350569471e00, -6.882839716054532
 
 @njit(inline="always", cache=True)
 def _asin(x):  # pragma: no cover
-    """arcsin(x) for x in [-1, 1] (fdlibm's method; error below 1 ulp measured against numpy)."""
+    """arcsin(x) for x in [-1, 1] by fdlibm's method (error below 1 ulp measured against numpy),
+    both of its branches evaluated and one selected (no jump, so that a loop over apertures
+    becomes SIMD instructions); the selected branch is fdlibm's operations, in its order."""
     ax = abs(x)
-    t = x * x if ax < 0.5 else (1.0 - ax) * 0.5
+    small = ax < 0.5
+    t = x * x if small else (1.0 - ax) * 0.5
     p = t * (_PS[0] + t * (_PS[1] + t * (_PS[2] + t * (_PS[3] + t * (_PS[4] + t * _PS[5])))))
     q = 1.0 + t * (_QS[0] + t * (_QS[1] + t * (_QS[2] + t * _QS[3])))
-    if ax < 0.5:
-        return x + x * (p / q)
+    pq = p / q
     s = math.sqrt(t)
-    r = _PIO2_HI - (2.0 * (s + s * (p / q)) - _PIO2_LO)
-    return r if x > 0 else -r
+    r = _PIO2_HI - (2.0 * (s + s * pq) - _PIO2_LO)
+    big = r if x > 0 else -r
+    return x + x * pq if small else big
 
 
 @njit(inline="always", cache=True)
@@ -287,37 +290,67 @@ def _half_chord_primitive(u, radius, r2):  # pragma: no cover
     return 0.5 * (u * math.sqrt(max(r2 - u * u, 0.0)) + r2 * _asin(t))
 
 
+_BATCH = 32  # apertures whose weights are computed side by side (SIMD lanes; arrays stay in L1)
+
+
 @njit(nogil=True, cache=True, error_model="numpy")
 def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
     """Compiled S/N of first-quadrant pixels ``(py, px)`` of an odd square frame (centre ``c``)
-    and of their three 90-degree rotations: ``images`` (P, P, 4) float32 holds the four padded
-    rotations (as in :func:`snr_map`) side by side, ``out`` (4, pixels) float64 gets the S/N.
+    and of their three 90-degree rotations: ``images`` (P, P, 4) float64 holds the four padded
+    rotations (as in :func:`snr_map`, float32 values) side by side, ``out`` (4, pixels) float64
+    gets the S/N.
 
     Same arithmetic as the array route: aperture centres (:func:`_chunk_geometry`), exact
     overlap weights from the signed disk-rectangle area (:func:`_rectangle_area`, primitives
     evaluated once per edge) rounded to float32, aperture sums in float64, and the statistics of
-    :func:`_chunk_snr`. Differences: the order of the float64 sums, the asin above, and pixels
-    that do not touch the disk are skipped (their weight is 0 up to ~1e-16)."""
+    :func:`_chunk_snr`. Differences: the order of the float64 sums and the asin above (measured
+    differences ~1e-13 in S/N).
+
+    The apertures of a pixel are taken ``_BATCH`` at a time and every step is a loop over the
+    batch (which the compiler turns into SIMD instructions; the weighted sums gather the pixels
+    of the apertures side by side). Every aperture gets the same floating-point operations in the
+    same order as the one-aperture-at-a-time kernel it replaced (commit a182671, 26.6 CPU s for a
+    1024^2 frame; same bits, benchmarks/snr_map_kernels.py):
+
+    * the block is the ``2 E + 1`` pixels, ``E = ceil(radius)``, around the aperture's nearest
+      pixel, the only ones a disk of that radius can overlap;
+    * every edge and corner of that block is computed (the corner areas do not depend on which
+      others are), except that the outer edges, which no aperture centre brings inside the disk,
+      take the clipped edges' constants without evaluating the primitive;
+    * a pixel that does not overlap the disk (nearest corner outside) gets weight 0, and its
+      product ``0 x value`` leaves the sum unchanged, so the sums are those of a loop that skips it.
+    """
     radius = fwhm / 2.0
     r2 = radius * radius
     k_half = int(math.floor(radius + 1.0))
-    nb = 2 * k_half + 1
+    e_half = int(math.ceil(radius))
+    first = k_half - e_half  # first block column / row of the reduced block
+    nb = 2 * e_half + 1
     ne = nb + 1
-    h_edge = _half_chord_primitive(radius, radius, r2)  # H(R): edge clipped at |a| = R
-    g_edge = -_half_chord_primitive(0.0, radius, r2)  # |b| = R: x_b = 0
-    ex = np.empty(ne)
-    ey = np.empty(ne)
-    hx = np.empty(ne)
-    gy = np.empty(ne)
-    abs_x = np.empty(ne)  # |edge|, its square and its sign, per column / row edge
-    abs_y = np.empty(ne)
-    sq_x = np.empty(ne)
-    sq_y = np.empty(ne)
-    sign_x = np.empty(ne, dtype=np.int64)
-    sign_y = np.empty(ne, dtype=np.int64)
-    near_x = np.empty(nb)
-    near_y = np.empty(nb)
-    f = np.empty((ne, ne))
+    B = _BATCH
+    h_edge = _half_chord_primitive(radius, radius, r2)
+    g_edge = 0.0 * radius - _half_chord_primitive(0.0, radius, r2)
+    qx = np.empty(B)
+    qy = np.empty(B)
+    x0 = np.empty(B)
+    y0 = np.empty(B)
+    ex = np.empty((ne, B))
+    ey = np.empty((ne, B))
+    ax = np.empty((ne, B))
+    ay = np.empty((ne, B))
+    hx = np.empty((ne, B))
+    gy = np.empty((ne, B))
+    sx = np.empty((ne, B))
+    sy = np.empty((ne, B))
+    near_x = np.empty((nb, B))
+    near_y = np.empty((nb, B))
+    f = np.empty((ne, ne, B))
+    w = np.empty((nb, nb, B))
+    base = np.empty(B, dtype=np.uint64)
+    acc0 = np.empty(B)
+    acc1 = np.empty(B)
+    acc2 = np.empty(B)
+    acc3 = np.empty(B)
     side = images.shape[1]
     flat = images.ravel()
     nmax = 8
@@ -331,9 +364,6 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
         dx = px[idx] - c
         separation = math.hypot(dy, dx)
         if separation != last_separation:
-            # The rotations of the apertures depend on the separation only: pixels of one
-            # separation (given consecutively, ~3.6 of them per separation on a full frame)
-            # share them, which saves a cos and a sin per aperture.
             alpha = 2.0 * math.asin(min(fwhm / 2.0 / separation, 1.0))
             n = int(math.floor(2.0 * math.pi / alpha))
             if n > nmax:
@@ -346,87 +376,97 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
                 cos_k[k] = math.cos(phi)
                 sin_k[k] = math.sin(phi)
             last_separation = separation
-        for k in range(n):
-            cp = cos_k[k]
-            sp = sin_k[k]
-            qx = c + cp * dx - sp * dy
-            qy = c + sp * dx + cp * dy
-            x0 = int(np.rint(qx)) - k_half
-            y0 = int(np.rint(qy)) - k_half
+        for k_start in range(0, n, B):
+            m = min(B, n - k_start)
+            for t in range(m):
+                cp = cos_k[k_start + t]
+                sp = sin_k[k_start + t]
+                qx[t] = c + cp * dx - sp * dy
+                qy[t] = c + sp * dx + cp * dy
+                x0[t] = np.rint(qx[t]) - k_half
+                y0[t] = np.rint(qy[t]) - k_half
             for e in range(ne):
-                a = min(max((x0 - qx) + (e - 0.5), -radius), radius)
-                b = min(max((y0 - qy) + (e - 0.5), -radius), radius)
-                ex[e] = a
-                ey[e] = b
-                abs_a = abs(a)
-                abs_x[e] = abs_a
-                sq_x[e] = abs_a * abs_a
-                sign_x[e] = (a > 0.0) - (a < 0.0)
-                hx[e] = h_edge if abs_a >= radius else _half_chord_primitive(abs_a, radius, r2)
-                abs_b = abs(b)
-                abs_y[e] = abs_b
-                sq_y[e] = abs_b * abs_b
-                sign_y[e] = (b > 0.0) - (b < 0.0)
-                if abs_b >= radius:
-                    gy[e] = g_edge
+                edge = (e + first) - 0.5
+                # Edges that no aperture centre can bring inside the disk (the outer ones): the
+                # clipped constants, no primitive evaluated (a branch taken the same way each time).
+                outer = e + first - k_half - 1.0 >= radius or e + first - k_half <= -radius
+                for t in range(m):
+                    a = min(max((x0[t] - qx[t]) + edge, -radius), radius)
+                    b = min(max((y0[t] - qy[t]) + edge, -radius), radius)
+                    ex[e, t] = a
+                    ey[e, t] = b
+                    abs_a = abs(a)
+                    abs_b = abs(b)
+                    ax[e, t] = abs_a
+                    ay[e, t] = abs_b
+                    sx[e, t] = (a > 0.0) - (a < 0.0)
+                    sy[e, t] = (b > 0.0) - (b < 0.0)
+                if outer:
+                    for t in range(m):
+                        hx[e, t] = (
+                            h_edge if ax[e, t] >= radius else _half_chord_primitive(ax[e, t], radius, r2)
+                        )
+                        abs_b = ay[e, t]
+                        if abs_b >= radius:
+                            gy[e, t] = g_edge
+                        else:
+                            x_b = math.sqrt(max(r2 - abs_b * abs_b, 0.0))
+                            gy[e, t] = abs_b * x_b - _half_chord_primitive(x_b, radius, r2)
                 else:
-                    x_b = math.sqrt(max(r2 - abs_b * abs_b, 0.0))
-                    gy[e] = abs_b * x_b - _half_chord_primitive(x_b, radius, r2)
-            # Only the rows / columns of the block that overlap the disk (the others are skipped
-            # below anyway): their edges and the corner areas between them.
-            j_lo = 0
-            while j_lo < nb - 1 and ex[j_lo + 1] <= -radius:
-                j_lo += 1
-            j_hi = nb - 1
-            while j_hi > j_lo and ex[j_hi] >= radius:
-                j_hi -= 1
-            i_lo = 0
-            while i_lo < nb - 1 and ey[i_lo + 1] <= -radius:
-                i_lo += 1
-            i_hi = nb - 1
-            while i_hi > i_lo and ey[i_hi] >= radius:
-                i_hi -= 1
-            for i in range(i_lo, i_hi + 2):
-                abs_b = abs_y[i]
-                sq_b = sq_y[i]
-                g = gy[i]
-                sb = sign_y[i]
-                for j in range(j_lo, j_hi + 2):  # branch-free: a select, not a jump
-                    inside = sq_x[j] + sq_b <= r2
-                    area = abs_x[j] * abs_b if inside else g + hx[j]
-                    f[i, j] = area * (sign_x[j] * sb)
-            for e in range(
-                j_lo, j_hi + 1
-            ):  # distance from the centre to the nearest edge of each column / row
-                a0 = ex[e]
-                a1 = ex[e + 1]
-                near_x[e] = 0.0 if a0 < 0.0 < a1 else min(abs(a0), abs(a1))
-            for e in range(i_lo, i_hi + 1):
-                b0 = ey[e]
-                b1 = ey[e + 1]
-                near_y[e] = 0.0 if b0 < 0.0 < b1 else min(abs(b0), abs(b1))
-            s0 = 0.0
-            s1 = 0.0
-            s2 = 0.0
-            s3 = 0.0
-            # Unsigned flat offsets: no negative-index handling in the innermost loop.
-            row0 = np.uint64(((y0 + pad) * side + x0 + pad) * 4)
-            for i in range(i_lo, i_hi + 1):
-                ny2 = near_y[i] * near_y[i]
-                row = row0 + np.uint64(i * side * 4)
-                for j in range(j_lo, j_hi + 1):
-                    if ny2 + near_x[j] * near_x[j] >= r2:  # nearest corner outside: no overlap
-                        continue
-                    wv = np.float64(np.float32(f[i + 1, j + 1] - f[i, j + 1] - f[i + 1, j] + f[i, j]))
-                    o = row + np.uint64(4 * j)
-                    s0 += np.float64(flat[o]) * wv
-                    s1 += np.float64(flat[o + np.uint64(1)]) * wv
-                    s2 += np.float64(flat[o + np.uint64(2)]) * wv
-                    s3 += np.float64(flat[o + np.uint64(3)]) * wv
-            sums[k, 0] = s0
-            sums[k, 1] = s1
-            sums[k, 2] = s2
-            sums[k, 3] = s3
+                    for t in range(m):
+                        abs_a = ax[e, t]
+                        abs_b = ay[e, t]
+                        hx[e, t] = _half_chord_primitive(abs_a, radius, r2)
+                        x_b = math.sqrt(max(r2 - abs_b * abs_b, 0.0))
+                        gy[e, t] = abs_b * x_b - _half_chord_primitive(x_b, radius, r2)
+            for e in range(nb):
+                for t in range(m):
+                    a0 = ex[e, t]
+                    a1 = ex[e + 1, t]
+                    near_x[e, t] = 0.0 if (a0 < 0.0 and 0.0 < a1) else min(abs(a0), abs(a1))
+                    b0 = ey[e, t]
+                    b1 = ey[e + 1, t]
+                    near_y[e, t] = 0.0 if (b0 < 0.0 and 0.0 < b1) else min(abs(b0), abs(b1))
+            for i in range(ne):
+                for j in range(ne):
+                    for t in range(m):
+                        abs_b = ay[i, t]
+                        inside = ax[j, t] * ax[j, t] + abs_b * abs_b <= r2
+                        area = ax[j, t] * abs_b if inside else gy[i, t] + hx[j, t]
+                        f[i, j, t] = area * (sx[j, t] * sy[i, t])
+            for i in range(nb):
+                for j in range(nb):
+                    for t in range(m):
+                        wv = np.float64(
+                            np.float32(f[i + 1, j + 1, t] - f[i, j + 1, t] - f[i + 1, j, t] + f[i, j, t])
+                        )
+                        ny = near_y[i, t]
+                        nx = near_x[j, t]
+                        w[i, j, t] = 0.0 if ny * ny + nx * nx >= r2 else wv
+            for t in range(m):
+                base[t] = np.uint64(((int(y0[t]) + first + pad) * side + int(x0[t]) + first + pad) * 4)
+                acc0[t] = 0.0
+                acc1[t] = 0.0
+                acc2[t] = 0.0
+                acc3[t] = 0.0
+            # The weighted sums, the apertures side by side (a gather per pixel of the block):
+            # each aperture's sums are taken over the block in the same order as there.
+            for i in range(nb):
+                for j in range(nb):
+                    off = np.uint64((i * side + j) * 4)
+                    for t in range(m):
+                        wv = w[i, j, t]
+                        o = base[t] + off
+                        acc0[t] += np.float64(flat[o]) * wv
+                        acc1[t] += np.float64(flat[o + np.uint64(1)]) * wv
+                        acc2[t] += np.float64(flat[o + np.uint64(2)]) * wv
+                        acc3[t] += np.float64(flat[o + np.uint64(3)]) * wv
+            for t in range(m):
+                k = k_start + t
+                sums[k, 0] = acc0[t]
+                sums[k, 1] = acc1[t]
+                sums[k, 2] = acc2[t]
+                sums[k, 3] = acc3[t]
         n_bg = n - 1
         for q in range(4):
             source = sums[0, q]
@@ -448,7 +488,8 @@ def _snr_map_compiled(
 ) -> np.ndarray:
     """(4, pixels) S/N of the first-quadrant pixels and their rotations, the pixels shared between
     the worker threads."""
-    images = np.stack([p.reshape(size + 2 * pad, size + 2 * pad) for p in padded], axis=-1)
+    # float64 copies of the float32 values (exact): the sums gather them without a conversion
+    images = np.stack([p.reshape(size + 2 * pad, size + 2 * pad) for p in padded], axis=-1).astype(np.float64)
     out = np.empty((4, py.size))
     # One part per core (hcdc.runtime.blas.task_threads): every pixel's value is computed alone
     # (the shared rotations depend on its separation only), so the parts do not change a bit.

@@ -333,6 +333,7 @@ class SimulatedNight:
     truth_fits: Path | None = None
     ao_telemetry: simulate_ao.SimulatedTelemetry | None = None  # SPARTA files and true conditions
     polarimetry: dict[str, Any] | None = None  # DPI truth (simulate_dpi), JSON-ready
+    low_order_speckles: bool = False  # the speckle model: NACO_LIKE_WITH_LOW_ORDER, else the default
 
     def select(
         self, dpr_type: str | None = None, filter: str | None = None, dit: float | None = None
@@ -1130,6 +1131,7 @@ def simulate_irdis_night(
         coronagraph_leak=model.coronagraph_leak,
         mask_radius_px=model.mask_radius_px,
         ao_telemetry=telemetry,
+        low_order_speckles=bool(low_order_speckles),
     )
     _write_truth(night_truth, model)
     return night_truth
