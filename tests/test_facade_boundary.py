@@ -46,7 +46,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("web/demo.py", "write_transaction"): "the demo's accounts, in one transaction",
     ("web/vo/datalink.py", "hcdc.archive.models"): "VO: DataLink",
     ("web/vo/datalink.py", "hcdc.archive.pipeline_models"): "VO: DataLink",
-    ("web/vo/scs.py", "hcdc.archive.tdb_models"): "VO: cone search of the Target Data Base",
 }
 
 

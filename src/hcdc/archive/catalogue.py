@@ -18,10 +18,12 @@ object the user may not see is answered exactly as one that does not exist (:cla
 so nobody learns that a hidden id exists.
 
 It also carries the user's **writes** that the archive decides (review a product, delay its
-release) and, for staff, the administration (:meth:`UserCatalogue.admin`: every count and job,
-accounts, quotas, the audit log; :mod:`hcdc.archive.catalogue_admin`); each write runs in one
-write transaction on the data centre's engine, with the right asked of :mod:`hcdc.archive.access`
-(through :mod:`hcdc.archive.accounts`). The processing queue is the pipeline's:
+release, API tokens); each runs in one write transaction on the data centre's engine, with the
+right asked of :mod:`hcdc.archive.access` (through :mod:`hcdc.archive.accounts`). Sub-facades
+keep the one object readable: :meth:`UserCatalogue.admin` (staff's administration,
+:mod:`hcdc.archive.catalogue_admin`), :attr:`UserCatalogue.targets` (the Target Data Base,
+:mod:`hcdc.archive.catalogue_tdb`), :attr:`UserCatalogue.granules` (interferometry,
+:mod:`hcdc.archive.catalogue_granules`). The processing queue is the pipeline's:
 :class:`hcdc.pipeline.operations.catalogue.ProcessingCatalogue` extends this facade with jobs.
 
 What goes through the facade today, and what does not yet, is listed in docs/architecture.md.
@@ -413,6 +415,12 @@ class UserCatalogue:
         self._require("product", product_id)
         with self.writing() as conn:
             return accounts.delay_release(conn, self.user, product_id, until, reason, self.access.policy)
+
+    def cancel_delay(self, product_id: int) -> None:
+        """Remove the release delay of a product the user may see (rule A3, audited)."""
+        self._require("product", product_id)
+        with self.writing() as conn:
+            accounts.cancel_delay(conn, self.user, product_id, self.access.policy)
 
     # -- writes: the user's API tokens (rule A7) ------------------------------------------------
 

@@ -18,6 +18,7 @@ from hcdc.archive import accounts
 from hcdc.archive import tdb_views as tv
 from hcdc.archive.targets import find_target
 from hcdc.archive.tdb import MJD_TO_JD, assign_detection, detections_table, retest_candidate
+from hcdc.archive.tdb_cone import cone_detections, cone_targets
 from hcdc.archive.tdb_models import Detection, Observation, Reduction
 
 if TYPE_CHECKING:
@@ -72,6 +73,16 @@ class TargetCatalogue:
     ) -> dict[str, Any]:
         """The diagrams of every visible candidate (of one target, or of the whole archive)."""
         return tv.cmd_of_candidates(self.conn, self.visible, references, target_id, title)
+
+    def cone(self, ra: float, dec: float, sr: float) -> list[dict[str, Any]]:
+        """Targets within ``sr`` deg of (``ra``, ``dec``) (ICRS deg), nearest first
+        (:func:`hcdc.archive.tdb_cone.cone_targets`; targets are public)."""
+        return cone_targets(self.conn, ra, dec, sr)
+
+    def cone_detections(self, ra: float, dec: float, sr: float) -> list[dict[str, Any]]:
+        """Detections the user may see within ``sr`` deg of (``ra``, ``dec``), nearest first
+        (:func:`hcdc.archive.tdb_cone.cone_detections`)."""
+        return cone_detections(self.conn, self.catalogue.access.tdb_reductions_clause(), ra, dec, sr)
 
     def detections(
         self,

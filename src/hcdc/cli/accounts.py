@@ -554,11 +554,9 @@ def release_cancel(
     product: str = PRODUCT_ARG, as_user: str | None = AS_OPTION, root: Path | None = ROOT_OPTION
 ) -> None:
     """Remove a product's release delay."""
-    from hcdc.archive.accounts import cancel_delay
-
     product_id = _product_id(product)
-    with _transaction(root, as_user) as (conn, actor, policy):
-        cancel_delay(conn, actor, product_id, policy)
+    with _facade(root, as_user) as view:
+        view.cancel_delay(product_id)
     console.print(f"product {product_id}: release delay removed", highlight=False)
 
 
