@@ -145,3 +145,57 @@ def test_files_and_datasets_through_the_facade(world, name):
             else:
                 with pytest.raises(NotFound, match=f"^no dataset with id {dataset_id}$"):
                     view.dataset(dataset_id)
+
+
+def test_jobs_counts_and_writes_through_the_facade(world):
+    """Jobs (R10), counts, the user's writes and the administration go through the facade with
+    the decisions of access.py; what the user may not see is answered as missing."""
+    from hcdc.archive.access import AccessDenied
+    from hcdc.archive.accounts import AccountError
+    from hcdc.archive.catalogue import ReadOnlyCatalogue, UserCatalogue
+    from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
+
+    job, private, public = world.job, world.ids["private"]["product"], world.ids["public"]["product"]
+
+    def as_user(name):
+        return world.catalogue.as_user(_principal(world, name), now=BEFORE, facade=ProcessingCatalogue)
+
+    with as_user("owner") as view:  # queued it (R10)
+        assert view.job(job)["id"] == job and "worker_id" not in view.job(job)
+        assert [row["id"] for row in view.search_jobs().rows] == [job]
+        with pytest.raises(AccessDenied, match=r"\(A4\)"):
+            view.review_product(public, "validated", None)  # not a reviewer
+        with pytest.raises(AccessDenied, match=r"\(A1\)"):
+            view.admin()
+        with pytest.raises(AccessDenied, match=r"\(A1\)"):
+            view.job_action(job, "cancel")
+        delayed = world.ids["delayed"]["product"]
+        assert view.product_status([delayed])[delayed]["delayed_until"] is not None
+        view.cancel_delay(delayed)  # the PI (A3)
+        assert view.product_status([delayed])[delayed]["delayed_until"] is None
+    with as_user("other_pi") as view:
+        with pytest.raises(NotFound, match=f"^no job with id {job}$"):
+            view.job(job)
+        assert view.search_jobs().total == 0
+        with pytest.raises(NotFound, match=f"^no product with id {private}$"):
+            view.review_product(private, "validated", None)  # hidden: asked nothing else
+        seen = sum(view.stats()["products_by_level"].values())
+    with as_user("admin") as view:
+        assert sum(view.admin().stats()["products_by_level"].values()) > seen
+        with pytest.raises(AccountError, match="needs a reason"):
+            view.review_product(public, "flagged", "  ")
+        view.review_product(public, "flagged", " bad centring ")
+        assert view.product_status([public, 10**6]) == {
+            public: {"review": "flagged", "reason": "bad centring", "delayed_until": None}
+        }
+        with pytest.raises(NotFound, match="^no job 1000000$"):
+            view.job_action(10**6, "cancel")
+        assert view.job_action(job, "cancel") is True
+        assert view.job(job)["state"] == "cancelled"  # the write is seen by the facade's next read
+        assert view.job_action(job, "cancel") is False  # ended already: nothing changes
+        assert [a["action"] for a in view.admin().audit_log(limit=2)] == ["job.cancel", "product.flag"]
+    with world.catalogue.engine.connect() as conn:  # without the engine the facade only reads
+        access = AccessContext(conn, _principal(world, "admin"))
+        view = UserCatalogue(conn, world.catalogue.storage_root, access)
+        with pytest.raises(ReadOnlyCatalogue):
+            view.review_product(public, "validated", None)

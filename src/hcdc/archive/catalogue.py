@@ -18,30 +18,64 @@ decides anything itself: every "may this user see it" goes to :mod:`hcdc.archive
 object the user may not see is answered exactly as one that does not exist (:class:`NotFound`),
 so nobody learns that a hidden id exists.
 
+It also carries the user's **writes** that the archive decides (review a product, delay its
+release, API tokens); each runs in one write transaction on the data centre's engine, with the
+right asked of :mod:`hcdc.archive.access` (through :mod:`hcdc.archive.accounts`). Sub-facades
+keep the one object readable: :meth:`UserCatalogue.admin` (staff's administration,
+:mod:`hcdc.archive.catalogue_admin`), :attr:`UserCatalogue.targets` (the Target Data Base,
+:mod:`hcdc.archive.catalogue_tdb`), :attr:`UserCatalogue.granules` (interferometry,
+:mod:`hcdc.archive.catalogue_granules`). The processing queue is the pipeline's:
+:class:`hcdc.pipeline.operations.catalogue.ProcessingCatalogue` extends this facade with jobs.
+
 What goes through the facade today, and what does not yet, is listed in docs/architecture.md.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Engine, select
 
 from hcdc.archive import accounts, queries
 from hcdc.archive import batches as batch_reads
 from hcdc.archive import products as prod
-from hcdc.archive.access import AccessContext, Principal
+from hcdc.archive.access import AccessContext, AccessDenied, Principal
+from hcdc.archive.access_models import Programme, ProgrammeMember
 from hcdc.archive.associations import association_view
+from hcdc.archive.catalogue_admin import AdminCatalogue
+from hcdc.archive.catalogue_errors import NotFound, ReadOnlyCatalogue
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.pipeline_models import Job, Product, ProductFile
-from hcdc.archive.search import Criteria, Page, search_datasets, search_files, search_products
+from hcdc.archive.search import (
+    Criteria,
+    Page,
+    archive_counts,
+    search_datasets,
+    search_files,
+    search_jobs,
+    search_products,
+)
 from hcdc.archive.storage import resolve_stored_path
+from hcdc.archive.transactions import write_transaction
 
-__all__ = ["MAX_PROVENANCE_DEPTH", "NotFound", "UserCatalogue"]
+if TYPE_CHECKING:
+    from hcdc.archive.catalogue_granules import GranuleCatalogue
+    from hcdc.archive.catalogue_tdb import TargetCatalogue
+
+__all__ = [
+    "MAX_PROVENANCE_DEPTH",
+    "AccessDenied",
+    "AdminCatalogue",
+    "NotFound",
+    "ReadOnlyCatalogue",
+    "UserCatalogue",
+]
 
 #: how deep a provenance tree goes (products made from products ...)
 MAX_PROVENANCE_DEPTH = 6
@@ -49,21 +83,26 @@ MAX_PROVENANCE_DEPTH = 6
 _FILE_HIDDEN = ("location", "stored_path", "path", "header", "extra", "mtime_ns", "dataset_key")
 
 
-class NotFound(LookupError):
-    """No such object, or one the user may not see (the same answer for both)."""
-
-
 class UserCatalogue:
     """The registry, the datastore and provenance of a data centre, as ``access.user`` sees them.
 
     ``conn`` is an open connection (reads only), ``storage_root`` the data centre's storage root,
-    ``access`` the decisions for the user on that connection (its clock and policy).
+    ``access`` the decisions for the user on that connection (its clock and policy), ``engine``
+    the data centre's engine, on which each write opens its own write transaction (None: a
+    facade that only reads; a write raises :class:`ReadOnlyCatalogue`).
     """
 
-    def __init__(self, conn: Connection, storage_root: str | Path, access: AccessContext) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        storage_root: str | Path,
+        access: AccessContext,
+        engine: Engine | None = None,
+    ) -> None:
         self.conn = conn
         self.storage_root = Path(storage_root)
         self.access = access
+        self.engine = engine
 
     @property
     def user(self) -> Principal:
@@ -84,6 +123,60 @@ class UserCatalogue:
             raise NotFound(f"no {kind} with id {number}") from None
         if not decision:
             raise NotFound(f"no {kind} with id {number}")
+
+    def visible(self, kind: str, number: int) -> bool:
+        """Whether the user may see file, dataset, product or job ``number`` (False for one that
+        does not exist: the same answer)."""
+        try:
+            self._require(kind, number)
+        except NotFound:
+            return False
+        return True
+
+    def write_engine(self) -> Engine:
+        """The data centre's engine, for the facade's writes and those of its extensions
+        (:class:`ReadOnlyCatalogue` when the facade was opened for reading only)."""
+        if self.engine is None:
+            raise ReadOnlyCatalogue("this catalogue was opened for reading only")
+        return self.engine
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """One write transaction on the data centre's engine (committed on success, rolled back
+        on error). Afterwards the facade's read transaction, if one is open, is ended, so that
+        its next reads see the change (SQLite keeps a reader's snapshot until then)."""
+        with write_transaction(self.write_engine()) as conn:
+            yield conn
+        if self.conn.in_transaction():
+            self.conn.rollback()
+
+    @property
+    def targets(self) -> TargetCatalogue:
+        """The Target Data Base as the user sees it (rule R15; :mod:`hcdc.archive.catalogue_tdb`)."""
+        from hcdc.archive.catalogue_tdb import TargetCatalogue
+
+        return TargetCatalogue(self)
+
+    @property
+    def granules(self) -> GranuleCatalogue:
+        """Interferometry as the user sees it: OiDB granules (R11-R14) and surveys (R16;
+        :mod:`hcdc.archive.catalogue_granules`)."""
+        from hcdc.archive.catalogue_granules import GranuleCatalogue
+
+        return GranuleCatalogue(self)
+
+    def admin(self) -> AdminCatalogue:
+        """The administration of the data centre (rule A1: admins only; else
+        :class:`~hcdc.archive.access.AccessDenied`, whose message names the rule)."""
+        self.access.require(self.access.can_manage())
+        return AdminCatalogue(self)
+
+    # -- registry: counts -----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """What the archive holds that the user may see (:func:`hcdc.archive.search.archive_counts`:
+        files per instrument and year, products per level and instrument)."""
+        return archive_counts(self.conn, self.access.files_clause(), self.access.products_clause())
 
     # -- registry: files and datasets -----------------------------------------------------------
 
@@ -240,6 +333,125 @@ class UserCatalogue:
             .order_by(ProductFile.role, ProductFile.path)
         ).all()
         return [_shown_file(r._mapping) for r in rows]
+
+    # -- registry: programmes ------------------------------------------------------------------
+
+    def my_programmes(self) -> dict[str, list[str]]:
+        """The programmes of the user's account: ``{"pi": [...], "coi": [...]}`` (ids sorted as
+        stored; both empty for nobody)."""
+        uid = self.user.id
+        pi = list(self.conn.scalars(select(Programme.prog_id).where(Programme.pi_user_id == uid)))
+        coi = list(
+            self.conn.scalars(
+                select(Programme.prog_id)
+                .join(ProgrammeMember, ProgrammeMember.programme_id == Programme.id)
+                .where(ProgrammeMember.user_id == uid)
+            )
+        )
+        return {"pi": pi, "coi": coi}
+
+    def led_programmes(self) -> list[dict[str, Any]]:
+        """The programmes the user leads (admins: all), by id: prog_id, title, period_months."""
+        query = select(Programme.prog_id, Programme.title, Programme.period_months).order_by(
+            Programme.prog_id
+        )
+        if not self.user.is_admin:
+            query = query.where(Programme.pi_user_id == self.user.id)
+        return [dict(r._mapping) for r in self.conn.execute(query)]
+
+    def product_status(self, product_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Review mark, its reason and release delay of each product the user may see, by id
+        (:func:`hcdc.archive.accounts.product_status`); ids the user may not see are left out."""
+        ids = list(product_ids)
+        visible = set(
+            self.conn.scalars(
+                select(Product.id).where(Product.id.in_(ids or [-1]), self.access.products_clause())
+            )
+        )
+        return accounts.product_status(self.conn, [p for p in ids if p in visible])
+
+    # -- registry: jobs (the queue itself is the pipeline's: ProcessingCatalogue) ----------------
+
+    def search_jobs(self, state: str | None = None, offset: int = 0, limit: int = 50) -> Page:
+        """One page of the jobs the user may see (R10: their own; staff: all), newest first,
+        optionally of one state."""
+        return search_jobs(self.conn, self.access.jobs_clause(), state, offset, limit)
+
+    def job(self, job_id: int) -> dict[str, Any]:
+        """A job the user may see (R10): its row (no worker id, no inputs), the whole-run log for
+        staff only (it holds tracebacks), and the products it made that the user may see (no
+        worker-side output paths)."""
+        self._require("job", job_id)
+        row = self.conn.execute(select(Job).where(Job.id == job_id)).first()
+        if row is None:
+            raise NotFound(f"no job with id {job_id}")
+        out = {
+            c.name: getattr(row, c.name)
+            for c in Job.__table__.columns
+            if c.name not in ("worker_id", "inputs")
+        }
+        if not self.access.can_see_tracebacks():  # the whole-run log holds tracebacks (server paths)
+            out.pop("log")  # R10: others read the job's log without them (job_log)
+        summary = out.get("summary") or {}
+        summary.pop("outputs", None)
+        out["products"] = [
+            dict(r._mapping)
+            for r in self.conn.execute(
+                select(Product.id, Product.level, Product.product_type, Product.target)
+                .where(Product.job_id == job_id, self.access.products_clause())
+                .order_by(Product.id)
+            )
+        ]
+        return out
+
+    # -- writes: products ---------------------------------------------------------------------
+
+    def review_product(self, product_id: int, status: str, reason: str | None) -> None:
+        """Validate or flag a product the user may see (rule A4, audited); a product the user
+        may not see is :class:`NotFound`. Raises ``AccountError`` (bad status, flag without a
+        reason) and ``AccessDenied``."""
+        self._require("product", product_id)
+        reason = (reason or "").strip() or None
+        with self.writing() as conn:
+            accounts.review_product(conn, self.user, product_id, status, reason)
+
+    def delay_release(self, product_id: int, until: dt.datetime, reason: str) -> dict[str, Any]:
+        """Delay the public release of a product the user may see to ``until`` (UTC, rule A3,
+        audited), under the facade's policy; :class:`NotFound` for one the user may not see."""
+        self._require("product", product_id)
+        with self.writing() as conn:
+            return accounts.delay_release(conn, self.user, product_id, until, reason, self.access.policy)
+
+    def cancel_delay(self, product_id: int) -> None:
+        """Remove the release delay of a product the user may see (rule A3, audited)."""
+        self._require("product", product_id)
+        with self.writing() as conn:
+            accounts.cancel_delay(conn, self.user, product_id, self.access.policy)
+
+    # -- writes: the user's API tokens (rule A7) ------------------------------------------------
+
+    def my_tokens(self) -> list[dict[str, Any]]:
+        """The user's API tokens (never their secrets), their state as of the facade's time."""
+        return accounts.list_tokens(self.conn, self.user.name, now=self.access.now)
+
+    def create_token(self, *, label: str | None, days: int) -> accounts.NewToken:
+        """A new API token of the user, valid ``days`` days from the facade's time (the policy
+        bounds it); its secret is in the answer only (stored hashed), audited."""
+        with self.writing() as conn:
+            return accounts.create_token(
+                conn,
+                self.user,
+                self.user.name,
+                label=label,
+                days=days,
+                policy=self.access.policy,
+                now=self.access.now,
+            )
+
+    def revoke_token(self, token: str) -> int:
+        """Revoke a token (id, prefix or secret) the user may manage; returns its id, audited."""
+        with self.writing() as conn:
+            return accounts.revoke_token(conn, self.user, token)
 
     # -- datastore ------------------------------------------------------------------------------
 

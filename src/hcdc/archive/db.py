@@ -221,18 +221,28 @@ class Catalogue:
         return self.settings.resolved_storage_root
 
     @contextmanager
-    def as_user(self, principal: Principal, *, now: dt.datetime | None = None) -> Iterator[UserCatalogue]:
+    def as_user(
+        self,
+        principal: Principal,
+        *,
+        now: dt.datetime | None = None,
+        facade: type[UserCatalogue] = UserCatalogue,
+    ) -> Iterator[UserCatalogue]:
         """The catalogue facade (:class:`~hcdc.archive.catalogue.UserCatalogue`: registry,
-        datastore, provenance) as ``principal`` sees it, on its own read connection, closed on
-        exit. Decisions follow this data centre's policy at ``now`` (default: the current UTC
-        time) and are remembered for the life of the connection (it only reads)."""
+        datastore, provenance, the user's writes) as ``principal`` sees it, on its own read
+        connection, closed on exit. Decisions follow this data centre's policy at ``now``
+        (default: the current UTC time) and are remembered for the life of the connection (each
+        write decides again on its own write connection). ``facade``: the class to open, a
+        subclass that adds a layer's operations (the interfaces use
+        :class:`hcdc.pipeline.operations.catalogue.ProcessingCatalogue`)."""
         with self.engine.connect() as conn:
             access = AccessContext(conn, principal, now, Policy.from_settings(self.settings), memo=True)
-            yield UserCatalogue(conn, self.storage_root, access)
+            yield facade(conn, self.storage_root, access, self.engine)
 
-    def for_access(self, access: AccessContext) -> UserCatalogue:
-        """The facade on the connection and decisions a caller already holds (a web request's)."""
-        return UserCatalogue(access.conn, self.storage_root, access)
+    def for_access(self, access: AccessContext, facade: type[UserCatalogue] = UserCatalogue) -> UserCatalogue:
+        """The facade on the connection and decisions a caller already holds (a web request's);
+        ``facade`` as for :meth:`as_user`."""
+        return facade(access.conn, self.storage_root, access, self.engine)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -37,6 +37,7 @@ from hcdc.archive.interferometry_models import (
     QUALITY_LABELS,
     GranuleRow,
     OiCollection,
+    OiValidation,
 )
 from hcdc.archive.models import File
 
@@ -279,7 +280,29 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def list_validations(conn: Connection, file_id: int | None = None) -> list[dict[str, Any]]:
+    """Validations by people, newest first (of one file version, or of all)."""
+    query = select(OiValidation).order_by(OiValidation.id.desc())
+    if file_id is not None:
+        query = query.where((OiValidation.file_id == file_id) | (OiValidation.new_file_id == file_id))
+    return [
+        {
+            "id": v.id,
+            "file": v.file_id,
+            "new_file": v.new_file_id,
+            "actor": v.actor,
+            "validated_at": v.validated_at,
+            "quality": v.spica_quality,
+            "quality_level": v.quality_level,
+            "category": v.category,
+            "comment": v.comment,
+        }
+        for v in conn.execute(query)
+    ]
+
+
 __all__ = [
+    "list_validations",
     "DATA_RIGHTS",
     "GRANULE_FIELDS",
     "QUALITY_LABELS",

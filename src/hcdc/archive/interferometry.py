@@ -29,6 +29,7 @@ from hcdc.archive.access_models import User
 from hcdc.archive.accounts import AccountError, audit, user_row
 from hcdc.archive.db import Catalogue
 from hcdc.archive.granules import assign_collections, insert_granules
+from hcdc.archive.granules import list_validations as list_validations  # re-exported
 from hcdc.archive.ingest import inspect_file
 from hcdc.archive.interferometry_models import (
     COLTYPE_EMBARGO_MONTHS,
@@ -447,27 +448,6 @@ def collection_files(
             item["positions"][row.target_name] = (row.s_ra, row.s_dec, middle)
     # R14: a file is read only when all its granules are visible
     return [item for fid, item in files.items() if ctx.can_see_file(fid)]
-
-
-def list_validations(conn: Connection, file_id: int | None = None) -> list[dict[str, Any]]:
-    """Validations by people, newest first (of one file version, or of all)."""
-    query = select(OiValidation).order_by(OiValidation.id.desc())
-    if file_id is not None:
-        query = query.where((OiValidation.file_id == file_id) | (OiValidation.new_file_id == file_id))
-    return [
-        {
-            "id": v.id,
-            "file": v.file_id,
-            "new_file": v.new_file_id,
-            "actor": v.actor,
-            "validated_at": v.validated_at,
-            "quality": v.spica_quality,
-            "quality_level": v.quality_level,
-            "category": v.category,
-            "comment": v.comment,
-        }
-        for v in conn.execute(query)
-    ]
 
 
 def publish_file(conn: Connection, actor: Principal, file_id: int, bibcode: str) -> int:

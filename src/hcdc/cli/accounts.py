@@ -26,6 +26,7 @@ from hcdc.cli.common import (
     fail,
     parse_object_id,
     print_mapping,
+    viewing,
 )
 from hcdc.cli.output import console, emit_json, print_table
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from hcdc.archive.access import Policy, Principal
+    from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
 AS_OPTION = typer.Option(
     None, "--as", help="Act as this account (its rights are checked); default: the local operator (admin)."
@@ -49,6 +51,17 @@ def _transaction(
 
     with acting(root, as_user, (AccountError,)) as (catalogue, conn, actor):
         yield conn, actor, Policy.from_settings(catalogue.settings)
+
+
+@contextmanager
+def _facade(root: Path | None, as_user: str | None = None) -> Iterator[ProcessingCatalogue]:
+    """The catalogue facade as the ``--as`` account (default: the local operator) sees it; its
+    writes decide rights in access.py; refusals, bad values and hidden objects are one-line
+    errors."""
+    from hcdc.archive.accounts import AccountError
+
+    with viewing(root, as_user, (AccountError,)) as (_, view):
+        yield view
 
 
 def _date(text: str | None, option: str) -> dt.datetime | None:
@@ -245,11 +258,9 @@ def user_quota(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Set an external user's processing quota (concurrent jobs and access window)."""
-    from hcdc.archive.accounts import set_quota
-
     start, end = _date(access_from, "--from"), _date(access_until, "--until")
-    with _transaction(root) as (conn, actor, _):
-        set_quota(conn, actor, name, max_jobs, start, end)
+    with _facade(root) as view:
+        view.admin().set_quota(name, max_jobs, start, end)
     console.print(
         f"quota of {name}: {max_jobs} job(s), window {start or '-'} .. {end or '-'}", highlight=False
     )
@@ -527,11 +538,9 @@ def release_delay(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Delay a product's public release (the PI, up to access_max_delay_months)."""
-    from hcdc.archive.accounts import delay_release
-
     product_id, when = _product_id(product), _date(until, "--until")
-    with _transaction(root, as_user) as (conn, actor, policy):
-        window = delay_release(conn, actor, product_id, when, reason, policy)
+    with _facade(root, as_user) as view:
+        window = view.delay_release(product_id, when, reason)
     _done(
         json_output,
         window,
@@ -545,11 +554,9 @@ def release_cancel(
     product: str = PRODUCT_ARG, as_user: str | None = AS_OPTION, root: Path | None = ROOT_OPTION
 ) -> None:
     """Remove a product's release delay."""
-    from hcdc.archive.accounts import cancel_delay
-
     product_id = _product_id(product)
-    with _transaction(root, as_user) as (conn, actor, policy):
-        cancel_delay(conn, actor, product_id, policy)
+    with _facade(root, as_user) as view:
+        view.cancel_delay(product_id)
     console.print(f"product {product_id}: release delay removed", highlight=False)
 
 
@@ -588,11 +595,9 @@ def review_validate(
     product: str = PRODUCT_ARG, as_user: str | None = AS_OPTION, root: Path | None = ROOT_OPTION
 ) -> None:
     """Mark a product validated."""
-    from hcdc.archive.accounts import review_product
-
     product_id = _product_id(product)
-    with _transaction(root, as_user) as (conn, actor, _):
-        review_product(conn, actor, product_id, "validated")
+    with _facade(root, as_user) as view:
+        view.review_product(product_id, "validated", None)
     console.print(f"product {product_id} validated", highlight=False)
 
 
@@ -604,11 +609,9 @@ def review_flag(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Flag a product bad (it stays visible, marked, and does not go on to Level 3)."""
-    from hcdc.archive.accounts import review_product
-
     product_id = _product_id(product)
-    with _transaction(root, as_user) as (conn, actor, _):
-        review_product(conn, actor, product_id, "flagged", reason)
+    with _facade(root, as_user) as view:
+        view.review_product(product_id, "flagged", reason)
     console.print(f"product {product_id} flagged: {reason}", highlight=False)
 
 

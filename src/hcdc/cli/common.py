@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from hcdc.archive.access import Principal
-    from hcdc.archive.catalogue import UserCatalogue
     from hcdc.archive.db import Catalogue
+    from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
 ROOT_OPTION = typer.Option(
     None, "--root", envvar="HCDC_ROOT", help="Data-centre directory (default: the current directory)."
@@ -93,11 +93,16 @@ def acting(
 
 
 @contextmanager
-def viewing(root: Path | None, as_user: str | None = None) -> Iterator[tuple[Catalogue, UserCatalogue]]:
-    """The data centre and its catalogue facade (:class:`~hcdc.archive.catalogue.UserCatalogue`)
-    as the account ``--as`` names sees it, else as the shell's operator (who sees everything).
-    Objects it may not see are answered as missing; both become one-line errors."""
+def viewing(
+    root: Path | None, as_user: str | None = None, refusals: tuple[type[Exception], ...] = ()
+) -> Iterator[tuple[Catalogue, ProcessingCatalogue]]:
+    """The data centre and its catalogue facade
+    (:class:`~hcdc.pipeline.operations.catalogue.ProcessingCatalogue`: reads, the user's writes,
+    the processing queue) as the account ``--as`` names sees it, else as the shell's operator
+    (who sees everything). Objects it may not see are answered as missing; both, refusals
+    (``AccessDenied``) and the ``refusals`` a command module names become one-line errors."""
     from hcdc.archive.access import AccessDenied, load_principal, local_operator
+    from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
     try:
         with open_catalogue(root) as catalogue:
@@ -106,9 +111,9 @@ def viewing(root: Path | None, as_user: str | None = None) -> Iterator[tuple[Cat
                     actor = load_principal(conn, as_user)
             else:
                 actor = local_operator()
-            with catalogue.as_user(actor) as view:
-                yield catalogue, view
-    except AccessDenied as exc:
+            with catalogue.as_user(actor, facade=ProcessingCatalogue) as view:
+                yield catalogue, view  # type: ignore[misc]
+    except (AccessDenied, *refusals) as exc:
         fail(str(exc))
 
 

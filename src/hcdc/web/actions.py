@@ -1,7 +1,7 @@
 """What a user asks the data centre to do from the web: queue a reduction, delay a release.
 
-Rights are decided by :mod:`hcdc.archive.access` (A6 for reductions, A3 for release delays,
-through :mod:`hcdc.archive.accounts`); parameters by the recipes' own parameter models
+The request goes through the catalogue facade (``who.catalogue.request_reduction``); rights are
+decided by :mod:`hcdc.archive.access` (A6 for reductions); parameters by the recipes' own parameter models
 (:meth:`hcdc.pipeline.workflow.Workflow.resolve_params`, the same validation the worker does).
 """
 
@@ -11,10 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from hcdc.archive import accounts
-from hcdc.archive.access import AccessContext, AccessDenied
-from hcdc.archive.db import write_transaction
-from hcdc.pipeline.operations import jobs as jq
+from hcdc.archive.catalogue import AccessDenied, NotFound
 from hcdc.pipeline.ports import DataKind
 from hcdc.pipeline.workflow import WorkflowError, describe_workflows, get_workflow
 from hcdc.web.auth import Viewer
@@ -61,12 +58,8 @@ def request_reduction(who: Viewer, dataset_id: int, workflow: str, parameters: M
     dataset the user may not see, answered like one that does not exist) and
     :class:`~hcdc.archive.access.AccessDenied` (rule A6: quota, access window, anonymous).
     """
-    try:
-        visible = bool(who.access.can_see_dataset(dataset_id))
-    except LookupError:
-        visible = False
-    if not visible:
-        raise LookupError(f"no dataset {dataset_id}")
+    if not who.catalogue.visible("dataset", dataset_id):
+        raise NotFound(f"no dataset {dataset_id}")
     names = {w["name"] for w in dataset_workflows()}
     if workflow not in names:
         raise ActionError(
@@ -77,18 +70,7 @@ def request_reduction(who: Viewer, dataset_id: int, workflow: str, parameters: M
         get_workflow(workflow).resolve_params(strings)
     except WorkflowError as exc:
         raise ActionError(str(exc)) from None
-    engine = who.state.catalogue.engine
-    with write_transaction(engine) as conn:  # the quota is counted and the owner recorded together
-        ctx = AccessContext(conn, who.user, who.state.clock(), who.state.policy)
-        ctx.require(ctx.can_submit_job(dataset_id))
-    job_id = jq.queue_job(engine, dataset_id=dataset_id, workflow=workflow, parameters=strings)
-    try:
-        with write_transaction(engine) as conn:
-            accounts.record_job_owner(conn, job_id, who.user)
-    except BaseException:
-        jq.cancel_job(engine, job_id)
-        raise
-    return job_id
+    return who.catalogue.request_reduction(dataset_id, workflow, strings)
 
 
 __all__ = ["AccessDenied", "ActionError", "dataset_workflows", "parameter_strings", "request_reduction"]

@@ -4,7 +4,10 @@ Administration (admins only, rule A1 of :mod:`hcdc.archive.access`): system heal
 and its schema revision, storage space, workers holding a live lease, queue depth), statistics,
 quality control (failed jobs, flagged products, datasets with missing calibrations), accounts
 (add, change role, disable/enable: :mod:`hcdc.archive.accounts`, audited there), jobs (cancel,
-retry: audited here) and the audit log. Every form carries the CSRF token.
+retry: audited by the facade) and the audit log. Every form carries the CSRF token. The pages
+read and write through the administration sub-facade (``who.catalogue.admin()``,
+:class:`hcdc.archive.catalogue_admin.AdminCatalogue`) and the processing queue of the request's
+:class:`~hcdc.pipeline.operations.catalogue.ProcessingCatalogue`.
 
 The PI page lists the programmes the signed-in user leads (admins: all) and their products'
 release dates; a delay is set from there or from the product page (rule A3).
@@ -14,21 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import statistics
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import func, select, text, true
+from sqlalchemy import text
 
-from hcdc.archive import accounts
 from hcdc.archive.access import AccessDenied
-from hcdc.archive.access_models import ProductReview, Programme
-from hcdc.archive.db import current_revision, head_revision, write_transaction
-from hcdc.archive.models import Dataset, File, MissingCalibration
-from hcdc.archive.pipeline_models import Job
-from hcdc.archive.search import Criteria, archive_counts, search_jobs, search_products
-from hcdc.pipeline.operations import jobs as jq
+from hcdc.archive.accounts import AccountError
+from hcdc.archive.catalogue import AdminCatalogue
+from hcdc.archive.db import current_revision, head_revision
+from hcdc.archive.search import Criteria
 from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render
@@ -60,87 +59,26 @@ def health(who: Viewer) -> dict[str, Any]:
         out["storage"] = f"{storage}: {usage.free / 2**30:.1f} GiB free of {usage.total / 2**30:.1f} GiB"
     except OSError as exc:
         out["storage"] = f"{storage}: {exc}"
-    now = who.state.clock()
-    workers = who.conn.execute(
-        select(Job.worker_id, func.count())
-        .where(Job.state == "running", Job.lease_expires_at > now)
-        .group_by(Job.worker_id)
-    ).all()
-    out["workers"] = {str(w): int(n) for w, n in workers}
-    out["queue"] = jq.count_by_state(engine)
+    out["workers"] = who.catalogue.admin().workers(who.state.clock())
+    out["queue"] = who.catalogue.queue_counts()
     return out
-
-
-def processing_times(who: Viewer, last: int = 1000) -> list[dict[str, Any]]:
-    """Wall time (s) of the ``last`` finished jobs, per workflow: count, median, mean, longest;
-    and how many of them failed. Computed in Python from start and end times (the same on
-    SQLite and PostgreSQL)."""
-    rows = who.conn.execute(
-        select(Job.workflow, Job.state, Job.started_at, Job.finished_at)
-        .where(Job.state.in_(("done", "failed")), Job.started_at.is_not(None), Job.finished_at.is_not(None))
-        .order_by(Job.finished_at.desc())
-        .limit(last)
-    ).all()
-    per: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        entry = per.setdefault(r.workflow or "(default)", {"seconds": [], "failed": 0})
-        entry["seconds"].append((r.finished_at - r.started_at).total_seconds())
-        entry["failed"] += r.state == "failed"
-    out = []
-    for name, entry in sorted(per.items()):
-        seconds = entry["seconds"]
-        out.append(
-            {
-                "workflow": name,
-                "jobs": len(seconds),
-                "failed": entry["failed"],
-                "median_s": statistics.median(seconds),
-                "mean_s": statistics.fmean(seconds),
-                "max_s": max(seconds),
-            }
-        )
-    return out
-
-
-def quality(who: Viewer) -> dict[str, Any]:
-    """Quality-control figures: failed jobs, flagged products, missing calibrations per night."""
-    missing = who.conn.execute(
-        select(Dataset.night, func.count(func.distinct(Dataset.id)))
-        .join(MissingCalibration, MissingCalibration.dataset_id == Dataset.id)
-        .where(MissingCalibration.required)
-        .group_by(Dataset.night)
-        .order_by(Dataset.night.desc())
-        .limit(30)
-    ).all()
-    flagged = who.conn.execute(
-        select(ProductReview.product_id, ProductReview.reason)
-        .where(ProductReview.status == "flagged")
-        .order_by(ProductReview.product_id.desc())
-        .limit(50)
-    ).all()
-    failed = search_jobs(who.conn, true(), "failed", 0, 20).rows
-    return {
-        "missing_by_night": [(str(n), int(c)) for n, c in missing],
-        "flagged": [dict(r._mapping) for r in flagged],
-        "failed_jobs": failed,
-        "files": who.conn.scalar(select(func.count()).select_from(File).where(File.is_current)),
-    }
 
 
 @router.get("/admin", response_class=HTMLResponse)
 def admin_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
     _require_admin(who)
+    admin = who.catalogue.admin()
     return render(
         request,
         who,
         "admin.html",
         health=health(who),
-        stats=archive_counts(who.conn, true(), true()),
-        qc=quality(who),
-        times=processing_times(who),
-        users=accounts.list_users(who.conn),
-        jobs=search_jobs(who.conn, true(), None, 0, 50).rows,
-        audit=accounts.list_audit(who.conn, limit=50),
+        stats=admin.stats(),
+        qc=admin.quality(),
+        times=admin.processing_times(),
+        users=admin.users(),
+        jobs=admin.search_jobs(None, 0, 50).rows,
+        audit=admin.audit_log(limit=50),
         roles=("admin", "operator", "user", "public"),
         default_quota=who.state.policy.quota_max_jobs,
     )
@@ -154,10 +92,10 @@ async def _form(request: Request, who: Viewer) -> dict[str, str]:
 
 
 def _act(who: Viewer, action: Any) -> None:
+    """Run ``action(admin)``, a write through the administration sub-facade; refusals 403/422."""
     try:
-        with write_transaction(who.state.catalogue.engine) as conn:
-            action(conn)
-    except accounts.AccountError as exc:
+        action(who.catalogue.admin())
+    except AccountError as exc:
         raise PortalError(422, str(exc)) from None
     except AccessDenied as exc:
         raise PortalError(403, str(exc)) from None
@@ -168,9 +106,7 @@ async def admin_add_user(request: Request, who: Viewer = Depends(viewer)) -> Res
     form = await _form(request, who)
     _act(
         who,
-        lambda conn: accounts.add_user(
-            conn,
-            who.user,
+        lambda admin: admin.add_user(
             form.get("name", "").strip(),
             role=form.get("role", "user"),
             password=form.get("password") or None,
@@ -185,11 +121,9 @@ async def admin_add_user(request: Request, who: Viewer = Depends(viewer)) -> Res
 async def admin_change_user(request: Request, name: str, who: Viewer = Depends(viewer)) -> Response:
     form = await _form(request, who)
 
-    def change(conn: Any) -> None:
-        if form.get("role"):
-            accounts.set_role(conn, who.user, name, form["role"])
-        if form.get("active") in ("true", "false"):
-            accounts.set_active(conn, who.user, name, form["active"] == "true")
+    def change(admin: AdminCatalogue) -> None:
+        active = form["active"] == "true" if form.get("active") in ("true", "false") else None
+        admin.change_user(name, role=form.get("role") or None, active=active)
 
     _act(who, change)
     return RedirectResponse("/admin#users", status_code=303)
@@ -214,15 +148,12 @@ async def admin_job(
 def pi_page(request: Request, who: Viewer = Depends(viewer)) -> Response:
     if not who.signed_in:
         return RedirectResponse("/login?next=/pi", status_code=303)
-    query = select(Programme.prog_id, Programme.title, Programme.period_months).order_by(Programme.prog_id)
-    if not who.user.is_admin:
-        query = query.where(Programme.pi_user_id == who.user.id)
     programmes = []
-    for row in who.conn.execute(query):
-        products = search_products(
-            who.conn, Criteria(programme=row.prog_id, limit=500, sort="night"), who.access.products_clause()
+    for row in who.catalogue.led_programmes():
+        products = who.catalogue.search_products(
+            Criteria(programme=row["prog_id"], limit=500, sort="night")
         ).rows
-        status = accounts.product_status(who.conn, [p["id"] for p in products])
+        status = who.catalogue.product_status([p["id"] for p in products])
         for p in products:
             p["public_date"] = who.access.product_public_date(p["id"])
             p.update(status[p["id"]])
@@ -232,9 +163,9 @@ def pi_page(request: Request, who: Viewer = Depends(viewer)) -> Response:
                 p["latest"] = latest
             except (LookupError, AccessDenied):
                 p["can_delay"], p["latest"] = False, None
-        programmes.append({**dict(row._mapping), "products": products})
+        programmes.append({**row, "products": products})
     today = dt.datetime.combine(who.state.clock().date(), dt.time())
     return render(request, who, "pi.html", programmes=programmes, today=today)
 
 
-__all__ = ["health", "quality", "router"]
+__all__ = ["health", "router"]

@@ -1,8 +1,9 @@
 """Administration of who may see what: groups (``/admin/groups``), programmes
 (``/admin/programmes``) and delegations (``/admin/delegations``).
 
-Admins only (rule A1 of :mod:`hcdc.archive.access`, checked here to refuse the page and again
-by :mod:`hcdc.archive.accounts` inside every change, which also writes the audit log). Every
+Admins only (rule A1 of :mod:`hcdc.archive.access`, checked here to refuse the page, by the
+administration sub-facade ``who.catalogue.admin()`` that every read and change goes through, and
+again by :mod:`hcdc.archive.accounts` inside every change, which also writes the audit log). Every
 form carries the CSRF token; a refused or invalid change answers an error page (403, 422) and
 changes nothing (one transaction).
 
@@ -42,14 +43,14 @@ def _names(raw: str) -> list[str]:
 
 def _page(request: Request, who: Viewer, name: str, **context: Any) -> HTMLResponse:
     _require_admin(who)
-    users = [u["name"] for u in accounts.list_users(who.conn) if u["role"] != "public"]
+    users = [u["name"] for u in who.catalogue.admin().users() if u["role"] != "public"]
     return render(request, who, name, users=users, **context)
 
 
 @router.get("/admin/groups", response_class=HTMLResponse)
 def groups_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
     _require_admin(who)
-    return _page(request, who, "admin_groups.html", groups=accounts.list_groups(who.conn))
+    return _page(request, who, "admin_groups.html", groups=who.catalogue.admin().groups())
 
 
 @router.post("/admin/groups")
@@ -57,8 +58,8 @@ async def add_group(request: Request, who: Viewer = Depends(viewer)) -> Response
     form = await _form(request, who)
     _act(
         who,
-        lambda conn: accounts.add_group(
-            conn, who.user, form.get("name", "").strip(), form.get("description", "").strip() or None
+        lambda admin: admin.add_group(
+            form.get("name", "").strip(), form.get("description", "").strip() or None
         ),
     )
     return RedirectResponse("/admin/groups", status_code=303)
@@ -70,7 +71,7 @@ async def group_members(request: Request, name: str, who: Viewer = Depends(viewe
     add, remove = _names(form.get("add", "")), _names(form.get("remove", ""))
     if not add and not remove:
         raise PortalError(422, "name at least one user to add or remove")
-    _act(who, lambda conn: accounts.set_group_members(conn, who.user, name, add=add, remove=remove))
+    _act(who, lambda admin: admin.set_group_members(name, add, remove))
     return RedirectResponse("/admin/groups", status_code=303)
 
 
@@ -81,8 +82,8 @@ def programmes_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResp
         request,
         who,
         "admin_programmes.html",
-        programmes=accounts.list_programmes(who.conn),
-        groups=[g["name"] for g in accounts.list_groups(who.conn)],
+        programmes=who.catalogue.admin().programmes(),
+        groups=[g["name"] for g in who.catalogue.admin().groups()],
         csv_columns=accounts.CSV_COLUMNS,
     )
 
@@ -108,7 +109,7 @@ async def save_programme(request: Request, who: Viewer = Depends(viewer)) -> Res
         group=form.get("group", "").strip() or None,
     )
     replace = form.get("replace") == "true"
-    _act(who, lambda conn: accounts.save_programme(conn, who.user, spec, replace=replace))
+    _act(who, lambda admin: admin.save_programme(spec, replace=replace))
     return RedirectResponse("/admin/programmes", status_code=303)
 
 
@@ -132,7 +133,7 @@ async def import_programmes(request: Request, who: Viewer = Depends(viewer)) -> 
         specs = accounts.parse_programme_csv(text, source)
     except accounts.AccountError as exc:
         raise PortalError(422, str(exc)) from None
-    _act(who, lambda conn: accounts.import_programme_specs(conn, who.user, specs, source))
+    _act(who, lambda admin: admin.import_programmes(specs, source))
     return RedirectResponse("/admin/programmes", status_code=303)
 
 
@@ -143,8 +144,8 @@ def delegations_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLRes
         request,
         who,
         "admin_delegations.html",
-        delegations=accounts.list_delegations(who.conn),
-        programmes=[p["prog_id"] for p in accounts.list_programmes(who.conn)],
+        delegations=who.catalogue.admin().delegations(),
+        programmes=[p["prog_id"] for p in who.catalogue.admin().programmes()],
     )
 
 
@@ -175,9 +176,7 @@ async def grant(request: Request, who: Viewer = Depends(viewer)) -> Response:
     expires = _expiry(form.get("expires", ""))
     _act(
         who,
-        lambda conn: accounts.delegate(
-            conn,
-            who.user,
+        lambda admin: admin.delegate(
             form.get("grantee", "").strip(),
             prog_id=prog_id,
             dataset_id=dataset_id,
@@ -191,7 +190,7 @@ async def grant(request: Request, who: Viewer = Depends(viewer)) -> Response:
 @router.post("/admin/delegations/{delegation_id}/revoke")
 async def revoke(request: Request, delegation_id: ObjectId, who: Viewer = Depends(viewer)) -> Response:
     await _form(request, who)
-    _act(who, lambda conn: accounts.revoke_delegation(conn, who.user, delegation_id))
+    _act(who, lambda admin: admin.revoke_delegation(delegation_id))
     return RedirectResponse("/admin/delegations", status_code=303)
 
 

@@ -1,7 +1,10 @@
 """The REST API, ``/api/v1`` (JSON; the OpenAPI document is ``/api/v1/openapi.json``).
 
-Files, datasets and products are read through the catalogue facade (``who.catalogue``,
-:class:`hcdc.archive.catalogue.UserCatalogue`).
+Every route reads and writes through the catalogue facade (``who.catalogue``,
+:class:`hcdc.pipeline.operations.catalogue.ProcessingCatalogue`, a
+:class:`hcdc.archive.catalogue.UserCatalogue` with the processing queue): files, datasets,
+products, provenance, counts, jobs, reduction requests, and the administration
+(``who.catalogue.admin()``).
 
 Authentication: ``Authorization: Bearer <token>`` (``hcdc user token NAME``) or the portal's
 session cookie (writes then need the ``X-CSRF-Token`` header); without either, the caller is the
@@ -17,17 +20,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from hcdc.archive import accounts
 from hcdc.archive.access import RULES_VERSION, AccessDenied
 from hcdc.archive.accounts import AccountError
-from hcdc.archive.catalogue import NotFound
-from hcdc.archive.db import write_transaction
-from hcdc.archive.search import (
-    Criteria,
-    SearchError,
-    archive_counts,
-    search_jobs,
-)
+from hcdc.archive.catalogue import AdminCatalogue, NotFound
+from hcdc.archive.search import Criteria, SearchError
 from hcdc.pipeline.operations.jobs import JOB_STATES
 from hcdc.web import views
 from hcdc.web.actions import ActionError, dataset_workflows, request_reduction
@@ -69,7 +65,7 @@ def me(who: Viewer = Depends(viewer)) -> dict[str, Any]:
 
 @router.get("/stats", tags=["archive"], summary="What the archive holds that you may see")
 def stats(who: Viewer = Depends(viewer)) -> dict[str, Any]:
-    return archive_counts(who.conn, who.access.files_clause(), who.access.products_clause())
+    return who.catalogue.stats()
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -210,7 +206,7 @@ def jobs(
 ) -> dict[str, Any]:
     if state is not None and state not in JOB_STATES:
         raise HTTPException(422, f"state must be one of {', '.join(JOB_STATES)}")
-    return views.jsonable(search_jobs(who.conn, who.access.jobs_clause(), state, offset, limit).as_dict())
+    return views.jsonable(who.catalogue.search_jobs(state, offset, limit).as_dict())
 
 
 @router.get("/jobs/{job_id}", tags=["processing"], summary="A job: state, progress, log, products")
@@ -238,16 +234,17 @@ def submit_job(body: JobRequest, request: Request, who: Viewer = Depends(viewer)
 # -- administration -------------------------------------------------------------------------------
 
 
-def _admin(who: Viewer) -> None:
+def _admin(who: Viewer) -> AdminCatalogue:
+    """The administration sub-facade (rule A1), or 403."""
     decision = who.access.can_manage()
     if not decision:
         raise HTTPException(403, f"not allowed ({decision.rule}): {decision.reason}")
+    return who.catalogue.admin()
 
 
 @router.get("/admin/users", tags=["admin"], summary="Accounts (admins only)")
 def admin_users(who: Viewer = Depends(viewer)) -> list[dict[str, Any]]:
-    _admin(who)
-    return views.jsonable(accounts.list_users(who.conn))
+    return views.jsonable(_admin(who).users())
 
 
 class NewUser(BaseModel):
@@ -264,21 +261,19 @@ class UserChange(BaseModel):
 
 
 def _account_action(request: Request, who: Viewer, action: Any) -> Any:
+    """Run ``action(admin)`` (a write through the administration sub-facade); refusals 403/422."""
     check_api_write(request, who)
-    _admin(who)
+    admin = _admin(who)
     try:
-        with write_transaction(who.state.catalogue.engine) as conn:
-            return action(conn)
+        return action(admin)
     except (AccountError, AccessDenied) as exc:
         raise HTTPException(422 if isinstance(exc, AccountError) else 403, str(exc)) from None
 
 
 @router.post("/admin/users", tags=["admin"], status_code=201, summary="Create an account (admins only)")
 def admin_add_user(body: NewUser, request: Request, who: Viewer = Depends(viewer)) -> dict[str, Any]:
-    def add(conn: Any) -> dict[str, Any]:
-        uid = accounts.add_user(
-            conn,
-            who.user,
+    def add(admin: AdminCatalogue) -> dict[str, Any]:
+        uid = admin.add_user(
             body.name,
             role=body.role,
             password=body.password,
@@ -294,11 +289,8 @@ def admin_add_user(body: NewUser, request: Request, who: Viewer = Depends(viewer
     "/admin/users/{name}", tags=["admin"], summary="Change an account's role or state (admins only)"
 )
 def admin_change_user(name: str, body: UserChange, request: Request, who: Viewer = Depends(viewer)) -> dict:
-    def change(conn: Any) -> dict[str, Any]:
-        if body.role is not None:
-            accounts.set_role(conn, who.user, name, body.role)
-        if body.active is not None:
-            accounts.set_active(conn, who.user, name, body.active)
+    def change(admin: AdminCatalogue) -> dict[str, Any]:
+        admin.change_user(name, role=body.role, active=body.active)
         return {"name": name, "role": body.role, "active": body.active}
 
     return _account_action(request, who, change)
@@ -310,8 +302,7 @@ def admin_audit(
     action: str | None = Query(None, description="action prefix, e.g. user."),
     limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
-    _admin(who)
-    return views.jsonable(accounts.list_audit(who.conn, limit=limit, action=action))
+    return views.jsonable(_admin(who).audit_log(limit=limit, action=action))
 
 
 __all__ = ["router"]

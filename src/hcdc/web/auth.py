@@ -33,9 +33,9 @@ from sqlalchemy import Connection, select
 from hcdc.archive.access import ANONYMOUS, AccessContext, Policy, Principal, principal_of
 from hcdc.archive.access_models import User
 from hcdc.archive.accounts import authenticate_token
-from hcdc.archive.catalogue import UserCatalogue
 from hcdc.archive.db import Catalogue
 from hcdc.archive.ratelimit import LoginLimiter
+from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
 SESSION_COOKIE = "hcdc_session"
 SESSION_MAX_AGE_S = 8 * 3600
@@ -98,10 +98,11 @@ class Viewer:
         return self.via != "anonymous"
 
     @property
-    def catalogue(self) -> UserCatalogue:
-        """The catalogue facade (registry, datastore, provenance) as this request's user sees it,
-        on the request's connection and decisions."""
-        return self.state.catalogue.for_access(self.access)
+    def catalogue(self) -> ProcessingCatalogue:
+        """The catalogue facade (registry, datastore, provenance, the user's writes, the
+        processing queue) as this request's user sees it, on the request's connection and
+        decisions; writes open their own write transactions."""
+        return self.state.catalogue.for_access(self.access, ProcessingCatalogue)  # type: ignore[return-value]
 
 
 def _bearer(request: Request) -> str | None:

@@ -1,6 +1,8 @@
 """REST API of the OiDB granules, ``/api/v1/granules``: what the caller may see now.
 
-Filtered in SQL by :func:`hcdc.archive.access.visible_granules_clause` (rules R11-R14:
+Read through the request's catalogue facade (``who.catalogue.granules``,
+:mod:`hcdc.archive.catalogue_granules`), filtered in SQL by
+:func:`hcdc.archive.access.visible_granules_clause` (rules R11-R14:
 collection embargo from ``t_max``, calibrators public, data PI / team / delegates); the bytes
 of a granule's file are served by ``/api/v1/files/{id}/download``, which obeys R14 through the
 file rules.
@@ -12,7 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
-from hcdc.archive.granules import list_granules
+from hcdc.archive.catalogue import NotFound
 from hcdc.web import views
 from hcdc.web.auth import Viewer, viewer
 
@@ -32,9 +34,7 @@ def granules(
     all_versions: bool = Query(False, description="include superseded versions"),
     limit: int = Query(100, ge=1, le=MAX_GRANULES),
 ) -> dict[str, Any]:
-    rows = list_granules(
-        who.conn,
-        visible=who.access.granules_clause(),
+    rows = who.catalogue.granules.search(
         target=target,
         instrument=instrument,
         collection=collection,
@@ -52,22 +52,16 @@ def granules(
 def _survey_status(who: Viewer, name: str) -> dict[str, Any]:
     from fastapi import HTTPException
 
-    from hcdc.archive.interferometry_survey import SurveyError, survey_status
-
     try:
-        return survey_status(
-            who.conn, who.user, name, visible=who.access.granules_clause(), now=who.access.now
-        )
-    except SurveyError:
+        return who.catalogue.granules.survey(name)
+    except NotFound:
         # the same answer for a missing survey and one of another group
         raise HTTPException(status_code=404, detail=f"no survey {name!r}") from None
 
 
 @router.get("/surveys", tags=["interferometry"], summary="Surveys the caller follows")
 def surveys(who: Viewer = Depends(viewer)) -> dict[str, Any]:
-    from hcdc.archive.interferometry_survey import list_surveys
-
-    rows = list_surveys(who.conn, who.user)
+    rows = who.catalogue.granules.surveys()
     return {"count": len(rows), "items": views.jsonable(rows)}
 
 

@@ -26,11 +26,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
-from hcdc.archive.granules import QUALITY_LABELS, date_of_night_id, list_granules, night_id_of_date
-from hcdc.archive.interferometry_models import GranuleRow
-from hcdc.archive.models import File
+from hcdc.archive.catalogue import NotFound
+from hcdc.archive.granules import QUALITY_LABELS, date_of_night_id, night_id_of_date
 from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render
@@ -121,9 +119,7 @@ def granule_search(
     }
     day = _date(night)
     microns = _float(wavelength, "wavelength (µm)")
-    rows = list_granules(
-        who.conn,
-        visible=who.access.granules_clause(),
+    rows = who.catalogue.granules.search(
         target=(target or "").strip()[:128] or None,
         instrument=(instrument or "").strip()[:64] or None,
         collection=(collection or "").strip()[:128] or None,
@@ -148,41 +144,20 @@ def granule_search(
 
 @router.get("/granules/{granule_id}", response_class=HTMLResponse)
 def granule_page(request: Request, granule_id: ObjectId, who: Viewer = Depends(viewer)) -> HTMLResponse:
-    from hcdc.archive.interferometry import list_validations
-
-    found = list_granules(
-        who.conn, visible=who.access.granules_clause(), granule_id=granule_id, all_versions=True
-    )
-    if not found:  # missing and hidden answered alike
-        raise PortalError(404, f"no granule {granule_id}")
-    granule = _shown(found[0])
-    file_id = who.conn.scalar(select(GranuleRow.file_id).where(GranuleRow.id == granule_id))
-    path = who.conn.scalar(select(File.path).where(File.id == file_id))
-    versions = []
-    for version in who.conn.execute(
-        select(File.id, File.version, File.is_current, File.ingested_at, File.superseded_at)
-        .where(File.path == path)
-        .order_by(File.version)
-    ):
-        granules = list_granules(
-            who.conn,
-            visible=who.access.granules_clause(),
-            file_id=version.id,
-            target=granule["target_name"],
-            all_versions=True,
-        )
-        same = [g["id"] for g in granules if g["instrument_name"] == granule["instrument_name"]]
-        versions.append({**version._asdict(), "granule": same[0] if same else None})
+    try:  # missing and hidden answered alike
+        detail = who.catalogue.granules.granule_detail(granule_id)
+    except NotFound as exc:
+        raise PortalError(404, str(exc)) from None
     return render(
         request,
         who,
         "granule.html",
-        g=granule,
-        file_id=file_id,
-        can_download=who.access.can_see_file(file_id).allowed,
-        can_validate=who.signed_in and who.access.can_validate_file(file_id).allowed,
-        validations=list_validations(who.conn, file_id),
-        versions=versions,
+        g=_shown(detail["granule"]),
+        file_id=detail["file_id"],
+        can_download=detail["can_download"],
+        can_validate=who.signed_in and detail["can_validate"],
+        validations=detail["validations"],
+        versions=detail["versions"],
         now=who.access.now,
     )
 
@@ -194,10 +169,10 @@ async def validate_granule(request: Request, granule_id: ObjectId, who: Viewer =
 
     form = await request.form()
     check_csrf(request, str(form.get(CSRF_FIELD) or ""))
-    if not list_granules(
-        who.conn, visible=who.access.granules_clause(), granule_id=granule_id, all_versions=True
-    ):
-        raise PortalError(404, f"no granule {granule_id}")
+    try:
+        file_id = who.catalogue.granules.file_of(granule_id)
+    except NotFound as exc:
+        raise PortalError(404, str(exc)) from None
     if not who.signed_in:
         raise PortalError(403, "sign in to validate")
     try:
@@ -205,7 +180,6 @@ async def validate_granule(request: Request, granule_id: ObjectId, who: Viewer =
     except ValueError:
         raise PortalError(422, "quality: 1 (trash), 2 (poor), 3 (medium) or 4 (science ready)") from None
     calibrator = {"science": False, "calibrator": True}.get(str(form.get("category") or ""))
-    file_id = who.conn.scalar(select(GranuleRow.file_id).where(GranuleRow.id == granule_id))
     try:
         record = validate_file(
             who.state.catalogue, who.user, file_id, quality, str(form.get("comment") or ""), calibrator
@@ -214,41 +188,26 @@ async def validate_granule(request: Request, granule_id: ObjectId, who: Viewer =
         raise PortalError(403, str(exc)) from None
     except (InterferometryError, ValueError) as exc:
         raise PortalError(422, str(exc)) from None
-    # the granule of the new version that matches this one (same target and instrument mode),
-    # read on a fresh connection: the request's one may hold a snapshot from before the write
-    g = GranuleRow.__table__.c
-    with who.state.catalogue.engine.connect() as conn:
-        old = conn.execute(select(g.target_name, g.instrument_name).where(g.id == granule_id)).one()
-        new_id = conn.scalar(
-            select(g.id).where(
-                g.file_id == record["new_file"],
-                g.target_name == old.target_name,
-                g.instrument_name == old.instrument_name,
-            )
-        )
+    new_id = who.catalogue.granules.successor(granule_id, record["new_file"])
     return RedirectResponse(f"/granules/{new_id or granule_id}", status_code=303)
 
 
 @router.get("/surveys", response_class=HTMLResponse)
 def survey_list(request: Request, who: Viewer = Depends(viewer)) -> Response:
-    from hcdc.archive.interferometry_survey import list_surveys
-
     if not who.signed_in:
         return RedirectResponse("/login?next=/surveys", status_code=303)
-    return render(request, who, "surveys.html", surveys=list_surveys(who.conn, who.user))
+    return render(request, who, "surveys.html", surveys=who.catalogue.granules.surveys())
 
 
 @router.get("/surveys/{name}", response_class=HTMLResponse)
 def survey_page(request: Request, name: str, who: Viewer = Depends(viewer)) -> Response:
-    from hcdc.archive.interferometry_survey import STAGES, SurveyError, survey_status
+    from hcdc.archive.interferometry_survey import STAGES
 
     if not who.signed_in:
         return RedirectResponse(f"/login?{urlencode({'next': f'/surveys/{name}'})}", status_code=303)
     try:
-        status = survey_status(
-            who.conn, who.user, name, visible=who.access.granules_clause(), now=who.access.now
-        )
-    except SurveyError:
+        status = who.catalogue.granules.survey(name)
+    except NotFound:
         # the same answer for a missing survey and one of another group (R16)
         raise PortalError(404, f"no survey {name!r}") from None
     return render(request, who, "survey.html", s=status, stages=STAGES)

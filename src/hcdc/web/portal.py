@@ -1,7 +1,8 @@
 """The portal's pages (server-rendered with Jinja2; templates in ``hcdc/web/templates``).
 
-Pages never decide rights: they render :mod:`hcdc.web.views` (which asks
-:mod:`hcdc.archive.access`) and link to the API's downloads. Every form that changes something
+Pages never decide rights: they read and write through the request's catalogue facade
+(``who.catalogue``; :mod:`hcdc.web.views` wraps it for the pages), which asks
+:mod:`hcdc.archive.access`, and link to the API's downloads. Every form that changes something
 carries the session's CSRF token; login is rate-limited per client address and account name.
 """
 
@@ -18,22 +19,11 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import select
 
 from hcdc import __version__
 from hcdc.archive import accounts
 from hcdc.archive.access import AccessDenied
-from hcdc.archive.access_models import Programme, ProgrammeMember
-from hcdc.archive.db import write_transaction
-from hcdc.archive.search import (
-    Criteria,
-    SearchError,
-    archive_counts,
-    search_datasets,
-    search_files,
-    search_jobs,
-    search_products,
-)
+from hcdc.archive.search import Criteria, SearchError
 from hcdc.web import views
 from hcdc.web.actions import ActionError, dataset_workflows, request_reduction
 from hcdc.web.auth import (
@@ -53,11 +43,8 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 #: at most this many rows in a CSV / VOTable export
 EXPORT_LIMIT = 10_000
 
-SEARCHES = {
-    "products": (search_products, "products_clause"),
-    "datasets": (search_datasets, "datasets_clause"),
-    "files": (search_files, "files_clause"),
-}
+#: kind of search -> the catalogue facade's method
+SEARCHES = {"products": "search_products", "datasets": "search_datasets", "files": "search_files"}
 COLUMNS = {
     "products": [
         "id",
@@ -141,7 +128,7 @@ def _found(call: Any, *args: Any) -> Any:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
-    counts = archive_counts(who.conn, who.access.files_clause(), who.access.products_clause())
+    counts = who.catalogue.stats()
     return render(request, who, "home.html", counts=counts)
 
 
@@ -217,9 +204,8 @@ def search(request: Request, who: Viewer = Depends(viewer), kind: str = "product
     criteria, error = _criteria(request, kind)
     page = None
     if criteria is not None:
-        function, clause = SEARCHES[kind]
         try:
-            page = function(who.conn, criteria, getattr(who.access, clause)())
+            page = getattr(who.catalogue, SEARCHES[kind])(criteria)
         except SearchError as exc:
             error = str(exc)
     query = {k: v for k, v in request.query_params.items() if k in CRITERIA_FIELDS or k == "kind"}
@@ -253,10 +239,10 @@ def export(
     try:
         criteria = criteria_from_mapping(values, default_limit=1)
         rows: list[dict[str, Any]] = []
-        function, clause = SEARCHES[kind]
+        search = getattr(who.catalogue, SEARCHES[kind])
         while len(rows) < EXPORT_LIMIT:
             criteria.offset, criteria.limit = len(rows), min(500, EXPORT_LIMIT - len(rows))
-            page = function(who.conn, criteria, getattr(who.access, clause)())
+            page = search(criteria)
             rows.extend(page.rows)
             if not page.rows or len(rows) >= page.total:
                 break
@@ -356,8 +342,7 @@ async def delay_release(request: Request, product_id: ObjectId, who: Viewer = De
         raise PortalError(422, "the new release date must be a date YYYY-MM-DD") from None
     reason = str(form.get("reason") or "").strip()
     try:
-        with write_transaction(who.state.catalogue.engine) as conn:
-            accounts.delay_release(conn, who.user, product_id, until, reason, who.state.policy)
+        who.catalogue.delay_release(product_id, until, reason)
     except (AccessDenied, accounts.AccountError) as exc:
         raise PortalError(403 if isinstance(exc, AccessDenied) else 422, str(exc)) from None
     return RedirectResponse(_local(str(form.get("next") or f"/products/{product_id}")), status_code=303)
@@ -370,23 +355,13 @@ async def delay_release(request: Request, product_id: ObjectId, who: Viewer = De
 def my_data(request: Request, who: Viewer = Depends(viewer)) -> Response:
     if not who.signed_in:
         return RedirectResponse("/login?next=/my", status_code=303)
-    uid = who.user.id
-    pi = [r.prog_id for r in who.conn.execute(select(Programme.prog_id).where(Programme.pi_user_id == uid))]
-    coi = [
-        r.prog_id
-        for r in who.conn.execute(
-            select(Programme.prog_id)
-            .join(ProgrammeMember, ProgrammeMember.programme_id == Programme.id)
-            .where(ProgrammeMember.user_id == uid)
-        )
-    ]
+    mine = who.catalogue.my_programmes()
+    pi, coi = mine["pi"], mine["coi"]
     programmes = sorted(set(pi) | set(coi))
     products = []
     for prog in programmes:
-        products.extend(
-            search_products(who.conn, Criteria(programme=prog, limit=200), who.access.products_clause()).rows
-        )
-    jobs = search_jobs(who.conn, who.access.jobs_clause(), None, 0, 50).rows
+        products.extend(who.catalogue.search_products(Criteria(programme=prog, limit=200)).rows)
+    jobs = who.catalogue.search_jobs(None, 0, 50).rows
     return render(request, who, "my.html", pi=pi, coi=coi, products=products, jobs=jobs)
 
 

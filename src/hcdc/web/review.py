@@ -3,9 +3,11 @@
 quota (rule A1, on the admin page and ``PUT /api/v1/admin/users/{name}/quota``), cancel or retry a
 job through the API (``POST /api/v1/jobs/{id}/cancel|retry``, as the admin page does).
 
-Rights are decided by :mod:`hcdc.archive.access` through :mod:`hcdc.archive.accounts`, which also
-writes each action to the audit log; a product the caller may not see is answered 404 before any
-rule about reviewing it is asked.
+Every action goes through the request's catalogue facade (``who.catalogue``:
+:class:`~hcdc.pipeline.operations.catalogue.ProcessingCatalogue`); rights are decided by
+:mod:`hcdc.archive.access` through :mod:`hcdc.archive.accounts`, which also writes each action to
+the audit log; a product the caller may not see is answered 404 before any rule about reviewing
+it is asked.
 """
 
 from __future__ import annotations
@@ -16,20 +18,16 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from hcdc.archive import accounts
-from hcdc.archive.access import AccessDenied
-from hcdc.archive.db import write_transaction
-from hcdc.archive.pipeline_models import Job
-from hcdc.pipeline.operations import jobs as jq
+from hcdc.archive.accounts import AccountError
+from hcdc.archive.catalogue import AccessDenied
+from hcdc.pipeline.operations.catalogue import JOB_ACTIONS
+from hcdc.pipeline.operations.jobs import JobError
 from hcdc.web.auth import CSRF_FIELD, Viewer, check_api_write, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError
 
 router = APIRouter()
-
-JOB_ACTIONS = ("cancel", "retry")
 
 
 class ReviewError(Exception):
@@ -40,12 +38,11 @@ class ReviewError(Exception):
         self.status, self.message = status, message
 
 
-def _write(who: Viewer, action: Any) -> Any:
-    """Run ``action(conn)`` in one write transaction; refusals become :class:`ReviewError`."""
+def _write(action: Any) -> Any:
+    """Run ``action()`` (a write through the facade); refusals become :class:`ReviewError`."""
     try:
-        with write_transaction(who.state.catalogue.engine) as conn:
-            return action(conn)
-    except accounts.AccountError as exc:
+        return action()
+    except AccountError as exc:
         raise ReviewError(422, str(exc)) from None
     except AccessDenied as exc:
         raise ReviewError(403, str(exc)) from None
@@ -55,21 +52,16 @@ def _write(who: Viewer, action: Any) -> Any:
 
 def review(who: Viewer, product_id: int, status: str, reason: str | None) -> None:
     """Validate or flag a product (A4) the caller may see."""
-    try:  # a product the caller may not see is answered like one that does not exist
-        visible = bool(who.access.can_see_product(product_id))
-    except LookupError:
-        visible = False
-    if not visible:
+    if not who.catalogue.visible("product", product_id):  # answered like one that does not exist
         raise ReviewError(404, f"no product {product_id}")
-    reason = (reason or "").strip() or None
-    _write(who, lambda conn: accounts.review_product(conn, who.user, product_id, status, reason))
+    _write(lambda: who.catalogue.review_product(product_id, status, reason))
 
 
 def set_quota(
     who: Viewer, name: str, max_jobs: int, access_from: dt.datetime | None, access_until: dt.datetime | None
 ) -> None:
     """Set a user's maximum of concurrent jobs and access window (A1)."""
-    _write(who, lambda conn: accounts.set_quota(conn, who.user, name, max_jobs, access_from, access_until))
+    _write(lambda: who.catalogue.admin().set_quota(name, max_jobs, access_from, access_until))
 
 
 def job_action(who: Viewer, job_id: int, action: str) -> bool:
@@ -78,25 +70,12 @@ def job_action(who: Viewer, job_id: int, action: str) -> bool:
     decision = who.access.can_manage()
     if not decision:
         raise ReviewError(403, f"not allowed ({decision.rule}): {decision.reason}")
-    if action not in JOB_ACTIONS:
-        raise ReviewError(404, f"no job action {action!r} (cancel or retry)")
-    if who.conn.scalar(select(Job.id).where(Job.id == job_id)) is None:
-        raise ReviewError(404, f"no job {job_id}")
-    engine = who.state.catalogue.engine
     try:
-        if action == "cancel":
-            changed = jq.cancel_job(engine, job_id)
-        else:
-            jq.retry_job(engine, job_id)
-            changed = True
-    except jq.JobError as exc:
+        return who.catalogue.job_action(job_id, action)
+    except JobError as exc:
         raise ReviewError(422, str(exc)) from None
-    except LookupError as exc:
+    except (LookupError, ValueError) as exc:  # no such job (NotFound), no such action
         raise ReviewError(404, str(exc)) from None
-    if changed:
-        with write_transaction(engine) as conn:
-            accounts.audit(conn, who.user, f"job.{action}", "job", job_id)
-    return changed
 
 
 def _http(exc: ReviewError) -> HTTPException:

@@ -2,9 +2,10 @@
 (``/api/v1/targets``, ``/api/v1/candidates``, ``/api/v1/detections``).
 
 Rights are those of rule R15 (:mod:`hcdc.archive.access`): targets are public, their
-observations, reductions, detections and candidates are filtered in SQL by the caller's
-:class:`~hcdc.archive.access.AccessContext` (:class:`hcdc.archive.tdb_views.Visibility`); a hidden
-candidate answers 404 exactly like a missing one. Charts (astrometry against the background
+observations, reductions, detections and candidates are read through the Target Data Base of the
+request's catalogue facade (``who.catalogue.targets``, :mod:`hcdc.archive.catalogue_tdb`), which
+filters them in SQL by the caller's rules; a hidden candidate answers 404 exactly like a missing
+one. Charts (astrometry against the background
 track, colour-magnitude diagrams) are plotly figures drawn by ``static/tdb.js`` with the plotly
 served by the portal (offline).
 """
@@ -20,11 +21,9 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 
 from hcdc.archive import tdb_views as tv
-from hcdc.archive.targets import find_target
-from hcdc.archive.tdb import MJD_TO_JD, detections_table
+from hcdc.archive.access import AccessDenied
 from hcdc.archive.tdb_models import CANDIDATE_STATUSES
 from hcdc.web import views
 from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
@@ -36,15 +35,6 @@ router = APIRouter()
 #: most detections one request returns
 MAX_DETECTIONS = 1000
 _VERDICT_PATTERN = "^(" + "|".join(CANDIDATE_STATUSES) + ")$"
-
-
-def _visibility(who: Viewer) -> tv.Visibility:
-    return tv.Visibility.of(who.access)
-
-
-def _jd(day: dt.date) -> float:
-    """Julian date of 0h UTC of ``day``."""
-    return (day - dt.date(1858, 11, 17)).days + MJD_TO_JD
 
 
 @lru_cache(maxsize=4)
@@ -102,7 +92,7 @@ def _target_criteria(
 
 def _search_targets(who: Viewer, criteria: dict[str, Any], limit: int, offset: int) -> dict[str, Any]:
     try:
-        return tv.search_targets(who.conn, _visibility(who), **criteria, limit=limit, offset=offset)
+        return who.catalogue.targets.search(**criteria, limit=limit, offset=offset)
     except tv.TdbQueryError as exc:
         raise HTTPException(status_code=422, detail=str(exc)) from None
 
@@ -125,7 +115,7 @@ def api_targets(
 )
 def api_target(target_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
-        return views.jsonable(tv.target_view(who.conn, _visibility(who), target_id))
+        return views.jsonable(who.catalogue.targets.target(target_id))
     except tv.TdbNotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
 
@@ -144,9 +134,7 @@ def api_candidates(
     offset: int = Query(0, ge=0, le=MAX_ID),
 ) -> dict[str, Any]:
     before = None if last_epoch_before is None else dt.datetime.combine(last_epoch_before, dt.time())
-    page = tv.list_candidates(
-        who.conn,
-        _visibility(who),
+    page = who.catalogue.targets.candidates(
         target_id=target_id,
         verdict=verdict,
         last_epoch_before=before,
@@ -163,7 +151,7 @@ def api_candidates(
 )
 def api_candidate(candidate_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, Any]:
     try:
-        return views.jsonable(tv.candidate_view(who.conn, _visibility(who), candidate_id))
+        return views.jsonable(who.catalogue.targets.candidate(candidate_id))
     except tv.TdbNotFound as exc:
         raise HTTPException(status_code=404, detail=str(exc)) from None
 
@@ -196,47 +184,10 @@ def api_detections(
     return {"count": len(rows), "limit": limit, "offset": offset, "items": views.jsonable(rows)}
 
 
-def find_detections(
-    who: Viewer,
-    *,
-    target: str | None = None,
-    target_id: int | None = None,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
-    min_separation: float | None = None,
-    max_separation: float | None = None,
-    min_contrast: float | None = None,
-    max_contrast: float | None = None,
-    min_snr: float | None = None,
-    status: str | None = None,
-    survey: str | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
-    """The caller's visible detections matching the criteria of ``/api/v1/detections`` (dates UTC,
-    inclusive; separations mas; contrasts flux ratios); raises :class:`TdbQueryError`."""
-    tv.check_text(target=target, survey=survey)
-    if target is not None:
-        found = find_target(who.conn, target)
-        if found is None or (target_id is not None and found != target_id):
-            return []
-        target_id = found
-    return detections_table(
-        who.conn,
-        who.access.tdb_reductions_clause(),
-        target_id=target_id,
-        min_snr=min_snr,
-        min_separation_mas=min_separation,
-        max_separation_mas=max_separation,
-        status=status,
-        survey=survey,
-        date_from_jd=None if date_from is None else _jd(date_from),
-        date_to_jd=None if date_to is None else _jd(date_to) + 1.0,
-        min_contrast=min_contrast,
-        max_contrast=max_contrast,
-        limit=limit,
-        offset=offset,
-    )
+def find_detections(who: Viewer, **criteria: Any) -> list[dict[str, Any]]:
+    """The caller's visible detections matching the criteria of ``/api/v1/detections``
+    (:meth:`hcdc.archive.catalogue_tdb.TargetCatalogue.detections`); raises ``TdbQueryError``."""
+    return who.catalogue.targets.detections(**criteria)
 
 
 # --------------------------------------------------------------------------------------------
@@ -316,7 +267,7 @@ def targets_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLRespons
     page = None
     if error is None:
         try:
-            page = tv.search_targets(who.conn, _visibility(who), **criteria, limit=tv.MAX_ROWS)
+            page = who.catalogue.targets.search(**criteria, limit=tv.MAX_ROWS)
         except tv.TdbQueryError as exc:
             error = str(exc)
     query = urlencode({k: v for k, v in values.items() if v})
@@ -335,10 +286,10 @@ def targets_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLRespons
 @router.get("/targets/{target_id}", response_class=HTMLResponse, include_in_schema=False)
 def target_page(request: Request, target_id: ObjectId, who: Viewer = Depends(viewer)) -> HTMLResponse:
     try:
-        t = tv.target_view(who.conn, _visibility(who), target_id)
+        t = who.catalogue.targets.target(target_id)
     except tv.TdbNotFound as exc:
         raise PortalError(404, str(exc)) from None
-    cmds = tv.cmd_of_candidates(who.conn, _visibility(who), references_of(who), target_id, t["name"])
+    cmds = who.catalogue.targets.cmd_of_candidates(references_of(who), target_id, t["name"])
     return render(
         request,
         who,
@@ -353,9 +304,9 @@ def target_page(request: Request, target_id: ObjectId, who: Viewer = Depends(vie
 @router.get("/candidates", response_class=HTMLResponse, include_in_schema=False)
 def archive_cmd_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
     """Every candidate the caller may see, by verdict, and the archive's colour-magnitude diagrams."""
-    visible = _visibility(who)
-    candidates = tv.list_candidates(who.conn, visible)["items"]
-    cmds = tv.cmd_of_candidates(who.conn, visible, references_of(who))
+    tdb = who.catalogue.targets
+    candidates = tdb.candidates()["items"]
+    cmds = tdb.cmd_of_candidates(references_of(who))
     return render(
         request,
         who,
@@ -370,11 +321,6 @@ def archive_cmd_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLRes
 async def regroup(request: Request, target_id: ObjectId, who: Viewer = Depends(viewer)) -> Response:
     """An admin's regrouping (A1): put a detection of this target in the candidate ``label`` (new
     if needed; empty: in none), test the candidates it left and joined again, audit it."""
-    from hcdc.archive import accounts
-    from hcdc.archive.db import write_transaction
-    from hcdc.archive.tdb import assign_detection, retest_candidate
-    from hcdc.archive.tdb_models import Detection, Observation, Reduction
-
     form = await request.form()
     check_csrf(request, str(form.get(CSRF_FIELD) or ""))
     decision = who.access.can_manage()
@@ -387,36 +333,22 @@ async def regroup(request: Request, target_id: ObjectId, who: Viewer = Depends(v
         detection_id = int(str(form.get("detection") or ""))
     except ValueError:
         raise PortalError(422, "choose a detection") from None
-    with write_transaction(who.state.catalogue.engine) as conn:
-        row = conn.execute(
-            select(Detection.candidate_id)
-            .join(Reduction, Reduction.id == Detection.reduction_id)
-            .join(Observation, Observation.id == Reduction.observation_id)
-            .where(Detection.id == detection_id, Observation.target_id == target_id)
-        ).first()
-        if row is None:
-            raise PortalError(404, f"no detection {detection_id} of target {target_id}")
-        joined = assign_detection(conn, detection_id, label or None)
-        for candidate_id in {row.candidate_id, joined} - {None}:
-            retest_candidate(conn, candidate_id)
-        accounts.audit(
-            conn,
-            who.user,
-            "tdb.regroup",
-            "detection",
-            detection_id,
-            {"target": target_id, "label": label or None},
-        )
+    try:
+        who.catalogue.targets.regroup(target_id, detection_id, label or None)
+    except tv.TdbNotFound as exc:
+        raise PortalError(404, str(exc)) from None
+    except AccessDenied as exc:
+        raise PortalError(403, str(exc)) from None
     return RedirectResponse(f"/targets/{target_id}#candidates", status_code=303)
 
 
 @router.get("/candidates/{candidate_id}", response_class=HTMLResponse, include_in_schema=False)
 def candidate_page(request: Request, candidate_id: ObjectId, who: Viewer = Depends(viewer)) -> HTMLResponse:
-    visible = _visibility(who)
+    tdb = who.catalogue.targets
     try:
-        c = tv.candidate_view(who.conn, visible, candidate_id)
-        chart = tv.astrometry_chart(who.conn, visible, candidate_id)
-        cmds = tv.cmd_charts(who.conn, visible, candidate_id, references_of(who))
+        c = tdb.candidate(candidate_id)
+        chart = tdb.astrometry_chart(candidate_id)
+        cmds = tdb.cmd_charts(candidate_id, references_of(who))
     except tv.TdbNotFound as exc:
         raise PortalError(404, str(exc)) from None
     figures = {"astrometry": chart["figure"], "cmd": [d["figure"] for d in cmds["diagrams"]]}

@@ -3,7 +3,8 @@
 Create (a label and a lifetime in days; the secret is shown once, on the page that answers the
 creation, and never stored: only its SHA-256 is), list (prefix, label, state, dates; never a
 secret) and revoke. The rights are rule A7 of :mod:`hcdc.archive.access` (own tokens; admins
-any), checked by :mod:`hcdc.archive.accounts`, which also writes the audit log. Every form
+any), checked by :mod:`hcdc.archive.accounts`, which also writes the audit log; the page reads
+and writes through the request's catalogue facade (``who.catalogue``). Every form
 carries the CSRF token; the page is never cached (signed-in pages are ``no-store``).
 """
 
@@ -16,7 +17,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hcdc.archive import accounts
 from hcdc.archive.access import AccessDenied
-from hcdc.archive.db import write_transaction
 from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render
@@ -30,7 +30,7 @@ MAX_TOKEN_DAYS = 366
 def _tokens_page(
     request: Request, who: Viewer, new: accounts.NewToken | None = None, status: int = 200
 ) -> Response:
-    tokens = accounts.list_tokens(who.conn, who.user.name, now=who.state.clock())
+    tokens = who.catalogue.my_tokens()
     return render(
         request,
         who,
@@ -64,10 +64,10 @@ def _days(raw: Any) -> int:
     return days
 
 
-def _write(who: Viewer, action: Any) -> Any:
+def _write(action: Any) -> Any:
+    """Run ``action()``, a write through the facade; refusals become error pages."""
     try:
-        with write_transaction(who.state.catalogue.engine) as conn:
-            return action(conn)
+        return action()
     except AccessDenied as exc:
         raise PortalError(403, str(exc)) from None
     except accounts.AccountError as exc:
@@ -82,19 +82,7 @@ async def create_token(request: Request, who: Viewer = Depends(viewer)) -> Respo
         return redirect
     days = _days(form.get("days") or who.state.policy.token_days)
     label = str(form.get("label") or "").strip()[:64] or None
-    new = _write(
-        who,
-        lambda conn: accounts.create_token(
-            conn,
-            who.user,
-            who.user.name,
-            label=label,
-            days=days,
-            policy=who.state.policy,
-            now=who.state.clock(),
-        ),
-    )
-    who.conn.rollback()  # end the read transaction begun before the write: the list shows the new token
+    new = _write(lambda: who.catalogue.create_token(label=label, days=days))  # the list shows it after
     # the answer itself shows the secret (no redirect: the secret is never kept anywhere to show later)
     return _tokens_page(request, who, new=new, status=201)
 
@@ -105,7 +93,7 @@ async def revoke_token(request: Request, token_id: ObjectId, who: Viewer = Depen
     check_csrf(request, str(form.get(CSRF_FIELD) or ""))
     if (redirect := _signed_in(who)) is not None:
         return redirect
-    _write(who, lambda conn: accounts.revoke_token(conn, who.user, str(token_id)))
+    _write(lambda: who.catalogue.revoke_token(str(token_id)))
     return RedirectResponse("/my/tokens", status_code=303)
 
 

@@ -14,10 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 
 from hcdc.archive.catalogue import NotFound
-from hcdc.archive.pipeline_models import Job, Product
 from hcdc.web.auth import Viewer
 
 #: an S/N map larger than this (pixels per side) is block-averaged down for the chart
@@ -30,7 +28,6 @@ def _visible(who: Viewer, kind: str, number: int) -> None:
         "file": who.access.can_see_file,
         "dataset": who.access.can_see_dataset,
         "product": who.access.can_see_product,
-        "job": who.access.can_see_job,
     }[kind]
     try:
         decision = method(number)
@@ -184,25 +181,6 @@ def provenance_tree(
 
 
 def job_view(who: Viewer, job_id: int) -> dict[str, Any]:
-    """A job the user may see (R10), with the products it made that the user may see; the
-    whole-run log (tracebacks included) for staff only."""
-    _visible(who, "job", job_id)
-    row = who.conn.execute(select(Job).where(Job.id == job_id)).first()
-    if row is None:
-        raise NotFound(f"no job {job_id}")
-    out = {
-        c.name: getattr(row, c.name) for c in Job.__table__.columns if c.name not in ("worker_id", "inputs")
-    }
-    if not who.access.can_see_tracebacks():  # the whole-run log holds tracebacks (server paths)
-        out.pop("log")  # R10: others read the job's log without them (UserCatalogue.job_log)
-    summary = out.get("summary") or {}
-    summary.pop("outputs", None)
-    out["products"] = [
-        dict(r._mapping)
-        for r in who.conn.execute(
-            select(Product.id, Product.level, Product.product_type, Product.target)
-            .where(Product.job_id == job_id, who.access.products_clause())
-            .order_by(Product.id)
-        )
-    ]
-    return jsonable(out)
+    """A job the user may see (R10), with its log for staff only and the products it made that the user may see
+    (:meth:`~hcdc.archive.catalogue.UserCatalogue.job`), JSON-ready."""
+    return jsonable(who.catalogue.job(job_id))

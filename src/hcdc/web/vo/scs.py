@@ -8,12 +8,11 @@ detection's position is its host target's plus its measured offsets (dRA*, dDec 
 position when the offsets are unknown, i.e. the PA was measured in the detector frame).
 
 Rights: targets are public (rule R15); detections are filtered by
-:func:`hcdc.archive.access.visible_tdb_reductions_clause` for the caller (bearer token or session).
+:func:`hcdc.archive.access.visible_tdb_reductions_clause` for the caller (bearer token or session):
+both are read through the request's catalogue facade (``who.catalogue.targets``; the queries are
+:mod:`hcdc.archive.tdb_cone`).
 Errors (missing or out-of-range parameters) are a VOTable with ``INFO name="Error"`` (SCS 1.03
 section 3.3), HTTP 200 as the standard asks.
-
-The SQL keeps the targets inside the cone's bounding box in declination and right ascension
-(with wrap-around at 0/360 and the poles) and the exact great-circle distance is computed on those.
 """
 
 from __future__ import annotations
@@ -23,18 +22,14 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy import Select, and_, or_, select
-from sqlalchemy.orm import aliased
 
-from hcdc.archive.access import visible_tdb_reductions_clause
-from hcdc.archive.tdb_models import Detection, Observation, Reduction, Target
+from hcdc.archive.tdb_cone import angular_distance as angular_distance  # re-exported
 from hcdc.web.auth import Viewer, viewer
 from hcdc.web.vo.datalink import table_votable, votable_response
 from hcdc.web.vo.registry import SCS_ID, Capability, vosi_availability, vosi_capabilities, xml_response
 
 router = APIRouter(prefix="/scs", tags=["vo"])
 
-MAS_PER_DEG = 3.6e6
 #: most rows answered (larger cones are truncated; an INFO says so)
 MAX_ROWS = 10_000
 
@@ -60,31 +55,6 @@ def cone_parameters(params: dict[str, str]) -> tuple[float, float, float, int]:
     verb_text = params.get("VERB", "2").strip() or "2"
     verb = int(verb_text) if verb_text in ("1", "2", "3") else 2
     return values["RA"] % 360.0, values["DEC"], values["SR"], verb
-
-
-def angular_distance(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
-    """Great-circle distance in degrees (haversine, exact for small and large angles)."""
-    p1, p2 = math.radians(dec1), math.radians(dec2)
-    dra = math.radians(ra2 - ra1)
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dra / 2) ** 2
-    return math.degrees(2 * math.asin(min(1.0, math.sqrt(h))))
-
-
-def bounding_box(ra_col, dec_col, ra: float, dec: float, sr: float, margin: float = 0.0):  # noqa: ANN001, ANN201
-    """SQL condition: (ra_col, dec_col) inside the cone's RA/Dec box (widened by ``margin`` deg)."""
-    radius = sr + margin
-    box = [dec_col >= dec - radius, dec_col <= dec + radius]
-    if abs(dec) + radius >= 89.999:
-        return and_(*box)  # the cone holds a pole: every right ascension
-    half = math.degrees(math.asin(min(1.0, math.sin(math.radians(radius)) / math.cos(math.radians(dec)))))
-    low, high = ra - half, ra + half
-    if low < 0:
-        box.append(or_(ra_col >= low + 360.0, ra_col <= high))
-    elif high > 360:
-        box.append(or_(ra_col >= low, ra_col <= high - 360.0))
-    else:
-        box += [ra_col >= low, ra_col <= high]
-    return and_(*box)
 
 
 TARGET_FIELDS = {
@@ -137,108 +107,17 @@ def _fields(table: dict[int, list[tuple[Any, ...]]], verb: int) -> list[tuple[An
 
 
 def target_rows(who: Viewer, ra: float, dec: float, sr: float, verb: int) -> tuple[list[tuple], bool]:
-    """Targets within the cone, nearest first, and whether MAX_ROWS truncated them."""
-    query: Select = select(Target).where(
-        Target.ra_deg.is_not(None),
-        Target.dec_deg.is_not(None),
-        bounding_box(Target.ra_deg, Target.dec_deg, ra, dec, sr),
-    )
-    found = []
-    for target in who.conn.execute(query):  # Core rows: one attribute per column
-        r = angular_distance(ra, dec, target.ra_deg, target.dec_deg)
-        if r <= sr:
-            values = {
-                "id": target.id,
-                "ra": target.ra_deg,
-                "dec": target.dec_deg,
-                "name": target.name,
-                "_r": r,
-                "simbad_id": target.simbad_id,
-                "spectral_type": target.spectral_type,
-                "mag_h": target.mag_h,
-                "pmra": target.pmra_masyr,
-                "pmdec": target.pmdec_masyr,
-                "parallax": target.parallax_mas,
-                "mag_k": target.mag_k,
-                "age_myr": target.age_myr,
-            }
-            found.append(values)
-    found.sort(key=lambda v: (v["_r"], v["id"]))
+    """Targets within the cone, nearest first (``who.catalogue.targets.cone``), and whether
+    MAX_ROWS truncated them."""
+    found = who.catalogue.targets.cone(ra, dec, sr)
     names = [f[0] for f in _fields(TARGET_FIELDS, verb)]
     return [tuple(v[n] for n in names) for v in found[:MAX_ROWS]], len(found) > MAX_ROWS
 
 
-def detection_position(
-    ra: float, dec: float, dra_mas: float | None, ddec_mas: float | None
-) -> tuple[float, float]:
-    """The sky position of a detection offset by (dRA*, dDec) mas from its host at (ra, dec) deg."""
-    if dra_mas is None or ddec_mas is None:
-        return ra, dec
-    det_dec = dec + ddec_mas / MAS_PER_DEG
-    det_ra = ra + dra_mas / MAS_PER_DEG / max(math.cos(math.radians(dec)), 1e-9)
-    return det_ra % 360.0, det_dec
-
-
 def detection_rows(who: Viewer, ra: float, dec: float, sr: float, verb: int) -> tuple[list[tuple], bool]:
-    """Visible detections within the cone, nearest first (hosts pre-selected with a 1' margin)."""
-    margin = 1.0 / 60.0  # detections lie within arcseconds of their host
-    # the rights clause correlates on the plain tables: the joins use aliases, the clause a subquery
-    red, obs = aliased(Reduction), aliased(Observation)
-    visible = select(Reduction.id).where(
-        visible_tdb_reductions_clause(who.user, who.access.now, who.access.policy)
-    )
-    query = (
-        select(
-            Detection.id,
-            Detection.dra_mas,
-            Detection.ddec_mas,
-            Detection.separation_mas,
-            Detection.pa_deg,
-            Detection.contrast,
-            Detection.snr,
-            Detection.magnitude,
-            Detection.filter,
-            Target.name,
-            Target.ra_deg,
-            Target.dec_deg,
-            obs.instrument,
-            obs.date_jd,
-        )
-        .join(red, red.id == Detection.reduction_id)
-        .join(obs, obs.id == red.observation_id)
-        .join(Target, Target.id == obs.target_id)
-        .where(
-            Target.ra_deg.is_not(None),
-            Target.dec_deg.is_not(None),
-            bounding_box(Target.ra_deg, Target.dec_deg, ra, dec, sr, margin),
-            Detection.reduction_id.in_(visible),
-        )
-    )
-    found = []
-    for row in who.conn.execute(query):
-        det = row  # Core row: the detection's columns and its host's
-        det_ra, det_dec = detection_position(row.ra_deg, row.dec_deg, det.dra_mas, det.ddec_mas)
-        r = angular_distance(ra, dec, det_ra, det_dec)
-        if r <= sr:
-            found.append(
-                {
-                    "id": det.id,
-                    "ra": det_ra,
-                    "dec": det_dec,
-                    "target": row.name,
-                    "_r": r,
-                    "separation_mas": det.separation_mas,
-                    "pa_deg": det.pa_deg,
-                    "contrast": det.contrast,
-                    "snr": det.snr,
-                    "offsets_known": det.dra_mas is not None and det.ddec_mas is not None,
-                    "magnitude": det.magnitude,
-                    "filter": det.filter,
-                    "instrument": row.instrument,
-                    "date_jd": row.date_jd,
-                }
-            )
-    found.sort(key=lambda v: (v["_r"], v["id"]))
+    """Detections the caller may see within the cone, nearest first
+    (``who.catalogue.targets.cone_detections``), and whether MAX_ROWS truncated them."""
+    found = who.catalogue.targets.cone_detections(ra, dec, sr)
     names = [f[0] for f in _fields(DETECTION_FIELDS, verb)]
     return [tuple(v[n] for n in names) for v in found[:MAX_ROWS]], len(found) > MAX_ROWS
 
@@ -302,4 +181,4 @@ def availability() -> Response:
     return xml_response(vosi_availability())
 
 
-__all__ = ["ConeError", "angular_distance", "bounding_box", "cone_parameters", "detection_position", "router"]
+__all__ = ["ConeError", "angular_distance", "cone_parameters", "router"]

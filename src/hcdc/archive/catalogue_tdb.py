@@ -1,0 +1,155 @@
+"""The Target Data Base as one user sees it: a sub-facade of the catalogue facade.
+
+Reached as :attr:`hcdc.archive.catalogue.UserCatalogue.targets`. Targets are public; their
+observations, reductions, detections and candidates are filtered by the user's rule R15 clauses
+(:class:`hcdc.archive.tdb_views.Visibility`, from :mod:`hcdc.archive.access`); a hidden candidate
+is :class:`~hcdc.archive.tdb_views.TdbNotFound`, as a missing one. Regrouping detections is an
+admin's change (rule A1), audited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from hcdc.archive import accounts
+from hcdc.archive import tdb_views as tv
+from hcdc.archive.targets import find_target
+from hcdc.archive.tdb import MJD_TO_JD, assign_detection, detections_table, retest_candidate
+from hcdc.archive.tdb_cone import cone_detections, cone_targets
+from hcdc.archive.tdb_models import Detection, Observation, Reduction
+
+if TYPE_CHECKING:
+    from hcdc.archive.catalogue import UserCatalogue
+
+__all__ = ["TargetCatalogue"]
+
+
+def _jd(day: dt.date) -> float:
+    """Julian date of 0h UTC of ``day``."""
+    return (day - dt.date(1858, 11, 17)).days + MJD_TO_JD
+
+
+class TargetCatalogue:
+    """Targets, candidates and detections that :attr:`UserCatalogue.targets` lets the user see."""
+
+    def __init__(self, catalogue: UserCatalogue) -> None:
+        self.catalogue = catalogue
+        self.conn = catalogue.conn
+        self.visible = tv.Visibility.of(catalogue.access)
+
+    def search(self, *, limit: int = 100, offset: int = 0, **criteria: Any) -> dict[str, Any]:
+        """Targets matching the criteria of :func:`hcdc.archive.tdb_views.search_targets` (name,
+        cone in deg/arcsec, spectral type, distance pc, age Myr, verdict, with_detections), with
+        counts of what the user may see; raises ``TdbQueryError``."""
+        return tv.search_targets(self.conn, self.visible, **criteria, limit=limit, offset=offset)
+
+    def target(self, target_id: int) -> dict[str, Any]:
+        """A target: values with sources, aliases, the user's observations, reductions,
+        detections and candidates (``TdbNotFound`` for none)."""
+        return tv.target_view(self.conn, self.visible, target_id)
+
+    def candidates(self, **criteria: Any) -> dict[str, Any]:
+        """Candidates the user may see (:func:`hcdc.archive.tdb_views.list_candidates`: target_id,
+        verdict, last_epoch_before, limit, offset)."""
+        return tv.list_candidates(self.conn, self.visible, **criteria)
+
+    def candidate(self, candidate_id: int) -> dict[str, Any]:
+        """A candidate the user may see: verdict, statistic, its visible detections."""
+        return tv.candidate_view(self.conn, self.visible, candidate_id)
+
+    def astrometry_chart(self, candidate_id: int) -> dict[str, Any]:
+        """A candidate's visible astrometry against the background track (a plotly figure)."""
+        return tv.astrometry_chart(self.conn, self.visible, candidate_id)
+
+    def cmd_charts(self, candidate_id: int, references: list[Any]) -> dict[str, Any]:
+        """Colour-magnitude diagrams of a candidate over the ``references`` objects."""
+        return tv.cmd_charts(self.conn, self.visible, candidate_id, references)
+
+    def cmd_of_candidates(
+        self, references: list[Any], target_id: int | None = None, title: str = ""
+    ) -> dict[str, Any]:
+        """The diagrams of every visible candidate (of one target, or of the whole archive)."""
+        return tv.cmd_of_candidates(self.conn, self.visible, references, target_id, title)
+
+    def cone(self, ra: float, dec: float, sr: float) -> list[dict[str, Any]]:
+        """Targets within ``sr`` deg of (``ra``, ``dec``) (ICRS deg), nearest first
+        (:func:`hcdc.archive.tdb_cone.cone_targets`; targets are public)."""
+        return cone_targets(self.conn, ra, dec, sr)
+
+    def cone_detections(self, ra: float, dec: float, sr: float) -> list[dict[str, Any]]:
+        """Detections the user may see within ``sr`` deg of (``ra``, ``dec``), nearest first
+        (:func:`hcdc.archive.tdb_cone.cone_detections`)."""
+        return cone_detections(self.conn, self.catalogue.access.tdb_reductions_clause(), ra, dec, sr)
+
+    def detections(
+        self,
+        *,
+        target: str | None = None,
+        target_id: int | None = None,
+        date_from: dt.date | None = None,
+        date_to: dt.date | None = None,
+        min_separation: float | None = None,
+        max_separation: float | None = None,
+        min_contrast: float | None = None,
+        max_contrast: float | None = None,
+        min_snr: float | None = None,
+        status: str | None = None,
+        survey: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """The user's visible detections matching the criteria (dates UTC, inclusive; separations
+        mas; contrasts flux ratios; ``target``: a name or alias, resolved offline); raises
+        ``TdbQueryError``."""
+        tv.check_text(target=target, survey=survey)
+        if target is not None:
+            found = find_target(self.conn, target)
+            if found is None or (target_id is not None and found != target_id):
+                return []
+            target_id = found
+        return detections_table(
+            self.conn,
+            self.catalogue.access.tdb_reductions_clause(),
+            target_id=target_id,
+            min_snr=min_snr,
+            min_separation_mas=min_separation,
+            max_separation_mas=max_separation,
+            status=status,
+            survey=survey,
+            date_from_jd=None if date_from is None else _jd(date_from),
+            date_to_jd=None if date_to is None else _jd(date_to) + 1.0,
+            min_contrast=min_contrast,
+            max_contrast=max_contrast,
+            limit=limit,
+            offset=offset,
+        )
+
+    def regroup(self, target_id: int, detection_id: int, label: str | None) -> None:
+        """Put a detection of a target in the candidate ``label`` (new if needed; None: in none),
+        test again the candidates it left and joined, audit it (admins only, rule A1: else
+        ``AccessDenied``; ``TdbNotFound`` for a detection not of this target)."""
+        access = self.catalogue.access
+        access.require(access.can_manage())
+        with self.catalogue.writing() as conn:
+            row = conn.execute(
+                select(Detection.candidate_id)
+                .join(Reduction, Reduction.id == Detection.reduction_id)
+                .join(Observation, Observation.id == Reduction.observation_id)
+                .where(Detection.id == detection_id, Observation.target_id == target_id)
+            ).first()
+            if row is None:
+                raise tv.TdbNotFound(f"no detection {detection_id} of target {target_id}")
+            joined = assign_detection(conn, detection_id, label)
+            for candidate_id in {row.candidate_id, joined} - {None}:
+                retest_candidate(conn, candidate_id)
+            accounts.audit(
+                conn,
+                self.catalogue.user,
+                "tdb.regroup",
+                "detection",
+                detection_id,
+                {"target": target_id, "label": label},
+            )

@@ -1,0 +1,82 @@
+"""The catalogue facade with the processing queue: what the interfaces hold for one user.
+
+:class:`hcdc.archive.catalogue.UserCatalogue` is the archive as one user sees it (registry,
+datastore, provenance, the archive's writes). The job queue belongs to the pipeline
+(:mod:`hcdc.pipeline.operations.jobs`), a layer above the archive, so its writes join the facade
+here: a :class:`ProcessingCatalogue` is a ``UserCatalogue`` that can also queue a reduction for
+its user and, for admins, cancel or retry a job. Rights are asked of :mod:`hcdc.archive.access`
+(A6 to queue, A1 to cancel or retry); a dataset or job the user may not see is
+:class:`~hcdc.archive.catalogue.NotFound`, as one that does not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from hcdc.archive import accounts
+from hcdc.archive.access import AccessContext
+from hcdc.archive.catalogue import NotFound, UserCatalogue
+from hcdc.archive.pipeline_models import Job
+from hcdc.pipeline.operations import jobs as jq
+
+__all__ = ["JOB_ACTIONS", "ProcessingCatalogue"]
+
+#: what an admin may do to a job
+JOB_ACTIONS = ("cancel", "retry")
+
+
+class ProcessingCatalogue(UserCatalogue):
+    """The catalogue facade plus the processing queue (see the module docstring)."""
+
+    def queue_counts(self) -> dict[str, int]:
+        """Jobs per state, every state present (admins only, rule A1: the whole queue)."""
+        self.admin()
+        return jq.count_by_state(self.write_engine())
+
+    def request_reduction(self, dataset_id: int, workflow: str, parameters: Sequence[str]) -> int:
+        """Queue ``workflow`` with ``parameters`` (``node.name=value`` strings, validated by the
+        caller) on a dataset the user may see, owned by the user; returns the job id.
+
+        The quota (rule A6: active jobs, access window, anonymous) is counted on the write
+        connection at the facade's time; :class:`NotFound` for a dataset the user may not see,
+        :class:`~hcdc.archive.access.AccessDenied` when A6 refuses.
+        """
+        self._require("dataset", dataset_id)
+        with self.writing() as conn:  # the quota is counted on the connection that writes
+            ctx = AccessContext(conn, self.user, self.access.now, self.access.policy)
+            ctx.require(ctx.can_submit_job(dataset_id))
+        engine = self.write_engine()
+        job_id = jq.queue_job(engine, dataset_id=dataset_id, workflow=workflow, parameters=list(parameters))
+        try:
+            with self.writing() as conn:
+                accounts.record_job_owner(conn, job_id, self.user)
+        except BaseException:
+            jq.cancel_job(engine, job_id)
+            raise
+        return job_id
+
+    def job_action(self, job_id: int, action: str) -> bool:
+        """Cancel or retry a job (admins only, rule A1); the change goes to the audit log.
+        Returns whether the job changed (cancelling a job that has ended changes nothing).
+        Raises ``AccessDenied``, ``ValueError`` (no such action), :class:`NotFound` and
+        :class:`~hcdc.pipeline.operations.jobs.JobError` (a job that cannot be retried)."""
+        self.admin()
+        if action not in JOB_ACTIONS:
+            raise ValueError(f"no job action {action!r} (cancel or retry)")
+        if (
+            not self.visible("job", job_id)
+            or self.conn.scalar(select(Job.id).where(Job.id == job_id)) is None
+        ):
+            raise NotFound(f"no job {job_id}")
+        engine = self.write_engine()
+        if action == "cancel":
+            changed = jq.cancel_job(engine, job_id)
+        else:
+            jq.retry_job(engine, job_id)
+            changed = True
+        if changed:
+            with self.writing() as conn:
+                accounts.audit(conn, self.user, f"job.{action}", "job", job_id)
+        return changed
