@@ -1,5 +1,6 @@
 """Simulator commands: ``hcdc simulate irdis OUTDIR``, ``hcdc simulate irdis-dpi OUTDIR``,
-``hcdc simulate ifs OUTDIR`` and ``hcdc simulate zimpol OUTDIR`` (:mod:`hcdc.instruments.sphere.zimpol.simulate`).
+``hcdc simulate ifs OUTDIR`` and ``hcdc simulate zimpol OUTDIR``
+(:mod:`hcdc.instruments.sphere.zimpol.simulate`).
 
 Write a night of realistic raw SPHERE/IRDIS files (see :mod:`hcdc.instruments.sphere.irdis.simulate`)
 or SPHERE/IFS files (:mod:`hcdc.instruments.sphere.ifs.simulate`) and print what was written with

@@ -181,6 +181,6 @@ def provenance_tree(
 
 
 def job_view(who: Viewer, job_id: int) -> dict[str, Any]:
-    """A job the user may see (R10), with its log for staff only and the products it made that the user may see
-    (:meth:`~hcdc.archive.catalogue.UserCatalogue.job`), JSON-ready."""
+    """A job the user may see (R10), with its whole-run log for staff only and the products it
+    made that the user may see (:meth:`~hcdc.archive.catalogue.UserCatalogue.job`), JSON-ready."""
     return jsonable(who.catalogue.job(job_id))
