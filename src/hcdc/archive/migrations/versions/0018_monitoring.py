@@ -2,7 +2,7 @@
 sources (hcdc.archive.astrometry_monitor).
 
 Revision ID: 0018_monitoring
-Revises: 0015_obscore_fov
+Revises: 0016_batches
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018_monitoring"
-down_revision = "0015_obscore_fov"
+down_revision = "0016_batches"
 branch_labels = None
 depends_on = None
 
