@@ -99,7 +99,7 @@ class PostprocessParametersV11(RecipeParameters):
 
 
 class PostprocessParameters(PostprocessParametersV11):
-    """Parameters of :func:`hcdc.science.postprocessing.run.postprocess` (``l2-postprocess`` 1.2)."""
+    """Parameters of :func:`hcdc.science.postprocessing.run.postprocess` (``l2-postprocess`` 1.2 and 1.3)."""
 
     detection_fpf: float | None = Field(
         None, gt=0, lt=0.5, description="false-positive fraction of detections (None: Gaussian 5 sigma)"
@@ -130,9 +130,11 @@ class Postprocess(Recipe):
     name = "l2-postprocess"
     product_level = 2
     product_type = "level2-image"
-    version = "1.2"
-    #: 1.2 measures each detection's astrometric errors by fake injection; 1.1 did not
-    measures_astrometric_errors = True
+    version = "1.3"
+    #: :func:`postprocess`'s ``astrometric_errors``: 1.3 measures every detection's astrometric
+    #: errors by fake injection (spectral algorithms and products without a PSF included, which
+    #: the product's ASTERPSF card says); 1.2 only for ADI/RDI algorithms with a PSF; 1.1 none
+    measures_astrometric_errors: bool | str = True
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
     Parameters = PostprocessParameters
     inputs = (
@@ -393,6 +395,16 @@ def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> 
         # as given (the paths name the inputs in the product's header; provenance resolves them)
         "input_names": {str(p): _prov.sha256_path(p) for p in inputs.values()},
     }
+
+
+@register_recipe
+class PostprocessV12(Postprocess):
+    """``l2-postprocess`` 1.2, kept so that its products rerun bit for bit: astrometric errors
+    only for ADI/RDI algorithms with a PSF (none for spectral algorithms or without a PSF), and no
+    ASTERPSF card."""
+
+    version = "1.2"
+    measures_astrometric_errors = "adi-psf"
 
 
 @register_recipe
