@@ -68,13 +68,13 @@ from hcdc.archive.access_models import (
 )
 from hcdc.archive.interferometry_models import GranuleRow, OiCollection, OiDelegation
 from hcdc.archive.models import Dataset, File, utcnow
-from hcdc.archive.pipeline_models import Job, Product
+from hcdc.archive.pipeline_models import Job, Product, ProductSource
 from hcdc.archive.tdb_models import Candidate, Detection, Observation, Reduction
 
 if TYPE_CHECKING:
     from hcdc.config import Settings
 
-RULES_VERSION = "5"
+RULES_VERSION = "6"
 
 #: days in one month of a proprietary period (1/12 of a Julian year)
 MONTH_DAYS = 30.4375
@@ -160,6 +160,13 @@ RULES: tuple[Rule, ...] = (
         "Survey tracking (a survey's targets, their progress, history and what is late) is visible to "
         "the active members of the survey's group and to admins and operators, to no one else (not the "
         "public, not the data PI or delegates of a collection unless they are in the group).",
+    ),
+    Rule(
+        "R17",
+        "A product without a dataset made from catalogued files (an OIFITS model fit of 'hcdc oi fit') is "
+        "visible exactly when all its source files are (for OIFITS files: all their granules, R11-R14), "
+        "or when an admin put it in the public workspace; R4-R8 do not apply to it (not even the "
+        "queuer's private workspace).",
     ),
     Rule("R9", "Anything else is hidden (default deny), e.g. a science file without observation time."),
     Rule("A1", "Only admins manage users, groups, programmes, quotas and other users' tokens."),
@@ -615,6 +622,21 @@ def visible_products_clause(
         and_(raw_released, ~delayed),  # R4
         in_public_workspace,  # R8
     ]
+    # R17: counts, not NOT EXISTS(... NOT visible), as R14 (a NULL must hide)
+    sources = (
+        select(func.count())
+        .select_from(ProductSource)
+        .where(ProductSource.product_id == Product.id)
+        .correlate(Product)
+    )
+    visible_sources = sources.where(
+        ProductSource.file_id.in_(select(File.id).where(visible_files_clause(user, now, policy)))
+    )
+    has_sources = sources.scalar_subquery() > 0
+    by_sources = or_(
+        and_(has_sources, visible_sources.scalar_subquery() == sources.scalar_subquery()),  # R17
+        and_(has_sources, in_public_workspace),  # R17 (public workspace)
+    )
     uid = user.member_id
     if uid is not None:
         team_datasets = select(Dataset.id).where(
@@ -628,7 +650,8 @@ def visible_products_clause(
                 .where(WorkspaceItem.product_id == Product.id, Workspace.owner_user_id == uid)
             )
         )  # R8
-    return or_(*clauses)
+    calibration = Product.product_type.in_(sorted(CALIBRATION_PRODUCT_TYPES))  # R2 first, as per object
+    return or_(calibration, by_sources, and_(~has_sources, or_(*clauses)))
 
 
 def visible_sources_clause(
@@ -1095,6 +1118,8 @@ class AccessContext:
             return decided
         if row.product_type in CALIBRATION_PRODUCT_TYPES:
             return Decision(True, "R2", "calibration masters are public at once")
+        if (by_sources := self._source_decision(row.id)) is not None:
+            return by_sources
         public, delay = self._product_release(row.id, row.dataset_id)
         released = public is not None and public <= self.now_mjd
         if released and (delay is None or delay <= self.now):
@@ -1118,6 +1143,29 @@ class AccessContext:
         if released and delay is not None:
             return Decision(False, "R4", f"release delayed by the PI until {delay:%Y-%m-%d}")
         return self._deny(public, "product")
+
+    def _source_decision(self, product_id: int) -> Decision | None:
+        """R17 for a product made from catalogued files (None: it has no source files)."""
+        sources = self.conn.scalars(
+            select(ProductSource.file_id)
+            .where(ProductSource.product_id == product_id)
+            .order_by(ProductSource.file_id)
+        ).all()
+        if not sources:
+            return None
+        for file_id in sources:
+            decision = self.can_see_file(file_id)
+            if not decision:
+                public_ws = self.conn.scalar(
+                    select(func.count())
+                    .select_from(WorkspaceItem)
+                    .join(Workspace, Workspace.id == WorkspaceItem.workspace_id)
+                    .where(WorkspaceItem.product_id == product_id, Workspace.is_public)
+                )
+                if public_ws:
+                    return Decision(True, "R17", "in the public workspace")
+                return Decision(False, "R17", f"made from file {file_id}: {decision.reason}")
+        return Decision(True, "R17", f"all {len(sources)} source file(s) are visible")
 
     def _deny(self, public_mjd: float | None, what: str) -> Decision:
         if public_mjd is None:

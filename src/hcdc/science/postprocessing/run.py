@@ -685,8 +685,8 @@ def _first_pass(
     """Run the algorithm: one wavelength plane at a time (ADI/RDI) or on the whole cropped cube
     (spectral). Returns per-wavelength images, the final image, the plane of a single-wavelength
     cube (kept for pass 2), the whole cropped cube of a spectral algorithm with a PSF or with
-    ``keep_full`` (idem), and the pixels that hold no data in some plane (detector frame, :func:`empty_pixels`; detections
-    are kept out of the rings that cross them)."""
+    ``keep_full`` (idem), and the pixels that hold no data in some plane (detector frame,
+    :func:`empty_pixels`; detections are kept out of the rings that cross them)."""
     n_wl = plan.n_wl
     images = np.empty((n_wl, *plan.shape), dtype=np.float32)
     empty = np.zeros(plan.shape, dtype=bool)

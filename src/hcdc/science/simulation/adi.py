@@ -32,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from hcdc.science import geometry
-from hcdc.science.postprocessing.photometry import aperture_sums, gaussian_psf
+from hcdc.science.postprocessing.photometry import gaussian_psf
 
 __all__ = [
     "Companion",
