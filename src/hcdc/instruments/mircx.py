@@ -145,6 +145,39 @@ class MircxRaw(Instrument):
     def extract_values(self, values: Mapping[str, Any]) -> FileMetadata | None:
         return self._metadata(values)
 
+    def observation_log(self, meta: FileMetadata) -> list[dict[str, Any]]:
+        """The Level 0 granule of a science (``FILETYPE = DATA``) raw file, in OiDB's columns:
+        ``target_name`` = OBJECT, ``t_min``/``t_max`` = start/end of the file (MJD),
+        ``t_exptime`` = EXPOSURE (s), ``facility_name`` CHARA, ``instrument_name`` MIRC-X,
+        ``night_id`` = round(t_min) (OiDB's night split), ``calib_level`` 0, no data tables
+        (``nb_*`` = 0) and no position or wavelengths (a raw header has neither in the keywords
+        the pipeline reads). Calibration files (backgrounds, beam maps, flats) have none."""
+        if meta.file_class != "SCIENCE" or not meta.target or meta.mjd_obs is None:
+            return []
+        t_min = float(meta.mjd_obs)
+        return [
+            {
+                "target_name": meta.target,
+                "s_ra": None,
+                "s_dec": None,
+                "t_exptime": meta.dit,
+                "t_min": t_min,
+                "t_max": float(meta.mjd_end) if meta.mjd_end is not None else t_min,
+                "em_min": None,
+                "em_max": None,
+                "em_res_power": None,
+                "facility_name": FACILITY,
+                "instrument_name": INSTRUMENT,
+                "nb_vis": 0,
+                "nb_vis2": 0,
+                "nb_t3": 0,
+                "nb_channels": 0,
+                "night_id": round(t_min),
+                "calib_level": 0,
+                "dataproduct_category": "SCIENCE",
+            }
+        ]
+
     def _metadata(self, values: Mapping[str, Any] | fits.Header) -> FileMetadata:
         filetype = _text(values.get("FILETYPE")).upper()
         if filetype not in FILE_CLASS:
