@@ -132,7 +132,9 @@ def _polar(ra: float, dec: float) -> tuple[float, float]:
     return math.hypot(ra, dec) / SCALE, math.degrees(math.atan2(ra, dec)) % 360.0
 
 
-def test_multi_epoch_sequence_of_hcdc_detections_is_grouped_and_decided() -> None:
+@pytest.mark.parametrize("psf", [True, False], ids=["psf", "no-psf"])
+def test_multi_epoch_sequence_of_hcdc_detections_is_grouped_and_decided(psf: bool) -> None:
+    """Without a PSF (Gaussian fakes) the detections get errors too, so they are grouped."""
     # 51 Eri's Gaia DR3 astrometry; epochs over two years
     host = HostStar(69.40074849308137, -2.473833383625505, 44.0488, -64.0284, 33.439, mass_msun=1.75)
     mjd = np.array([58000.0, 58180.0, 58370.0, 58730.0])
@@ -147,7 +149,7 @@ def test_multi_epoch_sequence_of_hcdc_detections_is_grouped_and_decided() -> Non
             (*_polar(bound_ra[k], bound_dec[k]), 3.0e-4),
             (*_polar(back_ra[k], back_dec[k]), 3.0e-4),
         ]
-        found, _ = _reduce(companions, seed=200 + k)
+        found, _ = _reduce(companions, seed=200 + k, psf=psf)
         for det in found:
             ra, dec, cov = seppa_to_radec(
                 det.separation_mas, det.pa_deg, det.separation_err_mas, det.pa_err_deg
