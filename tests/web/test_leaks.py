@@ -147,8 +147,10 @@ def _fill(path: str, kind: str, world, label: str) -> list[str]:
         granules = world.oi.granules.get(label, [])
         return [path.replace("{granule_id}", str(g)) for g in granules]
     if label in REAL:  # an OIFITS file: the raw-file routes, and the product routes for its fit
-        if kind == "product":
-            return [path.replace("{product_id}", str(world.oi.fits[label]))]
+        if kind == "product":  # (charts are drawn from Level 2 images only: a fit has none)
+            return (
+                [] if path.endswith("/charts") else [path.replace("{product_id}", str(world.oi.fits[label]))]
+            )
         return [path.replace("{file_id}", str(world.oi.files[label]))] if kind == "file" else []
     ids = world.ids[label]
     if kind == "product-file":

@@ -601,9 +601,15 @@ def _released_datasets(now_mjd: ColumnElement[float], policy: Policy):  # noqa: 
 
 
 def visible_products_clause(
-    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY, *, by_sources: bool = True
 ) -> ColumnElement[bool]:
-    """Boolean SQL expression over ``products``: the rows ``user`` may see at ``now``."""
+    """Boolean SQL expression over ``products``: the rows ``user`` may see at ``now``.
+
+    ``by_sources=False`` leaves out R17's admission by visible source files (a product with
+    sources is then visible by R2 or the public workspace only): the form the TDB's R15 clauses
+    nest, where the files' granule clauses would overflow SQLite's parser stack; the TDB receives
+    Level 2 images of datasets, which have no sources, and
+    :meth:`AccessContext.can_see_tdb_reduction` applies the same restriction."""
     if user.is_staff:
         return true()  # R1
     now = utc_naive(now)
@@ -622,36 +628,41 @@ def visible_products_clause(
         and_(raw_released, ~delayed),  # R4
         in_public_workspace,  # R8
     ]
-    # R17: counts, not NOT EXISTS(... NOT visible), as R14 (a NULL must hide)
+    # R17: counts, not NOT EXISTS(... NOT visible), as R14 (a NULL must hide); the visible
+    # sources are counted over a join with files (one nesting level less: the clause sits
+    # inside the TDB's R15 clauses, and SQLite's parser stack is shallow)
     sources = (
         select(func.count())
         .select_from(ProductSource)
         .where(ProductSource.product_id == Product.id)
         .correlate(Product)
+        .scalar_subquery()
     )
-    visible_sources = sources.where(
-        ProductSource.file_id.in_(select(File.id).where(visible_files_clause(user, now, policy)))
+    visible_sources = (
+        select(func.count())
+        .select_from(ProductSource)
+        .join(File, File.id == ProductSource.file_id)
+        .where(ProductSource.product_id == Product.id, visible_files_clause(user, now, policy))
+        .correlate(Product)
+        .scalar_subquery()
     )
-    has_sources = sources.scalar_subquery() > 0
-    by_sources = or_(
-        and_(has_sources, visible_sources.scalar_subquery() == sources.scalar_subquery()),  # R17
-        and_(has_sources, in_public_workspace),  # R17 (public workspace)
-    )
+    has_sources = exists(select(ProductSource.file_id).where(ProductSource.product_id == Product.id))
+    admitted = and_(has_sources, visible_sources == sources) if by_sources else false()  # R17
     uid = user.member_id
     if uid is not None:
         team_datasets = select(Dataset.id).where(
             Dataset.id == Product.dataset_id, _dataset_team_clause(uid, now)
         )
         clauses.append(exists(team_datasets))  # R5-R7
-        clauses.append(
-            exists(
-                select(WorkspaceItem.id)
-                .join(Workspace, Workspace.id == WorkspaceItem.workspace_id)
-                .where(WorkspaceItem.product_id == Product.id, Workspace.owner_user_id == uid)
-            )
-        )  # R8
-    calibration = Product.product_type.in_(sorted(CALIBRATION_PRODUCT_TYPES))  # R2 first, as per object
-    return or_(calibration, by_sources, and_(~has_sources, or_(*clauses)))
+        own_workspace = exists(
+            select(WorkspaceItem.id)
+            .join(Workspace, Workspace.id == WorkspaceItem.workspace_id)
+            .where(WorkspaceItem.product_id == Product.id, Workspace.owner_user_id == uid)
+        )
+        clauses.append(and_(~has_sources, own_workspace))  # R8, not for a product with sources (R17)
+    # R4-R7 cannot admit a product with sources (it has no dataset), the public workspace admits
+    # it under R17 too: only the private workspace needs the guard (a flat clause: see above)
+    return or_(admitted, *clauses)
 
 
 def visible_sources_clause(
@@ -711,7 +722,8 @@ def visible_tdb_reductions_clause(
         Reduction.product_id.is_not(None),
         exists(
             select(Product.id).where(
-                Product.id == Reduction.product_id, visible_products_clause(user, now, policy)
+                Product.id == Reduction.product_id,
+                visible_products_clause(user, now, policy, by_sources=False),
             )
         ),
     )
@@ -1209,6 +1221,9 @@ class AccessContext:
             return decided
         if row.product_id is not None:
             product = self.can_see_product(row.product_id)
+            if product.allowed and product.rule == "R17" and "source file" in product.reason:
+                # as the SQL form (visible_products_clause(by_sources=False)): not by its sources
+                return Decision(False, "R15", "its product is visible only through its source files")
             return Decision(product.allowed, "R15", f"with its Level 2 product: {product.reason}")
         if row.release_date is None or row.release_date <= self.now:
             return Decision(True, "R15", "imported, released")
