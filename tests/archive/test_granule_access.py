@@ -1,4 +1,4 @@
-"""The granule rules of hcdc.archive.access (R11-R14, A9, A10), on SQLite and PostgreSQL.
+"""The granule rules of hcdc.archive.access (R11-R14, R17, A9, A10), on SQLite and PostgreSQL.
 
 Every visibility check asks both forms (per-object decision and SQL filter) and fails when they
 disagree, for granules and for their files; a hypothesis test compares them on generated
@@ -29,13 +29,16 @@ from hcdc.archive.access import (
     load_principal,
     visible_files_clause,
     visible_granules_clause,
+    visible_products_clause,
 )
+from hcdc.archive.access_models import Workspace, WorkspaceItem
 from hcdc.archive.interferometry import CollectionSpec, add_collection, delegate_granules
 from hcdc.archive.interferometry_models import GranuleRow, OiCollection, OiDelegation
 from hcdc.archive.models import File
+from hcdc.archive.pipeline_models import Product, ProductSource
 
 from . import test_access
-from .access_world import add_file, mjd
+from .access_world import add_file, add_product, mjd
 from .test_access import ADMIN, at
 
 conn = test_access.conn  # fixtures shared with the other rules' tests
@@ -214,6 +217,64 @@ def test_rule_R14_a_file_of_a_collection_is_visible_when_all_its_granules_are(co
     ghost = add_granule(conn, ghost_file, "deleted-collection", category="CALIB")
     assert not decide_granule(conn, ANONYMOUS, ghost, after_r3)
     assert decide_granule(conn, people["admin"], ghost, after_r3).rule == "R1"
+
+
+def decide_product(conn: Connection, user: Principal, product_id: int, now: dt.datetime) -> Decision:
+    """Per-object decision of a product, checked against its SQL filter."""
+    decision = can_see(conn, user, ("product", product_id), now)
+    in_sql = conn.scalar(
+        select(Product.id).where(Product.id == product_id, visible_products_clause(user, now))
+    )
+    assert (in_sql is not None) == decision.allowed, f"product {product_id}: SQL disagrees with {decision}"
+    return decision
+
+
+def test_rule_R17_a_fit_follows_the_granules_of_its_files(conn: Connection, people, chara: str) -> None:
+    """A model fit (a product without a dataset made from OIFITS files) is visible to whoever
+    sees every granule of its files (data PI, team, delegates; the public after the embargo), to
+    no one else, not even through the private workspace of whoever queued it."""
+    f1 = add_file(conn, None, T_MAX)
+    f2 = add_file(conn, None, T_MAX)
+    g1 = add_granule(conn, f1, chara, progid="0104.C-0007(A)", subid="SPICA-17")
+    add_granule(conn, f2, chara, progid="2024A-C01")
+    one = add_product(conn, None, "oifits-model-fit")
+    both = add_product(conn, None, "oifits-model-fit")
+    conn.execute(
+        insert(ProductSource),
+        [
+            {"product_id": one, "file_id": f1},
+            {"product_id": both, "file_id": f1},
+            {"product_id": both, "file_id": f2},
+        ],
+    )
+    now = at(T_MAX, 60)
+    assert decide_product(conn, people["pi"], one, now).rule == "R17"  # data PI of the collection
+    assert decide_product(conn, people["coi"], one, now).rule == "R17"  # team of the programme
+    coi_both = decide_product(conn, people["coi"], both, now)
+    assert not coi_both and coi_both.rule == "R17" and f"file {f2}" in coi_both.reason
+    for name in ("delegate", "other", "public"):
+        assert not decide_product(conn, people[name], one, now), name
+    assert not decide_product(conn, ANONYMOUS, one, now)
+    d = delegate_granules(
+        conn, people["pi"], "delegate", chara, progid="0104.C-0007", proposal_subid="SPICA-17"
+    )
+    assert decide_granule(conn, people["delegate"], g1, now)
+    assert decide_product(conn, people["delegate"], one, now).rule == "R17"
+    assert not decide_product(conn, people["delegate"], both, now)
+    # the delegate queued it: its private workspace does not keep it once the delegation ends
+    ws = conn.scalar(select(Workspace.id).where(Workspace.owner_user_id == people["delegate"].id))
+    assert ws is not None
+    conn.execute(insert(WorkspaceItem).values(workspace_id=ws, product_id=one, added_at=now))
+    assert decide_product(conn, people["delegate"], one, now).rule == "R17"
+    conn.execute(update(OiDelegation).where(OiDelegation.id == d).values(revoked_at=now))
+    assert not decide_product(conn, people["delegate"], one, now)
+    # staff always; everyone once the embargo (18 months from t_max) is over
+    assert decide_product(conn, people["operator"], both, now).rule == "R1"
+    later = at(T_MAX + 18 * MONTH_DAYS, 60)
+    assert decide_product(conn, ANONYMOUS, both, later).rule == "R17"
+    # a product without source files keeps the other rules (a product of no dataset: hidden)
+    loose = add_product(conn, None, "oifits-model-fit")
+    assert decide_product(conn, people["pi"], loose, now).rule == "R9"
 
 
 def test_rule_A9_the_data_pi_or_an_admin_delegates(conn: Connection, people, chara: str) -> None:

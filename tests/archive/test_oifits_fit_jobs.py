@@ -16,10 +16,11 @@ from typer.testing import CliRunner
 
 from hcdc.archive import accounts
 from hcdc.archive import products as prod
-from hcdc.archive.access import AccessContext, load_principal, local_operator
+from hcdc.archive.access import AccessContext, load_principal, local_operator, visible_products_clause
 from hcdc.archive.ingest import ingest
-from hcdc.archive.interferometry import CollectionSpec, add_collection
-from hcdc.archive.pipeline_models import Product
+from hcdc.archive.interferometry import CollectionSpec, add_collection, delegate_granules
+from hcdc.archive.models import utcnow
+from hcdc.archive.pipeline_models import Product, ProductSource
 from hcdc.cli import app
 from hcdc.pipeline.operations.worker import Worker
 from hcdc.science.checksums import sha256_file
@@ -27,6 +28,17 @@ from hcdc.science.checksums import sha256_file
 pytestmark = pytest.mark.shared_data
 
 FILES = {"PIONIER_alfCenA_2016-05-31.fits": 8.28, "PIONIER_AXCir_merged.oifits": 0.9315}
+
+
+def _visible_fits(conn, user) -> set[int]:
+    """The fit products ``user`` finds in SQL (visible_products_clause)."""
+    return set(
+        conn.scalars(
+            select(Product.id).where(
+                Product.product_type == "oifits-model-fit", visible_products_clause(user, utcnow())
+            )
+        )
+    )
 
 
 def _run(catalogue, *args: str, ok: bool = True):
@@ -72,11 +84,23 @@ def test_fit_jobs_make_level3_products_with_provenance(survey) -> None:
     with catalogue.engine.connect() as conn:
         rows = conn.execute(select(Product).where(Product.product_type == "oifits-model-fit")).all()
         assert len(rows) == len(FILES) and {r.level for r in rows} == {3}
-        # the fits land in the private workspace of the account that queued them (R8), and
-        # follow no other rule: another user sees none of them
+        # each fit follows the granules of its file (R17): the data PI sees them, another user
+        # does not, until the data PI delegates the collection to them; in SQL the same
         pi, other = (load_principal(conn, name) for name in ("pi", "other"))
-        assert all(AccessContext(conn, pi).can_see_product(r.id).rule == "R8" for r in rows)
+        links = conn.execute(select(ProductSource.product_id, ProductSource.file_id)).all()
+        assert sorted(p for p, _ in links) == sorted(r.id for r in rows)
+        assert {f for _, f in links} == {j["file_id"] for j in queued["jobs"]}
+        assert all(AccessContext(conn, pi).can_see_product(r.id).rule == "R17" for r in rows)
         assert not any(AccessContext(conn, other).can_see_product(r.id) for r in rows)
+        assert _visible_fits(conn, other) == set()
+    with catalogue.engine.begin() as conn:
+        delegate_granules(conn, local_operator(), "other", "pionier-l2")
+    with catalogue.engine.connect() as conn:
+        other = load_principal(conn, "other")
+        assert all(AccessContext(conn, other).can_see_product(r.id).rule == "R17" for r in rows)
+        assert _visible_fits(conn, other) == {r.id for r in rows}
+        listed = _run(catalogue, "products", "--as", "other", "--json").stdout
+        assert {p["id"] for p in json.loads(listed)["products"]} >= {r.id for r in rows}
         fitted: dict[str, float] = {}
         for row in rows:
             record = prod.get_record(conn, row.id)

@@ -85,3 +85,28 @@ def test_ingest_makes_an_observation_log(night: list[Path], tmp_path: Path) -> N
     assert {r.instrument for r in rows} == {"MIRC-X"} and {r.night for r in rows} == {dt.date(2023, 5, 11)}
     assert sum(r.file_class == "SCIENCE" for r in rows) == 3
     catalogue.close()
+
+
+def test_mystic_files_are_told_apart_by_beamcomb(tmp_path: Path) -> None:
+    """MYSTIC (BEAMCOMB = 'MYSTIC', jdmonnier/mircx_mystic setup.py) is its own instrument, with
+    its band from WAVELEN/BANDWID, on the fast and the astropy paths alike; its science files'
+    Level 0 granule carries that band (m)."""
+    from hcdc.instruments.registry import observation_log
+
+    setup = MircxSetup(combiner="MYSTIC", wavelength_um=2.2, bandwidth_um=0.3)
+    paths = simulate_night(tmp_path / "raw", "HD 1", START, n_data=1, setup=setup)
+    for path in paths:
+        fast, _ = read_metadata(path)
+        slow, _ = read_file(path)
+        assert fast.instrument == slow.instrument == "MYSTIC", path
+        assert fast.extra["wavelength_um"] == 2.2 and fast.extra["bandwidth_um"] == 0.3
+    science = read_file(paths[-1])[0]
+    (granule,) = observation_log(science)
+    assert granule["instrument_name"] == "MYSTIC" and granule["calib_level"] == 0
+    assert granule["em_min"] == pytest.approx(2.05e-6) and granule["em_max"] == pytest.approx(2.35e-6)
+    assert observation_log(read_file(paths[0])[0]) == []  # a BACKGROUND: no granule
+    # the default night is still MIRC-X, without the MYSTIC keywords
+    mircx = read_file(simulate_night(tmp_path / "mircx", "HD 1", START, n_data=1)[-1])[0]
+    assert mircx.instrument == "MIRC-X" and "wavelength_um" not in mircx.extra
+    with pytest.raises(ValueError, match="combiner"):
+        simulate_night(tmp_path / "bad", "HD 1", START, n_data=1, setup=MircxSetup(combiner="SPICA"))

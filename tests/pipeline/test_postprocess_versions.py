@@ -1,6 +1,7 @@
-"""``l2-postprocess`` 1.1 stays registered: a record written by 1.1 (fixture made with main's 1.1
-code, tests/data/l2_postprocess_1_1/make_fixture.py) reruns with the same data arrays
-(equal to float32 rounding across machines, see ``_same_arrays``)."""
+"""``l2-postprocess`` 1.1 and 1.2 stay registered: records written by 1.1 and 1.2 (fixtures made
+with main's code of the time, tests/data/l2_postprocess_1_1|1_2/make_fixture.py) rerun with the
+same data arrays (equal to float32 rounding across machines, see ``_same_arrays``); 1.3 measures
+astrometric errors where 1.2 did not (no PSF) and says how."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hcdc.pipeline.registry import get_recipe, run_recipe
 from hcdc.pipeline.replay import rerun
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "l2_postprocess_1_1"
+FIXTURE_1_2 = FIXTURE.parent / "l2_postprocess_1_2"
 
 
 @pytest.fixture
@@ -98,3 +100,47 @@ def test_1_2_reads_the_fixture_differently(record_1_1, tmp_path):
     result = run_recipe("l2-postprocess", inputs, record["parameters"], work_dir=tmp_path / "v12")
     assert result.status == "done", result.error
     assert not _same_arrays(Path(result.outputs["product"]), FIXTURE / "level2_pca.fits")
+
+
+def _moved_record(name: str, tmp_path: Path) -> Path:
+    """The 1.2 record ``name`` with its input paths moved to a copy of the fixture."""
+    folder = tmp_path / "inputs"
+    if not folder.exists():
+        shutil.copytree(FIXTURE_1_2, folder)
+    record = json.loads((FIXTURE_1_2 / f"{name}_provenance.json").read_text())
+    for item in record["inputs"]:
+        for ref in item["files"] or []:
+            ref["path"] = str(folder / Path(ref["path"]).name)
+    path = tmp_path / f"{name}_provenance.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+@pytest.mark.parametrize("name", ["with_psf", "no_psf"])
+def test_1_2_records_rerun_with_identical_arrays(name, tmp_path):
+    result = rerun(_moved_record(name, tmp_path), tmp_path / "rerun")
+    assert result.status == "done", result.error
+    assert result.version == "1.2"
+    product = Path(result.outputs["product"])
+    assert _same_arrays(product, FIXTURE_1_2 / f"{name}_L2.fits")
+    with fits.open(product) as hdul:
+        assert "ASTERPSF" not in hdul["DETECTIONS"].header
+
+
+def test_1_3_measures_errors_without_a_psf_and_says_how(tmp_path):
+    """What changed in 1.3 on the same inputs: the PSF-less product gains measured astrometric
+    errors (Gaussian fakes, ASTERPSF = 'GAUSSIAN'); with a PSF the arrays stay 1.2's and the
+    card says 'OFF-AXIS'."""
+    for name, psf_kind in (("no_psf", "GAUSSIAN"), ("with_psf", "OFF-AXIS")):
+        record = json.loads(_moved_record(name, tmp_path).read_text())
+        inputs = {item["name"]: Path(item["files"][0]["path"]) for item in record["inputs"]}
+        result = run_recipe("l2-postprocess", inputs, record["parameters"], work_dir=tmp_path / name)
+        assert result.status == "done", result.error
+        product = Path(result.outputs["product"])
+        with fits.open(product) as hdul:
+            dets = hdul["DETECTIONS"]
+            assert dets.header["ASTERPSF"] == psf_kind
+            assert len(dets.data) >= 1
+            assert np.all(dets.data["SEP_ERR_PX"] > 0) and np.all(dets.data["PA_ERR"] > 0)
+        assert _same_arrays(product, FIXTURE_1_2 / f"{name}_L2.fits") == (name == "with_psf")
+        assert result.outputs["summary"]["astrometric_error_psf"] == psf_kind

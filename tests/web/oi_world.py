@@ -15,6 +15,10 @@ oi-open      PIONIER HD142527 2013-06-04,         public rights (R12)           
              "oi-public"
 ============ ==================================== ============================== ==============
 
+Each file also has a model fit (``oi.fits``: a Level 3 ``oifits-model-fit`` product of no
+dataset, its file as source, as ``hcdc oi fit`` makes them): rule R17 makes it visible exactly
+when the file's granules are.
+
 The embargo of 144 months is synthetic: the real files are 10-16 years old, and the matrix needs
 a release between BEFORE and AFTER. The survey "ISSP-W" (group "shine": the member; targets of
 tests/data/survey/issp_targets.csv plus one marker name) is seen by the member and staff only
@@ -23,7 +27,9 @@ tests/data/survey/issp_targets.csv plus one marker name) is seen by the member a
 
 from __future__ import annotations
 
+import json
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,12 +37,14 @@ import pytest
 from astropy.io import fits
 from sqlalchemy import select
 
+from hcdc.archive import products as prod
 from hcdc.archive.access import local_operator
 from hcdc.archive.ingest import ingest
 from hcdc.archive.interferometry import CollectionSpec, add_collection, assign_file, delegate_granules
 from hcdc.archive.interferometry_models import GranuleRow
 from hcdc.archive.interferometry_survey import import_targets
 from hcdc.archive.models import File
+from hcdc.archive.storage import resolve_stored_path
 
 from .world import World
 
@@ -57,6 +65,8 @@ class OiWorld:
     granules: dict[str, list[int]] = field(default_factory=dict)  # label -> granule ids
     files: dict[str, int] = field(default_factory=dict)  # label -> file id
     sha256: dict[str, str] = field(default_factory=dict)  # label -> file checksum (a marker)
+    fits: dict[str, int] = field(default_factory=dict)  # label -> its model fit's product id
+    fit_markers: dict[str, str] = field(default_factory=dict)  # label -> provenance record id
 
 
 def add_interferometry(world: World, shared_data: Path, tmp: Path) -> OiWorld:
@@ -96,10 +106,58 @@ def add_interferometry(world: World, shared_data: Path, tmp: Path) -> OiWorld:
             oi.granules[label] = list(
                 conn.scalars(select(GranuleRow.id).where(GranuleRow.file_id == file_id))
             )
+        stored = {
+            label: str(resolve_stored_path(*conn.execute(
+                select(File.storage, File.stored_path).where(File.id == oi.files[label])
+            ).one(), catalogue.storage_root))
+            for label in REAL
+        }  # fmt: skip
         targets = tmp / "survey.csv"
         targets.write_text(TARGETS.read_text() + f"{SURVEY_MARKER},,,2020-01-01,marker\n")
         import_targets(conn, admin, SURVEY, str(targets), "shine")
+    _add_fits(world, oi, stored)
     return oi
+
+
+def _add_fits(world: World, oi: OiWorld, stored: dict[str, str]) -> None:
+    """One model-fit product per file, registered as the worker registers a fit job's product
+    (its sources linked by ``products.link_product_sources``)."""
+    catalogue = world.catalogue
+    for label in REAL:
+        folder = prod.staging_dir(catalogue.storage_root, f"web-fit-{label}")
+        (folder / "fits.json").write_text(json.dumps({"model": "ud", "results": []}))
+        final = prod.publish_directory(folder, folder.with_name(f"web-fit-{label}"))
+        record_id = f"fit-{label}-{uuid.uuid4().hex}"
+        record = {
+            "id": record_id,
+            "recipe": "oifits-fit",
+            "recipe_version": "1.0",
+            "workflow": "oifits-fit",
+            "parameters": {"model": "ud"},
+            "parents": [],
+            "inputs": [{"name": "oifits", "kind": "raw_files", "files": [{"path": stored[label]}]}],
+        }
+        spec = prod.ProductSpec(
+            lineage=f"web-fit/{label}",
+            recipe="oifits-fit",
+            recipe_version="1.0",
+            record=record,
+            storage_dir=final,
+            files=prod.collect_files(final, {"fits": final / "fits.json"}),
+            level=3,
+            product_type="oifits-model-fit",
+            dataset_id=None,
+            target=None,
+            workflow="oifits-fit",
+            summary={"model": "ud"},
+        )
+
+        def link(conn, ids, path=stored[label]):  # noqa: ANN001, ANN202 - the worker's step
+            prod.link_product_sources(conn, ids, [path], catalogue.storage_root)
+
+        (product_id,) = prod.register_products(catalogue.engine, [spec], catalogue.storage_root, within=link)
+        oi.fits[label] = product_id
+        oi.fit_markers[label] = record_id
 
 
 @pytest.fixture(name="world")

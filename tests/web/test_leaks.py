@@ -148,7 +148,11 @@ def _fill(path: str, kind: str, world, label: str) -> list[str]:
     if kind == "granule":
         granules = world.oi.granules.get(label, [])
         return [path.replace("{granule_id}", str(g)) for g in granules]
-    if label in REAL:  # an OIFITS file: the raw-file routes only
+    if label in REAL:  # an OIFITS file: the raw-file routes, and the product routes for its fit
+        if kind == "product":  # (charts are drawn from Level 2 images only: a fit has none)
+            return (
+                [] if path.endswith("/charts") else [path.replace("{product_id}", str(world.oi.fits[label]))]
+            )
         return [path.replace("{file_id}", str(world.oi.files[label]))] if kind == "file" else []
     ids = world.ids[label]
     if kind == "product-file":
@@ -193,6 +197,7 @@ def _visibility(world, caller: str | None, when) -> dict[str, set[str]]:
         return {
             "granule": {k for k in REAL if all(ctx.can_see_granule(g) for g in oi.granules[k])},
             "oi-file": {k for k in REAL if ctx.can_see_file(oi.files[k])},
+            "oi-fit": {k for k in REAL if ctx.can_see_product(oi.fits[k])},  # R17
             "survey": {SURVEY_LABEL} if can_see_survey(conn, user, group) else set(),
             "product": {k for k in OBJECTS if ctx.can_see_product(world.ids[k]["product"])},
             "dataset": {k for k in OBJECTS if ctx.can_see_dataset(world.ids[k]["dataset"])},
@@ -218,13 +223,17 @@ def _visible(kind: str, label: str, seen: dict[str, set[str]]) -> bool:
     if kind == "granule":
         return label in seen["granule"]
     if label in REAL:
-        return label in seen["oi-file"]
+        return label in seen["oi-fit" if kind == "product" else "oi-file"]
     return label in seen["product" if kind == "product-file" else kind]
 
 
 def _oi_markers(world, label: str) -> list[str]:
     """Strings only a response about this OIFITS file or its granules would contain."""
-    return [world.oi.sha256[label], *(f'href="/granules/{g}"' for g in world.oi.granules[label])]
+    return [
+        world.oi.sha256[label],
+        *(f'href="/granules/{g}"' for g in world.oi.granules[label]),
+        world.oi.fit_markers[label],  # the provenance record id of the file's model fit
+    ]
 
 
 @pytest.mark.parametrize("when", [BEFORE, AFTER], ids=["before-release", "after-release"])
@@ -249,6 +258,7 @@ def test_leak_matrix(world, client_at, when):
         assert seen["batch"] == seen["job"], caller
         expected_granules = (GRANULES_BEFORE if when == BEFORE else GRANULES_AFTER)[caller]
         assert seen["granule"] == seen["oi-file"] == expected_granules, caller  # R14: file with granules
+        assert seen["oi-fit"] == expected_granules, caller  # R17: a fit with its file's granules
         assert bool(seen["survey"]) == (caller in SURVEY_FOLLOWERS), caller
         assert seen["candidate"] == seen["product"], caller
         client = client_at(when, caller)
@@ -313,6 +323,8 @@ def _check_listing(path, query, response, world, seen, where) -> None:
         if kind == "file":
             got -= {world.calibration_file}  # public at once (R2)
             expected |= {world.oi.files[label] for label in seen["oi-file"]}
+        if kind == "product":
+            expected |= {world.oi.fits[label] for label in seen["oi-fit"]}
         assert got == expected, where
     elif path == "/search" or path == "/search/export":
         kind = kinds[re.search(r"kind=(\w+)", query).group(1)]
@@ -328,6 +340,8 @@ def _check_listing(path, query, response, world, seen, where) -> None:
         if kind == "file":
             got -= {world.calibration_file}
             expected |= {world.oi.files[label] for label in seen["oi-file"]}
+        if kind == "product" and "target=" not in query:  # the fits have no target name
+            expected |= {world.oi.fits[label] for label in seen["oi-fit"]}
         assert got == expected, where
     elif path == "/api/v1/candidates":
         got = {c["id"] for c in response.json()["items"]}

@@ -68,7 +68,7 @@ from hcdc.archive.access_models import (
 )
 from hcdc.archive.interferometry_models import GranuleRow, OiCollection, OiDelegation
 from hcdc.archive.models import Dataset, File, utcnow
-from hcdc.archive.pipeline_models import Batch, Job, Product
+from hcdc.archive.pipeline_models import Batch, Job, Product, ProductSource
 from hcdc.archive.tdb_models import Candidate, Detection, Observation, Reduction
 
 if TYPE_CHECKING:
@@ -161,6 +161,13 @@ RULES: tuple[Rule, ...] = (
         "Survey tracking (a survey's targets, their progress, history and what is late) is visible to "
         "the active members of the survey's group and to admins and operators, to no one else (not the "
         "public, not the data PI or delegates of a collection unless they are in the group).",
+    ),
+    Rule(
+        "R17",
+        "A product without a dataset made from catalogued files (an OIFITS model fit of 'hcdc oi fit') is "
+        "visible exactly when all its source files are (for OIFITS files: all their granules, R11-R14), "
+        "or when an admin put it in the public workspace; R4-R8 do not apply to it (not even the "
+        "queuer's private workspace).",
     ),
     Rule("R9", "Anything else is hidden (default deny), e.g. a science file without observation time."),
     Rule("A1", "Only admins manage users, groups, programmes, quotas and other users' tokens."),
@@ -600,9 +607,15 @@ def _released_datasets(now_mjd: ColumnElement[float], policy: Policy):  # noqa: 
 
 
 def visible_products_clause(
-    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY, *, by_sources: bool = True
 ) -> ColumnElement[bool]:
-    """Boolean SQL expression over ``products``: the rows ``user`` may see at ``now``."""
+    """Boolean SQL expression over ``products``: the rows ``user`` may see at ``now``.
+
+    ``by_sources=False`` leaves out R17's admission by visible source files (a product with
+    sources is then visible by R2 or the public workspace only): the form the TDB's R15 clauses
+    nest, where the files' granule clauses would overflow SQLite's parser stack; the TDB receives
+    Level 2 images of datasets, which have no sources, and
+    :meth:`AccessContext.can_see_tdb_reduction` applies the same restriction."""
     if user.is_staff:
         return true()  # R1
     now = utc_naive(now)
@@ -621,20 +634,41 @@ def visible_products_clause(
         and_(raw_released, ~delayed),  # R4
         in_public_workspace,  # R8
     ]
+    # R17: counts, not NOT EXISTS(... NOT visible), as R14 (a NULL must hide); the visible
+    # sources are counted over a join with files (one nesting level less: the clause sits
+    # inside the TDB's R15 clauses, and SQLite's parser stack is shallow)
+    sources = (
+        select(func.count())
+        .select_from(ProductSource)
+        .where(ProductSource.product_id == Product.id)
+        .correlate(Product)
+        .scalar_subquery()
+    )
+    visible_sources = (
+        select(func.count())
+        .select_from(ProductSource)
+        .join(File, File.id == ProductSource.file_id)
+        .where(ProductSource.product_id == Product.id, visible_files_clause(user, now, policy))
+        .correlate(Product)
+        .scalar_subquery()
+    )
+    has_sources = exists(select(ProductSource.file_id).where(ProductSource.product_id == Product.id))
+    admitted = and_(has_sources, visible_sources == sources) if by_sources else false()  # R17
     uid = user.member_id
     if uid is not None:
         team_datasets = select(Dataset.id).where(
             Dataset.id == Product.dataset_id, _dataset_team_clause(uid, now)
         )
         clauses.append(exists(team_datasets))  # R5-R7
-        clauses.append(
-            exists(
-                select(WorkspaceItem.id)
-                .join(Workspace, Workspace.id == WorkspaceItem.workspace_id)
-                .where(WorkspaceItem.product_id == Product.id, Workspace.owner_user_id == uid)
-            )
-        )  # R8
-    return or_(*clauses)
+        own_workspace = exists(
+            select(WorkspaceItem.id)
+            .join(Workspace, Workspace.id == WorkspaceItem.workspace_id)
+            .where(WorkspaceItem.product_id == Product.id, Workspace.owner_user_id == uid)
+        )
+        clauses.append(and_(~has_sources, own_workspace))  # R8, not for a product with sources (R17)
+    # R4-R7 cannot admit a product with sources (it has no dataset), the public workspace admits
+    # it under R17 too: only the private workspace needs the guard (a flat clause: see above)
+    return or_(admitted, *clauses)
 
 
 def visible_sources_clause(
@@ -704,7 +738,8 @@ def visible_tdb_reductions_clause(
         Reduction.product_id.is_not(None),
         exists(
             select(Product.id).where(
-                Product.id == Reduction.product_id, visible_products_clause(user, now, policy)
+                Product.id == Reduction.product_id,
+                visible_products_clause(user, now, policy, by_sources=False),
             )
         ),
     )
@@ -1114,6 +1149,8 @@ class AccessContext:
             return decided
         if row.product_type in CALIBRATION_PRODUCT_TYPES:
             return Decision(True, "R2", "calibration masters are public at once")
+        if (by_sources := self._source_decision(row.id)) is not None:
+            return by_sources
         public, delay = self._product_release(row.id, row.dataset_id)
         released = public is not None and public <= self.now_mjd
         if released and (delay is None or delay <= self.now):
@@ -1137,6 +1174,29 @@ class AccessContext:
         if released and delay is not None:
             return Decision(False, "R4", f"release delayed by the PI until {delay:%Y-%m-%d}")
         return self._deny(public, "product")
+
+    def _source_decision(self, product_id: int) -> Decision | None:
+        """R17 for a product made from catalogued files (None: it has no source files)."""
+        sources = self.conn.scalars(
+            select(ProductSource.file_id)
+            .where(ProductSource.product_id == product_id)
+            .order_by(ProductSource.file_id)
+        ).all()
+        if not sources:
+            return None
+        for file_id in sources:
+            decision = self.can_see_file(file_id)
+            if not decision:
+                public_ws = self.conn.scalar(
+                    select(func.count())
+                    .select_from(WorkspaceItem)
+                    .join(Workspace, Workspace.id == WorkspaceItem.workspace_id)
+                    .where(WorkspaceItem.product_id == product_id, Workspace.is_public)
+                )
+                if public_ws:
+                    return Decision(True, "R17", "in the public workspace")
+                return Decision(False, "R17", f"made from file {file_id}: {decision.reason}")
+        return Decision(True, "R17", f"all {len(sources)} source file(s) are visible")
 
     def _deny(self, public_mjd: float | None, what: str) -> Decision:
         if public_mjd is None:
@@ -1180,6 +1240,9 @@ class AccessContext:
             return decided
         if row.product_id is not None:
             product = self.can_see_product(row.product_id)
+            if product.allowed and product.rule == "R17" and "source file" in product.reason:
+                # as the SQL form (visible_products_clause(by_sources=False)): not by its sources
+                return Decision(False, "R15", "its product is visible only through its source files")
             return Decision(product.allowed, "R15", f"with its Level 2 product: {product.reason}")
         if row.release_date is None or row.release_date <= self.now:
             return Decision(True, "R15", "imported, released")

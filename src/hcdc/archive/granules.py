@@ -162,7 +162,9 @@ def superseded_clause() -> ColumnElement[bool]:
     """Over ``granules``: a current file ingested later holds a granule with the same key.
 
     Only inside a collection (a survey's reductions): two files outside any collection are two
-    granules, as in OiDB (e.g. a MATISSE pipeline product and its OiXP re-processing).
+    granules, as in OiDB (e.g. a MATISSE pipeline product and its OiXP re-processing). Level 0
+    granules (raw files of an observation log) are never versions of one another: a night's
+    raw files are all observations.
     """
     newer = aliased(GranuleRow)
     newer_file = aliased(File)
@@ -172,6 +174,7 @@ def superseded_clause() -> ColumnElement[bool]:
         .join(newer_file, newer_file.id == newer.file_id)
         .where(
             GranuleRow.obs_collection.is_not(None),
+            func.coalesce(GranuleRow.calib_level, -1) != 0,
             same_key,
             newer.file_id > GranuleRow.file_id,
             newer_file.is_current,

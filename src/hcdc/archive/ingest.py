@@ -65,7 +65,7 @@ from hcdc.instruments import association
 from hcdc.instruments.base import FileMetadata, MetadataError, UnreadableFileError
 from hcdc.instruments.oifits import INSTRUMENT as OIFITS
 from hcdc.instruments.oifits_granules import granule_rows
-from hcdc.instruments.registry import read_file, read_metadata
+from hcdc.instruments.registry import observation_log, read_file, read_metadata
 from hcdc.runtime.faults import fault_point
 from hcdc.runtime.processes import exit_with_parent
 
@@ -320,6 +320,8 @@ def inspect_file(path: str | Path) -> Inspection:
         values["sequence_role"] = association.sequence_role(meta)
         if meta.instrument == OIFITS:
             result.granules = _granules(meta, path)
+        elif level0 := observation_log(meta):  # raw interferometric files: OiDB's L0 log
+            result.granules = level0
         result.values = values
     except UnreadableFileError as exc:
         result.error_code, result.error = UNREADABLE, f"{path}: {exc}"

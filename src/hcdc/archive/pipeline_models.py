@@ -195,6 +195,20 @@ class ProductFile(Base):
     )
 
 
+class ProductSource(Base):
+    """A catalogued file a product was made from, for products without a dataset (e.g. a model
+    fit of OIFITS files, ``hcdc oi fit``): such a product is visible exactly when all its source
+    files are (rule R17 in :mod:`hcdc.archive.access`). Written by the worker when it registers
+    the products of a job whose inputs are archived files."""
+
+    __tablename__ = "product_sources"
+
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
+
+    __table_args__ = (Index("ix_product_sources_file_id", "file_id"),)
+
+
 class ProvenanceEntry(Base):
     """The provenance record of one product (the JSON of a ``ProvenanceRecord``)."""
 
@@ -229,5 +243,6 @@ __all__ = [
     "JobLogLine",
     "Product",
     "ProductFile",
+    "ProductSource",
     "ProvenanceEntry",
 ]

@@ -41,9 +41,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from hcdc.archive.models import Dataset, utcnow
+from hcdc.archive.models import Dataset, File, utcnow
 from hcdc.archive.obscore import sync_product_rows
-from hcdc.archive.pipeline_models import Product, ProductFile, ProvenanceEntry
+from hcdc.archive.pipeline_models import Product, ProductFile, ProductSource, ProvenanceEntry
+from hcdc.archive.storage import resolve_stored_path
 from hcdc.archive.transactions import write_transaction
 from hcdc.science.checksums import sha256_file
 
@@ -325,6 +326,42 @@ def register_products(
                 raise
             time.sleep(0.05 * attempt)
     raise AssertionError("unreachable")
+
+
+def link_product_sources(
+    conn: Connection, product_ids: Iterable[int], input_paths: Iterable[str | Path], storage_root: Path
+) -> list[int]:
+    """Record the catalogued files among ``input_paths`` (the absolute paths a job read) as the
+    sources of those of ``product_ids`` that have no dataset, so that they follow the files'
+    access rules (rule R17 of :mod:`hcdc.archive.access`). A path is a catalogued file when it is
+    where a ``files`` row keeps its bytes (:func:`~hcdc.archive.storage.resolve_stored_path`).
+    Returns the source file ids (sorted; empty when no input is catalogued)."""
+    root = Path(storage_root)
+    paths = {str(Path(p)) for p in input_paths}
+    keys = set(paths)
+    for p in paths:
+        try:
+            keys.add(str(Path(p).relative_to(root)))  # a copied file's stored_path is relative
+        except ValueError:
+            pass
+    if not keys:
+        return []
+    rows = conn.execute(
+        select(File.id, File.storage, File.stored_path).where(File.stored_path.in_(sorted(keys)))
+    ).all()
+    file_ids = sorted(
+        {r.id for r in rows if str(resolve_stored_path(r.storage, r.stored_path, root)) in paths}
+    )
+    if not file_ids:
+        return []
+    ids = list(product_ids)
+    without_dataset = conn.scalars(
+        select(Product.id).where(Product.id.in_(ids), Product.dataset_id.is_(None))
+    ).all()
+    rows_out = [{"product_id": p, "file_id": f} for p in sorted(without_dataset) for f in file_ids]
+    if rows_out:
+        conn.execute(insert(ProductSource), rows_out)
+    return file_ids
 
 
 def dataset_lineage(dataset_id: int, product_type: str) -> str:

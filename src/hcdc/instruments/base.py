@@ -129,6 +129,13 @@ class Instrument:
     #: dataset (one instrument setup), used by ``association.dataset_key``.
     dataset_setup: ClassVar[Mapping[str | None, tuple[str, ...]]] = {}
 
+    def observation_log(self, meta: FileMetadata) -> list[dict[str, Any]]:
+        """Level 0 granules of a raw file (rows of the catalogue's ``granules`` table, without
+        ``file_id``, ``calib_level`` 0): the observation log OiDB receives from raw headers.
+        None by default; interferometric instruments whose raw files are catalogued (MIRC-X)
+        return one per science file."""
+        return []
+
     def identify(self, header: fits.Header, hdul: fits.HDUList) -> bool:
         """True when the file (primary ``header``, whole ``hdul``) belongs to this instrument."""
         raise NotImplementedError

@@ -19,10 +19,17 @@ below are those the public MIRC-X/MYSTIC reduction pipeline reads from raw heade
   (``S1=0,S2=1,E1=2,E2=3,W1=4,W2=5``), ``U_<T1>-<T2>`` / ``V_<T1>-<T2>``,
   ``HIERARCH CHARA <tel>_BASELINE_X|Y|Z``.
 
-No ``INSTRUME`` keyword appears in that code, so a MIRC-X raw file is recognised by
-``FILETYPE`` together with ``CONF_NA`` (both written by the MIRC-X acquisition). MYSTIC
-shares the pipeline, but no MYSTIC-specific keyword or value could be told apart there, and
-nothing of the kind was found for SPICA: neither is recognised here.
+A raw file of either combiner is recognised by ``FILETYPE`` together with ``CONF_NA``. MYSTIC
+(CHARA's K-band combiner, same pipeline and file names) is told apart by ``BEAMCOMB = 'MYSTIC'``
+(or ``INSTRUME = 'MYSTIC'``), and its band by ``WAVELEN`` (central wavelength, µm) and
+``BANDWID`` (µm): jdmonnier/mircx_mystic at commit 6dc740e, ``setup.py`` (``lbd0``:
+``if hdr['BEAMCOMB'] == 'MYSTIC'`` then ``lbd0 = WAVELEN * 1e-6`` and the channel width from
+``BANDWID`` over ``FR_ROW2 - FR_ROW1``; ``beam_freq``), ``files.py`` (``INSTRUME`` 'MIRC-X' or
+'MYSTIC'), ``bin/mircx_mystic_nightcat.py`` (``'MIRC-X' in INSTRUME``). Such files are
+catalogued as instrument ``MYSTIC`` with ``extra['wavelength_um']``/``['bandwidth_um']`` and
+their Level 0 granules carry ``em_min``/``em_max`` = WAVELEN ∓ BANDWID/2. No public source
+lists SPICA's raw keywords (searched: shared/reference, the indexed public repositories for
+SPICA/CHARA pipeline code and keyword lists); SPICA raw files are not recognised.
 
 Normalised values: ``category`` SCIENCE for DATA, CALIB otherwise; ``file_class`` SCIENCE,
 FOREGROUND, BACKGROUND, BEAM_MAP, FLAT; ``dit`` = EXPOSURE / 1000 (s); ``ndit`` = frames in the
@@ -44,6 +51,8 @@ from hcdc.instruments.base import FileMetadata, Instrument, MetadataError, datet
 from hcdc.instruments.registry import register
 
 INSTRUMENT = "MIRC-X"
+#: the K-band combiner sharing MIRC-X's raw format and pipeline (``BEAMCOMB = 'MYSTIC'``)
+MYSTIC = "MYSTIC"
 FACILITY = "CHARA"
 #: FILETYPE -> file_class
 FILE_CLASS: dict[str, str] = {
@@ -145,6 +154,45 @@ class MircxRaw(Instrument):
     def extract_values(self, values: Mapping[str, Any]) -> FileMetadata | None:
         return self._metadata(values)
 
+    def observation_log(self, meta: FileMetadata) -> list[dict[str, Any]]:
+        """The Level 0 granule of a science (``FILETYPE = DATA``) raw file, in OiDB's columns:
+        ``target_name`` = OBJECT, ``t_min``/``t_max`` = start/end of the file (MJD),
+        ``t_exptime`` = EXPOSURE (s), ``facility_name`` CHARA, ``instrument_name`` MIRC-X,
+        ``night_id`` = round(t_min) (OiDB's night split), ``calib_level`` 0, no data tables
+        (``nb_*`` = 0) and no position or wavelengths (a raw header has neither in the keywords
+        the pipeline reads), except MYSTIC's band: ``em_min``/``em_max`` = WAVELEN ∓ BANDWID/2
+        (m) and ``instrument_name`` MYSTIC. Calibration files (backgrounds, beam maps, flats)
+        have none."""
+        if meta.file_class != "SCIENCE" or not meta.target or meta.mjd_obs is None:
+            return []
+        t_min = float(meta.mjd_obs)
+        em_min = em_max = None
+        centre, width = meta.extra.get("wavelength_um"), meta.extra.get("bandwidth_um")
+        if centre is not None and width is not None and width < 2 * centre:
+            em_min, em_max = (centre - width / 2) * 1e-6, (centre + width / 2) * 1e-6
+        return [
+            {
+                "target_name": meta.target,
+                "s_ra": None,
+                "s_dec": None,
+                "t_exptime": meta.dit,
+                "t_min": t_min,
+                "t_max": float(meta.mjd_end) if meta.mjd_end is not None else t_min,
+                "em_min": em_min,
+                "em_max": em_max,
+                "em_res_power": None,
+                "facility_name": FACILITY,
+                "instrument_name": meta.instrument,
+                "nb_vis": 0,
+                "nb_vis2": 0,
+                "nb_t3": 0,
+                "nb_channels": 0,
+                "night_id": round(t_min),
+                "calib_level": 0,
+                "dataproduct_category": "SCIENCE",
+            }
+        ]
+
     def _metadata(self, values: Mapping[str, Any] | fits.Header) -> FileMetadata:
         filetype = _text(values.get("FILETYPE")).upper()
         if filetype not in FILE_CLASS:
@@ -163,6 +211,10 @@ class MircxRaw(Instrument):
             k: values.get(key) for k, key in EXTRA.items() if values.get(key) is not None
         }
         extra["facility"] = FACILITY
+        if self.name == MYSTIC:
+            for name, key in (("wavelength_um", "WAVELEN"), ("bandwidth_um", "BANDWID")):
+                if (number := _number(values, key)) is not None:
+                    extra[name] = number
         if (tels := stations(values)) is not None:
             extra["stations"] = tels
         mjd = datetime_to_mjd(start)
@@ -171,7 +223,7 @@ class MircxRaw(Instrument):
         if frames is not None and rate:
             duration_days = frames / rate / 86400.0
         return FileMetadata(
-            instrument=INSTRUMENT,
+            instrument=self.name,
             category="SCIENCE" if filetype == "DATA" else "CALIB",
             type=filetype,
             file_class=FILE_CLASS[filetype],
@@ -200,3 +252,20 @@ def _number(values: Mapping[str, Any] | fits.Header, key: str) -> float | None:
     if number <= 0:
         raise MetadataError(f"{key} {number}: must be positive")
     return number
+
+
+def is_mystic(values: Mapping[str, Any] | fits.Header) -> bool:
+    """A raw file of MYSTIC, not MIRC-X: ``BEAMCOMB`` or ``INSTRUME`` is 'MYSTIC'."""
+    return MYSTIC in (_text(values.get("BEAMCOMB")).upper(), _text(values.get("INSTRUME")).upper())
+
+
+@register
+class MysticRaw(MircxRaw):
+    """A MYSTIC raw frame file: MIRC-X's format with ``BEAMCOMB = 'MYSTIC'`` (module docstring)."""
+
+    name: ClassVar[str] = MYSTIC
+    priority: ClassVar[int] = 51  # before MIRC-X, which claims any FILETYPE + CONF_NA file
+    identification_keywords: ClassVar[tuple[str, ...]] = ("FILETYPE", "CONF_NA", "BEAMCOMB", "INSTRUME")
+
+    def identify_values(self, values: Mapping[str, Any] | fits.Header) -> bool | None:
+        return bool(super().identify_values(values)) and is_mystic(values)

@@ -7,6 +7,14 @@ parses; those whose value format is not known from a public source (``FILTER1``/
 are left out rather than invented. The frames are noise around a bias (int16): they exercise
 ingest and the observation log, not a reduction.
 
+MYSTIC (``MircxSetup.combiner = "MYSTIC"``, the K-band combiner that shares MIRC-X's pipeline):
+the same keywords plus ``INSTRUME = 'MYSTIC'`` and ``BEAMCOMB = 'MYSTIC'`` and the four the
+pipeline reads for MYSTIC's wavelength scale, ``WAVELEN`` (central wavelength, µm), ``BANDWID``
+(µm) and the fringe-window rows ``FR_ROW1``/``FR_ROW2`` (jdmonnier/mircx_mystic commit 6dc740e:
+``setup.py`` ``lbd0`` and ``beam_freq`` test ``hdr['BEAMCOMB'] == 'MYSTIC'``; ``files.py``
+names ``INSTRUME`` 'MIRC-X' and 'MYSTIC'). The default MIRC-X night is unchanged (no INSTRUME,
+no BEAMCOMB: the keywords it had before these were found).
+
 A night is the pipeline's usual sequence: BACKGROUND, the six BEAMi_MAP shutter files,
 FOREGROUND, then ``n_data`` DATA files on the target, consecutive in time with contiguous frame
 counters.
@@ -41,6 +49,9 @@ class MircxSetup:
     rows: int = 8
     cols: int = 64
     beam_order: tuple[int, ...] = (0, 1, 2, 3, 4, 5)  # BEAMORD0..5: CHARA beam of each MIRC beam
+    combiner: str = "MIRC-X"  # or "MYSTIC": writes INSTRUME, BEAMCOMB, WAVELEN, BANDWID, FR_ROW1/2
+    wavelength_um: float = 2.2  # MYSTIC: WAVELEN, central wavelength (K band)
+    bandwidth_um: float = 0.3  # MYSTIC: BANDWID
 
 
 def raw_header(
@@ -67,6 +78,15 @@ def raw_header(
     for i, beam in enumerate(setup.beam_order):
         header[f"BEAMORD{i}"] = beam
     header["TEL_KEY"] = TEL_KEY
+    if setup.combiner == "MYSTIC":
+        header["INSTRUME"] = ("MYSTIC", "instrument")
+        header["BEAMCOMB"] = ("MYSTIC", "beam combiner")
+        header["WAVELEN"] = (setup.wavelength_um, "[um] central wavelength")
+        header["BANDWID"] = (setup.bandwidth_um, "[um] bandwidth")
+        header["FR_ROW1"] = (1, "first row of the fringe window")
+        header["FR_ROW2"] = (setup.rows, "last row of the fringe window")
+    elif setup.combiner != "MIRC-X":
+        raise ValueError(f"combiner must be MIRC-X or MYSTIC, not {setup.combiner!r}")
     return header
 
 
@@ -92,7 +112,7 @@ def simulate_night(
     for number, filetype in enumerate(sequence, start=1):
         header = raw_header(filetype, target, when, frame, setup)
         frames = (1000 + rng.normal(0, 10, (setup.frames, setup.rows, setup.cols))).astype(np.int16)
-        path = out / f"mircx{number:05d}.fits"
+        path = out / f"mircx{number:05d}.fits"  # the pipeline's name for both combiners
         fits.PrimaryHDU(frames, header).writeto(path, overwrite=True)
         paths.append(path)
         frame += setup.frames

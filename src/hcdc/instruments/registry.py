@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from astropy.io import fits
@@ -70,6 +70,15 @@ def instruments() -> list[Instrument]:
     """Registered instrument instances, in identification order (highest priority first)."""
     _load()
     return list(_REGISTRY)
+
+
+def observation_log(meta: FileMetadata) -> list[dict[str, Any]]:
+    """Level 0 granules of a raw file, from the instrument that read it
+    (:meth:`~hcdc.instruments.base.Instrument.observation_log`); empty for most instruments."""
+    for inst in instruments():
+        if inst.name == meta.instrument:
+            return inst.observation_log(meta)
+    return []
 
 
 def instrument_names() -> list[str]:

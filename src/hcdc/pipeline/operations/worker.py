@@ -154,6 +154,14 @@ def _job_inputs(catalogue: Catalogue, job: jq.JobInfo) -> tuple[Workflow, dict[s
     return workflow, inputs, None
 
 
+def _input_paths(inputs: dict[str, Any] | None) -> list[str]:
+    """Every path named by a job's inputs (a port's value: one path or a list of paths)."""
+    out: list[str] = []
+    for value in (inputs or {}).values():
+        out.extend(str(v) for v in (value if isinstance(value, list) else [value]))
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # heartbeats
 
@@ -513,6 +521,10 @@ def execute_job(
                     raise JobAbandoned(f"job {job.id} is no longer held by {worker_id}")
                 # a reduction requested by an account lands in that account's workspace
                 accounts.place_job_products(conn, job.id, product_ids)
+                if job.dataset_id is None:  # made from archived files (an OIFITS fit): R17
+                    prod.link_product_sources(
+                        conn, product_ids, _input_paths(job.inputs), catalogue.storage_root
+                    )
                 fault_point("worker.during_register")  # rows written, not committed
 
             report(1.0, f"{workflow.name}: registering products")

@@ -100,7 +100,7 @@ class PostprocessParametersV11(RecipeParameters):
 
 
 class PostprocessParameters(PostprocessParametersV11):
-    """Parameters of :func:`hcdc.science.postprocessing.run.postprocess` (``l2-postprocess`` 1.2)."""
+    """Parameters of :func:`hcdc.science.postprocessing.run.postprocess` (``l2-postprocess`` 1.2 and 1.3)."""
 
     detection_fpf: float | None = Field(
         None, gt=0, lt=0.5, description="false-positive fraction of detections (None: Gaussian 5 sigma)"
@@ -154,11 +154,17 @@ class Postprocess(Recipe):
     product_level = 2
     product_type = "level2-image"
     version = "1.3"
-    #: 1.2 measures each detection's astrometric errors by fake injection; 1.1 did not
-    measures_astrometric_errors = True
+    #: :func:`postprocess`'s ``astrometric_errors``: 1.3 measures every detection's astrometric
+    #: errors by fake injection (spectral algorithms and products without a PSF included, which
+    #: the product's ASTERPSF card says); 1.2 only for ADI/RDI algorithms with a PSF; 1.1 none
+    measures_astrometric_errors: bool | str = True
     #: 1.3 selects frames (``frame_selection``), records the frames used (``FRSEL*`` cards,
     #: ``FRAMESEL`` table) and the conditions and field rotation of the frames used in the summary
     records_frames = True
+    #: :func:`postprocess`'s ``spectral_empty_majority``: from 1.3, a pixel of a cube with more
+    #: than 2 wavelengths is left out of detection only when empty in most channels (IFS); before,
+    #: when empty in any
+    spectral_empty_majority = True
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
     Parameters = PostprocessParametersV13
     inputs = (
@@ -228,6 +234,7 @@ class Postprocess(Recipe):
                 completeness_options=params.completeness_options or None,
                 negfc=params.negfc,
                 astrometric_errors=self.measures_astrometric_errors,
+                spectral_empty_majority=self.spectral_empty_majority,
                 image_unit=data["unit"],
                 inputs=data["input_names"],
                 progress=context.progress,
@@ -540,11 +547,15 @@ def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> 
 class PostprocessV12(Postprocess):
     """``l2-postprocess`` 1.2, kept so that products made before 1.3 rerun from their provenance
     bit for bit: no ``frame_selection``, no ``FRSEL`` cards, no conditions nor field rotation in
-    the summary."""
+    the summary; astrometric errors only for ADI/RDI algorithms with a PSF (none for spectral
+    algorithms or without a PSF), no ASTERPSF card; a pixel empty in any channel is out of
+    detection."""
 
     version = "1.2"
     Parameters = PostprocessParameters
     records_frames = False
+    measures_astrometric_errors = "adi-psf"
+    spectral_empty_majority = False
 
 
 @register_recipe
@@ -559,6 +570,7 @@ class PostprocessV11(Postprocess):
     Parameters = PostprocessParametersV11
     measures_astrometric_errors = False
     records_frames = False
+    spectral_empty_majority = False
 
     @staticmethod
     def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:

@@ -23,22 +23,28 @@ injection trials.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from hcdc.science import geometry
+from hcdc.science.postprocessing.base import AlgorithmSpec
 from hcdc.science.postprocessing.detection import detect_candidates, refine_position
 from hcdc.science.postprocessing.fakes import inject_companions
 from hcdc.science.postprocessing.negfc import negfc_fit, remove_companion
+from hcdc.science.postprocessing.photometry import aperture_sums
 from hcdc.science.postprocessing.products import Detection
 from hcdc.science.postprocessing.snr import snr_at
 from hcdc.science.postprocessing.throughput import ThroughputCurve, throughput_curve
 
 __all__ = [
+    "FakeReduction",
+    "adi_fake_reduction",
     "aperture_photometry",
+    "calibrated_flux",
+    "fake_astrometry",
     "combine_photometry",
     "curve_photometry",
     "find_candidates",
@@ -46,6 +52,7 @@ __all__ = [
     "measure_astrometry",
     "measure_detections",
     "negfc_measure",
+    "spectral_fake_reduction",
 ]
 
 
@@ -174,6 +181,58 @@ def _fake_passes(separation: float, fwhm: float, n_fakes: int, pa0: float) -> li
     return [pas[start::stride] for start in range(min(stride, n_fakes))]
 
 
+#: ``reduce(separation px, position angles deg, flux)``: the final image of the data with fakes
+#: of ``flux`` (cube units, 1-FWHM aperture) injected at those positions and reduced as the data were
+FakeReduction = Callable[[float, np.ndarray, float], np.ndarray]
+
+
+def fake_astrometry(
+    det: Detection, flux: float, reduce: FakeReduction, *, fwhm: float, n_fakes: int = 6
+) -> tuple[float, float]:
+    """1-sigma ``(separation error px, PA error deg)`` of ``det`` from ``n_fakes`` fakes of
+    ``flux`` at its separation (other position angles) reduced by ``reduce``: the rms of
+    (measured - injected), each fake measured as the detection was (the image maximum within
+    1 FWHM, then a Gaussian fit). NaN for a flux that is not positive."""
+    if not (np.isfinite(flux) and flux > 0):
+        return math.nan, math.nan
+    d_sep, d_pa = [], []
+    for pas in _fake_passes(det.separation_px, fwhm, n_fakes, det.pa_deg):
+        image = reduce(det.separation_px, pas, flux)
+        for pa in pas:
+            x0, y0 = geometry.polar_to_pixel(det.separation_px, float(pa), image.shape)
+            # measured as the detection was, on the image with its speckles
+            x, y = refine_position(image, round(x0), round(y0), fwhm, fwhm)
+            sep, pa_found = geometry.pixel_to_polar(x, y, image.shape)
+            d_sep.append(sep - det.separation_px)
+            d_pa.append((pa_found - pa + 180.0) % 360.0 - 180.0)
+    return float(np.sqrt(np.mean(np.square(d_sep)))), float(np.sqrt(np.mean(np.square(d_pa))))
+
+
+def calibrated_flux(
+    det: Detection,
+    signal: float,
+    reduce: FakeReduction,
+    reference: np.ndarray,
+    *,
+    fwhm: float,
+    n_fakes: int = 6,
+) -> float:
+    """The injected flux (cube units) whose fakes come out of ``reduce`` with the detection's
+    background-subtracted aperture ``signal`` on the final image: fakes of flux ``signal`` on the
+    first pass of :func:`fake_astrometry`'s positions, their mean throughput (aperture sum of the
+    image minus the fake-free ``reference`` image, over ``signal``), and ``signal / throughput``.
+    Used where no off-axis PSF measured the detection's throughput (its photometry is the raw
+    aperture signal). NaN when the signal or the throughput is not positive."""
+    if not (np.isfinite(signal) and signal > 0):
+        return math.nan
+    pas = _fake_passes(det.separation_px, fwhm, n_fakes, det.pa_deg)[0]
+    image = reduce(det.separation_px, pas, signal)
+    xy = [geometry.polar_to_pixel(det.separation_px, float(pa), image.shape) for pa in pas]
+    xs, ys = np.array([p[0] for p in xy]), np.array([p[1] for p in xy])
+    throughput = float(np.mean(aperture_sums(image - reference, xs, ys, fwhm / 2.0))) / signal
+    return signal / throughput if throughput > 0 else math.nan
+
+
 def measure_astrometry(
     detections: list[Detection],
     fluxes: list[float],
@@ -187,30 +246,60 @@ def measure_astrometry(
     n_fakes: int = 6,
 ) -> list[tuple[float, float]]:
     """1-sigma ``(separation error px, PA error deg)`` of each detection by fake injection (module
-    docstring) on ``clean``, the plane with the detections removed; ``fluxes`` are their fluxes
-    (cube units, 1-FWHM aperture). NaN for a detection without a positive flux."""
+    docstring) on ``clean``, the (frames, y, x) plane with the detections removed, reduced by an
+    ADI/RDI ``algorithm``; ``fluxes`` are their fluxes (cube units, 1-FWHM aperture). NaN for a
+    detection without a positive flux."""
+    reduce = adi_fake_reduction(clean, angles, psf, fwhm=fwhm, algorithm=algorithm, params=params)
+    return [
+        fake_astrometry(det, flux, reduce, fwhm=fwhm, n_fakes=n_fakes)
+        for det, flux in zip(detections, fluxes, strict=True)
+    ]
+
+
+def adi_fake_reduction(
+    plane: np.ndarray,
+    angles: np.ndarray,
+    psf: np.ndarray,
+    *,
+    fwhm: float,
+    algorithm: str,
+    params: Mapping[str, Any],
+) -> FakeReduction:
+    """:data:`FakeReduction` of an ADI/RDI algorithm on one (frames, y, x) plane."""
     from hcdc.science.postprocessing.throughput import run_algorithm
 
     params = dict(params)
-    out = []
-    for det, flux in zip(detections, fluxes, strict=True):
-        if not (np.isfinite(flux) and flux > 0):
-            out.append((math.nan, math.nan))
-            continue
-        d_sep, d_pa = [], []
-        for pas in _fake_passes(det.separation_px, fwhm, n_fakes, det.pa_deg):
-            cube = inject_companions(clean, angles, psf, det.separation_px, pas, flux)
-            image = run_algorithm(algorithm, cube, angles, fwhm=fwhm, cache=False, **params)
-            for pa in pas:
-                x0, y0 = geometry.polar_to_pixel(det.separation_px, float(pa), image.shape)
-                # measured as the detection was, on the image with its speckles: the image maximum
-                # within 1 FWHM, then a Gaussian fit
-                x, y = refine_position(image, round(x0), round(y0), fwhm, fwhm)
-                sep, pa_found = geometry.pixel_to_polar(x, y, image.shape)
-                d_sep.append(sep - det.separation_px)
-                d_pa.append((pa_found - pa + 180.0) % 360.0 - 180.0)
-        out.append((float(np.sqrt(np.mean(np.square(d_sep)))), float(np.sqrt(np.mean(np.square(d_pa))))))
-    return out
+
+    def reduce(separation: float, pas: np.ndarray, flux: float) -> np.ndarray:
+        cube = inject_companions(plane, angles, psf, separation, pas, flux)
+        return run_algorithm(algorithm, cube, angles, fwhm=fwhm, cache=False, **params)
+
+    return reduce
+
+
+def spectral_fake_reduction(
+    cube: np.ndarray,
+    angles: np.ndarray,
+    psf_stack: np.ndarray,
+    *,
+    spec: AlgorithmSpec,
+    fwhms: list[float],
+    wavelengths: np.ndarray,
+    params: Mapping[str, Any],
+) -> FakeReduction:
+    """:data:`FakeReduction` of a spectral (SDI/ASDI) algorithm on the whole (wavelengths, frames,
+    y, x) cube: each fake has ``flux`` in every wavelength (a flat spectrum in cube units, as the
+    throughput fakes of :func:`~hcdc.science.postprocessing.spectral_throughput.spectral_throughput`),
+    with that wavelength's PSF; returns the final (all-wavelength) image."""
+    params = dict(params)
+    fwhm_arg = np.asarray(fwhms) if len(fwhms) > 1 else fwhms[0]
+
+    def reduce(separation: float, pas: np.ndarray, flux: float) -> np.ndarray:
+        injected = inject_companions(cube, angles, psf_stack, separation, pas, flux)
+        final, _ = spec.function(injected, angles, fwhm=fwhm_arg, wavelengths=wavelengths, **params)
+        return np.asarray(final)
+
+    return reduce
 
 
 def combine_astrometry(

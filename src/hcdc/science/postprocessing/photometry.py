@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["disk_quadrant_area", "aperture_weights", "aperture_sums", "normalize_psf"]
+__all__ = ["disk_quadrant_area", "aperture_weights", "aperture_sums", "gaussian_psf", "normalize_psf"]
+
+#: Gaussian sigma per FWHM
+_FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 
 def _chord_primitive(u: np.ndarray, radius: float) -> np.ndarray:
@@ -90,6 +93,30 @@ def aperture_sums(image: np.ndarray, x: np.ndarray, y: np.ndarray, radius: float
         raise ValueError("aperture centre lies more than one aperture size outside the image")
     patches = padded[rows[:, :, None], cols[:, None, :]]
     return np.einsum("mij,mij->m", patches, weights)
+
+
+def gaussian_psf(fwhm: float, size: int | None = None, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
+    """Pixel-integrated circular Gaussian of ``fwhm`` px on an odd ``size`` grid, unit aperture flux.
+
+    ``(dx, dy)`` shifts its centre from the central pixel (pixels). Normalised to unit flux in a
+    1-FWHM-diameter aperture centred on the Gaussian centre.
+    """
+    if fwhm <= 0:
+        raise ValueError(f"fwhm must be positive; got {fwhm}")
+    if size is None:
+        size = int(2 * np.ceil(2.5 * fwhm) + 1)
+    if size % 2 == 0:
+        raise ValueError(f"PSF size must be odd; got {size}")
+    from scipy.special import erf
+
+    sigma = fwhm * _FWHM_TO_SIGMA
+    edges = np.arange(size + 1) - size // 2 - 0.5
+    cdf_x = 0.5 * (1 + erf((edges - dx) / (np.sqrt(2) * sigma)))
+    cdf_y = 0.5 * (1 + erf((edges - dy) / (np.sqrt(2) * sigma)))
+    psf = np.outer(np.diff(cdf_y), np.diff(cdf_x))
+    c = size // 2
+    flux = aperture_sums(psf, np.array([c + dx]), np.array([c + dy]), fwhm / 2.0)[0]
+    return (psf / flux).astype(np.float32)
 
 
 def normalize_psf(psf: np.ndarray, fwhm: float, size: int | None = None) -> np.ndarray:

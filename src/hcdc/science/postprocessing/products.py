@@ -24,7 +24,9 @@ FITS layout (one extension per output, all optional except ``IMAGE``)::
     DETECTIONS   table: X, Y [pix, 0-based], SEP_PX [pix], SEP_MAS [mas], PA [deg east of north],
                  SNR, FLUX [image unit], CONTRAST, FPF, FLUX_ERR, CONTRAST_ERR, PHOTOMETRY,
                  SEP_ERR_PX [pix], SEP_ERR_MAS [mas], PA_ERR [deg] (1-sigma astrometric errors; these
-                 three columns only when measured)
+                 three columns only when measured); header ASTERPSF: the PSF of the fakes that
+                 measured those errors, 'OFF-AXIS' (the reduction's PSF) or 'GAUSSIAN' (no PSF: a
+                 Gaussian of the FWHM, from the data alone; absent in products before 1.3)
 
 The star is on pixel ``(n//2, n//2)`` (0-based, i.e. CRPIX = n//2 + 1). Every image has a BUNIT.
 Orientation (``docs/conventions.md``): when it is known (``ORIENT = 'NORTH_UP_EAST_LEFT'``) images
@@ -226,7 +228,10 @@ class PostprocessResult:
     file names to their sha256 (or None). ``orientation`` says whether the images are north up /
     east left (PAs east of north) or in the detector frame (PAs relative to the detector), and
     the target's RA/Dec when known; ``warnings`` are the run's warnings for people (units, star
-    position, implausible contrasts).
+    position, implausible contrasts). ``astrometric_error_psf`` says which PSF the fakes that
+    measured the detections' astrometric errors had: ``'OFF-AXIS'`` (the reduction's PSF) or
+    ``'GAUSSIAN'`` (no PSF: a Gaussian of the FWHM); None where a product does not say
+    (``l2-postprocess`` 1.1/1.2 outputs: ADI/RDI errors with the off-axis PSF, no other).
     """
 
     image: np.ndarray
@@ -248,6 +253,7 @@ class PostprocessResult:
     inputs: dict[str, str | None] = field(default_factory=dict)
     orientation: Orientation = field(default_factory=Orientation)
     warnings: list[str] = field(default_factory=list)
+    astrometric_error_psf: str | None = None
     software_version: str = __version__
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -277,6 +283,7 @@ class PostprocessResult:
             "orientation": self.orientation.as_dict(),
             "pa_reference": self.orientation.pa_reference,
             "detections": [d.as_dict() for d in self.detections],
+            **({"astrometric_error_psf": self.astrometric_error_psf} if self.astrometric_error_psf else {}),
             "contrast_at": [],
             "warnings": list(self.warnings),
         }
@@ -493,7 +500,9 @@ def _contrast_hdu(
     return hdu
 
 
-def _detections_hdu(detections: Iterable[Detection], unit: str, orientation: Orientation) -> fits.BinTableHDU:
+def _detections_hdu(
+    detections: Iterable[Detection], unit: str, orientation: Orientation, error_psf: str | None = None
+) -> fits.BinTableHDU:
     dets = list(detections)
 
     def col(attr: str) -> np.ndarray:
@@ -525,7 +534,18 @@ def _detections_hdu(detections: Iterable[Detection], unit: str, orientation: Ori
         hdu.header[key] = (value, text)
     where = "east of north" if orientation.known else "relative to the detector (+y towards -x)"
     hdu.header["COMMENT"] = f"X, Y 0-based pixels; PA {where}; FLUX throughput corrected"
+    if error_psf:
+        hdu.header["ASTERPSF"] = (error_psf, "PSF of the fakes behind SEP_ERR/PA_ERR")
+        hdu.header["COMMENT"] = _ERROR_PSF_TEXT.get(error_psf, error_psf)
     return hdu
+
+
+#: the sentence a product carries about how its detections' astrometric errors were measured
+_ERROR_PSF_TEXT = {
+    "OFF-AXIS": "SEP_ERR/PA_ERR: rms offsets of fakes of the off-axis PSF at each detection's flux",
+    "GAUSSIAN": "SEP_ERR/PA_ERR: no off-axis PSF; rms offsets of fakes of a Gaussian of the "
+    "measured FWHM, at the flux that gives each detection's aperture signal (from the data alone)",
+}
 
 
 def write_product(
@@ -588,7 +608,7 @@ def write_product(
         )
     if result.contrast is not None:
         hdus.append(_contrast_hdu(result.contrast, scale, unit, result.wavelengths))
-    hdus.append(_detections_hdu(result.detections, unit, orient))
+    hdus.append(_detections_hdu(result.detections, unit, orient, result.astrometric_error_psf))
     hdus.extend(extra_hdus)
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -730,6 +750,7 @@ def read_product(path: str | Path) -> PostprocessResult:
             snr_map=image("SNR_MAP"),
             contrast=None if contrast_hdu is None else _read_contrast(contrast_hdu, path),
             detections=[] if det_hdu is None else _read_detections(det_hdu),
+            astrometric_error_psf=None if det_hdu is None else det_hdu.header.get("ASTERPSF"),
             image_unit=str(primary.get("BUNIT", "")),
             pixel_scale_mas=_optional_float(primary, "PIXSCALE"),
             fwhm=_optional_float(primary, "FWHM"),

@@ -55,19 +55,24 @@ from hcdc.science.postprocessing.detection import (
     valid_detection_area,
 )
 from hcdc.science.postprocessing.detection_photometry import (
+    adi_fake_reduction,
     aperture_photometry,
+    calibrated_flux,
     combine_astrometry,
     combine_photometry,
     curve_photometry,
+    fake_astrometry,
     find_candidates,
     measure_astrometry,
     measure_detections,
     negfc_measure,
+    spectral_fake_reduction,
 )
-from hcdc.science.postprocessing.photometry import aperture_sums, normalize_psf
+from hcdc.science.postprocessing.negfc import remove_companion
+from hcdc.science.postprocessing.photometry import aperture_sums, gaussian_psf, normalize_psf
 from hcdc.science.postprocessing.products import ContrastCurves, Detection, PostprocessResult
 from hcdc.science.postprocessing.sanity import check_positive, contrast_warnings, star_flux_warning
-from hcdc.science.postprocessing.snr import snr_map
+from hcdc.science.postprocessing.snr import snr_at, snr_map
 from hcdc.science.postprocessing.spectral_throughput import (
     common_psf_stack,
     spectral_limit_throughput,
@@ -238,7 +243,7 @@ def _prepare_psfs(
     return normalised, fwhms, fluxes
 
 
-def spectral_empty_pixels(cube: np.ndarray) -> np.ndarray:
+def spectral_empty_pixels(cube: np.ndarray, majority: bool = True) -> np.ndarray:
     """Pixels of a spectral cube (wavelengths, frames, y, x) that hold no data (detection area).
 
     With up to 2 wavelengths (IRDIS DBI) a pixel empty in any channel
@@ -247,12 +252,13 @@ def spectral_empty_pixels(cube: np.ndarray) -> np.ndarray:
     detector or the lenslet field are empty in every channel, while a short sequence's noisy
     temporal deviation leaves, by chance, a low 3x3 patch in one channel or another (on the 4-frame
     'small' IFS simulation, one channel out of 39 had one at 24 px, which took the whole 20-27 px
-    ring, and an injected companion in it, out of detection).
+    ring, and an injected companion in it, out of detection). ``majority=False``: empty in any
+    channel whatever their number (``l2-postprocess`` before 1.3).
     """
     counts = np.zeros(cube.shape[-2:], dtype=np.int32)
     for w in range(cube.shape[0]):
         counts += empty_pixels(temporal_std(cube[w]))
-    return counts > (0 if cube.shape[0] <= 2 else cube.shape[0] // 2)
+    return counts > (cube.shape[0] // 2 if majority and cube.shape[0] > 2 else 0)
 
 
 def prepare_psfs(
@@ -304,7 +310,8 @@ def postprocess(
     detection_threshold: float | None = None,
     detection_fpf: float | None = None,
     negfc: bool = False,
-    astrometric_errors: bool = True,
+    astrometric_errors: bool | str = True,
+    spectral_empty_majority: bool = True,
     contrast_options: Mapping[str, Any] | None = None,
     image_unit: str = "",
     inputs: Mapping[str, str | None] | None = None,
@@ -334,13 +341,21 @@ def postprocess(
       image, ADI side lobes of brighter ones dropped), and only at separations whose whole S/N
       ring holds data in every frame (zero-filled zones are found by their low temporal noise:
       :func:`~hcdc.science.postprocessing.detection.valid_detection_area`; the S/N map itself
-      is not masked). Their flux is measured by injection-recovery
+      is not masked; with more than 2 wavelengths a pixel is out only when empty in most channels,
+      ``spectral_empty_majority=False``: in any, as ``l2-postprocess`` before 1.3,
+      :func:`spectral_empty_pixels`). Their flux is measured by injection-recovery
       (see :mod:`~hcdc.science.postprocessing.detection_photometry`), or with ``negfc=True`` by
       negative-fake-companion fits (single-wavelength cubes; PCA inside, with the reduction's ``ncomp``).
-      With ``astrometric_errors`` (default) each detection also gets its 1-sigma separation and PA
-      errors, measured by injecting fakes like it
-      (:func:`~hcdc.science.postprocessing.detection_photometry.measure_astrometry`);
-      ``False`` reproduces the outputs made before those errors were measured (``l2-postprocess`` 1.1).
+      With ``astrometric_errors=True`` (default) each detection also gets its 1-sigma separation
+      and PA errors, measured by injecting fakes like it and reducing them as the data were
+      (:func:`~hcdc.science.postprocessing.detection_photometry.fake_astrometry`): for ADI/RDI
+      algorithms on the plane with the detections removed, for spectral algorithms in every
+      wavelength of the whole cube (flat spectrum at the detection's flux), and without a PSF
+      with a Gaussian of the FWHM as the fakes' PSF, at the flux whose reduced fakes have the
+      detection's aperture signal (:func:`~.detection_photometry.calibrated_flux`); the product
+      says which PSF (``result.astrometric_error_psf``, card ``ASTERPSF``).
+      ``"adi-psf"`` measures them only for ADI/RDI algorithms with a PSF, without saying so
+      (``l2-postprocess`` 1.2); ``False`` not at all (``l2-postprocess`` 1.1).
     * ``contrast_options``: passed to :func:`hcdc.science.postprocessing.contrast.contrast_curve`
       (``criterion``, ``sigma`` or ``fpf``, ``nbranch``, ``fc_snr``, ``step``, ...); the
       throughput map of the corrected image is the same measurement (computed once, reused). By
@@ -376,6 +391,9 @@ def postprocess(
     the raw aperture signal.
     """
     _check_numbers(pixel_scale_mas, fwhm, star_flux, detection_threshold, detection_fpf, contrast_options)
+    if astrometric_errors not in _ASTROMETRIC_ERROR_MODES:
+        raise ValueError(f"astrometric_errors must be True, False or 'adi-psf'; got {astrometric_errors!r}")
+    everywhere = astrometric_errors is True
     _check_completeness(completeness, completeness_options, algorithm, psf, compute_contrast)
     plan = _make_plan(
         cube,
@@ -396,7 +414,9 @@ def postprocess(
         # The contrast curve is the limit of this call's own detection criterion.
         plan.contrast_options["fpf"] = fpf
 
-    images, final, kept, full, empty = _first_pass(plan, progress)
+    images, final, kept, full, empty = _first_pass(
+        plan, progress, keep_full=everywhere, empty_majority=spectral_empty_majority
+    )
 
     fwhm_final = float(np.mean(plan.fwhms))
     snr = snr_map(
@@ -413,10 +433,19 @@ def postprocess(
         rotation=float(np.ptp(plan.angles)),
     )
 
-    if plan.psfs[0] is None:
-        measured = _Measured(detections=[aperture_photometry(c, final, fwhm_final) for c in candidates])
-    elif plan.spec.spectral:
-        measured = _spectral_pass(plan, full, images, final, candidates, compute_contrast, progress)
+    if plan.psfs[0] is None or plan.spec.spectral:
+        if plan.psfs[0] is None:
+            measured = _Measured(detections=[aperture_photometry(c, final, fwhm_final) for c in candidates])
+        else:
+            measured = _spectral_pass(plan, full, images, final, candidates, compute_contrast, progress)
+        if everywhere and candidates:
+            _report(progress, "astrometric errors", 0, 1)
+            measured.detections = (
+                _spectral_astrometry(plan, full, final, measured.detections, pixel_scale_mas)
+                if plan.spec.spectral
+                else _psfless_adi_astrometry(plan, images, kept, measured.detections, pixel_scale_mas)
+            )
+            _report(progress, "astrometric errors", 1, 1)
     else:
         measured = _adi_pass(
             plan,
@@ -427,7 +456,7 @@ def postprocess(
             negfc,
             pixel_scale_mas,
             progress,
-            astrometric_errors,
+            bool(astrometric_errors),
             (completeness, dict(completeness_options or {})) if completeness is not None else None,
         )
     del full, kept
@@ -469,6 +498,9 @@ def postprocess(
         inputs=dict(inputs or {}),
         orientation=orientation if orientation is not None else Orientation(),
         warnings=warnings_out,
+        astrometric_error_psf=(
+            ("OFF-AXIS" if plan.psfs[0] is not None else "GAUSSIAN") if everywhere else None
+        ),
     )
 
 
@@ -683,13 +715,17 @@ def _make_plan(
 
 
 def _first_pass(
-    plan: _Plan, progress: ProgressCallback | None
+    plan: _Plan,
+    progress: ProgressCallback | None,
+    keep_full: bool = False,
+    empty_majority: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, dict[str, Any]] | None, np.ndarray | None, np.ndarray]:
     """Run the algorithm: one wavelength plane at a time (ADI/RDI) or on the whole cropped cube
     (spectral). Returns per-wavelength images, the final image, the plane of a single-wavelength
-    cube (kept for pass 2), the whole cropped cube of a spectral algorithm with a PSF (idem), and
-    the pixels that hold no data in some plane (detector frame, :func:`empty_pixels`; detections
-    are kept out of the rings that cross them)."""
+    cube (kept for pass 2), the whole cropped cube of a spectral algorithm with a PSF or with
+    ``keep_full`` (idem), and the pixels that hold no data in some plane (detector frame,
+    :func:`empty_pixels`, for a spectral algorithm :func:`spectral_empty_pixels` with
+    ``majority=empty_majority``; detections are kept out of the rings that cross them)."""
     n_wl = plan.n_wl
     images = np.empty((n_wl, *plan.shape), dtype=np.float32)
     empty = np.zeros(plan.shape, dtype=bool)
@@ -701,10 +737,10 @@ def _first_pass(
             full, plan.angles, fwhm=fwhm_arg, wavelengths=plan.wavelengths, **plan.params
         )
         images[:] = np.asarray(per_wl, dtype=np.float32)
-        empty = spectral_empty_pixels(full)
+        empty = spectral_empty_pixels(full, majority=empty_majority)
         _report(progress, "post-processing", n_wl, n_wl)
         final = np.asarray(final, dtype=np.float32)
-        return images, final, None, full if plan.psfs[0] is not None else None, empty
+        return images, final, None, full if plan.psfs[0] is not None or keep_full else None, empty
     kept = None
     for w in range(n_wl):
         plane, run_params = plan.plane_and_params(w)
@@ -731,6 +767,83 @@ class _Measured:
 
 def _without_astrometric_errors(det: Detection) -> Detection:
     return replace(det, separation_err_px=math.nan, separation_err_mas=math.nan, pa_err_deg=math.nan)
+
+
+#: values of postprocess(astrometric_errors=...): everywhere, ADI/RDI with a PSF only (1.2), none (1.1)
+_ASTROMETRIC_ERROR_MODES = (True, "adi-psf", False)
+
+
+def _psfless_adi_astrometry(
+    plan: _Plan,
+    images: np.ndarray,
+    kept: tuple[np.ndarray, dict[str, Any]] | None,
+    detections: list[Detection],
+    pixel_scale_mas: float | None,
+) -> list[Detection]:
+    """Astrometric errors of an ADI/RDI reduction without a PSF, per wavelength plane: fakes of a
+    Gaussian of the plane's FWHM (:func:`~.photometry.gaussian_psf`, unit 1-FWHM aperture flux),
+    at the flux whose reduced fakes have the detection's aperture signal
+    (:func:`~.detection_photometry.calibrated_flux`), injected into the plane with the detections
+    removed (the same model at that flux); the planes' errors combined as with a PSF."""
+    errors: list[list[tuple[float, float]]] = [[] for _ in detections]
+    for w in range(plan.n_wl):
+        plane, run_params = kept if kept is not None else plan.plane_and_params(w)
+        fwhm = plan.fwhms[w]
+        psf = gaussian_psf(fwhm)
+        reduction = {"fwhm": fwhm, "algorithm": plan.spec.name, "params": run_params}
+        reduce = adi_fake_reduction(plane, plan.angles, psf, **reduction)
+        fluxes = [
+            calibrated_flux(d, snr_at(images[w], d.x, d.y, fwhm).signal, reduce, images[w], fwhm=fwhm)
+            for d in detections
+        ]
+        clean = plane
+        for det, flux in zip(detections, fluxes, strict=True):
+            if np.isfinite(flux) and flux > 0:
+                clean = remove_companion(clean, plan.angles, psf, det.separation_px, det.pa_deg, flux)
+        reduce = adi_fake_reduction(np.asarray(clean, dtype=np.float32), plan.angles, psf, **reduction)
+        for i, (det, flux) in enumerate(zip(detections, fluxes, strict=True)):
+            errors[i].append(fake_astrometry(det, flux, reduce, fwhm=fwhm))
+        del plane, clean
+    return [combine_astrometry(d, e, pixel_scale_mas) for d, e in zip(detections, errors, strict=True)]
+
+
+def _spectral_astrometry(
+    plan: _Plan,
+    full: np.ndarray | None,
+    final: np.ndarray,
+    detections: list[Detection],
+    pixel_scale_mas: float | None,
+) -> list[Detection]:
+    """Astrometric errors of a spectral (SDI/ASDI) reduction: fakes in every wavelength of the
+    whole cube (flat spectrum), reduced by the same algorithm and measured on the final image.
+    With a PSF the fakes have the detection's (throughput-corrected) flux; without one they are
+    Gaussians of each wavelength's FWHM at the flux whose reduced fakes have the detection's
+    aperture signal (:func:`~.detection_photometry.calibrated_flux`). The cube is not cleaned of
+    the detections (as for the spectral throughput)."""
+    if full is None:
+        raise AssertionError("the spectral cube was not kept for the astrometric errors")
+    fwhm_final = float(np.mean(plan.fwhms))
+    psfless = plan.psfs[0] is None
+    if psfless:
+        size = int(2 * np.ceil(2.5 * max(plan.fwhms)) + 1)
+        stack = np.stack([gaussian_psf(f, size) for f in plan.fwhms])
+    else:
+        stack = common_psf_stack(plan.psfs)
+    reduce = spectral_fake_reduction(
+        full,
+        plan.angles,
+        stack,
+        spec=plan.spec,
+        fwhms=plan.fwhms,
+        wavelengths=plan.wavelengths,
+        params=plan.params,
+    )
+    out = []
+    for det in detections:
+        flux = calibrated_flux(det, det.flux, reduce, final, fwhm=fwhm_final) if psfless else det.flux
+        errors = fake_astrometry(det, flux, reduce, fwhm=fwhm_final)
+        out.append(combine_astrometry(det, [errors], pixel_scale_mas))
+    return out
 
 
 def _adi_pass(

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import ndimage
 
 from hcdc.science import geometry
-from hcdc.science.postprocessing.photometry import aperture_sums
+from hcdc.science.postprocessing.photometry import gaussian_psf
 
 __all__ = [
     "Companion",
@@ -89,30 +89,6 @@ class SimulatedSpectral:
     star_flux: np.ndarray  # per wavelength
     companions: list[Companion] = field(default_factory=list)
     noise_only: np.ndarray | None = None
-
-
-def gaussian_psf(fwhm: float, size: int | None = None, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
-    """Pixel-integrated circular Gaussian of ``fwhm`` px on an odd ``size`` grid, unit aperture flux.
-
-    ``(dx, dy)`` shifts its centre from the central pixel (pixels). Normalised to unit flux in a
-    1-FWHM-diameter aperture centred on the Gaussian centre.
-    """
-    if fwhm <= 0:
-        raise ValueError(f"fwhm must be positive; got {fwhm}")
-    if size is None:
-        size = int(2 * np.ceil(2.5 * fwhm) + 1)
-    if size % 2 == 0:
-        raise ValueError(f"PSF size must be odd; got {size}")
-    from scipy.special import erf
-
-    sigma = fwhm * FWHM_TO_SIGMA
-    edges = np.arange(size + 1) - size // 2 - 0.5
-    cdf_x = 0.5 * (1 + erf((edges - dx) / (np.sqrt(2) * sigma)))
-    cdf_y = 0.5 * (1 + erf((edges - dy) / (np.sqrt(2) * sigma)))
-    psf = np.outer(np.diff(cdf_y), np.diff(cdf_x))
-    c = size // 2
-    flux = aperture_sums(psf, np.array([c + dx]), np.array([c + dy]), fwhm / 2.0)[0]
-    return (psf / flux).astype(np.float32)
 
 
 def _place_psf(frame: np.ndarray, psf_fwhm: float, x: float, y: float, amplitude: float) -> None:

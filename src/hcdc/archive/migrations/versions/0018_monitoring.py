@@ -2,7 +2,7 @@
 sources (hcdc.archive.astrometry_monitor).
 
 Revision ID: 0018_monitoring
-Revises: 0016_batches
+Revises: 0017_product_sources
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018_monitoring"
-down_revision = "0016_batches"
+down_revision = "0017_product_sources"
 branch_labels = None
 depends_on = None
 
