@@ -24,7 +24,7 @@ from hcdc.archive.pipeline_models import Job
 from hcdc.archive.search import Page, archive_counts, search_jobs
 
 if TYPE_CHECKING:
-    from hcdc.archive.catalogue import UserCatalogue
+    from hcdc.archive.catalogue_errors import UserSession
 
 __all__ = ["AdminCatalogue"]
 
@@ -32,7 +32,7 @@ __all__ = ["AdminCatalogue"]
 class AdminCatalogue:
     """What an administrator sees and does: made by :meth:`UserCatalogue.admin` only."""
 
-    def __init__(self, catalogue: UserCatalogue) -> None:
+    def __init__(self, catalogue: UserSession) -> None:
         self.catalogue = catalogue
         self.conn = catalogue.conn
 

@@ -1,9 +1,31 @@
-"""The errors of the catalogue facade (:mod:`hcdc.archive.catalogue`) and its sub-facades,
-apart so that the sub-facades raise them without importing the facade."""
+"""The errors of the catalogue facade (:mod:`hcdc.archive.catalogue`) and its sub-facades, and
+what the sub-facades need of the facade (:class:`UserSession`), apart so that the sub-facades use
+them without importing the facade (no import circle in :mod:`hcdc.archive`)."""
 
 from __future__ import annotations
 
-__all__ = ["NotFound", "ReadOnlyCatalogue"]
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from hcdc.archive.access import AccessContext, Principal
+
+__all__ = ["NotFound", "ReadOnlyCatalogue", "UserSession"]
+
+
+class UserSession(Protocol):
+    """What a sub-facade uses of :class:`~hcdc.archive.catalogue.UserCatalogue`: the request's
+    read connection, the access decisions for the user, the user, and write transactions."""
+
+    conn: Connection
+    access: AccessContext
+
+    @property
+    def user(self) -> Principal: ...
+
+    def writing(self) -> AbstractContextManager[Connection]: ...
 
 
 class NotFound(LookupError):

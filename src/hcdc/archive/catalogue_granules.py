@@ -22,7 +22,7 @@ from hcdc.archive.interferometry_survey import SurveyError, list_surveys, survey
 from hcdc.archive.models import File
 
 if TYPE_CHECKING:
-    from hcdc.archive.catalogue import UserCatalogue
+    from hcdc.archive.catalogue_errors import UserSession
 
 __all__ = ["GranuleCatalogue"]
 
@@ -30,7 +30,7 @@ __all__ = ["GranuleCatalogue"]
 class GranuleCatalogue:
     """The granules and surveys that :attr:`UserCatalogue.granules` lets the user see."""
 
-    def __init__(self, catalogue: UserCatalogue) -> None:
+    def __init__(self, catalogue: UserSession) -> None:
         self.catalogue = catalogue
         self.conn = catalogue.conn
         self.access = catalogue.access

@@ -22,7 +22,7 @@ from hcdc.archive.tdb_cone import cone_detections, cone_targets
 from hcdc.archive.tdb_models import Detection, Observation, Reduction
 
 if TYPE_CHECKING:
-    from hcdc.archive.catalogue import UserCatalogue
+    from hcdc.archive.catalogue_errors import UserSession
 
 __all__ = ["TargetCatalogue"]
 
@@ -35,7 +35,7 @@ def _jd(day: dt.date) -> float:
 class TargetCatalogue:
     """Targets, candidates and detections that :attr:`UserCatalogue.targets` lets the user see."""
 
-    def __init__(self, catalogue: UserCatalogue) -> None:
+    def __init__(self, catalogue: UserSession) -> None:
         self.catalogue = catalogue
         self.conn = catalogue.conn
         self.visible = tv.Visibility.of(catalogue.access)
