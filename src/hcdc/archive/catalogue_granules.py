@@ -56,6 +56,15 @@ class GranuleCatalogue:
         download the file (R14) and validate it (A10)."""
         granule = self.granule(granule_id)
         file_id = self.conn.scalar(select(GranuleRow.file_id).where(GranuleRow.id == granule_id))
+        if file_id is None:  # an observation log entry (ObsPortal L0): no file, no versions
+            return {
+                "granule": granule,
+                "file_id": None,
+                "validations": [],
+                "versions": [],
+                "can_download": False,
+                "can_validate": False,
+            }
         path = self.conn.scalar(select(File.path).where(File.id == file_id))
         versions = []
         for version in self.conn.execute(
@@ -76,9 +85,13 @@ class GranuleCatalogue:
         }
 
     def file_of(self, granule_id: int) -> int:
-        """The catalogue id of the file of a granule the user may see."""
+        """The catalogue id of the file of a granule the user may see (``NotFound`` for a Level 0
+        granule imported without a file)."""
         self.granule(granule_id)
-        return int(self.conn.scalar(select(GranuleRow.file_id).where(GranuleRow.id == granule_id)))
+        file_id = self.conn.scalar(select(GranuleRow.file_id).where(GranuleRow.id == granule_id))
+        if file_id is None:
+            raise NotFound(f"granule {granule_id} is an observation log entry without a file")
+        return int(file_id)
 
     def successor(self, granule_id: int, new_file_id: int) -> int | None:
         """The granule of file ``new_file_id`` (a new version of the file of ``granule_id``) with

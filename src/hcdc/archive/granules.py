@@ -27,7 +27,7 @@ import datetime as dt
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -69,6 +69,12 @@ GRANULE_FIELDS: tuple[str, ...] = (
     "validation",
     "proposal_subid",
     "bib_reference",
+    "obs_id",
+    "access_url",
+    "instrument_mode",
+    "interferometer_stations",
+    "progid",
+    "datapi",
     "superseded",
 )
 
@@ -204,7 +210,9 @@ def list_granules(
     ``night_id``: OiDB's night, round(MJD) (see :func:`night_id_of_date`); ``wavelength`` (m):
     granules whose ``[em_min, em_max]`` holds it; ``granule_id``: that granule only; only
     current granules (current file version, not superseded by a later reduction) unless
-    ``all_versions``. ``data_rights`` and ``obs_release_date`` are the effective ones
+    ``all_versions``. Granules without a file (Level 0 imported from ObsPortal,
+    :mod:`hcdc.archive.obsportal`) have ``file`` None and their ``access_url``.
+    ``data_rights`` and ``obs_release_date`` are the effective ones
     (:func:`~hcdc.archive.access.granule_release`); ``superseded`` is true for a granule of an
     old file version or one a later reduction replaced.
     """
@@ -220,13 +228,13 @@ def list_granules(
             c.release_date.label("collection_release_date"),
             superseded_clause().label("superseded"),
         )
-        .join(File, File.id == g.file_id)
+        .outerjoin(File, File.id == g.file_id)  # none: an observation log entry (ObsPortal L0)
         .outerjoin(OiCollection, c.name == g.obs_collection)
         .where(visible)
         .order_by(g.t_min, g.id)
     )
     if not all_versions:
-        query = query.where(File.is_current, ~superseded_clause())
+        query = query.where(or_(g.file_id.is_(None), File.is_current), ~superseded_clause())
     if target:
         query = query.where(g.target_name.ilike(f"%{_escape_like(target)}%", escape="\\"))
     if instrument:
@@ -259,7 +267,8 @@ def _listed(row: Any) -> dict[str, Any]:
         )
         item["data_rights"], release = granule_release(SimpleNamespace(**row), collection)
         item["obs_release_date"] = release or row["obs_release_date"]
-    item["superseded"] = bool(row["superseded"]) or not row["file_is_current"]
+    old_file = row["file_id"] is not None and not row["file_is_current"]
+    item["superseded"] = bool(row["superseded"]) or old_file
     return {name: item.get(name) for name in GRANULE_FIELDS}
 
 

@@ -68,7 +68,8 @@ class GranuleRow(Base):
     __tablename__ = "granules"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), nullable=False)
+    # NULL: an observation log entry imported without a file (ObsPortal, hcdc.archive.obsportal)
+    file_id: Mapped[int | None] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
     target_name: Mapped[str] = mapped_column(Text, nullable=False)
     s_ra: Mapped[float | None] = mapped_column(Float)  # deg
     s_dec: Mapped[float | None] = mapped_column(Float)  # deg
@@ -97,6 +98,12 @@ class GranuleRow(Base):
     validation: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # counts per severity
     proposal_subid: Mapped[str | None] = mapped_column(String(64))  # HIERARCH SPICADB-ID
     bib_reference: Mapped[str | None] = mapped_column(String(32))  # L3: the article's bibcode
+    # L0 from ObsPortal (migration 0019_obsportal): exposure id, unique within a collection
+    obs_id: Mapped[str | None] = mapped_column(String(64))
+    access_url: Mapped[str | None] = mapped_column(Text)  # the exposure's page (no file here)
+    instrument_mode: Mapped[str | None] = mapped_column(String(128))  # mode[_submode]
+    interferometer_stations: Mapped[str | None] = mapped_column(String(128))  # e.g. S1-S2-E1-E2-W1-W2
+    datapi: Mapped[str | None] = mapped_column(Text)  # the programme's PI / co-Is
 
     __table_args__ = (
         CheckConstraint("quality_level BETWEEN 0 AND 5", name="quality_level_range"),
@@ -108,6 +115,7 @@ class GranuleRow(Base):
         Index("ix_granules_target_name", "target_name"),
         Index("ix_granules_t_min", "t_min"),
         Index("ix_granules_obs_collection", "obs_collection"),
+        Index("uq_granules_obs_collection_obs_id", "obs_collection", "obs_id", unique=True),
     )
 
 

@@ -234,7 +234,8 @@ def _candidate_granules(
     ~1e4-1e5 granules of an OiDB-sized catalogue)."""
     if not targets:
         return []
-    query = select(*GranuleRow.__table__.c, File.ingested_at).join(File, File.id == GranuleRow.file_id)
+    # outer: Level 0 granules imported from ObsPortal have no file (and reach only 'observed')
+    query = select(*GranuleRow.__table__.c, File.ingested_at).outerjoin(File, File.id == GranuleRow.file_id)
     if visible is not None:
         query = query.where(visible)
     band = MATCH_RADIUS_ARCSEC / 3600.0

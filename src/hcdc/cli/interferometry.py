@@ -139,7 +139,7 @@ def granules_command(
         emit_json(rows)
         return
     for row in rows:
-        row["file"] = Path(row["file"]).name
+        row["file"] = Path(row["file"]).name if row["file"] else row["obs_id"]  # L0 from ObsPortal
         row["severe"] = (row["validation"] or {}).get("SEVERE")
     print_table(f"Granules ({len(rows)})", TABLE_COLUMNS, rows)
 
@@ -476,6 +476,46 @@ def _check_on_disk(path: Path) -> dict[str, Any]:
     except UnreadableFileError as exc:
         fail(f"{path}: {exc}")
         raise AssertionError("unreachable") from None
+
+
+@oi_app.command("import-obsportal")
+def import_obsportal_command(
+    votable: Path = typer.Argument(..., help="An ObsPortal VOTable (obs.jmmc.fr/search.votable answer)."),
+    collection: str = typer.Option(
+        "issp_l0", "--collection", help="Registered collection that takes the granules (ISSP L0 feed)."
+    ),
+    json_output: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+) -> None:
+    """Import ObsPortal exposures as Level 0 granules (OiDB's L0 for SPICA and others; admins).
+
+    One granule per row, OiDB's mapping (docs/interferometry.md): obs_id = exp_id (a re-import
+    updates, never duplicates), t_min/t_max MJD, t_exptime s, em_* m, data_rights secure, no
+    file (access_url: the exposure's ObsPortal page). A bad row is reported (file, row, reason)
+    and skipped; the others are imported. Exit 1 when some row was rejected, 2 when the
+    file cannot be read or the collection is not registered.
+    """
+    from hcdc.archive.obsportal import ObsPortalError, import_obsportal
+
+    try:
+        with _acting(root, None) as (_, conn, actor):
+            report = import_obsportal(conn, actor, votable, collection)
+    except ObsPortalError as exc:
+        fail(str(exc), 2)
+        raise AssertionError("unreachable") from None
+    if json_output:
+        emit_json(report)
+    else:
+        typer.echo(
+            f"{votable}: {report['rows']} row(s): {report['added']} added, {report['updated']} updated, "
+            f"{report['unchanged']} unchanged, {len(report['errors'])} rejected (collection {collection})"
+        )
+        for line in report["warnings"]:
+            typer.echo(f"warning: {line}", err=True)
+        for line in report["errors"]:
+            typer.echo(f"error: {line}", err=True)
+    if report["errors"]:
+        raise typer.Exit(1)
 
 
 @calibrators_app.command("import")
