@@ -240,3 +240,27 @@ def test_units_and_sync_windows(tmp_path: Path) -> None:
     assert url.startswith("https://obs.jmmc.fr/search.votable?instrument=SPICA&date_updated_from=2024-01-01")
     with pytest.raises(ObsPortalError):
         sync_windows(dt.datetime(2026, 1, 1), dt.datetime(2025, 1, 1))
+
+
+def test_portal_and_api_show_a_level0_granule_without_a_file(catalogue, tmp_path: Path) -> None:
+    """The granule listing (API and page) and the granule page work for a granule without a
+    file: no download offered, the file route answers 404 (nothing to download)."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import select
+
+    from hcdc.archive.access import local_operator
+    from hcdc.archive.granules import GranuleRow
+    from hcdc.archive.interferometry import CollectionSpec, add_collection
+    from hcdc.archive.obsportal import import_obsportal
+    from hcdc.web.app import create_app
+
+    with catalogue.engine.begin() as conn:
+        add_collection(conn, local_operator(), CollectionSpec("issp_l0", "chara", calib_level=0))
+        import_obsportal(conn, local_operator(), write_votable(tmp_path / "s.vot", exposures()[4:5]))
+        calibrator = conn.scalar(select(GranuleRow.id))
+    client = TestClient(create_app(catalogue=catalogue, secret_key="test-secret"))
+    api = client.get("/api/v1/granules").json()
+    assert [(i["obs_id"], i["file"], i["calib_level"]) for i in api["items"]] == [("105", None, 0)]
+    assert client.get("/granules").status_code == 200
+    page = client.get(f"/granules/{calibrator}")
+    assert page.status_code == 200 and 'id="no-download"' in page.text and "HD 36673" in page.text
