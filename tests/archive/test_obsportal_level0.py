@@ -169,6 +169,8 @@ def test_import_mapping_errors_idempotence_rights_and_survey(catalogue, tmp_path
         status = survey_status(conn, admin, "issp")
     stages = {i["name"]: i["stage"] for i in status["items"]}
     assert stages == {"HD 37128": "observed", "HD 99999": "planned"}
+    code, out, _ = _cli(catalogue, "granules", "--level", "0")  # the table names the exposure
+    assert code == 0 and "Granules (4)" in out and "101" in out
 
     # re-import: same exp_id updates, never duplicates; unchanged rows are not rewritten
     code, out, _ = _cli(catalogue, "oi", "import-obsportal", str(votable), "--json")
