@@ -66,6 +66,7 @@ REQUIRED_FIELDS = ("exp_id", "exp_mjd_start", "exp_mjd_end", "instrument_name")
 MAX_WINDOW = dt.timedelta(days=365)
 
 _SECONDS_PER_DAY = 86400.0
+_CHUNK = 500  # obs_ids per IN (...) query
 _GRANULES = GranuleRow.__table__
 #: Granule columns an import writes (compared on re-import: unchanged rows are not rewritten).
 _COLUMNS = (
@@ -104,9 +105,14 @@ def read_votable(path: str | Path) -> tuple[list[dict[str, Any]], dict[str, str 
             f"{path}: not an ObsPortal exposure table: missing field(s) {', '.join(missing)}"
         )
     units = {f.name: (str(f.unit) if f.unit is not None else None) for f in table.fields}
-    rows = []
-    for record in table.array:
-        rows.append({name: None if record[name] is np.ma.masked else _plain(record[name]) for name in names})
+    columns = {}
+    for name in names:  # column by column: a masked record per row is ~100x slower
+        data = table.array[name]
+        mask = np.ma.getmaskarray(data)
+        columns[name] = [
+            None if m else _plain(v) for v, m in zip(np.ma.getdata(data).tolist(), mask, strict=True)
+        ]
+    rows = [{name: columns[name][i] for name in names} for i in range(len(table.array))]
     return rows, units, [str(w.message) for w in caught]
 
 
@@ -253,8 +259,8 @@ def import_obsportal(
         "file": str(path), "collection": collection, "rows": len(rows),
         "added": 0, "updated": 0, "unchanged": 0, "errors": [], "warnings": notes, "last_updated": None,
     }  # fmt: skip
+    valid: dict[str, dict[str, Any]] = {}  # obs_id -> granule, in file order
     seen: dict[str, int] = {}
-    g = _GRANULES.c
     for number, row in enumerate(rows, start=1):
         where = f"{path} row {number}" + (f" (exp_id {row.get('exp_id')})" if row.get("exp_id") else "")
         try:
@@ -268,20 +274,11 @@ def import_obsportal(
             report["errors"].append(f"{where}: {exc}")
             continue
         seen[granule["obs_id"]] = number
+        valid[granule["obs_id"]] = granule
         updated = _text(row, "exp_date_updated")
         if updated and (report["last_updated"] is None or updated > report["last_updated"]):
             report["last_updated"] = updated
-        existing = conn.execute(
-            select(_GRANULES).where(g.obs_collection == collection, g.obs_id == granule["obs_id"])
-        ).first()
-        if existing is None:
-            conn.execute(insert(_GRANULES).values(file_id=None, obs_collection=collection, **granule))
-            report["added"] += 1
-        elif any(getattr(existing, name) != granule[name] for name in _COLUMNS):
-            conn.execute(update(_GRANULES).where(g.id == existing.id).values(**granule))
-            report["updated"] += 1
-        else:
-            report["unchanged"] += 1
+    _write(conn, collection, valid, report)
     audit(
         conn,
         actor,
@@ -292,6 +289,32 @@ def import_obsportal(
         | {"errors": len(report["errors"])},
     )
     return report
+
+
+def _write(
+    conn: Connection, collection: str, granules: dict[str, dict[str, Any]], report: dict[str, Any]
+) -> None:
+    """Insert new exposures (one multi-row insert), update changed ones, count the unchanged."""
+    g = _GRANULES.c
+    ids = list(granules)
+    existing: dict[str, Any] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        for row in conn.execute(select(_GRANULES).where(g.obs_collection == collection, g.obs_id.in_(chunk))):
+            existing[row.obs_id] = row
+    new = []
+    for obs_id, granule in granules.items():
+        old = existing.get(obs_id)
+        if old is None:
+            new.append({"file_id": None, "obs_collection": collection, **granule})
+        elif any(getattr(old, name) != granule[name] for name in _COLUMNS):
+            conn.execute(update(_GRANULES).where(g.id == old.id).values(**granule))
+            report["updated"] += 1
+        else:
+            report["unchanged"] += 1
+    if new:
+        conn.execute(insert(_GRANULES), new)
+    report["added"] = len(new)
 
 
 def sync_windows(since: dt.datetime, until: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
