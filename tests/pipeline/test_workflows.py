@@ -349,8 +349,10 @@ def test_select_workflow_from_classification(standard_workflows):
     assert select_workflow([_meta("CI")]).name == "irdis-l1-l2"
     with pytest.raises(WorkflowError, match="no available standard workflow for SPHERE/IRDIS/LSS"):
         select_workflow([_meta("LSS")])
-    with pytest.raises(WorkflowError, match="for SPHERE/IFS/IFS-YJ"):
-        select_workflow([_meta("IFS-YJ", arm="IFS")])
+    # IFS has its own standard workflows (Level 1 -> ASDI Level 2 -> companion spectra)
+    assert select_workflow([_meta("IFS-YJ", arm="IFS")]).name == "ifs-l1-l2"
+    with pytest.raises(WorkflowError, match="no available standard workflow for SPHERE/IFS/IFS-XX"):
+        select_workflow([_meta("IFS-XX", arm="IFS")])
     with pytest.raises(WorkflowError, match="empty dataset"):
         select_workflow([])
 
