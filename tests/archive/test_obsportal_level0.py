@@ -246,7 +246,8 @@ def test_units_and_sync_windows(tmp_path: Path) -> None:
 
 def test_portal_and_api_show_a_level0_granule_without_a_file(catalogue, tmp_path: Path) -> None:
     """The granule listing (API and page) and the granule page work for a granule without a
-    file: no download offered, the file route answers 404 (nothing to download)."""
+    file: no download offered but a link to the exposure at its source (http(s) only), the file
+    route answers 404 (nothing to download)."""
     from fastapi.testclient import TestClient
     from sqlalchemy import select
 
@@ -265,4 +266,12 @@ def test_portal_and_api_show_a_level0_granule_without_a_file(catalogue, tmp_path
     assert [(i["obs_id"], i["file"], i["calib_level"]) for i in api["items"]] == [("105", None, 0)]
     assert client.get("/granules").status_code == 200
     page = client.get(f"/granules/{calibrator}")
-    assert page.status_code == 200 and 'id="no-download"' in page.text and "HD 36673" in page.text
+    assert page.status_code == 200 and 'id="no-file"' in page.text and "HD 36673" in page.text
+    assert 'id="no-download"' not in page.text
+    assert 'href="https://obs.jmmc.fr/detail/exposure/105"' in page.text
+    # an access URL of another scheme (from a hostile VOTable) is never made a link
+    with catalogue.engine.begin() as conn:
+        conn.execute(GranuleRow.__table__.update().values(access_url="javascript:alert(1)"))
+    page = client.get(f"/granules/{calibrator}")
+    assert 'id="no-file"' in page.text and 'id="access-url"' not in page.text
+    assert "javascript:" not in page.text
