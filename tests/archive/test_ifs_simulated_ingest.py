@@ -8,16 +8,15 @@ calibration need of the IFS rules (sphere.md section b) must be met by the simul
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
 from hcdc.archive.associations import associate_all, association_view
-from hcdc.archive.ingest import ingest
-from hcdc.archive.models import Association, Dataset, File
+from hcdc.archive.models import Association
 from hcdc.instruments.sphere.ifs.metadata import IFS_LAMPS_BY_MODE
 from hcdc.instruments.sphere.ifs.simulate import SimulatedIfsNight, simulate_ifs_night
+
+from .simulated_ingest import SPHERE_CLASS_BY_DPR_TYPE, ingest_simulated
 
 
 @pytest.fixture(scope="module", params=["YJ", "YJH"])
@@ -26,22 +25,8 @@ def ifs_night(request, tmp_path_factory: pytest.TempPathFactory) -> SimulatedIfs
 
 
 def test_simulated_ifs_night_ingests_and_associates(catalogue, ifs_night: SimulatedIfsNight) -> None:
-    summary = ingest(catalogue, [f.path for f in ifs_night.files], workers=1)
-    assert (summary.ingested, summary.quarantined) == (len(ifs_night.files), 0)
-    with catalogue.engine.connect() as conn:
-        rows = conn.execute(select(File.id, File.path, File.file_class, File.mode, File.arm)).all()
-        dataset_ids = list(conn.scalars(select(Dataset.id)))
-    by_name = {Path(path).name: (file_id, cls, mode, arm) for file_id, path, cls, mode, arm in rows}
-    expected_class = {
-        "OBJECT": "SCIENCE",
-        "OBJECT,CENTER": "CENTER",
-        "OBJECT,FLUX": "FLUX",
-        "SKY": "SKY",
-        "DARK": "DARK",
-        "DARK,BACKGROUND": "BACKGROUND",
-        "SPECPOS,LAMP": "SPECPOS",
-        "WAVE,LAMP": "WAVE",
-    }
+    by_name, dataset_ids = ingest_simulated(catalogue, [f.path for f in ifs_night.files])
+    expected_class = {**SPHERE_CLASS_BY_DPR_TYPE, "SPECPOS,LAMP": "SPECPOS", "WAVE,LAMP": "WAVE"}
     for f in ifs_night.files:
         _, cls, mode, arm = by_name[f.path.name]
         want = expected_class.get(f.dpr_type) or ("IFU_FLAT" if f.dpr_tech == "IFU" else "DETECTOR_FLAT")

@@ -4,16 +4,15 @@ DIT) and lamp-flat needs (DP_0_BB_H flats) are all met by the simulated calibrat
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 
 from hcdc.archive.associations import associate_all, association_view
-from hcdc.archive.ingest import ingest
-from hcdc.archive.models import Association, Dataset, File
+from hcdc.archive.models import Association
 from hcdc.instruments.sphere.irdis.simulate import SimulatedNight
 from hcdc.instruments.sphere.irdis.simulate_dpi import simulate_irdis_dpi_night
+
+from .simulated_ingest import SPHERE_CLASS_BY_DPR_TYPE, ingest_simulated
 
 
 @pytest.fixture(scope="module")
@@ -22,21 +21,8 @@ def dpi_night(tmp_path_factory: pytest.TempPathFactory) -> SimulatedNight:
 
 
 def test_simulated_dpi_night_ingests_and_associates(catalogue, dpi_night: SimulatedNight) -> None:
-    summary = ingest(catalogue, [f.path for f in dpi_night.files], workers=1)
-    assert (summary.ingested, summary.quarantined) == (len(dpi_night.files), 0)
-    with catalogue.engine.connect() as conn:
-        rows = conn.execute(select(File.id, File.path, File.file_class, File.mode, File.arm)).all()
-        dataset_ids = list(conn.scalars(select(Dataset.id)))
-    by_name = {Path(path).name: (file_id, cls, mode, arm) for file_id, path, cls, mode, arm in rows}
-    expected_class = {
-        "OBJECT": "SCIENCE",
-        "OBJECT,CENTER": "CENTER",
-        "OBJECT,FLUX": "FLUX",
-        "SKY": "SKY",
-        "DARK": "DARK",
-        "DARK,BACKGROUND": "BACKGROUND",
-        "FLAT,LAMP": "FLAT",
-    }
+    by_name, dataset_ids = ingest_simulated(catalogue, [f.path for f in dpi_night.files])
+    expected_class = {**SPHERE_CLASS_BY_DPR_TYPE, "FLAT,LAMP": "FLAT"}
     for f in dpi_night.files:
         _, cls, mode, arm = by_name[f.path.name]
         assert (cls, mode, arm) == (expected_class[f.dpr_type], "DPI", "IRDIS"), f.path.name
