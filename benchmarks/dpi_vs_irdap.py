@@ -63,22 +63,28 @@ def _ring_stats(q_phi, u_phi, aolp, pi, center_yx, truth_fn, radii):
         rows.append((r0, float(np.mean(q_phi[ring])), float(np.mean(truth[ring])), float(np.mean(pi[ring]))))
     disc = (truth > 0.3 * truth.max()) & np.isfinite(q_phi)
     offset = (aolp - (pa + 90.0) + 90.0) % 180.0 - 90.0
+    # PA of the bright side of the ring (first azimuthal harmonic of Qphi): the image derotation
+    # sense and angle (the truth's bright side is at DEFAULT_RING.asymmetry_pa_deg)
+    annulus = (r > 25) & (r < 35) & np.isfinite(q_phi)
+    harmonic = np.sum(q_phi[annulus] * np.exp(1j * np.radians(pa[annulus])))
     return (
         rows,
         float(np.std(u_phi[disc])),
         float(np.mean(offset[disc])),
         float(np.median(np.abs(offset[disc]))),
+        float(np.degrees(np.angle(harmonic)) % 360.0),
     )
 
 
-def _hcdc(raw_dir: Path, work: Path) -> Path:
+def _hcdc(raw_dir: Path, work: Path, instrument: str) -> Path:
     raw = sorted(raw_dir.glob("SPHER.*.fits"))
     l1_dir = work / "hcdc_level1"
     t0 = time.perf_counter()
     if not (l1_dir / "science_cube.fits").is_file():
         l1.reduce_irdis(l1.roles_from_headers(raw), l1_dir, l1.Level1Options(science_dim=300))
     t1 = time.perf_counter()
-    path = reduce_dpi(l1_dir, raw, work / "hcdc_dpi", DPIOptions(previews=False))
+    options = DPIOptions(previews=False, instrument_model=instrument == "mueller")
+    path = reduce_dpi(l1_dir, raw, work / "hcdc_dpi", options)
     print(f"hcdc: Level 1 {t1 - t0:.1f} s, DPI {time.perf_counter() - t1:.1f} s")
     return path
 
@@ -132,11 +138,22 @@ def main() -> None:
     parser.add_argument("--skip-irdap-run", action="store_true")
     parser.add_argument("--cycles", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--instrument", choices=("mueller", "ideal"), default="mueller", help="simulated instrument model"
+    )
+    parser.add_argument("--tracking", choices=("PUPIL", "FIELD"), default="PUPIL")
     args = parser.parse_args()
     raw_dir = args.work / "raw"
     if not (raw_dir / "simulation_truth.json").is_file():
         t0 = time.perf_counter()
-        simulate_irdis_dpi_night(raw_dir, seed=args.seed, scale=IRDAP_SCALE, n_cycles=args.cycles)
+        simulate_irdis_dpi_night(
+            raw_dir,
+            seed=args.seed,
+            scale=IRDAP_SCALE,
+            n_cycles=args.cycles,
+            instrument=args.instrument,
+            tracking=args.tracking,
+        )
         print(f"simulated {raw_dir} in {time.perf_counter() - t0:.0f} s")
     truth, _maps = read_simulation_truth(raw_dir)
     scale = truth["polarimetry"]["stokes_scale"] if "polarimetry" in truth else 1.0
@@ -145,7 +162,7 @@ def main() -> None:
         return DEFAULT_RING.polarised_brightness(r, pa)
 
     radii = list(range(22, 40, 2))
-    hcdc_path = _hcdc(raw_dir, args.work)
+    hcdc_path = _hcdc(raw_dir, args.work, truth["polarimetry"].get("instrument", "ideal"))
     product = read_dpi_product(hcdc_path)
     n = product.q_phi.shape[0]
     results = {
@@ -185,11 +202,12 @@ def main() -> None:
                 line += f" {values[1] / values[0]:>12.4f}"
             print(line)
         print(f"scale {label}/truth: " + ", ".join(f"{name} {value:.4g}" for name, value in scales.items()))
-    for name, (rows, u_rms, aolp_mean, aolp_med) in results.items():
+    for name, (rows, u_rms, aolp_mean, aolp_med, bright_pa) in results.items():
         peak = max(row[1] for row in rows)
         print(
             f"{name}: Uphi rms / Qphi ring peak {u_rms / peak:.4f}; "
-            f"AoLP offset mean {aolp_mean:+.3f} deg, median |offset| {aolp_med:.3f} deg"
+            f"AoLP offset mean {aolp_mean:+.3f} deg, median |offset| {aolp_med:.3f} deg; "
+            f"bright side at PA {bright_pa:.1f} deg (truth {DEFAULT_RING.asymmetry_pa_deg:.1f})"
         )
 
 

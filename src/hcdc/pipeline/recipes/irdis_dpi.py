@@ -30,6 +30,13 @@ class IrdisDpiParameters(RecipeParameters):
     )
     combine: Literal["mean", "median"] = Field(_DEFAULTS.combine, description="combination of the HWP cycles")
     previews: bool = Field(_DEFAULTS.previews, description="write PNG previews of Qphi, Uphi, PI and I")
+    instrument_model: bool = Field(
+        _DEFAULTS.instrument_model,
+        description=(
+            "model-based correction with the Mueller-matrix model of telescope, HWP, derotator and "
+            "polarisers (van Holstein et al. 2020); false: the ideal-instrument reduction of 1.0"
+        ),
+    )
 
     @field_validator("ip_annulus_px")
     @classmethod
@@ -46,7 +53,9 @@ class IrdisDpi(Recipe):
     file's half-wave-plate position (``OCS DPI H2RT STOKES``, checked against ``INS4 DROT3``)."""
 
     name = "irdis-dpi"
-    version = "1.0"
+    # 1.1: model-based correction (Mueller-matrix model; Stokes incident on the telescope, images
+    # derotated in IRDAP's sense, pupil and field tracking). 1.0: ideal instrument (below).
+    version = "1.1"
     product_level = 2
     product_type = "level2-polarimetry"
     description = (
@@ -84,3 +93,27 @@ class IrdisDpi(Recipe):
         if options.previews:
             previews = {p.stem.removeprefix("dpi_"): str(p) for p in sorted(out_dir.glob("dpi_*.png"))}
         return {"product": path, "summary": summary, "previews": previews}
+
+
+class IrdisDpiV10Parameters(IrdisDpiParameters):
+    """Parameters of ``irdis-dpi`` 1.0: no instrument model (the polarisation is assumed to turn
+    with the image and the IP to be fixed in the detector frame)."""
+
+    instrument_model: bool = Field(False, description="1.0 has no instrument model (always false)")
+
+    @field_validator("instrument_model")
+    @classmethod
+    def _no_model(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("irdis-dpi 1.0 has no instrument model; use version 1.1")
+        return value
+
+
+@register_recipe
+class IrdisDpiV10(IrdisDpi):
+    """``irdis-dpi`` 1.0 (kept for reproducibility): the ideal-instrument reduction (annulus IP in
+    the detector frame, Stokes derotated with the image). Wrong on data with a real instrument's
+    polarimetric behaviour (docs/polarimetry.md)."""
+
+    version = "1.0"
+    Parameters = IrdisDpiV10Parameters

@@ -39,6 +39,7 @@ __all__ = [
     "DPISimulation",
     "PolarisedRing",
     "hwp_measured_stokes",
+    "ring_sky_stokes_on_detector",
     "ring_stokes_on_detector",
     "simulate_dpi_beams",
 ]
@@ -183,6 +184,32 @@ def ring_stokes_on_detector(
     pa_det = np.degrees(np.arctan2(-dx, dy)) % 360.0
     p = ring.polarised_brightness(r, pa_det - derot_deg)
     two_phi = np.radians(2.0 * pa_det)
+    return p / ring.dolp, -p * np.cos(two_phi), -p * np.sin(two_phi)
+
+
+def ring_sky_stokes_on_detector(
+    ring: PolarisedRing,
+    shape: tuple[int, int],
+    star_xy: tuple[float, float],
+    derot_deg: float,
+    anamorphism_xy: tuple[float, float] = (1.0, 1.0),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sky Stokes I, Q, U (ADU/s per px; Q, U in the **sky** frame, IAU: north reference, angles
+    east of north) of ``ring`` at each pixel of a detector field of ``shape``.
+
+    The detector shows the north-up sky turned **clockwise** by ``derot_deg`` (the sense in
+    which IRDAP and VIP derotate SPHERE frames, counter-clockwise by the derotation angle, and the
+    one in which a pupil-tracking field turns: ``PA_det = PA_sky - derot``), compressed by
+    ``anamorphism_xy``; the star at ``star_xy`` = (x, y). The Stokes vector is not turned: a
+    polarimetric instrument model maps it to the detector.
+    """
+    y, x = np.indices(shape, dtype=float)
+    dx = (x - star_xy[0]) * anamorphism_xy[0]
+    dy = (y - star_xy[1]) * anamorphism_xy[1]
+    r = np.hypot(dx, dy)
+    pa_sky = (np.degrees(np.arctan2(-dx, dy)) + derot_deg) % 360.0
+    p = ring.polarised_brightness(r, pa_sky)
+    two_phi = np.radians(2.0 * pa_sky)
     return p / ring.dolp, -p * np.cos(two_phi), -p * np.sin(two_phi)
 
 

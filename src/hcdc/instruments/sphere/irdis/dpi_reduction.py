@@ -54,12 +54,16 @@ from typing import Any, Literal
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
+from astropy.time import Time
 from scipy.stats import circmean
 
 import hcdc
 from hcdc.instruments.sphere import constants as sc
-from hcdc.instruments.sphere.irdis.dpi import is_dpi, read_hwp_position
+from hcdc.instruments.sphere.constants import header_value
+from hcdc.instruments.sphere.irdis import mueller
+from hcdc.instruments.sphere.irdis.dpi import HWP_ENCODER_OFFSET_DEG, is_dpi, read_hwp_position
 from hcdc.instruments.sphere.irdis.level1 import Level1Error, Level1Product, read_level1
+from hcdc.science.calibration import timing
 from hcdc.science.geometry import derotate
 from hcdc.science.polarimetry import (
     angle_of_linear_polarisation,
@@ -102,12 +106,18 @@ class DPIOptions:
     in px of the annulus where the instrumental polarisation is measured (on the stellar halo,
     outside the coronagraph mask and inside the disc); ``None`` skips the IP correction.
     ``combine``: mean or median over the HWP cycles. ``previews``: write the PNGs.
+    ``instrument_model`` (recipe 1.1, default): the **model-based correction** of
+    :func:`_model_based_stokes` (Mueller-matrix model of
+    :mod:`hcdc.instruments.sphere.irdis.mueller`; the annulus then measures only what the model
+    leaves, e.g. the star's own polarisation, in the sky frame). ``False`` (recipe 1.0): the
+    ideal-instrument reduction (annulus IP in the detector frame, Stokes turned with the image).
     """
 
     method: Literal["double_difference", "double_ratio"] = "double_difference"
     ip_annulus_px: tuple[float, float] | None = (10.0, 18.0)
     combine: Literal["mean", "median"] = "mean"
     previews: bool = True
+    instrument_model: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -133,8 +143,11 @@ class DPIProduct:
 Progress = Callable[[str, int, int], None]
 
 
-def _hwp_positions(level1: Level1Product, raw_paths: Sequence[str | Path]) -> dict[str, str]:
-    """HWP position of every OBJECT file of the Level 1 product, from the raw headers (by name)."""
+def _hwp_positions(
+    level1: Level1Product, raw_paths: Sequence[str | Path], headers: dict[str, fits.Header] | None = None
+) -> dict[str, str]:
+    """HWP position of every OBJECT file of the Level 1 product, from the raw headers (by name);
+    the headers are stored in ``headers`` when given."""
     by_name = {Path(p).name: Path(p) for p in raw_paths}
     positions: dict[str, str] = {}
     for name in dict.fromkeys(str(n).strip() for n in level1.frames["FILE"]):
@@ -151,6 +164,8 @@ def _hwp_positions(level1: Level1Product, raw_paths: Sequence[str | Path]) -> di
             positions[name] = read_hwp_position(header, path)
         except ValueError as exc:
             raise DPIError(str(exc)) from exc
+        if headers is not None:
+            headers[name] = header
     return positions
 
 
@@ -175,6 +190,175 @@ def _mean_angle(angles_deg: np.ndarray) -> float:
     return float(circmean(np.asarray(angles_deg, dtype=float), high=360.0, low=0.0))
 
 
+@dataclass
+class FileAngles:
+    """Per OBJECT file (time order) the angles of the instrument model (deg) and the image
+    derotation angle (deg, turned **counter-clockwise** to put north up, IRDAP's sense), plus
+    the model parameters of the sequence."""
+
+    parang: np.ndarray
+    altitude: np.ndarray
+    hwp: np.ndarray
+    derotator: np.ndarray
+    image_derot: np.ndarray
+    tracking: str
+    params: mueller.ModelParameters
+
+
+def _header_mean(header: fits.Header, begin: str, end: str, path: str) -> float:
+    """Circular mean (deg) of a BEGIN/START and END keyword pair (END optional)."""
+    first = header_value(header, f"ESO {begin} BEGIN", None)
+    if first is None:
+        first = header_value(header, f"ESO {begin} START", None)
+    if first is None:
+        raise DPIError(f"{path}: no {begin} BEGIN/START keyword (needed by the instrument model)")
+    last = header_value(header, f"ESO {end} END", first)
+    return _mean_angle(np.array([float(first), float(last)]))
+
+
+def _file_angles(level1: Level1Product, names: list[str], headers: dict[str, fits.Header]) -> FileAngles:
+    """The model's angles per OBJECT file: parallactic angle (mean over the file's DITs, Level 1),
+    altitude at the DITs' mid-times from the pointing (``INS4 DROT2 RA/DEC``), HWP angle
+    (``INS4 DROT3`` - 152.15), derotator angle (``INS4 DROT2`` BEGIN/END, plus half the pupil
+    offset in pupil tracking) and the image derotation angle (pupil: Level 1 ``DEROT``, i.e.
+    parallactic angle + 135.99 + true north; field: ``INS4 DROT2 POSANG`` + true north).
+    Raises :class:`DPIError` naming the file on a missing keyword or mixed tracking modes."""
+    frame_names = [str(n).strip() for n in level1.frames["FILE"]]
+    mjd = np.asarray(level1.frames["MJD"], dtype=float)
+    tracking_modes = {str(header_value(headers[n], "ESO INS4 COMB ROT", "")).strip().upper() for n in names}
+    if len(tracking_modes) != 1 or not tracking_modes <= {"PUPIL", "FIELD"}:
+        raise DPIError(
+            f"{names[0]}: INS4 COMB ROT must be PUPIL or FIELD, the same for all files; "
+            f"got {sorted(tracking_modes)}"
+        )
+    tracking = tracking_modes.pop()
+    first = headers[names[0]]
+    try:
+        params = mueller.model_parameters(
+            str(header_value(first, "ESO INS1 FILT ID", "")), str(first.get("DATE-OBS", ""))[:10]
+        )
+    except ValueError as exc:
+        raise DPIError(f"{names[0]}: {exc}") from exc
+    out: dict[str, list[float]] = {k: [] for k in ("p", "a", "h", "d", "r")}
+    for name in names:
+        header = headers[name]
+        rows = np.array([k for k, n in enumerate(frame_names) if n == name])
+        try:
+            ra, dec = sc.read_pointing(header)
+        except KeyError as exc:
+            raise DPIError(f"{name}: {exc}") from exc
+        alt = timing.altitude_azimuth_airmass(
+            Time(mjd[rows], format="mjd", scale="utc"), ra, dec, sc.PARANAL_LAT_DEG, sc.PARANAL_LON_DEG
+        )[0]
+        out["p"].append(_mean_angle(level1.parang[rows]))
+        out["a"].append(float(np.mean(alt)))
+        out["h"].append(
+            (_header_mean(header, "INS4 DROT3", "INS4 DROT3", name) - HWP_ENCODER_OFFSET_DEG) % 180.0
+        )
+        drot2 = _header_mean(header, "INS4 DROT2", "INS4 DROT2", name)
+        out["d"].append(float(mueller.derotator_angle(drot2, tracking)))
+        if tracking == "PUPIL":
+            out["r"].append(_mean_angle(level1.derot[rows]))
+        else:
+            posang = float(header_value(header, "ESO INS4 DROT2 POSANG", 0.0))
+            out["r"].append((posang + mueller.TRUE_NORTH_DEG) % 360.0)
+    return FileAngles(*(np.array(out[k]) for k in "pahdr"), tracking=tracking, params=params)
+
+
+def _model_based_stokes(
+    beams: np.ndarray,
+    angles: FileAngles,
+    cycles: list[tuple[int, int, int, int]],
+    names: list[str],
+    opts: DPIOptions,
+    where: str,
+    report: Progress,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]], np.ndarray, dict[str, Any]]:
+    """Model-based correction (the idea of IRDAP's, van Holstein et al. 2020 Sect. 5; own code).
+
+    Per HWP cycle: the double differences and double sums of the Q and U pairs in the detector
+    frame (:func:`~hcdc.science.polarimetry.stokes_from_beams`), each pair's images turned
+    north up with the pair's mean image derotation angle (counter-clockwise, IRDAP's sense, as
+    images only: the Stokes frame is the sky's, in the model); the model gives each pair's double-difference
+    row ``X`` and double-sum row ``X_S``
+    (:func:`~hcdc.instruments.sphere.irdis.mueller.double_difference_rows`),
+    so that per pixel ``[DD_Q, DS_Q, DD_U, DS_U] = A (I, Q, U)`` with ``A`` (4 x 3) the Q/U
+    columns' cross-talk and efficiency and the I column the instrumental polarisation. The
+    system is solved per pixel in the least-squares sense over **all** cycles together
+    (``combine = mean``) or per cycle then the median (``median``). The result is the Stokes
+    vector incident on the telescope, north up, in IAU convention. Then, when ``ip_annulus_px``
+    is set, what polarisation the annulus still shows (stellar or a model error) is subtracted.
+
+    Returns I, Q, U, the cycle rows (model IP and efficiency per pair), the per-file image
+    derotation angles and header cards.
+    """
+    per_cycle_a, per_cycle_y, rows = [], [], []
+    for c, idx in enumerate(cycles):
+        report("HWP cycles", c, len(cycles))
+        cycle = np.nan_to_num(beams[list(idx)], nan=0.0)  # (4, 2, n, n)
+        st = stokes_from_beams(cycle, opts.method)
+        images, matrix, info = [], [], {}
+        for pair, (dd, ds), (k_plus, k_minus) in (
+            ("Q", (st.q, st.i_q), (idx[0], idx[1])),
+            ("U", (st.u, st.i_u), (idx[2], idx[3])),
+        ):
+            turn = _mean_angle(angles.image_derot[[k_plus, k_minus]])
+            # counter-clockwise by the derotation angle (IRDAP's sense) = derotate by its negative
+            stack = derotate(np.stack([np.nan_to_num(dd), ds]), [-turn, -turn], fill_value=0.0)
+            images.extend(stack)
+            rows_pm = [
+                mueller.beam_rows(
+                    angles.parang[k], angles.altitude[k], angles.hwp[k], angles.derotator[k], angles.params
+                )
+                for k in (k_plus, k_minus)
+            ]
+            x_dd, x_ds = mueller.double_difference_rows(*rows_pm)
+            matrix.extend([x_dd[:3], x_ds[:3]])
+            info[f"IP_{pair}"] = float(x_dd[0] / x_ds[0])
+            info[f"EFF_{pair}"] = float(np.hypot(x_dd[1], x_dd[2]) / x_ds[0])
+            info[f"DEROT_{pair}"] = turn
+        a = np.array(matrix)  # (4, 3)
+        per_cycle_a.append(a)
+        per_cycle_y.append(np.stack(images))  # (4, n, n)
+        rows.append(
+            {
+                "CYCLE": c,
+                "FILES": ",".join(names[k] for k in idx),
+                "DEROT": _mean_angle(angles.image_derot[list(idx)]),
+                "DEROT_SPREAD": float(np.ptp(np.unwrap(np.radians(angles.image_derot[list(idx)]))))
+                * 180.0
+                / np.pi,
+            }
+            | info
+        )
+    report("HWP cycles", len(cycles), len(cycles))
+    shape = per_cycle_y[0].shape[1:]
+    if opts.combine == "mean":
+        a_all = np.concatenate(per_cycle_a)
+        y_all = np.concatenate(per_cycle_y).reshape(len(a_all), -1)
+        stokes = np.linalg.lstsq(a_all, y_all, rcond=None)[0].reshape((3, *shape))
+    else:
+        solved = [
+            np.linalg.lstsq(a, y.reshape(4, -1), rcond=None)[0]
+            for a, y in zip(per_cycle_a, per_cycle_y, strict=True)
+        ]
+        stokes = np.median(np.stack(solved), axis=0).reshape((3, *shape))
+    i, q, u = stokes
+    cards: dict[str, Any] = {
+        "MODEL": (angles.params.filter_model, "Mueller model (vH+2020)"),
+        "TRACKING": (angles.tracking, "INS4 COMB ROT"),
+    }
+    if opts.ip_annulus_px is not None:
+        try:
+            ip = correct_instrumental_polarisation(i, q, u, *opts.ip_annulus_px)
+        except ValueError as exc:
+            raise DPIError(f"{where}: {exc}") from exc
+        q, u = ip.q, ip.u
+        cards["STARPOL Q"] = (float(ip.p_q), "residual q, annulus")
+        cards["STARPOL U"] = (float(ip.p_u), "residual u, annulus")
+    return i, q, u, rows, angles.image_derot, cards
+
+
 def reduce_dpi(
     level1_dir: str | Path,
     raw_paths: Sequence[str | Path],
@@ -193,7 +377,8 @@ def reduce_dpi(
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     report = progress or (lambda stage, done, total: None)
     level1 = read_level1(level1_dir)
-    positions = _hwp_positions(level1, raw_paths)
+    headers: dict[str, fits.Header] = {}
+    positions = _hwp_positions(level1, raw_paths, headers)
     names, beams, derot = _file_beams(level1)
     labels = [positions[n] for n in names]
     grouping = group_hwp_cycles(labels)
@@ -201,6 +386,15 @@ def reduce_dpi(
         raise DPIError(
             f"{level1_dir}: no complete HWP cycle Q+ Q- U+ U- among the {len(names)} OBJECT files "
             f"(positions in time order: {', '.join(labels)})"
+        )
+    model_info: dict[str, Any] = {}
+    if opts.instrument_model:
+        angles = _file_angles(level1, names, headers)
+        i, q, u, cycle_rows, derot, model_info = _model_based_stokes(
+            beams, angles, grouping.cycles, names, opts, str(level1_dir), report
+        )
+        return _finish(
+            out_dir, i, q, u, names, labels, derot, grouping, cycle_rows, level1, opts, started, model_info
         )
     cycles_i, cycles_q, cycles_u, cycle_rows = [], [], [], []
     for c, idx in enumerate(grouping.cycles):
@@ -233,6 +427,27 @@ def reduce_dpi(
     report("HWP cycles", len(grouping.cycles), len(grouping.cycles))
     combine = np.mean if opts.combine == "mean" else np.median
     i, q, u = (combine(np.stack(a), axis=0) for a in (cycles_i, cycles_q, cycles_u))
+    return _finish(
+        out_dir, i, q, u, names, labels, derot, grouping, cycle_rows, level1, opts, started, model_info
+    )
+
+
+def _finish(
+    out_dir: str | Path,
+    i: np.ndarray,
+    q: np.ndarray,
+    u: np.ndarray,
+    names: list[str],
+    labels: list[str],
+    derot: np.ndarray,
+    grouping: Any,
+    cycle_rows: list[dict[str, Any]],
+    level1: Level1Product,
+    opts: DPIOptions,
+    started: str,
+    model_info: dict[str, Any],
+) -> Path:
+    """Polarisation maps from the north-up I, Q, U, then the product and the previews."""
     q_phi, u_phi = azimuthal_stokes(q, u)
     pi = polarised_intensity(q, u)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -251,7 +466,9 @@ def reduce_dpi(
     for col in ("DEROT", "DEROT_SPREAD"):
         cycles[col].unit = "deg"
     path = out / DPI_PRODUCT
-    _write_product(path, (i, q, u), (q_phi, u_phi, pi, dolp, aolp), cycles, files, level1, opts, started)
+    _write_product(
+        path, (i, q, u), (q_phi, u_phi, pi, dolp, aolp), cycles, files, level1, opts, started, model_info
+    )
     if opts.previews:
         _write_previews(out, i, q_phi, u_phi, pi)
     return path
@@ -277,6 +494,7 @@ def _write_product(
     level1: Level1Product,
     opts: DPIOptions,
     started: str,
+    model_info: dict[str, Any] | None = None,
 ) -> None:
     primary = fits.PrimaryHDU(np.stack(stokes).astype(np.float32))
     h = primary.header
@@ -295,6 +513,8 @@ def _write_product(
     h["HIERARCH HCDC FILTER"] = (str(level1.header.get("HIERARCH HCDC FILTER", "")), "INS COMB IFLT")
     h["HIERARCH HCDC METHOD"] = (opts.method, "Stokes from the beams")
     h["HIERARCH HCDC NCYCLES"] = (len(cycles), "complete HWP cycles combined")
+    for key, (value, text) in (model_info or {}).items():
+        h[f"HIERARCH HCDC {key}"] = (value, text)
     h["COMMENT"] = "Stokes sign (IAU): Q > 0 along north-south; U > 0 along 45 deg east of north"
     h["COMMENT"] = "Q_phi = -Q cos 2phi - U sin 2phi, U_phi = Q sin 2phi - U cos 2phi (phi = PA)"
     hdus: list[Any] = [primary]

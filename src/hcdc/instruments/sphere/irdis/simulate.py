@@ -38,7 +38,7 @@ from astropy.time import Time, TimeDelta
 
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere import simulated_headers as hdr
-from hcdc.instruments.sphere.irdis import simulate_ao
+from hcdc.instruments.sphere.irdis import mueller, simulate_ao
 from hcdc.instruments.sphere.irdis.dpi import HWP_ENCODER_OFFSET_DEG
 from hcdc.instruments.sphere.observing import (
     DIT_DELAY_S,
@@ -46,6 +46,7 @@ from hcdc.instruments.sphere.observing import (
     AmbientConditions,
     FileConditions,
     PlannedExposure,
+    alt_az_airmass,
     file_conditions,
 )
 from hcdc.instruments.sphere.observing import file_rng as _file_rng
@@ -193,6 +194,13 @@ class DPIPolarimetry:
     ring: PolarisedRing
     ip_q: float = 0.01
     ip_u: float = -0.005
+    # 'ideal': polarisation turns with the image, IP fixed in the detector frame (the 1.0 model);
+    # 'mueller': the beams are the rows of the Mueller-matrix model of telescope, HWP, derotator
+    # and polarisers (:mod:`hcdc.instruments.sphere.irdis.mueller`; ip_q/ip_u unused), the image
+    # turned in IRDAP's (physical) sense; tracking PUPIL or FIELD (derotator position angle posang).
+    instrument: str = "ideal"
+    tracking: str = "PUPIL"
+    posang_deg: float = 0.0
 
 
 DEFAULT_SEQUENCES: tuple[SequenceSpec, ...] = (
@@ -659,8 +667,18 @@ def _build_header(
     cards["INS1 OPTI1 NAME"] = (lyot, "IRDIS Lyot stop.")
     cards["INS1 PAC X"] = (0.0, "[um] X-Axis absolute position on the detector")
     cards["INS1 PAC Y"] = (0.0, "[um] Y-Axis absolute position on the detector")
-    cards["INS4 COMB ROT"] = ("PUPIL" if science else "CAL_ZENITH", "Assembly for derotator and ADC modes")
-    if science:
+    pol = exp.spec.polarimetry
+    tracking = pol.tracking if pol is not None else "PUPIL"
+    cards["INS4 COMB ROT"] = (tracking if science else "CAL_ZENITH", "Assembly for derotator and ADC modes")
+    if science and pol is not None and pol.instrument == "mueller":
+        # the derotator as the polarimetric model needs it (mueller.drot2_keyword): pupil tracking
+        # a/2 + 180 (real headers), field tracking (POSANG + a - p)/2
+        (alt0, alt1), (p0, p1) = (sky.alt_az_airm[0], sky.ambient["alt_end"]), sky.parang_start_end
+        for key, a, p in (("BEGIN", alt0, p0), ("END", alt1, p1)):
+            value = float(mueller.drot2_keyword(p, a, tracking, pol.posang_deg))
+            cards[f"INS4 DROT2 {key}"] = (round(value, 4), f"[deg] Position angle at {key.lower()}.")
+        cards["INS4 DROT2 MODE"] = ("ELEV" if tracking == "PUPIL" else "SKY", "Derotator mode.")
+    elif science:
         drot_begin = (sky.alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
         drot_end = (sky.ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
         cards["INS4 DROT2 BEGIN"] = (round(drot_begin, 4), "[deg] Position angle at start.")
@@ -671,6 +689,8 @@ def _build_header(
         cards["INS4 DROT2 END"] = (0.0, "[deg] Position angle at end.")
         cards["INS4 DROT2 MODE"] = ("STAT", "Derotator mode.")
     cards.update(hdr.derotator_pointing_cards(sky.radec_of_date))
+    if science and pol is not None and tracking == "FIELD":
+        cards["INS4 DROT2 POSANG"] = (pol.posang_deg, "[deg] Position angle.")
     cards["INS4 FILT2 ID"] = (exp.nd, "Filter unique id.")
     cards["INS4 FILT2 NAME"] = (exp.nd, "NIR Neutral Density filters.")
     if dpi and science:
@@ -794,6 +814,18 @@ def _render_exposure(
         sc.TRUE_NORTH_DEG,
     ).reshape(n_sub_t, exp.ndit)
     star_xy = _star_positions(model, mid, rng)
+    pol = exp.spec.polarimetry
+    model_rows = image_derot = None
+    if pol is not None and pol.instrument == "mueller" and exp.hwp is not None:
+        # Mueller-matrix beams per DIT (mid-DIT angles) and the image rotation of the tracking mode
+        alt_mid = alt_az_airmass(mid, ra, dec)[0]
+        theta_der = mueller.derotator_angle(
+            mueller.drot2_keyword(parang_mid, alt_mid, pol.tracking, pol.posang_deg), pol.tracking
+        )
+        hwp_angle = HWP_ANGLES_DEG[HWP_STOKES.index(exp.hwp)]
+        params = mueller.model_parameters(_filter_id(exp.spec), exp.date_obs)
+        model_rows = mueller.beam_rows(parang_mid, alt_mid, hwp_angle, theta_der, params)  # (ndit, 2, 4)
+        image_derot = mueller.image_derotation_angle(parang_mid, alt_mid, theta_der)
     if exp.dpr_type == "OBJECT,FLUX":
         star_xy = star_xy + np.array([12.0, 0.0])  # star moved off the coronagraph mask
     optics = _optics(exp.spec.filter)
@@ -837,7 +869,11 @@ def _render_exposure(
                     (ny, fw),
                     leak_residual=leak_residual,
                 )
-                if exp.spec.polarimetry is not None:
+                if model_rows is not None and image_derot is not None:
+                    field = _mueller_field(
+                        exp, model, field, f, tuple(star_xy[k, f]), float(image_derot[k]), model_rows[k, f]
+                    )
+                elif exp.spec.polarimetry is not None:
                     field = _polarised_field(exp, model, field, f, tuple(star_xy[k, f]), float(derot_mid[k]))
                 light[:, f * fw : (f + 1) * fw] += field
         light *= model.illumination
@@ -934,6 +970,39 @@ def _polarised_field(
     star_s = dpi_sim.hwp_measured_stokes(star_field, 0.0, 0.0, exp.hwp, pol.ip_q, pol.ip_u)
     ring_s = dpi_sim.hwp_measured_stokes(i, q, u, exp.hwp, pol.ip_q, pol.ip_u)
     return 0.5 * (star_field + i + sign * (star_s + ring_s))
+
+
+def _filter_id(spec: SequenceSpec) -> str:
+    """``INS1 FILT ID`` of the sequence's filter combination (as :func:`_filter_keywords` writes it)."""
+    return str(_filter_keywords(spec)["INS1 FILT ID"][0])
+
+
+def _mueller_field(
+    exp: _Exposure,
+    model: _NightModel,
+    star_field: np.ndarray,
+    beam: int,
+    star_xy: tuple[float, float],
+    image_derot_deg: float,
+    row: np.ndarray,
+) -> np.ndarray:
+    """DPI beam ``beam`` of one field through the Mueller-matrix model, ADU/s: ``row`` (the first
+    row of the beam's system matrix, :func:`~hcdc.instruments.sphere.irdis.mueller.beam_rows`)
+    times the Stokes vector incident on the telescope, pixel by pixel: the unpolarised star
+    (``star_field``) plus the ring, whose sky Stokes (IAU) are placed on the detector turned by
+    ``image_derot_deg`` in IRDAP's sense
+    (:func:`~hcdc.science.simulation.dpi.ring_sky_stokes_on_detector`)."""
+    pol = exp.spec.polarimetry
+    assert pol is not None
+    optics = _optics(exp.spec.filter)[beam]
+    scale = model.field_throughput[beam] * sc.nd_transmission(exp.nd, optics.wavelength_nm)
+    i, q, u = (
+        scale * a
+        for a in dpi_sim.ring_sky_stokes_on_detector(
+            pol.ring, star_field.shape, star_xy, image_derot_deg, model.anamorphism_xy
+        )
+    )
+    return row[0] * (star_field + i) + row[1] * q + row[2] * u
 
 
 def _scaled_zones(zones: tuple[tuple[int, int], ...], factor: float) -> tuple[tuple[int, int], ...]:

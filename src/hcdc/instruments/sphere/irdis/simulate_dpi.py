@@ -94,6 +94,9 @@ def simulate_irdis_dpi_night(
     ring: PolarisedRing = DEFAULT_RING,
     ip_q: float = 0.01,
     ip_u: float = -0.005,
+    instrument: str = "mueller",
+    tracking: str = "PUPIL",
+    posang_deg: float = 0.0,
     target: Target = FIFTY_ONE_ERI,
     night: str = "2018-12-02",
     colon_in_names: bool = True,
@@ -104,9 +107,23 @@ def simulate_irdis_dpi_night(
     ``scale``: 'small' (128 x 256 px), 'medium' or 'full' (:data:`SCALES`) or a
     :class:`~hcdc.instruments.sphere.irdis.simulate.SimulationScale` (e.g. full size with one DIT
     per file, for IRDAP, which needs 1024 x 2048 frames); ``n_cycles`` HWP
-    cycles (>= 1); ``ring`` the disc; ``ip_q``/``ip_u`` the instrumental polarisation (fractions of
-    I, |p| < 0.2). Raises ``ValueError`` on a bad parameter (message names it).
+    cycles (>= 1); ``ring`` the disc; ``instrument``: ``'mueller'`` (default: beams through the
+    Mueller-matrix model of :mod:`hcdc.instruments.sphere.irdis.mueller`, so IP and cross-talk
+    vary with the parallactic, altitude, HWP and derotator angles; the image turned in IRDAP's
+    sense) or ``'ideal'`` (the 1.0 model: polarisation turning with the image, a fixed detector-
+    frame IP ``ip_q``/``ip_u``, fractions of I, |p| < 0.2); ``tracking``: ``'PUPIL'`` or
+    ``'FIELD'`` (Mueller model only; derotator position angle ``posang_deg``). Raises
+    ``ValueError`` on a bad parameter (message names it).
     """
+    if instrument not in ("mueller", "ideal"):
+        raise ValueError(f"instrument must be 'mueller' or 'ideal', got {instrument!r}")
+    tracking = str(tracking).upper()
+    if tracking not in ("PUPIL", "FIELD"):
+        raise ValueError(f"tracking must be PUPIL or FIELD, got {tracking!r}")
+    if instrument == "ideal" and tracking != "PUPIL":
+        raise ValueError("the ideal (1.0) instrument model is simulated in pupil tracking only")
+    if instrument == "mueller":
+        ip_q = ip_u = 0.0  # the instrumental polarisation comes from the model
     if isinstance(scale, str) and scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
     scale_obj = SCALES[scale] if isinstance(scale, str) else scale
@@ -123,7 +140,9 @@ def simulate_irdis_dpi_night(
     spec = replace(
         DPI_SEQUENCE,
         n_object_files=4 * n_cycles,
-        polarimetry=DPIPolarimetry(ring=ring, ip_q=ip_q, ip_u=ip_u),
+        polarimetry=DPIPolarimetry(
+            ring=ring, ip_q=ip_q, ip_u=ip_u, instrument=instrument, tracking=tracking, posang_deg=posang_deg
+        ),
     )
     result = simulate_irdis_night(
         out_dir,
@@ -157,6 +176,9 @@ def _write_polarimetric_truth(night: SimulatedNight, spec: SequenceSpec) -> None
         },
         "ip_q": pol.ip_q,
         "ip_u": pol.ip_u,
+        "instrument": pol.instrument,
+        "tracking": pol.tracking,
+        "posang_deg": pol.posang_deg,
         "beams": {"ordinary": "left field (P0)", "extraordinary": "right field (P90)"},
         # What a reduction that keeps the detector's field response measures: the Stokes maps in
         # units of the mean beam transmission (throughput x response) times the sky.
