@@ -259,13 +259,21 @@ def irdis_dpi(
         "small", "--scale", help="small (128x256 px), medium (256x512) or full (1024x2048)."
     ),
     cycles: int = typer.Option(4, "--cycles", min=1, help="Number of HWP cycles Q+ Q- U+ U-."),
-    ip_q: float = typer.Option(0.01, "--ip-q", help="Instrumental polarisation Q/I (fraction)."),
-    ip_u: float = typer.Option(-0.005, "--ip-u", help="Instrumental polarisation U/I (fraction)."),
+    instrument: str = typer.Option(
+        "mueller",
+        "--instrument",
+        help="mueller: beams through the Mueller-matrix model of telescope, HWP, derotator and "
+        "polarisers (van Holstein et al. 2020); ideal: the 1.0 model (polarisation turning with the "
+        "image, fixed IP --ip-q/--ip-u).",
+    ),
+    tracking: str = typer.Option("PUPIL", "--tracking", help="PUPIL or FIELD (mueller only)."),
+    ip_q: float = typer.Option(0.01, "--ip-q", help="Instrumental polarisation Q/I (ideal model only)."),
+    ip_u: float = typer.Option(-0.005, "--ip-u", help="Instrumental polarisation U/I (ideal model only)."),
     underscore: bool = typer.Option(False, "--underscore-names", help="Write ':' as '_' in file names."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
 ) -> None:
-    """Write a raw IRDIS DPI sequence (pupil tracking, HWP cycles, polarised ring disc,
-    instrumental polarisation) with CENTER/FLUX/SKY, darks, backgrounds, flats and the truth."""
+    """Write a raw IRDIS DPI sequence (pupil or field tracking, HWP cycles, polarised ring disc,
+    instrument model) with CENTER/FLUX/SKY, darks, backgrounds, flats and the truth."""
     from hcdc.instruments.sphere.irdis.simulate_dpi import SCALES, simulate_irdis_dpi_night
 
     _check_scale(scale, SCALES)
@@ -278,6 +286,8 @@ def irdis_dpi(
             n_cycles=cycles,
             ip_q=ip_q,
             ip_u=ip_u,
+            instrument=instrument,
+            tracking=tracking,
             colon_in_names=not underscore,
             progress=report,
         ),

@@ -122,8 +122,6 @@ def simulate_irdis_dpi_night(
         raise ValueError(f"tracking must be PUPIL or FIELD, got {tracking!r}")
     if instrument == "ideal" and tracking != "PUPIL":
         raise ValueError("the ideal (1.0) instrument model is simulated in pupil tracking only")
-    if instrument == "mueller":
-        ip_q = ip_u = 0.0  # the instrumental polarisation comes from the model
     if isinstance(scale, str) and scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
     scale_obj = SCALES[scale] if isinstance(scale, str) else scale
@@ -131,6 +129,8 @@ def simulate_irdis_dpi_night(
         raise ValueError(f"n_cycles must be >= 1, got {n_cycles}")
     if not (abs(ip_q) < 0.2 and abs(ip_u) < 0.2):
         raise ValueError(f"instrumental polarisation must be below 20 % of I, got ip_q={ip_q}, ip_u={ip_u}")
+    if instrument == "mueller":
+        ip_q = ip_u = 0.0  # the instrumental polarisation comes from the model
     field = scale_obj.field_width
     if ring.radius_px + 3.0 * ring.width_px > 0.45 * field:
         raise ValueError(
