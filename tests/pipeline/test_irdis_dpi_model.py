@@ -122,3 +122,24 @@ def test_both_recipe_versions_registered():
     with pytest.raises(ValueError, match="no instrument model"):
         old.Parameters(instrument_model=True)
     assert get_recipe("irdis-dpi", "1.1").Parameters().instrument_model is True
+
+
+def test_model_inputs_checked_with_the_file_named(field, tmp_path):
+    from astropy.io import fits
+
+    from hcdc.instruments.sphere.irdis.dpi_reduction import DPIError
+
+    night, base, raw = field
+    objects = [f.path for f in night.files if f.dpr_type == "OBJECT"]
+    others = [p for p in raw if p not in objects]
+    for key, value, message in (
+        ("HIERARCH ESO INS4 COMB ROT", "PUPIL", "INS4 COMB ROT must be PUPIL or FIELD, the same for all files"),
+        ("HIERARCH ESO INS1 FILT ID", "FILT_BBF_L", "no polarimetric model for filter 'FILT_BBF_L'"),
+    ):
+        spoiled = tmp_path / key.split()[-1] / objects[0].name
+        spoiled.parent.mkdir()
+        with fits.open(objects[0]) as hdul:
+            hdul[0].header[key] = value
+            hdul.writeto(spoiled)
+        with pytest.raises(DPIError, match=message):
+            reduce_dpi(base / "l1", [spoiled, *objects[1:], *others], tmp_path / f"out-{key.split()[-1]}")

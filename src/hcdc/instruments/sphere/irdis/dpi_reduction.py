@@ -7,37 +7,43 @@ the anamorphism correction and the normalisation to ADU/s) and the raw OBJECT fi
 give each file's HWP position (:func:`hcdc.instruments.sphere.irdis.dpi.read_hwp_position`:
 ``OCS DPI H2RT STOKES`` checked against the encoder ``INS4 DROT3``).
 
-Steps (:func:`reduce_dpi`):
+Steps (:func:`reduce_dpi`), common to both recipe versions:
 
 1. the DITs of each OBJECT file are averaged per beam (the HWP does not move within a file); the
-   file's derotation angle is the mean of its DITs' ``DEROT`` (deg, the Level 1 convention:
-   turning the frame clockwise by it puts north up);
+   file's derotation angle is the mean of its DITs' ``DEROT`` (deg, the Level 1 value);
 2. files in time order are grouped into complete HWP cycles Q+ Q- U+ U-
    (:func:`hcdc.science.polarimetry.group_hwp_cycles`; broken cycles are dropped whole, as IRDAP);
-3. per cycle, in the detector frame: Stokes I, Q, U by the double difference or the double ratio
-   (:func:`hcdc.science.polarimetry.stokes_from_beams`);
-4. per cycle, the **simple instrumental-polarisation correction**: ``Q -= median(Q/I) I``,
-   ``U -= median(U/I) I`` in an annulus on the stellar halo free of disc signal
-   (:func:`hcdc.science.polarimetry.correct_instrumental_polarisation`); done in the detector
-   frame, where the simulated (and, to first order, the real) IP is fixed;
-5. per cycle, derotation to north up of I as an image and of Q, U as images **and** vectors
-   (:func:`hcdc.science.polarimetry.derotate_stokes`) with the cycle's mean derotation angle;
-6. mean (or median) over the cycles; then PI, DoLP, AoLP and the azimuthal Qφ, Uφ about the star
-   (:mod:`hcdc.science.polarimetry.maps`).
+3. per cycle, in the detector frame: double differences and double sums (or double ratios) of
+   the Q and U pairs (:func:`hcdc.science.polarimetry.stokes_from_beams`).
 
-Not done (IRDAP does): the Mueller-matrix model of telescope and instrument (cross-talk,
-polarimetric efficiency, IP that changes with derotator and altitude), which the simple annulus
-correction cannot replace for data with a strongly changing IP; field-tracking data.
+**Recipe 1.1 (default, ``instrument_model=True``): model-based correction**
+(:func:`_model_based_stokes`, the idea of IRDAP's correction, van Holstein et al. 2020, own code):
+per file the parallactic angle, altitude, HWP angle and derotator angle
+(:func:`_file_angles`) give the Mueller-matrix model's row of each pair's double difference and
+double sum (:mod:`hcdc.instruments.sphere.irdis.mueller`: instrumental polarisation, polarimetric
+efficiency and cross-talk, all varying with the angles); each pair's images are turned north up
+(counter-clockwise by the pair's image derotation angle, IRDAP's sense; pupil tracking: Level 1
+``DEROT``; field tracking: ``INS4 DROT2 POSANG`` + true north) and the linear system
+``[DD_Q, DS_Q, DD_U, DS_U] = A (I, Q, U)`` is solved per pixel by least squares over all cycles
+(or per cycle, then the median); the result is the Stokes vector incident on the telescope, north
+up, IAU sign. Then what polarisation the annulus ``ip_annulus_px`` still shows (the star's own,
+or model error) is measured and subtracted (``HCDC STARPOL Q/U``).
 
-**Caveat on real pupil-tracking data**: step 5 assumes that the polarisation turns with the image
-(an ideal instrument, as the hcdc simulator draws it). In SPHERE the HWP sits upstream of the
-derotator and IRDAP converts the detector-frame Stokes to the sky with its instrument model; run on
-the same simulated files, IRDAP's angles differ from these by 37 deg (docs/polarimetry.md, IRDAP).
-The angles of this reduction on real data are therefore unverified.
+**Recipe 1.0 (``instrument_model=False``): ideal instrument**: per cycle the simple annulus IP
+correction in the detector frame, then I, Q, U derotated as images and Q, U as vectors (turned
+with the image, :func:`hcdc.science.polarimetry.derotate_stokes`) clockwise by the cycle's mean
+derotation angle (hcdc's imaging sense). This assumes that the polarisation turns with the image
+and the IP is fixed on the detector, which the real geometry (HWP upstream of the derotator,
+telescope mirrors) breaks: on data simulated through the model it gives angles tens of degrees
+off (docs/polarimetry.md). Kept for reproducibility.
+
+Finally: mean (or median) over the cycles (1.0), PI, DoLP, AoLP and the azimuthal Qφ, Uφ about
+the star (:mod:`hcdc.science.polarimetry.maps`).
 
 Product (``dpi_stokes.fits``): primary ``(3, n, n)`` cube of Stokes I, Q, U (FITS ``STOKES`` axis
 1, 2, 3) in ADU/s, extensions ``Q_PHI``, ``U_PHI``, ``PI`` (ADU/s), ``DOLP`` (fraction), ``AOLP``
-(deg east of north), ``CYCLES`` (one row per HWP cycle: files, derotation angle, measured IP) and
+(deg east of north), ``CYCLES`` (one row per HWP cycle: files, derotation angle, IP per pair:
+measured in the annulus (1.0) or the model's with its efficiency ``EFF_Q/U`` (1.1)) and
 ``FILES`` (every OBJECT file: HWP position, derotation, cycle or dropped); celestial WCS on every
 image (north up, east left, star on pixel ``(n//2, n//2)``). Previews: PNGs of Qφ, Uφ, PI and I.
 """

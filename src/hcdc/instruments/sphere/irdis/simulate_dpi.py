@@ -14,12 +14,20 @@ and ``INS1 MODE = DPI`` (vlt-sphere's DPI classification).
 
 The scene (left field = ordinary beam P0, right = extraordinary P90): the coronagraphic star of
 the imaging simulator (speckles, waffle spots in CENTER files), unpolarised; a face-on ring disc
-(:class:`~hcdc.science.simulation.dpi.PolarisedRing`) polarised azimuthally, turning with the
-pupil-tracking field; instrumental polarisation ``ip_q``/``ip_u`` fixed in the instrument frame on
-all the light; the beam mismatch of the two field throughputs (1.00 / 0.95); the detector model
-(bias, dark current, flat, bad pixels, read and photon noise) of the imaging simulator. Not
-modelled: the telescope/derotator Mueller matrix (cross-talk, polarimetric efficiency, IP that
-changes with the derotator and altitude, as IRDAP models them), field tracking.
+(:class:`~hcdc.science.simulation.dpi.PolarisedRing`) polarised azimuthally; the beam mismatch of
+the two field throughputs (1.00 / 0.95); the detector model (bias, dark current, flat, bad pixels,
+read and photon noise) of the imaging simulator. Instrument (``instrument``):
+
+* ``'mueller'`` (default): each beam is the first row of the Mueller-matrix model
+  (:mod:`hcdc.instruments.sphere.irdis.mueller`, van Holstein et al. 2020 parameters for the
+  filter and date) at the DIT's parallactic angle, altitude, HWP angle and derotator angle, times
+  the Stokes vector incident on the telescope pixel by pixel, so instrumental polarisation,
+  efficiency and cross-talk vary with the angles; the field turns on the detector in IRDAP's
+  (physical) sense; pupil tracking (``INS4 DROT2 BEGIN/END = alt/2 + 180``, mode ELEV) or field
+  tracking (``INS4 COMB ROT = FIELD``, mode SKY, ``POSANG``, ``DROT2 = (POSANG + alt - parang)/2``,
+  the image fixed at ``POSANG`` + true north). The speckles stay fixed on the detector in both.
+* ``'ideal'``: the 1.0 model (polarisation turning with the pupil-tracking image in hcdc's
+  imaging sense, instrumental polarisation ``ip_q``/``ip_u`` fixed in the detector frame).
 
 The truth (``simulation_truth.json``: ``polarimetry``; ``simulation_truth.fits``: ``RING_P``, the
 true polarised brightness = ``Q_phi``, north up, star on the centre pixel of a field-sized image)
