@@ -133,7 +133,11 @@ def test_model_inputs_checked_with_the_file_named(field, tmp_path):
     objects = [f.path for f in night.files if f.dpr_type == "OBJECT"]
     others = [p for p in raw if p not in objects]
     for key, value, message in (
-        ("HIERARCH ESO INS4 COMB ROT", "PUPIL", "INS4 COMB ROT must be PUPIL or FIELD, the same for all files"),
+        (
+            "HIERARCH ESO INS4 COMB ROT",
+            "PUPIL",
+            "INS4 COMB ROT must be PUPIL or FIELD, the same for all files",
+        ),
         ("HIERARCH ESO INS1 FILT ID", "FILT_BBF_L", "no polarimetric model for filter 'FILT_BBF_L'"),
     ):
         spoiled = tmp_path / key.split()[-1] / objects[0].name

@@ -74,6 +74,17 @@ class ZimpolPolarimetryParameters(RecipeParameters):
         (3.0, 15.0), description="annulus (inner, outer) where Q/I and U/I are measured, px (7.2 mas)"
     )
     previews: bool = Field(True, description="write PNG previews (Q_phi, U_phi, PI per camera)")
+    modulation_efficiency: tuple[float, float] = Field(
+        (1.0, 1.0),
+        description="modulation/demodulation efficiency (CAM1, CAM2) in (0, 1]: Q and U are divided by it",
+    )
+
+    @field_validator("modulation_efficiency")
+    @classmethod
+    def _efficiency(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 < e <= 1.0 for e in value):
+            raise ValueError(f"modulation efficiency must be in (0, 1] for each camera, got {value}")
+        return value
 
     @field_validator("ip_annulus_px")
     @classmethod
@@ -89,7 +100,7 @@ class ZimpolPolarimetry(Recipe):
     ``zimpol_pol_cam2.fits`` (:func:`hcdc.instruments.sphere.zimpol.level1.reduce_polarimetry`)."""
 
     name = "zimpol-polarimetry"
-    version = "0.1"
+    version = "0.2"  # 0.2: modulation_efficiency (Q, U divided by it per camera); 0.1 below
     product_level = 2
     product_type = "level2-zimpol-stokes"
     description = (
@@ -117,6 +128,7 @@ class ZimpolPolarimetry(Recipe):
                     out,
                     method=params.method,
                     ip_annulus_px=params.ip_annulus_px if params.ip_correction else None,
+                    modulation_efficiency=params.modulation_efficiency,
                 )
         except level1.ZimpolError as exc:
             raise RecipeInputError(str(exc)) from exc
@@ -126,6 +138,25 @@ class ZimpolPolarimetry(Recipe):
             with context.timer("previews"):
                 outputs["previews"] = _stokes_previews(result.paths)
         return outputs
+
+
+class ZimpolPolarimetryV01Parameters(ZimpolPolarimetryParameters):
+    """``zimpol-polarimetry`` 0.1: no modulation-efficiency correction (always 1)."""
+
+    @field_validator("modulation_efficiency")
+    @classmethod
+    def _none(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if tuple(value) != (1.0, 1.0):
+            raise ValueError("zimpol-polarimetry 0.1 has no modulation efficiency; use version 0.2")
+        return value
+
+
+@register_recipe
+class ZimpolPolarimetryV01(ZimpolPolarimetry):
+    """``zimpol-polarimetry`` 0.1 (kept for reproducibility): no modulation-efficiency correction."""
+
+    version = "0.1"
+    Parameters = ZimpolPolarimetryV01Parameters
 
 
 def _stokes_previews(paths: dict[int, Any]) -> dict[str, str]:

@@ -645,15 +645,23 @@ def reduce_polarimetry(
     *,
     method: str = "double_difference",
     ip_annulus_px: tuple[float, float] | None = (3.0, 15.0),
+    modulation_efficiency: tuple[float, float] = (1.0, 1.0),
 ) -> PolarimetryResult:
     """Reduce a ZIMPOL polarimetric sequence to one Stokes/polarisation product per camera.
 
     ``method``: ``double_difference`` or ``double_ratio``; ``ip_annulus_px``: (r_in, r_out) in
     reduced pixels (7.2 mas) where the instrumental polarisation is measured, None to skip the
-    correction. Writes ``out_dir/zimpol_pol_cam<c>.fits`` (extensions I, Q, U, Q_PHI, U_PHI, PI,
+    correction; ``modulation_efficiency`` (CAM1, CAM2, in (0, 1]): the modulation/demodulation
+    efficiency by which the demodulated Q and U of each camera are divided (first, so the IP is
+    measured on the corrected signal; 1 = none, the 0.1 behaviour).
+    Writes ``out_dir/zimpol_pol_cam<c>.fits`` (extensions I, Q, U, Q_PHI, U_PHI, PI,
     DOLP, AOLP and CYCLES) and returns the paths and a summary.
     """
     started = _now()
+    if len(modulation_efficiency) != 2 or not all(0.0 < e <= 1.0 for e in modulation_efficiency):
+        raise ZimpolError(
+            f"modulation efficiency must be two values (CAM1, CAM2) in (0, 1], got {modulation_efficiency}"
+        )
     files = sort_files(paths)
     if files.readout not in zc.POLARIMETRIC_READOUTS:
         raise ZimpolError(f"read-out {files.readout!r} is not polarimetric: use the {IMAGING_RECIPE} recipe")
@@ -706,6 +714,8 @@ def reduce_polarimetry(
         for k, cycle in enumerate(cycles.cycles):
             i_k, q_k, u_k = per_cycle.i[k], per_cycle.q[k], per_cycle.u[k]
             q_k, u_k = np.nan_to_num(q_k), np.nan_to_num(u_k)
+            eff = float(modulation_efficiency[camera - 1])
+            q_k, u_k = q_k / eff, u_k / eff
             if ip_annulus_px is not None:
                 ip = correct_instrumental_polarisation(i_k, q_k, u_k, *ip_annulus_px)
                 q_k, u_k = ip.q, ip.u
@@ -727,6 +737,7 @@ def reduce_polarimetry(
         hd["HIERARCH HCDC FILTER"] = (files.filters[camera - 1], "filter of this camera")
         hd["HIERARCH HCDC METHOD"] = (method, "Stokes from the HWP cycles")
         hd["HIERARCH HCDC NCYCLES"] = (n, "complete HWP cycles combined")
+        hd["HIERARCH HCDC MODEFF"] = (float(modulation_efficiency[camera - 1]), "Q, U divided by it")
         hd["HIERARCH HCDC PIXSCALE"] = (zc.REDUCED_PIXEL_SCALE_MAS, "[mas/px]")
         if ips:
             hd["HIERARCH HCDC IP Q"] = (float(np.mean([p[0] for p in ips])), "IP Q/I removed")

@@ -203,6 +203,7 @@ class SimulatedZimpolNight:
     truth_json: Path | None = None
     truth_fits: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    modulation_efficiency: tuple[float, float] = (1.0, 1.0)  # polarimetry: CAM1, CAM2
 
     def select(self, dpr_type: str | None = None, stokes: str | None = None) -> list[SimulatedZimpolFile]:
         """Files of a DPR TYPE and Stokes label (None = any), in time order."""
@@ -232,6 +233,7 @@ class SimulatedZimpolNight:
             "dolp": d.disc_dolp,
             "ip_q": d.ip_q,
             "ip_u": d.ip_u,
+            "modulation_efficiency": list(self.modulation_efficiency),
             "aolp": "azimuthal (Q_phi = P, U_phi = 0)",
         }
 
@@ -437,6 +439,8 @@ class _Model:
     disc_pad: int
     companions: tuple[ZimpolCompanion, ...]
     star_offset_px: tuple[float, float]  # (x, y) of the imaging star from the data-grid centre
+    # polarimetry: modulation-demodulation efficiency of (CAM1, CAM2): the states are (I +- eff S)/2
+    modulation_efficiency: tuple[float, float] = (1.0, 1.0)
     speckles: Any = None  # imaging: evolving speckle field (fixed on the detector, pupil tracking)
     t_ref: Time | None = None
 
@@ -461,7 +465,8 @@ def _polarimetric_states(model: _Model, exp: _Exposure, camera: int) -> tuple[np
     s = sign * (q if (exp.stokes or "").startswith("Q") else u)
     i_img = _pair_rows(_window(i, model.disc_pad, rows, cols, exp.dither_px))
     s_img = _pair_rows(_window(s, model.disc_pad, rows, cols, exp.dither_px))
-    plus, minus = 0.5 * (i_img + s_img), 0.5 * (i_img - s_img)
+    eff = model.modulation_efficiency[camera - 1]
+    plus, minus = 0.5 * (i_img + eff * s_img), 0.5 * (i_img - eff * s_img)
     return (plus, minus) if camera == 1 else (minus, plus)
 
 
@@ -597,13 +602,22 @@ def simulate_zimpol_night(
     night: str = "2018-11-30",
     colon_in_names: bool = True,
     progress: Any = None,
+    modulation_efficiency: tuple[float, float] = (1.0, 1.0),
 ) -> SimulatedZimpolNight:
     """Write a night of raw ZIMPOL files of ``mode`` (``imaging`` or ``polarimetry``) into ``out_dir``.
 
     ``scale``: ``small`` | ``medium`` | ``full`` (:data:`SCALES`). ``companions`` (imaging) default
     to :data:`DEFAULT_COMPANIONS`; ``disc`` (polarimetry) to :func:`default_disc`. Deterministic
-    for a seed. Raises ``ValueError`` for an unknown mode/scale or a companion outside the field.
+    for a seed. ``modulation_efficiency`` (polarimetry; CAM1, CAM2, each in (0, 1]): the fraction of
+    the polarised signal that the modulation and charge shifting keep in the two states,
+    ``(I +- eff S)/2`` (1 = ideal, the default; the real value is measured by ZIMPOL's
+    modulation/demodulation-efficiency calibration). Raises ``ValueError`` for an unknown
+    mode/scale, a companion outside the field or an efficiency outside (0, 1].
     """
+    if not all(0.0 < e <= 1.0 for e in modulation_efficiency) or len(modulation_efficiency) != 2:
+        raise ValueError(
+            f"modulation efficiency must be two values (CAM1, CAM2) in (0, 1], got {modulation_efficiency}"
+        )
     if mode not in MODES:
         raise ValueError(f"unknown ZIMPOL mode {mode!r}; use one of {', '.join(MODES)}")
     if scale not in SCALES:
@@ -659,6 +673,7 @@ def simulate_zimpol_night(
         scale=sc_obj,
         detectors=detectors,
         disc_iqu=disc_iqu,
+        modulation_efficiency=(float(modulation_efficiency[0]), float(modulation_efficiency[1])),
         disc_pad=pad,
         companions=companions,
         star_offset_px=(float(srng.uniform(-3, 3)), float(srng.uniform(-3, 3))),
@@ -713,6 +728,7 @@ def simulate_zimpol_night(
         detectors=detectors,
         disc=disc,
         companions=companions,
+        modulation_efficiency=model.modulation_efficiency,
     )
     _write_truth(night_truth)
     return night_truth
