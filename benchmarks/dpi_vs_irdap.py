@@ -21,10 +21,14 @@ bad-pixel map of the real detector; only the first OBJECT,CENTER file is given (
 why); (4) both Qphi maps against the truth, ring by ring, with each pipeline's star centre (hcdc: the
 centre of pixel ``(n//2, n//2)``; IRDAP: the corner between pixels ``511`` and ``512``).
 
+The simulation goes through the Mueller-matrix instrument model (``--instrument mueller``, default;
+``--tracking PUPIL`` or ``FIELD``) and hcdc reduces it with ``irdis-dpi`` 1.1 (model-based
+correction); ``--instrument ideal`` reproduces the earlier ideal-instrument run with 1.0.
 ``--skip-irdap-run`` reuses an earlier IRDAP reduction in ``--work/irdap``. Printed: per 2-px ring,
 Qphi / truth for each pipeline (after one scale factor per pipeline, since the units differ:
 hcdc ADU/s x mean beam transmission; IRDAP counts per DIT), the ratio IRDAP / hcdc, Uphi rms over
-Qphi peak and the AoLP offset on the disc.
+Qphi peak, the AoLP offset on the disc and the position angle of the ring's bright side (the
+image derotation sense).
 """
 
 from __future__ import annotations
