@@ -15,9 +15,13 @@ from hcdc.instruments.sphere.irdis.simulate_dpi import simulate_irdis_dpi_night
 from .simulated_ingest import SPHERE_CLASS_BY_DPR_TYPE, ingest_simulated
 
 
-@pytest.fixture(scope="module")
-def dpi_night(tmp_path_factory: pytest.TempPathFactory) -> SimulatedNight:
-    return simulate_irdis_dpi_night(tmp_path_factory.mktemp("dpi"), seed=4, n_cycles=1)
+@pytest.fixture(scope="module", params=["PUPIL", "FIELD"])
+def dpi_night(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SimulatedNight:
+    """One HWP cycle in pupil tracking and one in field tracking (``INS4 COMB ROT = FIELD``,
+    derotator mode SKY): both are DPI datasets with the same calibration needs."""
+    return simulate_irdis_dpi_night(
+        tmp_path_factory.mktemp("dpi"), seed=4, n_cycles=1, tracking=request.param
+    )
 
 
 def test_simulated_dpi_night_ingests_and_associates(catalogue, dpi_night: SimulatedNight) -> None:
