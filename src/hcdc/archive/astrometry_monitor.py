@@ -178,7 +178,8 @@ def add_measured_calibration(
     fit = measurement.get("fit") or {}
     source = (
         f"hcdc measurement of {Path(str(measurement['file'])).name} "
-        f"(sha256 {str(measurement.get('sha256', ''))[:12]}) against {Path(str(measurement['catalogue'])).name} "
+        f"(sha256 {str(measurement.get('sha256', ''))[:12]}) "
+        f"against {Path(str(measurement['catalogue'])).name} "
         f"(sha256 {str(measurement.get('catalogue_sha256', ''))[:12]}): "
         f"{fit.get('used')} of {fit.get('matched')} matched stars"
     )

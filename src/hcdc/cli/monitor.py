@@ -835,7 +835,8 @@ def astrometry_measure_command(
         return
     fit = result["fit"]
     console.print(
-        f"{fits_file.name} ({result['filter'] or 'no filter'}, {result['epoch']}, {result['channel']} field): "
+        f"{fits_file.name} ({result['filter'] or 'no filter'}, {result['epoch']}, "
+        f"{result['channel']} field): "
         f"{fit['used']} of {fit['matched']} matched stars used ({result['detected']} detected, "
         f"{result['reference_stars']} in the list), residual rms {fit['residual_rms_mas']:.2f} mas",
         highlight=False,

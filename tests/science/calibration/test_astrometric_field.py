@@ -20,14 +20,21 @@ from hcdc.science.simulation.astrometric_field import FieldSpec, simulate_field
 def _offsets(sim, spec):
     cat = sim["catalogue"]
     east, north = tangent_offsets(
-        np.array([c["ra_deg"] for c in cat]), np.array([c["dec_deg"] for c in cat]), spec.ra0_deg, spec.dec0_deg
+        np.array([c["ra_deg"] for c in cat]),
+        np.array([c["dec_deg"] for c in cat]),
+        spec.ra0_deg,
+        spec.dec0_deg,
     )
     return np.column_stack([east, north])
 
 
 def _measure(spec, seed, **kwargs):
     sim = simulate_field(spec, np.random.default_rng(seed))
-    args = {"expected_scale_mas": 12.255, "expected_rotation_deg": -1.75, "anamorphism_xy": spec.anamorphism_xy}
+    args = {
+        "expected_scale_mas": 12.255,
+        "expected_rotation_deg": -1.75,
+        "anamorphism_xy": spec.anamorphism_xy,
+    }
     return measure_field(sim["image"], _offsets(sim, spec), **(args | kwargs)), sim
 
 

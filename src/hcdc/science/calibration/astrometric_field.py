@@ -471,7 +471,9 @@ def measure_field(
         )
     det_idx = [i for i, _ in pairs]
     ref_idx = [j for _, j in pairs]
-    solution, keep = fit_similarity(xy[det_idx], reference_en[ref_idx], min_stars, bootstrap=bootstrap, seed=seed)
+    solution, keep = fit_similarity(
+        xy[det_idx], reference_en[ref_idx], min_stars, bootstrap=bootstrap, seed=seed
+    )
     k = solution.scale_mas * np.exp(1j * np.radians(solution.rotation_deg))
     model = k * _to_complex_detector(xy[det_idx]) + (solution.offset_mas[1] + 1j * solution.offset_mas[0])
     sky = _to_complex_sky(reference_en[ref_idx])

@@ -51,7 +51,9 @@ class FieldSpec:
         return asdict(self)
 
 
-def _deg_from_tangent(east_mas: np.ndarray, north_mas: np.ndarray, ra0: float, dec0: float) -> tuple[np.ndarray, np.ndarray]:
+def _deg_from_tangent(
+    east_mas: np.ndarray, north_mas: np.ndarray, ra0: float, dec0: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Inverse gnomonic projection: (ra, dec) in deg of tangent-plane offsets in mas."""
     xi = np.radians(np.asarray(east_mas) / MAS_PER_DEG)
     eta = np.radians(np.asarray(north_mas) / MAS_PER_DEG)
@@ -71,17 +73,26 @@ def _add_gaussian(image: np.ndarray, x: float, y: float, flux: float, fwhm: floa
     if x0 >= x1 or y0 >= y1:
         return
     yy, xx = np.mgrid[y0:y1, x0:x1]
-    image[y0:y1, x0:x1] += flux / (2 * np.pi * sigma**2) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
+    image[y0:y1, x0:x1] += (
+        flux / (2 * np.pi * sigma**2) * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sigma**2))
+    )
 
 
-def simulate_field(spec: FieldSpec, rng: np.random.Generator) -> dict[str, Any]:
+def simulate_field(
+    spec: FieldSpec, rng: np.random.Generator, stars: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+) -> dict[str, Any]:
     """The image (electrons, float32, ``spec.shape``), the reference list (``id``, ``ra_deg``,
     ``dec_deg``, ``mag``, ``pos_err_mas``: true positions plus their stated error) and the truth
-    (true sky offsets, true detector positions, the spec)."""
-    half = spec.field_arcsec * 1000.0 / 2
-    east = rng.uniform(-half, half, spec.n_stars)
-    north = rng.uniform(-half, half, spec.n_stars)
-    mags = rng.uniform(*spec.mag_range, spec.n_stars)
+    (true sky offsets, true detector positions, the spec). ``stars``: the true ``(east_mas,
+    north_mas, mag)`` to image (e.g. the same field in IRDIS's second channel), else drawn."""
+    if stars is None:
+        half = spec.field_arcsec * 1000.0 / 2
+        east = rng.uniform(-half, half, spec.n_stars)
+        north = rng.uniform(-half, half, spec.n_stars)
+        mags = rng.uniform(*spec.mag_range, spec.n_stars)
+    else:
+        east, north, mags = (np.asarray(v, float) for v in stars)
+    n_stars = len(east)
     ny, nx = spec.shape
     k = spec.scale_mas * np.exp(1j * np.radians(spec.rotation_deg))
     # offsets from the image centre: the pointing is off by pointing_offset_mas
@@ -98,19 +109,26 @@ def simulate_field(spec: FieldSpec, rng: np.random.Generator) -> dict[str, Any]:
     image = rng.poisson(image).astype(np.float64) + rng.normal(0, spec.read_noise_e, spec.shape)
     error = spec.catalogue_error_mas
     ra, dec = _deg_from_tangent(
-        east + rng.normal(0, error, spec.n_stars) if error > 0 else east,
-        north + rng.normal(0, error, spec.n_stars) if error > 0 else north,
+        east + rng.normal(0, error, n_stars) if error > 0 else east,
+        north + rng.normal(0, error, n_stars) if error > 0 else north,
         spec.ra0_deg,
         spec.dec0_deg,
     )
     catalogue = [
-        {"id": f"S{i + 1:03d}", "ra_deg": float(ra[i]), "dec_deg": float(dec[i]), "mag": round(float(mags[i]), 3), "pos_err_mas": error}
-        for i in range(spec.n_stars)
+        {
+            "id": f"S{i + 1:03d}",
+            "ra_deg": float(ra[i]),
+            "dec_deg": float(dec[i]),
+            "mag": round(float(mags[i]), 3),
+            "pos_err_mas": error,
+        }
+        for i in range(n_stars)
     ]
     truth = {
         "spec": spec.as_dict(),
         "east_mas": east.tolist(),
         "north_mas": north.tolist(),
+        "mag": mags.tolist(),
         "x_px": x.tolist(),
         "y_px": y.tolist(),
         "inside": ((x > 0) & (x < nx - 1) & (y > 0) & (y < ny - 1)).tolist(),

@@ -71,8 +71,17 @@ def simulate_irdis_astrometric_field(
     spec = FieldSpec(**{**spec.as_dict(), "rotation_deg": rotation, "shape": (1024, 1024)})
     rng = np.random.default_rng(seed)
     left = simulate_field(spec, rng)
-    right_spec = FieldSpec(**{**spec.as_dict(), "pointing_offset_mas": (spec.pointing_offset_mas[0], spec.pointing_offset_mas[1] + 1.5 * spec.scale_mas)})
-    right = simulate_field(right_spec, np.random.default_rng(seed + 10_000))
+    right_spec = FieldSpec(
+        **{
+            **spec.as_dict(),
+            "pointing_offset_mas": (
+                spec.pointing_offset_mas[0],
+                spec.pointing_offset_mas[1] + 1.5 * spec.scale_mas,
+            ),
+        }
+    )
+    same_stars = (left["truth"]["east_mas"], left["truth"]["north_mas"], left["truth"]["mag"])
+    right = simulate_field(right_spec, np.random.default_rng(seed + 10_000), stars=same_stars)
     frame = np.concatenate([left["image"], right["image"]], axis=1)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -81,19 +90,19 @@ def simulate_irdis_astrometric_field(
         ("TELESCOP", "ESO-VLT-U3", "ESO Telescope Name"),
         ("INSTRUME", "SPHERE", "Instrument used."),
         ("OBJECT", "NGC3603 astrometric field (simulated)", "Target"),
-        ("RA", spec.ra0_deg, "[deg] pointing (tangent point of the reference list)"),
+        ("RA", spec.ra0_deg, "[deg] pointing, tangent point"),
         ("DEC", spec.dec0_deg, "[deg] pointing"),
         ("DATE-OBS", date_obs, "Observing date"),
         ("HIERARCH ESO DPR CATG", "CALIB", "Observation category"),
-        ("HIERARCH ESO DPR TYPE", DPR_TYPE, "Observation type (assumed value)"),
+        ("HIERARCH ESO DPR TYPE", DPR_TYPE, "Observation type (assumed)"),
         ("HIERARCH ESO DPR TECH", "IMAGE", "Observation technique"),
         ("HIERARCH ESO SEQ ARM", "IRDIS", "Name of the arm used"),
-        ("HIERARCH ESO INS COMB IFLT", filter_name, "Infra-Red filter combination name."),
-        ("HIERARCH ESO INS4 DROT2 MODE", "SKY", "Derotator mode (field tracking)"),
-        ("HIERARCH ESO INS4 DROT2 POSANG", posang_deg, "[deg] Derotator position angle"),
+        ("HIERARCH ESO INS COMB IFLT", filter_name, "IR filter combination"),
+        ("HIERARCH ESO INS4 DROT2 MODE", "SKY", "Derotator mode"),
+        ("HIERARCH ESO INS4 DROT2 POSANG", posang_deg, "[deg] Derotator PA"),
         ("HIERARCH ESO DET SEQ1 DIT", 4.0, "[s] Integration time"),
         ("HIERARCH ESO DET NDIT", 1, "Number of DITs"),
-        ("HIERARCH HCDC SIMULATED", True, "hcdc simulated astrometric field"),
+        ("HIERARCH HCDC SIMULATED", True, "simulated field"),
     ]
     for key, value, comment in cards:
         header[key] = (value, comment)
@@ -132,7 +141,8 @@ def read_reference_list(path: str | Path) -> dict[str, np.ndarray]:
         columns = {c.strip() for c in (reader.fieldnames or [])}
         if not {"ra_deg", "dec_deg"} <= columns:
             raise AstrometricFieldError(
-                f"{path}: a reference list needs columns ra_deg and dec_deg (has: {', '.join(sorted(columns)) or 'none'})"
+                f"{path}: a reference list needs columns ra_deg and dec_deg "
+                f"(has: {', '.join(sorted(columns)) or 'none'})"
             )
         ra, dec, ids = [], [], []
         for line, row in enumerate(reader, start=2):
