@@ -434,9 +434,10 @@ def expected_command(
     root: Path | None = ROOT_OPTION,
     as_user: str | None = AS_OPTION,
 ) -> None:
-    """Expected 5-sigma contrast from the conditions (seeing, tau0, field rotation), fitted on the
-    archive's own Level 2 products, and the products much worse than their conditions predict
-    (leave-one-out; hcdc.science.monitoring.expected)."""
+    """Expected 5-sigma contrast from the conditions (seeing, tau0, field rotation) and the star's
+    magnitude in the band (Target Data Base), fitted on the archive's own Level 2 products, and
+    the products much worse than their conditions predict (leave-one-out;
+    hcdc.science.monitoring.expected)."""
     from hcdc.archive.telemetry import expected_contrast
 
     if factor < 1 or nsigma <= 0:
@@ -451,7 +452,11 @@ def expected_command(
         if model is None:
             console.print(f'{entry["separation_arcsec"]:g}": too few products for a model', highlight=False)
             continue
-        terms = " ".join(f"{c:+.2f} log {n}" for n, c in model["coefficients"].items() if n != "intercept")
+        terms = " ".join(
+            f"{c:+.2f} (m - 5)" if n == "star_magnitude" else f"{c:+.2f} log {n}"
+            for n, c in model["coefficients"].items()
+            if n != "intercept"
+        )
         console.print(
             f'{entry["separation_arcsec"]:g}": log10 C = {model["coefficients"]["intercept"]:.2f} {terms} '
             f"(scatter {model['scatter_dex']:.2f} dex, {model['products']} products)",
@@ -476,6 +481,7 @@ def expected_command(
             "seeing",
             "tau0 ms",
             "rotation",
+            "mag",
             *(f'{s:g}"' for s in seps),
         ],
         [
@@ -487,6 +493,11 @@ def expected_command(
                 "seeing": _fmt(p["seeing_median_arcsec"]),
                 "tau0 ms": _fmt(p["tau0_median_s"], 1e3, 1),
                 "rotation": _fmt(p["field_rotation_deg"], 1, 1),
+                "mag": (
+                    f"{p['star_magnitude']:.1f} {p['magnitude_band'][-1].upper()}"
+                    if p.get("star_magnitude") is not None
+                    else ""
+                ),
                 **{f'{s:g}"': cell(p, i) for i, s in enumerate(seps)},
             }
             for p in products
