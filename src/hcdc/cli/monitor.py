@@ -867,8 +867,12 @@ def astrometry_measure_command(
 @astrometry_app.command("simulate")
 def astrometry_simulate_command(
     out_dir: Path = typer.Argument(..., help="Folder for astrometric_field.fits, reference_list.csv, truth."),
-    true_north: float = typer.Option(-1.75, "--true-north", help="True True North correction, deg."),
-    plate_scale: float = typer.Option(12.255, "--plate-scale", help="True plate scale, mas/px."),
+    true_north: float = typer.Option(
+        -1.75, "--true-north", help="The True North correction put in (the truth), deg."
+    ),
+    plate_scale: float = typer.Option(
+        12.255, "--plate-scale", help="The plate scale put in (the truth), mas/px."
+    ),
     posang: float = typer.Option(0.0, "--posang", help="Derotator position angle INS4 DROT2 POSANG, deg."),
     stars: int = typer.Option(40, "--stars", help="Stars in the 10-arcsec field."),
     seed: int = typer.Option(1, "--seed"),
