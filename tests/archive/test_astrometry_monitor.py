@@ -176,3 +176,32 @@ def test_cli_measure_simulated_field(catalogue, tmp_path):
     nocsv.write_text("name,ra\nx,1\n")
     bad = runner.invoke(app, [*args[:4], "--catalogue", str(nocsv), "--no-store"])
     assert bad.exit_code != 0 and "ra_deg and dec_deg" in bad.output
+
+
+def test_measured_time_series_flags_a_drift(catalogue, tmp_path):
+    """Three simulated astrometric fields months apart, True North -1.75, -1.75 then -1.45 deg
+    (a 0.3 deg drift): measured and stored, the series flags only the third epoch against the
+    assumed -1.75, and every stored value is its truth within 3 of its measured errors."""
+    from hcdc.archive.astrometry_monitor import add_measured_calibration
+    from hcdc.instruments.sphere.irdis.astrometric_field import (
+        measure_irdis_field,
+        simulate_irdis_astrometric_field,
+    )
+
+    truths = [("2026-01-10", -1.75), ("2026-04-10", -1.75), ("2026-07-10", -1.45)]
+    with catalogue.engine.begin() as conn:
+        for k, (date, tn) in enumerate(truths):
+            paths = simulate_irdis_astrometric_field(
+                tmp_path / date, seed=20 + k, true_north_deg=tn, date_obs=f"{date}T03:00:00.000"
+            )
+            add_measured_calibration(
+                conn, local_operator(), measure_irdis_field(paths["fits"], paths["catalogue"], bootstrap=100)
+            )
+        series = astrometric_series(conn, local_operator(), "SPHERE", "IRDIS", nsigma=5)
+    rows = series["measurements"]
+    assert [m["epoch"] for m in rows] == [d for d, _ in truths]
+    assert [m["true_north"]["flagged"] for m in rows] == [False, False, True]
+    for m, (_, tn) in zip(rows, truths, strict=True):
+        assert abs(m["true_north_deg"] - tn) < 3 * m["true_north_err_deg"]
+        assert abs(m["plate_scale_mas"] - sc.IRDIS_PIXEL_SCALE_MAS) < 3 * m["plate_scale_err_mas"]
+        assert not m["plate_scale"]["flagged"]
