@@ -33,13 +33,23 @@ def _log_contrast(seeing: float, tau0: float, rotation: float, offset: float) ->
     )
 
 
-def build_contrast_world(catalogue: Catalogue, seed: int = 5) -> dict[str, list[int]]:
+def build_contrast_world(
+    catalogue: Catalogue,
+    seed: int = 5,
+    magnitude_slope: float | None = None,
+    n_products: int = N_PRODUCTS,
+    degraded: int | None = DEGRADED,
+) -> dict[str, list[int]]:
     """Register the products; returns ``{"datasets": [...], "level2": [...], "seeing": [...],
-    "contrast_02": [...]}`` (same order; the last two: the known values)."""
+    "contrast_02": [...], "mag_h": [...]}`` (same order; the last three: the known values).
+    ``magnitude_slope``: when given, every star gets a Target Data Base target ``HD 1000+i``
+    with an H magnitude drawn in 4-11 and the contrast gains ``magnitude_slope (H - 5)`` dex
+    (a star whose photon noise matters); ``degraded``: the product made 8x worse at 0.2" (None:
+    none)."""
     rng = np.random.default_rng(seed)
-    datasets, specs, seeings, contrasts_02 = [], [], [], []
+    datasets, specs, seeings, contrasts_02, mags = [], [], [], [], []
     with catalogue.engine.begin() as conn:
-        for i in range(N_PRODUCTS):
+        for i in range(n_products):
             night = NIGHT0 + dt.timedelta(days=i)
             when = dt.datetime.combine(night, dt.time(3, 0))
             ds = add_dataset(conn, PROGRAMMES[i % 2], mjd_end=mjd_of(when), mjd_start=mjd_of(when))
@@ -49,6 +59,12 @@ def build_contrast_world(catalogue: Catalogue, seed: int = 5) -> dict[str, list[
                 .values(target=f"HD {1000 + i}", mode="DBI", night=night, setup="DB_H23")
             )
             datasets.append(ds)
+            if magnitude_slope is not None:
+                from hcdc.archive.targets import create_target
+
+                mag = float(np.random.default_rng(seed + 1000 + i).uniform(4.0, 11.0))
+                create_target(conn, f"HD {1000 + i}", {"mag_h": mag})
+                mags.append(mag)
     for i, ds in enumerate(datasets):
         seeing, tau0, rotation = rng.uniform(0.5, 1.5), rng.uniform(1.5e-3, 8e-3), rng.uniform(10, 80)
         seeings.append(seeing)
@@ -62,8 +78,11 @@ def build_contrast_world(catalogue: Catalogue, seed: int = 5) -> dict[str, list[
         }
         contrast = []
         for sep, offset in ((0.2, 0.0), (0.5, -0.7)):
-            value = 10 ** (_log_contrast(seeing, tau0, rotation, offset) + rng.normal(0, 0.05))
-            if i == DEGRADED and sep == 0.2:
+            log_c = _log_contrast(seeing, tau0, rotation, offset)
+            if magnitude_slope is not None:
+                log_c += magnitude_slope * (mags[i] - 5.0)
+            value = 10 ** (log_c + rng.normal(0, 0.05))
+            if i == degraded and sep == 0.2:
                 value *= 8.0
             if sep == 0.2:
                 contrasts_02.append(value)
@@ -105,4 +124,10 @@ def build_contrast_world(catalogue: Catalogue, seed: int = 5) -> dict[str, list[
                 )
             )
     ids = prod.register_products(catalogue.engine, specs, catalogue.storage_root)
-    return {"datasets": datasets, "level2": ids[1::2], "seeing": seeings, "contrast_02": contrasts_02}
+    return {
+        "datasets": datasets,
+        "level2": ids[1::2],
+        "seeing": seeings,
+        "contrast_02": contrasts_02,
+        "mag_h": mags,
+    }

@@ -127,3 +127,81 @@ def test_cli_add_import_list(catalogue, tmp_path):
     assert [m["epoch"] for m in listed["measurements"]] == ["2016-03-01", "2017-01-01", "2018-01-01"]
     text = runner.invoke(app, ["monitor", "astrometry", "list", "--arm", "IFS", *root])
     assert text.exit_code == 0 and "report B" in text.stdout and "report A" not in text.stdout
+
+
+def test_cli_measure_simulated_field(catalogue, tmp_path):
+    """`hcdc monitor astrometry measure` on a simulated IRDIS field (true True North -1.62 deg,
+    plate scale 12.262 mas/px, POSANG 25 deg, IRDIS anamorphism): the stored values equal the
+    truth within their measured errors, the source names the file, both audit entries are
+    written; a non-staff account is refused, a list of another field gives a clear error."""
+    from hcdc.instruments.sphere.irdis.astrometric_field import simulate_irdis_astrometric_field
+    from hcdc.science.simulation.astrometric_field import FieldSpec
+
+    paths = simulate_irdis_astrometric_field(
+        tmp_path / "field", FieldSpec(scale_mas=12.262), seed=3, posang_deg=25.0, true_north_deg=-1.62
+    )
+    truth = json.loads(paths["truth"].read_text())
+    root = ["--root", str(catalogue.settings.root)]
+    runner = CliRunner()
+    args = ["monitor", "astrometry", "measure", str(paths["fits"]), "--catalogue", str(paths["catalogue"])]
+    measured = runner.invoke(app, [*args, "--json", *root])
+    assert measured.exit_code == 0, measured.output
+    result = json.loads(measured.stdout)
+    assert abs(result["true_north_deg"] - truth["true_north_deg"]) < 3 * result["true_north_err_deg"]
+    assert abs(result["plate_scale_mas"] - truth["plate_scale_mas"]) < 3 * result["plate_scale_err_mas"]
+    assert 0 < result["true_north_err_deg"] < 0.02 and 0 < result["plate_scale_err_mas"] < 0.005
+    assert result["fit"]["used"] >= 15 and result["epoch"] == "2026-03-15" and result["filter"] == "DB_H23"
+    # the right field of the frame gives the same answer
+    right = json.loads(runner.invoke(app, [*args, "--channel", "right", "--no-store", "--json"]).stdout)
+    assert right["id"] is None
+    assert abs(right["true_north_deg"] - truth["true_north_deg"]) < 3 * right["true_north_err_deg"]
+    with catalogue.engine.begin() as conn:
+        series = astrometric_series(conn, local_operator(), "SPHERE", "IRDIS")
+        audit = list_audit(conn, action="monitoring.astrometry")
+        add_user(conn, local_operator(), "user2")
+    (row,) = series["measurements"]
+    assert row["id"] == result["id"] and row["filter"] == "DB_H23" and row["epoch"] == "2026-03-15"
+    assert row["true_north_deg"] == pytest.approx(result["true_north_deg"])
+    assert "astrometric_field.fits" in row["source"] and "reference_list.csv" in row["source"]
+    # 0.13 deg from the assumed -1.75 with an error of a few 0.001 deg: flagged
+    assert row["true_north"]["flagged"]
+    actions = sorted(a["action"] for a in audit)
+    assert actions == ["monitoring.astrometry.add", "monitoring.astrometry.measure"]
+    refused = runner.invoke(app, [*args, "--as", "user2", *root])
+    assert refused.exit_code != 0 and "R1" in refused.output
+    other = simulate_irdis_astrometric_field(tmp_path / "other", seed=8)
+    bad = runner.invoke(app, [*args[:4], "--catalogue", str(other["catalogue"]), "--no-store"])
+    assert bad.exit_code != 0 and "astrometric_field.fits" in bad.output and "at least 6" in bad.output
+    nocsv = tmp_path / "nocols.csv"
+    nocsv.write_text("name,ra\nx,1\n")
+    bad = runner.invoke(app, [*args[:4], "--catalogue", str(nocsv), "--no-store"])
+    assert bad.exit_code != 0 and "ra_deg and dec_deg" in bad.output
+
+
+def test_measured_time_series_flags_a_drift(catalogue, tmp_path):
+    """Three simulated astrometric fields months apart, True North -1.75, -1.75 then -1.45 deg
+    (a 0.3 deg drift): measured and stored, the series flags only the third epoch against the
+    assumed -1.75, and every stored value is its truth within 3 of its measured errors."""
+    from hcdc.archive.astrometry_monitor import add_measured_calibration
+    from hcdc.instruments.sphere.irdis.astrometric_field import (
+        measure_irdis_field,
+        simulate_irdis_astrometric_field,
+    )
+
+    truths = [("2026-01-10", -1.75), ("2026-04-10", -1.75), ("2026-07-10", -1.45)]
+    with catalogue.engine.begin() as conn:
+        for k, (date, tn) in enumerate(truths):
+            paths = simulate_irdis_astrometric_field(
+                tmp_path / date, seed=20 + k, true_north_deg=tn, date_obs=f"{date}T03:00:00.000"
+            )
+            add_measured_calibration(
+                conn, local_operator(), measure_irdis_field(paths["fits"], paths["catalogue"], bootstrap=100)
+            )
+        series = astrometric_series(conn, local_operator(), "SPHERE", "IRDIS", nsigma=5)
+    rows = series["measurements"]
+    assert [m["epoch"] for m in rows] == [d for d, _ in truths]
+    assert [m["true_north"]["flagged"] for m in rows] == [False, False, True]
+    for m, (_, tn) in zip(rows, truths, strict=True):
+        assert abs(m["true_north_deg"] - tn) < 3 * m["true_north_err_deg"]
+        assert abs(m["plate_scale_mas"] - sc.IRDIS_PIXEL_SCALE_MAS) < 3 * m["plate_scale_err_mas"]
+        assert not m["plate_scale"]["flagged"]

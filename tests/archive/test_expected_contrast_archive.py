@@ -91,3 +91,29 @@ def test_programme_overview(tmp_path, database_url):
         assert missing.exit_code != 0 and "9999.Z-0000" in missing.output
     finally:
         catalogue.close()
+
+
+def test_star_magnitude_from_the_target_data_base(tmp_path, database_url):
+    """Products whose contrast grows 0.3 dex per H magnitude of their star, the magnitudes in
+    the Target Data Base (targets named like the products' OBJECT): the archive rows carry the
+    H magnitude (filter DB_H23 -> mag_h), the model fits the slope, and only the degraded
+    product is flagged; the CLI shows the term."""
+    catalogue = init_data_centre(tmp_path / "dc", database_url=database_url)
+    try:
+        ids = build_contrast_world(catalogue, magnitude_slope=0.3, n_products=16)
+        bad = ids["level2"][DEGRADED]
+        with catalogue.engine.connect() as conn:
+            result = expected_contrast(conn, local_operator())
+        by_id = {p["product_id"]: p for p in result["products"]}
+        for k, level2 in enumerate(ids["level2"]):
+            assert by_id[level2]["star_magnitude"] == ids["mag_h"][k]
+            assert by_id[level2]["magnitude_band"] == "mag_h"
+        model = result["models"][1]["model"]  # 0.5"
+        assert model["features"] == ["seeing", "tau0", "field_rotation", "star_magnitude"]
+        assert abs(model["coefficients"]["star_magnitude"] - 0.3) < 0.05 and model["scatter_dex"] < 0.1
+        assert result["flagged"] == [bad]
+        root = ["--root", str(catalogue.settings.root)]
+        text = CliRunner().invoke(app, ["monitor", "expected", *root])
+        assert text.exit_code == 0 and "(m - 5)" in text.stdout and " H" in text.stdout
+    finally:
+        catalogue.close()

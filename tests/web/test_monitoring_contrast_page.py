@@ -96,8 +96,25 @@ def _astrometry_page(world, client_at):
     assert client_at(BEFORE, "admin").get(f"{url}?nsigma=0").status_code == 422
 
 
+def _contrast_magnitudes(world, client_at):
+    """Once the stars have H magnitudes in the Target Data Base, the page shows them and the
+    models' magnitude slope (about 0 here: this world's contrast does not depend on them)."""
+    from hcdc.archive.targets import create_target
+
+    before = client_at(BEFORE, "admin").get(URL)
+    assert "<th>star (mag)</th>" in before.text and " H</td>" not in before.text
+    with world.catalogue.engine.begin() as conn:
+        for i in range(14):
+            create_target(conn, f"HD {1000 + i}", {"mag_h": 5.0 + 0.25 * i})
+    page = client_at(BEFORE, "admin").get(URL)
+    assert "<td>5.0 H</td>" in page.text and "<td>8.2 H</td>" in page.text
+    slopes = re.findall(r"<td>(-?\d\.\d\d)</td><td>[\d.]+</td>\s*</tr>", page.text)
+    assert len(slopes) == 2 and all(abs(float(v)) < 0.1 for v in slopes), slopes
+
+
 def test_monitoring_pages_of_issue_15(contrast_world, client_at):
     """One web world per database for the three pages (building it is the slow part)."""
     _astrometry_page(contrast_world, client_at)
     _contrast_page(contrast_world, client_at)
     _programmes_page(contrast_world, client_at)
+    _contrast_magnitudes(contrast_world, client_at)

@@ -19,6 +19,7 @@ audited; reading is R1 too.
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -46,6 +47,7 @@ __all__ = [
     "ASSUMED",
     "AstrometricCalibration",
     "add_astrometric_calibration",
+    "add_measured_calibration",
     "astrometric_series",
 ]
 
@@ -152,6 +154,67 @@ def add_astrometric_calibration(
         {k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v) for k, v in values.items()},
     )
     return calibration_id
+
+
+def add_measured_calibration(
+    conn: Connection,
+    actor: Principal,
+    measurement: dict[str, Any],
+    *,
+    instrument: str = "SPHERE",
+    arm: str = "IRDIS",
+    product_id: int | None = None,
+) -> int:
+    """Store a True North / plate-scale value **measured by hcdc** on an astrometric field (the
+    dict of :func:`hcdc.instruments.sphere.irdis.astrometric_field.measure_irdis_field`):
+    value and error of both, the epoch and filter of the file, and as source the file and
+    reference list with their SHA-256 and the numbers of stars used. Staff only; audited twice:
+    ``monitoring.astrometry.add`` (the stored values, as :func:`add_astrometric_calibration`)
+    and ``monitoring.astrometry.measure`` (the fit: stars matched / used, residual rms, formal
+    and bootstrap errors). Raises ValueError when the measurement has no epoch."""
+    _require_staff(conn, actor)
+    if not measurement.get("epoch"):
+        raise ValueError(f"{measurement.get('file')}: no DATE-OBS, so no epoch to store the value at")
+    fit = measurement.get("fit") or {}
+    source = (
+        f"hcdc measurement of {Path(str(measurement['file'])).name} "
+        f"(sha256 {str(measurement.get('sha256', ''))[:12]}) "
+        f"against {Path(str(measurement['catalogue'])).name} "
+        f"(sha256 {str(measurement.get('catalogue_sha256', ''))[:12]}): "
+        f"{fit.get('used')} of {fit.get('matched')} matched stars"
+    )
+    new_id = add_astrometric_calibration(
+        conn,
+        actor,
+        instrument=instrument,
+        arm=arm,
+        filter=measurement.get("filter"),
+        epoch=dt.date.fromisoformat(str(measurement["epoch"])),
+        source=source,
+        true_north_deg=float(measurement["true_north_deg"]),
+        true_north_err_deg=float(measurement["true_north_err_deg"]),
+        plate_scale_mas=float(measurement["plate_scale_mas"]),
+        plate_scale_err_mas=float(measurement["plate_scale_err_mas"]),
+        product_id=product_id,
+    )
+    audit(
+        conn,
+        actor,
+        "monitoring.astrometry.measure",
+        "astrometric_calibration",
+        new_id,
+        {
+            "file": str(measurement["file"]),
+            "sha256": measurement.get("sha256"),
+            "catalogue": str(measurement["catalogue"]),
+            "catalogue_sha256": measurement.get("catalogue_sha256"),
+            "channel": measurement.get("channel"),
+            "posang_deg": measurement.get("posang_deg"),
+            "anamorphism_xy": measurement.get("anamorphism_xy"),
+            "fit": fit,
+        },
+    )
+    return new_id
 
 
 def _deviation(

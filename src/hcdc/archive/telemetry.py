@@ -46,6 +46,8 @@ __all__ = [
     "product_conditions_dir",
     "products_conditions",
     "contrast_conditions",
+    "star_magnitude",
+    "magnitude_column",
     "expected_contrast",
     "dataset_frame_conditions",
 ]
@@ -349,6 +351,70 @@ def _level1_ancestor(conn: Connection, record: dict[str, Any] | None, max_depth:
     return None
 
 
+def _filter_of_dataset(conn: Connection, dataset_id: int) -> str | None:
+    """The filter of a dataset: its files' (first one that has it), else from its setup
+    summary (``mode=...; filter=...``, or a bare ``DB_H23 / ...``)."""
+    first = conn.scalar(
+        select(File.filter).where(File.dataset_id == dataset_id, File.filter.is_not(None)).limit(1)
+    )
+    if first:
+        return str(first)
+    setup = conn.scalar(select(Dataset.setup).where(Dataset.id == dataset_id)) or ""
+    for part in setup.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip() == "filter" and value.strip():
+            return value.strip()
+    first = setup.split("/")[0].strip()
+    return first if first and "=" not in first else None
+
+
+def magnitude_column(filter_name: str | None) -> str | None:
+    """The Target Data Base magnitude column of a filter (:func:`hcdc.archive.tdb.band_of_filter`:
+    ``DB_H23`` -> ``mag_h``); IFS's ``YJ`` / ``YJH`` modes (no Y magnitude in the TDB) take
+    ``mag_j``, the catalogued band nearest their centre."""
+    from hcdc.archive.tdb import band_of_filter
+
+    column = band_of_filter(filter_name)
+    if column is None and filter_name and filter_name.upper().replace("OBS_", "").startswith("YJ"):
+        column = "mag_j"
+    return column
+
+
+def star_magnitude(
+    conn: Connection, dataset_id: int | None, product_id: int | None, target_name: str | None
+) -> dict[str, Any]:
+    """The star's magnitude in the band of the dataset's filter, from the Target Data Base:
+    the target linked to the product, else to the dataset, else to one of the dataset's files
+    (ingest links them), else the target whose name (or alias) is ``target_name``. Returns
+    ``{"star_magnitude": mag or None, "magnitude_band": column or None, "target_id": id or
+    None}``: None when the filter has no band, no target is known or its magnitude is not."""
+    from hcdc.archive.targets import find_target
+    from hcdc.archive.tdb_models import Target, TargetLink
+
+    out: dict[str, Any] = {"star_magnitude": None, "magnitude_band": None, "target_id": None}
+    column = magnitude_column(_filter_of_dataset(conn, dataset_id)) if dataset_id is not None else None
+    target_id = None
+    for kind, object_id in (("product", product_id), ("dataset", dataset_id)):
+        if object_id is not None and target_id is None:
+            target_id = conn.scalar(
+                select(TargetLink.target_id).where(TargetLink.kind == kind, TargetLink.object_id == object_id)
+            )
+    if target_id is None and dataset_id is not None:
+        target_id = conn.scalar(
+            select(TargetLink.target_id)
+            .join(File, and_(TargetLink.kind == "file", TargetLink.object_id == File.id))
+            .where(File.dataset_id == dataset_id)
+            .limit(1)
+        )
+    if target_id is None and target_name:
+        target_id = find_target(conn, target_name)
+    out["magnitude_band"], out["target_id"] = column, target_id
+    if column is not None and target_id is not None:
+        value = conn.scalar(select(getattr(Target, column)).where(Target.id == target_id))
+        out["star_magnitude"] = float(value) if value is not None else None
+    return out
+
+
 def contrast_conditions(
     conn: Connection,
     user: Principal,
@@ -363,8 +429,9 @@ def contrast_conditions(
     ``ao_conditions``, else the Level 2 product is left out). The conditions are the medians over
     the frames the Level 2 product used when its summary records them (``l2-postprocess`` >= 1.3,
     ``conditions_source = "level2"``), else the Level 1 cube's; ``field_rotation_deg``,
-    ``variant`` and ``frames_used`` come from the Level 2 summary (None before 1.3). Newest
-    first."""
+    ``variant`` and ``frames_used`` come from the Level 2 summary (None before 1.3);
+    ``star_magnitude`` / ``magnitude_band`` from the Target Data Base (:func:`star_magnitude`,
+    None when unknown). Newest first."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     visible = visible_products_clause(user, now)
     query = (
@@ -422,6 +489,9 @@ def contrast_conditions(
     for row in rows:
         night = nights.get(row["dataset_id"])
         row["night"] = night.isoformat() if night else None
+        magnitude = star_magnitude(conn, row["dataset_id"], row["product_id"], row["target"])
+        row["star_magnitude"] = magnitude["star_magnitude"]
+        row["magnitude_band"] = magnitude["magnitude_band"]
     return rows
 
 

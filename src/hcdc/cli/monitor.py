@@ -434,9 +434,10 @@ def expected_command(
     root: Path | None = ROOT_OPTION,
     as_user: str | None = AS_OPTION,
 ) -> None:
-    """Expected 5-sigma contrast from the conditions (seeing, tau0, field rotation), fitted on the
-    archive's own Level 2 products, and the products much worse than their conditions predict
-    (leave-one-out; hcdc.science.monitoring.expected)."""
+    """Expected 5-sigma contrast from the conditions (seeing, tau0, field rotation) and the star's
+    magnitude in the band (Target Data Base), fitted on the archive's own Level 2 products, and
+    the products much worse than their conditions predict (leave-one-out;
+    hcdc.science.monitoring.expected)."""
     from hcdc.archive.telemetry import expected_contrast
 
     if factor < 1 or nsigma <= 0:
@@ -451,7 +452,11 @@ def expected_command(
         if model is None:
             console.print(f'{entry["separation_arcsec"]:g}": too few products for a model', highlight=False)
             continue
-        terms = " ".join(f"{c:+.2f} log {n}" for n, c in model["coefficients"].items() if n != "intercept")
+        terms = " ".join(
+            f"{c:+.2f} (m - 5)" if n == "star_magnitude" else f"{c:+.2f} log {n}"
+            for n, c in model["coefficients"].items()
+            if n != "intercept"
+        )
         console.print(
             f'{entry["separation_arcsec"]:g}": log10 C = {model["coefficients"]["intercept"]:.2f} {terms} '
             f"(scatter {model['scatter_dex']:.2f} dex, {model['products']} products)",
@@ -476,6 +481,7 @@ def expected_command(
             "seeing",
             "tau0 ms",
             "rotation",
+            "mag",
             *(f'{s:g}"' for s in seps),
         ],
         [
@@ -487,6 +493,11 @@ def expected_command(
                 "seeing": _fmt(p["seeing_median_arcsec"]),
                 "tau0 ms": _fmt(p["tau0_median_s"], 1e3, 1),
                 "rotation": _fmt(p["field_rotation_deg"], 1, 1),
+                "mag": (
+                    f"{p['star_magnitude']:.1f} {p['magnitude_band'][-1].upper()}"
+                    if p.get("star_magnitude") is not None
+                    else ""
+                ),
                 **{f'{s:g}"': cell(p, i) for i, s in enumerate(seps)},
             }
             for p in products
@@ -786,6 +797,107 @@ def astrometry_list_command(
             for m in series["measurements"]
         ],
     )
+
+
+@astrometry_app.command("measure")
+def astrometry_measure_command(
+    fits_file: Path = typer.Argument(..., help="IRDIS frame of an astrometric field (field tracking)."),
+    catalogue: Path = typer.Option(
+        ..., "--catalogue", help="Reference list CSV: ra_deg, dec_deg (ICRS, at the epoch), optional id."
+    ),
+    channel: str = typer.Option("left", "--channel", help="IRDIS field of a 2048x1024 frame: left or right."),
+    no_anamorphism: bool = typer.Option(
+        False, "--no-anamorphism", help="Fit the raw pixels (no IRDIS anamorphism correction first)."
+    ),
+    nsigma: float = typer.Option(8.0, "--nsigma", help="Detection threshold, robust sigmas."),
+    min_stars: int = typer.Option(6, "--min-stars", help="Fewest matched stars to accept a fit."),
+    product: int | None = typer.Option(None, "--product", help="hcdc product id of the file, if catalogued."),
+    store: bool = typer.Option(True, "--store/--no-store", help="Store the result (staff, audited)."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Measure True North and plate scale on an astrometric field against its reference list
+    (detection, Gaussian centroids, matching, least-squares fit with residual and bootstrap
+    errors) and store them in the True North / plate-scale series."""
+    from hcdc.instruments.sphere import constants as sc
+    from hcdc.instruments.sphere.irdis.astrometric_field import AstrometricFieldError, measure_irdis_field
+
+    try:
+        result = measure_irdis_field(
+            fits_file,
+            catalogue,
+            channel=channel,
+            anamorphism_xy=None if no_anamorphism else sc.IRDIS_ANAMORPHISM_XY,
+            nsigma=nsigma,
+            min_stars=min_stars,
+        )
+    except AstrometricFieldError as exc:
+        fail(str(exc))
+    if store:
+        from hcdc.archive.astrometry_monitor import add_measured_calibration
+
+        with acting(root, as_user, refusals=(ValueError,)) as (_catalogue, conn, actor):
+            result["id"] = add_measured_calibration(conn, actor, result, product_id=product)
+    else:
+        result["id"] = None
+    if json_out:
+        emit_json(result)
+        return
+    fit = result["fit"]
+    console.print(
+        f"{fits_file.name} ({result['filter'] or 'no filter'}, {result['epoch']}, "
+        f"{result['channel']} field): "
+        f"{fit['used']} of {fit['matched']} matched stars used ({result['detected']} detected, "
+        f"{result['reference_stars']} in the list), residual rms {fit['residual_rms_mas']:.2f} mas",
+        highlight=False,
+    )
+    console.print(
+        f"True North {result['true_north_deg']:+.4f} ± {result['true_north_err_deg']:.4f} deg "
+        f"(assumed {sc.TRUE_NORTH_DEG:+.2f}); plate scale {result['plate_scale_mas']:.4f} ± "
+        f"{result['plate_scale_err_mas']:.4f} mas/px (assumed {sc.IRDIS_PIXEL_SCALE_MAS:.3f})",
+        highlight=False,
+    )
+    console.print(
+        f"stored as astrometric calibration {result['id']}" if result["id"] else "not stored (--no-store)",
+        highlight=False,
+    )
+
+
+@astrometry_app.command("simulate")
+def astrometry_simulate_command(
+    out_dir: Path = typer.Argument(..., help="Folder for astrometric_field.fits, reference_list.csv, truth."),
+    true_north: float = typer.Option(
+        -1.75, "--true-north", help="The True North correction put in (the truth), deg."
+    ),
+    plate_scale: float = typer.Option(
+        12.255, "--plate-scale", help="The plate scale put in (the truth), mas/px."
+    ),
+    posang: float = typer.Option(0.0, "--posang", help="Derotator position angle INS4 DROT2 POSANG, deg."),
+    stars: int = typer.Option(40, "--stars", help="Stars in the 10-arcsec field."),
+    seed: int = typer.Option(1, "--seed"),
+    date_obs: str = typer.Option("2026-03-15T01:23:45.000", "--date-obs"),
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Write a simulated IRDIS astrometric field with known True North and plate scale."""
+    from hcdc.instruments.sphere.irdis.astrometric_field import simulate_irdis_astrometric_field
+    from hcdc.science.simulation.astrometric_field import FieldSpec
+
+    if stars < 1 or plate_scale <= 0:
+        fail("--stars must be >= 1 and --plate-scale > 0")
+    paths = simulate_irdis_astrometric_field(
+        out_dir,
+        FieldSpec(n_stars=stars, scale_mas=plate_scale),
+        seed=seed,
+        posang_deg=posang,
+        true_north_deg=true_north,
+        date_obs=date_obs,
+    )
+    if json_out:
+        emit_json({k: str(v) for k, v in paths.items()})
+    else:
+        for kind, path in paths.items():
+            console.print(f"{kind}: {path}", highlight=False)
 
 
 def _finite(value: object) -> float | None:

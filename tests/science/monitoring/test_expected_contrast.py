@@ -67,3 +67,58 @@ def test_only_the_degraded_product_is_flagged():
     assert flags[5]["separations"][2]["expected"] is None  # no contrast at 1.0" anywhere
     with pytest.raises(ValueError, match="factor"):
         expected_contrast_flags(rows, factor=0.5)
+
+
+def _rows_with_magnitude(n: int = 30, seed: int = 11, slope: float = 0.3, known: float = 1.0):
+    """Rows whose contrast also grows by ``slope`` dex per magnitude of the star (H from 4 to
+    11: the photon-noise-limited regime of faint stars); a fraction ``known`` of them has the
+    magnitude (the others: star unknown to the Target Data Base)."""
+    rng = np.random.default_rng(seed)
+    rows = _rows(n=n, seed=seed)
+    for row in rows:
+        mag = rng.uniform(4.0, 11.0)
+        for entry in row["contrast"]:
+            entry["contrast"] = [entry["contrast"][0] * 10 ** (slope * (mag - 5.0))]
+        row["star_magnitude"] = mag if rng.uniform() < known else None
+    return rows
+
+
+def test_star_magnitude_improves_the_fit():
+    """With contrast depending on the star's magnitude, the model with the magnitude term
+    recovers the slope and the conditions' exponents with the noise's scatter; the model
+    without it leaves the magnitude in the residuals (scatter ~18x larger here: 0.46 against
+    0.025 dex) and its exponents absorb part of it. Without the term, leave-one-out flags faint
+    stars as instrument problems and misses the product really degraded; with it, only that
+    product is flagged."""
+    rows = _rows_with_magnitude()
+    with_mag = fit_contrast_model(rows, 0.2)
+    without = fit_contrast_model(rows, 0.2, features=["seeing", "tau0", "field_rotation"])
+    assert with_mag.features == ("seeing", "tau0", "field_rotation", "star_magnitude")
+    assert with_mag.coefficients["star_magnitude"] == pytest.approx(0.3, abs=0.03)
+    for name, value in TRUE.items():
+        assert with_mag.coefficients[name] == pytest.approx(value, abs=0.2)
+    assert with_mag.scatter_dex < 0.09 and without.scatter_dex > 5 * with_mag.scatter_dex
+    rows[7]["contrast"][0]["contrast"] = [rows[7]["contrast"][0]["contrast"][0] * 8.0]
+    flags = expected_contrast_flags(rows, (0.2,))
+    assert [f["product_id"] for f in flags if f["flagged"]] == [8]
+    assert flags[0]["separations"][0]["features"][-1] == "star_magnitude"
+    assert with_mag.coefficients["seeing"] != pytest.approx(without.coefficients["seeing"], abs=0.3)
+    # the same rows with the magnitudes unknown: the degraded product is lost in the scatter
+    # the magnitudes cause (the limit grows with it), and what is flagged are faint stars
+    blind = [{k: v for k, v in r.items() if k != "star_magnitude"} for r in rows]
+    blind_flags = expected_contrast_flags(blind, (0.2,))
+    assert not blind_flags[7]["flagged"] and blind_flags[7]["separations"][0]["limit_ratio"] > 8
+    flagged = [i for i, f in enumerate(blind_flags) if f["flagged"]]
+    assert flagged and all(rows[i]["star_magnitude"] > 9.5 for i in flagged)
+
+
+def test_products_without_magnitude_use_the_model_without_it():
+    rows = _rows_with_magnitude(n=40, slope=0.0, known=0.5)
+    flags = expected_contrast_flags(rows, (0.2,))
+    for row, flag in zip(rows, flags, strict=True):
+        (entry,) = flag["separations"]
+        assert entry["expected"] is not None
+        assert ("star_magnitude" in entry["features"]) == (row["star_magnitude"] is not None)
+    # a slope-free world: the fitted magnitude term is ~0
+    model = fit_contrast_model(rows, 0.2)
+    assert "star_magnitude" in model.features and abs(model.coefficients["star_magnitude"]) < 0.03

@@ -4,7 +4,10 @@
 0.2 adds the PSF cube of the OBJECT,FLUX files, the anamorphism correction and the angle
 convention / pointing keywords that Level 2 reads (``hcdc reduce`` runs it: ``ifs-l1-l2``);
 0.1 (spectral cube, angles, wavelengths, waffle centres only) stays registered so that its
-products rerun from their provenance.
+products rerun from their provenance. 0.4 adds the per-frame AO conditions (``CONDITIONS`` and
+``AO_FILES`` tables, from the SPARTA files among the raw inputs, as ``level1-irdis`` 1.1 does:
+:mod:`hcdc.instruments.sphere.frame_conditions`) and their medians to the summary
+(``ao_conditions``); it is the newest, so ``hcdc reduce`` runs it.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class IfsLevel1Recipe(Recipe):
     #: reduce_ifs options of this version
     with_psf = True
     anamorphism = True
+    #: per-frame AO conditions from the SPARTA inputs (0.4)
+    with_conditions = False
 
     def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
         from hcdc.instruments.sphere.ifs import level1
@@ -58,8 +63,31 @@ class IfsLevel1Recipe(Recipe):
         }
         if self.with_psf:
             summary["psf_frames"] = 0 if product.psf is None else int(product.psf.shape[1])
+        if self.with_conditions:
+            summary.update(self._conditions(inputs["raw"], path, context))
         context.log(f"Level 1 IFS cube {summary['shape']}")
         return {"product": path, "summary": summary}
+
+    def _conditions(self, raw: list, path: Any, context: RecipeContext) -> dict[str, Any]:
+        """Per-frame AO conditions from the SPARTA files among the raw inputs; the summary
+        entries they add (the same as ``level1-irdis`` 1.1's)."""
+        from hcdc.instruments.sphere.frame_conditions import conditions_summary, telemetry_files
+        from hcdc.instruments.sphere.ifs.frame_conditions import add_ifs_conditions
+
+        sparta = telemetry_files(raw)
+        with context.timer("conditions"):
+            conditions = add_ifs_conditions(path, sparta)
+        for problem in conditions.meta["problems"]:
+            context.log(f"SPARTA file not used: {problem}", level="WARNING")
+        covered = int((~conditions["NO_TELEMETRY"]).sum())
+        context.log(
+            f"AO conditions: {len(sparta)} SPARTA file(s), {covered}/{len(conditions)} frames with telemetry"
+        )
+        return {
+            "ao_telemetry_files": len(sparta),
+            "frames_with_ao_telemetry": covered,
+            "ao_conditions": conditions_summary(conditions),
+        }
 
 
 @register_recipe
@@ -70,3 +98,13 @@ class IfsLevel1RecipeV01(IfsLevel1Recipe):
     description = "IFS raw sequence -> spectral Level 1 cube (first version: no PSF, no anamorphism)"
     with_psf = False
     anamorphism = False
+
+
+@register_recipe
+class IfsLevel1RecipeV04(IfsLevel1Recipe):
+    """``level1-ifs`` 0.4: the Level 1 of the parent version plus the per-frame AO conditions
+    (``CONDITIONS`` / ``AO_FILES`` in ``level1_ifs.fits``, ``ao_conditions`` in the summary)."""
+
+    version = "0.4"
+    description = "IFS raw sequence -> spectral Level 1 cube with PSF and per-frame AO conditions"
+    with_conditions = True

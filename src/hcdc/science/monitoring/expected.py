@@ -6,15 +6,21 @@ empirical SPHERE performance relations: the speckle halo grows with seeing and s
 coherence time, ADI gains with field rotation):
 
     log10 C = a + b log10(seeing / 1") + c log10(tau0 / 1 ms) [+ d log10(rotation / 1 deg)]
+              [+ e (m - 5)]
 
 fitted by least squares on ``log10`` of the measured contrast of the products (rows as
 :func:`hcdc.archive.telemetry.contrast_conditions` gives them: ``seeing_median_arcsec`` (line of
 sight, arcsec), ``tau0_median_s`` (s), ``field_rotation_deg`` (deg), ``contrast`` =
-``[{"separation_arcsec", "contrast": [per wavelength]}]``). The field-rotation term is used only
-when enough products carry it (``l2-postprocess`` >= 1.3 records it). The star's magnitude is
-not a term: the catalogue holds no magnitude per product (bright SPHERE targets are speckle
-limited at these separations; a faint star shows up as a flagged product, with the reason to
-be read by a person).
+``[{"separation_arcsec", "contrast": [per wavelength]}]``, ``star_magnitude`` (mag, in the
+band of the product's filter)). The field-rotation term is used only when enough products carry
+it (``l2-postprocess`` >= 1.3 records it); so is the star's magnitude ``m``, a **linear** term
+(magnitudes are already logarithms: where the noise is the star's own photon noise or the
+background's rather than speckles, the 5-sigma contrast grows as 10^(0.2 m) to 10^(0.4 m), so
+``e`` between 0.2 and 0.4; where speckles dominate, ``e`` is 0), centred on m = 5.
+
+Which terms a product's prediction uses: the richest model whose terms the product itself has
+(a product without a known magnitude is predicted by the model without the magnitude, fitted on
+the same other products).
 
 A product is flagged when its measured contrast is worse (larger) than the **leave-one-out**
 prediction (the model fitted on the other products, so an outlier cannot pull its own
@@ -35,24 +41,43 @@ from hcdc.science.monitoring.contrast import contrast_at
 __all__ = [
     "FEATURES",
     "ContrastModel",
+    "row_features",
     "fit_contrast_model",
     "expected_contrast_flags",
 ]
 
-#: feature name -> (row key, reference value dividing it before the log)
+#: feature name -> (row key, reference value: dividing it before the log, or subtracted from a
+#: linear feature)
 FEATURES: dict[str, tuple[str, float]] = {
     "seeing": ("seeing_median_arcsec", 1.0),
     "tau0": ("tau0_median_s", 1e-3),
     "field_rotation": ("field_rotation_deg", 1.0),
+    "star_magnitude": ("star_magnitude", 5.0),
 }
+#: features entering linearly (already logarithmic quantities)
+LINEAR_FEATURES = frozenset({"star_magnitude"})
 REQUIRED = ("seeing", "tau0")
+#: the models tried when no feature list is given, richest first
+CANDIDATES: tuple[tuple[str, ...], ...] = (
+    (*REQUIRED, "field_rotation", "star_magnitude"),
+    (*REQUIRED, "star_magnitude"),
+    (*REQUIRED, "field_rotation"),
+    REQUIRED,
+)
 
 
 def _log_feature(rows: Sequence[Mapping[str, Any]], name: str) -> np.ndarray:
     key, ref = FEATURES[name]
     values = np.array([np.nan if r.get(key) is None else float(r[key]) for r in rows])
+    if name in LINEAR_FEATURES:
+        return values - ref
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(values > 0, np.log10(values / ref), np.nan)
+
+
+def row_features(row: Mapping[str, Any]) -> set[str]:
+    """The features a row has a usable (finite; positive for the log ones) value of."""
+    return {name for name in FEATURES if np.isfinite(_log_feature([row], name)[0])}
 
 
 @dataclass(frozen=True)
@@ -99,17 +124,24 @@ def fit_contrast_model(
     wavelength: int = 0,
     features: Sequence[str] | None = None,
     min_extra: int = 2,
+    available: set[str] | None = None,
 ) -> ContrastModel | None:
     """Fit the model at one separation on the rows with a finite positive contrast and every
     feature; None with fewer than (number of coefficients + ``min_extra``) such rows.
-    ``features`` None: seeing and tau0, plus field rotation when enough rows carry it."""
+    ``features`` None: the first of :data:`CANDIDATES` (seeing and tau0, plus field rotation
+    and the star's magnitude when enough rows carry them) that can be fitted, using only the
+    features in ``available`` when given (those of the row to predict)."""
     for name in features or ():
         if name not in FEATURES:
             raise ValueError(f"unknown feature {name!r}; known: {', '.join(FEATURES)}")
     measured = contrast_at(rows, separation_arcsec, wavelength)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_c = np.where(measured > 0, np.log10(measured), np.nan)
-    candidates = [list(features)] if features is not None else [[*REQUIRED, "field_rotation"], list(REQUIRED)]
+    candidates = (
+        [list(features)]
+        if features is not None
+        else [list(c) for c in CANDIDATES if available is None or set(c) <= available]
+    )
     for names in candidates:
         x = _design(rows, names)
         ok = np.isfinite(log_c) & np.isfinite(x).all(axis=1)
@@ -151,7 +183,7 @@ def expected_contrast_flags(
         entries = []
         for sep in separations_arcsec:
             measured = float(contrast_at([row], sep, wavelength)[0])
-            model = fit_contrast_model(others, sep, wavelength)
+            model = fit_contrast_model(others, sep, wavelength, available=row_features(row))
             expected = model.predict(row) if model is not None else None
             entry: dict[str, Any] = {
                 "separation_arcsec": float(sep),

@@ -286,7 +286,10 @@ def is_level1_product(path: str | Path) -> bool:
 def level1_cube(path: str | Path) -> Level1Cube:
     """The Level 1 IFS product at ``path`` as Level 2 reads it: the (39, frames, y, x) cube, the
     mean of the PSF frames per channel (None for a 0.1 product without PSF), DEROT, the
-    wavelengths in µm and the IFS plate scale (7.46 mas/px)."""
+    wavelengths in µm, the IFS plate scale (7.46 mas/px) and the per-frame AO conditions
+    (``CONDITIONS``, ``level1-ifs`` >= 0.4; else None)."""
+    from hcdc.instruments.sphere.ifs.frame_conditions import read_ifs_conditions
+
     product = read_level1_ifs(path)
     psf = None
     if product.psf is not None and product.psf.shape[1]:
@@ -299,4 +302,5 @@ def level1_cube(path: str | Path) -> Level1Cube:
         pixel_scale_mas=float(product.header.get("HIERARCH HCDC PIXSCAL", sc.IFS_PIXEL_SCALE_MAS)),
         unit=str(product.header.get("BUNIT", "ADU/s/nm")),
         header=product.header,
+        conditions=read_ifs_conditions(product.path),
     )

@@ -13,7 +13,8 @@ of every OBJECT frame (the ``MJD`` column of ``frames.fits`` ``FRAMES``) with
     the SPARTA files given (name, sha256, ``USED``, ``PROBLEM``: why an unreadable one was not).
 
 A product whose sequence has no telemetry still gets the table, every row flagged
-``NO_TELEMETRY`` (so a reader never confuses "not looked for" with "none found").
+``NO_TELEMETRY`` (so a reader never confuses "not looked for" with "none found"). The tables
+are built by :mod:`hcdc.instruments.sphere.frame_conditions`, shared with the IFS Level 1.
 """
 
 from __future__ import annotations
@@ -26,16 +27,15 @@ from astropy.io import fits
 from astropy.table import Table
 
 from hcdc.instruments.sphere import constants as sc
-from hcdc.instruments.sphere.irdis.raw import Level1Error
-from hcdc.instruments.sphere.sparta import (
-    CONDITIONS_EXTNAME,
-    SpartaError,
-    frame_conditions,
-    is_sparta_header,
-    read_sparta,
+from hcdc.instruments.sphere.frame_conditions import (
+    AO_FILES_EXTNAME,
+    conditions_hdus,
+    conditions_summary,
+    read_conditions_hdu,
+    telemetry_files,
 )
-from hcdc.science.checksums import sha256_file
-from hcdc.science.monitoring.conditions import conditions_medians
+from hcdc.instruments.sphere.irdis.raw import Level1Error
+from hcdc.instruments.sphere.sparta import CONDITIONS_EXTNAME
 from hcdc.science.monitoring.residuals import annulus_mean
 
 __all__ = [
@@ -47,23 +47,8 @@ __all__ = [
     "residual_intensity",
 ]
 
-AO_FILES_EXTNAME = "AO_FILES"
 _FRAMES_FILE = "frames.fits"
 _CUBE_FILE = "science_cube.fits"
-
-
-def telemetry_files(paths: Sequence[str | Path]) -> list[Path]:
-    """The SPARTA (``DPR TYPE = 'OBJECT,AO'``) files among ``paths`` (unreadable files skipped:
-    the reduction reports them)."""
-    out = []
-    for p in paths:
-        try:
-            header = fits.getheader(p, 0)
-        except (OSError, ValueError):
-            continue
-        if is_sparta_header(header):
-            out.append(Path(p))
-    return sorted(out)
 
 
 def _pointing(product: Path) -> tuple[float | None, float | None]:
@@ -87,36 +72,13 @@ def add_conditions(
     frames_path = folder / _FRAMES_FILE
     if not frames_path.is_file():
         raise Level1Error(f"{folder}: not a Level 1 product (no {_FRAMES_FILE})")
-    telemetries, rows, problems = [], [], []
-    for path in sparta_files:
-        path = Path(path)
-        try:
-            telemetries.append(read_sparta(path))
-            rows.append((path.name, sha256_file(path), True, ""))
-        except SpartaError as exc:
-            problems.append(str(exc))
-            sha = sha256_file(path) if path.is_file() else ""
-            rows.append((path.name, sha, False, str(exc)[:200]))
     with fits.open(frames_path) as hdul:
         frame_mjd = np.asarray(hdul["FRAMES"].data["MJD"], dtype=float)
     ra, dec = _pointing(folder)
-    table = frame_conditions(telemetries, frame_mjd, ra, dec, max_gap_s)
-    table.meta["AO_COVER"] = float(np.mean(~table["NO_TELEMETRY"])) if len(table) else 0.0
-    table.meta["AO_NBAD"] = len(problems)
-    hdu = fits.table_to_hdu(table)
-    hdu.name = CONDITIONS_EXTNAME
-    hdu.header["COMMENT"] = "per-frame AO conditions interpolated from SPARTA telemetry (docs/monitoring.md)"
-    files = (
-        Table(rows=rows, names=("FILE", "SHA256", "USED", "PROBLEM"))
-        if rows
-        else Table(names=("FILE", "SHA256", "USED", "PROBLEM"), dtype=("U64", "U64", bool, "U200"))
-    )
-    files_hdu = fits.table_to_hdu(files)
-    files_hdu.name = AO_FILES_EXTNAME
+    table, hdu, files_hdu = conditions_hdus(sparta_files, frame_mjd, ra, dec, max_gap_s)
     with fits.open(frames_path) as hdul:
         kept = [h.copy() for h in hdul if h.name not in (CONDITIONS_EXTNAME, AO_FILES_EXTNAME)]
     fits.HDUList([*kept, hdu, files_hdu]).writeto(frames_path, overwrite=True)
-    table.meta["problems"] = problems
     return table
 
 
@@ -124,25 +86,7 @@ def read_conditions(product_dir: str | Path) -> Table | None:
     """The ``CONDITIONS`` table of a Level 1 product, None when the product has none."""
     path = Path(product_dir)
     frames_path = path / _FRAMES_FILE if path.is_dir() else path.parent / _FRAMES_FILE
-    with fits.open(frames_path) as hdul:
-        if CONDITIONS_EXTNAME not in hdul:
-            return None
-        return Table.read(hdul[CONDITIONS_EXTNAME], mask_invalid=False)  # NaN = no telemetry
-
-
-def conditions_summary(table: Table) -> dict[str, float | int | None]:
-    """Medians over the frames with telemetry (None when none has), the number of frames with
-    and without telemetry and the sampling interval (s, None without samples): what a product's
-    catalogue summary records (``ao_conditions``;
-    :func:`hcdc.science.monitoring.conditions.conditions_medians`)."""
-    medians = conditions_medians(table)
-    out: dict[str, float | int | None] = {
-        "frames": medians.pop("frames"),
-        "frames_with_telemetry": medians.pop("frames_with_telemetry"),
-        "sampling_interval_s": float(table.meta["AO_DT"]) if table.meta.get("AO_DT", -1) > 0 else None,
-    }
-    out.update(medians)
-    return out
+    return read_conditions_hdu(frames_path)  # NaN = no telemetry
 
 
 def residual_intensity(
