@@ -28,7 +28,8 @@ def test_night_chart_draws_in_the_browser(chromium_browser, server, world, ao_ni
     shot(page, "monitoring-report")
     page.click(f'#report-nights a[href="/admin/monitoring/night/{NIGHT}"]')
     chart = page.locator("#night-chart")
-    expect(chart).to_have_attribute("data-drawn", "1")
+    # plotly's first draw can take seconds on a loaded machine (as test_monitoring_contrast_browser.py)
+    expect(chart).to_have_attribute("data-drawn", "1", timeout=30000)
     # seeing, zenith seeing, tau0, Strehl and the DIMM points; a shaded span per sequence
     assert chart.locator(".scatterlayer .trace").count() == 5
     assert chart.locator(".shapelayer path").count() >= 2
