@@ -571,6 +571,16 @@ def test_token_last_use_is_written_once_a_minute(conn, people) -> None:
     earlier = now - dt.timedelta(hours=1)  # a clock that went back is written too
     assert accounts.authenticate_token(conn, token.secret, earlier)
     assert last_used() == earlier
+    # the web layer commits only when the use was written (no COMMIT/BEGIN round trips otherwise)
+    assert accounts.authenticate_token_use(conn, token.secret, earlier + dt.timedelta(seconds=30)) == (
+        people["pi"],
+        False,
+    )
+    assert accounts.authenticate_token_use(conn, token.secret, later + dt.timedelta(hours=1)) == (
+        people["pi"],
+        True,
+    )
+    assert accounts.authenticate_token_use(conn, "hcdc_not-a-token", now) == (None, False)
 
 
 def test_memo_context_answers_as_a_fresh_one(conn, people) -> None:
@@ -585,6 +595,11 @@ def test_memo_context_answers_as_a_fresh_one(conn, people) -> None:
             assert memo.can_see_product(p) == AccessContext(conn, user, released).can_see_product(p)
             assert memo.can_see_dataset(d) == AccessContext(conn, user, released).can_see_dataset(d)
             assert memo.product_public_date(p) == AccessContext(conn, user, released).product_public_date(p)
+            until = released + dt.timedelta(days=30)  # A3: the PI's programme read once, from the context
+            assert memo.can_delay_release(p, until) == AccessContext(conn, user, released).can_delay_release(
+                p, until
+            )
+        assert bool(memo.can_delay_release(p, released + dt.timedelta(days=30))) == (user == people["pi"])
     memo = AccessContext(conn, ANONYMOUS, released, memo=True)
     assert memo.can_see_product(p)
     conn.execute(insert(ReleaseDelay).values(product_id=p, delayed_until=released + dt.timedelta(days=30),

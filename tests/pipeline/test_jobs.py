@@ -1,5 +1,6 @@
 """Durable jobs in the catalogue (SQLite and PostgreSQL): the queue's state machine, leases,
-retries, cancellation, and concurrent claims from several processes that never share a job."""
+retries, cancellation, concurrent claims from several processes that never share a job, and the
+fair share between job owners (a batch does not starve other users' jobs)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
 
+from hcdc.archive import accounts
+from hcdc.archive.access import Principal, local_operator
 from hcdc.archive.db import init_data_centre
-from hcdc.archive.pipeline_models import Job
+from hcdc.archive.pipeline_models import OPERATOR_SHARE_KEY, Batch, Job, JobShare
 from hcdc.pipeline.operations import jobs as jq
 
 
@@ -169,3 +172,157 @@ def test_concurrent_workers_never_claim_the_same_job(catalogue, database_url):
     assert a and b, "both workers should have got work"
     jobs = jq.list_jobs(catalogue.engine, limit=None)
     assert {j.state for j in jobs} == {"done"} and {j.attempts for j in jobs} == {1}
+
+
+# --------------------------------------------------------------------------------------------
+# fair share: a batch of many jobs does not hold back the jobs other users queue after it
+
+
+def _users(engine, *names: str) -> list[Principal]:
+    with engine.begin() as conn:
+        return [Principal(accounts.add_user(conn, local_operator(), name), name, "user") for name in names]
+
+
+def _queue_owned(
+    engine, user: Principal | None, n: int, *, batch: bool = False, priority: int = 0
+) -> list[int]:
+    """Queue ``n`` jobs owned by ``user`` (None: from the shell), as one batch when ``batch``."""
+    with engine.begin() as conn:
+        batch_id = None
+        if batch:
+            batch_id = conn.execute(
+                insert(Batch)
+                .values(
+                    label=f"{n} cubes",
+                    owner_user_id=user.id,
+                    created_by=user.name,
+                    parameters=[],
+                    selection={},
+                )
+                .returning(Batch.id)
+            ).scalar_one()
+        ids = []
+        for i in range(n):
+            job_id = jq.queue_job(
+                engine,
+                inputs={"cube": f"/data/{user.name if user else 'shell'}-{i}.fits"},
+                workflow="l2-user-cube",
+                batch_id=batch_id,
+                priority=priority,
+                conn=conn,
+            )
+            if user is not None:
+                accounts.record_job_owner(conn, job_id, user)
+            ids.append(job_id)
+    return ids
+
+
+def _drain(engine, worker: str = "w1") -> list[int]:
+    """Claim and complete every queued job with one worker; the claim order."""
+    order = []
+    while (job := jq.claim_job(engine, worker)) is not None:
+        assert jq.complete_job(engine, job.id, worker)
+        order.append(job.id)
+    return order
+
+
+def test_a_batch_does_not_starve_later_jobs_of_another_user(catalogue):
+    engine = catalogue.engine
+    alice, bob = _users(engine, "alice", "bob")
+    batch = _queue_owned(engine, alice, 20, batch=True)
+    later = _queue_owned(engine, bob, 2)  # queued after the whole batch
+    order = _drain(engine)
+    assert sorted(order) == sorted(batch + later)
+    # round-robin: bob's jobs are the 2nd and 4th claims, not the 21st and 22nd
+    assert order[:4] == [batch[0], later[0], batch[1], later[1]]
+    assert order[4:] == batch[2:]  # then alice's batch, oldest first
+    with engine.connect() as conn:
+        shares = dict(conn.execute(select(JobShare.owner_key, JobShare.claims)).all())
+    assert shares == {alice.id: 20, bob.id: 2}
+
+
+def test_fair_share_keeps_priorities_and_counts_shell_jobs_as_one_owner(catalogue):
+    engine = catalogue.engine
+    alice, bob = _users(engine, "alice", "bob")
+    batch = _queue_owned(engine, alice, 5, batch=True)
+    shell = _queue_owned(engine, None, 2)
+    urgent = _queue_owned(engine, bob, 1, priority=5)
+    bobs = _queue_owned(engine, bob, 2)
+    order = _drain(engine)
+    # the urgent job first (priority wins over fairness); then bob has been served most recently,
+    # so alice, the shell and bob take turns; each owner's jobs oldest first
+    assert order == [urgent[0], batch[0], shell[0], bobs[0], batch[1], shell[1], bobs[1], *batch[2:]]
+    with engine.connect() as conn:
+        shares = dict(conn.execute(select(JobShare.owner_key, JobShare.claims)).all())
+    assert shares == {alice.id: 5, bob.id: 3, OPERATOR_SHARE_KEY: 2}
+
+
+def test_fair_share_serves_the_owner_with_fewest_running_jobs(catalogue):
+    """Several workers: the owner with fewer jobs running goes first, whoever was served last."""
+    engine = catalogue.engine
+    alice, bob = _users(engine, "alice", "bob")
+    batch = _queue_owned(engine, alice, 6, batch=True)
+    first = jq.claim_job(engine, "w1")
+    assert first.id == batch[0]
+    later = _queue_owned(engine, bob, 1)
+    bob_job = jq.claim_job(engine, "w2")
+    assert bob_job.id == later[0]  # alice has one running, bob none
+    assert jq.claim_job(engine, "w3").id == batch[1]  # one each running: alice served longer ago
+    assert jq.complete_job(engine, bob_job.id, "w2")
+    more = _queue_owned(engine, bob, 1)
+    # bob was served last, but alice has 2 running and bob none now
+    assert jq.claim_job(engine, "w2").id == more[0]
+    # restricted to some ids, the same order among them
+    assert jq.claim_job(engine, "w4", ids=[batch[4], batch[3]]).id == batch[3]
+
+
+_FAIR_CLAIMER = textwrap.dedent(
+    """
+    import json, sys, time
+    from hcdc.archive.db import make_engine
+    from hcdc.pipeline.operations import jobs as jq
+
+    url, name, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    engine = make_engine(url)
+    while time.time() < start:
+        time.sleep(0.005)
+    claimed = []
+    while (job := jq.claim_job(engine, name)) is not None:
+        claimed.append(job.id)
+        time.sleep(0.02)  # some work
+        assert jq.complete_job(engine, job.id, name)
+    print(json.dumps(claimed))
+    """
+)
+
+
+def test_concurrent_workers_keep_the_fair_share(catalogue, database_url):
+    """Two worker processes drain alice's batch of 20 and bob's 2 later jobs: no job is claimed
+    twice, and bob's jobs are among the first four claims (claim times are taken under the
+    claim lock, so ordering by them gives the order of the claims)."""
+    engine = catalogue.engine
+    alice, bob = _users(engine, "alice", "bob")
+    batch = _queue_owned(engine, alice, 20, batch=True)
+    later = _queue_owned(engine, bob, 2)
+    start = time.time() + 4.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _FAIR_CLAIMER, database_url, f"worker-{k}", str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(2)
+    ]
+    claimed = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        claimed.append(json.loads(out))
+    a, b = map(set, claimed)
+    assert not a & b, "a job was claimed twice"
+    assert a | b == set(batch + later)
+    jobs = jq.list_jobs(engine, limit=None)
+    assert {j.state for j in jobs} == {"done"} and {j.attempts for j in jobs} == {1}
+    order = [j.id for j in sorted(jobs, key=lambda j: (j.started_at, j.id))]
+    assert set(later) <= set(order[:4]), order

@@ -1,10 +1,12 @@
-"""Fixtures of the web tests: the access world (tests/web/world.py) on SQLite and PostgreSQL, and
-clients of the application at a chosen date."""
+"""Fixtures of the web tests: the access world (tests/web/world.py) on SQLite and PostgreSQL,
+clients of the application at a chosen date, and the browser tests' chromium and live server
+(tests/web/browser.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from hcdc.web.app import create_app
 
+from .browser import CHROMIUM, Chromium, launched
 from .world import BEFORE, L2Source, World, build_world, make_l2_source
 
 
@@ -40,3 +43,36 @@ def client_at(world: World) -> Callable[..., TestClient]:
         return client
 
     return make
+
+
+# --------------------------------------------------------------------------------------------
+# browser tests (tests/web/browser.py)
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's chromium for Playwright: skipped with a reason when absent (failed under CI)."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is absent: run .ci/setup-browser (as root) or set HCDC_CHROMIUM"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+    return CHROMIUM
+
+
+@pytest.fixture
+def chromium_browser(chromium: Path) -> Iterator[Chromium]:
+    """A launched chromium (:class:`tests.web.browser.Chromium`), closed after the test."""
+    with launched(chromium) as browser:
+        yield browser
+
+
+@pytest.fixture
+def server(world: World) -> Iterator[str]:
+    """A live uvicorn server on the access world (its clock at ``BEFORE``); yields its base URL."""
+    from helpers.live_server import serve_app
+
+    app = create_app(catalogue=world.catalogue, clock=lambda: BEFORE, secret_key="browser-test")
+    with serve_app(app) as base:
+        yield base

@@ -11,103 +11,86 @@ import hashlib
 
 import pytest
 
+from .browser import database_url, shot, sign_in  # noqa: F401 - database_url: the fixture (SQLite)
 from .oi_world import SURVEY, world_with_interferometry  # noqa: F401 - fixture
-from .test_browser import _shot, chromium, database_url, server  # noqa: F401 - fixtures
-from .world import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.shared_data]
 
 
-def _sign_in(page, base: str, name: str, target: str) -> None:
-    page.goto(f"{base}/login?next={target}")
-    page.fill("#name", name)
-    page.fill("#password", PASSWORD)
-    page.click("#sign-in")
-
-
-def test_granules_and_survey_pages_in_the_browser(chromium, server, world, tmp_path):  # noqa: F811
-    from playwright.sync_api import expect, sync_playwright
+def test_granules_and_survey_pages_in_the_browser(chromium_browser, server, world, tmp_path):
+    from playwright.sync_api import expect
 
     embargoed = world.oi.granules["oi-embargoed"][0]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-        try:
-            context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+    page = chromium_browser.new_page(accept_downloads=True)
 
-            # anonymous: the public and calibrator granules only, no survey link
-            page.goto(server + "/granules")
-            expect(page.locator("#granules a.granule-link")).to_have_count(2)
-            assert page.locator("#surveys-link").count() == 0
+    # anonymous: the public and calibrator granules only, no survey link
+    page.goto(server + "/granules")
+    expect(page.locator("#granules a.granule-link")).to_have_count(2)
+    assert page.locator("#surveys-link").count() == 0
 
-            _sign_in(page, server, "owner", "/granules")
-            expect(page.locator("#who")).to_contain_text("owner")
-            expect(page.locator("#granules a.granule-link")).to_have_count(3)  # + the embargoed one
-            page.fill("#g-instrument", "pionier")
-            page.fill("#g-wavelength", "1.7")  # µm, inside PIONIER's H band
-            page.fill("#g-night", "2016-05-31")
-            page.click("#granule-search")
-            links = page.locator("#granules a.granule-link")
-            expect(links).to_have_count(1)
-            _shot(page, "granules")
-            links.first.click()
-            expect(page).to_have_url(f"{server}/granules/{embargoed}")
-            expect(page.locator("#release")).to_contain_text("2028-05-")
-            expect(page.locator("#release")).to_contain_text("embargoed")
-            expect(page.locator("#rights")).to_have_text("secure")
-            expect(page.locator("#quality")).to_have_text("0 Unknown")
-            expect(page.locator("#validations")).to_contain_text("not validated yet")
+    sign_in(page, server, "owner", "/granules")
+    expect(page.locator("#who")).to_contain_text("owner")
+    expect(page.locator("#granules a.granule-link")).to_have_count(3)  # + the embargoed one
+    page.fill("#g-instrument", "pionier")
+    page.fill("#g-wavelength", "1.7")  # µm, inside PIONIER's H band
+    page.fill("#g-night", "2016-05-31")
+    page.click("#granule-search")
+    links = page.locator("#granules a.granule-link")
+    expect(links).to_have_count(1)
+    shot(page, "granules")
+    links.first.click()
+    expect(page).to_have_url(f"{server}/granules/{embargoed}")
+    expect(page.locator("#release")).to_contain_text("2028-05-")
+    expect(page.locator("#release")).to_contain_text("embargoed")
+    expect(page.locator("#rights")).to_have_text("secure")
+    expect(page.locator("#quality")).to_have_text("0 Unknown")
+    expect(page.locator("#validations")).to_contain_text("not validated yet")
 
-            # validation from the page: a new version, flagged, with the comment
-            page.select_option("#v-quality", "4")
-            page.fill("#v-comment", "V2 fine on 6 baselines")
-            page.click("#v-submit")
-            expect(page.locator("#quality")).to_have_text("4 Science ready")
-            new_granule = int(page.url.rsplit("/", 1)[-1])
-            assert new_granule != embargoed
-            expect(page.locator("#validations .comment")).to_have_text("V2 fine on 6 baselines")
-            expect(page.locator("#versions tbody tr")).to_have_count(2)
-            expect(page.locator("#versions")).to_contain_text("(current)")
-            _shot(page, "granule")
-            with page.expect_download() as info:
-                page.click("#download-granule")
-            saved = tmp_path / "granule.fits"
-            info.value.save_as(saved)
-            from astropy.io import fits
+    # validation from the page: a new version, flagged, with the comment
+    page.select_option("#v-quality", "4")
+    page.fill("#v-comment", "V2 fine on 6 baselines")
+    page.click("#v-submit")
+    expect(page.locator("#quality")).to_have_text("4 Science ready")
+    new_granule = int(page.url.rsplit("/", 1)[-1])
+    assert new_granule != embargoed
+    expect(page.locator("#validations .comment")).to_have_text("V2 fine on 6 baselines")
+    expect(page.locator("#versions tbody tr")).to_have_count(2)
+    expect(page.locator("#versions")).to_contain_text("(current)")
+    shot(page, "granule")
+    with page.expect_download() as info:
+        page.click("#download-granule")
+    saved = tmp_path / "granule.fits"
+    info.value.save_as(saved)
+    from astropy.io import fits
 
-            with fits.open(saved) as hdul:
-                assert hdul[0].header["HIERARCH QUALITY LEVEL"] == 4
-            assert hashlib.sha256(saved.read_bytes()).hexdigest() != world.oi.sha256["oi-embargoed"]
-            # the old version stays reachable from the versions table
-            page.click(f'#versions a[href="/granules/{embargoed}"]')
-            expect(page.locator("#superseded")).to_be_visible()
-            page.click("#logout")
+    with fits.open(saved) as hdul:
+        assert hdul[0].header["HIERARCH QUALITY LEVEL"] == 4
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() != world.oi.sha256["oi-embargoed"]
+    # the old version stays reachable from the versions table
+    page.click(f'#versions a[href="/granules/{embargoed}"]')
+    expect(page.locator("#superseded")).to_be_visible()
+    page.click("#logout")
 
-            # the survey's member follows it
-            _sign_in(page, server, "member", "/surveys")
-            page.click(f'#surveys a.survey-link:has-text("{SURVEY}")')
-            expect(page.locator("h1")).to_contain_text(SURVEY)
-            expect(page.locator("#survey-targets tbody tr")).to_have_count(5)
-            expect(page.locator("#count-planned")).to_have_text("4")  # alf Eri observed (calibrator)
-            _shot(page, "survey")
-            # ... but not the embargoed granule (the browser logs the expected 404)
-            assert not errors, errors
-            response = page.goto(f"{server}/granules/{new_granule}")
-            assert response.status == 404
-            errors.clear()
-            context.clear_cookies()
+    # the survey's member follows it
+    sign_in(page, server, "member", "/surveys")
+    page.click(f'#surveys a.survey-link:has-text("{SURVEY}")')
+    expect(page.locator("h1")).to_contain_text(SURVEY)
+    expect(page.locator("#survey-targets tbody tr")).to_have_count(5)
+    expect(page.locator("#count-planned")).to_have_text("4")  # alf Eri observed (calibrator)
+    shot(page, "survey")
+    # ... but not the embargoed granule (the browser logs the expected 404)
+    assert not chromium_browser.errors, chromium_browser.errors
+    response = page.goto(f"{server}/granules/{new_granule}")
+    assert response.status == 404
+    chromium_browser.errors.clear()
+    page.context.clear_cookies()
 
-            # another user: the survey is answered as missing; the public granule has no validate form
-            _sign_in(page, server, "other_pi", "/surveys")
-            expect(page.locator("#surveys")).to_contain_text("no survey")
-            assert page.goto(f"{server}/surveys/{SURVEY}").status == 404
-            errors.clear()  # that 404 was expected
-            page.goto(f"{server}/granules/{world.oi.granules['oi-open'][0]}")
-            expect(page.locator("#quality")).to_be_visible()
-            assert page.locator("#validate-form").count() == 0
-            assert not errors, errors
-        finally:
-            browser.close()
+    # another user: the survey is answered as missing; the public granule has no validate form
+    sign_in(page, server, "other_pi", "/surveys")
+    expect(page.locator("#surveys")).to_contain_text("no survey")
+    assert page.goto(f"{server}/surveys/{SURVEY}").status == 404
+    chromium_browser.errors.clear()  # that 404 was expected
+    page.goto(f"{server}/granules/{world.oi.granules['oi-open'][0]}")
+    expect(page.locator("#quality")).to_be_visible()
+    assert page.locator("#validate-form").count() == 0
+    assert not chromium_browser.errors, chromium_browser.errors

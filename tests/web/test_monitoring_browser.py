@@ -8,42 +8,31 @@ import pytest
 
 from hcdc.archive.ingest import ingest
 
-from .test_browser import _shot, chromium, database_url, server  # noqa: F401 - fixtures
+from .browser import database_url, shot, sign_in  # noqa: F401 - database_url: the fixture (SQLite)
 from .test_monitoring_pages import NIGHT, ao_night  # noqa: F401 - fixture
-from .world import PASSWORD
 
 pytestmark = pytest.mark.browser
 
 
-def test_night_chart_draws_in_the_browser(chromium, server, world, ao_night):  # noqa: F811 - fixtures
-    from playwright.sync_api import expect, sync_playwright
+def test_night_chart_draws_in_the_browser(chromium_browser, server, world, ao_night):  # noqa: F811 - ao_night
+    from playwright.sync_api import expect
 
     assert ingest(world.catalogue, [ao_night.out_dir], workers=1).quarantined == 0
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{server}/login?next=/admin")
-            page.fill("#name", "admin")
-            page.fill("#password", PASSWORD)
-            page.click("#sign-in")
-            page.click("#monitoring-link")
-            page.fill('#report-form input[name="from"]', NIGHT.isoformat())
-            page.fill('#report-form input[name="to"]', NIGHT.isoformat())
-            page.click('#report-form button[type="submit"]')
-            expect(page.locator("#report-datasets tr[data-dataset]")).to_have_count(2)
-            _shot(page, "monitoring-report")
-            page.click(f'#report-nights a[href="/admin/monitoring/night/{NIGHT}"]')
-            chart = page.locator("#night-chart")
-            expect(chart).to_have_attribute("data-drawn", "1")
-            # seeing, zenith seeing, tau0, Strehl and the DIMM points; a shaded span per sequence
-            assert chart.locator(".scatterlayer .trace").count() == 5
-            assert chart.locator(".shapelayer path").count() >= 2
-            expect(chart.locator(".annotation-text", has_text="DB_H23")).to_have_count(1)
-            _shot(page, "monitoring-night")
-            assert errors == [], errors
-        finally:
-            browser.close()
+    page = chromium_browser.new_page()
+    sign_in(page, server, "admin", "/admin")
+    page.click("#monitoring-link")
+    page.fill('#report-form input[name="from"]', NIGHT.isoformat())
+    page.fill('#report-form input[name="to"]', NIGHT.isoformat())
+    page.click('#report-form button[type="submit"]')
+    expect(page.locator("#report-datasets tr[data-dataset]")).to_have_count(2)
+    shot(page, "monitoring-report")
+    page.click(f'#report-nights a[href="/admin/monitoring/night/{NIGHT}"]')
+    chart = page.locator("#night-chart")
+    # plotly's first draw can take seconds on a loaded machine (as test_monitoring_contrast_browser.py)
+    expect(chart).to_have_attribute("data-drawn", "1", timeout=30000)
+    # seeing, zenith seeing, tau0, Strehl and the DIMM points; a shaded span per sequence
+    assert chart.locator(".scatterlayer .trace").count() == 5
+    assert chart.locator(".shapelayer path").count() >= 2
+    expect(chart.locator(".annotation-text", has_text="DB_H23")).to_have_count(1)
+    shot(page, "monitoring-night")
+    assert chromium_browser.errors == [], chromium_browser.errors

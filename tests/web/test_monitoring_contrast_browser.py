@@ -6,16 +6,15 @@ from __future__ import annotations
 import pytest
 from archive.contrast_world import build_contrast_world
 
-from .test_browser import _shot, chromium, database_url, server  # noqa: F401 - fixtures
-from .world import PASSWORD
+from .browser import database_url, shot, sign_in  # noqa: F401 - database_url: the fixture (SQLite)
 
 pytestmark = pytest.mark.browser
 
 
-def test_contrast_chart_draws(chromium, server, world):  # noqa: F811 - fixtures
+def test_contrast_chart_draws(chromium_browser, server, world):
     import datetime as dt
 
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from hcdc.archive.access import local_operator
     from hcdc.archive.astrometry_monitor import add_astrometric_calibration
@@ -35,31 +34,20 @@ def test_contrast_chart_draws(chromium, server, world):  # noqa: F811 - fixtures
                 plate_scale_err_mas=0.009,
                 source="Maire et al. 2016",
             )
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(f"{server}/login?next=/admin/monitoring/report")
-            page.fill("#name", "admin")
-            page.fill("#password", PASSWORD)
-            page.click("#sign-in")
-            page.click("#contrast-link")
-            chart = page.locator("#contrast-chart")
-            # plotly's first draw of three log panels can take seconds on a loaded machine
-            expect(chart).to_have_attribute("data-drawn", "1", timeout=30000)
-            # two separations x three panels, and the measured = expected line
-            assert chart.locator(".scatterlayer .trace").count() == 7
-            expect(page.locator('#contrast-products tr[data-flagged="1"]')).to_have_count(1)
-            _shot(page, "monitoring-contrast")
-            page.goto(f"{server}/admin/monitoring/astrometry")
-            chart = page.locator("#astrometry-chart")
-            expect(chart).to_have_attribute("data-drawn", "1", timeout=30000)
-            # True North and plate scale of IRDIS, and the two assumed constants
-            assert chart.locator(".scatterlayer .trace").count() == 4
-            _shot(page, "monitoring-astrometry")
-            assert errors == [], errors
-        finally:
-            browser.close()
+    page = chromium_browser.new_page()
+    sign_in(page, server, "admin", "/admin/monitoring/report")
+    page.click("#contrast-link")
+    chart = page.locator("#contrast-chart")
+    # plotly's first draw of three log panels can take seconds on a loaded machine
+    expect(chart).to_have_attribute("data-drawn", "1", timeout=30000)
+    # two separations x three panels, and the measured = expected line
+    assert chart.locator(".scatterlayer .trace").count() == 7
+    expect(page.locator('#contrast-products tr[data-flagged="1"]')).to_have_count(1)
+    shot(page, "monitoring-contrast")
+    page.goto(f"{server}/admin/monitoring/astrometry")
+    chart = page.locator("#astrometry-chart")
+    expect(chart).to_have_attribute("data-drawn", "1", timeout=30000)
+    # True North and plate scale of IRDIS, and the two assumed constants
+    assert chart.locator(".scatterlayer .trace").count() == 4
+    shot(page, "monitoring-astrometry")
+    assert chromium_browser.errors == [], chromium_browser.errors

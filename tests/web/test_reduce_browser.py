@@ -22,7 +22,7 @@ import pytest
 from helpers.faults import HCDC, hcdc, hcdc_env
 from helpers.live_server import serve_app
 
-from .test_browser import _shot, chromium  # noqa: F401 - the fixture, shared
+from .browser import shot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -106,111 +106,85 @@ def _dataset_id(catalogue) -> int:
     return dataset_id
 
 
-def _sign_in(page, base: str, name: str) -> None:
+def test_pi_requests_a_reduction_and_watches_it_finish(chromium_browser, server, data_centre, worker):
     from playwright.sync_api import expect
-
-    page.goto(base + "/login")
-    page.fill("#name", name)
-    page.fill("#password", PASSWORD)
-    page.click("#sign-in")
-    expect(page.locator("#who")).to_contain_text(name)
-
-
-def _browser_page(p, chromium):  # noqa: F811 - the fixture's value
-    browser = p.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    return browser, page, errors
-
-
-def test_pi_requests_a_reduction_and_watches_it_finish(chromium, server, data_centre, worker):  # noqa: F811
-    from playwright.sync_api import expect, sync_playwright
 
     _, catalogue = data_centre
     dataset_id = _dataset_id(catalogue)
-    with sync_playwright() as p:
-        browser, page, errors = _browser_page(p, chromium)
-        try:
-            _sign_in(page, server, "pi")
-            page.goto(f"{server}/datasets/{dataset_id}")
-            page.click("#request-reduction")
-            expect(page).to_have_url(f"{server}/datasets/{dataset_id}/reduce")
-            form = page.locator("#wf-irdis-l1-l2")
-            form.locator('input[name="irdis-l1-l2:level2.compute_contrast"]').fill("false")
-            form.locator('input[name="irdis-l1-l2:level2.ncomp"]').fill("2")
-            form.locator("button[type=submit]").click()
-            expect(page).to_have_url(f"{server}/jobs/" + page.url.rsplit("/", 1)[-1])
-            job_id = int(page.url.rsplit("/", 1)[-1])
-            assert page.locator("#job-state").inner_text() in ("queued", "running")
-            # the page follows the job by itself (no reload by the test): running, then done
-            expect(page.locator("#job-state")).to_have_text("running", timeout=JOB_TIMEOUT_MS)
-            # the worker's stage (written within a second of each change), redrawn by the page
-            expect(page.locator("#job-stage")).to_contain_text("irdis-l1-l2: level", timeout=JOB_TIMEOUT_MS)
-            _shot(page, "job-running")
-            expect(page.locator("#job-state")).to_have_text("done", timeout=JOB_TIMEOUT_MS)
-            expect(page.locator("#job-progress")).to_have_attribute("value", "1.0")
-            expect(page.locator("#job-percent")).to_have_text("100 %")
-            products = page.locator("#job-products a")
-            expect(products).to_have_count(2)  # the Level 1 master cube and the Level 2 product
-            # the job's own log, written by the worker as it ran: each node's lines
-            expect(page.locator("#job-log")).to_contain_text("node level2 done")
-            expect(page.locator("#job-log")).to_contain_text("recipe level1-irdis")
-            _shot(page, "job-done")
-            page.locator("#job-products li", has_text="L2").locator("a").click()
-            expect(page.locator("h1")).to_contain_text("Product")
-            expect(page.locator("#product-files")).to_contain_text("level2_pca_annular.fits")
-            _shot(page, "reduced-product")
-            # the result is in the PI's workspace ("my data") and the job is listed there as done
-            page.goto(server + "/my")
-            expect(page.locator("#my-jobs")).to_contain_text("done")
-            assert not errors, errors
-        finally:
-            browser.close()
+    page = chromium_browser.new_page()
+    sign_in(page, server, "pi", password=PASSWORD, check=True)
+    page.goto(f"{server}/datasets/{dataset_id}")
+    page.click("#request-reduction")
+    expect(page).to_have_url(f"{server}/datasets/{dataset_id}/reduce")
+    form = page.locator("#wf-irdis-l1-l2")
+    form.locator('input[name="irdis-l1-l2:level2.compute_contrast"]').fill("false")
+    form.locator('input[name="irdis-l1-l2:level2.ncomp"]').fill("2")
+    form.locator("button[type=submit]").click()
+    expect(page).to_have_url(f"{server}/jobs/" + page.url.rsplit("/", 1)[-1])
+    job_id = int(page.url.rsplit("/", 1)[-1])
+    assert page.locator("#job-state").inner_text() in ("queued", "running")
+    # the page follows the job by itself (no reload by the test): running, then done
+    expect(page.locator("#job-state")).to_have_text("running", timeout=JOB_TIMEOUT_MS)
+    # the worker's stage (written within a second of each change), redrawn by the page
+    expect(page.locator("#job-stage")).to_contain_text("irdis-l1-l2: level", timeout=JOB_TIMEOUT_MS)
+    shot(page, "job-running")
+    expect(page.locator("#job-state")).to_have_text("done", timeout=JOB_TIMEOUT_MS)
+    expect(page.locator("#job-progress")).to_have_attribute("value", "1.0")
+    expect(page.locator("#job-percent")).to_have_text("100 %")
+    products = page.locator("#job-products a")
+    expect(products).to_have_count(2)  # the Level 1 master cube and the Level 2 product
+    # the job's own log, written by the worker as it ran: each node's lines
+    expect(page.locator("#job-log")).to_contain_text("node level2 done")
+    expect(page.locator("#job-log")).to_contain_text("recipe level1-irdis")
+    shot(page, "job-done")
+    page.locator("#job-products li", has_text="L2").locator("a").click()
+    expect(page.locator("h1")).to_contain_text("Product")
+    expect(page.locator("#product-files")).to_contain_text("level2_pca_annular.fits")
+    shot(page, "reduced-product")
+    # the result is in the PI's workspace ("my data") and the job is listed there as done
+    page.goto(server + "/my")
+    expect(page.locator("#my-jobs")).to_contain_text("done")
+    assert not chromium_browser.errors, chromium_browser.errors
     from hcdc.pipeline.operations import jobs as jq
 
     (job,) = jq.list_jobs(catalogue.engine, ids=[job_id])
     assert job.state == "done" and job.parameters == ["level2.ncomp=2", "level2.compute_contrast=false"]
 
 
-def test_reduction_refused_without_rights(chromium, server, data_centre):  # noqa: F811
-    from playwright.sync_api import expect, sync_playwright
+def test_reduction_refused_without_rights(chromium_browser, server, data_centre):
+    from playwright.sync_api import expect
 
     from hcdc.pipeline.operations import jobs as jq
 
     _, catalogue = data_centre
     dataset_id = _dataset_id(catalogue)
     before = {j.id for j in jq.list_jobs(catalogue.engine)}
-    with sync_playwright() as p:
-        browser, page, errors = _browser_page(p, chromium)
-        try:
-            # anonymous: sent to the login page
-            page.goto(f"{server}/datasets/{dataset_id}/reduce")
-            expect(page).to_have_url(f"{server}/login?next=/datasets/{dataset_id}/reduce")
-            # a signed-in user outside the programme: the dataset does not exist for them
-            _sign_in(page, server, "stranger")
-            response = page.goto(f"{server}/datasets/{dataset_id}/reduce")
-            assert response.status == 404
-            expect(page.locator("body")).to_contain_text(f"no dataset with id {dataset_id}")
-            _shot(page, "reduce-refused")
-            # a forged request (with a valid CSRF token from the stranger's own session) is refused too
-            page.goto(server + "/my")
-            token = page.locator('input[name="csrf_token"]').first.get_attribute("value")
-            answer = page.request.post(
-                f"{server}/datasets/{dataset_id}/reduce",
-                form={"csrf_token": token, "workflow": "irdis-l1-l2"},
-            )
-            assert answer.status == 404
-            assert not errors, errors
-        finally:
-            browser.close()
+    page = chromium_browser.new_page(console=False)  # the refusals' 404s are logged as console errors
+    # anonymous: sent to the login page
+    page.goto(f"{server}/datasets/{dataset_id}/reduce")
+    expect(page).to_have_url(f"{server}/login?next=/datasets/{dataset_id}/reduce")
+    # a signed-in user outside the programme: the dataset does not exist for them
+    sign_in(page, server, "stranger", password=PASSWORD, check=True)
+    response = page.goto(f"{server}/datasets/{dataset_id}/reduce")
+    assert response.status == 404
+    expect(page.locator("body")).to_contain_text(f"no dataset with id {dataset_id}")
+    shot(page, "reduce-refused")
+    # a forged request (with a valid CSRF token from the stranger's own session) is refused too
+    page.goto(server + "/my")
+    token = page.locator('input[name="csrf_token"]').first.get_attribute("value")
+    answer = page.request.post(
+        f"{server}/datasets/{dataset_id}/reduce",
+        form={"csrf_token": token, "workflow": "irdis-l1-l2"},
+    )
+    assert answer.status == 404
+    assert not chromium_browser.errors, chromium_browser.errors
     assert {j.id for j in jq.list_jobs(catalogue.engine)} == before  # nothing was queued
 
 
-def test_pi_follows_and_cancels_a_batch(chromium, server, data_centre):  # noqa: F811
+def test_pi_follows_and_cancels_a_batch(chromium_browser, server, data_centre):
     """A batch from the portal ("every dataset of this night"): its page follows the batch's jobs
     as their state changes in the catalogue (here written as a worker would), and cancels it."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
     from sqlalchemy import select, update
 
     from hcdc.archive.db import write_transaction
@@ -220,40 +194,36 @@ def test_pi_follows_and_cancels_a_batch(chromium, server, data_centre):  # noqa:
     _, catalogue = data_centre
     with catalogue.engine.connect() as conn:
         night = conn.scalar(select(Dataset.night).where(Dataset.id == _dataset_id(catalogue)))
-    with sync_playwright() as p:
-        browser, page, errors = _browser_page(p, chromium)
-        try:
-            page.goto(server + "/batches")
-            expect(page).to_have_url(server + "/login?next=/batches")
-            _sign_in(page, server, "pi")
-            page.goto(server + "/batches")
-            page.fill('#batch-form input[name="night"]', night.isoformat())
-            page.click("#batch-submit")
-            expect(page.locator("#batch-state")).to_have_text("queued")
-            batch_id = int(page.url.rsplit("/", 1)[-1])
-            rows = page.locator("#batch-jobs tr[data-job]")
-            expect(rows).to_have_count(1)  # the night's science dataset (the PI's)
-            job_id = int(rows.first.get_attribute("data-job"))
-            with write_transaction(catalogue.engine) as conn:  # a worker takes the job half-way
-                conn.execute(
-                    update(Job)
-                    .where(Job.id == job_id)
-                    .values(state="running", progress=0.5, stage="irdis-l1-l2: level2 running")
-                )
-            # the page redraws by itself (it polls /api/v1/batches/{id})
-            expect(page.locator("#batch-state")).to_have_text("running", timeout=30_000)
-            expect(page.locator("#batch-percent")).to_have_text("50 %")
-            expect(rows.first.locator(".job-stage")).to_have_text("irdis-l1-l2: level2 running")
-            _shot(page, "batch-running")
-            page.click("#batch-cancel")
-            expect(page.locator("#batch-state")).to_have_text("cancelled")
-            expect(rows.first.locator(".job-state")).to_have_text("cancelled")
-            page.goto(server + "/batches")
-            expect(page.locator("#batches")).to_contain_text("cancelled")
-            # a stranger does not see it
-            page.context.clear_cookies()
-            _sign_in(page, server, "stranger")
-            assert page.goto(f"{server}/batches/{batch_id}").status == 404
-            assert not errors, errors
-        finally:
-            browser.close()
+    page = chromium_browser.new_page(console=False)  # the refusals' 404s are logged as console errors
+    page.goto(server + "/batches")
+    expect(page).to_have_url(server + "/login?next=/batches")
+    sign_in(page, server, "pi", password=PASSWORD, check=True)
+    page.goto(server + "/batches")
+    page.fill('#batch-form input[name="night"]', night.isoformat())
+    page.click("#batch-submit")
+    expect(page.locator("#batch-state")).to_have_text("queued")
+    batch_id = int(page.url.rsplit("/", 1)[-1])
+    rows = page.locator("#batch-jobs tr[data-job]")
+    expect(rows).to_have_count(1)  # the night's science dataset (the PI's)
+    job_id = int(rows.first.get_attribute("data-job"))
+    with write_transaction(catalogue.engine) as conn:  # a worker takes the job half-way
+        conn.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(state="running", progress=0.5, stage="irdis-l1-l2: level2 running")
+        )
+    # the page redraws by itself (it polls /api/v1/batches/{id})
+    expect(page.locator("#batch-state")).to_have_text("running", timeout=30_000)
+    expect(page.locator("#batch-percent")).to_have_text("50 %")
+    expect(rows.first.locator(".job-stage")).to_have_text("irdis-l1-l2: level2 running")
+    shot(page, "batch-running")
+    page.click("#batch-cancel")
+    expect(page.locator("#batch-state")).to_have_text("cancelled")
+    expect(rows.first.locator(".job-state")).to_have_text("cancelled")
+    page.goto(server + "/batches")
+    expect(page.locator("#batches")).to_contain_text("cancelled")
+    # a stranger does not see it
+    page.context.clear_cookies()
+    sign_in(page, server, "stranger", password=PASSWORD, check=True)
+    assert page.goto(f"{server}/batches/{batch_id}").status == 404
+    assert not chromium_browser.errors, chromium_browser.errors

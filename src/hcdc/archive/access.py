@@ -1061,12 +1061,20 @@ class AccessContext:
         """May the user see this dataset (its description and file list)?"""
         return self._remembered(("dataset", dataset_id), lambda: self._decide_dataset(dataset_id))
 
+    def _dataset_row(self, dataset_id: int) -> Any:
+        """(id, prog_id, mjd_start, mjd_end) of a dataset, None when there is none; read once per
+        memoising context (a product page asks for its dataset's release and membership)."""
+        return self._remembered(
+            ("dataset-row", dataset_id),
+            lambda: self.conn.execute(
+                select(Dataset.id, Dataset.prog_id, Dataset.mjd_start, Dataset.mjd_end).where(
+                    Dataset.id == dataset_id
+                )
+            ).first(),
+        )
+
     def _decide_dataset(self, dataset_id: int) -> Decision:
-        row = self.conn.execute(
-            select(Dataset.id, Dataset.prog_id, Dataset.mjd_start, Dataset.mjd_end).where(
-                Dataset.id == dataset_id
-            )
-        ).first()
+        row = self._dataset_row(dataset_id)
         if row is None:
             raise LookupError(f"no dataset with id {dataset_id}")
         if (decided := self._before()) is not None:
@@ -1130,9 +1138,7 @@ class AccessContext:
         )
         if dataset_id is None:
             return None, delay
-        ds = self.conn.execute(
-            select(Dataset.prog_id, Dataset.mjd_start, Dataset.mjd_end).where(Dataset.id == dataset_id)
-        ).first()
+        ds = self._dataset_row(dataset_id)
         if ds is None:
             return None, delay
         mjd = ds.mjd_end if ds.mjd_end is not None else ds.mjd_start
@@ -1164,7 +1170,8 @@ class AccessContext:
             if ws.is_public:
                 return Decision(True, "R8", "in the public workspace")
         if row.dataset_id is not None:
-            ds_prog = self.conn.scalar(select(Dataset.prog_id).where(Dataset.id == row.dataset_id))
+            ds = self._dataset_row(row.dataset_id)
+            ds_prog = ds.prog_id if ds is not None else None
             if (member := self._membership(self._programme(ds_prog), row.dataset_id)) is not None:
                 return member
         uid = self.user.member_id
@@ -1317,10 +1324,20 @@ class AccessContext:
             return False
         return self.conn.scalar(select(Programme.pi_user_id).where(Programme.id == programme_id)) == uid
 
+    def _programme_of_dataset(self, dataset_id: int) -> _Programme | None:
+        ds = self._dataset_row(dataset_id)
+        return self._programme(ds.prog_id) if ds is not None else None
+
     def _programme_id_of_dataset(self, dataset_id: int) -> int | None:
-        prog_id = self.conn.scalar(select(Dataset.prog_id).where(Dataset.id == dataset_id))
-        programme = self._programme(prog_id)
+        programme = self._programme_of_dataset(dataset_id)
         return programme.id if programme is not None else None
+
+    def _pi_of_dataset(self, dataset_id: int) -> bool:
+        """Is the user the PI of the dataset's programme (the context's programme row, no query
+        more)?"""
+        uid = self.user.member_id
+        programme = self._programme_of_dataset(dataset_id)
+        return uid is not None and programme is not None and programme.pi_user_id == uid
 
     def can_delegate(self, programme_id: int | None = None, dataset_id: int | None = None) -> Decision:
         """A2: grant a programme or one of its datasets to someone."""
@@ -1345,9 +1362,7 @@ class AccessContext:
     def can_delay_release(self, product_id: int, until: dt.datetime) -> Decision:
         """A3: may the user delay this product's release until ``until``?"""
         dataset_id = self._product_row(product_id).dataset_id
-        allowed = self.user.is_admin or (
-            dataset_id is not None and self._pi_of(self._programme_id_of_dataset(dataset_id))
-        )
+        allowed = self.user.is_admin or (dataset_id is not None and self._pi_of_dataset(dataset_id))
         if not allowed:
             return Decision(False, "A3", "only the PI of the product's programme (or an admin) delays it")
         base, latest = self.release_window(product_id)

@@ -414,6 +414,14 @@ TOKEN_LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 def authenticate_token(conn: Connection, secret: str, now: dt.datetime | None = None) -> Principal | None:
     """The principal of an active (not revoked, not expired) token of an active user, else None."""
+    return authenticate_token_use(conn, secret, now)[0]
+
+
+def authenticate_token_use(
+    conn: Connection, secret: str, now: dt.datetime | None = None
+) -> tuple[Principal | None, bool]:
+    """:func:`authenticate_token`, and whether the token's ``last_used_at`` was written on
+    ``conn`` (at most once a minute per token): only then has the caller a write to commit."""
     now = utc_naive(now) if now else utcnow()
     row = conn.execute(
         select(
@@ -430,12 +438,13 @@ def authenticate_token(conn: Connection, secret: str, now: dt.datetime | None = 
         .where(ApiToken.token_hash == _token_hash(secret))
     ).first()
     if row is None or row.revoked_at is not None or row.expires_at <= now or not row.is_active:
-        return None
+        return None, False
     last = row.last_used_at
     if last is None or not last <= now < last + TOKEN_LAST_USED_RESOLUTION:
         # to the minute: a busy client does not write (and lock) the token's row on every call
         conn.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
-    return principal_of(row)
+        return principal_of(row), True
+    return principal_of(row), False
 
 
 # --------------------------------------------------------------------------------------------
@@ -881,10 +890,16 @@ def product_status(conn: Connection, product_ids: Iterable[int]) -> dict[int, di
     out: dict[int, dict[str, Any]] = {i: {"review": None, "reason": None, "delayed_until": None} for i in ids}
     if not ids:
         return out
-    for r in conn.execute(select(ProductReview).where(ProductReview.product_id.in_(ids))):
-        out[r.product_id].update(review=r.status, reason=r.reason)
-    for r in conn.execute(select(ReleaseDelay).where(ReleaseDelay.product_id.in_(ids))):
-        out[r.product_id]["delayed_until"] = r.delayed_until
+    # one query: at most one review and one delay per product (unique product_id in both tables)
+    rows = conn.execute(
+        select(Product.id, ProductReview.status, ProductReview.reason, ReleaseDelay.delayed_until)
+        .select_from(Product)
+        .outerjoin(ProductReview, ProductReview.product_id == Product.id)
+        .outerjoin(ReleaseDelay, ReleaseDelay.product_id == Product.id)
+        .where(Product.id.in_(ids))
+    )
+    for product_id, review, reason, delayed_until in rows:
+        out[product_id].update(review=review, reason=reason, delayed_until=delayed_until)
     return out
 
 

@@ -23,6 +23,11 @@ Alembic migration ``0002_pipeline``.
 * ``job_log``: each job's own log, one row per line, appended by the worker while the job runs
   (worker lines, each workflow node's recipe log, errors with their traceback): a committed line
   stays when the worker is killed. Created by the migration ``0016_batches``.
+* ``job_shares``: fair share of the queue, one row per job owner (``owner_key``: the user id of
+  ``job_owners``, 0 for jobs queued from the shell): when the owner's last job was claimed and
+  how many were; the claim serves first the owner with the fewest running jobs, then the one
+  served least recently (:func:`hcdc.pipeline.operations.jobs.claim_job`). Created by the
+  migration ``0021_fair_share``.
 """
 
 from __future__ import annotations
@@ -106,6 +111,22 @@ class Batch(Base):
     selection: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False, default=dict)  # as asked
 
     __table_args__ = (Index("ix_batches_owner_user_id", "owner_user_id"),)
+
+
+#: the fair-share key of jobs nobody owns (queued from the shell): user ids start at 1
+OPERATOR_SHARE_KEY = 0
+
+
+class JobShare(Base):
+    """When each job owner was last served by the queue (see the module docstring)."""
+
+    __tablename__ = "job_shares"
+
+    # job_owners.user_id, or OPERATOR_SHARE_KEY; no foreign key: the row of a deleted account
+    # only remembers a claim time, and the key 0 is no account
+    owner_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_claim_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False)
+    claims: Mapped[int] = mapped_column(Integer, nullable=False, default=0)  # jobs claimed so far
 
 
 JOB_LOG_LEVELS = ("debug", "info", "warning", "error", "traceback")

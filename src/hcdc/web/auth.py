@@ -32,7 +32,7 @@ from sqlalchemy import Connection, select
 
 from hcdc.archive.access import ANONYMOUS, AccessContext, Policy, Principal, principal_of
 from hcdc.archive.access_models import User
-from hcdc.archive.accounts import authenticate_token
+from hcdc.archive.accounts import authenticate_token_use
 from hcdc.archive.db import Catalogue
 from hcdc.archive.ratelimit import LoginLimiter
 from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
@@ -120,12 +120,15 @@ def _bearer(request: Request) -> str | None:
 def resolve_principal(request: Request, state: WebState, conn: Connection) -> tuple[Principal, str]:
     """The principal of this request and how it was authenticated (see the module docstring).
 
-    Reads on ``conn``; a token's use is recorded (``last_used_at``) and committed there.
+    Reads on ``conn``; a token's use is recorded (``last_used_at``, at most once a minute) and
+    committed there; a request that wrote nothing goes on reading in the same transaction (no
+    COMMIT and BEGIN round trips to the database).
     """
     secret = _bearer(request)
     if secret is not None:
-        principal = authenticate_token(conn, secret, now=state.clock())
-        conn.commit()  # the token's last use, if written; the request then reads afresh
+        principal, written = authenticate_token_use(conn, secret, now=state.clock())
+        if written:
+            conn.commit()  # the token's last use; the request then reads in a new transaction
         if principal is None:
             raise HTTPException(401, "invalid, revoked or expired token", {"WWW-Authenticate": "Bearer"})
         return principal, "token"

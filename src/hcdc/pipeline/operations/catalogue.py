@@ -44,17 +44,20 @@ class ProcessingCatalogue(UserCatalogue):
         :class:`~hcdc.archive.access.AccessDenied` when A6 refuses.
         """
         self._require("dataset", dataset_id)
-        with self.writing() as conn:  # the quota is counted on the connection that writes
+        # the quota is counted on the connection that writes; the job and its owner are written
+        # in the same transaction, so no worker ever claims the job before its owner is known
+        # (the fair share counts it for its owner)
+        with self.writing() as conn:
             ctx = AccessContext(conn, self.user, self.access.now, self.access.policy)
             ctx.require(ctx.can_submit_job(dataset_id))
-        engine = self.write_engine()
-        job_id = jq.queue_job(engine, dataset_id=dataset_id, workflow=workflow, parameters=list(parameters))
-        try:
-            with self.writing() as conn:
-                accounts.record_job_owner(conn, job_id, self.user)
-        except BaseException:
-            jq.cancel_job(engine, job_id)
-            raise
+            job_id = jq.queue_job(
+                self.write_engine(),
+                dataset_id=dataset_id,
+                workflow=workflow,
+                parameters=list(parameters),
+                conn=conn,
+            )
+            accounts.record_job_owner(conn, job_id, self.user)
         return job_id
 
     def job_action(self, job_id: int, action: str) -> bool:

@@ -16,6 +16,15 @@ Sharing the queue safely:
   machine, but SQLite serializes all writers: run one worker at a time (with a process pool or
   Dask behind it for parallelism); use PostgreSQL for several workers.
 
+Fair share: jobs are claimed in priority order and, within a priority, owner by owner
+(``job_owners``; the jobs queued from the shell count as one owner): first the owner with the
+fewest jobs running, then the one served least recently (``job_shares``, updated by each claim in
+the claim's transaction), then that owner's oldest job. A user's batch of n jobs therefore
+alternates with the jobs other users queue after it instead of holding them back until its n
+jobs have run. On PostgreSQL claims take turns on an advisory lock (a claim is a few
+milliseconds), so each one sees the previous one's choice and the order is exact with any number
+of workers; on SQLite ``BEGIN IMMEDIATE`` serializes them already.
+
 Faults:
 
 * A worker that dies (killed, machine lost) stops renewing its lease. The next claim by any
@@ -46,17 +55,27 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, func, insert, or_, select, text, update
 
+from hcdc.archive.access_models import JobOwner
 from hcdc.archive.db import write_transaction
 from hcdc.archive.models import utcnow
-from hcdc.archive.pipeline_models import JOB_LOG_LEVELS, JOB_STATES, Job, JobLogLine
+from hcdc.archive.pipeline_models import (
+    JOB_LOG_LEVELS,
+    JOB_STATES,
+    OPERATOR_SHARE_KEY,
+    Job,
+    JobLogLine,
+    JobShare,
+)
 
 DEFAULT_LEASE_S = 60.0  # a worker renews its lease every DEFAULT_LEASE_S / 4 seconds
 DEFAULT_MAX_ATTEMPTS = 3
 ACTIVE_STATES = ("queued", "running")
 MAX_LOG_CHARS = 200_000  # keep the job log bounded (the full logs live in the provenance)
 MAX_LOG_LINE_CHARS = 20_000  # one line of the job_log table (a traceback is one line)
+#: the PostgreSQL advisory lock that makes claims take turns ("hcdcjobs" in ASCII)
+CLAIM_LOCK_KEY = 0x6863_6463_6A6F_6273
 
 
 class JobError(RuntimeError):
@@ -284,11 +303,61 @@ def _claim_values(worker_id: str, now: dt.datetime, lease_s: float) -> dict[str,
     }
 
 
+def _owner_key():  # noqa: ANN202 - a SQL expression
+    """A job's fair-share key: its owner's user id, :data:`OPERATOR_SHARE_KEY` for shell jobs."""
+    return func.coalesce(JobOwner.user_id, OPERATOR_SHARE_KEY)
+
+
 def _next_queued(ids: Sequence[int] | None):  # noqa: ANN202 - a Select
-    query = select(Job.id).where(Job.state == "queued").order_by(Job.priority.desc(), Job.id).limit(1)
+    """The next job to claim and its owner's share key, in fair-share order.
+
+    1. higher ``priority`` first (an operator's urgent job still jumps the queue);
+    2. then the owner with the fewest jobs running now (a share of the machine: a user with
+       four running jobs waits for a user with none);
+    3. then the owner served least recently (``job_shares.last_claim_at``; never served first):
+       round-robin between owners, so a batch of n jobs does not hold back others' jobs;
+    4. then the oldest job (``id``) of that owner.
+    """
+    owner = _owner_key()
+    running = (
+        select(owner.label("owner_key"), func.count().label("n"))
+        .select_from(Job.__table__.outerjoin(JobOwner, JobOwner.job_id == Job.id))
+        .where(Job.state == "running")
+        .group_by(owner)
+        .subquery("running_by_owner")
+    )
+    query = (
+        select(Job.id, owner.label("owner_key"))
+        .select_from(
+            Job.__table__.outerjoin(JobOwner, JobOwner.job_id == Job.id)
+            .outerjoin(running, running.c.owner_key == owner)
+            .outerjoin(JobShare, JobShare.owner_key == owner)
+        )
+        .where(Job.state == "queued")
+        .order_by(
+            Job.priority.desc(),
+            func.coalesce(running.c.n, 0),
+            JobShare.last_claim_at.is_not(None),  # never served (false) before served (true)
+            JobShare.last_claim_at,
+            Job.id,
+        )
+        .limit(1)
+    )
     if ids is not None:
         query = query.where(Job.id.in_(list(ids)))
     return query
+
+
+def _served(dialect: str, owner_key: int, now: dt.datetime):  # noqa: ANN202 - an Insert
+    """Record that ``owner_key`` was served at ``now`` (an upsert on ``job_shares``)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert_(JobShare).values(owner_key=owner_key, last_claim_at=now, claims=1)
+    return statement.on_conflict_do_update(
+        index_elements=[JobShare.owner_key],
+        set_={"last_claim_at": now, "claims": JobShare.claims + 1},
+    )
 
 
 def claim_job(
@@ -298,28 +367,36 @@ def claim_job(
     lease_s: float = DEFAULT_LEASE_S,
     ids: Sequence[int] | None = None,
 ) -> JobInfo | None:
-    """Take the next queued job (highest priority, then oldest) for ``worker_id``.
+    """Take the next queued job for ``worker_id``, in fair-share order (:func:`_next_queued`:
+    highest priority; then the owner with the fewest running jobs; then the owner served least
+    recently; then the oldest job), and record that its owner was served (``job_shares``).
 
     Expired leases are re-queued first. Returns the claimed job (state ``running``, attempts
     incremented) or None when nothing is queued. ``ids`` restricts the claim to those jobs
     (``hcdc reduce --wait`` runs only the jobs it queued). Safe with concurrent workers: see
     the module docstring.
     """
-    now = utcnow()
     if engine.dialect.name == "sqlite":
-        return _claim_sqlite(engine, worker_id, now, lease_s, ids)
+        return _claim_sqlite(engine, worker_id, lease_s, ids)
     with write_transaction(engine) as conn:
+        # claims take turns (a transaction-level advisory lock, released at commit), so that each
+        # chooses with the previous claim committed: the fair-share order is exact with any
+        # number of workers; SKIP LOCKED still passes over rows that others (cancel) hold
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
+        now = utcnow()
         _requeue_expired_in(conn, now)
-        job_id = conn.scalar(_next_queued(ids).with_for_update(skip_locked=True))
-        if job_id is None:
+        found = conn.execute(_next_queued(ids).with_for_update(skip_locked=True, of=Job)).first()
+        if found is None:
             return None
+        job_id, owner_key = found
         conn.execute(update(Job).where(Job.id == job_id).values(**_claim_values(worker_id, now, lease_s)))
+        conn.execute(_served("postgresql", owner_key, now))
         row = conn.execute(select(*_JOB_COLUMNS).where(Job.id == job_id)).one()
     return JobInfo.from_row(row)
 
 
 def _claim_sqlite(
-    engine: Engine, worker_id: str, now: dt.datetime, lease_s: float, ids: Sequence[int] | None
+    engine: Engine, worker_id: str, lease_s: float, ids: Sequence[int] | None
 ) -> JobInfo | None:
     """The SQLite claim: one ``BEGIN IMMEDIATE`` transaction on the raw DBAPI connection.
 
@@ -349,6 +426,7 @@ def _claim_sqlite(
     try:
         cursor = raw.cursor()
         cursor.execute("BEGIN IMMEDIATE")
+        now = utcnow()  # read with the lock held: claim times follow the claims' order
         try:
             expired = run(
                 cursor,
@@ -375,8 +453,9 @@ def _claim_sqlite(
             if not found:
                 cursor.execute("COMMIT")
                 return None
-            job_id = found[0][0]
+            job_id, owner_key = found[0]
             run(cursor, update(Job).where(Job.id == job_id).values(**_claim_values(worker_id, now, lease_s)))
+            run(cursor, _served("sqlite", owner_key, now))
             cursor.execute("COMMIT")
         except BaseException:
             cursor.execute("ROLLBACK")
