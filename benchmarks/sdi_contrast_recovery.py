@@ -9,6 +9,7 @@ hcdc's injection and throughput code), ``--pas`` position angles per separation,
 from 3 FWHM, and counted as found when ``detect_candidates`` reports them within 1 FWHM::
 
     PYTHONPATH=src .venv/bin/python benchmarks/sdi_contrast_recovery.py [--fixed] [--pas 16]
+        [--throughput-step 0.5]   (throughput sampled every 0.5 FWHM instead of 1)
 """
 
 from __future__ import annotations
@@ -34,11 +35,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixed", action="store_true", help="fakes at 10x the noise (the former curves)")
     parser.add_argument("--pas", type=int, default=16)
+    parser.add_argument(
+        "--throughput-step", type=float, default=None, help="throughput sampling in FWHM (default 1)"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     sim = simulate_spectral_cube(
         wavelengths=(1.0, 1.15, 1.3, 1.45, 1.6), n_frames=20, size=81, fwhm_ref=3.5, seed=7
     )
+    fwhm = float(np.mean(sim.fwhm))
+    options: dict | None = {"fc_snr": 10.0} if args.fixed else None
+    if args.throughput_step:
+        options = {**(options or {}), "throughput_step": args.throughput_step * fwhm}
     res = postprocess(
         sim.cube,
         sim.angles,
@@ -47,9 +55,8 @@ def main() -> None:
         wavelengths=sim.wavelengths,
         fwhm=sim.fwhm,
         star_flux=sim.star_flux,
-        contrast_options={"fc_snr": 10.0} if args.fixed else None,
+        contrast_options=options,
     )
-    fwhm = float(np.mean(sim.fwhm))
     sdi = get_algorithm("sdi").function
 
     def reduce(cube: np.ndarray) -> np.ndarray:

@@ -137,14 +137,17 @@ def _rectangle_area(a: np.ndarray, b: np.ndarray, radius: float) -> np.ndarray:
 
     For ``a, b >= 0``: ``a b`` when the corner lies in the disk, else ``b x_b + H(a) - H(x_b)``
     with ``x_b = sqrt(R^2 - b^2)`` and ``H`` the primitive of the half-chord; odd in ``a`` and in
-    ``b``. Its mixed second difference over a pixel's corners is the pixel's exact overlap with
-    the disk (the same quantity as :func:`photometry.aperture_weights`, from a primitive that
-    costs a third of the array operations; the two agree to 1e-14).
+    ``b``. Since ``H(x_b) = (x_b b + R^2 acos(b / R)) / 2``, the outside case is also
+    ``(H(b) - H(R)) + H(a)``, which is how it is evaluated (one primitive per edge and axis, no
+    ``x_b``: the two forms agree to float rounding, ~1e-16). Its mixed second difference over a
+    pixel's corners is the pixel's exact overlap with the disk (the same quantity as
+    :func:`photometry.aperture_weights`, from a primitive that costs a third of the array
+    operations; the two agree to 1e-14).
     """
     r2 = radius * radius
     abs_a, abs_b = np.abs(a), np.abs(b)
-    x_b = np.sqrt(np.maximum(r2 - abs_b * abs_b, 0.0))
-    outside = abs_b * x_b - _chord_primitive(x_b, radius) + _chord_primitive(abs_a, radius)
+    quarter = _chord_primitive(np.float64(radius), radius)  # H(R) = pi R^2 / 4
+    outside = (_chord_primitive(abs_b, radius) - quarter) + _chord_primitive(abs_a, radius)
     area = np.where(abs_a * abs_a + abs_b * abs_b <= r2, abs_a * abs_b, outside)
     return area * (np.sign(a) * np.sign(b))
 
@@ -306,11 +309,17 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
     :func:`_chunk_snr`. Differences: the order of the float64 sums and the asin above (measured
     differences ~1e-13 in S/N).
 
-    The apertures of a pixel are taken ``_BATCH`` at a time and every step is a loop over the
-    batch (which the compiler turns into SIMD instructions; the weighted sums gather the pixels
-    of the apertures side by side). Every aperture gets the same floating-point operations in the
-    same order as the one-aperture-at-a-time kernel it replaced (commit a182671, 26.6 CPU s for a
-    1024^2 frame; same bits, benchmarks/snr_map_kernels.py):
+    The apertures of a pixel are taken ``_BATCH`` at a time and every step of the weights is a
+    loop over the batch, run to a multiple of 8 lanes (which the compiler turns into whole SIMD
+    instructions); the weighted sums take four apertures at a time (independent additions).
+    Every aperture gets the same floating-point operations in the same order as the
+    one-aperture-at-a-time kernel it replaced (commit a182671, 26.6 CPU s for a 1024^2 frame;
+    benchmarks/snr_map_kernels.py), except that the outside corners' ``b`` part is ``H(b) -
+    H(R)`` instead of ``b x_b - H(x_b)`` (:func:`_rectangle_area`; one primitive per edge and
+    axis instead of a square root and a primitive): the same values to float rounding, the
+    float32 weights then differ by one float32 rounding step now and then (largest S/N
+    difference 7.9e-11 on a 1024^2 random frame, FWHM 4, against commit ec35ef6, which had
+    a182671's bits). Otherwise:
 
     * the block is the ``2 E + 1`` pixels, ``E = ceil(radius)``, around the aperture's nearest
       pixel, the only ones a disk of that radius can overlap;
@@ -345,12 +354,7 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
     near_x = np.empty((nb, B))
     near_y = np.empty((nb, B))
     f = np.empty((ne, ne, B))
-    w = np.empty((nb, nb, B))
-    base = np.empty(B, dtype=np.uint64)
-    acc0 = np.empty(B)
-    acc1 = np.empty(B)
-    acc2 = np.empty(B)
-    acc3 = np.empty(B)
+    w = np.zeros((nb, nb, B))
     side = images.shape[1]
     flat = images.ravel()
     nmax = 8
@@ -378,9 +382,13 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
             last_separation = separation
         for k_start in range(0, n, B):
             m = min(B, n - k_start)
-            for t in range(m):
-                cp = cos_k[k_start + t]
-                sp = sin_k[k_start + t]
+            # Lanes up to a multiple of 8 (whole SIMD vectors, no scalar remainder loops): the
+            # lanes past m repeat the batch's first aperture and their sums are not used.
+            mm = min(B, (m + 7) // 8 * 8)
+            for t in range(mm):
+                kk = k_start + t if t < m else k_start
+                cp = cos_k[kk]
+                sp = sin_k[kk]
                 qx[t] = c + cp * dx - sp * dy
                 qy[t] = c + sp * dx + cp * dy
                 x0[t] = np.rint(qx[t]) - k_half
@@ -390,7 +398,7 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
                 # Edges that no aperture centre can bring inside the disk (the outer ones): the
                 # clipped constants, no primitive evaluated (a branch taken the same way each time).
                 outer = e + first - k_half - 1.0 >= radius or e + first - k_half <= -radius
-                for t in range(m):
+                for t in range(mm):
                     a = min(max((x0[t] - qx[t]) + edge, -radius), radius)
                     b = min(max((y0[t] - qy[t]) + edge, -radius), radius)
                     ex[e, t] = a
@@ -402,7 +410,7 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
                     sx[e, t] = (a > 0.0) - (a < 0.0)
                     sy[e, t] = (b > 0.0) - (b < 0.0)
                 if outer:
-                    for t in range(m):
+                    for t in range(mm):
                         hx[e, t] = (
                             h_edge if ax[e, t] >= radius else _half_chord_primitive(ax[e, t], radius, r2)
                         )
@@ -410,17 +418,16 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
                         if abs_b >= radius:
                             gy[e, t] = g_edge
                         else:
-                            x_b = math.sqrt(max(r2 - abs_b * abs_b, 0.0))
-                            gy[e, t] = abs_b * x_b - _half_chord_primitive(x_b, radius, r2)
+                            gy[e, t] = _half_chord_primitive(abs_b, radius, r2) - h_edge
                 else:
-                    for t in range(m):
+                    for t in range(mm):
                         abs_a = ax[e, t]
                         abs_b = ay[e, t]
                         hx[e, t] = _half_chord_primitive(abs_a, radius, r2)
-                        x_b = math.sqrt(max(r2 - abs_b * abs_b, 0.0))
-                        gy[e, t] = abs_b * x_b - _half_chord_primitive(x_b, radius, r2)
+                        # H(b) - H(R), the outside corner's b part (_rectangle_area)
+                        gy[e, t] = _half_chord_primitive(abs_b, radius, r2) - h_edge
             for e in range(nb):
-                for t in range(m):
+                for t in range(mm):
                     a0 = ex[e, t]
                     a1 = ex[e + 1, t]
                     near_x[e, t] = 0.0 if (a0 < 0.0 and 0.0 < a1) else min(abs(a0), abs(a1))
@@ -429,44 +436,93 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
                     near_y[e, t] = 0.0 if (b0 < 0.0 and 0.0 < b1) else min(abs(b0), abs(b1))
             for i in range(ne):
                 for j in range(ne):
-                    for t in range(m):
+                    for t in range(mm):
                         abs_b = ay[i, t]
                         inside = ax[j, t] * ax[j, t] + abs_b * abs_b <= r2
                         area = ax[j, t] * abs_b if inside else gy[i, t] + hx[j, t]
                         f[i, j, t] = area * (sx[j, t] * sy[i, t])
             for i in range(nb):
                 for j in range(nb):
-                    for t in range(m):
+                    for t in range(mm):
                         wv = np.float64(
                             np.float32(f[i + 1, j + 1, t] - f[i, j + 1, t] - f[i + 1, j, t] + f[i, j, t])
                         )
                         ny = near_y[i, t]
                         nx = near_x[j, t]
                         w[i, j, t] = 0.0 if ny * ny + nx * nx >= r2 else wv
-            for t in range(m):
-                base[t] = np.uint64(((int(y0[t]) + first + pad) * side + int(x0[t]) + first + pad) * 4)
-                acc0[t] = 0.0
-                acc1[t] = 0.0
-                acc2[t] = 0.0
-                acc3[t] = 0.0
-            # The weighted sums, the apertures side by side (a gather per pixel of the block):
-            # each aperture's sums are taken over the block in the same order as there.
-            for i in range(nb):
-                for j in range(nb):
-                    off = np.uint64((i * side + j) * 4)
-                    for t in range(m):
-                        wv = w[i, j, t]
-                        o = base[t] + off
-                        acc0[t] += np.float64(flat[o]) * wv
-                        acc1[t] += np.float64(flat[o + np.uint64(1)]) * wv
-                        acc2[t] += np.float64(flat[o + np.uint64(2)]) * wv
-                        acc3[t] += np.float64(flat[o + np.uint64(3)]) * wv
-            for t in range(m):
-                k = k_start + t
-                sums[k, 0] = acc0[t]
-                sums[k, 1] = acc1[t]
-                sums[k, 2] = acc2[t]
-                sums[k, 3] = acc3[t]
+            # The weighted sums, four apertures at a time and the four rotations of each side by
+            # side (16 independent accumulators, contiguous loads of a pixel's four rotations;
+            # unsigned indices, so no negative-index wraparound code): each aperture's sums are
+            # taken over the block in the same order as the gathered loop of 07ac837, which
+            # loaded every value with a gather (same bits, a third less time in this step).
+            for t in range(0, m, 4):
+                o0 = np.uint64(((int(y0[t + 0]) + first + pad) * side + int(x0[t + 0]) + first + pad) * 4)
+                o1 = np.uint64(((int(y0[t + 1]) + first + pad) * side + int(x0[t + 1]) + first + pad) * 4)
+                o2 = np.uint64(((int(y0[t + 2]) + first + pad) * side + int(x0[t + 2]) + first + pad) * 4)
+                o3 = np.uint64(((int(y0[t + 3]) + first + pad) * side + int(x0[t + 3]) + first + pad) * 4)
+                s00 = 0.0
+                s01 = 0.0
+                s02 = 0.0
+                s03 = 0.0
+                s10 = 0.0
+                s11 = 0.0
+                s12 = 0.0
+                s13 = 0.0
+                s20 = 0.0
+                s21 = 0.0
+                s22 = 0.0
+                s23 = 0.0
+                s30 = 0.0
+                s31 = 0.0
+                s32 = 0.0
+                s33 = 0.0
+                for i in range(nb):
+                    row = np.uint64(i * side * 4)
+                    for j in range(nb):
+                        w0 = w[i, j, t + 0]
+                        p0 = o0 + row + np.uint64(4 * j)
+                        w1 = w[i, j, t + 1]
+                        p1 = o1 + row + np.uint64(4 * j)
+                        w2 = w[i, j, t + 2]
+                        p2 = o2 + row + np.uint64(4 * j)
+                        w3 = w[i, j, t + 3]
+                        p3 = o3 + row + np.uint64(4 * j)
+                        s00 += flat[p0 + np.uint64(0)] * w0
+                        s01 += flat[p0 + np.uint64(1)] * w0
+                        s02 += flat[p0 + np.uint64(2)] * w0
+                        s03 += flat[p0 + np.uint64(3)] * w0
+                        s10 += flat[p1 + np.uint64(0)] * w1
+                        s11 += flat[p1 + np.uint64(1)] * w1
+                        s12 += flat[p1 + np.uint64(2)] * w1
+                        s13 += flat[p1 + np.uint64(3)] * w1
+                        s20 += flat[p2 + np.uint64(0)] * w2
+                        s21 += flat[p2 + np.uint64(1)] * w2
+                        s22 += flat[p2 + np.uint64(2)] * w2
+                        s23 += flat[p2 + np.uint64(3)] * w2
+                        s30 += flat[p3 + np.uint64(0)] * w3
+                        s31 += flat[p3 + np.uint64(1)] * w3
+                        s32 += flat[p3 + np.uint64(2)] * w3
+                        s33 += flat[p3 + np.uint64(3)] * w3
+                if t + 0 < m:
+                    sums[k_start + t + 0, 0] = s00
+                    sums[k_start + t + 0, 1] = s01
+                    sums[k_start + t + 0, 2] = s02
+                    sums[k_start + t + 0, 3] = s03
+                if t + 1 < m:
+                    sums[k_start + t + 1, 0] = s10
+                    sums[k_start + t + 1, 1] = s11
+                    sums[k_start + t + 1, 2] = s12
+                    sums[k_start + t + 1, 3] = s13
+                if t + 2 < m:
+                    sums[k_start + t + 2, 0] = s20
+                    sums[k_start + t + 2, 1] = s21
+                    sums[k_start + t + 2, 2] = s22
+                    sums[k_start + t + 2, 3] = s23
+                if t + 3 < m:
+                    sums[k_start + t + 3, 0] = s30
+                    sums[k_start + t + 3, 1] = s31
+                    sums[k_start + t + 3, 2] = s32
+                    sums[k_start + t + 3, 3] = s33
         n_bg = n - 1
         for q in range(4):
             source = sums[0, q]
