@@ -196,6 +196,20 @@ class UserCatalogue:
         """Datasets the user may see (:func:`hcdc.archive.queries.list_datasets`)."""
         return queries.list_datasets(self.conn, filters, visible=self.access.datasets_clause())
 
+    def find_datasets(
+        self, *, dataset_id: int | None = None, key: str | None = None, night: dt.date | None = None
+    ) -> list[int]:
+        """Ids of the datasets the user may see with this id, this key and/or of this night
+        (every one the user may see when none is given), in id order."""
+        query = select(Dataset.id).where(self.access.datasets_clause()).order_by(Dataset.id)
+        if dataset_id is not None:
+            query = query.where(Dataset.id == dataset_id)
+        if key is not None:
+            query = query.where(Dataset.key == key)
+        if night is not None:
+            query = query.where(Dataset.night == night)
+        return list(self.conn.scalars(query))
+
     def file_detail(self, file_id: int, *, with_header: bool = False) -> dict[str, Any]:
         """The catalogue's whole record of a file the user may see, location included
         (:func:`hcdc.archive.queries.file_detail`): for tools next to the store; services show

@@ -30,6 +30,7 @@ from hcdc.cli.common import (
 from hcdc.cli.output import console, emit_json, err_console, print_table, progress_bar
 
 if TYPE_CHECKING:
+    from hcdc.archive.catalogue import UserCatalogue
     from hcdc.archive.db import Catalogue
 
 PARAM_OPTION = typer.Option(
@@ -148,26 +149,19 @@ def run_command(
 
 
 # -- reduce / jobs / worker ----------------------------------------------------------------
-def _dataset_ids(catalogue: Catalogue, dataset: str | None, night: str | None, all_: bool) -> list[int]:
+def _dataset_ids(view: UserCatalogue, dataset: str | None, night: str | None, all_: bool) -> list[int]:
     import datetime as dt
-
-    from sqlalchemy import select
-
-    from hcdc.archive.models import Dataset
 
     chosen = sum(x is not None and x is not False for x in (dataset, night, all_ or None))
     if chosen != 1:
         raise typer.BadParameter("give exactly one of DATASET, --night N or --all")
     if dataset is not None:
-        return [resolve_dataset(catalogue, dataset)]
-    query = select(Dataset.id).order_by(Dataset.id)
-    if night is not None:
-        try:
-            query = query.where(Dataset.night == dt.date.fromisoformat(night))
-        except ValueError:
-            raise typer.BadParameter(f"--night {night!r} is not a date YYYY-MM-DD") from None
-    with catalogue.engine.connect() as conn:
-        ids = list(conn.scalars(query))
+        return [resolve_dataset(view, dataset)]
+    try:
+        day = None if night is None else dt.date.fromisoformat(night)
+    except ValueError:
+        raise typer.BadParameter(f"--night {night!r} is not a date YYYY-MM-DD") from None
+    ids = view.find_datasets(night=day)
     if not ids:
         raise LookupError(
             "no dataset matches" + (f" night {night}" if night else "") + " (see 'hcdc datasets')"
@@ -249,8 +243,8 @@ def reduce_command(
     from hcdc.pipeline.operations.worker import queue_datasets
 
     batch_id = None
-    with open_catalogue(root) as catalogue, _pipeline_errors():
-        dataset_ids = _dataset_ids(catalogue, dataset, night, all_)
+    with viewing(root) as (catalogue, view), _pipeline_errors():
+        dataset_ids = _dataset_ids(view, dataset, night, all_)
         if batch or (batch is None and len(dataset_ids) > 1):
             what = {"night": night} if night else {"all": True} if all_ else {"datasets": dataset_ids}
             try:
@@ -395,8 +389,8 @@ def products_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List the catalogued products (current versions unless --all-versions)."""
-    with viewing(root, as_user) as (catalogue, view):
-        dataset_id = resolve_dataset(catalogue, dataset) if dataset else None
+    with viewing(root, as_user) as (_, view):
+        dataset_id = resolve_dataset(view, dataset) if dataset else None
         rows = view.list_products(
             level=level,
             dataset_id=dataset_id,
