@@ -89,7 +89,8 @@ class UserCatalogue:
     ``conn`` is an open connection (reads only), ``storage_root`` the data centre's storage root,
     ``access`` the decisions for the user on that connection (its clock and policy), ``engine``
     the data centre's engine, on which each write opens its own write transaction (None: a
-    facade that only reads; a write raises :class:`ReadOnlyCatalogue`).
+    facade that only reads; a write raises :class:`ReadOnlyCatalogue`), ``file_mode`` the
+    permission bits of files a write puts into the store (None: the store's default).
     """
 
     def __init__(
@@ -98,11 +99,13 @@ class UserCatalogue:
         storage_root: str | Path,
         access: AccessContext,
         engine: Engine | None = None,
+        file_mode: int | None = None,
     ) -> None:
         self.conn = conn
         self.storage_root = Path(storage_root)
         self.access = access
         self.engine = engine
+        self.file_mode = file_mode
 
     @property
     def user(self) -> Principal:

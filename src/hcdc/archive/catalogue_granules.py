@@ -5,8 +5,8 @@ Reached as :attr:`hcdc.archive.catalogue.UserCatalogue.granules`. Granules are f
 the user's clause of :mod:`hcdc.archive.access` (rules R11-R14: collection embargo from
 ``t_max``, calibrators public, data PI / team / delegates); a survey is followed by its group and
 staff only (R16). A granule or survey the user may not see is
-:class:`~hcdc.archive.catalogue.NotFound`, as a missing one. Validating a granule's file (which
-archives a new version) is not through the facade yet (docs/architecture.md).
+:class:`~hcdc.archive.catalogue.NotFound`, as a missing one. Validating a file (rule A10) archives
+its flagged copy as a new version (:meth:`GranuleCatalogue.validate`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from hcdc.archive.catalogue_errors import NotFound
 from hcdc.archive.granules import list_granules, list_validations
+from hcdc.archive.interferometry import resolve_file, validate_file
 from hcdc.archive.interferometry_models import GranuleRow
 from hcdc.archive.interferometry_survey import SurveyError, list_surveys, survey_status
 from hcdc.archive.models import File
@@ -92,6 +93,33 @@ class GranuleCatalogue:
         if file_id is None:
             raise NotFound(f"granule {granule_id} is an observation log entry without a file")
         return int(file_id)
+
+    def resolve_file(self, ref: str) -> int:
+        """The current file id of ``ref``: a file id (``12``, ``f12``) or a catalogued path
+        (:func:`hcdc.archive.interferometry.resolve_file`; ``InterferometryError`` for none)."""
+        return resolve_file(self.conn, ref)
+
+    def validate(
+        self, file_id: int, quality: int, comment: str, calibrator: bool | None = None
+    ) -> dict[str, Any]:
+        """Validate OIFITS file ``file_id`` as the user (rule A10, audited): record the flag
+        and archive the flagged copy as the file's next version
+        (:func:`hcdc.archive.interferometry.validate_file`, whose arguments and errors these
+        are). Ends the facade's read transaction afterwards, so its next reads see the new
+        version."""
+        record = validate_file(
+            self.catalogue.write_engine(),
+            self.catalogue.storage_root,
+            self.catalogue.user,
+            file_id,
+            quality,
+            comment,
+            calibrator,
+            file_mode=self.catalogue.file_mode,
+        )
+        if self.conn.in_transaction():
+            self.conn.rollback()
+        return record
 
     def successor(self, granule_id: int, new_file_id: int) -> int | None:
         """The granule of file ``new_file_id`` (a new version of the file of ``granule_id``) with

@@ -26,6 +26,7 @@ from hcdc.cli.common import (
     fail,
     open_catalogue,
     print_mapping,
+    viewing,
 )
 from hcdc.cli.output import emit_json, print_table
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from hcdc.archive.access import Principal
     from hcdc.archive.db import Catalogue
+    from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
 AS_OPTION = typer.Option(
     None, "--as", help="Act as (or, for listings, see as) this account; default: the local operator (admin)."
@@ -62,6 +64,17 @@ def _acting(
 
     with acting(root, as_user, (AccountError, InterferometryError), write=write) as opened:
         yield opened
+
+
+@contextmanager
+def _viewing(root: Path | None, as_user: str | None) -> Iterator[ProcessingCatalogue]:
+    """The catalogue facade as the account ``--as`` names (else the shell's operator);
+    refusals and bad input become one-line errors."""
+    from hcdc.archive.accounts import AccountError
+    from hcdc.archive.interferometry import InterferometryError
+
+    with viewing(root, as_user, (AccountError, InterferometryError)) as (_, view):
+        yield view
 
 
 def _when(text: str | None, option: str) -> dt.datetime | None:
@@ -308,12 +321,9 @@ def validate_command(
 ) -> None:
     """Validate an OIFITS file: record who, when, the flag and the comment, and archive a new
     version whose header carries HIERARCH QUALITY LEVEL and HIERARCH PRO SCIENCE."""
-    from hcdc.archive.interferometry import resolve_file, validate_file
-
-    with _acting(root, as_user, write=False) as (catalogue, conn, actor):
-        file_id = resolve_file(conn, file)
-        conn.rollback()
-        record = validate_file(catalogue, actor, file_id, quality, comment, calibrator)
+    with _viewing(root, as_user) as view:
+        granules = view.granules
+        record = granules.validate(granules.resolve_file(file), quality, comment, calibrator)
     if json_output:
         emit_json(record)
     else:
@@ -356,7 +366,7 @@ def fit_command(
     if theta0_mas is not None:
         parameters.append(f"fit.theta0_mas={theta0_mas}")
     with _acting(root, as_user) as (catalogue, conn, actor):
-        files = collection_files(catalogue, conn, actor, collection)
+        files = collection_files(catalogue.storage_root, conn, actor, collection)
         if not files:
             fail(f"collection {collection!r}: no current file you may see")
         starts = [
