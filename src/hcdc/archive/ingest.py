@@ -6,8 +6,8 @@ How a batch runs:
 2. Files whose path is already catalogued as current with the same size and modification
    time are counted as duplicates without being read (this is what makes a re-run after an
    interruption cheap); ``rehash=True`` turns that shortcut off.
-3. The remaining files are inspected by :func:`hcdc.archive.inspection.inspect_file` (sha256, size, raw header cards,
-   instrument identification and normalized metadata via
+3. The remaining files are inspected by :func:`hcdc.archive.inspection.inspect_file`
+   (sha256, size, raw header cards, instrument identification and normalized metadata via
    :func:`hcdc.instruments.registry.read_metadata`, which reads plain FITS files' primary
    header once with the fast card parser and other files with astropy), dataset key and
    sequence role, in a process pool for large batches.
