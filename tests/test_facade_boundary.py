@@ -38,7 +38,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     ("web/auth.py", "hcdc.archive.access_models"): "authentication finds the account (the principal)",
     # not yet moved (docs/architecture.md lists them)
     ("cli/accounts.py", "hcdc.archive.access_models"): "accounts CLI: users, workspaces",
-    ("cli/interferometry.py", "hcdc.archive.models"): "interferometry CLI",
     ("cli/vo.py", "write_transaction"): "rebuilding the ObsCore table (operator maintenance)",
     ("web/demo.py", "write_transaction"): "the demo's accounts, in one transaction",
     ("web/vo/datalink.py", "hcdc.archive.models"): "VO: DataLink",

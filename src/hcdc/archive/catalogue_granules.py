@@ -11,6 +11,7 @@ its flagged copy as a new version (:meth:`GranuleCatalogue.validate`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -18,6 +19,7 @@ from sqlalchemy import select
 from hcdc.archive.catalogue_errors import NotFound
 from hcdc.archive.granules import list_granules, list_validations
 from hcdc.archive.interferometry import resolve_file, validate_file
+from hcdc.archive.interferometry_calibrators import vet_file
 from hcdc.archive.interferometry_models import GranuleRow
 from hcdc.archive.interferometry_survey import SurveyError, list_surveys, survey_status
 from hcdc.archive.models import File
@@ -98,6 +100,19 @@ class GranuleCatalogue:
         """The current file id of ``ref``: a file id (``12``, ``f12``) or a catalogued path
         (:func:`hcdc.archive.interferometry.resolve_file`; ``InterferometryError`` for none)."""
         return resolve_file(self.conn, ref)
+
+    def validations(self, file_id: int) -> list[dict[str, Any]]:
+        """The validations people recorded of a file the user may see, oldest first
+        (:func:`hcdc.archive.granules.list_validations`; ``NotFound`` for one hidden or missing)."""
+        if not self.access.can_see_file(file_id):
+            raise NotFound(f"no file with id {file_id}")
+        return list_validations(self.conn, file_id)
+
+    def vet(self, path: Path, *, as_calibrator: bool = False) -> dict[str, Any]:
+        """Vet the calibrators the OIFITS file at ``path`` uses against the calibrator catalogue
+        and the bad-calibrator list (:func:`hcdc.archive.interferometry_calibrators.vet_file`;
+        raises ``CalibratorError``)."""
+        return vet_file(self.conn, path, as_calibrator=as_calibrator)
 
     def validate(
         self, file_id: int, quality: int, comment: str, calibrator: bool | None = None
