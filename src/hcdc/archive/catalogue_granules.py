@@ -21,7 +21,7 @@ from hcdc.archive.granules import list_granules, list_validations
 from hcdc.archive.interferometry import resolve_file, validate_file
 from hcdc.archive.interferometry_calibrators import vet_file
 from hcdc.archive.interferometry_models import GranuleRow
-from hcdc.archive.interferometry_survey import SurveyError, list_surveys, survey_status
+from hcdc.archive.interferometry_survey import SurveyError, import_targets, list_surveys, survey_status
 from hcdc.archive.models import File
 
 if TYPE_CHECKING:
@@ -155,6 +155,13 @@ class GranuleCatalogue:
     def surveys(self) -> list[dict[str, Any]]:
         """The surveys the user may follow, with their group and target count."""
         return list_surveys(self.conn, self.catalogue.user)
+
+    def import_survey_targets(self, name: str, path: str, group: str | None) -> dict[str, int]:
+        """Create survey ``name`` (followed by ``group``) if new and add or update the targets
+        of the CSV at ``path`` (staff only; :func:`hcdc.archive.interferometry_survey.import_targets`,
+        whose ``SurveyError`` it raises); returns counts of added and updated targets."""
+        with self.catalogue.writing() as conn:
+            return import_targets(conn, self.catalogue.user, name, path, group)
 
     def survey(self, name: str) -> dict[str, Any]:
         """Counts per stage, every target's stage and history, the late targets of a survey the
