@@ -37,11 +37,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # justified: there is no user yet
     ("web/auth.py", "hcdc.archive.access_models"): "authentication finds the account (the principal)",
     # not yet moved (docs/architecture.md lists them)
-    ("cli/accounts.py", "hcdc.archive.access_models"): "accounts CLI: users, workspaces",
-    ("cli/common.py", "hcdc.archive.models"): "a dataset id from its key",
-    ("cli/pipeline.py", "hcdc.archive.models"): "datasets of a night to queue",
-    ("cli/interferometry.py", "hcdc.archive.models"): "interferometry CLI",
-    ("cli/tdb.py", "hcdc.archive.tdb_models"): "Target Data Base CLI",
     ("cli/vo.py", "write_transaction"): "rebuilding the ObsCore table (operator maintenance)",
     ("web/demo.py", "write_transaction"): "the demo's accounts, in one transaction",
     ("web/vo/datalink.py", "hcdc.archive.models"): "VO: DataLink",

@@ -272,10 +272,10 @@ def test_catalogue_row_gives_back_the_extracted_metadata(catalogue, sphere_files
 
 def test_a_row_the_database_refuses_is_quarantined_alone(catalogue, sphere_files, monkeypatch) -> None:
     """A value the database cannot store fails only that file (the group is retried file by file)."""
-    import hcdc.archive.ingest as ingest_module
+    import hcdc.archive.inspection as inspection_module  # where ingest's workers inspect a file
 
     victim = "SPHER.2020-03-08T07_20_53.733"
-    original = ingest_module.metadata_values
+    original = inspection_module.metadata_values
 
     def broken(meta):
         values = original(meta)
@@ -283,7 +283,7 @@ def test_a_row_the_database_refuses_is_quarantined_alone(catalogue, sphere_files
             values["instrument"] = None  # NOT NULL column
         return values
 
-    monkeypatch.setattr(ingest_module, "metadata_values", broken)
+    monkeypatch.setattr(inspection_module, "metadata_values", broken)
     summary = ingest(catalogue, list(sphere_files.values()), workers=1)
     assert (summary.ingested, summary.quarantined) == (7, 1)
     assert summary.quarantine_reasons == {"database-error": 1}

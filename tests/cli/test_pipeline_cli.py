@@ -125,10 +125,10 @@ def test_reduce_products_provenance_rerun(runner, raw_night, tmp_path, sqlite_ur
     assert both.exit_code != 0
 
 
-def test_watch_queues_and_worker_runs(runner, raw_night, tmp_path, sqlite_url):
+def test_watch_queues_and_worker_runs(runner, raw_night, tmp_path, database_url):
     dc = tmp_path / "dc"
     root = ["--root", str(dc)]
-    _ok(runner.invoke(app, ["init", str(dc), "--database", sqlite_url]))
+    _ok(runner.invoke(app, ["init", str(dc), "--database", database_url]))
     polls = _json(runner, "watch", str(raw_night), "--once", *root, "-p", "previews=false")["polls"]
     assert polls[0]["ingested"] > 0 and len(polls[0]["queued_jobs"]) == 1
     # daily calibrations: the night's dark/background/sky/flat groups are queued too
@@ -139,6 +139,10 @@ def test_watch_queues_and_worker_runs(runner, raw_night, tmp_path, sqlite_url):
     (job_id,) = polls[0]["queued_jobs"]
     _ok(runner.invoke(app, ["jobs", "--cancel", str(job_id), *root]))
     assert [j["id"] for j in _json(runner, "jobs", "--state", "cancelled", *root)["jobs"]] == [job_id]
+    missing = runner.invoke(app, ["jobs", "--id", "999999", *root])
+    assert missing.exit_code == 1 and "no job with id 999999" in missing.stderr
+    audit = _json(runner, "audit", "--action", "job.", *root)
+    assert [(e["action"], e["object"]) for e in audit] == [("job.cancel", f"job:{job_id}")]
     result = runner.invoke(app, ["worker", "--once", "--processes", "0", *root])
     # only the calibration jobs are left to run
     assert result.exit_code == 0 and f"{len(calibration_jobs)} job(s) run" in result.stderr

@@ -990,6 +990,29 @@ def place_job_products(conn: Connection, job_id: int, product_ids: Iterable[int]
     return owner.ws
 
 
+def list_workspaces(conn: Connection) -> list[dict[str, Any]]:
+    """Every workspace by name: is_public, path, owner (account name, None for the public one)
+    and how many products it holds."""
+    n_items = (
+        select(func.count())
+        .where(WorkspaceItem.workspace_id == Workspace.id)
+        .correlate(Workspace)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            Workspace.name,
+            Workspace.is_public,
+            Workspace.path,
+            User.name.label("owner"),
+            n_items.label("products"),
+        )
+        .outerjoin(User, User.id == Workspace.owner_user_id)
+        .order_by(Workspace.name)
+    )
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
 def place_in_workspace(conn: Connection, actor: Principal, workspace: str, product_id: int) -> None:
     """Put a product in a workspace (A8); the public workspace publishes it (rule R8)."""
     _product_exists(conn, product_id)

@@ -89,7 +89,8 @@ class UserCatalogue:
     ``conn`` is an open connection (reads only), ``storage_root`` the data centre's storage root,
     ``access`` the decisions for the user on that connection (its clock and policy), ``engine``
     the data centre's engine, on which each write opens its own write transaction (None: a
-    facade that only reads; a write raises :class:`ReadOnlyCatalogue`).
+    facade that only reads; a write raises :class:`ReadOnlyCatalogue`), ``file_mode`` the
+    permission bits of files a write puts into the store (None: the store's default).
     """
 
     def __init__(
@@ -98,11 +99,13 @@ class UserCatalogue:
         storage_root: str | Path,
         access: AccessContext,
         engine: Engine | None = None,
+        file_mode: int | None = None,
     ) -> None:
         self.conn = conn
         self.storage_root = Path(storage_root)
         self.access = access
         self.engine = engine
+        self.file_mode = file_mode
 
     @property
     def user(self) -> Principal:
@@ -195,6 +198,20 @@ class UserCatalogue:
     def list_datasets(self, filters: queries.Filters) -> list[dict[str, Any]]:
         """Datasets the user may see (:func:`hcdc.archive.queries.list_datasets`)."""
         return queries.list_datasets(self.conn, filters, visible=self.access.datasets_clause())
+
+    def find_datasets(
+        self, *, dataset_id: int | None = None, key: str | None = None, night: dt.date | None = None
+    ) -> list[int]:
+        """Ids of the datasets the user may see with this id, this key and/or of this night
+        (every one the user may see when none is given), in id order."""
+        query = select(Dataset.id).where(self.access.datasets_clause()).order_by(Dataset.id)
+        if dataset_id is not None:
+            query = query.where(Dataset.id == dataset_id)
+        if key is not None:
+            query = query.where(Dataset.key == key)
+        if night is not None:
+            query = query.where(Dataset.night == night)
+        return list(self.conn.scalars(query))
 
     def file_detail(self, file_id: int, *, with_header: bool = False) -> dict[str, Any]:
         """The catalogue's whole record of a file the user may see, location included

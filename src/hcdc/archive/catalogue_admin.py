@@ -66,6 +66,19 @@ class AdminCatalogue:
         """Every delegation, active or not (:func:`hcdc.archive.accounts.list_delegations`)."""
         return accounts.list_delegations(self.conn)
 
+    def group_members(self, name: str) -> list[str]:
+        """The members of a group (``AccountError`` for no such group)."""
+        return accounts.group_members(self.conn, name)
+
+    def tokens(self, name: str | None = None) -> list[dict[str, Any]]:
+        """API tokens of one account or of all (never their secrets), their state as of the
+        facade's time."""
+        return accounts.list_tokens(self.conn, name, now=self.catalogue.access.now)
+
+    def workspaces(self) -> list[dict[str, Any]]:
+        """Every workspace with its owner and number of products."""
+        return accounts.list_workspaces(self.conn)
+
     def workers(self, now: dt.datetime) -> dict[str, int]:
         """Running jobs per worker whose lease has not expired at ``now`` (UTC)."""
         rows = self.conn.execute(
@@ -162,6 +175,20 @@ class AdminCatalogue:
             if active is not None:
                 accounts.set_active(conn, self.catalogue.user, name, active)
 
+    def set_password(self, name: str, password: str) -> None:
+        """Set an account's password (stored hashed), audited."""
+        with self.catalogue.writing() as conn:
+            accounts.set_password(conn, self.catalogue.user, name, password)
+
+    def create_token(self, name: str, *, label: str | None, days: int | None) -> accounts.NewToken:
+        """A new API token of account ``name``, valid ``days`` days (None: the policy's default);
+        its secret is in the answer only (stored hashed), audited."""
+        access = self.catalogue.access
+        with self.catalogue.writing() as conn:
+            return accounts.create_token(
+                conn, self.catalogue.user, name, label=label, days=days, policy=access.policy
+            )
+
     def set_quota(
         self, name: str, max_jobs: int, access_from: dt.datetime | None, access_until: dt.datetime | None
     ) -> None:
@@ -169,10 +196,13 @@ class AdminCatalogue:
         with self.catalogue.writing() as conn:
             accounts.set_quota(conn, self.catalogue.user, name, max_jobs, access_from, access_until)
 
-    def add_group(self, name: str, description: str | None = None) -> int:
-        """Create a group; returns its id."""
+    def add_group(self, name: str, description: str | None = None, members: list[str] | None = None) -> int:
+        """Create a group, with its first ``members`` in the same transaction; returns its id."""
         with self.catalogue.writing() as conn:
-            return accounts.add_group(conn, self.catalogue.user, name, description)
+            group_id = accounts.add_group(conn, self.catalogue.user, name, description)
+            if members:
+                accounts.set_group_members(conn, self.catalogue.user, name, add=members)
+            return group_id
 
     def set_group_members(self, name: str, add: list[str], remove: list[str]) -> list[str]:
         """Add and remove members of a group; returns the members after the change."""

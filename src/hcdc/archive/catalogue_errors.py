@@ -8,7 +8,9 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
+    from pathlib import Path
+
+    from sqlalchemy import Connection, Engine
 
     from hcdc.archive.access import AccessContext, Principal
 
@@ -17,15 +19,20 @@ __all__ = ["NotFound", "ReadOnlyCatalogue", "UserSession"]
 
 class UserSession(Protocol):
     """What a sub-facade uses of :class:`~hcdc.archive.catalogue.UserCatalogue`: the request's
-    read connection, the access decisions for the user, the user, and write transactions."""
+    read connection, the access decisions for the user, the user, write transactions, and for
+    writes that put files into the store, the storage root, its file mode and the engine."""
 
     conn: Connection
     access: AccessContext
+    storage_root: Path
+    file_mode: int | None
 
     @property
     def user(self) -> Principal: ...
 
     def writing(self) -> AbstractContextManager[Connection]: ...
+
+    def write_engine(self) -> Engine: ...
 
 
 class NotFound(LookupError):

@@ -5,20 +5,23 @@ Reached as :attr:`hcdc.archive.catalogue.UserCatalogue.granules`. Granules are f
 the user's clause of :mod:`hcdc.archive.access` (rules R11-R14: collection embargo from
 ``t_max``, calibrators public, data PI / team / delegates); a survey is followed by its group and
 staff only (R16). A granule or survey the user may not see is
-:class:`~hcdc.archive.catalogue.NotFound`, as a missing one. Validating a granule's file (which
-archives a new version) is not through the facade yet (docs/architecture.md).
+:class:`~hcdc.archive.catalogue.NotFound`, as a missing one. Validating a file (rule A10) archives
+its flagged copy as a new version (:meth:`GranuleCatalogue.validate`).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from hcdc.archive.catalogue_errors import NotFound
 from hcdc.archive.granules import list_granules, list_validations
+from hcdc.archive.interferometry import resolve_file, validate_file
+from hcdc.archive.interferometry_calibrators import vet_file
 from hcdc.archive.interferometry_models import GranuleRow
-from hcdc.archive.interferometry_survey import SurveyError, list_surveys, survey_status
+from hcdc.archive.interferometry_survey import SurveyError, import_targets, list_surveys, survey_status
 from hcdc.archive.models import File
 
 if TYPE_CHECKING:
@@ -93,6 +96,46 @@ class GranuleCatalogue:
             raise NotFound(f"granule {granule_id} is an observation log entry without a file")
         return int(file_id)
 
+    def resolve_file(self, ref: str) -> int:
+        """The current file id of ``ref``: a file id (``12``, ``f12``) or a catalogued path
+        (:func:`hcdc.archive.interferometry.resolve_file`; ``InterferometryError`` for none)."""
+        return resolve_file(self.conn, ref)
+
+    def validations(self, file_id: int) -> list[dict[str, Any]]:
+        """The validations people recorded of a file the user may see, oldest first
+        (:func:`hcdc.archive.granules.list_validations`; ``NotFound`` for one hidden or missing)."""
+        if not self.access.can_see_file(file_id):
+            raise NotFound(f"no file with id {file_id}")
+        return list_validations(self.conn, file_id)
+
+    def vet(self, path: Path, *, as_calibrator: bool = False) -> dict[str, Any]:
+        """Vet the calibrators the OIFITS file at ``path`` uses against the calibrator catalogue
+        and the bad-calibrator list (:func:`hcdc.archive.interferometry_calibrators.vet_file`;
+        raises ``CalibratorError``)."""
+        return vet_file(self.conn, path, as_calibrator=as_calibrator)
+
+    def validate(
+        self, file_id: int, quality: int, comment: str, calibrator: bool | None = None
+    ) -> dict[str, Any]:
+        """Validate OIFITS file ``file_id`` as the user (rule A10, audited): record the flag
+        and archive the flagged copy as the file's next version
+        (:func:`hcdc.archive.interferometry.validate_file`, whose arguments and errors these
+        are). Ends the facade's read transaction afterwards, so its next reads see the new
+        version."""
+        record = validate_file(
+            self.catalogue.write_engine(),
+            self.catalogue.storage_root,
+            self.catalogue.user,
+            file_id,
+            quality,
+            comment,
+            calibrator,
+            file_mode=self.catalogue.file_mode,
+        )
+        if self.conn.in_transaction():
+            self.conn.rollback()
+        return record
+
     def successor(self, granule_id: int, new_file_id: int) -> int | None:
         """The granule of file ``new_file_id`` (a new version of the file of ``granule_id``) with
         the same target and instrument mode, or None. Ends the facade's read transaction first:
@@ -112,6 +155,13 @@ class GranuleCatalogue:
     def surveys(self) -> list[dict[str, Any]]:
         """The surveys the user may follow, with their group and target count."""
         return list_surveys(self.conn, self.catalogue.user)
+
+    def import_survey_targets(self, name: str, path: str, group: str | None) -> dict[str, int]:
+        """Create survey ``name`` (followed by ``group``) if new and add or update the targets
+        of the CSV at ``path`` (staff only; :func:`hcdc.archive.interferometry_survey.import_targets`,
+        whose ``SurveyError`` it raises); returns counts of added and updated targets."""
+        with self.catalogue.writing() as conn:
+            return import_targets(conn, self.catalogue.user, name, path, group)
 
     def survey(self, name: str) -> dict[str, Any]:
         """Counts per stage, every target's stage and history, the late targets of a survey the

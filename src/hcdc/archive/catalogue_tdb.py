@@ -4,19 +4,24 @@ Reached as :attr:`hcdc.archive.catalogue.UserCatalogue.targets`. Targets are pub
 observations, reductions, detections and candidates are filtered by the user's rule R15 clauses
 (:class:`hcdc.archive.tdb_views.Visibility`, from :mod:`hcdc.archive.access`); a hidden candidate
 is :class:`~hcdc.archive.tdb_views.TdbNotFound`, as a missing one. Regrouping detections is an
-admin's change (rule A1), audited.
+admin's change (rule A1), audited; so is the curation (:meth:`TargetCatalogue.curate`:
+:mod:`hcdc.archive.catalogue_tdb_admin`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from hcdc.archive import accounts
 from hcdc.archive import tdb_views as tv
-from hcdc.archive.targets import find_target
+from hcdc.archive.catalogue_tdb_admin import TargetCuration
+from hcdc.archive.exchange.hcifits_tdb import export_reduction
+from hcdc.archive.exchange.tdb_json import export_tdb
+from hcdc.archive.targets import TargetError, find_target, list_dictionary, list_targets, target_dict
 from hcdc.archive.tdb import MJD_TO_JD, assign_detection, detections_table, retest_candidate
 from hcdc.archive.tdb_cone import cone_detections, cone_targets
 from hcdc.archive.tdb_models import Detection, Observation, Reduction
@@ -50,6 +55,56 @@ class TargetCatalogue:
         """A target: values with sources, aliases, the user's observations, reductions,
         detections and candidates (``TdbNotFound`` for none)."""
         return tv.target_view(self.conn, self.visible, target_id)
+
+    def target_id(self, ref: str) -> int:
+        """The id of the target ``ref`` names: its id (digits) or one of its names (resolved
+        offline; ``TargetError`` for an unknown name)."""
+        if ref.isdigit():
+            return int(ref)
+        found = find_target(self.conn, ref)
+        if found is None:
+            raise TargetError(f"no target called {ref!r} (see 'hcdc target list', or 'hcdc target resolve')")
+        return found
+
+    def record(self, target_id: int) -> dict[str, Any]:
+        """A target's catalogue record: values with their sources, aliases, counts of what is
+        linked to it (:func:`hcdc.archive.targets.target_dict`; targets are public)."""
+        return target_dict(self.conn, target_id)
+
+    def listing(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Targets one of whose names contains ``name`` (all: None), by name (targets are public)."""
+        return list_targets(self.conn, name)
+
+    def dictionary(self) -> list[dict[str, Any]]:
+        """The internal name dictionary (names SIMBAD does not know)."""
+        return list_dictionary(self.conn)
+
+    def export(self, target_ids: list[int] | None = None) -> dict[str, Any]:
+        """The TDB (or the targets ``target_ids``) as a hierarchical exchange dict, with the
+        observations and reductions the user may see (R15;
+        :func:`hcdc.archive.exchange.tdb_json.export_tdb`)."""
+        access = self.catalogue.access
+        return export_tdb(
+            self.conn,
+            target_ids,
+            visible_observations=access.tdb_observations_clause(),
+            visible_reductions=access.tdb_reductions_clause(),
+        )
+
+    def write_hcifits(self, reduction_id: int, out: Path) -> Path:
+        """Write a reduction the user may see (R15) as an HCI-FITS file ``out``
+        (:func:`hcdc.archive.exchange.hcifits_tdb.export_reduction`); ``TdbNotFound`` for one
+        the user may not see, as for a missing one."""
+        if not self.catalogue.access.can_see_tdb_reduction(reduction_id):
+            raise tv.TdbNotFound(f"no reduction {reduction_id} visible to {self.catalogue.user.name}")
+        return export_reduction(self.conn, reduction_id, self.catalogue.storage_root, out)
+
+    def curate(self) -> TargetCuration:
+        """The curation of the TDB (rule A1: admins only, else ``AccessDenied`` naming the rule;
+        :mod:`hcdc.archive.catalogue_tdb_admin`)."""
+        access = self.catalogue.access
+        access.require(access.can_manage())
+        return TargetCuration(self.catalogue)
 
     def candidates(self, **criteria: Any) -> dict[str, Any]:
         """Candidates the user may see (:func:`hcdc.archive.tdb_views.list_candidates`: target_id,
@@ -98,12 +153,12 @@ class TargetCatalogue:
         min_snr: float | None = None,
         status: str | None = None,
         survey: str | None = None,
-        limit: int = 100,
+        limit: int | None = 100,
         offset: int = 0,
     ) -> list[dict[str, Any]]:
         """The user's visible detections matching the criteria (dates UTC, inclusive; separations
-        mas; contrasts flux ratios; ``target``: a name or alias, resolved offline); raises
-        ``TdbQueryError``."""
+        mas; contrasts flux ratios; ``target``: a name or alias, resolved offline; ``limit``
+        None: all); raises ``TdbQueryError``."""
         tv.check_text(target=target, survey=survey)
         if target is not None:
             found = find_target(self.conn, target)

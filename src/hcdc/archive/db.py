@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import sqlite3
@@ -40,6 +39,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from hcdc.archive.access import AccessContext, Policy, Principal
 from hcdc.archive.catalogue import UserCatalogue
+from hcdc.archive.json_text import EncodedJSON as EncodedJSON  # re-exported
+from hcdc.archive.json_text import dump_json
 from hcdc.archive.marker import StorageRootError, check_storage_root, read_marker, write_marker
 from hcdc.archive.transactions import WRITE_OPTION as _WRITE_OPTION
 from hcdc.archive.transactions import mark_writer as mark_writer  # re-exported
@@ -133,21 +134,6 @@ def is_lock_error(exc: BaseException) -> bool:
     )
 
 
-class EncodedJSON(str):
-    """A value already serialized to JSON text (by an ingest worker): stored as is."""
-
-
-def dump_json(value: object) -> str:
-    """JSON serializer of the engines: passes :class:`EncodedJSON` through, encodes the rest.
-
-    Ingest workers encode the (large) header JSON in parallel; the writing process then only
-    hands the text to the database.
-    """
-    if isinstance(value, EncodedJSON):
-        return str(value)
-    return json.dumps(value, default=str)
-
-
 def make_engine(url: str, **kwargs) -> Engine:
     """A SQLAlchemy engine for ``url`` (SQLite configured as described in the module doc)."""
     kwargs.setdefault("json_serializer", dump_json)
@@ -237,12 +223,12 @@ class Catalogue:
         :class:`hcdc.pipeline.operations.catalogue.ProcessingCatalogue`)."""
         with self.engine.connect() as conn:
             access = AccessContext(conn, principal, now, Policy.from_settings(self.settings), memo=True)
-            yield facade(conn, self.storage_root, access, self.engine)
+            yield facade(conn, self.storage_root, access, self.engine, self.settings.resolved_file_mode)
 
     def for_access(self, access: AccessContext, facade: type[UserCatalogue] = UserCatalogue) -> UserCatalogue:
         """The facade on the connection and decisions a caller already holds (a web request's);
         ``facade`` as for :meth:`as_user`."""
-        return facade(access.conn, self.storage_root, access, self.engine)
+        return facade(access.conn, self.storage_root, access, self.engine, self.settings.resolved_file_mode)
 
     def close(self) -> None:
         self.engine.dispose()

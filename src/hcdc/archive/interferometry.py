@@ -22,15 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from hcdc.archive.access import AccessContext, Principal, utc_naive
 from hcdc.archive.access_models import User
 from hcdc.archive.accounts import AccountError, audit, user_row
-from hcdc.archive.db import Catalogue
 from hcdc.archive.granules import assign_collections, insert_granules
 from hcdc.archive.granules import list_validations as list_validations  # re-exported
-from hcdc.archive.ingest import inspect_file
+from hcdc.archive.inspection import inspect_file
 from hcdc.archive.interferometry_models import (
     COLTYPE_EMBARGO_MONTHS,
     DATA_RIGHTS,
@@ -298,24 +297,30 @@ def _write_flagged_copy(source: Path, out: Path, quality: int, science: bool, ac
 
 
 def validate_file(
-    catalogue: Catalogue,
+    engine: Engine,
+    storage_root: Path,
     actor: Principal,
     file_id: int,
     quality: int,
     comment: str,
     calibrator: bool | None = None,
+    *,
+    file_mode: int | None = None,
 ) -> dict[str, Any]:
     """Record a person's validation of OIFITS file ``file_id`` and archive the flagged version.
 
-    ``quality``: SPICA-DB flag 1 (trash) ... 4 (science ready), stored with its OiDB value.
-    ``calibrator``: write ``HIERARCH PRO SCIENCE = F`` (True) or ``T`` (False); None keeps the
-    file's category (science when it has none, as OiDB reads an empty category).
-    Returns the validation record (ids of the validated and of the new version).
+    ``engine`` and ``storage_root``: the data centre's; ``file_mode``: permission bits of the new
+    version in the store (None: the store's default). ``quality``: SPICA-DB flag 1 (trash) ...
+    4 (science ready), stored with its OiDB value. ``calibrator``: write ``HIERARCH PRO SCIENCE =
+    F`` (True) or ``T`` (False); None keeps the file's category (science when it has none, as
+    OiDB reads an empty category). The right (A10) is asked of :mod:`hcdc.archive.access`.
+    Returns the validation record (ids of the validated and of the new version). Interfaces
+    call it through the facade (:meth:`hcdc.archive.catalogue_granules.GranuleCatalogue.validate`).
     """
     level = oidb_quality(quality)
     if not comment.strip():
         raise InterferometryError("a validation needs a comment (--comment)")
-    with catalogue.engine.connect() as conn:
+    with engine.connect() as conn:
         row = _oifits_file(conn, file_id)
         if not row.is_current:
             raise InterferometryError(
@@ -330,14 +335,14 @@ def validate_file(
             select(GranuleRow.obs_collection).where(GranuleRow.file_id == file_id).limit(1)
         )
     science = (category != "CALIB") if calibrator is None else not calibrator
-    source = resolve_stored_path(row.storage, row.stored_path, catalogue.storage_root)
+    source = resolve_stored_path(row.storage, row.stored_path, storage_root)
     if sha256_file(source) != row.sha256:
         raise InterferometryError(
             f"{source}: the stored bytes no longer match file {file_id}'s checksum; run 'hcdc fsck' first"
         )
-    Path(catalogue.storage_root).mkdir(parents=True, exist_ok=True)
+    Path(storage_root).mkdir(parents=True, exist_ok=True)
     # written under the source's name (the store names objects after it), beside the store
-    work = Path(tempfile.mkdtemp(prefix=".validate-", dir=catalogue.storage_root))
+    work = Path(tempfile.mkdtemp(prefix=".validate-", dir=storage_root))
     try:
         flagged = _write_flagged_copy(source, work / Path(row.path).name, level, science, actor.name)
         inspection = inspect_file(flagged)
@@ -345,12 +350,11 @@ def validate_file(
             raise InterferometryError(
                 f"{row.path}: the flagged copy cannot be catalogued ({inspection.error})"
             )
-        mode = catalogue.settings.resolved_file_mode
-        stored = copy_into_store(flagged, catalogue.storage_root, inspection.sha256 or "", mode=mode)
+        stored = copy_into_store(flagged, storage_root, inspection.sha256 or "", mode=file_mode)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     now = utcnow()
-    with catalogue.engine.begin() as conn:
+    with engine.begin() as conn:
         conn.execute(
             update(File)
             .where(File.id == file_id)
@@ -404,7 +408,7 @@ def validate_file(
 
 
 def collection_files(
-    catalogue: Catalogue, conn: Connection, actor: Principal, name: str
+    storage_root: Path, conn: Connection, actor: Principal, name: str
 ) -> list[dict[str, Any]]:
     """The current files of collection ``name`` whose granules ``actor`` sees (rules R11-R14),
     oldest first: ``{"file_id", "path", "stored", "targets", "positions"}`` with ``stored`` the
@@ -437,7 +441,7 @@ def collection_files(
             {
                 "file_id": row.id,
                 "path": row.path,
-                "stored": str(resolve_stored_path(row.storage, row.stored_path, catalogue.storage_root)),
+                "stored": str(resolve_stored_path(row.storage, row.stored_path, storage_root)),
                 "targets": [],
                 "positions": {},
             },

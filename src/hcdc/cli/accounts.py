@@ -106,21 +106,17 @@ def user_add(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Create an account and its private workspace (no password: token login only)."""
-    from hcdc.archive.accounts import add_user
-
     password = _read_password_stdin() if password_stdin else None
-    with _transaction(root) as (conn, actor, _):
-        user_id = add_user(conn, actor, name, role=role, password=password, full_name=full_name, email=email)
+    with _facade(root) as view:
+        user_id = view.admin().add_user(name, role=role, password=password, full_name=full_name, email=email)
     _done(json_output, {"id": user_id, "name": name, "role": role}, f"[green]user {name}[/] ({role}) created")
 
 
 @user_app.command("list")
 def user_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """List accounts with their roles, groups and programmes."""
-    from hcdc.archive.accounts import list_users
-
-    with _transaction(root) as (conn, _, _):
-        rows = list_users(conn)
+    with _facade(root) as view:
+        rows = view.admin().users()
     if json_output:
         emit_json(rows)
         return
@@ -141,14 +137,12 @@ def user_passwd(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Set an account's password (prompted twice unless --password-stdin)."""
-    from hcdc.archive.accounts import set_password
-
     if password_stdin:
         password = _read_password_stdin()
     else:
         password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
-    with _transaction(root) as (conn, actor, _):
-        set_password(conn, actor, name, password)
+    with _facade(root) as view:
+        view.admin().set_password(name, password)
     console.print(f"password of {name} set", highlight=False)
 
 
@@ -159,30 +153,24 @@ def user_role(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Change an account's role."""
-    from hcdc.archive.accounts import set_role
-
-    with _transaction(root) as (conn, actor, _):
-        set_role(conn, actor, name, role)
+    with _facade(root) as view:
+        view.admin().change_user(name, role=role)
     console.print(f"{name} is now {role}", highlight=False)
 
 
 @user_app.command("disable")
 def user_disable(name: str = typer.Argument(...), root: Path | None = ROOT_OPTION) -> None:
     """Disable an account: no login, no token, public data only."""
-    from hcdc.archive.accounts import set_active
-
-    with _transaction(root) as (conn, actor, _):
-        set_active(conn, actor, name, False)
+    with _facade(root) as view:
+        view.admin().change_user(name, active=False)
     console.print(f"{name} disabled", highlight=False)
 
 
 @user_app.command("enable")
 def user_enable(name: str = typer.Argument(...), root: Path | None = ROOT_OPTION) -> None:
     """Re-enable a disabled account."""
-    from hcdc.archive.accounts import set_active
-
-    with _transaction(root) as (conn, actor, _):
-        set_active(conn, actor, name, True)
+    with _facade(root) as view:
+        view.admin().change_user(name, active=True)
     console.print(f"{name} enabled", highlight=False)
 
 
@@ -197,10 +185,8 @@ def user_token(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Make a personal API token; its secret is printed once, only its hash is kept."""
-    from hcdc.archive.accounts import create_token
-
-    with _transaction(root) as (conn, actor, policy):
-        token = create_token(conn, actor, name, label=label, days=days, policy=policy)
+    with _facade(root) as view:
+        token = view.admin().create_token(name, label=label, days=days)
     if json_output:
         emit_json(
             {"id": token.id, "prefix": token.prefix, "token": token.secret, "expires_at": token.expires_at}
@@ -221,10 +207,8 @@ def user_tokens(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List API tokens (prefix, state, expiry; never the secrets)."""
-    from hcdc.archive.accounts import list_tokens
-
-    with _transaction(root) as (conn, _, _):
-        rows = list_tokens(conn, name)
+    with _facade(root) as view:
+        rows = view.admin().tokens(name)
     if json_output:
         emit_json(rows)
     else:
@@ -242,10 +226,8 @@ def user_revoke_token(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Revoke an API token (it stops working at once)."""
-    from hcdc.archive.accounts import revoke_token
-
-    with _transaction(root, as_user) as (conn, actor, _):
-        token_id = revoke_token(conn, actor, token)
+    with _facade(root, as_user) as view:
+        token_id = view.revoke_token(token)
     console.print(f"token {token_id} revoked", highlight=False)
 
 
@@ -311,12 +293,8 @@ def group_add(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Create a survey group."""
-    from hcdc.archive.accounts import add_group, set_group_members
-
-    with _transaction(root) as (conn, actor, _):
-        add_group(conn, actor, name, description)
-        if members:
-            set_group_members(conn, actor, name, add=members)
+    with _facade(root) as view:
+        view.admin().add_group(name, description, members)
     console.print(f"group {name} created", highlight=False)
 
 
@@ -329,22 +307,17 @@ def group_members_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Show a group's members; --add / --remove change them."""
-    from hcdc.archive.accounts import group_members, set_group_members
-
-    with _transaction(root) as (conn, actor, _):
-        members = (
-            set_group_members(conn, actor, name, add, remove) if add or remove else group_members(conn, name)
-        )
+    with _facade(root) as view:
+        admin = view.admin()
+        members = admin.set_group_members(name, add, remove) if add or remove else admin.group_members(name)
     _done(json_output, {"group": name, "members": members}, f"{name}: {', '.join(members) or '(no members)'}")
 
 
 @group_app.command("list")
 def group_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """List groups with members and programmes."""
-    from hcdc.archive.accounts import list_groups
-
-    with _transaction(root) as (conn, _, _):
-        rows = list_groups(conn)
+    with _facade(root) as view:
+        rows = view.admin().groups()
     if json_output:
         emit_json(rows)
         return
@@ -386,10 +359,10 @@ def programme_add(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Register a programme (its files' prog_id, with any run letter, map to it)."""
-    from hcdc.archive.accounts import normalize_prog_id, save_programme
+    from hcdc.archive.accounts import normalize_prog_id
 
-    with _transaction(root) as (conn, actor, _):
-        save_programme(conn, actor, _programme_spec(prog_id, pi, coi, period_months, title, group))
+    with _facade(root) as view:
+        view.admin().save_programme(_programme_spec(prog_id, pi, coi, period_months, title, group))
     key = normalize_prog_id(prog_id)
     _done(json_output, {"prog_id": key, "pi": pi, "cois": coi}, f"programme {key} registered (PI {pi})")
 
@@ -405,12 +378,9 @@ def programme_set(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Change a programme (PI, co-Is replaced as a whole, period, group)."""
-    from hcdc.archive.accounts import save_programme
-
-    with _transaction(root) as (conn, actor, _):
-        save_programme(
-            conn, actor, _programme_spec(prog_id, pi, coi, period_months, title, group), replace=True
-        )
+    with _facade(root) as view:
+        spec = _programme_spec(prog_id, pi, coi, period_months, title, group)
+        view.admin().save_programme(spec, replace=True)
     console.print(f"programme {prog_id} updated", highlight=False)
 
 
@@ -423,20 +393,19 @@ def programme_import(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Create or update programmes from a CSV file (all or nothing; co-Is separated by ';')."""
-    from hcdc.archive.accounts import import_programmes
+    from hcdc.archive.accounts import read_programme_csv
 
-    with _transaction(root) as (conn, actor, _):
-        done = import_programmes(conn, actor, csv_file)
+    with _facade(root) as view:
+        admin = view.admin()
+        done = admin.import_programmes(read_programme_csv(csv_file), str(csv_file))
     _done(json_output, {"programmes": done}, f"{len(done)} programme(s) imported from {csv_file}")
 
 
 @programme_app.command("list")
 def programme_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """List programmes with PI, co-Is, period and survey group."""
-    from hcdc.archive.accounts import list_programmes
-
-    with _transaction(root) as (conn, _, _):
-        rows = list_programmes(conn)
+    with _facade(root) as view:
+        rows = view.admin().programmes()
     if json_output:
         emit_json(rows)
         return
@@ -497,10 +466,8 @@ def delegate_revoke(
 @delegate_app.command("list")
 def delegate_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """List delegations (active, expired, revoked)."""
-    from hcdc.archive.accounts import list_delegations
-
-    with _transaction(root) as (conn, _, _):
-        rows = list_delegations(conn)
+    with _facade(root) as view:
+        rows = view.admin().delegations()
     if json_output:
         emit_json(rows)
     else:
@@ -624,29 +591,8 @@ workspace_app = typer.Typer(
 @workspace_app.command("list")
 def workspace_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """List workspaces with their owner and number of products."""
-    from sqlalchemy import func, select
-
-    from hcdc.archive.access_models import User, Workspace, WorkspaceItem
-
-    with _transaction(root) as (conn, _, _):
-        n_items = (
-            select(func.count())
-            .where(WorkspaceItem.workspace_id == Workspace.id)
-            .correlate(Workspace)
-            .scalar_subquery()
-        )
-        query = (
-            select(
-                Workspace.name,
-                Workspace.is_public,
-                Workspace.path,
-                User.name.label("owner"),
-                n_items.label("products"),
-            )
-            .outerjoin(User, User.id == Workspace.owner_user_id)
-            .order_by(Workspace.name)
-        )
-        rows = [dict(r._mapping) for r in conn.execute(query)]
+    with _facade(root) as view:
+        rows = view.admin().workspaces()
     if json_output:
         emit_json(rows)
     else:
@@ -677,10 +623,8 @@ def audit_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Show the audit log of administrative actions, newest first."""
-    from hcdc.archive.accounts import list_audit
-
-    with _transaction(root) as (conn, _, _):
-        rows = list_audit(conn, limit, action)
+    with _facade(root) as view:
+        rows = view.admin().audit_log(limit, action)
     if json_output:
         emit_json(rows)
     else:

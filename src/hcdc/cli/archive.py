@@ -356,8 +356,8 @@ def associate_command(
 
     if window_days is None:
         window_days = DEFAULT_WINDOW_DAYS
-    with open_catalogue(root) as catalogue:
-        ids = [resolve_dataset(catalogue, dataset)] if dataset else None
+    with viewing(root) as (catalogue, view):
+        ids = [resolve_dataset(view, dataset)] if dataset else None
         done = associate_all(catalogue.engine, ids, window_days=window_days)
         with catalogue.engine.connect() as conn:
             views = [association_view(conn, dataset_id) for dataset_id in done]

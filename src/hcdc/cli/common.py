@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from hcdc.archive.access import Principal
+    from hcdc.archive.catalogue import UserCatalogue
     from hcdc.archive.db import Catalogue
     from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
@@ -135,21 +136,17 @@ def parse_object_id(text: str) -> tuple[str, int]:
     return _KINDS[(match["kind"] or "f")[0].lower()], int(match["id"])
 
 
-def resolve_dataset(catalogue: Catalogue, dataset: str) -> int:
-    """Dataset id from ``3`` / ``d3`` / ``dataset:3`` or a dataset key."""
-    from sqlalchemy import select
-
-    from hcdc.archive.models import Dataset
-
+def resolve_dataset(view: UserCatalogue, dataset: str) -> int:
+    """Id of the dataset ``3`` / ``d3`` / ``dataset:3`` or of that key, which the user of
+    ``view`` may see (one hidden is answered as missing)."""
     match = _ID_PATTERN.match(dataset.strip())
-    with catalogue.engine.connect() as conn:
-        if match and (match["kind"] is None or match["kind"].lower().startswith("d")):
-            found = conn.scalar(select(Dataset.id).where(Dataset.id == int(match["id"])))
-        else:
-            found = conn.scalar(select(Dataset.id).where(Dataset.key == dataset))
-    if found is None:
+    if match and (match["kind"] is None or match["kind"].lower().startswith("d")):
+        found = view.find_datasets(dataset_id=int(match["id"]))
+    else:
+        found = view.find_datasets(key=dataset)
+    if not found:
         raise LookupError(f"no dataset {dataset!r} (give a dataset id or key; see 'hcdc datasets')")
-    return found
+    return found[0]
 
 
 def print_mapping(title: str, mapping: dict[str, Any], skip: tuple[str, ...] = ()) -> None:

@@ -26,6 +26,7 @@ from hcdc.cli.common import (
     fail,
     open_catalogue,
     print_mapping,
+    viewing,
 )
 from hcdc.cli.output import emit_json, print_table
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
     from hcdc.archive.access import Principal
     from hcdc.archive.db import Catalogue
+    from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
 AS_OPTION = typer.Option(
     None, "--as", help="Act as (or, for listings, see as) this account; default: the local operator (admin)."
@@ -62,6 +64,17 @@ def _acting(
 
     with acting(root, as_user, (AccountError, InterferometryError), write=write) as opened:
         yield opened
+
+
+@contextmanager
+def _viewing(root: Path | None, as_user: str | None) -> Iterator[ProcessingCatalogue]:
+    """The catalogue facade as the account ``--as`` names (else the shell's operator);
+    refusals and bad input become one-line errors."""
+    from hcdc.archive.accounts import AccountError
+    from hcdc.archive.interferometry import InterferometryError
+
+    with viewing(root, as_user, (AccountError, InterferometryError)) as (_, view):
+        yield view
 
 
 def _when(text: str | None, option: str) -> dt.datetime | None:
@@ -308,12 +321,9 @@ def validate_command(
 ) -> None:
     """Validate an OIFITS file: record who, when, the flag and the comment, and archive a new
     version whose header carries HIERARCH QUALITY LEVEL and HIERARCH PRO SCIENCE."""
-    from hcdc.archive.interferometry import resolve_file, validate_file
-
-    with _acting(root, as_user, write=False) as (catalogue, conn, actor):
-        file_id = resolve_file(conn, file)
-        conn.rollback()
-        record = validate_file(catalogue, actor, file_id, quality, comment, calibrator)
+    with _viewing(root, as_user) as view:
+        granules = view.granules
+        record = granules.validate(granules.resolve_file(file), quality, comment, calibrator)
     if json_output:
         emit_json(record)
     else:
@@ -356,7 +366,7 @@ def fit_command(
     if theta0_mas is not None:
         parameters.append(f"fit.theta0_mas={theta0_mas}")
     with _acting(root, as_user) as (catalogue, conn, actor):
-        files = collection_files(catalogue, conn, actor, collection)
+        files = collection_files(catalogue.storage_root, conn, actor, collection)
         if not files:
             fail(f"collection {collection!r}: no current file you may see")
         starts = [
@@ -443,26 +453,21 @@ def check_command(
 def _report(file: str, root: Path | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(check report, validations) of a catalogued file (id or ingested path), else the
     report of the file on disk."""
-    from sqlalchemy import select
+    from hcdc.archive.interferometry import InterferometryError
 
-    from hcdc.archive.interferometry import InterferometryError, list_validations, resolve_file
-    from hcdc.archive.models import File
-
-    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
+    with _viewing(root, None) as view:
         try:
-            file_id = resolve_file(conn, file)
+            file_id = view.granules.resolve_file(file)
         except InterferometryError as exc:
             if Path(file).is_file():
                 return _check_on_disk(Path(file)), []
             fail(str(exc))
             raise AssertionError("unreachable") from None
-        row = conn.execute(select(File.path, File.extra).where(File.id == file_id)).first()
-        if row is None:
-            fail(f"no file with id {file_id}")
-        report = (row.extra or {}).get("oifits_check")
+        detail = view.file_detail(file_id)
+        report = (detail.get("extra") or {}).get("oifits_check")
         if report is None:
-            fail(f"{row.path} (file {file_id}): no OIFITS validation report (not an OIFITS file)")
-        return {"file": row.path, "file_id": file_id, **report}, list_validations(conn, file_id)
+            fail(f"{detail['path']} (file {file_id}): no OIFITS validation report (not an OIFITS file)")
+        return {"file": detail["path"], "file_id": file_id, **report}, view.granules.validations(file_id)
 
 
 def _check_on_disk(path: Path) -> dict[str, Any]:
@@ -572,12 +577,11 @@ def vet_command(
     targets when it is a calibrator file): Be / emission-line stars, bad-list members,
     binarity (JSDC CalFlag bit 2, own closure phases against centro-symmetry), diameter
     against a uniform disk of the JSDC diameter."""
-    from hcdc.archive.interferometry_calibrators import CalibratorError, vet_file
+    from hcdc.archive.interferometry_calibrators import CalibratorError
 
     try:
-        with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
-            path = _vetted_path(catalogue, conn, file)
-            report = vet_file(conn, path, as_calibrator=as_calibrator)
+        with _viewing(root, None) as view:
+            report = view.granules.vet(_vetted_path(view, file), as_calibrator=as_calibrator)
     except CalibratorError as exc:
         fail(str(exc))
         raise AssertionError("unreachable") from None
@@ -601,26 +605,19 @@ def vet_command(
     )
 
 
-def _vetted_path(catalogue: Catalogue, conn: Connection, ref: str) -> Path:
+def _vetted_path(view: ProcessingCatalogue, ref: str) -> Path:
     """The stored bytes of the catalogued file ``ref`` (id, or ingested path: its current
     version, e.g. the copy written by a validation), else the file on disk as given."""
-    from sqlalchemy import select
-
-    from hcdc.archive.interferometry import InterferometryError, resolve_file
-    from hcdc.archive.models import File
-    from hcdc.archive.storage import resolve_stored_path
+    from hcdc.archive.interferometry import InterferometryError
 
     try:
-        file_id = resolve_file(conn, ref)
+        file_id = view.granules.resolve_file(ref)
     except InterferometryError as exc:
         if Path(ref).is_file():
             return Path(ref)
         fail(str(exc))
         raise AssertionError("unreachable") from None
-    row = conn.execute(select(File.storage, File.stored_path).where(File.id == file_id)).first()
-    if row is None:
-        fail(f"no file with id {file_id}")
-    return resolve_stored_path(row.storage, row.stored_path, catalogue.storage_root)
+    return view.file_location(file_id)[0]
 
 
 def register(app: typer.Typer) -> None:

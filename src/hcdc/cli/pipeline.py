@@ -30,7 +30,9 @@ from hcdc.cli.common import (
 from hcdc.cli.output import console, emit_json, err_console, print_table, progress_bar
 
 if TYPE_CHECKING:
+    from hcdc.archive.catalogue import UserCatalogue
     from hcdc.archive.db import Catalogue
+    from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
 PARAM_OPTION = typer.Option(
     None, "--param", "-p", help="Parameter override name=value or node.name=value (repeatable)."
@@ -148,26 +150,19 @@ def run_command(
 
 
 # -- reduce / jobs / worker ----------------------------------------------------------------
-def _dataset_ids(catalogue: Catalogue, dataset: str | None, night: str | None, all_: bool) -> list[int]:
+def _dataset_ids(view: UserCatalogue, dataset: str | None, night: str | None, all_: bool) -> list[int]:
     import datetime as dt
-
-    from sqlalchemy import select
-
-    from hcdc.archive.models import Dataset
 
     chosen = sum(x is not None and x is not False for x in (dataset, night, all_ or None))
     if chosen != 1:
         raise typer.BadParameter("give exactly one of DATASET, --night N or --all")
     if dataset is not None:
-        return [resolve_dataset(catalogue, dataset)]
-    query = select(Dataset.id).order_by(Dataset.id)
-    if night is not None:
-        try:
-            query = query.where(Dataset.night == dt.date.fromisoformat(night))
-        except ValueError:
-            raise typer.BadParameter(f"--night {night!r} is not a date YYYY-MM-DD") from None
-    with catalogue.engine.connect() as conn:
-        ids = list(conn.scalars(query))
+        return [resolve_dataset(view, dataset)]
+    try:
+        day = None if night is None else dt.date.fromisoformat(night)
+    except ValueError:
+        raise typer.BadParameter(f"--night {night!r} is not a date YYYY-MM-DD") from None
+    ids = view.find_datasets(night=day)
     if not ids:
         raise LookupError(
             "no dataset matches" + (f" night {night}" if night else "") + " (see 'hcdc datasets')"
@@ -175,9 +170,16 @@ def _dataset_ids(catalogue: Catalogue, dataset: str | None, night: str | None, a
     return ids
 
 
-def _follow(catalogue: Catalogue, ids: list[int], processes: int, scheduler: str | None, quiet: bool) -> None:
-    """Run the jobs ``ids`` in this process (those another worker holds are followed), with
-    one progress bar per job."""
+def _follow(
+    catalogue: Catalogue,
+    view: ProcessingCatalogue,
+    ids: list[int],
+    processes: int,
+    scheduler: str | None,
+    quiet: bool,
+) -> None:
+    """Run the jobs ``ids`` in this process (those another worker holds are followed, as the
+    queue of ``view`` says), with one progress bar per job."""
     from hcdc.pipeline.operations import jobs as jq
     from hcdc.pipeline.operations.worker import Worker
 
@@ -194,7 +196,7 @@ def _follow(catalogue: Catalogue, ids: list[int], processes: int, scheduler: str
         while True:
             if worker.run_one(ids) is not None:
                 continue
-            current = jq.list_jobs(catalogue.engine, ids=ids, limit=None)
+            current = view.queue_entries(ids=ids, limit=None)
             for job in current:  # jobs run by other workers: show what the catalogue says
                 progress.update(
                     tasks[job.id],
@@ -243,20 +245,18 @@ def reduce_command(
 ) -> None:
     """Queue reductions of datasets (jobs in the catalogue, several as one batch: 'hcdc batch');
     --wait runs and follows them."""
-    from hcdc.archive.access import local_operator
     from hcdc.pipeline.operations import batches as ops
-    from hcdc.pipeline.operations import jobs as jq
     from hcdc.pipeline.operations.worker import queue_datasets
 
     batch_id = None
-    with open_catalogue(root) as catalogue, _pipeline_errors():
-        dataset_ids = _dataset_ids(catalogue, dataset, night, all_)
+    with viewing(root) as (catalogue, view), _pipeline_errors():
+        dataset_ids = _dataset_ids(view, dataset, night, all_)
         if batch or (batch is None and len(dataset_ids) > 1):
             what = {"night": night} if night else {"all": True} if all_ else {"datasets": dataset_ids}
             try:
                 batch_id, ids = ops.submit_batch(
                     catalogue,
-                    local_operator(),
+                    view.user,
                     dataset_ids,
                     workflow=workflow,
                     parameters=params or [],
@@ -276,8 +276,8 @@ def reduce_command(
                 f"queued {len(ids)} job(s){in_batch}: {', '.join(map(str, ids))}", highlight=False
             )
         if wait:
-            _follow(catalogue, ids, processes, scheduler, quiet=json_output)
-        jobs = jq.list_jobs(catalogue.engine, ids=ids, limit=None)
+            _follow(catalogue, view, ids, processes, scheduler, quiet=json_output)
+        jobs = view.queue_entries(ids=ids, limit=None)
     jobs.sort(key=lambda j: j.id)
     if json_output:
         emit_json({"batch_id": batch_id, "jobs": [j.as_dict() for j in jobs]})
@@ -297,31 +297,33 @@ def jobs_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Show the jobs (newest first) with state, progress, attempts and errors."""
-    from hcdc.pipeline.operations import jobs as jq
-
-    with open_catalogue(root) as catalogue, _pipeline_errors():
+    with viewing(root) as (_, view), _pipeline_errors():
         if cancel is not None:
-            done = jq.cancel_job(catalogue.engine, cancel)
+            done = view.job_action(cancel, "cancel")
             err_console.print(f"job {cancel} " + ("cancelled" if done else "had already finished"))
         if retry is not None:
-            jq.retry_job(catalogue.engine, retry)
+            view.job_action(retry, "retry")
             err_console.print(f"job {retry} re-queued")
         if job_id is not None:
-            job = jq.get_job(catalogue.engine, job_id)
-            if json_output:
-                emit_json(job.as_dict(with_log=True))
-            else:
-                print_mapping(f"Job {job_id}", job.as_dict(), skip=("summary",))
-                if job.log:
-                    console.print(job.log, highlight=False, markup=False)
+            _print_job(view.queue_entry(job_id), json_output)
             return
-        jobs = jq.list_jobs(catalogue.engine, state, limit=limit)
-        counts = jq.count_by_state(catalogue.engine)
+        jobs = view.queue_entries(state, limit=limit)
+        counts = view.queue_counts()
     if json_output:
         emit_json({"counts": counts, "jobs": [j.as_dict() for j in jobs]})
         return
     print_table("Jobs", JOB_COLUMNS, _job_rows(jobs))
     console.print("  ".join(f"{k}: {v}" for k, v in counts.items()), highlight=False)
+
+
+def _print_job(job: Any, json_output: bool) -> None:
+    """One job of the queue (a ``JobInfo``), with its whole log."""
+    if json_output:
+        emit_json(job.as_dict(with_log=True))
+        return
+    print_mapping(f"Job {job.id}", job.as_dict(), skip=("summary",))
+    if job.log:
+        console.print(job.log, highlight=False, markup=False)
 
 
 def worker_command(
@@ -395,8 +397,8 @@ def products_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List the catalogued products (current versions unless --all-versions)."""
-    with viewing(root, as_user) as (catalogue, view):
-        dataset_id = resolve_dataset(catalogue, dataset) if dataset else None
+    with viewing(root, as_user) as (_, view):
+        dataset_id = resolve_dataset(view, dataset) if dataset else None
         rows = view.list_products(
             level=level,
             dataset_id=dataset_id,

@@ -13,7 +13,7 @@ from typing import Any
 import typer
 
 from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, fail
-from hcdc.cli.interferometry import AS_OPTION, _acting, _when
+from hcdc.cli.interferometry import AS_OPTION, _acting, _viewing, _when
 from hcdc.cli.output import emit_json, print_table
 
 survey_app = typer.Typer(help="Survey tracking: target lists and their progress.", no_args_is_help=True)
@@ -33,11 +33,11 @@ def import_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Import (add or update) a survey's target list."""
-    from hcdc.archive.interferometry_survey import SurveyError, import_targets
+    from hcdc.archive.interferometry_survey import SurveyError
 
     try:
-        with _acting(root, as_user) as (_catalogue, conn, actor):
-            counts = import_targets(conn, actor, name, str(targets), group)
+        with _viewing(root, as_user) as view:
+            counts = view.granules.import_survey_targets(name, str(targets), group)
     except SurveyError as exc:
         fail(str(exc))
         raise AssertionError("unreachable") from None
@@ -86,10 +86,8 @@ def list_command(
     as_user: str | None = AS_OPTION, json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION
 ) -> None:
     """The surveys this account may follow."""
-    from hcdc.archive.interferometry_survey import list_surveys
-
-    with _acting(root, as_user, write=False) as (_catalogue, conn, actor):
-        rows = list_surveys(conn, actor)
+    with _viewing(root, as_user) as view:
+        rows = view.granules.surveys()
     if json_output:
         emit_json(rows)
     else:

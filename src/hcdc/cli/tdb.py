@@ -20,13 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, acting, fail, print_mapping
+from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, fail, print_mapping, viewing
 from hcdc.cli.output import console, emit_json, print_table
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
-    from hcdc.archive.access import Policy, Principal
+    from hcdc.archive.catalogue_tdb import TargetCatalogue
 
 AS_OPTION = typer.Option(
     None, "--as", help="Act as this account (its rights are checked); default: the local operator (admin)."
@@ -55,39 +53,19 @@ target_app.add_typer(dictionary_app, name="dictionary")
 
 
 @contextmanager
-def _session(
-    root: Path | None, as_user: str | None = None
-) -> Iterator[tuple[Connection, Principal, Policy, Any]]:
-    """A transaction on the catalogue, the acting principal, the policy and the catalogue; TDB,
-    SIMBAD and rights errors become one-line messages."""
-    from hcdc.archive.access import Policy
+def _viewing(root: Path | None, as_user: str | None = None) -> Iterator[TargetCatalogue]:
+    """The Target Data Base through the catalogue facade, as the account ``--as`` names (else
+    the shell's operator); TDB, SIMBAD and rights errors become one-line messages."""
     from hcdc.archive.exchange.hcifits import HciFitsError
     from hcdc.archive.exchange.tdb_json import ExchangeError
     from hcdc.archive.simbad import SimbadError
     from hcdc.archive.targets import TargetError
     from hcdc.archive.tdb import TdbError
+    from hcdc.archive.tdb_views import TdbQueryError
 
-    refusals = (TargetError, SimbadError, TdbError, ExchangeError, HciFitsError)
-    with acting(root, as_user, refusals) as (catalogue, conn, actor):
-        yield conn, actor, Policy.from_settings(catalogue.settings), catalogue
-
-
-def _require_admin(conn: Connection, actor: Principal) -> None:
-    from hcdc.archive.access import AccessContext
-
-    ctx = AccessContext(conn, actor)
-    ctx.require(ctx.can_manage())
-
-
-def _target_id(conn: Connection, name: str) -> int:
-    from hcdc.archive.targets import TargetError, find_target
-
-    if name.isdigit():
-        return int(name)
-    found = find_target(conn, name)
-    if found is None:
-        raise TargetError(f"no target called {name!r} (see 'hcdc target list', or 'hcdc target resolve')")
-    return found
+    refusals = (TargetError, SimbadError, TdbError, TdbQueryError, ExchangeError, HciFitsError)
+    with viewing(root, as_user, refusals) as (_, view):
+        yield view.targets
 
 
 def _show(json_output: bool, target: dict[str, Any]) -> None:
@@ -119,25 +97,10 @@ def target_resolve(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Find or create the target called NAME, filling its values from SIMBAD (cached)."""
-    from hcdc.archive.targets import complete_target, find_target, resolve, target_dict
-
-    with _session(root) as (conn, _, _, _):
-        existing = find_target(conn, name)
-        if existing is not None and (refresh or _unresolved(conn, existing)) and not offline:
-            complete_target(conn, existing, simbad_url, refresh=refresh)
-            target_id = existing
-        else:
-            target_id = resolve(conn, name, endpoint=simbad_url, offline=offline)
-        target = target_dict(conn, target_id)
+    with _viewing(root) as tdb:
+        target_id = tdb.curate().resolve(name, endpoint=simbad_url, offline=offline, refresh=refresh)
+        target = tdb.record(target_id)
     _show(json_output, target)
-
-
-def _unresolved(conn: Connection, target_id: int) -> bool:
-    from sqlalchemy import select
-
-    from hcdc.archive.tdb_models import Target
-
-    return conn.scalar(select(Target.resolved).where(Target.id == target_id)) == "unresolved"
 
 
 @target_app.command("add")
@@ -151,13 +114,9 @@ def target_add(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Add a target by hand (no SIMBAD), e.g. a companion host SIMBAD does not know (admins)."""
-    from hcdc.archive.targets import create_target, target_dict
-
     values = {k: v for k, v in {"ra_deg": ra, "dec_deg": dec}.items() if v is not None}
-    with _session(root, as_user) as (conn, actor, _, _):
-        _require_admin(conn, actor)
-        target_id = create_target(conn, name, values, {k: source for k in values}, resolved="manual")
-        target = target_dict(conn, target_id)
+    with _viewing(root, as_user) as tdb:
+        target = tdb.record(tdb.curate().add(name, values, source))
     _show(json_output, target)
 
 
@@ -169,11 +128,9 @@ def target_alias(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Give a target more names (admins)."""
-    from hcdc.archive.targets import add_aliases
-
-    with _session(root, as_user) as (conn, actor, _, _):
-        _require_admin(conn, actor)
-        added = add_aliases(conn, _target_id(conn, target), names, "user")
+    with _viewing(root, as_user) as tdb:
+        curation = tdb.curate()
+        added = curation.add_aliases(tdb.target_id(target), names)
     console.print(f"added: {', '.join(added) or 'nothing (names known already)'}", highlight=False)
 
 
@@ -186,8 +143,6 @@ def target_set(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Set values of a target with their source (admins)."""
-    from hcdc.archive.targets import set_values
-
     parsed: dict[str, Any] = {}
     for item in values:
         key, sep, text = item.partition("=")
@@ -197,9 +152,9 @@ def target_set(
             parsed[key] = float(text)
         except ValueError:
             parsed[key] = text
-    with _session(root, as_user) as (conn, actor, _, _):
-        _require_admin(conn, actor)
-        set_values(conn, _target_id(conn, target), parsed, source)
+    with _viewing(root, as_user) as tdb:
+        curation = tdb.curate()
+        curation.set_values(tdb.target_id(target), parsed, source)
     console.print(f"set {', '.join(parsed)} ({source})", highlight=False)
 
 
@@ -210,10 +165,8 @@ def target_list(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List targets (targets are public: rule R15)."""
-    from hcdc.archive.targets import list_targets
-
-    with _session(root) as (conn, _, _, _):
-        rows = list_targets(conn, name)
+    with _viewing(root) as tdb:
+        rows = tdb.listing(name)
     if json_output:
         emit_json(rows)
         return
@@ -231,10 +184,8 @@ def target_show(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """A target's values with their sources, its names and what is linked to it."""
-    from hcdc.archive.targets import target_dict
-
-    with _session(root) as (conn, _, _, _):
-        target_row = target_dict(conn, _target_id(conn, target))
+    with _viewing(root) as tdb:
+        target_row = tdb.record(tdb.target_id(target))
     _show(json_output, target_row)
 
 
@@ -250,8 +201,6 @@ def dictionary_add(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Add a name to the internal dictionary (admins)."""
-    from hcdc.archive.targets import add_dictionary_name
-
     parsed = {}
     for item in values:
         key, _, text = item.partition("=")
@@ -259,19 +208,16 @@ def dictionary_add(
             parsed[key] = float(text)
         except ValueError:
             parsed[key] = text
-    with _session(root, as_user) as (conn, actor, _, _):
-        _require_admin(conn, actor)
-        add_dictionary_name(conn, name, canonical, parsed, added_by=actor.name, note=note)
+    with _viewing(root, as_user) as tdb:
+        tdb.curate().add_dictionary_name(name, canonical, parsed, note)
     console.print(f"{name} -> {canonical or name}", highlight=False)
 
 
 @dictionary_app.command("list")
 def dictionary_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """The internal dictionary's names."""
-    from hcdc.archive.targets import list_dictionary
-
-    with _session(root) as (conn, _, _, _):
-        rows = list_dictionary(conn)
+    with _viewing(root) as tdb:
+        rows = tdb.dictionary()
     if json_output:
         emit_json(rows)
         return
@@ -294,20 +240,15 @@ def tdb_detections(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List detections (with target, epoch, reduction), what the account may see."""
-    from hcdc.archive.access import visible_tdb_reductions_clause
-    from hcdc.archive.models import utcnow
-    from hcdc.archive.tdb import detections_table
-
-    with _session(root, as_user) as (conn, actor, policy, _):
-        rows = detections_table(
-            conn,
-            visible=visible_tdb_reductions_clause(actor, utcnow(), policy),
-            target_id=None if target is None else _target_id(conn, target),
+    with _viewing(root, as_user) as tdb:
+        rows = tdb.detections(
+            target_id=None if target is None else tdb.target_id(target),
             min_snr=min_snr,
-            min_separation_mas=min_sep,
-            max_separation_mas=max_sep,
+            min_separation=min_sep,
+            max_separation=max_sep,
             status=status,
             survey=survey,
+            limit=None,
         )
     if json_output:
         emit_json(rows)
@@ -340,28 +281,12 @@ def tdb_group(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Group a target's detections into candidates and run the proper-motion test (admins)."""
-    from sqlalchemy import select
-
-    from hcdc.archive.tdb import group_candidates
-    from hcdc.archive.tdb_models import Candidate
-
-    with _session(root, as_user) as (conn, actor, _, _):
-        _require_admin(conn, actor)
-        target_id = _target_id(conn, target)
-        counts = group_candidates(conn, target_id, n_sigma=n_sigma)
-        rows = [
-            {
-                "label": r.label,
-                "status": r.status,
-                "grouped_by": r.grouped_by,
-                "reason": (r.statistic or {}).get("reason", ""),
-            }
-            for r in conn.execute(
-                select(Candidate).where(Candidate.target_id == target_id).order_by(Candidate.label)
-            )
-        ]
+    with _viewing(root, as_user) as tdb:
+        curation = tdb.curate()
+        counts = curation.group(tdb.target_id(target), n_sigma=n_sigma)
+    rows = counts["candidate_list"]
     if json_output:
-        emit_json({**counts, "candidate_list": rows})
+        emit_json(counts)
         return
     print_table(
         f"Candidates ({counts['grouped']} grouped, {counts['ungrouped']} ungrouped)",
@@ -386,21 +311,16 @@ def tdb_assign(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Regroup by hand: put a detection into a candidate (admins; kept by later 'tdb group')."""
-    from hcdc.archive.tdb import assign_detection
-
-    with _session(root, as_user) as (conn, actor, _, _):
-        _require_admin(conn, actor)
-        assign_detection(conn, detection, None if label == "-" else label)
+    with _viewing(root, as_user) as tdb:
+        tdb.curate().assign(detection, None if label == "-" else label)
     console.print(f"detection {detection} -> {label}", highlight=False)
 
 
 @tdb_app.command("receive")
 def tdb_receive(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """Send every validated Level 2 product to the TDB (catch-up; validation does it by itself)."""
-    from hcdc.archive.tdb import receive_validated
-
-    with _session(root) as (conn, _, _, _):
-        reductions = receive_validated(conn)
+    with _viewing(root) as tdb:
+        reductions = tdb.curate().receive_validated()
     if json_output:
         emit_json({"reductions": reductions})
         return
@@ -415,18 +335,10 @@ def tdb_export(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Export targets -> observations -> reductions -> detections as hierarchical JSON."""
-    from hcdc.archive.access import visible_tdb_observations_clause, visible_tdb_reductions_clause
-    from hcdc.archive.exchange.tdb_json import export_tdb, write_export
-    from hcdc.archive.models import utcnow
+    from hcdc.archive.exchange.tdb_json import write_export
 
-    with _session(root, as_user) as (conn, actor, policy, _):
-        now = utcnow()
-        data = export_tdb(
-            conn,
-            [_target_id(conn, t) for t in target] or None,
-            visible_observations=visible_tdb_observations_clause(actor, now, policy),
-            visible_reductions=visible_tdb_reductions_clause(actor, now, policy),
-        )
+    with _viewing(root, as_user) as tdb:
+        data = tdb.export([tdb.target_id(t) for t in target] or None)
     write_export(data, out)
     console.print(f"{len(data['targets'])} target(s) written to {out}", highlight=False)
 
@@ -441,11 +353,11 @@ def tdb_import(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Import another survey's results (NACO, HST, Keck, ...) from hierarchical JSON (admins)."""
-    from hcdc.archive.exchange.tdb_json import import_tdb, read_json
+    from hcdc.archive.exchange.tdb_json import read_json
 
-    with _session(root, as_user) as (conn, actor, _, _):
-        _require_admin(conn, actor)
-        counts = import_tdb(conn, read_json(path), origin=str(path), overwrite=overwrite, survey=survey)
+    with _viewing(root, as_user) as tdb:
+        curation = tdb.curate()
+        counts = curation.import_exchange(read_json(path), str(path), overwrite=overwrite, survey=survey)
     if json_output:
         emit_json(counts)
         return
@@ -471,12 +383,10 @@ def hcifits_import(
 ) -> None:
     """Import an HCI-FITS file: target, observation, reduction, detections (admins)."""
     from hcdc.archive.exchange.hcifits_tdb import read_as_exchange
-    from hcdc.archive.exchange.tdb_json import import_tdb
 
-    with _session(root, as_user) as (conn, actor, _, _):
-        _require_admin(conn, actor)
-        data = read_as_exchange(path)
-        counts = import_tdb(conn, data, origin=str(path), survey=survey)
+    with _viewing(root, as_user) as tdb:
+        curation = tdb.curate()
+        counts = curation.import_exchange(read_as_exchange(path), str(path), survey=survey)
     if json_output:
         emit_json(counts)
         return
@@ -491,15 +401,8 @@ def hcifits_export(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Write a reduction of a Level 2 product as HCI-FITS (the account must see it: R15)."""
-    from hcdc.archive.access import AccessContext
-    from hcdc.archive.exchange.hcifits_tdb import export_reduction
-
-    with _session(root, as_user) as (conn, actor, policy, catalogue):
-        ctx = AccessContext(conn, actor, policy=policy)
-        decision = ctx.can_see_tdb_reduction(reduction)
-        if not decision:
-            fail(f"no reduction {reduction} visible to {actor.name}")
-        export_reduction(conn, reduction, catalogue.storage_root, out)
+    with _viewing(root, as_user) as tdb:
+        tdb.write_hcifits(reduction, out)
     console.print(f"written {out}", highlight=False)
 
 

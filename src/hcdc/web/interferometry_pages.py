@@ -165,7 +165,7 @@ def granule_page(request: Request, granule_id: ObjectId, who: Viewer = Depends(v
 @router.post("/granules/{granule_id}/validate")
 async def validate_granule(request: Request, granule_id: ObjectId, who: Viewer = Depends(viewer)) -> Response:
     from hcdc.archive.access import AccessDenied
-    from hcdc.archive.interferometry import InterferometryError, validate_file
+    from hcdc.archive.interferometry import InterferometryError
 
     form = await request.form()
     check_csrf(request, str(form.get(CSRF_FIELD) or ""))
@@ -181,9 +181,7 @@ async def validate_granule(request: Request, granule_id: ObjectId, who: Viewer =
         raise PortalError(422, "quality: 1 (trash), 2 (poor), 3 (medium) or 4 (science ready)") from None
     calibrator = {"science": False, "calibrator": True}.get(str(form.get("category") or ""))
     try:
-        record = validate_file(
-            who.state.catalogue, who.user, file_id, quality, str(form.get("comment") or ""), calibrator
-        )
+        record = who.catalogue.granules.validate(file_id, quality, str(form.get("comment") or ""), calibrator)
     except AccessDenied as exc:
         raise PortalError(403, str(exc)) from None
     except (InterferometryError, ValueError) as exc:

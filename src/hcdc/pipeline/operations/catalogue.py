@@ -35,6 +35,22 @@ class ProcessingCatalogue(UserCatalogue):
         self.admin()
         return jq.count_by_state(self.write_engine())
 
+    def queue_entries(
+        self, state: str | None = None, *, ids: Sequence[int] | None = None, limit: int | None = 100
+    ) -> list[jq.JobInfo]:
+        """The queue's records of jobs (worker, attempts, error), newest first, optionally of one
+        state or of the ``ids`` (admins only, rule A1: the whole queue), read afresh on the data
+        centre's engine (:func:`hcdc.pipeline.operations.jobs.list_jobs`; ``JobError`` for an
+        unknown state)."""
+        self.admin()
+        return jq.list_jobs(self.write_engine(), state, ids=ids, limit=limit)
+
+    def queue_entry(self, job_id: int) -> jq.JobInfo:
+        """The queue's record of one job, its whole log included (admins only, rule A1;
+        ``JobError`` for no such job)."""
+        self.admin()
+        return jq.get_job(self.write_engine(), job_id)
+
     def request_reduction(self, dataset_id: int, workflow: str, parameters: Sequence[str]) -> int:
         """Queue ``workflow`` with ``parameters`` (``node.name=value`` strings, validated by the
         caller) on a dataset the user may see, owned by the user; returns the job id.
