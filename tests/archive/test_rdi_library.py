@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,7 +34,13 @@ from hcdc.pipeline.registry import run_recipe
 from hcdc.science.postprocessing import get_algorithm, snr
 
 SEP_MAS, PA_DEG, CONTRAST = 200.0, 40.0, 3e-4
-TARGETS = (("HD 1", 70.0, -2.5), ("HD 2", 75.0, -10.0), ("HD 3", 80.0, 5.0), ("HD 4", 65.0, -20.0), ("HD 5", 85.0, -30.0))
+TARGETS = (
+    ("HD 1", 70.0, -2.5),
+    ("HD 2", 75.0, -10.0),
+    ("HD 3", 80.0, 5.0),
+    ("HD 4", 65.0, -20.0),
+    ("HD 5", 85.0, -30.0),
+)
 HIDDEN = "HD 3"  # its programme keeps its data private for 100 years
 ADMIN = local_operator()
 
@@ -194,7 +199,9 @@ def test_library_uses_only_what_the_account_may_see(centre):
         conn.close()
     conn, staff = _user_catalogue(catalogue, None)
     try:
-        staff_lib = staff.rdi.build(products["HD 1"], name="hd1-staff", settings=LibrarySettings(max_frames=500))
+        staff_lib = staff.rdi.build(
+            products["HD 1"], name="hd1-staff", settings=LibrarySettings(max_frames=500)
+        )
         assert products[HIDDEN] in {f["product_id"] for f in staff_lib["frames"]}
         staff_id = staff_lib["id"]
     finally:
@@ -248,7 +255,8 @@ def test_rdi_cli_build_list_show(centre):
     root = ["--root", str(catalogue.settings.root)]
     runner = CliRunner()
     built = runner.invoke(
-        app, ["rdi", "build", f"p{products['HD 2']}", "--name", "hd2-cli", "--max-frames", "10", "--json", *root]
+        app,
+        ["rdi", "build", f"p{products['HD 2']}", "--name", "hd2-cli", "--max-frames", "10", "--json", *root],
     )
     assert built.exit_code == 0, built.output
     payload = json.loads(built.stdout)

@@ -5,20 +5,28 @@ build, list, show, and the library file for a reduction; every decision is rule 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
 
 from hcdc.archive import rdi_library as lib
-
-if TYPE_CHECKING:
-    from hcdc.archive.catalogue import UserCatalogue
+from hcdc.archive.catalogue_errors import UserSession
 
 __all__ = ["RdiCatalogue"]
+
+
+class _Session(UserSession, Protocol):
+    """What this sub-facade uses of :class:`~hcdc.archive.catalogue.UserCatalogue`."""
+
+    storage_root: Path
+
+    def write_engine(self) -> Engine: ...
 
 
 class RdiCatalogue:
     """Sub-facade of :class:`~hcdc.archive.catalogue.UserCatalogue` for RDI libraries."""
 
-    def __init__(self, catalogue: UserCatalogue) -> None:
+    def __init__(self, catalogue: _Session) -> None:
         self.catalogue = catalogue
 
     def _ctx(self) -> tuple[Any, Any, Any]:

@@ -38,7 +38,7 @@ from statistics import median
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, insert, select
 
 from hcdc.archive import products as prod
 from hcdc.archive.access import (
@@ -56,10 +56,13 @@ from hcdc.archive.transactions import write_transaction
 from hcdc.science.checksums import sha256_file
 
 __all__ = [
+    "AccessDenied",
     "LibrarySettings",
+    "NotFound",
     "SetUp",
     "build_library",
     "library_detail",
+    "level1_folder",
     "library_file",
     "list_libraries",
 ]
@@ -151,8 +154,9 @@ def _matches(science: SetUp, other: SetUp, dit_factor: float) -> str | None:
     if science.dit_s is not None:
         if other.dit_s is None:
             return "no DIT"
-        if not science.dit_s / dit_factor <= other.dit_s <= science.dit_s * dit_factor:
-            return f"DIT {other.dit_s:g} s outside {science.dit_s / dit_factor:g}-{science.dit_s * dit_factor:g} s"
+        low, high = science.dit_s / dit_factor, science.dit_s * dit_factor
+        if not low <= other.dit_s <= high:
+            return f"DIT {other.dit_s:g} s outside {low:g}-{high:g} s"
     return None
 
 
@@ -370,7 +374,9 @@ def build_library(
     folder = root / LIBRARY_DIR / name
     folder.mkdir(parents=True, exist_ok=False)
     path = folder / LIBRARY_FILE
-    _write_fits(fits, path.with_suffix(".part"), best_frames, best_meta, name, science_product_id, r_in, r_out)
+    _write_fits(
+        fits, path.with_suffix(".part"), best_frames, best_meta, name, science_product_id, r_in, r_out
+    )
     os.replace(path.with_suffix(".part"), path)
     digest = sha256_file(path)
     with write_transaction(engine) as wconn:
@@ -431,7 +437,6 @@ def _settings_json(settings: LibrarySettings) -> dict[str, Any]:
 
 def _software() -> dict[str, Any]:
     import hcdc
-
     from hcdc.runtime.versions import read_git_commit
 
     try:
@@ -578,7 +583,12 @@ def list_libraries(
 
 
 def library_file(
-    conn: Connection, user: Principal, ref: int | str, storage_root: str | Path, *, now: dt.datetime | None = None
+    conn: Connection,
+    user: Principal,
+    ref: int | str,
+    storage_root: str | Path,
+    *,
+    now: dt.datetime | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """The library FITS file of a library ``user`` may see, checked against its stored sha256,
     with the library's summary. ``ValueError`` naming the file when it is missing or changed."""
@@ -589,11 +599,3 @@ def library_file(
     if sha256_file(path) != lib.sha256:
         raise ValueError(f"RDI library {lib.name}: its file {path} changed since it was built (sha256)")
     return path, _summary(lib)
-
-
-def count_libraries(conn: Connection) -> int:
-    """All libraries (staff statistics)."""
-    return int(conn.scalar(select(func.count()).select_from(RdiLibrary)) or 0)
-
-
-__all__ += ["AccessDenied", "NotFound", "count_libraries", "level1_folder"]

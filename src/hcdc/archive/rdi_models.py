@@ -63,11 +63,14 @@ class RdiLibraryFrame(Base):
     __tablename__ = "rdi_library_frames"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    library_id: Mapped[int] = mapped_column(ForeignKey("rdi_libraries.id", ondelete="CASCADE"), nullable=False)
+    library_id: Mapped[int] = mapped_column(
+        ForeignKey("rdi_libraries.id", ondelete="CASCADE"), nullable=False
+    )
     rank: Mapped[int] = mapped_column(Integer, nullable=False)  # 0 = best correlated; plane in the FITS cube
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="SET NULL"))
     frame_index: Mapped[int] = mapped_column(Integer, nullable=False)  # frame of that Level 1 cube
-    correlation: Mapped[float] = mapped_column(Float, nullable=False)  # mean Pearson r with the science frames
+    # mean Pearson correlation with the science frames in the annulus
+    correlation: Mapped[float] = mapped_column(Float, nullable=False)
     mjd: Mapped[float | None] = mapped_column(Float)
     strehl: Mapped[float | None] = mapped_column(Float)
     seeing_arcsec: Mapped[float | None] = mapped_column(Float)

@@ -54,8 +54,12 @@ def build_command(
     max_frames: int = typer.Option(200, "--max-frames", min=1, help="Frames kept, best correlated first."),
     dit_factor: float = typer.Option(2.0, "--dit-factor", min=1.0, help="Reference DIT within DIT/f..DIT*f."),
     strehl_min: float | None = typer.Option(None, "--strehl-min", help="Keep frames with Strehl >= this."),
-    seeing_max: float | None = typer.Option(None, "--seeing-max", help="Keep frames with seeing <= this (arcsec)."),
-    tau0_min_ms: float | None = typer.Option(None, "--tau0-min-ms", help="Keep frames with tau0 >= this (ms)."),
+    seeing_max: float | None = typer.Option(
+        None, "--seeing-max", help="Keep frames with seeing <= this (arcsec)."
+    ),
+    tau0_min_ms: float | None = typer.Option(
+        None, "--tau0-min-ms", help="Keep frames with tau0 >= this (ms)."
+    ),
     annulus: tuple[float, float] | None = typer.Option(
         None, "--annulus", help="Correlation annulus inner outer radius, px (default 2-8 lambda/D)."
     ),
@@ -167,15 +171,18 @@ def reduce_command(
         return
     console.print(f"Level 2 RDI product {result.outputs['product']} ({len(s['detections'])} detection(s))")
     for d in s["detections"]:
-        console.print(f"  sep {d.get('separation_mas', 0):.0f} mas  PA {d.get('pa_deg', 0):.1f} deg  S/N {d['snr']:.1f}")
+        console.print(
+            f"  sep {d.get('separation_mas', 0):.0f} mas  PA {d.get('pa_deg', 0):.1f} deg  S/N {d['snr']:.1f}"
+        )
 
 
 def _print_library(lib: dict[str, Any], frames: int) -> None:
     dit = lib["dit_range_s"]
     console.print(
         f"RDI library {lib['name']} (id {lib['id']}) for p{lib['science_product_id']} {lib['target'] or ''}: "
-        f"{lib['instrument']} {lib['arm'] or ''} {lib['filter'] or ''} coronagraph {lib['coronagraph'] or '-'}, "
-        f"DIT {_fmt(dit[0], 1)}-{_fmt(dit[1], 1)} s; {lib['n_frames']} of {lib['n_candidates']} frame(s) kept, "
+        f"{lib['instrument']} {lib['arm'] or ''} {lib['filter'] or ''} "
+        f"coronagraph {lib['coronagraph'] or '-'}, DIT {_fmt(dit[0], 1)}-{_fmt(dit[1], 1)} s; "
+        f"{lib['n_frames']} of {lib['n_candidates']} frame(s) kept, "
         f"annulus {lib['annulus_px'][0]:.1f}-{lib['annulus_px'][1]:.1f} px; built by {lib['built_by']} "
         f"{lib['created_at']}"
     )

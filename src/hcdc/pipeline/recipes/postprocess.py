@@ -667,7 +667,9 @@ class PostprocessRdiParameters(PostprocessParametersV13):
         spec = _known_algorithms().get(name)
         if spec is None or not spec.needs_reference:
             known = sorted(n for n, s in _known_algorithms().items() if s.needs_reference)
-            raise ValueError(f"algorithm {name!r} does not take a reference library; use one of {', '.join(known)}")
+            raise ValueError(
+                f"algorithm {name!r} does not take a reference library; use one of {', '.join(known)}"
+            )
         return name
 
 
@@ -694,13 +696,16 @@ class PostprocessRdi(Postprocess):
     @staticmethod
     def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
         if "level1" not in inputs or "library" not in inputs:
-            raise RecipeInputError("l2-rdi needs a Level 1 product (level1) and a reference library (library)")
+            raise RecipeInputError(
+                "l2-rdi needs a Level 1 product (level1) and a reference library (library)"
+            )
         data = _level1_inputs(inputs["level1"], params)
         reference, info = _read_library(Path(inputs["library"]), data["cube"].shape)
         data["reference"] = reference
         data["input_names"][Path(inputs["library"]).name] = info["sha256"]
         data["notes"].append(
-            f"RDI library {info['name']}: {info['frames']} frame(s) from {len(info['source_products'])} product(s)"
+            f"RDI library {info['name']}: {info['frames']} frame(s) "
+            f"from {len(info['source_products'])} product(s)"
         )
         return data
 
