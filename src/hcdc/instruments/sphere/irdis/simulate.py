@@ -1006,8 +1006,8 @@ def simulate_irdis_night(
     different ``seed`` and ``target`` simulate several stars observed with the same instrument
     (same static and quasi-static speckles, each sequence's own noise and evolution from its
     start), the known answer of reference-star differential imaging (docs/rdi.md). Also writes
-    ``simulation_truth.json`` and ``simulation_truth.fits`` (detector truth: BIAS, DARK_CURRENT, FLAT, BADPIX, ILLUMINATION)
-    next to the raw files.
+    ``simulation_truth.json`` and ``simulation_truth.fits`` (detector truth: BIAS, DARK_CURRENT,
+    FLAT, BADPIX, ILLUMINATION) next to the raw files.
     """
     out = Path(out_dir)
     if isinstance(scale, str) and scale not in SCALES:
