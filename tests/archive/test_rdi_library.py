@@ -33,7 +33,7 @@ from hcdc.instruments.registry import read_level1
 from hcdc.pipeline.registry import run_recipe
 from hcdc.science.postprocessing import get_algorithm, snr
 
-SEP_MAS, PA_DEG, CONTRAST = 200.0, 40.0, 3e-4
+SEP_MAS, PA_DEG, CONTRAST = 200.0, 40.0, 3e-4  # 16 px at 12.25 mas/px
 TARGETS = (
     ("HD 1", 70.0, -2.5),
     ("HD 2", 75.0, -10.0),
@@ -168,8 +168,21 @@ def test_library_from_the_archive_beats_adi_on_a_close_companion(centre, tmp_pat
         y,
         fwhm=fwhm,
     ).snr
-    print(f"S/N of the companion: ADI PCA best {adi:.1f}, cADI {cadi:.1f}, RDI {rdi:.1f}")
+    # RDI+ADI: 3.4 deg of rotation moves the companion by 1 px, no science frame qualifies (1 FWHM)
+    sep_px = SEP_MAS / science.pixel_scale_mas
+    rdi_adi = snr.snr_at(
+        get_algorithm("rdi_adi").function(
+            cube, angles, fwhm=fwhm, reference=reference, ncomp=5, n_keep=20, rot_radius=sep_px
+        ),
+        x,
+        y,
+        fwhm=fwhm,
+    ).snr
+    print(
+        f"S/N of the companion: ADI PCA best {adi:.1f}, cADI {cadi:.1f}, RDI {rdi:.1f}, RDI+ADI {rdi_adi:.1f}"
+    )
     assert rdi > 10.0 and rdi > 3.0 * max(adi, cadi)
+    assert rdi_adi == pytest.approx(rdi)
 
     # the pipeline: l2-rdi with the library finds the companion where it is
     result = run_recipe(
@@ -274,3 +287,30 @@ def test_rdi_cli_build_list_show(centre):
     missing = runner.invoke(app, ["rdi", "show", "nope", *root])
     assert missing.exit_code == 1 and "no RDI library" in missing.output
     assert runner.invoke(app, ["rdi", "build", "--help"]).exit_code == 0
+
+
+def test_rdi_api_answers_what_the_caller_may_see(centre):
+    import datetime as dt
+
+    from fastapi.testclient import TestClient
+
+    from hcdc.web.app import create_app
+
+    catalogue, products = centre
+    app = create_app(catalogue=catalogue, clock=lambda: dt.datetime(2026, 12, 1), secret_key="test-secret")
+    client = TestClient(app, base_url="http://testserver")  # anonymous: public data only
+    listed = client.get("/api/v1/rdi/libraries")
+    assert listed.status_code == 200
+    names = {x["name"] for x in listed.json()}
+    assert "hd1-alice" in names and "hd1-staff" not in names  # a private source hides a library (R18)
+    by_product = client.get("/api/v1/rdi/libraries", params={"product": products["HD 1"]}).json()
+    assert by_product and all(x["science_product_id"] == products["HD 1"] for x in by_product)
+    alice_id = next(x["id"] for x in listed.json() if x["name"] == "hd1-alice")
+    shown = client.get(f"/api/v1/rdi/libraries/{alice_id}")
+    assert shown.status_code == 200 and len(shown.json()["frames"]) == shown.json()["n_frames"]
+    with catalogue.engine.connect() as conn:
+        from hcdc.archive.rdi_models import RdiLibrary
+
+        staff_id = conn.scalar(select(RdiLibrary.id).where(RdiLibrary.name == "hd1-staff"))
+    assert client.get(f"/api/v1/rdi/libraries/{staff_id}").status_code == 404
+    assert client.get("/api/v1/rdi/libraries/999999").status_code == 404
