@@ -115,6 +115,21 @@ def centre(night, module_database_url, tmp_path_factory):
     catalogue.engine.dispose()
 
 
+def test_level1_frames_reads_the_cube_and_conditions_as_read_level1(night):
+    """The cheap reader of library candidates gives read_level1's cube and conditions columns."""
+    from hcdc.instruments.registry import read_level1_frames
+
+    folder = night["level1"]["HD 2"][0]
+    full, fast = read_level1(folder), read_level1_frames(folder)
+    np.testing.assert_array_equal(np.asarray(fast.cube), full.cube)
+    assert set(fast.conditions) == set(full.conditions.colnames)
+    np.testing.assert_array_equal(fast.conditions["MJD"], np.asarray(full.conditions["MJD"]))
+    assert fast.conditions["NO_TELEMETRY"].all()  # these nights have no SPARTA files
+    assert read_level1_frames(folder, conditions=False).conditions is None
+    with pytest.raises(ValueError, match="not a Level 1 product"):
+        read_level1_frames(folder.parent)
+
+
 def _user_catalogue(catalogue, name: str | None):
     conn = catalogue.engine.connect()
     user = load_principal(conn, name) if name else ADMIN

@@ -175,8 +175,37 @@ def _read(path: Path) -> Any:
     return read_level1(path)
 
 
+def _level1_folders(conn: Connection, product_ids: list[int], storage_root: Path) -> dict[int, Path]:
+    """The folder (holding ``frames.fits``) of each of these products that has one, in one query."""
+    from hcdc.archive.pipeline_models import ProductFile
+
+    out: dict[int, Path] = {}
+    for chunk in range(0, len(product_ids), 500):
+        rows = conn.execute(
+            select(ProductFile.product_id, ProductFile.path).where(
+                ProductFile.product_id.in_(product_ids[chunk : chunk + 500]),
+                ProductFile.path.like("%frames.fits"),
+            )
+        ).all()
+        for r in rows:
+            if Path(r.path).name == "frames.fits":
+                out.setdefault(r.product_id, (storage_root / r.path).parent)
+    return out
+
+
+def _read_frames(path: Path, conditions: bool = True) -> Any:
+    """Science frames and conditions columns only (the instrument's cheap reader)."""
+    from hcdc.instruments.registry import read_level1_frames
+
+    return read_level1_frames(path, conditions)
+
+
 def _column(conditions: Any, name: str, n: int) -> np.ndarray:
-    if conditions is None or name not in getattr(conditions, "colnames", ()):
+    """A per-frame conditions column (astropy Table or dict of arrays), NaN when absent."""
+    if conditions is None:
+        return np.full(n, np.nan)
+    names = conditions.colnames if hasattr(conditions, "colnames") else conditions.keys()
+    if name not in names:
         return np.full(n, np.nan)
     return np.asarray(conditions[name], dtype=float)
 
@@ -238,7 +267,7 @@ def build_library(
     """
     from astropy.io import fits
 
-    from hcdc.science.postprocessing.rdi import reference_correlation
+    from hcdc.science.postprocessing.rdi import AnnulusCorrelation
 
     settings = settings or LibrarySettings()
     now = now or utcnow()
@@ -288,10 +317,11 @@ def build_library(
     def reject(reason: str) -> None:
         rejected[reason] = rejected.get(reason, 0) + 1
 
-    best_corr = np.empty(0)
-    best_frames = np.empty((sci_cube.shape[0], 0, *sci_cube.shape[-2:]), dtype=np.float32)
-    best_meta: list[dict[str, Any]] = []
-    sources: dict[int, dict[str, Any]] = {}
+    folders = _level1_folders(conn, [c.id for c in candidates], root)
+    ranker = AnnulusCorrelation(sci_cube[0], r_in, r_out)
+    # pass 1: the correlation of every qualifying frame (metadata only, no frame kept)
+    corrs: list[np.ndarray] = []
+    metas: list[dict[str, Any]] = []
     examined = 0
     for c in candidates:
         target = ds_targets.get(c.dataset_id) or c.target
@@ -303,14 +333,16 @@ def build_library(
         if why is not None:
             reject(f"set-up: {why.split(' ')[0]}")
             continue
+        folder = folders.get(c.id)
         try:
-            folder = level1_folder(conn, c.id, root)
-            product = _read(folder)
+            if folder is None:
+                raise LookupError(f"product {c.id} has no frames.fits")
+            product = _read_frames(folder, settings.uses_conditions)
         except (LookupError, ValueError, OSError):
             reject("unreadable Level 1 product")
             continue
-        cube = np.asarray(product.cube, dtype=np.float32)
-        if cube.shape[0] != sci_cube.shape[0] or cube.shape[-2:] != sci_cube.shape[-2:]:
+        cube = product.cube  # memory-mapped
+        if cube.ndim != 4 or cube.shape[0] != sci_cube.shape[0] or cube.shape[-2:] != sci_cube.shape[-2:]:
             reject("cube shape")
             continue
         n = cube.shape[1]
@@ -320,39 +352,43 @@ def build_library(
             reject("no frame in the conditions thresholds")
             continue
         index = np.flatnonzero(keep)
-        corr = reference_correlation(sci_cube[0], cube[0][index], r_in, r_out).mean(axis=0)
-        strehl, seeing, tau0 = (_column(product.conditions, k, n) for k in ("STREHL", "SEEING", "TAU0"))
-        mjd = _column(product.conditions, "MJD", n)
-        sources[c.id] = {
-            "product_id": c.id,
-            "target": target,
-            "dataset_id": c.dataset_id,
-            "cube_sha256": _cube_sha(folder),
-        }
-        meta = [
-            {
-                "product_id": c.id,
-                "frame_index": int(k),
-                "correlation": float(corr[j]),
-                "mjd": _finite(mjd[k]),
-                "strehl": _finite(strehl[k]),
-                "seeing_arcsec": _finite(seeing[k]),
-                "tau0_s": _finite(tau0[k]),
-                "target": target,
-            }
-            for j, k in enumerate(index)
-        ]
-        all_corr = np.concatenate([best_corr, corr])
-        all_frames = np.concatenate([best_frames, cube[:, index]], axis=1)
-        all_meta = best_meta + meta
-        order = np.argsort(-all_corr, kind="stable")[: settings.max_frames]
-        best_corr, best_frames = all_corr[order], all_frames[:, order]
-        best_meta = [all_meta[i] for i in order]
-    if not best_meta:
+        corrs.append(ranker.mean_correlation(np.asarray(cube[0][index])))
+        metas.extend({"product_id": c.id, "frame_index": int(k), "target": target} for k in index)
+    if not metas:
         raise ValueError(
             f"product {science_product_id}: no reference frame found among {len(candidates)} Level 1 "
             f"product(s) you may see (rejected: {json.dumps(rejected, sort_keys=True) or 'none'})"
         )
+    all_corr = np.concatenate(corrs)
+    order = np.argsort(-all_corr, kind="stable")[: settings.max_frames]
+    best_meta = [{**metas[i], "correlation": float(all_corr[i])} for i in order]
+    # pass 2: the kept frames, read from their products in rank order
+    best_frames = np.empty((sci_cube.shape[0], len(best_meta), *sci_cube.shape[-2:]), dtype=np.float32)
+    by_product: dict[int, list[int]] = {}
+    for rank, m in enumerate(best_meta):
+        by_product.setdefault(m["product_id"], []).append(rank)
+    for pid, ranks in by_product.items():
+        product = _read_frames(folders[pid])
+        frames = [best_meta[r]["frame_index"] for r in ranks]
+        best_frames[:, ranks] = np.asarray(product.cube[:, frames], dtype=np.float32)
+        n = product.cube.shape[1]
+        columns = {k: _column(product.conditions, k, n) for k in ("MJD", "STREHL", "SEEING", "TAU0")}
+        for r, k in zip(ranks, frames, strict=True):
+            best_meta[r].update(
+                mjd=_finite(columns["MJD"][k]),
+                strehl=_finite(columns["STREHL"][k]),
+                seeing_arcsec=_finite(columns["SEEING"][k]),
+                tau0_s=_finite(columns["TAU0"][k]),
+            )
+    sources = {
+        pid: {
+            "product_id": pid,
+            "target": best_meta[ranks[0]]["target"],
+            "dataset_id": next(c.dataset_id for c in candidates if c.id == pid),
+            "cube_sha256": _cube_sha(folders[pid]),
+        }
+        for pid, ranks in by_product.items()
+    }
     used = sorted({m["product_id"] for m in best_meta})
     record = {
         "kind": "rdi-library",

@@ -129,3 +129,13 @@ def test_rdi_adi_uses_the_rotation_when_the_library_is_poor():
     same = rdi_adi(sci.cube, sci.angles, delta_rot=1e6, **kw)
     np.testing.assert_array_equal(same, rdi(sci.cube, sci.angles, **kw))
     assert get_algorithm("rdi_adi").needs_reference
+
+
+def test_annulus_correlation_is_the_mean_pearson_correlation(library):
+    from hcdc.science.postprocessing.rdi import AnnulusCorrelation, reference_correlation
+
+    sci, ref, _ = library
+    full = reference_correlation(sci.cube, ref, 4, 40)
+    np.testing.assert_allclose(AnnulusCorrelation(sci.cube, 4, 40).mean_correlation(ref), full.mean(axis=0))
+    with pytest.raises(ValueError, match="differ"):
+        AnnulusCorrelation(sci.cube, 4, 40).mean_correlation(ref[:, :50, :50])

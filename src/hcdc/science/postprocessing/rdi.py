@@ -31,7 +31,15 @@ import numpy as np
 from hcdc.science import geometry
 from hcdc.science.postprocessing.base import check_adi_inputs, derotate_and_collapse, register_algorithm
 
-__all__ = ["reference_correlation", "select_references", "rdi_residuals", "rdi", "rdi_adi", "adi_allowed"]
+__all__ = [
+    "AnnulusCorrelation",
+    "reference_correlation",
+    "select_references",
+    "rdi_residuals",
+    "rdi",
+    "rdi_adi",
+    "adi_allowed",
+]
 
 RDI_METHODS = ("pca", "lstsq")
 
@@ -64,6 +72,35 @@ def reference_correlation(cube: np.ndarray, reference: np.ndarray, r_in: float, 
     sci = np.nan_to_num(cube.reshape(cube.shape[0], -1)[:, mask])
     ref = np.nan_to_num(reference.reshape(reference.shape[0], -1)[:, mask])
     return _standardise(sci) @ _standardise(ref).T
+
+
+class AnnulusCorrelation:
+    """Mean Pearson correlation of reference frames with a set of science frames over the
+    annulus ``r_in <= r < r_out`` px, the science side prepared once (a library search compares
+    thousands of frames with the same science frames).
+
+    The mean over science frames of the correlation with reference frame ``j`` is the dot product
+    of the mean standardised science row with ``j``'s standardised row, so each reference frame
+    costs one pass over its annulus pixels.
+    """
+
+    def __init__(self, cube: np.ndarray, r_in: float, r_out: float) -> None:
+        self.mask = geometry.annulus_mask(cube.shape, r_in, r_out).ravel()
+        if not self.mask.any():
+            raise ValueError(f"the correlation annulus {r_in}-{r_out} px holds no pixel")
+        self.shape = cube.shape[1:]
+        sci = np.nan_to_num(np.asarray(cube).reshape(cube.shape[0], -1)[:, self.mask])
+        self.mean_row = _standardise(sci).mean(axis=0)
+
+    def mean_correlation(self, reference: np.ndarray) -> np.ndarray:
+        """(frames_ref,) mean correlation of each reference frame (frames_ref, y, x) with the
+        science frames."""
+        if reference.shape[1:] != self.shape:
+            raise ValueError(
+                f"reference frames {reference.shape[1:]} differ from the science frames {self.shape}"
+            )
+        ref = np.nan_to_num(reference.reshape(reference.shape[0], -1)[:, self.mask])
+        return _standardise(ref) @ self.mean_row
 
 
 def _n_selected(n_ref: int, n_keep: int | None, fraction: float | None) -> int:
