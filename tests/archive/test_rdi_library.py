@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -210,6 +211,7 @@ def test_library_from_the_archive_beats_adi_on_a_close_companion(centre, tmp_pat
     assert summary["rdi_library"]["name"] == "hd1-all" and summary["rdi_library"]["frames"] == 40
     found = [d for d in summary["detections"] if abs(d["separation_mas"] - SEP_MAS) < 25]
     assert found and found[0]["snr"] > 10.0, summary["detections"]
+    print(f"l2-rdi detection: {found[0]['separation_mas']:.0f} mas, S/N {found[0]['snr']:.1f}")
 
 
 def test_library_uses_only_what_the_account_may_see(centre):
@@ -278,7 +280,7 @@ def test_library_conditions_thresholds_and_setup_mismatch(centre):
         conn.execute(update(File).where(File.target == "HD1").values(dit=16.0))
 
 
-def test_rdi_cli_build_list_show(centre):
+def test_rdi_cli_build_list_show_reduce(centre, tmp_path):
     catalogue, products = centre
     root = ["--root", str(catalogue.settings.root)]
     runner = CliRunner()
@@ -302,6 +304,28 @@ def test_rdi_cli_build_list_show(centre):
     missing = runner.invoke(app, ["rdi", "show", "nope", *root])
     assert missing.exit_code == 1 and "no RDI library" in missing.output
     assert runner.invoke(app, ["rdi", "build", "--help"]).exit_code == 0
+    reduced = runner.invoke(
+        app,
+        [
+            "rdi",
+            "reduce",
+            "hd1-all",
+            "--out",
+            str(tmp_path / "l2"),
+            "--ncomp",
+            "5",
+            "--n-keep",
+            "20",
+            "--json",
+            *root,
+        ],
+    )
+    assert reduced.exit_code == 0, reduced.output
+    result = json.loads(reduced.stdout)
+    assert Path(result["product"]).is_file() and result["summary"]["rdi_library"]["name"] == "hd1-all"
+    assert any(
+        abs(d["separation_mas"] - SEP_MAS) < 25 and d["snr"] > 10 for d in result["summary"]["detections"]
+    )
 
 
 def test_rdi_api_answers_what_the_caller_may_see(centre):
