@@ -353,3 +353,55 @@ def test_rdi_api_answers_what_the_caller_may_see(centre):
         staff_id = conn.scalar(select(RdiLibrary.id).where(RdiLibrary.name == "hd1-staff"))
     assert client.get(f"/api/v1/rdi/libraries/{staff_id}").status_code == 404
     assert client.get("/api/v1/rdi/libraries/999999").status_code == 404
+
+
+def test_migration_0022_downgrades_and_upgrades(catalogue) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from hcdc.archive.db import alembic_config, current_revision, head_revision
+
+    tables = {"rdi_libraries", "rdi_library_frames"}
+    assert tables <= set(inspect(catalogue.engine).get_table_names())
+    config = alembic_config()
+    with catalogue.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0019_obsportal")
+    assert not tables & set(inspect(catalogue.engine).get_table_names())
+    with catalogue.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    assert tables <= set(inspect(catalogue.engine).get_table_names())
+    assert current_revision(catalogue.engine) == head_revision()
+
+
+def test_l2_rdi_refuses_bad_inputs_naming_them(night, tmp_path):
+    from astropy.io import fits
+
+    from hcdc.pipeline.errors import RecipeInputError
+    from hcdc.pipeline.recipe import RecipeFailed
+
+    folder = night["level1"]["HD 1"][0]
+    plain = tmp_path / "plain.fits"
+    fits.PrimaryHDU(np.zeros((3, 64, 64), dtype=np.float32)).writeto(plain)
+    with pytest.raises(RecipeFailed, match=r"plain\.fits: not an RDI library") as failed:
+        run_recipe(
+            "l2-rdi",
+            {"level1": folder, "library": plain},
+            ["compute_contrast=false"],
+            work_dir=tmp_path / "a",
+        )
+    small = tmp_path / "small.fits"
+    hdu = fits.PrimaryHDU(np.zeros((2, 3, 32, 32), dtype=np.float32))
+    hdu.header["HIERARCH HCDC PRODUCT"] = "RDI_LIBRARY"
+    hdu.writeto(small)
+    assert isinstance(failed.value.__cause__, RecipeInputError)  # the user's input, not a crash
+    with pytest.raises(RecipeFailed, match=r"small\.fits: library frames .* do not match"):
+        run_recipe(
+            "l2-rdi",
+            {"level1": folder, "library": small},
+            ["compute_contrast=false"],
+            work_dir=tmp_path / "b",
+        )
+    with pytest.raises(Exception, match="does not take a reference library"):
+        run_recipe("l2-rdi", {"level1": folder, "library": small}, ["algorithm=pca"], work_dir=tmp_path / "c")
