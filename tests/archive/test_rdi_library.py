@@ -53,7 +53,7 @@ def night(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("rdi_night")
     sequence = (SequenceSpec("DB_H23", "DBI", 16.0, 6, 16.0, 4.0, "ND_2.0", "x"),)
-    raw_dirs, level1 = [], {}
+    raw_dirs, level1, seeds = [], {}, []
     for i, (name, ra, dec) in enumerate(TARGETS):
         sim = simulate_irdis_night(
             out / f"raw{i}",
@@ -65,6 +65,7 @@ def night(tmp_path_factory):
             night=f"2018-11-{20 + i}",
         )
         raw_dirs.append(sim.out_dir)
+        seeds.append(sim.speckle_seed)
         result = run_recipe(
             "level1-irdis",
             {"raw": sorted(f.path for f in sim.files)},
@@ -72,6 +73,7 @@ def night(tmp_path_factory):
             work_dir=out / f"l1_{i}",
         )
         level1[name] = (result.outputs["product"], result.outputs["summary"])
+    assert seeds == [4242] * len(TARGETS)  # one instrument: the speckle field is the given one
     return {"raw": raw_dirs, "level1": level1}
 
 
