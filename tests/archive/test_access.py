@@ -911,3 +911,67 @@ def test_rule_R16_survey_tracking_only_for_the_survey_group(conn: Connection, pe
     accounts.set_active(conn, ADMIN, "member", False)
     people["member"] = load_principal(conn, "member")
     assert not sees("member")  # R0: an inactive account is anonymous
+
+
+def _rdi_library(conn: Connection, science: int, sources: list[int | None], name: str) -> int:
+    from hcdc.archive.rdi_models import RdiLibrary, RdiLibraryFrame
+
+    library = conn.execute(
+        insert(RdiLibrary)
+        .values(
+            name=name,
+            science_product_id=science,
+            annulus_inner_px=5.0,
+            annulus_outer_px=20.0,
+            n_candidates=len(sources),
+            n_frames=len(sources),
+            path=f"rdi_libraries/{name}/library.fits",
+            sha256="0" * 64,
+            built_by="test",
+            created_at=dt.datetime(2026, 1, 1),
+            record={},
+        )
+        .returning(RdiLibrary.id)
+    ).scalar_one()
+    for rank, product in enumerate(sources):
+        conn.execute(
+            insert(RdiLibraryFrame).values(
+                library_id=library, rank=rank, product_id=product, frame_index=0, correlation=0.9
+            )
+        )
+    return library
+
+
+def test_rule_R18_rdi_library_visible_with_its_science_and_every_source(conn, people) -> None:
+    from hcdc.archive.access import visible_rdi_libraries_clause
+    from hcdc.archive.rdi_models import RdiLibrary
+
+    own = add_dataset(conn, "0104.C-0007(A)", OBS)
+    other = add_dataset(conn, "0200.C-0001(A)", OBS)
+    science, mine, foreign = add_product(conn, own), add_product(conn, own), add_product(conn, other)
+    team_only = _rdi_library(conn, science, [mine, mine], "team-only")
+    mixed = _rdi_library(conn, science, [mine, foreign], "mixed")
+    orphan = _rdi_library(conn, science, [mine, None], "orphan")
+
+    def check(user: Principal, library: int, now: dt.datetime) -> Decision:
+        decision = AccessContext(conn, user, now).can_see_rdi_library(library)
+        in_sql = conn.scalar(
+            select(RdiLibrary.id).where(RdiLibrary.id == library, visible_rdi_libraries_clause(user, now))
+        )
+        assert (in_sql is not None) == decision.allowed, decision
+        return decision
+
+    soon = at(OBS, 3600)
+    assert check(people["pi"], team_only, soon).rule == "R18" and check(people["pi"], team_only, soon)
+    refused = check(people["pi"], mixed, soon)  # a source the PI may not see hides the library
+    assert (refused.allowed, refused.rule) == (False, "R18") and str(foreign) in refused.reason
+    assert not check(people["other"], team_only, soon)  # nor its science product
+    assert check(people["operator"], mixed, soon).rule == "R1"
+    assert (check(people["pi"], orphan, soon).allowed, check(people["pi"], orphan, soon).rule) == (
+        False,
+        "R9",
+    )
+    later = at(OBS + 2 * YEAR + 1)  # every product public (R4): the library too
+    assert check(people["other"], mixed, later) and check(people["public"], mixed, later).rule == "R18"
+    with pytest.raises(LookupError):
+        AccessContext(conn, people["pi"], soon).can_see_rdi_library(10**6)

@@ -18,11 +18,12 @@ are in the matrix like the others, and the raw-file routes cover the OIFITS file
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from hcdc.archive.access import ANONYMOUS, AccessContext, load_principal
 from hcdc.archive.pipeline_models import ProvenanceEntry
@@ -89,6 +90,8 @@ KNOWN_PARAMS = {
     ("granule_id",): "granule",
     # a night (the staff monitoring page): filled with the world's nights and tried as a listing below
     ("night",): "night",
+    # an RDI reference library (R18): one per object, built on its product (_add_rdi_libraries)
+    ("library_id",): "rdi-library",
 }
 #: nights tried on routes naming a night: every night of the world's objects
 NIGHTS = sorted({when.date().isoformat() for _prog, when in OBJECTS.values()})
@@ -167,6 +170,8 @@ def _fill(path: str, kind: str, world, label: str) -> list[str]:
         return [path.replace("{batch_id}", str(world.batch))] if label == "private" else []
     if kind in ("target", "candidate"):
         return [path.replace("{" + f"{kind}_id" + "}", str(ids[kind]))]
+    if kind == "rdi-library":
+        return [path.replace("{library_id}", str(ids["rdi-library"]))]
     number = ids["file" if kind == "file" else kind]
     return [path.replace("{" + f"{kind}_id" + "}", str(number))]
 
@@ -204,6 +209,7 @@ def _visibility(world, caller: str | None, when) -> dict[str, set[str]]:
             "file": {k for k in OBJECTS if ctx.can_see_file(world.ids[k]["file"])},
             "job": {"private"} if ctx.can_see_job(world.job) else set(),
             "batch": {"private"} if ctx.can_see_batch(world.batch) else set(),
+            "rdi-library": {k for k in OBJECTS if ctx.can_see_rdi_library(world.ids[k]["rdi-library"])},
             "target": set(OBJECTS),  # R15: targets are public
             "candidate": {
                 k
@@ -227,6 +233,39 @@ def _visible(kind: str, label: str, seen: dict[str, set[str]]) -> bool:
     return label in seen["product" if kind == "product-file" else kind]
 
 
+def _add_rdi_libraries(world) -> None:
+    """One RDI library per object (R18): built for its product, from a frame of that product, so
+    that it is visible exactly when the product is; its name is a marker."""
+    from hcdc.archive.rdi_models import RdiLibrary, RdiLibraryFrame
+
+    with world.catalogue.engine.begin() as conn:
+        for label in OBJECTS:
+            pid = world.ids[label]["product"]
+            lib = conn.execute(
+                insert(RdiLibrary)
+                .values(
+                    name=f"rdi-leak-{label}",
+                    science_product_id=pid,
+                    annulus_inner_px=5.0,
+                    annulus_outer_px=20.0,
+                    n_candidates=1,
+                    n_frames=1,
+                    path=f"rdi_libraries/rdi-leak-{label}/library.fits",
+                    sha256="0" * 64,
+                    built_by="test",
+                    created_at=dt.datetime(2026, 1, 1),
+                    record={},
+                )
+                .returning(RdiLibrary.id)
+            ).scalar_one()
+            conn.execute(
+                insert(RdiLibraryFrame).values(
+                    library_id=lib, rank=0, product_id=pid, frame_index=0, correlation=0.9
+                )
+            )
+            world.ids[label]["rdi-library"] = lib
+
+
 def _oi_markers(world, label: str) -> list[str]:
     """Strings only a response about this OIFITS file or its granules would contain."""
     return [
@@ -239,6 +278,7 @@ def _oi_markers(world, label: str) -> list[str]:
 @pytest.mark.parametrize("when", [BEFORE, AFTER], ids=["before-release", "after-release"])
 def test_leak_matrix(world, client_at, when):
     add_product_candidates(world)
+    _add_rdi_libraries(world)
     app = client_at(when).app
     detail, listing = _routes(app)
     assert len(detail) >= 14 and len(listing) >= 12, (detail, listing)
@@ -261,10 +301,12 @@ def test_leak_matrix(world, client_at, when):
         assert seen["oi-fit"] == expected_granules, caller  # R17: a fit with its file's granules
         assert bool(seen["survey"]) == (caller in SURVEY_FOLLOWERS), caller
         assert seen["candidate"] == seen["product"], caller
+        assert seen["rdi-library"] == seen["product"], caller
         client = client_at(when, caller)
         hidden_markers = [m for label in OBJECTS if label not in seen["product"] for m in markers[label][1:]]
         hidden_markers += [markers[label][0] for label in OBJECTS if label not in seen["file"]]
         hidden_markers += [m for label in REAL if label not in seen["granule"] for m in markers[label]]
+        hidden_markers += [f'"rdi-leak-{label}"' for label in OBJECTS if label not in seen["rdi-library"]]
         hidden_markers += [] if seen["survey"] else markers[SURVEY_LABEL]
         hidden_markers += [] if seen["job"] else [JOB_LOG_MARKER]
         hidden_markers += [] if caller == "admin" else [TRACEBACK_MARKER]  # R10: tracebacks are staff's
@@ -316,6 +358,10 @@ def _ids(world, labels: set[str], kind: str) -> set[int]:
 
 def _check_listing(path, query, response, world, seen, where) -> None:
     kinds = {"products": "product", "datasets": "dataset", "files": "file"}
+    if path == "/api/v1/rdi/libraries":
+        got = {row["id"] for row in response.json()}
+        assert got == _ids(world, seen["rdi-library"], "rdi-library"), where
+        return
     if path.startswith("/api/v1/") and path.rsplit("/", 1)[-1] in kinds:
         kind = kinds[path.rsplit("/", 1)[-1]]
         got = {row["id"] for row in response.json()["items"]}

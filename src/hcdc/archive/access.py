@@ -69,12 +69,13 @@ from hcdc.archive.access_models import (
 from hcdc.archive.interferometry_models import GranuleRow, OiCollection, OiDelegation
 from hcdc.archive.models import Dataset, File, utcnow
 from hcdc.archive.pipeline_models import Batch, Job, Product, ProductSource
+from hcdc.archive.rdi_models import RdiLibrary, RdiLibraryFrame
 from hcdc.archive.tdb_models import Candidate, Detection, Observation, Reduction
 
 if TYPE_CHECKING:
     from hcdc.config import Settings
 
-RULES_VERSION = "6"
+RULES_VERSION = "7"
 
 #: days in one month of a proprietary period (1/12 of a Julian year)
 MONTH_DAYS = 30.4375
@@ -168,6 +169,13 @@ RULES: tuple[Rule, ...] = (
         "visible exactly when all its source files are (for OIFITS files: all their granules, R11-R14), "
         "or when an admin put it in the public workspace; R4-R8 do not apply to it (not even the "
         "queuer's private workspace).",
+    ),
+    Rule(
+        "R18",
+        "An RDI reference library is built for one account from the current Level 1 products that "
+        "account may see at that moment (R1-R8, R17), never from others; a library (its frames, their "
+        "source products and correlations, its file) is visible to an account exactly when it may see "
+        "the science product it was built for and every product it draws frames from.",
     ),
     Rule("R9", "Anything else is hidden (default deny), e.g. a science file without observation time."),
     Rule("A1", "Only admins manage users, groups, programmes, quotas and other users' tokens."),
@@ -691,6 +699,39 @@ def visible_sources_clause(
     files = select(File.id).where(File.id == file_id, visible_files_clause(user, now, policy))
     products = select(Product.id).where(Product.id == product_id, visible_products_clause(user, now, policy))
     return or_(and_(file_id.is_not(None), exists(files)), and_(product_id.is_not(None), exists(products)))
+
+
+def rdi_reference_products_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """R18 over ``products``: the Level 1 products an RDI library built for ``user`` at ``now``
+    may draw reference frames from (current, done, visible to ``user``)."""
+    return and_(
+        Product.level == 1,
+        Product.is_current,
+        Product.status == "done",
+        visible_products_clause(user, now, policy),
+    )
+
+
+def visible_rdi_libraries_clause(
+    user: Principal, now: dt.datetime, policy: Policy = DEFAULT_POLICY
+) -> ColumnElement[bool]:
+    """R18 over ``rdi_libraries``: the libraries ``user`` may see at ``now`` (the science product
+    and every source product visible; a library whose science or source product was deleted is
+    hidden, R9)."""
+    if user.is_staff:
+        return true()  # R1
+    # an uncorrelated set (its own subqueries correlate to its products row, not to an outer one)
+    visible = select(Product.id).where(visible_products_clause(user, now, policy)).correlate(None)
+    science = and_(RdiLibrary.science_product_id.is_not(None), RdiLibrary.science_product_id.in_(visible))
+    hidden_frame = exists(
+        select(RdiLibraryFrame.id).where(
+            RdiLibraryFrame.library_id == RdiLibrary.id,
+            or_(RdiLibraryFrame.product_id.is_(None), RdiLibraryFrame.product_id.not_in(visible)),
+        )
+    )
+    return and_(science, ~hidden_frame)
 
 
 def visible_jobs_clause(user: Principal) -> ColumnElement[bool]:
@@ -1263,6 +1304,32 @@ class AccessContext:
             if member is not None:
                 return Decision(True, "R15", f"{self.user.name} is in survey {row.survey}")
         return Decision(False, "R15", f"imported, survey data until {row.release_date:%Y-%m-%d}")
+
+    def can_see_rdi_library(self, library_id: int) -> Decision:
+        """R18: may the user see RDI library ``library_id`` (its frames, sources and file)?
+        ``LookupError`` when it does not exist."""
+        science = self.conn.execute(
+            select(RdiLibrary.science_product_id).where(RdiLibrary.id == library_id)
+        ).first()
+        if science is None:
+            raise LookupError(f"no RDI library with id {library_id}")
+        if (decided := self._before()) is not None:
+            return decided
+        sources = set(
+            self.conn.scalars(
+                select(RdiLibraryFrame.product_id).where(RdiLibraryFrame.library_id == library_id).distinct()
+            )
+        )
+        if science[0] is None or None in sources:
+            return Decision(False, "R9", "a product the library was built from no longer exists")
+        for product_id in [science[0], *sorted(sources)]:
+            try:
+                decision = self.can_see_product(product_id)
+            except LookupError:
+                return Decision(False, "R9", "a product the library was built from no longer exists")
+            if not decision:
+                return Decision(False, "R18", f"product {product_id} of the library is not visible to you")
+        return Decision(True, "R18", "the science product and every reference product are visible to you")
 
     def can_see_job(self, job_id: int) -> Decision:
         """R10: a job is visible to the account that queued it and to staff."""

@@ -66,6 +66,7 @@ from hcdc.archive.transactions import write_transaction
 
 if TYPE_CHECKING:
     from hcdc.archive.catalogue_granules import GranuleCatalogue
+    from hcdc.archive.catalogue_rdi import RdiCatalogue
     from hcdc.archive.catalogue_tdb import TargetCatalogue
 
 __all__ = [
@@ -167,6 +168,13 @@ class UserCatalogue:
         from hcdc.archive.catalogue_granules import GranuleCatalogue
 
         return GranuleCatalogue(self)
+
+    @property
+    def rdi(self) -> RdiCatalogue:
+        """RDI reference libraries as the user sees them (rule R18; :mod:`hcdc.archive.catalogue_rdi`)."""
+        from hcdc.archive.catalogue_rdi import RdiCatalogue
+
+        return RdiCatalogue(self)
 
     def admin(self) -> AdminCatalogue:
         """The administration of the data centre (rule A1: admins only; else

@@ -37,6 +37,7 @@ _COMMAND_MODULES: list[str] = [
     "level3",
     "vo",
     "monitor",
+    "rdi",
 ]
 
 

@@ -108,6 +108,16 @@ class Level1Cube:
     conditions: Any = None
 
 
+@dataclass
+class Level1Frames:
+    """The science frames of a Level 1 product, (wavelengths, frames, y, x) (possibly memory-
+    mapped), and its per-frame conditions as columns (``STREHL``, ``SEEING``, ``TAU0``, ``MJD``,
+    ``NO_TELEMETRY``, ..., one value per frame), None when the product has none."""
+
+    cube: np.ndarray
+    conditions: dict[str, np.ndarray] | None
+
+
 class Instrument:
     """Base class of an instrument (or instrument arm) definition.
 
@@ -161,6 +171,20 @@ class Instrument:
         Raises ``ValueError`` naming the file when the product is this instrument's but unreadable.
         """
         return None
+
+    def read_level1_frames(self, path: Path, conditions: bool = True) -> Level1Frames | None:
+        """Only the science frames and (with ``conditions``) their per-frame conditions of the
+        Level 1 product at ``path`` (what a reference library reads of each of thousands of
+        products), or None when it is not this instrument's. The default reads the whole product
+        (:meth:`read_level1`); an instrument overrides it with a cheaper reader."""
+        product = self.read_level1(path)
+        if product is None:
+            return None
+        table = product.conditions if conditions else None
+        columns = None
+        if table is not None:
+            columns = {name: np.asarray(table[name]) for name in table.colnames}
+        return Level1Frames(product.cube, columns)
 
     # -- fast path of ingest: the primary header's values only, no astropy Header ------------
     #

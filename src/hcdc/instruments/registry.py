@@ -18,7 +18,14 @@ import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-from hcdc.instruments.base import FileMetadata, Instrument, Level1Cube, MetadataError, UnreadableFileError
+from hcdc.instruments.base import (
+    FileMetadata,
+    Instrument,
+    Level1Cube,
+    Level1Frames,
+    MetadataError,
+    UnreadableFileError,
+)
 from hcdc.instruments.eso_headers import HeaderValues, parse_header_block
 from hcdc.instruments.fits_file import open_fits
 from hcdc.runtime.plugins import GROUPS
@@ -122,6 +129,18 @@ def read_level1(path: str | Path) -> Level1Cube:
         f"({', '.join(instrument_names())}); post-process it as a user cube (cube + angles) "
         "and give its pixel scale"
     )
+
+
+def read_level1_frames(path: str | Path, conditions: bool = True) -> Level1Frames:
+    """Only the science frames and (``conditions``) per-frame conditions of the Level 1 product at ``path``
+    (:meth:`~hcdc.instruments.base.Instrument.read_level1_frames` of the first instrument that
+    claims it). Raises :class:`UnknownLevel1Error` when none does."""
+    path = Path(path)
+    for inst in instruments():
+        frames = inst.read_level1_frames(path, conditions)
+        if frames is not None:
+            return frames
+    raise UnknownLevel1Error(f"{path}: not a Level 1 product of any registered instrument")
 
 
 def _check_primary_complete(path: Path, hdul: fits.HDUList) -> None:

@@ -184,6 +184,7 @@ def create_app(
         interferometry_pages,
         monitoring,
         portal,
+        rdi,
         review,
         tdb,
         tokens,
@@ -200,6 +201,7 @@ def create_app(
     app.include_router(review.router)
     app.include_router(monitoring.router)
     app.include_router(batches.router)
+    app.include_router(rdi.router)
 
     from hcdc.web.vo import examples, tap, uws  # the VO services (TAP, UWS, VOSI): docs/vo.md
 

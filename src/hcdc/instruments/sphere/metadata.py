@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from astropy.io import fits
 
-from hcdc.instruments.base import FileMetadata, Instrument, Level1Cube, MetadataError
+from hcdc.instruments.base import FileMetadata, Instrument, Level1Cube, Level1Frames, MetadataError
 from hcdc.instruments.eso import (
     _float,
     _str,
@@ -259,6 +259,15 @@ class Sphere(Instrument):
             if arm.is_level1_product(path):
                 return arm.level1_cube(path)
         return None
+
+    def read_level1_frames(self, path: Path, conditions: bool = True) -> Level1Frames | None:
+        """IRDIS: the science cube (memory-mapped) and the ``CONDITIONS`` columns only
+        (:func:`hcdc.instruments.sphere.irdis.level1.level1_frames`); other arms: the whole product."""
+        from hcdc.instruments.sphere.irdis import level1 as irdis_level1
+
+        if irdis_level1.is_level1_product(path):
+            return irdis_level1.level1_frames(path, conditions)
+        return super().read_level1_frames(path, conditions)
 
     def extract_values(self, values: Mapping[str, Any]) -> FileMetadata | None:
         if sphere_arm(values) == "SPARTA":

@@ -653,3 +653,98 @@ def _user_cube_inputs_v11(inputs: dict[str, Any], params: PostprocessParametersV
         "unit": str(header.get("BUNIT", "")).strip(),
         "input_names": {Path(p).name: _prov.sha256_path(p) for p in inputs.values()},
     }
+
+
+class PostprocessRdiParameters(PostprocessParametersV13):
+    """Parameters of ``l2-rdi`` 1.0: ``l2-postprocess`` 1.3's, with a reference-star algorithm
+    (default ``rdi``: per-frame best-correlated library frames, KLIP with ``ncomp`` modes)."""
+
+    algorithm: str = Field("rdi", description="a registered Level 2 algorithm that takes a reference library")
+
+    @field_validator("algorithm")
+    @classmethod
+    def _needs_reference(cls, name: str) -> str:
+        spec = _known_algorithms().get(name)
+        if spec is None or not spec.needs_reference:
+            known = sorted(n for n, s in _known_algorithms().items() if s.needs_reference)
+            raise ValueError(
+                f"algorithm {name!r} does not take a reference library; use one of {', '.join(known)}"
+            )
+        return name
+
+
+@register_recipe
+class PostprocessRdi(Postprocess):
+    """``l2-rdi``: reference-star differential imaging of a Level 1 product with an RDI library
+    built from the archive (:mod:`hcdc.archive.rdi_library`, ``hcdc rdi build``).
+
+    Inputs: ``level1`` (the science product) and ``library`` (the library FITS: primary HDU the
+    reference cube (wavelengths, frames, y, x) on the science grid, ``FRAMES`` table of where each
+    frame comes from). Otherwise ``l2-postprocess`` 1.3 (frame selection, detections, contrast);
+    the summary adds ``rdi_library`` (name, science product, frames, source products, the file's
+    sha256), and the library file is an input of the provenance (its sha256)."""
+
+    name = "l2-rdi"
+    version = "1.0"
+    description = "Level 1 cube + archive reference library -> Level 2 RDI image, S/N, contrast, detections"
+    Parameters = PostprocessRdiParameters
+    inputs = (
+        Port("level1", DataKind.LEVEL1, "Level 1 product (the science sequence)"),
+        Port("library", DataKind.PATH, "RDI reference library FITS (hcdc rdi build)"),
+    )
+
+    @staticmethod
+    def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
+        if "level1" not in inputs or "library" not in inputs:
+            raise RecipeInputError(
+                "l2-rdi needs a Level 1 product (level1) and a reference library (library)"
+            )
+        data = _level1_inputs(inputs["level1"], params)
+        reference, info = _read_library(Path(inputs["library"]), data["cube"].shape)
+        data["reference"] = reference
+        data["input_names"][Path(inputs["library"]).name] = info["sha256"]
+        data["notes"].append(
+            f"RDI library {info['name']}: {info['frames']} frame(s) "
+            f"from {len(info['source_products'])} product(s)"
+        )
+        return data
+
+    def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
+        out = super().process(inputs, params, context)
+        out["summary"]["rdi_library"] = _read_library(Path(inputs["library"]), None)[1]
+        return out
+
+
+def _read_library(path: Path, cube_shape: tuple[int, ...] | None) -> tuple[Any, dict[str, Any]]:
+    """The reference cube of a library FITS (memory-mapped) and what it says of itself; errors
+    name the file and the reason (not a library, frame size or wavelengths differ from the cube)."""
+    import numpy as np
+    from astropy.io import fits
+
+    from hcdc.science.fits_inputs import read_fits_array
+
+    reference, header = read_fits_array(path, "RDI library", ndims=(3, 4))
+    if str(header.get("HIERARCH HCDC PRODUCT", "")) != "RDI_LIBRARY":
+        raise RecipeInputError(f"{path}: not an RDI library (HIERARCH HCDC PRODUCT is not RDI_LIBRARY)")
+    if cube_shape is not None:
+        n_wl = cube_shape[0] if len(cube_shape) == 4 else 1
+        ref_wl = reference.shape[0] if reference.ndim == 4 else 1
+        if reference.shape[-2:] != tuple(cube_shape[-2:]) or ref_wl != n_wl:
+            raise RecipeInputError(
+                f"{path}: library frames {reference.shape} do not match the science cube {tuple(cube_shape)} "
+                "(same wavelengths and frame size needed)"
+            )
+    with fits.open(path, memmap=True) as hdul:
+        table = hdul["FRAMES"].data if "FRAMES" in hdul else None
+        products = sorted({int(p) for p in table["PRODUCT_ID"]}) if table is not None else []
+        corr = np.asarray(table["CORRELATION"], dtype=float) if table is not None else np.empty(0)
+    info = {
+        "name": str(header.get("HIERARCH HCDC RDILIB", path.stem)),
+        "science_product_id": header.get("HIERARCH HCDC RDISCI"),
+        "frames": int(reference.shape[-3]),
+        "source_products": products,
+        "correlation_min": float(corr.min()) if corr.size else None,
+        "correlation_max": float(corr.max()) if corr.size else None,
+        "sha256": _prov.sha256_path(path),
+    }
+    return reference, info

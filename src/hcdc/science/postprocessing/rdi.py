@@ -12,6 +12,13 @@ science frames' derotation angles); since the library holds no companion, RDI do
 field rotation and does not self-subtract (only the projection of the companion on the library
 is lost).
 
+``rdi_adi`` (RDI+ADI) adds the science frames themselves to each frame's candidate pool, as in
+pyKLIP's RDI+ADI mode: science frame ``j`` may model frame ``i`` only when the field rotated
+between them by at least ``delta_rot`` FWHM at ``rot_radius`` px (default 2 FWHM; set it to the
+separation that matters: a companion closer in subtracts itself partly, one farther out not at
+all); library frames are always allowed. With little rotation no science frame qualifies and
+``rdi_adi`` is ``rdi``.
+
 This is the per-frame library selection of pyKLIP's RDI mode and of Ruane et al. (2019, AJ 157,
 118, Sect. 3); the cost is one science x reference Gram matrix plus one small eigen-decomposition
 (``n_keep`` x ``n_keep``) per science frame, batched.
@@ -24,7 +31,15 @@ import numpy as np
 from hcdc.science import geometry
 from hcdc.science.postprocessing.base import check_adi_inputs, derotate_and_collapse, register_algorithm
 
-__all__ = ["reference_correlation", "select_references", "rdi_residuals", "rdi"]
+__all__ = [
+    "AnnulusCorrelation",
+    "reference_correlation",
+    "select_references",
+    "rdi_residuals",
+    "rdi",
+    "rdi_adi",
+    "adi_allowed",
+]
 
 RDI_METHODS = ("pca", "lstsq")
 
@@ -59,6 +74,35 @@ def reference_correlation(cube: np.ndarray, reference: np.ndarray, r_in: float, 
     return _standardise(sci) @ _standardise(ref).T
 
 
+class AnnulusCorrelation:
+    """Mean Pearson correlation of reference frames with a set of science frames over the
+    annulus ``r_in <= r < r_out`` px, the science side prepared once (a library search compares
+    thousands of frames with the same science frames).
+
+    The mean over science frames of the correlation with reference frame ``j`` is the dot product
+    of the mean standardised science row with ``j``'s standardised row, so each reference frame
+    costs one pass over its annulus pixels.
+    """
+
+    def __init__(self, cube: np.ndarray, r_in: float, r_out: float) -> None:
+        self.mask = geometry.annulus_mask(cube.shape, r_in, r_out).ravel()
+        if not self.mask.any():
+            raise ValueError(f"the correlation annulus {r_in}-{r_out} px holds no pixel")
+        self.shape = cube.shape[1:]
+        sci = np.nan_to_num(np.asarray(cube).reshape(cube.shape[0], -1)[:, self.mask])
+        self.mean_row = _standardise(sci).mean(axis=0)
+
+    def mean_correlation(self, reference: np.ndarray) -> np.ndarray:
+        """(frames_ref,) mean correlation of each reference frame (frames_ref, y, x) with the
+        science frames."""
+        if reference.shape[1:] != self.shape:
+            raise ValueError(
+                f"reference frames {reference.shape[1:]} differ from the science frames {self.shape}"
+            )
+        ref = np.nan_to_num(reference.reshape(reference.shape[0], -1)[:, self.mask])
+        return _standardise(ref) @ self.mean_row
+
+
 def _n_selected(n_ref: int, n_keep: int | None, fraction: float | None) -> int:
     if n_keep is not None and fraction is not None:
         raise ValueError("give n_keep or fraction, not both")
@@ -73,6 +117,22 @@ def _n_selected(n_ref: int, n_keep: int | None, fraction: float | None) -> int:
     return int(n_keep)
 
 
+def adi_allowed(
+    angles: np.ndarray, n_ref: int, *, delta_rot: float, fwhm: float, radius: float
+) -> np.ndarray:
+    """Which pool frames may model each science frame in RDI+ADI: (science frames, ``n_ref`` +
+    science frames) booleans; the ``n_ref`` library frames always, science frame ``j`` for frame
+    ``i`` when ``|angles[i] - angles[j]| >= delta_rot * fwhm / radius`` (radians, as degrees;
+    ``radius`` px > 0). A frame never models itself."""
+    if not radius > 0 or not delta_rot >= 0:
+        raise ValueError(f"need radius > 0 and delta_rot >= 0; got {radius}, {delta_rot}")
+    angles = np.asarray(angles, dtype=float)
+    min_angle = np.degrees(delta_rot * fwhm / radius)
+    diff = np.abs(angles[:, None] - angles[None, :])
+    own = (diff >= min_angle) & ~np.eye(angles.size, dtype=bool)
+    return np.concatenate([np.ones((angles.size, n_ref), dtype=bool), own], axis=1)
+
+
 def select_references(
     cube: np.ndarray,
     reference: np.ndarray,
@@ -81,6 +141,7 @@ def select_references(
     r_out: float,
     n_keep: int | None = None,
     fraction: float | None = None,
+    allowed: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best-correlated reference frames of every science frame.
 
@@ -88,11 +149,21 @@ def select_references(
     frame, the indices into ``reference`` of its ``n`` most correlated reference frames (Pearson
     correlation over the annulus ``r_in``..``r_out`` px), best first; ``correlation`` is the full
     (science frames x reference frames) matrix. ``n = n_keep``, or ``round(fraction * library)``,
-    or the whole library when neither is given.
+    or the whole library when neither is given. ``allowed`` (science frames x reference frames,
+    booleans; :func:`adi_allowed`) restricts each frame's choice; ``n`` is then at most the
+    smallest number of frames any science frame is allowed.
     """
     corr = reference_correlation(cube, reference, r_in, r_out)
     n = _n_selected(reference.shape[0], n_keep, fraction)
-    order = np.argsort(-corr, axis=1, kind="stable")[:, :n]
+    ranked = corr
+    if allowed is not None:
+        if allowed.shape != corr.shape:
+            raise ValueError(f"allowed has shape {allowed.shape}; expected {corr.shape}")
+        n = min(n, int(allowed.sum(axis=1).min()))
+        if n < 1:
+            raise ValueError("a science frame has no allowed reference frame")
+        ranked = np.where(allowed, corr, -np.inf)
+    order = np.argsort(-ranked, axis=1, kind="stable")[:, :n]
     return order, corr
 
 
@@ -110,10 +181,15 @@ def rdi_residuals(
     inner_radius: float | None = None,
     outer_radius: float | None = None,
     regularization: float = 1e-6,
+    angles: np.ndarray | None = None,
+    delta_rot: float | None = None,
+    rot_radius: float | None = None,
 ) -> np.ndarray:
     """Science frames minus their model from the selected reference frames (frames, y, x).
 
-    NaN outside the processed region.
+    NaN outside the processed region. With ``delta_rot`` (and the frames' ``angles``, deg) the
+    science frames join the pool under the rotation rule of :func:`adi_allowed` at ``rot_radius``
+    px (default 2 FWHM) (RDI+ADI).
     """
     reference = np.asarray(reference, dtype=np.float32)
     if reference.ndim != 3 or reference.shape[1:] != cube.shape[1:]:
@@ -126,7 +202,21 @@ def rdi_residuals(
     r_in, r_out = _field_limits(cube.shape, inner_radius, outer_radius, fwhm)
     c_in = r_in if corr_inner is None else corr_inner
     c_out = r_out if corr_outer is None else corr_outer
-    indices, _ = select_references(cube, reference, r_in=c_in, r_out=c_out, n_keep=n_keep, fraction=fraction)
+    allowed = None
+    if delta_rot is not None:
+        if angles is None:
+            raise ValueError("RDI+ADI (delta_rot) needs the frames' angles")
+        allowed = adi_allowed(
+            angles,
+            reference.shape[0],
+            delta_rot=delta_rot,
+            fwhm=fwhm,
+            radius=2.0 * fwhm if rot_radius is None else rot_radius,
+        )
+        reference = np.concatenate([reference, np.asarray(cube, dtype=np.float32)])
+    indices, _ = select_references(
+        cube, reference, r_in=c_in, r_out=c_out, n_keep=n_keep, fraction=fraction, allowed=allowed
+    )
     n_sel = indices.shape[1]
     if method == "pca" and not 1 <= ncomp <= n_sel:
         raise ValueError(
@@ -206,6 +296,54 @@ def rdi(
         inner_radius=inner_radius,
         outer_radius=outer_radius,
         regularization=regularization,
+    )
+    return derotate_and_collapse(
+        np.nan_to_num(residuals), angles, collapse=collapse, interpolation=interpolation
+    )
+
+
+@register_algorithm("rdi_adi", needs_reference=True)
+def rdi_adi(
+    cube: np.ndarray,
+    angles: np.ndarray,
+    *,
+    fwhm: float,
+    reference: np.ndarray,
+    delta_rot: float = 1.0,
+    rot_radius: float | None = None,
+    ncomp: int = 10,
+    method: str = "pca",
+    n_keep: int | None = None,
+    fraction: float | None = None,
+    corr_inner: float | None = None,
+    corr_outer: float | None = None,
+    inner_radius: float | None = None,
+    outer_radius: float | None = None,
+    regularization: float = 1e-6,
+    collapse: str = "median",
+    interpolation: str = "bilinear",
+) -> np.ndarray:
+    """RDI+ADI: as :func:`rdi`, each science frame also choosing among the other science frames
+    rotated by at least ``delta_rot`` FWHM at ``rot_radius`` px (default 2 FWHM;
+    :func:`adi_allowed`); ``n_keep`` / ``fraction`` count the library plus the science frames.
+    Returns the north-up image."""
+    cube, angles = check_adi_inputs(cube, angles, fwhm)
+    residuals = rdi_residuals(
+        cube,
+        reference,
+        fwhm=fwhm,
+        ncomp=ncomp,
+        method=method,
+        n_keep=n_keep,
+        fraction=fraction,
+        corr_inner=corr_inner,
+        corr_outer=corr_outer,
+        inner_radius=inner_radius,
+        outer_radius=outer_radius,
+        regularization=regularization,
+        angles=angles,
+        delta_rot=delta_rot,
+        rot_radius=rot_radius,
     )
     return derotate_and_collapse(
         np.nan_to_num(residuals), angles, collapse=collapse, interpolation=interpolation

@@ -47,7 +47,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 import hcdc
-from hcdc.instruments.base import Level1Cube
+from hcdc.instruments.base import Level1Cube, Level1Frames
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.angles import dit_angles
 from hcdc.instruments.sphere.irdis.raw import Level1Error, RawFile, dit_key, master_from_files, open_raw
@@ -795,6 +795,29 @@ def is_level1_product(path: str | Path) -> bool:
     except (OSError, ValueError):
         return True
     return str(header.get("HIERARCH HCDC RECIPE", "")).strip() == RECIPE_NAME
+
+
+def level1_frames(path: str | Path, conditions: bool = True) -> Level1Frames:
+    """The science cube (wavelengths, frames, y, x; memory-mapped, float32 as written) and, with
+    ``conditions``, the ``CONDITIONS`` columns of ``frames.fits`` (None without the table) of a
+    Level 1 product: what an RDI library reads of each candidate product, ~10 times cheaper than
+    :func:`read_level1` (~5 times more without the conditions)."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    for name in (SCIENCE_CUBE, FRAMES):
+        if not (folder / name).is_file():
+            raise Level1Error(f"{folder}: not a Level 1 product, missing {name}")
+    cube = fits.getdata(folder / SCIENCE_CUBE, 0, memmap=True)
+    if cube.ndim != 4:
+        raise Level1Error(f"{folder / SCIENCE_CUBE}: expected (wavelengths, frames, y, x), got {cube.shape}")
+    columns = None
+    if not conditions:
+        return Level1Frames(cube, None)
+    with fits.open(folder / FRAMES, memmap=False) as hdul:
+        if "CONDITIONS" in hdul:
+            data = hdul["CONDITIONS"].data
+            columns = {name: np.array(data[name]) for name in data.columns.names}
+    return Level1Frames(cube, columns)
 
 
 def level1_cube(path: str | Path) -> Level1Cube:

@@ -1050,6 +1050,7 @@ def simulate_irdis_night(
     speckle_level: float = 1.0,
     low_order_speckles: bool = False,
     ao_telemetry: bool | simulate_ao.AoTelemetrySpec = False,
+    speckle_seed: int | None = None,
 ) -> SimulatedNight:
     """Write a night of raw IRDIS files into ``out_dir`` and return what was written with its truth.
 
@@ -1069,9 +1070,13 @@ def simulate_irdis_night(
     (docs/simulation.md; not the default yet). ``ao_telemetry`` (True or a
     ``simulate_ao.AoTelemetrySpec``) also writes SPARTA ``OBJECT,AO`` files with time-correlated
     conditions during each science template and makes the speckle brightness follow their Strehl
-    (:mod:`hcdc.instruments.sphere.irdis.simulate_ao`). Also writes ``simulation_truth.json`` and
-    ``simulation_truth.fits`` (detector truth: BIAS, DARK_CURRENT, FLAT, BADPIX, ILLUMINATION)
-    next to the raw files.
+    (:mod:`hcdc.instruments.sphere.irdis.simulate_ao`). ``speckle_seed`` (default: drawn from
+    ``seed``) fixes the instrument's speckle field alone: calls with the same ``speckle_seed`` and
+    different ``seed`` and ``target`` simulate several stars observed with the same instrument
+    (same static and quasi-static speckles, each sequence's own noise and evolution from its
+    start), the known answer of reference-star differential imaging (docs/rdi.md). Also writes
+    ``simulation_truth.json`` and ``simulation_truth.fits`` (detector truth: BIAS, DARK_CURRENT,
+    FLAT, BADPIX, ILLUMINATION) next to the raw files.
     """
     out = Path(out_dir)
     if isinstance(scale, str) and scale not in SCALES:
@@ -1088,7 +1093,8 @@ def simulate_irdis_night(
     shape, fw, factor = scale_obj.shape, scale_obj.field_width, scale_obj.factor
 
     root = np.random.default_rng(seed)
-    detector_seed, speckle_seed, center_seed = (int(x) for x in root.integers(0, 2**31, 3))
+    detector_seed, drawn_speckle_seed, center_seed = (int(x) for x in root.integers(0, 2**31, 3))
+    speckle_seed = drawn_speckle_seed if speckle_seed is None else int(speckle_seed)
     detector = sim.make_detector(
         shape,
         np.random.default_rng(detector_seed),
