@@ -3,7 +3,7 @@ the library (set-up, selection, FITS file, provenance) and its frames (source pr
 correlation, conditions).
 
 Revision ID: 0022_rdi_library
-Revises: 0019_obsportal
+Revises: 0021_fair_share
 Create Date: 2026-12-07
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0022_rdi_library"
-down_revision = "0019_obsportal"
+down_revision = "0021_fair_share"
 branch_labels = None
 depends_on = None
 
