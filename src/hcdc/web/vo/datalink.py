@@ -49,6 +49,7 @@ from hcdc.archive.associations import association_view
 from hcdc.archive.granules import GranuleRow
 from hcdc.archive.identifiers import IdentifierError, parse_publisher_did, publisher_did, vo_authority
 from hcdc.archive.models import File
+from hcdc.archive.obscore import source_link
 from hcdc.archive.pipeline_models import Product, ProductFile, ProvenanceEntry
 from hcdc.archive.prov_model import file_provenance, product_provenance
 from hcdc.web import views
@@ -207,9 +208,13 @@ class Linker:
         if parsed.kind == "file" and self._sees("file", parsed.key):
             return self.file_links(did, parsed.key)
         if parsed.kind == "granule":
-            file_id = self.conn.scalar(select(GranuleRow.file_id).where(GranuleRow.id == parsed.key))
-            if file_id is not None and self._sees("file", file_id):
-                return self.granule_links(did, file_id)
+            granule = self.conn.execute(
+                select(GranuleRow.file_id, GranuleRow.access_url).where(GranuleRow.id == parsed.key)
+            ).first()
+            if granule is not None and granule.file_id is not None and self._sees("file", granule.file_id):
+                return self.granule_links(did, granule.file_id)
+            if granule is not None and granule.file_id is None and self.access.can_see_granule(parsed.key):
+                return self.source_links(did, granule.access_url)
         return [Link(did, error_message=Faults.not_found(did))]
 
     def _file_link(self, did: str, file_id: int, semantics: str, description: str, **extra: Any) -> Link:
@@ -459,6 +464,28 @@ class Linker:
     def granule_links(self, did: str, file_id: int) -> list[Link]:
         link = self._file_link(did, file_id, "#this", "OIFITS file of the granule")
         return [link]
+
+    def source_links(self, did: str, url: str | None) -> list[Link]:
+        """A Level 0 observation log entry (no file here): the exposure's page at its source
+        (ObsPortal, the ESO archive), http(s) only; ``#documentation``, as it describes data
+        kept elsewhere."""
+        link = source_link(url)
+        if link is None:
+            return [
+                Link(did, error_message=f"NotFoundFault: {did} is an observation log entry without data here")
+            ]
+        return [
+            Link(
+                did,
+                access_url=link,
+                semantics="#documentation",
+                local_semantics="source",
+                description="the exposure at its source (an observation log entry: no file in this archive)",
+                content_type="text/html",
+                link_auth="false",
+                link_authorized=True,
+            )
+        ]
 
 
 def _quote(text: str) -> str:
