@@ -8,11 +8,13 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
+    from pathlib import Path
+
+    from sqlalchemy import Connection, Engine
 
     from hcdc.archive.access import AccessContext, Principal
 
-__all__ = ["NotFound", "ReadOnlyCatalogue", "UserSession"]
+__all__ = ["NotFound", "ReadOnlyCatalogue", "UserSession", "VoSession"]
 
 
 class UserSession(Protocol):
@@ -26,6 +28,22 @@ class UserSession(Protocol):
     def user(self) -> Principal: ...
 
     def writing(self) -> AbstractContextManager[Connection]: ...
+
+
+class VoSession(UserSession, Protocol):
+    """What the VO sub-facade (:mod:`hcdc.archive.catalogue_vo`) uses besides: the storage root
+    (TAP job results, DataLink's files), the engine for a query's own read-only connection, and
+    the facade's datastore reads (a product's files, by id)."""
+
+    storage_root: Path
+
+    def write_engine(self) -> Engine: ...
+
+    def visible(self, kind: str, number: int) -> bool: ...
+
+    def product_files(self, product_id: int) -> list[dict]: ...
+
+    def product_file(self, product_id: int, file_id: int) -> tuple[Path, dict]: ...
 
 
 class NotFound(LookupError):
