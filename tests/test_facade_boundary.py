@@ -39,8 +39,35 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # not yet moved (docs/architecture.md lists them)
     ("cli/vo.py", "write_transaction"): "rebuilding the ObsCore table (operator maintenance)",
     ("web/demo.py", "write_transaction"): "the demo's accounts, in one transaction",
-    ("web/vo/datalink.py", "hcdc.archive.models"): "VO: DataLink",
-    ("web/vo/datalink.py", "hcdc.archive.pipeline_models"): "VO: DataLink",
+}
+
+#: the VO routers (TAP sync/async/UWS, uploads, ObsCore, SIA, DataLink) reach the catalogue through
+#: its VO sub-facade (``UserCatalogue.vo``, hcdc.archive.catalogue_vo): they build no SQL and call
+#: none of the archive's VO queries themselves
+VO_PACKAGE = "web/vo/"
+SQL_NAMES = {"select", "insert", "update", "delete", "text", "exists"}
+VO_QUERY_NAMES = {
+    "published_select",  # ivoa.obscore for a user
+    "build_query",  # SIA
+    "run_query",
+    "max_field_deg",
+    "execute_adql",  # TAP
+    "table_sources",
+    "TapJob",  # UWS jobs
+    "uploads_folder",
+    "RESULTS_DIR",
+    "product_provenance",  # DataLink, provenance
+    "file_provenance",
+    "association_view",
+    "GranuleRow",
+}
+#: (VO module, what it imports) not through the VO facade, and why (may only shrink)
+VO_EXCEPTIONS: dict[tuple[str, str], str] = {
+    (
+        "web/vo/tap.py",
+        "execute_adql",
+    ): "run_adql, the tool of tests and benchmarks/vo_cone.py (routes: the facade)",
+    ("web/vo/tap.py", "table_sources"): "re-exported for tools; the routes compile through the facade",
 }
 
 
@@ -73,6 +100,47 @@ def test_interfaces_use_the_catalogue_facade() -> None:
     assert not unexpected, "\n".join(unexpected)
     stale = sorted(f"{m} no longer imports {w}: remove it from EXCEPTIONS" for m, w in set(EXCEPTIONS) - seen)
     assert not stale, "\n".join(stale)
+
+
+def _vo_offences(path: Path) -> set[str]:
+    """SQL constructs and the archive's VO queries a VO router imports."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = {a.name for a in node.names}
+            if node.module.startswith("sqlalchemy"):
+                found |= names & SQL_NAMES
+            elif node.module.startswith("hcdc.archive"):
+                found |= names & VO_QUERY_NAMES
+    return found
+
+
+def test_vo_routers_use_the_vo_facade() -> None:
+    seen = set()
+    unexpected = []
+    for path in sorted((SRC / VO_PACKAGE).rglob("*.py")):
+        name = path.relative_to(SRC).as_posix()
+        for what in _vo_offences(path):
+            seen.add((name, what))
+            if (name, what) not in VO_EXCEPTIONS:
+                unexpected.append(
+                    f"{name} imports {what}: go through UserCatalogue.vo (archive/catalogue_vo.py)"
+                )
+    assert not unexpected, "\n".join(unexpected)
+    stale = sorted(
+        f"{m} no longer imports {w}: remove it from VO_EXCEPTIONS" for m, w in set(VO_EXCEPTIONS) - seen
+    )
+    assert not stale, "\n".join(stale)
+
+
+def test_the_vo_check_sees_an_offence(tmp_path: Path) -> None:
+    module = tmp_path / "tap.py"
+    module.write_text(
+        "from sqlalchemy import select, func\n"
+        "from hcdc.archive.obscore import published_select, OBSCORE_COLUMNS\n"
+        "from hcdc.archive.tap_jobs import TapJob\n"
+    )
+    assert _vo_offences(module) == {"select", "published_select", "TapJob"}
 
 
 def test_the_boundary_check_sees_an_offence(tmp_path: Path) -> None:

@@ -71,17 +71,19 @@ def _row(exp_id: int, target: str, mjd: float | str, **extra: str) -> dict[str, 
     return row
 
 
-def write_votable(path: Path, rows: list[dict[str, str]]) -> Path:
-    """A VOTable 1.3 with ObsPortal's exposure fields (TABLEDATA)."""
+def write_votable(path: Path, rows: list[dict[str, str]], fields_of: tuple = FIELDS) -> Path:
+    """A VOTable 1.3 with ObsPortal's exposure fields (TABLEDATA); ``fields_of``: (name,
+    datatype, unit) of each FIELD."""
     fields = "\n".join(
         f'<FIELD name="{name}" datatype="{kind}"'
         + (' arraysize="*"' if kind == "char" else "")
         + (f' unit="{unit}"' if unit else "")
         + "/>"
-        for name, kind, unit in FIELDS
+        for name, kind, unit in fields_of
     )
     body = "\n".join(
-        "<TR>" + "".join(f"<TD>{row.get(name, '')}</TD>" for name, _, _ in FIELDS) + "</TR>" for row in rows
+        "<TR>" + "".join(f"<TD>{row.get(name, '')}</TD>" for name, _, _ in fields_of) + "</TR>"
+        for row in rows
     )
     path.write_text(
         '<?xml version="1.0" encoding="UTF-8"?>\n'

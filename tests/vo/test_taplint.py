@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers.live_server import serve_app
+from web.oi_world import LEVEL0, OiWorld, add_level0
 from web.world import BEFORE, build_world
 
 from hcdc.archive.obscore import rebuild_obscore
@@ -27,6 +28,7 @@ def live_tap(tmp_path, database_url, l2_source):
     world = build_world(tmp_path, database_url, l2_source)
     with world.catalogue.engine.begin() as conn:
         rebuild_obscore(conn)
+    add_level0(world, OiWorld(), tmp_path)  # Level 0 exposures without a file (ObsCore rows too)
     app = create_app(catalogue=world.catalogue, clock=lambda: BEFORE, secret_key="taplint")
     with serve_app(app) as base:
         yield world.catalogue.engine.dialect.name, f"{base}/tap"
@@ -82,6 +84,8 @@ def live_world_tap(tmp_path, database_url, l2_source):
     world = build_world(tmp_path, database_url, l2_source)
     with world.catalogue.engine.begin() as conn:
         rebuild_obscore(conn)
+    world.oi = OiWorld()
+    add_level0(world, world.oi, tmp_path)  # Level 0 exposures without a file (ObsCore rows too)
     app = create_app(catalogue=world.catalogue, clock=lambda: BEFORE, secret_key="pyvo")
     with serve_app(app) as base:
         yield world, f"{base}/tap"
@@ -171,3 +175,37 @@ def test_pyvo_upload_inline_and_own_result(live_world_tap) -> None:
     with pytest.raises(pyvo.dal.DALQueryError, match="does not fetch other hosts"):
         anonymous.search("SELECT * FROM TAP_UPLOAD.x", uploads={"x": "http://example.org/t.vot"})
     job.delete()
+
+
+def test_pyvo_sees_level0_exposures_by_the_granule_rules(live_world_tap) -> None:
+    """ObsPortal exposures (no file) through pyvo: anonymous sees the calibrator and the public
+    one, the data PI of the secure collection the embargoed one too; OiDB's columns."""
+    import pyvo
+    import requests
+
+    world, url = live_world_tap
+    query = (
+        "SELECT obs_id, calib_level, access_url, access_format, data_rights FROM ivoa.obscore "
+        "WHERE calib_level = 0"
+    )
+
+    def level0(token: str | None) -> dict[str, dict]:
+        session = requests.Session()
+        if token:
+            session.headers["Authorization"] = f"Bearer {world.tokens[token]}"
+        table = pyvo.dal.TAPService(url, session=session).search(query).to_table()
+        return {
+            str(r["obs_id"]): dict(zip(table.colnames, r, strict=True))
+            for r in table
+            if str(r["obs_id"]).startswith("L0MARK")
+        }
+
+    anonymous, owner = level0(None), level0("owner")
+    ids = {label: spec[1] for label, spec in LEVEL0.items()}
+    assert set(anonymous) == {ids["l0-calibrator"], ids["l0-open"]}
+    assert set(owner) == {ids["l0-calibrator"], ids["l0-open"], ids["l0-embargoed"]}
+    embargoed = owner[ids["l0-embargoed"]]
+    assert str(embargoed["data_rights"]) == "secure" and str(embargoed["access_format"]) == "text/html"
+    assert str(embargoed["access_url"]) == f"https://obs.jmmc.fr/detail/exposure/{ids['l0-embargoed']}"
+    dp_id = LEVEL0["l0-open"][4]
+    assert str(anonymous[ids["l0-open"]]["access_url"]).endswith(f"eso_archive_main/query?dp_id={dp_id}")

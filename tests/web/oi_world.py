@@ -166,3 +166,64 @@ def world_with_interferometry(world, shared_data, tmp_path):
     into a test module to override ``world`` there."""
     world.oi = add_interferometry(world, shared_data, tmp_path)
     return world
+
+
+#: Level 0 observation log entries (ObsPortal exposures, no file) in the same collections, one per
+#: access state; the exposure id is a marker (in obs_id, the listing and the exposure's link)
+LEVEL0 = {
+    # label: (collection, exp_id, obs_type, interferometer, ESO DP.ID); an import writes OiDB's
+    # 'secure' rights, so the one of the proprietary collection (embargo 0) has a release date in
+    # 2100 (exp_date_release): its data PI other_pi and staff only
+    "l0-embargoed": ("oi-secure", "L0MARK-embargoed-5521", "science", "CHARA", None),
+    "l0-calibrator": ("oi-secure", "L0MARK-calibrator-5522", "calib", "CHARA", None),
+    "l0-private": ("oi-proprietary", "L0MARK-private-5523", "science", "CHARA", None),
+    "l0-open": ("oi-public", "L0MARK-open-5524", "science", "VLTI", "PIONI.2016-05-31T03:04:05.678"),
+}
+#: 2016-05-31 03:50 UTC: the embargoed one is public from 2028-05-31 (144 months), between BEFORE and AFTER
+LEVEL0_MJD = 57539.16
+
+
+def add_level0(world: World, oi: OiWorld, tmp: Path) -> dict[str, int]:
+    """Import one ObsPortal VOTable per collection (see :data:`LEVEL0`) into the world (the
+    collections of :func:`add_interferometry`, created here when absent); returns label ->
+    granule id (also put in ``oi.granules``)."""
+    from archive.test_obsportal_level0 import FIELDS, _row, write_votable
+
+    from hcdc.archive.interferometry_models import OiCollection
+    from hcdc.archive.obsportal import import_obsportal
+
+    with world.catalogue.engine.begin() as conn:
+        if conn.scalar(select(OiCollection.id).where(OiCollection.name == "oi-secure")) is None:
+            admin = local_operator()
+            add_collection(
+                conn,
+                admin,
+                CollectionSpec("oi-secure", "vlti", owner="owner", embargo_months=144, data_rights="secure"),
+            )
+            add_collection(
+                conn,
+                admin,
+                CollectionSpec("oi-proprietary", "vlti", owner="other_pi", data_rights="proprietary"),
+            )
+            add_collection(conn, admin, CollectionSpec("oi-public", "vlti", data_rights="public"))
+            delegate_granules(conn, admin, "delegate", "oi-secure", reason="analysis")
+
+    # exposure ids as text (ObsPortal's are numbers; a text marker cannot occur by chance elsewhere)
+    fields = tuple((n, "char" if n in ("exp_id", "exp_header_id") else k, u) for n, k, u in FIELDS)
+    ids = {}
+    with world.catalogue.engine.begin() as conn:
+        for number, (label, (collection, exp_id, kind, array, dp_id)) in enumerate(LEVEL0.items()):
+            row = _row(0, "HD 37128", LEVEL0_MJD + number * 0.01, obs_type=kind, interferometer_name=array)
+            row.update(exp_id=exp_id, exp_header_id=dp_id or "", target_name=f"L0 target {label}")
+            if label == "l0-private":
+                row["exp_date_release"] = "2100-01-01T00:00:00"
+            table = write_votable(tmp / f"{label}.vot", [row], fields)
+            report = import_obsportal(conn, local_operator(), table, collection)
+            assert report["added"] == 1 and not report["errors"], report
+            ids[label] = conn.scalar(
+                select(GranuleRow.id).where(
+                    GranuleRow.obs_collection == collection, GranuleRow.obs_id == exp_id
+                )
+            )
+            oi.granules[label] = [ids[label]]
+    return ids

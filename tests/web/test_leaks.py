@@ -12,7 +12,10 @@ provenance record id, product id link) of an object its caller may not see.
 Interferometry joins the same world (tests/web/oi_world.py): OiDB granules of real OIFITS files
 in a secure collection under embargo (with a delegate), a calibrator, a proprietary and a public
 collection, and a survey followed by one group; the granule and survey routes (portal and API)
-are in the matrix like the others, and the raw-file routes cover the OIFITS files (R14).
+are in the matrix like the others, and the raw-file routes cover the OIFITS files (R14). Level 0
+observation log entries without a file (ObsPortal exposures, one per access state) are granules
+of the same collections: their pages, the granule listings and ivoa.obscore through /tap/sync
+show exactly those access.py lets the caller see, and never a hidden one's exposure id.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from hcdc.archive.pipeline_models import ProvenanceEntry
 from hcdc.archive.tdb_models import Candidate
 from hcdc.web.app import iter_routes
 
-from .oi_world import REAL, SURVEY, SURVEY_MARKER, world_with_interferometry  # noqa: F401 - fixture
+from .oi_world import LEVEL0, REAL, SURVEY, SURVEY_MARKER, add_interferometry, add_level0
 from .tdb_world import add_product_candidates, detection_uid
 from .world import AFTER, BEFORE, JOB_LOG_MARKER, OBJECTS, TRACEBACK_MARKER
 
@@ -62,6 +65,14 @@ GRANULES_BEFORE = {
 }
 #: after the embargo: the secure collection's science granule is public; proprietary never
 GRANULES_AFTER = {k: v | {"oi-embargoed"} for k, v in GRANULES_BEFORE.items()}
+#: Level 0 observation log entries (no file) each caller may see at BEFORE, and after the embargo
+LEVEL0_BEFORE = {
+    caller: {"l0-" + label[3:] for label in labels if label != "oi-private"}
+    for caller, labels in GRANULES_BEFORE.items()
+}
+LEVEL0_BEFORE["other_pi"] |= {"l0-private"}  # data PI of the collection (its release is in 2100)
+LEVEL0_BEFORE["admin"] = set(LEVEL0)
+LEVEL0_AFTER = {k: v | {"l0-embargoed"} for k, v in LEVEL0_BEFORE.items()}
 #: the survey's label among the world's objects ("survey" is the ESO survey programme's data)
 SURVEY_LABEL = "oi-survey"
 #: who follows the survey (R16), at any date
@@ -143,7 +154,22 @@ def _routes(app) -> tuple[list[tuple[str, str]], list[str]]:
     return detail, listing
 
 
+@pytest.fixture(name="world")
+def world_with_level0(world, shared_data, tmp_path):
+    """The interferometry world of oi_world.py with one ObsPortal exposure per access state
+    (oi_world.LEVEL0)."""
+    world.oi = add_interferometry(world, shared_data, tmp_path)
+    add_level0(world, world.oi, tmp_path)
+    return world
+
+
 def _fill(path: str, kind: str, world, label: str) -> list[str]:
+    if label in LEVEL0:  # a granule without a file: its granule routes only
+        return (
+            [path.replace("{granule_id}", str(g)) for g in world.oi.granules[label]]
+            if kind == "granule"
+            else []
+        )
     if kind == "survey" or label == SURVEY_LABEL:
         if kind == "survey" and label == SURVEY_LABEL:
             return [path.replace("{name}", SURVEY).replace("{target}", "AX Cir")]
@@ -201,6 +227,7 @@ def _visibility(world, caller: str | None, when) -> dict[str, set[str]]:
         oi = world.oi
         return {
             "granule": {k for k in REAL if all(ctx.can_see_granule(g) for g in oi.granules[k])},
+            "l0": {k for k in LEVEL0 if ctx.can_see_granule(oi.granules[k][0])},
             "oi-file": {k for k in REAL if ctx.can_see_file(oi.files[k])},
             "oi-fit": {k for k in REAL if ctx.can_see_product(oi.fits[k])},  # R17
             "survey": {SURVEY_LABEL} if can_see_survey(conn, user, group) else set(),
@@ -227,7 +254,7 @@ def _visible(kind: str, label: str, seen: dict[str, set[str]]) -> bool:
     if kind == "survey":
         return label in seen["survey"]
     if kind == "granule":
-        return label in seen["granule"]
+        return label in seen["granule"] or label in seen["l0"]
     if label in REAL:
         return label in seen["oi-fit" if kind == "product" else "oi-file"]
     return label in seen["product" if kind == "product-file" else kind]
@@ -265,6 +292,11 @@ def _add_rdi_libraries(world) -> None:
             )
             world.ids[label]["rdi-library"] = lib
 
+def _l0_markers(world, label: str) -> list[str]:
+    """Strings only a response about this observation log entry would contain: its exposure id
+    (obs_id, and inside its link) and its page's link."""
+    return [LEVEL0[label][1], *(f'href="/granules/{g}"' for g in world.oi.granules[label])]
+
 
 def _oi_markers(world, label: str) -> list[str]:
     """Strings only a response about this OIFITS file or its granules would contain."""
@@ -285,8 +317,9 @@ def test_leak_matrix(world, client_at, when):
     assert {kind for _, kind in detail} >= {"granule", "survey", "file", "product"}
     markers = {label: _markers(world, label) for label in OBJECTS}
     markers |= {label: _oi_markers(world, label) for label in REAL}
+    markers |= {label: _l0_markers(world, label) for label in LEVEL0}
     markers[SURVEY_LABEL] = [SURVEY_MARKER]
-    labels = [*OBJECTS, *REAL, SURVEY_LABEL]
+    labels = [*OBJECTS, *REAL, *LEVEL0, SURVEY_LABEL]
     checked = 0
     for caller in CALLERS:
         seen = _visibility(world, caller, when)
@@ -299,6 +332,7 @@ def test_leak_matrix(world, client_at, when):
         expected_granules = (GRANULES_BEFORE if when == BEFORE else GRANULES_AFTER)[caller]
         assert seen["granule"] == seen["oi-file"] == expected_granules, caller  # R14: file with granules
         assert seen["oi-fit"] == expected_granules, caller  # R17: a fit with its file's granules
+        assert seen["l0"] == (LEVEL0_BEFORE if when == BEFORE else LEVEL0_AFTER)[caller], caller
         assert bool(seen["survey"]) == (caller in SURVEY_FOLLOWERS), caller
         assert seen["candidate"] == seen["product"], caller
         assert seen["rdi-library"] == seen["product"], caller
@@ -307,6 +341,7 @@ def test_leak_matrix(world, client_at, when):
         hidden_markers += [markers[label][0] for label in OBJECTS if label not in seen["file"]]
         hidden_markers += [m for label in REAL if label not in seen["granule"] for m in markers[label]]
         hidden_markers += [f'"rdi-leak-{label}"' for label in OBJECTS if label not in seen["rdi-library"]]
+        hidden_markers += [m for label in LEVEL0 if label not in seen["l0"] for m in markers[label]]
         hidden_markers += [] if seen["survey"] else markers[SURVEY_LABEL]
         hidden_markers += [] if seen["job"] else [JOB_LOG_MARKER]
         hidden_markers += [] if caller == "admin" else [TRACEBACK_MARKER]  # R10: tracebacks are staff's
@@ -411,10 +446,21 @@ def _check_listing(path, query, response, world, seen, where) -> None:
         assert got == ({world.batch} if seen["batch"] else set()), where
     elif path == "/api/v1/granules" and query == "?limit=1000":
         got = {row["id"] for row in response.json()["items"]}
-        assert got == {g for label in seen["granule"] for g in world.oi.granules[label]}, where
+        assert got == {g for label in seen["granule"] | seen["l0"] for g in world.oi.granules[label]}, where
     elif path == "/granules" and query in ("", "?all_versions=true"):
         got = {int(i) for i in re.findall(r'href="/granules/(\d+)" class="granule-link"', response.text)}
-        assert got == {g for label in seen["granule"] for g in world.oi.granules[label]}, where
+        assert got == {g for label in seen["granule"] | seen["l0"] for g in world.oi.granules[label]}, where
+    elif path == "/tap/sync":  # ivoa.obscore: the granule rows are those of the visible granules
+        from astropy.io.votable import parse_single_table
+
+        from hcdc.archive.identifiers import parse_publisher_did
+
+        table = parse_single_table(io.BytesIO(response.content)).to_table()
+        dids = [parse_publisher_did(str(d)) for d in table["obs_publisher_did"]]
+        got = {d.key for d in dids if d.kind == "granule"}
+        assert got == {g for label in seen["granule"] | seen["l0"] for g in world.oi.granules[label]}, where
+        level0 = {str(o) for o, c in zip(table["obs_id"], table["calib_level"], strict=True) if c == 0}
+        assert level0 >= {LEVEL0[label][1] for label in seen["l0"]}, where
     elif path in ("/surveys", "/api/v1/surveys") and response.status_code == 200:
         assert (SURVEY in response.text) == bool(seen["survey"]), where
     elif path == "/api/v1/stats":

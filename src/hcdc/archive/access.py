@@ -367,6 +367,24 @@ def granule_release(granule: Any, collection: Any) -> tuple[str, dt.datetime | N
     return rights, max(dates)
 
 
+def granule_public_date(granule: Any, collection: Any) -> dt.datetime | None:
+    """R11/R12: when a collection granule is (or was) public by the clock, for ObsCore's
+    ``obs_release_date``; None: never by the clock (proprietary rights, or none declared).
+
+    A secure science granule: the end of its embargo (:func:`granule_release`). One public at
+    once (a calibrator that is not proprietary, R11; public rights, R12): the start of its
+    observation (``t_min``, else ``t_max``; MJD 0 for a granule without times), as a calibration
+    file is public from its observation (``file_public_date``).
+    """
+    rights, release = granule_release(granule, collection)
+    if release is not None:
+        return release
+    if rights not in ("public", "secure"):  # proprietary, or no rights: never by the clock (R9)
+        return None
+    mjd = granule.t_min if granule.t_min is not None else granule.t_max
+    return datetime_of_mjd(mjd) if mjd is not None else MJD_EPOCH
+
+
 def release_passed(granule: Any, collection: Any, now: dt.datetime) -> bool:
     """R12 at ``now`` (naive UTC): the embargo of a secure granule has ended.
 
@@ -686,19 +704,30 @@ def visible_sources_clause(
     *,
     file_id: ColumnElement[Any],
     product_id: ColumnElement[Any],
+    granule_id: ColumnElement[Any] | None = None,
 ) -> ColumnElement[bool]:
     """Over a table of published rows (ObsCore): the rows whose source ``user`` may see at ``now``.
 
-    A row publishes either a file (``file_id`` not NULL: a raw file or one of its OIFITS granules)
-    or a product (``product_id``); it is visible exactly when that file or product is, by
-    :func:`visible_files_clause` / :func:`visible_products_clause` (so the VO services answer what
-    the portal shows). A row with neither is hidden (R9).
+    A row publishes a file (``file_id`` not NULL: a raw file or one of its OIFITS granules), a
+    product (``product_id``) or a granule without a file (``granule_id``, NULL for other rows: a
+    Level 0 observation log entry imported from ObsPortal); it is visible exactly when that file,
+    product or granule is, by :func:`visible_files_clause` / :func:`visible_products_clause` /
+    :func:`visible_granules_clause` (so the VO services answer what the portal shows). A row
+    with none is hidden (R9).
     """
     if user.is_staff:
         return true()  # R1
     files = select(File.id).where(File.id == file_id, visible_files_clause(user, now, policy))
     products = select(Product.id).where(Product.id == product_id, visible_products_clause(user, now, policy))
-    return or_(and_(file_id.is_not(None), exists(files)), and_(product_id.is_not(None), exists(products)))
+    clauses = [and_(file_id.is_not(None), exists(files)), and_(product_id.is_not(None), exists(products))]
+    if granule_id is not None:  # a Level 0 observation log entry: no file, its granule's rules
+        granules = select(GranuleRow.id).where(
+            GranuleRow.id == granule_id,
+            GranuleRow.file_id.is_(None),
+            visible_granules_clause(user, now, policy),
+        )
+        clauses.append(and_(file_id.is_(None), product_id.is_(None), exists(granules)))
+    return or_(*clauses)
 
 
 def rdi_reference_products_clause(
@@ -1047,6 +1076,8 @@ class AccessContext:
             raise LookupError(f"no granule with id {granule_id}")
         if (decided := self._before()) is not None:
             return decided
+        if g.obs_collection is None and g.file_id is None:
+            return Decision(False, "R9", "an observation log entry outside any collection")
         if g.obs_collection is None:  # R14: visible with its file
             row = self.conn.execute(
                 select(File.id, File.is_calibration, File.mjd_obs, File.prog_id, File.dataset_id).where(
@@ -1140,6 +1171,21 @@ class AccessContext:
             return datetime_of_mjd(row.mjd_obs) if row.mjd_obs is not None else None
         public = _raw_public_mjd(row.mjd_obs, self._period(self._programme(row.prog_id)))
         return datetime_of_mjd(public) if public is not None else None
+
+    def granule_publication(self, granule_id: int) -> tuple[str | None, dt.datetime | None]:
+        """(declared data rights, public date) of a granule, for ObsCore: a collection granule's
+        rights (its own, else the collection's) and :func:`granule_public_date`; a granule
+        outside collections has no declared rights and is public with its file (R14:
+        :meth:`file_public_date`); None: never by the clock."""
+        g = self.conn.execute(select(GranuleRow).where(GranuleRow.id == granule_id)).first()
+        if g is None:
+            raise LookupError(f"no granule with id {granule_id}")
+        if g.obs_collection is None:
+            return None, (self.file_public_date(g.file_id) if g.file_id is not None else None)
+        c = self.conn.execute(select(OiCollection).where(OiCollection.name == g.obs_collection)).first()
+        if c is None:  # R9: an unregistered collection
+            return None, None
+        return g.data_rights or c.data_rights, granule_public_date(g, c)
 
     def product_public_date(self, product_id: int) -> dt.datetime | None:
         """When the product becomes (or became) public by R4, delay included; None: never."""
@@ -1595,6 +1641,7 @@ __all__ = [
     "can_see",
     "can_see_survey",
     "datetime_of_mjd",
+    "granule_public_date",
     "granule_release",
     "level3_inputs_clause",
     "visible_tdb_candidates_clause",

@@ -24,7 +24,8 @@ right asked of :mod:`hcdc.archive.access` (through :mod:`hcdc.archive.accounts`)
 keep the one object readable: :meth:`UserCatalogue.admin` (staff's administration,
 :mod:`hcdc.archive.catalogue_admin`), :attr:`UserCatalogue.targets` (the Target Data Base,
 :mod:`hcdc.archive.catalogue_tdb`), :attr:`UserCatalogue.granules` (interferometry,
-:mod:`hcdc.archive.catalogue_granules`). The processing queue is the pipeline's:
+:mod:`hcdc.archive.catalogue_granules`), :attr:`UserCatalogue.vo` (the VO services,
+:mod:`hcdc.archive.catalogue_vo`). The processing queue is the pipeline's:
 :class:`hcdc.pipeline.operations.catalogue.ProcessingCatalogue` extends this facade with jobs.
 
 What goes through the facade today, and what does not yet, is listed in docs/architecture.md.
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
     from hcdc.archive.catalogue_granules import GranuleCatalogue
     from hcdc.archive.catalogue_rdi import RdiCatalogue
     from hcdc.archive.catalogue_tdb import TargetCatalogue
+    from hcdc.archive.catalogue_vo import VoCatalogue
 
 __all__ = [
     "MAX_PROVENANCE_DEPTH",
@@ -175,6 +177,14 @@ class UserCatalogue:
         from hcdc.archive.catalogue_rdi import RdiCatalogue
 
         return RdiCatalogue(self)
+
+    @property
+    def vo(self) -> VoCatalogue:
+        """The Virtual Observatory services' data as the user sees it: ObsCore, TAP queries and
+        the user's async jobs, SIA, DataLink and provenance (:mod:`hcdc.archive.catalogue_vo`)."""
+        from hcdc.archive.catalogue_vo import VoCatalogue
+
+        return VoCatalogue(self)
 
     def admin(self) -> AdminCatalogue:
         """The administration of the data centre (rule A1: admins only; else

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from hcdc.archive.access import AccessContext, Principal
 
-__all__ = ["NotFound", "ReadOnlyCatalogue", "UserSession"]
+__all__ = ["NotFound", "ReadOnlyCatalogue", "UserSession", "VoSession"]
 
 
 class UserSession(Protocol):
@@ -33,6 +33,22 @@ class UserSession(Protocol):
     def writing(self) -> AbstractContextManager[Connection]: ...
 
     def write_engine(self) -> Engine: ...
+
+
+class VoSession(UserSession, Protocol):
+    """What the VO sub-facade (:mod:`hcdc.archive.catalogue_vo`) uses besides: the storage root
+    (TAP job results, DataLink's files), the engine for a query's own read-only connection, and
+    the facade's datastore reads (a product's files, by id)."""
+
+    storage_root: Path
+
+    def write_engine(self) -> Engine: ...
+
+    def visible(self, kind: str, number: int) -> bool: ...
+
+    def product_files(self, product_id: int) -> list[dict]: ...
+
+    def product_file(self, product_id: int, file_id: int) -> tuple[Path, dict]: ...
 
 
 class NotFound(LookupError):

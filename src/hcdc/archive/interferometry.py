@@ -40,6 +40,7 @@ from hcdc.archive.interferometry_models import (
     oidb_quality,
 )
 from hcdc.archive.models import File, utcnow
+from hcdc.archive.obscore import sync_collection_rows, sync_file_rows
 from hcdc.archive.storage import copy_into_store, resolve_stored_path
 from hcdc.instruments.base import UnreadableFileError
 from hcdc.instruments.fits_file import open_whole
@@ -110,6 +111,7 @@ def add_collection(conn: Connection, actor: Principal, spec: CollectionSpec) -> 
         .returning(OiCollection.id)
     ).scalar_one()
     moved = assign_collections(conn)
+    sync_collection_rows(conn, spec.name)  # ivoa.obscore: their collection, level, release date
     audit(
         conn,
         actor,
@@ -128,6 +130,7 @@ def assign_file(conn: Connection, actor: Principal, file_id: int, collection: st
     moved = assign_collections(conn, file_id=file_id, collection=collection)
     if moved == 0:
         raise InterferometryError(f"file {file_id} has no granule (not a catalogued OIFITS file)")
+    sync_file_rows(conn, [file_id])  # ivoa.obscore, same transaction
     audit(conn, actor, "collection.assign", "file", file_id, {"collection": collection, "granules": moved})
     return moved
 
@@ -376,6 +379,7 @@ def validate_file(
         insert_granules(conn, new_id, inspection.granules or [])
         if collection is not None:
             assign_collections(conn, file_id=new_id, collection=collection)
+        sync_file_rows(conn, [new_id])  # ivoa.obscore: the new version's rows replace the old's
         validation_id = conn.execute(
             insert(OiValidation)
             .values(
@@ -466,6 +470,7 @@ def publish_file(conn: Connection, actor: Principal, file_id: int, bibcode: str)
     result = conn.execute(
         update(GranuleRow).where(GranuleRow.file_id == file_id).values(calib_level=3, bib_reference=bibcode)
     )
+    sync_file_rows(conn, [file_id])  # ivoa.obscore: calib_level 3
     audit(conn, actor, "oifits.publish", "file", file_id, {"bibcode": bibcode, "path": row.path})
     return result.rowcount
 

@@ -9,20 +9,30 @@ Level 0 raw science file       0             image (IFS: cube) ``<INSTRUMENT> ra
 Level 1 product (master cube)  2             cube              ``<INSTRUMENT> L1``
 Level 2 product                3             image / cube      ``<INSTRUMENT> L2``
 OIFITS granule                 granule's, 2  visibility        granule's, else ``<FACILITY> OIFITS``
+Level 0 granule (observation   0             visibility        granule's, else ``<FACILITY> raw``
+log: MIRC-X/MYSTIC raw file,
+ObsPortal exposure, no file)
 ============================== ============= ================= ===================================
 
 Calibration raw files are not published (they are reachable from their science products through
-DataLink's ``#calibration``); a raw file that has OIFITS granules is published through its granules.
-Only the current version of a file or product has a row.
+DataLink's ``#calibration``); a raw file that has granules (OIFITS, or a MIRC-X/MYSTIC raw file's
+observation log) is published through its granules. Only the current version of a file or product
+has a row. Every granule is a row, with or without a file: a Level 0 granule imported from JMMC
+ObsPortal (:mod:`hcdc.archive.obsportal`) has no file; its row follows OiDB's conventions
+(``calib_level`` 0, ``obs_id`` the exposure id, ``access_url`` the exposure's page at its source,
+``text/html``, when that is an http(s) URL) and it is visible by the granule rules R11-R13.
 
 Storage: the physical table ``obscore`` (:class:`ObsCoreRow`) holds what does not depend on who asks
 or where the service runs. Three ObsCore columns are computed when a query runs
 (:func:`published_select`): ``obs_publisher_did`` (``ivo://AUTHORITY/KIND?ID`` by
 :func:`hcdc.archive.identifiers.publisher_did`, the authority being the ``vo_authority`` setting),
 ``access_url`` (the service's DataLink endpoint for that DID, absolute) and ``data_rights``
-(``public`` once ``obs_release_date`` is past, else ``proprietary``: release by the clock). Which
-rows a user sees is decided by ``archive/access.py`` (:func:`hcdc.archive.access.visible_sources_clause`),
-on the row's source file or product, so TAP answers exactly what the portal shows.
+(``public`` once ``obs_release_date`` is past, else the declared rights of a granule's collection,
+``secure`` or ``proprietary`` as in OiDB, and ``proprietary`` for files and products: release by the
+clock); a row whose source has its own link (a Level 0 exposure's page, ``hcdc_access_url``) gives
+that link as ``access_url`` instead of DataLink. Which rows a user sees is decided by
+``archive/access.py`` (:func:`hcdc.archive.access.visible_sources_clause`), on the row's source
+file, product or (without a file) granule, so TAP answers exactly what the portal shows.
 
 Units: ``s_ra``, ``s_dec``, ``s_fov`` in degrees (ICRS); ``s_region`` an ADQL/STC-S polygon string
 (``POLYGON ICRS ra1 dec1 ra2 dec2 ...``, degrees, counter-clockwise seen from inside the sphere);
@@ -73,6 +83,8 @@ from hcdc.archive.access import (
     AccessContext,
     Policy,
     Principal,
+    datetime_of_mjd,
+    granule_public_date,
     local_operator,
     programme_key,
     programme_key_sql,
@@ -81,11 +93,14 @@ from hcdc.archive.access import (
 )
 from hcdc.archive.granules import GranuleRow
 from hcdc.archive.identifiers import publisher_did
+from hcdc.archive.interferometry_models import OiCollection
 from hcdc.archive.models import Base, Dataset, File, utcnow
 from hcdc.archive.pipeline_models import Product, ProductFile
 
-#: MIME type of ``access_url``: every row points at its DataLink document (DataLink 1.1 §3.3)
+#: MIME type of ``access_url``: a row points at its DataLink document (DataLink 1.1 §3.3) ...
 DATALINK_FORMAT = "application/x-votable+xml;content=datalink"
+#: ... or, for a Level 0 exposure without a file, at the exposure's web page at its source
+SOURCE_PAGE_FORMAT = "text/html"
 
 #: Fields of view (arcsec, side of the square field) of the imaging instruments. Sources: ESO
 #: SPHERE user manual (IRDIS 11" x 12.5", IFS 1.73" x 1.73", ZIMPOL 3.6" x 3.6"), NACO user manual
@@ -124,6 +139,10 @@ class ObsCoreRow(Base):
     hcdc_prog_id: Mapped[str | None] = mapped_column(String(64))
     hcdc_filter: Mapped[str | None] = mapped_column(String(64))
     hcdc_product_type: Mapped[str | None] = mapped_column(String(64))
+    # a Level 0 exposure's page at its source (http(s) only): its access_url; NULL: DataLink
+    hcdc_access_url: Mapped[str | None] = mapped_column(Text)
+    # a granule's declared rights (secure, proprietary) until obs_release_date; NULL: proprietary
+    hcdc_data_rights: Mapped[str | None] = mapped_column(String(16))
 
     dataproduct_type: Mapped[str] = mapped_column(String(16), nullable=False)
     dataproduct_subtype: Mapped[str | None] = mapped_column(String(64))
@@ -274,6 +293,8 @@ def file_row(conn: Connection, access: AccessContext, file: Any) -> dict[str, An
         "hcdc_prog_id": file.prog_id,
         "hcdc_filter": file.filter,
         "hcdc_product_type": f"raw:{file.type}" if file.type else "raw",
+        "hcdc_access_url": None,
+        "hcdc_data_rights": None,
         "dataproduct_type": _dataproduct_type(file.arm),
         "dataproduct_subtype": file.file_class,
         "calib_level": 0,
@@ -378,6 +399,8 @@ def product_row(conn: Connection, access: AccessContext, product: Any) -> dict[s
         "hcdc_prog_id": p.prog_id,
         "hcdc_filter": p.filter,
         "hcdc_product_type": product.product_type,
+        "hcdc_access_url": None,
+        "hcdc_data_rights": None,
         "dataproduct_type": "cube" if default_type == "cube" else _dataproduct_type(p.arm),
         "dataproduct_subtype": product.product_type,
         "calib_level": CALIB_LEVEL_OF_PRODUCT_LEVEL[product.level],
@@ -407,30 +430,65 @@ def product_row(conn: Connection, access: AccessContext, product: Any) -> dict[s
     }
 
 
-def granule_row(access: AccessContext, granule: Any, file: Any) -> dict[str, Any]:
-    """The ObsCore row of an OIFITS granule (``granules`` row) of the file row ``file``."""
+def source_link(url: str | None) -> str | None:
+    """``url`` when it is an http(s) URL (a Level 0 exposure's page at its source), else None:
+    another scheme (``javascript:`` from a hostile VOTable) is never published as a link."""
+    if url and url.strip().lower().startswith(("https://", "http://")) and not any(c.isspace() for c in url):
+        return url.strip()
+    return None
+
+
+def granule_row(
+    access: AccessContext,
+    granule: Any,
+    file: Any | None,
+    publication: tuple[str | None, dt.datetime | None] | None = None,
+) -> dict[str, Any]:
+    """The ObsCore row of a granule (``granules`` row) of the file row ``file``; ``file`` None
+    for a Level 0 observation log entry without a file (an ObsPortal exposure).
+
+    ``publication``: the granule's (declared data rights, public date) when the caller has
+    computed them (:meth:`AccessContext.granule_publication` otherwise). Conventions of OiDB for
+    Level 0 (``../shared/reference/interferometry.md``): ``calib_level`` 0, ``obs_id`` the
+    exposure id, ``access_url`` the exposure's page (``text/html``) when it is an http(s) URL,
+    ``em_xel`` NULL for OiDB's ``nb_channels`` -1 (unknown); times MJD, wavelengths m.
+    """
+    rights, released = publication if publication is not None else access.granule_publication(granule.id)
     calib_level = granule.calib_level if granule.calib_level is not None else 2
     fov = INTERFEROMETRY_FOV_ARCSEC / 3600.0
     facility = granule.facility_name or "unknown"
-    exptime = granule.t_exptime
+    category = granule.dataproduct_category or "SCIENCE"
+    level0 = calib_level == 0
+    link = source_link(granule.access_url) if file is None else None
+    if file is not None:
+        name = file.path.rsplit("/", 1)[-1]
+        obs_id = granule.obs_id or f"{name}:{granule.target_name}:{granule.instrument_name}"
+    else:
+        obs_id = granule.obs_id or f"granule-{granule.id}"
+    channels = granule.nb_channels if granule.nb_channels is not None and granule.nb_channels >= 0 else None
+    taken = granule.t_min if granule.t_min is not None else granule.t_max
     return {
         "hcdc_kind": "granule",
         "hcdc_key": granule.id,
         "hcdc_file_id": granule.file_id,
         "hcdc_product_id": None,
-        "hcdc_dataset_id": file.dataset_id,
-        "hcdc_prog_id": granule.progid or file.prog_id,
+        "hcdc_dataset_id": file.dataset_id if file is not None else None,
+        "hcdc_prog_id": granule.progid or (file.prog_id if file is not None else None),
         "hcdc_filter": None,
-        "hcdc_product_type": f"oifits:{granule.dataproduct_category or 'SCIENCE'}".lower(),
+        "hcdc_product_type": f"{'obslog' if level0 else 'oifits'}:{category}".lower(),
+        "hcdc_access_url": link,
+        "hcdc_data_rights": rights if rights in ("secure", "proprietary") else None,
         "dataproduct_type": "visibility",
         "dataproduct_subtype": granule.dataproduct_category,
         "calib_level": calib_level,
-        "obs_collection": granule.obs_collection or f"{facility} OIFITS",
-        "obs_id": f"{file.path.rsplit('/', 1)[-1]}:{granule.target_name}:{granule.instrument_name}"[:255],
-        "obs_creation_date": file.date_obs,
-        "obs_release_date": access.file_public_date(granule.file_id),
-        "access_format": DATALINK_FORMAT,
-        "access_estsize": math.ceil(file.size / 1024),
+        "obs_collection": granule.obs_collection or f"{facility} {'raw' if level0 else 'OIFITS'}",
+        "obs_id": obs_id[:255],
+        "obs_creation_date": (
+            file.date_obs if file is not None else (datetime_of_mjd(taken) if taken is not None else None)
+        ),
+        "obs_release_date": released,
+        "access_format": SOURCE_PAGE_FORMAT if link else DATALINK_FORMAT,
+        "access_estsize": math.ceil(file.size / 1024) if file is not None else None,
         "target_name": granule.target_name,
         **_spatial(granule.s_ra, granule.s_dec, fov),
         "s_resolution": None,
@@ -438,19 +496,37 @@ def granule_row(access: AccessContext, granule: Any, file: Any) -> dict[str, Any
         "s_xel2": None,
         "t_min": granule.t_min,
         "t_max": granule.t_max,
-        "t_exptime": exptime,
+        "t_exptime": granule.t_exptime,
         "t_resolution": None,
         "t_xel": None,
         "em_min": granule.em_min,
         "em_max": granule.em_max,
         "em_res_power": granule.em_res_power,
-        "em_xel": granule.nb_channels,
+        "em_xel": channels,
         "o_ucd": None,  # OIFITS holds several observables (as OiDB)
         "pol_states": None,
         "pol_xel": None,
         "facility_name": granule.facility_name,
         "instrument_name": granule.instrument_name,
     }
+
+
+def _publications(
+    conn: Connection, access: AccessContext, granules: Sequence[Any]
+) -> dict[int, tuple[str | None, dt.datetime | None]]:
+    """(declared rights, public date) of each granule, by id, in one query for the collections
+    (an ObsPortal import writes thousands at once); the dates are :mod:`hcdc.archive.access`'s."""
+    names = sorted({g.obs_collection for g in granules if g.obs_collection is not None})
+    collections = {c.name: c for c in conn.execute(select(OiCollection).where(OiCollection.name.in_(names)))}
+    out: dict[int, tuple[str | None, dt.datetime | None]] = {}
+    for g in granules:
+        if g.obs_collection is None:  # R14: public with its file
+            out[g.id] = (None, access.file_public_date(g.file_id) if g.file_id is not None else None)
+        elif (c := collections.get(g.obs_collection)) is None:  # R9: an unregistered collection
+            out[g.id] = (None, None)
+        else:
+            out[g.id] = (g.data_rights or c.data_rights, granule_public_date(g, c))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,6 +536,9 @@ def granule_row(access: AccessContext, granule: Any, file: Any) -> dict[str, Any
 def _access(conn: Connection, policy: Policy) -> AccessContext:
     # release dates do not depend on who asks: the local operator's context reads the facts
     return AccessContext(conn, local_operator(), utcnow(), policy)
+
+
+_BATCH = 500  # ids per IN (...) list
 
 
 def _write(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
@@ -487,14 +566,44 @@ def sync_file_rows(conn: Connection, file_ids: Iterable[int], policy: Policy = D
     granules: dict[int, list[Any]] = {}
     for g in conn.execute(select(GranuleRow).where(GranuleRow.file_id.in_(ids))):
         granules.setdefault(g.file_id, []).append(g)
+    publications = _publications(conn, access, [g for gs in granules.values() for g in gs])
     for file in conn.execute(select(File).where(File.id.in_(ids))):
         if not file.is_current:
             continue
         if file.id in granules:
-            rows.extend(granule_row(access, g, file) for g in granules[file.id])
+            rows.extend(granule_row(access, g, file, publications[g.id]) for g in granules[file.id])
         elif (row := file_row(conn, access, file)) is not None:
             rows.append(row)
     return _write(conn, rows)
+
+
+def sync_granule_rows(conn: Connection, granule_ids: Iterable[int], policy: Policy = DEFAULT_POLICY) -> int:
+    """Replace the ObsCore rows of these granules, in the caller's transaction (an ObsPortal
+    import, a collection's change): those without a file get their own row; those of a file
+    are rewritten with their file's rows (:func:`sync_file_rows`). Returns the rows written."""
+    ids = sorted(set(int(i) for i in granule_ids))
+    if not ids:
+        return 0
+    o = ObsCoreRow.__table__.c
+    written = 0
+    file_ids: set[int] = set()
+    access = _access(conn, policy)
+    for start in range(0, len(ids), _BATCH):
+        chunk = ids[start : start + _BATCH]
+        found = conn.execute(select(GranuleRow).where(GranuleRow.id.in_(chunk))).all()
+        file_ids |= {g.file_id for g in found if g.file_id is not None}
+        loose = [g for g in found if g.file_id is None]
+        conn.execute(delete(ObsCoreRow).where(o.hcdc_kind == "granule", o.hcdc_key.in_(chunk)))
+        publications = _publications(conn, access, loose)
+        written += _write(conn, [granule_row(access, g, None, publications[g.id]) for g in loose])
+    return written + sync_file_rows(conn, file_ids, policy)
+
+
+def sync_collection_rows(conn: Connection, collection: str, policy: Policy = DEFAULT_POLICY) -> int:
+    """Replace the ObsCore rows of every granule of ``collection`` (caller's transaction): after
+    granules joined it (their collection, level and release date change)."""
+    ids = conn.scalars(select(GranuleRow.id).where(GranuleRow.obs_collection == collection)).all()
+    return sync_granule_rows(conn, ids, policy)
 
 
 def sync_product_rows(conn: Connection, product_ids: Iterable[int], policy: Policy = DEFAULT_POLICY) -> int:
@@ -538,12 +647,14 @@ def refresh_release_dates(
         return 0
     access = _access(conn, policy)
     rows = conn.execute(
-        select(o.id, o.hcdc_kind, o.hcdc_file_id, o.hcdc_product_id).where(or_(*conditions))
+        select(o.id, o.hcdc_kind, o.hcdc_key, o.hcdc_file_id, o.hcdc_product_id).where(or_(*conditions))
     ).all()
     for row in rows:
         if row.hcdc_kind == "product":
             released = access.product_public_date(row.hcdc_product_id)
-        else:  # a raw file or a granule: released with its file
+        elif row.hcdc_kind == "granule":  # its collection's rules, else with its file (R14)
+            released = access.granule_publication(row.hcdc_key)[1]
+        else:  # a raw file
             released = access.file_public_date(row.hcdc_file_id)
         conn.execute(update(ObsCoreRow).where(o.id == row.id).values(obs_release_date=released))
     return len(rows)
@@ -576,6 +687,10 @@ def rebuild_obscore(conn: Connection, policy: Policy = DEFAULT_POLICY, batch: in
     )
     for start in range(0, len(file_ids), batch):
         sync_file_rows(conn, file_ids[start : start + batch], policy)
+    loose = list(
+        conn.scalars(select(GranuleRow.id).where(GranuleRow.file_id.is_(None)).order_by(GranuleRow.id))
+    )
+    sync_granule_rows(conn, loose, policy)  # observation log entries without a file (ObsPortal L0)
     product_ids = list(
         conn.scalars(
             select(Product.id)
@@ -628,13 +743,17 @@ def published_select(
     prefix = did_prefix(authority)
     did = literal(prefix) + o.hcdc_kind + literal("?") + func.cast(o.hcdc_key, String)
     quoted_prefix = quote(prefix, safe="")
-    access_url = (
+    datalink = (
         literal(f"{base_url.rstrip('/')}/datalink?ID={quoted_prefix}")
         + o.hcdc_kind
         + literal("%3F")
         + func.cast(o.hcdc_key, String)
     )
-    rights = case((o.obs_release_date <= literal(now, DateTime), "public"), else_="proprietary")
+    access_url = func.coalesce(o.hcdc_access_url, datalink)  # a Level 0 exposure's own page
+    rights = case(
+        (o.obs_release_date <= literal(now, DateTime), "public"),
+        else_=func.coalesce(o.hcdc_data_rights, "proprietary"),
+    )
     columns = []
     for spec in OBSCORE_COLUMNS:
         if spec.name == "obs_publisher_did":
@@ -645,7 +764,10 @@ def published_select(
             columns.append(rights.label(spec.name))
         else:
             columns.append(o[spec.name].label(spec.name))
-    visible = visible_sources_clause(user, now, policy, file_id=o.hcdc_file_id, product_id=o.hcdc_product_id)
+    granule = case((o.hcdc_kind == "granule", o.hcdc_key))  # NULL for files and products
+    visible = visible_sources_clause(
+        user, now, policy, file_id=o.hcdc_file_id, product_id=o.hcdc_product_id, granule_id=granule
+    )
     return select(*columns).where(visible)
 
 
@@ -741,7 +863,7 @@ OBSCORE_COLUMNS: tuple[ColumnSpec, ...] = (
         "char",
         "meta.ref.url",
         "Access.Reference",
-        "DataLink document of the product",
+        "DataLink document of the product (a Level 0 exposure without a file: its page at its source)",
         principal=True,
     ),
     _c("access_format", "char", "meta.code.mime", "Access.Format", "MIME type of access_url"),
@@ -916,7 +1038,8 @@ OBSCORE_COLUMNS: tuple[ColumnSpec, ...] = (
         "char",
         "meta.code",
         "Curation.Rights",
-        "public once obs_release_date is past, else proprietary",
+        "public once obs_release_date is past, else proprietary (a granule: its collection's "
+        "secure or proprietary rights, as OiDB)",
     ),
     ColumnSpec(
         "hcdc_prog_id",
@@ -951,6 +1074,7 @@ __all__ = [
     "CALIB_LEVEL_OF_PRODUCT_LEVEL",
     "DATALINK_FORMAT",
     "OBSCORE_COLUMNS",
+    "SOURCE_PAGE_FORMAT",
     "OBSCORE_COLUMN_NAMES",
     "ColumnSpec",
     "ObsCoreRow",
@@ -963,7 +1087,10 @@ __all__ = [
     "published_select",
     "rebuild_obscore",
     "refresh_release_dates",
+    "source_link",
     "square_region",
+    "sync_collection_rows",
     "sync_file_rows",
+    "sync_granule_rows",
     "sync_product_rows",
 ]

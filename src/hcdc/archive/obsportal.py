@@ -22,7 +22,9 @@ OiDB ``modules/obsportal.xqm``). :func:`import_obsportal` reads such a VOTable a
 | ``obs_release_date`` | ``exp_date_release`` (ISO date-time, UTC) |
 | ``data_rights`` | ``secure`` |
 | ``nb_channels`` | -1 (``nb_vis``, ``nb_vis2``, ``nb_t3``: 0, no data tables) |
-| ``access_url`` | ``https://obs.jmmc.fr/detail/exposure/<exp_id>`` |
+| ``access_url`` | VLTI (``interferometer_name``) with an ``exp_header_id`` (ESO's original ``DP.ID``):
+  the ESO archive's query of that exposure, :data:`ESO_ARCHIVE_URL`; otherwise
+  ``https://obs.jmmc.fr/detail/exposure/<exp_id>`` |
 | ``night_id`` | round(t_min), OiDB's night split |
 
 Units: ``em_*`` are metres as in OiDB; a FIELD whose ``unit`` attribute is another length
@@ -31,6 +33,9 @@ log entry, not data. They go into a registered collection (``issp_l0`` by defaul
 survey's L0 feed, synchronised by OiDB with ``instrument=SPICA``), and who sees them is decided
 by :mod:`hcdc.archive.access` (R11-R13, the collection's embargo from ``t_max``, the later of
 that and ``obs_release_date``), as for every granule.
+
+The granules are published in ``ivoa.obscore`` in the same transaction
+(:func:`hcdc.archive.obscore.sync_granule_rows`: ``calib_level`` 0, ``access_url`` the link above).
 
 Each row is checked on its own: a bad row becomes one error naming the file, the row (1-based,
 in table order), its ``exp_id`` and the reason, and never blocks the other rows.
@@ -45,21 +50,30 @@ import math
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import numpy as np
 from sqlalchemy import Connection, insert, select, update
 
-from hcdc.archive.access import AccessContext, Principal, utc_naive
+from hcdc.archive.access import DEFAULT_POLICY, AccessContext, Policy, Principal, utc_naive
 from hcdc.archive.accounts import audit
 from hcdc.archive.ingest import column_problem
 from hcdc.archive.interferometry_models import GranuleRow, OiCollection
+from hcdc.archive.obscore import sync_granule_rows
 
 #: The collection OiDB fills from ObsPortal's ``instrument=SPICA`` query (the ISSP L0 feed).
 DEFAULT_COLLECTION = "issp_l0"
 #: ObsPortal's search service (VOTable answers) and exposure pages.
 SEARCH_URL = "https://obs.jmmc.fr/search.votable"
 EXPOSURE_URL = "https://obs.jmmc.fr/detail/exposure/{}"
+#: The ESO archive's raw-data query of one exposure by its ``DP.ID`` (ObsPortal's
+#: ``exp_header_id``): the link OiDB gives VLTI exposures (JMMC-OpenDev/oidb at 1aa6fa7,
+#: ``modules/obsportal.xqm`` lines 137-139: ``if ($facility_name = "VLTI") then
+#: "http://archive.eso.org/wdb/wdb/eso/eso_archive_main/query?dp_id=" || exp_header_id``); the
+#: end point and its URL-parameter syntax are those of ESO's FAQ "How do I query the Archive
+#: programmatically via WDB?"
+#: (archive.eso.org/cms/faq/how-do-i-query-the-archive-programmatically-via-WDB.html).
+ESO_ARCHIVE_URL = "http://archive.eso.org/wdb/wdb/eso/eso_archive_main/query?dp_id={}"
 #: Fields every row needs (the others may be empty or absent from the table).
 REQUIRED_FIELDS = ("exp_id", "exp_mjd_start", "exp_mjd_end", "instrument_name")
 #: Longest ``date_updated`` window of one query (OiDB splits a sync into <= 1-year windows).
@@ -234,19 +248,33 @@ def granule_of_row(row: dict[str, Any], units: dict[str, str | None] | None = No
         "nb_channels": -1,
         "night_id": round(t_min),
         "calib_level": 0,
-        "access_url": EXPOSURE_URL.format(exp_id),
+        "access_url": exposure_url(exp_id, _text(row, "interferometer_name"), _text(row, "exp_header_id")),
     }
 
 
+def exposure_url(exp_id: str, interferometer: str | None, header_id: str | None) -> str:
+    """The exposure's page at its source, as OiDB links it: the ESO archive's query of the
+    exposure (:data:`ESO_ARCHIVE_URL`) for a VLTI exposure with ESO's ``DP.ID``
+    (``exp_header_id``), else ObsPortal's page (:data:`EXPOSURE_URL`); ids are URL-quoted."""
+    if (interferometer or "").upper() == "VLTI" and header_id:
+        return ESO_ARCHIVE_URL.format(quote(header_id, safe=":.-_"))
+    return EXPOSURE_URL.format(quote(exp_id, safe=":.-_"))
+
+
 def import_obsportal(
-    conn: Connection, actor: Principal, path: str | Path, collection: str = DEFAULT_COLLECTION
+    conn: Connection,
+    actor: Principal,
+    path: str | Path,
+    collection: str = DEFAULT_COLLECTION,
+    policy: Policy = DEFAULT_POLICY,
 ) -> dict[str, Any]:
     """Import the ObsPortal VOTable at ``path`` as Level 0 granules of ``collection`` (which
     must be registered: ``hcdc oi collection add``); admins only (A1). In the caller's
     transaction. Returns ``file``, ``collection``, ``rows``, counts ``added`` / ``updated`` /
     ``unchanged``, ``errors`` (one line per rejected row, naming the file and row),
     ``warnings`` (astropy's, with line numbers) and ``last_updated`` (the latest
-    ``exp_date_updated`` seen: where the next sync starts)."""
+    ``exp_date_updated`` seen: where the next sync starts). The new and changed granules'
+    ObsCore rows are written in the same transaction (``policy``: the data centre's)."""
     ctx = AccessContext(conn, actor)
     ctx.require(ctx.can_manage())
     if conn.scalar(select(OiCollection.id).where(OiCollection.name == collection)) is None:
@@ -278,7 +306,8 @@ def import_obsportal(
         updated = _text(row, "exp_date_updated")
         if updated and (report["last_updated"] is None or updated > report["last_updated"]):
             report["last_updated"] = updated
-    _write(conn, collection, valid, report)
+    changed = _write(conn, collection, valid, report)
+    sync_granule_rows(conn, _granule_ids(conn, collection, changed), policy)  # ivoa.obscore
     audit(
         conn,
         actor,
@@ -291,10 +320,21 @@ def import_obsportal(
     return report
 
 
+def _granule_ids(conn: Connection, collection: str, obs_ids: list[str]) -> list[int]:
+    """The ids of the granules of ``collection`` with these ``obs_id``."""
+    g = _GRANULES.c
+    out: list[int] = []
+    for start in range(0, len(obs_ids), _CHUNK):
+        chunk = obs_ids[start : start + _CHUNK]
+        out += conn.scalars(select(g.id).where(g.obs_collection == collection, g.obs_id.in_(chunk))).all()
+    return out
+
+
 def _write(
     conn: Connection, collection: str, granules: dict[str, dict[str, Any]], report: dict[str, Any]
-) -> None:
-    """Insert new exposures (one multi-row insert), update changed ones, count the unchanged."""
+) -> list[str]:
+    """Insert new exposures (one multi-row insert), update changed ones, count the unchanged;
+    returns the ``obs_id`` of the new and changed ones."""
     g = _GRANULES.c
     ids = list(granules)
     existing: dict[str, Any] = {}
@@ -303,6 +343,7 @@ def _write(
         for row in conn.execute(select(_GRANULES).where(g.obs_collection == collection, g.obs_id.in_(chunk))):
             existing[row.obs_id] = row
     new = []
+    changed = []
     for obs_id, granule in granules.items():
         old = existing.get(obs_id)
         if old is None:
@@ -310,11 +351,13 @@ def _write(
         elif any(getattr(old, name) != granule[name] for name in _COLUMNS):
             conn.execute(update(_GRANULES).where(g.id == old.id).values(**granule))
             report["updated"] += 1
+            changed.append(obs_id)
         else:
             report["unchanged"] += 1
     if new:
         conn.execute(insert(_GRANULES), new)
     report["added"] = len(new)
+    return changed + [row["obs_id"] for row in new]
 
 
 def sync_windows(since: dt.datetime, until: dt.datetime) -> list[tuple[dt.datetime, dt.datetime]]:
@@ -345,6 +388,7 @@ def query_url(start: dt.datetime, end: dt.datetime, instrument: str = "SPICA") -
 __all__ = [
     "DEFAULT_COLLECTION",
     "ObsPortalError",
+    "exposure_url",
     "granule_of_row",
     "import_obsportal",
     "query_url",

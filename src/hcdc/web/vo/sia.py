@@ -19,11 +19,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from hcdc.archive.identifiers import vo_authority
-from hcdc.archive.obscore import OBSCORE_COLUMNS, published_select
-from hcdc.archive.sia import SiaError, build_query, max_field_deg, run_query
+from hcdc.archive.obscore import OBSCORE_COLUMNS
+from hcdc.archive.sia import SiaError
 from hcdc.web.auth import state_of
 from hcdc.web.vo.registry import SIA2_ID, Capability, vosi_availability, vosi_capabilities, xml_response
-from hcdc.web.vo.tap import error_response, service_base, vo_principal
+from hcdc.web.vo.tap import error_response, service_base, vo_catalogue
 from hcdc.web.vo.votable import Field, FormatError, render, serialization_of
 
 router = APIRouter(prefix="/sia", tags=["vo"])
@@ -71,24 +71,17 @@ def format_of(params: Mapping[str, Sequence[str]]) -> str:
 async def query(request: Request) -> Response:
     params = await request_parameters(request)
     state = state_of(request)
-    user = vo_principal(request, state)
-    engine = state.catalogue.engine
-    with engine.connect() as conn:
+    with vo_catalogue(request) as vo:  # the catalogue facade, for the caller
         try:
             maxrec, serialization = maxrec_of(params), format_of(params)
-            published = published_select(
-                user,
-                state.clock(),
+            rows, overflow = vo.sia_query(
+                params,
+                maxrec=maxrec,
                 authority=vo_authority(state.catalogue.settings),
                 base_url=service_base(request),
-                policy=state.policy,
-            )
-            sia = build_query(
-                published, params, dialect=engine.dialect.name, field_margin=max_field_deg(conn)
             )
         except SiaError as exc:
             return error_response(str(exc))
-        rows, overflow = run_query(conn, sia, maxrec)
     body, media_type = render(FIELDS, rows, serialization, overflow=overflow)
     return Response(body, media_type=media_type)
 

@@ -16,47 +16,37 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import decimal
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
-from sqlalchemy import Connection, select, text
 from sqlalchemy.engine import Engine
 
-from hcdc.archive.access import Policy, Principal
+from hcdc.archive.access import AccessContext, Policy, Principal
 from hcdc.archive.accounts import authenticate_password
-from hcdc.archive.adql import AdqlError, CompiledQuery, TableSource, compile_adql
-from hcdc.archive.adql.geometry import register_sqlite_functions
+from hcdc.archive.adql import AdqlError
+from hcdc.archive.catalogue_vo import VoCatalogue
 from hcdc.archive.identifiers import vo_authority
-from hcdc.archive.obscore import ColumnSpec, published_select
-from hcdc.archive.tap_jobs import RESULTS_DIR, TapJob
-from hcdc.archive.tap_schema import (
-    OBSCORE_TABLE,
-    PUBLISHED_TABLES,
-    TAP_SCHEMA_TABLES,
-    literal_select,
-    schema_rows,
-)
+from hcdc.archive.obscore import ColumnSpec
+from hcdc.archive.tap_query import STATEMENT_TIMEOUT_S, TapRows, execute_adql
+from hcdc.archive.tap_query import table_sources as table_sources  # re-exported
+from hcdc.archive.tap_schema import PUBLISHED_TABLES
 from hcdc.archive.tap_upload import (
     MAX_UPLOAD_BYTES,
     UploadedTable,
     UploadError,
     parse_upload_parameter,
     read_upload,
-    upload_select,
 )
-from hcdc.archive.tdb_tap import TDB_TABLES
 from hcdc.web.auth import WebState, client_address, resolve_principal, state_of
 from hcdc.web.vo.votable import Field, FormatError, error_document, field_for_values, render, serialization_of
 
 DEFAULT_MAXREC = 10_000
 HARD_MAXREC = 1_000_000
-STATEMENT_TIMEOUT_S = 60
 LANGS = ("ADQL", "ADQL-2.0", "ADQL-2.1")
 VOTABLE = "application/x-votable+xml"
 
@@ -105,42 +95,21 @@ def vo_principal(request: Request, state: WebState) -> Principal:
 # queries
 
 
-def table_sources(
-    user: Principal,
-    now: dt.datetime,
-    dialect: str,
-    *,
-    authority: str,
-    base_url: str,
-    policy: Policy,
-    uploads: Sequence[UploadedTable] = (),
-) -> dict[str, TableSource]:
-    """The tables ``user`` may query, as SQL for ``dialect``: ivoa.obscore and the Target Data
-    Base's tables (rights-filtered), TAP_SCHEMA and the tables uploaded with this query
-    (``TAP_UPLOAD.name``)."""
-    from sqlalchemy.dialects import postgresql, sqlite
+@contextmanager
+def open_vo(state: WebState, user: Principal) -> Iterator[VoCatalogue]:
+    """The VO part of the catalogue facade for ``user`` (:attr:`UserCatalogue.vo`), on its own
+    read connection and the application's clock and policy; closed on exit."""
+    with state.catalogue.engine.connect() as conn:
+        access = AccessContext(conn, user, state.clock(), state.policy, memo=True)
+        yield state.catalogue.for_access(access).vo
 
-    compiler = postgresql.dialect() if dialect == "postgresql" else sqlite.dialect()
 
-    def sql_of(query: Any) -> str:
-        return str(query.compile(dialect=compiler, compile_kwargs={"literal_binds": True}))
-
-    obscore = published_select(user, now, authority=authority, base_url=base_url, policy=policy)
-    sources = {"ivoa.obscore": TableSource("ivoa.obscore", sql_of(obscore), OBSCORE_TABLE.columns)}
-    for tdb in TDB_TABLES:  # rule R15: each the caller's rights-filtered SELECT
-        sources[tdb.spec.qualified.lower()] = TableSource(
-            tdb.spec.qualified, sql_of(tdb.select_for(user, now, policy)), tdb.spec.columns
-        )
-    rows = schema_rows()
-    for table in TAP_SCHEMA_TABLES:
-        sources[table.qualified.lower()] = TableSource(
-            table.qualified, literal_select(table, rows[table.name]), table.columns
-        )
-    for upload in uploads:
-        sources[upload.qualified.lower()] = TableSource(
-            upload.qualified, upload_select(upload, dialect), upload.columns
-        )
-    return sources
+@contextmanager
+def vo_catalogue(request: Request) -> Iterator[VoCatalogue]:
+    """:func:`open_vo` for the caller of ``request`` (:func:`vo_principal`)."""
+    state = state_of(request)
+    with open_vo(state, vo_principal(request, state)) as vo:
+        yield vo
 
 
 def _field(name: str, spec: ColumnSpec | None, values: list[Any]) -> Field:
@@ -151,10 +120,6 @@ def _field(name: str, spec: ColumnSpec | None, values: list[Any]) -> Field:
     )
 
 
-def _plain(value: Any) -> Any:
-    return float(value) if isinstance(value, decimal.Decimal) else value
-
-
 @dataclass
 class QueryResult:
     fields: list[Field]
@@ -162,17 +127,13 @@ class QueryResult:
     overflow: bool
 
 
-def _prepare(conn: Connection, timeout_s: float) -> float:
-    """Read-only transaction with a statement timeout; returns the deadline (monotonic)."""
-    deadline = time.monotonic() + timeout_s
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SET TRANSACTION READ ONLY"))
-        conn.execute(text(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}"))
-    else:
-        raw = conn.connection.driver_connection
-        register_sqlite_functions(raw)
-        raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
-    return deadline
+def query_result(answer: TapRows) -> QueryResult:
+    """The VOTable FIELDs of an answer (published metadata, else guessed from the values)."""
+    fields = [
+        _field(name, spec, [row[i] for row in answer.rows])
+        for i, (name, spec) in enumerate(zip(answer.names, answer.columns, strict=True))
+    ]
+    return QueryResult(fields, answer.rows, answer.overflow)
 
 
 def run_adql(
@@ -188,50 +149,23 @@ def run_adql(
     timeout_s: float = STATEMENT_TIMEOUT_S,
     uploads: Sequence[UploadedTable] = (),
 ) -> QueryResult:
-    """Run one ADQL query for ``user`` (raises :class:`AdqlError` with a clear message);
-    ``uploads`` are the tables sent with it (``TAP_UPLOAD.name``)."""
-    dialect = engine.dialect.name
-    sources = table_sources(
-        user, now, dialect, authority=authority, base_url=base_url, policy=policy, uploads=uploads
+    """One ADQL query for ``user`` on ``engine`` with its VOTable FIELDs, for tools and tests
+    (benchmarks/vo_cone.py); the routes run theirs through the facade
+    (:meth:`hcdc.archive.catalogue_vo.VoCatalogue.run_adql`)."""
+    return query_result(
+        execute_adql(
+            engine,
+            query,
+            user,
+            now,
+            maxrec=maxrec,
+            authority=authority,
+            base_url=base_url,
+            policy=policy,
+            timeout_s=timeout_s,
+            uploads=uploads,
+        )
     )
-    compiled: CompiledQuery = compile_adql(query, sources, dialect)
-    with engine.connect() as conn:
-        with conn.begin():
-            _prepare(conn, timeout_s)
-            try:
-                result = (
-                    conn.exec_driver_sql(compiled.sql)
-                    if dialect != "postgresql"
-                    else conn.execution_options(stream_results=True).exec_driver_sql(
-                        compiled.sql.replace("%", "%%")
-                    )
-                )
-                rows = [tuple(_plain(v) for v in row) for row in result.fetchmany(maxrec + 1)]
-                result.close()
-            except Exception as exc:  # the database refused or timed out: say so, never leak SQL
-                raise AdqlError(_database_message(exc, timeout_s)) from None
-            finally:
-                if dialect == "sqlite":
-                    conn.connection.driver_connection.set_progress_handler(None, 0)
-    overflow = len(rows) > maxrec
-    rows = rows[:maxrec]
-    fields = [
-        _field(name, spec, [row[i] for row in rows])
-        for i, (name, spec) in enumerate(zip(compiled.names, compiled.columns, strict=True))
-    ]
-    return QueryResult(fields, rows, overflow)
-
-
-def _database_message(exc: Exception, timeout_s: float) -> str:
-    raw = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    first = raw[0] if raw else type(exc).__name__
-    if (
-        "interrupted" in first.lower()
-        or "statement timeout" in first.lower()
-        or "canceling statement" in first.lower()
-    ):
-        return f"the query ran longer than {timeout_s:g} s and was stopped: narrow it (TOP, a smaller region)"
-    return f"the database could not run the query: {first}"
 
 
 def tap_parameters(request: Request, form: Any | None) -> dict[str, str]:
@@ -278,20 +212,8 @@ def form_parts(form: Any | None) -> PartReader:
     return read
 
 
-def job_result_bytes(engine: Engine, storage_root: Any, job_id: str, user: Principal) -> bytes | None:
-    """The result file of ``user``'s completed async job ``job_id`` (None: no such result of theirs)."""
-    with engine.connect() as conn:
-        row = conn.execute(select(TapJob).where(TapJob.id == job_id)).first()
-    if row is None or row.owner_user_id != user.id or row.phase != "COMPLETED" or not row.result_path:
-        return None
-    if not str(row.result_path).startswith(RESULTS_DIR + "/"):
-        return None
-    path = storage_root / row.result_path
-    return path.read_bytes() if path.is_file() else None
-
-
 def load_uploads(
-    upload: str | None, parts: PartReader, *, user: Principal, state: WebState, base_url: str
+    upload: str | None, parts: PartReader, *, vo: VoCatalogue, base_url: str
 ) -> list[UploadedTable]:
     """The tables of the UPLOAD parameter: inline parts (``param:X``) or results of the caller's own
     async jobs on this service (``{base}/tap/async/JOB/results/result``); any other URL is refused
@@ -309,7 +231,7 @@ def load_uploads(
                     "(send the VOTable as a multipart/form-data part of that name)"
                 )
         else:
-            data = _own_job_result(ref.uri, user=user, state=state, base_url=base_url)
+            data = _own_job_result(ref.uri, vo=vo, base_url=base_url)
             if data is None:
                 raise UploadError(
                     f"UPLOAD {ref.name}: {ref.uri!r} cannot be read: this server does not fetch other "
@@ -324,14 +246,14 @@ def load_uploads(
     return tables
 
 
-def _own_job_result(uri: str, *, user: Principal, state: WebState, base_url: str) -> bytes | None:
+def _own_job_result(uri: str, *, vo: VoCatalogue, base_url: str) -> bytes | None:
     prefix, suffix = f"{base_url}/tap/async/", "/results/result"
     if not (uri.startswith(prefix) and uri.endswith(suffix)):
         return None
     job_id = uri[len(prefix) : -len(suffix)]
     if not job_id or "/" in job_id:
         return None
-    return job_result_bytes(state.catalogue.engine, state.catalogue.storage_root, job_id, user)
+    return vo.result_bytes(job_id)  # the caller's own completed job only
 
 
 def check_parameters(params: Mapping[str, str]) -> tuple[str, int, str]:
@@ -374,23 +296,21 @@ async def read_form(request: Request) -> Any | None:
 
 
 def execute_request(request: Request, params: Mapping[str, str], parts: PartReader) -> tuple[bytes, str]:
-    """Run a sync TAP request for the caller; (body, media type) or AdqlError."""
+    """Run a sync TAP request for the caller, through the catalogue facade; (body, media type)
+    or AdqlError."""
     state = state_of(request)
-    user = vo_principal(request, state)
-    query, maxrec, serialization = check_parameters(params)
-    base = service_base(request)
-    uploads = load_uploads(params.get("UPLOAD"), parts, user=user, state=state, base_url=base)
-    result = run_adql(
-        state.catalogue.engine,
-        query,
-        user,
-        state.clock(),
-        maxrec=maxrec,
-        authority=vo_authority(state.catalogue.settings),
-        base_url=base,
-        policy=state.policy,
-        uploads=uploads,
-    )
+    with vo_catalogue(request) as vo:
+        query, maxrec, serialization = check_parameters(params)
+        base = service_base(request)
+        uploads = load_uploads(params.get("UPLOAD"), parts, vo=vo, base_url=base)
+        answer = vo.run_adql(
+            query,
+            maxrec=maxrec,
+            authority=vo_authority(state.catalogue.settings),
+            base_url=base,
+            uploads=uploads,
+        )
+    result = query_result(answer)
     return render(result.fields, result.rows, serialization, overflow=result.overflow)
 
 
@@ -588,11 +508,14 @@ __all__ = [
     "execute_request",
     "form_parts",
     "load_uploads",
+    "open_vo",
+    "query_result",
     "read_form",
     "router",
     "run_adql",
     "service_base",
     "table_sources",
     "tables_document",
+    "vo_catalogue",
     "vo_principal",
 ]

@@ -6,58 +6,58 @@ COMPLETED or ERROR), and its result is written under the storage root
 (``tap-results/<job id>``), so it outlives the request and a server restart. Jobs are visible
 to the account that created them only (anonymous jobs to anonymous callers). A job past its
 ``destruction`` time is deleted with its result when the job list is next read.
+
+Every read and write of a job goes through the catalogue facade
+(:attr:`hcdc.archive.catalogue.UserCatalogue.vo`: :class:`hcdc.archive.catalogue_vo.VoCatalogue`),
+opened for the caller (:func:`hcdc.web.vo.tap.vo_catalogue`); another account's job is a 404,
+as a missing one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
-import secrets
 import threading
 import time
-from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from sqlalchemy import delete, select, update
 
 from hcdc.archive.access import Principal
 from hcdc.archive.adql import AdqlError
+from hcdc.archive.catalogue_errors import NotFound
+from hcdc.archive.catalogue_vo import VoCatalogue
 from hcdc.archive.identifiers import vo_authority
 from hcdc.archive.models import utcnow
-from hcdc.archive.tap_jobs import RESULTS_DIR, TapJob, uploads_folder
 from hcdc.archive.tap_upload import MAX_UPLOAD_BYTES, UploadError, parse_upload_parameter
 from hcdc.web.auth import WebState, state_of
 from hcdc.web.vo.tap import (
     STATEMENT_TIMEOUT_S,
-    PartReader,
     check_parameters,
     form_parts,
     load_uploads,
+    open_vo,
+    query_result,
     read_form,
-    run_adql,
     service_base,
     tap_parameters,
+    vo_catalogue,
     vo_principal,
 )
 from hcdc.web.vo.votable import error_document, render
 
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
-DEFAULT_DESTRUCTION = dt.timedelta(days=7)
 ACTIVE = ("QUEUED", "EXECUTING")
 router = APIRouter()
 
 
-def _job(request: Request, job_id: str) -> tuple[WebState, Principal, Any]:
-    state = state_of(request)
-    user = vo_principal(request, state)
-    with state.catalogue.engine.connect() as conn:
-        row = conn.execute(select(TapJob).where(TapJob.id == job_id)).first()
-    if row is None or row.owner_user_id != user.id:
-        raise HTTPException(404, f"no job {job_id!r}")
-    return state, user, row
+def _job(vo: VoCatalogue, job_id: str) -> Any:
+    """The caller's job (its row), 404 for another's or a missing one."""
+    try:
+        return vo.job(job_id)
+    except NotFound:
+        raise HTTPException(404, f"no job {job_id!r}") from None
 
 
 def _ts(value: dt.datetime | None) -> str | None:
@@ -123,79 +123,54 @@ def _xml(body: str) -> Response:
     return Response(body, media_type="text/xml")
 
 
-def _set(state: WebState, job_id: str, **values: Any) -> None:
-    with state.catalogue.engine.begin() as conn:
-        conn.execute(update(TapJob).where(TapJob.id == job_id).values(**values))
-
-
-def _phase(state: WebState, job_id: str) -> str | None:
-    with state.catalogue.engine.connect() as conn:
-        return conn.scalar(select(TapJob.phase).where(TapJob.id == job_id))
-
-
 def _execute(state: WebState, job_id: str, user: Principal, base: str) -> None:
-    """Run a job (background thread): EXECUTING, then COMPLETED with its result file, or ERROR."""
-    with state.catalogue.engine.connect() as conn:
-        row = conn.execute(select(TapJob).where(TapJob.id == job_id)).first()
-    if row is None or row.phase != "QUEUED":
-        return
-    _set(state, job_id, phase="EXECUTING", start_time=utcnow())
-    try:
-        query, maxrec, serialization = check_parameters(row.parameters)
-        uploads = load_uploads(
-            row.parameters.get("UPLOAD"),
-            _stored_parts(state, job_id),
-            user=user,
-            state=state,
-            base_url=base,
-        )
-        result = run_adql(
-            state.catalogue.engine,
-            query,
-            user,
-            state.clock(),
-            maxrec=maxrec,
-            authority=vo_authority(state.catalogue.settings),
-            base_url=base,
-            policy=state.policy,
-            timeout_s=min(row.execution_duration or STATEMENT_TIMEOUT_S, STATEMENT_TIMEOUT_S),
-            uploads=uploads,
-        )
-        body, media_type = render(result.fields, result.rows, serialization, overflow=result.overflow)
-    except AdqlError as exc:
-        if _phase(state, job_id) == "EXECUTING":
-            _set(state, job_id, phase="ERROR", error=str(exc), end_time=utcnow())
-        return
-    folder = state.catalogue.storage_root / RESULTS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / job_id
-    path.write_bytes(body)
-    if _phase(state, job_id) == "EXECUTING":  # not aborted meanwhile
-        _set(
-            state,
-            job_id,
-            phase="COMPLETED",
-            end_time=utcnow(),
-            result_path=f"{RESULTS_DIR}/{job_id}",
-            result_media_type=media_type,
-            result_size=len(body),
-            result_rows=len(result.rows),
-            overflow=result.overflow,
-        )
+    """Run a job (background thread), through the facade opened for its owner: EXECUTING, then
+    COMPLETED with its result file, or ERROR."""
+    with open_vo(state, user) as vo:
+        try:
+            row = vo.job(job_id)
+        except NotFound:
+            return
+        if row.phase != "QUEUED":
+            return
+        vo.update_job(job_id, phase="EXECUTING", start_time=utcnow())
+        try:
+            query, maxrec, serialization = check_parameters(row.parameters)
+            uploads = load_uploads(row.parameters.get("UPLOAD"), vo.kept_upload(job_id), vo=vo, base_url=base)
+            answer = vo.run_adql(
+                query,
+                maxrec=maxrec,
+                authority=vo_authority(state.catalogue.settings),
+                base_url=base,
+                timeout_s=min(row.execution_duration or STATEMENT_TIMEOUT_S, STATEMENT_TIMEOUT_S),
+                uploads=uploads,
+            )
+            result = query_result(answer)
+            body, media_type = render(result.fields, result.rows, serialization, overflow=result.overflow)
+        except AdqlError as exc:
+            if vo.phase(job_id) == "EXECUTING":
+                vo.update_job(job_id, phase="ERROR", error=str(exc), end_time=utcnow())
+            return
+        except NotFound:  # deleted meanwhile
+            return
+        try:
+            result_path = vo.store_result(job_id, body)
+        except NotFound:
+            return
+        if vo.phase(job_id) == "EXECUTING":  # not aborted meanwhile
+            vo.update_job(
+                job_id,
+                phase="COMPLETED",
+                end_time=utcnow(),
+                result_path=result_path,
+                result_media_type=media_type,
+                result_size=len(body),
+                result_rows=len(result.rows),
+                overflow=result.overflow,
+            )
 
 
-def _stored_parts(state: WebState, job_id: str) -> PartReader:
-    """Reads the inline uploads kept for a job (see :func:`_keep_parts`)."""
-    folder = uploads_folder(state.catalogue.storage_root, job_id)
-
-    def read(name: str) -> bytes | None:
-        path = folder / name.lower()
-        return path.read_bytes() if _PART_NAME.match(name) and path.is_file() else None
-
-    return read
-
-
-def _keep_parts(state: WebState, job_id: str, upload: str | None, form: Any) -> None:
+def _keep_parts(vo: VoCatalogue, job_id: str, upload: str | None, form: Any) -> None:
     """Keep the multipart parts that UPLOAD names (``param:X``) with the job, so that they outlive
     the request that created it (the job may run much later). A malformed UPLOAD is kept as it
     is: the job fails with the reason when it runs (UWS: errors at run time)."""
@@ -208,43 +183,18 @@ def _keep_parts(state: WebState, job_id: str, upload: str | None, form: Any) -> 
     parts, total = form_parts(form), 0
     for ref in refs:
         name = ref.inline_part
-        data = parts(name) if name and _PART_NAME.match(name) else None
+        data = parts(name) if name else None
         if data is None:
             continue
         total += len(data)
         if total > MAX_UPLOAD_BYTES:
             return  # load_uploads refuses it at run time, naming the limit
-        folder = uploads_folder(state.catalogue.storage_root, job_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / name.lower()).write_bytes(data)
+        vo.keep_upload(job_id, name, data)
 
 
-def _remove_files(state: WebState, job_id: str, result_path: str | None) -> None:
-    if result_path:
-        (state.catalogue.storage_root / result_path).unlink(missing_ok=True)
-    folder = uploads_folder(state.catalogue.storage_root, job_id)
-    if folder.is_dir():
-        for path in folder.iterdir():
-            path.unlink(missing_ok=True)
-        folder.rmdir()
-
-
-_PART_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\Z")
-
-
-def _start(state: WebState, job_id: str, user: Principal, base: str) -> None:
-    _set(state, job_id, phase="QUEUED")
+def _start(vo: VoCatalogue, state: WebState, job_id: str, user: Principal, base: str) -> None:
+    vo.update_job(job_id, phase="QUEUED")
     threading.Thread(target=_execute, args=(state, job_id, user, base), daemon=True).start()
-
-
-def _purge(state: WebState) -> None:
-    now = utcnow()
-    with state.catalogue.engine.begin() as conn:
-        expired = conn.execute(select(TapJob.id, TapJob.result_path).where(TapJob.destruction < now)).all()
-        for job in expired:
-            _remove_files(state, job.id, job.result_path)
-        if expired:
-            conn.execute(delete(TapJob).where(TapJob.id.in_([j.id for j in expired])))
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -256,16 +206,9 @@ async def _form(request: Request) -> dict[str, str]:
 
 @router.get("/tap/async", include_in_schema=False)
 def job_list(request: Request) -> Response:
-    state = state_of(request)
-    user = vo_principal(request, state)
-    _purge(state)
+    with vo_catalogue(request) as vo:
+        rows = vo.jobs()
     phases = {p.upper() for p in request.query_params.getlist("PHASE")}
-    with state.catalogue.engine.connect() as conn:
-        rows = conn.execute(
-            select(TapJob)
-            .where(TapJob.owner_user_id.is_(None) if user.id is None else TapJob.owner_user_id == user.id)
-            .order_by(TapJob.creation_time.desc())
-        ).all()
     base = service_base(request)
     refs = "".join(
         f"<uws:jobref id={quoteattr(r.id)} xlink:href={quoteattr(f'{base}/tap/async/{r.id}')}>"
@@ -287,90 +230,79 @@ async def create_job(request: Request) -> Response:
     except UploadError as exc:
         return Response(error_document(str(exc)), status_code=413, media_type="application/x-votable+xml")
     params = tap_parameters(request, form)
-    job_id = secrets.token_hex(8)
-    now = utcnow()
     run_id = params.pop("RUNID", None)
     phase = params.pop("PHASE", "").upper()
-    with state.catalogue.engine.begin() as conn:
-        conn.execute(
-            TapJob.__table__.insert().values(
-                id=job_id,
-                owner_user_id=user.id,
-                owner_name=None if user.id is None else user.name,
-                phase="PENDING",
-                run_id=run_id,
-                parameters=params,
-                creation_time=now,
-                execution_duration=STATEMENT_TIMEOUT_S,
-                destruction=now + DEFAULT_DESTRUCTION,
-                overflow=False,
-            )
-        )
-    _keep_parts(state, job_id, params.get("UPLOAD"), form)
     base = service_base(request)
-    if phase == "RUN":
-        _start(state, job_id, user, base)
+    with open_vo(state, user) as vo:
+        job_id = vo.create_job(params, run_id)
+        _keep_parts(vo, job_id, params.get("UPLOAD"), form)
+        if phase == "RUN":
+            _start(vo, state, job_id, user, base)
     return RedirectResponse(f"{base}/tap/async/{job_id}", status_code=303)
 
 
 @router.get("/tap/async/{uws_job}", include_in_schema=False)
 def get_job(request: Request, uws_job: str) -> Response:
     job_id = uws_job
-    state, _, row = _job(request, job_id)
-    wait = request.query_params.get("WAIT")
-    if wait is not None and row.phase in ("PENDING", *ACTIVE):
-        try:
-            seconds = float(wait)
-        except ValueError:
-            seconds = 0.0
-        limit = time.monotonic() + (60.0 if seconds < 0 else min(seconds, 60.0))
-        start_phase = row.phase
-        while time.monotonic() < limit and _phase(state, job_id) == start_phase:
-            time.sleep(0.1)
-        state, _, row = _job(request, job_id)
+    with vo_catalogue(request) as vo:
+        row = _job(vo, job_id)
+        wait = request.query_params.get("WAIT")
+        if wait is not None and row.phase in ("PENDING", *ACTIVE):
+            try:
+                seconds = float(wait)
+            except ValueError:
+                seconds = 0.0
+            limit = time.monotonic() + (60.0 if seconds < 0 else min(seconds, 60.0))
+            start_phase = row.phase
+            while time.monotonic() < limit and vo.phase(job_id) == start_phase:
+                time.sleep(0.1)
+            row = _job(vo, job_id)
     return _xml(job_document(row, service_base(request)))
 
 
-def _delete(state: WebState, row: Any, base: str) -> Response:
-    _remove_files(state, row.id, row.result_path)
-    with state.catalogue.engine.begin() as conn:
-        conn.execute(delete(TapJob).where(TapJob.id == row.id))
+def _delete(vo: VoCatalogue, job_id: str, base: str) -> Response:
+    vo.delete_job(job_id)
     return RedirectResponse(f"{base}/tap/async", status_code=303)
 
 
 @router.post("/tap/async/{uws_job}", include_in_schema=False)
 async def post_job(request: Request, uws_job: str) -> Response:
     job_id = uws_job
-    state, _, row = _job(request, job_id)
     form = {k.upper(): v for k, v in (await _form(request)).items()}
-    if form.get("ACTION", "").upper() == "DELETE":
-        return _delete(state, row, service_base(request))
+    with vo_catalogue(request) as vo:
+        _job(vo, job_id)
+        if form.get("ACTION", "").upper() == "DELETE":
+            return _delete(vo, job_id, service_base(request))
     raise HTTPException(400, "POST to a job takes ACTION=DELETE")
 
 
 @router.delete("/tap/async/{uws_job}", include_in_schema=False)
 def delete_job(request: Request, uws_job: str) -> Response:
-    job_id = uws_job
-    state, _, row = _job(request, job_id)
-    return _delete(state, row, service_base(request))
+    with vo_catalogue(request) as vo:
+        _job(vo, uws_job)
+        return _delete(vo, uws_job, service_base(request))
 
 
 @router.api_route("/tap/async/{uws_job}/phase", methods=["GET", "POST"], include_in_schema=False)
 async def job_phase(request: Request, uws_job: str) -> Response:
     job_id = uws_job
-    state, user, row = _job(request, job_id)
-    if request.method == "GET":
-        return Response(row.phase, media_type="text/plain")
-    phase = {k.upper(): v for k, v in (await _form(request)).items()}.get("PHASE", "").upper()
-    base = service_base(request)
-    if phase == "RUN":
-        if row.phase == "PENDING":
-            _start(state, job_id, user, base)
-    elif phase == "ABORT":
-        if row.phase in ("PENDING", *ACTIVE):
-            _set(state, job_id, phase="ABORTED", end_time=utcnow())
-    else:
-        raise HTTPException(400, "PHASE must be RUN or ABORT")
+    state = state_of(request)
+    user = vo_principal(request, state)
+    form = {k.upper(): v for k, v in (await _form(request)).items()}
+    with open_vo(state, user) as vo:
+        row = _job(vo, job_id)
+        if request.method == "GET":
+            return Response(row.phase, media_type="text/plain")
+        phase = form.get("PHASE", "").upper()
+        base = service_base(request)
+        if phase == "RUN":
+            if row.phase == "PENDING":
+                _start(vo, state, job_id, user, base)
+        elif phase == "ABORT":
+            if row.phase in ("PENDING", *ACTIVE):
+                vo.update_job(job_id, phase="ABORTED", end_time=utcnow())
+        else:
+            raise HTTPException(400, "PHASE must be RUN or ABORT")
     return RedirectResponse(f"{base}/tap/async/{job_id}", status_code=303)
 
 
@@ -382,41 +314,44 @@ def _timestamp(text: str) -> dt.datetime:
 @router.api_route("/tap/async/{uws_job}/{item}", methods=["GET", "POST"], include_in_schema=False)
 async def job_item(request: Request, uws_job: str, item: str) -> Response:
     job_id = uws_job
-    state, _, row = _job(request, job_id)
     base = service_base(request)
     form = {k.upper(): v for k, v in (await _form(request)).items()}
-    if item == "executionduration":
-        if request.method == "POST":
-            try:
-                seconds = int(form.get("EXECUTIONDURATION", ""))
-            except ValueError:
-                raise HTTPException(400, "EXECUTIONDURATION must be an integer number of seconds") from None
-            _set(state, job_id, execution_duration=max(0, min(seconds, STATEMENT_TIMEOUT_S)))
-            return RedirectResponse(f"{base}/tap/async/{job_id}", status_code=303)
-        return Response(str(row.execution_duration), media_type="text/plain")
-    if item == "destruction":
-        if request.method == "POST":
-            try:
-                when = _timestamp(form.get("DESTRUCTION", ""))
-            except ValueError:
-                raise HTTPException(400, "DESTRUCTION must be an ISO 8601 date") from None
-            _set(state, job_id, destruction=when)
-            return RedirectResponse(f"{base}/tap/async/{job_id}", status_code=303)
-        return Response(_ts(row.destruction) or "", media_type="text/plain")
-    if item == "parameters":
-        if request.method == "POST":
-            if row.phase != "PENDING":
-                raise HTTPException(409, "parameters can only change while the job is PENDING")
-            params = dict(row.parameters)
-            run_id = form.pop("RUNID", None)
-            params.update(form)
-            _set(state, job_id, parameters=params, **({"run_id": run_id} if run_id is not None else {}))
-            return RedirectResponse(f"{base}/tap/async/{job_id}", status_code=303)
-        return _xml(
-            f'<?xml version="1.0" encoding="UTF-8"?>\n<uws:parameters {NAMESPACES}>'
-            + _parameters_xml(row)[len("<uws:parameters>") :]
-            + "\n"
-        )
+    with vo_catalogue(request) as vo:
+        row = _job(vo, job_id)
+        if item == "executionduration":
+            if request.method == "POST":
+                try:
+                    seconds = int(form.get("EXECUTIONDURATION", ""))
+                except ValueError:
+                    raise HTTPException(
+                        400, "EXECUTIONDURATION must be an integer number of seconds"
+                    ) from None
+                vo.update_job(job_id, execution_duration=max(0, min(seconds, STATEMENT_TIMEOUT_S)))
+                return RedirectResponse(f"{base}/tap/async/{job_id}", status_code=303)
+            return Response(str(row.execution_duration), media_type="text/plain")
+        if item == "destruction":
+            if request.method == "POST":
+                try:
+                    when = _timestamp(form.get("DESTRUCTION", ""))
+                except ValueError:
+                    raise HTTPException(400, "DESTRUCTION must be an ISO 8601 date") from None
+                vo.update_job(job_id, destruction=when)
+                return RedirectResponse(f"{base}/tap/async/{job_id}", status_code=303)
+            return Response(_ts(row.destruction) or "", media_type="text/plain")
+        if item == "parameters":
+            if request.method == "POST":
+                if row.phase != "PENDING":
+                    raise HTTPException(409, "parameters can only change while the job is PENDING")
+                params = dict(row.parameters)
+                run_id = form.pop("RUNID", None)
+                params.update(form)
+                vo.update_job(job_id, parameters=params, **({"run_id": run_id} if run_id is not None else {}))
+                return RedirectResponse(f"{base}/tap/async/{job_id}", status_code=303)
+            return _xml(
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<uws:parameters {NAMESPACES}>'
+                + _parameters_xml(row)[len("<uws:parameters>") :]
+                + "\n"
+            )
     if request.method != "GET":
         raise HTTPException(405, f"{item} is read-only")
     if item == "quote":
@@ -439,10 +374,11 @@ async def job_item(request: Request, uws_job: str, item: str) -> Response:
 @router.get("/tap/async/{uws_job}/results/result", include_in_schema=False)
 def job_result(request: Request, uws_job: str) -> Response:
     job_id = uws_job
-    state, _, row = _job(request, job_id)
-    if row.phase != "COMPLETED" or not row.result_path:
+    with vo_catalogue(request) as vo:
+        row = _job(vo, job_id)
+        path = vo.result_file(job_id) if row.phase == "COMPLETED" and row.result_path else None
+    if path is None:
         raise HTTPException(404, f"job {job_id} has no result (phase {row.phase})")
-    path: Path = state.catalogue.storage_root / row.result_path
     return FileResponse(path, media_type=row.result_media_type)
 
 

@@ -2,7 +2,7 @@
 hcdc.pipeline.operations.jobs.claim_job).
 
 Revision ID: 0021_fair_share
-Revises: 0019_obsportal
+Revises: 0020_obscore_l0
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021_fair_share"
-down_revision = "0019_obsportal"
+down_revision = "0020_obscore_l0"
 branch_labels = None
 depends_on = None
 
