@@ -1,9 +1,11 @@
 """``level1-ifs``: IFS raw files of one sequence and its calibrations -> the Level 1 product
 (:mod:`hcdc.instruments.sphere.ifs.level1`).
 
-0.2 adds the PSF cube of the OBJECT,FLUX files, the anamorphism correction and the angle
+0.3 corrects the spectral cross-talk (Mesa et al. 2015) of every frame that went through the
+lenslets before extraction (:data:`hcdc.instruments.sphere.ifs.geometry.CROSSTALK`); 0.2 added
+the PSF cube of the OBJECT,FLUX files, the anamorphism correction and the angle
 convention / pointing keywords that Level 2 reads (``hcdc reduce`` runs it: ``ifs-l1-l2``);
-0.1 (spectral cube, angles, wavelengths, waffle centres only) stays registered so that its
+0.1 (spectral cube, angles, wavelengths, waffle centres only) and 0.2 stay registered so that its
 products rerun from their provenance.
 """
 
@@ -28,10 +30,13 @@ class IfsLevel1Recipe(Recipe):
     :func:`hcdc.instruments.sphere.ifs.level1.reduce_ifs`."""
 
     name = "level1-ifs"
-    version = "0.2"
+    version = "0.3"
     product_level = 1
     product_type = "level1-ifs-cube"
-    description = "IFS raw sequence -> spectral Level 1 cube with PSF (hcdc.instruments.sphere.ifs.level1)"
+    description = (
+        "IFS raw sequence -> spectral Level 1 cube with PSF, cross-talk corrected "
+        "(hcdc.instruments.sphere.ifs.level1)"
+    )
     Parameters = IfsLevel1Parameters
     inputs = (Port("raw", DataKind.RAW_FILES, "raw IFS files of one sequence and its calibrations"),)
     outputs = (
@@ -41,13 +46,18 @@ class IfsLevel1Recipe(Recipe):
     #: reduce_ifs options of this version
     with_psf = True
     anamorphism = True
+    crosstalk = True
 
     def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
         from hcdc.instruments.sphere.ifs import level1
 
         with context.timer("reduce"):
             path = level1.reduce_ifs(
-                inputs["raw"], context.work_dir / "level1", psf=self.with_psf, anamorphism=self.anamorphism
+                inputs["raw"],
+                context.work_dir / "level1",
+                psf=self.with_psf,
+                anamorphism=self.anamorphism,
+                crosstalk=self.crosstalk,
             )
         product = level1.read_level1_ifs(path)
         summary = {
@@ -63,6 +73,15 @@ class IfsLevel1Recipe(Recipe):
 
 
 @register_recipe
+class IfsLevel1RecipeV02(IfsLevel1Recipe):
+    """``level1-ifs`` 0.2: PSF cube and anamorphism, no cross-talk correction (kept for reruns)."""
+
+    version = "0.2"
+    description = "IFS raw sequence -> spectral Level 1 cube with PSF (no cross-talk correction)"
+    crosstalk = False
+
+
+@register_recipe
 class IfsLevel1RecipeV01(IfsLevel1Recipe):
     """``level1-ifs`` 0.1: no PSF cube, no anamorphism correction (kept for reruns)."""
 
@@ -70,3 +89,4 @@ class IfsLevel1RecipeV01(IfsLevel1Recipe):
     description = "IFS raw sequence -> spectral Level 1 cube (first version: no PSF, no anamorphism)"
     with_psf = False
     anamorphism = False
+    crosstalk = False

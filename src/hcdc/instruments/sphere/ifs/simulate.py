@@ -63,6 +63,7 @@ from hcdc.instruments.sphere.observing import (
     transit_time,
 )
 from hcdc.instruments.sphere.simulated_headers import archive_name
+from hcdc.science.calibration.ifs_crosstalk import CrosstalkModel, add_crosstalk
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
@@ -618,6 +619,7 @@ class _Model:
     drift_mas_per_hour: np.ndarray
     jitter_mas: float
     t_ref: Time
+    crosstalk: CrosstalkModel | None = None  # spectral cross-talk of all light through the IFU
 
 
 def _samples(mode: geo.IfsModeOptics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -636,7 +638,12 @@ def _ifu_light(model: _Model, density_adu_s_nm: np.ndarray) -> np.ndarray:
     light = ifsim.render_microspectra(
         model.scale.shape, model.grid.trace_xy, model.offsets_px, flux, geo.SPECTRAL_PSF_SIGMA_PX
     )
-    return light * model.illumination
+    return _with_crosstalk(light, model) * model.illumination
+
+
+def _with_crosstalk(light: np.ndarray, model: _Model) -> np.ndarray:
+    """The micro-spectra image with the spectral cross-talk (none when the model has none)."""
+    return light if model.crosstalk is None else add_crosstalk(light, model.crosstalk)
 
 
 def _laser_light(model: _Model) -> np.ndarray:
@@ -650,7 +657,7 @@ def _laser_light(model: _Model) -> np.ndarray:
         flux,
         geo.SPECTRAL_PSF_SIGMA_PX,
     )
-    return light * model.illumination
+    return _with_crosstalk(light, model) * model.illumination
 
 
 def _render(
@@ -787,12 +794,16 @@ def simulate_ifs_night(
     colon_in_names: bool = True,
     progress: Any = None,
     speckle_level: float = 1.0,
+    crosstalk: bool = True,
 ) -> SimulatedIfsNight:
     """Write a night of raw IFS files of ``mode`` (YJ or YJH) into ``out_dir``; return the truth.
 
     ``scale``: 'small' (1024 x 1024 px, ~4 400 spectra, a field of +-370 mas: the waffle spots
     are inside only at the blue end), 'medium' (1536^2) or 'full' (2048^2, ~18 300 spectra, real
     NDITs). ``companions`` default to :data:`DEFAULT_COMPANIONS`. Deterministic for a seed.
+    ``crosstalk``: draw the spectral cross-talk (:data:`hcdc.instruments.sphere.ifs.geometry.
+    CROSSTALK`) on every frame whose light passes the lenslets (science, SPECPOS, WAVE, IFU flat;
+    not the detector flats); False gives the frames of the simulator before cross-talk existed.
     """
     optics = geo.ifs_mode_optics(mode)
     if scale not in SCALES:
@@ -847,6 +858,7 @@ def simulate_ifs_night(
         drift_mas_per_hour=srng.uniform(-2.0, 2.0, 2),
         jitter_mas=0.1,
         t_ref=Time(plan[0].date_obs, scale="utc"),
+        crosstalk=geo.CROSSTALK if crosstalk else None,
     )
     out.mkdir(parents=True, exist_ok=True)
     conditions = obs.AmbientConditions(np.random.default_rng(int(root.integers(0, 2**31))))
@@ -885,7 +897,11 @@ def simulate_ifs_night(
         grid=grid,
         lenslet_response=response,
         star_base_xy_mas=(float(star_base[0]), float(star_base[1])),
-        extra={"speckle_seed": speckle_seed, "speckle_level": speckle_level},
+        extra={
+            "speckle_seed": speckle_seed,
+            "speckle_level": speckle_level,
+            "crosstalk": geo.CROSSTALK.to_dict() if crosstalk else None,
+        },
     )
     _write_truth(result)
     return result
