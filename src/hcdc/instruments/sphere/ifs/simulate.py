@@ -462,8 +462,12 @@ def _plan(mode: geo.IfsModeOptics, scale: IfsScale, target: Target, night: str) 
 
 
 def _irdis_filter_keywords(iflt: str) -> dict[str, tuple[Any, str]]:
-    """The IRDIS half of IRDIFS: INS COMB IFLT and the IRDIS filter wheels (BB_H or DB_K12)."""
-    cfw, dfw = {"BB_H": ("B_H", "CLEAR"), "DB_K12": ("B_Ks", "D_K12")}[iflt]
+    """The IRDIS half of IRDIFS: INS COMB IFLT and the IRDIS filter wheels (BB_H, DB_H23 or
+    DB_K12; the real IFS headers: BB_H -> B_H/CLEAR, DB_NDH23 -> B_ND-H/D_H23)."""
+    wheels = {"BB_H": ("B_H", "CLEAR"), "DB_H23": ("B_H", "D_H23"), "DB_K12": ("B_Ks", "D_K12")}
+    if iflt not in wheels:
+        raise ValueError(f"unknown IRDIS filter combination {iflt!r} for IRDIFS; use {', '.join(wheels)}")
+    cfw, dfw = wheels[iflt]
     return {
         "INS COMB IFLT": (iflt, "Infra-Red filter combination name."),
         "INS1 FILT NAME": (cfw, "IRDIS filter name."),
@@ -499,6 +503,7 @@ def _build_header(
     shape: tuple[int, int],
     sky: obs.FileConditions,
     seed: int,
+    irdis_filter: str | None = None,
 ) -> fits.Header:
     """Primary header of one raw IFS file: keyword names, formats and values as the real ones.
 
@@ -541,7 +546,7 @@ def _build_header(
             "INS4 COMB ROT": ("PUPIL" if science else "CAL_ZENITH", "Assembly for derotator and ADC modes"),
         }
     )
-    cards.update(_irdis_filter_keywords(mode.irdis_filter))
+    cards.update(_irdis_filter_keywords(irdis_filter or mode.irdis_filter))
     cards["INS1 PAC X"] = (0.0, "[um] X-Axis absolute position on the detec")
     cards["INS1 PAC Y"] = (0.0, "[um] Y-Axis absolute position on the detect")
     if science:
@@ -795,6 +800,7 @@ def simulate_ifs_night(
     progress: Any = None,
     speckle_level: float = 1.0,
     crosstalk: bool = True,
+    irdis_filter: str | None = None,
 ) -> SimulatedIfsNight:
     """Write a night of raw IFS files of ``mode`` (YJ or YJH) into ``out_dir``; return the truth.
 
@@ -804,8 +810,12 @@ def simulate_ifs_night(
     ``crosstalk``: draw the spectral cross-talk (:data:`hcdc.instruments.sphere.ifs.geometry.
     CROSSTALK`) on every frame whose light passes the lenslets (science, SPECPOS, WAVE, IFU flat;
     not the detector flats); False gives the frames of the simulator before cross-talk existed.
+    ``irdis_filter``: the IRDIS half's ``INS COMB IFLT`` written in the headers (default the
+    mode's: BB_H with YJ, DB_K12 with YJH; DB_H23 for an IRDIFS night whose IRDIS files are
+    dual-band H2/H3, :func:`hcdc.instruments.sphere.irdifs.simulate_irdifs_night`).
     """
     optics = geo.ifs_mode_optics(mode)
+    _irdis_filter_keywords(irdis_filter or optics.irdis_filter)  # a clear error before any work
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
     if not speckle_level >= 0.0:
@@ -870,7 +880,7 @@ def simulate_ifs_night(
         sky = obs.file_conditions(
             t0, t1, (ra_used, dec_used), truth["parang_start_end"], conditions, water_vapour=True
         )
-        header = _build_header(exp, optics, target, shape, sky, seed)
+        header = _build_header(exp, optics, target, shape, sky, seed, irdis_filter)
         path = out / archive_name(exp.date_obs, colon=colon_in_names)
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(
