@@ -54,6 +54,8 @@ def test_irdifs_night_through_the_demo(tmp_path: Path, database_url: str) -> Non
     assert arms["IFS"]["mode"] == "IFS-YJ"
     workflows = {arm: {p["workflow"] for p in a["products"]} for arm, a in arms.items()}
     assert workflows == {"IRDIS": {"irdis-l1-l2"}, "IFS": {"ifs-l1-l2"}}, workflows
+    assert {p["workflow_version"] for p in arms["IFS"]["products"]} == {"1.1"}
+    assert any(p["recipe"] == "level1-ifs 0.3" for p in arms["IFS"]["products"]), arms["IFS"]["products"]
     assert sorted(p["level"] for p in arms["IFS"]["products"]) == [1, 2, 3]
     # the flat companion (180 mas, PA 60) found by both arms where it was put
     for arm, entry in arms.items():

@@ -48,7 +48,7 @@ def test_per_channel_rows_are_each_channels_own_limit(both_curves, tmp_path) -> 
     assert per.contrast.per_wavelength and not final.contrast.per_wavelength
     assert per.contrast.n_wavelengths == 5
     fwhm = float(per.fwhm)  # the final image's: the mean over the channels
-    seps = fwhm * np.array([3.0, 4.0, 5.0, 6.0])
+    seps = fwhm * np.array([3.0, 4.0, 5.0])  # (the bluest channel's throughput is < 2 % at 6 FWHM)
     rows = np.array([[per.contrast.at(s, wavelength_index=w) for s in seps] for w in range(5)])
     finals = np.array([[final.contrast.at(s, wavelength_index=w) for s in seps] for w in range(5)])
     assert np.isfinite(rows).all() and np.isfinite(finals).all(), (rows, finals)
@@ -92,7 +92,7 @@ def test_companions_at_a_channels_limit_are_found_in_it_about_half_the_time(
     per, final = both_curves
     fwhm_w = np.asarray(sim.fwhm, dtype=np.float64)
     sdi = get_algorithm("sdi").function
-    seps = np.arange(3.0 * fwhm_w.mean(), 81 // 2 - fwhm_w.max() - 2, 2.0 * fwhm_w.mean())
+    seps = fwhm_w.mean() * np.array([3.0, 4.0, 5.0])
     results = {}
     for w in (0, 4):  # the bluest and the reddest channel
 

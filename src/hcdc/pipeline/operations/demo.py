@@ -178,13 +178,13 @@ def _irdifs_entry(
             "detections": [],
         },
     )
-    provenance = detail.get("provenance") or {}
     entry["products"].append(
         {
             "id": detail.get("id"),
             "level": detail.get("level"),
-            "recipe": provenance.get("recipe"),
-            "workflow": provenance.get("workflow"),
+            "recipe": detail.get("recipe"),  # "name version"
+            "workflow": detail.get("workflow"),
+            "workflow_version": ((detail.get("provenance") or {}).get("workflow") or " ").split(" ")[-1],
         }
     )
     detections = ((detail.get("summary") or {}).get("detections")) or []
