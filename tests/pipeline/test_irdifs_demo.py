@@ -2,8 +2,8 @@
 set of companions) simulated, ingested as two datasets, both reduced by the standard workflows
 chosen from their modes (``irdis-l1-l2`` and ``ifs-l1-l2``), on SQLite and PostgreSQL.
 
-Known answers: both arms find the flat companion (180 mas, PA 60 deg, 3e-4) where it was put; the
-IFS Level 2 carries the per-channel 5-sigma contrast curves (39 rows, ``PERWAVE``) and the
+Known answers: the IFS arm finds both companions where they were put (the IRDIS arm, at the
+'small' scale, finds neither: measured, docs/ifs.md section 6); the IFS Level 2 carries the per-channel 5-sigma contrast curves (39 rows, ``PERWAVE``) and the
 Level 3 companion spectra; the IFS headers name the IRDIS half's filter that the IRDIS dataset
 was taken with.
 """
@@ -57,13 +57,19 @@ def test_irdifs_night_through_the_demo(tmp_path: Path, database_url: str) -> Non
     assert {p["workflow_version"] for p in arms["IFS"]["products"]} == {"1.1"}
     assert any(p["recipe"] == "level1-ifs 0.3" for p in arms["IFS"]["products"]), arms["IFS"]["products"]
     assert sorted(p["level"] for p in arms["IFS"]["products"]) == [1, 2, 3]
-    # the flat companion (180 mas, PA 60) found by both arms where it was put
-    for arm, entry in arms.items():
-        found = [d for d in entry["detections"] if d["true_separation_mas"] == 180.0]
-        assert found, (arm, entry["detections"])
+    assert sorted(p["level"] for p in arms["IRDIS"]["products"]) == [1, 2]
+    # IFS finds both companions where they were put (measured, seed 3: 180 mas at 1.75 mas and
+    # contrast 3.16e-4, S/N 20.5; the methane one at 1.26 mas, 1.64e-4 for 1.64e-4 mean over YJ)
+    for true_sep in (180.0, 300.0):
+        found = [d for d in arms["IFS"]["detections"] if d["true_separation_mas"] == true_sep]
+        assert found, (true_sep, arms["IFS"]["detections"])
         best = min(found, key=lambda d: d["offset_mas"])
-        assert best["offset_mas"] < 7.5, (arm, best)  # ~0.6 px (IRDIS 12.25, IFS 7.46 mas/px)
-        assert best["true_contrast"] == pytest.approx(3e-4)
+        assert best["offset_mas"] < 3.75, best  # 0.5 px at 7.46 mas/px
+        assert abs(best["contrast"] / best["true_contrast"] - 1.0) < 0.2, best
+    # IRDIS ('small' scale, 16 files, DB_H23): measured, no detection -- 180 mas at 3e-4 and
+    # 300 mas at 1.1e-4 (H2/H3 mean) are below its limit on this short, small simulation
+    # (docs/ifs.md section 6); what it does find must be real
+    assert all(d["true_separation_mas"] is not None for d in arms["IRDIS"]["detections"])
     # IFS Level 2: per-channel 5-sigma contrast curves, a FITS table with units
     l2 = next(p for p in report.products if p["level"] == 2 and p["dataset_id"] == arms["IFS"]["dataset_id"])
     l2_file = next(Path(f["path"]) for f in l2["files"] if f["path"].endswith(".fits"))

@@ -50,7 +50,8 @@ __all__ = [
 ]
 
 #: The IRDIS half: DB_H23 dual-band imaging, 64 s DITs (the IFS template's), FLUX with ND_2.0,
-#: waffle 'x'; ``n_object_files`` is set by :func:`simulate_irdifs_night`.
+#: waffle 'x'; ``n_object_files`` is set by :func:`simulate_irdifs_night` (default 16, the demo DBI's:
+#: ~1 h centred on the transit, enough field rotation for ADI).
 IRDIFS_IRDIS_SEQUENCE = SequenceSpec("DB_H23", "DBI", 64.0, 8, 64.0, 4.0, "ND_2.0", "x")
 
 
@@ -101,7 +102,7 @@ def simulate_irdifs_night(
     night: str = "2018-12-02",
     irdis_scale: str = "medium",
     ifs_scale: str = "small",
-    n_irdis_object_files: int = 8,
+    n_irdis_object_files: int = 16,
     companions: tuple[IfsCompanion, ...] | list[IfsCompanion] | None = None,
     crosstalk: bool = True,
 ) -> SimulatedIrdifsNight:
