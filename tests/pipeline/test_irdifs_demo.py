@@ -3,8 +3,8 @@ set of companions) simulated, ingested as two datasets, both reduced by the stan
 chosen from their modes (``irdis-l1-l2`` and ``ifs-l1-l2``), on SQLite and PostgreSQL.
 
 Known answers: the IFS arm finds both companions where they were put (the IRDIS arm, at the
-'small' scale, finds neither: measured, docs/ifs.md section 6); the IFS Level 2 carries the per-channel 5-sigma contrast curves (39 rows, ``PERWAVE``) and the
-Level 3 companion spectra; the IFS headers name the IRDIS half's filter that the IRDIS dataset
+'small' scale, finds neither: measured, docs/ifs.md section 6); the IFS Level 2 carries the
+per-channel 5-sigma contrast curves (39 rows, ``PERWAVE``) and the Level 3 companion spectra; the IFS headers name the IRDIS half's filter that the IRDIS dataset
 was taken with.
 """
 
