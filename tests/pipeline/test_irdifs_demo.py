@@ -4,8 +4,8 @@ chosen from their modes (``irdis-l1-l2`` and ``ifs-l1-l2``), on SQLite and Postg
 
 Known answers: the IFS arm finds both companions where they were put (the IRDIS arm, at the
 'small' scale, finds neither: measured, docs/ifs.md section 6); the IFS Level 2 carries the
-per-channel 5-sigma contrast curves (39 rows, ``PERWAVE``) and the Level 3 companion spectra; the IFS headers name the IRDIS half's filter that the IRDIS dataset
-was taken with.
+per-channel 5-sigma contrast curves (39 rows, ``PERWAVE``) and the Level 3 companion spectra;
+the IFS headers name the IRDIS half's filter that the IRDIS dataset was taken with.
 """
 
 from __future__ import annotations
