@@ -37,7 +37,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/ifs_residual_map.png"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        night = simulate_ifs_night(Path(tmp), mode=args.mode, seed=args.seed)
+        night = simulate_ifs_night(Path(tmp), mode=args.mode, seed=args.seed, crosstalk=False)
         dark = mean_frame(night.select("DARK")[0].path)
         flat, flat_bad = detector_flat(
             mean_frame(night.select("FLAT,LAMP", lamp="BB", dit=10.0)[0].path),

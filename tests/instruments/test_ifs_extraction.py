@@ -40,7 +40,9 @@ from hcdc.science.simulation.speckles import NACO_LIKE_ENVELOPE, make_evolving_s
 
 @pytest.fixture(scope="module", params=["YJ", "YJH"])
 def calibrated(request, tmp_path_factory) -> tuple[SimulatedIfsNight, IfsCalibration, np.ndarray, np.ndarray]:
-    night = simulate_ifs_night(tmp_path_factory.mktemp(f"ifs_{request.param}"), mode=request.param, seed=5)
+    night = simulate_ifs_night(
+        tmp_path_factory.mktemp(f"ifs_{request.param}"), mode=request.param, seed=5, crosstalk=False
+    )
     dark = mean_frame(night.select("DARK")[0].path)
     flat, bad = detector_flat(
         mean_frame(night.select("FLAT,LAMP", lamp="BB", dit=10.0)[0].path),

@@ -75,6 +75,24 @@ def _print_report(report: Any) -> None:
         ["product", "filter", "sep_mas", "pa_deg", "snr", "contrast", "true sep/pa/contrast"],
         det_rows,
     )
+    if report.irdifs:
+        irdifs_rows = [
+            {
+                "arm": f"{arm['arm']} {arm['mode']} (dataset {arm['dataset_id']})",
+                "sep_mas": _fmt(d.get("separation_mas"), 4),
+                "pa_deg": _fmt(d.get("pa_deg"), 4),
+                "snr": _fmt(d.get("snr")),
+                "contrast": _fmt(d.get("contrast")),
+                "true sep/pa/contrast": _truth_text(d),
+            }
+            for arm in report.irdifs
+            for d in arm["detections"]
+        ]
+        print_table(
+            "IRDIFS night: IRDIS and IFS detections (Level 2) next to the injected truth",
+            ["arm", "sep_mas", "pa_deg", "snr", "contrast", "true sep/pa/contrast"],
+            irdifs_rows,
+        )
     previews = [p for prod in report.products for p in (prod.get("previews") or [])]
     if previews:
         console.print("[bold]PNG previews[/]:", highlight=False)
@@ -95,9 +113,13 @@ def demo_command(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     serve: bool = typer.Option(False, "--serve", help="Then serve it (portal + API) until Ctrl-C."),
     port: int = typer.Option(8000, "--port", help="Port of --serve (on 127.0.0.1)."),
+    irdifs: bool = typer.Option(
+        False, "--irdifs", help="Also an IRDIFS night (IRDIS DB_H23 + IFS YJ at once; adds minutes)."
+    ),
 ) -> None:
     """Main job: simulate two nights of IRDIS raw data, ingest, associate, reduce to Level 2, report;
-    with --serve, then serve the demo data centre at http://127.0.0.1:PORT/ with demo accounts."""
+    with --irdifs also an IRDIFS night (IRDIS and IFS datasets, IFS to Level 3); with --serve, then
+    serve the demo data centre at http://127.0.0.1:PORT/ with demo accounts."""
     from hcdc.pipeline.operations.demo import run_demo
 
     progress = progress_bar(disable=json_output or not err_console.is_terminal)
@@ -120,6 +142,7 @@ def demo_command(
             seed=seed,
             scale=scale,
             processes=processes,
+            irdifs=irdifs,
             on_stage=on_stage,
             on_job_progress=on_job_progress,
         )

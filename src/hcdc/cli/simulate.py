@@ -137,6 +137,9 @@ def ifs(
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same bytes."),
     underscore: bool = typer.Option(False, "--underscore-names", help="Write ':' as '_' in file names."),
+    crosstalk: bool = typer.Option(
+        True, "--crosstalk/--no-crosstalk", help="Draw the spectral cross-talk (default: yes)."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
 ) -> None:
     """Write a night of raw IFS files (science with waffle spots, darks, detector flats, SPECPOS,
@@ -149,7 +152,13 @@ def ifs(
     night = _simulated_night(
         json_output,
         lambda report: simulate_ifs_night(
-            out_dir, mode=mode.upper(), seed=seed, scale=scale, colon_in_names=not underscore, progress=report
+            out_dir,
+            mode=mode.upper(),
+            seed=seed,
+            scale=scale,
+            colon_in_names=not underscore,
+            progress=report,
+            crosstalk=crosstalk,
         ),
     )
     if night is None:

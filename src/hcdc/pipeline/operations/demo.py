@@ -17,6 +17,13 @@ The Level 2 reduction is the standard ``irdis-l1-l2`` workflow with its defaults
 3 components, see :data:`hcdc.pipeline.workflows.irdis.IRDIS_LEVEL2_DEFAULTS` for the measurements
 behind them).
 
+With ``irdifs=True`` (``hcdc demo --irdifs``) the demo also simulates an IRDIFS night
+(:data:`IRDIFS_NIGHT`: IRDIS DB_H23 and IFS YJ observing 51 Eri at once, one set of companions,
+:func:`hcdc.instruments.sphere.irdifs.simulate_irdifs_night`), ingested as two datasets that the
+same worker reduces with ``irdis-l1-l2`` and ``ifs-l1-l2`` (Level 1 -> 2, and Level 3 companion
+spectra for IFS); the report's ``irdifs`` section lists each arm's products and detections next
+to that night's truth. Off by default: the IFS reduction adds minutes.
+
 Running it again on the same directory redoes nothing that is done: the simulated bytes are
 identical (same seed), so ingest finds duplicates, and datasets that already have a job are not
 queued again.
@@ -38,6 +45,7 @@ from hcdc.archive.db import Catalogue, init_data_centre
 from hcdc.archive.ingest import ingest
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.products import list_products, product_detail
+from hcdc.instruments.sphere.irdifs import SimulatedIrdifsNight, simulate_irdifs_night
 from hcdc.instruments.sphere.irdis.simulate import (
     SequenceSpec,
     SimulatedNight,
@@ -66,6 +74,11 @@ DEMO_NIGHTS: tuple[tuple[str, SequenceSpec], ...] = (
     ("2018-12-01", SequenceSpec("BB_H", "CI", 64.0, 12, 64.0, 8.0, "ND_3.5", "+")),
 )
 
+#: The IRDIFS night of ``hcdc demo --irdifs`` (its own night: IRDIS and IFS at once).
+IRDIFS_NIGHT = "2018-12-02"
+#: IFS detector scale of the IRDIFS night (1024^2: a Level 1 in about a minute).
+IRDIFS_IFS_SCALE = "small"
+
 StageCallback = Callable[[str], None]
 JobProgress = Callable[[int, float, str], None]
 
@@ -85,6 +98,10 @@ class DemoReport:
     products: list[dict[str, Any]] = field(default_factory=list)
     detections: list[dict[str, Any]] = field(default_factory=list)
     truth: list[dict[str, Any]] = field(default_factory=list)
+    #: ``--irdifs``: one entry per arm (dataset, mode, products, detections matched to the
+    #: IRDIFS night's truth) and that truth; empty without it.
+    irdifs: list[dict[str, Any]] = field(default_factory=list)
+    irdifs_truth: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +116,8 @@ class DemoReport:
             "products": self.products,
             "detections": self.detections,
             "truth": self.truth,
+            "irdifs": self.irdifs,
+            "irdifs_truth": self.irdifs_truth,
         }
 
 
@@ -144,6 +163,38 @@ def match_detections(
     return matched
 
 
+def _irdifs_entry(
+    arms: dict[int, dict[str, Any]], dataset: Any, detail: dict[str, Any], truth: list[dict[str, Any]]
+) -> None:
+    """Add one product of the IRDIFS night to its arm's entry; Level 2 detections are matched to
+    the night's truth with the arm's contrast (IRDIS: mean of H2 and H3; IFS: mean over YJ)."""
+    entry = arms.setdefault(
+        dataset.id,
+        {
+            "dataset_id": dataset.id,
+            "arm": dataset.arm,
+            "mode": dataset.mode,
+            "products": [],
+            "detections": [],
+        },
+    )
+    entry["products"].append(
+        {
+            "id": detail.get("id"),
+            "level": detail.get("level"),
+            "recipe": detail.get("recipe"),  # "name version"
+            "workflow": detail.get("workflow"),
+            "workflow_version": ((detail.get("provenance") or {}).get("workflow") or " ").split(" ")[-1],
+        }
+    )
+    detections = ((detail.get("summary") or {}).get("detections")) or []
+    if not detections or detail.get("level") != 2:
+        return
+    bands = ("YJ",) if dataset.arm == "IFS" else ("H2", "H3")
+    arm_truth = [{**row, "contrast": {b: row["contrast"][b] for b in bands}} for row in truth]
+    entry["detections"] = match_detections([dict(d) for d in detections], arm_truth)
+
+
 def _files_by_class(catalogue: Catalogue) -> dict[str, int]:
     with catalogue.engine.connect() as conn:
         rows = conn.execute(select(File.type).where(File.is_current)).scalars().all()
@@ -163,17 +214,26 @@ def run_demo(
     processes: int = 1,
     on_stage: StageCallback | None = None,
     on_job_progress: JobProgress | None = None,
+    irdifs: bool = False,
+    standard_nights: bool = True,
+    database_url: str | None = None,
 ) -> DemoReport:
-    """Run the main job in ``directory`` (created if needed); see the module docstring."""
+    """Run the main job in ``directory`` (created if needed); see the module docstring.
+
+    ``irdifs``: also the IRDIFS night; ``standard_nights=False`` leaves out the two IRDIS nights
+    (with ``irdifs``: the IRDIFS night alone, as its test does); ``database_url``: a catalogue
+    other than the embedded SQLite one (e.g. PostgreSQL)."""
+    if not (standard_nights or irdifs):
+        raise ValueError("nothing to simulate: standard_nights and irdifs are both off")
     stage = on_stage or (lambda _text: None)
     root = Path(directory).resolve()
     raw_dir = root / "raw"
 
     stage("creating the data centre")
-    catalogue = init_data_centre(root)
+    catalogue = init_data_centre(root, database_url=database_url)
     try:
         nights: list[SimulatedNight] = []
-        for date, sequence in DEMO_NIGHTS:
+        for date, sequence in DEMO_NIGHTS if standard_nights else ():
             stage(
                 f"simulating the night of {date}: raw IRDIS {sequence.mode} {sequence.filter} "
                 f"files ({scale} scale, seed {seed})"
@@ -183,6 +243,19 @@ def run_demo(
                 raw_dir / date, seed=seed, scale=scale, sequences=(sequence,), night=date
             )
             nights.append(night)
+        irdifs_night: SimulatedIrdifsNight | None = None
+        if irdifs:
+            stage(
+                f"simulating the IRDIFS night of {IRDIFS_NIGHT}: raw IRDIS DB_H23 ({scale}) and "
+                f"IFS YJ ({IRDIFS_IFS_SCALE}) files, seed {seed}"
+            )
+            irdifs_night = simulate_irdifs_night(
+                raw_dir / f"irdifs-{IRDIFS_NIGHT}",
+                seed=seed,
+                night=IRDIFS_NIGHT,
+                irdis_scale=scale,
+                ifs_scale=IRDIFS_IFS_SCALE,
+            )
 
         stage("ingesting the raw files")
         summary = ingest(catalogue, [raw_dir])
@@ -207,17 +280,26 @@ def run_demo(
             quarantined=summary.quarantined,
             ingest=summary.as_dict(),
             associations=associations,
-            truth=nights[0].companion_truth(),
+            truth=nights[0].companion_truth() if nights else [],
+            irdifs_truth=irdifs_night.companion_truth() if irdifs_night is not None else [],
         )
         report.jobs = [j.as_dict() for j in jq.list_jobs(catalogue.engine, limit=None)]
         # The filter combination of each dataset, from the night it was observed (one per night).
         filters = {date: sequence.filter for date, sequence in DEMO_NIGHTS}
+        arms: dict[int, dict[str, Any]] = {}
         with catalogue.engine.connect() as conn:
-            nights = {i: n for i, n in conn.execute(select(Dataset.id, Dataset.night))}
+            datasets = {
+                r.id: r for r in conn.execute(select(Dataset.id, Dataset.night, Dataset.arm, Dataset.mode))
+            }
+            nights = {i: r.night for i, r in datasets.items()}
             for row in sorted(list_products(conn, limit=None), key=lambda r: r["id"]):
                 detail = product_detail(conn, row["id"], catalogue.storage_root)
                 report.products.append(detail)
-                night_of = nights.get((detail or {}).get("dataset_id"))
+                dataset_id = (detail or {}).get("dataset_id")
+                night_of = nights.get(dataset_id)
+                if irdifs_night is not None and night_of is not None and night_of.isoformat() == IRDIFS_NIGHT:
+                    _irdifs_entry(arms, datasets[dataset_id], detail or {}, report.irdifs_truth)
+                    continue
                 context = {
                     "product_id": row["id"],
                     "dataset_id": (detail or {}).get("dataset_id"),
@@ -226,6 +308,7 @@ def run_demo(
                 for det in ((detail or {}).get("summary") or {}).get("detections") or []:
                     report.detections.append({**context, **det})
         report.detections = match_detections(report.detections, report.truth)
+        report.irdifs = [arms[k] for k in sorted(arms)]
         return report
     finally:
         catalogue.close()

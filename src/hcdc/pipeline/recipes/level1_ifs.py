@@ -1,10 +1,12 @@
 """``level1-ifs``: IFS raw files of one sequence and its calibrations -> the Level 1 product
 (:mod:`hcdc.instruments.sphere.ifs.level1`).
 
-0.2 adds the PSF cube of the OBJECT,FLUX files, the anamorphism correction and the angle
+0.3 corrects the spectral cross-talk (Mesa et al. 2015) of every frame that went through the
+lenslets before extraction (:data:`hcdc.instruments.sphere.ifs.geometry.CROSSTALK`); 0.2 added
+the PSF cube of the OBJECT,FLUX files, the anamorphism correction and the angle
 convention / pointing keywords that Level 2 reads (``hcdc reduce`` runs it: ``ifs-l1-l2``);
-0.1 (spectral cube, angles, wavelengths, waffle centres only) stays registered so that its
-products rerun from their provenance. 0.4 adds the per-frame AO conditions (``CONDITIONS`` and
+0.1 (spectral cube, angles, wavelengths, waffle centres only) and 0.2 stay registered so that
+their products rerun from their provenance. 0.4 adds to 0.3 the per-frame AO conditions (``CONDITIONS`` and
 ``AO_FILES`` tables, from the SPARTA files among the raw inputs, as ``level1-irdis`` 1.1 does:
 :mod:`hcdc.instruments.sphere.frame_conditions`) and their medians to the summary
 (``ao_conditions``); it is the newest, so ``hcdc reduce`` runs it.
@@ -31,10 +33,13 @@ class IfsLevel1Recipe(Recipe):
     :func:`hcdc.instruments.sphere.ifs.level1.reduce_ifs`."""
 
     name = "level1-ifs"
-    version = "0.2"
+    version = "0.3"
     product_level = 1
     product_type = "level1-ifs-cube"
-    description = "IFS raw sequence -> spectral Level 1 cube with PSF (hcdc.instruments.sphere.ifs.level1)"
+    description = (
+        "IFS raw sequence -> spectral Level 1 cube with PSF, cross-talk corrected "
+        "(hcdc.instruments.sphere.ifs.level1)"
+    )
     Parameters = IfsLevel1Parameters
     inputs = (Port("raw", DataKind.RAW_FILES, "raw IFS files of one sequence and its calibrations"),)
     outputs = (
@@ -44,6 +49,7 @@ class IfsLevel1Recipe(Recipe):
     #: reduce_ifs options of this version
     with_psf = True
     anamorphism = True
+    crosstalk = True
     #: per-frame AO conditions from the SPARTA inputs (0.4)
     with_conditions = False
 
@@ -52,7 +58,11 @@ class IfsLevel1Recipe(Recipe):
 
         with context.timer("reduce"):
             path = level1.reduce_ifs(
-                inputs["raw"], context.work_dir / "level1", psf=self.with_psf, anamorphism=self.anamorphism
+                inputs["raw"],
+                context.work_dir / "level1",
+                psf=self.with_psf,
+                anamorphism=self.anamorphism,
+                crosstalk=self.crosstalk,
             )
         product = level1.read_level1_ifs(path)
         summary = {
@@ -91,6 +101,15 @@ class IfsLevel1Recipe(Recipe):
 
 
 @register_recipe
+class IfsLevel1RecipeV02(IfsLevel1Recipe):
+    """``level1-ifs`` 0.2: PSF cube and anamorphism, no cross-talk correction (kept for reruns)."""
+
+    version = "0.2"
+    description = "IFS raw sequence -> spectral Level 1 cube with PSF (no cross-talk correction)"
+    crosstalk = False
+
+
+@register_recipe
 class IfsLevel1RecipeV01(IfsLevel1Recipe):
     """``level1-ifs`` 0.1: no PSF cube, no anamorphism correction (kept for reruns)."""
 
@@ -98,13 +117,14 @@ class IfsLevel1RecipeV01(IfsLevel1Recipe):
     description = "IFS raw sequence -> spectral Level 1 cube (first version: no PSF, no anamorphism)"
     with_psf = False
     anamorphism = False
+    crosstalk = False
 
 
 @register_recipe
 class IfsLevel1RecipeV04(IfsLevel1Recipe):
-    """``level1-ifs`` 0.4: the Level 1 of the parent version plus the per-frame AO conditions
+    """``level1-ifs`` 0.4: the Level 1 of 0.3 (cross-talk corrected) plus the per-frame AO conditions
     (``CONDITIONS`` / ``AO_FILES`` in ``level1_ifs.fits``, ``ao_conditions`` in the summary)."""
 
     version = "0.4"
-    description = "IFS raw sequence -> spectral Level 1 cube with PSF and per-frame AO conditions"
+    description = "IFS raw sequence -> cross-talk-corrected spectral Level 1 cube with PSF and per-frame AO conditions"
     with_conditions = True

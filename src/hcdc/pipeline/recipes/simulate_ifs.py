@@ -1,4 +1,8 @@
-"""``simulate-ifs``: a night of raw IFS files (:mod:`hcdc.instruments.sphere.ifs.simulate`)."""
+"""``simulate-ifs``: a night of raw IFS files (:mod:`hcdc.instruments.sphere.ifs.simulate`).
+
+1.1 draws the spectral cross-talk (parameter ``crosstalk``, default on; docs/ifs.md); 1.0 (no
+cross-talk) stays registered so that its products rerun from their provenance.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,12 @@ class SimulateIfsParameters(RecipeParameters):
     night: str = Field("2018-11-30", description="local evening date of the night, YYYY-MM-DD")
 
 
+class SimulateIfsParametersV11(SimulateIfsParameters):
+    """1.1: also the spectral cross-talk switch."""
+
+    crosstalk: bool = Field(True, description="draw the spectral cross-talk (Mesa et al. 2015 model)")
+
+
 @register_recipe
 class SimulateIfs(Recipe):
     """A night of raw IFS files with a flat-spectrum and a methane companion, by
@@ -28,13 +38,13 @@ class SimulateIfs(Recipe):
     ``simulation_truth.json`` / ``.fits``)."""
 
     name = "simulate-ifs"
-    version = "1.0"
+    version = "1.1"
     product_level = 0
     product_type = "simulated-raw"
     description = (
         "simulate a night of raw SPHERE/IFS files with companions (hcdc.instruments.sphere.ifs.simulate)"
     )
-    Parameters = SimulateIfsParameters
+    Parameters: type[SimulateIfsParameters] = SimulateIfsParametersV11
     inputs = ()
     outputs = (
         Port("raw", DataKind.RAW_FILES, "the raw FITS files written, in time order"),
@@ -52,6 +62,16 @@ class SimulateIfs(Recipe):
                 seed=params.seed,
                 scale=params.scale,
                 night=params.night,
+                crosstalk=bool(getattr(params, "crosstalk", False)),
             )
         context.log(f"{len(night.files)} raw IFS files written")
         return {"raw": sorted(f.path for f in night.files), "truth": night.truth_json}
+
+
+@register_recipe
+class SimulateIfsV10(SimulateIfs):
+    """``simulate-ifs`` 1.0: no spectral cross-talk (kept for reruns)."""
+
+    version = "1.0"
+    description = "simulate a night of raw SPHERE/IFS files with companions, without cross-talk"
+    Parameters = SimulateIfsParameters

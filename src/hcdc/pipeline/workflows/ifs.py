@@ -5,6 +5,9 @@ differential imaging on the 39 channels) -> Level 3 companion spectra.
 IFS-YJH) picks ``ifs-l1-l2``: its ``raw`` input is the dataset's files with the calibrations that
 the catalogue associated (darks, detector flats, SPECPOS, WAVE, IFU flat, backgrounds), which
 ``level1-ifs`` sorts by their DPR keywords.
+
+1.1: ``level1-ifs`` 0.3 (spectral cross-talk corrected; 0.4 adds the per-frame AO conditions and is what
+runs now: a workflow node takes the newest version) and per-channel contrast curves in Level 2.
 """
 
 from __future__ import annotations
@@ -24,10 +27,14 @@ _IFS_MODES = [("SPHERE", "IFS", "IFS-YJ"), ("SPHERE", "IFS", "IFS-YJH")]
 #: speckles) as on long ones: on the simulated 'small' YJ night (4 frames, 2 deg of rotation)
 #: both injected companions are found where they were put (tests/pipeline/test_ifs_workflow.py,
 #: docs/ifs.md for the numbers).
+#: The 5-sigma contrast curve is computed per channel (``contrast_options.per_wavelength``): each
+#: wavelength's row of the CONTRAST table is the limit of that channel's own image (workflow 1.1;
+#: 1.0 repeated the final image's limit in every row).
 IFS_LEVEL2_DEFAULTS: dict[str, Any] = {
     "algorithm": "asdi",
     "ncomp": 5,
     "algorithm_params": {"mode": "single", "mask_center_px": 9},
+    "contrast_options": {"per_wavelength": True},
 }
 
 
@@ -35,7 +42,7 @@ IFS_LEVEL2_DEFAULTS: dict[str, Any] = {
 def _ifs_level1() -> Workflow:
     return Workflow(
         name="ifs-level1",
-        version="1.0",
+        version="1.1",
         description="IFS YJ/YJH raw sequence -> Level 1 spectral cube (39 channels) with PSF",
         inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one IFS sequence and its calibrations"),),
         nodes=(Node("level1", "level1-ifs", {"raw": "inputs.raw"}),),
@@ -47,7 +54,7 @@ def _ifs_level1() -> Workflow:
 def _ifs_l1_l2() -> Workflow:
     return Workflow(
         name="ifs-l1-l2",
-        version="1.0",
+        version="1.1",
         description="IFS raw sequence -> Level 1 spectral cube -> Level 2 (ASDI by default) -> "
         "Level 3 companion spectra",
         inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one IFS sequence and its calibrations"),),

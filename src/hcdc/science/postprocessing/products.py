@@ -149,6 +149,10 @@ class ContrastCurves:
     completeness_level: float | None = None
     #: Fakes per separation and contrast level of the completeness curve.
     completeness_fakes: int | None = None
+    #: Spectral algorithms: True when every wavelength's row is that channel's own limit (its
+    #: image's noise and throughput, its star flux); False when the rows repeat the final image's
+    #: limit for a flat-contrast companion (see :func:`hcdc.science.postprocessing.run.postprocess`).
+    per_wavelength: bool = False
 
     def __post_init__(self) -> None:
         self.separation_px = np.asarray(self.separation_px, dtype=np.float64).ravel()
@@ -188,8 +192,9 @@ class ContrastCurves:
         return self.fc_snr is None
 
     def description(self) -> dict[str, Any]:
-        """How the curve was made (JSON-ready): criterion, sigma, fpf, throughput fakes, completeness."""
-        return {
+        """How the curve was made (JSON-ready): criterion, sigma, fpf, throughput fakes, completeness
+        (and ``per_wavelength: True`` for per-channel limits; absent otherwise, as before)."""
+        out: dict[str, Any] = {
             "criterion": self.criterion,
             "nsigma": float(self.nsigma),
             "fpf": self.fpf,
@@ -199,6 +204,9 @@ class ContrastCurves:
             "completeness": self.completeness_level if self.completeness is not None else None,
             "completeness_fakes": self.completeness_fakes,
         }
+        if self.per_wavelength:
+            out["per_wavelength"] = True
+        return out
 
     def at(self, separation_px: float, wavelength_index: int = 0, completeness: bool = False) -> float:
         """Contrast linearly interpolated in log10 at ``separation_px`` (NaN outside the curve);
@@ -494,6 +502,8 @@ def _contrast_hdu(
         if curves.completeness_fakes is not None:
             h["COMPNFAK"] = (int(curves.completeness_fakes), "completeness fakes per separation and level")
     hdu.header["NWAVE"] = (curves.n_wavelengths, "number of wavelength curves")
+    if curves.per_wavelength:
+        hdu.header["PERWAVE"] = (True, "CONTRAST_k: the limit of wavelength k's own image")
     if wavelengths is not None and len(wavelengths) == curves.n_wavelengths:
         for k, wl in enumerate(wavelengths):
             hdu.header[f"WAVE{k}"] = (float(wl), f"[um] wavelength of CONTRAST_{k}")
@@ -670,6 +680,7 @@ def _read_contrast(hdu: fits.BinTableHDU, path: Path) -> ContrastCurves:
         completeness=completeness,
         completeness_level=_optional_float(header, "COMPLETE"),
         completeness_fakes=int(header["COMPNFAK"]) if "COMPNFAK" in header else None,
+        per_wavelength=bool(header.get("PERWAVE", False)),
     )
 
 

@@ -47,7 +47,12 @@ from hcdc.science.orientation import Orientation
 from hcdc.science.postprocessing import pca
 from hcdc.science.postprocessing.base import AlgorithmSpec, get_algorithm, is_memory_mapped
 from hcdc.science.postprocessing.completeness import CompletenessCurve, completeness_curve
-from hcdc.science.postprocessing.contrast import contrast_curve, image_contrast_curve
+from hcdc.science.postprocessing.contrast import (
+    MIN_THROUGHPUT,
+    ContrastCurve,
+    contrast_curve,
+    image_contrast_curve,
+)
 from hcdc.science.postprocessing.detection import (
     GAUSSIAN_5SIGMA_FPF,
     empty_pixels,
@@ -362,7 +367,10 @@ def postprocess(
       default the curve is the limit of this call's own detection (its ``detection_fpf``), with
       throughput fakes at that limit (``fc_snr=None``, :data:`DEFAULT_FC_SNR`); for spectral
       algorithms that limit is the final image's, for a companion of flat contrast, reported in
-      every wavelength's row. The throughput map when no curve is computed (and spectral
+      every wavelength's row; with the option ``per_wavelength=True`` each wavelength's row is
+      instead that wavelength's own limit (the noise of its image, the throughput of the same
+      fakes in it, its star flux: the contrast of a companion seen in that channel alone; IFS
+      Level 2). The throughput map when no curve is computed (and spectral
       algorithms without a star flux per wavelength) uses fakes at :data:`FIXED_FC_SNR` x the noise.
     * ``completeness`` (e.g. 0.95): also measure the completeness curve, the contrast at which
       this fraction of fakes is recovered by this call's detection at the contrast curve's
@@ -390,6 +398,10 @@ def postprocess(
     the cube is not cleaned of them first. Without a PSF there is no throughput: detections carry
     the raw aperture signal.
     """
+    contrast_options = dict(contrast_options or {})
+    per_wavelength = contrast_options.pop("per_wavelength", False)
+    if not isinstance(per_wavelength, bool):
+        raise ValueError(f"contrast option per_wavelength must be true or false; got {per_wavelength!r}")
     _check_numbers(pixel_scale_mas, fwhm, star_flux, detection_threshold, detection_fpf, contrast_options)
     if astrometric_errors not in _ASTROMETRIC_ERROR_MODES:
         raise ValueError(f"astrometric_errors must be True, False or 'adi-psf'; got {astrometric_errors!r}")
@@ -437,7 +449,9 @@ def postprocess(
         if plan.psfs[0] is None:
             measured = _Measured(detections=[aperture_photometry(c, final, fwhm_final) for c in candidates])
         else:
-            measured = _spectral_pass(plan, full, images, final, candidates, compute_contrast, progress)
+            measured = _spectral_pass(
+                plan, full, images, final, candidates, compute_contrast, progress, per_wavelength
+            )
         if everywhere and candidates:
             _report(progress, "astrometric errors", 0, 1)
             measured.detections = (
@@ -472,6 +486,7 @@ def postprocess(
             else plan.contrast_options
         ).get("fc_snr"),
         completeness=measured.completeness,
+        per_wavelength=per_wavelength and plan.spec.spectral,
     )
     warnings_out += contrast_warnings(
         [d.contrast for d in measured.detections],
@@ -970,6 +985,7 @@ def _spectral_pass(
     candidates: list[Detection],
     compute_contrast: bool,
     progress: ProgressCallback | None,
+    per_wavelength: bool = False,
 ) -> _Measured:
     """Spectral algorithms: fakes in every wavelength of the whole (cropped) cube give throughput
     maps per wavelength and for the final image, the corrected images and contrast curves.
@@ -978,7 +994,10 @@ def _spectral_pass(
     detection limit of the final image, where hcdc detects
     (:func:`~hcdc.science.postprocessing.spectral_throughput.spectral_limit_throughput`); every
     wavelength's curve is then that limit (the contrast of a flat-contrast companion found about
-    half the time), with the throughput of its own image. Otherwise fakes of fixed brightness
+    half the time), with the throughput of its own image; with ``per_wavelength`` every
+    wavelength's curve is its own image's limit instead (:func:`~hcdc.science.postprocessing.
+    contrast.image_contrast_curve` on that image with the photometric throughput of the same
+    fakes in it and that wavelength's star flux). Otherwise fakes of fixed brightness
     (:data:`FIXED_FC_SNR`) and one curve per wavelength image."""
     _report(progress, "throughput and contrast", 0, 1)
     fwhm_final = float(np.mean(plan.fwhms))
@@ -1030,7 +1049,23 @@ def _spectral_pass(
         final_curve = ThroughputCurve(seps, final_tp[None, :], branch_pas, fake_fluxes)
     maps = [curve.map(plan.shape).astype(np.float32) for curve in per_curves]
     curves: list[Any] = [None] * plan.n_wl
-    if at_limit and mean_star:
+    if at_limit and per_wavelength:
+        # Each wavelength's own limit: a companion seen in that channel's image alone, with the
+        # photometric throughput of the same fakes in it (the fakes' S/N was measured on the final
+        # image, not on this channel's: dropped).
+        curves = [
+            _throughput_floor(
+                image_contrast_curve(
+                    images[w],
+                    dataclasses.replace(per_curves[w], snr_per_flux=None),
+                    fwhm=plan.fwhms[w],
+                    star_flux=plan.star_fluxes[w],
+                    **criterion,
+                )
+            )
+            for w in range(plan.n_wl)
+        ]
+    elif at_limit and mean_star:
         # The final image's limit; a flat-contrast companion has it in every wavelength.
         limit = image_contrast_curve(final, final_curve, fwhm=fwhm_final, star_flux=mean_star, **criterion)
         curves = [
@@ -1048,6 +1083,17 @@ def _spectral_pass(
     _report(progress, "throughput and contrast", 1, 1)
     final_map = final_curve.map(plan.shape).astype(np.float32)
     return _Measured(detections, _divide_by_throughput(final, final_map), maps, curves)
+
+
+def _throughput_floor(curve: ContrastCurve) -> ContrastCurve:
+    """NaN contrast where the throughput is below :data:`~hcdc.science.postprocessing.contrast.
+    MIN_THROUGHPUT` (a fake there is taken as destroyed: no limit, not an absurd one)."""
+    low = ~(np.nan_to_num(curve.throughput) >= MIN_THROUGHPUT)
+    return dataclasses.replace(
+        curve,
+        contrast=np.where(low, np.nan, curve.contrast),
+        contrast_gaussian=np.where(low, np.nan, curve.contrast_gaussian),
+    )
 
 
 _THROUGHPUT_KEYS = ("nbranch", "pa", "fc_snr", "fc_rad_sep", "cache")
@@ -1079,6 +1125,7 @@ def _merge_curves(
     student: bool = True,
     fc_snr: float | None = None,
     completeness: list[CompletenessCurve | None] | None = None,
+    per_wavelength: bool = False,
 ) -> ContrastCurves | None:
     """Per-wavelength :class:`~hcdc.science.postprocessing.contrast.ContrastCurve` objects on one
     separation grid: the longest curve's separations; the others (which start at their own FWHM)
@@ -1117,4 +1164,5 @@ def _merge_curves(
         completeness=compl,
         completeness_level=complete[0].completeness if complete else None,
         completeness_fakes=complete[0].n_fakes if complete else None,
+        per_wavelength=per_wavelength,
     )

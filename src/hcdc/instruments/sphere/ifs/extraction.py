@@ -18,9 +18,8 @@ What exists (first steps of the IFS Level 1, issue 16):
 
 * :func:`waffle_centers` -- the star centre per channel of an OBJECT,CENTER cube.
 
-Not yet: cross-talk correction, the
-wavelength recalibration from the waffle spots, star centres, the Level 1 product and recipe
-(see docs/ifs.md).
+Cross-talk correction: ``calibrate_frame(..., crosstalk=geometry.CROSSTALK)`` (``level1-ifs``
+0.3). Not yet: the wavelength recalibration from the waffle spots (see docs/ifs.md).
 """
 
 from __future__ import annotations
@@ -37,6 +36,7 @@ from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.science.calibration import ifs as cal
 from hcdc.science.calibration.badpixels import hot_pixels
 from hcdc.science.calibration.centering import waffle_center
+from hcdc.science.calibration.ifs_crosstalk import CrosstalkModel, correct_crosstalk
 
 __all__ = [
     "IfsCalibration",
@@ -69,12 +69,24 @@ def mean_frame(path: str | Path) -> np.ndarray:
 
 
 def calibrate_frame(
-    frame: np.ndarray, background: np.ndarray, flat: np.ndarray, bad: np.ndarray | None = None
+    frame: np.ndarray,
+    background: np.ndarray,
+    flat: np.ndarray,
+    bad: np.ndarray | None = None,
+    crosstalk: CrosstalkModel | None = None,
 ) -> np.ndarray:
     """``(frame - background) / flat`` with bad pixels interpolated along the spectral direction
-    (:func:`hcdc.science.calibration.ifs.interpolate_along_columns`, +-10 px)."""
+    (:func:`hcdc.science.calibration.ifs.interpolate_along_columns`, +-10 px), then, with a
+    ``crosstalk`` model (``level1-ifs`` 0.3: :data:`hcdc.instruments.sphere.ifs.geometry.
+    CROSSTALK`), the spectral cross-talk removed
+    (:func:`hcdc.science.calibration.ifs_crosstalk.correct_crosstalk`; pixels still non-finite
+    count as 0)."""
     image = (np.asarray(frame, dtype=np.float64) - background) / flat
-    return image if bad is None else cal.interpolate_along_columns(image, bad)
+    if bad is not None:
+        image = cal.interpolate_along_columns(image, bad)
+    if crosstalk is not None:
+        image = correct_crosstalk(np.where(np.isfinite(image), image, 0.0), crosstalk)
+    return image
 
 
 def bad_pixel_map(background: np.ndarray, flat_bad: np.ndarray) -> np.ndarray:

@@ -73,6 +73,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hcdc.science.calibration.ifs_crosstalk import CrosstalkModel
+
 __all__ = [
     "IFS_RAW_SHAPE",
     "IFS_REFERENCE_PIXELS",
@@ -84,6 +86,7 @@ __all__ = [
     "DISPERSION_CURVATURE",
     "N_WAVELENGTHS",
     "LASER_LINES_NM",
+    "CROSSTALK",
     "IfsModeOptics",
     "IFS_MODES",
     "ifs_mode_optics",
@@ -117,6 +120,13 @@ N_WAVELENGTHS = 39
 #: Wavelength-calibration lasers (nm), vlt-sphere IFS.ini / ESO ifs_wave_qc1 (0.9877, 1.1237,
 #: 1.3094, 1.5451 um); header lamps CBL3 980 nm, CBL6 1080 nm, CBL1 1310 nm, CBL2 1550 nm.
 LASER_LINES_NM = (987.72, 1123.71, 1309.37, 1545.07)
+#: Spectral cross-talk (Mesa et al. 2015, A&A 576, A121: a small- and a large-scale component;
+#: :mod:`hcdc.science.calibration.ifs_crosstalk`): the small-scale kernel of D. Mesa's correction
+#: as vlt-sphere applies it (``1 / (1 + (r/b)^3)``, b = 0.727986/1.8 px, 41 x 41, inner 3 x 3
+#: zeroed: 22.05 % of the light in the wings) and a diffuse Gaussian halo of sigma 40 px carrying
+#: 2 % of the light. The halo's numbers are an ASSUMPTION (the reference gives none); the
+#: simulator draws with this model and ``level1-ifs`` 0.3 corrects with it (docs/ifs.md).
+CROSSTALK = CrosstalkModel(small_amplitude=1.0, large_fraction=0.02, large_sigma_px=40.0)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ sequence.reduce_flux`) and ``PSF_FRAMES`` (file, MJD, DIT, ND); with ``anamorphi
 cube and PSF are corrected for the IFS anamorphism. The primary header then carries the angle
 convention and pointing for Level 2 (``HCDC ANGSKY``, ``HCDC RA``/``DEC``).
 :func:`level1_cube` gives Level 2 what it reads (:class:`hcdc.instruments.base.Level1Cube`).
-No narrow-band flats, no cross-talk correction (docs/ifs.md).
+With ``crosstalk=True`` (``level1-ifs`` 0.3) every frame through the lenslets is corrected for
+the spectral cross-talk first (``HCDC XTALK``). No narrow-band flats (docs/ifs.md).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from astropy.table import Table
 import hcdc
 from hcdc.instruments.base import Level1Cube
 from hcdc.instruments.sphere import constants as sc
+from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.extraction import (
     bad_pixel_map,
     calibrate_frame,
@@ -136,14 +138,21 @@ class IfsLevel1:
 
 
 def reduce_ifs(
-    paths: Sequence[str | Path], out_dir: str | Path, *, psf: bool = False, anamorphism: bool = False
+    paths: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    psf: bool = False,
+    anamorphism: bool = False,
+    crosstalk: bool = False,
 ) -> Path:
     """Reduce one IFS sequence (raw files of the sequence and its calibrations) to
     ``out_dir/level1_ifs.fits``; returns its path. Errors name the missing role or bad file.
 
     ``psf``: also the PSF cube of the OBJECT,FLUX files (at least one needed), the angle
     convention and pointing keywords; ``anamorphism``: correct the IFS anamorphism (module doc).
-    Both False reproduce ``level1-ifs`` 0.1."""
+    ``crosstalk``: correct the spectral cross-talk of every frame that went through the lenslets
+    (SPECPOS, WAVE, IFU flat, science; model :data:`hcdc.instruments.sphere.ifs.geometry.
+    CROSSTALK`, ``level1-ifs`` 0.3). All False reproduce ``level1-ifs`` 0.1."""
     roles = roles_from_headers(paths)
     objects, centers = roles.get("OBJECT", []), roles.get("OBJECT,CENTER", [])
     if not objects:
@@ -178,18 +187,23 @@ def reduce_ifs(
         return backgrounds[key]
 
     bad = bad_pixel_map(background_for_dit(_dit(objects[0])), flat_bad)
+    xtalk = geo.CROSSTALK if crosstalk else None
     calibration = calibrate_ifs(
-        calibrate_frame(mean_frame(_first(roles, "SPECPOS,LAMP")), calib_dark, flat, bad),
-        calibrate_frame(mean_frame(_first(roles, "WAVE,LAMP")), calib_dark, flat, bad),
-        calibrate_frame(mean_frame(_first(roles, "IFU_FLAT")), calib_dark, flat, bad),
+        calibrate_frame(mean_frame(_first(roles, "SPECPOS,LAMP")), calib_dark, flat, bad, xtalk),
+        calibrate_frame(mean_frame(_first(roles, "WAVE,LAMP")), calib_dark, flat, bad, xtalk),
+        calibrate_frame(mean_frame(_first(roles, "IFU_FLAT")), calib_dark, flat, bad, xtalk),
         mode,
     )
-    seq = reduce_sequence(objects, centers, calibration, background_for_dit, flat, bad, anamorphism)
+    seq = reduce_sequence(
+        objects, centers, calibration, background_for_dit, flat, bad, anamorphism, crosstalk=xtalk
+    )
     flux = None
     if psf:
         if not roles.get("OBJECT,FLUX"):
             raise ValueError("no OBJECT,FLUX file: the Level 1 PSF (and Level 2 photometry) needs one")
-        flux = reduce_flux(roles["OBJECT,FLUX"], calibration, background_for_dit, flat, bad, anamorphism)
+        flux = reduce_flux(
+            roles["OBJECT,FLUX"], calibration, background_for_dit, flat, bad, anamorphism, crosstalk=xtalk
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     primary = fits.PrimaryHDU(seq.cube.astype(np.float32))
@@ -202,6 +216,9 @@ def reduce_ifs(
     h["HIERARCH HCDC STARX"] = (seq.cube.shape[-1] // 2, "star pixel x (0-based)")
     h["HIERARCH HCDC STARY"] = (seq.cube.shape[-2] // 2, "star pixel y (0-based)")
     h["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT: turn clockwise for north up")
+    if crosstalk:
+        set_card(h, "HIERARCH HCDC XTALK", True, "spectral cross-talk corrected")
+        set_card(h, "HIERARCH HCDC XTALKF", geo.CROSSTALK.leaked_fraction, "cross-talk: light in wings")
     if flux is not None:
         set_card(h, "HIERARCH HCDC ANGSKY", True, "DEROT includes pupil offset and true north")
         set_card(h, "HIERARCH HCDC ANAMORPH", bool(anamorphism), "IFS anamorphism corrected")

@@ -13,7 +13,8 @@ stretched about the star by :data:`~hcdc.instruments.sphere.constants.IFS_ANAMOR
 
 :func:`reduce_flux` makes the PSF cube of the OBJECT,FLUX files the same way (each channel
 centred by a Gaussian fit of the unocculted star, normalised to ADU/s/nm without the CPI neutral
-density). Not done: interpolation of the centre between CENTER files.
+density). With a ``crosstalk`` model every frame is corrected for the spectral cross-talk before
+extraction (``level1-ifs`` 0.3). Not done: interpolation of the centre between CENTER files.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from hcdc.instruments.sphere.ifs.extraction import (
 )
 from hcdc.science.calibration.centering import center_psf
 from hcdc.science.calibration.cubes import correct_anamorphism, flux_normalisation, recenter_frame
+from hcdc.science.calibration.ifs_crosstalk import CrosstalkModel
 
 __all__ = ["IfsSequence", "IfsPsf", "reduce_sequence", "reduce_flux", "PSF_SIZE_PX"]
 
@@ -79,8 +81,9 @@ def _cube_of(
     flat: np.ndarray,
     bad: np.ndarray | None,
     calibration: IfsCalibration,
+    crosstalk: CrosstalkModel | None = None,
 ) -> np.ndarray:
-    return extract_cube(calibrate_frame(frame, background, flat, bad) / dit, calibration)
+    return extract_cube(calibrate_frame(frame, background, flat, bad, crosstalk) / dit, calibration)
 
 
 def reduce_sequence(
@@ -91,6 +94,7 @@ def reduce_sequence(
     flat: np.ndarray,
     bad: np.ndarray | None = None,
     anamorphism: bool = False,
+    crosstalk: CrosstalkModel | None = None,
 ) -> IfsSequence:
     """Reduce OBJECT files with the star centres of the CENTER files (see module doc).
 
@@ -109,7 +113,7 @@ def reduce_sequence(
         dit = float(header["HIERARCH ESO DET SEQ1 DIT"])
         data = np.asarray(fits.getdata(path), dtype=np.float64)
         frame = data.mean(axis=0) if data.ndim == 3 else data
-        cube = _cube_of(frame, dit, background_for_dit(dit), flat, bad, calibration)
+        cube = _cube_of(frame, dit, background_for_dit(dit), flat, bad, calibration, crosstalk)
         orient = str(header.get("HIERARCH ESO OCS WAFFLE ORIENT", "+")).strip()
         xy, err, _ = waffle_centers(cube, waves, orient)
         good = np.isfinite(err)
@@ -129,7 +133,7 @@ def reduce_sequence(
         background = background_for_dit(dit)
         for k in range(data.shape[0]):
             nearest = int(np.argmin(np.abs(np.asarray(center_mjd) - angles["mjd"][k])))
-            cube = _cube_of(data[k], dit, background, flat, bad, calibration)
+            cube = _cube_of(data[k], dit, background, flat, bad, calibration, crosstalk)
             size = cube.shape[-1]
             frames.append(
                 np.stack(
@@ -187,6 +191,7 @@ def reduce_flux(
     bad: np.ndarray | None = None,
     anamorphism: bool = False,
     size: int = PSF_SIZE_PX,
+    crosstalk: CrosstalkModel | None = None,
 ) -> IfsPsf:
     """PSF cube of the OBJECT,FLUX files (see the module doc). Every DIT of every file is one
     frame; each channel is centred on its own Gaussian fit
@@ -208,7 +213,7 @@ def reduce_flux(
         angles = dit_angles(header, data.shape[0], arm="IFS", name=str(path))
         background = background_for_dit(dit)
         for k in range(data.shape[0]):
-            cube = np.nan_to_num(_cube_of(data[k], dit, background, flat, bad, calibration))
+            cube = np.nan_to_num(_cube_of(data[k], dit, background, flat, bad, calibration, crosstalk))
             planes, xy = [], []
             for c in range(cube.shape[0]):
                 est = center_psf(cube[c], sigma0=1.5)

@@ -63,6 +63,7 @@ from hcdc.instruments.sphere.observing import (
     transit_time,
 )
 from hcdc.instruments.sphere.simulated_headers import archive_name
+from hcdc.science.calibration.ifs_crosstalk import CrosstalkModel, add_crosstalk
 from hcdc.science.calibration.timing import (
     derotation_angles,
     dit_times,
@@ -461,8 +462,12 @@ def _plan(mode: geo.IfsModeOptics, scale: IfsScale, target: Target, night: str) 
 
 
 def _irdis_filter_keywords(iflt: str) -> dict[str, tuple[Any, str]]:
-    """The IRDIS half of IRDIFS: INS COMB IFLT and the IRDIS filter wheels (BB_H or DB_K12)."""
-    cfw, dfw = {"BB_H": ("B_H", "CLEAR"), "DB_K12": ("B_Ks", "D_K12")}[iflt]
+    """The IRDIS half of IRDIFS: INS COMB IFLT and the IRDIS filter wheels (BB_H, DB_H23 or
+    DB_K12; the real IFS headers: BB_H -> B_H/CLEAR, DB_NDH23 -> B_ND-H/D_H23)."""
+    wheels = {"BB_H": ("B_H", "CLEAR"), "DB_H23": ("B_H", "D_H23"), "DB_K12": ("B_Ks", "D_K12")}
+    if iflt not in wheels:
+        raise ValueError(f"unknown IRDIS filter combination {iflt!r} for IRDIFS; use {', '.join(wheels)}")
+    cfw, dfw = wheels[iflt]
     return {
         "INS COMB IFLT": (iflt, "Infra-Red filter combination name."),
         "INS1 FILT NAME": (cfw, "IRDIS filter name."),
@@ -498,6 +503,7 @@ def _build_header(
     shape: tuple[int, int],
     sky: obs.FileConditions,
     seed: int,
+    irdis_filter: str | None = None,
 ) -> fits.Header:
     """Primary header of one raw IFS file: keyword names, formats and values as the real ones.
 
@@ -540,7 +546,7 @@ def _build_header(
             "INS4 COMB ROT": ("PUPIL" if science else "CAL_ZENITH", "Assembly for derotator and ADC modes"),
         }
     )
-    cards.update(_irdis_filter_keywords(mode.irdis_filter))
+    cards.update(_irdis_filter_keywords(irdis_filter or mode.irdis_filter))
     cards["INS1 PAC X"] = (0.0, "[um] X-Axis absolute position on the detec")
     cards["INS1 PAC Y"] = (0.0, "[um] Y-Axis absolute position on the detect")
     if science:
@@ -618,6 +624,7 @@ class _Model:
     drift_mas_per_hour: np.ndarray
     jitter_mas: float
     t_ref: Time
+    crosstalk: CrosstalkModel | None = None  # spectral cross-talk of all light through the IFU
 
 
 def _samples(mode: geo.IfsModeOptics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -636,7 +643,12 @@ def _ifu_light(model: _Model, density_adu_s_nm: np.ndarray) -> np.ndarray:
     light = ifsim.render_microspectra(
         model.scale.shape, model.grid.trace_xy, model.offsets_px, flux, geo.SPECTRAL_PSF_SIGMA_PX
     )
-    return light * model.illumination
+    return _with_crosstalk(light, model) * model.illumination
+
+
+def _with_crosstalk(light: np.ndarray, model: _Model) -> np.ndarray:
+    """The micro-spectra image with the spectral cross-talk (none when the model has none)."""
+    return light if model.crosstalk is None else add_crosstalk(light, model.crosstalk)
 
 
 def _laser_light(model: _Model) -> np.ndarray:
@@ -650,7 +662,7 @@ def _laser_light(model: _Model) -> np.ndarray:
         flux,
         geo.SPECTRAL_PSF_SIGMA_PX,
     )
-    return light * model.illumination
+    return _with_crosstalk(light, model) * model.illumination
 
 
 def _render(
@@ -787,14 +799,23 @@ def simulate_ifs_night(
     colon_in_names: bool = True,
     progress: Any = None,
     speckle_level: float = 1.0,
+    crosstalk: bool = True,
+    irdis_filter: str | None = None,
 ) -> SimulatedIfsNight:
     """Write a night of raw IFS files of ``mode`` (YJ or YJH) into ``out_dir``; return the truth.
 
     ``scale``: 'small' (1024 x 1024 px, ~4 400 spectra, a field of +-370 mas: the waffle spots
     are inside only at the blue end), 'medium' (1536^2) or 'full' (2048^2, ~18 300 spectra, real
     NDITs). ``companions`` default to :data:`DEFAULT_COMPANIONS`. Deterministic for a seed.
+    ``crosstalk``: draw the spectral cross-talk (:data:`hcdc.instruments.sphere.ifs.geometry.
+    CROSSTALK`) on every frame whose light passes the lenslets (science, SPECPOS, WAVE, IFU flat;
+    not the detector flats); False gives the frames of the simulator before cross-talk existed.
+    ``irdis_filter``: the IRDIS half's ``INS COMB IFLT`` written in the headers (default the
+    mode's: BB_H with YJ, DB_K12 with YJH; DB_H23 for an IRDIFS night whose IRDIS files are
+    dual-band H2/H3, :func:`hcdc.instruments.sphere.irdifs.simulate_irdifs_night`).
     """
     optics = geo.ifs_mode_optics(mode)
+    _irdis_filter_keywords(irdis_filter or optics.irdis_filter)  # a clear error before any work
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
     if not speckle_level >= 0.0:
@@ -847,6 +868,7 @@ def simulate_ifs_night(
         drift_mas_per_hour=srng.uniform(-2.0, 2.0, 2),
         jitter_mas=0.1,
         t_ref=Time(plan[0].date_obs, scale="utc"),
+        crosstalk=geo.CROSSTALK if crosstalk else None,
     )
     out.mkdir(parents=True, exist_ok=True)
     conditions = obs.AmbientConditions(np.random.default_rng(int(root.integers(0, 2**31))))
@@ -858,7 +880,7 @@ def simulate_ifs_night(
         sky = obs.file_conditions(
             t0, t1, (ra_used, dec_used), truth["parang_start_end"], conditions, water_vapour=True
         )
-        header = _build_header(exp, optics, target, shape, sky, seed)
+        header = _build_header(exp, optics, target, shape, sky, seed, irdis_filter)
         path = out / archive_name(exp.date_obs, colon=colon_in_names)
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(
@@ -885,7 +907,11 @@ def simulate_ifs_night(
         grid=grid,
         lenslet_response=response,
         star_base_xy_mas=(float(star_base[0]), float(star_base[1])),
-        extra={"speckle_seed": speckle_seed, "speckle_level": speckle_level},
+        extra={
+            "speckle_seed": speckle_seed,
+            "speckle_level": speckle_level,
+            "crosstalk": geo.CROSSTALK.to_dict() if crosstalk else None,
+        },
     )
     _write_truth(result)
     return result
