@@ -126,5 +126,5 @@ class IfsLevel1RecipeV04(IfsLevel1Recipe):
     (``CONDITIONS`` / ``AO_FILES`` in ``level1_ifs.fits``, ``ao_conditions`` in the summary)."""
 
     version = "0.4"
-    description = "IFS raw sequence -> cross-talk-corrected spectral Level 1 cube with PSF and per-frame AO conditions"
+    description = "IFS raw sequence -> cross-talk-corrected Level 1 cube with PSF and AO conditions"
     with_conditions = True
