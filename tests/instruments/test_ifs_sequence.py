@@ -28,7 +28,6 @@ from hcdc.instruments.sphere.ifs.extraction import (
 from hcdc.instruments.sphere.ifs.sequence import reduce_sequence
 from hcdc.instruments.sphere.ifs.simulate import simulate_ifs_night
 from hcdc.science.geometry import derotate, polar_to_pixel
-from hcdc.science.orientation import rotation_from_derotation
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +59,7 @@ def test_star_centre_per_wavelength_from_the_waffle_spots(center_cube) -> None:
     assert np.all(errors < 0.3)  # the fits' own error estimates are finite and honest
     # spot distance = 13.72 lambda/D in every channel: the wavelengths are right
     expected = sc.waffle_radius_px(waves, sc.IFS_PIXEL_SCALE_MAS)
-    # measured: <= 0.31 % (reddest channel, with the companions where the physical sky sense puts
-    # them in the CENTER frame; previously within 0.3 %)
-    np.testing.assert_allclose(radii / expected, 1.0, atol=3.5e-3)
+    np.testing.assert_allclose(radii / expected, 1.0, atol=3e-3)
     # a wavelength recalibration from the spots (distance proportional to lambda, scale fitted
     # over all channels) finds every channel within 0.3 % of its wavelength
     scale = np.sum(radii * waves) / np.sum(waves**2)
@@ -96,12 +93,7 @@ def test_sequence_cube_angles_and_companions(center_cube, level1) -> None:
     residual = seq.cube - np.median(seq.cube, axis=1, keepdims=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # corners that no derotated frame covers
-        channels = np.stack(
-            [
-                np.nanmean(derotate(residual[c], rotation_from_derotation(seq.derot)), axis=0)
-                for c in range(39)
-            ]
-        )
+        channels = np.stack([np.nanmean(derotate(residual[c], seq.derot), axis=0) for c in range(39)])
     image = channels.mean(axis=0)
     size = image.shape[-1]
     yy, xx = np.indices(image.shape)
@@ -118,10 +110,8 @@ def test_sequence_cube_angles_and_companions(center_cube, level1) -> None:
         assert np.nanmax(box) / np.nanstd(image[ring]) > 5.0  # measured S/N 7 (flat) and 14 (methane)
     # the methane feature is visible: in a 2.5 px aperture (no throughput correction, so both
     # spectra carry the same aperture and self-subtraction trends with lambda), the methane
-    # companion's 1150 nm band / 1250 nm continuum ratio is below the flat companion's (truth: 0.41
-    # times it). Speckle-limited with cADI and 7.4 deg of field rotation: measured 0.93 times with
-    # the sky turning as on the real IFS, 0.58 with the old, opposite sense (simulate-ifs 1.0; the
-    # companions cross other speckles); the flat companion's own ratio is 1.19 (truth 1.0)
+    # companion's 1150 nm band / 1250 nm continuum ratio is well below the flat companion's
+    # (measured 0.59 times it; the truth is 0.41 times)
     waves = seq.wavelengths_nm
     band, cont = (np.abs(waves - w).argmin() for w in (1150.0, 1250.0))
 
@@ -133,7 +123,7 @@ def test_sequence_cube_angles_and_companions(center_cube, level1) -> None:
 
     flat_comp, methane_comp = night.companions
     assert (flat_comp.spectrum, methane_comp.spectrum) == ("flat", "methane")
-    assert band_ratio(methane_comp) < band_ratio(flat_comp)
+    assert band_ratio(methane_comp) < 0.75 * band_ratio(flat_comp)
     with pytest.raises(ValueError, match="no OBJECT,CENTER file"):
         reduce_sequence([objects[0].path], [], calibration, lambda dit: background, flat)
 

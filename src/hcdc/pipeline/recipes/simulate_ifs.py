@@ -28,9 +28,7 @@ class SimulateIfs(Recipe):
     ``simulation_truth.json`` / ``.fits``)."""
 
     name = "simulate-ifs"
-    version = "1.1"  # 1.1: companions turn with the sky in the physical (vlt-sphere/VIP) sense
-    #: 1.0 placed companions in hcdc's old, opposite sense (docs/conventions.md, "Rotation sense")
-    legacy_sky_sense = False
+    version = "1.0"
     product_level = 0
     product_type = "simulated-raw"
     description = (
@@ -54,17 +52,6 @@ class SimulateIfs(Recipe):
                 seed=params.seed,
                 scale=params.scale,
                 night=params.night,
-                legacy_sky_sense=self.legacy_sky_sense,
             )
         context.log(f"{len(night.files)} raw IFS files written")
         return {"raw": sorted(f.path for f in night.files), "truth": night.truth_json}
-
-
-@register_recipe
-class SimulateIfsV10(SimulateIfs):
-    """``simulate-ifs`` 1.0, kept so that its raw files can be made again from their provenance: the
-    companions turn on the detector in hcdc's old sense (counter-clockwise by DEROT), the opposite
-    of the real IFS (docs/conventions.md, "Rotation sense")."""
-
-    version = "1.0"
-    legacy_sky_sense = True

@@ -42,7 +42,6 @@ from hcdc.instruments.sphere.ifs.extraction import (
 from hcdc.instruments.sphere.ifs.metadata import IFS_CALIB_DARK_DIT_S, ifs_flat_lamp, ifs_mode
 from hcdc.instruments.sphere.ifs.sequence import reduce_flux, reduce_sequence
 from hcdc.science.fits_cards import set_card
-from hcdc.science.orientation import ROTSENSE_CCW
 
 __all__ = [
     "RECIPE_NAME",
@@ -202,8 +201,7 @@ def reduce_ifs(
     h["HIERARCH HCDC PIXSCAL"] = (sc.IFS_PIXEL_SCALE_MAS, "[mas/px] cube sampling")
     h["HIERARCH HCDC STARX"] = (seq.cube.shape[-1] // 2, "star pixel x (0-based)")
     h["HIERARCH HCDC STARY"] = (seq.cube.shape[-2] // 2, "star pixel y (0-based)")
-    h["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT = PARANG + offsets (vlt-sphere)")
-    h["HIERARCH HCDC ROTSENSE"] = (ROTSENSE_CCW, "turn counter-clockwise by DEROT for N up")
+    h["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT: turn clockwise for north up")
     if flux is not None:
         set_card(h, "HIERARCH HCDC ANGSKY", True, "DEROT includes pupil offset and true north")
         set_card(h, "HIERARCH HCDC ANAMORPH", bool(anamorphism), "IFS anamorphism corrected")
