@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
-import hcdc.archive.ingest as ingest_module
+import hcdc.archive.inspection as inspection_module
 from hcdc.archive.ingest import Inspection, inspect_file
 from hcdc.instruments.registry import read_file, read_metadata_fast
 
@@ -23,7 +23,7 @@ from hcdc.instruments.registry import read_file, read_metadata_fast
 def _astropy_inspection(path: Path, monkeypatch: pytest.MonkeyPatch) -> Inspection:
     """``inspect_file`` with the fast path switched off (astropy reads every header)."""
     with monkeypatch.context() as patch:
-        patch.setattr(ingest_module, "read_metadata", lambda p, content=None: read_file(p))
+        patch.setattr(inspection_module, "read_metadata", lambda p, content=None: read_file(p))
         return inspect_file(path)
 
 
