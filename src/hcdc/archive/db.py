@@ -3,7 +3,11 @@
 * :func:`make_engine` builds a SQLAlchemy engine. SQLite gets WAL journaling (readers never
   block the writer), foreign keys, a busy timeout and real transactions (pysqlite's implicit
   transaction handling is switched off so that ``BEGIN`` and ``SAVEPOINT`` behave as on
-  PostgreSQL).
+  PostgreSQL). PostgreSQL sessions run with JIT compilation off (``-c jit=off``, unless the
+  URL sets its own ``options``): the access rules make the planner's cost estimates of a PI's
+  search large, and compiling the plan took 9.8 of the 9.8 s of a one-star product search over
+  100 000 files (benchmarks/RESULTS.md, "Fifth round"); without JIT the same search takes
+  milliseconds.
 * :func:`write_transaction` opens a transaction that writes. On SQLite it starts with
   ``BEGIN IMMEDIATE``: the write lock is taken (waiting up to the busy timeout, then retried)
   before the first read. A plain deferred ``BEGIN`` that reads and then writes fails at once
@@ -134,6 +138,10 @@ def is_lock_error(exc: BaseException) -> bool:
     )
 
 
+#: PostgreSQL session options of hcdc's connections (see the module doc: JIT costs seconds here)
+NO_JIT = "-c jit=off"
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     """A SQLAlchemy engine for ``url`` (SQLite configured as described in the module doc)."""
     kwargs.setdefault("json_serializer", dump_json)
@@ -142,7 +150,10 @@ def make_engine(url: str, **kwargs) -> Engine:
     except ArgumentError as exc:
         raise DatabaseUnreachableError(f"invalid database URL {url!r}: {exc}") from exc
     if sa_url.get_backend_name() == "postgresql":
-        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
+        connect_args = kwargs.setdefault("connect_args", {})
+        connect_args.setdefault("connect_timeout", 10)
+        if "options" not in sa_url.query:
+            connect_args.setdefault("options", NO_JIT)
         kwargs.setdefault("pool_pre_ping", True)
     try:
         engine = create_engine(sa_url, **kwargs)
