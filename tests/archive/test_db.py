@@ -196,8 +196,8 @@ def test_every_file_metadata_field_is_a_column() -> None:
 
 
 def test_postgresql_sessions_run_without_jit(postgres_url: str) -> None:
-    """JIT compilation is off in hcdc's PostgreSQL sessions (it cost seconds per PI search), and a
-    URL that sets its own session ``options`` keeps them."""
+    """JIT compilation is off in hcdc's PostgreSQL sessions (it cost seconds per PI search); a URL
+    that sets its own session ``options`` keeps them, JIT off added."""
     engine = make_engine(postgres_url)
     own = make_engine(postgres_url + "?options=-c%20statement_timeout%3D12345")
     try:
@@ -205,6 +205,7 @@ def test_postgresql_sessions_run_without_jit(postgres_url: str) -> None:
             assert conn.scalar(text("SHOW jit")) == "off"
         with own.connect() as conn:
             assert conn.scalar(text("SHOW statement_timeout")) == "12345ms"
+            assert conn.scalar(text("SHOW jit")) == "off"
     finally:
         engine.dispose()
         own.dispose()
