@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from hcdc.archive.catalogue import UserCatalogue
     from hcdc.archive.db import Catalogue
     from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
+    from hcdc.pipeline.operations.operator import OperatorCatalogue
 
 ROOT_OPTION = typer.Option(
     None, "--root", envvar="HCDC_ROOT", help="Data-centre directory (default: the current directory)."
@@ -116,6 +117,18 @@ def viewing(
                 yield catalogue, view  # type: ignore[misc]
     except (AccessDenied, *refusals) as exc:
         fail(str(exc))
+
+
+@contextmanager
+def operating(
+    root: Path | None, refusals: tuple[type[Exception], ...] = ()
+) -> Iterator[tuple[ProcessingCatalogue, OperatorCatalogue]]:
+    """The shell's operator's catalogue facade and the operator's entry point to the data centre
+    (:class:`~hcdc.pipeline.operations.operator.OperatorCatalogue`: ingest, associations,
+    quarantine, fsck, queueing, the worker, watch, reruns; rule A1 asked of
+    :mod:`hcdc.archive.access`), errors and refusals as :func:`viewing` makes them."""
+    with viewing(root, refusals=refusals) as (catalogue, view):
+        yield view, view.operations(catalogue)
 
 
 _ID_PATTERN = re.compile(r"^(?:(?P<kind>f|file|d|ds|dataset|p|product)[:#]?)?(?P<id>\d+)$", re.IGNORECASE)
