@@ -30,8 +30,8 @@ from hcdc.pipeline.operations import watch as watching
 from hcdc.pipeline.operations import worker as workers
 
 if TYPE_CHECKING:
+    from hcdc.archive.catalogue import UserCatalogue
     from hcdc.archive.db import Catalogue
-    from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
 __all__ = ["OperatorCatalogue"]
 
@@ -41,7 +41,9 @@ class OperatorCatalogue:
     the user of ``view`` (see the module docstring; open it with
     :meth:`~hcdc.pipeline.operations.catalogue.ProcessingCatalogue.operations`, which asks A1)."""
 
-    def __init__(self, data_centre: Catalogue, view: ProcessingCatalogue) -> None:
+    # ``view`` is the ProcessingCatalogue that opened this one; typed by its base class, because
+    # naming the subclass here would make an import circle with the module that opens us
+    def __init__(self, data_centre: Catalogue, view: UserCatalogue) -> None:
         if view.engine is not data_centre.engine:
             raise ValueError("the facade was not opened on this data centre")
         self.data_centre = data_centre
