@@ -124,6 +124,16 @@ def test_ifs_night_reduces_to_level3_with_known_answers(night, tmp_path: Path, d
         assert abs(best["separation_mas"] - comp.separation_mas) / scale <= 0.35, (comp, best)
         assert abs((best["pa_deg"] - comp.pa_deg + 180) % 360 - 180) <= 0.5, (comp, best)
 
+    # Level 2 also finds the flat companion's own ASDI radial residual (measured: S/N 6.1 at 237 mas,
+    # PA 65.9 deg, 8 px outside it; absent when the night is simulated without that companion);
+    # l3-companion-spectra 1.1 leaves it out and names it (docs/ifs.md section 4)
+    assert len(detections) == 3, detections
+    assert records[3]["recipe_version"] == "1.1"
+    (residual,) = l3["summary"]["spectral_residuals"]
+    assert 200 < residual["separation_px"] * scale < 260 and residual["level2_snr"] < 8
+    assert abs(residual["of_separation_px"] * scale - 180.0) < 5.0
+    assert len(l3["summary"]["companions"]) == 2
+
     l3_file = next(Path(f["path"]) for f in l3["files"] if Path(f["path"]).name == "companion_spectra.fits")
     with fits.open(l3_file) as hdul:
         companions = hdul["COMPANIONS"].data
