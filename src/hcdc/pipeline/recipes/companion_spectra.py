@@ -16,11 +16,7 @@ product ``companion_spectra.fits``:
 (:func:`hcdc.science.postprocessing.spectral_lobes.spectral_residuals`: SDI/ASDI spread a
 companion radially over the wavelength span; its positive lobe beyond the negative one reached
 S/N 6.1 on the simulated IFS night); they are named in the summary (``spectral_residuals``) and
-the log, and measures each spectrum by a linear forward model of the whole spectral reduction
-(:func:`hcdc.science.postprocessing.spectrum.forward_model_spectrum`: the reduction's response
-in every channel to the companion in each channel, fitted to the companion's pixels; ``METHOD``
-``forward model``) instead of fakes at other position angles. 1.0 stays registered: every
-detection, :func:`~hcdc.science.postprocessing.spectrum.companion_spectrum`.
+the log. 1.0 stays registered and measures every detection.
 """
 
 from __future__ import annotations
@@ -62,8 +58,6 @@ class CompanionSpectra(Recipe):
     Parameters = CompanionSpectraParameters
     #: leave out the detections that are a brighter one's spectral residual (1.1)
     drop_spectral_residuals = False
-    #: 'injection' (fakes at other position angles, 1.0) or 'forward-model' (1.1)
-    method = "injection"
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 spectral product (wavelengths, frames, y, x) with PSF"),
         Port("level2", DataKind.LEVEL2, "Level 2 product of a spectral algorithm on that Level 1"),
@@ -81,7 +75,7 @@ class CompanionSpectra(Recipe):
         from hcdc.science.postprocessing.base import get_algorithm
         from hcdc.science.postprocessing.products import ProductError, read_product
         from hcdc.science.postprocessing.run import crop_slices, prepare_psfs
-        from hcdc.science.postprocessing.spectrum import companion_spectrum, forward_model_spectrum
+        from hcdc.science.postprocessing.spectrum import companion_spectrum
 
         assert isinstance(params, CompanionSpectraParameters)
         try:
@@ -149,35 +143,30 @@ class CompanionSpectra(Recipe):
         with context.timer("spectra"):
             for i, det in enumerate(detections):
                 context.progress("companion spectra", i, len(detections))
-                common = {
-                    "algorithm": level2.algorithm,
-                    "params": algo_params,
-                    "x": det.x,
-                    "y": det.y,
-                    "per_wavelength": per_wl,
-                }
-                args = (
-                    cube,
-                    data["angles"],
-                    wavelengths,
-                    np.stack(psfs),
-                    np.asarray(fluxes),
-                    np.asarray(fwhms),
-                )
                 try:
-                    if self.method == "forward-model":
-                        spectra.append(forward_model_spectrum(*args, n_noise=params.n_fakes, **common))
-                    else:
-                        spectra.append(companion_spectrum(*args, n_fakes=params.n_fakes, **common))
+                    spectra.append(
+                        companion_spectrum(
+                            cube,
+                            data["angles"],
+                            wavelengths,
+                            np.stack(psfs),
+                            np.asarray(fluxes),
+                            np.asarray(fwhms),
+                            algorithm=level2.algorithm,
+                            params=algo_params,
+                            x=det.x,
+                            y=det.y,
+                            n_fakes=params.n_fakes,
+                            per_wavelength=per_wl,
+                        )
+                    )
                     measured.append(det)
                 except ValueError as exc:  # too close to the star for fakes, no positive signal
                     context.log(f"detection at ({det.x:.1f}, {det.y:.1f}) px skipped: {exc}")
             context.progress("companion spectra", len(detections), len(detections))
         detections = measured
         with context.timer("write"):
-            path = _write(
-                context.output_path(PRODUCT_NAME), level2, detections, spectra, params, inputs, self.method
-            )
+            path = _write(context.output_path(PRODUCT_NAME), level2, detections, spectra, params, inputs)
         summary = {
             "companions": [
                 {
@@ -212,17 +201,10 @@ class CompanionSpectraV11(CompanionSpectra):
         "spectral residuals of brighter companions left out"
     )
     drop_spectral_residuals = True
-    method = "forward-model"
 
 
 def _write(
-    path: Path,
-    level2: Any,
-    detections: list[Any],
-    spectra: list[Any],
-    params: Any,
-    inputs: dict,
-    method: str = "injection",
+    path: Path, level2: Any, detections: list[Any], spectra: list[Any], params: Any, inputs: dict
 ) -> Path:
     import numpy as np
     from astropy.io import fits
@@ -241,8 +223,7 @@ def _write(
     if level2.pixel_scale_mas:
         set_card(h, "PIXSCALE", float(level2.pixel_scale_mas), "[mas/px] plate scale")
     set_card(h, "NFAKES", int(params.n_fakes), "fakes per companion")
-    method_card = "forward model" if method == "forward-model" else "fake injection per channel"
-    set_card(h, "METHOD", method_card, "see hcdc.science.postprocessing.spectrum")
+    set_card(h, "METHOD", "fake injection per channel", "see hcdc.science.postprocessing.spectrum")
     set_card(h, "LEVEL1", Path(inputs["level1"]).name, "Level 1 input")
     set_card(h, "LEVEL2", Path(inputs["level2"]).name, "Level 2 input")
     scale = level2.pixel_scale_mas or np.nan
