@@ -47,14 +47,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from hcdc.science import geometry
 from hcdc.science.postprocessing.base import get_algorithm
 from hcdc.science.postprocessing.fakes import inject_companions
 from hcdc.science.postprocessing.photometry import aperture_sums
 
-__all__ = ["CompanionSpectrum", "companion_spectrum", "fake_position_angles", "forward_model_spectrum"]
+__all__ = ["CompanionSpectrum", "companion_spectrum", "fake_position_angles"]
 
 
 @dataclass
@@ -238,128 +237,6 @@ def companion_spectrum(
         pa_deg=pa,
         c0=float(c0),
         fake_pas_deg=np.concatenate(passes),
-        signal=signal,
-        throughput=throughput,
-    )
-
-
-def _rotated_about_centre(
-    xs: np.ndarray, ys: np.ndarray, shape: tuple[int, ...], phi_rad: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel coordinates ``(xs, ys)`` turned by ``phi_rad`` about the star (frame centre)."""
-    cy, cx = geometry.frame_center(shape)
-    z = ((xs - cx) + 1j * (ys - cy)) * np.exp(1j * phi_rad)
-    return z.real + cx, z.imag + cy
-
-
-def forward_model_spectrum(
-    cube: np.ndarray,
-    angles: np.ndarray,
-    wavelengths_um: np.ndarray,
-    psfs: np.ndarray,
-    star_fluxes: np.ndarray,
-    fwhm: np.ndarray,
-    *,
-    algorithm: str,
-    params: Mapping[str, Any] | None = None,
-    x: float,
-    y: float,
-    c0: float | None = None,
-    n_noise: int = 8,
-    per_wavelength: np.ndarray | None = None,
-    aperture_fwhm: float = 0.5,
-) -> CompanionSpectrum:
-    """Contrast spectrum of the companion at ``(x, y)`` by a linear forward model of the whole
-    spectral reduction (a negative-fake-companion fit of all channels at once, solved linearly).
-
-    For every channel ``v`` a fake of contrast ``c0`` is injected at the companion's position in
-    channel ``v`` only, with that channel's PSF, and the cube reduced with the Level 2 algorithm
-    and parameters: the difference from the reduction without it is ``R_v`` (wavelengths, y, x),
-    the reduction's response in *every* channel's image to a unit-contrast companion in channel
-    ``v`` -- self-subtraction and the cross-channel leakage of SDI/ASDI (the radial residuals)
-    included, at the companion's own position. The contrasts ``c_v`` minimise
-    ``sum_w sum_(pixels within aperture_fwhm FWHM_w of (x, y)) (image_w - sum_v c_v R_v,w)^2``:
-    subtracting ``sum_v c_v R_v`` from the reduction is what injecting the negative companion
-    ``-c_v`` in every channel does, to first order. The same fit on the reduction's pixels at
-    ``n_noise`` empty positions at the companion's separation (position angles as the fakes of
-    :func:`companion_spectrum`; the aperture pixels turned about the star) measures the residual
-    speckles' contribution: their mean is subtracted and their scatter x sqrt(1 + 1/N) is the
-    1-sigma error. ``throughput`` is the channel's own response (aperture signal of ``R_w`` in
-    channel ``w`` / star aperture flux). Costs one reduction per channel.
-
-    Measured on the simulated small IFS night (docs/ifs.md, section 4): rms of the ratio to the
-    injected contrast 0.08 (flat companion, Level 2 S/N 18) and 0.13 (methane, S/N 30) over the
-    channels outside the water band, against 0.35 and 0.21 for :func:`companion_spectrum`.
-    """
-    cube = np.asarray(cube, dtype=np.float32)
-    wl = np.asarray(wavelengths_um, dtype=np.float64)
-    fwhm = np.broadcast_to(np.asarray(fwhm, dtype=np.float64), wl.shape).copy()
-    star = np.asarray(star_fluxes, dtype=np.float64)
-    if cube.ndim != 4 or cube.shape[0] != wl.size or psfs.shape[0] != wl.size or star.size != wl.size:
-        raise ValueError(
-            f"need a (wavelengths, frames, y, x) cube with one PSF, star flux and wavelength per "
-            f"channel; got cube {cube.shape}, PSF {np.shape(psfs)}, {star.size} fluxes, {wl.size} wavelengths"
-        )
-    if not aperture_fwhm > 0:
-        raise ValueError(f"aperture_fwhm must be > 0; got {aperture_fwhm}")
-    params = dict(params or {})
-    cy, cx = geometry.frame_center(cube.shape)
-    sep = float(math.hypot(x - cx, y - cy))
-    pa = float(geometry.pixel_to_polar(x, y, cube.shape)[1])
-    images = np.asarray(
-        per_wavelength if per_wavelength is not None else _reduce(cube, angles, wl, fwhm, algorithm, params),
-        dtype=np.float64,
-    )
-    signal = _signals(images, np.array([x]), np.array([y]), fwhm)[0]
-    if c0 is None:
-        guess = float(np.nanmean(signal / star))
-        c0 = 2.0 * guess if guess > 0 else float(np.nanmax(np.abs(signal / star)))
-    if not (np.isfinite(c0) and c0 > 0):
-        raise ValueError(f"no positive signal at ({x:.1f}, {y:.1f}): cannot scale the fakes (c0={c0})")
-    noise_pas = np.concatenate(fake_position_angles(sep, pa, float(fwhm.max()), n_noise))
-    # the aperture pixels of every channel around (x, y)
-    size = images.shape[-1]
-    yy, xx = np.mgrid[:size, :size]
-    masks = [np.hypot(xx - x, yy - y) <= aperture_fwhm * fwhm[w] for w in range(wl.size)]
-    if any(not m.any() for m in masks):
-        raise ValueError(f"aperture of {aperture_fwhm} FWHM holds no pixel at ({x:.1f}, {y:.1f})")
-    design = [np.empty((int(m.sum()), wl.size)) for m in masks]
-    throughput = np.empty(wl.size)
-    for v in range(wl.size):
-        flux = np.zeros((1, wl.size))
-        flux[0, v] = c0 * star[v]
-        injected = inject_companions(cube, angles, psfs, [sep], [pa], flux)
-        response = (_reduce(injected, angles, wl, fwhm, algorithm, params) - images) / c0
-        for w, m in enumerate(masks):
-            design[w][:, v] = response[w][m]
-        throughput[v] = float(aperture_sums(response[v], np.array([x]), np.array([y]), fwhm[v] / 2.0)[0])
-    throughput = throughput / star
-    a = np.concatenate(design)
-    b = np.concatenate([images[w][m] for w, m in enumerate(masks)])
-    contrast = np.linalg.lstsq(a, b, rcond=None)[0]
-    empty = []
-    phi0 = math.atan2(y - cy, x - cx)
-    for q in noise_pas:
-        qx, qy = geometry.polar_to_pixel(sep, float(q), cube.shape)
-        phi = math.atan2(qy - cy, qx - cx) - phi0
-        values = []
-        for w, m in enumerate(masks):
-            rx, ry = _rotated_about_centre(
-                xx[m].astype(np.float64), yy[m].astype(np.float64), cube.shape, phi
-            )
-            values.append(ndimage.map_coordinates(np.nan_to_num(images[w]), [ry, rx], order=1))
-        empty.append(np.linalg.lstsq(a, np.concatenate(values), rcond=None)[0])
-    empty_fit = np.asarray(empty)  # (positions, wavelengths)
-    contrast = contrast - empty_fit.mean(axis=0)
-    err = empty_fit.std(axis=0, ddof=1) * math.sqrt(1.0 + 1.0 / empty_fit.shape[0])
-    return CompanionSpectrum(
-        wavelengths_um=wl,
-        contrast=contrast,
-        contrast_err=err,
-        separation_px=sep,
-        pa_deg=pa,
-        c0=float(c0),
-        fake_pas_deg=noise_pas,
         signal=signal,
         throughput=throughput,
     )
