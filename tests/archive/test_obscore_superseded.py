@@ -59,13 +59,15 @@ def _current_granules(conn) -> set[int]:
     return {row["id"] for row in list_granules(conn, visible=true())}
 
 
-def _check(catalogue) -> set[int]:
-    """ObsCore publishes exactly the current granules, nothing of their files as raw files, and a
-    rebuild writes the same rows. Returns the current granule ids."""
+def _check(catalogue, raw_files: bool = False) -> set[int]:
+    """ObsCore publishes exactly the current granules, nothing of their files as raw files (unless
+    ``raw_files``: a night's calibration raw files), and a rebuild writes the same rows. Returns
+    the current granule ids."""
     with catalogue.engine.begin() as conn:
         current = _current_granules(conn)
         assert _published_granules(conn) == current
-        assert conn.scalars(select(ObsCoreRow.id).where(ObsCoreRow.hcdc_kind == "file")).all() == []
+        if not raw_files:
+            assert conn.scalars(select(ObsCoreRow.id).where(ObsCoreRow.hcdc_kind == "file")).all() == []
         stored = _stored(conn)
         rebuild_obscore(conn)
         assert _stored(conn) == stored
@@ -201,3 +203,33 @@ def test_superseded_granules_leave_obscore_in_every_path(
     with catalogue.engine.begin() as conn:
         assign_file(conn, operator, f3, "spica-issp")  # and back: g2 superseded again
     assert _check(catalogue) == {g1b, g3}
+
+
+def test_level0_granules_of_a_night_are_not_rewritten_by_the_next_file(catalogue, tmp_path: Path) -> None:
+    """MIRC-X raw files of one night and target are all observations (Level 0 never supersedes):
+    ingesting another file of that night leaves the earlier files' rows alone (same row ids)."""
+    import datetime as dt
+
+    from hcdc.instruments.mircx_simulate import simulate_night
+
+    first = simulate_night(tmp_path / "raw1", "zet Oph", dt.datetime(2023, 5, 12, 4, 10), n_data=2)
+    assert ingest(catalogue, first, workers=1).ingested == len(first)
+    with catalogue.engine.connect() as conn:
+        before = dict(
+            conn.execute(
+                select(ObsCoreRow.hcdc_key, ObsCoreRow.id).where(ObsCoreRow.hcdc_kind == "granule")
+            ).all()
+        )
+    assert len(before) == 2
+    later = simulate_night(tmp_path / "raw2", "zet Oph", dt.datetime(2023, 5, 12, 5, 10), n_data=1)
+    assert ingest(catalogue, later, workers=1).ingested == len(later)
+    with catalogue.engine.connect() as conn:
+        after = dict(
+            conn.execute(
+                select(ObsCoreRow.hcdc_key, ObsCoreRow.id).where(ObsCoreRow.hcdc_kind == "granule")
+            ).all()
+        )
+        nights = set(conn.scalars(select(GranuleRow.night_id)))
+    assert len(nights) == 1 and len(after) == 3
+    assert {k: after[k] for k in before} == before
+    assert _check(catalogue, raw_files=True) == set(after)

@@ -555,7 +555,8 @@ def _write(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
 def _sibling_files(conn: Connection, ids: Sequence[int]) -> set[int]:
     """Current files, other than ``ids``, with a granule that may supersede or be superseded by a
     granule of any version of these files' paths: same target, INSNAME and night (collection and
-    level are not compared: either may just have changed, by an assignment or a publication)."""
+    level are not compared: either may just have changed, by an assignment or a publication), not
+    both Level 0."""
     versions = select(File.id).where(File.path.in_(select(File.path).where(File.id.in_(ids))))
     mine = aliased(GranuleRow)
     other = aliased(GranuleRow)
@@ -571,7 +572,13 @@ def _sibling_files(conn: Connection, ids: Sequence[int]) -> set[int]:
                 mine.night_id == other.night_id,
             ),
         )
-        .where(mine.file_id.in_(versions), File.is_current, other.file_id.not_in(ids))
+        .where(
+            mine.file_id.in_(versions),
+            File.is_current,
+            other.file_id.not_in(ids),
+            # Level 0 granules (a night's raw files) never supersede one another
+            ~and_(func.coalesce(mine.calib_level, -1) == 0, func.coalesce(other.calib_level, -1) == 0),
+        )
     )
     return set(conn.scalars(query))
 
