@@ -487,7 +487,13 @@ def _weighted_line(t: list[float], y: list[float], err: list[float | None]) -> d
     t0 = sum(wi * ti for wi, ti in zip(w, t, strict=True)) / sw
     mean = sum(wi * yi for wi, yi in zip(w, y, strict=True)) / sw
     scatter = math.sqrt(sum((yi - sum(y) / n) ** 2 for yi in y) / (n - 1)) if n > 1 else None
-    out: dict[str, Any] = {"n": n, "mean": mean, "mean_err": math.sqrt(1.0 / sw), "scatter": scatter}
+    out: dict[str, Any] = {
+        "n": n,
+        "t0_year": t0,
+        "mean": mean,
+        "mean_err": math.sqrt(1.0 / sw),
+        "scatter": scatter,
+    }
     stt = sum(wi * (ti - t0) ** 2 for wi, ti in zip(w, t, strict=True))
     if n < 2 or stt <= 0:
         return out | {"slope_per_year": None, "slope_err_per_year": None, "chi2_dof": None}
@@ -511,10 +517,11 @@ def astrometric_trend(
     nsigma: float = 3.0,
 ) -> dict[str, Any]:
     """True North and plate scale over time, per (instrument, arm, filter) series (staff only,
-    R1): per quantity the weighted mean, the scatter, the drift per year from a weighted
-    straight line (with its error, scaled by sqrt(chi2/dof) when above 1) and whether it exceeds
-    ``nsigma`` errors (``drift_flagged``), the last value's difference from the assumed
-    constant; the points (epoch, value, error) for a plot. ``{"nsigma", "series": [...]}``."""
+    R1). Per quantity: the weighted mean (at the weighted mean epoch ``t0_year``), the scatter,
+    the drift per year from a weighted straight line (error scaled by sqrt(chi2/dof) when that
+    is above 1), whether the drift exceeds ``nsigma`` errors (``drift_flagged``), the last
+    value's difference from the assumed constant, the points (epoch, value, error) and the
+    fitted ``line`` at the first and last epochs for a plot. ``{"nsigma", "series": [...]}``."""
     rows = astrometric_series(conn, user, instrument, arm, nsigma)["measurements"]
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for row in rows:
@@ -541,6 +548,14 @@ def astrometric_trend(
             )
             fit["assumed"] = assumed.get(value_key)
             fit["last"] = points[-1][key]
+            # the fitted line at the first and last epochs (for a plot)
+            fit["line"] = [
+                {
+                    "epoch": points[i]["epoch"],
+                    "value": fit["mean"] + (slope or 0.0) * (years[i] - fit["t0_year"]),
+                }
+                for i in (0, len(points) - 1)
+            ]
             fit["points"] = [
                 {"epoch": m["epoch"], "value": m[value_key], "error": m[err_key], "id": m["id"]}
                 for m in points

@@ -17,7 +17,9 @@ administration pages):
 * ``/admin/monitoring/programmes?programme=``: the programme overview
   (:func:`hcdc.archive.programme_overview.programme_overview`);
 * ``/admin/monitoring/astrometry``: the measured True North and plate-scale values against time,
-  with the constants the pipeline assumes (:func:`hcdc.archive.astrometry_monitor.astrometric_series`).
+  with the constants the pipeline assumes (:func:`hcdc.archive.astrometry_monitor.astrometric_series`)
+  and each series' drift per year, drawn as its fitted line
+  (:func:`~hcdc.archive.astrometry_monitor.astrometric_trend`).
 
 Both show what the signed-in staff member sees, i.e. everything (R1), at the app's clock.
 """
@@ -32,7 +34,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hcdc.archive.access import datetime_of_mjd
-from hcdc.archive.astrometry_monitor import astrometric_series
+from hcdc.archive.astrometry_monitor import astrometric_series, astrometric_trend
 from hcdc.archive.monitoring_report import Thresholds, monitoring_report, problem_rows, problems_csv
 from hcdc.archive.programme_overview import programme_overview
 from hcdc.archive.telemetry import NightOverview, expected_contrast, night_overview
@@ -233,12 +235,14 @@ def astrometry_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResp
     if nsigma <= 0:
         raise PortalError(422, "nsigma must be > 0")
     series = astrometric_series(who.conn, who.user, nsigma=nsigma)
-    chart = {"assumed": series["assumed"], "measurements": series["measurements"]}
+    trend = astrometric_trend(who.conn, who.user, nsigma=nsigma)  # drift per series (h5, issue 15)
+    chart = {"assumed": series["assumed"], "measurements": series["measurements"], "trend": trend["series"]}
     return render(
         request,
         who,
         "monitoring_astrometry.html",
         series=series,
+        trend=trend,
         nsigma=nsigma,
         chart_json=json.dumps(chart) if series["measurements"] else None,
     )
