@@ -6,6 +6,7 @@ the True North / plate-scale series, and the series' trend shows a known drift."
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -21,7 +22,7 @@ from hcdc.archive.pipeline_models import Product
 from hcdc.cli import app
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.irdis.astrometric_field import simulate_irdis_astrometric_field
-from hcdc.pipeline.operations.astrometry import queue_astrometry
+from hcdc.pipeline.operations.astrometry import astrometry_hook, queue_astrometry
 from hcdc.pipeline.operations.worker import Worker
 from hcdc.pipeline.recipes.astrometric_field import PRODUCT_TYPE
 from hcdc.science.simulation.astrometric_field import FieldSpec
@@ -97,7 +98,11 @@ def test_fields_classified_queued_measured_recorded_and_trended(catalogue, tmp_p
     with Worker(catalogue, processes=0) as worker:
         outcomes = worker.run(once=True)
     assert [o.state for o in outcomes] == ["done"] * 3, [o.error for o in outcomes]
-    third = queue_astrometry(catalogue)
+    # the watcher's hook records the finished measurements and passes the poll on
+    seen = []
+    astrometry_hook(catalogue, on_poll=seen.append)(poll := SimpleNamespace())
+    assert seen == [poll]
+    third = poll.astrometry
     assert len(third.recorded) == 3 and third.queued == []
     assert queue_astrometry(catalogue).recorded == []  # recorded once
 

@@ -519,13 +519,21 @@ def watch_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Ingest new files as they arrive, associate calibrations, queue reductions of new datasets."""
+    from hcdc.pipeline.operations.astrometry import astrometry_hook
     from hcdc.pipeline.operations.calibrations import calibration_hook
     from hcdc.pipeline.operations.watch import watch
 
     polls: list[dict[str, Any]] = []
 
     def on_poll(poll: Any) -> None:
-        polls.append(poll.as_dict())
+        astrometry = getattr(poll, "astrometry", None)
+        polls.append(poll.as_dict() | ({"astrometry": astrometry.as_dict()} if astrometry else {}))
+        if astrometry is not None and (astrometry.queued or astrometry.recorded) and not json_output:
+            err_console.print(
+                f"astrometric fields: queued jobs {astrometry.queued or 'none'}, "
+                f"recorded {len(astrometry.recorded)} measurement(s)",
+                highlight=False,
+            )
         if not json_output:
             err_console.print(
                 f"ingested {poll.ingested} (+{poll.new_versions} versions, {poll.quarantined} quarantined, "
@@ -549,7 +557,8 @@ def watch_command(
                 on_poll=calibration_hook(
                     catalogue,
                     settle_s=0.0 if once else (interval if settle is None else settle),
-                    on_poll=on_poll,
+                    # astrometric calibration fields: record measured ones, queue new ones
+                    on_poll=astrometry_hook(catalogue, on_poll=on_poll),
                 ),
             )
         except KeyboardInterrupt:

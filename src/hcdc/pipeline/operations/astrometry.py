@@ -132,11 +132,17 @@ def queue_astrometry(
 def astrometry_hook(
     catalogue: Catalogue, *, on_poll: Callable[[Any], None] | None = None
 ) -> Callable[[Any], None]:
-    """An ``on_poll`` callback for :func:`hcdc.pipeline.operations.watch.watch`: after each poll,
-    :func:`queue_astrometry`, then pass the watcher's poll on to ``on_poll``."""
+    """An ``on_poll`` callback for :func:`hcdc.pipeline.operations.watch.watch` (``hcdc watch``
+    chains it after the calibrations' hook): after each poll, :func:`queue_astrometry` as the
+    local operator, its :class:`AstrometryPoll` set as the poll's ``astrometry`` attribute, then
+    the poll passed on to ``on_poll``."""
 
     def hook(poll: Any) -> None:
-        queue_astrometry(catalogue)
+        result = queue_astrometry(catalogue)
+        try:
+            poll.astrometry = result
+        except AttributeError:  # a poll that takes no attribute (slots): passed on without it
+            pass
         if on_poll is not None:
             on_poll(poll)
 
