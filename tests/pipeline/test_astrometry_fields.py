@@ -151,3 +151,42 @@ def _stored(catalogue, paths) -> str:
             select(File.storage, File.stored_path).where(File.path == str(paths["fits"].resolve()))
         ).one()
     return str(resolve_stored_path(row.storage, row.stored_path, catalogue.storage_root))
+
+
+def test_cli_field_add_fields_queue(catalogue, tmp_path):
+    """`hcdc monitor astrometry field-add|fields|queue`: staff register a field and queue the
+    ingested field file on it; a user is refused; a bad list names its file."""
+    paths = simulate_irdis_astrometric_field(tmp_path / "raw", seed=3)
+    ingest(catalogue, [tmp_path / "raw"])
+    with catalogue.engine.begin() as conn:
+        add_user(conn, local_operator(), "user1")
+    runner = CliRunner()
+    root = ["--root", str(tmp_path / "dc")]
+    add = [
+        "monitor",
+        "astrometry",
+        "field-add",
+        str(paths["catalogue"]),
+        "--name",
+        "NGC 3603",
+        "--source",
+        "sim",
+    ]
+    refused = runner.invoke(app, [*add, "--as", "user1", *root])
+    assert refused.exit_code != 0 and "R1" in refused.output
+    added = runner.invoke(app, [*add, "--radius", "20", "--json", *root])
+    assert added.exit_code == 0, added.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("x,y\n1,2\n")
+    wrong = runner.invoke(
+        app, ["monitor", "astrometry", "field-add", str(bad), "--name", "b", "--source", "s", *root]
+    )
+    assert wrong.exit_code != 0 and "bad.csv" in wrong.output
+    listed = json.loads(runner.invoke(app, ["monitor", "astrometry", "fields", "--json", *root]).stdout)
+    (field,) = listed["fields"]
+    assert field["id"] == json.loads(added.stdout)["id"] and field["radius_arcsec"] == 20.0
+    queued = runner.invoke(app, ["monitor", "astrometry", "queue", "--json", *root])
+    assert queued.exit_code == 0, queued.output
+    result = json.loads(queued.stdout)
+    assert len(result["queued"]) == 1 and result["without_reference"] == [] and result["recorded"] == []
+    assert runner.invoke(app, ["monitor", "astrometry", "queue", "--as", "user1", *root]).exit_code != 0

@@ -68,6 +68,7 @@ __all__ = [
     "reference_fields",
     "record_field_product",
     "register_reference_field",
+    "require_monitoring",
 ]
 
 #: folder under the storage root where registered reference lists are kept
@@ -142,6 +143,11 @@ def _require_staff(conn: Connection, user: Principal) -> None:
     decision = AccessContext(conn, user).can_monitor()
     if not decision:
         raise AccessDenied(f"not allowed ({decision.rule}): {decision.reason}")
+
+
+def require_monitoring(conn: Connection, user: Principal) -> None:
+    """Raise AccessDenied unless ``user`` may run the monitoring (rule R1: staff)."""
+    _require_staff(conn, user)
 
 
 def add_astrometric_calibration(

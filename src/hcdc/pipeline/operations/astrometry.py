@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 
 from hcdc.archive.access import Principal, local_operator
-from hcdc.archive.astrometry_monitor import record_field_product, reference_field_for
+from hcdc.archive.astrometry_monitor import record_field_product, reference_field_for, require_monitoring
 from hcdc.archive.db import Catalogue
 from hcdc.archive.models import File
 from hcdc.archive.pipeline_models import Job, Product
@@ -62,6 +62,7 @@ def record_astrometry(catalogue: Catalogue, actor: Principal | None = None) -> l
     actor = actor or local_operator()
     new_ids = []
     with catalogue.engine.begin() as conn:
+        require_monitoring(conn, actor)
         rows = conn.execute(
             select(Product.id, Product.summary)
             .where(Product.product_type == PRODUCT_TYPE, Product.is_current)
@@ -91,7 +92,8 @@ def queue_astrometry(
 ) -> AstrometryPoll:
     """Record finished measurements, then queue one ``irdis-astrometry`` job per current IRDIS
     field file (file class ASTROMETRY) without a job (any state: a failed one is for a person to
-    retry) whose pointing lies in a registered reference field (module docstring)."""
+    retry) whose pointing lies in a registered reference field (module docstring). Staff only
+    (rule R1; AccessDenied otherwise)."""
     actor = actor or local_operator()
     poll = AstrometryPoll(recorded=record_astrometry(catalogue, actor))
     done = _queued_raw_paths(catalogue)
