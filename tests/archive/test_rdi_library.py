@@ -381,6 +381,11 @@ def test_rdi_cli_build_list_show_reduce(centre, tmp_path):
         assert as_alice.exit_code == 0, as_alice.output
     missing = runner.invoke(app, ["rdi", "show", "nope", *root])
     assert missing.exit_code == 1 and "no RDI library" in missing.output
+    # ranking by similar conditions needs the science product's conditions (none here: no SPARTA)
+    by_conditions = ["rdi", "build", f"p{products['HD 2']}", "--name", "hd2-cond", "--conditions-weight"]
+    refused = runner.invoke(app, [*by_conditions, "0.5", *root])
+    assert refused.exit_code == 1 and "no per-frame conditions" in refused.output, refused.output
+    assert runner.invoke(app, [*by_conditions, "-1", *root]).exit_code == 2
     assert runner.invoke(app, ["rdi", "build", "--help"]).exit_code == 0
     # the science star's own library, built here (the test does not lean on another test's library)
     built_hd1 = runner.invoke(
