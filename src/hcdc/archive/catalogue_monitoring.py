@@ -132,6 +132,29 @@ class MonitoringCatalogue:
         c = self.catalogue
         return astrometry.astrometric_series(c.conn, c.user, instrument, arm, nsigma)
 
+    def astrometry_trend(
+        self, instrument: str | None = None, arm: str | None = None, nsigma: float = 3.0
+    ) -> dict[str, Any]:
+        """True North / plate scale per instrument, arm and filter over time: weighted mean,
+        scatter, drift per year and whether it is significant (staff only, R1;
+        :func:`hcdc.archive.astrometry_monitor.astrometric_trend`)."""
+        c = self.catalogue
+        return astrometry.astrometric_trend(c.conn, c.user, instrument, arm, nsigma)
+
+    def reference_fields(self) -> list[dict[str, Any]]:
+        """The registered astrometric reference fields (staff only, R1;
+        :func:`hcdc.archive.astrometry_monitor.reference_fields`)."""
+        c = self.catalogue
+        return astrometry.reference_fields(c.conn, c.user)
+
+    def register_reference_field(self, **values: Any) -> int:
+        """Register an astrometric calibration field and its reference list, in its own write
+        transaction (staff only, R1, audited; the keywords of
+        :func:`hcdc.archive.astrometry_monitor.register_reference_field`); the list is copied
+        under the data centre's storage root."""
+        with self.catalogue.writing() as conn:
+            return astrometry.register_reference_field(conn, self.catalogue.user, self._root, **values)
+
     @contextmanager
     def recording_astrometry(self) -> Iterator[AstrometryWriter]:
         """A writer of astrometric values in one write transaction: all are stored, or none when

@@ -882,6 +882,130 @@ def astrometry_simulate_command(
             console.print(f"{kind}: {path}", highlight=False)
 
 
+# -- astrometric calibration fields measured automatically (issue 15, helper h5) -----------
+
+
+@astrometry_app.command("field-add")
+def astrometry_field_add_command(
+    catalogue_csv: Path = typer.Argument(..., help="Reference list CSV: ra_deg, dec_deg, optional id."),
+    name: str = typer.Option(..., "--name", help="Name of the calibration field, e.g. 'NGC 3603'."),
+    source: str = typer.Option(..., "--source", help="Where the list comes from (catalogue, epoch)."),
+    instrument: str = typer.Option("SPHERE", "--instrument"),
+    ra: float | None = typer.Option(None, "--ra", help="Field centre RA, deg (default: mean of the list)."),
+    dec: float | None = typer.Option(None, "--dec", help="Field centre Dec, deg (default: mean)."),
+    radius: float = typer.Option(10.0, "--radius", help="Pointings within this many arcsec are measured."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Register an astrometric calibration field and its reference list (staff, audited): field
+    files pointed inside it are then measured automatically (`hcdc monitor astrometry queue`)."""
+    with viewing(root, as_user, refusals=(ValueError,)) as (_catalogue, view):
+        new_id = view.monitoring.register_reference_field(
+            name=name,
+            catalogue=catalogue_csv,
+            source=source,
+            instrument=instrument,
+            ra_deg=ra,
+            dec_deg=dec,
+            radius_arcsec=radius,
+        )
+    if json_out:
+        emit_json({"id": new_id})
+    else:
+        console.print(f"registered reference field {new_id} ({name})", highlight=False)
+
+
+@astrometry_app.command("fields")
+def astrometry_fields_command(
+    json_out: bool = JSON_OPTION, root: Path | None = ROOT_OPTION, as_user: str | None = AS_OPTION
+) -> None:
+    """The registered astrometric calibration fields (staff)."""
+    with viewing(root, as_user) as (_catalogue, view):
+        fields = view.monitoring.reference_fields()
+    if json_out:
+        emit_json({"fields": fields})
+        return
+    print_table(
+        f"{len(fields)} reference field(s)",
+        ["id", "name", "instrument", "centre", "radius", "stars", "source"],
+        [
+            {
+                "id": str(f["id"]),
+                "name": f["name"],
+                "instrument": f["instrument"],
+                "centre": f"{f['ra_deg']:.5f} {f['dec_deg']:+.5f}",
+                "radius": f'{f["radius_arcsec"]:g}"',
+                "stars": str(f["n_stars"]),
+                "source": f["source"],
+            }
+            for f in fields
+        ],
+    )
+
+
+@astrometry_app.command("queue")
+def astrometry_queue_command(
+    json_out: bool = JSON_OPTION, root: Path | None = ROOT_OPTION, as_user: str | None = AS_OPTION
+) -> None:
+    """Record finished field measurements in the series, then queue the ingested astrometric
+    fields (file class ASTROMETRY) that lie in a registered field and have no job yet (staff)."""
+    with viewing(root, as_user) as (catalogue, view):
+        poll = view.operations(catalogue).queue_astrometry()
+    if json_out:
+        emit_json(poll.as_dict())
+        return
+    console.print(
+        f"recorded {len(poll.recorded)} measurement(s), queued {len(poll.queued)} job(s)"
+        + (f" {', '.join(f'j{j}' for j in poll.queued)}" if poll.queued else ""),
+        highlight=False,
+    )
+    for path in poll.without_reference:
+        console.print(f"no registered reference field holds the pointing of {path}", highlight=False)
+
+
+@astrometry_app.command("trend")
+def astrometry_trend_command(
+    instrument: str | None = typer.Option(None, "--instrument"),
+    arm: str | None = typer.Option(None, "--arm"),
+    nsigma: float = typer.Option(3.0, "--nsigma", help="Flag a drift this many errors from zero."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """True North and plate scale over time per instrument, arm and filter: weighted mean,
+    scatter, drift per year (weighted straight line) and whether it is significant (staff)."""
+    with viewing(root, as_user) as (_catalogue, view):
+        trend = view.monitoring.astrometry_trend(instrument, arm, nsigma)
+    if json_out:
+        emit_json(trend)
+        return
+
+    def cell(fit: dict | None, digits: int) -> str:
+        if fit is None:
+            return ""
+        text = f"{fit['mean']:.{digits}f} ± {fit['mean_err']:.{digits}f}"
+        if fit["slope_per_year"] is not None:
+            text += f", {fit['slope_per_year']:+.{digits}f} ± {fit['slope_err_per_year']:.{digits}f}/yr"
+            text += " !" if fit["drift_flagged"] else ""
+        return text
+
+    print_table(
+        f"{len(trend['series'])} series (mean, drift per year; ! drift > {nsigma:g} sigma)",
+        ["instrument", "filter", "n", "True North (deg)", "plate scale (mas/px)"],
+        [
+            {
+                "instrument": f"{s['instrument']}/{s['arm'] or ''}",
+                "filter": s["filter"] or "",
+                "n": str(max((s[k] or {}).get("n", 0) for k in ("true_north", "plate_scale"))),
+                "True North (deg)": cell(s["true_north"], 4),
+                "plate scale (mas/px)": cell(s["plate_scale"], 4),
+            }
+            for s in trend["series"]
+        ],
+    )
+
+
 def _finite(value: object) -> float | None:
     try:
         number = float(value)  # type: ignore[arg-type]

@@ -515,7 +515,14 @@ def watch_command(
     polls: list[dict[str, Any]] = []
 
     def on_poll(poll: Any) -> None:
-        polls.append(poll.as_dict())
+        astrometry = getattr(poll, "astrometry", None)
+        polls.append(poll.as_dict() | ({"astrometry": astrometry.as_dict()} if astrometry else {}))
+        if astrometry is not None and (astrometry.queued or astrometry.recorded) and not json_output:
+            err_console.print(
+                f"astrometric fields: queued jobs {astrometry.queued or 'none'}, "
+                f"recorded {len(astrometry.recorded)} measurement(s)",
+                highlight=False,
+            )
         if not json_output:
             err_console.print(
                 f"ingested {poll.ingested} (+{poll.new_versions} versions, {poll.quarantined} quarantined, "

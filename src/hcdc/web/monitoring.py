@@ -17,7 +17,9 @@ administration pages):
 * ``/admin/monitoring/programmes?programme=``: the programme overview
   (:func:`hcdc.archive.programme_overview.programme_overview`);
 * ``/admin/monitoring/astrometry``: the measured True North and plate-scale values against time,
-  with the constants the pipeline assumes (:func:`hcdc.archive.astrometry_monitor.astrometric_series`).
+  with the constants the pipeline assumes (:func:`hcdc.archive.astrometry_monitor.astrometric_series`)
+  and each series' drift per year, drawn as its fitted line
+  (:func:`~hcdc.archive.astrometry_monitor.astrometric_trend`).
 
 Both show what the signed-in staff member sees, i.e. everything (R1), at the app's clock: the
 pages ask the catalogue's monitoring sub-facade (``who.catalogue.monitoring``,
@@ -229,12 +231,14 @@ def astrometry_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResp
     if nsigma <= 0:
         raise PortalError(422, "nsigma must be > 0")
     series = who.catalogue.monitoring.astrometry(nsigma=nsigma)
-    chart = {"assumed": series["assumed"], "measurements": series["measurements"]}
+    trend = who.catalogue.monitoring.astrometry_trend(nsigma=nsigma)  # drift per series
+    chart = {"assumed": series["assumed"], "measurements": series["measurements"], "trend": trend["series"]}
     return render(
         request,
         who,
         "monitoring_astrometry.html",
         series=series,
+        trend=trend,
         nsigma=nsigma,
         chart_json=json.dumps(chart) if series["measurements"] else None,
     )

@@ -24,7 +24,7 @@ from hcdc.archive import associations
 from hcdc.archive import fsck as store_check
 from hcdc.archive import ingest as ingestion
 from hcdc.archive.queries import list_quarantine
-from hcdc.pipeline.operations import batches, calibrations, reruns
+from hcdc.pipeline.operations import astrometry, batches, calibrations, reruns
 from hcdc.pipeline.operations import jobs as jq
 from hcdc.pipeline.operations import watch as watching
 from hcdc.pipeline.operations import worker as workers
@@ -156,8 +156,9 @@ class OperatorCatalogue:
         reductions of new datasets (:func:`hcdc.pipeline.operations.watch.watch`) and the
         masters of new or grown calibration groups after each poll
         (:func:`hcdc.pipeline.operations.calibrations.calibration_hook`: settled like the
-        datasets, at once with ``once``); ``on_poll`` receives each poll with its calibration
-        jobs (a ``CalibrationPoll``)."""
+        datasets, at once with ``once``) and the astrometric fields
+        (:func:`hcdc.pipeline.operations.astrometry.astrometry_hook`); ``on_poll`` receives each
+        poll with its calibration jobs (a ``CalibrationPoll``) and its astrometric fields."""
         return watching.watch(
             self.data_centre,
             folder,
@@ -169,9 +170,16 @@ class OperatorCatalogue:
             on_poll=calibrations.calibration_hook(
                 self.data_centre,
                 settle_s=0.0 if once else (interval_s if settle_s is None else settle_s),
-                on_poll=on_poll,
+                # astrometric calibration fields: record measured ones, queue new ones
+                on_poll=astrometry.astrometry_hook(self.data_centre, on_poll=on_poll),
             ),
         )
+
+    def queue_astrometry(self) -> astrometry.AstrometryPoll:
+        """Record finished astrometric-field measurements in the series, then queue the ingested
+        fields that lie in a registered reference field and have no job yet
+        (:func:`hcdc.pipeline.operations.astrometry.queue_astrometry`; staff only, R1)."""
+        return astrometry.queue_astrometry(self.data_centre, self.view.user)
 
     def rerun(self, product_id: int) -> reruns.RerunOutcome:
         """Rebuild a product from its provenance alone into a new version and compare it with
