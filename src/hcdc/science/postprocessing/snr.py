@@ -463,15 +463,26 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
                     sx[e, t] = (a > 0.0) - (a < 0.0)
                     sy[e, t] = (b > 0.0) - (b < 0.0)
                 if outer:
+                    # Clipped in every lane (always, by the argument above; checked, as a
+                    # reduction, since the compiler evaluates both sides of a per-lane choice):
+                    # the constants alone, no primitive.
+                    clipped = True
                     for t in range(mm):
-                        hx[e, t] = (
-                            h_edge if ax[e, t] >= radius else _half_chord_primitive(ax[e, t], radius, r2)
-                        )
-                        abs_b = ay[e, t]
-                        if abs_b >= radius:
+                        clipped &= (ax[e, t] >= radius) & (ay[e, t] >= radius)
+                    if clipped:
+                        for t in range(mm):
+                            hx[e, t] = h_edge
                             gy[e, t] = g_edge
-                        else:
-                            gy[e, t] = _half_chord_primitive(abs_b, radius, r2) - h_edge
+                    else:
+                        for t in range(mm):
+                            hx[e, t] = (
+                                h_edge if ax[e, t] >= radius else _half_chord_primitive(ax[e, t], radius, r2)
+                            )
+                            abs_b = ay[e, t]
+                            if abs_b >= radius:
+                                gy[e, t] = g_edge
+                            else:
+                                gy[e, t] = _half_chord_primitive(abs_b, radius, r2) - h_edge
                 else:
                     for t in range(mm):
                         abs_a = ax[e, t]
