@@ -304,6 +304,11 @@ def _block_sums4(typingctx, flat, w, o0, o1, o2, o3, w0, nb, row, w_step, acc): 
     multiplication and addition per term (no fused multiply-add), i.e. the bits of the scalar
     loop ``s += flat[...] * w``. Written as LLVM vector instructions because numba's compiler
     keeps that scalar loop scalar (16 accumulators; this takes 4 vector ones)."""
+    for array, ndim in ((flat, 1), (w, 3), (acc, 2)):  # raw pointers: contiguous float64 only
+        if not (isinstance(array, types.Array) and array.dtype == types.float64 and array.ndim == ndim):
+            return None
+        if array.layout != "C":
+            return None
     sig = types.void(flat, w, o0, o1, o2, o3, w0, nb, row, w_step, acc)
 
     def codegen(context, builder, signature, args):
@@ -363,7 +368,8 @@ def _snr_quadrant_pixels(images, pad, c, py, px, fwhm, out):  # pragma: no cover
 
     The apertures of a pixel are taken ``_BATCH`` at a time and every step of the weights is a
     loop over the batch, run to a multiple of 8 lanes (which the compiler turns into whole SIMD
-    instructions); the weighted sums take four apertures at a time (independent additions).
+    instructions); the weighted sums take four apertures at a time, each aperture's four
+    rotations as one 4-lane vector (:func:`_block_sums4`, the same additions in the same order).
     Every aperture gets the same floating-point operations in the same order as the
     one-aperture-at-a-time kernel it replaced (commit a182671, 26.6 CPU s for a 1024^2 frame;
     benchmarks/snr_map_kernels.py), except that the outside corners' ``b`` part is ``H(b) -
