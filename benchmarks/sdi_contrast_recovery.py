@@ -12,6 +12,7 @@ from 3 FWHM, and counted as found when ``detect_candidates`` reports them within
         [--throughput-step 0.5]   (throughput sampled every 0.5 FWHM instead of 1)
         [--seeds 7-7]             (several simulated cubes, each with its own curve; counts summed)
         [--json FILE]             (per seed and summed counts, with binomial 1-sigma per separation)
+    ... --combine FILE [FILE ...]   (sum the cubes of several --json files, e.g. runs in parallel)
 
 With one cube and 16 angles a separation's share has a binomial 1-sigma of ~12 % at 50 %; more
 seeds (independent speckle and noise draws, each reduced and given its own curve) and angles
@@ -91,6 +92,31 @@ def one_cube(seed: int, args: argparse.Namespace) -> list[dict]:
     return out
 
 
+def summarise(cubes: list[dict]) -> dict:
+    """Counts summed over cubes per row and separation, printed with the binomial 1-sigma."""
+    summary = {}
+    for row in sorted({c["row"] for c in cubes}):
+        found = np.array([c["found"] for c in cubes if c["row"] == row])
+        pas = np.array([c["of"] for c in cubes if c["row"] == row])[:, None]
+        tried = np.where(found >= 0, pas, 0).sum(axis=0)
+        hits = np.where(found >= 0, found, 0).sum(axis=0)
+        share = hits / np.maximum(tried, 1)
+        sigma = np.sqrt(share * (1 - share) / np.maximum(tried, 1))
+        seeds = sorted({c["seed"] for c in cubes if c["row"] == row})
+        print(f"row {row}, cubes {seeds}: found {hits.tolist()} of {tried.tolist()}")
+        pct, one_sigma = np.round(100 * share).astype(int).tolist(), np.round(100 * sigma, 1).tolist()
+        overall = 100 * hits.sum() / max(tried.sum(), 1)
+        print(f"  share {pct} % (1-sigma {one_sigma} %); all {overall:.1f} %")
+        summary[str(row)] = {
+            "seeds": seeds,
+            "found": hits.tolist(),
+            "tried": tried.tolist(),
+            "share": share.tolist(),
+            "sigma": sigma.tolist(),
+        }
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fixed", action="store_true", help="fakes at 10x the noise (the former curves)")
@@ -100,7 +126,11 @@ def main() -> None:
     )
     parser.add_argument("--seeds", default="7-7", help="range 'a-b' of cube seeds (inclusive)")
     parser.add_argument("--json", default=None, help="write per-seed and summed counts here")
+    parser.add_argument("--combine", nargs="+", default=None, help="sum the cubes of earlier --json files")
     args = parser.parse_args()
+    if args.combine:
+        summarise([c for name in args.combine for c in json.loads(Path(name).read_text())["cubes"]])
+        return
     warnings.simplefilter("ignore")
     a, b = (int(v) for v in args.seeds.split("-"))
     wall, cpu = time.perf_counter(), time.process_time()
@@ -110,23 +140,7 @@ def main() -> None:
         result["cubes"].extend(one_cube(seed, args))
         if args.json:
             Path(args.json).write_text(json.dumps(result))
-    for row in sorted({c["row"] for c in result["cubes"]}):
-        found = np.array([c["found"] for c in result["cubes"] if c["row"] == row])
-        tried = np.where(found >= 0, args.pas, 0).sum(axis=0)
-        hits = np.where(found >= 0, found, 0).sum(axis=0)
-        share = hits / np.maximum(tried, 1)
-        sigma = np.sqrt(share * (1 - share) / np.maximum(tried, 1))
-        print(f"row {row}, {b - a + 1} cube(s): found {hits.tolist()} of {tried.tolist()}")
-        pct, one_sigma = np.round(100 * share).astype(int).tolist(), np.round(100 * sigma, 1).tolist()
-        overall = 100 * hits.sum() / max(tried.sum(), 1)
-        print(f"  share {pct} % (1-sigma {one_sigma} %); all {overall:.1f} %")
-        summed = {
-            "found": hits.tolist(),
-            "tried": tried.tolist(),
-            "share": share.tolist(),
-            "sigma": sigma.tolist(),
-        }
-        result.setdefault("summed", {})[str(row)] = summed
+    result["summed"] = summarise(result["cubes"])
     result["cpu_seconds"] = time.process_time() - cpu
     result["wall_seconds"] = time.perf_counter() - wall
     result["loadavg_after"] = os.getloadavg()
