@@ -29,6 +29,7 @@ from hcdc.instruments.sphere.ifs.extraction import (
 from hcdc.instruments.sphere.ifs.sequence import reduce_sequence
 from hcdc.instruments.sphere.ifs.simulate import simulate_ifs_night
 from hcdc.science.geometry import derotate, polar_to_pixel
+from hcdc.science.orientation import rotation_from_derotation
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,12 @@ def test_sequence_cube_angles_and_companions(center_cube, level1) -> None:
     residual = seq.cube - np.median(seq.cube, axis=1, keepdims=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # corners that no derotated frame covers
-        channels = np.stack([np.nanmean(derotate(residual[c], seq.derot), axis=0) for c in range(39)])
+        channels = np.stack(
+            [
+                np.nanmean(derotate(residual[c], rotation_from_derotation(seq.derot)), axis=0)
+                for c in range(39)
+            ]
+        )
     image = channels.mean(axis=0)
     size = image.shape[-1]
     yy, xx = np.indices(image.shape)

@@ -19,6 +19,7 @@ from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, band_label
 from hcdc.science import geometry
 from hcdc.science.calibration import centering
 from hcdc.science.calibration.background import dead_zone_mask
+from hcdc.science.orientation import rotation_from_derotation
 from hcdc.science.postprocessing import get_algorithm
 from hcdc.science.postprocessing.fakes import inject_companions
 from hcdc.science.postprocessing.photometry import aperture_sums
@@ -153,7 +154,7 @@ def _measure_companions(product, night, ncomp=1):
     results = []
     labels = band_labels(DBI.filter)
     for k in range(2):
-        cube, angles = product.cube[k], product.derot
+        cube, angles = product.cube[k], rotation_from_derotation(product.derot)  # vlt-sphere -> hcdc
         fwhm = 1.03 * sc.lambda_over_d_px(product.wavelengths_um[k] * 1000.0)
         psf_full = product.psf_cube[k].mean(axis=0)
         cy, cx = geometry.frame_center(psf_full.shape)

@@ -72,7 +72,10 @@ def _same_arrays(a: Path, b: Path) -> bool:
 
 
 def test_both_versions_registered():
-    assert get_recipe("l2-postprocess").version == "1.3"
+    assert get_recipe("l2-postprocess").version == "1.4"
+    assert get_recipe("l2-postprocess", "1.3").version == "1.3"
+    with pytest.raises(ParameterError):  # 'hcdc-clockwise' is 1.4's name
+        get_recipe("l2-postprocess", "1.3").parse_params({"angle_convention": "hcdc-clockwise"})
     assert get_recipe("l2-postprocess", "1.2").version == "1.2"
     old = get_recipe("l2-postprocess", "1.1")
     assert old.version == "1.1"
@@ -144,3 +147,42 @@ def test_1_3_measures_errors_without_a_psf_and_says_how(tmp_path):
             assert np.all(dets.data["SEP_ERR_PX"] > 0) and np.all(dets.data["PA_ERR"] > 0)
         assert _same_arrays(product, FIXTURE_1_2 / f"{name}_L2.fits") == (name == "with_psf")
         assert result.outputs["summary"]["astrometric_error_psf"] == psf_kind
+
+
+def _angles_file(path: Path, values: np.ndarray, rotsense: str | None) -> Path:
+    """Angles as an hcdc Level 1 DEROT HDU writes them: ANGCONV = 'derotation', offsets included,
+    ROTSENSE = 'CCW' since the sense was fixed (absent before)."""
+    header = fits.Header()
+    header["ANGCONV"], header["ANGSKY"] = "derotation", True
+    if rotsense is not None:
+        header["ROTSENSE"] = rotsense
+    fits.writeto(path, np.asarray(values, dtype=np.float64), header)
+    return path
+
+
+def test_1_4_derotation_sense_and_old_level1_angles(tmp_path):
+    """1.4 turns 'derotation' angles counter-clockwise (vlt-sphere/VIP): angles declared with
+    ROTSENSE = 'CCW' put the companion at its PA in 1.4, not in 1.3. Angles of a product written
+    before (no ROTSENSE) are read by 1.4 exactly as 1.3 read them (same arrays)."""
+    from hcdc.science.simulation.adi import simulate_adi_cube
+
+    sim = simulate_adi_cube(n_frames=16, size=61, fwhm=4.0, companions=[(14.0, 130.0, 3.0e-3)], seed=6)
+    fits.writeto(tmp_path / "cube.fits", sim.cube.astype(np.float32))
+    params = {"algorithm": "pca", "ncomp": 3, "previews": False, "compute_contrast": False, "fwhm": 4.0}
+    # sim.angles are hcdc (clockwise) angles: the vlt-sphere DEROT of these frames is -sim.angles.
+    new = {"cube": tmp_path / "cube.fits", "angles": _angles_file(tmp_path / "ccw.fits", -sim.angles, "CCW")}
+    old = {"cube": tmp_path / "cube.fits", "angles": _angles_file(tmp_path / "cw.fits", sim.angles, None)}
+
+    def run(version: str, inputs: dict[str, Path], name: str) -> dict:
+        result = run_recipe("l2-postprocess", inputs, params, work_dir=tmp_path / name, version=version)
+        assert result.status == "done", result.error
+        return result.outputs
+
+    def pa_found(outputs: dict) -> list[float]:
+        return [d["pa_deg"] for d in outputs["summary"]["detections"] if abs(d["separation_px"] - 14.0) < 1.5]
+
+    assert any(abs((pa - 130.0 + 180) % 360 - 180) < 2.0 for pa in pa_found(run("1.4", new, "n14")))
+    assert not any(abs((pa - 130.0 + 180) % 360 - 180) < 2.0 for pa in pa_found(run("1.3", new, "n13")))
+    a, b = run("1.4", old, "o14"), run("1.3", old, "o13")
+    assert _same_arrays(Path(a["product"]), Path(b["product"]))
+    assert any(abs((pa - 130.0 + 180) % 360 - 180) < 2.0 for pa in pa_found(a))

@@ -26,6 +26,7 @@ from hcdc.instruments.sphere.irdis.simulate import (
 )
 from hcdc.science import geometry
 from hcdc.science.calibration.timing import dit_times, parallactic_angle
+from hcdc.science.orientation import rotation_from_derotation
 from hcdc.science.simulation import irdis as sim
 from hcdc.science.simulation.speckles import NACO_LIKE_WITH_LOW_ORDER, make_evolving_speckles
 
@@ -483,7 +484,7 @@ def test_companion_photometry_matches_contrast(night_pair: tuple[SimulatedNight,
                             tuple(fa.star_xy[k, field]),
                             c.separation_mas / sc.IRDIS_PIXEL_SCALE_MAS,
                             c.pa_deg,
-                            fa.derot[k],
+                            float(rotation_from_derotation(fa.derot[k])),  # DEROT is vlt-sphere's
                             with_c.anamorphism_xy,
                         )
                         model = np.zeros_like(diff)
@@ -562,7 +563,8 @@ def test_derotating_the_object_frames_puts_north_up_east_left(
                     )
                     angles.append(fa.derot[k])
             assert 300.0 < np.mean(angles) < 330.0  # parang ~ 160-190 deg + 135.99 - 1.75
-            final = np.mean(geometry.derotate(np.array(frames), np.array(angles), fill_value=0.0), axis=0)
+            turns = rotation_from_derotation(np.array(angles))  # frame k turned counter-clockwise by DEROT
+            final = np.mean(geometry.derotate(np.array(frames), turns, fill_value=0.0), axis=0)
             for comp in with_c.companions:
                 x, y = geometry.polar_to_pixel(
                     comp.separation_mas / sc.IRDIS_PIXEL_SCALE_MAS, comp.pa_deg, final.shape

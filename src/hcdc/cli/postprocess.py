@@ -108,9 +108,11 @@ def postprocess_command(
     angle_convention: str | None = typer.Option(
         None,
         "--angle-convention",
-        help="parallactic (VIP/pyKLIP angle_list: frame k derotated by -angle) or derotation "
-        "(hcdc: frame k turned clockwise by angle is north up). Default: what the angles' or the "
-        "cube's header declares (hcdc Level 1: derotation, offsets included), else parallactic.",
+        help="parallactic (VIP/pyKLIP angle_list: frame k turned counter-clockwise by angle), "
+        "derotation (vlt-sphere *_derot.fits, VIP derotation angles: the same sense, offsets usually "
+        "included) or hcdc-clockwise (hcdc Level 1 products without ROTSENSE: frame k turned "
+        "clockwise by angle is north up). Default: what the angles' or the cube's header declares "
+        "(hcdc Level 1: derotation, offsets included), else parallactic.",
     ),
     pupil_offset: float | None = typer.Option(
         None,

@@ -135,6 +135,20 @@ class PostprocessParametersV13(PostprocessParameters):
         return SelectionCriteria.from_mapping(value).as_dict()  # ValueError -> validation error
 
 
+class PostprocessParametersV14(PostprocessParametersV13):
+    """Parameters of ``l2-postprocess`` 1.4: 1.3's; ``angle_convention`` also takes
+    ``'hcdc-clockwise'`` (hcdc's angles before 1.4), and ``'derotation'`` now means the
+    vlt-sphere/VIP sense (docs/conventions.md)."""
+
+    angle_convention: Literal["parallactic", "derotation", "hcdc-clockwise"] | None = Field(
+        None,
+        description="convention of the angles (docs/conventions.md): 'parallactic' (VIP/pyKLIP "
+        "angle_list, the default for a user cube), 'derotation' (vlt-sphere *_derot.fits, VIP "
+        "derotation angles: same sense, offsets usually included), 'hcdc-clockwise' (hcdc Level 1 "
+        "products written before the sense was fixed); None: from the input's header",
+    )
+
+
 @register_recipe
 class Postprocess(Recipe):
     """Level 2 post-processing by :func:`hcdc.science.postprocessing.run.postprocess`.
@@ -153,7 +167,11 @@ class Postprocess(Recipe):
     name = "l2-postprocess"
     product_level = 2
     product_type = "level2-image"
-    version = "1.3"
+    version = "1.4"
+    #: 1.4: ``derotation`` angles turn counter-clockwise (vlt-sphere/VIP/IRDAP sense) and a Level 1
+    #: product's convention comes from its ``ROTSENSE`` card (none: hcdc's old clockwise sense);
+    #: <= 1.3: ``derotation`` meant hcdc's clockwise sense (:data:`LEGACY_DEROTATION`)
+    legacy_derotation = False
     #: :func:`postprocess`'s ``astrometric_errors``: 1.3 measures every detection's astrometric
     #: errors by fake injection (spectral algorithms and products without a PSF included, which
     #: the product's ASTERPSF card says); 1.2 only for ADI/RDI algorithms with a PSF; 1.1 none
@@ -166,7 +184,7 @@ class Postprocess(Recipe):
     #: when empty in any
     spectral_empty_majority = True
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
-    Parameters = PostprocessParametersV13
+    Parameters = PostprocessParametersV14
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 product (instead of cube + angles)", optional=True),
         Port(
@@ -264,16 +282,23 @@ class Postprocess(Recipe):
         context.log(f"{len(summary['detections'])} detection(s)")
         return {"product": product, "summary": summary, "previews": previews}
 
-    @staticmethod
-    def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
+    def _read_inputs(self, inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
         """Arrays for :func:`postprocess` from a Level 1 product or from user files, with the
         derotation angles and orientation (:mod:`hcdc.science.orientation`) and the notes and
         warnings of the star-position check (user cubes)."""
         if ("level1" in inputs) == ("cube" in inputs):
             raise RecipeInputError("give either a Level 1 product (level1) or a user cube (cube + angles)")
         if "level1" in inputs:
-            return _level1_inputs(inputs["level1"], params)
-        return _user_cube_inputs(inputs, params)
+            return _level1_inputs(inputs["level1"], params, self.legacy_derotation)
+        return _user_cube_inputs(inputs, params, self.legacy_derotation)
+
+
+def _convention(name: str | None, legacy: bool) -> str | None:
+    """``name`` as a recipe version reads it: up to 1.3 (``legacy``) ``'derotation'`` was hcdc's
+    clockwise sense (:data:`hcdc.science.orientation.LEGACY_DEROTATION`)."""
+    from hcdc.science.orientation import LEGACY_DEROTATION
+
+    return LEGACY_DEROTATION if legacy and name == "derotation" else name
 
 
 def _select_frames(
@@ -377,18 +402,25 @@ def _select_frames(
     }
 
 
-def _level1_inputs(path: Path, params: PostprocessParametersV11) -> dict[str, Any]:
+def _level1_inputs(path: Path, params: PostprocessParametersV11, legacy: bool = False) -> dict[str, Any]:
     """A Level 1 product, read by the instrument that wrote it (:func:`hcdc.instruments.registry.read_level1`,
-    which also gives the plate scale); its header says the angles' convention and the pointing."""
+    which also gives the plate scale); its header says the angles' convention and the pointing.
+    ``legacy`` (``l2-postprocess`` <= 1.3): ``derotation`` is read in hcdc's old clockwise sense,
+    whatever ``ROTSENSE`` says."""
     from hcdc.instruments.registry import read_level1
-    from hcdc.science.orientation import derotation_angles
+    from hcdc.science.orientation import LEGACY_DEROTATION, derotation_angles, level1_convention
 
     try:
         product = read_level1(path)
     except ValueError as exc:
         raise RecipeInputError(f"Level 1 product {path}: {exc}") from exc
     header = product.header
-    convention = params.angle_convention or str(header.get("HIERARCH HCDC ANGCONV", "derotation"))
+    if params.angle_convention:
+        convention = _convention(params.angle_convention, legacy)
+    elif legacy:
+        convention = _convention(str(header.get("HIERARCH HCDC ANGCONV", "derotation")), legacy)
+    else:
+        convention = level1_convention(header) or LEGACY_DEROTATION  # no ANGCONV: written as hcdc's
     # Level 1 DEROT includes the pupil offset and true north (products written before the
     # ANGSKY keyword existed too): the image is north up.
     sky = bool(header.get("HIERARCH HCDC ANGSKY", True)) and params.pupil_offset_deg is None
@@ -472,7 +504,9 @@ def _read_user_files(inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> dict[str, Any]:
+def _user_cube_inputs(
+    inputs: dict[str, Any], params: PostprocessParameters, legacy: bool = False
+) -> dict[str, Any]:
     """A user's cube and angles (parallactic unless the parameters or the files' headers declare
     otherwise), optional PSF, wavelengths and reference cube; the plate scale from the parameters
     or the cube's ``PIXSCALE`` / ``HIERARCH HCDC PIXSCALE`` (none: results in pixels only); the
@@ -504,7 +538,7 @@ def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> 
             pupil_offset = true_north = 0.0  # the angles already include both (hcdc Level 1)
         angles, orientation = derotation_angles(
             files["angles"],
-            params.angle_convention or declared or "parallactic",
+            _convention(params.angle_convention or declared, legacy) or "parallactic",
             pupil_offset,
             true_north,
             params.transpose,
@@ -544,6 +578,18 @@ def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> 
 
 
 @register_recipe
+class PostprocessV13(Postprocess):
+    """``l2-postprocess`` 1.3, kept so that products made before 1.4 rerun from their provenance
+    bit for bit: ``derotation`` angles (a parameter, an input's ``ANGCONV`` or a Level 1
+    product's) are hcdc's old clockwise sense (:data:`hcdc.science.orientation.LEGACY_DEROTATION`),
+    which turns real SPHERE frames the wrong way (docs/conventions.md, "Rotation sense")."""
+
+    version = "1.3"
+    Parameters = PostprocessParametersV13
+    legacy_derotation = True
+
+
+@register_recipe
 class PostprocessV12(Postprocess):
     """``l2-postprocess`` 1.2, kept so that products made before 1.3 rerun from their provenance
     bit for bit: no ``frame_selection``, no ``FRSEL`` cards, no conditions nor field rotation in
@@ -553,6 +599,7 @@ class PostprocessV12(Postprocess):
 
     version = "1.2"
     Parameters = PostprocessParameters
+    legacy_derotation = True
     records_frames = False
     measures_astrometric_errors = "adi-psf"
     spectral_empty_majority = False
@@ -568,6 +615,7 @@ class PostprocessV11(Postprocess):
 
     version = "1.1"
     Parameters = PostprocessParametersV11
+    legacy_derotation = True
     measures_astrometric_errors = False
     records_frames = False
     spectral_empty_majority = False
@@ -577,7 +625,7 @@ class PostprocessV11(Postprocess):
         if ("level1" in inputs) == ("cube" in inputs):
             raise RecipeInputError("give either a Level 1 product (level1) or a user cube (cube + angles)")
         if "level1" in inputs:
-            return _level1_inputs(inputs["level1"], params)
+            return _level1_inputs(inputs["level1"], params, legacy=True)
         return _user_cube_inputs_v11(inputs, params)
 
 
@@ -617,7 +665,7 @@ def _user_cube_inputs_v11(inputs: dict[str, Any], params: PostprocessParametersV
     try:
         angles, orientation = derotation_angles(
             angles,
-            params.angle_convention or "parallactic",
+            _convention(params.angle_convention, True) or "parallactic",
             params.pupil_offset_deg,
             params.true_north_deg,
             params.transpose,

@@ -69,6 +69,7 @@ from hcdc.science.calibration.timing import (
     dit_times,
     parallactic_angle,
 )
+from hcdc.science.orientation import rotation_from_derotation
 from hcdc.science.simulation import ifs as ifsim
 from hcdc.science.simulation import irdis as sim
 from hcdc.science.simulation.speckles import NACO_LIKE_ENVELOPE, make_evolving_speckles
@@ -625,6 +626,9 @@ class _Model:
     jitter_mas: float
     t_ref: Time
     crosstalk: CrosstalkModel | None = None  # spectral cross-talk of all light through the IFU
+    #: True: companions in hcdc's old sense (``simulate-ifs`` 1.0); False: the physical sense
+    #: (:func:`science_scene`)
+    legacy_sky_sense: bool = False
 
 
 def _samples(mode: geo.IfsModeOptics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -721,18 +725,20 @@ def science_scene(
     time_s: float,
     nd: str,
     speckles: Any,
+    legacy_sky_sense: bool = False,
 ) -> ifsim.FocalPlaneScene:
     """The focal plane of one science DIT (lenslet frame; companions turned by ``derot_deg``).
 
-    The lenslet frame is the IFS cube's frame: turning it clockwise by ``derot_deg`` puts north
-    up and east left (the IRDIS convention, :func:`hcdc.science.simulation.irdis.
-    companion_detector_xy`, with the IFS anamorphism).
+    ``derot_deg`` is the DIT's derotation angle (vlt-sphere sense, the Level 1 ``DEROT``): turning
+    the lenslet frame (the IFS cube's frame) counter-clockwise by it puts north up and east left,
+    as on the real, non-mirrored instrument (:func:`hcdc.science.orientation.rotation_from_derotation`;
+    :func:`hcdc.science.simulation.irdis.companion_detector_xy` with the IFS anamorphism).
+    ``legacy_sky_sense=True``: hcdc's old, opposite sense (``simulate-ifs`` 1.0).
     """
+    turn = derot_deg if legacy_sky_sense else float(rotation_from_derotation(derot_deg))
     companions = []
     for c in model_companions:
-        x, y = sim.companion_detector_xy(
-            star_xy_mas, c.separation_mas, c.pa_deg, derot_deg, sc.IFS_ANAMORPHISM_XY
-        )
+        x, y = sim.companion_detector_xy(star_xy_mas, c.separation_mas, c.pa_deg, turn, sc.IFS_ANAMORPHISM_XY)
         companions.append((x, y, c.contrast_at))
     return ifsim.FocalPlaneScene(
         kind=kind,
@@ -757,7 +763,9 @@ def _science_light(
     ]
     if kind is None:  # SKY: the sky and instrument background only (negligible in YJ(H))
         return np.zeros(model.scale.shape)
-    scene = science_scene(kind, model.companions, star_xy, derot, t_s, exp.nd, model.speckles)
+    scene = science_scene(
+        kind, model.companions, star_xy, derot, t_s, exp.nd, model.speckles, model.legacy_sky_sense
+    )
     density = ifsim.lenslet_spectra(
         scene, model.grid.sky_xy_mas, model.sample_nm, geo.LENSLET_PITCH_SKY_MAS**2 * math.sqrt(3.0) / 2.0
     )
@@ -801,8 +809,12 @@ def simulate_ifs_night(
     speckle_level: float = 1.0,
     crosstalk: bool = True,
     irdis_filter: str | None = None,
+    legacy_sky_sense: bool = False,
 ) -> SimulatedIfsNight:
     """Write a night of raw IFS files of ``mode`` (YJ or YJH) into ``out_dir``; return the truth.
+
+    Companions turn with the sky as on the real instrument (:func:`science_scene`);
+    ``legacy_sky_sense=True`` keeps hcdc's old, opposite sense (``simulate-ifs`` 1.0).
 
     ``scale``: 'small' (1024 x 1024 px, ~4 400 spectra, a field of +-370 mas: the waffle spots
     are inside only at the blue end), 'medium' (1536^2) or 'full' (2048^2, ~18 300 spectra, real
@@ -869,6 +881,7 @@ def simulate_ifs_night(
         jitter_mas=0.1,
         t_ref=Time(plan[0].date_obs, scale="utc"),
         crosstalk=geo.CROSSTALK if crosstalk else None,
+        legacy_sky_sense=legacy_sky_sense,
     )
     out.mkdir(parents=True, exist_ok=True)
     conditions = obs.AmbientConditions(np.random.default_rng(int(root.integers(0, 2**31))))

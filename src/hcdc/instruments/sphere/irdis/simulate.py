@@ -67,6 +67,7 @@ from hcdc.science.calibration.timing import (
     parallactic_angle,
 )
 from hcdc.science.geometry import mas_to_px
+from hcdc.science.orientation import rotation_from_derotation
 from hcdc.science.polarimetry.stokes import HWP_ANGLES_DEG, HWP_STOKES
 from hcdc.science.simulation import dpi as dpi_sim
 from hcdc.science.simulation import irdis as sim
@@ -751,6 +752,10 @@ class _NightModel:
     coronagraph_leak: float
     mask_radius_px: float
     anamorphism_xy: tuple[float, float]
+    #: True: companions placed in hcdc's old sense (the sky turned counter-clockwise by DEROT on the
+    #: detector; ``simulate-irdis`` 1.0); False: the physical sense, clockwise by DEROT
+    #: (:func:`hcdc.science.orientation.rotation_from_derotation`, docs/conventions.md)
+    legacy_sky_sense: bool = False
 
 
 def _optics(filter_comb: str) -> tuple[sim.BandOptics, sim.BandOptics]:
@@ -916,10 +921,12 @@ def _field_scene(
     kind = {"OBJECT": "coronagraphic", "OBJECT,CENTER": "center", "OBJECT,FLUX": "flux"}[exp.dpr_type]
     nd = sc.nd_transmission(exp.nd, optics.wavelength_nm)
     companions = []
+    # hcdc rotation angles that put each sub-exposure north up (DEROT is vlt-sphere's)
+    turns = derot_sub if model.legacy_sky_sense else rotation_from_derotation(derot_sub)
     for c in model.companions:
         sep_px = mas_to_px(c.separation_mas, optics.pixel_scale_mas)
-        for derot in derot_sub:
-            x, y = sim.companion_detector_xy(star_xy, sep_px, c.pa_deg, float(derot), model.anamorphism_xy)
+        for turn in turns:
+            x, y = sim.companion_detector_xy(star_xy, sep_px, c.pa_deg, float(turn), model.anamorphism_xy)
             companions.append((x, y, c.contrast_in(band) * star_flux / len(derot_sub)))
     scene = sim.StarScene(
         kind=kind,
@@ -1051,6 +1058,7 @@ def simulate_irdis_night(
     low_order_speckles: bool = False,
     ao_telemetry: bool | simulate_ao.AoTelemetrySpec = False,
     speckle_seed: int | None = None,
+    legacy_sky_sense: bool = False,
 ) -> SimulatedNight:
     """Write a night of raw IRDIS files into ``out_dir`` and return what was written with its truth.
 
@@ -1076,7 +1084,10 @@ def simulate_irdis_night(
     (same static and quasi-static speckles, each sequence's own noise and evolution from its
     start), the known answer of reference-star differential imaging (docs/rdi.md). Also writes
     ``simulation_truth.json`` and ``simulation_truth.fits`` (detector truth: BIAS, DARK_CURRENT,
-    FLAT, BADPIX, ILLUMINATION) next to the raw files.
+    FLAT, BADPIX, ILLUMINATION) next to the raw files. The sky turns on the detector as on a
+    real, non-mirrored IRDIS: clockwise by ``DEROT`` (frame k turned counter-clockwise by
+    ``DEROT[k]`` is north up, vlt-sphere/VIP/IRDAP); ``legacy_sky_sense=True`` places companions in
+    hcdc's old, opposite sense (``simulate-irdis`` 1.0).
     """
     out = Path(out_dir)
     if isinstance(scale, str) and scale not in SCALES:
@@ -1145,6 +1156,7 @@ def simulate_irdis_night(
         coronagraph_leak=3e-3,
         mask_radius_px=ALC2_MASK_RADIUS_MAS / sc.IRDIS_PIXEL_SCALE_MAS,
         anamorphism_xy=tuple(anamorphism_xy),  # type: ignore[arg-type]
+        legacy_sky_sense=legacy_sky_sense,
     )
     _check_companions(model)
     out.mkdir(parents=True, exist_ok=True)
