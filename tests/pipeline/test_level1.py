@@ -345,3 +345,21 @@ def test_postprocess_command_reads_the_level1_angle_convention(dbi_l1, tmp_path)
         assert abs(_wrap(found[0]["pa_deg"] - companion.pa_deg)) < 1.0
         where = WCS(header).pixel_to_world(found[0]["x"], found[0]["y"])
         assert star.position_angle(where).deg == pytest.approx(found[0]["pa_deg"], abs=0.01)
+
+
+def test_old_derotation_sense_smears_the_companions(dbi_night):
+    """Known answer that can fail: the simulated sky turns as on the real IRDIS, so the frames turned
+    counter-clockwise by DEROT (vlt-sphere/VIP) stack each companion at its PA; hcdc's sense before
+    the fix (``derotate`` with ``+DEROT``) leaves a fraction of its flux there."""
+    night, product = dbi_night
+    pca = get_algorithm("pca").function
+    cube = product.cube[0]
+    fwhm = 1.03 * sc.lambda_over_d_px(product.wavelengths_um[0] * 1000.0)
+    right = pca(cube, rotation_from_derotation(product.derot), fwhm=fwhm, ncomp=3)
+    wrong = pca(cube, product.derot, fwhm=fwhm, ncomp=3)
+    assert np.ptp(product.derot) > 10.0  # field rotation of the sequence
+    for comp in night.companion_truth():
+        x, y = geometry.polar_to_pixel(comp["separation_px"], comp["pa_deg"], right.shape)
+        flux_right = aperture_sums(right, np.array([x]), np.array([y]), fwhm / 2.0)[0]
+        flux_wrong = aperture_sums(wrong, np.array([x]), np.array([y]), fwhm / 2.0)[0]
+        assert flux_wrong < 0.5 * flux_right, (comp, flux_right, flux_wrong)

@@ -1,7 +1,7 @@
 """``hcdc postprocess``: Level 2 post-processing of a user's own Level 1 cube.
 
 Reads a FITS cube (frames, y, x) or (wavelengths, frames, y, x) with its angles (parallactic, as
-VIP/pyKLIP/PynPoint take them, or hcdc derotation angles; orientation on the sky when the
+VIP/pyKLIP/PynPoint take them, or vlt-sphere/VIP derotation angles; orientation on the sky when the
 instrument's offsets are given: docs/conventions.md), and optionally an off-axis PSF, wavelengths
 and a reference-star cube. The options are checked here (messages name the option); the run is the
 ``l2-postprocess`` recipe (:mod:`hcdc.pipeline.recipes.postprocess`), exactly as a data centre's
