@@ -202,11 +202,13 @@ def test_end_to_end_companions_recovered(dbi_night):
     results = _measure_companions(product, night, ncomp=3)
     assert len(results) == 4
     for r in results:
-        # Measured (seed 3, 3 components): |sep| <= 0.25 px, |PA| <= 0.28 deg, |contrast| <= 11.5 %
-        # (with the former, far too stable speckles and 1 component: 0.04 px, 0.11 deg, 3 %).
+        # Measured (seed 3, 3 components, the sky turning as on the real IRDIS): |sep| <= 0.32 px,
+        # |PA| <= 0.41 deg, |contrast| <= 18 % (the 480 mas companion in H3, S/N ~5: ~20 % flux
+        # noise; the others <= 12 %). With the sky turning the other way (simulate-irdis 1.0) the
+        # companions crossed other speckles: 0.25 px, 0.28 deg, 11.5 %.
         assert abs(r["sep_err_px"]) < 0.4, r
         assert abs(r["pa_err_deg"]) < 0.5, r
-        assert abs(r["contrast_rel_err"]) < 0.15, r
+        assert abs(r["contrast_rel_err"]) < 0.22, r
         # Whole position (radial and tangential together) within 0.4 px (measured 0.31 px).
         assert np.hypot(r["sep_err_px"], r["sep_px"] * np.radians(r["pa_err_deg"])) < 0.4, r
 
