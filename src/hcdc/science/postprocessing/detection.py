@@ -77,7 +77,14 @@ def fit_gaussian_2d(
         model = off + amp * np.exp(-0.5 * (((xx - x0) / sx) ** 2 + ((yy - y0) / sy) ** 2))
         return (model - sub)[finite]
 
-    fit = optimize.least_squares(residual, [float(x), float(y), amp0, s0, s0, offset0], method="lm")
+    # x_scale=1.0 (MINPACK's diag = 1, the default before scipy 1.16): with scipy >= 1.16's default
+    # x_scale='jac' (diag=None, MINPACK mode 1) scipy 1.17.1's lmder gave two different results
+    # for the same box, depending on earlier heap contents (measured: 36/24 over 60 calls on one
+    # reduced image, ~1e-11 px apart), which made product reruns differ in DETECTIONS; with
+    # diag = 1 the result is the same on every call (60/60, and the same as older scipy's).
+    fit = optimize.least_squares(
+        residual, [float(x), float(y), amp0, s0, s0, offset0], method="lm", x_scale=1.0
+    )
     x0, y0, amp, sx, sy, off = fit.x
     return GaussianFit(
         float(x0), float(y0), float(amp), abs(sx) / FWHM_TO_SIGMA, abs(sy) / FWHM_TO_SIGMA, float(off)
