@@ -40,8 +40,15 @@ def _arrays(path: Path) -> list[tuple[str, np.ndarray]]:
         return [(hdu.name, np.array(hdu.data)) for hdu in hdul if hdu.data is not None]
 
 
-def _same_arrays(a: Path, b: Path) -> bool:
+#: DETECTIONS columns of the astrometric errors: measured by fake injection with Gaussian position
+#: fits, whose least_squares x_scale l2-postprocess 1.4 sets to 1.0 (deterministic) where 1.3 used
+#: scipy's default (measured: 1.4 - 1.3 = 2e-5 relative on the 1.2 fixture, nothing else changes)
+ASTROMETRIC_ERRORS = ("SEP_ERR_PX", "SEP_ERR_MAS", "PA_ERR")
+
+
+def _same_arrays(a: Path, b: Path, loose: tuple[str, ...] = ()) -> bool:
     """Every HDU's data (images and tables) equal to float32 rounding; headers hold dates and versions.
+    Table columns named in ``loose`` need only agree to 1e-3 (relative).
 
     Bit-identity holds on one machine, not across CPUs: the fixture was written on another machine, and
     numpy/OpenBLAS pick different SIMD kernels per CPU, which moves the last float32 bit (measured:
@@ -55,10 +62,10 @@ def _same_arrays(a: Path, b: Path) -> bool:
         if x.dtype != y.dtype or x.shape != y.shape:
             return False
         if x.dtype.names:  # a table: compare column by column
-            pairs = [(np.asarray(x[name]), np.asarray(y[name])) for name in x.dtype.names]
+            pairs = [(np.asarray(x[name]), np.asarray(y[name]), name in loose) for name in x.dtype.names]
         else:
-            pairs = [(x, y)]
-        for u, v in pairs:
+            pairs = [(x, y, False)]
+        for u, v, is_loose in pairs:
             if u.dtype.kind not in "fc":
                 if u.tobytes() != v.tobytes():
                     return False
@@ -66,7 +73,8 @@ def _same_arrays(a: Path, b: Path) -> bool:
             scale = float(np.nanmax(np.abs(v))) if np.isfinite(v).any() else 0.0
             if not np.array_equal(np.isnan(u), np.isnan(v)):
                 return False
-            if not np.allclose(u, v, rtol=1e-5, atol=1e-6 * scale, equal_nan=True):
+            rtol, atol = (1e-3, 0.0) if is_loose else (1e-5, 1e-6 * scale)
+            if not np.allclose(u, v, rtol=rtol, atol=atol, equal_nan=True):
                 return False
     return True
 
@@ -137,7 +145,9 @@ def test_1_3_measures_errors_without_a_psf_and_says_how(tmp_path):
     for name, psf_kind in (("no_psf", "GAUSSIAN"), ("with_psf", "OFF-AXIS")):
         record = json.loads(_moved_record(name, tmp_path).read_text())
         inputs = {item["name"]: Path(item["files"][0]["path"]) for item in record["inputs"]}
-        result = run_recipe("l2-postprocess", inputs, record["parameters"], work_dir=tmp_path / name)
+        result = run_recipe(
+            "l2-postprocess", inputs, record["parameters"], work_dir=tmp_path / name, version="1.3"
+        )
         assert result.status == "done", result.error
         product = Path(result.outputs["product"])
         with fits.open(product) as hdul:
@@ -147,6 +157,20 @@ def test_1_3_measures_errors_without_a_psf_and_says_how(tmp_path):
             assert np.all(dets.data["SEP_ERR_PX"] > 0) and np.all(dets.data["PA_ERR"] > 0)
         assert _same_arrays(product, FIXTURE_1_2 / f"{name}_L2.fits") == (name == "with_psf")
         assert result.outputs["summary"]["astrometric_error_psf"] == psf_kind
+
+
+def test_1_4_changes_only_the_astrometric_errors_of_a_user_cube(tmp_path):
+    """1.4 on the 1.2 fixture's user cube (parallactic angles: no rotation-sense change): the same
+    images, S/N map, curves and detections; only the astrometric errors move, by the Gaussian fits'
+    x_scale=1.0 (measured 2e-5 relative)."""
+    record = json.loads(_moved_record("with_psf", tmp_path).read_text())
+    inputs = {item["name"]: Path(item["files"][0]["path"]) for item in record["inputs"]}
+    result = run_recipe(
+        "l2-postprocess", inputs, record["parameters"], work_dir=tmp_path / "v14", version="1.4"
+    )
+    assert result.status == "done", result.error
+    product = Path(result.outputs["product"])
+    assert _same_arrays(product, FIXTURE_1_2 / "with_psf_L2.fits", loose=ASTROMETRIC_ERRORS)
 
 
 def _angles_file(path: Path, values: np.ndarray, rotsense: str | None) -> Path:
@@ -184,5 +208,5 @@ def test_1_4_derotation_sense_and_old_level1_angles(tmp_path):
     assert any(abs((pa - 130.0 + 180) % 360 - 180) < 2.0 for pa in pa_found(run("1.4", new, "n14")))
     assert not any(abs((pa - 130.0 + 180) % 360 - 180) < 2.0 for pa in pa_found(run("1.3", new, "n13")))
     a, b = run("1.4", old, "o14"), run("1.3", old, "o13")
-    assert _same_arrays(Path(a["product"]), Path(b["product"]))
+    assert _same_arrays(Path(a["product"]), Path(b["product"]), loose=ASTROMETRIC_ERRORS)
     assert any(abs((pa - 130.0 + 180) % 360 - 180) < 2.0 for pa in pa_found(a))

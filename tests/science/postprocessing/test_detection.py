@@ -9,6 +9,7 @@ from hcdc.science.postprocessing.detection import (
     GAUSSIAN_5SIGMA_FPF,
     detect_candidates,
     fit_gaussian_2d,
+    gaussian_fit_x_scale,
     student_threshold,
 )
 from hcdc.science.simulation.adi import gaussian_psf
@@ -227,17 +228,45 @@ _RERUN_BOX = np.array(
 ).reshape(9, 9)
 
 
-def test_gaussian_fit_gives_the_same_result_on_every_call():
+@pytest.mark.parametrize("scoped", [False, True])
+def test_gaussian_fit_gives_the_same_result_on_every_call(scoped):
     """The same box gives the same fit whatever the heap held before (reruns compare DETECTIONS
-    bit for bit); fit_gaussian_2d passes x_scale=1.0 (MINPACK diag = 1). Without it this test
-    failed in 5 runs of 5 (scipy 1.17.1)."""
+    bit for bit) with x_scale=1.0 (MINPACK diag = 1), given to the call or set for a block by
+    gaussian_fit_x_scale (what l2-postprocess 1.4 does). Without it this test failed in 5 runs of
+    5 (scipy 1.17.1)."""
     image = np.zeros((49, 69))
     image[40:49, 60:69] = _RERUN_BOX
     rng = np.random.default_rng(0)
     results = set()
-    for _ in range(200):
-        junk = [rng.standard_normal(int(n)) * 1e3 for n in rng.integers(1, 400, 50)]  # dirty the heap
-        del junk
-        fit = fit_gaussian_2d(image.copy(), 64, 44, box=9, fwhm=3.385740552131023)
-        results.add((fit.x, fit.y, fit.amplitude))
+    with gaussian_fit_x_scale(1.0 if scoped else None):
+        for _ in range(200):
+            junk = [rng.standard_normal(int(n)) * 1e3 for n in rng.integers(1, 400, 50)]  # dirty the heap
+            del junk
+            kwargs = {} if scoped else {"x_scale": 1.0}
+            fit = fit_gaussian_2d(image.copy(), 64, 44, box=9, fwhm=3.385740552131023, **kwargs)
+            results.add((fit.x, fit.y, fit.amplitude))
     assert len(results) == 1, f"{len(results)} different fits of the same box"
+
+
+def test_gaussian_fit_x_scale_scope_ends_with_its_block(monkeypatch):
+    """Outside gaussian_fit_x_scale the fit is scipy's default one (earlier recipe versions, Level 1
+    recentring): the same call as least_squares without x_scale."""
+    from scipy import optimize
+
+    image = np.zeros((49, 69))
+    image[40:49, 60:69] = _RERUN_BOX
+    calls = []
+    real = optimize.least_squares
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("x_scale", "default"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optimize, "least_squares", spy)  # records, then runs the real fit
+    fit_gaussian_2d(image, 64, 44, box=9, fwhm=3.4)
+    with gaussian_fit_x_scale(1.0):
+        fit_gaussian_2d(image, 64, 44, box=9, fwhm=3.4)
+        with gaussian_fit_x_scale(None):
+            fit_gaussian_2d(image, 64, 44, box=9, fwhm=3.4)
+    fit_gaussian_2d(image, 64, 44, box=9, fwhm=3.4)
+    assert calls == ["default", 1.0, "default", "default"]

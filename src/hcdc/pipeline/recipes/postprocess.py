@@ -172,6 +172,10 @@ class Postprocess(Recipe):
     #: product's convention comes from its ``ROTSENSE`` card (none: hcdc's old clockwise sense);
     #: <= 1.3: ``derotation`` meant hcdc's clockwise sense (:data:`LEGACY_DEROTATION`)
     legacy_derotation = False
+    #: ``x_scale`` of every Gaussian position fit (``detection.gaussian_fit_x_scale``):
+    #: 1.4 fits with ``x_scale=1.0`` (deterministic: reruns give the same DETECTIONS); <= 1.3
+    #: with scipy's default, as they were made
+    fit_x_scale: float | None = 1.0
     #: :func:`postprocess`'s ``astrometric_errors``: 1.3 measures every detection's astrometric
     #: errors by fake injection (spectral algorithms and products without a PSF included, which
     #: the product's ASTERPSF card says); 1.2 only for ADI/RDI algorithms with a PSF; 1.1 none
@@ -211,6 +215,7 @@ class Postprocess(Recipe):
 
     def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
         from hcdc.science.orientation import oriented_cube
+        from hcdc.science.postprocessing.detection import gaussian_fit_x_scale
         from hcdc.science.postprocessing.previews import write_previews
         from hcdc.science.postprocessing.products import write_product
         from hcdc.science.postprocessing.run import postprocess
@@ -230,7 +235,7 @@ class Postprocess(Recipe):
         context.log(
             f"cube {tuple(data['cube'].shape)}, algorithm {params.algorithm} {params.algorithm_kwargs()}"
         )
-        with context.timer("postprocess"):
+        with context.timer("postprocess"), gaussian_fit_x_scale(self.fit_x_scale):
             psf, reference = data.get("psf"), data.get("reference")
             result = postprocess(
                 oriented_cube(data["cube"], orientation),
@@ -587,6 +592,7 @@ class PostprocessV13(Postprocess):
     version = "1.3"
     Parameters = PostprocessParametersV13
     legacy_derotation = True
+    fit_x_scale = None
 
 
 @register_recipe
@@ -600,6 +606,7 @@ class PostprocessV12(Postprocess):
     version = "1.2"
     Parameters = PostprocessParameters
     legacy_derotation = True
+    fit_x_scale = None
     records_frames = False
     measures_astrometric_errors = "adi-psf"
     spectral_empty_majority = False
@@ -616,6 +623,7 @@ class PostprocessV11(Postprocess):
     version = "1.1"
     Parameters = PostprocessParametersV11
     legacy_derotation = True
+    fit_x_scale = None
     measures_astrometric_errors = False
     records_frames = False
     spectral_empty_majority = False
