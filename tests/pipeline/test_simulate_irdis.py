@@ -22,6 +22,7 @@ from hcdc.instruments.sphere.irdis.simulate import (
     Companion,
     SequenceSpec,
     SimulatedNight,
+    pupil_drot2_deg,
     simulate_irdis_night,
 )
 from hcdc.science import geometry
@@ -313,6 +314,33 @@ def test_parallactic_angle_and_altitude_match_the_real_sky(night: SimulatedNight
         assert (header[_h("ESO TEL PARANG START")] - q + 180) % 360 - 180 == pytest.approx(0.0, abs=0.05)
         alt = star.transform_to(AltAz(obstime=Time(f.date_obs), location=paranal)).alt.deg
         assert header[_h("ESO TEL ALT")] == pytest.approx(alt, abs=0.05)
+
+
+def test_derotator_keyword_follows_the_real_pupil_tracking_headers(
+    night: SimulatedNight, shared_data: Path
+) -> None:
+    """INS4 DROT2 BEGIN = TEL ALT / 2 + 180 in pupil tracking, as the real IFS headers (within their
+    0.5-0.7 deg scatter; slope 1/2 over 63.9-71.0 deg of altitude, where the older simulators'
+    alt + 144.5, equal at 71 deg, has slope 1)."""
+    real = []
+    for path in sorted((shared_data / "sphere_headers").glob("SPHER.*.hdr.txt")):
+        cards = {}
+        for line in path.read_text().splitlines():
+            for key in ("INS4 DROT2 BEGIN", "INS4 DROT2 MODE", "TEL ALT "):
+                if f"ESO {key}" in line and "=" in line:
+                    cards[key.strip()] = line.split("=", 1)[1].split("/", 1)[0].strip().strip("'").strip()
+        if cards.get("INS4 DROT2 MODE") == "ELEV":
+            real.append((float(cards["TEL ALT"]), float(cards["INS4 DROT2 BEGIN"])))
+    assert len(real) >= 5
+    for alt, drot2 in real:
+        assert drot2 == pytest.approx(pupil_drot2_deg(alt), abs=0.8)
+    slope = np.polyfit(*np.array(real).T, 1)[0]
+    assert 0.4 < slope < 0.6  # measured 0.501
+    for f in night.select("OBJECT")[::3]:
+        header = fits.getheader(f.path)
+        assert header[_h("ESO INS4 DROT2 MODE")] == "ELEV"
+        expected = header[_h("ESO TEL ALT")] / 2.0 + 180.0
+        assert header[_h("ESO INS4 DROT2 BEGIN")] == pytest.approx(expected, abs=0.01)
 
 
 @pytest.fixture(scope="module")

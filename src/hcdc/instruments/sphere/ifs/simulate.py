@@ -49,11 +49,11 @@ from hcdc.instruments.sphere import simulated_truth
 from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.metadata import IFS_LAMPS_BY_MODE
 from hcdc.instruments.sphere.irdis.simulate import (
-    DROT2_MINUS_ALT_DEG,
     FIFTY_ONE_ERI,
     FILE_GAP_S,
     SETUP_GAP_S,
     Target,
+    pupil_drot2_deg,
 )
 from hcdc.instruments.sphere.observing import (
     DIT_DELAY_S,
@@ -505,6 +505,7 @@ def _build_header(
     sky: obs.FileConditions,
     seed: int,
     irdis_filter: str | None = None,
+    legacy_drot2: bool = False,
 ) -> fits.Header:
     """Primary header of one raw IFS file: keyword names, formats and values as the real ones.
 
@@ -551,9 +552,10 @@ def _build_header(
     cards["INS1 PAC X"] = (0.0, "[um] X-Axis absolute position on the detec")
     cards["INS1 PAC Y"] = (0.0, "[um] Y-Axis absolute position on the detect")
     if science:
-        # INS4 DROT2 BEGIN - TEL ALT as in the real pupil-tracking headers (IRDIS simulator)
-        begin = (sky.alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
-        end = (sky.ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
+        # INS4 DROT2 = TEL ALT / 2 + 180 as in the real pupil-tracking headers (legacy_drot2:
+        # alt + 144.5, simulate-ifs <= 1.1)
+        begin = pupil_drot2_deg(sky.alt_az_airm[0], legacy_drot2)
+        end = pupil_drot2_deg(sky.ambient["alt_end"], legacy_drot2)
         cards["INS4 DROT2 MODE"] = ("ELEV", "Derotator mode.")
     else:
         begin = end = 0.0
@@ -733,7 +735,7 @@ def science_scene(
     the lenslet frame (the IFS cube's frame) counter-clockwise by it puts north up and east left,
     as on the real, non-mirrored instrument (:func:`hcdc.science.orientation.rotation_from_derotation`;
     :func:`hcdc.science.simulation.irdis.companion_detector_xy` with the IFS anamorphism).
-    ``legacy_sky_sense=True``: hcdc's old, opposite sense (``simulate-ifs`` 1.0).
+    ``legacy_sky_sense=True``: hcdc's old, opposite sense (``simulate-ifs`` 1.0 and 1.1).
     """
     turn = derot_deg if legacy_sky_sense else float(rotation_from_derotation(derot_deg))
     companions = []
@@ -814,7 +816,8 @@ def simulate_ifs_night(
     """Write a night of raw IFS files of ``mode`` (YJ or YJH) into ``out_dir``; return the truth.
 
     Companions turn with the sky as on the real instrument (:func:`science_scene`);
-    ``legacy_sky_sense=True`` keeps hcdc's old, opposite sense (``simulate-ifs`` 1.0).
+    ``legacy_sky_sense=True`` keeps hcdc's old, opposite sense and writes ``INS4 DROT2 = alt +
+    144.5`` (``simulate-ifs`` 1.0 and 1.1; real headers and the default: ``alt / 2 + 180``).
 
     ``scale``: 'small' (1024 x 1024 px, ~4 400 spectra, a field of +-370 mas: the waffle spots
     are inside only at the blue end), 'medium' (1536^2) or 'full' (2048^2, ~18 300 spectra, real
@@ -893,7 +896,7 @@ def simulate_ifs_night(
         sky = obs.file_conditions(
             t0, t1, (ra_used, dec_used), truth["parang_start_end"], conditions, water_vapour=True
         )
-        header = _build_header(exp, optics, target, shape, sky, seed, irdis_filter)
+        header = _build_header(exp, optics, target, shape, sky, seed, irdis_filter, legacy_sky_sense)
         path = out / archive_name(exp.date_obs, colon=colon_in_names)
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(

@@ -105,9 +105,20 @@ SETUP_GAP_S = 60.0
 READ_NOISE_E = 10.0
 #: Radius of the ALC2 apodized Lyot coronagraph mask (mas): 185 mas diameter (N_ALC_YJH_S).
 ALC2_MASK_RADIUS_MAS = 92.5
-#: Empirical INS4 DROT2 BEGIN - TEL ALT (deg) in pupil tracking, from the real IFS headers
-#: (214.51 - 70.05, 215.50 - 71.00). Only used by the pre-2016-07-12 derotator correction.
+#: INS4 DROT2 BEGIN - TEL ALT (deg) in pupil tracking as ``simulate-irdis`` 1.0 and ``simulate-ifs``
+#: <= 1.1 wrote it (from two real IFS headers, 214.51 - 70.05, 215.50 - 71.00). The real
+#: pupil-tracking headers follow ``TEL ALT / 2 + 180`` instead (slope 1/2 over 63.9-71.0 deg of
+#: altitude, shared/data/sphere_headers; :func:`hcdc.instruments.sphere.irdis.mueller.drot2_keyword`),
+#: which the later versions write. Only read by the pre-2016-07-12 derotator correction.
 DROT2_MINUS_ALT_DEG = 144.5
+
+
+def pupil_drot2_deg(altitude_deg: float, legacy: bool = False) -> float:
+    """``INS4 DROT2 BEGIN/END`` (deg) of a pupil-tracking file at ``altitude_deg``: ``alt/2 + 180``
+    as the real headers (``legacy``: ``alt + 144.5``, the older simulators' value)."""
+    if legacy:
+        return float((altitude_deg + DROT2_MINUS_ALT_DEG) % 360.0)
+    return float(mueller.drot2_keyword(0.0, altitude_deg, "PUPIL"))
 
 
 @dataclass(frozen=True)
@@ -625,8 +636,10 @@ def _build_header(
     scale: SimulationScale,
     sky: FileConditions,
     seed: int,
+    legacy_drot2: bool = False,
 ) -> fits.Header:
-    """Primary header of one raw IRDIS file, keyword names and formats as in real SPHERE files."""
+    """Primary header of one raw IRDIS file, keyword names and formats as in real SPHERE files
+    (``legacy_drot2``: ``INS4 DROT2 = alt + 144.5`` as ``simulate-irdis`` 1.0, :func:`pupil_drot2_deg`)."""
     science = exp.dpr_catg == "SCIENCE"
     h = hdr.primary_header(exp, target, observer=True)
     cards: dict[str, Any] = {}
@@ -680,8 +693,8 @@ def _build_header(
             cards[f"INS4 DROT2 {key}"] = (round(value, 4), f"[deg] Position angle at {key.lower()}.")
         cards["INS4 DROT2 MODE"] = ("ELEV" if tracking == "PUPIL" else "SKY", "Derotator mode.")
     elif science:
-        drot_begin = (sky.alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
-        drot_end = (sky.ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
+        drot_begin = pupil_drot2_deg(sky.alt_az_airm[0], legacy_drot2)
+        drot_end = pupil_drot2_deg(sky.ambient["alt_end"], legacy_drot2)
         cards["INS4 DROT2 BEGIN"] = (round(drot_begin, 4), "[deg] Position angle at start.")
         cards["INS4 DROT2 END"] = (round(drot_end, 4), "[deg] Position angle at end.")
         cards["INS4 DROT2 MODE"] = ("ELEV", "Derotator mode.")
@@ -1171,7 +1184,7 @@ def simulate_irdis_night(
         if telemetry is not None and exp.dpr_catg == "SCIENCE":
             airmass = np.array(sky.alt_az_airm[2:])
             sky.ambient.update(simulate_ao.ambient_conditions(telemetry, (t0, t1), airmass))
-        header = _build_header(exp, target, scale_obj, sky, seed)
+        header = _build_header(exp, target, scale_obj, sky, seed, legacy_drot2=legacy_sky_sense)
         path = out / archive_name(exp.date_obs, colon=colon_in_names)
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(
