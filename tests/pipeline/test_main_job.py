@@ -85,13 +85,14 @@ def test_injected_companions_come_out_where_they_were_put(demo, filter_comb, com
 #: False detections (S/N peaks above the 5-sigma-equivalent Student threshold that match no injected
 #: companion) tolerated over the demo's datasets. Not zero because the speckle-limited S/N map has
 #: heavier tails than the Student t law the threshold assumes (independent Gaussian resolution
-#: elements): on 55 speckle-only realisations of the BB_H sequence (the night simulator's
-#: speckle model and times/angles, no companion, no detector; annular PCA 3) 2 images had a
-#: false detection in the physical rotation sense and 2 in the old one (~4 % per image, against
-#: ~3e-4 for ~1100 resolution elements at FPF 2.87e-7). Seed 2026 has one in BB_H (580 mas, PA 169
-#: deg, S/N 6.5): it comes from the speckle field alone (same speckle seed with other noise,
-#: detector and centring: 582 mas, 169.0 deg, S/N 6.5; speckles alone without photon noise:
-#: 47.3 px, 169.2 deg, S/N 5.9); seeds 2027-2029 have none (docs/main_job.md).
+#: elements): on 80 speckle-only realisations of the BB_H sequence (the night simulator's
+#: speckle model and times/angles, no companion, no detector; annular PCA 3) 5 images had a
+#: false detection in the physical rotation sense and 3 in the old one (S/N 5.6-9.2; ~5 % per
+#: image, against ~3e-4 for ~1100 resolution elements at FPF 2.87e-7; benchmarks/
+#: speckle_false_alarms.py). Seed 2026 has one in BB_H (580 mas, PA 169 deg, S/N 6.5): it comes
+#: from the speckle field alone (same speckle seed with other noise, detector and centring: 582
+#: mas, 169.0 deg, S/N 6.5; speckles alone without photon noise: 47.3 px, 169.2 deg, S/N 5.9);
+#: seeds 2027-2029 have none (docs/main_job.md).
 MAX_FALSE_DETECTIONS = 1
 
 
@@ -101,7 +102,7 @@ def test_no_detection_without_an_injected_companion(demo):
     unmatched = [d for d in report.detections if d["true_separation_mas"] is None]
     assert len(unmatched) <= MAX_FALSE_DETECTIONS, unmatched
     for det in unmatched:  # a speckle residual, far from both companions, not a split companion
-        assert det["snr"] < 8.0
+        assert det["snr"] < 10.0  # speckle-only false detections measured at S/N 5.6-9.2
         for companion in DEFAULT_COMPANIONS:
             assert abs(det["separation_mas"] - companion.separation_mas) > 50.0
 
