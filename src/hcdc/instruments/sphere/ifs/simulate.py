@@ -628,7 +628,7 @@ class _Model:
     jitter_mas: float
     t_ref: Time
     crosstalk: CrosstalkModel | None = None  # spectral cross-talk of all light through the IFU
-    #: True: companions in hcdc's old sense (``simulate-ifs`` 1.0); False: the physical sense
+    #: True: companions in hcdc's old sense (``simulate-ifs`` 1.0, 1.1); False: the physical sense
     #: (:func:`science_scene`)
     legacy_sky_sense: bool = False
 
