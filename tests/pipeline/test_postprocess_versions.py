@@ -210,3 +210,20 @@ def test_1_4_derotation_sense_and_old_level1_angles(tmp_path):
     a, b = run("1.4", old, "o14"), run("1.3", old, "o13")
     assert _same_arrays(Path(a["product"]), Path(b["product"]), loose=ASTROMETRIC_ERRORS)
     assert any(abs((pa - 130.0 + 180) % 360 - 180) < 2.0 for pa in pa_found(a))
+
+
+def test_l2_rdi_1_1_reads_the_rotation_sense_and_1_0_stays_as_it_was():
+    """l2-rdi 1.1 follows l2-postprocess 1.4 (ROTSENSE, 'hcdc-clockwise', x_scale=1.0); 1.0, kept,
+    reads Level 1 angles and fits positions as l2-postprocess 1.3 did."""
+    new, old = get_recipe("l2-rdi"), get_recipe("l2-rdi", "1.0")
+    assert (
+        new.version == "1.1" and new.parse_params({"angle_convention": "hcdc-clockwise"}).algorithm == "rdi"
+    )
+    assert (new.legacy_derotation, new.fit_x_scale) == (False, 1.0)
+    assert (old.legacy_derotation, old.fit_x_scale) == (True, None)
+    assert (old.legacy_derotation, old.fit_x_scale) == (
+        get_recipe("l2-postprocess", "1.3").legacy_derotation,
+        get_recipe("l2-postprocess", "1.3").fit_x_scale,
+    )
+    with pytest.raises(ParameterError):
+        old.parse_params({"angle_convention": "hcdc-clockwise"})

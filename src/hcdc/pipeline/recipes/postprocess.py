@@ -729,6 +729,15 @@ class PostprocessRdiParameters(PostprocessParametersV13):
         return name
 
 
+class PostprocessRdiParametersV11(PostprocessRdiParameters):
+    """Parameters of ``l2-rdi`` 1.1: 1.0's; ``angle_convention`` as ``l2-postprocess`` 1.4's
+    (``'derotation'`` in the vlt-sphere/VIP sense, ``'hcdc-clockwise'`` the old one)."""
+
+    angle_convention: Literal["parallactic", "derotation", "hcdc-clockwise"] | None = (
+        PostprocessParametersV14.model_fields["angle_convention"]
+    )
+
+
 @register_recipe
 class PostprocessRdi(Postprocess):
     """``l2-rdi``: reference-star differential imaging of a Level 1 product with an RDI library
@@ -741,21 +750,22 @@ class PostprocessRdi(Postprocess):
     sha256), and the library file is an input of the provenance (its sha256)."""
 
     name = "l2-rdi"
-    version = "1.0"
+    #: 1.1: as ``l2-postprocess`` 1.4 (Level 1 ``DEROT`` turned counter-clockwise where the product
+    #: says ``ROTSENSE = 'CCW'``, Gaussian fits with ``x_scale=1.0``); 1.0 (kept) as 1.3
+    version = "1.1"
     description = "Level 1 cube + archive reference library -> Level 2 RDI image, S/N, contrast, detections"
-    Parameters = PostprocessRdiParameters
+    Parameters = PostprocessRdiParametersV11
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 product (the science sequence)"),
         Port("library", DataKind.PATH, "RDI reference library FITS (hcdc rdi build)"),
     )
 
-    @staticmethod
-    def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
+    def _read_inputs(self, inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
         if "level1" not in inputs or "library" not in inputs:
             raise RecipeInputError(
                 "l2-rdi needs a Level 1 product (level1) and a reference library (library)"
             )
-        data = _level1_inputs(inputs["level1"], params)
+        data = _level1_inputs(inputs["level1"], params, self.legacy_derotation)
         reference, info = _read_library(Path(inputs["library"]), data["cube"].shape)
         data["reference"] = reference
         data["input_names"][Path(inputs["library"]).name] = info["sha256"]
@@ -769,6 +779,18 @@ class PostprocessRdi(Postprocess):
         out = super().process(inputs, params, context)
         out["summary"]["rdi_library"] = _read_library(Path(inputs["library"]), None)[1]
         return out
+
+
+@register_recipe
+class PostprocessRdiV10(PostprocessRdi):
+    """``l2-rdi`` 1.0, kept so that its products rerun from their provenance bit for bit: Level 1
+    ``derotation`` angles in hcdc's old clockwise sense whatever ``ROTSENSE`` says, and scipy's
+    default Gaussian-fit scaling (as ``l2-postprocess`` 1.3)."""
+
+    version = "1.0"
+    Parameters = PostprocessRdiParameters
+    legacy_derotation = True
+    fit_x_scale = None
 
 
 def _read_library(path: Path, cube_shape: tuple[int, ...] | None) -> tuple[Any, dict[str, Any]]:
