@@ -28,14 +28,23 @@ from hcdc.instruments.sphere.ifs.extraction import (
 )
 from hcdc.instruments.sphere.ifs.sequence import reduce_sequence
 from hcdc.instruments.sphere.ifs.simulate import simulate_ifs_night
+from hcdc.instruments.sphere.irdis.simulate import FIFTY_ONE_ERI, Target
 from hcdc.science.geometry import derotate, polar_to_pixel
 from hcdc.science.orientation import rotation_from_derotation
+
+#: 51 Eri's right ascension (a transit at night on 2018-11-30) at declination -15 deg: it transits
+#: 9.6 deg from the zenith at Paranal, so the sequence's field turns by ~16 deg (51 Eri itself,
+#: 22 deg from the zenith: 7.4 deg), enough for the companions' spectra to come out of the
+#: speckles with classical ADI and for the companions to mark the rotation sense.
+HIGH_ROTATION_TARGET = Target("51 Eri at -15 deg", FIFTY_ONE_ERI.ra_deg, -15.0)
 
 
 @pytest.fixture(scope="module")
 def center_cube(tmp_path_factory):
     # the night has the spectral cross-talk (the simulator's default), corrected as level1-ifs 0.3 does
-    night = simulate_ifs_night(tmp_path_factory.mktemp("ifs_medium"), mode="YJ", seed=6, scale="medium")
+    night = simulate_ifs_night(
+        tmp_path_factory.mktemp("ifs_medium"), mode="YJ", seed=6, scale="medium", target=HIGH_ROTATION_TARGET
+    )
     dark = mean_frame(night.select("DARK")[0].path)
     flat, flat_bad = detector_flat(
         mean_frame(night.select("FLAT,LAMP", lamp="BB", dit=10.0)[0].path),
@@ -138,6 +147,7 @@ def test_sequence_cube_angles_and_companions(center_cube, level1) -> None:
 
     flat_comp, methane_comp = night.companions
     assert (flat_comp.spectrum, methane_comp.spectrum) == ("flat", "methane")
+    print("band ratios (flat, methane), rotation", band_ratio(flat_comp), band_ratio(methane_comp), seq.derot.max() - seq.derot.min())
     assert band_ratio(methane_comp) < band_ratio(flat_comp)
     with pytest.raises(ValueError, match="no OBJECT,CENTER file"):
         reduce_sequence([objects[0].path], [], calibration, lambda dit: background, flat)
