@@ -3,7 +3,8 @@ wavelength from the waffle spots of an extracted CENTER cube, the spots' radial 
 wavelength (the basis of the SPHERE DC's wavelength recalibration), per-DIT angles, and both
 injected companions found where they are by a plain classical ADI on the result.
 
-A 'medium' (1536^2) simulated night: its field holds the YJ spots (340-480 mas) in every channel.
+A 'medium' (1536^2) simulated night: its field holds the YJ spots (340-480 mas) in every channel;
+the star transits 9.6 deg from the zenith (16.6 deg of field rotation in the sequence).
 Measured (seed 6): centres within 0.04 px of the truth in all 39 channels; spot distance /
 (13.72 lambda/D) within 0.3 % (the first channel, at the filter edge, is the worst: +0.25 %).
 """
@@ -132,10 +133,10 @@ def test_sequence_cube_angles_and_companions(center_cube, level1) -> None:
         assert np.nanmax(box) / np.nanstd(image[ring]) > 5.0  # measured S/N 7 (flat) and 14 (methane)
     # the methane feature is visible: in a 2.5 px aperture (no throughput correction, so both
     # spectra carry the same aperture and self-subtraction trends with lambda), the methane
-    # companion's 1150 nm band / 1250 nm continuum ratio is below the flat companion's (truth: 0.41
-    # times it). Speckle-limited with cADI and 7.4 deg of field rotation: measured 0.93 times with
-    # the sky turning as on the real IFS, 0.58 with the old, opposite sense (simulate-ifs 1.0; the
-    # companions cross other speckles); the flat companion's own ratio is 1.19 (truth 1.0)
+    # companion's 1150 nm band / 1250 nm continuum ratio is well below the flat companion's (truth:
+    # 0.41 times it). Measured with 16.6 deg of field rotation (HIGH_ROTATION_TARGET) and the sky
+    # turning as on the real IFS: 0.54 times (flat 1.27, methane 0.69). With 51 Eri's 7.4 deg the
+    # check was speckle-limited: 0.93 times in the physical sense, 0.58 in the old one.
     waves = seq.wavelengths_nm
     band, cont = (np.abs(waves - w).argmin() for w in (1150.0, 1250.0))
 
@@ -147,8 +148,7 @@ def test_sequence_cube_angles_and_companions(center_cube, level1) -> None:
 
     flat_comp, methane_comp = night.companions
     assert (flat_comp.spectrum, methane_comp.spectrum) == ("flat", "methane")
-    print("band ratios (flat, methane), rotation", band_ratio(flat_comp), band_ratio(methane_comp), seq.derot.max() - seq.derot.min())
-    assert band_ratio(methane_comp) < band_ratio(flat_comp)
+    assert band_ratio(methane_comp) < 0.75 * band_ratio(flat_comp)
     with pytest.raises(ValueError, match="no OBJECT,CENTER file"):
         reduce_sequence([objects[0].path], [], calibration, lambda dit: background, flat)
 
