@@ -32,6 +32,7 @@ from hcdc.archive.rdi_library import LibrarySettings
 from hcdc.cli import app
 from hcdc.instruments.registry import read_level1
 from hcdc.pipeline.registry import run_recipe
+from hcdc.science.orientation import rotation_from_derotation
 from hcdc.science.postprocessing import get_algorithm, snr
 
 SEP_MAS, PA_DEG, CONTRAST = 200.0, 40.0, 3e-4  # 16 px at 12.25 mas/px
@@ -184,7 +185,8 @@ def test_library_from_the_archive_beats_adi_on_a_close_companion(centre, tmp_pat
     from astropy.io import fits
 
     science = read_level1(catalogue.storage_root / "products" / "HD_1" / "level1")
-    cube, angles = np.asarray(science.cube[0], dtype=np.float32), np.asarray(science.derot, dtype=float)
+    # Level 1 DEROT in the vlt-sphere sense (ROTSENSE = 'CCW'): hcdc rotation angles are its opposite
+    cube, angles = np.asarray(science.cube[0], dtype=np.float32), rotation_from_derotation(science.derot)
     assert np.ptp(angles) < 5.0  # little field rotation
     reference = fits.getdata(path)[0]
     x, y = _companion_xy(cube.shape[-1], science.pixel_scale_mas)

@@ -64,7 +64,7 @@ def test_workflows_and_run_a_recipe_alone(runner, tmp_path):
         "-p",
         "previews=false",
         "-p",
-        "angle_convention=derotation",  # the simulation's angles are hcdc derotation angles
+        "angle_convention=hcdc-clockwise",  # the simulation's angles are hcdc clockwise ones
     )
     assert result["status"] == "done" and Path(result["outputs"]["product"]).is_file()
     best = max(result["outputs"]["summary"]["detections"], key=lambda d: d["snr"])

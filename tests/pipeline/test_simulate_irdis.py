@@ -22,10 +22,12 @@ from hcdc.instruments.sphere.irdis.simulate import (
     Companion,
     SequenceSpec,
     SimulatedNight,
+    pupil_drot2_deg,
     simulate_irdis_night,
 )
 from hcdc.science import geometry
 from hcdc.science.calibration.timing import dit_times, parallactic_angle
+from hcdc.science.orientation import rotation_from_derotation
 from hcdc.science.simulation import irdis as sim
 from hcdc.science.simulation.speckles import (
     NACO_LIKE_ENVELOPE,
@@ -318,6 +320,33 @@ def test_parallactic_angle_and_altitude_match_the_real_sky(night: SimulatedNight
         assert header[_h("ESO TEL ALT")] == pytest.approx(alt, abs=0.05)
 
 
+def test_derotator_keyword_follows_the_real_pupil_tracking_headers(
+    night: SimulatedNight, shared_data: Path
+) -> None:
+    """INS4 DROT2 BEGIN = TEL ALT / 2 + 180 in pupil tracking, as the real IFS headers (within their
+    0.5-0.7 deg scatter; slope 1/2 over 63.9-71.0 deg of altitude, where the older simulators'
+    alt + 144.5, equal at 71 deg, has slope 1)."""
+    real = []
+    for path in sorted((shared_data / "sphere_headers").glob("SPHER.*.hdr.txt")):
+        cards = {}
+        for line in path.read_text().splitlines():
+            for key in ("INS4 DROT2 BEGIN", "INS4 DROT2 MODE", "TEL ALT "):
+                if f"ESO {key}" in line and "=" in line:
+                    cards[key.strip()] = line.split("=", 1)[1].split("/", 1)[0].strip().strip("'").strip()
+        if cards.get("INS4 DROT2 MODE") == "ELEV":
+            real.append((float(cards["TEL ALT"]), float(cards["INS4 DROT2 BEGIN"])))
+    assert len(real) >= 5
+    for alt, drot2 in real:
+        assert drot2 == pytest.approx(pupil_drot2_deg(alt), abs=0.8)
+    slope = np.polyfit(*np.array(real).T, 1)[0]
+    assert 0.4 < slope < 0.6  # measured 0.501
+    for f in night.select("OBJECT")[::3]:
+        header = fits.getheader(f.path)
+        assert header[_h("ESO INS4 DROT2 MODE")] == "ELEV"
+        expected = header[_h("ESO TEL ALT")] / 2.0 + 180.0
+        assert header[_h("ESO INS4 DROT2 BEGIN")] == pytest.approx(expected, abs=0.01)
+
+
 @pytest.fixture(scope="module")
 def quiet_night(tmp_path_factory: pytest.TempPathFactory) -> SimulatedNight:
     """The night of :func:`night` without speckles: the scene's geometry alone."""
@@ -487,7 +516,7 @@ def test_companion_photometry_matches_contrast(night_pair: tuple[SimulatedNight,
                             tuple(fa.star_xy[k, field]),
                             c.separation_mas / sc.IRDIS_PIXEL_SCALE_MAS,
                             c.pa_deg,
-                            fa.derot[k],
+                            float(rotation_from_derotation(fa.derot[k])),  # DEROT is vlt-sphere's
                             with_c.anamorphism_xy,
                         )
                         model = np.zeros_like(diff)
@@ -608,7 +637,8 @@ def test_derotating_the_object_frames_puts_north_up_east_left(
                     )
                     angles.append(fa.derot[k])
             assert 300.0 < np.mean(angles) < 330.0  # parang ~ 160-190 deg + 135.99 - 1.75
-            final = np.mean(geometry.derotate(np.array(frames), np.array(angles), fill_value=0.0), axis=0)
+            turns = rotation_from_derotation(np.array(angles))  # frame k turned counter-clockwise by DEROT
+            final = np.mean(geometry.derotate(np.array(frames), turns, fill_value=0.0), axis=0)
             for comp in with_c.companions:
                 x, y = geometry.polar_to_pixel(
                     comp.separation_mas / sc.IRDIS_PIXEL_SCALE_MAS, comp.pa_deg, final.shape

@@ -47,6 +47,7 @@ from hcdc.instruments.sphere.ifs.extraction import (
 from hcdc.instruments.sphere.ifs.metadata import IFS_CALIB_DARK_DIT_S, ifs_flat_lamp, ifs_mode
 from hcdc.instruments.sphere.ifs.sequence import reduce_flux, reduce_sequence
 from hcdc.science.fits_cards import set_card
+from hcdc.science.orientation import ROTSENSE_CCW
 
 __all__ = [
     "RECIPE_NAME",
@@ -222,7 +223,8 @@ def reduce_ifs(
     h["HIERARCH HCDC PIXSCAL"] = (sc.IFS_PIXEL_SCALE_MAS, "[mas/px] cube sampling")
     h["HIERARCH HCDC STARX"] = (seq.cube.shape[-1] // 2, "star pixel x (0-based)")
     h["HIERARCH HCDC STARY"] = (seq.cube.shape[-2] // 2, "star pixel y (0-based)")
-    h["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT: turn clockwise for north up")
+    h["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT = PARANG + offsets (vlt-sphere)")
+    h["HIERARCH HCDC ROTSENSE"] = (ROTSENSE_CCW, "turn counter-clockwise by DEROT for N up")
     if crosstalk:
         set_card(h, "HIERARCH HCDC XTALK", True, "spectral cross-talk corrected")
         set_card(h, "HIERARCH HCDC XTALKF", geo.CROSSTALK.leaked_fraction, "cross-talk: light in wings")
