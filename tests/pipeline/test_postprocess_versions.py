@@ -210,6 +210,17 @@ def test_1_4_derotation_sense_and_old_level1_angles(tmp_path):
     a, b = run("1.4", old, "o14"), run("1.3", old, "o13")
     assert _same_arrays(Path(a["product"]), Path(b["product"]), loose=ASTROMETRIC_ERRORS)
     assert any(abs((pa - 130.0 + 180) % 360 - 180) < 2.0 for pa in pa_found(a))
+    # ... and 1.4 says so: such angles turn real pupil-tracking frames the wrong way
+    warned = run_recipe("l2-postprocess", old, params, work_dir=tmp_path / "w14", version="1.4").log
+    assert any("without ROTSENSE = 'CCW'" in w and "cw.fits" in w for w in warned)
+    assert not any(
+        "ROTSENSE" in w
+        for w in run_recipe("l2-postprocess", new, params, work_dir=tmp_path / "w14n").log
+    )
+    assert not any(
+        "ROTSENSE" in w
+        for w in run_recipe("l2-postprocess", old, params, work_dir=tmp_path / "w13", version="1.3").log
+    )
 
 
 def test_l2_rdi_1_1_reads_the_rotation_sense_and_1_0_stays_as_it_was():

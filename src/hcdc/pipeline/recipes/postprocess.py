@@ -407,6 +407,24 @@ def _select_frames(
     }
 
 
+def _old_sense_warnings(name: str, convention: str | None, given: str | None, legacy: bool) -> list[str]:
+    """The warning of ``l2-postprocess`` >= 1.4 when ``name`` declares hcdc's Level 1 ``derotation``
+    angles without ``ROTSENSE = 'CCW'`` (written before the sense was fixed) and the user gave no
+    convention: such angles are turned clockwise, as they were made, which is the wrong way for
+    real pupil-tracking data. Nothing for older versions (they turn everything so) nor for a
+    convention the user chose."""
+    from hcdc.science.orientation import LEGACY_DEROTATION
+
+    if legacy or given or convention != LEGACY_DEROTATION:
+        return []
+    return [
+        f"{name} holds hcdc Level 1 'derotation' angles without ROTSENSE = 'CCW' (written before "
+        "hcdc's rotation-sense fix): derotated clockwise, as they were made, which is wrong for "
+        "real pupil-tracking data (companions smear, position angles are wrong); rerun its Level 1, "
+        "or give angle_convention (docs/conventions.md, 'Rotation sense')"
+    ]
+
+
 def _level1_inputs(path: Path, params: PostprocessParametersV11, legacy: bool = False) -> dict[str, Any]:
     """A Level 1 product, read by the instrument that wrote it (:func:`hcdc.instruments.registry.read_level1`,
     which also gives the plate scale); its header says the angles' convention and the pointing.
@@ -450,7 +468,9 @@ def _level1_inputs(path: Path, params: PostprocessParametersV11, legacy: bool = 
         "angles": angles,
         "orientation": orientation,
         "notes": [],
-        "warnings": [],
+        "warnings": _old_sense_warnings(
+            f"Level 1 product {Path(path).name}", convention, params.angle_convention, legacy
+        ),
         "psf": product.psf,
         "wavelengths": product.wavelengths_um,
         "pixel_scale_mas": params.pixel_scale_mas or product.pixel_scale_mas,
@@ -571,7 +591,10 @@ def _user_cube_inputs(
         "angles": angles,
         "orientation": orientation,
         "notes": [text for level, text in notes if level == "note"],
-        "warnings": [text for level, text in notes if level == "warning"],
+        "warnings": [text for level, text in notes if level == "warning"]
+        + _old_sense_warnings(
+            f"angles {Path(inputs['angles']).name}", declared, params.angle_convention, legacy
+        ),
         "psf": psf,
         "wavelengths": files["wavelengths"],
         "reference": files["reference"],
