@@ -66,8 +66,8 @@ def test_zimpol_polarimetry_recipe_versions() -> None:
     import hcdc.pipeline.recipes.zimpol  # noqa: F401  (registers the recipes)
     from hcdc.pipeline.registry import get_recipe
 
-    new, old = get_recipe("zimpol-polarimetry"), get_recipe("zimpol-polarimetry", "0.1")
-    assert new.version == "0.2" and new.Parameters(
+    new, old = get_recipe("zimpol-polarimetry", "0.2"), get_recipe("zimpol-polarimetry", "0.1")
+    assert get_recipe("zimpol-polarimetry").version == "0.3" and new.Parameters(
         modulation_efficiency=(0.8, 0.9)
     ).modulation_efficiency == (0.8, 0.9)
     with pytest.raises(ValueError, match="no modulation efficiency"):

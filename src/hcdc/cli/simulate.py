@@ -206,6 +206,12 @@ def zimpol(
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same bytes."),
     underscore: bool = typer.Option(False, "--underscore-names", help="Write ':' as '_' in file names."),
     json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
+    legacy_sky_sense: bool = typer.Option(
+        False,
+        "--legacy-sky-sense",
+        help="Turn the sky counter-clockwise by DEROT on the detector, as this simulator did before "
+        "the rotation sense was fixed (docs/conventions.md); default: the physical sense.",
+    ),
 ) -> None:
     """Write a night of raw ZIMPOL files (both cameras, stripe-mask rows) with BIAS, DARK and
     FLAT,LAMP calibrations and the truth: a ring disc of known polarised brightness
@@ -221,7 +227,13 @@ def zimpol(
     night = _simulated_night(
         json_output,
         lambda report: simulate_zimpol_night(
-            out_dir, mode=mode, seed=seed, scale=scale, colon_in_names=not underscore, progress=report
+            out_dir,
+            mode=mode,
+            seed=seed,
+            scale=scale,
+            colon_in_names=not underscore,
+            progress=report,
+            legacy_sky_sense=legacy_sky_sense,
         ),
     )
     if night is None:

@@ -100,7 +100,11 @@ class ZimpolPolarimetry(Recipe):
     ``zimpol_pol_cam2.fits`` (:func:`hcdc.instruments.sphere.zimpol.level1.reduce_polarimetry`)."""
 
     name = "zimpol-polarimetry"
-    version = "0.2"  # 0.2: modulation_efficiency (Q, U divided by it per camera); 0.1 below
+    # 0.3: each HWP cycle turned north up counter-clockwise by its DEROT (vlt-sphere/VIP/IRDAP sense,
+    # docs/conventions.md); 0.2 (modulation_efficiency) and 0.1 below, hcdc's old clockwise sense
+    version = "0.3"
+    #: True: cycles derotated in hcdc's old clockwise sense (0.1, 0.2; kept bit for bit)
+    legacy_sense = False
     product_level = 2
     product_type = "level2-zimpol-stokes"
     description = (
@@ -129,6 +133,7 @@ class ZimpolPolarimetry(Recipe):
                     method=params.method,
                     ip_annulus_px=params.ip_annulus_px if params.ip_correction else None,
                     modulation_efficiency=params.modulation_efficiency,
+                    legacy_sense=self.legacy_sense,
                 )
         except level1.ZimpolError as exc:
             raise RecipeInputError(str(exc)) from exc
@@ -152,11 +157,22 @@ class ZimpolPolarimetryV01Parameters(ZimpolPolarimetryParameters):
 
 
 @register_recipe
+class ZimpolPolarimetryV02(ZimpolPolarimetry):
+    """``zimpol-polarimetry`` 0.2 (kept for reproducibility): cycles turned clockwise by DEROT,
+    hcdc's old sense (wrong on real data by 2 x DEROT: 3.5 deg in field tracking, POSANG 0)."""
+
+    version = "0.2"
+    legacy_sense = True
+
+
+@register_recipe
 class ZimpolPolarimetryV01(ZimpolPolarimetry):
-    """``zimpol-polarimetry`` 0.1 (kept for reproducibility): no modulation-efficiency correction."""
+    """``zimpol-polarimetry`` 0.1 (kept for reproducibility): no modulation-efficiency correction,
+    hcdc's old clockwise sense."""
 
     version = "0.1"
     Parameters = ZimpolPolarimetryV01Parameters
+    legacy_sense = True
 
 
 def _stokes_previews(paths: dict[int, Any]) -> dict[str, str]:

@@ -23,7 +23,9 @@ Steps (per camera, CAM1 and CAM2 reduced independently, as ESO QC / jmilli treat
    DET DITDELAY; pointing INS4 DROT2 RA/DEC); derotation angle ``parang + 135.99 + (-1.75)`` in
    pupil tracking (ELEV) and ``POSANG + (-1.75)`` in field tracking (SKY). ASSUMPTION: the IRDIS
    pupil offset and True North (vlt-sphere) are used for ZIMPOL; no ZIMPOL value is in the
-   reference. The pre-2016-07-12 derotator correction is not applied.
+   reference. The pre-2016-07-12 derotator correction is not applied. Frame ``k`` turned
+   counter-clockwise by ``DEROT[k]`` is north up (vlt-sphere/VIP/IRDAP; ``HCDC ROTSENSE = 'CCW'``
+   on the Level 1 product, docs/conventions.md).
 
 Outputs: :func:`reduce_imaging` writes a Level 1 product read by ``l2-postprocess``
 (:func:`level1_cube`: cube (cameras, frames, y, x) in ADU/s, DEROT, one wavelength per camera,
@@ -57,6 +59,7 @@ from hcdc.science.calibration import timing
 from hcdc.science.calibration.badpixels import correct_bad_pixels, hot_pixels
 from hcdc.science.calibration.centering import center_psf
 from hcdc.science.geometry import frame_center, rotate_frame, shift_frame
+from hcdc.science.orientation import ROTSENSE_CCW, rotation_from_derotation
 from hcdc.science.polarimetry import (
     HWP_STOKES,
     angle_of_linear_polarisation,
@@ -504,7 +507,8 @@ def reduce_imaging(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     hd = primary.header
     hd["BUNIT"] = ("ADU/s", "calibrated counts per second")
     _provenance(hd, IMAGING_RECIPE, files, started)
-    hd["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT: turn clockwise for north up")
+    hd["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT = PARANG + pupil offset + true north")
+    hd["HIERARCH HCDC ROTSENSE"] = (ROTSENSE_CCW, "turn counter-clockwise by DEROT for N up")
     hd["HIERARCH HCDC ANGSKY"] = (True, "DEROT includes pupil offset and true north")
     hd["HIERARCH HCDC PIXSCALE"] = (zc.REDUCED_PIXEL_SCALE_MAS, "[mas/px] 2 columns binned")
     ra, dec = _pointing(science[0].header)
@@ -525,6 +529,9 @@ def reduce_imaging(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     ):
         hdu = fits.ImageHDU(np.asarray(data), name=name)
         hdu.header["BUNIT"] = unit
+        if name == "DEROT":
+            hdu.header["ANGCONV"] = ("derotation", "vlt-sphere/VIP derotation (docs/conventions.md)")
+            hdu.header["ROTSENSE"] = (ROTSENSE_CCW, "frame k turned counter-clockwise by it is N up")
         hdus.append(hdu)
     rows = Table(
         {
@@ -646,6 +653,7 @@ def reduce_polarimetry(
     method: str = "double_difference",
     ip_annulus_px: tuple[float, float] | None = (3.0, 15.0),
     modulation_efficiency: tuple[float, float] = (1.0, 1.0),
+    legacy_sense: bool = False,
 ) -> PolarimetryResult:
     """Reduce a ZIMPOL polarimetric sequence to one Stokes/polarisation product per camera.
 
@@ -653,7 +661,11 @@ def reduce_polarimetry(
     reduced pixels (7.2 mas) where the instrumental polarisation is measured, None to skip the
     correction; ``modulation_efficiency`` (CAM1, CAM2, in (0, 1]): the modulation/demodulation
     efficiency by which the demodulated Q and U of each camera are divided (first, so the IP is
-    measured on the corrected signal; 1 = none, the 0.1 behaviour).
+    measured on the corrected signal; 1 = none, the 0.1 behaviour). Each HWP cycle is turned
+    north up counter-clockwise by its mean ``DEROT`` (``INS4 DROT2 POSANG`` + true north in field
+    tracking; the vlt-sphere/VIP/IRDAP sense, :func:`hcdc.science.orientation.rotation_from_derotation`,
+    docs/conventions.md); ``legacy_sense=True`` turns it clockwise, hcdc's old sense
+    (``zimpol-polarimetry`` 0.1/0.2), wrong on real data by ``2 x DEROT`` (3.5 deg for POSANG 0).
     Writes ``out_dir/zimpol_pol_cam<c>.fits`` (extensions I, Q, U, Q_PHI, U_PHI, PI,
     DOLP, AOLP and CYCLES) and returns the paths and a summary.
     """
@@ -721,8 +733,10 @@ def reduce_polarimetry(
                 q_k, u_k = ip.q, ip.u
                 ips.append((ip.p_q, ip.p_u))
             angle = float(np.mean([derot_file[j] for j in cycle]))
-            q_k, u_k = rotate_stokes(q_k, u_k, -angle, fill_value=np.nan)
-            i_k = rotate_frame(i_k, -angle, fill_value=np.nan)
+            # hcdc rotation (clockwise, geometry.derotate's sense) that puts north up
+            turn = angle if legacy_sense else float(rotation_from_derotation(angle))
+            q_k, u_k = rotate_stokes(q_k, u_k, -turn, fill_value=np.nan)
+            i_k = rotate_frame(i_k, -turn, fill_value=np.nan)
             i_sum = i_k if i_sum is None else i_sum + i_k
             q_sum = q_k if q_sum is None else q_sum + q_k
             u_sum = u_k if u_sum is None else u_sum + u_k
@@ -737,6 +751,8 @@ def reduce_polarimetry(
         hd["HIERARCH HCDC FILTER"] = (files.filters[camera - 1], "filter of this camera")
         hd["HIERARCH HCDC METHOD"] = (method, "Stokes from the HWP cycles")
         hd["HIERARCH HCDC NCYCLES"] = (n, "complete HWP cycles combined")
+        if not legacy_sense:
+            hd["HIERARCH HCDC ROTSENSE"] = (ROTSENSE_CCW, "cycles turned counter-clockwise by DEROT")
         hd["HIERARCH HCDC MODEFF"] = (float(modulation_efficiency[camera - 1]), "Q, U divided by it")
         hd["HIERARCH HCDC PIXSCALE"] = (zc.REDUCED_PIXEL_SCALE_MAS, "[mas/px]")
         if ips:

@@ -51,7 +51,9 @@ from hcdc.instruments.sphere.simulated_headers import archive_name
 from hcdc.instruments.sphere.zimpol import constants as zc
 from hcdc.instruments.sphere.zimpol import raw
 from hcdc.science.calibration.timing import derotation_angles, dit_times, parallactic_angle
-from hcdc.science.geometry import frame_center
+from hcdc.science.geometry import frame_center, rotate_frame
+from hcdc.science.orientation import rotation_from_derotation
+from hcdc.science.polarimetry.maps import position_angle_from_star
 from hcdc.science.polarimetry.rotation import rotate_stokes
 from hcdc.science.simulation import irdis as sim
 from hcdc.science.simulation.dpi import DPIScene, simulate_dpi_beams
@@ -443,6 +445,10 @@ class _Model:
     modulation_efficiency: tuple[float, float] = (1.0, 1.0)
     speckles: Any = None  # imaging: evolving speckle field (fixed on the detector, pupil tracking)
     t_ref: Time | None = None
+    #: True: the sky turned counter-clockwise by DEROT on the detector (hcdc's old sense, the simulator
+    #: before the sense fix); False: clockwise by DEROT, the physical sense of vlt-sphere/VIP/IRDAP
+    #: (:func:`hcdc.science.orientation.rotation_from_derotation`, docs/conventions.md)
+    legacy_sky_sense: bool = False
 
 
 def _pair_rows(fine: np.ndarray) -> np.ndarray:
@@ -506,7 +512,8 @@ def _imaging_light(
     fine += speckles
     for c in model.companions:
         sep_px = c.separation_mas / zc.PIXEL_SCALE_MAS
-        x, y = sim.companion_detector_xy(star, sep_px, c.pa_deg, derot_deg)
+        turn = derot_deg if model.legacy_sky_sense else float(rotation_from_derotation(derot_deg))
+        x, y = sim.companion_detector_xy(star, sep_px, c.pa_deg, turn)
         through = float(sim.coronagraph_transmission(sep_px, mask_px)) if coronagraphic else 1.0
         sim.add_airy(fine, x, y, STAR_FLUX_ADU_S * (1.0 - HALO_FRACTION) * c.contrast * through, lod, radius)
     return _pair_rows(fine)
@@ -603,6 +610,8 @@ def simulate_zimpol_night(
     colon_in_names: bool = True,
     progress: Any = None,
     modulation_efficiency: tuple[float, float] = (1.0, 1.0),
+    legacy_sky_sense: bool = False,
+    disc_bright_side: tuple[float, float] | None = None,
 ) -> SimulatedZimpolNight:
     """Write a night of raw ZIMPOL files of ``mode`` (``imaging`` or ``polarimetry``) into ``out_dir``.
 
@@ -611,8 +620,14 @@ def simulate_zimpol_night(
     for a seed. ``modulation_efficiency`` (polarimetry; CAM1, CAM2, each in (0, 1]): the fraction of
     the polarised signal that the modulation and charge shifting keep in the two states,
     ``(I +- eff S)/2`` (1 = ideal, the default; the real value is measured by ZIMPOL's
-    modulation/demodulation-efficiency calibration). Raises ``ValueError`` for an unknown
-    mode/scale, a companion outside the field or an efficiency outside (0, 1].
+    modulation/demodulation-efficiency calibration). The sky is turned clockwise by ``DEROT`` on
+    the detector, as on the real instrument (frame ``k`` turned counter-clockwise by ``DEROT[k]`` is
+    north up: vlt-sphere/VIP/IRDAP, docs/conventions.md); ``legacy_sky_sense=True`` turns it the
+    other way, as this simulator did before the sense was fixed (and then leaves Stokes I of the
+    polarimetric scene unturned, as it did). ``disc_bright_side`` (polarimetry): ``(pa_deg,
+    amplitude)``, the disc's polarised brightness multiplied by ``1 + amplitude cos(PA - pa_deg)``
+    (a bright side at sky PA ``pa_deg``, east of north; 0 <= amplitude < 1). Raises ``ValueError``
+    for an unknown mode/scale, a companion outside the field or an efficiency outside (0, 1].
     """
     if not all(0.0 < e <= 1.0 for e in modulation_efficiency) or len(modulation_efficiency) != 2:
         raise ValueError(
@@ -620,6 +635,8 @@ def simulate_zimpol_night(
         )
     if mode not in MODES:
         raise ValueError(f"unknown ZIMPOL mode {mode!r}; use one of {', '.join(MODES)}")
+    if disc_bright_side is not None and not 0.0 <= disc_bright_side[1] < 1.0:
+        raise ValueError(f"disc bright-side amplitude must be in [0, 1), got {disc_bright_side[1]}")
     if scale not in SCALES:
         raise ValueError(f"unknown scale {scale!r}; use one of {', '.join(SCALES)}")
     sc_obj = SCALES[scale]
@@ -662,8 +679,18 @@ def simulate_zimpol_night(
         truth = simulate_dpi_beams(disc, seed=0).truth  # noiseless: only the sky maps are used
         i = truth.i
         # polarisation created before the half-wave plate, then the field orientation (True North)
-        q_in, u_in = truth.q + disc.ip_q * i, truth.u + disc.ip_u * i
-        q_det, u_det = rotate_stokes(q_in, u_in, sc.TRUE_NORTH_DEG, order=1, fill_value=0.0)
+        q_sky, u_sky = truth.q, truth.u
+        if disc_bright_side is not None:
+            side = 1.0 + disc_bright_side[1] * np.cos(
+                np.radians(position_angle_from_star(q_sky.shape) - disc_bright_side[0])
+            )
+            q_sky, u_sky = q_sky * side, u_sky * side
+        q_in, u_in = q_sky + disc.ip_q * i, u_sky + disc.ip_u * i
+        # field tracking, POSANG 0: DEROT = True North (level1.frame_angles)
+        turn = sc.TRUE_NORTH_DEG if legacy_sky_sense else float(rotation_from_derotation(sc.TRUE_NORTH_DEG))
+        q_det, u_det = rotate_stokes(q_in, u_in, turn, order=1, fill_value=0.0)
+        if not legacy_sky_sense:
+            i = rotate_frame(i, turn, order=1, fill_value=0.0)
         disc_iqu = (i, q_det, u_det)
     else:
         disc = None
@@ -678,6 +705,7 @@ def simulate_zimpol_night(
         companions=companions,
         star_offset_px=(float(srng.uniform(-3, 3)), float(srng.uniform(-3, 3))),
         speckles=make_evolving_speckles(srng) if mode == "imaging" else None,
+        legacy_sky_sense=legacy_sky_sense,
     )
     plan = _plan(mode, sc_obj, target, night)
     model.t_ref = Time(plan[0].date_obs, scale="utc")
@@ -729,6 +757,16 @@ def simulate_zimpol_night(
         disc=disc,
         companions=companions,
         modulation_efficiency=model.modulation_efficiency,
+        extra={
+            "sky_sense": "legacy (counter-clockwise by DEROT)"
+            if legacy_sky_sense
+            else "physical (clockwise by DEROT)",
+            **(
+                {"disc_bright_side": {"pa_deg": disc_bright_side[0], "amplitude": disc_bright_side[1]}}
+                if disc_bright_side is not None
+                else {}
+            ),
+        },
     )
     _write_truth(night_truth)
     return night_truth
