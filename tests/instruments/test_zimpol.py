@@ -27,6 +27,7 @@ from hcdc.instruments.sphere.zimpol.simulate import simulate_zimpol_night, true_
 from hcdc.pipeline.provenance import sha256_file
 from hcdc.pipeline.workflow import run_workflow, select_workflow
 from hcdc.science.geometry import frame_center
+from hcdc.science.orientation import rotation_from_derotation
 from hcdc.science.polarimetry import position_angle_from_star
 
 
@@ -116,8 +117,9 @@ def test_polarimetry_recovers_the_disc(polarimetry) -> None:
         phi = position_angle_from_star(truth.shape)
         delta = (maps["AOLP"] - (phi + 90.0) + 90.0) % 180.0 - 90.0
         assert abs(np.median(delta[bright])) < 1.0 and np.percentile(np.abs(delta[bright]), 90) < 5.0
-        # instrumental polarisation: found (turned by 2 x True North on the detector) and removed
-        two_tn = np.radians(2.0 * sc.TRUE_NORTH_DEG)
+        # instrumental polarisation: found (turned with the field, by -2 x True North on the
+        # detector: the sky turns clockwise by DEROT = True North, docs/conventions.md) and removed
+        two_tn = np.radians(2.0 * float(rotation_from_derotation(sc.TRUE_NORTH_DEG)))
         ip_q = np.cos(two_tn) * disc["ip_q"] - np.sin(two_tn) * disc["ip_u"]
         ip_u = np.sin(two_tn) * disc["ip_q"] + np.cos(two_tn) * disc["ip_u"]
         assert header["HIERARCH HCDC IP Q"] == pytest.approx(ip_q, abs=1e-3)

@@ -507,7 +507,7 @@ def reduce_imaging(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
     hd = primary.header
     hd["BUNIT"] = ("ADU/s", "calibrated counts per second")
     _provenance(hd, IMAGING_RECIPE, files, started)
-    hd["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT = PARANG + pupil offset + true north")
+    hd["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT = PARANG + pupil offset + TN")
     hd["HIERARCH HCDC ROTSENSE"] = (ROTSENSE_CCW, "turn counter-clockwise by DEROT for N up")
     hd["HIERARCH HCDC ANGSKY"] = (True, "DEROT includes pupil offset and true north")
     hd["HIERARCH HCDC PIXSCALE"] = (zc.REDUCED_PIXEL_SCALE_MAS, "[mas/px] 2 columns binned")
