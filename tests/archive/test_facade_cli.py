@@ -14,11 +14,14 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from hcdc.archive.access import load_principal
 from hcdc.archive.access_models import JobOwner, User
+from hcdc.archive.catalogue import NotFound
 from hcdc.archive.ingest import ingest
 from hcdc.archive.obscore import ObsCoreRow
 from hcdc.archive.pipeline_models import Job
 from hcdc.cli import app
+from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
 from .access_world import add_product
 
@@ -178,3 +181,12 @@ def test_fit_jobs_are_queued_with_their_owner(spica: str, catalogue) -> None:
     assert shell["jobs"][0]["job"] not in owners
     assert row.workflow == "oifits-fit" and row.parameters == ["fit.model=ud"] and row.state == "queued"
     assert row.inputs["oifits"][0].endswith(".fits")
+    # the facade queues a fit only of a file its user may see (a hidden one is missing), and
+    # writes nothing then
+    with catalogue.engine.connect() as conn:
+        other = load_principal(conn, "other")
+    with catalogue.as_user(other, facade=ProcessingCatalogue) as view:
+        with pytest.raises(NotFound):
+            view.queue_oifits_fit(1, ["fit.model=ud"])
+    with catalogue.engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Job)) == 2
