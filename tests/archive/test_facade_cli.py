@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from hcdc.archive.access import load_principal
+from hcdc.archive.access import AccessDenied, load_principal
 from hcdc.archive.access_models import JobOwner, User
 from hcdc.archive.catalogue import NotFound
 from hcdc.archive.ingest import ingest
@@ -159,6 +159,21 @@ def test_collections_delegations_calibrators_and_obscore(spica: str, catalogue, 
     assert summary["granules"] == 1
     line = _ok(root, "vo", "rebuild-obscore")
     assert line == f"ivoa.obscore: {before} rows (0 raw files, 0 products, 1 granules)\n"
+    # through the facade, the administration of collections is refused to a user (A1), who
+    # still reads the public calibrator catalogue and, as spica's delegate, its granule
+    with catalogue.engine.connect() as conn:
+        other = load_principal(conn, "other")
+    with catalogue.as_user(other) as view:
+        for refused in (
+            view.granules.collections,
+            view.granules.delegations,
+            lambda: view.granules.import_calibrators(table_file),
+            view.admin,
+        ):
+            with pytest.raises(AccessDenied, match="A1"):
+                refused()
+        assert [c["name"] for c in view.granules.calibrators()] == ["alf Cen A"]
+        assert [g["collection"] for g in view.granules.search()] == ["spica"]
 
 
 @pytest.mark.shared_data

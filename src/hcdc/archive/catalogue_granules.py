@@ -191,8 +191,9 @@ class GranuleCatalogue:
 
     def collections(self) -> list[dict[str, Any]]:
         """The collections with their embargo, data rights, data PI, rules and granule counts
-        (:func:`hcdc.archive.interferometry.list_collections`: OiDB lists its collections
-        publicly; the granules stay filtered by the rules)."""
+        (:func:`hcdc.archive.interferometry.list_collections`), admins only (rule A1: the
+        counts include embargoed granules, the data PIs are accounts)."""
+        self.access.require(self.access.can_manage())
         return oi.list_collections(self.conn)
 
     def add_collection(self, spec: CollectionSpec) -> dict[str, Any]:
