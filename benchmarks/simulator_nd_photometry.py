@@ -11,6 +11,14 @@ the median of an 8-11 lambda/D annulus, against core x ND + the model's mean spe
 its mean, rms and worst deviation from 1::
 
     PYTHONPATH=src .venv/bin/python benchmarks/simulator_nd_photometry.py [--seeds 0-11]
+        [--models default,low_order]
+
+Three ways of counting (``fills``): ``sky_fill`` (the test's measurement before 2026-12-07: bad
+pixels as the sky, the model's mean speckle light), ``mirror_fill`` (bad pixels from the
+point-symmetric pixel, mean speckle light) and ``own_light`` (the test from 2026-12-07: bad
+pixels as the sky, and the expected value built with the frame's own speckle light and the
+light the frame's bad pixels hide, both measured the same way on the noise-free model of that
+frame: :func:`frame_terms`).
 
 Prints one JSON object.
 """
@@ -26,15 +34,22 @@ import time
 from pathlib import Path
 
 import numpy as np
+from astropy import units as u
 from astropy.io import fits
+from astropy.time import Time
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from hcdc.instruments.sphere import constants as sc  # noqa: E402
+from hcdc.instruments.sphere.irdis import simulate as simmod  # noqa: E402
 from hcdc.instruments.sphere.irdis.simulate import SequenceSpec, simulate_irdis_night  # noqa: E402
 from hcdc.science.simulation import irdis as sim  # noqa: E402
-from hcdc.science.simulation.speckles import NACO_LIKE_WITH_LOW_ORDER, make_evolving_speckles  # noqa: E402
+from hcdc.science.simulation.speckles import (  # noqa: E402
+    NACO_LIKE_ENVELOPE,
+    NACO_LIKE_WITH_LOW_ORDER,
+    make_evolving_speckles,
+)
 
 SHORT = (
     SequenceSpec("DB_H23", "DBI", 64.0, 2, 64.0, 4.0, "ND_2.0", "x"),
@@ -83,8 +98,47 @@ def speckle_light(night, r_ap: float, r_in: float, r_out: float) -> float:
     return float(inner - np.pi * r_ap**2 * ring)
 
 
-def ratios(night, mirror: bool = False) -> list[float]:
+def night_speckles(night):
+    """The night's evolving speckle field, as :func:`simulate_irdis_night` makes it (speckle level 1,
+    no AO conditioning)."""
+    assert night.ao_telemetry is None
+    model = dict(NACO_LIKE_WITH_LOW_ORDER) if night.low_order_speckles else {"envelope": NACO_LIKE_ENVELOPE}
+    r_env, level_env = model.pop("envelope")
+    return make_evolving_speckles(
+        np.random.default_rng(night.speckle_seed),
+        envelope=(r_env, tuple(max(v, 1e-300) for v in level_env)),
+        **model,
+    )
+
+
+def frame_terms(night, f, k: int, field: int, speckles, r_ap: float, r_in: float, r_out: float):
+    """``(own speckle light, hidden light)`` of DIT ``k`` of FLUX file ``f``, field ``field``, in
+    units of the star's flux through the ND: the speckle term of the simulator's noise-free scene
+    of that frame (same time, position and band) measured as the test measures (aperture minus
+    the annulus median), and what the frame's bad pixels inside the aperture hide when counted as
+    the sky (the noise-free scene's aperture flux with and without them)."""
+    flt = f.filter
+    optics = simmod._optics(flt)[field]
+    t_ref = Time(night.files[0].date_obs, scale="utc")  # the plan's first exposure (model.t_ref)
+    t_s = (Time(f.mjd_mid[k], format="mjd", scale="utc") - t_ref).to_value(u.s)
+    xy = tuple(f.star_xy[k, field])
+    shape = (night.scale.shape[0], night.field_width)
+    own = np.zeros(shape)
+    sim.add_speckles(own, xy, 1.0, speckles, optics, t_s)
+    scene = sim.render_star_field(
+        shape,
+        sim.StarScene(kind="flux", star_xy=xy, star_flux=1.0, optics=optics, speckles=speckles, time_s=t_s),
+    )
+    bad = night.detector.bad_pixels[:, field * night.field_width : (field + 1) * night.field_width] > 0
+    hidden_scene = np.where(bad, np.nan, scene)
+    ring = (r_ap, r_in, r_out)
+    hidden = aperture_flux(scene, *xy, *ring) - aperture_flux(hidden_scene, *xy, *ring)
+    return aperture_flux(own, *xy, *ring), hidden
+
+
+def ratios(night, mirror: bool = False, own_light: bool = False) -> list[float]:
     light = speckle_light(night, 3.0, 8.0, 11.0)
+    speckles = night_speckles(night) if own_light else None
     out = []
     for flt in ("DB_H23", "BB_H"):
         for f in night.select("OBJECT,FLUX", flt):
@@ -94,10 +148,13 @@ def ratios(night, mirror: bool = False) -> list[float]:
                 fw = night.field_width
                 image = calibrated(night, f, 0)[:, field * fw : (field + 1) * fw]
                 measured = aperture_flux(image, *f.star_xy[0, field], 3 * lod, 8 * lod, 11 * lod, mirror)
+                hidden = 0.0
+                if own_light:
+                    light, hidden = frame_terms(night, f, 0, field, speckles, 3 * lod, 8 * lod, 11 * lod)
                 expected = (
                     night.star_flux_adu_s[flt][field]
                     * sc.nd_transmission(f.nd, wl)
-                    * (sim.airy_encircled_energy(3) + light)
+                    * (sim.airy_encircled_energy(3) + light - hidden)
                 )
                 out.append(measured / expected)
     return out
@@ -108,18 +165,21 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seeds", default="0-11", help="range 'a-b' (inclusive)")
+    parser.add_argument("--models", default="default,low_order", help="comma-separated: default, low_order")
     args = parser.parse_args()
     a, b = (int(v) for v in args.seeds.split("-"))
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "seeds": [a, b],
                     "loadavg": os.getloadavg()[0], "models": {}}  # fmt: skip
-    for name, low_order in (("default", False), ("low_order", True)):
-        values: dict[str, list] = {"sky_fill": [], "mirror_fill": []}
+    for name in args.models.split(","):
+        low_order = {"default": False, "low_order": True}[name]
+        values: dict[str, list] = {"sky_fill": [], "mirror_fill": [], "own_light": []}
         for seed in range(a, b + 1):
             with tempfile.TemporaryDirectory() as tmp:
                 night = simulate_irdis_night(tmp, seed=seed, scale="small", sequences=SHORT,
                                              low_order_speckles=low_order)  # fmt: skip
                 values["sky_fill"].append([round(v, 4) for v in ratios(night)])
                 values["mirror_fill"].append([round(v, 4) for v in ratios(night, mirror=True)])
+                values["own_light"].append([round(v, 4) for v in ratios(night, own_light=True)])
         result["models"][name] = {}
         for fill, rows in values.items():
             flat = np.array([v for row in rows for v in row])

@@ -60,12 +60,11 @@ CLI_FACADE_ONLY: dict[str, set[str]] = {
     "hcdc.archive.granules": set(),
     "hcdc.archive.obscore": set(),
 }
-#: what no command module may import: ``acting`` hands out a bare connection and principal
+#: what no command module may import (``acting``, a bare connection and principal, is gone from
+#: cli/common: a command opens the facade, ``viewing``, or the operator's, ``operating``)
 CLI_FORBIDDEN = {"hcdc.cli.common": {"acting"}}
 #: (command module, what it imports) not through the facade yet, and why (may only shrink)
-CLI_EXCEPTIONS: dict[tuple[str, str], str] = {
-    ("cli/monitor.py", "hcdc.cli.common.acting"): "monitoring (docs/architecture.md lists it)",
-}
+CLI_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 #: the VO routers (TAP sync/async/UWS, uploads, ObsCore, SIA, DataLink) reach the catalogue through
 #: its VO sub-facade (``UserCatalogue.vo``, hcdc.archive.catalogue_vo): they build no SQL and call
@@ -95,6 +94,114 @@ VO_EXCEPTIONS: dict[tuple[str, str], str] = {
     ): "run_adql, the tool of tests and benchmarks/vo_cone.py (routes: the facade)",
     ("web/vo/tap.py", "table_sources"): "re-exported for tools; the routes compile through the facade",
 }
+
+
+#: the data centre operating itself (ingest, associations, quarantine, fsck, queueing, the worker,
+#: watch, reruns) and monitoring: the interfaces reach them through the operator's entry point
+#: (``ProcessingCatalogue.operations``, hcdc.pipeline.operations.operator) and the monitoring
+#: sub-facade (``UserCatalogue.monitoring``, hcdc.archive.catalogue_monitoring), never directly
+OPERATION_NAMES: dict[str, set[str]] = {
+    "hcdc.archive.ingest": {"ingest", "Ingester"},
+    "hcdc.archive.fsck": {"fsck", "sweep_product_orphans"},
+    "hcdc.archive.associations": {"associate_all", "associate_dataset", "association_view"},
+    "hcdc.archive.queries": {"list_quarantine"},
+    "hcdc.pipeline.operations.worker": {"Worker", "queue_datasets", "execute_job", "ready_datasets"},
+    "hcdc.pipeline.operations.watch": {"watch", "watch_once"},
+    "hcdc.pipeline.operations.calibrations": {"calibration_hook", "queue_calibrations"},
+    "hcdc.pipeline.operations.reruns": {"rerun_product"},
+    "hcdc.pipeline.operations.batches": {"submit_batch"},
+    "hcdc.archive.telemetry": {
+        "night_overview",
+        "product_conditions_dir",
+        "products_conditions",
+        "contrast_conditions",
+        "expected_contrast",
+        "dataset_frame_conditions",
+    },
+    "hcdc.archive.monitoring_report": {"monitoring_report"},
+    "hcdc.archive.programme_overview": {"programme_overview"},
+    "hcdc.archive.astrometry_monitor": {
+        "astrometric_series",
+        "add_astrometric_calibration",
+        "add_measured_calibration",
+    },
+}
+#: (interface module, module.name) still calling an operation directly, and why (may only shrink)
+OPERATION_EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("web/batches.py", "hcdc.pipeline.operations.batches.submit_batch"): (
+        "a user's batch from the portal (A6 asked inside submit_batch), not the operator's"
+    ),
+}
+
+
+def _operation_offences(path: Path) -> set[str]:
+    """The operations (``module.name``) a module imports or calls through an imported module."""
+    found = set()
+    modules: dict[str, str] = {}  # local name -> operation module imported whole
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            for alias in node.names:
+                if alias.name in OPERATION_NAMES.get(node.module, ()):
+                    found.add(f"{node.module}.{alias.name}")
+                if f"{node.module}.{alias.name}" in OPERATION_NAMES:
+                    modules[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in OPERATION_NAMES:
+                    modules[alias.asname or alias.name] = alias.name
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            base = node.value
+            dotted = []
+            while isinstance(base, ast.Attribute):
+                dotted.append(base.attr)
+                base = base.value
+            if isinstance(base, ast.Name):
+                module = ".".join([modules.get(base.id, base.id), *reversed(dotted)])
+                if node.attr in OPERATION_NAMES.get(module, ()):
+                    found.add(f"{module}.{node.attr}")
+    return found
+
+
+def test_interfaces_operate_through_the_operator_facade() -> None:
+    seen = set()
+    unexpected = []
+    for package in INTERFACES:
+        for path in sorted((SRC / package).rglob("*.py")):
+            name = path.relative_to(SRC).as_posix()
+            for what in _operation_offences(path):
+                seen.add((name, what))
+                if (name, what) not in OPERATION_EXCEPTIONS:
+                    unexpected.append(
+                        f"{name} uses {what}: go through ProcessingCatalogue.operations "
+                        "(pipeline/operations/operator.py) or UserCatalogue.monitoring"
+                    )
+    assert not unexpected, "\n".join(unexpected)
+    stale = sorted(
+        f"{m} no longer uses {w}: remove it from OPERATION_EXCEPTIONS"
+        for m, w in set(OPERATION_EXCEPTIONS) - seen
+    )
+    assert not stale, "\n".join(stale)
+
+
+def test_the_operation_check_sees_an_offence(tmp_path: Path) -> None:
+    module = tmp_path / "ops.py"
+    module.write_text(
+        "from hcdc.archive.ingest import ingest, IngestSummary\n"
+        "from hcdc.pipeline.operations import batches as ops, jobs\n"
+        "import hcdc.archive.fsck\n"
+        "from hcdc.archive.telemetry import NightOverview\n"
+        "ops.submit_batch(1)\n"
+        "ops.cancel_batch(1)\n"
+        "hcdc.archive.fsck.fsck(2)\n"
+        "jobs.queue_job(3)\n"
+    )
+    assert _operation_offences(module) == {
+        "hcdc.archive.ingest.ingest",
+        "hcdc.pipeline.operations.batches.submit_batch",
+        "hcdc.archive.fsck.fsck",
+    }
 
 
 def _offences(path: Path) -> set[str]:
@@ -151,7 +258,7 @@ def test_commands_use_the_facade_for_the_archive_operations() -> None:
     unexpected = []
     for path in sorted((SRC / "cli").rglob("*.py")):
         name = path.relative_to(SRC).as_posix()
-        if name == "cli/common.py":  # opens the facade (and keeps acting for the list below)
+        if name == "cli/common.py":  # opens the facade
             continue
         for what in _cli_offences(path):
             seen.add((name, what))

@@ -205,3 +205,27 @@ def test_measured_time_series_flags_a_drift(catalogue, tmp_path):
         assert abs(m["true_north_deg"] - tn) < 3 * m["true_north_err_deg"]
         assert abs(m["plate_scale_mas"] - sc.IRDIS_PIXEL_SCALE_MAS) < 3 * m["plate_scale_err_mas"]
         assert not m["plate_scale"]["flagged"]
+
+
+def test_migration_0024_downgrades_and_upgrades(catalogue) -> None:
+    """0024_astrometry_monitor (the registered reference fields) goes down to the revision before
+    it (whatever the chain puts there) and back up to head."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import inspect
+
+    from hcdc.archive.db import alembic_config, current_revision, head_revision
+
+    config = alembic_config()
+    before = ScriptDirectory.from_config(config).get_revision("0024_astrometry_monitor").down_revision
+    assert "astrometric_reference_fields" in inspect(catalogue.engine).get_table_names()
+    with catalogue.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, before)
+    names = set(inspect(catalogue.engine).get_table_names())
+    assert "astrometric_reference_fields" not in names and "astrometric_calibrations" in names
+    with catalogue.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+    assert "astrometric_reference_fields" in inspect(catalogue.engine).get_table_names()
+    assert current_revision(catalogue.engine) == head_revision()

@@ -32,6 +32,7 @@ from hcdc.archive.rdi_library import LibrarySettings
 from hcdc.cli import app
 from hcdc.instruments.registry import read_level1
 from hcdc.pipeline.registry import run_recipe
+from hcdc.science.orientation import rotation_from_derotation
 from hcdc.science.postprocessing import get_algorithm, snr
 
 SEP_MAS, PA_DEG, CONTRAST = 200.0, 40.0, 3e-4  # 16 px at 12.25 mas/px
@@ -77,11 +78,13 @@ def night(tmp_path_factory):
     return {"raw": raw_dirs, "level1": level1}
 
 
-@pytest.fixture(scope="module")
-def centre(night, module_database_url, tmp_path_factory):
-    """A data centre holding the five nights and the five Level 1 products (one per dataset)."""
-    root = tmp_path_factory.mktemp("rdi_dc")
-    catalogue = init_data_centre(root / "dc", database_url=module_database_url)
+def _make_centre(night, database_url: str, root: Path, conditions: dict | None = None):
+    """A data centre holding the five nights and the five Level 1 products (one per dataset);
+    ``conditions``: target -> (seeing arcsec, tau0 s, Strehl) written in every ``CONDITIONS``
+    row of that product (the simulated nights have no SPARTA files: the rows are NaN)."""
+    from astropy.io import fits
+
+    catalogue = init_data_centre(root / "dc", database_url=database_url)
     for raw in night["raw"]:
         assert ingest(catalogue, [raw], workers=1).quarantined == 0
     associate_all(catalogue.engine)
@@ -96,6 +99,12 @@ def centre(night, module_database_url, tmp_path_factory):
     for name, (folder, summary) in night["level1"].items():
         dest = catalogue.storage_root / "products" / name.replace(" ", "_") / "level1"
         shutil.copytree(folder, dest)
+        if conditions is not None:
+            seeing, tau0, strehl = conditions[name]
+            with fits.open(dest / "frames.fits", mode="update") as hdul:
+                # the table is there, NaN without telemetry: its rows get the given conditions
+                table = hdul["CONDITIONS"].data
+                table["SEEING"][:], table["TAU0"][:], table["STREHL"][:] = seeing, tau0, strehl
         record = {"id": f"l1-{name}", "recipe": "level1-irdis", "recipe_version": "1.1", "parents": []}
         specs.append(
             prod.ProductSpec(
@@ -113,7 +122,13 @@ def centre(night, module_database_url, tmp_path_factory):
             )
         )
     ids = prod.register_products(catalogue.engine, specs, catalogue.storage_root)
-    products = dict(zip(night["level1"], ids, strict=True))
+    return catalogue, dict(zip(night["level1"], ids, strict=True))
+
+
+@pytest.fixture(scope="module")
+def centre(night, module_database_url, tmp_path_factory):
+    """A data centre holding the five nights and the five Level 1 products (one per dataset)."""
+    catalogue, products = _make_centre(night, module_database_url, tmp_path_factory.mktemp("rdi_dc"))
     yield catalogue, products
     catalogue.engine.dispose()
 
@@ -170,7 +185,8 @@ def test_library_from_the_archive_beats_adi_on_a_close_companion(centre, tmp_pat
     from astropy.io import fits
 
     science = read_level1(catalogue.storage_root / "products" / "HD_1" / "level1")
-    cube, angles = np.asarray(science.cube[0], dtype=np.float32), np.asarray(science.derot, dtype=float)
+    # Level 1 DEROT in the vlt-sphere sense (ROTSENSE = 'CCW'): hcdc rotation angles are its opposite
+    cube, angles = np.asarray(science.cube[0], dtype=np.float32), rotation_from_derotation(science.derot)
     assert np.ptp(angles) < 5.0  # little field rotation
     reference = fits.getdata(path)[0]
     x, y = _companion_xy(cube.shape[-1], science.pixel_scale_mas)
@@ -214,6 +230,18 @@ def test_library_from_the_archive_beats_adi_on_a_close_companion(centre, tmp_pat
     found = [d for d in summary["detections"] if abs(d["separation_mas"] - SEP_MAS) < 25]
     assert found and found[0]["snr"] > 10.0, summary["detections"]
     print(f"l2-rdi detection: {found[0]['separation_mas']:.0f} mas, S/N {found[0]['snr']:.1f}")
+    # with its (default) 5-sigma contrast curve: measured with fakes in the science frames reduced
+    # with the same library (honest: tests/science/postprocessing/test_rdi_contrast.py); the
+    # companion, found at S/N > 10, is above the limit at its separation
+    with_curve = run_recipe(
+        "l2-rdi",
+        {"level1": catalogue.storage_root / "products" / "HD_1" / "level1", "library": path},
+        ["ncomp=5", 'algorithm_params={"n_keep": 20}', "previews=false"],
+        work_dir=tmp_path / "l2c",
+    ).outputs["summary"]
+    at = {round(c["separation_arcsec"], 3): c["contrast"][0] for c in with_curve["contrast_at"]}
+    print(f"l2-rdi 5-sigma contrast: {at}")
+    assert at[0.2] is not None and 0 < at[0.2] < CONTRAST
 
 
 def test_library_uses_only_what_the_account_may_see(centre):
@@ -283,6 +311,55 @@ def test_library_conditions_thresholds_and_setup_mismatch(centre):
         conn.execute(update(File).where(File.target == "HD1").values(dit=16.0))
 
 
+#: per-product conditions (seeing arcsec, tau0 s, Strehl) of the conditions-ranking test: HD 2 and
+#: HD 4 observed in the science star's conditions (HD 4 nearly), HD 3 and HD 5 in bad seeing
+CONDITIONS = {
+    "HD 1": (0.6, 5e-3, 0.8),
+    "HD 2": (0.6, 5e-3, 0.8),
+    "HD 3": (1.5, 2e-3, 0.4),
+    "HD 4": (0.65, 4.5e-3, 0.75),
+    "HD 5": (1.5, 2e-3, 0.4),
+}
+
+
+def test_library_ranking_can_prefer_frames_of_similar_conditions(night, database_url, tmp_path):
+    """Known answer: by correlation alone (the default) the library mixes all four stars (they
+    share the instrument's speckles); with ``conditions_weight`` 1 the frames of the two stars
+    observed in the science star's conditions rank first and fill a library of their size; the
+    default still ranks by correlation alone although the products now carry conditions."""
+    catalogue, products = _make_centre(night, database_url, tmp_path, CONDITIONS)
+    try:
+        conn, cat = _user_catalogue(catalogue, None)
+        try:
+            from hcdc.instruments.registry import read_level1_frames
+
+            n = read_level1_frames(night["level1"]["HD 2"][0], False).cube.shape[1]
+            plain = cat.rdi.build(products["HD 1"], name="plain", settings=LibrarySettings(max_frames=2 * n))
+            similar = cat.rdi.build(
+                products["HD 1"],
+                name="similar",
+                settings=LibrarySettings(max_frames=2 * n, conditions_weight=1.0),
+            )
+        finally:
+            conn.close()
+    finally:
+        catalogue.engine.dispose()
+    by_target = lambda lib: {f["target"] for f in lib["frames"]}  # noqa: E731
+    assert len(by_target(plain) & {"HD3", "HD5", "HD 3", "HD 5"}) >= 1, by_target(plain)
+    assert by_target(similar) <= {"HD2", "HD4", "HD 2", "HD 4"} and len(similar["frames"]) == 2 * n
+    assert similar["record"]["science_conditions"] == pytest.approx(
+        {"SEEING": 0.6, "TAU0": 5e-3, "STREHL": 0.8}
+    )
+    assert similar["record"]["settings"]["conditions_weight"] == 1.0
+    assert (
+        plain["record"]["settings"]["conditions_weight"] == 0.0
+        and "science_conditions" not in plain["record"]
+    )
+    correlations = [f["correlation"] for f in plain["frames"]]
+    assert correlations == sorted(correlations, reverse=True)
+    assert {f["seeing_arcsec"] for f in similar["frames"]} <= {0.6, 0.65}  # stored with each frame
+
+
 def test_rdi_cli_build_list_show_reduce(centre, tmp_path):
     catalogue, products = centre
     root = ["--root", str(catalogue.settings.root)]
@@ -306,6 +383,11 @@ def test_rdi_cli_build_list_show_reduce(centre, tmp_path):
         assert as_alice.exit_code == 0, as_alice.output
     missing = runner.invoke(app, ["rdi", "show", "nope", *root])
     assert missing.exit_code == 1 and "no RDI library" in missing.output
+    # ranking by similar conditions needs the science product's conditions (none here: no SPARTA)
+    by_conditions = ["rdi", "build", f"p{products['HD 2']}", "--name", "hd2-cond", "--conditions-weight"]
+    refused = runner.invoke(app, [*by_conditions, "0.5", *root])
+    assert refused.exit_code == 1 and "no per-frame conditions" in refused.output, refused.output
+    assert runner.invoke(app, [*by_conditions, "-1", *root]).exit_code == 2
     assert runner.invoke(app, ["rdi", "build", "--help"]).exit_code == 0
     # the science star's own library, built here (the test does not lean on another test's library)
     built_hd1 = runner.invoke(

@@ -1,5 +1,5 @@
-"""The pipeline commands through typer's CliRunner (SQLite): workflows, run, reduce --wait, jobs,
-products, product, provenance, rerun, watch, worker."""
+"""The pipeline commands through typer's CliRunner (SQLite and PostgreSQL): workflows, run,
+reduce --wait, jobs, products, product, provenance, rerun, watch, worker."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_workflows_and_run_a_recipe_alone(runner, tmp_path):
         "-p",
         "previews=false",
         "-p",
-        "angle_convention=derotation",  # the simulation's angles are hcdc derotation angles
+        "angle_convention=hcdc-clockwise",  # the simulation's angles are hcdc clockwise ones
     )
     assert result["status"] == "done" and Path(result["outputs"]["product"]).is_file()
     best = max(result["outputs"]["summary"]["detections"], key=lambda d: d["snr"])
@@ -76,10 +76,10 @@ def test_workflows_and_run_a_recipe_alone(runner, tmp_path):
     assert bad.exit_code == 1 and "did you mean 'ncomp'" in bad.stderr
 
 
-def test_reduce_products_provenance_rerun(runner, raw_night, tmp_path, sqlite_url):
+def test_reduce_products_provenance_rerun(runner, raw_night, tmp_path, database_url):
     dc = tmp_path / "dc"
     root = ["--root", str(dc)]
-    _ok(runner.invoke(app, ["init", str(dc), "--database", sqlite_url]))
+    _ok(runner.invoke(app, ["init", str(dc), "--database", database_url]))
     _ok(runner.invoke(app, ["ingest", str(raw_night), *root]))
     _ok(runner.invoke(app, ["associate", *root]))
 

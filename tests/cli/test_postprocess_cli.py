@@ -551,8 +551,9 @@ def test_sky_orientation_from_offsets_on_a_simulation(simulated_files, tmp_path)
     summary = json.loads(det.stdout)
     assert summary["pa_reference"] == "detector"
     assert summary["detections"][0]["pa_deg"] == pytest.approx(130.0 - offset - north, abs=1.0)
-    # hcdc derotation angles, declared as such and sky-aligned (offsets 0): same answer on the sky.
-    fits.writeto(tmp_path / "derot.fits", sim.angles)
+    # vlt-sphere derotation angles (a *_derot.fits: DEROT = parang + offsets, turned
+    # counter-clockwise as VIP and IRDAP do), declared as such, offsets in: same answer on the sky.
+    fits.writeto(tmp_path / "derot.fits", -sim.angles)
     derot = _run(
         [*args, "--angles", tmp_path / "derot.fits", "--angle-convention", "derotation"]
         + ["--pupil-offset", "0", "--out", tmp_path / "derot"]
@@ -560,6 +561,13 @@ def test_sky_orientation_from_offsets_on_a_simulation(simulated_files, tmp_path)
     summary = json.loads(derot.stdout)
     assert summary["pa_reference"] == "sky"
     assert summary["detections"][0]["pa_deg"] == pytest.approx(130.0, abs=1.0)
+    # hcdc's old clockwise angles (Level 1 products without ROTSENSE) need their own name.
+    fits.writeto(tmp_path / "cw.fits", sim.angles)
+    clockwise = _run(
+        [*args, "--angles", tmp_path / "cw.fits", "--angle-convention", "hcdc-clockwise"]
+        + ["--pupil-offset", "0", "--out", tmp_path / "cw"]
+    )
+    assert json.loads(clockwise.stdout)["detections"][0]["pa_deg"] == pytest.approx(130.0, abs=1.0)
     # A mirror detector: transposed frames, angles of the other sense.
     mirrored = tmp_path / "mirrored.fits"
     fits.writeto(mirrored, np.swapaxes(sim.cube, -1, -2))

@@ -19,6 +19,7 @@ from hcdc.instruments.sphere.irdis.simulate import DEFAULT_SEQUENCES, band_label
 from hcdc.science import geometry
 from hcdc.science.calibration import centering
 from hcdc.science.calibration.background import dead_zone_mask
+from hcdc.science.orientation import rotation_from_derotation
 from hcdc.science.postprocessing import get_algorithm
 from hcdc.science.postprocessing.fakes import inject_companions
 from hcdc.science.postprocessing.photometry import aperture_sums
@@ -153,7 +154,7 @@ def _measure_companions(product, night, ncomp=1):
     results = []
     labels = band_labels(DBI.filter)
     for k in range(2):
-        cube, angles = product.cube[k], product.derot
+        cube, angles = product.cube[k], rotation_from_derotation(product.derot)  # vlt-sphere -> hcdc
         fwhm = 1.03 * sc.lambda_over_d_px(product.wavelengths_um[k] * 1000.0)
         psf_full = product.psf_cube[k].mean(axis=0)
         cy, cx = geometry.frame_center(psf_full.shape)
@@ -201,11 +202,13 @@ def test_end_to_end_companions_recovered(dbi_night):
     results = _measure_companions(product, night, ncomp=3)
     assert len(results) == 4
     for r in results:
-        # Measured (seed 3, 3 components): |sep| <= 0.25 px, |PA| <= 0.28 deg, |contrast| <= 11.5 %
-        # (with the former, far too stable speckles and 1 component: 0.04 px, 0.11 deg, 3 %).
+        # Measured (seed 3, 3 components, the sky turning as on the real IRDIS): |sep| <= 0.32 px,
+        # |PA| <= 0.41 deg, |contrast| <= 18 % (the 480 mas companion in H3, S/N ~5: ~20 % flux
+        # noise; the others <= 12 %). With the sky turning the other way (simulate-irdis 1.0) the
+        # companions crossed other speckles: 0.25 px, 0.28 deg, 11.5 %.
         assert abs(r["sep_err_px"]) < 0.4, r
         assert abs(r["pa_err_deg"]) < 0.5, r
-        assert abs(r["contrast_rel_err"]) < 0.15, r
+        assert abs(r["contrast_rel_err"]) < 0.22, r
         # Whole position (radial and tangential together) within 0.4 px (measured 0.31 px).
         assert np.hypot(r["sep_err_px"], r["sep_px"] * np.radians(r["pa_err_deg"])) < 0.4, r
 
@@ -344,3 +347,21 @@ def test_postprocess_command_reads_the_level1_angle_convention(dbi_l1, tmp_path)
         assert abs(_wrap(found[0]["pa_deg"] - companion.pa_deg)) < 1.0
         where = WCS(header).pixel_to_world(found[0]["x"], found[0]["y"])
         assert star.position_angle(where).deg == pytest.approx(found[0]["pa_deg"], abs=0.01)
+
+
+def test_old_derotation_sense_smears_the_companions(dbi_night):
+    """Known answer that can fail: the simulated sky turns as on the real IRDIS, so the frames turned
+    counter-clockwise by DEROT (vlt-sphere/VIP) stack each companion at its PA; hcdc's sense before
+    the fix (``derotate`` with ``+DEROT``) leaves a fraction of its flux there."""
+    night, product = dbi_night
+    pca = get_algorithm("pca").function
+    cube = product.cube[0]
+    fwhm = 1.03 * sc.lambda_over_d_px(product.wavelengths_um[0] * 1000.0)
+    right = pca(cube, rotation_from_derotation(product.derot), fwhm=fwhm, ncomp=3)
+    wrong = pca(cube, product.derot, fwhm=fwhm, ncomp=3)
+    assert np.ptp(product.derot) > 10.0  # field rotation of the sequence
+    for comp in night.companion_truth():
+        x, y = geometry.polar_to_pixel(comp["separation_px"], comp["pa_deg"], right.shape)
+        flux_right = aperture_sums(right, np.array([x]), np.array([y]), fwhm / 2.0)[0]
+        flux_wrong = aperture_sums(wrong, np.array([x]), np.array([y]), fwhm / 2.0)[0]
+        assert flux_wrong < 0.5 * flux_right, (comp, flux_right, flux_wrong)

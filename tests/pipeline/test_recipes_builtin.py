@@ -144,8 +144,8 @@ def test_l2_recipe_finds_the_companion_and_reruns_bit_identically(user_cube, tmp
 
     sim, files = user_cube
     truth = sim.companions[0]
-    # The simulation's angles are hcdc derotation angles; user cubes default to parallactic ones.
-    params = ["ncomp=3", "previews=false", f"star_flux={sim.star_flux}", "angle_convention=derotation"]
+    # The simulation's angles are hcdc (clockwise) rotation angles; user cubes default to parallactic.
+    params = ["ncomp=3", "previews=false", f"star_flux={sim.star_flux}", "angle_convention=hcdc-clockwise"]
     result = run_recipe("l2-postprocess", files, params, work_dir=tmp_path / "r1")
     assert result.provenance.parameters["algorithm"] == "pca"
     detections = result.outputs["summary"]["detections"]
@@ -168,7 +168,7 @@ def test_l2_recipe_completeness_curve(user_cube, tmp_path):
     from hcdc.science.postprocessing.products import read_product
 
     sim, files = user_cube
-    params = ["ncomp=3", "previews=false", f"star_flux={sim.star_flux}", "angle_convention=derotation"]
+    params = ["ncomp=3", "previews=false", f"star_flux={sim.star_flux}", "angle_convention=hcdc-clockwise"]
     options = '{"n_fakes": 3, "separations": [22.0, 27.0]}'  # away from the companion at 15 px
     result = run_recipe(
         "l2-postprocess",

@@ -26,3 +26,34 @@ def test_simulate_ifs_recipe_is_reproducible_from_its_provenance(tmp_path) -> No
     assert len(records) == len(result.outputs["raw"]) == 23  # 7 science + 3 darks + 10 flats + 3
     again = rerun(result.provenance.to_json(), tmp_path / "b")
     assert [f.sha256 for f in again.provenance.output("raw").files] == [f.sha256 for f in records]
+
+
+def test_simulate_ifs_1_2_turns_the_sky_physically_and_writes_the_real_derotator_keyword(tmp_path) -> None:
+    """1.2 (default): companions placed as on the real IFS and INS4 DROT2 = TEL ALT / 2 + 180 as the
+    real pupil-tracking headers; 1.1 (kept, cross-talk too) the old sense and alt + 144.5. The
+    calibrations are the same bytes; the OBJECT frames differ (the companions moved)."""
+    from astropy.io import fits
+
+    assert get_recipe("simulate-ifs").version == "1.2"
+    runs = {
+        v: run_recipe("simulate-ifs", {}, ["seed=3"], work_dir=tmp_path / v, version=v)
+        for v in ("1.1", "1.2")
+    }
+    objects = {}
+    for version, result in runs.items():
+        assert result.status == "done", result.error
+        for path in result.outputs["raw"]:
+            header = fits.getheader(path)
+            if header["HIERARCH ESO DPR TYPE"] == "OBJECT":
+                objects.setdefault(version, []).append(path)
+                alt = header["HIERARCH ESO TEL ALT"]
+                legacy = version == "1.1"
+                expected = (alt + 144.5) % 360.0 if legacy else alt / 2.0 + 180.0
+                assert header["HIERARCH ESO INS4 DROT2 BEGIN"] == pytest.approx(expected, abs=0.01)
+    old, new = (fits.getdata(objects[v][0]) for v in ("1.1", "1.2"))
+    assert old.shape == new.shape and not (old == new).all()
+    darks = [
+        [p for p in runs[v].outputs["raw"] if fits.getheader(p)["HIERARCH ESO DPR TYPE"] == "DARK"]
+        for v in ("1.1", "1.2")
+    ]
+    assert fits.getdata(darks[0][0]).tobytes() == fits.getdata(darks[1][0]).tobytes()

@@ -33,9 +33,25 @@ def test_parallactic_is_vip_angle_list_and_offsets_orient_the_sky(sim):
     derot, orientation = derotation_angles(vip_angle_list)
     assert not orientation.known and orientation.pa_reference == "detector"
     assert (_peak_pa(sim.cube, derot) - (70.0 - offset - north)) % 360 == pytest.approx(0.0, abs=3.0)
-    # hcdc's own convention: the angles as they are, plus the offsets.
-    derot, _ = derotation_angles(sim.angles - 10.0, "derotation", 10.0, 0.0)
+    # vlt-sphere/VIP derotation angles turn the same way as parallactic ones (offsets added).
+    derot, _ = derotation_angles(-sim.angles - 10.0, "derotation", 10.0, 0.0)
     assert derot == pytest.approx(sim.angles)
+    # hcdc's old clockwise angles: the angles as they are, plus the offsets.
+    derot, _ = derotation_angles(sim.angles - 10.0, "hcdc-clockwise", 10.0, 0.0)
+    assert derot == pytest.approx(sim.angles)
+
+
+def test_level1_convention_from_the_header():
+    """A Level 1 product says ROTSENSE = 'CCW' since the sense was fixed; without it, its
+    'derotation' angles are hcdc's old clockwise ones (so old products rerun as they were)."""
+    from hcdc.science.orientation import level1_convention
+
+    new = {"HIERARCH HCDC ANGCONV": "derotation", "HIERARCH HCDC ROTSENSE": "CCW"}
+    assert level1_convention(new) == "derotation"
+    assert level1_convention({"HIERARCH HCDC ANGCONV": "derotation"}) == "hcdc-clockwise"
+    assert level1_convention({"ANGCONV": "derotation", "ROTSENSE": "CCW"}, prefix="") == "derotation"
+    assert level1_convention({"ANGCONV": "parallactic"}, prefix="") == "parallactic"
+    assert level1_convention({}) is None
 
 
 def test_transposed_detector(sim):

@@ -9,8 +9,7 @@
   ``derotate`` with :func:`rotation_from_derotation`, and *not* with ``+DEROT`` (hcdc's sense
   before the fix, which puts the companion at the wrong PA and smears it).
 * VIP's rule (frame ``k`` turned by ``-angle_list[k]`` with OpenCV's matrix) applied to the
-  vlt-sphere angles of the same frames should give what ``derotation_angles(..., 'derotation')``
-  gives: it does not yet (strict xfail: it fails the day the sense is fixed, branch h9-fix).
+  vlt-sphere angles of the same frames gives what ``derotation_angles(..., 'derotation')`` gives.
 """
 
 from __future__ import annotations
@@ -25,13 +24,7 @@ from scipy import ndimage
 from hcdc.instruments.sphere import constants as sc
 from hcdc.science import geometry
 from hcdc.science.calibration.timing import parallactic_angle
-from hcdc.science.orientation import derotation_angles
-
-
-def rotation_from_derotation(derot) -> np.ndarray:
-    """hcdc rotation angles (``geometry.derotate``) for vlt-sphere/VIP/IRDAP derotation angles:
-    ``-derot`` (what this module verifies; hcdc's Level 2 uses ``+DEROT``, issue 8)."""
-    return -np.asarray(derot, dtype=np.float64)
+from hcdc.science.orientation import derotation_angles, rotation_from_derotation
 
 
 def _peak(image: np.ndarray) -> tuple[float, float]:
@@ -131,11 +124,6 @@ def test_pupil_tracking_sky_turns_by_minus_the_parallactic_angle(ra, dec):
     assert wrong.max() < 0.5 * right.max()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 8: hcdc's 'derotation' convention (Level 1 DEROT) turns frames clockwise, "
-    "VIP/vlt-sphere/IRDAP counter-clockwise (docs/conventions.md, Rotation sense)",
-)
 def test_vip_rule_on_vlt_sphere_angles_matches_the_derotation_convention():
     """What a VIP user gets from a vlt-sphere *_derot.fits (angle_list = DEROT, frame k turned by
     -angle_list[k] with OpenCV) is what hcdc's 'derotation' convention gives."""

@@ -47,7 +47,8 @@ def test_contrast_chart_draws(chromium_browser, server, world):
     page.goto(f"{server}/admin/monitoring/astrometry")
     chart = page.locator("#astrometry-chart")
     expect(chart).to_have_attribute("data-drawn", "1", timeout=30000)
-    # True North and plate scale of IRDIS, and the two assumed constants
-    assert chart.locator(".scatterlayer .trace").count() == 4
+    # True North and plate scale of IRDIS, the two assumed constants and the two fitted drift
+    # lines of the trend
+    assert chart.locator(".scatterlayer .trace").count() == 6
     shot(page, "monitoring-astrometry")
     assert chromium_browser.errors == [], chromium_browser.errors

@@ -92,7 +92,14 @@ def _astrometry_page(world, client_at):
     page = client_at(BEFORE, "admin").get(url)
     assert page.text.count('data-flagged="1"') == 1 and "source 2019-05-01" in page.text
     found = re.search(r'<script type="application/json" id="astrometry-data">(.*?)</script>', page.text, re.S)
-    assert len(json.loads(found.group(1))["measurements"]) == 2
+    chart = json.loads(found.group(1))
+    assert len(chart["measurements"]) == 2
+    # the trend (h5): one IRDIS series, True North -1.75 -> -2.25 in 3.17 yr: -0.158 deg/yr,
+    # 2 points (no dof: formal error 0.08 * sqrt(2) / 3.17 yr = 0.036/yr) -> 4.4 sigma, flagged
+    (trend,) = chart["trend"]
+    assert trend["true_north"]["slope_per_year"] == pytest.approx(-0.5 / 3.164, rel=2e-3)
+    assert trend["true_north"]["drift_flagged"] and len(trend["true_north"]["line"]) == 2
+    assert 'id="astrometry-trend"' in page.text and page.text.count('data-drift="1"') == 1
     assert client_at(BEFORE, "admin").get(f"{url}?nsigma=0").status_code == 422
 
 

@@ -1424,6 +1424,14 @@ class AccessContext:
             return Decision(True, "A1", f"{self.user.name} is admin")
         return Decision(False, "A1", "only admins manage accounts, groups and programmes")
 
+    def can_operate(self) -> Decision:
+        """A1: operate the data centre's pipeline and store (ingest, associate, queue and run
+        reductions, watch a folder, rerun a product, quarantine, fsck): admins, as the shell's
+        operator (:func:`local_operator`) is."""
+        if self.user.is_admin:
+            return Decision(True, "A1", f"{self.user.name} is admin")
+        return Decision(False, "A1", "only admins operate the data centre's pipeline and store")
+
     def can_monitor(self) -> Decision:
         """R1: the monitoring pages (every night's conditions and quality problems, whoever's data)
         are the data-centre team's (admins and operators)."""

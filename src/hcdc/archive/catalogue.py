@@ -25,7 +25,8 @@ keep the one object readable: :meth:`UserCatalogue.admin` (staff's administratio
 :mod:`hcdc.archive.catalogue_admin`), :attr:`UserCatalogue.targets` (the Target Data Base,
 :mod:`hcdc.archive.catalogue_tdb`), :attr:`UserCatalogue.granules` (interferometry,
 :mod:`hcdc.archive.catalogue_granules`), :attr:`UserCatalogue.vo` (the VO services,
-:mod:`hcdc.archive.catalogue_vo`). The processing queue is the pipeline's:
+:mod:`hcdc.archive.catalogue_vo`), :attr:`UserCatalogue.monitoring` (AO conditions, reports,
+astrometric calibration: :mod:`hcdc.archive.catalogue_monitoring`). The processing queue is the pipeline's:
 :class:`hcdc.pipeline.operations.catalogue.ProcessingCatalogue` extends this facade with jobs.
 
 What goes through the facade today, and what does not yet, is listed in docs/architecture.md.
@@ -67,6 +68,7 @@ from hcdc.archive.transactions import write_transaction
 
 if TYPE_CHECKING:
     from hcdc.archive.catalogue_granules import GranuleCatalogue
+    from hcdc.archive.catalogue_monitoring import MonitoringCatalogue
     from hcdc.archive.catalogue_rdi import RdiCatalogue
     from hcdc.archive.catalogue_tdb import TargetCatalogue
     from hcdc.archive.catalogue_vo import VoCatalogue
@@ -185,6 +187,15 @@ class UserCatalogue:
         from hcdc.archive.catalogue_vo import VoCatalogue
 
         return VoCatalogue(self)
+
+    @property
+    def monitoring(self) -> MonitoringCatalogue:
+        """Monitoring as the user sees it: AO conditions, the quality-control report, the
+        programme overview, the True North / plate-scale series
+        (:mod:`hcdc.archive.catalogue_monitoring`)."""
+        from hcdc.archive.catalogue_monitoring import MonitoringCatalogue
+
+        return MonitoringCatalogue(self)
 
     def admin(self) -> AdminCatalogue:
         """The administration of the data centre (rule A1: admins only; else

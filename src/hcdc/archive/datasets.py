@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hcdc.archive.models import Dataset, File, utcnow
+from hcdc.archive.obscore import ObsCoreRow
 from hcdc.archive.transactions import write_transaction
 
 _SUMMARY_COLUMNS = (
@@ -104,6 +105,13 @@ def _refresh_one(conn: Connection, key: str) -> None:
     if dataset_id is not None:
         conn.execute(update(Dataset).where(Dataset.id == dataset_id).values(**values))
     conn.execute(update(File).where(File.dataset_key == key, File.is_current).values(dataset_id=dataset_id))
+    # their ivoa.obscore rows (written by the ingest before the grouping) carry the dataset too
+    files = select(File.id).where(File.dataset_key == key, File.is_current)
+    conn.execute(
+        update(ObsCoreRow)
+        .where(ObsCoreRow.hcdc_kind.in_(("file", "granule")), ObsCoreRow.hcdc_file_id.in_(files))
+        .values(hcdc_dataset_id=dataset_id)
+    )
 
 
 def refresh_datasets(engine: Engine, keys: Iterable[str] = ()) -> int:

@@ -3,7 +3,11 @@
 * :func:`make_engine` builds a SQLAlchemy engine. SQLite gets WAL journaling (readers never
   block the writer), foreign keys, a busy timeout and real transactions (pysqlite's implicit
   transaction handling is switched off so that ``BEGIN`` and ``SAVEPOINT`` behave as on
-  PostgreSQL).
+  PostgreSQL). PostgreSQL sessions run with JIT compilation off (``-c jit=off`` added to the
+  URL's own ``options``, unless they set ``jit``): the access rules make the planner's cost
+  estimates large, and compiling the plan took 9.8 of the 9.8 s of a PI's one-star product
+  search over 100 000 files (benchmarks/RESULTS.md, "Fifth round"); without JIT it takes
+  milliseconds. (The portal turned it off on its own connections before; now every engine does.)
 * :func:`write_transaction` opens a transaction that writes. On SQLite it starts with
   ``BEGIN IMMEDIATE``: the write lock is taken (waiting up to the busy timeout, then retried)
   before the first read. A plain deferred ``BEGIN`` that reads and then writes fails at once
@@ -134,6 +138,16 @@ def is_lock_error(exc: BaseException) -> bool:
     )
 
 
+#: PostgreSQL session options of hcdc's connections (see the module doc: JIT costs seconds here)
+NO_JIT = "-c jit=off"
+
+
+def _session_options(own: str | tuple[str, ...] | None) -> str:
+    """PostgreSQL session options: the URL's own ``options``, with JIT off unless they set it."""
+    own_text = " ".join(own) if isinstance(own, tuple) else (own or "")
+    return own_text if "jit" in own_text else f"{own_text} {NO_JIT}".strip()
+
+
 def make_engine(url: str, **kwargs) -> Engine:
     """A SQLAlchemy engine for ``url`` (SQLite configured as described in the module doc)."""
     kwargs.setdefault("json_serializer", dump_json)
@@ -142,7 +156,9 @@ def make_engine(url: str, **kwargs) -> Engine:
     except ArgumentError as exc:
         raise DatabaseUnreachableError(f"invalid database URL {url!r}: {exc}") from exc
     if sa_url.get_backend_name() == "postgresql":
-        kwargs.setdefault("connect_args", {}).setdefault("connect_timeout", 10)
+        connect_args = kwargs.setdefault("connect_args", {})
+        connect_args.setdefault("connect_timeout", 10)
+        connect_args.setdefault("options", _session_options(sa_url.query.get("options")))
         kwargs.setdefault("pool_pre_ping", True)
     try:
         engine = create_engine(sa_url, **kwargs)

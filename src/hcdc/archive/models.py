@@ -61,6 +61,16 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def trigram_index(name: str) -> Index:
+    """A GIN trigram index on ``lower(target)``, on PostgreSQL only (migration ``0023_search_index``).
+
+    It serves the portal's, the API's and the CLI's substring searches of target names
+    (``lower(target) LIKE '%part%'``), which no B-tree can; SQLite has no such index."""
+    return Index(name, text("lower(target) gin_trgm_ops"), postgresql_using="gin").ddl_if(
+        dialect="postgresql"
+    )
+
+
 def utcnow() -> dt.datetime:
     """Current UTC time, naive (the catalogue stores UTC everywhere)."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -147,6 +157,7 @@ class File(Base):
         Index("ix_files_night", "night"),
         Index("ix_files_type", "type"),
         Index("ix_files_target", "target"),
+        trigram_index("ix_files_target_trgm"),
         Index("ix_files_dataset_key", "dataset_key"),
         Index("ix_files_dataset_id", "dataset_id"),
     )
@@ -204,6 +215,7 @@ class Dataset(Base):
         Index("ix_datasets_night", "night"),
         Index("ix_datasets_instrument", "instrument"),
         Index("ix_datasets_target", "target"),
+        trigram_index("ix_datasets_target_trgm"),
     )
 
 

@@ -17,7 +17,12 @@ ObsPortal exposure, no file)
 Calibration raw files are not published (they are reachable from their science products through
 DataLink's ``#calibration``); a raw file that has granules (OIFITS, or a MIRC-X/MYSTIC raw file's
 observation log) is published through its granules. Only the current version of a file or product
-has a row. Every granule is a row, with or without a file: a Level 0 granule imported from JMMC
+has a row, and only the current granules: a granule superseded by a later reduction of the same
+granule (:func:`hcdc.archive.granules.superseded_clause`: same collection, target, INSNAME, night and
+level in a current file ingested later) leaves ``ivoa.obscore``, as in OiDB, whose ObsCore table holds
+only the granules in force (re-imports delete the previous records; nothing is versioned there); it
+stays in the catalogue, listed with ``--all-versions`` and resolved by DataLink through its DID
+(citable). Every other granule is a row, with or without a file: a Level 0 granule imported from JMMC
 ObsPortal (:mod:`hcdc.archive.obsportal`) has no file; its row follows OiDB's conventions
 (``calib_level`` 0, ``obs_id`` the exposure id, ``access_url`` the exposure's page at its source,
 ``text/html``, when that is an http(s) URL) and it is visible by the granule rules R11-R13.
@@ -76,7 +81,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from hcdc.archive.access import (
     DEFAULT_POLICY,
@@ -91,7 +96,7 @@ from hcdc.archive.access import (
     utc_naive,
     visible_sources_clause,
 )
-from hcdc.archive.granules import GranuleRow
+from hcdc.archive.granules import GranuleRow, superseded_clause
 from hcdc.archive.identifiers import publisher_did
 from hcdc.archive.interferometry_models import OiCollection
 from hcdc.archive.models import Base, Dataset, File, utcnow
@@ -547,15 +552,55 @@ def _write(conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
     return len(rows)
 
 
-def sync_file_rows(conn: Connection, file_ids: Iterable[int], policy: Policy = DEFAULT_POLICY) -> int:
+def _sibling_files(conn: Connection, ids: Sequence[int]) -> set[int]:
+    """Current files, other than ``ids``, with a granule that may supersede or be superseded by a
+    granule of any version of these files' paths: same target, INSNAME and night (collection and
+    level are not compared: either may just have changed, by an assignment or a publication), not
+    both Level 0."""
+    versions = select(File.id).where(File.path.in_(select(File.path).where(File.id.in_(ids))))
+    mine = aliased(GranuleRow)
+    other = aliased(GranuleRow)
+    query = (
+        select(other.file_id)
+        .distinct()
+        .join(File, File.id == other.file_id)
+        .join(
+            mine,
+            and_(
+                mine.target_name == other.target_name,
+                mine.instrument_name == other.instrument_name,
+                mine.night_id == other.night_id,
+            ),
+        )
+        .where(
+            mine.file_id.in_(versions),
+            File.is_current,
+            other.file_id.not_in(ids),
+            # Level 0 granules (a night's raw files) never supersede one another
+            ~and_(func.coalesce(mine.calib_level, -1) == 0, func.coalesce(other.calib_level, -1) == 0),
+        )
+    )
+    return set(conn.scalars(query))
+
+
+def sync_file_rows(
+    conn: Connection, file_ids: Iterable[int], policy: Policy = DEFAULT_POLICY, *, siblings: bool = True
+) -> int:
     """Replace the ObsCore rows of these files (their own row and their granules' rows).
 
-    Runs in the caller's transaction (ingest); superseded versions lose their rows. Returns the
-    number of rows written.
+    Runs in the caller's transaction (ingest, assignment, validation, publication); superseded
+    versions lose their rows, and so do granules superseded by a later reduction
+    (:func:`~hcdc.archive.granules.superseded_clause`). With ``siblings``, the current files
+    holding a granule of the same target, INSNAME and night are rewritten too: a new reduction
+    supersedes theirs, a change of collection or level may supersede or restore them
+    (:func:`rebuild_obscore`, which rewrites every file, does without). Returns the number of
+    rows written.
     """
     ids = sorted(set(int(i) for i in file_ids))
     if not ids:
         return 0
+    if siblings:
+        ids = sorted(set(ids) | _sibling_files(conn, ids))
     access = _access(conn, policy)
     # these files' rows, and those of the versions they superseded (same path, not current)
     paths = select(File.path).where(File.id.in_(ids))
@@ -563,14 +608,17 @@ def sync_file_rows(conn: Connection, file_ids: Iterable[int], policy: Policy = D
     conn.execute(delete(ObsCoreRow).where(ObsCoreRow.hcdc_file_id.in_(ids)))
     conn.execute(delete(ObsCoreRow).where(ObsCoreRow.hcdc_file_id.in_(superseded)))
     rows: list[dict[str, Any]] = []
-    granules: dict[int, list[Any]] = {}
-    for g in conn.execute(select(GranuleRow).where(GranuleRow.file_id.in_(ids))):
-        granules.setdefault(g.file_id, []).append(g)
+    granules: dict[int, list[Any]] = {}  # every granule of a file; superseded ones get no row
+    query = select(GranuleRow.__table__, superseded_clause().label("superseded_by_later")).where(
+        GranuleRow.file_id.in_(ids)
+    )
+    for g in conn.execute(query):
+        granules.setdefault(g.file_id, []).extend([] if g.superseded_by_later else [g])
     publications = _publications(conn, access, [g for gs in granules.values() for g in gs])
     for file in conn.execute(select(File).where(File.id.in_(ids))):
         if not file.is_current:
             continue
-        if file.id in granules:
+        if file.id in granules:  # published through its granules, not as a raw file
             rows.extend(granule_row(access, g, file, publications[g.id]) for g in granules[file.id])
         elif (row := file_row(conn, access, file)) is not None:
             rows.append(row)
@@ -686,7 +734,7 @@ def rebuild_obscore(conn: Connection, policy: Policy = DEFAULT_POLICY, batch: in
         conn.scalars(select(File.id).where(File.is_current, ~File.is_calibration).order_by(File.id))
     )
     for start in range(0, len(file_ids), batch):
-        sync_file_rows(conn, file_ids[start : start + batch], policy)
+        sync_file_rows(conn, file_ids[start : start + batch], policy, siblings=False)
     loose = list(
         conn.scalars(select(GranuleRow.id).where(GranuleRow.file_id.is_(None)).order_by(GranuleRow.id))
     )

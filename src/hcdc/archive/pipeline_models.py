@@ -51,7 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from hcdc.archive.models import Base, JSONType, utcnow
+from hcdc.archive.models import Base, JSONType, trigram_index, utcnow
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 PRODUCT_STATUSES = ("done", "failed")
@@ -194,6 +194,7 @@ class Product(Base):
         Index("ix_products_dataset_id", "dataset_id"),
         Index("ix_products_level_type", "level", "product_type"),
         Index("ix_products_target", "target"),
+        trigram_index("ix_products_target_trgm"),
     )
 
 

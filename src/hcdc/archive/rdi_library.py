@@ -12,7 +12,11 @@ thresholds are given (per-frame ``CONDITIONS`` table of the Level 1 product: Str
 frame without telemetry is left out) and ranks them by their **mean Pearson correlation with the
 science frames** in an annulus (first wavelength; default 2-8 lambda/D, lambda/D from the
 science product's first wavelength, its plate scale and an 8.2 m aperture), keeping the
-``max_frames`` best (200).
+``max_frames`` best (200). With ``conditions_weight`` w > 0 the rank is by
+``correlation - w * d`` instead, d the distance of the frame's seeing, tau0 and Strehl from the
+science sequence's medians (rms of the log ratios,
+:func:`hcdc.science.postprocessing.rdi.conditions_distance`): frames taken in similar conditions
+are preferred (default 0: correlation alone, unchanged).
 
 The library is stored twice: a FITS file in the storage root (``rdi_libraries/<name>/library.fits``:
 primary HDU the reference cube ``(wavelengths, frames, y, x)`` float32 on the science grid, and a
@@ -82,7 +86,9 @@ class LibrarySettings:
     ``max_frames``: library size; ``dit_factor``: DIT within [DIT/f, DIT*f] of the science;
     ``strehl_min`` (fraction), ``seeing_max_arcsec``, ``tau0_min_s``: per-frame conditions
     thresholds (None: not applied); ``annulus_px``: (inner, outer) radii of the correlation
-    annulus in pixels (None: ``annulus_ld`` lambda/D, default 2-8).
+    annulus in pixels (None: ``annulus_ld`` lambda/D, default 2-8); ``conditions_weight``: rank
+    by ``correlation - conditions_weight * d`` (d: conditions distance from the science
+    sequence, module docstring; 0 = correlation alone).
     """
 
     max_frames: int = 200
@@ -92,8 +98,11 @@ class LibrarySettings:
     tau0_min_s: float | None = None
     annulus_px: tuple[float, float] | None = None
     annulus_ld: tuple[float, float] = (2.0, 8.0)
+    conditions_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if not self.conditions_weight >= 0:
+            raise ValueError(f"conditions_weight must be >= 0; got {self.conditions_weight}")
         if self.max_frames < 1:
             raise ValueError(f"max_frames must be >= 1; got {self.max_frames}")
         if not self.dit_factor >= 1.0:
@@ -105,6 +114,11 @@ class LibrarySettings:
     @property
     def uses_conditions(self) -> bool:
         return any(v is not None for v in (self.strehl_min, self.seeing_max_arcsec, self.tau0_min_s))
+
+    @property
+    def reads_conditions(self) -> bool:
+        """Whether the candidates' conditions are read (thresholds or conditions ranking)."""
+        return self.uses_conditions or self.conditions_weight > 0
 
 
 @dataclass(frozen=True)
@@ -226,6 +240,19 @@ def _good_frames(conditions: Any, n: int, settings: LibrarySettings) -> np.ndarr
     return keep  # NaN (no telemetry) compares False: left out
 
 
+def _median_conditions(product: Any, names: tuple[str, ...]) -> dict[str, float]:
+    """Median of each conditions column over the frames where it is finite and > 0 (a column
+    without such a frame is left out)."""
+    n = product.cube.shape[1]
+    out = {}
+    for name in names:
+        values = _column(product.conditions, name, n)
+        values = values[np.isfinite(values) & (values > 0)]
+        if values.size:
+            out[name] = float(np.median(values))
+    return out
+
+
 def _annulus(settings: LibrarySettings, science: Any) -> tuple[float, float]:
     if settings.annulus_px is not None:
         return float(settings.annulus_px[0]), float(settings.annulus_px[1])
@@ -267,7 +294,12 @@ def build_library(
     """
     from astropy.io import fits
 
-    from hcdc.science.postprocessing.rdi import AnnulusCorrelation
+    from hcdc.science.postprocessing.rdi import (
+        CONDITION_COLUMNS,
+        AnnulusCorrelation,
+        conditions_distance,
+        rank_references,
+    )
 
     settings = settings or LibrarySettings()
     now = now or utcnow()
@@ -294,6 +326,14 @@ def build_library(
     if sci_setup is None:
         raise ValueError(f"product {science_product_id}: its dataset has no OBJECT files (set-up unknown)")
     sci_target = conn.scalar(select(Dataset.target).where(Dataset.id == sci_row.dataset_id)) or sci_row.target
+    sci_conditions: dict[str, float] = {}
+    if settings.conditions_weight > 0:
+        sci_conditions = _median_conditions(_read_frames(sci_dir, True), CONDITION_COLUMNS)
+        if not sci_conditions:
+            raise ValueError(
+                f"product {science_product_id} has no per-frame conditions (seeing, tau0, Strehl: no "
+                "SPARTA telemetry), so references cannot be ranked by similar conditions"
+            )
 
     # the datasets' targets are read in a second query: the visibility clause correlates on datasets
     candidates = conn.execute(
@@ -321,6 +361,7 @@ def build_library(
     ranker = AnnulusCorrelation(sci_cube[0], r_in, r_out)
     # pass 1: the correlation of every qualifying frame (metadata only, no frame kept)
     corrs: list[np.ndarray] = []
+    distances: list[np.ndarray] = []
     metas: list[dict[str, Any]] = []
     examined = 0
     for c in candidates:
@@ -337,7 +378,7 @@ def build_library(
         try:
             if folder is None:
                 raise LookupError(f"product {c.id} has no frames.fits")
-            product = _read_frames(folder, settings.uses_conditions)
+            product = _read_frames(folder, settings.reads_conditions)
         except (LookupError, ValueError, OSError):
             reject("unreadable Level 1 product")
             continue
@@ -353,6 +394,9 @@ def build_library(
             continue
         index = np.flatnonzero(keep)
         corrs.append(ranker.mean_correlation(np.asarray(cube[0][index])))
+        if sci_conditions:
+            columns = {c: _column(product.conditions, c, n)[index] for c in CONDITION_COLUMNS}
+            distances.append(conditions_distance(columns, sci_conditions))
         metas.extend({"product_id": c.id, "frame_index": int(k), "target": target} for k in index)
     if not metas:
         raise ValueError(
@@ -360,7 +404,12 @@ def build_library(
             f"product(s) you may see (rejected: {json.dumps(rejected, sort_keys=True) or 'none'})"
         )
     all_corr = np.concatenate(corrs)
-    order = np.argsort(-all_corr, kind="stable")[: settings.max_frames]
+    order = rank_references(
+        all_corr,
+        np.concatenate(distances) if distances else None,
+        settings.conditions_weight,
+        settings.max_frames,
+    )
     best_meta = [{**metas[i], "correlation": float(all_corr[i])} for i in order]
     # pass 2: the kept frames, read from their products in rank order
     best_frames = np.empty((sci_cube.shape[0], len(best_meta), *sci_cube.shape[-2:]), dtype=np.float32)
@@ -396,6 +445,7 @@ def build_library(
         "science_cube_sha256": _cube_sha(sci_dir),
         "settings": _settings_json(settings),
         "annulus_px": [r_in, r_out],
+        **({"science_conditions": sci_conditions} if sci_conditions else {}),
         "set_up": asdict(sci_setup),
         "candidate_products": len(candidates),
         "candidate_frames": examined,

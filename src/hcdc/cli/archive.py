@@ -22,7 +22,7 @@ from hcdc.cli.common import (
     ROOT_OPTION,
     TARGET_OPTION,
     errors,
-    open_catalogue,
+    operating,
     parse_object_id,
     print_mapping,
     print_product,
@@ -145,9 +145,7 @@ def ingest_command(
     quarantined (the others are catalogued; see 'hcdc quarantine'), 1 when a path does not
     exist or the data centre cannot be used. --json reports the counts of each outcome.
     """
-    from hcdc.archive.ingest import ingest
-
-    with open_catalogue(root) as catalogue:
+    with operating(root) as (_view, operator):
         progress = progress_bar(disable=not err_console.is_terminal)
         task: list[Any] = []
 
@@ -159,8 +157,7 @@ def ingest_command(
             progress.advance(task[0])
 
         try:
-            summary = ingest(
-                catalogue,
+            summary = operator.ingest(
                 paths,
                 copy=copy,
                 workers=workers,
@@ -235,10 +232,10 @@ def quarantine_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """List quarantined files with the reason each could not be catalogued."""
-    from hcdc.archive.queries import QUARANTINE_LIST_COLUMNS, list_quarantine
+    from hcdc.archive.queries import QUARANTINE_LIST_COLUMNS
 
-    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
-        rows = list_quarantine(conn, reason, limit)
+    with operating(root) as (_view, operator):
+        rows = operator.quarantine(reason, limit)
     if json_output:
         emit_json(rows)
     else:
@@ -269,10 +266,8 @@ def fsck_command(
     Exit status 0 when the store is clean (after --repair: when everything found was repaired),
     1 when problems remain.
     """
-    from hcdc.archive.fsck import fsck
-
-    with open_catalogue(root) as catalogue:
-        report = fsck(catalogue, repair=repair, checksums=checksums, grace_s=grace)
+    with operating(root) as (_view, operator):
+        report = operator.fsck(repair=repair, checksums=checksums, grace_s=grace)
     if json_output:
         emit_json(report.as_dict())
     else:
@@ -352,15 +347,13 @@ def associate_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Choose calibrations for science datasets, store them, report what is missing."""
-    from hcdc.archive.associations import DEFAULT_WINDOW_DAYS, associate_all, association_view
+    from hcdc.archive.associations import DEFAULT_WINDOW_DAYS
 
     if window_days is None:
         window_days = DEFAULT_WINDOW_DAYS
-    with viewing(root) as (catalogue, view):
+    with operating(root) as (view, operator):
         ids = [resolve_dataset(view, dataset)] if dataset else None
-        done = associate_all(catalogue.engine, ids, window_days=window_days)
-        with catalogue.engine.connect() as conn:
-            views = [association_view(conn, dataset_id) for dataset_id in done]
+        views = operator.associate(ids, window_days=window_days)
     missing = [
         {"dataset_id": v["dataset_id"], "dataset": v["dataset"], "need": m["need"], "reason": m["reason"]}
         for v in views

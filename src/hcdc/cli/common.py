@@ -19,12 +19,10 @@ import typer
 from hcdc.cli.output import cell, console, err_console, print_table
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
-    from hcdc.archive.access import Principal
     from hcdc.archive.catalogue import UserCatalogue
     from hcdc.archive.db import Catalogue
     from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
+    from hcdc.pipeline.operations.operator import OperatorCatalogue
 
 ROOT_OPTION = typer.Option(
     None, "--root", envvar="HCDC_ROOT", help="Data-centre directory (default: the current directory)."
@@ -73,27 +71,6 @@ def open_catalogue(root: Path | None) -> Iterator[Catalogue]:
 
 
 @contextmanager
-def acting(
-    root: Path | None,
-    as_user: str | None,
-    refusals: tuple[type[Exception], ...] = (),
-    write: bool = True,
-) -> Iterator[tuple[Catalogue, Connection, Principal]]:
-    """The catalogue, a connection (in a transaction when ``write``) and the acting principal:
-    the account ``--as`` names, else the shell's operator. Refusals (``AccessDenied``, and the
-    ``refusals`` a command module names) become one-line errors."""
-    from hcdc.archive.access import AccessDenied, load_principal, local_operator
-
-    try:
-        with open_catalogue(root) as catalogue:
-            with catalogue.engine.begin() if write else catalogue.engine.connect() as conn:
-                actor = load_principal(conn, as_user) if as_user else local_operator()
-                yield catalogue, conn, actor
-    except (AccessDenied, *refusals) as exc:
-        fail(str(exc))
-
-
-@contextmanager
 def viewing(
     root: Path | None, as_user: str | None = None, refusals: tuple[type[Exception], ...] = ()
 ) -> Iterator[tuple[Catalogue, ProcessingCatalogue]]:
@@ -116,6 +93,18 @@ def viewing(
                 yield catalogue, view  # type: ignore[misc]
     except (AccessDenied, *refusals) as exc:
         fail(str(exc))
+
+
+@contextmanager
+def operating(
+    root: Path | None, refusals: tuple[type[Exception], ...] = ()
+) -> Iterator[tuple[ProcessingCatalogue, OperatorCatalogue]]:
+    """The shell's operator's catalogue facade and the operator's entry point to the data centre
+    (:class:`~hcdc.pipeline.operations.operator.OperatorCatalogue`: ingest, associations,
+    quarantine, fsck, queueing, the worker, watch, reruns; rule A1 asked of
+    :mod:`hcdc.archive.access`), errors and refusals as :func:`viewing` makes them."""
+    with viewing(root, refusals=refusals) as (catalogue, view):
+        yield view, view.operations(catalogue)
 
 
 _ID_PATTERN = re.compile(r"^(?:(?P<kind>f|file|d|ds|dataset|p|product)[:#]?)?(?P<id>\d+)$", re.IGNORECASE)

@@ -3,8 +3,9 @@
 at ~10 lambda/D and their correlations), ``hcdc monitor products`` and ``hcdc monitor report``
 (missing calibrations and bad conditions per night or period, :mod:`hcdc.archive.monitoring_report`).
 
-Thin: the catalogue query is :func:`hcdc.archive.telemetry.night_overview` (what the acting
-account may see), the figure :func:`hcdc.science.monitoring.night_plot.night_overview_png`.
+Thin: the catalogue's answers come from its monitoring sub-facade (``view.monitoring``,
+:mod:`hcdc.archive.catalogue_monitoring`: what the acting account may see), the figure
+:func:`hcdc.science.monitoring.night_plot.night_overview_png`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import typer
 
-from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, acting, fail
+from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, fail, viewing
 from hcdc.cli.output import console, emit_json, print_table
 
 monitor_app = typer.Typer(help="Instrument and conditions monitoring (AO telemetry).", no_args_is_help=True)
@@ -49,14 +50,12 @@ def night_command(
     as_user: str | None = AS_OPTION,
 ) -> None:
     """A night's AO conditions (SPARTA seeing, tau0, Strehl) and its science sequences."""
-    from hcdc.archive.telemetry import night_overview
-
     try:
         date = dt.date.fromisoformat(night)
     except ValueError:
         fail(f"night must be a date YYYY-MM-DD, got {night!r}")
-    with acting(root, as_user, write=False) as (catalogue, conn, actor):
-        overview = night_overview(conn, actor, date, catalogue.storage_root)
+    with viewing(root, as_user) as (_catalogue, view):
+        overview = view.monitoring.night(date)
     if png is not None:
         from hcdc.science.monitoring.night_plot import night_overview_png
 
@@ -128,13 +127,12 @@ def frames_command(
 ) -> None:
     """Per-frame AO conditions of a Level 1 product, the coronagraphic residual intensity at
     ~10 lambda/D, and how it correlates with wind, tau0, Strehl and seeing."""
-    from hcdc.archive.telemetry import product_conditions_dir
     from hcdc.instruments.sphere.irdis.frame_conditions import read_conditions, residual_intensity
     from hcdc.science.monitoring.residuals import correlation
 
     product_id = _product_id(product)
-    with acting(root, as_user, write=False) as (catalogue, conn, actor):
-        folder = product_conditions_dir(conn, actor, product_id, catalogue.storage_root)
+    with viewing(root, as_user) as (_catalogue, view):
+        folder = view.monitoring.product_conditions_dir(product_id)
     table = read_conditions(folder)
     if table is None:
         fail(f"product {product_id} has no CONDITIONS table (reduced before level1-irdis 1.1?)")
@@ -195,10 +193,8 @@ def products_command(
     as_user: str | None = AS_OPTION,
 ) -> None:
     """Level 1 products with the median AO conditions of their frames (those the account may see)."""
-    from hcdc.archive.telemetry import products_conditions
-
-    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
-        rows = products_conditions(conn, actor, target=target, limit=limit)
+    with viewing(root, as_user) as (_catalogue, view):
+        rows = view.monitoring.products_conditions(target=target, limit=limit)
     if json_out:
         emit_json(rows)
         return
@@ -235,11 +231,10 @@ def contrast_command(
     """Level 2 contrast at the standard separations against the median AO conditions of the
     Level 1 cube each product was made from (products the account may see), with the
     correlations of log contrast with Strehl, seeing, tau0 and wind."""
-    from hcdc.archive.telemetry import contrast_conditions
     from hcdc.science.monitoring.contrast import contrast_at, contrast_correlations, separations
 
-    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
-        rows = contrast_conditions(conn, actor, target=target, limit=limit)
+    with viewing(root, as_user) as (_catalogue, view):
+        rows = view.monitoring.contrast_conditions(target=target, limit=limit)
     correlations = contrast_correlations(rows, wavelength)
     if plot is not None:
         from hcdc.science.monitoring.contrast import contrast_conditions_png
@@ -344,7 +339,7 @@ def report_command(
     """Quality-control report per night or period: missing calibrations per science dataset (the
     association rules on the catalogue as it is now) and datasets whose median AO conditions are
     outside the thresholds (the report a data centre sends to the observatory)."""
-    from hcdc.archive.monitoring_report import Thresholds, monitoring_report, problem_rows, write_problems_csv
+    from hcdc.archive.monitoring_report import Thresholds, problem_rows, write_problems_csv
 
     start, end = _period(night, first, last)
     if contrast_factor < 1 or contrast_nsigma <= 0:
@@ -359,8 +354,8 @@ def report_command(
         contrast_factor=contrast_factor,
         contrast_nsigma=contrast_nsigma,
     )
-    with acting(root, as_user, write=False) as (catalogue, conn, actor):
-        report = monitoring_report(conn, actor, start, end, catalogue.storage_root, limits)
+    with viewing(root, as_user) as (_catalogue, view):
+        report = view.monitoring.report(start, end, limits)
     problems = problem_rows(report)
     if csv_out is not None:
         write_problems_csv(csv_out, problems)
@@ -438,12 +433,10 @@ def expected_command(
     magnitude in the band (Target Data Base), fitted on the archive's own Level 2 products, and
     the products much worse than their conditions predict (leave-one-out;
     hcdc.science.monitoring.expected)."""
-    from hcdc.archive.telemetry import expected_contrast
-
     if factor < 1 or nsigma <= 0:
         fail(f"--factor must be >= 1 and --nsigma > 0; got {factor}, {nsigma}")
-    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
-        result = expected_contrast(conn, actor, wavelength, factor, nsigma)
+    with viewing(root, as_user) as (_catalogue, view):
+        result = view.monitoring.expected_contrast(wavelength, factor, nsigma)
     if json_out:
         emit_json(result)
         return
@@ -518,10 +511,8 @@ def programmes_command(
     """Programme overview: per programme its nights, datasets, reductions (jobs by state, current
     products by level), median AO conditions of its Level 1 products and the 5-sigma contrast
     (median and best) of its Level 2 products (hcdc.archive.programme_overview)."""
-    from hcdc.archive.programme_overview import programme_overview
-
-    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
-        entries = programme_overview(conn, actor, programme)
+    with viewing(root, as_user) as (_catalogue, view):
+        entries = view.monitoring.programmes(programme)
     if programme is not None and not entries:
         fail(f"no science dataset of programme {programme!r} is visible to this account")
     if json_out:
@@ -577,15 +568,14 @@ def dataset_command(
     """Per-DIT AO conditions of a science dataset from its associated SPARTA files, without a
     Level 1 product (IFS sequences included): per raw file the median conditions and the DITs
     without telemetry; --json every DIT (hcdc.archive.telemetry.dataset_frame_conditions)."""
-    from hcdc.archive.telemetry import dataset_frame_conditions
     from hcdc.cli.common import parse_object_id
 
     kind, number = parse_object_id(dataset if dataset.strip()[:1].isalpha() else f"d{dataset.strip()}")
     if kind != "dataset":
         fail(f"{dataset!r} is a {kind} id; give a dataset (d12 or 12)")
-    with acting(root, as_user, write=False) as (catalogue, conn, actor):
+    with viewing(root, as_user) as (_catalogue, view):
         try:
-            result = dataset_frame_conditions(conn, actor, number, catalogue.storage_root)
+            result = view.monitoring.dataset_frames(number)
         except LookupError as exc:
             fail(str(exc))
     if json_out:
@@ -660,27 +650,24 @@ def astrometry_add_command(
     as_user: str | None = AS_OPTION,
 ) -> None:
     """Store one measured True North and/or plate-scale value (staff only, audited)."""
-    from hcdc.archive.astrometry_monitor import add_astrometric_calibration
-
     try:
         date = dt.date.fromisoformat(epoch)
     except ValueError:
         fail(f"--epoch must be a date YYYY-MM-DD, got {epoch!r}")
-    with acting(root, as_user, refusals=(ValueError,)) as (_catalogue, conn, actor):
-        new_id = add_astrometric_calibration(
-            conn,
-            actor,
-            instrument=instrument,
-            arm=arm,
-            filter=filter_name,
-            epoch=date,
-            source=source,
-            true_north_deg=true_north,
-            true_north_err_deg=true_north_err,
-            plate_scale_mas=plate_scale,
-            plate_scale_err_mas=plate_scale_err,
-            product_id=product,
-        )
+    with viewing(root, as_user, refusals=(ValueError,)) as (_catalogue, view):
+        with view.monitoring.recording_astrometry() as store:
+            new_id = store.add(
+                instrument=instrument,
+                arm=arm,
+                filter=filter_name,
+                epoch=date,
+                source=source,
+                true_north_deg=true_north,
+                true_north_err_deg=true_north_err,
+                plate_scale_mas=plate_scale,
+                plate_scale_err_mas=plate_scale_err,
+                product_id=product,
+            )
     if json_out:
         emit_json({"id": new_id})
     else:
@@ -696,8 +683,6 @@ def astrometry_import_command(
 ) -> None:
     """Store the measurements of a CSV file (one transaction: a bad row stores none and names its line)."""
     import csv
-
-    from hcdc.archive.astrometry_monitor import add_astrometric_calibration
 
     try:
         with csv_file.open(newline="") as handle:
@@ -722,13 +707,11 @@ def astrometry_import_command(
             fail(f"{csv_file} line {line}: {key} must be a number, got {text!r}")
 
     ids = []
-    with acting(root, as_user) as (_catalogue, conn, actor):
+    with viewing(root, as_user) as (_catalogue, view), view.monitoring.recording_astrometry() as store:
         for line, row in enumerate(rows, start=2):
             try:
                 ids.append(
-                    add_astrometric_calibration(
-                        conn,
-                        actor,
+                    store.add(
                         instrument=row["instrument"],
                         arm=row.get("arm") or None,
                         filter=row.get("filter") or None,
@@ -761,10 +744,8 @@ def astrometry_list_command(
     as_user: str | None = AS_OPTION,
 ) -> None:
     """The True North / plate-scale time series, each value against the constant the pipeline assumes."""
-    from hcdc.archive.astrometry_monitor import astrometric_series
-
-    with acting(root, as_user, write=False) as (_catalogue, conn, actor):
-        series = astrometric_series(conn, actor, instrument, arm, nsigma)
+    with viewing(root, as_user) as (_catalogue, view):
+        series = view.monitoring.astrometry(instrument, arm, nsigma)
     if json_out:
         emit_json(series)
         return
@@ -835,10 +816,11 @@ def astrometry_measure_command(
     except AstrometricFieldError as exc:
         fail(str(exc))
     if store:
-        from hcdc.archive.astrometry_monitor import add_measured_calibration
-
-        with acting(root, as_user, refusals=(ValueError,)) as (_catalogue, conn, actor):
-            result["id"] = add_measured_calibration(conn, actor, result, product_id=product)
+        with (
+            viewing(root, as_user, refusals=(ValueError,)) as (_catalogue, view),
+            view.monitoring.recording_astrometry() as store,
+        ):
+            result["id"] = store.add_measured(result, product_id=product)
     else:
         result["id"] = None
     if json_out:
@@ -898,6 +880,130 @@ def astrometry_simulate_command(
     else:
         for kind, path in paths.items():
             console.print(f"{kind}: {path}", highlight=False)
+
+
+# -- astrometric calibration fields measured automatically (issue 15, helper h5) -----------
+
+
+@astrometry_app.command("field-add")
+def astrometry_field_add_command(
+    catalogue_csv: Path = typer.Argument(..., help="Reference list CSV: ra_deg, dec_deg, optional id."),
+    name: str = typer.Option(..., "--name", help="Name of the calibration field, e.g. 'NGC 3603'."),
+    source: str = typer.Option(..., "--source", help="Where the list comes from (catalogue, epoch)."),
+    instrument: str = typer.Option("SPHERE", "--instrument"),
+    ra: float | None = typer.Option(None, "--ra", help="Field centre RA, deg (default: mean of the list)."),
+    dec: float | None = typer.Option(None, "--dec", help="Field centre Dec, deg (default: mean)."),
+    radius: float = typer.Option(10.0, "--radius", help="Pointings within this many arcsec are measured."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """Register an astrometric calibration field and its reference list (staff, audited): field
+    files pointed inside it are then measured automatically (`hcdc monitor astrometry queue`)."""
+    with viewing(root, as_user, refusals=(ValueError,)) as (_catalogue, view):
+        new_id = view.monitoring.register_reference_field(
+            name=name,
+            catalogue=catalogue_csv,
+            source=source,
+            instrument=instrument,
+            ra_deg=ra,
+            dec_deg=dec,
+            radius_arcsec=radius,
+        )
+    if json_out:
+        emit_json({"id": new_id})
+    else:
+        console.print(f"registered reference field {new_id} ({name})", highlight=False)
+
+
+@astrometry_app.command("fields")
+def astrometry_fields_command(
+    json_out: bool = JSON_OPTION, root: Path | None = ROOT_OPTION, as_user: str | None = AS_OPTION
+) -> None:
+    """The registered astrometric calibration fields (staff)."""
+    with viewing(root, as_user) as (_catalogue, view):
+        fields = view.monitoring.reference_fields()
+    if json_out:
+        emit_json({"fields": fields})
+        return
+    print_table(
+        f"{len(fields)} reference field(s)",
+        ["id", "name", "instrument", "centre", "radius", "stars", "source"],
+        [
+            {
+                "id": str(f["id"]),
+                "name": f["name"],
+                "instrument": f["instrument"],
+                "centre": f"{f['ra_deg']:.5f} {f['dec_deg']:+.5f}",
+                "radius": f'{f["radius_arcsec"]:g}"',
+                "stars": str(f["n_stars"]),
+                "source": f["source"],
+            }
+            for f in fields
+        ],
+    )
+
+
+@astrometry_app.command("queue")
+def astrometry_queue_command(
+    json_out: bool = JSON_OPTION, root: Path | None = ROOT_OPTION, as_user: str | None = AS_OPTION
+) -> None:
+    """Record finished field measurements in the series, then queue the ingested astrometric
+    fields (file class ASTROMETRY) that lie in a registered field and have no job yet (staff)."""
+    with viewing(root, as_user) as (catalogue, view):
+        poll = view.operations(catalogue).queue_astrometry()
+    if json_out:
+        emit_json(poll.as_dict())
+        return
+    console.print(
+        f"recorded {len(poll.recorded)} measurement(s), queued {len(poll.queued)} job(s)"
+        + (f" {', '.join(f'j{j}' for j in poll.queued)}" if poll.queued else ""),
+        highlight=False,
+    )
+    for path in poll.without_reference:
+        console.print(f"no registered reference field holds the pointing of {path}", highlight=False)
+
+
+@astrometry_app.command("trend")
+def astrometry_trend_command(
+    instrument: str | None = typer.Option(None, "--instrument"),
+    arm: str | None = typer.Option(None, "--arm"),
+    nsigma: float = typer.Option(3.0, "--nsigma", help="Flag a drift this many errors from zero."),
+    json_out: bool = JSON_OPTION,
+    root: Path | None = ROOT_OPTION,
+    as_user: str | None = AS_OPTION,
+) -> None:
+    """True North and plate scale over time per instrument, arm and filter: weighted mean,
+    scatter, drift per year (weighted straight line) and whether it is significant (staff)."""
+    with viewing(root, as_user) as (_catalogue, view):
+        trend = view.monitoring.astrometry_trend(instrument, arm, nsigma)
+    if json_out:
+        emit_json(trend)
+        return
+
+    def cell(fit: dict | None, digits: int) -> str:
+        if fit is None:
+            return ""
+        text = f"{fit['mean']:.{digits}f} ± {fit['mean_err']:.{digits}f}"
+        if fit["slope_per_year"] is not None:
+            text += f", {fit['slope_per_year']:+.{digits}f} ± {fit['slope_err_per_year']:.{digits}f}/yr"
+            text += " !" if fit["drift_flagged"] else ""
+        return text
+
+    print_table(
+        f"{len(trend['series'])} series (mean, drift per year; ! drift > {nsigma:g} sigma)",
+        ["instrument", "filter", "n", "True North (deg)", "plate scale (mas/px)"],
+        [
+            {
+                "instrument": f"{s['instrument']}/{s['arm'] or ''}",
+                "filter": s["filter"] or "",
+                "n": str(max((s[k] or {}).get("n", 0) for k in ("true_north", "plate_scale"))),
+                "True North (deg)": cell(s["true_north"], 4),
+                "plate scale (mas/px)": cell(s["plate_scale"], 4),
+            }
+            for s in trend["series"]
+        ],
+    )
 
 
 def _finite(value: object) -> float | None:

@@ -21,7 +21,7 @@ from hcdc.cli.common import (
     JSON_OPTION,
     ROOT_OPTION,
     fail,
-    open_catalogue,
+    operating,
     print_mapping,
     print_product,
     resolve_dataset,
@@ -31,8 +31,8 @@ from hcdc.cli.output import console, emit_json, err_console, print_table, progre
 
 if TYPE_CHECKING:
     from hcdc.archive.catalogue import UserCatalogue
-    from hcdc.archive.db import Catalogue
     from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
+    from hcdc.pipeline.operations.operator import OperatorCatalogue
 
 PARAM_OPTION = typer.Option(
     None, "--param", "-p", help="Parameter override name=value or node.name=value (repeatable)."
@@ -171,7 +171,7 @@ def _dataset_ids(view: UserCatalogue, dataset: str | None, night: str | None, al
 
 
 def _follow(
-    catalogue: Catalogue,
+    operator: OperatorCatalogue,
     view: ProcessingCatalogue,
     ids: list[int],
     processes: int,
@@ -181,7 +181,6 @@ def _follow(
     """Run the jobs ``ids`` in this process (those another worker holds are followed, as the
     queue of ``view`` says), with one progress bar per job."""
     from hcdc.pipeline.operations import jobs as jq
-    from hcdc.pipeline.operations.worker import Worker
 
     progress = progress_bar(disable=quiet or not err_console.is_terminal)
     tasks = {job_id: progress.add_task(f"job {job_id}", total=100) for job_id in ids}
@@ -191,7 +190,7 @@ def _follow(
 
     with (
         progress,
-        Worker(catalogue, processes=processes, scheduler=scheduler, on_progress=on_progress) as worker,
+        operator.worker(processes=processes, scheduler=scheduler, on_progress=on_progress) as worker,
     ):
         while True:
             if worker.run_one(ids) is not None:
@@ -245,18 +244,15 @@ def reduce_command(
 ) -> None:
     """Queue reductions of datasets (jobs in the catalogue, several as one batch: 'hcdc batch');
     --wait runs and follows them."""
-    from hcdc.pipeline.operations import batches as ops
-    from hcdc.pipeline.operations.worker import queue_datasets
+    from hcdc.pipeline.operations.batches import BatchError
 
     batch_id = None
-    with viewing(root) as (catalogue, view), _pipeline_errors():
+    with operating(root) as (view, operator), _pipeline_errors():
         dataset_ids = _dataset_ids(view, dataset, night, all_)
         if batch or (batch is None and len(dataset_ids) > 1):
             what = {"night": night} if night else {"all": True} if all_ else {"datasets": dataset_ids}
             try:
-                batch_id, ids = ops.submit_batch(
-                    catalogue,
-                    view.user,
+                batch_id, ids = operator.submit_batch(
                     dataset_ids,
                     workflow=workflow,
                     parameters=params or [],
@@ -264,11 +260,11 @@ def reduce_command(
                     selection=what,
                     max_attempts=max_attempts,
                 )
-            except ops.BatchError as exc:
+            except BatchError as exc:
                 fail(str(exc))
         else:
-            ids = queue_datasets(
-                catalogue, dataset_ids, workflow=workflow, parameters=params or [], max_attempts=max_attempts
+            ids = operator.queue_reductions(
+                dataset_ids, workflow=workflow, parameters=params or [], max_attempts=max_attempts
             )
         if not json_output:
             in_batch = f" in batch {batch_id}" if batch_id is not None else ""
@@ -276,7 +272,7 @@ def reduce_command(
                 f"queued {len(ids)} job(s){in_batch}: {', '.join(map(str, ids))}", highlight=False
             )
         if wait:
-            _follow(catalogue, view, ids, processes, scheduler, quiet=json_output)
+            _follow(operator, view, ids, processes, scheduler, quiet=json_output)
         jobs = view.queue_entries(ids=ids, limit=None)
     jobs.sort(key=lambda j: j.id)
     if json_output:
@@ -337,7 +333,6 @@ def worker_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Execute queued jobs (Ctrl-C to stop); several workers may share a PostgreSQL catalogue."""
-    from hcdc.pipeline.operations.worker import Worker
 
     def on_job(job: Any) -> None:
         err_console.print(
@@ -345,9 +340,9 @@ def worker_command(
         )
 
     outcomes = []
-    with open_catalogue(root) as catalogue, _pipeline_errors():
-        with Worker(
-            catalogue, processes=processes, scheduler=scheduler, lease_s=lease, on_job=on_job
+    with operating(root) as (_view, operator), _pipeline_errors():
+        with operator.worker(
+            processes=processes, scheduler=scheduler, lease_s=lease, on_job=on_job
         ) as worker:
             err_console.print(f"worker {worker.worker_id} on {worker.executor!r}", highlight=False)
             try:
@@ -472,10 +467,8 @@ def rerun_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Rebuild a product from its provenance alone into a new version; compare with the original."""
-    from hcdc.pipeline.operations.reruns import rerun_product
-
-    with open_catalogue(root) as catalogue, _pipeline_errors():
-        outcome = rerun_product(catalogue, product_id)
+    with operating(root) as (_view, operator), _pipeline_errors():
+        outcome = operator.rerun(product_id)
     payload = {
         "original": outcome.original_id,
         "product": outcome.product_id,
@@ -519,13 +512,17 @@ def watch_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Ingest new files as they arrive, associate calibrations, queue reductions of new datasets."""
-    from hcdc.pipeline.operations.calibrations import calibration_hook
-    from hcdc.pipeline.operations.watch import watch
-
     polls: list[dict[str, Any]] = []
 
     def on_poll(poll: Any) -> None:
-        polls.append(poll.as_dict())
+        astrometry = getattr(poll, "astrometry", None)
+        polls.append(poll.as_dict() | ({"astrometry": astrometry.as_dict()} if astrometry else {}))
+        if astrometry is not None and (astrometry.queued or astrometry.recorded) and not json_output:
+            err_console.print(
+                f"astrometric fields: queued jobs {astrometry.queued or 'none'}, "
+                f"recorded {len(astrometry.recorded)} measurement(s)",
+                highlight=False,
+            )
         if not json_output:
             err_console.print(
                 f"ingested {poll.ingested} (+{poll.new_versions} versions, {poll.quarantined} quarantined, "
@@ -535,22 +532,17 @@ def watch_command(
                 highlight=False,
             )
 
-    with open_catalogue(root) as catalogue, _pipeline_errors():
+    with operating(root) as (_view, operator), _pipeline_errors():
         try:
-            watch(
-                catalogue,
+            # daily calibrations too: masters queued for calibration groups that are new or grew
+            operator.watch(
                 folder,
                 interval_s=interval,
                 once=once,
                 settle_s=settle,
                 workflow=workflow,
                 parameters=params or [],
-                # daily calibrations: queue masters for calibration groups that are new or grew
-                on_poll=calibration_hook(
-                    catalogue,
-                    settle_s=0.0 if once else (interval if settle is None else settle),
-                    on_poll=on_poll,
-                ),
+                on_poll=on_poll,
             )
         except KeyboardInterrupt:
             err_console.print("stopped")

@@ -1,7 +1,7 @@
 """``hcdc postprocess``: Level 2 post-processing of a user's own Level 1 cube.
 
 Reads a FITS cube (frames, y, x) or (wavelengths, frames, y, x) with its angles (parallactic, as
-VIP/pyKLIP/PynPoint take them, or hcdc derotation angles; orientation on the sky when the
+VIP/pyKLIP/PynPoint take them, or vlt-sphere/VIP derotation angles; orientation on the sky when the
 instrument's offsets are given: docs/conventions.md), and optionally an off-axis PSF, wavelengths
 and a reference-star cube. The options are checked here (messages name the option); the run is the
 ``l2-postprocess`` recipe (:mod:`hcdc.pipeline.recipes.postprocess`), exactly as a data centre's
@@ -108,9 +108,11 @@ def postprocess_command(
     angle_convention: str | None = typer.Option(
         None,
         "--angle-convention",
-        help="parallactic (VIP/pyKLIP angle_list: frame k derotated by -angle) or derotation "
-        "(hcdc: frame k turned clockwise by angle is north up). Default: what the angles' or the "
-        "cube's header declares (hcdc Level 1: derotation, offsets included), else parallactic.",
+        help="parallactic (VIP/pyKLIP angle_list: frame k turned counter-clockwise by angle), "
+        "derotation (vlt-sphere *_derot.fits, VIP derotation angles: the same sense, offsets usually "
+        "included) or hcdc-clockwise (hcdc Level 1 products without ROTSENSE: frame k turned "
+        "clockwise by angle is north up). Default: what the angles' or the cube's header declares "
+        "(hcdc Level 1: derotation, offsets included), else parallactic.",
     ),
     pupil_offset: float | None = typer.Option(
         None,

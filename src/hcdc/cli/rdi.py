@@ -63,6 +63,12 @@ def build_command(
     annulus: tuple[float, float] | None = typer.Option(
         None, "--annulus", help="Correlation annulus inner outer radius, px (default 2-8 lambda/D)."
     ),
+    conditions_weight: float = typer.Option(
+        0.0,
+        "--conditions-weight",
+        min=0.0,
+        help="Prefer frames of similar seeing/tau0/Strehl: rank by correlation - W * distance (0: off).",
+    ),
     json_out: bool = JSON_OPTION,
     root: Path | None = ROOT_OPTION,
     as_user: str | None = AS_OPTION,
@@ -79,6 +85,7 @@ def build_command(
             seeing_max_arcsec=seeing_max,
             tau0_min_s=None if tau0_min_ms is None else tau0_min_ms / 1e3,
             annulus_px=annulus,
+            conditions_weight=conditions_weight,
         )
     except ValueError as exc:
         fail(str(exc))

@@ -91,9 +91,9 @@ class Level1Cube:
     ``cube`` is (wavelengths, frames, y, x) in ``unit``; ``psf`` the off-axis PSF per wavelength
     (wavelengths, y, x; the mean of the flux frames), None when the product has none; ``derot``
     the per-frame angles (deg) in the convention the product's header declares (hcdc Level 1:
-    ``HIERARCH HCDC ANGCONV``/``ANGSKY``, docs/conventions.md); ``wavelengths_um`` one value per
-    plane; ``pixel_scale_mas`` the instrument's plate scale (mas/px); ``header`` the primary header
-    of the cube (pointing, conventions, provenance).
+    ``HIERARCH HCDC ANGCONV``/``ROTSENSE``/``ANGSKY``, docs/conventions.md); ``wavelengths_um``
+    one value per plane; ``pixel_scale_mas`` the instrument's plate scale (mas/px); ``header``
+    the primary header of the cube (pointing, conventions, provenance).
     """
 
     cube: np.ndarray

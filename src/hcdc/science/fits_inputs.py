@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from hcdc.science.orientation import level1_convention
+
 __all__ = [
     "TEXT_SUFFIXES",
     "InputError",
@@ -138,11 +140,13 @@ def read_angles(path: str | Path) -> tuple[np.ndarray, fits.Header]:
 
 def declared_convention(angles_header: fits.Header, cube_header: fits.Header) -> tuple[str | None, bool]:
     """The angle convention an input declares (``ANGCONV`` on the angles, or hcdc Level 1's
-    ``HIERARCH HCDC ANGCONV`` on the cube) and whether the angles include the offsets (``ANGSKY``)."""
+    ``HIERARCH HCDC ANGCONV`` on the cube; ``'derotation'`` without ``ROTSENSE = 'CCW'`` is hcdc's
+    old clockwise sense, :func:`hcdc.science.orientation.level1_convention`) and whether the
+    angles include the offsets (``ANGSKY``)."""
     for header, prefix in ((angles_header, ""), (cube_header, "HIERARCH HCDC ")):
-        convention = header.get(f"{prefix}ANGCONV")
+        convention = level1_convention(header, prefix)
         if convention is not None:
-            return str(convention).strip(), bool(header.get(f"{prefix}ANGSKY", False))
+            return convention, bool(header.get(f"{prefix}ANGSKY", False))
     return None, False
 
 

@@ -15,8 +15,10 @@ Conventions
   degrees about the frame centre (the astropy/VIP "positive = counter-clockwise" sense).
 * ``derotate(cube, angles)`` turns frame ``k`` **clockwise** by ``angles[k]`` (that is,
   ``rotate_frame(cube[k], -angles[k])``). ``angles`` are *derotation angles*: the angle by
-  which a frame must be turned clockwise to put north up. For pupil-tracking ADI they are the
-  parallactic angles plus the instrument's fixed offsets (pupil offset, true north).
+  which a frame must be turned clockwise to put north up. For pupil-tracking ADI on a
+  non-mirrored detector they are **minus** (parallactic angle + the instrument's fixed offsets):
+  the sky turns clockwise on the detector as the parallactic angle grows (docs/conventions.md,
+  "Rotation sense"; :func:`hcdc.science.orientation.rotation_from_derotation`).
   VIP's ``angle_list`` has the **opposite** sign: VIP rotates with OpenCV's convention
   (positive = clockwise on an origin-lower display) and derotates by ``-angle_list``, so
   ``hcdc angles = -VIP angle_list`` (checked on the NACO beta Pic data: b is found with

@@ -12,8 +12,17 @@ Angle conventions of the angles a user brings
     :func:`hcdc.science.geometry.derotate` with ``-angle_list[k]``. So
     ``derotation = -(angle + pupil_offset + true_north)``.
 ``derotation``
-    hcdc's own angles (Level 1 ``DEROT``, vlt-sphere's ``*_derot.fits``): frame ``k`` turned
-    clockwise by ``angle[k]`` is north up. ``derotation = angle + pupil_offset + true_north``.
+    Derotation angles of vlt-sphere (``*_derot.fits``, ``DEROT = PARANG + pupil offset + true
+    north``), of VIP (``angle_list`` *are* derotation angles, VIP PR #640), of IRDAP and of hcdc
+    Level 1 products that say ``HCDC ROTSENSE = 'CCW'``: frame ``k`` turned **counter-clockwise**
+    (origin lower) by ``angle[k]`` is north up. Same sign as ``parallactic``; the name says that
+    the offsets are usually already in. ``derotation = -(angle + pupil_offset + true_north)``.
+``hcdc-clockwise``
+    hcdc's angles before (Level 1 ``DEROT`` of products without ``ROTSENSE``; ``derotation`` in
+    ``l2-postprocess`` <= 1.3): frame ``k`` turned **clockwise** by ``angle[k]`` is north up.
+    ``derotation = angle + pupil_offset + true_north``. On a real, non-mirrored SPHERE detector
+    this is the wrong sense (docs/conventions.md, "Rotation sense"): kept so that old products
+    rerun as they were.
 
 Orientation
 -----------
@@ -43,12 +52,53 @@ __all__ = [
     "AngleConvention",
     "Orientation",
     "check_pointing",
+    "LEGACY_DEROTATION",
+    "ROTSENSE_CCW",
     "derotation_angles",
+    "level1_convention",
     "oriented_cube",
+    "rotation_from_derotation",
 ]
 
-AngleConvention = Literal["parallactic", "derotation"]
-ANGLE_CONVENTIONS: tuple[str, ...] = ("parallactic", "derotation")
+AngleConvention = Literal["parallactic", "derotation", "hcdc-clockwise"]
+ANGLE_CONVENTIONS: tuple[str, ...] = ("parallactic", "derotation", "hcdc-clockwise")
+#: hcdc's clockwise derotation angles (Level 1 products without ``ROTSENSE``, ``l2-postprocess`` <= 1.3).
+LEGACY_DEROTATION = "hcdc-clockwise"
+#: Value of the ``ROTSENSE`` card (``HIERARCH HCDC ROTSENSE`` of a Level 1 cube, ``ROTSENSE`` of its
+#: DEROT HDU): frame k turned counter-clockwise (origin lower) by DEROT[k] is north up.
+ROTSENSE_CCW = "CCW"
+
+
+def rotation_from_derotation(derot_deg: np.ndarray | float) -> np.ndarray:
+    """hcdc derotation angles (deg, for :func:`hcdc.science.geometry.derotate`) from derotation
+    angles in the vlt-sphere / VIP / IRDAP sense (deg; SPHERE Level 1 ``DEROT`` =
+    ``parang + pupil offset + true north``): ``-derot``.
+
+    The one place where the sign between the ecosystem's angles and hcdc's rotation is stated.
+    VIP turns frame ``k`` by ``-angle_list[k]`` in OpenCV's sense (clockwise for positive angles on
+    an origin-lower display) and IRDAP calls ``scipy.ndimage.rotate(frame, -derot)`` (same sense):
+    both turn the frame counter-clockwise by ``derot``, which is ``geometry.derotate(cube, -derot)``.
+    Physically (pupil tracking, non-mirrored detector) the zenith, at sky PA = parallactic angle
+    ``q``, stays fixed on the detector, so north turns clockwise on it as ``q`` grows and the frame
+    must be turned counter-clockwise by ``q`` + const (tests/science/test_rotation_sense.py).
+    """
+    return -np.asarray(derot_deg, dtype=np.float64)
+
+
+def level1_convention(header: Any, prefix: str = "HIERARCH HCDC ") -> str | None:
+    """The angle convention of an hcdc Level 1 product's ``DEROT`` from its header (``prefix``
+    ``'HIERARCH HCDC '`` for the cube's primary header, ``''`` for the DEROT HDU), None when it
+    declares none: ``'derotation'`` when it says ``ROTSENSE = 'CCW'`` (products written since the
+    sense was fixed), :data:`LEGACY_DEROTATION` for ``ANGCONV = 'derotation'`` without it (products
+    written before: their frames were derotated clockwise), else the declared ``ANGCONV``."""
+    convention = header.get(f"{prefix}ANGCONV")
+    if convention is None:
+        return None
+    convention = str(convention).strip()
+    if convention == "derotation":
+        sense = str(header.get(f"{prefix}ROTSENSE", "")).strip().upper()
+        return "derotation" if sense == ROTSENSE_CCW else LEGACY_DEROTATION
+    return convention
 
 
 def check_pointing(ra_deg: float | None, dec_deg: float | None) -> None:
@@ -178,10 +228,12 @@ def derotation_angles(
     """hcdc derotation angles (deg, :func:`hcdc.science.geometry.derotate`) and the orientation.
 
     ``angles`` (deg, one per frame) are in ``convention`` (``'parallactic'``: VIP/pyKLIP
-    ``angle_list``; ``'derotation'``: hcdc's). The orientation is known when ``pupil_offset_deg``
-    is given (``true_north_deg`` then defaults to 0; give ``pupil_offset_deg=0`` for angles that
-    already include the offsets). ``transposed`` (mirror detectors; needs the offsets) means the
-    frames will be transposed by :func:`oriented_cube`, and the angles change sign for it.
+    ``angle_list``; ``'derotation'``: vlt-sphere/VIP derotation angles, same sense;
+    ``'hcdc-clockwise'``: hcdc's before, opposite sense; module docstring). The orientation is
+    known when ``pupil_offset_deg`` is given (``true_north_deg`` then defaults to 0; give
+    ``pupil_offset_deg=0`` for angles that already include the offsets). ``transposed`` (mirror
+    detectors; needs the offsets) means the frames will be transposed by :func:`oriented_cube`,
+    and the angles change sign for it.
     Raises ``ValueError`` naming the bad parameter.
     """
     if convention not in ANGLE_CONVENTIONS:
@@ -203,7 +255,10 @@ def derotation_angles(
     if not np.all(np.isfinite(values)):
         raise ValueError("angles contain NaN or infinite values")
     offset = (pupil_offset_deg or 0.0) + (true_north_deg or 0.0)
-    derot = -(values + offset) if convention == "parallactic" else values + offset
+    if convention == LEGACY_DEROTATION:
+        derot = values + offset
+    else:  # parallactic and derotation angles turn the same way (VIP, vlt-sphere, IRDAP)
+        derot = rotation_from_derotation(values + offset)
     if transposed:
         # Transposing a frame mirrors it: a rotation of the sky turns the other way on it.
         derot = -derot

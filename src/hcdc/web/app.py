@@ -21,7 +21,6 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import Engine, event
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -111,25 +110,6 @@ def iter_routes(app: FastAPI) -> Iterator[BaseRoute]:
     yield from walk(list(app.routes), "")
 
 
-def without_jit(engine: Engine) -> None:
-    """Turn PostgreSQL's JIT compilation off on the connections of ``engine``.
-
-    The portal's queries are short (a page, a few indexed lookups), but their estimated cost can
-    pass ``jit_above_cost`` once the tables are analysed; compiling them then costs ~80 ms per
-    query, 10x the query itself (EXPLAIN ANALYZE of a product search, benchmarks/RESULTS.md).
-    """
-    if engine.dialect.name != "postgresql":
-        return
-
-    @event.listens_for(engine, "connect")
-    def _no_jit(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute("SET jit = off")
-        dbapi_connection.commit()
-
-    engine.pool.dispose()  # connections opened before the listener get it too
-
-
 def create_app(
     catalogue_root: str | Path | None = None,
     *,
@@ -162,7 +142,6 @@ def create_app(
         redoc_url=None,
     )
     app.state.hcdc = state
-    without_jit(catalogue.engine)
 
     app.add_middleware(SecurityHeaders, hsts=secure_cookies)
     # added after the headers middleware, so it wraps it: request.session is set there

@@ -17,9 +17,13 @@ administration pages):
 * ``/admin/monitoring/programmes?programme=``: the programme overview
   (:func:`hcdc.archive.programme_overview.programme_overview`);
 * ``/admin/monitoring/astrometry``: the measured True North and plate-scale values against time,
-  with the constants the pipeline assumes (:func:`hcdc.archive.astrometry_monitor.astrometric_series`).
+  with the constants the pipeline assumes (:func:`hcdc.archive.astrometry_monitor.astrometric_series`)
+  and each series' drift per year, drawn as its fitted line
+  (:func:`~hcdc.archive.astrometry_monitor.astrometric_trend`).
 
-Both show what the signed-in staff member sees, i.e. everything (R1), at the app's clock.
+Both show what the signed-in staff member sees, i.e. everything (R1), at the app's clock: the
+pages ask the catalogue's monitoring sub-facade (``who.catalogue.monitoring``,
+:mod:`hcdc.archive.catalogue_monitoring`) on the request's connection and decisions.
 """
 
 from __future__ import annotations
@@ -32,10 +36,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from hcdc.archive.access import datetime_of_mjd
-from hcdc.archive.astrometry_monitor import astrometric_series
-from hcdc.archive.monitoring_report import Thresholds, monitoring_report, problem_rows, problems_csv
-from hcdc.archive.programme_overview import programme_overview
-from hcdc.archive.telemetry import NightOverview, expected_contrast, night_overview
+from hcdc.archive.monitoring_report import Thresholds, problem_rows, problems_csv
+from hcdc.archive.telemetry import NightOverview
 from hcdc.web.auth import Viewer, viewer
 from hcdc.web.portal import PortalError, render
 
@@ -88,9 +90,7 @@ def night_chart(overview: NightOverview) -> dict[str, Any]:
 @router.get("/admin/monitoring/night/{night}", response_class=HTMLResponse)
 def night_page(request: Request, night: dt.date, who: Viewer = Depends(viewer)) -> HTMLResponse:
     _require_staff(who)
-    overview = night_overview(
-        who.conn, who.user, night, who.state.catalogue.storage_root, now=who.state.clock()
-    )
+    overview = who.catalogue.monitoring.night(night)
     chart = night_chart(overview)
     sequences = [s | {"start": _iso(s["mjd_start"]), "end": _iso(s["mjd_end"])} for s in overview.sequences]
     return render(
@@ -144,9 +144,7 @@ def report_page(request: Request, who: Viewer = Depends(viewer)) -> Response:
         seeing_max_arcsec=_number(q.get("seeing_max"), "seeing_max", defaults.seeing_max_arcsec),
         tau0_min_s=_number(q.get("tau0_min_ms"), "tau0_min_ms", defaults.tau0_min_s * 1e3) / 1e3,
     )
-    report = monitoring_report(
-        who.conn, who.user, first, last, who.state.catalogue.storage_root, limits, now=who.state.clock()
-    )
+    report = who.catalogue.monitoring.report(first, last, limits)
     problems = problem_rows(report)
     if q.get("format") == "csv":
         return Response(
@@ -202,7 +200,7 @@ def contrast_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLRespon
     wavelength = _number(q.get("wavelength"), "wavelength", 0)
     if factor < 1 or nsigma <= 0 or wavelength < 0 or wavelength != int(wavelength):
         raise PortalError(422, "factor must be >= 1, nsigma > 0 and wavelength an index >= 0")
-    result = expected_contrast(who.conn, who.user, int(wavelength), factor, nsigma, now=who.state.clock())
+    result = who.catalogue.monitoring.expected_contrast(int(wavelength), factor, nsigma)
     chart = contrast_chart(result)
     return render(
         request,
@@ -220,7 +218,7 @@ def contrast_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLRespon
 def programmes_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResponse:
     _require_staff(who)
     programme = request.query_params.get("programme") or None
-    entries = programme_overview(who.conn, who.user, programme, now=who.state.clock())
+    entries = who.catalogue.monitoring.programmes(programme)
     if programme is not None and not entries:
         raise PortalError(404, f"no science dataset of programme {programme!r}")
     return render(request, who, "monitoring_programmes.html", programmes=entries, programme=programme)
@@ -232,13 +230,15 @@ def astrometry_page(request: Request, who: Viewer = Depends(viewer)) -> HTMLResp
     nsigma = _number(request.query_params.get("nsigma"), "nsigma", 3.0)
     if nsigma <= 0:
         raise PortalError(422, "nsigma must be > 0")
-    series = astrometric_series(who.conn, who.user, nsigma=nsigma)
-    chart = {"assumed": series["assumed"], "measurements": series["measurements"]}
+    series = who.catalogue.monitoring.astrometry(nsigma=nsigma)
+    trend = who.catalogue.monitoring.astrometry_trend(nsigma=nsigma)  # drift per series
+    chart = {"assumed": series["assumed"], "measurements": series["measurements"], "trend": trend["series"]}
     return render(
         request,
         who,
         "monitoring_astrometry.html",
         series=series,
+        trend=trend,
         nsigma=nsigma,
         chart_json=json.dumps(chart) if series["measurements"] else None,
     )

@@ -1,5 +1,7 @@
-"""REST reads of the RDI reference libraries (docs/rdi.md): the libraries the caller may see and
-one library with its frames. Rule R18 of :mod:`hcdc.archive.access` decides, through the
+"""RDI reference libraries on the web (docs/rdi.md): the REST reads (the libraries the caller may
+see, one library with its frames) and the portal pages ``/rdi`` (the list, the viewer's own
+marked and first with ``?mine=1`` only theirs) and ``/rdi/{id}`` (set-up, selection, frames per
+source product, the best frames). Rule R18 of :mod:`hcdc.archive.access` decides, through the
 catalogue facade (:attr:`~hcdc.archive.catalogue.UserCatalogue.rdi`); a library the caller may
 not see is answered 404, as one that does not exist."""
 
@@ -7,12 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
 
 from hcdc.archive.catalogue import NotFound
 from hcdc.web import views
 from hcdc.web.auth import Viewer, viewer
 from hcdc.web.params import MAX_ID, ObjectId
+from hcdc.web.portal import PortalError, render
 
 router = APIRouter()
 
@@ -35,3 +39,28 @@ def library_api(library_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str
         return views.jsonable(who.catalogue.rdi.show(library_id))
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
+
+
+#: best frames shown on a library's page
+PAGE_FRAMES = 20
+
+
+@router.get("/rdi", response_class=HTMLResponse)
+def libraries_page(request: Request, who: Viewer = Depends(viewer), mine: bool = False) -> HTMLResponse:
+    libraries = views.jsonable(who.catalogue.rdi.list(None))
+    name = who.user.name if who.signed_in else None
+    for lib in libraries:
+        lib["mine"] = name is not None and lib["built_by"] == name
+    if mine:
+        libraries = [lib for lib in libraries if lib["mine"]]
+    libraries.sort(key=lambda lib: not lib["mine"])  # the viewer's own first (stable: newest first)
+    return render(request, who, "rdi.html", libraries=libraries, mine=mine)
+
+
+@router.get("/rdi/{library_id}", response_class=HTMLResponse)
+def library_page(request: Request, library_id: ObjectId, who: Viewer = Depends(viewer)) -> HTMLResponse:
+    try:
+        lib = views.jsonable(who.catalogue.rdi.show(library_id))
+    except NotFound as exc:
+        raise PortalError(404, str(exc)) from None
+    return render(request, who, "rdi_library.html", lib=lib, frames=lib.get("frames", [])[:PAGE_FRAMES])

@@ -9,6 +9,7 @@ from hcdc.science.postprocessing.detection import (
     GAUSSIAN_5SIGMA_FPF,
     detect_candidates,
     fit_gaussian_2d,
+    gaussian_fit_x_scale,
     student_threshold,
 )
 from hcdc.science.simulation.adi import gaussian_psf
@@ -204,3 +205,68 @@ def test_s_n_peaks_without_positive_flux_are_not_candidates():
     fake_snr[17, 55] = 50.0  # a (mis)computed S/N peak there
     assert detect_candidates(fake_snr, fwhm) != []  # the S/N map alone
     assert detect_candidates(fake_snr, fwhm, image=image) == []
+
+
+#: A 9 x 9 box (float32 values, centred on pixel (64, 44) of an 89 x 89 image) of the PCA-ADI
+#: image of a fake that measured an astrometric error in the CLI rerun test: scipy 1.17.1's
+#: MINPACK with least_squares' default x_scale='jac' fitted it two ways (x ~64.7946 px, the two
+#: ~1e-11 px apart, 1 call in ~60 after other allocations; in a full run often enough that a
+#: product's rerun differed in DETECTIONS).
+_RERUN_BOX = np.array(
+    """
+    -0.045871288 0.6627461 -0.2695407 -1.1164038 -1.4537513 -1.4110914 -1.7122002 -0.60941815 0.9129136
+    0.72781867 0.33824843 -0.75989807 -1.3942682 -2.094427 -2.0772767 -1.2500026 -0.65237737 -0.03826122
+    0.62933165 -0.11946523 -0.8149061 -1.2055287 -1.1383816 -0.46197474 -0.37134087 0.27619615 -0.43317193
+    -0.44116163 -0.260234 -0.438752 1.3260779 1.3042531 1.9451444 2.3572161 0.13340297 -0.3357388
+    -0.4533652 -0.16790195 0.23957515 1.8641225 3.9360976 3.9101791 3.4766588 1.0068374 -0.8872557
+    -0.6622214 -0.28065675 0.090998426 1.3130763 2.0372648 2.31052 1.688041 0.3595117 -0.76688296
+    -0.15364544 -0.36323038 -0.2568277 -0.70909405 -1.9877552 -1.1288615 -0.9648002 0.25637686 -0.34382468
+    0.48603645 0.12742108 -0.06466393 -1.1439986 -2.266655 -2.2932367 -0.5965349 -0.417291 -0.11730582
+    0.30241227 0.5420965 0.38136965 -0.36250257 -1.5136724 -1.7117137 -0.96036625 -0.863727 -0.033524968
+    """.split(),
+    dtype=np.float32,
+).reshape(9, 9)
+
+
+@pytest.mark.parametrize("scoped", [False, True])
+def test_gaussian_fit_gives_the_same_result_on_every_call(scoped):
+    """The same box gives the same fit whatever the heap held before (reruns compare DETECTIONS
+    bit for bit) with x_scale=1.0 (MINPACK diag = 1), given to the call or set for a block by
+    gaussian_fit_x_scale (what l2-postprocess 1.4 does). Without it this test failed in 5 runs of
+    5 (scipy 1.17.1)."""
+    image = np.zeros((49, 69))
+    image[40:49, 60:69] = _RERUN_BOX
+    rng = np.random.default_rng(0)
+    results = set()
+    with gaussian_fit_x_scale(1.0 if scoped else None):
+        for _ in range(200):
+            junk = [rng.standard_normal(int(n)) * 1e3 for n in rng.integers(1, 400, 50)]  # dirty the heap
+            del junk
+            kwargs = {} if scoped else {"x_scale": 1.0}
+            fit = fit_gaussian_2d(image.copy(), 64, 44, box=9, fwhm=3.385740552131023, **kwargs)
+            results.add((fit.x, fit.y, fit.amplitude))
+    assert len(results) == 1, f"{len(results)} different fits of the same box"
+
+
+def test_gaussian_fit_x_scale_scope_ends_with_its_block(monkeypatch):
+    """Outside gaussian_fit_x_scale the fit is scipy's default one (earlier recipe versions, Level 1
+    recentring): the same call as least_squares without x_scale."""
+    from scipy import optimize
+
+    image = np.zeros((49, 69))
+    image[40:49, 60:69] = _RERUN_BOX
+    calls = []
+    real = optimize.least_squares
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("x_scale", "default"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optimize, "least_squares", spy)  # records, then runs the real fit
+    fit_gaussian_2d(image, 64, 44, box=9, fwhm=3.4)
+    with gaussian_fit_x_scale(1.0):
+        fit_gaussian_2d(image, 64, 44, box=9, fwhm=3.4)
+        with gaussian_fit_x_scale(None):
+            fit_gaussian_2d(image, 64, 44, box=9, fwhm=3.4)
+    fit_gaussian_2d(image, 64, 44, box=9, fwhm=3.4)
+    assert calls == ["default", 1.0, "default", "default"]

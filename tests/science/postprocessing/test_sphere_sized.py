@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,6 +169,18 @@ def test_compiled_snr_map_is_the_same_on_any_number_of_threads(monkeypatch):
         maps.append(snr.snr_map(image, 4.0, method="compiled"))
     for other in maps[1:]:
         np.testing.assert_array_equal(other, maps[0])
+
+
+def test_compiled_snr_map_has_the_bits_of_the_scalar_sum_kernel():
+    """The vectorised weighted sums (``_block_sums4``, issue 8 item 6) give the maps of the
+    kernel they replaced bit for bit: maps computed by commit f8655c6's compiled route (scalar
+    sums; benchmarks/snr_map_kernels.py --against f8655c6 loads it) on two frames, stored with
+    the frames, one with a NaN pixel and an odd FWHM."""
+    ref = np.load(Path(__file__).resolve().parents[2] / "data" / "snr_map_reference" / "kernel_f8655c6.npz")
+    for frame, fwhm in (("a", 4.0), ("b", 5.3)):
+        new = snr.snr_map(ref[f"frame_{frame}"], fwhm, method="compiled")
+        assert np.isfinite(new).sum() > 6000
+        np.testing.assert_array_equal(new, ref[f"snr_{frame}"])
 
 
 def test_compiled_snr_map_region_progress_and_snr_at():

@@ -6,12 +6,16 @@ datastore, provenance, the archive's writes). The job queue belongs to the pipel
 here: a :class:`ProcessingCatalogue` is a ``UserCatalogue`` that can also queue a reduction for
 its user and, for admins, cancel or retry a job. Rights are asked of :mod:`hcdc.archive.access`
 (A6 to queue, A1 to cancel or retry); a dataset or job the user may not see is
-:class:`~hcdc.archive.catalogue.NotFound`, as one that does not exist.
+:class:`~hcdc.archive.catalogue.NotFound`, as one that does not exist. For an account that may
+operate the data centre (A1: the shell's operator), :meth:`ProcessingCatalogue.operations` opens
+the operator's entry point (:mod:`hcdc.pipeline.operations.operator`: ingest, associations,
+quarantine, fsck, queueing, the worker, watch, reruns).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -21,6 +25,10 @@ from hcdc.archive.catalogue import NotFound, UserCatalogue
 from hcdc.archive.pipeline_models import Job
 from hcdc.pipeline.operations import jobs as jq
 
+if TYPE_CHECKING:
+    from hcdc.archive.db import Catalogue
+    from hcdc.pipeline.operations.operator import OperatorCatalogue
+
 __all__ = ["JOB_ACTIONS", "ProcessingCatalogue"]
 
 #: what an admin may do to a job
@@ -29,6 +37,15 @@ JOB_ACTIONS = ("cancel", "retry")
 
 class ProcessingCatalogue(UserCatalogue):
     """The catalogue facade plus the processing queue (see the module docstring)."""
+
+    def operations(self, data_centre: Catalogue) -> OperatorCatalogue:
+        """The operator's entry point to ``data_centre`` (the data centre this facade was opened
+        on): its pipeline and the store's maintenance (rule A1, :meth:`AccessContext.can_operate
+        <hcdc.archive.access.AccessContext.can_operate>`; else ``AccessDenied`` naming the rule)."""
+        from hcdc.pipeline.operations.operator import OperatorCatalogue
+
+        self.access.require(self.access.can_operate())
+        return OperatorCatalogue(data_centre, self)
 
     def queue_counts(self) -> dict[str, int]:
         """Jobs per state, every state present (admins only, rule A1: the whole queue)."""

@@ -11,6 +11,12 @@ product ``companion_spectra.fits``:
 * ``SPECTRUM`` table, one row per companion and wavelength: ``ID``, ``WAVELENGTH`` (µm),
   ``CONTRAST`` (companion / star flux in a 1-FWHM aperture), ``CONTRAST_ERR`` (1 sigma), ``SNR``
   (contrast / error), ``THROUGHPUT`` (of the Level 2 algorithm at the companion's separation).
+
+1.1 leaves out the detections that are a brighter companion's own spectral (radial) residual
+(:func:`hcdc.science.postprocessing.spectral_lobes.spectral_residuals`: SDI/ASDI spread a
+companion radially over the wavelength span; its positive lobe beyond the negative one reached
+S/N 6.1 on the simulated IFS night); they are named in the summary (``spectral_residuals``) and
+the log. 1.0 stays registered and measures every detection.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class CompanionSpectra(Recipe):
     product_type = PRODUCT_TYPE
     description = "Spectral Level 2 detections -> contrast spectra with errors (fake injection per channel)"
     Parameters = CompanionSpectraParameters
+    #: leave out the detections that are a brighter one's spectral residual (1.1)
+    drop_spectral_residuals = False
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 spectral product (wavelengths, frames, y, x) with PSF"),
         Port("level2", DataKind.LEVEL2, "Level 2 product of a spectral algorithm on that Level 1"),
@@ -98,6 +106,36 @@ class CompanionSpectra(Recipe):
         detections = sorted(level2.detections, key=lambda d: -d.snr)
         if params.min_snr is not None:
             detections = [d for d in detections if d.snr >= params.min_snr]
+        residuals = []
+        if self.drop_spectral_residuals and detections:
+            from hcdc.science.postprocessing.spectral_lobes import spectral_residuals
+
+            flagged = spectral_residuals(
+                detections,
+                level2.image,
+                fwhm=float(np.mean(fwhms)),
+                rotation_deg=float(np.ptp(np.asarray(data["angles"], dtype=np.float64))),
+                wavelength_span=float(wavelengths.max() / wavelengths.min()),
+            )
+            for i, parent in sorted(flagged.items()):
+                d, c = detections[i], detections[parent]
+                context.log(
+                    f"detection at {d.separation_px:.1f} px, PA {d.pa_deg:.1f} deg (S/N {d.snr:.1f}) "
+                    f"left out: spectral residual of the one at {c.separation_px:.1f} px, "
+                    f"PA {c.pa_deg:.1f} deg"
+                )
+                residuals.append(
+                    {
+                        "x": float(d.x),
+                        "y": float(d.y),
+                        "separation_px": float(d.separation_px),
+                        "pa_deg": float(d.pa_deg),
+                        "level2_snr": float(d.snr),
+                        "of_separation_px": float(c.separation_px),
+                        "of_pa_deg": float(c.pa_deg),
+                    }
+                )
+            detections = [d for i, d in enumerate(detections) if i not in flagged]
         detections = detections[: params.max_companions]
         context.log(f"{len(detections)} companion(s), {params.n_fakes} fakes each, {level2.algorithm}")
         per_wl = level2.cube if level2.cube is not None and level2.cube.shape[0] == wavelengths.size else None
@@ -147,7 +185,22 @@ class CompanionSpectra(Recipe):
                 for i, (det, s) in enumerate(zip(detections, spectra, strict=True))
             ]
         }
+        if self.drop_spectral_residuals:
+            summary["spectral_residuals"] = residuals
         return {"product": path, "summary": summary}
+
+
+@register_recipe
+class CompanionSpectraV11(CompanionSpectra):
+    """``l3-companion-spectra`` 1.1: 1.0 without the detections that are a brighter companion's
+    spectral residual (module doc)."""
+
+    version = "1.1"
+    description = (
+        "Spectral Level 2 detections -> contrast spectra with errors (fake injection per channel); "
+        "spectral residuals of brighter companions left out"
+    )
+    drop_spectral_residuals = True
 
 
 def _write(

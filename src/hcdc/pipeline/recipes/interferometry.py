@@ -24,7 +24,14 @@ from hcdc.pipeline.parameters import RecipeParameters
 from hcdc.pipeline.ports import DataKind, Port
 from hcdc.pipeline.recipe import Recipe, RecipeContext
 from hcdc.pipeline.registry import register_recipe
-from hcdc.science.interferometry.fitting import FitError, FitResult, fit_binary, fit_diameter, fit_many
+from hcdc.science.interferometry.fitting import (
+    BINARY_X_SCALE,
+    FitError,
+    FitResult,
+    fit_binary,
+    fit_diameter,
+    fit_many,
+)
 
 
 class OifitsFitParameters(RecipeParameters):
@@ -41,9 +48,10 @@ class OifitsFitParameters(RecipeParameters):
     workers: int = Field(1, ge=1, description="processes fitting in parallel (1: inline)")
 
 
-def _fitter(params: OifitsFitParameters):  # noqa: ANN202 - a picklable callable
+def _fitter(params: OifitsFitParameters, binary_x_scale: float | str = BINARY_X_SCALE):  # noqa: ANN202
+    """The fit of ``params`` as a picklable callable (a process pool runs it)."""
     if params.model == "binary":
-        return partial(fit_binary, max_sep_mas=params.max_sep_mas)
+        return partial(fit_binary, max_sep_mas=params.max_sep_mas, x_scale=binary_x_scale)
     return partial(
         fit_diameter, model=params.model, ld_coefficient=params.ld_coefficient, theta0_mas=params.theta0_mas
     )
@@ -54,7 +62,11 @@ class OifitsFit(Recipe):
     """Fit one model to every target of many OIFITS files (results in ``fits.json``)."""
 
     name = "oifits-fit"
-    version = "1.0"
+    # 1.1: the binary refinement's variable scaling is fixed (BINARY_X_SCALE) instead of 'jac';
+    # UD and LD fits are unchanged (no least squares)
+    version = "1.1"
+    #: ``least_squares``' ``x_scale`` of binary fits
+    binary_x_scale: float | str = BINARY_X_SCALE
     description = "homogeneous UD / LD / binary fits of many OIFITS files (hcdc.science.interferometry)"
     Parameters = OifitsFitParameters
     # a model fit of calibrated data is a Level 3 (science) product, registered by the worker
@@ -83,7 +95,7 @@ class OifitsFit(Recipe):
                 except (MetadataError, OSError, KeyError, ValueError) as exc:
                     rows.append({"file": str(path), "target": None, "error": str(exc)})
                     context.log(f"{path.name}: not read ({exc})", "WARNING")
-        fitter = _fitter(params)
+        fitter = _fitter(params, self.binary_x_scale)
         with context.timer("fit"):
             if params.workers > 1 and len(datasets) > 1:
                 with ProcessPoolExecutor(params.workers) as pool:
@@ -111,3 +123,13 @@ class OifitsFit(Recipe):
                 "fit_seconds": round(sum(r.elapsed_s for r in results if isinstance(r, FitResult)), 3),
             },
         }
+
+
+@register_recipe
+class OifitsFitV10(OifitsFit):
+    """``oifits-fit`` 1.0, kept so that fits made before 1.1 rerun from their provenance bit for
+    bit: binary fits refine with ``x_scale='jac'`` (MINPACK's scaling by the Jacobian's column
+    norms); UD and LD fits are those of 1.1."""
+
+    version = "1.0"
+    binary_x_scale = "jac"

@@ -9,7 +9,10 @@ convention / pointing keywords that Level 2 reads (``hcdc reduce`` runs it: ``if
 their products rerun from their provenance. 0.4 adds to 0.3 the per-frame AO conditions (``CONDITIONS`` and
 ``AO_FILES`` tables, from the SPARTA files among the raw inputs, as ``level1-irdis`` 1.1 does:
 :mod:`hcdc.instruments.sphere.frame_conditions`) and their medians to the summary
-(``ao_conditions``); it is the newest, so ``hcdc reduce`` runs it.
+(``ao_conditions``). 0.5 adds to 0.4 the band-edge spectral response: every extracted spectrum is
+divided by the IFU flat's median spectrum relative to its smooth continuum, which restores the
+light that the order-sorting filter edges take from the first and last channels (~16 %); it is
+the newest, so ``hcdc reduce`` runs it (docs/ifs.md, section 3.2).
 """
 
 from __future__ import annotations
@@ -52,8 +55,12 @@ class IfsLevel1Recipe(Recipe):
     crosstalk = True
     #: per-frame AO conditions from the SPARTA inputs (0.4)
     with_conditions = False
+    #: band-edge spectral response from the IFU flat divided out (0.5)
+    band_response = False
 
     def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
+        from astropy.io import fits
+
         from hcdc.instruments.sphere.ifs import level1
 
         with context.timer("reduce"):
@@ -63,6 +70,7 @@ class IfsLevel1Recipe(Recipe):
                 psf=self.with_psf,
                 anamorphism=self.anamorphism,
                 crosstalk=self.crosstalk,
+                band_response=self.band_response,
             )
         product = level1.read_level1_ifs(path)
         summary = {
@@ -73,6 +81,10 @@ class IfsLevel1Recipe(Recipe):
         }
         if self.with_psf:
             summary["psf_frames"] = 0 if product.psf is None else int(product.psf.shape[1])
+        if self.band_response:
+            with fits.open(path) as hdul:
+                resp = hdul["BAND_RESPONSE"].data
+                summary["band_response_first_last"] = [round(float(resp[0]), 4), round(float(resp[-1]), 4)]
         if self.with_conditions:
             summary.update(self._conditions(inputs["raw"], path, context))
         context.log(f"Level 1 IFS cube {summary['shape']}")
@@ -128,3 +140,17 @@ class IfsLevel1RecipeV04(IfsLevel1Recipe):
     version = "0.4"
     description = "IFS raw sequence -> cross-talk-corrected Level 1 cube with PSF and AO conditions"
     with_conditions = True
+
+
+@register_recipe
+class IfsLevel1RecipeV05(IfsLevel1Recipe):
+    """``level1-ifs`` 0.5: 0.4 (cross-talk corrected, AO conditions) plus the band-edge spectral
+    response from the IFU flat divided out (``HCDC BANDRESP``, ``BAND_RESPONSE`` HDU)."""
+
+    version = "0.5"
+    description = (
+        "IFS raw sequence -> cross-talk-corrected Level 1 cube with PSF, AO conditions and "
+        "band-edge spectral response"
+    )
+    with_conditions = True
+    band_response = True

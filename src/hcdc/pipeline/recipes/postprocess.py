@@ -135,6 +135,20 @@ class PostprocessParametersV13(PostprocessParameters):
         return SelectionCriteria.from_mapping(value).as_dict()  # ValueError -> validation error
 
 
+class PostprocessParametersV14(PostprocessParametersV13):
+    """Parameters of ``l2-postprocess`` 1.4: 1.3's; ``angle_convention`` also takes
+    ``'hcdc-clockwise'`` (hcdc's angles before 1.4), and ``'derotation'`` now means the
+    vlt-sphere/VIP sense (docs/conventions.md)."""
+
+    angle_convention: Literal["parallactic", "derotation", "hcdc-clockwise"] | None = Field(
+        None,
+        description="convention of the angles (docs/conventions.md): 'parallactic' (VIP/pyKLIP "
+        "angle_list, the default for a user cube), 'derotation' (vlt-sphere *_derot.fits, VIP "
+        "derotation angles: same sense, offsets usually included), 'hcdc-clockwise' (hcdc Level 1 "
+        "products written before the sense was fixed); None: from the input's header",
+    )
+
+
 @register_recipe
 class Postprocess(Recipe):
     """Level 2 post-processing by :func:`hcdc.science.postprocessing.run.postprocess`.
@@ -153,7 +167,15 @@ class Postprocess(Recipe):
     name = "l2-postprocess"
     product_level = 2
     product_type = "level2-image"
-    version = "1.3"
+    version = "1.4"
+    #: 1.4: ``derotation`` angles turn counter-clockwise (vlt-sphere/VIP/IRDAP sense) and a Level 1
+    #: product's convention comes from its ``ROTSENSE`` card (none: hcdc's old clockwise sense);
+    #: <= 1.3: ``derotation`` meant hcdc's clockwise sense (:data:`LEGACY_DEROTATION`)
+    legacy_derotation = False
+    #: ``x_scale`` of every Gaussian position fit (``detection.gaussian_fit_x_scale``):
+    #: 1.4 fits with ``x_scale=1.0`` (deterministic: reruns give the same DETECTIONS); <= 1.3
+    #: with scipy's default, as they were made
+    fit_x_scale: float | None = 1.0
     #: :func:`postprocess`'s ``astrometric_errors``: 1.3 measures every detection's astrometric
     #: errors by fake injection (spectral algorithms and products without a PSF included, which
     #: the product's ASTERPSF card says); 1.2 only for ADI/RDI algorithms with a PSF; 1.1 none
@@ -166,7 +188,7 @@ class Postprocess(Recipe):
     #: when empty in any
     spectral_empty_majority = True
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
-    Parameters = PostprocessParametersV13
+    Parameters = PostprocessParametersV14
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 product (instead of cube + angles)", optional=True),
         Port(
@@ -193,6 +215,7 @@ class Postprocess(Recipe):
 
     def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
         from hcdc.science.orientation import oriented_cube
+        from hcdc.science.postprocessing.detection import gaussian_fit_x_scale
         from hcdc.science.postprocessing.previews import write_previews
         from hcdc.science.postprocessing.products import write_product
         from hcdc.science.postprocessing.run import postprocess
@@ -212,7 +235,7 @@ class Postprocess(Recipe):
         context.log(
             f"cube {tuple(data['cube'].shape)}, algorithm {params.algorithm} {params.algorithm_kwargs()}"
         )
-        with context.timer("postprocess"):
+        with context.timer("postprocess"), gaussian_fit_x_scale(self.fit_x_scale):
             psf, reference = data.get("psf"), data.get("reference")
             result = postprocess(
                 oriented_cube(data["cube"], orientation),
@@ -264,16 +287,23 @@ class Postprocess(Recipe):
         context.log(f"{len(summary['detections'])} detection(s)")
         return {"product": product, "summary": summary, "previews": previews}
 
-    @staticmethod
-    def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
+    def _read_inputs(self, inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
         """Arrays for :func:`postprocess` from a Level 1 product or from user files, with the
         derotation angles and orientation (:mod:`hcdc.science.orientation`) and the notes and
         warnings of the star-position check (user cubes)."""
         if ("level1" in inputs) == ("cube" in inputs):
             raise RecipeInputError("give either a Level 1 product (level1) or a user cube (cube + angles)")
         if "level1" in inputs:
-            return _level1_inputs(inputs["level1"], params)
-        return _user_cube_inputs(inputs, params)
+            return _level1_inputs(inputs["level1"], params, self.legacy_derotation)
+        return _user_cube_inputs(inputs, params, self.legacy_derotation)
+
+
+def _convention(name: str | None, legacy: bool) -> str | None:
+    """``name`` as a recipe version reads it: up to 1.3 (``legacy``) ``'derotation'`` was hcdc's
+    clockwise sense (:data:`hcdc.science.orientation.LEGACY_DEROTATION`)."""
+    from hcdc.science.orientation import LEGACY_DEROTATION
+
+    return LEGACY_DEROTATION if legacy and name == "derotation" else name
 
 
 def _select_frames(
@@ -377,18 +407,43 @@ def _select_frames(
     }
 
 
-def _level1_inputs(path: Path, params: PostprocessParametersV11) -> dict[str, Any]:
+def _old_sense_warnings(name: str, convention: str | None, given: str | None, legacy: bool) -> list[str]:
+    """The warning of ``l2-postprocess`` >= 1.4 when ``name`` declares hcdc's Level 1 ``derotation``
+    angles without ``ROTSENSE = 'CCW'`` (written before the sense was fixed) and the user gave no
+    convention: such angles are turned clockwise, as they were made, which is the wrong way for
+    real pupil-tracking data. Nothing for older versions (they turn everything so) nor for a
+    convention the user chose."""
+    from hcdc.science.orientation import LEGACY_DEROTATION
+
+    if legacy or given or convention != LEGACY_DEROTATION:
+        return []
+    return [
+        f"{name} holds hcdc Level 1 'derotation' angles without ROTSENSE = 'CCW' (written before "
+        "hcdc's rotation-sense fix): derotated clockwise, as they were made, which is wrong for "
+        "real pupil-tracking data (companions smear, position angles are wrong); rerun its Level 1, "
+        "or give angle_convention (docs/conventions.md, 'Rotation sense')"
+    ]
+
+
+def _level1_inputs(path: Path, params: PostprocessParametersV11, legacy: bool = False) -> dict[str, Any]:
     """A Level 1 product, read by the instrument that wrote it (:func:`hcdc.instruments.registry.read_level1`,
-    which also gives the plate scale); its header says the angles' convention and the pointing."""
+    which also gives the plate scale); its header says the angles' convention and the pointing.
+    ``legacy`` (``l2-postprocess`` <= 1.3): ``derotation`` is read in hcdc's old clockwise sense,
+    whatever ``ROTSENSE`` says."""
     from hcdc.instruments.registry import read_level1
-    from hcdc.science.orientation import derotation_angles
+    from hcdc.science.orientation import LEGACY_DEROTATION, derotation_angles, level1_convention
 
     try:
         product = read_level1(path)
     except ValueError as exc:
         raise RecipeInputError(f"Level 1 product {path}: {exc}") from exc
     header = product.header
-    convention = params.angle_convention or str(header.get("HIERARCH HCDC ANGCONV", "derotation"))
+    if params.angle_convention:
+        convention = _convention(params.angle_convention, legacy)
+    elif legacy:
+        convention = _convention(str(header.get("HIERARCH HCDC ANGCONV", "derotation")), legacy)
+    else:
+        convention = level1_convention(header) or LEGACY_DEROTATION  # no ANGCONV: written as hcdc's
     # Level 1 DEROT includes the pupil offset and true north (products written before the
     # ANGSKY keyword existed too): the image is north up.
     sky = bool(header.get("HIERARCH HCDC ANGSKY", True)) and params.pupil_offset_deg is None
@@ -413,7 +468,9 @@ def _level1_inputs(path: Path, params: PostprocessParametersV11) -> dict[str, An
         "angles": angles,
         "orientation": orientation,
         "notes": [],
-        "warnings": [],
+        "warnings": _old_sense_warnings(
+            f"Level 1 product {Path(path).name}", convention, params.angle_convention, legacy
+        ),
         "psf": product.psf,
         "wavelengths": product.wavelengths_um,
         "pixel_scale_mas": params.pixel_scale_mas or product.pixel_scale_mas,
@@ -472,7 +529,9 @@ def _read_user_files(inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> dict[str, Any]:
+def _user_cube_inputs(
+    inputs: dict[str, Any], params: PostprocessParameters, legacy: bool = False
+) -> dict[str, Any]:
     """A user's cube and angles (parallactic unless the parameters or the files' headers declare
     otherwise), optional PSF, wavelengths and reference cube; the plate scale from the parameters
     or the cube's ``PIXSCALE`` / ``HIERARCH HCDC PIXSCALE`` (none: results in pixels only); the
@@ -504,7 +563,7 @@ def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> 
             pupil_offset = true_north = 0.0  # the angles already include both (hcdc Level 1)
         angles, orientation = derotation_angles(
             files["angles"],
-            params.angle_convention or declared or "parallactic",
+            _convention(params.angle_convention or declared, legacy) or "parallactic",
             pupil_offset,
             true_north,
             params.transpose,
@@ -532,7 +591,10 @@ def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> 
         "angles": angles,
         "orientation": orientation,
         "notes": [text for level, text in notes if level == "note"],
-        "warnings": [text for level, text in notes if level == "warning"],
+        "warnings": [text for level, text in notes if level == "warning"]
+        + _old_sense_warnings(
+            f"angles {Path(inputs['angles']).name}", declared, params.angle_convention, legacy
+        ),
         "psf": psf,
         "wavelengths": files["wavelengths"],
         "reference": files["reference"],
@@ -541,6 +603,19 @@ def _user_cube_inputs(inputs: dict[str, Any], params: PostprocessParameters) -> 
         # as given (the paths name the inputs in the product's header; provenance resolves them)
         "input_names": {str(p): _prov.sha256_path(p) for p in inputs.values()},
     }
+
+
+@register_recipe
+class PostprocessV13(Postprocess):
+    """``l2-postprocess`` 1.3, kept so that products made before 1.4 rerun from their provenance
+    bit for bit: ``derotation`` angles (a parameter, an input's ``ANGCONV`` or a Level 1
+    product's) are hcdc's old clockwise sense (:data:`hcdc.science.orientation.LEGACY_DEROTATION`),
+    which turns real SPHERE frames the wrong way (docs/conventions.md, "Rotation sense")."""
+
+    version = "1.3"
+    Parameters = PostprocessParametersV13
+    legacy_derotation = True
+    fit_x_scale = None
 
 
 @register_recipe
@@ -553,6 +628,8 @@ class PostprocessV12(Postprocess):
 
     version = "1.2"
     Parameters = PostprocessParameters
+    legacy_derotation = True
+    fit_x_scale = None
     records_frames = False
     measures_astrometric_errors = "adi-psf"
     spectral_empty_majority = False
@@ -568,6 +645,8 @@ class PostprocessV11(Postprocess):
 
     version = "1.1"
     Parameters = PostprocessParametersV11
+    legacy_derotation = True
+    fit_x_scale = None
     measures_astrometric_errors = False
     records_frames = False
     spectral_empty_majority = False
@@ -577,7 +656,7 @@ class PostprocessV11(Postprocess):
         if ("level1" in inputs) == ("cube" in inputs):
             raise RecipeInputError("give either a Level 1 product (level1) or a user cube (cube + angles)")
         if "level1" in inputs:
-            return _level1_inputs(inputs["level1"], params)
+            return _level1_inputs(inputs["level1"], params, legacy=True)
         return _user_cube_inputs_v11(inputs, params)
 
 
@@ -617,7 +696,7 @@ def _user_cube_inputs_v11(inputs: dict[str, Any], params: PostprocessParametersV
     try:
         angles, orientation = derotation_angles(
             angles,
-            params.angle_convention or "parallactic",
+            _convention(params.angle_convention, True) or "parallactic",
             params.pupil_offset_deg,
             params.true_north_deg,
             params.transpose,
@@ -673,6 +752,15 @@ class PostprocessRdiParameters(PostprocessParametersV13):
         return name
 
 
+class PostprocessRdiParametersV11(PostprocessRdiParameters):
+    """Parameters of ``l2-rdi`` 1.1: 1.0's; ``angle_convention`` as ``l2-postprocess`` 1.4's
+    (``'derotation'`` in the vlt-sphere/VIP sense, ``'hcdc-clockwise'`` the old one)."""
+
+    angle_convention: Literal["parallactic", "derotation", "hcdc-clockwise"] | None = (
+        PostprocessParametersV14.model_fields["angle_convention"]
+    )
+
+
 @register_recipe
 class PostprocessRdi(Postprocess):
     """``l2-rdi``: reference-star differential imaging of a Level 1 product with an RDI library
@@ -685,21 +773,22 @@ class PostprocessRdi(Postprocess):
     sha256), and the library file is an input of the provenance (its sha256)."""
 
     name = "l2-rdi"
-    version = "1.0"
+    #: 1.1: as ``l2-postprocess`` 1.4 (Level 1 ``DEROT`` turned counter-clockwise where the product
+    #: says ``ROTSENSE = 'CCW'``, Gaussian fits with ``x_scale=1.0``); 1.0 (kept) as 1.3
+    version = "1.1"
     description = "Level 1 cube + archive reference library -> Level 2 RDI image, S/N, contrast, detections"
-    Parameters = PostprocessRdiParameters
+    Parameters = PostprocessRdiParametersV11
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 product (the science sequence)"),
         Port("library", DataKind.PATH, "RDI reference library FITS (hcdc rdi build)"),
     )
 
-    @staticmethod
-    def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
+    def _read_inputs(self, inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
         if "level1" not in inputs or "library" not in inputs:
             raise RecipeInputError(
                 "l2-rdi needs a Level 1 product (level1) and a reference library (library)"
             )
-        data = _level1_inputs(inputs["level1"], params)
+        data = _level1_inputs(inputs["level1"], params, self.legacy_derotation)
         reference, info = _read_library(Path(inputs["library"]), data["cube"].shape)
         data["reference"] = reference
         data["input_names"][Path(inputs["library"]).name] = info["sha256"]
@@ -713,6 +802,18 @@ class PostprocessRdi(Postprocess):
         out = super().process(inputs, params, context)
         out["summary"]["rdi_library"] = _read_library(Path(inputs["library"]), None)[1]
         return out
+
+
+@register_recipe
+class PostprocessRdiV10(PostprocessRdi):
+    """``l2-rdi`` 1.0, kept so that its products rerun from their provenance bit for bit: Level 1
+    ``derotation`` angles in hcdc's old clockwise sense whatever ``ROTSENSE`` says, and scipy's
+    default Gaussian-fit scaling (as ``l2-postprocess`` 1.3)."""
+
+    version = "1.0"
+    Parameters = PostprocessRdiParameters
+    legacy_derotation = True
+    fit_x_scale = None
 
 
 def _read_library(path: Path, cube_shape: tuple[int, ...] | None) -> tuple[Any, dict[str, Any]]:

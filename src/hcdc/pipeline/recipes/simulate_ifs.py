@@ -1,7 +1,9 @@
 """``simulate-ifs``: a night of raw IFS files (:mod:`hcdc.instruments.sphere.ifs.simulate`).
 
-1.1 draws the spectral cross-talk (parameter ``crosstalk``, default on; docs/ifs.md); 1.0 (no
-cross-talk) stays registered so that its products rerun from their provenance.
+1.2 turns the companions with the sky in the physical sense (clockwise by ``DEROT`` on the
+detector, as the real IFS; docs/conventions.md, "Rotation sense"); 1.1 draws the spectral
+cross-talk (parameter ``crosstalk``, default on; docs/ifs.md); 1.0 (no cross-talk) and 1.1 (old
+sense) stay registered so that their products rerun from their provenance.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ class SimulateIfs(Recipe):
     ``simulation_truth.json`` / ``.fits``)."""
 
     name = "simulate-ifs"
-    version = "1.1"
+    version = "1.2"  # 1.2: companions turn with the sky in the physical (vlt-sphere/VIP) sense
+    #: 1.0 and 1.1 placed companions in hcdc's old, opposite sense (docs/conventions.md, "Rotation sense")
+    legacy_sky_sense = False
     product_level = 0
     product_type = "simulated-raw"
     description = (
@@ -63,15 +67,28 @@ class SimulateIfs(Recipe):
                 scale=params.scale,
                 night=params.night,
                 crosstalk=bool(getattr(params, "crosstalk", False)),
+                legacy_sky_sense=self.legacy_sky_sense,
             )
         context.log(f"{len(night.files)} raw IFS files written")
         return {"raw": sorted(f.path for f in night.files), "truth": night.truth_json}
 
 
 @register_recipe
+class SimulateIfsV11(SimulateIfs):
+    """``simulate-ifs`` 1.1, kept so that its raw files can be made again from their provenance:
+    spectral cross-talk, but the companions turn on the detector in hcdc's old sense
+    (counter-clockwise by DEROT), the opposite of the real IFS (docs/conventions.md, "Rotation
+    sense")."""
+
+    version = "1.1"
+    legacy_sky_sense = True
+
+
+@register_recipe
 class SimulateIfsV10(SimulateIfs):
-    """``simulate-ifs`` 1.0: no spectral cross-talk (kept for reruns)."""
+    """``simulate-ifs`` 1.0: no spectral cross-talk, companions in hcdc's old sense (kept for reruns)."""
 
     version = "1.0"
     description = "simulate a night of raw SPHERE/IFS files with companions, without cross-talk"
     Parameters = SimulateIfsParameters
+    legacy_sky_sense = True

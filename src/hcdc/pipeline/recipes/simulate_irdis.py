@@ -34,7 +34,9 @@ class SimulateIrdis(Recipe):
     ``simulation_truth.json``)."""
 
     name = "simulate-irdis"
-    version = "1.0"
+    version = "1.1"  # 1.1: companions turn with the sky in the physical (vlt-sphere/VIP) sense
+    #: 1.0 placed companions in hcdc's old, opposite sense (docs/conventions.md, "Rotation sense")
+    legacy_sky_sense = False
     product_level = 0
     product_type = "simulated-raw"
     description = (
@@ -64,7 +66,18 @@ class SimulateIrdis(Recipe):
                 sequences=sequences,
                 night=params.night,
                 ao_telemetry=params.ao_telemetry,
+                legacy_sky_sense=self.legacy_sky_sense,
             )
         context.log(f"{len(night.files)} raw files written")
         raw = [f.path for f in night.files] + (night.ao_telemetry.files if night.ao_telemetry else [])
         return {"raw": sorted(raw), "truth": night.truth_json}
+
+
+@register_recipe
+class SimulateIrdisV10(SimulateIrdis):
+    """``simulate-irdis`` 1.0, kept so that its raw files can be made again from their provenance: the
+    companions turn on the detector in hcdc's old sense (counter-clockwise by DEROT), the opposite
+    of the real IRDIS (docs/conventions.md, "Rotation sense")."""
+
+    version = "1.0"
+    legacy_sky_sense = True

@@ -6,8 +6,10 @@ IFS-YJH) picks ``ifs-l1-l2``: its ``raw`` input is the dataset's files with the 
 the catalogue associated (darks, detector flats, SPECPOS, WAVE, IFU flat, backgrounds), which
 ``level1-ifs`` sorts by their DPR keywords.
 
-1.1: ``level1-ifs`` 0.3 (spectral cross-talk corrected; 0.4 adds the per-frame AO conditions and is what
-runs now: a workflow node takes the newest version) and per-channel contrast curves in Level 2.
+1.1: ``level1-ifs`` 0.3 (spectral cross-talk corrected; 0.4 adds the per-frame AO conditions, 0.5 the
+band-edge spectral response and is what runs now: a workflow node takes the newest version) and
+per-channel contrast curves in Level 2; ``l3-companion-spectra`` 1.1 (the newest) leaves out a
+brighter companion's spectral residual.
 """
 
 from __future__ import annotations

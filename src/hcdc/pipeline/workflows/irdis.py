@@ -1,14 +1,17 @@
-"""The standard IRDIS workflows: Level 1, Level 1 -> Level 2, and the night's calibration masters."""
+"""The standard IRDIS workflows: Level 1, Level 1 -> Level 2, the night's calibration masters, and
+the astrometric calibration fields (True North and plate scale)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from hcdc.pipeline.ports import DataKind, Port
+from hcdc.pipeline.recipes.astrometric_field import RECIPE_NAME as ASTROMETRY_RECIPE
 from hcdc.pipeline.recipes.irdis_masters import RECIPE_NAME
 from hcdc.pipeline.workflow import Node, Workflow, register_workflow
 
 CALIBRATION_WORKFLOW = "irdis-calibrations"
+ASTROMETRY_WORKFLOW = "irdis-astrometry"
 
 _IRDIS_IMAGING_MODES = [("SPHERE", "IRDIS", "DBI"), ("SPHERE", "IRDIS", "CI")]
 
@@ -105,4 +108,21 @@ def _irdis_calibrations() -> Workflow:
         ),
         nodes=(Node("masters", RECIPE_NAME, {"raw": "inputs.raw", "darks": "inputs.darks"}),),
         outputs={"master": "masters.master", "badpixels": "masters.badpixels", "summary": "masters.summary"},
+    )
+
+
+@register_workflow(ASTROMETRY_WORKFLOW)
+def _irdis_astrometry() -> Workflow:
+    return Workflow(
+        name=ASTROMETRY_WORKFLOW,
+        version="1.0",
+        description="IRDIS astrometric calibration field + its reference list -> True North and plate scale",
+        inputs=(
+            Port("raw", DataKind.RAW_FILES, "one astrometric field file"),
+            Port("reference", DataKind.PATH, "the registered reference list (CSV)"),
+        ),
+        nodes=(
+            Node("astrometry", ASTROMETRY_RECIPE, {"raw": "inputs.raw", "reference": "inputs.reference"}),
+        ),
+        outputs={"measurement": "astrometry.measurement", "summary": "astrometry.summary"},
     )

@@ -38,6 +38,7 @@ __all__ = [
     "WavelengthSolution",
     "fit_wavelength_solution",
     "extract_spectra",
+    "band_response",
     "CubeResampler",
     "cube_resampler",
     "lenslets_to_cube",
@@ -317,6 +318,29 @@ def extract_spectra(
     a = np.take_along_axis(density, i0, axis=1)
     b = np.take_along_axis(density, i0 + 1, axis=1)
     return a * (1.0 - frac) + b * frac
+
+
+def band_response(
+    lamp_spectrum: np.ndarray, wavelengths_nm: np.ndarray, interior: np.ndarray, degree: int = 2
+) -> np.ndarray:
+    """Spectral response per channel relative to a smooth lamp continuum: ``lamp / fit``.
+
+    ``lamp_spectrum`` (n_wave,): a white-lamp spectrum extracted like science (e.g. the median
+    over lenslets of the IFU flat); ``interior`` (n_wave,) bool: the channels far from the band's
+    order-sorting filter edges, on which a polynomial of ``degree`` in wavelength is fitted as
+    the lamp's continuum. The ratio is ~1 inside the band and measures what the filter edge (cut
+    through the spectral PSF) takes from the channels near it; dividing extracted spectra by it
+    restores their flux there. Only the lamp's smoothness is assumed, not its spectrum. Raises
+    ``ValueError`` when fewer than ``degree + 2`` interior channels are finite and positive.
+    """
+    lamp = np.asarray(lamp_spectrum, dtype=np.float64)
+    waves = np.asarray(wavelengths_nm, dtype=np.float64)
+    use = np.asarray(interior, dtype=bool) & np.isfinite(lamp) & (lamp > 0)
+    if use.sum() < degree + 2:
+        raise ValueError(f"band response: {int(use.sum())} usable interior channels, need {degree + 2}")
+    t = (waves - waves[use].mean()) / np.ptp(waves[use])
+    continuum = np.polyval(np.polyfit(t[use], lamp[use], degree), t)
+    return lamp / continuum
 
 
 @dataclass(frozen=True)

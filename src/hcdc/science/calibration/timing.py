@@ -15,8 +15,10 @@ INSTRUMENT_OFFSET")::
 
     derot = parang + pupil_offset + instrument_offset + true_north
 
-It follows :func:`hcdc.science.geometry.derotate`: frame ``k`` turned clockwise by ``derot[k]``
-is north up / east left. Angles in degrees, times as :class:`astropy.time.Time` (UTC).
+Frame ``k`` turned **counter-clockwise** (origin lower) by ``derot[k]`` is north up / east left,
+as in vlt-sphere, VIP and IRDAP: hcdc's :func:`hcdc.science.geometry.derotate` takes
+:func:`hcdc.science.orientation.rotation_from_derotation` of it (``-derot``; docs/conventions.md,
+"Rotation sense"). Angles in degrees, times as :class:`astropy.time.Time` (UTC).
 No IERS table is ever downloaded: the bundled ``astropy-iers-data`` tables are used (only
 while hcdc computes a sidereal time: astropy's settings are not changed at import).
 """
@@ -129,8 +131,8 @@ def derotation_angles(
     """Derotation angles (deg) = parang + pupil_offset + instrument_offset + true_north.
 
     For IRDIS in pupil tracking: ``pupil_offset = 135.99``, ``true_north = -1.75``,
-    ``instrument_offset = 0`` (IFS: -100.48). Frame ``k`` turned clockwise by the result
-    (:func:`hcdc.science.geometry.derotate`) is north up / east left.
+    ``instrument_offset = 0`` (IFS: -100.48). Frame ``k`` turned counter-clockwise by the result
+    is north up / east left (``geometry.derotate`` with ``-derot``, module docstring).
     """
     return np.asarray(parang, dtype=np.float64) + pupil_offset + instrument_offset + true_north
 

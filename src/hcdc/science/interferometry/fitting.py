@@ -34,6 +34,11 @@ from hcdc.science.interferometry.models import binary, limb_darkened_disk, unifo
 GRID_POINTS_PER_PERIOD = 16
 #: Bessel argument at the shortest baseline where the diameter grid stops.
 X_MAX_SHORTEST = 12.0
+#: Variable scaling of the binary refinement (``least_squares``' ``x_scale``) over
+#: (log10 f, Δα [mas], Δδ [mas], θ1 [mas]): fixed, so the refinement depends on the data and the
+#: start only. ``'jac'`` (MINPACK's scaling by the Jacobian's column norms, scipy ≥ 1.16's default
+#: for ``method='lm'``) is what ``oifits-fit`` 1.0 used; it is kept for reruns of that version.
+BINARY_X_SCALE = 1.0
 
 
 @dataclass
@@ -234,6 +239,7 @@ def fit_binary(
     flux_ratios: Sequence[float] = (0.02, 0.1, 0.3, 0.7),
     theta1_mas: float | None = None,
     starts: int = 5,
+    x_scale: float | str = BINARY_X_SCALE,
 ) -> FitResult:
     """Fit a binary (primary uniform disk θ1 at the centre, unresolved secondary at (Δα east,
     Δδ north) with flux ratio f = F2/F1) to V² and closure phases.
@@ -242,7 +248,9 @@ def fit_binary(
     ``max_sep_mas``) x ``flux_ratios``, with θ1 fixed at the uniform-disk fit of the V² (or
     ``theta1_mas``); then Levenberg-Marquardt on (log f, Δα, Δδ, θ1) from the ``starts`` best
     grid points; the lowest χ² wins. Parameters: ``flux_ratio``, ``dra_mas``, ``ddec_mas``,
-    ``sep_mas``, ``pa_deg`` (east of north), ``theta1_mas``.
+    ``sep_mas``, ``pa_deg`` (east of north), ``theta1_mas``. ``x_scale``: the refinement's
+    variable scaling (:data:`BINARY_X_SCALE`; ``'jac'`` reproduces ``oifits-fit`` 1.0). The same
+    data give the same bits on every run (``tests/science/interferometry/test_fit_determinism.py``).
     """
     import time
 
@@ -267,7 +275,7 @@ def fit_binary(
     candidates.sort(key=lambda c: c[0])
     best = None
     for _, start in candidates[:starts]:
-        fit = least_squares(_binary_residuals, start, args=(data,), method="lm", x_scale="jac")
+        fit = least_squares(_binary_residuals, start, args=(data,), method="lm", x_scale=x_scale)
         evaluations += fit.nfev
         if best is None or fit.cost < best.cost:
             best = fit

@@ -10,6 +10,9 @@ a "5-sigma" detection has the same false-alarm probability at every separation.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +25,7 @@ __all__ = [
     "Candidate",
     "GaussianFit",
     "fit_gaussian_2d",
+    "gaussian_fit_x_scale",
     "detect_candidates",
     "student_threshold",
     "GAUSSIAN_5SIGMA_FPF",
@@ -51,14 +55,50 @@ class GaussianFit:
     offset: float
 
 
+#: ``x_scale`` of :func:`fit_gaussian_2d`'s ``least_squares`` when the call does not give one
+#: (:func:`gaussian_fit_x_scale`); None: scipy's default.
+_FIT_X_SCALE: ContextVar[float | str | None] = ContextVar("hcdc_gaussian_fit_x_scale", default=None)
+
+
+@contextmanager
+def gaussian_fit_x_scale(x_scale: float | str | None) -> Iterator[None]:
+    """Within the block, :func:`fit_gaussian_2d` calls that give no ``x_scale`` use this one (None:
+    scipy's default). A versioned choice of a Level 2 recipe (``l2-postprocess`` 1.4 on: 1.0),
+    set once around :func:`~hcdc.science.postprocessing.run.postprocess` instead of being passed
+    through every function that refines a position (detection, fake astrometry, completeness)."""
+    token = _FIT_X_SCALE.set(x_scale)
+    try:
+        yield
+    finally:
+        _FIT_X_SCALE.reset(token)
+
+
 def fit_gaussian_2d(
-    image: np.ndarray, x: float, y: float, box: int = 9, fwhm: float = 4.0, negative: bool = False
+    image: np.ndarray,
+    x: float,
+    y: float,
+    box: int = 9,
+    fwhm: float = 4.0,
+    negative: bool = False,
+    x_scale: float | str | None = None,
 ) -> GaussianFit:
     """Least-squares fit of an axis-aligned 2-D Gaussian plus constant in a ``box`` x ``box`` cut-out.
 
     ``(x, y)``: initial guess (pixel coordinates of ``image``); ``negative=True`` fits a dip (e.g. a
     coronagraphic dark hole). Returns the centre in the coordinates of ``image``.
+
+    ``x_scale``: ``least_squares``' parameter scaling (default: :func:`gaussian_fit_x_scale`'s,
+    else scipy's own default). ``1.0`` (MINPACK's ``diag = 1``, scipy's default before 1.16) makes
+    the fit deterministic: with scipy >= 1.16's default ``x_scale='jac'`` (``diag=None``, MINPACK
+    mode 1) scipy 1.17.1's ``lmder`` gave two different results for the same box depending on
+    earlier heap contents (measured: 36/24 over 60 calls on one reduced image, ~1e-11 px apart),
+    which made product reruns differ in DETECTIONS; with ``x_scale=1.0`` every call gives the same
+    result (60/60). Used from ``l2-postprocess`` 1.4 on; earlier versions, Level 1 recentring and
+    other callers keep scipy's default so that their products rerun bit for bit.
     """
+    if x_scale is None:
+        x_scale = _FIT_X_SCALE.get()
+    scaling = {} if x_scale is None else {"x_scale": x_scale}
     image = np.asarray(image, dtype=np.float64)
     h = box // 2
     ix, iy = int(round(x)), int(round(y))
@@ -77,7 +117,9 @@ def fit_gaussian_2d(
         model = off + amp * np.exp(-0.5 * (((xx - x0) / sx) ** 2 + ((yy - y0) / sy) ** 2))
         return (model - sub)[finite]
 
-    fit = optimize.least_squares(residual, [float(x), float(y), amp0, s0, s0, offset0], method="lm")
+    fit = optimize.least_squares(
+        residual, [float(x), float(y), amp0, s0, s0, offset0], method="lm", **scaling
+    )
     x0, y0, amp, sx, sy, off = fit.x
     return GaussianFit(
         float(x0), float(y0), float(amp), abs(sx) / FWHM_TO_SIGMA, abs(sy) / FWHM_TO_SIGMA, float(off)

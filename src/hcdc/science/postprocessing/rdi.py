@@ -33,6 +33,9 @@ from hcdc.science.postprocessing.base import check_adi_inputs, derotate_and_coll
 
 __all__ = [
     "AnnulusCorrelation",
+    "CONDITION_COLUMNS",
+    "conditions_distance",
+    "rank_references",
     "reference_correlation",
     "select_references",
     "rdi_residuals",
@@ -101,6 +104,59 @@ class AnnulusCorrelation:
             )
         ref = np.nan_to_num(reference.reshape(reference.shape[0], -1)[:, self.mask])
         return _standardise(ref) @ self.mean_row
+
+
+#: per-frame conditions compared by :func:`conditions_distance` (Level 1 ``CONDITIONS`` columns)
+CONDITION_COLUMNS = ("SEEING", "TAU0", "STREHL")
+
+
+def conditions_distance(frames: dict[str, np.ndarray], reference: dict[str, float]) -> np.ndarray:
+    """How far each frame's conditions are from ``reference`` (the science sequence's medians):
+    the root mean square, over the quantities of :data:`CONDITION_COLUMNS` known (finite and
+    > 0) for both, of ``ln(frame / reference)`` -- so a factor 2 in seeing alone gives
+    ``ln 2 = 0.69`` whichever way, and seeing, tau0 and Strehl count alike. NaN for a frame
+    with no quantity in common with the reference (no telemetry)."""
+    n = len(next(iter(frames.values()))) if frames else 0
+    total = np.zeros(n)
+    count = np.zeros(n)
+    for name in CONDITION_COLUMNS:
+        ref = reference.get(name)
+        if name not in frames or ref is None or not np.isfinite(ref) or ref <= 0:
+            continue
+        values = np.asarray(frames[name], dtype=float)
+        ok = np.isfinite(values) & (values > 0)
+        logs = np.zeros(n)
+        logs[ok] = np.log(values[ok] / ref)
+        total += logs**2
+        count += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.sqrt(total / np.maximum(count, 1)), np.nan)
+
+
+def rank_references(
+    correlation: np.ndarray,
+    distance: np.ndarray | None = None,
+    weight: float = 0.0,
+    n_keep: int | None = None,
+) -> np.ndarray:
+    """Indices of the best ``n_keep`` reference frames (all when None), best first, by the score
+    ``correlation - weight * distance`` (:func:`conditions_distance`). A frame with an unknown
+    distance (NaN) counts as the least similar known (the largest finite distance; 0 when none
+    is known). ``weight = 0`` (or no ``distance``) is the ranking by correlation alone, ties in
+    input order."""
+    correlation = np.asarray(correlation, dtype=float)
+    if weight < 0:
+        raise ValueError(f"the conditions weight must be >= 0; got {weight}")
+    score = correlation
+    if weight > 0 and distance is not None:
+        distance = np.asarray(distance, dtype=float)
+        if distance.shape != correlation.shape:
+            raise ValueError(f"distance {distance.shape} and correlation {correlation.shape} differ")
+        known = np.isfinite(distance)
+        worst = float(distance[known].max()) if known.any() else 0.0
+        score = correlation - weight * np.where(known, distance, worst)
+    order = np.argsort(-score, kind="stable")
+    return order if n_keep is None else order[:n_keep]
 
 
 def _n_selected(n_ref: int, n_keep: int | None, fraction: float | None) -> int:

@@ -102,6 +102,16 @@ function drawAstrometry() {
     traces.push({ x: span, y: [a.plate_scale_mas, a.plate_scale_mas], name: key + " assumed plate scale", yaxis: "y2",
       type: "scatter", mode: "lines", line: { dash: "dot" } });
   });
+  (d.trend || []).forEach((s) => {
+    // each series' fitted straight line (drift per year), dashed
+    const key = s.instrument + "/" + (s.arm || "") + (s.filter ? " " + s.filter : "");
+    [["true_north", "y", " True North drift"], ["plate_scale", "y2", " plate scale drift"]].forEach(([q, axis, label]) => {
+      const f = s[q];
+      if (!f || f.slope_per_year === null) return;
+      traces.push({ x: f.line.map((p) => p.epoch), y: f.line.map((p) => p.value), name: key + label, yaxis: axis,
+        type: "scatter", mode: "lines", line: { dash: "dash" } });
+    });
+  });
   Plotly.newPlot("astrometry-chart", traces, {
     title: { text: "True North and plate scale" },
     xaxis: { title: { text: "epoch" }, type: "date", anchor: "y2" },

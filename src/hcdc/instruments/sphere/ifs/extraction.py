@@ -159,7 +159,11 @@ class IfsCalibration:
     ``lenslet_xy_mas`` (n, 2): the lenslets in the lenslet frame; ``solution``: the wavelength
     solution; ``response`` (n, 39): lenslet response per channel (IFU flat, median 1);
     ``residual_xy`` (n, 2): measured - model spectra positions (the residual map);
-    ``grid_shift_px``: whole-pixel shift of the nominal grid found on the white lamp.
+    ``grid_shift_px``: whole-pixel shift of the nominal grid found on the white lamp;
+    ``band_response`` (39,) or None: the spectral response per channel relative to the IFU-flat
+    lamp's smooth continuum (:func:`hcdc.science.calibration.ifs.band_response`; ~1 inside the
+    band, < 1 in the channels next to the order-sorting filter edges), divided out by
+    :func:`extract_cube` when given (``level1-ifs`` 0.5).
     """
 
     mode: geo.IfsModeOptics
@@ -169,6 +173,7 @@ class IfsCalibration:
     response: np.ndarray
     residual_xy: np.ndarray
     grid_shift_px: tuple[int, int]
+    band_response: np.ndarray | None = None
     _resamplers: dict[int, cal.CubeResampler] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -193,13 +198,29 @@ class IfsCalibration:
         return self.trace_xy[:, 1:2] + self.solution.offset(self.wavelengths_nm)
 
 
-def calibrate_ifs(white: np.ndarray, lasers: np.ndarray, ifu_flat: np.ndarray, mode: str) -> IfsCalibration:
+#: Band response: the lamp continuum is fitted on the channels with |trace offset| <= half the
+#: spectrum length minus this margin (px), >= 4 px (> 4.5 spectral-PSF sigma) from the
+#: order-sorting filter edges, which lie 1 px beyond the first and last channels.
+BAND_EDGE_MARGIN_PX = 3.0
+
+
+def calibrate_ifs(
+    white: np.ndarray,
+    lasers: np.ndarray,
+    ifu_flat: np.ndarray,
+    mode: str,
+    band_response: bool = False,
+) -> IfsCalibration:
     """Spectra positions, wavelength solution and lenslet response from three calibrated frames.
 
     ``white`` (SPECPOS), ``lasers`` (WAVE,LAMP) and ``ifu_flat`` (FLAT,LAMP, DPR TECH=IFU) are
     background-subtracted, flat-fielded frames of one mode. The nominal grid
     (:func:`hcdc.instruments.sphere.ifs.geometry.lenslet_grid` centred on the detector) must be
-    within 4 px in x and 6 px in y of the truth.
+    within 4 px in x and 6 px in y of the truth. ``band_response`` (``level1-ifs`` 0.5): also the
+    per-channel spectral response at the band edges from the IFU flat's median spectrum against
+    its smooth continuum fitted on the channels >= :data:`BAND_EDGE_MARGIN_PX` px inside the
+    spectrum's ends (:func:`hcdc.science.calibration.ifs.band_response`); the lenslet response
+    is normalised per channel as before.
     """
     optics = geo.ifs_mode_optics(mode)
     shape = white.shape
@@ -216,8 +237,14 @@ def calibrate_ifs(white: np.ndarray, lasers: np.ndarray, ifu_flat: np.ndarray, m
     solution = cal.fit_wavelength_solution(lasers, model, lines, optics.trace_offset_px(lines))
     waves = geo.output_wavelengths_nm(optics.name)
     ifu = cal.extract_spectra(ifu_flat, model, solution, waves)
-    response = ifu / np.nanmedian(ifu, axis=0)
+    lamp = np.nanmedian(ifu, axis=0)
+    response = ifu / lamp
     response = np.where(response > 0.2, response, np.nan)  # unlit / off-detector lenslets
+    channel_response = None
+    if band_response:
+        offsets = optics.trace_offset_px(waves)
+        interior = np.abs(offsets) <= geo.SPECTRUM_LENGTH_PX / 2.0 - BAND_EDGE_MARGIN_PX
+        channel_response = cal.band_response(lamp, waves, interior)
     return IfsCalibration(
         mode=optics,
         trace_xy=model,
@@ -226,6 +253,7 @@ def calibrate_ifs(white: np.ndarray, lasers: np.ndarray, ifu_flat: np.ndarray, m
         response=response,
         residual_xy=residual,
         grid_shift_px=(int(shift[0]), int(shift[1])),
+        band_response=channel_response,
     )
 
 
@@ -233,7 +261,8 @@ def extract_cube(image: np.ndarray, calibration: IfsCalibration, size: int | Non
     """The (39, size, size) spectral cube of one calibrated frame (flux per cube pixel per nm).
 
     Each lenslet's spectrum is extracted (:func:`hcdc.science.calibration.ifs.extract_spectra`),
-    divided by its response, converted from flux per lenslet to flux per cube pixel (pixel area /
+    divided by its response (and by the calibration's ``band_response`` when it has one),
+    converted from flux per lenslet to flux per cube pixel (pixel area /
     hexagonal lenslet area) and resampled at 7.46 mas/px. ``size`` defaults to 291 for a
     full detector, smaller detectors in proportion (1024 px: 145; odd sizes, the lenslet frame's origin on
     pixel ``size // 2``).
@@ -242,6 +271,8 @@ def extract_cube(image: np.ndarray, calibration: IfsCalibration, size: int | Non
         image, calibration.trace_xy, calibration.solution, calibration.wavelengths_nm
     )
     spectra = spectra / calibration.response
+    if calibration.band_response is not None:
+        spectra = spectra / calibration.band_response[None, :]
     if size is None:
         size = int(CUBE_SIZE_FULL * image.shape[1] / geo.IFS_RAW_SHAPE[1])
         size += 1 - size % 2  # odd: the lenslet frame's origin on the central pixel

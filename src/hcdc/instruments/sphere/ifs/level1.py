@@ -17,7 +17,10 @@ cube and PSF are corrected for the IFS anamorphism. The primary header then carr
 convention and pointing for Level 2 (``HCDC ANGSKY``, ``HCDC RA``/``DEC``).
 :func:`level1_cube` gives Level 2 what it reads (:class:`hcdc.instruments.base.Level1Cube`).
 With ``crosstalk=True`` (``level1-ifs`` 0.3) every frame through the lenslets is corrected for
-the spectral cross-talk first (``HCDC XTALK``). No narrow-band flats (docs/ifs.md).
+the spectral cross-talk first (``HCDC XTALK``). With ``band_response=True`` (``level1-ifs`` 0.5)
+the spectra are also divided by the spectral response at the band edges measured on the IFU flat
+(:func:`hcdc.science.calibration.ifs.band_response`; ``HCDC BANDRESP`` and the ``BAND_RESPONSE``
+HDU, one value per channel). No narrow-band flats (docs/ifs.md).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from hcdc.instruments.sphere.ifs.extraction import (
 from hcdc.instruments.sphere.ifs.metadata import IFS_CALIB_DARK_DIT_S, ifs_flat_lamp, ifs_mode
 from hcdc.instruments.sphere.ifs.sequence import reduce_flux, reduce_sequence
 from hcdc.science.fits_cards import set_card
+from hcdc.science.orientation import ROTSENSE_CCW
 
 __all__ = [
     "RECIPE_NAME",
@@ -144,6 +148,7 @@ def reduce_ifs(
     psf: bool = False,
     anamorphism: bool = False,
     crosstalk: bool = False,
+    band_response: bool = False,
 ) -> Path:
     """Reduce one IFS sequence (raw files of the sequence and its calibrations) to
     ``out_dir/level1_ifs.fits``; returns its path. Errors name the missing role or bad file.
@@ -152,7 +157,9 @@ def reduce_ifs(
     convention and pointing keywords; ``anamorphism``: correct the IFS anamorphism (module doc).
     ``crosstalk``: correct the spectral cross-talk of every frame that went through the lenslets
     (SPECPOS, WAVE, IFU flat, science; model :data:`hcdc.instruments.sphere.ifs.geometry.
-    CROSSTALK`, ``level1-ifs`` 0.3). All False reproduce ``level1-ifs`` 0.1."""
+    CROSSTALK`, ``level1-ifs`` 0.3). ``band_response``: divide the spectra by the spectral response
+    per channel from the IFU flat (the order-sorting filter edges; ``level1-ifs`` 0.5). All False
+    reproduce ``level1-ifs`` 0.1."""
     roles = roles_from_headers(paths)
     objects, centers = roles.get("OBJECT", []), roles.get("OBJECT,CENTER", [])
     if not objects:
@@ -193,6 +200,7 @@ def reduce_ifs(
         calibrate_frame(mean_frame(_first(roles, "WAVE,LAMP")), calib_dark, flat, bad, xtalk),
         calibrate_frame(mean_frame(_first(roles, "IFU_FLAT")), calib_dark, flat, bad, xtalk),
         mode,
+        band_response=band_response,
     )
     seq = reduce_sequence(
         objects, centers, calibration, background_for_dit, flat, bad, anamorphism, crosstalk=xtalk
@@ -215,10 +223,13 @@ def reduce_ifs(
     h["HIERARCH HCDC PIXSCAL"] = (sc.IFS_PIXEL_SCALE_MAS, "[mas/px] cube sampling")
     h["HIERARCH HCDC STARX"] = (seq.cube.shape[-1] // 2, "star pixel x (0-based)")
     h["HIERARCH HCDC STARY"] = (seq.cube.shape[-2] // 2, "star pixel y (0-based)")
-    h["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT: turn clockwise for north up")
+    h["HIERARCH HCDC ANGCONV"] = ("derotation", "DEROT = PARANG + offsets (vlt-sphere)")
+    h["HIERARCH HCDC ROTSENSE"] = (ROTSENSE_CCW, "turn counter-clockwise by DEROT for N up")
     if crosstalk:
         set_card(h, "HIERARCH HCDC XTALK", True, "spectral cross-talk corrected")
         set_card(h, "HIERARCH HCDC XTALKF", geo.CROSSTALK.leaked_fraction, "cross-talk: light in wings")
+    if calibration.band_response is not None:
+        set_card(h, "HIERARCH HCDC BANDRESP", True, "spectra divided by the band-edge response")
     if flux is not None:
         set_card(h, "HIERARCH HCDC ANGSKY", True, "DEROT includes pupil offset and true north")
         set_card(h, "HIERARCH HCDC ANAMORPH", bool(anamorphism), "IFS anamorphism corrected")
@@ -247,6 +258,10 @@ def reduce_ifs(
             ),
         ]
     )
+    if calibration.band_response is not None:
+        resp_hdu = fits.ImageHDU(calibration.band_response, name="BAND_RESPONSE")
+        resp_hdu.header["COMMENT"] = "per channel: IFU-flat lamp spectrum / its smooth continuum"
+        hdus.append(resp_hdu)
     if flux is not None:
         psf_hdu = fits.ImageHDU(flux.cube, name="PSF")
         psf_hdu.header["BUNIT"] = ("ADU/s/nm", "per cube pixel, per nm, without neutral density")

@@ -49,11 +49,11 @@ from hcdc.instruments.sphere import simulated_truth
 from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.metadata import IFS_LAMPS_BY_MODE
 from hcdc.instruments.sphere.irdis.simulate import (
-    DROT2_MINUS_ALT_DEG,
     FIFTY_ONE_ERI,
     FILE_GAP_S,
     SETUP_GAP_S,
     Target,
+    pupil_drot2_deg,
 )
 from hcdc.instruments.sphere.observing import (
     DIT_DELAY_S,
@@ -69,6 +69,7 @@ from hcdc.science.calibration.timing import (
     dit_times,
     parallactic_angle,
 )
+from hcdc.science.orientation import rotation_from_derotation
 from hcdc.science.simulation import ifs as ifsim
 from hcdc.science.simulation import irdis as sim
 from hcdc.science.simulation.speckles import NACO_LIKE_ENVELOPE, make_evolving_speckles
@@ -504,6 +505,7 @@ def _build_header(
     sky: obs.FileConditions,
     seed: int,
     irdis_filter: str | None = None,
+    legacy_drot2: bool = False,
 ) -> fits.Header:
     """Primary header of one raw IFS file: keyword names, formats and values as the real ones.
 
@@ -550,9 +552,10 @@ def _build_header(
     cards["INS1 PAC X"] = (0.0, "[um] X-Axis absolute position on the detec")
     cards["INS1 PAC Y"] = (0.0, "[um] Y-Axis absolute position on the detect")
     if science:
-        # INS4 DROT2 BEGIN - TEL ALT as in the real pupil-tracking headers (IRDIS simulator)
-        begin = (sky.alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
-        end = (sky.ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
+        # INS4 DROT2 = TEL ALT / 2 + 180 as in the real pupil-tracking headers (legacy_drot2:
+        # alt + 144.5, simulate-ifs <= 1.1)
+        begin = pupil_drot2_deg(sky.alt_az_airm[0], legacy_drot2)
+        end = pupil_drot2_deg(sky.ambient["alt_end"], legacy_drot2)
         cards["INS4 DROT2 MODE"] = ("ELEV", "Derotator mode.")
     else:
         begin = end = 0.0
@@ -625,6 +628,9 @@ class _Model:
     jitter_mas: float
     t_ref: Time
     crosstalk: CrosstalkModel | None = None  # spectral cross-talk of all light through the IFU
+    #: True: companions in hcdc's old sense (``simulate-ifs`` 1.0, 1.1); False: the physical sense
+    #: (:func:`science_scene`)
+    legacy_sky_sense: bool = False
 
 
 def _samples(mode: geo.IfsModeOptics) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -721,18 +727,20 @@ def science_scene(
     time_s: float,
     nd: str,
     speckles: Any,
+    legacy_sky_sense: bool = False,
 ) -> ifsim.FocalPlaneScene:
     """The focal plane of one science DIT (lenslet frame; companions turned by ``derot_deg``).
 
-    The lenslet frame is the IFS cube's frame: turning it clockwise by ``derot_deg`` puts north
-    up and east left (the IRDIS convention, :func:`hcdc.science.simulation.irdis.
-    companion_detector_xy`, with the IFS anamorphism).
+    ``derot_deg`` is the DIT's derotation angle (vlt-sphere sense, the Level 1 ``DEROT``): turning
+    the lenslet frame (the IFS cube's frame) counter-clockwise by it puts north up and east left,
+    as on the real, non-mirrored instrument (:func:`hcdc.science.orientation.rotation_from_derotation`;
+    :func:`hcdc.science.simulation.irdis.companion_detector_xy` with the IFS anamorphism).
+    ``legacy_sky_sense=True``: hcdc's old, opposite sense (``simulate-ifs`` 1.0 and 1.1).
     """
+    turn = derot_deg if legacy_sky_sense else float(rotation_from_derotation(derot_deg))
     companions = []
     for c in model_companions:
-        x, y = sim.companion_detector_xy(
-            star_xy_mas, c.separation_mas, c.pa_deg, derot_deg, sc.IFS_ANAMORPHISM_XY
-        )
+        x, y = sim.companion_detector_xy(star_xy_mas, c.separation_mas, c.pa_deg, turn, sc.IFS_ANAMORPHISM_XY)
         companions.append((x, y, c.contrast_at))
     return ifsim.FocalPlaneScene(
         kind=kind,
@@ -757,7 +765,9 @@ def _science_light(
     ]
     if kind is None:  # SKY: the sky and instrument background only (negligible in YJ(H))
         return np.zeros(model.scale.shape)
-    scene = science_scene(kind, model.companions, star_xy, derot, t_s, exp.nd, model.speckles)
+    scene = science_scene(
+        kind, model.companions, star_xy, derot, t_s, exp.nd, model.speckles, model.legacy_sky_sense
+    )
     density = ifsim.lenslet_spectra(
         scene, model.grid.sky_xy_mas, model.sample_nm, geo.LENSLET_PITCH_SKY_MAS**2 * math.sqrt(3.0) / 2.0
     )
@@ -801,8 +811,13 @@ def simulate_ifs_night(
     speckle_level: float = 1.0,
     crosstalk: bool = True,
     irdis_filter: str | None = None,
+    legacy_sky_sense: bool = False,
 ) -> SimulatedIfsNight:
     """Write a night of raw IFS files of ``mode`` (YJ or YJH) into ``out_dir``; return the truth.
+
+    Companions turn with the sky as on the real instrument (:func:`science_scene`);
+    ``legacy_sky_sense=True`` keeps hcdc's old, opposite sense and writes ``INS4 DROT2 = alt +
+    144.5`` (``simulate-ifs`` 1.0 and 1.1; real headers and the default: ``alt / 2 + 180``).
 
     ``scale``: 'small' (1024 x 1024 px, ~4 400 spectra, a field of +-370 mas: the waffle spots
     are inside only at the blue end), 'medium' (1536^2) or 'full' (2048^2, ~18 300 spectra, real
@@ -869,6 +884,7 @@ def simulate_ifs_night(
         jitter_mas=0.1,
         t_ref=Time(plan[0].date_obs, scale="utc"),
         crosstalk=geo.CROSSTALK if crosstalk else None,
+        legacy_sky_sense=legacy_sky_sense,
     )
     out.mkdir(parents=True, exist_ok=True)
     conditions = obs.AmbientConditions(np.random.default_rng(int(root.integers(0, 2**31))))
@@ -880,7 +896,7 @@ def simulate_ifs_night(
         sky = obs.file_conditions(
             t0, t1, (ra_used, dec_used), truth["parang_start_end"], conditions, water_vapour=True
         )
-        header = _build_header(exp, optics, target, shape, sky, seed, irdis_filter)
+        header = _build_header(exp, optics, target, shape, sky, seed, irdis_filter, legacy_sky_sense)
         path = out / archive_name(exp.date_obs, colon=colon_in_names)
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(

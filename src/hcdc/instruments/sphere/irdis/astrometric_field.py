@@ -43,8 +43,13 @@ __all__ = [
     "simulate_irdis_astrometric_field",
 ]
 
-#: DPR TYPE written on the simulated field (an assumption: the SPHERE astrometric calibration
-#: template's own value is not in the sources read)
+#: DPR TYPE written on the simulated field, and the one ingest classifies as ``ASTROMETRY``
+#: (:data:`hcdc.instruments.sphere.metadata.FILE_CLASS_COMMON`). Not seen in a real header here
+#: (shared/data holds none of an astrometric field); third-party SPHERE codes use this value:
+#: spherical's science filter excludes ``DPR_TYPE == 'OBJECT,ASTROMETRY'`` (sphere.md a.2), and
+#: an IRDIS IDL reduction script selects astrometric frames by ``DPR CATG == 'CALIB'`` and
+#: ``DPR TYPE == 'OBJECT,ASTROMETRY'`` (a commented-out line, public code read with the library
+#: search). Should real files differ, the value is this one constant plus the metadata map.
 DPR_TYPE = "OBJECT,ASTROMETRY"
 
 

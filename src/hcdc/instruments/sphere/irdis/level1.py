@@ -12,8 +12,9 @@ product (:func:`read_level1` reads it back):
     averaged), same units and centring.
 ``frames.fits``
     ``FRAMES`` table, one row per OBJECT DIT: file, DIT index, MJD (start/mid/end), parallactic
-    angle, derotation angle (deg, :func:`hcdc.science.geometry.derotate` convention), and per
-    band the star centre on the field (px), centring method, error (px) and QC flag;
+    angle, derotation angle (deg, vlt-sphere/VIP sense; hcdc's rotation angles are
+    :func:`hcdc.science.orientation.rotation_from_derotation` of it), and per band the star
+    centre on the field (px), centring method, error (px) and QC flag;
     ``PSF_FRAMES`` and ``CENTER_FRAMES`` tables; ``WAVELENGTH`` (µm), ``PARANG`` and ``DEROT``
     (deg) vectors.
 ``calibrations.fits``
@@ -56,6 +57,7 @@ from hcdc.science.calibration import background as bg
 from hcdc.science.calibration import badpixels, centering, cubes, flats
 from hcdc.science.checksums import sha256_file
 from hcdc.science.fits_cards import set_card
+from hcdc.science.orientation import ROTSENSE_CCW
 
 __all__ = [
     "RECIPE_NAME",
@@ -596,12 +598,15 @@ def _sky_keywords(header: fits.Header, raw_header: fits.Header, opts: Level1Opti
     """Angle convention and pointing, for Level 2 (docs/conventions.md).
 
     The frames are pupil-stabilised, so no single celestial WCS describes the cube: frame ``k`` is
-    north up once turned clockwise by ``DEROT[k]`` (frames.fits), which already includes the pupil
-    offset and true north. The pointing (RA/DEC keywords of the raw files, J2000) lets Level 2 put a
-    celestial WCS on its north-up images.
+    north up once turned counter-clockwise (origin lower) by ``DEROT[k]`` (frames.fits; the
+    vlt-sphere/VIP/IRDAP sense, ``HCDC ROTSENSE = 'CCW'``; products without that card were read in
+    the opposite sense, docs/conventions.md), which already includes the pupil offset and true
+    north. The pointing (RA/DEC keywords of the raw files, J2000) lets Level 2 put a celestial
+    WCS on its north-up images.
     """
+    set_card(header, "HIERARCH HCDC ANGCONV", "derotation", "DEROT = PARANG + pupil offset + true north")
     set_card(
-        header, "HIERARCH HCDC ANGCONV", "derotation", "DEROT: frame k turned clockwise by it is north up"
+        header, "HIERARCH HCDC ROTSENSE", ROTSENSE_CCW, "frame k turned counter-clockwise by DEROT is N up"
     )
     set_card(header, "HIERARCH HCDC ANGSKY", True, "DEROT includes pupil offset and true north")
     set_card(header, "HIERARCH HCDC PUPOFF", float(opts.pupil_offset_deg), "[deg] pupil offset (ELEV mode)")
@@ -682,9 +687,10 @@ def _write_frames(
     parang.header["BUNIT"] = "deg"
     derot = fits.ImageHDU(np.array(frames["DEROT"], dtype=np.float64), name="DEROT")
     derot.header["BUNIT"] = "deg"
-    derot.header["ANGCONV"] = ("derotation", "hcdc derotation angles (docs/conventions.md)")
+    derot.header["ANGCONV"] = ("derotation", "vlt-sphere/VIP derotation (docs/conventions.md)")
+    derot.header["ROTSENSE"] = (ROTSENSE_CCW, "frame k turned counter-clockwise by it is N up")
     derot.header["ANGSKY"] = (True, "include pupil offset and true north")
-    derot.header["COMMENT"] = "frame k turned clockwise by DEROT[k] is north up / east left"
+    derot.header["COMMENT"] = "frame k turned counter-clockwise by DEROT[k] is north up / east left"
     parang.header["COMMENT"] = "TEL PARANG sense: DEROT = PARANG + pupil offset + true north"
     fits.HDUList(hdus + [wave, parang, derot]).writeto(path, overwrite=True)
 

@@ -67,6 +67,7 @@ from hcdc.science.calibration.timing import (
     parallactic_angle,
 )
 from hcdc.science.geometry import mas_to_px
+from hcdc.science.orientation import rotation_from_derotation
 from hcdc.science.polarimetry.stokes import HWP_ANGLES_DEG, HWP_STOKES
 from hcdc.science.simulation import dpi as dpi_sim
 from hcdc.science.simulation import irdis as sim
@@ -104,9 +105,20 @@ SETUP_GAP_S = 60.0
 READ_NOISE_E = 10.0
 #: Radius of the ALC2 apodized Lyot coronagraph mask (mas): 185 mas diameter (N_ALC_YJH_S).
 ALC2_MASK_RADIUS_MAS = 92.5
-#: Empirical INS4 DROT2 BEGIN - TEL ALT (deg) in pupil tracking, from the real IFS headers
-#: (214.51 - 70.05, 215.50 - 71.00). Only used by the pre-2016-07-12 derotator correction.
+#: INS4 DROT2 BEGIN - TEL ALT (deg) in pupil tracking as ``simulate-irdis`` 1.0 and ``simulate-ifs``
+#: <= 1.1 wrote it (from two real IFS headers, 214.51 - 70.05, 215.50 - 71.00). The real
+#: pupil-tracking headers follow ``TEL ALT / 2 + 180`` instead (slope 1/2 over 63.9-71.0 deg of
+#: altitude, shared/data/sphere_headers; :func:`hcdc.instruments.sphere.irdis.mueller.drot2_keyword`),
+#: which the later versions write. Only read by the pre-2016-07-12 derotator correction.
 DROT2_MINUS_ALT_DEG = 144.5
+
+
+def pupil_drot2_deg(altitude_deg: float, legacy: bool = False) -> float:
+    """``INS4 DROT2 BEGIN/END`` (deg) of a pupil-tracking file at ``altitude_deg``: ``alt/2 + 180``
+    as the real headers (``legacy``: ``alt + 144.5``, the older simulators' value)."""
+    if legacy:
+        return float((altitude_deg + DROT2_MINUS_ALT_DEG) % 360.0)
+    return float(mueller.drot2_keyword(0.0, altitude_deg, "PUPIL"))
 
 
 @dataclass(frozen=True)
@@ -624,8 +636,10 @@ def _build_header(
     scale: SimulationScale,
     sky: FileConditions,
     seed: int,
+    legacy_drot2: bool = False,
 ) -> fits.Header:
-    """Primary header of one raw IRDIS file, keyword names and formats as in real SPHERE files."""
+    """Primary header of one raw IRDIS file, keyword names and formats as in real SPHERE files
+    (``legacy_drot2``: ``INS4 DROT2 = alt + 144.5`` as ``simulate-irdis`` 1.0, :func:`pupil_drot2_deg`)."""
     science = exp.dpr_catg == "SCIENCE"
     h = hdr.primary_header(exp, target, observer=True)
     cards: dict[str, Any] = {}
@@ -679,8 +693,8 @@ def _build_header(
             cards[f"INS4 DROT2 {key}"] = (round(value, 4), f"[deg] Position angle at {key.lower()}.")
         cards["INS4 DROT2 MODE"] = ("ELEV" if tracking == "PUPIL" else "SKY", "Derotator mode.")
     elif science:
-        drot_begin = (sky.alt_az_airm[0] + DROT2_MINUS_ALT_DEG) % 360.0
-        drot_end = (sky.ambient["alt_end"] + DROT2_MINUS_ALT_DEG) % 360.0
+        drot_begin = pupil_drot2_deg(sky.alt_az_airm[0], legacy_drot2)
+        drot_end = pupil_drot2_deg(sky.ambient["alt_end"], legacy_drot2)
         cards["INS4 DROT2 BEGIN"] = (round(drot_begin, 4), "[deg] Position angle at start.")
         cards["INS4 DROT2 END"] = (round(drot_end, 4), "[deg] Position angle at end.")
         cards["INS4 DROT2 MODE"] = ("ELEV", "Derotator mode.")
@@ -751,6 +765,10 @@ class _NightModel:
     coronagraph_leak: float
     mask_radius_px: float
     anamorphism_xy: tuple[float, float]
+    #: True: companions placed in hcdc's old sense (the sky turned counter-clockwise by DEROT on the
+    #: detector; ``simulate-irdis`` 1.0); False: the physical sense, clockwise by DEROT
+    #: (:func:`hcdc.science.orientation.rotation_from_derotation`, docs/conventions.md)
+    legacy_sky_sense: bool = False
 
 
 def _optics(filter_comb: str) -> tuple[sim.BandOptics, sim.BandOptics]:
@@ -916,10 +934,12 @@ def _field_scene(
     kind = {"OBJECT": "coronagraphic", "OBJECT,CENTER": "center", "OBJECT,FLUX": "flux"}[exp.dpr_type]
     nd = sc.nd_transmission(exp.nd, optics.wavelength_nm)
     companions = []
+    # hcdc rotation angles that put each sub-exposure north up (DEROT is vlt-sphere's)
+    turns = derot_sub if model.legacy_sky_sense else rotation_from_derotation(derot_sub)
     for c in model.companions:
         sep_px = mas_to_px(c.separation_mas, optics.pixel_scale_mas)
-        for derot in derot_sub:
-            x, y = sim.companion_detector_xy(star_xy, sep_px, c.pa_deg, float(derot), model.anamorphism_xy)
+        for turn in turns:
+            x, y = sim.companion_detector_xy(star_xy, sep_px, c.pa_deg, float(turn), model.anamorphism_xy)
             companions.append((x, y, c.contrast_in(band) * star_flux / len(derot_sub)))
     scene = sim.StarScene(
         kind=kind,
@@ -1051,6 +1071,7 @@ def simulate_irdis_night(
     low_order_speckles: bool = False,
     ao_telemetry: bool | simulate_ao.AoTelemetrySpec = False,
     speckle_seed: int | None = None,
+    legacy_sky_sense: bool = False,
 ) -> SimulatedNight:
     """Write a night of raw IRDIS files into ``out_dir`` and return what was written with its truth.
 
@@ -1076,7 +1097,10 @@ def simulate_irdis_night(
     (same static and quasi-static speckles, each sequence's own noise and evolution from its
     start), the known answer of reference-star differential imaging (docs/rdi.md). Also writes
     ``simulation_truth.json`` and ``simulation_truth.fits`` (detector truth: BIAS, DARK_CURRENT,
-    FLAT, BADPIX, ILLUMINATION) next to the raw files.
+    FLAT, BADPIX, ILLUMINATION) next to the raw files. The sky turns on the detector as on a
+    real, non-mirrored IRDIS: clockwise by ``DEROT`` (frame k turned counter-clockwise by
+    ``DEROT[k]`` is north up, vlt-sphere/VIP/IRDAP); ``legacy_sky_sense=True`` places companions in
+    hcdc's old, opposite sense (``simulate-irdis`` 1.0).
     """
     out = Path(out_dir)
     if isinstance(scale, str) and scale not in SCALES:
@@ -1145,6 +1169,7 @@ def simulate_irdis_night(
         coronagraph_leak=3e-3,
         mask_radius_px=ALC2_MASK_RADIUS_MAS / sc.IRDIS_PIXEL_SCALE_MAS,
         anamorphism_xy=tuple(anamorphism_xy),  # type: ignore[arg-type]
+        legacy_sky_sense=legacy_sky_sense,
     )
     _check_companions(model)
     out.mkdir(parents=True, exist_ok=True)
@@ -1159,7 +1184,7 @@ def simulate_irdis_night(
         if telemetry is not None and exp.dpr_catg == "SCIENCE":
             airmass = np.array(sky.alt_az_airm[2:])
             sky.ambient.update(simulate_ao.ambient_conditions(telemetry, (t0, t1), airmass))
-        header = _build_header(exp, target, scale_obj, sky, seed)
+        header = _build_header(exp, target, scale_obj, sky, seed, legacy_drot2=legacy_sky_sense)
         path = out / archive_name(exp.date_obs, colon=colon_in_names)
         fits.PrimaryHDU(data=cube, header=header).writeto(path, overwrite=True)
         files.append(
