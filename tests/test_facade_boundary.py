@@ -37,9 +37,34 @@ EXCEPTIONS: dict[tuple[str, str], str] = {
     # justified: there is no user yet
     ("web/auth.py", "hcdc.archive.access_models"): "authentication finds the account (the principal)",
     # not yet moved (docs/architecture.md lists them)
-    ("cli/vo.py", "write_transaction"): "rebuilding the ObsCore table (operator maintenance)",
     ("web/demo.py", "write_transaction"): "the demo's accounts, in one transaction",
 }
+
+#: the archive's operations that the command line reaches through the facade only
+#: (``view.admin()``, ``view.granules``, the user's writes): what a command module may still
+#: import of each: its errors, input types and pure helpers
+CLI_FACADE_ONLY: dict[str, set[str]] = {
+    "hcdc.archive.accounts": {"AccountError", "ProgrammeSpec", "normalize_prog_id", "read_programme_csv"},
+    "hcdc.archive.access": {
+        "AccessDenied",
+        "Principal",
+        "RULES_VERSION",
+        "load_principal",  # cli/common: the --as account, to open the facade for
+        "local_operator",
+        "utc_naive",
+    },
+    "hcdc.archive.interferometry": {"InterferometryError", "CollectionSpec"},
+    "hcdc.archive.interferometry_survey": {"SurveyError"},
+    "hcdc.archive.interferometry_calibrators": {"CalibratorError"},
+    "hcdc.archive.obsportal": {"ObsPortalError"},
+    "hcdc.archive.granules": set(),
+    "hcdc.archive.obscore": set(),
+}
+#: what no command module may import (``acting``, a bare connection and principal, is gone from
+#: cli/common: a command opens the facade, ``viewing``, or the operator's, ``operating``)
+CLI_FORBIDDEN = {"hcdc.cli.common": {"acting"}}
+#: (command module, what it imports) not through the facade yet, and why (may only shrink)
+CLI_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 #: the VO routers (TAP sync/async/UWS, uploads, ObsCore, SIA, DataLink) reach the catalogue through
 #: its VO sub-facade (``UserCatalogue.vo``, hcdc.archive.catalogue_vo): they build no SQL and call
@@ -208,6 +233,60 @@ def test_interfaces_use_the_catalogue_facade() -> None:
     assert not unexpected, "\n".join(unexpected)
     stale = sorted(f"{m} no longer imports {w}: remove it from EXCEPTIONS" for m, w in set(EXCEPTIONS) - seen)
     assert not stale, "\n".join(stale)
+
+
+def _cli_offences(path: Path) -> set[str]:
+    """What a command module imports of the archive's operations beyond their errors and
+    types (``module.name``; ``module`` for the whole module)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module in CLI_FACADE_ONLY:
+            found |= {f"{node.module}.{a.name}" for a in node.names} - {
+                f"{node.module}.{name}" for name in CLI_FACADE_ONLY[node.module]
+            }
+        elif isinstance(node, ast.ImportFrom) and node.module in CLI_FORBIDDEN:
+            found |= {f"{node.module}.{a.name}" for a in node.names if a.name in CLI_FORBIDDEN[node.module]}
+        elif isinstance(node, ast.ImportFrom) and node.module == "hcdc.archive":
+            found |= {f"{node.module}.{a.name}" for a in node.names} & set(CLI_FACADE_ONLY)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name in CLI_FACADE_ONLY}
+    return found
+
+
+def test_commands_use_the_facade_for_the_archive_operations() -> None:
+    seen = set()
+    unexpected = []
+    for path in sorted((SRC / "cli").rglob("*.py")):
+        name = path.relative_to(SRC).as_posix()
+        if name == "cli/common.py":  # opens the facade
+            continue
+        for what in _cli_offences(path):
+            seen.add((name, what))
+            if (name, what) not in CLI_EXCEPTIONS:
+                unexpected.append(f"{name} imports {what}: go through the catalogue facade (viewing)")
+    assert not unexpected, "\n".join(sorted(unexpected))
+    stale = sorted(
+        f"{m} no longer imports {w}: remove it from CLI_EXCEPTIONS" for m, w in set(CLI_EXCEPTIONS) - seen
+    )
+    assert not stale, "\n".join(stale)
+
+
+def test_the_command_check_sees_an_offence(tmp_path: Path) -> None:
+    module = tmp_path / "oi.py"
+    module.write_text(
+        "from hcdc.cli.common import acting, fail\n"
+        "from hcdc.archive.access import AccessContext, AccessDenied\n"
+        "from hcdc.archive.interferometry import InterferometryError, publish_file\n"
+        "from hcdc.archive import accounts, queries\n"
+        "import hcdc.archive.obscore\n"
+    )
+    assert _cli_offences(module) == {
+        "hcdc.cli.common.acting",
+        "hcdc.archive.access.AccessContext",
+        "hcdc.archive.interferometry.publish_file",
+        "hcdc.archive.accounts",
+        "hcdc.archive.obscore",
+    }
 
 
 def _vo_offences(path: Path) -> set[str]:

@@ -47,7 +47,7 @@ from sqlalchemy import Connection, Engine, select
 from hcdc.archive import accounts, queries
 from hcdc.archive import batches as batch_reads
 from hcdc.archive import products as prod
-from hcdc.archive.access import AccessContext, AccessDenied, Principal
+from hcdc.archive.access import ANONYMOUS, AccessContext, AccessDenied, Principal
 from hcdc.archive.access_models import Programme, ProgrammeMember
 from hcdc.archive.associations import association_view
 from hcdc.archive.catalogue_admin import AdminCatalogue
@@ -473,6 +473,56 @@ class UserCatalogue:
         self._require("product", product_id)
         with self.writing() as conn:
             accounts.cancel_delay(conn, self.user, product_id, self.access.policy)
+
+    def release_status(self, product_id: int) -> dict[str, Any]:
+        """A product the user may see: its public date (R4, the PI's delay included; None:
+        never), its review mark, reason and delay, and whether anybody (the anonymous user) may
+        see it at the facade's time; :class:`NotFound` for one the user may not see."""
+        self._require("product", product_id)
+        anybody = AccessContext(self.conn, ANONYMOUS, self.access.now, self.access.policy)
+        info: dict[str, Any] = {
+            "product_id": product_id,
+            "public_date": anybody.product_public_date(product_id),
+            **accounts.product_status(self.conn, [product_id])[product_id],
+        }
+        info["public_now"] = bool(anybody.can_see_product(product_id))
+        return info
+
+    def place_in_workspace(self, workspace: str, product_id: int) -> None:
+        """Put a product in a workspace (rule A8, decided and audited by
+        :func:`hcdc.archive.accounts.place_in_workspace`; the public workspace publishes it)."""
+        with self.writing() as conn:
+            accounts.place_in_workspace(conn, self.user, workspace, product_id)
+
+    # -- writes: delegations (rule A2: a programme's PI, or an admin) ----------------------------
+
+    def delegate(
+        self,
+        grantee: str,
+        *,
+        prog_id: str | None = None,
+        dataset_id: int | None = None,
+        expires_at: dt.datetime | None = None,
+        reason: str | None = None,
+    ) -> int:
+        """Grant ``grantee`` one programme or one dataset of the user's (rule A2, decided and
+        audited by :func:`hcdc.archive.accounts.delegate`), until ``expires_at`` (UTC); returns
+        the delegation id. Raises ``AccountError`` and ``AccessDenied``."""
+        with self.writing() as conn:
+            return accounts.delegate(
+                conn,
+                self.user,
+                grantee,
+                prog_id=prog_id,
+                dataset_id=dataset_id,
+                expires_at=expires_at,
+                reason=reason,
+            )
+
+    def revoke_delegation(self, delegation_id: int) -> None:
+        """End a delegation at once (rule A2: the programme's PI or an admin, audited)."""
+        with self.writing() as conn:
+            accounts.revoke_delegation(conn, self.user, delegation_id)
 
     # -- writes: the user's API tokens (rule A7) ------------------------------------------------
 

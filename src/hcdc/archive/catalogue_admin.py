@@ -17,9 +17,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select, true
 
 from hcdc.archive import accounts
+from hcdc.archive.access import ANONYMOUS, AccessContext, Decision, Principal, load_principal
 from hcdc.archive.access_models import ProductReview
 from hcdc.archive.accounts import ProgrammeSpec
 from hcdc.archive.models import Dataset, File, MissingCalibration
+from hcdc.archive.obscore import RebuildSummary, rebuild_obscore
 from hcdc.archive.pipeline_models import Job
 from hcdc.archive.search import Page, archive_counts, search_jobs
 
@@ -144,7 +146,25 @@ class AdminCatalogue:
             "files": self.conn.scalar(select(func.count()).select_from(File).where(File.is_current)),
         }
 
+    def account(self, name: str) -> Principal:
+        """The principal of account ``name`` (``anonymous``: the anonymous user), to ask what it
+        may see (:meth:`explain`); ``LookupError`` for no such account."""
+        return ANONYMOUS if name == "anonymous" else load_principal(self.conn, name)
+
+    def explain(self, user: Principal, obj: tuple[str, int], at: dt.datetime | None = None) -> Decision:
+        """Whether ``user`` may see ``obj`` (``("file" | "dataset" | "product", id)``) at ``at``
+        (UTC; default: now) under the data centre's policy, and by which rule
+        (:meth:`hcdc.archive.access.AccessContext.can_see`: the decision itself, explained)."""
+        return AccessContext(self.conn, user, at, self.catalogue.access.policy).can_see(obj)
+
     # -- writes (each decided again and audited by accounts / access.py) ----------------------
+
+    def rebuild_obscore(self) -> RebuildSummary:
+        """Delete and rewrite every ``ivoa.obscore`` row from the catalogue in one transaction,
+        with the release dates of the data centre's policy (operator maintenance: after a change
+        of the publishing rules; :func:`hcdc.archive.obscore.rebuild_obscore`)."""
+        with self.catalogue.writing() as conn:
+            return rebuild_obscore(conn, self.catalogue.access.policy)
 
     def add_user(
         self,

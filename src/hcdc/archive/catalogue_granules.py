@@ -11,18 +11,23 @@ its flagged copy as a new version (:meth:`GranuleCatalogue.validate`).
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
+from hcdc.archive import interferometry as oi
+from hcdc.archive import interferometry_calibrators as calibrators
+from hcdc.archive.access import AccessContext
 from hcdc.archive.catalogue_errors import NotFound
 from hcdc.archive.granules import list_granules, list_validations
-from hcdc.archive.interferometry import resolve_file, validate_file
+from hcdc.archive.interferometry import CollectionSpec, resolve_file, validate_file
 from hcdc.archive.interferometry_calibrators import vet_file
 from hcdc.archive.interferometry_models import GranuleRow
 from hcdc.archive.interferometry_survey import SurveyError, import_targets, list_surveys, survey_status
 from hcdc.archive.models import File
+from hcdc.archive.obsportal import import_obsportal
 
 if TYPE_CHECKING:
     from hcdc.archive.catalogue_errors import UserSession
@@ -163,18 +168,120 @@ class GranuleCatalogue:
         with self.catalogue.writing() as conn:
             return import_targets(conn, self.catalogue.user, name, path, group)
 
-    def survey(self, name: str) -> dict[str, Any]:
+    def survey(self, name: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
         """Counts per stage, every target's stage and history, the late targets of a survey the
-        user may follow, with the granules the user may see, as of the facade's time
+        user may follow, with the granules the user may see, as of ``now`` (UTC; default: the
+        facade's time, whose decisions it then uses)
         (:func:`hcdc.archive.interferometry_survey.survey_status`); ``NotFound`` for a missing
-        survey and one of another group alike (R16)."""
+        survey and one of another group alike (R16), its message naming the account (``no
+        survey 'X' visible to bob``: the same for both)."""
+        access = (
+            self.access
+            if now is None
+            else AccessContext(self.conn, self.access.user, now, self.access.policy)
+        )
         try:
             return survey_status(
-                self.conn,
-                self.catalogue.user,
-                name,
-                visible=self.access.granules_clause(),
-                now=self.access.now,
+                self.conn, self.catalogue.user, name, visible=access.granules_clause(), now=access.now
             )
-        except SurveyError:
-            raise NotFound(f"no survey {name!r}") from None
+        except SurveyError as exc:
+            raise NotFound(str(exc)) from None
+
+    # -- collections (OiDB's: embargo, data rights, data PI) -----------------------------------
+
+    def collections(self) -> list[dict[str, Any]]:
+        """The collections with their embargo, data rights, data PI, rules and granule counts
+        (:func:`hcdc.archive.interferometry.list_collections`), admins only (rule A1: the
+        counts include embargoed granules, the data PIs are accounts)."""
+        self.access.require(self.access.can_manage())
+        return oi.list_collections(self.conn)
+
+    def add_collection(self, spec: CollectionSpec) -> dict[str, Any]:
+        """Register a collection (rule A1, decided and audited by
+        :func:`hcdc.archive.interferometry.add_collection`; the granules already catalogued
+        that match join it); returns its row as :meth:`collections` lists it."""
+        with self.catalogue.writing() as conn:
+            oi.add_collection(conn, self.catalogue.user, spec)
+            return next(c for c in oi.list_collections(conn) if c["name"] == spec.name)
+
+    def assign_file(self, ref: str, collection: str) -> int:
+        """Put the granules of file ``ref`` (id or catalogued path) into ``collection`` whatever
+        its rules (rule A1, audited); returns how many."""
+        with self.catalogue.writing() as conn:
+            return oi.assign_file(conn, self.catalogue.user, oi.resolve_file(conn, ref), collection)
+
+    def delegate(
+        self,
+        grantee: str,
+        collection: str,
+        progid: str | None = None,
+        proposal_subid: str | None = None,
+        expires_at: dt.datetime | None = None,
+        reason: str | None = None,
+    ) -> int:
+        """Let ``grantee`` see a collection's embargoed granules, or one programme /
+        sub-programme of it (rule A9: the data PI or an admin, audited); returns the id."""
+        with self.catalogue.writing() as conn:
+            return oi.delegate_granules(
+                conn, self.catalogue.user, grantee, collection, progid, proposal_subid, expires_at, reason
+            )
+
+    def revoke_delegation(self, delegation_id: int) -> None:
+        """Revoke a granule delegation (rule A9: the collection's data PI or an admin, audited)."""
+        with self.catalogue.writing() as conn:
+            oi.revoke_granule_delegation(conn, self.catalogue.user, delegation_id)
+
+    def delegations(self) -> list[dict[str, Any]]:
+        """Every granule delegation, newest first (admins only, rule A1: who may see whose
+        data)."""
+        self.access.require(self.access.can_manage())
+        return oi.list_granule_delegations(self.conn)
+
+    # -- Level 3, model fits ------------------------------------------------------------------
+
+    def publish(self, ref: str, bibcode: str) -> tuple[int, int]:
+        """Make the granules of file ``ref`` (id or catalogued path) Level 3, attached to an
+        article's ADS bibcode (rule A10, audited); returns (file id, granules changed)."""
+        with self.catalogue.writing() as conn:
+            file_id = oi.resolve_file(conn, ref)
+            return file_id, oi.publish_file(conn, self.catalogue.user, file_id, bibcode)
+
+    def fit_inputs(self, collection: str, *, from_catalogue: bool = False) -> list[dict[str, Any]]:
+        """The current files of ``collection`` the user may read (R11-R14), oldest first, as
+        :func:`hcdc.archive.interferometry.collection_files` lists them, each with ``start``:
+        the imported catalogue's diameter of its target (single-target files, when
+        ``from_catalogue``; :func:`hcdc.archive.interferometry_calibrators.catalogue_diameter`)
+        or None. The jobs are queued by the pipeline's facade
+        (``ProcessingCatalogue.queue_oifits_fit``)."""
+        files = oi.collection_files(self.catalogue.storage_root, self.conn, self.catalogue.user, collection)
+        for item in files:
+            target = item["targets"][0]
+            single = from_catalogue and len(item["targets"]) == 1
+            item["start"] = (
+                calibrators.catalogue_diameter(self.conn, target, *item["positions"][target])
+                if single
+                else None
+            )
+        return files
+
+    # -- ObsPortal's observation log, the calibrator catalogue ---------------------------------
+
+    def import_obsportal(self, votable: str | Path, collection: str) -> dict[str, Any]:
+        """Import an ObsPortal VOTable as Level 0 granules of ``collection`` (rule A1, audited;
+        :func:`hcdc.archive.obsportal.import_obsportal`, whose ``ObsPortalError`` it raises),
+        the rows accepted committed in one transaction, the rejected ones in the report."""
+        with self.catalogue.writing() as conn:
+            return import_obsportal(conn, self.catalogue.user, votable, collection, self.access.policy)
+
+    def import_calibrators(self, table: str | Path, *, bad_list: bool = False) -> int:
+        """Import a calibrator catalogue (JSDC v2 columns) or, with ``bad_list``, a
+        bad-calibrator list, replacing the stars already imported (admins only, rule A1;
+        ``CalibratorError`` for a bad table); returns the number of rows."""
+        self.access.require(self.access.can_manage())
+        load = calibrators.import_bad_list if bad_list else calibrators.import_catalogue
+        with self.catalogue.writing() as conn:
+            return load(conn, table)
+
+    def calibrators(self) -> list[dict[str, Any]]:
+        """The imported calibrators (a public catalogue: JSDC), diameters in mas."""
+        return calibrators.list_calibrators(self.conn)

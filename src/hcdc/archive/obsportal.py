@@ -57,7 +57,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from hcdc.archive.access import DEFAULT_POLICY, AccessContext, Policy, Principal, utc_naive
 from hcdc.archive.accounts import audit
-from hcdc.archive.ingest import column_problem
+from hcdc.archive.inspection import column_problem
 from hcdc.archive.interferometry_models import GranuleRow, OiCollection
 from hcdc.archive.obscore import sync_granule_rows
 

@@ -22,7 +22,6 @@ import typer
 from hcdc.cli.common import (
     JSON_OPTION,
     ROOT_OPTION,
-    acting,
     fail,
     parse_object_id,
     print_mapping,
@@ -31,26 +30,11 @@ from hcdc.cli.common import (
 from hcdc.cli.output import console, emit_json, print_table
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
-    from hcdc.archive.access import Policy, Principal
     from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
 AS_OPTION = typer.Option(
     None, "--as", help="Act as this account (its rights are checked); default: the local operator (admin)."
 )
-
-
-@contextmanager
-def _transaction(
-    root: Path | None, as_user: str | None = None
-) -> Iterator[tuple[Connection, Principal, Policy]]:
-    """An open transaction on the catalogue, the acting principal and the configured policy."""
-    from hcdc.archive.access import Policy
-    from hcdc.archive.accounts import AccountError
-
-    with acting(root, as_user, (AccountError,)) as (catalogue, conn, actor):
-        yield conn, actor, Policy.from_settings(catalogue.settings)
 
 
 @contextmanager
@@ -257,13 +241,14 @@ def user_can_see(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Explain whether an account may see an object, and by which rule (docs/access.md)."""
-    from hcdc.archive.access import ANONYMOUS, RULES_VERSION, AccessContext, load_principal
+    from hcdc.archive.access import RULES_VERSION
 
     when = _date(at, "--at")
-    with _transaction(root) as (conn, _, policy):
-        user = ANONYMOUS if name == "anonymous" else load_principal(conn, name)
+    with _facade(root) as view:
+        admin = view.admin()
+        user = admin.account(name)
         kind, number = parse_object_id(object_id)
-        decision = AccessContext(conn, user, when, policy).can_see((kind, number))
+        decision = admin.explain(user, (kind, number), when)
     payload = {
         "user": name,
         "object": f"{kind}:{number}",
@@ -434,12 +419,10 @@ def delegate_grant(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Grant USER a programme (--programme) or one dataset (--dataset)."""
-    from hcdc.archive.accounts import delegate
-
     until = _date(expires, "--expires")
-    with _transaction(root, as_user) as (conn, actor, _):
-        delegation_id = delegate(
-            conn, actor, user, prog_id=programme, dataset_id=dataset, expires_at=until, reason=reason
+    with _facade(root, as_user) as view:
+        delegation_id = view.delegate(
+            user, prog_id=programme, dataset_id=dataset, expires_at=until, reason=reason
         )
     what = f"programme {programme}" if programme else f"dataset {dataset}"
     _done(
@@ -456,10 +439,8 @@ def delegate_revoke(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Revoke a delegation."""
-    from hcdc.archive.accounts import revoke_delegation
-
-    with _transaction(root, as_user) as (conn, actor, _):
-        revoke_delegation(conn, actor, delegation_id)
+    with _facade(root, as_user) as view:
+        view.revoke_delegation(delegation_id)
     console.print(f"delegation {delegation_id} revoked", highlight=False)
 
 
@@ -532,19 +513,9 @@ def release_show(
     product: str = PRODUCT_ARG, json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION
 ) -> None:
     """A product's public date (delay included) and review state."""
-    from hcdc.archive.access import AccessContext
-    from hcdc.archive.accounts import product_status
-
     product_id = _product_id(product)
-    with _transaction(root) as (conn, _, policy):
-        ctx = AccessContext(conn, policy=policy)
-        public = ctx.product_public_date(product_id)
-        info: dict[str, Any] = {
-            "product_id": product_id,
-            "public_date": public,
-            **product_status(conn, [product_id])[product_id],
-        }
-        info["public_now"] = bool(ctx.can_see_product(product_id))
+    with _facade(root) as view:
+        info = view.release_status(product_id)
     if json_output:
         emit_json(info)
     else:
@@ -607,11 +578,9 @@ def workspace_place(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Put a product in a workspace."""
-    from hcdc.archive.accounts import place_in_workspace
-
     product_id = _product_id(product)
-    with _transaction(root, as_user) as (conn, actor, _):
-        place_in_workspace(conn, actor, workspace, product_id)
+    with _facade(root, as_user) as view:
+        view.place_in_workspace(workspace, product_id)
     console.print(f"product {product_id} placed in workspace {workspace}", highlight=False)
 
 

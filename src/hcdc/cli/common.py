@@ -19,9 +19,6 @@ import typer
 from hcdc.cli.output import cell, console, err_console, print_table
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
-    from hcdc.archive.access import Principal
     from hcdc.archive.catalogue import UserCatalogue
     from hcdc.archive.db import Catalogue
     from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
@@ -71,27 +68,6 @@ def open_catalogue(root: Path | None) -> Iterator[Catalogue]:
             yield catalogue
     finally:
         catalogue.close()
-
-
-@contextmanager
-def acting(
-    root: Path | None,
-    as_user: str | None,
-    refusals: tuple[type[Exception], ...] = (),
-    write: bool = True,
-) -> Iterator[tuple[Catalogue, Connection, Principal]]:
-    """The catalogue, a connection (in a transaction when ``write``) and the acting principal:
-    the account ``--as`` names, else the shell's operator. Refusals (``AccessDenied``, and the
-    ``refusals`` a command module names) become one-line errors."""
-    from hcdc.archive.access import AccessDenied, load_principal, local_operator
-
-    try:
-        with open_catalogue(root) as catalogue:
-            with catalogue.engine.begin() if write else catalogue.engine.connect() as conn:
-                actor = load_principal(conn, as_user) if as_user else local_operator()
-                yield catalogue, conn, actor
-    except (AccessDenied, *refusals) as exc:
-        fail(str(exc))
 
 
 @contextmanager

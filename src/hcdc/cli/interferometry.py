@@ -2,8 +2,10 @@
 and ``hcdc oi ...`` (collections, delegations, validation by a person, Level 3 publication,
 validation reports).
 
-Thin: the work is in :mod:`hcdc.archive.granules` and :mod:`hcdc.archive.interferometry`;
-every listing is filtered and every change checked by ``archive.access``. Commands a data PI
+Thin: every command goes through the catalogue facade's interferometry part
+(``view.granules``, :mod:`hcdc.archive.catalogue_granules`; the fit jobs through the pipeline's
+``ProcessingCatalogue``); every listing is filtered and every change checked by
+``archive.access``. Commands a data PI
 would do take ``--as USER`` (default: the local operator, an admin).
 """
 
@@ -22,19 +24,13 @@ from hcdc.cli.common import (
     LIMIT_OPTION,
     ROOT_OPTION,
     TARGET_OPTION,
-    acting,
     fail,
-    open_catalogue,
     print_mapping,
     viewing,
 )
 from hcdc.cli.output import emit_json, print_table
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
-    from hcdc.archive.access import Principal
-    from hcdc.archive.db import Catalogue
     from hcdc.pipeline.operations.catalogue import ProcessingCatalogue
 
 AS_OPTION = typer.Option(
@@ -51,19 +47,6 @@ calibrators_app = typer.Typer(
 oi_app.add_typer(collection_app, name="collection")
 oi_app.add_typer(calibrators_app, name="calibrators")
 oi_app.add_typer(delegate_app, name="delegate")
-
-
-@contextmanager
-def _acting(
-    root: Path | None, as_user: str | None, write: bool = True
-) -> Iterator[tuple[Catalogue, Connection, Principal]]:
-    """The catalogue, a connection (in a transaction when ``write``) and the acting principal;
-    refusals and bad input become one-line errors."""
-    from hcdc.archive.accounts import AccountError
-    from hcdc.archive.interferometry import InterferometryError
-
-    with acting(root, as_user, (AccountError, InterferometryError), write=write) as opened:
-        yield opened
 
 
 @contextmanager
@@ -132,14 +115,8 @@ def granules_command(
     effective ones (collection embargo from t_max, computed now); --as USER lists what that
     account may see today.
     """
-    from hcdc.archive.access import AccessContext
-    from hcdc.archive.granules import list_granules
-
-    with _acting(root, as_user, write=False) as (_, conn, actor):
-        access = AccessContext(conn, actor)
-        rows = list_granules(
-            conn,
-            visible=access.granules_clause(),
+    with _viewing(root, as_user) as view:
+        rows = view.granules.search(
             target=target,
             instrument=instrument,
             file_id=file_id,
@@ -182,7 +159,7 @@ def collection_add(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Register a collection (admins); granules already catalogued that match join it."""
-    from hcdc.archive.interferometry import CollectionSpec, add_collection, list_collections
+    from hcdc.archive.interferometry import CollectionSpec
 
     spec = CollectionSpec(
         name,
@@ -197,9 +174,8 @@ def collection_add(
         progid.split("(", 1)[0] if progid else None,
         title,
     )
-    with _acting(root, None) as (_, conn, actor):
-        add_collection(conn, actor, spec)
-        row = next(c for c in list_collections(conn) if c["name"] == name)
+    with _viewing(root, None) as view:
+        row = view.granules.add_collection(spec)
     if json_output:
         emit_json(row)
     else:
@@ -209,10 +185,8 @@ def collection_add(
 @collection_app.command("list")
 def collection_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """Collections with their embargo, data rights, data PI, rules and granule counts."""
-    from hcdc.archive.interferometry import list_collections
-
-    with _acting(root, None, write=False) as (_, conn, _actor):
-        rows = list_collections(conn)
+    with _viewing(root, None) as view:
+        rows = view.granules.collections()
     if json_output:
         emit_json(rows)
     else:
@@ -236,10 +210,8 @@ def collection_assign(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Put one OIFITS file's granules into a collection, whatever its rules (admins)."""
-    from hcdc.archive.interferometry import assign_file, resolve_file
-
-    with _acting(root, None) as (_, conn, actor):
-        moved = assign_file(conn, actor, resolve_file(conn, file), name)
+    with _viewing(root, None) as view:
+        moved = view.granules.assign_file(file, name)
     typer.echo(f"{moved} granule(s) now in {name}")
 
 
@@ -256,12 +228,8 @@ def delegate_grant(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Let a delegate see a collection's embargoed granules (the data PI or an admin, A9)."""
-    from hcdc.archive.interferometry import delegate_granules
-
-    with _acting(root, as_user) as (_, conn, actor):
-        number = delegate_granules(
-            conn, actor, user, collection, progid, subid, _when(expires, "--expires"), reason
-        )
+    with _viewing(root, as_user) as view:
+        number = view.granules.delegate(user, collection, progid, subid, _when(expires, "--expires"), reason)
     if json_output:
         emit_json({"id": number})
     else:
@@ -275,20 +243,16 @@ def delegate_revoke(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Revoke a granule delegation (the data PI or an admin, A9)."""
-    from hcdc.archive.interferometry import revoke_granule_delegation
-
-    with _acting(root, as_user) as (_, conn, actor):
-        revoke_granule_delegation(conn, actor, delegation_id)
+    with _viewing(root, as_user) as view:
+        view.granules.revoke_delegation(delegation_id)
     typer.echo(f"delegation {delegation_id} revoked")
 
 
 @delegate_app.command("list")
 def delegate_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """Every granule delegation, newest first."""
-    from hcdc.archive.interferometry import list_granule_delegations
-
-    with _acting(root, None, write=False) as (_, conn, _actor):
-        rows = list_granule_delegations(conn)
+    with _viewing(root, None) as view:
+        rows = view.granules.delegations()
     if json_output:
         emit_json(rows)
     else:
@@ -351,11 +315,6 @@ def fit_command(
     """Queue homogeneous model fits of a collection: one job per current OIFITS file the caller
     may see (workflow oifits-fit); 'hcdc worker' runs them, each fit a Level 3 product with
     provenance (χ², χ²_r, errors per target in fits.json)."""
-    from hcdc.archive import accounts
-    from hcdc.archive.interferometry import collection_files
-    from hcdc.archive.interferometry_calibrators import catalogue_diameter
-    from hcdc.pipeline.operations import jobs as jq
-
     if from_catalogue and (theta0_mas is not None or model == "binary"):
         fail("--from-catalogue starts a disk fit from the catalogue: not with --theta0-mas or --model binary")
     if model not in ("ud", "ld", "binary"):
@@ -365,41 +324,31 @@ def fit_command(
         parameters.append(f"fit.ld_coefficient={ld_coefficient}")
     if theta0_mas is not None:
         parameters.append(f"fit.theta0_mas={theta0_mas}")
-    with _acting(root, as_user) as (catalogue, conn, actor):
-        files = collection_files(catalogue.storage_root, conn, actor, collection)
+    queued = []
+    with _viewing(root, as_user) as view:
+        files = view.granules.fit_inputs(collection, from_catalogue=from_catalogue)
         if not files:
             fail(f"collection {collection!r}: no current file you may see")
-        starts = [
-            catalogue_diameter(conn, item["targets"][0], *item["positions"][item["targets"][0]])
-            if from_catalogue and len(item["targets"]) == 1
-            else None
-            for item in files
-        ]
-    queued = []
-    for item, start in zip(files, starts, strict=True):
-        job_id = jq.queue_job(
-            catalogue.engine,
-            inputs={"oifits": [item["stored"]]},
-            workflow="oifits-fit",
-            parameters=parameters + ([] if start is None else [f"fit.theta0_mas={start['theta_mas']}"]),
-        )
-        if actor.id is not None:
-            with catalogue.engine.begin() as conn:
-                accounts.record_job_owner(conn, job_id, actor)
-        how = (
-            "grid"
-            if start is None
-            else f"{start['theta_mas']:.4g} mas ({start['column']} of {start['name']})"
-        )
-        queued.append(
-            {
-                "job": job_id,
-                "file_id": item["file_id"],
-                "file": item["path"],
-                "targets": item["targets"],
-                "start": how,
-            }
-        )
+        for item in files:
+            start = item["start"]
+            job_id = view.queue_oifits_fit(
+                item["file_id"],
+                parameters + ([] if start is None else [f"fit.theta0_mas={start['theta_mas']}"]),
+            )
+            how = (
+                "grid"
+                if start is None
+                else f"{start['theta_mas']:.4g} mas ({start['column']} of {start['name']})"
+            )
+            queued.append(
+                {
+                    "job": job_id,
+                    "file_id": item["file_id"],
+                    "file": item["path"],
+                    "targets": item["targets"],
+                    "start": how,
+                }
+            )
     if json_output:
         emit_json({"collection": collection, "model": model, "jobs": queued})
     else:
@@ -417,11 +366,8 @@ def publish_command(
     root: Path | None = ROOT_OPTION,
 ) -> None:
     """Make a file's granules Level 3 (published), attached to an article's bibcode."""
-    from hcdc.archive.interferometry import publish_file, resolve_file
-
-    with _acting(root, as_user) as (_, conn, actor):
-        file_id = resolve_file(conn, file)
-        count = publish_file(conn, actor, file_id, bibcode)
+    with _viewing(root, as_user) as view:
+        file_id, count = view.granules.publish(file, bibcode)
     if json_output:
         emit_json({"file": file_id, "granules": count, "calib_level": 3, "bib_reference": bibcode})
     else:
@@ -500,11 +446,11 @@ def import_obsportal_command(
     and skipped; the others are imported. Exit 1 when some row was rejected, 2 when the
     file cannot be read or the collection is not registered.
     """
-    from hcdc.archive.obsportal import ObsPortalError, import_obsportal
+    from hcdc.archive.obsportal import ObsPortalError
 
     try:
-        with _acting(root, None) as (_, conn, actor):
-            report = import_obsportal(conn, actor, votable, collection)
+        with _viewing(root, None) as view:
+            report = view.granules.import_obsportal(votable, collection)
     except ObsPortalError as exc:
         fail(str(exc), 2)
         raise AssertionError("unreachable") from None
@@ -535,11 +481,11 @@ def calibrators_import(
     """Import a calibrator catalogue in JSDC v2 columns (Name, RAJ2000, DEJ2000, LDD, e_LDD,
     UDDB..UDDN, ObjTypes_SIMBAD, CalFlag, ...) or, with --bad-list, a bad-calibrator list.
     A star already imported (same normalised name) is replaced."""
-    from hcdc.archive.interferometry_calibrators import CalibratorError, import_bad_list, import_catalogue
+    from hcdc.archive.interferometry_calibrators import CalibratorError
 
     try:
-        with open_catalogue(root) as catalogue, catalogue.engine.begin() as conn:
-            count = (import_bad_list if bad_list else import_catalogue)(conn, table)
+        with _viewing(root, None) as view:
+            count = view.granules.import_calibrators(table, bad_list=bad_list)
     except CalibratorError as exc:
         fail(str(exc))
     kind = "bad-calibrator list" if bad_list else "calibrator catalogue"
@@ -552,10 +498,8 @@ def calibrators_import(
 @calibrators_app.command("list")
 def calibrators_list(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """The imported calibrators (diameters in mas)."""
-    from hcdc.archive.interferometry_calibrators import list_calibrators
-
-    with open_catalogue(root) as catalogue, catalogue.engine.connect() as conn:
-        rows = list_calibrators(conn)
+    with _viewing(root, None) as view:
+        rows = view.granules.calibrators()
     if json_output:
         emit_json(rows)
         return

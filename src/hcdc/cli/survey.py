@@ -1,8 +1,9 @@
 """Survey tracking commands: ``hcdc survey import|status|list``.
 
-Thin: the work is in :mod:`hcdc.archive.interferometry_survey`; who sees a survey is decided
-by ``archive.access`` (the survey's group and staff). ``--as USER`` shows what that account
-sees (default: the local operator, an admin).
+Thin: through the catalogue facade (``view.granules``, whose work is in
+:mod:`hcdc.archive.interferometry_survey`); who sees a survey is decided by ``archive.access``
+(the survey's group and staff). ``--as USER`` shows what that account sees (default: the local
+operator, an admin).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import typer
 
 from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, fail
-from hcdc.cli.interferometry import AS_OPTION, _acting, _viewing, _when
+from hcdc.cli.interferometry import AS_OPTION, _viewing, _when
 from hcdc.cli.output import emit_json, print_table
 
 survey_app = typer.Typer(help="Survey tracking: target lists and their progress.", no_args_is_help=True)
@@ -57,17 +58,9 @@ def status_command(
 ) -> None:
     """Each target's stage (planned, observed, reduced, calibrated, validated, published),
     computed from the catalogue, the counts per stage and the late targets."""
-    from hcdc.archive.access import AccessContext
-    from hcdc.archive.interferometry_survey import SurveyError, survey_status
-
     moment = _when(now, "--now")
-    try:
-        with _acting(root, as_user, write=False) as (catalogue, conn, actor):
-            visible = AccessContext(conn, actor, moment).granules_clause()
-            status = survey_status(conn, actor, name, visible=visible, now=moment)
-    except SurveyError as exc:
-        fail(str(exc))
-        raise AssertionError("unreachable") from None
+    with _viewing(root, as_user) as view:
+        status = view.granules.survey(name, now=moment)
     if json_output:
         emit_json(status)
         return

@@ -1,7 +1,8 @@
 """VO commands: ``hcdc vo rebuild-obscore`` (rewrite every ivoa.obscore row from the catalogue).
 
 Ingest and product registration keep ObsCore in sync in their own transactions; the rebuild is
-for a catalogue made before the VO layer, or after a change of the publishing rules.
+for a catalogue made before the VO layer, or after a change of the publishing rules (the
+catalogue facade's administration: ``view.admin().rebuild_obscore()``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, open_catalogue
+from hcdc.cli.common import JSON_OPTION, ROOT_OPTION, viewing
 from hcdc.cli.output import emit_json
 
 vo_app = typer.Typer(
@@ -22,12 +23,8 @@ vo_app = typer.Typer(
 def rebuild_obscore_command(json_output: bool = JSON_OPTION, root: Path | None = ROOT_OPTION) -> None:
     """Delete and rewrite every ObsCore row (raw science files, Level 1/2 products, OIFITS granules)
     in one transaction, with the access rules' release dates."""
-    from hcdc.archive.access import Policy
-    from hcdc.archive.db import write_transaction
-    from hcdc.archive.obscore import rebuild_obscore
-
-    with open_catalogue(root) as catalogue, write_transaction(catalogue.engine) as conn:
-        summary = rebuild_obscore(conn, Policy.from_settings(catalogue.settings))
+    with viewing(root) as (_, view):
+        summary = view.admin().rebuild_obscore()
     if json_output:
         emit_json(summary.as_dict())
     else:

@@ -93,6 +93,24 @@ class ProcessingCatalogue(UserCatalogue):
             accounts.record_job_owner(conn, job_id, self.user)
         return job_id
 
+    def queue_oifits_fit(self, file_id: int, parameters: Sequence[str]) -> int:
+        """Queue a model fit (workflow ``oifits-fit``, ``parameters`` as ``node.name=value``) of
+        a catalogued OIFITS file the user may see (:class:`NotFound` otherwise), owned by the
+        user; returns the job id. The job and its owner are written in one transaction, so no
+        worker claims the job before its owner is known. (As before, ``hcdc oi fit`` counts no
+        quota: A6 is asked for reductions of datasets.)"""
+        stored = self.file_location(file_id)[0]
+        with self.writing() as conn:
+            job_id = jq.queue_job(
+                self.write_engine(),
+                inputs={"oifits": [str(stored)]},
+                workflow="oifits-fit",
+                parameters=list(parameters),
+                conn=conn,
+            )
+            accounts.record_job_owner(conn, job_id, self.user)
+        return job_id
+
     def job_action(self, job_id: int, action: str) -> bool:
         """Cancel or retry a job (admins only, rule A1); the change goes to the audit log.
         Returns whether the job changed (cancelling a job that has ended changes nothing).
