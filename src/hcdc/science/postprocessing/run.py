@@ -78,6 +78,7 @@ from hcdc.science.postprocessing.photometry import aperture_sums, gaussian_psf, 
 from hcdc.science.postprocessing.products import ContrastCurves, Detection, PostprocessResult
 from hcdc.science.postprocessing.sanity import check_positive, contrast_warnings, star_flux_warning
 from hcdc.science.postprocessing.snr import snr_at, snr_map
+from hcdc.science.postprocessing.spectral_lobes import spectral_residuals
 from hcdc.science.postprocessing.spectral_throughput import (
     common_psf_stack,
     spectral_limit_throughput,
@@ -324,6 +325,7 @@ def postprocess(
     orientation: Orientation | None = None,
     completeness: float | None = None,
     completeness_options: Mapping[str, Any] | None = None,
+    drop_spectral_residuals: bool = False,
 ) -> PostprocessResult:
     """Run ``algorithm`` on a Level 1 cube and derive every Level 2 output.
 
@@ -361,6 +363,13 @@ def postprocess(
       says which PSF (``result.astrometric_error_psf``, card ``ASTERPSF``).
       ``"adi-psf"`` measures them only for ADI/RDI algorithms with a PSF, without saying so
       (``l2-postprocess`` 1.2); ``False`` not at all (``l2-postprocess`` 1.1).
+      With ``drop_spectral_residuals=True`` (``l2-postprocess`` 1.4) a spectral algorithm's
+      candidates that are a brighter one's own radial spectral residual
+      (:func:`~hcdc.science.postprocessing.spectral_lobes.spectral_residuals`, on the final image,
+      with the sequence's field rotation and ``max / min`` of the wavelengths) are left out before
+      any measurement and listed in ``result.spectral_residuals`` (the summary's
+      ``spectral_residuals``, the DETECTIONS header's ``SPECRES`` cards); without it (default,
+      before 1.4) and for ADI/RDI algorithms that list is None.
     * ``contrast_options``: passed to :func:`hcdc.science.postprocessing.contrast.contrast_curve`
       (``criterion``, ``sigma`` or ``fpf``, ``nbranch``, ``fc_snr``, ``step``, ...); the
       throughput map of the corrected image is the same measurement (computed once, reused). By
@@ -444,6 +453,9 @@ def postprocess(
         valid=valid_detection_area(empty, fwhm_final),
         rotation=float(np.ptp(plan.angles)),
     )
+    residuals = None
+    if drop_spectral_residuals and plan.spec.spectral:
+        candidates, residuals = _without_spectral_residuals(plan, candidates, final, fwhm_final)
 
     if plan.psfs[0] is None or plan.spec.spectral:
         if plan.psfs[0] is None:
@@ -516,7 +528,44 @@ def postprocess(
         astrometric_error_psf=(
             ("OFF-AXIS" if plan.psfs[0] is not None else "GAUSSIAN") if everywhere else None
         ),
+        spectral_residuals=residuals,
     )
+
+
+def _without_spectral_residuals(
+    plan: _Plan, candidates: list[Detection], final: np.ndarray, fwhm: float
+) -> tuple[list[Detection], list[dict[str, float]]]:
+    """``candidates`` less those that are a brighter one's spectral residual
+    (:func:`~hcdc.science.postprocessing.spectral_lobes.spectral_residuals`), and those left out
+    (position, S/N, and the position of the one they are the residual of)."""
+    if not candidates or plan.wavelengths is None:
+        return candidates, []
+    flagged = spectral_residuals(
+        candidates,
+        final,
+        fwhm=fwhm,
+        rotation_deg=float(np.ptp(plan.angles)),
+        wavelength_span=float(np.max(plan.wavelengths) / np.min(plan.wavelengths)),
+    )
+    left_out = [
+        {
+            "x": float(candidates[i].x),
+            "y": float(candidates[i].y),
+            "separation_px": float(candidates[i].separation_px),
+            "separation_mas": _none_if_nan(candidates[i].separation_mas),
+            "pa_deg": float(candidates[i].pa_deg),
+            "snr": float(candidates[i].snr),
+            "of_separation_px": float(candidates[parent].separation_px),
+            "of_pa_deg": float(candidates[parent].pa_deg),
+            "of_snr": float(candidates[parent].snr),
+        }
+        for i, parent in sorted(flagged.items())
+    ]
+    return [c for i, c in enumerate(candidates) if i not in flagged], left_out
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if not math.isfinite(value) else float(value)
 
 
 def _check_numbers(
