@@ -89,6 +89,19 @@ def test_1_4_drops_a_companions_spectral_residual_that_1_3_keeps(tmp_path: Path)
         assert len(hdul["DETECTIONS"].data) == 1
     with fits.open(old.outputs["product"]) as hdul:
         assert "SPECRES" not in hdul["DETECTIONS"].header and len(hdul["DETECTIONS"].data) == 2
+        assert "PHOTERR" not in hdul["DETECTIONS"].header
+    # photometric errors: 1.3's 'curve' photometry (spectral) has none; 1.4's is the aperture
+    # noise, contrast / S/N (docs/postprocessing.md)
+    (old_companion,) = _near(old_dets, 28.0, 60.0)
+    (new_companion,) = _near(new_dets, 28.0, 60.0)
+    assert old_companion["photometry"] == new_companion["photometry"] == "curve"
+    assert old_companion["contrast_err"] is None
+    assert new_companion["contrast_err"] == pytest.approx(new_companion["contrast"] / new_companion["snr"])
+    with fits.open(new.outputs["product"]) as hdul:
+        header = hdul["DETECTIONS"].header
+        assert header["PHOTERR"] == "APERTURE+THROUGHPUT"
+        k = hdul["DETECTIONS"].columns.names.index("CONTRAST_ERR") + 1
+        assert "aperture noise" in header.comments[f"TTYPE{k}"]
 
 
 def test_1_4_keeps_a_real_companion_in_the_wedge_brighter_than_the_ratio(tmp_path: Path) -> None:

@@ -192,6 +192,10 @@ class Postprocess(Recipe):
     #: (:mod:`hcdc.science.postprocessing.spectral_lobes`) and lists them in the summary
     #: (``spectral_residuals``), the log and the DETECTIONS header (``SPECRES``); <= 1.3 keep them
     drop_spectral_residuals = True
+    #: :func:`postprocess`'s ``aperture_noise_errors``: 1.4's ``FLUX_ERR``/``CONTRAST_ERR`` hold
+    #: the aperture's photometric noise (``contrast / S/N``) in quadrature with the uncertainty of
+    #: the fakes' mean throughput (card ``PHOTERR``); <= 1.3 the fakes' throughput spread only
+    aperture_noise_errors = True
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
     Parameters = PostprocessParametersV14
     inputs = (
@@ -264,6 +268,7 @@ class Postprocess(Recipe):
                 astrometric_errors=self.measures_astrometric_errors,
                 spectral_empty_majority=self.spectral_empty_majority,
                 drop_spectral_residuals=self.drop_spectral_residuals,
+                aperture_noise_errors=self.aperture_noise_errors,
                 image_unit=data["unit"],
                 inputs=data["input_names"],
                 progress=context.progress,
@@ -629,6 +634,7 @@ class PostprocessV13(Postprocess):
     legacy_derotation = True
     fit_x_scale = None
     drop_spectral_residuals = False
+    aperture_noise_errors = False
 
 
 @register_recipe
@@ -647,6 +653,7 @@ class PostprocessV12(Postprocess):
     measures_astrometric_errors = "adi-psf"
     spectral_empty_majority = False
     drop_spectral_residuals = False
+    aperture_noise_errors = False
 
 
 @register_recipe
@@ -665,6 +672,7 @@ class PostprocessV11(Postprocess):
     records_frames = False
     spectral_empty_majority = False
     drop_spectral_residuals = False
+    aperture_noise_errors = False
 
     @staticmethod
     def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
@@ -830,6 +838,7 @@ class PostprocessRdiV10(PostprocessRdi):
     legacy_derotation = True
     fit_x_scale = None
     drop_spectral_residuals = False
+    aperture_noise_errors = False
 
 
 def _read_library(path: Path, cube_shape: tuple[int, ...] | None) -> tuple[Any, dict[str, Any]]:

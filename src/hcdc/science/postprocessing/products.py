@@ -28,7 +28,10 @@ FITS layout (one extension per output, all optional except ``IMAGE``)::
                  measured those errors, 'OFF-AXIS' (the reduction's PSF) or 'GAUSSIAN' (no PSF: a
                  Gaussian of the FWHM, from the data alone; absent in products before 1.3);
                  header SPECRES (l2-postprocess 1.4, spectral algorithms): how many candidates
-                 were left out as a brighter one's spectral residual, SPECRnnn each of them
+                 were left out as a brighter one's spectral residual, SPECRnnn each of them;
+                 header PHOTERR (l2-postprocess 1.4) = 'APERTURE+THROUGHPUT': FLUX_ERR and
+                 CONTRAST_ERR hold the aperture noise (value / SNR) in quadrature with the
+                 uncertainty of the fakes' mean throughput (before: the fakes' spread only)
 
 The star is on pixel ``(n//2, n//2)`` (0-based, i.e. CRPIX = n//2 + 1). Every image has a BUNIT.
 Orientation (``docs/conventions.md``): when it is known (``ORIENT = 'NORTH_UP_EAST_LEFT'``) images
@@ -245,7 +248,10 @@ class PostprocessResult:
     ``spectral_residuals``: the candidates of a spectral algorithm left out as a brighter one's
     radial spectral residual (dicts: ``x``, ``y``, ``separation_px``, ``separation_mas``,
     ``pa_deg``, ``snr`` and ``of_separation_px``, ``of_pa_deg``, ``of_snr`` of that brighter one;
-    ``l2-postprocess`` 1.4), None where that rule was not applied.
+    ``l2-postprocess`` 1.4), None where that rule was not applied. ``photometric_errors``: what
+    the detections' ``flux_err``/``contrast_err`` hold: ``'APERTURE+THROUGHPUT'`` (1.4: the
+    aperture's noise in quadrature with the uncertainty of the fakes' mean throughput), None
+    (before 1.4: the scatter of the fakes' throughput only).
     """
 
     image: np.ndarray
@@ -269,6 +275,7 @@ class PostprocessResult:
     warnings: list[str] = field(default_factory=list)
     astrometric_error_psf: str | None = None
     spectral_residuals: list[dict[str, Any]] | None = None
+    photometric_errors: str | None = None
     software_version: str = __version__
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -528,6 +535,7 @@ def _detections_hdu(
     orientation: Orientation,
     error_psf: str | None = None,
     spectral_residuals: Sequence[Mapping[str, Any]] | None = None,
+    photometric_errors: str | None = None,
 ) -> fits.BinTableHDU:
     dets = list(detections)
 
@@ -563,6 +571,17 @@ def _detections_hdu(
     if error_psf:
         hdu.header["ASTERPSF"] = (error_psf, "PSF of the fakes behind SEP_ERR/PA_ERR")
         hdu.header["COMMENT"] = _ERROR_PSF_TEXT.get(error_psf, error_psf)
+    if photometric_errors:  # l2-postprocess 1.4
+        hdu.header["PHOTERR"] = (photometric_errors, "what FLUX_ERR/CONTRAST_ERR hold")
+        for k, name in enumerate(hdu.columns.names, start=1):
+            if name in ("FLUX_ERR", "CONTRAST_ERR"):
+                hdu.header.comments[f"TTYPE{k}"] = "1 sigma: aperture noise + throughput of mean"
+        hdu.header["COMMENT"] = (
+            "FLUX_ERR/CONTRAST_ERR (1 sigma): the aperture's noise (value / SNR, Mawet, with its "
+            "small-sample factor) in quadrature with the uncertainty of the mean throughput of the "
+            "fakes (their spread / sqrt(number)); 'curve' photometry: the aperture noise only; "
+            "'negfc': the fit's injection trials"
+        )
     if spectral_residuals is not None:  # l2-postprocess 1.4, spectral algorithms
         hdu.header["SPECRES"] = (
             len(spectral_residuals),
@@ -647,7 +666,12 @@ def write_product(
         hdus.append(_contrast_hdu(result.contrast, scale, unit, result.wavelengths))
     hdus.append(
         _detections_hdu(
-            result.detections, unit, orient, result.astrometric_error_psf, result.spectral_residuals
+            result.detections,
+            unit,
+            orient,
+            result.astrometric_error_psf,
+            result.spectral_residuals,
+            result.photometric_errors,
         )
     )
     hdus.extend(extra_hdus)
