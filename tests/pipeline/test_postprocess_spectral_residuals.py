@@ -102,6 +102,10 @@ def test_1_4_drops_a_companions_spectral_residual_that_1_3_keeps(tmp_path: Path)
         assert header["PHOTERR"] == "APERTURE+THROUGHPUT"
         k = hdul["DETECTIONS"].columns.names.index("CONTRAST_ERR") + 1
         assert "aperture noise" in header.comments[f"TTYPE{k}"]
+    from hcdc.science.postprocessing.products import read_product
+
+    assert read_product(new.outputs["product"]).photometric_errors == "APERTURE+THROUGHPUT"
+    assert read_product(old.outputs["product"]).photometric_errors is None
 
 
 def test_1_4_keeps_a_real_companion_in_the_wedge_brighter_than_the_ratio(tmp_path: Path) -> None:

@@ -575,7 +575,7 @@ def _detections_hdu(
         hdu.header["PHOTERR"] = (photometric_errors, "what FLUX_ERR/CONTRAST_ERR hold")
         for k, name in enumerate(hdu.columns.names, start=1):
             if name in ("FLUX_ERR", "CONTRAST_ERR"):
-                hdu.header.comments[f"TTYPE{k}"] = "1 sigma: aperture noise + throughput of mean"
+                hdu.header.comments[f"TTYPE{k}"] = "1 sigma: aperture noise (+) mean-throughput error"
         hdu.header["COMMENT"] = (
             "FLUX_ERR/CONTRAST_ERR (1 sigma): the aperture's noise (value / SNR, Mawet, with its "
             "small-sample factor) in quadrature with the uncertainty of the mean throughput of the "
@@ -817,6 +817,7 @@ def read_product(path: str | Path) -> PostprocessResult:
             contrast=None if contrast_hdu is None else _read_contrast(contrast_hdu, path),
             detections=[] if det_hdu is None else _read_detections(det_hdu),
             astrometric_error_psf=None if det_hdu is None else det_hdu.header.get("ASTERPSF"),
+            photometric_errors=None if det_hdu is None else det_hdu.header.get("PHOTERR"),
             image_unit=str(primary.get("BUNIT", "")),
             pixel_scale_mas=_optional_float(primary, "PIXSCALE"),
             fwhm=_optional_float(primary, "FWHM"),
