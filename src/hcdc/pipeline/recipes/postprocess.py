@@ -187,6 +187,15 @@ class Postprocess(Recipe):
     #: than 2 wavelengths is left out of detection only when empty in most channels (IFS); before,
     #: when empty in any
     spectral_empty_majority = True
+    #: :func:`postprocess`'s ``drop_spectral_residuals``: 1.4 leaves out a spectral (SDI/ASDI)
+    #: algorithm's detections that are a brighter one's own radial spectral residual
+    #: (:mod:`hcdc.science.postprocessing.spectral_lobes`) and lists them in the summary
+    #: (``spectral_residuals``), the log and the DETECTIONS header (``SPECRES``); <= 1.3 keep them
+    drop_spectral_residuals = True
+    #: :func:`postprocess`'s ``aperture_noise_errors``: 1.4's ``FLUX_ERR``/``CONTRAST_ERR`` hold
+    #: the aperture's photometric noise (``contrast / S/N``) in quadrature with the uncertainty of
+    #: the fakes' mean throughput (card ``PHOTERR``); <= 1.3 the fakes' throughput spread only
+    aperture_noise_errors = True
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
     Parameters = PostprocessParametersV14
     inputs = (
@@ -258,6 +267,8 @@ class Postprocess(Recipe):
                 negfc=params.negfc,
                 astrometric_errors=self.measures_astrometric_errors,
                 spectral_empty_majority=self.spectral_empty_majority,
+                drop_spectral_residuals=self.drop_spectral_residuals,
+                aperture_noise_errors=self.aperture_noise_errors,
                 image_unit=data["unit"],
                 inputs=data["input_names"],
                 progress=context.progress,
@@ -266,6 +277,12 @@ class Postprocess(Recipe):
             result.warnings[:0] = data["warnings"]
         for text in result.warnings:
             context.log(f"warning: {text}")
+        for r in result.spectral_residuals or ():
+            context.log(
+                f"detection at {r['separation_px']:.1f} px, PA {r['pa_deg']:.1f} deg (S/N {r['snr']:.1f}) "
+                f"left out: spectral residual of the one at {r['of_separation_px']:.1f} px, "
+                f"PA {r['of_pa_deg']:.1f} deg"
+            )
         with context.timer("write"):
             stem = getattr(params, "output_stem", None)  # 1.1: level2_<algorithm>
             name = f"{stem}_L2.fits" if stem else f"level2_{params.algorithm}.fits"
@@ -616,6 +633,8 @@ class PostprocessV13(Postprocess):
     Parameters = PostprocessParametersV13
     legacy_derotation = True
     fit_x_scale = None
+    drop_spectral_residuals = False
+    aperture_noise_errors = False
 
 
 @register_recipe
@@ -633,6 +652,8 @@ class PostprocessV12(Postprocess):
     records_frames = False
     measures_astrometric_errors = "adi-psf"
     spectral_empty_majority = False
+    drop_spectral_residuals = False
+    aperture_noise_errors = False
 
 
 @register_recipe
@@ -650,6 +671,8 @@ class PostprocessV11(Postprocess):
     measures_astrometric_errors = False
     records_frames = False
     spectral_empty_majority = False
+    drop_spectral_residuals = False
+    aperture_noise_errors = False
 
     @staticmethod
     def _read_inputs(inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
@@ -814,6 +837,8 @@ class PostprocessRdiV10(PostprocessRdi):
     Parameters = PostprocessRdiParameters
     legacy_derotation = True
     fit_x_scale = None
+    drop_spectral_residuals = False
+    aperture_noise_errors = False
 
 
 def _read_library(path: Path, cube_shape: tuple[int, ...] | None) -> tuple[Any, dict[str, Any]]:

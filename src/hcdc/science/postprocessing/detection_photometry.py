@@ -119,6 +119,10 @@ def _local_throughput(
     return tp.branches[:, 0]
 
 
+#: fakes per detection (and wavelength) of :func:`measure_detections`' throughput
+PHOTOMETRY_FAKES = 6
+
+
 def measure_detections(
     detections: list[Detection],
     image: np.ndarray,
@@ -129,7 +133,7 @@ def measure_detections(
     fwhm: float,
     algorithm: str,
     params: Mapping[str, Any],
-    n_fakes: int = 6,
+    n_fakes: int = PHOTOMETRY_FAKES,
 ) -> tuple[list[tuple[float, float]], np.ndarray]:
     """Injection-recovery photometry of every detection on one wavelength plane.
 

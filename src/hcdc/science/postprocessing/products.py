@@ -26,7 +26,12 @@ FITS layout (one extension per output, all optional except ``IMAGE``)::
                  SEP_ERR_PX [pix], SEP_ERR_MAS [mas], PA_ERR [deg] (1-sigma astrometric errors; these
                  three columns only when measured); header ASTERPSF: the PSF of the fakes that
                  measured those errors, 'OFF-AXIS' (the reduction's PSF) or 'GAUSSIAN' (no PSF: a
-                 Gaussian of the FWHM, from the data alone; absent in products before 1.3)
+                 Gaussian of the FWHM, from the data alone; absent in products before 1.3);
+                 header SPECRES (l2-postprocess 1.4, spectral algorithms): how many candidates
+                 were left out as a brighter one's spectral residual, SPECRnnn each of them;
+                 header PHOTERR (l2-postprocess 1.4) = 'APERTURE+THROUGHPUT': FLUX_ERR and
+                 CONTRAST_ERR hold the aperture noise (value / SNR) in quadrature with the
+                 uncertainty of the fakes' mean throughput (before: the fakes' spread only)
 
 The star is on pixel ``(n//2, n//2)`` (0-based, i.e. CRPIX = n//2 + 1). Every image has a BUNIT.
 Orientation (``docs/conventions.md``): when it is known (``ORIENT = 'NORTH_UP_EAST_LEFT'``) images
@@ -45,7 +50,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,6 +245,13 @@ class PostprocessResult:
     measured the detections' astrometric errors had: ``'OFF-AXIS'`` (the reduction's PSF) or
     ``'GAUSSIAN'`` (no PSF: a Gaussian of the FWHM); None where a product does not say
     (``l2-postprocess`` 1.1/1.2 outputs: ADI/RDI errors with the off-axis PSF, no other).
+    ``spectral_residuals``: the candidates of a spectral algorithm left out as a brighter one's
+    radial spectral residual (dicts: ``x``, ``y``, ``separation_px``, ``separation_mas``,
+    ``pa_deg``, ``snr`` and ``of_separation_px``, ``of_pa_deg``, ``of_snr`` of that brighter one;
+    ``l2-postprocess`` 1.4), None where that rule was not applied. ``photometric_errors``: what
+    the detections' ``flux_err``/``contrast_err`` hold: ``'APERTURE+THROUGHPUT'`` (1.4: the
+    aperture's noise in quadrature with the uncertainty of the fakes' mean throughput), None
+    (before 1.4: the scatter of the fakes' throughput only).
     """
 
     image: np.ndarray
@@ -262,6 +274,8 @@ class PostprocessResult:
     orientation: Orientation = field(default_factory=Orientation)
     warnings: list[str] = field(default_factory=list)
     astrometric_error_psf: str | None = None
+    spectral_residuals: list[dict[str, Any]] | None = None
+    photometric_errors: str | None = None
     software_version: str = __version__
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -292,6 +306,11 @@ class PostprocessResult:
             "pa_reference": self.orientation.pa_reference,
             "detections": [d.as_dict() for d in self.detections],
             **({"astrometric_error_psf": self.astrometric_error_psf} if self.astrometric_error_psf else {}),
+            **(
+                {"spectral_residuals": [dict(r) for r in self.spectral_residuals]}
+                if self.spectral_residuals is not None
+                else {}
+            ),
             "contrast_at": [],
             "warnings": list(self.warnings),
         }
@@ -511,7 +530,12 @@ def _contrast_hdu(
 
 
 def _detections_hdu(
-    detections: Iterable[Detection], unit: str, orientation: Orientation, error_psf: str | None = None
+    detections: Iterable[Detection],
+    unit: str,
+    orientation: Orientation,
+    error_psf: str | None = None,
+    spectral_residuals: Sequence[Mapping[str, Any]] | None = None,
+    photometric_errors: str | None = None,
 ) -> fits.BinTableHDU:
     dets = list(detections)
 
@@ -547,6 +571,28 @@ def _detections_hdu(
     if error_psf:
         hdu.header["ASTERPSF"] = (error_psf, "PSF of the fakes behind SEP_ERR/PA_ERR")
         hdu.header["COMMENT"] = _ERROR_PSF_TEXT.get(error_psf, error_psf)
+    if photometric_errors:  # l2-postprocess 1.4
+        hdu.header["PHOTERR"] = (photometric_errors, "what FLUX_ERR/CONTRAST_ERR hold")
+        for k, name in enumerate(hdu.columns.names, start=1):
+            if name in ("FLUX_ERR", "CONTRAST_ERR"):
+                hdu.header.comments[f"TTYPE{k}"] = "1 sigma: aperture noise (+) mean-throughput error"
+        hdu.header["COMMENT"] = (
+            "FLUX_ERR/CONTRAST_ERR (1 sigma): the aperture's noise (value / SNR, Mawet, with its "
+            "small-sample factor) in quadrature with the uncertainty of the mean throughput of the "
+            "fakes (their spread / sqrt(number)); 'curve' photometry: the aperture noise only; "
+            "'negfc': the fit's injection trials"
+        )
+    if spectral_residuals is not None:  # l2-postprocess 1.4, spectral algorithms
+        hdu.header["SPECRES"] = (
+            len(spectral_residuals),
+            "candidates left out: a brighter one's spectral residual",
+        )
+        for k, r in enumerate(spectral_residuals, start=1):
+            hdu.header[f"SPECR{k:03d}"] = (
+                f"{r['separation_px']:.2f} px PA {r['pa_deg']:.2f} S/N {r['snr']:.2f} "
+                f"of {r['of_separation_px']:.2f} px PA {r['of_pa_deg']:.2f}",
+                "left-out spectral residual",
+            )
     return hdu
 
 
@@ -618,7 +664,16 @@ def write_product(
         )
     if result.contrast is not None:
         hdus.append(_contrast_hdu(result.contrast, scale, unit, result.wavelengths))
-    hdus.append(_detections_hdu(result.detections, unit, orient, result.astrometric_error_psf))
+    hdus.append(
+        _detections_hdu(
+            result.detections,
+            unit,
+            orient,
+            result.astrometric_error_psf,
+            result.spectral_residuals,
+            result.photometric_errors,
+        )
+    )
     hdus.extend(extra_hdus)
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -762,6 +817,7 @@ def read_product(path: str | Path) -> PostprocessResult:
             contrast=None if contrast_hdu is None else _read_contrast(contrast_hdu, path),
             detections=[] if det_hdu is None else _read_detections(det_hdu),
             astrometric_error_psf=None if det_hdu is None else det_hdu.header.get("ASTERPSF"),
+            photometric_errors=None if det_hdu is None else det_hdu.header.get("PHOTERR"),
             image_unit=str(primary.get("BUNIT", "")),
             pixel_scale_mas=_optional_float(primary, "PIXSCALE"),
             fwhm=_optional_float(primary, "FWHM"),

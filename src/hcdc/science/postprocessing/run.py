@@ -60,6 +60,7 @@ from hcdc.science.postprocessing.detection import (
     valid_detection_area,
 )
 from hcdc.science.postprocessing.detection_photometry import (
+    PHOTOMETRY_FAKES,
     adi_fake_reduction,
     aperture_photometry,
     calibrated_flux,
@@ -78,6 +79,7 @@ from hcdc.science.postprocessing.photometry import aperture_sums, gaussian_psf, 
 from hcdc.science.postprocessing.products import ContrastCurves, Detection, PostprocessResult
 from hcdc.science.postprocessing.sanity import check_positive, contrast_warnings, star_flux_warning
 from hcdc.science.postprocessing.snr import snr_at, snr_map
+from hcdc.science.postprocessing.spectral_lobes import spectral_residuals
 from hcdc.science.postprocessing.spectral_throughput import (
     common_psf_stack,
     spectral_limit_throughput,
@@ -324,6 +326,8 @@ def postprocess(
     orientation: Orientation | None = None,
     completeness: float | None = None,
     completeness_options: Mapping[str, Any] | None = None,
+    drop_spectral_residuals: bool = False,
+    aperture_noise_errors: bool = False,
 ) -> PostprocessResult:
     """Run ``algorithm`` on a Level 1 cube and derive every Level 2 output.
 
@@ -361,6 +365,21 @@ def postprocess(
       says which PSF (``result.astrometric_error_psf``, card ``ASTERPSF``).
       ``"adi-psf"`` measures them only for ADI/RDI algorithms with a PSF, without saying so
       (``l2-postprocess`` 1.2); ``False`` not at all (``l2-postprocess`` 1.1).
+      With ``drop_spectral_residuals=True`` (``l2-postprocess`` 1.4) a spectral algorithm's
+      candidates that are a brighter one's own radial spectral residual
+      (:func:`~hcdc.science.postprocessing.spectral_lobes.spectral_residuals`, on the final image,
+      with the sequence's field rotation and ``max / min`` of the wavelengths) are left out before
+      any measurement and listed in ``result.spectral_residuals`` (the summary's
+      ``spectral_residuals``, the DETECTIONS header's ``SPECRES`` cards); without it (default,
+      before 1.4) and for ADI/RDI algorithms that list is None.
+      A detection's ``flux_err``/``contrast_err`` are the spread (1 sigma) of the throughput of
+      the fakes injected for it (``'injection'`` photometry; none for ``'curve'``); with
+      ``aperture_noise_errors=True`` (``l2-postprocess`` 1.4) they are the detection's aperture
+      noise (``flux / snr``: the Mawet noise, with its small-sample factor, over the throughput)
+      in quadrature with the uncertainty of the fakes' mean throughput (spread / sqrt(fakes))
+      (:func:`_with_aperture_noise`; not for ``'negfc'``, whose fit errors come from injection
+      trials in the data's noise, nor ``'aperture'``, which has no contrast); the result says so
+      (``result.photometric_errors``, card ``PHOTERR``).
     * ``contrast_options``: passed to :func:`hcdc.science.postprocessing.contrast.contrast_curve`
       (``criterion``, ``sigma`` or ``fpf``, ``nbranch``, ``fc_snr``, ``step``, ...); the
       throughput map of the corrected image is the same measurement (computed once, reused). By
@@ -444,6 +463,9 @@ def postprocess(
         valid=valid_detection_area(empty, fwhm_final),
         rotation=float(np.ptp(plan.angles)),
     )
+    residuals = None
+    if drop_spectral_residuals and plan.spec.spectral:
+        candidates, residuals = _without_spectral_residuals(plan, candidates, final, fwhm_final)
 
     if plan.psfs[0] is None or plan.spec.spectral:
         if plan.psfs[0] is None:
@@ -474,6 +496,8 @@ def postprocess(
             (completeness, dict(completeness_options or {})) if completeness is not None else None,
         )
     del full, kept
+    if aperture_noise_errors:
+        measured.detections = [_with_aperture_noise(d) for d in measured.detections]
 
     present_flux = [s for s in plan.star_fluxes if s]
     curves = _merge_curves(
@@ -516,7 +540,76 @@ def postprocess(
         astrometric_error_psf=(
             ("OFF-AXIS" if plan.psfs[0] is not None else "GAUSSIAN") if everywhere else None
         ),
+        spectral_residuals=residuals,
+        photometric_errors="APERTURE+THROUGHPUT" if aperture_noise_errors else None,
     )
+
+
+def _without_spectral_residuals(
+    plan: _Plan, candidates: list[Detection], final: np.ndarray, fwhm: float
+) -> tuple[list[Detection], list[dict[str, float]]]:
+    """``candidates`` less those that are a brighter one's spectral residual
+    (:func:`~hcdc.science.postprocessing.spectral_lobes.spectral_residuals`), and those left out
+    (position, S/N, and the position of the one they are the residual of)."""
+    if not candidates or plan.wavelengths is None:
+        return candidates, []
+    flagged = spectral_residuals(
+        candidates,
+        final,
+        fwhm=fwhm,
+        rotation_deg=float(np.ptp(plan.angles)),
+        wavelength_span=float(np.max(plan.wavelengths) / np.min(plan.wavelengths)),
+    )
+    left_out = [
+        {
+            "x": float(candidates[i].x),
+            "y": float(candidates[i].y),
+            "separation_px": float(candidates[i].separation_px),
+            "separation_mas": _none_if_nan(candidates[i].separation_mas),
+            "pa_deg": float(candidates[i].pa_deg),
+            "snr": float(candidates[i].snr),
+            "of_separation_px": float(candidates[parent].separation_px),
+            "of_pa_deg": float(candidates[parent].pa_deg),
+            "of_snr": float(candidates[parent].snr),
+        }
+        for i, parent in sorted(flagged.items())
+    ]
+    return [c for i, c in enumerate(candidates) if i not in flagged], left_out
+
+
+def _with_aperture_noise(det: Detection) -> Detection:
+    """``det`` with 1.4's photometric errors (``flux_err``, ``contrast_err``, 1 sigma):
+    ``sqrt((spread / sqrt(n))**2 + (value / snr)**2)``.
+
+    * ``value / snr``: the detection's own aperture noise over the throughput, like its flux
+      (``snr`` is its Mawet S/N, whose noise holds the small-sample factor ``sqrt(1 + 1/n_ring)``);
+    * ``spread / sqrt(n)``: the uncertainty of the mean throughput of the ``n``
+      (:data:`~.detection_photometry.PHOTOMETRY_FAKES`) fakes injected for it. ``spread`` (the
+      error before 1.4) is the scatter of one fake, i.e. of one aperture in the same noise at the
+      same brightness: on its own it already stood for the detection's aperture noise, and added
+      whole to ``value / snr`` it would count that noise twice (measured: pulls rms 0.70 instead
+      of 1.05 where the photometry is unbiased, docs/postprocessing.md).
+
+    A spread that is not known (NaN: ``'curve'`` photometry, whose throughput curve's own
+    uncertainty is not measured) counts as 0. ``'negfc'`` and ``'aperture'`` photometry and
+    detections without a positive S/N are returned as they are."""
+    if det.photometry in ("negfc", "aperture") or not (math.isfinite(det.snr) and det.snr > 0):
+        return det
+    n = PHOTOMETRY_FAKES if det.photometry == "injection" else 1
+
+    def total(value: float, spread: float) -> float:
+        if not math.isfinite(value):
+            return spread
+        spread = spread / math.sqrt(n) if math.isfinite(spread) else 0.0
+        return math.hypot(spread, abs(value) / det.snr)
+
+    return replace(
+        det, flux_err=total(det.flux, det.flux_err), contrast_err=total(det.contrast, det.contrast_err)
+    )
+
+
+def _none_if_nan(value: float) -> float | None:
+    return None if not math.isfinite(value) else float(value)
 
 
 def _check_numbers(
