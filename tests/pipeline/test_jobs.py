@@ -131,30 +131,36 @@ def test_bad_jobs_are_refused(catalogue):
 _CLAIMER = textwrap.dedent(
     """
     import json, sys, time
+    from pathlib import Path
     from hcdc.archive.db import make_engine
     from hcdc.pipeline.operations import jobs as jq
 
-    url, name, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    url, name, rendezvous = sys.argv[1], sys.argv[2], Path(sys.argv[3])
     engine = make_engine(url)
-    while time.time() < start:  # both processes start claiming at the same instant
+    # both processes start claiming together, however long each took to start (a fixed start
+    # time let one drain the queue alone when the other's interpreter started late under load)
+    (rendezvous / name).touch()
+    deadline = time.time() + 60.0
+    while len(list(rendezvous.iterdir())) < 2 and time.time() < deadline:
         time.sleep(0.005)
     claimed = []
     while (job := jq.claim_job(engine, name)) is not None:
         claimed.append(job.id)
-        time.sleep(0.002)  # a little work
+        time.sleep(0.01)  # a little work, outside the queue's transactions
         assert jq.complete_job(engine, job.id, name)
     print(json.dumps(claimed))
     """
 )
 
 
-def test_concurrent_workers_never_claim_the_same_job(catalogue, database_url):
+def test_concurrent_workers_never_claim_the_same_job(catalogue, database_url, tmp_path):
     """Two processes, each with its own connection, drain one queue at the same time."""
     ids = _queue_inputs(catalogue.engine, 60)
-    start = time.time() + 4.0  # after both interpreters have started
+    rendezvous = tmp_path / "ready"
+    rendezvous.mkdir()
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _CLAIMER, database_url, f"worker-{k}", str(start)],
+            [sys.executable, "-c", _CLAIMER, database_url, f"worker-{k}", str(rendezvous)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
