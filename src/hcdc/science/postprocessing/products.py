@@ -575,7 +575,7 @@ def _detections_hdu(
         hdu.header["PHOTERR"] = (photometric_errors, "what FLUX_ERR/CONTRAST_ERR hold")
         for k, name in enumerate(hdu.columns.names, start=1):
             if name in ("FLUX_ERR", "CONTRAST_ERR"):
-                hdu.header.comments[f"TTYPE{k}"] = "1 sigma: aperture noise (+) mean-throughput error"
+                hdu.header.comments[f"TTYPE{k}"] = "1 sigma: aperture noise (+) throughput error"
         hdu.header["COMMENT"] = (
             "FLUX_ERR/CONTRAST_ERR (1 sigma): the aperture's noise (value / SNR, Mawet, with its "
             "small-sample factor) in quadrature with the uncertainty of the mean throughput of the "

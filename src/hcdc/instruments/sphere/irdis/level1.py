@@ -605,9 +605,7 @@ def _sky_keywords(header: fits.Header, raw_header: fits.Header, opts: Level1Opti
     WCS on its north-up images.
     """
     set_card(header, "HIERARCH HCDC ANGCONV", "derotation", "DEROT = PARANG + pupil offset + true north")
-    set_card(
-        header, "HIERARCH HCDC ROTSENSE", ROTSENSE_CCW, "frame k turned counter-clockwise by DEROT is N up"
-    )
+    set_card(header, "HIERARCH HCDC ROTSENSE", ROTSENSE_CCW, "turn counter-clockwise by DEROT for N up")
     set_card(header, "HIERARCH HCDC ANGSKY", True, "DEROT includes pupil offset and true north")
     set_card(header, "HIERARCH HCDC PUPOFF", float(opts.pupil_offset_deg), "[deg] pupil offset (ELEV mode)")
     set_card(header, "HIERARCH HCDC TRUENORTH", float(opts.true_north_deg), "[deg] true north in DEROT")
