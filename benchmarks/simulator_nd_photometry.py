@@ -34,9 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from astropy import units as u
 from astropy.io import fits
-from astropy.time import Time
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -117,19 +115,8 @@ def frame_terms(night, f, k: int, field: int, speckles, r_ap: float, r_in: float
     of that frame (same time, position and band) measured as the test measures (aperture minus
     the annulus median), and what the frame's bad pixels inside the aperture hide when counted as
     the sky (the noise-free scene's aperture flux with and without them)."""
-    flt = f.filter
-    optics = simmod._optics(flt)[field]
-    t_ref = Time(night.files[0].date_obs, scale="utc")  # the plan's first exposure (model.t_ref)
-    t_s = (Time(f.mjd_mid[k], format="mjd", scale="utc") - t_ref).to_value(u.s)
+    own, scene, bad = simmod.flux_frame_scenes(night, f, k, field, speckles)
     xy = tuple(f.star_xy[k, field])
-    shape = (night.scale.shape[0], night.field_width)
-    own = np.zeros(shape)
-    sim.add_speckles(own, xy, 1.0, speckles, optics, t_s)
-    scene = sim.render_star_field(
-        shape,
-        sim.StarScene(kind="flux", star_xy=xy, star_flux=1.0, optics=optics, speckles=speckles, time_s=t_s),
-    )
-    bad = night.detector.bad_pixels[:, field * night.field_width : (field + 1) * night.field_width] > 0
     hidden_scene = np.where(bad, np.nan, scene)
     ring = (r_ap, r_in, r_out)
     hidden = aperture_flux(scene, *xy, *ring) - aperture_flux(hidden_scene, *xy, *ring)

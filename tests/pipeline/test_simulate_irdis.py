@@ -555,18 +555,8 @@ def _frame_terms(night: SimulatedNight, f, k: int, field: int, speckles, ring: t
     ``ring`` = radii in px) on the simulator's noise-free scene of that frame (same time, star
     position and band): the speckle term alone, and what the frame's bad pixels inside the
     aperture hide when they are counted as the sky."""
-    optics = simmod._optics(f.filter)[field]
-    t_ref = Time(night.files[0].date_obs, scale="utc")  # the plan's first exposure: the model's t_ref
-    t_s = (Time(f.mjd_mid[k], format="mjd", scale="utc") - t_ref).to_value(u.s)
+    own, scene, bad = simmod.flux_frame_scenes(night, f, k, field, speckles)
     xy = tuple(f.star_xy[k, field])
-    shape = (night.scale.shape[0], night.field_width)
-    own = np.zeros(shape)
-    sim.add_speckles(own, xy, 1.0, speckles, optics, t_s)
-    scene = sim.render_star_field(
-        shape,
-        sim.StarScene(kind="flux", star_xy=xy, star_flux=1.0, optics=optics, speckles=speckles, time_s=t_s),
-    )
-    bad = night.detector.bad_pixels[:, field * night.field_width : (field + 1) * night.field_width] > 0
     hidden = _aperture_flux(scene, *xy, *ring) - _aperture_flux(np.where(bad, np.nan, scene), *xy, *ring)
     return _aperture_flux(own, *xy, *ring), hidden
 

@@ -90,6 +90,7 @@ __all__ = [
     "FIFTY_ONE_ERI",
     "SimulatedFile",
     "SimulatedNight",
+    "flux_frame_scenes",
     "band_labels",
     "simulate_irdis_night",
     "archive_name",
@@ -777,6 +778,28 @@ def _optics(filter_comb: str) -> tuple[sim.BandOptics, sim.BandOptics]:
         sim.BandOptics(w, b, sc.IRDIS_PIXEL_SCALE_MAS, sc.TELESCOPE_DIAMETER_M)
         for w, b in zip(entry["wave_nm"], entry["bandwidth_nm"], strict=True)
     )
+
+
+def flux_frame_scenes(
+    night: SimulatedNight, f: Any, k: int, field: int, speckles: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Noise-free pieces of DIT ``k`` of the FLUX file ``f`` in field ``field`` (0 or 1), star
+    flux 1: the speckle light alone, the whole star scene (same time, star position and band as
+    the simulator drew), and the frame's bad-pixel mask — what a photometry check needs to know
+    the light it should measure (``speckles``: the night's evolving speckle field)."""
+    optics = _optics(f.filter)[field]
+    t_ref = Time(night.files[0].date_obs, scale="utc")  # the plan's first exposure: the model's t_ref
+    t_s = (Time(f.mjd_mid[k], format="mjd", scale="utc") - t_ref).to_value(u.s)
+    xy = tuple(f.star_xy[k, field])
+    shape = (night.scale.shape[0], night.field_width)
+    own = np.zeros(shape)
+    sim.add_speckles(own, xy, 1.0, speckles, optics, t_s)
+    scene = sim.render_star_field(
+        shape,
+        sim.StarScene(kind="flux", star_xy=xy, star_flux=1.0, optics=optics, speckles=speckles, time_s=t_s),
+    )
+    bad = night.detector.bad_pixels[:, field * night.field_width : (field + 1) * night.field_width] > 0
+    return own, scene, bad
 
 
 def _star_flux(model: _NightModel, filter_comb: str) -> tuple[float, float]:
