@@ -43,6 +43,7 @@ TARGETS = (
     ("HD 4", 65.0, -20.0),
     ("HD 5", 85.0, -30.0),
 )
+CONDITION_NAMES = ("SEEING", "TAU0", "STREHL", "WIND", "AIRMASS")
 HIDDEN = "HD 3"  # its programme keeps its data private for 100 years
 ADMIN = local_operator()
 
@@ -80,8 +81,9 @@ def night(tmp_path_factory):
 
 def _make_centre(night, database_url: str, root: Path, conditions: dict | None = None):
     """A data centre holding the five nights and the five Level 1 products (one per dataset);
-    ``conditions``: target -> (seeing arcsec, tau0 s, Strehl) written in every ``CONDITIONS``
-    row of that product (the simulated nights have no SPARTA files: the rows are NaN)."""
+    ``conditions``: target -> (seeing arcsec, tau0 s, Strehl[, wind m/s, airmass]) written in
+    every ``CONDITIONS`` row of that product (the simulated nights have no SPARTA files: the rows
+    are NaN but for the airmass, computed from the pointing)."""
     from astropy.io import fits
 
     catalogue = init_data_centre(root / "dc", database_url=database_url)
@@ -100,11 +102,12 @@ def _make_centre(night, database_url: str, root: Path, conditions: dict | None =
         dest = catalogue.storage_root / "products" / name.replace(" ", "_") / "level1"
         shutil.copytree(folder, dest)
         if conditions is not None:
-            seeing, tau0, strehl = conditions[name]
             with fits.open(dest / "frames.fits", mode="update") as hdul:
                 # the table is there, NaN without telemetry: its rows get the given conditions
                 table = hdul["CONDITIONS"].data
-                table["SEEING"][:], table["TAU0"][:], table["STREHL"][:] = seeing, tau0, strehl
+                values = conditions[name]
+                for column, value in zip(CONDITION_NAMES[: len(values)], values, strict=True):
+                    table[column][:] = value
         record = {"id": f"l1-{name}", "recipe": "level1-irdis", "recipe_version": "1.1", "parents": []}
         specs.append(
             prod.ProductSpec(
@@ -311,14 +314,25 @@ def test_library_conditions_thresholds_and_setup_mismatch(centre):
         conn.execute(update(File).where(File.target == "HD1").values(dit=16.0))
 
 
-#: per-product conditions (seeing arcsec, tau0 s, Strehl) of the conditions-ranking test: HD 2 and
-#: HD 4 observed in the science star's conditions (HD 4 nearly), HD 3 and HD 5 in bad seeing
+#: per-product conditions (seeing arcsec, tau0 s, Strehl, wind m/s, airmass) of the conditions-ranking
+#: test: HD 2 and HD 4 observed in the science star's conditions (HD 4 nearly), HD 3 and HD 5 in bad
+#: seeing; one wind and airmass for all (the airmass computed from each pointing would differ)
 CONDITIONS = {
-    "HD 1": (0.6, 5e-3, 0.8),
-    "HD 2": (0.6, 5e-3, 0.8),
-    "HD 3": (1.5, 2e-3, 0.4),
-    "HD 4": (0.65, 4.5e-3, 0.75),
-    "HD 5": (1.5, 2e-3, 0.4),
+    "HD 1": (0.6, 5e-3, 0.8, 10.0, 1.2),
+    "HD 2": (0.6, 5e-3, 0.8, 10.0, 1.2),
+    "HD 3": (1.5, 2e-3, 0.4, 10.0, 1.2),
+    "HD 4": (0.65, 4.5e-3, 0.75, 10.0, 1.2),
+    "HD 5": (1.5, 2e-3, 0.4, 10.0, 1.2),
+}
+#: the wind-and-airmass test: every star in the science star's seeing, tau0 and Strehl; HD 2 with
+#: three times the wind (d = ln 3 / sqrt 5 = 0.491), HD 4 at airmass 2.0 instead of 1.1
+#: (d = ln(2.0 / 1.1) / sqrt 5 = 0.267), HD 3 and HD 5 the same in all five (d = 0)
+CONDITIONS_WIND_AIRMASS = {
+    "HD 1": (0.6, 5e-3, 0.8, 10.0, 1.1),
+    "HD 2": (0.6, 5e-3, 0.8, 30.0, 1.1),
+    "HD 3": (0.6, 5e-3, 0.8, 10.0, 1.1),
+    "HD 4": (0.6, 5e-3, 0.8, 10.0, 2.0),
+    "HD 5": (0.6, 5e-3, 0.8, 10.0, 1.1),
 }
 
 
@@ -348,7 +362,7 @@ def test_library_ranking_can_prefer_frames_of_similar_conditions(night, database
     assert len(by_target(plain) & {"HD3", "HD5", "HD 3", "HD 5"}) >= 1, by_target(plain)
     assert by_target(similar) <= {"HD2", "HD4", "HD 2", "HD 4"} and len(similar["frames"]) == 2 * n
     assert similar["record"]["science_conditions"] == pytest.approx(
-        {"SEEING": 0.6, "TAU0": 5e-3, "STREHL": 0.8}
+        {"SEEING": 0.6, "TAU0": 5e-3, "STREHL": 0.8, "WIND": 10.0, "AIRMASS": 1.2}
     )
     assert similar["record"]["settings"]["conditions_weight"] == 1.0
     assert (
@@ -358,6 +372,65 @@ def test_library_ranking_can_prefer_frames_of_similar_conditions(night, database
     correlations = [f["correlation"] for f in plain["frames"]]
     assert correlations == sorted(correlations, reverse=True)
     assert {f["seeing_arcsec"] for f in similar["frames"]} <= {0.6, 0.65}  # stored with each frame
+
+
+def test_library_ranking_counts_wind_and_airmass(night, database_url, tmp_path):
+    """Known answer: references that differ from the science sequence only in wind speed or
+    airmass. With a large weight the two stars identical in all five quantities rank first, then
+    the one at another airmass (d = 0.267), and the one in three times the wind (d = 0.491) is left
+    out of a library of three products; comparing seeing, tau0 and Strehl only (the earlier
+    distance) sees no difference and gives the correlation ranking exactly."""
+    catalogue, products = _make_centre(night, database_url, tmp_path, CONDITIONS_WIND_AIRMASS)
+    try:
+        conn, cat = _user_catalogue(catalogue, None)
+        try:
+            from hcdc.instruments.registry import read_level1_frames
+
+            n = read_level1_frames(night["level1"]["HD 2"][0], False).cube.shape[1]
+            plain = cat.rdi.build(products["HD 1"], name="plain", settings=LibrarySettings(max_frames=3 * n))
+            five = cat.rdi.build(
+                products["HD 1"],
+                name="five",
+                settings=LibrarySettings(max_frames=3 * n, conditions_weight=10.0),
+            )
+            three = cat.rdi.build(
+                products["HD 1"],
+                name="three",
+                settings=LibrarySettings(
+                    max_frames=3 * n,
+                    conditions_weight=10.0,
+                    conditions_quantities=("SEEING", "TAU0", "STREHL"),
+                ),
+            )
+        finally:
+            conn.close()
+    finally:
+        catalogue.engine.dispose()
+    sources = lambda lib: [f["product_id"] for f in lib["frames"]]  # noqa: E731
+    ranked = sources(five)
+    assert set(ranked[: 2 * n]) == {products["HD 3"], products["HD 5"]}
+    assert set(ranked[2 * n :]) == {products["HD 4"]} and len(ranked) == 3 * n
+    assert products["HD 2"] not in ranked
+    # the earlier distance (seeing, tau0, Strehl) is 0 for all: the correlation ranking, frame for frame
+    key = lambda lib: [(f["product_id"], f["frame_index"]) for f in lib["frames"]]  # noqa: E731
+    assert key(three) == key(plain)
+    assert five["record"]["science_conditions"] == pytest.approx(
+        {"SEEING": 0.6, "TAU0": 5e-3, "STREHL": 0.8, "WIND": 10.0, "AIRMASS": 1.1}
+    )
+    assert five["record"]["settings"]["conditions_quantities"] == [
+        "SEEING",
+        "TAU0",
+        "STREHL",
+        "WIND",
+        "AIRMASS",
+    ]
+    assert three["record"]["science_conditions"] == pytest.approx(
+        {"SEEING": 0.6, "TAU0": 5e-3, "STREHL": 0.8}
+    )
+    with pytest.raises(ValueError, match="conditions_quantities"):
+        LibrarySettings(conditions_quantities=("SEEING", "HUMIDITY"))
+    with pytest.raises(ValueError, match="telemetry quantity"):
+        LibrarySettings(conditions_quantities=("AIRMASS",))
 
 
 def test_rdi_cli_build_list_show_reduce(centre, tmp_path):

@@ -13,8 +13,8 @@ frame without telemetry is left out) and ranks them by their **mean Pearson corr
 science frames** in an annulus (first wavelength; default 2-8 lambda/D, lambda/D from the
 science product's first wavelength, its plate scale and an 8.2 m aperture), keeping the
 ``max_frames`` best (200). With ``conditions_weight`` w > 0 the rank is by
-``correlation - w * d`` instead, d the distance of the frame's seeing, tau0 and Strehl from the
-science sequence's medians (rms of the log ratios,
+``correlation - w * d`` instead, d the distance of the frame's seeing, tau0, Strehl, wind speed
+and airmass (``conditions_quantities``) from the science sequence's medians (rms of the log ratios,
 :func:`hcdc.science.postprocessing.rdi.conditions_distance`): frames taken in similar conditions
 are preferred (default 0: correlation alone, unchanged).
 
@@ -88,7 +88,10 @@ class LibrarySettings:
     thresholds (None: not applied); ``annulus_px``: (inner, outer) radii of the correlation
     annulus in pixels (None: ``annulus_ld`` lambda/D, default 2-8); ``conditions_weight``: rank
     by ``correlation - conditions_weight * d`` (d: conditions distance from the science
-    sequence, module docstring; 0 = correlation alone).
+    sequence, module docstring; 0 = correlation alone); ``conditions_quantities``: the
+    ``CONDITIONS`` columns that distance compares (default all five of
+    :data:`~hcdc.science.postprocessing.rdi.CONDITION_COLUMNS`; libraries built before wind and
+    airmass were added compared ``("SEEING", "TAU0", "STREHL")``, which reproduces them).
     """
 
     max_frames: int = 200
@@ -99,8 +102,25 @@ class LibrarySettings:
     annulus_px: tuple[float, float] | None = None
     annulus_ld: tuple[float, float] = (2.0, 8.0)
     conditions_weight: float = 0.0
+    conditions_quantities: tuple[str, ...] = ("SEEING", "TAU0", "STREHL", "WIND", "AIRMASS")
 
     def __post_init__(self) -> None:
+        from hcdc.science.postprocessing.rdi import CONDITION_COLUMNS, TELEMETRY_COLUMNS
+
+        quantities = tuple(str(q).upper() for q in self.conditions_quantities)
+        object.__setattr__(self, "conditions_quantities", quantities)
+        unknown = [q for q in quantities if q not in CONDITION_COLUMNS]
+        if unknown or len(set(quantities)) != len(quantities):
+            raise ValueError(
+                f"conditions_quantities must be distinct names among {', '.join(CONDITION_COLUMNS)}; "
+                f"got {', '.join(quantities) or 'none'}"
+            )
+        if not set(quantities) & set(TELEMETRY_COLUMNS):
+            raise ValueError(
+                "conditions_quantities needs at least one telemetry quantity "
+                f"({', '.join(TELEMETRY_COLUMNS)}); "
+                f"got {', '.join(quantities) or 'none'}"
+            )
         if not self.conditions_weight >= 0:
             raise ValueError(f"conditions_weight must be >= 0; got {self.conditions_weight}")
         if self.max_frames < 1:
@@ -295,7 +315,7 @@ def build_library(
     from astropy.io import fits
 
     from hcdc.science.postprocessing.rdi import (
-        CONDITION_COLUMNS,
+        TELEMETRY_COLUMNS,
         AnnulusCorrelation,
         conditions_distance,
         rank_references,
@@ -328,10 +348,11 @@ def build_library(
     sci_target = conn.scalar(select(Dataset.target).where(Dataset.id == sci_row.dataset_id)) or sci_row.target
     sci_conditions: dict[str, float] = {}
     if settings.conditions_weight > 0:
-        sci_conditions = _median_conditions(_read_frames(sci_dir, True), CONDITION_COLUMNS)
-        if not sci_conditions:
+        quantities = settings.conditions_quantities
+        sci_conditions = _median_conditions(_read_frames(sci_dir, True), quantities)
+        if not set(sci_conditions) & set(TELEMETRY_COLUMNS):
             raise ValueError(
-                f"product {science_product_id} has no per-frame conditions (seeing, tau0, Strehl: no "
+                f"product {science_product_id} has no per-frame conditions ({', '.join(quantities)}: no "
                 "SPARTA telemetry), so references cannot be ranked by similar conditions"
             )
 
@@ -395,8 +416,9 @@ def build_library(
         index = np.flatnonzero(keep)
         corrs.append(ranker.mean_correlation(np.asarray(cube[0][index])))
         if sci_conditions:
-            columns = {c: _column(product.conditions, c, n)[index] for c in CONDITION_COLUMNS}
-            distances.append(conditions_distance(columns, sci_conditions))
+            quantities = settings.conditions_quantities
+            columns = {c: _column(product.conditions, c, n)[index] for c in quantities}
+            distances.append(conditions_distance(columns, sci_conditions, quantities))
         metas.extend({"product_id": c.id, "frame_index": int(k), "target": target} for k in index)
     if not metas:
         raise ValueError(

@@ -67,7 +67,13 @@ def build_command(
         0.0,
         "--conditions-weight",
         min=0.0,
-        help="Prefer frames of similar seeing/tau0/Strehl: rank by correlation - W * distance (0: off).",
+        help="Prefer frames of similar conditions: rank by correlation - W * distance (0: off).",
+    ),
+    conditions_quantities: str = typer.Option(
+        "SEEING,TAU0,STREHL,WIND,AIRMASS",
+        "--conditions-quantities",
+        help="CONDITIONS columns the distance compares, comma-separated "
+        "(SEEING,TAU0,STREHL: the distance before wind and airmass).",
     ),
     json_out: bool = JSON_OPTION,
     root: Path | None = ROOT_OPTION,
@@ -86,6 +92,7 @@ def build_command(
             tau0_min_s=None if tau0_min_ms is None else tau0_min_ms / 1e3,
             annulus_px=annulus,
             conditions_weight=conditions_weight,
+            conditions_quantities=tuple(q.strip() for q in conditions_quantities.split(",") if q.strip()),
         )
     except ValueError as exc:
         fail(str(exc))

@@ -47,3 +47,30 @@ def test_rank_references_known_order_and_default():
         rank_references(corr, dist, -1.0)
     with pytest.raises(ValueError, match="differ"):
         rank_references(corr, dist[:3], 1.0)
+
+
+def test_conditions_distance_counts_wind_and_airmass():
+    """Wind speed and airmass count like the others (log ratios, rms over the five); the airmass
+    alone (a frame without telemetry has one, from its pointing) does not make a frame comparable;
+    a subset of quantities is the distance over those only."""
+    science = {"SEEING": 0.8, "TAU0": 5e-3, "STREHL": 0.6, "WIND": 10.0, "AIRMASS": 1.1}
+    nan = np.nan
+    frames = {
+        "SEEING": np.array([0.8, 0.8, 0.8, nan, 0.8]),
+        "TAU0": np.array([5e-3, 5e-3, 5e-3, nan, 5e-3]),
+        "STREHL": np.array([0.6, 0.6, 0.6, nan, 0.6]),
+        "WIND": np.array([10.0, 20.0, 10.0, nan, 5.0]),
+        "AIRMASS": np.array([1.1, 1.1, 2.2, 1.1, 2.2]),
+    }
+    d = conditions_distance(frames, science)
+    ln2 = math.log(2)
+    # identical; wind x2; airmass x2; no telemetry (airmass only); wind /2 and airmass x2
+    assert d[[0, 1, 2, 4]] == pytest.approx(
+        [0.0, ln2 / math.sqrt(5), ln2 / math.sqrt(5), ln2 * math.sqrt(2 / 5)]
+    )
+    assert np.isnan(d[3])
+    old = conditions_distance(frames, science, ("SEEING", "TAU0", "STREHL"))
+    assert old[[0, 1, 2, 4]] == pytest.approx([0.0] * 4) and np.isnan(old[3])
+    assert conditions_distance(frames, science, ("WIND",))[1] == pytest.approx(ln2)
+    with pytest.raises(ValueError, match="unknown conditions quantity"):
+        conditions_distance(frames, science, ("HUMIDITY",))

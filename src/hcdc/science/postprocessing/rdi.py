@@ -34,6 +34,7 @@ from hcdc.science.postprocessing.base import check_adi_inputs, derotate_and_coll
 __all__ = [
     "AnnulusCorrelation",
     "CONDITION_COLUMNS",
+    "TELEMETRY_COLUMNS",
     "conditions_distance",
     "rank_references",
     "reference_correlation",
@@ -106,20 +107,36 @@ class AnnulusCorrelation:
         return _standardise(ref) @ self.mean_row
 
 
-#: per-frame conditions compared by :func:`conditions_distance` (Level 1 ``CONDITIONS`` columns)
-CONDITION_COLUMNS = ("SEEING", "TAU0", "STREHL")
+#: per-frame conditions compared by :func:`conditions_distance` (Level 1 ``CONDITIONS`` columns):
+#: line-of-sight seeing (arcsec), tau0 (s), Strehl, wind speed (m/s), airmass
+CONDITION_COLUMNS = ("SEEING", "TAU0", "STREHL", "WIND", "AIRMASS")
+#: those that come from the AO telemetry; the airmass comes from the pointing and the clock, so a
+#: frame without telemetry has one: alone it does not make a frame comparable
+TELEMETRY_COLUMNS = ("SEEING", "TAU0", "STREHL", "WIND")
 
 
-def conditions_distance(frames: dict[str, np.ndarray], reference: dict[str, float]) -> np.ndarray:
+def conditions_distance(
+    frames: dict[str, np.ndarray],
+    reference: dict[str, float],
+    quantities: tuple[str, ...] = CONDITION_COLUMNS,
+) -> np.ndarray:
     """How far each frame's conditions are from ``reference`` (the science sequence's medians):
-    the root mean square, over the quantities of :data:`CONDITION_COLUMNS` known (finite and
-    > 0) for both, of ``ln(frame / reference)`` -- so a factor 2 in seeing alone gives
-    ``ln 2 = 0.69`` whichever way, and seeing, tau0 and Strehl count alike. NaN for a frame
-    with no quantity in common with the reference (no telemetry)."""
+    the root mean square, over the ``quantities`` (default :data:`CONDITION_COLUMNS`) known
+    (finite and > 0) for both, of ``ln(frame / reference)`` -- so a factor 2 in seeing alone
+    gives ``ln 2 = 0.69`` whichever way, and seeing, tau0, Strehl, wind and airmass count alike.
+    NaN for a frame with no telemetry quantity (:data:`TELEMETRY_COLUMNS`) in common with the
+    reference: a frame without telemetry is not similar because its airmass is.
+
+    On SPARTA data the wind is not independent: tau0 = 0.314 r0 / v and seeing = lambda / r0,
+    so ln v = -ln tau0 - ln seeing + const; counting it weighs that combination more."""
+    unknown = [q for q in quantities if q not in CONDITION_COLUMNS]
+    if unknown:
+        raise ValueError(f"unknown conditions quantity {unknown}; known: {', '.join(CONDITION_COLUMNS)}")
     n = len(next(iter(frames.values()))) if frames else 0
     total = np.zeros(n)
     count = np.zeros(n)
-    for name in CONDITION_COLUMNS:
+    telemetry = np.zeros(n)
+    for name in quantities:
         ref = reference.get(name)
         if name not in frames or ref is None or not np.isfinite(ref) or ref <= 0:
             continue
@@ -129,8 +146,10 @@ def conditions_distance(frames: dict[str, np.ndarray], reference: dict[str, floa
         logs[ok] = np.log(values[ok] / ref)
         total += logs**2
         count += ok
+        if name in TELEMETRY_COLUMNS:
+            telemetry += ok
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, np.sqrt(total / np.maximum(count, 1)), np.nan)
+        return np.where(telemetry > 0, np.sqrt(total / np.maximum(count, 1)), np.nan)
 
 
 def rank_references(
