@@ -190,3 +190,56 @@ def test_cli_field_add_fields_queue(catalogue, tmp_path):
     result = json.loads(queued.stdout)
     assert len(result["queued"]) == 1 and result["without_reference"] == [] and result["recorded"] == []
     assert runner.invoke(app, ["monitor", "astrometry", "queue", "--as", "user1", *root]).exit_code != 0
+
+
+def test_field_with_dpr_type_object_recognised_by_position(catalogue, tmp_path):
+    """The DPR TYPE of real field files is not confirmed: a field-tracking file typed plain
+    ``OBJECT`` (file class SCIENCE) whose pointing lies in a registered field is queued and
+    measured like an ``OBJECT,ASTROMETRY`` one; the same in pupil tracking, and an ``OBJECT``
+    file elsewhere, are left alone (science, not reported)."""
+    from astropy.io import fits
+
+    folder = tmp_path / "raw"
+    typed_object = simulate_irdis_astrometric_field(
+        folder / "object_sky", seed=40, true_north_deg=-1.62, dpr_type="OBJECT", dpr_catg="SCIENCE"
+    )
+    pupil = simulate_irdis_astrometric_field(
+        folder / "object_elev", seed=41, dpr_type="OBJECT", dpr_catg="SCIENCE"
+    )
+    with fits.open(pupil["fits"], mode="update") as hdul:
+        hdul[0].header["HIERARCH ESO INS4 DROT2 MODE"] = "ELEV"
+    simulate_irdis_astrometric_field(
+        folder / "object_elsewhere",
+        FieldSpec(ra0_deg=10.0, dec0_deg=-30.0),
+        seed=9,
+        dpr_type="OBJECT",
+        dpr_catg="SCIENCE",
+    )
+    ingest(catalogue, [folder])
+    with catalogue.engine.connect() as conn:
+        classes = conn.execute(select(File.type, File.file_class).where(File.is_current)).all()
+    assert {tuple(c) for c in classes} == {("OBJECT", "SCIENCE")} and len(classes) == 3
+    assert queue_astrometry(catalogue).as_dict()["queued"] == []  # no field registered: nothing
+    with catalogue.engine.begin() as conn:
+        register_reference_field(
+            conn,
+            local_operator(),
+            catalogue.storage_root,
+            name="NGC 3603 (simulated)",
+            catalogue=typed_object["catalogue"],
+            source="simulated reference list (hcdc simulator, seed 40)",
+        )
+    poll = queue_astrometry(catalogue)
+    assert len(poll.queued) == 1 and poll.without_reference == []
+    assert poll.by_position == [_stored(catalogue, typed_object)]
+    with Worker(catalogue, processes=0) as worker:
+        outcomes = worker.run(once=True)
+    assert [o.state for o in outcomes] == ["done"], [o.error for o in outcomes]
+    with catalogue.engine.connect() as conn:
+        (summary,) = conn.execute(
+            select(Product.summary).where(Product.product_type == PRODUCT_TYPE)
+        ).scalars()
+    assert abs(summary["true_north_deg"] - (-1.62)) < 3 * summary["true_north_err_deg"]
+    assert (
+        abs(summary["plate_scale_mas"] - sc.IRDIS_PIXEL_SCALE_MAS) < 3 * summary["plate_scale_err_mas"] + 1e-3
+    )

@@ -453,15 +453,21 @@ def reference_fields(conn: Connection, user: Principal) -> list[dict[str, Any]]:
 
 
 def reference_field_for(
-    conn: Connection, user: Principal, instrument: str, ra_deg: float | None, dec_deg: float | None
+    conn: Connection,
+    user: Principal,
+    instrument: str,
+    ra_deg: float | None,
+    dec_deg: float | None,
+    fields: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
     """The registered field of ``instrument`` whose circle holds the pointing (the nearest centre
-    when several do), or None (also for a file without a pointing). Staff only (R1)."""
+    when several do), or None (also for a file without a pointing). Staff only (R1).
+    ``fields``: :func:`reference_fields` read once by a caller that looks up many files."""
     if ra_deg is None or dec_deg is None:
         _require_staff(conn, user)
         return None
     best = None
-    for field in reference_fields(conn, user):
+    for field in reference_fields(conn, user) if fields is None else fields:
         if field["instrument"] != instrument.strip().upper():
             continue
         distance = _separation_arcsec(ra_deg, dec_deg, field["ra_deg"], field["dec_deg"])

@@ -10,6 +10,11 @@
   workflow ``irdis-astrometry`` (recipe ``astrometric-field``) on every current IRDIS field file
   that has no job yet and whose pointing (header RA/DEC) falls in a registered field; a field
   file with no registered field is reported, not queued.
+* Recognised by position too: the DPR TYPE of real astrometric-field files is not confirmed here
+  (docs/monitoring.md), so an IRDIS file classified ``SCIENCE`` (``DPR TYPE = OBJECT``) taken in
+  field tracking (``INS4 DROT2 MODE = SKY``) whose pointing lies in a registered reference field
+  is queued as well (:func:`recognised_by_position`); such files are listed in
+  :attr:`AstrometryPoll.by_position`. A science file elsewhere is not reported (it is science).
 * The worker runs the jobs like any other (provenance, product of type
   ``astrometric-calibration`` with the measurement as summary); the next call records them
   (:func:`hcdc.archive.astrometry_monitor.record_field_product`, once per product).
@@ -24,7 +29,12 @@ from typing import Any
 from sqlalchemy import select
 
 from hcdc.archive.access import Principal, local_operator
-from hcdc.archive.astrometry_monitor import record_field_product, reference_field_for, require_monitoring
+from hcdc.archive.astrometry_monitor import (
+    record_field_product,
+    reference_field_for,
+    reference_fields,
+    require_monitoring,
+)
 from hcdc.archive.db import Catalogue
 from hcdc.archive.models import File
 from hcdc.archive.pipeline_models import Job, Product
@@ -33,10 +43,33 @@ from hcdc.pipeline.operations import jobs as jq
 from hcdc.pipeline.recipes.astrometric_field import PRODUCT_TYPE
 from hcdc.pipeline.workflows.irdis import ASTROMETRY_WORKFLOW
 
-__all__ = ["FILE_CLASS", "AstrometryPoll", "astrometry_hook", "queue_astrometry", "record_astrometry"]
+__all__ = [
+    "FILE_CLASS",
+    "SCIENCE_CLASS",
+    "AstrometryPoll",
+    "recognised_by_position",
+    "astrometry_hook",
+    "queue_astrometry",
+    "record_astrometry",
+]
 
 #: the file class of astrometric calibration fields (DPR TYPE OBJECT,ASTROMETRY)
 FILE_CLASS = "ASTROMETRY"
+#: the file class of DPR TYPE OBJECT, recognised as a field by its pointing and derotator mode
+SCIENCE_CLASS = "SCIENCE"
+
+
+def recognised_by_position(file_class: str | None, extra: dict[str, Any] | None, field: Any) -> bool:
+    """Whether a file is measured as an astrometric field: always for file class ``ASTROMETRY``
+    (given a registered ``field``); for ``SCIENCE`` (DPR TYPE OBJECT) only when its pointing is
+    in a registered ``field`` and it was taken in field tracking (``INS4 DROT2 MODE = SKY``, what
+    the measurement needs; pupil-tracking science of a star in a cluster is not a field)."""
+    if field is None:
+        return False
+    if file_class == FILE_CLASS:
+        return True
+    mode = str((extra or {}).get("derotator_mode") or "").strip().upper()
+    return file_class == SCIENCE_CLASS and mode == "SKY"
 
 
 @dataclass
@@ -47,12 +80,14 @@ class AstrometryPoll:
     recorded: list[int] = field(default_factory=list)
     queued: list[int] = field(default_factory=list)
     without_reference: list[str] = field(default_factory=list)
+    by_position: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "recorded": list(self.recorded),
             "queued": list(self.queued),
             "without_reference": list(self.without_reference),
+            "by_position": list(self.by_position),
         }
 
 
@@ -91,20 +126,32 @@ def queue_astrometry(
     max_attempts: int = jq.DEFAULT_MAX_ATTEMPTS,
 ) -> AstrometryPoll:
     """Record finished measurements, then queue one ``irdis-astrometry`` job per current IRDIS
-    field file (file class ASTROMETRY) without a job (any state: a failed one is for a person to
-    retry) whose pointing lies in a registered reference field (module docstring). Staff only
-    (rule R1; AccessDenied otherwise)."""
+    field file (file class ASTROMETRY, or a field-tracking OBJECT file: :func:`recognised_by_position`)
+    without a job (any state: a failed one is for a person to retry) whose pointing lies in a
+    registered reference field (module docstring). Staff only (rule R1; AccessDenied otherwise)."""
     actor = actor or local_operator()
     poll = AstrometryPoll(recorded=record_astrometry(catalogue, actor))
     done = _queued_raw_paths(catalogue)
     with catalogue.engine.connect() as conn:
+        fields = reference_fields(conn, actor)
+        # science files are looked at only when a field is registered (they are many)
+        classes = [FILE_CLASS, SCIENCE_CLASS] if fields else [FILE_CLASS]
         files = conn.execute(
-            select(File.id, File.instrument, File.storage, File.stored_path, File.ra, File.dec)
+            select(
+                File.id,
+                File.instrument,
+                File.storage,
+                File.stored_path,
+                File.ra,
+                File.dec,
+                File.file_class,
+                File.extra,
+            )
             .where(
                 File.is_current,
                 File.instrument == "SPHERE",
                 File.arm == "IRDIS",
-                File.file_class == FILE_CLASS,
+                File.file_class.in_(classes),
             )
             .order_by(File.id)
         ).all()
@@ -113,10 +160,13 @@ def queue_astrometry(
             path = str(resolve_stored_path(row.storage, row.stored_path, catalogue.storage_root))
             if path in done:
                 continue
-            reference = reference_field_for(conn, actor, row.instrument, row.ra, row.dec)
-            if reference is None:
-                poll.without_reference.append(path)
+            reference = reference_field_for(conn, actor, row.instrument, row.ra, row.dec, fields)
+            if not recognised_by_position(row.file_class, row.extra, reference):
+                if row.file_class == FILE_CLASS:
+                    poll.without_reference.append(path)
                 continue
+            if row.file_class != FILE_CLASS:
+                poll.by_position.append(path)
             plans.append((path, reference["catalogue_path"]))
     for path, reference_path in plans:
         poll.queued.append(

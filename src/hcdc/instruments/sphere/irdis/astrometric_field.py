@@ -66,11 +66,15 @@ def simulate_irdis_astrometric_field(
     true_north_deg: float = sc.TRUE_NORTH_DEG,
     date_obs: str = "2026-03-15T01:23:45.000",
     filter_name: str = "DB_H23",
+    dpr_type: str = DPR_TYPE,
+    dpr_catg: str = "CALIB",
 ) -> dict[str, Path]:
     """Write ``astrometric_field.fits`` (2048 x 1024, the same field in both halves: the right
     one 1.5 px lower), ``reference_list.csv`` and ``simulation_truth.json`` into ``out_dir``.
     The true rotation of ``spec`` is replaced by ``posang_deg + true_north_deg``; the truth JSON
-    holds ``true_north_deg``, ``plate_scale_mas`` and the whole spec. Returns the three paths."""
+    holds ``true_north_deg``, ``plate_scale_mas`` and the whole spec. ``dpr_type`` / ``dpr_catg``:
+    the DPR keywords written (e.g. ``OBJECT`` / ``SCIENCE``, a field whose type is not the assumed
+    one). Returns the three paths."""
     spec = spec or FieldSpec()
     rotation = posang_deg + true_north_deg
     spec = FieldSpec(**{**spec.as_dict(), "rotation_deg": rotation, "shape": (1024, 1024)})
@@ -98,8 +102,8 @@ def simulate_irdis_astrometric_field(
         ("RA", spec.ra0_deg, "[deg] pointing, tangent point"),
         ("DEC", spec.dec0_deg, "[deg] pointing"),
         ("DATE-OBS", date_obs, "Observing date"),
-        ("HIERARCH ESO DPR CATG", "CALIB", "Observation category"),
-        ("HIERARCH ESO DPR TYPE", DPR_TYPE, "Observation type (assumed)"),
+        ("HIERARCH ESO DPR CATG", dpr_catg, "Observation category"),
+        ("HIERARCH ESO DPR TYPE", dpr_type, "Observation type (assumed)"),
         ("HIERARCH ESO DPR TECH", "IMAGE", "Observation technique"),
         ("HIERARCH ESO SEQ ARM", "IRDIS", "Name of the arm used"),
         ("HIERARCH ESO INS COMB IFLT", filter_name, "IR filter combination"),
