@@ -106,7 +106,9 @@ def record_astrometry(catalogue: Catalogue, actor: Principal | None = None) -> l
         for row in rows:
             if not row.summary or row.summary.get("true_north_deg") is None:
                 continue
-            new_id = record_field_product(conn, actor, row.id, row.summary)
+            # IRDIS products (astrometric-field 1.0) carry no arm; ifs-astrometric-field's say IFS
+            arm = str(row.summary.get("arm") or "IRDIS")
+            new_id = record_field_product(conn, actor, row.id, row.summary, arm=arm)
             if new_id is not None:
                 new_ids.append(new_id)
     return new_ids

@@ -88,3 +88,65 @@ class AstrometricField(Recipe):
         summary = {k: v for k, v in result.items() if k != "stars"}
         summary["product_type"] = PRODUCT_TYPE
         return {"measurement": path, "summary": summary}
+
+
+IFS_RECIPE_NAME = "ifs-astrometric-field"
+
+
+class IfsAstrometricFieldParameters(RecipeParameters):
+    """Parameters of :class:`IfsAstrometricField` (no channel, no anamorphism: the IFS Level 1
+    grid is corrected already)."""
+
+    nsigma: float = Field(8.0, gt=0, description="detection threshold, robust sigmas")
+    min_stars: int = Field(6, ge=3, description="fewest matched stars to accept a fit")
+    bootstrap: int = Field(300, ge=0, description="bootstrap resamplings of the matched stars")
+
+
+@register_recipe
+class IfsAstrometricField(Recipe):
+    """One IFS astrometric field image on the Level 1 grid (``raw``: exactly one; module doc of
+    :mod:`hcdc.instruments.sphere.ifs.astrometric_field`) measured against ``reference``."""
+
+    name = IFS_RECIPE_NAME
+    product_level = 1
+    product_type = PRODUCT_TYPE
+    version = "1.0"
+    description = "IFS astrometric field (Level 1 grid) + reference list -> True North and plate scale"
+    Parameters = IfsAstrometricFieldParameters
+    inputs = (
+        Port("raw", DataKind.RAW_FILES, "one IFS field image on the Level 1 grid (channels collapsed)"),
+        Port("reference", DataKind.PATH, "reference list CSV: ra_deg, dec_deg (ICRS, at the epoch), id"),
+    )
+    outputs = AstrometricField.outputs
+
+    def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
+        from hcdc.instruments.sphere.ifs.astrometric_field import measure_ifs_field
+
+        assert isinstance(params, IfsAstrometricFieldParameters)
+        raw = [Path(str(getattr(item, "path", item))) for item in inputs["raw"]]
+        if len(raw) != 1:
+            raise RecipeInputError(f"an astrometric field is measured one file at a time; got {len(raw)}")
+        with context.timer("measure"):
+            try:
+                result = measure_ifs_field(
+                    raw[0],
+                    Path(str(inputs["reference"])),
+                    nsigma=params.nsigma,
+                    min_stars=params.min_stars,
+                    bootstrap=params.bootstrap,
+                )
+            except AstrometricFieldError as exc:
+                raise RecipeInputError(str(exc)) from exc
+        fit = result["fit"]
+        context.log(
+            f"{raw[0].name} (IFS): True North {result['true_north_deg']:+.4f} ± "
+            f"{result['true_north_err_deg']:.4f} deg (instrument offset "
+            f"{result['instrument_offset_deg']:+.2f} deg assumed), plate scale "
+            f"{result['plate_scale_mas']:.4f} ± {result['plate_scale_err_mas']:.4f} mas/px "
+            f"({fit['used']} of {fit['matched']} matched stars)"
+        )
+        path = context.output_path("astrometric_measurement.json")
+        path.write_text(json.dumps(result, indent=1, default=str))
+        summary = {k: v for k, v in result.items() if k != "stars"}
+        summary["product_type"] = PRODUCT_TYPE
+        return {"measurement": path, "summary": summary}

@@ -78,3 +78,27 @@ def _ifs_l1_l2() -> Workflow:
             "spectra": "spectra.product",
         },
     )
+
+
+#: an IFS astrometric field image (Level 1 grid) + its reference list -> True North, plate scale
+IFS_ASTROMETRY_WORKFLOW = "ifs-astrometry"
+
+
+@register_workflow(IFS_ASTROMETRY_WORKFLOW)
+def _ifs_astrometry() -> Workflow:
+    return Workflow(
+        name=IFS_ASTROMETRY_WORKFLOW,
+        version="1.0",
+        description="IFS astrometric field image on the Level 1 grid + its reference list -> "
+        "True North and plate scale",
+        inputs=(
+            Port("raw", DataKind.RAW_FILES, "one IFS field image on the Level 1 grid"),
+            Port("reference", DataKind.PATH, "the registered reference list (CSV)"),
+        ),
+        nodes=(
+            Node(
+                "astrometry", "ifs-astrometric-field", {"raw": "inputs.raw", "reference": "inputs.reference"}
+            ),
+        ),
+        outputs={"measurement": "astrometry.measurement", "summary": "astrometry.summary"},
+    )

@@ -191,6 +191,7 @@ def measure_irdis_field(
     nsigma: float = 8.0,
     min_stars: int = 6,
     bootstrap: int = 300,
+    instrument_offset_deg: float = 0.0,
 ) -> dict[str, Any]:
     """Measure plate scale (mas/px, of anamorphism-corrected images when ``anamorphism_xy`` is
     given) and True North (deg, module convention) on one IRDIS field. Returns the
@@ -198,7 +199,10 @@ def measure_irdis_field(
     ``plate_scale_err_mas``, the fit (formal and bootstrap errors, stars matched, used,
     residual rms), ``epoch``, ``filter``, ``file``, ``sha256``, ``catalogue`` and its sha256.
     Raises AstrometricFieldError naming the file for an unreadable file, a missing keyword, a
-    pupil-tracking frame, or too few stars detected or matched."""
+    pupil-tracking frame, or too few stars detected or matched. ``instrument_offset_deg``: the
+    arm's rotation relative to IRDIS (0 here; the IFS measurement,
+    :func:`hcdc.instruments.sphere.ifs.astrometric_field.measure_ifs_field`, passes -100.48):
+    ``TN = rho - POSANG - instrument_offset_deg``."""
     path, catalogue = Path(path), Path(catalogue)
     if channel not in ("left", "right"):
         raise AstrometricFieldError(f"channel must be left or right; got {channel!r}")
@@ -233,7 +237,7 @@ def measure_irdis_field(
             data,
             np.column_stack([east, north]),
             expected_scale_mas=expected_scale_mas,
-            expected_rotation_deg=posang + expected_true_north_deg,
+            expected_rotation_deg=posang + expected_true_north_deg + instrument_offset_deg,
             anamorphism_xy=anamorphism_xy or (1.0, 1.0),
             fwhm_px=fwhm_px,
             nsigma=nsigma,
@@ -248,7 +252,7 @@ def measure_irdis_field(
         epoch = dt.date.fromisoformat(date_obs[:10]) if date_obs else None
     except ValueError:
         epoch = None
-    true_north = (solution.rotation_deg - posang + 180.0) % 360.0 - 180.0
+    true_north = (solution.rotation_deg - posang - instrument_offset_deg + 180.0) % 360.0 - 180.0
     stars = result["stars"]
     for star in stars:
         star["reference_id"] = str(reference["id"][star["reference"]])
