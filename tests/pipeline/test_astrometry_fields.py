@@ -215,10 +215,13 @@ def test_field_with_dpr_type_object_recognised_by_position(catalogue, tmp_path):
         dpr_type="OBJECT",
         dpr_catg="SCIENCE",
     )
+    typed_std = simulate_irdis_astrometric_field(
+        folder / "std_sky", seed=40, true_north_deg=-1.62, dpr_type="STD,ASTROMETRY", dpr_catg="CALIB"
+    )
     ingest(catalogue, [folder])
     with catalogue.engine.connect() as conn:
         classes = conn.execute(select(File.type, File.file_class).where(File.is_current)).all()
-    assert {tuple(c) for c in classes} == {("OBJECT", "SCIENCE")} and len(classes) == 3
+    assert sorted(tuple(c) for c in classes) == [("OBJECT", "SCIENCE")] * 3 + [("STD,ASTROMETRY", "STD")]
     assert queue_astrometry(catalogue).as_dict()["queued"] == []  # no field registered: nothing
     with catalogue.engine.begin() as conn:
         register_reference_field(
@@ -230,16 +233,17 @@ def test_field_with_dpr_type_object_recognised_by_position(catalogue, tmp_path):
             source="simulated reference list (hcdc simulator, seed 40)",
         )
     poll = queue_astrometry(catalogue)
-    assert len(poll.queued) == 1 and poll.without_reference == []
-    assert poll.by_position == [_stored(catalogue, typed_object)]
+    assert len(poll.queued) == 2 and poll.without_reference == []
+    assert sorted(poll.by_position) == sorted(_stored(catalogue, p) for p in (typed_object, typed_std))
     with Worker(catalogue, processes=0) as worker:
         outcomes = worker.run(once=True)
-    assert [o.state for o in outcomes] == ["done"], [o.error for o in outcomes]
+    assert [o.state for o in outcomes] == ["done"] * 2, [o.error for o in outcomes]
     with catalogue.engine.connect() as conn:
-        (summary,) = conn.execute(
-            select(Product.summary).where(Product.product_type == PRODUCT_TYPE)
-        ).scalars()
-    assert abs(summary["true_north_deg"] - (-1.62)) < 3 * summary["true_north_err_deg"]
-    assert (
-        abs(summary["plate_scale_mas"] - sc.IRDIS_PIXEL_SCALE_MAS) < 3 * summary["plate_scale_err_mas"] + 1e-3
-    )
+        summaries = list(
+            conn.execute(select(Product.summary).where(Product.product_type == PRODUCT_TYPE)).scalars()
+        )
+    assert len(summaries) == 2
+    for summary in summaries:
+        assert abs(summary["true_north_deg"] - (-1.62)) < 3 * summary["true_north_err_deg"]
+        scale_err = 3 * summary["plate_scale_err_mas"] + 1e-3
+        assert abs(summary["plate_scale_mas"] - sc.IRDIS_PIXEL_SCALE_MAS) < scale_err

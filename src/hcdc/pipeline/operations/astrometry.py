@@ -11,7 +11,8 @@
   that has no job yet and whose pointing (header RA/DEC) falls in a registered field; a field
   file with no registered field is reported, not queued.
 * Recognised by position too: the DPR TYPE of real astrometric-field files is not confirmed here
-  (docs/monitoring.md), so an IRDIS file classified ``SCIENCE`` (``DPR TYPE = OBJECT``) taken in
+  (docs/monitoring.md), so an IRDIS file classified ``SCIENCE`` (``DPR TYPE = OBJECT``) or
+  ``STD`` (``DPR TYPE = STD...``; the ESO calibration category is ``IFS_STD_ASTROM``) taken in
   field tracking (``INS4 DROT2 MODE = SKY``) whose pointing lies in a registered reference field
   is queued as well (:func:`recognised_by_position`); such files are listed in
   :attr:`AstrometryPoll.by_position`. A science file elsewhere is not reported (it is science).
@@ -45,6 +46,7 @@ from hcdc.pipeline.workflows.irdis import ASTROMETRY_WORKFLOW
 
 __all__ = [
     "FILE_CLASS",
+    "POSITION_CLASSES",
     "SCIENCE_CLASS",
     "AstrometryPoll",
     "recognised_by_position",
@@ -57,19 +59,21 @@ __all__ = [
 FILE_CLASS = "ASTROMETRY"
 #: the file class of DPR TYPE OBJECT, recognised as a field by its pointing and derotator mode
 SCIENCE_CLASS = "SCIENCE"
+#: every class recognised by position: plain OBJECT, and STD* (standard-star types)
+POSITION_CLASSES = (SCIENCE_CLASS, "STD")
 
 
 def recognised_by_position(file_class: str | None, extra: dict[str, Any] | None, field: Any) -> bool:
     """Whether a file is measured as an astrometric field: always for file class ``ASTROMETRY``
-    (given a registered ``field``); for ``SCIENCE`` (DPR TYPE OBJECT) only when its pointing is
-    in a registered ``field`` and it was taken in field tracking (``INS4 DROT2 MODE = SKY``, what
+    (given a registered ``field``); for ``SCIENCE`` (DPR TYPE OBJECT) or ``STD`` only when its
+    pointing is in a registered ``field`` and it was taken in field tracking (``INS4 DROT2 MODE = SKY``, what
     the measurement needs; pupil-tracking science of a star in a cluster is not a field)."""
     if field is None:
         return False
     if file_class == FILE_CLASS:
         return True
     mode = str((extra or {}).get("derotator_mode") or "").strip().upper()
-    return file_class == SCIENCE_CLASS and mode == "SKY"
+    return file_class in POSITION_CLASSES and mode == "SKY"
 
 
 @dataclass
@@ -137,7 +141,7 @@ def queue_astrometry(
     with catalogue.engine.connect() as conn:
         fields = reference_fields(conn, actor)
         # science files are looked at only when a field is registered (they are many)
-        classes = [FILE_CLASS, SCIENCE_CLASS] if fields else [FILE_CLASS]
+        classes = [FILE_CLASS, *POSITION_CLASSES] if fields else [FILE_CLASS]
         files = conn.execute(
             select(
                 File.id,
