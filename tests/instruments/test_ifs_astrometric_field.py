@@ -98,3 +98,54 @@ def test_ifs_recipe_workflow_and_series(tmp_path, database_url):
     (point,) = series["measurements"]
     assert point["arm"] == "IFS" and point["filter"] == "OBS_YJ"
     assert point["true_north"]["flagged"] and not point["plate_scale"]["flagged"]
+
+
+def test_cli_simulate_and_measure_ifs(tmp_path, database_url):
+    """`hcdc monitor astrometry simulate --arm IFS` then `measure --arm IFS`: stored as IFS, within
+    3 errors of the truth; the IRDIS measurement of the same image fails clearly (its expected
+    rotation lacks the instrument offset, so nothing matches)."""
+    from typer.testing import CliRunner
+
+    from hcdc.cli import app
+
+    catalogue = init_data_centre(tmp_path / "dc", database_url=database_url)
+    try:
+        runner = CliRunner()
+        out = tmp_path / "field"
+        made = runner.invoke(
+            app,
+            [
+                "monitor",
+                "astrometry",
+                "simulate",
+                str(out),
+                "--arm",
+                "IFS",
+                "--true-north",
+                "-1.60",
+                "--posang",
+                "15",
+                "--seed",
+                "6",
+                "--json",
+            ],
+        )
+        assert made.exit_code == 0, made.output
+        paths = json.loads(made.stdout)
+        args = ["monitor", "astrometry", "measure", paths["fits"], "--catalogue", paths["catalogue"]]
+        root = ["--root", str(catalogue.settings.root)]
+        measured = runner.invoke(app, [*args, "--arm", "IFS", "--json", *root])
+        assert measured.exit_code == 0, measured.output
+        result = json.loads(measured.stdout)
+        assert result["arm"] == "IFS" and result["id"] is not None
+        assert abs(result["true_north_deg"] - (-1.60)) < 3 * result["true_north_err_deg"]
+        assert abs(result["plate_scale_mas"] - sc.IFS_PIXEL_SCALE_MAS) < 3 * result["plate_scale_err_mas"]
+        text = runner.invoke(app, [*args, "--arm", "IFS", "--no-store"])
+        assert text.exit_code == 0 and "IFS Level 1 grid" in text.output and "assumed 7.460" in text.output
+        as_irdis = runner.invoke(app, [*args, "--no-store"])
+        assert as_irdis.exit_code != 0 and "matched" in as_irdis.output
+        with catalogue.engine.connect() as conn:
+            (row,) = astrometric_series(conn, local_operator(), "SPHERE", "IFS")["measurements"]
+        assert row["id"] == result["id"] and row["filter"] == "OBS_YJ"
+    finally:
+        catalogue.close()

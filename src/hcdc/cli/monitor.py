@@ -782,10 +782,13 @@ def astrometry_list_command(
 
 @astrometry_app.command("measure")
 def astrometry_measure_command(
-    fits_file: Path = typer.Argument(..., help="IRDIS frame of an astrometric field (field tracking)."),
+    fits_file: Path = typer.Argument(
+        ..., help="IRDIS frame, or IFS image on the Level 1 grid, of an astrometric field (field tracking)."
+    ),
     catalogue: Path = typer.Option(
         ..., "--catalogue", help="Reference list CSV: ra_deg, dec_deg (ICRS, at the epoch), optional id."
     ),
+    arm: str = typer.Option("IRDIS", "--arm", help="IRDIS or IFS (an image on the IFS Level 1 grid)."),
     channel: str = typer.Option("left", "--channel", help="IRDIS field of a 2048x1024 frame: left or right."),
     no_anamorphism: bool = typer.Option(
         False, "--no-anamorphism", help="Fit the raw pixels (no IRDIS anamorphism correction first)."
@@ -802,17 +805,24 @@ def astrometry_measure_command(
     (detection, Gaussian centroids, matching, least-squares fit with residual and bootstrap
     errors) and store them in the True North / plate-scale series."""
     from hcdc.instruments.sphere import constants as sc
+    from hcdc.instruments.sphere.ifs.astrometric_field import measure_ifs_field
     from hcdc.instruments.sphere.irdis.astrometric_field import AstrometricFieldError, measure_irdis_field
 
+    arm = arm.strip().upper()
+    if arm not in ("IRDIS", "IFS"):
+        fail(f"--arm must be IRDIS or IFS; got {arm}")
     try:
-        result = measure_irdis_field(
-            fits_file,
-            catalogue,
-            channel=channel,
-            anamorphism_xy=None if no_anamorphism else sc.IRDIS_ANAMORPHISM_XY,
-            nsigma=nsigma,
-            min_stars=min_stars,
-        )
+        if arm == "IFS":
+            result = measure_ifs_field(fits_file, catalogue, nsigma=nsigma, min_stars=min_stars)
+        else:
+            result = measure_irdis_field(
+                fits_file,
+                catalogue,
+                channel=channel,
+                anamorphism_xy=None if no_anamorphism else sc.IRDIS_ANAMORPHISM_XY,
+                nsigma=nsigma,
+                min_stars=min_stars,
+            )
     except AstrometricFieldError as exc:
         fail(str(exc))
     if store:
@@ -820,16 +830,17 @@ def astrometry_measure_command(
             viewing(root, as_user, refusals=(ValueError,)) as (_catalogue, view),
             view.monitoring.recording_astrometry() as store,
         ):
-            result["id"] = store.add_measured(result, product_id=product)
+            result["id"] = store.add_measured(result, product_id=product, arm=arm)
     else:
         result["id"] = None
     if json_out:
         emit_json(result)
         return
     fit = result["fit"]
+    where = "IFS Level 1 grid" if arm == "IFS" else f"{result['channel']} field"
+    assumed_scale = sc.IFS_PIXEL_SCALE_MAS if arm == "IFS" else sc.IRDIS_PIXEL_SCALE_MAS
     console.print(
-        f"{fits_file.name} ({result['filter'] or 'no filter'}, {result['epoch']}, "
-        f"{result['channel']} field): "
+        f"{fits_file.name} ({result['filter'] or 'no filter'}, {result['epoch']}, {where}): "
         f"{fit['used']} of {fit['matched']} matched stars used ({result['detected']} detected, "
         f"{result['reference_stars']} in the list), residual rms {fit['residual_rms_mas']:.2f} mas",
         highlight=False,
@@ -837,7 +848,7 @@ def astrometry_measure_command(
     console.print(
         f"True North {result['true_north_deg']:+.4f} ± {result['true_north_err_deg']:.4f} deg "
         f"(assumed {sc.TRUE_NORTH_DEG:+.2f}); plate scale {result['plate_scale_mas']:.4f} ± "
-        f"{result['plate_scale_err_mas']:.4f} mas/px (assumed {sc.IRDIS_PIXEL_SCALE_MAS:.3f})",
+        f"{result['plate_scale_err_mas']:.4f} mas/px (assumed {assumed_scale:.3f})",
         highlight=False,
     )
     console.print(
@@ -848,32 +859,42 @@ def astrometry_measure_command(
 
 @astrometry_app.command("simulate")
 def astrometry_simulate_command(
-    out_dir: Path = typer.Argument(..., help="Folder for astrometric_field.fits, reference_list.csv, truth."),
+    out_dir: Path = typer.Argument(..., help="Folder for the field FITS, reference_list.csv, truth."),
     true_north: float = typer.Option(
         -1.75, "--true-north", help="The True North correction put in (the truth), deg."
     ),
-    plate_scale: float = typer.Option(
-        12.255, "--plate-scale", help="The plate scale put in (the truth), mas/px."
+    plate_scale: float | None = typer.Option(
+        None, "--plate-scale", help="The plate scale put in (the truth), mas/px (default 12.255; IFS 7.46)."
     ),
     posang: float = typer.Option(0.0, "--posang", help="Derotator position angle INS4 DROT2 POSANG, deg."),
-    stars: int = typer.Option(40, "--stars", help="Stars in the 10-arcsec field."),
+    stars: int | None = typer.Option(
+        None, "--stars", help="Stars in the field (default 40 in 10 arcsec; IFS 14 in 1.6 arcsec)."
+    ),
+    arm: str = typer.Option(
+        "IRDIS", "--arm", help="IRDIS (raw-like frame) or IFS (image on the Level 1 grid)."
+    ),
     seed: int = typer.Option(1, "--seed"),
     date_obs: str = typer.Option("2026-03-15T01:23:45.000", "--date-obs"),
     json_out: bool = JSON_OPTION,
 ) -> None:
-    """Write a simulated IRDIS astrometric field with known True North and plate scale."""
+    """Write a simulated IRDIS astrometric field (or IFS, on the IFS Level 1 grid) with known
+    True North and plate scale."""
+    from hcdc.instruments.sphere.ifs.astrometric_field import IFS_FIELD_SPEC, simulate_ifs_astrometric_field
     from hcdc.instruments.sphere.irdis.astrometric_field import simulate_irdis_astrometric_field
     from hcdc.science.simulation.astrometric_field import FieldSpec
 
+    arm = arm.strip().upper()
+    if arm not in ("IRDIS", "IFS"):
+        fail(f"--arm must be IRDIS or IFS; got {arm}")
+    base = IFS_FIELD_SPEC if arm == "IFS" else FieldSpec()
+    stars = base.n_stars if stars is None else stars
+    plate_scale = base.scale_mas if plate_scale is None else plate_scale
     if stars < 1 or plate_scale <= 0:
         fail("--stars must be >= 1 and --plate-scale > 0")
-    paths = simulate_irdis_astrometric_field(
-        out_dir,
-        FieldSpec(n_stars=stars, scale_mas=plate_scale),
-        seed=seed,
-        posang_deg=posang,
-        true_north_deg=true_north,
-        date_obs=date_obs,
+    spec = FieldSpec(**{**base.as_dict(), "n_stars": stars, "scale_mas": plate_scale})
+    simulate = simulate_ifs_astrometric_field if arm == "IFS" else simulate_irdis_astrometric_field
+    paths = simulate(
+        out_dir, spec, seed=seed, posang_deg=posang, true_north_deg=true_north, date_obs=date_obs
     )
     if json_out:
         emit_json({k: str(v) for k, v in paths.items()})
