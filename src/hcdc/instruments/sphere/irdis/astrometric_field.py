@@ -45,11 +45,14 @@ __all__ = [
 
 #: DPR TYPE written on the simulated field, and the one ingest classifies as ``ASTROMETRY``
 #: (:data:`hcdc.instruments.sphere.metadata.FILE_CLASS_COMMON`). Not seen in a real header here
-#: (shared/data holds none of an astrometric field); third-party SPHERE codes use this value:
-#: spherical's science filter excludes ``DPR_TYPE == 'OBJECT,ASTROMETRY'`` (sphere.md a.2), and
-#: an IRDIS IDL reduction script selects astrometric frames by ``DPR CATG == 'CALIB'`` and
-#: ``DPR TYPE == 'OBJECT,ASTROMETRY'`` (a commented-out line, public code read with the library
-#: search). Should real files differ, the value is this one constant plus the metadata map.
+#: (shared/data holds none of an astrometric field); the evidence (docs/monitoring.md, "Which DPR
+#: TYPE"): spherical's science filter excludes ``DPR_TYPE == 'OBJECT,ASTROMETRY'`` (sphere.md
+#: a.2); an IRDIS IDL reduction script selects astrometric frames by ``DPR CATG == 'CALIB'`` and
+#: this type (a commented-out line); a public RDI reference-library script for SPHERE cubes
+#: replaces an ``OBJECT`` keyword equal to ``'OBJECT,ASTROMETRY'`` by ``OBS TARG NAME`` -- and
+#: calibration templates write OBJECT = DPR TYPE (the real WAVE,LAMP headers here do). Files of
+#: another type are still measured when they point into a registered field in field tracking
+#: (:func:`hcdc.pipeline.operations.astrometry.recognised_by_position`).
 DPR_TYPE = "OBJECT,ASTROMETRY"
 
 
