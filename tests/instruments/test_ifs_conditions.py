@@ -116,3 +116,41 @@ def test_level1_ifs_04_recipe_with_sparta(tmp_path):
     # the conditions' frame times are the cube's frames (FRAMES MJD)
     with fits.open(result.outputs["product"]) as hdul:
         np.testing.assert_array_equal(hdul["CONDITIONS"].data["MJD"], hdul["FRAMES"].data["MJD"])
+
+
+@pytest.mark.slow
+def test_simulated_ifs_night_with_telemetry_through_level1(tmp_path):
+    """``simulate_ifs_night(ao_telemetry=True)`` writes SPARTA files over the science template
+    (the IFS frames byte-identical to a night without), and ``level1-ifs`` gives every OBJECT
+    frame the simulator's true conditions within SPARTA's simulated noise (Strehl 2 %, r0 3 %,
+    wind 5 %, plus the linear interpolation between 30-s samples)."""
+    from hcdc.instruments.sphere.ifs.level1 import level1_cube
+    from hcdc.instruments.sphere.ifs.simulate import simulate_ifs_night
+    from hcdc.instruments.sphere.sparta import read_sparta
+    from hcdc.pipeline.registry import run_recipe
+    from hcdc.science.checksums import sha256_file
+
+    night = simulate_ifs_night(tmp_path / "raw", mode="YJ", seed=0, scale="small", ao_telemetry=True)
+    plain = simulate_ifs_night(tmp_path / "plain", mode="YJ", seed=0, scale="small")
+    assert [sha256_file(f.path) for f in night.files] == [sha256_file(f.path) for f in plain.files]
+    ao = night.extra["ao_telemetry"]
+    sparta = [night.out_dir / name for name in ao["files"]]
+    assert len(sparta) >= 1 and all(read_sparta(p).atm_valid.any() for p in sparta)
+    result = run_recipe(
+        "level1-ifs", {"raw": [f.path for f in night.files] + sparta}, work_dir=tmp_path / "w"
+    )
+    summary = result.outputs["summary"]
+    assert summary["ao_telemetry_files"] == len(sparta)
+    assert summary["frames_with_ao_telemetry"] == summary["frames"]
+    table = level1_cube(result.outputs["product"]).conditions
+    mjd = np.asarray(table["MJD"])
+    truth = {k: np.interp(mjd, ao["mjd"], v) for k, v in ao["truth"].items()}
+    errors = {}
+    for column, key in (("STREHL", "strehl"), ("SEEING", "seeing"), ("TAU0", "tau0_s"), ("WIND", "wind_m_s")):
+        rel = np.abs(np.asarray(table[column]) / truth[key] - 1)
+        errors[column] = (float(np.median(rel)), float(rel.max()))
+    assert errors["STREHL"][0] < 0.03 and errors["STREHL"][1] < 0.08, errors
+    assert errors["SEEING"][0] < 0.04 and errors["SEEING"][1] < 0.12, errors
+    assert errors["TAU0"][0] < 0.08 and errors["TAU0"][1] < 0.25, errors
+    assert errors["WIND"][0] < 0.08 and errors["WIND"][1] < 0.2, errors
+    print("relative errors (median, worst):", errors)

@@ -140,6 +140,11 @@ def ifs(
     crosstalk: bool = typer.Option(
         True, "--crosstalk/--no-crosstalk", help="Draw the spectral cross-talk (default: yes)."
     ),
+    ao_telemetry: bool = typer.Option(
+        False,
+        "--ao-telemetry",
+        help="Also write SPARTA AO telemetry (OBJECT,AO) files (the IFS frames do not follow them).",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
 ) -> None:
     """Write a night of raw IFS files (science with waffle spots, darks, detector flats, SPECPOS,
@@ -159,6 +164,7 @@ def ifs(
             colon_in_names=not underscore,
             progress=report,
             crosstalk=crosstalk,
+            ao_telemetry=ao_telemetry,
         ),
     )
     if night is None:
@@ -190,6 +196,9 @@ def ifs(
         for c in night.companion_truth()
     ]
     print_table("injected companions", ["sep (mas)", "PA (deg)", "contrast", "spectrum"], comp_rows)
+    if "ao_telemetry" in night.extra:
+        n_sparta = len(night.extra["ao_telemetry"]["files"])
+        console.print(f"{n_sparta} SPARTA AO telemetry files", highlight=False)
     console.print(f"truth: {night.truth_json} and {night.truth_fits}")
 
 

@@ -48,6 +48,7 @@ from hcdc.instruments.sphere import simulated_headers as hdr
 from hcdc.instruments.sphere import simulated_truth
 from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.metadata import IFS_LAMPS_BY_MODE
+from hcdc.instruments.sphere.irdis import simulate_ao
 from hcdc.instruments.sphere.irdis.simulate import (
     FIFTY_ONE_ERI,
     FILE_GAP_S,
@@ -812,6 +813,7 @@ def simulate_ifs_night(
     crosstalk: bool = True,
     irdis_filter: str | None = None,
     legacy_sky_sense: bool = False,
+    ao_telemetry: bool | simulate_ao.AoTelemetrySpec = False,
 ) -> SimulatedIfsNight:
     """Write a night of raw IFS files of ``mode`` (YJ or YJH) into ``out_dir``; return the truth.
 
@@ -828,6 +830,11 @@ def simulate_ifs_night(
     ``irdis_filter``: the IRDIS half's ``INS COMB IFLT`` written in the headers (default the
     mode's: BB_H with YJ, DB_K12 with YJH; DB_H23 for an IRDIFS night whose IRDIS files are
     dual-band H2/H3, :func:`hcdc.instruments.sphere.irdifs.simulate_irdifs_night`).
+    ``ao_telemetry`` (True or a :class:`~hcdc.instruments.sphere.irdis.simulate_ao.AoTelemetrySpec`):
+    also write SPARTA ``OBJECT,AO`` files over the science templates, drawn as for IRDIS
+    (:mod:`hcdc.instruments.sphere.irdis.simulate_ao`, own generator: the IFS frames are
+    byte-identical with or without); the IFS speckles and ambient header keywords do **not**
+    follow them (unlike IRDIS). The truth is in ``extra["ao_telemetry"]``.
     """
     optics = geo.ifs_mode_optics(mode)
     _irdis_filter_keywords(irdis_filter or optics.irdis_filter)  # a clear error before any work
@@ -867,6 +874,13 @@ def simulate_ifs_night(
     illumination[b:-b, b:-b] = 1.0
     offsets, sample_nm, widths = _samples(optics)
     plan = _plan(optics, scale_obj, target, night)
+    telemetry = None
+    if ao_telemetry:
+        ao_spec = ao_telemetry if isinstance(ao_telemetry, simulate_ao.AoTelemetrySpec) else None
+        # own generator, as for IRDIS: every other draw (and so the IFS frames) stays the same
+        telemetry = simulate_ao.simulate_telemetry(
+            np.random.default_rng([seed, 15]), simulate_ao.windows_from_plan(plan), ao_spec
+        )
     model = _Model(
         mode=optics,
         scale=scale_obj,
@@ -911,6 +925,10 @@ def simulate_ifs_night(
         )
         if progress is not None:
             progress(i + 1, len(plan), path.name)
+    if telemetry is not None:
+        simulate_ao.write_telemetry_files(
+            out, telemetry, target, lambda date_obs: archive_name(date_obs, colon=colon_in_names)
+        )
     result = SimulatedIfsNight(
         out_dir=out,
         seed=seed,
@@ -927,6 +945,7 @@ def simulate_ifs_night(
             "speckle_seed": speckle_seed,
             "speckle_level": speckle_level,
             "crosstalk": geo.CROSSTALK.to_dict() if crosstalk else None,
+            **({"ao_telemetry": telemetry.to_dict()} if telemetry is not None else {}),
         },
     )
     _write_truth(result)
