@@ -42,7 +42,7 @@ from statistics import median
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, or_, select
 
 from hcdc.archive import products as prod
 from hcdc.archive.access import (
@@ -194,13 +194,17 @@ def _matches(science: SetUp, other: SetUp, dit_factor: float) -> str | None:
     return None
 
 
+#: the file that marks a Level 1 cube product's folder: IRDIS ``frames.fits``, IFS ``level1_ifs.fits``
+LEVEL1_FILES = ("frames.fits", "level1_ifs.fits")
+
+
 def level1_folder(conn: Connection, product_id: int, storage_root: Path) -> Path:
-    """The folder of a Level 1 product (the one holding its ``frames.fits``)."""
+    """The folder of a Level 1 product (the one holding its ``frames.fits`` or ``level1_ifs.fits``)."""
     files = prod.product_files(conn, product_id, storage_root)
     for f in files:
-        if Path(f["path"]).name == "frames.fits":
+        if Path(f["path"]).name in LEVEL1_FILES:
             return Path(f["path"]).parent
-    raise LookupError(f"product {product_id} has no frames.fits: not a Level 1 cube")
+    raise LookupError(f"product {product_id} has no {' or '.join(LEVEL1_FILES)}: not a Level 1 cube")
 
 
 def _read(path: Path) -> Any:
@@ -210,7 +214,8 @@ def _read(path: Path) -> Any:
 
 
 def _level1_folders(conn: Connection, product_ids: list[int], storage_root: Path) -> dict[int, Path]:
-    """The folder (holding ``frames.fits``) of each of these products that has one, in one query."""
+    """The folder (holding one of :data:`LEVEL1_FILES`) of each of these products that has one,
+    in one query."""
     from hcdc.archive.pipeline_models import ProductFile
 
     out: dict[int, Path] = {}
@@ -218,11 +223,11 @@ def _level1_folders(conn: Connection, product_ids: list[int], storage_root: Path
         rows = conn.execute(
             select(ProductFile.product_id, ProductFile.path).where(
                 ProductFile.product_id.in_(product_ids[chunk : chunk + 500]),
-                ProductFile.path.like("%frames.fits"),
+                or_(*(ProductFile.path.like(f"%{name}") for name in LEVEL1_FILES)),
             )
         ).all()
         for r in rows:
-            if Path(r.path).name == "frames.fits":
+            if Path(r.path).name in LEVEL1_FILES:
                 out.setdefault(r.product_id, (storage_root / r.path).parent)
     return out
 
@@ -398,7 +403,7 @@ def build_library(
         folder = folders.get(c.id)
         try:
             if folder is None:
-                raise LookupError(f"product {c.id} has no frames.fits")
+                raise LookupError(f"product {c.id} has no Level 1 cube file")
             product = _read_frames(folder, settings.reads_conditions)
         except (LookupError, ValueError, OSError):
             reject("unreadable Level 1 product")

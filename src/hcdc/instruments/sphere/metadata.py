@@ -261,12 +261,16 @@ class Sphere(Instrument):
         return None
 
     def read_level1_frames(self, path: Path, conditions: bool = True) -> Level1Frames | None:
-        """IRDIS: the science cube (memory-mapped) and the ``CONDITIONS`` columns only
-        (:func:`hcdc.instruments.sphere.irdis.level1.level1_frames`); other arms: the whole product."""
+        """IRDIS and IFS: the science cube (memory-mapped) and the ``CONDITIONS`` columns only
+        (:func:`hcdc.instruments.sphere.irdis.level1.level1_frames`,
+        :func:`hcdc.instruments.sphere.ifs.level1.level1_frames`); other arms: the whole product."""
+        from hcdc.instruments.sphere.ifs import level1 as ifs_level1
         from hcdc.instruments.sphere.irdis import level1 as irdis_level1
 
         if irdis_level1.is_level1_product(path):
             return irdis_level1.level1_frames(path, conditions)
+        if ifs_level1.is_level1_product(path):
+            return ifs_level1.level1_frames(path, conditions)
         return super().read_level1_frames(path, conditions)
 
     def extract_values(self, values: Mapping[str, Any]) -> FileMetadata | None:

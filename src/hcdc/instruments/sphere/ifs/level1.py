@@ -34,7 +34,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 import hcdc
-from hcdc.instruments.base import Level1Cube
+from hcdc.instruments.base import Level1Cube, Level1Frames
 from hcdc.instruments.sphere import constants as sc
 from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.extraction import (
@@ -57,6 +57,7 @@ __all__ = [
     "read_level1_ifs",
     "is_level1_product",
     "level1_cube",
+    "level1_frames",
 ]
 
 RECIPE_NAME = "level1-ifs"
@@ -336,3 +337,25 @@ def level1_cube(path: str | Path) -> Level1Cube:
         header=product.header,
         conditions=read_ifs_conditions(product.path),
     )
+
+
+def level1_frames(path: str | Path, conditions: bool = True) -> Level1Frames:
+    """The science cube ``(39, frames, y, x)`` (memory-mapped, float32 as written) and, with
+    ``conditions``, the ``CONDITIONS`` columns (``level1-ifs`` >= 0.4; None without the table) of
+    an IFS Level 1 product: what an RDI library reads of each candidate product, without the
+    PSF, centres and wavelengths that :func:`read_level1_ifs` reads. Raises ValueError naming
+    the file when it is not a Level 1 IFS product or its cube is not 4-D."""
+    p = Path(path)
+    p = p / PRODUCT_NAME if p.is_dir() else p
+    if not is_level1_product(p):
+        raise ValueError(f"{p}: not a Level 1 IFS product")
+    cube = fits.getdata(p, 0, memmap=True)
+    if cube.ndim != 4:
+        raise ValueError(f"{p}: expected (wavelengths, frames, y, x), got {cube.shape}")
+    columns = None
+    if conditions:
+        with fits.open(p, memmap=False) as hdul:
+            if "CONDITIONS" in hdul:
+                data = hdul["CONDITIONS"].data
+                columns = {name: np.array(data[name]) for name in data.columns.names}
+    return Level1Frames(cube, columns)
