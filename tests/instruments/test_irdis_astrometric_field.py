@@ -52,3 +52,28 @@ def test_reference_list_errors(tmp_path):
     bad.write_text("id,ra_deg,dec_deg\n")
     with pytest.raises(AstrometricFieldError, match="has no star"):
         read_reference_list(bad)
+
+
+def test_cli_affine_reports_the_raw_anamorphism(tmp_path):
+    """`hcdc monitor astrometry measure --no-anamorphism --affine --no-store`: the affine fit on
+    raw pixels finds the simulated +0.62 % anamorphism within 3 errors; with the correction it
+    leaves none. Only the measurement is printed (nothing stored)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from hcdc.cli import app
+
+    paths = simulate_irdis_astrometric_field(tmp_path / "f", seed=11, posang_deg=10.0)
+    args = ["monitor", "astrometry", "measure", str(paths["fits"]), "--catalogue", str(paths["catalogue"])]
+    runner = CliRunner()
+    raw = runner.invoke(app, [*args, "--no-anamorphism", "--affine", "--no-store", "--json"])
+    assert raw.exit_code == 0, raw.output
+    fit = json.loads(raw.stdout)["affine"]
+    assert abs(fit["anamorphism"] - 0.0062) < 3 * fit["anamorphism_err"] and fit["anamorphism_err"] < 5e-4
+    corrected = json.loads(runner.invoke(app, [*args, "--affine", "--no-store", "--json"]).stdout)["affine"]
+    assert abs(corrected["anamorphism"]) < 3 * corrected["anamorphism_err"]
+    text = runner.invoke(app, [*args, "--no-anamorphism", "--affine", "--no-store"])
+    assert text.exit_code == 0 and "raw pixels" in text.output and "anamorphism +0.6" in text.output
+    plain = json.loads(runner.invoke(app, [*args, "--no-store", "--json"]).stdout)
+    assert "affine" not in plain  # only on request

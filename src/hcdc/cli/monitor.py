@@ -789,6 +789,11 @@ def astrometry_measure_command(
         ..., "--catalogue", help="Reference list CSV: ra_deg, dec_deg (ICRS, at the epoch), optional id."
     ),
     arm: str = typer.Option("IRDIS", "--arm", help="IRDIS or IFS (an image on the IFS Level 1 grid)."),
+    affine: bool = typer.Option(
+        False,
+        "--affine",
+        help="Also fit a general linear map: scales along x and y, anamorphism, skew (not stored).",
+    ),
     channel: str = typer.Option("left", "--channel", help="IRDIS field of a 2048x1024 frame: left or right."),
     no_anamorphism: bool = typer.Option(
         False, "--no-anamorphism", help="Fit the raw pixels (no IRDIS anamorphism correction first)."
@@ -813,7 +818,9 @@ def astrometry_measure_command(
         fail(f"--arm must be IRDIS or IFS; got {arm}")
     try:
         if arm == "IFS":
-            result = measure_ifs_field(fits_file, catalogue, nsigma=nsigma, min_stars=min_stars)
+            result = measure_ifs_field(
+                fits_file, catalogue, nsigma=nsigma, min_stars=min_stars, affine=affine
+            )
         else:
             result = measure_irdis_field(
                 fits_file,
@@ -822,6 +829,7 @@ def astrometry_measure_command(
                 anamorphism_xy=None if no_anamorphism else sc.IRDIS_ANAMORPHISM_XY,
                 nsigma=nsigma,
                 min_stars=min_stars,
+                affine=affine,
             )
     except AstrometricFieldError as exc:
         fail(str(exc))
@@ -851,6 +859,17 @@ def astrometry_measure_command(
         f"{result['plate_scale_err_mas']:.4f} mas/px (assumed {assumed_scale:.3f})",
         highlight=False,
     )
+    if "affine" in result:
+        aff = result["affine"]
+        corrected = arm == "IFS" or not no_anamorphism
+        console.print(
+            f"affine fit ({aff['stars']} stars, "
+            f"{'on corrected offsets: what the correction leaves' if corrected else 'raw pixels'}): "
+            f"anamorphism {100 * aff['anamorphism']:+.3f} ± {100 * aff['anamorphism_err']:.3f} %, "
+            f"skew {aff['skew_deg']:+.4f} ± {aff['skew_deg_err']:.4f} deg, scales x/y "
+            f"{aff['scale_x_mas']:.4f} / {aff['scale_y_mas']:.4f} mas/px",
+            highlight=False,
+        )
     console.print(
         f"stored as astrometric calibration {result['id']}" if result["id"] else "not stored (--no-store)",
         highlight=False,

@@ -41,6 +41,7 @@ __all__ = [
     "AstrometricSolution",
     "centroid_gaussian",
     "detect_stars",
+    "fit_affine",
     "fit_similarity",
     "match_stars",
     "measure_field",
@@ -411,6 +412,78 @@ def fit_similarity(
     return solution, keep
 
 
+def _solve_affine(det: np.ndarray, sky: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear least squares for ``(m_ex, m_ey, t_e, m_nx, m_ny, t_n)`` with
+    ``E = m_ex x + m_ey y + t_e`` and ``N = m_nx x + m_ny y + t_n``; returns coefficients,
+    design matrix and residual vector (east rows first)."""
+    n = len(det)
+    design = np.zeros((2 * n, 6))
+    design[:n, 0], design[:n, 1], design[:n, 2] = det[:, 0], det[:, 1], 1.0
+    design[n:, 3], design[n:, 4], design[n:, 5] = det[:, 0], det[:, 1], 1.0
+    target = np.concatenate([sky[:, 0], sky[:, 1]])
+    coef, *_ = np.linalg.lstsq(design, target, rcond=None)
+    return coef, design, target - design @ coef
+
+
+def _affine_terms(coef: np.ndarray) -> np.ndarray:
+    """``scale_x``, ``scale_y`` (mas per px along the detector x and y axes), the anamorphism
+    ``scale_y / scale_x - 1`` and the skew (deg: the angle between the sky images of the x and y
+    axes minus 90) of affine coefficients."""
+    col_x = np.array([coef[0], coef[3]])  # (E, N) of one pixel along x
+    col_y = np.array([coef[1], coef[4]])
+    scale_x, scale_y = float(np.hypot(*col_x)), float(np.hypot(*col_y))
+    cos_angle = float(col_x @ col_y) / (scale_x * scale_y)
+    skew = float(np.degrees(np.arccos(np.clip(cos_angle, -1.0, 1.0)))) - 90.0
+    return np.array([scale_x, scale_y, scale_y / scale_x - 1.0, skew])
+
+
+def fit_affine(
+    detected_xy: np.ndarray, reference_en: np.ndarray, bootstrap: int = 300, seed: int = 0
+) -> dict[str, Any]:
+    """A general linear (6-parameter) fit of sky offsets ``(east, north)`` (mas) on detector
+    offsets ``(x, y)`` (px), for the distortion the similarity fit leaves out: the scales along
+    x and y (mas/px), the **anamorphism** ``scale_y / scale_x - 1`` (fraction; IRDIS raw pixels:
+    +0.0062 by vlt-sphere's correction, 0.60 +- 0.02 % measured by Maire et al. 2016) and the
+    skew (deg, non-orthogonality of the axes on the sky). Errors: the larger of the formal ones
+    (residual-scaled covariance, Jacobian by finite differences) and a bootstrap over the stars.
+    Give it the stars the similarity fit kept (outliers rejected). Raises AstrometryError with
+    fewer than 5 stars (6 unknowns; 2 equations per star)."""
+    det, sky = np.asarray(detected_xy, float), np.asarray(reference_en, float)
+    n = len(det)
+    if n < 5:
+        raise AstrometryError(f"only {n} star(s) for an affine fit; at least 5 are needed")
+    coef, design, resid = _solve_affine(det, sky)
+    dof = 2 * n - 6
+    variance = float(np.sum(resid**2) / dof)
+    covariance = np.linalg.inv(design.T @ design) * variance
+    terms = _affine_terms(coef)
+    jacobian = np.zeros((4, 6))
+    for k in range(6):
+        step = np.zeros(6)
+        step[k] = 1e-6 * max(abs(coef[k]), 1.0)
+        jacobian[:, k] = (_affine_terms(coef + step) - _affine_terms(coef - step)) / (2 * step[k])
+    formal = np.sqrt(np.diag(jacobian @ covariance @ jacobian.T))
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(int(bootstrap)):
+        pick = rng.integers(0, n, n)
+        if len(np.unique(pick)) < 4:
+            continue
+        c, *_ = _solve_affine(det[pick], sky[pick])
+        samples.append(_affine_terms(c))
+    boot = np.std(samples, axis=0, ddof=1) if len(samples) > 2 else np.zeros(4)
+    error = np.maximum(formal, boot)
+    names = ("scale_x_mas", "scale_y_mas", "anamorphism", "skew_deg")
+    return {
+        **{name: float(v) for name, v in zip(names, terms, strict=True)},
+        **{f"{name}_err": float(e) for name, e in zip(names, error, strict=True)},
+        "formal": {f"{name}_err": float(e) for name, e in zip(names, formal, strict=True)},
+        "bootstrap": {f"{name}_err": float(e) for name, e in zip(names, boot, strict=True)},
+        "stars": n,
+        "residual_rms_mas": float(np.sqrt(np.mean(resid**2))),
+    }
+
+
 def measure_field(
     image: np.ndarray,
     reference_en: np.ndarray,
@@ -427,10 +500,13 @@ def measure_field(
     min_stars: int = 6,
     bootstrap: int = 300,
     seed: int = 0,
+    affine: bool = False,
 ) -> dict[str, Any]:
-    """Detect, centroid, match and fit (module doc). ``reference_en``: reference offsets
-    ``(east, north)`` in mas (:func:`tangent_offsets`); ``reference_pixel`` ``(x, y)``: the
-    detector pixel offsets are taken from (default the image centre ``(nx/2, ny/2)``);
+    """Detect, centroid, match and fit (module doc). ``affine``: also fit a general linear map
+    on the stars the similarity fit kept (:func:`fit_affine`), returned under ``"affine"``.
+    ``reference_en``: reference offsets ``(east, north)`` in mas (:func:`tangent_offsets`);
+    ``reference_pixel`` ``(x, y)``: the detector pixel offsets are taken from (default the
+    image centre ``(nx/2, ny/2)``);
     ``anamorphism_xy``: stretch applied to the offsets before the fit; ``max_shift_px``: largest
     pointing error searched (px, :func:`match_stars`). Returns ``{"solution":
     AstrometricSolution, "detected", "centroided", "stars": [{x, y, x_err, y_err, flux,
@@ -489,4 +565,9 @@ def measure_field(
                 "residual_north_mas": float(residual.real),
             }
         )
-    return {"solution": solution, "detected": len(peaks), "centroided": len(stars), "stars": table}
+    out = {"solution": solution, "detected": len(peaks), "centroided": len(stars), "stars": table}
+    if affine:
+        out["affine"] = fit_affine(
+            xy[det_idx][keep], reference_en[ref_idx][keep], bootstrap=bootstrap, seed=seed
+        )
+    return out

@@ -127,6 +127,7 @@ def measure_ifs_field(
     nsigma: float = 8.0,
     min_stars: int = 6,
     bootstrap: int = 300,
+    affine: bool = False,
 ) -> dict[str, Any]:
     """Plate scale (mas/px of the Level 1 grid) and True North (deg, module convention) of one IFS
     field image; the dict of :func:`~hcdc.instruments.sphere.irdis.astrometric_field.
@@ -144,6 +145,7 @@ def measure_ifs_field(
         min_stars=min_stars,
         bootstrap=bootstrap,
         instrument_offset_deg=instrument_offset_deg,
+        affine=affine,
     )
     header = fits.getheader(path, 0)
     mode = str(header.get("HIERARCH ESO INS2 COMB IFS", "")).strip() or None

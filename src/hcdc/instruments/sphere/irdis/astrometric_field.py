@@ -195,6 +195,7 @@ def measure_irdis_field(
     min_stars: int = 6,
     bootstrap: int = 300,
     instrument_offset_deg: float = 0.0,
+    affine: bool = False,
 ) -> dict[str, Any]:
     """Measure plate scale (mas/px, of anamorphism-corrected images when ``anamorphism_xy`` is
     given) and True North (deg, module convention) on one IRDIS field. Returns the
@@ -205,7 +206,10 @@ def measure_irdis_field(
     pupil-tracking frame, or too few stars detected or matched. ``instrument_offset_deg``: the
     arm's rotation relative to IRDIS (0 here; the IFS measurement,
     :func:`hcdc.instruments.sphere.ifs.astrometric_field.measure_ifs_field`, passes -100.48):
-    ``TN = rho - POSANG - instrument_offset_deg``."""
+    ``TN = rho - POSANG - instrument_offset_deg``. ``affine``: add ``"affine"``, the general
+    linear fit of :func:`hcdc.science.calibration.astrometric_field.fit_affine` (scales along x
+    and y, anamorphism, skew) on the offsets as fitted -- with ``anamorphism_xy=None`` the
+    detector's own anamorphism, with the correction what it leaves."""
     path, catalogue = Path(path), Path(catalogue)
     if channel not in ("left", "right"):
         raise AstrometricFieldError(f"channel must be left or right; got {channel!r}")
@@ -246,6 +250,7 @@ def measure_irdis_field(
             nsigma=nsigma,
             min_stars=min_stars,
             bootstrap=bootstrap,
+            affine=affine,
         )
     except AstrometryError as exc:
         raise AstrometricFieldError(f"{path}: {exc}") from exc
@@ -277,4 +282,5 @@ def measure_irdis_field(
         "detected": result["detected"],
         "reference_stars": int(len(reference["ra_deg"])),
         "stars": stars,
+        **({"affine": result["affine"]} if affine else {}),
     }
