@@ -117,3 +117,42 @@ def test_star_magnitude_from_the_target_data_base(tmp_path, database_url):
         assert text.exit_code == 0 and "(m - 5)" in text.stdout and " H" in text.stdout
     finally:
         catalogue.close()
+
+
+def test_models_per_group_keep_rdi_apart(tmp_path, database_url):
+    """The same world with every other product made an RDI product one decade deeper: the
+    archive fits one model per group (set-up and algorithm), each product is predicted from its
+    own group, and still only the degraded product is flagged; the CLI names the groups."""
+    from sqlalchemy import select, update
+
+    from hcdc.archive.pipeline_models import Product
+
+    catalogue = init_data_centre(tmp_path / "dc", database_url=database_url)
+    try:
+        ids = build_contrast_world(catalogue)
+        bad = ids["level2"][DEGRADED]
+        rdi = [pid for k, pid in enumerate(ids["level2"]) if k % 2 == 1 and pid != bad]
+        with catalogue.engine.begin() as conn:
+            for pid in rdi:
+                summary = dict(conn.scalar(select(Product.summary).where(Product.id == pid)))
+                summary["algorithm"] = "rdi"
+                summary["contrast_at"] = [
+                    {**c, "contrast": [v / 10.0 for v in c["contrast"]]} for c in summary["contrast_at"]
+                ]
+                conn.execute(update(Product).where(Product.id == pid).values(summary=summary))
+        with catalogue.engine.connect() as conn:
+            result = expected_contrast(conn, local_operator())
+        groups = {g["group"]: g["products"] for g in result["groups"]}
+        # the test world's datasets name no arm: "?"
+        assert set(groups) == {"SPHERE/? DB_H23 pca_annular", "SPHERE/? DB_H23 rdi"}, groups
+        assert sum(groups.values()) == len(ids["level2"]) and groups["SPHERE/? DB_H23 rdi"] == len(rdi)
+        assert [m["group"] for m in result["models"]].count("SPHERE/? DB_H23 rdi") == len(
+            result["separations"]
+        )
+        assert result["flagged"] == [bad]
+        by_id = {p["product_id"]: p for p in result["products"]}
+        assert by_id[rdi[0]]["expected"]["separations"][0]["fitted_on"] == len(rdi) - 1
+        text = CliRunner().invoke(app, ["monitor", "expected", "--root", str(catalogue.settings.root)])
+        assert text.exit_code == 0 and 'SPHERE/? DB_H23 rdi, 0.2"' in text.stdout, text.stdout
+    finally:
+        catalogue.close()

@@ -483,16 +483,37 @@ def contrast_conditions(
         if limit is not None and len(rows) >= limit:
             break
     ids = {row["dataset_id"] for row in rows if row["dataset_id"] is not None}
-    nights = (
-        dict(conn.execute(select(Dataset.id, Dataset.night).where(Dataset.id.in_(ids))).all()) if ids else {}
+    datasets = (
+        {
+            r.id: r
+            for r in conn.execute(
+                select(Dataset.id, Dataset.night, Dataset.instrument, Dataset.arm, Dataset.setup).where(
+                    Dataset.id.in_(ids)
+                )
+            )
+        }
+        if ids
+        else {}
     )
     for row in rows:
-        night = nights.get(row["dataset_id"])
+        ds = datasets.get(row["dataset_id"])
+        night = ds.night if ds else None
         row["night"] = night.isoformat() if night else None
+        row["group"] = contrast_group(ds, row["algorithm"])
         magnitude = star_magnitude(conn, row["dataset_id"], row["product_id"], row["target"])
         row["star_magnitude"] = magnitude["star_magnitude"]
         row["magnitude_band"] = magnitude["magnitude_band"]
     return rows
+
+
+def contrast_group(dataset: Any, algorithm: str | None) -> str:
+    """The comparability group of a Level 2 product in the expected-contrast model: instrument
+    and arm, the dataset's set-up (filter summary) and the algorithm, e.g. ``SPHERE/IRDIS DB_H23
+    pca_annular`` (``?`` for what is unknown). Products of one group share a model."""
+    instrument = getattr(dataset, "instrument", None) or "?"
+    arm = getattr(dataset, "arm", None) or "?"
+    setup = getattr(dataset, "setup", None) or "?"
+    return f"{instrument}/{arm} {setup} {algorithm or '?'}"
 
 
 def expected_contrast(
@@ -503,27 +524,40 @@ def expected_contrast(
     nsigma: float = 3.0,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """The expected-contrast model (:mod:`hcdc.science.monitoring.expected`) fitted on every
-    Level 2 product ``user`` may see (:func:`contrast_conditions`), and per product the
-    leave-one-out expected contrast and whether it is flagged (measured worse than expected by
-    more than ``max(factor, 10^(nsigma scatter))``). Returns ``{"wavelength", "factor",
-    "nsigma", "models": [ContrastModel.as_dict() or None per separation], "products": [row +
-    {"expected": flags}], "flagged": [product ids]}``."""
+    """The expected-contrast model (:mod:`hcdc.science.monitoring.expected`) fitted on the Level 2
+    products ``user`` may see (:func:`contrast_conditions`), one per comparability group
+    (:func:`contrast_group`: instrument/arm, set-up, algorithm) and separation, and per product
+    the leave-one-out expected contrast from its own group and whether it is flagged (measured
+    worse than expected by more than ``max(factor, 10^(nsigma scatter))``). Returns
+    ``{"wavelength", "factor", "nsigma", "separations", "groups": [{"group", "products"}] (largest
+    first), "models": [{"group", "separation_arcsec", "model": ContrastModel.as_dict() or None}]
+    (group by group, separation by separation), "products": [row + {"expected": flags}],
+    "flagged": [product ids]}``."""
     from hcdc.science.monitoring.contrast import separations
     from hcdc.science.monitoring.expected import expected_contrast_flags, fit_contrast_model
 
     rows = contrast_conditions(conn, user, limit=None, now=now)
     seps = separations(rows)
     flags = expected_contrast_flags(rows, seps, wavelength, factor, nsigma)
+    sizes: dict[str, int] = {}
+    for row in rows:
+        sizes[row["group"]] = sizes.get(row["group"], 0) + 1
+    groups = sorted(sizes, key=lambda g: (-sizes[g], g))
     models = []
-    for sep in seps:
-        model = fit_contrast_model(rows, sep, wavelength)
-        models.append({"separation_arcsec": sep, "model": model.as_dict() if model else None})
+    for group in groups:
+        members = [row for row in rows if row["group"] == group]
+        for sep in seps:
+            model = fit_contrast_model(members, sep, wavelength)
+            models.append(
+                {"group": group, "separation_arcsec": sep, "model": model.as_dict() if model else None}
+            )
     products = [row | {"expected": flag} for row, flag in zip(rows, flags, strict=True)]
     return {
         "wavelength": wavelength,
         "factor": factor,
         "nsigma": nsigma,
+        "separations": list(seps),
+        "groups": [{"group": g, "products": sizes[g]} for g in groups],
         "models": models,
         "products": products,
         "flagged": [p["product_id"] for p in products if p["expected"]["flagged"]],

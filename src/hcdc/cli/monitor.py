@@ -440,10 +440,16 @@ def expected_command(
     if json_out:
         emit_json(result)
         return
+    several = len(result["groups"]) > 1
     for entry in result["models"]:
         model = entry["model"]
+        label = (
+            f'{entry["group"]}, {entry["separation_arcsec"]:g}"'
+            if several
+            else f'{entry["separation_arcsec"]:g}"'
+        )
         if model is None:
-            console.print(f'{entry["separation_arcsec"]:g}": too few products for a model', highlight=False)
+            console.print(f"{label}: too few products for a model", highlight=False)
             continue
         terms = " ".join(
             f"{c:+.2f} (m - 5)" if n == "star_magnitude" else f"{c:+.2f} log {n}"
@@ -451,12 +457,12 @@ def expected_command(
             if n != "intercept"
         )
         console.print(
-            f'{entry["separation_arcsec"]:g}": log10 C = {model["coefficients"]["intercept"]:.2f} {terms} '
+            f"{label}: log10 C = {model['coefficients']['intercept']:.2f} {terms} "
             f"(scatter {model['scatter_dex']:.2f} dex, {model['products']} products)",
             highlight=False,
         )
     products = [p for p in result["products"] if p["expected"]["flagged"] or not flagged_only]
-    seps = [e["separation_arcsec"] for e in result["models"]]
+    seps = list(result["separations"])
 
     def cell(p: dict, i: int) -> str:
         e = p["expected"]["separations"][i]

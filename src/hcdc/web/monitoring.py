@@ -172,7 +172,7 @@ def report_page(request: Request, who: Viewer = Depends(viewer)) -> Response:
 def contrast_chart(result: dict[str, Any]) -> dict[str, Any]:
     """Chart data of the contrast page: per product its label, seeing (arcsec), tau0 (ms), field
     rotation (deg) and per separation the measured and expected contrast and the flag."""
-    seps = [m["separation_arcsec"] for m in result["models"]]
+    seps = list(result["separations"])
     products = []
     for p in result["products"]:
         products.append(

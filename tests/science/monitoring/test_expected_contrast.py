@@ -122,3 +122,29 @@ def test_products_without_magnitude_use_the_model_without_it():
     # a slope-free world: the fitted magnitude term is ~0
     model = fit_contrast_model(rows, 0.2)
     assert "star_magnitude" in model.features and abs(model.coefficients["star_magnitude"]) < 0.03
+
+
+def test_products_are_compared_within_their_group():
+    """Two groups of 20 products observed in the same conditions: ADI ones following the law
+    and RDI ones one decade deeper (reference subtraction). Within groups only the ADI product
+    made 8x worse is flagged, each from 19 others of its group; pooled (rows without a group) the
+    decade between the groups is scatter, the limit grows beyond 8x and the degraded product is
+    missed."""
+    adi = _rows(n=20, seed=21)
+    rdi = _rows(n=20, seed=22)
+    for row in adi:
+        row["group"] = "SPHERE/IRDIS DB_H23 pca_annular"
+    for row in rdi:
+        row["product_id"] += 100
+        row["group"] = "SPHERE/IRDIS DB_H23 rdi"
+        for entry in row["contrast"]:
+            entry["contrast"] = [entry["contrast"][0] / 10.0]
+    adi[4]["contrast"][0]["contrast"] = [adi[4]["contrast"][0]["contrast"][0] * 8.0]
+    rows = adi + rdi
+    flags = expected_contrast_flags(rows, (0.2,))
+    assert [f["product_id"] for f in flags if f["flagged"]] == [5]
+    assert {f["separations"][0]["fitted_on"] for f in flags} == {19}
+    assert flags[4]["separations"][0]["ratio"] == pytest.approx(8.0, rel=0.35)
+    pooled = expected_contrast_flags([{k: v for k, v in r.items() if k != "group"} for r in rows], (0.2,))
+    assert not pooled[4]["flagged"] and pooled[4]["separations"][0]["limit_ratio"] > 8
+    assert pooled[4]["separations"][0]["fitted_on"] == 39

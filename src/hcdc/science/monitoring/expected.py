@@ -26,6 +26,12 @@ A product is flagged when its measured contrast is worse (larger) than the **lea
 prediction (the model fitted on the other products, so an outlier cannot pull its own
 prediction) by more than ``max(factor, 10^(nsigma * scatter))``, ``scatter`` being the robust
 (1.4826 MAD) scatter of the other products' residuals in dex.
+
+**Comparable products only**: a row may carry a ``group`` (the archive's: instrument/arm,
+set-up and algorithm, :func:`hcdc.archive.telemetry.contrast_conditions`); a product is then
+predicted from the other rows of its own group -- an RDI product from RDI products of the same
+filter, not from ADI ones (RDI reaches much deeper close in) nor from IFS ones. Rows without a
+group form one group.
 """
 
 from __future__ import annotations
@@ -169,17 +175,20 @@ def expected_contrast_flags(
     wavelength: int = 0,
     factor: float = 3.0,
     nsigma: float = 3.0,
+    group_key: str = "group",
 ) -> list[dict[str, Any]]:
     """For every row (same order) the expected contrast at each separation from the model fitted
-    on the *other* rows, and whether the measured one is worse than allowed (module doc).
-    Returns ``[{"product_id", "flagged", "separations": [{"separation_arcsec", "measured",
-    "expected", "ratio", "limit_ratio", "flagged", "fitted_on", "features"}]}]`` (expected None
-    where no model could be fitted or the row lacks a condition)."""
+    on the *other* rows of its group (``row[group_key]``; module doc), and whether the measured
+    one is worse than allowed (module doc). Returns ``[{"product_id", "flagged", "separations":
+    [{"separation_arcsec", "measured", "expected", "ratio", "limit_ratio", "flagged",
+    "fitted_on", "features"}]}]`` (expected None where no model could be fitted or the row lacks
+    a condition)."""
     if factor < 1:
         raise ValueError(f"factor must be >= 1 (measured/expected); got {factor}")
     out = []
     for i, row in enumerate(rows):
-        others = [r for j, r in enumerate(rows) if j != i]
+        group = row.get(group_key)
+        others = [r for j, r in enumerate(rows) if j != i and r.get(group_key) == group]
         entries = []
         for sep in separations_arcsec:
             measured = float(contrast_at([row], sep, wavelength)[0])
