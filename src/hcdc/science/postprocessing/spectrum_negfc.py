@@ -63,7 +63,7 @@ class NegfcSpectrum:
     """A companion's NEGFC spectrum: per wavelength (µm) the contrast (companion / star flux in a
     1-FWHM aperture) and its 1-sigma error, the fitted aperture flux (cube units); where it was
     fitted (px from the star, deg east of north); the trials' position angles and their
-    (fit − injected) contrasts (trials, wavelengths); objective evaluations and sweeps made."""
+    (fit − injected) contrasts (trials, wavelengths); objective evaluations and Newton steps of the fit."""
 
     wavelengths_um: np.ndarray
     contrast: np.ndarray
@@ -74,7 +74,7 @@ class NegfcSpectrum:
     trial_pas_deg: np.ndarray
     trial_errors: np.ndarray
     n_evaluations: int
-    sweeps: int
+    steps: int
 
     @property
     def snr(self) -> np.ndarray:
@@ -199,8 +199,27 @@ class AsdiNegfcProblem:
 
     def total_objective(self, flux: np.ndarray) -> float:
         """Sum over channels of :meth:`channel_objective` (one basis for all)."""
+        return float(np.sum(self.all_values(flux) ** 2))
+
+    def all_values(self, flux: np.ndarray) -> np.ndarray:
+        """Every channel's residual image at its aperture pixels, concatenated (the least-squares
+        residual vector of the fit)."""
         res = self.residuals(flux)
-        return float(sum(np.sum(self.aperture_values(res, w) ** 2) for w in range(self.n_wl)))
+        return np.concatenate([self.aperture_values(res, w) for w in range(self.n_wl)])
+
+
+def first_guess(problem: AsdiNegfcProblem, star_fluxes: np.ndarray) -> np.ndarray:
+    """Fluxes of the flat contrast (``c x star_fluxes``) that minimises the sum of all channels'
+    objectives (one scalar bounded minimisation)."""
+    star = np.asarray(star_fluxes, dtype=np.float64)
+    upper = 10.0 * float(np.max(np.abs(problem.data_used))) / float(np.max(star))
+    res = optimize.minimize_scalar(
+        lambda c: problem.total_objective(c * star),
+        bounds=(-0.1 * upper, upper),
+        method="bounded",
+        options={"xatol": 1e-4 * upper},
+    )
+    return res.x * star
 
 
 def fit_spectrum(
@@ -209,42 +228,41 @@ def fit_spectrum(
     start: np.ndarray | None = None,
     *,
     tol: float = 1e-3,
-    max_sweeps: int = 6,
+    max_steps: int = 10,
 ) -> tuple[np.ndarray, int]:
-    """Fluxes (cube units, aperture flux per channel) that null the companion: flat-contrast first
-    guess unless ``start`` is given, then coordinate-descent sweeps (module doc). Returns the
-    fluxes and the number of sweeps made."""
+    """Fluxes (cube units, aperture flux per channel) at which every channel's objective is at its
+    minimum in that channel's flux, the others fixed (module doc), from the flat first guess
+    (:func:`first_guess`) unless ``start`` is given. Returns the fluxes and the Newton steps made.
+
+    Each step linearises every channel's aperture residuals ``r_w`` in all fluxes (Jacobian ``J``
+    by forward differences, one evaluation per channel) and solves the 39 conditions
+    ``J_wwᵀ (r_w + Σ_v J_wv Δ_v) = 0`` together: ``J_wv`` (v ≠ w) is the coupling of the channels
+    through the PCA basis, which made coordinate descent converge slowly (a factor ~0.75 per
+    sweep). Minimising the sum of all channels' objectives instead is not the same estimator: it
+    lets a faint channel's flux lower a bright channel's residual through the basis (measured on
+    the simulated IFS night: the methane band 25–40 % high).
+    """
     star = np.asarray(star_fluxes, dtype=np.float64)
-    if start is None:
-        upper = 10.0 * float(np.max(np.abs(problem.data_used))) / float(np.max(star))
-        res = optimize.minimize_scalar(
-            lambda c: problem.total_objective(c * star), bounds=(-0.1 * upper, upper), method="bounded",
-            options={"xatol": 1e-4 * upper},
-        )
-        flux = res.x * star
-    else:
-        flux = np.asarray(start, dtype=np.float64).copy()
+    flux = first_guess(problem, star) if start is None else np.asarray(start, dtype=np.float64).copy()
     scale = max(float(np.median(np.abs(flux))), 1e-30)
-    sweeps = 0
-    for sweeps in range(1, max_sweeps + 1):
-        change = 0.0
-        for w in range(problem.n_wl):
-            trial = flux.copy()
-
-            def objective(value: float, w: int = w, trial: np.ndarray = trial) -> float:
-                trial[w] = value
-                return problem.channel_objective(trial, w)
-
-            half = max(abs(flux[w]), scale)
-            res = optimize.minimize_scalar(
-                objective, bounds=(flux[w] - 2.0 * half, flux[w] + 2.0 * half), method="bounded",
-                options={"xatol": 0.2 * tol * scale},
-            )
-            change = max(change, abs(res.x - flux[w]))
-            flux[w] = res.x
-        if change < tol * scale:
+    bounds = np.cumsum([0] + [p.size for p in problem.aperture_pixels])
+    blocks = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    step = 1e-2 * scale
+    steps = 0
+    for steps in range(1, max_steps + 1):
+        base = problem.all_values(flux)
+        jac = np.empty((base.size, problem.n_wl))
+        for v in range(problem.n_wl):
+            probe = flux.copy()
+            probe[v] += step
+            jac[:, v] = (problem.all_values(probe) - base) / step
+        system = np.array([jac[blocks[w], w] @ jac[blocks[w], :] for w in range(problem.n_wl)])
+        rhs = -np.array([jac[blocks[w], w] @ base[blocks[w]] for w in range(problem.n_wl)])
+        delta = np.linalg.lstsq(system, rhs, rcond=None)[0]
+        flux = flux + delta
+        if np.max(np.abs(delta)) < tol * scale:
             break
-    return flux, sweeps
+    return flux, steps
 
 
 def trial_position_angles(separation_px: float, pa_deg: float, fwhm_px: float, n_trials: int) -> np.ndarray:
@@ -303,20 +321,20 @@ def negfc_spectrum(
 
     with blas_threads(cube.size):
         problem = problem_at(cube, x, y)
-        flux, sweeps = fit_spectrum(problem, star, tol=tol)
+        flux, steps = fit_spectrum(problem, star, tol=tol)
         evaluations = problem.n_evaluations
         sep, pa = problem.separation, problem.pa
         errors = np.empty((0, wl.size))
         pas = np.empty(0)
         if n_trials > 0:
             pas = trial_position_angles(sep, pa, float(fwhm.max()), n_trials)
-            empty = inject_companions(cube, angles, psfs, sep, pa, -flux)
+            empty = inject_companions(cube, angles, psfs, sep, pa, -flux[None, :])
             rows = []
             for trial_pa in pas:
-                trial_cube = inject_companions(empty, angles, psfs, sep, trial_pa, flux)
+                trial_cube = inject_companions(empty, angles, psfs, sep, trial_pa, flux[None, :])
                 tx, ty = geometry.polar_to_pixel(sep, trial_pa, cube.shape)
                 trial = problem_at(trial_cube, tx, ty)
-                fit, _ = fit_spectrum(trial, star, start=flux, tol=tol)
+                fit, _ = fit_spectrum(trial, star, tol=tol)
                 evaluations += trial.n_evaluations
                 rows.append((fit - flux) / star)
             errors = np.array(rows)
@@ -331,5 +349,5 @@ def negfc_spectrum(
         trial_pas_deg=pas,
         trial_errors=errors,
         n_evaluations=evaluations,
-        sweeps=sweeps,
+        steps=steps,
     )
