@@ -157,7 +157,12 @@ class AsdiNegfcProblem:
             x0, y0 = np.floor(x_in).astype(np.intp), np.floor(y_in).astype(np.intp)
             tx, ty = x_in - x0, y_in - y0
             cols, weights = [], []
-            for oy, ox, wt in ((0, 0, (1 - tx) * (1 - ty)), (0, 1, tx * (1 - ty)), (1, 0, (1 - tx) * ty), (1, 1, tx * ty)):
+            for oy, ox, wt in (
+                (0, 0, (1 - tx) * (1 - ty)),
+                (0, 1, tx * (1 - ty)),
+                (1, 0, (1 - tx) * ty),
+                (1, 1, tx * ty),
+            ):
                 cols.append(np.clip(y0 + oy, 0, ny - 1) * nx + np.clip(x0 + ox, 0, nx - 1))
                 weights.append(wt)
             taps.append((np.stack(cols), np.stack(weights)))
@@ -249,7 +254,8 @@ def fit_spectrum(
     blocks = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     step = 1e-2 * scale
     steps = 0
-    for steps in range(1, max_steps + 1):
+    while steps < max_steps:
+        steps += 1
         base = problem.all_values(flux)
         jac = np.empty((base.size, problem.n_wl))
         for v in range(problem.n_wl):
@@ -274,7 +280,9 @@ def trial_position_angles(separation_px: float, pa_deg: float, fwhm_px: float, n
         raise ValueError(f"need >= 2 trials; got {n_trials}")
     half_chord = 1.5 * fwhm_px / separation_px
     if half_chord >= 1.0:
-        raise ValueError(f"separation {separation_px:.1f} px is too small for trials 3 FWHM from the companion")
+        raise ValueError(
+            f"separation {separation_px:.1f} px is too small for trials 3 FWHM from the companion"
+        )
     gap = math.degrees(2.0 * math.asin(half_chord))  # 3 FWHM of arc each side of the companion
     free = 360.0 - 2.0 * gap
     return np.mod(pa_deg + gap + free * np.arange(n_trials) / (n_trials - 1), 360.0)
@@ -315,8 +323,17 @@ def negfc_spectrum(
 
     def problem_at(data: np.ndarray, px: float, py: float) -> AsdiNegfcProblem:
         return AsdiNegfcProblem(
-            data, angles, wl, psfs, fwhm, x=px, y=py, ncomp=ncomp, mask_center_px=mask_center_px,
-            collapse=collapse, aperture_radius=aperture_radius,
+            data,
+            angles,
+            wl,
+            psfs,
+            fwhm,
+            x=px,
+            y=py,
+            ncomp=ncomp,
+            mask_center_px=mask_center_px,
+            collapse=collapse,
+            aperture_radius=aperture_radius,
         )
 
     with blas_threads(cube.size):
