@@ -184,6 +184,7 @@ class CompanionSpectra(Recipe):
                                 mask_center_px=algo_params.get("mask_center_px"),
                                 collapse=str(algo_params.get("collapse", "median")),
                                 n_trials=params.n_fakes,
+                                position_err=_position_err(det),
                             )
                         )
                     else:
@@ -353,3 +354,11 @@ def _write(
 def _positions(spectrum: Any) -> Any:
     """Position angles of the fakes (fake injection) or of the trials (NEGFC) of a spectrum."""
     return spectrum.fake_pas_deg if hasattr(spectrum, "fake_pas_deg") else spectrum.trial_pas_deg
+
+
+def _position_err(detection: Any) -> tuple[float, float] | None:
+    """Level 2's 1-sigma astrometric errors of a detection (radial px, PA deg) when it has them."""
+    import math
+
+    dr, dpa = float(detection.separation_err_px), float(detection.pa_err_deg)
+    return (dr, dpa) if math.isfinite(dr) and math.isfinite(dpa) else None
