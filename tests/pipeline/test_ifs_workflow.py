@@ -194,3 +194,19 @@ def test_spectra_recipe_refuses_a_non_spectral_level2_product(tmp_path) -> None:
             {"level1": data / "cube.fits", "level2": data / "cube.fits"},
             work_dir=tmp_path / "b",
         )
+
+
+def test_spectra_recipe_versions_and_the_negfc_scope() -> None:
+    """``l3-companion-spectra`` 1.0 and 1.1 stay registered (fake injection); 1.2 fits NEGFC per
+    channel only for what it models, ASDI ``mode='single'``, and falls back otherwise."""
+    from hcdc.pipeline.recipes.companion_spectra import _negfc_applies
+    from hcdc.pipeline.registry import get_recipe
+
+    assert [get_recipe("l3-companion-spectra", v).negfc for v in ("1.0", "1.1", "1.2")] == [
+        False,
+        False,
+        True,
+    ]
+    assert get_recipe("l3-companion-spectra").version == "1.2"
+    assert _negfc_applies("asdi", {"mode": "single", "ncomp": 5}) and _negfc_applies("asdi", {})
+    assert not _negfc_applies("asdi", {"mode": "double"}) and not _negfc_applies("sdi", {})
