@@ -36,9 +36,10 @@ without the companion). One evaluation takes a few ms on a 39 x 4-frame, 145 px 
 
 Errors (measured, not assumed; as :func:`~hcdc.science.postprocessing.negfc.negfc_fit`): the
 fitted companion is removed from the cube, its fitted spectrum injected at ``n_trials`` other
-position angles at the same separation (>= 1.5 FWHM of chord from it), each refitted the same way (at a position offset by ±1σ of the given position error,
-when there is one); the per-channel error is the root mean square of (fit − injected) over the
-trials (noise, the fit's own bias and a misplaced model together).
+position angles at the same separation (>= 1.5 FWHM of chord from it), each refitted the same
+way (at a position offset by ±1σ of the given position error, when there is one); the
+per-channel error is the root mean square of (fit − injected) over the trials (noise, the fit's
+own bias and a misplaced model together).
 """
 
 from __future__ import annotations
