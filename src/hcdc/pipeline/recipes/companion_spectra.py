@@ -25,7 +25,7 @@ image, its 39 fluxes are those that null it in every channel's residual image, a
 come from ``n_fakes`` injection–recovery trials of the fitted spectrum at the same separation
 (``NFAKES`` then counts the trials; ``C0`` and ``THROUGHPUT`` are NaN: no throughput is used).
 Other spectral reductions fall back to 1.1's fake injection (logged; ``METHOD`` says which).
-Cost on the simulated small IFS night (39 x 4 frames, 145 px): ~2 s per fit, ~(1 + n_fakes) fits
+Cost on the simulated small IFS night (39 x 4 frames, 145 px): ~1 s per fit on an idle core, 1 + n_fakes fits
 per companion; 1.1 needs 2 reductions per companion (docs/ifs.md §4).
 """
 
