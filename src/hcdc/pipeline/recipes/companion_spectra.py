@@ -17,6 +17,16 @@ product ``companion_spectra.fits``:
 companion radially over the wavelength span; its positive lobe beyond the negative one reached
 S/N 6.1 on the simulated IFS night); they are named in the summary (``spectral_residuals``) and
 the log. 1.0 stays registered and measures every detection.
+
+1.2 measures each spectrum by negative fake companions fitted per channel
+(:func:`hcdc.science.postprocessing.spectrum_negfc.negfc_spectrum`) when the Level 2 reduction is
+ASDI ``mode='single'`` (the IFS default): the companion's position is fixed from the Level 2
+image, its 39 fluxes are those that null it in every channel's residual image, and the errors
+come from ``n_fakes`` injection–recovery trials of the fitted spectrum at the same separation
+(``NFAKES`` then counts the trials; ``C0`` and ``THROUGHPUT`` are NaN: no throughput is used).
+Other spectral reductions fall back to 1.1's fake injection (logged; ``METHOD`` says which).
+Cost on the simulated small IFS night (39 x 4 frames, 145 px): ~1 s per fit on an idle core, 1 + n_fakes fits
+per companion; 1.1 needs 2 reductions per companion (docs/ifs.md §4).
 """
 
 from __future__ import annotations
@@ -39,7 +49,12 @@ PRODUCT_TYPE = "companion-spectra"
 class CompanionSpectraParameters(RecipeParameters):
     """Parameters of the companion spectra."""
 
-    n_fakes: int = Field(8, ge=3, le=40, description="fakes per companion (throughput and error)")
+    n_fakes: int = Field(
+        8,
+        ge=3,
+        le=40,
+        description="fakes per companion (throughput and error); 1.2 with NEGFC: injection-recovery trials",
+    )
     max_companions: int = Field(5, ge=1, description="at most this many detections, highest S/N first")
     min_snr: float | None = Field(
         None, gt=0, description="only detections of at least this Level 2 S/N (None: every detection)"
@@ -58,6 +73,8 @@ class CompanionSpectra(Recipe):
     Parameters = CompanionSpectraParameters
     #: leave out the detections that are a brighter one's spectral residual (1.1)
     drop_spectral_residuals = False
+    #: spectra by NEGFC per channel where the Level 2 reduction is ASDI single (1.2)
+    negfc = False
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 spectral product (wavelengths, frames, y, x) with PSF"),
         Port("level2", DataKind.LEVEL2, "Level 2 product of a spectral algorithm on that Level 1"),
@@ -76,6 +93,7 @@ class CompanionSpectra(Recipe):
         from hcdc.science.postprocessing.products import ProductError, read_product
         from hcdc.science.postprocessing.run import crop_slices, prepare_psfs
         from hcdc.science.postprocessing.spectrum import companion_spectrum
+        from hcdc.science.postprocessing.spectrum_negfc import negfc_spectrum
 
         assert isinstance(params, CompanionSpectraParameters)
         try:
@@ -139,34 +157,62 @@ class CompanionSpectra(Recipe):
         detections = detections[: params.max_companions]
         context.log(f"{len(detections)} companion(s), {params.n_fakes} fakes each, {level2.algorithm}")
         per_wl = level2.cube if level2.cube is not None and level2.cube.shape[0] == wavelengths.size else None
+        use_negfc = self.negfc and _negfc_applies(level2.algorithm, algo_params)
+        method = METHOD_NEGFC if use_negfc else METHOD_FAKES
+        if self.negfc and not use_negfc:
+            context.log(
+                f"NEGFC per channel needs ASDI mode='single'; {level2.algorithm} {algo_params}: "
+                "fake injection per channel (1.1's method) instead"
+            )
         spectra, measured = [], []
         with context.timer("spectra"):
             for i, det in enumerate(detections):
                 context.progress("companion spectra", i, len(detections))
                 try:
-                    spectra.append(
-                        companion_spectrum(
-                            cube,
-                            data["angles"],
-                            wavelengths,
-                            np.stack(psfs),
-                            np.asarray(fluxes),
-                            np.asarray(fwhms),
-                            algorithm=level2.algorithm,
-                            params=algo_params,
-                            x=det.x,
-                            y=det.y,
-                            n_fakes=params.n_fakes,
-                            per_wavelength=per_wl,
+                    if use_negfc:
+                        spectra.append(
+                            negfc_spectrum(
+                                cube,
+                                data["angles"],
+                                wavelengths,
+                                np.stack(psfs),
+                                np.asarray(fluxes),
+                                np.asarray(fwhms),
+                                x=det.x,
+                                y=det.y,
+                                ncomp=int(algo_params.get("ncomp", 10)),
+                                mask_center_px=algo_params.get("mask_center_px"),
+                                collapse=str(algo_params.get("collapse", "median")),
+                                n_trials=params.n_fakes,
+                                position_err=_position_err(det),
+                            )
                         )
-                    )
+                    else:
+                        spectra.append(
+                            companion_spectrum(
+                                cube,
+                                data["angles"],
+                                wavelengths,
+                                np.stack(psfs),
+                                np.asarray(fluxes),
+                                np.asarray(fwhms),
+                                algorithm=level2.algorithm,
+                                params=algo_params,
+                                x=det.x,
+                                y=det.y,
+                                n_fakes=params.n_fakes,
+                                per_wavelength=per_wl,
+                            )
+                        )
                     measured.append(det)
                 except ValueError as exc:  # too close to the star for fakes, no positive signal
                     context.log(f"detection at ({det.x:.1f}, {det.y:.1f}) px skipped: {exc}")
             context.progress("companion spectra", len(detections), len(detections))
         detections = measured
         with context.timer("write"):
-            path = _write(context.output_path(PRODUCT_NAME), level2, detections, spectra, params, inputs)
+            path = _write(
+                context.output_path(PRODUCT_NAME), level2, detections, spectra, params, inputs, method
+            )
         summary = {
             "companions": [
                 {
@@ -187,6 +233,8 @@ class CompanionSpectra(Recipe):
         }
         if self.drop_spectral_residuals:
             summary["spectral_residuals"] = residuals
+        if self.negfc:
+            summary["method"] = method
         return {"product": path, "summary": summary}
 
 
@@ -203,8 +251,36 @@ class CompanionSpectraV11(CompanionSpectra):
     drop_spectral_residuals = True
 
 
+@register_recipe
+class CompanionSpectraV12(CompanionSpectraV11):
+    """``l3-companion-spectra`` 1.2: 1.1 with the spectra by negative fake companions fitted per
+    channel when the Level 2 reduction is ASDI single (module doc)."""
+
+    version = "1.2"
+    description = (
+        "Spectral Level 2 detections -> contrast spectra with errors (NEGFC per channel for ASDI "
+        "single, fake injection otherwise); spectral residuals of brighter companions left out"
+    )
+    negfc = True
+
+
+METHOD_FAKES = "fake injection per channel"
+METHOD_NEGFC = "NEGFC per channel"
+
+
+def _negfc_applies(algorithm: str, algo_params: dict[str, Any]) -> bool:
+    """Whether the Level 2 reduction is one the NEGFC spectrum models: ASDI ``mode='single'``."""
+    return algorithm == "asdi" and algo_params.get("mode", "single") == "single"
+
+
 def _write(
-    path: Path, level2: Any, detections: list[Any], spectra: list[Any], params: Any, inputs: dict
+    path: Path,
+    level2: Any,
+    detections: list[Any],
+    spectra: list[Any],
+    params: Any,
+    inputs: dict,
+    method: str = METHOD_FAKES,
 ) -> Path:
     import numpy as np
     from astropy.io import fits
@@ -223,7 +299,10 @@ def _write(
     if level2.pixel_scale_mas:
         set_card(h, "PIXSCALE", float(level2.pixel_scale_mas), "[mas/px] plate scale")
     set_card(h, "NFAKES", int(params.n_fakes), "fakes per companion")
-    set_card(h, "METHOD", "fake injection per channel", "see hcdc.science.postprocessing.spectrum")
+    if method == METHOD_FAKES:
+        set_card(h, "METHOD", method, "see hcdc.science.postprocessing.spectrum")
+    else:
+        set_card(h, "METHOD", method, "see hcdc.science.postprocessing.spectrum_negfc")
     set_card(h, "LEVEL1", Path(inputs["level1"]).name, "Level 1 input")
     set_card(h, "LEVEL2", Path(inputs["level2"]).name, "Level 2 input")
     scale = level2.pixel_scale_mas or np.nan
@@ -238,14 +317,18 @@ def _write(
             ),
             fits.Column(name="PA", format="D", unit="deg", array=[s.pa_deg for s in spectra]),
             fits.Column(name="SNR", format="D", array=[d.snr for d in detections]),
-            fits.Column(name="C0", format="D", array=[s.c0 for s in spectra]),
-            fits.Column(name="NFAKES", format="J", array=[s.fake_pas_deg.size for s in spectra]),
+            fits.Column(name="C0", format="D", array=[getattr(s, "c0", np.nan) for s in spectra]),
+            fits.Column(name="NFAKES", format="J", array=[_positions(s).size for s in spectra]),
         ],
         name="COMPANIONS",
     )
 
     def column(attr: str) -> np.ndarray:
-        arrays = [np.asarray(getattr(s, attr), dtype=np.float64) for s in spectra]
+        # a NEGFC spectrum has no throughput: NaN in its rows
+        arrays = [
+            np.asarray(getattr(s, attr, np.full(s.wavelengths_um.size, np.nan)), dtype=np.float64)
+            for s in spectra
+        ]
         return np.concatenate(arrays) if arrays else np.zeros(0)
 
     ids = (
@@ -266,3 +349,16 @@ def _write(
     )
     fits.HDUList([primary, companions, spectrum]).writeto(path, overwrite=True)
     return path
+
+
+def _positions(spectrum: Any) -> Any:
+    """Position angles of the fakes (fake injection) or of the trials (NEGFC) of a spectrum."""
+    return spectrum.fake_pas_deg if hasattr(spectrum, "fake_pas_deg") else spectrum.trial_pas_deg
+
+
+def _position_err(detection: Any) -> tuple[float, float] | None:
+    """Level 2's 1-sigma astrometric errors of a detection (radial px, PA deg) when it has them."""
+    import math
+
+    dr, dpa = float(detection.separation_err_px), float(detection.pa_err_deg)
+    return (dr, dpa) if math.isfinite(dr) and math.isfinite(dpa) else None

@@ -8,8 +8,9 @@ the catalogue associated (darks, detector flats, SPECPOS, WAVE, IFU flat, backgr
 
 1.1: ``level1-ifs`` 0.3 (spectral cross-talk corrected; 0.4 adds the per-frame AO conditions, 0.5 the
 band-edge spectral response and is what runs now: a workflow node takes the newest version) and
-per-channel contrast curves in Level 2; ``l3-companion-spectra`` 1.1 (the newest) leaves out a
-brighter companion's spectral residual.
+per-channel contrast curves in Level 2; ``l3-companion-spectra`` 1.1 leaves out a brighter
+companion's spectral residual, and 1.2 (the newest, what runs now) measures the spectra by NEGFC
+per channel (docs/ifs.md §4).
 """
 
 from __future__ import annotations

@@ -33,10 +33,10 @@ was tried and rejected: on the 'small' IFS night it made the fainter (flat, S/N 
 spectrum worse (noisy channels feed noisy fakes).
 
 Fakes are placed in passes of fakes at least 3 FWHM apart (one reduction per pass). This is
-not a negative-fake-companion fit (the issue's wording): a per-channel NEGFC needs one
-optimisation per channel with a full spectral reduction in each step (39 × ~20 reductions); the
-injection–recovery gives the same quantity with its error in a few reductions, and its result
-is checked against the injected spectra of the simulator (tests/science/test_companion_spectrum.py).
+not a negative-fake-companion fit; for ASDI single, where the companion sits in the PCA basis and
+fakes do not calibrate it channel by channel (ratio to the truth rms 0.2–0.5 on the simulated IFS
+nights), :mod:`hcdc.science.postprocessing.spectrum_negfc` fits one (``l3-companion-spectra``
+1.2; docs/ifs.md §4).
 """
 
 from __future__ import annotations
