@@ -27,6 +27,7 @@ import numpy as np
 from astropy.io import fits
 
 from hcdc.science.postprocessing.detection import detect_candidates
+from hcdc.science.postprocessing.null_threshold import calibrate_threshold
 from hcdc.science.postprocessing.pca import pca_annular
 from hcdc.science.postprocessing.snr import snr_map
 from hcdc.science.simulation import irdis
@@ -46,7 +47,7 @@ def main() -> None:
         mjd = np.asarray(hdul["FRAMES"].data["MJD"], dtype=float)
     times = (mjd - mjd[0]) * 86400.0 + args.t0
     optics = irdis.BandOptics(1625.0, 290.0, 12.255, 8.0)  # BB_H
-    counts = {"physical": 0, "old": 0}
+    counts = {"physical": 0, "old": 0, "physical-null": 0, "old-null": 0}
     for seed in range(args.first_seed, args.end_seed):
         speckles = make_evolving_speckles(np.random.default_rng(seed), envelope=NACO_LIKE_ENVELOPE)
         sim = simulate_coronagraphic_sequence(
@@ -63,11 +64,22 @@ def main() -> None:
             seed=seed,
         )
         row: dict = {"seed": seed}
+        reduced = {}
         for sense, angles in (("physical", -derot), ("old", derot)):
             image = pca_annular(sim.cube, angles, fwhm=sim.fwhm, ncomp=3)
-            found = detect_candidates(snr_map(image, sim.fwhm), sim.fwhm, image=image)
-            row[sense] = [(round(c.separation, 1), round(c.pa, 1), round(c.snr, 2)) for c in found]
-            counts[sense] += bool(found)
+            reduced[sense] = (image, snr_map(image, sim.fwhm))
+        for sense, other in (("physical", "old"), ("old", "physical")):
+            image, snr = reduced[sense]
+            # Each sense's null map is the other's reduction (inverted angles, null_threshold).
+            profile = calibrate_threshold(reduced[other][1], sim.fwhm)
+            for key, kwargs in ((sense, {}), (f"{sense}-null", {"profile": profile})):
+                found = detect_candidates(snr, sim.fwhm, image=image, **kwargs)
+                row[key] = [
+                    (round(c.separation, 1), round(c.pa, 1), round(c.snr, 2), round(c.threshold, 2))
+                    for c in found
+                ]
+                counts[key] += bool(found)
+            row[f"{sense}-k"] = [round(float(profile.scale_at(r)), 2) for r in (15.0, 25.0, 35.0, 45.0, 55.0)]
         print(json.dumps(row), flush=True)
     n = args.end_seed - args.first_seed
     print(f"images with a false detection out of {n}: {counts}")
