@@ -22,8 +22,9 @@ residuals give ``z`` a heavier tail; measured on 25 speckle-only realisations of
 sequence (annular PCA 3, both senses, ~600,000 pixels), ``P(z > x)`` is 1.9, 5.7 and 23 times the
 Gaussian tail at 3, 4 and 5, close to a Student law of ~40 degrees of freedom, while the core
 (``P(z > 1)``) is Gaussian. So the null ``z`` is modelled as ``t_nu``, ``nu`` fitted by maximum
-likelihood on the valid null pixels (one pixel in ``(fwhm/2)^2``; ``nu`` kept within :data:`NU_RANGE`): Gaussian noise gives
-``nu`` at or near the upper bound, one speckle map of the demo 22-1000 (median ~50).
+likelihood on the valid null pixels (one pixel in ``(fwhm/2)^2``; ``nu`` kept within
+:data:`NU_RANGE`): Gaussian noise gives ``nu`` at or near the upper bound, one speckle map of the
+demo 22-1000 (median ~50).
 
 The threshold of false-positive fraction ``fpf`` **per resolution element** (the meaning of the
 Student ``fpf``: 2.87e-7 = Gaussian 5 sigma) at separation ``r`` is ``k * t.isf(fpf, n - 2)``
@@ -158,9 +159,7 @@ def calibrate_threshold(
     return EmpiricalThreshold(nu, float(fpf), float(fwhm), int(thin.sum()))
 
 
-def false_alarms_per_image(
-    threshold: EmpiricalThreshold, r_min: float, r_max: float
-) -> float:
+def false_alarms_per_image(threshold: EmpiricalThreshold, r_min: float, r_max: float) -> float:
     """Expected false detections per image between ``r_min`` and ``r_max`` px at
     ``threshold.fpf`` per resolution element: ``sum n(r) * fpf`` over rings 1 FWHM apart (``n``:
     the resolution elements on the ring, as the S/N counts them)."""
