@@ -330,6 +330,7 @@ class PostprocessResult:
                 "fpf_per_resolution_element": self.detection_null.fpf,
                 "tail_dof": self.detection_null.nu,
                 "threshold_factor": self.detection_null.tail_factor,
+                "tail_evidence": self.detection_null.evidence,
             }
         curves = self.contrast
         out["contrast_curve"] = None if curves is None else curves.description()
@@ -495,6 +496,7 @@ def _primary_hdu(result: PostprocessResult) -> fits.PrimaryHDU:
         set_card(h, "DETNU", float(null.nu), "Student dof of the null map's S/N tail")
         set_card(h, "DETK", float(null.tail_factor), "S/N threshold = DETK x Student threshold")
         set_card(h, "DETNPIX", int(null.n_pixels), "null-map pixels of the tail fit")
+        set_card(h, "DETEVID", float(null.evidence), "evidence of that tail against Gaussian")
     if result.contrast is not None:
         set_card(h, "NSIGMA", float(result.contrast.nsigma), "contrast curve confidence (sigma)")
     for key, value, comment in result.orientation.header_cards():
@@ -732,7 +734,11 @@ def _read_null(primary: fits.Header) -> Any:
     from hcdc.science.postprocessing.null_threshold import EmpiricalThreshold
 
     return EmpiricalThreshold(
-        float(primary["DETNU"]), float(primary["DETFPF"]), float(primary["FWHM"]), int(primary["DETNPIX"])
+        float(primary["DETNU"]),
+        float(primary["DETFPF"]),
+        float(primary["FWHM"]),
+        int(primary["DETNPIX"]),
+        float(primary.get("DETEVID", float("nan"))),
     )
 
 

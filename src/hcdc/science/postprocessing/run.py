@@ -79,6 +79,7 @@ from hcdc.science.postprocessing.null_threshold import (
     EmpiricalThreshold,
     calibrate_threshold,
     inverted_angles,
+    without_rings,
 )
 from hcdc.science.postprocessing.photometry import aperture_sums, gaussian_psf, normalize_psf
 from hcdc.science.postprocessing.products import ContrastCurves, Detection, PostprocessResult
@@ -472,7 +473,13 @@ def postprocess(
     valid = valid_detection_area(empty, fwhm_final)
     profile = None
     if null_threshold and detection_threshold is None:
-        profile = _null_threshold(plan, full, fpf, valid, progress)
+        # Candidates at the Student threshold: their rings stay out of the null fit (a companion's
+        # light smeared by the inverted angles is still there).
+        student = find_candidates(
+            snr, final, fwhm=fwhm_final, threshold=None, fpf=fpf, pixel_scale_mas=None, valid=valid
+        )
+        null_valid = without_rings(valid, [c.separation_px for c in student], fwhm_final)
+        profile = _null_threshold(plan, full, fpf, null_valid, progress)
         if own_limit and plan.contrast_options.get("criterion", "detection") == "detection":
             plan.contrast_options["profile"] = profile
     candidates = find_candidates(
