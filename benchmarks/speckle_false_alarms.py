@@ -27,7 +27,7 @@ import numpy as np
 from astropy.io import fits
 
 from hcdc.science.postprocessing.detection import detect_candidates
-from hcdc.science.postprocessing.null_threshold import calibrate_threshold
+from hcdc.science.postprocessing.null_threshold import calibrate_threshold, without_rings
 from hcdc.science.postprocessing.pca import pca_annular
 from hcdc.science.postprocessing.snr import snr_map
 from hcdc.science.simulation import irdis
@@ -70,16 +70,19 @@ def main() -> None:
             reduced[sense] = (image, snr_map(image, sim.fwhm))
         for sense, other in (("physical", "old"), ("old", "physical")):
             image, snr = reduced[sense]
-            # Each sense's null map is the other's reduction (inverted angles, null_threshold).
-            profile = calibrate_threshold(reduced[other][1], sim.fwhm)
+            student = detect_candidates(snr, sim.fwhm, image=image)
+            # Each sense's null map is the other's reduction (inverted angles), its fit without the
+            # rings of the Student candidates, as l2-postprocess 1.5 does.
+            valid = without_rings(np.ones(snr.shape, dtype=bool), [c.separation for c in student], sim.fwhm)
+            profile = calibrate_threshold(reduced[other][1], sim.fwhm, valid=valid)
             for key, kwargs in ((sense, {}), (f"{sense}-null", {"profile": profile})):
-                found = detect_candidates(snr, sim.fwhm, image=image, **kwargs)
+                found = student if not kwargs else detect_candidates(snr, sim.fwhm, image=image, **kwargs)
                 row[key] = [
                     (round(c.separation, 1), round(c.pa, 1), round(c.snr, 2), round(c.threshold, 2))
                     for c in found
                 ]
                 counts[key] += bool(found)
-            row[f"{sense}-k"] = [round(float(profile.scale_at(r)), 2) for r in (15.0, 25.0, 35.0, 45.0, 55.0)]
+            row[f"{sense}-nu-k"] = [round(profile.nu, 1), round(profile.tail_factor, 3)]
         print(json.dumps(row), flush=True)
     n = args.end_seed - args.first_seed
     print(f"images with a false detection out of {n}: {counts}")
