@@ -197,6 +197,7 @@ def test_1_5_calibrates_the_threshold_on_the_null_map_and_says_so(tmp_path):
     (cards DETNULL/DETNU/DETK, column SNR_THR); the curve is deeper-or-equal nowhere than 1.4's
     by more than the throughput's scatter, and shallower by about DETK."""
     from hcdc.science.postprocessing.detection import student_threshold
+    from hcdc.science.postprocessing.products import read_product
 
     record = json.loads(_moved_record("with_psf", tmp_path).read_text())
     inputs = {item["name"]: Path(item["files"][0]["path"]) for item in record["inputs"]}
@@ -227,6 +228,9 @@ def test_1_5_calibrates_the_threshold_on_the_null_map_and_says_so(tmp_path):
                 np.min(np.hypot(old["DETECTIONS"].data["X"] - d["X"], old["DETECTIONS"].data["Y"] - d["Y"]))
                 < 1.0
             )
+    read = read_product(runs["1.5"].outputs["product"])
+    assert read.detection_null.nu == pytest.approx(h["DETNU"]) and read.contrast.threshold is not None
+    assert read_product(runs["1.4"].outputs["product"]).detection_null is None
     summary = runs["1.5"].outputs["summary"]
     assert summary["detection_null"]["method"] == "inverted-angles"
     assert summary["detection_null"]["threshold_factor"] == pytest.approx(h["DETK"])
