@@ -395,7 +395,7 @@ def postprocess(
       ``k >= 1`` by which the Student threshold of ``detection_fpf`` (per resolution element) is
       raised, and detections, their ``fpf`` and, by default, the contrast curve (its fakes aim at
       that threshold; ``result.contrast.threshold``) use it (``result.detection_null``). Costs one
-      more reduction and S/N map. The completeness curve keeps the Student threshold.
+      more reduction and S/N map. The completeness curve's detection uses it too.
     * ``contrast_options``: passed to :func:`hcdc.science.postprocessing.contrast.contrast_curve`
       (``criterion``, ``sigma`` or ``fpf``, ``nbranch``, ``fc_snr``, ``step``, ...); the
       throughput map of the corrected image is the same measurement (computed once, reused). By
@@ -1091,6 +1091,7 @@ def _adi_pass(
                     completeness=level,
                     fpf=curves[w].fpf,
                     start=curves[w],
+                    profile=plan.contrast_options.get("profile"),
                     **options,
                 )
         else:
