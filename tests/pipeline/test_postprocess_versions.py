@@ -85,7 +85,9 @@ def _same_arrays(a: Path, b: Path, loose: tuple[str, ...] = (), skip: tuple[str,
 
 
 def test_both_versions_registered():
-    assert get_recipe("l2-postprocess").version == "1.4"
+    assert get_recipe("l2-postprocess").version == "1.5"
+    assert get_recipe("l2-postprocess", "1.4").version == "1.4"
+    assert not get_recipe("l2-postprocess", "1.4").null_threshold
     assert get_recipe("l2-postprocess", "1.3").version == "1.3"
     with pytest.raises(ParameterError):  # 'hcdc-clockwise' is 1.4's name
         get_recipe("l2-postprocess", "1.3").parse_params({"angle_convention": "hcdc-clockwise"})
@@ -189,6 +191,51 @@ def test_1_4_changes_only_the_astrometric_and_photometric_errors_of_a_user_cube(
             np.testing.assert_allclose(n[err], expected, rtol=1e-4)
 
 
+def test_1_5_calibrates_the_threshold_on_the_null_map_and_says_so(tmp_path):
+    """1.5 on the 1.2 fixture's user cube: the same image and S/N map as 1.4; detections and the
+    5-sigma curve at the Student threshold times DETK (>= 1), fitted on the inverted-angle null map
+    (cards DETNULL/DETNU/DETK, column SNR_THR); the curve is deeper-or-equal nowhere than 1.4's
+    by more than the throughput's scatter, and shallower by about DETK."""
+    from hcdc.science.postprocessing.detection import student_threshold
+    from hcdc.science.postprocessing.products import read_product
+
+    record = json.loads(_moved_record("with_psf", tmp_path).read_text())
+    inputs = {item["name"]: Path(item["files"][0]["path"]) for item in record["inputs"]}
+    runs = {
+        v: run_recipe("l2-postprocess", inputs, record["parameters"], work_dir=tmp_path / v, version=v)
+        for v in ("1.4", "1.5")
+    }
+    assert all(r.status == "done" for r in runs.values()), [r.error for r in runs.values()]
+    with fits.open(runs["1.4"].outputs["product"]) as old, fits.open(runs["1.5"].outputs["product"]) as new:
+        assert np.array_equal(new["IMAGE"].data, old["IMAGE"].data)
+        assert np.array_equal(new["SNR_MAP"].data, old["SNR_MAP"].data, equal_nan=True)
+        h = new[0].header
+        assert "DETNULL" not in old[0].header and "SNR_THR" not in old["CONTRAST"].columns.names
+        assert h["DETNULL"] == "INVERTED-ANGLES" and h["DETK"] >= 1.0 and h["DETNU"] >= 3.0
+        table = new["CONTRAST"].data
+        expected = h["DETK"] * student_threshold(table["SEP_PX"], h["FWHM"], h["DETFPF"])
+        np.testing.assert_allclose(table["SNR_THR"], expected, rtol=1e-9)
+        ratio = table["CONTRAST_0"] / old["CONTRAST"].data["CONTRAST_0"]
+        ratio = ratio[np.isfinite(ratio)]
+        assert ratio.size > 5 and abs(np.median(ratio) / h["DETK"] - 1.0) < 0.15, (
+            np.median(ratio),
+            h["DETK"],
+        )
+        # every 1.5 detection is above its calibrated threshold and was a 1.4 detection
+        for d in new["DETECTIONS"].data:
+            assert d["SNR"] > h["DETK"] * student_threshold(d["SEP_PX"], h["FWHM"], h["DETFPF"])
+            assert (
+                np.min(np.hypot(old["DETECTIONS"].data["X"] - d["X"], old["DETECTIONS"].data["Y"] - d["Y"]))
+                < 1.0
+            )
+    read = read_product(runs["1.5"].outputs["product"])
+    assert read.detection_null.nu == pytest.approx(h["DETNU"]) and read.contrast.threshold is not None
+    assert read_product(runs["1.4"].outputs["product"]).detection_null is None
+    summary = runs["1.5"].outputs["summary"]
+    assert summary["detection_null"]["method"] == "inverted-angles"
+    assert summary["detection_null"]["threshold_factor"] == pytest.approx(h["DETK"])
+
+
 def _angles_file(path: Path, values: np.ndarray, rotsense: str | None) -> Path:
     """Angles as an hcdc Level 1 DEROT HDU writes them: ANGCONV = 'derotation', offsets included,
     ROTSENSE = 'CCW' since the sense was fixed (absent before)."""
@@ -230,8 +277,7 @@ def test_1_4_derotation_sense_and_old_level1_angles(tmp_path):
     warned = run_recipe("l2-postprocess", old, params, work_dir=tmp_path / "w14", version="1.4").log
     assert any("without ROTSENSE = 'CCW'" in w and "cw.fits" in w for w in warned)
     assert not any(
-        "ROTSENSE" in w
-        for w in run_recipe("l2-postprocess", new, params, work_dir=tmp_path / "w14n").log
+        "ROTSENSE" in w for w in run_recipe("l2-postprocess", new, params, work_dir=tmp_path / "w14n").log
     )
     assert not any(
         "ROTSENSE" in w

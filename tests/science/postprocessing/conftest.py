@@ -9,6 +9,7 @@ that frame), reduces the cube and counts how often hcdc's own detection finds ea
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -61,12 +62,15 @@ def _count_recoveries(
     n_pa: int,
     fpf: float = GAUSSIAN_5SIGMA_FPF,
     pa0: float = 11.0,
+    profile: Any = None,
 ) -> np.ndarray:
     """Recovered count per separation of ``n_pa`` fakes (one per reduction, PAs spread over the
     circle and turned by the golden angle from one separation to the next) of aperture flux
     ``fluxes``: a fake is recovered when hcdc's detection (S/N map, Student threshold of ``fpf``,
     positions refined on the image, ADI side lobes dropped) reports a candidate within 1 FWHM.
-    Spectral cubes: one flux per (separation, wavelength), ``reduce`` returns the final image."""
+    Spectral cubes: one flux per (separation, wavelength), ``reduce`` returns the final image.
+    ``profile``: the detection's threshold per separation instead of the Student one of ``fpf``
+    (e.g. calibrated on a null map, ``null_threshold``)."""
     hits = np.zeros(len(separations), dtype=int)
     rotation = float(np.ptp(angles))
     c = cube.shape[-1] // 2
@@ -74,7 +78,9 @@ def _count_recoveries(
         for j in range(n_pa):
             pa = (pa0 + 360.0 * j / n_pa + 137.5 * i) % 360.0
             image = reduce(_inject(cube, angles, psf, sep, pa, flux))
-            found = detect_candidates(snr.snr_map(image, fwhm), fwhm, fpf=fpf, image=image, rotation=rotation)
+            found = detect_candidates(
+                snr.snr_map(image, fwhm), fwhm, fpf=fpf, image=image, rotation=rotation, profile=profile
+            )
             x, y = c - sep * np.sin(np.radians(pa)), c + sep * np.cos(np.radians(pa))
             hits[i] += any(np.hypot(d.x - x, d.y - y) <= fwhm for d in found)
     return hits

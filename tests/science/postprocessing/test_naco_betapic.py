@@ -19,6 +19,7 @@ from hcdc.science import geometry
 from hcdc.science.postprocessing import adi, completeness, contrast, pca, snr
 from hcdc.science.postprocessing.detection import detect_candidates, fit_gaussian_2d
 from hcdc.science.postprocessing.negfc import negfc_fit, remove_companion
+from hcdc.science.postprocessing.null_threshold import calibrate_threshold, inverted_angles, without_rings
 from hcdc.science.postprocessing.photometry import normalize_psf
 
 pytestmark = pytest.mark.shared_data
@@ -280,3 +281,77 @@ def test_completeness_curve_recovers_95_percent(naco, negfc_raw, count_recoverie
         pa0=23.0,  # other PAs than the completeness measurement's
     )
     assert hits.sum() >= 0.85 * hits.size * n_pa and hits.min() >= 0.75 * n_pa, hits
+
+
+def _null_profile(cube: np.ndarray, angles: np.ndarray, reduce, student_separations=()):
+    """The threshold calibrated on the inverted-angle reduction, as l2-postprocess 1.5 makes it."""
+    null = snr.snr_map(reduce(cube, inverted_angles(angles)), FWHM)
+    return calibrate_threshold(
+        null, FWHM, valid=without_rings(np.isfinite(null), list(student_separations), FWHM)
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "reduce"),
+    [
+        ("pca10", lambda cube, angles: pca.pca(cube, angles, fwhm=FWHM, ncomp=10)),
+        ("annular3", lambda cube, angles: pca.pca_annular(cube, angles, fwhm=FWHM, ncomp=3)),
+    ],
+)
+def test_calibrated_threshold_keeps_b_and_finds_nothing_else(naco, negfc_raw, name, reduce):
+    """On the real cube the null map's tail is Gaussian-like (threshold factor < 1.05): b is still
+    the only detection, and with b removed nothing is found at either threshold."""
+    angles = -naco["pa"]
+    image = reduce(naco["cube"], angles)
+    snr_map = snr.snr_map(image, FWHM)
+    student = detect_candidates(snr_map, FWHM, image=image, rotation=float(np.ptp(angles)))
+    profile = _null_profile(naco["cube"], angles, reduce, [c.separation for c in student])
+    assert 1.0 <= profile.tail_factor < 1.05, (name, profile)
+    found = detect_candidates(snr_map, FWHM, image=image, rotation=float(np.ptp(angles)), profile=profile)
+    assert len(found) == 1 and np.hypot(found[0].x - VIP_XY[0], found[0].y - VIP_XY[1]) < 1.5, found
+    free = remove_companion(
+        naco["cube"], angles, naco["psf"], negfc_raw.separation, negfc_raw.pa, negfc_raw.flux
+    )
+    image = reduce(free, angles)
+    snr_free = snr.snr_map(image, FWHM)
+    assert not detect_candidates(snr_free, FWHM, image=image, profile=_null_profile(free, angles, reduce))
+
+
+@pytest.mark.slow
+def test_calibrated_contrast_curve_is_reached_by_detection_at_its_threshold(
+    naco, negfc_raw, count_recoveries
+):
+    """l2-postprocess 1.5's curve: the 5-sigma limit at the threshold calibrated on the null map,
+    with fakes aiming at that threshold, is reached by hcdc's detection at that same threshold
+    about half the time (as the Student curve: test_default_contrast_curve_is_reached_...)."""
+    angles = -naco["pa"]
+    free = remove_companion(
+        naco["cube"], angles, naco["psf"], negfc_raw.separation, negfc_raw.pa, negfc_raw.flux
+    )
+
+    def reduce(cube, angles=angles):
+        return pca.pca(cube, angles, fwhm=FWHM, ncomp=10)
+
+    profile = _null_profile(free, angles, reduce)
+    curve = contrast.contrast_curve(
+        free, angles, naco["psf"], fwhm=FWHM, star_flux=STAR_FLUX, params={"ncomp": 10}, profile=profile
+    )
+    np.testing.assert_allclose(curve.threshold, profile.at(curve.separation))
+    seps = np.arange(3 * FWHM, 101 // 2 - FWHM / 2 - 2, FWHM)
+    limits = curve.at(seps)
+    assert np.all(np.isfinite(limits)), limits
+    n_pa = 24
+    hits = count_recoveries(
+        free,
+        angles,
+        naco["psf"],
+        reduce,
+        fwhm=FWHM,
+        separations=seps,
+        fluxes=limits * STAR_FLUX,
+        n_pa=n_pa,
+        profile=profile,
+    )
+    fractions = hits / n_pa
+    assert np.all((fractions >= 0.3) & (fractions <= 0.9)), fractions
+    assert 0.4 <= fractions.mean() <= 0.75, fractions

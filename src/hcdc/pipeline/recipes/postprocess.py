@@ -167,7 +167,12 @@ class Postprocess(Recipe):
     name = "l2-postprocess"
     product_level = 2
     product_type = "level2-image"
-    version = "1.4"
+    version = "1.5"
+    #: :func:`postprocess`'s ``null_threshold``: 1.5 calibrates the detection threshold (and the
+    #: contrast curve's) on the inverted-angle null map of the data
+    #: (:mod:`hcdc.science.postprocessing.null_threshold`: cards ``DETNULL``/``DETNU``/``DETK``,
+    #: contrast column ``SNR_THR``; one more reduction); <= 1.4: the Student threshold
+    null_threshold = True
     #: 1.4: ``derotation`` angles turn counter-clockwise (vlt-sphere/VIP/IRDAP sense) and a Level 1
     #: product's convention comes from its ``ROTSENSE`` card (none: hcdc's old clockwise sense);
     #: <= 1.3: ``derotation`` meant hcdc's clockwise sense (:data:`LEGACY_DEROTATION`)
@@ -269,6 +274,7 @@ class Postprocess(Recipe):
                 spectral_empty_majority=self.spectral_empty_majority,
                 drop_spectral_residuals=self.drop_spectral_residuals,
                 aperture_noise_errors=self.aperture_noise_errors,
+                null_threshold=self.null_threshold and params.detection_threshold is None,
                 image_unit=data["unit"],
                 inputs=data["input_names"],
                 progress=context.progress,
@@ -623,6 +629,21 @@ def _user_cube_inputs(
 
 
 @register_recipe
+class PostprocessV14(Postprocess):
+    """``l2-postprocess`` 1.4, kept so that products made before 1.5 rerun from their provenance
+    bit for bit, and run by the standard workflows until 1.5 is adopted there
+    (:data:`WORKFLOW_VERSION`): detection and contrast at the Student threshold."""
+
+    version = "1.4"
+    null_threshold = False
+
+
+#: The ``l2-postprocess`` version the standard workflows (IRDIS, IFS, ZIMPOL, user cube) pin: 1.4
+#: until 1.5's calibrated threshold has passed the whole suite (docs/postprocessing.md).
+WORKFLOW_VERSION = "1.4"
+
+
+@register_recipe
 class PostprocessV13(Postprocess):
     """``l2-postprocess`` 1.3, kept so that products made before 1.4 rerun from their provenance
     bit for bit: ``derotation`` angles (a parameter, an input's ``ANGCONV`` or a Level 1
@@ -631,6 +652,7 @@ class PostprocessV13(Postprocess):
 
     version = "1.3"
     Parameters = PostprocessParametersV13
+    null_threshold = False
     legacy_derotation = True
     fit_x_scale = None
     drop_spectral_residuals = False
@@ -647,6 +669,7 @@ class PostprocessV12(Postprocess):
 
     version = "1.2"
     Parameters = PostprocessParameters
+    null_threshold = False
     legacy_derotation = True
     fit_x_scale = None
     records_frames = False
@@ -666,6 +689,7 @@ class PostprocessV11(Postprocess):
 
     version = "1.1"
     Parameters = PostprocessParametersV11
+    null_threshold = False
     legacy_derotation = True
     fit_x_scale = None
     measures_astrometric_errors = False
@@ -799,6 +823,7 @@ class PostprocessRdi(Postprocess):
     #: 1.1: as ``l2-postprocess`` 1.4 (Level 1 ``DEROT`` turned counter-clockwise where the product
     #: says ``ROTSENSE = 'CCW'``, Gaussian fits with ``x_scale=1.0``); 1.0 (kept) as 1.3
     version = "1.1"
+    null_threshold = False  # the Student threshold, as l2-postprocess 1.4
     description = "Level 1 cube + archive reference library -> Level 2 RDI image, S/N, contrast, detections"
     Parameters = PostprocessRdiParametersV11
     inputs = (

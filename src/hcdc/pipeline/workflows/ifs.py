@@ -19,6 +19,7 @@ import copy
 from typing import Any
 
 from hcdc.pipeline.ports import DataKind, Port
+from hcdc.pipeline.recipes.postprocess import WORKFLOW_VERSION as L2_VERSION
 from hcdc.pipeline.workflow import Node, Workflow, register_workflow
 
 _IFS_MODES = [("SPHERE", "IFS", "IFS-YJ"), ("SPHERE", "IFS", "IFS-YJH")]
@@ -64,7 +65,11 @@ def _ifs_l1_l2() -> Workflow:
         nodes=(
             Node("level1", "level1-ifs", {"raw": "inputs.raw"}),
             Node(
-                "level2", "l2-postprocess", {"level1": "level1.product"}, copy.deepcopy(IFS_LEVEL2_DEFAULTS)
+                "level2",
+                "l2-postprocess",
+                {"level1": "level1.product"},
+                copy.deepcopy(IFS_LEVEL2_DEFAULTS),
+                version=L2_VERSION,
             ),
             Node(
                 "spectra",

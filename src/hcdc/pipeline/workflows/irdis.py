@@ -8,6 +8,7 @@ from typing import Any
 from hcdc.pipeline.ports import DataKind, Port
 from hcdc.pipeline.recipes.astrometric_field import RECIPE_NAME as ASTROMETRY_RECIPE
 from hcdc.pipeline.recipes.irdis_masters import RECIPE_NAME
+from hcdc.pipeline.recipes.postprocess import WORKFLOW_VERSION as L2_VERSION
 from hcdc.pipeline.workflow import Node, Workflow, register_workflow
 
 CALIBRATION_WORKFLOW = "irdis-calibrations"
@@ -53,7 +54,13 @@ def _irdis_l1_l2() -> Workflow:
         inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one sequence and its calibrations"),),
         nodes=(
             Node("level1", "level1-irdis", {"raw": "inputs.raw"}),
-            Node("level2", "l2-postprocess", {"level1": "level1.product"}, dict(IRDIS_LEVEL2_DEFAULTS)),
+            Node(
+                "level2",
+                "l2-postprocess",
+                {"level1": "level1.product"},
+                dict(IRDIS_LEVEL2_DEFAULTS),
+                version=L2_VERSION,
+            ),
         ),
         outputs={"level1": "level1.product", "level2": "level2.product", "summary": "level2.summary"},
     )
@@ -78,12 +85,19 @@ def _irdis_l1_l2_selection() -> Workflow:
         inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one sequence and its calibrations"),),
         nodes=(
             Node("level1", "level1-irdis", {"raw": "inputs.raw"}),
-            Node("level2", "l2-postprocess", {"level1": "level1.product"}, dict(IRDIS_LEVEL2_DEFAULTS)),
+            Node(
+                "level2",
+                "l2-postprocess",
+                {"level1": "level1.product"},
+                dict(IRDIS_LEVEL2_DEFAULTS),
+                version=L2_VERSION,
+            ),
             Node(
                 "level2_selected",
                 "l2-postprocess",
                 {"level1": "level1.product"},
                 {**IRDIS_LEVEL2_DEFAULTS, "frame_selection": dict(IRDIS_FRAME_SELECTION_DEFAULTS)},
+                version=L2_VERSION,
             ),
         ),
         outputs={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hcdc.pipeline.ports import DataKind, Port
+from hcdc.pipeline.recipes.postprocess import WORKFLOW_VERSION as L2_VERSION
 from hcdc.pipeline.workflow import Node, Workflow, register_workflow
 
 
@@ -25,6 +26,7 @@ def _l2_user_cube() -> Workflow:
                 "l2-postprocess",
                 {name: f"inputs.{name}" for name in ("cube", "angles", "psf", "wavelengths", "reference")},
                 {"algorithm": "pca", "ncomp": 10},
+                version=L2_VERSION,
             ),
         ),
         outputs={"level2": "level2.product", "summary": "level2.summary"},

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from hcdc.pipeline.ports import DataKind, Port
+from hcdc.pipeline.recipes.postprocess import WORKFLOW_VERSION as L2_VERSION
 from hcdc.pipeline.workflow import Node, Workflow, register_workflow
 
 #: Level 2 defaults of the ZIMPOL imaging workflow.
@@ -26,7 +27,13 @@ def _zimpol_l1_l2() -> Workflow:
         inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one sequence and its calibrations"),),
         nodes=(
             Node("level1", "level1-zimpol", {"raw": "inputs.raw"}),
-            Node("level2", "l2-postprocess", {"level1": "level1.product"}, dict(ZIMPOL_LEVEL2_DEFAULTS)),
+            Node(
+                "level2",
+                "l2-postprocess",
+                {"level1": "level1.product"},
+                dict(ZIMPOL_LEVEL2_DEFAULTS),
+                version=L2_VERSION,
+            ),
         ),
         outputs={"level1": "level1.product", "level2": "level2.product", "summary": "level2.summary"},
     )

@@ -29,6 +29,7 @@ from hcdc.science.postprocessing.contrast import ContrastCurve, contrast_curve, 
 from hcdc.science.postprocessing.detection import (
     GAUSSIAN_5SIGMA_FPF,
     SEARCH_RADIUS_FWHM,
+    ThresholdProfile,
     detect_candidates,
 )
 from hcdc.science.postprocessing.fakes import inject_companions
@@ -108,6 +109,7 @@ def completeness_curve(
     match_radius: float | None = None,
     pa: float = 0.0,
     threads: int | None = None,
+    profile: ThresholdProfile | None = None,
 ) -> CompletenessCurve:
     """Contrast at which ``completeness`` of fakes are recovered by hcdc's detection (module docstring).
 
@@ -122,6 +124,9 @@ def completeness_curve(
     Cost: about ``n_fakes x levels x runs per level`` reductions, run on up to ``threads``
     threads (default :func:`hcdc.runtime.blas.task_threads`; cubes below
     :data:`~hcdc.runtime.blas.SMALL_PROBLEM` elements), with the same result as serially.
+    ``profile``: the detection's S/N threshold per separation instead of the Student one of
+    ``fpf`` (e.g. calibrated on a null map, :mod:`~hcdc.science.postprocessing.null_threshold`),
+    for the detection that counts the fakes and for ``start`` when computed here.
     """
     if not 0 < completeness < 1:
         raise ValueError(f"completeness must be in (0, 1); got {completeness}")
@@ -137,7 +142,15 @@ def completeness_curve(
     seps = np.asarray(separations, dtype=np.float64)
     if start is None:
         start = contrast_curve(
-            cube, angles, psf, fwhm=fwhm, star_flux=star_flux, algorithm=algorithm, params=params, fpf=fpf
+            cube,
+            angles,
+            psf,
+            fwhm=fwhm,
+            star_flux=star_flux,
+            algorithm=algorithm,
+            params=params,
+            fpf=fpf,
+            profile=profile,
         )
     base = np.asarray(start.at(seps), dtype=np.float64)
     spec = get_algorithm(algorithm)
@@ -174,7 +187,7 @@ def completeness_curve(
             xy = [geometry.polar_to_pixel(s, p, shape) for s, p in zip(run_seps, pas, strict=True)]
             xs, ys = np.array([q[0] for q in xy]), np.array([q[1] for q in xy])
             snr = local_snr_map(image, xs, ys, fwhm, radius)
-            found = detect_candidates(snr, fwhm, fpf=fpf, image=image, rotation=rotation)
+            found = detect_candidates(snr, fwhm, fpf=fpf, image=image, rotation=rotation, profile=profile)
             return np.array([any(np.hypot(c.x - x, c.y - y) <= match for c in found) for x, y in xy])
 
         small = cube.size < SMALL_PROBLEM

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal, stats
 
-from hcdc.science.postprocessing.detection import student_threshold
+from hcdc.science.postprocessing.detection import ThresholdProfile, student_threshold
 from hcdc.science.postprocessing.throughput import (
     ThroughputCurve,
     default_separations,
@@ -103,6 +103,9 @@ class ContrastCurve:
     throughput_curve: ThroughputCurve
     criterion: str = "detection"  # see CRITERIA
     fpf: float = float(stats.norm.sf(5.0))  # false-positive fraction of the detection criterion
+    #: S/N threshold at each separation when it came from a threshold profile (e.g. calibrated on
+    #: a null map: :mod:`~hcdc.science.postprocessing.null_threshold`); None: Student/Gaussian
+    threshold: np.ndarray | None = None
 
     def at(self, separation: np.ndarray | float) -> np.ndarray:
         """Contrast interpolated (log-linearly) at ``separation`` px; NaN outside the curve."""
@@ -156,9 +159,23 @@ def noise_profile(
 
 
 def _thresholds(
-    separations: np.ndarray, fwhm: float, sigma: float, fpf: float | None, student: bool, criterion: str
+    separations: np.ndarray,
+    fwhm: float,
+    sigma: float,
+    fpf: float | None,
+    student: bool,
+    criterion: str,
+    profile: ThresholdProfile | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """S/N thresholds ``(student or gaussian, gaussian)`` of ``criterion`` at ``separations``."""
+    """S/N thresholds ``(student or gaussian, gaussian)`` of ``criterion`` at ``separations``;
+    with a ``profile`` (detection criterion only) the first is ``profile.at(separations)``."""
+    if profile is not None:
+        if criterion != "detection":
+            raise ValueError("a threshold profile is a detection criterion: criterion must be 'detection'")
+        p = curve_fpf(sigma, fpf)
+        return np.asarray(profile.at(separations), dtype=np.float64), np.full(
+            separations.shape, stats.norm.isf(p)
+        )
     if criterion == "detection":
         p = curve_fpf(sigma, fpf)
         gaussian = np.full(separations.shape, stats.norm.isf(p))
@@ -177,6 +194,7 @@ def limit_flux_profile(
     student: bool = True,
     criterion: str = "detection",
     smooth: bool = True,
+    profile: ThresholdProfile | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Limit in recovered aperture flux (before throughput) of a fake-free final ``image``.
 
@@ -184,12 +202,13 @@ def limit_flux_profile(
     reduction to sit at the threshold of ``criterion`` (module docstring), from the statistics of
     :func:`noise_profile`. Returns ``(limit, limit_gaussian, noise, mean)`` in image units x
     pixels: the Student (or, with ``student=False``, Gaussian) limit, the Gaussian one, and the
-    smoothed standard deviation and mean of the apertures.
+    smoothed standard deviation and mean of the apertures. ``profile``: the detection's S/N
+    threshold per separation instead of the Student one (:func:`_thresholds`).
     """
     _check_criterion(criterion)
     separations = np.asarray(separations, dtype=np.float64)
     noise, mean, mawet = noise_profile(image, separations, fwhm=fwhm, smooth=smooth)
-    threshold, gaussian = _thresholds(separations, fwhm, sigma, fpf, student, criterion)
+    threshold, gaussian = _thresholds(separations, fwhm, sigma, fpf, student, criterion, profile)
     if criterion == "detection":
         return threshold * mawet, gaussian * mawet, noise, mean
     return threshold * noise + mean, gaussian * noise + mean, noise, mean
@@ -227,12 +246,15 @@ def image_contrast_curve(
     smooth: bool = True,
     criterion: str = "detection",
     fpf: float | None = None,
+    profile: ThresholdProfile | None = None,
 ) -> ContrastCurve:
     """Contrast curve of a final ``image`` whose algorithm ``throughput`` is known.
 
     Every ``step`` px from 1 FWHM to the edge: the limit flux of :func:`limit_flux_profile`
     (``criterion``, ``sigma``/``fpf``, ``student``, ``smooth``) divided by the throughput
     (interpolated linearly) and ``star_flux``; NaN where the throughput is not positive.
+    ``profile``: the detection's S/N threshold per separation instead of the Student one (then
+    recorded in the curve's ``threshold``).
     :func:`contrast_curve` measures the throughput and calls this.
     """
     separations = default_separations(image.shape, fwhm, step)
@@ -245,6 +267,7 @@ def image_contrast_curve(
         student=student,
         criterion=criterion,
         smooth=smooth,
+        profile=profile,
     )
     tp = throughput.at(separations)
     # The detection criterion divides by what the detection sees of a companion (its Mawet signal
@@ -276,6 +299,7 @@ def image_contrast_curve(
         throughput_curve=throughput,
         criterion=criterion,
         fpf=curve_fpf(sigma, fpf) if criterion == "detection" else float(stats.norm.sf(sigma)),
+        threshold=None if profile is None else np.asarray(profile.at(separations), dtype=np.float64),
     )
 
 
@@ -326,6 +350,7 @@ def limit_throughput(
     rtol: float = 0.05,
     cache: bool = True,
     threads: int | None = None,
+    profile: ThresholdProfile | None = None,
 ) -> ThroughputCurve:
     """Throughput of fakes injected at the detection limit they define (a fixed point).
 
@@ -352,6 +377,7 @@ def limit_throughput(
     (measured on NACO: a 2-FWHM fake at its limit lowers the throughput at 5 FWHM by ~30 %).
     The branches of each measurement run on up to ``threads`` threads
     (:func:`~hcdc.science.postprocessing.throughput.throughput_curve`; same result as serially).
+    ``profile``: the detection's S/N threshold per separation instead of the Student one.
     """
     params = dict(params or {})
     shape = np.asarray(cube).shape
@@ -396,6 +422,7 @@ def limit_throughput(
         fc_rad_sep=fc_rad_sep,
         max_iter=max_iter,
         rtol=rtol,
+        profile=profile,
     )[0]
 
 
@@ -421,6 +448,7 @@ def fixed_point_throughput(
     fc_rad_sep: int = 3,
     max_iter: int = 4,
     rtol: float = 0.05,
+    profile: ThresholdProfile | None = None,
 ) -> list[ThroughputCurve]:
     """The fixed point of :func:`limit_throughput` for any reduction, given as ``measure``.
 
@@ -432,12 +460,21 @@ def fixed_point_throughput(
     saturation probe are decided on the first output; the other outputs (e.g. the per-wavelength
     images of a spectral algorithm, :mod:`~hcdc.science.postprocessing.spectral_throughput`)
     keep the measurements of the same fakes, and are zeroed where the first is given up.
-    Returns one curve per output.
+    Returns one curve per output. ``profile``: the detection's S/N threshold per separation
+    instead of the Student one (:func:`_thresholds`).
     """
     seps = np.asarray(separations, dtype=np.float64)
     grid = default_separations(image.shape, fwhm, step)
     limit, *_ = limit_flux_profile(
-        image, grid, fwhm=fwhm, sigma=sigma, fpf=fpf, student=student, criterion=criterion, smooth=smooth
+        image,
+        grid,
+        fwhm=fwhm,
+        sigma=sigma,
+        fpf=fpf,
+        student=student,
+        criterion=criterion,
+        smooth=smooth,
+        profile=profile,
     )
     noise_floor = noise_per_annulus(image, fwhm, seps)[0]
     # VIP's criterion adds the (often negative) residual mean: keep the target at least 1 noise.
@@ -445,7 +482,7 @@ def fixed_point_throughput(
     detection = criterion == "detection"
     # The detection criterion aims at the threshold S/N itself (measured on each fake); VIP's at the
     # recovered aperture flux ``target``. Both as "wanted value / (value per injected flux)".
-    wanted = _thresholds(seps, fwhm, sigma, fpf, student, criterion)[0] if detection else target
+    wanted = _thresholds(seps, fwhm, sigma, fpf, student, criterion, profile)[0] if detection else target
     first = measure(seps, target, 1, fc_rad_sep, False)
     flux = target / np.maximum(first[0].throughput, MIN_THROUGHPUT)
     outputs = len(first)
@@ -532,6 +569,7 @@ def contrast_curve(
     rtol: float = 0.05,
     cache: bool = True,
     threads: int | None = None,
+    profile: ThresholdProfile | None = None,
 ) -> ContrastCurve:
     """Detection-limit contrast curve of ``algorithm`` on ``cube`` every ``step`` px from 1 FWHM to the edge.
 
@@ -548,6 +586,9 @@ def contrast_curve(
     ``criterion='vip', fc_snr=100, throughput_step=1.0`` with PCA ``scaling=None`` reproduces VIP
     2.1.1's ``contrast_curve`` (its fakes overlap). The fake-injection reductions run on up to
     ``threads`` threads (default :func:`hcdc.runtime.blas.task_threads`), with the same result.
+    ``profile``: the detection's S/N threshold per separation (e.g. calibrated on the data's
+    null map, :mod:`~hcdc.science.postprocessing.null_threshold`) instead of the Student one;
+    the fakes then aim at that threshold and the curve records it (``threshold``).
     """
     if star_flux <= 0:
         raise ValueError(f"star_flux must be positive; got {star_flux}")
@@ -575,6 +616,7 @@ def contrast_curve(
             max_iter=max_iter,
             rtol=rtol,
             cache=cache,
+            profile=profile,
         )
     else:
         tp = throughput_curve(
@@ -599,4 +641,5 @@ def contrast_curve(
         smooth=smooth,
         criterion=criterion,
         fpf=fpf,
+        profile=profile,
     )

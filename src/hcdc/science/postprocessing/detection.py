@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy import ndimage, optimize, stats
@@ -24,6 +25,7 @@ from hcdc.science.postprocessing.snr import snr_at
 __all__ = [
     "Candidate",
     "GaussianFit",
+    "ThresholdProfile",
     "fit_gaussian_2d",
     "gaussian_fit_x_scale",
     "detect_candidates",
@@ -137,6 +139,15 @@ class Candidate:
     snr: float  # S/N map value at the peak pixel
     threshold: float  # S/N threshold at that separation
     fpf: float  # false-positive fraction of the S/N value under the null hypothesis
+
+
+class ThresholdProfile(Protocol):
+    """A separation-dependent S/N threshold and the false-positive fraction of an S/N value under
+    its null law, e.g. :class:`hcdc.science.postprocessing.null_threshold.EmpiricalThreshold`."""
+
+    def at(self, separation: np.ndarray | float) -> np.ndarray: ...
+
+    def fpf_of(self, snr: np.ndarray | float, separation: np.ndarray | float) -> np.ndarray: ...
 
 
 def _dof(separation: np.ndarray, fwhm: float) -> np.ndarray:
@@ -257,11 +268,15 @@ def detect_candidates(
     min_separation: float | None = None,
     valid: np.ndarray | None = None,
     rotation: float | None = None,
+    profile: ThresholdProfile | None = None,
 ) -> list[Candidate]:
     """Local maxima of ``snr_map`` above the false-alarm threshold, one per source, brightest first.
 
     By default the threshold at each separation is :func:`student_threshold` for ``fpf``
-    (5-sigma-Gaussian equivalent); ``threshold`` gives a fixed S/N instead. ``valid`` (bool, the
+    (5-sigma-Gaussian equivalent); ``threshold`` gives a fixed S/N instead, ``profile`` a
+    threshold per separation (``profile.at(r)``, e.g. calibrated on a null map:
+    :mod:`~hcdc.science.postprocessing.null_threshold`; the candidates' ``fpf`` is then
+    ``profile.fpf_of(snr, r)``; ``fpf`` is not used). ``valid`` (bool, the
     map's shape) restricts the S/N peaks to where it is True (e.g. :func:`valid_detection_area`).
 
     With ``image`` (the final image) each S/N peak is moved to its source with
@@ -294,9 +309,14 @@ def detect_candidates(
     min_sep = MIN_SEPARATION_FWHM * fwhm if min_separation is None else float(min_separation)
     finite = np.where(np.isfinite(snr_map), snr_map, -np.inf)
     r = geometry.distance_map(snr_map.shape)
-    limit = (
-        np.full(snr_map.shape, float(threshold)) if threshold is not None else student_threshold(r, fwhm, fpf)
-    )
+    if threshold is not None and profile is not None:
+        raise ValueError("give a fixed threshold or a threshold profile, not both")
+    if profile is not None:
+        limit = np.asarray(profile.at(r), dtype=np.float64)
+    elif threshold is not None:
+        limit = np.full(snr_map.shape, float(threshold))
+    else:
+        limit = student_threshold(r, fwhm, fpf)
     size = max(3, int(np.ceil(fwhm)) | 1)
     peaks = (finite == ndimage.maximum_filter(finite, size=size, mode="constant", cval=-np.inf)) & (
         finite > limit
@@ -322,6 +342,11 @@ def detect_candidates(
                 continue
             peak_values.append(peak)
         value = float(snr_map[y, x])
+        chance = (
+            profile.fpf_of(value, r[y, x])
+            if profile is not None
+            else stats.t.sf(value, _dof(np.array(r[y, x]), fwhm))
+        )
         kept.append(
             Candidate(
                 fx,
@@ -330,7 +355,7 @@ def detect_candidates(
                 pa,
                 value,
                 float(limit[y, x]),
-                float(stats.t.sf(value, _dof(np.array(r[y, x]), fwhm))),
+                float(chance),
             )
         )
         if len(kept) >= max_candidates:

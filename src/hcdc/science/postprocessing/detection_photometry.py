@@ -31,7 +31,7 @@ import numpy as np
 
 from hcdc.science import geometry
 from hcdc.science.postprocessing.base import AlgorithmSpec
-from hcdc.science.postprocessing.detection import detect_candidates, refine_position
+from hcdc.science.postprocessing.detection import ThresholdProfile, detect_candidates, refine_position
 from hcdc.science.postprocessing.fakes import inject_companions
 from hcdc.science.postprocessing.negfc import negfc_fit, remove_companion
 from hcdc.science.postprocessing.photometry import aperture_sums
@@ -70,10 +70,11 @@ def find_candidates(
     pixel_scale_mas: float | None,
     valid: np.ndarray | None = None,
     rotation: float | None = None,
+    profile: ThresholdProfile | None = None,
 ) -> list[Detection]:
     """S/N peaks above the criterion (positions refined on ``image``), not yet measured; with
     ``valid`` (bool mask) only where it is True, with ``rotation`` (field rotation, deg) without
-    ADI side lobes (see ``detect_candidates``)."""
+    ADI side lobes, with ``profile`` above its threshold per separation (see ``detect_candidates``)."""
     return [
         Detection(
             x=c.x,
@@ -86,7 +87,14 @@ def find_candidates(
             photometry="none",
         )
         for c in detect_candidates(
-            snr, fwhm, fpf=fpf, threshold=threshold, image=image, valid=valid, rotation=rotation
+            snr,
+            fwhm,
+            fpf=fpf,
+            threshold=threshold,
+            image=image,
+            valid=valid,
+            rotation=rotation,
+            profile=profile,
         )
     ]
 

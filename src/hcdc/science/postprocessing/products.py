@@ -158,6 +158,10 @@ class ContrastCurves:
     #: image's noise and throughput, its star flux); False when the rows repeat the final image's
     #: limit for a flat-contrast companion (see :func:`hcdc.science.postprocessing.run.postprocess`).
     per_wavelength: bool = False
+    #: (n_sep,) S/N threshold of the detection the curves are the limit of, when it was calibrated
+    #: on the data (``l2-postprocess`` 1.5, :mod:`~hcdc.science.postprocessing.null_threshold`;
+    #: column ``SNR_THR``); None: the Student threshold of ``fpf``.
+    threshold: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.separation_px = np.asarray(self.separation_px, dtype=np.float64).ravel()
@@ -211,6 +215,8 @@ class ContrastCurves:
         }
         if self.per_wavelength:
             out["per_wavelength"] = True
+        if self.threshold is not None:
+            out["threshold"] = "calibrated on the data's null map (SNR_THR)"
         return out
 
     def at(self, separation_px: float, wavelength_index: int = 0, completeness: bool = False) -> float:
@@ -251,7 +257,10 @@ class PostprocessResult:
     ``l2-postprocess`` 1.4), None where that rule was not applied. ``photometric_errors``: what
     the detections' ``flux_err``/``contrast_err`` hold: ``'APERTURE+THROUGHPUT'`` (1.4: the
     aperture's noise in quadrature with the uncertainty of the fakes' mean throughput), None
-    (before 1.4: the scatter of the fakes' throughput only).
+    (before 1.4: the scatter of the fakes' throughput only). ``detection_null``: the detection
+    threshold calibrated on the inverted-angle null map
+    (:class:`~hcdc.science.postprocessing.null_threshold.EmpiricalThreshold`; ``l2-postprocess``
+    1.5: cards ``DETNULL``, ``DETNU``, ``DETK``), None where the Student threshold was used.
     """
 
     image: np.ndarray
@@ -276,6 +285,7 @@ class PostprocessResult:
     astrometric_error_psf: str | None = None
     spectral_residuals: list[dict[str, Any]] | None = None
     photometric_errors: str | None = None
+    detection_null: Any = None
     software_version: str = __version__
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -314,6 +324,14 @@ class PostprocessResult:
             "contrast_at": [],
             "warnings": list(self.warnings),
         }
+        if self.detection_null is not None:
+            out["detection_null"] = {
+                "method": "inverted-angles",
+                "fpf_per_resolution_element": self.detection_null.fpf,
+                "tail_dof": self.detection_null.nu,
+                "threshold_factor": self.detection_null.tail_factor,
+                "tail_evidence": self.detection_null.evidence,
+            }
         curves = self.contrast
         out["contrast_curve"] = None if curves is None else curves.description()
         if curves is not None and self.separation_unit_known:
@@ -471,6 +489,14 @@ def _primary_hdu(result: PostprocessResult) -> fits.PrimaryHDU:
         value = _fits_float(value)
         if value is not None:
             set_card(h, key, value, comment)
+    null = result.detection_null
+    if null is not None:  # l2-postprocess 1.5
+        set_card(h, "DETFPF", float(null.fpf), "false-positive fraction per resolution element")
+        set_card(h, "DETNULL", "INVERTED-ANGLES", "threshold calibrated on this null map")
+        set_card(h, "DETNU", float(null.nu), "Student dof of the null map's S/N tail")
+        set_card(h, "DETK", float(null.tail_factor), "S/N threshold = DETK x Student threshold")
+        set_card(h, "DETNPIX", int(null.n_pixels), "null-map pixels of the tail fit")
+        set_card(h, "DETEVID", float(null.evidence), "evidence of that tail against Gaussian")
     if result.contrast is not None:
         set_card(h, "NSIGMA", float(result.contrast.nsigma), "contrast curve confidence (sigma)")
     for key, value, comment in result.orientation.header_cards():
@@ -503,6 +529,8 @@ def _contrast_hdu(
         ]
         if curves.completeness is not None:
             cols.append(fits.Column(name=f"COMPL_{k}", format="D", unit="", array=curves.completeness[k]))
+    if curves.threshold is not None:  # l2-postprocess 1.5: calibrated on the data's null map
+        cols.append(fits.Column(name="SNR_THR", format="D", unit="", array=curves.threshold))
     hdu = fits.BinTableHDU.from_columns(cols, name="CONTRAST")
     h = hdu.header
     h["NSIGMA"] = (float(curves.nsigma), "confidence of the contrast (sigma)")
@@ -699,6 +727,21 @@ def _optional_float(header: fits.Header, key: str) -> float | None:
     return float(header[key]) if key in header else None
 
 
+def _read_null(primary: fits.Header) -> Any:
+    """The calibrated detection threshold of a 1.5 product (``DETNULL`` cards), else None."""
+    if "DETNULL" not in primary:
+        return None
+    from hcdc.science.postprocessing.null_threshold import EmpiricalThreshold
+
+    return EmpiricalThreshold(
+        float(primary["DETNU"]),
+        float(primary["DETFPF"]),
+        float(primary["FWHM"]),
+        int(primary["DETNPIX"]),
+        float(primary.get("DETEVID", float("nan"))),
+    )
+
+
 def _read_contrast(hdu: fits.BinTableHDU, path: Path) -> ContrastCurves:
     data = hdu.data
     names = [n.upper() for n in data.columns.names]
@@ -736,6 +779,7 @@ def _read_contrast(hdu: fits.BinTableHDU, path: Path) -> ContrastCurves:
         completeness_level=_optional_float(header, "COMPLETE"),
         completeness_fakes=int(header["COMPNFAK"]) if "COMPNFAK" in header else None,
         per_wavelength=bool(header.get("PERWAVE", False)),
+        threshold=np.asarray(data["SNR_THR"], dtype=np.float64) if "SNR_THR" in names else None,
     )
 
 
@@ -824,6 +868,7 @@ def read_product(path: str | Path) -> PostprocessResult:
             star_flux=_optional_float(primary, "STARFLUX"),
             detection_threshold=_optional_float(primary, "DETTHR"),
             detection_fpf=_optional_float(primary, "DETFPF"),
+            detection_null=_read_null(primary),
             inputs=inputs,
             orientation=Orientation.from_header(primary),
             warnings=_read_warnings(primary),

@@ -75,6 +75,12 @@ from hcdc.science.postprocessing.detection_photometry import (
     spectral_fake_reduction,
 )
 from hcdc.science.postprocessing.negfc import remove_companion
+from hcdc.science.postprocessing.null_threshold import (
+    EmpiricalThreshold,
+    calibrate_threshold,
+    inverted_angles,
+    without_rings,
+)
 from hcdc.science.postprocessing.photometry import aperture_sums, gaussian_psf, normalize_psf
 from hcdc.science.postprocessing.products import ContrastCurves, Detection, PostprocessResult
 from hcdc.science.postprocessing.sanity import check_positive, contrast_warnings, star_flux_warning
@@ -328,6 +334,7 @@ def postprocess(
     completeness_options: Mapping[str, Any] | None = None,
     drop_spectral_residuals: bool = False,
     aperture_noise_errors: bool = False,
+    null_threshold: bool = False,
 ) -> PostprocessResult:
     """Run ``algorithm`` on a Level 1 cube and derive every Level 2 output.
 
@@ -380,6 +387,15 @@ def postprocess(
       (:func:`_with_aperture_noise`; not for ``'negfc'``, whose fit errors come from injection
       trials in the data's noise, nor ``'aperture'``, which has no contrast); the result says so
       (``result.photometric_errors``, card ``PHOTERR``).
+    * ``null_threshold=True`` (``l2-postprocess`` 1.5; not with a fixed ``detection_threshold``):
+      the detection threshold is calibrated on the data
+      (:mod:`~hcdc.science.postprocessing.null_threshold`): the cube is reduced a second time
+      with inverted angles (a companion is smeared, the speckle residuals keep their statistics:
+      Pairet et al. 2019's inverse STIM map), the tail of that null S/N map gives the factor
+      ``k >= 1`` by which the Student threshold of ``detection_fpf`` (per resolution element) is
+      raised, and detections, their ``fpf`` and, by default, the contrast curve (its fakes aim at
+      that threshold; ``result.contrast.threshold``) use it (``result.detection_null``). Costs one
+      more reduction and S/N map. The completeness curve's detection uses it too.
     * ``contrast_options``: passed to :func:`hcdc.science.postprocessing.contrast.contrast_curve`
       (``criterion``, ``sigma`` or ``fpf``, ``nbranch``, ``fc_snr``, ``step``, ...); the
       throughput map of the corrected image is the same measurement (computed once, reused). By
@@ -441,7 +457,8 @@ def postprocess(
     )
     fpf = GAUSSIAN_5SIGMA_FPF if detection_fpf is None else float(detection_fpf)
     warnings_out = _star_flux_check(plan, image_unit, star_flux is None)
-    if detection_threshold is None and not {"sigma", "fpf"} & set(plan.contrast_options):
+    own_limit = detection_threshold is None and not {"sigma", "fpf"} & set(plan.contrast_options)
+    if own_limit:
         # The contrast curve is the limit of this call's own detection criterion.
         plan.contrast_options["fpf"] = fpf
 
@@ -453,6 +470,18 @@ def postprocess(
     snr = snr_map(
         final, fwhm_final, progress=lambda done, total: _report(progress, "S/N map", done, total)
     ).astype(np.float32)
+    valid = valid_detection_area(empty, fwhm_final)
+    profile = None
+    if null_threshold and detection_threshold is None:
+        # Candidates at the Student threshold: their rings stay out of the null fit (a companion's
+        # light smeared by the inverted angles is still there).
+        student = find_candidates(
+            snr, final, fwhm=fwhm_final, threshold=None, fpf=fpf, pixel_scale_mas=None, valid=valid
+        )
+        null_valid = without_rings(valid, [c.separation_px for c in student], fwhm_final)
+        profile = _null_threshold(plan, full, fpf, null_valid, progress)
+        if own_limit and plan.contrast_options.get("criterion", "detection") == "detection":
+            plan.contrast_options["profile"] = profile
     candidates = find_candidates(
         snr,
         final,
@@ -460,8 +489,9 @@ def postprocess(
         threshold=detection_threshold,
         fpf=fpf,
         pixel_scale_mas=pixel_scale_mas,
-        valid=valid_detection_area(empty, fwhm_final),
+        valid=valid,
         rotation=float(np.ptp(plan.angles)),
+        profile=profile,
     )
     residuals = None
     if drop_spectral_residuals and plan.spec.spectral:
@@ -542,7 +572,39 @@ def postprocess(
         ),
         spectral_residuals=residuals,
         photometric_errors="APERTURE+THROUGHPUT" if aperture_noise_errors else None,
+        detection_null=profile,
     )
+
+
+def _null_threshold(
+    plan: _Plan, full: np.ndarray | None, fpf: float, valid: np.ndarray, progress: ProgressCallback | None
+) -> EmpiricalThreshold:
+    """The detection threshold calibrated on the inverted-angle reduction's S/N map
+    (:func:`~hcdc.science.postprocessing.null_threshold.calibrate_threshold`), reduced as
+    :func:`_first_pass` reduces the data (per wavelength plane and averaged, or the whole cube of
+    a spectral algorithm)."""
+    _report(progress, "null map", 0, 1)
+    angles = inverted_angles(plan.angles)
+    fwhm_final = float(np.mean(plan.fwhms))
+    if plan.spec.spectral:
+        cube = full if full is not None else _spectral_cube(plan)
+        fwhm_arg = np.asarray(plan.fwhms) if plan.n_wl > 1 else plan.fwhms[0]
+        null, _ = plan.spec.function(cube, angles, fwhm=fwhm_arg, wavelengths=plan.wavelengths, **plan.params)
+        null = np.asarray(null, dtype=np.float64)
+    else:
+        null = np.zeros(plan.shape)
+        for w in range(plan.n_wl):
+            plane, run_params = plan.plane_and_params(w)
+            null += run_algorithm(plan.spec.name, plane, angles, fwhm=plan.fwhms[w], **run_params)
+        null /= plan.n_wl
+    profile = calibrate_threshold(snr_map(null, fwhm_final), fwhm_final, fpf=fpf, valid=valid)
+    _report(progress, "null map", 1, 1)
+    return profile
+
+
+def _spectral_cube(plan: _Plan) -> np.ndarray:
+    """The whole cropped cube of a spectral algorithm (float32), as :func:`_first_pass` reads it."""
+    return np.ascontiguousarray(plan.cube[:, :, plan.crop[0], plan.crop[1]], dtype=np.float32)
 
 
 def _without_spectral_residuals(
@@ -1029,6 +1091,7 @@ def _adi_pass(
                     completeness=level,
                     fpf=curves[w].fpf,
                     start=curves[w],
+                    profile=plan.contrast_options.get("profile"),
                     **options,
                 )
         else:
@@ -1111,6 +1174,7 @@ def _spectral_pass(
         "criterion": str(options.get("criterion", "detection")),
         "student": bool(options.get("student", True)),
         "step": float(options.get("step", 1.0)),
+        "profile": options.get("profile"),
     }
     present = [s for s in plan.star_fluxes if s]
     mean_star = float(np.mean(present)) if present else None
@@ -1231,6 +1295,9 @@ def _merge_curves(
     grid = max((c.separation for c in present), key=len)
     n = len(curves)
     contrast, throughput, noise = (np.full((n, grid.size), np.nan) for _ in range(3))
+    # The detection threshold behind the curves when calibrated (the same for every wavelength).
+    thresholds = [c for c in present if c.threshold is not None]
+    threshold = _on_grid(grid, thresholds[0].separation, thresholds[0].threshold) if thresholds else None
     for k, c in enumerate(curves):
         if c is None:
             continue
@@ -1258,4 +1325,5 @@ def _merge_curves(
         completeness_level=complete[0].completeness if complete else None,
         completeness_fakes=complete[0].n_fakes if complete else None,
         per_wavelength=per_wavelength,
+        threshold=threshold,
     )

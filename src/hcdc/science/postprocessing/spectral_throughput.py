@@ -33,7 +33,7 @@ from hcdc.runtime.blas import SMALL_PROBLEM, map_tasks
 from hcdc.science import geometry
 from hcdc.science.postprocessing.base import AlgorithmSpec
 from hcdc.science.postprocessing.contrast import curve_fpf, fixed_point_throughput
-from hcdc.science.postprocessing.detection import GAUSSIAN_5SIGMA_FPF
+from hcdc.science.postprocessing.detection import GAUSSIAN_5SIGMA_FPF, ThresholdProfile
 from hcdc.science.postprocessing.fakes import inject_companions
 from hcdc.science.postprocessing.photometry import aperture_sums
 from hcdc.science.postprocessing.throughput import (
@@ -253,6 +253,7 @@ def spectral_limit_throughput(
     max_iter: int = 5,
     rtol: float = 0.05,
     threads: int | None = None,
+    profile: ThresholdProfile | None = None,
 ) -> list[ThroughputCurve]:
     """Throughput of a spectral algorithm's fakes at the detection limit of its final image.
 
@@ -264,7 +265,8 @@ def spectral_limit_throughput(
     wavelength and reduced by ``spec`` with ``params`` (:func:`spectral_throughput_curves`).
     Returns the final image's curve (``fake_fluxes``: the limit flux on the final image,
     ``snr_per_flux`` with the detection criterion) and one photometric curve per wavelength of
-    the same fakes.
+    the same fakes. ``profile``: the detection's S/N threshold per separation instead of the
+    Student one (e.g. calibrated on a null map, :mod:`~hcdc.science.postprocessing.null_threshold`).
     """
     reduction = {
         "final": final,
@@ -310,4 +312,5 @@ def spectral_limit_throughput(
         fc_rad_sep=fc_rad_sep,
         max_iter=max_iter,
         rtol=rtol,
+        profile=profile,
     )
