@@ -310,7 +310,7 @@ class UserCatalogue:
     def search_products(self, criteria: Criteria) -> Page:
         """One page of the current products matching ``criteria`` that the user may see
         (:func:`hcdc.archive.search.search_products`; raises its ``SearchError``)."""
-        return search_products(self.conn, criteria, self.access.products_clause())
+        return search_products(self.conn, criteria, self.access.products_filter())
 
     def list_products(self, **filters: Any) -> list[dict[str, Any]]:
         """Products the user may see, newest first (:func:`hcdc.archive.products.list_products`
