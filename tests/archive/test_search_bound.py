@@ -103,3 +103,36 @@ def test_one_statement_serves_every_user_and_every_moment(conn: Connection) -> N
     )
     ctx = AccessContext(conn, other, before_release)
     assert set(_ids(search_products(conn, criteria, ctx.products_filter()))) == set(products)
+
+
+def test_product_criteria_and_paging(conn: Connection) -> None:
+    """Level, type, algorithm, detections, contrast at 0.5" (filtered in Python), sorting, and a
+    page past the end (its total from a separate count), with the criteria bound."""
+    ds = add_dataset(conn, None, OBS - 3 * 365)
+    summaries = {
+        "pca": {"algorithm": "pca", "detections": [{"sep": 0.3}], "contrast_at": [
+            {"separation_arcsec": 0.5, "contrast": [2e-6]}]},
+        "adi": {"algorithm": "adi", "detections": [], "contrast_at": [
+            {"separation_arcsec": 0.5, "contrast": [3e-5]}]},
+    }  # fmt: skip
+    ids = {}
+    for name, summary in summaries.items():
+        ids[name] = add_product(conn, ds)
+        conn.execute(update(Product).where(Product.id == ids[name]).values(summary=summary))
+    ids["l1"] = add_product(conn, ds, product_type="level1-cube")
+    conn.execute(update(Product).where(Product.id == ids["l1"]).values(level=1))
+    everyone = AccessContext(conn, ADMIN).products_filter()
+
+    def found(**criteria) -> list[int]:  # noqa: ANN003 - Criteria fields
+        return _ids(search_products(conn, Criteria(**criteria), everyone))
+
+    assert found(algorithm="pca") == [ids["pca"]]
+    assert found(has_detections=True) == [ids["pca"]]
+    assert found(has_detections=False) == [ids["l1"], ids["adi"]]
+    assert found(level=1) == [ids["l1"]]
+    assert found(product_type="level1-cube") == [ids["l1"]]
+    assert found(contrast_05_max=1e-5) == [ids["pca"]]
+    assert found(level=2, sort="id", descending=False) == [ids["pca"], ids["adi"]]
+    past_end = search_products(conn, Criteria(level=2, offset=5, limit=1), everyone)
+    assert (past_end.total, past_end.rows) == (2, [])
+    assert search_products(conn, Criteria(level=2, offset=1, limit=1), everyone).total == 2
