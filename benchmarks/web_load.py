@@ -90,6 +90,8 @@ def prepare(url: str, n_files: int, root: Path) -> dict:
         public_ids = [r["id"] for r in search_products(conn, Criteria(limit=500), anonymous_clause).rows]
         mine = Criteria(limit=500, programme="100.C-0000")  # u0 leads programme 100.C-0000
         pi_ids = [r["id"] for r in search_products(conn, mine, pi_clause).rows]
+    with engine.connect() as conn:  # statistics, as autovacuum would have gathered on a live server
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     catalogue.close()
     return {
         "build_s": round(time.perf_counter() - start, 1),

@@ -33,6 +33,7 @@ from hcdc.archive.access import (
     load_principal,
     local_operator,
     mjd_of,
+    products_visibility_filter,
     programme_key,
     programme_key_sql,
     visible_batches_clause,
@@ -81,6 +82,12 @@ def decide(
     assert (in_sql is not None) == decision.allowed, (
         f"SQL and per-object disagree on {kind} {obj_id}: {decision}"
     )
+    if kind == "product":  # the same clause with the user and the clock as bound parameters
+        bound = products_visibility_filter(user, now, policy)
+        in_bound = conn.scalar(select(model.id).where(model.id == obj_id, bound.clause), bound.params)
+        assert (in_bound is not None) == decision.allowed, (
+            f"bound-parameter SQL and per-object disagree on {kind} {obj_id}: {decision}"
+        )
     return decision
 
 
@@ -810,6 +817,11 @@ def test_sql_filters_agree_with_per_object_decisions(catalogue, w) -> None:
                     in_sql = set(conn.scalars(select(model.id).where(_CLAUSES[kind](user, now, policy))))
                     per_object = {i for i in conn.scalars(select(model.id)) if ctx.can_see((kind, i))}
                     assert in_sql == per_object, (user.name, kind)
+                bound = products_visibility_filter(user, now, policy)  # user and clock bound
+                in_bound = set(conn.scalars(select(Product.id).where(bound.clause), bound.params))
+                assert in_bound == set(
+                    conn.scalars(select(Product.id).where(_CLAUSES["product"](user, now, policy)))
+                )
         finally:
             transaction.rollback()
 

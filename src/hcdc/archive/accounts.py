@@ -25,7 +25,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from hcdc.archive.access import (
     DEFAULT_POLICY,
@@ -417,26 +417,30 @@ def authenticate_token(conn: Connection, secret: str, now: dt.datetime | None = 
     return authenticate_token_use(conn, secret, now)[0]
 
 
+#: a token and its user by the token's hash (built once: every API request asks)
+_TOKEN_BY_HASH = (
+    select(
+        ApiToken.id.label("token_id"),
+        ApiToken.expires_at,
+        ApiToken.revoked_at,
+        ApiToken.last_used_at,
+        User.id,
+        User.name,
+        User.role,
+        User.is_active,
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
 def authenticate_token_use(
     conn: Connection, secret: str, now: dt.datetime | None = None
 ) -> tuple[Principal | None, bool]:
     """:func:`authenticate_token`, and whether the token's ``last_used_at`` was written on
     ``conn`` (at most once a minute per token): only then has the caller a write to commit."""
     now = utc_naive(now) if now else utcnow()
-    row = conn.execute(
-        select(
-            ApiToken.id.label("token_id"),
-            ApiToken.expires_at,
-            ApiToken.revoked_at,
-            ApiToken.last_used_at,
-            User.id,
-            User.name,
-            User.role,
-            User.is_active,
-        )
-        .join(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == _token_hash(secret))
-    ).first()
+    row = conn.execute(_TOKEN_BY_HASH, {"token_hash": _token_hash(secret)}).first()
     if row is None or row.revoked_at is not None or row.expires_at <= now or not row.is_active:
         return None, False
     last = row.last_used_at
@@ -884,6 +888,15 @@ def review_product(
         tdb.withdraw_product(conn, product_id)
 
 
+_PRODUCT_STATUS = (  # built once (each product page asks)
+    select(Product.id, ProductReview.status, ProductReview.reason, ReleaseDelay.delayed_until)
+    .select_from(Product)
+    .outerjoin(ProductReview, ProductReview.product_id == Product.id)
+    .outerjoin(ReleaseDelay, ReleaseDelay.product_id == Product.id)
+    .where(Product.id.in_(bindparam("ids", expanding=True)))
+)
+
+
 def product_status(conn: Connection, product_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
     """Review and release-delay state of products: ``{id: {"review", "reason", "delayed_until"}}``."""
     ids = list(product_ids)
@@ -891,13 +904,7 @@ def product_status(conn: Connection, product_ids: Iterable[int]) -> dict[int, di
     if not ids:
         return out
     # one query: at most one review and one delay per product (unique product_id in both tables)
-    rows = conn.execute(
-        select(Product.id, ProductReview.status, ProductReview.reason, ReleaseDelay.delayed_until)
-        .select_from(Product)
-        .outerjoin(ProductReview, ProductReview.product_id == Product.id)
-        .outerjoin(ReleaseDelay, ReleaseDelay.product_id == Product.id)
-        .where(Product.id.in_(ids))
-    )
+    rows = conn.execute(_PRODUCT_STATUS, {"ids": ids})
     for product_id, review, reason, delayed_until in rows:
         out[product_id].update(review=review, reason=reason, delayed_until=delayed_until)
     return out

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 
 from hcdc.archive import accounts, queries
 from hcdc.archive import batches as batch_reads
@@ -86,6 +86,12 @@ __all__ = [
 MAX_PROVENANCE_DEPTH = 6
 #: file metadata a service never shows (server paths, the raw header)
 _FILE_HIDDEN = ("location", "stored_path", "path", "header", "extra", "mtime_ns", "dataset_key")
+
+
+#: the dataset columns a product page shows (built once: a statement built per call costs ~0.2 ms)
+_DATASET_OF_PRODUCT = select(
+    Dataset.instrument, Dataset.mode, Dataset.night, Dataset.setup, Dataset.prog_id
+).where(Dataset.id == bindparam("dataset_id"))
 
 
 class UserCatalogue:
@@ -310,7 +316,7 @@ class UserCatalogue:
     def search_products(self, criteria: Criteria) -> Page:
         """One page of the current products matching ``criteria`` that the user may see
         (:func:`hcdc.archive.search.search_products`; raises its ``SearchError``)."""
-        return search_products(self.conn, criteria, self.access.products_clause())
+        return search_products(self.conn, criteria, self.access.products_filter())
 
     def list_products(self, **filters: Any) -> list[dict[str, Any]]:
         """Products the user may see, newest first (:func:`hcdc.archive.products.list_products`
@@ -348,11 +354,7 @@ class UserCatalogue:
         detail["delayed_until"] = status["delayed_until"]
         detail["public_date"] = self.access.product_public_date(product_id)
         if detail.get("dataset_id") is not None:
-            ds = self.conn.execute(
-                select(Dataset.instrument, Dataset.mode, Dataset.night, Dataset.setup, Dataset.prog_id).where(
-                    Dataset.id == detail["dataset_id"]
-                )
-            ).first()
+            ds = self.conn.execute(_DATASET_OF_PRODUCT, {"dataset_id": detail["dataset_id"]}).first()
             detail["dataset"] = dict(ds._mapping) if ds is not None else None
             detail["dataset_visible"] = bool(self.access.can_see_dataset(detail["dataset_id"]))
         provenance = detail.get("provenance") or {}

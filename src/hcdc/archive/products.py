@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from hcdc.archive.models import Dataset, File, utcnow
@@ -442,9 +442,26 @@ def list_products(
     return [_product_row(r) for r in conn.execute(query)]
 
 
+# statements of a product page, built once (a statement built per call costs ~0.2 ms of Python)
+_RECORD_OF_PRODUCT = select(ProvenanceEntry.record).where(
+    ProvenanceEntry.product_id == bindparam("product_id")
+)
+_PRODUCT_FILES = (
+    select(ProductFile)
+    .where(ProductFile.product_id == bindparam("product_id"))
+    .order_by(ProductFile.role, ProductFile.path)
+)
+_PRODUCT = select(Product).where(Product.id == bindparam("product_id"))
+_VERSIONS = (
+    select(Product.id, Product.version, Product.is_current, Product.created_at)
+    .where(Product.lineage == bindparam("lineage"))
+    .order_by(Product.version)
+)
+
+
 def get_record(conn: Connection, product_id: int) -> dict[str, Any]:
     """The provenance record (JSON dict of a ``ProvenanceRecord``) of a product."""
-    data = conn.scalar(select(ProvenanceEntry.record).where(ProvenanceEntry.product_id == product_id))
+    data = conn.scalar(_RECORD_OF_PRODUCT, {"product_id": product_id})
     if data is None:
         raise LookupError(f"no product with id {product_id}")
     return data
@@ -462,11 +479,7 @@ def product_of_record(conn: Connection, record_id: str) -> int | None:
 
 def product_files(conn: Connection, product_id: int, storage_root: Path) -> list[dict[str, Any]]:
     """The files of a product with absolute paths (and their catalogue ids), by role and path."""
-    rows = conn.execute(
-        select(ProductFile)
-        .where(ProductFile.product_id == product_id)
-        .order_by(ProductFile.role, ProductFile.path)
-    )
+    rows = conn.execute(_PRODUCT_FILES, {"product_id": product_id})
     return [
         {
             "id": r.id,
@@ -485,7 +498,7 @@ def product_detail(
 ) -> dict[str, Any] | None:
     """A product with its files, previews, versions and a provenance summary (None if absent).
     ``record``: the product's provenance record when the caller has read it already."""
-    row = conn.execute(select(Product).where(Product.id == product_id)).first()
+    row = conn.execute(_PRODUCT, {"product_id": product_id}).first()
     if row is None:
         return None
     detail = _product_row(row)
@@ -497,11 +510,7 @@ def product_detail(
     detail["previews"] = [f["path"] for f in files if f["role"] == "preview"]
     detail["versions"] = [
         {"id": v.id, "version": v.version, "current": v.is_current, "created_at": v.created_at}
-        for v in conn.execute(
-            select(Product.id, Product.version, Product.is_current, Product.created_at)
-            .where(Product.lineage == row.lineage)
-            .order_by(Product.version)
-        )
+        for v in conn.execute(_VERSIONS, {"lineage": row.lineage})
     ]
     record = record if record is not None else get_record(conn, product_id)
     started, finished = record.get("started"), record.get("finished")

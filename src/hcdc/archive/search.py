@@ -19,9 +19,26 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Alias, ColumnElement, Connection, Select, and_, extract, func, or_, select
+from sqlalchemy import (
+    Alias,
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Date,
+    Float,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    extract,
+    func,
+    or_,
+    select,
+    union,
+)
 
-from hcdc.archive.access import programme_key, programme_key_sql
+from hcdc.archive.access import VisibilityFilter, programme_key, programme_key_sql
 from hcdc.archive.models import Dataset, File
 from hcdc.archive.pipeline_models import Job, Product
 
@@ -32,8 +49,90 @@ class SearchError(ValueError):
     """A search criterion is invalid; the message names it."""
 
 
+LIKE_ESCAPE = "/"
+
+
+def like_pattern(value: str) -> str:
+    """``%value%`` in lower case with LIKE's wildcards (and the escape character) escaped: the
+    bound value of a case-insensitive substring test (:func:`_contains`)."""
+    escaped = value.lower().replace(LIKE_ESCAPE, 2 * LIKE_ESCAPE)
+    escaped = escaped.replace("%", LIKE_ESCAPE + "%").replace("_", LIKE_ESCAPE + "_")
+    return f"%{escaped}%"
+
+
+def _like(column, pattern: Any) -> ColumnElement[bool]:  # noqa: ANN001 - a column
+    """``lower(column) LIKE pattern`` (a bound :func:`like_pattern`): the GIN trigram indexes on
+    ``lower(target)`` (migration 0023) can serve it on PostgreSQL."""
+    return func.lower(column).like(pattern, escape=LIKE_ESCAPE)
+
+
 def _contains(column, value: str) -> ColumnElement[bool]:  # noqa: ANN001 - a column
-    return func.lower(column).contains(value.lower(), autoescape=True)
+    """``column`` contains ``value``, case-insensitively, wildcards taken literally."""
+    return _like(column, like_pattern(value))
+
+
+def _param(name: str, type_: Any = None) -> BindParameter[Any]:
+    """The bound parameter of criterion ``name`` (its value comes from :func:`_criteria_params`):
+    the statements are built from the criteria's shape, their values are bound at execution."""
+    return bindparam(f"c_{name}", type_=type_, required=True)
+
+
+#: criteria whose value is bound (set: truthy strings, else not None), with their SQL types
+_BOUND = {
+    "target": String, "instrument": String, "mode": String, "filter": String, "programme": String,
+    "night_from": Date, "night_to": Date, "seeing_max": Float, "tau0_min": Float, "airmass_max": Float,
+    "level": Integer, "product_type": String, "algorithm": String,
+}  # fmt: skip
+_STRUCTURAL = ("has_detections", "sort", "descending")  # their values change the SQL itself
+
+
+def _is_set(value: Any) -> bool:
+    return bool(value) if isinstance(value, str) else value is not None
+
+
+def _cone_bounds(c: Criteria) -> tuple[str, dict[str, float]]:
+    """The bounding box of the cone (deg): its form (``plain``, ``wrap-low``, ``wrap-high``:
+    around RA 0; ``dec-only``: the box spans every RA) and its bounds."""
+    radius = c.radius / 3600.0
+    bounds = {"dec_low": c.dec - radius, "dec_high": c.dec + radius}
+    cos_dec = math.cos(math.radians(min(89.999, abs(c.dec) + radius)))
+    half_width = radius / cos_dec
+    if half_width >= 180:
+        return "dec-only", bounds
+    low, high = c.ra - half_width, c.ra + half_width
+    if low < 0:
+        return "wrap-low", {**bounds, "ra_low": low + 360, "ra_high": high}
+    if high >= 360:
+        return "wrap-high", {**bounds, "ra_low": low, "ra_high": high - 360}
+    return "plain", {**bounds, "ra_low": low, "ra_high": high}
+
+
+def _shape(c: Criteria) -> SimpleNamespace:
+    """What of ``c`` shapes the SQL: ``True`` for a criterion that is set (its value is bound),
+    the value itself for :data:`_STRUCTURAL` ones, the cone's form, whether the contrast filter
+    applies. Statements are built from this alone (a value read by mistake fails loudly)."""
+    shape: dict[str, Any] = {name: True if _is_set(getattr(c, name)) else None for name in _BOUND}
+    shape.update({name: getattr(c, name) for name in _STRUCTURAL})
+    shape["cone"] = _cone_bounds(c)[0] if c.ra is not None else None
+    shape["contrast_05_max"] = c.contrast_05_max is not None
+    return SimpleNamespace(**shape)
+
+
+def _criteria_params(c: Criteria) -> dict[str, Any]:
+    """The bound values of ``c``'s criteria (names of :func:`_param`), paging included."""
+    transform = {
+        "target": like_pattern, "filter": like_pattern, "instrument": str.upper, "mode": str.upper,
+        "programme": programme_key,
+    }  # fmt: skip
+    params = {
+        f"c_{name}": transform.get(name, lambda v: v)(getattr(c, name))
+        for name in _BOUND
+        if _is_set(getattr(c, name))
+    }
+    if c.ra is not None:
+        params.update({f"c_{k}": v for k, v in _cone_bounds(c)[1].items()})
+    params.update(c_offset=c.offset, c_limit=c.limit)
+    return params
 
 
 @dataclass
@@ -100,20 +199,15 @@ class Criteria:
             raise SearchError(f"ra must be in [0, 360) deg, got {self.ra}")
 
 
-def _cone_box(ra_col, dec_col, c: Criteria) -> ColumnElement[bool]:  # noqa: ANN001 - columns
-    """Bounding box of the cone (SQL); refined by :func:`_in_cone`."""
-    radius = c.radius / 3600.0
-    conditions = [dec_col.between(c.dec - radius, c.dec + radius)]
-    cos_dec = math.cos(math.radians(min(89.999, abs(c.dec) + radius)))
-    half_width = radius / cos_dec
-    if half_width < 180:
-        low, high = c.ra - half_width, c.ra + half_width
-        if low < 0:
-            conditions.append(or_(ra_col >= low + 360, ra_col <= high))
-        elif high >= 360:
-            conditions.append(or_(ra_col >= low, ra_col <= high - 360))
-        else:
-            conditions.append(ra_col.between(low, high))
+def _cone_box(ra_col, dec_col, form: str) -> ColumnElement[bool]:  # noqa: ANN001 - columns
+    """Bounding box of the cone (SQL, bounds bound from :func:`_cone_bounds`); refined by
+    :func:`_in_cone`."""
+    conditions = [dec_col.between(_param("dec_low", Float), _param("dec_high", Float))]
+    low, high = _param("ra_low", Float), _param("ra_high", Float)
+    if form in ("wrap-low", "wrap-high"):
+        conditions.append(or_(ra_col >= low, ra_col <= high))
+    elif form == "plain":
+        conditions.append(ra_col.between(low, high))
     return and_(*conditions)
 
 
@@ -125,17 +219,18 @@ def _in_cone(ra: float | None, dec: float | None, c: Criteria) -> bool:
     return math.degrees(2 * math.asin(min(1.0, math.sqrt(hav)))) * 3600.0 <= c.radius
 
 
-def _file_conditions(c: Criteria) -> list[ColumnElement[bool]]:
-    """Conditions over ``files`` (also used, correlated, for datasets and products)."""
+def _file_conditions(c: Any) -> list[ColumnElement[bool]]:
+    """Conditions over ``files`` (also used, correlated, for datasets and products); ``c`` is a
+    :func:`_shape`."""
     out: list[ColumnElement[bool]] = []
-    if c.seeing_max is not None:
-        out.append(File.seeing <= c.seeing_max)
-    if c.tau0_min is not None:
-        out.append(File.tau0 >= c.tau0_min)
-    if c.airmass_max is not None:
-        out.append(File.airmass <= c.airmass_max)
-    if c.ra is not None:
-        out.append(_cone_box(File.ra, File.dec, c))
+    if c.seeing_max:
+        out.append(File.seeing <= _param("seeing_max", Float))
+    if c.tau0_min:
+        out.append(File.tau0 >= _param("tau0_min", Float))
+    if c.airmass_max:
+        out.append(File.airmass <= _param("airmass_max", Float))
+    if c.cone:
+        out.append(_cone_box(File.ra, File.dec, c.cone))
     return out
 
 
@@ -147,23 +242,24 @@ def _datasets_alias() -> Alias:
     return Dataset.__table__.alias()
 
 
-def _dataset_conditions(c: Criteria, ds: Any = Dataset) -> list[ColumnElement[bool]]:
-    """Conditions over ``datasets`` (or the columns ``ds`` of an alias of it)."""
+def _dataset_conditions(c: Any, ds: Any = Dataset) -> list[ColumnElement[bool]]:
+    """Conditions over ``datasets`` (or the columns ``ds`` of an alias of it); ``c`` is a
+    :func:`_shape`."""
     out: list[ColumnElement[bool]] = []
     if c.target:
-        out.append(_contains(ds.target, c.target))
+        out.append(_like(ds.target, _param("target", String)))
     if c.instrument:
-        out.append(func.upper(ds.instrument) == c.instrument.upper())
+        out.append(func.upper(ds.instrument) == _param("instrument", String))
     if c.mode:
-        out.append(func.upper(ds.mode) == c.mode.upper())
+        out.append(func.upper(ds.mode) == _param("mode", String))
     if c.filter:
-        out.append(_contains(ds.setup, c.filter))
+        out.append(_like(ds.setup, _param("filter", String)))
     if c.night_from:
-        out.append(ds.night >= c.night_from)
+        out.append(ds.night >= _param("night_from", Date))
     if c.night_to:
-        out.append(ds.night <= c.night_to)
+        out.append(ds.night <= _param("night_to", Date))
     if c.programme:
-        out.append(programme_key_sql(ds.prog_id) == programme_key(c.programme))
+        out.append(programme_key_sql(ds.prog_id) == _param("programme", String))
     file_conditions = _file_conditions(c)
     if file_conditions:
         out.append(
@@ -181,21 +277,27 @@ def _sorted(query: Select, columns: dict[str, Any], c: Criteria) -> Select:
     return query.order_by(order.nulls_last(), tie)
 
 
-def _page(conn: Connection, query: Select, c: Criteria) -> tuple[int, list[dict[str, Any]]]:
-    """(total matches, rows of the page as dicts). The total comes with the page as a window
-    count (``count(*) OVER ()``): the visibility clause is evaluated once, not twice; a page past
-    the end needs a separate count."""
+def _paged(query: Select) -> Select:
+    """``query`` with its total as a window count (``count(*) OVER ()``) and the page's bound
+    offset and limit."""
     total_column = func.count().over().label("_total")
-    rows = [
-        dict(r._mapping)
-        for r in conn.execute(query.add_columns(total_column).offset(c.offset).limit(c.limit))
-    ]
+    return query.add_columns(total_column).offset(_param("offset", Integer)).limit(_param("limit", Integer))
+
+
+def _page(
+    conn: Connection, query: Select, c: Criteria, params: dict[str, Any], paged: Select | None = None
+) -> tuple[int, list[dict[str, Any]]]:
+    """(total matches, rows of the page as dicts), ``params`` bound. The total comes with the
+    page as a window count (``count(*) OVER ()``, ``paged``: :func:`_paged` of ``query``): the
+    visibility clause is evaluated once, not twice; a page past the end needs a separate count."""
+    rows = [dict(r._mapping) for r in conn.execute(paged if paged is not None else _paged(query), params)]
     if rows:
         total = rows[0]["_total"]
     elif c.offset == 0:
         total = 0
     else:
-        total = conn.scalar(query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None))
+        counting = query.with_only_columns(func.count(), maintain_column_froms=True).order_by(None)
+        total = conn.scalar(counting, params)
     for row in rows:
         del row["_total"]
     return int(total or 0), rows
@@ -209,21 +311,22 @@ FILE_SORTS = {"id": File.id, "date": File.date_obs, "target": File.target, "inst
 def search_files(conn: Connection, c: Criteria, visible: ColumnElement[bool]) -> Page:
     """Current versions of catalogued files matching ``c`` that ``visible`` lets through."""
     c.check()
-    conditions = [File.is_current, visible, *_file_conditions(c)]
-    if c.target:
-        conditions.append(_contains(File.target, c.target))
-    if c.instrument:
-        conditions.append(func.upper(File.instrument) == c.instrument.upper())
-    if c.mode:
-        conditions.append(func.upper(File.mode) == c.mode.upper())
-    if c.filter:
-        conditions.append(_contains(File.filter, c.filter))
-    if c.night_from:
-        conditions.append(File.night >= c.night_from)
-    if c.night_to:
-        conditions.append(File.night <= c.night_to)
-    if c.programme:
-        conditions.append(programme_key_sql(File.prog_id) == programme_key(c.programme))
+    shape, params = _shape(c), _criteria_params(c)
+    conditions = [File.is_current, visible, *_file_conditions(shape)]
+    if shape.target:
+        conditions.append(_like(File.target, _param("target", String)))
+    if shape.instrument:
+        conditions.append(func.upper(File.instrument) == _param("instrument", String))
+    if shape.mode:
+        conditions.append(func.upper(File.mode) == _param("mode", String))
+    if shape.filter:
+        conditions.append(_like(File.filter, _param("filter", String)))
+    if shape.night_from:
+        conditions.append(File.night >= _param("night_from", Date))
+    if shape.night_to:
+        conditions.append(File.night <= _param("night_to", Date))
+    if shape.programme:
+        conditions.append(programme_key_sql(File.prog_id) == _param("programme", String))
     query = select(
         File.id,
         File.path,
@@ -248,7 +351,7 @@ def search_files(conn: Connection, c: Criteria, visible: ColumnElement[bool]) ->
         File.sha256,
         File.size,
     ).where(*conditions)
-    total, rows = _page(conn, _sorted(query, FILE_SORTS, c), c)
+    total, rows = _page(conn, _sorted(query, FILE_SORTS, c), c, params)
     out = []
     for r in rows:
         if c.ra is not None and not _in_cone(r["ra"], r["dec"], c):
@@ -286,8 +389,8 @@ def search_datasets(conn: Connection, c: Criteria, visible: ColumnElement[bool])
         Dataset.exposure_s,
         Dataset.mjd_start,
         Dataset.mjd_end,
-    ).where(visible, *_dataset_conditions(c))
-    total, rows = _page(conn, _sorted(query, DATASET_SORTS, c), c)
+    ).where(visible, *_dataset_conditions(_shape(c)))
+    total, rows = _page(conn, _sorted(query, DATASET_SORTS, c), c, _criteria_params(c))
     return Page(total, c.offset, c.limit, rows)
 
 
@@ -322,36 +425,44 @@ def contrast_at(summary: dict[str, Any] | None, separation_arcsec: float = 0.5) 
     return None
 
 
-def search_products(conn: Connection, c: Criteria, visible: ColumnElement[bool]) -> Page:
-    """Current products matching ``c`` that ``visible`` lets through.
+def _target_matches(pattern: BindParameter[Any]) -> ColumnElement[bool]:
+    """Over ``products``: the product's target or its dataset's matches ``pattern`` (LIKE).
 
-    ``algorithm``, ``has_detections`` and ``contrast_05_max`` read the product's summary (JSON)
-    in SQL, the same way on SQLite and PostgreSQL.
-    """
-    c.check()
+    A UNION of the two sets of product ids, not ``target LIKE p OR dataset_id IN (...)``: each
+    side is then estimated (and can use its trigram index) on its own table; the OR was
+    estimated at half of the products, which made PostgreSQL hash every dataset for the join of
+    the results (EXPLAIN in benchmarks/RESULTS.md)."""
+    own, through = Product.__table__.alias(), Product.__table__.alias()
+    named = _datasets_alias()
+    of_product = select(own.c.id).where(_like(own.c.target, pattern))
+    of_dataset = select(through.c.id).where(
+        through.c.dataset_id.in_(select(named.c.id).where(_like(named.c.target, pattern)))
+    )
+    return Product.id.in_(union(of_product, of_dataset))
+
+
+def _product_query(shape: Any, visible: ColumnElement[bool]) -> tuple[Select, Select]:
+    """The product search of a :func:`_shape` (criteria bound as :func:`_param`) filtered by
+    ``visible``: the sorted query of every match and its page (:func:`_paged`)."""
     # the dataset columns come from an alias: the visibility clause has its own correlated
     # subqueries over ``datasets``, which must not be correlated to the joined table
     ds_table = _datasets_alias()
     ds = ds_table.c
     conditions: list[ColumnElement[bool]] = [Product.is_current]
-    dataset_conditions = _dataset_conditions(Criteria(**{**c.__dict__, "target": None}), ds)
-    if c.target:
-        # the product's target or its dataset's; the dataset side as a subquery of ids, so that
-        # both tests run on their own table before any join (a join then only for the matches)
-        named = _datasets_alias().c
-        of_dataset = select(named.id).where(_contains(named.target, c.target))
-        conditions.append(or_(_contains(Product.target, c.target), Product.dataset_id.in_(of_dataset)))
+    dataset_conditions = _dataset_conditions(SimpleNamespace(**{**vars(shape), "target": None}), ds)
+    if shape.target:
+        conditions.append(_target_matches(_param("target", String)))
     conditions.extend(dataset_conditions)
-    if c.level is not None:
-        conditions.append(Product.level == c.level)
-    if c.product_type:
-        conditions.append(Product.product_type == c.product_type)
-    if c.algorithm:
-        conditions.append(Product.summary["algorithm"].as_string() == c.algorithm)
-    if c.has_detections is not None:
+    if shape.level:
+        conditions.append(Product.level == _param("level", Integer))
+    if shape.product_type:
+        conditions.append(Product.product_type == _param("product_type", String))
+    if shape.algorithm:
+        conditions.append(Product.summary["algorithm"].as_string() == _param("algorithm", String))
+    if shape.has_detections is not None:
         detections = Product.summary["detections"].as_string()
         has = and_(detections.is_not(None), detections != "[]")
-        conditions.append(has if c.has_detections else ~has)
+        conditions.append(has if shape.has_detections else ~has)
     # The criteria select the candidates first, in a subquery that the planner keeps apart
     # (OFFSET 0); the visibility clause is then evaluated on the candidates only (per row, with
     # indexed lookups) rather than on every product before the criteria that join the datasets
@@ -393,15 +504,52 @@ def search_products(conn: Connection, c: Criteria, visible: ColumnElement[bool])
         .where(visible)
     )
     sort_columns = {**dict(candidates.c.items()), **{k: getattr(shown, k) for k in ("night", "instrument")}}
-    sorts = _product_sorts(SimpleNamespace(**sort_columns))
+    query = _sorted(query, _product_sorts(SimpleNamespace(**sort_columns)), shape)
+    return query, _paged(query)
+
+
+#: built product searches, by (shape, visibility key): a search's statement is built and its
+#: SQLAlchemy cache key computed once per kind of search and of user, not once per request
+_PRODUCT_QUERIES: dict[tuple[Any, ...], tuple[Select, Select]] = {}
+_PRODUCT_QUERIES_MAX = 512
+
+
+def _cached_product_query(shape: Any, visible: VisibilityFilter) -> tuple[Select, Select]:
+    key = (tuple(sorted(vars(shape).items())), visible.key)
+    found = _PRODUCT_QUERIES.get(key)
+    if found is None:
+        found = _product_query(shape, visible.clause)
+        if len(_PRODUCT_QUERIES) >= _PRODUCT_QUERIES_MAX:  # bounded: start again
+            _PRODUCT_QUERIES.clear()
+        _PRODUCT_QUERIES[key] = found
+    return found
+
+
+def search_products(conn: Connection, c: Criteria, visible: ColumnElement[bool] | VisibilityFilter) -> Page:
+    """Current products matching ``c`` that ``visible`` lets through.
+
+    ``visible``: a visibility clause, or a :class:`~hcdc.archive.access.VisibilityFilter`
+    (:meth:`AccessContext.products_filter`), whose SQL is the same for every user of a kind: the
+    statement is then built once per shape of search and kind of user, and the user, the clock
+    and the criteria are bound at each execution (the database decides every time).
+
+    ``algorithm``, ``has_detections`` and ``contrast_05_max`` read the product's summary (JSON)
+    in SQL, the same way on SQLite and PostgreSQL.
+    """
+    c.check()
+    shape, params = _shape(c), _criteria_params(c)
+    if isinstance(visible, VisibilityFilter):
+        query, paged = _cached_product_query(shape, visible)
+        params.update(visible.params)
+    else:
+        query, paged = _product_query(shape, visible)
     if c.contrast_05_max is not None:
         # the contrast lives in a JSON list: filter this part in Python, over every match
-        rows = [r for r in conn.execute(_sorted(query, sorts, c)).all()]
-        rows = [dict(r._mapping) for r in rows]
+        rows = [dict(r._mapping) for r in conn.execute(query, params)]
         rows = [r for r in rows if (v := contrast_at(r["summary"])) is not None and v <= c.contrast_05_max]
         total, rows = len(rows), rows[c.offset : c.offset + c.limit]
     else:
-        total, rows = _page(conn, _sorted(query, sorts, c), c)
+        total, rows = _page(conn, query, c, params, paged)
     out = []
     for row in rows:
         summary = row.pop("summary") or {}
@@ -483,7 +631,7 @@ def search_jobs(
     ).where(visible)
     if state:
         query = query.where(Job.state == state)
-    total, rows = _page(conn, query.order_by(Job.id.desc()), c)
+    total, rows = _page(conn, query.order_by(Job.id.desc()), c, _criteria_params(c))
     return Page(total, offset, limit, rows)
 
 
@@ -494,6 +642,7 @@ __all__ = [
     "SearchError",
     "archive_counts",
     "contrast_at",
+    "like_pattern",
     "search_datasets",
     "search_files",
     "search_jobs",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import HTTPException, Request
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from hcdc.archive.access import ANONYMOUS, AccessContext, Policy, Principal, principal_of
 from hcdc.archive.access_models import User
@@ -60,6 +60,10 @@ def load_secret_key(root: Path) -> str:
     return path.read_text().strip()
 
 
+_PUBLIC_ACCOUNT = select(User).where(User.name == "public")  # built once: every anonymous request
+_ACCOUNT_BY_ID = select(User).where(User.id == bindparam("uid"))
+
+
 @dataclass
 class WebState:
     """What every request needs: the open catalogue, the rules' numbers, the clock."""
@@ -75,7 +79,7 @@ class WebState:
         self.limiter = LoginLimiter(self.catalogue.engine)
 
     def public_principal(self, conn: Connection) -> Principal:
-        row = conn.execute(select(User).where(User.name == "public")).first()
+        row = conn.execute(_PUBLIC_ACCOUNT).first()
         return principal_of(row) if row is not None else ANONYMOUS
 
 
@@ -134,7 +138,7 @@ def resolve_principal(request: Request, state: WebState, conn: Connection) -> tu
         return principal, "token"
     uid = request.session.get("uid")
     if isinstance(uid, int):
-        row = conn.execute(select(User).where(User.id == uid)).first()
+        row = conn.execute(_ACCOUNT_BY_ID, {"uid": uid}).first()
         if row is not None and row.is_active:
             return principal_of(row), "session"
         request.session.pop("uid", None)  # disabled or deleted account: the session ends
