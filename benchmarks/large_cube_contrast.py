@@ -73,8 +73,16 @@ def speckle_pattern(n: int, rng: np.random.Generator, fwhm: float) -> np.ndarray
 
 
 def write_cube(
-    directory: Path, frames: int, size: int, *, block: int, seed: int, sep: float, contrast: float,
-    halo: float, rotation: float,
+    directory: Path,
+    frames: int,
+    size: int,
+    *,
+    block: int,
+    seed: int,
+    sep: float,
+    contrast: float,
+    halo: float,
+    rotation: float,
 ) -> dict:
     """Write ``cube.fits``, ``angles.txt`` and ``psf.fits`` into ``directory`` (see module doc)."""
     from astropy.io import fits
@@ -258,7 +266,8 @@ def run(directory: Path, how: str, ncomp: int) -> dict:
         "load_before": [round(v, 2) for v in load_before],
         "load_after": [round(v, 2) for v in os.getloadavg()],
         "detections": [
-            {k: d.get(k) for k in ("separation_px", "pa_deg", "snr", "contrast")} for d in summary["detections"]
+            {k: d.get(k) for k in ("separation_px", "pa_deg", "snr", "contrast")}
+            for d in summary["detections"]
         ],
         "contrast_at": summary["contrast_at"],
         "warnings": summary["warnings"],
@@ -273,7 +282,9 @@ def _cube_shape(path: Path) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=["build", "run", "both"])
     parser.add_argument("--dir", type=Path, default=Path("/tmp/hcdc_large_cube"))
     parser.add_argument("--frames", type=int, default=2200)
