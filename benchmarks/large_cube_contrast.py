@@ -166,8 +166,15 @@ RECIPE_CHILD = textwrap.dedent(
         "pixel_scale_mas": args["pixel_scale"], "compute_contrast": True,
         "angle_convention": "hcdc-clockwise", "output_stem": "cube_pca",
     }
-    context = RecipeContext(work_dir=Path(args["out"]))
     t = time.perf_counter()
+    seen = set()
+
+    def on_progress(stage, done, total):  # each stage's start and end, for a log of a long run
+        if (stage, done == total) not in seen:
+            seen.add((stage, done == total))
+            print(f"{time.perf_counter() - t:8.1f} s  {stage} {done}/{total}", file=sys.stderr, flush=True)
+
+    context = RecipeContext(work_dir=Path(args["out"]), on_progress=on_progress)
     result = get_recipe("l2-postprocess")().run(files, params, context)
     summary = result.outputs["summary"]
     print(json.dumps({"seconds": time.perf_counter() - t, "timings": context.timings,
@@ -190,18 +197,30 @@ def _status(pid: int) -> dict[str, int]:
     return out
 
 
-def run_child(command: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, dict]:
-    """Run ``command``, sampling its memory every 0.25 s; its output and the memory peaks."""
+def run_child(command: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run ``command``, sampling its memory every 0.25 s; its output and the memory peaks. The
+    child's stderr (stage log) goes to ``log``, with a memory line every 30 s."""
     peaks = {"RssAnon": 0, "RssFile": 0, "VmRSS": 0, "VmHWM": 0}
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+    with tempfile.TemporaryFile("w+") as out, open(log, "w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=err, text=True, env=env, cwd=REPO)
         done = threading.Event()
 
         def sample() -> None:
+            last = 0.0
             while not done.is_set():
-                for key, value in _status(proc.pid).items():
+                now = _status(proc.pid)
+                for key, value in now.items():
                     peaks[key] = max(peaks[key], value)
+                if time.perf_counter() - last >= 30.0 and now:
+                    last = time.perf_counter()
+                    mib = {k: v // 2**20 for k, v in now.items()}
+                    err.write(
+                        f"# {last - t0:8.1f} s  RssAnon {mib.get('RssAnon')} MiB (peak "
+                        f"{peaks['RssAnon'] // 2**20}), RssFile {mib.get('RssFile')} MiB, "
+                        f"load {os.getloadavg()[0]:.1f}\n"
+                    )
+                    err.flush()
                 done.wait(0.25)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -240,7 +259,7 @@ def run(directory: Path, how: str, ncomp: int) -> dict:
             "--pixel-scale", str(PIXEL_SCALE_MAS), "--out", str(out), "--json",
         ]  # fmt: skip
     load_before = os.getloadavg()
-    completed, memory = run_child(command, env)
+    completed, memory = run_child(command, env, directory / f"run_{how}.log")
     if completed.returncode != 0:
         raise RuntimeError(f"{how} run failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
     if how == "recipe":
