@@ -6,11 +6,11 @@ Two steps, each runnable alone::
     python benchmarks/large_cube_contrast.py build --frames 2200 --size 1024 --dir /tmp/hcdc_large
     python benchmarks/large_cube_contrast.py run --dir /tmp/hcdc_large [--how recipe|cli] [--ncomp 10]
 
-``build`` writes, into ``--dir``, ``cube.fits`` (frames, y, x) big-endian float32 (BITPIX -32,
-2200 x 1024^2 = 8.6 GiB = 9.2 GB), ``angles.txt`` (derotation angles, hcdc's clockwise
-convention: ``--angle-convention hcdc-clockwise``) and ``psf.fits`` (off-axis PSF). The cube is
-written ``--block`` frames at a time into a preallocated file opened with ``memmap=True``: no
-more than one block is ever in memory. The frame model is deliberately cheap (the project's
+``build`` writes, into ``--dir``, ``cube.fits`` (frames, y, x) big-endian float32 (BITPIX -32;
+e.g. 2200 x 1024^2 or 550 x 2048^2 = 8.6 GiB = 9.2 GB), ``angles.txt`` (derotation angles,
+hcdc's clockwise convention: ``--angle-convention hcdc-clockwise``) and ``psf.fits`` (off-axis
+PSF). The cube is appended ``--block`` frames at a time after its header: no more than one
+block is ever in memory. The frame model is deliberately cheap (the project's
 instrument simulators, :mod:`hcdc.science.simulation`, model a SPHERE frame in detail at ~0.1-1 s
 a frame, i.e. 4-40 min of CPU for 2200 frames on this shared 2-core machine): a coronagraphic
 halo ``I0 / (1 + r^2 / 100)`` times a speckle pattern (white noise smoothed to the PSF's size,
@@ -111,9 +111,6 @@ def write_cube(
     header["NAXIS1"], header["NAXIS2"], header["NAXIS3"] = size, size, frames
     header["PIXSCALE"] = (PIXEL_SCALE_MAS, "mas/px")
     header.tofile(path, overwrite=True)
-    with open(path, "rb+") as handle:  # preallocate the data, padded to whole 2880-byte blocks
-        handle.seek(len(header.tostring()) + -(-4 * frames * size * size // 2880) * 2880 - 1)
-        handle.write(b"\0")
 
     y, x = np.mgrid[0:size, 0:size] - size // 2
     envelope = (halo / (1.0 + (x * x + y * y) / 100.0)).astype(np.float32)
@@ -121,8 +118,9 @@ def write_cube(
     drift = envelope * speckle_pattern(size, rng, FWHM_PX)
     del x, y
     xs, ys = fakes.companion_positions(sep, 30.0, angles, (frames, size, size))
-    with fits.open(path, mode="update", memmap=True) as hdul:
-        data = hdul[0].data
+    # Appended block by block with plain writes (a writable memory map would keep the written
+    # pages mapped, and counted in this process's resident memory, until it is closed).
+    with open(path, "ab") as handle:
         for k0 in range(0, frames, block):
             k1 = min(frames, k0 + block)
             part = np.empty((k1 - k0, size, size), dtype=np.float32)
@@ -132,10 +130,9 @@ def write_cube(
             ix, iy = np.rint(xs[k0:k1]).astype(int), np.rint(ys[k0:k1]).astype(int)
             stamps = fakes.shifted_psfs(unit_psf, xs[k0:k1] - ix, ys[k0:k1] - iy)
             fakes.add_stamps(part, stamps, ix, iy, companion_flux)
-            data[k0:k1] = part
+            handle.write(part.astype(">f4").tobytes())  # FITS: big-endian
             del part
-        hdul.flush()
-        del data
+        handle.write(b"\0" * (-(4 * frames * size * size) % 2880))  # whole 2880-byte FITS blocks
     return {
         "path": str(path),
         "frames": frames,
