@@ -113,3 +113,23 @@ def test_naco_star_offset_and_the_cost_of_ignoring_it(shared_data):
         assert abs(flux["fixed"] / flux["ideal"] - 1) < 0.05
         if sep == 10.0:
             assert flux["raw"] / flux["ideal"] < 0.8  # measured: -36 % at 10 px
+
+
+def test_median_of_picked_frames_in_bands_equals_nanmedian_of_the_stack():
+    """The star check's median frame, read in bands of rows (bounded memory on a memory-mapped
+    cube), is the float64 nanmedian of the picked frames' stack, NaN included, to the bit."""
+    import warnings
+
+    from hcdc.science.calibration.recenter import _median_of_frames
+
+    rng = np.random.default_rng(3)
+    cube = rng.standard_normal((30, 41, 37)).astype(">f4")  # big-endian, as FITS
+    cube[4, 6, 7] = np.nan
+    cube[:, 2, 2] = np.nan  # an all-NaN pixel stays NaN
+    for picks in (np.arange(0, 30, 3), np.array([0, 5, 6, 29])):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.nanmedian(np.asarray(cube[picks], dtype=np.float64), axis=0)
+            for band_bytes in (1, 8 * len(picks) * 37 * 4, 1 << 26):  # 1 row, 4 rows, all rows
+                got = _median_of_frames(cube, picks, band_bytes)
+                np.testing.assert_array_equal(got, expected)

@@ -37,6 +37,7 @@ import numpy as np
 from scipy import signal, stats
 
 from hcdc.science.postprocessing.detection import ThresholdProfile, student_threshold
+from hcdc.science.postprocessing.fakes import InjectedCube
 from hcdc.science.postprocessing.throughput import (
     ThroughputCurve,
     default_separations,
@@ -70,6 +71,11 @@ __all__ = [
 
 #: Contrast criteria: hcdc's detection threshold (default) or VIP 2.1.1's formula.
 CRITERIA = ("detection", "vip")
+
+
+def _shape(cube: np.ndarray | InjectedCube) -> tuple[int, ...]:
+    """The cube's shape without reading it (an :class:`InjectedCube` is not made into an array)."""
+    return tuple(cube.shape) if isinstance(cube, np.ndarray | InjectedCube) else np.shape(cube)
 
 
 def curve_fpf(sigma: float = 5.0, fpf: float | None = None) -> float:
@@ -380,7 +386,7 @@ def limit_throughput(
     ``profile``: the detection's S/N threshold per separation instead of the Student one.
     """
     params = dict(params or {})
-    shape = np.asarray(cube).shape
+    shape = _shape(cube)
     image = run_algorithm(algorithm, cube, angles, fwhm=fwhm, cache=cache, **params)
     seps = np.asarray(
         default_separations(shape, fwhm, fwhm) if separations is None else separations, dtype=np.float64
@@ -595,7 +601,7 @@ def contrast_curve(
     _check_criterion(criterion)
     params = dict(params or {})
     image = run_algorithm(algorithm, cube, angles, fwhm=fwhm, cache=cache, **params)
-    shape = np.asarray(cube).shape
+    shape = _shape(cube)
     separations = default_separations(shape, fwhm, throughput_step or fwhm)
     common = {"fwhm": fwhm, "algorithm": algorithm, "params": params, "pa": pa, "threads": threads}
     if fc_snr is None:

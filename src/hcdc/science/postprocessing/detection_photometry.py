@@ -32,12 +32,12 @@ import numpy as np
 from hcdc.science import geometry
 from hcdc.science.postprocessing.base import AlgorithmSpec
 from hcdc.science.postprocessing.detection import ThresholdProfile, detect_candidates, refine_position
-from hcdc.science.postprocessing.fakes import inject_companions
+from hcdc.science.postprocessing.fakes import InjectedCube, inject_companions
 from hcdc.science.postprocessing.negfc import negfc_fit, remove_companion
 from hcdc.science.postprocessing.photometry import aperture_sums
 from hcdc.science.postprocessing.products import Detection
 from hcdc.science.postprocessing.snr import snr_at
-from hcdc.science.postprocessing.throughput import ThroughputCurve, throughput_curve
+from hcdc.science.postprocessing.throughput import ThroughputCurve, lazy_injection, throughput_curve
 
 __all__ = [
     "FakeReduction",
@@ -164,9 +164,12 @@ def measure_detections(
         tp = float(np.mean(throughputs(plane, det)))
         first.append(signal / tp if tp > 0 else 0.0)
     clean = plane
+    # A memory-mapped or SPHERE-sized plane reduced by tiled PCA: the companions are subtracted as
+    # the plane is read (same values as remove_companion's copy, which would be the whole plane).
+    remove = _lazy_removal if lazy_injection(plane, algorithm) else remove_companion
     for det, flux in zip(detections, first, strict=True):
         if flux > 0:
-            clean = remove_companion(clean, angles, psf, det.separation_px, det.pa_deg, flux)
+            clean = remove(clean, angles, psf, det.separation_px, det.pa_deg, flux)
     results = []
     for det, signal in zip(detections, signals, strict=True):
         tps = throughputs(clean, det)
@@ -177,7 +180,20 @@ def measure_detections(
         flux = signal / tp
         # The fakes' spread is the throughput's uncertainty at this separation (1 sigma of one position).
         results.append((flux, abs(flux) * float(np.std(tps, ddof=1)) / tp))
-    return results, np.asarray(clean, dtype=np.float32)
+    return results, clean if isinstance(clean, InjectedCube) else np.asarray(clean, dtype=np.float32)
+
+
+def _lazy_removal(
+    cube: np.ndarray | InjectedCube,
+    angles: np.ndarray,
+    psf: np.ndarray,
+    separation: float,
+    pa: float,
+    flux: float,
+) -> InjectedCube:
+    """:func:`~hcdc.science.postprocessing.negfc.remove_companion` without the copy: the negative
+    companion is added as the cube is read (:class:`InjectedCube`)."""
+    return InjectedCube(cube, angles, psf, separation, pa, -flux)
 
 
 #: fakes of one astrometry pass are at least this many FWHM apart along their circle
@@ -282,8 +298,11 @@ def adi_fake_reduction(
 
     params = dict(params)
 
+    # Large or memory-mapped planes under tiled PCA: fakes added as the plane is read, no copy.
+    inject = InjectedCube if lazy_injection(plane, algorithm) else inject_companions
+
     def reduce(separation: float, pas: np.ndarray, flux: float) -> np.ndarray:
-        cube = inject_companions(plane, angles, psf, separation, pas, flux)
+        cube = inject(plane, angles, psf, separation, pas, flux)
         return run_algorithm(algorithm, cube, angles, fwhm=fwhm, cache=False, **params)
 
     return reduce

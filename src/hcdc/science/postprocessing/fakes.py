@@ -154,6 +154,13 @@ class InjectedCube:
         pa: float | Sequence[float],
         flux: float | Sequence[float],
     ):
+        self.companions = []  # (ix, iy, stamps, flux) in injection order
+        if isinstance(cube, InjectedCube):
+            # Fakes into a cube that already has some (e.g. the cube with the detections removed):
+            # the same base, its companions first, then these, as chained inject_companions calls
+            # add them (each call's float32 result is the next one's input: identical values).
+            self.companions.extend(cube.companions)
+            cube = cube.base
         self.base = np.asarray(cube)  # a view: a memory-mapped cube stays mapped
         angles = np.asarray(angles, dtype=np.float64).ravel()
         if self.base.ndim != 3 or self.base.shape[0] != angles.size:
@@ -166,7 +173,6 @@ class InjectedCube:
             np.asarray(flux, dtype=np.float64),
         )
         psf = _check_psf(psf)
-        self.companions = []  # (ix, iy, stamps, flux) in injection order
         for s, p, f in zip(sep.ravel(), pas.ravel(), fluxes.ravel(), strict=True):
             x, y = companion_positions(float(s), float(p), angles, self.base.shape)
             ix, iy = np.rint(x).astype(int), np.rint(y).astype(int)

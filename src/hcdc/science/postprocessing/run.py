@@ -74,6 +74,7 @@ from hcdc.science.postprocessing.detection_photometry import (
     negfc_measure,
     spectral_fake_reduction,
 )
+from hcdc.science.postprocessing.fakes import InjectedCube
 from hcdc.science.postprocessing.negfc import remove_companion
 from hcdc.science.postprocessing.null_threshold import (
     EmpiricalThreshold,
@@ -94,6 +95,7 @@ from hcdc.science.postprocessing.spectral_throughput import (
 from hcdc.science.postprocessing.throughput import (
     ThroughputCurve,
     default_separations,
+    lazy_injection,
     run_algorithm,
     throughput_curve,
 )
@@ -967,10 +969,17 @@ def _psfless_adi_astrometry(
             for d in detections
         ]
         clean = plane
+        # tiled PCA of a large plane: companions subtracted as it is read (no copy of the plane)
+        lazy = lazy_injection(plane, plan.spec.name)
         for det, flux in zip(detections, fluxes, strict=True):
             if np.isfinite(flux) and flux > 0:
-                clean = remove_companion(clean, plan.angles, psf, det.separation_px, det.pa_deg, flux)
-        reduce = adi_fake_reduction(np.asarray(clean, dtype=np.float32), plan.angles, psf, **reduction)
+                remove = InjectedCube if lazy else remove_companion
+                clean = remove(
+                    clean, plan.angles, psf, det.separation_px, det.pa_deg, -flux if lazy else flux
+                )
+        if not lazy:
+            clean = np.asarray(clean, dtype=np.float32)
+        reduce = adi_fake_reduction(clean, plan.angles, psf, **reduction)
         for i, (det, flux) in enumerate(zip(detections, fluxes, strict=True)):
             errors[i].append(fake_astrometry(det, flux, reduce, fwhm=fwhm))
         del plane, clean

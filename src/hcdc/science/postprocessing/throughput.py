@@ -47,6 +47,7 @@ from hcdc.science.postprocessing.snr import aperture_positions
 __all__ = [
     "ThroughputCurve",
     "array_digest",
+    "lazy_injection",
     "default_separations",
     "throughput_corrected_flux",
     "run_algorithm",
@@ -78,7 +79,16 @@ def _remember(key: tuple, value: object) -> object:
 
 
 def array_digest(array: np.ndarray) -> str:
-    """Content digest (BLAKE2b, 128 bit) of an array's shape, dtype and bytes."""
+    """Content digest (BLAKE2b, 128 bit) of an array's shape, dtype and bytes (of an
+    :class:`~hcdc.science.postprocessing.fakes.InjectedCube`: of its base and companions, without
+    building it)."""
+    if isinstance(array, InjectedCube):  # a cache key that never builds the injected cube
+        h = hashlib.blake2b(digest_size=16)
+        h.update(b"InjectedCube" + array_digest(array.base).encode())
+        for ix, iy, stamps, flux in array.companions:
+            for part in (ix, iy, stamps, np.float64(flux)):
+                h.update(array_digest(np.asarray(part)).encode())
+        return h.hexdigest()
     array = np.ascontiguousarray(array)
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{array.shape}{array.dtype.str}".encode())
@@ -88,6 +98,19 @@ def array_digest(array: np.ndarray) -> str:
 
 def _params_key(params: dict) -> str:
     return json.dumps(params, sort_keys=True, default=lambda v: np.asarray(v).tolist())
+
+
+def lazy_injection(cube: np.ndarray | InjectedCube, algorithm: str) -> bool:
+    """Whether fakes go into ``cube`` as an :class:`~hcdc.science.postprocessing.fakes.InjectedCube`
+    (added as the tiled full-frame PCA reads it) rather than a full float32 copy
+    (:func:`~hcdc.science.postprocessing.fakes.inject_companions`): for ``'pca'`` on a
+    memory-mapped cube or one above :data:`~hcdc.science.postprocessing.pca.TILED_ELEMENTS`
+    elements, whose copy PCA would read piece by piece anyway (same values either way)."""
+    if algorithm != "pca":
+        return False
+    if isinstance(cube, InjectedCube):
+        return True  # only made for such cubes
+    return is_memory_mapped(cube) or np.size(cube) > TILED_ELEMENTS
 
 
 def run_algorithm(
@@ -357,8 +380,11 @@ def throughput_curve(
     """
     params = dict(params or {})
     # A memory-mapped cube stays mapped (tiled PCA reads it piece by piece); others as float32.
-    cube = np.asarray(cube) if is_memory_mapped(cube) else np.asarray(cube, dtype=np.float32)
-    lazy = algorithm == "pca" and (is_memory_mapped(cube) or cube.size > TILED_ELEMENTS)
+    # A memory-mapped cube, or one whose fakes are added on reading (the plane with the detections
+    # removed), stays as it is (tiled PCA reads it piece by piece); others as float32.
+    if not (is_memory_mapped(cube) or isinstance(cube, InjectedCube)):
+        cube = np.asarray(cube, dtype=np.float32)
+    lazy = lazy_injection(cube, algorithm)
     angles = np.asarray(angles, dtype=np.float64)
     if fc_rad_sep < 1 or nbranch < 1:
         raise ValueError("fc_rad_sep and nbranch must be >= 1")
