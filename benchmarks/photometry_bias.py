@@ -1,0 +1,166 @@
+"""Where the ~10 % low Level 2 photometry at 14 px comes from, and what fixes it (issue 8).
+
+Usage::
+
+    python benchmarks/photometry_bias.py factors SEP_PX CONTRAST DRAWS     # e.g. 14 2e-3 12
+    python benchmarks/photometry_bias.py fake-flux SEP_PX CONTRAST DRAWS
+
+Each draw simulates a small ADI cube (:func:`simulate_adi_cube`, 16 frames, 61 px, FWHM 4 px,
+60 deg of rotation) with one companion at ``SEP_PX`` and ``CONTRAST``, reduces it with PCA 3
+(detection threshold 3) and keeps the detection within 2 px of the truth.
+
+* ``factors``: the pipeline's contrast and its two factors (signal / throughput) against the
+  companion's own: its throughput measured with the exact companion model removed (same
+  reduction), and its signal at the true position. One JSON line per draw, then the means.
+* ``fake-flux``: photometry fakes as bright as the detection's *flux* (signal / throughput,
+  iterated twice, on the cube with the companion removed) instead of at ``fc_snr`` = its S/N
+  (its reduced signal, fainter by the throughput): contrast / truth per draw, old and new.
+
+Measured numbers: docs/postprocessing.md ("Photometry at small separations").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from hcdc.science.postprocessing.fakes import inject_companions
+from hcdc.science.postprocessing.negfc import remove_companion
+from hcdc.science.postprocessing.photometry import aperture_sums
+from hcdc.science.postprocessing.products import Detection, PostprocessResult
+from hcdc.science.postprocessing.run import postprocess, prepare_psfs
+from hcdc.science.postprocessing.snr import snr_at
+from hcdc.science.postprocessing.throughput import run_algorithm, throughput_curve
+from hcdc.science.simulation.adi import SimulatedADI, simulate_adi_cube
+
+FWHM = 4.0
+PCA = {"ncomp": 3}
+
+
+@dataclass
+class Draw:
+    """One simulated cube, its Level 2 result and the detection of its companion."""
+
+    seed: int
+    sim: SimulatedADI
+    result: PostprocessResult
+    detection: Detection
+    psf: np.ndarray  # the normalised PSF stamp the pipeline injects
+
+
+def detected_draws(separation: float, contrast: float, draws: int) -> Iterator[Draw]:
+    """The draws whose companion is detected within 2 px of its true position."""
+    for seed in range(draws):
+        sim = simulate_adi_cube(
+            n_frames=16,
+            size=61,
+            fwhm=FWHM,
+            rotation=60.0,
+            companions=[(separation, 30.0 + 37.0 * seed, contrast)],
+            seed=seed,
+        )
+        res = postprocess(
+            sim.cube,
+            sim.angles,
+            algorithm="pca",
+            params=PCA,
+            psf=sim.psf,
+            fwhm=FWHM,
+            star_flux=sim.star_flux,
+            compute_contrast=False,
+            astrometric_errors=False,
+            detection_threshold=3.0,
+        )
+        t = sim.companions[0]
+        near = [d for d in res.detections if np.hypot(d.x - t.x, d.y - t.y) <= 2.0]
+        if near:
+            det = min(near, key=lambda d: np.hypot(d.x - t.x, d.y - t.y))
+            yield Draw(seed, sim, res, det, prepare_psfs(sim.psf, 1, FWHM)[0][0])
+
+
+def _aperture(image: np.ndarray, x: float, y: float) -> float:
+    return float(aperture_sums(image, np.array([x]), np.array([y]), FWHM / 2.0)[0])
+
+
+def factors(draw: Draw, contrast: float) -> dict[str, float]:
+    """The pipeline's contrast split into signal and throughput, against the companion's own."""
+    sim, det, t = draw.sim, draw.detection, draw.sim.companions[0]
+    image = draw.result.image
+    clean = inject_companions(sim.cube, sim.angles, draw.psf, t.separation, t.pa, -t.flux)  # exact removal
+    image_clean = run_algorithm("pca", clean, sim.angles, fwhm=FWHM, cache=False, **PCA)
+    sig_det = snr_at(image, det.x, det.y, FWHM).signal
+    return dict(
+        seed=draw.seed,
+        snr=det.snr,
+        ratio=det.contrast / contrast,
+        fake_tp=sig_det / (det.contrast * sim.star_flux),  # the pipeline's throughput (signal / flux)
+        own_tp=_aperture(image - image_clean, t.x, t.y) / t.flux,
+        sig_det=sig_det / t.flux,
+        sig_true=snr_at(image, t.x, t.y, FWHM).signal / t.flux,
+        raw_true=_aperture(image, t.x, t.y) / t.flux,
+        dpos=float(np.hypot(det.x - t.x, det.y - t.y)),
+    )
+
+
+def flux_with_fakes_at_flux(draw: Draw, iterations: int = 2) -> float:
+    """The companion's flux with photometry fakes at the current flux estimate (not its S/N)."""
+    sim, det = draw.sim, draw.detection
+    cube = sim.cube.astype(np.float32)
+    signal = snr_at(draw.result.image, det.x, det.y, FWHM).signal
+    flux = det.contrast * sim.star_flux  # the pipeline's estimate (fakes at S/N x noise)
+    for _ in range(iterations):  # fakes on the cube with the companion removed
+        clean = remove_companion(cube, sim.angles, draw.psf, det.separation_px, det.pa_deg, flux)
+        curve = throughput_curve(
+            clean,
+            sim.angles,
+            draw.psf,
+            fwhm=FWHM,
+            algorithm="pca",
+            params=PCA,
+            separations=[det.separation_px],
+            nbranch=6,
+            pa=det.pa_deg + 30.0,
+            fake_flux=flux,
+            fc_rad_sep=1,
+            cache=False,
+        )
+        flux = signal / float(np.mean(curve.branches[:, 0]))
+    return flux
+
+
+def _mean_and_error(values: list[float]) -> str:
+    return f"{np.mean(values):.3f} +- {np.std(values) / np.sqrt(len(values)):.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("factors", "fake-flux"))
+    parser.add_argument("separation", type=float, help="companion separation (px)")
+    parser.add_argument("contrast", type=float, help="companion contrast")
+    parser.add_argument("draws", type=int, help="number of simulated cubes (seeds 0..N-1)")
+    args = parser.parse_args()
+    rows: list[dict[str, float]] = []
+    for draw in detected_draws(args.separation, args.contrast, args.draws):
+        if args.what == "factors":
+            row = factors(draw, args.contrast)
+        else:
+            truth = draw.sim.companions[0].flux
+            row = dict(
+                seed=draw.seed,
+                old=draw.detection.contrast / args.contrast,
+                new=flux_with_fakes_at_flux(draw) / truth,
+            )
+        rows.append(row)
+        print(json.dumps({k: round(float(v), 3) for k, v in row.items()}), flush=True)
+    if not rows:
+        raise SystemExit("no draw detected its companion")
+    keys = [k for k in rows[0] if k != "seed"]
+    print("MEAN", {k: _mean_and_error([r[k] for r in rows]) for k in keys}, "n", len(rows))
+
+
+if __name__ == "__main__":
+    main()
