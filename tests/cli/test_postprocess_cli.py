@@ -619,7 +619,7 @@ def test_a_run_leaves_a_provenance_record_that_replays(simulated_files, tmp_path
 
     import hcdc
     from hcdc.pipeline.provenance import ProvenanceRecord, provenance_tree
-    from hcdc.pipeline.registry import get_recipe
+    from hcdc.pipeline.recipes.postprocess import WORKFLOW_VERSION
     from hcdc.pipeline.replay import rerun
 
     folder, _ = simulated_files
@@ -632,7 +632,7 @@ def test_a_run_leaves_a_provenance_record_that_replays(simulated_files, tmp_path
     assert summary["files"]["provenance"] == str(out / "cube_pca_provenance.json")
 
     record = ProvenanceRecord.load(out / "cube_pca_provenance.json")
-    assert (record.recipe, record.recipe_version) == ("l2-postprocess", get_recipe("l2-postprocess").version)
+    assert (record.recipe, record.recipe_version) == ("l2-postprocess", WORKFLOW_VERSION)  # as the workflows
     assert record.status == "done" and record.software_version == hcdc.__version__
     assert {"numpy", "astropy"} <= set(record.libraries)
     params = record.parameters
@@ -651,6 +651,25 @@ def test_a_run_leaves_a_provenance_record_that_replays(simulated_files, tmp_path
     assert again.provenance.rerun_of == record.id
     assert Path(again.outputs["product"]).name == product.name == "cube_pca_L2.fits"
     assert read_product(again.outputs["product"]).image.tobytes() == read_product(product).image.tobytes()
+
+
+def test_recipe_version_is_the_workflows_unless_asked(simulated_files, tmp_path):
+    """``--recipe-version`` runs another ``l2-postprocess`` version (1.5: the calibrated threshold,
+    its null-map cards in the product); an unknown one is refused before anything is computed."""
+    from hcdc.pipeline.provenance import ProvenanceRecord
+
+    folder, _ = simulated_files
+    args = [folder / "cube.fits", "--angles", folder / "angles.fits", "--psf", folder / "psf.fits"]
+    args += ["--algorithm", "pca", "--ncomp", "5", "--fwhm", "4", "--pixel-scale", "12.25", "--no-contrast"]
+    result = _run([*args, "--recipe-version", "1.5", "--out", tmp_path / "new", "--json"])
+    assert result.exit_code == 0, result.output
+    record = ProvenanceRecord.load(tmp_path / "new" / "cube_pca_provenance.json")
+    assert record.recipe_version == "1.5"
+    product = read_product(json.loads(result.stdout)["files"]["product"])
+    assert product.detection_null is not None and product.detection_null.tail_factor >= 1.0
+    result = _run([*args, "--recipe-version", "9.9", "--out", tmp_path / "none"])
+    assert result.exit_code == 2 and "available versions" in result.output, result.output
+    assert not (tmp_path / "none").exists()
 
 
 def test_an_input_error_writes_no_record(simulated_files, tmp_path):

@@ -206,12 +206,19 @@ def postprocess_command(
         "--negfc",
         help="Measure detections by negative-fake-companion fits (slower, single wavelength).",
     ),
+    recipe_version: str | None = typer.Option(
+        None,
+        "--recipe-version",
+        help="l2-postprocess version to run; default: the one the standard workflows run (1.4). "
+        "1.5 calibrates the detection threshold on an inverted-angle null map (docs/postprocessing.md).",
+    ),
     out: Path = typer.Option(..., "--out", help="Output directory (created)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Post-process an ADI/SDI/RDI cube: final image, S/N map, contrast curves, detections."""
     from hcdc.pipeline.errors import ParameterError, RecipeFailed, RecipeInputError
     from hcdc.pipeline.recipe import RecipeContext
+    from hcdc.pipeline.recipes.postprocess import WORKFLOW_VERSION as L2_WORKFLOW_VERSION
     from hcdc.pipeline.registry import get_recipe
     from hcdc.science.calibration.recenter import RECENTER_METHODS
     from hcdc.science.orientation import ANGLE_CONVENTIONS, check_pointing
@@ -254,8 +261,10 @@ def postprocess_command(
                 f"angle convention must be one of {', '.join(ANGLE_CONVENTIONS)}; got {angle_convention!r}"
             )
         check_pointing(ra, dec)
+        # The workflows' version by default: a newer one is opted into, not run by surprise.
+        recipe = get_recipe("l2-postprocess", recipe_version or L2_WORKFLOW_VERSION)
         get_algorithm(algorithm)
-    except (KeyError, ValueError) as exc:
+    except (LookupError, ValueError) as exc:
         _fail(exc)
     files_in = {
         "cube": cube,
@@ -308,7 +317,7 @@ def postprocess_command(
 
         context = RecipeContext(work_dir=out, on_progress=on_progress)
         try:
-            result = get_recipe("l2-postprocess")().run(files_in, recipe_params, context)
+            result = recipe().run(files_in, recipe_params, context)
         except (ParameterError, RecipeInputError) as exc:
             _fail(exc)
         except RecipeFailed as exc:
