@@ -550,7 +550,8 @@ def _contrast_hdu(
             h["COMPNFAK"] = (int(curves.completeness_fakes), "completeness fakes per separation and level")
     hdu.header["NWAVE"] = (curves.n_wavelengths, "number of wavelength curves")
     if curves.per_wavelength:
-        hdu.header["PERWAVE"] = (True, "CONTRAST_k: the limit of wavelength k's own image")
+        # What astropy kept of a longer comment (truncated with a warning): same bytes as before.
+        hdu.header["PERWAVE"] = (True, "CONTRAST_k: the limit of wavelength k's own ima")
     if wavelengths is not None and len(wavelengths) == curves.n_wavelengths:
         for k, wl in enumerate(wavelengths):
             hdu.header[f"WAVE{k}"] = (float(wl), f"[um] wavelength of CONTRAST_{k}")
