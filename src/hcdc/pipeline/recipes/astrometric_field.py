@@ -59,14 +59,12 @@ class AstrometricField(Recipe):
 
     def process(self, inputs: dict[str, Any], params: RecipeParameters, context: RecipeContext) -> dict:
         assert isinstance(params, AstrometricFieldParameters)
-        raw = [Path(str(getattr(item, "path", item))) for item in inputs["raw"]]
-        if len(raw) != 1:
-            raise RecipeInputError(f"an astrometric field is measured one file at a time; got {len(raw)}")
+        field_file = _single_field(inputs)
         reference = Path(str(inputs["reference"]))
         with context.timer("measure"):
             try:
                 result = measure_irdis_field(
-                    raw[0],
+                    field_file,
                     reference,
                     channel=params.channel,
                     anamorphism_xy=sc.IRDIS_ANAMORPHISM_XY if params.anamorphism else None,
@@ -78,16 +76,12 @@ class AstrometricField(Recipe):
                 raise RecipeInputError(str(exc)) from exc
         fit = result["fit"]
         context.log(
-            f"{raw[0].name}: True North {result['true_north_deg']:+.4f} ± "
+            f"{field_file.name}: True North {result['true_north_deg']:+.4f} ± "
             f"{result['true_north_err_deg']:.4f} deg, "
             f"plate scale {result['plate_scale_mas']:.4f} ± {result['plate_scale_err_mas']:.4f} mas/px "
             f"({fit['used']} of {fit['matched']} matched stars)"
         )
-        path = context.output_path("astrometric_measurement.json")
-        path.write_text(json.dumps(result, indent=1, default=str))
-        summary = {k: v for k, v in result.items() if k != "stars"}
-        summary["product_type"] = PRODUCT_TYPE
-        return {"measurement": path, "summary": summary}
+        return _measurement_outputs(result, context)
 
 
 IFS_RECIPE_NAME = "ifs-astrometric-field"
@@ -123,13 +117,11 @@ class IfsAstrometricField(Recipe):
         from hcdc.instruments.sphere.ifs.astrometric_field import measure_ifs_field
 
         assert isinstance(params, IfsAstrometricFieldParameters)
-        raw = [Path(str(getattr(item, "path", item))) for item in inputs["raw"]]
-        if len(raw) != 1:
-            raise RecipeInputError(f"an astrometric field is measured one file at a time; got {len(raw)}")
+        field_file = _single_field(inputs)
         with context.timer("measure"):
             try:
                 result = measure_ifs_field(
-                    raw[0],
+                    field_file,
                     Path(str(inputs["reference"])),
                     nsigma=params.nsigma,
                     min_stars=params.min_stars,
@@ -139,14 +131,27 @@ class IfsAstrometricField(Recipe):
                 raise RecipeInputError(str(exc)) from exc
         fit = result["fit"]
         context.log(
-            f"{raw[0].name} (IFS): True North {result['true_north_deg']:+.4f} ± "
+            f"{field_file.name} (IFS): True North {result['true_north_deg']:+.4f} ± "
             f"{result['true_north_err_deg']:.4f} deg (instrument offset "
             f"{result['instrument_offset_deg']:+.2f} deg assumed), plate scale "
             f"{result['plate_scale_mas']:.4f} ± {result['plate_scale_err_mas']:.4f} mas/px "
             f"({fit['used']} of {fit['matched']} matched stars)"
         )
-        path = context.output_path("astrometric_measurement.json")
-        path.write_text(json.dumps(result, indent=1, default=str))
-        summary = {k: v for k, v in result.items() if k != "stars"}
-        summary["product_type"] = PRODUCT_TYPE
-        return {"measurement": path, "summary": summary}
+        return _measurement_outputs(result, context)
+
+
+def _single_field(inputs: dict[str, Any]) -> Path:
+    """The one field file of ``inputs['raw']`` (a field is measured one file at a time)."""
+    raw = [Path(str(getattr(item, "path", item))) for item in inputs["raw"]]
+    if len(raw) != 1:
+        raise RecipeInputError(f"an astrometric field is measured one file at a time; got {len(raw)}")
+    return raw[0]
+
+
+def _measurement_outputs(result: dict[str, Any], context: RecipeContext) -> dict[str, Any]:
+    """The recipe's outputs: the whole measurement as JSON, the summary without the star list."""
+    path = context.output_path("astrometric_measurement.json")
+    path.write_text(json.dumps(result, indent=1, default=str))
+    summary = {k: v for k, v in result.items() if k != "stars"}
+    summary["product_type"] = PRODUCT_TYPE
+    return {"measurement": path, "summary": summary}

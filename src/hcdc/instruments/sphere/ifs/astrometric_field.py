@@ -20,8 +20,6 @@ team measure TN on IRDIS and the offset between the arms; Maire et al. 2016).
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,11 @@ import numpy as np
 from astropy.io import fits
 
 from hcdc.instruments.sphere import constants as sc
-from hcdc.instruments.sphere.irdis.astrometric_field import DPR_TYPE, measure_irdis_field
+from hcdc.instruments.sphere.irdis.astrometric_field import (
+    DPR_TYPE,
+    measure_irdis_field,
+    write_simulated_field,
+)
 from hcdc.science.simulation.astrometric_field import FieldSpec, simulate_field
 
 __all__ = ["IFS_FIELD_SPEC", "IFS_FWHM_PX", "measure_ifs_field", "simulate_ifs_astrometric_field"]
@@ -73,7 +75,6 @@ def simulate_ifs_astrometric_field(
     field = simulate_field(spec, np.random.default_rng(seed))
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    header = fits.Header()
     cards: list[tuple[str, Any, str]] = [
         ("TELESCOP", "ESO-VLT-U3", "ESO Telescope Name"),
         ("INSTRUME", "SPHERE", "Instrument used."),
@@ -92,16 +93,6 @@ def simulate_ifs_astrometric_field(
         ("HIERARCH HCDC GRID", "IFS Level 1, channels collapsed", "image grid"),
         ("HIERARCH HCDC SIMULATED", True, "simulated field"),
     ]
-    for key, value, comment in cards:
-        header[key] = (value, comment)
-    fits_path = folder / "ifs_astrometric_field.fits"
-    fits.PrimaryHDU(field["image"], header).writeto(fits_path, overwrite=True)
-    csv_path = folder / "reference_list.csv"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["id", "ra_deg", "dec_deg", "mag", "pos_err_mas"])
-        writer.writeheader()
-        for row in field["catalogue"]:
-            writer.writerow({**row, "ra_deg": f"{row['ra_deg']:.10f}", "dec_deg": f"{row['dec_deg']:.10f}"})
     truth = {
         "true_north_deg": true_north_deg,
         "posang_deg": posang_deg,
@@ -111,9 +102,9 @@ def simulate_ifs_astrometric_field(
         "seed": seed,
         "field": field["truth"],
     }
-    truth_path = folder / "simulation_truth.json"
-    truth_path.write_text(json.dumps(truth, indent=1))
-    return {"fits": fits_path, "catalogue": csv_path, "truth": truth_path}
+    return write_simulated_field(
+        folder, "ifs_astrometric_field.fits", field["image"], cards, field["catalogue"], truth
+    )
 
 
 def measure_ifs_field(

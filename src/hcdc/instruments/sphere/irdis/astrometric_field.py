@@ -97,7 +97,6 @@ def simulate_irdis_astrometric_field(
     frame = np.concatenate([left["image"], right["image"]], axis=1)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    header = fits.Header()
     cards: list[tuple[str, Any, str]] = [
         ("TELESCOP", "ESO-VLT-U3", "ESO Telescope Name"),
         ("INSTRUME", "SPHERE", "Instrument used."),
@@ -116,16 +115,6 @@ def simulate_irdis_astrometric_field(
         ("HIERARCH ESO DET NDIT", 1, "Number of DITs"),
         ("HIERARCH HCDC SIMULATED", True, "simulated field"),
     ]
-    for key, value, comment in cards:
-        header[key] = (value, comment)
-    fits_path = folder / "astrometric_field.fits"
-    fits.PrimaryHDU(frame, header).writeto(fits_path, overwrite=True)
-    csv_path = folder / "reference_list.csv"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["id", "ra_deg", "dec_deg", "mag", "pos_err_mas"])
-        writer.writeheader()
-        for row in left["catalogue"]:
-            writer.writerow({**row, "ra_deg": f"{row['ra_deg']:.10f}", "dec_deg": f"{row['dec_deg']:.10f}"})
     truth = {
         "true_north_deg": true_north_deg,
         "posang_deg": posang_deg,
@@ -135,6 +124,32 @@ def simulate_irdis_astrometric_field(
         "seed": seed,
         "left": left["truth"],
     }
+    return write_simulated_field(folder, "astrometric_field.fits", frame, cards, left["catalogue"], truth)
+
+
+def write_simulated_field(
+    folder: Path,
+    fits_name: str,
+    image: np.ndarray,
+    cards: list[tuple[str, Any, str]],
+    catalogue: list[dict[str, Any]],
+    truth: dict[str, Any],
+) -> dict[str, Path]:
+    """Write a simulated field's three files into ``folder``: ``fits_name`` (``image`` with the
+    header ``cards``, (key, value, comment)), ``reference_list.csv`` (``catalogue``'s rows, RA/Dec
+    in deg to 1e-10) and ``simulation_truth.json`` (``truth``). Returns their paths (keys
+    ``fits``, ``catalogue``, ``truth``)."""
+    header = fits.Header()
+    for key, value, comment in cards:
+        header[key] = (value, comment)
+    fits_path = folder / fits_name
+    fits.PrimaryHDU(image, header).writeto(fits_path, overwrite=True)
+    csv_path = folder / "reference_list.csv"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["id", "ra_deg", "dec_deg", "mag", "pos_err_mas"])
+        writer.writeheader()
+        for row in catalogue:
+            writer.writerow({**row, "ra_deg": f"{row['ra_deg']:.10f}", "dec_deg": f"{row['dec_deg']:.10f}"})
     truth_path = folder / "simulation_truth.json"
     truth_path.write_text(json.dumps(truth, indent=1))
     return {"fits": fits_path, "catalogue": csv_path, "truth": truth_path}
