@@ -242,24 +242,33 @@ def _datasets_alias() -> Alias:
     return Dataset.__table__.alias()
 
 
+def _observation_conditions(
+    c: Any, target: Any, instrument: Any, mode: Any, setup: Any, night: Any, prog_id: Any
+) -> list[ColumnElement[bool]]:
+    """The criteria files and datasets share (target, instrument, mode, filter, nights,
+    programme) over the given columns of either; ``c`` is a :func:`_shape`, values bound."""
+    out: list[ColumnElement[bool]] = []
+    if c.target:
+        out.append(_like(target, _param("target", String)))
+    if c.instrument:
+        out.append(func.upper(instrument) == _param("instrument", String))
+    if c.mode:
+        out.append(func.upper(mode) == _param("mode", String))
+    if c.filter:
+        out.append(_like(setup, _param("filter", String)))
+    if c.night_from:
+        out.append(night >= _param("night_from", Date))
+    if c.night_to:
+        out.append(night <= _param("night_to", Date))
+    if c.programme:
+        out.append(programme_key_sql(prog_id) == _param("programme", String))
+    return out
+
+
 def _dataset_conditions(c: Any, ds: Any = Dataset) -> list[ColumnElement[bool]]:
     """Conditions over ``datasets`` (or the columns ``ds`` of an alias of it); ``c`` is a
     :func:`_shape`."""
-    out: list[ColumnElement[bool]] = []
-    if c.target:
-        out.append(_like(ds.target, _param("target", String)))
-    if c.instrument:
-        out.append(func.upper(ds.instrument) == _param("instrument", String))
-    if c.mode:
-        out.append(func.upper(ds.mode) == _param("mode", String))
-    if c.filter:
-        out.append(_like(ds.setup, _param("filter", String)))
-    if c.night_from:
-        out.append(ds.night >= _param("night_from", Date))
-    if c.night_to:
-        out.append(ds.night <= _param("night_to", Date))
-    if c.programme:
-        out.append(programme_key_sql(ds.prog_id) == _param("programme", String))
+    out = _observation_conditions(c, ds.target, ds.instrument, ds.mode, ds.setup, ds.night, ds.prog_id)
     file_conditions = _file_conditions(c)
     if file_conditions:
         out.append(
@@ -312,21 +321,14 @@ def search_files(conn: Connection, c: Criteria, visible: ColumnElement[bool]) ->
     """Current versions of catalogued files matching ``c`` that ``visible`` lets through."""
     c.check()
     shape, params = _shape(c), _criteria_params(c)
-    conditions = [File.is_current, visible, *_file_conditions(shape)]
-    if shape.target:
-        conditions.append(_like(File.target, _param("target", String)))
-    if shape.instrument:
-        conditions.append(func.upper(File.instrument) == _param("instrument", String))
-    if shape.mode:
-        conditions.append(func.upper(File.mode) == _param("mode", String))
-    if shape.filter:
-        conditions.append(_like(File.filter, _param("filter", String)))
-    if shape.night_from:
-        conditions.append(File.night >= _param("night_from", Date))
-    if shape.night_to:
-        conditions.append(File.night <= _param("night_to", Date))
-    if shape.programme:
-        conditions.append(programme_key_sql(File.prog_id) == _param("programme", String))
+    conditions = [
+        File.is_current,
+        visible,
+        *_file_conditions(shape),
+        *_observation_conditions(
+            shape, File.target, File.instrument, File.mode, File.filter, File.night, File.prog_id
+        ),
+    ]
     query = select(
         File.id,
         File.path,
