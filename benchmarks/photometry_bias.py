@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/photometry_bias.py factors SEP_PX CONTRAST DRAWS     # e.g. 14 2e-3 12
     python benchmarks/photometry_bias.py fake-flux SEP_PX CONTRAST DRAWS
+    python benchmarks/photometry_bias.py versions SEP_PX CONTRAST DRAWS     # 1.5 vs 1.6 photometry
 
 Each draw simulates a small ADI cube (:func:`simulate_adi_cube`, 16 frames, 61 px, FWHM 4 px,
 60 deg of rotation) with one companion at ``SEP_PX`` and ``CONTRAST``, reduces it with PCA 3
@@ -15,6 +16,11 @@ Each draw simulates a small ADI cube (:func:`simulate_adi_cube`, 16 frames, 61 p
 * ``fake-flux``: photometry fakes as bright as the detection's *flux* (signal / throughput,
   iterated twice, on the cube with the companion removed) instead of at ``fc_snr`` = its S/N
   (its reduced signal, fainter by the throughput): contrast / truth per draw, old and new.
+* ``versions``: the whole :func:`postprocess` as ``l2-postprocess`` 1.5 and 1.6 run it (fakes at
+  the S/N, or ``photometry_fakes_at_flux``; 1.4's photometric errors, astrometric errors): per
+  draw contrast / truth, the pull (contrast - truth) / CONTRAST_ERR, 1.6's iterations, and the
+  astrometric pulls (measured - true separation and PA over their errors), both versions. The
+  frame is 61 px, or wider for companions beyond 20 px.
 
 Measured numbers: docs/postprocessing.md ("Photometry at small separations").
 """
@@ -52,12 +58,15 @@ class Draw:
     psf: np.ndarray  # the normalised PSF stamp the pipeline injects
 
 
-def detected_draws(separation: float, contrast: float, draws: int) -> Iterator[Draw]:
-    """The draws whose companion is detected within 2 px of its true position."""
+def detected_draws(
+    separation: float, contrast: float, draws: int, missing: bool = False, **options: object
+) -> Iterator[Draw | None]:
+    """The draws whose companion is detected within 2 px of its true position (with ``missing``
+    None for the others); ``options`` go to :func:`postprocess` (default: no astrometric errors)."""
     for seed in range(draws):
         sim = simulate_adi_cube(
             n_frames=16,
-            size=61,
+            size=max(61, 2 * int(separation + 10) + 1),
             fwhm=FWHM,
             rotation=60.0,
             companions=[(separation, 30.0 + 37.0 * seed, contrast)],
@@ -72,14 +81,16 @@ def detected_draws(separation: float, contrast: float, draws: int) -> Iterator[D
             fwhm=FWHM,
             star_flux=sim.star_flux,
             compute_contrast=False,
-            astrometric_errors=False,
             detection_threshold=3.0,
+            **{"astrometric_errors": False, **options},  # type: ignore[arg-type]
         )
         t = sim.companions[0]
         near = [d for d in res.detections if np.hypot(d.x - t.x, d.y - t.y) <= 2.0]
         if near:
             det = min(near, key=lambda d: np.hypot(d.x - t.x, d.y - t.y))
             yield Draw(seed, sim, res, det, prepare_psfs(sim.psf, 1, FWHM)[0][0])
+        elif missing:
+            yield None
 
 
 def _aperture(image: np.ndarray, x: float, y: float) -> float:
@@ -132,18 +143,55 @@ def flux_with_fakes_at_flux(draw: Draw, iterations: int = 2) -> float:
     return flux
 
 
+def versions(separation: float, contrast: float, draws: int) -> list[dict[str, float]]:
+    """1.5 against 1.6 photometry (and astrometric errors) on the same draws."""
+    options = {"aperture_noise_errors": True, "astrometric_errors": True}
+    rows = []
+    for old, new in zip(
+        detected_draws(separation, contrast, draws, True, **options),
+        detected_draws(separation, contrast, draws, True, photometry_fakes_at_flux=True, **options),
+        strict=True,
+    ):
+        if old is None or new is None:
+            continue
+        t = old.sim.companions[0]
+        row: dict[str, float] = {"seed": old.seed, "snr": old.detection.snr}
+        for name, draw in (("old", old), ("new", new)):
+            d = draw.detection
+            row[f"{name}_ratio"] = d.contrast / contrast
+            row[f"{name}_pull"] = (d.contrast - contrast) / d.contrast_err
+            row[f"{name}_sep_pull"] = (d.separation_px - t.separation) / d.separation_err_px
+            dpa = (d.pa_deg - t.pa + 180.0) % 360.0 - 180.0
+            row[f"{name}_pa_pull"] = dpa / d.pa_err_deg
+        fakes = new.result.photometry_fakes[new.result.detections.index(new.detection)]
+        row["iterations"] = fakes["iterations"]
+        row["converged"] = float(fakes["converged"])
+        rows.append(row)
+        print(json.dumps({k: round(float(v), 3) for k, v in row.items()}), flush=True)
+    return rows
+
+
 def _mean_and_error(values: list[float]) -> str:
     return f"{np.mean(values):.3f} +- {np.std(values) / np.sqrt(len(values)):.3f}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("factors", "fake-flux"))
+    parser.add_argument("what", choices=("factors", "fake-flux", "versions"))
     parser.add_argument("separation", type=float, help="companion separation (px)")
     parser.add_argument("contrast", type=float, help="companion contrast")
     parser.add_argument("draws", type=int, help="number of simulated cubes (seeds 0..N-1)")
     args = parser.parse_args()
     rows: list[dict[str, float]] = []
+    if args.what == "versions":
+        rows = versions(args.separation, args.contrast, args.draws)
+        if not rows:
+            raise SystemExit("no draw detected its companion")
+        keys = [k for k in rows[0] if k != "seed"]
+        print("MEAN", {k: _mean_and_error([r[k] for r in rows]) for k in keys}, "n", len(rows))
+        rms = {k: f"{np.sqrt(np.mean(np.square([r[k] for r in rows]))):.2f}" for k in keys if "pull" in k}
+        print("RMS", rms)
+        return
     for draw in detected_draws(args.separation, args.contrast, args.draws):
         if args.what == "factors":
             row = factors(draw, args.contrast)

@@ -167,7 +167,15 @@ class Postprocess(Recipe):
     name = "l2-postprocess"
     product_level = 2
     product_type = "level2-image"
-    version = "1.5"
+    version = "1.6"
+    #: :func:`postprocess`'s ``photometry_fakes_at_flux``: 1.6 injects a detection's photometry
+    #: fakes at its flux estimate, iterated until it changes by less than its error (DETECTIONS
+    #: card ``PHOTFAKE``, columns ``FAKEFLUX``/``FAKEITER``/``FAKECONV``, the summary's
+    #: ``photometry_*`` keys); <= 1.5 at its S/N times the noise (~16 % low photometry at 3.5 FWHM)
+    photometry_fakes_at_flux = True
+    #: 1.6 writes the DETECTIONS header's ``SPECRES``/``SPECRnnn`` cards with their whole comments
+    #: (long-string cards where needed); <= 1.5 with the comments astropy cut (same bytes)
+    whole_card_comments = True
     #: :func:`postprocess`'s ``null_threshold``: 1.5 calibrates the detection threshold (and the
     #: contrast curve's) on the inverted-angle null map of the data
     #: (:mod:`hcdc.science.postprocessing.null_threshold`: cards ``DETNULL``/``DETNU``/``DETK``,
@@ -275,6 +283,7 @@ class Postprocess(Recipe):
                 drop_spectral_residuals=self.drop_spectral_residuals,
                 aperture_noise_errors=self.aperture_noise_errors,
                 null_threshold=self.null_threshold and params.detection_threshold is None,
+                photometry_fakes_at_flux=self.photometry_fakes_at_flux,
                 image_unit=data["unit"],
                 inputs=data["input_names"],
                 progress=context.progress,
@@ -297,6 +306,7 @@ class Postprocess(Recipe):
                 context.output_path(name),
                 extra_cards=frames["cards"] if frames else (),
                 extra_hdus=frames["hdus"] if frames else (),
+                whole_comments=self.whole_card_comments,
             )
             previews = None
             if params.previews:
@@ -629,6 +639,17 @@ def _user_cube_inputs(
 
 
 @register_recipe
+class PostprocessV15(Postprocess):
+    """``l2-postprocess`` 1.5, kept so that its products rerun from their provenance bit for bit:
+    photometry fakes at the detection's S/N times the noise (not at its flux estimate), the
+    ``SPECRES`` cards' comments as astropy cut them."""
+
+    version = "1.5"
+    photometry_fakes_at_flux = False
+    whole_card_comments = False
+
+
+@register_recipe
 class PostprocessV14(Postprocess):
     """``l2-postprocess`` 1.4, kept so that products made before 1.5 rerun from their provenance
     bit for bit, and run by the standard workflows until 1.5 is adopted there
@@ -636,6 +657,8 @@ class PostprocessV14(Postprocess):
 
     version = "1.4"
     null_threshold = False
+    photometry_fakes_at_flux = False
+    whole_card_comments = False
 
 
 #: The ``l2-postprocess`` version the standard workflows (IRDIS, IFS, ZIMPOL, user cube) pin: 1.4
@@ -653,6 +676,8 @@ class PostprocessV13(Postprocess):
     version = "1.3"
     Parameters = PostprocessParametersV13
     null_threshold = False
+    photometry_fakes_at_flux = False
+    whole_card_comments = False
     legacy_derotation = True
     fit_x_scale = None
     drop_spectral_residuals = False
@@ -670,6 +695,8 @@ class PostprocessV12(Postprocess):
     version = "1.2"
     Parameters = PostprocessParameters
     null_threshold = False
+    photometry_fakes_at_flux = False
+    whole_card_comments = False
     legacy_derotation = True
     fit_x_scale = None
     records_frames = False
@@ -690,6 +717,8 @@ class PostprocessV11(Postprocess):
     version = "1.1"
     Parameters = PostprocessParametersV11
     null_threshold = False
+    photometry_fakes_at_flux = False
+    whole_card_comments = False
     legacy_derotation = True
     fit_x_scale = None
     measures_astrometric_errors = False
@@ -824,6 +853,8 @@ class PostprocessRdi(Postprocess):
     #: says ``ROTSENSE = 'CCW'``, Gaussian fits with ``x_scale=1.0``); 1.0 (kept) as 1.3
     version = "1.1"
     null_threshold = False  # the Student threshold, as l2-postprocess 1.4
+    photometry_fakes_at_flux = False  # photometry fakes at the S/N, as l2-postprocess 1.4
+    whole_card_comments = False
     description = "Level 1 cube + archive reference library -> Level 2 RDI image, S/N, contrast, detections"
     Parameters = PostprocessRdiParametersV11
     inputs = (

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,8 @@ from hcdc.science.postprocessing.snr import snr_at
 from hcdc.science.postprocessing.throughput import ThroughputCurve, lazy_injection, throughput_curve
 
 __all__ = [
+    "FAKE_FLUX_ITERATIONS",
+    "FakeFlux",
     "FakeReduction",
     "adi_fake_reduction",
     "aperture_photometry",
@@ -109,8 +111,11 @@ def _local_throughput(
     algorithm: str,
     params: Mapping[str, Any],
     n_fakes: int,
+    fake_flux: float | None = None,
 ) -> np.ndarray:
-    """Throughputs of ``n_fakes`` fakes as bright as ``det`` at its separation, at PAs between it."""
+    """Throughputs of ``n_fakes`` fakes at ``det``'s separation, at PAs between it: of the
+    detection's S/N times the noise (its reduced signal), or of ``fake_flux`` (cube units, 1-FWHM
+    aperture) when given."""
     tp = throughput_curve(
         plane,
         angles,
@@ -123,12 +128,28 @@ def _local_throughput(
         pa=det.pa_deg + 180.0 / n_fakes,
         fc_snr=float(np.clip(det.snr, 3.0, 50.0)),
         fc_rad_sep=1,
+        fake_flux=fake_flux,
     )
     return tp.branches[:, 0]
 
 
 #: fakes per detection (and wavelength) of :func:`measure_detections`' throughput
 PHOTOMETRY_FAKES = 6
+
+#: most iterations of :func:`measure_detections` with ``fakes_at_flux`` (fakes at the flux estimate)
+FAKE_FLUX_ITERATIONS = 4
+
+
+@dataclass(frozen=True)
+class FakeFlux:
+    """How the photometry fakes of one detection (on one wavelength plane) were set with
+    ``fakes_at_flux``: the flux of the fakes of the final throughput measurement (cube units,
+    1-FWHM aperture), the number of measurements at the flux estimate, and whether the last one
+    changed the estimate by less than its error (else the iteration stopped at its maximum)."""
+
+    flux: float
+    iterations: int
+    converged: bool
 
 
 def measure_detections(
@@ -142,6 +163,9 @@ def measure_detections(
     algorithm: str,
     params: Mapping[str, Any],
     n_fakes: int = PHOTOMETRY_FAKES,
+    fakes_at_flux: bool = False,
+    max_iterations: int = FAKE_FLUX_ITERATIONS,
+    fake_flux_log: list[FakeFlux] | None = None,
 ) -> tuple[list[tuple[float, float]], np.ndarray]:
     """Injection-recovery photometry of every detection on one wavelength plane.
 
@@ -151,36 +175,118 @@ def measure_detections(
     PCA's throughput depends on what else is in the cube (bright fakes, real companions are partly
     absorbed into the components), so it is measured twice: a first estimate with the companions in
     place, then again on the cube with every companion removed at its first-estimate flux.
+
+    The fakes are as bright as the detection's *reduced* signal (its S/N times the noise), which
+    is its flux times the throughput: close to the star (throughput ~0.15 at 3.5 FWHM) they are
+    several times fainter than the companion, PCA absorbs them less, and the flux comes out low
+    (~16 % at 14 px, docs/postprocessing.md). With ``fakes_at_flux`` (``l2-postprocess`` 1.6)
+    the second measurement and those after it inject the fakes at the current flux estimate
+    instead, on the plane with every detection removed at its current estimate: from the first
+    estimate, each measurement gives a new one, until it changes by less than its error (1 sigma:
+    the fakes' spread over sqrt(``n_fakes``), in quadrature with the aperture noise ``flux / snr``)
+    or after ``max_iterations`` measurements. A detection whose estimate has settled keeps it
+    (and the plane keeps it removed at that flux) while the others go on. ``fake_flux_log``
+    (a list) receives one :class:`FakeFlux` per detection.
     """
     signals = [snr_at(image, d.x, d.y, fwhm).signal for d in detections]
 
-    def throughputs(cube: np.ndarray, det: Detection) -> np.ndarray:
+    def throughputs(cube: np.ndarray, det: Detection, fake_flux: float | None = None) -> np.ndarray:
         return _local_throughput(
-            cube, angles, psf, det, fwhm=fwhm, algorithm=algorithm, params=params, n_fakes=n_fakes
+            cube,
+            angles,
+            psf,
+            det,
+            fwhm=fwhm,
+            algorithm=algorithm,
+            params=params,
+            n_fakes=n_fakes,
+            fake_flux=fake_flux,
         )
 
     first = []
     for det, signal in zip(detections, signals, strict=True):
         tp = float(np.mean(throughputs(plane, det)))
         first.append(signal / tp if tp > 0 else 0.0)
-    clean = plane
     # A memory-mapped or SPHERE-sized plane reduced by tiled PCA: the companions are subtracted as
     # the plane is read (same values as remove_companion's copy, which would be the whole plane).
     remove = _lazy_removal if lazy_injection(plane, algorithm) else remove_companion
-    for det, flux in zip(detections, first, strict=True):
-        if flux > 0:
-            clean = remove(clean, angles, psf, det.separation_px, det.pa_deg, flux)
-    results = []
-    for det, signal in zip(detections, signals, strict=True):
-        tps = throughputs(clean, det)
+
+    def without_detections(fluxes: list[float]) -> np.ndarray:
+        clean = plane
+        for det, flux in zip(detections, fluxes, strict=True):
+            if flux > 0:
+                clean = remove(clean, angles, psf, det.separation_px, det.pa_deg, flux)
+        return clean
+
+    def measured(tps: np.ndarray, signal: float) -> tuple[float, float]:
         tp = float(np.mean(tps))
         if not tp > 0:
-            results.append((math.nan, math.nan))
-            continue
+            return math.nan, math.nan
         flux = signal / tp
         # The fakes' spread is the throughput's uncertainty at this separation (1 sigma of one position).
-        results.append((flux, abs(flux) * float(np.std(tps, ddof=1)) / tp))
+        return flux, abs(flux) * float(np.std(tps, ddof=1)) / tp
+
+    clean = without_detections(first)
+    results = [
+        measured(throughputs(clean, det), signal) for det, signal in zip(detections, signals, strict=True)
+    ]
+    if fakes_at_flux:
+        results, clean = _iterate_fake_flux(
+            detections,
+            signals,
+            results,
+            without_detections,
+            throughputs,
+            measured,
+            n_fakes,
+            max_iterations,
+            fake_flux_log,
+        )
     return results, clean if isinstance(clean, InjectedCube) else np.asarray(clean, dtype=np.float32)
+
+
+def _iterate_fake_flux(
+    detections: list[Detection],
+    signals: list[float],
+    results: list[tuple[float, float]],
+    without_detections: Callable[[list[float]], np.ndarray],
+    throughputs: Callable[..., np.ndarray],
+    measured: Callable[[np.ndarray, float], tuple[float, float]],
+    n_fakes: int,
+    max_iterations: int,
+    log: list[FakeFlux] | None,
+) -> tuple[list[tuple[float, float]], np.ndarray]:
+    """:func:`measure_detections`' measurements with the fakes at the flux estimate, from
+    ``results`` (fakes at the detections' S/N on the cleaned plane)."""
+
+    def positive(value: float) -> float:
+        return value if np.isfinite(value) and value > 0 else 0.0
+
+    results = list(results)
+    n = len(detections)
+    fake, count, converged = [math.nan] * n, [0] * n, [False] * n
+    settled = [positive(f) == 0.0 for f, _ in results]  # no flux to inject: nothing to iterate
+    for _ in range(max_iterations):
+        if all(settled):
+            break
+        fluxes = [positive(f) for f, _ in results]
+        clean = without_detections(fluxes)
+        for i, (det, signal) in enumerate(zip(detections, signals, strict=True)):
+            if settled[i]:
+                continue
+            fake[i], count[i] = fluxes[i], count[i] + 1
+            results[i] = flux, spread = measured(throughputs(clean, det, fluxes[i]), signal)
+            if positive(flux) == 0.0:
+                settled[i] = True
+                continue
+            # 1 sigma of the estimate: the mean throughput's uncertainty and the aperture noise
+            noise = flux / det.snr if det.snr > 0 else math.inf
+            error = math.hypot(spread / math.sqrt(n_fakes), noise) if np.isfinite(spread) else noise
+            settled[i] = converged[i] = abs(flux - fluxes[i]) < error
+    if log is not None:
+        log.extend(FakeFlux(fake[i], count[i], converged[i]) for i in range(n))
+    # the plane without the detections at their final estimates (what throughput and contrast use)
+    return results, without_detections([positive(f) for f, _ in results])
 
 
 def _lazy_removal(

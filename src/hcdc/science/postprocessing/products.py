@@ -28,10 +28,16 @@ FITS layout (one extension per output, all optional except ``IMAGE``)::
                  measured those errors, 'OFF-AXIS' (the reduction's PSF) or 'GAUSSIAN' (no PSF: a
                  Gaussian of the FWHM, from the data alone; absent in products before 1.3);
                  header SPECRES (l2-postprocess 1.4, spectral algorithms): how many candidates
-                 were left out as a brighter one's spectral residual, SPECRnnn each of them;
+                 were left out as a brighter one's spectral residual, SPECRnnn each of them
+                 (1.6: whole comments, SPECRnnn as long-string cards; 1.4/1.5: the comments
+                 astropy kept when it truncated them, same bytes, no warning);
                  header PHOTERR (l2-postprocess 1.4) = 'APERTURE+THROUGHPUT': FLUX_ERR and
                  CONTRAST_ERR hold the aperture noise (value / SNR) in quadrature with the
-                 uncertainty of the fakes' mean throughput (before: the fakes' spread only)
+                 uncertainty of the fakes' mean throughput (before: the fakes' spread only);
+                 header PHOTFAKE (l2-postprocess 1.6) = 'FLUX': the photometry fakes were injected
+                 at the flux estimate, iterated (at most PHOTFMAX measurements), with columns
+                 FAKEFLUX [image unit] (flux of the last fakes), FAKEITER (measurements at the
+                 flux estimate), FAKECONV (the last one changed the flux by less than its error)
 
 The star is on pixel ``(n//2, n//2)`` (0-based, i.e. CRPIX = n//2 + 1). Every image has a BUNIT.
 Orientation (``docs/conventions.md``): when it is known (``ORIENT = 'NORTH_UP_EAST_LEFT'``) images
@@ -261,6 +267,10 @@ class PostprocessResult:
     threshold calibrated on the inverted-angle null map
     (:class:`~hcdc.science.postprocessing.null_threshold.EmpiricalThreshold`; ``l2-postprocess``
     1.5: cards ``DETNULL``, ``DETNU``, ``DETK``), None where the Student threshold was used.
+    ``photometry_fakes``: per detection (same order), how its photometry fakes were set when they
+    were injected at the flux estimate (``l2-postprocess`` 1.6, ``'injection'`` photometry):
+    dicts ``fake_flux`` (cube units, the last fakes' flux, mean over wavelengths),
+    ``iterations`` (measurements at the flux estimate), ``converged``; None otherwise.
     """
 
     image: np.ndarray
@@ -286,6 +296,7 @@ class PostprocessResult:
     spectral_residuals: list[dict[str, Any]] | None = None
     photometric_errors: str | None = None
     detection_null: Any = None
+    photometry_fakes: list[dict[str, Any]] | None = None
     software_version: str = __version__
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
 
@@ -314,7 +325,10 @@ class PostprocessResult:
             "detection_fpf": self.detection_fpf,
             "orientation": self.orientation.as_dict(),
             "pa_reference": self.orientation.pa_reference,
-            "detections": [d.as_dict() for d in self.detections],
+            "detections": [
+                {**d.as_dict(), **_fake_flux_entry(self.photometry_fakes, i)}
+                for i, d in enumerate(self.detections)
+            ],
             **({"astrometric_error_psf": self.astrometric_error_psf} if self.astrometric_error_psf else {}),
             **(
                 {"spectral_residuals": [dict(r) for r in self.spectral_residuals]}
@@ -352,6 +366,18 @@ class PostprocessResult:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
+
+def _fake_flux_entry(records: list[dict[str, Any]] | None, i: int) -> dict[str, Any]:
+    """The summary keys of detection ``i``'s photometry fakes (1.6), none before."""
+    if records is None or i >= len(records):
+        return {}
+    r = records[i]
+    return {
+        "photometry_fake_flux": _none_if_nan(float(r["fake_flux"])),
+        "photometry_iterations": int(r["iterations"]),
+        "photometry_converged": bool(r["converged"]),
+    }
 
 
 def _none_if_nan(value: Any) -> Any:
@@ -565,6 +591,8 @@ def _detections_hdu(
     error_psf: str | None = None,
     spectral_residuals: Sequence[Mapping[str, Any]] | None = None,
     photometric_errors: str | None = None,
+    photometry_fakes: Sequence[Mapping[str, Any]] | None = None,
+    whole_comments: bool = True,
 ) -> fits.BinTableHDU:
     dets = list(detections)
 
@@ -592,6 +620,22 @@ def _detections_hdu(
             fits.Column(name="SEP_ERR_MAS", format="D", unit="mas", array=col("separation_err_mas")),
             fits.Column(name="PA_ERR", format="D", unit="deg", array=col("pa_err_deg")),
         ]
+    if photometry_fakes is not None:  # l2-postprocess 1.6
+        fakes = list(photometry_fakes)
+        cols += [
+            fits.Column(
+                name="FAKEFLUX",
+                format="D",
+                unit=unit or None,
+                array=np.array([f["fake_flux"] for f in fakes], dtype=np.float64),
+            ),
+            fits.Column(
+                name="FAKEITER", format="J", array=np.array([f["iterations"] for f in fakes], dtype=np.int32)
+            ),
+            fits.Column(
+                name="FAKECONV", format="L", array=np.array([f["converged"] for f in fakes], dtype=bool)
+            ),
+        ]
     hdu = fits.BinTableHDU.from_columns(cols, name="DETECTIONS")
     for key, value, text in orientation.header_cards()[:2]:
         hdu.header[key] = (value, text)
@@ -611,18 +655,71 @@ def _detections_hdu(
             "fakes (their spread / sqrt(number)); 'curve' photometry: the aperture noise only; "
             "'negfc': the fit's injection trials"
         )
-    if spectral_residuals is not None:  # l2-postprocess 1.4, spectral algorithms
-        hdu.header["SPECRES"] = (
-            len(spectral_residuals),
-            "candidates left out: a brighter one's spectral residual",
+    if photometry_fakes is not None:
+        from hcdc.science.postprocessing.detection_photometry import FAKE_FLUX_ITERATIONS
+
+        hdu.header["PHOTFAKE"] = ("FLUX", "photometry fakes at the flux estimate")
+        hdu.header["PHOTFMAX"] = (FAKE_FLUX_ITERATIONS, "most measurements at the flux estimate")
+        hdu.header["COMMENT"] = (
+            "FLUX: aperture signal over the throughput of fakes injected at the flux estimate, "
+            "iterated until it changes by less than its error; FAKEFLUX: the last fakes' flux, "
+            "FAKEITER: measurements at the flux estimate, FAKECONV: converged"
         )
-        for k, r in enumerate(spectral_residuals, start=1):
-            hdu.header[f"SPECR{k:03d}"] = (
-                f"{r['separation_px']:.2f} px PA {r['pa_deg']:.2f} S/N {r['snr']:.2f} "
-                f"of {r['of_separation_px']:.2f} px PA {r['of_pa_deg']:.2f}",
-                "left-out spectral residual",
-            )
+    if spectral_residuals is not None:  # l2-postprocess 1.4, spectral algorithms
+        _spectral_residual_cards(hdu.header, spectral_residuals, whole_comments)
     return hdu
+
+
+def _spectral_residual_cards(
+    header: fits.Header, residuals: Sequence[Mapping[str, Any]], whole_comments: bool
+) -> None:
+    """``SPECRES`` (how many) and ``SPECRnnn`` (each) cards of the left-out spectral residuals.
+
+    ``whole_comments`` (``l2-postprocess`` 1.6): a comment that fits and ``SPECRnnn`` as
+    long-string (CONTINUE) cards where value and comment do not fit in 80 characters. Otherwise
+    (1.4, 1.5) the comments astropy kept when it truncated the longer ones with a VerifyWarning:
+    the same bytes as those products, without the warning."""
+    values = [
+        f"{r['separation_px']:.2f} px PA {r['pa_deg']:.2f} S/N {r['snr']:.2f} "
+        f"of {r['of_separation_px']:.2f} px PA {r['of_pa_deg']:.2f}"
+        for r in residuals
+    ]
+    if whole_comments:
+        set_card(header, "SPECRES", len(residuals), "left out: spectral residuals of brighter ones")
+        for k, value in enumerate(values, start=1):
+            set_card(header, f"SPECR{k:03d}", value, "left-out spectral residual")
+        return
+    header["SPECRES"] = _as_truncated(
+        "SPECRES", len(residuals), "candidates left out: a brighter one's spectral residual"
+    )
+    for k, value in enumerate(values, start=1):
+        header[f"SPECR{k:03d}"] = _as_truncated(f"SPECR{k:03d}", value, "left-out spectral residual")
+
+
+def _as_truncated(key: str, value: Any, comment: str) -> tuple[Any, str]:
+    """``(value, comment)`` with the comment cut where astropy cuts a card longer than 80
+    characters (it keeps the first 80), so that the card is written without a warning."""
+    room = 80 - len(fits.Card(key, value, "").image.rstrip()) - len(" / ")
+    return value, comment[: max(room, 0)].rstrip()
+
+
+#: ``SPECRnnn`` values: "<sep> px PA <pa> S/N <snr> of <sep> px PA <pa>"
+_SPECR_FIELDS = ("separation_px", "pa_deg", "snr", "of_separation_px", "of_pa_deg")
+
+
+def _read_spectral_residuals(header: fits.Header) -> list[dict[str, Any]] | None:
+    """The left-out spectral residuals of a product's DETECTIONS header (``SPECRES``), else None."""
+    if "SPECRES" not in header:
+        return None
+    out = []
+    for k in range(1, int(header["SPECRES"]) + 1):
+        words = str(header.get(f"SPECR{k:03d}", "")).split()
+        try:
+            numbers = [float(words[i]) for i in (0, 3, 5, 7, 10)]
+        except (IndexError, ValueError):
+            continue  # a card that does not say: left out of what is read back
+        out.append(dict(zip(_SPECR_FIELDS, numbers, strict=True)))
+    return out
 
 
 #: the sentence a product carries about how its detections' astrometric errors were measured
@@ -639,11 +736,14 @@ def write_product(
     overwrite: bool = True,
     extra_cards: Sequence[tuple[str, Any, str]] = (),
     extra_hdus: Sequence[fits.hdu.base.ExtensionHDU] = (),
+    whole_comments: bool = True,
 ) -> Path:
     """Write ``result`` as a Level 2 FITS product at ``path`` (see module docstring); return the path.
 
     ``extra_cards`` ((key, value, comment), e.g. the frame selection of a variant) go into the
-    primary header, ``extra_hdus`` after the standard extensions.
+    primary header, ``extra_hdus`` after the standard extensions. ``whole_comments=False`` writes
+    the ``SPECRES``/``SPECRnnn`` cards as ``l2-postprocess`` 1.4 and 1.5 did (comments cut to
+    what astropy kept of them; same bytes, no warning).
 
     The file is written to a temporary name and renamed, so a crash never leaves a half-written product.
     """
@@ -701,6 +801,8 @@ def write_product(
             result.astrometric_error_psf,
             result.spectral_residuals,
             result.photometric_errors,
+            result.photometry_fakes,
+            whole_comments,
         )
     )
     hdus.extend(extra_hdus)
@@ -812,6 +914,23 @@ def _read_detections(hdu: fits.BinTableHDU) -> list[Detection]:
     ]
 
 
+def _read_fake_fluxes(hdu: fits.BinTableHDU) -> list[dict[str, Any]] | None:
+    """How the photometry fakes of a 1.6 product's detections were set (``PHOTFAKE``), else None."""
+    if "PHOTFAKE" not in hdu.header:
+        return None
+    data = hdu.data
+    if data is None or len(data) == 0:
+        return []
+    return [
+        {
+            "fake_flux": float(row["FAKEFLUX"]),
+            "iterations": int(row["FAKEITER"]),
+            "converged": bool(row["FAKECONV"]),
+        }
+        for row in data
+    ]
+
+
 def _read_warnings(header: fits.Header) -> list[str]:
     out, i = [], 1
     while f"WARN{i}" in header:
@@ -863,6 +982,8 @@ def read_product(path: str | Path) -> PostprocessResult:
             detections=[] if det_hdu is None else _read_detections(det_hdu),
             astrometric_error_psf=None if det_hdu is None else det_hdu.header.get("ASTERPSF"),
             photometric_errors=None if det_hdu is None else det_hdu.header.get("PHOTERR"),
+            spectral_residuals=None if det_hdu is None else _read_spectral_residuals(det_hdu.header),
+            photometry_fakes=None if det_hdu is None else _read_fake_fluxes(det_hdu),
             image_unit=str(primary.get("BUNIT", "")),
             pixel_scale_mas=_optional_float(primary, "PIXSCALE"),
             fwhm=_optional_float(primary, "FWHM"),
