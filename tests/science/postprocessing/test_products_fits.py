@@ -292,3 +292,94 @@ def test_unknown_values_become_json_null(tmp_path):
     assert row["contrast"] is None and row["flux"] is None and row["snr"] == 6.2
     back = read_product(write_product(result, tmp_path / "nan.fits"))
     assert math.isnan(back.detections[0].contrast) and back.detections[0].photometry == "aperture"
+
+
+#: two left-out spectral residuals (l2-postprocess 1.4+ of an ASDI reduction); any values give a
+#: SPECRnnn card longer than 80 characters with its comment
+RESIDUALS = [
+    {"separation_px": 37.81, "pa_deg": 61.97, "snr": 11.24, "of_separation_px": 28.02, "of_pa_deg": 60.01},
+    {"separation_px": 105.5, "pa_deg": 359.2, "snr": 123.45, "of_separation_px": 78.0, "of_pa_deg": 1.0},
+]
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_spectral_residual_cards_without_verify_warning_and_read_back(tmp_path, full_result, whole):
+    """1.6 (``whole_comments``): whole comments, SPECRnnn as long-string cards; 1.4/1.5: the bytes
+    astropy wrote when it cut the comments with a VerifyWarning, now without the warning. Both
+    are read back by read_product."""
+    import warnings
+
+    from astropy.io.fits.verify import VerifyWarning
+
+    full_result.spectral_residuals = [dict(r) for r in RESIDUALS]
+    path = tmp_path / "spec.fits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VerifyWarning)
+        write_product(full_result, path, whole_comments=whole)
+        with fits.open(path) as hdul:
+            header = hdul["DETECTIONS"].header
+            image = header.cards["SPECRES"].image
+            assert header["SPECR001"] == "37.81 px PA 61.97 S/N 11.24 of 28.02 px PA 60.01"
+            comment = header.comments["SPECR002"]
+    if whole:
+        assert comment == "left-out spectral residual"
+        assert image.rstrip().endswith("/ left out: spectral residuals of brighter ones")
+    else:  # the card as l2-postprocess 1.4 wrote it (astropy kept its first 80 characters)
+        assert image == "SPECRES =                    2 / candidates left out: a brighter one's spectral "
+        assert comment == "left-out spectr"  # 80 characters
+    back = read_product(path).spectral_residuals
+    assert len(back) == len(RESIDUALS)
+    for got, want in zip(back, RESIDUALS, strict=True):
+        assert got == pytest.approx(want)  # the cards' 2 decimals
+    # a product without the cards reads back None
+    full_result.spectral_residuals = None
+    write_product(full_result, path)
+    assert read_product(path).spectral_residuals is None
+
+
+def test_old_spectral_residual_cards_keep_their_bytes(tmp_path, full_result):
+    """What astropy wrote from 1.4's (value, comment) with the warning is byte for byte what the
+    1.4/1.5 writer writes now without it."""
+    import warnings
+
+    full_result.spectral_residuals = [dict(r) for r in RESIDUALS]
+    header = fits.Header()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        header["SPECRES"] = (2, "candidates left out: a brighter one's spectral residual")
+        for k, r in enumerate(RESIDUALS, start=1):
+            header[f"SPECR{k:03d}"] = (
+                f"{r['separation_px']:.2f} px PA {r['pa_deg']:.2f} S/N {r['snr']:.2f} "
+                f"of {r['of_separation_px']:.2f} px PA {r['of_pa_deg']:.2f}",
+                "left-out spectral residual",
+            )
+        expected = [card.image for card in header.cards]
+    write_product(full_result, tmp_path / "old.fits", whole_comments=False)
+    with fits.open(tmp_path / "old.fits") as hdul:
+        written = [c.image for c in hdul["DETECTIONS"].header.cards if c.keyword.startswith("SPECR")]
+    assert written == expected
+
+
+def test_photometry_fakes_round_trip(tmp_path, full_result):
+    """1.6's record of the photometry fakes (per detection): card PHOTFAKE, columns FAKEFLUX,
+    FAKEITER, FAKECONV, the summary's photometry_* keys; absent (None) before."""
+    full_result.photometry_fakes = [{"fake_flux": 812.5, "iterations": 2, "converged": True}]
+    path = write_product(full_result, tmp_path / "fakes.fits")
+    with fits.open(path) as hdul:
+        assert hdul["DETECTIONS"].header["PHOTFAKE"] == "FLUX"
+        assert list(hdul["DETECTIONS"].data["FAKEITER"]) == [2]
+    back = read_product(path)
+    assert back.photometry_fakes == [{"fake_flux": 812.5, "iterations": 2, "converged": True}]
+    (det,) = back.summary()["detections"]
+    assert (det["photometry_fake_flux"], det["photometry_iterations"], det["photometry_converged"]) == (
+        812.5,
+        2,
+        True,
+    )
+    full_result.photometry_fakes = None
+    path = write_product(full_result, tmp_path / "none.fits")
+    with fits.open(path) as hdul:
+        assert "PHOTFAKE" not in hdul["DETECTIONS"].header
+        assert "FAKEFLUX" not in hdul["DETECTIONS"].columns.names
+    assert read_product(path).photometry_fakes is None
+    assert "photometry_iterations" not in read_product(path).summary()["detections"][0]
