@@ -85,7 +85,8 @@ def _same_arrays(a: Path, b: Path, loose: tuple[str, ...] = (), skip: tuple[str,
 
 
 def test_both_versions_registered():
-    assert get_recipe("l2-postprocess").version == "1.5"
+    assert get_recipe("l2-postprocess").version == "1.6"
+    assert get_recipe("l2-postprocess", "1.5").version == "1.5"
     assert get_recipe("l2-postprocess", "1.4").version == "1.4"
     assert not get_recipe("l2-postprocess", "1.4").null_threshold
     assert get_recipe("l2-postprocess", "1.3").version == "1.3"
