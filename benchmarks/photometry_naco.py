@@ -6,10 +6,10 @@ Usage::
 
 The raw files as a VIP user passes them (README there): re-centred by the recipe (``recenter``),
 derotation offsets 104.84 - 0.45 deg, frames transposed, FWHM 4.6 px, 27.19 mas/px, star flux
-764939.6 ADU (VIP tutorials), full-frame PCA, detection at S/N 5, no contrast curve. Prints b's separation, PA,
-S/N, contrast and its error, the astrometric errors and, for 1.6, the photometry fakes' flux and
-iterations; then the published contrast (Absil et al. 2013: 8.47e-4) and VIP 2.1.1's NEGFC on
-this cube (9.37e-4).
+764939.6 ADU (VIP tutorials), full-frame PCA, detection at S/N 5, no contrast curve. Prints b's
+separation, PA, S/N, contrast and its error, the astrometric errors and, for 1.6, the photometry
+fakes' flux and iterations, and the contrast over the published one (Absil et al. 2013:
+8.47e-4) and over VIP 2.1.1's NEGFC on this cube (9.37e-4).
 """
 
 from __future__ import annotations
