@@ -143,9 +143,10 @@ FAKE_FLUX_ITERATIONS = 4
 @dataclass(frozen=True)
 class FakeFlux:
     """How the photometry fakes of one detection (on one wavelength plane) were set with
-    ``fakes_at_flux``: the flux of the fakes of the final throughput measurement (cube units,
-    1-FWHM aperture), the number of measurements at the flux estimate, and whether the last one
-    changed the estimate by less than its error (else the iteration stopped at its maximum)."""
+    ``fakes_at_flux``: the flux of the fakes behind the reported throughput (cube units, 1-FWHM
+    aperture; NaN when none at the flux estimate measured one), the number of measurements at the
+    flux estimate, and whether the last one changed the estimate by less than its error (else
+    the iteration stopped at its maximum, or at fakes without a positive throughput)."""
 
     flux: float
     iterations: int
@@ -180,13 +181,14 @@ def measure_detections(
     is its flux times the throughput: close to the star (throughput ~0.15 at 3.5 FWHM) they are
     several times fainter than the companion, PCA absorbs them less, and the flux comes out low
     (~16 % at 14 px, docs/postprocessing.md). With ``fakes_at_flux`` (``l2-postprocess`` 1.6)
-    the second measurement and those after it inject the fakes at the current flux estimate
-    instead, on the plane with every detection removed at its current estimate: from the first
-    estimate, each measurement gives a new one, until it changes by less than its error (1 sigma:
-    the fakes' spread over sqrt(``n_fakes``), in quadrature with the aperture noise ``flux / snr``)
-    or after ``max_iterations`` measurements. A detection whose estimate has settled keeps it
-    (and the plane keeps it removed at that flux) while the others go on. ``fake_flux_log``
-    (a list) receives one :class:`FakeFlux` per detection.
+    more measurements follow those two, with the fakes at the current flux estimate, on the
+    plane with every detection removed at its current estimate: each gives a new estimate, until
+    it changes by less than its error (1 sigma: the fakes' spread over sqrt(``n_fakes``), in
+    quadrature with the aperture noise ``flux / snr``) or after ``max_iterations`` of them. A
+    detection whose estimate has settled keeps it (and the plane keeps it removed at that flux)
+    while the others go on; one whose fakes at its flux have no positive throughput keeps its
+    previous estimate (not converged). ``fake_flux_log`` (a list) receives one :class:`FakeFlux`
+    per detection.
     """
     signals = [snr_at(image, d.x, d.y, fwhm).signal for d in detections]
 
@@ -274,11 +276,12 @@ def _iterate_fake_flux(
         for i, (det, signal) in enumerate(zip(detections, signals, strict=True)):
             if settled[i]:
                 continue
-            fake[i], count[i] = fluxes[i], count[i] + 1
-            results[i] = flux, spread = measured(throughputs(clean, det, fluxes[i]), signal)
-            if positive(flux) == 0.0:
+            count[i] += 1
+            flux, spread = measured(throughputs(clean, det, fluxes[i]), signal)
+            if positive(flux) == 0.0:  # no throughput at that brightness: the last estimate stays
                 settled[i] = True
                 continue
+            results[i], fake[i] = (flux, spread), fluxes[i]
             # 1 sigma of the estimate: the mean throughput's uncertainty and the aperture noise
             noise = flux / det.snr if det.snr > 0 else math.inf
             error = math.hypot(spread / math.sqrt(n_fakes), noise) if np.isfinite(spread) else noise
