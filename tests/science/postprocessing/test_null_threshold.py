@@ -139,6 +139,24 @@ def test_detection_with_a_profile_reports_its_threshold_and_fpf(maps):
         detect_candidates(image, FWHM, threshold=5.0, profile=calibrated)
 
 
+def test_several_null_maps_are_pooled_into_one_tail(maps):
+    """A stack of null maps: one tail fitted to all of them (a stack of one is the one-map fit).
+    Pooled Gaussian maps stay below the largest factor any of them gives alone; pooled heavy-tailed
+    maps keep their heavy tail (the pooling does not average it away)."""
+    one = calibrate_threshold(maps["gaussian"][0], FWHM)
+    assert calibrate_threshold(np.stack(maps["gaussian"][:1]), FWHM) == one
+    for law in ("gaussian", "student", "patchy"):
+        single = [calibrate_threshold(m, FWHM) for m in maps[law]]
+        pooled = calibrate_threshold(maps[law], FWHM)
+        assert pooled.n_pixels == sum(s.n_pixels for s in single)
+        if law == "gaussian":
+            assert 1.0 <= pooled.tail_factor < min(1.2, max(s.tail_factor for s in single)), (pooled, single)
+        else:
+            assert pooled.nu < 30 and pooled.tail_factor > 1.3, pooled
+    with pytest.raises(ValueError, match="2-D"):
+        calibrate_threshold(np.zeros((2, 3, 9, 9)), FWHM)
+
+
 def test_rings_of_candidates_stay_out_and_inputs_are_checked():
     valid = np.ones((41, 41), dtype=bool)
     kept = without_rings(valid, [10.0], FWHM)
