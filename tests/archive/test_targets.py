@@ -121,3 +121,44 @@ def test_offline_resolution_of_an_unknown_name_is_a_clear_error(catalogue) -> No
         pytest.raises(targets.TargetError, match="unknown to the catalogue"),
     ):
         targets.resolve(conn, "HIP 65426", offline=True)
+
+
+def test_two_transactions_creating_one_target_at_once_share_it(catalogue) -> None:
+    """Two ingests (a watcher and an operator's ingest by hand) meet a new OBJECT name at the same
+    time: the second waits for the first's commit and links to its target instead of failing its
+    whole transaction on the alias's unique key (found by tests/faults/test_concurrent_processes.py
+    on PostgreSQL). SQLite serialises writers (BEGIN IMMEDIATE), so the race needs PostgreSQL."""
+    import threading
+
+    if catalogue.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite lets one writer at a time in: the two creations cannot overlap")
+    engine = catalogue.engine
+    first, second = engine.connect(), engine.connect()
+    try:
+        t1, t2 = first.begin(), second.begin()
+        mine = targets.object_target(first, "HD 95086")  # inserted, not committed yet
+        assert targets.find_target(second, "HD 95086") is None  # invisible to the other
+        found: dict[str, object] = {}
+
+        def other() -> None:
+            try:
+                found["id"] = targets.object_target(second, "HD95086")  # blocks on the unique key
+            except Exception as exc:  # noqa: BLE001 - reported below
+                found["error"] = exc
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive(), f"the second creation should wait for the first commit: {found}"
+        t1.commit()
+        thread.join(30)
+        assert "error" not in found, found.get("error")
+        assert found["id"] == mine
+        targets.link(second, "file", [(1, "hd 95086")])  # the transaction is still usable
+        t2.commit()
+    finally:
+        first.close()
+        second.close()
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(Target)) == 1
+        assert conn.scalar(select(TargetLink.target_id)) == mine

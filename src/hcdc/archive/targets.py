@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hcdc.archive.models import utcnow
 from hcdc.archive.simbad import DEFAULT_SIMBAD_TAP_URL, SimbadAnswer, SimbadError, query_simbad
@@ -439,7 +440,18 @@ def object_target(conn: Connection, name: str | None) -> int | None:
     try:
         return resolve(conn, name, offline=True)
     except TargetError:
-        return create_target(conn, name.strip(), resolved="unresolved", alias_origin="object")
+        pass
+    try:
+        with conn.begin_nested():
+            return create_target(conn, name.strip(), resolved="unresolved", alias_origin="object")
+    except IntegrityError:
+        # Another process (a watcher and an ingest by hand, two ingest workers) created the same
+        # target between our lookup and our insert; PostgreSQL made us wait for its commit, then
+        # refused our alias. Its target is the one: linking to it keeps this file's transaction.
+        target_id = find_target(conn, name)
+        if target_id is None:
+            raise
+        return target_id
 
 
 # --------------------------------------------------------------------------------------------
