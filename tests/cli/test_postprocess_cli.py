@@ -672,6 +672,32 @@ def test_recipe_version_is_the_workflows_unless_asked(simulated_files, tmp_path)
     assert not (tmp_path / "none").exists()
 
 
+def test_default_is_student_and_calibrated_threshold_is_opted_into(simulated_files, tmp_path):
+    """The default run (the workflows' 1.6) keeps the Student threshold and places photometry
+    fakes at the flux; ``--calibrated-threshold`` asks for the null-map threshold in 1.6, and is
+    refused with a version that has no such parameter (before anything is written)."""
+    from hcdc.pipeline.provenance import ProvenanceRecord
+
+    folder, _ = simulated_files
+    args = [folder / "cube.fits", "--angles", folder / "angles.fits", "--psf", folder / "psf.fits"]
+    args += ["--algorithm", "pca", "--ncomp", "5", "--fwhm", "4", "--pixel-scale", "12.25", "--no-contrast"]
+    runs = {}
+    for name, extra in (("default", []), ("calibrated", ["--calibrated-threshold"])):
+        result = _run([*args, *extra, "--out", tmp_path / name, "--json"])
+        assert result.exit_code == 0, result.output
+        record = ProvenanceRecord.load(tmp_path / name / "cube_pca_provenance.json")
+        assert record.recipe_version == "1.6"
+        assert record.parameters["calibrated_threshold"] is (name == "calibrated")
+        runs[name] = read_product(json.loads(result.stdout)["files"]["product"])
+    assert runs["default"].detection_null is None
+    assert (
+        runs["calibrated"].detection_null is not None and runs["calibrated"].detection_null.tail_factor >= 1.0
+    )
+    result = _run([*args, "--calibrated-threshold", "--recipe-version", "1.4", "--out", tmp_path / "old"])
+    assert result.exit_code == 2 and "needs l2-postprocess 1.6" in result.output, result.output
+    assert not (tmp_path / "old").exists()
+
+
 def test_an_input_error_writes_no_record(simulated_files, tmp_path):
     folder, sim = simulated_files
     short = tmp_path / "short.txt"

@@ -133,7 +133,7 @@ def test_ifs_night_reduces_to_level3_with_known_answers(night, tmp_path: Path, d
     # depend on this night's noise): the Level 2 detections are the injected companions, every
     # left-out one is a residual of the 180 mas one, and Level 3 (l3-companion-spectra 1.1, the
     # same rule, 1.2 the newest) has none left to leave out.
-    assert records[2]["recipe_version"] == "1.4" and records[3]["recipe_version"] == "1.2"
+    assert records[2]["recipe_version"] == "1.6" and records[3]["recipe_version"] == "1.2"
     assert l3["summary"]["method"] == "NEGFC per channel"
     residuals = l2["summary"]["spectral_residuals"]
     assert len(detections) == len(night.companions) == 2, (detections, residuals)

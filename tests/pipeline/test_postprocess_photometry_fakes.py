@@ -46,14 +46,31 @@ def _fixture_inputs(tmp_path: Path) -> tuple[dict[str, Path], dict]:
     return inputs, record["parameters"]
 
 
-def test_1_6_changes_only_the_photometry_and_says_how(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("old_version", "calibrated"),
+    [("1.4", False), ("1.5", True)],
+    ids=["student-threshold-vs-1.4", "calibrated-threshold-vs-1.5"],
+)
+def test_1_6_changes_only_the_photometry_and_says_how(
+    tmp_path: Path, old_version: str, calibrated: bool
+) -> None:
+    """1.6 with the Student threshold (its default) against 1.4, and with ``calibrated_threshold``
+    against 1.5: the same image, S/N map and detections; only the photometry differs."""
     inputs, params = _fixture_inputs(tmp_path)
     runs = {
-        v: run_recipe("l2-postprocess", inputs, params, work_dir=tmp_path / v, version=v)
-        for v in ("1.5", "1.6")
+        "old": run_recipe("l2-postprocess", inputs, params, work_dir=tmp_path / "old", version=old_version),
+        "1.6": run_recipe(
+            "l2-postprocess",
+            inputs,
+            {**params, "calibrated_threshold": calibrated},
+            work_dir=tmp_path / "new",
+            version="1.6",
+        ),
     }
     assert all(r.status == "done" for r in runs.values()), [r.error for r in runs.values()]
-    with fits.open(runs["1.5"].outputs["product"]) as old, fits.open(runs["1.6"].outputs["product"]) as new:
+    null = runs["1.6"].outputs["summary"].get("detection_null")
+    assert (null is not None) if calibrated else (null is None)
+    with fits.open(runs["old"].outputs["product"]) as old, fits.open(runs["1.6"].outputs["product"]) as new:
         assert np.array_equal(new["IMAGE"].data, old["IMAGE"].data)
         assert np.array_equal(new["SNR_MAP"].data, old["SNR_MAP"].data, equal_nan=True)
         o, n = old["DETECTIONS"].data, new["DETECTIONS"].data
@@ -74,9 +91,9 @@ def test_1_6_changes_only_the_photometry_and_says_how(tmp_path: Path) -> None:
     det = summary["detections"][0]
     assert det["photometry_iterations"] == int(n["FAKEITER"][0])
     assert det["photometry_fake_flux"] == pytest.approx(float(n["FAKEFLUX"][0]))
-    assert "photometry_iterations" not in runs["1.5"].outputs["summary"]["detections"][0]
+    assert "photometry_iterations" not in runs["old"].outputs["summary"]["detections"][0]
     assert read_product(runs["1.6"].outputs["product"]).photometry_fakes[0]["iterations"] >= 1
-    assert read_product(runs["1.5"].outputs["product"]).photometry_fakes is None
+    assert read_product(runs["old"].outputs["product"]).photometry_fakes is None
 
 
 def _spectral_inputs(folder: Path) -> dict[str, Path]:

@@ -206,11 +206,19 @@ def postprocess_command(
         "--negfc",
         help="Measure detections by negative-fake-companion fits (slower, single wavelength).",
     ),
+    calibrated_threshold: bool = typer.Option(
+        False,
+        "--calibrated-threshold",
+        help="Calibrate the detection threshold (and the contrast curve's) on an inverted-angle "
+        "null map of the data instead of the Student threshold: one more reduction; can raise the "
+        "threshold on small or speckle-dominated images (docs/postprocessing.md).",
+    ),
     recipe_version: str | None = typer.Option(
         None,
         "--recipe-version",
-        help="l2-postprocess version to run; default: the one the standard workflows run (1.4). "
-        "1.5 calibrates the detection threshold on an inverted-angle null map (docs/postprocessing.md).",
+        help="l2-postprocess version to run; default: the one the standard workflows run (1.6). "
+        "1.5 always calibrates the threshold; 1.4 and 1.5 place photometry fakes at the S/N "
+        "(docs/postprocessing.md).",
     ),
     out: Path = typer.Option(..., "--out", help="Output directory (created)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -263,6 +271,11 @@ def postprocess_command(
         check_pointing(ra, dec)
         # The workflows' version by default: a newer one is opted into, not run by surprise.
         recipe = get_recipe("l2-postprocess", recipe_version or L2_WORKFLOW_VERSION)
+        if calibrated_threshold and "calibrated_threshold" not in recipe.Parameters.model_fields:
+            raise ValueError(
+                "--calibrated-threshold needs l2-postprocess 1.6 or later; "
+                f"--recipe-version is {recipe.version}"
+            )
         get_algorithm(algorithm)
     except (LookupError, ValueError) as exc:
         _fail(exc)
@@ -296,6 +309,7 @@ def postprocess_command(
         "completeness": completeness,
         "completeness_options": {} if completeness_fakes is None else {"n_fakes": completeness_fakes},
         "negfc": negfc,
+        **({"calibrated_threshold": True} if calibrated_threshold else {}),
         "output_stem": stem,
         "angle_convention": angle_convention,
         "pupil_offset_deg": pupil_offset,

@@ -149,6 +149,19 @@ class PostprocessParametersV14(PostprocessParametersV13):
     )
 
 
+class PostprocessParametersV16(PostprocessParametersV14):
+    """Parameters of ``l2-postprocess`` 1.6: 1.4's and ``calibrated_threshold`` (1.5's
+    data-calibrated detection threshold, opted into rather than the default: docs/postprocessing.md,
+    "Towards a default")."""
+
+    calibrated_threshold: bool = Field(
+        False,
+        description="calibrate the detection threshold and the contrast curve's on the "
+        "inverted-angle null map of the data (l2-postprocess 1.5's method; one more reduction); "
+        "False: the Student threshold of detection_fpf. Ignored with a fixed detection_threshold",
+    )
+
+
 @register_recipe
 class Postprocess(Recipe):
     """Level 2 post-processing by :func:`hcdc.science.postprocessing.run.postprocess`.
@@ -179,8 +192,9 @@ class Postprocess(Recipe):
     #: :func:`postprocess`'s ``null_threshold``: 1.5 calibrates the detection threshold (and the
     #: contrast curve's) on the inverted-angle null map of the data
     #: (:mod:`hcdc.science.postprocessing.null_threshold`: cards ``DETNULL``/``DETNU``/``DETK``,
-    #: contrast column ``SNR_THR``; one more reduction); <= 1.4: the Student threshold
-    null_threshold = True
+    #: contrast column ``SNR_THR``; one more reduction); <= 1.4: the Student threshold; None (1.6):
+    #: the parameter ``calibrated_threshold`` decides (default False, the Student threshold)
+    null_threshold: bool | None = None
     #: 1.4: ``derotation`` angles turn counter-clockwise (vlt-sphere/VIP/IRDAP sense) and a Level 1
     #: product's convention comes from its ``ROTSENSE`` card (none: hcdc's old clockwise sense);
     #: <= 1.3: ``derotation`` meant hcdc's clockwise sense (:data:`LEGACY_DEROTATION`)
@@ -210,7 +224,7 @@ class Postprocess(Recipe):
     #: the fakes' mean throughput (card ``PHOTERR``); <= 1.3 the fakes' throughput spread only
     aperture_noise_errors = True
     description = "Level 1 cube -> Level 2 image, S/N map, contrast curves, detections (postprocess)"
-    Parameters = PostprocessParametersV14
+    Parameters = PostprocessParametersV16
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 product (instead of cube + angles)", optional=True),
         Port(
@@ -282,7 +296,7 @@ class Postprocess(Recipe):
                 spectral_empty_majority=self.spectral_empty_majority,
                 drop_spectral_residuals=self.drop_spectral_residuals,
                 aperture_noise_errors=self.aperture_noise_errors,
-                null_threshold=self.null_threshold and params.detection_threshold is None,
+                null_threshold=self._calibrates_threshold(params) and params.detection_threshold is None,
                 photometry_fakes_at_flux=self.photometry_fakes_at_flux,
                 image_unit=data["unit"],
                 inputs=data["input_names"],
@@ -319,6 +333,13 @@ class Postprocess(Recipe):
             summary.update(frames["summary"])
         context.log(f"{len(summary['detections'])} detection(s)")
         return {"product": product, "summary": summary, "previews": previews}
+
+    def _calibrates_threshold(self, params: PostprocessParametersV11) -> bool:
+        """Whether this run calibrates its detection threshold on a null map: the version's
+        choice (1.4: no, 1.5: yes), or from 1.6 on the ``calibrated_threshold`` parameter."""
+        if self.null_threshold is not None:
+            return self.null_threshold
+        return bool(getattr(params, "calibrated_threshold", False))
 
     def _read_inputs(self, inputs: dict[str, Any], params: PostprocessParametersV11) -> dict[str, Any]:
         """Arrays for :func:`postprocess` from a Level 1 product or from user files, with the
@@ -645,6 +666,8 @@ class PostprocessV15(Postprocess):
     ``SPECRES`` cards' comments as astropy cut them."""
 
     version = "1.5"
+    Parameters = PostprocessParametersV14
+    null_threshold = True
     photometry_fakes_at_flux = False
     whole_card_comments = False
 
@@ -652,18 +675,21 @@ class PostprocessV15(Postprocess):
 @register_recipe
 class PostprocessV14(Postprocess):
     """``l2-postprocess`` 1.4, kept so that products made before 1.5 rerun from their provenance
-    bit for bit, and run by the standard workflows until 1.5 is adopted there
-    (:data:`WORKFLOW_VERSION`): detection and contrast at the Student threshold."""
+    bit for bit (the standard workflows ran it until 1.6): detection and contrast at the Student
+    threshold, photometry fakes at the detection's S/N."""
 
     version = "1.4"
+    Parameters = PostprocessParametersV14
     null_threshold = False
     photometry_fakes_at_flux = False
     whole_card_comments = False
 
 
-#: The ``l2-postprocess`` version the standard workflows (IRDIS, IFS, ZIMPOL, user cube) pin: 1.4
-#: until 1.5's calibrated threshold has passed the whole suite (docs/postprocessing.md).
-WORKFLOW_VERSION = "1.4"
+#: The ``l2-postprocess`` version the standard workflows (IRDIS, IFS, ZIMPOL, user cube) and ``hcdc
+#: postprocess`` run: 1.6 (photometry fakes at the flux estimate, the Student threshold unless
+#: ``calibrated_threshold``). 1.5's calibrated threshold was not made the default: on a 100-px
+#: crop its tail fit raised the threshold 1.62x and lost a companion (docs/postprocessing.md).
+WORKFLOW_VERSION = "1.6"
 
 
 @register_recipe
