@@ -111,6 +111,7 @@ class AsdiNegfcProblem:
         mask_center_px: float | None = None,
         collapse: str = "median",
         aperture_radius: float = 1.0,
+        model_xy: tuple[float, float] | None = None,
     ):
         cube, angles, wl = check_spectral_inputs(cube, angles, wavelengths)
         n_wl, n_fr, ny, nx = cube.shape
@@ -122,21 +123,32 @@ class AsdiNegfcProblem:
         self.ncomp, self.collapse = int(ncomp), collapse
         self.fwhm = np.broadcast_to(np.asarray(fwhm, dtype=np.float64), (n_wl,)).copy()
         self.scale = wl.max() / wl
-        cy, cx = geometry.frame_center(cube.shape)
-        self.separation = float(math.hypot(x - cx, y - cy))
-        self.pa = float(geometry.pixel_to_polar(x, y, cube.shape)[1])
         self.x, self.y = float(x), float(y)
+        self._angles, self._psfs, self._mask = angles, psfs, mask_center_px
         data = _rescaled_matrix(cube, self.scale, mask_center_px, centre=True)
-        unit = inject_companions(np.zeros_like(cube), angles, psfs, self.separation, self.pa, 1.0)
-        model = _rescaled_matrix(unit, self.scale, mask_center_px, centre=False)
-        support = np.flatnonzero(np.any(model != 0.0, axis=0))
         self.gram = data @ data.T
-        self.cross = model[:, support] @ data[:, support].T  # M Dᵀ
-        self.model_gram = model[:, support] @ model[:, support].T  # M Mᵀ
         self._sampling(angles, aperture_radius)
         self.data_used = data[:, self.used]
-        self.model_used = model[:, self.used]
+        self._data = data
         self.n_evaluations = 0
+        self.move_model(*((x, y) if model_xy is None else model_xy))
+
+    def move_model(self, x: float, y: float) -> None:
+        """Put the negative companion's model at ``(x, y)`` (px on the north-up image); the
+        aperture stays where the problem was built (:meth:`__init__`'s ``x``, ``y``)."""
+        shape = (self.n_wl, self.n_fr, *self.shape)
+        cy, cx = geometry.frame_center(shape)
+        self.model_x, self.model_y = float(x), float(y)
+        self.separation = float(math.hypot(x - cx, y - cy))
+        self.pa = float(geometry.pixel_to_polar(x, y, shape)[1])
+        unit = inject_companions(
+            np.zeros(shape, dtype=np.float32), self._angles, self._psfs, self.separation, self.pa, 1.0
+        )
+        model = _rescaled_matrix(unit, self.scale, self._mask, centre=False)
+        support = np.flatnonzero(np.any(model != 0.0, axis=0))
+        self.cross = model[:, support] @ self._data[:, support].T  # M Dᵀ
+        self.model_gram = model[:, support] @ model[:, support].T  # M Mᵀ
+        self.model_used = model[:, self.used]
 
     def _sampling(self, angles: np.ndarray, aperture_radius: float) -> None:
         """Per channel: the aperture pixels on the final image and, per frame, the four bilinear
@@ -269,6 +281,63 @@ def fit_spectrum(
         delta = np.linalg.lstsq(system, rhs, rcond=None)[0]
         flux = flux + delta
         if np.max(np.abs(delta)) < tol * scale:
+            break
+    return flux, steps
+
+
+def fit_spectrum_and_position(
+    problem: AsdiNegfcProblem,
+    star_fluxes: np.ndarray,
+    *,
+    tol: float = 1e-3,
+    tol_px: float = 0.005,
+    max_steps: int = 10,
+    step_px: float = 0.05,
+    max_move_px: float = 0.5,
+) -> tuple[np.ndarray, int]:
+    """:func:`fit_spectrum` with the companion's position fitted too: one sub-pixel ``(x, y)`` on
+    the sky shared by every channel (the model of each channel is injected there, so the
+    rescaling puts it at ``λ``-scaled radii in the rescaled frames as it should), the aperture
+    kept where ``problem`` was built. Each Newton step adds to the 39 per-channel flux conditions
+    the two conditions of a minimum of the *sum* of all channels' objectives in ``x`` and ``y``
+    (Gauss–Newton; the position's Jacobian columns by moving the model ``step_px``), each move
+    capped at ``max_move_px``. Leaves ``problem``'s model at the fitted position
+    (``problem.model_x``, ``problem.model_y``, ``separation``, ``pa``); returns fluxes and steps."""
+    star = np.asarray(star_fluxes, dtype=np.float64)
+    flux = first_guess(problem, star)
+    scale = max(float(np.median(np.abs(flux))), 1e-30)
+    bounds = np.cumsum([0] + [p.size for p in problem.aperture_pixels])
+    blocks = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    step = 1e-2 * scale
+    n = problem.n_wl
+    steps = 0
+    while steps < max_steps:
+        steps += 1
+        x0, y0 = problem.model_x, problem.model_y
+        base = problem.all_values(flux)
+        jac = np.empty((base.size, n + 2))
+        for v in range(n):
+            probe = flux.copy()
+            probe[v] += step
+            jac[:, v] = (problem.all_values(probe) - base) / step
+        for k, (dx, dy) in enumerate(((step_px, 0.0), (0.0, step_px))):
+            problem.move_model(x0 + dx, y0 + dy)
+            jac[:, n + k] = (problem.all_values(flux) - base) / step_px
+        system = np.empty((n + 2, n + 2))
+        rhs = np.empty(n + 2)
+        for w in range(n):
+            system[w] = jac[blocks[w], w] @ jac[blocks[w], :]
+            rhs[w] = -(jac[blocks[w], w] @ base[blocks[w]])
+        system[n:] = jac[:, n:].T @ jac
+        rhs[n:] = -(jac[:, n:].T @ base)
+        delta = np.linalg.lstsq(system, rhs, rcond=None)[0]
+        move = float(np.hypot(delta[n], delta[n + 1]))
+        if move > max_move_px:
+            delta *= max_move_px / move
+            move = max_move_px
+        flux = flux + delta[:n]
+        problem.move_model(x0 + delta[n], y0 + delta[n + 1])
+        if np.max(np.abs(delta[:n])) < tol * scale and move < tol_px:
             break
     return flux, steps
 
