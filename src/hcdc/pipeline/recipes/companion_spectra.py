@@ -75,6 +75,14 @@ class CompanionSpectra(Recipe):
     drop_spectral_residuals = False
     #: spectra by NEGFC per channel where the Level 2 reduction is ASDI single (1.2)
     negfc = False
+    #: NEGFC: subtract the injection-recovery trials' mean error (their bias) from the spectrum (1.3)
+    negfc_bias_correction = False
+    #: NEGFC: fit the companion's position with the fluxes instead of Level 2's (not used: 1.3 doc)
+    negfc_fit_position = False
+    #: NEGFC: frame combination of the fit (None: the Level 2 reduction's ``collapse``)
+    negfc_collapse: str | None = None
+    #: the SPECTRUM table gets a BIAS column (the subtracted bias per channel, 1.3)
+    bias_column = False
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 spectral product (wavelengths, frames, y, x) with PSF"),
         Port("level2", DataKind.LEVEL2, "Level 2 product of a spectral algorithm on that Level 1"),
@@ -182,9 +190,10 @@ class CompanionSpectra(Recipe):
                                 y=det.y,
                                 ncomp=int(algo_params.get("ncomp", 10)),
                                 mask_center_px=algo_params.get("mask_center_px"),
-                                collapse=str(algo_params.get("collapse", "median")),
+                                collapse=self.negfc_collapse or str(algo_params.get("collapse", "median")),
                                 n_trials=params.n_fakes,
                                 position_err=_position_err(det),
+                                **self._negfc_options(),
                             )
                         )
                     else:
@@ -211,7 +220,14 @@ class CompanionSpectra(Recipe):
         detections = measured
         with context.timer("write"):
             path = _write(
-                context.output_path(PRODUCT_NAME), level2, detections, spectra, params, inputs, method
+                context.output_path(PRODUCT_NAME),
+                level2,
+                detections,
+                spectra,
+                params,
+                inputs,
+                method,
+                bias_column=self.bias_column,
             )
         summary = {
             "companions": [
@@ -236,6 +252,16 @@ class CompanionSpectra(Recipe):
         if self.negfc:
             summary["method"] = method
         return {"product": path, "summary": summary}
+
+    def _negfc_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``negfc_spectrum`` that only newer versions pass (1.2 passes none,
+        so its calls stay what they were)."""
+        options: dict[str, Any] = {}
+        if self.negfc_bias_correction:
+            options["bias_correction"] = True
+        if self.negfc_fit_position:
+            options["fit_position"] = True
+        return options
 
 
 @register_recipe
@@ -264,6 +290,21 @@ class CompanionSpectraV12(CompanionSpectraV11):
     negfc = True
 
 
+@register_recipe
+class CompanionSpectraV13(CompanionSpectraV12):
+    """``l3-companion-spectra`` 1.3: 1.2 with the NEGFC spectrum corrected for the bias its
+    injection-recovery trials measure (module doc)."""
+
+    version = "1.3"
+    description = (
+        "Spectral Level 2 detections -> contrast spectra with errors (NEGFC per channel for ASDI "
+        "single, bias-corrected by its injection-recovery trials; fake injection otherwise); "
+        "spectral residuals of brighter companions left out"
+    )
+    negfc_bias_correction = True
+    bias_column = True
+
+
 METHOD_FAKES = "fake injection per channel"
 METHOD_NEGFC = "NEGFC per channel"
 
@@ -281,6 +322,7 @@ def _write(
     params: Any,
     inputs: dict,
     method: str = METHOD_FAKES,
+    bias_column: bool = False,
 ) -> Path:
     import numpy as np
     from astropy.io import fits
@@ -344,7 +386,8 @@ def _write(
             fits.Column(name="CONTRAST_ERR", format="D", array=column("contrast_err")),
             fits.Column(name="SNR", format="D", array=column("snr")),
             fits.Column(name="THROUGHPUT", format="D", array=column("throughput")),
-        ],
+        ]
+        + ([fits.Column(name="BIAS", format="D", array=column("bias"))] if bias_column else []),
         name="SPECTRUM",
     )
     fits.HDUList([primary, companions, spectrum]).writeto(path, overwrite=True)

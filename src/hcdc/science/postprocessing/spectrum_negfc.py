@@ -76,6 +76,9 @@ class NegfcSpectrum:
     trial_errors: np.ndarray
     n_evaluations: int
     steps: int
+    #: per-channel mean of ``trial_errors`` subtracted from ``contrast`` (``bias_correction``);
+    #: zeros without it
+    bias: np.ndarray | None = None
 
     @property
     def snr(self) -> np.ndarray:
@@ -376,6 +379,8 @@ def negfc_spectrum(
     n_trials: int = 6,
     tol: float = 1e-3,
     position_err: tuple[float, float] | None = None,
+    bias_correction: bool = False,
+    fit_position: bool = False,
 ) -> NegfcSpectrum:
     """Contrast spectrum of the companion at ``(x, y)`` (px on the north-up image) by NEGFC per
     channel in ASDI single with ``ncomp`` components (module doc). ``psfs`` (wavelengths, s, s)
@@ -385,7 +390,15 @@ def negfc_spectrum(
     PA deg; Level 2's astrometric errors): each trial is then fitted at its injected position
     offset by (±1, ±1) x that error in turn, so the errors include the spectrum's change with a
     misplaced model (measured on the small IFS night, seed 1: a 0.2-0.3 px offset tilts the
-    spectrum by ±20 % from blue to red, since the PSF's width scales with λ)."""
+    spectrum by ±20 % from blue to red, since the PSF's width scales with λ).
+
+    ``bias_correction`` (``l3-companion-spectra`` 1.3): the trials' mean (fit − injected) per
+    channel is the estimator's bias where the truth is known (a misplaced model, the part of the
+    companion the basis still absorbs); it is subtracted from the contrast, and the error is then
+    the trials' scatter about their mean, inflated by ``sqrt(1 + 1/n_trials)`` for the mean's own
+    uncertainty. ``fit_position``: the position is fitted with the fluxes
+    (:func:`fit_spectrum_and_position`), for the companion and for every trial (started at the
+    trial's offset position); ``separation_px``/``pa_deg`` are then the fitted ones."""
     cube = np.asarray(cube, dtype=np.float32)
     wl = np.asarray(wavelengths_um, dtype=np.float64)
     star = np.asarray(star_fluxes, dtype=np.float64)
@@ -412,9 +425,14 @@ def negfc_spectrum(
             aperture_radius=aperture_radius,
         )
 
+    def fit(problem: AsdiNegfcProblem) -> tuple[np.ndarray, int]:
+        if fit_position:
+            return fit_spectrum_and_position(problem, star, tol=tol)
+        return fit_spectrum(problem, star, tol=tol)
+
     with blas_threads(cube.size):
         problem = problem_at(cube, x, y)
-        flux, steps = fit_spectrum(problem, star, tol=tol)
+        flux, steps = fit(problem)
         evaluations = problem.n_evaluations
         sep, pa = problem.separation, problem.pa
         errors = np.empty((0, wl.size))
@@ -430,14 +448,24 @@ def negfc_spectrum(
                 sr, sp = signs[j % 4]
                 tx, ty = geometry.polar_to_pixel(sep + sr * dr, trial_pa + sp * dpa, cube.shape)
                 trial = problem_at(trial_cube, tx, ty)
-                fit, _ = fit_spectrum(trial, star, tol=tol)
+                fit_flux, _ = fit(trial)
                 evaluations += trial.n_evaluations
-                rows.append((fit - flux) / star)
+                rows.append((fit_flux - flux) / star)
             errors = np.array(rows)
-    err = np.sqrt(np.mean(errors**2, axis=0)) if errors.size else np.full(wl.size, np.nan)
+    contrast = flux / star
+    bias = np.zeros(wl.size)
+    if not errors.size:
+        err = np.full(wl.size, np.nan)
+    elif bias_correction:
+        bias = errors.mean(axis=0)
+        contrast = contrast - bias
+        n = errors.shape[0]
+        err = np.sqrt(np.sum((errors - bias) ** 2, axis=0) / (n - 1) * (1.0 + 1.0 / n))
+    else:
+        err = np.sqrt(np.mean(errors**2, axis=0))
     return NegfcSpectrum(
         wavelengths_um=wl,
-        contrast=flux / star,
+        contrast=contrast,
         contrast_err=err,
         flux=flux,
         separation_px=sep,
@@ -446,4 +474,5 @@ def negfc_spectrum(
         trial_errors=errors,
         n_evaluations=evaluations,
         steps=steps,
+        bias=bias,
     )
