@@ -188,12 +188,16 @@ def test_fit_spectrum_and_position_finds_the_companion_from_an_offset_start() ->
     (truth,) = sim.companions
     start = (truth.x + 0.3, truth.y - 0.3)
     common = dict(ncomp=3)
-    problem = AsdiNegfcProblem(sim.cube, sim.angles, WAVELENGTHS, sim.psf, sim.fwhm, x=start[0], y=start[1], **common)
+    problem = AsdiNegfcProblem(
+        sim.cube, sim.angles, WAVELENGTHS, sim.psf, sim.fwhm, x=start[0], y=start[1], **common
+    )
     flux, steps = fit_spectrum_and_position(problem, sim.star_flux)
     assert (problem.x, problem.y) == start and steps < 10
     assert np.hypot(problem.model_x - truth.x, problem.model_y - truth.y) < 0.1
     assert problem.separation == pytest.approx(18.0, abs=0.1)
-    at_truth = AsdiNegfcProblem(sim.cube, sim.angles, WAVELENGTHS, sim.psf, sim.fwhm, x=truth.x, y=truth.y, **common)
+    at_truth = AsdiNegfcProblem(
+        sim.cube, sim.angles, WAVELENGTHS, sim.psf, sim.fwhm, x=truth.x, y=truth.y, **common
+    )
     reference, _ = fit_spectrum(at_truth, sim.star_flux)
     np.testing.assert_allclose(flux / reference, 1.0, atol=0.05)
     ratio = flux / sim.star_flux / spectrum

@@ -75,14 +75,9 @@ class CompanionSpectra(Recipe):
     drop_spectral_residuals = False
     #: spectra by NEGFC per channel where the Level 2 reduction is ASDI single (1.2)
     negfc = False
-    #: NEGFC: subtract the injection-recovery trials' mean error (their bias) from the spectrum (1.3)
+    #: NEGFC: subtract the injection-recovery trials' mean error (their bias) from the spectrum,
+    #: and write it as the SPECTRUM table's BIAS column (1.3)
     negfc_bias_correction = False
-    #: NEGFC: fit the companion's position with the fluxes instead of Level 2's (not used: 1.3 doc)
-    negfc_fit_position = False
-    #: NEGFC: frame combination of the fit (None: the Level 2 reduction's ``collapse``)
-    negfc_collapse: str | None = None
-    #: the SPECTRUM table gets a BIAS column (the subtracted bias per channel, 1.3)
-    bias_column = False
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 spectral product (wavelengths, frames, y, x) with PSF"),
         Port("level2", DataKind.LEVEL2, "Level 2 product of a spectral algorithm on that Level 1"),
@@ -190,10 +185,11 @@ class CompanionSpectra(Recipe):
                                 y=det.y,
                                 ncomp=int(algo_params.get("ncomp", 10)),
                                 mask_center_px=algo_params.get("mask_center_px"),
-                                collapse=self.negfc_collapse or str(algo_params.get("collapse", "median")),
+                                collapse=str(algo_params.get("collapse", "median")),
                                 n_trials=params.n_fakes,
                                 position_err=_position_err(det),
-                                **self._negfc_options(),
+                                # only 1.3 passes it: 1.2's call stays what it was
+                                **({"bias_correction": True} if self.negfc_bias_correction else {}),
                             )
                         )
                     else:
@@ -227,7 +223,7 @@ class CompanionSpectra(Recipe):
                 params,
                 inputs,
                 method,
-                bias_column=self.bias_column,
+                bias_column=self.negfc_bias_correction,
             )
         summary = {
             "companions": [
@@ -252,16 +248,6 @@ class CompanionSpectra(Recipe):
         if self.negfc:
             summary["method"] = method
         return {"product": path, "summary": summary}
-
-    def _negfc_options(self) -> dict[str, Any]:
-        """Keyword arguments of ``negfc_spectrum`` that only newer versions pass (1.2 passes none,
-        so its calls stay what they were)."""
-        options: dict[str, Any] = {}
-        if self.negfc_bias_correction:
-            options["bias_correction"] = True
-        if self.negfc_fit_position:
-            options["fit_position"] = True
-        return options
 
 
 @register_recipe
@@ -302,7 +288,6 @@ class CompanionSpectraV13(CompanionSpectraV12):
         "spectral residuals of brighter companions left out"
     )
     negfc_bias_correction = True
-    bias_column = True
 
 
 METHOD_FAKES = "fake injection per channel"
