@@ -9,8 +9,9 @@ the catalogue associated (darks, detector flats, SPECPOS, WAVE, IFU flat, backgr
 1.1: ``level1-ifs`` 0.3 (spectral cross-talk corrected; 0.4 adds the per-frame AO conditions, 0.5 the
 band-edge spectral response and is what runs now: a workflow node takes the newest version) and
 per-channel contrast curves in Level 2; ``l3-companion-spectra`` 1.1 leaves out a brighter
-companion's spectral residual, and 1.2 (the newest, what runs now) measures the spectra by NEGFC
-per channel (docs/ifs.md §4).
+companion's spectral residual, 1.2 measures the spectra by NEGFC per channel and 1.3 (the newest,
+what runs now: more channels within 10 % of the truth on every simulated night measured) subtracts
+the bias its injection-recovery trials measure (docs/ifs.md §4).
 """
 
 from __future__ import annotations
