@@ -156,7 +156,11 @@ def test_bias_correction_subtracts_the_trials_mean_error() -> None:
     """``bias_correction`` (``l3-companion-spectra`` 1.3): the same fit and trials as without it,
     the trials' mean (fit - injected) subtracted per channel and the error their scatter about
     that mean (x sqrt(1 + 1/n)); on the methane cube the corrected spectrum is within 10 % of the
-    truth in every channel but at most one, as the uncorrected one."""
+    truth in every channel but at most one, as the uncorrected one. Measured (seed 3): |bias| <=
+    0.63 error; rms 0.056 corrected, 0.044 uncorrected: with no systematic error to remove (true
+    position, per-channel S/N 25-37) the correction only adds the noise of a mean of 6 trials; on
+    the simulated IFS nights, where the model is misplaced by Level 2's astrometry, it helps
+    (docs/ifs.md section 4)."""
     spectrum = 1e-3 * METHANE
     sim = _cube(spectrum)
     (truth,) = sim.companions
@@ -178,9 +182,10 @@ def test_bias_correction_subtracts_the_trials_mean_error() -> None:
 
 
 def test_fit_spectrum_and_position_finds_the_companion_from_an_offset_start() -> None:
-    """The joint fit of one sub-pixel position and the fluxes moves a model started 0.3 px off
-    (radially and in PA) back to the injected companion (measured: < 0.03 px), the aperture
-    staying where it was started; its spectrum matches the fit at the true position."""
+    """The joint fit of one sub-pixel position and the fluxes moves a model started 0.42 px off
+    back to the injected companion (measured: 0.021 px off after 3 steps), the aperture staying
+    where it was started; its spectrum matches the fit at the true position (measured within
+    0.6 %)."""
     from hcdc.science.postprocessing.spectrum_negfc import fit_spectrum, fit_spectrum_and_position
 
     spectrum = 1e-3 * np.ones(7)
