@@ -34,7 +34,8 @@ always loses flux; the basis absorbs part of the companion); the error is then t
 about that mean x sqrt(1 + 1/n). The ``SPECTRUM`` table gets a ``BIAS`` column (contrast units,
 already subtracted). Same fits, same cost as 1.2. Measured on the small IFS nights seeds 0, 1, 3:
 channels within 10 % of the truth 92.5 -> 94 %, 67 -> 78.5 %, 58.5 -> 68.5 % (both companions
-together; docs/ifs.md §4 "Level 3 1.3").
+together), medium seed 0 74 -> 81.5 % but its rms 0.091 -> 0.099: the IFS workflow keeps 1.2
+(docs/ifs.md §4 "Level 3 1.3").
 """
 
 from __future__ import annotations
