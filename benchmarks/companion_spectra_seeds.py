@@ -6,8 +6,8 @@ For each seed: a simulated YJ night (``simulate_ifs_night``, scale ``small`` or 
 then each asked version of ``l3-companion-spectra`` on the same Level 1 and Level 2 products.
 Per companion and version: rms of (ratio to the truth - 1), median |ratio - 1|, the fraction of
 channels within 10 % and within 2 sigma over the channels outside the 1.13-1.17 um band; the
-median per-channel S/N (truth / error) over all channels; the band ratio (mean contrast 1140-1170 nm / 1240-1260 nm;
-truth 0.43 methane, 1.00 flat); the recipe's wall time::
+median per-channel S/N (truth / error) over all channels; the band ratio (mean contrast
+1140-1170 nm / 1240-1260 nm; truth 0.43 methane, 1.00 flat); the recipe's wall time::
 
     PYTHONPATH=src .venv/bin/python benchmarks/companion_spectra_seeds.py --seeds 0 1 3 \\
         [--scale small] [--versions 1.2 1.3] [--work /tmp/spectra] [--json FILE]
