@@ -150,3 +150,60 @@ def test_negfc_at_an_empty_position_finds_no_companion() -> None:
     pulls = result.contrast / result.contrast_err
     assert np.all(np.abs(pulls) < 4.0) and np.sum(np.abs(pulls) < 2.0) >= 5, np.round(pulls, 2)
     assert np.all(np.abs(result.contrast) < 3e-4), result.contrast
+
+
+def test_bias_correction_subtracts_the_trials_mean_error() -> None:
+    """``bias_correction`` (``l3-companion-spectra`` 1.3): the same fit and trials as without it,
+    the trials' mean (fit - injected) subtracted per channel and the error their scatter about
+    that mean (x sqrt(1 + 1/n)); on the methane cube the corrected spectrum is within 10 % of the
+    truth in every channel but at most one, as the uncorrected one. Measured (seed 3): |bias| <=
+    0.63 error; rms 0.056 corrected, 0.044 uncorrected: with no systematic error to remove (true
+    position, per-channel S/N 25-37) the correction only adds the noise of a mean of 6 trials; on
+    the simulated IFS nights, where the model is misplaced by Level 2's astrometry, it helps
+    (docs/ifs.md section 4)."""
+    spectrum = 1e-3 * METHANE
+    sim = _cube(spectrum)
+    (truth,) = sim.companions
+    kwargs = dict(x=truth.x, y=truth.y, ncomp=3, n_trials=6)
+    args = (sim.cube, sim.angles, WAVELENGTHS, sim.psf, sim.star_flux, sim.fwhm)
+    result = negfc_spectrum(*args, **kwargs, bias_correction=True)
+    raw = result.flux / sim.star_flux
+    np.testing.assert_allclose(result.bias, result.trial_errors.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(result.contrast, raw - result.bias, rtol=1e-12)
+    spread = result.trial_errors - result.bias
+    np.testing.assert_allclose(result.contrast_err, np.sqrt(np.sum(spread**2, axis=0) / 5 * (1 + 1 / 6)))
+    assert np.all(np.abs(result.bias) < result.contrast_err), (result.bias, result.contrast_err)
+    ratio = result.contrast / spectrum
+    assert np.sum(np.abs(ratio - 1.0) < 0.10) >= 6 and np.all(np.abs(ratio - 1.0) < 0.15), np.round(ratio, 3)
+    # without the correction the same fit: bias zero, contrast the raw one
+    plain = negfc_spectrum(*args, x=truth.x, y=truth.y, ncomp=3, n_trials=0)
+    np.testing.assert_allclose(plain.contrast, raw, rtol=1e-9)
+    assert np.all(plain.bias == 0.0)
+
+
+def test_fit_spectrum_and_position_finds_the_companion_from_an_offset_start() -> None:
+    """The joint fit of one sub-pixel position and the fluxes moves a model started 0.42 px off
+    back to the injected companion (measured: 0.021 px off after 3 steps), the aperture staying
+    where it was started; its spectrum matches the fit at the true position (measured within
+    0.6 %)."""
+    from hcdc.science.postprocessing.spectrum_negfc import fit_spectrum, fit_spectrum_and_position
+
+    spectrum = 1e-3 * np.ones(7)
+    sim = _cube(spectrum)
+    (truth,) = sim.companions
+    start = (truth.x + 0.3, truth.y - 0.3)
+    common = dict(ncomp=3)
+    problem = AsdiNegfcProblem(
+        sim.cube, sim.angles, WAVELENGTHS, sim.psf, sim.fwhm, x=start[0], y=start[1], **common
+    )
+    flux, steps = fit_spectrum_and_position(problem, sim.star_flux)
+    assert (problem.x, problem.y) == start and steps < 10
+    assert np.hypot(problem.model_x - truth.x, problem.model_y - truth.y) < 0.1
+    assert problem.separation == pytest.approx(18.0, abs=0.1)
+    at_truth = AsdiNegfcProblem(
+        sim.cube, sim.angles, WAVELENGTHS, sim.psf, sim.fwhm, x=truth.x, y=truth.y, **common
+    )
+    reference, _ = fit_spectrum(at_truth, sim.star_flux)
+    np.testing.assert_allclose(flux / reference, 1.0, atol=0.05)
+    ratio = flux / sim.star_flux / spectrum
+    assert np.all(np.abs(ratio - 1.0) < 0.10), np.round(ratio, 3)

@@ -27,6 +27,15 @@ come from ``n_fakes`` injection–recovery trials of the fitted spectrum at the 
 Other spectral reductions fall back to 1.1's fake injection (logged; ``METHOD`` says which).
 Cost on the simulated small IFS night (39 x 4 frames, 145 px): ~1 s per fit on an idle core, 1 + n_fakes fits
 per companion; 1.1 needs 2 reductions per companion (docs/ifs.md §4).
+
+1.3 subtracts from the NEGFC spectrum the mean (fit − injected) of its own trials, per channel:
+the estimator's bias where the truth is known (a model misplaced by Level 2's astrometric error
+always loses flux; the basis absorbs part of the companion); the error is then the trials' scatter
+about that mean x sqrt(1 + 1/n). The ``SPECTRUM`` table gets a ``BIAS`` column (contrast units,
+already subtracted). Same fits, same cost as 1.2. Measured on the small IFS nights seeds 0, 1, 3:
+channels within 10 % of the truth 92.5 -> 94 %, 67 -> 78.5 %, 58.5 -> 68.5 % (both companions
+together), medium seed 0 74 -> 81.5 % but its rms 0.091 -> 0.099: the IFS workflow keeps 1.2
+(docs/ifs.md §4 "Level 3 1.3").
 """
 
 from __future__ import annotations
@@ -75,6 +84,9 @@ class CompanionSpectra(Recipe):
     drop_spectral_residuals = False
     #: spectra by NEGFC per channel where the Level 2 reduction is ASDI single (1.2)
     negfc = False
+    #: NEGFC: subtract the injection-recovery trials' mean error (their bias) from the spectrum,
+    #: and write it as the SPECTRUM table's BIAS column (1.3)
+    negfc_bias_correction = False
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 spectral product (wavelengths, frames, y, x) with PSF"),
         Port("level2", DataKind.LEVEL2, "Level 2 product of a spectral algorithm on that Level 1"),
@@ -185,6 +197,8 @@ class CompanionSpectra(Recipe):
                                 collapse=str(algo_params.get("collapse", "median")),
                                 n_trials=params.n_fakes,
                                 position_err=_position_err(det),
+                                # only 1.3 passes it: 1.2's call stays what it was
+                                **({"bias_correction": True} if self.negfc_bias_correction else {}),
                             )
                         )
                     else:
@@ -211,7 +225,14 @@ class CompanionSpectra(Recipe):
         detections = measured
         with context.timer("write"):
             path = _write(
-                context.output_path(PRODUCT_NAME), level2, detections, spectra, params, inputs, method
+                context.output_path(PRODUCT_NAME),
+                level2,
+                detections,
+                spectra,
+                params,
+                inputs,
+                method,
+                bias_column=self.negfc_bias_correction,
             )
         summary = {
             "companions": [
@@ -264,6 +285,20 @@ class CompanionSpectraV12(CompanionSpectraV11):
     negfc = True
 
 
+@register_recipe
+class CompanionSpectraV13(CompanionSpectraV12):
+    """``l3-companion-spectra`` 1.3: 1.2 with the NEGFC spectrum corrected for the bias its
+    injection-recovery trials measure (module doc)."""
+
+    version = "1.3"
+    description = (
+        "Spectral Level 2 detections -> contrast spectra with errors (NEGFC per channel for ASDI "
+        "single, bias-corrected by its injection-recovery trials; fake injection otherwise); "
+        "spectral residuals of brighter companions left out"
+    )
+    negfc_bias_correction = True
+
+
 METHOD_FAKES = "fake injection per channel"
 METHOD_NEGFC = "NEGFC per channel"
 
@@ -281,6 +316,7 @@ def _write(
     params: Any,
     inputs: dict,
     method: str = METHOD_FAKES,
+    bias_column: bool = False,
 ) -> Path:
     import numpy as np
     from astropy.io import fits
@@ -344,7 +380,8 @@ def _write(
             fits.Column(name="CONTRAST_ERR", format="D", array=column("contrast_err")),
             fits.Column(name="SNR", format="D", array=column("snr")),
             fits.Column(name="THROUGHPUT", format="D", array=column("throughput")),
-        ],
+        ]
+        + ([fits.Column(name="BIAS", format="D", array=column("bias"))] if bias_column else []),
         name="SPECTRUM",
     )
     fits.HDUList([primary, companions, spectrum]).writeto(path, overwrite=True)

@@ -39,7 +39,14 @@ fitted companion is removed from the cube, its fitted spectrum injected at ``n_t
 position angles at the same separation (>= 1.5 FWHM of chord from it), each refitted the same
 way (at a position offset by ±1σ of the given position error, when there is one); the
 per-channel error is the root mean square of (fit − injected) over the trials (noise, the fit's
-own bias and a misplaced model together).
+own bias and a misplaced model together). With ``bias_correction`` (``l3-companion-spectra`` 1.3)
+the trials' mean (fit − injected) is subtracted from the spectrum and the error is their scatter
+about it.
+
+Position: fixed where it is given, or fitted with the fluxes (``fit_position``,
+:func:`fit_spectrum_and_position`: one sub-pixel position shared by all channels). Measured on
+the simulated IFS nights the fit finds the simulated position within 0.08 px but the spectra were
+not better than at Level 2's position (docs/ifs.md §4), so the recipes do not use it.
 """
 
 from __future__ import annotations
@@ -56,7 +63,14 @@ from hcdc.science.postprocessing.fakes import inject_companions
 from hcdc.science.postprocessing.pca import _matrix
 from hcdc.science.postprocessing.sdi import check_spectral_inputs, rescale_frames
 
-__all__ = ["AsdiNegfcProblem", "NegfcSpectrum", "negfc_spectrum", "trial_position_angles"]
+__all__ = [
+    "AsdiNegfcProblem",
+    "NegfcSpectrum",
+    "fit_spectrum",
+    "fit_spectrum_and_position",
+    "negfc_spectrum",
+    "trial_position_angles",
+]
 
 
 @dataclass
@@ -76,6 +90,9 @@ class NegfcSpectrum:
     trial_errors: np.ndarray
     n_evaluations: int
     steps: int
+    #: per-channel mean of ``trial_errors`` subtracted from ``contrast`` (``bias_correction``);
+    #: zeros without it
+    bias: np.ndarray | None = None
 
     @property
     def snr(self) -> np.ndarray:
@@ -111,6 +128,7 @@ class AsdiNegfcProblem:
         mask_center_px: float | None = None,
         collapse: str = "median",
         aperture_radius: float = 1.0,
+        model_xy: tuple[float, float] | None = None,
     ):
         cube, angles, wl = check_spectral_inputs(cube, angles, wavelengths)
         n_wl, n_fr, ny, nx = cube.shape
@@ -122,21 +140,32 @@ class AsdiNegfcProblem:
         self.ncomp, self.collapse = int(ncomp), collapse
         self.fwhm = np.broadcast_to(np.asarray(fwhm, dtype=np.float64), (n_wl,)).copy()
         self.scale = wl.max() / wl
-        cy, cx = geometry.frame_center(cube.shape)
-        self.separation = float(math.hypot(x - cx, y - cy))
-        self.pa = float(geometry.pixel_to_polar(x, y, cube.shape)[1])
         self.x, self.y = float(x), float(y)
+        self._angles, self._psfs, self._mask = angles, psfs, mask_center_px
         data = _rescaled_matrix(cube, self.scale, mask_center_px, centre=True)
-        unit = inject_companions(np.zeros_like(cube), angles, psfs, self.separation, self.pa, 1.0)
-        model = _rescaled_matrix(unit, self.scale, mask_center_px, centre=False)
-        support = np.flatnonzero(np.any(model != 0.0, axis=0))
         self.gram = data @ data.T
-        self.cross = model[:, support] @ data[:, support].T  # M Dᵀ
-        self.model_gram = model[:, support] @ model[:, support].T  # M Mᵀ
         self._sampling(angles, aperture_radius)
         self.data_used = data[:, self.used]
-        self.model_used = model[:, self.used]
+        self._data = data
         self.n_evaluations = 0
+        self.move_model(*((x, y) if model_xy is None else model_xy))
+
+    def move_model(self, x: float, y: float) -> None:
+        """Put the negative companion's model at ``(x, y)`` (px on the north-up image); the
+        aperture stays where the problem was built (:meth:`__init__`'s ``x``, ``y``)."""
+        shape = (self.n_wl, self.n_fr, *self.shape)
+        cy, cx = geometry.frame_center(shape)
+        self.model_x, self.model_y = float(x), float(y)
+        self.separation = float(math.hypot(x - cx, y - cy))
+        self.pa = float(geometry.pixel_to_polar(x, y, shape)[1])
+        unit = inject_companions(
+            np.zeros(shape, dtype=np.float32), self._angles, self._psfs, self.separation, self.pa, 1.0
+        )
+        model = _rescaled_matrix(unit, self.scale, self._mask, centre=False)
+        support = np.flatnonzero(np.any(model != 0.0, axis=0))
+        self.cross = model[:, support] @ self._data[:, support].T  # M Dᵀ
+        self.model_gram = model[:, support] @ model[:, support].T  # M Mᵀ
+        self.model_used = model[:, self.used]
 
     def _sampling(self, angles: np.ndarray, aperture_radius: float) -> None:
         """Per channel: the aperture pixels on the final image and, per frame, the four bilinear
@@ -273,6 +302,63 @@ def fit_spectrum(
     return flux, steps
 
 
+def fit_spectrum_and_position(
+    problem: AsdiNegfcProblem,
+    star_fluxes: np.ndarray,
+    *,
+    tol: float = 1e-3,
+    tol_px: float = 0.005,
+    max_steps: int = 10,
+    step_px: float = 0.05,
+    max_move_px: float = 0.5,
+) -> tuple[np.ndarray, int]:
+    """:func:`fit_spectrum` with the companion's position fitted too: one sub-pixel ``(x, y)`` on
+    the sky shared by every channel (the model of each channel is injected there, so the
+    rescaling puts it at ``λ``-scaled radii in the rescaled frames as it should), the aperture
+    kept where ``problem`` was built. Each Newton step adds to the 39 per-channel flux conditions
+    the two conditions of a minimum of the *sum* of all channels' objectives in ``x`` and ``y``
+    (Gauss–Newton; the position's Jacobian columns by moving the model ``step_px``), each move
+    capped at ``max_move_px``. Leaves ``problem``'s model at the fitted position
+    (``problem.model_x``, ``problem.model_y``, ``separation``, ``pa``); returns fluxes and steps."""
+    star = np.asarray(star_fluxes, dtype=np.float64)
+    flux = first_guess(problem, star)
+    scale = max(float(np.median(np.abs(flux))), 1e-30)
+    bounds = np.cumsum([0] + [p.size for p in problem.aperture_pixels])
+    blocks = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    step = 1e-2 * scale
+    n = problem.n_wl
+    steps = 0
+    while steps < max_steps:
+        steps += 1
+        x0, y0 = problem.model_x, problem.model_y
+        base = problem.all_values(flux)
+        jac = np.empty((base.size, n + 2))
+        for v in range(n):
+            probe = flux.copy()
+            probe[v] += step
+            jac[:, v] = (problem.all_values(probe) - base) / step
+        for k, (dx, dy) in enumerate(((step_px, 0.0), (0.0, step_px))):
+            problem.move_model(x0 + dx, y0 + dy)
+            jac[:, n + k] = (problem.all_values(flux) - base) / step_px
+        system = np.empty((n + 2, n + 2))
+        rhs = np.empty(n + 2)
+        for w in range(n):
+            system[w] = jac[blocks[w], w] @ jac[blocks[w], :]
+            rhs[w] = -(jac[blocks[w], w] @ base[blocks[w]])
+        system[n:] = jac[:, n:].T @ jac
+        rhs[n:] = -(jac[:, n:].T @ base)
+        delta = np.linalg.lstsq(system, rhs, rcond=None)[0]
+        move = float(np.hypot(delta[n], delta[n + 1]))
+        if move > max_move_px:
+            delta *= max_move_px / move
+            move = max_move_px
+        flux = flux + delta[:n]
+        problem.move_model(x0 + delta[n], y0 + delta[n + 1])
+        if np.max(np.abs(delta[:n])) < tol * scale and move < tol_px:
+            break
+    return flux, steps
+
+
 def trial_position_angles(separation_px: float, pa_deg: float, fwhm_px: float, n_trials: int) -> np.ndarray:
     """``n_trials`` position angles (deg) evenly spaced around the ring at ``separation_px``,
     the companion's own ± ``1.5 fwhm_px`` left free (spacing below 3 FWHM where the ring is
@@ -307,6 +393,8 @@ def negfc_spectrum(
     n_trials: int = 6,
     tol: float = 1e-3,
     position_err: tuple[float, float] | None = None,
+    bias_correction: bool = False,
+    fit_position: bool = False,
 ) -> NegfcSpectrum:
     """Contrast spectrum of the companion at ``(x, y)`` (px on the north-up image) by NEGFC per
     channel in ASDI single with ``ncomp`` components (module doc). ``psfs`` (wavelengths, s, s)
@@ -316,7 +404,15 @@ def negfc_spectrum(
     PA deg; Level 2's astrometric errors): each trial is then fitted at its injected position
     offset by (±1, ±1) x that error in turn, so the errors include the spectrum's change with a
     misplaced model (measured on the small IFS night, seed 1: a 0.2-0.3 px offset tilts the
-    spectrum by ±20 % from blue to red, since the PSF's width scales with λ)."""
+    spectrum by ±20 % from blue to red, since the PSF's width scales with λ).
+
+    ``bias_correction`` (``l3-companion-spectra`` 1.3): the trials' mean (fit − injected) per
+    channel is the estimator's bias where the truth is known (a misplaced model, the part of the
+    companion the basis still absorbs); it is subtracted from the contrast, and the error is then
+    the trials' scatter about their mean, inflated by ``sqrt(1 + 1/n_trials)`` for the mean's own
+    uncertainty. ``fit_position``: the position is fitted with the fluxes
+    (:func:`fit_spectrum_and_position`), for the companion and for every trial (started at the
+    trial's offset position); ``separation_px``/``pa_deg`` are then the fitted ones."""
     cube = np.asarray(cube, dtype=np.float32)
     wl = np.asarray(wavelengths_um, dtype=np.float64)
     star = np.asarray(star_fluxes, dtype=np.float64)
@@ -343,9 +439,14 @@ def negfc_spectrum(
             aperture_radius=aperture_radius,
         )
 
+    def fit(problem: AsdiNegfcProblem) -> tuple[np.ndarray, int]:
+        if fit_position:
+            return fit_spectrum_and_position(problem, star, tol=tol)
+        return fit_spectrum(problem, star, tol=tol)
+
     with blas_threads(cube.size):
         problem = problem_at(cube, x, y)
-        flux, steps = fit_spectrum(problem, star, tol=tol)
+        flux, steps = fit(problem)
         evaluations = problem.n_evaluations
         sep, pa = problem.separation, problem.pa
         errors = np.empty((0, wl.size))
@@ -361,14 +462,24 @@ def negfc_spectrum(
                 sr, sp = signs[j % 4]
                 tx, ty = geometry.polar_to_pixel(sep + sr * dr, trial_pa + sp * dpa, cube.shape)
                 trial = problem_at(trial_cube, tx, ty)
-                fit, _ = fit_spectrum(trial, star, tol=tol)
+                fit_flux, _ = fit(trial)
                 evaluations += trial.n_evaluations
-                rows.append((fit - flux) / star)
+                rows.append((fit_flux - flux) / star)
             errors = np.array(rows)
-    err = np.sqrt(np.mean(errors**2, axis=0)) if errors.size else np.full(wl.size, np.nan)
+    contrast = flux / star
+    bias = np.zeros(wl.size)
+    if not errors.size:
+        err = np.full(wl.size, np.nan)
+    elif bias_correction:
+        bias = errors.mean(axis=0)
+        contrast = contrast - bias
+        n = errors.shape[0]
+        err = np.sqrt(np.sum((errors - bias) ** 2, axis=0) / (n - 1) * (1.0 + 1.0 / n))
+    else:
+        err = np.sqrt(np.mean(errors**2, axis=0))
     return NegfcSpectrum(
         wavelengths_um=wl,
-        contrast=flux / star,
+        contrast=contrast,
         contrast_err=err,
         flux=flux,
         separation_px=sep,
@@ -377,4 +488,5 @@ def negfc_spectrum(
         trial_errors=errors,
         n_evaluations=evaluations,
         steps=steps,
+        bias=bias,
     )
