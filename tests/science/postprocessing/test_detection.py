@@ -270,3 +270,25 @@ def test_gaussian_fit_x_scale_scope_ends_with_its_block(monkeypatch):
             fit_gaussian_2d(image, 64, 44, box=9, fwhm=3.4)
     fit_gaussian_2d(image, 64, 44, box=9, fwhm=3.4)
     assert calls == ["default", 1.0, "default", "default"]
+
+
+def test_a_candidate_next_to_the_star_keeps_a_position_where_its_ring_can_be_measured() -> None:
+    """An S/N peak just outside the star's masked core, next to a bright residual of the star:
+    refining it to the image's brightest maximum would move it onto the star (no ring of noise
+    apertures there), and photometry then failed with "only 1 background aperture(s)"
+    (``postprocess`` at a low threshold). The candidate keeps its S/N-peak pixel instead."""
+    from hcdc.science.postprocessing.detection import detect_candidates
+    from hcdc.science.postprocessing.snr import snr_at
+
+    fwhm, n = 4.0, 41
+    yy, xx = np.mgrid[:n, :n]
+    c = n // 2
+    image = 100.0 * np.exp(-((xx - c) ** 2 + (yy - c) ** 2) / (2 * (fwhm / 2.355) ** 2))  # the star's leak
+    snr_map = np.zeros((n, n))
+    snr_map[c, c + 5] = 12.0  # 5 px = fwhm/2 + 3: inside the S/N map's region
+    candidates = detect_candidates(snr_map, fwhm, threshold=3.0, image=image)
+    assert len(candidates) == 1
+    (cand,) = candidates
+    snr_at(image, cand.x, cand.y, fwhm)  # raised ValueError when the candidate sat on the star
+    assert (cand.x, cand.y) == (float(c + 5), float(c))
+    assert cand.separation == pytest.approx(5.0)

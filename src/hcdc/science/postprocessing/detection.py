@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage, optimize, stats
 
 from hcdc.science import geometry
-from hcdc.science.postprocessing.snr import snr_at
+from hcdc.science.postprocessing.snr import aperture_positions, snr_at
 
 __all__ = [
     "Candidate",
@@ -223,6 +223,16 @@ def refine_position(
     return float(px), float(py)
 
 
+def _ring_fits(shape: tuple[int, ...], x: float, y: float, fwhm: float) -> bool:
+    """Whether the Mawet test (a source aperture and at least two noise apertures on its circle)
+    can be made at ``(x, y)``, as photometry and :func:`snr_at` need."""
+    try:
+        xs, _ = aperture_positions(x, y, fwhm, shape)
+    except ValueError:  # within fwhm/2 + 1 px of the star
+        return False
+    return xs.size >= 3
+
+
 def _positive_source(image: np.ndarray, x: float, y: float, fwhm: float) -> bool:
     """Whether the Mawet signal ``f0 - mean(f_i)`` of ``image`` at ``(x, y)`` is positive."""
     try:
@@ -330,6 +340,10 @@ def detect_candidates(
     for i in order:
         y, x = int(ys[i]), int(xs[i])
         fx, fy = (float(x), float(y)) if image is None else refine_position(image, x, y, fwhm)
+        if not _ring_fits(snr_map.shape, fx, fy, fwhm):
+            # refined onto the star's residual, where no noise ring fits (photometry would fail):
+            # the S/N peak itself lies in the S/N map's region, so keep it
+            fx, fy = float(x), float(y)
         # Merge in refined coordinates: the raw S/N peaks of one companion can be 1-2 FWHM apart.
         if any(np.hypot(c.x - fx, c.y - fy) < min_sep for c in kept):
             continue
