@@ -222,13 +222,20 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # the server has ended
+        return []
+
+
 def _server_pids(server_pid: int, url: str) -> list[int]:
     """The server's processes (uvicorn's supervisor and workers) and the PostgreSQL backends
     connected to the benchmark's database (the server's pools: the client never connects)."""
     import psycopg
     from sqlalchemy.engine import make_url
 
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    children = _children(server_pid)
     target = make_url(url)
     dsn = target.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -317,11 +324,13 @@ def main() -> None:
             report = json.loads(load.stdout)
         pids = _server_pids(server.pid, args.url)  # backends opened during the run count too
         cpu_after = _cpu_of(pids)
+        server_processes = {server.pid, *map(int, _children(server.pid))}  # uvicorn's, not PostgreSQL's
         load_end = os.getloadavg()
     finally:
         server.terminate()
         server.wait(30)
     cpu = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after)
+    cpu_python = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after if p in server_processes)
     every = list(report["kinds"].values())[-1]
     print(
         f"hcdc serve --workers {args.workers}; client {args.client}, {args.concurrency} requests in flight "
@@ -337,7 +346,9 @@ def main() -> None:
     print(
         f"server CPU: {cpu:.1f} s for {every['requests']} requests = {1e3 * cpu / every['requests']:.1f} ms "
         f"per request (uvicorn workers + PostgreSQL backends) -> at most "
-        f"{every['requests'] / cpu:.0f} requests/s per core"
+        f"{every['requests'] / cpu:.0f} requests/s per core; of which uvicorn workers "
+        f"{1e3 * cpu_python / every['requests']:.1f} ms, PostgreSQL backends "
+        f"{1e3 * (cpu - cpu_python) / every['requests']:.1f} ms"
     )
 
 

@@ -698,19 +698,16 @@ def visible_datasets_clause(
 def _released_datasets(now_mjd: ColumnElement[float], policy: Policy):  # noqa: ANN202 - a Select of ids
     """The datasets whose products are released by the clock at ``now_mjd`` (R4, no delay).
 
-    The programme's period comes from an outer join (one hash join over the datasets, or one
-    indexed probe per product when the query has few candidates), not from a scalar subquery
-    per dataset: the same value (``prog_id`` is unique), the same floating-point operations
-    (``mjd + (period + embargo) * 30.4375``) as :func:`_product_public_mjd`.
+    The programme's period is a scalar subquery on the unique ``programmes.prog_id`` (one index
+    probe per dataset): the clause is evaluated per candidate product, correlated to its dataset
+    (an outer join here made PostgreSQL hash the programmes again for every candidate, ~40 % of
+    a broad search's time, benchmarks/RESULTS.md). The same value (``prog_id`` is unique) and the
+    same floating-point operations (``mjd + (period + embargo) * 30.4375``) as
+    :func:`_product_public_mjd`.
     """
     mjd = _dataset_mjd()
-    period = func.coalesce(Programme.period_months, policy.default_period_months)
-    months = period + policy.product_embargo_months
-    return (
-        select(Dataset.id)
-        .outerjoin(Programme, _matches_programme(Dataset.prog_id))
-        .where(mjd.is_not(None), mjd + months * _month_days() <= now_mjd)
-    )
+    months = _period_months(Dataset.prog_id, policy) + policy.product_embargo_months
+    return select(Dataset.id).where(mjd.is_not(None), mjd + months * _month_days() <= now_mjd)
 
 
 def visible_products_clause(

@@ -8,6 +8,11 @@
   estimates large, and compiling the plan took 9.8 of the 9.8 s of a PI's one-star product
   search over 100 000 files (benchmarks/RESULTS.md, "Fifth round"); without JIT it takes
   milliseconds. (The portal turned it off on its own connections before; now every engine does.)
+  They also plan with ``random_page_cost = 1.1`` (``-c random_page_cost=1.1``, unless the URL's
+  ``options`` set it), the usual value for SSDs or a catalogue held in memory: with PostgreSQL's
+  default of 4 the planner scans the 10 000-row product and dataset tables for every target
+  search instead of using their trigram indexes, which doubled the database's CPU time per
+  product search under load (benchmarks/RESULTS.md, "Seventh round").
 * :func:`write_transaction` opens a transaction that writes. On SQLite it starts with
   ``BEGIN IMMEDIATE``: the write lock is taken (waiting up to the busy timeout, then retried)
   before the first read. A plain deferred ``BEGIN`` that reads and then writes fails at once
@@ -30,7 +35,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembic import command
@@ -138,14 +143,19 @@ def is_lock_error(exc: BaseException) -> bool:
     )
 
 
-#: PostgreSQL session options of hcdc's connections (see the module doc: JIT costs seconds here)
+#: PostgreSQL session options of hcdc's connections (see the module doc: JIT costs seconds here,
+#: the default random_page_cost keeps target searches off their trigram indexes)
 NO_JIT = "-c jit=off"
+PAGE_COST = "-c random_page_cost=1.1"
 
 
 def _session_options(own: str | tuple[str, ...] | None) -> str:
-    """PostgreSQL session options: the URL's own ``options``, with JIT off unless they set it."""
+    """PostgreSQL session options: the URL's own ``options``, with JIT off and ``random_page_cost``
+    1.1 unless they set them."""
     own_text = " ".join(own) if isinstance(own, tuple) else (own or "")
-    return own_text if "jit" in own_text else f"{own_text} {NO_JIT}".strip()
+    defaults = ((NO_JIT, "jit"), (PAGE_COST, "random_page_cost"))
+    added = [option for option, name in defaults if name not in own_text]
+    return " ".join([own_text, *added]).strip()
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -217,10 +227,15 @@ class Catalogue:
 
     settings: Settings
     engine: Engine
+    #: the resolved storage root and the stored files' mode, found on first use and kept: a web
+    #: request builds a facade each time, and resolving the path (system calls) and reading the
+    #: umask (``os.umask`` sets it to 0 for a moment, which is not safe while other threads
+    #: create files) per request cost ~2 % of a product search's CPU
+    _storage: tuple[Path, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def storage_root(self) -> Path:
-        return self.settings.resolved_storage_root
+        return self.settings.resolved_storage_root if self._storage is None else self._storage[0]
 
     @contextmanager
     def as_user(
@@ -239,12 +254,18 @@ class Catalogue:
         :class:`hcdc.pipeline.operations.catalogue.ProcessingCatalogue`)."""
         with self.engine.connect() as conn:
             access = AccessContext(conn, principal, now, Policy.from_settings(self.settings), memo=True)
-            yield facade(conn, self.storage_root, access, self.engine, self.settings.resolved_file_mode)
+            yield facade(conn, *self._facade_arguments(access))
 
     def for_access(self, access: AccessContext, facade: type[UserCatalogue] = UserCatalogue) -> UserCatalogue:
         """The facade on the connection and decisions a caller already holds (a web request's);
         ``facade`` as for :meth:`as_user`."""
-        return facade(access.conn, self.storage_root, access, self.engine, self.settings.resolved_file_mode)
+        return facade(access.conn, *self._facade_arguments(access))
+
+    def _facade_arguments(self, access: AccessContext) -> tuple[Path, AccessContext, Engine, int]:
+        if self._storage is None:
+            self._storage = (self.settings.resolved_storage_root, self.settings.resolved_file_mode)
+        storage_root, file_mode = self._storage
+        return storage_root, access, self.engine, file_mode
 
     def close(self) -> None:
         self.engine.dispose()
