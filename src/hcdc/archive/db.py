@@ -8,11 +8,6 @@
   estimates large, and compiling the plan took 9.8 of the 9.8 s of a PI's one-star product
   search over 100 000 files (benchmarks/RESULTS.md, "Fifth round"); without JIT it takes
   milliseconds. (The portal turned it off on its own connections before; now every engine does.)
-  They also plan with ``random_page_cost = 1.1`` (``-c random_page_cost=1.1``, unless the URL's
-  ``options`` set it), the usual value for SSDs or a catalogue held in memory: with PostgreSQL's
-  default of 4 the planner scans the 10 000-row product and dataset tables for every target
-  search instead of using their trigram indexes, which doubled the database's CPU time per
-  product search under load (benchmarks/RESULTS.md, "Seventh round").
 * :func:`write_transaction` opens a transaction that writes. On SQLite it starts with
   ``BEGIN IMMEDIATE``: the write lock is taken (waiting up to the busy timeout, then retried)
   before the first read. A plain deferred ``BEGIN`` that reads and then writes fails at once
@@ -143,19 +138,14 @@ def is_lock_error(exc: BaseException) -> bool:
     )
 
 
-#: PostgreSQL session options of hcdc's connections (see the module doc: JIT costs seconds here,
-#: the default random_page_cost keeps target searches off their trigram indexes)
+#: PostgreSQL session options of hcdc's connections (see the module doc: JIT costs seconds here)
 NO_JIT = "-c jit=off"
-PAGE_COST = "-c random_page_cost=1.1"
 
 
 def _session_options(own: str | tuple[str, ...] | None) -> str:
-    """PostgreSQL session options: the URL's own ``options``, with JIT off and ``random_page_cost``
-    1.1 unless they set them."""
+    """PostgreSQL session options: the URL's own ``options``, with JIT off unless they set it."""
     own_text = " ".join(own) if isinstance(own, tuple) else (own or "")
-    defaults = ((NO_JIT, "jit"), (PAGE_COST, "random_page_cost"))
-    added = [option for option, name in defaults if name not in own_text]
-    return " ".join([own_text, *added]).strip()
+    return own_text if "jit" in own_text else f"{own_text} {NO_JIT}".strip()
 
 
 def make_engine(url: str, **kwargs) -> Engine:
