@@ -32,9 +32,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -90,8 +92,12 @@ def prepare(url: str, n_files: int, root: Path) -> dict:
         public_ids = [r["id"] for r in search_products(conn, Criteria(limit=500), anonymous_clause).rows]
         mine = Criteria(limit=500, programme="100.C-0000")  # u0 leads programme 100.C-0000
         pi_ids = [r["id"] for r in search_products(conn, mine, pi_clause).rows]
-    with engine.connect() as conn:  # statistics, as autovacuum would have gathered on a live server
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
+    with engine.connect() as conn:  # what autovacuum would have done on a live server
+        # VACUUM too, not only ANALYZE: the UPDATEs above left a dead version of every product and
+        # dataset row (seq scans read twice the pages) and the whole table in the GIN trigram
+        # indexes' pending lists, which every target search then read (~150 pages; a search for
+        # T123 spent 5 of its 7 ms there). A server whose autovacuum is off would be as slow.
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
     catalogue.close()
     return {
         "build_s": round(time.perf_counter() - start, 1),
@@ -222,23 +228,33 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _server_pids(server_pid: int, url: str) -> list[int]:
+def _children(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:  # the server has ended
+        return []
+
+
+def _server_pids(server_pid: int, url: str, conn: Any = None) -> list[int]:
     """The server's processes (uvicorn's supervisor and workers) and the PostgreSQL backends
-    connected to the benchmark's database (the server's pools: the client never connects)."""
+    connected to the benchmark's database (the server's pools: the client never connects);
+    ``conn``: an open psycopg connection to ask on (else one is opened)."""
     import psycopg
     from sqlalchemy.engine import make_url
 
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    children = _children(server_pid)
     target = make_url(url)
-    dsn = target.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        backends = [
-            r[0]
-            for r in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                (target.database,),
-            )
-        ]
+    if conn is None:
+        dsn = target.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True) as own:
+            return _server_pids(server_pid, url, own)
+    backends = [
+        r[0]
+        for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (target.database,),
+        )
+    ]
     return [server_pid, *map(int, children), *backends]
 
 
@@ -250,6 +266,32 @@ def _cpu_of(pids: list[int]) -> dict[int, float]:
         except OSError:  # a backend that ended
             pass
     return out
+
+
+class _CpuSampler(threading.Thread):
+    """Reads the CPU time of the server's processes and PostgreSQL backends every 0.1 s during the
+    run and keeps the last value of each: a backend that ends during the run (the pool closes
+    its overflow connections) still counts, up to its last 0.1 s. Without it the server CPU of a
+    pool that opens and closes connections was undercounted (rounds 1-6)."""
+
+    def __init__(self, server_pid: int, url: str) -> None:
+        super().__init__(daemon=True)
+        self.server_pid, self.url = server_pid, url
+        self.seen: dict[int, float] = {}
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        dsn = make_url(self.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True) as conn:  # one connection: no backend per sample
+            while not self.halt.wait(0.1):
+                self.seen.update(_cpu_of(_server_pids(self.server_pid, self.url, conn)))
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join()
 
 
 def main() -> None:
@@ -306,6 +348,8 @@ def main() -> None:
         pids = _server_pids(server.pid, args.url)
         cpu_before = _cpu_of(pids)
         load_start = os.getloadavg()
+        sampler = _CpuSampler(server.pid, args.url)
+        sampler.start()
         if args.client == "wrk":
             report = _run_wrk(base, root / "plan.json", args.concurrency, args.duration, args.wrk_threads)
         else:
@@ -315,13 +359,16 @@ def main() -> None:
                 env=env, capture_output=True, text=True, check=True,
             )  # fmt: skip
             report = json.loads(load.stdout)
+        sampler.stop()
         pids = _server_pids(server.pid, args.url)  # backends opened during the run count too
-        cpu_after = _cpu_of(pids)
+        cpu_after = {**sampler.seen, **_cpu_of(pids)}  # and those that ended during the run
+        server_processes = {server.pid, *map(int, _children(server.pid))}  # uvicorn's, not PostgreSQL's
         load_end = os.getloadavg()
     finally:
         server.terminate()
         server.wait(30)
     cpu = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after)
+    cpu_python = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after if p in server_processes)
     every = list(report["kinds"].values())[-1]
     print(
         f"hcdc serve --workers {args.workers}; client {args.client}, {args.concurrency} requests in flight "
@@ -337,7 +384,9 @@ def main() -> None:
     print(
         f"server CPU: {cpu:.1f} s for {every['requests']} requests = {1e3 * cpu / every['requests']:.1f} ms "
         f"per request (uvicorn workers + PostgreSQL backends) -> at most "
-        f"{every['requests'] / cpu:.0f} requests/s per core"
+        f"{every['requests'] / cpu:.0f} requests/s per core; of which uvicorn workers "
+        f"{1e3 * cpu_python / every['requests']:.1f} ms, PostgreSQL backends "
+        f"{1e3 * (cpu - cpu_python) / every['requests']:.1f} ms"
     )
 
 

@@ -817,6 +817,12 @@ def test_sql_filters_agree_with_per_object_decisions(catalogue, w) -> None:
                     in_sql = set(conn.scalars(select(model.id).where(_CLAUSES[kind](user, now, policy))))
                     per_object = {i for i in conn.scalars(select(model.id)) if ctx.can_see((kind, i))}
                     assert in_sql == per_object, (user.name, kind)
+                # a memoising context (a web request's) reads a product's facts in one statement:
+                # the same decisions, reasons and dates as the fresh context's separate lookups
+                memo = AccessContext(conn, user, now, policy, memo=True)
+                for i in conn.scalars(select(Product.id)):
+                    assert memo.can_see_product(i) == ctx.can_see_product(i), (user.name, i)
+                    assert memo.product_public_date(i) == ctx.product_public_date(i), (user.name, i)
                 bound = products_visibility_filter(user, now, policy)  # user and clock bound
                 in_bound = set(conn.scalars(select(Product.id).where(bound.clause), bound.params))
                 assert in_bound == set(

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from alembic import command
@@ -217,10 +217,15 @@ class Catalogue:
 
     settings: Settings
     engine: Engine
+    #: the resolved storage root and the stored files' mode, found on first use and kept: a web
+    #: request builds a facade each time, and resolving the path (system calls) and reading the
+    #: umask (``os.umask`` sets it to 0 for a moment, which is not safe while other threads
+    #: create files) per request cost ~2 % of a product search's CPU
+    _storage: tuple[Path, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def storage_root(self) -> Path:
-        return self.settings.resolved_storage_root
+        return self.settings.resolved_storage_root if self._storage is None else self._storage[0]
 
     @contextmanager
     def as_user(
@@ -239,12 +244,18 @@ class Catalogue:
         :class:`hcdc.pipeline.operations.catalogue.ProcessingCatalogue`)."""
         with self.engine.connect() as conn:
             access = AccessContext(conn, principal, now, Policy.from_settings(self.settings), memo=True)
-            yield facade(conn, self.storage_root, access, self.engine, self.settings.resolved_file_mode)
+            yield facade(conn, *self._facade_arguments(access))
 
     def for_access(self, access: AccessContext, facade: type[UserCatalogue] = UserCatalogue) -> UserCatalogue:
         """The facade on the connection and decisions a caller already holds (a web request's);
         ``facade`` as for :meth:`as_user`."""
-        return facade(access.conn, self.storage_root, access, self.engine, self.settings.resolved_file_mode)
+        return facade(access.conn, *self._facade_arguments(access))
+
+    def _facade_arguments(self, access: AccessContext) -> tuple[Path, AccessContext, Engine, int]:
+        if self._storage is None:
+            self._storage = (self.settings.resolved_storage_root, self.settings.resolved_file_mode)
+        storage_root, file_mode = self._storage
+        return storage_root, access, self.engine, file_mode
 
     def close(self) -> None:
         self.engine.dispose()

@@ -28,12 +28,12 @@ from hcdc.archive.accounts import AccountError
 from hcdc.archive.catalogue import AdminCatalogue
 from hcdc.archive.db import current_revision, head_revision
 from hcdc.archive.search import Criteria
-from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
+from hcdc.web.auth import CSRF_FIELD, Viewer, ViewerRoute, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render
 from hcdc.web.review import ReviewError, job_action
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=ViewerRoute)
 
 
 def _require_admin(who: Viewer) -> None:

@@ -26,11 +26,11 @@ from starlette.datastructures import UploadFile
 
 from hcdc.archive import accounts
 from hcdc.web.admin import _act, _form, _require_admin
-from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
+from hcdc.web.auth import CSRF_FIELD, Viewer, ViewerRoute, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=ViewerRoute)
 
 #: the largest programme CSV the portal accepts (bytes): a programme is one short line
 MAX_CSV_BYTES = 1 << 20

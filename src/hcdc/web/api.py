@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
 
 from hcdc.archive.access import RULES_VERSION, AccessDenied
 from hcdc.archive.accounts import AccountError
@@ -27,23 +28,29 @@ from hcdc.archive.search import Criteria, SearchError
 from hcdc.pipeline.operations.jobs import JOB_STATES
 from hcdc.web import views
 from hcdc.web.actions import ActionError, dataset_workflows, request_reduction
-from hcdc.web.auth import Viewer, check_api_write, viewer
+from hcdc.web.auth import Viewer, ViewerRoute, check_api_write, viewer
 from hcdc.web.downloads import file_response, zip_response
 from hcdc.web.params import MAX_ID, ObjectId, api_criteria
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ViewerRoute)
 
 
 def _not_found(exc: Exception) -> HTTPException:
     return HTTPException(404, str(exc))
 
 
-def _search(search: Any, criteria: Criteria) -> dict[str, Any]:
-    """One page of a catalogue facade search (``who.catalogue.search_*``), JSON-ready."""
+def _search(search: Any, criteria: Criteria) -> Response:
+    """One page of a catalogue facade search (``who.catalogue.search_*``) as JSON.
+
+    Serialised here, by pydantic's serialiser (the same bytes as the route's ``Page`` model
+    gives), rather than returned as a dict: FastAPI would then validate the page against ``Page``
+    in one more worker-thread call (~0.1 ms of CPU per hand-over, benchmarks/RESULTS.md). The
+    route still documents ``Page``."""
     try:
-        return views.jsonable(search(criteria).as_dict())
+        page = views.jsonable(search(criteria).as_dict())
     except SearchError as exc:
         raise HTTPException(422, str(exc)) from None
+    return Response(to_json(page), media_type="application/json")
 
 
 class Page(BaseModel):
@@ -72,7 +79,7 @@ def stats(who: Viewer = Depends(viewer)) -> dict[str, Any]:
 
 
 @router.get("/files", tags=["files"], summary="Search raw and calibration files", response_model=Page)
-def files(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> dict[str, Any]:
+def files(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> Response:
     return _search(who.catalogue.search_files, criteria)
 
 
@@ -99,7 +106,7 @@ def file_download(file_id: ObjectId, who: Viewer = Depends(viewer)) -> Any:
 
 
 @router.get("/datasets", tags=["datasets"], summary="Search datasets", response_model=Page)
-def datasets(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> dict[str, Any]:
+def datasets(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> Response:
     return _search(who.catalogue.search_datasets, criteria)
 
 
@@ -115,7 +122,7 @@ def dataset(dataset_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, An
 
 
 @router.get("/products", tags=["products"], summary="Search products", response_model=Page)
-def products(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> dict[str, Any]:
+def products(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> Response:
     return _search(who.catalogue.search_products, criteria)
 
 

@@ -20,15 +20,21 @@ none (a browser never attaches a bearer token by itself).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
+import inspect
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import HTTPException, Request
+from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
 from sqlalchemy import Connection, bindparam, select
+from starlette.concurrency import run_in_threadpool
 
 from hcdc.archive.access import ANONYMOUS, AccessContext, Policy, Principal, principal_of
 from hcdc.archive.access_models import User
@@ -87,15 +93,64 @@ def state_of(request: Request) -> WebState:
     return request.app.state.hcdc
 
 
-@dataclass
 class Viewer:
-    """The asking user, an open read connection and the access decisions for both."""
+    """The asking user, an open read connection and the access decisions for both.
 
-    user: Principal
-    conn: Connection
-    access: AccessContext
-    via: str  # "token", "session" or "anonymous"
-    state: WebState
+    Resolved on first use (:meth:`resolve`: the connection opened, the principal authenticated,
+    the :class:`~hcdc.archive.access.AccessContext` made), in the thread that runs the endpoint:
+    with :class:`ViewerRoute`, a synchronous endpoint authenticates, reads and releases its
+    connection in one worker-thread call instead of three (set-up, endpoint, tear-down; each
+    hand-over costs CPU, benchmarks/RESULTS.md). Nothing is shared between requests: every
+    request authenticates again and decides with its own user and clock.
+    """
+
+    def __init__(self, request: Request, state: WebState) -> None:
+        self.request, self.state = request, state
+        self._conn: Connection | None = None
+        self._resolved: tuple[Principal, Connection, AccessContext, str] | None = None
+
+    def resolve(self) -> Viewer:
+        """Authenticate (401 for a bad token) and open the request's connection, once."""
+        if self._resolved is None:
+            conn = self.state.catalogue.engine.connect()
+            try:
+                user, via = resolve_principal(self.request, self.state, conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+            self.request.state.principal = user
+            # one request reads: its context remembers each decision (a product page asks several times)
+            access = AccessContext(conn, user, self.state.clock(), self.state.policy, memo=True)
+            self._resolved = (user, conn, access, via)
+        return self
+
+    @property
+    def user(self) -> Principal:
+        return self.resolve()._resolved[0]  # type: ignore[index]
+
+    @property
+    def conn(self) -> Connection:
+        return self.resolve()._resolved[1]  # type: ignore[index]
+
+    @property
+    def access(self) -> AccessContext:
+        return self.resolve()._resolved[2]  # type: ignore[index]
+
+    @property
+    def via(self) -> str:
+        """How the user was authenticated: "token", "session" or "anonymous"."""
+        return self.resolve()._resolved[3]  # type: ignore[index]
+
+    @property
+    def open(self) -> bool:
+        return self._conn is not None
+
+    def release(self) -> None:
+        """Close the request's connection (it goes back to the pool); idempotent."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     @property
     def signed_in(self) -> bool:
@@ -145,15 +200,68 @@ def resolve_principal(request: Request, state: WebState, conn: Connection) -> tu
     return state.public_principal(conn), "anonymous"
 
 
-def viewer(request: Request) -> Iterator[Viewer]:
-    """FastAPI dependency: the :class:`Viewer` of this request (one connection, closed afterwards)."""
-    state = state_of(request)
-    with state.catalogue.engine.connect() as conn:
-        user, via = resolve_principal(request, state, conn)
-        request.state.principal = user
-        # one request reads: its context remembers each decision (a product page asks several times)
-        access = AccessContext(conn, user, state.clock(), state.policy, memo=True)
-        yield Viewer(user, conn, access, via, state)
+async def viewer(request: Request) -> AsyncIterator[Viewer]:
+    """FastAPI dependency: the :class:`Viewer` of this request (one connection, closed afterwards).
+
+    On a :class:`ViewerRoute` the endpoint's wrapper authenticates before the endpoint runs and
+    releases the connection when it returns, in the endpoint's worker thread; elsewhere it is
+    done here, each in a worker thread. Either way the request is authenticated before its
+    endpoint runs."""
+    who = Viewer(request, state_of(request))
+    if not isinstance(request.scope.get("route"), ViewerRoute):
+        await run_in_threadpool(who.resolve)
+    try:
+        yield who
+    finally:
+        if who.open:  # an async endpoint's, a streamed response's, or an error's
+            await run_in_threadpool(who.release)
+
+
+def _viewers(arguments: dict[str, Any]) -> list[Viewer]:
+    return [value for value in arguments.values() if isinstance(value, Viewer)]
+
+
+def _with_viewer(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """``endpoint`` that authenticates its :class:`Viewer` first and, when synchronous, releases
+    its connection when it returns (in the same worker-thread call), unless it streams its
+    response (the stream may still read)."""
+    if inspect.iscoroutinefunction(endpoint):
+
+        @functools.wraps(endpoint)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            for who in _viewers(kwargs):
+                await run_in_threadpool(who.resolve)
+            return await endpoint(*args, **kwargs)
+
+        return run_async
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        viewers = _viewers(kwargs)
+        try:
+            for who in viewers:
+                who.resolve()
+            result = endpoint(*args, **kwargs)
+        except BaseException:
+            for who in viewers:
+                who.release()
+            raise
+        if not isinstance(result, StreamingResponse):
+            for who in viewers:
+                who.release()
+        return result
+
+    return run
+
+
+class ViewerRoute(APIRoute):
+    """The routes of hcdc's routers (``APIRouter(route_class=ViewerRoute)``): an endpoint with a
+    :func:`viewer` runs its authentication, its reads and its connection's release in one
+    worker-thread call (:func:`_with_viewer`). Same parameters, dependencies and OpenAPI
+    description as a plain route (FastAPI reads the wrapped endpoint's signature)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _with_viewer(endpoint), **kwargs)
 
 
 def csrf_token(request: Request) -> str:
@@ -194,6 +302,7 @@ __all__ = [
     "SESSION_MAX_AGE_S",
     "LoginLimiter",
     "Viewer",
+    "ViewerRoute",
     "WebState",
     "check_api_write",
     "check_csrf",

@@ -26,11 +26,11 @@ from hcdc.pipeline.operations import batches as ops
 from hcdc.pipeline.operations.jobs import JobError
 from hcdc.web import views
 from hcdc.web.actions import ActionError, dataset_workflows, parameter_strings
-from hcdc.web.auth import CSRF_FIELD, Viewer, check_api_write, check_csrf, viewer
+from hcdc.web.auth import CSRF_FIELD, Viewer, ViewerRoute, check_api_write, check_csrf, viewer
 from hcdc.web.params import MAX_ID, ObjectId
 from hcdc.web.portal import PortalError, render
 
-router = APIRouter()
+router = APIRouter(route_class=ViewerRoute)
 
 BATCH_ACTIONS = ("cancel", "retry")
 

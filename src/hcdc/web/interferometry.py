@@ -16,9 +16,9 @@ from fastapi import APIRouter, Depends, Query
 
 from hcdc.archive.catalogue import NotFound
 from hcdc.web import views
-from hcdc.web.auth import Viewer, viewer
+from hcdc.web.auth import Viewer, ViewerRoute, viewer
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=ViewerRoute)
 
 #: most granules one request returns
 MAX_GRANULES = 1000

@@ -29,11 +29,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hcdc.archive.catalogue import NotFound
 from hcdc.archive.granules import QUALITY_LABELS, date_of_night_id, night_id_of_date
-from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
+from hcdc.web.auth import CSRF_FIELD, Viewer, ViewerRoute, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=ViewerRoute)
 
 #: most granules one search page lists
 PAGE_LIMIT = 500

@@ -38,10 +38,10 @@ from fastapi.responses import HTMLResponse, Response
 from hcdc.archive.access import datetime_of_mjd
 from hcdc.archive.monitoring_report import Thresholds, problem_rows, problems_csv
 from hcdc.archive.telemetry import NightOverview
-from hcdc.web.auth import Viewer, viewer
+from hcdc.web.auth import Viewer, ViewerRoute, viewer
 from hcdc.web.portal import PortalError, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=ViewerRoute)
 
 #: longest period one report page covers (nights): each dataset reads its SPARTA files
 MAX_REPORT_NIGHTS = 92

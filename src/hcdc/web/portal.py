@@ -29,6 +29,7 @@ from hcdc.web.actions import ActionError, dataset_workflows, request_reduction
 from hcdc.web.auth import (
     CSRF_FIELD,
     Viewer,
+    ViewerRoute,
     check_csrf,
     client_address,
     csrf_token,
@@ -37,7 +38,7 @@ from hcdc.web.auth import (
 )
 from hcdc.web.params import CRITERIA_FIELDS, ObjectId, criteria_from_mapping
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=ViewerRoute)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 #: at most this many rows in a CSV / VOTable export

@@ -14,11 +14,11 @@ from fastapi.responses import HTMLResponse
 
 from hcdc.archive.catalogue import NotFound
 from hcdc.web import views
-from hcdc.web.auth import Viewer, viewer
+from hcdc.web.auth import Viewer, ViewerRoute, viewer
 from hcdc.web.params import MAX_ID, ObjectId
 from hcdc.web.portal import PortalError, render
 
-router = APIRouter()
+router = APIRouter(route_class=ViewerRoute)
 
 
 @router.get("/api/v1/rdi/libraries", tags=["rdi"], summary="RDI reference libraries you may see")

@@ -23,11 +23,11 @@ from hcdc.archive.accounts import AccountError
 from hcdc.archive.catalogue import AccessDenied
 from hcdc.pipeline.operations.catalogue import JOB_ACTIONS
 from hcdc.pipeline.operations.jobs import JobError
-from hcdc.web.auth import CSRF_FIELD, Viewer, check_api_write, check_csrf, viewer
+from hcdc.web.auth import CSRF_FIELD, Viewer, ViewerRoute, check_api_write, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError
 
-router = APIRouter()
+router = APIRouter(route_class=ViewerRoute)
 
 
 class ReviewError(Exception):

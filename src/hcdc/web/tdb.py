@@ -26,11 +26,11 @@ from hcdc.archive import tdb_views as tv
 from hcdc.archive.access import AccessDenied
 from hcdc.archive.tdb_models import CANDIDATE_STATUSES
 from hcdc.web import views
-from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
+from hcdc.web.auth import CSRF_FIELD, Viewer, ViewerRoute, check_csrf, viewer
 from hcdc.web.params import MAX_ID, ObjectId
 from hcdc.web.portal import PortalError, render
 
-router = APIRouter()
+router = APIRouter(route_class=ViewerRoute)
 
 #: most detections one request returns
 MAX_DETECTIONS = 1000

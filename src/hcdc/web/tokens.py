@@ -17,11 +17,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hcdc.archive import accounts
 from hcdc.archive.access import AccessDenied
-from hcdc.web.auth import CSRF_FIELD, Viewer, check_csrf, viewer
+from hcdc.web.auth import CSRF_FIELD, Viewer, ViewerRoute, check_csrf, viewer
 from hcdc.web.params import ObjectId
 from hcdc.web.portal import PortalError, render
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=ViewerRoute)
 
 #: the longest lifetime the form offers (days); the default is the policy's ``token_days``
 MAX_TOKEN_DAYS = 366

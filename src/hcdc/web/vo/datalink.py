@@ -54,7 +54,7 @@ from hcdc.archive.vo_links import (
     Link,
     Linker,
 )
-from hcdc.web.auth import Viewer, viewer
+from hcdc.web.auth import Viewer, ViewerRoute, viewer
 from hcdc.web.params import MAX_ID
 from hcdc.web.vo.registry import (
     DATALINK_ID,
@@ -66,7 +66,7 @@ from hcdc.web.vo.registry import (
 from hcdc.web.vo.votable import Field as VOField
 from hcdc.web.vo.votable import error_document, votable_document
 
-router = APIRouter(prefix="/datalink", tags=["vo"])
+router = APIRouter(prefix="/datalink", tags=["vo"], route_class=ViewerRoute)
 
 VOTABLE_MEDIA_TYPE = "application/x-votable+xml"
 #: RESPONSEFORMAT values answered (all the same VOTable)

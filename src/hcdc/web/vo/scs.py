@@ -24,11 +24,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from hcdc.archive.tdb_cone import angular_distance as angular_distance  # re-exported
-from hcdc.web.auth import Viewer, viewer
+from hcdc.web.auth import Viewer, ViewerRoute, viewer
 from hcdc.web.vo.datalink import table_votable, votable_response
 from hcdc.web.vo.registry import SCS_ID, Capability, vosi_availability, vosi_capabilities, xml_response
 
-router = APIRouter(prefix="/scs", tags=["vo"])
+router = APIRouter(prefix="/scs", tags=["vo"], route_class=ViewerRoute)
 
 #: most rows answered (larger cones are truncated; an INFO says so)
 MAX_ROWS = 10_000
