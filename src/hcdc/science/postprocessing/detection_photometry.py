@@ -34,7 +34,7 @@ from hcdc.science.postprocessing.base import AlgorithmSpec
 from hcdc.science.postprocessing.detection import ThresholdProfile, detect_candidates, refine_position
 from hcdc.science.postprocessing.fakes import InjectedCube, inject_companions
 from hcdc.science.postprocessing.negfc import negfc_fit, remove_companion
-from hcdc.science.postprocessing.photometry import aperture_sums
+from hcdc.science.postprocessing.photometry import FAKE_FLUX_ITERATIONS, aperture_sums
 from hcdc.science.postprocessing.products import Detection
 from hcdc.science.postprocessing.snr import snr_at
 from hcdc.science.postprocessing.throughput import ThroughputCurve, lazy_injection, throughput_curve
@@ -136,8 +136,8 @@ def _local_throughput(
 #: fakes per detection (and wavelength) of :func:`measure_detections`' throughput
 PHOTOMETRY_FAKES = 6
 
-#: most iterations of :func:`measure_detections` with ``fakes_at_flux`` (fakes at the flux estimate)
-FAKE_FLUX_ITERATIONS = 4
+# FAKE_FLUX_ITERATIONS (most iterations with ``fakes_at_flux``) is defined in .photometry, which the
+# product writer reads too (its PHOTFMAX card): products must not import this module (a circle)
 
 
 @dataclass(frozen=True)

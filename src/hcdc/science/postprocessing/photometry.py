@@ -14,6 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
+#: most measurements of a detection's photometry with fakes at its flux estimate
+#: (:func:`hcdc.science.postprocessing.detection_photometry.measure_detections`, ``l2-postprocess``
+#: 1.6; the DETECTIONS card ``PHOTFMAX``)
+FAKE_FLUX_ITERATIONS = 4
+
 __all__ = ["disk_quadrant_area", "aperture_weights", "aperture_sums", "gaussian_psf", "normalize_psf"]
 
 #: Gaussian sigma per FWHM

@@ -656,7 +656,7 @@ def _detections_hdu(
             "'negfc': the fit's injection trials"
         )
     if photometry_fakes is not None:
-        from hcdc.science.postprocessing.detection_photometry import FAKE_FLUX_ITERATIONS
+        from hcdc.science.postprocessing.photometry import FAKE_FLUX_ITERATIONS
 
         hdu.header["PHOTFAKE"] = ("FLUX", "photometry fakes at the flux estimate")
         hdu.header["PHOTFMAX"] = (FAKE_FLUX_ITERATIONS, "most measurements at the flux estimate")
