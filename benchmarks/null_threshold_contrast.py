@@ -25,28 +25,16 @@ from hcdc.science.postprocessing.contrast import contrast_curve
 from hcdc.science.postprocessing.null_threshold import calibrate_threshold, inverted_angles
 from hcdc.science.postprocessing.pca import pca_annular
 from hcdc.science.postprocessing.snr import snr_map
-from hcdc.science.simulation import irdis
-from hcdc.science.simulation.sequence import simulate_coronagraphic_sequence
-from hcdc.science.simulation.speckles import NACO_LIKE_ENVELOPE, make_evolving_speckles
+
+sys.path.insert(0, str(Path(__file__).parent))
+from speckle_false_alarms import speckle_only_bbh  # noqa: E402 - the benchmarks' folder
 
 frames, seed, n_pa = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 with fits.open(frames) as h:
     derot = np.asarray(h["DEROT"].data, float)
     mjd = np.asarray(h["FRAMES"].data["MJD"], float)
 times = (mjd - mjd[0]) * 86400 + 232.8
-sim = simulate_coronagraphic_sequence(
-    optics=irdis.BandOptics(1625.0, 290.0, 12.255, 8.0),
-    times_s=times,
-    derot_deg=-derot,
-    speckles=make_evolving_speckles(np.random.default_rng(seed), envelope=NACO_LIKE_ENVELOPE),
-    star_flux_adu_s=5.8e6,
-    dit_s=8.0,
-    size=128,
-    background_adu_s=7.0,
-    coronagraph_leak=0.003,
-    mask_radius_px=7.5,
-    seed=seed,
-)
+sim = speckle_only_bbh(seed, derot, times)
 angles = -derot
 fwhm = sim.fwhm
 t = time.time()

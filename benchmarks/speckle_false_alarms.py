@@ -36,8 +36,29 @@ from hcdc.science.postprocessing.null_threshold import calibrate_threshold, with
 from hcdc.science.postprocessing.pca import pca_annular
 from hcdc.science.postprocessing.snr import snr_map
 from hcdc.science.simulation import irdis
+from hcdc.science.simulation.adi import SimulatedADI
 from hcdc.science.simulation.sequence import simulate_coronagraphic_sequence
 from hcdc.science.simulation.speckles import NACO_LIKE_ENVELOPE, make_evolving_speckles
+
+
+def speckle_only_bbh(seed: int, derot: np.ndarray, times: np.ndarray) -> SimulatedADI:
+    """The demo's BB_H sequence without companion: speckles of ``seed`` (NACO-like envelope), the
+    demo's star flux, background, leak and 7.5-px mask on 128 px, at derotation angles ``derot``
+    (deg, hcdc Level 1 ``DEROT``) and times ``times`` (s). The other speckle benchmarks
+    (``null_threshold_variants.py``, ``null_threshold_contrast.py``) reduce the same sequences."""
+    return simulate_coronagraphic_sequence(
+        optics=irdis.BandOptics(1625.0, 290.0, 12.255, 8.0),  # BB_H
+        times_s=times,
+        derot_deg=-derot,
+        speckles=make_evolving_speckles(np.random.default_rng(seed), envelope=NACO_LIKE_ENVELOPE),
+        star_flux_adu_s=5.8e6,
+        dit_s=8.0,
+        size=128,
+        background_adu_s=7.0,
+        coronagraph_leak=0.003,
+        mask_radius_px=7.5,
+        seed=seed,
+    )
 
 
 def main() -> None:
@@ -51,23 +72,9 @@ def main() -> None:
         derot = np.asarray(hdul["DEROT"].data, dtype=float)
         mjd = np.asarray(hdul["FRAMES"].data["MJD"], dtype=float)
     times = (mjd - mjd[0]) * 86400.0 + args.t0
-    optics = irdis.BandOptics(1625.0, 290.0, 12.255, 8.0)  # BB_H
     counts = {"physical": 0, "old": 0, "physical-null": 0, "old-null": 0}
     for seed in range(args.first_seed, args.end_seed):
-        speckles = make_evolving_speckles(np.random.default_rng(seed), envelope=NACO_LIKE_ENVELOPE)
-        sim = simulate_coronagraphic_sequence(
-            optics=optics,
-            times_s=times,
-            derot_deg=-derot,
-            speckles=speckles,
-            star_flux_adu_s=5.8e6,
-            dit_s=8.0,
-            size=128,
-            background_adu_s=7.0,
-            coronagraph_leak=0.003,
-            mask_radius_px=7.5,
-            seed=seed,
-        )
+        sim = speckle_only_bbh(seed, derot, times)
         row: dict = {"seed": seed}
         reduced = {}
         for sense, angles in (("physical", -derot), ("old", derot)):
