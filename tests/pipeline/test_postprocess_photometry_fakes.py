@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.io.fits.verify import VerifyWarning
+from helpers.spectral_files import write_spectral_user_files
 
 from hcdc.pipeline.registry import get_recipe, run_recipe
 from hcdc.science.postprocessing.products import read_product
-from hcdc.science.simulation.adi import simulate_spectral_cube
 
 FIXTURE_1_2 = Path(__file__).resolve().parents[1] / "data" / "l2_postprocess_1_2"
 
@@ -99,22 +99,7 @@ def test_1_6_changes_only_the_photometry_and_says_how(
 def _spectral_inputs(folder: Path) -> dict[str, Path]:
     """The IFS-like sequence of test_postprocess_spectral_residuals.py (seed 0): a companion at
     28 px whose spectral residual at ~37.8 px 1.4+ leaves out."""
-    sim = simulate_spectral_cube(
-        wavelengths=tuple(np.linspace(0.96, 1.35, 39)),
-        n_frames=4,
-        size=81,
-        fwhm_ref=3.0,
-        rotation=2.0,
-        companions=[(28.0, 60.0, 0.01)],
-        seed=0,
-    )
-    folder.mkdir()
-    files = {name: folder / f"{name}.fits" for name in ("cube", "angles", "psf", "wavelengths")}
-    fits.writeto(files["cube"], sim.cube)
-    fits.writeto(files["angles"], -np.asarray(sim.angles, dtype=np.float64))
-    fits.writeto(files["psf"], (sim.psf * sim.star_flux[:, None, None]).astype(np.float32))
-    fits.writeto(files["wavelengths"], np.asarray(sim.wavelengths, dtype=np.float64))
-    return files
+    return write_spectral_user_files(folder, [(28.0, 60.0, 0.01)])[0]
 
 
 def test_1_6_spectral_product_is_written_without_verify_warning(tmp_path: Path) -> None:

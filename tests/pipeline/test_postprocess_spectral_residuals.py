@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from astropy.io import fits
+from helpers.spectral_files import write_spectral_user_files
 
 from hcdc.pipeline.registry import run_recipe
-from hcdc.science.simulation.adi import simulate_spectral_cube
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -30,26 +29,6 @@ PARAMS = {
     "compute_contrast": False,
     "previews": False,
 }
-
-
-def _user_files(folder: Path, companions: list[tuple[float, float, float]]) -> tuple[dict[str, Path], object]:
-    sim = simulate_spectral_cube(
-        wavelengths=tuple(np.linspace(0.96, 1.35, 39)),
-        n_frames=4,
-        size=81,
-        fwhm_ref=3.0,
-        rotation=2.0,
-        companions=companions,
-        seed=0,
-    )
-    folder.mkdir()
-    files = {name: folder / f"{name}.fits" for name in ("cube", "angles", "psf", "wavelengths")}
-    fits.writeto(files["cube"], sim.cube)
-    # parallactic angles: hcdc turns the frames by -parallactic, i.e. by the simulation's angles
-    fits.writeto(files["angles"], -np.asarray(sim.angles, dtype=np.float64))
-    fits.writeto(files["psf"], (sim.psf * sim.star_flux[:, None, None]).astype(np.float32))
-    fits.writeto(files["wavelengths"], np.asarray(sim.wavelengths, dtype=np.float64))
-    return files, sim
 
 
 def _run(files: dict[str, Path], tmp_path: Path, version: str) -> dict:
@@ -67,7 +46,7 @@ def _near(dets: list[dict], sep: float, pa: float) -> list[dict]:
 
 
 def test_1_4_drops_a_companions_spectral_residual_that_1_3_keeps(tmp_path: Path) -> None:
-    files, _ = _user_files(tmp_path / "in", [(28.0, 60.0, 0.01)])
+    files, _ = write_spectral_user_files(tmp_path / "in", [(28.0, 60.0, 0.01)])
     old, new = _run(files, tmp_path, "1.3"), _run(files, tmp_path, "1.4")
     lobe_sep = 28.0 * 1.35
     old_dets, new_dets = old.outputs["summary"]["detections"], new.outputs["summary"]["detections"]
@@ -116,7 +95,7 @@ def test_1_4_keeps_a_real_companion_in_the_wedge_brighter_than_the_ratio(tmp_pat
     is flagged (the ratio's other side, a real
     companion fainter than 0.4 x dropped, is the rule's documented limit, tests/science/
     postprocessing/test_spectral_lobes.py)."""
-    files, _ = _user_files(tmp_path / "in", [(28.0, 60.0, 0.01), (22.0, 64.0, 0.015)])
+    files, _ = write_spectral_user_files(tmp_path / "in", [(28.0, 60.0, 0.01), (22.0, 64.0, 0.015)])
     new = _run(files, tmp_path, "1.4")
     dets = new.outputs["summary"]["detections"]
     (a,) = _near(dets, 28.0, 60.0)
