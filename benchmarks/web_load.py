@@ -11,9 +11,15 @@ Reports requests/s, latency percentiles and errors per kind, and the CPU time th
 per request (its worker processes and their PostgreSQL backends, from /proc): on a shared machine
 the rate depends on what else runs, the CPU time per request much less.
 
-Two load clients: ``--client wrk`` (the default when ``wrk`` is installed: written in C, it
+Three load clients. ``--client wrk`` (the default when ``wrk`` is installed: written in C, it
 leaves the cores to the server; one mixed run, latencies over all kinds) and ``--client httpx``
-(Python asyncio; latencies per kind, but the client itself takes a large share of the CPU).
+(Python asyncio; latencies per kind, but the client itself takes a large share of the CPU) keep
+``--concurrency`` requests in flight: a closed loop, which measures the most the server gives,
+not its latency at a given load (a slow reply delays the next request instead of meeting it).
+``--client open --rate R`` offers R requests/s whatever the latency (Poisson arrivals, or
+``--arrivals uniform``), on up to ``--concurrency`` kept-alive connections, and counts each
+latency from the request's scheduled arrival, as wrk2 does: "holds 200 requests/s with p99 <
+200 ms" is this run with ``--rate 200``.
 ``--keep DIR`` builds the data centre in DIR once and reuses it on later runs.
 
     python benchmarks/web_load.py --url postgresql+psycopg://postgres@127.0.0.1/hcdc_web_bench \\
@@ -113,16 +119,11 @@ async def _client(base: str, plan: dict, concurrency: int, duration: float) -> d
     rng = random.Random(3)
     results: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
-    auth = {"Authorization": f"Bearer {plan['token']}"}
-    kinds = ["search-anon", "search-pi", "page-anon", "page-pi"]
+    lines = iter(_plan_lines(plan, rng, 10**6))
 
     def request() -> tuple[str, str, dict]:
-        kind = rng.choice(kinds)
-        if kind.startswith("search"):
-            url = f"/api/v1/products?target=T{rng.randrange(500)}&limit=50"
-        else:
-            url = f"/products/{rng.choice(plan['public_ids' if kind == 'page-anon' else 'pi_ids'])}"
-        return kind, url, auth if kind.endswith("pi") else {}
+        kind, url, token = next(lines).split()
+        return kind, url, {"Authorization": f"Bearer {token}"} if token != "-" else {}
 
     deadline = time.perf_counter() + duration
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -144,7 +145,82 @@ async def _client(base: str, plan: dict, concurrency: int, duration: float) -> d
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    out = {"elapsed_s": elapsed, "kinds": {}}
+    return _latency_report(results, errors, elapsed)
+
+
+async def _http_get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """One HTTP/1.1 GET on a kept-alive connection: sends ``request``, reads the whole response
+    (Content-Length or chunked body) and returns its status code."""
+    writer.write(request)
+    await writer.drain()
+    status = int((await reader.readline()).split()[1])
+    length, chunked = 0, False
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+        elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+            chunked = True
+    if not chunked:
+        await reader.readexactly(length)
+        return status
+    while (size := int((await reader.readline()).split(b";")[0], 16)) > 0:
+        await reader.readexactly(size + 2)
+    await reader.readline()  # the blank line after the last chunk
+    return status
+
+
+async def _open_loop_client(
+    port: int, plan: dict, rate: float, duration: float, connections: int, arrivals: str
+) -> dict:
+    """Constant offered load: requests *arrive* at ``rate`` per second (Poisson or evenly spaced)
+    whatever the server's latency, as wrk2 does, and each latency counts from the request's
+    scheduled arrival, so that a stalled server is charged for the requests that queue behind it
+    (no "coordinated omission", which a closed loop like wrk's or the httpx client's has: there a
+    slow reply delays the next request instead of being seen by it). Up to ``connections``
+    kept-alive connections; a request that finds them all busy waits for one, and that wait
+    counts. A bare asyncio HTTP/1.1 client (about 0.1 ms of CPU a request), so that the load
+    process leaves the cores to the server."""
+    rng = random.Random(3)
+    lines = [line.split() for line in _plan_lines(plan, rng, max(1, int(rate * duration * 1.2) + 10))]
+    idle: asyncio.Queue = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    loop = asyncio.get_running_loop()
+    results: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+
+    async def one(scheduled: float, kind: str, path: str, token: str) -> None:
+        reader, writer = await idle.get()
+        auth = f"Authorization: Bearer {token}\r\n" if token != "-" else ""
+        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}\r\n".encode()
+        try:
+            ok = await _http_get(reader, writer, request) == 200
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
+            ok = False
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        results.setdefault(kind, []).append(loop.time() - scheduled)
+        if not ok:
+            errors[kind] = errors.get(kind, 0) + 1
+        idle.put_nowait((reader, writer))
+
+    start = loop.time() + 0.05
+    scheduled, tasks = start, []
+    for kind, path, token in lines:
+        if scheduled >= start + duration:
+            break
+        await asyncio.sleep(max(0.0, scheduled - loop.time()))
+        tasks.append(asyncio.create_task(one(scheduled, kind, path, token)))
+        scheduled += rng.expovariate(rate) if arrivals == "poisson" else 1.0 / rate
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - start
+    return _latency_report(results, errors, elapsed, offered=len(tasks) / duration)
+
+
+def _latency_report(results: dict[str, list[float]], errors: dict[str, int], elapsed: float, **extra) -> dict:
+    """Requests, rate, p50, p99 and errors per kind of request and over all of them."""
+    out = {"elapsed_s": elapsed, "kinds": {}, **extra}
     every = [t for values in results.values() for t in values]
     for kind, values in sorted(results.items()) + [("all", every)]:
         values = sorted(values)
@@ -153,6 +229,7 @@ async def _client(base: str, plan: dict, concurrency: int, duration: float) -> d
             "rps": len(values) / elapsed,
             "p50_ms": 1e3 * statistics.median(values),
             "p99_ms": 1e3 * values[min(len(values) - 1, int(0.99 * len(values)))],
+            "max_ms": 1e3 * values[-1],
             "errors": sum(errors.values()) if kind == "all" else errors.get(kind, 0),
         }
     return out
@@ -180,9 +257,8 @@ end
 """
 
 
-def _wrk_plan(plan: dict, path: Path, n: int = 4000) -> None:
-    """``n`` requests in the same mix as the httpx client, one per line for the Lua script."""
-    rng = random.Random(3)
+def _plan_lines(plan: dict, rng: random.Random, n: int) -> list[str]:
+    """``n`` requests in the same mix as the httpx client, one "kind path token-or-dash" line each."""
     lines = []
     for _ in range(n):
         kind = rng.choice(["search-anon", "search-pi", "page-anon", "page-pi"])
@@ -191,7 +267,12 @@ def _wrk_plan(plan: dict, path: Path, n: int = 4000) -> None:
         else:
             url = f"/products/{rng.choice(plan['public_ids' if kind == 'page-anon' else 'pi_ids'])}"
         lines.append(f"{kind} {url} {plan['token'] if kind.endswith('pi') else '-'}")
-    path.write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def _wrk_plan(plan: dict, path: Path, n: int = 4000) -> None:
+    """``n`` requests in the same mix as the httpx client, one per line for the Lua script."""
+    path.write_text("\n".join(_plan_lines(plan, random.Random(3), n)) + "\n")
 
 
 def _run_wrk(base: str, plan_file: Path, concurrency: int, duration: float, threads: int) -> dict:
@@ -215,6 +296,7 @@ def _run_wrk(base: str, plan_file: Path, concurrency: int, duration: float, thre
                 "rps": summary["requests"] / elapsed,
                 "p50_ms": summary["p50_us"] / 1e3,
                 "p99_ms": summary["p99_us"] / 1e3,
+                "max_ms": summary["max_us"] / 1e3,
                 "errors": errors,
             }
         },
@@ -304,10 +386,14 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18555)
     parser.add_argument(
         "--client",
-        choices=("wrk", "httpx"),
+        choices=("wrk", "httpx", "open"),
         default="wrk" if shutil.which("wrk") else "httpx",
-        help="load generator (wrk: C, light; httpx: Python, per-kind latencies)",
+        help="load generator: wrk (C, light) and httpx (Python, per-kind latencies) keep --concurrency "
+        "requests in flight (closed loop: the most the server gives); open offers --rate requests/s "
+        "whatever the latency (open loop, as wrk2: the latency at that load)",
     )
+    parser.add_argument("--rate", type=float, default=200.0, help="offered requests/s (--client open)")
+    parser.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson", help="--client open")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="build the data centre here once, reuse it afterwards")
     parser.add_argument("--plan", help=argparse.SUPPRESS)  # the httpx load process: its plan (JSON file)
@@ -315,7 +401,13 @@ def main() -> None:
     base = f"http://127.0.0.1:{args.port}"
     if args.plan:
         plan = json.loads(Path(args.plan).read_text())
-        print(json.dumps(asyncio.run(_client(base, plan, args.concurrency, args.duration))))
+        if args.client == "open":
+            run = _open_loop_client(
+                args.port, plan, args.rate, args.duration, args.concurrency, args.arrivals
+            )
+        else:
+            run = _client(base, plan, args.concurrency, args.duration)
+        print(json.dumps(asyncio.run(run)))
         return
     root = args.keep or Path(tempfile.mkdtemp(prefix="hcdc-web-bench-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -343,7 +435,7 @@ def main() -> None:
             except OSError:
                 time.sleep(0.5)
         # warm up: every worker opens its pool and compiles its queries before the clock starts
-        if args.client == "wrk":
+        if shutil.which("wrk"):
             _run_wrk(base, root / "plan.json", args.concurrency, 5, 1)
         pids = _server_pids(server.pid, args.url)
         cpu_before = _cpu_of(pids)
@@ -355,7 +447,8 @@ def main() -> None:
         else:
             load = subprocess.run(
                 [sys.executable, __file__, "--plan", str(root / "plan.json"), "--port", str(args.port),
-                 "--concurrency", str(args.concurrency), "--duration", str(args.duration)],
+                 "--concurrency", str(args.concurrency), "--duration", str(args.duration),
+                 "--client", args.client, "--rate", str(args.rate), "--arrivals", args.arrivals],
                 env=env, capture_output=True, text=True, check=True,
             )  # fmt: skip
             report = json.loads(load.stdout)
@@ -370,16 +463,23 @@ def main() -> None:
     cpu = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after)
     cpu_python = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after if p in server_processes)
     every = list(report["kinds"].values())[-1]
+    if args.client == "open":
+        load = (
+            f"open loop, {report['offered']:.0f} requests/s offered ({args.arrivals} arrivals) on up to "
+            f"{args.concurrency} connections"
+        )
+    else:
+        load = f"{args.concurrency} requests in flight"
     print(
-        f"hcdc serve --workers {args.workers}; client {args.client}, {args.concurrency} requests in flight "
+        f"hcdc serve --workers {args.workers}; client {args.client}, {load} "
         f"for {args.duration:.0f} s; load average {load_start[0]:.1f} before, {load_end[0]:.1f} after"
     )
-    print("| kind | requests | requests/s | p50 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|")
+    print("| kind | requests | requests/s | p50 ms | p99 ms | max ms | errors |")
+    print("|---|---|---|---|---|---|---|")
     for kind, k in report["kinds"].items():
         print(
             f"| {kind} | {k['requests']} | {k['rps']:.0f} | {k['p50_ms']:.0f} | {k['p99_ms']:.0f} "
-            f"| {k['errors']} |"
+            f"| {k['max_ms']:.0f} | {k['errors']} |"
         )
     print(
         f"server CPU: {cpu:.1f} s for {every['requests']} requests = {1e3 * cpu / every['requests']:.1f} ms "
