@@ -70,6 +70,7 @@ def test_false_alarms_per_image_sets_detection_and_contrast_and_says_so(tmp_path
         contrast = new["CONTRAST"].data
         expected = student_threshold(np.asarray(contrast["SEP_PX"]), h1["FWHM"], h1["DETFPF"])
         assert np.allclose(contrast["SNR_THR"], expected)
+        assert new["CONTRAST"].header["CURVEFPF"] == pytest.approx(h1["DETFPF"])
         raised = np.nanmedian(contrast["CONTRAST_0"] / default["CONTRAST"].data["CONTRAST_0"])
         assert 1.02 < raised < 1.3  # a higher threshold: a shallower limit
         # the companion is far above either threshold: the same detection
