@@ -62,7 +62,7 @@ def test_roughness_of_the_snr_map_is_that_of_its_aperture_field(noise_maps) -> N
 def test_expected_false_peaks_match_the_detections_counted(noise_maps, fpf: float) -> None:
     """Counted detections (refined, merged: the real detection path) within 3 Poisson sigma of the
     random-field prediction summed over the maps; the count of independent resolution elements
-    (1-FWHM apertures in the searched area) times ``fpf`` is 1.6-4 times lower and must fail it."""
+    (1-FWHM apertures in the searched area) times ``fpf`` is 1.5-3 times lower and must fail it."""
     counted, predicted, elements = 0, 0.0, 0.0
     for image, snr in noise_maps:
         region = search_region(np.isfinite(snr), FWHM)
