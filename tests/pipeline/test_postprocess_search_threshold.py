@@ -86,3 +86,30 @@ def test_false_alarms_per_image_sets_detection_and_contrast_and_says_so(tmp_path
     assert product.detection_search.false_alarms == pytest.approx(1e-3, rel=1e-6)
     assert product.detection_search.fpf == h1["DETFPF"]
     assert read_product(runs["default"].outputs["product"]).detection_search is None
+
+
+def test_false_alarms_per_image_composes_with_the_calibrated_threshold(tmp_path: Path) -> None:
+    """Both options: the search sets the fpf, the null map's tail is calibrated at it (``DETK`` at
+    that fpf), and the curve's threshold is ``DETK`` x the Student threshold of that fpf."""
+    inputs, params = _fixture_inputs(tmp_path)
+    run = run_recipe(
+        "l2-postprocess",
+        inputs,
+        {**params, "false_alarms_per_image": 1e-3, "calibrated_threshold": True},
+        work_dir=tmp_path / "both",
+        version="1.6",
+    )
+    assert run.status == "done", run.error
+    with fits.open(run.outputs["product"]) as product:
+        h = product[0].header
+        assert h["DETSRCH"] == "RANDOM-FIELD" and h["DETNULL"] == "INVERTED-ANGLES"
+        assert h["DETFAPI"] == pytest.approx(1e-3, rel=1e-6) and h["DETFPF"] < GAUSSIAN_5SIGMA_FPF
+        assert h["DETK"] >= 1.0
+        contrast = product["CONTRAST"].data
+        expected = h["DETK"] * student_threshold(np.asarray(contrast["SEP_PX"]), h["FWHM"], h["DETFPF"])
+        assert np.allclose(contrast["SNR_THR"], expected)
+    summary = run.outputs["summary"]
+    assert summary["detection_null"]["fpf_per_resolution_element"] == pytest.approx(h["DETFPF"])
+    assert summary["contrast_curve"]["threshold"].endswith("tail calibrated on the data's null map")
+    product = read_product(run.outputs["product"])
+    assert product.detection_null.fpf == product.detection_search.fpf
