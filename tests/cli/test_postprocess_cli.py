@@ -698,6 +698,34 @@ def test_default_is_student_and_calibrated_threshold_is_opted_into(simulated_fil
     assert not (tmp_path / "old").exists()
 
 
+def test_false_alarms_per_image_is_opted_into_and_refused_before_1_6(simulated_files, tmp_path):
+    """``--false-alarms-per-image`` sets 1.6's parameter (the product says the threshold's expected
+    false peaks per image); with a version that has no such parameter it is refused before
+    anything is written."""
+    from hcdc.pipeline.provenance import ProvenanceRecord
+
+    folder, _ = simulated_files
+    args = [folder / "cube.fits", "--angles", folder / "angles.fits", "--psf", folder / "psf.fits"]
+    args += ["--algorithm", "pca", "--ncomp", "5", "--fwhm", "4", "--pixel-scale", "12.25", "--no-contrast"]
+    result = _run([*args, "--false-alarms-per-image", "0.01", "--out", tmp_path / "new", "--json"])
+    assert result.exit_code == 0, result.output
+    record = ProvenanceRecord.load(tmp_path / "new" / "cube_pca_provenance.json")
+    assert record.recipe_version == "1.6" and record.parameters["false_alarms_per_image"] == 0.01
+    summary = json.loads(result.stdout)
+    product = read_product(summary["files"]["product"])
+    assert product.detection_search.false_alarms == pytest.approx(0.01, rel=1e-6)
+    assert product.detection_fpf == product.detection_search.fpf
+    for version, value in (("1.5", "0.01"), ("1.6", "-1")):
+        result = _run(
+            [*args, "--false-alarms-per-image", value, "--recipe-version", version, "--out", tmp_path / "x"]
+        )
+        assert result.exit_code == 2, result.output
+        assert ("needs l2-postprocess 1.6" if version == "1.5" else "false-alarms") in result.output, (
+            result.output
+        )
+        assert not (tmp_path / "x").exists()
+
+
 def test_an_input_error_writes_no_record(simulated_files, tmp_path):
     folder, sim = simulated_files
     short = tmp_path / "short.txt"

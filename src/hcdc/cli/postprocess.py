@@ -213,6 +213,14 @@ def postprocess_command(
         "null map of the data instead of the Student threshold: one more reduction; can raise the "
         "threshold on small or speckle-dominated images (docs/postprocessing.md).",
     ),
+    false_alarms: float | None = typer.Option(
+        None,
+        "--false-alarms-per-image",
+        help="Set the detection threshold (and the contrast curve's) so that this many false S/N "
+        "peaks per image are expected on Gaussian noise as rough as the data's S/N map (e.g. 0.01; "
+        "random-field theory, docs/postprocessing.md); --fpf is then not used. Default: the Student "
+        "threshold of --fpf (about 0.003 false peaks per 128-px image at 5 sigma).",
+    ),
     recipe_version: str | None = typer.Option(
         None,
         "--recipe-version",
@@ -254,6 +262,7 @@ def postprocess_command(
                 "--fpf": fpf,
                 "--fc-snr": fc_snr,
                 "--throughput-step (px)": throughput_step,
+                "--false-alarms-per-image": false_alarms,
             }
         )
         if fpf is not None and not fpf < 0.5:
@@ -274,6 +283,11 @@ def postprocess_command(
         if calibrated_threshold and "calibrated_threshold" not in recipe.Parameters.model_fields:
             raise ValueError(
                 "--calibrated-threshold needs l2-postprocess 1.6 or later; "
+                f"--recipe-version is {recipe.version}"
+            )
+        if false_alarms is not None and "false_alarms_per_image" not in recipe.Parameters.model_fields:
+            raise ValueError(
+                "--false-alarms-per-image needs l2-postprocess 1.6 or later; "
                 f"--recipe-version is {recipe.version}"
             )
         get_algorithm(algorithm)
@@ -310,6 +324,7 @@ def postprocess_command(
         "completeness_options": {} if completeness_fakes is None else {"n_fakes": completeness_fakes},
         "negfc": negfc,
         **({"calibrated_threshold": True} if calibrated_threshold else {}),
+        **({"false_alarms_per_image": false_alarms} if false_alarms is not None else {}),
         "output_stem": stem,
         "angle_convention": angle_convention,
         "pupil_offset_deg": pupil_offset,

@@ -21,6 +21,7 @@ from hcdc.science.postprocessing.detection import detect_candidates, fit_gaussia
 from hcdc.science.postprocessing.negfc import negfc_fit, remove_companion
 from hcdc.science.postprocessing.null_threshold import calibrate_threshold, inverted_angles, without_rings
 from hcdc.science.postprocessing.photometry import normalize_psf
+from hcdc.science.postprocessing.search_threshold import search_threshold
 
 pytestmark = pytest.mark.shared_data
 
@@ -317,13 +318,44 @@ def test_calibrated_threshold_keeps_b_and_finds_nothing_else(naco, negfc_raw, na
     assert not detect_candidates(snr_free, FWHM, image=image, profile=_null_profile(free, angles, reduce))
 
 
+@pytest.mark.parametrize(
+    ("name", "reduce"),
+    [
+        ("pca10", lambda cube, angles: pca.pca(cube, angles, fwhm=FWHM, ncomp=10)),
+        ("annular3", lambda cube, angles: pca.pca_annular(cube, angles, fwhm=FWHM, ncomp=3)),
+    ],
+)
+def test_threshold_for_0_01_false_peaks_per_image_keeps_b_and_finds_nothing_else(
+    naco, negfc_raw, name, reduce
+):
+    """``false_alarms_per_image = 0.01`` (l2-postprocess 1.6): b (S/N 11.7 in PCA 10, 8.0 in
+    annular PCA 3) is the only detection, and with b removed nothing is found. Measured: the
+    thresholds at b's separation are 6.4 / 6.0 (Student 5 sigma: 7.2); 3e-4 per image would give
+    9.6 / 8.7, which loses b in annular PCA 3 (docs/postprocessing.md)."""
+    angles = -naco["pa"]
+    image = reduce(naco["cube"], angles)
+    snr_map = snr.snr_map(image, FWHM)
+    profile = search_threshold(snr_map, FWHM, 0.01)
+    assert profile.at(16.6) < 7.0 and 1e-3 < profile.student_false_alarms < 0.01, profile
+    found = detect_candidates(snr_map, FWHM, image=image, rotation=float(np.ptp(angles)), profile=profile)
+    assert len(found) == 1 and np.hypot(found[0].x - VIP_XY[0], found[0].y - VIP_XY[1]) < 1.5, found
+    free = remove_companion(
+        naco["cube"], angles, naco["psf"], negfc_raw.separation, negfc_raw.pa, negfc_raw.flux
+    )
+    image = reduce(free, angles)
+    snr_free = snr.snr_map(image, FWHM)
+    assert not detect_candidates(snr_free, FWHM, image=image, profile=search_threshold(snr_free, FWHM, 0.01))
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("kind", ["calibrated", "search"])
 def test_calibrated_contrast_curve_is_reached_by_detection_at_its_threshold(
-    naco, negfc_raw, count_recoveries
+    naco, negfc_raw, count_recoveries, kind
 ):
     """l2-postprocess 1.5's curve: the 5-sigma limit at the threshold calibrated on the null map,
     with fakes aiming at that threshold, is reached by hcdc's detection at that same threshold
-    about half the time (as the Student curve: test_default_contrast_curve_is_reached_...)."""
+    about half the time (as the Student curve: test_default_contrast_curve_is_reached_...); and
+    1.6's ``false_alarms_per_image = 0.01`` curve at its own threshold (``kind='search'``)."""
     angles = -naco["pa"]
     free = remove_companion(
         naco["cube"], angles, naco["psf"], negfc_raw.separation, negfc_raw.pa, negfc_raw.flux
@@ -332,7 +364,10 @@ def test_calibrated_contrast_curve_is_reached_by_detection_at_its_threshold(
     def reduce(cube, angles=angles):
         return pca.pca(cube, angles, fwhm=FWHM, ncomp=10)
 
-    profile = _null_profile(free, angles, reduce)
+    if kind == "calibrated":
+        profile = _null_profile(free, angles, reduce)
+    else:
+        profile = search_threshold(snr.snr_map(reduce(free), FWHM), FWHM, 0.01)
     curve = contrast.contrast_curve(
         free, angles, naco["psf"], fwhm=FWHM, star_flux=STAR_FLUX, params={"ncomp": 10}, profile=profile
     )

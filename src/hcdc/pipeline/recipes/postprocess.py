@@ -150,15 +150,27 @@ class PostprocessParametersV14(PostprocessParametersV13):
 
 
 class PostprocessParametersV16(PostprocessParametersV14):
-    """Parameters of ``l2-postprocess`` 1.6: 1.4's and ``calibrated_threshold`` (1.5's
+    """Parameters of ``l2-postprocess`` 1.6: 1.4's, ``calibrated_threshold`` (1.5's
     data-calibrated detection threshold, opted into rather than the default: docs/postprocessing.md,
-    "Towards a default")."""
+    "Towards a default") and ``false_alarms_per_image`` (a threshold for a stated number of false
+    S/N peaks per image: docs/postprocessing.md, "False peaks of the search over every pixel")."""
 
     calibrated_threshold: bool = Field(
         False,
         description="calibrate the detection threshold and the contrast curve's on the "
         "inverted-angle null map of the data (l2-postprocess 1.5's method; one more reduction); "
         "False: the Student threshold of detection_fpf. Ignored with a fixed detection_threshold",
+    )
+    false_alarms_per_image: float | None = Field(
+        None,
+        gt=0,
+        lt=100,
+        description="set the detection threshold (and the contrast curve's) so that this many false "
+        "S/N peaks per image are expected on Gaussian noise as rough as the data's S/N map, searched "
+        "at every pixel (random-field theory), e.g. 0.01; detection_fpf is then not used; with "
+        "calibrated_threshold the null map's tail is calibrated at that threshold's fpf. None: the "
+        "Student threshold of detection_fpf (about 0.003 false peaks per 128-px image at 5 sigma). "
+        "Ignored with a fixed detection_threshold",
     )
 
 
@@ -298,6 +310,7 @@ class Postprocess(Recipe):
                 aperture_noise_errors=self.aperture_noise_errors,
                 null_threshold=self._calibrates_threshold(params) and params.detection_threshold is None,
                 photometry_fakes_at_flux=self.photometry_fakes_at_flux,
+                false_alarms_per_image=getattr(params, "false_alarms_per_image", None),  # <= 1.5: none
                 image_unit=data["unit"],
                 inputs=data["input_names"],
                 progress=context.progress,

@@ -5,7 +5,9 @@ pixel (Mawet et al. 2014) follows a Student t law with ``n - 2`` degrees of free
 no source (independent Gaussian resolution elements). Speckle-dominated residuals have heavier
 tails: on 80 speckle-only realisations of the demo's BB_H sequence, 5 images had a false detection
 at the Student threshold of the Gaussian 5-sigma false-positive fraction (S/N 5.6-9.2), where the
-Student law promises ~3e-4 per image (docs/postprocessing.md, "Empirical detection threshold").
+Student law promises ~3e-4 per image counting resolution elements (hcdc's search of every S/N
+pixel gives ~0.003 on Gaussian noise: :mod:`~hcdc.science.postprocessing.search_threshold`;
+docs/postprocessing.md, "Empirical detection threshold").
 
 Null sample (Pairet et al. 2019, the "inverse STIM map"): the same cube reduced with **inverted
 derotation angles** (``-angles``). The residual frames of ADI algorithms whose reference selection
@@ -232,7 +234,9 @@ def _thinned_deviates(
 def false_alarms_per_image(threshold: EmpiricalThreshold, r_min: float, r_max: float) -> float:
     """Expected false detections per image between ``r_min`` and ``r_max`` px at
     ``threshold.fpf`` per resolution element: ``sum n(r) * fpf`` over rings 1 FWHM apart (``n``:
-    the resolution elements on the ring, as the S/N counts them)."""
+    the resolution elements on the ring, as the S/N counts them). This counts elements, not the
+    S/N peaks that detection finds by searching every pixel (4-10 times more on Gaussian noise:
+    :func:`~hcdc.science.postprocessing.search_threshold.expected_false_peaks`)."""
     rings = np.arange(r_min, r_max, threshold.fwhm)
     n = _dof(rings, threshold.fwhm) + 2.0
     return float(np.sum(n) * threshold.fpf)

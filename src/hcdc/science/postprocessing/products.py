@@ -267,6 +267,10 @@ class PostprocessResult:
     threshold calibrated on the inverted-angle null map
     (:class:`~hcdc.science.postprocessing.null_threshold.EmpiricalThreshold`; ``l2-postprocess``
     1.5: cards ``DETNULL``, ``DETNU``, ``DETK``), None where the Student threshold was used.
+    ``detection_search``: the threshold set for a stated number of false S/N peaks per image
+    (:class:`~hcdc.science.postprocessing.search_threshold.SearchThreshold`; ``l2-postprocess``
+    1.6's ``false_alarms_per_image``: cards ``DETSRCH``, ``DETFAPI``, ``DETFA5S``, ``DETLAM``),
+    None otherwise.
     ``photometry_fakes``: per detection (same order), how its photometry fakes were set when they
     were injected at the flux estimate (``l2-postprocess`` 1.6, ``'injection'`` photometry):
     dicts ``fake_flux`` (cube units, the last fakes' flux, mean over wavelengths),
@@ -296,6 +300,7 @@ class PostprocessResult:
     spectral_residuals: list[dict[str, Any]] | None = None
     photometric_errors: str | None = None
     detection_null: Any = None
+    detection_search: Any = None
     photometry_fakes: list[dict[str, Any]] | None = None
     software_version: str = __version__
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S"))
@@ -346,8 +351,23 @@ class PostprocessResult:
                 "threshold_factor": self.detection_null.tail_factor,
                 "tail_evidence": self.detection_null.evidence,
             }
+        search = self.detection_search
+        if search is not None:
+            out["detection_search"] = {
+                "method": "random-field",
+                "expected_false_peaks_per_image": search.false_alarms,
+                "student_5sigma_false_peaks_per_image": search.student_false_alarms,
+                "fpf_per_pixel": search.fpf,
+                "roughness_px2": search.roughness,
+                "pixels_searched": search.n_pixels,
+            }
         curves = self.contrast
         out["contrast_curve"] = None if curves is None else curves.description()
+        if search is not None and curves is not None and curves.threshold is not None:
+            out["contrast_curve"]["threshold"] = (
+                f"the detection's: {search.false_alarms:.3g} false peaks per image expected (SNR_THR)"
+                + (", tail calibrated on the data's null map" if self.detection_null is not None else "")
+            )
         if curves is not None and self.separation_unit_known:
             for sep_as in separations_arcsec:
                 sep_px = sep_as * 1000.0 / float(self.pixel_scale_mas)
@@ -523,6 +543,14 @@ def _primary_hdu(result: PostprocessResult) -> fits.PrimaryHDU:
         set_card(h, "DETK", float(null.tail_factor), "S/N threshold = DETK x Student threshold")
         set_card(h, "DETNPIX", int(null.n_pixels), "null-map pixels of the tail fit")
         set_card(h, "DETEVID", float(null.evidence), "evidence of that tail against Gaussian")
+    search = result.detection_search
+    if search is not None:  # l2-postprocess 1.6, false_alarms_per_image
+        set_card(h, "DETFPF", float(search.fpf), "false-positive fraction per pixel (Student)")
+        set_card(h, "DETSRCH", "RANDOM-FIELD", "threshold for DETFAPI false peaks per image")
+        set_card(h, "DETFAPI", float(search.false_alarms), "expected false S/N peaks per image")
+        set_card(h, "DETFA5S", float(search.student_false_alarms), "same at the Student 5-sigma threshold")
+        set_card(h, "DETLAM", float(search.roughness), "[px-2] roughness of the S/N map")
+        set_card(h, "DETSPIX", int(search.n_pixels), "pixels searched for S/N peaks")
     if result.contrast is not None:
         set_card(h, "NSIGMA", float(result.contrast.nsigma), "contrast curve confidence (sigma)")
     for key, value, comment in result.orientation.header_cards():
@@ -845,6 +873,23 @@ def _read_null(primary: fits.Header) -> Any:
     )
 
 
+def _read_search(primary: fits.Header) -> Any:
+    """The search threshold of a product made with ``false_alarms_per_image`` (``DETSRCH``
+    cards), else None."""
+    if "DETSRCH" not in primary:
+        return None
+    from hcdc.science.postprocessing.search_threshold import SearchThreshold
+
+    return SearchThreshold(
+        fpf=float(primary["DETFPF"]),
+        fwhm=float(primary["FWHM"]),
+        roughness=float(primary["DETLAM"]),
+        false_alarms=float(primary["DETFAPI"]),
+        student_false_alarms=float(primary["DETFA5S"]),
+        n_pixels=int(primary["DETSPIX"]),
+    )
+
+
 def _read_contrast(hdu: fits.BinTableHDU, path: Path) -> ContrastCurves:
     data = hdu.data
     names = [n.upper() for n in data.columns.names]
@@ -991,6 +1036,7 @@ def read_product(path: str | Path) -> PostprocessResult:
             detection_threshold=_optional_float(primary, "DETTHR"),
             detection_fpf=_optional_float(primary, "DETFPF"),
             detection_null=_read_null(primary),
+            detection_search=_read_search(primary),
             inputs=inputs,
             orientation=Orientation.from_header(primary),
             warnings=_read_warnings(primary),

@@ -86,6 +86,7 @@ from hcdc.science.postprocessing.null_threshold import (
 from hcdc.science.postprocessing.photometry import aperture_sums, gaussian_psf, normalize_psf
 from hcdc.science.postprocessing.products import ContrastCurves, Detection, PostprocessResult
 from hcdc.science.postprocessing.sanity import check_positive, contrast_warnings, star_flux_warning
+from hcdc.science.postprocessing.search_threshold import search_threshold
 from hcdc.science.postprocessing.snr import snr_at, snr_map
 from hcdc.science.postprocessing.spectral_lobes import spectral_residuals
 from hcdc.science.postprocessing.spectral_throughput import (
@@ -339,6 +340,7 @@ def postprocess(
     aperture_noise_errors: bool = False,
     null_threshold: bool = False,
     photometry_fakes_at_flux: bool = False,
+    false_alarms_per_image: float | None = None,
 ) -> PostprocessResult:
     """Run ``algorithm`` on a Level 1 cube and derive every Level 2 output.
 
@@ -400,6 +402,15 @@ def postprocess(
       raised, and detections, their ``fpf`` and, by default, the contrast curve (its fakes aim at
       that threshold; ``result.contrast.threshold``) use it (``result.detection_null``). Costs one
       more reduction and S/N map. The completeness curve's detection uses it too.
+    * ``false_alarms_per_image`` (e.g. 0.01; not with a fixed ``detection_threshold``): the
+      detection threshold is the Student threshold of the per-pixel false-positive fraction at
+      which this many false S/N peaks per image are expected for a Gaussian-noise S/N map as rough
+      as this one, searched at every pixel as detection searches it
+      (:mod:`~hcdc.science.postprocessing.search_threshold`: random-field theory; ``detection_fpf``
+      is then not used); detections, their ``fpf`` and by default the contrast curve use it
+      (``result.detection_search``). With ``null_threshold`` the null map's tail is calibrated at
+      that false-positive fraction (the two compose: the search sets the ``fpf``, the null map
+      the tail's factor).
     * ``photometry_fakes_at_flux=True`` (``l2-postprocess`` 1.6): the fakes that measure a
       detection's throughput (``'injection'`` photometry) are injected at its current flux
       estimate, iterated until the estimate changes by less than its error (at most
@@ -453,6 +464,8 @@ def postprocess(
     if astrometric_errors not in _ASTROMETRIC_ERROR_MODES:
         raise ValueError(f"astrometric_errors must be True, False or 'adi-psf'; got {astrometric_errors!r}")
     everywhere = astrometric_errors is True
+    if false_alarms_per_image is not None and not 0 < false_alarms_per_image < 100:
+        raise ValueError(f"false_alarms_per_image must be in (0, 100); got {false_alarms_per_image}")
     _check_completeness(completeness, completeness_options, algorithm, psf, compute_contrast)
     plan = _make_plan(
         cube,
@@ -483,7 +496,13 @@ def postprocess(
         final, fwhm_final, progress=lambda done, total: _report(progress, "S/N map", done, total)
     ).astype(np.float32)
     valid = valid_detection_area(empty, fwhm_final)
-    profile = None
+    profile = search = None
+    if false_alarms_per_image is not None and detection_threshold is None:
+        search = search_threshold(snr, fwhm_final, false_alarms_per_image, valid=valid)
+        fpf = search.fpf
+        profile = search
+        if own_limit:
+            plan.contrast_options["fpf"] = fpf
     if null_threshold and detection_threshold is None:
         # Candidates at the Student threshold: their rings stay out of the null fit (a companion's
         # light smeared by the inverted angles is still there).
@@ -492,8 +511,12 @@ def postprocess(
         )
         null_valid = without_rings(valid, [c.separation_px for c in student], fwhm_final)
         profile = _null_threshold(plan, full, fpf, null_valid, progress)
-        if own_limit and plan.contrast_options.get("criterion", "detection") == "detection":
-            plan.contrast_options["profile"] = profile
+    if (
+        profile is not None
+        and own_limit
+        and plan.contrast_options.get("criterion", "detection") == "detection"
+    ):
+        plan.contrast_options["profile"] = profile
     candidates = find_candidates(
         snr,
         final,
@@ -585,7 +608,8 @@ def postprocess(
         ),
         spectral_residuals=residuals,
         photometric_errors="APERTURE+THROUGHPUT" if aperture_noise_errors else None,
-        detection_null=profile,
+        detection_null=profile if isinstance(profile, EmpiricalThreshold) else None,
+        detection_search=search,
         photometry_fakes=measured.photometry_fakes,
     )
 
