@@ -99,3 +99,35 @@ def test_incremental_throughput_and_fake_snrs(mapped, monkeypatch):
     assert np.all(full.branches > 0.02)  # none clipped at 0: every ratio is compared
     np.testing.assert_allclose(incremental.branches, full.branches, rtol=1e-4)
     np.testing.assert_allclose(incremental.snr_per_flux, full.snr_per_flux, rtol=1e-4)
+
+
+def test_postprocess_with_incremental_fakes(tmp_path, monkeypatch):
+    """``postprocess`` of a memory-mapped cube (tiled route) with a companion, whose pass 2 runs
+    the photometry, astrometric-error and contrast fakes: the same detection and contrast curve
+    with ``incremental_fakes`` as with the full passes (float64 products here: to 1e-9), and the
+    statistics it kept are dropped at the end."""
+    from hcdc.science.postprocessing import run
+    from hcdc.science.postprocessing.fakes import inject_companions
+
+    for module in (pca_module, throughput, run.pca):
+        monkeypatch.setattr(module, "TILED_ELEMENTS", 1 << 16)
+    rng = np.random.default_rng(5)
+    angles = np.linspace(0.0, 80.0, N_FRAMES)
+    psf = gaussian_psf(FWHM, size=21)
+    data = rng.standard_normal((N_FRAMES, SIZE, SIZE)).astype(np.float32)
+    np.save(tmp_path / "cube.npy", inject_companions(data, angles, psf, 25.0, 120.0, 30.0))
+    cube = np.load(tmp_path / "cube.npy", mmap_mode="r")
+    args = {"algorithm": "pca", "fwhm": FWHM, "psf": psf, "star_flux": 1e4}
+    args["contrast_options"] = {"fc_snr": 10.0, "nbranch": 1}
+    results = []
+    for extra in ({}, {"incremental_fakes": True}):
+        throughput.clear_cache()
+        results.append(run.postprocess(cube, angles, params={"ncomp": 3} | extra, **args))
+        assert not pca_module._STATISTICS
+    full, incremental = results
+    assert len(full.detections) == 1 and len(incremental.detections) == 1
+    a, b = full.detections[0], incremental.detections[0]
+    assert abs(a.separation_px - 25.0) < 0.5
+    for name in ("separation_px", "pa_deg", "flux", "contrast", "separation_err_px", "pa_err_deg"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=1e-9, err_msg=name)
+    np.testing.assert_allclose(incremental.contrast.contrast, full.contrast.contrast, rtol=1e-9)

@@ -40,7 +40,7 @@ from hcdc.science import geometry
 from hcdc.science.postprocessing.base import get_algorithm, is_memory_mapped
 from hcdc.science.postprocessing.detection import GAUSSIAN_5SIGMA_FPF, student_threshold
 from hcdc.science.postprocessing.fakes import InjectedCube, add_stamps, inject_companions, shifted_psfs
-from hcdc.science.postprocessing.pca import TILED_ELEMENTS
+from hcdc.science.postprocessing.pca import TILED_ELEMENTS, clear_statistics
 from hcdc.science.postprocessing.photometry import aperture_sums, aperture_weights
 from hcdc.science.postprocessing.snr import aperture_positions
 
@@ -66,8 +66,11 @@ _CACHE_ITEMS = 32
 
 
 def clear_cache() -> None:
-    """Forget every cached algorithm run and throughput curve."""
+    """Forget every cached algorithm run and throughput curve, and the cube statistics full-frame
+    PCA keeps for ``incremental_fakes`` (:func:`~hcdc.science.postprocessing.pca.clear_statistics`:
+    they hold a reference to their cube)."""
     _CACHE.clear()
+    clear_statistics()
 
 
 def _remember(key: tuple, value: object) -> object:
