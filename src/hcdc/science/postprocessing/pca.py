@@ -523,8 +523,9 @@ def pca(
     only the pixels the companions touch (:func:`_injected_statistics`) instead of two passes over
     the whole cube; with ``output_mask``, the coefficients are computed only in the rows its
     pixels are derotated from. The images equal the full passes' to the rounding of float32
-    products (1e-6 relative), not bit for bit. The cube must not change in place while its
-    statistics are kept.
+    products (~1e-5 of the image's peak, as large as the full passes' own difference from
+    float64 products), not bit for bit. The cube must not change in place while its statistics
+    are kept (``postprocess`` drops them at its end).
     """
     if isinstance(cube, InjectedCube) and _uses_tiles(cube, interpolation):
         # A large cube with fakes added on reading (throughput): validated through its base.
