@@ -5,6 +5,7 @@ Two steps, each runnable alone::
 
     python benchmarks/large_cube_contrast.py build --frames 2200 --size 1024 --dir /tmp/hcdc_large
     python benchmarks/large_cube_contrast.py run --dir /tmp/hcdc_large [--how recipe|cli] [--ncomp 10]
+        [--incremental]
 
 ``build`` writes, into ``--dir``, ``cube.fits`` (frames, y, x) big-endian float32 (BITPIX -32;
 e.g. 2200 x 1024^2 or 550 x 2048^2 = 8.6 GiB = 9.2 GB), ``angles.txt`` (derotation angles,
@@ -160,6 +161,8 @@ RECIPE_CHILD = textwrap.dedent(
     files = {"cube": d / "cube.fits", "angles": d / "angles.txt", "psf": d / "psf.fits"}
     params = {
         "algorithm": "pca", "algorithm_params": {"ncomp": args["ncomp"]}, "fwhm": args["fwhm"],
+        **({"algorithm_params": {"ncomp": args["ncomp"], "incremental_fakes": True}}
+           if args.get("incremental") else {}),
         "pixel_scale_mas": args["pixel_scale"], "compute_contrast": True,
         "angle_convention": "hcdc-clockwise", "output_stem": "cube_pca",
     }
@@ -238,15 +241,17 @@ def run_child(command: list[str], env: dict[str, str], log: Path) -> tuple[subpr
     return completed, peaks
 
 
-def run(directory: Path, how: str, ncomp: int) -> dict:
-    """Post-process ``directory/cube.fits`` (recipe or CLI) in a child; timings, memory, results."""
+def run(directory: Path, how: str, ncomp: int, incremental: bool = False) -> dict:
+    """Post-process ``directory/cube.fits`` (recipe or CLI) in a child; timings, memory, results.
+    ``incremental``: PCA's ``incremental_fakes`` (fakes' Gram matrices updated from the cube's)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO / "src") + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    out = directory / f"out_{how}"
+    tag = f"{how}_incremental" if incremental else how
+    out = directory / f"out_{tag}"
     out.mkdir(exist_ok=True)
     if how == "recipe":
         args = {"dir": str(directory), "out": str(out), "ncomp": ncomp, "fwhm": FWHM_PX,
-                "pixel_scale": PIXEL_SCALE_MAS}  # fmt: skip
+                "pixel_scale": PIXEL_SCALE_MAS, "incremental": incremental}  # fmt: skip
         command = [sys.executable, "-c", RECIPE_CHILD, json.dumps(args)]
     else:
         command = [
@@ -254,9 +259,9 @@ def run(directory: Path, how: str, ncomp: int) -> dict:
             "--angles", str(directory / "angles.txt"), "--angle-convention", "hcdc-clockwise",
             "--psf", str(directory / "psf.fits"), "--fwhm", str(FWHM_PX), "--ncomp", str(ncomp),
             "--pixel-scale", str(PIXEL_SCALE_MAS), "--out", str(out), "--json",
-        ]  # fmt: skip
+        ] + (["--param", "incremental_fakes=true"] if incremental else [])  # fmt: skip
     load_before = os.getloadavg()
-    completed, memory = run_child(command, env, directory / f"run_{how}.log")
+    completed, memory = run_child(command, env, directory / f"run_{tag}.log")
     if completed.returncode != 0:
         raise RuntimeError(f"{how} run failed ({completed.returncode}):\n{completed.stderr[-4000:]}")
     if how == "recipe":
@@ -268,6 +273,7 @@ def run(directory: Path, how: str, ncomp: int) -> dict:
     gib = 2**30
     return {
         "how": how,
+        "incremental_fakes": incremental,
         "cube_gib": round(cube_bytes / gib, 3),
         "shape": _cube_shape(directory / "cube.fits"),
         "ncomp": ncomp,
@@ -313,6 +319,9 @@ def main() -> None:
     parser.add_argument("--rotation", type=float, default=80.0, help="field rotation (deg)")
     parser.add_argument("--how", choices=["recipe", "cli"], default="recipe")
     parser.add_argument("--ncomp", type=int, default=10)
+    parser.add_argument(
+        "--incremental", action="store_true", help="PCA's incremental_fakes (default: the full passes)"
+    )
     args = parser.parse_args()
     result: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpus": os.cpu_count()}
     if args.what in ("build", "both"):
@@ -322,7 +331,7 @@ def main() -> None:
         )  # fmt: skip
         print(json.dumps(result["build"]), flush=True)
     if args.what in ("run", "both"):
-        result["run"] = run(args.dir, args.how, args.ncomp)
+        result["run"] = run(args.dir, args.how, args.ncomp, args.incremental)
     print(json.dumps(result, indent=1))
 
 

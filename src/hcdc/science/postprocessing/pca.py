@@ -19,6 +19,7 @@ frame; use it with ``interpolation='bicubic'`` to reproduce VIP's numbers).
 from __future__ import annotations
 
 import ctypes
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -38,7 +39,7 @@ from hcdc.science.postprocessing.base import (
 )
 from hcdc.science.postprocessing.fakes import InjectedCube
 
-__all__ = ["pca", "pca_annular", "pca_residuals", "gram_eigen"]
+__all__ = ["pca", "pca_annular", "pca_residuals", "gram_eigen", "clear_statistics"]
 
 SCALINGS = (None, "temp-mean")
 _PIXEL_CHUNK = 1 << 16  # pixels per chunk of the Gram accumulation (bounded float64 temporaries)
@@ -177,18 +178,21 @@ def _over_rows(
     work: Callable[[slice, object], object],
     working_bytes: int,
     start: Callable[[], object] = lambda: None,
+    rows: tuple[int, int] | None = None,
 ) -> list[object]:
     """``state = work(rows, state)`` for every band of rows of ``cube`` (float32 blocks of
     ``working_bytes``), the bands shared between the worker threads (numpy releases the GIL
     while copying and multiplying), each thread's ``state`` starting as ``start()``; the final
-    state of each thread (an accumulator: one per thread, not one per band).
+    state of each thread (an accumulator: one per thread, not one per band). ``rows``: only the
+    bands of rows ``rows[0]:rows[1]`` (default all).
 
     One BLAS thread each: on two shared cores OpenBLAS's own threads made the Gram product 10-15x
     slower under load (measured: 0.17 s against 2.9 s per 300 x 65536 chunk at load 5).
     """
     nfr, ny, nx = cube.shape
+    first, last = (0, ny) if rows is None else (max(0, rows[0]), min(ny, rows[1]))
     step = max(1, working_bytes // (4 * nfr * nx))
-    bands = [slice(r, min(r + step, ny)) for r in range(0, ny, step)]
+    bands = [slice(r, min(r + step, last)) for r in range(first, last, step)]
     n_parts = min(_base._WORKERS, len(bands))
     results: list[object] = [None] * n_parts
 
@@ -224,9 +228,25 @@ def tiled_components(
     """
     if scaling not in SCALINGS:
         raise ValueError(f"unknown scaling {scaling!r}; use one of {SCALINGS}")
+    masked = _center_mask(cube.shape, mask_center_px)
+    mean, gram = _tiled_statistics(cube, scaling, masked)
+    e = _leading_vectors(gram, kmax)
+    return mean, e, _tiled_coeffs(cube, e, mean, masked)
+
+
+def _center_mask(shape: tuple[int, ...], mask_center_px: float | None) -> np.ndarray | None:
+    """Flat boolean mask of the pixels :func:`_matrix` zeroes (None without a central mask)."""
+    return geometry.circular_mask(shape, mask_center_px).ravel() if mask_center_px else None
+
+
+def _tiled_statistics(
+    cube: np.ndarray | InjectedCube, scaling: str | None, masked: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """The first two passes of :func:`tiled_components`: the float32 temporal mean (pixels,) (None
+    without ``'temp-mean'``) and the float64 Gram matrix (frames, frames) of the masked,
+    mean-subtracted frames."""
     nfr, ny, nx = cube.shape
     npix = ny * nx
-    masked = geometry.circular_mask(cube.shape, mask_center_px).ravel() if mask_center_px else None
     working = _working_bytes(cube)
     mean = None
     if scaling == "temp-mean":
@@ -250,20 +270,168 @@ def tiled_components(
     gram = partial.pop(0)
     for other in partial:  # in place: no stack of per-thread matrices
         gram += other
-    del partial
-    # Only the kmax leading eigenvectors (LAPACK dsyevr, in place): frames^2 memory stays ~2
-    # Gram matrices even for thousands of frames.
+    return mean, gram
+
+
+def _leading_vectors(gram: np.ndarray, kmax: int) -> np.ndarray:
+    """The ``kmax`` leading eigenvectors (columns, descending eigenvalues) of ``gram`` as float32;
+    ``gram`` is overwritten. Only those are computed (LAPACK dsyevr, in place): frames^2 memory
+    stays ~2 Gram matrices even for thousands of frames."""
+    nfr = gram.shape[0]
     _, vectors = scipy.linalg.eigh(
         gram, overwrite_a=True, check_finite=False, subset_by_index=[nfr - kmax, nfr - 1], driver="evr"
     )
-    e = np.ascontiguousarray(vectors[:, ::-1], dtype=np.float32)
-    coeffs = np.empty((kmax, npix), dtype=np.float32)
+    return np.ascontiguousarray(vectors[:, ::-1], dtype=np.float32)
+
+
+def _tiled_coeffs(
+    cube: np.ndarray | InjectedCube,
+    e: np.ndarray,
+    mean: np.ndarray | None,
+    masked: np.ndarray | None,
+    rows: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """The third pass of :func:`tiled_components`: ``C = E^T X`` (kmax, pixels) float32 of the
+    masked, mean-subtracted frames; with ``rows``, only in those rows (0 elsewhere)."""
+    nfr, ny, nx = cube.shape
+    coeffs = (np.empty if rows is None else np.zeros)((e.shape[1], ny * nx), dtype=np.float32)
 
     def band_coeffs(rows: slice, _: object) -> None:
         coeffs[:, rows.start * nx : rows.stop * nx] = e.T @ _row_block(cube, rows, mean, masked)
 
-    _over_rows(cube, band_coeffs, working)
-    return mean, e, coeffs
+    _over_rows(cube, band_coeffs, _working_bytes(cube), rows=rows)
+    return coeffs
+
+
+# Statistics (temporal mean, Gram matrix) of base cubes, kept for the incremental route of their
+# fake-injected versions (``incremental_fakes``): (key, scaling, mask) -> (cube, mean, Gram).
+_STATISTICS: OrderedDict[tuple, tuple[np.ndarray, np.ndarray | None, np.ndarray]] = OrderedDict()
+_STATISTICS_ITEMS = 2  # the plane and, at most, one other (a frame mean and frames^2 each)
+
+
+def clear_statistics() -> None:
+    """Forget the base-cube statistics kept for ``incremental_fakes`` (see :func:`pca`)."""
+    _STATISTICS.clear()
+
+
+def _statistics_key(cube: np.ndarray, scaling: str | None, mask_center_px: float | None) -> tuple:
+    """The cube's memory (address, shape, strides, dtype) and the PCA options: the same
+    memory-mapped plane seen through a new view (each :class:`InjectedCube` makes one) has the
+    same key. The cached entry holds a reference to the cube, so the address stays its own."""
+    address = cube.__array_interface__["data"][0]
+    return (address, cube.shape, cube.strides, cube.dtype.str, scaling, mask_center_px)
+
+
+def _base_statistics(
+    cube: np.ndarray, scaling: str | None, masked: np.ndarray | None, mask_center_px: float | None
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """:func:`_tiled_statistics` of ``cube``, computed once and kept (read-only: copy to change)."""
+    key = _statistics_key(cube, scaling, mask_center_px)
+    if key in _STATISTICS:
+        _STATISTICS.move_to_end(key)
+        return _STATISTICS[key][1:]
+    mean, gram = _tiled_statistics(cube, scaling, masked)
+    for array in (mean, gram):
+        if array is not None:
+            array.setflags(write=False)
+    _STATISTICS[key] = (cube, mean, gram)
+    while len(_STATISTICS) > _STATISTICS_ITEMS:
+        _STATISTICS.popitem(last=False)
+    return mean, gram
+
+
+def _companion_footprint(cube: InjectedCube) -> np.ndarray:
+    """Boolean (y, x) mask of every pixel that a companion's stamp of ``cube`` touches in any
+    frame: the only pixels where the injected cube differs from its base."""
+    _, ny, nx = cube.shape
+    touched = np.zeros((ny, nx), dtype=bool)
+    for ix, iy, stamps, _ in cube.companions:
+        h = stamps.shape[-1] // 2
+        for x, y in set(zip(ix.tolist(), iy.tolist(), strict=True)):
+            touched[max(y - h, 0) : max(y + h + 1, 0), max(x - h, 0) : max(x + h + 1, 0)] = True
+    return touched
+
+
+def _injected_statistics(
+    cube: InjectedCube, scaling: str | None, masked: np.ndarray | None, mask_center_px: float | None
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """:func:`_tiled_statistics` of an :class:`InjectedCube` from those of its base, reading only
+    the pixels its companions touch.
+
+    With ``P`` those pixels, ``X`` the base's and ``X'`` the injected cube's centred frames,
+    ``X' X'^T = X X^T - X_P X_P^T + X'_P X'_P^T``: the base's Gram matrix (computed once,
+    :func:`_base_statistics`) minus the touched pixels' old contribution plus their new one, and
+    the temporal mean changes only at ``P`` (recomputed there as the full pass computes it). The
+    result equals the full passes' to the rounding of the float32 products (not bit for bit)."""
+    base = cube.base
+    nfr, ny, nx = cube.shape
+    base_mean, base_gram = _base_statistics(base, scaling, masked, mask_center_px)
+    touched = _companion_footprint(cube)
+    if masked is not None:
+        touched &= ~masked.reshape(ny, nx)  # zero with or without the companions
+    mean = None if base_mean is None else base_mean.copy()
+    exact = nfr * ny * nx < SMALL_PROBLEM  # float64 products where the full pass uses them
+    frames = np.arange(nfr)
+
+    def band(rows: slice, gram: np.ndarray) -> np.ndarray:
+        sel = touched[rows]
+        cols = np.flatnonzero(sel.any(axis=0))
+        if cols.size == 0:
+            return gram
+        x0, x1 = int(cols[0]), int(cols[-1]) + 1
+        keep = sel[:, x0:x1].ravel()
+        flat = (np.arange(rows.start, rows.stop)[:, None] * nx + np.arange(x0, x1)).ravel()[keep]
+        old = _read(base, frames, rows.start, rows.stop, x0, x1).reshape(nfr, -1)[:, keep]
+        new = cube.read(frames, rows.start, rows.stop, x0, x1).reshape(nfr, -1)[:, keep]
+        if mean is not None:
+            old -= base_mean[flat]
+            mean[flat] = new.mean(axis=0, dtype=np.float64)  # as the full pass's band_mean
+            new -= mean[flat]
+        if exact:
+            old, new = old.astype(np.float64), new.astype(np.float64)
+        gram += new @ new.T
+        gram -= old @ old.T
+        return gram
+
+    partial = _over_rows(cube, band, _working_bytes(cube), lambda: base_gram.copy())
+    gram = partial.pop(0)
+    for other in partial:  # each thread started from the base's matrix: count it once
+        gram += other - base_gram
+    return mean, gram
+
+
+def _incremental_components(
+    cube: np.ndarray | InjectedCube,
+    kmax: int,
+    scaling: str | None,
+    mask_center_px: float | None,
+    rows: tuple[int, int] | None,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """:func:`tiled_components` for ``incremental_fakes``: a plain cube's mean and Gram matrix are
+    computed as there and kept; an :class:`InjectedCube`'s are updated from its base's
+    (:func:`_injected_statistics`). The coefficients only in ``rows`` when given."""
+    masked = _center_mask(cube.shape, mask_center_px)
+    if isinstance(cube, InjectedCube):
+        mean, gram = _injected_statistics(cube, scaling, masked, mask_center_px)
+    else:
+        mean, gram = _base_statistics(cube, scaling, masked, mask_center_px)
+        gram = gram.copy()  # the kept matrix stays intact (the eigen-decomposition overwrites)
+    e = _leading_vectors(gram, kmax)
+    return mean, e, _tiled_coeffs(cube, e, mean, masked, rows)
+
+
+def _input_rows(shape: tuple[int, ...], output_mask: np.ndarray | None) -> tuple[int, int] | None:
+    """Rows of the frames that bilinear derotation reads for the pixels of ``output_mask``: a
+    rotation about the frame centre keeps the separation, and the four pixels read around the
+    rotated point lie within sqrt(2) px of it (2 px margin). None (all rows) without a mask."""
+    if output_mask is None:
+        return None
+    r = geometry.distance_map(shape[-2:])[np.asarray(output_mask, dtype=bool)]
+    if r.size == 0:
+        return (0, 0)
+    cy, _ = geometry.frame_center(shape)
+    reach = float(r.max()) + 2.0
+    return (int(np.floor(cy - reach)), int(np.ceil(cy + reach)) + 1)
 
 
 def _pca_tiled(
@@ -274,6 +442,7 @@ def _pca_tiled(
     scaling: str | None,
     mask_center_px: float | None,
     output_mask: np.ndarray | None,
+    incremental: bool = False,
 ) -> dict[int, np.ndarray]:
     """Final images of full-frame PCA for each ``k`` of ``ks`` without a residual cube in memory.
 
@@ -283,7 +452,11 @@ def _pca_tiled(
     coefficients ``C`` (kmax / frames of the cube), one frame-sized mean and the tile buffers.
     """
     nfr, ny, nx = cube.shape
-    mean, e, coeffs = tiled_components(cube, max(ks), scaling=scaling, mask_center_px=mask_center_px)
+    if incremental:
+        rows = _input_rows(cube.shape, output_mask)
+        mean, e, coeffs = _incremental_components(cube, max(ks), scaling, mask_center_px, rows)
+    else:
+        mean, e, coeffs = tiled_components(cube, max(ks), scaling=scaling, mask_center_px=mask_center_px)
     mean2d = None if mean is None else mean.reshape(ny, nx)
     coeffs3d = coeffs.reshape(-1, ny, nx)
     masked = geometry.circular_mask(cube.shape, mask_center_px) if mask_center_px else None
@@ -328,6 +501,7 @@ def pca(
     scaling: str | None = "temp-mean",
     mask_center_px: float | None = None,
     output_mask: np.ndarray | None = None,
+    incremental_fakes: bool = False,
 ) -> np.ndarray:
     """Full-frame PCA (KLIP) ADI: subtract the first ``ncomp`` principal components, derotate, combine.
 
@@ -341,6 +515,17 @@ def pca(
     passes: mean, Gram matrix, coefficients) and never copied whole; the residuals are formed
     tile by tile during derotation (:mod:`hcdc.science.postprocessing.tiles`). Its images equal
     those of the in-memory route to float32 rounding.
+
+    ``incremental_fakes`` (tiled route only; default off, the full passes): the temporal mean and
+    Gram matrix of a plain cube are kept (:func:`clear_statistics` forgets them), and those of an
+    :class:`InjectedCube` of it (the same cube with fake or subtracted companions, as throughput,
+    photometry and astrometry measurements make by the dozen) are updated from them by reading
+    only the pixels the companions touch (:func:`_injected_statistics`) instead of two passes over
+    the whole cube; with ``output_mask``, the coefficients are computed only in the rows its
+    pixels are derotated from. The images equal the full passes' to the rounding of float32
+    products (~1e-5 of the image's peak, as large as the full passes' own difference from
+    float64 products), not bit for bit. The cube must not change in place while its statistics
+    are kept (``postprocess`` drops them at its end).
     """
     if isinstance(cube, InjectedCube) and _uses_tiles(cube, interpolation):
         # A large cube with fakes added on reading (throughput): validated through its base.
@@ -351,8 +536,9 @@ def pca(
     if _uses_tiles(cube, interpolation):
         with blas_threads(cube.size):
             images = _pca_tiled(
-                cube, angles, sorted(set(order)), collapse, scaling, mask_center_px, output_mask
-            )
+                cube, angles, sorted(set(order)), collapse, scaling, mask_center_px, output_mask,
+                incremental=incremental_fakes,
+            )  # fmt: skip
         return images[order[0]] if np.ndim(ncomp) == 0 else np.stack([images[k] for k in order])
     cube = cube.astype(np.float32, copy=False)
     with blas_threads(cube.size):

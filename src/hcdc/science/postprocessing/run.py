@@ -583,6 +583,9 @@ def postprocess(
         None if curves is None else curves.separation_px,
         None if curves is None else curves.contrast,
     )
+    # incremental_fakes kept the plane's statistics and a reference to it (a memory-mapped file
+    # would stay mapped, its disk space held if deleted): no longer needed.
+    pca.clear_statistics()
     return PostprocessResult(
         image=final,
         algorithm=algorithm,

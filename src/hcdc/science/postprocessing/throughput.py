@@ -40,7 +40,7 @@ from hcdc.science import geometry
 from hcdc.science.postprocessing.base import get_algorithm, is_memory_mapped
 from hcdc.science.postprocessing.detection import GAUSSIAN_5SIGMA_FPF, student_threshold
 from hcdc.science.postprocessing.fakes import InjectedCube, add_stamps, inject_companions, shifted_psfs
-from hcdc.science.postprocessing.pca import TILED_ELEMENTS
+from hcdc.science.postprocessing.pca import TILED_ELEMENTS, clear_statistics
 from hcdc.science.postprocessing.photometry import aperture_sums, aperture_weights
 from hcdc.science.postprocessing.snr import aperture_positions
 
@@ -66,8 +66,11 @@ _CACHE_ITEMS = 32
 
 
 def clear_cache() -> None:
-    """Forget every cached algorithm run and throughput curve."""
+    """Forget every cached algorithm run and throughput curve, and the cube statistics full-frame
+    PCA keeps for ``incremental_fakes`` (:func:`~hcdc.science.postprocessing.pca.clear_statistics`:
+    they hold a reference to their cube)."""
     _CACHE.clear()
+    clear_statistics()
 
 
 def _remember(key: tuple, value: object) -> object:
@@ -114,23 +117,35 @@ def lazy_injection(cube: np.ndarray | InjectedCube, algorithm: str) -> bool:
 
 
 def run_algorithm(
-    algorithm: str, cube: np.ndarray, angles: np.ndarray, *, fwhm: float, cache: bool = True, **params
+    algorithm: str,
+    cube: np.ndarray,
+    angles: np.ndarray,
+    *,
+    fwhm: float,
+    cache: bool = True,
+    cube_digest: str | None = None,
+    **params,
 ) -> np.ndarray:
-    """Final image of a registered ADI ``algorithm`` on ``cube`` (cached on content + parameters)."""
+    """Final image of a registered ADI ``algorithm`` on ``cube`` (cached on content + parameters).
+
+    ``cube_digest``: :func:`array_digest` of ``cube`` when the caller has it (hashing a
+    memory-mapped cube reads all of it: ~10 s for 9 GB); not computed at all without ``cache``."""
     spec = get_algorithm(algorithm)
     if spec.spectral or spec.needs_reference and "reference" not in params:
         raise ValueError(
             f"algorithm {algorithm!r} needs {'a spectral cube' if spec.spectral else 'a reference'}; "
             "run it directly"
         )
-    key = (
-        "image",
-        algorithm,
-        _params_key(params),
-        array_digest(cube),
-        array_digest(np.asarray(angles)),
-        float(fwhm),
-    )
+    key: tuple = ()  # only the cache needs it
+    if cache:
+        key = (
+            "image",
+            algorithm,
+            _params_key(params),
+            array_digest(cube) if cube_digest is None else cube_digest,
+            array_digest(np.asarray(angles)),
+            float(fwhm),
+        )
     if cache and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]  # type: ignore[return-value]
@@ -393,27 +408,31 @@ def throughput_curve(
     seps = np.asarray(separations, dtype=np.float64)
     if seps.size == 0 or np.any(seps <= fwhm / 2.0):
         raise ValueError(f"separations must be non-empty and larger than fwhm/2 = {fwhm / 2} px")
-    key = (
-        "throughput",
-        algorithm,
-        _params_key(params),
-        array_digest(cube),
-        array_digest(angles),
-        array_digest(np.asarray(psf, dtype=np.float32)),
-        float(fwhm),
-        seps.tobytes(),
-        nbranch,
-        float(pa),
-        float(fc_snr),
-        fc_rad_sep,
-        None if fake_flux is None else np.asarray(fake_flux, dtype=np.float64).tobytes(),
-        detection,
-        float(fpf),
-    )
+    # The cube's digest reads all of a memory-mapped cube: once per call, and only for the caches.
+    digest = array_digest(cube) if cache else None
+    key: tuple = ()
+    if cache:
+        key = (
+            "throughput",
+            algorithm,
+            _params_key(params),
+            digest,
+            array_digest(angles),
+            array_digest(np.asarray(psf, dtype=np.float32)),
+            float(fwhm),
+            seps.tobytes(),
+            nbranch,
+            float(pa),
+            float(fc_snr),
+            fc_rad_sep,
+            None if fake_flux is None else np.asarray(fake_flux, dtype=np.float64).tobytes(),
+            detection,
+            float(fpf),
+        )
     if cache and key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]  # type: ignore[return-value]
-    image_nofc = run_algorithm(algorithm, cube, angles, fwhm=fwhm, cache=cache, **params)
+    image_nofc = run_algorithm(algorithm, cube, angles, fwhm=fwhm, cache=cache, cube_digest=digest, **params)
     if fake_flux is None:
         noise, _ = noise_per_annulus(image_nofc, fwhm, seps)
         fluxes = fc_snr * noise
