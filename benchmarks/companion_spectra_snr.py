@@ -2,7 +2,7 @@
 per-channel S/N, and the honesty of the per-channel errors (docs/ifs.md §4 "What S/N >= 20 means").
 
 Reads the nights that ``companion_spectra_seeds.py`` reduced (``--work``; Level 1, Level 2 and
-``l3-companion-spectra`` 1.3 per night, the companions' contrasts scaled by ``--contrast-scale``)
+``l3-companion-spectra`` 1.3 or 1.4 per night, the companions' contrasts scaled by ``--contrast-scale``)
 and scores ``l3-companion-spectra`` 1.3 and 1.2 from the same product: 1.3 writes the trials' mean
 error (``BIAS``) that it subtracted, so 1.2's spectrum is ``CONTRAST + BIAS`` and its error (the
 trials' rms about zero) ``sqrt(err13^2 (n - 1) / (n + 1) + BIAS^2)`` (n trials), exactly.
@@ -41,12 +41,13 @@ SNR_BINS = (0.0, 10.0, 15.0, 20.0, 30.0, 50.0, math.inf)
 CLAIM_SNR, CLAIM_WITHIN, CLAIM_BAND_SIGMA = 20.0, 0.90, 5.0
 
 
-def spectra(work: Path, night: str) -> list[dict]:
-    """Per truth companion found in the night's 1.3 product: wavelengths, truth and the 1.3 and
-    1.2 spectra with errors, the Level 2 S/N."""
+def spectra(work: Path, night: str, version: str = "1.3") -> list[dict]:
+    """Per truth companion found in the night's product of ``version`` (1.3 or 1.4, which write
+    ``BIAS``): wavelengths, truth, the spectrum with errors as written ("corrected") and without
+    the bias correction ("raw": for 1.3, 1.2's spectrum), the Level 2 S/N."""
     root = work / night
     truth = json.loads((root / "inputs.json").read_text())["truth"]
-    with fits.open(root / "l3-1.3" / "companion_spectra.fits") as hdul:
+    with fits.open(root / f"l3-{version}" / "companion_spectra.fits") as hdul:
         companions, table = hdul["COMPANIONS"].data, hdul["SPECTRUM"].data
         out = []
         for comp in truth:
@@ -71,8 +72,8 @@ def spectra(work: Path, night: str) -> list[dict]:
                     "level2_snr": float(match[0]["SNR"]),
                     "wavelength_um": np.asarray(table["WAVELENGTH"][sel], dtype=np.float64),
                     "truth": np.asarray(comp["contrast"], dtype=np.float64),
-                    "1.3": (c13, e13),
-                    "1.2": (c13 + bias, np.sqrt(e13**2 * (n - 1) / (n + 1) + bias**2)),
+                    "corrected": (c13, e13),
+                    "raw": (c13 + bias, np.sqrt(e13**2 * (n - 1) / (n + 1) + bias**2)),
                 }
             )
     return out
@@ -92,11 +93,14 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 3, 4])
     parser.add_argument("--contrast-scales", type=float, nargs="+", default=[1.0, 2.0, 4.0])
     parser.add_argument("--level1", default="0.6")
+    parser.add_argument("--version", default="1.3", choices=["1.3", "1.4"], help="l3-companion-spectra")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--check", action="store_true", help="exit 1 unless the docs' claim holds")
     args = parser.parse_args()
 
-    channels: dict[str, list[tuple[float, float, float]]] = {"1.2": [], "1.3": []}
+    # the spectrum as written and without its bias correction (1.3's is 1.2's spectrum)
+    labels = {"raw": "1.2" if args.version == "1.3" else "1.4 no bias corr.", "corrected": args.version}
+    channels: dict[str, list[tuple[float, float, float]]] = {label: [] for label in labels.values()}
     rows, failures = [], []
     print(
         "| night | companion | L2 S/N | version | median per-ch S/N | within 10 % | pull rms | |pull| < 2 "
@@ -106,18 +110,18 @@ def main() -> int:
     for scale in args.contrast_scales:
         for seed in args.seeds:
             night = night_name("small", seed, 1.0, scale, args.level1)
-            if not (args.work / night / "l3-1.3" / "companion_spectra.fits").exists():
+            if not (args.work / night / f"l3-{args.version}" / "companion_spectra.fits").exists():
                 print(f"| {night} | not reduced |")
                 continue
-            for comp in spectra(args.work, night):
+            for comp in spectra(args.work, night, args.version):
                 if not comp["found"]:
                     print(f"| {night} | {comp['spectrum']} | not found |")
                     failures.append(f"{night} {comp['spectrum']}: not found")
                     continue
                 wl, truth = comp["wavelength_um"], comp["truth"]
                 ok = (wl < BAND_OUT[0]) | (wl > BAND_OUT[1])
-                for version in ("1.2", "1.3"):
-                    c, e = comp[version]
+                for kind, version in labels.items():
+                    c, e = comp[kind]
                     snr, pull = truth / e, (c - truth) / e
                     within = np.abs(c / truth - 1.0) < 0.10
                     channels[version] += list(zip(snr[ok], within[ok], pull[ok], strict=True))
@@ -143,9 +147,9 @@ def main() -> int:
                         f"{100 * row['within_2_sigma']:.0f} % | {depth:.2f} ({sigma:.1f}) |"
                     )
                     at_claim = row["median_snr"] >= CLAIM_SNR
-                    if version == "1.3" and at_claim and row["within_10"] < CLAIM_WITHIN:
+                    if kind == "corrected" and at_claim and row["within_10"] < CLAIM_WITHIN:
                         failures.append(f"{night} {comp['spectrum']}: {row['within_10']:.2f} within 10 %")
-                    if version == "1.3" and comp["spectrum"] == "methane" and sigma < CLAIM_BAND_SIGMA:
+                    if kind == "corrected" and comp["spectrum"] == "methane" and sigma < CLAIM_BAND_SIGMA:
                         failures.append(f"{night} methane band at {sigma:.1f} sigma")
     print()
     print("| version | per-channel S/N | channels | within 10 % | Gaussian expectation | pull rms |")
