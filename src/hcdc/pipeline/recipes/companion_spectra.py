@@ -42,7 +42,7 @@ all channels, :func:`~hcdc.science.postprocessing.spectrum_negfc.fit_spectrum_an
 the companion and for each trial (started at its offset position): Level 2's positions of the
 simulated IFS companions are 0.15-0.3 px inside the truth on every seed, and once the Level 1 star
 centres are right per channel (``level1-ifs`` 0.6) that offset tilts or dents the spectrum by
-10-20 % (docs/ifs.md §4 "Level 3 1.4"). ~5x the CPU of 1.3.
+10-20 % (docs/ifs.md §4 "What S/N >= 20 means, and 1.4"). ~5x the CPU of 1.3.
 """
 
 from __future__ import annotations
