@@ -30,19 +30,51 @@ from astropy.io import fits
 BAND_OUT = (1.13, 1.17)
 
 
-def level2_of(seed: int, scale: str, work: Path) -> tuple[dict[str, str], list[dict]]:
-    from hcdc.instruments.sphere.ifs.simulate import simulate_ifs_night
+def night_name(
+    scale: str, seed: int, speckle_level: float = 1.0, contrast_scale: float = 1.0, level1: str = "0.5"
+) -> str:
+    """Work folder of a night: ``SCALE-SEED``, with ``-sSPECKLE`` / ``-cSCALE`` where not 1 and
+    ``-l1VERSION`` where the Level 1 is not ``level1-ifs`` 0.5."""
+    name = f"{scale}-{seed}"
+    if level1 != "0.5":
+        name += f"-l1{level1}"
+    if speckle_level != 1.0:
+        name += f"-s{speckle_level:g}"
+    if contrast_scale != 1.0:
+        name += f"-c{contrast_scale:g}"
+    return name
+
+
+def level2_of(
+    seed: int,
+    scale: str,
+    work: Path,
+    speckle_level: float = 1.0,
+    contrast_scale: float = 1.0,
+    level1: str = "0.5",
+) -> tuple[dict[str, str], list[dict]]:
+    """Level 1 (``level1-ifs`` version ``level1``) and Level 2 products of a simulated night
+    (reused from ``work`` when present) and its companions' truth; ``speckle_level`` as
+    :func:`simulate_ifs_night`'s; ``contrast_scale`` multiplies the default companions' contrasts
+    (same positions and spectra)."""
+    import dataclasses
+
+    from hcdc.instruments.sphere.ifs.simulate import DEFAULT_COMPANIONS, simulate_ifs_night
     from hcdc.pipeline.recipes.postprocess import WORKFLOW_VERSION
     from hcdc.pipeline.registry import run_recipe
     from hcdc.pipeline.workflows.ifs import IFS_LEVEL2_DEFAULTS
 
-    root = work / f"{scale}-{seed}"
+    root = work / night_name(scale, seed, speckle_level, contrast_scale, level1)
     saved = root / "inputs.json"
     if saved.exists():
         state = json.loads(saved.read_text())
         return state["paths"], state["truth"]
-    night = simulate_ifs_night(root / "raw", mode="YJ", seed=seed, scale=scale)
-    l1 = run_recipe("level1-ifs", {"raw": [f.path for f in night.files]}, work_dir=root / "l1")
+    companions = [dataclasses.replace(c, contrast=c.contrast * contrast_scale) for c in DEFAULT_COMPANIONS]
+    night = simulate_ifs_night(
+        root / "raw", mode="YJ", seed=seed, scale=scale, companions=companions, speckle_level=speckle_level
+    )
+    raw = {"raw": [f.path for f in night.files]}
+    l1 = run_recipe("level1-ifs", raw, work_dir=root / "l1", version=level1)
     params = copy.deepcopy(IFS_LEVEL2_DEFAULTS) | {"compute_contrast": False, "previews": False}
     l2 = run_recipe(
         "l2-postprocess",
@@ -97,6 +129,11 @@ def scores(path: Path, truth: list[dict]) -> list[dict]:
                 "within_2sigma": float(np.mean(np.abs(measured[ok] - true[ok]) / err[ok] < 2.0)),
                 "snr_per_channel": float(np.median(true / err)),  # all channels, as docs/ifs.md
                 "band_ratio": float(band),
+                # per channel, for the pull and S/N studies (docs/ifs.md)
+                "wavelength_um": [float(v) for v in wl],
+                "contrast": [float(v) for v in measured],
+                "contrast_err": [float(v) for v in err],
+                "truth": [float(v) for v in true],
             }
         )
     return rows
@@ -108,6 +145,9 @@ def main() -> None:
     parser.add_argument("--scale", default="small", choices=["small", "medium"])
     parser.add_argument("--versions", nargs="+", default=["1.2", "1.3"])
     parser.add_argument("--work", type=Path, default=Path("/tmp/companion-spectra-seeds"))
+    parser.add_argument("--speckle-level", type=float, default=1.0, help="simulate_ifs_night's (0: none)")
+    parser.add_argument("--contrast-scale", type=float, default=1.0, help="x the companions' contrasts")
+    parser.add_argument("--level1", default="0.5", help="level1-ifs version (0.5: before the centre bound)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     from hcdc.pipeline.registry import run_recipe
@@ -118,24 +158,29 @@ def main() -> None:
     print("| " + " | ".join(columns) + " |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for seed in args.seeds:
-        paths, truth = level2_of(seed, args.scale, args.work)
+        night = night_name(args.scale, seed, args.speckle_level, args.contrast_scale, args.level1)
+        paths, truth = level2_of(
+            seed, args.scale, args.work, args.speckle_level, args.contrast_scale, args.level1
+        )
         for version in args.versions:
             start = time.perf_counter()
             out = run_recipe(
                 "l3-companion-spectra",
                 paths,
-                work_dir=args.work / f"{args.scale}-{seed}" / f"l3-{version}",
+                work_dir=args.work / night / f"l3-{version}",
                 version=version,
             )
             wall = time.perf_counter() - start
             for row in scores(out.outputs["product"], truth):
                 row |= {"seed": seed, "scale": args.scale, "version": version, "wall_s": wall}
+                row |= {"speckle_level": args.speckle_level, "contrast_scale": args.contrast_scale}
+                row |= {"level1": args.level1}
                 results.append(row)
                 if not row["found"]:
-                    print(f"| {args.scale}, seed {seed} | {row['spectrum']} | - | {version} | not found |")
+                    print(f"| {night} | {row['spectrum']} | - | {version} | not found |")
                     continue
                 print(
-                    f"| {args.scale}, seed {seed} | {row['spectrum']} | {row['level2_snr']:.1f} "
+                    f"| {night} | {row['spectrum']} | {row['level2_snr']:.1f} "
                     f"| {version} | "
                     f"{row['rms']:.3f} | {row['median_abs']:.3f} | {100 * row['within_10']:.0f} % | "
                     f"{100 * row['within_2sigma']:.0f} % | {row['snr_per_channel']:.1f} | "

@@ -86,13 +86,15 @@ def test_conditions_written_into_the_ifs_product(tmp_path):
 @pytest.mark.slow
 def test_level1_ifs_04_recipe_with_sparta(tmp_path):
     """A simulated YJ night ('small') and a SPARTA file over its OBJECT frames through
-    ``level1-ifs`` 0.5 (the newest, 0.4's conditions): every OBJECT frame gets the interpolated
+    ``level1-ifs`` 0.6 (the newest, 0.4's conditions): every OBJECT frame gets the interpolated
     truth, the summary the medians, and Level 2 reads the table (``Level1Cube.conditions``)."""
     from hcdc.instruments.sphere.ifs.level1 import level1_cube
     from hcdc.instruments.sphere.ifs.simulate import simulate_ifs_night
     from hcdc.pipeline.registry import get_recipe, run_recipe
 
-    assert get_recipe("level1-ifs").version == "0.5"  # 0.4 + the band-edge response, conditions kept
+    # 0.6 (newest): 0.5's band-edge response and conditions + the star centres' error bound
+    assert get_recipe("level1-ifs").version == "0.6" and get_recipe("level1-ifs").band_response
+    assert get_recipe("level1-ifs", "0.5").max_center_err_px is None
     assert get_recipe("level1-ifs").with_conditions and get_recipe("level1-ifs", "0.4").with_conditions
     assert get_recipe("level1-ifs", "0.2").with_conditions is False
     assert get_recipe("level1-ifs", "0.4").band_response is False

@@ -204,21 +204,18 @@ def test_spectra_recipe_refuses_a_non_spectral_level2_product(tmp_path) -> None:
 
 def test_spectra_recipe_versions_and_the_negfc_scope() -> None:
     """``l3-companion-spectra`` 1.0 and 1.1 stay registered (fake injection); 1.2 fits NEGFC per
-    channel only for what it models, ASDI ``mode='single'``, and falls back otherwise; 1.3 (the
-    newest, the default of ``run_recipe``) corrects the NEGFC spectrum by its trials' bias; the
-    IFS workflow pins 1.2 (1.3 not better on every night measured, docs/ifs.md section 4)."""
+    channel only for what it models, ASDI ``mode='single'``, and falls back otherwise; 1.3 corrects
+    the NEGFC spectrum by its trials' bias; 1.4 (the newest, the default of ``run_recipe``) fits
+    the position too; the IFS workflow pins 1.2 (docs/ifs.md section 4)."""
     from hcdc.pipeline.recipes.companion_spectra import _negfc_applies
     from hcdc.pipeline.registry import get_recipe
 
-    versions = ("1.0", "1.1", "1.2", "1.3")
-    assert [get_recipe("l3-companion-spectra", v).negfc for v in versions] == [False, False, True, True]
-    assert [get_recipe("l3-companion-spectra", v).negfc_bias_correction for v in versions] == [
-        False,
-        False,
-        False,
-        True,
-    ]
-    assert get_recipe("l3-companion-spectra").version == "1.3"
+    versions = ("1.0", "1.1", "1.2", "1.3", "1.4")
+    recipes = [get_recipe("l3-companion-spectra", v) for v in versions]
+    assert [r.negfc for r in recipes] == [False, False, True, True, True]
+    assert [r.negfc_bias_correction for r in recipes] == [False, False, False, True, True]
+    assert [r.negfc_fit_position for r in recipes] == [False, False, False, False, True]
+    assert get_recipe("l3-companion-spectra").version == "1.4"
     described = {d["name"]: d for d in describe_workflows()}
     spectra_node = next(n for n in described["ifs-l1-l2"]["nodes"] if n["name"] == "spectra")
     assert spectra_node["recipe_version"] == "1.2"

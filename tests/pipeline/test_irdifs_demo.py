@@ -18,7 +18,7 @@ from astropy.io import fits
 
 from hcdc.instruments.sphere.irdifs import irdis_companions, simulate_irdifs_night
 from hcdc.pipeline.operations.demo import IRDIFS_NIGHT, run_demo
-from hcdc.pipeline.registry import get_recipe
+from hcdc.pipeline.workflows.ifs import LEVEL1_VERSION
 
 
 def test_irdis_companions_follow_the_ifs_spectra() -> None:
@@ -56,8 +56,9 @@ def test_irdifs_night_through_the_demo(tmp_path: Path, database_url: str) -> Non
     workflows = {arm: {p["workflow"] for p in a["products"]} for arm, a in arms.items()}
     assert workflows == {"IRDIS": {"irdis-l1-l2"}, "IFS": {"ifs-l1-l2"}}, workflows
     assert {p["workflow_version"] for p in arms["IFS"]["products"]} == {"1.1"}
-    newest_level1 = f"level1-ifs {get_recipe('level1-ifs').version}"  # 0.3's cross-talk correction or later
-    assert any(p["recipe"] == newest_level1 for p in arms["IFS"]["products"]), arms["IFS"]["products"]
+    # the workflow's pinned Level 1 (0.5: cross-talk corrected, band-edge response; 0.6 newest)
+    pinned_level1 = f"level1-ifs {LEVEL1_VERSION}"
+    assert any(p["recipe"] == pinned_level1 for p in arms["IFS"]["products"]), arms["IFS"]["products"]
     assert sorted(p["level"] for p in arms["IFS"]["products"]) == [1, 2, 3]
     assert sorted(p["level"] for p in arms["IRDIS"]["products"]) == [1, 2]
     # IFS finds both companions where they were put (measured, seed 3: 180 mas at 1.75 mas and

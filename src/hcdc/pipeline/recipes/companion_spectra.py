@@ -36,6 +36,13 @@ already subtracted). Same fits, same cost as 1.2. Measured on the small IFS nigh
 channels within 10 % of the truth 92.5 -> 94 %, 67 -> 78.5 %, 58.5 -> 68.5 % (both companions
 together), medium seed 0 74 -> 81.5 % but its rms 0.091 -> 0.099: the IFS workflow keeps 1.2
 (docs/ifs.md §4 "Level 3 1.3").
+
+1.4 is 1.3 with the companion's position fitted with its fluxes (one sub-pixel position shared by
+all channels, :func:`~hcdc.science.postprocessing.spectrum_negfc.fit_spectrum_and_position`), for
+the companion and for each trial (started at its offset position): Level 2's positions of the
+simulated IFS companions are 0.15-0.3 px inside the truth on every seed, and once the Level 1 star
+centres are right per channel (``level1-ifs`` 0.6) that offset tilts or dents the spectrum by
+10-20 % (docs/ifs.md §4 "What S/N >= 20 means, and 1.4"). ~5x the CPU of 1.3.
 """
 
 from __future__ import annotations
@@ -87,6 +94,8 @@ class CompanionSpectra(Recipe):
     #: NEGFC: subtract the injection-recovery trials' mean error (their bias) from the spectrum,
     #: and write it as the SPECTRUM table's BIAS column (1.3)
     negfc_bias_correction = False
+    #: NEGFC: fit one sub-pixel position with the fluxes, for the companion and every trial (1.4)
+    negfc_fit_position = False
     inputs = (
         Port("level1", DataKind.LEVEL1, "Level 1 spectral product (wavelengths, frames, y, x) with PSF"),
         Port("level2", DataKind.LEVEL2, "Level 2 product of a spectral algorithm on that Level 1"),
@@ -199,6 +208,7 @@ class CompanionSpectra(Recipe):
                                 position_err=_position_err(det),
                                 # only 1.3 passes it: 1.2's call stays what it was
                                 **({"bias_correction": True} if self.negfc_bias_correction else {}),
+                                **({"fit_position": True} if self.negfc_fit_position else {}),
                             )
                         )
                     else:
@@ -399,3 +409,17 @@ def _position_err(detection: Any) -> tuple[float, float] | None:
 
     dr, dpa = float(detection.separation_err_px), float(detection.pa_err_deg)
     return (dr, dpa) if math.isfinite(dr) and math.isfinite(dpa) else None
+
+
+@register_recipe
+class CompanionSpectraV14(CompanionSpectraV13):
+    """``l3-companion-spectra`` 1.4: 1.3 with the companion's position fitted with its fluxes, for
+    the companion and its trials (module doc)."""
+
+    version = "1.4"
+    description = (
+        "Spectral Level 2 detections -> contrast spectra with errors (NEGFC per channel for ASDI "
+        "single with the position fitted, bias-corrected by its injection-recovery trials; fake "
+        "injection otherwise); spectral residuals of brighter companions left out"
+    )
+    negfc_fit_position = True

@@ -10,8 +10,11 @@ the catalogue associated (darks, detector flats, SPECPOS, WAVE, IFU flat, backgr
 band-edge spectral response and is what runs now: a workflow node takes the newest version) and
 per-channel contrast curves in Level 2; ``l3-companion-spectra`` 1.1 leaves out a brighter
 companion's spectral residual, and 1.2 measures the spectra by NEGFC per channel: what runs now,
-pinned (:data:`SPECTRA_VERSION`), since 1.3 (the newest) is not better on every night measured
-(docs/ifs.md §4).
+pinned (:data:`SPECTRA_VERSION`), since 1.3 and 1.4 are not better on every night measured
+(docs/ifs.md §4). ``level1-ifs`` is pinned at 0.5 (:data:`LEVEL1_VERSION`): 0.6 (the newest)
+puts the star centres of the small field's red channels right (0.6 px -> 0.08 px), but the
+pinned Level 3 then comes out worse on the workflow's night (docs/ifs.md §4 "What S/N >= 20
+means"), so both move together or not at all.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ _IFS_MODES = [("SPHERE", "IFS", "IFS-YJ"), ("SPHERE", "IFS", "IFS-YJH")]
 #: night (0.091 -> 0.099, both companions) and a worse methane band there (docs/ifs.md §4): not
 #: better on every seed, so not the workflow's.
 SPECTRA_VERSION = "1.2"
+#: ``level1-ifs`` version of the IFS workflows: 0.5 (the band-edge response). 0.6 bounds the
+#: waffle-spot fit error of a channel's own star centre (docs/ifs.md §3.3): right centres, but
+#: ``l3-companion-spectra`` 1.2 at Level 2's position gets worse on the workflow's night (seed 0,
+#: flat companion: 91 % -> 69 % of the channels within 10 %), see docs/ifs.md §4.
+LEVEL1_VERSION = "0.5"
 
 IFS_LEVEL2_DEFAULTS: dict[str, Any] = {
     "algorithm": "asdi",
@@ -57,7 +65,7 @@ def _ifs_level1() -> Workflow:
         version="1.1",
         description="IFS YJ/YJH raw sequence -> Level 1 spectral cube (39 channels) with PSF",
         inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one IFS sequence and its calibrations"),),
-        nodes=(Node("level1", "level1-ifs", {"raw": "inputs.raw"}),),
+        nodes=(Node("level1", "level1-ifs", {"raw": "inputs.raw"}, version=LEVEL1_VERSION),),
         outputs={"level1": "level1.product"},
     )
 
@@ -71,7 +79,7 @@ def _ifs_l1_l2() -> Workflow:
         "Level 3 companion spectra",
         inputs=(Port("raw", DataKind.RAW_FILES, "raw files of one IFS sequence and its calibrations"),),
         nodes=(
-            Node("level1", "level1-ifs", {"raw": "inputs.raw"}),
+            Node("level1", "level1-ifs", {"raw": "inputs.raw"}, version=LEVEL1_VERSION),
             Node(
                 "level2",
                 "l2-postprocess",

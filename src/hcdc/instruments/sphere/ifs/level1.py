@@ -150,6 +150,7 @@ def reduce_ifs(
     anamorphism: bool = False,
     crosstalk: bool = False,
     band_response: bool = False,
+    max_center_err_px: float | None = None,
 ) -> Path:
     """Reduce one IFS sequence (raw files of the sequence and its calibrations) to
     ``out_dir/level1_ifs.fits``; returns its path. Errors name the missing role or bad file.
@@ -159,8 +160,10 @@ def reduce_ifs(
     ``crosstalk``: correct the spectral cross-talk of every frame that went through the lenslets
     (SPECPOS, WAVE, IFU flat, science; model :data:`hcdc.instruments.sphere.ifs.geometry.
     CROSSTALK`, ``level1-ifs`` 0.3). ``band_response``: divide the spectra by the spectral response
-    per channel from the IFU flat (the order-sorting filter edges; ``level1-ifs`` 0.5). All False
-    reproduce ``level1-ifs`` 0.1."""
+    per channel from the IFU flat (the order-sorting filter edges; ``level1-ifs`` 0.5).
+    ``max_center_err_px``: channels whose waffle-spot fit error exceeds it take the median centre
+    of the others (:func:`hcdc.instruments.sphere.ifs.sequence.trusted_centres`; ``level1-ifs`` 0.6:
+    0.15 px; ``HCDC CENMAXER``). All False / None reproduce ``level1-ifs`` 0.1."""
     roles = roles_from_headers(paths)
     objects, centers = roles.get("OBJECT", []), roles.get("OBJECT,CENTER", [])
     if not objects:
@@ -204,7 +207,15 @@ def reduce_ifs(
         band_response=band_response,
     )
     seq = reduce_sequence(
-        objects, centers, calibration, background_for_dit, flat, bad, anamorphism, crosstalk=xtalk
+        objects,
+        centers,
+        calibration,
+        background_for_dit,
+        flat,
+        bad,
+        anamorphism,
+        crosstalk=xtalk,
+        max_center_err_px=max_center_err_px,
     )
     flux = None
     if psf:
@@ -231,6 +242,8 @@ def reduce_ifs(
         set_card(h, "HIERARCH HCDC XTALKF", geo.CROSSTALK.leaked_fraction, "cross-talk: light in wings")
     if calibration.band_response is not None:
         set_card(h, "HIERARCH HCDC BANDRESP", True, "spectra divided by the band-edge response")
+    if max_center_err_px is not None:
+        set_card(h, "HIERARCH HCDC CENMAXER", float(max_center_err_px), "[px] own spot centre if err <= this")
     if flux is not None:
         set_card(h, "HIERARCH HCDC ANGSKY", True, "DEROT includes pupil offset and true north")
         set_card(h, "HIERARCH HCDC ANAMORPH", bool(anamorphism), "IFS anamorphism corrected")

@@ -6,10 +6,13 @@ For every DIT of every OBJECT file: background subtraction, flat field and bad p
 extraction to the spectral cube (:func:`extract_cube`), and recentring of each channel on the
 star centre measured from the waffle spots of the OBJECT,CENTER file nearest in time
 (:func:`waffle_centers`; channels whose spots were not found take the median centre of the
-others). Angles are the per-DIT parallactic and derotation angles with the IFS instrument offset
-(:func:`hcdc.instruments.sphere.angles.dit_angles`). With ``anamorphism=True`` every channel is
-stretched about the star by :data:`~hcdc.instruments.sphere.constants.IFS_ANAMORPHISM_XY`
-(vlt-sphere's IFS factors), so that separations are isotropic at 7.46 mas/px.
+others; with ``max_center_err_px``, ``level1-ifs`` 0.6, so do the channels whose spot fit error
+exceeds it: on the 'small' field the spots leave the cube towards the red, and their fits drift
+by up to 0.6 px before they fail). Angles are the per-DIT parallactic and derotation angles
+with the IFS instrument offset (:func:`hcdc.instruments.sphere.angles.dit_angles`). With
+``anamorphism=True`` every channel is stretched about the star by
+:data:`~hcdc.instruments.sphere.constants.IFS_ANAMORPHISM_XY` (vlt-sphere's IFS factors), so
+that separations are isotropic at 7.46 mas/px.
 
 :func:`reduce_flux` makes the PSF cube of the OBJECT,FLUX files the same way (each channel
 centred by a Gaussian fit of the unocculted star, normalised to ADU/s/nm without the CPI neutral
@@ -95,10 +98,14 @@ def reduce_sequence(
     bad: np.ndarray | None = None,
     anamorphism: bool = False,
     crosstalk: CrosstalkModel | None = None,
+    max_center_err_px: float | None = None,
 ) -> IfsSequence:
     """Reduce OBJECT files with the star centres of the CENTER files (see module doc).
 
-    ``background_for_dit(dit)`` returns the master background (ADU) for a DIT (s). Raises
+    ``background_for_dit(dit)`` returns the master background (ADU) for a DIT (s).
+    ``max_center_err_px``: a channel keeps its own waffle-spot centre only where the fit's error
+    is at most this (px); the others take the median centre of those that do (None: every channel
+    whose spots were found keeps its own, ``level1-ifs`` <= 0.5). Raises
     ``ValueError`` naming the file when a CENTER file gives no usable centre or a header lacks a
     timing/pointing keyword.
     """
@@ -116,7 +123,7 @@ def reduce_sequence(
         cube = _cube_of(frame, dit, background_for_dit(dit), flat, bad, calibration, crosstalk)
         orient = str(header.get("HIERARCH ESO OCS WAFFLE ORIENT", "+")).strip()
         xy, err, _ = waffle_centers(cube, waves, orient)
-        good = np.isfinite(err)
+        good = trusted_centres(err, max_center_err_px)
         if not good.any():
             raise ValueError(f"{path}: no waffle spots found in any channel")
         xy[~good] = np.median(xy[good], axis=0)
@@ -162,6 +169,23 @@ def reduce_sequence(
         frame_center=np.asarray(which),
         files=names,
     )
+
+
+def trusted_centres(errors: np.ndarray, max_err_px: float | None) -> np.ndarray:
+    """Channels whose own waffle-spot centre is used: spots found (finite error) and, with
+    ``max_err_px``, a fit error of at most that (px). Where no channel passes the error bound, every
+    channel with spots found (the fallback keeps a usable centre on a noisy CENTER frame).
+
+    Why a bound: on the 'small' simulated field (±370 mas) the spots leave the cube from ~1.1 µm
+    on; before the fit fails its error grows (0.2 -> 1.4 px) and its centre drifts by up to 0.6 px
+    (seeds 0 and 3), which put channels 21-22 of seed 3 at 0.7 px from their neighbours: their
+    rescaled speckles decorrelate (0.94 instead of 0.998) and the companion model is misplaced,
+    the seed's "water-band shift" of the companion spectra (docs/ifs.md §4)."""
+    found = np.isfinite(errors)
+    if max_err_px is None:
+        return found
+    good = found & (errors <= max_err_px)
+    return good if good.any() else found
 
 
 def _destretch(frame: np.ndarray, anamorphism: bool) -> np.ndarray:
