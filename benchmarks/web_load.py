@@ -20,7 +20,9 @@ not its latency at a given load (a slow reply delays the next request instead of
 ``--arrivals uniform``), on up to ``--concurrency`` kept-alive connections, and counts each
 latency from the request's scheduled arrival, as wrk2 does: "holds 200 requests/s with p99 <
 200 ms" is this run with ``--rate 200``.
-``--keep DIR`` builds the data centre in DIR once and reuses it on later runs.
+``--keep DIR`` builds the data centre in DIR once and reuses it on later runs. ``--kinds`` draws
+from some of the four kinds of request only (e.g. ``--kinds page-anon,page-pi``: the CPU per
+product page).
 
     python benchmarks/web_load.py --url postgresql+psycopg://postgres@127.0.0.1/hcdc_web_bench \\
         --files 100000 --workers 2 --concurrency 16 --duration 30
