@@ -20,7 +20,9 @@ not its latency at a given load (a slow reply delays the next request instead of
 ``--arrivals uniform``), on up to ``--concurrency`` kept-alive connections, and counts each
 latency from the request's scheduled arrival, as wrk2 does: "holds 200 requests/s with p99 <
 200 ms" is this run with ``--rate 200``.
-``--keep DIR`` builds the data centre in DIR once and reuses it on later runs.
+``--keep DIR`` builds the data centre in DIR once and reuses it on later runs. ``--kinds`` draws
+from some of the four kinds of request only (e.g. ``--kinds page-anon,page-pi``: the CPU per
+product page).
 
     python benchmarks/web_load.py --url postgresql+psycopg://postgres@127.0.0.1/hcdc_web_bench \\
         --files 100000 --workers 2 --concurrency 16 --duration 30
@@ -257,11 +259,16 @@ end
 """
 
 
+KINDS = ("search-anon", "search-pi", "page-anon", "page-pi")
+
+
 def _plan_lines(plan: dict, rng: random.Random, n: int) -> list[str]:
-    """``n`` requests in the same mix as the httpx client, one "kind path token-or-dash" line each."""
+    """``n`` requests drawn evenly from the plan's kinds (``plan["kinds"]``, default :data:`KINDS`),
+    one "kind path token-or-dash" line each."""
     lines = []
+    kinds = list(plan.get("kinds") or KINDS)
     for _ in range(n):
-        kind = rng.choice(["search-anon", "search-pi", "page-anon", "page-pi"])
+        kind = rng.choice(kinds)
         if kind.startswith("search"):
             url = f"/api/v1/products?target=T{rng.randrange(500)}&limit=50"
         else:
@@ -396,6 +403,12 @@ def main() -> None:
     parser.add_argument("--arrivals", choices=("poisson", "uniform"), default="poisson", help="--client open")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="build the data centre here once, reuse it afterwards")
+    parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="the requests to draw from, comma-separated (default: all four, evenly): measure one "
+        "kind's CPU per request with e.g. --kinds page-anon",
+    )
     parser.add_argument("--plan", help=argparse.SUPPRESS)  # the httpx load process: its plan (JSON file)
     args = parser.parse_args()
     base = f"http://127.0.0.1:{args.port}"
@@ -421,6 +434,11 @@ def main() -> None:
             flush=True,
         )
         (root / "plan.json").write_text(json.dumps(plan))
+    kinds = args.kinds.split(",")
+    if unknown := set(kinds) - set(KINDS):
+        parser.error(f"unknown kinds {sorted(unknown)}: choose among {', '.join(KINDS)}")
+    plan["kinds"] = kinds  # in the run's own plan file, read by the load process and _wrk_plan
+    (root / "run-plan.json").write_text(json.dumps(plan))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     server = subprocess.Popen(
         [sys.executable, "-c", "from hcdc.cli import main; main()", "serve", "--root", str(root / "dc"),
@@ -436,17 +454,17 @@ def main() -> None:
                 time.sleep(0.5)
         # warm up: every worker opens its pool and compiles its queries before the clock starts
         if shutil.which("wrk"):
-            _run_wrk(base, root / "plan.json", args.concurrency, 5, 1)
+            _run_wrk(base, root / "run-plan.json", args.concurrency, 5, 1)
         pids = _server_pids(server.pid, args.url)
         cpu_before = _cpu_of(pids)
         load_start = os.getloadavg()
         sampler = _CpuSampler(server.pid, args.url)
         sampler.start()
         if args.client == "wrk":
-            report = _run_wrk(base, root / "plan.json", args.concurrency, args.duration, args.wrk_threads)
+            report = _run_wrk(base, root / "run-plan.json", args.concurrency, args.duration, args.wrk_threads)
         else:
             load = subprocess.run(
-                [sys.executable, __file__, "--plan", str(root / "plan.json"), "--port", str(args.port),
+                [sys.executable, __file__, "--plan", str(root / "run-plan.json"), "--port", str(args.port),
                  "--concurrency", str(args.concurrency), "--duration", str(args.duration),
                  "--client", args.client, "--rate", str(args.rate), "--arrivals", args.arrivals],
                 env=env, capture_output=True, text=True, check=True,

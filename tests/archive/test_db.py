@@ -211,6 +211,79 @@ def test_postgresql_sessions_run_without_jit(postgres_url: str) -> None:
         own.dispose()
 
 
+def test_postgresql_pool_pings_only_connections_that_sat_idle(postgres_url: str, monkeypatch) -> None:
+    """A pooled PostgreSQL connection is pinged before use only after sitting idle longer than
+    ``PING_AFTER_IDLE_S`` (not at every checkout: a round trip per web request); one that died
+    while idle is replaced before use, as ``pool_pre_ping`` would."""
+    from hcdc.archive import db
+
+    def counting(engine):
+        pings = []
+        real = engine.dialect.do_ping
+        monkeypatch.setattr(engine.dialect, "do_ping", lambda dbapi: pings.append(1) or real(dbapi))
+        return pings
+
+    busy = make_engine(postgres_url)
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0)  # every returned connection counts as idle
+    idle = make_engine(postgres_url)
+    try:
+        busy_pings, idle_pings = counting(busy), counting(idle)
+        for _ in range(3):
+            for engine in (busy, idle):
+                with engine.connect() as conn:
+                    conn.scalar(text("SELECT 1"))
+        assert busy_pings == [] and len(idle_pings) == 2  # a new connection is not pinged
+        with idle.connect() as conn:
+            dead = conn.scalar(text("SELECT pg_backend_pid()"))
+        with busy.connect() as conn:
+            assert conn.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": dead})
+        with idle.connect() as conn:  # the ping finds it dead: a new connection, no error
+            assert conn.scalar(text("SELECT pg_backend_pid()")) != dead
+    finally:
+        busy.dispose()
+        idle.dispose()
+
+
+def test_postgresql_pool_keeps_the_connections_it_opens(postgres_url: str) -> None:
+    """The pool keeps up to ``POOL_CONNECTIONS`` connections once opened (SQLAlchemy's default
+    closed every one beyond 5 when it was returned: a new backend per request under load)."""
+    from hcdc.archive.db import POOL_CONNECTIONS
+
+    engine = make_engine(postgres_url)
+    try:
+        held = [engine.connect() for _ in range(8)]
+        pids = {conn.scalar(text("SELECT pg_backend_pid()")) for conn in held}
+        for conn in held:
+            conn.close()
+        assert engine.pool.checkedin() == 8 and engine.pool.size() == POOL_CONNECTIONS
+        again = [engine.connect() for _ in range(8)]
+        assert {conn.scalar(text("SELECT pg_backend_pid()")) for conn in again} == pids
+        for conn in again:
+            conn.close()
+    finally:
+        engine.dispose()
+
+
+def test_read_connections_keep_prepared_statements(catalogue) -> None:
+    """A catalogue's read connection (a web request's) runs in autocommit on PostgreSQL, so that
+    psycopg's prepared statements outlive the request (a ROLLBACK drops them all); it still reads
+    and sees writes committed elsewhere. SQLite: a plain connection, in a transaction."""
+    query = select(File.id).where(File.id == 1)
+    for _ in range(6):  # psycopg prepares a statement at its 5th execution on a connection
+        with catalogue.read_connection() as conn:
+            assert conn.execute(query).first() is None
+    with catalogue.read_connection() as conn:
+        if catalogue.engine.dialect.name != "postgresql":
+            conn.scalar(select(File.id))
+            assert conn.in_transaction() and "isolation_level" not in conn.get_execution_options()
+            return
+        assert conn.connection.dbapi_connection.autocommit
+        prepared = conn.scalars(text("SELECT statement FROM pg_prepared_statements")).all()
+        assert any("FROM files" in statement for statement in prepared)
+    with catalogue.engine.connect() as conn:  # a plain connection (the same one) is transactional
+        assert not conn.connection.dbapi_connection.autocommit
+
+
 def test_target_substring_search_can_use_the_trigram_index(catalogue) -> None:
     """On PostgreSQL, the catalogue's substring search of target names (``hcdc.archive.search``,
     bound and escaped pattern) is served by migration 0023's GIN trigram index; SQLite has none."""

@@ -48,7 +48,7 @@ from hcdc.archive import accounts, queries
 from hcdc.archive import batches as batch_reads
 from hcdc.archive import products as prod
 from hcdc.archive.access import ANONYMOUS, AccessContext, AccessDenied, Principal
-from hcdc.archive.access_models import Programme, ProgrammeMember
+from hcdc.archive.access_models import ProductReview, Programme, ProgrammeMember, ReleaseDelay
 from hcdc.archive.associations import association_view
 from hcdc.archive.catalogue_admin import AdminCatalogue
 from hcdc.archive.catalogue_errors import NotFound, ReadOnlyCatalogue
@@ -89,9 +89,24 @@ _FILE_HIDDEN = ("location", "stored_path", "path", "header", "extra", "mtime_ns"
 
 
 #: the dataset columns a product page shows (built once: a statement built per call costs ~0.2 ms)
-_DATASET_OF_PRODUCT = select(
-    Dataset.instrument, Dataset.mode, Dataset.night, Dataset.setup, Dataset.prog_id
-).where(Dataset.id == bindparam("dataset_id"))
+_SHOWN_DATASET_COLUMNS = (Dataset.instrument, Dataset.mode, Dataset.night, Dataset.setup, Dataset.prog_id)
+#: a product as a service shows it: its row, its review and release delay (at most one of each:
+#: unique product_id) and its dataset's columns, in one statement (three before: each statement
+#: costs a round trip and ~0.1 ms of Python, benchmarks/RESULTS.md "Tenth round")
+_PRODUCT_SHOWN = (
+    select(
+        Product,
+        ProductReview.status.label("review_status"),
+        ProductReview.reason.label("review_reason"),
+        ReleaseDelay.delayed_until.label("release_delayed_until"),
+        Dataset.id.label("dataset_found"),
+        *(column.label(f"dataset_{column.key}") for column in _SHOWN_DATASET_COLUMNS),
+    )
+    .outerjoin(ProductReview, ProductReview.product_id == Product.id)
+    .outerjoin(ReleaseDelay, ReleaseDelay.product_id == Product.id)
+    .outerjoin(Dataset, Dataset.id == Product.dataset_id)
+    .where(Product.id == bindparam("product_id"))
+)
 
 
 class UserCatalogue:
@@ -339,7 +354,11 @@ class UserCatalogue:
         detections, contrast at standard separations, review mark, release date, the versions
         and parent products the user may see, its dataset (flagged when hidden). ``record``: as
         for :meth:`product_detail`."""
-        detail = self.product_detail(product_id, record)
+        self._require("product", product_id)
+        row = self.conn.execute(_PRODUCT_SHOWN, {"product_id": product_id}).first()
+        if row is None:
+            raise NotFound(f"no product with id {product_id}")
+        detail = prod.detail_of_row(self.conn, row, self.storage_root, record)
         for key in ("storage_dir", "previews"):
             detail.pop(key, None)
         detail["files"] = [_shown_file(f) for f in detail["files"]]  # read by product_detail already
@@ -348,14 +367,13 @@ class UserCatalogue:
         summary.pop("outputs", None)  # worker-side paths
         detail["detections"] = summary.get("detections") or []
         detail["contrast_at"] = summary.get("contrast_at") or []
-        status = accounts.product_status(self.conn, [product_id])[product_id]
-        detail["review"] = status["review"]
-        detail["review_reason"] = status["reason"]
-        detail["delayed_until"] = status["delayed_until"]
+        detail["review"] = row.review_status
+        detail["review_reason"] = row.review_reason
+        detail["delayed_until"] = row.release_delayed_until
         detail["public_date"] = self.access.product_public_date(product_id)
         if detail.get("dataset_id") is not None:
-            ds = self.conn.execute(_DATASET_OF_PRODUCT, {"dataset_id": detail["dataset_id"]}).first()
-            detail["dataset"] = dict(ds._mapping) if ds is not None else None
+            shown = {c.key: row._mapping[f"dataset_{c.key}"] for c in _SHOWN_DATASET_COLUMNS}
+            detail["dataset"] = shown if row.dataset_found is not None else None
             detail["dataset_visible"] = bool(self.access.can_see_dataset(detail["dataset_id"]))
         provenance = detail.get("provenance") or {}
         provenance["parent_products"] = [

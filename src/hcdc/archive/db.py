@@ -37,9 +37,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, InvalidatePoolError, OperationalError, SQLAlchemyError
 
 from hcdc.archive.access import AccessContext, Policy, Principal
 from hcdc.archive.catalogue import UserCatalogue
@@ -138,6 +138,13 @@ def is_lock_error(exc: BaseException) -> bool:
     )
 
 
+#: the most PostgreSQL connections an engine opens (and keeps once opened: :func:`make_engine`);
+#: a web worker holds one per request in flight, so ``hcdc serve --workers N`` needs up to 15 N
+POOL_CONNECTIONS = 15
+
+#: seconds a pooled PostgreSQL connection may sit idle and still be used without a ping first
+PING_AFTER_IDLE_S = 10.0
+
 #: PostgreSQL session options of hcdc's connections (see the module doc: JIT costs seconds here)
 NO_JIT = "-c jit=off"
 
@@ -159,14 +166,52 @@ def make_engine(url: str, **kwargs) -> Engine:
         connect_args = kwargs.setdefault("connect_args", {})
         connect_args.setdefault("connect_timeout", 10)
         connect_args.setdefault("options", _session_options(sa_url.query.get("options")))
-        kwargs.setdefault("pool_pre_ping", True)
+        # the pool keeps every connection it opens, up to the same cap as SQLAlchemy's default
+        # (5 + 10 overflow): an overflow connection was closed when returned, so that a server
+        # with more than 5 requests in flight per worker opened a new PostgreSQL backend (fork,
+        # authentication, cold caches, no prepared statements) for one request in ~7
+        if "poolclass" not in kwargs:
+            kwargs.setdefault("pool_size", POOL_CONNECTIONS)
+            kwargs.setdefault("max_overflow", 0)
+    # PostgreSQL: a connection is pinged before use only after it sat idle (_ping_after_idle)
+    ping_idle = sa_url.get_backend_name() == "postgresql" and "pool_pre_ping" not in kwargs
     try:
         engine = create_engine(sa_url, **kwargs)
     except (ArgumentError, ImportError) as exc:
         raise DatabaseUnreachableError(f"cannot use database URL {_redact(url)}: {exc}") from exc
     if sa_url.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
+    if ping_idle:
+        _ping_after_idle(engine, PING_AFTER_IDLE_S)
     return engine
+
+
+def _ping_after_idle(engine: Engine, idle_s: float) -> None:
+    """Ping (``SELECT 1``) a pooled connection before use when it was returned more than
+    ``idle_s`` seconds ago; one that fails the ping is replaced, with every connection pooled
+    before it, as SQLAlchemy's ``pool_pre_ping`` does (a restarted server, a connection dropped
+    while idle). ``pool_pre_ping`` pings at every checkout: a round trip per web request, ~0.3 ms
+    of server CPU out of ~5 (benchmarks/RESULTS.md, "Tenth round"). A connection used in the
+    last ``idle_s`` seconds is taken as alive; if the server went away meanwhile, the statement
+    fails, and SQLAlchemy replaces every connection pooled before it (one request per process
+    fails instead of none)."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _returned(dbapi_connection, record) -> None:  # noqa: ANN001 - SQLAlchemy's pool event
+        record.info["hcdc_returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, proxy) -> None:  # noqa: ANN001 - pool event
+        returned = record.info.get("hcdc_returned_at")  # None: a new connection, not pinged
+        if returned is None or time.monotonic() - returned <= idle_s:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, dbapi_connection, None):
+                raise InvalidatePoolError(f"pooled connection lost while idle: {exc}") from exc
+            raise
 
 
 def check_reachable(engine: Engine) -> None:
@@ -245,6 +290,25 @@ class Catalogue:
         with self.engine.connect() as conn:
             access = AccessContext(conn, principal, now, Policy.from_settings(self.settings), memo=True)
             yield facade(conn, *self._facade_arguments(access))
+
+    def read_connection(self) -> Connection:
+        """A new connection (close it) for a unit of work that only reads on it, such as a web
+        request (:class:`hcdc.web.auth.Viewer`; its writes open their own write transactions).
+
+        On PostgreSQL it runs in autocommit: each statement is its own transaction. A read loses
+        nothing by it (in READ COMMITTED, PostgreSQL's default and hcdc's, every statement of a
+        transaction takes a new snapshot anyway), and it saves the ``BEGIN`` and the pool's
+        ``ROLLBACK`` round trips of every request and, above all, keeps the connection's
+        prepared statements: psycopg drops them all at every ``ROLLBACK`` (``DEALLOCATE ALL``),
+        so with a transaction per request no statement was ever prepared and PostgreSQL parsed
+        and planned each of them at every request (benchmarks/RESULTS.md, "Tenth round").
+        A write on it (a token's ``last_used_at``) commits by itself. SQLite: a plain connection
+        (its transactions hold the reader's snapshot, see :meth:`UserCatalogue.writing
+        <hcdc.archive.catalogue.UserCatalogue.writing>`)."""
+        conn = self.engine.connect()
+        if self.engine.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+        return conn
 
     def for_access(self, access: AccessContext, facade: type[UserCatalogue] = UserCatalogue) -> UserCatalogue:
         """The facade on the connection and decisions a caller already holds (a web request's);

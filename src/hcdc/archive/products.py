@@ -499,8 +499,16 @@ def product_detail(
     """A product with its files, previews, versions and a provenance summary (None if absent).
     ``record``: the product's provenance record when the caller has read it already."""
     row = conn.execute(_PRODUCT, {"product_id": product_id}).first()
-    if row is None:
-        return None
+    return None if row is None else detail_of_row(conn, row, storage_root, record)
+
+
+def detail_of_row(
+    conn: Connection, row: Any, storage_root: Path, record: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """:func:`product_detail` of a ``products`` row already read (by a statement that selects the
+    table's columns, and maybe others joined to them: a product page reads its review, release
+    delay and dataset in the same statement, :meth:`hcdc.archive.catalogue.UserCatalogue.product`)."""
+    product_id = row.id
     detail = _product_row(row)
     detail["storage_dir"] = str(Path(storage_root) / row.storage_dir)
     detail["summary"] = row.summary
@@ -627,6 +635,7 @@ def compare_products(conn: Connection, first: int, second: int, storage_root: Pa
 
 
 __all__ = [
+    "detail_of_row",
     "PRODUCTS_DIR",
     "FileSpec",
     "ProductError",

@@ -30,7 +30,7 @@ from hcdc.web import views
 from hcdc.web.actions import ActionError, dataset_workflows, request_reduction
 from hcdc.web.auth import Viewer, ViewerRoute, check_api_write, viewer
 from hcdc.web.downloads import file_response, zip_response
-from hcdc.web.params import MAX_ID, ObjectId, api_criteria
+from hcdc.web.params import MAX_ID, ObjectId, api_criteria, criteria_openapi
 
 router = APIRouter(prefix="/api/v1", route_class=ViewerRoute)
 
@@ -78,7 +78,13 @@ def stats(who: Viewer = Depends(viewer)) -> dict[str, Any]:
 # -- files ----------------------------------------------------------------------------------------
 
 
-@router.get("/files", tags=["files"], summary="Search raw and calibration files", response_model=Page)
+@router.get(
+    "/files",
+    tags=["files"],
+    summary="Search raw and calibration files",
+    response_model=Page,
+    openapi_extra=criteria_openapi(),
+)
 def files(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> Response:
     return _search(who.catalogue.search_files, criteria)
 
@@ -105,7 +111,13 @@ def file_download(file_id: ObjectId, who: Viewer = Depends(viewer)) -> Any:
 # -- datasets -------------------------------------------------------------------------------------
 
 
-@router.get("/datasets", tags=["datasets"], summary="Search datasets", response_model=Page)
+@router.get(
+    "/datasets",
+    tags=["datasets"],
+    summary="Search datasets",
+    response_model=Page,
+    openapi_extra=criteria_openapi(),
+)
 def datasets(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> Response:
     return _search(who.catalogue.search_datasets, criteria)
 
@@ -121,7 +133,13 @@ def dataset(dataset_id: ObjectId, who: Viewer = Depends(viewer)) -> dict[str, An
 # -- products -------------------------------------------------------------------------------------
 
 
-@router.get("/products", tags=["products"], summary="Search products", response_model=Page)
+@router.get(
+    "/products",
+    tags=["products"],
+    summary="Search products",
+    response_model=Page,
+    openapi_extra=criteria_openapi(),
+)
 def products(who: Viewer = Depends(viewer), criteria: Criteria = Depends(api_criteria)) -> Response:
     return _search(who.catalogue.search_products, criteria)
 

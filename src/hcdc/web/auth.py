@@ -112,7 +112,7 @@ class Viewer:
     def resolve(self) -> Viewer:
         """Authenticate (401 for a bad token) and open the request's connection, once."""
         if self._resolved is None:
-            conn = self.state.catalogue.engine.connect()
+            conn = self.state.catalogue.read_connection()  # PostgreSQL: autocommit, see there
             try:
                 user, via = resolve_principal(self.request, self.state, conn)
             except BaseException:
