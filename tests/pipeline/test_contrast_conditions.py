@@ -12,12 +12,13 @@ import json
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from hcdc.archive import products as prod
 from hcdc.archive.access import load_principal, local_operator
-from hcdc.archive.accounts import add_user
+from hcdc.archive.accounts import add_user, create_token
 from hcdc.archive.associations import associate_all
 from hcdc.archive.db import init_data_centre
 from hcdc.archive.ingest import ingest
@@ -27,6 +28,7 @@ from hcdc.archive.telemetry import contrast_conditions
 from hcdc.cli import app
 from hcdc.instruments.sphere.irdis.centring_report import is_fallback
 from hcdc.pipeline.operations.worker import Worker, queue_datasets
+from hcdc.web.app import create_app
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +109,18 @@ def test_level2_contrast_joined_with_level1_conditions(night, tmp_path: Path, da
         (row,) = [r for r in problem_rows(report) if r["category"] == "centring_fallback"]
         assert (row["item"], row["value"], row["limit"]) == (f"p{l1['id']}", frames, frames)
         assert report["nights"][0]["centring_fallbacks"] == 1
+        # the administrators' quality-control page lists it too (a signed-in admin's page)
+        with catalogue.as_user(local_operator()) as view:
+            (qc,) = view.admin().quality()["centring"]
+        assert qc == centring
+        client = TestClient(create_app(catalogue=catalogue, secret_key="test-secret"))
+        with catalogue.engine.begin() as conn:
+            add_user(conn, local_operator(), "boss", role="admin")
+            client.headers["Authorization"] = (
+                f"Bearer {create_token(conn, local_operator(), 'boss', days=1).secret}"
+            )
+        table = client.get("/admin").text.split('id="qc-centring"')[1].split("</table>")[0]
+        assert f'href="/products/{l1["id"]}"' in table and "waffle+waffle-3spot" in table
         # as the stranger saw nothing in 2019, the product's centring is not in that report
         with catalogue.engine.connect() as conn:
             hidden = monitoring_report(

@@ -21,14 +21,20 @@ from hcdc.archive.access import ANONYMOUS, AccessContext, Decision, Principal, l
 from hcdc.archive.access_models import ProductReview
 from hcdc.archive.accounts import ProgrammeSpec
 from hcdc.archive.models import Dataset, File, MissingCalibration
+from hcdc.archive.monitoring_report import centring_of_products
 from hcdc.archive.obscore import RebuildSummary, rebuild_obscore
-from hcdc.archive.pipeline_models import Job
+from hcdc.archive.pipeline_models import Job, Product
 from hcdc.archive.search import Page, archive_counts, search_jobs
 
 if TYPE_CHECKING:
     from hcdc.archive.catalogue_errors import UserSession
 
 __all__ = ["AdminCatalogue"]
+
+
+#: how many of the latest current Level 1 products the quality-control page reads the centring of
+#: (each is a read of its per-frame table)
+QC_LEVEL1_PRODUCTS = 20
 
 
 class AdminCatalogue:
@@ -124,7 +130,11 @@ class AdminCatalogue:
 
     def quality(self) -> dict[str, Any]:
         """Quality-control figures: datasets missing a required calibration per night (last 30
-        nights), flagged products (last 50), failed jobs (last 20), current files."""
+        nights), flagged products (last 50), failed jobs (last 20), current files, and the
+        centring fall-backs of the latest :data:`QC_LEVEL1_PRODUCTS` current Level 1 products
+        (those with a frame centred by a fall-back rather than the four-spot waffle fit, or
+        above the error limit, or whose per-frame table is unreadable:
+        :func:`hcdc.archive.monitoring_report.centring_of_products`)."""
         missing = self.conn.execute(
             select(Dataset.night, func.count(func.distinct(Dataset.id)))
             .join(MissingCalibration, MissingCalibration.dataset_id == Dataset.id)
@@ -144,7 +154,18 @@ class AdminCatalogue:
             "flagged": [dict(r._mapping) for r in flagged],
             "failed_jobs": self.search_jobs("failed", 0, 20).rows,
             "files": self.conn.scalar(select(func.count()).select_from(File).where(File.is_current)),
+            "centring": self._centring_fallbacks(),
         }
+
+    def _centring_fallbacks(self) -> list[dict[str, Any]]:
+        latest = self.conn.scalars(
+            select(Product.id)
+            .where(Product.level == 1, Product.is_current)
+            .order_by(Product.id.desc())
+            .limit(QC_LEVEL1_PRODUCTS)
+        ).all()
+        summaries = centring_of_products(self.conn, latest, self.catalogue.storage_root)
+        return [c for c in summaries if c.get("problem") or c["fallback_frames"] or c["not_ok_frames"]]
 
     def account(self, name: str) -> Principal:
         """The principal of account ``name`` (``anonymous``: the anonymous user), to ask what it

@@ -184,14 +184,23 @@ def _centring(
 ) -> list[dict[str, Any]]:
     """Centring summary of each current Level 1 product of the dataset that ``user`` may see
     and that has a per-frame table (IRDIS; others are skipped, unreadable ones say why)."""
-    out = []
     ids = conn.scalars(
         select(Product.id)
         .where(Product.dataset_id == dataset_id, Product.level == 1, Product.is_current)
         .where(visible_products_clause(user, now))
         .order_by(Product.id)
     ).all()
-    for product_id in ids:
+    return centring_of_products(conn, ids, storage_root)
+
+
+def centring_of_products(
+    conn: Connection, product_ids: Iterable[int], storage_root: Path
+) -> list[dict[str, Any]]:
+    """``{"product_id", **centring_summary}`` of each Level 1 product of ``product_ids`` (the
+    caller decided who may see them) that has a per-frame table (``frames.fits``: IRDIS; others
+    are skipped), or ``{"product_id", "problem"}`` naming why its table is unreadable."""
+    out = []
+    for product_id in product_ids:
         detail = prod.product_detail(conn, product_id, storage_root)
         frames = [
             Path(f["path"]) for f in (detail or {}).get("files", []) if Path(f["path"]).name == "frames.fits"
