@@ -13,16 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers.ifs_center_cube import calibrated_center_cube
 
 from hcdc.instruments.sphere import constants as sc
-from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.extraction import (
-    bad_pixel_map,
-    calibrate_frame,
-    calibrate_ifs,
-    detector_flat,
-    extract_cube,
-    mean_frame,
     waffle_centers,
 )
 from hcdc.instruments.sphere.ifs.sequence import trusted_centres
@@ -41,22 +35,7 @@ def test_trusted_centres_rule() -> None:
 @pytest.mark.slow
 def test_small_field_centres_within_the_issue_bound_only_with_the_error_bound(tmp_path) -> None:
     night = simulate_ifs_night(tmp_path / "raw", mode="YJ", seed=3, scale="small")
-    dark = mean_frame(night.select("DARK")[0].path)
-    flat, flat_bad = detector_flat(
-        mean_frame(night.select("FLAT,LAMP", lamp="BB", dit=10.0)[0].path),
-        mean_frame(night.select("FLAT,LAMP", lamp="BB", dit=1.65)[0].path),
-    )
-    background = mean_frame(night.select("DARK,BACKGROUND", dit=64.0)[0].path)
-    bad = bad_pixel_map(background, flat_bad)
-    ifu = next(f for f in night.files if f.dpr_type == "FLAT,LAMP" and f.dpr_tech == "IFU")
-    frames = (night.select("SPECPOS,LAMP")[0], night.select("WAVE,LAMP")[0], ifu)
-    xtalk = geo.CROSSTALK
-    calibration = calibrate_ifs(
-        *(calibrate_frame(mean_frame(f.path), dark, flat, bad, xtalk) for f in frames), "YJ"
-    )
-    center = night.select("OBJECT,CENTER")[0]
-    image = calibrate_frame(mean_frame(center.path), background, flat, bad, xtalk) / center.dit
-    cube = extract_cube(image, calibration)
+    calibration, center, cube, _ = calibrated_center_cube(night)
     centres, errors, _ = waffle_centers(cube, calibration.wavelengths_nm, "x")
     truth = cube.shape[-1] // 2 + np.mean(center.star_xy_mas, axis=0) / sc.IFS_PIXEL_SCALE_MAS
 

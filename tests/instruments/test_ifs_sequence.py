@@ -15,16 +15,10 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers.ifs_center_cube import calibrated_center_cube
 
 from hcdc.instruments.sphere import constants as sc
-from hcdc.instruments.sphere.ifs import geometry as geo
 from hcdc.instruments.sphere.ifs.extraction import (
-    bad_pixel_map,
-    calibrate_frame,
-    calibrate_ifs,
-    detector_flat,
-    extract_cube,
-    mean_frame,
     waffle_centers,
 )
 from hcdc.instruments.sphere.ifs.sequence import reduce_sequence
@@ -46,22 +40,7 @@ def center_cube(tmp_path_factory):
     night = simulate_ifs_night(
         tmp_path_factory.mktemp("ifs_medium"), mode="YJ", seed=6, scale="medium", target=HIGH_ROTATION_TARGET
     )
-    dark = mean_frame(night.select("DARK")[0].path)
-    flat, flat_bad = detector_flat(
-        mean_frame(night.select("FLAT,LAMP", lamp="BB", dit=10.0)[0].path),
-        mean_frame(night.select("FLAT,LAMP", lamp="BB", dit=1.65)[0].path),
-    )
-    background = mean_frame(night.select("DARK,BACKGROUND", dit=64.0)[0].path)
-    bad = bad_pixel_map(background, flat_bad)
-    ifu = next(f for f in night.files if f.dpr_type == "FLAT,LAMP" and f.dpr_tech == "IFU")
-    frames = (night.select("SPECPOS,LAMP")[0], night.select("WAVE,LAMP")[0], ifu)
-    xtalk = geo.CROSSTALK
-    calibration = calibrate_ifs(
-        *(calibrate_frame(mean_frame(f.path), dark, flat, bad, xtalk) for f in frames), "YJ"
-    )
-    center = night.select("OBJECT,CENTER")[0]
-    image = calibrate_frame(mean_frame(center.path), background, flat, bad, xtalk) / center.dit
-    return night, calibration, center, extract_cube(image, calibration), (background, flat, bad)
+    return (night, *calibrated_center_cube(night))
 
 
 def test_star_centre_per_wavelength_from_the_waffle_spots(center_cube) -> None:
