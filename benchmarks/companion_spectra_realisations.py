@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from companion_spectra_seeds import level2_of, night_name
+from companion_spectra_seeds import level2_of, matching_row, night_name
 
 
 def recipe_inputs(paths: dict[str, str]) -> dict:
@@ -114,13 +114,8 @@ def trial_errors(work: Path, night: str, comp: dict) -> np.ndarray | None:
         return None
     with fits.open(path) as hdul:
         companions, spectrum = hdul["COMPANIONS"].data, hdul["SPECTRUM"].data
-    for row in companions:
-        if (
-            abs(row["SEP_MAS"] - comp["separation_mas"]) < 5.0
-            and abs((row["PA"] - comp["pa_deg"] + 180.0) % 360.0 - 180.0) < 2.0
-        ):
-            return np.asarray(spectrum["CONTRAST_ERR"][spectrum["ID"] == row["ID"]])
-    return None
+    row = matching_row(companions, comp)
+    return None if row is None else np.asarray(spectrum["CONTRAST_ERR"][spectrum["ID"] == row["ID"]])
 
 
 def main() -> None:

@@ -97,21 +97,28 @@ def level2_of(
     return paths, truth
 
 
+def matching_row(companions, comp: dict):  # noqa: ANN001, ANN201 - a FITS table and one of its rows
+    """The first row of a ``COMPANIONS`` table within 5 mas and 2 deg of the truth ``comp``
+    (``separation_mas``, ``pa_deg``), or None."""
+    for row in companions:
+        if (
+            abs(row["SEP_MAS"] - comp["separation_mas"]) < 5.0
+            and abs((row["PA"] - comp["pa_deg"] + 180.0) % 360.0 - 180.0) < 2.0
+        ):
+            return row
+    return None
+
+
 def scores(path: Path, truth: list[dict]) -> list[dict]:
     with fits.open(path) as hdul:
         companions, spectrum = hdul["COMPANIONS"].data, hdul["SPECTRUM"].data
     rows = []
     for comp in truth:
-        match = [
-            r
-            for r in companions
-            if abs(r["SEP_MAS"] - comp["separation_mas"]) < 5.0
-            and abs((r["PA"] - comp["pa_deg"] + 180.0) % 360.0 - 180.0) < 2.0
-        ]
-        if not match:
+        match = matching_row(companions, comp)
+        if match is None:
             rows.append({"spectrum": comp["spectrum"], "found": False})
             continue
-        sel = spectrum["ID"] == match[0]["ID"]
+        sel = spectrum["ID"] == match["ID"]
         wl = spectrum["WAVELENGTH"][sel]
         measured, err = spectrum["CONTRAST"][sel], spectrum["CONTRAST_ERR"][sel]
         true = np.asarray(comp["contrast"])
@@ -122,7 +129,7 @@ def scores(path: Path, truth: list[dict]) -> list[dict]:
             {
                 "spectrum": comp["spectrum"],
                 "found": True,
-                "level2_snr": float(match[0]["SNR"]),
+                "level2_snr": float(match["SNR"]),
                 "rms": float(np.sqrt(np.mean((ratio - 1.0) ** 2))),
                 "median_abs": float(np.median(np.abs(ratio - 1.0))),
                 "within_10": float(np.mean(np.abs(ratio - 1.0) < 0.10)),

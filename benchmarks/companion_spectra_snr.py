@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from companion_spectra_seeds import BAND_OUT, night_name
+from companion_spectra_seeds import BAND_OUT, matching_row, night_name
 
 SNR_BINS = (0.0, 10.0, 15.0, 20.0, 30.0, 50.0, math.inf)
 #: the claim (docs/ifs.md): per-channel S/N at which >= CLAIM_WITHIN of the channels are within 10 %
@@ -51,17 +51,12 @@ def spectra(work: Path, night: str, version: str = "1.3") -> list[dict]:
         companions, table = hdul["COMPANIONS"].data, hdul["SPECTRUM"].data
         out = []
         for comp in truth:
-            match = [
-                r
-                for r in companions
-                if abs(r["SEP_MAS"] - comp["separation_mas"]) < 5.0
-                and abs((r["PA"] - comp["pa_deg"] + 180.0) % 360.0 - 180.0) < 2.0
-            ]
-            if not match:
+            match = matching_row(companions, comp)
+            if match is None:
                 out.append({"spectrum": comp["spectrum"], "found": False})
                 continue
-            sel = table["ID"] == match[0]["ID"]
-            n = int(match[0]["NFAKES"])
+            sel = table["ID"] == match["ID"]
+            n = int(match["NFAKES"])
             c13, e13, bias = (
                 np.asarray(table[k][sel], dtype=np.float64) for k in ("CONTRAST", "CONTRAST_ERR", "BIAS")
             )
@@ -69,7 +64,7 @@ def spectra(work: Path, night: str, version: str = "1.3") -> list[dict]:
                 {
                     "spectrum": comp["spectrum"],
                     "found": True,
-                    "level2_snr": float(match[0]["SNR"]),
+                    "level2_snr": float(match["SNR"]),
                     "wavelength_um": np.asarray(table["WAVELENGTH"][sel], dtype=np.float64),
                     "truth": np.asarray(comp["contrast"], dtype=np.float64),
                     "corrected": (c13, e13),
